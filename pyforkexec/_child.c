@@ -1,0 +1,682 @@
+/*
+ * The child of pyforkexec: everything that runs between clone and execve.
+ *
+ * Python (plan.py) validates the attributes and compiles them into a flat list of steps; this file only
+ * runs that list, in order, like Go's forkAndExecInChild1. The child shares the parent's memory
+ * (CLONE_VM) and runs on a stack of its own, so it must not allocate, take locks, or touch errno or
+ * any other thread-local state: every call here is a raw system call. The first failing step writes
+ * {errno, location, index} to the error pipe and exits 253; EOF on that CLOEXEC pipe means execve
+ * succeeded.
+ */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#error "pyforkexec's child supports x86_64 and aarch64"
+#endif
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+#define CHILD_STACK_SIZE (64 * 1024)
+#define EXIT_SETUP_FAILED 253
+
+/* Operations of a step; plan.py reads these names from OPS. */
+enum op {
+    OP_SYSCALL = 1,       /* nr(a0..a5); fails when it returns < 0 */
+    OP_MAP_PIPE,          /* close(a0); read the parent's {errno, index} from a1 */
+    OP_WRITE_FILE,        /* open(a0, O_WRONLY), write(a1, a2 bytes), close */
+    OP_FOREGROUND,        /* ioctl(a0, TIOCSPGRP, a1 ? a1 : getpid()) */
+    OP_SIGNALS,           /* reset handlers (those in mask a0 always), restore the parent's mask */
+    OP_RAISE_CAPS,        /* capget, OR masks a0 (caps 0-31) and a1 (32-63) into permitted+inheritable, capset */
+    OP_PDEATHSIG_CHECK,   /* if getppid() != a0: kill(getpid(), a1) */
+    OP_FDS,               /* Go's two dup3 passes over ProcAttr.files; a0 = nextfd */
+    OP_CLOEXEC_FROM,      /* mark every fd >= a0 close-on-exec */
+    OP_EXECVE,            /* execve(argv0, argv, envp), or execveat(a0, "", ..., AT_EMPTY_PATH) if a0 >= 0 */
+};
+
+/* One step, packed by plan.py as "=iiiiq6q". Bit j of refs: a[j] indexes the blobs tuple. */
+struct step {
+    int32_t op, loc, index, refs;
+    int64_t nr;
+    int64_t a[6];
+};
+
+struct ctx {
+    struct step *steps;
+    Py_ssize_t nsteps;
+    const char *argv0;
+    char **argv, **envp;
+    int *fds;             /* scratch copy of ProcAttr.files the child may rewrite */
+    Py_ssize_t nfds;
+    int errfd;
+    int cleared;          /* CLONE_CLEAR_SIGHAND took effect */
+    uint64_t oldmask;     /* the parent's signal mask, restored by OP_SIGNALS */
+    int32_t loc, index;   /* what a failure reports; a step may refine them */
+    int pidfd;
+    void *stack;
+    PyObject *keep;       /* the plan's objects the child reads, alive until finish() */
+};
+
+/* ---- raw system calls: no errno, no glibc wrappers (they may lock or signal threads) ---- */
+
+static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+    long ret;
+#if defined(__x86_64__)
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ __volatile__("syscall"
+                         : "=a"(ret)
+                         : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                         : "rcx", "r11", "memory");
+#else
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    register long x4 __asm__("x4") = e;
+    register long x5 __asm__("x5") = f;
+    __asm__ __volatile__("svc #0"
+                         : "+r"(x0)
+                         : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                         : "memory");
+    ret = x0;
+#endif
+    return ret;
+}
+#define sys0(n) sys6(n, 0, 0, 0, 0, 0, 0)
+#define sys1(n, a) sys6(n, (long)(a), 0, 0, 0, 0, 0)
+#define sys2(n, a, b) sys6(n, (long)(a), (long)(b), 0, 0, 0, 0)
+#define sys3(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define sys4(n, a, b, c, d) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define sys5(n, a, b, c, d, e) sys6(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+struct clone_args3 {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+};
+
+/* clone3 onto the child's own stack: the child calls fn(arg) there and never returns to C code
+ * of the parent's frame, which it would corrupt while sharing memory. */
+static long clone3_on_stack(struct clone_args3 *args, int (*fn)(void *), void *arg)
+{
+#if defined(__x86_64__)
+    long ret;
+    register void *r12 __asm__("r12") = arg;
+    register void *r13 __asm__("r13") = (void *)fn;
+    __asm__ __volatile__("syscall\n\t"
+                         "testq %%rax, %%rax\n\t"
+                         "jnz 1f\n\t"
+                         "xorl %%ebp, %%ebp\n\t"
+                         "movq %%r12, %%rdi\n\t"
+                         "callq *%%r13\n\t"
+                         "movq %%rax, %%rdi\n\t"
+                         "movl %[exit], %%eax\n\t"
+                         "syscall\n\t"
+                         "hlt\n"
+                         "1:"
+                         : "=a"(ret)
+                         : "a"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), "r"(r12), "r"(r13),
+                           [exit] "i"(SYS_exit_group)
+                         : "rcx", "r11", "memory");
+    return ret;
+#else
+    register long x8 __asm__("x8") = SYS_clone3;
+    register long x0 __asm__("x0") = (long)args;
+    register long x1 __asm__("x1") = sizeof(*args);
+    register void *x19 __asm__("x19") = arg;
+    register void *x20 __asm__("x20") = (void *)fn;
+    __asm__ __volatile__("svc #0\n\t"
+                         "cbnz x0, 1f\n\t"
+                         "mov x29, xzr\n\t"
+                         "mov x0, x19\n\t"
+                         "blr x20\n\t"
+                         "mov x8, %[exit]\n\t"
+                         "svc #0\n"
+                         "1:"
+                         : "+r"(x0)
+                         : "r"(x8), "r"(x1), "r"(x19), "r"(x20), [exit] "i"(SYS_exit_group)
+                         : "x30", "memory");
+    return x0;
+#endif
+}
+
+/* ---- the steps ---- */
+
+static long step_map_pipe(struct ctx *c, const struct step *s)
+{
+    int32_t msg[2] = {0, 0};
+    long r;
+
+    sys1(SYS_close, s->a[0]);
+    r = sys3(SYS_read, s->a[1], msg, sizeof(msg));
+    if (r < 0)
+        return r;
+    if (r != sizeof(msg))
+        return -EINVAL;  /* the parent went away before writing the maps */
+    c->index = msg[1];
+    return -msg[0];
+}
+
+static long step_write_file(const struct step *s)
+{
+    long fd = sys4(SYS_openat, AT_FDCWD, s->a[0], O_WRONLY | O_CLOEXEC, 0);
+    long r;
+
+    if (fd < 0)
+        return fd;
+    r = sys3(SYS_write, fd, s->a[1], s->a[2]);
+    sys1(SYS_close, fd);
+    return r < 0 ? r : 0;
+}
+
+static long step_foreground(const struct step *s)
+{
+    int32_t pgrp = (int32_t)(s->a[1] ? s->a[1] : sys0(SYS_getpid));
+
+    return sys3(SYS_ioctl, s->a[0], TIOCSPGRP, &pgrp);
+}
+
+/* The kernel's struct sigaction for rt_sigaction. */
+struct ksigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+};
+
+static long step_signals(struct ctx *c, const struct step *s)
+{
+    static const struct ksigaction dfl;  /* SIG_DFL, no flags */
+    struct ksigaction old;
+    uint64_t force = (uint64_t)s->a[0];
+    int sig;
+
+    for (sig = 1; sig <= 64; sig++) {
+        int forced = (int)((force >> (sig - 1)) & 1);
+        if (sig == SIGKILL || sig == SIGSTOP || (c->cleared && !forced))
+            continue;
+        if (!forced && (sys4(SYS_rt_sigaction, sig, NULL, &old, 8) < 0 || old.handler == SIG_IGN ||
+                        old.handler == SIG_DFL))
+            continue;
+        sys4(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+    }
+    return sys4(SYS_rt_sigprocmask, SIG_SETMASK, &c->oldmask, NULL, 8);
+}
+
+static long step_raise_caps(const struct step *s)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    long r = sys2(SYS_capget, &hdr, data);
+    int i;
+
+    if (r < 0)
+        return r;
+    for (i = 0; i < 2; i++) {
+        data[i].permitted |= (uint32_t)s->a[i];
+        data[i].inheritable |= (uint32_t)s->a[i];
+    }
+    return sys2(SYS_capset, &hdr, data);
+}
+
+static long step_pdeathsig_check(const struct step *s)
+{
+    if (sys0(SYS_getppid) == s->a[0])
+        return 0;
+    return sys2(SYS_kill, sys0(SYS_getpid), s->a[1]);  /* the parent already died */
+}
+
+/* Go's fd passes: lift the error pipe and every files[i] < i above nextfd, then place each at i. */
+static long step_fds(struct ctx *c, const struct step *s)
+{
+    int *fd = c->fds;
+    long nextfd = s->a[0], r;
+    Py_ssize_t i;
+
+    if (c->errfd < nextfd) {
+        r = sys3(SYS_dup3, c->errfd, nextfd, O_CLOEXEC);
+        if (r < 0)
+            return r;
+        c->errfd = (int)nextfd++;
+    }
+    for (i = 0; i < c->nfds; i++) {
+        if (fd[i] >= 0 && fd[i] < i) {
+            if (nextfd == c->errfd)
+                nextfd++;
+            c->index = (int32_t)i;
+            r = sys3(SYS_dup3, fd[i], nextfd, O_CLOEXEC);
+            if (r < 0)
+                return r;
+            fd[i] = (int)nextfd++;
+        }
+    }
+    for (i = 0; i < c->nfds; i++) {
+        c->index = (int32_t)i;
+        if (fd[i] == -1) {
+            sys1(SYS_close, i);
+        } else if (fd[i] == i) {
+            c->loc = s->a[1];  /* ErrorLocation.FCNTL */
+            if ((r = sys3(SYS_fcntl, i, F_SETFD, 0)) < 0)
+                return r;
+            c->loc = s->loc;
+        } else if ((r = sys3(SYS_dup3, fd[i], i, 0)) < 0) {
+            return r;
+        }
+    }
+    for (i = c->nfds; i < 3; i++)
+        sys1(SYS_close, i);
+    return 0;
+}
+
+static long step_cloexec_from(const struct step *s)
+{
+    struct rlimit rl;
+    long fd, r = sys3(SYS_close_range, s->a[0], ~0U, CLOSE_RANGE_CLOEXEC);
+
+    if (r != -ENOSYS && r != -EINVAL)
+        return r;
+    /* Kernels before 5.11: every fd up to the soft limit. */
+    if ((r = sys4(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl)) < 0)
+        return r;
+    for (fd = s->a[0]; fd < (long)rl.rlim_cur; fd++)
+        sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+static long step_execve(struct ctx *c, const struct step *s)
+{
+    if (s->a[0] >= 0)
+        return sys5(SYS_execveat, s->a[0], "", c->argv, c->envp, AT_EMPTY_PATH);
+    return sys3(SYS_execve, c->argv0, c->argv, c->envp);
+}
+
+static long run_step(struct ctx *c, const struct step *s)
+{
+    switch (s->op) {
+    case OP_SYSCALL:
+        return sys6(s->nr, s->a[0], s->a[1], s->a[2], s->a[3], s->a[4], s->a[5]);
+    case OP_MAP_PIPE:
+        return step_map_pipe(c, s);
+    case OP_WRITE_FILE:
+        return step_write_file(s);
+    case OP_FOREGROUND:
+        return step_foreground(s);
+    case OP_SIGNALS:
+        return step_signals(c, s);
+    case OP_RAISE_CAPS:
+        return step_raise_caps(s);
+    case OP_PDEATHSIG_CHECK:
+        return step_pdeathsig_check(s);
+    case OP_FDS:
+        return step_fds(c, s);
+    case OP_CLOEXEC_FROM:
+        return step_cloexec_from(s);
+    case OP_EXECVE:
+        return step_execve(c, s);
+    }
+    return -ENOSYS;
+}
+
+/* The child: run the steps; the first failure is reported and ends it. */
+static int child_main(void *arg)
+{
+    struct ctx *c = arg;
+    Py_ssize_t i;
+    long r = -EINVAL;  /* a plan that does not end in execve */
+
+    for (i = 0; i < c->nsteps; i++) {
+        c->loc = c->steps[i].loc;
+        c->index = c->steps[i].index;
+        r = run_step(c, &c->steps[i]);
+        if (r < 0)
+            break;
+    }
+    {
+        int32_t msg[4] = {(int32_t)-r, c->loc, c->index, 0};
+        sys3(SYS_write, c->errfd, msg, sizeof(msg));
+    }
+    for (;;)
+        sys1(SYS_exit_group, EXIT_SETUP_FAILED);
+    return 0;
+}
+
+/* ---- the parent side ---- */
+
+static const char CAPSULE[] = "pyforkexec._child.ctx";
+static int finished_marker;
+static int have_clone3 = 1;
+
+static void ctx_free(struct ctx *c)
+{
+    munmap(c->stack, CHILD_STACK_SIZE);
+    Py_XDECREF(c->keep);
+    PyMem_Free(c);
+}
+
+/* A capsule dropped before finish() may still be in use by a live child: leak it rather than risk that. */
+static void capsule_destructor(PyObject *cap)
+{
+    (void)cap;
+}
+
+static int bytes_array(PyObject *seq, char **out, Py_ssize_t n)
+{
+    Py_ssize_t i;
+
+    for (i = 0; i < n; i++) {
+        out[i] = PyBytes_AsString(PyTuple_GetItem(seq, i));
+        if (!out[i])
+            return -1;
+    }
+    out[n] = NULL;
+    return 0;
+}
+
+static struct ctx *ctx_new(PyObject *steps, PyObject *blobs, PyObject *argv0, PyObject *argv, PyObject *envp,
+                           PyObject *fds, int errfd)
+{
+    Py_ssize_t nbytes = PyBytes_Size(steps), nargv = PyTuple_Size(argv), nenv = PyTuple_Size(envp);
+    Py_ssize_t nfds = PyTuple_Size(fds), nsteps, i, j;
+    struct ctx *c;
+    char *p;
+
+    if (nbytes < 0 || nargv < 0 || nenv < 0 || nfds < 0 || PyTuple_Size(blobs) < 0)
+        return NULL;
+    if (nbytes % (Py_ssize_t)sizeof(struct step)) {
+        PyErr_SetString(PyExc_ValueError, "steps: not a whole number of steps");
+        return NULL;
+    }
+    nsteps = nbytes / (Py_ssize_t)sizeof(struct step);
+    c = PyMem_Malloc(sizeof(*c) + (size_t)nbytes + sizeof(char *) * (size_t)(nargv + nenv + 2) +
+                     sizeof(int) * (size_t)nfds);
+    if (!c) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memset(c, 0, sizeof(*c));
+    p = (char *)(c + 1);
+    c->steps = (struct step *)p;
+    memcpy(c->steps, PyBytes_AsString(steps), (size_t)nbytes);
+    c->nsteps = nsteps;
+    p += nbytes;
+    c->argv = (char **)p;
+    c->envp = c->argv + nargv + 1;
+    c->fds = (int *)(c->envp + nenv + 1);
+    c->nfds = nfds;
+    c->errfd = errfd;
+    c->pidfd = -1;
+    c->stack = MAP_FAILED;
+    if (bytes_array(argv, c->argv, nargv) < 0 || bytes_array(envp, c->envp, nenv) < 0 ||
+        !(c->argv0 = PyBytes_AsString(argv0)))
+        goto fail;
+    for (i = 0; i < nfds; i++) {
+        c->fds[i] = (int)PyLong_AsLong(PyTuple_GetItem(fds, i));
+        if (c->fds[i] == -1 && PyErr_Occurred())
+            goto fail;
+    }
+    for (i = 0; i < nsteps; i++) {
+        for (j = 0; j < 6; j++) {
+            if (c->steps[i].refs & (1 << j)) {
+                char *blob = PyBytes_AsString(PyTuple_GetItem(blobs, (Py_ssize_t)c->steps[i].a[j]));
+                if (!blob)
+                    goto fail;
+                c->steps[i].a[j] = (int64_t)(intptr_t)blob;
+            }
+        }
+    }
+    c->stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (c->stack == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
+    c->keep = PyTuple_Pack(5, steps, blobs, argv0, argv, envp);
+    if (!c->keep)
+        goto fail;
+    return c;
+fail:
+    if (c->stack != MAP_FAILED)
+        munmap(c->stack, CHILD_STACK_SIZE);
+    PyMem_Free(c);
+    return NULL;
+}
+
+/* clone3, or clone(2) on kernels before 5.3 when nothing needs clone3. Returns pid or -errno. */
+static long do_clone(struct ctx *c, uint64_t flags, int cgroup_fd)
+{
+    char *top = (char *)c->stack + CHILD_STACK_SIZE;
+    long pid = -ENOSYS;
+
+    if (have_clone3) {
+        struct clone_args3 args;
+        memset(&args, 0, sizeof(args));
+        args.flags = flags;
+        args.pidfd = (uint64_t)(uintptr_t)&c->pidfd;
+        args.exit_signal = SIGCHLD;
+        args.stack = (uint64_t)(uintptr_t)c->stack;
+        args.stack_size = CHILD_STACK_SIZE;
+        args.cgroup = (uint64_t)(cgroup_fd < 0 ? 0 : cgroup_fd);
+        c->cleared = (flags & CLONE_CLEAR_SIGHAND) != 0;
+        pid = clone3_on_stack(&args, child_main, c);
+        if (pid != -ENOSYS)
+            return pid;
+        have_clone3 = 0;
+    }
+    if (flags & (CLONE_INTO_CGROUP | CLONE_NEWTIME))
+        return -ENOSYS;
+    c->cleared = 0;
+    pid = clone(child_main, top, (int)(flags & 0xffffff00ULL & ~CLONE_CLEAR_SIGHAND) | SIGCHLD, c,
+                &c->pidfd);
+    return pid < 0 ? -errno : pid;
+}
+
+/* spawn(steps, blobs, argv0, argv, envp, fds, errfd, flags, cgroup_fd) -> (pid, pidfd, handle) */
+static PyObject *spawn(PyObject *self, PyObject *args)
+{
+    PyObject *steps, *blobs, *argv0, *argv, *envp, *fds, *handle;
+    unsigned long long flags;
+    int errfd, cgroup_fd;
+    sigset_t all, old;
+    struct ctx *c;
+    long pid;
+
+    if (!PyArg_ParseTuple(args, "SO!SO!O!O!iKi:spawn", &steps, &PyTuple_Type, &blobs, &argv0, &PyTuple_Type,
+                          &argv, &PyTuple_Type, &envp, &PyTuple_Type, &fds, &errfd, &flags, &cgroup_fd))
+        return NULL;
+    if (!(c = ctx_new(steps, blobs, argv0, argv, envp, fds, errfd)))
+        return NULL;
+
+    Py_BEGIN_ALLOW_THREADS
+    /* Block every signal so no handler runs in the child on shared memory; the child resets its
+     * handlers and restores this mask (OP_SIGNALS). */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    memcpy(&c->oldmask, &old, sizeof(c->oldmask));
+    pid = do_clone(c, flags, cgroup_fd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    Py_END_ALLOW_THREADS
+
+    if (pid < 0) {
+        ctx_free(c);
+        errno = (int)-pid;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (!(handle = PyCapsule_New(c, CAPSULE, capsule_destructor)))
+        return NULL;  /* leaks c: the child may still use it */
+    return Py_BuildValue("liN", pid, c->pidfd, handle);
+}
+
+/* finish(handle, errpipe) -> None | (errno, location, index): read the error pipe to EOF (the child
+ * exec'd or exited and no longer uses its stack), then free what the child used. */
+static PyObject *finish(PyObject *self, PyObject *args)
+{
+    PyObject *handle;
+    int fd;
+    struct ctx *c;
+    int32_t msg[4];
+    size_t got = 0;
+    char sink[64];
+    ssize_t n;
+
+    if (!PyArg_ParseTuple(args, "Oi:finish", &handle, &fd))
+        return NULL;
+    if (!(c = PyCapsule_GetPointer(handle, CAPSULE)))
+        return NULL;
+    if (c == (void *)&finished_marker) {
+        PyErr_SetString(PyExc_RuntimeError, "finish: already finished");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        if (got < sizeof(msg))
+            n = read(fd, (char *)msg + got, sizeof(msg) - got);
+        else
+            n = read(fd, sink, sizeof(sink));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (got < sizeof(msg))
+            got += (size_t)n;
+    }
+    Py_END_ALLOW_THREADS
+    if (n < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);  /* keep c: the child's state is unknown */
+    ctx_free(c);
+    PyCapsule_SetPointer(handle, &finished_marker);
+    if (got == 0)
+        Py_RETURN_NONE;
+    if (got != sizeof(msg))
+        return Py_BuildValue("iii", EPIPE, 0, 0);
+    return Py_BuildValue("iii", msg[0], msg[1], msg[2]);
+}
+
+/* setns(fd, nstype) for the calling thread (os.setns is Python 3.12+). */
+static PyObject *py_setns(PyObject *self, PyObject *args)
+{
+    int fd, nstype;
+
+    if (!PyArg_ParseTuple(args, "ii:setns", &fd, &nstype))
+        return NULL;
+    if (setns(fd, nstype) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"spawn", spawn, METH_VARARGS, "spawn(steps, blobs, argv0, argv, envp, fds, errfd, flags, cgroup_fd)"},
+    {"finish", finish, METH_VARARGS, "finish(handle, errpipe) -> None | (errno, location, index)"},
+    {"setns", py_setns, METH_VARARGS, "setns(fd, nstype)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "pyforkexec._child", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+static int add_table(PyObject *m, const char *name, const char *const *names, const long *values, size_t n)
+{
+    PyObject *d = PyDict_New();
+    size_t i;
+
+    if (!d)
+        return -1;
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLong(values[i]);
+        if (!v || PyDict_SetItemString(d, names[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    return PyModule_AddObject(m, name, d);
+}
+
+PyMODINIT_FUNC PyInit__child(void)
+{
+    /* system call numbers and constants of this architecture, and the step operations */
+    static const struct { const char *name; long value; } sys[] = {
+        {"setsid", SYS_setsid}, {"setpgid", SYS_setpgid}, {"ioctl", SYS_ioctl}, {"unshare", SYS_unshare},
+        {"mount", SYS_mount}, {"umount2", SYS_umount2}, {"chroot", SYS_chroot}, {"chdir", SYS_chdir},
+        {"fchdir", SYS_fchdir}, {"setgroups", SYS_setgroups}, {"setgid", SYS_setgid}, {"setuid", SYS_setuid},
+        {"prctl", SYS_prctl}, {"ptrace", SYS_ptrace}, {"setns", SYS_setns}, {"sethostname", SYS_sethostname},
+        {"setdomainname", SYS_setdomainname}, {"pivot_root", SYS_pivot_root}, {"mkdirat", SYS_mkdirat},
+        {"prlimit64", SYS_prlimit64}, {"seccomp", SYS_seccomp}, {"close", SYS_close}, {"write", SYS_write},
+        {"read", SYS_read}, {"kill", SYS_kill},
+    }, consts[] = {
+        {"TIOCNOTTY", TIOCNOTTY}, {"TIOCSCTTY", TIOCSCTTY}, {"PR_SET_KEEPCAPS", PR_SET_KEEPCAPS},
+        {"PR_CAP_AMBIENT", PR_CAP_AMBIENT}, {"PR_CAP_AMBIENT_RAISE", PR_CAP_AMBIENT_RAISE},
+        {"PR_SET_PDEATHSIG", PR_SET_PDEATHSIG}, {"PR_SET_NO_NEW_PRIVS", PR_SET_NO_NEW_PRIVS},
+        {"PR_CAPBSET_DROP", PR_CAPBSET_DROP}, {"PTRACE_TRACEME", PTRACE_TRACEME}, {"MS_REC", MS_REC},
+        {"MS_PRIVATE", MS_PRIVATE}, {"AT_FDCWD", AT_FDCWD}, {"CLOSE_RANGE_CLOEXEC", CLOSE_RANGE_CLOEXEC},
+        {"EXIT_SETUP_FAILED", EXIT_SETUP_FAILED}, {"STEP_SIZE", sizeof(struct step)},
+    }, ops[] = {
+        {"SYSCALL", OP_SYSCALL}, {"MAP_PIPE", OP_MAP_PIPE}, {"WRITE_FILE", OP_WRITE_FILE},
+        {"FOREGROUND", OP_FOREGROUND}, {"SIGNALS", OP_SIGNALS}, {"RAISE_CAPS", OP_RAISE_CAPS},
+        {"PDEATHSIG_CHECK", OP_PDEATHSIG_CHECK}, {"FDS", OP_FDS}, {"CLOEXEC_FROM", OP_CLOEXEC_FROM},
+        {"EXECVE", OP_EXECVE},
+    };
+    PyObject *m = PyModule_Create(&module);
+    const char *names[64];
+    long values[64];
+    size_t i;
+
+    if (!m)
+        return NULL;
+#define TABLE(label, t)                                                      \
+    for (i = 0; i < sizeof(t) / sizeof((t)[0]); i++) {                       \
+        names[i] = (t)[i].name;                                              \
+        values[i] = (t)[i].value;                                            \
+    }                                                                        \
+    if (add_table(m, label, names, values, sizeof(t) / sizeof((t)[0])) < 0) { \
+        Py_DECREF(m);                                                        \
+        return NULL;                                                         \
+    }
+    TABLE("SYS", sys)
+    TABLE("CONST", consts)
+    TABLE("OPS", ops)
+    return m;
+}

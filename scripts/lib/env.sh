@@ -1,0 +1,74 @@
+# Shared set-up for scripts/*: sourced, not run. Brings a fresh Debian 12 machine (as root) to a
+# working checkout: the apt packages below, .venv built with /usr/bin/python3, and an editable
+# install of pyforkexec with its dev extras (rebuilt only when the build inputs change).
+# shellcheck shell=bash
+
+set -euo pipefail
+
+PFE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PFE_VENV="$PFE_ROOT/.venv"
+PFE_BASE_PYTHON=/usr/bin/python3
+# Everything the build, the tests and the demo need from Debian, in one place.
+PFE_APT_PACKAGES=(python3-venv python3-dev gcc libc6-dev iproute2 util-linux procps)
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 DEBIAN_FRONTEND=noninteractive
+
+pfe_log() { printf '==> %s\n' "$*" >&2; }
+pfe_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+pfe_ensure_apt_packages() {
+    command -v dpkg-query >/dev/null || { pfe_log "not a Debian system: skipping the apt packages check"; return 0; }
+    local pkg missing=()
+    for pkg in "${PFE_APT_PACKAGES[@]}"; do
+        [[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" == installed ]] || missing+=("$pkg")
+    done
+    ((${#missing[@]})) || return 0
+    [[ $EUID -eq 0 ]] || pfe_die "missing packages ${missing[*]}: run as root, or: sudo apt-get install ${missing[*]}"
+    pfe_log "installing ${missing[*]}"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# A hash of everything that changes what `pip install -e` builds.
+pfe_build_hash() {
+    (cd "$PFE_ROOT" && sha256sum pyproject.toml setup.py pyforkexec/*.c 2>/dev/null; "$PFE_VENV/bin/python" -VV) \
+        | sha256sum | cut -d' ' -f1
+}
+
+# The editable install puts each extension next to its source; a clean tree has none.
+pfe_extensions_built() {
+    local src
+    for src in "$PFE_ROOT"/pyforkexec/*.c; do
+        [[ -e "$src" ]] || continue
+        compgen -G "${src%.c}*.so" >/dev/null || return 1
+    done
+}
+
+pfe_ensure_venv() {
+    if ! "$PFE_VENV/bin/python" -c '' 2>/dev/null; then
+        pfe_log "creating $PFE_VENV with $PFE_BASE_PYTHON"
+        rm -rf "$PFE_VENV"
+        "$PFE_BASE_PYTHON" -m venv "$PFE_VENV"
+    fi
+    local stamp="$PFE_VENV/.pyforkexec-build.sha256" hash
+    hash=$(pfe_build_hash)
+    if [[ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]] || ! pfe_extensions_built; then
+        pfe_log "pip install -e '.[dev]'"
+        rm -f "$stamp"
+        (cd "$PFE_ROOT" && "$PFE_VENV/bin/pip" install -q -e '.[dev]')
+        echo "$hash" >"$stamp"
+    fi
+}
+
+pfe_setup() {
+    # Serialise concurrent runs of the scripts on this checkout (locking this very file), and let go
+    # before the real work so that the processes it starts do not inherit the lock.
+    exec {lock_fd}<"${BASH_SOURCE[0]}"
+    flock "$lock_fd"
+    pfe_ensure_apt_packages
+    pfe_ensure_venv
+    flock -u "$lock_fd"
+    exec {lock_fd}<&-
+    export PATH="$PFE_VENV/bin:$PATH"
+    cd "$PFE_ROOT"
+}

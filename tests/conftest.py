@@ -1,0 +1,102 @@
+"""Fixtures of the core suite: an unprivileged runner, a static probe, a tiny root, a cgroup, a netns."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from helpers.forked import NOBODY, run_in_fork
+
+HELPERS = Path(__file__).parent / "helpers"
+
+
+@pytest.fixture
+def unprivileged() -> Callable[..., Any]:
+    """``unprivileged(fn, *args)`` runs fn in a forked child as uid/gid 65534 without groups."""
+
+    def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return run_in_fork(fn, *args, uid=NOBODY, gid=NOBODY, **kwargs)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def world_dir() -> Iterator[Path]:
+    """A 0755 scratch dir that uid 65534 can traverse (pytest's tmp_path is 0700)."""
+    d = Path(tempfile.mkdtemp(prefix="pyforkexec-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def probe(world_dir: Path) -> str:
+    """tests/helpers/probe.c built statically, so that it also runs inside an empty chroot."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the static probe")
+    out = world_dir / "probe"
+    proc = subprocess.run([cc, "-static", "-O2", "-o", str(out), str(HELPERS / "probe.c")],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot link a static probe (libc.a missing?): {proc.stderr.strip()}")
+    return str(out)
+
+
+@pytest.fixture
+def tiny_root(tmp_path: Path, probe: str) -> Path:
+    """A root with nothing but /probe and /marker."""
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy2(probe, root / "probe")
+    (root / "marker").write_text("inside the tiny root\n")
+    return root
+
+
+def _cgroup2_mount() -> str | None:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[fields.index("-") + 1] == "cgroup2":
+                return fields[4]
+    return None
+
+
+@pytest.fixture
+def cgroup_dir() -> Iterator[tuple[str, str]]:
+    """A fresh cgroup v2 directory: (absolute path, path as /proc/PID/cgroup shows it)."""
+    mnt = _cgroup2_mount()
+    if mnt is None:
+        pytest.skip("no cgroup2 hierarchy mounted")
+    with open("/proc/self/cgroup") as f:
+        own = next((line[3:].strip() for line in f if line.startswith("0::")), None)
+    if own is None:
+        pytest.skip("this process has no cgroup v2 membership")
+    name = f"pyforkexec-test-{uuid.uuid4().hex[:8]}"
+    path = os.path.join(mnt + own.rstrip("/"), name)
+    try:
+        os.mkdir(path)
+    except OSError as e:
+        pytest.skip(f"cannot create a cgroup: {e}")
+    yield path, os.path.join(own, name)
+    os.rmdir(path)
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace made by ``ip netns add``; yields its /run/netns path."""
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 (ip) is not installed")
+    name = f"pyfe-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"ip netns add failed: {proc.stderr.strip()}")
+    yield f"/run/netns/{name}"
+    subprocess.run(["ip", "netns", "del", name], check=True)

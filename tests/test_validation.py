@@ -1,0 +1,193 @@
+"""Bad input raises ValueError/TypeError naming the field, before any process exists.
+
+The probe: each attempt runs as pid 1 of a fresh PID namespace, where
+/proc/sys/kernel/ns_last_pid moves only when that attempt creates a process (even one that is
+reaped at once), so "no process was created" is exact rather than a before/after child count.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from helpers.forked import run_in_fork
+from helpers.marks import needs_root
+
+import pyforkexec as pf
+from pyforkexec import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap, fork_exec, run, start_process
+
+pytestmark = needs_root
+TRUE = "/bin/true"
+NEWUSER = pf.CLONE_NEWUSER
+
+
+def last_pid() -> int:
+    with open("/proc/sys/kernel/ns_last_pid") as f:
+        return int(f.read())
+
+
+@dataclass(frozen=True)
+class Attempt:
+    kind: str  # the exception class name, or "none"
+    message: str
+    processes: int  # processes created in the attempt's PID namespace
+
+
+def attempt(fn: Any, *args: Any, **kwargs: Any) -> Attempt:
+    """Calls fn as pid 1 of a new PID namespace and reports what it raised and how many pids it used."""
+
+    def inner() -> Attempt:
+        before = last_pid()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as e:  # a ChildError here means a rule was left to the kernel
+            return Attempt(type(e).__name__, str(e), last_pid() - before)
+        if isinstance(result, int):  # fork_exec's pid
+            os.waitpid(result, 0)
+        return Attempt("none", "", last_pid() - before)
+
+    return run_in_fork(inner, pidns=True)
+
+
+def maps(*lines: tuple[int, int, int]) -> list[SysProcIDMap]:
+    return [SysProcIDMap(*line) for line in lines]
+
+
+def S(**kw: Any) -> ProcAttr:
+    """A ProcAttr around SysProcAttr(**kw)."""
+    return ProcAttr(sys=SysProcAttr(**kw))
+
+
+@dataclass
+class Case:
+    id: str
+    field: str  # the message must start with "<field>: "
+    attr: ProcAttr | None = None
+    argv0: Any = TRUE
+    argv: Any = ("true",)
+    rule: str = ""  # a phrase the message must contain
+    kind: type = ValueError
+
+
+USERNS = {"cloneflags": NEWUSER}
+CASES = [
+    # NUL bytes (Go returns EINVAL before forking)
+    Case("nul-argv0", "argv0", argv0="/bin/tr\0ue", rule="NUL"),
+    Case("nul-argv", "argv[1]", argv=["true", "a\0b"], rule="NUL"),
+    Case("nul-env", "ProcAttr.env[1]", ProcAttr(env=["A=1", "B=\0"]), rule="NUL"),
+    Case("nul-dir", "ProcAttr.dir", ProcAttr(dir="/tmp\0x"), rule="NUL"),
+    Case("nul-chroot", "SysProcAttr.chroot", S(chroot="/\0x"), rule="NUL"),
+    Case("nul-setns", "SysProcAttr.setns[0].target", S(setns=[SetNS("/run\0")]), rule="NUL"),
+    Case("argv-str", "argv", argv="true", kind=TypeError),
+    Case("env-not-str", "ProcAttr.env[0]", ProcAttr(env=[1]), kind=TypeError),
+    Case("sys-type", "ProcAttr.sys", ProcAttr(sys="x"), kind=TypeError),  # type: ignore[arg-type]
+    # clone(2)'s EINVAL combinations
+    Case("newns-fs", "SysProcAttr.cloneflags", S(cloneflags=pf.CLONE_NEWNS | pf.CLONE_FS),
+         rule="CLONE_NEWNS cannot be combined with CLONE_FS"),
+    Case("newuser-fs", "SysProcAttr.cloneflags", S(cloneflags=NEWUSER | pf.CLONE_FS),
+         rule="CLONE_NEWUSER cannot be combined with CLONE_FS"),
+    Case("newuser-parent", "SysProcAttr.cloneflags", S(cloneflags=NEWUSER | pf.CLONE_PARENT),
+         rule="CLONE_NEWUSER cannot be combined with CLONE_PARENT"),
+    Case("newpid-parent", "SysProcAttr.cloneflags", S(cloneflags=pf.CLONE_NEWPID | pf.CLONE_PARENT),
+         rule="CLONE_NEWPID cannot be combined with CLONE_PARENT"),
+    Case("newipc-sysvsem", "SysProcAttr.cloneflags", S(cloneflags=pf.CLONE_NEWIPC | pf.CLONE_SYSVSEM),
+         rule="CLONE_NEWIPC cannot be combined with CLONE_SYSVSEM"),
+    Case("newuser-thread", "SysProcAttr.cloneflags",
+         S(cloneflags=NEWUSER | pf.CLONE_THREAD | pf.CLONE_SIGHAND)),
+    Case("newpid-thread", "SysProcAttr.cloneflags", S(cloneflags=pf.CLONE_NEWPID | pf.CLONE_THREAD)),
+    Case("sighand-without-vm", "SysProcAttr.cloneflags", S(cloneflags=pf.CLONE_SIGHAND)),
+    Case("thread-without-sighand", "SysProcAttr.cloneflags", S(cloneflags=pf.CLONE_THREAD)),
+    Case("exit-signal-byte", "SysProcAttr.cloneflags", S(cloneflags=17)),
+    Case("unknown-clone-bit", "SysProcAttr.cloneflags", S(cloneflags=1 << 40), rule="unknown"),
+    Case("negative-cloneflags", "SysProcAttr.cloneflags", S(cloneflags=-1)),
+    Case("unshare-vm", "SysProcAttr.unshareflags", S(unshareflags=pf.CLONE_VM)),
+    Case("unshare-unknown", "SysProcAttr.unshareflags", S(unshareflags=1 << 40), rule="unknown"),
+    # the footguns of Go (reference notes)
+    *(Case(f"refused-{name}", "SysProcAttr.cloneflags", S(cloneflags=getattr(pf, name)), rule="refused")
+      for name in ("CLONE_VM", "CLONE_VFORK", "CLONE_FILES", "CLONE_SETTLS", "CLONE_PARENT_SETTID",
+                   "CLONE_CHILD_SETTID", "CLONE_CHILD_CLEARTID", "CLONE_PIDFD", "CLONE_CLEAR_SIGHAND",
+                   "CLONE_INTO_CGROUP")),
+    Case("fs-with-dir", "SysProcAttr.cloneflags",
+         ProcAttr(dir="/tmp", sys=SysProcAttr(cloneflags=pf.CLONE_FS))),
+    Case("fs-with-chroot", "SysProcAttr.cloneflags", S(cloneflags=pf.CLONE_FS, chroot="/")),
+    Case("uid-maps-without-newuser", "SysProcAttr.uid_mappings", S(uid_mappings=maps((0, 0, 1))),
+         rule="CLONE_NEWUSER"),
+    Case("gid-maps-without-newuser", "SysProcAttr.gid_mappings", S(gid_mappings=maps((0, 0, 1)))),
+    Case("ambient-cap-64", "SysProcAttr.ambient_caps[0]", S(ambient_caps=[64])),
+    Case("ambient-cap-beyond-last", "SysProcAttr.ambient_caps[1]", S(ambient_caps=[0, 1000])),
+    Case("ambient-cap-negative", "SysProcAttr.ambient_caps[0]", S(ambient_caps=[-1])),
+    # ids
+    Case("uid-negative", "SysProcAttr.credential.uid", S(credential=Credential(uid=-1, gid=0))),
+    Case("uid-no-change-value", "SysProcAttr.credential.uid", S(credential=Credential(uid=2**32 - 1, gid=0))),
+    Case("uid-overflow", "SysProcAttr.credential.uid", S(credential=Credential(uid=2**32, gid=0))),
+    Case("gid-negative", "SysProcAttr.credential.gid", S(credential=Credential(uid=0, gid=-1))),
+    Case("group-overflow", "SysProcAttr.credential.groups[1]",
+         S(credential=Credential(uid=0, gid=0, groups=(1, 2**32)))),
+    Case("uid-str", "SysProcAttr.credential.uid", S(credential=Credential(uid="0", gid=0)), kind=TypeError),
+    Case("uid-bool", "SysProcAttr.credential.uid", S(credential=Credential(uid=True, gid=0)), kind=TypeError),
+    Case("credential-type", "SysProcAttr.credential", S(credential=(0, 0)), kind=TypeError),
+    # id mappings
+    Case("map-container-negative", "SysProcAttr.uid_mappings[0].container_id",
+         S(**USERNS, uid_mappings=maps((-1, 0, 1)))),
+    Case("map-host-overflow", "SysProcAttr.gid_mappings[1].host_id",
+         S(**USERNS, gid_mappings=maps((0, 0, 1), (1, 2**32, 1)))),
+    Case("map-size-zero", "SysProcAttr.uid_mappings[0].size", S(**USERNS, uid_mappings=maps((0, 0, 0)))),
+    Case("map-end-overflow", "SysProcAttr.uid_mappings[0]",
+         S(**USERNS, uid_mappings=maps((0, 2**32 - 2, 2)))),
+    Case("map-overlap-container", "SysProcAttr.uid_mappings",
+         S(**USERNS, uid_mappings=maps((0, 0, 10), (5, 100, 1))), rule="overlap"),
+    Case("map-overlap-host", "SysProcAttr.gid_mappings",
+         S(**USERNS, gid_mappings=maps((0, 0, 10), (20, 9, 1))), rule="overlap"),
+    Case("map-too-many", "SysProcAttr.uid_mappings",
+         S(**USERNS, uid_mappings=maps(*((i, i, 1) for i in range(341)))), rule="340"),
+    Case("map-type", "SysProcAttr.uid_mappings[0]", S(**USERNS, uid_mappings=[(0, 0, 1)]), kind=TypeError),
+    Case("map-empty-list", "SysProcAttr.uid_mappings", S(**USERNS, uid_mappings=[])),
+    # files
+    Case("fd-negative", "ProcAttr.files[1]", ProcAttr(files=[0, -2, 2])),
+    Case("fd-overflow", "ProcAttr.files[0]", ProcAttr(files=[2**31, 1, 2])),
+    Case("fd-type", "ProcAttr.files[2]", ProcAttr(files=[0, 1, "2"]), kind=TypeError),
+    Case("files-str", "ProcAttr.files", ProcAttr(files="012"), kind=TypeError),
+    # terminals
+    Case("setctty-without-setsid", "SysProcAttr.setctty", S(setctty=True), rule="setsid"),
+    Case("setctty-and-foreground", "SysProcAttr.setctty", S(setsid=True, setctty=True, foreground=True)),
+    Case("ctty-beyond-files", "SysProcAttr.ctty", S(setsid=True, setctty=True, ctty=3)),
+    Case("ctty-closed-slot", "SysProcAttr.ctty",
+         ProcAttr(files=[None, 1, 2], sys=SysProcAttr(setsid=True, setctty=True, ctty=0))),
+    Case("foreground-negative-ctty", "SysProcAttr.ctty", S(foreground=True, ctty=-1)),
+    Case("pgid-negative", "SysProcAttr.pgid", S(setpgid=True, pgid=-1)),
+    # the rest
+    Case("pdeathsig-65", "SysProcAttr.pdeathsig", S(pdeathsig=65)),
+    Case("pdeathsig-negative", "SysProcAttr.pdeathsig", S(pdeathsig=-1)),
+    Case("cgroup-fd-negative", "SysProcAttr.cgroup_fd", S(use_cgroup_fd=True, cgroup_fd=-1)),
+    Case("setns-nstype", "SysProcAttr.setns[0].nstype", S(setns=[SetNS(0, pf.CLONE_VM)])),
+    Case("setns-fd-negative", "SysProcAttr.setns[0].target", S(setns=[SetNS(-1)])),
+    Case("setns-entry-type", "SysProcAttr.setns[0]", S(setns=["/run/netns/x"]), kind=TypeError),
+]
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_refused_before_any_process(case: Case) -> None:
+    got = attempt(fork_exec, case.argv0, case.argv, case.attr)
+    assert (got.kind, got.processes) == (case.kind.__name__, 0), got.message
+    assert re.match(f"{re.escape(case.field)}: ", got.message), got.message
+    assert case.rule in got.message
+
+
+def test_the_probe_sees_a_process() -> None:
+    # the probe itself must be able to fail: a valid spawn moves ns_last_pid
+    assert attempt(fork_exec, TRUE, ["true"], None) == Attempt("none", "", 1)
+
+
+def test_start_process_validates_too() -> None:
+    got = attempt(start_process, TRUE, ["true"], S(cloneflags=pf.CLONE_VM))
+    assert (got.kind, got.processes) == ("ValueError", 0)
+    assert got.message.startswith("SysProcAttr.cloneflags: ")
+
+
+def test_run_validates_too() -> None:
+    got = attempt(run, ["true"], sys=SysProcAttr(credential=Credential(uid=-1, gid=0)))
+    assert (got.kind, got.processes) == ("ValueError", 0)
+    assert got.message.startswith("SysProcAttr.credential.uid: ")
+    got = attempt(run, "true")
+    assert (got.kind, got.processes) == ("TypeError", 0)
