@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -26,6 +28,8 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -57,6 +61,21 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MS_NOSYMFOLLOW
+#define MS_NOSYMFOLLOW 256
+#endif
+/* statfs f_flags (linux/statfs.h); the first six equal their MS_* counterparts */
+#define ST_KEEP_AS_MS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
+#define ST_RELATIME_FLAG 0x1000
+#define ST_NOSYMFOLLOW_FLAG 0x2000
+#define MS_ATIME_MODES (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)
+#define CAPS_EFFECTIVE_ALL 1  /* OP_CAPS: make the effective set equal the new permitted set */
 
 #define CHILD_STACK_SIZE (64 * 1024)
 #define EXIT_SETUP_FAILED 253
@@ -68,11 +87,17 @@ enum op {
     OP_WRITE_FILE,        /* open(a0, O_WRONLY), write(a1, a2 bytes), close */
     OP_FOREGROUND,        /* ioctl(a0, TIOCSPGRP, a1 ? a1 : getpid()) */
     OP_SIGNALS,           /* reset handlers (those in mask a0 always), restore the parent's mask */
-    OP_RAISE_CAPS,        /* capget, OR masks a0 (caps 0-31) and a1 (32-63) into permitted+inheritable, capset */
+    OP_CAPS,              /* capget; permitted, inheritable: AND mask a0|a1<<32, then OR a2|a3<<32;
+                           * effective: AND a0|a1<<32, or the new permitted if a4 & CAPS_EFFECTIVE_ALL; capset */
     OP_PDEATHSIG_CHECK,   /* if getppid() != a0: kill(getpid(), a1) */
     OP_FDS,               /* Go's two dup3 passes over ProcAttr.files; a0 = nextfd */
     OP_CLOEXEC_FROM,      /* mark every fd >= a0 close-on-exec */
     OP_EXECVE,            /* execve(argv0, argv, envp), or execveat(a0, "", ..., AT_EMPTY_PATH) if a0 >= 0 */
+    OP_CREATE,            /* mkdirat(a0, mode a1), or if a2 an empty file; an existing one is fine */
+    OP_REMOUNT,           /* mount_setattr(a0, a2 (0 or AT_RECURSIVE), attr a1); before 5.12: remount a0
+                           * (top mount only) with MS_* flags a3 plus the locked flags it has */
+    OP_SYNC,              /* close(a1); tell the parent on socket a0 we are ready; wait for its byte */
+    OP_SECCOMP,           /* install the a1-instruction filter a0; with EACCES set no_new_privs and retry */
 };
 
 /* One step, packed by plan.py as "=iiiiq6q". Bit j of refs: a[j] indexes the blobs tuple. */
@@ -247,7 +272,7 @@ static long step_signals(struct ctx *c, const struct step *s)
     return sys4(SYS_rt_sigprocmask, SIG_SETMASK, &c->oldmask, NULL, 8);
 }
 
-static long step_raise_caps(const struct step *s)
+static long step_caps(const struct step *s)
 {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
@@ -257,10 +282,84 @@ static long step_raise_caps(const struct step *s)
     if (r < 0)
         return r;
     for (i = 0; i < 2; i++) {
-        data[i].permitted |= (uint32_t)s->a[i];
-        data[i].inheritable |= (uint32_t)s->a[i];
+        uint32_t keep = (uint32_t)s->a[i], add = (uint32_t)s->a[2 + i];
+        data[i].permitted = (data[i].permitted & keep) | add;
+        data[i].inheritable = (data[i].inheritable & keep) | add;
+        data[i].effective = (s->a[4] & CAPS_EFFECTIVE_ALL) ? data[i].permitted : data[i].effective & keep;
     }
     return sys2(SYS_capset, &hdr, data);
+}
+
+static long step_create(const struct step *s)
+{
+    long r;
+
+    if (!s->a[2]) {
+        r = sys3(SYS_mkdirat, AT_FDCWD, s->a[0], s->a[1]);
+    } else {
+        r = sys4(SYS_openat, AT_FDCWD, s->a[0], O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, s->a[1]);
+        if (r >= 0)
+            r = sys1(SYS_close, r);
+    }
+    return r == -EEXIST ? 0 : r;
+}
+
+/* The kernel's struct mount_attr (MOUNT_ATTR_SIZE_VER0). */
+struct kmount_attr {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+static long step_remount(const struct step *s)
+{
+    struct statfs st;
+    unsigned long flags = (unsigned long)s->a[3];
+    long r = sys5(SYS_mount_setattr, AT_FDCWD, s->a[0], s->a[2], s->a[1], sizeof(struct kmount_attr));
+
+    if (r != -ENOSYS)
+        return r;
+    /* A remount must repeat the flags a user namespace locked (nosuid, nodev, noexec, atime). */
+    if ((r = sys2(SYS_statfs, s->a[0], &st)) < 0)
+        return r;
+    flags |= MS_REMOUNT | MS_BIND | ((unsigned long)st.f_flags & ST_KEEP_AS_MS);
+    if (st.f_flags & ST_NOSYMFOLLOW_FLAG)
+        flags |= MS_NOSYMFOLLOW;
+    if (!(flags & MS_ATIME_MODES))
+        flags |= (st.f_flags & ST_RELATIME_FLAG) ? MS_RELATIME : MS_STRICTATIME;
+    return sys5(SYS_mount, 0, s->a[0], 0, flags, 0);
+}
+
+static long step_sync(const struct step *s)
+{
+    char byte = 'r';
+    long r;
+
+    sys1(SYS_close, s->a[1]);
+    r = sys6(SYS_sendto, s->a[0], (long)&byte, 1, MSG_NOSIGNAL, 0, 0);
+    if (r < 0)
+        return r;
+    r = sys3(SYS_read, s->a[0], &byte, 1);
+    if (r < 0)
+        return r;
+    return r == 1 ? 0 : -ECANCELED;  /* the parent went away without releasing us */
+}
+
+/* The kernel's struct sock_fprog. */
+struct kfprog {
+    unsigned short len;
+    void *filter;
+};
+
+static long step_seccomp(const struct step *s)
+{
+    struct kfprog prog = {(unsigned short)s->a[1], (void *)(intptr_t)s->a[0]};
+    long r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+
+    if (r != -EACCES)
+        return r;
+    /* Without CAP_SYS_ADMIN the kernel accepts a filter only under no_new_privs. */
+    if ((r = sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0)
+        return r;
+    return sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
 }
 
 static long step_pdeathsig_check(const struct step *s)
@@ -347,8 +446,8 @@ static long run_step(struct ctx *c, const struct step *s)
         return step_foreground(s);
     case OP_SIGNALS:
         return step_signals(c, s);
-    case OP_RAISE_CAPS:
-        return step_raise_caps(s);
+    case OP_CAPS:
+        return step_caps(s);
     case OP_PDEATHSIG_CHECK:
         return step_pdeathsig_check(s);
     case OP_FDS:
@@ -357,6 +456,14 @@ static long run_step(struct ctx *c, const struct step *s)
         return step_cloexec_from(s);
     case OP_EXECVE:
         return step_execve(c, s);
+    case OP_CREATE:
+        return step_create(s);
+    case OP_REMOUNT:
+        return step_remount(s);
+    case OP_SYNC:
+        return step_sync(s);
+    case OP_SECCOMP:
+        return step_seccomp(s);
     }
     return -ENOSYS;
 }
@@ -645,7 +752,9 @@ PyMODINIT_FUNC PyInit__child(void)
         {"prctl", SYS_prctl}, {"ptrace", SYS_ptrace}, {"setns", SYS_setns}, {"sethostname", SYS_sethostname},
         {"setdomainname", SYS_setdomainname}, {"pivot_root", SYS_pivot_root}, {"mkdirat", SYS_mkdirat},
         {"prlimit64", SYS_prlimit64}, {"seccomp", SYS_seccomp}, {"close", SYS_close}, {"write", SYS_write},
-        {"read", SYS_read}, {"kill", SYS_kill},
+        {"read", SYS_read}, {"kill", SYS_kill}, {"mount_setattr", SYS_mount_setattr}, {"statfs", SYS_statfs},
+        {"capget", SYS_capget}, {"capset", SYS_capset}, {"sendto", SYS_sendto}, {"execve", SYS_execve},
+        {"execveat", SYS_execveat}, {"openat", SYS_openat}, {"exit_group", SYS_exit_group},
     }, consts[] = {
         {"TIOCNOTTY", TIOCNOTTY}, {"TIOCSCTTY", TIOCSCTTY}, {"PR_SET_KEEPCAPS", PR_SET_KEEPCAPS},
         {"PR_CAP_AMBIENT", PR_CAP_AMBIENT}, {"PR_CAP_AMBIENT_RAISE", PR_CAP_AMBIENT_RAISE},
@@ -653,11 +762,15 @@ PyMODINIT_FUNC PyInit__child(void)
         {"PR_CAPBSET_DROP", PR_CAPBSET_DROP}, {"PTRACE_TRACEME", PTRACE_TRACEME}, {"MS_REC", MS_REC},
         {"MS_PRIVATE", MS_PRIVATE}, {"AT_FDCWD", AT_FDCWD}, {"CLOSE_RANGE_CLOEXEC", CLOSE_RANGE_CLOEXEC},
         {"EXIT_SETUP_FAILED", EXIT_SETUP_FAILED}, {"STEP_SIZE", sizeof(struct step)},
+        {"MNT_DETACH", MNT_DETACH}, {"AT_RECURSIVE", AT_RECURSIVE}, {"CAPS_EFFECTIVE_ALL", CAPS_EFFECTIVE_ALL},
+        {"MOUNT_ATTR_SIZE", sizeof(struct kmount_attr)}, {"SOCK_FILTER_SIZE", sizeof(struct sock_filter)},
+        {"BPF_MAXINSNS", BPF_MAXINSNS},
     }, ops[] = {
         {"SYSCALL", OP_SYSCALL}, {"MAP_PIPE", OP_MAP_PIPE}, {"WRITE_FILE", OP_WRITE_FILE},
-        {"FOREGROUND", OP_FOREGROUND}, {"SIGNALS", OP_SIGNALS}, {"RAISE_CAPS", OP_RAISE_CAPS},
+        {"FOREGROUND", OP_FOREGROUND}, {"SIGNALS", OP_SIGNALS}, {"CAPS", OP_CAPS},
         {"PDEATHSIG_CHECK", OP_PDEATHSIG_CHECK}, {"FDS", OP_FDS}, {"CLOEXEC_FROM", OP_CLOEXEC_FROM},
-        {"EXECVE", OP_EXECVE},
+        {"EXECVE", OP_EXECVE}, {"CREATE", OP_CREATE}, {"REMOUNT", OP_REMOUNT}, {"SYNC", OP_SYNC},
+        {"SECCOMP", OP_SECCOMP},
     };
     PyObject *m = PyModule_Create(&module);
     const char *names[64];

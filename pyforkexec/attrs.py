@@ -1,15 +1,23 @@
 """The attributes of a new process: Go's ProcAttr, SysProcAttr, Credential and SysProcIDMap, snake_cased.
 
 Every field of Go 1.23's Linux ``syscall.SysProcAttr`` is here with the same meaning and zero value.
-Fields after the ``# extensions`` marker go beyond Go (namespaces to join, and, later, the sandbox
-steps); each is documented where it is declared.
+Fields after the ``# extensions`` marker go beyond Go: namespaces to join, and the steps of a sandbox
+(hostname, mounts, pivot_root, rlimits, cgroup, capabilities, no_new_privs, seccomp, a sync point,
+exec of an open file). Each is documented where it is declared; the order in which the child runs
+them is in plan.py. With every extension field at its default, a spawn does exactly what Go's does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Callable, Optional, Union
+
+from .caps import Capabilities
+from .cgroup import Cgroup
+from .mounts import Mount
+from .rlimits import Rlimit
+from .seccomp import SeccompFilter
 
 FileLike = Union[int, None, "HasFileno"]
 
@@ -77,6 +85,36 @@ class SysProcAttr:
     pidfd: bool = False
     # extensions (not in Go)
     setns: Sequence[SetNS] = ()
+    # New UTS namespace only (CLONE_NEWUTS in cloneflags or unshareflags).
+    hostname: Optional[str] = None
+    domainname: Optional[str] = None
+    # The propagation of every mount of a new mount namespace, set before the mounts:
+    # "private" (the default, as util-linux's unshare), "slave", "shared" or "unchanged". Go changes it
+    # (to private) only for unshareflags CLONE_NEWNS; here also when the child mounts anything.
+    mount_propagation: str = "private"
+    # Mounts in a new mount namespace, in order; targets are inside pivot_root/chroot when set.
+    mounts: Sequence[Mount] = ()
+    # A new root (a mount point, e.g. made by mounts[...] with target "/"): pivot_root into it and
+    # detach the old root, as bubblewrap does. Cannot be combined with chroot.
+    pivot_root: Optional[str] = None
+    # Make the new root (pivot_root, chroot, or / of the new mount namespace) read-only, not its submounts.
+    readonly_root: bool = False
+    rlimits: Sequence[Rlimit] = ()
+    # A cgroup v2 directory with limits, created if needed, that the child starts in (clone3).
+    cgroup: Optional[Cgroup] = None
+    # The capability sets to keep (replaces ambient_caps, which cannot be combined with it).
+    capabilities: Optional[Capabilities] = None
+    no_new_privs: bool = False
+    # Installed right before execve; sets no_new_privs itself when the child lacks CAP_SYS_ADMIN.
+    seccomp: Optional[SeccompFilter] = None
+    # Called in the parent with the child's pid once the child is set up, just before seccomp and
+    # execve; the child waits until it returns. If it raises, the child is killed and a ChildError
+    # at SYNC_READ is raised from the exception.
+    sync: Optional[Callable[[int], None]] = None
+    # Execute this open file (execveat(fd, "", AT_EMPTY_PATH)) instead of looking up argv0, which
+    # then only names the program in errors. A script needs an fd without O_CLOEXEC in the child,
+    # which this does not give it: use it for binaries.
+    exec_fd: Optional[int] = None
 
 
 @dataclass

@@ -21,20 +21,35 @@ class ErrorLocation(enum.IntEnum):
     SIGNAL_RESET = 8
     UNSHARE = 9
     ID_MAP_WRITE = 10  # the child's own setgroups/gid_map/uid_map after unshare(CLONE_NEWUSER)
-    MOUNT_ROOT = 11  # mount("none", "/", MS_REC|MS_PRIVATE) after unshare(CLONE_NEWNS)
+    MOUNT_ROOT = 11  # making / private (or mount_propagation) after CLONE_NEWNS
+    SETHOSTNAME = 12
+    SETDOMAINNAME = 13
+    MKDIR = 14  # creating the missing target of mounts[index]
+    MOUNT = 15  # mounts[index]
+    REMOUNT_RO = 16  # readonly_root: the new root made read-only, just before pivot_root/chroot
+    PIVOT_ROOT = 17  # index 0: chdir(new root), 1: pivot_root(".", ".")
+    UMOUNT_OLDROOT = 18  # index 0: umount2(old root, MNT_DETACH), 1: chdir("/")
+    PRLIMIT = 19  # rlimits[index]
     CHROOT = 20
     SETGROUPS = 21
     SETGID = 22
     SETUID = 23
     SET_CAP = 24
+    CAPBSET_DROP = 25  # capabilities: dropping capability number index from the bounding set
+    CAPSET = 26  # capabilities: setting the permitted/effective/inheritable sets
+    CAP_AMBIENT = 27  # capabilities: raising ambient capability number index
     CHDIR = 30
     PDEATHSIG = 31
     DUP3 = 32
     FCNTL = 33
     CLOSE_FDS = 34
-    SETRLIMIT = 40
+    SETRLIMIT = 40  # Go's RLIMIT_NOFILE restore, which a Python parent never needs
+    NO_NEW_PRIVS = 41
+    SYNC_READ = 42  # waiting for the parent's sync callable (ECANCELED: it raised, or the parent left)
     PTRACE_ME = 50
+    SECCOMP = 51
     EXECVE = 60
+    EXECVEAT = 61  # exec_fd
 
     @property
     def step(self) -> str:

@@ -1,23 +1,29 @@
 """fork_exec and start_process: the parent's half of Go's forkExec.
 
 Validate, compile the plan, clone (the C child runs the plan), write the uid/gid maps while the child
-waits on the map pipe, then read the error pipe: EOF means execve succeeded; a record means the child
-failed, in which case it is reaped and a ChildError names the step.
+waits on the map pipe, run the sync callable while the child waits on the sync socket, then read
+the error pipe: EOF means execve succeeded; a record means the child failed, in which case it is
+reaped and a ChildError names the step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import socket
 import struct
 from collections.abc import Sequence
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from . import _child
+from . import cgroup as cgroup_mod
 from .attrs import ProcAttr, SetNS, SysProcAttr, SysProcIDMap
+from .cgroup import CgroupHandle, CgroupProcess
 from .errors import ChildError, ErrorLocation
-from .plan import GID_MAP, NEWUSER, SETGROUPS, UID_MAP, Inputs, compile_plan
+from .extensions import Ext
+from .plan import GID_MAP, NEWUSER, SETGROUPS, UID_MAP, Inputs, compile_plan, fd_floor
 from .process import Process
 from .validate import resolve_files, to_bytes, to_bytes_list, validate
 
@@ -87,8 +93,50 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
+def _high_fd(field: str, fd: int, floor: int) -> int:
+    """A close-on-exec copy of ``fd`` at ``floor`` or above, out of the way of the child's fd passes."""
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    except OSError as e:
+        raise OSError(e.errno, f"{field}: {e.strerror}") from None
+
+
+def _prepare_extensions(ext: Ext, inputs: Inputs, opened: list[int]) -> Optional[CgroupHandle]:
+    """The parent's resources for the extension steps: the sync socket, exec fd, and the cgroup."""
+    floor = fd_floor(inputs.files)
+    if ext.exec_fd is not None:
+        inputs.exec_fd = _high_fd("SysProcAttr.exec_fd", ext.exec_fd, floor)
+        opened.append(inputs.exec_fd)
+    if ext.sync is not None:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with a, b:
+            inputs.sync_fds = (_high_fd("SysProcAttr.sync", a.fileno(), floor),
+                               _high_fd("SysProcAttr.sync", b.fileno(), floor))
+        opened += inputs.sync_fds
+    if ext.cgroup is None:
+        return None
+    handle = cgroup_mod.prepare(ext.cgroup)
+    inputs.cgroup_fd = handle.fd
+    return handle
+
+
+def _run_sync(pid: int, fn: Callable[[int], None], fds: tuple[int, int], opened: list[int],
+              path: bytes) -> None:
+    """Wait until the child is ready, run ``fn(pid)``, release the child. EOF: the child failed first."""
+    child_end, parent_end = fds
+    os.close(child_end)  # so that the child's exit shows as EOF here
+    opened.remove(child_end)
+    if not os.read(parent_end, 1):
+        return  # its error record is on the error pipe
+    try:
+        fn(pid)
+    except Exception as e:
+        raise ChildError(errno.ECANCELED, ErrorLocation.SYNC_READ, 0, os.fsdecode(path)) from e
+    os.write(parent_end, b"g")
+
+
 def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr],
-           inherit_env: bool) -> tuple[int, int]:
+           inherit_env: bool) -> tuple[int, int, Optional[CgroupHandle]]:
     attr = attr if attr is not None else ProcAttr()
     sys = attr.sys if attr.sys is not None else _EMPTY_SYS
     path = to_bytes("argv0", argv0)
@@ -99,32 +147,40 @@ def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAtt
         envp = to_bytes_list("ProcAttr.env", attr.env)
     files = resolve_files(attr.files)
     directory = to_bytes("ProcAttr.dir", attr.dir) if attr.dir else b""
-    cloneflags, unshareflags = validate(sys, attr, files)
+    cloneflags, unshareflags, ext = validate(sys, attr, files)
     chroot = to_bytes("SysProcAttr.chroot", sys.chroot) if sys.chroot else b""
 
     opened: list[int] = []
     child_pipes = [-1, -1]  # the map pipe
-    handle = failure = None
+    handle = failure = cgroup = None
     pid = pidfd = err_r = -1
     try:
         err_r, err_w = _pipe()
         opened += (err_r, err_w)
         inputs = Inputs(sys, cloneflags, unshareflags, files, directory, chroot,
-                        setns_fds=_open_setns(sys.setns, opened), ppid=os.getpid())
+                        setns_fds=_open_setns(sys.setns, opened), ppid=os.getpid(), ext=ext)
         if sys.uid_mappings is not None or sys.gid_mappings is not None:
             inputs.map_fds = child_pipes[:] = _pipe()
             opened += child_pipes
+        if ext is not None:
+            cgroup = _prepare_extensions(ext, inputs, opened)
         plan = compile_plan(inputs)
         try:
             pid, pidfd, handle = _child.spawn(plan.steps, plan.blobs, path, args, envp, files, err_w,
                                               plan.flags, plan.cgroup_fd)
         except OSError as e:
             raise ChildError(e.errno, ErrorLocation.CLONE, 0, os.fsdecode(path)) from None
+        os.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
+        opened.remove(err_w)
+        if cgroup is not None:
+            cgroup.close()
         if plan.map_pipe:
             os.close(child_pipes[0])
             opened.remove(child_pipes[0])
             code, index = _write_maps(pid, sys) if plan.parent_writes_maps else (0, 0)
             os.write(child_pipes[1], struct.pack("=ii", code, index))
+        if ext is not None and ext.sync is not None:
+            _run_sync(pid, ext.sync, inputs.sync_fds, opened, path)
     except BaseException:
         if pid > 0:  # interrupted between clone and exec: the child must not outlive the error
             os.kill(pid, 9)
@@ -133,6 +189,8 @@ def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAtt
             _reap(pid)
             if pidfd >= 0:
                 os.close(pidfd)
+        if cgroup is not None:
+            cgroup.cleanup()
         raise
     finally:
         for fd in opened:  # the write ends too: the child has its own copies
@@ -143,10 +201,12 @@ def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAtt
         if err_r >= 0:
             os.close(err_r)
     if failure is None:
-        return pid, pidfd
+        return pid, pidfd, cgroup
     _reap(pid)
     if pidfd >= 0:
         os.close(pidfd)
+    if cgroup is not None:
+        cgroup.cleanup()
     code, loc, index = failure
     raise ChildError(code, loc or ErrorLocation.EXECVE, index, os.fsdecode(path))
 
@@ -157,14 +217,16 @@ def fork_exec(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[Proc
     ``attr.env`` None means an empty environment, as in Go. With ``sys.pidfd`` the pidfd is closed
     here (use start_process to keep it). Raises ChildError if the child fails before execve.
     """
-    pid, pidfd = _spawn(argv0, argv, attr, inherit_env=False)
+    pid, pidfd, _ = _spawn(argv0, argv, attr, inherit_env=False)
     if pidfd >= 0:
         os.close(pidfd)
-    return pid
+    return pid  # a SysProcAttr.cgroup stays: the caller removes it after reaping (see cgroup.py)
 
 
 def start_process(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> Process:
     """Go's os.StartProcess: like fork_exec, but ``attr.env`` None inherits os.environ, and the result
     is a Process carrying the pidfd when ``sys.pidfd`` asked for one."""
-    pid, pidfd = _spawn(argv0, argv, attr, inherit_env=True)
+    pid, pidfd, cgroup = _spawn(argv0, argv, attr, inherit_env=True)
+    if cgroup is not None:
+        return CgroupProcess(pid, pidfd if pidfd >= 0 else None, cgroup)
     return Process(pid, pidfd if pidfd >= 0 else None)

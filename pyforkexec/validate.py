@@ -7,13 +7,14 @@ caller (see the reference notes), since they cannot do what the caller meant her
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Optional
 
 from . import flags as _flags
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
+from .caps import cap_last_cap
+from .checks import check_int, fail, to_bytes
+from .extensions import Ext, check_extensions
 
 # Plain ints: IntFlag arithmetic costs microseconds on the spawn path.
 F = type("F", (), {f.name: int(f) for f in _flags.CloneFlags})
@@ -55,38 +56,6 @@ NAMESPACE_MASK = (
 UNSHAREABLE = NAMESPACE_MASK | F.CLONE_FS | F.CLONE_FILES | F.CLONE_SYSVSEM
 KNOWN_FLAGS = sum(int(f) for f in _flags.CloneFlags)
 CSIGNAL = 0xFF
-
-
-@lru_cache(maxsize=1)
-def cap_last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return 40
-
-
-def fail(field: str, rule: str, kind: type = ValueError) -> None:
-    raise kind(f"{field}: {rule}")
-
-
-def check_int(field: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        fail(field, f"must be an int, not {type(value).__name__}", TypeError)
-    if not lo <= value <= hi:
-        fail(field, f"must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def to_bytes(field: str, value: object) -> bytes:
-    """A str/bytes/PathLike as bytes without NUL (Go returns EINVAL for a NUL byte)."""
-    if isinstance(value, (str, bytes, os.PathLike)):
-        data = os.fsencode(value)
-    else:
-        fail(field, f"must be str, bytes or a path, not {type(value).__name__}", TypeError)
-    if b"\0" in data:
-        fail(field, "contains a NUL byte")
-    return data
 
 
 def to_bytes_list(field: str, values: object) -> tuple[bytes, ...]:
@@ -205,8 +174,8 @@ def check_setns(entries: object) -> None:
             fail(f"{field}.nstype", "must be 0 or CLONE_NEW* namespace flags")
 
 
-def validate(sys: SysProcAttr, attr: ProcAttr, files: Sequence[int]) -> tuple[int, int]:
-    """Checks every field; returns (cloneflags, unshareflags)."""
+def validate(sys: SysProcAttr, attr: ProcAttr, files: Sequence[int]) -> tuple[int, int, Optional[Ext]]:
+    """Checks every field; returns (cloneflags, unshareflags, the extensions or None if all default)."""
     if not isinstance(sys, SysProcAttr):
         fail("ProcAttr.sys", f"must be a SysProcAttr, not {type(sys).__name__}", TypeError)
     clone = check_cloneflags(sys, bool(attr.dir))
@@ -229,4 +198,4 @@ def validate(sys: SysProcAttr, attr: ProcAttr, files: Sequence[int]) -> tuple[in
     if sys.use_cgroup_fd:
         check_int("SysProcAttr.cgroup_fd", sys.cgroup_fd, 0, MAX_FD)
     check_setns(sys.setns)
-    return clone, unshare
+    return clone, unshare, check_extensions(sys, clone, unshare)

@@ -1,19 +1,14 @@
-"""Bad input raises ValueError/TypeError naming the field, before any process exists.
-
-The probe: each attempt runs as pid 1 of a fresh PID namespace, where
-/proc/sys/kernel/ns_last_pid moves only when that attempt creates a process (even one that is
-reaped at once), so "no process was created" is exact rather than a before/after child count.
-"""
+"""Bad input raises ValueError/TypeError naming the field, before any process exists
+(helpers.attempt proves no process was created)."""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from helpers.forked import run_in_fork
+from helpers.attempt import Attempt, attempt
 from helpers.marks import needs_root
 
 import pyforkexec as pf
@@ -22,34 +17,6 @@ from pyforkexec import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap, f
 pytestmark = needs_root
 TRUE = "/bin/true"
 NEWUSER = pf.CLONE_NEWUSER
-
-
-def last_pid() -> int:
-    with open("/proc/sys/kernel/ns_last_pid") as f:
-        return int(f.read())
-
-
-@dataclass(frozen=True)
-class Attempt:
-    kind: str  # the exception class name, or "none"
-    message: str
-    processes: int  # processes created in the attempt's PID namespace
-
-
-def attempt(fn: Any, *args: Any, **kwargs: Any) -> Attempt:
-    """Calls fn as pid 1 of a new PID namespace and reports what it raised and how many pids it used."""
-
-    def inner() -> Attempt:
-        before = last_pid()
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as e:  # a ChildError here means a rule was left to the kernel
-            return Attempt(type(e).__name__, str(e), last_pid() - before)
-        if isinstance(result, int):  # fork_exec's pid
-            os.waitpid(result, 0)
-        return Attempt("none", "", last_pid() - before)
-
-    return run_in_fork(inner, pidns=True)
 
 
 def maps(*lines: tuple[int, int, int]) -> list[SysProcIDMap]:

@@ -58,8 +58,11 @@ def children() -> set[int]:
     """Every child of this process, zombies included."""
     pids: set[int] = set()
     for path in glob.glob("/proc/self/task/*/children"):
-        with open(path) as f:
-            pids.update(int(p) for p in f.read().split())
+        try:
+            with open(path) as f:
+                pids.update(int(p) for p in f.read().split())
+        except FileNotFoundError:  # that thread exited since the glob: it has no children left
+            continue
     return pids
 
 

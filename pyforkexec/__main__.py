@@ -1,0 +1,7 @@
+"""``python -m pyforkexec``: the same as the ``pyforkexec`` console script."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,58 @@
+"""The ``pyforkexec`` command: util-linux-style ``unshare`` and ``nsenter``, ``flags``, and ``exec``.
+
+Each subcommand lives in its own module (cli_unshare, cli_nsenter, cli_flags, cli_exec) and is
+imported only when used, so the launcher starts fast. Usage errors exit 1 (as util-linux); the
+statuses of a launched command are described in cli_common.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from . import __version__
+from .cli_stage import STAGE
+
+SUBCOMMANDS = {
+    "unshare": ("cli_unshare", "run a program in new namespaces (util-linux unshare)"),
+    "nsenter": ("cli_nsenter", "run a program in the namespaces of a process (util-linux nsenter)"),
+    "flags": ("cli_flags", "decode or encode clone flags, grouped and explained"),
+    "exec": ("cli_exec", "run one process from a JSON/YAML spec (the service launcher)"),
+}
+
+USAGE = "\n".join([
+    "",
+    "Usage:",
+    " pyforkexec <command> [options] [<program> [<argument>...]]",
+    "",
+    "Start processes in Linux namespaces with pyforkexec (Go's syscall.ForkExec for Python).",
+    "",
+    "Commands:",
+    *(f" {name:<9} {text}" for name, (_, text) in SUBCOMMANDS.items()),
+    "",
+    "Run 'pyforkexec <command> --help' for the options of a command.",
+    "",
+])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 1
+    if args[0] in ("-V", "--version"):
+        print(f"pyforkexec {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name == STAGE:
+        from .cli_stage import main as stage_main
+
+        return stage_main(rest)
+    if name not in SUBCOMMANDS:
+        print(f"pyforkexec: unknown command '{name}'", file=sys.stderr)
+        print("Try 'pyforkexec --help' for more information.", file=sys.stderr)
+        return 1
+    module = importlib.import_module(f".{SUBCOMMANDS[name][0]}", __package__)
+    return module.main(rest)

@@ -1,0 +1,85 @@
+"""``pyforkexec exec --spec FILE``: run one process from a spec document (see spec.py), as a launcher.
+
+``--check`` loads and validates the document completely (pyforkexec's own checks included) without
+starting anything, and prints OK. ``--schema`` prints the JSON Schema of the documents. Arguments
+after the options are appended to the spec's argv (``ExecStart=pyforkexec exec --spec web.json -- -v``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import NoReturn
+
+from . import spec as specmod
+from .cli_common import (
+    EXIT_NOT_FOUND,
+    die,
+    environ_list,
+    exit_status,
+    find_program,
+    parse_or_fail,
+    spawn_and_wait,
+)
+from .cli_options import HELP, NONE, REQUIRED, USAGE_EXIT, VERSION, Command, Opt
+from .errors import ChildError
+from .forkexec import fork_exec
+
+CMD = Command(
+    prog="pyforkexec exec",
+    usage="--spec <file>|- [--check] [-- <argument>...]",
+    summary="Run one process described by a JSON or YAML spec (see docs/cli.md), staying its parent.",
+    options=(
+        Opt("spec", "s", REQUIRED, "file", "the spec document (.json, .yaml/.yml; - reads standard input)"),
+        Opt("check", "", NONE, "", "validate the spec completely and print OK; start nothing"),
+        Opt("schema", "", NONE, "", "print the JSON Schema of spec documents"),
+        HELP,
+        VERSION,
+    ),
+)
+
+
+def program(spec: specmod.Spec) -> str:
+    """argv0, or argv[0] looked up in the PATH the process gets (inside its chroot, if any)."""
+    if spec.argv0 is not None or "/" in spec.argv[0]:
+        return spec.program
+    env = spec.attr.env
+    path = os.environ.get("PATH") if env is None else next(
+        (os.fsdecode(e)[5:] for e in env if os.fsdecode(e).startswith("PATH=")), None)
+    root = spec.attr.sys.chroot if spec.attr.sys is not None else ""
+    found = find_program(spec.argv[0], path, root)
+    if found is None:
+        die(f'exec: "{spec.argv[0]}": executable file not found in $PATH', EXIT_NOT_FOUND)
+    return found
+
+
+def main(argv: Sequence[str]) -> NoReturn:
+    parsed = parse_or_fail(CMD, argv)
+    if parsed.has("schema"):
+        print(json.dumps(specmod.schema(), indent=2))
+        raise SystemExit(0)
+    path = parsed.last("spec")
+    if path is None:
+        CMD.fail("--spec: the spec file is required")
+    try:
+        spec = specmod.read(path)
+        spec.argv += parsed.rest
+        specmod.check(spec)
+    except specmod.SpecError as e:
+        die(str(e), USAGE_EXIT)  # a bad document is bad input, like a bad option value
+    argv0 = program(spec)
+    if parsed.has("check"):
+        print("OK")
+        raise SystemExit(0)
+    attr = spec.attr
+    if attr.env is None:
+        attr.env = environ_list()
+    if spec.wait:
+        spawn_and_wait(argv0, spec.argv, attr)
+    try:
+        pid = fork_exec(argv0, spec.argv, attr)
+    except ChildError as e:
+        die(str(e), exit_status(e))
+    print(pid)
+    raise SystemExit(0)

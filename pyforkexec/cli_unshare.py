@@ -1,0 +1,379 @@
+"""``pyforkexec unshare``: util-linux unshare(1)'s options, spellings and exit statuses, on SysProcAttr.
+
+util-linux unshares its own process and then execs (or, with --fork, forks and waits). Here the
+launcher always stays the parent of one child that pyforkexec starts, so the launcher can forward
+signals and report the child's end; the placement of the flags gives util-linux's results:
+
+- CLONE_NEWUSER is a clone flag, so the launcher (still in the caller's user namespace, with the
+  caller's privileges) writes the id maps; every other namespace is created inside it, as
+  util-linux's single unshare() does.
+- Without --fork, --pid and --time are unshared in the child before exec: the command stays in the
+  caller's pid namespace and its first child is pid 1 there, as with util-linux. With --fork they
+  are clone flags: the command is pid 1.
+- --mount is unshared in the child, where the core makes / recursively private (util-linux's
+  default --propagation private); for ``unchanged``, ``slave`` and ``shared`` it is a clone flag.
+- --mount-proc, --propagation slave|shared, --monotonic/--boottime and persisting a namespace to a
+  file need steps SysProcAttr does not have yet: the child then runs the ``_stage`` helper
+  (cli_stage.py) before the command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NoReturn, Optional
+
+from . import flags as F
+from .attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
+from .cli_common import (
+    SetupError,
+    environ_list,
+    inherited_files,
+    parse_id,
+    parse_or_fail,
+    parse_signal,
+    parse_uint,
+    program_and_argv,
+    resolve_program,
+    spawn_and_wait,
+)
+from .cli_idmaps import NO_ID, Range, add_single, parse_range, read_kernel_map, read_subid_range
+from .cli_options import HELP, NONE, OPTIONAL, REQUIRED, VERSION, Command, Opt, Parsed
+from .cli_stage import MS_BIND, StageSpec, mount
+from .validate import cap_last_cap
+
+# (long, short, flag) of the namespace options, in util-linux's order.
+NAMESPACES = (
+    ("mount", "m", F.CLONE_NEWNS), ("uts", "u", F.CLONE_NEWUTS), ("ipc", "i", F.CLONE_NEWIPC),
+    ("net", "n", F.CLONE_NEWNET), ("pid", "p", F.CLONE_NEWPID), ("user", "U", F.CLONE_NEWUSER),
+    ("cgroup", "C", F.CLONE_NEWCGROUP), ("time", "T", F.CLONE_NEWTIME),
+)
+# The /proc/PID/ns file util-linux binds for --TYPE=FILE (the *_for_children ones for pid and time).
+PERSIST_FILES = {F.CLONE_NEWNS: "mnt", F.CLONE_NEWUTS: "uts", F.CLONE_NEWIPC: "ipc", F.CLONE_NEWNET: "net",
+                 F.CLONE_NEWPID: "pid_for_children", F.CLONE_NEWUSER: "user", F.CLONE_NEWCGROUP: "cgroup",
+                 F.CLONE_NEWTIME: "time_for_children"}
+MAP_OPTIONS = ("map-user", "map-group", "map-root-user", "map-current-user", "map-auto", "map-subids",
+               "map-users", "map-groups")
+
+OPTIONS = (
+    *(Opt(long, short, OPTIONAL, "file", f"unshare {long} namespace") for long, short, _ in NAMESPACES),
+    Opt("mount-proc", "", OPTIONAL, "dir", "mount proc filesystem first (implies --mount)"),
+    Opt("propagation", "", REQUIRED, "slave|shared|private|unchanged",
+        "modify mount propagation in mount namespace"),
+    Opt("root", "R", REQUIRED, "dir", "run the command with root directory set to <dir>"),
+    Opt("wd", "w", REQUIRED, "dir", "change working directory to <dir>"),
+    Opt("setuid", "S", REQUIRED, "uid", "set uid in entered namespace"),
+    Opt("setgid", "G", REQUIRED, "gid", "set gid in entered namespace"),
+    Opt("map-user", "", REQUIRED, "uid>|<name", "map current user to uid (implies --user)"),
+    Opt("map-group", "", REQUIRED, "gid>|<name", "map current group to gid (implies --user)"),
+    Opt("map-root-user", "r", NONE, "", "map current user to root (implies --user)"),
+    Opt("map-current-user", "c", NONE, "", "map current user to itself (implies --user)"),
+    Opt("map-auto", "", NONE, "", "map users and groups automatically (implies --user)"),
+    Opt("map-subids", "", NONE, "", "map the first block of user IDs owned by euid (implies --user)"),
+    Opt("map-users", "", REQUIRED, "inneruid>:<outeruid>:<count",
+        "map count users from outeruid to inneruid"
+        " (implies --user)"),
+    Opt("map-groups", "", REQUIRED, "innergid>:<outergid>:<count",
+        "map count groups from outergid to innergid"
+        " (implies --user)"),
+    Opt("fork", "f", NONE, "", "fork before launching <program>"),
+    Opt("kill-child", "", OPTIONAL, "signame", "when dying, kill the forked child (implies --fork)"),
+    Opt("forward-signals", "", NONE, "", "forward signals to the child (always done; implies --fork)"),
+    Opt("setgroups", "", REQUIRED, "allow|deny", "control the setgroups syscall in user namespaces"),
+    Opt("keep-caps", "", NONE, "", "retain capabilities granted in user namespaces"),
+    Opt("monotonic", "", REQUIRED, "offset", "set clock monotonic offset (seconds) in time namespaces"),
+    Opt("boottime", "", REQUIRED, "offset", "set clock boottime offset (seconds) in time namespaces"),
+    Opt("clear-env", "", NONE, "", "do not inherit environment variables from the calling process"),
+    Opt("whitelist-env", "", REQUIRED, "list", "clear environment except for specified variables"),
+    HELP,
+    VERSION,
+)
+
+CMD = Command(
+    prog="pyforkexec unshare",
+    usage="[options] [<program> [<argument>...]]",
+    summary="Run a program with some namespaces unshared from the parent.",
+    options=OPTIONS,
+    sections=(
+        ("Options", tuple(long for long, _, _ in NAMESPACES)),
+        ("Mounts and directories", ("mount-proc", "propagation", "root", "wd")),
+        ("Users", ("setuid", "setgid", *MAP_OPTIONS, "setgroups", "keep-caps")),
+        ("Processes", ("fork", "kill-child", "forward-signals")),
+        ("Time and environment", ("monotonic", "boottime", "clear-env", "whitelist-env")),
+        ("", ("help", "version")),
+    ),
+)
+
+
+@dataclass
+class Request:
+    """What the options ask for, before it is turned into a SysProcAttr."""
+
+    flags: int = 0
+    persist: dict[int, str] = field(default_factory=dict)
+    fork: bool = False
+    kill_signal: int = 0
+    proc: Optional[str] = None
+    propagation: str = "private"
+    root: str = ""
+    wd: Optional[str] = None
+    uid: Optional[int] = None
+    gid: Optional[int] = None
+    map_user: Optional[int] = None
+    map_group: Optional[int] = None
+    user_ranges: list[Range] = field(default_factory=list)
+    group_ranges: list[Range] = field(default_factory=list)
+    setgroups: Optional[str] = None
+    keep_caps: bool = False
+    offsets: dict[str, int] = field(default_factory=dict)
+    env: Optional[list[bytes]] = None
+
+
+def _ranges(option: str, value: str, kind: str, euid: int) -> list[Range]:
+    subid = f"/etc/sub{kind}id"
+    try:
+        if value in ("auto", "subids"):
+            return [read_subid_range(subid, euid, identity=value == "subids")]
+        if value == "all":
+            return read_kernel_map(f"/proc/self/{kind}id_map")
+    except (OSError, ValueError) as e:
+        CMD.fail(f"--{option}: {e}")
+    r = parse_range(value)
+    if r is None:
+        CMD.fail(f"--{option}: invalid mapping '{value}'")
+    return [r]
+
+
+def _env(p: Parsed) -> Optional[list[bytes]]:
+    if p.has("whitelist-env"):
+        keep = {n for v in p.values("whitelist-env") for n in (v or "").split(",") if n}
+        return [k + b"=" + v for k, v in os.environb.items() if os.fsdecode(k) in keep]
+    return [] if p.has("clear-env") else None
+
+
+def request(p: Parsed) -> Request:
+    """The options, applied in order as util-linux's getopt loop applies them."""
+    r = Request()
+    euid, egid = os.geteuid(), os.getegid()
+    by_long = {long: flag for long, _, flag in NAMESPACES}
+    for opt, value in p.given:
+        name = opt.long
+        if name in by_long:
+            r.flags |= by_long[name]
+            if value is not None:
+                r.persist[int(by_long[name])] = value
+        elif name in ("fork", "forward-signals"):
+            r.fork = True
+        elif name == "kill-child":
+            r.fork = True
+            r.kill_signal = parse_signal(CMD, "--kill-child", value) if value is not None else 9
+        elif name == "mount-proc":
+            r.flags |= F.CLONE_NEWNS
+            r.proc = value or "/proc"
+        elif name == "propagation":
+            if value not in ("slave", "shared", "private", "unchanged"):
+                CMD.fail(f"--propagation: unsupported propagation mode: {value}")
+            r.propagation = value
+        elif name == "setgroups":
+            if value not in ("allow", "deny"):
+                CMD.fail(f"--setgroups: unsupported --setgroups argument '{value}'")
+            r.setgroups = value
+        elif name in ("root", "wd"):
+            setattr(r, name, value)
+        elif name == "setuid":
+            r.uid = parse_uint(CMD, "--setuid", value, "uid")
+        elif name == "setgid":
+            r.gid = parse_uint(CMD, "--setgid", value, "gid")
+        elif name in ("monotonic", "boottime"):
+            try:
+                r.offsets[name] = int(value or "", 10)
+            except ValueError:
+                CMD.fail(f"--{name}: failed to parse {name} offset '{value}'")
+        elif name == "keep-caps":
+            r.keep_caps = True
+        elif name in MAP_OPTIONS:
+            r.flags |= F.CLONE_NEWUSER
+            if name == "map-user":
+                r.map_user = parse_id(CMD, "--map-user", value, "uid")
+            elif name == "map-group":
+                r.map_group = parse_id(CMD, "--map-group", value, "gid")
+            elif name == "map-root-user":
+                r.map_user = r.map_group = 0
+            elif name == "map-current-user":
+                r.map_user, r.map_group = euid, egid
+            elif name == "map-users":
+                r.user_ranges = _ranges(name, value or "", "u", euid) + r.user_ranges
+            elif name == "map-groups":
+                r.group_ranges = _ranges(name, value or "", "g", euid) + r.group_ranges
+            else:  # map-auto, map-subids
+                identity = name == "map-subids"
+                r.user_ranges = _ranges(name, "subids" if identity else "auto", "u", euid) + r.user_ranges
+                r.group_ranges = _ranges(name, "subids" if identity else "auto", "g", euid) + r.group_ranges
+    if r.offsets and not r.flags & F.CLONE_NEWTIME:
+        CMD.fail("options --monotonic and --boottime require unsharing of a time namespace (-T)")
+    if r.map_group is not None and not r.group_ranges and r.setgroups == "allow":
+        CMD.fail("options --setgroups=allow and --map-group are mutually exclusive")
+    r.env = _env(p)
+    return r
+
+
+def id_maps(r: Request) -> tuple[Optional[list[SysProcIDMap]], Optional[list[SysProcIDMap]]]:
+    """(uid_mappings, gid_mappings) as util-linux writes them."""
+    out = []
+    for ranges, single, own in ((r.user_ranges, r.map_user, os.geteuid()), (r.group_ranges, r.map_group,
+                                                                           os.getegid())):
+        if ranges:
+            ranges = add_single(ranges, own, NO_ID if single is None else single)
+            out.append([x.as_map() for x in ranges])
+        elif single is not None:
+            out.append([SysProcIDMap(container_id=single, host_id=own, size=1)])
+        else:
+            out.append(None)
+    return out[0], out[1]
+
+
+def inner_id(maps: Optional[Sequence[SysProcIDMap]], outer: int, userns: bool) -> Optional[int]:
+    """The id ``outer`` has inside the new user namespace (None: unmapped)."""
+    if not userns:
+        return outer
+    for m in maps or ():
+        if m.host_id <= outer < m.host_id + m.size:
+            return m.container_id + outer - m.host_id
+    return None
+
+
+def credential(r: Request, uids: Optional[list[SysProcIDMap]],
+               gids: Optional[list[SysProcIDMap]]) -> Optional[Credential]:
+    """--setuid/--setgid; the id not given keeps its value inside (util-linux changes only what is given)."""
+    if r.uid is None and r.gid is None:
+        return None
+    userns = bool(r.flags & F.CLONE_NEWUSER)
+    uid = r.uid if r.uid is not None else inner_id(uids, os.geteuid(), userns)
+    gid = r.gid if r.gid is not None else inner_id(gids, os.getegid(), userns)
+    if uid is None or gid is None:
+        missing = "--setuid" if uid is None else "--setgid"
+        CMD.fail(f"{missing}: needed as well: the current id has no mapping in the new user namespace")
+    # util-linux drops the supplementary groups only with --setgid; the core skips setgroups where
+    # the namespace denies it (util-linux fails there).
+    return Credential(uid=uid, gid=gid, groups=(), no_setgroups=r.gid is None)
+
+
+def _permitted_caps() -> list[int]:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapPrm:"):
+                mask = int(line.split()[1], 16)
+                return [c for c in range(min(cap_last_cap(), 63) + 1) if mask >> c & 1]
+    return []
+
+
+def ambient_caps(r: Request, stage: bool, uids: Optional[list[SysProcIDMap]]) -> list[int]:
+    """--keep-caps (with a user namespace), and what the stage needs to keep its privileges across
+    the exec into it when its uid is not 0."""
+    userns = bool(r.flags & F.CLONE_NEWUSER)
+    every = list(range(min(cap_last_cap(), 63) + 1))
+    if r.keep_caps and userns:
+        return every
+    if stage and inner_id(uids, os.geteuid(), userns) != 0:
+        return every if userns else _permitted_caps()
+    return []
+
+
+def place_flags(r: Request) -> tuple[int, int]:
+    """(cloneflags, unshareflags), as the module docstring explains."""
+    clone = unshare = 0
+    for flag in F.CloneFlags.split(r.flags):
+        f = int(flag)
+        if f == F.CLONE_NEWUSER:
+            clone |= f
+        elif f == F.CLONE_NEWTIME:
+            if not r.offsets:  # with offsets the stage unshares it after writing them
+                clone, unshare = (clone | f, unshare) if r.fork else (clone, unshare | f)
+        elif f == F.CLONE_NEWPID:
+            clone, unshare = (clone | f, unshare) if r.fork else (clone, unshare | f)
+        elif f == F.CLONE_NEWNS and r.propagation != "private":
+            clone |= f
+        else:
+            unshare |= f
+    return clone, unshare
+
+
+def stage_needed(r: Request) -> bool:
+    return bool(r.proc or r.propagation in ("slave", "shared") or r.offsets or r.persist)
+
+
+@dataclass
+class Launch:
+    argv0: str
+    argv: list[str]
+    attr: ProcAttr
+    persist_write_fd: int = -1  # release the stage once the namespace files are bound
+
+
+def build(r: Request, rest: Sequence[str]) -> Launch:
+    uids, gids = id_maps(r)
+    clone, unshare = place_flags(r)
+    enable_setgroups = r.setgroups == "allow" or (bool(r.group_ranges) and r.setgroups != "deny")
+    stage = stage_needed(r)
+    sys_attr = SysProcAttr(
+        cloneflags=clone, unshareflags=unshare, uid_mappings=uids, gid_mappings=gids,
+        gid_mappings_enable_setgroups=enable_setgroups, pdeathsig=r.kill_signal,
+        ambient_caps=ambient_caps(r, stage, uids))
+    files = inherited_files()
+    env = r.env if r.env is not None else environ_list()
+    cred = credential(r, uids, gids)
+    if not stage:
+        argv0, argv = resolve_program(rest, r.root)
+        sys_attr.chroot = r.root
+        sys_attr.credential = cred
+        wd = r.wd or ("/" if r.root else None)
+        return Launch(argv0, argv, ProcAttr(dir=wd, env=env, files=files, sys=sys_attr))
+    program, argv = program_and_argv(rest)
+    spec = StageSpec(file=program, time_offsets=r.offsets,
+                     propagation=r.propagation if r.propagation in ("slave", "shared") else None,
+                     root=r.root or None, wd=r.wd, proc=r.proc, pdeathsig=r.kill_signal, ppid=os.getpid(),
+                     uid=cred.uid if cred and r.uid is not None else None,
+                     gid=cred.gid if cred and r.gid is not None else None, drop_groups=r.gid is not None,
+                     keep_caps=r.keep_caps and bool(r.flags & F.CLONE_NEWUSER))
+    launch = Launch(sys.executable, [], ProcAttr(env=env, files=files, sys=sys_attr))
+    if r.persist:
+        read_fd, launch.persist_write_fd = os.pipe()
+        spec.wait_fd = len(files)
+        launch.attr.files = [*files, read_fd]
+    launch.argv = spec.argv(argv)
+    return launch
+
+
+def bind_namespace_files(pid: int, persist: dict[int, str]) -> None:
+    """util-linux's bind_ns_files: bind /proc/PID/ns/X onto each --TYPE=FILE."""
+    for flag, target in persist.items():
+        source = f"/proc/{pid}/ns/{PERSIST_FILES[flag]}"
+        try:
+            mount(source, target, None, MS_BIND)
+        except OSError as e:
+            raise SetupError(f"mount {source} on {target} failed: {e.strerror}") from None
+
+
+def main(argv: Sequence[str]) -> NoReturn:
+    parsed = parse_or_fail(CMD, argv)
+    r = request(parsed)
+    launch = build(r, parsed.rest)
+    if launch.persist_write_fd < 0:
+        spawn_and_wait(launch.argv0, launch.argv, launch.attr)
+    write_fd = launch.persist_write_fd
+
+    def release(pid: int) -> None:
+        """Bind the namespace files while the stage waits; on failure it sees EOF and exits 125."""
+        try:
+            bind_namespace_files(pid, r.persist)
+            os.write(write_fd, b"x")
+        except SetupError as e:
+            print(f"pyforkexec: {e}", file=sys.stderr)
+        finally:
+            os.close(write_fd)
+
+    read_fd = launch.attr.files[-1]
+    assert isinstance(read_fd, int)
+    spawn_and_wait(launch.argv0, launch.argv, launch.attr, after=release, close_after_spawn=(read_fd,))

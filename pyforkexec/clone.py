@@ -1,0 +1,174 @@
+"""clone(fn, flags, *args): run a Python callable in a child made by clone(2) with those flags.
+
+The child is a copy of this process, as with os.fork (there is no CLONE_VM: a second copy of the
+interpreter cannot share this one's memory), created in the namespaces the flags ask for. Its exit
+status is fn's return value, as with the C library's ``clone(fn, stack, flags, arg)``. The low byte
+of ``flags`` is the signal the kernel sends this process when the child exits: ``signal.SIGCHLD``
+makes an ordinary child; any other value (0 = no signal) makes a "clone child", which
+``os.waitpid(pid, 0)`` does not see: wait for it with ``wait_clone(pid)`` (``__WALL``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import traceback
+import warnings
+from typing import Any, Callable, Optional
+
+from . import _clone
+from .checks import check_int, fail
+from .flags import CloneFlags
+from .validate import _INVALID_PAIRS, CSIGNAL, KNOWN_FLAGS, F, check_flags
+
+__all__ = ["WALL", "clone", "wait_clone"]
+
+WALL = 0x40000000  # __WALL: wait for a child whatever its exit signal (linux/wait.h)
+FIELD = "flags"
+_CLONE3_ONLY = "clone3 only: clone(2) drops the upper 32 bits of flags"
+_NO_TID_BUFFER = "clone() returns the child's pid and takes no tid buffer"
+
+# Flags that make no sense, or no safe sense, for a child that goes on running this interpreter.
+_REFUSED = {
+    F.CLONE_VM: "a Python child cannot share this interpreter's memory: both copies would run it at "
+    "once (use threading for shared memory)",
+    F.CLONE_THREAD: "the child would be a thread sharing this interpreter's memory (use threading.Thread)",
+    F.CLONE_SIGHAND: "a shared signal-handler table needs CLONE_VM, which a Python child cannot use",
+    F.CLONE_VFORK: "this process would sleep in clone(), holding the GIL and the interpreter's fork "
+    "locks, until fn returns; wait with wait_clone(pid) instead",
+    F.CLONE_FILES: "the child's interpreter closes fds by itself (os.register_at_fork hooks, finalizers "
+    "of objects it drops, e.g. an asyncio loop), which would close this process's fds; without "
+    "CLONE_FILES the child inherits a copy of every fd",
+    F.CLONE_SETTLS: "the child would run this interpreter on a foreign thread-local area",
+    F.CLONE_PARENT_SETTID: _NO_TID_BUFFER,
+    F.CLONE_CHILD_SETTID: _NO_TID_BUFFER,
+    F.CLONE_CHILD_CLEARTID: _NO_TID_BUFFER,
+    F.CLONE_PIDFD: "clone() returns a pid; open a pidfd with os.pidfd_open(pid)",
+    F.CLONE_CLEAR_SIGHAND: _CLONE3_ONLY,
+    F.CLONE_INTO_CGROUP: _CLONE3_ONLY,
+}
+MAX_EXIT_SIGNAL = signal.NSIG - 1  # the kernel's _NSIG: 64
+
+
+def check_clone_flags(flags: object) -> int:
+    """``flags`` as a plain int, or ValueError/TypeError starting with ``flags: `` and giving the rule."""
+    v = check_int(FIELD, flags, 0, 2**64 - 1)
+    for flag, why in _REFUSED.items():
+        if v & flag:
+            fail(FIELD, f"{CloneFlags.describe(flag)} is refused: {why}")
+    exit_signal = v & CSIGNAL
+    if exit_signal > MAX_EXIT_SIGNAL:
+        newtime = " (CLONE_NEWTIME shares this byte and is clone3 only)" if v & F.CLONE_NEWTIME else ""
+        fail(FIELD, f"the low byte is the exit signal and {exit_signal} is no signal (1..{MAX_EXIT_SIGNAL}, "
+             f"or 0 for none){newtime}")
+    check_flags(FIELD, v, KNOWN_FLAGS | CSIGNAL)
+    for a, b, rule in _INVALID_PAIRS:
+        if v & a and v & b:
+            fail(FIELD, rule)
+    return int(v)
+
+
+def describe(flags: int) -> str:
+    """``"CLONE_NEWUTS|SIGCHLD"``: the flag names and the exit signal's name."""
+    parts = [] if flags & ~CSIGNAL == 0 else [CloneFlags.describe(flags & ~CSIGNAL)]
+    sig = flags & CSIGNAL
+    if sig:
+        try:
+            parts.append(signal.Signals(sig).name)
+        except ValueError:  # a real-time signal without a name of its own
+            parts.append(f"signal {sig}")
+    return "|".join(parts) or "0"
+
+
+def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
+    """Runs ``fn(*args)`` in a child created by clone(2) with ``flags`` and returns the child's pid.
+
+    The child is a copy-on-write copy of this process (like os.fork: os.register_at_fork hooks run,
+    fds are inherited) placed in the namespaces ``flags`` asks for. Its exit status is what fn
+    returns, read as ``sys.exit(value)`` reads it: None is 0, an int is masked to 0..255; an
+    exception prints its traceback to stderr and exits 1. The child never returns to the caller.
+    The low byte of ``flags`` is the exit signal: pass ``signal.SIGCHLD`` for an ordinary child, and
+    wait for any other with ``wait_clone(pid)``. With CLONE_PARENT the child is a sibling: this
+    process's parent gets its exit signal and must reap it. With CLONE_NEWUSER the child starts with
+    no uid/gid maps (it sees uid 65534) but holds every capability in its new user namespace.
+
+    Raises ValueError/TypeError naming ``flags`` (or ``fn``) before any process exists, and OSError
+    (e.g. PermissionError for a namespace that needs privilege) when the kernel refuses.
+    """
+    if not callable(fn):
+        fail("fn", f"must be callable, not {type(fn).__name__}", TypeError)
+    value = check_clone_flags(flags)
+    if sys.is_finalizing():
+        raise RuntimeError("clone: cannot clone at interpreter shutdown")
+    sys.audit("pyforkexec.clone", fn, value)
+    _warn_if_threaded()
+    _flush_std_streams()  # or the child would write this process's pending output a second time
+    try:
+        return _clone.clone(value, lambda: _child_main(fn, args))
+    except OSError as e:
+        raise OSError(e.errno, f"clone({describe(value)}): {e.strerror}") from None
+
+
+def wait_clone(pid: int, *, nohang: bool = False) -> Optional[int]:
+    """Waits for the child ``pid`` of clone() and returns its exit code as subprocess does
+    (negative: killed by that signal). ``nohang``: None if it has not exited yet.
+
+    Uses ``__WALL``, which also reaps children whose exit signal is not SIGCHLD (or none), which
+    ``os.waitpid(pid, 0)`` fails on with ChildProcessError.
+    """
+    done, status = os.waitpid(pid, WALL | (os.WNOHANG if nohang else 0))
+    return os.waitstatus_to_exitcode(status) if done else None
+
+
+def _child_main(fn: Callable[..., Any], args: tuple) -> int:
+    """In the child: fn's exit status, after flushing; _clone exits with it."""
+    try:
+        status = _exit_status(fn(*args))
+    except SystemExit as e:
+        status = _exit_status(e.code)
+    except BaseException:
+        _print_exception()
+        status = 1
+    _flush_std_streams()
+    return status
+
+
+def _exit_status(value: object) -> int:
+    """What sys.exit(value) makes of value: None 0, an int its low byte, anything else printed and 1."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    if sys.stderr is not None:
+        print(value, file=sys.stderr)
+    return 1
+
+
+def _print_exception() -> None:
+    if sys.stderr is not None:
+        traceback.print_exc()
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (AttributeError, ValueError, OSError):  # replaced, closed or broken: nothing to lose
+            pass
+
+
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def _warn_if_threaded() -> None:
+    """os.fork's DeprecationWarning (Python 3.12+), raised before the child exists rather than after."""
+    if sys.version_info >= (3, 12) and _thread_count() > 1:
+        warnings.warn(f"This process (pid={os.getpid()}) is multi-threaded, use of clone() may lead to "
+                      "deadlocks in the child.", DeprecationWarning, stacklevel=3)

@@ -1,0 +1,89 @@
+"""Running the ``pyforkexec`` console script as a user would, next to util-linux's tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The console script pip installed next to this interpreter (.venv/bin/pyforkexec).
+PYFORKEXEC = str(Path(sys.executable).parent / "pyforkexec")
+TIMEOUT = 30
+
+
+def pfe(*args: str, **kw: Any) -> subprocess.CompletedProcess:
+    """``pyforkexec ARGS...`` with text output captured."""
+    return run([PYFORKEXEC, *args], **kw)
+
+
+def run(argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess:
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", TIMEOUT)
+    return subprocess.run(list(argv), **kw)
+
+
+def util_linux(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"util-linux {tool} is not installed")
+    return path
+
+
+def both(tool: str, *args: str, **kw: Any) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """The same invocation through ``pyforkexec TOOL`` and util-linux's TOOL."""
+    return pfe(tool, *args, **kw), run([util_linux(tool), *args], **kw)
+
+
+def ns_link(name: str, pid: int | str = "self") -> str:
+    return os.readlink(f"/proc/{pid}/ns/{name}")
+
+
+def wait_for(predicate: Any, what: str, timeout: float = TIMEOUT) -> None:
+    """Poll until ``predicate()`` holds (a correctness wait, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class Background:
+    """A started command whose stdout is read line by line (``ready`` handshakes)."""
+
+    def __init__(self, argv: Sequence[str], **kw: Any):
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("text", True)
+        self.proc = subprocess.Popen(list(argv), **kw)
+
+    def readline(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def child(self) -> int:
+        """The only child of the started process (the command of a forking launcher)."""
+        path = f"/proc/{self.proc.pid}/task/{self.proc.pid}/children"
+        with open(path) as f:
+            kids = f.read().split()
+        assert len(kids) == 1, f"expected one child of {self.proc.pid}, got {kids}"
+        return int(kids[0])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(TIMEOUT)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,226 @@
+"""``pyforkexec exec --spec``: the service launcher, and the spec documents (pyforkexec.spec)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.cli import PYFORKEXEC, Background, ns_link, pfe, run, wait_for
+from helpers.marks import needs_root
+
+from pyforkexec import (
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    Credential,
+    ProcAttr,
+    SetNS,
+    SysProcAttr,
+    SysProcIDMap,
+    spec,
+)
+
+pytestmark = needs_root
+ENV = ["PATH=/usr/bin:/bin"]
+
+
+def write(tmp_path: Path, doc: object, name: str = "spec.json") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(doc) if name.endswith(".json") else str(doc))
+    return str(path)
+
+
+def doc(argv: list[str], **sys: object) -> dict:
+    d: dict = {"version": 1, "argv": argv, "proc": {"env": ENV}}
+    if sys:
+        d["sys"] = sys
+    return d
+
+
+def test_runs_a_namespaced_process(tmp_path: Path) -> None:
+    path = write(tmp_path, doc(["sh", "-c", "readlink /proc/self/ns/uts; id -u; cat /proc/self/uid_map"],
+                               cloneflags=["CLONE_NEWUTS", "newuser"], uid_mappings=[[0, 0, 1]],
+                               gid_mappings=[{"container_id": 0, "host_id": 0, "size": 1}]))
+    res = pfe("exec", "--spec", path)
+    assert res.returncode == 0, res.stderr
+    uts, uid, uid_map = res.stdout.splitlines()
+    assert uts != ns_link("uts")
+    assert uid == "0" and uid_map.split() == ["0", "0", "1"]
+
+
+def test_yaml_and_stdin(tmp_path: Path) -> None:
+    text = "version: 1\nargv: [sh, -c, 'echo $0 $1', yaml, doc]\nsys:\n  cloneflags: newuts|newpid\n"
+    assert pfe("exec", "--spec", write(tmp_path, text, "s.yaml")).stdout == "yaml doc\n"
+    assert pfe("exec", "--spec", "-", input=text).stdout == "yaml doc\n"
+    assert pfe("exec", "--spec", "-", input=json.dumps(doc(["echo", "json"]))).stdout == "json\n"
+
+
+def test_extra_arguments_are_appended(tmp_path: Path) -> None:
+    path = write(tmp_path, doc(["echo", "a"]))
+    assert pfe("exec", "--spec", path, "--", "b", "c").stdout == "a b c\n"
+
+
+def test_environment_is_inherited_when_absent(tmp_path: Path) -> None:
+    path = write(tmp_path, {"version": 1, "argv": ["sh", "-c", 'echo "$MARK"']})
+    assert pfe("exec", "--spec", path, env={**os.environ, "MARK": "inherited"}).stdout == "inherited\n"
+
+
+def test_check_prints_ok_and_starts_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = write(tmp_path, doc(["touch", str(marker)], cloneflags=CLONE_NEWUTS))
+    res = pfe("exec", "--spec", path, "--check")
+    assert (res.returncode, res.stdout) == (0, "OK\n")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"sys": {"cloneflagz": 1}}, "spec: sys.cloneflagz: unknown field (did you mean cloneflags?)"),
+    ({"sys": {"uid_mappings": [{"container_id": 0, "host_id": 0, "size": "one"}]}},
+     'spec: sys.uid_mappings[0].size: expected an integer, got the string "one"'),
+    ({"sys": {"uid_mappings": [{"container_id": 0, "host_id": 0}]}},
+     "spec: sys.uid_mappings[0].size: missing (a required field)"),
+    ({"sys": {"setsid": 1}}, "spec: sys.setsid: expected a boolean, got an integer"),
+    ({"sys": {"cloneflags": ["CLONE_NEWFOO"]}}, "spec: sys.cloneflags: "),
+    ({"sys": {"pdeathsig": "SIGNOPE"}}, "spec: sys.pdeathsig: unknown signal 'SIGNOPE'"),
+    ({"sys": {"credential": {"uid": 0, "gid": 0, "grups": []}}},
+     "spec: sys.credential.grups: unknown field (did you mean groups?)"),
+    ({"sys": {"uid_mappings": [[0, 0, 1]]}}, "spec: sys.uid_mappings: id mappings need CLONE_NEWUSER"),
+    ({"sys": {"cloneflags": ["CLONE_VM"]}}, "spec: sys.cloneflags: CLONE_VM is refused"),
+    ({"proc": {"files": [0, 1, "x"]}}, "spec: proc.files[2]: expected "),
+    ({"proc": {"sys": {}}}, "spec: proc.sys: unknown field"),
+    ({"sys": {"sync": "hook"}}, "spec: sys.sync: cannot be given in a spec"),
+    ({"argv": []}, "spec: argv: expected a non-empty list of strings"),
+    ({"version": 2}, "spec: version: unsupported version 2"),
+    ({"wiat": False}, "spec: wiat: unknown field (did you mean wait?)"),
+])
+def test_errors_name_the_field(tmp_path: Path, bad: dict, message: str) -> None:
+    d = {**doc(["true"]), **bad}
+    res = pfe("exec", "--spec", write(tmp_path, d), "--check")
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"pyforkexec: {message}"), res.stderr
+    assert pfe("exec", "--spec", write(tmp_path, d)).returncode == 1  # the same without --check
+
+
+def test_missing_version_and_duplicate_keys(tmp_path: Path) -> None:
+    res = pfe("exec", "--spec", "-", "--check", input='{"argv": ["true"]}')
+    assert "spec: version: missing" in res.stderr
+    res = pfe("exec", "--spec", "-", "--check", input='{"version": 1, "argv": ["true"], "argv": ["x"]}')
+    assert "spec: argv: duplicate key" in res.stderr
+
+
+def test_exit_statuses(tmp_path: Path) -> None:
+    assert pfe("exec", "--spec", write(tmp_path, doc(["sh", "-c", "exit 3"]))).returncode == 3
+    res = pfe("exec", "--spec", write(tmp_path, doc(["/nonexistent"])))
+    assert (res.returncode, res.stderr) == (127, "pyforkexec: fork/exec /nonexistent: no such file or "
+                                                 "directory (at execve)\n")
+    d = doc(["true"])
+    d["proc"]["dir"] = "/nonexistent"
+    res = pfe("exec", "--spec", write(tmp_path, d))
+    assert res.returncode == 125
+    assert res.stderr.endswith("(at chdir)\n")
+
+
+def test_signals_are_forwarded_and_the_status_returned(tmp_path: Path) -> None:
+    d = doc(["sh", "-c", "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done"],
+            cloneflags=["newuts"], pdeathsig="SIGKILL")
+    bg = Background([PYFORKEXEC, "exec", "--spec", write(tmp_path, d)])
+    try:
+        assert bg.readline() == "ready"
+        bg.proc.send_signal(signal.SIGTERM)
+        assert bg.proc.wait(30) == 7
+    finally:
+        bg.stop()
+
+
+def test_wait_false_prints_the_pid(tmp_path: Path) -> None:
+    d = doc(["sleep", "60"])
+    d["wait"] = False
+    d["proc"]["files"] = [0, None, None]  # not our pipes: run() waits for them to close
+    res = pfe("exec", "--spec", write(tmp_path, d))
+    assert res.returncode == 0, res.stderr
+    pid = int(res.stdout)
+    with open(f"/proc/{pid}/cmdline") as f:
+        assert f.read() == "sleep\x0060\x00"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not _alive(pid), "the detached child to die")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_schema_lists_every_field_a_document_can_hold() -> None:
+    res = pfe("exec", "--schema")
+    schema = json.loads(res.stdout)
+    props = schema["$defs"]["SysProcAttr"]["properties"]
+    for f in dataclasses.fields(SysProcAttr):
+        if f.name != "sync":  # a callable
+            assert f.name in props, f.name
+    assert "sync" not in props
+    assert schema["properties"]["proc"]["properties"].keys() == {"dir", "env", "files"}
+
+
+def _rich_attr() -> ProcAttr:
+    return ProcAttr(dir="/tmp", env=("A=1",), files=(0, 1, 2, None), sys=SysProcAttr(
+        cloneflags=CLONE_NEWUSER | CLONE_NEWUTS | CLONE_NEWPID, unshareflags=CLONE_NEWNS | CLONE_NEWNET,
+        uid_mappings=(SysProcIDMap(0, 1000, 1), SysProcIDMap(1, 100000, 65536)),
+        gid_mappings=(SysProcIDMap(0, 1000, 1),), credential=Credential(0, 0, (1, 2), True),
+        setns=(SetNS("/run/netns/x", CLONE_NEWNET), SetNS(5)), pdeathsig=int(signal.SIGTERM),
+        ambient_caps=(10, 12), setsid=True, chroot="/srv"))
+
+
+def test_dump_and_load_round_trip() -> None:
+    attr = _rich_attr()
+    d = spec.dump("/bin/sh", ["sh", "-c", "true"], attr)
+    assert json.loads(json.dumps(d)) == d
+    assert d["sys"]["cloneflags"] == ["CLONE_NEWUTS", "CLONE_NEWUSER", "CLONE_NEWPID"]
+    assert d["sys"]["pdeathsig"] == "SIGTERM"
+    argv0, argv, loaded = spec.load(d)
+    assert (argv0, argv) == ("/bin/sh", ["sh", "-c", "true"])
+    assert loaded == attr
+    assert spec.dump(argv0, argv, loaded) == d
+
+
+def test_dump_leaves_defaults_out() -> None:
+    expected = {"version": 1, "argv": ["true"], "sys": {}}
+    assert spec.dump(None, ["true"], ProcAttr(sys=SysProcAttr())) == expected
+
+
+def test_loading_is_derived_from_the_dataclasses() -> None:
+    # Whatever fields SysProcAttr has (the isolation extensions add some), a document may set each
+    # one that holds plain data: the loader has no list of them.
+    names = {f.name for f in dataclasses.fields(SysProcAttr)}
+    if "hostname" not in names:
+        pytest.skip("SysProcAttr has no hostname field yet")
+    _, _, attr = spec.load({"version": 1, "argv": ["true"], "sys": {"hostname": "h", "cloneflags": "newuts"}})
+    assert attr.sys is not None and attr.sys.hostname == "h"
+
+
+def test_a_spec_with_an_extension_field_runs(tmp_path: Path) -> None:
+    if "hostname" not in {f.name for f in dataclasses.fields(SysProcAttr)}:
+        pytest.skip("SysProcAttr has no hostname field yet")
+    path = write(tmp_path, doc(["hostname"], cloneflags=["newuts"], hostname="from-spec"))
+    assert pfe("exec", "--spec", path).stdout == "from-spec\n"
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    path = write(tmp_path, doc(["echo", "module"]))
+    assert run([sys.executable, "-m", "pyforkexec", "exec", "--spec", path]).stdout == "module\n"
+
+
+def test_usage_errors_exit_1(tmp_path: Path) -> None:
+    assert pfe("exec").returncode == 1
+    res = pfe("exec", "--spec", str(tmp_path / "missing.json"), "--check")
+    assert res.returncode == 1 and "cannot read" in res.stderr
+    assert pfe("exec", "--sepc", "x").returncode == 1

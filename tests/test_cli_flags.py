@@ -1,0 +1,76 @@
+"""``pyforkexec flags``: decoding and encoding clone flags, grouped as in the clone-flags notes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers.cli import pfe
+
+from pyforkexec import CloneFlags, FlagGroup
+from pyforkexec.cli_flags import HEADINGS
+
+
+def test_decode_a_number() -> None:
+    res = pfe("flags", "0x20020000")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "0x20020000 = CLONE_NEWNS|CLONE_NEWPID"
+    assert lines[2] == HEADINGS[FlagGroup.NAMESPACE] + ":"
+    assert lines[3].split()[:3] == ["CLONE_NEWNS", "0x00020000", "[mnt]"]
+    assert lines[3].endswith(CloneFlags.CLONE_NEWNS.description)
+    assert "CLONE_NEWPID" in lines[4] and "[pid]" in lines[4]
+
+
+@pytest.mark.parametrize("args", [["CLONE_NEWNS,CLONE_NEWPID"], ["newns,newpid"], ["newns", "NEWPID"],
+                                  ["CLONE_NEWNS|0x20000000"], ["536870912", "131072"]])
+def test_encode_names_and_numbers_alike(args: list[str]) -> None:
+    assert pfe("flags", *args).stdout == pfe("flags", "0x20020000").stdout
+
+
+def test_groups_follow_the_notes() -> None:
+    out = pfe("flags", "vm,newuts,vfork,pidfd").stdout
+    headings = [line[:-1] for line in out.splitlines() if line.endswith(":")]
+    assert headings == [HEADINGS[g] for g in (FlagGroup.SHARING, FlagGroup.NAMESPACE,
+                                              FlagGroup.PROCESS_CONTROL, FlagGroup.ADVANCED)]
+
+
+def test_listing_every_flag_in_the_notes_order() -> None:
+    out = pfe("flags").stdout
+    names = [line.split()[0] for line in out.splitlines() if line.startswith("  CLONE_")]
+    assert sorted(names) == sorted(f.name for f in CloneFlags)
+    ns = [n for n in names if CloneFlags[n].group is FlagGroup.NAMESPACE]
+    assert ns[:3] == ["CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC"]
+
+
+def test_exit_signal_byte_is_explained() -> None:
+    out = pfe("flags", "0x20020011").stdout
+    assert out.splitlines()[0] == "0x20020011 = CLONE_NEWNS|CLONE_NEWPID|0x11"
+    assert "Not clone flags: 0x11 (in clone(2) the low byte is the exit signal: SIGCHLD)" in out
+
+
+def test_json() -> None:
+    doc = json.loads(pfe("flags", "--json", "newuts,newuser").stdout)
+    assert doc["value"] == int(CloneFlags.CLONE_NEWUTS | CloneFlags.CLONE_NEWUSER)
+    assert doc["names"] == "CLONE_NEWUTS|CLONE_NEWUSER"
+    assert [f["name"] for f in doc["flags"]] == ["CLONE_NEWUTS", "CLONE_NEWUSER"]
+    assert doc["flags"][0] == {"name": "CLONE_NEWUTS", "value": 0x04000000, "hex": "0x04000000",
+                               "group": "namespace", "description": CloneFlags.CLONE_NEWUTS.description,
+                               "ns_file": "uts"}
+    assert doc["unknown_bits"] == 0 and doc["exit_signal"] is None
+    every = json.loads(pfe("flags", "--json").stdout)
+    assert len(every["flags"]) == len(CloneFlags)
+
+
+@pytest.mark.parametrize("value", ["newfoo", "0xzz", "CLONE_NEWNS,,newpid"])
+def test_bad_values_exit_1(value: str) -> None:
+    res = pfe("flags", value)
+    assert res.returncode == 1
+    assert res.stderr.startswith("pyforkexec flags: ")
+    assert value.split(",")[0] in res.stderr or "empty flag" in res.stderr
+
+
+def test_bad_option_exits_1() -> None:
+    res = pfe("flags", "--yaml")
+    assert res.returncode == 1
+    assert "--yaml" in res.stderr

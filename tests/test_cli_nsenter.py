@@ -1,0 +1,188 @@
+"""``pyforkexec nsenter`` joins the namespaces of a running process, beside util-linux nsenter(1)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, util_linux
+from helpers.forked import NOBODY, run_in_fork
+from helpers.marks import needs_root
+
+pytestmark = needs_root
+NS = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+# Links read by a child of the shell: in every namespace the shell is in (the pid one included).
+SHOW_NS = "for n in " + " ".join(NS) + "; do readlink /proc/self/ns/$n; done"
+
+
+def _container(*extra: str, cwd: str = "/") -> Background:
+    """A process in new user/mount/uts/ipc/net/pid/cgroup/time namespaces (made by util-linux), with
+    hostname ``target``; it is killed with the launcher."""
+    argv = [util_linux("unshare"), "--map-root-user", "--mount", "--uts", "--ipc", "--net", "--pid",
+            "--cgroup", "--time", "--fork", "--kill-child", "--mount-proc", *extra, "sh", "-c",
+            f"cd {cwd}; hostname target; export MARK=from-target; echo ready; exec sleep 60"]
+    bg = Background(argv)
+    assert bg.readline() == "ready"
+    return bg
+
+
+@pytest.fixture
+def container() -> Iterator[int]:
+    bg = _container()
+    try:
+        yield bg.child()
+    finally:
+        bg.stop()
+
+
+def links_of(pid: int) -> list[str]:
+    return [ns_link(n, pid) for n in NS]
+
+
+def test_all_joins_every_namespace_of_the_target(container: int) -> None:
+    script = SHOW_NS + "; hostname; id -u"
+    ours, theirs = both("nsenter", "--target", str(container), "--all", "sh", "-c", script)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    lines = ours.stdout.split()
+    assert lines[:len(NS)] == links_of(container)
+    assert lines[len(NS):] == ["target", "0"]
+
+
+def test_the_command_is_inside_the_pid_namespace(container: int) -> None:
+    ours, theirs = both("nsenter", "-t", str(container), "-a", "sh", "-c", "echo $$; cat /proc/1/comm")
+    assert ours.returncode == 0, ours.stderr
+    first, comm = ours.stdout.split()
+    assert int(first) > 1 and comm == "sleep"
+    assert theirs.stdout.split()[1] == "sleep"
+
+
+def test_no_fork_leaves_the_command_outside_the_pid_namespace(container: int) -> None:
+    script = 'readlink /proc/$$/ns/pid; readlink /proc/$$/ns/pid_for_children'
+    ours, theirs = both("nsenter", "-t", str(container), "--pid", "--no-fork", "sh", "-c", script)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout == f"{ns_link('pid')}\n{ns_link('pid', container)}\n"
+
+
+@pytest.mark.parametrize("option,name", [("-u", "uts"), ("-n", "net"), ("-i", "ipc"), ("-C", "cgroup"),
+                                         ("-T", "time"), ("-U", "user")])
+def test_one_namespace(container: int, option: str, name: str) -> None:
+    ours, theirs = both("nsenter", "-t", str(container), option, "sh", "-c", SHOW_NS)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    joined = dict(zip(NS, ours.stdout.split()))
+    assert joined[name] == ns_link(name, container)
+    assert {n for n in NS if joined[n] != ns_link(n)} == {name}
+
+
+def test_mount_namespace(container: int) -> None:
+    # The target's /proc belongs to its pid namespace, whose pid 1 is the target.
+    ours, theirs = both("nsenter", "-t", str(container), "-m", "cat", "/proc/1/comm")
+    assert ours.stdout == theirs.stdout == "sleep\n"
+    assert run(["cat", "/proc/1/comm"]).stdout != "sleep\n"
+
+
+def test_user_namespace_sets_root_unless_preserve_credentials(container: int) -> None:
+    t = str(container)
+    ours, theirs = both("nsenter", "-t", t, "-U", "-u", "sh", "-c", "id -u; id -g")
+    assert ours.stdout == theirs.stdout == "0\n0\n"
+    ours, theirs = both("nsenter", "-t", t, "-U", "--preserve-credentials", "sh", "-c", "id -u")
+    assert ours.stdout == theirs.stdout
+    assert ours.returncode == 0, ours.stderr
+
+
+def test_setns_file_of_a_named_netns(netns: str) -> None:
+    ours, theirs = both("nsenter", f"--net={netns}", "readlink", "/proc/self/ns/net")
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout == f"net:[{os.stat(netns).st_ino}]\n"
+
+
+def test_unprivileged_user_enters_its_own_container() -> None:
+    def inside() -> tuple[int, str, str]:
+        bg = _container()
+        try:
+            t = str(bg.child())
+            res = run([PYFORKEXEC, "nsenter", "-t", t, "-U", "-u", "-m", "-p", "sh", "-c",
+                       "id -u; hostname; cat /proc/1/comm"])
+            return res.returncode, res.stdout, res.stderr
+        finally:
+            bg.stop()
+
+    code, out, err = run_in_fork(inside, uid=NOBODY)
+    assert code == 0, err
+    assert out == "0\ntarget\nsleep\n"
+
+
+def test_target_working_directory_and_root() -> None:
+    bg = _container(cwd="/tmp")
+    try:
+        t = str(bg.child())
+        ours, theirs = both("nsenter", "-t", t, "-m", "-U", "--wd", "--root", "pwd")
+        assert ours.returncode == 0, ours.stderr
+        assert ours.stdout == theirs.stdout == "/tmp\n"
+    finally:
+        bg.stop()
+
+
+def test_target_environment(container: int) -> None:
+    # (util-linux 2.38 has no --env; newer releases do.)
+    res = pfe("nsenter", "-t", str(container), "-u", "--env", "sh", "-c", 'echo "$MARK"')
+    assert res.stdout == "from-target\n"
+
+
+def test_wdns(container: int) -> None:
+    ours, theirs = both("nsenter", "-t", str(container), "-m", "-U", "--wdns=/proc", "pwd")
+    assert ours.stdout == theirs.stdout == "/proc\n"
+
+
+def test_join_cgroup(container: int, cgroup_dir: tuple[str, str]) -> None:
+    path, shown = cgroup_dir
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write(str(container))
+    try:
+        res = pfe("nsenter", "-t", str(container), "--join-cgroup", "-u", "cat", "/proc/self/cgroup")
+    finally:
+        with open(os.path.join(os.path.dirname(path), "cgroup.procs"), "w") as f:
+            f.write(str(container))  # out again, so that the fixture can remove the cgroup
+    assert res.returncode == 0, res.stderr
+    assert f"0::{shown}\n" in res.stdout
+
+
+def test_exit_status_and_missing_program(container: int) -> None:
+    t = str(container)
+    ours, theirs = both("nsenter", "-t", t, "-u", "sh", "-c", "exit 9")
+    assert ours.returncode == theirs.returncode == 9
+    ours, theirs = both("nsenter", "-t", t, "-u", "/nonexistent")
+    assert ours.returncode == theirs.returncode == 127
+
+
+def test_a_target_that_does_not_exist_is_a_setup_failure() -> None:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)  # a pid that no longer exists
+    res = pfe("nsenter", "-t", str(pid), "-u", "true")
+    assert res.returncode == 125
+    assert str(pid) in res.stderr
+
+
+def test_no_namespace_is_a_usage_error() -> None:
+    # As newer util-linux releases (2.38 then runs the program unchanged).
+    res = pfe("nsenter", "-t", "1", "true")
+    assert res.returncode == 1
+    assert "no namespace specified" in res.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (["-t", "abc", "-u"], "--target"),
+    (["-t", "1", "-t", "1", "-u"], "--target"),
+    (["-u"], "no target PID"),
+    (["-t", "1", "-u", "--setuid=x"], "--setuid"),
+    (["--wd=/", "--wdns=/", "-t", "1", "-u"], "--wd"),
+    (["--frobnicate"], "--frobnicate"),
+])
+def test_bad_options_exit_1(args: list[str], words: str) -> None:
+    ours, theirs = both("nsenter", *args, "true")
+    assert ours.returncode == theirs.returncode == 1, (ours.stderr, theirs.stderr)
+    assert words in ours.stderr

@@ -1,0 +1,341 @@
+"""``pyforkexec unshare`` run as a user runs it, beside util-linux unshare(1) where it is installed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, util_linux, wait_for
+from helpers.forked import NOBODY, run_in_fork
+from helpers.marks import needs_root
+from helpers.procs import mount_tags
+from helpers.sysutil import make_root_shared
+
+pytestmark = needs_root
+NS = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+SHOW_NS = "for n in " + " ".join(NS) + "; do readlink /proc/self/ns/$n; done"
+
+
+def differing(out: str) -> set[str]:
+    """The namespace types whose link in ``out`` (SHOW_NS output) differs from this process's."""
+    links = out.split()
+    assert len(links) == len(NS), out
+    return {n for n, link in zip(NS, links) if link != ns_link(n)}
+
+
+def test_every_namespace_option_gives_new_namespaces_as_util_linux() -> None:
+    args = ("--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--time", "--user", "--fork",
+            "sh", "-c", SHOW_NS)
+    ours, theirs = both("unshare", *args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr + theirs.stderr
+    assert differing(ours.stdout) == set(NS)
+    assert differing(theirs.stdout) == set(NS)
+
+
+@pytest.mark.parametrize("option,name", [("-m", "mnt"), ("-u", "uts"), ("-i", "ipc"), ("-n", "net"),
+                                         ("-C", "cgroup"), ("-U", "user")])
+def test_one_namespace_only(option: str, name: str) -> None:
+    ours, theirs = both("unshare", option, "sh", "-c", SHOW_NS)
+    assert differing(ours.stdout) == differing(theirs.stdout) == {name}
+
+
+def test_pid_without_fork_keeps_the_command_outside_and_its_first_child_is_pid_1() -> None:
+    # The first child is the new namespace's init: once it exits, the namespace takes no new process.
+    ours, theirs = both("unshare", "--pid", "sh", "-c", 'echo $$; sh -c "echo \\$\\$"')
+    for res in (ours, theirs):
+        assert res.returncode == 0, res.stderr
+        outer, first_child = res.stdout.split()
+        assert (outer != "1", first_child) == (True, "1")
+
+
+def test_pid_with_fork_makes_the_command_pid_1() -> None:
+    ours, theirs = both("unshare", "--pid", "--fork", "sh", "-c", "echo $$")
+    assert ours.stdout == theirs.stdout == "1\n"
+
+
+def test_map_root_user_maps_as_util_linux() -> None:
+    script = "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups"
+    ours, theirs = both("unshare", "--map-root-user", "sh", "-c", script)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    lines = ours.stdout.splitlines()
+    assert lines[:2] == ["0", "0"]
+    assert lines[2].split() == ["0", str(os.geteuid()), "1"]
+    assert lines[-1] == "deny"
+
+
+def _as_nobody(argv: list[str]) -> tuple[int, str, str]:
+    res = run(argv)
+    return res.returncode, res.stdout, res.stderr
+
+
+def test_map_root_user_as_an_unprivileged_user() -> None:
+    script = "id -u; cat /proc/self/uid_map /proc/self/gid_map; hostname inside; hostname"
+    argv = ["unshare", "-r", "-u", "sh", "-c", script]
+    code, out, err = run_in_fork(_as_nobody, [PYFORKEXEC, *argv], uid=NOBODY)
+    assert code == 0, err
+    ucode, uout, _ = run_in_fork(_as_nobody, [util_linux("unshare"), *argv[1:]], uid=NOBODY)
+    assert (code, out) == (ucode, uout)
+    lines = out.splitlines()
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", str(NOBODY), "1"]
+    assert lines[-1] == "inside"
+
+
+def test_unprivileged_fork_pid_and_mount_proc() -> None:
+    script = "echo $$; ls /proc | grep -c '^[0-9]'"
+    argv = ["unshare", "-r", "--pid", "--fork", "--mount-proc", "sh", "-c", script]
+    ours = run_in_fork(_as_nobody, [PYFORKEXEC, *argv], uid=NOBODY)
+    theirs = run_in_fork(_as_nobody, [util_linux("unshare"), *argv[1:]], uid=NOBODY)
+    assert ours[0] == 0, ours[2]
+    assert ours[:2] == theirs[:2]
+    assert ours[1].split()[0] == "1"
+
+
+def test_unprivileged_mapped_to_a_non_root_uid_keeps_no_capabilities() -> None:
+    script = "id -u; grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status"
+    argv = ["unshare", "--map-user=1000", "--map-group=1000", "-m", "-p", "-f", "--mount-proc",
+            "sh", "-c", script]
+    ours = run_in_fork(_as_nobody, [PYFORKEXEC, *argv], uid=NOBODY)
+    theirs = run_in_fork(_as_nobody, [util_linux("unshare"), *argv[1:]], uid=NOBODY)
+    assert ours[0] == 0, ours[2]
+    assert ours[:2] == theirs[:2]
+    assert ours[1].splitlines()[0] == "1000"
+
+
+def test_hostname_is_isolated() -> None:
+    before = socket.gethostname()
+    ours, theirs = both("unshare", "--uts", "sh", "-c", "hostname isolated-$$; hostname")
+    assert ours.stdout.startswith("isolated-") and theirs.stdout.startswith("isolated-")
+    assert socket.gethostname() == before
+
+
+@pytest.mark.parametrize("users", ["--map-users=1:100000:1000", "--map-users=100000,1,1000"])
+def test_map_users_ranges_and_a_single_id(users: str) -> None:
+    # util-linux 2.38 runs newuidmap(1) for ranges even as root (and knows only outer,inner,count);
+    # these are the lines util-linux's add_single_map_range computes.
+    res = pfe("unshare", users, "--map-groups=1:100000:1000", "--map-root-user",
+              "cat", "/proc/self/uid_map", "/proc/self/gid_map")
+    assert res.returncode == 0, res.stderr
+    expected = [["0", "0", "1"], ["1", "100000", "1000"]] * 2
+    assert [line.split() for line in res.stdout.splitlines()] == expected
+
+
+def test_map_user_carved_out_of_a_range() -> None:
+    res = pfe("unshare", "--map-users=0:100000:10", "--map-user=5", "cat", "/proc/self/uid_map")
+    assert res.returncode == 0, res.stderr
+    lines = sorted(tuple(int(x) for x in line.split()) for line in res.stdout.splitlines())
+    assert lines == [(0, 100000, 5), (5, 0, 1), (6, 100005, 4)]
+
+
+def test_setuid_setgid() -> None:
+    ours, theirs = both("unshare", "--uts", "--setuid", "65534", "--setgid", "65534", "sh", "-c",
+                        "id -u; id -g; id -G")
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout == "65534\n65534\n65534\n"
+
+
+def test_root_and_wd(tiny_root: Path) -> None:
+    (tiny_root / "sub").mkdir()
+    ours, theirs = both("unshare", "--uts", f"--root={tiny_root}", "--wd=/sub", "/probe", "pwd")
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout == "/sub\n"
+
+
+def test_mount_proc_shows_the_new_pid_namespace() -> None:
+    script = "echo $$; cat /proc/1/comm; grep ' /proc ' /proc/self/mountinfo | wc -l"
+    ours, theirs = both("unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    assert ours.stdout.split()[:2] == ["1", "sh"]
+
+
+def _propagation(mode: str) -> tuple[set[str], set[str]]:
+    make_root_shared()
+    argv = ["unshare", "--mount", f"--propagation={mode}", "cat", "/proc/self/mountinfo"]
+    ours, theirs = run([PYFORKEXEC, *argv]), run([util_linux("unshare"), *argv[1:]])
+    assert ours.returncode == 0, ours.stderr
+    return mount_tags(ours.stdout), mount_tags(theirs.stdout)
+
+
+@pytest.mark.parametrize("mode,tags", [("private", set()), ("slave", {"master"}), ("shared", {"shared"}),
+                                       ("unchanged", {"shared"})])
+def test_propagation(mode: str, tags: set[str]) -> None:
+    ours, theirs = run_in_fork(_propagation, mode)
+    assert ours == theirs == tags
+
+
+def test_time_offsets() -> None:
+    args = ("--time", "--monotonic", "1000", "--boottime=2000", "cat", "/proc/self/timens_offsets")
+    ours, theirs = both("unshare", *args)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    assert [line.split()[:2] for line in ours.stdout.splitlines()] == [["monotonic", "1000"],
+                                                                       ["boottime", "2000"]]
+
+
+def test_kill_child_when_the_launcher_dies(tmp_path: Path) -> None:
+    argv = [PYFORKEXEC, "unshare", "--pid", "--kill-child", "sh", "-c", "echo ready; exec sleep 60"]
+    with Background(argv) as bg:
+        assert bg.readline() == "ready"
+        child = bg.child()
+        bg.proc.kill()
+        bg.proc.wait()
+        wait_for(lambda: not os.path.exists(f"/proc/{child}"), f"child {child} to be killed")
+
+
+def _started(argv: list[str]) -> Background:
+    bg = Background(argv)
+    assert bg.readline() == "ready"
+    return bg
+
+
+def test_sigterm_reaches_a_child_that_traps_it() -> None:
+    bg = _started([PYFORKEXEC, "unshare", "--uts", "--fork", "sh", "-c",
+                   "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done"])
+    try:
+        bg.proc.send_signal(signal.SIGTERM)
+        assert bg.proc.wait(30) == 7
+    finally:
+        bg.stop()
+
+
+@pytest.mark.parametrize("fork", [True, False])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1])
+def test_untrapped_signal_ends_the_launcher_with_the_same_signal(fork: bool, sig: int) -> None:
+    bg = _started([PYFORKEXEC, "unshare", "--uts", *(["--fork"] if fork else []), "sh", "-c",
+                   "echo ready; exec sleep 60"])
+    try:
+        bg.proc.send_signal(sig)
+        assert bg.proc.wait(30) == -sig
+    finally:
+        bg.stop()
+
+
+def test_a_shell_sees_128_plus_the_signal() -> None:
+    script = f'{PYFORKEXEC} unshare --fork sh -c \'kill -TERM $$\'; echo "status $?"'
+    assert run(["sh", "-c", script]).stdout == "status 143\n"
+    ul = util_linux("unshare")
+    assert run(["sh", "-c", script.replace(f"{PYFORKEXEC} unshare", ul)]).stdout == "status 143\n"
+
+
+def test_exit_status_of_the_command() -> None:
+    ours, theirs = both("unshare", "--uts", "sh", "-c", "exit 42")
+    assert ours.returncode == theirs.returncode == 42
+
+
+def test_exit_127_when_the_program_does_not_exist() -> None:
+    ours, theirs = both("unshare", "--uts", "/nonexistent/prog")
+    assert ours.returncode == theirs.returncode == 127
+    assert ours.stderr == "pyforkexec: fork/exec /nonexistent/prog: no such file or directory (at execve)\n"
+    res = pfe("unshare", "--uts", "no-such-command-anywhere")
+    assert res.returncode == 127
+    assert "no-such-command-anywhere" in res.stderr
+
+
+def test_exit_126_when_the_program_cannot_be_executed(tmp_path: Path) -> None:
+    script = tmp_path / "not-executable"
+    script.write_text("#!/bin/sh\n")
+    ours, theirs = both("unshare", "--uts", str(script))
+    assert ours.returncode == theirs.returncode == 126
+    assert ours.stderr == f"pyforkexec: fork/exec {script}: permission denied (at execve)\n"
+
+
+def test_exit_125_names_the_failed_step() -> None:
+    ours, theirs = both("unshare", "--uts", "--wd=/nonexistent", "true")
+    assert ours.returncode == 125
+    assert ours.stderr == "pyforkexec: fork/exec /usr/bin/true: no such file or directory (at chdir)\n"
+    assert theirs.returncode == 1  # util-linux does not tell set-up failures from usage errors
+
+
+def test_exit_125_from_the_mount_proc_stage() -> None:
+    res = pfe("unshare", "--mount", "--mount-proc=/nonexistent", "true")
+    assert res.returncode == 125
+    assert res.stderr == "pyforkexec: fork/exec true: no such file or directory (at mount_proc)\n"
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--setuid", "abc"], "--setuid"),
+    (["--setgid=x"], "--setgid"),
+    (["--propagation", "sideways"], "--propagation"),
+    (["--setgroups", "maybe"], "--setgroups"),
+    (["--kill-child=NOSUCHSIG"], "--kill-child"),
+    (["--map-users=1-2-3"], "--map-users"),
+    (["--map-user=no-such-user-x"], "--map-user"),
+    (["--monotonic", "soon", "-T"], "--monotonic"),
+    (["--monotonic", "5"], "--monotonic"),
+    (["--bogus"], "--bogus"),
+    (["-Z"], "'Z'"),
+])
+def test_bad_options_exit_1_naming_the_option(args: list[str], option: str) -> None:
+    ours, theirs = both("unshare", *args, "true")
+    assert ours.returncode == theirs.returncode == 1, (ours.stderr, theirs.stderr)
+    assert option in ours.stderr
+    assert ours.stderr.startswith("pyforkexec unshare: ")
+    assert ours.stdout == ""
+
+
+def test_missing_option_argument_exits_1() -> None:
+    ours, theirs = both("unshare", "--wd")
+    assert ours.returncode == theirs.returncode == 1
+    assert "--wd" in ours.stderr
+
+
+def test_setgroups_allow_conflicts_with_map_group() -> None:
+    ours, theirs = both("unshare", "--map-root-user", "--setgroups=allow", "true")
+    assert ours.returncode == theirs.returncode == 1
+    assert "--setgroups=allow" in ours.stderr
+
+
+def test_options_stop_at_the_program() -> None:
+    res = pfe("unshare", "-u", "echo", "-r", "--fork")
+    assert (res.returncode, res.stdout) == (0, "-r --fork\n")
+
+
+def test_default_program_is_the_login_shell() -> None:
+    env = {**os.environ, "SHELL": "/bin/sh"}
+    ours, theirs = both("unshare", "--uts", input="echo $0\n", env=env)
+    assert ours.stdout == theirs.stdout == "-sh\n"
+
+
+def test_inherited_fds_reach_the_command(tmp_path: Path) -> None:
+    out = tmp_path / "fd3"
+    script = f'exec 3>{out}; exec {PYFORKEXEC} unshare --uts sh -c "echo through-fd >&3"'
+    assert run(["sh", "-c", script]).returncode == 0
+    assert out.read_text() == "through-fd\n"
+
+
+def test_persist_a_namespace_to_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "uts"
+    target.touch()
+    res = pfe("unshare", f"--uts={target}", "hostname", f"persisted-{os.getpid()}")
+    try:
+        assert res.returncode == 0, res.stderr
+        joined = run([util_linux("nsenter"), f"--uts={target}", "hostname"])
+        assert joined.stdout == f"persisted-{os.getpid()}\n"
+    finally:
+        subprocess.run(["umount", str(target)], check=False)
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    res = run([sys.executable, "-m", "pyforkexec", "unshare", "--uts", "sh", "-c", SHOW_NS])
+    assert res.returncode == 0, res.stderr
+    assert differing(res.stdout) == {"uts"}
+
+
+def test_keep_caps_raises_the_ambient_set() -> None:
+    ours, theirs = both("unshare", "--map-user=1000", "--keep-caps", "grep", "CapAmb", "/proc/self/status")
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    assert int(ours.stdout.split()[1], 16) != 0
+
+
+def test_setgid_where_setgroups_is_denied() -> None:
+    # util-linux fails on setgroups(2) here; the groups cannot exist in this namespace, so it is skipped.
+    res = pfe("unshare", "--map-root-user", "--setgid=0", "id", "-g")
+    assert (res.returncode, res.stdout) == (0, "0\n")

@@ -1,0 +1,364 @@
+"""pyforkexec.clone(fn, flags, *args): a Python callable in a child made by clone(2), on the real kernel."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from helpers import sysutil
+from helpers.attempt import Attempt, attempt
+from helpers.forked import load_outcome, outcome_bytes, run_in_fork
+from helpers.marks import needs_root
+from helpers.procs import children, fd_count
+
+import pyforkexec as pf
+from pyforkexec import CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, clone, wait_clone
+from pyforkexec.clone import describe
+
+pytestmark = needs_root
+SIGCHLD = int(signal.SIGCHLD)
+EXAMPLE = Path(__file__).parent.parent / "examples" / "clone_uts.py"
+
+
+@contextlib.contextmanager
+def reaped(pid: int) -> Iterator[int]:
+    """Makes sure the child ``pid`` is reaped (with __WALL, spelled out) even when the test fails, so
+    that its exit signal arrives while the test's signal set-up is still in place."""
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ChildProcessError):  # already reaped
+            os.waitpid(pid, 0x40000000)
+
+
+def in_clone(fn: Callable[..., Any], flags: int, *args: Any) -> tuple[int, Any]:
+    """Runs fn(*args) in clone(..., flags); returns (the child's exit code, fn's result or exception)."""
+    r, w = os.pipe()
+
+    def child() -> int:
+        os.close(r)
+        view = memoryview(outcome_bytes(fn, *args))
+        while view:
+            view = view[os.write(w, view):]
+        return 0
+
+    try:
+        pid = clone(child, flags)
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    code = wait_clone(pid)
+    assert data, f"the cloned child reported nothing (exit code {code})"
+    return code, data
+
+
+def result_of(fn: Callable[..., Any], flags: int, *args: Any) -> Any:
+    code, data = in_clone(fn, flags, *args)
+    assert code == 0
+    return load_outcome(data)
+
+
+def rename_host(name: str) -> tuple[str, int]:
+    socket.sethostname(name)
+    return os.uname().nodename, os.getuid()
+
+
+HOST = f"clone-{os.getpid()}"  # the children's hostname; unique per test run
+
+
+def test_child_in_new_uts_namespace_renames_only_its_own_host() -> None:
+    before = os.uname().nodename
+    name, _ = result_of(rename_host, CLONE_NEWUTS | SIGCHLD, HOST)
+    assert name == HOST != before
+    assert os.uname().nodename == before
+
+
+def test_without_a_new_uts_namespace_the_rename_is_shared() -> None:
+    # the control of the test above, in a fork with a UTS namespace of its own so the host keeps its name
+    def shared() -> str:
+        sysutil.unshare(CLONE_NEWUTS)
+        result_of(rename_host, SIGCHLD, HOST)
+        return os.uname().nodename
+
+    assert run_in_fork(shared) == HOST
+
+
+def test_args_are_passed() -> None:
+    assert result_of(lambda *a: a, SIGCHLD, 1, "two", [3]) == (1, "two", [3])
+
+
+def child_exits(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+@pytest.mark.parametrize(("value", "code"), [
+    (None, 0), (0, 0), (3, 3), (255, 255), (256, 0), (-1, 255), (True, 1),
+    (SystemExit(7), 7), (SystemExit(None), 0), (SystemExit("bye"), 1),
+    (ValueError("boom"), 1), (KeyboardInterrupt(), 1), ("not a status", 1),
+], ids=repr)
+def test_exit_status_is_the_return_value(value: Any, code: int, capfd: pytest.CaptureFixture[str]) -> None:
+    pid = clone(child_exits, SIGCHLD, value)
+    assert wait_clone(pid) == code
+    err = capfd.readouterr().err
+    if isinstance(value, (ValueError, KeyboardInterrupt)):
+        assert "Traceback (most recent call last)" in err
+        assert type(value).__name__ in err
+    elif isinstance(value, (str, SystemExit)) and code == 1:
+        assert str(value) in err
+
+
+def test_the_child_never_returns_into_the_caller() -> None:
+    me = os.getpid()
+    r, w = os.pipe()
+    for value in (None, 5, SystemExit(2), KeyboardInterrupt(), GeneratorExit()):
+        pid = clone(child_exits, SIGCHLD, value)
+        os.write(w, b"%d\n" % os.getpid())  # a child that came back here would write its own pid
+        if os.getpid() != me:
+            os._exit(99)
+        assert wait_clone(pid) in (0, 1, 2, 5)
+    os.close(w)
+    with os.fdopen(r) as f:
+        assert set(f.read().split()) == {str(me)}
+
+
+@pytest.mark.parametrize("exit_signal", [signal.SIGUSR1, 0, signal.SIGCHLD], ids=lambda s: f"signal{int(s)}")
+def test_the_low_byte_is_the_exit_signal(exit_signal: int) -> None:
+    fired: list[int] = []
+    watched = {signal.SIGUSR1, signal.SIGCHLD}
+    old_handler = signal.signal(signal.SIGUSR1, lambda signum, frame: fired.append(signum))
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    try:
+        assert not watched & signal.sigpending()
+        with reaped(clone(lambda: 0, CLONE_NEWUTS | exit_signal)) as pid:
+            if exit_signal != signal.SIGCHLD:  # a "clone child": invisible to a wait without __WALL
+                with pytest.raises(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            assert wait_clone(pid) == 0
+        assert watched & signal.sigpending() == ({exit_signal} if exit_signal else set())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # delivers and runs the handler now
+        signal.signal(signal.SIGUSR1, old_handler)
+    assert fired == ([signal.SIGUSR1] if exit_signal == signal.SIGUSR1 else [])
+
+
+def test_wait_clone_nohang() -> None:
+    r, w = os.pipe()
+    pid = clone(lambda: os.read(r, 1) and 4, CLONE_NEWUTS)  # exit signal 0: only __WALL sees it
+    os.close(r)
+    try:
+        assert wait_clone(pid, nohang=True) is None
+    finally:
+        os.write(w, b"x")
+        os.close(w)
+    assert wait_clone(pid) == 4
+
+
+def test_killed_child_reads_as_negative_signal() -> None:
+    pid = clone(lambda: os.kill(os.getpid(), signal.SIGKILL), SIGCHLD)
+    assert wait_clone(pid) == -signal.SIGKILL
+
+
+def test_new_pid_namespace_child_is_pid_1() -> None:
+    assert result_of(lambda: (os.getpid(), os.getppid()), CLONE_NEWPID | SIGCHLD) == (1, 0)
+
+
+def test_clone_parent_makes_a_sibling() -> None:
+    # from a forked child F, CLONE_PARENT makes the new process a child of F's parent (this process)
+    def from_f() -> tuple[int, str]:
+        pid = clone(lambda: None if os.getppid() == me else 1, pf.CLONE_PARENT | SIGCHLD)
+        try:
+            wait_clone(pid)
+        except ChildProcessError as e:
+            return pid, type(e).__name__
+        return pid, "waited"
+
+    me = os.getpid()
+    pid, outcome = run_in_fork(from_f)
+    assert outcome == "ChildProcessError"
+    assert wait_clone(pid) == 0
+
+
+def test_clone_fs_shares_the_working_directory(tmp_path: Path) -> None:
+    def from_fork() -> str:
+        assert wait_clone(clone(os.chdir, pf.CLONE_FS | SIGCHLD, str(tmp_path))) == 0
+        return os.getcwd()
+
+    assert run_in_fork(from_fork) == str(tmp_path)
+
+
+def test_unprivileged_user_and_uts_namespaces(unprivileged: Callable[..., Any]) -> None:
+    def as_nobody() -> tuple[str, int, str]:
+        with pytest.raises(PermissionError) as refused:
+            clone(lambda: 0, CLONE_NEWUTS | SIGCHLD)
+        name, uid = result_of(rename_host, CLONE_NEWUSER | CLONE_NEWUTS | SIGCHLD, HOST)
+        return name, uid, str(refused.value)
+
+    name, uid, refused = unprivileged(as_nobody)
+    assert (name, uid) == (HOST, 65534)  # unmapped in its new user namespace: the overflow uid
+    assert "clone(CLONE_NEWUTS|SIGCHLD): Operation not permitted" in refused
+
+
+ALWAYS_REFUSED = (
+    pf.CLONE_VM, pf.CLONE_THREAD, pf.CLONE_SIGHAND, pf.CLONE_VFORK, pf.CLONE_FILES, pf.CLONE_SETTLS,
+    pf.CLONE_PARENT_SETTID, pf.CLONE_CHILD_SETTID, pf.CLONE_CHILD_CLEARTID, pf.CLONE_PIDFD,
+)
+REFUSED = [
+    *((flag | SIGCHLD, f"{flag.name} is refused: ") for flag in ALWAYS_REFUSED),
+    (pf.CLONE_VM, "CLONE_VM is refused: a Python child cannot share this interpreter's memory"),
+    (pf.CLONE_CLEAR_SIGHAND, "CLONE_CLEAR_SIGHAND is refused: clone3 only"),
+    (pf.CLONE_INTO_CGROUP, "CLONE_INTO_CGROUP is refused: clone3 only"),
+    (pf.CLONE_NEWTIME | SIGCHLD, "CLONE_NEWTIME shares this byte"),
+    (65, "65 is no signal"),
+    (1 << 40, "unknown clone flag bits 0x10000000000"),
+    (CLONE_NEWPID | pf.CLONE_PARENT | SIGCHLD, "CLONE_NEWPID cannot be combined with CLONE_PARENT"),
+    (CLONE_NEWUSER | pf.CLONE_FS | SIGCHLD, "CLONE_NEWUSER cannot be combined with CLONE_FS"),
+]
+
+
+@pytest.mark.parametrize(("flags", "rule"), REFUSED, ids=[describe(flags) for flags, _ in REFUSED])
+def test_refused_flags_raise_before_any_process_exists(flags: int, rule: str) -> None:
+    got = attempt(clone, lambda: 0, flags)
+    assert (got.kind, got.processes) == ("ValueError", 0), got.message
+    assert got.message.startswith("flags: ")
+    assert rule in got.message
+
+
+@pytest.mark.parametrize(("fn", "flags", "message"), [
+    (lambda: 0, True, "flags: must be an int, not bool"),
+    (lambda: 0, "CLONE_NEWUTS", "flags: must be an int, not str"),
+    (lambda: 0, -1, "flags: must be between 0 and"),
+    ("not callable", SIGCHLD, "fn: must be callable, not str"),
+], ids=["bool", "str", "negative", "fn"])
+def test_bad_arguments_raise_before_any_process_exists(fn: Any, flags: Any, message: str) -> None:
+    got = attempt(clone, fn, flags)
+    assert got.processes == 0
+    assert got.kind in ("TypeError", "ValueError")
+    assert got.message.startswith(message)
+
+
+def test_the_probe_sees_a_clone() -> None:
+    assert attempt(clone, lambda: 0, SIGCHLD) == Attempt("none", "", 1)
+
+
+def test_two_hundred_clones_leave_no_fd_and_no_zombie() -> None:
+    fds, kids = fd_count(), children()
+    old = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        for i in range(200):
+            flags = (CLONE_NEWUTS | SIGCHLD, CLONE_NEWUTS | signal.SIGUSR2, 0)[i % 3]
+            with reaped(clone(lambda: None, flags)) as pid:
+                assert wait_clone(pid) == 0
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert (fd_count(), children()) == (fds, kids)
+
+
+def test_clone_from_a_worker_thread() -> None:
+    # as after os.fork, the cloning thread is the child's only and main thread
+    def from_thread() -> int | None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the multi-threaded warning
+            pid = clone(lambda: 0 if threading.current_thread() is threading.main_thread() else 9, SIGCHLD)
+        return wait_clone(pid)
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(from_thread).result() == 0
+
+
+def test_multithreaded_warning_mirrors_os_fork() -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        with warnings.catch_warnings(record=True) as by_fork:
+            warnings.simplefilter("always")
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        with warnings.catch_warnings(record=True) as by_clone:
+            warnings.simplefilter("always")
+            assert wait_clone(clone(lambda: 0, SIGCHLD)) == 0
+    finally:
+        stop.set()
+        thread.join()
+    fork_kinds = [w.category for w in by_fork]
+    assert [w.category for w in by_clone] == fork_kinds
+    if sys.version_info >= (3, 12):
+        assert fork_kinds == [DeprecationWarning]
+        assert re.search(r"multi-threaded, use of clone\(\)", str(by_clone[0].message))
+        assert by_clone[0].filename == __file__
+
+
+def test_fork_hooks_run_in_the_child_and_the_parent() -> None:
+    # in a fork: at-fork hooks cannot be unregistered
+    def hooks_seen() -> tuple[list[str], bytes]:
+        events: list[str] = []
+        r, w = os.pipe()
+        os.register_at_fork(before=lambda: events.append("before"),
+                            after_in_parent=lambda: events.append("parent"),
+                            after_in_child=lambda: os.write(w, b"child"))
+        assert wait_clone(clone(lambda: 0, SIGCHLD)) == 0
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            return events, f.read()
+
+    assert run_in_fork(hooks_seen) == (["before", "parent"], b"child")
+
+
+def example(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, **kw)
+
+
+def check_example_output(done: subprocess.CompletedProcess[str], name: str) -> None:
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()  # the child's line may come before or after "clone() returned"
+    assert any(re.fullmatch(r"clone\(\) returned [0-9]+", line) for line in lines[:2])
+    assert f"uts.nodename in child:  {name}" in lines
+    parent = f"uts.nodename in parent: {os.uname().nodename}"
+    assert lines[-2:] == [parent, "child has terminated with status 0"]
+
+
+def test_example_script_as_root() -> None:
+    check_example_output(example(HOST), HOST)
+    assert os.uname().nodename != HOST
+
+
+def test_example_script_unprivileged_with_user_flag(unprivileged: Callable[..., Any]) -> None:
+    done = unprivileged(example, "--user", HOST)
+    check_example_output(done, HOST)
+    refused = unprivileged(example, HOST)
+    assert refused.returncode == 1
+    assert "Operation not permitted (run as root, or add --user)" in refused.stderr
+
+
+BUFFERED_SCRIPT = """
+import signal, pyforkexec
+print("parent before clone")
+pid = pyforkexec.clone(print, signal.SIGCHLD, "child")
+assert pyforkexec.wait_clone(pid) == 0
+"""
+
+
+def test_buffered_output_is_neither_lost_nor_doubled() -> None:
+    # stdout on a pipe is block-buffered: the parent's pending line must not be copied into the child,
+    # and the child's line must be flushed before it exits
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", BUFFERED_SCRIPT], capture_output=True, text=True, env=env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "parent before clone\nchild\n"

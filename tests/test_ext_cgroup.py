@@ -1,0 +1,192 @@
+"""SysProcAttr.cgroup: the child is born in a cgroup v2 directory with limits, removed when done.
+
+On a hybrid cgroup v1/v2 machine (systemd's /sys/fs/cgroup/unified) the memory, pids, cpu and io
+controllers are bound to cgroup v1: the limit tests skip there, and the refusal is tested instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers.marks import needs_root
+from helpers.procs import wait_code
+
+from pyforkexec import ChildError, ErrorLocation, ProcAttr, SysProcAttr, fork_exec, run, start_process
+from pyforkexec.cgroup import Cgroup, CgroupError, find_cgroup2, remove_cgroup
+
+pytestmark = needs_root
+CAT = "/usr/bin/cat"
+
+
+def root() -> str:
+    try:
+        return find_cgroup2()
+    except CgroupError as e:
+        pytest.skip(str(e))
+
+
+def available() -> set[str]:
+    with open(os.path.join(root(), "cgroup.controllers")) as f:
+        return set(f.read().split())
+
+
+def needs_controllers(*names: str) -> None:
+    missing = set(names) - available()
+    if missing:
+        pytest.skip(f"the {', '.join(sorted(missing))} controller is not in cgroup v2 here (bound to v1)")
+
+
+@pytest.fixture
+def name() -> Iterator[str]:
+    """A fresh cgroup name below the root; removed afterwards if a test left it."""
+    name = f"pyforkexec-ext-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield name
+    for path in (os.path.join(root(), name, "b"), os.path.join(root(), name)):
+        if os.path.isdir(path):
+            os.rmdir(path)
+
+
+def in_cgroup(cg: Cgroup) -> str:
+    """The child's cgroup v2 path, from its /proc/self/cgroup."""
+    res = run([CAT, "/proc/self/cgroup"], sys=SysProcAttr(cgroup=cg), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return next(line[3:] for line in res.stdout.splitlines() if line.startswith("0::"))
+
+
+# ---- finding the v2 hierarchy -------------------------------------------------------------------------
+
+LINE = "{id} 1 0:{id} / {target} rw,nosuid,nodev,noexec,relatime shared:{id} - {fstype} {fstype} rw\n"
+
+
+@pytest.mark.parametrize(("mounts", "found"), [
+    ([("/sys/fs/cgroup", "cgroup2")], "/sys/fs/cgroup"),
+    ([("/sys/fs/cgroup", "tmpfs"), ("/sys/fs/cgroup/memory", "cgroup"),
+      ("/sys/fs/cgroup/unified", "cgroup2")], "/sys/fs/cgroup/unified"),
+    ([("/mnt/my\\040cgroups", "cgroup2")], "/mnt/my cgroups"),
+], ids=["unified", "hybrid", "elsewhere"])
+def test_find_cgroup2(tmp_path: Path, mounts: list[tuple[str, str]], found: str) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text("".join(LINE.format(id=30 + i, target=t, fstype=f) for i, (t, f) in enumerate(mounts)))
+    assert find_cgroup2(str(info)) == found
+
+
+def test_no_cgroup2_says_so(tmp_path: Path) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text(LINE.format(id=30, target="/sys/fs/cgroup/memory", fstype="cgroup"))
+    with pytest.raises(CgroupError, match=r"^\[Errno 2\] SysProcAttr\.cgroup: no cgroup v2 hierarchy is "):
+        find_cgroup2(str(info))
+
+
+def test_this_machine() -> None:
+    with open("/proc/self/mountinfo") as f:
+        v2 = [line.split()[4] for line in f if " - cgroup2 " in line]
+    if not v2:
+        pytest.skip("no cgroup2 mounted here")
+    assert root() in v2
+
+
+# ---- the child's cgroup ----------------------------------------------------------------------------------
+
+
+def test_child_is_born_in_its_cgroup_which_is_removed_after(name: str) -> None:
+    assert in_cgroup(Cgroup(name)) == f"/{name}"
+    assert not os.path.exists(os.path.join(root(), name))
+
+
+def test_nested_path_creates_and_removes_the_parents(name: str) -> None:
+    assert in_cgroup(Cgroup(f"{name}/b")) == f"/{name}/b"
+    assert not os.path.exists(os.path.join(root(), name))
+
+
+def test_process_removes_it_once_reaped(name: str) -> None:
+    proc = start_process("/bin/sleep", ["sleep", "60"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(name))))
+    path = os.path.join(root(), name)
+    assert proc.cgroup_path == path and os.path.isdir(path)  # type: ignore[attr-defined]
+    with open(os.path.join(path, "cgroup.procs")) as f:
+        assert f.read().split() == [str(proc.pid)]
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL
+    assert not os.path.exists(path)
+
+
+def test_existing_directory_is_reused_and_kept(cgroup_dir: tuple[str, str]) -> None:
+    path, rel = cgroup_dir
+    assert in_cgroup(Cgroup(path)) == rel  # an absolute path under the mount
+    assert os.path.isdir(path)
+
+
+def test_fork_exec_leaves_it_to_the_caller(name: str) -> None:
+    cg = Cgroup(f"/{name}")  # a cgroup path, as /proc/PID/cgroup shows them
+    pid = fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(cgroup=cg)))
+    assert os.path.isdir(cg.fs_path())
+    assert wait_code(pid) == 0
+    assert remove_cgroup(cg.fs_path()) and not os.path.exists(cg.fs_path())
+
+
+def test_failed_spawn_removes_it(name: str) -> None:
+    with pytest.raises(ChildError) as info:
+        fork_exec("/nonexistent", ["x"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(f"{name}/b"))))
+    assert (info.value.errno, info.value.location) == (errno.ENOENT, ErrorLocation.EXECVE)
+    assert not os.path.exists(os.path.join(root(), name))
+
+
+# ---- limits ----------------------------------------------------------------------------------------------
+
+
+def test_missing_controller_is_refused_with_the_reason(name: str) -> None:
+    if "pids" in available():
+        pytest.skip("the pids controller is available in cgroup v2 here")
+    with pytest.raises(CgroupError, match=r"SysProcAttr\.cgroup: the pids controller is not available in "):
+        fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(name, pids_max=10))))
+    assert not os.path.exists(os.path.join(root(), name))
+
+
+def test_limits_are_written(name: str) -> None:
+    needs_controllers("memory", "pids", "cpu")
+    cg = Cgroup(name, memory_max=64 << 20, memory_swap_max=0, pids_max=16, cpu_max="50000 100000",
+                cpu_weight=50)
+    with start_process("/bin/sleep", ["sleep", "60"], ProcAttr(sys=SysProcAttr(cgroup=cg))) as proc:
+        files = ("memory.max", "memory.swap.max", "pids.max", "cpu.max", "cpu.weight")
+        values = [Path(root(), name, f).read_text().strip() for f in files]
+        proc.kill()
+    assert values == [str(64 << 20), "0", "16", "50000 100000", "50"]
+
+
+def test_memory_max_kills_a_child_that_allocates_past_it(name: str) -> None:
+    needs_controllers("memory")
+    cg = Cgroup(name, memory_max=32 << 20, memory_swap_max=0)
+    hog = "b = b'x' * (64 << 20); print('survived')"
+    res = run(["/usr/bin/python3", "-c", hog], sys=SysProcAttr(cgroup=cg), capture_output=True)
+    assert res.returncode == -signal.SIGKILL and b"survived" not in res.stdout
+
+
+def test_pids_max_stops_forks(name: str) -> None:
+    needs_controllers("pids")
+    res = run(["/bin/sh", "-c", "(true) && echo forked"], sys=SysProcAttr(cgroup=Cgroup(name, pids_max=1)),
+              capture_output=True, text=True)
+    assert "forked" not in res.stdout and "fork" in res.stderr.lower()
+
+
+def test_a_parent_with_processes_cannot_hand_controllers_down(cgroup_dir: tuple[str, str]) -> None:
+    needs_controllers("pids")
+    path, _ = cgroup_dir
+    fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sleeper = start_process("/bin/sleep", ["sleep", "60"],
+                                ProcAttr(sys=SysProcAttr(use_cgroup_fd=True, cgroup_fd=fd)))
+    finally:
+        os.close(fd)
+    try:
+        attr = ProcAttr(sys=SysProcAttr(cgroup=Cgroup(f"{path}/c", pids_max=1)))
+        with pytest.raises(CgroupError, match="has processes of its own"):
+            fork_exec("/bin/true", ["true"], attr)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not os.path.exists(f"{path}/c")

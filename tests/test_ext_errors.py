@@ -1,0 +1,133 @@
+"""Every extension step's failure that can be provoked from outside, with its errno, location and index.
+
+Each case asserts what test_child_errors.expect does: errno, location, index, filename, the str()
+format, no zombie, no leaked fd. Extension locations that cannot be reached from outside, and why:
+- SETHOSTNAME, SETDOMAINNAME: validation requires a new UTS namespace, in which the child always has
+  CAP_SYS_ADMIN (its own user namespace gives it too), and checks the length.
+- UMOUNT_OLDROOT: right after a successful pivot_root(".", "."), "." is the old root's mount.
+- NO_NEW_PRIVS: prctl(PR_SET_NO_NEW_PRIVS, 1) cannot fail.
+- SECCOMP: validation bounds the program; without CAP_SYS_ADMIN the step sets no_new_privs and retries.
+- MOUNT_ROOT (mount_propagation): as Go's step, see test_child_errors.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from helpers import sysutil
+from helpers.ext import SANDBOX_NS, new_root
+from helpers.forked import run_in_fork
+from helpers.marks import needs_root
+from test_child_errors import (
+    SECBIT_NO_CAP_AMBIENT_RAISE,
+    Failure,
+    expect,
+    provoke,
+    unused_fd,
+    with_securebits,
+)
+
+from pyforkexec import CLONE_NEWNS, ErrorLocation, SetNS, SysProcAttr
+from pyforkexec.caps import Capabilities
+from pyforkexec.mounts import Mount
+from pyforkexec.rlimits import Rlimit
+
+pytestmark = needs_root
+L = ErrorLocation
+NET_BIND, NET_RAW = 10, 13
+
+
+def test_setns_ebadf_closed_fd_names_the_entry() -> None:
+    sys = SysProcAttr(setns=[SetNS("/proc/self/ns/uts"), SetNS(unused_fd())])
+    expect(provoke(sys), errno.EBADF, L.SETNS, 1)
+
+
+def test_mount_enoent_missing_target_without_mkdir(tmp_path: Path) -> None:
+    mounts = [Mount.tmpfs(str(tmp_path / "a")), Mount.tmpfs(str(tmp_path / "missing"), mkdir=False)]
+    expect(provoke(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts)), errno.ENOENT, L.MOUNT, 1)
+
+
+def test_mount_enodev_unknown_filesystem(tmp_path: Path) -> None:
+    mounts = [Mount("x", str(tmp_path), "no-such-fs")]
+    expect(provoke(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts)), errno.ENODEV, L.MOUNT, 0)
+
+
+def test_mkdir_erofs_under_a_read_only_mount(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    mounts = [Mount.bind(str(tmp_path), str(ro), readonly=True), Mount.tmpfs(str(ro / "new" / "sub"))]
+    expect(provoke(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts)), errno.EROFS, L.MKDIR, 1)
+
+
+def pivot_into_a_plain_dir(mount: str) -> Failure:
+    """In a forked child: ``mount`` is a tmpfs, and the new root a plain directory in it (were it on
+    the same mount as /, pivot_root would say EBUSY instead)."""
+    sysutil.unshare(CLONE_NEWNS)
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
+    sysutil.mount("tmpfs", mount, "tmpfs", 0)
+    os.mkdir(os.path.join(mount, "plain"))
+    return provoke(SysProcAttr(cloneflags=CLONE_NEWNS, pivot_root=os.path.join(mount, "plain")))
+
+
+def test_pivot_root_einval_not_a_mount_point(tmp_path: Path) -> None:
+    # index 1: the pivot_root call itself (index 0 is the chdir into the new root)
+    expect(run_in_fork(pivot_into_a_plain_dir, str(tmp_path)), errno.EINVAL, L.PIVOT_ROOT, 1)
+
+
+def test_pivot_root_enoent_missing_directory(tmp_path: Path) -> None:
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS, pivot_root=str(tmp_path / "missing"))
+    expect(provoke(sys), errno.ENOENT, L.PIVOT_ROOT, 0)
+
+
+def test_remount_ro_einval_chroot_not_a_mount_point(tmp_path: Path) -> None:
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(tmp_path), readonly_root=True)
+    expect(provoke(sys), errno.EINVAL, L.REMOUNT_RO)
+
+
+def test_prlimit_eperm_raising_a_hard_limit_unprivileged(unprivileged: Callable[..., Any]) -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with open("/proc/sys/fs/nr_open") as f:
+        if hard >= int(f.read()):
+            pytest.skip("the hard RLIMIT_NOFILE is already at its maximum")
+    sys = SysProcAttr(rlimits=[Rlimit("core", 0, 0), Rlimit("nofile", 64, hard + 1)])
+    expect(unprivileged(provoke, sys), errno.EPERM, L.PRLIMIT, 1)
+
+
+def test_capbset_drop_eperm_without_cap_setpcap(unprivileged: Callable[..., Any]) -> None:
+    expect(unprivileged(provoke, SysProcAttr(capabilities=Capabilities())), errno.EPERM, L.CAPBSET_DROP, 0)
+
+
+def test_capset_eperm_ambient_not_permitted(unprivileged: Callable[..., Any]) -> None:
+    caps = Capabilities(drop_all_others=False, ambient=["CAP_NET_BIND_SERVICE"])
+    expect(unprivileged(provoke, SysProcAttr(capabilities=caps)), errno.EPERM, L.CAPSET)
+
+
+def test_cap_ambient_eperm_when_raising_is_forbidden() -> None:
+    caps = Capabilities(keep=[NET_BIND, NET_RAW], ambient=[NET_RAW, NET_BIND])
+    failure = run_in_fork(with_securebits, SECBIT_NO_CAP_AMBIENT_RAISE, SysProcAttr(capabilities=caps))
+    expect(failure, errno.EPERM, L.CAP_AMBIENT, NET_BIND)  # raised in number order
+
+
+def test_execveat_eacces_not_executable(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a program\n")
+    fd = os.open(tmp_path / "data", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        expect(provoke(SysProcAttr(exec_fd=fd)), errno.EACCES, L.EXECVEAT)
+    finally:
+        os.close(fd)
+
+
+def test_execve_enoent_inside_the_new_root(tmp_path: Path) -> None:
+    sys = SysProcAttr(cloneflags=SANDBOX_NS, mounts=new_root(), pivot_root=str(tmp_path))
+    expect(provoke(sys, "/nonexistent"), errno.ENOENT, L.EXECVE, argv0="/nonexistent")
+
+
+def test_readme_lists_every_location_in_order() -> None:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = [line.split("`")[1] for line in text.splitlines() if line.startswith("| `") and "` | `" in line]
+    names = [n for n in rows if n in L.__members__]
+    assert names == [loc.name for loc in sorted(L)]

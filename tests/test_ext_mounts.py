@@ -1,0 +1,249 @@
+"""SysProcAttr.mounts, mount_propagation, pivot_root and readonly_root, seen from inside the child."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from helpers import sysutil
+from helpers.ext import HOST_DIRS, SANDBOX_NS, by_target, install_seccomp, new_root, parse_mountinfo, userns
+from helpers.forked import NOBODY, run_in_fork
+from helpers.forked import _drop_privileges as drop_privileges
+from helpers.marks import needs_root
+from helpers.procs import capture, output
+
+from pyforkexec import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, SysProcAttr
+from pyforkexec.mounts import (
+    DEV_NODES,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_REC,
+    Mount,
+    minimal_dev,
+    parse_mount_flags,
+)
+from pyforkexec.seccomp import SeccompFilter, check_seccomp
+
+pytestmark = needs_root
+CAT = "/usr/bin/cat"
+SH = "/bin/sh"
+
+
+DEV_ORDER = ["/dev", *(f"/dev/{n}" for n in DEV_NODES), "/dev/shm"]
+
+
+def mountinfo(sys: SysProcAttr) -> dict[str, Any]:
+    return by_target(output([CAT, "/proc/self/mountinfo"], sys))
+
+
+# ---- flags ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [MS_BIND | MS_REC | MS_RDONLY, "MS_BIND|MS_REC|MS_RDONLY", "rbind,ro",
+                                   ["bind", "MS_REC", "Rdonly"], ("ro", "rbind")])
+def test_parse_mount_flags(value: object) -> None:
+    assert parse_mount_flags(value) == MS_BIND | MS_REC | MS_RDONLY
+
+
+def test_parse_mount_flags_names_the_field() -> None:
+    with pytest.raises(ValueError, match=r"^mounts\[0\]\.flags: unknown mount flag 'MS_BOUND'"):
+        parse_mount_flags("MS_BOUND|MS_REC", "mounts[0].flags")
+    with pytest.raises(TypeError, match=r"^flags\[1\]: must be an MS_\* name, not int"):
+        parse_mount_flags(["bind", 4])
+
+
+# ---- mounts, without a new root -----------------------------------------------------------------------
+
+
+def test_mounts_are_made_in_order_and_only_in_the_child(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    mounts = [
+        Mount.tmpfs(str(a), size="1m", mode=0o700),
+        Mount.bind("/usr", str(b / "usr"), readonly=True),  # mkdir creates b and b/usr
+        Mount(None, str(a), None, "MS_REMOUNT|MS_RDONLY|MS_NOSUID|MS_NODEV", "size=2m"),
+    ]
+    table = mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
+    assert table[str(a)].fstype == "tmpfs"
+    assert {"ro", "nosuid", "nodev"} <= table[str(a)].options
+    assert table[str(b / "usr")].root == "/usr" and "ro" in table[str(b / "usr")].options
+    assert (b / "usr").is_dir()  # created on the shared filesystem, before the mount
+    host = by_target(Path("/proc/self/mountinfo").read_text())
+    assert str(a) not in host and str(b / "usr") not in host
+
+
+def test_readonly_recursive_bind_covers_submounts(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    mounts = [Mount.tmpfs(str(src / "sub")), Mount.bind(str(src), str(dst), readonly=True)]
+    table = mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
+    assert "ro" in table[str(dst)].options and "ro" in table[str(dst / "sub")].options
+    assert "rw" in table[str(src / "sub")].options  # the source stays writable
+
+
+def test_non_recursive_bind_leaves_submounts_out(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    mounts = [Mount.tmpfs(str(src / "sub")), Mount.bind(str(src), str(dst), recursive=False)]
+    table = mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
+    assert str(dst) in table and str(dst / "sub") not in table
+
+
+def test_bind_of_a_file_creates_a_file_target(tmp_path: Path) -> None:
+    target = tmp_path / "x" / "null"
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[Mount.bind("/dev/null", str(target))])
+    assert output([SH, "-c", f"test -c {target} && echo char device"], sys) == "char device\n"
+    assert target.is_file() and target.stat().st_size == 0
+
+
+def test_bind_with_propagation_flags_applies_them_after(tmp_path: Path) -> None:
+    target = tmp_path / "t"
+    mounts = [Mount("/usr", str(target), None, MS_BIND | MS_NOSUID | (1 << 17), None, True)]  # unbindable
+    entry = mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))[str(target)]
+    assert "nosuid" in entry.options and "unbindable" in entry.tags
+
+
+# ---- propagation ------------------------------------------------------------------------------------
+
+
+def root_tags(propagation: str, mounts: list[Mount]) -> frozenset[str]:
+    # a / that is shared, as systemd leaves it, but only with this forked process's own namespace:
+    # cut off from the host first, so that a child's mounts cannot propagate out to it
+    sysutil.unshare(CLONE_NEWNS)
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_SHARED)
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts, mount_propagation=propagation)
+    return mountinfo(sys)["/"].tags
+
+
+@pytest.mark.parametrize(("propagation", "tags"), [("private", set()), ("slave", {"master"}),
+                                                   ("shared", {"shared"}), ("unchanged", {"shared"})])
+def test_mount_propagation_of_a_new_mount_namespace(tmp_path: Path, propagation: str, tags: set[str]) -> None:
+    # the caller's / is shared (as systemd leaves it); the child's / is what mount_propagation says
+    assert run_in_fork(root_tags, propagation, [Mount.tmpfs(str(tmp_path))]) == tags
+
+
+def test_cloneflags_newns_without_mounts_keeps_go_behaviour() -> None:
+    # Go leaves / shared for cloneflags CLONE_NEWNS; so does the default when nothing is mounted
+    assert run_in_fork(root_tags, "private", []) == {"shared"}
+
+
+# ---- pivot_root, readonly_root ------------------------------------------------------------------------
+
+
+def sandbox(root: Path, *extra: Mount, **kw: Any) -> SysProcAttr:
+    return SysProcAttr(cloneflags=SANDBOX_NS, mounts=new_root(*extra), pivot_root=str(root), **kw)
+
+
+HOST = [d for d in HOST_DIRS if os.path.exists(d)]
+
+
+def test_pivot_root_leaves_only_the_new_mounts_and_the_old_root_is_gone(tmp_path: Path) -> None:
+    sys = sandbox(tmp_path, *minimal_dev())
+    entries = parse_mountinfo(output([CAT, "/proc/self/mountinfo"], sys))
+    dev = {"/dev", "/dev/shm", *(f"/dev/{n}" for n in DEV_NODES)}
+    assert [m.target for m in entries] == ["/", *HOST, "/proc", "/tmp", *sorted(dev, key=DEV_ORDER.index)]
+    assert entries[0].fstype == "tmpfs" and "rw" in entries[0].options
+    assert all("ro" in m.options for m in entries if m.target in HOST)
+    listing = set(output(["/usr/bin/ls", "-A", "/"], sys).split())
+    assert listing == {d[1:] for d in HOST} | {"proc", "tmp", "dev"}
+    assert os.listdir(tmp_path) == []  # the host's directory was only a mount point
+
+
+def test_readonly_root_keeps_submounts_writable(tmp_path: Path) -> None:
+    script = "touch /new 2>&1; touch /tmp/new && echo tmp ok"
+    out = output([SH, "-c", script], sandbox(tmp_path, readonly_root=True))
+    assert "Read-only file system" in out and "tmp ok" in out
+
+
+def test_readonly_root_without_a_new_root_is_the_namespace_root() -> None:
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS, readonly_root=True)
+    res = capture([SH, "-c", "touch /pyforkexec-ro-test"], sys)
+    assert res.returncode != 0 and "Read-only file system" in res.out
+    assert not os.path.exists("/pyforkexec-ro-test")
+
+
+def test_dir_is_inside_the_new_root(tmp_path: Path) -> None:
+    # ProcAttr.dir is resolved after pivot_root, inside the new root
+    assert output(["/usr/bin/pwd"], sandbox(tmp_path), dir="/tmp") == "/tmp\n"
+
+
+# ---- the remount fallback for kernels before 5.12 (no mount_setattr) -------------------------------
+
+
+def remount_tables(root: str, flagged: str, drop: bool) -> tuple[dict[str, Any], str]:
+    """In a forked child: a nosuid,nodev,noexec tmpfs at ``flagged``, then mount_setattr made to fail
+    with ENOSYS (as on Linux < 5.12), then (``drop``: as uid 65534 in a user namespace, where those
+    flags are locked) a sandbox with ``flagged`` bound read-only and a read-only root."""
+    sysutil.unshare(CLONE_NEWNS)
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
+    sysutil.mount("tmpfs", flagged, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    install_seccomp(check_seccomp("f", SeccompFilter(deny=["mount_setattr"], errno=errno.ENOSYS)))
+    mounts = new_root(Mount.bind(flagged, "/flagged", readonly=True))
+    if drop:
+        drop_privileges(NOBODY, NOBODY)
+        sys = userns(flags=SANDBOX_NS, mounts=mounts, pivot_root=root, readonly_root=True)
+    else:
+        sys = SysProcAttr(cloneflags=SANDBOX_NS, mounts=mounts, pivot_root=root, readonly_root=True)
+    return mountinfo(sys), output([SH, "-c", "touch /x 2>&1 || true"], sys)
+
+
+@pytest.mark.parametrize("drop", [False, True], ids=["root", "unprivileged-userns"])
+def test_readonly_by_remount_when_mount_setattr_is_missing(world_dir: Path, drop: bool) -> None:
+    root, flagged = world_dir / f"root-{os.getpid()}-{drop}", world_dir / f"flagged-{os.getpid()}-{drop}"
+    root.mkdir()
+    flagged.mkdir()
+    try:
+        table, out = run_in_fork(remount_tables, str(root), str(flagged), drop)
+    finally:
+        root.rmdir()
+        flagged.rmdir()
+    assert "ro" in table["/"].options and "Read-only file system" in out
+    assert {"ro", "nosuid", "nodev", "noexec"} <= table["/flagged"].options  # kept by the remount
+
+
+# ---- unprivileged: a user namespace gives mounts and pivot_root to uid 65534 ------------------------
+
+
+def unprivileged_sandbox(root: str) -> tuple[dict[str, Any], str]:
+    sys = userns(flags=SANDBOX_NS, mounts=new_root(*minimal_dev()), pivot_root=root, readonly_root=True)
+    return mountinfo(sys), output([SH, "-c", "id -u; touch /x 2>&1; echo hi > /dev/null && echo dev ok"], sys)
+
+
+def test_unprivileged_user_namespace_sandbox(unprivileged: Callable[..., Any], world_dir: Path) -> None:
+    root = world_dir / f"root-{os.getpid()}"
+    root.mkdir()
+    try:
+        table, out = unprivileged(unprivileged_sandbox, str(root))
+    finally:
+        root.rmdir()
+    assert table["/"].fstype == "tmpfs" and "ro" in table["/"].options
+    assert table["/proc"].fstype == "proc" and "ro" in table["/usr"].options
+    assert out.splitlines()[0] == "0" and "Read-only file system" in out and "dev ok" in out
+
+
+def test_mount_flags_from_names(tmp_path: Path) -> None:
+    mounts = [Mount("tmpfs", str(tmp_path), "tmpfs", ["nosuid", "MS_NODEV", "ro"], "mode=700")]
+    entry = mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS | CLONE_NEWPID, mounts=mounts))[str(tmp_path)]
+    assert {"ro", "nosuid", "nodev"} <= entry.options
+    assert parse_mount_flags("nosuid|nodev") == MS_NOSUID | MS_NODEV
+
+
+def test_sysfs_of_a_new_network_namespace(tmp_path: Path) -> None:
+    target = tmp_path / "sys"
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS | CLONE_NEWNET, mounts=[Mount.sysfs(str(target))])
+    entry = mountinfo(sys)[str(target)]
+    assert entry.fstype == "sysfs" and {"ro", "nosuid", "nodev", "noexec"} <= entry.options
+    assert output(["/usr/bin/ls", str(target / "class" / "net")], sys) == "lo\n"  # the new namespace's only
+
+
+def test_mounts_are_inside_the_chroot(tiny_root: Path) -> None:
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS | CLONE_NEWPID, chroot=str(tiny_root), mounts=[Mount.proc()])
+    table = by_target(output(["/probe", "cat", "/proc/self/mountinfo"], sys, dir="/"))
+    assert table["/proc"].fstype == "proc"  # mountinfo paths are relative to the chroot
+    assert (tiny_root / "proc").is_dir()

@@ -1,0 +1,135 @@
+"""SysProcAttr.seccomp and no_new_privs: the filter in force in the child, and the BPF it compiles to."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from helpers.ext import bpf, userns
+from helpers.marks import needs_root
+from helpers.procs import capture, output, status_fields
+
+from pyforkexec import SysProcAttr
+from pyforkexec import syscalls as sc
+from pyforkexec.seccomp import ACTIONS, SeccompFilter, check_seccomp
+
+pytestmark = needs_root
+PYTHON = "/usr/bin/python3"
+MKDIR = """import os, sys
+try:
+    os.mkdir(sys.argv[1])
+except OSError as e:
+    print(e.errno)
+else:
+    print('made')"""
+
+
+def mkdir_errno(sys: SysProcAttr, path: Path) -> str:
+    return output([PYTHON, "-c", MKDIR, str(path)], sys).strip()
+
+
+def status(sys: SysProcAttr) -> dict[str, str]:
+    return status_fields(output(["/usr/bin/cat", "/proc/self/status"], sys))
+
+
+def test_denied_call_fails_with_the_configured_errno(tmp_path: Path) -> None:
+    sys = SysProcAttr(seccomp=SeccompFilter(deny=["mkdir", "mkdirat"], errno=errno.EROFS))
+    assert mkdir_errno(sys, tmp_path / "x") == str(errno.EROFS)
+    assert not (tmp_path / "x").exists()
+    assert mkdir_errno(SysProcAttr(), tmp_path / "y") == "made"
+
+
+def test_default_errno_with_an_allow_list(tmp_path: Path) -> None:
+    everything = set(sc.table(sc.machine())) - {"mkdir", "mkdirat"}
+    f = SeccompFilter(default_action="errno", errno=errno.ENOSYS, allow=sorted(everything))
+    assert mkdir_errno(SysProcAttr(seccomp=f), tmp_path / "x") == str(errno.ENOSYS)
+
+
+def test_kill_process() -> None:
+    sys = SysProcAttr(seccomp=SeccompFilter(deny=["getppid"], deny_action="kill_process"))
+    res = capture([PYTHON, "-c", "import os; os.getppid(); print('alive')"], sys)
+    assert (res.returncode, res.out) == (-signal.SIGSYS, "")
+
+
+def test_log_allows() -> None:
+    sys = SysProcAttr(seccomp=SeccompFilter(deny=["getppid"], deny_action="log"))
+    assert output([PYTHON, "-c", "import os; print(os.getppid() > 0)"], sys) == "True\n"
+
+
+def test_root_keeps_no_new_privs_off_unless_asked() -> None:
+    st = status(SysProcAttr(seccomp=SeccompFilter(deny=["ptrace"])))
+    assert (st["Seccomp"], st["Seccomp_filters"], st["NoNewPrivs"]) == ("2", "1", "0")
+    assert status(SysProcAttr(no_new_privs=True))["NoNewPrivs"] == "1"
+
+
+def unprivileged_status(with_userns: bool) -> dict[str, str]:
+    f = SeccompFilter(deny=["ptrace"])
+    return status(userns(seccomp=f) if with_userns else SysProcAttr(seccomp=f))
+
+
+@pytest.mark.parametrize(("with_userns", "nnp"), [(False, "1"), (True, "0")], ids=["plain", "in-userns"])
+def test_no_new_privs_is_forced_only_without_cap_sys_admin(unprivileged: Callable[..., Any],
+                                                           with_userns: bool, nnp: str) -> None:
+    # seccomp asks for CAP_SYS_ADMIN in the caller's own user namespace, which a new one gives
+    st = unprivileged(unprivileged_status, with_userns)
+    assert (st["Seccomp"], st["NoNewPrivs"]) == ("2", nnp)
+
+
+X32 = """
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(void) { long r = syscall(0x40000000 | SYS_getpid); printf("x32 returned %ld\\n", r); return 0; }
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the x32 ABI exists on x86_64 only")
+def test_x32_system_calls_kill_the_process(tmp_path: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    (tmp_path / "x32.c").write_text(X32)
+    subprocess.run([cc, "-o", str(tmp_path / "x32"), str(tmp_path / "x32.c")], check=True)
+    assert capture([str(tmp_path / "x32")]).returncode == 0  # without a filter: ENOSYS or a pid
+    sys = SysProcAttr(seccomp=SeccompFilter(deny=["ptrace"]))
+    assert capture([str(tmp_path / "x32")], sys).returncode == -signal.SIGSYS
+
+
+# ---- the program -----------------------------------------------------------------------------------
+
+LD, JEQ, JGE, RET = 0x20, 0x15, 0x35, 0x06
+
+
+def test_program_for_aarch64() -> None:
+    prog = bpf(check_seccomp("f", SeccompFilter(deny=["mount"], errno=5), arch="aarch64"))
+    assert prog == [(LD, 0, 0, 4), (JEQ, 1, 0, 0xC00000B7), (RET, 0, 0, ACTIONS["kill_process"]),
+                    (LD, 0, 0, 0), (JEQ, 0, 1, 40), (RET, 0, 0, 0x50005), (RET, 0, 0, ACTIONS["allow"])]
+
+
+def test_program_for_x86_64_checks_the_x32_bit() -> None:
+    prog = bpf(check_seccomp("f", SeccompFilter(default_action="kill_thread", allow=["execve", "exit"]),
+                             arch="x86_64"))
+    assert prog[:6] == [(LD, 0, 0, 4), (JEQ, 1, 0, 0xC000003E), (RET, 0, 0, ACTIONS["kill_process"]),
+                        (LD, 0, 0, 0), (JGE, 0, 1, 0x40000000), (RET, 0, 0, ACTIONS["kill_process"])]
+    assert prog[6:] == [(JEQ, 0, 1, 59), (RET, 0, 0, ACTIONS["allow"]), (JEQ, 0, 1, 60),
+                        (RET, 0, 0, ACTIONS["allow"]), (RET, 0, 0, 0)]
+
+
+def test_names_of_another_architecture_are_skipped() -> None:
+    # "open" exists on x86_64 only; an unknown name is an error
+    assert len(bpf(check_seccomp("f", SeccompFilter(deny=["open"]), arch="aarch64"))) == 5
+    with pytest.raises(ValueError, match=r"^f\.deny\[1\]: unknown system call 'opne'"):
+        check_seccomp("f", SeccompFilter(deny=["open", "opne"]))
+
+
+def test_the_c_child_and_the_tables_agree() -> None:
+    from pyforkexec import _child
+
+    table = sc.table(sc.machine())
+    assert {name: table[name] for name in _child.SYS} == _child.SYS
