@@ -1,0 +1,3 @@
+module pyforkexec/benchmarks/go_spawn
+
+go 1.23

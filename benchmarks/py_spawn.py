@@ -1,0 +1,74 @@
+"""The Python worker of spawn.py: fork_exec and subprocess.Popen timed per spawn, in serve mode.
+
+Speaks the protocol of c_spawn.c: "N FLAGS MODE PROG [ARGS...]" answers N per-spawn times in ns, MODE
+being "fork_exec" (pyforkexec.fork_exec + os.waitpid with FLAGS as clone flags, a root map when they
+include CLONE_NEWUSER) or "popen" (subprocess.Popen(argv, env={}).wait(), FLAGS ignored); "mem BYTES"
+(re)sizes the touched memory this process holds. One worker holds nothing, another the big parent's
+memory, so both phases interleave in one run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import time
+from typing import Callable
+
+from workers import HeldMemory
+
+import pyforkexec as fe
+
+
+@functools.cache
+def attr_for(flags: int) -> fe.ProcAttr:
+    """The ProcAttr of a row: its clone flags as a caller writes them (fe.CLONE_NEWUTS | ..., a
+    CloneFlags), and uid/gid 0 -> ours when it has a user namespace."""
+    cloneflags = fe.CloneFlags(flags)
+    if not flags:
+        return fe.ProcAttr()
+    if not flags & fe.CLONE_NEWUSER:
+        return fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=cloneflags))
+    return fe.ProcAttr(sys=fe.SysProcAttr(
+        cloneflags=cloneflags,
+        uid_mappings=[fe.SysProcIDMap(container_id=0, host_id=os.getuid(), size=1)],
+        gid_mappings=[fe.SysProcIDMap(container_id=0, host_id=os.getgid(), size=1)]))
+
+
+def spawner(mode: str, flags: int, argv: list[str]) -> Callable[[], int]:
+    """One spawn + wait, returning the wait status."""
+    if mode == "fork_exec":
+        attr = attr_for(flags)
+        return lambda: os.waitpid(fe.fork_exec(argv[0], argv, attr), 0)[1]
+    if mode == "popen":
+        return lambda: subprocess.Popen(argv, env={}).wait()
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def timed(once: Callable[[], int], n: int) -> list[int]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        status = once()
+        out.append(time.perf_counter_ns() - t0)
+        if status != 0:
+            raise RuntimeError(f"a benchmark child ended with status {status}")
+    return out
+
+
+def serve() -> None:
+    held = HeldMemory(0)
+    for line in sys.stdin:
+        tok = line.split()
+        if len(tok) == 2 and tok[0] == "mem":
+            held.close()
+            held = HeldMemory(int(tok[1], 0))
+            print("ok", flush=True)
+        else:
+            n, flags, mode, argv = int(tok[0]), int(tok[1], 0), tok[2], tok[3:]
+            print(" ".join(map(str, timed(spawner(mode, flags, argv), n))), flush=True)
+
+
+if __name__ == "__main__":
+    serve()

@@ -1,0 +1,207 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: nsenter
+short_description: Run tasks inside the namespaces of a pyforkexec service or of a process
+version_added: 0.1.0
+description:
+  - Runs Ansible's commands, and copies files, inside the namespaces of a running process on the machine
+    that runs Ansible, with the C(nsenter) command of util-linux, the way C(community.docker.docker)
+    reaches a container.
+  - The target is a service of M(pyforkexec.isolation.service), by name (its process, the child of the
+    launcher or of the pyforkexec daemon), or any process, by pid.
+  - Files go through the same namespaces (C(dd) inside them), so they land in the target's mount namespace
+    and new root, owned as the target's user namespace sees it.
+  - To check a service from inside, run the play on the host itself (C(connection=local)) and
+    C(delegate_to) an inventory host that uses this connection, or add one with M(ansible.builtin.add_host).
+author:
+  - pyforkexec developers (@pyforkexec)
+requirements:
+  - C(nsenter) (util-linux) where Ansible runs, and root there
+  - A POSIX shell and C(dd) in the target's filesystem, and Python for modules
+options:
+  remote_addr:
+    description:
+      - The service name or the pid.
+    type: str
+    default: inventory_hostname
+    vars:
+      - name: inventory_hostname
+      - name: ansible_host
+      - name: ansible_nsenter_target
+  manager:
+    description:
+      - Where to look a service name up; V(auto) tries the pyforkexec daemon's pid file, then systemd.
+    type: str
+    choices: [auto, systemd, direct]
+    default: auto
+    vars:
+      - name: ansible_nsenter_manager
+  namespaces:
+    description:
+      - The namespaces to enter; all of the target's by default (its user namespace only if it differs).
+    type: list
+    elements: str
+    choices: [user, pid, net, mount, uts, ipc, cgroup, time]
+    vars:
+      - name: ansible_nsenter_namespaces
+  nsenter_exe:
+    description:
+      - The nsenter program.
+    type: str
+    default: nsenter
+    env:
+      - name: ANSIBLE_NSENTER_EXE
+    vars:
+      - name: ansible_nsenter_exe
+  executable:
+    description:
+      - The shell commands run with, inside the target.
+    type: str
+    default: /bin/sh
+    ini:
+      - section: defaults
+        key: executable
+    env:
+      - name: ANSIBLE_EXECUTABLE
+    vars:
+      - name: ansible_executable
+"""
+
+EXAMPLES = r"""
+- name: Check a service from inside its namespaces
+  hosts: localhost
+  connection: local
+  tasks:
+    - name: Reach the service "web" as an inventory host
+      ansible.builtin.add_host:
+        name: web
+        ansible_connection: pyforkexec.isolation.nsenter
+        ansible_python_interpreter: /usr/bin/python3
+
+    - name: Its hostname, from inside its UTS namespace
+      ansible.builtin.command: hostname
+      delegate_to: web
+      register: inside
+      changed_when: false
+
+    - name: Its addresses
+      ansible.builtin.command: ip -brief address
+      delegate_to: web
+      changed_when: false
+"""
+
+import os
+import shlex
+import shutil
+import subprocess
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.plugins.connection import BUFSIZE, ConnectionBase
+from ansible.utils.display import Display
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths
+
+display = Display()
+
+# nsenter(1) option of each namespace kind
+NSENTER_OPTIONS = {
+    "user": "--user",
+    "pid": "--pid",
+    "net": "--net",
+    "mount": "--mount",
+    "uts": "--uts",
+    "ipc": "--ipc",
+    "cgroup": "--cgroup",
+    "time": "--time",
+}
+
+
+class Connection(ConnectionBase):
+    """Commands and files inside the namespaces of a local process, through nsenter(1)."""
+
+    transport = "pyforkexec.isolation.nsenter"
+    has_pipelining = True
+    has_tty = False
+    default_user = "root"
+
+    def __init__(self, play_context, new_stdin, *args, **kwargs):
+        super().__init__(play_context, new_stdin, *args, **kwargs)
+        self.pid = None
+        self.nsenter = None
+
+    def _connect(self):
+        if os.geteuid() != 0:
+            raise AnsibleConnectionFailure("the nsenter connection needs root where Ansible runs")
+        exe = self.get_option("nsenter_exe")
+        self.nsenter = exe if os.path.isabs(exe) else shutil.which(exe)
+        if not self.nsenter:
+            raise AnsibleConnectionFailure(f"{exe} not found: install util-linux")
+        target = self.get_option("remote_addr")
+        try:
+            self.pid = service_paths.resolve_pid(target, self.get_option("manager"))
+        except service_paths.ServiceError as e:
+            raise AnsibleConnectionFailure(f"nsenter: {e}") from None
+        if not os.path.exists(f"/proc/{self.pid}"):
+            raise AnsibleConnectionFailure(f"nsenter: no process {self.pid}")
+        if not self._connected:
+            display.vvv(f"NSENTER TARGET PID {self.pid}", host=target)
+            self._connected = True
+        return self
+
+    def _argv(self, cmd):
+        kinds = self.get_option("namespaces")
+        enter = [NSENTER_OPTIONS[k] for k in kinds] if kinds else ["--all"]
+        return [self.nsenter, f"--target={self.pid}", *enter, "--root", "--wd", "--",
+                self.get_option("executable"), "-c", cmd]
+
+    def _popen(self, cmd, stdin=subprocess.PIPE):
+        argv = self._argv(cmd)
+        display.vvv(f"EXEC {argv}", host=self.get_option("remote_addr"))
+        return subprocess.Popen([to_bytes(a, errors="surrogate_or_strict") for a in argv], stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def exec_command(self, cmd, in_data=None, sudoable=False):
+        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        p = self._popen(cmd)
+        stdout, stderr = p.communicate(in_data)
+        return p.returncode, stdout, stderr
+
+    @staticmethod
+    def _absolute(path):
+        # As the chroot connection does: a relative path is taken from /, the target may have no $HOME.
+        return os.path.normpath(os.path.join(os.path.sep, path))
+
+    def put_file(self, in_path, out_path):
+        super().put_file(in_path, out_path)
+        out_path = self._absolute(out_path)
+        display.vvv(f"PUT {in_path} TO {out_path}", host=self.get_option("remote_addr"))
+        try:
+            with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as src:
+                count = "" if os.fstat(src.fileno()).st_size else " count=0"
+                p = self._popen(f"dd of={shlex.quote(out_path)} bs={BUFSIZE}{count}", stdin=src)
+                stdout, stderr = p.communicate()
+        except OSError as e:
+            raise AnsibleError(f"failed to transfer {in_path} to {out_path}: {to_native(e)}") from e
+        if p.returncode != 0:
+            raise AnsibleError(f"failed to transfer {in_path} to {out_path}:\n{to_native(stdout)}\n"
+                               f"{to_native(stderr)}")
+
+    def fetch_file(self, in_path, out_path):
+        super().fetch_file(in_path, out_path)
+        in_path = self._absolute(in_path)
+        display.vvv(f"FETCH {in_path} TO {out_path}", host=self.get_option("remote_addr"))
+        p = self._popen(f"dd if={shlex.quote(in_path)} bs={BUFSIZE}")
+        with open(to_bytes(out_path, errors="surrogate_or_strict"), "wb+") as dst:
+            shutil.copyfileobj(p.stdout, dst, BUFSIZE)
+        stdout, stderr = p.communicate()
+        if p.returncode != 0:
+            raise AnsibleError(f"failed to transfer {in_path} to {out_path}:\n{to_native(stdout)}\n"
+                               f"{to_native(stderr)}")
+
+    def close(self):
+        super().close()
+        self._connected = False

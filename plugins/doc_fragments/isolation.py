@@ -1,0 +1,294 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # The isolation options shared by forkexec and service (module_utils/isolation.py ISOLATION_ARGSPEC).
+    DOCUMENTATION = r"""
+options:
+  namespaces:
+    description:
+      - New namespaces for the process, created with C(clone3) (C(CLONE_NEW*) in C(SysProcAttr.cloneflags)).
+      - V(mount) is a new mount namespace whose mounts are made private, V(pid) makes the command PID 1 of a
+        new PID namespace, V(user) a new user namespace (see O(uid_map), O(gid_map), O(map_root_user)).
+    type: list
+    elements: str
+    choices: [user, pid, net, mount, uts, ipc, cgroup, time]
+    default: []
+  cloneflags:
+    description:
+      - Raw clone flags, by name (V(CLONE_NEWNS) or V(newns)), added to those of O(namespaces).
+      - Flags that would make the child share this process's memory, files or signal handlers are refused,
+        with the reason.
+    type: list
+    elements: str
+    default: []
+  unshareflags:
+    description:
+      - Flags for the C(unshare) system call in the child after C(clone3), by name, as Go's C(Unshareflags).
+    type: list
+    elements: str
+    default: []
+  uid_map:
+    description:
+      - Lines of the new user namespace's C(uid_map). Needs a new user namespace.
+    type: list
+    elements: dict
+    suboptions: &idmap
+      container_id:
+        description: First id inside the namespace.
+        type: int
+        required: true
+      host_id:
+        description: First id outside the namespace.
+        type: int
+        required: true
+      size:
+        description: Number of ids mapped.
+        type: int
+        default: 1
+  gid_map:
+    description:
+      - Lines of the new user namespace's C(gid_map), as O(uid_map).
+    type: list
+    elements: dict
+    suboptions: *idmap
+  map_root_user:
+    description:
+      - Map the user and group running the module to root of the new user namespace
+        (C(unshare --map-root-user)).
+      - Mutually exclusive with O(uid_map) and O(gid_map).
+    type: bool
+    default: false
+  setgroups:
+    description:
+      - What the new user namespace's C(/proc/PID/setgroups) says before its C(gid_map) is written.
+    type: str
+    choices: [allow, deny]
+    default: deny
+  hostname:
+    description:
+      - Hostname of the new UTS namespace (needs V(uts) in O(namespaces)).
+    type: str
+  domainname:
+    description:
+      - NIS domain name of the new UTS namespace (needs V(uts) in O(namespaces)).
+    type: str
+  netns:
+    description:
+      - Join the named network namespace C(/run/netns/NAME), as made by M(pyforkexec.isolation.netns) or
+        C(ip netns add).
+      - Cannot be combined with V(net) in O(namespaces).
+    type: str
+  join:
+    description:
+      - Existing namespaces to join with C(setns) before anything else, as C(nsenter) does.
+      - Joining a PID namespace places the command's children in it, not the command itself, as C(setns) does.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      pid:
+        description:
+          - Join the namespaces of this process; by default every one that differs from the module's own,
+            except its PID namespace.
+        type: int
+      path:
+        description:
+          - A namespace file to join (C(/proc/PID/ns/net), C(/run/netns/NAME)).
+        type: path
+      namespaces:
+        description:
+          - Which namespaces of O(join[].pid) to join, or the type O(join[].path) must be.
+        type: list
+        elements: str
+        choices: [user, pid, net, mount, uts, ipc, cgroup, time]
+  credential:
+    description:
+      - The user, group and supplementary groups the command runs as (Go's C(Credential)).
+    type: dict
+    suboptions:
+      uid:
+        description: User name or id.
+        type: raw
+        required: true
+      gid:
+        description: Group name or id; by default the primary group of O(credential.uid).
+        type: raw
+      groups:
+        description: Supplementary groups, names or ids (none by default, as in Go).
+        type: list
+        elements: raw
+        default: []
+      no_setgroups:
+        description: Leave the supplementary groups alone (needed in a user namespace with O(setgroups=deny)).
+        type: bool
+        default: false
+  capabilities:
+    description:
+      - The capabilities the command keeps, by name (V(CAP_NET_BIND_SERVICE) or V(net_bind_service)).
+    type: dict
+    suboptions:
+      keep:
+        description: With O(capabilities.drop_all_others), the only capabilities left in every set.
+        type: list
+        elements: str
+        default: []
+      ambient:
+        description: Capabilities raised as ambient after the credential change; each must be kept.
+        type: list
+        elements: str
+        default: []
+      drop:
+        description: Without O(capabilities.drop_all_others), the capabilities removed from every set.
+        type: list
+        elements: str
+        default: []
+      drop_all_others:
+        description: Drop every capability not in O(capabilities.keep).
+        type: bool
+        default: true
+  no_new_privs:
+    description:
+      - Set C(PR_SET_NO_NEW_PRIVS), so that set-user-id binaries and file capabilities grant nothing.
+    type: bool
+    default: false
+  seccomp:
+    description:
+      - A seccomp filter installed right before C(execve).
+    type: dict
+    suboptions:
+      default_action:
+        description: What a system call in neither list does.
+        type: str
+        choices: [allow, errno, kill_process, kill_thread, trap, log]
+        default: allow
+      allow:
+        description: System calls allowed when the default action is not V(allow).
+        type: list
+        elements: str
+        default: []
+      deny:
+        description: System calls that get O(seccomp.deny_action).
+        type: list
+        elements: str
+        default: []
+      deny_action:
+        description: What a denied system call does.
+        type: str
+        choices: [allow, errno, kill_process, kill_thread, trap, log]
+        default: errno
+      errno:
+        description: The error of the V(errno) action, a name or number.
+        type: raw
+        default: EPERM
+  rootfs:
+    description:
+      - A directory that becomes the command's root with C(pivot_root) (needs V(mount) in O(namespaces)).
+      - It is bind-mounted onto itself first unless O(mounts) mounts something at V(/).
+      - O(mounts) targets are then paths inside the new root.
+    type: path
+  readonly_root:
+    description:
+      - Make the new root (O(rootfs), or C(/) of the new mount namespace) read-only; its submounts keep
+        their own flags.
+    type: bool
+    default: false
+  mounts:
+    description:
+      - Mounts made in the new mount namespace, in order, before C(pivot_root).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      type:
+        description:
+          - V(bind) a host path, a fresh V(tmpfs), a V(proc) for the new PID namespace, a read-only
+            V(sysfs), V(dev) (a minimal C(/dev) on a tmpfs), or any other filesystem with V(mount).
+        type: str
+        choices: [bind, tmpfs, proc, sysfs, dev, mount]
+        default: bind
+      source:
+        description: The host path to bind (V(bind)), or the source of a V(mount).
+        type: str
+      target:
+        description: Where to mount, inside the new root when O(rootfs) is set.
+        type: str
+        required: true
+      readonly:
+        description: Read-only mount.
+        type: bool
+        default: false
+      recursive:
+        description: Bind the submounts of O(mounts[].source) too.
+        type: bool
+        default: true
+      size:
+        description: Size of a V(tmpfs), as tmpfs takes it (V(64m), V(10%)).
+        type: str
+      mode:
+        description: Octal mode of a V(tmpfs) root (V(1777)).
+        type: str
+      fstype:
+        description: Filesystem type of a V(mount).
+        type: str
+      flags:
+        description: C(MS_*) flags of a V(mount) by name (V(nosuid), V(nodev), V(MS_NOEXEC)).
+        type: list
+        elements: str
+        default: []
+      options:
+        description: The filesystem's options string (C(mount -o)) of a V(mount).
+        type: str
+      mkdir:
+        description: Create a missing target first.
+        type: bool
+        default: true
+  mount_propagation:
+    description:
+      - Propagation of every mount of the new mount namespace, set before O(mounts).
+    type: str
+    choices: [private, slave, shared, unchanged]
+    default: private
+  cgroup:
+    description:
+      - A cgroup v2 directory with limits that the command starts in (C(clone3) with C(CLONE_INTO_CGROUP)),
+        created if needed with the controllers the limits need, and removed when empty.
+    type: dict
+    suboptions:
+      path:
+        description: Path below the cgroup v2 root; each module documents its default.
+        type: str
+      memory_max:
+        description: C(memory.max), in bytes, V(max), or a size such as V(256M).
+        type: raw
+      memory_swap_max:
+        description: C(memory.swap.max), as O(cgroup.memory_max).
+        type: raw
+      cpu_max:
+        description: C(cpu.max), V(max), V(QUOTA PERIOD) in microseconds, or a percentage of one CPU (V(50%)).
+        type: str
+      cpu_weight:
+        description: C(cpu.weight), 1 to 10000.
+        type: int
+      pids_max:
+        description: C(pids.max), a number or V(max).
+        type: raw
+      io_max:
+        description: C(io.max) lines, V(MAJ:MIN rbps=N wbps=N riops=N wiops=N).
+        type: list
+        elements: str
+  rlimits:
+    description:
+      - "Resource limits by name (V(nofile) or V(RLIMIT_NOFILE)); each value is one limit for both soft
+        and hard, a V([soft, hard]) pair, or a dict with C(soft) and C(hard); V(unlimited) or V(-1) for
+        no limit."
+    type: dict
+    default: {}
+notes:
+  - Invalid combinations of these options (for example O(hostname) without a new UTS namespace, O(uid_map)
+    without a new user namespace) are refused before anything runs, by pyforkexec's own validation; the
+    message starts with the option and states the rule.
+"""

@@ -1,0 +1,157 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""What the kernel says about a process's namespaces: inodes, id maps, hostname, cgroup.
+
+Read from /proc; the values that only exist inside a namespace (the hostname of a UTS namespace, the
+links of a network namespace) are read by a forked child that joins it (``run_in_namespaces``).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import traceback
+
+# namespaces option value -> the file under /proc/PID/ns/
+NS_FILES = {
+    "user": "user",
+    "pid": "pid",
+    "net": "net",
+    "mount": "mnt",
+    "uts": "uts",
+    "ipc": "ipc",
+    "cgroup": "cgroup",
+    "time": "time",
+}
+# setns(2) nstype of each kind (linux/sched.h), so that this file needs no pyforkexec import
+NSTYPES = {
+    "user": 0x10000000,
+    "pid": 0x20000000,
+    "net": 0x40000000,
+    "mount": 0x00020000,
+    "uts": 0x04000000,
+    "ipc": 0x08000000,
+    "cgroup": 0x02000000,
+    "time": 0x00000080,
+}
+HOST_PID = 1  # "the host" is PID 1's namespaces, or this process's where PID 1's cannot be read
+
+
+def ns_path(pid, kind):
+    return f"/proc/{pid}/ns/{NS_FILES[kind]}"
+
+
+def inode(path):
+    """The inode of a namespace file (a /proc/PID/ns/* link or a bind mount such as /run/netns/x)."""
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def host_inode(kind):
+    """The inode of the host's namespace of ``kind``: PID 1's, or (when PID 1 hides them, as a
+    sandbox's init may) this process's, which the module shares with the host it runs on."""
+    try:
+        return inode(ns_path(HOST_PID, kind))
+    except PermissionError:
+        return inode(ns_path("self", kind))
+
+
+def namespaces(pid):
+    """{kind: {inode, path, same_as_host}} for each namespace kind the kernel has."""
+    out = {}
+    for kind in NS_FILES:
+        path = ns_path(pid, kind)
+        ino = inode(path)
+        if ino is None:
+            continue  # a kernel without this namespace type
+        out[kind] = dict(inode=ino, path=path, same_as_host=ino == host_inode(kind))
+    return out
+
+
+def differing(pid, reference="self"):
+    """The kinds of namespace in which ``pid`` differs from ``reference`` (this process by default)."""
+    return [k for k in NS_FILES if inode(ns_path(pid, k)) not in (None, inode(ns_path(reference, k)))]
+
+
+def id_map(pid, which):
+    """/proc/PID/uid_map or gid_map as [{container_id, host_id, size}]."""
+    with open(f"/proc/{pid}/{which}") as f:
+        rows = [line.split() for line in f if line.strip()]
+    return [dict(container_id=int(a), host_id=int(b), size=int(c)) for a, b, c in rows]
+
+
+def cgroup(pid):
+    """The process's cgroup v2 path (the "0::" line of /proc/PID/cgroup), None without cgroup v2."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].rstrip("\n")
+    return None
+
+
+def pid_exists(pid):
+    return os.path.exists(f"/proc/{pid}")
+
+
+def run_in_namespaces(entries, func, *args):
+    """``func(*args)`` in a forked child that first joins each (path, kind) namespace; its result.
+
+    The result must pickle. An exception in the child is raised here as a RuntimeError with the
+    child's traceback text.
+    """
+    from pyforkexec import _child  # the project's own setns wrapper
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no return from here
+        try:
+            os.close(r)
+            for path, kind in entries:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                _child.setns(fd, NSTYPES[kind])
+                os.close(fd)
+            payload = (True, func(*args))
+        except BaseException:
+            payload = (False, traceback.format_exc())
+        try:
+            with os.fdopen(w, "wb") as f:
+                pickle.dump(payload, f)
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    if not data:
+        raise RuntimeError("the namespace helper process died without a result")
+    ok, value = pickle.loads(data)
+    if not ok:
+        raise RuntimeError(value)
+    return value
+
+
+def _read_hostname():
+    with open("/proc/sys/kernel/hostname") as f:
+        return f.read().strip()
+
+
+def hostname(pid):
+    """The hostname inside ``pid``'s UTS namespace."""
+    return run_in_namespaces([(ns_path(pid, "uts"), "uts")], _read_hostname)
+
+
+def describe(pid, with_net=None):
+    """The facts namespace_info returns for a process. ``with_net(path)`` reads its network view."""
+    facts = dict(
+        pid=pid,
+        namespaces=namespaces(pid),
+        uid_map=id_map(pid, "uid_map"),
+        gid_map=id_map(pid, "gid_map"),
+        hostname=hostname(pid),
+        cgroup=cgroup(pid),
+    )
+    if with_net is not None:
+        facts["net"] = with_net(ns_path(pid, "net"))
+    return facts

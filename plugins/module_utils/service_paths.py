@@ -1,0 +1,142 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""Where a pyforkexec service lives, and how its process is found, under either manager.
+
+Shared by the service and namespace_info modules (on the managed host) and the nsenter connection
+plugin (on the controller). Under systemd the unit's main process is the launcher
+(``pyforkexec exec --spec``); with ``manager: direct`` it is ``python -m pyforkexec.daemon``, whose
+pid file is locked while it runs. Either way the service's own process is the main process's child.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import subprocess
+import time
+
+SPEC_DIR = "/etc/pyforkexec"
+RUN_DIR = "/run/pyforkexec"
+LOG_DIR = "/var/log/pyforkexec"
+UNIT_DIR = "/etc/systemd/system"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")
+
+
+class ServiceError(RuntimeError):
+    """A service that cannot be found, started or stopped; the message says why."""
+
+
+def check_name(name):
+    if not _NAME.match(name or ""):
+        raise ServiceError(f"name: {name!r} is not a valid service name "
+                           "(letters, digits, '_', '.', '@', '-')")
+    return name
+
+
+def spec_path(name):
+    return os.path.join(SPEC_DIR, f"{name}.json")
+
+
+def pid_file(name):
+    return os.path.join(RUN_DIR, f"{name}.pid")
+
+
+def log_file(name):
+    return os.path.join(LOG_DIR, f"{name}.log")
+
+
+def unit_name(name):
+    return f"pyforkexec-{name}.service"
+
+
+def unit_path(name):
+    return os.path.join(UNIT_DIR, unit_name(name))
+
+
+def systemd_booted():
+    """sd_booted(3): whether PID 1 is systemd."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def locked_pid(path):
+    """The pid in a pid file that its daemon holds locked, None when no daemon runs."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: the daemon runs
+            text = os.read(fd, 32).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        return None  # a stale file: nobody holds it
+    finally:
+        os.close(fd)
+
+
+def systemd_main_pid(name, run=None):
+    """The unit's MainPID (None if it is not running). ``run(argv) -> (rc, out, err)``."""
+    argv = ["systemctl", "show", "--property=MainPID", "--value", unit_name(name)]
+    if run is None:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        rc, out = proc.returncode, proc.stdout
+    else:
+        rc, out = run(argv)[:2]
+    text = out.strip()
+    return int(text) if rc == 0 and text.isdigit() and int(text) > 0 else None
+
+
+def children(pid):
+    out = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(p) for p in f.read().split()]
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def workload_pid(main_pid, wait=0.0):
+    """The service's own process: the main process's child (None between restarts). ``wait``: how
+    long to give a main process that was just started to spawn it (systemd's start returns first)."""
+    if main_pid is None:
+        return None
+    deadline = time.monotonic() + wait
+    while True:
+        kids = children(main_pid)
+        if kids or time.monotonic() >= deadline or not os.path.exists(f"/proc/{main_pid}"):
+            return kids[0] if kids else None
+        time.sleep(0.05)
+
+
+def main_pid(name, manager="auto", run=None):
+    """(manager, main pid) of a running service; (manager, None) when it does not run."""
+    if manager in ("auto", "direct"):
+        pid = locked_pid(pid_file(name))
+        if pid is not None or manager == "direct":
+            return "direct", pid
+    if manager == "systemd" or systemd_booted():
+        return "systemd", systemd_main_pid(name, run)
+    return "direct", None
+
+
+def resolve_pid(target, manager="auto", run=None):
+    """The pid of the process a name or pid stands for: a number is a pid, else a service name."""
+    text = str(target).strip()
+    if text.isdigit():
+        return int(text)
+    check_name(text)
+    found, main = main_pid(text, manager, run)
+    if main is None:
+        raise ServiceError(f"service {text} is not running (manager {found})")
+    pid = workload_pid(main)
+    if pid is None:
+        raise ServiceError(f"service {text}: its main process {main} has no child (restarting?)")
+    return pid

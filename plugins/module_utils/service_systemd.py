@@ -1,0 +1,120 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""manager: systemd: the unit file (rendered with jinja2 on the managed host) and systemctl.
+
+The unit's ExecStart is the launcher, ``python -m pyforkexec exec --spec FILE``, which stays the parent
+of the service's process and passes SIGTERM on to it (``KillMode=mixed``). The cgroup limits of the
+isolation options become the unit's resource directives: systemd owns a unit's cgroup.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+
+UNIT_TEMPLATE = """\
+# Managed by Ansible (pyforkexec.isolation.service): change the task, not this file.
+[Unit]
+Description={{ description }}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=exec
+ExecStart={{ exec_start | map('systemd_quote') | join(' ') }}
+Restart={{ restart }}
+RestartSec=1
+KillMode=mixed
+TimeoutStopSec={{ stop_timeout }}
+{% for key, value in resources %}
+{{ key }}={{ value }}
+{% endfor %}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+class UnitError(ValueError):
+    """An option that the unit cannot express; ``str()`` starts with the option."""
+
+
+def systemd_quote(arg):
+    """One ExecStart word: % and $ escaped (specifiers, variables), quoted when it has blanks or quotes."""
+    arg = str(arg).replace("%", "%%").replace("$", "$$")
+    if arg and not re.search(r"[\s\"'\\;]", arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _infinity(value):
+    return "infinity" if value == "max" else str(value)
+
+
+def resource_directives(limits):
+    """[(directive, value)] for isolation.cgroup_limits(...); UnitError for what systemd lacks."""
+    if not limits:
+        return []
+    out = []
+    if limits.get("memory_max") is not None:
+        out.append(("MemoryMax", _infinity(limits["memory_max"])))
+    if limits.get("memory_swap_max") is not None:
+        out.append(("MemorySwapMax", _infinity(limits["memory_swap_max"])))
+    cpu = limits.get("cpu_max")
+    if cpu is not None and cpu != "max":
+        quota, *period = cpu.split()
+        if quota != "max":
+            percent = int(quota) * 100 / int(period[0] if period else 100000)
+            out.append(("CPUQuota", f"{percent:g}%"))
+    if limits.get("cpu_weight") is not None:
+        out.append(("CPUWeight", str(limits["cpu_weight"])))
+    if limits.get("pids_max") is not None:
+        out.append(("TasksMax", _infinity(limits["pids_max"])))
+    if limits.get("io_max"):
+        raise UnitError("cgroup.io_max: not supported with manager=systemd (systemd's IO*BandwidthMax= "
+                        "take device paths): set it in a drop-in, or use manager=direct")
+    return out
+
+
+def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, description=None):
+    """The unit file text. ``jinja2`` is the module (the caller checked it can be imported)."""
+    description = description or f"pyforkexec service {name}"
+    if "\n" in description:
+        raise UnitError("description: must be one line")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
+                             autoescape=False)
+    env.filters["systemd_quote"] = systemd_quote
+    return env.from_string(UNIT_TEMPLATE).render(
+        description=description, exec_start=exec_start, restart=restart, stop_timeout=stop_timeout,
+        resources=resources)
+
+
+def launcher_argv(python, name):
+    return [python, "-m", "pyforkexec", "exec", "--spec", paths.spec_path(name)]
+
+
+class Systemctl:
+    """systemctl through ``run(argv) -> (rc, stdout, stderr)`` (AnsibleModule.run_command)."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def _ok(self, *args):
+        rc, out, err = self.run(["systemctl", *args])
+        if rc != 0:
+            detail = err.strip() or out.strip()
+            raise paths.ServiceError(f"systemctl {' '.join(args)} failed ({rc}): {detail}")
+        return out
+
+    def is_active(self, name):
+        return self.run(["systemctl", "is-active", "--quiet", paths.unit_name(name)])[0] == 0
+
+    def is_enabled(self, name):
+        return self.run(["systemctl", "is-enabled", "--quiet", paths.unit_name(name)])[0] == 0
+
+    def daemon_reload(self):
+        self._ok("daemon-reload")
+
+    def action(self, verb, name):
+        self._ok(verb, paths.unit_name(name))

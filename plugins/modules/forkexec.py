@@ -1,0 +1,306 @@
+#!/usr/bin/python
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: forkexec
+short_description: Run one command in new or existing Linux namespaces
+version_added: 0.1.0
+description:
+  - Runs one command on the managed host with pyforkexec (Go's C(syscall.ForkExec) for Python), in new
+    namespaces (user, PID, network, mount, UTS, IPC, cgroup, time) or in existing ones, with id maps,
+    credentials, capabilities, seccomp, mounts, a new root, cgroup limits and resource limits.
+  - Like M(ansible.builtin.command), it is not run through a shell, reports V(changed=true) when it ran,
+    and skips the run when O(creates) exists or O(removes) does not.
+  - When the child fails before C(execve) (a refused C(setns), a missing program...), the task fails with
+    RV(child_error) naming the step that failed.
+author:
+  - pyforkexec developers (@pyforkexec)
+requirements:
+  - pyforkexec on the managed host's Python (C(pip install pyforkexec))
+  - Linux, and root or a user namespace for most isolation options
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - pyforkexec.isolation.isolation
+options:
+  argv:
+    description:
+      - The command and its arguments as a list. C(argv[0]) is looked up in C(PATH) unless it contains C(/).
+      - Exactly one of O(argv) and O(cmd) is required.
+    type: list
+    elements: str
+  cmd:
+    description:
+      - The command as one string, split like a shell would (no shell features).
+    type: str
+  chdir:
+    description:
+      - Working directory of the command, inside O(rootfs) when that is set.
+    type: path
+  env:
+    description:
+      - Environment variables added to (or, with O(inherit_env=false), making up) the command's environment.
+    type: dict
+    default: {}
+  inherit_env:
+    description:
+      - Start from the module's environment. With V(false) the command gets only O(env).
+    type: bool
+    default: true
+  stdin:
+    description:
+      - Data written to the command's standard input.
+    type: str
+  stdin_add_newline:
+    description:
+      - Append a newline to O(stdin).
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for the command; it is then killed and the task fails. V(0) waits forever.
+    type: float
+    default: 0
+  creates:
+    description:
+      - A path; when it exists, the command is not run.
+    type: path
+  removes:
+    description:
+      - A path; when it does not exist, the command is not run.
+    type: path
+attributes:
+  check_mode:
+    support: partial
+    details: Check mode validates every option with pyforkexec and reports what would run, without running it.
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+seealso:
+  - module: ansible.builtin.command
+  - module: pyforkexec.isolation.service
+  - module: pyforkexec.isolation.netns
+"""
+
+EXAMPLES = r"""
+- name: The hostname inside a new UTS namespace
+  pyforkexec.isolation.forkexec:
+    argv: [hostname]
+    namespaces: [uts]
+    hostname: sandbox
+  register: result
+  changed_when: false
+
+- name: As root of a new user namespace, with its own PID and mount namespaces and /proc
+  pyforkexec.isolation.forkexec:
+    cmd: ps -o pid,user,comm
+    namespaces: [user, pid, mount]
+    map_root_user: true
+    mounts:
+      - type: proc
+        target: /proc
+
+- name: Inside a named network namespace made by pyforkexec.isolation.netns
+  pyforkexec.isolation.forkexec:
+    argv: [ip, -brief, address]
+    netns: web
+
+- name: A build step with limits, as nobody, without network
+  pyforkexec.isolation.forkexec:
+    argv: [make, -j2]
+    chdir: /srv/src
+    namespaces: [net]
+    credential: {uid: nobody, gid: nogroup}
+    cgroup: {memory_max: 512M, pids_max: 256}
+    rlimits: {nofile: 1024}
+    no_new_privs: true
+    creates: /srv/src/build/done
+"""
+
+RETURN = r"""
+rc:
+  description: Exit status of the command; the negated signal number when a signal killed it.
+  returned: when the command ran
+  type: int
+  sample: 0
+stdout:
+  description: Standard output of the command.
+  returned: when the command ran
+  type: str
+  sample: sandbox
+stderr:
+  description: Standard error of the command.
+  returned: when the command ran
+  type: str
+  sample: ''
+stdout_lines:
+  description: RV(stdout) split into lines.
+  returned: when the command ran
+  type: list
+  elements: str
+stderr_lines:
+  description: RV(stderr) split into lines.
+  returned: when the command ran
+  type: list
+  elements: str
+pid:
+  description: The process id the command had (in the module's PID namespace).
+  returned: when the command started
+  type: int
+  sample: 4242
+cmd:
+  description: The command as run (after splitting O(cmd)).
+  returned: always
+  type: list
+  elements: str
+  sample: [hostname]
+start:
+  description: When the command started.
+  returned: when the command ran
+  type: str
+  sample: '2025-01-01 12:00:00.000000'
+end:
+  description: When the command ended.
+  returned: when the command ran
+  type: str
+  sample: '2025-01-01 12:00:00.010000'
+delta:
+  description: How long the command ran.
+  returned: when the command ran
+  type: str
+  sample: '0:00:00.010000'
+child_error:
+  description:
+    - The step at which the child failed before C(execve) (pyforkexec's C(ChildError)).
+  returned: when the child failed before execve
+  type: dict
+  contains:
+    errno:
+      description: The error number.
+      type: int
+      sample: 1
+    errno_name:
+      description: Its symbolic name.
+      type: str
+      sample: EPERM
+    location:
+      description: The step that failed (C(setns), C(unshare), C(setgroups), C(chdir), C(execve)...).
+      type: str
+      sample: execve
+    index:
+      description: Which instance of the step, when it has several (the C(setns) entry, the fd...).
+      type: int
+      sample: 0
+    filename:
+      description: The program.
+      type: str
+      sample: /usr/bin/hostname
+"""
+
+import datetime
+import os
+import shlex
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
+    ISOLATION_ARGSPEC,
+    ISOLATION_MUTUALLY_EXCLUSIVE,
+    IsolationError,
+    build_and_check,
+)
+
+ARGSPEC = dict(
+    argv=dict(type="list", elements="str"),
+    cmd=dict(type="str"),
+    chdir=dict(type="path"),
+    env=dict(type="dict", default={}),
+    inherit_env=dict(type="bool", default=True),
+    stdin=dict(type="str"),
+    stdin_add_newline=dict(type="bool", default=True),
+    timeout=dict(type="float", default=0),
+    creates=dict(type="path"),
+    removes=dict(type="path"),
+    **ISOLATION_ARGSPEC,
+)
+
+
+def child_error(e):
+    return dict(errno=e.errno, errno_name=e.errno_name, location=e.location.step, index=e.index,
+                filename=e.filename)
+
+
+def skip_reason(params):
+    if params["creates"] and os.path.exists(params["creates"]):
+        return f"skipped, since {params['creates']} exists"
+    if params["removes"] and not os.path.exists(params["removes"]):
+        return f"skipped, since {params['removes']} does not exist"
+    return None
+
+
+def environment(params):
+    env = dict(os.environ) if params["inherit_env"] else {}
+    env.update({k: str(v) for k, v in params["env"].items()})
+    return env
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGSPEC,
+        mutually_exclusive=[("argv", "cmd"), *ISOLATION_MUTUALLY_EXCLUSIVE],
+        required_one_of=[("argv", "cmd")],
+        supports_check_mode=True,
+    )
+    deps.require(module, "pyforkexec")
+    params = module.params
+    argv = params["argv"] if params["argv"] is not None else shlex.split(params["cmd"])
+    if not argv:
+        module.fail_json(msg="argv: the command is empty", cmd=argv)
+    env = environment(params)
+    try:
+        attr = build_and_check(params, argv, env=[f"{k}={v}" for k, v in env.items()], chdir=params["chdir"],
+                               cgroup_path=f"pyforkexec/forkexec-{os.getpid()}")
+        sys_attr = attr.sys
+    except IsolationError as e:
+        module.fail_json(msg=str(e), cmd=argv)
+    reason = skip_reason(params)
+    if reason:
+        module.exit_json(changed=False, skipped=True, msg=reason, cmd=argv, rc=0, stdout="", stderr="")
+    if module.check_mode:
+        module.exit_json(changed=True, msg="would run (check mode): every option validated", cmd=argv)
+
+    pids = []
+    sys_attr.sync = pids.append  # pyforkexec calls it with the child's pid just before execve
+    data = params["stdin"]
+    if data is not None and params["stdin_add_newline"]:
+        data += "\n"
+    start = datetime.datetime.now()
+    fe = deps.pyforkexec
+    try:
+        result = fe.run(argv, sys=sys_attr, env=env, cwd=params["chdir"], input=data,
+                        stdin=None if data is not None else subprocess.DEVNULL, capture_output=True,
+                        timeout=params["timeout"] or None)
+    except fe.ChildError as e:
+        module.fail_json(msg=str(e), cmd=argv, child_error=child_error(e), rc=None)
+    except subprocess.TimeoutExpired:
+        module.fail_json(msg=f"the command did not exit within {params['timeout']} seconds: it was killed",
+                         cmd=argv, pid=pids[0] if pids else None, rc=None)
+    except (OSError, ValueError, TypeError) as e:
+        module.fail_json(msg=f"could not start {argv[0]}: {e}", cmd=argv)
+    end = datetime.datetime.now()
+    stdout = result.stdout.decode("utf-8", "replace")
+    stderr = result.stderr.decode("utf-8", "replace")
+    out = dict(changed=True, cmd=argv, rc=result.returncode, pid=pids[0] if pids else None, stdout=stdout,
+               stderr=stderr, stdout_lines=stdout.splitlines(), stderr_lines=stderr.splitlines(),
+               start=str(start), end=str(end), delta=str(end - start))
+    if result.returncode != 0:
+        module.fail_json(msg="non-zero return code", **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

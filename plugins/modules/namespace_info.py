@@ -1,0 +1,182 @@
+#!/usr/bin/python
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: namespace_info
+short_description: Facts about the Linux namespaces of a process, a pyforkexec service or a named netns
+version_added: 0.1.0
+description:
+  - Reports the namespaces of a process (O(pid)), of a service of M(pyforkexec.isolation.service)
+    (O(service)), or a named network namespace (O(netns)), the inode of each and whether it is the host's,
+    with the process's uid and gid maps, hostname and cgroup, and the links, addresses and routes of its
+    network namespace.
+  - Values that only exist inside a namespace (the hostname of a UTS namespace, the links of a network
+    namespace) are read by a short-lived child that joins it.
+author:
+  - pyforkexec developers (@pyforkexec)
+requirements:
+  - pyforkexec on the managed host's Python (C(pip install pyforkexec))
+  - pyroute2 on the managed host's Python, for O(net=true)
+  - Linux, as root (or the owner of the process)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+options:
+  pid:
+    description:
+      - A process id.
+    type: int
+  service:
+    description:
+      - The name of a service of M(pyforkexec.isolation.service); its process is the one described.
+    type: str
+  netns:
+    description:
+      - The name of a network namespace in C(/run/netns).
+    type: str
+  manager:
+    description:
+      - Where to look O(service) up; V(auto) tries the pyforkexec daemon's pid file, then systemd.
+    type: str
+    choices: [auto, systemd, direct]
+    default: auto
+  net:
+    description:
+      - Report the links, addresses and routes of the network namespace.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+seealso:
+  - module: pyforkexec.isolation.service
+  - module: pyforkexec.isolation.netns
+"""
+
+EXAMPLES = r"""
+- name: The namespaces of the service "web"
+  pyforkexec.isolation.namespace_info:
+    service: web
+  register: web
+
+- name: Its PID and network namespaces are its own
+  ansible.builtin.assert:
+    that:
+      - not web.namespaces.pid.same_as_host
+      - not web.namespaces.net.same_as_host
+      - web.hostname == "web"
+
+- name: The addresses of a named network namespace
+  pyforkexec.isolation.namespace_info:
+    netns: web
+  register: ns
+"""
+
+RETURN = r"""
+pid:
+  description: The process described; null for O(netns).
+  returned: always
+  type: int
+  sample: 4242
+namespaces:
+  description:
+    - Each namespace by type (only V(net) for O(netns)), with its inode, path and whether it is the host's.
+  returned: always
+  type: dict
+  sample:
+    net: {inode: 4026532297, path: /proc/4242/ns/net, same_as_host: false}
+    uts: {inode: 4026531838, path: /proc/4242/ns/uts, same_as_host: true}
+uid_map:
+  description: The process's uid map (C(/proc/PID/uid_map)).
+  returned: when describing a process
+  type: list
+  elements: dict
+  sample: [{container_id: 0, host_id: 0, size: 4294967295}]
+gid_map:
+  description: The process's gid map.
+  returned: when describing a process
+  type: list
+  elements: dict
+  sample: [{container_id: 0, host_id: 0, size: 4294967295}]
+hostname:
+  description: The hostname in the process's UTS namespace.
+  returned: when describing a process
+  type: str
+  sample: web
+cgroup:
+  description: The process's cgroup v2 path, null without cgroup v2.
+  returned: when describing a process
+  type: str
+  sample: /system.slice/pyforkexec-web.service
+net:
+  description: The network namespace's links, addresses (all links) and routes added to its main table.
+  returned: when O(net=true)
+  type: dict
+  sample:
+    links:
+      lo: {kind: null, up: true, mtu: 65536, mac: "00:00:00:00:00:00", master: null, addresses: [127.0.0.1/8]}
+    addresses: [127.0.0.1/8, "::1/128"]
+    routes: [{dst: default, gateway: 10.42.0.1, dev: eth0, metric: null}]
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, netns_kernel, nsinfo
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+
+ARGSPEC = dict(
+    pid=dict(type="int"),
+    service=dict(type="str"),
+    netns=dict(type="str"),
+    manager=dict(type="str", default="auto", choices=["auto", "systemd", "direct"]),
+    net=dict(type="bool", default=True),
+)
+
+
+def describe_netns(name, with_net):
+    path = netns_kernel.netns_path(name)
+    if "/" in name or not os.path.exists(path):
+        raise paths.ServiceError(f"netns: no network namespace {path}")
+    ino = nsinfo.inode(path)
+    net = dict(inode=ino, path=path, same_as_host=ino == nsinfo.host_inode("net"))
+    facts = dict(pid=None, namespaces=dict(net=net))
+    if with_net:
+        facts["net"] = netns_kernel.net_view_of(path)
+    return facts
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGSPEC,
+        mutually_exclusive=[("pid", "service", "netns")],
+        required_one_of=[("pid", "service", "netns")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    deps.require(module, "pyforkexec", reason="to join namespaces")
+    if params["net"]:
+        deps.require(module, "pyroute2", reason="to read links, addresses and routes (or set net: false)")
+    with_net = netns_kernel.net_view_of if params["net"] else None
+    try:
+        if params["netns"] is not None:
+            facts = describe_netns(params["netns"], params["net"])
+        else:
+            target = params["pid"] if params["pid"] is not None else params["service"]
+            pid = paths.resolve_pid(target, params["manager"], module.run_command)
+            if not nsinfo.pid_exists(pid):
+                raise paths.ServiceError(f"pid: no process {pid}")
+            facts = nsinfo.describe(pid, with_net)
+    except (paths.ServiceError, OSError, RuntimeError) as e:
+        module.fail_json(msg=str(e))
+    module.exit_json(changed=False, **facts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Smoke test of benchmarks/spawn.py: its smallest run works end to end. No timing is asserted
+(speed is measured by the benchmark itself, see benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.marks import needs_root
+
+SPAWN = Path(__file__).resolve().parent.parent / "benchmarks" / "spawn.py"
+ITERATIONS = 5
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None,
+                    reason="the benchmark's C loop needs a C compiler")
+def test_benchmark_smoke_run_writes_every_cell(tmp_path: Path) -> None:
+    out = tmp_path / "spawn.json"
+    proc = subprocess.run(
+        [sys.executable, str(SPAWN), "--quick", "--iterations", str(ITERATIONS), "--mem", "64M", "--no-go",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "| row | contender |" in proc.stdout
+    data = json.loads(out.read_text())
+    skipped = [n for n in data["meta"]["notes"] if n.startswith(("row ", "big-parent"))]
+    assert not skipped, skipped  # as root with 64 MiB to spare, every row and both phases run
+    assert list(data["raw_ns"]) == ["small parent", "64 MiB parent"]
+    for phase, rows in data["raw_ns"].items():
+        assert list(rows) == list(data["meta"]["rows"]), phase
+        for row, cells in rows.items():
+            expected = {"fork_exec", "subprocess", "c-clone", "c-fork"}
+            if row != "none" and shutil.which("unshare"):
+                expected |= {"subprocess-nofork", "c-unshare", "c-unshare-nofork"}
+            assert set(cells) == expected, (phase, row)
+            for contender, times in cells.items():
+                assert len(times) == ITERATIONS and all(t > 0 for t in times), (phase, row, contender)

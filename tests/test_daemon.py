@@ -1,0 +1,126 @@
+"""pyforkexec.daemon, the service runner of the collection's manager=direct: pid file and its lock,
+readiness report, restart policies and their start limit, stopping. Real processes, --foreground so
+that the test is the daemon's parent and can wait for it."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyforkexec import daemon
+
+
+class Daemon:
+    def __init__(self, tmp_path: Path, argv: list[str], *options: str, sys_attr: dict | None = None):
+        self.spec, self.log = tmp_path / "s.json", tmp_path / "d.log"
+        self.pid_file = tmp_path / "run" / "d.pid"
+        doc: dict = {"version": 1, "argv": argv}
+        if sys_attr:
+            doc["sys"] = sys_attr
+        self.spec.write_text(json.dumps(doc))
+        r, w = os.pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pyforkexec.daemon", "--name", "t", "--spec", str(self.spec), "--pid-file",
+             str(self.pid_file), "--log-file", str(self.log), "--ready-fd", str(w), "--foreground",
+             "--restart-sec", "0.01", *options],
+            pass_fds=(w,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            self.ready = f.read().decode().strip()
+
+    def wait(self) -> int:
+        code = self.proc.wait(timeout=60)
+        self.proc.stderr.close()
+        return code
+
+    def log_lines(self) -> list[str]:
+        lines = self.log.read_text().splitlines()
+        return [line.split(": ", 1)[1] for line in lines if "pyforkexec-daemon[" in line]
+
+
+def test_the_daemon_reports_the_start_holds_its_pid_file_and_stops_on_sigterm(tmp_path: Path) -> None:
+    d = Daemon(tmp_path, ["sleep", "60"], "--stop-timeout", "30",
+               sys_attr={"cloneflags": ["CLONE_NEWUTS"], "hostname": "pfe-daemon"})
+    try:
+        assert d.ready.startswith("ok ")
+        child = int(d.ready.split()[1])
+        assert d.pid_file.read_text() == f"{d.proc.pid}\n"
+        with open(d.pid_file) as f, pytest.raises(BlockingIOError):
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
+            assert f.read().split() == [str(child)]
+        assert os.getpgid(child) == child  # a process group of its own
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert not d.pid_file.exists()
+    assert d.log_lines() == [f"started {child}", f"stopping: SIGTERM to {child}",
+                             f"{child} killed by SIGTERM", "stopped"]
+
+
+def test_on_failure_restarts_until_the_start_limit(tmp_path: Path) -> None:
+    d = Daemon(tmp_path, ["sh", "-c", "exit 3"], "--restart", "on-failure", "--start-limit-burst", "3",
+               "--start-limit-interval", "600")
+    assert d.ready.startswith("ok ")
+    assert d.wait() == 3
+    lines = d.log_lines()
+    restarts = [x for x in lines if x.startswith("restarting")]
+    assert restarts == ["restarting in 0.01s (restart=on-failure)"] * 2
+    assert lines[-2:] == ["3 starts within 600s: giving up", "stopped"]
+
+
+def test_on_failure_does_not_restart_a_clean_exit_and_no_never_restarts(tmp_path: Path) -> None:
+    assert Daemon(tmp_path, ["true"], "--restart", "on-failure").wait() == 0
+    d = Daemon(tmp_path, ["false"], "--restart", "no")
+    assert d.wait() == 1
+    assert not any(x.startswith("restarting") for x in d.log_lines())
+
+
+def test_always_restarts_a_clean_exit(tmp_path: Path) -> None:
+    d = Daemon(tmp_path, ["true"], "--restart", "always", "--start-limit-burst", "2")
+    assert d.wait() == 1
+    assert sum(x.startswith("started") for x in d.log_lines()) == 2
+
+
+def test_a_first_start_that_fails_is_reported_and_not_retried(tmp_path: Path) -> None:
+    d = Daemon(tmp_path, ["/nonexistent/pfe-daemon-prog"], "--restart", "always")
+    assert d.ready == "error fork/exec /nonexistent/pfe-daemon-prog: no such file or directory (at execve)"
+    assert d.wait() == 1
+    assert not d.pid_file.exists()
+
+
+def test_an_invalid_spec_is_reported(tmp_path: Path) -> None:
+    d = Daemon(tmp_path, ["true"], sys_attr={"hostname": "x"})
+    assert d.ready.startswith("error spec: sys.hostname: needs a new UTS namespace")
+    assert d.wait() == 1
+
+
+def test_a_second_daemon_on_the_same_pid_file_refuses_to_start(tmp_path: Path) -> None:
+    first = Daemon(tmp_path, ["sleep", "60"])
+    try:
+        second = Daemon(tmp_path, ["sleep", "60"])
+        assert second.ready == f"error already running (pid {first.proc.pid}, {first.pid_file} is locked)"
+        assert second.wait() != 0
+    finally:
+        first.proc.send_signal(signal.SIGTERM)
+        first.wait()
+
+
+def test_program_lookup_uses_the_spec_path_inside_its_new_root(tmp_path: Path) -> None:
+    from pyforkexec import spec as specmod
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "tool").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "tool").chmod(0o755)
+    doc = {"version": 1, "argv": ["tool"], "proc": {"env": ["PATH=/bin"]},
+           "sys": {"pivot_root": str(tmp_path)}}
+    assert daemon.Daemon.program(specmod.load_spec(doc)) == "/bin/tool"
+    doc["argv"] = ["not-there"]
+    assert daemon.Daemon.program(specmod.load_spec(doc)) == "not-there"

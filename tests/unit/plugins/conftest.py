@@ -1,0 +1,44 @@
+"""Fixtures shared by the collection's unit tests: Ansible's own argument validation, and modules run
+in-process with real arguments (their JSON result captured from stdout, as Ansible reads it)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.testing import patch_module_args
+
+
+@pytest.fixture
+def validate_args():
+    """validate_args(argspec, params, **rules) -> the parameters with defaults, as AnsibleModule sees them."""
+
+    def validate(argspec, params, **rules):
+        result = ArgumentSpecValidator(argspec, **rules).validate(params)
+        if result.error_messages:
+            raise ValueError("; ".join(result.error_messages))
+        return result.validated_parameters
+
+    return validate
+
+
+@pytest.fixture
+def run_module(capsys):
+    """run_module(module, args, check_mode=False, diff=False) -> the module's result dict."""
+
+    def run(module, args, check_mode=False, diff=False):
+        args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        with patch_module_args(args), pytest.raises(SystemExit):
+            module.main()
+        return json.loads(capsys.readouterr().out)
+
+    return run
+
+
+@pytest.fixture
+def unique_name():
+    """A name no other test run uses at the same time (netns, links, services): pfe-ut-PID-N."""
+    counter = iter(range(1000))
+    return lambda: f"pfe-ut-{os.getpid() % 100000}-{next(counter)}"

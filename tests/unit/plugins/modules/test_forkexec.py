@@ -1,0 +1,97 @@
+"""The forkexec module run in-process with real arguments: real commands in real namespaces."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.modules import forkexec
+
+
+@pytest.fixture
+def run(run_module):
+    return lambda check_mode=False, **args: run_module(forkexec, args, check_mode=check_mode)
+
+
+def test_a_command_in_a_new_uts_namespace(run):
+    result = run(argv=["hostname"], namespaces=["uts"], hostname="pfe-unit")
+    assert result["changed"] is True and result["rc"] == 0
+    assert result["stdout"] == "pfe-unit\n" and result["stdout_lines"] == ["pfe-unit"]
+    assert isinstance(result["pid"], int) and result["pid"] != os.getpid()
+    assert result["cmd"] == ["hostname"]
+
+
+def test_cmd_is_split_like_a_shell_would(run):
+    result = run(cmd="printf '%s|' 'a b' c", inherit_env=False, env=dict(PATH="/usr/bin:/bin"))
+    assert result["stdout"] == "a b|c|"
+
+
+def test_the_environment_is_the_module_one_plus_env_or_only_env(run):
+    assert run(argv=["env"], inherit_env=False, env=dict(A="1", B="two words"))["stdout_lines"] == [
+        "A=1", "B=two words"]
+    assert "PFE_UNIT=x" in run(argv=["env"], env=dict(PFE_UNIT="x"))["stdout_lines"]
+
+
+def test_stdin_chdir_and_stderr(run, tmp_path):
+    result = run(argv=["sh", "-c", "cat; pwd; echo oops >&2"], stdin="hello", chdir=str(tmp_path))
+    assert result["stdout_lines"] == ["hello", str(tmp_path)] and result["stderr"] == "oops\n"
+
+
+def test_check_mode_validates_without_running(run, tmp_path):
+    marker = tmp_path / "ran"
+    result = run(check_mode=True, argv=["touch", str(marker)], namespaces=["uts"], hostname="x")
+    assert result["changed"] is True and "rc" not in result
+    assert not marker.exists()
+    failed = run(check_mode=True, argv=["touch", str(marker)], hostname="x")
+    assert failed["failed"] is True and failed["msg"].startswith("hostname: needs a new UTS namespace")
+
+
+def test_an_invalid_combination_fails_before_anything_runs(run, tmp_path):
+    marker = tmp_path / "ran"
+    result = run(argv=["touch", str(marker)], uid_map=[dict(container_id=0, host_id=0)])
+    assert result["failed"] is True
+    assert result["msg"].startswith("uid_map: id mappings need CLONE_NEWUSER in cloneflags or unshareflags")
+    assert not marker.exists()
+
+
+def test_argv_and_cmd_exclude_each_other(run):
+    result = run(argv=["true"], cmd="true")
+    assert result["failed"] is True and "mutually exclusive: argv|cmd" in result["msg"]
+
+
+def test_a_child_failure_names_the_step(run):
+    result = run(argv=["/nonexistent/pfe-program"])
+    assert result["failed"] is True
+    assert result["child_error"] == dict(errno=2, errno_name="ENOENT", location="execve", index=0,
+                                         filename="/nonexistent/pfe-program")
+    assert result["msg"] == "fork/exec /nonexistent/pfe-program: no such file or directory (at execve)"
+
+
+def test_a_failing_chdir_names_its_step(run, tmp_path):
+    result = run(argv=["/bin/true"], chdir=str(tmp_path / "missing"))
+    assert result["child_error"]["location"] == "chdir" and result["child_error"]["errno_name"] == "ENOENT"
+
+
+def test_a_non_zero_status_fails_with_the_output(run):
+    result = run(argv=["sh", "-c", "echo out; exit 3"])
+    assert result["failed"] is True and result["rc"] == 3 and result["stdout"] == "out\n"
+    assert result["msg"] == "non-zero return code"
+
+
+def test_timeout_kills_the_command(run):
+    result = run(argv=["sleep", "30"], timeout=0.2)
+    assert result["failed"] is True
+    assert result["msg"].startswith("the command did not exit within 0.2 seconds")
+
+
+def test_creates_and_removes_skip_like_the_command_module(run, tmp_path):
+    result = run(argv=["false"], creates=str(tmp_path))
+    assert result["changed"] is False and result["skipped"] is True and result["msg"].endswith("exists")
+    result = run(argv=["false"], removes=str(tmp_path / "missing"))
+    assert result["changed"] is False and result["msg"].endswith("does not exist")
+
+
+def test_a_user_namespace_with_root_mapped(run):
+    result = run(argv=["sh", "-c", "id -u; cat /proc/self/uid_map"], namespaces=["user"], map_root_user=True)
+    assert result["stdout_lines"][0] == "0"
+    assert result["stdout_lines"][1].split() == ["0", str(os.geteuid()), "1"]
