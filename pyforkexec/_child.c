@@ -114,7 +114,8 @@ struct ctx {
     char **argv, **envp;
     int *fds;             /* scratch copy of ProcAttr.files the child may rewrite */
     Py_ssize_t nfds;
-    int errfd;
+    int errfd;            /* -1 with CLONE_VFORK: the failure is left in err/loc/index instead */
+    int32_t err;          /* the failing step's errno (vfork mode) */
     int cleared;          /* CLONE_CLEAR_SIGHAND took effect */
     uint64_t oldmask;     /* the parent's signal mask, restored by OP_SIGNALS */
     int32_t loc, index;   /* what a failure reports; a step may refine them */
@@ -376,7 +377,7 @@ static long step_fds(struct ctx *c, const struct step *s)
     long nextfd = s->a[0], r;
     Py_ssize_t i;
 
-    if (c->errfd < nextfd) {
+    if (c->errfd >= 0 && c->errfd < nextfd) {
         r = sys3(SYS_dup3, c->errfd, nextfd, O_CLOEXEC);
         if (r < 0)
             return r;
@@ -482,7 +483,9 @@ static int child_main(void *arg)
         if (r < 0)
             break;
     }
-    {
+    if (c->errfd < 0) {
+        c->err = (int32_t)-r;  /* shared memory: the vfork parent reads it once we exit */
+    } else {
         int32_t msg[4] = {(int32_t)-r, c->loc, c->index, 0};
         sys3(SYS_write, c->errfd, msg, sizeof(msg));
     }
@@ -497,9 +500,34 @@ static const char CAPSULE[] = "pyforkexec._child.ctx";
 static int finished_marker;
 static int have_clone3 = 1;
 
+/* One spare child stack, kept warm between spawns (its pages stay faulted in: a fresh mmap costs a
+ * page fault per touched page in the child). Only touched with the GIL held. */
+static void *spare_stack;
+
+static void *stack_get(void)
+{
+    void *stack = spare_stack;
+
+    if (stack) {
+        spare_stack = NULL;
+        return stack;
+    }
+    return mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+}
+
+/* Called once no child can use the stack any more (after EOF on the error pipe). */
+static void stack_put(void *stack)
+{
+    if (!spare_stack)
+        spare_stack = stack;
+    else
+        munmap(stack, CHILD_STACK_SIZE);
+}
+
 static void ctx_free(struct ctx *c)
 {
-    munmap(c->stack, CHILD_STACK_SIZE);
+    stack_put(c->stack);
     Py_XDECREF(c->keep);
     PyMem_Free(c);
 }
@@ -575,8 +603,7 @@ static struct ctx *ctx_new(PyObject *steps, PyObject *blobs, PyObject *argv0, Py
             }
         }
     }
-    c->stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    c->stack = stack_get();
     if (c->stack == MAP_FAILED) {
         PyErr_SetFromErrno(PyExc_OSError);
         goto fail;
@@ -587,7 +614,7 @@ static struct ctx *ctx_new(PyObject *steps, PyObject *blobs, PyObject *argv0, Py
     return c;
 fail:
     if (c->stack != MAP_FAILED)
-        munmap(c->stack, CHILD_STACK_SIZE);
+        stack_put(c->stack);
     PyMem_Free(c);
     return NULL;
 }
@@ -657,17 +684,19 @@ static PyObject *spawn(PyObject *self, PyObject *args)
     return Py_BuildValue("liN", pid, c->pidfd, handle);
 }
 
-/* finish(handle, errpipe) -> None | (errno, location, index): read the error pipe to EOF (the child
- * exec'd or exited and no longer uses its stack), then free what the child used. */
+/* finish(handle, errpipe) -> None | (errno, location, index). With an error pipe: read it to EOF (the
+ * child exec'd or exited and no longer uses its stack). Without (errpipe -1, a CLONE_VFORK child): the
+ * clone returned only once the child exec'd or exited, and a failure is in the shared ctx. Then free
+ * what the child used. */
 static PyObject *finish(PyObject *self, PyObject *args)
 {
     PyObject *handle;
     int fd;
     struct ctx *c;
-    int32_t msg[4];
+    int32_t msg[4] = {0, 0, 0, 0};
     size_t got = 0;
     char sink[64];
-    ssize_t n;
+    ssize_t n = 0;
 
     if (!PyArg_ParseTuple(args, "Oi:finish", &handle, &fd))
         return NULL;
@@ -677,22 +706,27 @@ static PyObject *finish(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "finish: already finished");
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    for (;;) {
-        if (got < sizeof(msg))
-            n = read(fd, (char *)msg + got, sizeof(msg) - got);
-        else
-            n = read(fd, sink, sizeof(sink));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if (got < sizeof(msg))
-            got += (size_t)n;
+    if (fd >= 0) {
+        Py_BEGIN_ALLOW_THREADS
+        for (;;) {
+            if (got < sizeof(msg))
+                n = read(fd, (char *)msg + got, sizeof(msg) - got);
+            else
+                n = read(fd, sink, sizeof(sink));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            if (got < sizeof(msg))
+                got += (size_t)n;
+        }
+        Py_END_ALLOW_THREADS
+        if (n < 0)
+            return PyErr_SetFromErrno(PyExc_OSError);  /* keep c: the child's state is unknown */
+    } else if (c->err) {
+        msg[0] = c->err, msg[1] = c->loc, msg[2] = c->index;
+        got = sizeof(msg);
     }
-    Py_END_ALLOW_THREADS
-    if (n < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);  /* keep c: the child's state is unknown */
     ctx_free(c);
     PyCapsule_SetPointer(handle, &finished_marker);
     if (got == 0)

@@ -23,7 +23,7 @@ from .attrs import ProcAttr, SetNS, SysProcAttr, SysProcIDMap
 from .cgroup import CgroupHandle, CgroupProcess
 from .errors import ChildError, ErrorLocation
 from .extensions import Ext
-from .plan import GID_MAP, NEWUSER, SETGROUPS, UID_MAP, Inputs, compile_plan, fd_floor
+from .plan import CLONE_VFORK, GID_MAP, NEWUSER, SETGROUPS, UID_MAP, Inputs, compile_plan, fd_floor
 from .process import Process
 from .validate import resolve_files, to_bytes, to_bytes_list, validate
 
@@ -135,6 +135,11 @@ def _run_sync(pid: int, fn: Callable[[int], None], fds: tuple[int, int], opened:
     os.write(parent_end, b"g")
 
 
+def environ_entries() -> tuple[bytes, ...]:
+    """This process's environment as ``KEY=value`` bytes (os.environb: no re-encoding per spawn)."""
+    return tuple(k + b"=" + v for k, v in os.environb.items())
+
+
 def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr],
            inherit_env: bool) -> tuple[int, int, Optional[CgroupHandle]]:
     attr = attr if attr is not None else ProcAttr()
@@ -142,7 +147,7 @@ def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAtt
     path = to_bytes("argv0", argv0)
     args = to_bytes_list("argv", argv)
     if attr.env is None:
-        envp = tuple(os.fsencode(f"{k}={v}") for k, v in os.environ.items()) if inherit_env else ()
+        envp = environ_entries() if inherit_env else ()
     else:
         envp = to_bytes_list("ProcAttr.env", attr.env)
     files = resolve_files(attr.files)
@@ -153,10 +158,8 @@ def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAtt
     opened: list[int] = []
     child_pipes = [-1, -1]  # the map pipe
     handle = failure = cgroup = None
-    pid = pidfd = err_r = -1
+    pid = pidfd = err_r = err_w = -1
     try:
-        err_r, err_w = _pipe()
-        opened += (err_r, err_w)
         inputs = Inputs(sys, cloneflags, unshareflags, files, directory, chroot,
                         setns_fds=_open_setns(sys.setns, opened), ppid=os.getpid(), ext=ext)
         if sys.uid_mappings is not None or sys.gid_mappings is not None:
@@ -165,13 +168,17 @@ def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAtt
         if ext is not None:
             cgroup = _prepare_extensions(ext, inputs, opened)
         plan = compile_plan(inputs)
+        if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
+            err_r, err_w = _pipe()
+            opened += (err_r, err_w)
         try:
             pid, pidfd, handle = _child.spawn(plan.steps, plan.blobs, path, args, envp, files, err_w,
                                               plan.flags, plan.cgroup_fd)
         except OSError as e:
             raise ChildError(e.errno, ErrorLocation.CLONE, 0, os.fsdecode(path)) from None
-        os.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
-        opened.remove(err_w)
+        if err_w >= 0:
+            os.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
+            opened.remove(err_w)
         if cgroup is not None:
             cgroup.close()
         if plan.map_pipe:
