@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Optional
 
 from . import __version__
-from .cli_stage import STAGE
 
 SUBCOMMANDS = {
     "unshare": ("cli_unshare", "run a program in new namespaces (util-linux unshare)"),
@@ -46,10 +45,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"pyforkexec {__version__}")
         return 0
     name, rest = args[0], args[1:]
-    if name == STAGE:
-        from .cli_stage import main as stage_main
-
-        return stage_main(rest)
     if name not in SUBCOMMANDS:
         print(f"pyforkexec: unknown command '{name}'", file=sys.stderr)
         print("Try 'pyforkexec --help' for more information.", file=sys.stderr)

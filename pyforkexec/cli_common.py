@@ -22,7 +22,8 @@ from . import __version__
 from .attrs import ProcAttr
 from .cli_options import HELP, VERSION, Command, Parsed, UsageError
 from .errors import ChildError, ErrorLocation
-from .forkexec import fork_exec
+from .forkexec import environ_entries, start_process
+from .process import Process
 from .supervise import exit_like, run_as_parent
 
 EXIT_SETUP, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND = 125, 126, 127
@@ -76,7 +77,7 @@ def inherited_files() -> list[Optional[int]]:
 
 
 def environ_list() -> list[bytes]:
-    return [k + b"=" + v for k, v in os.environb.items()]
+    return list(environ_entries())
 
 
 def find_program(name: str, path: Optional[str], root: str = "") -> Optional[str]:
@@ -164,33 +165,43 @@ def parse_signal(cmd: Command, option: str, value: str) -> int:
 
 
 def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
-                   before: Optional[Callable[[], None]] = None, after: Optional[Callable[[int], None]] = None,
-                   close_after_spawn: Sequence[int] = ()) -> NoReturn:
+                   before: Optional[Callable[[], None]] = None) -> NoReturn:
     """Start the command, stay its parent (signals forwarded), and exit as it exited.
 
-    ``before()`` runs in the launcher just before the spawn (e.g. to join a pid namespace),
-    ``after(pid)`` just after it; ``close_after_spawn`` are fds only the child needed. A child that
-    fails before execve is reported with the step that failed, and the launcher exits 125/126/127.
+    ``before()`` runs in the launcher just before the spawn (e.g. to join a pid namespace). A child
+    that fails before execve is reported with the step that failed, and the launcher exits
+    125/126/127. The child is started with start_process, whose Process removes the cgroup
+    (SysProcAttr.cgroup) it created once the child is reaped.
     """
 
-    def spawn() -> int:
+    def spawn() -> Process:
         if before is not None:
             before()
-        try:
-            pid = fork_exec(argv0, list(argv), attr)
-        finally:
-            for fd in close_after_spawn:
-                os.close(fd)
-        if after is not None:
-            after(pid)
-        return pid
+        return start_process(argv0, list(argv), attr)
 
     try:
         code = run_as_parent(spawn)
     except ChildError as e:
-        die(str(e), exit_status(e))
+        report_child_error(e)
+    except OSError as e:  # CgroupError (no cgroup v2, a controller missing), a setns path, an fd
+        die(os_error_message(e))
     except SetupError as e:
         die(str(e))
     except (ValueError, TypeError) as e:  # refused by validation: a combination the options allow
         die(str(e))
     exit_like(code)
+
+
+def os_error_message(err: OSError) -> str:
+    """``SysProcAttr.cgroup: Not a directory: /sys/fs/cgroup/x``, rather than a traceback or a repr."""
+    message = err.strerror or str(err)
+    name = None if err.filename is None else os.fsdecode(err.filename)
+    return message if name is None or name in message else f"{message}: {name}"
+
+
+def report_child_error(err: ChildError) -> NoReturn:
+    """Exit 125/126/127 for a child that failed before execve. A failure of the launcher's own part
+    (a SysProcAttr.sync callable raising SetupError) is reported with that error's message."""
+    if err.location == ErrorLocation.SYNC_READ and isinstance(err.__cause__, SetupError):
+        die(str(err.__cause__))
+    die(str(err), exit_status(err))

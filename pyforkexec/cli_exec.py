@@ -3,6 +3,9 @@
 ``--check`` loads and validates the document completely (pyforkexec's own checks included) without
 starting anything, and prints OK. ``--schema`` prints the JSON Schema of the documents. Arguments
 after the options are appended to the spec's argv (``ExecStart=pyforkexec exec --spec web.json -- -v``).
+
+With ``"wait": true`` the launcher stays the parent and removes the ``sys.cgroup`` directory it
+created once the process is reaped; with false the directory stays with the detached process.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from .cli_common import (
     EXIT_NOT_FOUND,
     die,
     environ_list,
-    exit_status,
     find_program,
+    os_error_message,
     parse_or_fail,
+    report_child_error,
     spawn_and_wait,
 )
 from .cli_options import HELP, NONE, REQUIRED, USAGE_EXIT, VERSION, Command, Opt
@@ -77,9 +81,11 @@ def main(argv: Sequence[str]) -> NoReturn:
         attr.env = environ_list()
     if spec.wait:
         spawn_and_wait(argv0, spec.argv, attr)
-    try:
+    try:  # detached: the process outlives the launcher, and so does a cgroup made for it
         pid = fork_exec(argv0, spec.argv, attr)
     except ChildError as e:
-        die(str(e), exit_status(e))
+        report_child_error(e)
+    except OSError as e:  # CgroupError, a setns path that does not exist, ...
+        die(os_error_message(e))
     print(pid)
     raise SystemExit(0)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from .cli_common import parse_or_fail
 from .cli_options import HELP, NONE, VERSION, Command, Opt
-from .flags import _INFO, CloneFlags, FlagGroup
+from .flags import NOTES_ORDER, CloneFlags, FlagGroup
 
 CMD = Command(
     prog="pyforkexec flags",
@@ -44,12 +44,12 @@ def exit_signal(unknown: int) -> Optional[str]:
     return None
 
 
-# The notes' order within each group (flags._INFO follows it), not the order of the bits.
-NOTES_ORDER = {int(f): i for i, f in enumerate(_INFO)}
+# The notes' order within each group, not the order of the bits.
+_RANK = {int(f): i for i, f in enumerate(NOTES_ORDER)}
 
 
 def in_notes_order(value: int) -> list[CloneFlags]:
-    return sorted(CloneFlags.split(value), key=lambda f: NOTES_ORDER[int(f)])
+    return sorted(CloneFlags.split(value), key=lambda f: _RANK[int(f)])
 
 
 def hex8(n: int) -> str:

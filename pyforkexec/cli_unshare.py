@@ -10,20 +10,23 @@ signals and report the child's end; the placement of the flags gives util-linux'
 - Without --fork, --pid and --time are unshared in the child before exec: the command stays in the
   caller's pid namespace and its first child is pid 1 there, as with util-linux. With --fork they
   are clone flags: the command is pid 1.
-- --mount is unshared in the child, where the core makes / recursively private (util-linux's
-  default --propagation private); for ``unchanged``, ``slave`` and ``shared`` it is a clone flag.
-- --mount-proc, --propagation slave|shared, --monotonic/--boottime and persisting a namespace to a
-  file need steps SysProcAttr does not have yet: the child then runs the ``_stage`` helper
-  (cli_stage.py) before the command.
+- --mount is unshared in the child, and ``mount_propagation`` sets the propagation of its mounts
+  (util-linux's --propagation, private by default).
+- --mount-proc is a proc ``Mount`` (after chroot: util-linux mounts it after chroot and chdir);
+  with a propagation other than private and no --root, the existing mount at its target is made
+  private first, as util-linux does, so that the new proc does not propagate to the caller's.
+- --monotonic/--boottime and --TYPE=FILE are done by the launcher in ``SysProcAttr.sync``, while the
+  child waits before execve, having unshared its namespaces: it writes /proc/PID/timens_offsets
+  (the new time namespace has no process until the execve moves the child into it) and binds
+  /proc/PID/ns/TYPE onto each FILE, as util-linux's bind_ns_files does.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn, Optional
+from typing import Callable, NoReturn, Optional
 
 from . import flags as F
 from .attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
@@ -35,13 +38,12 @@ from .cli_common import (
     parse_or_fail,
     parse_signal,
     parse_uint,
-    program_and_argv,
     resolve_program,
     spawn_and_wait,
 )
 from .cli_idmaps import NO_ID, Range, add_single, parse_range, read_kernel_map, read_subid_range
 from .cli_options import HELP, NONE, OPTIONAL, REQUIRED, VERSION, Command, Opt, Parsed
-from .cli_stage import MS_BIND, StageSpec, mount
+from .mounts import MS_BIND, Mount
 from .validate import cap_last_cap
 
 # (long, short, flag) of the namespace options, in util-linux's order.
@@ -260,24 +262,10 @@ def credential(r: Request, uids: Optional[list[SysProcIDMap]],
     return Credential(uid=uid, gid=gid, groups=(), no_setgroups=r.gid is None)
 
 
-def _permitted_caps() -> list[int]:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapPrm:"):
-                mask = int(line.split()[1], 16)
-                return [c for c in range(min(cap_last_cap(), 63) + 1) if mask >> c & 1]
-    return []
-
-
-def ambient_caps(r: Request, stage: bool, uids: Optional[list[SysProcIDMap]]) -> list[int]:
-    """--keep-caps (with a user namespace), and what the stage needs to keep its privileges across
-    the exec into it when its uid is not 0."""
-    userns = bool(r.flags & F.CLONE_NEWUSER)
-    every = list(range(min(cap_last_cap(), 63) + 1))
-    if r.keep_caps and userns:
-        return every
-    if stage and inner_id(uids, os.geteuid(), userns) != 0:
-        return every if userns else _permitted_caps()
+def ambient_caps(r: Request) -> list[int]:
+    """--keep-caps: every capability stays raised, as an ambient one (with a user namespace only)."""
+    if r.keep_caps and r.flags & F.CLONE_NEWUSER:
+        return list(range(min(cap_last_cap(), 63) + 1))
     return []
 
 
@@ -288,92 +276,90 @@ def place_flags(r: Request) -> tuple[int, int]:
         f = int(flag)
         if f == F.CLONE_NEWUSER:
             clone |= f
-        elif f == F.CLONE_NEWTIME:
-            if not r.offsets:  # with offsets the stage unshares it after writing them
-                clone, unshare = (clone | f, unshare) if r.fork else (clone, unshare | f)
-        elif f == F.CLONE_NEWPID:
+        elif f in (F.CLONE_NEWPID, F.CLONE_NEWTIME):
             clone, unshare = (clone | f, unshare) if r.fork else (clone, unshare | f)
-        elif f == F.CLONE_NEWNS and r.propagation != "private":
-            clone |= f
         else:
             unshare |= f
     return clone, unshare
 
 
-def stage_needed(r: Request) -> bool:
-    return bool(r.proc or r.propagation in ("slave", "shared") or r.offsets or r.persist)
+def proc_mounts(r: Request, wd: Optional[str]) -> list[Mount]:
+    """--mount-proc[=DIR]: util-linux mounts proc after chroot and chdir (a relative DIR is taken
+    from there); when it leaves / private it first makes an existing mount at DIR private, and
+    ignores EINVAL (no mount there), which here is a look at DIR before the spawn."""
+    if r.proc is None:
+        return []
+    target = os.path.normpath(os.path.join(wd or os.getcwd(), r.proc))
+    mounts = []
+    if not r.root and r.propagation != "private" and os.path.ismount(target):
+        mounts.append(Mount("none", target, None, "rprivate"))
+    return [*mounts, Mount.proc(target, mkdir=False)]
 
 
-@dataclass
-class Launch:
-    argv0: str
-    argv: list[str]
-    attr: ProcAttr
-    persist_write_fd: int = -1  # release the stage once the namespace files are bound
+def write_time_offsets(pid: int, offsets: dict[str, int]) -> None:
+    """util-linux's --monotonic/--boottime: the child has unshared the time namespace, which stays
+    empty (its offsets writable) until the child's execve enters it."""
+    path = f"/proc/{pid}/timens_offsets"
+    try:
+        with open(path, "w") as f:
+            f.write("".join(f"{clock} {secs} 0\n" for clock, secs in offsets.items()))
+    except OSError as e:
+        raise SetupError(f"failed to write {path}: {e.strerror}") from None
 
 
-def build(r: Request, rest: Sequence[str]) -> Launch:
-    uids, gids = id_maps(r)
-    clone, unshare = place_flags(r)
-    enable_setgroups = r.setgroups == "allow" or (bool(r.group_ranges) and r.setgroups != "deny")
-    stage = stage_needed(r)
-    sys_attr = SysProcAttr(
-        cloneflags=clone, unshareflags=unshare, uid_mappings=uids, gid_mappings=gids,
-        gid_mappings_enable_setgroups=enable_setgroups, pdeathsig=r.kill_signal,
-        ambient_caps=ambient_caps(r, stage, uids))
-    files = inherited_files()
-    env = r.env if r.env is not None else environ_list()
-    cred = credential(r, uids, gids)
-    if not stage:
-        argv0, argv = resolve_program(rest, r.root)
-        sys_attr.chroot = r.root
-        sys_attr.credential = cred
-        wd = r.wd or ("/" if r.root else None)
-        return Launch(argv0, argv, ProcAttr(dir=wd, env=env, files=files, sys=sys_attr))
-    program, argv = program_and_argv(rest)
-    spec = StageSpec(file=program, time_offsets=r.offsets,
-                     propagation=r.propagation if r.propagation in ("slave", "shared") else None,
-                     root=r.root or None, wd=r.wd, proc=r.proc, pdeathsig=r.kill_signal, ppid=os.getpid(),
-                     uid=cred.uid if cred and r.uid is not None else None,
-                     gid=cred.gid if cred and r.gid is not None else None, drop_groups=r.gid is not None,
-                     keep_caps=r.keep_caps and bool(r.flags & F.CLONE_NEWUSER))
-    launch = Launch(sys.executable, [], ProcAttr(env=env, files=files, sys=sys_attr))
-    if r.persist:
-        read_fd, launch.persist_write_fd = os.pipe()
-        spec.wait_fd = len(files)
-        launch.attr.files = [*files, read_fd]
-    launch.argv = spec.argv(argv)
-    return launch
+def bind_mount(source: str, target: str) -> None:
+    """mount(source, target, NULL, MS_BIND, NULL) in the launcher's own mount namespace.
+
+    No SysProcAttr field can do this (every mount there is the child's), and the standard library
+    has no mount(2): this one needs ctypes, imported only for --TYPE=FILE."""
+    try:
+        import ctypes
+    except ImportError as e:
+        raise SetupError(f"persisting a namespace to {target} needs ctypes: {e}") from None
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(os.fsencode(source), os.fsencode(target), None, ctypes.c_ulong(MS_BIND), None) < 0:
+        code = ctypes.get_errno()
+        raise SetupError(f"mount {source} on {target} failed: {os.strerror(code)}")
 
 
 def bind_namespace_files(pid: int, persist: dict[int, str]) -> None:
     """util-linux's bind_ns_files: bind /proc/PID/ns/X onto each --TYPE=FILE."""
     for flag, target in persist.items():
-        source = f"/proc/{pid}/ns/{PERSIST_FILES[flag]}"
-        try:
-            mount(source, target, None, MS_BIND)
-        except OSError as e:
-            raise SetupError(f"mount {source} on {target} failed: {e.strerror}") from None
+        bind_mount(f"/proc/{pid}/ns/{PERSIST_FILES[flag]}", target)
+
+
+def launcher_sync(r: Request) -> Optional[Callable[[int], None]]:
+    """What the launcher does while the child waits before execve (SysProcAttr.sync)."""
+    if not r.offsets and not r.persist:
+        return None
+
+    def sync(pid: int) -> None:
+        if r.offsets:
+            write_time_offsets(pid, r.offsets)
+        bind_namespace_files(pid, r.persist)
+
+    return sync
+
+
+def build(r: Request, rest: Sequence[str]) -> tuple[str, list[str], ProcAttr]:
+    """(argv0, argv, attr) of the command."""
+    uids, gids = id_maps(r)
+    clone, unshare = place_flags(r)
+    argv0, argv = resolve_program(rest, r.root)
+    wd = r.wd or ("/" if r.root else None)
+    enable_setgroups = r.setgroups == "allow" or (bool(r.group_ranges) and r.setgroups != "deny")
+    sys_attr = SysProcAttr(
+        cloneflags=clone, unshareflags=unshare, uid_mappings=uids, gid_mappings=gids,
+        gid_mappings_enable_setgroups=enable_setgroups,
+        pdeathsig=r.kill_signal, ambient_caps=ambient_caps(r), chroot=r.root,
+        credential=credential(r, uids, gids),
+        # util-linux applies --propagation only with --mount
+        mount_propagation=r.propagation if r.flags & F.CLONE_NEWNS else "private",
+        mounts=proc_mounts(r, wd), sync=launcher_sync(r))
+    env = r.env if r.env is not None else environ_list()
+    return argv0, argv, ProcAttr(dir=wd, env=env, files=inherited_files(), sys=sys_attr)
 
 
 def main(argv: Sequence[str]) -> NoReturn:
     parsed = parse_or_fail(CMD, argv)
-    r = request(parsed)
-    launch = build(r, parsed.rest)
-    if launch.persist_write_fd < 0:
-        spawn_and_wait(launch.argv0, launch.argv, launch.attr)
-    write_fd = launch.persist_write_fd
-
-    def release(pid: int) -> None:
-        """Bind the namespace files while the stage waits; on failure it sees EOF and exits 125."""
-        try:
-            bind_namespace_files(pid, r.persist)
-            os.write(write_fd, b"x")
-        except SetupError as e:
-            print(f"pyforkexec: {e}", file=sys.stderr)
-        finally:
-            os.close(write_fd)
-
-    read_fd = launch.attr.files[-1]
-    assert isinstance(read_fd, int)
-    spawn_and_wait(launch.argv0, launch.argv, launch.attr, after=release, close_after_spawn=(read_fd,))
+    spawn_and_wait(*build(request(parsed), parsed.rest))

@@ -147,6 +147,9 @@ _TABLE = {
     "INTO_CGROUP": (_A, "Start the child in the cgroup given by a cgroup fd (clone3 only)."),
 }
 _INFO: Mapping[int, _Info] = {CloneFlags["CLONE_" + name]: _Info(*row) for name, row in _TABLE.items()}
+#: Every flag in the order of the project's clone-flags notes, group by group (as ``pyforkexec flags``
+#: lists them), rather than by value.
+NOTES_ORDER: tuple[CloneFlags, ...] = tuple(CloneFlags(f) for f in _INFO)
 
 _ORDERED: tuple[CloneFlags, ...] = tuple(sorted(CloneFlags.__members__.values()))
 _KNOWN_MASK = sum(_ORDERED)

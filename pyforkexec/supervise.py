@@ -9,7 +9,8 @@ The child restores the signal mask the parent had at clone time, so signals cann
 before the spawn. Handlers are installed first (they record or forward a signal; the child resets
 them), and once the pid is known the signals are blocked and taken with sigwaitinfo, which tells a
 signal a terminal sent to the whole foreground process group (the child got it already) from one
-sent to the launcher alone.
+sent to the launcher alone. The exit is only seen there (WNOWAIT): the Process reaps the child
+itself, so that it can release what it holds (start_process removes the cgroup it created).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 from collections.abc import Iterator
 from typing import Callable, NoReturn, Optional
 
+from .process import Process
+
 #: Signals a launcher passes on to its child. SIGUSR1/2 are here because their default action would
 #: kill the launcher (``kill -USR1 $MAINPID`` asks a daemon to reopen its logs).
 FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
@@ -29,11 +32,15 @@ SI_KERNEL = 0x80  # si_code of a signal the kernel raised, e.g. the tty's ^C to 
 
 
 class Supervisor:
-    """Forwards FORWARDED signals to ``pid`` once it is set; call ``wait()`` to reap it."""
+    """Forwards FORWARDED signals to the process once it is set; call ``wait()`` to reap it."""
 
     def __init__(self) -> None:
-        self.pid: Optional[int] = None
+        self.proc: Optional[Process] = None
         self._early: list[int] = []
+
+    @property
+    def pid(self) -> Optional[int]:
+        return None if self.proc is None else self.proc.pid
 
     def _on_signal(self, signo: int, _frame: object) -> None:
         if self.pid is None:
@@ -56,30 +63,29 @@ class Supervisor:
             for s, h in old.items():
                 signal.signal(s, h)
 
-    def started(self, pid: int) -> None:
-        self.pid = pid
+    def started(self, proc: Process) -> None:
+        self.proc = proc
         for signo in self._early:
             self._forward(signo)
         self._early.clear()
 
     def wait(self) -> int:
         """Reaps the child; returns its exit status, or the negated signal that killed it."""
-        assert self.pid is not None
-        pid = self.pid
+        proc = self.proc
+        assert proc is not None
+        pid = proc.pid
         mask = {*FORWARDED, signal.SIGCHLD}
         old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
         try:
             while True:
-                # Reap first: a SIGCHLD raised before the block was discarded (SIG_DFL ignores it).
-                info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOHANG)
+                # Look first: a SIGCHLD raised before the block was discarded (SIG_DFL ignores it).
+                info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
                 if info is not None and info.si_pid == pid:
-                    if info.si_code == os.CLD_EXITED:
-                        return info.si_status
-                    if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
-                        return -info.si_status
-                    if info.si_code == os.CLD_STOPPED:  # job control, as nsenter does it
-                        os.kill(os.getpid(), signal.SIGSTOP)
-                        os.kill(pid, signal.SIGCONT)
+                    if info.si_code != os.CLD_STOPPED:
+                        return proc.wait()
+                    os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG)  # consume the stop
+                    os.kill(os.getpid(), signal.SIGSTOP)  # job control, as nsenter does it
+                    os.kill(pid, signal.SIGCONT)
                     continue
                 got = signal.sigwaitinfo(mask)
                 if got.si_signo == signal.SIGCHLD:
@@ -88,7 +94,7 @@ class Supervisor:
                     continue  # the terminal signalled the whole group: the child has it already
                 self._forward(got.si_signo)
         finally:
-            self.pid = None
+            self.proc = None
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
@@ -99,8 +105,9 @@ def _same_process_group(pid: int) -> bool:
         return False
 
 
-def run_as_parent(spawn: Callable[[], int]) -> int:
-    """``spawn()`` the child (it returns the pid) with signals caught, then supervise it until it ends.
+def run_as_parent(spawn: Callable[[], Process]) -> int:
+    """``spawn()`` the child (it returns its Process) with signals caught, then supervise it until it
+    ends.
 
     Exceptions from ``spawn`` propagate (no child exists then). Returns as ``Supervisor.wait``.
     """

@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from pyforkexec import (
     SysProcIDMap,
     spec,
 )
+from pyforkexec.cgroup import CgroupError, find_cgroup2
 
 pytestmark = needs_root
 ENV = ["PATH=/usr/bin:/bin"]
@@ -224,3 +227,59 @@ def test_usage_errors_exit_1(tmp_path: Path) -> None:
     res = pfe("exec", "--spec", str(tmp_path / "missing.json"), "--check")
     assert res.returncode == 1 and "cannot read" in res.stderr
     assert pfe("exec", "--sepc", "x").returncode == 1
+
+
+# ---- sys.cgroup: created for the process, removed by the launcher once it has reaped it ------------
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def cgroup_root() -> str:
+    try:
+        return find_cgroup2()
+    except CgroupError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def cgroup_name() -> Iterator[str]:
+    """A fresh top-level cgroup name; whatever a failed test left below it is removed."""
+    name = f"pyforkexec-cli-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield name
+    top = os.path.join(cgroup_root(), name)
+    for path in (os.path.join(top, "spec"), top):
+        if os.path.isdir(path):
+            os.rmdir(path)
+
+
+@pytest.mark.parametrize("limits", [True, False], ids=["sandbox-limits", "no-limits"])
+def test_the_sandbox_cgroup_is_removed_after_the_process(tmp_path: Path, cgroup_name: str,
+                                                         limits: bool) -> None:
+    # examples/sandbox.json as it is but for a unique cgroup path; without its limits the cgroup needs
+    # no controller, so creation and removal are tested on a hybrid cgroup v1/v2 machine too.
+    root = cgroup_root()
+    sandbox = json.loads((EXAMPLES / "sandbox.json").read_text())
+    cgroup = sandbox["sys"]["cgroup"]
+    if limits:
+        with open(os.path.join(root, "cgroup.controllers")) as f:
+            missing = {"memory", "pids"} - set(f.read().split())
+        if missing:
+            pytest.skip(f"the {', '.join(sorted(missing))} controller is not in cgroup v2 here (bound to v1)")
+    sandbox["sys"]["cgroup"] = {**cgroup, "path": f"{cgroup_name}/spec"} if limits else \
+        {"path": f"{cgroup_name}/spec"}
+    res = pfe("exec", "--spec", write(tmp_path, sandbox), "--", "-c", "grep ^0:: /proc/self/cgroup",
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == f"0::/{cgroup_name}/spec\n"
+    assert not os.path.exists(os.path.join(root, cgroup_name))
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_a_cgroup_error_is_a_message_and_exit_125(tmp_path: Path, wait: bool) -> None:
+    root = cgroup_root()
+    d = doc(["true"], cgroup={"path": "cgroup.procs/x"})  # below a file: mkdir fails
+    d["wait"] = wait
+    res = pfe("exec", "--spec", write(tmp_path, d))
+    assert (res.returncode, res.stdout) == (125, "")
+    assert res.stderr == (f"pyforkexec: SysProcAttr.cgroup: Not a directory: "
+                          f"{os.path.join(root, 'cgroup.procs', 'x')}\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,7 +15,9 @@ from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, util_li
 from helpers.forked import NOBODY, run_in_fork
 from helpers.marks import needs_root
 from helpers.procs import mount_tags
-from helpers.sysutil import make_root_shared
+from helpers.sysutil import MS_PRIVATE, MS_REC, MS_SHARED, make_root_shared, mount, unshare
+
+from pyforkexec import CLONE_NEWNS
 
 pytestmark = needs_root
 NS = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
@@ -87,25 +90,25 @@ def test_map_root_user_as_an_unprivileged_user() -> None:
     assert lines[-1] == "inside"
 
 
-def test_unprivileged_fork_pid_and_mount_proc() -> None:
-    script = "echo $$; ls /proc | grep -c '^[0-9]'"
-    argv = ["unshare", "-r", "--pid", "--fork", "--mount-proc", "sh", "-c", script]
-    ours = run_in_fork(_as_nobody, [PYFORKEXEC, *argv], uid=NOBODY)
-    theirs = run_in_fork(_as_nobody, [util_linux("unshare"), *argv[1:]], uid=NOBODY)
+def both_as_nobody(*args: str) -> str:
+    """``unshare ARGS`` run by uid 65534 through both tools: both succeed alike; the output."""
+    ours = run_in_fork(_as_nobody, [PYFORKEXEC, "unshare", *args], uid=NOBODY)
+    theirs = run_in_fork(_as_nobody, [util_linux("unshare"), *args], uid=NOBODY)
     assert ours[0] == 0, ours[2]
     assert ours[:2] == theirs[:2]
-    assert ours[1].split()[0] == "1"
+    return ours[1]
+
+
+def test_unprivileged_fork_pid_and_mount_proc() -> None:
+    # The shell's own glob and echo: no other process exists in the namespace while /proc is read.
+    out = both_as_nobody("-r", "--pid", "--fork", "--mount-proc", "sh", "-c", "echo $$; echo /proc/[0-9]*")
+    assert out.split() == ["1", "/proc/1"]
 
 
 def test_unprivileged_mapped_to_a_non_root_uid_keeps_no_capabilities() -> None:
-    script = "id -u; grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status"
-    argv = ["unshare", "--map-user=1000", "--map-group=1000", "-m", "-p", "-f", "--mount-proc",
-            "sh", "-c", script]
-    ours = run_in_fork(_as_nobody, [PYFORKEXEC, *argv], uid=NOBODY)
-    theirs = run_in_fork(_as_nobody, [util_linux("unshare"), *argv[1:]], uid=NOBODY)
-    assert ours[0] == 0, ours[2]
-    assert ours[:2] == theirs[:2]
-    assert ours[1].splitlines()[0] == "1000"
+    out = both_as_nobody("--map-user=1000", "--map-group=1000", "-m", "-p", "-f", "--mount-proc",
+                         "sh", "-c", "id -u; grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status")
+    assert out.splitlines()[0] == "1000"
 
 
 def test_hostname_is_isolated() -> None:
@@ -170,6 +173,29 @@ def test_propagation(mode: str, tags: set[str]) -> None:
     assert ours == theirs == tags
 
 
+def _proc_mounts_after(tool: list[str], mode: str) -> tuple[int, int]:
+    """(proc mounts at /proc inside, at /proc here afterwards) for --mount-proc with ``mode``, in a
+    mount namespace whose / is shared in a peer group of its own (a leak stays in this fork)."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount(None, "/", None, MS_REC | MS_SHARED)
+    argv = [*tool, "--mount", f"--propagation={mode}", "--pid", "--fork", "--mount-proc", "sh", "-c",
+            "grep -c ' /proc .* - proc ' /proc/self/mountinfo"]
+    res = run(argv)
+    assert res.returncode == 0, res.stderr
+    with open("/proc/self/mountinfo") as f:
+        here = sum(" /proc " in line and " - proc " in line for line in f)
+    return int(res.stdout), here
+
+
+@pytest.mark.parametrize("mode", ["shared", "unchanged", "slave"])
+def test_mount_proc_does_not_propagate_to_the_caller(mode: str) -> None:
+    # util-linux makes the existing /proc mount private before mounting proc over it.
+    ours = run_in_fork(_proc_mounts_after, [PYFORKEXEC, "unshare"], mode)
+    theirs = run_in_fork(_proc_mounts_after, [util_linux("unshare")], mode)
+    assert ours == theirs == (2, 1)
+
+
 def test_time_offsets() -> None:
     args = ("--time", "--monotonic", "1000", "--boottime=2000", "cat", "/proc/self/timens_offsets")
     ours, theirs = both("unshare", *args)
@@ -177,6 +203,39 @@ def test_time_offsets() -> None:
     assert ours.stdout == theirs.stdout
     assert [line.split()[:2] for line in ours.stdout.splitlines()] == [["monotonic", "1000"],
                                                                        ["boottime", "2000"]]
+
+
+def test_time_offsets_as_an_unprivileged_user_with_fork() -> None:
+    # The launcher writes the offsets of a time namespace that its user namespace owns.
+    out = both_as_nobody("-r", "-T", "-p", "-f", "--boottime", "77", "sh", "-c",
+                         "echo $$; cat /proc/self/timens_offsets")
+    assert out.split()[:7] == ["1", "monotonic", "0", "0", "boottime", "77", "0"]
+
+
+def test_persist_a_time_namespace_with_its_offsets(tmp_path: Path) -> None:
+    outputs = []
+    for tool in ([PYFORKEXEC, "unshare"], [util_linux("unshare")]):
+        target = tmp_path / f"time-{len(outputs)}"
+        target.touch()
+        res = run([*tool, f"--time={target}", "--monotonic=500", "true"])
+        try:
+            assert res.returncode == 0, res.stderr
+            argv = [util_linux("nsenter"), f"--time={target}", "cat", "/proc/self/timens_offsets"]
+            outputs.append(run(argv))
+        finally:
+            subprocess.run(["umount", str(target)], check=False)
+    ours, theirs = outputs
+    assert ours.stdout == theirs.stdout
+    assert ours.stdout.split()[:3] == ["monotonic", "500", "0"]
+
+
+def test_a_failed_persist_kills_the_child_and_exits_125() -> None:
+    ours, theirs = both("unshare", "--uts=/nonexistent/uts", "sh", "-c", "echo ran")
+    assert (ours.returncode, theirs.returncode) == (125, 1)
+    assert ours.stdout == theirs.stdout == ""
+    for res, prog in ((ours, "pyforkexec"), (theirs, "unshare")):
+        assert re.fullmatch(rf"{prog}: mount /proc/\d+/ns/uts on /nonexistent/uts failed: "
+                            r"No such file or directory\n", res.stderr), res.stderr
 
 
 def test_kill_child_when_the_launcher_dies(tmp_path: Path) -> None:
@@ -253,10 +312,10 @@ def test_exit_125_names_the_failed_step() -> None:
     assert theirs.returncode == 1  # util-linux does not tell set-up failures from usage errors
 
 
-def test_exit_125_from_the_mount_proc_stage() -> None:
+def test_exit_125_from_the_proc_mount() -> None:
     res = pfe("unshare", "--mount", "--mount-proc=/nonexistent", "true")
     assert res.returncode == 125
-    assert res.stderr == "pyforkexec: fork/exec true: no such file or directory (at mount_proc)\n"
+    assert res.stderr == "pyforkexec: fork/exec /usr/bin/true: no such file or directory (at mount)\n"
 
 
 @pytest.mark.parametrize("args,option", [
