@@ -52,7 +52,9 @@ class SetNS:
 
     ``target`` is a path (``/run/netns/web``, ``/proc/PID/ns/net``), an open namespace fd, or a pidfd;
     ``nstype`` is the CLONE_NEW* flag the kernel checks against (0 accepts any type for a namespace
-    fd; a pidfd needs the mask of namespaces to join). User namespaces are joined first.
+    fd; a pidfd needs the mask of namespaces to join). User namespaces are joined first. With
+    CLONE_NEWUSER in cloneflags, net, uts and ipc namespaces are joined by the parent's thread around
+    clone instead (the child, privileged only in its new user namespace, could not): see parent_ns.py.
     """
 
     target: Union[str, int]

@@ -23,6 +23,7 @@ from .attrs import ProcAttr, SetNS, SysProcAttr, SysProcIDMap
 from .cgroup import CgroupHandle, CgroupProcess
 from .errors import ChildError, ErrorLocation
 from .extensions import Ext
+from .parent_ns import joined, parent_joins
 from .plan import CLONE_VFORK, GID_MAP, NEWUSER, SETGROUPS, UID_MAP, Inputs, compile_plan, fd_floor
 from .process import Process
 from .validate import resolve_files, to_bytes, to_bytes_list, validate
@@ -160,8 +161,9 @@ def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAtt
     handle = failure = cgroup = None
     pid = pidfd = err_r = err_w = -1
     try:
-        inputs = Inputs(sys, cloneflags, unshareflags, files, directory, chroot,
-                        setns_fds=_open_setns(sys.setns, opened), ppid=os.getpid(), ext=ext)
+        setns_fds = _open_setns(sys.setns, opened)
+        inputs = Inputs(sys, cloneflags, unshareflags, files, directory, chroot, setns_fds=setns_fds,
+                        parent_setns=parent_joins(setns_fds, cloneflags), ppid=os.getpid(), ext=ext)
         if sys.uid_mappings is not None or sys.gid_mappings is not None:
             inputs.map_fds = child_pipes[:] = _pipe()
             opened += child_pipes
@@ -171,11 +173,12 @@ def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAtt
         if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
             err_r, err_w = _pipe()
             opened += (err_r, err_w)
-        try:
-            pid, pidfd, handle = _child.spawn(plan.steps, plan.blobs, path, args, envp, files, err_w,
-                                              plan.flags, plan.cgroup_fd)
-        except OSError as e:
-            raise ChildError(e.errno, ErrorLocation.CLONE, 0, os.fsdecode(path)) from None
+        with joined(setns_fds, inputs.parent_setns, os.fsdecode(path)):
+            try:
+                pid, pidfd, handle = _child.spawn(plan.steps, plan.blobs, path, args, envp, files, err_w,
+                                                  plan.flags, plan.cgroup_fd)
+            except OSError as e:
+                raise ChildError(e.errno, ErrorLocation.CLONE, 0, os.fsdecode(path)) from None
         if err_w >= 0:
             os.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
             opened.remove(err_w)

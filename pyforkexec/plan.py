@@ -4,7 +4,8 @@ The order and conditions are those of Go 1.23's forkAndExecInChild1 (see the ref
 the extension steps placed where a sandbox needs them. The child runs, in this order (the
 ErrorLocation of each step in brackets; README.md has the same table):
 
-  setns [SETNS]: join SysProcAttr.setns, user namespaces first
+  setns [SETNS]: join SysProcAttr.setns, user namespaces first (with CLONE_NEWUSER, the parent
+      joins the net, uts and ipc ones around clone: parent_ns.py)
   Go: keepcaps, the uid/gid map handshake, setsid, setpgid, foreground, signal reset, unshare,
       the child's own id maps, / made private after unshare(CLONE_NEWNS) [... MOUNT_ROOT]
   mount_propagation of a new mount namespace [MOUNT_ROOT]
@@ -80,6 +81,7 @@ class Inputs:
     dir: bytes
     chroot: bytes
     setns_fds: tuple[tuple[int, int], ...] = ()  # (fd, nstype), user namespaces first
+    parent_setns: frozenset[int] = frozenset()  # indexes of setns_fds the parent joins (parent_ns.py)
     map_fds: tuple[int, int] = (-1, -1)  # (read end, write end)
     ppid: int = 0
     exec_fd: int = -1
@@ -142,7 +144,8 @@ def compile_plan(i: Inputs) -> Plan:
     unshare_user = bool(i.unshareflags & NEWUSER)
 
     for n, (fd, nstype) in enumerate(i.setns_fds):  # extension: join namespaces before anything else
-        b.syscall(L.SETNS, "setns", fd, nstype, index=n)
+        if n not in i.parent_setns:
+            b.syscall(L.SETNS, "setns", fd, nstype, index=n)
     # capabilities: permitted must survive the uid change, for the bounding-set drops after it
     if s.ambient_caps or (e is not None and e.caps is not None and s.credential is not None):
         b.syscall(L.KEEPCAPS, "prctl", CONST["PR_SET_KEEPCAPS"], 1)
