@@ -1,6 +1,6 @@
 """A shell in new UTS, PID, user, mount and IPC namespaces, shown beside the host.
 
-Run it with ./scripts/demo (or python examples/demo.py from the venv). The child is root in its
+Run it with .venv/bin/python examples/demo.py. The child is root in its
 user namespace (uid 0 maps to the caller's uid), renames its own host, and is pid 1.
 """
 

@@ -1,0 +1,67 @@
+# Shared by scripts/vm/*: sourced, not run. Paths of the image cache and of a run directory, the host
+# packages, ssh options. See molecule/README.md for the environment variables.
+# shellcheck shell=bash
+# shellcheck source=scripts/lib/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/env.sh"
+
+# shellcheck disable=SC2034  # used by the scripts that source this file
+PFE_VM_DIR="$PFE_ROOT/scripts/vm"
+# Outside the repository: the base image is shared by every checkout and survives `git clean`.
+PFE_VM_CACHE=${PFE_VM_CACHE:-/var/cache/pyforkexec-vm}
+# shellcheck disable=SC2034
+PFE_VM_SUITE=bookworm
+# What the VM scripts need on the host, on top of scripts/lib/env.sh's list.
+PFE_VM_HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client)
+
+pfe_vm_ensure_host_packages() {
+    # shellcheck disable=SC2034  # read by pfe_ensure_apt_packages (dynamic scope)
+    local PFE_APT_PACKAGES=("${PFE_VM_HOST_PACKAGES[@]}")
+    pfe_ensure_apt_packages
+}
+
+# The first URI of the Debian archive configured for apt on the host (deb822 or one-line format), so that
+# the guest is built from the same mirror (the only network these machines have may be that mirror).
+pfe_vm_mirror() {
+    [[ -n "${PFE_VM_MIRROR:-}" ]] && { echo "$PFE_VM_MIRROR"; return; }
+    local uri
+    uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+    [[ -n "$uri" ]] || uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) {print $i; exit}}' \
+        /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# ssh options for a throwaway guest on a loopback port: no host key checks, the image's own key only.
+pfe_vm_ssh_opts() {
+    local key=$1 port=$2
+    printf '%s\n' -i "$key" -p "$port" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10 -o ServerAliveInterval=15
+}
+
+# Reads KEY=value lines of RUN_DIR/vm.env (written by `boot`) into PFE_VM_* variables.
+pfe_vm_load_run() {
+    local run_dir=$1 key value
+    [[ -f "$run_dir/vm.env" ]] || pfe_die "$run_dir/vm.env not found: was the VM booted with scripts/vm/boot $run_dir?"
+    while IFS='=' read -r key value; do
+        case "$key" in
+            PFE_VM_PORT | PFE_VM_KEY | PFE_VM_IMAGE) printf -v "$key" '%s' "$value" ;;
+            *) ;;
+        esac
+    done <"$run_dir/vm.env"
+}
+
+# qemu's -drive argument for RUN_DIR's overlay; also how pfe_vm_qemu_pid recognises that qemu.
+pfe_vm_drive() { echo "file=$1/disk.qcow2,if=virtio,format=qcow2,cache=unsafe"; }
+
+# The pid in PID_FILE if that process has ARG among its arguments (a stale pid file naming a recycled
+# pid matches nothing).
+pfe_vm_pid_from() {
+    local pid_file=$1 arg=$2 pid
+    pid=$(cat "$pid_file" 2>/dev/null) || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | grep -qxF -- "$arg" || return 1
+    echo "$pid"
+}
+
+# The qemu, and the scripts/vm/run-qemu loop, of the guest of RUN_DIR.
+pfe_vm_qemu_pid() { pfe_vm_pid_from "$1/qemu.pid" "$(pfe_vm_drive "$1")"; }
+pfe_vm_supervisor_pid() { pfe_vm_pid_from "$1/run-qemu.pid" "$1"; }
