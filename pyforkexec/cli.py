@@ -1,6 +1,6 @@
-"""The ``pyforkexec`` command: util-linux-style ``unshare`` and ``nsenter``, ``flags``, and ``exec``.
+"""The ``pyforkexec`` command: util-linux-style ``unshare`` and ``nsenter``, ``flags``, ``exec``, ``netns``.
 
-Each subcommand lives in its own module (cli_unshare, cli_nsenter, cli_flags, cli_exec) and is
+Each subcommand lives in its own module (cli_unshare, cli_nsenter, cli_flags, cli_exec, cli_netns) and is
 imported only when used, so the launcher starts fast. Usage errors exit 1 (as util-linux); the
 statuses of a launched command are described in cli_common.
 """
@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "nsenter": ("cli_nsenter", "run a program in the namespaces of a process (util-linux nsenter)"),
     "flags": ("cli_flags", "decode or encode clone flags, grouped and explained"),
     "exec": ("cli_exec", "run one process from a JSON/YAML spec (the service launcher)"),
+    "netns": ("cli_netns", "create, update or remove a named network namespace from a JSON document"),
 }
 
 USAGE = "\n".join([

@@ -24,7 +24,9 @@ def _load(*names):
     return loaded[0], None
 
 
-pyforkexec, PYFORKEXEC_IMPORT_ERROR = _load("pyforkexec", "pyforkexec.spec")
+# The submodules the modules use become attributes of the package: deps.pyforkexec.netns.converge.
+pyforkexec, PYFORKEXEC_IMPORT_ERROR = _load("pyforkexec", "pyforkexec.spec", "pyforkexec.netns",
+                                            "pyforkexec.nsinfo")
 pyroute2, PYROUTE2_IMPORT_ERROR = _load("pyroute2")
 jinja2, JINJA2_IMPORT_ERROR = _load("jinja2")
 

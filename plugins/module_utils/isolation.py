@@ -18,9 +18,8 @@ import re
 
 from ansible.module_utils.common.text.formatters import human_to_bytes
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.nsinfo import NS_FILES, differing
 
-# namespaces option value -> clone flag name (and the /proc/PID/ns file, see nsinfo.NS_FILES)
+# namespaces option value -> clone flag name (and the /proc/PID/ns file, see pyforkexec.nsinfo.NS_FILES)
 NAMESPACE_FLAGS = {
     "user": "CLONE_NEWUSER",
     "pid": "CLONE_NEWPID",
@@ -238,10 +237,10 @@ def _setns(params, cloneflags):
             flag = _flags(f"join[{i}].namespaces", [NAMESPACE_FLAGS[kinds[0]]]) if kinds else 0
             entries.append(fe.SetNS(join["path"], flag))
             continue
-        kinds = kinds or [k for k in differing(join["pid"]) if k != "pid"]
+        kinds = kinds or [k for k in fe.nsinfo.differing(join["pid"]) if k != "pid"]
         for kind in kinds:
             flag = _flags(f"join[{i}].namespaces", [NAMESPACE_FLAGS[kind]])
-            entries.append(fe.SetNS(f"/proc/{join['pid']}/ns/{NS_FILES[kind]}", flag))
+            entries.append(fe.SetNS(f"/proc/{join['pid']}/ns/{fe.nsinfo.NS_FILES[kind]}", flag))
     return entries
 
 

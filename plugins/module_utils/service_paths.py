@@ -20,6 +20,8 @@ SPEC_DIR = "/etc/pyforkexec"
 RUN_DIR = "/run/pyforkexec"
 LOG_DIR = "/var/log/pyforkexec"
 UNIT_DIR = "/etc/systemd/system"
+NETNS_CONFIG_DIR = os.path.join(SPEC_DIR, "netns")  # the options of persisted network namespaces
+NETNS_TEMPLATE = "pyforkexec-netns@.service"  # the unit that brings them back at boot
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")
 
 
@@ -52,6 +54,20 @@ def unit_name(name):
 
 def unit_path(name):
     return os.path.join(UNIT_DIR, unit_name(name))
+
+
+def netns_config_path(netns):
+    """The persisted options of netns ``netns`` (what ``pyforkexec netns up`` reads at boot)."""
+    return os.path.join(NETNS_CONFIG_DIR, f"{netns}.json")
+
+
+def netns_unit_name(netns):
+    """The instance of the template unit that restores netns ``netns`` at boot."""
+    return NETNS_TEMPLATE.replace("@", f"@{netns}")
+
+
+def netns_template_path():
+    return os.path.join(UNIT_DIR, NETNS_TEMPLATE)
 
 
 def systemd_booted():

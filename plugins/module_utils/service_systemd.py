@@ -19,6 +19,12 @@ UNIT_TEMPLATE = """\
 Description={{ description }}
 Wants=network-online.target
 After=network-online.target
+{% if netns_unit %}
+# its network namespace, restored at boot when the netns module persisted it (Wants: a namespace made
+# another way has no such unit, and must not keep the service from starting)
+Wants={{ netns_unit }}
+After={{ netns_unit }}
+{% endif %}
 
 [Service]
 Type=exec
@@ -77,8 +83,9 @@ def resource_directives(limits):
     return out
 
 
-def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, description=None):
-    """The unit file text. ``jinja2`` is the module (the caller checked it can be imported)."""
+def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, description=None, netns=None):
+    """The unit file text. ``jinja2`` is the module (the caller checked it can be imported); ``netns``:
+    the named network namespace the service joins, whose boot-time unit it then wants and follows."""
     description = description or f"pyforkexec service {name}"
     if "\n" in description:
         raise UnitError("description: must be one line")
@@ -87,7 +94,7 @@ def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, desc
     env.filters["systemd_quote"] = systemd_quote
     return env.from_string(UNIT_TEMPLATE).render(
         description=description, exec_start=exec_start, restart=restart, stop_timeout=stop_timeout,
-        resources=resources)
+        resources=resources, netns_unit=paths.netns_unit_name(netns) if netns else None)
 
 
 def launcher_argv(python, name):
@@ -95,10 +102,12 @@ def launcher_argv(python, name):
 
 
 class Systemctl:
-    """systemctl through ``run(argv) -> (rc, stdout, stderr)`` (AnsibleModule.run_command)."""
+    """systemctl through ``run(argv) -> (rc, stdout, stderr)`` (AnsibleModule.run_command); a name
+    becomes its unit with ``unit_name`` (a service's by default)."""
 
-    def __init__(self, run):
+    def __init__(self, run, unit_name=paths.unit_name):
         self.run = run
+        self.unit_name = unit_name
 
     def _ok(self, *args):
         rc, out, err = self.run(["systemctl", *args])
@@ -108,13 +117,13 @@ class Systemctl:
         return out
 
     def is_active(self, name):
-        return self.run(["systemctl", "is-active", "--quiet", paths.unit_name(name)])[0] == 0
+        return self.run(["systemctl", "is-active", "--quiet", self.unit_name(name)])[0] == 0
 
     def is_enabled(self, name):
-        return self.run(["systemctl", "is-enabled", "--quiet", paths.unit_name(name)])[0] == 0
+        return self.run(["systemctl", "is-enabled", "--quiet", self.unit_name(name)])[0] == 0
 
     def daemon_reload(self):
         self._ok("daemon-reload")
 
     def action(self, verb, name):
-        self._ok(verb, paths.unit_name(name))
+        self._ok(verb, self.unit_name(name))

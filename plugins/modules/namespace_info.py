@@ -128,7 +128,7 @@ net:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, netns_kernel, nsinfo
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 
 ARGSPEC = dict(
@@ -141,6 +141,7 @@ ARGSPEC = dict(
 
 
 def describe_netns(name, with_net):
+    netns_kernel, nsinfo = deps.pyforkexec.netns_kernel, deps.pyforkexec.nsinfo
     path = netns_kernel.netns_path(name)
     if "/" in name or not os.path.exists(path):
         raise paths.ServiceError(f"netns: no network namespace {path}")
@@ -163,7 +164,8 @@ def main():
     deps.require(module, "pyforkexec", reason="to join namespaces")
     if params["net"]:
         deps.require(module, "pyroute2", reason="to read links, addresses and routes (or set net: false)")
-    with_net = netns_kernel.net_view_of if params["net"] else None
+    nsinfo = deps.pyforkexec.nsinfo
+    with_net = deps.pyforkexec.netns_kernel.net_view_of if params["net"] else None
     try:
         if params["netns"] is not None:
             facts = describe_netns(params["netns"], params["net"])

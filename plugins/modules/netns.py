@@ -19,11 +19,13 @@ description:
     V(changed=false).
   - The host ends of the veths and the bridges the module creates carry an interface alias starting with
     C(pyforkexec.isolation), so that later runs and O(state=absent) know which links are theirs.
+  - The planning and the kernel side live in the pyforkexec library (C(pyforkexec.netns.converge)), which
+    the command C(pyforkexec netns up FILE) also runs; O(persist=true) uses it to bring the namespace back
+    at boot, since C(/run/netns) and the links are gone after a reboot.
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
-  - pyroute2 on the managed host's Python (C(pip install pyroute2))
-  - pyforkexec on the managed host's Python, for O(sysctls)
+  - pyforkexec and pyroute2 on the managed host's Python (C(pip install 'pyforkexec[net]'))
   - Linux, as root
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -137,12 +139,33 @@ options:
         are refused.
     type: dict
     default: {}
+  persist:
+    description:
+      - Whether the namespace comes back at boot.
+      - V(true) with O(state=present) writes the options (all but O(state) and O(persist), defaults filled
+        in) to C(/etc/pyforkexec/netns/NAME.json), atomically, mode 0644. When PID 1 is systemd it also
+        installs the template unit C(/etc/systemd/system/pyforkexec-netns@.service), reloads systemd when
+        that file changed, and enables and starts C(pyforkexec-netns@NAME.service). At boot that unit runs
+        C(PYTHON -m pyforkexec netns up /etc/pyforkexec/netns/NAME.json) (PYTHON is the interpreter that
+        ran this module), before C(network-pre.target); a unit of M(pyforkexec.isolation.service) whose
+        O(pyforkexec.isolation.service#module:netns) is NAME wants it and starts after it.
+      - Starting the instance here runs C(netns up), which finds nothing to change after the module, so a
+        unit that cannot work fails this task rather than the next boot. Stopping it changes nothing.
+      - V(false) removes what V(true) wrote, as O(state=absent) always does (the instance is stopped and
+        disabled, the options file removed, and the template unit and the directory once no namespace is
+        persisted any more). Unset leaves the persisted configuration as it is.
+      - Without systemd as PID 1 only the options file is written; another init can run
+        C(python -m pyforkexec netns up FILE) at boot.
+    type: bool
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
-    details: The diff shows the namespace's topology before and after.
+    details:
+      - The diff shows the namespace's topology before and after.
+      - With O(persist) set, or when persisted files are removed, it is a list of the topology's diff
+        followed by one per file written or removed.
   platform:
     platforms: linux
 seealso:
@@ -170,13 +193,24 @@ EXAMPLES = r"""
     sysctls:
       net.ipv4.ip_forward: 1
 
+- name: The same, brought back at boot by pyforkexec-netns@web.service
+  pyforkexec.isolation.netns:
+    name: web
+    bridges:
+      - name: pfe-br0
+        addresses: [10.42.0.1/24]
+    veths:
+      - {name: eth0, peer: veth-web, bridge: pfe-br0, addresses: [10.42.0.10/24]}
+    gateway: [10.42.0.1]
+    persist: true
+
 - name: Run a service in it
   pyforkexec.isolation.service:
     name: web
     argv: [python3, -m, http.server, "8080"]
     netns: web
 
-- name: Remove the namespace, its veths, and the bridge once nothing else uses it
+- name: Remove the namespace, its veths, the bridge once nothing else uses it, and its boot unit
   pyforkexec.isolation.netns:
     name: web
     state: absent
@@ -221,19 +255,36 @@ topology:
              peer_mac: "6e:1b:22:8c:1a:01", addresses: [10.42.0.10/24], peer_addresses: [], up: true}
     routes: [default via 10.42.0.1]
     sysctls: {net.ipv4.ip_forward: "1"}
+persist:
+  description: Where the boot-time restoration lives (whether or not it is in place).
+  returned: always
+  type: dict
+  contains:
+    config:
+      description: The options file that C(pyforkexec netns up) reads at boot.
+      type: str
+      sample: /etc/pyforkexec/netns/web.json
+    unit:
+      description: The systemd template unit; null when PID 1 is not systemd.
+      type: str
+      sample: /etc/systemd/system/pyforkexec-netns@.service
+    instance:
+      description: The unit that restores this namespace; null when PID 1 is not systemd.
+      type: str
+      sample: pyforkexec-netns@web.service
+    enabled:
+      description: Whether the namespace is persisted after the run (its options file exists).
+      type: bool
+      sample: true
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, netns_kernel, nsinfo
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_model import (
-    ModelError,
-    describe,
-    desired,
-    plan_absent,
-    plan_present,
-    simulate,
-    view,
-)
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_persist import Persistence
 
 ARGSPEC = dict(
     name=dict(type="str", required=True),
@@ -262,45 +313,51 @@ ARGSPEC = dict(
     )),
     gateway=dict(type="list", elements="str", default=[]),
     sysctls=dict(type="dict", default={}),
+    persist=dict(type="bool"),
 )
+
+
+def persistence(module, files, present):
+    """The persisted configuration brought in line with ``persist`` (absent: removed); its result."""
+    params = module.params
+    persisted = Persistence(files, params["name"], module.run_command)
+    out = persisted.result()
+    if present and params["persist"]:
+        persisted.present(deps.pyforkexec.netns.dump(params))
+        out["enabled"] = True
+    elif not present or params["persist"] is False:
+        persisted.absent()
+        out["enabled"] = False
+    else:
+        out["enabled"] = os.path.exists(out["config"])
+    return out
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGSPEC, supports_check_mode=True)
-    deps.require(module, "pyroute2")
+    deps.require(module, "pyforkexec", "pyroute2")
+    netns = deps.pyforkexec.netns
     params = module.params
-    if params["sysctls"]:
-        deps.require(module, "pyforkexec", reason="to set sysctls inside the namespace")
     name = params["name"]
     present = params["state"] == "present"
     try:
-        wanted = desired(params) if present else None
-        observed = netns_kernel.observe(name, wanted)
-        actions = plan_present(observed, wanted) if present else plan_absent(observed, name)
-    except ModelError as e:
+        done = netns.converge(name, params if present else None, check=module.check_mode)
+    except netns.ModelError as e:
         module.fail_json(msg=str(e))
-    before = view(observed)
-    if actions and not module.check_mode:
-        try:
-            netns_kernel.apply(name, actions)
-        except netns_kernel.ApplyError as e:
-            module.fail_json(msg=str(e), actions=[describe(a) for a in actions])
-        final = netns_kernel.observe(name, wanted)
-    elif present:
-        final = simulate(observed, wanted, actions) if actions else observed
-    else:
-        final = dict(observed, exists=False)
-    after = view(final)
-    path = netns_kernel.netns_path(name)
-    result = dict(
-        changed=bool(actions),
-        actions=[describe(a) for a in actions],
-        netns=dict(name=name, path=path, inode=nsinfo.inode(path) if final["exists"] else None),
-        topology=after,
-    )
+    except netns.ApplyError as e:
+        module.fail_json(msg=str(e), actions=e.actions)
+    files = Files(module)
+    try:
+        persist = persistence(module, files, present)
+    except (netns.OptionsError, paths.ServiceError, OSError) as e:
+        module.fail_json(msg=f"persist: {e}", actions=done.actions + files.actions)
+    actions = done.actions + files.actions
+    result = dict(changed=bool(actions), actions=actions, netns=done.netns, topology=done.after,
+                  persist=persist)
     if module._diff:
         header = f"netns {name}"
-        result["diff"] = dict(before=before, after=after, before_header=header, after_header=header)
+        diff = dict(before=done.before, after=done.after, before_header=header, after_header=header)
+        result["diff"] = [diff, *files.diff] if params["persist"] is not None or files.diff else diff
     module.exit_json(**result)
 
 

@@ -211,9 +211,10 @@ import os
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, nsinfo, service_direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
     ISOLATION_ARGSPEC,
     ISOLATION_MUTUALLY_EXCLUSIVE,
@@ -251,6 +252,7 @@ class Service:
         self.systemctl = systemd.Systemctl(module.run_command)
         self.actions = []
         self.diff = []
+        self.files = Files(module, self.actions, self.diff)
         self.was_running = False
 
     def _manager(self):
@@ -289,7 +291,7 @@ class Service:
         limits = cgroup_limits(p["cgroup"]) if p["cgroup"] else None
         return systemd.render_unit(deps.jinja2, self.name, systemd.launcher_argv(sys.executable, self.name),
                                    p["restart"], p["stop_timeout"], systemd.resource_directives(limits),
-                                   p["description"])
+                                   p["description"], netns=p["netns"])
 
     def wanted_files(self):
         if self.params["argv"] is None:
@@ -301,17 +303,8 @@ class Service:
 
     def sync_files(self, files):
         """Write the files that differ; whether any did."""
-        changed = False
-        for path, (text, mode) in files.items():
-            old = read(path)
-            if old == text:
-                continue
-            changed = True
-            self.actions.append(f"write {path}")
-            self.diff.append(dict(before_header=path, before=old or "", after_header=path, after=text))
-            if not self.module.check_mode:
-                write(self.module, path, text, mode)
-        return changed
+        written = [self.files.sync(path, text, mode) for path, (text, mode) in files.items()]
+        return any(written)
 
     # ---- the process ----------------------------------------------------------------------------
 
@@ -385,14 +378,9 @@ class Service:
         if booted and os.path.exists(unit) and self.systemctl.is_enabled(self.name):
             self.manager = "systemd"
             self.do("disable")
-        for path in (paths.spec_path(self.name), unit, paths.pid_file(self.name), paths.log_file(self.name)):
-            if os.path.exists(path):
-                self.actions.append(f"remove {path}")
-                if path != paths.log_file(self.name):
-                    self.diff.append(dict(before_header=path, before=read(path) or "", after_header=path,
-                                          after=""))
-                if not self.module.check_mode:
-                    os.unlink(path)
+        for path in (paths.spec_path(self.name), unit, paths.pid_file(self.name)):
+            self.files.remove(path)
+        self.files.remove(paths.log_file(self.name), with_diff=False)
         if booted and f"remove {unit}" in self.actions:
             self.actions.append("daemon-reload")
             if not self.module.check_mode:
@@ -405,9 +393,10 @@ class Service:
         else:
             state = "started" if main is not None else "stopped"
         pid = paths.workload_pid(main, wait=5.0 if self.manager == "systemd" else 0.0)
+        namespaces = deps.pyforkexec.nsinfo.namespaces(pid) if pid is not None else {}
         out = dict(
             changed=bool(self.actions), actions=self.actions, state=state, manager=self.manager,
-            main_pid=main, pid=pid, namespaces=nsinfo.namespaces(pid) if pid is not None else {},
+            main_pid=main, pid=pid, namespaces=namespaces,
             spec_path=paths.spec_path(self.name),
         )
         if self.manager == "systemd":
@@ -415,24 +404,6 @@ class Service:
         else:
             out.update(pid_file=paths.pid_file(self.name), log_file=paths.log_file(self.name))
         return out
-
-
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
-def write(module, path, text, mode):
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    module.atomic_move(tmp, path)
-    os.chmod(path, mode)
 
 
 def daemon_log(params):

@@ -107,3 +107,21 @@ def test_systemctl_runs_through_the_given_runner():
                      ["systemctl", "is-enabled", "--quiet", "pyforkexec-web.service"]]
     with pytest.raises(unit.paths.ServiceError, match=r"systemctl daemon-reload failed \(1\): no bus"):
         unit.Systemctl(lambda argv: (1, "", "no bus\n")).daemon_reload()
+
+
+def test_a_service_in_a_named_netns_wants_and_follows_its_boot_unit():
+    text = render(netns="web-ns")
+    assert "Wants=pyforkexec-netns@web-ns.service\nAfter=pyforkexec-netns@web-ns.service\n" in text
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(text)
+    assert parser["Unit"]["Description"] == "pyforkexec service web"
+    assert "pyforkexec-netns@" not in render()  # no netns, no dependency
+
+
+def test_systemctl_names_other_units_through_unit_name():
+    calls = []
+    ctl = unit.Systemctl(lambda argv: calls.append(argv) or (0, "", ""), unit_name=unit.paths.netns_unit_name)
+    ctl.action("enable", "web")
+    assert ctl.is_active("web")
+    assert calls == [["systemctl", "enable", "pyforkexec-netns@web.service"],
+                     ["systemctl", "is-active", "--quiet", "pyforkexec-netns@web.service"]]

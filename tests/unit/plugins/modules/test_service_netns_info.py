@@ -3,6 +3,7 @@ diffs, and refusals that leave nothing behind. (Real services and namespaces: te
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pwd
@@ -92,3 +93,26 @@ def test_namespace_info_of_what_does_not_exist(run_module, unique_name):
     assert msg.endswith("is not running (manager direct)")
     msg = run_module(namespace_info, dict(pid=1, netns="x"))["msg"]
     assert "mutually exclusive: pid|service|netns" in msg
+
+
+def test_netns_options_are_the_library_options_plus_state_and_persist():
+    from pyforkexec import netns_options
+
+    options = {k: v for k, v in netns.ARGSPEC.items() if k not in ("state", "persist")}
+    assert list(options) == [f.name for f in dataclasses.fields(netns_options.Options)]
+    for spec, cls in ((options["bridges"], netns_options.Bridge), (options["veths"], netns_options.Veth),
+                      (options["routes"], netns_options.Route)):
+        assert list(spec["options"]) == [f.name for f in dataclasses.fields(cls)]
+
+
+def test_netns_persist_in_check_mode_plans_the_options_file(run_module, unique_name):
+    name = unique_name()
+    result = run_module(netns, dict(name=name, gateway=["10.98.0.1"], persist=True), check_mode=True,
+                        diff=True)
+    config = f"/etc/pyforkexec/netns/{name}.json"
+    assert f"write {config}" in result["actions"] and result["persist"]["config"] == config
+    assert result["persist"]["enabled"] is True
+    topology, written = result["diff"][:2]
+    assert topology["before"] == dict(netns=None) and written["after_header"] == config
+    assert json.loads(written["after"])["gateway"] == ["10.98.0.1"]
+    assert not os.path.exists(config)

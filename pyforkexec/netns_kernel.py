@@ -1,6 +1,6 @@
-# Copyright: (c) 2025, pyforkexec developers
-# SPDX-License-Identifier: MIT
-"""The netns module's kernel side, with pyroute2: read a topology, and carry out planned actions.
+"""The kernel side of named network namespaces: read a topology, and carry out planned actions.
+
+With pyroute2 (the ``net`` extra), imported on first use so that ``import pyforkexec`` never needs it.
 
 ``observe`` returns the plain data netns_model plans from; ``apply`` runs netns_model's actions.
 Sysctls of the namespace are read and written by a child that joins it (nsinfo.run_in_namespaces),
@@ -13,8 +13,8 @@ import ipaddress
 import os
 import socket
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import nsinfo
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_model import (
+from . import nsinfo
+from .netns_model import (
     BRIDGE_ALIAS,
     describe,
     parse_veth_alias,
@@ -227,7 +227,9 @@ def _route_args(h, route):
 
 
 class ApplyError(RuntimeError):
-    """An action the kernel refused; ``str()`` names the action."""
+    """An action the kernel refused; ``str()`` names the action. ``actions``: every planned line."""
+
+    actions: list[str] = []
 
 
 def apply(name, actions):

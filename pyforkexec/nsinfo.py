@@ -1,5 +1,3 @@
-# Copyright: (c) 2025, pyforkexec developers
-# SPDX-License-Identifier: MIT
 """What the kernel says about a process's namespaces: inodes, id maps, hostname, cgroup.
 
 Read from /proc; the values that only exist inside a namespace (the hostname of a UTS namespace, the
@@ -12,6 +10,18 @@ import os
 import pickle
 import traceback
 
+from . import _child  # the project's own setns wrapper
+from .flags import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWTIME,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+)
+
 # namespaces option value -> the file under /proc/PID/ns/
 NS_FILES = {
     "user": "user",
@@ -23,16 +33,16 @@ NS_FILES = {
     "cgroup": "cgroup",
     "time": "time",
 }
-# setns(2) nstype of each kind (linux/sched.h), so that this file needs no pyforkexec import
+# setns(2) nstype of each kind
 NSTYPES = {
-    "user": 0x10000000,
-    "pid": 0x20000000,
-    "net": 0x40000000,
-    "mount": 0x00020000,
-    "uts": 0x04000000,
-    "ipc": 0x08000000,
-    "cgroup": 0x02000000,
-    "time": 0x00000080,
+    "user": CLONE_NEWUSER,
+    "pid": CLONE_NEWPID,
+    "net": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "uts": CLONE_NEWUTS,
+    "ipc": CLONE_NEWIPC,
+    "cgroup": CLONE_NEWCGROUP,
+    "time": CLONE_NEWTIME,
 }
 HOST_PID = 1  # "the host" is PID 1's namespaces, or this process's where PID 1's cannot be read
 
@@ -101,8 +111,6 @@ def run_in_namespaces(entries, func, *args):
     The result must pickle. An exception in the child is raised here as a RuntimeError with the
     child's traceback text.
     """
-    from pyforkexec import _child  # the project's own setns wrapper
-
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: no return from here
@@ -110,7 +118,7 @@ def run_in_namespaces(entries, func, *args):
             os.close(r)
             for path, kind in entries:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                _child.setns(fd, NSTYPES[kind])
+                _child.setns(fd, int(NSTYPES[kind]))
                 os.close(fd)
             payload = (True, func(*args))
         except BaseException:

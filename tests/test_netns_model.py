@@ -1,21 +1,22 @@
-"""The netns module's planning: parameters normalized by desired(), and the actions plan_present and
-plan_absent choose for observed topologies (plain data, as netns_kernel.observe returns it)."""
+"""Planning a named network namespace: options normalized by desired(), and the actions plan_present
+and plan_absent choose for observed topologies (plain data, as netns_kernel.observe returns it)."""
 
 from __future__ import annotations
 
 import copy
 
 import pytest
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import netns_model as m
-from ansible_collections.pyforkexec.isolation.plugins.modules import netns as netns_module
+
+from pyforkexec import netns_model as m
+from pyforkexec import netns_options
 
 NAME = "web"
 
 
 @pytest.fixture
-def wanted(validate_args):
-    """wanted(**options) -> desired() of the netns module's validated parameters."""
-    return lambda **options: m.desired(validate_args(netns_module.ARGSPEC, dict(name=NAME, **options)))
+def wanted():
+    """wanted(**options) -> desired() of the options, type-checked as ``pyforkexec netns up`` does."""
+    return lambda **options: m.desired(netns_options.load(dict(name=NAME, **options)))
 
 
 def nothing():
@@ -85,9 +86,10 @@ def test_desired_refuses_what_cannot_be_a_topology(wanted, options, error):
     assert str(e.value).startswith(error)
 
 
-def test_desired_refuses_a_bad_netns_name(validate_args):
-    with pytest.raises(m.ModelError, match="name: 'a/b' is not a valid netns name"):
-        m.desired(validate_args(netns_module.ARGSPEC, dict(name="a/b")))
+@pytest.mark.parametrize("name", ["a/b", "..", ".", "", "x" * 65])
+def test_desired_refuses_a_bad_netns_name(name):
+    with pytest.raises(m.ModelError, match=r"name: .* is not a valid netns name"):
+        m.desired(netns_options.load(dict(name=name)))
 
 
 def test_from_nothing_everything_is_created_in_order(wanted):
@@ -147,7 +149,7 @@ def test_a_veth_no_longer_listed_is_removed_and_its_routes_too(wanted):
 def test_a_foreign_host_link_or_inside_link_is_never_taken_over(wanted):
     state = nothing()
     state["host_links"] = {"veth-web": None}
-    with pytest.raises(m.ModelError, match="host link veth-web exists and was not made by this module"):
+    with pytest.raises(m.ModelError, match="host link veth-web exists and was not made by pyforkexec"):
         m.plan_present(state, wanted(**SIMPLE))
     state = nothing()
     state.update(exists=True, ns_links=["lo", "eth0"])

@@ -1,12 +1,11 @@
-# Copyright: (c) 2025, pyforkexec developers
-# SPDX-License-Identifier: MIT
-"""The netns module's model: the wanted topology from the parameters, and the plan from what is there.
+"""Named network namespaces, planned: the wanted topology from the options, and the plan from what is there.
 
-Pure functions on plain data (no kernel access), so that planning is unit-tested on its own:
-``desired(params)`` normalizes the options, ``plan(observed, wanted)`` lists the actions that bring
-the observed topology (see netns_kernel.observe) to the wanted one, ``view`` renders either side
-for --diff. Links the module creates carry an interface alias (``ALIAS_PREFIX``...) so that a later
-run, and ``state: absent``, know which ones are theirs.
+Pure functions on plain data (no kernel access), so that planning is tested on its own:
+``desired(params)`` normalizes the options (those of netns_options, as the Ansible module ``netns``
+has them), ``plan_present``/``plan_absent`` list the actions that bring the observed topology (see
+netns_kernel.observe) to the wanted one, ``view`` renders either side for a diff. Links made here
+carry an interface alias (``ALIAS_PREFIX``...) so that a later run, and ``netns down``, know which
+ones are theirs.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ class ModelError(ValueError):
 
 
 def veth_alias(netns, inside):
-    """The alias of the host end of a veth the module made for ``inside`` in ``netns``."""
+    """The alias of the host end of a veth made for ``inside`` in ``netns``."""
     return f"{ALIAS_PREFIX} netns={netns} link={inside}"
 
 
@@ -122,11 +121,17 @@ def route_text(route):
     return text
 
 
-def desired(params):
-    """The wanted topology from the module parameters (already type-checked by the argument spec)."""
-    name = params["name"]
-    if not _NETNS_NAME.match(name):
+def check_name(name):
+    """A netns name: a file name of /run/netns (and a systemd instance name)."""
+    if not _NETNS_NAME.match(name or "") or name in (".", ".."):
         raise ModelError(f"name: {name!r} is not a valid netns name (letters, digits, '.', '_', '-')")
+    return name
+
+
+def desired(params):
+    """The wanted topology from the options (already type-checked: netns_options.load, or the module's
+    argument spec); keys other than the options are ignored."""
+    name = check_name(params["name"])
     bridges = {}
     for i, b in enumerate(params.get("bridges") or []):
         bname = _ifname(f"bridges[{i}].name", b["name"])
@@ -235,7 +240,7 @@ def plan_present(observed, wanted):
             have = None  # deleted above: made again with the new host name
         if have is None:
             if want["peer"] in observed["host_links"] and want["peer"] not in deleted:
-                raise ModelError(f"veths: host link {want['peer']} exists and was not made by this module "
+                raise ModelError(f"veths: host link {want['peer']} exists and was not made by pyforkexec "
                                  f"for {name}/{inside}: choose another peer name")
             if inside in observed["ns_links"] and inside not in observed["veths"]:
                 raise ModelError(f"veths: link {inside} already exists in netns {name} (not a veth of ours)")
@@ -286,7 +291,7 @@ def plan_absent(observed, name):
 
 
 def describe(action):
-    """One action as a short line, for the module's ``actions`` result."""
+    """One action as a short line (the module's ``actions`` result, the lines ``netns up`` prints)."""
     op, *args = action
     if op in ("add_route", "del_route"):
         return f"{op} {route_text(args[0])}"
