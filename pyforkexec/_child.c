@@ -630,7 +630,9 @@ static long do_clone(struct ctx *c, uint64_t flags, int cgroup_fd)
         memset(&args, 0, sizeof(args));
         args.flags = flags;
         args.pidfd = (uint64_t)(uintptr_t)&c->pidfd;
-        args.exit_signal = SIGCHLD;
+        /* clone3 wants no exit signal with CLONE_PARENT: the child is our parent's, and signals it
+         * as we would (clone(2) ignores the low byte there the same way). */
+        args.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
         args.stack = (uint64_t)(uintptr_t)c->stack;
         args.stack_size = CHILD_STACK_SIZE;
         args.cgroup = (uint64_t)(cgroup_fd < 0 ? 0 : cgroup_fd);

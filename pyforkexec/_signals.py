@@ -22,9 +22,14 @@ from typing import Any, Callable
 _SIGNALS = tuple(sorted(int(s) for s in signal.valid_signals()))
 Handler = Callable[[int, Any], Any]
 
-_saved: dict[int, Handler] = {}  # the caller's handlers while a section is open
-_pending: list[int] = []         # signals that arrived inside it, in order, once each
-_depth = 0
+_saved: dict[int, Handler] = {}  # the caller's handlers, while ours (_record) are installed
+_pending: list[int] = []         # signals recorded meanwhile, in order, once each
+_holds = 0                       # active Hold objects (the nesting)
+_installed = False               # whether _record is installed now
+
+# The bookkeeping is state, not a stack of undo steps: an exit that never ran (a tracer may raise at
+# any bytecode, even between a block and its __exit__) leaves the next start() or release() able to
+# see what is installed and put things right.
 
 
 def _on_main_thread() -> bool:
@@ -39,12 +44,14 @@ def _record(signum: int, frame: object) -> None:
 def _install() -> None:
     """Swap every Python handler for _record. A handler not swapped yet may still run and raise:
     then what was swapped is put back before the exception leaves."""
+    global _installed
     try:
         for sig in _SIGNALS:
             handler = signal.getsignal(sig)
             if callable(handler) and handler is not _record:
                 _saved[sig] = handler
                 signal.signal(sig, _record)
+        _installed = True
     except BaseException:
         _restore()
         raise
@@ -53,6 +60,8 @@ def _install() -> None:
 def _restore() -> None:
     """Put the caller's handlers back. One already back may run and raise before the loop ends: the
     loop finishes first (an entry leaves _saved only once its handler is back), then that raises."""
+    global _installed
+    _installed = False  # from the first restored handler on, handlers may run
     error: BaseException | None = None
     while _saved:
         try:
@@ -68,12 +77,12 @@ def _restore() -> None:
 
 def _deliver() -> None:
     """Run the recorded signals' handlers. The first exception propagates; the signals after it are
-    sent again, so that Python handles them at its next check, as it would have without us."""
+    sent again, so that Python handles them at its next check (or records them, if held)."""
     pending = _pending[:]
     _pending.clear()
     for n, sig in enumerate(pending):
-        handler = signal.getsignal(sig)
-        if not callable(handler):
+        handler = _saved.get(sig) or signal.getsignal(sig)
+        if not callable(handler) or handler is _record:
             continue  # the caller's own code changed it meanwhile: nothing of ours to run
         try:
             handler(sig, None)
@@ -83,51 +92,95 @@ def _deliver() -> None:
             raise
 
 
+class Hold:
+    """Python signal handlers held back from start() to stop(). Nests: the handlers are installed
+    while any hold is active, and what was recorded runs when the last one stops.
+
+    A function that acquires resources holds from before the first to after the last has been handed
+    over, and calls stop() inside the try whose except undoes them::
+
+        hold = Hold()
+        try:
+            hold.start()
+            ...acquire, register, hand over...
+            hold.stop()        # the handlers run here; their exception reaches the except below
+        except BaseException:
+            ...undo...         # still held if the exception came before stop() let go
+            hold.release()
+            raise
+    """
+
+    __slots__ = ("active",)
+
+    def __init__(self) -> None:
+        self.active = False
+
+    def start(self) -> None:
+        """Hold from now on (again a no-op while this hold is active)."""
+        global _holds
+        if self.active or not _on_main_thread():
+            return
+        if not _installed:
+            _install()
+        _holds += 1  # from here on only _record runs: nothing can raise before the block
+        self.active = True
+
+    def stop(self) -> None:
+        """Run the recorded signals' handlers while still holding (an exception leaves with the hold
+        on, so that the caller's undo cannot be cut short: it calls release()), then let go."""
+        if self.active and _holds == 1:
+            _deliver()
+        self.release()
+
+    def end(self) -> None:
+        """stop(), and let go even when a handler raises: for a finally, with nothing left to undo."""
+        try:
+            self.stop()
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Let go without running what was recorded first; when no hold is left, the caller's
+        handlers are back and what arrived is handled (and may raise). Idempotent."""
+        global _holds
+        if not self.active:
+            return
+        self.active = False
+        _holds = max(0, _holds - 1)
+        if _holds == 0:
+            try:
+                if _installed or _saved:
+                    _restore()
+            finally:
+                _deliver()
+
+
 class _Held:
-    """``with held():`` Python signal handlers are held back for the block, and what arrived runs when
-    the outermost block ends (after the block's own cleanup): an exception a handler raises leaves
-    the with statement there. Nests."""
+    """``with held():`` a Hold around a block (its undo, say): the recorded signals are handled when
+    the block ends, after the block's own code."""
 
     def __enter__(self) -> None:
-        global _depth
-        if not _on_main_thread():
-            return
-        if _depth == 0:
-            _install()
-        _depth += 1  # from here on only _record runs: nothing can raise before the block
+        self.hold = Hold()
+        self.hold.start()
 
     def __exit__(self, *exc: object) -> None:
-        global _depth
-        if not _on_main_thread():
-            return
-        _depth -= 1
-        if _depth == 0:
-            _restore()
-            _deliver()
+        self.hold.end()
 
 
 class _Released:
-    """``with released():`` inside held(), handlers run again for the block (a caller's callback),
-    after those that arrived so far. The block's code must be ready for an exception."""
+    """``with released():`` inside a hold, the caller's handlers run again for the block (a caller's
+    callback), after those that arrived so far. The block's code must be ready for an exception.
+    Should the exit never run, the next start(), or the last release(), finds the handlers out and
+    acts on that."""
 
     def __enter__(self) -> None:
-        global _depth
-        self.depth = 0
-        if not _on_main_thread() or _depth == 0:
-            return
-        self.depth, _depth = _depth, 0
-        try:
+        if _installed and _on_main_thread():
             _restore()
             _deliver()
-        except BaseException:
-            self.__exit__()
-            raise
 
     def __exit__(self, *exc: object) -> None:
-        global _depth
-        if self.depth:
+        if _holds and not _installed and _on_main_thread():
             _install()
-            _depth, self.depth = self.depth, 0
 
 
 def held() -> _Held:

@@ -6,9 +6,12 @@ value, TypeError for a value of the wrong type.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Sequence
 from typing import NoReturn
+
+MAX_FD = 2**31 - 1
 
 
 def fail(field: str, rule: str, kind: type = ValueError) -> NoReturn:
@@ -44,12 +47,55 @@ def check_list(field: str, value: object, what: str) -> Sequence:
     return value
 
 
+def check_real(field: str, value: object, lo: float, hi: float) -> float:
+    """A finite int or float (not bool) in [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(field, f"must be a number, not {type(value).__name__}", TypeError)
+    if not lo <= value <= hi:  # also refuses NaN
+        fail(field, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def check_open_fd(field: str, fd: int) -> int:
+    """``fd`` is open in this process. Only for fds the parent itself uses before the child exists
+    (exec_fd, which it duplicates); an fd only the child uses (ProcAttr.files, setns, cgroup_fd) is
+    left to fail at the child's step, as in Go, with the ChildError naming that step."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError:
+        fail(field, f"fd {fd} is not open in this process")
+    return fd
+
+
+def check_fileno(field: str, value: object) -> int:
+    """An fd given as an int or as an object with fileno() (a file, a socket); a closed file object
+    (whose fileno() raises) is refused here."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        fd = value
+    else:
+        method = getattr(value, "fileno", None)
+        if not callable(method):
+            fail(field, f"must be an fd or have a fileno() method, not {type(value).__name__}", TypeError)
+        try:
+            fd = method()
+        except (OSError, ValueError) as e:  # a closed file object: "I/O operation on closed file"
+            fail(field, f"{type(value).__name__}.fileno() failed: {e}")
+        if isinstance(fd, bool) or not isinstance(fd, int):
+            fail(field, f"{type(value).__name__}.fileno() returned {type(fd).__name__}, not an int",
+                 TypeError)
+    return check_int(field, fd, 0, MAX_FD)
+
+
 def to_bytes(field: str, value: object) -> bytes:
     """A str/bytes/PathLike as bytes without NUL (Go returns EINVAL for a NUL byte)."""
-    if isinstance(value, (str, bytes, os.PathLike)):
-        data = os.fsencode(value)
-    else:
+    if not isinstance(value, (str, bytes, os.PathLike)):
         fail(field, f"must be str, bytes or a path, not {type(value).__name__}", TypeError)
+    try:
+        data = os.fsencode(value)
+    except UnicodeEncodeError as e:  # a lone surrogate that surrogateescape cannot turn into a byte
+        fail(field, f"cannot be encoded to bytes ({e.reason} at position {e.start})")
+    except TypeError as e:  # a PathLike whose __fspath__ returns neither str nor bytes
+        fail(field, str(e), TypeError)
     if b"\0" in data:
         fail(field, "contains a NUL byte")
     return data

@@ -1,8 +1,9 @@
 """The ``pyforkexec`` command: util-linux-style ``unshare`` and ``nsenter``, ``flags``, ``exec``, ``netns``.
 
 Each subcommand lives in its own module (cli_unshare, cli_nsenter, cli_flags, cli_exec, cli_netns) and is
-imported only when used, so the launcher starts fast. Usage errors exit 1 (as util-linux); the
-statuses of a launched command are described in cli_common.
+imported only when used, so the launcher starts fast. Whatever fails ends in cli_common.run_command:
+one line on stderr and the documented status (1 for a usage error or bad input, as util-linux; the
+statuses of a launched command are described in cli_common), never a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 from typing import Optional
 
 from . import __version__
+from .cli_common import PROG, run_command, shown
+from .cli_options import UsageError
 
 SUBCOMMANDS = {
     "unshare": ("cli_unshare", "run a program in new namespaces (util-linux unshare)"),
@@ -38,17 +41,23 @@ USAGE = "\n".join([
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
+    """The console script: returns the exit status (the launcher of a command may end by its signal)."""
+    return run_command(dispatch, list(sys.argv[1:] if argv is None else argv))
+
+
+def dispatch(args: Sequence[str]) -> object:
+    if not args:
+        raise UsageError("no command given", PROG)
+    if args[0] in ("-h", "--help"):
         print(USAGE)
-        return 0 if args else 1
+        return 0
     if args[0] in ("-V", "--version"):
         print(f"pyforkexec {__version__}")
         return 0
     name, rest = args[0], args[1:]
+    if name.startswith("-"):
+        raise UsageError(f"unrecognized option {shown(name)}", PROG)
     if name not in SUBCOMMANDS:
-        print(f"pyforkexec: unknown command '{name}'", file=sys.stderr)
-        print("Try 'pyforkexec --help' for more information.", file=sys.stderr)
-        return 1
+        raise UsageError(f"unknown command {shown(name)}", PROG)
     module = importlib.import_module(f".{SUBCOMMANDS[name][0]}", __package__)
     return module.main(rest)

@@ -16,18 +16,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import spec as specmod
-from .cli_common import (
-    EXIT_NOT_FOUND,
-    die,
-    environ_list,
-    find_program,
-    os_error_message,
-    parse_or_fail,
-    report_child_error,
-    spawn_and_wait,
-)
-from .cli_options import HELP, NONE, REQUIRED, USAGE_EXIT, VERSION, Command, Opt
-from .errors import ChildError
+from .cli_common import EXIT_NOT_FOUND, die, environ_list, find_program, parse_or_fail, spawn_and_wait
+from .cli_options import HELP, NONE, REQUIRED, VERSION, Command, Opt
 from .forkexec import fork_exec
 
 CMD = Command(
@@ -66,12 +56,10 @@ def main(argv: Sequence[str]) -> NoReturn:
     path = parsed.last("spec")
     if path is None:
         CMD.fail("--spec: the spec file is required")
-    try:
-        spec = specmod.read(path)
-        spec.argv += parsed.rest
-        specmod.check(spec)
-    except specmod.SpecError as e:
-        die(str(e), USAGE_EXIT)  # a bad document is bad input, like a bad option value
+    # A SpecError (a ValueError: bad input) ends in run_command with status 1, like a bad option value.
+    spec = specmod.read(path)
+    spec.argv += parsed.rest
+    specmod.check(spec)
     argv0 = program(spec)
     if parsed.has("check"):
         print("OK")
@@ -81,11 +69,8 @@ def main(argv: Sequence[str]) -> NoReturn:
         attr.env = environ_list()
     if spec.wait:
         spawn_and_wait(argv0, spec.argv, attr)
-    try:  # detached: the process outlives the launcher, and so does a cgroup made for it
-        pid = fork_exec(argv0, spec.argv, attr)
-    except ChildError as e:
-        report_child_error(e)
-    except OSError as e:  # CgroupError, a setns path that does not exist, ...
-        die(os_error_message(e))
+    # Detached: the process outlives the launcher, and so does a cgroup made for it. A ChildError or
+    # an OSError (CgroupError, a setns path that does not exist) ends in run_command (125/126/127).
+    pid = fork_exec(argv0, spec.argv, attr)
     print(pid)
     raise SystemExit(0)

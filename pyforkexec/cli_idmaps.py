@@ -5,6 +5,10 @@
 (that range mapped to itself) or ``all`` (every id of the current namespace, to itself). A single
 ``--map-user``/``--map-group`` id combined with ranges is carved out of them, as util-linux does,
 so that no two lines overlap.
+
+A range the kernel would refuse (a count of 0, ids beyond 4294967294, two ranges that overlap) is
+refused when its option is read, naming the option and the mapping as written, never a line of the
+computed map (which the carving renumbers).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from .attrs import SysProcIDMap
+from .validate import MAX_ID
 
 NO_ID = 2**32 - 1  # util-linux's (uid_t)-1: "no single id", or "inner start not chosen yet"
 
@@ -29,14 +34,45 @@ class Range:
         return SysProcIDMap(container_id=self.inner, host_id=self.outer, size=self.count)
 
 
+def _number(digits: str) -> int:
+    # ASCII digits only (the pattern); more than 20 of them is out of range anyway, and int() of
+    # thousands of digits would raise.
+    return int(digits) if len(digits) <= 20 else 2**64
+
+
 def parse_range(text: str) -> Optional[Range]:
     """``inner:outer:count`` or ``outer,inner,count``; None when neither."""
-    m = re.fullmatch(r"(\d+):(\d+):(\d+)", text)
+    m = re.fullmatch(r"([0-9]+):([0-9]+):([0-9]+)", text)
     if m:
-        return Range(outer=int(m[2]), inner=int(m[1]), count=int(m[3]))
-    m = re.fullmatch(r"(\d+),(\d+),(\d+)", text)
+        return Range(outer=_number(m[2]), inner=_number(m[1]), count=_number(m[3]))
+    m = re.fullmatch(r"([0-9]+),([0-9]+),([0-9]+)", text)
     if m:
-        return Range(outer=int(m[1]), inner=int(m[2]), count=int(m[3]))
+        return Range(outer=_number(m[1]), inner=_number(m[2]), count=_number(m[3]))
+    return None
+
+
+def range_problem(r: Range, inner_chosen: bool = True) -> Optional[str]:
+    """Why the kernel would refuse this range as a line of a map (None: it would not), in the words
+    of the option. ``inner_chosen`` False: a subid range whose inner start is picked later (NO_ID)."""
+    if r.count < 1:
+        return "count must be at least 1"
+    for side, start in (("inner", r.inner), ("outer", r.outer)):
+        if side == "inner" and not inner_chosen:
+            start = 0
+        if start > MAX_ID:
+            return f"{side} id must be at most {MAX_ID}"
+        if start + r.count > MAX_ID + 1:
+            return f"{side} id + count must be at most {MAX_ID + 1}"
+    return None
+
+
+def overlap(a: Range, b: Range) -> Optional[str]:
+    """The side ("inner" or "outer") on which two ranges share ids, which one map cannot have."""
+    for side in ("inner", "outer"):
+        start_a, start_b = (0 if x == NO_ID and side == "inner" else x for x in (getattr(a, side),
+                                                                                 getattr(b, side)))
+        if start_a < start_b + b.count and start_b < start_a + a.count:
+            return side
     return None
 
 

@@ -36,7 +36,8 @@ def _converge(name: str, options: Optional[dict[str, Any]], check: bool) -> NoRe
     try:
         result = netns.converge(name, options, check=check)
     except ImportError as e:
-        die(f"netns: {e.name or 'pyroute2'} is needed: pip install 'pyforkexec[net]'", EXIT_SETUP)
+        die(f"netns: {e.name or 'pyroute2'} is needed: install pyroute2 into pyforkexec's virtualenv",
+            EXIT_SETUP)
     except netns.ModelError as e:  # a link in the way: the host is not as the document expects
         die(f"netns {name}: {e}", EXIT_SETUP)
     except (netns.ApplyError, OSError, RuntimeError) as e:

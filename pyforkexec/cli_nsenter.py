@@ -16,9 +16,10 @@ namespace to the child: the command stays outside and its children are inside, a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn, Optional
+from typing import NoReturn, Optional, Union
 
 from . import _child
 from . import flags as F
@@ -26,11 +27,14 @@ from .attrs import Credential, ProcAttr, SetNS, SysProcAttr
 from .cgroup import find_cgroup2
 from .cli_common import (
     EXIT_NOT_FOUND,
+    MAX_PID,
     SetupError,
+    blamer,
     die,
     environ_list,
     find_program,
     inherited_files,
+    nonempty,
     parse_or_fail,
     parse_uint,
     program_and_argv,
@@ -80,8 +84,8 @@ CMD = Command(
 class Request:
     target: int = 0
     namespaces: dict[int, Optional[str]] = field(default_factory=dict)  # flag -> file, None: the target's
-    uid: Optional[str] = None  # a number or "follow"
-    gid: Optional[str] = None
+    uid: Union[int, str, None] = None  # a number or "follow"
+    gid: Union[int, str, None] = None
     preserve: bool = False
     keep_caps: bool = False
     root: Optional[str] = None  # "" means the target's
@@ -98,28 +102,25 @@ def request(p: Parsed) -> Request:
     do_all = False
     for opt, value in p.given:
         name = opt.long
-        if name == "target":
-            if r.target:
-                CMD.fail("option --target may be given only once")
-            r.target = parse_uint(CMD, "--target", value, "pid")
+        if name == "target":  # given again, the last one counts (util-linux's getopt loop)
+            r.target = parse_uint(CMD, "--target", value, "pid", hi=MAX_PID)
             if r.target == 0:
                 CMD.fail("--target: invalid pid '0'")
         elif name in by_long:
-            r.namespaces[by_long[name]] = value
+            r.namespaces[by_long[name]] = nonempty(CMD, f"--{name}", value, "file name")
         elif name == "all":
             do_all = True
         elif name in ("setuid", "setgid"):
-            if value != "follow":
-                parse_uint(CMD, f"--{name}", value, name[3:])
-            setattr(r, name[3:], value)
+            kind = name[3:]
+            setattr(r, kind, "follow" if value == "follow" else parse_uint(CMD, f"--{name}", value, kind))
         elif name == "preserve-credentials":
             r.preserve = True
         elif name == "keep-caps":
             r.keep_caps = True
-        elif name in ("root", "wd"):
-            setattr(r, name, value or "")
+        elif name in ("root", "wd"):  # no value: the target's; an empty one is refused, as nsenter does
+            setattr(r, name, "" if value is None else nonempty(CMD, f"--{name}", value, "directory"))
         elif name == "wdns":
-            r.wdns = value
+            r.wdns = nonempty(CMD, "--wdns", value, "directory")
         elif name == "env":
             r.env = True
         elif name == "no-fork":
@@ -129,6 +130,8 @@ def request(p: Parsed) -> Request:
     if r.wd is not None and r.wdns is not None:
         CMD.fail("--wd and --wdns are mutually exclusive")
     if do_all:
+        if not r.target:
+            CMD.fail("no target PID specified for --all")
         for _, _, flag, name in NAMESPACES:
             if int(flag) not in r.namespaces and _usable(r.target, int(flag), name):
                 r.namespaces[int(flag)] = None
@@ -167,8 +170,8 @@ def _same_as_ours(target: int, flag: int) -> bool:
 
 
 def _pidfd_setns_supported() -> bool:
-    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
-    return (major, minor) >= (5, 8) and hasattr(os, "pidfd_open")
+    m = re.match(r"([0-9]+)\.([0-9]+)", os.uname().release)
+    return m is not None and (int(m[1]), int(m[2])) >= (5, 8) and hasattr(os, "pidfd_open")
 
 
 class Joins:
@@ -235,7 +238,7 @@ def credential(r: Request) -> Optional[Credential]:
         return None
     follow = _target_ids(r.target) if "follow" in (r.uid, r.gid) else (0, 0)
 
-    def pick(given: Optional[str], followed: int, current: int) -> int:
+    def pick(given: Union[int, str, None], followed: int, current: int) -> int:
         if given is None:
             return 0 if userns else current
         return followed if given == "follow" else int(given)
@@ -330,4 +333,27 @@ def main(argv: Sequence[str]) -> NoReturn:
     sys_attr = SysProcAttr(setns=joins.child_setns(), chroot=root, credential=cred, ambient_caps=caps,
                            use_cgroup_fd=cgroup_fd >= 0, cgroup_fd=max(cgroup_fd, 0))
     attr = ProcAttr(dir=wd, env=env, files=files, sys=sys_attr)
-    spawn_and_wait(argv0, args, attr, before=joins.join_in_launcher)
+    spawn_and_wait(argv0, args, attr, before=joins.join_in_launcher, blame=blamer(CMD, parsed, BLAME))
+
+
+# The options behind each field and child step (see cli_common.blamer).
+_JOINS = (*(long for long, _, _, _ in NAMESPACES), "target", "all")
+_CREDENTIAL = ("setuid", "setgid", "preserve-credentials", "user", "all")
+BLAME = {
+    "SysProcAttr.setns": _JOINS,
+    "SysProcAttr.credential": _CREDENTIAL,
+    "SysProcAttr.chroot": ("root",),
+    "SysProcAttr.ambient_caps": ("keep-caps",),
+    "SysProcAttr.cgroup_fd": ("join-cgroup",),
+    "SysProcAttr.use_cgroup_fd": ("join-cgroup",),
+    "ProcAttr.dir": ("wd", "wdns", "root"),
+    "ProcAttr.env": ("env",),
+    "at clone": ("join-cgroup",),
+    "at setns": _JOINS,
+    "at chroot": ("root",),
+    "at chdir": ("wd", "wdns", "root"),
+    "at setgroups": _CREDENTIAL,
+    "at setgid": _CREDENTIAL,
+    "at setuid": _CREDENTIAL,
+    "at cap_ambient": ("keep-caps",),
+}

@@ -5,12 +5,12 @@ the optional argument of ``--mount``, options after the program would be read as
 option exits 2. Here, as with getopt_long: an optional argument must be attached (``--mount=FILE``,
 ``-mFILE``), the first non-option ends the options (the rest is the command), ``--`` ends them too,
 short options bundle (``-fpr``), a long option may be abbreviated when unambiguous, and every usage
-error exits 1 naming the option.
+error exits 1 naming the option (reported by cli_common.run_command, as util-linux does: one line
+and a ``Try '... --help'`` line).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn, Optional
@@ -20,7 +20,12 @@ USAGE_EXIT = 1  # util-linux exits 1 on a bad option or value (argparse would ex
 
 
 class UsageError(Exception):
-    """A bad option or option value; ``str()`` names the option."""
+    """A bad option or option value; ``str()`` names the option. ``prog`` is the command whose
+    ``--help`` the report points to (empty: the parser's caller knows it)."""
+
+    def __init__(self, message: str, prog: str = ""):
+        super().__init__(message)
+        self.prog = prog
 
 
 @dataclass(frozen=True)
@@ -97,10 +102,8 @@ class Command:
         return "\n".join(lines)
 
     def fail(self, message: str) -> NoReturn:
-        """Report a usage error as util-linux does and exit 1."""
-        print(f"{self.prog}: {message}", file=sys.stderr)
-        print(f"Try '{self.prog} --help' for more information.", file=sys.stderr)
-        raise SystemExit(USAGE_EXIT)
+        """A usage error of this command: reported as util-linux does, exit status 1."""
+        raise UsageError(message, self.prog)
 
 
 def _match_long(options: Sequence[Opt], name: str) -> Opt:

@@ -32,16 +32,31 @@ from . import flags as F
 from .attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
 from .cli_common import (
     SetupError,
+    blamer,
     environ_list,
     inherited_files,
+    nonempty,
+    os_error_message,
     parse_id,
+    parse_int,
     parse_or_fail,
     parse_signal,
     parse_uint,
     resolve_program,
+    shown,
     spawn_and_wait,
+    spelling,
 )
-from .cli_idmaps import NO_ID, Range, add_single, parse_range, read_kernel_map, read_subid_range
+from .cli_idmaps import (
+    NO_ID,
+    Range,
+    add_single,
+    overlap,
+    parse_range,
+    range_problem,
+    read_kernel_map,
+    read_subid_range,
+)
 from .cli_options import HELP, NONE, OPTIONAL, REQUIRED, VERSION, Command, Opt, Parsed
 from .mounts import MS_BIND, Mount
 from .validate import cap_last_cap
@@ -130,22 +145,47 @@ class Request:
     setgroups: Optional[str] = None
     keep_caps: bool = False
     offsets: dict[str, int] = field(default_factory=dict)
+    offsets_given: list[str] = field(default_factory=list)  # as written, for a refusal of the kernel
     env: Optional[list[bytes]] = None
+    origin: dict[Range, str] = field(default_factory=dict)  # each range: the option that gave it
 
 
-def _ranges(option: str, value: str, kind: str, euid: int) -> list[Range]:
+# The kernel's bound on a time namespace offset (KTIME_SEC_MAX); util-linux reads an int64.
+KTIME_SEC_MAX = (2**63 - 1) // 10**9
+
+
+def _ranges(r: Request, option: str, value: str, kind: str, euid: int) -> list[Range]:
+    """The ranges of one --map-users/--map-groups/--map-auto/--map-subids, each checked alone and
+    against those given before it (a map whose lines overlap is refused by the kernel)."""
     subid = f"/etc/sub{kind}id"
+    given = f"--{option}" + (f"={value}" if option in ("map-users", "map-groups") else "")
     try:
         if value in ("auto", "subids"):
-            return [read_subid_range(subid, euid, identity=value == "subids")]
-        if value == "all":
-            return read_kernel_map(f"/proc/self/{kind}id_map")
-    except (OSError, ValueError) as e:
+            found = read_subid_range(subid, euid, identity=value == "subids")
+            ranges, chosen = [found], value == "subids"
+            what = f"the range '{found.outer}:{found.count}' of {subid}"
+        elif value == "all":
+            ranges, chosen, what = read_kernel_map(f"/proc/self/{kind}id_map"), True, "a line of the map"
+        else:
+            parsed = parse_range(value)
+            if parsed is None:
+                CMD.fail(f"--{option}: invalid mapping {shown(value)}")
+            ranges, chosen, what = [parsed], True, f"mapping {shown(value)}"
+    except OSError as e:
+        CMD.fail(f"--{option}: {os_error_message(e)}")
+    except ValueError as e:  # no range of ours in the file, or a line that is no range
         CMD.fail(f"--{option}: {e}")
-    r = parse_range(value)
-    if r is None:
-        CMD.fail(f"--{option}: invalid mapping '{value}'")
-    return [r]
+    taken = r.user_ranges if kind == "u" else r.group_ranges
+    for new in ranges:
+        problem = range_problem(new, inner_chosen=chosen)
+        if problem is not None:
+            CMD.fail(f"--{option}: {what}: {problem}")
+        for old in taken:
+            side = overlap(new, old)
+            if side is not None:
+                CMD.fail(f"{given}: its {side} ids overlap those of {r.origin[old]}")
+        r.origin[new] = given
+    return ranges
 
 
 def _env(p: Parsed) -> Optional[list[bytes]]:
@@ -164,7 +204,7 @@ def request(p: Parsed) -> Request:
         name = opt.long
         if name in by_long:
             r.flags |= by_long[name]
-            if value is not None:
+            if nonempty(CMD, f"--{name}", value, "file name") is not None:
                 r.persist[int(by_long[name])] = value
         elif name in ("fork", "forward-signals"):
             r.fork = True
@@ -173,7 +213,7 @@ def request(p: Parsed) -> Request:
             r.kill_signal = parse_signal(CMD, "--kill-child", value) if value is not None else 9
         elif name == "mount-proc":
             r.flags |= F.CLONE_NEWNS
-            r.proc = value or "/proc"
+            r.proc = nonempty(CMD, "--mount-proc", value, "directory") or "/proc"
         elif name == "propagation":
             if value not in ("slave", "shared", "private", "unchanged"):
                 CMD.fail(f"--propagation: unsupported propagation mode: {value}")
@@ -182,17 +222,16 @@ def request(p: Parsed) -> Request:
             if value not in ("allow", "deny"):
                 CMD.fail(f"--setgroups: unsupported --setgroups argument '{value}'")
             r.setgroups = value
-        elif name in ("root", "wd"):
-            setattr(r, name, value)
+        elif name in ("root", "wd"):  # "" would be no chroot (chdir) at all: util-linux fails on it too
+            setattr(r, name, nonempty(CMD, f"--{name}", value, "directory"))
         elif name == "setuid":
             r.uid = parse_uint(CMD, "--setuid", value, "uid")
         elif name == "setgid":
             r.gid = parse_uint(CMD, "--setgid", value, "gid")
         elif name in ("monotonic", "boottime"):
-            try:
-                r.offsets[name] = int(value or "", 10)
-            except ValueError:
-                CMD.fail(f"--{name}: failed to parse {name} offset '{value}'")
+            r.offsets[name] = parse_int(CMD, f"--{name}", value, f"{name} offset", -KTIME_SEC_MAX,
+                                        KTIME_SEC_MAX)
+            r.offsets_given.append(spelling(opt, value))
         elif name == "keep-caps":
             r.keep_caps = True
         elif name in MAP_OPTIONS:
@@ -206,13 +245,13 @@ def request(p: Parsed) -> Request:
             elif name == "map-current-user":
                 r.map_user, r.map_group = euid, egid
             elif name == "map-users":
-                r.user_ranges = _ranges(name, value or "", "u", euid) + r.user_ranges
+                r.user_ranges = _ranges(r, name, value or "", "u", euid) + r.user_ranges
             elif name == "map-groups":
-                r.group_ranges = _ranges(name, value or "", "g", euid) + r.group_ranges
+                r.group_ranges = _ranges(r, name, value or "", "g", euid) + r.group_ranges
             else:  # map-auto, map-subids
-                identity = name == "map-subids"
-                r.user_ranges = _ranges(name, "subids" if identity else "auto", "u", euid) + r.user_ranges
-                r.group_ranges = _ranges(name, "subids" if identity else "auto", "g", euid) + r.group_ranges
+                which = "subids" if name == "map-subids" else "auto"
+                r.user_ranges = _ranges(r, name, which, "u", euid) + r.user_ranges
+                r.group_ranges = _ranges(r, name, which, "g", euid) + r.group_ranges
     if r.offsets and not r.flags & F.CLONE_NEWTIME:
         CMD.fail("options --monotonic and --boottime require unsharing of a time namespace (-T)")
     if r.map_group is not None and not r.group_ranges and r.setgroups == "allow":
@@ -296,15 +335,17 @@ def proc_mounts(r: Request, wd: Optional[str]) -> list[Mount]:
     return [*mounts, Mount.proc(target, mkdir=False)]
 
 
-def write_time_offsets(pid: int, offsets: dict[str, int]) -> None:
+def write_time_offsets(pid: int, offsets: dict[str, int], given: Sequence[str] = ()) -> None:
     """util-linux's --monotonic/--boottime: the child has unshared the time namespace, which stays
-    empty (its offsets writable) until the child's execve enters it."""
+    empty (its offsets writable) until the child's execve enters it. The kernel refuses an offset
+    that would put the clock before 0: the message names the options as given."""
     path = f"/proc/{pid}/timens_offsets"
     try:
         with open(path, "w") as f:
             f.write("".join(f"{clock} {secs} 0\n" for clock, secs in offsets.items()))
     except OSError as e:
-        raise SetupError(f"failed to write {path}: {e.strerror}") from None
+        options = f"{' '.join(given)}: " if given else ""
+        raise SetupError(f"{options}failed to write {path}: {e.strerror}") from None
 
 
 def bind_mount(source: str, target: str) -> None:
@@ -335,7 +376,7 @@ def launcher_sync(r: Request) -> Optional[Callable[[int], None]]:
 
     def sync(pid: int) -> None:
         if r.offsets:
-            write_time_offsets(pid, r.offsets)
+            write_time_offsets(pid, r.offsets, r.offsets_given)
         bind_namespace_files(pid, r.persist)
 
     return sync
@@ -360,6 +401,44 @@ def build(r: Request, rest: Sequence[str]) -> tuple[str, list[str], ProcAttr]:
     return argv0, argv, ProcAttr(dir=wd, env=env, files=inherited_files(), sys=sys_attr)
 
 
+# The options behind each field and child step, named when the library refuses the field (a mix
+# only the whole can refuse; each value is checked when it is parsed) or the child fails at the step.
+_NS = tuple(long for long, _, _ in NAMESPACES)
+_USER_MAPS = ("map-root-user", "map-current-user", "map-auto", "map-subids")
+_UID_MAPS = ("map-user", *_USER_MAPS, "map-users")
+_GID_MAPS = ("map-group", *_USER_MAPS, "map-groups")
+BLAME = {
+    "SysProcAttr.uid_mappings": _UID_MAPS,
+    "SysProcAttr.gid_mappings": _GID_MAPS,
+    "SysProcAttr.gid_mappings_enable_setgroups": ("setgroups",),
+    "SysProcAttr.credential": ("setuid", "setgid"),
+    "SysProcAttr.chroot": ("root",),
+    "SysProcAttr.mounts": ("mount-proc",),
+    "SysProcAttr.mount_propagation": ("propagation",),
+    "SysProcAttr.pdeathsig": ("kill-child",),
+    "SysProcAttr.ambient_caps": ("keep-caps",),
+    "SysProcAttr.cloneflags": (*_NS, *MAP_OPTIONS, "fork", "mount-proc"),
+    "SysProcAttr.unshareflags": (*_NS, "mount-proc"),
+    "ProcAttr.dir": ("wd", "root"),
+    "ProcAttr.env": ("clear-env", "whitelist-env"),
+    "at clone": (*_NS, *MAP_OPTIONS),
+    "at unshare": (*_NS, "mount-proc"),
+    "at unshare_user_read[0]": _UID_MAPS,
+    "at unshare_user_read[1]": (*_GID_MAPS, "setgroups"),
+    "at unshare_user_read[2]": _GID_MAPS,
+    "at mount_root": ("propagation",),
+    "at mkdir": ("mount-proc",),
+    "at mount": ("mount-proc",),
+    "at chroot": ("root",),
+    "at chdir": ("wd", "root"),
+    "at setgroups": ("setgid",),
+    "at setgid": ("setgid", "setuid"),
+    "at setuid": ("setuid",),
+    "at cap_ambient": ("keep-caps",),
+    "at pdeathsig": ("kill-child",),
+}
+
+
 def main(argv: Sequence[str]) -> NoReturn:
     parsed = parse_or_fail(CMD, argv)
-    spawn_and_wait(*build(request(parsed), parsed.rest))
+    spawn_and_wait(*build(request(parsed), parsed.rest), blame=blamer(CMD, parsed, BLAME))

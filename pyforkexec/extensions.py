@@ -14,13 +14,12 @@ from . import flags as _flags
 from .attrs import SysProcAttr
 from .caps import CapsPlan, check_capabilities
 from .cgroup import CgroupSpec, check_cgroup
-from .checks import check_bool, check_choice, check_int, fail, to_abspath, to_bytes
+from .checks import MAX_FD, check_bool, check_choice, check_int, check_open_fd, fail, to_abspath, to_bytes
 from .mounts import MS_REC, PROPAGATION_FLAGS, ResolvedMount, check_mounts
 from .rlimits import check_rlimits
 from .seccomp import check_seccomp
 
 NEWNS, NEWUTS = int(_flags.CLONE_NEWNS), int(_flags.CLONE_NEWUTS)
-MAX_FD = 2**31 - 1
 HOST_NAME_MAX = 64  # sethostname/setdomainname (__NEW_UTS_LEN)
 PROPAGATIONS = ("private", "slave", "shared", "unchanged")
 
@@ -112,7 +111,8 @@ def check_extensions(s: SysProcAttr, clone: int, unshare: int) -> Optional[Ext]:
     if sync is not None and not callable(sync):
         fail("SysProcAttr.sync", f"must be a callable taking the child's pid, not {type(sync).__name__}",
              TypeError)
-    exec_fd = None if s.exec_fd is None else check_int("SysProcAttr.exec_fd", s.exec_fd, 0, MAX_FD)
+    exec_fd = None if s.exec_fd is None else check_open_fd(
+        "SysProcAttr.exec_fd", check_int("SysProcAttr.exec_fd", s.exec_fd, 0, MAX_FD))
     seccomp = None
     if s.seccomp is not None:
         seccomp = check_seccomp("SysProcAttr.seccomp", s.seccomp, "execve" if exec_fd is None else "execveat")

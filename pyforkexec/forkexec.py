@@ -12,6 +12,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import resource
+import signal
 import socket
 import struct
 from collections.abc import Sequence
@@ -19,121 +21,115 @@ from typing import Callable, Optional, Union
 
 from . import _child
 from . import cgroup as cgroup_mod
-from .attrs import ProcAttr, SetNS, SysProcAttr, SysProcIDMap
+from ._signals import Hold, held, released
+from .attrs import ProcAttr, SysProcAttr
 from .cgroup import CgroupHandle, CgroupProcess
+from .checks import fail
 from .errors import ChildError, ErrorLocation
 from .extensions import Ext
-from .parent_ns import joined, parent_joins
-from .plan import CLONE_VFORK, GID_MAP, NEWUSER, SETGROUPS, UID_MAP, Inputs, compile_plan, fd_floor
+from .parent_ns import joined, open_joins
+from .plan import (
+    CLONE_VFORK,
+    GID_MAP,
+    SETGROUPS,
+    UID_MAP,
+    Inputs,
+    Plan,
+    compile_plan,
+    fd_floor,
+    format_id_maps,
+)
 from .process import Process
-from .validate import resolve_files, to_bytes, to_bytes_list, validate
+from .validate import check_spawn
 
 StrOrBytes = Union[str, bytes, "os.PathLike[str]"]
-_EMPTY_SYS = SysProcAttr()
 
 
-def _pipe() -> tuple[int, int]:
-    """A CLOEXEC pipe whose ends are above 2, so they never collide with the child's stdio slots."""
+def _pipe(opened: list[int]) -> tuple[int, int]:
+    """A CLOEXEC pipe whose ends are above 2, so they never collide with the child's stdio slots;
+    both ends are appended to ``opened``."""
     r, w = os.pipe2(os.O_CLOEXEC)
-    if r > 2 and w > 2:
-        return r, w
-    try:
-        return os.dup(r) if r <= 2 else r, os.dup(w) if w <= 2 else w
-    finally:  # os.dup makes non-inheritable (CLOEXEC) copies; drop the low originals
-        for fd in (r, w):
-            if fd <= 2:
-                os.close(fd)
+    opened += (r, w)
+    return _above_stdio(r, opened), _above_stdio(w, opened)
 
 
-def _write_id_map(path: str, maps: Sequence[SysProcIDMap]) -> None:
+def _above_stdio(fd: int, opened: list[int]) -> int:
+    if fd > 2:
+        return fd
+    copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    opened.append(copy)
+    opened.remove(fd)
+    os.close(fd)
+    return copy
+
+
+def _write_file(path: str, data: bytes, opened: list[int]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    opened.append(fd)
     try:
-        os.write(fd, "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps).encode())
+        os.write(fd, data)
     finally:
+        opened.remove(fd)
         os.close(fd)
 
 
-def _write_maps(pid: int, sys: SysProcAttr) -> tuple[int, int]:
+def _write_maps(pid: int, sys: SysProcAttr, opened: list[int]) -> tuple[int, int]:
     """Go's writeUidGidMappings: uid_map, setgroups (ENOENT ignored), gid_map. Returns (errno, index)."""
     index = UID_MAP
     try:
         if sys.uid_mappings is not None:
-            _write_id_map(f"/proc/{pid}/uid_map", sys.uid_mappings)
+            _write_file(f"/proc/{pid}/uid_map", format_id_maps(sys.uid_mappings), opened)
         if sys.gid_mappings is not None:
             index = SETGROUPS
-            try:
-                fd = os.open(f"/proc/{pid}/setgroups", os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    os.write(fd, b"allow" if sys.gid_mappings_enable_setgroups else b"deny")
-                finally:
-                    os.close(fd)
-            except FileNotFoundError:
-                pass
+            setgroups = b"allow" if sys.gid_mappings_enable_setgroups else b"deny"
+            with contextlib.suppress(FileNotFoundError):
+                _write_file(f"/proc/{pid}/setgroups", setgroups, opened)
             index = GID_MAP
-            _write_id_map(f"/proc/{pid}/gid_map", sys.gid_mappings)
+            _write_file(f"/proc/{pid}/gid_map", format_id_maps(sys.gid_mappings), opened)
     except OSError as e:
         return e.errno or errno.EIO, index
     return 0, 0
 
 
-def _open_setns(entries: Sequence[SetNS], opened: list[int]) -> tuple[tuple[int, int], ...]:
-    """Namespace fds for the child, user namespaces first (as nsenter joins them)."""
-    out = []
-    for e in entries:
-        if isinstance(e.target, int):
-            fd = e.target
-        else:
-            fd = os.open(e.target, os.O_RDONLY | os.O_CLOEXEC)
-            opened.append(fd)
-        out.append((fd, e.nstype))
-    return tuple(sorted(out, key=lambda t: not t[1] & NEWUSER))
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):  # CLONE_PARENT: the child belongs to our parent
-        os.waitpid(pid, 0)
-
-
-def _high_fd(field: str, fd: int, floor: int) -> int:
+def _high_fd(field: str, fd: int, floor: int, opened: list[int]) -> int:
     """A close-on-exec copy of ``fd`` at ``floor`` or above, out of the way of the child's fd passes."""
-    try:
-        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    try:  # below RLIMIT_NOFILE (_check_fd_room): EMFILE when every fd from floor up is taken
+        copy = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
     except OSError as e:
         raise OSError(e.errno, f"{field}: {e.strerror}") from None
+    opened.append(copy)
+    return copy
 
 
-def _prepare_extensions(ext: Ext, inputs: Inputs, opened: list[int]) -> Optional[CgroupHandle]:
+def _prepare_extensions(ext: Ext, inputs: Inputs, spawn: _Spawn) -> None:
     """The parent's resources for the extension steps: the sync socket, exec fd, and the cgroup."""
     floor = fd_floor(inputs.files)
     if ext.exec_fd is not None:
-        inputs.exec_fd = _high_fd("SysProcAttr.exec_fd", ext.exec_fd, floor)
-        opened.append(inputs.exec_fd)
+        inputs.exec_fd = _high_fd("SysProcAttr.exec_fd", ext.exec_fd, floor, spawn.fds)
     if ext.sync is not None:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError as e:
+            raise OSError(e.errno, f"SysProcAttr.sync: {e.strerror}") from None
         with a, b:
-            inputs.sync_fds = (_high_fd("SysProcAttr.sync", a.fileno(), floor),
-                               _high_fd("SysProcAttr.sync", b.fileno(), floor))
-        opened += inputs.sync_fds
-    if ext.cgroup is None:
-        return None
-    handle = cgroup_mod.prepare(ext.cgroup)
-    inputs.cgroup_fd = handle.fd
-    return handle
+            inputs.sync_fds = (_high_fd("SysProcAttr.sync", a.fileno(), floor, spawn.fds),
+                               _high_fd("SysProcAttr.sync", b.fileno(), floor, spawn.fds))
+    if ext.cgroup is not None:
+        spawn.cgroup = cgroup_mod.prepare(ext.cgroup)
+        inputs.cgroup_fd = spawn.cgroup.fd
 
 
-def _run_sync(pid: int, fn: Callable[[int], None], fds: tuple[int, int], opened: list[int],
-              path: bytes) -> None:
-    """Wait until the child is ready, run ``fn(pid)``, release the child. EOF: the child failed first."""
-    child_end, parent_end = fds
-    os.close(child_end)  # so that the child's exit shows as EOF here
-    opened.remove(child_end)
-    if not os.read(parent_end, 1):
-        return  # its error record is on the error pipe
-    try:
-        fn(pid)
-    except Exception as e:
-        raise ChildError(errno.ECANCELED, ErrorLocation.SYNC_READ, 0, os.fsdecode(path)) from e
-    os.write(parent_end, b"g")
+def _check_fd_room(files: tuple[int, ...], ext: Ext) -> None:
+    """The parent's extra fds for the child (the sync socket, the exec_fd copy) go above every fd
+    the child's fd passes use: refuse, naming the files, when that is beyond RLIMIT_NOFILE."""
+    extra = (2 if ext.sync is not None else 0) + (1 if ext.exec_fd is not None else 0)
+    if not extra:
+        return
+    floor, soft = fd_floor(files), resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if floor + extra > soft:
+        which = "sync" if ext.sync is not None else "exec_fd"
+        fail("ProcAttr.files", f"with SysProcAttr.{which}, the parent's {extra} extra fd(s) go from fd "
+             f"{floor} up, above every fd the child gets, and RLIMIT_NOFILE is {soft}: use lower fds")
 
 
 def environ_entries() -> tuple[bytes, ...]:
@@ -141,84 +137,172 @@ def environ_entries() -> tuple[bytes, ...]:
     return tuple(k + b"=" + v for k, v in os.environb.items())
 
 
-def _spawn(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr],
-           inherit_env: bool) -> tuple[int, int, Optional[CgroupHandle]]:
-    attr = attr if attr is not None else ProcAttr()
-    sys = attr.sys if attr.sys is not None else _EMPTY_SYS
-    path = to_bytes("argv0", argv0)
-    args = to_bytes_list("argv", argv)
-    if attr.env is None:
-        envp = environ_entries() if inherit_env else ()
-    else:
-        envp = to_bytes_list("ProcAttr.env", attr.env)
-    files = resolve_files(attr.files)
-    directory = to_bytes("ProcAttr.dir", attr.dir) if attr.dir else b""
-    cloneflags, unshareflags, ext = validate(sys, attr, files)
-    chroot = to_bytes("SysProcAttr.chroot", sys.chroot) if sys.chroot else b""
+class _Spawn:
+    """Everything one spawn holds on the parent's side until the child is handed to the caller: the
+    fds it opened, the child (pid, pidfd, the C handle on the memory it runs on), its cgroup.
 
-    opened: list[int] = []
-    child_pipes = [-1, -1]  # the map pipe
-    handle = failure = cgroup = None
-    pid = pidfd = err_r = err_w = -1
+    Every acquisition is registered here in the same breath (signal handlers are held, see
+    _signals.py), so that abort() can undo exactly what exists, once, whatever raised and where.
+    """
+
+    def __init__(self, path: bytes, args: tuple[bytes, ...], envp: tuple[bytes, ...], inputs: Inputs) -> None:
+        self.argv0, self.args, self.envp, self.inputs = path, args, envp, inputs
+        self.path = os.fsdecode(path)
+        self.fds: list[int] = []
+        self.err_r = -1  # the error pipe's read end, read by finish()
+        self.pid = -1
+        self.pidfd = -1
+        self.handle: object = None  # until finish(): the child may still run on memory it points to
+        self.cgroup: Optional[CgroupHandle] = None
+        self.vanished: Optional[tuple[int, int]] = None  # (location, index) of a handshake the child missed
+
+    def close(self, fd: int) -> None:
+        self.fds.remove(fd)
+        os.close(fd)
+
+    def finish(self) -> Optional[tuple[int, int, int]]:
+        """Wait until the child no longer runs on our memory (it exec'd or exited); its error if any."""
+        handle, self.handle = self.handle, None
+        failure = _child.finish(handle, self.err_r) if handle is not None else None
+        if self.err_r >= 0:
+            self.close(self.err_r)
+            self.err_r = -1
+        return failure
+
+    def reap(self) -> None:
+        """After a failure: reap the child, close the pidfd, remove the cgroup."""
+        if self.pid > 0:
+            with contextlib.suppress(ChildProcessError):  # CLONE_PARENT: the child is our parent's
+                os.waitpid(self.pid, 0)
+            self.pid = -1
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+        if self.cgroup is not None:
+            cgroup, self.cgroup = self.cgroup, None
+            cgroup.cleanup(failed=True)
+
+    def pid_only(self) -> int:
+        """fork_exec's result: the pid (a SysProcAttr.cgroup stays: the caller removes it after
+        reaping, see cgroup.py)."""
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+        return self.pid
+
+    def process(self) -> Process:
+        """start_process's result, which owns the pidfd and the cgroup from now on."""
+        pidfd = self.pidfd if self.pidfd >= 0 else None
+        if self.cgroup is not None:
+            return CgroupProcess(self.pid, pidfd, self.cgroup)
+        return Process(self.pid, pidfd)
+
+    def abort(self, hold: Hold) -> None:
+        """Undo the spawn: kill the child, close every fd (the error pipe's write end first, or
+        finish() would wait for an EOF that never comes), let the child's memory go, reap it, remove
+        the cgroup; then let ``hold`` go. Idempotent, and held, so a second signal cannot cut it short."""
+        try:
+            with held():
+                self._undo()
+        finally:
+            hold.release()
+
+    def _undo(self) -> None:
+        if self.pid > 0:
+            with contextlib.suppress(ProcessLookupError):
+                if self.pidfd >= 0:
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                else:
+                    os.kill(self.pid, signal.SIGKILL)
+        for fd in [fd for fd in self.fds if fd != self.err_r]:
+            self.close(fd)
+        self.finish()
+        self.reap()
+
+    def fail(self, failure: tuple[int, int, int]) -> ChildError:
+        """The child failed before execve: reap it, and the ChildError that names the step."""
+        self.reap()
+        code, location, index = failure
+        return ChildError(code, location or ErrorLocation.EXECVE, index, self.path)
+
+
+def _maps_handshake(spawn: _Spawn, pid: int, sys: SysProcAttr, plan: Plan, map_fds: tuple[int, int]) -> None:
+    """Write the child's uid/gid maps while it waits, then tell it the outcome."""
+    spawn.close(map_fds[0])
+    code, index = _write_maps(pid, sys, spawn.fds) if plan.parent_writes_maps else (0, 0)
     try:
-        setns_fds = _open_setns(sys.setns, opened)
-        inputs = Inputs(sys, cloneflags, unshareflags, files, directory, chroot, setns_fds=setns_fds,
-                        parent_setns=parent_joins(setns_fds, cloneflags), ppid=os.getpid(), ext=ext)
-        if sys.uid_mappings is not None or sys.gid_mappings is not None:
-            inputs.map_fds = child_pipes[:] = _pipe()
-            opened += child_pipes
-        if ext is not None:
-            cgroup = _prepare_extensions(ext, inputs, opened)
-        plan = compile_plan(inputs)
-        if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
-            err_r, err_w = _pipe()
-            opened += (err_r, err_w)
-        with joined(setns_fds, inputs.parent_setns, os.fsdecode(path)):
-            try:
-                pid, pidfd, handle = _child.spawn(plan.steps, plan.blobs, path, args, envp, files, err_w,
-                                                  plan.flags, plan.cgroup_fd)
-            except OSError as e:
-                raise ChildError(e.errno, ErrorLocation.CLONE, 0, os.fsdecode(path)) from None
-        if err_w >= 0:
-            os.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
-            opened.remove(err_w)
-        if cgroup is not None:
-            cgroup.close()
-        if plan.map_pipe:
-            os.close(child_pipes[0])
-            opened.remove(child_pipes[0])
-            code, index = _write_maps(pid, sys) if plan.parent_writes_maps else (0, 0)
-            os.write(child_pipes[1], struct.pack("=ii", code, index))
-        if ext is not None and ext.sync is not None:
-            _run_sync(pid, ext.sync, inputs.sync_fds, opened, path)
-    except BaseException:
-        if pid > 0:  # interrupted between clone and exec: the child must not outlive the error
-            os.kill(pid, 9)
-            _child.finish(handle, err_r)
-            handle = None
-            _reap(pid)
-            if pidfd >= 0:
-                os.close(pidfd)
-        if cgroup is not None:
-            cgroup.cleanup()
-        raise
-    finally:
-        for fd in opened:  # the write ends too: the child has its own copies
-            if fd != err_r:
-                os.close(fd)
-        if handle is not None:
-            failure = _child.finish(handle, err_r)
-        if err_r >= 0:
-            os.close(err_r)
-    if failure is None:
-        return pid, pidfd, cgroup
-    _reap(pid)
-    if pidfd >= 0:
-        os.close(pidfd)
-    if cgroup is not None:
-        cgroup.cleanup()
-    code, loc, index = failure
-    raise ChildError(code, loc or ErrorLocation.EXECVE, index, os.fsdecode(path))
+        os.write(map_fds[1], struct.pack("=ii", code, index))
+    except BrokenPipeError:  # it failed or was killed before it read: its error record says which
+        spawn.vanished = (ErrorLocation.UNSHARE_USER_READ, index if code else 0)
+    spawn.close(map_fds[1])
+
+
+def _sync_handshake(spawn: _Spawn, fn: Callable[[int], None], fds: tuple[int, int]) -> None:
+    """Wait until the child is ready, run ``fn(pid)``, release the child."""
+    child_end, parent_end = fds
+    spawn.close(child_end)  # so that the child's exit shows as EOF here
+    if not os.read(parent_end, 1):
+        spawn.vanished = (ErrorLocation.SYNC_READ, 0)  # it failed first (see its record), or was killed
+        return
+    try:
+        with released():  # the caller's code: its signals are its own
+            fn(spawn.pid)
+    except Exception as e:
+        raise ChildError(errno.ECANCELED, ErrorLocation.SYNC_READ, 0, spawn.path) from e
+    try:
+        os.write(parent_end, b"g")
+    except BrokenPipeError:  # fn killed it
+        spawn.vanished = (ErrorLocation.SYNC_READ, 0)
+
+
+def _start(spawn: _Spawn) -> None:
+    """Open what the child needs, clone it, do the parent's half of its handshakes, wait for execve."""
+    inputs, ext = spawn.inputs, spawn.inputs.ext
+    sys = inputs.sys
+    inputs.joins = open_joins(sys.setns, inputs.cloneflags, spawn.fds, spawn.path)
+    if sys.uid_mappings is not None or sys.gid_mappings is not None:
+        inputs.map_fds = _pipe(spawn.fds)
+    if ext is not None:
+        _prepare_extensions(ext, inputs, spawn)
+    plan = compile_plan(inputs)
+    err_w = -1
+    if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
+        spawn.err_r, err_w = _pipe(spawn.fds)
+    with joined(inputs.joins, spawn.path):
+        try:
+            spawn.pid, spawn.pidfd, spawn.handle = _child.spawn(
+                plan.steps, plan.blobs, spawn.argv0, spawn.args, spawn.envp, inputs.files, err_w, plan.flags,
+                plan.cgroup_fd)
+        except OSError as e:
+            raise ChildError(e.errno, ErrorLocation.CLONE, 0, spawn.path) from None
+    if err_w >= 0:
+        spawn.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
+    if spawn.cgroup is not None:
+        spawn.cgroup.close()  # the child is in it; the directory stays until it is reaped
+    if plan.map_pipe:
+        _maps_handshake(spawn, spawn.pid, sys, plan, inputs.map_fds)
+    if ext is not None and ext.sync is not None:
+        _sync_handshake(spawn, ext.sync, inputs.sync_fds)
+    for fd in spawn.fds[:]:  # the sync socket and exec fd copies: the child has its own
+        if fd != spawn.err_r:
+            spawn.close(fd)
+    failure = spawn.finish()
+    if failure is None and spawn.vanished is not None:
+        location, index = spawn.vanished  # gone without a word before a handshake: it never exec'd
+        failure = (errno.ESRCH, location, index)
+    if failure is not None:
+        raise spawn.fail(failure)
+
+
+def _prepare(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: object, inherit_env: bool) -> _Spawn:
+    """Every check, and the plan's inputs: no process, no fd yet."""
+    args = check_spawn(argv0, argv, attr)
+    if args.ext is not None:
+        _check_fd_room(args.files, args.ext)
+    envp = args.env if args.env is not None else (environ_entries() if inherit_env else ())
+    inputs = Inputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
+                    ppid=os.getpid(), ext=args.ext)
+    return _Spawn(args.path, args.argv, envp, inputs)
 
 
 def fork_exec(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> int:
@@ -227,16 +311,30 @@ def fork_exec(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[Proc
     ``attr.env`` None means an empty environment, as in Go. With ``sys.pidfd`` the pidfd is closed
     here (use start_process to keep it). Raises ChildError if the child fails before execve.
     """
-    pid, pidfd, _ = _spawn(argv0, argv, attr, inherit_env=False)
-    if pidfd >= 0:
-        os.close(pidfd)
-    return pid  # a SysProcAttr.cgroup stays: the caller removes it after reaping (see cgroup.py)
+    spawn = _prepare(argv0, argv, attr, inherit_env=False)
+    hold = Hold()  # from before the first fd to the pid in this frame: see _signals.py
+    try:
+        hold.start()
+        _start(spawn)
+        pid = spawn.pid_only()
+        hold.stop()
+        return pid  # inside the try: a signal's exception cannot come between it and the caller
+    except BaseException:
+        spawn.abort(hold)
+        raise
 
 
 def start_process(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> Process:
     """Go's os.StartProcess: like fork_exec, but ``attr.env`` None inherits os.environ, and the result
     is a Process carrying the pidfd when ``sys.pidfd`` asked for one."""
-    pid, pidfd, cgroup = _spawn(argv0, argv, attr, inherit_env=True)
-    if cgroup is not None:
-        return CgroupProcess(pid, pidfd if pidfd >= 0 else None, cgroup)
-    return Process(pid, pidfd if pidfd >= 0 else None)
+    spawn = _prepare(argv0, argv, attr, inherit_env=True)
+    hold = Hold()
+    try:
+        hold.start()
+        _start(spawn)
+        process = spawn.process()
+        hold.stop()
+        return process
+    except BaseException:
+        spawn.abort(hold)
+        raise

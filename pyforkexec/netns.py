@@ -82,12 +82,10 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool) -> Converge
         actions = netns_model.plan_present(observed, wanted)
     lines = [netns_model.describe(a) for a in actions]
     if actions and not check:
-        try:
-            netns_kernel.apply(name, actions)
-        except ApplyError as e:
-            e.actions = lines
-            raise
+        _apply(name, actions, lines)
         final = netns_kernel.observe(name, wanted)
+        if wanted is not None:
+            final = _settle(name, wanted, final, lines)
     elif wanted is not None:
         final = netns_model.simulate(observed, wanted, actions) if actions else observed
     else:
@@ -95,3 +93,31 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool) -> Converge
     path = netns_path(name)
     info = dict(name=name, path=path, inode=nsinfo.inode(path) if final["exists"] else None)
     return Converged(lines, netns_model.view(observed), netns_model.view(final), info)
+
+
+def _apply(name: str, actions: list, lines: list[str]) -> None:
+    try:
+        netns_kernel.apply(name, actions)
+    except ApplyError as e:
+        e.actions = lines
+        raise
+
+
+def _settle(name: str, wanted: dict, final: dict, lines: list[str]) -> dict:
+    """The topology once it is ``wanted``. The plan foresees what the kernel does along with each
+    action (netns_model.plan_present), so there is nothing left to do; should the kernel still have
+    dropped something, it is done once more (and reported in ``lines``), and a topology that then
+    still differs is an ApplyError rather than a success that the next run would undo."""
+    rest = netns_model.plan_present(final, wanted)
+    if not rest:
+        return final
+    lines += [netns_model.describe(a) for a in rest]
+    _apply(name, rest, lines)
+    final = netns_kernel.observe(name, wanted)
+    left = [netns_model.describe(a) for a in netns_model.plan_present(final, wanted)]
+    if left:
+        error = ApplyError(f"the kernel does not keep the topology: still to do after a second pass: "
+                           f"{', '.join(left)}")
+        error.actions = lines
+        raise error
+    return final

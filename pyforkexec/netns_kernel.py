@@ -9,6 +9,7 @@ since /proc/sys/net shows the network namespace of the process that looks.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -63,13 +64,19 @@ def links(ipr):
     for a in ipr.get_addr():
         if a["family"] == socket.AF_INET6 and a["scope"] == RT_SCOPE_LINK:
             continue  # the kernel's own fe80:: address
-        address = a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")
+        address = _address_text(a)
         link = by_index.get(a["index"])
         if link is not None and address:
-            link["addresses"].append(str(ipaddress.ip_interface(f"{address}/{a['prefixlen']}")))
+            link["addresses"].append(address)
     for link in out.values():
         link["addresses"].sort()
     return out
+
+
+def _address_text(msg):
+    """'10.0.0.1/24' of an RTM_NEWADDR message; None without an address."""
+    address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+    return str(ipaddress.ip_interface(f"{address}/{msg['prefixlen']}")) if address else None
 
 
 def routes(ipr, names_by_index):
@@ -110,6 +117,16 @@ def _sysctl_io(reads, writes):
 def sysctls(name, reads=(), writes=None):
     """Write then read net.* sysctls inside netns ``name``."""
     return nsinfo.run_in_namespaces([(netns_path(name), "net")], _sysctl_io, list(reads), dict(writes or {}))
+
+
+def _swap_file(path, value):
+    """Write ``value`` to the /proc/sys file ``path``; what it held before."""
+    with open(path, "r+") as f:
+        old = f.read().strip()
+        if old != value:
+            f.seek(0)
+            f.write(value)
+    return old
 
 
 def net_view(ipr):
@@ -173,7 +190,7 @@ def observe(name, wanted=None):
         state["bridges"][bname] = dict(
             kind=link["kind"], ours=link["alias"] == BRIDGE_ALIAS, mtu=link["mtu"], up=link["up"],
             addresses=link["addresses"],
-            ports=sorted(k for k, v in host_links.items() if v["master"] == bname))
+            ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
 
 
@@ -200,6 +217,13 @@ class _Handles:
             raise LookupError(f"no link {ifname} in {'the host' if side == 'host' else 'netns ' + self.name}")
         return found[0]
 
+    def swap_sysctl(self, side, path, value):
+        """Write a /proc/sys file of the host or the namespace (a child that joins it reads it there);
+        what it held before."""
+        if side == "host":
+            return _swap_file(path, value)
+        return nsinfo.run_in_namespaces([(netns_path(self.name), "net")], _swap_file, path, value)
+
     def close(self):
         for h in (self._host, self._ns):
             if h is not None:
@@ -224,6 +248,37 @@ def _route_args(h, route):
     if route["metric"] is not None:
         args["priority"] = route["metric"]
     return args
+
+
+IFA_F_SECONDARY = 0x01
+
+
+@contextlib.contextmanager
+def _promoting(h, side, ifname, index, address):
+    """Delete an IPv4 address without its subnet's other addresses. The first address of a subnet is
+    its primary, the later ones its secondaries, and the kernel deletes the secondaries with the
+    primary unless the link's promote_secondaries is set, in which case one of them becomes the
+    primary and every route through the subnet stays. So it is set for this one deletion of a
+    primary that has secondaries, and put back after (any value the options ask for comes later)."""
+    iface = ipaddress.ip_interface(address)
+    primary, others = False, False
+    if iface.version == 4:
+        for a in h.side(side).get_addr(index=index, family=socket.AF_INET):
+            local = ipaddress.ip_interface(_address_text(a))
+            if local == iface:
+                primary = not (a["flags"] | (a.get_attr("IFA_FLAGS") or 0)) & IFA_F_SECONDARY
+            elif local.network == iface.network:
+                others = True
+    if not (primary and others):
+        yield
+        return
+    path = os.path.join("/proc/sys/net/ipv4/conf", ifname, "promote_secondaries")
+    old = h.swap_sysctl(side, path, "1")
+    try:
+        yield
+    finally:
+        if old != "1":
+            h.swap_sysctl(side, path, old)
 
 
 class ApplyError(RuntimeError):
@@ -263,9 +318,14 @@ def _apply_one(h, name, action, writes):
     elif op == "set_link":
         side, ifname, settings = args
         h.side(side).link("set", index=h.index(side, ifname), **settings)
-    elif op in ("add_addr", "del_addr"):
+    elif op == "add_addr":
         side, ifname, address = args
-        h.side(side).addr(op[:3], index=h.index(side, ifname), **_address(address))
+        h.side(side).addr("add", index=h.index(side, ifname), **_address(address))
+    elif op == "del_addr":
+        side, ifname, address = args
+        index = h.index(side, ifname)
+        with _promoting(h, side, ifname, index, address):
+            h.side(side).addr("del", index=index, **_address(address))
     elif op == "create_bridge":
         h.side("host").link("add", ifname=args[0], kind="bridge")
         h.side("host").link("set", index=h.index("host", args[0]), ifalias=BRIDGE_ALIAS)

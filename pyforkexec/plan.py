@@ -40,6 +40,7 @@ from .attrs import SysProcAttr, SysProcIDMap
 from .errors import ErrorLocation as L
 from .extensions import Ext
 from .mounts import MS_RDONLY, mount_steps, remount_step
+from .parent_ns import Join
 from .rlimits import rlimit_steps
 from .seccomp import seccomp_step
 from .steps import CONST, Blob, Builder, cstr
@@ -80,8 +81,7 @@ class Inputs:
     files: tuple[int, ...]
     dir: bytes
     chroot: bytes
-    setns_fds: tuple[tuple[int, int], ...] = ()  # (fd, nstype), user namespaces first
-    parent_setns: frozenset[int] = frozenset()  # indexes of setns_fds the parent joins (parent_ns.py)
+    joins: tuple[Join, ...] = ()  # SysProcAttr.setns opened, user namespaces first (parent_ns.py)
     map_fds: tuple[int, int] = (-1, -1)  # (read end, write end)
     ppid: int = 0
     exec_fd: int = -1
@@ -143,9 +143,9 @@ def compile_plan(i: Inputs) -> Plan:
     has_maps = s.uid_mappings is not None or s.gid_mappings is not None
     unshare_user = bool(i.unshareflags & NEWUSER)
 
-    for n, (fd, nstype) in enumerate(i.setns_fds):  # extension: join namespaces before anything else
-        if n not in i.parent_setns:
-            b.syscall(L.SETNS, "setns", fd, nstype, index=n)
+    for join in i.joins:  # extension: join namespaces before anything else
+        if not join.by_parent:
+            b.syscall(L.SETNS, "setns", join.fd, join.nstype, index=join.index)
     # capabilities: permitted must survive the uid change, for the bounding-set drops after it
     if s.ambient_caps or (e is not None and e.caps is not None and s.credential is not None):
         b.syscall(L.KEEPCAPS, "prctl", CONST["PR_SET_KEEPCAPS"], 1)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import threading
 import time
 from typing import Optional
+
+from ._signals import held
+
+_EXITS = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)
 
 
 class TimeoutExpired(Exception):
@@ -32,11 +37,20 @@ class Process:
         return f"<Process pid={self.pid} returncode={self.returncode}>"
 
     def _reap(self, options: int) -> Optional[int]:
-        with self._lock:
+        """Reap the process if it has exited (``options`` 0: wait until it has), and store its status.
+
+        waitid(WEXITED) and not waitpid, and only exits count: a traced child (SysProcAttr.ptrace)
+        also reports its stops to wait calls, and a stopped process is still running; WNOWAIT first,
+        so that such a stop stays for its tracer to collect. Held: a signal between the reap and the
+        store would lose the status and leave the pidfd open.
+        """
+        with self._lock, held():
             if self.returncode is None:
-                pid, status = os.waitpid(self.pid, options)
-                if pid == self.pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
+                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | options)
+                if info is not None and info.si_pid == self.pid and info.si_code in _EXITS:
+                    os.waitid(os.P_PID, self.pid, os.WEXITED)
+                    killed = info.si_code != os.CLD_EXITED
+                    self.returncode = -info.si_status if killed else info.si_status
                     self._close_pidfd()
         return self.returncode
 
@@ -47,37 +61,42 @@ class Process:
 
     def poll(self) -> Optional[int]:
         """The return code if the process has exited, else None; never blocks."""
-        return self._reap(os.WNOHANG)
+        try:
+            return self._reap(os.WNOHANG)
+        except ChildProcessError:
+            with self._lock:  # another thread's wait reaped it: its returncode is set under the lock
+                if self.returncode is None:
+                    raise
+            return self.returncode
 
     def wait(self, timeout: Optional[float] = None) -> int:
         """Wait for the process to exit and return its return code."""
-        while timeout is None and self.returncode is None:
-            try:  # wait without reaping, outside the lock, so other threads can still signal it
-                os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
-            except ChildProcessError:
-                with self._lock:  # another waiter reaped it: its returncode is set under the lock
-                    if self.returncode is None:
-                        raise
-            self._reap(0)
-        if self.returncode is not None:
-            return self.returncode
-        assert timeout is not None
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             code = self.poll()
             if code is not None:
                 return code
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutExpired(self.pid, timeout)
-            fd = self.pidfd
-            if fd is not None:  # readable once the process exits
-                try:
-                    select.select([fd], [], [], left)
-                except (OSError, ValueError):  # another waiter reaped it and closed the pidfd
-                    continue
-            else:
-                time.sleep(min(left, 0.005))
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutExpired(self.pid, timeout or 0)
+            self._sleep(left)
+
+    def _sleep(self, left: Optional[float]) -> None:
+        """Until the process may have exited, or ``left`` seconds; outside the lock, so that other
+        threads can still signal it."""
+        fd = self.pidfd
+        if fd is not None:  # readable once the process exits (not at a stop)
+            try:
+                select.select([fd], [], [], left)
+                return
+            except (OSError, ValueError):  # another waiter reaped it and closed the pidfd
+                return
+        if left is None:
+            with contextlib.suppress(ChildProcessError):  # another waiter reaped it
+                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+                if info is None or info.si_code in _EXITS:
+                    return
+        time.sleep(0.005 if left is None else min(left, 0.005))  # a traced child's stop: look again
 
     def send_signal(self, sig: int) -> None:
         """Signal the process; a no-op once it has been reaped (its pid may be reused)."""

@@ -52,6 +52,8 @@ def limit_value(field: str, value: object) -> int:
         if value.lower() not in _UNLIMITED:
             fail(field, f"must be a number, -1, 'unlimited' or 'infinity', got {value!r}")
         return RLIM_INFINITY
+    if isinstance(value, bool) or not isinstance(value, int):  # before == -1, which -1.0 passes
+        fail(field, f"must be an int, -1, 'unlimited' or 'infinity', not {type(value).__name__}", TypeError)
     if value == -1:
         return RLIM_INFINITY
     return check_int(field, value, 0, RLIM_INFINITY)

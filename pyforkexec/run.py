@@ -1,142 +1,296 @@
-"""run(): subprocess.run's shape on top of start_process, for namespaced commands."""
+"""run(): subprocess.run's shape on top of start_process, for namespaced commands.
+
+Every argument is checked before anything is opened or started (a ValueError/TypeError naming it);
+once the child exists, any exception leaving run() (a timeout, KeyboardInterrupt, an error reading
+its output) kills and reaps it and closes every fd run() opened.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import selectors
 import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, Any, Optional, Union
 
+from ._signals import Hold, held
 from .attrs import ProcAttr, SysProcAttr
+from .checks import check_bool, check_fileno, check_list, fail, to_bytes
 from .forkexec import start_process
 from .process import Process, TimeoutExpired
 
-PIPE, DEVNULL = subprocess.PIPE, subprocess.DEVNULL
+PIPE, STDOUT, DEVNULL = subprocess.PIPE, subprocess.STDOUT, subprocess.DEVNULL
 Stream = Union[None, int, IO[Any]]
+StrOrBytes = Union[str, bytes, "os.PathLike[str]"]
+_MAX_WAIT = 3600.0
+_STREAM_RULE = "must be None, PIPE, DEVNULL, an fd or an object with fileno()"
 
 
-def _lookup(argv0: str, env: Optional[Mapping[str, str]]) -> str:
-    if "/" in argv0:
-        return argv0
-    path = (env if env is not None else os.environ).get("PATH", os.defpath)
-    return shutil.which(argv0, path=path) or argv0  # not found: execve reports ENOENT at its step
+@dataclass(frozen=True)
+class _Args:
+    """run()'s arguments, checked."""
+
+    argv: list[StrOrBytes]
+    program: str
+    env: Optional[list[bytes]]
+    cwd: Optional[str]
+    input: Optional[bytes]
+    streams: tuple[Optional[int], Optional[int], Optional[int]]  # None, PIPE, DEVNULL, STDOUT or an fd
 
 
-def _stream(spec: Stream, for_child_read: bool, parent: list[int], child: list[int]) -> Optional[int]:
-    """The child's fd for one standard stream; the parent's end is appended to ``parent`` (else -1)."""
+def _env_entries(env: object) -> Optional[list[bytes]]:
+    if env is None:
+        return None
+    if not isinstance(env, Mapping):
+        fail("env", f"must be a mapping of names to values (like os.environ), not {type(env).__name__}",
+             TypeError)
+    out = []
+    for key, value in env.items():
+        name = to_bytes(f"env[{key!r}]", key)
+        if not name or b"=" in name:
+            fail(f"env[{key!r}]", "a variable name must be non-empty and without '='")
+        out.append(name + b"=" + to_bytes(f"env[{key!r}]", value))
+    return out
+
+
+def _lookup(argv0: StrOrBytes, env: Optional[list[bytes]]) -> str:
+    """argv0 as start_process gets it: looked up in the PATH the child gets unless it has a '/'."""
+    name = os.fsdecode(argv0)
+    if "/" in name:
+        return name
+    if env is None:
+        path = os.environ.get("PATH", os.defpath)
+    else:
+        path = next((os.fsdecode(e[5:]) for e in env if e.startswith(b"PATH=")), os.defpath)
+    return shutil.which(name, path=path) or name  # not found: execve reports ENOENT at its step
+
+
+def _input(data: object) -> Optional[bytes]:
+    if data is None:
+        return None
+    if isinstance(data, str):
+        try:
+            return data.encode()
+        except UnicodeEncodeError as e:
+            fail("input", f"cannot be encoded as UTF-8 ({e.reason} at position {e.start})")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    fail("input", f"must be bytes or str, not {type(data).__name__}", TypeError)
+
+
+def _stream(name: str, spec: object) -> Optional[int]:
+    """One of stdin/stdout/stderr: None, PIPE, DEVNULL, STDOUT (stderr only), or an open fd."""
     if spec is None:
-        parent.append(-1)
-        return 0 if for_child_read else None
-    if spec == PIPE:
-        r, w = os.pipe2(os.O_CLOEXEC)
-        parent.append(w if for_child_read else r)
-        child.append(r if for_child_read else w)
-        return child[-1]
-    if spec == DEVNULL:
-        fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        child.append(fd)
-        parent.append(-1)
-        return fd
-    parent.append(-1)
-    return spec if isinstance(spec, int) else spec.fileno()
+        return None
+    if isinstance(spec, int) and not isinstance(spec, bool) and spec < 0:
+        if spec in (PIPE, DEVNULL) or (spec == STDOUT and name == "stderr"):
+            return spec
+        fail(name, f"{_STREAM_RULE}{', or STDOUT' if name == 'stderr' else ''}, got {spec}")
+    return check_fileno(name, spec)
 
 
-def _communicate(proc: Process, fds: list[int], data: bytes, timeout: Optional[float]) -> tuple[bytes, bytes]:
-    """Feed stdin and drain stdout/stderr until EOF, then wait; kill and reap on timeout."""
-    stdin, stdout, stderr = fds
-    out: dict[int, list[bytes]] = {stdout: [], stderr: []}
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        if stdin >= 0:
-            if data:
-                os.set_blocking(stdin, False)
-                sel.register(stdin, selectors.EVENT_WRITE)
-            else:
-                os.close(stdin)
-        for fd in (stdout, stderr):
-            if fd >= 0:
-                sel.register(fd, selectors.EVENT_READ)
-        view = memoryview(data)
-        while sel.get_map():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutExpired(proc.pid, timeout or 0)
-            for key, _ in sel.select(left):
-                fd = key.fd
-                if fd == stdin:
-                    try:
-                        view = view[os.write(fd, view[:65536]):]
-                    except BrokenPipeError:
-                        view = view[:0]
-                    if not view:
-                        sel.unregister(fd)
-                        os.close(fd)
-                else:
-                    chunk = os.read(fd, 65536)
-                    if chunk:
-                        out[fd].append(chunk)
-                    else:
-                        sel.unregister(fd)
-    left = None if deadline is None else max(0.0, deadline - time.monotonic())
-    proc.wait(left)
-    return b"".join(out[stdout]), b"".join(out[stderr])
-
-
-def run(argv: Sequence[str], *, sys: Optional[SysProcAttr] = None, env: Optional[Mapping[str, str]] = None,
-        cwd: Optional[str] = None, input: Optional[Union[bytes, str]] = None, capture_output: bool = False,
-        timeout: Optional[float] = None, check: bool = False, stdin: Stream = None, stdout: Stream = None,
-        stderr: Stream = None, text: bool = False) -> subprocess.CompletedProcess:
-    """Run argv (argv[0] looked up in PATH) with the given SysProcAttr and wait for it.
-
-    Returns subprocess.CompletedProcess; raises subprocess.TimeoutExpired (after killing and reaping
-    the child) and, with check, subprocess.CalledProcessError, as subprocess.run does.
-    """
+def _check(argv: object, sys: object, env: object, cwd: object, input: object, capture_output: object,
+           timeout: object, check: object, stdin: object, stdout: object, stderr: object,
+           text: object) -> _Args:
     if isinstance(argv, (str, bytes)):
-        raise TypeError("argv: must be a list of strings, not a single string")
+        fail("argv", "must be a list of strings, not a single string", TypeError)
+    args = list(check_list("argv", argv, "strings"))
+    if not args:
+        fail("argv", "must not be empty: argv[0] names the program")
+    for i, a in enumerate(args):
+        to_bytes(f"argv[{i}]", a)
+    if sys is not None:
+        if not isinstance(sys, SysProcAttr):
+            fail("sys", f"must be a SysProcAttr or None, not {type(sys).__name__}", TypeError)
+        if check_bool("sys.ptrace", sys.ptrace):
+            fail("sys.ptrace", "run() waits for the child to exit and cannot be its tracer (the traced "
+                 "child would stop at execve forever): use start_process and trace it yourself")
+    envp = _env_entries(env)
+    directory = None if cwd is None else os.fsdecode(to_bytes("cwd", cwd))
+    for name, value in (("capture_output", capture_output), ("check", check), ("text", text)):
+        check_bool(name, value)
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            fail("timeout", f"must be a number of seconds or None, not {type(timeout).__name__}", TypeError)
+        if not math.isfinite(timeout):
+            fail("timeout", f"must be a finite number of seconds, got {timeout}")
+    data = _input(input)
+    streams = (_stream("stdin", stdin), _stream("stdout", stdout), _stream("stderr", stderr))
     if capture_output:
         if stdout is not None or stderr is not None:
-            raise ValueError("capture_output: cannot be combined with stdout or stderr")
-        stdout = stderr = PIPE
-    if input is not None:
+            fail("capture_output", "cannot be combined with stdout or stderr")
+        streams = (streams[0], PIPE, PIPE)
+    if data is not None:
         if stdin is not None:
-            raise ValueError("input: cannot be combined with stdin")
-        stdin = PIPE
-    data = input.encode() if isinstance(input, str) else (input or b"")
-    parent: list[int] = []
-    child: list[int] = []
+            fail("input", "cannot be combined with stdin")
+        streams = (PIPE, streams[1], streams[2])
+    return _Args(args, _lookup(args[0], envp), envp, directory, data, streams)
+
+
+def _open_streams(streams: Sequence[Optional[int]], parent: list[int], child: list[int]) -> list[int]:
+    """The child's fds 0, 1, 2; our pipe ends go to ``parent`` (else -1), the child's copies to ``child``.
+    Each fd is recorded in the statement that creates it (run() holds signal handlers back here)."""
+    files: list[int] = []
+    for n, spec in enumerate(streams):
+        if spec is None:
+            files.append(n)
+            parent.append(-1)
+        elif spec == PIPE:
+            fds = os.pipe2(os.O_CLOEXEC)
+            ours, theirs = (fds[1], fds[0]) if n == 0 else fds
+            parent.append(ours)
+            child.append(theirs)
+            files.append(theirs)
+        elif spec == DEVNULL:
+            child.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
+            files.append(child[-1])
+            parent.append(-1)
+        elif spec == STDOUT:
+            files.append(files[1])
+            parent.append(-1)
+        else:
+            files.append(spec)
+            parent.append(-1)
+    return files
+
+
+def _close(fds: list[int], n: int) -> None:
+    """Close ``fds[n]`` and forget it, both or neither: never twice (its number may be reused by then)."""
+    with held():
+        fd, fds[n] = fds[n], -1
+        if fd >= 0:
+            os.close(fd)
+
+
+def _wait(proc: Process, deadline: Optional[float]) -> None:
+    """proc.wait() until ``deadline``, an hour at a time (see _left)."""
+    while True:
+        try:
+            proc.wait(_left(deadline))
+            return
+        except TimeoutExpired:
+            if _left(deadline) == 0:
+                raise
+
+
+def _left(deadline: Optional[float]) -> Optional[float]:
+    """Seconds until ``deadline`` (None: no deadline), at most an hour: epoll's timeout overflows at
+    about 24 days, select's further on, and the callers loop until the deadline."""
+    return None if deadline is None else min(max(0.0, deadline - time.monotonic()), _MAX_WAIT)
+
+
+def _communicate(proc: Process, fds: list[int], data: bytes, timeout: Optional[float],
+                 selector: list[selectors.BaseSelector]) -> tuple[bytes, bytes]:
+    """Feed stdin and drain stdout/stderr until EOF, then wait. Closes what it is done with (and marks it
+    -1 in ``fds``); raises TimeoutExpired when ``timeout`` runs out. The selector goes into ``selector``
+    as it is made, for run() to close."""
+    out: dict[int, list[bytes]] = {1: [], 2: []}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with held():  # its epoll fd, created and recorded as one step
+        selector.append(selectors.DefaultSelector())
+    sel = selector[0]
+    if fds[0] >= 0:
+        if data:
+            os.set_blocking(fds[0], False)
+            sel.register(fds[0], selectors.EVENT_WRITE, 0)
+        else:
+            _close(fds, 0)
+    for n in (1, 2):
+        if fds[n] >= 0:
+            sel.register(fds[n], selectors.EVENT_READ, n)
+    view = memoryview(data)
+    while sel.get_map():
+        if _left(deadline) == 0:
+            raise TimeoutExpired(proc.pid, timeout or 0)
+        for key, _ in sel.select(_left(deadline)):
+            n = key.data
+            if n == 0:
+                try:
+                    view = view[os.write(key.fd, view[:65536]):]
+                except BrokenPipeError:
+                    view = view[:0]
+                if not view:
+                    sel.unregister(key.fd)
+                    _close(fds, 0)
+            else:
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    out[n].append(chunk)
+                else:
+                    sel.unregister(key.fd)
+    _wait(proc, deadline)
+    return b"".join(out[1]), b"".join(out[2])
+
+
+def _kill_and_reap(proc: Process) -> None:
+    # Held: a second Ctrl-C must not leave the child unreaped; it is raised once the child is reaped,
+    # which SIGKILL makes quick.
+    with held():
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()
+
+
+def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
+        env: Optional[Mapping[Union[str, bytes], Union[str, bytes]]] = None,
+        cwd: Optional[StrOrBytes] = None, input: Optional[Union[bytes, str]] = None,
+        capture_output: bool = False, timeout: Optional[float] = None, check: bool = False,
+        stdin: Stream = None, stdout: Stream = None, stderr: Stream = None,
+        text: bool = False) -> subprocess.CompletedProcess:
+    """Run argv (argv[0] looked up in PATH, that of ``env`` when given) with the given SysProcAttr and
+    wait for it.
+
+    Returns subprocess.CompletedProcess; raises subprocess.TimeoutExpired (after killing and reaping
+    the child) and, with check, subprocess.CalledProcessError, as subprocess.run does. ``stderr=STDOUT``
+    sends the child's stderr where its stdout goes; a str ``input`` is encoded as UTF-8. ``sys.ptrace``
+    is refused: run() cannot be the tracer. Bad arguments raise ValueError/TypeError naming the argument
+    before anything is started.
+    """
+    a = _check(argv, sys, env, cwd, input, capture_output, timeout, check, stdin, stdout, stderr, text)
+    parent: list[int] = []  # our ends of the pipes, by stream (-1: none, or closed)
+    child: list[int] = []  # the child's ends and /dev/null: closed once it has its copies
+    selector: list[selectors.BaseSelector] = []
+    proc: Optional[Process] = None
+    # Held while fds or the child are made and recorded, and again from the last statement of the try
+    # on: the cleanup in finally then runs whole, whichever way the try was left, and a signal that
+    # came meanwhile is raised after it.
+    hold = Hold()
     try:
-        files = [_stream(stdin, True, parent, child), _stream(stdout, False, parent, child),
-                 _stream(stderr, False, parent, child)]
-        files = [f if f is not None else i for i, f in enumerate(files)]
-        envp = None if env is None else [f"{k}={v}" for k, v in env.items()]
-        attr = ProcAttr(dir=cwd, env=envp, files=files, sys=sys)
-        proc = start_process(_lookup(argv[0], env), list(argv), attr)
-    except BaseException:
-        for fd in parent:
-            if fd >= 0:
-                os.close(fd)
+        hold.start()
+        try:
+            files = _open_streams(a.streams, parent, child)
+            attr = ProcAttr(dir=a.cwd, env=a.env, files=files, sys=sys)  # type: ignore[arg-type]
+            proc = start_process(a.program, a.argv, attr)
+        finally:
+            while child:
+                os.close(child.pop())
+        hold.stop()
+        out, err = _communicate(proc, parent, a.input or b"", timeout, selector)
+        hold.start()
+    except BaseException as e:
+        hold.start()
+        if proc is not None and proc.returncode is None:
+            _kill_and_reap(proc)
+        if isinstance(e, TimeoutExpired):
+            raise subprocess.TimeoutExpired(a.argv, timeout or 0) from None
         raise
     finally:
-        for fd in child:
-            os.close(fd)
-    try:
-        out, err = _communicate(proc, parent, data, timeout)
-    except TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise subprocess.TimeoutExpired(list(argv), timeout or 0) from None
-    finally:
-        for fd in parent:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-    result_out: Any = (out.decode() if text else out) if stdout == PIPE else None
-    result_err: Any = (err.decode() if text else err) if stderr == PIPE else None
+        try:
+            while selector:
+                selector.pop().close()
+            for n in range(len(parent)):
+                _close(parent, n)
+        finally:
+            hold.end()
+    result_out: Any = (out.decode() if text else out) if a.streams[1] == PIPE else None
+    result_err: Any = (err.decode() if text else err) if a.streams[2] == PIPE else None
     code = proc.returncode
     assert code is not None
     if check and code:
-        raise subprocess.CalledProcessError(code, list(argv), result_out, result_err)
-    return subprocess.CompletedProcess(list(argv), code, result_out, result_err)
+        raise subprocess.CalledProcessError(code, a.argv, result_out, result_err)
+    return subprocess.CompletedProcess(a.argv, code, result_out, result_err)

@@ -8,19 +8,19 @@ caller (see the reference notes), since they cannot do what the caller meant her
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Optional
 
 from . import flags as _flags
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
 from .caps import cap_last_cap
-from .checks import check_int, fail, to_bytes
+from .checks import MAX_FD, check_bool, check_fileno, check_int, check_list, fail, to_bytes
 from .extensions import Ext, check_extensions
 
 # Plain ints: IntFlag arithmetic costs microseconds on the spawn path.
 F = type("F", (), {f.name: int(f) for f in _flags.CloneFlags})
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
 MAX_MAP_LINES = 340  # the kernel's limit since 4.15
-MAX_FD = 2**31 - 1
 NGROUPS_MAX = 65536
 
 # Flags that would make the child share what it must not share with a Python parent, and the reason.
@@ -59,24 +59,20 @@ CSIGNAL = 0xFF
 
 
 def to_bytes_list(field: str, values: object) -> tuple[bytes, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        fail(field, f"must be a list of strings, not {type(values).__name__}", TypeError)
-    return tuple(to_bytes(f"{field}[{i}]", v) for i, v in enumerate(values))
+    return tuple(to_bytes(f"{field}[{i}]", v) for i, v in enumerate(check_list(field, values, "strings")))
 
 
 def resolve_files(files: object) -> tuple[int, ...]:
     """ProcAttr.files as parent fd numbers, -1 for a closed slot."""
-    if isinstance(files, (str, bytes)) or not isinstance(files, Sequence):
-        fail("ProcAttr.files", f"must be a list of fds, not {type(files).__name__}", TypeError)
     out = []
-    for i, f in enumerate(files):
-        if f is None:
+    for i, f in enumerate(check_list("ProcAttr.files", files, "fds")):
+        if f is None or (type(f) is int and f == -1):
             out.append(-1)
-            continue
-        fd = f if isinstance(f, int) else getattr(f, "fileno", None)
-        if callable(fd):
-            fd = fd()
-        out.append(check_int(f"ProcAttr.files[{i}]", fd, -1, MAX_FD))
+        elif isinstance(f, int) and not isinstance(f, bool) and f < 0:
+            fail(f"ProcAttr.files[{i}]", f"must be an fd (0 or more), or None or -1 for a closed slot, "
+                 f"got {f}")
+        else:
+            out.append(check_fileno(f"ProcAttr.files[{i}]", f))
     return tuple(out)
 
 
@@ -132,40 +128,42 @@ def check_id_maps(field: str, maps: object) -> None:
 
 
 def check_credential(cred: object) -> None:
+    field = "SysProcAttr.credential"
     if not isinstance(cred, Credential):
-        fail("SysProcAttr.credential", f"must be a Credential, not {type(cred).__name__}", TypeError)
-    check_int("SysProcAttr.credential.uid", cred.uid, 0, MAX_ID)
-    check_int("SysProcAttr.credential.gid", cred.gid, 0, MAX_ID)
-    if len(cred.groups) > NGROUPS_MAX:
-        fail("SysProcAttr.credential.groups", f"at most {NGROUPS_MAX} groups")
-    for i, g in enumerate(cred.groups):
-        check_int(f"SysProcAttr.credential.groups[{i}]", g, 0, MAX_ID)
+        fail(field, f"must be a Credential, not {type(cred).__name__}", TypeError)
+    check_int(f"{field}.uid", cred.uid, 0, MAX_ID)
+    check_int(f"{field}.gid", cred.gid, 0, MAX_ID)
+    groups = check_list(f"{field}.groups", cred.groups, "group ids")
+    if len(groups) > NGROUPS_MAX:
+        fail(f"{field}.groups", f"at most {NGROUPS_MAX} groups")
+    for i, g in enumerate(groups):
+        check_int(f"{field}.groups[{i}]", g, 0, MAX_ID)
+    check_bool(f"{field}.no_setgroups", cred.no_setgroups)
 
 
 def check_terminal(sys: SysProcAttr, files: Sequence[int]) -> None:
     nfiles = len(files)
+    ctty = check_int("SysProcAttr.ctty", sys.ctty, 0, MAX_FD)  # a child fd: its own number space
+    check_int("SysProcAttr.pgid", sys.pgid, 0, 2**31 - 1)
     if sys.setctty and sys.foreground:
         fail("SysProcAttr.setctty", "setctty and foreground cannot both be set (they read ctty differently)")
     if sys.setctty and not sys.setsid:
         fail("SysProcAttr.setctty", "needs setsid: only a session leader can acquire a controlling terminal")
-    if sys.setctty and not 0 <= sys.ctty < nfiles:
+    if sys.setctty and not ctty < nfiles:
         fail("SysProcAttr.ctty", f"with setctty, ctty is a child fd and must be below len(files)={nfiles}")
-    if sys.setctty and files[sys.ctty] < 0:
+    if sys.setctty and files[ctty] < 0:
         fail("SysProcAttr.ctty", f"with setctty, ctty must name an open slot of ProcAttr.files, "
-             f"files[{sys.ctty}] is closed")
-    if sys.foreground:
-        check_int("SysProcAttr.ctty", sys.ctty, 0, MAX_FD)
-    check_int("SysProcAttr.pgid", sys.pgid, 0, 2**31 - 1)
+             f"files[{ctty}] is closed")
 
 
 def check_setns(entries: object) -> None:
-    if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
-        fail("SysProcAttr.setns", "must be a list of SetNS", TypeError)
-    for i, e in enumerate(entries):
+    for i, e in enumerate(check_list("SysProcAttr.setns", entries, "SetNS")):
         field = f"SysProcAttr.setns[{i}]"
         if not isinstance(e, SetNS):
             fail(field, f"must be a SetNS, not {type(e).__name__}", TypeError)
-        if isinstance(e.target, int) and not isinstance(e.target, bool):
+        if isinstance(e.target, bool):
+            fail(f"{field}.target", "must be a path or an open fd, not bool", TypeError)
+        if isinstance(e.target, int):
             check_int(f"{field}.target", e.target, 0, MAX_FD)
         else:
             to_bytes(f"{field}.target", e.target)
@@ -174,10 +172,22 @@ def check_setns(entries: object) -> None:
             fail(f"{field}.nstype", "must be 0 or CLONE_NEW* namespace flags")
 
 
+# Go's bool fields (the extension ones are checked in extensions.py).
+BOOL_FIELDS = ("ptrace", "setsid", "setpgid", "setctty", "noctty", "foreground",
+               "gid_mappings_enable_setgroups", "use_cgroup_fd", "pidfd")
+
+
 def validate(sys: SysProcAttr, attr: ProcAttr, files: Sequence[int]) -> tuple[int, int, Optional[Ext]]:
-    """Checks every field; returns (cloneflags, unshareflags, the extensions or None if all default)."""
+    """Checks every field; returns (cloneflags, unshareflags, the extensions or None if all default).
+
+    ``files`` is ``resolve_files(attr.files)``; check_spawn checks the rest of the arguments first."""
     if not isinstance(sys, SysProcAttr):
         fail("ProcAttr.sys", f"must be a SysProcAttr, not {type(sys).__name__}", TypeError)
+    for name in BOOL_FIELDS:
+        check_bool(f"SysProcAttr.{name}", getattr(sys, name))
+    if attr.dir is not None:  # "" is no chdir, as in Go; a falsy 0 or [] is still no path
+        to_bytes("ProcAttr.dir", attr.dir)
+    to_bytes("SysProcAttr.chroot", sys.chroot)  # "" is no chroot, as in Go
     clone = check_cloneflags(sys, bool(attr.dir))
     unshare = check_flags("SysProcAttr.unshareflags", sys.unshareflags, UNSHAREABLE)
     for name in ("uid_mappings", "gid_mappings"):
@@ -193,9 +203,53 @@ def validate(sys: SysProcAttr, attr: ProcAttr, files: Sequence[int]) -> tuple[in
     check_terminal(sys, files)
     check_int("SysProcAttr.pdeathsig", sys.pdeathsig, 0, 64)
     last = cap_last_cap()
-    for i, cap in enumerate(sys.ambient_caps):
+    for i, cap in enumerate(check_list("SysProcAttr.ambient_caps", sys.ambient_caps, "capability numbers")):
         check_int(f"SysProcAttr.ambient_caps[{i}]", cap, 0, min(last, 63))
-    if sys.use_cgroup_fd:
-        check_int("SysProcAttr.cgroup_fd", sys.cgroup_fd, 0, MAX_FD)
+    check_int("SysProcAttr.cgroup_fd", sys.cgroup_fd, 0, MAX_FD)
     check_setns(sys.setns)
     return clone, unshare, check_extensions(sys, clone, unshare)
+
+
+_EMPTY_SYS = SysProcAttr()
+
+
+def check_attr(attr: object) -> ProcAttr:
+    """fork_exec's ``attr``: None (the defaults) or a ProcAttr."""
+    if attr is None:
+        return ProcAttr()
+    if not isinstance(attr, ProcAttr):
+        hint = ": wrap it as ProcAttr(sys=...)" if isinstance(attr, SysProcAttr) else ""
+        fail("attr", f"must be a ProcAttr or None, not {type(attr).__name__}{hint}", TypeError)
+    return attr
+
+
+@dataclass(frozen=True)
+class SpawnArgs:
+    """The arguments of fork_exec/start_process, checked and encoded (check_spawn)."""
+
+    path: bytes
+    argv: tuple[bytes, ...]
+    env: Optional[tuple[bytes, ...]]  # None: ProcAttr.env was None (fork_exec: empty; start_process: inherit)
+    files: tuple[int, ...]
+    dir: bytes  # b"": no chdir
+    chroot: bytes
+    sys: SysProcAttr
+    cloneflags: int
+    unshareflags: int
+    ext: Optional[Ext]
+
+
+def check_spawn(argv0: object, argv: object, attr: object) -> SpawnArgs:
+    """Every argument of fork_exec/start_process, for type and range, before any fd or process.
+
+    Each failure is a ValueError/TypeError whose message starts with the argument or field."""
+    proc = check_attr(attr)
+    sys = proc.sys if proc.sys is not None else _EMPTY_SYS
+    path = to_bytes("argv0", argv0)
+    args = to_bytes_list("argv", argv)
+    env = None if proc.env is None else to_bytes_list("ProcAttr.env", proc.env)
+    directory = b"" if proc.dir is None else to_bytes("ProcAttr.dir", proc.dir)
+    files = resolve_files(proc.files)
+    cloneflags, unshareflags, ext = validate(sys, proc, files)
+    chroot = to_bytes("SysProcAttr.chroot", sys.chroot)
+    return SpawnArgs(path, args, env, files, directory, chroot, sys, cloneflags, unshareflags, ext)

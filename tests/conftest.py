@@ -19,7 +19,8 @@ HELPERS = Path(__file__).parent / "helpers"
 
 @pytest.fixture
 def unprivileged() -> Callable[..., Any]:
-    """``unprivileged(fn, *args)`` runs fn in a forked child as uid/gid 65534 without groups."""
+    """``unprivileged(fn, *args)`` runs fn in a forked child as uid/gid 65534 without groups, which
+    reaches the venv, the package and examples/ even in a checkout under /root (helpers.forked)."""
 
     def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return run_in_fork(fn, *args, uid=NOBODY, gid=NOBODY, **kwargs)

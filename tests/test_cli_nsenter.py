@@ -157,11 +157,16 @@ def test_exit_status_and_missing_program(container: int) -> None:
     assert ours.returncode == theirs.returncode == 127
 
 
-def test_a_target_that_does_not_exist_is_a_setup_failure() -> None:
+def _gone_pid() -> int:
     pid = os.fork()
     if pid == 0:
         os._exit(0)
-    os.waitpid(pid, 0)  # a pid that no longer exists
+    os.waitpid(pid, 0)
+    return pid  # no longer exists
+
+
+def test_a_target_that_does_not_exist_is_a_setup_failure() -> None:
+    pid = _gone_pid()
     res = pfe("nsenter", "-t", str(pid), "-u", "true")
     assert res.returncode == 125
     assert str(pid) in res.stderr
@@ -174,9 +179,20 @@ def test_no_namespace_is_a_usage_error() -> None:
     assert "no namespace specified" in res.stderr
 
 
+def test_target_given_twice_the_last_one_counts(container: int) -> None:
+    # util-linux's getopt loop keeps the last --target (a repeated -t is no usage error there).
+    gone, t = str(_gone_pid()), str(container)
+    ours, theirs = both("nsenter", "-t", gone, "-t", t, "-u", "hostname")
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert ours.stdout == theirs.stdout == "target\n"
+    ours, theirs = both("nsenter", "-t", t, "--target", gone, "-u", "hostname")
+    assert (ours.returncode, theirs.returncode) == (125, 1)  # util-linux: no usage/set-up difference
+    assert ours.stdout == theirs.stdout == ""
+    assert gone in ours.stderr and gone in theirs.stderr
+
+
 @pytest.mark.parametrize("args,words", [
     (["-t", "abc", "-u"], "--target"),
-    (["-t", "1", "-t", "1", "-u"], "--target"),
     (["-u"], "no target PID"),
     (["-t", "1", "-u", "--setuid=x"], "--setuid"),
     (["--wd=/", "--wdns=/", "-t", "1", "-u"], "--wd"),

@@ -305,17 +305,19 @@ def test_exit_126_when_the_program_cannot_be_executed(tmp_path: Path) -> None:
     assert ours.stderr == f"pyforkexec: fork/exec {script}: permission denied (at execve)\n"
 
 
-def test_exit_125_names_the_failed_step() -> None:
+def test_exit_125_names_the_option_and_the_failed_step() -> None:
     ours, theirs = both("unshare", "--uts", "--wd=/nonexistent", "true")
     assert ours.returncode == 125
-    assert ours.stderr == "pyforkexec: fork/exec /usr/bin/true: no such file or directory (at chdir)\n"
+    assert ours.stderr == ("pyforkexec: --wd=/nonexistent: fork/exec /usr/bin/true: no such file or "
+                           "directory (at chdir)\n")
     assert theirs.returncode == 1  # util-linux does not tell set-up failures from usage errors
 
 
 def test_exit_125_from_the_proc_mount() -> None:
     res = pfe("unshare", "--mount", "--mount-proc=/nonexistent", "true")
     assert res.returncode == 125
-    assert res.stderr == "pyforkexec: fork/exec /usr/bin/true: no such file or directory (at mount)\n"
+    assert res.stderr == ("pyforkexec: --mount-proc=/nonexistent: fork/exec /usr/bin/true: no such file or "
+                          "directory (at mount)\n")
 
 
 @pytest.mark.parametrize("args,option", [
@@ -337,6 +339,19 @@ def test_bad_options_exit_1_naming_the_option(args: list[str], option: str) -> N
     assert option in ours.stderr
     assert ours.stderr.startswith("pyforkexec unshare: ")
     assert ours.stdout == ""
+
+
+def test_a_map_refused_as_a_whole_names_the_options_as_given() -> None:
+    # Each range is fine alone; only the whole (341 lines, beyond the kernel's 340) is refused, by the
+    # library, about a field the user never wrote: the message leads with the options.
+    ranges = [f"--map-users={i}:{100000 + i}:1" for i in range(341)]
+    res = pfe("unshare", *ranges, "true")
+    assert (res.returncode, res.stdout) == (1, ""), res.stderr
+    first, usage = res.stderr.splitlines()
+    assert first == ("pyforkexec unshare: --map-users=0:100000:1 --map-users=1:100001:1 "
+                     "--map-users=2:100002:1 (and 338 more): refused: SysProcAttr.uid_mappings: at most 340 "
+                     "mappings, got 341")
+    assert usage == "Try 'pyforkexec unshare --help' for more information."
 
 
 def test_missing_option_argument_exits_1() -> None:

@@ -9,16 +9,30 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Callable, Optional
 
 import pytest
 from helpers.marks import needs_root
-from helpers.procs import wait_code
+from helpers.procs import fd_count, wait_code
 
-from pyforkexec import ChildError, ErrorLocation, ProcAttr, SysProcAttr, fork_exec, run, start_process
-from pyforkexec.cgroup import Cgroup, CgroupError, find_cgroup2, remove_cgroup
+from pyforkexec import (
+    ChildError,
+    ErrorLocation,
+    ProcAttr,
+    SysProcAttr,
+    _signals,
+    fork_exec,
+    process,
+    run,
+    start_process,
+)
+from pyforkexec import cgroup as cgroup_mod
+from pyforkexec.cgroup import Cgroup, CgroupError, check_cgroup, find_cgroup2, prepare, remove_cgroup
 
 pytestmark = needs_root
 CAT = "/usr/bin/cat"
@@ -47,7 +61,8 @@ def name() -> Iterator[str]:
     """A fresh cgroup name below the root; removed afterwards if a test left it."""
     name = f"pyforkexec-ext-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     yield name
-    for path in (os.path.join(root(), name, "b"), os.path.join(root(), name)):
+    for sub in ("m/b", "m", "b", ""):
+        path = os.path.join(root(), name, sub)
         if os.path.isdir(path):
             os.rmdir(path)
 
@@ -190,3 +205,75 @@ def test_a_parent_with_processes_cannot_hand_controllers_down(cgroup_dir: tuple[
         sleeper.kill()
         sleeper.wait()
     assert not os.path.exists(f"{path}/c")
+
+
+# ---- interrupted at any point ----------------------------------------------------------------------------
+
+
+def interrupted(n: int, fn: Callable[[], object], *modules: object) -> bool:
+    """Run fn with a real SIGINT sent to this process at its n-th line in ``modules``; False when fn
+    ran fewer lines (every point has been tried). A KeyboardInterrupt it caused is swallowed."""
+    files = {m.__file__ for m in modules}  # type: ignore[attr-defined]
+    count, sent = 0, False
+
+    def in_del(frame: Optional[FrameType]) -> bool:  # Python drops what a finalizer raises, signals too
+        while frame is not None and frame.f_code.co_filename in files:
+            if frame.f_code.co_name == "__del__":
+                return True
+            frame = frame.f_back
+        return False
+
+    def on_line(frame: FrameType, event: str, arg: object) -> object:
+        nonlocal count, sent
+        if event == "line" and not in_del(frame):
+            if count == n:
+                sent = True
+                os.kill(os.getpid(), signal.SIGINT)  # handled right here, or held by pyforkexec
+            count += 1
+        return on_line
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.settrace(lambda frame, event, arg: on_line if frame.f_code.co_filename in files else None)
+    try:
+        fn()
+    except KeyboardInterrupt:
+        if not sent:
+            raise
+    finally:
+        sys.settrace(None)
+        signal.signal(signal.SIGINT, previous)
+    return sent
+
+
+def test_an_interrupted_prepare_leaves_nothing(name: str) -> None:
+    """A KeyboardInterrupt at any line of prepare (after a mkdir, before the fd is kept...) removes
+    what it made and closes what it opened; a prepare that completes hands all of it to the handle."""
+    spec = check_cgroup("SysProcAttr.cgroup", Cgroup(f"{name}/m/b"))
+    handles: list[cgroup_mod.CgroupHandle] = []
+    n = 0
+    fds = fd_count()
+    while interrupted(n, lambda: handles.append(prepare(spec)), cgroup_mod, _signals):
+        while handles:
+            handles.pop().cleanup()
+        assert not os.path.exists(os.path.join(root(), name)), f"left behind when interrupted at line {n}"
+        assert fd_count() == fds, f"fd left open when interrupted at line {n}"
+        n += 1
+    assert n > 20 and handles  # the last run was not interrupted
+    handles.pop().cleanup()
+
+
+def test_an_interrupted_wait_still_removes_the_cgroup(name: str) -> None:
+    """A KeyboardInterrupt anywhere in wait(): once the child is reaped its cgroup is gone."""
+    n = 0
+    while True:
+        proc = start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(f"{name}/m/b"))))
+        fds = fd_count()
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited: wait() does not block
+        sent = interrupted(n, proc.wait, cgroup_mod, process, _signals)
+        assert proc.wait() == 0  # as a caller would, after the interrupt
+        assert not os.path.exists(os.path.join(root(), name)), f"left behind when interrupted at line {n}"
+        assert fd_count() == fds, f"fd left open when interrupted at line {n}"
+        if not sent:
+            break
+        n += 1
+    assert n > 10

@@ -100,8 +100,6 @@ def unprivileged_run(script: str) -> tuple[int, str, str]:
 
 
 def test_sandbox_py_unprivileged(unprivileged: Callable[..., Any], probe_script: Path) -> None:
-    if any(not os.stat(p).st_mode & 0o001 for p in [sys.executable, *Path(sys.executable).parents]):
-        pytest.skip(f"uid 65534 cannot run {sys.executable}")
     code, out, err = unprivileged(unprivileged_run, str(probe_script))
     assert code == 0, err
     check_facts(out)

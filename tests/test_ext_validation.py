@@ -7,6 +7,7 @@ processes it created (none, for a refused spawn).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from typing import Any
 
@@ -26,6 +27,7 @@ from pyforkexec.seccomp import SeccompFilter
 
 pytestmark = needs_root
 NS, UTS = pf.CLONE_NEWNS, pf.CLONE_NEWUTS
+CLOSED_FD = next(n for n in range(900, 2000) if not os.path.exists(f"/proc/self/fd/{n}"))
 
 
 def S(**kw: Any) -> ProcAttr:
@@ -122,6 +124,15 @@ CASES = [
     T("sync", "callable", TypeError, sync="print"),
     T("exec_fd", "between", exec_fd=-1),
     T("exec_fd", "must be an int", TypeError, exec_fd="3"),
+    # issue 11: types and encodings of every nested field
+    T("exec_fd", "not open", exec_fd=CLOSED_FD),
+    T("rlimits[0].soft", "not float", TypeError, rlimits=[Rlimit("nofile", -1.0, 1)]),
+    MC("[0].data", "encoded", Mount("t", "/a", "tmpfs", 0, "size=\ud800")),
+    MC("[0].source", "encoded", Mount("\udfff", "/a", "tmpfs")),
+    MC("[0].target", "encoded", Mount.tmpfs("/\ud800")),
+    T("hostname", "encoded", cloneflags=UTS, hostname="\ud800"),
+    T("pivot_root", "encoded", cloneflags=NS, pivot_root="/\ud800"),
+    T("cgroup.path", "encoded", cgroup=Cgroup("a\ud800")),
 ]
 
 

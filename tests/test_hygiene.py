@@ -1,16 +1,23 @@
-"""Spawning leaves nothing behind: no fds, no zombies, under load, from threads and from asyncio."""
+"""Spawning leaves nothing behind: no fds, no zombies, under load, from threads and from asyncio; nor
+does the suite's unprivileged runner, which works wherever root cloned the checkout."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+from helpers import sysutil
+from helpers.forked import NOBODY, REPO, run_in_fork
 from helpers.marks import needs_root
 from helpers.procs import children, fd_count, wait_code
 
 from pyforkexec import (
     CLONE_NEWIPC,
+    CLONE_NEWNS,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
     ChildError,
@@ -107,3 +114,40 @@ def test_spawning_from_asyncio() -> None:
     assert outs == [f"a{i}\n" for i in range(20)]
     assert codes == list(range(20))
     assert (fd_count(), children()) == (fds, kids)
+
+
+def _import_as_nobody() -> tuple[int, str, str]:
+    res = subprocess.run([sys.executable, "-c", "import pyforkexec; print(pyforkexec.__file__)"],
+                         capture_output=True, text=True, timeout=60)
+    return res.returncode, res.stdout, res.stderr
+
+
+def _mountinfo() -> str:
+    with open("/proc/self/mountinfo") as f:
+        return f.read()
+
+
+def _behind_a_0700_dir() -> tuple[tuple[int, str, str], bool]:
+    """Puts the checkout where root's clones go (its parent mode 0700, as /root) in this forked child's
+    own mount namespace, then runs the venv's python as uid 65534 from there."""
+    parent = str(REPO.parent)
+    sysutil.unshare(CLONE_NEWNS)
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)  # nothing of this reaches the host
+    below = os.open(parent, os.O_PATH | os.O_DIRECTORY)
+    sysutil.mount("tmpfs", parent, "tmpfs", 0, "mode=700")
+    os.mkdir(REPO)
+    sysutil.mount(f"/proc/self/fd/{below}/{REPO.name}", str(REPO), None, sysutil.MS_BIND | sysutil.MS_REC)
+    # Shared, as systemd leaves a host: a mount the runner made in the dropped child would show here.
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_SHARED)
+    before = _mountinfo()
+    outcome = run_in_fork(_import_as_nobody, uid=NOBODY)
+    return outcome, _mountinfo() == before
+
+
+def test_unprivileged_runner_reaches_a_checkout_under_a_0700_dir() -> None:
+    if REPO.parent == REPO.parent.parent:
+        pytest.skip("the checkout is at /: it has no parent directory to make 0700")
+    (code, out, err), unchanged = run_in_fork(_behind_a_0700_dir)
+    assert code == 0, err
+    assert out.strip() == str(REPO / "pyforkexec" / "__init__.py")
+    assert unchanged, "the dropped child's mounts propagated to its parent's mount namespace"

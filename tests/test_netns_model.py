@@ -31,7 +31,7 @@ def converged():
         exists=True, loopback_up=True, ns_links=["eth0", "lo"],
         host_links={"br-web": m.BRIDGE_ALIAS, "veth-web": m.veth_alias(NAME, "eth0")},
         bridges={"br-web": dict(kind="bridge", ours=True, mtu=1500, up=True, addresses=["10.42.0.1/24"],
-                                ports=["veth-web"])},
+                                ports={"veth-web": 1500})},
         veths={"eth0": dict(peer="veth-web", peer_mtu=1500, peer_mac="6e:00:00:00:00:01", peer_up=True,
                             bridge="br-web", peer_addresses=[], mtu=1500, mac="02:00:00:00:00:0a", up=True,
                             addresses=["10.42.0.10/24", "fd42::a/64"])},
@@ -135,15 +135,17 @@ def test_a_new_peer_name_makes_the_veth_again(wanted):
     options = copy.deepcopy(SIMPLE)
     options["veths"][0]["peer"] = "veth-web2"
     actions = m.plan_present(converged(), wanted(**options))
-    assert actions[0] == ("del_veth", "veth-web")
+    route = m.route_key("default", "10.42.0.1", "eth0", None)
+    assert actions[:2] == [("del_route", route), ("del_veth", "veth-web")]  # the route goes with the link
     assert ("create_veth", "eth0", "veth-web2") in actions
     assert ("set_master", "veth-web2", "br-web") in actions
+    assert actions[-1] == ("add_route", m.route_key("default", "10.42.0.1"))  # back, on the new link
 
 
 def test_a_veth_no_longer_listed_is_removed_and_its_routes_too(wanted):
     actions = m.plan_present(converged(), wanted(sysctls={"net.ipv4.ip_forward": 1}))
-    assert actions == [("del_veth", "veth-web"),
-                       ("del_route", m.route_key("default", "10.42.0.1", "eth0", None))]
+    assert actions == [("del_route", m.route_key("default", "10.42.0.1", "eth0", None)),
+                       ("del_veth", "veth-web")]
 
 
 def test_a_foreign_host_link_or_inside_link_is_never_taken_over(wanted):
@@ -156,7 +158,7 @@ def test_a_foreign_host_link_or_inside_link_is_never_taken_over(wanted):
     with pytest.raises(m.ModelError, match="link eth0 already exists in netns web"):
         m.plan_present(state, wanted(**SIMPLE))
     state = nothing()
-    state["bridges"] = {"br-web": dict(kind="veth", ours=False, mtu=1500, up=True, addresses=[], ports=[])}
+    state["bridges"] = {"br-web": dict(kind="veth", ours=False, mtu=1500, up=True, addresses=[], ports={})}
     with pytest.raises(m.ModelError, match="host link br-web exists and is a veth, not a bridge"):
         m.plan_present(state, wanted(**SIMPLE))
 
@@ -172,13 +174,18 @@ def test_routes_match_any_metric_unless_one_is_given_and_extra_ones_go(wanted):
     assert [m.describe(a) for a in actions] == ["del_route default via 10.42.0.1 dev eth0 metric 100",
                                                 "del_route 10.9.0.0/16 via 10.42.0.2 dev eth0",
                                                 "add_route default via 10.42.0.1 metric 5"]
+    both = dict(SIMPLE, gateway=[], routes=[dict(dst="default", gateway="10.42.0.1"),
+                                            dict(dst="default", gateway="10.42.0.1", metric=100)])
+    state["routes"] = [m.route_key("default", "10.42.0.1", "eth0", 100),
+                       m.route_key("default", "10.42.0.1", "eth0", None)]
+    assert m.plan_present(state, wanted(**both)) == []  # metric 100 is taken by the one that asks for it
 
 
 def test_absent_removes_our_veths_then_our_bridges_left_empty_then_the_netns():
     assert m.plan_absent(converged(), NAME) == [("del_veth", "veth-web"), ("del_bridge", "br-web"),
                                                 ("delete_netns", NAME)]
     shared = converged()
-    shared["bridges"]["br-web"]["ports"] = ["veth-web", "veth-other"]
+    shared["bridges"]["br-web"]["ports"] = {"veth-web": 1500, "veth-other": 1500}
     assert ("del_bridge", "br-web") not in m.plan_absent(shared, NAME)
     foreign = converged()
     foreign["bridges"]["br-web"]["ours"] = False
@@ -191,13 +198,13 @@ def test_simulate_and_view_give_the_diff_of_a_check_mode_run(wanted):
     actions = m.plan_present(nothing(), w)
     after = m.view(m.simulate(nothing(), w, actions))
     assert m.view(nothing()) == dict(netns=None)
-    assert after == dict(
+    assert after == dict(  # with the kernel's MTUs and the link the gateway is on, as the kernel shows it
         netns=NAME, loopback_up=True,
-        bridges={"br-web": dict(mtu=None, up=True, addresses=["10.42.0.1/24"])},
-        veths={"eth0": dict(peer="veth-web", bridge="br-web", mtu=None, mac="02:00:00:00:00:0a",
+        bridges={"br-web": dict(mtu=1500, up=True, addresses=["10.42.0.1/24"])},
+        veths={"eth0": dict(peer="veth-web", bridge="br-web", mtu=1500, mac="02:00:00:00:00:0a",
                             peer_mac=None, addresses=["10.42.0.10/24", "fd42::a/64"], peer_addresses=[],
                             up=True)},
-        routes=["default via 10.42.0.1"], sysctls={"net.ipv4.ip_forward": "1"})
+        routes=["default via 10.42.0.1 dev eth0"], sysctls={"net.ipv4.ip_forward": "1"})
     assert set(after) == set(m.view(converged()))
 
 
@@ -205,3 +212,114 @@ def test_veth_aliases_round_trip():
     assert m.parse_veth_alias(m.veth_alias("a.b-c", "eth0")) == ("a.b-c", "eth0")
     assert m.parse_veth_alias("something else") is None
     assert m.parse_veth_alias(None) is None
+
+
+def lines(actions):
+    return [m.describe(a) for a in actions]
+
+
+def with_eth0(**changes):
+    """SIMPLE with the veth's options changed."""
+    options = copy.deepcopy(SIMPLE)
+    options["veths"][0].update(changes)
+    return options
+
+
+def test_an_address_in_the_same_subnet_is_added_before_the_old_one_goes(wanted):
+    actions = m.plan_present(converged(), wanted(**with_eth0(addresses=["10.42.0.20/24", "fd42::a/64"])))
+    assert lines(actions) == ["add_addr ns eth0 10.42.0.20/24", "del_addr ns eth0 10.42.0.10/24"]
+
+
+def test_an_ipv6_address_whose_prefix_changes_goes_first(wanted):
+    """The kernel keeps one prefix length per IPv6 address (a second add is EEXIST); IPv4 keeps both."""
+    options = with_eth0(addresses=["10.42.0.10/16", "fd42::a/48", "fd42::b/64"])
+    assert lines(m.plan_present(converged(), wanted(**options))) == [
+        "del_addr ns eth0 fd42::a/64", "add_addr ns eth0 10.42.0.10/16", "add_addr ns eth0 fd42::a/48",
+        "add_addr ns eth0 fd42::b/64", "del_addr ns eth0 10.42.0.10/24"]
+
+
+def test_routes_go_before_the_links_change_and_come_after(wanted):
+    """A route that goes is deleted first; a route the kernel flushes with a link's last IPv4
+    address is planned as deleted and added back, after the addresses (and so is what happens)."""
+    state = converged()
+    state["routes"].append(m.route_key("10.9.0.0/16", None, "eth0", None))
+    options = with_eth0(addresses=["fd42::a/64"])
+    options.update(gateway=[], routes=[dict(dst="10.9.0.0/16", dev="eth0")])
+    assert lines(m.plan_present(state, wanted(**options))) == [
+        "del_route default via 10.42.0.1 dev eth0", "del_route 10.9.0.0/16 dev eth0",
+        "del_addr ns eth0 10.42.0.10/24", "add_route 10.9.0.0/16 dev eth0"]
+    options = with_eth0(addresses=["fd42::a/64", "10.43.0.10/24"])
+    options.update(gateway=[], routes=[dict(dst="10.9.0.0/16", dev="eth0")])
+    assert lines(m.plan_present(state, wanted(**options))) == [  # an IPv4 address stays: so does the route
+        "del_route default via 10.42.0.1 dev eth0", "add_addr ns eth0 10.43.0.10/24",
+        "del_addr ns eth0 10.42.0.10/24"]
+
+
+def test_a_gateway_route_belongs_on_the_link_whose_subnet_holds_the_gateway(wanted):
+    state = converged()
+    state["routes"] = [m.route_key("default", "10.42.0.1", "eth9", None)]
+    actions = m.plan_present(state, wanted(**SIMPLE))
+    assert lines(actions) == ["del_route default via 10.42.0.1 dev eth9", "add_route default via 10.42.0.1"]
+
+
+def test_a_bridge_mtu_is_set_where_its_ports_cannot_undo_it(wanted):
+    """The kernel gives a bridge its smallest port's MTU until somebody sets a different one: set
+    first when it differs, else after the ports (setting the MTU a bridge has does not count)."""
+    options = copy.deepcopy(SIMPLE)
+    options["bridges"][0]["mtu"] = 9000
+    assert lines(m.plan_present(nothing(), wanted(**options)))[2:4] == [
+        "create_bridge br-web", "set_link host br-web mtu=9000"]
+    options = with_eth0(mtu=1400)
+    options["bridges"][0]["mtu"] = 1500
+    assert lines(m.plan_present(converged(), wanted(**options))) == [
+        "set_link ns eth0 mtu=1400", "set_link host veth-web mtu=1400", "set_link host br-web mtu=1500"]
+    pinned = converged()
+    pinned["bridges"]["br-web"]["mtu"] = 1500
+    pinned["bridges"]["br-web"]["ports"] = {"veth-web": 1400}  # 1500 over a 1400 port: set by somebody
+    pinned["veths"]["eth0"].update(mtu=1400, peer_mtu=1400)
+    assert m.plan_present(pinned, wanted(**options)) == []
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["fd00::1/64", "fd00::1/48"])]),
+     "veths[0].addresses: fd00::1 is listed as fd00::1/48 and fd00::1/64"),
+    (dict(veths=[dict(name="eth0", peer="v0", mtu=1200, addresses=["fd00::1/64"])]),
+     "veths[0].mtu: 1200 is below 1280"),
+    (dict(veths=[dict(name="eth0", peer="v0", mtu=1200)], routes=[dict(dst="fd00::/8", dev="eth0")]),
+     "veths[0].mtu: 1200 is below 1280"),
+    (dict(bridges=[dict(name="br0", mtu=20)]), "bridges[0].mtu: 20 is not an MTU (68 to 65535)"),
+    (dict(veths=[dict(name="eth0", peer="v0")],  # no metric is 1024 for IPv6
+          routes=[dict(dst="fd00::/8", dev="eth0", metric=1024), dict(dst="fd00::/8", gateway="fe80::1")]),
+     "routes: fd00::/8 via fe80::1: a second route to the same destination needs a metric of its own"),
+])
+def test_desired_refuses_what_the_kernel_would_not_keep(wanted, options, error):
+    with pytest.raises(m.ModelError) as e:
+        wanted(**options)
+    assert str(e.value).startswith(error)
+    assert wanted(veths=[dict(name="eth0", peer="v0", mtu=1200, addresses=["10.0.0.1/24"])])
+
+
+def test_a_link_made_again_gets_its_sysctls_again(wanted):
+    state = converged()
+    state["sysctls"]["net.ipv4.conf.eth0.rp_filter"] = "2"
+    options = copy.deepcopy(SIMPLE)
+    options["sysctls"]["net.ipv4.conf.eth0.rp_filter"] = 2
+    assert m.plan_present(state, wanted(**options)) == []
+    options["veths"][0]["peer"] = "veth-web2"
+    assert m.plan_present(state, wanted(**options))[-1] == ("sysctl", "net.ipv4.conf.eth0.rp_filter", "2")
+
+
+def test_a_metric_another_wanted_route_gives_is_not_kept_for_one_without(wanted):
+    """default dev eth0 (any metric) must not keep the route at metric 5 that default via ... metric 5
+    needs (the kernel holds one route per destination and metric); IPv4's metric 0 is no metric."""
+    state = converged()
+    state["routes"] = [m.route_key("default", None, "eth0", 5)]
+    options = dict(SIMPLE, gateway=[], routes=[dict(dst="default", dev="eth0"),
+                                               dict(dst="default", gateway="10.42.0.1", metric=5)])
+    assert lines(m.plan_present(state, wanted(**options))) == [
+        "del_route default dev eth0 metric 5", "add_route default via 10.42.0.1 metric 5",
+        "add_route default dev eth0"]
+    state["routes"] = [m.route_key("default", "10.42.0.1", "eth0", None),
+                       m.route_key("default6", "fd42::1", "eth0", 1024)]
+    zero = [dict(dst="default", gateway=gw, metric=0) for gw in ("10.42.0.1", "fd42::1")]
+    assert m.plan_present(state, wanted(**dict(SIMPLE, gateway=[], routes=zero))) == []

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import signal
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from helpers.attempt import attempt
+from helpers.leaks import children as leaks_children
+from helpers.leaks import open_fds
 from helpers.marks import needs_root
 from helpers.procs import children, fd_count
 
@@ -232,3 +238,160 @@ def test_run_stdin_from_a_file(tmp_path: Path) -> None:
     (tmp_path / "in").write_bytes(b"from file\n")
     with open(tmp_path / "in", "rb") as f:
         assert run(["cat"], stdin=f, capture_output=True).stdout == b"from file\n"
+
+
+# ---- run(): its own arguments, checked before anything starts (issue 11) -------------------------
+
+CLOSED_FILE = open(os.devnull, "rb")  # noqa: SIM115 - closed right away: a closed file object
+CLOSED_FILE.close()
+RUN_REFUSED = [
+    # (id, argv, kwargs, the message's field, exception)
+    ("argv-empty", [], {}, "argv", ValueError),
+    ("argv-none", None, {}, "argv", TypeError),
+    ("argv-int-item", [5], {}, "argv[0]", TypeError),
+    ("sys-type", ["true"], {"sys": {}}, "sys", TypeError),
+    ("ptrace", ["true"], {"sys": SysProcAttr(ptrace=True)}, "sys.ptrace", ValueError),
+    ("ptrace-captured", ["true"], {"sys": SysProcAttr(ptrace=True), "capture_output": True}, "sys.ptrace",
+     ValueError),
+    ("env-str", ["true"], {"env": "A=B"}, "env", TypeError),
+    ("env-key-with-equals", ["true"], {"env": {"A=B": "1"}}, "env['A=B']", ValueError),
+    ("env-empty-key", ["true"], {"env": {"": "1"}}, "env['']", ValueError),
+    ("env-value-int", ["true"], {"env": {"A": 1}}, "env['A']", TypeError),
+    ("env-value-nul", ["true"], {"env": {"A": "\0"}}, "env['A']", ValueError),
+    ("cwd-int", ["true"], {"cwd": 5}, "cwd", TypeError),
+    ("input-surrogate", ["true"], {"input": "\udcff"}, "input", ValueError),
+    ("input-int", ["true"], {"input": 123}, "input", TypeError),
+    ("timeout-str", ["true"], {"timeout": "x"}, "timeout", TypeError),
+    ("timeout-nan", ["true"], {"timeout": float("nan")}, "timeout", ValueError),
+    ("timeout-inf", ["true"], {"timeout": float("inf")}, "timeout", ValueError),
+    ("timeout-bool", ["true"], {"timeout": True}, "timeout", TypeError),
+    ("text-int", ["true"], {"text": 1}, "text", TypeError),
+    ("check-none", ["true"], {"check": None}, "check", TypeError),
+    ("capture-output-str", ["true"], {"capture_output": "yes"}, "capture_output", TypeError),
+    ("stdout-str", ["true"], {"stdout": "x"}, "stdout", TypeError),
+    ("stdout-closed-file", ["true"], {"stdout": CLOSED_FILE}, "stdout", ValueError),
+    ("stdin-stdout-constant", ["true"], {"stdin": subprocess.STDOUT}, "stdin", ValueError),
+    ("stderr-negative", ["true"], {"stderr": -7}, "stderr", ValueError),
+    ("stdout-bool", ["true"], {"stdout": True}, "stdout", TypeError),
+]
+
+
+@pytest.mark.parametrize(("argv", "kwargs", "field", "kind"), [c[1:] for c in RUN_REFUSED],
+                         ids=[c[0] for c in RUN_REFUSED])
+def test_run_refuses_bad_arguments_before_any_process(argv: object, kwargs: dict, field: str,
+                                                     kind: type) -> None:
+    got = attempt(run, argv, **kwargs)
+    assert (got.kind, got.processes) == (kind.__name__, 0), got.message
+    assert got.message.startswith(f"{field}: "), got.message
+
+
+def test_run_takes_bytes_and_paths_as_argv() -> None:
+    assert run([b"true"]).returncode == 0
+    assert run([Path("/bin/true")]).returncode == 0
+    assert run(["sh", "-c", 'test "$1" = "\xe9"', "sh", b"\xc3\xa9"]).returncode == 0
+
+
+def test_run_env_takes_bytes() -> None:
+    res = run(["/usr/bin/env"], env={b"ONLY": b"\xff"}, capture_output=True)
+    assert res.stdout == b"ONLY=\xff\n"
+
+
+def test_run_stderr_to_stdout() -> None:
+    res = run(["sh", "-c", "echo out; echo err >&2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert (res.stdout, res.stderr) == (b"out\nerr\n", None)
+
+
+class _Interrupt:
+    """SIGUSR1 raises KeyboardInterrupt in the main thread, as Ctrl-C's SIGINT does (SIGALRM is
+    pytest-timeout's)."""
+
+    def __enter__(self) -> _Interrupt:
+        def raise_interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        self.old = signal.signal(signal.SIGUSR1, raise_interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGUSR1, self.old)
+
+    @staticmethod
+    def after(delay: float) -> threading.Timer:
+        """A timer to start inside the try that expects the interrupt: it may fire before start() returns."""
+        return threading.Timer(delay, os.kill, (os.getpid(), signal.SIGUSR1))
+
+
+@pytest.mark.parametrize("capture", [False, True], ids=["waiting", "capturing"])
+def test_run_interrupted_kills_and_reaps_the_child(capture: bool) -> None:
+    fds, kids = open_fds(), leaks_children()
+    with _Interrupt() as interrupt:
+        timer = interrupt.after(0.2)
+        with pytest.raises(KeyboardInterrupt):
+            timer.start()
+            run(["sleep", "60"], capture_output=capture, input=b"x" if capture else None)
+        timer.join()
+    assert (open_fds(), leaks_children()) == (fds, kids)
+
+
+def test_run_interrupted_anywhere_leaves_nothing() -> None:
+    # An interrupt at a random moment of run(): before, during or after start_process, while
+    # feeding input or reading output. Whatever it hits, no fd and no child may be left.
+    rng = random.Random(11)
+    fds, kids = open_fds(), leaks_children()
+    outcomes = {"interrupted": 0, "completed": 0}
+    with _Interrupt() as interrupt:
+        for _ in range(300):
+            timer = interrupt.after(rng.uniform(0, 0.004))
+            try:
+                try:
+                    timer.start()
+                    run(["cat"], input=b"x" * 70000, capture_output=True)
+                    outcomes["completed"] += 1
+                finally:
+                    timer.join()
+            except KeyboardInterrupt:
+                outcomes["interrupted"] += 1
+            timer.join()
+            assert (open_fds(), leaks_children()) == (fds, kids), outcomes
+    assert min(outcomes.values()) > 0, outcomes  # both paths were taken
+
+
+# Reported to the lead (process.py) and fixed there: Process.poll() treated a ptrace stop as an exit.
+def test_process_poll_of_a_ptrace_stopped_child_is_none() -> None:
+    proc = start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(ptrace=True)))
+    try:
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "t":
+            time.sleep(0.001)
+        assert proc.poll() is None
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        while os.WIFSTOPPED(os.waitpid(proc.pid, 0)[1]):
+            pass
+        proc.returncode = -signal.SIGKILL
+
+
+@pytest.mark.parametrize("timeout", [2**31, 1e300], ids=["beyond-epoll", "huge"])
+def test_run_huge_timeouts(timeout: float) -> None:
+    # found by test_property_api: epoll's timeout overflowed at 2147484 s
+    assert run(["true"], capture_output=True, timeout=timeout).returncode == 0
+    assert run(["true"], timeout=timeout).returncode == 0
+
+
+# Reported to the lead (process.py) and fixed there: an interrupt right after waitpid lost the status.
+def test_process_wait_interrupted_right_after_reaping_keeps_the_status() -> None:
+    proc = start_process("/bin/true", ["true"])
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # it has exited: wait() reaps at once
+
+    def signal_on_return(frame: object, event: str, arg: object) -> None:
+        if event == "c_return" and arg in (os.waitpid, os.waitid):
+            sys.setprofile(None)
+            signal.raise_signal(signal.SIGUSR1)  # its handler runs before the result is stored
+
+    with _Interrupt():
+        sys.setprofile(signal_on_return)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                proc.wait()
+        finally:
+            sys.setprofile(None)
+    assert proc.wait() == 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,8 @@ class Case:
 
 
 USERNS = {"cloneflags": NEWUSER}
+CLOSED = open(os.devnull, "rb")  # noqa: SIM115 - closed right away: a closed file object
+CLOSED.close()
 CASES = [
     # NUL bytes (Go returns EINVAL before forking)
     Case("nul-argv0", "argv0", argv0="/bin/tr\0ue", rule="NUL"),
@@ -132,6 +135,34 @@ CASES = [
     Case("setns-nstype", "SysProcAttr.setns[0].nstype", S(setns=[SetNS(0, pf.CLONE_VM)])),
     Case("setns-fd-negative", "SysProcAttr.setns[0].target", S(setns=[SetNS(-1)])),
     Case("setns-entry-type", "SysProcAttr.setns[0]", S(setns=["/run/netns/x"]), kind=TypeError),
+    # issue 11: every argument and field for type and range, before any process
+    Case("attr-int", "attr", 5, rule="ProcAttr", kind=TypeError),
+    Case("attr-sysprocattr", "attr", SysProcAttr(), rule="ProcAttr", kind=TypeError),  # type: ignore[arg-type]
+    Case("attr-dict", "attr", {}, kind=TypeError),  # type: ignore[arg-type]
+    Case("groups-int", "SysProcAttr.credential.groups", S(credential=Credential(0, 0, groups=5)),
+         rule="list", kind=TypeError),
+    Case("groups-str", "SysProcAttr.credential.groups", S(credential=Credential(0, 0, groups="12")),
+         kind=TypeError),
+    Case("no-setgroups-int", "SysProcAttr.credential.no_setgroups",
+         S(credential=Credential(0, 0, no_setgroups=1)), kind=TypeError),
+    *(Case(f"{name}-int", f"SysProcAttr.{name}", S(**{name: 1}), rule="True or False", kind=TypeError)
+      for name in ("ptrace", "setsid", "setpgid", "setctty", "noctty", "foreground",
+                   "gid_mappings_enable_setgroups", "use_cgroup_fd", "pidfd")),
+    Case("ctty-str-unused", "SysProcAttr.ctty", S(ctty="0"), kind=TypeError),
+    Case("ctty-str-setctty", "SysProcAttr.ctty", S(setsid=True, setctty=True, ctty="0"), kind=TypeError),
+    Case("cgroup-fd-str-unused", "SysProcAttr.cgroup_fd", S(cgroup_fd="3"), kind=TypeError),
+    Case("chroot-none", "SysProcAttr.chroot", S(chroot=None), kind=TypeError),
+    Case("chroot-surrogate", "SysProcAttr.chroot", S(chroot="/\ud800"), rule="encoded"),
+    Case("ambient-none", "SysProcAttr.ambient_caps", S(ambient_caps=None), kind=TypeError),
+    Case("ambient-str", "SysProcAttr.ambient_caps", S(ambient_caps="12"), kind=TypeError),
+    Case("argv0-surrogate", "argv0", argv0="/bin/tr\ud800ue", rule="encoded"),
+    Case("argv-surrogate", "argv[0]", argv=["\udfff"], rule="encoded"),
+    Case("env-surrogate", "ProcAttr.env[0]", ProcAttr(env=["A=\ud800"]), rule="encoded"),
+    Case("dir-falsy-int", "ProcAttr.dir", ProcAttr(dir=0), kind=TypeError),  # type: ignore[arg-type]
+    Case("dir-surrogate", "ProcAttr.dir", ProcAttr(dir="/\ud800"), rule="encoded"),
+    Case("files-closed-file-object", "ProcAttr.files[1]", ProcAttr(files=[0, CLOSED, 2]),
+         rule="closed file"),
+    Case("files-float", "ProcAttr.files[0]", ProcAttr(files=[0.0]), rule="float", kind=TypeError),
 ]
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_refused_before_any_process(case: Case) -> None:

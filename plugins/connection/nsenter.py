@@ -15,6 +15,9 @@ description:
     launcher or of the pyforkexec daemon), or any process, by pid.
   - Files go through the same namespaces (C(dd) inside them), so they land in the target's mount namespace
     and new root, owned as the target's user namespace sees it.
+  - Ansible's remote temporary directory defaults to the target's own C(/tmp) (inside its mount namespace)
+    instead of C(~/.ansible/tmp), which root mapped into a user namespace, or a read-only root, cannot
+    write. Set C(ansible_remote_tmp) (or C(remote_tmp) in C(ansible.cfg)) to choose another one.
   - To check a service from inside, run the play on the host itself (C(connection=local)) and
     C(delegate_to) an inventory host that uses this connection, or add one with M(ansible.builtin.add_host).
 author:
@@ -22,6 +25,9 @@ author:
 requirements:
   - C(nsenter) (util-linux) where Ansible runs, and root there
   - A POSIX shell and C(dd) in the target's filesystem, and Python for modules
+  - "A C(/tmp) in the target that its root (mapped root, with a user namespace) can write: the host's, a
+    O(pyforkexec.isolation.service#module:mounts) entry V({type: tmpfs, target: /tmp}), or a directory given
+    as C(ansible_remote_tmp)"
 options:
   remote_addr:
     description:
@@ -107,6 +113,12 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import servic
 
 display = Display()
 
+# Where Ansible makes its temporary directories inside the target unless remote_tmp is configured:
+# the shell's own default, ~/.ansible/tmp, is the host's /root/.ansible/tmp seen from inside, which
+# the root of a user namespace (an unprivileged uid outside) or a read-only root cannot create.
+# /tmp is world-writable, or the target's private tmpfs; Ansible makes a fresh mode-0700 directory in it.
+TARGET_REMOTE_TMP = "/tmp"
+
 # nsenter(1) option of each namespace kind
 NSENTER_OPTIONS = {
     "user": "--user",
@@ -132,6 +144,16 @@ class Connection(ConnectionBase):
         super().__init__(play_context, new_stdin, *args, **kwargs)
         self.pid = None
         self.nsenter = None
+        # Ansible sets the shell's options after this connection's, for each task, and reads remote_tmp
+        # before it runs any command here: the default is replaced as the shell's options are set.
+        set_shell_options = self._shell.set_options
+
+        def set_options(*args, **kwargs):
+            set_shell_options(*args, **kwargs)
+            if self._shell.get_option_and_origin("remote_tmp")[1] == "default":
+                self._shell.set_option("remote_tmp", TARGET_REMOTE_TMP)
+
+        self._shell.set_options = set_options
 
     def _connect(self):
         if os.geteuid() != 0:

@@ -34,6 +34,10 @@ options:
   uid_map:
     description:
       - Lines of the new user namespace's C(uid_map). Needs a new user namespace.
+      - "The maps alone do not change who the command runs as. It keeps the module's uid (root), which a map
+        of other ids does not list, so inside the namespace it runs as the overflow uid (65534, C(nobody))
+        without any capability. Set O(credential) to ids the maps list (V({uid: 0, gid: 0}) for root of
+        the namespace), or map the module's own user with O(map_root_user)."
     type: list
     elements: dict
     suboptions: &idmap
@@ -81,11 +85,16 @@ options:
       - Join the named network namespace C(/run/netns/NAME), as made by M(pyforkexec.isolation.netns) or
         C(ip netns add).
       - Cannot be combined with V(net) in O(namespaces).
+      - The namespace must exist when the task runs; a name whose file is not a network namespace any more
+        (its mount went away) fails the task too.
     type: str
   join:
     description:
       - Existing namespaces to join with C(setns) before anything else, as C(nsenter) does.
       - Joining a PID namespace places the command's children in it, not the command itself, as C(setns) does.
+      - Each entry must name namespaces that exist, else the task fails naming the entry (C(join[1].pid))
+        before anything runs; it never runs the command in the host's namespaces instead. A process that
+        exits between that check and the start fails the start the same way.
     type: list
     elements: dict
     default: []

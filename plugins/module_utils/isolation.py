@@ -6,11 +6,17 @@
 doc fragment); ``build_sysprocattr`` turns validated module parameters into a ``pyforkexec.SysProcAttr``
 and ``check_process`` runs pyforkexec's own validation on the result, so every rule about which
 options combine lives in pyforkexec and reaches the user with the option's name in front.
+
+Every message names the option the user wrote, down to the entry (``join[1]``, ``uid_map[0].size``,
+``credential.uid``): while it builds the SysProcAttr, ``build_sysprocattr`` records which option each
+pyforkexec field came from (``Origins``), and ``Built.explain`` rewrites pyforkexec's field names, in a
+validation message, an ``OSError`` of the spawn or a ``ChildError`` of the child, back to that option.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import grp
 import os
 import pwd
@@ -114,7 +120,8 @@ ISOLATION_ARGSPEC = dict(
 )
 ISOLATION_MUTUALLY_EXCLUSIVE = [("map_root_user", "uid_map"), ("map_root_user", "gid_map")]
 
-# SysProcAttr/ProcAttr field -> the module option that sets it, for error messages.
+# SysProcAttr/ProcAttr field -> the module option that sets it, for messages about a field that
+# build_sysprocattr did not record (explain() without Origins).
 OPTION_OF_FIELD = {
     "sys.cloneflags": "namespaces/cloneflags",
     "sys.unshareflags": "unshareflags",
@@ -139,7 +146,26 @@ OPTION_OF_FIELD = {
     "argv": "argv",
     "argv0": "argv",
 }
-_SPEC_MESSAGE = re.compile(r"^spec: ((?:sys|proc)\.[a-z_]+|argv0?)(\S*): (.*)$", re.S)
+# A pyforkexec message about a field: "spec: sys.uid_mappings[1].size: RULE" from spec.check, or
+# "SysProcAttr.setns[0]: RULE" from the library itself (validation, or an OSError of the spawn).
+_FIELD_MESSAGE = re.compile(
+    r"^(?:spec: )?(?P<path>(?:sys|proc|SysProcAttr|ProcAttr)\.[A-Za-z_]\S*?|argv0?\S*?): (?P<rule>.*)$", re.S)
+_PATH_PART = re.compile(r"\.[A-Za-z_]+|\[\d+\]")
+# The child's step -> the field it carries out (those with an index: the entry of that list field).
+_FIELD_OF_STEP = {
+    "SETNS": "sys.setns[]", "MKDIR": "sys.mounts[]", "MOUNT": "sys.mounts[]", "PRLIMIT": "sys.rlimits[]",
+    "CLONE": "sys.cloneflags", "UNSHARE": "sys.unshareflags", "KEEPCAPS": "sys.capabilities",
+    "SETHOSTNAME": "sys.hostname", "SETDOMAINNAME": "sys.domainname", "MOUNT_ROOT": "sys.mount_propagation",
+    "REMOUNT_RO": "sys.readonly_root", "PIVOT_ROOT": "sys.pivot_root", "UMOUNT_OLDROOT": "sys.pivot_root",
+    "SETGROUPS": "sys.credential.groups", "SETGID": "sys.credential.gid", "SETUID": "sys.credential.uid",
+    "CAPBSET_DROP": "sys.capabilities", "CAPSET": "sys.capabilities", "CAP_AMBIENT": "sys.capabilities",
+    "NO_NEW_PRIVS": "sys.no_new_privs", "SECCOMP": "sys.seccomp", "CHDIR": "proc.dir",
+}
+# The file an id map step failed on (pyforkexec.errors.ID_MAP_FILES[index]) -> its field.
+_FIELD_OF_ID_MAP_FILE = {"uid_map": "sys.uid_mappings", "setgroups": "sys.gid_mappings_enable_setgroups",
+                         "gid_map": "sys.gid_mappings"}
+NS_GET_NSTYPE = 0xB703  # ioctl(2) on a namespace fd: its CLONE_NEW* type (ENOTTY on any other file)
+OFFLINE_ID = 65534  # the id a user or group name stands for in a check away from its host (nobody's)
 
 
 class IsolationError(ValueError):
@@ -148,6 +174,86 @@ class IsolationError(ValueError):
 
 def _fail(option, message):
     raise IsolationError(f"{option}: {message}")
+
+
+class Origins:
+    """Which module option each pyforkexec field was built from: ``sys.setns[2]`` from ``join[1]``,
+    ``sys.mounts[0]`` from ``rootfs``... Recorded before the value is made, so that even a refusal of
+    the value itself names its option."""
+
+    def __init__(self, argv_option="argv"):
+        self._options = {"argv": (argv_option, frozenset()), "argv0": (argv_option, frozenset())}
+
+    def add(self, field, option, keys=()):
+        """``field`` (``sys.credential``) comes from ``option``; below it, the sub-fields named in
+        ``keys`` are the option's own sub-options of the same name (``sys.credential.uid`` is
+        ``credential.uid``), any other is reported as the option itself."""
+        self._options[field] = (option, frozenset(keys))
+
+    def option(self, path):
+        """The module option a pyforkexec field path (``sys.uid_mappings[1].size``) comes from."""
+        head = re.match(r"^(sys|proc|argv0?)", path)
+        if not head:
+            return path
+        parts = [head.group(1), *_PATH_PART.findall(path[head.end():])]
+        for n in range(len(parts), 0, -1):
+            recorded = self._options.get("".join(parts[:n]))
+            if recorded is not None:
+                option, keys = recorded
+                rest = parts[n:]
+                if rest and rest[0][1:] in keys:
+                    option += "".join(rest)
+                return option
+        for n in range(len(parts), 0, -1):
+            option = OPTION_OF_FIELD.get("".join(parts[:n]))
+            if option is not None:
+                return option
+        return path
+
+
+def explain(message, origins=None):
+    """A pyforkexec message about a field rewritten to start with the module option it comes from,
+    the field kept in parentheses; any other message unchanged."""
+    match = _FIELD_MESSAGE.match(message)
+    if not match:
+        return message
+    path, rule = match.group("path"), match.group("rule")
+    path = re.sub(r"^SysProcAttr\.", "sys.", re.sub(r"^ProcAttr\.", "proc.", path))
+    option = (origins or Origins()).option(path)
+    where = "SysProcAttr." + path[4:] if path.startswith("sys.") else path.replace("proc.", "ProcAttr.")
+    return f"{option}: {rule} (pyforkexec: {where})"
+
+
+@dataclasses.dataclass
+class Built:
+    """A validated ProcAttr and the option each of its fields came from."""
+
+    attr: object  # pyforkexec.ProcAttr
+    origins: Origins
+
+    def explain(self, error, context=None):
+        """The message of a pyforkexec error (an OSError or ValueError of the spawn, or a ChildError),
+        starting with the module option it is about; else with ``context``, when given."""
+        if isinstance(error, deps.pyforkexec.ChildError):
+            return self._child_error(error)
+        if isinstance(error, OSError) and error.strerror:
+            text = error.strerror if error.filename is None else f"{error.strerror}: {error.filename}"
+        else:
+            text = str(error)
+        explained = explain(text, self.origins)
+        return f"{context}: {text}" if explained == text and context else explained
+
+    def _child_error(self, error):
+        step = error.location.name
+        field = _FIELD_OF_STEP.get(step)
+        files = deps.pyforkexec.errors.ID_MAP_FILES
+        if step in ("ID_MAP_WRITE", "UNSHARE_USER_READ") and 0 <= error.index < len(files):
+            field = _FIELD_OF_ID_MAP_FILE.get(files[error.index])
+        if field is None:  # execve (argv), or a step no option asks for
+            return str(error)
+        if field.endswith("[]"):
+            field = f"{field[:-2]}[{error.index}]"
+        return f"{self.origins.option(field)}: {error}"
 
 
 def _flags(option, names):
@@ -159,89 +265,188 @@ def _flags(option, names):
         _fail(option, str(e))
 
 
-def _id_maps(entries):
+def _id_maps(option, entries, field, origins):
     if entries is None:
         return None
+    origins.add(field, option)
+    for i in range(len(entries)):
+        origins.add(f"{field}[{i}]", f"{option}[{i}]", _IDMAP)
     cls = deps.pyforkexec.SysProcIDMap
     return [cls(e["container_id"], e["host_id"], e["size"]) for e in entries]
 
 
-def _lookup(option, value, by_name, noun):
-    """An id from a name or number (a numeric string counts as a number)."""
+def _check_id(option, number):
+    """A uid or gid the kernel can take, by pyforkexec's own rule ((uid_t)-1 is not an id)."""
+    fe = deps.pyforkexec
+    try:
+        return fe.checks.check_int(option, number, 0, fe.validate.MAX_ID)
+    except (TypeError, ValueError) as e:
+        raise IsolationError(str(e)) from None
+
+
+def _lookup(option, value, by_name, noun, on_host=True):
+    """An id from a name or number (a numeric string counts as a number). Away from the host
+    (``on_host`` false) a name stands for an id it will have there: OFFLINE_ID."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return _check_id(option, value)
     text = str(value)
     if text.isdigit():
-        return int(text)
+        return _check_id(option, int(text))
+    if not on_host:
+        return OFFLINE_ID
     try:
         return by_name(text)
     except KeyError:
         _fail(option, f"no such {noun}: {text!r}")
 
 
-def user_id(option, value):
-    return _lookup(option, value, lambda n: pwd.getpwnam(n).pw_uid, "user")
+def user_id(option, value, on_host=True):
+    return _lookup(option, value, lambda n: pwd.getpwnam(n).pw_uid, "user", on_host)
 
 
-def group_id(option, value):
-    return _lookup(option, value, lambda n: grp.getgrnam(n).gr_gid, "group")
+def group_id(option, value, on_host=True):
+    return _lookup(option, value, lambda n: grp.getgrnam(n).gr_gid, "group", on_host)
 
 
-def credential_for_user(user, group=None):
+def _passwd(uid, on_host):
+    """The passwd entry of ``uid`` on the host, None without one (or away from the host)."""
+    if not on_host:
+        return None
+    try:
+        return pwd.getpwuid(uid)
+    except KeyError:
+        return None
+
+
+def credential_for_user(user, group=None, on_host=True):
     """A Credential for a user name or id, as a service manager's User=/Group= sets it up: the
     user's primary group unless ``group`` is given, and its supplementary groups (initgroups)."""
-    uid = user_id("user", user)
-    try:
-        entry = pwd.getpwuid(uid)
-    except KeyError:
-        entry = None
+    uid = user_id("user", user, on_host)
+    entry = _passwd(uid, on_host)
     if group is not None:
-        gid = group_id("group", group)
-    elif entry is not None:
-        gid = entry.pw_gid
+        gid = group_id("group", group, on_host)
+    elif entry is not None or not on_host:
+        gid = entry.pw_gid if entry is not None else OFFLINE_ID
     else:
         _fail("group", f"needed: uid {uid} has no passwd entry to take the primary group from")
     groups = os.getgrouplist(entry.pw_name, gid) if entry is not None else [gid]
     return deps.pyforkexec.Credential(uid=uid, gid=gid, groups=sorted(set(groups)))
 
 
-def _credential(params):
-    uid = user_id("credential.uid", params["uid"])
+def _credential(params, origins, on_host):
+    """The Credential of ``credential``, or of the service module's ``user``/``group``, else None."""
+    user, group = params.get("user"), params.get("group")
+    if params["credential"] is None and user is None and group is None:
+        return None
+    if params["credential"] is None:
+        origins.add("sys.credential", "user" if user is not None else "group")
+        if group is not None:
+            origins.add("sys.credential.gid", "group")
+        return credential_for_user(user if user is not None else 0, group, on_host)
+    origins.add("sys.credential", "credential", _CREDENTIAL)
+    params = params["credential"]
+    uid = user_id("credential.uid", params["uid"], on_host)
     if params["gid"] is not None:
-        gid = group_id("credential.gid", params["gid"])
-    else:
-        try:
-            gid = pwd.getpwuid(uid).pw_gid
-        except KeyError:
+        gid = group_id("credential.gid", params["gid"], on_host)
+    elif on_host:
+        entry = _passwd(uid, on_host)
+        if entry is None:
             _fail("credential.gid", f"needed: uid {uid} has no passwd entry to take the primary group from")
-    groups = [group_id(f"credential.groups[{i}]", g) for i, g in enumerate(params["groups"])]
+        gid = entry.pw_gid
+    else:
+        gid = OFFLINE_ID
+    groups = [group_id(f"credential.groups[{i}]", g, on_host) for i, g in enumerate(params["groups"])]
     return deps.pyforkexec.Credential(uid=uid, gid=gid, groups=groups, no_setgroups=params["no_setgroups"])
 
 
-def _setns(params, cloneflags):
-    fe = deps.pyforkexec
+def environment_entries(env):
+    """The ``env`` option as "NAME=value" entries; a name that would set another variable is refused."""
     entries = []
-    if params["netns"]:
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name:
+            _fail(f"env.{name}", "not a variable name (empty, or with '=' or a NUL byte)")
+        entries.append(f"{name}={value}")
+    return entries
+
+
+def _kind_of_type(nstype):
+    return next((k for k, flag in NAMESPACE_FLAGS.items() if int(getattr(deps.pyforkexec, flag)) == nstype),
+                hex(nstype))
+
+
+def namespace_type(option, path):
+    """The CLONE_NEW* type of the namespace file ``path`` (a /proc/PID/ns link or a bind mount of one,
+    such as /run/netns/NAME). Fails naming ``option`` when there is no namespace there: the process
+    exited, the file is gone, or it is an ordinary file (a netns name whose mount went away)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        _fail(option, f"no namespace to join at {path}: {e.strerror}")
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        _fail(option, f"{path} is not a namespace (a /proc/PID/ns/* file, or a bind mount of one)")
+    finally:
+        os.close(fd)
+
+
+def _join_entries(option, join, on_host):
+    """[(path, nstype)] of one ``join`` entry; each one is a namespace that exists now. Away from the
+    host, the namespaces it names (none for a pid without ``namespaces``: they are found there)."""
+    kinds = join["namespaces"]
+    flags = [_flags(f"{option}.namespaces", [NAMESPACE_FLAGS[k]]) for k in kinds or []]
+    if join["path"] and kinds and len(kinds) > 1:
+        _fail(f"{option}.namespaces", "a namespace file is of one type: give at most one")
+    nsinfo = deps.pyforkexec.nsinfo
+    if not on_host:
+        if join["path"]:
+            return [(join["path"], flags[0] if flags else 0)]
+        return [(nsinfo.ns_path(join["pid"], k), f) for k, f in zip(kinds or [], flags)]
+    if join["path"]:
+        nstype = namespace_type(f"{option}.path", join["path"])
+        if kinds and nstype != flags[0]:
+            _fail(f"{option}.namespaces",
+                  f"{join['path']} is a {_kind_of_type(nstype)} namespace, not {kinds[0]}")
+        return [(join["path"], nstype)]
+    pid = join["pid"]
+    if pid <= 0 or not nsinfo.pid_exists(pid):
+        _fail(f"{option}.pid", f"no process {pid}")
+    if not kinds:
+        try:
+            kinds = [k for k in nsinfo.differing(pid) if k != "pid"]
+        except OSError as e:
+            _fail(f"{option}.pid", f"cannot read the namespaces of process {pid}: {e.strerror}")
+        # A process that exited but is not reaped yet has a /proc entry, its user namespace and none of
+        # the others: refuse it rather than join nothing (the command would run in this host's).
+        namespace_type(f"{option}.pid", nsinfo.ns_path(pid, "mount"))
+    named = f"{option}.namespaces" if join["namespaces"] else f"{option}.pid"
+    return [(nsinfo.ns_path(pid, kind), namespace_type(named, nsinfo.ns_path(pid, kind))) for kind in kinds]
+
+
+def _setns(params, cloneflags, origins, on_host):
+    """The SetNS entries of ``netns`` and ``join``, user namespaces first (the order pyforkexec joins
+    them in, so that an index in its messages is the index here)."""
+    fe = deps.pyforkexec
+    entries = []  # (option, path, nstype)
+    name = params["netns"]
+    if name:
         if cloneflags & fe.CLONE_NEWNET:
             _fail("netns", "joins an existing network namespace: it cannot be combined with a new one "
                   "('net' in namespaces or CLONE_NEWNET in cloneflags)")
-        path = os.path.join(NETNS_DIR, params["netns"])
-        if "/" in params["netns"] or not os.path.exists(path):
+        path = os.path.join(NETNS_DIR, name)
+        if "/" in name or name in (".", "..") or (on_host and not os.path.exists(path)):
             _fail("netns", f"no network namespace {path} (create it with pyforkexec.isolation.netns)")
-        entries.append(fe.SetNS(path, int(fe.CLONE_NEWNET)))
+        nstype = namespace_type("netns", path) if on_host else int(fe.CLONE_NEWNET)
+        if nstype != fe.CLONE_NEWNET:
+            _fail("netns", f"{path} is a {_kind_of_type(nstype)} namespace, not a network namespace")
+        entries.append(("netns", path, nstype))
     for i, join in enumerate(params["join"]):
-        kinds = join["namespaces"]
-        if join["path"]:
-            if kinds and len(kinds) > 1:
-                _fail(f"join[{i}].namespaces", "a namespace file is of one type: give at most one")
-            flag = _flags(f"join[{i}].namespaces", [NAMESPACE_FLAGS[kinds[0]]]) if kinds else 0
-            entries.append(fe.SetNS(join["path"], flag))
-            continue
-        kinds = kinds or [k for k in fe.nsinfo.differing(join["pid"]) if k != "pid"]
-        for kind in kinds:
-            flag = _flags(f"join[{i}].namespaces", [NAMESPACE_FLAGS[kind]])
-            entries.append(fe.SetNS(f"/proc/{join['pid']}/ns/{fe.nsinfo.NS_FILES[kind]}", flag))
-    return entries
+        option = f"join[{i}]"
+        entries += [(option, path, nstype) for path, nstype in _join_entries(option, join, on_host)]
+    entries.sort(key=lambda e: not e[2] & fe.CLONE_NEWUSER)
+    for n, entry in enumerate(entries):
+        origins.add(f"sys.setns[{n}]", entry[0])
+    return [fe.SetNS(path, int(nstype)) for option, path, nstype in entries]
 
 
 def _mount(m):
@@ -262,15 +467,21 @@ def _mount(m):
     return [fe.Mount(m["source"], target, m["fstype"], ",".join(flags) or 0, m["options"], m["mkdir"])]
 
 
-def _mounts(params):
-    mounts = [x for m in params["mounts"] for x in _mount(m)]
+# Fields of pyforkexec's Mount that are also sub-options of a mounts entry.
+_MOUNT_KEYS = ("source", "target", "fstype", "flags", "mkdir")
+
+
+def _mounts(params, origins, on_host):
+    made = [(f"mounts[{j}]", x) for j, m in enumerate(params["mounts"]) for x in _mount(m)]
     rootfs = params["rootfs"]
-    if rootfs and not os.path.isdir(rootfs):
+    if rootfs and on_host and not os.path.isdir(rootfs):
         _fail("rootfs", f"{rootfs} is not a directory")
-    if rootfs and not any(m.target.rstrip("/") == "" for m in mounts):
+    if rootfs and not any(m.target.rstrip("/") == "" for option, m in made):
         # pivot_root needs a mount point: the directory bound onto itself (target "/" is the new root)
-        mounts.insert(0, deps.pyforkexec.Mount.bind(rootfs, "/"))
-    return mounts
+        made.insert(0, ("rootfs", deps.pyforkexec.Mount.bind(rootfs, "/")))
+    for k, entry in enumerate(made):
+        origins.add(f"sys.mounts[{k}]", entry[0], () if entry[0] == "rootfs" else _MOUNT_KEYS)
+    return [mount for option, mount in made]
 
 
 def _size(option, value):
@@ -333,9 +544,10 @@ def _limit(value):
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-def _rlimits(params):
+def _rlimits(params, origins):
     out = []
-    for name, value in sorted(params.items()):
+    for k, (name, value) in enumerate(sorted(params.items())):
+        origins.add(f"sys.rlimits[{k}]", f"rlimits.{name}")
         soft, hard = _rlimit_pair(f"rlimits.{name}", value)
         out.append(deps.pyforkexec.Rlimit(name, _limit(soft), _limit(hard)))
     return out
@@ -366,32 +578,47 @@ def _require_fields(params):
                   f"{getattr(deps.pyforkexec, '__version__', '?')} does not have: upgrade pyforkexec")
 
 
-def build_sysprocattr(params, cgroup_path=None, with_cgroup=True):
+def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, on_host=True):
     """A SysProcAttr from the isolation options in ``params`` (module parameters after argument-spec
-    validation). ``cgroup_path`` is the default cgroup path. Raises IsolationError."""
+    validation; the service module's ``user``/``group`` too). ``cgroup_path`` is the default cgroup
+    path. Records in ``origins`` the option of each field. Raises IsolationError.
+
+    ``on_host`` false checks the options away from the host they are for (the role
+    isolated_service, on its controller, before it changes anything): what only that host knows is
+    left out (the ids of names, whether netns, join targets and rootfs exist there)."""
     fe = deps.pyforkexec
+    origins = origins if origins is not None else Origins()
     _require_fields(params)
+    # Only cloneflags can hold the flags pyforkexec's rules about cloneflags are about (CLONE_VM,
+    # CLONE_FS...): namespaces holds namespace flags alone, which combine freely.
+    origins.add("sys.cloneflags", "cloneflags" if params["cloneflags"] else "namespaces")
     clone = _flags("namespaces", [NAMESPACE_FLAGS[n] for n in params["namespaces"]])
     clone |= _flags("cloneflags", params["cloneflags"])
-    uid_map, gid_map = _id_maps(params["uid_map"]), _id_maps(params["gid_map"])
+    uid_map = _id_maps("uid_map", params["uid_map"], "sys.uid_mappings", origins)
+    gid_map = _id_maps("gid_map", params["gid_map"], "sys.gid_mappings", origins)
     if params["map_root_user"]:
+        origins.add("sys.uid_mappings", "map_root_user")
+        origins.add("sys.gid_mappings", "map_root_user")
         uid_map = [fe.SysProcIDMap(0, os.geteuid(), 1)]
         gid_map = [fe.SysProcIDMap(0, os.getegid(), 1)]
+    origins.add("sys.cgroup", "cgroup", _CGROUP)
+    origins.add("sys.capabilities", "capabilities", _CAPABILITIES)
+    origins.add("sys.seccomp", "seccomp", _SECCOMP)
     kwargs = dict(
         cloneflags=clone,
         unshareflags=_flags("unshareflags", params["unshareflags"]),
         uid_mappings=uid_map,
         gid_mappings=gid_map,
         gid_mappings_enable_setgroups=params["setgroups"] == "allow",
-        credential=_credential(params["credential"]) if params["credential"] else None,
-        setns=_setns(params, clone),
+        credential=_credential(params, origins, on_host),
+        setns=_setns(params, clone, origins, on_host),
         hostname=params["hostname"],
         domainname=params["domainname"],
         mount_propagation=params["mount_propagation"],
-        mounts=_mounts(params),
+        mounts=_mounts(params, origins, on_host),
         pivot_root=params["rootfs"],
         readonly_root=params["readonly_root"],
-        rlimits=_rlimits(params["rlimits"]),
+        rlimits=_rlimits(params["rlimits"], origins),
         cgroup=_cgroup(params["cgroup"], cgroup_path) if with_cgroup else None,
         no_new_privs=params["no_new_privs"],
     )
@@ -407,36 +634,29 @@ def build_sysprocattr(params, cgroup_path=None, with_cgroup=True):
     return fe.SysProcAttr(**kwargs)
 
 
-def explain(message):
-    """A pyforkexec spec error rewritten to start with the module option it comes from."""
-    match = _SPEC_MESSAGE.match(message)
-    if not match:
-        return message
-    field, rest, rule = match.groups()
-    option = OPTION_OF_FIELD.get(field, field)
-    where = "SysProcAttr." + field[4:] if field.startswith("sys.") else field.replace("proc.", "ProcAttr.")
-    return f"{option}: {rule} (pyforkexec: {where}{rest})"
-
-
-def check_process(argv, attr):
+def check_process(argv, attr, origins=None):
     """pyforkexec's own validation of (argv, attr), before anything starts. Raises IsolationError."""
     spec = deps.pyforkexec.spec
     try:
         spec.check(spec.Spec(argv=list(argv), attr=attr))
     except spec.SpecError as e:
-        raise IsolationError(explain(str(e))) from None
+        raise IsolationError(explain(str(e), origins)) from None
 
 
-def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_cgroup=True):
+def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_cgroup=True,
+                    argv_option="argv", on_host=True):
     """The ProcAttr (its ``sys`` built from the isolation options of ``params``) for argv with an
     environment (a list of "K=V", None for the launcher's) and a working directory, validated by
-    pyforkexec. Raises IsolationError naming the option."""
+    pyforkexec, with the option of each of its fields (a ``Built``). Raises IsolationError naming the
+    option (``argv_option`` for the command: the forkexec module's ``cmd``...). ``on_host``: see
+    build_sysprocattr."""
+    origins = Origins(argv_option)
     try:
-        sys_attr = build_sysprocattr(params, cgroup_path, with_cgroup)
+        sys_attr = build_sysprocattr(params, cgroup_path, with_cgroup, origins, on_host)
     except IsolationError:
         raise
     except (TypeError, ValueError) as e:  # a pyforkexec constructor refusing a value outright
-        raise IsolationError(str(e)) from None
+        raise IsolationError(explain(str(e), origins)) from None
     attr = deps.pyforkexec.ProcAttr(dir=chdir or None, env=env, sys=sys_attr)
-    check_process(argv, attr)
-    return attr
+    check_process(argv, attr, origins)
+    return Built(attr, origins)

@@ -19,7 +19,10 @@ description:
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
-  - pyforkexec on the managed host's Python (C(pip install pyforkexec))
+  - pyforkexec in the managed host's Python, best a virtualenv that C(ansible_python_interpreter) points to.
+    pyforkexec is not on PyPI; install the wheel built from its checkout (C(python -m build --wheel)) into
+    that virtualenv, or let the role C(pyforkexec.isolation.isolated_service) build and install it
+    (C(/opt/pyforkexec))
   - Linux, and root or a user namespace for most isolation options
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -102,6 +105,14 @@ EXAMPLES = r"""
     mounts:
       - type: proc
         target: /proc
+
+- name: As root of a new user namespace that is the unprivileged uid 100000 outside
+  pyforkexec.isolation.forkexec:
+    argv: [id]
+    namespaces: [user]
+    uid_map: [{container_id: 0, host_id: 100000, size: 65536}]
+    gid_map: [{container_id: 0, host_id: 100000, size: 65536}]
+    credential: {uid: 0, gid: 0}  # without it, the command runs as the overflow uid (nobody)
 
 - name: Inside a named network namespace made by pyforkexec.isolation.netns
   pyforkexec.isolation.forkexec:
@@ -212,6 +223,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation imp
     ISOLATION_MUTUALLY_EXCLUSIVE,
     IsolationError,
     build_and_check,
+    environment_entries,
 )
 
 ARGSPEC = dict(
@@ -244,7 +256,9 @@ def skip_reason(params):
 
 def environment(params):
     env = dict(os.environ) if params["inherit_env"] else {}
-    env.update({k: str(v) for k, v in params["env"].items()})
+    added = {k: str(v) for k, v in params["env"].items()}
+    environment_entries(added)  # refuses a name that would set another variable
+    env.update(added)
     return env
 
 
@@ -258,13 +272,17 @@ def main():
     deps.require(module, "pyforkexec")
     params = module.params
     argv = params["argv"] if params["argv"] is not None else shlex.split(params["cmd"])
+    command = "argv" if params["argv"] is not None else "cmd"
     if not argv:
-        module.fail_json(msg="argv: the command is empty", cmd=argv)
-    env = environment(params)
+        module.fail_json(msg=f"{command}: the command is empty", cmd=argv)
+    if params["timeout"] < 0:
+        module.fail_json(msg=f"timeout: must be 0 (wait forever) or more seconds, got {params['timeout']}",
+                         cmd=argv)
     try:
-        attr = build_and_check(params, argv, env=[f"{k}={v}" for k, v in env.items()], chdir=params["chdir"],
-                               cgroup_path=f"pyforkexec/forkexec-{os.getpid()}")
-        sys_attr = attr.sys
+        env = environment(params)
+        built = build_and_check(params, argv, env=[f"{k}={v}" for k, v in env.items()], chdir=params["chdir"],
+                                cgroup_path=f"pyforkexec/forkexec-{os.getpid()}", argv_option=command)
+        sys_attr = built.attr.sys
     except IsolationError as e:
         module.fail_json(msg=str(e), cmd=argv)
     reason = skip_reason(params)
@@ -285,12 +303,12 @@ def main():
                         stdin=None if data is not None else subprocess.DEVNULL, capture_output=True,
                         timeout=params["timeout"] or None)
     except fe.ChildError as e:
-        module.fail_json(msg=str(e), cmd=argv, child_error=child_error(e), rc=None)
+        module.fail_json(msg=built.explain(e), cmd=argv, child_error=child_error(e), rc=None)
     except subprocess.TimeoutExpired:
         module.fail_json(msg=f"the command did not exit within {params['timeout']} seconds: it was killed",
                          cmd=argv, pid=pids[0] if pids else None, rc=None)
-    except (OSError, ValueError, TypeError) as e:
-        module.fail_json(msg=f"could not start {argv[0]}: {e}", cmd=argv)
+    except (OSError, ValueError, TypeError) as e:  # refused by pyforkexec at the spawn: a join target gone...
+        module.fail_json(msg=built.explain(e, context=f"could not start {argv[0]}"), cmd=argv)
     end = datetime.datetime.now()
     stdout = result.stdout.decode("utf-8", "replace")
     stderr = result.stderr.decode("utf-8", "replace")

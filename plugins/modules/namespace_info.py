@@ -18,8 +18,11 @@ description:
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
-  - pyforkexec on the managed host's Python (C(pip install pyforkexec))
-  - pyroute2 on the managed host's Python, for O(net=true)
+  - pyforkexec in the managed host's Python, best a virtualenv that C(ansible_python_interpreter) points to.
+    pyforkexec is not on PyPI; install the wheel built from its checkout (C(python -m build --wheel)) into
+    that virtualenv, or let the role C(pyforkexec.isolation.isolated_service) build and install it
+    (C(/opt/pyforkexec))
+  - pyroute2 in that Python, for O(net=true)
   - Linux, as root (or the owner of the process)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -130,6 +133,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
+    IsolationError,
+    namespace_type,
+)
 
 ARGSPEC = dict(
     pid=dict(type="int"),
@@ -143,8 +150,10 @@ ARGSPEC = dict(
 def describe_netns(name, with_net):
     netns_kernel, nsinfo = deps.pyforkexec.netns_kernel, deps.pyforkexec.nsinfo
     path = netns_kernel.netns_path(name)
-    if "/" in name or not os.path.exists(path):
+    if "/" in name or name in (".", "..") or not os.path.exists(path):
         raise paths.ServiceError(f"netns: no network namespace {path}")
+    if namespace_type("netns", path) != deps.pyforkexec.CLONE_NEWNET:  # a file whose mount went away...
+        raise paths.ServiceError(f"netns: {path} is not a network namespace")
     ino = nsinfo.inode(path)
     net = dict(inode=ino, path=path, same_as_host=ino == nsinfo.host_inode("net"))
     facts = dict(pid=None, namespaces=dict(net=net))
@@ -170,12 +179,12 @@ def main():
         if params["netns"] is not None:
             facts = describe_netns(params["netns"], params["net"])
         else:
-            target = params["pid"] if params["pid"] is not None else params["service"]
-            pid = paths.resolve_pid(target, params["manager"], module.run_command)
+            option = "pid" if params["pid"] is not None else "service"
+            pid = paths.resolve_pid(params[option], params["manager"], module.run_command)
             if not nsinfo.pid_exists(pid):
-                raise paths.ServiceError(f"pid: no process {pid}")
+                raise paths.ServiceError(f"{option}: no process {pid}")
             facts = nsinfo.describe(pid, with_net)
-    except (paths.ServiceError, OSError, RuntimeError) as e:
+    except (paths.ServiceError, IsolationError, OSError, RuntimeError) as e:
         module.fail_json(msg=str(e))
     module.exit_json(changed=False, **facts)
 

@@ -17,6 +17,13 @@ description:
     and C(net.*) sysctls inside the namespace are declarative; each run adds what is missing, changes what
     differs, and removes the addresses and routes that are not listed, so a second run reports
     V(changed=false).
+  - A change keeps what the old and the new topology have in common, even for a moment. Routes that go are
+    deleted first and new ones added last; a link gets its new addresses before it loses the old ones;
+    an IPv4 address that is the first (primary) of its subnet on the link hands the subnet to one of its
+    secondaries when it goes (C(promote_secondaries) is set on the link for that deletion and put back
+    after; without it the kernel deletes the secondaries, and the routes through them, with the primary).
+    The kernel removes a link's IPv4 routes with its last IPv4 address; those still listed are added back
+    (the actions show both).
   - The host ends of the veths and the bridges the module creates carry an interface alias starting with
     C(pyforkexec.isolation), so that later runs and O(state=absent) know which links are theirs.
   - The planning and the kernel side live in the pyforkexec library (C(pyforkexec.netns.converge)), which
@@ -25,7 +32,10 @@ description:
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
-  - pyforkexec and pyroute2 on the managed host's Python (C(pip install 'pyforkexec[net]'))
+  - pyforkexec and pyroute2 in the managed host's Python, best a virtualenv that
+    C(ansible_python_interpreter) points to. pyforkexec is not on PyPI; install the wheel built from its
+    checkout (C(python -m build --wheel)) and pyroute2 into that virtualenv, or let the role
+    C(pyforkexec.isolation.isolated_service) do it.
   - Linux, as root
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -66,7 +76,9 @@ options:
         elements: str
         default: []
       mtu:
-        description: Its MTU.
+        description:
+          - Its MTU (68 to 65535, at least 1280 with IPv6 addresses).
+          - Unset, the kernel gives the bridge its smallest port's MTU.
         type: int
   veths:
     description:
@@ -87,7 +99,7 @@ options:
         description: A host bridge to enslave the host end to.
         type: str
       mtu:
-        description: MTU of both ends.
+        description: MTU of both ends (68 to 65535, at least 1280 with IPv6 addresses or routes).
         type: int
       mac:
         description: MAC address of the end inside.
@@ -96,7 +108,9 @@ options:
         description: MAC address of the host end.
         type: str
       addresses:
-        description: Addresses of the end inside, with prefix length; others are removed.
+        description:
+          - Addresses of the end inside, with prefix length; others are removed.
+          - An IPv6 address has one prefix length on a link.
         type: list
         elements: str
         default: []
@@ -163,7 +177,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff shows the namespace's topology before and after.
+      - The diff shows the namespace's topology before and after, as the kernel shows it (in check mode, as
+        the kernel will show it, but for the MAC addresses it draws for new links).
       - With O(persist) set, or when persisted files are removed, it is a list of the topology's diff
         followed by one per file written or removed.
   platform:
@@ -253,7 +268,7 @@ topology:
     veths:
       eth0: {peer: veth-web, bridge: pfe-br0, mtu: 1400, mac: "02:42:0a:2a:00:0a",
              peer_mac: "6e:1b:22:8c:1a:01", addresses: [10.42.0.10/24], peer_addresses: [], up: true}
-    routes: [default via 10.42.0.1]
+    routes: [default via 10.42.0.1 dev eth0]
     sysctls: {net.ipv4.ip_forward: "1"}
 persist:
   description: Where the boot-time restoration lives (whether or not it is in place).

@@ -24,8 +24,11 @@ description:
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
-  - pyforkexec on the managed host's Python (C(pip install pyforkexec)); that Python runs the launcher
-  - jinja2 on the managed host's Python, for O(manager=systemd)
+  - pyforkexec in the managed host's Python, best a virtualenv that C(ansible_python_interpreter) points to.
+    pyforkexec is not on PyPI; install the wheel built from its checkout (C(python -m build --wheel)) into
+    that virtualenv, or let the role C(pyforkexec.isolation.isolated_service) build and install it
+    (C(/opt/pyforkexec)); that Python runs the launcher
+  - jinja2 in that Python, for O(manager=systemd)
   - Linux, as root
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -221,7 +224,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation imp
     IsolationError,
     build_and_check,
     cgroup_limits,
-    credential_for_user,
+    environment_entries,
 )
 
 ARGSPEC = dict(
@@ -241,13 +244,51 @@ ARGSPEC = dict(
 )
 
 
+MUTUALLY_EXCLUSIVE = [("user", "credential"), ("group", "credential"), *ISOLATION_MUTUALLY_EXCLUSIVE]
+REQUIRED_IF = [("state", "started", ["argv"]), ("state", "restarted", ["argv"])]
+
+
+def check_options(params):
+    """The service's name, and the options besides the isolation ones that only their use would
+    refuse (a daemon or unit that never starts); raises ServiceError naming the option."""
+    name = paths.check_name(params["name"])
+    if params["stop_timeout"] < 0:
+        raise paths.ServiceError(f"stop_timeout: must be 0 or more seconds, got {params['stop_timeout']}")
+    return name
+
+
+def unit_text(jinja2, params, name, python):
+    """The systemd unit of the service whose launcher runs with ``python``; raises UnitError or
+    IsolationError naming the option."""
+    limits = cgroup_limits(params["cgroup"]) if params["cgroup"] else None
+    return systemd.render_unit(jinja2, name, systemd.launcher_argv(python, name), params["restart"],
+                               params["stop_timeout"], systemd.resource_directives(limits),
+                               params["description"], netns=params["netns"])
+
+
+def launch_attr(params, name, manager, on_host=True):
+    """The service's ProcAttr, validated by pyforkexec (an isolation.Built); ``on_host`` false checks
+    the arguments away from their host, leaving out what only it knows (the role isolated_service, on
+    its controller, before it changes anything). Raises IsolationError naming the option."""
+    env = None if params["env"] is None else environment_entries(params["env"])
+    if manager != "direct" and params["cgroup"] and params["cgroup"]["path"]:
+        raise IsolationError("cgroup.path: with manager=systemd the service's cgroup is its unit's")
+    # pyforkexec checks the cgroup limits under either manager; under systemd they are the unit's
+    # directives, and the spec has no cgroup of its own.
+    built = build_and_check(params, params["argv"], env=env, chdir=params["chdir"],
+                            cgroup_path=f"pyforkexec/{name}", on_host=on_host)
+    if manager != "direct":
+        built.attr.sys.cgroup = None
+    return built
+
+
 class Service:
     """One run of the module: the wanted files, what runs, and the actions between them."""
 
     def __init__(self, module):
         self.module = module
         self.params = module.params
-        self.name = paths.check_name(self.params["name"])
+        self.name = check_options(self.params)
         self.manager = self._manager()
         self.systemctl = systemd.Systemctl(module.run_command)
         self.actions = []
@@ -272,26 +313,14 @@ class Service:
     # ---- the files ------------------------------------------------------------------------------
 
     def spec_text(self):
-        p = dict(self.params)
-        if p["user"] is not None or p["group"] is not None:
-            cred = credential_for_user(p["user"] if p["user"] is not None else 0, p["group"])
-            p["credential"] = dict(uid=cred.uid, gid=cred.gid, groups=list(cred.groups), no_setgroups=False)
-        env = None if p["env"] is None else [f"{k}={v}" for k, v in p["env"].items()]
-        direct = self.manager == "direct"
-        if not direct and p["cgroup"] and p["cgroup"]["path"]:
-            raise IsolationError("cgroup.path: with manager=systemd the service's cgroup is its unit's")
-        attr = build_and_check(p, p["argv"], env=env, chdir=p["chdir"],
-                               cgroup_path=f"pyforkexec/{self.name}", with_cgroup=direct)
+        p = self.params
+        attr = launch_attr(p, self.name, self.manager).attr
         doc = deps.pyforkexec.spec.dump(None, p["argv"], attr)
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
     def unit_text(self):
         deps.require(self.module, "jinja2", reason="to render the systemd unit")
-        p = self.params
-        limits = cgroup_limits(p["cgroup"]) if p["cgroup"] else None
-        return systemd.render_unit(deps.jinja2, self.name, systemd.launcher_argv(sys.executable, self.name),
-                                   p["restart"], p["stop_timeout"], systemd.resource_directives(limits),
-                                   p["description"], netns=p["netns"])
+        return unit_text(deps.jinja2, self.params, self.name, sys.executable)
 
     def wanted_files(self):
         if self.params["argv"] is None:
@@ -418,8 +447,8 @@ def daemon_log(params):
 def main():
     module = AnsibleModule(
         argument_spec=ARGSPEC,
-        mutually_exclusive=[("user", "credential"), ("group", "credential"), *ISOLATION_MUTUALLY_EXCLUSIVE],
-        required_if=[("state", "started", ["argv"]), ("state", "restarted", ["argv"])],
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        required_if=REQUIRED_IF,
         supports_check_mode=True,
     )
     deps.require(module, "pyforkexec")

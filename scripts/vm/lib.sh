@@ -10,12 +10,13 @@ PFE_VM_DIR="$PFE_ROOT/scripts/vm"
 PFE_VM_CACHE=${PFE_VM_CACHE:-/var/cache/pyforkexec-vm}
 # shellcheck disable=SC2034
 PFE_VM_SUITE=bookworm
-# What the VM scripts need on the host, on top of scripts/lib/env.sh's list.
-PFE_VM_HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client)
+# What the VM scripts need on the host, on top of scripts/lib/env.sh's list (ssh, ss, python3).
+PFE_VM_HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 
+# Both lists: scripts/vm/* also run on their own, without scripts/test's pfe_setup.
 pfe_vm_ensure_host_packages() {
     # shellcheck disable=SC2034  # read by pfe_ensure_apt_packages (dynamic scope)
-    local PFE_APT_PACKAGES=("${PFE_VM_HOST_PACKAGES[@]}")
+    local PFE_APT_PACKAGES=("${PFE_APT_PACKAGES[@]}" "${PFE_VM_HOST_PACKAGES[@]}")
     pfe_ensure_apt_packages
 }
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -40,6 +41,38 @@ def util_linux(tool: str) -> str:
 def both(tool: str, *args: str, **kw: Any) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
     """The same invocation through ``pyforkexec TOOL`` and util-linux's TOOL."""
     return pfe(tool, *args, **kw), run([util_linux(tool), *args], **kw)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What a command did in a PID namespace of its own: status, output, and the processes it made."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    processes: int  # the command itself included: 1 means it started nothing
+
+
+# pid 1 of the new namespace is this sh; the command is pid 2, so ns_last_pid (read by a builtin, which
+# starts no process) is 2 exactly when the command started no other process, even one reaped at once.
+# The report is the last line of stderr, after everything the command wrote.
+_COUNT = '"$@"; s=$?; read n < /proc/sys/kernel/ns_last_pid; echo "counted: $s $n" >&2'
+
+
+def counted(argv: Sequence[str], uid: Optional[int] = None) -> Counted:
+    """``argv`` run (as ``uid``, else as this root process) in a new PID namespace with its own /proc,
+    made by util-linux: a namespace per command keeps the count exact even beside other tests."""
+    drop = [] if uid is None else [util_linux("setpriv"), f"--reuid={uid}", f"--regid={uid}",
+                                   "--clear-groups"]
+    proc = run([util_linux("unshare"), "--pid", "--fork", "--mount-proc", "--", *drop,
+                "sh", "-c", _COUNT, "sh", *argv], stdin=subprocess.DEVNULL)
+    stderr, _, report = proc.stderr.rstrip("\n").rpartition("\n")
+    if not report.startswith("counted: "):  # no newline before it: the command wrote nothing
+        stderr, report = "", proc.stderr.rstrip("\n")
+    words = report.split()
+    if len(words) != 3 or words[0] != "counted:":
+        raise AssertionError(f"the counting shell did not report: {proc.stderr!r}")
+    return Counted(int(words[1]), proc.stdout, stderr + "\n" if stderr else "", int(words[2]) - 1)
 
 
 def ns_link(name: str, pid: int | str = "self") -> str:

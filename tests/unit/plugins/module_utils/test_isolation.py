@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import os
 import pwd
+import time
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import isolation as iso
 
 import pyforkexec as fe
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # the dev extra has it; the example-based tests run without it
+    st = None
+
+EXAMPLES = int(os.environ.get("PFE_HYPOTHESIS_EXAMPLES", "25"))
 
 
 @pytest.fixture
@@ -19,7 +28,7 @@ def attr(validate_args):
     def build(argv=("true",), cgroup_path="pyforkexec/unit", **options):
         params = validate_args(iso.ISOLATION_ARGSPEC, options,
                                mutually_exclusive=iso.ISOLATION_MUTUALLY_EXCLUSIVE)
-        return iso.build_and_check(params, list(argv), cgroup_path=cgroup_path)
+        return iso.build_and_check(params, list(argv), cgroup_path=cgroup_path).attr
 
     return build
 
@@ -90,7 +99,7 @@ def test_map_root_user_and_uid_map_are_mutually_exclusive(attr):
 
 
 def test_refused_and_unknown_clone_flags(refused):
-    assert refused(cloneflags=["CLONE_VM"]).startswith("namespaces/cloneflags: CLONE_VM is refused")
+    assert refused(cloneflags=["CLONE_VM"]).startswith("cloneflags: CLONE_VM is refused")
     assert refused(cloneflags=["bogus"]).startswith("cloneflags: ")
 
 
@@ -150,14 +159,14 @@ def test_capabilities_and_no_new_privs(attr, refused):
                                                ambient=["net_bind_service"], drop=[], drop_all_others=True)
     assert sys.no_new_privs is True
     assert refused(capabilities=dict(keep=["bogus"])) == (
-        "capabilities: unknown capability 'bogus' (pyforkexec: SysProcAttr.capabilities.keep[0])")
+        "capabilities.keep[0]: unknown capability 'bogus' (pyforkexec: SysProcAttr.capabilities.keep[0])")
 
 
 def test_seccomp_errno_by_name_and_unknown_calls(attr, refused):
     sys = attr(seccomp=dict(deny=["mkdir"], errno="EACCES")).sys
     assert sys.seccomp.errno == 13 and list(sys.seccomp.deny) == ["mkdir"]
     assert refused(seccomp=dict(deny=["mkdir"], errno="ENOPE")) == "seccomp.errno: unknown errno 'ENOPE'"
-    assert refused(seccomp=dict(deny=["no_such_call"])).startswith("seccomp: unknown system call")
+    assert refused(seccomp=dict(deny=["no_such_call"])).startswith("seccomp.deny[0]: unknown system call")
 
 
 def test_mounts_need_a_mount_namespace(refused):
@@ -200,7 +209,7 @@ def test_rlimits_take_one_value_a_pair_or_soft_and_hard(attr, refused):
     limits = attr(rlimits=dict(nofile=1024, nproc=[10, 20], core=dict(soft=0, hard="unlimited"))).sys.rlimits
     assert limits == [fe.Rlimit("core", 0, "unlimited"), fe.Rlimit("nofile", 1024, 1024),
                       fe.Rlimit("nproc", 10, 20)]
-    assert refused(rlimits=dict(bogus=1)).startswith("rlimits: unknown resource 'bogus'")
+    assert refused(rlimits=dict(bogus=1)).startswith("rlimits.bogus: unknown resource 'bogus'")
     assert refused(rlimits=dict(nofile=[1, 2, 3])) == "rlimits.nofile: expected [soft, hard], got 3 values"
 
 
@@ -210,17 +219,17 @@ def test_cgroup_limits_take_human_sizes_and_cpu_percentages(attr, refused):
                            pids_max="max", cpu_weight=50)
     assert attr(cgroup=dict(path="a/b", memory_max=1000)).sys.cgroup.path == "a/b"
     assert refused(cgroup=dict(memory_max="lots")).startswith("cgroup.memory_max: expected bytes, 'max'")
-    assert refused(cgroup=dict(cpu_weight=0)).startswith("cgroup: must be between 1 and 10000")
+    assert refused(cgroup=dict(cpu_weight=0)).startswith("cgroup.cpu_weight: must be between 1 and 10000")
 
 
 def test_without_cgroup_the_limits_are_left_to_the_caller(validate_args):
     params = validate_args(iso.ISOLATION_ARGSPEC, dict(cgroup=dict(memory_max="1G")))
-    assert iso.build_and_check(params, ["true"], with_cgroup=False).sys.cgroup is None
+    assert iso.build_and_check(params, ["true"], with_cgroup=False).attr.sys.cgroup is None
 
 
 def test_environment_and_directory_go_to_procattr(validate_args):
     params = validate_args(iso.ISOLATION_ARGSPEC, {})
-    attr = iso.build_and_check(params, ["true"], env=["A=1"], chdir="/tmp")
+    attr = iso.build_and_check(params, ["true"], env=["A=1"], chdir="/tmp").attr
     assert (attr.env, attr.dir) == (["A=1"], "/tmp")
 
 
@@ -233,3 +242,216 @@ def test_environment_and_directory_go_to_procattr(validate_args):
 ])
 def test_explain_puts_the_module_option_first(message, explained):
     assert iso.explain(message) == explained
+
+
+# ---- join and netns targets must be namespaces that exist (issue 11) --------------------------------
+
+
+@pytest.fixture
+def dead_pid():
+    """The pid of a process that has exited and been reaped."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+@pytest.fixture
+def zombie_pid():
+    """The pid of a process that has exited but is not reaped: /proc/PID exists, its namespaces do not."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().split()[2] == "Z":
+                break
+        time.sleep(0.005)
+    yield pid
+    os.waitpid(pid, 0)
+
+
+@pytest.fixture
+def stale_netns():
+    """A name in /run/netns whose file is not a namespace (what a netns whose mount went away leaves)."""
+    name = f"pfe-ut-stale-{os.getpid()}"
+    os.makedirs(iso.NETNS_DIR, exist_ok=True)
+    path = os.path.join(iso.NETNS_DIR, name)
+    open(path, "w").close()
+    yield name
+    os.unlink(path)
+
+
+def test_a_join_target_that_is_no_namespace_is_refused_naming_the_entry(refused, dead_pid, zombie_pid,
+                                                                        tmp_path):
+    def ok():  # a new dict each time: Ansible's validation fills the defaults in
+        return dict(path="/proc/self/ns/uts")
+
+    assert refused(join=[dict(pid=dead_pid)]) == f"join[0].pid: no process {dead_pid}"
+    assert refused(join=[ok(), dict(pid=dead_pid, namespaces=["net"])]) == (
+        f"join[1].pid: no process {dead_pid}")
+    assert refused(join=[dict(pid=0)]) == "join[0].pid: no process 0"
+    assert refused(join=[ok(), ok(), dict(pid=zombie_pid)]).startswith(
+        f"join[2].pid: no namespace to join at /proc/{zombie_pid}/ns/mnt")
+    assert refused(join=[dict(path="/nonexistent")]) == (
+        "join[0].path: no namespace to join at /nonexistent: No such file or directory")
+    assert refused(join=[ok(), dict(path=str(tmp_path))]).startswith(
+        f"join[1].path: {tmp_path} is not a namespace")
+    assert refused(join=[dict(path="/proc/self/ns/net", namespaces=["uts"])]) == (
+        "join[0].namespaces: /proc/self/ns/net is a net namespace, not uts")
+
+
+def test_a_netns_name_without_a_namespace_behind_it_is_refused(refused, stale_netns):
+    assert refused(netns=stale_netns).startswith(f"netns: /run/netns/{stale_netns} is not a namespace")
+    assert refused(netns="..").startswith("netns: no network namespace")
+
+
+def test_a_join_by_path_records_its_type_and_user_namespaces_come_first(attr):
+    with fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(sys=fe.SysProcAttr(
+            cloneflags=fe.CLONE_NEWUSER | fe.CLONE_NEWUTS, uid_mappings=[fe.SysProcIDMap(0, 0, 1)],
+            gid_mappings=[fe.SysProcIDMap(0, 0, 1)]))) as proc:
+        try:
+            sys = attr(join=[dict(path="/proc/self/ns/uts"), dict(pid=proc.pid)]).sys
+        finally:
+            proc.kill()
+    assert list(sys.setns) == [fe.SetNS(f"/proc/{proc.pid}/ns/user", int(fe.CLONE_NEWUSER)),
+                               fe.SetNS("/proc/self/ns/uts", int(fe.CLONE_NEWUTS)),
+                               fe.SetNS(f"/proc/{proc.pid}/ns/uts", int(fe.CLONE_NEWUTS))]
+
+
+def test_pyforkexec_names_of_setns_entries_become_the_join_entry(validate_args):
+    """pyforkexec names a setns target it cannot open SysProcAttr.setns[i] (its index in the sorted
+    list): the message names the join entry or netns it came from."""
+    params = validate_args(iso.ISOLATION_ARGSPEC, dict(join=[dict(path="/proc/self/ns/uts"),
+                                                             dict(path="/proc/self/ns/user")]))
+    built = iso.build_and_check(params, ["true"])
+    error = OSError(2, "SysProcAttr.setns[0]: No such file or directory: /proc/self/ns/user")
+    assert built.explain(error) == ("join[1]: No such file or directory: /proc/self/ns/user "
+                                    "(pyforkexec: SysProcAttr.setns[0])")
+    assert built.explain(OSError(2, "No such file or directory"), context="could not start true") == (
+        "could not start true: No such file or directory")
+
+
+@pytest.mark.parametrize(("location", "index", "option"), [
+    ("ID_MAP_WRITE", 0, "uid_map"), ("ID_MAP_WRITE", 1, "setgroups"), ("UNSHARE_USER_READ", 2, "gid_map"),
+    ("MOUNT", -1, "mounts[0]"), ("MKDIR", 0, "mounts[1]"), ("SETUID", 0, "credential.uid"),
+    ("SETNS", 0, "netns"), ("PRLIMIT", 0, "rlimits.nofile"), ("CHDIR", 0, "chdir"),
+])
+def test_a_child_error_names_the_option_of_its_step(validate_args, location, index, option):
+    """pyforkexec's step and index, whatever the entries before expand to (a dev mount is several
+    pyforkexec mounts): index -1 is the last pyforkexec mount of mounts[0], 0 the first of mounts[1]."""
+    params = validate_args(iso.ISOLATION_ARGSPEC, dict(
+        namespaces=["user", "mount"], uid_map=[dict(container_id=0, host_id=0)],
+        gid_map=[dict(container_id=0, host_id=0)], credential=dict(uid=0, gid=0), rlimits=dict(nofile=64),
+        mounts=[dict(type="dev", target="/dev"), dict(type="tmpfs", target="/tmp")]))
+    built = iso.build_and_check(params, ["true"])
+    built.origins.add("sys.setns[0]", "netns")  # as a netns option records it (no netns to join here)
+    if location in ("MOUNT", "MKDIR"):
+        index += len(fe.minimal_dev("/dev"))
+    error = fe.ChildError(1, getattr(fe.ErrorLocation, location), index, "/usr/bin/true")
+    assert built.explain(error) == f"{option}: {error}"
+    assert built.explain(fe.ChildError(2, fe.ErrorLocation.EXECVE, 0, "/x")) == str(
+        fe.ChildError(2, fe.ErrorLocation.EXECVE, 0, "/x"))
+
+
+def test_a_join_target_gone_before_the_spawn_fails_naming_the_entry(validate_args):
+    """The process exits between the module's check and the spawn: pyforkexec cannot open its
+    namespace (a ChildError at its setns step, or an OSError naming SysProcAttr.setns[i]), and the
+    failure names join[0]."""
+    with fe.start_process("/bin/sleep", ["sleep", "60"],
+                          fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWUTS))) as proc:
+        params = validate_args(iso.ISOLATION_ARGSPEC, dict(join=[dict(pid=proc.pid)]))
+        built = iso.build_and_check(params, ["true"])
+        proc.kill()
+    with pytest.raises(OSError) as e:
+        fe.run(["true"], sys=built.attr.sys)
+    located = isinstance(e.value, fe.ChildError) and e.value.location == fe.ErrorLocation.SETNS
+    if not located and "SysProcAttr.setns[" not in str(e.value):
+        pytest.skip("this pyforkexec does not say which setns target it cannot open")
+    assert built.explain(e.value).startswith("join[0]: ")
+
+
+# ---- every option error names the option the user wrote (issue 11) -----------------------------------
+
+MAX_ID = 2**32 - 2
+
+
+@pytest.mark.parametrize(("options", "option"), [
+    (dict(credential=dict(uid=-5)), "credential.uid"),
+    (dict(credential=dict(uid=MAX_ID + 1, gid=0)), "credential.uid"),
+    (dict(credential=dict(uid="4294967295", gid=0)), "credential.uid"),
+    (dict(credential=dict(uid=0, gid=-1)), "credential.gid"),
+    (dict(credential=dict(uid=0, groups=[0, -1])), "credential.groups[1]"),
+    (dict(credential=dict(uid=0, groups=["pfe-nogroup"])), "credential.groups[0]"),
+    (dict(namespaces=["user"], uid_map=[dict(container_id=0, host_id=1000),
+                                        dict(container_id=1, host_id=-1)]), "uid_map[1].host_id"),
+    (dict(namespaces=["user"], gid_map=[dict(container_id=0, host_id=1000, size=0)]), "gid_map[0].size"),
+    (dict(namespaces=["mount"], mounts=[dict(type="dev", target="/dev"), dict(type="tmpfs", target="tmp")]),
+     "mounts[1].target"),
+    (dict(namespaces=["mount"], mounts=[dict(type="proc", target="/proc"), dict(type="dev", target="dev")]),
+     "mounts[1].target"),
+    (dict(namespaces=["mount"], mounts=[dict(type="mount", source="x", target="/x", fstype="tmpfs",
+                                             flags=["bogus"])]), "mounts[0].flags"),
+    (dict(rlimits=dict(nofile=1024, core="lots")), "rlimits.core"),
+    (dict(cgroup=dict(pids_max=-3)), "cgroup.pids_max"),
+    (dict(capabilities=dict(keep=["chown"], ambient=["bogus"])), "capabilities.ambient[0]"),
+    (dict(seccomp=dict(default_action="errno", allow=["read", "bogus"])), "seccomp.allow[1]"),
+    (dict(namespaces=["uts"], hostname="h" * 65), "hostname"),
+    (dict(cloneflags=["CLONE_NEWUSER", "CLONE_FS"]), "cloneflags"),
+    (dict(join=[dict(path="/proc/self/ns/uts"), dict(path="/nonexistent")]), "join[1].path"),
+])
+def test_an_option_error_names_the_option_the_user_wrote(refused, options, option):
+    assert refused(**options).startswith(option + ": ")
+
+
+def test_the_service_module_user_and_group_are_named_for_the_credential_they_make(validate_args):
+    spec = dict(iso.ISOLATION_ARGSPEC, user=dict(type="str"), group=dict(type="str"))
+    for options, option in ((dict(user="pfe-nouser"), "user"), (dict(user="4294967295"), "user"),
+                            (dict(user="nobody", group="pfe-nogroup"), "group")):
+        with pytest.raises(iso.IsolationError) as e:
+            iso.build_and_check(validate_args(spec, options), ["true"])
+        assert str(e.value).startswith(option + ": ")
+
+
+if st is not None:
+    _BAD_ID = st.one_of(st.integers(max_value=-1), st.integers(min_value=MAX_ID + 1, max_value=2**40))
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(data=st.data())
+    def test_any_bad_entry_is_named_by_its_own_index(refused, data, dead_pid):
+        """One bad value at any position of a list option (or any key of rlimits): the message names
+        that entry, whatever the entries before it expand to in pyforkexec."""
+        n = data.draw(st.integers(0, 4), label="good entries")
+        i = data.draw(st.integers(0, n), label="bad index")
+        kind = data.draw(st.sampled_from(["groups", "uid_map", "mounts", "join", "rlimits"]), label="option")
+        if kind == "groups":
+            groups = data.draw(st.lists(st.integers(0, MAX_ID), min_size=n, max_size=n))
+            groups.insert(i, data.draw(_BAD_ID))
+            options, option = dict(credential=dict(uid=0, groups=groups)), f"credential.groups[{i}]"
+        elif kind == "uid_map":
+            maps = [dict(container_id=10 * k, host_id=100000 + 10 * k, size=1) for k in range(n)]
+            maps.insert(i, dict(container_id=1000, host_id=data.draw(_BAD_ID), size=1))
+            options, option = dict(namespaces=["user"], uid_map=maps), f"uid_map[{i}].host_id"
+        elif kind == "mounts":
+            good = [dict(type="dev", target="/dev"), dict(type="proc", target="/proc"),
+                    dict(type="tmpfs", target="/tmp"), dict(type="bind", source="/etc", target="/mnt")]
+            mounts = [dict(m) for m in data.draw(st.lists(st.sampled_from(good), min_size=n, max_size=n))]
+            mounts.insert(i, dict(data.draw(st.sampled_from(good)), target="relative/x"))
+            options, option = dict(namespaces=["mount"], mounts=mounts), f"mounts[{i}].target"
+        elif kind == "join":
+            good = [dict(path="/proc/self/ns/uts"), dict(path="/proc/self/ns/user"), dict(pid=os.getpid())]
+            joins = [dict(j) for j in data.draw(st.lists(st.sampled_from(good), min_size=n, max_size=n))]
+            bad = data.draw(st.sampled_from([dict(pid=dead_pid), dict(path="/nonexistent/ns"),
+                                             dict(path="/etc/hostname")]))
+            joins.insert(i, bad)
+            options, option = dict(join=joins), f"join[{i}].{'pid' if 'pid' in bad else 'path'}"
+        else:
+            names = data.draw(st.lists(st.sampled_from(["core", "nofile", "nproc", "stack", "cpu"]),
+                                       min_size=n + 1, max_size=n + 1, unique=True))
+            limits = {name: 1024 for name in names}
+            limits[names[i]] = data.draw(st.sampled_from(["lots", -7, [1, 2, 3]]))
+            options, option = dict(rlimits=limits), f"rlimits.{names[i]}"
+        assert refused(**options).startswith(option + ": ")

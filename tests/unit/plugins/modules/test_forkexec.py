@@ -95,3 +95,54 @@ def test_a_user_namespace_with_root_mapped(run):
     result = run(argv=["sh", "-c", "id -u; cat /proc/self/uid_map"], namespaces=["user"], map_root_user=True)
     assert result["stdout_lines"][0] == "0"
     assert result["stdout_lines"][1].split() == ["0", str(os.geteuid()), "1"]
+
+
+@pytest.fixture
+def dead_pid():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_a_join_target_that_does_not_exist_fails_before_anything_runs(run, tmp_path, dead_pid):
+    """Not the host's namespaces instead (issue 11): the task fails naming the entry."""
+    marker = tmp_path / "ran"
+    uts = dict(path="/proc/self/ns/uts")
+    for join, option in (([dict(pid=dead_pid)], "join[0].pid"),
+                         ([dict(path="/nonexistent")], "join[0].path"),
+                         ([uts, dict(pid=dead_pid, namespaces=["net"])], "join[1].pid")):
+        result = run(argv=["touch", str(marker)], join=join)
+        assert result["failed"] is True and result["msg"].startswith(option + ": ")
+        assert not marker.exists()
+
+
+def test_a_refused_setns_names_the_join_entry(run):
+    result = run(argv=["true"], join=[dict(path="/proc/self/ns/uts"), dict(path="/proc/self/ns/user")])
+    assert result["child_error"]["location"] == "setns"  # a process cannot join its own user namespace
+    assert result["msg"] == "join[1]: fork/exec /usr/bin/true: invalid argument (at setns)"
+
+
+def test_a_failing_step_names_the_option_that_asked_for_it(run):
+    """unshare(CLONE_NEWUSER) of a process that already made a user namespace at clone: EPERM."""
+    result = run(argv=["true"], namespaces=["user"], unshareflags=["CLONE_NEWUSER"],
+                 uid_map=[dict(container_id=0, host_id=50000)], gid_map=[dict(container_id=0, host_id=50000)])
+    assert result["child_error"]["location"] == "unshare"
+    assert result["msg"].startswith("unshareflags: fork/exec ")
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (dict(credential=dict(uid=-5)), "credential.uid"),
+    (dict(credential=dict(uid=0, gid=2**32)), "credential.gid"),
+    (dict(env={"A=B": "1"}), "env.A=B"),
+    (dict(timeout=-1), "timeout"),
+    (dict(argv=[]), "argv"),
+])
+def test_an_option_error_names_the_option_the_user_wrote(run, args, option):
+    result = run(**{"argv": ["true"], **args})
+    assert result["failed"] is True and result["msg"].startswith(option + ": ")
+
+
+def test_an_empty_cmd_is_named_cmd(run):
+    assert run(cmd=" ")["msg"] == "cmd: the command is empty"

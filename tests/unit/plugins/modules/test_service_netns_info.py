@@ -67,7 +67,7 @@ def test_netns_check_mode_plans_without_touching_the_kernel(run_module, unique_n
                         diff=True)
     assert result["changed"] is True and result["actions"][:2] == [f"create_netns {name}", "link_up ns lo"]
     assert result["diff"]["before"] == dict(netns=None)
-    assert result["diff"]["after"]["routes"] == ["default via 10.99.0.1"]
+    assert result["diff"]["after"]["routes"] == ["default via 10.99.0.1 dev eth0"]  # where the kernel puts it
     assert result["netns"]["inode"] is None and not os.path.exists(f"/run/netns/{name}")
 
 

@@ -1,0 +1,147 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""The role's check of its services before it changes anything on a host, run on the controller.
+
+Reads on stdin {"wheels": DIR, "networks": isolated_service_networks, "services": [PLAN ENTRY...]}
+(tasks/plan.yml's entries: the arguments of the service and netns modules for each service) and prints
+a JSON list of problems, each naming the network or service and the option. The checks are the
+modules' own, with the pyforkexec the hosts will get: their argument specs, the service module's
+``check_options``, ``launch_attr`` (pyforkexec's validation of the launch spec, ``on_host=False``: what
+only the host knows, the ids of account names or whether a netns exists there, is left to the module)
+and ``unit_text``, and the netns model's ``desired`` (the topology).
+
+The newest pyforkexec wheel of DIR (an abi3 wheel for the hosts' architecture) is unpacked into a
+temporary directory and imported from there; the collection is imported from where this file is. When
+this machine cannot import it (wheels of isolated_service_wheel_dir for another architecture), the exit
+status is 3 and stderr says so: the modules then check the services on each host.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import sys
+import tempfile
+import zipfile
+
+from packaging.version import Version
+
+# files -> isolated_service -> roles -> isolation -> pyforkexec -> ansible_collections -> the directory
+# that holds ansible_collections (not resolving symbolic links: scripts/lib/link-collection makes one)
+_COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 6))
+
+
+_NETNS_MESSAGE = re.compile(
+    r"^(name|bridges\[(\d+)\]|veths\[0\]\.(\w+)|routes|gateway|sysctls)(\S*): (.*)$", re.S)
+
+
+def _netns_option(message, bridges):
+    """A message of the netns model about the netns module's options (as tasks/plan.yml makes them from
+    a service's network and its bridge), about the role's fields instead."""
+    match = _NETNS_MESSAGE.match(message)
+    if not match:
+        return f"network: {message}"
+    head, bridge, veth_field, rest, rule = match.groups()
+    if bridge is not None:
+        return f"isolated_service_networks[{bridges[int(bridge)]}]{rest}: {rule}"
+    if head == "name":
+        option = "network.netns"
+    elif veth_field is not None:
+        option = "network." + {"name": "interface"}.get(veth_field, veth_field)
+    else:
+        option = f"network.{head}"
+        if head == "gateway":  # a gateway is checked as the route to it: gateway[0].gateway
+            rest = re.sub(r"\.gateway$", "", rest)
+    return f"{option}{rest}: {rule}"
+
+
+def _netns_problems(where, netns, modules):
+    """What the netns module would refuse in ``netns`` (its arguments), about the role's fields."""
+    netns_module, validator, deps = modules["netns"], modules["validator"], modules["deps"]
+    result = validator(netns_module.ARGSPEC).validate(dict(netns, persist=True))
+    if result.error_messages:
+        return [f"{where}: network: {message}" for message in result.error_messages]
+    try:
+        deps.pyforkexec.netns_model.desired(result.validated_parameters)
+    except ValueError as e:
+        bridges = [b["name"] for b in netns.get("bridges") or []]
+        message = _netns_option(str(e), bridges)
+        return [message if message.startswith("isolated_service_networks[") else f"{where}: {message}"]
+    return []
+
+
+def _service_problems(where, entry, modules):
+    """What the service module would refuse in the entry's arguments."""
+    service_module, validator, paths = modules["service"], modules["validator"], modules["paths"]
+    args = dict(entry["service"], state=entry["state"])
+    if args.get("cgroup") is None and entry.get("cgroup") is not None:
+        # limits the plan leaves out where the host lacks their controllers: checked all the same
+        args["cgroup"] = entry["cgroup"]
+    result = validator(service_module.ARGSPEC, mutually_exclusive=service_module.MUTUALLY_EXCLUSIVE,
+                       required_if=service_module.REQUIRED_IF).validate(args)
+    if result.error_messages:
+        return [f"{where}: {message}" for message in result.error_messages]
+    params = result.validated_parameters
+    try:
+        name = service_module.check_options(params)
+        if params["state"] == "absent":  # the module only stops and removes it
+            return []
+        if params["argv"] is not None:
+            service_module.launch_attr(params, name, params["manager"], on_host=False)
+        if params["manager"] == "systemd":
+            service_module.unit_text(modules["jinja2"], params, name, "/opt/pyforkexec/bin/python")
+    except (modules["isolation"].IsolationError, paths.ServiceError, modules["systemd"].UnitError) as e:
+        return [f"{where}: {e}"]
+    return []
+
+
+def problems(networks, services, modules):
+    """Every problem of the networks and services, each once, in order."""
+    out = []
+    for network in networks:  # also the bridges no service uses (yet)
+        out += _netns_problems(f"isolated_service_networks[{network['name']}]",
+                               dict(name="check", bridges=[network]), modules)
+    for entry in services:
+        where = f"isolated_service_services[{entry['name']}]"
+        out += _service_problems(where, entry, modules)
+        if entry.get("netns") is not None and entry["state"] != "absent":
+            out += _netns_problems(where, entry["netns"], modules)
+    return list(dict.fromkeys(out))
+
+
+def newest_wheel(directory):
+    """pyforkexec's wheel in ``directory`` that pip --find-links would pick: the highest version."""
+    wheels = glob.glob(os.path.join(directory, "pyforkexec-*.whl"))
+    if not wheels:
+        sys.exit(f"no pyforkexec-*.whl in {directory}")
+    return max(wheels, key=lambda path: Version(os.path.basename(path).split("-")[1]))
+
+
+def main():
+    request = json.load(sys.stdin)
+    path = newest_wheel(request["wheels"])
+    with tempfile.TemporaryDirectory(prefix="pyforkexec-check-") as unpacked:
+        with zipfile.ZipFile(path) as wheel:
+            wheel.extractall(unpacked)
+        sys.path[:0] = [unpacked, _COLLECTIONS]
+        import jinja2
+        from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+        from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, isolation
+        from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+        from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
+        from ansible_collections.pyforkexec.isolation.plugins.modules import netns, service
+
+        if deps.pyforkexec is None:
+            last = deps.PYFORKEXEC_IMPORT_ERROR.strip().splitlines()[-1]
+            print(f"{sys.executable} cannot import pyforkexec from {path} ({last}): the services are checked "
+                  "by the modules on each host, after the virtualenv is installed", file=sys.stderr)
+            sys.exit(3)
+        modules = dict(deps=deps, isolation=isolation, paths=paths, systemd=systemd, service=service,
+                       netns=netns, validator=ArgumentSpecValidator, jinja2=jinja2)
+        print(json.dumps(problems(request["networks"], request["services"], modules)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""Every bad input ends the CLI cleanly: one line on stderr (util-linux's ``Try '... --help'`` line may
+follow), the documented status, no traceback, and no process started for a bad document or option.
+
+The corpus (tests/corpus: spec documents in specs/ with the expected message in specs.txt, command
+lines in options.txt) runs through the real console script, as root and, where privileges matter,
+as uid 65534, each command in a PID namespace of its own that counts the processes it made. The
+properties below feed random documents and command lines to the loader and the option parsers in
+process (faster): each either succeeds or fails with a clean error naming a field or an option.
+``PYFORKEXEC_FUZZ_EXAMPLES`` raises their example count (default 150).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import re
+import shlex
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import pytest
+from helpers.cli import PYFORKEXEC, Counted, counted
+from helpers.forked import NOBODY
+from helpers.marks import needs_root
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pyforkexec import cli, cli_nsenter, cli_unshare, spec, validate
+from pyforkexec.attrs import ProcAttr, SysProcAttr
+from pyforkexec.cli_common import Failure, blamer, explain, one_line, run_command
+from pyforkexec.cli_options import UsageError
+from pyforkexec.flags import CloneFlags
+
+CORPUS = Path(__file__).parent / "corpus"
+EXAMPLES = int(os.environ.get("PYFORKEXEC_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# ---- the corpus, through the console script -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...]
+    uid: Optional[int]  # None: root
+    status: int
+    text: str  # what the first stderr line contains (for a document: what follows "pyforkexec: ")
+    document: bool = False
+
+
+def _rows(name: str) -> list[list[str]]:
+    rows = []
+    for line in (CORPUS / name).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            rows.append([part.strip() for part in (line + " ").split(" | ")])  # " " for an empty last column
+    return rows
+
+
+def _expand(text: str) -> str:
+    text = re.sub(r"\{digits:(\d+)\}", lambda m: "9" * int(m[1]), text)
+    return text.replace("{nl}", "\n")
+
+
+def spec_cases() -> list[Case]:
+    cases = []
+    for name, text in _rows("specs.txt"):
+        path = str(CORPUS / "specs" / name)
+        cases.append(Case(f"specs/{name}", (PYFORKEXEC, "exec", "--spec", path), None, 1,
+                          text.replace("{file}", path), document=True))
+    return cases
+
+
+def option_cases() -> list[Case]:
+    cases = []
+    for status, who, text, command in _rows("options.txt"):
+        argv = (PYFORKEXEC, *(_expand(word) for word in shlex.split(command)))
+        for uid in {"root": [None], "nobody": [NOBODY], "any": [None, NOBODY]}[who]:
+            label = f"{command[:60]} as {'root' if uid is None else 'nobody'}"
+            cases.append(Case(label, argv, uid, int(status), _expand(text).replace("\n", "\\n")))
+    return cases
+
+
+SPEC_CASES, OPTION_CASES = spec_cases(), option_cases()
+
+
+def assert_clean(res: Counted, status: int) -> list[str]:
+    """The status, no traceback, nothing on stdout, and one line on stderr (plus util-linux's pointer
+    to --help for a usage error); returns the lines."""
+    assert "Traceback" not in res.stderr, res.stderr
+    assert (res.returncode, res.stdout) == (status, ""), res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) in (1, 2), res.stderr
+    assert res.stderr == "".join(line + "\n" for line in lines)
+    if len(lines) == 2:
+        prog = lines[0].split(": ", 1)[0]
+        assert lines[1] == f"Try '{prog} --help' for more information.", res.stderr
+    return lines
+
+
+def test_every_corpus_document_is_listed() -> None:
+    listed = {case.id for case in SPEC_CASES}
+    assert listed == {f"specs/{p.name}" for p in (CORPUS / "specs").iterdir()}
+
+
+@needs_root
+@pytest.mark.parametrize("case", SPEC_CASES, ids=[c.id for c in SPEC_CASES])
+def test_a_bad_document_is_one_line_and_starts_nothing(case: Case) -> None:
+    res = counted(case.argv, case.uid)
+    lines = assert_clean(res, 1)
+    assert lines == [lines[0]]  # no usage pointer: the options were right
+    assert lines[0].startswith(f"pyforkexec: {case.text}"), lines[0]
+    assert res.processes == 1, "the launcher started a process for a refused document"
+
+
+@needs_root
+@pytest.mark.parametrize("case", OPTION_CASES, ids=[c.id for c in OPTION_CASES])
+def test_a_bad_command_line_is_one_line(case: Case) -> None:
+    res = counted(case.argv, case.uid)
+    lines = assert_clean(res, case.status)
+    assert case.text in lines[0], lines[0]
+    if case.status == 1:
+        assert res.processes == 1, "a process was started for a refused command line"
+
+
+# ---- spec documents, in process ----------------------------------------------------------------
+
+_NoneType = type(None)
+FLAG_WORDS = [f.name for f in CloneFlags] + ["newuts", "newpid|newns", "bogus", "0x11", ""]
+WORDS = ["", "x", "/", "/tmp", "rel/path", "SIGTERM", "kill", "max", "nofile", "cap_sys_admin",
+         "write", "allow", "errno", "private", "proc", "a\nb", "0", "1"]
+
+
+def _field_names() -> list[str]:
+    names, todo, seen = set(spec._TOP), [ProcAttr], set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for f in dataclasses.fields(cls):
+            names.add(f.name)
+            todo += [t for t in _types_in(typing.get_type_hints(cls)[f.name]) if dataclasses.is_dataclass(t)]
+    return sorted(names)
+
+
+def _types_in(hint: Any) -> list[Any]:
+    return [hint, *(t for a in typing.get_args(hint) for t in _types_in(a))]
+
+
+KEYS = st.sampled_from(_field_names()) | st.text(max_size=6)
+LEAVES = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
+          | st.sampled_from(WORDS + FLAG_WORDS) | st.text(max_size=8))
+JUNK = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(KEYS, inner, max_size=3), max_leaves=8)
+BOUNDS = [2**31 - 1, 2**32 - 2, 2**32 - 1, 2**63, 2**64 - 1, 2**64, -(2**63) - 1]
+INTS = st.integers(-1, 70) | st.sampled_from(BOUNDS)
+
+
+def shaped(hint: Any) -> st.SearchStrategy:
+    """Values mostly of the shape ``hint`` asks for (so that the loader gets deep), sometimes not."""
+    return st.one_of(_shaped(hint), _shaped(hint), _shaped(hint), JUNK)
+
+
+def _shaped(hint: Any) -> st.SearchStrategy:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Union:
+        return st.one_of([_shaped(a) for a in args])
+    simple = {_NoneType: st.none(), bool: st.booleans(), int: INTS, float: st.floats(),
+              str: st.sampled_from(WORDS) | st.text(max_size=8)}
+    if hint in simple:
+        return simple[hint]
+    if dataclasses.is_dataclass(hint):
+        return st.deferred(lambda: _dataclass(hint))
+    if isinstance(origin, type) and issubclass(origin, Mapping):
+        return st.dictionaries(st.text(max_size=6), shaped(args[1]), max_size=3)
+    if isinstance(origin, type) and issubclass(origin, Sequence):
+        return st.lists(shaped(args[0]), max_size=3)
+    return JUNK  # a callable, a file object: nothing a document can hold
+
+
+def _dataclass(cls: type, skip: Sequence[str] = ()) -> st.SearchStrategy:
+    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init and f.name not in skip]
+    by_name = {}
+    for f in fields:
+        values = shaped(hints[f.name])
+        if spec._named(cls, f) is not None:  # flags and signals by name
+            values = values | st.sampled_from([*FLAG_WORDS, "SIGKILL", "9"]) | st.lists(
+                st.sampled_from(FLAG_WORDS) | INTS, max_size=3)
+        by_name[f.name] = values
+    obj = st.fixed_dictionaries({}, optional=by_name)
+    positional = st.lists(JUNK, max_size=len(fields))
+    return obj | obj | positional
+
+
+DOCUMENTS = st.fixed_dictionaries(
+    {"version": st.just(1) | JUNK, "argv": st.just(["true"]) | st.just(["true"]) | shaped(Sequence[str])},
+    optional={"argv0": shaped(Optional[str]), "wait": shaped(bool), "sys": shaped(Optional[SysProcAttr]),
+              "proc": _dataclass(ProcAttr, ("sys",)) | JUNK, "extra": JUNK},
+) | JUNK
+
+
+def _validator() -> Any:
+    jsonschema = pytest.importorskip("jsonschema", reason="the schema oracle needs jsonschema")
+    return jsonschema.Draft202012Validator(spec.schema())
+
+
+def assert_names_a_field(err: spec.SpecError, doc: object) -> None:
+    message = str(err)
+    assert one_line(message) == message, message
+    assert message.startswith("spec: "), message
+    if not isinstance(doc, dict):
+        return  # "the document must be an object"
+    if err.path.startswith('["'):  # a key written as JSON: not a plain word
+        head = json.JSONDecoder().raw_decode(err.path[1:])[0]
+    else:
+        head = re.split(r"[.\[]", err.path, maxsplit=1)[0]
+    assert err.path and (head in doc or head in spec._TOP), f"{message!r} names no field of {doc!r}"
+
+
+@FUZZ
+@given(doc=DOCUMENTS)
+def test_a_document_loads_only_as_the_schema_says_or_names_the_field(doc: object) -> None:
+    # A loaded document is one the published schema accepts (no wrong type slips through, "proc": []
+    # included); any other ends in a SpecError naming the field, never another exception.
+    try:
+        spec.check(spec.load_spec(doc))
+    except spec.SpecError as e:
+        assert_names_a_field(e, doc)
+        return
+    errors = [e.message for e in _validator().iter_errors(doc)]
+    assert not errors, f"loaded, but the schema refuses it: {errors}"
+
+
+@FUZZ
+@given(data=st.binary(max_size=200) | st.text(max_size=200).map(str.encode),
+       name=st.sampled_from(["s.json", "s.yaml", "-"]))
+def test_any_bytes_load_or_fail_with_a_spec_error(data: bytes, name: str) -> None:
+    try:
+        spec.check(spec.loads(data, name))
+    except spec.SpecError as e:
+        assert one_line(str(e)) == str(e), str(e)
+
+
+@FUZZ
+@given(doc=DOCUMENTS, name=st.sampled_from(["s.json", "-"]))
+def test_a_document_as_text_loads_as_the_object_does(doc: object, name: str) -> None:
+    # The JSON parser's stand-ins (an integer of 5,000 digits, NaN) give the messages the values do.
+    try:
+        text = json.dumps(doc)
+    except ValueError:  # an integer json cannot write (4300 digits): not text then
+        return
+    try:
+        direct: Any = spec.load_spec(doc)
+    except spec.SpecError as e:
+        direct = e
+    try:
+        parsed: Any = spec.loads(text.encode(), name)
+    except spec.SpecError as e:
+        parsed = e
+    assert type(parsed) is type(direct), (direct, parsed)
+    if isinstance(direct, spec.SpecError):
+        assert str(parsed) == str(direct)
+
+
+# ---- command lines, in process ------------------------------------------------------------------
+
+VALUES = ["", "0", "1", "-1", " 5", "+5", "1_0", "\u0663", "4294967294", "4294967295", "9" * 30, "9" * 5000,
+          "x", "auto", "all", "subids", "0:0:1", "0:100000:10", "5:100000:10", "1:2:0", "0,0,99999999999999",
+          "0:0:4294967295", "SIGTERM", "kill", "follow", "/", "/proc", "/nonexistent", "a\nb", "allow",
+          "deny", "private", "slave", "--", "-"]
+# Messages about no single option (the combination lacks something).
+NO_OPTION = ("no target PID specified", "no namespace specified", "options --monotonic and --boottime",
+             'exec: "')
+
+
+def words(options: Sequence[Any]) -> st.SearchStrategy:
+    spellings = [f"--{o.long}" for o in options] + [f"-{o.short}" for o in options if o.short]
+    word = st.sampled_from(spellings) | st.sampled_from(VALUES)
+    attached = st.tuples(st.sampled_from(spellings), st.sampled_from(VALUES)).map(
+        lambda t: f"{t[0]}={t[1]}" if t[0].startswith("--") else t[0] + t[1])
+    return st.lists(word | attached, max_size=6).map(lambda argv: [*argv, "true"])
+
+
+def assert_names_an_option(err: Exception, argv: Sequence[str], options: Sequence[Any]) -> None:
+    """One line that names an option of ``argv`` (as written, or its long form), unless it is about
+    what the whole lacks."""
+    message, status, _ = explain(err)
+    assert "internal error" not in message, message
+    assert status in (1, 125, 127), message
+    shown = one_line(message)
+    assert "\n" not in shown
+    shorts = {o.short: o for o in options if o.short}
+    names = set()
+    for word in argv:
+        if word.startswith("--") and len(word) > 2:
+            name = word[2:].split("=", 1)[0]
+            names |= {f"--{name}", *(f"--{o.long}" for o in options if o.long.startswith(name))}
+        elif word.startswith("-") and len(word) > 1:
+            for char in word[1:]:
+                names.add(f"'{char}'")
+                if char in shorts:
+                    names.add(f"--{shorts[char].long}")
+    named = [n for n in names if one_line(n) in shown]
+    assert named or any(m in shown for m in NO_OPTION), f"{message!r} names no option of {argv!r}"
+
+
+@FUZZ
+@given(argv=words(cli_unshare.OPTIONS))
+def test_unshare_options_build_or_name_the_option(argv: list[str]) -> None:
+    # Everything before the spawn: parse, apply, build, and the library's validation, whose refusal
+    # must come back naming the options (as spawn_and_wait restates it), never a computed field.
+    try:
+        parsed = cli_unshare.CMD.parse(argv)
+        _, _, attr = cli_unshare.build(cli_unshare.request(parsed), parsed.rest)
+        assert attr.sys is not None
+        try:
+            validate.validate(attr.sys, attr, validate.resolve_files(attr.files))
+        except (ValueError, TypeError) as e:
+            restated = blamer(cli_unshare.CMD, parsed, cli_unshare.BLAME)(e)
+            assert isinstance(restated, UsageError), f"the library's {e!r} names no option"
+            raise restated from None
+    except (UsageError, Failure) as e:
+        assert_names_an_option(e, argv, cli_unshare.OPTIONS)
+
+
+@FUZZ
+@given(argv=words(cli_nsenter.OPTIONS))
+def test_nsenter_options_parse_or_name_the_option(argv: list[str]) -> None:
+    try:
+        cli_nsenter.request(cli_nsenter.CMD.parse(argv))
+    except (UsageError, Failure) as e:
+        assert_names_an_option(e, argv, cli_nsenter.OPTIONS)
+
+
+@FUZZ
+@given(argv=st.lists(st.sampled_from(["flags", "--json", "-j", "--help", "-x", "bogus", "newns", "newns,,x",
+                                      "0x", "0x" + "f" * 40, "9" * 5000, "\u0661", "-1", "a\nb", "--frob"]),
+                     max_size=4))
+def test_the_whole_command_prints_one_line_or_its_output(argv: list[str]) -> None:
+    # Through run_command itself (flags and top-level usage only: nothing here starts a process).
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = run_command(cli.dispatch, argv)
+    lines = err.getvalue().splitlines()
+    if status == 0:
+        assert lines == []
+        return
+    assert status == 1 and len(lines) in (1, 2), err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    if len(lines) == 2:
+        assert re.fullmatch(r"Try 'pyforkexec( flags)? --help' for more information\.", lines[1])
+

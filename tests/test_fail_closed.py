@@ -1,0 +1,227 @@
+"""Fail closed: an isolation that cannot hold stops the spawn before any process exists, and a child
+that fails is a ChildError naming its step, whatever the timing.
+
+Each test here reproduces a way the spawn used to fail open or report the wrong thing (issue 11).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import signal
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from helpers.forked import run_in_fork
+from helpers.leaks import open_fds
+
+import pyforkexec as fe
+
+TRUE = "/bin/true"
+ROOT = os.geteuid() == 0
+
+
+def _mountinfo() -> str:
+    with open("/proc/self/mountinfo") as f:
+        return f.read()
+
+
+def _own(kind: str) -> str:
+    return f"/proc/self/ns/{kind}"
+
+
+def _spawn(sys: fe.SysProcAttr) -> int:
+    proc = fe.start_process(TRUE, ["true"], fe.ProcAttr(files=[0, 1, 2], sys=sys))
+    return proc.wait()
+
+
+def _no_new_child() -> Iterator[None]:
+    before = set(os.listdir("/proc"))
+    yield
+    # A process this test created would be a zombie of ours until reaped: none may exist.
+    mine = str(os.getpid())
+    for name in set(os.listdir("/proc")) - before:
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                assert f.read().rsplit(")", 1)[1].split()[1] != mine, f"a child {name} was created"
+        except FileNotFoundError:
+            pass
+
+
+no_new_child = pytest.fixture(_no_new_child)
+
+
+# --- a join that replaces the namespace cloneflags creates -------------------------------------------
+
+@pytest.mark.parametrize("nstype", [0, fe.CLONE_NEWUTS], ids=["type from the fd", "type given"])
+def test_join_of_own_uts_with_hostname_is_refused(nstype: int, no_new_child: None) -> None:
+    """CLONE_NEWUTS, then a join of this host's uts namespace: hostname would rename the host."""
+    hostname = os.uname().nodename
+    sys = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUTS | (0 if ROOT else fe.CLONE_NEWUSER),
+                         setns=[fe.SetNS(_own("uts"), nstype)], hostname="renamed")
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]: .*CLONE_NEWUTS"):
+        _spawn(sys)
+    assert os.uname().nodename == hostname
+
+
+@pytest.mark.skipif(not ROOT, reason="mounting needs root (or a user namespace the join would leave)")
+@pytest.mark.parametrize("field", ["mounts", "readonly_root", "mount_propagation"])
+def test_join_of_own_mount_namespace_is_refused(field: str, tmp_path: os.PathLike,
+                                                no_new_child: None) -> None:
+    """CLONE_NEWNS, then a join of this process's mount namespace: mounts, the read-only root and the
+    propagation change would land on this process's tree."""
+    values = {"mounts": {"mounts": [fe.Mount("tmpfs", str(tmp_path), "tmpfs")]},
+              "readonly_root": {"readonly_root": True}, "mount_propagation": {"mount_propagation": "slave"}}
+    before = _mountinfo()
+    sys = fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, setns=[fe.SetNS(_own("mnt"))], **values[field])
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]: .*CLONE_NEWNS"):
+        _spawn(sys)
+    assert _mountinfo() == before
+
+
+def test_join_through_a_pidfd_mask_is_refused(no_new_child: None) -> None:
+    """A pidfd joins several types at once: a type cloneflags creates is refused the same way."""
+    pidfd = os.pidfd_open(os.getpid())
+    try:
+        sys = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUTS | fe.CLONE_NEWUSER,
+                             setns=[fe.SetNS(pidfd, fe.CLONE_NEWUTS | fe.CLONE_NEWIPC)], hostname="x")
+        with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]"):
+            _spawn(sys)
+    finally:
+        os.close(pidfd)
+
+
+def test_unshare_after_the_join_is_a_new_namespace(tmp_path: os.PathLike) -> None:
+    """unshareflags runs after the joins: joining and then unsharing is allowed, and the hostname
+    lands in the new namespace, not the joined one."""
+    hostname = os.uname().nodename
+    out = tmp_path / "name"
+    with open(out, "w") as f:
+        attr = fe.ProcAttr(files=[0, f.fileno(), 2], sys=fe.SysProcAttr(
+            cloneflags=0 if ROOT else fe.CLONE_NEWUSER, unshareflags=fe.CLONE_NEWUTS,
+            setns=[fe.SetNS(_own("uts"))], hostname="inner"))
+        proc = fe.start_process("/bin/hostname", ["hostname"], attr)
+        assert proc.wait() == 0
+    assert out.read_text().strip() == "inner"
+    assert os.uname().nodename == hostname
+
+
+# --- a join target that cannot be opened --------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["/nonexistent", "/proc/999999999/ns/uts"])
+def test_unopenable_join_target_is_a_setns_error_naming_the_entry(target: str, no_new_child: None) -> None:
+    """The child never runs in the caller's namespaces instead: the spawn fails at setns, with the
+    entry's own index even though user namespaces are joined first."""
+    entries = [fe.SetNS(_own("uts")), fe.SetNS(target), fe.SetNS(_own("user"))]
+    with pytest.raises(fe.ChildError) as info:
+        _spawn(fe.SysProcAttr(setns=entries))
+    assert info.value.location == fe.ErrorLocation.SETNS
+    assert info.value.index == 1 and info.value.errno == errno.ENOENT
+
+
+# --- a failing child is a ChildError, never a BrokenPipeError ----------------------------------------
+
+def test_child_failing_before_the_map_handshake_is_a_setns_error(tmp_path: os.PathLike) -> None:
+    """The child fails its setns (a regular file) before it reads the maps: the parent's map write
+    meets a dead child, and what surfaces is the child's own error, every time."""
+    regular = tmp_path / "plain"
+    regular.write_text("")
+    sys = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUSER, setns=[fe.SetNS(str(regular), fe.CLONE_NEWNET)],
+                         uid_mappings=[fe.SysProcIDMap(0, os.getuid(), 1)],
+                         gid_mappings=[fe.SysProcIDMap(0, os.getgid(), 1)])
+    for _ in range(50):
+        with pytest.raises(fe.ChildError) as info:
+            _spawn(sys)
+        assert info.value.location == fe.ErrorLocation.SETNS
+
+
+def test_sync_callable_that_kills_the_child_is_a_sync_error() -> None:
+    """A sync callable that kills the child: a ChildError at the sync step, every time."""
+    def kill(pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
+    fds = set(open_fds())
+    for _ in range(100):
+        with pytest.raises(fe.ChildError) as info:
+            _spawn(fe.SysProcAttr(sync=kill))
+        assert info.value.location == fe.ErrorLocation.SYNC_READ
+    assert set(open_fds()) == fds
+
+
+# --- out of fds ---------------------------------------------------------------------------------------
+
+def _open_fds(limit: int) -> set[int]:
+    out = set()
+    for fd in range(limit):
+        try:
+            os.fstat(fd)
+            out.add(fd)
+        except OSError:
+            pass
+    return out
+
+
+def _exhaust_then_spawn(soft: int, free: int, field: str) -> str:
+    """In a forked copy: RLIMIT_NOFILE ``soft``, all but ``free`` fds taken, spawn with ``field``;
+    the outcome and how many fds it leaked."""
+    exe = os.open(TRUE, os.O_RDONLY | os.O_CLOEXEC)
+    sys = fe.SysProcAttr(exec_fd=exe) if field == "exec_fd" else fe.SysProcAttr(sync=lambda pid: None)
+    attr = fe.ProcAttr(files=[0, 1, 2], sys=sys)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    while len(_open_fds(soft)) < soft - free:
+        os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    before = _open_fds(soft)
+    try:
+        os.waitpid(fe.fork_exec(TRUE, ["true"], attr), 0)
+        outcome = "ran"
+    except OSError as e:
+        outcome = f"{errno.errorcode.get(e.errno or 0)}: {e.strerror}"
+    except ValueError as e:  # the extra fds would have to go beyond the limit: the files ask too much
+        outcome = f"ValueError: {e}"
+    return f"{outcome}; leaked {len(_open_fds(soft) - before)}"
+
+
+@pytest.mark.parametrize("field", ["exec_fd", "sync"])
+def test_out_of_fds_is_emfile_naming_the_field_and_leaks_nothing(field: str) -> None:
+    """With few fds allowed or free, the spawn runs, or fails EMFILE (naming the field where the
+    field's own copy is what could not be had), or is refused naming ProcAttr.files when the extra
+    fds would have to go beyond the limit; it leaves exactly the fds it found."""
+    outcomes = [run_in_fork(_exhaust_then_spawn, soft, free, field)
+                for soft in (8, 10, 12, 16, 64) for free in range(0, 8)]
+    for outcome in outcomes:
+        assert outcome.endswith("; leaked 0"), outcome
+        assert outcome.startswith(("ran;", "EMFILE:", "ValueError: ProcAttr.files: ")), outcome
+        if outcome.startswith("EMFILE") and "SysProcAttr" in outcome:
+            assert f"SysProcAttr.{field}: " in outcome, outcome
+    assert any(o.startswith("ran") for o in outcomes), outcomes
+    assert any(o.startswith(f"EMFILE: SysProcAttr.{field}") for o in outcomes), outcomes
+
+
+# --- CLONE_PARENT -------------------------------------------------------------------------------------
+
+def test_clone_parent_makes_a_sibling() -> None:
+    """Go runs CLONE_PARENT (clone3 refuses it with an exit signal): the child is this process's
+    parent's, here the test process's, which reaps it."""
+    r, w = os.pipe()
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "ppid")
+        middle = os.fork()
+        if middle == 0:
+            try:
+                pid = fe.fork_exec("/bin/sh", ["sh", "-c", f'echo $PPID > {out}'], fe.ProcAttr(
+                    files=[0, 1, 2], sys=fe.SysProcAttr(cloneflags=fe.CLONE_PARENT)))
+                os.write(w, str(pid).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as f:
+            grandchild = int(f.read() or "0")
+        os.waitpid(middle, 0)
+        assert grandchild > 0
+        _, status = os.waitpid(grandchild, 0)  # ours to reap: CLONE_PARENT made it our child
+        assert os.waitstatus_to_exitcode(status) == 0
+        with open(out) as f:
+            assert int(f.read()) == os.getpid()

@@ -1,0 +1,271 @@
+"""The role isolated_service checks every variable before it changes anything on a host (issue 11).
+
+One ansible-playbook run against this machine (``-c local``) over a corpus of bad variables: networks,
+addresses, interface names, MTUs, routes, sysctls, service names, paths, ids, mounts, limits,
+capabilities, seccomp, argument specs, accounts. Each case is one service (with its own bridge, account
+and names) with one bad value; the cases caught by the same check share an inventory host, whose
+failure must name every one of its cases. Nothing may be left: no account, no virtualenv, no spec, pid
+file, log, network namespace, veth or bridge. A host with valid variables runs the validation phase
+alone (``tasks_from: validate``) and passes it, changing nothing either.
+
+The role gets a pyforkexec wheel built from this checkout (``isolated_service_wheel_dir``), so that
+nothing is fetched. PFE_ROLE_VALIDATION_ONLY=ID,ID runs part of the corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from helpers.marks import needs_root
+
+ROOT = Path(__file__).resolve().parent.parent
+PID = os.getpid() % 10000
+PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+pytestmark = [needs_root,
+              pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="no ansible-core in this venv")]
+Vars = dict[str, Any]
+Mutation = Callable[[Vars, Vars, Vars], None]  # (host variables, the case's service, its bridge)
+
+
+def _set(path: str, value: Any) -> Mutation:
+    """Sets ``path``: ``service.X``, ``network.X`` (the service's), ``bridge.X``, ``vars.X`` (the host's)."""
+    scope, key = path.split(".")
+
+    def mutate(host: Vars, service: Vars, bridge: Vars) -> None:
+        target = {"service": service, "network": service["network"], "bridge": bridge, "vars": host}[scope]
+        target[key] = value
+
+    return mutate
+
+
+def _update(**fields: Any) -> Mutation:
+    return lambda host, service, bridge: service.update(fields)
+
+
+def _without_user(host: Vars, service: Vars, bridge: Vars) -> None:
+    del service["user"]
+
+
+# Where the role catches a case: the argument specs, the cross-field template, the accounts, the plan,
+# the modules' own checks. Cases of one stage share a host (a stage reports all its problems at once).
+SPEC, TEMPLATE, MANAGER, ROOTFS, ACCOUNTS, PLAN, MODULES = (
+    "spec", "template", "manager", "rootfs", "accounts", "plan", "modules")
+SYSTEMD = os.path.isdir("/run/systemd/system")
+# id -> (stage, mutation, what the failure says; {svc}, {bridge}, {user}: the case's names)
+CORPUS: dict[str, tuple[str, Mutation, str]] = {
+    "bridge-cidr": (MODULES, _set("bridge.addresses", ["10.213.7.1/33"]),
+                    "isolated_service_networks[{bridge}].addresses: '10.213.7.1/33'"),
+    "address": (MODULES, _set("network.addresses", ["10.213.7.300/24"]), "[{svc}]: network.addresses: "),
+    "gateway": (MODULES, _set("network.gateway", ["10.213.7.x"]), "[{svc}]: network.gateway[0]: "),
+    "interface-name": (MODULES, _set("network.interface", "eth/0"),
+                       "[{svc}]: network.interface: 'eth/0' is not a valid"),
+    "mac": (MODULES, _set("network.mac", "zz:zz"), "[{svc}]: network.mac: 'zz:zz' is not a MAC address"),
+    "route": (MODULES, _set("network.routes", [dict(dst="10.999.0.0/16", dev="eth0")]),
+              "[{svc}]: network.routes[0].dst: "),
+    "sysctl": (MODULES, _set("network.sysctls", {"kernel.hostname": "x"}),
+               "[{svc}]: network.sysctls: kernel.hostname"),
+    "netns-name": (MODULES, _set("network.netns", "bad/name"),
+                   "[{svc}]: network.netns: 'bad/name' is not a valid"),
+    "service-name": (MODULES, _set("service.name", "bad name!"),
+                     "[bad name!]: name: 'bad name!' is not a valid service"),
+    "hostname": (MODULES, _set("service.hostname", "h" * 70), "[{svc}]: hostname: at most 64 bytes"),
+    "capability": (MODULES, _set("service.capabilities", dict(keep=["bogus"])),
+                   "[{svc}]: capabilities.keep[0]: unknown"),
+    "uid-map": (MODULES, _update(uid_map=[dict(container_id=0, host_id=-1)], credential=dict(uid=0, gid=0)),
+                "[{svc}]: uid_map[0].host_id: must"),
+    "mount-target": (MODULES, _set("service.mounts", [dict(type="tmpfs", target="tmp")]),
+                     "[{svc}]: mounts[0].target: must be an absolute path"),
+    "memory": (MODULES, _set("service.cgroup", dict(memory_max="lots")),
+               "[{svc}]: cgroup.memory_max: expected bytes"),
+    "cpu-weight": (MODULES, _set("service.cgroup", dict(cpu_weight=0)),
+                   "[{svc}]: cgroup.cpu_weight: must be between"),
+    "rlimit": (MODULES, _set("service.rlimits", dict(bogus=1)), "[{svc}]: rlimits.bogus: unknown resource"),
+    "seccomp": (MODULES, _set("service.seccomp", dict(deny=["no_such_call"])),
+                "[{svc}]: seccomp.deny[0]: unknown system"),
+    "env": (MODULES, _set("service.env", {"A=B": "1"}), "[{svc}]: env.A=B: not a variable name"),
+    "stop-timeout": (MODULES, _set("service.stop_timeout", -5), "[{svc}]: stop_timeout: must be 0 or more"),
+    "peer-length": (TEMPLATE, _set("network.peer", "pfe-much-too-long"),
+                    "pfe-much-too-long, is longer than an interface"),
+    "unknown-bridge": (TEMPLATE, _set("network.bridge", "pfe-nobridge"),
+                       "network.bridge pfe-nobridge is not in"),
+    "bridge-mtu": (TEMPLATE, _set("bridge.mtu", 10),
+                   "isolated_service_networks[{bridge}].mtu: must be between 68"),
+    "veth-mtu": (TEMPLATE, _set("network.mtu", 70000), "[{svc}]: network.mtu: must be between 68 and 65535"),
+    "venv-path": (TEMPLATE, _set("vars.isolated_service_venv", "relative/venv"),
+                  "isolated_service_venv: relative/venv is not"),
+    "userns-without-user": (TEMPLATE, _without_user, "[{svc}]: a user namespace needs user"),
+    "argument-spec": (SPEC, _set("service.state", "bogus"), "state must be one of: started, stopped, absent"),
+    "rootfs": (ROOTFS, _set("service.rootfs", "/nonexistent/pfe-rootfs"),
+               "[{svc}]: rootfs: /nonexistent/pfe-rootfs is not a directory"),
+    **({} if SYSTEMD else {"manager": (MANAGER, _set("service.manager", "systemd"),
+                                       "[{svc}]: manager systemd, but PID 1 of this host is not systemd")}),
+    "missing-account": (ACCOUNTS, _set("service.create_user", False),
+                        "[{svc}]: user {user} does not exist on this host, and create_user is false"),
+    "new-account-maps": (PLAN, _set("service.uid_map", [dict(container_id=0, host_id=100000, size=65536)]),
+                         "[{svc}]: the account {user} does not exist yet"),
+}
+
+
+def _names(i: int) -> dict[str, str]:
+    return dict(svc=f"pfe-rv{i}", bridge=f"pfe-rv{i}b", user=f"pfe-rv{PID}-{i}")
+
+
+def _service(i: int) -> tuple[Vars, Vars]:
+    """A valid service and its bridge, number ``i``, as those of the example playbook."""
+    n = _names(i)
+    service = dict(
+        name=n["svc"], user=n["user"], argv=["/bin/sleep", "1000"],
+        network=dict(bridge=n["bridge"], addresses=[f"10.213.{i}.11/24"], gateway=[f"10.213.{i}.1"]),
+        readonly_root=True, mounts=[dict(type="proc", target="/proc"), dict(type="tmpfs", target="/tmp")],
+        cgroup=dict(memory_max="64M", pids_max=32), capabilities=dict(keep=[]), restart="always")
+    return service, dict(name=n["bridge"], addresses=[f"10.213.{i}.1/24"])
+
+
+def _host(venv: Path, wheels: Path) -> Vars:
+    return dict(ansible_connection="local", ansible_python_interpreter=sys.executable,
+                isolated_service_venv=str(venv), isolated_service_wheel_dir=str(wheels),
+                isolated_service_manager="direct", isolated_service_cgroup_required=False,
+                isolated_service_networks=[], isolated_service_services=[])
+
+
+def traces(i: int) -> list[str]:
+    """What the role would have made for service ``i``, that exists."""
+    n = _names(i)
+    svc = n["svc"]
+    paths = [f"/etc/pyforkexec/{svc}.json", f"/run/pyforkexec/{svc}.pid", f"/var/log/pyforkexec/{svc}.log",
+             f"/run/netns/{svc}", f"/etc/pyforkexec/netns/{svc}.json", f"/sys/class/net/pfe-{svc}",
+             f"/sys/class/net/{n['bridge']}"]
+    found = [p for p in paths if os.path.lexists(p)]
+    try:
+        pwd.getpwnam(n["user"])
+        found.append(f"account {n['user']}")
+    except KeyError:
+        pass
+    return found
+
+
+def _cleanup(i: int) -> None:
+    """Undo what a role that does not validate first leaves (the test fails on it anyway)."""
+    n = _names(i)
+    subprocess.run(["userdel", n["user"]], capture_output=True)
+    subprocess.run(["ip", "netns", "delete", n["svc"]], capture_output=True)
+    for link in (f"pfe-{n['svc']}", n["bridge"]):
+        subprocess.run(["ip", "link", "delete", link], capture_output=True)
+    for path in (f"/etc/pyforkexec/{n['svc']}.json", f"/etc/pyforkexec/netns/{n['svc']}.json"):
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pyforkexec's wheel, built from a copy of this checkout's sources (as the role's wheels.yml does),
+    kept in ~/.cache/pyforkexec/test-wheels/HASH-OF-THE-SOURCES: a build takes ~20 s."""
+    sources = [ROOT / "setup.py", ROOT / "pyproject.toml", ROOT / "README.md",
+               *sorted(p for p in (ROOT / "pyforkexec").iterdir() if p.suffix in (".py", ".c", ".h"))]
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    out = cache / "pyforkexec" / "test-wheels" / digest
+    if list(out.glob("pyforkexec-*.whl")):
+        return out
+    src = tmp_path_factory.mktemp("src")
+    for path in sources:
+        target = src / path.relative_to(ROOT)
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(path, target)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+                            "--no-deps", "--wheel-dir", str(out), str(src)], capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.skip(f"cannot build pyforkexec's wheel here: {built.stderr[-500:]}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ANSIBLE_COLLECTIONS_PATH with this checkout as pyforkexec.isolation (scripts/lib/link-collection)."""
+    dest = tmp_path_factory.mktemp("collections")
+    subprocess.run([str(ROOT / "scripts/lib/link-collection"), str(dest)], check=True, capture_output=True)
+    return dest
+
+
+def run_playbook(scratch: Path, collections: Path, inventory: Vars, playbook: list[Vars]) -> dict[str, Any]:
+    """ansible-playbook on this machine; the last result of each host (the tree callback's)."""
+    (scratch / "inventory.json").write_text(json.dumps(inventory))
+    (scratch / "play.yml").write_text(json.dumps(playbook))
+    tree = scratch / "tree"
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_CALLBACK_TREE_DIR=str(tree),
+               ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_RETRY_FILES_ENABLED="False")
+    run = subprocess.run([PLAYBOOK, "-i", "inventory.json", "play.yml"], env=env, capture_output=True,
+                         text=True, cwd=scratch, timeout=600)
+    (scratch / "ansible.log").write_text(run.stdout + run.stderr)  # to read when a case fails
+    return {p.name: json.loads(p.read_text()) for p in tree.iterdir()} if tree.exists() else {}
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory, wheels: Path, collections: Path) -> Iterator[tuple]:
+    """Runs the corpus and the valid control once: (each case's failure message, traces, the control's
+    last result, its traces)."""
+    scratch = tmp_path_factory.mktemp("role")
+    only = [x for x in os.environ.get("PFE_ROLE_VALIDATION_ONLY", "").split(",") if x]
+    cases = {case: i for i, case in enumerate((c for c in CORPUS if not only or c in only), start=1)}
+    hosts: dict[str, Vars] = {}
+    for case, i in cases.items():
+        stage, mutate, _ = CORPUS[case]
+        host = hosts.setdefault(stage, _host(scratch / f"venv-{stage}", wheels))
+        service, bridge = _service(i)
+        mutate(host, service, bridge)
+        host["isolated_service_services"].append(service)
+        host["isolated_service_networks"].append(bridge)
+    control = _host(scratch / "venv-control", wheels)
+    service, bridge = _service(0)
+    control.update(isolated_service_services=[service], isolated_service_networks=[bridge])
+    inventory = dict(all=dict(children=dict(bad=dict(hosts=hosts), good=dict(hosts=dict(control=control)))))
+    playbook = [  # the control first: a play whose hosts all fail ends the playbook
+        dict(name="validation alone", hosts="good", gather_facts=False, tasks=[
+            dict(name="validate", **{"ansible.builtin.include_role": dict(
+                name="pyforkexec.isolation.isolated_service", tasks_from="validate")}),
+            dict(name="passed", **{"ansible.builtin.debug": dict(msg="validated")})]),
+        dict(name="the role", hosts="bad", gather_facts=False,
+             roles=["pyforkexec.isolation.isolated_service"]),
+    ]
+    try:
+        results = run_playbook(scratch, collections, inventory, playbook)
+        messages = {}
+        for case in cases:
+            result = results.get(CORPUS[case][0], {})
+            # a loop's failures (an assertion per service) are in its results
+            messages[case] = "\n".join([result.get("msg", ""),
+                                        *(r.get("msg", "") for r in result.get("results", []))])
+        venvs = {stage: [str(p) for p in (scratch / f"venv-{stage}", scratch / "relative") if p.exists()]
+                 for stage in [*hosts, "control"]}
+        found = {case: traces(i) + venvs[CORPUS[case][0]] for case, i in cases.items()}
+        yield cases, messages, found, results.get("control", {}), traces(0) + venvs["control"]
+    finally:
+        for i in [0, *cases.values()]:
+            _cleanup(i)
+
+
+def test_valid_variables_pass_the_validation_and_it_changes_nothing(outcome):
+    *_, control, control_traces = outcome
+    assert control.get("msg") == "validated", control
+    assert control_traces == []
+
+
+@pytest.mark.parametrize("case", CORPUS)
+def test_a_bad_variable_fails_the_role_before_anything_changes(outcome, case):
+    cases, messages, found, *_ = outcome
+    if case not in cases:
+        pytest.skip("not in PFE_ROLE_VALIDATION_ONLY")
+    expected = CORPUS[case][2].format(**_names(cases[case]))
+    assert found[case] == [], f"the role changed the host before it failed: {found[case]} ({messages[case]})"
+    assert expected in messages[case]

@@ -1,0 +1,272 @@
+"""Signals injected at every point of the parent's side of a spawn, deterministically.
+
+A tracer counts the events (each line, or each bytecode) that pyforkexec's own frames execute during
+one call and, on the k-th, sends this process SIGINT (KeyboardInterrupt) or SIGTERM (whose handler
+here raises), or both; k runs over every event of an undisturbed call. Python runs the handler at its
+next check, which may be between any two bytecodes: after os.open returned but before its fd was
+stored, after clone returned but before its pid was. Whatever the point, the call either returns (its
+result is then the caller's, and the test reaps it) or raises, and then: no child of the call exists,
+no fd is open that was not before, the calling thread is in its own namespaces with its own hostname
+and cwd, the signal handlers are the caller's, no cgroup is left behind, and nothing hangs.
+
+PFE_INJECT_STRIDE=1 (the default) tries every point; a larger stride samples them.
+"""
+
+from __future__ import annotations
+
+import dis
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from helpers.leaks import differences, snapshot
+
+import pyforkexec as fe
+
+PACKAGE = str(Path(fe.__file__).parent)
+# Python runs a signal handler where its eval loop checks (after a call, at a backward jump, at a
+# function's start), never just before a return: a tracer that raises there would be testing itself.
+PUBLIC = {"fork_exec", "start_process", "run"}  # what the tests call; their results are the caller's
+RETURNS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap}
+STRIDE = int(os.environ.get("PFE_INJECT_STRIDE", "1"))
+TRUE = "/bin/true"
+
+
+class Injected(Exception):
+    """Raised by the test's SIGTERM handler."""
+
+
+def _raise_injected(signum: int, frame: object) -> None:
+    raise Injected(signum)
+
+
+@pytest.fixture(autouse=True)
+def sigterm_raises() -> Iterator[None]:
+    old = signal.signal(signal.SIGTERM, _raise_injected)
+    yield
+    signal.signal(signal.SIGTERM, old)
+
+
+def _traced(call: Callable[[], Any], at: int, signals: tuple[int, ...], opcodes: bool,
+            returned: list[Any]) -> int:
+    """Run ``call`` with ``signals`` sent at event ``at`` (0: never) of pyforkexec's frames; what the
+    outermost pyforkexec frame returns is appended to ``returned`` as it returns (a handler may
+    still raise in the caller's frame before the caller could store it, and the test must reap it).
+    Returns the number of events seen; the call's exception propagates."""
+    seen = 0
+
+    def local(frame: Any, event: str, arg: object) -> Any:
+        nonlocal seen
+        if event == "opcode" and frame.f_code.co_code[frame.f_lasti] in RETURNS:
+            return local  # no handler runs there (only a tracer could raise): not a point
+        if event in ("line", "opcode"):
+            seen += 1
+            if seen == at:
+                for sig in signals:
+                    os.kill(os.getpid(), sig)
+        elif event == "return" and frame.f_code.co_name in PUBLIC and arg is not None:
+            returned.append(arg)
+        return local
+
+    def on_call(frame: Any, event: str, arg: object) -> Any:
+        # A finalizer (a garbage collection may run one anywhere) is left alone: Python drops an
+        # exception raised in it, signal or not, so a point there tests CPython, not us.
+        if not frame.f_code.co_filename.startswith(PACKAGE) or frame.f_code.co_name == "__del__":
+            return None
+        frame.f_trace_opcodes = opcodes
+        return local
+
+    sys.settrace(on_call)
+    try:
+        call()
+    finally:
+        sys.settrace(None)
+    return seen
+
+
+def _sweep(call: Callable[[], Any], release: Callable[[Any], None], signals: tuple[int, ...],
+           opcodes: bool = False, cgroup_roots: tuple[str, ...] = ()) -> dict[str, int]:
+    """Inject at every event of ``call``; check the invariants after each. Returns counts."""
+    returned: list[Any] = []
+    total = _traced(call, 0, (), opcodes, returned)
+    for result in returned:
+        release(result)
+    assert total > 10, "the tracer saw no pyforkexec frames"
+    counts = {"events": total, "raised": 0, "returned": 0}
+    for at in range(1, total + 1, STRIDE):
+        before = snapshot(cgroup_roots)
+        returned.clear()
+        calling = True
+        for _ in range(4):  # the call, then any signal still pending: each raises at most once
+            try:
+                if calling:
+                    calling = False
+                    _traced(call, at, signals, opcodes, returned)
+                len(())  # a call: a handler still pending runs here at the latest
+                break
+            except (KeyboardInterrupt, Injected):
+                continue
+        counts["returned" if returned else "raised"] += 1
+        for result in returned:
+            release(result)
+        # Mount-table lines are left out: the table is the machine's, and other tests' netns mounts
+        # come and go in it; none of these calls mounts anything (test_fail_closed checks that).
+        diff = [d for d in differences(before, snapshot(cgroup_roots)) if not d.startswith("mounts:")]
+        assert not diff, f"signals {signals} at event {at} of {total}: " + "; ".join(diff)
+    return counts
+
+
+def _reap_pid(pid: int) -> None:
+    os.waitpid(pid, 0)
+
+
+def _wait(proc: fe.Process) -> None:
+    proc.wait()
+
+
+def _no_release(result: object) -> None:
+    pass
+
+
+SIGNAL_SETS = {
+    "SIGINT": (signal.SIGINT,),
+    "SIGTERM": (signal.SIGTERM,),
+    "two at once": (signal.SIGINT, signal.SIGTERM),
+}
+
+
+@pytest.fixture(params=list(SIGNAL_SETS))
+def signals(request: pytest.FixtureRequest) -> tuple[int, ...]:
+    return SIGNAL_SETS[request.param]
+
+
+def _userns(**kw: Any) -> fe.SysProcAttr:
+    return fe.SysProcAttr(
+        cloneflags=fe.CLONE_NEWUSER | fe.CLONE_NEWUTS | kw.pop("cloneflags", 0),
+        uid_mappings=[fe.SysProcIDMap(0, os.getuid(), 1)],
+        gid_mappings=[fe.SysProcIDMap(0, os.getgid(), 1)], **kw)
+
+
+def test_fork_exec_every_opcode() -> None:
+    """The plainest spawn (a vfork child, no pipes), at every bytecode."""
+    attr = fe.ProcAttr(files=[0, 1, 2])
+    counts = _sweep(lambda: fe.fork_exec(TRUE, ["true"], attr), _reap_pid, (signal.SIGINT,), opcodes=True)
+    assert counts["raised"] > 0
+
+
+def test_start_process_with_maps_and_pidfd(signals: tuple[int, ...]) -> None:
+    """The map handshake, the error pipe and a pidfd: every line."""
+    attr = fe.ProcAttr(files=[0, 1, 2], sys=_userns(pidfd=True, hostname="inject"))
+    counts = _sweep(lambda: fe.start_process(TRUE, ["true"], attr), _wait, signals)
+    assert counts["raised"] > 0
+
+
+def test_sync_and_exec_fd(signals: tuple[int, ...]) -> None:
+    """The sync socket (the caller's callable runs with its signals live) and an exec fd copy."""
+    seen: list[int] = []
+    fd = os.open(TRUE, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        attr = fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(sync=seen.append, exec_fd=fd))
+
+        def call() -> fe.Process:
+            try:
+                return fe.start_process(TRUE, ["true"], attr)
+            except fe.ChildError as e:  # an Exception from the callable is reported as the sync step's
+                if isinstance(e.__cause__, Injected) and e.location == fe.ErrorLocation.SYNC_READ:
+                    raise e.__cause__ from None
+                raise
+
+        counts = _sweep(call, _wait, signals)
+    finally:
+        os.close(fd)
+    assert counts["raised"] > 0 and seen
+
+
+@pytest.fixture
+def uts_holder() -> Iterator[int]:
+    """A process in a UTS and network namespace of its own, to join."""
+    proc = fe.start_process("/bin/sleep", ["sleep", "300"], fe.ProcAttr(
+        files=[0, 1, 2], sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWUTS | fe.CLONE_NEWNET, hostname="held")))
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the parent joins a namespace only root may enter")
+def test_parent_joins_namespaces_and_returns(uts_holder: int, signals: tuple[int, ...]) -> None:
+    """With CLONE_NEWUSER, the calling thread itself joins the target's uts and net namespaces around
+    clone: whatever the point of the interruption, it is back in its own (the snapshot compares the
+    thread's namespaces and hostname)."""
+    joins = [fe.SetNS(f"/proc/{uts_holder}/ns/uts"), fe.SetNS(f"/proc/{uts_holder}/ns/net")]
+    attr = fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(
+        cloneflags=fe.CLONE_NEWUSER, setns=joins,
+        uid_mappings=[fe.SysProcIDMap(0, 0, 1)], gid_mappings=[fe.SysProcIDMap(0, 0, 1)]))
+    counts = _sweep(lambda: fe.start_process(TRUE, ["true"], attr), _wait, signals)
+    assert counts["raised"] > 0
+
+
+def test_cgroup_created_and_removed(cgroup_dir: tuple[str, str], signals: tuple[int, ...]) -> None:
+    """A cgroup made for the child is removed whenever the spawn is undone."""
+    path, _ = cgroup_dir
+    attr = fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(cgroup=fe.Cgroup(os.path.join(path, "leaf"))))
+    counts = _sweep(lambda: fe.start_process(TRUE, ["true"], attr), _wait, signals, cgroup_roots=(path,))
+    assert counts["raised"] > 0
+
+
+def test_run_capture_output(signals: tuple[int, ...]) -> None:
+    """run(): the child is killed and reaped whatever the point, its pipes closed."""
+    counts = _sweep(lambda: fe.run([TRUE], capture_output=True), _no_release, signals)
+    assert counts["raised"] > 0
+
+
+def test_failing_child(signals: tuple[int, ...]) -> None:
+    """A child that fails (chdir) is reaped and its error read whatever the interruption."""
+    attr = fe.ProcAttr(dir="/nonexistent-dir", files=[0, 1, 2], sys=_userns())
+
+    def call() -> None:
+        with pytest.raises(fe.ChildError):
+            fe.start_process(TRUE, ["true"], attr)
+
+    _sweep(call, _no_release, signals)
+
+
+def test_no_deadlock_when_interrupted_after_clone() -> None:
+    """In a separate process (a hang fails the test instead of stopping the suite): SIGINT right
+    after clone, at each event up to the error pipe's close, never leaves finish() waiting."""
+    code = f"""
+import os, signal, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import test_signal_injection as t
+import pyforkexec as fe
+attr = fe.ProcAttr(files=[0, 1, 2], sys=t._userns())
+signal.signal(signal.SIGTERM, t._raise_injected)
+t._sweep(lambda: fe.start_process({TRUE!r}, ["true"], attr), t._wait, (signal.SIGINT,), opcodes=True)
+print("done")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
+
+
+def test_other_threads_are_not_held() -> None:
+    """Only the main thread runs Python signal handlers, so only it holds them back: a spawn from
+    another thread neither swaps handlers nor delays a signal for the main thread."""
+    errors: list[BaseException] = []
+
+    def spawn() -> None:
+        try:
+            for _ in range(50):
+                os.waitpid(fe.fork_exec(TRUE, ["true"], fe.ProcAttr(files=[0, 1, 2])), 0)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    thread = threading.Thread(target=spawn)
+    thread.start()
+    handler = signal.getsignal(signal.SIGINT)
+    thread.join()
+    assert not errors and signal.getsignal(signal.SIGINT) is handler

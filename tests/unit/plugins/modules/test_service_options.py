@@ -1,0 +1,35 @@
+"""The service module names the option the user wrote in every refusal, and writes nothing (issue 11)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.modules import service
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (dict(user="pfe-ut-nouser"), "user"),
+    (dict(user="4294967295"), "user"),
+    (dict(user="nobody", group="pfe-ut-nogroup"), "group"),
+    (dict(credential=dict(uid=-5)), "credential.uid"),
+    (dict(stop_timeout=-1), "stop_timeout"),
+    (dict(env={"A=B": "1"}), "env.A=B"),
+    (dict(namespaces=["mount"], mounts=[dict(type="dev", target="/dev"), dict(type="tmpfs", target="t")]),
+     "mounts[1].target"),
+    (dict(cgroup=dict(cpu_weight=0)), "cgroup.cpu_weight"),
+])
+def test_a_refusal_names_the_option_and_writes_nothing(run_module, unique_name, args, option):
+    name = unique_name()
+    result = run_module(service, dict(dict(name=name, argv=["sleep", "60"], manager="direct"), **args))
+    assert result["failed"] is True and result["msg"].startswith(option + ": ")
+    assert not os.path.exists(paths.spec_path(name))
+
+
+def test_under_systemd_the_limits_are_checked_though_the_spec_has_no_cgroup(validate_args):
+    params = validate_args(service.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(memory_max="64M")))
+    assert service.launch_attr(params, "x", "systemd").attr.sys.cgroup is None
+    params = validate_args(service.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(cpu_weight=0)))
+    with pytest.raises(service.IsolationError, match=r"^cgroup.cpu_weight: must be between 1 and 10000"):
+        service.launch_attr(params, "x", "systemd")
