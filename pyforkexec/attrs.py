@@ -55,10 +55,14 @@ class SetNS:
     fd; a pidfd needs the mask of namespaces to join). User namespaces are joined first. With
     CLONE_NEWUSER in cloneflags, net, uts and ipc namespaces are joined by the parent's thread around
     clone instead (the child, privileged only in its new user namespace, could not): see parent_ns.py.
+    ``inode``, when given, is the namespace's inode number (``stat -L``, ``lsns``): the join fails
+    (ChildError at setns, ESTALE) when the target is another namespace by then, as a saved
+    ``/proc/PID/ns/*`` path becomes once that PID is reused.
     """
 
     target: Union[str, int]
     nstype: int = 0
+    inode: Optional[int] = None
 
 
 @dataclass

@@ -20,6 +20,7 @@ types are read from the opened fds (the same fds the child will use), not from t
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator, Sequence
@@ -60,9 +61,10 @@ def _kind_of(fd: int, nstype: int) -> int:
 def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], path: str) -> tuple[Join, ...]:
     """The joins in the order the child makes them (user namespaces first, as nsenter joins them).
 
-    Each fd this opens is appended to ``opened`` at once. A target that cannot be opened is the
-    ChildError the child's setns step would have raised; a join that replaces a namespace cloneflags
-    creates is a ValueError naming it, before any process exists.
+    Each fd this opens is appended to ``opened`` at once. A target that cannot be opened, or is not
+    the namespace its ``inode`` names, is the ChildError the child's setns step would have raised; a
+    join that replaces a namespace cloneflags creates is a ValueError naming it, before any process
+    exists.
     """
     joins = []
     for index, entry in enumerate(entries):
@@ -74,6 +76,8 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
             except OSError as e:
                 raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
             opened.append(fd)
+        if entry.inode is not None and os.fstat(fd).st_ino != entry.inode:
+            raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # not the namespace meant
         kind = _kind_of(fd, entry.nstype)
         replaced = kind & cloneflags & NAMESPACE_MASK
         if replaced:

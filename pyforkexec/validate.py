@@ -170,6 +170,8 @@ def check_setns(entries: object) -> None:
         nstype = check_int(f"{field}.nstype", e.nstype, 0, 2**31 - 1)
         if nstype & ~NAMESPACE_MASK:
             fail(f"{field}.nstype", "must be 0 or CLONE_NEW* namespace flags")
+        if e.inode is not None:
+            check_int(f"{field}.inode", e.inode, 1, 2**64 - 1)
 
 
 # Go's bool fields (the extension ones are checked in extensions.py).

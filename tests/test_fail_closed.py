@@ -225,3 +225,29 @@ def test_clone_parent_makes_a_sibling() -> None:
         assert os.waitstatus_to_exitcode(status) == 0
         with open(out) as f:
             assert int(f.read()) == os.getpid()
+
+
+# --- a saved join target that names another namespace by now -----------------------------------------
+
+def test_join_with_the_wrong_inode_is_refused(no_new_child: None) -> None:
+    """A /proc/PID/ns path saved for later (a service's restart) names another namespace once the PID
+    is reused: with ``inode`` the join fails at setns (ESTALE) instead of joining that one."""
+    own = os.stat(_own("uts")).st_ino
+    with pytest.raises(fe.ChildError) as info:
+        _spawn(fe.SysProcAttr(setns=[fe.SetNS(_own("uts"), fe.CLONE_NEWUTS, own + 1)]))
+    got = (info.value.location, info.value.index, info.value.errno)
+    assert got == (fe.ErrorLocation.SETNS, 0, errno.ESTALE)
+    assert _spawn(fe.SysProcAttr(setns=[fe.SetNS(_own("uts"), fe.CLONE_NEWUTS, own)])) == 0
+
+
+def test_join_by_pid_after_the_pid_is_gone_fails_closed() -> None:
+    """The path of a process that exited names nothing, and with its inode nothing else either."""
+    holder = fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(
+        files=[0, 1, 2], sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWUTS | (0 if ROOT else fe.CLONE_NEWUSER))))
+    path = f"/proc/{holder.pid}/ns/uts"
+    entry = fe.SetNS(path, fe.CLONE_NEWUTS, os.stat(path).st_ino)
+    holder.kill()
+    holder.wait()
+    with pytest.raises(fe.ChildError) as info:
+        _spawn(fe.SysProcAttr(setns=[entry]))
+    assert info.value.location == fe.ErrorLocation.SETNS

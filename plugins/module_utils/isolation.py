@@ -391,8 +391,9 @@ def namespace_type(option, path):
 
 
 def _join_entries(option, join, on_host):
-    """[(path, nstype)] of one ``join`` entry; each one is a namespace that exists now. Away from the
-    host, the namespaces it names (none for a pid without ``namespaces``: they are found there)."""
+    """[(path, nstype, inode or None)] of one ``join`` entry; each one is a namespace that exists now.
+    Away from the host, the namespaces it names (none for a pid without ``namespaces``: they are
+    found there)."""
     kinds = join["namespaces"]
     flags = [_flags(f"{option}.namespaces", [NAMESPACE_FLAGS[k]]) for k in kinds or []]
     if join["path"] and kinds and len(kinds) > 1:
@@ -400,14 +401,17 @@ def _join_entries(option, join, on_host):
     nsinfo = deps.pyforkexec.nsinfo
     if not on_host:
         if join["path"]:
-            return [(join["path"], flags[0] if flags else 0)]
-        return [(nsinfo.ns_path(join["pid"], k), f) for k, f in zip(kinds or [], flags)]
+            return [(join["path"], flags[0] if flags else 0, None)]
+        return [(nsinfo.ns_path(join["pid"], k), f, None) for k, f in zip(kinds or [], flags)]
     if join["path"]:
         nstype = namespace_type(f"{option}.path", join["path"])
         if kinds and nstype != flags[0]:
             _fail(f"{option}.namespaces",
                   f"{join['path']} is a {_kind_of_type(nstype)} namespace, not {kinds[0]}")
-        return [(join["path"], nstype)]
+        # A name (/run/netns/NAME) means whatever it names when the command starts; a /proc/PID path
+        # means that process's namespace, and nothing else once the PID is reused.
+        pinned = _inode(f"{option}.path", join["path"]) if _PROC_PID.match(join["path"]) else None
+        return [(join["path"], nstype, pinned)]
     pid = join["pid"]
     if pid <= 0 or not nsinfo.pid_exists(pid):
         _fail(f"{option}.pid", f"no process {pid}")
@@ -420,14 +424,27 @@ def _join_entries(option, join, on_host):
         # the others: refuse it rather than join nothing (the command would run in this host's).
         namespace_type(f"{option}.pid", nsinfo.ns_path(pid, "mount"))
     named = f"{option}.namespaces" if join["namespaces"] else f"{option}.pid"
-    return [(nsinfo.ns_path(pid, kind), namespace_type(named, nsinfo.ns_path(pid, kind))) for kind in kinds]
+    paths = [nsinfo.ns_path(pid, kind) for kind in kinds]
+    return [(path, namespace_type(named, path), _inode(named, path)) for path in paths]
+
+
+_PROC_PID = re.compile(r"/proc/[0-9]+/")
+
+
+def _inode(option, path):
+    """The namespace's inode now: a /proc/PID/ns path is only good while that PID is the process
+    meant, and a service restarts later; pyforkexec refuses the join once it names another one."""
+    try:
+        return os.stat(path).st_ino
+    except OSError as e:
+        _fail(option, f"no namespace to join at {path}: {e.strerror}")
 
 
 def _setns(params, cloneflags, origins, on_host):
     """The SetNS entries of ``netns`` and ``join``, user namespaces first (the order pyforkexec joins
     them in, so that an index in its messages is the index here)."""
     fe = deps.pyforkexec
-    entries = []  # (option, path, nstype)
+    entries = []  # (option, path, nstype, inode)
     name = params["netns"]
     if name:
         if cloneflags & fe.CLONE_NEWNET:
@@ -439,14 +456,14 @@ def _setns(params, cloneflags, origins, on_host):
         nstype = namespace_type("netns", path) if on_host else int(fe.CLONE_NEWNET)
         if nstype != fe.CLONE_NEWNET:
             _fail("netns", f"{path} is a {_kind_of_type(nstype)} namespace, not a network namespace")
-        entries.append(("netns", path, nstype))
+        entries.append(("netns", path, nstype, None))
     for i, join in enumerate(params["join"]):
         option = f"join[{i}]"
-        entries += [(option, path, nstype) for path, nstype in _join_entries(option, join, on_host)]
+        entries += [(option, *entry) for entry in _join_entries(option, join, on_host)]
     entries.sort(key=lambda e: not e[2] & fe.CLONE_NEWUSER)
     for n, entry in enumerate(entries):
         origins.add(f"sys.setns[{n}]", entry[0])
-    return [fe.SetNS(path, int(nstype)) for option, path, nstype in entries]
+    return [fe.SetNS(path, int(nstype), inode) for option, path, nstype, inode in entries]
 
 
 def _mount(m):

@@ -114,13 +114,17 @@ def test_join_a_process_joins_the_namespaces_it_does_not_share(attr):
     with fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(
             sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWUTS | fe.CLONE_NEWIPC))) as proc:
         try:
+            inodes = {kind: os.stat(f"/proc/{proc.pid}/ns/{kind}").st_ino for kind in ("uts", "ipc")}
             sys = attr(join=[dict(pid=proc.pid)]).sys
             chosen = attr(join=[dict(pid=proc.pid, namespaces=["uts"])]).sys
         finally:
             proc.kill()
-    assert list(sys.setns) == [fe.SetNS(f"/proc/{proc.pid}/ns/uts", int(fe.CLONE_NEWUTS)),
-                               fe.SetNS(f"/proc/{proc.pid}/ns/ipc", int(fe.CLONE_NEWIPC))]
-    assert list(chosen.setns) == [fe.SetNS(f"/proc/{proc.pid}/ns/uts", int(fe.CLONE_NEWUTS))]
+    # Each with the namespace's inode: a service restarting after that pid is reused fails closed
+    # rather than join whatever process has the pid by then.
+    uts, ipc = (f"/proc/{proc.pid}/ns/{kind}" for kind in ("uts", "ipc"))
+    assert list(sys.setns) == [fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes["uts"]),
+                               fe.SetNS(ipc, int(fe.CLONE_NEWIPC), inodes["ipc"])]
+    assert list(chosen.setns) == [fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes["uts"])]
 
 
 def test_join_a_path_takes_one_type_at_most(attr, refused):
@@ -312,13 +316,15 @@ def test_a_join_by_path_records_its_type_and_user_namespaces_come_first(attr):
     with fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(sys=fe.SysProcAttr(
             cloneflags=fe.CLONE_NEWUSER | fe.CLONE_NEWUTS, uid_mappings=[fe.SysProcIDMap(0, 0, 1)],
             gid_mappings=[fe.SysProcIDMap(0, 0, 1)]))) as proc:
+        user, uts = (f"/proc/{proc.pid}/ns/{kind}" for kind in ("user", "uts"))
         try:
+            inodes = {path: os.stat(path).st_ino for path in (user, uts)}
             sys = attr(join=[dict(path="/proc/self/ns/uts"), dict(pid=proc.pid)]).sys
         finally:
             proc.kill()
-    assert list(sys.setns) == [fe.SetNS(f"/proc/{proc.pid}/ns/user", int(fe.CLONE_NEWUSER)),
+    assert list(sys.setns) == [fe.SetNS(user, int(fe.CLONE_NEWUSER), inodes[user]),
                                fe.SetNS("/proc/self/ns/uts", int(fe.CLONE_NEWUTS)),
-                               fe.SetNS(f"/proc/{proc.pid}/ns/uts", int(fe.CLONE_NEWUTS))]
+                               fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes[uts])]
 
 
 def test_pyforkexec_names_of_setns_entries_become_the_join_entry(validate_args):
