@@ -103,9 +103,9 @@ options:
         description:
           - Join the namespaces of this process; by default every one that differs from the module's own,
             except its PID namespace.
-          - The namespaces are pinned by inode at converge time (as is a C(path) under C(/proc/PID/)): a
+          - "The namespaces are pinned by inode at converge time (as is a C(path) under C(/proc/PID/)): a
             later start (a C(service) restarting) fails rather than join another process that got the
-            same PID.
+            same PID."
         type: int
       path:
         description:
