@@ -92,60 +92,70 @@ _JOIN = dict(
     namespaces=dict(type="list", elements="str", choices=NAMESPACE_NAMES),
 )
 
-ISOLATION_ARGSPEC = dict(
-    namespaces=dict(type="list", elements="str", default=[], choices=NAMESPACE_NAMES),
-    cloneflags=dict(type="list", elements="str", default=[]),
-    unshareflags=dict(type="list", elements="str", default=[]),
-    uid_map=dict(type="list", elements="dict", options=_IDMAP),
-    gid_map=dict(type="list", elements="dict", options=_IDMAP),
-    map_root_user=dict(type="bool", default=False),
-    setgroups=dict(type="str", default="deny", choices=["allow", "deny"]),
-    hostname=dict(type="str"),
-    domainname=dict(type="str"),
-    netns=dict(type="str"),
-    join=dict(type="list", elements="dict", options=_JOIN, default=[],
-              mutually_exclusive=[("pid", "path")], required_one_of=[("pid", "path")]),
-    credential=dict(type="dict", options=_CREDENTIAL),
-    capabilities=dict(type="dict", options=_CAPABILITIES),
-    no_new_privs=dict(type="bool", default=False),
-    seccomp=dict(type="dict", options=_SECCOMP),
-    rootfs=dict(type="path"),
-    readonly_root=dict(type="bool", default=False),
-    mounts=dict(type="list", elements="dict", options=_MOUNT, default=[],
-                required_if=[("type", "bind", ["source"]), ("type", "mount", ["fstype"])]),
-    mount_propagation=dict(type="str", default="private",
-                           choices=["private", "slave", "shared", "unchanged"]),
-    cgroup=dict(type="dict", options=_CGROUP),
-    rlimits=dict(type="dict", default={}),
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One Ansible isolation option: its argument spec, the SysProcAttr fields messages about which
+    name it (``fields``), and those it also fills (``also``: it needs them in the installed pyforkexec).
+    The doc fragment ``pyforkexec.isolation.isolation`` and the role isolated_service's argument specs
+    are checked against these rows (tests/unit/plugins/module_utils/test_options_table.py)."""
+
+    name: str
+    spec: dict
+    fields: tuple = ()
+    also: tuple = ()
+
+
+# ONE ROW PER OPTION: the argument spec, the option-of-field table and the fields each option needs
+# are all made from it.
+ISOLATION_OPTIONS = (
+    Option("namespaces", dict(type="list", elements="str", default=[], choices=NAMESPACE_NAMES),
+           ("cloneflags",)),
+    Option("cloneflags", dict(type="list", elements="str", default=[]), ("cloneflags",)),
+    Option("unshareflags", dict(type="list", elements="str", default=[]), ("unshareflags",)),
+    Option("uid_map", dict(type="list", elements="dict", options=_IDMAP), ("uid_mappings",)),
+    Option("gid_map", dict(type="list", elements="dict", options=_IDMAP), ("gid_mappings",)),
+    Option("map_root_user", dict(type="bool", default=False), (), ("uid_mappings", "gid_mappings")),
+    Option("setgroups", dict(type="str", default="deny", choices=["allow", "deny"]),
+           ("gid_mappings_enable_setgroups",)),
+    Option("hostname", dict(type="str"), ("hostname",)),
+    Option("domainname", dict(type="str"), ("domainname",)),
+    Option("netns", dict(type="str"), ("setns",)),
+    Option("join", dict(type="list", elements="dict", options=_JOIN, default=[],
+                        mutually_exclusive=[("pid", "path")], required_one_of=[("pid", "path")]), ("setns",)),
+    Option("credential", dict(type="dict", options=_CREDENTIAL), ("credential",)),
+    Option("capabilities", dict(type="dict", options=_CAPABILITIES), ("capabilities",)),
+    Option("no_new_privs", dict(type="bool", default=False), ("no_new_privs",)),
+    Option("seccomp", dict(type="dict", options=_SECCOMP), ("seccomp",)),
+    Option("rootfs", dict(type="path"), ("pivot_root",), ("mounts",)),
+    Option("readonly_root", dict(type="bool", default=False), ("readonly_root",)),
+    Option("mounts", dict(type="list", elements="dict", options=_MOUNT, default=[],
+                          required_if=[("type", "bind", ["source"]), ("type", "mount", ["fstype"])]),
+           ("mounts",)),
+    Option("mount_propagation",
+           dict(type="str", default="private", choices=["private", "slave", "shared", "unchanged"]),
+           ("mount_propagation",)),
+    Option("cgroup", dict(type="dict", options=_CGROUP), ("cgroup",)),
+    Option("rlimits", dict(type="dict", default={}), ("rlimits",)),
 )
+ISOLATION_ARGSPEC = {option.name: option.spec for option in ISOLATION_OPTIONS}
 ISOLATION_MUTUALLY_EXCLUSIVE = [("map_root_user", "uid_map"), ("map_root_user", "gid_map")]
+
+
+def _option_of_field():
+    """SysProcAttr field -> the option(s) that set it ("netns/join"), then the ProcAttr fields and argv
+    of the modules' own options."""
+    out = {}
+    for option in ISOLATION_OPTIONS:
+        for field in option.fields:
+            key = f"sys.{field}"
+            out[key] = f"{out[key]}/{option.name}" if key in out else option.name
+    return dict(out, **{"proc.dir": "chdir", "proc.env": "env", "argv": "argv", "argv0": "argv"})
+
 
 # SysProcAttr/ProcAttr field -> the module option that sets it, for messages about a field that
 # build_sysprocattr did not record (explain() without Origins).
-OPTION_OF_FIELD = {
-    "sys.cloneflags": "namespaces/cloneflags",
-    "sys.unshareflags": "unshareflags",
-    "sys.uid_mappings": "uid_map",
-    "sys.gid_mappings": "gid_map",
-    "sys.gid_mappings_enable_setgroups": "setgroups",
-    "sys.hostname": "hostname",
-    "sys.domainname": "domainname",
-    "sys.setns": "netns/join",
-    "sys.credential": "credential",
-    "sys.capabilities": "capabilities",
-    "sys.no_new_privs": "no_new_privs",
-    "sys.seccomp": "seccomp",
-    "sys.mounts": "mounts",
-    "sys.pivot_root": "rootfs",
-    "sys.readonly_root": "readonly_root",
-    "sys.mount_propagation": "mount_propagation",
-    "sys.cgroup": "cgroup",
-    "sys.rlimits": "rlimits",
-    "proc.dir": "chdir",
-    "proc.env": "env",
-    "argv": "argv",
-    "argv0": "argv",
-}
+OPTION_OF_FIELD = _option_of_field()
 # A pyforkexec message about a field: "spec: sys.uid_mappings[1].size: RULE" from spec.check, or
 # "SysProcAttr.setns[0]: RULE" from the library itself (validation, or an OSError of the spawn).
 _FIELD_MESSAGE = re.compile(
@@ -585,13 +595,11 @@ def _errno(value):
 def _require_fields(params):
     """Every SysProcAttr field the options need must exist in the installed pyforkexec."""
     have = {f.name for f in dataclasses.fields(deps.pyforkexec.SysProcAttr)}
-    needed = {"hostname": "hostname", "domainname": "domainname", "mounts": "mounts", "rootfs": "pivot_root",
-              "readonly_root": "readonly_root", "cgroup": "cgroup", "rlimits": "rlimits",
-              "capabilities": "capabilities", "no_new_privs": "no_new_privs", "seccomp": "seccomp",
-              "netns": "setns", "join": "setns"}
-    for option, field in needed.items():
-        if params.get(option) and field not in have:
-            _fail(option, f"needs SysProcAttr.{field}, which the installed pyforkexec "
+    for option in ISOLATION_OPTIONS:
+        missing = [f for f in option.fields + option.also if f not in have]
+        if params.get(option.name) and missing:
+            field = missing[0]
+            _fail(option.name, f"needs SysProcAttr.{field}, which the installed pyforkexec "
                   f"{getattr(deps.pyforkexec, '__version__', '?')} does not have: upgrade pyforkexec")
 
 

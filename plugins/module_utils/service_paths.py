@@ -132,6 +132,18 @@ def workload_pid(main_pid, wait=0.0):
         time.sleep(0.05)
 
 
+def resolve_manager(wanted, booted=None):
+    """The manager a service runs under: ``wanted`` (auto, systemd or direct), auto decided by whether
+    PID 1 is systemd (``booted``, else sd_booted). Raises ServiceError for systemd without it."""
+    booted = systemd_booted() if booted is None else booted
+    if wanted == "systemd" and not booted:
+        raise ServiceError("manager=systemd: PID 1 is not systemd on this host (a container or "
+                           "a CI runner?): use manager=direct, or auto")
+    if wanted == "auto":
+        return "systemd" if booted else "direct"
+    return wanted
+
+
 def main_pid(name, manager="auto", run=None):
     """(manager, main pid) of a running service; (manager, None) when it does not run."""
     if manager in ("auto", "direct"):

@@ -211,113 +211,19 @@ child_error:
       sample: /usr/bin/hostname
 """
 
-import datetime
-import os
-import shlex
-import subprocess
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
-    ISOLATION_ARGSPEC,
-    ISOLATION_MUTUALLY_EXCLUSIVE,
-    IsolationError,
-    build_and_check,
-    environment_entries,
-)
-
-ARGSPEC = dict(
-    argv=dict(type="list", elements="str"),
-    cmd=dict(type="str"),
-    chdir=dict(type="path"),
-    env=dict(type="dict", default={}),
-    inherit_env=dict(type="bool", default=True),
-    stdin=dict(type="str"),
-    stdin_add_newline=dict(type="bool", default=True),
-    timeout=dict(type="float", default=0),
-    creates=dict(type="path"),
-    removes=dict(type="path"),
-    **ISOLATION_ARGSPEC,
-)
-
-
-def child_error(e):
-    return dict(errno=e.errno, errno_name=e.errno_name, location=e.location.step, index=e.index,
-                filename=e.filename)
-
-
-def skip_reason(params):
-    if params["creates"] and os.path.exists(params["creates"]):
-        return f"skipped, since {params['creates']} exists"
-    if params["removes"] and not os.path.exists(params["removes"]):
-        return f"skipped, since {params['removes']} does not exist"
-    return None
-
-
-def environment(params):
-    env = dict(os.environ) if params["inherit_env"] else {}
-    added = {k: str(v) for k, v in params["env"].items()}
-    environment_entries(added)  # refuses a name that would set another variable
-    env.update(added)
-    return env
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import forkexec as fx
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ARGSPEC,
-        mutually_exclusive=[("argv", "cmd"), *ISOLATION_MUTUALLY_EXCLUSIVE],
-        required_one_of=[("argv", "cmd")],
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=fx.ARGSPEC, mutually_exclusive=fx.MUTUALLY_EXCLUSIVE,
+                           required_one_of=fx.REQUIRED_ONE_OF, supports_check_mode=True)
     deps.require(module, "pyforkexec")
-    params = module.params
-    argv = params["argv"] if params["argv"] is not None else shlex.split(params["cmd"])
-    command = "argv" if params["argv"] is not None else "cmd"
-    if not argv:
-        module.fail_json(msg=f"{command}: the command is empty", cmd=argv)
-    if params["timeout"] < 0:
-        module.fail_json(msg=f"timeout: must be 0 (wait forever) or more seconds, got {params['timeout']}",
-                         cmd=argv)
     try:
-        env = environment(params)
-        built = build_and_check(params, argv, env=[f"{k}={v}" for k, v in env.items()], chdir=params["chdir"],
-                                cgroup_path=f"pyforkexec/forkexec-{os.getpid()}", argv_option=command)
-        sys_attr = built.attr.sys
-    except IsolationError as e:
-        module.fail_json(msg=str(e), cmd=argv)
-    reason = skip_reason(params)
-    if reason:
-        module.exit_json(changed=False, skipped=True, msg=reason, cmd=argv, rc=0, stdout="", stderr="")
-    if module.check_mode:
-        module.exit_json(changed=True, msg="would run (check mode): every option validated", cmd=argv)
-
-    pids = []
-    sys_attr.sync = pids.append  # pyforkexec calls it with the child's pid just before execve
-    data = params["stdin"]
-    if data is not None and params["stdin_add_newline"]:
-        data += "\n"
-    start = datetime.datetime.now()
-    fe = deps.pyforkexec
-    try:
-        result = fe.run(argv, sys=sys_attr, env=env, cwd=params["chdir"], input=data,
-                        stdin=None if data is not None else subprocess.DEVNULL, capture_output=True,
-                        timeout=params["timeout"] or None)
-    except fe.ChildError as e:
-        module.fail_json(msg=built.explain(e), cmd=argv, child_error=child_error(e), rc=None)
-    except subprocess.TimeoutExpired:
-        module.fail_json(msg=f"the command did not exit within {params['timeout']} seconds: it was killed",
-                         cmd=argv, pid=pids[0] if pids else None, rc=None)
-    except (OSError, ValueError, TypeError) as e:  # refused by pyforkexec at the spawn: a join target gone...
-        module.fail_json(msg=built.explain(e, context=f"could not start {argv[0]}"), cmd=argv)
-    end = datetime.datetime.now()
-    stdout = result.stdout.decode("utf-8", "replace")
-    stderr = result.stderr.decode("utf-8", "replace")
-    out = dict(changed=True, cmd=argv, rc=result.returncode, pid=pids[0] if pids else None, stdout=stdout,
-               stderr=stderr, stdout_lines=stdout.splitlines(), stderr_lines=stderr.splitlines(),
-               start=str(start), end=str(end), delta=str(end - start))
-    if result.returncode != 0:
-        module.fail_json(msg="non-zero return code", **out)
-    module.exit_json(**out)
+        module.exit_json(**fx.run(module.params, module.check_mode))
+    except fx.Failure as e:
+        module.fail_json(msg=e.msg, **e.fields)
 
 
 if __name__ == "__main__":

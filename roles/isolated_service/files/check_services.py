@@ -128,10 +128,10 @@ def main():
         sys.path[:0] = [unpacked, _COLLECTIONS]
         import jinja2
         from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-        from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, isolation
+        from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, isolation, service
         from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
         from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
-        from ansible_collections.pyforkexec.isolation.plugins.modules import netns, service
+        from ansible_collections.pyforkexec.isolation.plugins.modules import netns
 
         if deps.pyforkexec is None:
             last = deps.PYFORKEXEC_IMPORT_ERROR.strip().splitlines()[-1]

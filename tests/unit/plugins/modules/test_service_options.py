@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import service
 
@@ -28,8 +29,8 @@ def test_a_refusal_names_the_option_and_writes_nothing(run_module, unique_name, 
 
 
 def test_under_systemd_the_limits_are_checked_though_the_spec_has_no_cgroup(validate_args):
-    params = validate_args(service.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(memory_max="64M")))
-    assert service.launch_attr(params, "x", "systemd").attr.sys.cgroup is None
-    params = validate_args(service.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(cpu_weight=0)))
-    with pytest.raises(service.IsolationError, match=r"^cgroup.cpu_weight: must be between 1 and 10000"):
-        service.launch_attr(params, "x", "systemd")
+    params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(memory_max="64M")))
+    assert svc.launch_attr(params, "x", "systemd").attr.sys.cgroup is None
+    params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(cpu_weight=0)))
+    with pytest.raises(svc.IsolationError, match=r"^cgroup.cpu_weight: must be between 1 and 10000"):
+        svc.launch_attr(params, "x", "systemd")

@@ -1,0 +1,254 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""The service module's logic: its argument spec, the checks of its options (which the role
+isolated_service also runs on its controller, roles/isolated_service/files/check_services.py), the
+files it writes and the actions that bring the service where it is wanted (``Service``), and ``run``,
+the whole of one run of the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
+    ISOLATION_ARGSPEC,
+    ISOLATION_MUTUALLY_EXCLUSIVE,
+    IsolationError,
+    build_and_check,
+    cgroup_limits,
+    environment_entries,
+)
+
+ARGSPEC = dict(
+    name=dict(type="str", required=True),
+    argv=dict(type="list", elements="str"),
+    user=dict(type="str"),
+    group=dict(type="str"),
+    env=dict(type="dict"),
+    chdir=dict(type="path"),
+    restart=dict(type="str", default="on-failure", choices=["always", "on-failure", "no"]),
+    stop_timeout=dict(type="int", default=10),
+    description=dict(type="str"),
+    state=dict(type="str", default="started", choices=["started", "stopped", "restarted", "absent"]),
+    enabled=dict(type="bool"),
+    manager=dict(type="str", default="auto", choices=["auto", "systemd", "direct"]),
+    **ISOLATION_ARGSPEC,
+)
+
+
+MUTUALLY_EXCLUSIVE = [("user", "credential"), ("group", "credential"), *ISOLATION_MUTUALLY_EXCLUSIVE]
+REQUIRED_IF = [("state", "started", ["argv"]), ("state", "restarted", ["argv"])]
+
+
+def check_options(params):
+    """The service's name, and the options besides the isolation ones that only their use would
+    refuse (a daemon or unit that never starts); raises ServiceError naming the option."""
+    name = paths.check_name(params["name"])
+    if params["stop_timeout"] < 0:
+        raise paths.ServiceError(f"stop_timeout: must be 0 or more seconds, got {params['stop_timeout']}")
+    return name
+
+
+def unit_text(jinja2, params, name, python):
+    """The systemd unit of the service whose launcher runs with ``python``; raises UnitError or
+    IsolationError naming the option."""
+    limits = cgroup_limits(params["cgroup"]) if params["cgroup"] else None
+    return systemd.render_unit(jinja2, name, systemd.launcher_argv(python, name), params["restart"],
+                               params["stop_timeout"], systemd.resource_directives(limits),
+                               params["description"], netns=params["netns"])
+
+
+def launch_attr(params, name, manager, on_host=True):
+    """The service's ProcAttr, validated by pyforkexec (an isolation.Built); ``on_host`` false checks
+    the arguments away from their host, leaving out what only it knows (the role isolated_service, on
+    its controller, before it changes anything). Raises IsolationError naming the option."""
+    env = None if params["env"] is None else environment_entries(params["env"])
+    if manager != "direct" and params["cgroup"] and params["cgroup"]["path"]:
+        raise IsolationError("cgroup.path: with manager=systemd the service's cgroup is its unit's")
+    # pyforkexec checks the cgroup limits under either manager; under systemd they are the unit's
+    # directives, and the spec has no cgroup of its own.
+    built = build_and_check(params, params["argv"], env=env, chdir=params["chdir"],
+                            cgroup_path=f"pyforkexec/{name}", on_host=on_host)
+    if manager != "direct":
+        built.attr.sys.cgroup = None
+    return built
+
+
+class Service:
+    """One run of the module: the wanted files, what runs, and the actions between them."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.name = check_options(self.params)
+        self.manager = self._manager()
+        self.systemctl = systemd.Systemctl(module.run_command)
+        self.actions = []
+        self.diff = []
+        self.files = Files(module, self.actions, self.diff)
+        self.was_running = False
+
+    def _manager(self):
+        manager = paths.resolve_manager(self.params["manager"])
+        if self.params["manager"] == "auto" and manager == "direct":
+            name = self.params["name"]
+            self.module.warn(f"PID 1 is not systemd: service {name} runs under manager=direct "
+                             f"(a detached pyforkexec daemon, pid file {paths.pid_file(name)})")
+        return manager
+
+    # ---- the files ------------------------------------------------------------------------------
+
+    def spec_text(self):
+        p = self.params
+        attr = launch_attr(p, self.name, self.manager).attr
+        doc = deps.pyforkexec.spec.dump(None, p["argv"], attr)
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+    def unit_text(self):
+        deps.require(self.module, "jinja2", reason="to render the systemd unit")
+        return unit_text(deps.jinja2, self.params, self.name, sys.executable)
+
+    def wanted_files(self):
+        if self.params["argv"] is None:
+            return {}
+        files = {paths.spec_path(self.name): (self.spec_text(), 0o600)}
+        if self.manager == "systemd":
+            files[paths.unit_path(self.name)] = (self.unit_text(), 0o644)
+        return files
+
+    def sync_files(self, files):
+        """Write the files that differ; whether any did."""
+        written = [self.files.sync(path, text, mode) for path, (text, mode) in files.items()]
+        return any(written)
+
+    # ---- the process ----------------------------------------------------------------------------
+
+    def main_pid(self):
+        return paths.main_pid(self.name, self.manager, self.module.run_command)[1]
+
+    def daemon_argv(self):
+        return service_direct.daemon_argv(self.name, sys.executable, self.params["restart"],
+                                          self.params["stop_timeout"])
+
+    def do(self, verb):
+        self.actions.append(verb)
+        if self.module.check_mode:
+            return
+        if self.manager == "systemd":
+            self.systemctl.action(verb, self.name)
+            return
+        main = self.main_pid()
+        if verb in ("stop", "restart") and main is not None:
+            service_direct.stop(self.name, main, self.params["stop_timeout"])
+        if verb in ("start", "restart"):
+            service_direct.start(self.name, self.daemon_argv())
+
+    def converge(self):
+        state = self.params["state"]
+        files_changed = self.sync_files(self.wanted_files())
+        if files_changed and self.manager == "systemd":
+            self.actions.append("daemon-reload")
+            if not self.module.check_mode:
+                self.systemctl.daemon_reload()
+        main = self.main_pid()
+        running = self.was_running = main is not None
+        stale = (running and self.manager == "direct"
+                 and service_direct.running_argv(main) != self.daemon_argv())
+        if state == "stopped":
+            if running:
+                self.do("stop")
+        elif state == "restarted" or (running and (files_changed or stale)):
+            self.do("restart" if running else "start")
+        elif not running:
+            self.do("start")
+        self.sync_enabled()
+        return state != "stopped"
+
+    def sync_enabled(self):
+        enabled = self.params["enabled"]
+        if enabled is None:
+            return
+        if self.manager == "direct":
+            if enabled:
+                self.module.warn("enabled: nothing starts services at boot with manager=direct; ignored")
+            return
+        if self.systemctl.is_enabled(self.name) != enabled:
+            self.do("enable" if enabled else "disable")
+
+    def remove(self):
+        """state=absent: stop it under either manager, then remove every file written for it."""
+        main = paths.locked_pid(paths.pid_file(self.name))
+        self.was_running = main is not None
+        if main is not None:
+            self.actions.append("stop")
+            if not self.module.check_mode:
+                service_direct.stop(self.name, main, self.params["stop_timeout"])
+        unit = paths.unit_path(self.name)
+        booted = paths.systemd_booted()
+        if booted and self.systemctl.is_active(self.name):
+            self.manager, self.was_running = "systemd", True
+            self.do("stop")
+        if booted and os.path.exists(unit) and self.systemctl.is_enabled(self.name):
+            self.manager = "systemd"
+            self.do("disable")
+        for path in (paths.spec_path(self.name), unit, paths.pid_file(self.name)):
+            self.files.remove(path)
+        self.files.remove(paths.log_file(self.name), with_diff=False)
+        if booted and f"remove {unit}" in self.actions:
+            self.actions.append("daemon-reload")
+            if not self.module.check_mode:
+                self.systemctl.daemon_reload()
+
+    def result(self, running_wanted):
+        main = self.main_pid()
+        if self.module.check_mode:  # what would run: nothing was started or stopped
+            state = "started" if running_wanted else "stopped"
+        else:
+            state = "started" if main is not None else "stopped"
+        pid = paths.workload_pid(main, wait=5.0 if self.manager == "systemd" else 0.0)
+        namespaces = deps.pyforkexec.nsinfo.namespaces(pid) if pid is not None else {}
+        out = dict(
+            changed=bool(self.actions), actions=self.actions, state=state, manager=self.manager,
+            main_pid=main, pid=pid, namespaces=namespaces,
+            spec_path=paths.spec_path(self.name),
+        )
+        if self.manager == "systemd":
+            out["unit_path"] = paths.unit_path(self.name)
+        else:
+            out.update(pid_file=paths.pid_file(self.name), log_file=paths.log_file(self.name))
+        return out
+
+
+def daemon_log(params):
+    """The end of the daemon's log, for a failure under manager=direct."""
+    try:
+        name = paths.check_name(params["name"])
+    except paths.ServiceError:
+        return {}
+    return {} if params["manager"] == "systemd" else dict(log=service_direct.log_tail(name))
+
+
+# The errors that fail the module with their message (each starts with the option it is about).
+ERRORS = (IsolationError, paths.ServiceError, systemd.UnitError)
+
+
+def run(module):
+    """One run of the module: the result for exit_json. Raises one of ERRORS."""
+    service = Service(module)
+    if module.params["state"] == "absent":
+        service.remove()
+        running = False
+    else:
+        running = service.converge()
+    result = service.result(running)
+    if module._diff:
+        before = "started" if service.was_running else "stopped"
+        state = dict(before_header="state", before=f"{before}\n", after_header="state",
+                     after=f"{result['state']}\n")
+        result["diff"] = [*service.diff, state]
+    return result
