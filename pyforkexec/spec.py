@@ -343,7 +343,7 @@ def _load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = (
         raise SpecError(path, str(e)) from None
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:/@+-]+")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_:/@+-]+")  # no ".": a dotted key would read as a path
 
 
 def _join(path: str, name: object) -> str:

@@ -38,8 +38,12 @@ from pyforkexec.cli_options import UsageError
 from pyforkexec.flags import CloneFlags
 
 CORPUS = Path(__file__).parent / "corpus"
-EXAMPLES = int(os.environ.get("PYFORKEXEC_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A fixed seed by default (CI runs the same examples every time); PFE_HYPOTHESIS_EXAMPLES=N runs N
+# with a random seed.
+_ENV_EXAMPLES = os.environ.get("PFE_HYPOTHESIS_EXAMPLES") or os.environ.get("PYFORKEXEC_FUZZ_EXAMPLES")
+EXAMPLES = int(_ENV_EXAMPLES or "150")
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=_ENV_EXAMPLES is None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 # ---- the corpus, through the console script -----------------------------------------------------
