@@ -44,6 +44,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "SECCOMP": ("filter", "count"),
 }
 ALL_CAPS = 0xFFFFFFFF  # one 32-bit half of a capability mask
+_ZEROS = (0,) * 6
 
 
 class Blob(bytes):
@@ -68,21 +69,20 @@ class Builder:
     blobs: list[bytes] = field(default_factory=list)
 
     def _pack(self, op: str, loc: ErrorLocation, args: Sequence[Arg], nr: int, index: int) -> None:
-        refs, values = 0, []
-        for j, a in enumerate(args):
+        refs, values = 0, list(args)
+        for j, a in enumerate(values):
             if isinstance(a, Blob):
                 refs |= 1 << j
                 self.blobs.append(a)
-                a = len(self.blobs) - 1
-            values.append(a)
-        values += [0] * (6 - len(values))
-        self.steps.append(STEP.pack(OPS[op], loc, index, refs, nr, *values))
+                values[j] = len(self.blobs) - 1
+        self.steps.append(STEP.pack(OPS[op], loc, index, refs, nr, *values, *_ZEROS[len(values):]))
 
     def _op(self, op: str, loc: ErrorLocation, index: int = 0, **args: Arg) -> None:
-        names = FIELDS[op]
-        if set(args) - set(names):
-            raise TypeError(f"{op} has no field {sorted(set(args) - set(names))}")
-        self._pack(op, loc, [args.get(n, 0) for n in names], 0, index)
+        """An OP_<op> step, its arguments by the names of FIELDS[op] (those left out are 0)."""
+        values = [args.pop(name, 0) for name in FIELDS[op]]
+        if args:
+            raise TypeError(f"{op} has no field {sorted(args)}")
+        self._pack(op, loc, values, 0, index)
 
     def _syscall(self, loc: ErrorLocation, name: str, *args: Arg, index: int = 0) -> None:
         self._pack("SYSCALL", loc, args, SYS[name], index)
