@@ -80,32 +80,57 @@
 #define CHILD_STACK_SIZE (64 * 1024)
 #define EXIT_SETUP_FAILED 253
 
-/* Operations of a step; plan.py reads these names from OPS. */
+/* Operations of a step; steps.py reads these names from OPS. Arguments by name: STEP_FIELDS below. */
 enum op {
-    OP_SYSCALL = 1,       /* nr(a0..a5); fails when it returns < 0 */
-    OP_MAP_PIPE,          /* close(a0); read the parent's {errno, index} from a1 */
-    OP_WRITE_FILE,        /* open(a0, O_WRONLY), write(a1, a2 bytes), close */
-    OP_FOREGROUND,        /* ioctl(a0, TIOCSPGRP, a1 ? a1 : getpid()) */
-    OP_SIGNALS,           /* reset handlers (those in mask a0 always), restore the parent's mask */
-    OP_CAPS,              /* capget; permitted, inheritable: AND mask a0|a1<<32, then OR a2|a3<<32;
-                           * effective: AND a0|a1<<32, or the new permitted if a4 & CAPS_EFFECTIVE_ALL; capset */
-    OP_PDEATHSIG_CHECK,   /* if getppid() != a0: kill(getpid(), a1) */
-    OP_FDS,               /* Go's two dup3 passes over ProcAttr.files; a0 = nextfd */
-    OP_CLOEXEC_FROM,      /* mark every fd >= a0 close-on-exec */
-    OP_EXECVE,            /* execve(argv0, argv, envp), or execveat(a0, "", ..., AT_EMPTY_PATH) if a0 >= 0 */
-    OP_CREATE,            /* mkdirat(a0, mode a1), or if a2 an empty file; an existing one is fine */
-    OP_REMOUNT,           /* mount_setattr(a0, a2 (0 or AT_RECURSIVE), attr a1); before 5.12: remount a0
-                           * (top mount only) with MS_* flags a3 plus the locked flags it has */
-    OP_SYNC,              /* close(a1); tell the parent on socket a0 we are ready; wait for its byte */
-    OP_SECCOMP,           /* install the a1-instruction filter a0; with EACCES set no_new_privs and retry */
+    OP_SYSCALL = 1,       /* nr(arg0..arg5); fails when it returns < 0 */
+    OP_MAP_PIPE,          /* close(close_fd); read the parent's {errno, index} from read_fd */
+    OP_WRITE_FILE,        /* open(path, O_WRONLY), write(data, size bytes), close */
+    OP_FOREGROUND,        /* ioctl(ctty, TIOCSPGRP, pgid ? pgid : getpid()) */
+    OP_SIGNALS,           /* reset handlers (those in mask force_default always), restore the parent's mask */
+    OP_CAPS,              /* capget; permitted, inheritable: AND keep (keep_lo|keep_hi<<32), then OR add
+                           * (add_lo|add_hi<<32); effective: AND keep, or the new permitted if
+                           * effective & CAPS_EFFECTIVE_ALL; capset */
+    OP_PDEATHSIG_CHECK,   /* if getppid() != ppid: kill(getpid(), signal) */
+    OP_FDS,               /* Go's two dup3 passes over ProcAttr.files from nextfd; fcntl fails at fcntl_loc */
+    OP_CLOEXEC_FROM,      /* mark every fd >= first_fd close-on-exec */
+    OP_EXECVE,            /* execve(argv0, argv, envp); if exec_fd >= 0 execveat(exec_fd, "", ..., AT_EMPTY_PATH) */
+    OP_CREATE,            /* mkdirat(path, mode), or if is_file an empty file; an existing one is fine */
+    OP_REMOUNT,           /* mount_setattr(path, at_flags (0 or AT_RECURSIVE), attr); before 5.12: remount
+                           * path (top mount only) with MS_* flags ms_flags plus the locked flags it has */
+    OP_SYNC,              /* close(close_fd); tell the parent on socket we are ready; wait for its byte */
+    OP_SECCOMP,           /* install the count-instruction filter; with EACCES set no_new_privs and retry */
 };
 
-/* One step, packed by plan.py as "=iiiiq6q". Bit j of refs: a[j] indexes the blobs tuple. */
+/* One step, packed by steps.py as "=iiiiq6q". Bit j of refs: a[j] indexes the blobs tuple. */
 struct step {
     int32_t op, loc, index, refs;
     int64_t nr;
     int64_t a[6];
 };
+
+/* The named arguments of each operation: X(OP, name, j) says a[j] of an OP_<OP> step is its <name>.
+ * The steps read them as ARG(s, OP, name); steps.py's FIELDS names the same a[j] on the Python side,
+ * and tests/test_step_layout.py compares the two (this table is exported as _child.FIELDS). */
+#define STEP_FIELDS(X)                                                                              \
+    X(SYSCALL, arg0, 0) X(SYSCALL, arg1, 1) X(SYSCALL, arg2, 2) X(SYSCALL, arg3, 3)                 \
+    X(SYSCALL, arg4, 4) X(SYSCALL, arg5, 5)                                                         \
+    X(MAP_PIPE, close_fd, 0) X(MAP_PIPE, read_fd, 1)                                                \
+    X(WRITE_FILE, path, 0) X(WRITE_FILE, data, 1) X(WRITE_FILE, size, 2)                            \
+    X(FOREGROUND, ctty, 0) X(FOREGROUND, pgid, 1)                                                   \
+    X(SIGNALS, force_default, 0)                                                                    \
+    X(CAPS, keep_lo, 0) X(CAPS, keep_hi, 1) X(CAPS, add_lo, 2) X(CAPS, add_hi, 3)                   \
+    X(CAPS, effective, 4)                                                                           \
+    X(PDEATHSIG_CHECK, ppid, 0) X(PDEATHSIG_CHECK, signal, 1)                                       \
+    X(FDS, nextfd, 0) X(FDS, fcntl_loc, 1)                                                          \
+    X(CLOEXEC_FROM, first_fd, 0)                                                                    \
+    X(EXECVE, exec_fd, 0)                                                                           \
+    X(CREATE, path, 0) X(CREATE, mode, 1) X(CREATE, is_file, 2)                                     \
+    X(REMOUNT, path, 0) X(REMOUNT, attr, 1) X(REMOUNT, at_flags, 2) X(REMOUNT, ms_flags, 3)         \
+    X(SYNC, socket, 0) X(SYNC, close_fd, 1)                                                         \
+    X(SECCOMP, filter, 0) X(SECCOMP, count, 1)
+#define FIELD_ENUM(op, name, j) FIELD_##op##_##name = j,
+enum step_field { STEP_FIELDS(FIELD_ENUM) };
+#define ARG(s, op, name) ((s)->a[FIELD_##op##_##name])
 
 struct ctx {
     struct step *steps;
@@ -217,8 +242,8 @@ static long step_map_pipe(struct ctx *c, const struct step *s)
     int32_t msg[2] = {0, 0};
     long r;
 
-    sys1(SYS_close, s->a[0]);
-    r = sys3(SYS_read, s->a[1], msg, sizeof(msg));
+    sys1(SYS_close, ARG(s, MAP_PIPE, close_fd));
+    r = sys3(SYS_read, ARG(s, MAP_PIPE, read_fd), msg, sizeof(msg));
     if (r < 0)
         return r;
     if (r != sizeof(msg))
@@ -229,21 +254,21 @@ static long step_map_pipe(struct ctx *c, const struct step *s)
 
 static long step_write_file(const struct step *s)
 {
-    long fd = sys4(SYS_openat, AT_FDCWD, s->a[0], O_WRONLY | O_CLOEXEC, 0);
+    long fd = sys4(SYS_openat, AT_FDCWD, ARG(s, WRITE_FILE, path), O_WRONLY | O_CLOEXEC, 0);
     long r;
 
     if (fd < 0)
         return fd;
-    r = sys3(SYS_write, fd, s->a[1], s->a[2]);
+    r = sys3(SYS_write, fd, ARG(s, WRITE_FILE, data), ARG(s, WRITE_FILE, size));
     sys1(SYS_close, fd);
     return r < 0 ? r : 0;
 }
 
 static long step_foreground(const struct step *s)
 {
-    int32_t pgrp = (int32_t)(s->a[1] ? s->a[1] : sys0(SYS_getpid));
+    int32_t pgrp = (int32_t)(ARG(s, FOREGROUND, pgid) ? ARG(s, FOREGROUND, pgid) : sys0(SYS_getpid));
 
-    return sys3(SYS_ioctl, s->a[0], TIOCSPGRP, &pgrp);
+    return sys3(SYS_ioctl, ARG(s, FOREGROUND, ctty), TIOCSPGRP, &pgrp);
 }
 
 /* The kernel's struct sigaction for rt_sigaction. */
@@ -258,7 +283,7 @@ static long step_signals(struct ctx *c, const struct step *s)
 {
     static const struct ksigaction dfl;  /* SIG_DFL, no flags */
     struct ksigaction old;
-    uint64_t force = (uint64_t)s->a[0];
+    uint64_t force = (uint64_t)ARG(s, SIGNALS, force_default);
     int sig;
 
     for (sig = 1; sig <= 64; sig++) {
@@ -283,10 +308,12 @@ static long step_caps(const struct step *s)
     if (r < 0)
         return r;
     for (i = 0; i < 2; i++) {
-        uint32_t keep = (uint32_t)s->a[i], add = (uint32_t)s->a[2 + i];
+        uint32_t keep = (uint32_t)(i ? ARG(s, CAPS, keep_hi) : ARG(s, CAPS, keep_lo));
+        uint32_t add = (uint32_t)(i ? ARG(s, CAPS, add_hi) : ARG(s, CAPS, add_lo));
         data[i].permitted = (data[i].permitted & keep) | add;
         data[i].inheritable = (data[i].inheritable & keep) | add;
-        data[i].effective = (s->a[4] & CAPS_EFFECTIVE_ALL) ? data[i].permitted : data[i].effective & keep;
+        data[i].effective = (ARG(s, CAPS, effective) & CAPS_EFFECTIVE_ALL) ? data[i].permitted
+                                                                           : data[i].effective & keep;
     }
     return sys2(SYS_capset, &hdr, data);
 }
@@ -295,10 +322,11 @@ static long step_create(const struct step *s)
 {
     long r;
 
-    if (!s->a[2]) {
-        r = sys3(SYS_mkdirat, AT_FDCWD, s->a[0], s->a[1]);
+    if (!ARG(s, CREATE, is_file)) {
+        r = sys3(SYS_mkdirat, AT_FDCWD, ARG(s, CREATE, path), ARG(s, CREATE, mode));
     } else {
-        r = sys4(SYS_openat, AT_FDCWD, s->a[0], O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, s->a[1]);
+        r = sys4(SYS_openat, AT_FDCWD, ARG(s, CREATE, path),
+                 O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, ARG(s, CREATE, mode));
         if (r >= 0)
             r = sys1(SYS_close, r);
     }
@@ -313,20 +341,21 @@ struct kmount_attr {
 static long step_remount(const struct step *s)
 {
     struct statfs st;
-    unsigned long flags = (unsigned long)s->a[3];
-    long r = sys5(SYS_mount_setattr, AT_FDCWD, s->a[0], s->a[2], s->a[1], sizeof(struct kmount_attr));
+    unsigned long flags = (unsigned long)ARG(s, REMOUNT, ms_flags);
+    long r = sys5(SYS_mount_setattr, AT_FDCWD, ARG(s, REMOUNT, path), ARG(s, REMOUNT, at_flags),
+                  ARG(s, REMOUNT, attr), sizeof(struct kmount_attr));
 
     if (r != -ENOSYS)
         return r;
     /* A remount must repeat the flags a user namespace locked (nosuid, nodev, noexec, atime). */
-    if ((r = sys2(SYS_statfs, s->a[0], &st)) < 0)
+    if ((r = sys2(SYS_statfs, ARG(s, REMOUNT, path), &st)) < 0)
         return r;
     flags |= MS_REMOUNT | MS_BIND | ((unsigned long)st.f_flags & ST_KEEP_AS_MS);
     if (st.f_flags & ST_NOSYMFOLLOW_FLAG)
         flags |= MS_NOSYMFOLLOW;
     if (!(flags & MS_ATIME_MODES))
         flags |= (st.f_flags & ST_RELATIME_FLAG) ? MS_RELATIME : MS_STRICTATIME;
-    return sys5(SYS_mount, 0, s->a[0], 0, flags, 0);
+    return sys5(SYS_mount, 0, ARG(s, REMOUNT, path), 0, flags, 0);
 }
 
 static long step_sync(const struct step *s)
@@ -334,11 +363,11 @@ static long step_sync(const struct step *s)
     char byte = 'r';
     long r;
 
-    sys1(SYS_close, s->a[1]);
-    r = sys6(SYS_sendto, s->a[0], (long)&byte, 1, MSG_NOSIGNAL, 0, 0);
+    sys1(SYS_close, ARG(s, SYNC, close_fd));
+    r = sys6(SYS_sendto, ARG(s, SYNC, socket), (long)&byte, 1, MSG_NOSIGNAL, 0, 0);
     if (r < 0)
         return r;
-    r = sys3(SYS_read, s->a[0], &byte, 1);
+    r = sys3(SYS_read, ARG(s, SYNC, socket), &byte, 1);
     if (r < 0)
         return r;
     return r == 1 ? 0 : -ECANCELED;  /* the parent went away without releasing us */
@@ -352,7 +381,8 @@ struct kfprog {
 
 static long step_seccomp(const struct step *s)
 {
-    struct kfprog prog = {(unsigned short)s->a[1], (void *)(intptr_t)s->a[0]};
+    struct kfprog prog = {(unsigned short)ARG(s, SECCOMP, count),
+                             (void *)(intptr_t)ARG(s, SECCOMP, filter)};
     long r = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
 
     if (r != -EACCES)
@@ -365,16 +395,16 @@ static long step_seccomp(const struct step *s)
 
 static long step_pdeathsig_check(const struct step *s)
 {
-    if (sys0(SYS_getppid) == s->a[0])
+    if (sys0(SYS_getppid) == ARG(s, PDEATHSIG_CHECK, ppid))
         return 0;
-    return sys2(SYS_kill, sys0(SYS_getpid), s->a[1]);  /* the parent already died */
+    return sys2(SYS_kill, sys0(SYS_getpid), ARG(s, PDEATHSIG_CHECK, signal));  /* the parent already died */
 }
 
 /* Go's fd passes: lift the error pipe and every files[i] < i above nextfd, then place each at i. */
 static long step_fds(struct ctx *c, const struct step *s)
 {
     int *fd = c->fds;
-    long nextfd = s->a[0], r;
+    long nextfd = ARG(s, FDS, nextfd), r;
     Py_ssize_t i;
 
     if (c->errfd >= 0 && c->errfd < nextfd) {
@@ -399,7 +429,7 @@ static long step_fds(struct ctx *c, const struct step *s)
         if (fd[i] == -1) {
             sys1(SYS_close, i);
         } else if (fd[i] == i) {
-            c->loc = s->a[1];  /* ErrorLocation.FCNTL */
+            c->loc = (int32_t)ARG(s, FDS, fcntl_loc);  /* ErrorLocation.FCNTL */
             if ((r = sys3(SYS_fcntl, i, F_SETFD, 0)) < 0)
                 return r;
             c->loc = s->loc;
@@ -415,22 +445,22 @@ static long step_fds(struct ctx *c, const struct step *s)
 static long step_cloexec_from(const struct step *s)
 {
     struct rlimit rl;
-    long fd, r = sys3(SYS_close_range, s->a[0], ~0U, CLOSE_RANGE_CLOEXEC);
+    long fd, r = sys3(SYS_close_range, ARG(s, CLOEXEC_FROM, first_fd), ~0U, CLOSE_RANGE_CLOEXEC);
 
     if (r != -ENOSYS && r != -EINVAL)
         return r;
     /* Kernels before 5.11: every fd up to the soft limit. */
     if ((r = sys4(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl)) < 0)
         return r;
-    for (fd = s->a[0]; fd < (long)rl.rlim_cur; fd++)
+    for (fd = ARG(s, CLOEXEC_FROM, first_fd); fd < (long)rl.rlim_cur; fd++)
         sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
     return 0;
 }
 
 static long step_execve(struct ctx *c, const struct step *s)
 {
-    if (s->a[0] >= 0)
-        return sys5(SYS_execveat, s->a[0], "", c->argv, c->envp, AT_EMPTY_PATH);
+    if (ARG(s, EXECVE, exec_fd) >= 0)
+        return sys5(SYS_execveat, ARG(s, EXECVE, exec_fd), "", c->argv, c->envp, AT_EMPTY_PATH);
     return sys3(SYS_execve, c->argv0, c->argv, c->envp);
 }
 
@@ -438,7 +468,8 @@ static long run_step(struct ctx *c, const struct step *s)
 {
     switch (s->op) {
     case OP_SYSCALL:
-        return sys6(s->nr, s->a[0], s->a[1], s->a[2], s->a[3], s->a[4], s->a[5]);
+        return sys6(s->nr, ARG(s, SYSCALL, arg0), ARG(s, SYSCALL, arg1), ARG(s, SYSCALL, arg2),
+                    ARG(s, SYSCALL, arg3), ARG(s, SYSCALL, arg4), ARG(s, SYSCALL, arg5));
     case OP_MAP_PIPE:
         return step_map_pipe(c, s);
     case OP_WRITE_FILE:
@@ -801,16 +832,25 @@ PyMODINIT_FUNC PyInit__child(void)
         {"MNT_DETACH", MNT_DETACH}, {"AT_RECURSIVE", AT_RECURSIVE}, {"CAPS_EFFECTIVE_ALL", CAPS_EFFECTIVE_ALL},
         {"MOUNT_ATTR_SIZE", sizeof(struct kmount_attr)}, {"SOCK_FILTER_SIZE", sizeof(struct sock_filter)},
         {"BPF_MAXINSNS", BPF_MAXINSNS},
+        /* struct step, member by member (tests/test_step_layout.py) */
+        {"STEP_OFFSET_op", offsetof(struct step, op)}, {"STEP_OFFSET_loc", offsetof(struct step, loc)},
+        {"STEP_OFFSET_index", offsetof(struct step, index)},
+        {"STEP_OFFSET_refs", offsetof(struct step, refs)},
+        {"STEP_OFFSET_nr", offsetof(struct step, nr)}, {"STEP_OFFSET_a", offsetof(struct step, a)},
+        {"STEP_NARGS", sizeof(((struct step *)0)->a) / sizeof(int64_t)},
     }, ops[] = {
         {"SYSCALL", OP_SYSCALL}, {"MAP_PIPE", OP_MAP_PIPE}, {"WRITE_FILE", OP_WRITE_FILE},
         {"FOREGROUND", OP_FOREGROUND}, {"SIGNALS", OP_SIGNALS}, {"CAPS", OP_CAPS},
         {"PDEATHSIG_CHECK", OP_PDEATHSIG_CHECK}, {"FDS", OP_FDS}, {"CLOEXEC_FROM", OP_CLOEXEC_FROM},
         {"EXECVE", OP_EXECVE}, {"CREATE", OP_CREATE}, {"REMOUNT", OP_REMOUNT}, {"SYNC", OP_SYNC},
         {"SECCOMP", OP_SECCOMP},
+    }, fields[] = {
+#define FIELD_ENTRY(op, name, j) {#op "." #name, j},
+        STEP_FIELDS(FIELD_ENTRY)
     };
     PyObject *m = PyModule_Create(&module);
-    const char *names[64];
-    long values[64];
+    const char *names[128];
+    long values[128];
     size_t i;
 
     if (!m)
@@ -827,5 +867,6 @@ PyMODINIT_FUNC PyInit__child(void)
     TABLE("SYS", sys)
     TABLE("CONST", consts)
     TABLE("OPS", ops)
+    TABLE("FIELDS", fields)
     return m;
 }

@@ -58,6 +58,7 @@ class ErrorLocation(enum.IntEnum):
 
 # Which file an ID_MAP_WRITE / UNSHARE_USER_READ error index names.
 ID_MAP_FILES = ("uid_map", "setgroups", "gid_map")
+UID_MAP, SETGROUPS, GID_MAP = range(len(ID_MAP_FILES))
 
 
 def _go_strerror(code: int) -> str:

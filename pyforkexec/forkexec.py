@@ -38,6 +38,8 @@ from .plan import (
     compile_plan,
     fd_floor,
     format_id_maps,
+    id_map_path,
+    setgroups_word,
 )
 from .process import Process
 from .validate import check_spawn
@@ -63,7 +65,7 @@ def _above_stdio(fd: int, opened: list[int]) -> int:
     return copy
 
 
-def _write_file(path: str, data: bytes, opened: list[int]) -> None:
+def _write_file(path: bytes, data: bytes, opened: list[int]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     opened.append(fd)
     try:
@@ -78,14 +80,14 @@ def _write_maps(pid: int, sys: SysProcAttr, opened: list[int]) -> tuple[int, int
     index = UID_MAP
     try:
         if sys.uid_mappings is not None:
-            _write_file(f"/proc/{pid}/uid_map", format_id_maps(sys.uid_mappings), opened)
+            _write_file(id_map_path(str(pid), UID_MAP), format_id_maps(sys.uid_mappings), opened)
         if sys.gid_mappings is not None:
             index = SETGROUPS
-            setgroups = b"allow" if sys.gid_mappings_enable_setgroups else b"deny"
             with contextlib.suppress(FileNotFoundError):
-                _write_file(f"/proc/{pid}/setgroups", setgroups, opened)
+                setgroups = setgroups_word(sys.gid_mappings_enable_setgroups)
+                _write_file(id_map_path(str(pid), SETGROUPS), setgroups, opened)
             index = GID_MAP
-            _write_file(f"/proc/{pid}/gid_map", format_id_maps(sys.gid_mappings), opened)
+            _write_file(id_map_path(str(pid), GID_MAP), format_id_maps(sys.gid_mappings), opened)
     except OSError as e:
         return e.errno or errno.EIO, index
     return 0, 0

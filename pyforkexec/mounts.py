@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from .checks import check_bool, check_list, fail, to_abspath, to_bytes
-from .errors import ErrorLocation as L
-from .steps import CONST, Blob, Builder, cstr
 
 # linux/mount.h, mount(2)'s flags (MS_KERNMOUNT and MS_NOUSER are the kernel's own).
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
@@ -216,8 +214,8 @@ def check_mounts(field: str, mounts: object, root: bytes) -> tuple[ResolvedMount
                  for i, m in enumerate(check_list(field, mounts, "Mount")))
 
 
-def mount_attr(flags: int) -> Blob:
-    """struct mount_attr setting the per-mount flags among ``flags``."""
+def mount_attr(flags: int) -> bytes:
+    """The struct mount_attr (for the child's REMOUNT step) setting the per-mount flags among ``flags``."""
     attr_set = attr_clr = 0
     for ms, attr in _ATTR_OF_MS.items():
         if flags & ms:
@@ -225,35 +223,4 @@ def mount_attr(flags: int) -> Blob:
     for ms, attr in _ATIME_OF_MS.items():
         if flags & ms:
             attr_set, attr_clr = attr_set | attr, MOUNT_ATTR_ATIME_MASK
-    return Blob(struct.pack("=4Q", attr_set, attr_clr, 0, 0))
-
-
-def remount_step(b: Builder, loc: L, path: bytes, flags: int, recursive: bool, index: int = 0) -> None:
-    """Set the per-mount ``flags`` of the mount at ``path`` (and below it if ``recursive``)."""
-    b.add("REMOUNT", loc, cstr(path), mount_attr(flags), CONST["AT_RECURSIVE"] if recursive else 0,
-          flags & ATTR_FLAGS, index=index)
-
-
-def mount_steps(b: Builder, mounts: Sequence[ResolvedMount]) -> None:
-    for i, m in enumerate(mounts):
-        last = len(m.mkdirs) - 1
-        for k, path in enumerate(m.mkdirs):
-            is_file = m.file_target and k == last
-            b.add("CREATE", L.MKDIR, cstr(path), 0o644 if is_file else 0o755, int(is_file), index=i)
-        target = cstr(m.target)
-        source = 0 if m.source is None else cstr(m.source)
-        fstype = 0 if m.fstype is None else cstr(m.fstype)
-        data = 0 if m.data is None else cstr(m.data)
-        propagation = m.flags & PROPAGATION_MASK
-        if m.flags & ~(PROPAGATION_MASK | MS_REC) == 0:  # only a propagation change
-            b.syscall(L.MOUNT, "mount", source, target, fstype, m.flags, data, index=i)
-            continue
-        bind = m.flags & MS_BIND and not m.flags & MS_REMOUNT
-        flags = m.flags & ~PROPAGATION_MASK
-        if bind:  # the kernel ignores per-mount flags in a bind: set them on the new mount after
-            flags &= ~ATTR_FLAGS
-        b.syscall(L.MOUNT, "mount", source, target, fstype, flags, data, index=i)
-        if bind and m.flags & ATTR_FLAGS:
-            remount_step(b, L.MOUNT, m.target, m.flags, bool(m.flags & MS_REC), index=i)
-        if propagation:
-            b.syscall(L.MOUNT, "mount", 0, target, 0, propagation | (m.flags & MS_REC), 0, index=i)
+    return struct.pack("=4Q", attr_set, attr_clr, 0, 0)

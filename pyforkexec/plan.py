@@ -25,34 +25,34 @@ ErrorLocation of each step in brackets; README.md has the same table):
   seccomp, the last step before exec [SECCOMP]
   execve, or execveat(exec_fd, "", AT_EMPTY_PATH) [EXECVE, EXECVEAT]
 
-Nothing here touches the kernel: the plan is plain data.
+compile_plan below is the one place that emits steps: one straight sequence in this order. The concept
+modules (mounts, rlimits, seccomp, caps) check their fields and encode values; steps.Builder names each
+step's arguments. Nothing here touches the kernel: the plan is plain data.
 """
 
 from __future__ import annotations
 
 import signal
-import struct
 from dataclasses import dataclass
 from typing import Optional
 
 from . import flags as F
 from .attrs import SysProcAttr, SysProcIDMap
+from .errors import GID_MAP, ID_MAP_FILES, SETGROUPS, UID_MAP
 from .errors import ErrorLocation as L
 from .extensions import Ext
-from .mounts import MS_RDONLY, mount_steps, remount_step
+from .mounts import ATTR_FLAGS, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, PROPAGATION_MASK, mount_attr
 from .parent_ns import Join
-from .rlimits import rlimit_steps
-from .seccomp import seccomp_step
-from .steps import CONST, Blob, Builder, cstr
+from .rlimits import encode_rlimit
+from .steps import CONST, Builder, cstr, opt_cstr
 
 NEWUSER, NEWNS, NEWTIME = int(F.CLONE_NEWUSER), int(F.CLONE_NEWNS), int(F.CLONE_NEWTIME)
 CLONE_VM, CLONE_VFORK, CLONE_PIDFD = int(F.CLONE_VM), int(F.CLONE_VFORK), int(F.CLONE_PIDFD)
 CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP = int(F.CLONE_CLEAR_SIGHAND), int(F.CLONE_INTO_CGROUP)
 # Python ignores these at start-up; a child expects them default, as subprocess and Go give it.
 FORCE_DEFAULT_SIGNALS = (1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1))
-# Index of ID_MAP_WRITE / UNSHARE_USER_READ errors: errors.ID_MAP_FILES.
-UID_MAP, SETGROUPS, GID_MAP = 0, 1, 2
-ALL_CAPS = 0xFFFFFFFF  # one 32-bit half of a capability mask
+KEEP_ALL = (1 << 64) - 1  # a capability mask keeping every capability
+__all__ = ["GID_MAP", "SETGROUPS", "UID_MAP"]  # re-exported: the index of an id-map file (errors.py)
 
 
 @dataclass
@@ -68,7 +68,18 @@ class Plan:
 
 
 def format_id_maps(maps: list[SysProcIDMap]) -> bytes:
+    """The lines of a uid_map/gid_map file, as Go formats them (written by the child or the parent)."""
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps).encode()
+
+
+def setgroups_word(enable: bool) -> bytes:
+    """What /proc/PID/setgroups gets before gid_map (the child writes it with Go's NUL byte)."""
+    return b"allow" if enable else b"deny"
+
+
+def id_map_path(pid: str, index: int) -> bytes:
+    """/proc/<pid>/<file>, ``index`` one of UID_MAP, SETGROUPS, GID_MAP (errors.ID_MAP_FILES)."""
+    return f"/proc/{pid}/{ID_MAP_FILES[index]}".encode()
 
 
 @dataclass
@@ -100,123 +111,139 @@ def fd_floor(files: tuple[int, ...]) -> int:
     return next_fd(files) + len(files) + 2  # the passes use nextfd on: the error pipe, up to len(files)
 
 
-def mount_namespace_steps(b: Builder, e: Ext) -> None:
-    """From the new mount namespace's propagation to the new root; then the rlimits."""
-    if e.propagation:
-        b.syscall(L.MOUNT_ROOT, "mount", cstr(b"none"), cstr(b"/"), 0, e.propagation, 0)
-    if e.hostname is not None:
-        b.syscall(L.SETHOSTNAME, "sethostname", Blob(e.hostname), len(e.hostname))
-    if e.domainname is not None:
-        b.syscall(L.SETDOMAINNAME, "setdomainname", Blob(e.domainname), len(e.domainname))
-    mount_steps(b, e.mounts)
-    if e.readonly_root is not None:
-        remount_step(b, L.REMOUNT_RO, e.readonly_root, MS_RDONLY, recursive=False)
-    if e.pivot_root is not None:
-        b.syscall(L.PIVOT_ROOT, "chdir", cstr(e.pivot_root), index=0)
-        b.syscall(L.PIVOT_ROOT, "pivot_root", cstr(b"."), cstr(b"."), index=1)
-        b.syscall(L.UMOUNT_OLDROOT, "umount2", cstr(b"."), CONST["MNT_DETACH"], index=0)
-        b.syscall(L.UMOUNT_OLDROOT, "chdir", cstr(b"/"), index=1)
-    rlimit_steps(b, e.rlimits)
-
-
-def capability_steps(b: Builder, e: Ext) -> None:
-    c = e.caps
-    if c is None:
-        return
-    everything = CONST["CAPS_EFFECTIVE_ALL"]
-    if c.bounding_drop:
-        # After a uid change the effective set is empty; PR_CAPBSET_DROP needs CAP_SETPCAP in it.
-        b.add("CAPS", L.CAPBSET_DROP, ALL_CAPS, ALL_CAPS, 0, 0, everything)
-        for cap in c.bounding_drop:
-            b.syscall(L.CAPBSET_DROP, "prctl", CONST["PR_CAPBSET_DROP"], cap, 0, 0, 0, index=cap)
-    ambient = sum(1 << cap for cap in c.ambient)
-    b.add("CAPS", L.CAPSET, c.keep & ALL_CAPS, c.keep >> 32, ambient & ALL_CAPS, ambient >> 32, everything)
-    for cap in c.ambient:
-        b.syscall(L.CAP_AMBIENT, "prctl", CONST["PR_CAP_AMBIENT"], CONST["PR_CAP_AMBIENT_RAISE"], cap, 0, 0,
-                  index=cap)
-
-
-
-
 def compile_plan(i: Inputs) -> Plan:
     s, b, e = i.sys, Builder(), i.ext
     has_maps = s.uid_mappings is not None or s.gid_mappings is not None
     unshare_user = bool(i.unshareflags & NEWUSER)
+    caps = e.caps if e is not None else None
 
-    for join in i.joins:  # extension: join namespaces before anything else
+    # Extension: join namespaces before anything else, user namespaces first (with CLONE_NEWUSER
+    # the parent joins the others around clone: parent_ns.py).
+    for join in i.joins:
         if not join.by_parent:
-            b.syscall(L.SETNS, "setns", join.fd, join.nstype, index=join.index)
-    # capabilities: permitted must survive the uid change, for the bounding-set drops after it
-    if s.ambient_caps or (e is not None and e.caps is not None and s.credential is not None):
-        b.syscall(L.KEEPCAPS, "prctl", CONST["PR_SET_KEEPCAPS"], 1)
+            b.setns(L.SETNS, fd=join.fd, nstype=join.nstype, index=join.index)
+    # Go: permitted must survive setuid for the ambient raise; so must it for the bounding-set drops.
+    if s.ambient_caps or (caps is not None and s.credential is not None):
+        b.prctl(L.KEEPCAPS, "PR_SET_KEEPCAPS", 1)
+    # Go: wait until the parent has written our uid/gid maps (the error it had comes back here).
     if has_maps:
-        b.add("MAP_PIPE", L.UNSHARE_USER_READ, i.map_fds[1], i.map_fds[0])
+        b.map_pipe(L.UNSHARE_USER_READ, close_fd=i.map_fds[1], read_fd=i.map_fds[0])
     if s.setsid:
-        b.syscall(L.SETSID, "setsid")
+        b.setsid(L.SETSID)
     if s.setpgid or s.foreground:
-        b.syscall(L.SETPGID, "setpgid", 0, s.pgid)
-    if s.foreground:
-        b.add("FOREGROUND", L.IOCTL, s.ctty, s.pgid)
-    b.add("SIGNALS", L.SIGNAL_RESET, FORCE_DEFAULT_SIGNALS)
+        b.setpgid(L.SETPGID, pid=0, pgid=s.pgid)
+    if s.foreground:  # signals are still blocked: no SIGTTOU
+        b.foreground(L.IOCTL, ctty=s.ctty, pgid=s.pgid)
+    # Go's runtime_AfterForkInChild: handlers back to default, the parent's mask restored.
+    b.signals(L.SIGNAL_RESET, force_default=FORCE_DEFAULT_SIGNALS)
     if i.unshareflags:
-        b.syscall(L.UNSHARE, "unshare", i.unshareflags)
+        b.unshare(L.UNSHARE, flags=i.unshareflags)
+        # Go: after unshare(CLONE_NEWUSER) the child writes its own maps, gid_map before uid_map.
         if unshare_user and s.gid_mappings is not None:
-            setgroups = b"allow\0" if s.gid_mappings_enable_setgroups else b"deny\0"
-            b.add("WRITE_FILE", L.ID_MAP_WRITE, cstr(b"/proc/self/setgroups"), Blob(setgroups),
-                  len(setgroups), index=SETGROUPS)
-            data = format_id_maps(s.gid_mappings)
-            b.add("WRITE_FILE", L.ID_MAP_WRITE, cstr(b"/proc/self/gid_map"), Blob(data), len(data),
-                  index=GID_MAP)
+            b.write_file(L.ID_MAP_WRITE, id_map_path("self", SETGROUPS),
+                         setgroups_word(s.gid_mappings_enable_setgroups) + b"\0", index=SETGROUPS)
+            b.write_file(L.ID_MAP_WRITE, id_map_path("self", GID_MAP), format_id_maps(s.gid_mappings),
+                         index=GID_MAP)
         if unshare_user and s.uid_mappings is not None:
-            data = format_id_maps(s.uid_mappings)
-            b.add("WRITE_FILE", L.ID_MAP_WRITE, cstr(b"/proc/self/uid_map"), Blob(data), len(data),
-                  index=UID_MAP)
-        if i.unshareflags & NEWNS and e is None:  # with extensions: mount_propagation below
-            b.syscall(L.MOUNT_ROOT, "mount", cstr(b"none"), cstr(b"/"), 0,
-                      CONST["MS_REC"] | CONST["MS_PRIVATE"], 0)
+            b.write_file(L.ID_MAP_WRITE, id_map_path("self", UID_MAP), format_id_maps(s.uid_mappings),
+                         index=UID_MAP)
+        # Go: mounts made in the new namespace must not propagate back (with extensions:
+        # mount_propagation below decides).
+        if i.unshareflags & NEWNS and e is None:
+            b.mount(L.MOUNT_ROOT, source=cstr(b"none"), target=cstr(b"/"), fstype=0,
+                    flags=CONST["MS_REC"] | CONST["MS_PRIVATE"], data=0)
     if e is not None:
-        mount_namespace_steps(b, e)
-    if i.chroot:
-        b.syscall(L.CHROOT, "chroot", cstr(i.chroot))
+        # Extension: the new mount namespace, from /'s propagation to the new root.
+        if e.propagation:
+            b.mount(L.MOUNT_ROOT, source=cstr(b"none"), target=cstr(b"/"), fstype=0, flags=e.propagation,
+                    data=0)
+        if e.hostname is not None:
+            b.sethostname(L.SETHOSTNAME, e.hostname)
+        if e.domainname is not None:
+            b.setdomainname(L.SETDOMAINNAME, e.domainname)
+        for n, m in enumerate(e.mounts):
+            for k, path in enumerate(m.mkdirs):  # the missing target, if asked
+                b.create(L.MKDIR, path, is_file=m.file_target and k == len(m.mkdirs) - 1, index=n)
+            source, target = opt_cstr(m.source), cstr(m.target)
+            fstype, data = opt_cstr(m.fstype), opt_cstr(m.data)
+            propagation = m.flags & PROPAGATION_MASK
+            if m.flags & ~(PROPAGATION_MASK | MS_REC) == 0:  # only a propagation change
+                b.mount(L.MOUNT, source=source, target=target, fstype=fstype, flags=m.flags, data=data,
+                        index=n)
+                continue
+            bind = m.flags & MS_BIND and not m.flags & MS_REMOUNT
+            mflags = m.flags & ~PROPAGATION_MASK
+            if bind:  # the kernel ignores per-mount flags in a bind: set them on the new mount after
+                mflags &= ~ATTR_FLAGS
+            b.mount(L.MOUNT, source=source, target=target, fstype=fstype, flags=mflags, data=data, index=n)
+            if bind and m.flags & ATTR_FLAGS:
+                b.remount(L.MOUNT, m.target, attr=mount_attr(m.flags), recursive=bool(m.flags & MS_REC),
+                          ms_flags=m.flags & ATTR_FLAGS, index=n)
+            if propagation:  # a propagation type is a change of its own, after the mount
+                b.mount(L.MOUNT, source=0, target=target, fstype=0, flags=propagation | (m.flags & MS_REC),
+                        data=0, index=n)
+        if e.readonly_root is not None:  # just before switching to it, once every mount is in
+            b.remount(L.REMOUNT_RO, e.readonly_root, attr=mount_attr(MS_RDONLY), recursive=False,
+                      ms_flags=MS_RDONLY & ATTR_FLAGS)
+        if e.pivot_root is not None:  # the old root stacked on the new one, then detached
+            b.chdir(L.PIVOT_ROOT, e.pivot_root, index=0)
+            b.pivot_root(L.PIVOT_ROOT, new_root=b".", put_old=b".", index=1)
+            b.umount2(L.UMOUNT_OLDROOT, target=b".", flags=CONST["MNT_DETACH"], index=0)
+            b.chdir(L.UMOUNT_OLDROOT, b"/", index=1)
+        # Extension: rlimits, while the child still has the caller's privileges.
+        for n, (res, soft, hard) in enumerate(e.rlimits):
+            b.prlimit64(L.PRLIMIT, resource=res, new_limit=encode_rlimit(soft, hard), index=n)
+    if i.chroot:  # Go: no chdir("/") after it
+        b.chroot(L.CHROOT, i.chroot)
     cred = s.credential
     if cred is not None:
         groups = tuple(cred.groups)
+        # Go: no setgroups when asked, or in a user namespace that denies it and nothing to set.
         skip = cred.no_setgroups or (s.gid_mappings is not None and not s.gid_mappings_enable_setgroups
                                      and not groups)
         if not skip:
-            b.syscall(L.SETGROUPS, "setgroups", len(groups), Blob(struct.pack(f"={len(groups)}I", *groups)))
-        b.syscall(L.SETGID, "setgid", cred.gid)
-        b.syscall(L.SETUID, "setuid", cred.uid)
-    if s.ambient_caps:
+            b.setgroups(L.SETGROUPS, groups)
+        b.setgid(L.SETGID, cred.gid)
+        b.setuid(L.SETUID, cred.uid)
+    if s.ambient_caps:  # Go: into permitted and inheritable, then raised
         mask = 0
         for cap in s.ambient_caps:
             mask |= 1 << cap
-        b.add("CAPS", L.SET_CAP, ALL_CAPS, ALL_CAPS, mask & ALL_CAPS, mask >> 32, 0)
+        b.caps(L.SET_CAP, keep=KEEP_ALL, add=mask, effective_all=False)
         for cap in s.ambient_caps:
-            b.syscall(L.SET_CAP, "prctl", CONST["PR_CAP_AMBIENT"], CONST["PR_CAP_AMBIENT_RAISE"], cap, 0, 0,
-                      index=cap)
-    if e is not None:
-        capability_steps(b, e)
-    if i.dir:
-        b.syscall(L.CHDIR, "chdir", cstr(i.dir))
-    if s.pdeathsig:
-        b.syscall(L.PDEATHSIG, "prctl", CONST["PR_SET_PDEATHSIG"], s.pdeathsig)
-        b.add("PDEATHSIG_CHECK", L.PDEATHSIG, i.ppid, s.pdeathsig)
-    b.add("FDS", L.DUP3, next_fd(i.files), L.FCNTL)
-    b.add("CLOEXEC_FROM", L.CLOSE_FDS, len(i.files))
+            b.prctl(L.SET_CAP, "PR_CAP_AMBIENT", CONST["PR_CAP_AMBIENT_RAISE"], cap, 0, 0, index=cap)
+    if caps is not None:
+        # Extension: the bounding set, then permitted/effective/inheritable, then ambient. After a uid
+        # change the effective set is empty; PR_CAPBSET_DROP needs CAP_SETPCAP in it.
+        if caps.bounding_drop:
+            b.caps(L.CAPBSET_DROP, keep=KEEP_ALL, add=0, effective_all=True)
+            for cap in caps.bounding_drop:
+                b.prctl(L.CAPBSET_DROP, "PR_CAPBSET_DROP", cap, 0, 0, 0, index=cap)
+        ambient = sum(1 << cap for cap in caps.ambient)
+        b.caps(L.CAPSET, keep=caps.keep, add=ambient, effective_all=True)
+        for cap in caps.ambient:
+            b.prctl(L.CAP_AMBIENT, "PR_CAP_AMBIENT", CONST["PR_CAP_AMBIENT_RAISE"], cap, 0, 0, index=cap)
+    if i.dir:  # Go: after chroot and setuid
+        b.chdir(L.CHDIR, i.dir)
+    if s.pdeathsig:  # Go: after setuid, which clears it; and the parent may already be gone
+        b.prctl(L.PDEATHSIG, "PR_SET_PDEATHSIG", s.pdeathsig)
+        b.pdeathsig_check(L.PDEATHSIG, ppid=i.ppid, signal=s.pdeathsig)
+    # Go's two fd passes, then close-on-exec for every fd above ProcAttr.files.
+    b.fds(L.DUP3, nextfd=next_fd(i.files), fcntl_loc=L.FCNTL)
+    b.cloexec_from(L.CLOSE_FDS, first_fd=len(i.files))
     if s.noctty:
-        b.syscall(L.IOCTL, "ioctl", 0, CONST["TIOCNOTTY"])
-    if s.setctty:
-        b.syscall(L.IOCTL, "ioctl", s.ctty, CONST["TIOCSCTTY"], 1)
+        b.ioctl(L.IOCTL, 0, "TIOCNOTTY")
+    if s.setctty:  # here Ctty is a child fd
+        b.ioctl(L.IOCTL, s.ctty, "TIOCSCTTY", 1)
     if e is not None and e.no_new_privs:
-        b.syscall(L.NO_NEW_PRIVS, "prctl", CONST["PR_SET_NO_NEW_PRIVS"], 1, 0, 0, 0)
-    if e is not None and e.sync is not None:
-        b.add("SYNC", L.SYNC_READ, *i.sync_fds)
-    if s.ptrace:
-        b.syscall(L.PTRACE_ME, "ptrace", CONST["PTRACE_TRACEME"], 0, 0, 0)
-    if e is not None and e.seccomp is not None:
-        seccomp_step(b, e.seccomp)
-    b.add("EXECVE", L.EXECVE if i.exec_fd < 0 else L.EXECVEAT, i.exec_fd)
+        b.prctl(L.NO_NEW_PRIVS, "PR_SET_NO_NEW_PRIVS", 1, 0, 0, 0)
+    if e is not None and e.sync is not None:  # extension: the parent's callable runs here
+        b.sync(L.SYNC_READ, socket=i.sync_fds[0], close_fd=i.sync_fds[1])
+    if s.ptrace:  # Go: immediately before exec
+        b.ptrace_traceme(L.PTRACE_ME)
+    if e is not None and e.seccomp is not None:  # extension: the last step before exec
+        b.seccomp(L.SECCOMP, e.seccomp)
+    b.execve(L.EXECVE if i.exec_fd < 0 else L.EXECVEAT, exec_fd=i.exec_fd)
 
     flags = i.cloneflags | CLONE_VM | CLONE_CLEAR_SIGHAND
     if not has_maps and (e is None or e.sync is None):

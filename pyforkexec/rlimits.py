@@ -9,13 +9,10 @@ a hard limit for a child that then runs as another user.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
 from .checks import check_int, check_list, fail
-from .errors import ErrorLocation as L
-from .steps import Blob, Builder
 
 # asm-generic/resource.h (x86_64 and aarch64 alike).
 RESOURCES = (
@@ -76,6 +73,6 @@ def check_rlimits(field: str, rlimits: object) -> tuple[tuple[int, int, int], ..
     return tuple(out)
 
 
-def rlimit_steps(b: Builder, rlimits: Sequence[tuple[int, int, int]]) -> None:
-    for i, (res, soft, hard) in enumerate(rlimits):
-        b.syscall(L.PRLIMIT, "prlimit64", 0, res, Blob(struct.pack("=QQ", soft, hard)), 0, index=i)
+def encode_rlimit(soft: int, hard: int) -> bytes:
+    """The struct rlimit64 the child's prlimit64 step sets."""
+    return struct.pack("=QQ", soft, hard)

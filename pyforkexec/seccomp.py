@@ -22,8 +22,6 @@ from typing import Optional, Union
 
 from . import syscalls
 from .checks import check_choice, check_int, check_list, fail
-from .errors import ErrorLocation as L
-from .steps import CONST, Blob, Builder
 
 # linux/seccomp.h return values.
 ACTIONS = {
@@ -35,6 +33,7 @@ ACTIONS = {
     "log": 0x7FFC0000,
 }
 MAX_ERRNO = 4095
+BPF_MAXINSNS = 4096  # linux/bpf_common.h (tests/unit/test_step_layout.py checks it against _child)
 # classic BPF (linux/filter.h): ld [k], jeq #k, jge #k, ret #k
 BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x06
 OFFSET_NR, OFFSET_ARCH = 0, 4  # struct seccomp_data
@@ -103,8 +102,8 @@ def check_seccomp(field: str, f: object, exec_call: str = "execve", arch: Option
     rules = tuple(dict.fromkeys([*((nr, ACTIONS["allow"]) for nr in allow),
                                  *((nr, deny_action) for nr in deny)]))
     size = len(compile_rules(arch, (), default)) // 8 + 2 * len(rules)
-    if size > CONST["BPF_MAXINSNS"]:
-        fail(field, f"{size} BPF instructions, the kernel takes at most {CONST['BPF_MAXINSNS']}")
+    if size > BPF_MAXINSNS:
+        fail(field, f"{size} BPF instructions, the kernel takes at most {BPF_MAXINSNS}")
     nr = syscalls.table(arch)[exec_call]
     if dict(rules).get(nr, default) not in (ACTIONS["allow"], ACTIONS["log"]):
         fail(field, f"the filter blocks {exec_call}, which the child calls right after installing it: "
@@ -124,7 +123,3 @@ def compile_rules(arch: str, rules: tuple[tuple[int, int], ...], default: int) -
         prog += [insn(BPF_JEQ_K, nr, jf=1), insn(BPF_RET_K, action)]
     prog.append(insn(BPF_RET_K, default))
     return b"".join(prog)
-
-
-def seccomp_step(b: Builder, program: bytes) -> None:
-    b.add("SECCOMP", L.SECCOMP, Blob(program), len(program) // CONST["SOCK_FILTER_SIZE"])
