@@ -29,6 +29,9 @@ from helpers.leaks import differences, snapshot
 
 import pyforkexec as fe
 
+# Each test sweeps thousands of spawns: minutes on a loaded machine, beyond the suite's default timeout.
+pytestmark = pytest.mark.timeout(900)
+
 PACKAGE = str(Path(fe.__file__).parent)
 # Python runs a signal handler where its eval loop checks (after a call, at a backward jump, at a
 # function's start), never just before a return: a tracer that raises there would be testing itself.
