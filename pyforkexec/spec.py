@@ -343,7 +343,9 @@ def _load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = (
         raise SpecError(path, str(e)) from None
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_:/@+-]+")  # no ".": a dotted key would read as a path
+# Dots inside a key read well (sysctls.net.ipv4.ip_forward); a key of dots alone, or at its ends, would
+# read as no key at all: those are quoted.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_:/@+-]+(?:\.[A-Za-z0-9_:/@+-]+)*")
 
 
 def _join(path: str, name: object) -> str:

@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import pytest
 
+from . import forked
+
 # The console script pip installed next to this interpreter (.venv/bin/pyforkexec).
 PYFORKEXEC = str(Path(sys.executable).parent / "pyforkexec")
 TIMEOUT = 30
@@ -61,7 +63,22 @@ _COUNT = '"$@"; s=$?; read n < /proc/sys/kernel/ns_last_pid; echo "counted: $s $
 
 def counted(argv: Sequence[str], uid: Optional[int] = None) -> Counted:
     """``argv`` run (as ``uid``, else as this root process) in a new PID namespace with its own /proc,
-    made by util-linux: a namespace per command keeps the count exact even beside other tests."""
+    made by util-linux: a namespace per command keeps the count exact even beside other tests.
+    Where ``uid`` cannot reach the checkout (cloned under /root, 0700), it runs from a forked copy
+    that made the way searchable in a mount namespace of its own (helpers/forked.py)."""
+    if uid is not None:
+        plan = forked.exposure(uid, uid)
+        if plan:
+            return forked.run_in_fork(_counted_exposed, plan, list(argv), uid)
+    return _counted(argv, uid)
+
+
+def _counted_exposed(plan: forked.Exposure, argv: Sequence[str], uid: int) -> Counted:
+    forked.expose(plan)
+    return _counted(argv, uid)
+
+
+def _counted(argv: Sequence[str], uid: Optional[int]) -> Counted:
     drop = [] if uid is None else [util_linux("setpriv"), f"--reuid={uid}", f"--regid={uid}",
                                    "--clear-groups"]
     proc = run([util_linux("unshare"), "--pid", "--fork", "--mount-proc", "--", *drop,
