@@ -506,7 +506,12 @@ def _run(body: Callable[[], Tally], uid: Optional[int], world: tuple[str, str, s
 
 
 @USERS
-def test_fork_exec(uid: Optional[int], world: tuple[str, str, str]) -> None:
+@pytest.mark.parametrize("api", ["fork_exec", "start_process"])
+def test_fork_exec_and_start_process(api: str, uid: Optional[int], world: tuple[str, str, str]) -> None:
+    spawn = getattr(pf, api)
+    release = _reap_pid if api == "fork_exec" else _reap_process
+    kept_by_caller = api == "fork_exec"  # fork_exec leaves a SysProcAttr.cgroup to its caller
+
     def body() -> Tally:
         tally = Tally()
 
@@ -516,28 +521,8 @@ def test_fork_exec(uid: Optional[int], world: tuple[str, str, str]) -> None:
             argv0, argv, attr = args
             roots = {"argv0": argv0, "argv": argv, "attr": attr, "ProcAttr": attr,
                      "SysProcAttr": getattr(attr, "sys", None)}
-            check_call(lambda: pf.fork_exec(argv0, argv, attr), roots, _reap_pid, tally,
-                       lambda: _remove_kept_cgroup(roots["SysProcAttr"], True))
-
-        prop()
-        return tally
-
-    _run(body, uid, world)
-
-
-@USERS
-def test_start_process(uid: Optional[int], world: tuple[str, str, str]) -> None:
-    def body() -> Tally:
-        tally = Tally()
-
-        @SETTINGS
-        @given(spawn_args())
-        def prop(args: tuple[Any, Any, Any]) -> None:
-            argv0, argv, attr = args
-            roots = {"argv0": argv0, "argv": argv, "attr": attr, "ProcAttr": attr,
-                     "SysProcAttr": getattr(attr, "sys", None)}
-            check_call(lambda: pf.start_process(argv0, argv, attr), roots, _reap_process, tally,
-                       lambda: _remove_kept_cgroup(roots["SysProcAttr"], False))
+            check_call(lambda: spawn(argv0, argv, attr), roots, release, tally,
+                       lambda: _remove_kept_cgroup(roots["SysProcAttr"], kept_by_caller))
 
         prop()
         return tally
