@@ -1,18 +1,18 @@
 """pyforkexec: Go's syscall.ForkExec for Linux, with namespaces, id maps and child errors naming the step."""
 
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
-from .caps import Capabilities
-from .cgroup import Cgroup, CgroupError
 from .clone import clone, wait_clone
 from .errors import ChildError, ErrorLocation
 from .flags import *  # noqa: F403  (every CLONE_* constant, CloneFlags, FlagGroup)
 from .flags import __all__ as _flag_names
 from .forkexec import fork_exec, start_process
-from .mounts import Mount, minimal_dev
 from .process import Process, TimeoutExpired
-from .rlimits import Rlimit
 from .run import run
-from .seccomp import SeccompFilter
+from .sandbox.caps import Capabilities
+from .sandbox.cgroup import Cgroup, CgroupError
+from .sandbox.mounts import Mount, minimal_dev
+from .sandbox.rlimits import Rlimit
+from .sandbox.seccomp import SeccompFilter
 
 __version__ = "0.1.0"
 __all__ = [

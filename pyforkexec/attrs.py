@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-from .caps import Capabilities
-from .cgroup import Cgroup
-from .mounts import Mount
-from .rlimits import Rlimit
-from .seccomp import SeccompFilter
+from .sandbox.caps import Capabilities
+from .sandbox.cgroup import Cgroup
+from .sandbox.mounts import Mount
+from .sandbox.rlimits import Rlimit
+from .sandbox.seccomp import SeccompFilter
 
 FileLike = Union[int, None, "HasFileno"]
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 from . import _clone
 from .checks import check_int, fail
 from .flags import CloneFlags
-from .validate import _INVALID_PAIRS, CSIGNAL, KNOWN_FLAGS, F, check_flags
+from .validate import CSIGNAL, INVALID_PAIRS, KNOWN_FLAGS, F, check_flags
 
 __all__ = ["WALL", "clone", "wait_clone"]
 
@@ -64,7 +64,7 @@ def check_clone_flags(flags: object) -> int:
         fail(FIELD, f"the low byte is the exit signal and {exit_signal} is no signal (1..{MAX_EXIT_SIGNAL}, "
              f"or 0 for none){newtime}")
     check_flags(FIELD, v, KNOWN_FLAGS | CSIGNAL)
-    for a, b, rule in _INVALID_PAIRS:
+    for a, b, rule in INVALID_PAIRS:
         if v & a and v & b:
             fail(FIELD, rule)
     return int(v)

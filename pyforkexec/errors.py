@@ -61,6 +61,22 @@ ID_MAP_FILES = ("uid_map", "setgroups", "gid_map")
 UID_MAP, SETGROUPS, GID_MAP = range(len(ID_MAP_FILES))
 
 
+# The field that asked for each step, as a spec document names it (``sys.`` SysProcAttr, ``proc.``
+# ProcAttr; ``[]``: the error's index is the item's). Steps no field asks for (execve: argv; the
+# parent's own setsid/dup3/close) have none. ID_MAP_WRITE and UNSHARE_USER_READ name the map file.
+FIELD_OF_STEP = {
+    "SETNS": "sys.setns[]", "MKDIR": "sys.mounts[]", "MOUNT": "sys.mounts[]", "PRLIMIT": "sys.rlimits[]",
+    "CLONE": "sys.cloneflags", "UNSHARE": "sys.unshareflags", "KEEPCAPS": "sys.capabilities",
+    "SETHOSTNAME": "sys.hostname", "SETDOMAINNAME": "sys.domainname", "MOUNT_ROOT": "sys.mount_propagation",
+    "REMOUNT_RO": "sys.readonly_root", "PIVOT_ROOT": "sys.pivot_root", "UMOUNT_OLDROOT": "sys.pivot_root",
+    "SETGROUPS": "sys.credential.groups", "SETGID": "sys.credential.gid", "SETUID": "sys.credential.uid",
+    "CAPBSET_DROP": "sys.capabilities", "CAPSET": "sys.capabilities", "CAP_AMBIENT": "sys.capabilities",
+    "NO_NEW_PRIVS": "sys.no_new_privs", "SECCOMP": "sys.seccomp", "CHDIR": "proc.dir",
+}
+FIELD_OF_ID_MAP_FILE = {"uid_map": "sys.uid_mappings", "setgroups": "sys.gid_mappings_enable_setgroups",
+                        "gid_map": "sys.gid_mappings"}
+
+
 def _go_strerror(code: int) -> str:
     # Go's Errno.Error() is the C string with a lower-case first letter.
     text = os.strerror(code)
@@ -78,6 +94,18 @@ class ChildError(OSError):
     @property
     def errno_name(self) -> str:
         return errno_mod.errorcode.get(self.errno, f"E{self.errno}")
+
+    @property
+    def field(self) -> Optional[str]:
+        """The field whose step failed, as a spec document names it (``sys.mounts[2]``, ``proc.dir``,
+        ``sys.gid_mappings``), or None for a step no field asks for (execve: argv)."""
+        step = self.location.name
+        field = FIELD_OF_STEP.get(step)
+        if step in ("ID_MAP_WRITE", "UNSHARE_USER_READ") and 0 <= self.index < len(ID_MAP_FILES):
+            field = FIELD_OF_ID_MAP_FILE[ID_MAP_FILES[self.index]]
+        if field is not None and field.endswith("[]"):
+            field = f"{field[:-2]}[{self.index}]"
+        return field
 
     def __str__(self) -> str:
         return f"fork/exec {self.filename}: {self.strerror} (at {self.location.step})"

@@ -19,29 +19,29 @@ import struct
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
 
-from . import _child
-from . import cgroup as cgroup_mod
 from ._signals import Hold, held, released
 from .attrs import ProcAttr, SysProcAttr
-from .cgroup import CgroupHandle, CgroupProcess
 from .checks import fail
-from .errors import ChildError, ErrorLocation
-from .extensions import Ext
-from .parent_ns import joined, open_joins
-from .plan import (
+from .child import _child
+from .child.joins import joined, open_joins
+from .child.plan import (
     CLONE_VFORK,
     GID_MAP,
     SETGROUPS,
     UID_MAP,
-    Inputs,
     Plan,
+    PlanInputs,
     compile_plan,
     fd_floor,
     format_id_maps,
     id_map_path,
     setgroups_word,
 )
+from .errors import ChildError, ErrorLocation
 from .process import Process
+from .sandbox import cgroup as cgroup_mod
+from .sandbox.cgroup import CgroupHandle, CgroupProcess
+from .sandbox.extensions import Sandbox
 from .validate import check_spawn
 
 StrOrBytes = Union[str, bytes, "os.PathLike[str]"]
@@ -75,19 +75,19 @@ def _write_file(path: bytes, data: bytes, opened: list[int]) -> None:
         os.close(fd)
 
 
-def _write_maps(pid: int, sys: SysProcAttr, opened: list[int]) -> tuple[int, int]:
+def _write_maps(pid: int, sys_attr: SysProcAttr, opened: list[int]) -> tuple[int, int]:
     """Go's writeUidGidMappings: uid_map, setgroups (ENOENT ignored), gid_map. Returns (errno, index)."""
     index = UID_MAP
     try:
-        if sys.uid_mappings is not None:
-            _write_file(id_map_path(str(pid), UID_MAP), format_id_maps(sys.uid_mappings), opened)
-        if sys.gid_mappings is not None:
+        if sys_attr.uid_mappings is not None:
+            _write_file(id_map_path(str(pid), UID_MAP), format_id_maps(sys_attr.uid_mappings), opened)
+        if sys_attr.gid_mappings is not None:
             index = SETGROUPS
             with contextlib.suppress(FileNotFoundError):
-                setgroups = setgroups_word(sys.gid_mappings_enable_setgroups)
+                setgroups = setgroups_word(sys_attr.gid_mappings_enable_setgroups)
                 _write_file(id_map_path(str(pid), SETGROUPS), setgroups, opened)
             index = GID_MAP
-            _write_file(id_map_path(str(pid), GID_MAP), format_id_maps(sys.gid_mappings), opened)
+            _write_file(id_map_path(str(pid), GID_MAP), format_id_maps(sys_attr.gid_mappings), opened)
     except OSError as e:
         return e.errno or errno.EIO, index
     return 0, 0
@@ -103,12 +103,12 @@ def _high_fd(field: str, fd: int, floor: int, opened: list[int]) -> int:
     return copy
 
 
-def _prepare_extensions(ext: Ext, inputs: Inputs, spawn: _Spawn) -> None:
+def _prepare_sandbox(sandbox: Sandbox, inputs: PlanInputs, spawn: _Spawn) -> None:
     """The parent's resources for the extension steps: the sync socket, exec fd, and the cgroup."""
     floor = fd_floor(inputs.files)
-    if ext.exec_fd is not None:
-        inputs.exec_fd = _high_fd("SysProcAttr.exec_fd", ext.exec_fd, floor, spawn.fds)
-    if ext.sync is not None:
+    if sandbox.exec_fd is not None:
+        inputs.exec_fd = _high_fd("SysProcAttr.exec_fd", sandbox.exec_fd, floor, spawn.fds)
+    if sandbox.sync is not None:
         try:
             a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         except OSError as e:
@@ -116,20 +116,20 @@ def _prepare_extensions(ext: Ext, inputs: Inputs, spawn: _Spawn) -> None:
         with a, b:
             inputs.sync_fds = (_high_fd("SysProcAttr.sync", a.fileno(), floor, spawn.fds),
                                _high_fd("SysProcAttr.sync", b.fileno(), floor, spawn.fds))
-    if ext.cgroup is not None:
-        spawn.cgroup = cgroup_mod.prepare(ext.cgroup)
+    if sandbox.cgroup is not None:
+        spawn.cgroup = cgroup_mod.prepare(sandbox.cgroup)
         inputs.cgroup_fd = spawn.cgroup.fd
 
 
-def _check_fd_room(files: tuple[int, ...], ext: Ext) -> None:
+def _check_fd_room(files: tuple[int, ...], sandbox: Sandbox) -> None:
     """The parent's extra fds for the child (the sync socket, the exec_fd copy) go above every fd
     the child's fd passes use: refuse, naming the files, when that is beyond RLIMIT_NOFILE."""
-    extra = (2 if ext.sync is not None else 0) + (1 if ext.exec_fd is not None else 0)
+    extra = (2 if sandbox.sync is not None else 0) + (1 if sandbox.exec_fd is not None else 0)
     if not extra:
         return
     floor, soft = fd_floor(files), resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if floor + extra > soft:
-        which = "sync" if ext.sync is not None else "exec_fd"
+        which = "sync" if sandbox.sync is not None else "exec_fd"
         fail("ProcAttr.files", f"with SysProcAttr.{which}, the parent's {extra} extra fd(s) go from fd "
              f"{floor} up, above every fd the child gets, and RLIMIT_NOFILE is {soft}: use lower fds")
 
@@ -147,7 +147,8 @@ class _Spawn:
     _signals.py), so that abort() can undo exactly what exists, once, whatever raised and where.
     """
 
-    def __init__(self, path: bytes, args: tuple[bytes, ...], envp: tuple[bytes, ...], inputs: Inputs) -> None:
+    def __init__(self, path: bytes, args: tuple[bytes, ...], envp: tuple[bytes, ...],
+                 inputs: PlanInputs) -> None:
         self.argv0, self.args, self.envp, self.inputs = path, args, envp, inputs
         self.path = os.fsdecode(path)
         self.fds: list[int] = []
@@ -228,10 +229,11 @@ class _Spawn:
         return ChildError(code, location or ErrorLocation.EXECVE, index, self.path)
 
 
-def _maps_handshake(spawn: _Spawn, pid: int, sys: SysProcAttr, plan: Plan, map_fds: tuple[int, int]) -> None:
+def _maps_handshake(spawn: _Spawn, pid: int, sys_attr: SysProcAttr, plan: Plan,
+                    map_fds: tuple[int, int]) -> None:
     """Write the child's uid/gid maps while it waits, then tell it the outcome."""
     spawn.close(map_fds[0])
-    code, index = _write_maps(pid, sys, spawn.fds) if plan.parent_writes_maps else (0, 0)
+    code, index = _write_maps(pid, sys_attr, spawn.fds) if plan.parent_writes_maps else (0, 0)
     try:
         os.write(map_fds[1], struct.pack("=ii", code, index))
     except BrokenPipeError:  # it failed or was killed before it read: its error record says which
@@ -259,13 +261,13 @@ def _sync_handshake(spawn: _Spawn, fn: Callable[[int], None], fds: tuple[int, in
 
 def _start(spawn: _Spawn) -> None:
     """Open what the child needs, clone it, do the parent's half of its handshakes, wait for execve."""
-    inputs, ext = spawn.inputs, spawn.inputs.ext
-    sys = inputs.sys
-    inputs.joins = open_joins(sys.setns, inputs.cloneflags, spawn.fds, spawn.path)
-    if sys.uid_mappings is not None or sys.gid_mappings is not None:
+    inputs, sandbox = spawn.inputs, spawn.inputs.sandbox
+    sys_attr = inputs.sys
+    inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path)
+    if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:
         inputs.map_fds = _pipe(spawn.fds)
-    if ext is not None:
-        _prepare_extensions(ext, inputs, spawn)
+    if sandbox is not None:
+        _prepare_sandbox(sandbox, inputs, spawn)
     plan = compile_plan(inputs)
     err_w = -1
     if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
@@ -282,9 +284,9 @@ def _start(spawn: _Spawn) -> None:
     if spawn.cgroup is not None:
         spawn.cgroup.close()  # the child is in it; the directory stays until it is reaped
     if plan.map_pipe:
-        _maps_handshake(spawn, spawn.pid, sys, plan, inputs.map_fds)
-    if ext is not None and ext.sync is not None:
-        _sync_handshake(spawn, ext.sync, inputs.sync_fds)
+        _maps_handshake(spawn, spawn.pid, sys_attr, plan, inputs.map_fds)
+    if sandbox is not None and sandbox.sync is not None:
+        _sync_handshake(spawn, sandbox.sync, inputs.sync_fds)
     for fd in spawn.fds[:]:  # the sync socket and exec fd copies: the child has its own
         if fd != spawn.err_r:
             spawn.close(fd)
@@ -299,18 +301,18 @@ def _start(spawn: _Spawn) -> None:
 def _prepare(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: object, inherit_env: bool) -> _Spawn:
     """Every check, and the plan's inputs: no process, no fd yet."""
     args = check_spawn(argv0, argv, attr)
-    if args.ext is not None:
-        _check_fd_room(args.files, args.ext)
+    if args.sandbox is not None:
+        _check_fd_room(args.files, args.sandbox)
     envp = args.env if args.env is not None else (environ_entries() if inherit_env else ())
-    inputs = Inputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
-                    ppid=os.getpid(), ext=args.ext)
+    inputs = PlanInputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
+                        ppid=os.getpid(), sandbox=args.sandbox)
     return _Spawn(args.path, args.argv, envp, inputs)
 
 
 def fork_exec(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> int:
     """Go's syscall.ForkExec: start argv0 (not searched in PATH) and return its pid.
 
-    ``attr.env`` None means an empty environment, as in Go. With ``sys.pidfd`` the pidfd is closed
+    ``attr.env`` None means an empty environment, as in Go. With ``SysProcAttr.pidfd`` the pidfd is closed
     here (use start_process to keep it). Raises ChildError if the child fails before execve.
     """
     spawn = _prepare(argv0, argv, attr, inherit_env=False)
@@ -328,7 +330,7 @@ def fork_exec(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[Proc
 
 def start_process(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> Process:
     """Go's os.StartProcess: like fork_exec, but ``attr.env`` None inherits os.environ, and the result
-    is a Process carrying the pidfd when ``sys.pidfd`` asked for one."""
+    is a Process carrying the pidfd when ``SysProcAttr.pidfd`` asked for one."""
     spawn = _prepare(argv0, argv, attr, inherit_env=True)
     hold = Hold()
     try:

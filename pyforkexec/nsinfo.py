@@ -10,7 +10,7 @@ import os
 import pickle
 import traceback
 
-from . import _child  # the project's own setns wrapper
+from .child import _child  # the project's own setns wrapper
 from .flags import (
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,

@@ -11,7 +11,6 @@ import contextlib
 import math
 import os
 import selectors
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from ._signals import Hold, held
 from .attrs import ProcAttr, SysProcAttr
 from .checks import check_bool, check_fileno, check_list, fail, to_bytes
 from .forkexec import start_process
+from .lookpath import find_program
 from .process import Process, TimeoutExpired
 
 PIPE, STDOUT, DEVNULL = subprocess.PIPE, subprocess.STDOUT, subprocess.DEVNULL
@@ -61,13 +61,11 @@ def _env_entries(env: object) -> Optional[list[bytes]]:
 def _lookup(argv0: StrOrBytes, env: Optional[list[bytes]]) -> str:
     """argv0 as start_process gets it: looked up in the PATH the child gets unless it has a '/'."""
     name = os.fsdecode(argv0)
-    if "/" in name:
-        return name
     if env is None:
         path = os.environ.get("PATH", os.defpath)
     else:
         path = next((os.fsdecode(e[5:]) for e in env if e.startswith(b"PATH=")), os.defpath)
-    return shutil.which(name, path=path) or name  # not found: execve reports ENOENT at its step
+    return find_program(name, path) or name  # not found: execve reports ENOENT at its step
 
 
 def _input(data: object) -> Optional[bytes]:

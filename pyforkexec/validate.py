@@ -13,9 +13,9 @@ from typing import Optional
 
 from . import flags as _flags
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
-from .caps import cap_last_cap
 from .checks import MAX_FD, check_bool, check_fileno, check_int, check_list, fail, to_bytes
-from .extensions import Ext, check_extensions
+from .sandbox.caps import cap_last_cap
+from .sandbox.extensions import Sandbox, check_extensions
 
 # Plain ints: IntFlag arithmetic costs microseconds on the spawn path.
 F = type("F", (), {f.name: int(f) for f in _flags.CloneFlags})
@@ -41,7 +41,7 @@ _REFUSED_CLONEFLAGS = {
 }
 
 # clone(2)'s EINVAL combinations that remain possible: (flags present, flags absent/present, rule).
-_INVALID_PAIRS = (
+INVALID_PAIRS = (
     (F.CLONE_NEWNS, F.CLONE_FS, "CLONE_NEWNS cannot be combined with CLONE_FS"),
     (F.CLONE_NEWUSER, F.CLONE_FS, "CLONE_NEWUSER cannot be combined with CLONE_FS"),
     (F.CLONE_NEWUSER, F.CLONE_PARENT, "CLONE_NEWUSER cannot be combined with CLONE_PARENT"),
@@ -87,18 +87,18 @@ def check_flags(field: str, value: object, allowed: int) -> int:
     return v
 
 
-def check_cloneflags(sys: SysProcAttr, has_dir: bool) -> int:
-    v = check_int("SysProcAttr.cloneflags", sys.cloneflags, 0, 2**64 - 1)
+def check_cloneflags(sys_attr: SysProcAttr, has_dir: bool) -> int:
+    v = check_int("SysProcAttr.cloneflags", sys_attr.cloneflags, 0, 2**64 - 1)
     for flag, why in _REFUSED_CLONEFLAGS.items():
         if v & flag:
             fail("SysProcAttr.cloneflags", f"{_flags.CloneFlags.describe(flag)} is refused: {why}")
     if v & CSIGNAL & ~F.CLONE_NEWTIME:
         fail("SysProcAttr.cloneflags", "no exit signal byte: children exit with SIGCHLD")
     check_flags("SysProcAttr.cloneflags", v, KNOWN_FLAGS)
-    for a, b, rule in _INVALID_PAIRS:
+    for a, b, rule in INVALID_PAIRS:
         if v & a and v & b:
             fail("SysProcAttr.cloneflags", rule)
-    if v & F.CLONE_FS and (has_dir or sys.chroot):
+    if v & F.CLONE_FS and (has_dir or sys_attr.chroot):
         fail("SysProcAttr.cloneflags", "CLONE_FS with ProcAttr.dir or chroot would move this process's "
              "working directory or root too")
     return v
@@ -141,17 +141,17 @@ def check_credential(cred: object) -> None:
     check_bool(f"{field}.no_setgroups", cred.no_setgroups)
 
 
-def check_terminal(sys: SysProcAttr, files: Sequence[int]) -> None:
+def check_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> None:
     nfiles = len(files)
-    ctty = check_int("SysProcAttr.ctty", sys.ctty, 0, MAX_FD)  # a child fd: its own number space
-    check_int("SysProcAttr.pgid", sys.pgid, 0, 2**31 - 1)
-    if sys.setctty and sys.foreground:
+    ctty = check_int("SysProcAttr.ctty", sys_attr.ctty, 0, MAX_FD)  # a child fd: its own number space
+    check_int("SysProcAttr.pgid", sys_attr.pgid, 0, 2**31 - 1)
+    if sys_attr.setctty and sys_attr.foreground:
         fail("SysProcAttr.setctty", "setctty and foreground cannot both be set (they read ctty differently)")
-    if sys.setctty and not sys.setsid:
+    if sys_attr.setctty and not sys_attr.setsid:
         fail("SysProcAttr.setctty", "needs setsid: only a session leader can acquire a controlling terminal")
-    if sys.setctty and not ctty < nfiles:
+    if sys_attr.setctty and not ctty < nfiles:
         fail("SysProcAttr.ctty", f"with setctty, ctty is a child fd and must be below len(files)={nfiles}")
-    if sys.setctty and files[ctty] < 0:
+    if sys_attr.setctty and files[ctty] < 0:
         fail("SysProcAttr.ctty", f"with setctty, ctty must name an open slot of ProcAttr.files, "
              f"files[{ctty}] is closed")
 
@@ -179,37 +179,39 @@ BOOL_FIELDS = ("ptrace", "setsid", "setpgid", "setctty", "noctty", "foreground",
                "gid_mappings_enable_setgroups", "use_cgroup_fd", "pidfd")
 
 
-def validate(sys: SysProcAttr, attr: ProcAttr, files: Sequence[int]) -> tuple[int, int, Optional[Ext]]:
+def validate(sys_attr: SysProcAttr, attr: ProcAttr,
+             files: Sequence[int]) -> tuple[int, int, Optional[Sandbox]]:
     """Checks every field; returns (cloneflags, unshareflags, the extensions or None if all default).
 
     ``files`` is ``resolve_files(attr.files)``; check_spawn checks the rest of the arguments first."""
-    if not isinstance(sys, SysProcAttr):
-        fail("ProcAttr.sys", f"must be a SysProcAttr, not {type(sys).__name__}", TypeError)
+    if not isinstance(sys_attr, SysProcAttr):
+        fail("ProcAttr.sys", f"must be a SysProcAttr, not {type(sys_attr).__name__}", TypeError)
     for name in BOOL_FIELDS:
-        check_bool(f"SysProcAttr.{name}", getattr(sys, name))
+        check_bool(f"SysProcAttr.{name}", getattr(sys_attr, name))
     if attr.dir is not None:  # "" is no chdir, as in Go; a falsy 0 or [] is still no path
         to_bytes("ProcAttr.dir", attr.dir)
-    to_bytes("SysProcAttr.chroot", sys.chroot)  # "" is no chroot, as in Go
-    clone = check_cloneflags(sys, bool(attr.dir))
-    unshare = check_flags("SysProcAttr.unshareflags", sys.unshareflags, UNSHAREABLE)
+    to_bytes("SysProcAttr.chroot", sys_attr.chroot)  # "" is no chroot, as in Go
+    clone = check_cloneflags(sys_attr, bool(attr.dir))
+    unshare = check_flags("SysProcAttr.unshareflags", sys_attr.unshareflags, UNSHAREABLE)
     for name in ("uid_mappings", "gid_mappings"):
-        maps: Optional[Sequence[SysProcIDMap]] = getattr(sys, name)
+        maps: Optional[Sequence[SysProcIDMap]] = getattr(sys_attr, name)
         if maps is None:
             continue
         check_id_maps(f"SysProcAttr.{name}", maps)
         if not (clone | unshare) & F.CLONE_NEWUSER:
             fail(f"SysProcAttr.{name}", "id mappings need CLONE_NEWUSER in cloneflags or unshareflags "
                  "(without it Go deadlocks waiting for maps that cannot be written)")
-    if sys.credential is not None:
-        check_credential(sys.credential)
-    check_terminal(sys, files)
-    check_int("SysProcAttr.pdeathsig", sys.pdeathsig, 0, 64)
+    if sys_attr.credential is not None:
+        check_credential(sys_attr.credential)
+    check_terminal(sys_attr, files)
+    check_int("SysProcAttr.pdeathsig", sys_attr.pdeathsig, 0, 64)
     last = cap_last_cap()
-    for i, cap in enumerate(check_list("SysProcAttr.ambient_caps", sys.ambient_caps, "capability numbers")):
+    ambient = check_list("SysProcAttr.ambient_caps", sys_attr.ambient_caps, "capability numbers")
+    for i, cap in enumerate(ambient):
         check_int(f"SysProcAttr.ambient_caps[{i}]", cap, 0, min(last, 63))
-    check_int("SysProcAttr.cgroup_fd", sys.cgroup_fd, 0, MAX_FD)
-    check_setns(sys.setns)
-    return clone, unshare, check_extensions(sys, clone, unshare)
+    check_int("SysProcAttr.cgroup_fd", sys_attr.cgroup_fd, 0, MAX_FD)
+    check_setns(sys_attr.setns)
+    return clone, unshare, check_extensions(sys_attr, clone, unshare)
 
 
 _EMPTY_SYS = SysProcAttr()
@@ -220,7 +222,7 @@ def check_attr(attr: object) -> ProcAttr:
     if attr is None:
         return ProcAttr()
     if not isinstance(attr, ProcAttr):
-        hint = ": wrap it as ProcAttr(sys=...)" if isinstance(attr, SysProcAttr) else ""
+        hint = ": wrap it as ProcAttr(sys_attr=...)" if isinstance(attr, SysProcAttr) else ""
         fail("attr", f"must be a ProcAttr or None, not {type(attr).__name__}{hint}", TypeError)
     return attr
 
@@ -238,7 +240,7 @@ class SpawnArgs:
     sys: SysProcAttr
     cloneflags: int
     unshareflags: int
-    ext: Optional[Ext]
+    sandbox: Optional[Sandbox]
 
 
 def check_spawn(argv0: object, argv: object, attr: object) -> SpawnArgs:
@@ -246,12 +248,12 @@ def check_spawn(argv0: object, argv: object, attr: object) -> SpawnArgs:
 
     Each failure is a ValueError/TypeError whose message starts with the argument or field."""
     proc = check_attr(attr)
-    sys = proc.sys if proc.sys is not None else _EMPTY_SYS
+    sys_attr = proc.sys if proc.sys is not None else _EMPTY_SYS
     path = to_bytes("argv0", argv0)
     args = to_bytes_list("argv", argv)
     env = None if proc.env is None else to_bytes_list("ProcAttr.env", proc.env)
     directory = b"" if proc.dir is None else to_bytes("ProcAttr.dir", proc.dir)
     files = resolve_files(proc.files)
-    cloneflags, unshareflags, ext = validate(sys, proc, files)
-    chroot = to_bytes("SysProcAttr.chroot", sys.chroot)
-    return SpawnArgs(path, args, env, files, directory, chroot, sys, cloneflags, unshareflags, ext)
+    cloneflags, unshareflags, sandbox = validate(sys_attr, proc, files)
+    chroot = to_bytes("SysProcAttr.chroot", sys_attr.chroot)
+    return SpawnArgs(path, args, env, files, directory, chroot, sys_attr, cloneflags, unshareflags, sandbox)

@@ -25,7 +25,7 @@ from helpers.marks import needs_root
 from helpers.procs import fd_count
 
 from pyforkexec import ProcAttr, SysProcAttr, run, start_process
-from pyforkexec.cgroup import Cgroup, CgroupError, find_cgroup2
+from pyforkexec.sandbox.cgroup import Cgroup, CgroupError, find_cgroup2
 
 pytestmark = needs_root
 ROUNDS = int(os.environ.get("PYFORKEXEC_RACE_ROUNDS", "3"))
@@ -59,7 +59,7 @@ for j in range(count):
 # so the windows between one spawn's mkdir and another's rmdir are hit often).
 PREPARER = """
 import os, sys, threading
-from pyforkexec.cgroup import Cgroup, check_cgroup, prepare
+from pyforkexec.sandbox.cgroup import Cgroup, check_cgroup, prepare
 template, prefix, w, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 def work(t):

@@ -31,11 +31,15 @@ from helpers.marks import needs_root
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyforkexec import cli, cli_nsenter, cli_unshare, spec, validate
+from pyforkexec import cli, spec, validate
 from pyforkexec.attrs import ProcAttr, SysProcAttr
-from pyforkexec.cli_common import Failure, blamer, explain, one_line, run_command
-from pyforkexec.cli_options import UsageError
+from pyforkexec.cli import nsenter as cli_nsenter
+from pyforkexec.cli import unshare as cli_unshare
+from pyforkexec.cli.blame import blamer
+from pyforkexec.cli.failure import Failure, explain, one_line, run_command
+from pyforkexec.cli.options import UsageError
 from pyforkexec.flags import CloneFlags
+from pyforkexec.spec.named import named_of
 
 CORPUS = Path(__file__).parent / "corpus"
 # A fixed seed by default (CI runs the same examples every time); PFE_HYPOTHESIS_EXAMPLES=N runs N
@@ -142,7 +146,7 @@ WORDS = ["", "x", "/", "/tmp", "rel/path", "SIGTERM", "kill", "max", "nofile", "
 
 
 def _field_names() -> list[str]:
-    names, todo, seen = set(spec._TOP), [ProcAttr], set()
+    names, todo, seen = set(spec.TOP_FIELDS), [ProcAttr], set()
     while todo:
         cls = todo.pop()
         if cls in seen:
@@ -195,7 +199,7 @@ def _dataclass(cls: type, skip: Sequence[str] = ()) -> st.SearchStrategy:
     by_name = {}
     for f in fields:
         values = shaped(hints[f.name])
-        if spec._named(cls, f) is not None:  # flags and signals by name
+        if named_of(cls, f) is not None:  # flags and signals by name
             values = values | st.sampled_from([*FLAG_WORDS, "SIGKILL", "9"]) | st.lists(
                 st.sampled_from(FLAG_WORDS) | INTS, max_size=3)
         by_name[f.name] = values
@@ -226,7 +230,7 @@ def assert_names_a_field(err: spec.SpecError, doc: object) -> None:
         head = json.JSONDecoder().raw_decode(err.path[1:])[0]
     else:
         head = re.split(r"[.\[]", err.path, maxsplit=1)[0]
-    assert err.path and (head in doc or head in spec._TOP), f"{message!r} names no field of {doc!r}"
+    assert err.path and (head in doc or head in spec.TOP_FIELDS), f"{message!r} names no field of {doc!r}"
 
 
 @FUZZ

@@ -28,7 +28,7 @@ from pyforkexec import (
     SysProcIDMap,
     spec,
 )
-from pyforkexec.cgroup import CgroupError, find_cgroup2
+from pyforkexec.sandbox.cgroup import CgroupError, find_cgroup2
 
 pytestmark = needs_root
 ENV = ["PATH=/usr/bin:/bin"]
@@ -127,7 +127,22 @@ def test_exit_statuses(tmp_path: Path) -> None:
     d["proc"]["dir"] = "/nonexistent"
     res = pfe("exec", "--spec", write(tmp_path, d))
     assert res.returncode == 125
-    assert res.stderr.endswith("(at chdir)\n")
+    assert res.stderr.startswith("pyforkexec: spec: proc.dir: fork/exec "), res.stderr
+    assert res.stderr.endswith(": no such file or directory (at chdir)\n"), res.stderr
+
+
+def test_a_failing_step_names_the_field_of_the_spec_that_asked_for_it(tmp_path: Path) -> None:
+    d = doc(["true"], cloneflags=["newuser", "newns"],
+            uid_mappings=[{"container_id": 0, "host_id": os.getuid(), "size": 1}],
+            gid_mappings=[{"container_id": 0, "host_id": os.getgid(), "size": 1}],
+            mounts=[{"target": "/tmp", "fstype": "tmpfs", "source": "t"},
+                    {"target": "/no/such/dir/x", "fstype": "tmpfs", "source": "t", "mkdir": False}])
+    for wait in (True, False):  # staying its parent, and detached
+        d["wait"] = wait
+        res = pfe("exec", "--spec", write(tmp_path, d))
+        assert res.returncode == 125, res.stderr
+        assert res.stderr.startswith("pyforkexec: spec: sys.mounts[1]: fork/exec "), res.stderr
+        assert res.stderr.endswith("(at mount)\n"), res.stderr
 
 
 def test_signals_are_forwarded_and_the_status_returned(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from helpers.cli import pfe
 
 from pyforkexec import CloneFlags, FlagGroup
-from pyforkexec.cli_flags import HEADINGS
+from pyforkexec.cli.flags import HEADINGS
 
 
 def test_decode_a_number() -> None:

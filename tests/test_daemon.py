@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pyforkexec import daemon
+from pyforkexec.service import daemon
 
 
 class Daemon:

@@ -10,7 +10,7 @@ from helpers.marks import needs_root
 from helpers.procs import cap_set, output, status_fields
 
 from pyforkexec import Credential, SysProcAttr
-from pyforkexec.caps import CAP_NUMBERS, Capabilities, cap_last_cap, cap_number, mask_names
+from pyforkexec.sandbox.caps import CAP_NUMBERS, Capabilities, cap_last_cap, cap_number, mask_names
 
 pytestmark = needs_root
 NOBODY = 65534

@@ -31,8 +31,8 @@ from pyforkexec import (
     run,
     start_process,
 )
-from pyforkexec import cgroup as cgroup_mod
-from pyforkexec.cgroup import Cgroup, CgroupError, check_cgroup, find_cgroup2, prepare, remove_cgroup
+from pyforkexec.sandbox import cgroup as cgroup_mod
+from pyforkexec.sandbox.cgroup import Cgroup, CgroupError, check_cgroup, find_cgroup2, prepare, remove_cgroup
 
 pytestmark = needs_root
 CAT = "/usr/bin/cat"

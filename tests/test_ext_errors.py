@@ -33,9 +33,9 @@ from test_child_errors import (
 )
 
 from pyforkexec import CLONE_NEWNS, ErrorLocation, SetNS, SysProcAttr
-from pyforkexec.caps import Capabilities
-from pyforkexec.mounts import Mount
-from pyforkexec.rlimits import Rlimit
+from pyforkexec.sandbox.caps import Capabilities
+from pyforkexec.sandbox.mounts import Mount
+from pyforkexec.sandbox.rlimits import Rlimit
 
 pytestmark = needs_root
 L = ErrorLocation

@@ -14,10 +14,10 @@ import pytest
 from helpers.marks import needs_root
 
 from pyforkexec import spec as specmod
-from pyforkexec.caps import check_capabilities
-from pyforkexec.cgroup import CgroupError, find_cgroup2
-from pyforkexec.mounts import check_mounts
-from pyforkexec.rlimits import check_rlimits
+from pyforkexec.sandbox.caps import check_capabilities
+from pyforkexec.sandbox.cgroup import CgroupError, find_cgroup2
+from pyforkexec.sandbox.mounts import check_mounts
+from pyforkexec.sandbox.rlimits import check_rlimits
 
 pytestmark = needs_root
 EXAMPLES = Path(__file__).parent.parent / "examples"

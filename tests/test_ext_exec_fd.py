@@ -11,7 +11,7 @@ from helpers.marks import needs_root
 from helpers.procs import output
 
 from pyforkexec import SysProcAttr
-from pyforkexec.seccomp import SeccompFilter
+from pyforkexec.sandbox.seccomp import SeccompFilter
 
 pytestmark = needs_root
 

@@ -16,7 +16,7 @@ from helpers.marks import needs_root
 from helpers.procs import capture, output
 
 from pyforkexec import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, SysProcAttr
-from pyforkexec.mounts import (
+from pyforkexec.sandbox.mounts import (
     DEV_NODES,
     MS_BIND,
     MS_NODEV,
@@ -28,7 +28,7 @@ from pyforkexec.mounts import (
     minimal_dev,
     parse_mount_flags,
 )
-from pyforkexec.seccomp import SeccompFilter, check_seccomp
+from pyforkexec.sandbox.seccomp import SeccompFilter, check_seccomp
 
 pytestmark = needs_root
 CAT = "/usr/bin/cat"

@@ -11,7 +11,7 @@ from helpers.marks import needs_root
 from helpers.procs import output, status_fields
 
 from pyforkexec import ChildError, Credential, ErrorLocation, ProcAttr, SysProcAttr, fork_exec, start_process
-from pyforkexec.rlimits import RLIM_INFINITY, Rlimit, check_rlimits
+from pyforkexec.sandbox.rlimits import RLIM_INFINITY, Rlimit, check_rlimits
 
 pytestmark = needs_root
 NOBODY = 65534

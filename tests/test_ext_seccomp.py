@@ -16,8 +16,8 @@ from helpers.marks import needs_root
 from helpers.procs import capture, output, status_fields
 
 from pyforkexec import SysProcAttr
-from pyforkexec import syscalls as sc
-from pyforkexec.seccomp import ACTIONS, SeccompFilter, check_seccomp
+from pyforkexec.sandbox import syscalls as sc
+from pyforkexec.sandbox.seccomp import ACTIONS, SeccompFilter, check_seccomp
 
 pytestmark = needs_root
 PYTHON = "/usr/bin/python3"
@@ -129,7 +129,7 @@ def test_names_of_another_architecture_are_skipped() -> None:
 
 
 def test_the_c_child_and_the_tables_agree() -> None:
-    from pyforkexec import _child
+    from pyforkexec.child import _child
 
     table = sc.table(sc.machine())
     assert {name: table[name] for name in _child.SYS} == _child.SYS

@@ -13,7 +13,7 @@ from helpers.marks import needs_root
 from helpers.procs import capture, children, fd_count, output
 
 from pyforkexec import CLONE_NEWNS, CLONE_NEWUTS, ChildError, ErrorLocation, ProcAttr, SysProcAttr, fork_exec
-from pyforkexec.mounts import Mount
+from pyforkexec.sandbox.mounts import Mount
 
 pytestmark = needs_root
 

@@ -18,12 +18,12 @@ from test_validation import Case
 
 import pyforkexec as pf
 from pyforkexec import ProcAttr, SysProcAttr, fork_exec
-from pyforkexec.caps import Capabilities
-from pyforkexec.cgroup import Cgroup
-from pyforkexec.extensions import check_extensions, has_extensions
-from pyforkexec.mounts import Mount
-from pyforkexec.rlimits import Rlimit
-from pyforkexec.seccomp import SeccompFilter
+from pyforkexec.sandbox.caps import Capabilities
+from pyforkexec.sandbox.cgroup import Cgroup
+from pyforkexec.sandbox.extensions import check_extensions, has_extensions
+from pyforkexec.sandbox.mounts import Mount
+from pyforkexec.sandbox.rlimits import Rlimit
+from pyforkexec.sandbox.seccomp import SeccompFilter
 
 pytestmark = needs_root
 NS, UTS = pf.CLONE_NEWNS, pf.CLONE_NEWUTS

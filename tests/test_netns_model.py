@@ -1,5 +1,5 @@
 """Planning a named network namespace: options normalized by desired(), and the actions plan_present
-and plan_absent choose for observed topologies (plain data, as netns_kernel.observe returns it)."""
+and plan_absent choose for observed topologies (plain data, as netns.kernel.observe returns it)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import copy
 
 import pytest
 
-from pyforkexec import netns_model as m
-from pyforkexec import netns_options
+from pyforkexec.netns import model as m
+from pyforkexec.netns import options as netns_options
 
 NAME = "web"
 

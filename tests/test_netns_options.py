@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pyforkexec import netns_options as o
+from pyforkexec.netns import options as o
 
 
 def test_load_fills_in_every_option():

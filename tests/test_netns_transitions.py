@@ -28,7 +28,8 @@ import pytest
 from helpers.cli import pfe, run
 from helpers.marks import needs_root
 
-from pyforkexec import netns, netns_options
+from pyforkexec import netns
+from pyforkexec.netns import options as netns_options
 
 pytestmark = needs_root
 
@@ -218,7 +219,7 @@ class Monitor:
     def _socket_in(self, path: str) -> socket.socket:
         """A socket of the netns at ``path``: made by a thread that joined it (a socket stays in the
         namespace it was made in)."""
-        from pyforkexec import _child
+        from pyforkexec.child import _child
 
         made: dict[str, Any] = {}
 
@@ -519,7 +520,7 @@ if st is not None:
                             for i, b in enumerate(env["bridges"]) if b in bridges],
                    veths=veths, routes=routes, sysctls=sysctls)
         try:
-            netns.netns_model.desired(netns_options.load(dict(doc, name=env["netns"])))
+            netns.model.desired(netns_options.load(dict(doc, name=env["netns"])))
         except ValueError:
             assume(False)
         return doc

@@ -23,7 +23,7 @@ from pyforkexec import (
     ErrorLocation,
     SetNS,
 )
-from pyforkexec.mounts import Mount
+from pyforkexec.sandbox.mounts import Mount
 
 pytestmark = needs_root
 PROBE = "readlink /proc/self/ns/net /proc/self/ns/user; hostname; echo $$; cat /proc/self/uid_map"

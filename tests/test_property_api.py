@@ -59,7 +59,7 @@ from pyforkexec import (
     SysProcAttr,
     SysProcIDMap,
 )
-from pyforkexec.cgroup import find_cgroup2, remove_cgroup
+from pyforkexec.sandbox.cgroup import find_cgroup2, remove_cgroup
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed (it is in the dev extras)")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -171,8 +171,9 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pyforkexec's wheel, built from a copy of this checkout's sources (as the role's wheels.yml does),
     kept in ~/.cache/pyforkexec/test-wheels/HASH-OF-THE-SOURCES: a build takes ~20 s."""
     sources = [ROOT / "setup.py", ROOT / "pyproject.toml", ROOT / "README.md",
-               *sorted(p for p in (ROOT / "pyforkexec").iterdir() if p.suffix in (".py", ".c", ".h"))]
-    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()[:16]
+               *sorted(p for p in (ROOT / "pyforkexec").rglob("*") if p.suffix in (".py", ".c", ".h"))]
+    digest = hashlib.sha256(b"".join(str(p.relative_to(ROOT)).encode() + p.read_bytes()
+                                     for p in sources)).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     out = cache / "pyforkexec" / "test-wheels" / digest
     if list(out.glob("pyforkexec-*.whl")):
@@ -180,12 +181,12 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for path in sources:
         target = src / path.relative_to(ROOT)
-        target.parent.mkdir(exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
                             "--no-deps", "--wheel-dir", str(out), str(src)], capture_output=True, text=True)
-    if built.returncode != 0:
-        pytest.skip(f"cannot build pyforkexec's wheel here: {built.stderr[-500:]}")
+    if built.returncode != 0:  # the checkout's own sources must build: a failure here is a bug
+        pytest.fail(f"cannot build pyforkexec's wheel from the checkout: {built.stderr[-500:]}")
     return out
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pyforkexec import _child, seccomp
+from pyforkexec.child import _child
+from pyforkexec.child.steps import CONST, FIELDS, HEADER, OPS, STEP, Blob, Builder
 from pyforkexec.errors import ErrorLocation as L
-from pyforkexec.steps import CONST, FIELDS, HEADER, OPS, STEP, Blob, Builder
+from pyforkexec.sandbox import seccomp
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pyforkexec"
 # steps.STEP's format, one entry per member of struct step (HEADER).
@@ -82,10 +83,10 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", ["mounts", "rlimits", "seccomp", "caps"])
 def test_concept_modules_do_not_load_the_child(module: str) -> None:
-    imports = _imports(PACKAGE / f"{module}.py")
+    imports = _imports(PACKAGE / "sandbox" / f"{module}.py")
     assert not {"steps", "_child"} & {name.split(".")[-1] for name in imports}, imports
 
 
 def test_steps_are_emitted_in_one_place() -> None:
-    users = sorted(p.name for p in PACKAGE.glob("*.py") if "Builder()" in p.read_text())
-    assert users == ["plan.py"]
+    users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "Builder()" in p.read_text())
+    assert users == ["child/plan.py"]

@@ -162,18 +162,6 @@ _FIELD_MESSAGE = re.compile(
     r"^(?:spec: )?(?P<path>(?:sys|proc|SysProcAttr|ProcAttr)\.[A-Za-z_]\S*?|argv0?\S*?): (?P<rule>.*)$", re.S)
 _PATH_PART = re.compile(r"\.[A-Za-z_]+|\[\d+\]")
 # The child's step -> the field it carries out (those with an index: the entry of that list field).
-_FIELD_OF_STEP = {
-    "SETNS": "sys.setns[]", "MKDIR": "sys.mounts[]", "MOUNT": "sys.mounts[]", "PRLIMIT": "sys.rlimits[]",
-    "CLONE": "sys.cloneflags", "UNSHARE": "sys.unshareflags", "KEEPCAPS": "sys.capabilities",
-    "SETHOSTNAME": "sys.hostname", "SETDOMAINNAME": "sys.domainname", "MOUNT_ROOT": "sys.mount_propagation",
-    "REMOUNT_RO": "sys.readonly_root", "PIVOT_ROOT": "sys.pivot_root", "UMOUNT_OLDROOT": "sys.pivot_root",
-    "SETGROUPS": "sys.credential.groups", "SETGID": "sys.credential.gid", "SETUID": "sys.credential.uid",
-    "CAPBSET_DROP": "sys.capabilities", "CAPSET": "sys.capabilities", "CAP_AMBIENT": "sys.capabilities",
-    "NO_NEW_PRIVS": "sys.no_new_privs", "SECCOMP": "sys.seccomp", "CHDIR": "proc.dir",
-}
-# The file an id map step failed on (pyforkexec.errors.ID_MAP_FILES[index]) -> its field.
-_FIELD_OF_ID_MAP_FILE = {"uid_map": "sys.uid_mappings", "setgroups": "sys.gid_mappings_enable_setgroups",
-                         "gid_map": "sys.gid_mappings"}
 NS_GET_NSTYPE = 0xB703  # ioctl(2) on a namespace fd: its CLONE_NEW* type (ENOTTY on any other file)
 OFFLINE_ID = 65534  # the id a user or group name stands for in a check away from its host (nobody's)
 
@@ -254,15 +242,9 @@ class Built:
         return f"{context}: {text}" if explained == text and context else explained
 
     def _child_error(self, error):
-        step = error.location.name
-        field = _FIELD_OF_STEP.get(step)
-        files = deps.pyforkexec.errors.ID_MAP_FILES
-        if step in ("ID_MAP_WRITE", "UNSHARE_USER_READ") and 0 <= error.index < len(files):
-            field = _FIELD_OF_ID_MAP_FILE.get(files[error.index])
+        field = error.field  # the field whose step failed (pyforkexec.errors.FIELD_OF_STEP)
         if field is None:  # execve (argv), or a step no option asks for
             return str(error)
-        if field.endswith("[]"):
-            field = f"{field[:-2]}[{error.index}]"
         return f"{self.origins.option(field)}: {error}"
 
 

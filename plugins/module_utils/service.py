@@ -79,6 +79,26 @@ def launch_attr(params, name, manager, on_host=True):
     return built
 
 
+RESTART_IF_OUTDATED = "restart-if-outdated"
+# What a wanted state does to a service that runs, or does not.
+TRANSITIONS = {
+    "started": {"running": RESTART_IF_OUTDATED, "stopped": "start"},
+    "restarted": {"running": "restart", "stopped": "start"},
+    "stopped": {"running": "stop", "stopped": None},
+}
+# What makes a running service out of date (docker's ``comparisons``): each is a comparison of what
+# runs with what is wanted, given the service, its main pid (None: not running) and whether a file it
+# reads was rewritten by this run.
+COMPARISONS = {
+    # the spec document or the unit: what the process was started from
+    "files": lambda service, main, files_changed: files_changed,
+    # a daemon started with other arguments (restart policy, stop timeout, another venv's Python)
+    "daemon_argv": lambda service, main, files_changed: (
+        main is not None and service.manager == "direct"
+        and service_direct.running_argv(main) != service.daemon_argv()),
+}
+
+
 class Service:
     """One run of the module: the wanted files, what runs, and the actions between them."""
 
@@ -156,16 +176,13 @@ class Service:
             if not self.module.check_mode:
                 self.systemctl.daemon_reload()
         main = self.main_pid()
-        running = self.was_running = main is not None
-        stale = (running and self.manager == "direct"
-                 and service_direct.running_argv(main) != self.daemon_argv())
-        if state == "stopped":
-            if running:
-                self.do("stop")
-        elif state == "restarted" or (running and (files_changed or stale)):
-            self.do("restart" if running else "start")
-        elif not running:
-            self.do("start")
+        self.was_running = main is not None
+        outdated = [name for name, differs in COMPARISONS.items() if differs(self, main, files_changed)]
+        verb = TRANSITIONS[state]["running" if main is not None else "stopped"]
+        if verb == RESTART_IF_OUTDATED:
+            verb = "restart" if outdated else None
+        if verb is not None:
+            self.do(verb)
         self.sync_enabled()
         return state != "stopped"
 

@@ -18,14 +18,11 @@ description:
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
-  - pyforkexec in the managed host's Python, best a virtualenv that C(ansible_python_interpreter) points to.
-    pyforkexec is not on PyPI; install the wheel built from its checkout (C(python -m build --wheel)) into
-    that virtualenv, or let the role C(pyforkexec.isolation.isolated_service) build and install it
-    (C(/opt/pyforkexec))
   - pyroute2 in that Python, for O(net=true)
   - Linux, as root (or the owner of the process)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pyforkexec.isolation.install
 options:
   pid:
     description:
@@ -148,7 +145,7 @@ ARGSPEC = dict(
 
 
 def describe_netns(name, with_net):
-    netns_kernel, nsinfo = deps.pyforkexec.netns_kernel, deps.pyforkexec.nsinfo
+    netns_kernel, nsinfo = deps.pyforkexec.netns.kernel, deps.pyforkexec.nsinfo
     path = netns_kernel.netns_path(name)
     if "/" in name or name in (".", "..") or not os.path.exists(path):
         raise paths.ServiceError(f"netns: no network namespace {path}")
@@ -174,7 +171,7 @@ def main():
     if params["net"]:
         deps.require(module, "pyroute2", reason="to read links, addresses and routes (or set net: false)")
     nsinfo = deps.pyforkexec.nsinfo
-    with_net = deps.pyforkexec.netns_kernel.net_view_of if params["net"] else None
+    with_net = deps.pyforkexec.netns.kernel.net_view_of if params["net"] else None
     try:
         if params["netns"] is not None:
             facts = describe_netns(params["netns"], params["net"])

@@ -32,13 +32,11 @@ description:
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
-  - pyforkexec and pyroute2 in the managed host's Python, best a virtualenv that
-    C(ansible_python_interpreter) points to. pyforkexec is not on PyPI; install the wheel built from its
-    checkout (C(python -m build --wheel)) and pyroute2 into that virtualenv, or let the role
-    C(pyforkexec.isolation.isolated_service) do it.
+  - pyroute2 in that Python (the role C(pyforkexec.isolation.isolated_service) installs it)
   - Linux, as root
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pyforkexec.isolation.install
 options:
   name:
     description:

@@ -24,14 +24,11 @@ description:
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
-  - pyforkexec in the managed host's Python, best a virtualenv that C(ansible_python_interpreter) points to.
-    pyforkexec is not on PyPI; install the wheel built from its checkout (C(python -m build --wheel)) into
-    that virtualenv, or let the role C(pyforkexec.isolation.isolated_service) build and install it
-    (C(/opt/pyforkexec)); that Python runs the launcher
   - jinja2 in that Python, for O(manager=systemd)
   - Linux, as root
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pyforkexec.isolation.install
   - pyforkexec.isolation.isolation
 options:
   name:

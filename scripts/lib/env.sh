@@ -33,14 +33,14 @@ pfe_ensure_apt_packages() {
 
 # A hash of everything that changes what `pip install -e` builds.
 pfe_build_hash() {
-    (cd "$PFE_ROOT" && sha256sum pyproject.toml setup.py pyforkexec/*.c 2>/dev/null; "$PFE_VENV/bin/python" -VV) \
+    (cd "$PFE_ROOT" && sha256sum pyproject.toml setup.py pyforkexec/*.c pyforkexec/*/*.c 2>/dev/null; "$PFE_VENV/bin/python" -VV) \
         | sha256sum | cut -d' ' -f1
 }
 
 # The editable install puts each extension next to its source; a clean tree has none.
 pfe_extensions_built() {
     local src
-    for src in "$PFE_ROOT"/pyforkexec/*.c; do
+    for src in "$PFE_ROOT"/pyforkexec/*.c "$PFE_ROOT"/pyforkexec/*/*.c; do
         [[ -e "$src" ]] || continue
         compgen -G "${src%.c}*.so" >/dev/null || return 1
     done

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyforkexec import CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, SysProcAttr, SysProcIDMap
-from pyforkexec.mounts import Mount
+from pyforkexec.sandbox.mounts import Mount
 
 # Enough of the host for /bin/sh and coreutils (Debian's merged /usr: /bin, /lib... are symlinks,
 # and a bind mount of a symlink binds what it points to).

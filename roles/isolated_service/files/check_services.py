@@ -64,7 +64,7 @@ def _netns_problems(where, netns, modules):
     if result.error_messages:
         return [f"{where}: network: {message}" for message in result.error_messages]
     try:
-        deps.pyforkexec.netns_model.desired(result.validated_parameters)
+        deps.pyforkexec.netns.model.desired(result.validated_parameters)
     except ValueError as e:
         bridges = [b["name"] for b in netns.get("bridges") or []]
         message = _netns_option(str(e), bridges)

@@ -96,7 +96,7 @@ def test_namespace_info_of_what_does_not_exist(run_module, unique_name):
 
 
 def test_netns_options_are_the_library_options_plus_state_and_persist():
-    from pyforkexec import netns_options
+    from pyforkexec.netns import options as netns_options
 
     options = {k: v for k, v in netns.ARGSPEC.items() if k not in ("state", "persist")}
     assert list(options) == [f.name for f in dataclasses.fields(netns_options.Options)]

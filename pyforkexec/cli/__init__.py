@@ -1,0 +1,64 @@
+"""The ``pyforkexec`` command: util-linux-style ``unshare`` and ``nsenter``, ``flags``, ``exec``, ``netns``.
+
+Each subcommand lives in the module of its name (cli/unshare.py, cli/nsenter.py, ...) and is imported
+only when used, so the launcher starts fast. Whatever fails ends in failure.run_command: one line on
+stderr and the documented status (1 for a usage error or bad input, as util-linux; the statuses of a
+launched command are described in failure.py), never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from .. import __version__
+from .failure import PROG, run_command
+from .options import UsageError
+from .values import shown
+
+SUBCOMMANDS = {
+    "unshare": "run a program in new namespaces (util-linux unshare)",
+    "nsenter": "run a program in the namespaces of a process (util-linux nsenter)",
+    "flags": "decode or encode clone flags, grouped and explained",
+    "exec": "run one process from a JSON/YAML spec (the service launcher)",
+    "netns": "create, update or remove a named network namespace from a JSON document",
+}
+
+USAGE = "\n".join([
+    "",
+    "Usage:",
+    " pyforkexec <command> [options] [<program> [<argument>...]]",
+    "",
+    "Start processes in Linux namespaces with pyforkexec (Go's syscall.ForkExec for Python).",
+    "",
+    "Commands:",
+    *(f" {name:<9} {text}" for name, text in SUBCOMMANDS.items()),
+    "",
+    "Run 'pyforkexec <command> --help' for the options of a command.",
+    "",
+])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The console script: returns the exit status (the launcher of a command may end by its signal)."""
+    return run_command(dispatch, list(sys.argv[1:] if argv is None else argv))
+
+
+def dispatch(args: Sequence[str]) -> object:
+    if not args:
+        raise UsageError("no command given", PROG)
+    if args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(f"pyforkexec {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name.startswith("-"):
+        raise UsageError(f"unrecognized option {shown(name)}", PROG)
+    if name not in SUBCOMMANDS:
+        raise UsageError(f"unknown command {shown(name)}", PROG)
+    module = importlib.import_module(f".{name}", __package__)
+    return module.main(rest)

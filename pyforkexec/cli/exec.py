@@ -1,0 +1,90 @@
+"""``pyforkexec exec --spec FILE``: run one process from a spec document (see spec.py), as a launcher.
+
+``--check`` loads and validates the document completely (pyforkexec's own checks included) without
+starting anything, and prints OK. ``--schema`` prints the JSON Schema of the documents. Arguments
+after the options are appended to the spec's argv (``ExecStart=pyforkexec exec --spec web.json -- -v``).
+
+With ``"wait": true`` the launcher stays the parent and removes the ``sys.cgroup`` directory it
+created once the process is reaped; with false the directory stays with the detached process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import NoReturn, Optional
+
+from .. import spec as specmod
+from ..errors import ChildError
+from ..forkexec import fork_exec
+from ..lookpath import find_program
+from .failure import EXIT_NOT_FOUND, Failure, die, exit_status
+from .launch import environ_list, spawn_and_wait
+from .options import HELP, NONE, REQUIRED, VERSION, Command, Opt, parse_or_fail
+
+CMD = Command(
+    prog="pyforkexec exec",
+    usage="--spec <file>|- [--check] [-- <argument>...]",
+    summary="Run one process described by a JSON or YAML spec (see docs/cli.md), staying its parent.",
+    options=(
+        Opt("spec", "s", REQUIRED, "file", "the spec document (.json, .yaml/.yml; - reads standard input)"),
+        Opt("check", "", NONE, "", "validate the spec completely and print OK; start nothing"),
+        Opt("schema", "", NONE, "", "print the JSON Schema of spec documents"),
+        HELP,
+        VERSION,
+    ),
+)
+
+
+def program(spec: specmod.Spec) -> str:
+    """argv0, or argv[0] looked up in the PATH the process gets (inside its chroot, if any)."""
+    if spec.argv0 is not None or "/" in spec.argv[0]:
+        return spec.program
+    env = spec.attr.env
+    path = os.environ.get("PATH") if env is None else next(
+        (os.fsdecode(e)[5:] for e in env if os.fsdecode(e).startswith("PATH=")), None)
+    root = spec.attr.sys.chroot if spec.attr.sys is not None else ""
+    found = find_program(spec.argv[0], path, root)
+    if found is None:
+        die(f'exec: "{spec.argv[0]}": executable file not found in $PATH', EXIT_NOT_FOUND)
+    return found
+
+
+def blame_field(err: BaseException) -> Optional[BaseException]:
+    """A child that failed at a step some field of the spec asked for: the field's path first, as the
+    spec's own errors name it (``spec: sys.mounts[1]: fork/exec ...: (at mount)``)."""
+    if isinstance(err, ChildError) and err.field is not None:
+        return Failure(f"spec: {err.field}: {err}", exit_status(err))
+    return None
+
+
+def main(argv: Sequence[str]) -> NoReturn:
+    parsed = parse_or_fail(CMD, argv)
+    if parsed.has("schema"):
+        print(json.dumps(specmod.schema(), indent=2))
+        raise SystemExit(0)
+    path = parsed.last("spec")
+    if path is None:
+        CMD.fail("--spec: the spec file is required")
+    # A SpecError (a ValueError: bad input) ends in run_command with status 1, like a bad option value.
+    spec = specmod.read(path)
+    spec.argv += parsed.rest
+    specmod.check(spec)
+    argv0 = program(spec)
+    if parsed.has("check"):
+        print("OK")
+        raise SystemExit(0)
+    attr = spec.attr
+    if attr.env is None:
+        attr.env = environ_list()
+    if spec.wait:
+        spawn_and_wait(argv0, spec.argv, attr, blame=blame_field)
+    # Detached: the process outlives the launcher, and so does a cgroup made for it. A ChildError or
+    # an OSError (CgroupError, a setns path that does not exist) ends in run_command (125/126/127).
+    try:
+        pid = fork_exec(argv0, spec.argv, attr)
+    except ChildError as e:
+        raise blame_field(e) or e from None
+    print(pid)
+    raise SystemExit(0)

@@ -1,0 +1,154 @@
+"""How every subcommand ends: one line on stderr and an exit status, never a traceback.
+
+Exit statuses (as env(1), podman and util-linux's errexec): the command's own status when it ran;
+127 when the program does not exist; 126 when it exists but cannot be executed; 125 when setting up
+the child failed before execve (a step of the child, or the launcher's own preparation); 1 for a
+usage error or bad input (an option value, a spec document).
+
+Every failure of every subcommand ends in ``run_command``: whatever was raised becomes one line on
+stderr (a usage error adds util-linux's ``Try '... --help'`` line) and its exit status. Subcommands
+raise (``die``, ``Command.fail``, or the library's own exceptions) rather than print.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Callable, NoReturn
+
+from ..errors import ChildError, ErrorLocation
+from ..service.supervise import exit_like
+from .options import USAGE_EXIT, UsageError
+
+EXIT_SETUP, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND = 125, 126, 127
+
+
+PROG = "pyforkexec"
+
+
+MAX_LINE = 1000  # a message longer than this (a huge value quoted in it) is cut
+
+
+class SetupError(Exception):
+    """A failure of the launcher itself before the child exists: message, exit status 125."""
+
+
+class Failure(Exception):
+    """What a command reports: ``str()`` is the line printed after ``pyforkexec:``, and the exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_SETUP):
+        super().__init__(message)
+        self.status = status
+
+
+def exit_status(err: ChildError) -> int:
+    """The launcher's exit status for a child that failed before execve."""
+    if err.location != ErrorLocation.EXECVE:
+        return EXIT_SETUP
+    return EXIT_NOT_FOUND if err.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
+
+
+def die(message: str, code: int = EXIT_SETUP) -> NoReturn:
+    """End the command: ``pyforkexec: MESSAGE`` on stderr (by run_command) and exit status ``code``."""
+    raise Failure(message, code)
+
+
+def one_line(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` as one printable line: line breaks and other control or invisible characters (from a
+    file name, an option value, a key) escaped as ``\\n``, ``\\x1b``, ...; cut at ``limit``."""
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return out if len(out) <= limit else out[:limit - 3] + "..."
+
+
+def explain(err: BaseException) -> tuple[str, int, str]:
+    """(message, exit status, the command whose --help a usage error points to, else "")."""
+    if isinstance(err, Failure):
+        return str(err), err.status, ""
+    if isinstance(err, UsageError):
+        return str(err), USAGE_EXIT, err.prog or PROG
+    if isinstance(err, ChildError):
+        if err.location == ErrorLocation.SYNC_READ and isinstance(err.__cause__, SetupError):
+            return str(err.__cause__), EXIT_SETUP, ""  # the launcher's part (a sync callable) failed
+        return str(err), exit_status(err), ""
+    if isinstance(err, SetupError):
+        return str(err), EXIT_SETUP, ""
+    if isinstance(err, OSError):  # CgroupError (no cgroup v2, a controller missing), a path, an fd
+        return os_error_message(err), EXIT_SETUP, ""
+    if isinstance(err, (ValueError, TypeError)):  # bad input (SpecError included), refused before any process
+        return str(err), USAGE_EXIT, ""
+    # Not a failure any caller anticipated: still one line, as a failure of the launcher itself.
+    return f"internal error: {type(err).__name__}: {err}", EXIT_SETUP, ""
+
+
+def report(message: str, usage_of: str = "") -> None:
+    """``PROG: message`` on stderr, and for a usage error util-linux's pointer to --help."""
+    lines = [f"{usage_of or PROG}: {one_line(message)}"]
+    if usage_of:
+        lines.append(f"Try '{usage_of} --help' for more information.")
+    try:
+        if sys.stderr is not None:
+            sys.stderr.write("".join(line + "\n" for line in lines))
+            sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed: nowhere left to tell
+        pass
+
+
+def _status(code: object) -> int:
+    """The exit status a SystemExit asks for (None: 0; a message: reported, 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    report(str(code))
+    return 1
+
+
+def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str]) -> int:
+    """Runs a subcommand's ``main(argv)`` and returns its exit status; every failure it raises is
+    reported by ``report`` with the status ``explain`` gives.
+
+    Ctrl-C before the launcher supervises a child ends it by SIGINT, and a closed standard output
+    (``pyforkexec flags | head -1``) by SIGPIPE, silently, as a C tool ends; stdout is flushed here
+    so that this happens here rather than in the interpreter's exit.
+    """
+    try:
+        try:
+            status = _status(command(argv))
+        except SystemExit as e:
+            status = _status(e.code)
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return status
+    except KeyboardInterrupt:
+        exit_like(-signal.SIGINT)
+    except BrokenPipeError:
+        _quiet_stdout()
+        exit_like(-signal.SIGPIPE)
+    except Exception as e:
+        message, status, usage_of = explain(e)
+        report(message, usage_of)
+        return status
+
+
+def _quiet_stdout() -> None:
+    """Point fd 1 at /dev/null, so that the flush of what stays buffered cannot fail again."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def os_error_message(err: OSError) -> str:
+    """``SysProcAttr.cgroup: Not a directory: /sys/fs/cgroup/x``, rather than a traceback or a repr."""
+    message = err.strerror or str(err)
+    name = err.filename
+    if isinstance(name, (str, bytes)):
+        name = os.fsdecode(name)
+    elif name is not None:
+        name = str(name)
+    return message if name is None or name in message else f"{message}: {name}"

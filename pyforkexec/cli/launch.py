@@ -1,0 +1,90 @@
+"""Running the command a subcommand built: what it inherits, which program, and staying its parent."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Callable, NoReturn, Optional
+
+from ..attrs import ProcAttr
+from ..errors import ChildError
+from ..forkexec import environ_entries, start_process
+from ..lookpath import find_program
+from ..process import Process
+from ..service.supervise import exit_like, run_as_parent
+from .blame import Restate
+from .failure import EXIT_NOT_FOUND, die
+
+
+def inherited_files() -> list[Optional[int]]:
+    """The fds this process was given without close-on-exec, as ProcAttr.files: util-linux's command
+    inherits them too (socket activation, ``3>file``). Call before opening anything."""
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:  # the fd of the listdir itself, closed by now
+            continue
+    top = max([2, *fds])
+    return [fd if fd in fds else None for fd in range(top + 1)]
+
+
+def environ_list() -> list[bytes]:
+    return list(environ_entries())
+
+
+def program_and_argv(rest: Sequence[str]) -> tuple[Optional[str], list[str]]:
+    """The command after the options, or util-linux's default: ``$SHELL`` as a login shell."""
+    if rest:
+        return None, list(rest)
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    return shell, ["-" + os.path.basename(shell)]
+
+
+def resolve_program(rest: Sequence[str], root: str = "") -> tuple[str, list[str]]:
+    """(argv0, argv) for fork_exec: the command looked up in $PATH; exits 127 when it is not found."""
+    argv0, argv = program_and_argv(rest)
+    if argv0 is None:
+        found = find_program(argv[0], os.environ.get("PATH"), root)
+        if found is None:
+            die(f'exec: "{argv[0]}": executable file not found in $PATH', EXIT_NOT_FOUND)
+        argv0 = found
+    return argv0, argv
+
+
+def setgroups_denied(pid: int | str = "self") -> bool:
+    """Whether setgroups(2) is denied in the user namespace of ``pid`` (no groups can exist there)."""
+    try:
+        with open(f"/proc/{pid}/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
+
+
+def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
+                   before: Optional[Callable[[], None]] = None, blame: Optional[Restate] = None) -> NoReturn:
+    """Start the command, stay its parent (signals forwarded), and exit as it exited.
+
+    ``before()`` runs in the launcher just before the spawn (e.g. to join a pid namespace). A child
+    that fails before execve raises ChildError with the step that failed (run_command: exit
+    125/126/127); that, and the library's refusal of a field (ValueError/TypeError, before any
+    process), is restated by ``blame`` (see blamer) with the options behind it. The child is started
+    with start_process, whose Process removes the cgroup (SysProcAttr.cgroup) it created once the
+    child is reaped.
+    """
+
+    def spawn() -> Process:
+        if before is not None:
+            before()
+        return start_process(argv0, list(argv), attr)
+
+    try:
+        code = run_as_parent(spawn)
+    except (ChildError, ValueError, TypeError) as e:
+        restated = blame(e) if blame is not None else None
+        if restated is None:
+            raise
+        raise restated from None
+    exit_like(code)

@@ -1,0 +1,348 @@
+"""``pyforkexec nsenter``: util-linux nsenter(1)'s options on SysProcAttr.setns.
+
+The child joins the namespaces before any other step (``SysProcAttr.setns``, user namespace first):
+through one pidfd of the target and a namespace mask when the kernel offers it (5.8+; the joins are
+then atomic and immune to pid reuse), else through /proc/PID/ns/* files, and through the files
+given as ``--net=/run/netns/NAME``.
+
+Two namespaces cannot be joined by the child: setns(CLONE_NEWPID) only moves the caller's future
+children, and setns(CLONE_NEWTIME) refuses a process that shares its memory (the core's child runs
+on the parent's memory until execve). As nsenter joins everything and then forks, the launcher joins
+the pid and time namespaces itself (with the user namespace before them when it is asked for, for
+the privileges it gives), so the command it starts is inside them. ``--no-fork`` leaves the pid
+namespace to the child: the command stays outside and its children are inside, as with util-linux.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NoReturn, Optional, Union
+
+from .. import flags as F
+from ..attrs import Credential, ProcAttr, SetNS, SysProcAttr
+from ..child import _child
+from ..lookpath import find_program
+from ..sandbox.cgroup import find_cgroup2
+from ..validate import cap_last_cap
+from .blame import blamer
+from .failure import EXIT_NOT_FOUND, SetupError, die
+from .launch import environ_list, inherited_files, program_and_argv, setgroups_denied, spawn_and_wait
+from .options import HELP, NONE, OPTIONAL, REQUIRED, VERSION, Command, Opt, Parsed, parse_or_fail
+from .values import MAX_PID, nonempty, parse_uint
+
+# (long, short, flag, /proc/PID/ns name) in nsenter's order (user first).
+NAMESPACES = (
+    ("user", "U", F.CLONE_NEWUSER, "user"), ("cgroup", "C", F.CLONE_NEWCGROUP, "cgroup"),
+    ("ipc", "i", F.CLONE_NEWIPC, "ipc"), ("uts", "u", F.CLONE_NEWUTS, "uts"),
+    ("net", "n", F.CLONE_NEWNET, "net"), ("pid", "p", F.CLONE_NEWPID, "pid"),
+    ("mount", "m", F.CLONE_NEWNS, "mnt"), ("time", "T", F.CLONE_NEWTIME, "time"),
+)
+NS_FILE = {int(flag): name for _, _, flag, name in NAMESPACES}
+USER, PID, TIME, MNT = int(F.CLONE_NEWUSER), int(F.CLONE_NEWPID), int(F.CLONE_NEWTIME), int(F.CLONE_NEWNS)
+
+OPTIONS = (
+    Opt("all", "a", NONE, "", "enter all namespaces"),
+    Opt("target", "t", REQUIRED, "pid", "target process to get namespaces from"),
+    *(Opt(long, short, OPTIONAL, "file", f"enter {long} namespace") for long, short, _, _ in NAMESPACES),
+    Opt("setuid", "S", REQUIRED, "uid", "set uid in entered namespace ('follow': the target's)"),
+    Opt("setgid", "G", REQUIRED, "gid", "set gid in entered namespace ('follow': the target's)"),
+    Opt("preserve-credentials", "", NONE, "", "do not touch uids or gids"),
+    Opt("keep-caps", "", NONE, "", "retain capabilities granted in user namespaces"),
+    Opt("root", "r", OPTIONAL, "dir", "set the root directory (default: the target's)"),
+    Opt("wd", "w", OPTIONAL, "dir", "set the working directory (default: the target's)"),
+    Opt("wdns", "W", REQUIRED, "dir", "set the working directory in namespace"),
+    Opt("env", "e", NONE, "", "inherit environment variables from target process"),
+    Opt("no-fork", "F", NONE, "", "do not fork before exec'ing <program>"),
+    Opt("join-cgroup", "c", NONE, "", "join the cgroup of the target process"),
+    HELP,
+    VERSION,
+)
+
+CMD = Command(
+    prog="pyforkexec nsenter",
+    usage="[options] [<program> [<argument>...]]",
+    summary="Run a program with namespaces of other processes.",
+    options=OPTIONS,
+)
+
+
+@dataclass
+class Request:
+    target: int = 0
+    namespaces: dict[int, Optional[str]] = field(default_factory=dict)  # flag -> file, None: the target's
+    uid: Union[int, str, None] = None  # a number or "follow"
+    gid: Union[int, str, None] = None
+    preserve: bool = False
+    keep_caps: bool = False
+    root: Optional[str] = None  # "" means the target's
+    wd: Optional[str] = None  # "" means the target's
+    wdns: Optional[str] = None
+    env: bool = False
+    fork: bool = True
+    join_cgroup: bool = False
+
+
+def request(p: Parsed) -> Request:
+    r = Request()
+    by_long = {long: int(flag) for long, _, flag, _ in NAMESPACES}
+    do_all = False
+    for opt, value in p.given:
+        name = opt.long
+        if name == "target":  # given again, the last one counts (util-linux's getopt loop)
+            r.target = parse_uint(CMD, "--target", value, "pid", hi=MAX_PID)
+            if r.target == 0:
+                CMD.fail("--target: invalid pid '0'")
+        elif name in by_long:
+            r.namespaces[by_long[name]] = nonempty(CMD, f"--{name}", value, "file name")
+        elif name == "all":
+            do_all = True
+        elif name in ("setuid", "setgid"):
+            kind = name[3:]
+            setattr(r, kind, "follow" if value == "follow" else parse_uint(CMD, f"--{name}", value, kind))
+        elif name == "preserve-credentials":
+            r.preserve = True
+        elif name == "keep-caps":
+            r.keep_caps = True
+        elif name in ("root", "wd"):  # no value: the target's; an empty one is refused, as nsenter does
+            setattr(r, name, "" if value is None else nonempty(CMD, f"--{name}", value, "directory"))
+        elif name == "wdns":
+            r.wdns = nonempty(CMD, "--wdns", value, "directory")
+        elif name == "env":
+            r.env = True
+        elif name == "no-fork":
+            r.fork = False
+        elif name == "join-cgroup":
+            r.join_cgroup = True
+    if r.wd is not None and r.wdns is not None:
+        CMD.fail("--wd and --wdns are mutually exclusive")
+    if do_all:
+        if not r.target:
+            CMD.fail("no target PID specified for --all")
+        for _, _, flag, name in NAMESPACES:
+            if int(flag) not in r.namespaces and _usable(r.target, int(flag), name):
+                r.namespaces[int(flag)] = None
+    needs_target = (None in r.namespaces.values() or r.root == "" or r.wd == "" or r.env or r.join_cgroup
+                    or "follow" in (r.uid, r.gid))
+    if needs_target and not r.target:
+        CMD.fail("no target PID specified")
+    if not r.namespaces:
+        CMD.fail("no namespace specified")
+    return r
+
+
+def _usable(target: int, flag: int, name: str) -> bool:
+    """nsenter --all: a namespace type this kernel has, and not our own user namespace (setns refuses it)."""
+    try:
+        mine = os.stat(f"/proc/self/ns/{name}").st_ino
+    except FileNotFoundError:
+        return False
+    if flag != USER:
+        return True
+    try:
+        return os.stat(f"/proc/{target}/ns/{name}").st_ino != mine
+    except OSError as e:
+        die(f"stat of /proc/{target}/ns/{name} failed: {e.strerror}")
+
+
+def _same_as_ours(target: int, flag: int) -> bool:
+    """Whether the target is in our own namespace of this type: joining it would change nothing, and
+    after joining the target's user namespace first (as SysProcAttr.setns does) a namespace of ours
+    could no longer be joined. (nsenter tries the others before the user namespace instead.)"""
+    name = NS_FILE[flag]
+    try:
+        return os.stat(f"/proc/{target}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
+    except OSError:
+        return False  # the join reports it
+
+
+def _pidfd_setns_supported() -> bool:
+    m = re.match(r"([0-9]+)\.([0-9]+)", os.uname().release)
+    return m is not None and (int(m[1]), int(m[2])) >= (5, 8) and hasattr(os, "pidfd_open")
+
+
+class Joins:
+    """The namespaces to join, split between the launcher and the child, as (fd or path, nstype)."""
+
+    def __init__(self, r: Request):
+        self.launcher: list[tuple[object, int]] = []
+        self.child: list[tuple[object, int]] = []
+        wanted = {f: file for f, file in r.namespaces.items()
+                  if file is not None or not _same_as_ours(r.target, f)}
+        in_launcher = {f for f in wanted if f == TIME or (f == PID and r.fork)}
+        if in_launcher and USER in wanted:
+            in_launcher.add(USER)  # its capabilities are what allow joining the others
+        pidfd = -1
+        if None in wanted.values() and _pidfd_setns_supported():
+            try:
+                pidfd = os.pidfd_open(r.target)
+            except OSError as e:
+                raise SetupError(f"failed to open a pidfd for process {r.target}: {e.strerror}") from None
+        for joins, group in ((self.launcher, in_launcher), (self.child, set(wanted) - in_launcher)):
+            mask = 0
+            for flag in sorted(group, key=lambda f: (f != USER, f)):  # user namespace first
+                file = wanted[flag]
+                if file is None and pidfd >= 0:
+                    mask |= flag
+                else:
+                    joins.append((file if file is not None else f"/proc/{r.target}/ns/{NS_FILE[flag]}", flag))
+            if mask:  # one atomic setns for everything the target gives, user namespace included
+                joins.insert(0 if mask & USER else len(joins), (pidfd, mask))
+
+    def join_in_launcher(self) -> None:
+        for target, nstype in self.launcher:
+            fd = target if isinstance(target, int) else _open(str(target))
+            try:
+                _child.setns(fd, nstype)
+            except OSError as e:
+                what = target if isinstance(target, str) else f"the target's {F.CloneFlags.describe(nstype)}"
+                raise SetupError(f"setns {what}: {e.strerror}") from None
+            finally:
+                if not isinstance(target, int):
+                    os.close(fd)
+
+    def child_setns(self) -> list[SetNS]:
+        return [SetNS(target=t, nstype=n) for t, n in self.child]  # type: ignore[arg-type]
+
+
+def _open(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SetupError(f"cannot open {path}: {e.strerror}") from None
+
+
+def _target_ids(pid: int) -> tuple[int, int]:
+    st = os.stat(f"/proc/{pid}")
+    return st.st_uid, st.st_gid
+
+
+def credential(r: Request) -> Optional[Credential]:
+    """nsenter's rule: entering a user namespace sets uid and gid (0 unless given) and drops the
+    supplementary groups, unless --preserve-credentials; otherwise only what is given changes."""
+    userns = USER in r.namespaces and not r.preserve
+    if not userns and r.uid is None and r.gid is None:
+        return None
+    follow = _target_ids(r.target) if "follow" in (r.uid, r.gid) else (0, 0)
+
+    def pick(given: Union[int, str, None], followed: int, current: int) -> int:
+        if given is None:
+            return 0 if userns else current
+        return followed if given == "follow" else int(given)
+
+    uid = pick(r.uid, follow[0], os.getuid())
+    gid = pick(r.gid, follow[1], os.getgid())
+    drop_groups = userns or r.gid is not None
+    if drop_groups and r.namespaces.get(USER, "") is None and setgroups_denied(r.target):
+        drop_groups = False  # setgroups(2) is refused there; nsenter ignores that failure too
+    return Credential(uid=uid, gid=gid, groups=(), no_setgroups=not drop_groups)
+
+
+def directories(r: Request) -> tuple[str, Optional[str]]:
+    """(chroot, dir). The target's root or cwd: through /proc/PID/ when its mount namespace is not
+    joined, else as the path the target sees (the child resolves it after joining)."""
+    joined_mnt = MNT in r.namespaces
+
+    def target_dir(kind: str) -> str:
+        link = f"/proc/{r.target}/{kind}"
+        if not joined_mnt:
+            return link
+        try:
+            return os.readlink(link)
+        except OSError as e:
+            raise SetupError(f"cannot read {link}: {e.strerror}") from None
+
+    root = "" if r.root is None else (r.root or target_dir("root"))
+    if r.wdns is not None:
+        wd: Optional[str] = r.wdns
+    elif r.wd is not None:
+        wd = r.wd or target_dir("cwd")
+    else:
+        wd = "/" if root else None
+    return root, wd
+
+
+def target_env(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return [e for e in f.read().split(b"\0") if e]
+    except OSError as e:
+        raise SetupError(f"failed to get environment variables of {pid}: {e.strerror}") from None
+
+
+def target_cgroup_fd(pid: int) -> int:
+    """An fd of the target's cgroup v2 directory, for clone3(CLONE_INTO_CGROUP)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            path = next((line[3:].strip() for line in f if line.startswith("0::")), None)
+    except OSError as e:
+        raise SetupError(f"failed to get cgroup path of {pid}: {e.strerror}") from None
+    if path is None:
+        raise SetupError("--join-cgroup is only supported in cgroup v2")
+    try:
+        mount = find_cgroup2()
+    except OSError as e:
+        raise SetupError(f"--join-cgroup: {e}") from None
+    return _open(os.path.join(mount, path.lstrip("/")))
+
+
+def lookup(r: Request, root: str, rest: Sequence[str]) -> tuple[str, list[str]]:
+    """The command, found in $PATH as the child will see it: in the target's root when its mount
+    namespace is joined from the target."""
+    program, argv = program_and_argv(rest)
+    if program is not None:
+        return program, argv
+    view = ""
+    if r.namespaces.get(MNT, "") is None:
+        view = f"/proc/{r.target}/root"
+    if root:
+        view = os.path.join(view, root.lstrip("/")) if view else root
+    found = find_program(argv[0], os.environ.get("PATH"), view)
+    if found is None:
+        die(f'exec: "{argv[0]}": executable file not found in $PATH', EXIT_NOT_FOUND)
+    return found, argv
+
+
+def main(argv: Sequence[str]) -> NoReturn:
+    parsed = parse_or_fail(CMD, argv)
+    r = request(parsed)
+    files = inherited_files()
+    try:
+        joins = Joins(r)
+        root, wd = directories(r)
+        cred = credential(r)
+        env = target_env(r.target) if r.env else environ_list()
+        cgroup_fd = target_cgroup_fd(r.target) if r.join_cgroup else -1
+    except SetupError as e:
+        die(str(e))
+    argv0, args = lookup(r, root, parsed.rest)
+    caps = list(range(min(cap_last_cap(), 63) + 1)) if r.keep_caps and USER in r.namespaces else []
+    sys_attr = SysProcAttr(setns=joins.child_setns(), chroot=root, credential=cred, ambient_caps=caps,
+                           use_cgroup_fd=cgroup_fd >= 0, cgroup_fd=max(cgroup_fd, 0))
+    attr = ProcAttr(dir=wd, env=env, files=files, sys=sys_attr)
+    spawn_and_wait(argv0, args, attr, before=joins.join_in_launcher, blame=blamer(CMD, parsed, BLAME))
+
+
+# The options behind each field and child step (see blame.blamer).
+_JOINS = (*(long for long, _, _, _ in NAMESPACES), "target", "all")
+_CREDENTIAL = ("setuid", "setgid", "preserve-credentials", "user", "all")
+BLAME = {
+    "SysProcAttr.setns": _JOINS,
+    "SysProcAttr.credential": _CREDENTIAL,
+    "SysProcAttr.chroot": ("root",),
+    "SysProcAttr.ambient_caps": ("keep-caps",),
+    "SysProcAttr.cgroup_fd": ("join-cgroup",),
+    "SysProcAttr.use_cgroup_fd": ("join-cgroup",),
+    "ProcAttr.dir": ("wd", "wdns", "root"),
+    "ProcAttr.env": ("env",),
+    "at clone": ("join-cgroup",),
+    "at setns": _JOINS,
+    "at chroot": ("root",),
+    "at chdir": ("wd", "wdns", "root"),
+    "at setgroups": _CREDENTIAL,
+    "at setgid": _CREDENTIAL,
+    "at setuid": _CREDENTIAL,
+    "at cap_ambient": ("keep-caps",),
+}

@@ -1,0 +1,186 @@
+"""Command-line options parsed as util-linux parses them (getopt_long with a leading ``+``).
+
+argparse differs from util-linux in ways a user notices: ``--mount /bin/sh`` would take ``/bin/sh`` as
+the optional argument of ``--mount``, options after the program would be read as ours, and a bad
+option exits 2. Here, as with getopt_long: an optional argument must be attached (``--mount=FILE``,
+``-mFILE``), the first non-option ends the options (the rest is the command), ``--`` ends them too,
+short options bundle (``-fpr``), a long option may be abbreviated when unambiguous, and every usage
+error exits 1 naming the option (reported by cli_common.run_command, as util-linux does: one line
+and a ``Try '... --help'`` line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NoReturn, Optional
+
+from .. import __version__
+
+NONE, REQUIRED, OPTIONAL = "none", "required", "optional"
+USAGE_EXIT = 1  # util-linux exits 1 on a bad option or value (argparse would exit 2)
+
+
+class UsageError(Exception):
+    """A bad option or option value; ``str()`` names the option. ``prog`` is the command whose
+    ``--help`` the report points to (empty: the parser's caller knows it)."""
+
+    def __init__(self, message: str, prog: str = ""):
+        super().__init__(message)
+        self.prog = prog
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option: ``--long``, ``-s``, whether it takes an argument, and its help line."""
+
+    long: str
+    short: str = ""
+    arg: str = NONE  # NONE, REQUIRED or OPTIONAL
+    metavar: str = ""
+    help: str = ""
+
+    @property
+    def dest(self) -> str:
+        return self.long.replace("-", "_")
+
+    @property
+    def spelling(self) -> str:
+        """The option as a message names it: ``--map-user``."""
+        return f"--{self.long}"
+
+    def synopsis(self) -> str:
+        long = f"--{self.long}"
+        if self.arg == REQUIRED:
+            long += f" <{self.metavar}>"
+        elif self.arg == OPTIONAL:
+            long += f"[=<{self.metavar}>]"
+        return f"-{self.short}, {long}" if self.short else f"    {long}"
+
+
+@dataclass
+class Parsed:
+    """The options given, in order, as (Opt, argument or None), and the command that follows them."""
+
+    given: list[tuple[Opt, Optional[str]]]
+    rest: list[str]
+
+    def has(self, long: str) -> bool:
+        return any(o.long == long for o, _ in self.given)
+
+    def values(self, long: str) -> list[Optional[str]]:
+        return [v for o, v in self.given if o.long == long]
+
+    def last(self, long: str, default: Optional[str] = None) -> Optional[str]:
+        vals = self.values(long)
+        return vals[-1] if vals else default
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand's options and help text."""
+
+    prog: str  # "pyforkexec unshare"
+    usage: str  # after the prog: "[options] [<program> [<argument>...]]"
+    summary: str
+    options: tuple[Opt, ...]
+    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (title, long names) for --help grouping
+
+    def parse(self, argv: Sequence[str]) -> Parsed:
+        return parse(self.options, argv)
+
+    def help_text(self) -> str:
+        by_long = {o.long: o for o in self.options}
+        groups = self.sections or (("Options", tuple(by_long)),)
+        lines = ["", "Usage:", f" {self.prog} {self.usage}", "", self.summary, ""]
+        for title, names in groups:
+            if title:
+                lines.append(f"{title}:")
+            for name in names:
+                o = by_long[name]
+                syn = o.synopsis()
+                lines.append(f" {syn:<30} {o.help}" if len(syn) <= 30 else f" {syn}\n {'':<30} {o.help}")
+            lines.append("")
+        return "\n".join(lines)
+
+    def fail(self, message: str) -> NoReturn:
+        """A usage error of this command: reported as util-linux does, exit status 1."""
+        raise UsageError(message, self.prog)
+
+
+def _match_long(options: Sequence[Opt], name: str) -> Opt:
+    exact = [o for o in options if o.long == name]
+    if exact:
+        return exact[0]
+    prefixed = [o for o in options if o.long.startswith(name)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    if not prefixed:
+        raise UsageError(f"unrecognized option '--{name}'")
+    names = ", ".join(f"'--{o.long}'" for o in prefixed)
+    raise UsageError(f"option '--{name}' is ambiguous; possibilities: {names}")
+
+
+def parse(options: Sequence[Opt], argv: Sequence[str]) -> Parsed:
+    """getopt_long(argc, argv, "+...", ...) over ``options``; raises UsageError."""
+    shorts = {o.short: o for o in options if o.short}
+    given: list[tuple[Opt, Optional[str]]] = []
+    i, args = 0, list(argv)
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            return Parsed(given, args[i + 1:])
+        if not tok.startswith("-") or tok == "-":
+            break
+        i += 1
+        if tok.startswith("--"):
+            name, eq, value = tok[2:].partition("=")
+            opt = _match_long(options, name)
+            if opt.arg == NONE and eq:
+                raise UsageError(f"option '--{opt.long}' doesn't allow an argument")
+            if opt.arg == REQUIRED and not eq:
+                if i == len(args):
+                    raise UsageError(f"option '--{opt.long}' requires an argument")
+                value, i = args[i], i + 1
+            given.append((opt, value if (eq or opt.arg == REQUIRED) else None))
+            continue
+        j = 1
+        while j < len(tok):
+            opt = shorts.get(tok[j])
+            if opt is None:
+                raise UsageError(f"invalid option -- '{tok[j]}'")
+            attached = tok[j + 1:]
+            if opt.arg == NONE:
+                given.append((opt, None))
+                j += 1
+                continue
+            if attached:
+                given.append((opt, attached))
+            elif opt.arg == REQUIRED:
+                if i == len(args):
+                    raise UsageError(f"option requires an argument -- '{opt.short}'")
+                given.append((opt, args[i]))
+                i += 1
+            else:
+                given.append((opt, None))
+            break
+    return Parsed(given, args[i:])
+
+
+HELP = Opt("help", "h", help="display this help")
+VERSION = Opt("version", "V", help="display version")
+
+
+def parse_or_fail(cmd: Command, argv: Sequence[str]) -> Parsed:
+    """Parses argv, handling --help and --version; a usage error exits 1."""
+    try:
+        parsed = cmd.parse(argv)
+    except UsageError as e:
+        cmd.fail(str(e))
+    if parsed.has(HELP.long):
+        print(cmd.help_text())
+        raise SystemExit(0)
+    if parsed.has(VERSION.long):
+        print(f"{cmd.prog} {__version__}")
+        raise SystemExit(0)
+    return parsed

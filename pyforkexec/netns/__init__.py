@@ -1,0 +1,121 @@
+"""Named network namespaces (``/run/netns/NAME``, as ``ip netns add`` makes them) with their veths,
+bridges, addresses, routes and sysctls, converged to a declared topology.
+
+One function, ``converge``, is what the Ansible module ``pyforkexec.isolation.netns`` and the command
+``pyforkexec netns up|down`` both run: it reads what the kernel has, plans the actions that differ
+(model.py), and carries them out (kernel.py, with pyroute2: the ``net`` extra, imported only
+when a topology is read). Options are those of options.py (a JSON document for the command).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple, Optional
+
+from .. import nsinfo
+from . import kernel, model
+from .kernel import NETNS_DIR, ApplyError, netns_path
+from .model import ModelError
+from .options import OptionsError, dump, load, read
+
+__all__ = [
+    "NETNS_DIR",
+    "ApplyError",
+    "Converged",
+    "ModelError",
+    "OptionsError",
+    "converge",
+    "dump",
+    "load",
+    "netns_path",
+    "read",
+]
+
+
+class Converged(NamedTuple):
+    """What ``converge`` did (or, with ``check``, would do)."""
+
+    actions: list[str]  # one line per action, in order ("create_netns web", "add_addr ns eth0 ...")
+    before: dict[str, Any]  # the topology before, as a diff shows it ({"netns": None} when absent)
+    after: dict[str, Any]  # the topology after (simulated with ``check``)
+    netns: dict[str, Any]  # {"name", "path", "inode"}; inode None when the namespace does not exist
+
+
+def converge(name: str, options: Optional[Mapping[str, Any]], check: bool = False) -> Converged:
+    """Bring netns ``name`` to ``options`` (type-checked as options.load returns them, or as the
+    module's argument spec does; other keys are ignored), or remove it when ``options`` is None: its
+    veths, the bridges made for it that no other port uses, then the namespace.
+
+    Only what differs is changed. ``check``: plan and simulate, change nothing. Raises ModelError
+    (an option that is no topology, or a link in the way) before changing anything, and ApplyError
+    (with ``.actions``, the planned lines) at the first action the kernel refuses.
+    """
+    model.check_name(name)
+    wanted = None if options is None else model.desired(dict(options, name=name))
+    with _host_lock():
+        return _converge_locked(name, wanted, check)
+
+
+# Namespaces share host links (their bridge and its addresses): systemd starts their boot units at
+# once, and two that both see the bridge missing would both create it. One converge at a time per host.
+LOCK_PATH = "/run/lock/pyforkexec-netns.lock"
+
+
+@contextlib.contextmanager
+def _host_lock() -> Iterator[None]:
+    os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
+    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _converge_locked(name: str, wanted: Optional[dict], check: bool) -> Converged:
+    observed = kernel.observe(name, wanted)
+    actions = model.plan_absent(observed, name) if wanted is None else model.plan_present(observed, wanted)
+    lines = [model.describe(a) for a in actions]
+    if actions and not check:
+        _apply(name, actions, lines)
+        final = kernel.observe(name, wanted)
+        if wanted is not None:
+            final = _settle(name, wanted, final, lines)
+    elif wanted is not None:
+        final = model.simulate(observed, wanted, actions) if actions else observed
+    else:
+        final = dict(observed, exists=False)
+    path = netns_path(name)
+    info = dict(name=name, path=path, inode=nsinfo.inode(path) if final["exists"] else None)
+    return Converged(lines, model.view(observed), model.view(final), info)
+
+
+def _apply(name: str, actions: list, lines: list[str]) -> None:
+    try:
+        kernel.apply(name, actions)
+    except ApplyError as e:
+        e.actions = lines
+        raise
+
+
+def _settle(name: str, wanted: dict, final: dict, lines: list[str]) -> dict:
+    """The topology once it is ``wanted``. The plan foresees what the kernel does along with each
+    action (model.plan_present), so there is nothing left to do; should the kernel still have
+    dropped something, it is done once more (and reported in ``lines``), and a topology that then
+    still differs is an ApplyError rather than a success that the next run would undo."""
+    rest = model.plan_present(final, wanted)
+    if not rest:
+        return final
+    lines += [model.describe(a) for a in rest]
+    _apply(name, rest, lines)
+    final = kernel.observe(name, wanted)
+    left = [model.describe(a) for a in model.plan_present(final, wanted)]
+    if left:
+        error = ApplyError(f"the kernel does not keep the topology: still to do after a second pass: "
+                           f"{', '.join(left)}")
+        error.actions = lines
+        raise error
+    return final

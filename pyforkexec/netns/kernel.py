@@ -1,0 +1,347 @@
+"""The kernel side of named network namespaces: read a topology, and carry out planned actions.
+
+With pyroute2 (the ``net`` extra), imported on first use so that ``import pyforkexec`` never needs it.
+
+``observe`` returns the plain data model plans from; ``apply`` runs model's actions.
+Sysctls of the namespace are read and written by a child that joins it (nsinfo.run_in_namespaces),
+since /proc/sys/net shows the network namespace of the process that looks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+
+from .. import nsinfo
+from .model import (
+    BRIDGE_ALIAS,
+    describe,
+    parse_veth_alias,
+    route_family,
+    route_key,
+    veth_alias,
+)
+
+NETNS_DIR = "/run/netns"
+IFF_UP = 0x1
+RT_TABLE_MAIN = 254
+RTN_UNICAST = 1
+MANAGED_PROTOS = (3, 4)  # RTPROT_BOOT (ip route add), RTPROT_STATIC (pyroute2): routes someone added
+RT_SCOPE_LINK = 253
+
+
+def _pyroute2():
+    import pyroute2
+    from pyroute2 import netns
+
+    return pyroute2, netns
+
+
+def netns_path(name):
+    return os.path.join(NETNS_DIR, name)
+
+
+def links(ipr):
+    """{ifname: {index, kind, up, mtu, mac, master, alias, addresses}} of one namespace."""
+    msgs = list(ipr.get_links())
+    names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
+    out = {}
+    for m in msgs:
+        info = m.get_attr("IFLA_LINKINFO")
+        out[m.get_attr("IFLA_IFNAME")] = dict(
+            index=m["index"],
+            kind=info.get_attr("IFLA_INFO_KIND") if info is not None else None,
+            up=bool(m["flags"] & IFF_UP),
+            mtu=m.get_attr("IFLA_MTU"),
+            mac=m.get_attr("IFLA_ADDRESS"),
+            master=names.get(m.get_attr("IFLA_MASTER")),
+            alias=m.get_attr("IFLA_IFALIAS"),
+            addresses=[],
+        )
+    by_index = {v["index"]: v for v in out.values()}
+    for a in ipr.get_addr():
+        if a["family"] == socket.AF_INET6 and a["scope"] == RT_SCOPE_LINK:
+            continue  # the kernel's own fe80:: address
+        address = _address_text(a)
+        link = by_index.get(a["index"])
+        if link is not None and address:
+            link["addresses"].append(address)
+    for link in out.values():
+        link["addresses"].sort()
+    return out
+
+
+def _address_text(msg):
+    """'10.0.0.1/24' of an RTM_NEWADDR message; None without an address."""
+    address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+    return str(ipaddress.ip_interface(f"{address}/{msg['prefixlen']}")) if address else None
+
+
+def routes(ipr, names_by_index):
+    """The routes someone added to the main table (not those the kernel derives from addresses)."""
+    out = []
+    for r in ipr.route("dump"):
+        table = r.get_attr("RTA_TABLE") or r["table"]
+        if table != RT_TABLE_MAIN or r["type"] != RTN_UNICAST or r["proto"] not in MANAGED_PROTOS:
+            continue
+        if r["dst_len"] == 0:
+            dst = "default6" if r["family"] == socket.AF_INET6 else "default"
+        else:
+            dst = str(ipaddress.ip_network(f"{r.get_attr('RTA_DST')}/{r['dst_len']}", strict=False))
+        gateway = r.get_attr("RTA_GATEWAY")
+        out.append(route_key(dst, str(ipaddress.ip_address(gateway)) if gateway else None,
+                             names_by_index.get(r.get_attr("RTA_OIF")), r.get_attr("RTA_PRIORITY")))
+    return sorted(out, key=lambda x: (x["dst"], x["gateway"] or "", x["dev"] or "", x["metric"] or 0))
+
+
+def _sysctl_path(key):
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def _sysctl_io(reads, writes):
+    for key, value in writes.items():
+        with open(_sysctl_path(key), "w") as f:
+            f.write(value)
+    out = {}
+    for key in reads:
+        try:
+            with open(_sysctl_path(key)) as f:
+                out[key] = " ".join(f.read().split())
+        except FileNotFoundError:
+            out[key] = None
+    return out
+
+
+def sysctls(name, reads=(), writes=None):
+    """Write then read net.* sysctls inside netns ``name``."""
+    return nsinfo.run_in_namespaces([(netns_path(name), "net")], _sysctl_io, list(reads), dict(writes or {}))
+
+
+def _swap_file(path, value):
+    """Write ``value`` to the /proc/sys file ``path``; what it held before."""
+    with open(path, "r+") as f:
+        old = f.read().strip()
+        if old != value:
+            f.seek(0)
+            f.write(value)
+    return old
+
+
+def net_view(ipr):
+    """The links and routes of one namespace, as namespace_info returns them."""
+    found = links(ipr)
+    names = {v["index"]: k for k, v in found.items()}
+    return dict(
+        links={k: {x: v[x] for x in ("kind", "up", "mtu", "mac", "master", "addresses")}
+               for k, v in found.items()},
+        addresses=sorted(a for v in found.values() for a in v["addresses"]),
+        routes=routes(ipr, names),
+    )
+
+
+def net_view_here():
+    """net_view of the network namespace this process is in (run in a child that joined one)."""
+    pyroute2 = _pyroute2()[0]
+    with pyroute2.IPRoute() as ipr:
+        return net_view(ipr)
+
+
+def net_view_of(path):
+    """net_view of the network namespace at ``path`` (/proc/PID/ns/net, /run/netns/NAME)."""
+    return nsinfo.run_in_namespaces([(path, "net")], net_view_here)
+
+
+def observe(name, wanted=None):
+    """The topology of netns ``name`` as model expects it: what exists, and which host links
+    are ours (by alias). ``wanted`` (model.desired) adds its bridges and sysctls."""
+    pyroute2, netns = _pyroute2()
+    exists = name in netns.listnetns()
+    state = dict(name=name, exists=exists, loopback_up=False, bridges={}, veths={}, routes=[], sysctls={},
+                 host_links={}, ns_links=[])
+    with pyroute2.IPRoute() as host:
+        host_links = links(host)
+    ns_links = {}
+    if exists:
+        with pyroute2.NetNS(name, flags=0) as ns:
+            ns_links = links(ns)
+            state["routes"] = routes(ns, {v["index"]: k for k, v in ns_links.items()})
+        keys = sorted((wanted or {}).get("sysctls", {}))
+        state["sysctls"] = sysctls(name, reads=keys) if keys else {}
+    state["loopback_up"] = ns_links.get("lo", {}).get("up", False)
+    state["host_links"] = {k: v["alias"] for k, v in host_links.items()}
+    for ifname, link in host_links.items():
+        parsed = parse_veth_alias(link["alias"])
+        if not parsed or parsed[0] != name:
+            continue
+        inside = ns_links.get(parsed[1], {})
+        state["veths"][parsed[1]] = dict(
+            peer=ifname, peer_mtu=link["mtu"], peer_mac=link["mac"], peer_up=link["up"],
+            bridge=link["master"], peer_addresses=link["addresses"], mtu=inside.get("mtu"),
+            mac=inside.get("mac"), up=inside.get("up", False), addresses=inside.get("addresses", []))
+    state["ns_links"] = sorted(ns_links)
+    bridges = set((wanted or {}).get("bridges", {}))
+    bridges |= {v["bridge"] for v in state["veths"].values() if v["bridge"]}
+    for bname in sorted(bridges):
+        link = host_links.get(bname)
+        if link is None:
+            continue
+        state["bridges"][bname] = dict(
+            kind=link["kind"], ours=link["alias"] == BRIDGE_ALIAS, mtu=link["mtu"], up=link["up"],
+            addresses=link["addresses"],
+            ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
+    return state
+
+
+class _Handles:
+    """IPRoute sockets for the host and the namespace, opened on first use."""
+
+    def __init__(self, name):
+        self.name = name
+        self.pyroute2, self.netns = _pyroute2()
+        self._host = self._ns = None
+
+    def side(self, side):
+        if side == "host":
+            if self._host is None:
+                self._host = self.pyroute2.IPRoute()
+            return self._host
+        if self._ns is None:
+            self._ns = self.pyroute2.NetNS(self.name, flags=0)
+        return self._ns
+
+    def index(self, side, ifname):
+        found = self.side(side).link_lookup(ifname=ifname)
+        if not found:
+            raise LookupError(f"no link {ifname} in {'the host' if side == 'host' else 'netns ' + self.name}")
+        return found[0]
+
+    def swap_sysctl(self, side, path, value):
+        """Write a /proc/sys file of the host or the namespace (a child that joins it reads it there);
+        what it held before."""
+        if side == "host":
+            return _swap_file(path, value)
+        return nsinfo.run_in_namespaces([(netns_path(self.name), "net")], _swap_file, path, value)
+
+    def close(self):
+        for h in (self._host, self._ns):
+            if h is not None:
+                h.close()
+
+
+def _address(text):
+    iface = ipaddress.ip_interface(text)
+    return dict(address=str(iface.ip), prefixlen=iface.network.prefixlen)
+
+
+def _route_args(h, route):
+    family = route_family(route)
+    dst = route["dst"]
+    if dst in ("default", "default6"):
+        dst = "::/0" if family == 6 else "0.0.0.0/0"
+    args = dict(dst=dst, family=socket.AF_INET6 if family == 6 else socket.AF_INET)
+    if route["gateway"]:
+        args["gateway"] = route["gateway"]
+    if route["dev"]:
+        args["oif"] = h.index("ns", route["dev"])
+    if route["metric"] is not None:
+        args["priority"] = route["metric"]
+    return args
+
+
+IFA_F_SECONDARY = 0x01
+
+
+@contextlib.contextmanager
+def _promoting(h, side, ifname, index, address):
+    """Delete an IPv4 address without its subnet's other addresses. The first address of a subnet is
+    its primary, the later ones its secondaries, and the kernel deletes the secondaries with the
+    primary unless the link's promote_secondaries is set, in which case one of them becomes the
+    primary and every route through the subnet stays. So it is set for this one deletion of a
+    primary that has secondaries, and put back after (any value the options ask for comes later)."""
+    iface = ipaddress.ip_interface(address)
+    primary, others = False, False
+    if iface.version == 4:
+        for a in h.side(side).get_addr(index=index, family=socket.AF_INET):
+            local = ipaddress.ip_interface(_address_text(a))
+            if local == iface:
+                primary = not (a["flags"] | (a.get_attr("IFA_FLAGS") or 0)) & IFA_F_SECONDARY
+            elif local.network == iface.network:
+                others = True
+    if not (primary and others):
+        yield
+        return
+    path = os.path.join("/proc/sys/net/ipv4/conf", ifname, "promote_secondaries")
+    old = h.swap_sysctl(side, path, "1")
+    try:
+        yield
+    finally:
+        if old != "1":
+            h.swap_sysctl(side, path, old)
+
+
+class ApplyError(RuntimeError):
+    """An action the kernel refused; ``str()`` names the action. ``actions``: every planned line."""
+
+    actions: list[str] = []
+
+
+def apply(name, actions):
+    """Carry out model's actions, in order. Raises ApplyError at the first refused one."""
+    h = _Handles(name)
+    writes = {}
+    try:
+        for action in actions:
+            try:
+                _apply_one(h, name, action, writes)
+            except Exception as e:  # pyroute2's NetlinkError, OSError, LookupError
+                raise ApplyError(f"{describe(action)}: {e}") from e
+    finally:
+        h.close()
+    if writes:
+        try:
+            sysctls(name, writes=writes)
+        except (OSError, RuntimeError) as e:
+            raise ApplyError(f"sysctl {writes}: {e}") from e
+
+
+def _apply_one(h, name, action, writes):
+    op, args = action[0], action[1:]
+    if op == "create_netns":
+        h.netns.create(name)
+    elif op == "delete_netns":
+        h.netns.remove(name)
+    elif op == "link_up":
+        side, ifname = args
+        h.side(side).link("set", index=h.index(side, ifname), state="up")
+    elif op == "set_link":
+        side, ifname, settings = args
+        h.side(side).link("set", index=h.index(side, ifname), **settings)
+    elif op == "add_addr":
+        side, ifname, address = args
+        h.side(side).addr("add", index=h.index(side, ifname), **_address(address))
+    elif op == "del_addr":
+        side, ifname, address = args
+        index = h.index(side, ifname)
+        with _promoting(h, side, ifname, index, address):
+            h.side(side).addr("del", index=index, **_address(address))
+    elif op == "create_bridge":
+        h.side("host").link("add", ifname=args[0], kind="bridge")
+        h.side("host").link("set", index=h.index("host", args[0]), ifalias=BRIDGE_ALIAS)
+    elif op == "create_veth":
+        inside, peer = args
+        h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})
+        h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
+    elif op in ("del_veth", "del_bridge"):
+        h.side("host").link("del", index=h.index("host", args[0]))
+    elif op == "set_master":
+        peer, bridge = args
+        master = h.index("host", bridge) if bridge else 0
+        h.side("host").link("set", index=h.index("host", peer), master=master)
+    elif op in ("add_route", "del_route"):
+        h.side("ns").route(op[:3], **_route_args(h, args[0]))
+    elif op == "sysctl":
+        writes[args[0]] = args[1]
+    else:
+        raise ValueError(f"unknown action {op}")

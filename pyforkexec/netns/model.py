@@ -1,0 +1,530 @@
+"""Named network namespaces, planned: the wanted topology from the options, and the plan from what is there.
+
+Pure functions on plain data (no kernel access), so that planning is tested on its own:
+``desired(params)`` normalizes the options (those of netns.options, as the Ansible module ``netns``
+has them), ``plan_present``/``plan_absent`` list the actions that bring the observed topology (see
+kernel.observe) to the wanted one, ``view`` renders either side for a diff. Links made here
+carry an interface alias (``ALIAS_PREFIX``...) so that a later run, and ``netns down``, know which
+ones are theirs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+ALIAS_PREFIX = "pyforkexec.isolation"
+IFNAMSIZ = 15
+_IFNAME = re.compile(r"^[^/\s:]{1,15}$")
+_MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+_NETNS_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+DEFAULT_MTU = 1500  # of a new veth or bridge, and of a bridge without ports
+IPV6_MIN_MTU = 1280  # below it the kernel takes IPv6 off the link, addresses and routes with it
+ETH_MIN_MTU = 68
+IPV6_DEFAULT_METRIC = 1024  # what the kernel gives an IPv6 route added without one (IPv4: none)
+
+
+class ModelError(ValueError):
+    """A parameter that cannot describe a topology; ``str()`` starts with the option."""
+
+
+def veth_alias(netns, inside):
+    """The alias of the host end of a veth made for ``inside`` in ``netns``."""
+    return f"{ALIAS_PREFIX} netns={netns} link={inside}"
+
+
+def parse_veth_alias(alias):
+    """(netns, inside) from a veth alias of ours, else None."""
+    match = re.match(rf"^{re.escape(ALIAS_PREFIX)} netns=(\S+) link=(\S+)$", alias or "")
+    return match.groups() if match else None
+
+
+BRIDGE_ALIAS = f"{ALIAS_PREFIX} bridge"
+
+
+def _ifname(option, name):
+    if not _IFNAME.match(name or ""):
+        raise ModelError(f"{option}: {name!r} is not a valid interface name (1-{IFNAMSIZ} characters, "
+                         "no '/', ':' or whitespace)")
+    return name
+
+
+def interface(option, text):
+    """An address with its prefix length (the full length if none), normalized: '10.0.0.1/24'."""
+    try:
+        return str(ipaddress.ip_interface(text.strip()))
+    except ValueError as e:
+        raise ModelError(f"{option}: {e}") from None
+
+
+def _addresses_of(option, texts):
+    """The sorted addresses of a link. An IPv6 address has one prefix length on a link (the kernel
+    refuses a second), so one listed with two is refused here, before anything changes."""
+    out = sorted({interface(option, a) for a in texts or []})
+    seen = {}
+    for a in out:
+        iface = ipaddress.ip_interface(a)
+        if iface.version == 6 and iface.ip in seen:
+            raise ModelError(f"{option}: {iface.ip} is listed as {seen[iface.ip]} and {a} (an IPv6 address "
+                             "has one prefix length on a link)")
+        seen[iface.ip] = a
+    return out
+
+
+def _mac(option, text):
+    if text is None:
+        return None
+    mac = text.strip().lower().replace("-", ":")
+    if not _MAC.match(mac):
+        raise ModelError(f"{option}: {text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    return mac
+
+
+def route_key(dst, gateway=None, dev=None, metric=None):
+    """A route as a plain dict with normalized values; dst 'default' for 0.0.0.0/0 and ::/0."""
+    return dict(dst=dst, gateway=gateway, dev=dev, metric=metric)
+
+
+def _route(option, r, devices):
+    dst = (r.get("dst") or "").strip()
+    gateway = r.get("gateway")
+    family = None
+    if gateway:
+        try:
+            gw = ipaddress.ip_address(gateway.strip())
+        except ValueError as e:
+            raise ModelError(f"{option}.gateway: {e}") from None
+        gateway, family = str(gw), gw.version
+    if dst in ("default", "0.0.0.0/0", "::/0"):
+        if dst != "default":
+            version = 6 if ":" in dst else 4
+            if family not in (None, version):
+                raise ModelError(f"{option}: dst {dst} and gateway {gateway} are of different IP versions")
+            family = version
+        dst = "default6" if family == 6 else "default"
+    else:
+        try:
+            net = ipaddress.ip_network(dst, strict=False)
+        except ValueError as e:
+            raise ModelError(f"{option}.dst: {e}") from None
+        if family is not None and net.version != family:
+            raise ModelError(f"{option}: dst {dst} and gateway {gateway} are of different IP versions")
+        dst = str(net)
+    if gateway is None and not r.get("dev"):
+        raise ModelError(f"{option}: give a gateway or a dev")
+    dev = r.get("dev")
+    if dev is not None and dev not in devices:
+        raise ModelError(f"{option}.dev: {dev!r} is not a link of the namespace "
+                         f"(one of {', '.join(devices)})")
+    route = route_key(dst, gateway, dev, r.get("metric"))
+    if route["metric"] == 0:  # the kernel's own: an IPv4 route shows none, an IPv6 route gets 1024
+        route["metric"] = None if route_family(route) == 4 else IPV6_DEFAULT_METRIC
+    return route
+
+
+def route_family(route):
+    if route["dst"] == "default6":
+        return 6
+    if route["dst"] == "default":
+        return 4
+    return ipaddress.ip_network(route["dst"]).version
+
+
+def route_text(route):
+    dst = "default" if route["dst"] in ("default", "default6") else route["dst"]
+    text = dst
+    if route["gateway"]:
+        text += f" via {route['gateway']}"
+    if route["dev"]:
+        text += f" dev {route['dev']}"
+    if route["metric"] is not None:
+        text += f" metric {route['metric']}"
+    return text
+
+
+def check_name(name):
+    """A netns name: a file name of /run/netns (and a systemd instance name)."""
+    if not _NETNS_NAME.match(name or "") or name in (".", ".."):
+        raise ModelError(f"name: {name!r} is not a valid netns name (letters, digits, '.', '_', '-')")
+    return name
+
+
+def desired(params):
+    """The wanted topology from the options (already type-checked: netns.options.load, or the module's
+    argument spec); keys other than the options are ignored."""
+    name = check_name(params["name"])
+    bridges = {}
+    for i, b in enumerate(params.get("bridges") or []):
+        bname = _ifname(f"bridges[{i}].name", b["name"])
+        if bname in bridges:
+            raise ModelError(f"bridges[{i}].name: {bname} is listed twice")
+        bridges[bname] = dict(mtu=b.get("mtu"),
+                              addresses=_addresses_of(f"bridges[{i}].addresses", b.get("addresses")))
+    veths, host_names = {}, set(bridges)
+    for i, v in enumerate(params.get("veths") or []):
+        inside = _ifname(f"veths[{i}].name", v["name"])
+        peer = _ifname(f"veths[{i}].peer", v["peer"])
+        if inside in veths or inside == "lo":
+            raise ModelError(f"veths[{i}].name: {inside} is used twice in the namespace")
+        if peer in host_names:
+            raise ModelError(f"veths[{i}].peer: {peer} is used twice on the host")
+        host_names.add(peer)
+        bridge = v.get("bridge")
+        if bridge is not None:
+            _ifname(f"veths[{i}].bridge", bridge)
+            bridges.setdefault(bridge, dict(mtu=None, addresses=[]))
+        veths[inside] = dict(
+            peer=peer,
+            bridge=bridge,
+            mtu=v.get("mtu"),
+            mac=_mac(f"veths[{i}].mac", v.get("mac")),
+            peer_mac=_mac(f"veths[{i}].peer_mac", v.get("peer_mac")),
+            addresses=_addresses_of(f"veths[{i}].addresses", v.get("addresses")),
+            peer_addresses=_addresses_of(f"veths[{i}].peer_addresses", v.get("peer_addresses")),
+        )
+    devices = ["lo", *veths]
+    routes = [_route(f"routes[{i}]", r, devices) for i, r in enumerate(params.get("routes") or [])]
+    for i, gw in enumerate(params.get("gateway") or []):
+        routes.append(_route(f"gateway[{i}]", dict(dst="default", gateway=gw), devices))
+    seen = set()
+    for r in routes:
+        # The kernel keeps one route per destination and metric (IPv4 refuses a second, IPv6 would
+        # merge it into a multipath route); no metric is the kernel's own (IPv4 0, IPv6 1024).
+        metric = r["metric"] if r["metric"] is not None else _default_metric(route_family(r))
+        key = (r["dst"], route_family(r), metric)
+        if key in seen:
+            raise ModelError(f"routes: {route_text(r)}: a second route to the same destination "
+                             "needs a metric of its own")
+        seen.add(key)
+    for i, b in enumerate(params.get("bridges") or []):
+        _check_mtu(f"bridges[{i}].mtu", b.get("mtu"), _has_ipv6(bridges[b["name"]]["addresses"]))
+    for i, v in enumerate(params.get("veths") or []):
+        want = veths[v["name"]]
+        ipv6 = _has_ipv6(want["addresses"] + want["peer_addresses"]) or any(
+            r["dev"] == v["name"] and route_family(r) == 6 for r in routes)
+        _check_mtu(f"veths[{i}].mtu", want["mtu"], ipv6)
+    sysctls = {}
+    for key, value in (params.get("sysctls") or {}).items():
+        key = key.replace("/", ".")
+        if not key.startswith("net."):
+            raise ModelError(f"sysctls: {key}: only net.* sysctls belong to a network namespace (any other "
+                             "would change the host)")
+        sysctls[key] = sysctl_value(value)
+    return dict(name=name, loopback=params.get("loopback", True), bridges=bridges, veths=veths,
+                routes=sorted(routes, key=route_text), sysctls=sysctls)
+
+
+def _has_ipv6(addresses):
+    return any(ipaddress.ip_interface(a).version == 6 for a in addresses)
+
+
+def _check_mtu(option, mtu, ipv6):
+    """An MTU the kernel takes for an Ethernet link, and that keeps the link's IPv6 (below 1280 the
+    kernel takes IPv6 off the link, with the addresses and routes asked for)."""
+    if mtu is None:
+        return
+    if not ETH_MIN_MTU <= mtu <= 65535:
+        raise ModelError(f"{option}: {mtu} is not an MTU ({ETH_MIN_MTU} to 65535)")
+    if mtu < IPV6_MIN_MTU and ipv6:
+        raise ModelError(f"{option}: {mtu} is below {IPV6_MIN_MTU}, the least IPv6 works with, and the link "
+                         "has IPv6 addresses or routes")
+
+
+def _default_metric(family):
+    return IPV6_DEFAULT_METRIC if family == 6 else 0
+
+
+def sysctl_value(value):
+    """A sysctl value as the kernel prints it, whitespace-normalized; booleans as 1/0."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return " ".join(str(value).split())
+
+
+def _route_matches(have, want, devs=()):
+    """``have`` (observed) is ``want``: a dev or metric not given matches any, except that a gateway
+    route belongs on the link whose subnet holds the gateway (``devs``, from _gateway_devs)."""
+    dev_ok = have["dev"] == want["dev"] if want["dev"] else (not devs or have["dev"] in devs)
+    return (have["dst"] == want["dst"] and have["gateway"] == want["gateway"] and dev_ok
+            and want["metric"] in (None, have["metric"]))
+
+
+def _link_settings(want, have, keys):
+    return {k: want[k] for k in keys if want[k] is not None and (have is None or want[k] != have.get(k))}
+
+
+def _addresses(side, link, want, have):
+    """Adds before deletes, so that a link never goes through a moment without the addresses both
+    sides give it (its last IPv4 address takes every IPv4 route through the link with it). The one
+    exception is forced: an IPv6 address keeps one prefix length, so one whose length changes goes
+    before it comes back. (A deleted IPv4 primary does not take its subnet's secondaries with it:
+    kernel promotes them.)"""
+    adds = [a for a in want if a not in have]
+    dels = [a for a in have if a not in want]
+    ifaces = {a: ipaddress.ip_interface(a) for a in adds + dels}
+    new_ips = {ifaces[a].ip for a in adds}
+    first = [a for a in dels if ifaces[a].version == 6 and ifaces[a].ip in new_ips]
+    actions = [("del_addr", side, link, a) for a in first]
+    actions += [("add_addr", side, link, a) for a in adds]
+    actions += [("del_addr", side, link, a) for a in dels if a not in first]
+    return actions
+
+
+def _gateway_devs(route, wanted):
+    """The veths of ``wanted`` the kernel puts ``route`` on when it names a gateway but no dev: those
+    whose subnet (an address's, or a route's without gateway) holds the gateway most closely. Empty
+    when none does (the route then matches on any dev)."""
+    if route["dev"] or not route["gateway"]:
+        return set()
+    gw = ipaddress.ip_address(route["gateway"])
+    nets = [(ipaddress.ip_interface(a).network, inside)
+            for inside, v in wanted["veths"].items() for a in v["addresses"]]
+    nets += [(_route_network(r), r["dev"]) for r in wanted["routes"] if r["dev"] and not r["gateway"]]
+    nets = [(net, dev) for net, dev in nets if net.version == gw.version and gw in net]
+    if not nets:
+        return set()
+    longest = max(net.prefixlen for net, _ in nets)
+    return {dev for net, dev in nets if net.prefixlen == longest}
+
+
+def _route_network(route):
+    if route["dst"] in ("default", "default6"):
+        return ipaddress.ip_network("::/0" if route["dst"] == "default6" else "0.0.0.0/0")
+    return ipaddress.ip_network(route["dst"])
+
+
+def _dropped_routes(observed, wanted):
+    """The observed routes the kernel removes as a side effect of the plan's link and address changes:
+    those through a veth that is deleted (or made again under another host name), and the IPv4 ones
+    through a veth left without an IPv4 address (the kernel disables IPv4 on it and flushes them,
+    without a notification). The plan deletes them itself first and adds back those still wanted."""
+    doomed, v4_gone = set(), set()
+    for inside, have in observed["veths"].items():
+        want = wanted["veths"].get(inside)
+        if want is None or want["peer"] != have["peer"]:
+            doomed.add(inside)
+        elif (any(ipaddress.ip_interface(a).version == 4 for a in have["addresses"])
+              and not any(ipaddress.ip_interface(a).version == 4 for a in want["addresses"])):
+            v4_gone.add(inside)
+    return [r for r in observed["routes"]
+            if r["dev"] in doomed or (r["dev"] in v4_gone and route_family(r) == 4)]
+
+
+def _plan_routes(observed, wanted):
+    """(routes to delete, routes to add): an observed route stays when a wanted one matches it and
+    the kernel keeps it through the plan; every other one is deleted (before the link and address
+    changes, which it does not need), and the wanted ones left are added (after them)."""
+    dropped = _dropped_routes(observed, wanted)
+    free = [r for r in observed["routes"] if r not in dropped]
+    # A metric a wanted route gives is its own: a route that has it cannot stay for another one
+    # (the kernel keeps one route per destination and metric, and would refuse to add the first).
+    taken = {(w["dst"], w["metric"]) for w in wanted["routes"] if w["metric"] is not None}
+    adds = []
+    # The wanted routes that give a metric or a dev choose first: one without would otherwise take
+    # the route that only the other one matches.
+    for want in sorted(wanted["routes"], key=lambda w: (w["metric"] is None, w["dev"] is None)):
+        devs = _gateway_devs(want, wanted)
+        match = next((r for r in free if _route_matches(r, want, devs)
+                      and (want["metric"] is not None or (r["dst"], r["metric"]) not in taken)), None)
+        if match is None:
+            adds.append(want)
+        else:
+            free.remove(match)
+    return [r for r in observed["routes"] if r in dropped or r in free], adds
+
+
+def _auto_mtu(ports):
+    """A bridge's MTU while nobody set it: its smallest port's (the kernel follows its ports)."""
+    return min(ports.values()) if ports else DEFAULT_MTU
+
+
+def _bridge_mtus(observed, wanted):
+    """{bridge: (set_first, set_last, final MTU)}: whether the plan sets the bridge's MTU before its
+    ports change (it then stays as set: the kernel stops following the ports) or only after them (a
+    bridge whose MTU is already the wanted one cannot be told so, and follows its ports meanwhile)."""
+    out = {}
+    for bname, want in wanted["bridges"].items():
+        have = observed["bridges"].get(bname)
+        declared = want["mtu"]
+        ports = dict(have["ports"]) if have else {}
+        current = have["mtu"] if have else DEFAULT_MTU
+        following = _auto_mtu(ports) == current  # an MTU somebody set looks the same by chance: harmless
+        for v in observed["veths"].values():
+            ports.pop(v["peer"], None)
+        for inside, want in wanted["veths"].items():
+            if want["bridge"] == bname:
+                have_v = observed["veths"].get(inside)
+                kept = have_v is not None and have_v["peer"] == want["peer"]
+                ports[want["peer"]] = want["mtu"] or (have_v["peer_mtu"] if kept else DEFAULT_MTU)
+        set_first = declared is not None and declared != current
+        if set_first or not following:
+            final = declared or current
+            out[bname] = (set_first, False, final)
+        else:
+            follows_to = _auto_mtu(ports)
+            out[bname] = (False, declared is not None and declared != follows_to, declared or follows_to)
+    return out
+
+
+def plan_present(observed, wanted):
+    """The ordered actions that turn ``observed`` into ``wanted`` (state present).
+
+    Nothing both have is removed on the way, not even for a moment: routes that go are deleted
+    first, addresses are added before others are deleted (see _addresses), a bridge's MTU is set
+    where its ports cannot undo it, and routes are added last, once their gateways are reachable.
+    Routes the kernel drops along with a link or an address change (_dropped_routes) are planned as
+    deleted and added back, so that the plan is what happens.
+    """
+    name = wanted["name"]
+    actions = []
+    if not observed["exists"]:
+        actions.append(("create_netns", name))
+    if wanted["loopback"] and not observed["loopback_up"]:
+        actions.append(("link_up", "ns", "lo"))
+    for bname in sorted(wanted["bridges"]):
+        have = observed["bridges"].get(bname)
+        if have is not None and have["kind"] != "bridge":
+            raise ModelError(f"bridges: host link {bname} exists and is a {have['kind'] or 'plain link'}, "
+                             "not a bridge")
+    route_dels, route_adds = _plan_routes(observed, wanted)
+    actions += [("del_route", r) for r in route_dels]
+    mtus = _bridge_mtus(observed, wanted)
+    for bname, want in sorted(wanted["bridges"].items()):
+        have = observed["bridges"].get(bname)
+        if have is None:
+            actions.append(("create_bridge", bname))
+        if mtus[bname][0]:
+            actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
+        actions += _addresses("host", bname, want["addresses"], have["addresses"] if have else [])
+        if have is None or not have["up"]:
+            actions.append(("link_up", "host", bname))
+    deleted, made = set(), set()
+    for inside, have in sorted(observed["veths"].items()):
+        want = wanted["veths"].get(inside)
+        if want is None or want["peer"] != have["peer"]:
+            actions.append(("del_veth", have["peer"]))
+            deleted.add(have["peer"])
+    for inside, want in sorted(wanted["veths"].items()):
+        have = observed["veths"].get(inside)
+        if have is not None and have["peer"] != want["peer"]:
+            have = None  # deleted above: made again with the new host name
+        if have is None:
+            if want["peer"] in observed["host_links"] and want["peer"] not in deleted:
+                raise ModelError(f"veths: host link {want['peer']} exists and was not made by pyforkexec "
+                                 f"for {name}/{inside}: choose another peer name")
+            if inside in observed["ns_links"] and inside not in observed["veths"]:
+                raise ModelError(f"veths: link {inside} already exists in netns {name} (not a veth of ours)")
+            actions.append(("create_veth", inside, want["peer"]))
+            made.add(inside)
+        inside_settings = _link_settings(dict(mtu=want["mtu"], address=want["mac"]),
+                                         have and dict(mtu=have["mtu"], address=have["mac"]),
+                                         ["mtu", "address"])
+        if inside_settings:
+            actions.append(("set_link", "ns", inside, inside_settings))
+        peer_settings = _link_settings(dict(mtu=want["mtu"], address=want["peer_mac"]),
+                                       have and dict(mtu=have["peer_mtu"], address=have["peer_mac"]),
+                                       ["mtu", "address"])
+        if peer_settings:
+            actions.append(("set_link", "host", want["peer"], peer_settings))
+        if want["bridge"] != (have["bridge"] if have else None):
+            actions.append(("set_master", want["peer"], want["bridge"]))
+        actions += _addresses("ns", inside, want["addresses"], have["addresses"] if have else [])
+        actions += _addresses("host", want["peer"], want["peer_addresses"],
+                              have["peer_addresses"] if have else [])
+        if have is None or not have["peer_up"]:
+            actions.append(("link_up", "host", want["peer"]))
+        if have is None or not have["up"]:
+            actions.append(("link_up", "ns", inside))
+    for bname, want in sorted(wanted["bridges"].items()):
+        if mtus[bname][1]:
+            actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
+    actions += [("add_route", r) for r in route_adds]
+    for key, value in sorted(wanted["sysctls"].items()):
+        if observed["sysctls"].get(key) != value or _link_of_sysctl(key) in made:
+            actions.append(("sysctl", key, value))  # a link made (again) starts from the defaults
+    return actions
+
+
+def _link_of_sysctl(key):
+    """The link a per-link sysctl (net.ipv4.conf.eth0.rp_filter, net.ipv6.neigh.eth0...) is of."""
+    parts = key.split(".")
+    if len(parts) >= 5 and parts[1] in ("ipv4", "ipv6") and parts[2] in ("conf", "neigh"):
+        return ".".join(parts[3:-1])
+    return None
+
+
+def plan_absent(observed, name):
+    """Remove the veths made for ``name``, the bridges of ours they leave empty, then the netns."""
+    actions = [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
+    gone = {v["peer"] for v in observed["veths"].values()}
+    for bname, b in sorted(observed["bridges"].items()):
+        if b["ours"] and b["ports"] and not set(b["ports"]) - gone:
+            actions.append(("del_bridge", bname))
+    if observed["exists"]:
+        actions.append(("delete_netns", name))
+    return actions
+
+
+def describe(action):
+    """One action as a short line (the module's ``actions`` result, the lines ``netns up`` prints)."""
+    op, *args = action
+    if op in ("add_route", "del_route"):
+        return f"{op} {route_text(args[0])}"
+    if op == "set_link":
+        side, link, settings = args
+        return f"set_link {side} {link} " + " ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+    return " ".join([op, *(str(a) for a in args)])
+
+
+def view(observed):
+    """The topology as --diff shows it (the same shape for before and after)."""
+    if not observed["exists"]:
+        return dict(netns=None)
+    return dict(
+        netns=observed["name"],
+        loopback_up=observed["loopback_up"],
+        bridges={n: dict(mtu=b["mtu"], up=b["up"], addresses=b["addresses"])
+                 for n, b in sorted(observed["bridges"].items())},
+        veths={n: {k: v[k] for k in ("peer", "bridge", "mtu", "mac", "peer_mac", "addresses",
+                                     "peer_addresses", "up")}
+               for n, v in sorted(observed["veths"].items())},
+        routes=sorted(route_text(r) for r in observed["routes"]),
+        sysctls=dict(sorted(observed["sysctls"].items())),
+    )
+
+
+def simulate(observed, wanted, actions):
+    """What ``observed`` becomes after ``actions`` (for --diff in check mode and the after view): the
+    kernel's own choices where it makes them (a new link's MTU, a bridge's MTU that follows its
+    ports, the link a gateway route goes out of, an IPv6 route's metric); None where it draws them
+    (the MAC of a new link)."""
+    after = dict(observed, name=wanted["name"], exists=True, bridges={}, sysctls=dict(observed["sysctls"]))
+    if wanted["loopback"]:
+        after["loopback_up"] = True
+    mtus = _bridge_mtus(observed, wanted)
+    for bname, want in wanted["bridges"].items():
+        new = dict(kind="bridge", ours=True, mtu=None, up=True, addresses=[], ports={})
+        have = observed["bridges"].get(bname) or new  # wanted has the veths' bridges too (desired)
+        after["bridges"][bname] = dict(have, mtu=mtus[bname][2], up=True, addresses=want["addresses"])
+    after["veths"] = {}
+    for inside, want in wanted["veths"].items():
+        have = observed["veths"].get(inside) or {}
+        if have.get("peer") != want["peer"]:
+            have = {}  # made again
+        after["veths"][inside] = dict(
+            peer=want["peer"], bridge=want["bridge"], mtu=want["mtu"] or have.get("mtu") or DEFAULT_MTU,
+            mac=want["mac"] or have.get("mac"), peer_mac=want["peer_mac"] or have.get("peer_mac"),
+            addresses=want["addresses"], peer_addresses=want["peer_addresses"], up=True)
+    deleted = [a[1] for a in actions if a[0] == "del_route"]
+    added = []
+    for a in actions:
+        if a[0] == "add_route":
+            route, devs = a[1], _gateway_devs(a[1], wanted)
+            metric = route["metric"]
+            if metric is None and route_family(route) == 6:
+                metric = _default_metric(6)  # IPv4's 0 shows as none
+            dev = route["dev"] or (next(iter(devs)) if len(devs) == 1 else None)
+            added.append(dict(route, dev=dev, metric=metric))
+    after["routes"] = [r for r in observed["routes"] if r not in deleted] + added
+    after["sysctls"].update(wanted["sysctls"])
+    return after

@@ -1,0 +1,446 @@
+"""A cgroup v2 directory with limits, that the child starts in (clone3 with CLONE_INTO_CGROUP).
+
+``Cgroup("sandbox/job-1", memory_max=256 << 20, pids_max=64)`` creates the directory (and missing
+parents) under the cgroup v2 mount, enables the controllers the limits need in every parent's
+``cgroup.subtree_control``, writes the limits, and the child is born inside it: no moment outside
+the limits. ``path`` is relative to the cgroup v2 root; an absolute path is used as is when it lies
+under the cgroup v2 mount and is otherwise read as a cgroup path (as /proc/PID/cgroup shows them).
+Values are written as the cgroup files take them: an int or "max", "50000 100000" for cpu.max, one
+"MAJ:MIN rbps=..." line per device for io.max. An existing directory is reused and left in place.
+
+Removal: with ``remove`` (the default), directories pyforkexec created are removed once they are
+empty, by the Process of start_process/run when it reaps the child, or right away when the spawn
+fails. ``fork_exec`` returns only a pid: the directory stays, and the caller removes it (with
+``remove_cgroup(cgroup.fs_path())``) after reaping the child.
+
+Spawns may share directories (``jobs/a`` and ``jobs/b`` from several threads, processes or pyforkexec
+launchers at once): a spawn never fails because another one removed a parent it was creating its
+leaf in, and a directory pyforkexec created with ``remove`` (marked with the xattr ``user.pyforkexec``,
+or ``trusted.pyforkexec`` before Linux 5.7) is removed by whichever spawn leaves it empty, so a
+shared parent does not stay behind when its creator finishes first. A directory that is in use, or
+that pyforkexec did not create, is never removed.
+
+The v2 hierarchy is found in /proc/self/mountinfo wherever it is mounted: /sys/fs/cgroup (unified),
+/sys/fs/cgroup/unified (systemd's hybrid layout), or elsewhere. On a hybrid layout most controllers
+stay bound to cgroup v1, and a limit that needs one is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from .._signals import held
+from ..checks import check_bool, check_int, check_list, fail, to_bytes
+from ..process import Process
+
+FIELD = "SysProcAttr.cgroup"
+Value = Union[int, str]
+_PREFERRED = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+# Cgroup field -> (interface file, controller)
+LIMITS = {
+    "memory_max": ("memory.max", "memory"),
+    "memory_swap_max": ("memory.swap.max", "memory"),
+    "cpu_max": ("cpu.max", "cpu"),
+    "cpu_weight": ("cpu.weight", "cpu"),
+    "pids_max": ("pids.max", "pids"),
+    "io_max": ("io.max", "io"),
+}
+_CPU_MAX = re.compile(r"(max|\d+)( \d+)?")
+_IO_MAX = re.compile(r"\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+")
+
+
+class CgroupError(OSError):
+    """The cgroup could not be set up: no cgroup v2, a missing controller, a refused write."""
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """A cgroup v2 directory for the child, with limits; see the module documentation."""
+
+    path: str
+    memory_max: Optional[Value] = None
+    memory_swap_max: Optional[Value] = None
+    cpu_max: Optional[Value] = None
+    cpu_weight: Optional[int] = None
+    pids_max: Optional[Value] = None
+    io_max: Optional[Union[str, Sequence[str]]] = None
+    remove: bool = True
+
+    def fs_path(self) -> str:
+        """The directory of this cgroup in the mounted v2 hierarchy."""
+        return resolve(FIELD, self.path, find_cgroup2())
+
+
+def _unescape(text: str) -> str:  # mountinfo writes space, tab, newline and backslash as \ooo
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), text)
+
+
+def find_cgroup2(mountinfo: str = "/proc/self/mountinfo") -> str:
+    """The mount point of the cgroup v2 hierarchy; CgroupError if there is none."""
+    found = []
+    with open(mountinfo) as f:
+        for line in f:
+            fields = line.split()
+            if fields[fields.index("-") + 1] == "cgroup2":
+                found.append(_unescape(fields[4]))
+    for preferred in _PREFERRED:
+        if preferred in found:
+            return preferred
+    if not found:
+        raise CgroupError(errno.ENOENT, f"{FIELD}: no cgroup v2 hierarchy is mounted (no cgroup2 entry in "
+                          f"{mountinfo}); mount one, e.g. at /sys/fs/cgroup, or boot with "
+                          "systemd.unified_cgroup_hierarchy=1")
+    return found[0]
+
+
+def resolve(field: str, path: str, root: str) -> str:
+    if path.startswith(root.rstrip("/") + "/"):
+        path = path[len(root):]
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        fail(field, "must not contain '..'")
+    if not parts:
+        fail(field, "must name a cgroup below the root: the root cgroup takes no limits")
+    return os.path.join(root, *parts)
+
+
+def _check_value(field: str, name: str, value: object) -> list[str]:
+    """The lines to write for one limit."""
+    if name == "io_max":
+        lines = [value] if isinstance(value, str) else list(check_list(field, value, "io.max lines"))
+        for i, line in enumerate(lines):
+            if not isinstance(line, str) or not _IO_MAX.fullmatch(line):
+                fail(f"{field}[{i}]" if not isinstance(value, str) else field,
+                     f"must be 'MAJ:MIN rbps=N wbps=N riops=N wiops=N' (any of the keys), got {line!r}")
+        return lines
+    if name == "cpu_weight":
+        return [str(check_int(field, value, 1, 10000))]
+    if isinstance(value, str):
+        pattern = _CPU_MAX if name == "cpu_max" else re.compile(r"max|\d+")
+        if not pattern.fullmatch(value):
+            form = "'max' or 'QUOTA [PERIOD]'" if name == "cpu_max" else "'max'"
+            fail(field, f"must be an int or {form}, got {value!r}")
+        return [value]
+    return [str(check_int(field, value, 0, 2**63 - 1))]
+
+
+@dataclass(frozen=True)
+class CgroupSpec:
+    """A checked Cgroup: the relative path, each file's lines, the controllers they need."""
+
+    cgroup: Cgroup
+    writes: tuple[tuple[str, tuple[str, ...]], ...]
+    controllers: frozenset[str]
+
+
+def check_cgroup(field: str, cg: object) -> CgroupSpec:
+    if not isinstance(cg, Cgroup):
+        fail(field, f"must be a Cgroup, not {type(cg).__name__}", TypeError)
+    if not isinstance(cg.path, str):
+        fail(f"{field}.path", f"must be a string, not {type(cg.path).__name__}", TypeError)
+    to_bytes(f"{field}.path", cg.path)
+    resolve(f"{field}.path", cg.path, "/")
+    check_bool(f"{field}.remove", cg.remove)
+    writes, controllers = [], set()
+    for name, (filename, controller) in LIMITS.items():
+        value = getattr(cg, name)
+        if value is not None:
+            writes.append((filename, tuple(_check_value(f"{field}.{name}", name, value))))
+            controllers.add(controller)
+    return CgroupSpec(cg, tuple(writes), frozenset(controllers))
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+# Sharing directories between spawns (threads, processes, the CLI; see the module documentation):
+# - a parent cannot vanish under a spawn once the spawn's leaf exists (rmdir of a cgroup with a child
+#   fails EBUSY), so creation is mkdir -p that starts over when a parent goes away before the leaf is
+#   made;
+# - the leaf itself is kept by an exclusive flock on the directory from prepare() until the child is
+#   in it (close()), and by the child from then on. A remover takes a shared lock on it without
+#   waiting, and does not remove what it cannot lock or rmdir: that is someone's, who removes it in
+#   turn once they leave it empty. Removers take turns on a second lock, on the directory's
+#   cgroup.procs, waiting (each holds it for an rmdir): they must not turn each other away (the last
+#   one out would leave the parent behind), and between one's check and its rmdir no other may remove
+#   the directory and a spawn make a new one at the path, which the rmdir would then take away;
+# - a MARK on a directory says pyforkexec created it to be removed: whoever leaves it empty removes
+#   it, so a parent its creator had to leave (another spawn used it) does not stay behind. A directory
+#   without one is removed only by the call that created it (same inode), never one a user made.
+MARKS = ("user.pyforkexec", "trusted.pyforkexec")  # user.* on cgroup2 since 5.7; trusted.*: root
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # not O_PATH: flock needs a real open file
+_ATTEMPTS = 1000  # starts over: each one means another spawn removed a directory meanwhile
+
+
+def _mark(path: str) -> None:
+    for name in MARKS:  # neither (before 5.7, not root): only the call that made it removes it
+        with contextlib.suppress(OSError):
+            os.setxattr(path, name, b"remove-when-empty")
+            return
+
+
+def _marked(fd: int) -> bool:
+    for name in MARKS:
+        with contextlib.suppress(OSError):
+            os.getxattr(fd, name)
+            return True
+    return False
+
+
+def _same(fd: int, path: str) -> bool:
+    """Whether ``path`` still names the directory open as ``fd`` (not removed, nor made anew)."""
+    try:
+        st, now = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
+
+
+def _in_use(path: str) -> bool:
+    """Processes or child cgroups keep it (rmdir's EBUSY); unreadable counts as in use."""
+    try:
+        events = dict(line.split() for line in _read(os.path.join(path, "cgroup.events")).splitlines())
+        stat = dict(line.split() for line in _read(os.path.join(path, "cgroup.stat")).splitlines())
+    except OSError:
+        return True
+    return events.get("populated") != "0" or stat.get("nr_descendants") != "0"
+
+
+def _rmdir(path: str, attempts: int) -> bool:
+    for _ in range(attempts):
+        try:
+            os.rmdir(path)
+            return True
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENODEV):  # gone, or going
+                return True
+            if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                raise
+            if _in_use(path):
+                return False
+            time.sleep(0.002)  # the last process was reaped but not yet unlinked from the cgroup
+    return False
+
+
+def _remove_one(path: str, ino: Optional[int], attempts: int = 50) -> bool:
+    """rmdir ``path`` if it is ours (``ino``: the inode this call created; None: asked by name) or
+    marked, empty and not locked by a spawn on its way in. True once it is gone."""
+    try:
+        fd = os.open(path, _DIR)
+    except FileNotFoundError:
+        return True
+    except NotADirectoryError:
+        return False  # a file, or below one (a path that could not be made): nothing of ours
+    try:
+        own = ino is None or os.fstat(fd).st_ino == ino
+        if not own and not _marked(fd):
+            return False  # someone else's directory
+        try:
+            turn = os.open("cgroup.procs", os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENODEV):
+                return True  # removed since we opened it (ENODEV: while it is being torn down)
+            raise
+        try:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a spawn is preparing to start in it: it removes the directory after
+            if not _same(fd, path):
+                return True  # removed by the remover before us
+            try:
+                return _rmdir(path, attempts)
+            except OSError:
+                if own:
+                    raise
+                return False  # another user's leftover we may not remove (EACCES): theirs to remove
+        finally:
+            os.close(turn)
+    finally:
+        os.close(fd)
+
+
+def _remove_upwards(path: str, root: str, created: dict[str, int]) -> None:
+    """Remove ``path`` and then its parents up to ``root``, stopping at the first one that stays."""
+    while path.startswith(root.rstrip("/") + "/"):
+        if not _remove_one(path, created.get(path, -1)):
+            return
+        path = os.path.dirname(path)
+
+
+@dataclass
+class CgroupHandle:
+    """A prepared cgroup: its directory, an fd of it for clone3 (holding the lock that keeps it from
+    removal until the child is in it), and the directories this call made (path -> inode)."""
+
+    path: str
+    fd: int
+    created: dict[str, int] = field(default_factory=dict)
+    remove: bool = True
+    root: str = ""
+
+    def close(self) -> None:
+        """Close the fd once the child is in the cgroup (or will not be): the directory is free."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            try:  # unlock the open file itself: a copy os.fork gave a child would hold it too
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+    def __del__(self) -> None:
+        # Dropped without close() (its caller was interrupted): the lock must not outlive it, or
+        # every later spawn into this directory would wait for it.
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                self.close()
+
+    def cleanup(self, failed: bool = False) -> None:
+        """Close the fd; remove the directory, then the parents, if they are ours or marked and empty.
+        ``failed``: the spawn failed, so what this call made goes even with ``remove=False`` (which
+        keeps a cgroup for a look after its process, and there was none)."""
+        with held():
+            self.close()
+            created, self.created = self.created, {}
+            if self.remove or failed:
+                _remove_upwards(self.path, self.root or os.path.dirname(self.path), created)
+
+
+def remove_cgroup(path: str, attempts: int = 50) -> bool:
+    """rmdir a cgroup once it is empty; False if it is in use (processes, child cgroups, a spawn on
+    its way in): it is left in place.
+
+    The empty parents pyforkexec created (and marked) are removed after it, up to the first one that
+    is in use or not pyforkexec's."""
+    with held():
+        if not _remove_one(path, None, attempts):
+            return False
+        with contextlib.suppress(CgroupError):
+            _remove_upwards(os.path.dirname(path), find_cgroup2(), {})
+        return True
+
+
+def _enable_in(directory: str, needed: frozenset[str]) -> None:
+    enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
+    missing = needed - enabled
+    if not missing:
+        return
+    available = set(_read(os.path.join(directory, "cgroup.controllers")).split())
+    if missing - available:
+        absent = sorted(missing - available)
+        what = f"the {absent[0]} controller is" if len(absent) == 1 else \
+            f"the {', '.join(absent[:-1])} and {absent[-1]} controllers are"
+        listed = " ".join(sorted(available)) or "none"
+        raise CgroupError(errno.EOPNOTSUPP, f"{FIELD}: {what} not available in {directory} "
+                          f"(cgroup.controllers: {listed}); on a hybrid cgroup v1/v2 system they stay "
+                          "bound to cgroup v1", directory)
+    try:
+        _write(os.path.join(directory, "cgroup.subtree_control"), " ".join(f"+{c}" for c in sorted(missing)))
+    except OSError as e:
+        if e.errno != errno.EBUSY:
+            raise
+        raise CgroupError(e.errno, f"{FIELD}: cannot hand controllers down from {directory}: it has "
+                          "processes of its own (cgroup v2 enables controllers only below cgroups without "
+                          "them); choose a path below a cgroup that has none", directory) from None
+
+
+def _create(handle: CgroupHandle, parts: Sequence[str]) -> None:
+    """mkdir -p that starts over when another spawn removes a parent before the leaf exists; ends
+    with the leaf open in ``handle.fd`` under an exclusive lock."""
+    for _ in range(_ATTEMPTS):
+        current = handle.root
+        for part in parts:
+            current = os.path.join(current, part)
+            try:
+                os.mkdir(current)
+            except FileExistsError:
+                continue
+            except FileNotFoundError:
+                break  # a parent was removed by a spawn that had finished with it: start over
+            # Unmarked yet, so nobody else removes it before it is recorded and marked.
+            handle.created[current] = os.stat(current).st_ino
+            if handle.remove:
+                _mark(current)
+        else:
+            try:
+                handle.fd = os.open(handle.path, _DIR)
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ENODEV):
+                    continue  # an existing leaf was removed by the spawn that made it
+                raise
+            # Waits for removers and for other spawns into this leaf until their child is in it:
+            # both hold it briefly (a clone, an rmdir), so the wait stays inside held().
+            fcntl.flock(handle.fd, fcntl.LOCK_EX)
+            if _same(handle.fd, handle.path):
+                return
+            handle.close()
+    raise CgroupError(errno.ENOENT, f"{FIELD}: {handle.path} was removed {_ATTEMPTS} times while being "
+                      "created", handle.path)
+
+
+def prepare(spec: CgroupSpec) -> CgroupHandle:
+    """Create (or reuse) the directory, enable controllers, write the limits, open it for clone3.
+
+    From here until ``close()`` (after clone3) no other pyforkexec spawn removes the directory."""
+    root = find_cgroup2()
+    path = resolve(f"{FIELD}.path", spec.cgroup.path, root)
+    handle = CgroupHandle(path, -1, remove=spec.cgroup.remove, root=root)
+    parts = os.path.relpath(path, root).split("/")
+    current = path
+    try:
+        with held():  # a KeyboardInterrupt waits until what was made is recorded in the handle
+            _create(handle, parts)
+            # Every parent is kept by the leaf now: each hands the controllers down to the next level.
+            current = root
+            for part in parts:
+                if spec.controllers:
+                    _enable_in(current, spec.controllers)
+                current = os.path.join(current, part)
+            for filename, lines in spec.writes:
+                current = os.path.join(path, filename)
+                for line in lines:
+                    _write(current, line)
+            return handle  # inside: a signal held until here is delivered while cleanup can run
+    except BaseException as e:
+        handle.cleanup(failed=True)
+        if isinstance(e, OSError) and not isinstance(e, CgroupError):
+            raise CgroupError(e.errno, f"{FIELD}: {e.strerror}", e.filename or current) from e
+        raise
+
+
+class CgroupProcess(Process):
+    """A Process whose cgroup (created by pyforkexec) is removed once the child has been reaped."""
+
+    def __init__(self, pid: int, pidfd: Optional[int], cgroup: CgroupHandle):
+        super().__init__(pid, pidfd)
+        self.cgroup_path = cgroup.path
+        self._cgroup: Optional[CgroupHandle] = cgroup
+
+    def _reap(self, options: int) -> Optional[int]:
+        with held():  # reaped means removed: an interrupt in between would leave the directory
+            code = super()._reap(options)
+            if code is not None:
+                with self._lock:
+                    handle, self._cgroup = self._cgroup, None
+                if handle is not None:
+                    handle.cleanup()
+        return code

@@ -1,0 +1,136 @@
+"""The extension fields of SysProcAttr, checked together and turned into what the plan needs.
+
+``check_extensions`` returns None when every extension field has its default, so a plain Go-style
+spawn does no extra work. Each field's own rules live with its concept (mounts.py, rlimits.py,
+caps.py, seccomp.py, cgroup.py); the rules between fields live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .. import flags as _flags
+from ..attrs import SysProcAttr
+from ..checks import MAX_FD, check_bool, check_choice, check_int, check_open_fd, fail, to_abspath, to_bytes
+from .caps import CapsPlan, check_capabilities
+from .cgroup import CgroupSpec, check_cgroup
+from .mounts import MS_REC, PROPAGATION_FLAGS, ResolvedMount, check_mounts
+from .rlimits import check_rlimits
+from .seccomp import check_seccomp
+
+NEWNS, NEWUTS = int(_flags.CLONE_NEWNS), int(_flags.CLONE_NEWUTS)
+HOST_NAME_MAX = 64  # sethostname/setdomainname (__NEW_UTS_LEN)
+PROPAGATIONS = ("private", "slave", "shared", "unchanged")
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """The extension fields of one spawn, checked and encoded."""
+
+    hostname: Optional[bytes]
+    domainname: Optional[bytes]
+    propagation: int  # MS_REC|MS_<type> for / once the new mount namespace exists; 0: leave it
+    mounts: tuple[ResolvedMount, ...]
+    pivot_root: Optional[bytes]
+    readonly_root: Optional[bytes]  # the new root to make read-only, before pivot_root/chroot
+    rlimits: tuple[tuple[int, int, int], ...]
+    cgroup: Optional[CgroupSpec]
+    caps: Optional[CapsPlan]
+    no_new_privs: bool
+    seccomp: Optional[bytes]  # the BPF program
+    sync: Optional[Callable[[int], None]]
+    exec_fd: Optional[int]
+
+
+def has_extensions(attr: SysProcAttr) -> bool:
+    """Whether any extension field (after setns) differs from its default."""
+    return (attr.hostname is not None or attr.domainname is not None or attr.mount_propagation != "private"
+            or attr.mounts != () or attr.pivot_root is not None or attr.readonly_root is not False
+            or attr.rlimits != () or attr.cgroup is not None or attr.capabilities is not None
+            or attr.no_new_privs is not False
+            or attr.seccomp is not None or attr.sync is not None or attr.exec_fd is not None)
+
+
+def _uts_name(field: str, value: object, namespaces: int) -> Optional[bytes]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        fail(field, f"must be a string, not {type(value).__name__}", TypeError)
+    data = to_bytes(field, value)
+    if len(data) > HOST_NAME_MAX:
+        fail(field, f"at most {HOST_NAME_MAX} bytes, got {len(data)}")
+    if not namespaces & NEWUTS:
+        fail(field, "needs a new UTS namespace: add CLONE_NEWUTS to cloneflags or unshareflags (else it "
+             "would rename this host)")
+    return data
+
+
+def _propagation(attr: SysProcAttr, clone: int, unshare: int, mounting: bool) -> int:
+    kind = check_choice("SysProcAttr.mount_propagation", attr.mount_propagation, PROPAGATIONS)
+    if kind == "unchanged":
+        return 0
+    if unshare & NEWNS or (clone & NEWNS and (mounting or kind != "private")):
+        return MS_REC | PROPAGATION_FLAGS[kind]
+    if kind != "private":
+        fail("SysProcAttr.mount_propagation", "needs a new mount namespace (CLONE_NEWNS)")
+    return 0
+
+
+def _needs_newns(field: str, namespaces: int) -> None:
+    if not namespaces & NEWNS:
+        fail(field, "needs a new mount namespace: add CLONE_NEWNS to cloneflags or unshareflags (else it "
+             "would change this process's mounts)")
+
+
+def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sandbox]:
+    if not has_extensions(attr):
+        return None
+    namespaces = clone | unshare
+    pivot = None if attr.pivot_root is None else to_abspath("SysProcAttr.pivot_root", attr.pivot_root)
+    if pivot is not None and attr.chroot:
+        fail("SysProcAttr.pivot_root", "cannot be combined with chroot: choose one new root")
+    chroot = to_bytes("SysProcAttr.chroot", attr.chroot) if attr.chroot else b""
+    root = pivot if pivot is not None else chroot
+    mounts = check_mounts("SysProcAttr.mounts", attr.mounts, root)
+    readonly = check_bool("SysProcAttr.readonly_root", attr.readonly_root)
+    mounting = {"mounts": bool(mounts), "pivot_root": pivot is not None, "readonly_root": readonly}
+    for name in (name for name, used in mounting.items() if used):
+        _needs_newns(f"SysProcAttr.{name}", namespaces)
+    propagation = _propagation(attr, clone, unshare, any(mounting.values()))
+    if pivot is not None and propagation & PROPAGATION_FLAGS["shared"]:
+        fail("SysProcAttr.mount_propagation", "pivot_root refuses a shared mount tree: use 'private' or "
+             "'slave'")
+    if attr.cgroup is not None and attr.use_cgroup_fd:
+        fail("SysProcAttr.cgroup", "cannot be combined with use_cgroup_fd: the child starts in one cgroup")
+    caps = None
+    if attr.capabilities is not None:
+        if attr.ambient_caps:
+            fail("SysProcAttr.capabilities", "cannot be combined with ambient_caps: list those in "
+                 "capabilities.ambient")
+        caps = check_capabilities("SysProcAttr.capabilities", attr.capabilities)
+    sync = attr.sync
+    if sync is not None and not callable(sync):
+        fail("SysProcAttr.sync", f"must be a callable taking the child's pid, not {type(sync).__name__}",
+             TypeError)
+    exec_fd = None if attr.exec_fd is None else check_open_fd(
+        "SysProcAttr.exec_fd", check_int("SysProcAttr.exec_fd", attr.exec_fd, 0, MAX_FD))
+    seccomp = None
+    if attr.seccomp is not None:
+        last_step = "execve" if exec_fd is None else "execveat"
+        seccomp = check_seccomp("SysProcAttr.seccomp", attr.seccomp, last_step)
+    return Sandbox(
+        hostname=_uts_name("SysProcAttr.hostname", attr.hostname, namespaces),
+        domainname=_uts_name("SysProcAttr.domainname", attr.domainname, namespaces),
+        propagation=propagation,
+        mounts=mounts,
+        pivot_root=pivot,
+        readonly_root=(root or b"/") if readonly else None,
+        rlimits=check_rlimits("SysProcAttr.rlimits", attr.rlimits),
+        cgroup=None if attr.cgroup is None else check_cgroup("SysProcAttr.cgroup", attr.cgroup),
+        caps=caps,
+        no_new_privs=check_bool("SysProcAttr.no_new_privs", attr.no_new_privs),
+        seccomp=seccomp,
+        sync=sync,
+        exec_fd=exec_fd,
+    )

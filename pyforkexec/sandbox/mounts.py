@@ -1,0 +1,226 @@
+"""Mounts made in the child's new mount namespace, in order, before pivot_root/chroot.
+
+A ``Mount`` is one mount(2) call: ``Mount(source, target, fstype, flags, data, mkdir)``. Its target is
+a path inside the new root (``SysProcAttr.pivot_root`` or ``chroot``) when one is set, else in the
+child's mount namespace; ``mkdir=True`` creates the missing target (a directory, or an empty file
+when a bind mount's source is not a directory) and its parents first. Sources are paths as this
+process sees them. ``flags`` is an int or MS_* names (``"MS_BIND|MS_REC"``, ``["bind", "rec"]``,
+``"ro,nosuid"``; see parse_mount_flags). A read-only or nosuid/nodev/noexec bind mount is a bind
+followed by a change of the new mount's attributes (mount_setattr, recursive with MS_REC), as
+bubblewrap does; propagation flags given with a mount are applied to it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from ..checks import check_bool, check_list, fail, to_abspath, to_bytes
+
+# linux/mount.h, mount(2)'s flags (MS_KERNMOUNT and MS_NOUSER are the kernel's own).
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_NOSYMFOLLOW, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_MOVE, MS_REC = 256, 1024, 2048, 4096, 8192, 16384
+MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 17, 1 << 18, 1 << 19, 1 << 20
+MS_RELATIME, MS_STRICTATIME = 1 << 21, 1 << 24
+MS_FLAGS = {
+    "MS_RDONLY": MS_RDONLY, "MS_NOSUID": MS_NOSUID, "MS_NODEV": MS_NODEV, "MS_NOEXEC": MS_NOEXEC,
+    "MS_SYNCHRONOUS": 16, "MS_REMOUNT": MS_REMOUNT, "MS_MANDLOCK": 64, "MS_DIRSYNC": 128,
+    "MS_NOSYMFOLLOW": MS_NOSYMFOLLOW, "MS_NOATIME": MS_NOATIME, "MS_NODIRATIME": MS_NODIRATIME,
+    "MS_BIND": MS_BIND, "MS_MOVE": MS_MOVE, "MS_REC": MS_REC, "MS_SILENT": 32768, "MS_POSIXACL": 1 << 16,
+    "MS_UNBINDABLE": MS_UNBINDABLE, "MS_PRIVATE": MS_PRIVATE, "MS_SLAVE": MS_SLAVE, "MS_SHARED": MS_SHARED,
+    "MS_RELATIME": MS_RELATIME, "MS_I_VERSION": 1 << 23, "MS_STRICTATIME": MS_STRICTATIME,
+    "MS_LAZYTIME": 1 << 25,
+}
+# mount(8)-style short names.
+_ALIASES = {"RO": MS_RDONLY, "RBIND": MS_BIND | MS_REC, "RPRIVATE": MS_REC | MS_PRIVATE,
+            "RSLAVE": MS_REC | MS_SLAVE, "RSHARED": MS_REC | MS_SHARED, "RUNBINDABLE": MS_REC | MS_UNBINDABLE}
+PROPAGATION_FLAGS = {"private": MS_PRIVATE, "slave": MS_SLAVE, "shared": MS_SHARED,
+                     "unbindable": MS_UNBINDABLE}
+PROPAGATION_MASK = MS_PRIVATE | MS_SLAVE | MS_SHARED | MS_UNBINDABLE
+# The per-mount flags a bind mount ignores, and the MOUNT_ATTR_* (linux/mount.h) that set them after.
+_ATTR_OF_MS = {MS_RDONLY: 0x1, MS_NOSUID: 0x2, MS_NODEV: 0x4, MS_NOEXEC: 0x8, MS_NODIRATIME: 0x80,
+               MS_NOSYMFOLLOW: 0x200000}
+_ATIME_OF_MS = {MS_NOATIME: 0x10, MS_STRICTATIME: 0x20, MS_RELATIME: 0x0}
+MOUNT_ATTR_ATIME_MASK = 0x70
+ATTR_FLAGS = sum(_ATTR_OF_MS) | sum(_ATIME_OF_MS)
+MAX_DATA = 4095  # the kernel copies one page of options, NUL included
+
+MountFlags = Union[int, str, Sequence[str]]
+
+
+def parse_mount_flags(value: object, field: str = "flags") -> int:
+    """mount(2) flags from an int, ``"MS_BIND|MS_REC"``, ``"bind,rec"`` or a list of names.
+
+    Names are MS_* with or without the prefix, in any case, plus mount(8)'s ro, rbind, rprivate,
+    rslave, rshared and runbindable.
+    """
+    if isinstance(value, bool):
+        fail(field, "must be an int or MS_* names, not bool", TypeError)
+    if isinstance(value, int):
+        if value < 0 or value >= 1 << 32:
+            fail(field, f"must be between 0 and {2**32 - 1}, got {value}")
+        unknown = value & ~sum(MS_FLAGS.values())
+        if unknown:
+            fail(field, f"unknown mount flag bits {unknown:#x}")
+        return value
+    if isinstance(value, str):
+        names = [n for n in value.replace("|", ",").split(",") if n.strip()]
+    else:
+        names = list(check_list(field, value, "MS_* names"))
+    flags = 0
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            fail(f"{field}[{i}]", f"must be an MS_* name, not {type(name).__name__}", TypeError)
+        key = name.strip().upper()
+        bits = _ALIASES.get(key, MS_FLAGS.get(key if key.startswith("MS_") else f"MS_{key}"))
+        if bits is None:
+            fail(field, f"unknown mount flag {name.strip()!r}")
+        flags |= bits
+    return flags
+
+
+def mount_flag_names(flags: int) -> str:
+    """``MS_BIND|MS_REC`` for 0x5000."""
+    return "|".join(name for name, bit in MS_FLAGS.items() if flags & bit) or "0"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount(2) call in the child; see the module documentation. Helpers build the usual ones."""
+
+    source: Optional[str]
+    target: str
+    fstype: Optional[str] = None
+    flags: MountFlags = 0
+    data: Optional[str] = None
+    mkdir: bool = False
+
+    @classmethod
+    def bind(cls, source: str, target: str, readonly: bool = False, recursive: bool = True,
+             mkdir: bool = True) -> Mount:
+        """Bind ``source`` (with its submounts if ``recursive``) at ``target``, read-only if asked."""
+        flags = MS_BIND | (MS_REC if recursive else 0) | (MS_RDONLY if readonly else 0)
+        return cls(source, target, None, flags, None, mkdir)
+
+    @classmethod
+    def tmpfs(cls, target: str, size: Union[int, str, None] = None, mode: Union[int, str, None] = None,
+              mkdir: bool = True) -> Mount:
+        """A fresh tmpfs (nosuid, nodev); ``size`` in bytes or as tmpfs takes it ("64m", "10%"),
+        ``mode`` of its root as an int (0o1777) or octal string."""
+        opts = []
+        if size is not None:
+            opts.append(f"size={size}")
+        if mode is not None:
+            opts.append(f"mode={mode:o}" if isinstance(mode, int) and not isinstance(mode, bool) else
+                        f"mode={mode}")
+        return cls("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, ",".join(opts) or None, mkdir)
+
+    @classmethod
+    def proc(cls, target: str = "/proc", mkdir: bool = True) -> Mount:
+        """A proc filesystem (nosuid, nodev, noexec) for the child's pid namespace."""
+        return cls("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None, mkdir)
+
+    @classmethod
+    def sysfs(cls, target: str = "/sys", readonly: bool = True, mkdir: bool = True) -> Mount:
+        """A sysfs (nosuid, nodev, noexec); mounting one needs a network namespace of one's own."""
+        flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (MS_RDONLY if readonly else 0)
+        return cls("sysfs", target, "sysfs", flags, None, mkdir)
+
+
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def minimal_dev(target: str = "/dev") -> list[Mount]:
+    """A /dev without devtmpfs: a small tmpfs with the host's null, zero, full, random, urandom and
+    tty bind-mounted on files, and a /dev/shm tmpfs (mode 1777). There are no symlinks (fd, stdin...),
+    no pts and no ptmx."""
+    base = target.rstrip("/")
+    mounts = [Mount.tmpfs(target, size=1 << 20, mode=0o755)]
+    mounts += [Mount.bind(f"/dev/{node}", f"{base}/{node}", recursive=False) for node in DEV_NODES]
+    mounts.append(Mount.tmpfs(f"{base}/shm", mode=0o1777))
+    return mounts
+
+
+@dataclass(frozen=True)
+class ResolvedMount:
+    """One Mount, checked and turned into the paths and flags of its steps."""
+
+    source: Optional[bytes]
+    target: bytes  # the full path at mount time (under the new root)
+    fstype: Optional[bytes]
+    flags: int
+    data: Optional[bytes]
+    mkdirs: tuple[bytes, ...]  # created in order before mounting
+    file_target: bool  # the last of mkdirs is an empty file, not a directory
+
+
+def under_root(root: bytes, path: bytes) -> bytes:
+    """``path`` (absolute, normalized) inside ``root`` (b"" for none)."""
+    if path == b"/":
+        return root or b"/"
+    return root.rstrip(b"/") + path
+
+
+def normalize(field: str, value: object) -> bytes:
+    path = to_abspath(field, value)
+    parts = [p for p in path.split(b"/") if p not in (b"", b".")]
+    if b".." in parts:
+        fail(field, "must not contain '..' (it could leave the new root)")
+    return b"/" + b"/".join(parts)
+
+
+def _source_is_dir(source: bytes) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(source).st_mode)
+    except OSError:
+        return True  # it may appear in the child (an earlier mount); the mount step reports it if not
+
+
+def check_mount(field: str, m: object, root: bytes) -> ResolvedMount:
+    if not isinstance(m, Mount):
+        fail(field, f"must be a Mount, not {type(m).__name__}", TypeError)
+    source = None if m.source is None else to_bytes(f"{field}.source", m.source)
+    target = normalize(f"{field}.target", m.target)
+    fstype = None if m.fstype is None else to_bytes(f"{field}.fstype", m.fstype)
+    flags = parse_mount_flags(m.flags, f"{field}.flags")
+    data = None
+    if m.data is not None:
+        if not isinstance(m.data, str):
+            fail(f"{field}.data", f"must be a string of options, not {type(m.data).__name__}", TypeError)
+        data = to_bytes(f"{field}.data", m.data)
+        if len(data) > MAX_DATA:
+            fail(f"{field}.data", f"at most {MAX_DATA} bytes, got {len(data)}")
+    bind = flags & MS_BIND and not flags & MS_REMOUNT
+    if bind and source is None:
+        fail(f"{field}.source", "a bind mount needs a source")
+    if not flags & (MS_BIND | MS_REMOUNT | MS_MOVE | PROPAGATION_MASK) and fstype is None:
+        fail(f"{field}.fstype", "a new mount needs a filesystem type (or MS_BIND, MS_REMOUNT, MS_MOVE, "
+             "or a propagation flag)")
+    mkdirs: tuple[bytes, ...] = ()
+    file_target = False
+    if check_bool(f"{field}.mkdir", m.mkdir):
+        parts = target.strip(b"/").split(b"/") if target != b"/" else []
+        mkdirs = tuple(under_root(root, b"/" + b"/".join(parts[:k])) for k in range(1, len(parts) + 1))
+        file_target = bool(bind and mkdirs and not _source_is_dir(source or b""))
+    return ResolvedMount(source, under_root(root, target), fstype, flags, data, mkdirs, file_target)
+
+
+def check_mounts(field: str, mounts: object, root: bytes) -> tuple[ResolvedMount, ...]:
+    return tuple(check_mount(f"{field}[{i}]", m, root)
+                 for i, m in enumerate(check_list(field, mounts, "Mount")))
+
+
+def mount_attr(flags: int) -> bytes:
+    """The struct mount_attr (for the child's REMOUNT step) setting the per-mount flags among ``flags``."""
+    attr_set = attr_clr = 0
+    for ms, attr in _ATTR_OF_MS.items():
+        if flags & ms:
+            attr_set |= attr
+    for ms, attr in _ATIME_OF_MS.items():
+        if flags & ms:
+            attr_set, attr_clr = attr_set | attr, MOUNT_ATTR_ATIME_MASK
+    return struct.pack("=4Q", attr_set, attr_clr, 0, 0)

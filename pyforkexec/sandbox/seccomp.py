@@ -1,0 +1,125 @@
+"""Seccomp filters from allow/deny lists of system call names, compiled to classic BPF here.
+
+``SeccompFilter(deny=["mount", "ptrace"])`` fails those calls with EPERM and allows the rest;
+``SeccompFilter(default_action="errno", errno=ENOSYS, allow=[...])`` allows only the listed calls.
+Actions: "allow", "errno" (fail with ``errno``), "kill_process", "kill_thread", "trap" (SIGSYS),
+"log" (allow and log). Names are those of the kernel's unistd.h; a name that exists on another
+supported architecture but not on this one (``open`` on aarch64) is skipped, as libseccomp does.
+
+The program checks the architecture first: a system call of another ABI (i386 or x32 on x86_64,
+arm32 on aarch64) would bypass the lists, so it kills the process. The child installs the filter as
+its last step, right before execve, so the filter must allow execve (execveat with exec_fd).
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional, Union
+
+from ..checks import check_choice, check_int, check_list, fail
+from . import syscalls
+
+# linux/seccomp.h return values.
+ACTIONS = {
+    "allow": 0x7FFF0000,
+    "errno": 0x00050000,  # | errno
+    "kill_process": 0x80000000,
+    "kill_thread": 0x00000000,
+    "trap": 0x00030000,
+    "log": 0x7FFC0000,
+}
+MAX_ERRNO = 4095
+BPF_MAXINSNS = 4096  # linux/bpf_common.h (tests/unit/test_step_layout.py checks it against _child)
+# classic BPF (linux/filter.h): ld [k], jeq #k, jge #k, ret #k
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x06
+OFFSET_NR, OFFSET_ARCH = 0, 4  # struct seccomp_data
+SyscallName = Union[str, int]
+
+
+@dataclass(frozen=True)
+class SeccompFilter:
+    """System calls to allow or deny, and what every other one does (see the module documentation).
+
+    default_action: what a system call in neither list does.
+    allow: calls that are allowed (when the default is not "allow").
+    deny: calls that get ``deny_action`` (when the default is something else).
+    errno: the error of the "errno" action, EPERM by default.
+    """
+
+    default_action: str = "allow"
+    allow: Sequence[SyscallName] = ()
+    deny: Sequence[SyscallName] = ()
+    errno: int = errno_mod.EPERM
+    deny_action: str = "errno"
+
+
+def insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("=HBBI", code, jt, jf, k)
+
+
+def _numbers(field: str, names: object, arch: str) -> list[int]:
+    out = []
+    nrs = syscalls.table(arch)
+    for i, name in enumerate(check_list(field, names, "system call names")):
+        if isinstance(name, str):
+            if name in nrs:
+                out.append(nrs[name])
+            elif not syscalls.known_anywhere(name):
+                fail(f"{field}[{i}]", f"unknown system call {name!r}")
+        else:
+            out.append(check_int(f"{field}[{i}]", name, 0, syscalls.X32_SYSCALL_BIT - 1))
+    return out
+
+
+def _action(field: str, name: object, code: int) -> int:
+    value = ACTIONS[check_choice(field, name, tuple(ACTIONS))]
+    return value | code if name == "errno" else value
+
+
+def check_seccomp(field: str, f: object, exec_call: str = "execve", arch: Optional[str] = None) -> bytes:
+    """The BPF program of ``f`` for ``arch`` (this machine by default), after checking every field."""
+    if not isinstance(f, SeccompFilter):
+        fail(field, f"must be a SeccompFilter, not {type(f).__name__}", TypeError)
+    arch = arch or syscalls.machine()
+    if arch not in syscalls.AUDIT_ARCH:
+        fail(field, f"seccomp filters are supported on {', '.join(syscalls.AUDIT_ARCH)}, not {arch}")
+    code = check_int(f"{field}.errno", f.errno, 1, MAX_ERRNO)
+    default = _action(f"{field}.default_action", f.default_action, code)
+    deny_action = _action(f"{field}.deny_action", f.deny_action, code)
+    allow, deny = _numbers(f"{field}.allow", f.allow, arch), _numbers(f"{field}.deny", f.deny, arch)
+    if f.allow and f.default_action == "allow":
+        fail(f"{field}.allow", "has no effect when default_action is 'allow': list calls to deny instead")
+    if f.deny and deny_action == default:
+        fail(f"{field}.deny", f"has no effect: deny_action and default_action are both {f.deny_action!r}")
+    both = set(allow) & set(deny)
+    if both:
+        names = {nr: name for name, nr in syscalls.table(arch).items()}
+        fail(field, f"{', '.join(sorted(names.get(n, str(n)) for n in both))} both allowed and denied")
+    rules = tuple(dict.fromkeys([*((nr, ACTIONS["allow"]) for nr in allow),
+                                 *((nr, deny_action) for nr in deny)]))
+    size = len(compile_rules(arch, (), default)) // 8 + 2 * len(rules)
+    if size > BPF_MAXINSNS:
+        fail(field, f"{size} BPF instructions, the kernel takes at most {BPF_MAXINSNS}")
+    nr = syscalls.table(arch)[exec_call]
+    if dict(rules).get(nr, default) not in (ACTIONS["allow"], ACTIONS["log"]):
+        fail(field, f"the filter blocks {exec_call}, which the child calls right after installing it: "
+             f"allow {exec_call!r}")
+    return compile_rules(arch, rules, default)
+
+
+@lru_cache(maxsize=64)
+def compile_rules(arch: str, rules: tuple[tuple[int, int], ...], default: int) -> bytes:
+    """The program: check the architecture (and x32), then one comparison per (number, action)."""
+    kill = ACTIONS["kill_process"]
+    prog = [insn(BPF_LD_W_ABS, OFFSET_ARCH), insn(BPF_JEQ_K, syscalls.AUDIT_ARCH[arch], jt=1),
+            insn(BPF_RET_K, kill), insn(BPF_LD_W_ABS, OFFSET_NR)]
+    if arch == "x86_64":
+        prog += [insn(BPF_JGE_K, syscalls.X32_SYSCALL_BIT, jf=1), insn(BPF_RET_K, kill)]
+    for nr, action in rules:
+        prog += [insn(BPF_JEQ_K, nr, jf=1), insn(BPF_RET_K, action)]
+    prog.append(insn(BPF_RET_K, default))
+    return b"".join(prog)

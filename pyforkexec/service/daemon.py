@@ -1,0 +1,285 @@
+"""``python -m pyforkexec.daemon``: a spec run as a detached service, where PID 1 is not systemd.
+
+What the Ansible collection's ``service`` module starts with ``manager: direct`` (in a container, on a
+CI runner): the same spec document that ``pyforkexec exec --spec`` runs under systemd, with what
+systemd would otherwise provide::
+
+    python -m pyforkexec.daemon --name web --spec /etc/pyforkexec/web.json \\
+        --pid-file /run/pyforkexec/web.pid --log-file /var/log/pyforkexec/web.log --restart on-failure
+
+- It detaches (a new session, stdin from /dev/null, stdout and stderr appended to ``--log-file``, as
+  are its own messages), locks ``--pid-file`` and writes its pid there: the file is locked exactly
+  while the daemon runs, so a stale file is never mistaken for a live service. The service's process
+  is the daemon's only child.
+- ``--restart``: ``no``, ``on-failure`` (an exit status other than 0, or death by a signal) or
+  ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
+  ``--start-limit-interval`` seconds stop the daemon, as systemd's start limit does.
+- SIGTERM or SIGINT stop the service: SIGTERM to its process, SIGKILL to its process group after
+  ``--stop-timeout`` seconds. SIGHUP, SIGUSR1 and SIGUSR2 are passed on to the process. Each start
+  puts the process in a process group of its own, so that a stop also reaches what it forked.
+- ``--ready-fd N``: once the first start succeeded or failed, ``ok PID`` or ``error MESSAGE`` is written
+  to fd N and the fd is closed, so that whoever started the daemon knows the outcome without polling.
+
+The spec is read again at each start (as systemd reads a unit's ExecStart again), so a restart runs
+the current document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import datetime
+import fcntl
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Optional
+
+from .. import spec as specmod
+from ..attrs import SysProcAttr
+from ..errors import ChildError
+from ..forkexec import start_process
+from ..lookpath import find_program
+from ..process import Process
+
+RESTART_POLICIES = ("no", "on-failure", "always")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pyforkexec.daemon", description=__doc__.splitlines()[0])
+    p.add_argument("--name", required=True, help="the service name (for messages)")
+    p.add_argument("--spec", required=True, help="the spec document (see pyforkexec.spec)")
+    p.add_argument("--pid-file", required=True)
+    p.add_argument("--log-file", required=True)
+    p.add_argument("--restart", choices=RESTART_POLICIES, default="no")
+    p.add_argument("--restart-sec", type=float, default=1.0)
+    p.add_argument("--stop-timeout", type=float, default=10.0)
+    p.add_argument("--start-limit-burst", type=int, default=5)
+    p.add_argument("--start-limit-interval", type=float, default=10.0)
+    p.add_argument("--ready-fd", type=int, default=-1)
+    p.add_argument("--foreground", action="store_true", help="do not detach (for tests and debugging)")
+    return p.parse_args(argv)
+
+
+class Daemon:
+    def __init__(self, args: argparse.Namespace, log_fd: int):
+        self.args = args
+        self.log_fd = log_fd
+        self.gave_up = False
+        self.signals: list[int] = []
+        self.stopping = False
+        self.ready_fd = args.ready_fd
+        self.starts: collections.deque[float] = collections.deque()
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    # ---- messages -------------------------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        stamp = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
+        line = f"{stamp} pyforkexec-daemon[{self.args.name}]: {message}\n"
+        os.write(self.log_fd, line.encode(errors="replace"))
+
+    def ready(self, message: str) -> None:
+        if self.ready_fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.ready_fd, message.encode(errors="replace") + b"\n")
+        with contextlib.suppress(OSError):
+            os.close(self.ready_fd)
+        self.ready_fd = -1
+
+    # ---- signals --------------------------------------------------------------------------------
+
+    def _on_signal(self, signo: int, _frame: object) -> None:
+        self.signals.append(signo)
+
+    def install_handlers(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        for s in (*STOP_SIGNALS, *FORWARDED, signal.SIGCHLD):
+            signal.signal(s, self._on_signal)
+
+    def _take_signals(self) -> list[int]:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wake_r, 512):
+                pass
+        taken, self.signals[:] = list(self.signals), []
+        return taken
+
+    def pause(self, seconds: Optional[float], fds: Sequence[int] = ()) -> list[int]:
+        """Wait until a signal, an fd is readable, or ``seconds`` pass; the signals that arrived."""
+        if not self.signals:
+            select.select([self.wake_r, *fds], [], [], seconds)
+        return self._take_signals()
+
+    # ---- one run of the service -----------------------------------------------------------------
+
+    def spawn(self) -> Process:
+        spec = specmod.read(self.args.spec)
+        specmod.check(spec)
+        attr = spec.attr
+        if attr.env is None:
+            attr.env = [f"{k}={v}" for k, v in os.environ.items()]
+        if attr.sys is None:
+            attr.sys = SysProcAttr()
+        if not (attr.sys.setsid or attr.sys.setpgid):
+            attr.sys.setpgid = True  # a group of its own: a stop reaches what it forked
+        attr.files = [os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), self.log_fd, self.log_fd]
+        try:
+            return start_process(self.program(spec), spec.argv, attr)
+        finally:
+            os.close(attr.files[0])
+
+    @staticmethod
+    def program(spec: specmod.Spec) -> str:
+        """argv0, or argv[0] looked up in the process's PATH inside its new root (if any); a name not
+        found is left for execve to report at its step."""
+        if spec.argv0 is not None or "/" in spec.argv[0]:
+            return spec.program
+        env = [os.fsdecode(e) for e in spec.attr.env or ()]
+        path = next((e[5:] for e in env if e.startswith("PATH=")), os.environ.get("PATH"))
+        s = spec.attr.sys
+        root = (s.pivot_root or s.chroot or "") if s is not None else ""
+        return find_program(spec.argv[0], path, root) or spec.argv[0]
+
+    def supervise(self, proc: Process) -> int:
+        """Wait for the process, passing signals on; returns its exit code (negative: a signal)."""
+        pidfd = os.pidfd_open(proc.pid)
+        deadline = None
+        try:
+            while proc.poll() is None:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                for signo in self.pause(timeout, [pidfd]):
+                    if signo in STOP_SIGNALS and not self.stopping:
+                        self.stopping = True
+                        self.log(f"stopping: SIGTERM to {proc.pid}")
+                        deadline = time.monotonic() + self.args.stop_timeout
+                        self._kill(proc, signal.SIGTERM, group=False)
+                    elif signo in FORWARDED:
+                        self._kill(proc, signo, group=False)
+                if deadline is not None and time.monotonic() >= deadline and proc.poll() is None:
+                    self.log(f"{proc.pid} still running {self.args.stop_timeout:g}s after SIGTERM: SIGKILL")
+                    self._kill(proc, signal.SIGKILL, group=True)
+                    deadline = None
+        finally:
+            os.close(pidfd)
+        code = proc.returncode
+        assert code is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what the process left behind in its group
+        return code
+
+    @staticmethod
+    def _kill(proc: Process, signo: int, group: bool) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(proc.pid, signo)
+            if proc.returncode is None:
+                proc.send_signal(signo)
+
+    def should_restart(self, code: int) -> bool:
+        if self.stopping or self.args.restart == "no":
+            return False
+        if self.args.restart == "on-failure" and code == 0:
+            return False
+        now = time.monotonic()
+        while self.starts and now - self.starts[0] > self.args.start_limit_interval:
+            self.starts.popleft()
+        if len(self.starts) >= self.args.start_limit_burst:
+            self.log(f"{len(self.starts)} starts within {self.args.start_limit_interval:g}s: giving up")
+            self.gave_up = True
+            return False
+        return True
+
+    def run(self) -> int:
+        """Start, supervise and restart the service; the daemon's exit status: 0 once stopped or after
+        a clean exit, else the service's status (128+N for signal N; 1 for a clean exit given up)."""
+        self.install_handlers()
+        code, first = 0, True
+        while True:
+            self.starts.append(time.monotonic())
+            try:
+                proc = self.spawn()
+            except (specmod.SpecError, ChildError, OSError) as e:
+                self.log(f"start failed: {e}")
+                if first:  # whoever started the daemon reports it; restarts are for a service that ran
+                    self.ready(f"error {e}")
+                    return 1
+                code = 1
+            else:
+                self.log(f"started {proc.pid}")
+                self.ready(f"ok {proc.pid}")
+                first = False
+                code = self.supervise(proc)
+                self.log(f"{proc.pid} exited with status {code}" if code >= 0 else
+                         f"{proc.pid} killed by {signal.Signals(-code).name}")
+            if not self.should_restart(code):
+                if self.stopping:
+                    return 0
+                return code if code > 0 else 128 - code if code < 0 else int(self.gave_up)
+            self.log(f"restarting in {self.args.restart_sec:g}s (restart={self.args.restart})")
+            if self.sleep(self.args.restart_sec):
+                return 0
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep unless a stop signal comes first; whether one came."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if any(s in STOP_SIGNALS for s in self.pause(left)):
+                self.stopping = True
+                return True
+        return False
+
+
+def lock_pid_file(path: str) -> int:
+    """Open and lock the pid file; exits if another daemon holds it."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        raise SystemExit(f"pyforkexec-daemon: already running (pid {other}, {path} is locked)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def detach(log_fd: int) -> None:
+    with contextlib.suppress(PermissionError):  # already a session leader
+        os.setsid()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
+    log_fd = os.open(args.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    daemon = Daemon(args, log_fd)
+    try:
+        pid_fd = lock_pid_file(args.pid_file)
+    except SystemExit as e:
+        daemon.ready(f"error {str(e.code).split(': ', 1)[-1]}")
+        raise
+    if not args.foreground:
+        detach(log_fd)
+    try:
+        return daemon.run()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(args.pid_file)  # still locked: nobody can take it for a live daemon's meanwhile
+        os.close(pid_fd)
+        daemon.log("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

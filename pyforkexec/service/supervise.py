@@ -1,0 +1,134 @@
+"""Stay the parent of a started child: forward signals to it, reap it, and end the way it ended.
+
+This is what makes the launcher usable under a service manager: stopping the launcher (SIGTERM to
+the main pid) stops the service, ``kill -HUP $MAINPID`` reaches the service, and the launcher's own
+exit reports the child's: its exit status, or death by the same signal (as util-linux ``unshare
+--fork`` and ``nsenter`` do, so a shell shows ``128+N`` and systemd sees the real signal).
+
+The child restores the signal mask the parent had at clone time, so signals cannot simply be blocked
+before the spawn. Handlers are installed first (they record or forward a signal; the child resets
+them), and once the pid is known the signals are blocked and taken with sigwaitinfo, which tells a
+signal a terminal sent to the whole foreground process group (the child got it already) from one
+sent to the launcher alone. The exit is only seen there (WNOWAIT): the Process reaps the child
+itself, so that it can release what it holds (start_process removes the cgroup it created).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Callable, NoReturn, Optional
+
+from ..process import Process
+
+#: Signals a launcher passes on to its child. SIGUSR1/2 are here because their default action would
+#: kill the launcher (``kill -USR1 $MAINPID`` asks a daemon to reopen its logs).
+FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+SI_KERNEL = 0x80  # si_code of a signal the kernel raised, e.g. the tty's ^C to the foreground group
+
+
+class Supervisor:
+    """Forwards FORWARDED signals to the process once it is set; call ``wait()`` to reap it."""
+
+    def __init__(self) -> None:
+        self.proc: Optional[Process] = None
+        self._early: list[int] = []
+
+    @property
+    def pid(self) -> Optional[int]:
+        return None if self.proc is None else self.proc.pid
+
+    def _on_signal(self, signo: int, _frame: object) -> None:
+        if self.pid is None:
+            self._early.append(signo)  # arrived during the spawn: forwarded once the pid exists
+        else:
+            self._forward(signo)
+
+    def _forward(self, signo: int) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):  # unreaped, so the pid is still ours
+                os.kill(self.pid, signo)
+
+    @contextlib.contextmanager
+    def handlers(self) -> Iterator[None]:
+        """Catch FORWARDED signals for the duration of the spawn (and of the wait)."""
+        old = {s: signal.signal(s, self._on_signal) for s in FORWARDED}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def started(self, proc: Process) -> None:
+        self.proc = proc
+        for signo in self._early:
+            self._forward(signo)
+        self._early.clear()
+
+    def wait(self) -> int:
+        """Reaps the child; returns its exit status, or the negated signal that killed it."""
+        proc = self.proc
+        assert proc is not None
+        pid = proc.pid
+        mask = {*FORWARDED, signal.SIGCHLD}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+        try:
+            while True:
+                # Look first: a SIGCHLD raised before the block was discarded (SIG_DFL ignores it).
+                info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
+                if info is not None and info.si_pid == pid:
+                    if info.si_code != os.CLD_STOPPED:
+                        return proc.wait()
+                    os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG)  # consume the stop
+                    os.kill(os.getpid(), signal.SIGSTOP)  # job control, as nsenter does it
+                    os.kill(pid, signal.SIGCONT)
+                    continue
+                got = signal.sigwaitinfo(mask)
+                if got.si_signo == signal.SIGCHLD:
+                    continue
+                if got.si_code == SI_KERNEL and _same_process_group(pid):
+                    continue  # the terminal signalled the whole group: the child has it already
+                self._forward(got.si_signo)
+        finally:
+            self.proc = None
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _same_process_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == os.getpgrp()
+    except ProcessLookupError:
+        return False
+
+
+def run_as_parent(spawn: Callable[[], Process]) -> int:
+    """``spawn()`` the child (it returns its Process) with signals caught, then supervise it until it
+    ends.
+
+    Exceptions from ``spawn`` propagate (no child exists then). Returns as ``Supervisor.wait``.
+    """
+    sup = Supervisor()
+    with sup.handlers():
+        sup.started(spawn())
+        return sup.wait()
+
+
+def exit_like(code: int) -> NoReturn:
+    """Exit with status ``code``, or for a negative code die of signal ``-code`` (no core dump)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code >= 0:
+        os._exit(code & 0xFF)
+    signo = -code
+    with contextlib.suppress(ValueError, OSError):
+        _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))  # the child dumped core, if any, not us
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signo, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signo})
+        os.kill(os.getpid(), signo)
+    os._exit(128 + signo)  # a signal whose default action does not end a process

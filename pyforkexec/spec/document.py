@@ -1,0 +1,421 @@
+"""Documents of dataclasses: JSON or YAML text parsed within limits, then loaded into a dataclass
+field by field, every error a SpecError naming the path of the value (``sys.uid_mappings[0].size``).
+
+Shared by the process specs (``spec.load``) and the netns options (``netns.options``). The rules of
+the derivation from the type hints are described in the package's docstring (``pyforkexec.spec``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import difflib
+import functools
+import json
+import math
+import re
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING
+from typing import Any, Optional, Union
+
+from .named import ItemError, named_of
+
+MAX_BYTES = 1 << 20  # a spec is a few hundred bytes; /dev/zero is not one
+
+
+MAX_DEPTH = 32  # the deepest field is 6 levels down (sys.mounts[0].flags[0])
+
+
+MAX_VALUES = 100_000
+
+
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # every int field is a C integer of at most 64 bits
+
+
+class SpecError(ValueError):
+    """A document that is not a valid spec; ``str()`` starts with ``spec: <path>:``."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"spec: {path}: {message}" if path else f"spec: {message}")
+        self.path = path
+
+
+_INT_RANGE = "the integer is out of range (at most 64 bits)"
+
+
+class OutOfRange:
+    """A value a parser read that no field can hold (an integer of 5,000 digits, NaN). The parsers
+    return it rather than fail, so that ``check_document`` can name the field it was given for.
+    ``kind`` is its JSON type as messages name it, ``problem`` what is wrong with it."""
+
+    def __init__(self, kind: str, problem: str):
+        self.kind = kind
+        self.problem = problem
+
+    def __repr__(self) -> str:
+        return f"OutOfRange({self.kind!r}, {self.problem!r})"
+
+
+def _not_a_number(text: str) -> str:
+    return f"{text} is not a JSON number"
+
+
+NoneType = type(None)
+
+
+def json_type(value: object) -> str:
+    """How a message names a value of a document: its JSON type (a string is quoted, cut when long)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return f"the string {json.dumps(value if len(value) <= 40 else value[:40])}" + (
+            "..." if len(value) > 40 else "")
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, OutOfRange):
+        return value.kind
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return "a YAML timestamp"
+    if isinstance(value, (set, frozenset)):
+        return "a YAML set"
+    if isinstance(value, (bytes, bytearray)):
+        return "YAML binary data"
+    return type(value).__name__
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Union:
+        return " or ".join(_describe(a) for a in args)
+    if hint is NoneType:
+        return "null"
+    if hint is bool:
+        return "a boolean"
+    if hint is int:
+        return "an integer"
+    if hint is str:
+        return "a string"
+    if hint is float:
+        return "a number"
+    if is_sequence(hint):
+        return f"a list of ({_describe(args[0])})" if args else "a list"
+    if dataclasses.is_dataclass(hint):
+        return f"a {hint.__name__} object"
+    return getattr(hint, "__name__", str(hint))
+
+
+def is_sequence(hint: Any) -> bool:
+    origin = typing.get_origin(hint) or hint
+    return isinstance(origin, type) and issubclass(origin, Sequence) and not issubclass(origin, (str, bytes))
+
+
+def is_mapping(hint: Any) -> bool:
+    origin = typing.get_origin(hint) or hint
+    return isinstance(origin, type) and issubclass(origin, Mapping)
+
+
+def _fits(hint: Any, value: object) -> bool:
+    """Whether a JSON value has the type an arm of a Union expects (no conversion attempted)."""
+    if hint is Any:
+        return True
+    if hint is NoneType:
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, (dict, list))
+    if is_mapping(hint):
+        return isinstance(value, dict)
+    if is_sequence(hint):
+        return isinstance(value, list)
+    if typing.get_origin(hint) is typing.Literal:
+        return value in typing.get_args(hint)
+    return False
+
+
+@functools.cache
+def _representable(hint: Any) -> bool:
+    """Whether a document can hold a value of this type (not a callable, a file object): whether the
+    schema has a place for it. (Imported here: the schema is derived with this module's helpers.)"""
+    from .schema import schema_of
+
+    return schema_of(hint, {}) is not None
+
+
+def convert(value: object, hint: Any, path: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if value is not None and not _representable(hint):
+        raise SpecError(path, "cannot be given in a spec (it takes a Python object)")
+    if origin is Union:
+        for arm in args:
+            if _fits(arm, value):
+                return convert(value, arm, path)
+        raise SpecError(path, f"expected {_describe(hint)}, got {json_type(value)}")
+    if not _fits(hint, value):
+        raise SpecError(path, f"expected {_describe(hint)}, got {json_type(value)}")
+    if dataclasses.is_dataclass(hint):
+        return load_dataclass(hint, value, path)
+    if is_mapping(hint):
+        vhint = args[1] if len(args) == 2 else Any
+        return {k: convert(v, vhint, join_path(path, k)) for k, v in value.items()}  # type: ignore[union-attr]
+    if is_sequence(hint):
+        item = args[0] if args else Any
+        return tuple(convert(v, item, f"{path}[{i}]") for i, v in enumerate(value))  # type: ignore[arg-type]
+    return value
+
+
+def hints_of(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()) -> Any:
+    fields = [f for f in dataclasses.fields(cls) if f.init and f.name not in skip]
+    if isinstance(value, list):  # positional: the fields in order
+        if not value:  # nothing given where fields are expected: not "every field at its default"
+            raise SpecError(path, f"expected a {cls.__name__} object or a list of its fields, "
+                            "got an empty list")
+        if len(value) > len(fields):
+            raise SpecError(path, f"{cls.__name__} has {len(fields)} fields, got a list of {len(value)}")
+        value = {f.name: v for f, v in zip(fields, value)}
+    assert isinstance(value, dict)
+    names = [f.name for f in fields]
+    for key in value:
+        if key not in names:
+            raise SpecError(join_path(path, key), "unknown field" + did_you_mean(str(key), names))
+    hints = hints_of(cls)
+    kwargs = {}
+    for f in fields:
+        sub = join_path(path, f.name)
+        if f.name not in value:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise SpecError(sub, "missing (a required field)")
+            continue
+        raw = value[f.name]
+        named = named_of(cls, f)
+        if named is not None and raw is not None and not (isinstance(raw, int) and not isinstance(raw, bool)):
+            try:
+                kwargs[f.name] = named[0](raw)
+            except ItemError as e:
+                raise SpecError(f"{sub}[{e.index}]", f"{e}, got {json_type(e.value)}") from None
+            except (TypeError, ValueError) as e:
+                raise SpecError(sub, str(e)) from None
+        else:
+            kwargs[f.name] = convert(raw, hints[f.name], sub)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise SpecError(path, str(e)) from None
+
+
+# Dots inside a key read well (sysctls.net.ipv4.ip_forward); a key of dots alone, or at its ends, would
+# read as no key at all: those are quoted.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_:/@+-]+(?:\.[A-Za-z0-9_:/@+-]+)*")
+
+
+def join_path(path: str, name: object) -> str:
+    """``path.name``; a key that is not a plain word (a space, a newline, a quote in it; not a
+    string at all) is written as JSON, ``path["a b"]``, so that the path reads as one token."""
+    text = name if isinstance(name, str) else str(name)
+    if _PLAIN_KEY.fullmatch(text):
+        return f"{path}.{text}" if path else text
+    return f"{path}[{json.dumps(text)}]"
+
+
+def did_you_mean(key: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def check_document(doc: object, path: str = "") -> None:
+    """Refuses, naming where it is, what no field of any document can hold: nesting deeper than
+    MAX_DEPTH, more than MAX_VALUES values, keys that are not strings, integers beyond 64 bits,
+    numbers that are not finite, values JSON has no type for. Iterative: no depth breaks it."""
+    stack: list[tuple[object, str, int]] = [(doc, path, 0)]
+    count = 0
+    while stack:
+        value, where, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise SpecError(where, f"the document holds more than {MAX_VALUES} values")
+        if isinstance(value, dict):
+            if depth >= MAX_DEPTH:
+                raise SpecError(where, f"nested more than {MAX_DEPTH} levels deep")
+            for key in value:
+                if not isinstance(key, str):  # a YAML key; the path names the object that holds it
+                    raise SpecError(where, f"keys must be strings, got {json_type(key)} ({key!r:.40})")
+            stack.extend((v, join_path(where, k), depth + 1) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            if depth >= MAX_DEPTH:
+                raise SpecError(where, f"nested more than {MAX_DEPTH} levels deep")
+            stack.extend((value[i], f"{where}[{i}]", depth + 1) for i in reversed(range(len(value))))
+        elif value is None or isinstance(value, (bool, str)):
+            continue
+        elif isinstance(value, int):
+            if not INT_MIN <= value <= INT_MAX:
+                raise SpecError(where, _INT_RANGE)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise SpecError(where, _not_a_number(json.dumps(value)))
+        elif isinstance(value, OutOfRange):
+            raise SpecError(where, value.problem)
+        else:
+            raise SpecError(where, f"expected a JSON value, got {json_type(value)}")
+
+
+def _json_int(text: str) -> object:
+    # int() refuses more than 4300 digits (CVE-2020-10735) with a ValueError that would abort the
+    # parse without a path; a 64-bit field never needs more than 20.
+    return int(text) if len(text) <= 100 else OutOfRange("an integer", _INT_RANGE)
+
+
+def _json_constant(text: str) -> object:
+    return OutOfRange("a number", _not_a_number(text))  # NaN, Infinity: Python's json reads them
+
+
+def _nested_too_deeply(where: str) -> SpecError:
+    return SpecError("", f"{where}: nested more than {MAX_DEPTH} levels deep")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def parse_text(text: str, filename: str = "-") -> object:
+    """The document in ``text``: JSON, or YAML for .yaml/.yml files (and stdin that is not JSON)."""
+    where = display_name(filename)
+    if filename.endswith((".yaml", ".yml")):
+        return _yaml(text, where)
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+        out: dict = {}
+        for k, v in pairs:
+            if k in out:
+                raise SpecError(join_path("", k), "duplicate key")
+            out[k] = v
+        return out
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates, parse_int=_json_int,
+                          parse_constant=_json_constant)
+    except (json.JSONDecodeError, RecursionError) as e:
+        if filename == "-" or not filename.endswith(".json"):
+            try:
+                return _yaml(text, where)
+            except SpecError:
+                pass
+        if isinstance(e, RecursionError):
+            raise _nested_too_deeply(where) from None
+        raise SpecError("", f"{where}: not valid JSON: {e}") from None
+
+
+def display_name(filename: str) -> str:
+    return "standard input" if filename == "-" else filename
+
+
+_LOADER: Optional[type] = None
+
+
+def _yaml_loader() -> type:
+    """yaml.SafeLoader, but for what it cannot tell as a path: an integer too long for int() becomes
+    OutOfRange (check_document names its field), and a key given twice is an error, as in JSON
+    (a merge key, ``<<``, still overrides as YAML means it to)."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_yaml_int(self, node: Any) -> object:
+            try:
+                return super().construct_yaml_int(node)
+            except ValueError:
+                digits = re.sub(r"[-+_]", "", str(node.value))
+                if not digits.isdigit():
+                    raise
+                return OutOfRange("an integer", _INT_RANGE)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict:
+            seen: set = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # unhashable: the constructor reports it
+                    continue
+                if duplicate:
+                    line = key_node.start_mark.line + 1
+                    raise SpecError(join_path("", key), f"duplicate key (line {line})")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
+    _LOADER = Loader
+    return Loader
+
+
+def _yaml(text: str, where: str = "standard input") -> object:
+    try:
+        import yaml
+    except ImportError:
+        raise SpecError("", "YAML specs need PyYAML: install it into pyforkexec's virtualenv "
+                        "(pip install pyyaml)") from None
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader: no Python objects
+    except SpecError:
+        raise
+    except RecursionError:
+        raise _nested_too_deeply(where) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        what = "; ".join(_one_line(x) for x in (e.context, e.problem) if x)
+        raise SpecError("", f"{where}: not valid YAML: {what}{at}") from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+        # ValueError: a scalar YAML resolves but cannot construct (2001-13-45, !!int 'x')
+        raise SpecError("", f"{where}: not valid YAML: {_one_line(str(e))}") from None
+
+
+def read_document(path: str) -> object:
+    """The document in a file (``-``: standard input): at most MAX_BYTES of UTF-8, parsed as
+    ``parse_text`` parses (the caller checks it: ``check_document`` once it knows it is an object)."""
+    try:
+        if path == "-":
+            import sys
+
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise SpecError("", f"cannot read {display_name(path)}: {e.strerror}") from None
+    return parse_bytes(data, path)
+
+
+def parse_bytes(data: bytes, filename: str = "-") -> object:
+    """The document in ``data`` (``filename`` tells JSON from YAML)."""
+    where = display_name(filename)
+    if len(data) > MAX_BYTES:
+        raise SpecError("", f"{where}: larger than {MAX_BYTES} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SpecError("", f"{where}: not valid UTF-8 (byte {e.object[e.start]:#04x} at offset {e.start})") \
+            from None
+    return parse_text(text, filename)
