@@ -10,6 +10,7 @@ from .process import Process, TimeoutExpired
 from .run import run
 from .sandbox.caps import Capabilities
 from .sandbox.cgroup import Cgroup, CgroupError
+from .sandbox.landlock import Landlock, LandlockPath, LandlockPlan, LandlockPort, landlock_abi
 from .sandbox.mounts import Mount, minimal_dev
 from .sandbox.rlimits import Rlimit
 from .sandbox.seccomp import SeccompFilter
@@ -22,6 +23,10 @@ __all__ = [
     "ChildError",
     "Credential",
     "ErrorLocation",
+    "Landlock",
+    "LandlockPath",
+    "LandlockPlan",
+    "LandlockPort",
     "Mount",
     "ProcAttr",
     "Process",
@@ -33,6 +38,7 @@ __all__ = [
     "TimeoutExpired",
     "clone",
     "fork_exec",
+    "landlock_abi",
     "minimal_dev",
     "run",
     "start_process",

@@ -1,9 +1,10 @@
 """The attributes of a new process: Go's ProcAttr, SysProcAttr, Credential and SysProcIDMap, snake_cased.
 
-Every field of Go 1.23's Linux ``syscall.SysProcAttr`` is here with the same meaning and zero value.
-Fields after the ``# extensions`` marker go beyond Go: namespaces to join, and the steps of a sandbox
-(hostname, mounts, pivot_root, rlimits, cgroup, capabilities, no_new_privs, seccomp, a sync point,
-exec of an open file). Each is documented where it is declared; the order in which the child runs
+Every field of Go 1.23's Linux ``syscall.SysProcAttr`` is here with the same meaning and zero value,
+and Go 1.28's four Landlock fields (golang/go#68595: use_landlock, landlock_fd, landlock_flags,
+no_new_privs). Fields after the ``# extensions`` marker go beyond Go: namespaces to join, and the steps
+of a sandbox (hostname, mounts, pivot_root, rlimits, cgroup, capabilities, landlock, seccomp, a sync
+point, exec of an open file). Each is documented where it is declared; the order in which the child runs
 them is in plan.py. With every extension field at its default, a spawn does exactly what Go's does.
 """
 
@@ -15,6 +16,7 @@ from typing import Callable, Optional, Union
 
 from .sandbox.caps import Capabilities
 from .sandbox.cgroup import Cgroup
+from .sandbox.landlock import Landlock
 from .sandbox.mounts import Mount
 from .sandbox.rlimits import Rlimit
 from .sandbox.seccomp import SeccompFilter
@@ -67,7 +69,7 @@ class SetNS:
 
 @dataclass
 class SysProcAttr:
-    """Linux-specific attributes, Go 1.23 ``syscall.SysProcAttr`` field for field."""
+    """Linux-specific attributes, Go 1.23 ``syscall.SysProcAttr`` field for field, and Go 1.28's."""
 
     chroot: str = ""
     credential: Optional[Credential] = None
@@ -89,6 +91,15 @@ class SysProcAttr:
     use_cgroup_fd: bool = False
     cgroup_fd: int = 0
     pidfd: bool = False
+    # Go 1.28 (golang/go#68595): prctl(PR_SET_NO_NEW_PRIVS) before exec (and before Landlock).
+    no_new_privs: bool = False
+    # Go 1.28: landlock_restrict_self(landlock_fd, landlock_flags) in the child, after pdeathsig and
+    # before the fd shuffle (golang/go#81057). landlock_fd is this process's ruleset fd (-1 is passed
+    # as is, for flags that take no ruleset); both are ignored when use_landlock is False.
+    # Unprivileged, it needs no_new_privs (EPERM otherwise).
+    use_landlock: bool = False
+    landlock_fd: int = 0
+    landlock_flags: int = 0
     # extensions (not in Go)
     setns: Sequence[SetNS] = ()
     # New UTS namespace only (CLONE_NEWUTS in cloneflags or unshareflags).
@@ -110,7 +121,9 @@ class SysProcAttr:
     cgroup: Optional[Cgroup] = None
     # The capability sets to keep (replaces ambient_caps, which cannot be combined with it).
     capabilities: Optional[Capabilities] = None
-    no_new_privs: bool = False
+    # A Landlock policy: the parent builds its ruleset, the child restricts itself to it right after
+    # the Go 1.28 Landlock step (it implies no_new_privs). See sandbox/landlock.py.
+    landlock: Optional[Landlock] = None
     # Installed right before execve; sets no_new_privs itself when the child lacks CAP_SYS_ADMIN.
     seccomp: Optional[SeccompFilter] = None
     # Called in the parent with the child's pid once the child is set up, just before seccomp and

@@ -9,7 +9,8 @@ from typing import Optional
 
 
 class ErrorLocation(enum.IntEnum):
-    """The child step that failed, in the order the child runs them."""
+    """The child step that failed. The numbers are stable; the order the child runs the steps in is
+    plan.py's (NO_NEW_PRIVS and the Landlock steps run between PDEATHSIG and DUP3, as in Go 1.28)."""
 
     CLONE = 1
     SETNS = 2
@@ -50,6 +51,10 @@ class ErrorLocation(enum.IntEnum):
     SECCOMP = 51
     EXECVE = 60
     EXECVEAT = 61  # exec_fd
+    LANDLOCK_RESTRICT_SELF = 43  # Go 1.28's use_landlock: landlock_restrict_self(landlock_fd, landlock_flags)
+    LANDLOCK = 44  # SysProcAttr.landlock: index 0: landlock_restrict_self, 1: closing the ruleset
+    MOVE_MOUNT = 45  # attaching the idmapped tree of mounts[index] (move_mount)
+    IDMAP = 46  # the parent's open_tree/mount_setattr(MOUNT_ATTR_IDMAP) of mounts[index]
 
     @property
     def step(self) -> str:
@@ -72,6 +77,8 @@ FIELD_OF_STEP = {
     "SETGROUPS": "sys.credential.groups", "SETGID": "sys.credential.gid", "SETUID": "sys.credential.uid",
     "CAPBSET_DROP": "sys.capabilities", "CAPSET": "sys.capabilities", "CAP_AMBIENT": "sys.capabilities",
     "NO_NEW_PRIVS": "sys.no_new_privs", "SECCOMP": "sys.seccomp", "CHDIR": "proc.dir",
+    "LANDLOCK_RESTRICT_SELF": "sys.landlock_fd", "LANDLOCK": "sys.landlock", "MOVE_MOUNT": "sys.mounts[]",
+    "IDMAP": "sys.mounts[]",
 }
 FIELD_OF_ID_MAP_FILE = {"uid_map": "sys.uid_mappings", "setgroups": "sys.gid_mappings_enable_setgroups",
                         "gid_map": "sys.gid_mappings"}

@@ -42,6 +42,8 @@ from .process import Process
 from .sandbox import cgroup as cgroup_mod
 from .sandbox.cgroup import CgroupHandle, CgroupProcess
 from .sandbox.extensions import Sandbox
+from .sandbox.idmap import open_idmapped_trees
+from .sandbox.landlock import build_ruleset
 from .validate import check_spawn
 
 StrOrBytes = Union[str, bytes, "os.PathLike[str]"]
@@ -119,6 +121,10 @@ def _prepare_sandbox(sandbox: Sandbox, inputs: PlanInputs, spawn: _Spawn) -> Non
     if sandbox.cgroup is not None:
         spawn.cgroup = cgroup_mod.prepare(sandbox.cgroup)
         inputs.cgroup_fd = spawn.cgroup.fd
+    if any(m.idmap is not None for m in sandbox.mounts):  # detached trees the child attaches
+        inputs.mount_trees = open_idmapped_trees(sandbox.mounts, inputs.sys, spawn.path, spawn.fds)
+    if sandbox.landlock is not None:  # close-on-exec, and the child closes it once restricted
+        inputs.landlock_fd = build_ruleset("SysProcAttr.landlock", sandbox.landlock, spawn.fds)
 
 
 def _check_fd_room(files: tuple[int, ...], sandbox: Sandbox) -> None:

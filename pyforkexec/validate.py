@@ -16,6 +16,7 @@ from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
 from .checks import MAX_FD, check_bool, check_fileno, check_int, check_list, fail, to_bytes
 from .sandbox.caps import cap_last_cap
 from .sandbox.extensions import Sandbox, check_extensions
+from .sandbox.landlock import is_ruleset_fd
 
 # Plain ints: IntFlag arithmetic costs microseconds on the spawn path.
 F = type("F", (), {f.name: int(f) for f in _flags.CloneFlags})
@@ -176,7 +177,7 @@ def check_setns(entries: object) -> None:
 
 # Go's bool fields (the extension ones are checked in extensions.py).
 BOOL_FIELDS = ("ptrace", "setsid", "setpgid", "setctty", "noctty", "foreground",
-               "gid_mappings_enable_setgroups", "use_cgroup_fd", "pidfd")
+               "gid_mappings_enable_setgroups", "use_cgroup_fd", "pidfd", "no_new_privs", "use_landlock")
 
 
 def validate(sys_attr: SysProcAttr, attr: ProcAttr,
@@ -210,8 +211,19 @@ def validate(sys_attr: SysProcAttr, attr: ProcAttr,
     for i, cap in enumerate(ambient):
         check_int(f"SysProcAttr.ambient_caps[{i}]", cap, 0, min(last, 63))
     check_int("SysProcAttr.cgroup_fd", sys_attr.cgroup_fd, 0, MAX_FD)
+    check_go_landlock(sys_attr)
     check_setns(sys_attr.setns)
     return clone, unshare, check_extensions(sys_attr, clone, unshare)
+
+
+def check_go_landlock(sys_attr: SysProcAttr) -> None:
+    """Go 1.28's fields. Go passes them to landlock_restrict_self as they are; an fd that is not a
+    ruleset would fail there (EBADF, or EBADFD) after the clone, so it is refused here instead."""
+    fd = check_int("SysProcAttr.landlock_fd", sys_attr.landlock_fd, -1, MAX_FD)
+    check_int("SysProcAttr.landlock_flags", sys_attr.landlock_flags, 0, 2**32 - 1)
+    if sys_attr.use_landlock and fd >= 0 and not is_ruleset_fd(fd):
+        fail("SysProcAttr.landlock_fd", f"fd {fd} is not an open Landlock ruleset in this process "
+             "(use_landlock restricts the child to it)")
 
 
 _EMPTY_SYS = SysProcAttr()

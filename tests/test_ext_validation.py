@@ -21,6 +21,7 @@ from pyforkexec import ProcAttr, SysProcAttr, fork_exec
 from pyforkexec.sandbox.caps import Capabilities
 from pyforkexec.sandbox.cgroup import Cgroup
 from pyforkexec.sandbox.extensions import check_extensions, has_extensions
+from pyforkexec.sandbox.landlock import Landlock, LandlockPath, LandlockPort
 from pyforkexec.sandbox.mounts import Mount
 from pyforkexec.sandbox.rlimits import Rlimit
 from pyforkexec.sandbox.seccomp import SeccompFilter
@@ -120,6 +121,29 @@ CASES = [
     T("seccomp", "blocks execve", seccomp=SeccompFilter(deny=["execve"])),
     T("seccomp", "blocks execveat", seccomp=SeccompFilter(deny=["execveat"]), exec_fd=0),
     T("seccomp", "at most 4096", seccomp=SeccompFilter(deny=list(range(2100)))),
+    # landlock
+    T("landlock", "must be a Landlock", TypeError, landlock={"paths": []}),
+    T("landlock.mode", "must be one of", landlock=Landlock(mode="strictly")),
+    T("landlock.paths[0]", "must be a LandlockPath", TypeError, landlock=Landlock(paths=["/usr"])),
+    T("landlock.paths[0].access[1]", "unknown access right 'fly'",
+      landlock=Landlock(paths=[LandlockPath("/usr", ["read", "fly"])])),
+    T("landlock.paths[0].access", "at least one", landlock=Landlock(paths=[LandlockPath("/usr", [])])),
+    T("landlock.paths[0].path", "No such file",
+      landlock=Landlock(paths=[LandlockPath("/nonexistent", ["read"])])),
+    T("landlock.paths[0].access", "read_dir applies beneath a directory",
+      landlock=Landlock(paths=[LandlockPath("/etc/hostname", ["read_dir"])])),
+    T("landlock.paths[0].access", "make_dir applies beneath a directory",
+      landlock=Landlock(paths=[LandlockPath("/etc/hostname", ["read", "make_dir"])])),
+    T("landlock.ports[0].port", "between 0 and 65535",
+      landlock=Landlock(ports=[LandlockPort(65536, ["bind"])])),
+    T("landlock.ports[0].access[0]", "unknown access right",
+      landlock=Landlock(ports=[LandlockPort(80, ["read"])])),
+    T("landlock.scopes[0]", "must be one of", landlock=Landlock(scopes=["signals"])),
+    # idmapped mounts
+    MC("[0].idmap", "CLONE_NEWUSER", Mount.bind("/usr", "/mnt", idmap=True)),
+    MC("[0].idmap", "only a bind mount", Mount("tmpfs", "/mnt", "tmpfs", idmap=True)),
+    MC("[0].idmap", "not open", Mount.bind("/usr", "/mnt", idmap=CLOSED_FD)),
+    MC("[0].idmap", "must be True", Mount.bind("/usr", "/mnt", idmap=1.5), kind=TypeError),
     # sync, exec_fd
     T("sync", "callable", TypeError, sync="print"),
     T("exec_fd", "between", exec_fd=-1),
@@ -147,7 +171,7 @@ def test_refused_before_any_process(case: Case) -> None:
 EXAMPLES = {  # a non-default value of each extension field
     "hostname": "h", "domainname": "d", "mount_propagation": "slave", "mounts": [Mount.tmpfs("/x")],
     "pivot_root": "/r", "readonly_root": True, "rlimits": [Rlimit("core", 0, 0)], "cgroup": Cgroup("x"),
-    "capabilities": Capabilities(), "no_new_privs": True, "seccomp": SeccompFilter(), "sync": print,
+    "capabilities": Capabilities(), "landlock": Landlock(), "seccomp": SeccompFilter(), "sync": print,
     "exec_fd": 3,
 }
 

@@ -55,6 +55,9 @@
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
@@ -822,6 +825,7 @@ PyMODINIT_FUNC PyInit__child(void)
         {"read", SYS_read}, {"kill", SYS_kill}, {"mount_setattr", SYS_mount_setattr}, {"statfs", SYS_statfs},
         {"capget", SYS_capget}, {"capset", SYS_capset}, {"sendto", SYS_sendto}, {"execve", SYS_execve},
         {"execveat", SYS_execveat}, {"openat", SYS_openat}, {"exit_group", SYS_exit_group},
+        {"landlock_restrict_self", SYS_landlock_restrict_self}, {"move_mount", SYS_move_mount},
     }, consts[] = {
         {"TIOCNOTTY", TIOCNOTTY}, {"TIOCSCTTY", TIOCSCTTY}, {"PR_SET_KEEPCAPS", PR_SET_KEEPCAPS},
         {"PR_CAP_AMBIENT", PR_CAP_AMBIENT}, {"PR_CAP_AMBIENT_RAISE", PR_CAP_AMBIENT_RAISE},
@@ -831,7 +835,7 @@ PyMODINIT_FUNC PyInit__child(void)
         {"EXIT_SETUP_FAILED", EXIT_SETUP_FAILED}, {"STEP_SIZE", sizeof(struct step)},
         {"MNT_DETACH", MNT_DETACH}, {"AT_RECURSIVE", AT_RECURSIVE}, {"CAPS_EFFECTIVE_ALL", CAPS_EFFECTIVE_ALL},
         {"MOUNT_ATTR_SIZE", sizeof(struct kmount_attr)}, {"SOCK_FILTER_SIZE", sizeof(struct sock_filter)},
-        {"BPF_MAXINSNS", BPF_MAXINSNS},
+        {"BPF_MAXINSNS", BPF_MAXINSNS}, {"MOVE_MOUNT_F_EMPTY_PATH", MOVE_MOUNT_F_EMPTY_PATH},
         /* struct step, member by member (tests/test_step_layout.py) */
         {"STEP_OFFSET_op", offsetof(struct step, op)}, {"STEP_OFFSET_loc", offsetof(struct step, loc)},
         {"STEP_OFFSET_index", offsetof(struct step, index)},

@@ -18,8 +18,12 @@ ErrorLocation of each step in brackets; README.md has the same table):
   Go: chroot, setgroups, setgid, setuid, ambient_caps [CHROOT ... SET_CAP]
   capabilities: the bounding set, then permitted/effective/inheritable, then ambient
       [CAPBSET_DROP, CAPSET, CAP_AMBIENT]
-  Go: chdir, pdeathsig, the fd passes, close-on-exec for the rest, noctty, setctty [CHDIR ... IOCTL]
-  no_new_privs [NO_NEW_PRIVS]
+  Go: chdir, pdeathsig [CHDIR, PDEATHSIG]
+  Go 1.28: no_new_privs (also for landlock), then landlock_restrict_self(landlock_fd, landlock_flags),
+      before the fd shuffle could overwrite the ruleset fd (golang/go#81057) [NO_NEW_PRIVS,
+      LANDLOCK_RESTRICT_SELF]
+  landlock: landlock_restrict_self(the parent's ruleset), then close it [LANDLOCK]
+  Go: the fd passes, close-on-exec for the rest, noctty, setctty [DUP3 ... IOCTL]
   sync: tell the parent, wait for its callable to return [SYNC_READ]
   Go: ptrace(PTRACE_TRACEME) [PTRACE_ME]
   seccomp, the last step before exec [SECCOMP]
@@ -99,6 +103,8 @@ class PlanInputs:
     sandbox: Optional[Sandbox] = None
     sync_fds: tuple[int, int] = (-1, -1)  # (the child's end, the parent's end), both above fd_floor
     cgroup_fd: int = -1  # SysProcAttr.cgroup's directory
+    landlock_fd: int = -1  # SysProcAttr.landlock's ruleset, built by the parent
+    mount_trees: tuple[tuple[int, int], ...] = ()  # (index in mounts, detached idmapped tree fd)
 
 
 def next_fd(files: tuple[int, ...]) -> int:
@@ -116,6 +122,7 @@ def compile_plan(inputs: PlanInputs) -> Plan:
     has_maps = attr.uid_mappings is not None or attr.gid_mappings is not None
     unshare_user = bool(inputs.unshareflags & NEWUSER)
     caps = sandbox.caps if sandbox is not None else None
+    trees = dict(inputs.mount_trees)
 
     # Extension: join namespaces before anything else, user namespaces first (with CLONE_NEWUSER
     # the parent joins the others around clone: joins.py).
@@ -175,8 +182,11 @@ def compile_plan(inputs: PlanInputs) -> Plan:
             mflags = m.flags & ~PROPAGATION_MASK
             if bind:  # the kernel ignores per-mount flags in a bind: set them on the new mount after
                 mflags &= ~ATTR_FLAGS
-            steps.mount(L.MOUNT, source=source, target=target, fstype=fstype, flags=mflags, data=data,
-                        index=n)
+            if n in trees:  # an idmapped bind: the parent's detached tree attached here
+                steps.move_mount(L.MOVE_MOUNT, from_fd=trees[n], to_path=m.target, index=n)
+            else:
+                steps.mount(L.MOUNT, source=source, target=target, fstype=fstype, flags=mflags, data=data,
+                            index=n)
             if bind and m.flags & ATTR_FLAGS:
                 steps.remount(L.MOUNT, m.target, attr=mount_attr(m.flags), recursive=bool(m.flags & MS_REC),
                               ms_flags=m.flags & ATTR_FLAGS, index=n)
@@ -229,6 +239,16 @@ def compile_plan(inputs: PlanInputs) -> Plan:
     if attr.pdeathsig:  # Go: after setuid, which clears it; and the parent may already be gone
         steps.prctl(L.PDEATHSIG, "PR_SET_PDEATHSIG", attr.pdeathsig)
         steps.pdeathsig_check(L.PDEATHSIG, ppid=inputs.ppid, signal=attr.pdeathsig)
+    # Go 1.28: no_new_privs first (landlock_restrict_self needs it without CAP_SYS_ADMIN), and the
+    # restriction before the fd passes, which may put ProcAttr.files over the ruleset's fd number.
+    if attr.no_new_privs or attr.landlock is not None:
+        steps.prctl(L.NO_NEW_PRIVS, "PR_SET_NO_NEW_PRIVS", 1, 0, 0, 0)
+    if attr.use_landlock:
+        steps.landlock_restrict_self(L.LANDLOCK_RESTRICT_SELF, ruleset_fd=attr.landlock_fd,
+                                     flags=attr.landlock_flags)
+    if inputs.landlock_fd >= 0:  # extension: the parent's ruleset, closed once applied
+        steps.landlock_restrict_self(L.LANDLOCK, ruleset_fd=inputs.landlock_fd, flags=0, index=0)
+        steps.close(L.LANDLOCK, inputs.landlock_fd, index=1)
     # Go's two fd passes, then close-on-exec for every fd above ProcAttr.files.
     steps.fds(L.DUP3, nextfd=next_fd(inputs.files), fcntl_loc=L.FCNTL)
     steps.cloexec_from(L.CLOSE_FDS, first_fd=len(inputs.files))
@@ -236,8 +256,6 @@ def compile_plan(inputs: PlanInputs) -> Plan:
         steps.ioctl(L.IOCTL, 0, "TIOCNOTTY")
     if attr.setctty:  # here Ctty is a child fd
         steps.ioctl(L.IOCTL, attr.ctty, "TIOCSCTTY", 1)
-    if sandbox is not None and sandbox.no_new_privs:
-        steps.prctl(L.NO_NEW_PRIVS, "PR_SET_NO_NEW_PRIVS", 1, 0, 0, 0)
     if sandbox is not None and sandbox.sync is not None:  # extension: the parent's callable runs here
         steps.sync(L.SYNC_READ, socket=inputs.sync_fds[0], close_fd=inputs.sync_fds[1])
     if attr.ptrace:  # Go: immediately before exec

@@ -188,5 +188,17 @@ class Builder:
     def ioctl(self, loc: ErrorLocation, fd: int, request: str, *arg: int) -> None:
         self._syscall(loc, "ioctl", fd, CONST[request], *arg)
 
+    def landlock_restrict_self(self, loc: ErrorLocation, *, ruleset_fd: int, flags: int,
+                               index: int = 0) -> None:
+        self._syscall(loc, "landlock_restrict_self", ruleset_fd, flags, index=index)
+
+    def close(self, loc: ErrorLocation, fd: int, index: int = 0) -> None:
+        self._syscall(loc, "close", fd, index=index)
+
+    def move_mount(self, loc: ErrorLocation, *, from_fd: int, to_path: bytes, index: int = 0) -> None:
+        """Attach the detached tree ``from_fd`` at ``to_path`` (MOVE_MOUNT_F_EMPTY_PATH)."""
+        self._syscall(loc, "move_mount", from_fd, cstr(b""), CONST["AT_FDCWD"], cstr(to_path),
+                      CONST["MOVE_MOUNT_F_EMPTY_PATH"], index=index)
+
     def ptrace_traceme(self, loc: ErrorLocation) -> None:
         self._syscall(loc, "ptrace", CONST["PTRACE_TRACEME"], 0, 0, 0)

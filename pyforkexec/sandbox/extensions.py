@@ -15,11 +15,12 @@ from ..attrs import SysProcAttr
 from ..checks import MAX_FD, check_bool, check_choice, check_int, check_open_fd, fail, to_abspath, to_bytes
 from .caps import CapsPlan, check_capabilities
 from .cgroup import CgroupSpec, check_cgroup
+from .landlock import ResolvedLandlock, check_landlock
 from .mounts import MS_REC, PROPAGATION_FLAGS, ResolvedMount, check_mounts
 from .rlimits import check_rlimits
 from .seccomp import check_seccomp
 
-NEWNS, NEWUTS = int(_flags.CLONE_NEWNS), int(_flags.CLONE_NEWUTS)
+NEWNS, NEWUTS, NEWUSER = int(_flags.CLONE_NEWNS), int(_flags.CLONE_NEWUTS), int(_flags.CLONE_NEWUSER)
 HOST_NAME_MAX = 64  # sethostname/setdomainname (__NEW_UTS_LEN)
 PROPAGATIONS = ("private", "slave", "shared", "unchanged")
 
@@ -37,7 +38,7 @@ class Sandbox:
     rlimits: tuple[tuple[int, int, int], ...]
     cgroup: Optional[CgroupSpec]
     caps: Optional[CapsPlan]
-    no_new_privs: bool
+    landlock: Optional[ResolvedLandlock]  # None also when the kernel enforces none of it (best effort)
     seccomp: Optional[bytes]  # the BPF program
     sync: Optional[Callable[[int], None]]
     exec_fd: Optional[int]
@@ -48,7 +49,7 @@ def has_extensions(attr: SysProcAttr) -> bool:
     return (attr.hostname is not None or attr.domainname is not None or attr.mount_propagation != "private"
             or attr.mounts != () or attr.pivot_root is not None or attr.readonly_root is not False
             or attr.rlimits != () or attr.cgroup is not None or attr.capabilities is not None
-            or attr.no_new_privs is not False
+            or attr.landlock is not None
             or attr.seccomp is not None or attr.sync is not None or attr.exec_fd is not None)
 
 
@@ -94,6 +95,11 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
     root = pivot if pivot is not None else chroot
     mounts = check_mounts("SysProcAttr.mounts", attr.mounts, root)
     readonly = check_bool("SysProcAttr.readonly_root", attr.readonly_root)
+    for i, m in enumerate(mounts):
+        has_maps = attr.uid_mappings is not None or attr.gid_mappings is not None
+        if m.idmap is True and not (namespaces & NEWUSER and has_maps):
+            fail(f"SysProcAttr.mounts[{i}].idmap", "True idmaps to the child's own user namespace: that "
+                 "needs CLONE_NEWUSER with uid_mappings/gid_mappings (or name a user namespace)")
     mounting = {"mounts": bool(mounts), "pivot_root": pivot is not None, "readonly_root": readonly}
     for name in (name for name, used in mounting.items() if used):
         _needs_newns(f"SysProcAttr.{name}", namespaces)
@@ -115,6 +121,7 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
              TypeError)
     exec_fd = None if attr.exec_fd is None else check_open_fd(
         "SysProcAttr.exec_fd", check_int("SysProcAttr.exec_fd", attr.exec_fd, 0, MAX_FD))
+    landlock = None if attr.landlock is None else check_landlock("SysProcAttr.landlock", attr.landlock)
     seccomp = None
     if attr.seccomp is not None:
         last_step = "execve" if exec_fd is None else "execveat"
@@ -129,7 +136,7 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
         rlimits=check_rlimits("SysProcAttr.rlimits", attr.rlimits),
         cgroup=None if attr.cgroup is None else check_cgroup("SysProcAttr.cgroup", attr.cgroup),
         caps=caps,
-        no_new_privs=check_bool("SysProcAttr.no_new_privs", attr.no_new_privs),
+        landlock=landlock if landlock is not None and landlock.enforces else None,
         seccomp=seccomp,
         sync=sync,
         exec_fd=exec_fd,

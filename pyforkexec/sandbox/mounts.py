@@ -8,6 +8,10 @@ process sees them. ``flags`` is an int or MS_* names (``"MS_BIND|MS_REC"``, ``["
 ``"ro,nosuid"``; see parse_mount_flags). A read-only or nosuid/nodev/noexec bind mount is a bind
 followed by a change of the new mount's attributes (mount_setattr, recursive with MS_REC), as
 bubblewrap does; propagation flags given with a mount are applied to it afterwards.
+
+A bind mount may be idmapped (``idmap``, see idmap.py): ``True`` to the child's own user namespace
+(CLONE_NEWUSER with uid/gid maps), or to the user namespace at a path (``/proc/PID/ns/user``) or of an
+open fd. The parent makes the idmapped copy of the source before clone; the child attaches it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from ..checks import check_bool, check_list, fail, to_abspath, to_bytes
+from ..checks import MAX_FD, check_bool, check_int, check_list, check_open_fd, fail, to_abspath, to_bytes
 
 # linux/mount.h, mount(2)'s flags (MS_KERNMOUNT and MS_NOUSER are the kernel's own).
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
@@ -50,6 +54,7 @@ ATTR_FLAGS = sum(_ATTR_OF_MS) | sum(_ATIME_OF_MS)
 MAX_DATA = 4095  # the kernel copies one page of options, NUL included
 
 MountFlags = Union[int, str, Sequence[str]]
+IdMap = Union[bool, str, int, None]
 
 
 def parse_mount_flags(value: object, field: str = "flags") -> int:
@@ -98,13 +103,15 @@ class Mount:
     flags: MountFlags = 0
     data: Optional[str] = None
     mkdir: bool = False
+    idmap: IdMap = None
 
     @classmethod
     def bind(cls, source: str, target: str, readonly: bool = False, recursive: bool = True,
-             mkdir: bool = True) -> Mount:
-        """Bind ``source`` (with its submounts if ``recursive``) at ``target``, read-only if asked."""
+             mkdir: bool = True, idmap: IdMap = None) -> Mount:
+        """Bind ``source`` (with its submounts if ``recursive``) at ``target``, read-only if asked,
+        idmapped if asked (see the module documentation)."""
         flags = MS_BIND | (MS_REC if recursive else 0) | (MS_RDONLY if readonly else 0)
-        return cls(source, target, None, flags, None, mkdir)
+        return cls(source, target, None, flags, None, mkdir, idmap)
 
     @classmethod
     def tmpfs(cls, target: str, size: Union[int, str, None] = None, mode: Union[int, str, None] = None,
@@ -156,6 +163,7 @@ class ResolvedMount:
     data: Optional[bytes]
     mkdirs: tuple[bytes, ...]  # created in order before mounting
     file_target: bool  # the last of mkdirs is an empty file, not a directory
+    idmap: Union[bool, bytes, int, None] = None  # True, a user namespace's path, or its fd
 
 
 def under_root(root: bytes, path: bytes) -> bytes:
@@ -206,7 +214,22 @@ def check_mount(field: str, m: object, root: bytes) -> ResolvedMount:
         parts = target.strip(b"/").split(b"/") if target != b"/" else []
         mkdirs = tuple(under_root(root, b"/" + b"/".join(parts[:k])) for k in range(1, len(parts) + 1))
         file_target = bool(bind and mkdirs and not _source_is_dir(source or b""))
-    return ResolvedMount(source, under_root(root, target), fstype, flags, data, mkdirs, file_target)
+    idmap = _check_idmap(f"{field}.idmap", m.idmap, bool(bind))
+    return ResolvedMount(source, under_root(root, target), fstype, flags, data, mkdirs, file_target, idmap)
+
+
+def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, int, None]:
+    if value is None or value is False:
+        return None
+    if not bind:
+        fail(field, "only a bind mount can be idmapped")
+    if value is True:
+        return True
+    if isinstance(value, int):
+        return check_open_fd(field, check_int(field, value, 0, MAX_FD))
+    if isinstance(value, str):
+        return to_abspath(field, value)
+    fail(field, f"must be True, a user namespace path or fd, or None, not {type(value).__name__}", TypeError)
 
 
 def check_mounts(field: str, mounts: object, root: bytes) -> tuple[ResolvedMount, ...]:
