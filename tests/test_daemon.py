@@ -4,15 +4,18 @@ that the test is the daemon's parent and can wait for it."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import wait_for
 
 from pyforkexec.service import daemon
 
@@ -124,3 +127,41 @@ def test_program_lookup_uses_the_spec_path_inside_its_new_root(tmp_path: Path) -
     assert daemon.Daemon.program(specmod.load_spec(doc)) == "/bin/tool"
     doc["argv"] = ["not-there"]
     assert daemon.Daemon.program(specmod.load_spec(doc)) == "not-there"
+
+
+def test_a_daemon_killed_outright_takes_its_service_along(tmp_path: Path) -> None:
+    # In its own PID namespace (as a service usually is), and in a new session of its own, so that
+    # nothing but the parent-death signal can end it when the daemon dies.
+    d = Daemon(tmp_path, ["sleep", "600"], sys_attr={"cloneflags": ["CLONE_NEWPID", "CLONE_NEWUSER"],
+                                                     "uid_mappings": [[0, os.getuid(), 1]],
+                                                     "gid_mappings": [[0, os.getgid(), 1]], "setsid": True})
+    assert d.ready.startswith("ok ")
+    child = int(d.ready.split()[1])
+    pidfd = os.pidfd_open(child)
+    try:
+        d.proc.kill()
+        d.wait()
+        assert select.select([pidfd], [], [], 10)[0], "the service outlived its daemon"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        os.close(pidfd)
+
+
+def test_a_spec_s_own_pdeathsig_is_kept(tmp_path: Path) -> None:
+    mark = tmp_path / "mark"
+    script = f"trap 'echo TERM > {mark}; exit 0' TERM; echo up > {mark}; while :; do sleep 0.05; done"
+    d = Daemon(tmp_path, ["sh", "-c", script], sys_attr={"pdeathsig": "SIGTERM", "setsid": True})
+    assert d.ready.startswith("ok ")
+    child = int(d.ready.split()[1])
+    wait_for(mark.exists, "the service to start")
+    pidfd = os.pidfd_open(child)
+    try:
+        d.proc.kill()
+        d.wait()
+        assert select.select([pidfd], [], [], 10)[0], "the service outlived its daemon"
+        assert mark.read_text() == "TERM\n"  # its own signal, not the daemon's default SIGKILL
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        os.close(pidfd)

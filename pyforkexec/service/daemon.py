@@ -15,7 +15,9 @@ systemd would otherwise provide::
   ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
   ``--start-limit-interval`` seconds stop the daemon, as systemd's start limit does.
 - SIGTERM or SIGINT stop the service: SIGTERM to its process, SIGKILL to its process group after
-  ``--stop-timeout`` seconds. SIGHUP, SIGUSR1 and SIGUSR2 are passed on to the process. Each start
+  ``--stop-timeout`` seconds. A daemon killed outright takes its service along (the service's
+  ``pdeathsig`` is SIGKILL unless its spec sets another). SIGHUP, SIGUSR1 and SIGUSR2 are passed on
+  to the process. Each start
   puts the process in a process group of its own, so that a stop also reaches what it forked.
 - ``--ready-fd N``: once the first start succeeded or failed, ``ok PID`` or ``error MESSAGE`` is written
   to fd N and the fd is closed, so that whoever started the daemon knows the outcome without polling.
@@ -129,6 +131,11 @@ class Daemon:
             attr.sys = SysProcAttr()
         if not (attr.sys.setsid or attr.sys.setpgid):
             attr.sys.setpgid = True  # a group of its own: a stop reaches what it forked
+        if not attr.sys.pdeathsig:
+            # The service never outlives its supervisor: a daemon killed outright (SIGKILL, the OOM
+            # killer) takes it along, rather than leaving it running with nobody to stop or restart it
+            # and its pid file free for a second copy. (systemd's KillMode does this for its units.)
+            attr.sys.pdeathsig = signal.SIGKILL
         attr.files = [os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), self.log_fd, self.log_fd]
         try:
             return start_process(self.program(spec), spec.argv, attr)
