@@ -195,7 +195,14 @@ def test_CloneTimeNamespace() -> None:
 
 def pid_fd(userns: bool) -> int:
     sys = SysProcAttr(pidfd=True, cloneflags=CLONE_NEWUSER if userns else 0)
-    proc = start_process("/usr/bin/sleep", ["sleep", "3600"], ProcAttr(sys=sys))
+    # A test run started in the background (`cmd &` without job control) inherits SIGINT ignored, and
+    # an ignored signal stays ignored across execve (as in Go): handle it here so the child gets the
+    # default action, whatever the run was started from.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = start_process("/usr/bin/sleep", ["sleep", "3600"], ProcAttr(sys=sys))
+    finally:
+        signal.signal(signal.SIGINT, old)
     try:
         assert proc.pidfd is not None
         sysutil.pidfd_send_signal(proc.pidfd, signal.SIGINT)
