@@ -6,6 +6,7 @@ from .errors import ChildError, ErrorLocation
 from .flags import *  # noqa: F403  (every CLONE_* constant, CloneFlags, FlagGroup)
 from .flags import __all__ as _flag_names
 from .forkexec import fork_exec, start_process
+from .prepared import Prepared, prepare
 from .process import Process, TimeoutExpired
 from .run import run
 from .sandbox.caps import Capabilities
@@ -23,6 +24,7 @@ __all__ = [
     "Credential",
     "ErrorLocation",
     "Mount",
+    "Prepared",
     "ProcAttr",
     "Process",
     "Rlimit",
@@ -34,6 +36,7 @@ __all__ = [
     "clone",
     "fork_exec",
     "minimal_dev",
+    "prepare",
     "run",
     "start_process",
     "wait_clone",
