@@ -300,7 +300,7 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     err_w = -1
     if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
         spawn.err_r, err_w = _pipe(spawn.fds)
-    with joined(inputs.joins, spawn.path):
+    with joined(inputs.joins, spawn.path) if inputs.joins else contextlib.nullcontext():
         try:
             spawn.pid, spawn.pidfd, spawn.handle = _child.spawn(
                 plan.steps, plan.blobs, spawn.argv0, spawn.args, spawn.envp, inputs.files, err_w, plan.flags,
