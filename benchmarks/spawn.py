@@ -112,7 +112,8 @@ class Cell:
         self.rounds.append(times)
 
 
-def make_cells(phase: str, rows: list[Row], w: Workers, unshare: Optional[str], prog: str) -> list[Cell]:
+def make_cells(phase: str, rows: list[Row], w: Workers, unshare: Optional[str], prog: str,
+               contenders: set[str]) -> list[Cell]:
     cells = []
     for row in rows:
         commands: dict[str, tuple[W.Worker, tuple[int, str, list[str]]]] = {
@@ -130,7 +131,8 @@ def make_cells(phase: str, rows: list[Row], w: Workers, unshare: Optional[str], 
             commands["c-unshare-nofork"] = (w.c, (0, "vm", row.unshare_argv(unshare, False, prog)))
         if w.go is not None:
             commands["go"] = (w.go, (row.flags, "-", [prog]))
-        cells += [Cell(phase, row, key, worker, cmd) for key, (worker, cmd) in commands.items()]
+        cells += [Cell(phase, row, key, worker, cmd) for key, (worker, cmd) in commands.items()
+                  if key in contenders or key == REFERENCE]
     return cells
 
 
@@ -287,6 +289,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--rows", default=",".join(r.key for r in ROWS),
                     help=f"rows from a small parent (default all: {','.join(r.key for r in ROWS)})")
     ap.add_argument("--big-rows", default="user", help="rows from the big parents (default user)")
+    ap.add_argument("--contenders", default=",".join(LABELS),
+                    help="the contenders to run (the C loop always runs: it is the reference); e.g. "
+                         "fork_exec,prepared for the tightest alternation with the C loop")
     ap.add_argument("--no-go", action="store_true", help="leave Go out (its first build takes ~10 s)")
     ap.add_argument("--program", default=TRUE,
                     help="what to spawn: /bin/true (default), 'static' (true_static.c: no libc, no loader, "
@@ -303,6 +308,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     by_key = {r.key: r for r in ROWS}
     small_rows = [by_key[k] for k in args.rows.split(",") if k]
     big_rows = [by_key[k] for k in args.big_rows.split(",") if k]
+    contenders = {k for k in args.contenders.split(",") if k}
+    if contenders - set(LABELS):
+        ap.error(f"--contenders: unknown {sorted(contenders - set(LABELS))}; known: {', '.join(LABELS)}")
 
     started = time.monotonic()
     c_bin = W.build_c()
@@ -340,7 +348,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 W.hold(size, pools[-1].all())
                 log(f"{name}: Python, C{' and Go' if go_bin else ''} workers hold {size_label(size)} each "
                     f"({time.monotonic() - t0:.1f} s to touch)")
-            cells += make_cells(name, rows, pools[-1], unshare, prog)
+            cells += make_cells(name, rows, pools[-1], unshare, prog, contenders)
         log(f"{len(cells)} cells (parent x row x contender), {rounds} rounds of up to {iterations} spawns "
             "each")
         measure(cells, rounds, iterations, max(1, args.batch), cell_seconds, random.Random(args.seed), log)
