@@ -94,7 +94,8 @@ class Prepared:
 
 
 def prepare(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> Prepared:
-    """Check and compile a spawn of argv0 with argv and attr once; see Prepared.
+    """Check a spawn of argv0 with argv and attr once, for spawns that then neither check nor compile
+    again (the plan is compiled at the first, once its pipes exist); see Prepared.
 
     Raises what fork_exec would raise for these arguments before any process exists."""
     first = check_spawn(argv0, argv, attr)  # the caller's objects: the same errors as fork_exec's
