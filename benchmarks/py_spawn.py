@@ -2,7 +2,9 @@
 
 Speaks the protocol of c_spawn.c: "N FLAGS MODE PROG [ARGS...]" answers N per-spawn times in ns, MODE
 being "fork_exec" (pyforkexec.fork_exec + os.waitpid with FLAGS as clone flags, a root map when they
-include CLONE_NEWUSER) or "popen" (subprocess.Popen(argv, env={}).wait(), FLAGS ignored); "mem BYTES"
+include CLONE_NEWUSER), "prepared" (the same through pyforkexec.prepare(), prepared once per command
+outside the timed loop: Prepared.fork_exec() + os.waitpid) or "popen" (subprocess.Popen(argv,
+env={}).wait(), FLAGS ignored); "mem BYTES"
 (re)sizes the touched memory this process holds. One worker holds nothing, another the big parent's
 memory, so both phases interleave in one run.
 """
@@ -41,6 +43,9 @@ def spawner(mode: str, flags: int, argv: list[str]) -> Callable[[], int]:
     if mode == "fork_exec":
         attr = attr_for(flags)
         return lambda: os.waitpid(fe.fork_exec(argv[0], argv, attr), 0)[1]
+    if mode == "prepared":
+        prepared = fe.prepare(argv[0], argv, attr_for(flags))
+        return lambda: os.waitpid(prepared.fork_exec(), 0)[1]
     if mode == "popen":
         return lambda: subprocess.Popen(argv, env={}).wait()
     raise ValueError(f"unknown mode {mode!r}")

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Per-spawn latency (spawn + wait of /bin/true) of pyforkexec.fork_exec against subprocess, util-linux
-unshare, a C clone+execve loop and Go's syscall.ForkExec, for four namespace rows, from a small parent
-and from one holding 4 GiB of touched memory. See benchmarks/README.md.
+"""Per-spawn latency (spawn + wait of /bin/true) of pyforkexec.fork_exec and of a prepared spawn
+(pyforkexec.prepare) against subprocess, util-linux unshare, a C clone+execve loop and Go's
+syscall.ForkExec, for four namespace rows, from a small parent and from parents holding 1 and 4 GiB of
+touched memory. Rounds: in each, the contenders of one row and parent run one after the other (a cell
+each, in a new random order), so the per-round ratio to the C loop compares neighbours in time; the
+tables give the median of the per-round ratios and their spread. See benchmarks/README.md.
 
-    .venv/bin/python benchmarks/spawn.py [--quick] [--json OUT]
+    .venv/bin/python benchmarks/spawn.py [--quick] [--rounds 7] [--json OUT]
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import workers as W
 from py_spawn import attr_for
@@ -27,7 +30,7 @@ from py_spawn import attr_for
 import pyforkexec as fe
 
 TRUE = "/bin/true"  # the default --program
-Stats = dict[str, float]  # median_us, p25_us, p90_us, min_us, n
+Stats = dict[str, float]  # median_us, p25_us, p90_us, min_us, n; and against the C loop: xc, xc_min, xc_max
 GIB = 1 << 30
 MIB = 1 << 20
 NS4 = fe.CLONE_NEWUTS | fe.CLONE_NEWIPC | fe.CLONE_NEWNS | fe.CLONE_NEWPID
@@ -60,6 +63,7 @@ ROWS = [
 # child ends up in every namespace of the row; without --fork, /bin/true is not in the new PID namespace.
 CONTENDERS = [
     ("fork_exec", "pyforkexec.fork_exec + os.waitpid"),
+    ("prepared", "pyforkexec.prepare(...).fork_exec() + os.waitpid"),
     ("subprocess", "subprocess.Popen().wait()"),
     ("subprocess-nofork", "subprocess.Popen(unshare, no --fork)"),
     ("c-clone", "C clone(CLONE_VM) loop (reference)"),
@@ -70,6 +74,7 @@ CONTENDERS = [
 ]
 LABELS = dict(CONTENDERS)
 REFERENCE = "c-clone"
+GOALS = {"fork_exec": 1.05, "prepared": 1.02}  # the issue's goals, median of the per-round ratios to C
 
 
 @dataclass
@@ -91,20 +96,29 @@ class Cell:
     contender: str
     worker: W.Worker
     command: tuple[int, str, list[str]]  # flags, mode, argv
-    times: list[int] = field(default_factory=list)
-    spent: float = 0.0
+    rounds: list[list[int]] = field(default_factory=list)  # the per-spawn times of each round, in ns
 
-    def run(self, n: int) -> None:
+    @property
+    def times(self) -> list[int]:
+        return [t for r in self.rounds for t in r]
+
+    def run_round(self, n: int, batch: int, budget: float) -> None:
+        """Up to ``n`` spawns in batches, stopping early once ``budget`` seconds are spent (slow cells,
+        such as copying forks of a big parent)."""
+        times: list[int] = []
         t0 = time.perf_counter()
-        self.times += self.worker.run(n, *self.command)
-        self.spent += time.perf_counter() - t0
+        while len(times) < n and time.perf_counter() - t0 < budget:
+            times += self.worker.run(min(batch, n - len(times)), *self.command)
+        self.rounds.append(times)
 
 
-def make_cells(phase: str, rows: list[Row], w: Workers, unshare: Optional[str], prog: str) -> list[Cell]:
+def make_cells(phase: str, rows: list[Row], w: Workers, unshare: Optional[str], prog: str,
+               contenders: set[str]) -> list[Cell]:
     cells = []
     for row in rows:
         commands: dict[str, tuple[W.Worker, tuple[int, str, list[str]]]] = {
-            "fork_exec": (w.py, (row.flags, "fork_exec", [prog]))}
+            "fork_exec": (w.py, (row.flags, "fork_exec", [prog])),
+            "prepared": (w.py, (row.flags, "prepared", [prog]))}
         if not row.flags:
             commands["subprocess"] = (w.py, (0, "popen", [prog]))
         elif unshare:
@@ -117,25 +131,42 @@ def make_cells(phase: str, rows: list[Row], w: Workers, unshare: Optional[str], 
             commands["c-unshare-nofork"] = (w.c, (0, "vm", row.unshare_argv(unshare, False, prog)))
         if w.go is not None:
             commands["go"] = (w.go, (row.flags, "-", [prog]))
-        cells += [Cell(phase, row, key, worker, cmd) for key, (worker, cmd) in commands.items()]
+        cells += [Cell(phase, row, key, worker, cmd) for key, (worker, cmd) in commands.items()
+                  if key in contenders or key == REFERENCE]
     return cells
 
 
-def measure(cells: list[Cell], iterations: int, batch: int, cell_seconds: float, rng: random.Random) -> None:
-    """Round-robin in batches, in a new random order each round, until every cell has `iterations`
-    spawns or has used its time budget (slow cells, such as copying forks of a big parent, stop early)."""
-    active = list(cells)
-    while active:
-        rng.shuffle(active)
-        for cell in active:
-            cell.run(min(batch, iterations - len(cell.times)))
-        active = [c for c in active if len(c.times) < iterations and c.spent < cell_seconds]
+def measure(cells: list[Cell], rounds: int, iterations: int, batch: int, cell_seconds: float,
+            rng: random.Random, log: Callable[[str], None]) -> None:
+    """``rounds`` rounds; in each, the groups (phase x row) in a random order, and within a group its
+    cells one after the other in a random order, each running its ``iterations`` spawns (or its time
+    budget) at once: the C loop and every contender of a row alternate cell by cell."""
+    groups: dict[tuple[str, str], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.phase, cell.row.key), []).append(cell)
+    order = list(groups.values())
+    for n in range(rounds):
+        t0 = time.monotonic()
+        rng.shuffle(order)
+        for group in order:
+            rng.shuffle(group)
+            for cell in group:
+                cell.run_round(iterations, batch, cell_seconds)
+        log(f"round {n + 1}/{rounds}: {time.monotonic() - t0:.1f} s, loadavg {os.getloadavg()[0]:.2f}")
 
 
-def stats(times: list[int]) -> Stats:
-    s = sorted(times)
-    return {"n": len(s), "median_us": statistics.median(s) / 1e3, "p25_us": s[int(0.25 * (len(s) - 1))] / 1e3,
-            "p90_us": s[int(0.9 * (len(s) - 1))] / 1e3, "min_us": s[0] / 1e3}
+def stats(cell: Cell, reference: Optional[Cell]) -> Stats:
+    """The cell's spawns pooled over rounds, and the median and range of its per-round ratio to the
+    reference's median of the same round."""
+    s = sorted(cell.times)
+    out = {"n": len(s), "median_us": statistics.median(s) / 1e3, "p25_us": s[int(0.25 * (len(s) - 1))] / 1e3,
+           "p90_us": s[int(0.9 * (len(s) - 1))] / 1e3, "min_us": s[0] / 1e3}
+    if reference is not None:
+        per_round = [statistics.median(a) / statistics.median(b)
+                     for a, b in zip(cell.rounds, reference.rounds) if a and b]
+        out.update(xc=statistics.median(per_round), xc_min=min(per_round), xc_max=max(per_round),
+                   xc_rounds=per_round)
+    return out
 
 
 def usable_rows(rows: list[Row], prog: str) -> tuple[list[Row], dict[str, str]]:
@@ -150,21 +181,24 @@ def usable_rows(rows: list[Row], prog: str) -> tuple[list[Row], dict[str, str]]:
     return ok, skipped
 
 
-def pick_memory(want: int, holders: int, notes: list[str]) -> int:
-    """`want` bytes per holder if MemAvailable allows it (keeping 1 GiB free), else what fits."""
-    if want <= 0:
-        return 0
+def pick_memory(wants: list[int], holders: int, notes: list[str]) -> list[int]:
+    """The big parents' sizes (each held by ``holders`` workers at once, all phases alive together):
+    ``wants`` while MemAvailable allows (keeping 1 GiB free), smallest first, else what fits."""
     avail = W.mem_available()
-    fits = (avail - GIB) // holders // (256 * MIB) * (256 * MIB)
-    if fits >= want:
-        return want
-    if fits < 512 * MIB:
-        notes.append(f"big-parent rows skipped: MemAvailable {avail / GIB:.1f} GiB cannot hold "
-                     f"{holders} x {want / GIB:g} GiB")
-        return 0
-    notes.append(f"big parent scaled down from {want / GIB:g} GiB to {fits / GIB:g} GiB: MemAvailable "
-                 f"{avail / GIB:.1f} GiB shared by {holders} holders")
-    return fits
+    left, out = avail - GIB, []
+    for want in sorted(w for w in wants if w > 0):
+        fits = left // holders // (256 * MIB) * (256 * MIB)
+        size = min(want, fits)
+        if size < min(want, 512 * MIB):
+            notes.append(f"big-parent rows of {size_label(want)} skipped: MemAvailable {avail / GIB:.1f} GiB "
+                         f"cannot hold {holders} x {size_label(want)} more")
+            continue
+        if size < want:
+            notes.append(f"big parent scaled down from {size_label(want)} to {size_label(size)}: "
+                         f"MemAvailable {avail / GIB:.1f} GiB shared by {holders} holders")
+        out.append(size)
+        left -= size * holders
+    return out
 
 
 def cpu_model() -> str:
@@ -183,6 +217,11 @@ def fmt(s: Optional[Stats]) -> str:
     return "-" if s is None else f"{s['median_us']:.0f} ({s['p90_us']:.0f})"
 
 
+def fmt_xc(s: Optional[Stats]) -> str:
+    """The median of the per-round ratios to the C loop, [min-max] over the rounds."""
+    return "-" if s is None or "xc" not in s else f"{s['xc']:.2f} [{s['xc_min']:.2f}-{s['xc_max']:.2f}]"
+
+
 def ratio(a: Optional[Stats], b: Optional[Stats], key: str = "median_us") -> Optional[float]:
     return None if a is None or b is None else a[key] / b[key]
 
@@ -192,12 +231,10 @@ def fmt_ratio(r: Optional[float]) -> str:
 
 
 def report(results: dict[str, dict[str, dict[str, Stats]]], phases: list[str]) -> str:
-    """The markdown tables: every contender side by side, then the issue's targets for fork_exec."""
+    """The markdown tables: every contender side by side, then the issue's goals for pyforkexec."""
     head = ["row", "contender"]
     for p in phases:
-        head += [f"{p}: median (p90) µs", f"{p}: xC"]
-    if len(phases) == 2:
-        head.append(f"{phases[1]} / {phases[0]}")
+        head += [f"{p}: median (p90) µs", f"{p}: xC [spread]"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in ROWS:
         for key, label in CONTENDERS:
@@ -205,30 +242,22 @@ def report(results: dict[str, dict[str, dict[str, Stats]]], phases: list[str]) -
             if all(c is None for c in cells):
                 continue
             out = [row.title, label]
-            for p, s in zip(phases, cells):
-                out += [fmt(s), fmt_ratio(ratio(s, results[p].get(row.key, {}).get(REFERENCE)))]
-            if len(phases) == 2:
-                out.append(fmt_ratio(ratio(cells[1], cells[0])))
+            for s in cells:
+                out += [fmt(s), fmt_xc(s)]
             lines.append("| " + " | ".join(out) + " |")
-    lines += ["", f"Targets for fork_exec ({' / '.join(phases)}); ratios of medians, and in parentheses of "
-              "25th percentiles, which a noisy machine disturbs less:", ""]
-    head = ["row", "fork_exec / C (≤ 1.3)", "fork_exec / subprocess (< 1)", "fork_exec / Go",
-            "big / small parent"]
+    lines += ["", "Goals: median of the per-round ratios to the C loop [min-max over the rounds]; "
+              "fork_exec / subprocess and / Go are ratios of pooled medians.", ""]
+    head = ["row", "parent", *(f"{k} / C (≤ {g})" for k, g in GOALS.items()), "fork_exec / subprocess",
+            "fork_exec / Go"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in ROWS:
-        per = [results[p].get(row.key, {}) for p in phases]
-        if not per[0]:
-            continue
-
-        def two(a: Optional[Stats], b: Optional[Stats]) -> str:
-            r = ratio(a, b)
-            return "-" if r is None else f"{r:.2f} ({fmt_ratio(ratio(a, b, 'p25_us'))})"
-
-        def both(other: str, per: list[dict[str, Stats]] = per) -> str:
-            return " / ".join(two(r.get("fork_exec"), r.get(other)) for r in per)
-
-        flat = two(per[1].get("fork_exec"), per[0].get("fork_exec")) if len(per) == 2 else "-"
-        lines.append(f"| {row.title} | {both(REFERENCE)} | {both('subprocess')} | {both('go')} | {flat} |")
+        for p in phases:
+            cells = results[p].get(row.key, {})
+            if not cells:
+                continue
+            goals = [fmt_xc(cells.get(k)) for k in GOALS]
+            others = [fmt_ratio(ratio(cells.get("fork_exec"), cells.get(k))) for k in ("subprocess", "go")]
+            lines.append(f"| {row.title} | {p} | " + " | ".join(goals + others) + " |")
     return "\n".join(lines)
 
 
@@ -238,28 +267,50 @@ def parse_size(text: str) -> int:
     return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
 
 
+def parse_sizes(text: str) -> list[int]:
+    return [parse_size(t) for t in text.split(",") if t.strip()]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="a short run (< 30 s): fewer spawns, a 1 GiB parent")
-    ap.add_argument("--iterations", type=int, help="spawns per contender and row (default 400, quick 60)")
-    ap.add_argument("--batch", type=int, default=20, help="spawns per contender per round (default 20)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run (< 1 min): 3 rounds of 60 spawns per cell, a 1 GiB big parent")
+    ap.add_argument("--rounds", type=int, help="rounds (default 7, quick 3)")
+    ap.add_argument("--iterations", type=int, help="spawns per cell per round (default 400, quick 60)")
+    ap.add_argument("--batch", type=int, default=100,
+                    help="spawns per request to a worker within a cell (default 100): how often the time "
+                         "budget is looked at")
     ap.add_argument("--cell-seconds", type=float,
-                    help="time budget per contender and row (default 3, quick 0.4): copying forks of a big "
-                         "parent stop early")
-    ap.add_argument("--mem", type=parse_size,
-                    help="memory the big parent holds, e.g. 4G, 512M, 0 to skip (default 4G, quick 1G)")
+                    help="time budget of one cell in one round (default 2, quick 0.4): copying forks of a "
+                         "big parent stop early")
+    ap.add_argument("--mem", type=parse_sizes,
+                    help="comma-separated sizes of the big parents, e.g. 1G,4G; 0 for none (default 1G,4G, "
+                         "quick 1G)")
+    ap.add_argument("--rows", default=",".join(r.key for r in ROWS),
+                    help=f"rows from a small parent (default all: {','.join(r.key for r in ROWS)})")
+    ap.add_argument("--big-rows", default="user", help="rows from the big parents (default user)")
+    ap.add_argument("--contenders", default=",".join(LABELS),
+                    help="the contenders to run (the C loop always runs: it is the reference); e.g. "
+                         "fork_exec,prepared for the tightest alternation with the C loop")
     ap.add_argument("--no-go", action="store_true", help="leave Go out (its first build takes ~10 s)")
     ap.add_argument("--program", default=TRUE,
                     help="what to spawn: /bin/true (default), 'static' (true_static.c: no libc, no loader, "
                          "so the spawn machinery's own cost shows) or any program that exits 0")
     ap.add_argument("--json", metavar="OUT", help="write the raw per-spawn times and the summary here")
-    ap.add_argument("--seed", type=int, default=1, help="seed of the round-robin order")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the order of groups and cells")
     args = ap.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 7)
     iterations = args.iterations or (60 if args.quick else 400)
-    cell_seconds = args.cell_seconds if args.cell_seconds is not None else (0.4 if args.quick else 3.0)
-    want_mem = args.mem if args.mem is not None else (GIB if args.quick else 4 * GIB)
+    cell_seconds = args.cell_seconds if args.cell_seconds is not None else (0.4 if args.quick else 2.0)
+    want_mem = args.mem if args.mem is not None else ([GIB] if args.quick else [GIB, 4 * GIB])
     notes: list[str] = []
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    by_key = {r.key: r for r in ROWS}
+    small_rows = [by_key[k] for k in args.rows.split(",") if k]
+    big_rows = [by_key[k] for k in args.big_rows.split(",") if k]
+    contenders = {k for k in args.contenders.split(",") if k}
+    if contenders - set(LABELS):
+        ap.error(f"--contenders: unknown {sorted(contenders - set(LABELS))}; known: {', '.join(LABELS)}")
 
     started = time.monotonic()
     c_bin = W.build_c()
@@ -275,10 +326,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     unshare = shutil.which("unshare")
     if unshare is None:
         notes.append("util-linux unshare not found: its contenders are skipped")
-    rows, skipped = usable_rows(ROWS, prog)
+    usable, skipped = usable_rows([r for r in ROWS if r in small_rows or r in big_rows], prog)
     notes += [f"row {k} skipped: {why}" for k, why in skipped.items()]
-    mem = pick_memory(want_mem, 3 if go_bin else 2, notes)
-    phases = [("small parent", 0)] + ([(f"{size_label(mem)} parent", mem)] if mem else [])
+    sizes = pick_memory(want_mem, 3 if go_bin else 2, notes)
+    phases = [("small parent", 0, [r for r in small_rows if r in usable])]
+    phases += [(f"{size_label(size)} parent", size, [r for r in big_rows if r in usable]) for size in sizes]
 
     def start(phase: str) -> Workers:
         return Workers(W.Worker(f"Python ({phase})", [sys.executable, str(W.HERE / "py_spawn.py")]),
@@ -289,46 +341,50 @@ def main(argv: Optional[list[str]] = None) -> int:
     load = {"before": os.getloadavg()}
     try:
         cells = []
-        for name, size in phases:
+        for name, size, rows in phases:
             pools.append(start(name))
             if size:
                 t0 = time.monotonic()
                 W.hold(size, pools[-1].all())
                 log(f"{name}: Python, C{' and Go' if go_bin else ''} workers hold {size_label(size)} each "
                     f"({time.monotonic() - t0:.1f} s to touch)")
-            cells += make_cells(name, rows, pools[-1], unshare, prog)
-        log(f"{len(cells)} cells (phase x row x contender), up to {iterations} spawns each, round-robin")
-        batch = max(1, min(args.batch, iterations))
-        measure(cells, iterations, batch, cell_seconds, random.Random(args.seed))
+            cells += make_cells(name, rows, pools[-1], unshare, prog, contenders)
+        log(f"{len(cells)} cells (parent x row x contender), {rounds} rounds of up to {iterations} spawns "
+            "each")
+        measure(cells, rounds, iterations, max(1, args.batch), cell_seconds, random.Random(args.seed), log)
     finally:
         for pool in pools:
             for w in pool.all():
                 w.close()
     load["after"] = os.getloadavg()
-    raw: dict[str, dict[str, dict[str, list[int]]]] = {}
+    raw: dict[str, dict[str, dict[str, list[list[int]]]]] = {}
     results: dict[str, dict[str, dict[str, Stats]]] = {}
+    refs = {(c.phase, c.row.key): c for c in cells if c.contender == REFERENCE}
     for cell in cells:
-        raw.setdefault(cell.phase, {}).setdefault(cell.row.key, {})[cell.contender] = cell.times
-        results.setdefault(cell.phase, {}).setdefault(cell.row.key, {})[cell.contender] = stats(cell.times)
+        raw.setdefault(cell.phase, {}).setdefault(cell.row.key, {})[cell.contender] = cell.rounds
+        results.setdefault(cell.phase, {}).setdefault(cell.row.key, {})[cell.contender] = stats(
+            cell, refs.get((cell.phase, cell.row.key)))
 
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "kernel": platform.release(), "cpu": cpu_model(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "go": W.go_version() if go_bin else None,
-        "program": args.program, "uid": os.getuid(), "iterations": iterations, "batch": args.batch,
-        "cell_seconds": cell_seconds,
-        "memory_bytes": mem, "loadavg": load, "seconds": round(time.monotonic() - started, 1), "notes": notes,
+        "program": args.program, "uid": os.getuid(), "rounds": rounds, "iterations": iterations,
+        "cell_seconds": cell_seconds, "memory_bytes": sizes, "loadavg": load,
+        "seconds": round(time.monotonic() - started, 1), "notes": notes,
         "rows": {r.key: {"title": r.title, "flags": fe.CloneFlags.describe(r.flags) if r.flags else "0"}
                  for r in ROWS},
         "contenders": LABELS,
     }
-    table = report(results, [name for name, _ in phases])
+    table = report(results, [name for name, _, _ in phases])
     label = "true_static.c" if args.program == "static" else prog
     print(f"# spawn + wait of {label}: {meta['date']}, kernel {meta['kernel']}, {meta['cpu']} "
           f"x{meta['cpus']}, Python {meta['python']}, {meta['go'] or 'no Go'}\n")
-    print(f"{iterations} spawns per cell (fewer when a cell used its {cell_seconds:g} s budget), batches of "
-          f"{args.batch}, round-robin; loadavg {load['before'][0]:.2f} -> {load['after'][0]:.2f}; "
-          f"{meta['seconds']} s in all. xC = median / median of the C clone loop of the same row.\n")
+    print(f"{rounds} rounds; per round, each cell {iterations} spawns (fewer when it used its "
+          f"{cell_seconds:g} s budget), the cells of a row one after the other; loadavg "
+          f"{load['before'][0]:.2f} -> {load['after'][0]:.2f}; {meta['seconds']} s in all. xC = median of "
+          "the per-round ratios (the cell's median over the C clone loop's median in the same round), "
+          "[min-max] of them.\n")
     print(table)
     for note in notes:
         print(f"\nNote: {note}")

@@ -6,6 +6,7 @@ from .errors import ChildError, ErrorLocation
 from .flags import *  # noqa: F403  (every CLONE_* constant, CloneFlags, FlagGroup)
 from .flags import __all__ as _flag_names
 from .forkexec import fork_exec, start_process
+from .prepared import Prepared, prepare
 from .process import Process, TimeoutExpired
 from .run import run
 from .sandbox.caps import Capabilities
@@ -28,6 +29,7 @@ __all__ = [
     "LandlockPlan",
     "LandlockPort",
     "Mount",
+    "Prepared",
     "ProcAttr",
     "Process",
     "Rlimit",
@@ -40,6 +42,7 @@ __all__ = [
     "fork_exec",
     "landlock_abi",
     "minimal_dev",
+    "prepare",
     "run",
     "start_process",
     "wait_clone",

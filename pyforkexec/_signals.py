@@ -51,11 +51,11 @@ def _install() -> None:
     then what was swapped is put back before the exception leaves."""
     global _installed
     try:
-        for sig in _SIGNALS:
-            handler = _raw.getsignal(sig)
-            if callable(handler) and handler is not _record:
-                _saved[sig] = handler
-                _raw.signal(sig, _record)
+        getsignal = _raw.getsignal  # one scan first (most signals have no Python handler), then the swaps
+        found = [(sig, h) for sig in _SIGNALS if callable(h := getsignal(sig)) and h is not _record]
+        for sig, handler in found:
+            _saved[sig] = handler
+            _raw.signal(sig, _record)
         _installed = True
     except BaseException:
         _restore()

@@ -9,6 +9,7 @@ reaped and a ChildError names the step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import os
@@ -44,7 +45,7 @@ from .sandbox.cgroup import CgroupHandle, CgroupProcess
 from .sandbox.extensions import Sandbox
 from .sandbox.idmap import open_idmapped_trees
 from .sandbox.landlock import build_ruleset
-from .validate import check_spawn
+from .validate import SpawnArgs, check_spawn
 
 StrOrBytes = Union[str, bytes, "os.PathLike[str]"]
 
@@ -265,8 +266,35 @@ def _sync_handshake(spawn: _Spawn, fn: Callable[[int], None], fds: tuple[int, in
         spawn.vanished = (ErrorLocation.SYNC_READ, 0)
 
 
-def _start(spawn: _Spawn) -> None:
-    """Open what the child needs, clone it, do the parent's half of its handshakes, wait for execve."""
+Compiler = Callable[[PlanInputs], Plan]
+_INPUTS = tuple(f.name for f in dataclasses.fields(PlanInputs))
+
+
+class PlanCache:
+    """compile_plan for a spawn made again and again from the same checked (frozen) arguments: the
+    last plan is reused while every PlanInputs value equals the last spawn's. The plan is a pure
+    function of those values, and every field is compared, one added later too, so a reused plan is
+    the plan compile_plan would make. One slot, set by a single assignment: threads at worst compile
+    twice."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: Optional[tuple[tuple[object, ...], Plan]] = None
+
+    def __call__(self, inputs: PlanInputs) -> Plan:
+        key = tuple([getattr(inputs, name) for name in _INPUTS])
+        last = self.last
+        if last is not None and last[0] == key:
+            return last[1]
+        plan = compile_plan(inputs)
+        self.last = (key, plan)
+        return plan
+
+
+def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
+    """Open what the child needs, clone it, do the parent's half of its handshakes, wait for execve.
+    ``compile`` is compile_plan, or a Prepared's cache of its results (prepared.py)."""
     inputs, sandbox = spawn.inputs, spawn.inputs.sandbox
     sys_attr = inputs.sys
     inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path)
@@ -274,11 +302,11 @@ def _start(spawn: _Spawn) -> None:
         inputs.map_fds = _pipe(spawn.fds)
     if sandbox is not None:
         _prepare_sandbox(sandbox, inputs, spawn)
-    plan = compile_plan(inputs)
+    plan = compile(inputs)
     err_w = -1
     if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
         spawn.err_r, err_w = _pipe(spawn.fds)
-    with joined(inputs.joins, spawn.path):
+    with joined(inputs.joins, spawn.path) if inputs.joins else contextlib.nullcontext():
         try:
             spawn.pid, spawn.pidfd, spawn.handle = _child.spawn(
                 plan.steps, plan.blobs, spawn.argv0, spawn.args, spawn.envp, inputs.files, err_w, plan.flags,
@@ -307,9 +335,14 @@ def _start(spawn: _Spawn) -> None:
 def _prepare(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: object, inherit_env: bool) -> _Spawn:
     """Every check, and the plan's inputs: no process, no fd yet."""
     args = check_spawn(argv0, argv, attr)
+    envp = args.env if args.env is not None else (environ_entries() if inherit_env else ())
+    return new_spawn(args, envp)
+
+
+def new_spawn(args: SpawnArgs, envp: tuple[bytes, ...]) -> _Spawn:
+    """One spawn of checked arguments: what depends on this moment (RLIMIT_NOFILE, our pid) is read now."""
     if args.sandbox is not None:
         _check_fd_room(args.files, args.sandbox)
-    envp = args.env if args.env is not None else (environ_entries() if inherit_env else ())
     inputs = PlanInputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
                         ppid=os.getpid(), sandbox=args.sandbox)
     return _Spawn(args.path, args.argv, envp, inputs)
@@ -325,7 +358,7 @@ def fork_exec(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[Proc
     hold = Hold()  # from before the first fd to the pid in this frame: see _signals.py
     try:
         hold.start()
-        _start(spawn)
+        start_spawn(spawn, compile_plan)
         pid = spawn.pid_only()
         hold.stop()
         return pid  # inside the try: a signal's exception cannot come between it and the caller
@@ -341,7 +374,7 @@ def start_process(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[
     hold = Hold()
     try:
         hold.start()
-        _start(spawn)
+        start_spawn(spawn, compile_plan)
         process = spawn.process()
         hold.stop()
         return process

@@ -41,6 +41,8 @@ _REFUSED_CLONEFLAGS = {
     F.CLONE_INTO_CGROUP: "set SysProcAttr.use_cgroup_fd and cgroup_fd instead",
 }
 
+_REFUSED_MASK = sum(_REFUSED_CLONEFLAGS)
+
 # clone(2)'s EINVAL combinations that remain possible: (flags present, flags absent/present, rule).
 INVALID_PAIRS = (
     (F.CLONE_NEWNS, F.CLONE_FS, "CLONE_NEWNS cannot be combined with CLONE_FS"),
@@ -67,7 +69,9 @@ def resolve_files(files: object) -> tuple[int, ...]:
     """ProcAttr.files as parent fd numbers, -1 for a closed slot."""
     out = []
     for i, f in enumerate(check_list("ProcAttr.files", files, "fds")):
-        if f is None or (type(f) is int and f == -1):
+        if type(f) is int and 0 <= f <= MAX_FD:  # the common case, as check_fileno would take it
+            out.append(f)
+        elif f is None or (type(f) is int and f == -1):
             out.append(-1)
         elif isinstance(f, int) and not isinstance(f, bool) and f < 0:
             fail(f"ProcAttr.files[{i}]", f"must be an fd (0 or more), or None or -1 for a closed slot, "
@@ -90,7 +94,7 @@ def check_flags(field: str, value: object, allowed: int) -> int:
 
 def check_cloneflags(sys_attr: SysProcAttr, has_dir: bool) -> int:
     v = check_int("SysProcAttr.cloneflags", sys_attr.cloneflags, 0, 2**64 - 1)
-    for flag, why in _REFUSED_CLONEFLAGS.items():
+    for flag, why in _REFUSED_CLONEFLAGS.items() if v & _REFUSED_MASK else ():
         if v & flag:
             fail("SysProcAttr.cloneflags", f"{_flags.CloneFlags.describe(flag)} is refused: {why}")
     if v & CSIGNAL & ~F.CLONE_NEWTIME:
@@ -178,6 +182,7 @@ def check_setns(entries: object) -> None:
 # Go's bool fields (the extension ones are checked in extensions.py).
 BOOL_FIELDS = ("ptrace", "setsid", "setpgid", "setctty", "noctty", "foreground",
                "gid_mappings_enable_setgroups", "use_cgroup_fd", "pidfd", "no_new_privs", "use_landlock")
+_BOOL_LABELS = tuple((name, f"SysProcAttr.{name}") for name in BOOL_FIELDS)  # not one f-string per spawn
 
 
 def validate(sys_attr: SysProcAttr, attr: ProcAttr,
@@ -187,8 +192,10 @@ def validate(sys_attr: SysProcAttr, attr: ProcAttr,
     ``files`` is ``resolve_files(attr.files)``; check_spawn checks the rest of the arguments first."""
     if not isinstance(sys_attr, SysProcAttr):
         fail("ProcAttr.sys", f"must be a SysProcAttr, not {type(sys_attr).__name__}", TypeError)
-    for name in BOOL_FIELDS:
-        check_bool(f"SysProcAttr.{name}", getattr(sys_attr, name))
+    for name, label in _BOOL_LABELS:
+        value = getattr(sys_attr, name)
+        if type(value) is not bool:  # what check_bool refuses (bool has no subclasses)
+            check_bool(label, value)
     if attr.dir is not None:  # "" is no chdir, as in Go; a falsy 0 or [] is still no path
         to_bytes("ProcAttr.dir", attr.dir)
     to_bytes("SysProcAttr.chroot", sys_attr.chroot)  # "" is no chroot, as in Go

@@ -14,6 +14,7 @@ from helpers.marks import needs_root
 
 SPAWN = Path(__file__).resolve().parent.parent / "benchmarks" / "spawn.py"
 ITERATIONS = 5
+ROUNDS = 2
 
 
 @needs_root
@@ -22,8 +23,8 @@ ITERATIONS = 5
 def test_benchmark_smoke_run_writes_every_cell(tmp_path: Path) -> None:
     out = tmp_path / "spawn.json"
     proc = subprocess.run(
-        [sys.executable, str(SPAWN), "--quick", "--iterations", str(ITERATIONS), "--mem", "64M", "--no-go",
-         "--json", str(out)],
+        [sys.executable, str(SPAWN), "--quick", "--rounds", str(ROUNDS), "--iterations", str(ITERATIONS),
+         "--mem", "64M", "--no-go", "--json", str(out)],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "| row | contender |" in proc.stdout
@@ -31,12 +32,19 @@ def test_benchmark_smoke_run_writes_every_cell(tmp_path: Path) -> None:
     skipped = [n for n in data["meta"]["notes"] if n.startswith(("row ", "big-parent"))]
     assert not skipped, skipped  # as root with 64 MiB to spare, every row and both phases run
     assert list(data["raw_ns"]) == ["small parent", "64 MiB parent"]
+    assert list(data["raw_ns"]["small parent"]) == list(data["meta"]["rows"])  # every row
+    assert list(data["raw_ns"]["64 MiB parent"]) == ["user"]  # the big parent's default row
     for phase, rows in data["raw_ns"].items():
-        assert list(rows) == list(data["meta"]["rows"]), phase
         for row, cells in rows.items():
-            expected = {"fork_exec", "subprocess", "c-clone", "c-fork"}
+            expected = {"fork_exec", "prepared", "subprocess", "c-clone", "c-fork"}
             if row != "none" and shutil.which("unshare"):
                 expected |= {"subprocess-nofork", "c-unshare", "c-unshare-nofork"}
             assert set(cells) == expected, (phase, row)
-            for contender, times in cells.items():
-                assert len(times) == ITERATIONS and all(t > 0 for t in times), (phase, row, contender)
+            for contender, rounds in cells.items():
+                assert len(rounds) == ROUNDS, (phase, row, contender)
+                for times in rounds:
+                    assert len(times) == ITERATIONS and all(t > 0 for t in times), (phase, row, contender)
+            summary = data["summary"][phase][row]
+            for contender in cells:  # the per-round ratios to the C loop, and their spread
+                s = summary[contender]
+                assert len(s["xc_rounds"]) == ROUNDS and s["xc_min"] <= s["xc"] <= s["xc_max"], s

@@ -1,0 +1,104 @@
+"""prepare(): a spawn checked and compiled once, for a hot loop that starts the same program again and again.
+
+``prepare(argv0, argv, attr)`` makes every check fork_exec makes (the same ValueError/TypeError, before
+any process) on a private copy of ``attr``, and returns a ``Prepared``. Its ``fork_exec()`` and
+``start()`` then spawn without checking or compiling again. Nothing can make it stale: it holds only
+its own deep copy of what it checked (a caller who changes ``attr``, its lists or its SysProcAttr
+afterwards changes nothing here), and is itself read-only.
+
+What only exists at spawn time is still made per spawn, exactly as fork_exec makes it: the error and
+map pipes, the setns fds, the sync socket, the exec_fd copy, the cgroup leaf, our pid for pdeathsig,
+the RLIMIT_NOFILE room check, the signal holds. The plan is a pure function of the checked copy and
+of those per-spawn values (PlanInputs): it is compiled again whenever one of them differs from the
+last spawn's (a new pipe number, a new pid after os.fork), and reused when all are equal, which in
+a loop they are (forkexec.PlanCache).
+
+Read once, at prepare(): ``ProcAttr.files`` as fd numbers (a file object's fileno()), and for
+``start()`` with ``env`` None, os.environ. As with fork_exec, an fd closed since is reported by the
+spawn (an OSError naming the field, or a ChildError naming the step), never skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Optional
+
+from ._signals import Hold
+from .attrs import ProcAttr, SysProcAttr
+from .forkexec import PlanCache, StrOrBytes, environ_entries, new_spawn, start_spawn
+from .process import Process
+from .validate import SpawnArgs, check_attr, check_spawn
+
+
+def _frozen_copy(attr: ProcAttr, files: tuple[int, ...]) -> ProcAttr:
+    """A deep copy of an already checked ``attr``, ``files`` as the numbers they resolved to. The
+    callables (SysProcAttr.sync) are the caller's own: deepcopy would copy a bound method's object."""
+    memo: dict[int, object] = {}
+    sys_attr = attr.sys if attr.sys is not None else SysProcAttr()
+    if sys_attr.sync is not None:
+        memo[id(sys_attr.sync)] = sys_attr.sync
+    return ProcAttr(dir=copy.deepcopy(attr.dir, memo), env=copy.deepcopy(attr.env, memo), files=files,
+                    sys=copy.deepcopy(sys_attr, memo))
+
+
+class Prepared:
+    """A checked, compiled spawn of one program with one ProcAttr (made by prepare()); read-only.
+
+    ``fork_exec()`` and ``start()`` behave as ``fork_exec(argv0, argv, attr)`` and
+    ``start_process(argv0, argv, attr)`` did with the ``attr`` of prepare() time, raising the same
+    ChildError when the child fails. Safe to share between threads, and after os.fork."""
+
+    __slots__ = ("_args", "_environ", "_plans")
+
+    def __init__(self, args: SpawnArgs, environ: tuple[bytes, ...]) -> None:
+        object.__setattr__(self, "_args", args)
+        object.__setattr__(self, "_environ", environ)  # start()'s env when ProcAttr.env is None
+        object.__setattr__(self, "_plans", PlanCache())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Prepared is read-only (cannot set {name})")
+
+    def __repr__(self) -> str:
+        return f"<Prepared {self._args.path!r} argv={list(self._args.argv)!r}>"
+
+    def fork_exec(self) -> int:
+        """Spawn, as fork_exec: the pid (``attr.env`` None: an empty environment)."""
+        args = self._args
+        spawn = new_spawn(args, args.env if args.env is not None else ())
+        hold = Hold()  # in this frame, as in forkexec.fork_exec: see _signals.py
+        try:
+            hold.start()
+            start_spawn(spawn, self._plans)
+            pid = spawn.pid_only()
+            hold.stop()
+            return pid  # inside the try: a signal's exception cannot come between it and the caller
+        except BaseException:
+            spawn.abort(hold)
+            raise
+
+    def start(self) -> Process:
+        """Spawn, as start_process: a Process (``attr.env`` None: os.environ as prepare() read it)."""
+        args = self._args
+        spawn = new_spawn(args, args.env if args.env is not None else self._environ)
+        hold = Hold()
+        try:
+            hold.start()
+            start_spawn(spawn, self._plans)
+            process = spawn.process()
+            hold.stop()
+            return process
+        except BaseException:
+            spawn.abort(hold)
+            raise
+
+
+def prepare(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> Prepared:
+    """Check a spawn of argv0 with argv and attr once, for spawns that then neither check nor compile
+    again (the plan is compiled at the first, once its pipes exist); see Prepared.
+
+    Raises what fork_exec would raise for these arguments before any process exists."""
+    first = check_spawn(argv0, argv, attr)  # the caller's objects: the same errors as fork_exec's
+    proc = check_attr(attr)
+    args = check_spawn(first.path, first.argv, _frozen_copy(proc, first.files))
+    return Prepared(args, environ_entries() if args.env is None else ())
