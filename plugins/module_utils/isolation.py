@@ -97,8 +97,9 @@ _JOIN = dict(
 class Option:
     """One Ansible isolation option: its argument spec, the SysProcAttr fields messages about which
     name it (``fields``), and those it also fills (``also``: it needs them in the installed pyforkexec).
-    The doc fragment ``pyforkexec.isolation.isolation`` and the role isolated_service's argument specs
-    are checked against these rows (tests/unit/plugins/module_utils/test_options_table.py)."""
+    The doc fragment ``pyforkexec.isolation.isolation``, the role isolated_service's argument specs
+    and what ``build_sysprocattr`` makes of each option (exactly the fields of its row) are checked
+    against these rows (tests/unit/plugins/module_utils/test_options_table.py)."""
 
     name: str
     spec: dict

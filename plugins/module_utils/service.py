@@ -33,6 +33,7 @@ ARGSPEC = dict(
     chdir=dict(type="path"),
     restart=dict(type="str", default="on-failure", choices=["always", "on-failure", "no"]),
     stop_timeout=dict(type="int", default=10),
+    restart_sec=dict(type="float", default=0.1),
     description=dict(type="str"),
     state=dict(type="str", default="started", choices=["started", "stopped", "restarted", "absent"]),
     enabled=dict(type="bool"),
@@ -49,6 +50,8 @@ def check_options(params):
     """The service's name, and the options besides the isolation ones that only their use would
     refuse (a daemon or unit that never starts); raises ServiceError naming the option."""
     name = paths.check_name(params["name"])
+    if not 0 <= params["restart_sec"] <= 86400:
+        raise paths.ServiceError(f"restart_sec: must be 0 to 86400 seconds, got {params['restart_sec']:g}")
     if params["stop_timeout"] < 0:
         raise paths.ServiceError(f"stop_timeout: must be 0 or more seconds, got {params['stop_timeout']}")
     return name
@@ -60,7 +63,8 @@ def unit_text(jinja2, params, name, python):
     limits = cgroup_limits(params["cgroup"]) if params["cgroup"] else None
     return systemd.render_unit(jinja2, name, systemd.launcher_argv(python, name), params["restart"],
                                params["stop_timeout"], systemd.resource_directives(limits),
-                               params["description"], netns=params["netns"])
+                               params["description"], netns=params["netns"],
+                               restart_sec=params["restart_sec"])
 
 
 def launch_attr(params, name, manager, on_host=True):
@@ -153,7 +157,7 @@ class Service:
 
     def daemon_argv(self):
         return service_direct.daemon_argv(self.name, sys.executable, self.params["restart"],
-                                          self.params["stop_timeout"])
+                                          self.params["stop_timeout"], self.params["restart_sec"])
 
     def do(self, verb):
         self.actions.append(verb)

@@ -22,10 +22,10 @@ DAEMON_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 READY_FD_OPTION = "--ready-fd"
 
 
-def daemon_argv(name, python, restart, stop_timeout):
+def daemon_argv(name, python, restart, stop_timeout, restart_sec):
     return [python, "-m", "pyforkexec.daemon", "--name", name, "--spec", paths.spec_path(name),
             "--pid-file", paths.pid_file(name), "--log-file", paths.log_file(name), "--restart", restart,
-            "--stop-timeout", str(stop_timeout)]
+            "--restart-sec", f"{restart_sec:g}", "--stop-timeout", str(stop_timeout)]
 
 
 def running_argv(pid):

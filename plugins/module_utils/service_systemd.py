@@ -30,7 +30,7 @@ After={{ netns_unit }}
 Type=exec
 ExecStart={{ exec_start | map('systemd_quote') | join(' ') }}
 Restart={{ restart }}
-RestartSec=1
+RestartSec={{ '%g' % restart_sec }}
 KillMode=mixed
 TimeoutStopSec={{ stop_timeout }}
 {% for key, value in resources %}
@@ -83,7 +83,8 @@ def resource_directives(limits):
     return out
 
 
-def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, description=None, netns=None):
+def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, description=None, netns=None,
+                restart_sec=0.1):
     """The unit file text. ``jinja2`` is the module (the caller checked it can be imported); ``netns``:
     the named network namespace the service joins, whose boot-time unit it then wants and follows."""
     description = description or f"pyforkexec service {name}"
@@ -93,7 +94,8 @@ def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, desc
                              autoescape=False)
     env.filters["systemd_quote"] = systemd_quote
     return env.from_string(UNIT_TEMPLATE).render(
-        description=description, exec_start=exec_start, restart=restart, stop_timeout=stop_timeout,
+        description=description, exec_start=exec_start, restart=restart, restart_sec=restart_sec,
+        stop_timeout=stop_timeout,
         resources=resources, netns_unit=paths.netns_unit_name(netns) if netns else None)
 
 

@@ -71,6 +71,13 @@ options:
       - Seconds between SIGTERM and SIGKILL when the service stops.
     type: int
     default: 10
+  restart_sec:
+    description:
+      - Seconds between the end of the service and its restart (O(restart)), as systemd's C(RestartSec=)
+        and with its default. Under either manager, more than 5 starts within 10 seconds stop the
+        restarts (systemd's start limit, which the pyforkexec daemon applies too).
+    type: float
+    default: 0.1
   description:
     description:
       - The unit's C(Description=).

@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--pid-file", required=True)
     p.add_argument("--log-file", required=True)
     p.add_argument("--restart", choices=RESTART_POLICIES, default="no")
-    p.add_argument("--restart-sec", type=float, default=1.0)
+    p.add_argument("--restart-sec", type=float, default=0.1)  # systemd's RestartSec default
     p.add_argument("--stop-timeout", type=float, default=10.0)
     p.add_argument("--start-limit-burst", type=int, default=5)
     p.add_argument("--start-limit-interval", type=float, default=10.0)

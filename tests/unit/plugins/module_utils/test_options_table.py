@@ -99,3 +99,61 @@ def test_role_service_option_matches_the_table(name):
     expected = _shape(iso.ISOLATION_ARGSPEC[name], with_defaults=False)
     expected = ROLE_DIFFERS.get(name, lambda shape: shape)(expected)
     assert _shape(role[name], with_defaults=False) == expected
+
+
+# One value of each option that differs from its default: the builder must turn it into exactly the
+# SysProcAttr fields the option's row names (``fields`` and ``also``). A new row without a value here
+# fails test_every_option_has_an_example.
+EXAMPLES = {
+    "namespaces": ["uts"],
+    "cloneflags": ["CLONE_NEWIPC"],
+    "unshareflags": ["CLONE_NEWUTS"],
+    "uid_map": [{"container_id": 0, "host_id": 100000, "size": 10}],
+    "gid_map": [{"container_id": 0, "host_id": 100000, "size": 10}],
+    "map_root_user": True,
+    "setgroups": "allow",
+    "hostname": "web",
+    "domainname": "example.org",
+    "netns": "web",
+    "join": [{"pid": 1, "namespaces": ["uts"]}],
+    "credential": {"uid": 1000, "gid": 1000},
+    "capabilities": {"keep": ["CAP_NET_BIND_SERVICE"]},
+    "no_new_privs": True,
+    "seccomp": {"deny": ["ptrace"]},
+    "rootfs": "/srv/web/root",
+    "readonly_root": True,
+    "mounts": [{"type": "tmpfs", "target": "/tmp"}],
+    "mount_propagation": "slave",
+    "cgroup": {"pids_max": 10},
+    "rlimits": {"nofile": 1024},
+}
+
+
+def _validated(params):
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    result = ArgumentSpecValidator(iso.ISOLATION_ARGSPEC).validate(params)
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters
+
+
+def _built_fields(params):
+    import dataclasses
+
+    base = iso.build_sysprocattr(_validated({}), cgroup_path="/sys/fs/cgroup/t", on_host=False)
+    attr = iso.build_sysprocattr(_validated(params), cgroup_path="/sys/fs/cgroup/t", on_host=False)
+    return {f.name for f in dataclasses.fields(attr) if getattr(attr, f.name) != getattr(base, f.name)}
+
+
+def test_every_option_has_an_example():
+    assert set(EXAMPLES) == set(iso.ISOLATION_ARGSPEC)
+
+
+@pytest.mark.parametrize("option", iso.ISOLATION_OPTIONS, ids=lambda option: option.name)
+def test_an_option_builds_the_fields_its_row_names(option):
+    changed = _built_fields({option.name: EXAMPLES[option.name]})
+    named = set(option.fields + option.also)
+    assert changed, f"{option.name} changed no field"
+    assert changed <= named, f"{option.name} also changed {sorted(changed - named)}: its row must say so"
+    if option.name != "namespaces":  # namespaces is reported for cloneflags, which it shares
+        assert changed == named, f"{option.name} did not build {sorted(named - changed)}"

@@ -67,7 +67,7 @@ After=network-online.target
 Type=exec
 ExecStart=/opt/venv/bin/python -m pyforkexec exec --spec /etc/pyforkexec/web.json
 Restart=on-failure
-RestartSec=1
+RestartSec=0.1
 KillMode=mixed
 TimeoutStopSec=10
 MemoryMax=1024
@@ -85,6 +85,12 @@ def test_exec_start_splits_back_into_the_launcher_argv():
     assert shlex.split(parser["Service"]["ExecStart"]) == argv
     assert parser["Service"]["Restart"] == "no"
     assert parser["Unit"]["Description"] == "A 100% web"
+
+
+def test_restart_sec_is_the_units_restart_delay():
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.read_string(render(restart_sec=2.5))
+    assert parser["Service"]["RestartSec"] == "2.5"
 
 
 def test_a_description_is_one_line():
