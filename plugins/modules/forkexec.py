@@ -180,6 +180,31 @@ delta:
   returned: when the command ran
   type: str
   sample: '0:00:00.010000'
+landlock:
+  description:
+    - What this host's kernel enforces of O(landlock). In best-effort mode the rights in RV(landlock.dropped)
+      are not restricted (and a warning says so); in strict mode the task failed before anything started
+      instead.
+  returned: when O(landlock) is set
+  type: dict
+  contains:
+    abi:
+      description: The kernel's Landlock ABI version (0 - no Landlock).
+      type: int
+      sample: 2
+    mode:
+      description: O(landlock.mode).
+      type: str
+      sample: best_effort
+    enforced:
+      description: Whether the kernel enforces any of the policy.
+      type: bool
+      sample: true
+    dropped:
+      description: Each right the kernel cannot enforce, named as its option.
+      type: list
+      elements: str
+      sample: ["landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has 2"]
 child_error:
   description:
     - The step at which the child failed before C(execve) (pyforkexec's C(ChildError)).
@@ -218,7 +243,7 @@ def main():
                            required_one_of=fx.REQUIRED_ONE_OF, supports_check_mode=True)
     deps.require(module, "pyforkexec")
     try:
-        module.exit_json(**fx.run(module.params, module.check_mode))
+        module.exit_json(**fx.run(module.params, module.check_mode, module.warn))
     except fx.Failure as e:
         module.fail_json(msg=e.msg, **e.fields)
 
