@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
@@ -30,12 +31,12 @@ def no_new_privs(pid):
 
 
 def started_at(pid):
-    """When ``pid`` started, in seconds since the epoch (/proc/PID/stat's start time after boot)."""
+    """When ``pid`` started, in seconds since the epoch: /proc/PID/stat's start time (clock ticks after
+    boot, on the boot-time clock) taken back from now (precise to a tick, unlike /proc/stat's btime)."""
     with open(f"/proc/{pid}/stat") as f:
-        ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime, in clock ticks
-    with open("/proc/stat") as f:
-        boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+        ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+    age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    return time.time() - age
 
 
 def service_policy(name):
