@@ -59,7 +59,17 @@ from pyforkexec import (
     SysProcAttr,
     SysProcIDMap,
 )
+from pyforkexec.sandbox import kernel_fds
 from pyforkexec.sandbox.cgroup import find_cgroup2, remove_cgroup
+from pyforkexec.sandbox.landlock import (
+    ABI_ENV,
+    FS_GROUPS,
+    FS_RIGHTS,
+    Landlock,
+    LandlockPath,
+    LandlockPort,
+    landlock_abi,
+)
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed (it is in the dev extras)")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -107,6 +117,8 @@ class Pool:
             "ns_net": os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC),
             "ns_user": os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC),
         }
+        if landlock_abi() >= 1:  # a ruleset handling reads: what use_landlock restricts a child to
+            self.fds["ruleset"] = kernel_fds.landlock_create_ruleset(FS_RIGHTS["read_file"][0], 0, 0)
         self.closed_fd = os.dup(0)
         os.close(self.closed_fd)
         self.open_file = open(os.devnull, "rb")  # noqa: SIM115 - lives for the whole run
@@ -199,10 +211,38 @@ def mounts() -> st.SearchStrategy[Any]:
     mount = st.builds(Mount, maybe(st.sampled_from(["tmpfs", "proc", tmp, "/nonexistent", None])), target,
                       maybe(st.sampled_from(["tmpfs", "proc", "nosuchfs", None])), flags,
                       maybe(st.sampled_from([None, "size=1m", "mode=755", "x" * 5000, "\ud800"])),
-                      maybe(st.booleans()))
+                      maybe(st.booleans()), idmaps())
     factories = st.sampled_from([lambda: Mount.tmpfs(f"{tmp}/t"), lambda: Mount.proc(f"{tmp}/p"),
-                                 lambda: Mount.bind("/bin", f"{tmp}/b", readonly=True)]).map(lambda f: f())
+                                 lambda: Mount.bind("/bin", f"{tmp}/b", readonly=True),
+                                 lambda: Mount.bind(tmp, f"{tmp}/i", idmap=True)]).map(lambda f: f())
     return lists(pick(mount, factories))
+
+
+def idmaps() -> st.SearchStrategy[Any]:
+    """Mount.idmap: none, the child's own user namespace, another one by path or fd, or hostile."""
+    return pick(*[st.none()] * 4, st.just(True), st.sampled_from(["/proc/self/ns/user", "/proc/self/ns/net",
+                                                                  "/nonexistent", "rel"]),
+                st.sampled_from(["ns_user", "ns_net", "pipe_r"]).map(POOL.fds.get), hostile())
+
+
+def landlock_policies() -> st.SearchStrategy[Any]:
+    """Landlock values: rules on real and missing paths, files and directories, every right name and
+    some that are none, ports in and out of range, scopes, both modes; and hostile values anywhere."""
+    tmp = POOL.tmp
+    rights = maybe(st.sampled_from([*FS_RIGHTS, *FS_GROUPS, "fly", ""]))
+    path = pick(st.sampled_from(["/usr", "/bin", "/lib", "/lib64", "/etc", "/etc/hostname", "/dev/null", tmp,
+                                 "/nonexistent", ""]), paths())
+    rule = st.builds(LandlockPath, path, lists(rights, max_size=4))
+    port = st.builds(LandlockPort, maybe(st.sampled_from([0, 80, 8080, 65535, 65536, -1])),
+                     lists(maybe(st.sampled_from(["bind", "connect", "listen"]))))
+    scopes = lists(maybe(st.sampled_from(["signal", "abstract_unix_socket", "ipc"])))
+    mode = maybe(st.sampled_from(["best_effort", "strict", "lenient"]))
+    system = st.just([LandlockPath(p, ["read", "execute"]) for p in ("/usr", "/bin", "/lib", "/lib64", "/etc")
+                      if os.path.exists(p)])
+    policy = st.builds(lambda base, more, ports, sc, m: Landlock(base + more, ports, sc, m),
+                       pick(system, st.just([])), st.lists(rule, max_size=3), lists(port), scopes, mode)
+    return pick(*[policy] * 5, st.builds(Landlock, lists(rule), lists(port), scopes, mode), st.none(),
+                hostile())
 
 
 def names(known: list[str]) -> st.SearchStrategy[Any]:
@@ -266,6 +306,9 @@ def sys_fields() -> dict[str, st.SearchStrategy[Any]]:
         "capabilities": pick(st.none(), st.builds(Capabilities, lists(names(caps)), lists(names(caps)),
                                                        b, lists(names(caps))), hostile()),
         "no_new_privs": b, "seccomp": pick(st.none(), seccomp(), hostile()), "sync": sync_callables(),
+        "use_landlock": b, "landlock_flags": maybe(st.sampled_from([0, 1, 2, 4, 8, 1 << 31])),
+        "landlock_fd": pick(fd_values(), st.sampled_from(["ruleset"]).map(POOL.fds.get), st.just(-1)),
+        "landlock": landlock_policies(),
         "exec_fd": pick(st.none(), st.builds(lambda: POOL.fds["true_exe"]), fd_values()),
     }
 
@@ -543,6 +586,54 @@ def test_run(uid: Optional[int], world: tuple[str, str, str]) -> None:
                        lambda: _remove_kept_cgroup(roots["SysProcAttr"], False))
 
         prop()
+        return tally
+
+    _run(body, uid, world)
+
+
+LANDLOCK_FIELDS = ("landlock", "use_landlock", "landlock_fd", "landlock_flags", "no_new_privs", "mounts")
+
+
+@st.composite
+def landlock_spawns(draw: Any) -> Any:
+    """/bin/true with a Landlock policy, sometimes with Go 1.28's fields and idmapped mounts besides,
+    on this kernel's ABI or a simulated lower one."""
+    strategies = POOL.sys_fields
+    chosen = draw(st.lists(st.sampled_from(LANDLOCK_FIELDS[1:]), max_size=2, unique=True))
+    fields = {name: draw(strategies[name]) for name in chosen}
+    if fields.get("mounts"):
+        fields.update(cloneflags=int(pf.CLONE_NEWUSER | pf.CLONE_NEWNS),
+                      uid_mappings=[SysProcIDMap(0, os.geteuid(), 1)],
+                      gid_mappings=[SysProcIDMap(0, os.getegid(), 1)])
+    sys = SysProcAttr(landlock=draw(strategies["landlock"]), **fields)
+    abi = draw(st.sampled_from([None, None, "0", "1", "2", "3", "4", "5", "6"]))
+    return ProcAttr(sys=sys), abi
+
+
+@USERS
+def test_landlock_values(uid: Optional[int], world: tuple[str, str, str]) -> None:
+    """SysProcAttr.landlock and Go's Landlock fields: ran, ChildError with a location, or a refusal
+    naming the field with no process; nothing leaked (no ruleset fd, no tree fd, no helper)."""
+
+    def body() -> Tally:
+        tally = Tally()
+
+        @SETTINGS
+        @given(landlock_spawns())
+        def prop(case: tuple[ProcAttr, Optional[str]]) -> None:
+            attr, abi = case
+            if abi is None:
+                os.environ.pop(ABI_ENV, None)
+            else:
+                os.environ[ABI_ENV] = abi
+            roots = {"attr": attr, "ProcAttr": attr, "SysProcAttr": attr.sys}
+            check_call(lambda: pf.fork_exec("/bin/true", ["true"], attr), roots, _reap_pid, tally,
+                       lambda: None)
+
+        try:
+            prop()
+        finally:
+            os.environ.pop(ABI_ENV, None)
         return tally
 
     _run(body, uid, world)

@@ -115,7 +115,7 @@ class Landlock:
 
         def keep(field: str, names: Sequence[str], table: dict[str, tuple[int, int]]) -> tuple[str, ...]:
             kept = []
-            for name in names:
+            for name in dict.fromkeys(names):  # each once, in the order given
                 need = table[name][1]
                 if need <= abi:
                     kept.append(name)
@@ -148,7 +148,10 @@ def _expand(access: Sequence[str]) -> tuple[str, ...]:
 
 
 def _mask(names: Sequence[str], table: dict[str, tuple[int, int]]) -> int:
-    return sum(table[n][0] for n in names)
+    mask = 0
+    for name in names:  # a name given twice is one right
+        mask |= table[name][0]
+    return mask
 
 
 def _known(table: dict[str, tuple[int, int]], abi: int) -> int:
