@@ -497,9 +497,13 @@ def _mount(option, m):
     idmap = _idmap(f"{option}.idmap", m["idmap"])
     if idmap is not None and kind not in ("bind", "mount"):
         _fail(f"{option}.idmap", f"only a bind mount can be idmapped, not a {kind}")
+    if idmap is not None and "idmap" not in {f.name for f in dataclasses.fields(fe.Mount)}:
+        _fail(f"{option}.idmap", f"needs Mount.idmap, which the installed pyforkexec "
+              f"{getattr(fe, '__version__', '?')} does not have: upgrade pyforkexec")
+    extra = {} if idmap is None else dict(idmap=idmap)  # a pyforkexec without idmaps takes the others
     if kind == "bind":
         return [fe.Mount.bind(m["source"], target, readonly=m["readonly"], recursive=m["recursive"],
-                              mkdir=m["mkdir"], idmap=idmap)]
+                              mkdir=m["mkdir"], **extra)]
     if kind == "tmpfs":
         return [fe.Mount.tmpfs(target, size=m["size"], mode=m["mode"], mkdir=m["mkdir"])]
     if kind == "proc":
@@ -509,7 +513,8 @@ def _mount(option, m):
     if kind == "dev":
         return fe.minimal_dev(target)
     flags = list(m["flags"]) + (["ro"] if m["readonly"] else [])
-    return [fe.Mount(m["source"], target, m["fstype"], ",".join(flags) or 0, m["options"], m["mkdir"], idmap)]
+    return [fe.Mount(m["source"], target, m["fstype"], ",".join(flags) or 0, m["options"], m["mkdir"],
+                     **extra)]
 
 
 # Fields of pyforkexec's Mount that are also sub-options of a mounts entry.
