@@ -136,8 +136,8 @@ def test_idmap_refusals_name_the_mount(refused, tmp_path):
 
 
 def test_an_idmap_step_failure_names_the_mount(built, tmp_path):
-    done = built(**USERNS, mounts=[dict(type="tmpfs", target="/t"), dict(source=str(tmp_path), target="/m",
-                                                                        idmap=True)])
+    idmapped = dict(source=str(tmp_path), target="/m", idmap=True)
+    done = built(**USERNS, mounts=[dict(type="tmpfs", target="/t"), idmapped])
     for location in (fe.ErrorLocation.IDMAP, fe.ErrorLocation.MOVE_MOUNT):
         error = fe.ChildError(22, location, 1, "/usr/bin/true")
         assert done.explain(error) == f"mounts[1]: {error}"
