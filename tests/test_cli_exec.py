@@ -26,6 +26,7 @@ from pyforkexec import (
     SetNS,
     SysProcAttr,
     SysProcIDMap,
+    landlock_abi,
     spec,
 )
 from pyforkexec.sandbox.cgroup import CgroupError, find_cgroup2
@@ -297,3 +298,32 @@ def test_a_cgroup_error_is_a_message_and_exit_125(tmp_path: Path, wait: bool) ->
     assert (res.returncode, res.stdout) == (125, "")
     assert res.stderr == (f"pyforkexec: SysProcAttr.cgroup: Not a directory: "
                           f"{os.path.join(root, 'cgroup.procs', 'x')}\n")
+
+
+LANDLOCK_SYSTEM = [{"path": p, "access": ["read", "execute"]}
+                   for p in ("/usr", "/bin", "/lib", "/lib64", "/etc") if os.path.exists(p)]
+
+
+@pytest.mark.skipif(landlock_abi() < 3, reason="needs Landlock ABI 3 (truncate) on this kernel")
+def test_a_landlock_policy_from_a_spec(tmp_path: Path) -> None:
+    """exec --spec applies sys.landlock; --check refuses a strict policy this kernel (here: one made to
+    look like ABI 2) cannot enforce, and reports what best effort drops."""
+    data = tmp_path / "data"
+    data.mkdir()
+    policy = {"paths": [*LANDLOCK_SYSTEM, {"path": str(data), "access": ["read", "write"]}]}
+    path = write(tmp_path, doc(["sh", "-c", f"echo x > {data}/ok && cat {data}/ok; echo y > {tmp_path}/no"],
+                               landlock=policy))
+    res = pfe("exec", "--spec", path)
+    assert res.returncode == 2 and res.stdout == "x\n", res
+    assert "Permission denied" in res.stderr and not (tmp_path / "no").exists()
+    old = {**os.environ, "PYFORKEXEC_LANDLOCK_ABI": "2"}
+    res = pfe("exec", "--check", "--spec", path, env=old)
+    assert res.returncode == 0 and res.stdout == "OK\n", res
+    n = len(LANDLOCK_SYSTEM)
+    assert res.stderr == (f"pyforkexec: landlock (best effort, ABI 2): sys.landlock.paths[{n}].access: "
+                          "truncate needs Landlock ABI 3, this kernel has 2\n")
+    path = write(tmp_path, doc(["true"], landlock={**policy, "mode": "strict"}))
+    res = pfe("exec", "--check", "--spec", path, env=old)
+    assert res.returncode == 1 and res.stderr.startswith(
+        f"pyforkexec: spec: sys.landlock.paths[{n}].access: truncate needs Landlock ABI 3, this kernel has 2")
+    assert pfe("exec", "--check", "--spec", path).returncode == 0

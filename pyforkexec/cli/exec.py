@@ -4,6 +4,11 @@
 starting anything, and prints OK. ``--schema`` prints the JSON Schema of the documents. Arguments
 after the options are appended to the spec's argv (``ExecStart=pyforkexec exec --spec web.json -- -v``).
 
+A ``sys.landlock`` policy in best-effort mode that this kernel cannot enforce in full is reported on
+standard error, one line per dropped right (``pyforkexec: landlock (best effort, ABI 2):
+sys.landlock.paths[1].access: truncate needs Landlock ABI 3, this kernel has 2``), by ``--check`` and
+before every start; in strict mode the check refuses the spec instead.
+
 With ``"wait": true`` the launcher stays the parent and removes the ``sys.cgroup`` directory it
 created once the process is reaped; with false the directory stays with the detached process.
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from typing import NoReturn, Optional
 
@@ -19,6 +25,7 @@ from .. import spec as specmod
 from ..errors import ChildError
 from ..forkexec import fork_exec
 from ..lookpath import find_program
+from ..sandbox.landlock import landlock_abi
 from .failure import EXIT_NOT_FOUND, Failure, die, exit_status
 from .launch import environ_list, spawn_and_wait
 from .options import HELP, NONE, REQUIRED, VERSION, Command, Opt, parse_or_fail
@@ -59,6 +66,16 @@ def blame_field(err: BaseException) -> Optional[BaseException]:
     return None
 
 
+def report_landlock(spec: specmod.Spec) -> None:
+    """What a best-effort Landlock policy loses on this kernel, on standard error (a journal line)."""
+    policy = spec.attr.sys.landlock if spec.attr.sys is not None else None
+    if policy is None:
+        return
+    abi = landlock_abi()
+    for line in policy.plan(abi).dropped:
+        print(f"pyforkexec: landlock (best effort, ABI {abi}): sys.landlock.{line}", file=sys.stderr)
+
+
 def main(argv: Sequence[str]) -> NoReturn:
     parsed = parse_or_fail(CMD, argv)
     if parsed.has("schema"):
@@ -71,6 +88,7 @@ def main(argv: Sequence[str]) -> NoReturn:
     spec = specmod.read(path)
     spec.argv += parsed.rest
     specmod.check(spec)
+    report_landlock(spec)
     argv0 = program(spec)
     if parsed.has("check"):
         print("OK")
