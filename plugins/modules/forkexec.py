@@ -126,6 +126,27 @@ EXAMPLES = r"""
     rlimits: {nofile: 1024}
     no_new_privs: true
     creates: /srv/src/build/done
+
+- name: A converter that may read the system and its input, and write only its output (Landlock)
+  pyforkexec.isolation.forkexec:
+    argv: [/usr/bin/convert, /srv/in/photo.png, /srv/out/photo.jpg]
+    landlock:
+      paths:
+        - {path: /usr, access: [read, execute]}
+        - {path: /etc, access: [read]}
+        - {path: /srv/in, access: [read]}
+        - {path: /srv/out, access: [read, write]}
+      mode: strict  # fail rather than run with a right this kernel cannot enforce
+  register: converted
+
+- name: A root-owned directory written as root of a user namespace, through an idmapped mount
+  pyforkexec.isolation.forkexec:
+    argv: [touch, /data/made-inside]  # stored on the host as uid 0
+    namespaces: [user, mount]
+    uid_map: [{container_id: 0, host_id: 100000, size: 65536}]
+    gid_map: [{container_id: 0, host_id: 100000, size: 65536}]
+    credential: {uid: 0, gid: 0}
+    mounts: [{source: /srv/data, target: /data, idmap: true}]
 """
 
 RETURN = r"""

@@ -137,6 +137,18 @@ EXAMPLES = r"""
     no_new_privs: true
     restart: always
     enabled: true
+    landlock:  # it may read the system and /srv/www, bind 8080, and nothing else
+      paths:
+        - {path: /usr, access: [read, execute]}
+        - {path: /etc, access: [read]}
+        - {path: /srv/www, access: [read]}
+      ports: [{port: 8080, access: [bind]}]
+  register: web
+
+- name: Say what this host's kernel could not enforce (best effort)
+  ansible.builtin.debug:
+    msg: "{{ web.landlock.dropped }}"
+  when: web.landlock.dropped | length > 0
 
 - name: Stop it
   pyforkexec.isolation.service:
