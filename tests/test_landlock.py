@@ -315,3 +315,12 @@ def test_rule_paths_are_opened_as_the_parent_sees_them(scratch: str) -> None:
                              landlock=policy))
     assert out == "data\n"
     assert stat.S_ISDIR(os.stat(allowed).st_mode)
+
+
+def test_plan_names_what_it_does_not_know_and_counts_each_right_once() -> None:
+    with pytest.raises(ValueError, match=r"^paths\[0\]\.access: unknown name 'fly'"):
+        Landlock(paths=[LandlockPath("/usr", ["read", "fly"])]).plan(ABI)
+    effective, dropped = Landlock(paths=[LandlockPath("/usr", ["read", "read_file", "read"])],
+                                  scopes=["signal", "signal"]).plan(6)
+    assert effective.paths[0].access == ("read_file", "read_dir") and effective.scopes == ("signal",)
+    assert dropped == ()

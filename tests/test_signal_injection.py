@@ -191,6 +191,18 @@ def test_sync_and_exec_fd(signals: tuple[int, ...]) -> None:
     assert counts["raised"] > 0 and seen
 
 
+@pytest.mark.skipif(fe.landlock_abi() < 1, reason="Landlock is not enabled here")
+def test_landlock_ruleset_and_idmapped_mount(tmp_path: Path) -> None:
+    """The parent's Landlock ruleset and rule-path fds, the idmap helper (a spawn inside the spawn) and
+    the detached mount tree: every line, with both signals at once (each set costs a minute here)."""
+    signals = SIGNAL_SETS["two at once"]
+    attr = fe.ProcAttr(files=[0, 1, 2], sys=_userns(
+        cloneflags=fe.CLONE_NEWNS, mounts=[fe.Mount.bind(str(tmp_path), "/mnt", mkdir=False, idmap=True)],
+        landlock=fe.Landlock(paths=[fe.LandlockPath("/usr", ["read", "execute"])])))
+    counts = _sweep(lambda: fe.fork_exec(TRUE, ["true"], attr), _reap_pid, signals)
+    assert counts["raised"] > 0
+
+
 @pytest.fixture
 def uts_holder() -> Iterator[int]:
     """A process in a UTS and network namespace of its own, to join."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from typing import Union
 
+from .. import _signals
 from ..attrs import ProcAttr, SysProcAttr
 from ..errors import ChildError, ErrorLocation
 from . import kernel_fds
@@ -37,7 +38,8 @@ def _userns_like(sys_attr: SysProcAttr, opened: list[int]) -> int:
     from ..forkexec import fork_exec  # the spawn itself, which this module's caller is part of
 
     def open_ns(pid: int) -> None:
-        opened.append(os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
+        with _signals.held():  # a sync callable runs with handlers live: none between open and append
+            opened.append(os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
         raise _Opened
 
     helper = SysProcAttr(cloneflags=NEWUSER, uid_mappings=sys_attr.uid_mappings,
@@ -46,8 +48,11 @@ def _userns_like(sys_attr: SysProcAttr, opened: list[int]) -> int:
     try:  # the helper never execs: its sync callable stops it, and fork_exec kills and reaps it
         fork_exec("/", ["pyforkexec-idmap-userns"], ProcAttr(files=(), sys=helper))
     except ChildError as e:
-        if isinstance(e.__cause__, _Opened):
+        cause = e.__cause__
+        if isinstance(cause, _Opened):
             return opened[-1]
+        if cause is not None and not isinstance(cause, OSError):  # a signal handler's, in the callable
+            raise cause from None
         raise OSError(e.errno, f"a user namespace with the child's maps: {e.strerror} "
                       f"(at {e.location.step})") from None
     raise AssertionError("the idmap helper exec'd /")  # pragma: no cover - "/" is a directory

@@ -110,12 +110,15 @@ class Landlock:
     mode: str = "best_effort"
 
     def plan(self, abi: int) -> LandlockPlan:
-        """What a kernel with Landlock ABI ``abi`` enforces of this policy (it must be valid)."""
+        """What a kernel with Landlock ABI ``abi`` enforces of this policy. A name that is no right or
+        scope is a ValueError naming its field (the full checks run when a process is spawned)."""
         dropped: list[str] = []
 
         def keep(field: str, names: Sequence[str], table: dict[str, tuple[int, int]]) -> tuple[str, ...]:
             kept = []
             for name in dict.fromkeys(names):  # each once, in the order given
+                if name not in table:
+                    fail(field, f"unknown name {name!r}; known: {', '.join(table)}")
                 need = table[name][1]
                 if need <= abi:
                     kept.append(name)
@@ -144,7 +147,7 @@ def _expand(access: Sequence[str]) -> tuple[str, ...]:
     names = set()
     for name in access:
         names.update(FS_GROUPS.get(name, (name,)))
-    return tuple(n for n in FS_RIGHTS if n in names)
+    return (*(n for n in FS_RIGHTS if n in names), *sorted(names - FS_RIGHTS.keys()))  # unknown: last
 
 
 def _mask(names: Sequence[str], table: dict[str, tuple[int, int]]) -> int:
