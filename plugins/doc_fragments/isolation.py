@@ -196,6 +196,74 @@ options:
         description: The error of the V(errno) action, a name or number.
         type: raw
         default: EPERM
+  landlock:
+    description:
+      - A Landlock policy (C(landlock(7))), enforced by the kernel on the command and all its descendants
+        from C(execve) on. It implies C(PR_SET_NO_NEW_PRIVS).
+      - With any O(landlock.paths) rule, all file access is denied except what the rules allow beneath
+        their paths; with any O(landlock.ports) rule, TCP C(bind) and C(connect) are denied except on the
+        ports of the rules.
+      - Rule paths are looked up on the host when the command starts, before its mounts exist, as this
+        module sees them (not inside O(rootfs)). A bind mount carries the rule of its source; a
+        filesystem the command mounts itself (a V(proc), a V(tmpfs)) is beneath no rule, so it is denied
+        unless a rule is on V(/).
+      - Kernels differ in what they enforce (Landlock ABI 1 on Linux 5.13, 2 on 5.19 and Debian 12's 6.1,
+        3 on 6.2, 4 (ports) on 6.7, 5 on 6.10, 6 (scopes) on 6.12). RV(landlock) says what this host
+        enforces.
+    type: dict
+    suboptions:
+      paths:
+        description:
+          - Filesystem rules, each allowing O(landlock.paths[].access) beneath O(landlock.paths[].path).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          path:
+            description: An absolute path on the host (a directory, or a file for the rights of a file).
+            type: path
+            required: true
+          access:
+            description:
+              - "Rights: V(read) (V(read_file) and V(read_dir)), V(write) (V(write_file), V(truncate) and
+                the V(make_*) and V(remove_*) rights), V(execute), V(read_file), V(read_dir), V(write_file),
+                V(truncate) (ABI 3), V(remove_dir), V(remove_file), V(make_char), V(make_dir),
+                V(make_reg), V(make_sock), V(make_fifo), V(make_block), V(make_sym), V(refer) (ABI 2:
+                renaming and linking across directories), V(ioctl_dev) (ABI 5)."
+            type: list
+            elements: str
+            required: true
+      ports:
+        description:
+          - TCP port rules (ABI 4), each allowing O(landlock.ports[].access) on O(landlock.ports[].port).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          port:
+            description: A TCP port.
+            type: int
+            required: true
+          access:
+            description: V(bind) and/or V(connect).
+            type: list
+            elements: str
+            required: true
+      scopes:
+        description:
+          - What the command cannot reach outside its Landlock domain (ABI 6), V(abstract_unix_socket)
+            (connect to abstract unix sockets made outside it), V(signal) (signal processes outside it).
+        type: list
+        elements: str
+        default: []
+      mode:
+        description:
+          - V(best_effort) enforces what this host's kernel can and reports the rest in RV(landlock.dropped),
+            with a warning; V(strict) fails before anything starts, naming the first right the kernel cannot
+            enforce.
+        type: str
+        choices: [best_effort, strict]
+        default: best_effort
   rootfs:
     description:
       - A directory that becomes the command's root with C(pivot_root) (needs V(mount) in O(namespaces)).
@@ -258,6 +326,17 @@ options:
         description: Create a missing target first.
         type: bool
         default: true
+      idmap:
+        description:
+          - Make a V(bind) mount idmapped (C(open_tree) and C(mount_setattr) with C(MOUNT_ATTR_IDMAP)).
+          - "V(true) idmaps it to the command's own user namespace (needs V(user) in O(namespaces) and its
+            maps): a file stored with uid N appears as the id the maps give host id N, so with a map
+            0 -> 100000 host root's files appear as the command's root, and what its root creates is stored
+            as uid 0."
+          - The absolute path of a user namespace file (C(/proc/PID/ns/user)) idmaps it to that namespace.
+          - The filesystem must support idmapped mounts (ext4, xfs, btrfs, tmpfs from Linux 6.3...);
+            otherwise the command fails to start, naming the mount.
+        type: raw
   mount_propagation:
     description:
       - Propagation of every mount of the new mount namespace, set before O(mounts).

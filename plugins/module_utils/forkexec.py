@@ -17,6 +17,8 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation imp
     IsolationError,
     build_and_check,
     environment_entries,
+    landlock_report,
+    landlock_warning,
 )
 
 ARGSPEC = dict(
@@ -65,8 +67,8 @@ def environment(params):
     return env
 
 
-def run(params, check_mode):
-    """One run of the module: the result for exit_json. Raises Failure."""
+def run(params, check_mode, warn=lambda message: None):
+    """One run of the module: the result for exit_json; ``warn`` gets each warning. Raises Failure."""
     argv = params["argv"] if params["argv"] is not None else shlex.split(params["cmd"])
     command = "argv" if params["argv"] is not None else "cmd"
     if not argv:
@@ -80,11 +82,17 @@ def run(params, check_mode):
         sys_attr = built.attr.sys
     except IsolationError as e:
         raise Failure(str(e), cmd=argv) from None
+    # What this kernel enforces of the Landlock policy (strict mode refused above what it cannot).
+    landlock = landlock_report(sys_attr.landlock)
+    reported = dict(landlock=landlock) if landlock else {}
+    warning = landlock_warning(landlock)
+    if warning:
+        warn(warning)
     reason = skip_reason(params)
     if reason:
-        return dict(changed=False, skipped=True, msg=reason, cmd=argv, rc=0, stdout="", stderr="")
+        return dict(changed=False, skipped=True, msg=reason, cmd=argv, rc=0, stdout="", stderr="", **reported)
     if check_mode:
-        return dict(changed=True, msg="would run (check mode): every option validated", cmd=argv)
+        return dict(changed=True, msg="would run (check mode): every option validated", cmd=argv, **reported)
 
     pids = []
     sys_attr.sync = pids.append  # pyforkexec calls it with the child's pid just before execve
@@ -98,18 +106,18 @@ def run(params, check_mode):
                         stdin=None if data is not None else subprocess.DEVNULL, capture_output=True,
                         timeout=params["timeout"] or None)
     except fe.ChildError as e:
-        raise Failure(built.explain(e), cmd=argv, child_error=child_error(e), rc=None) from None
+        raise Failure(built.explain(e), cmd=argv, child_error=child_error(e), rc=None, **reported) from None
     except subprocess.TimeoutExpired:
         raise Failure(f"the command did not exit within {params['timeout']} seconds: it was killed",
-                      cmd=argv, pid=pids[0] if pids else None, rc=None) from None
+                      cmd=argv, pid=pids[0] if pids else None, rc=None, **reported) from None
     except (OSError, ValueError, TypeError) as e:  # refused by pyforkexec at the spawn: a join target gone...
-        raise Failure(built.explain(e, context=f"could not start {argv[0]}"), cmd=argv) from None
+        raise Failure(built.explain(e, context=f"could not start {argv[0]}"), cmd=argv, **reported) from None
     end = datetime.datetime.now()
     stdout = result.stdout.decode("utf-8", "replace")
     stderr = result.stderr.decode("utf-8", "replace")
     out = dict(changed=True, cmd=argv, rc=result.returncode, pid=pids[0] if pids else None, stdout=stdout,
                stderr=stderr, stdout_lines=stdout.splitlines(), stderr_lines=stderr.splitlines(),
-               start=str(start), end=str(end), delta=str(end - start))
+               start=str(start), end=str(end), delta=str(end - start), **reported)
     if result.returncode != 0:
         raise Failure("non-zero return code", **out)
     return out

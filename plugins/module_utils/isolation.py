@@ -23,6 +23,7 @@ import pwd
 import re
 
 from ansible.module_utils.common.text.formatters import human_to_bytes
+from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
 
 # namespaces option value -> clone flag name (and the /proc/PID/ns file, see pyforkexec.nsinfo.NS_FILES)
@@ -56,6 +57,7 @@ _MOUNT = dict(
     flags=dict(type="list", elements="str", default=[]),
     options=dict(type="str"),
     mkdir=dict(type="bool", default=True),
+    idmap=dict(type="raw"),
 )
 _CREDENTIAL = dict(
     uid=dict(type="raw", required=True),
@@ -85,6 +87,22 @@ _CGROUP = dict(
     cpu_weight=dict(type="int"),
     pids_max=dict(type="raw"),
     io_max=dict(type="list", elements="str"),
+)
+# The right, port and scope names are pyforkexec's (pyforkexec.sandbox.landlock): it checks them, and
+# its message names the entry (landlock.paths[1].access[0]).
+_LANDLOCK_PATH = dict(
+    path=dict(type="path", required=True),
+    access=dict(type="list", elements="str", required=True),
+)
+_LANDLOCK_PORT = dict(
+    port=dict(type="int", required=True),
+    access=dict(type="list", elements="str", required=True),
+)
+_LANDLOCK = dict(
+    paths=dict(type="list", elements="dict", options=_LANDLOCK_PATH, default=[]),
+    ports=dict(type="list", elements="dict", options=_LANDLOCK_PORT, default=[]),
+    scopes=dict(type="list", elements="str", default=[]),
+    mode=dict(type="str", default="best_effort", choices=["best_effort", "strict"]),
 )
 _JOIN = dict(
     pid=dict(type="int"),
@@ -128,6 +146,7 @@ ISOLATION_OPTIONS = (
     Option("capabilities", dict(type="dict", options=_CAPABILITIES), ("capabilities",)),
     Option("no_new_privs", dict(type="bool", default=False), ("no_new_privs",)),
     Option("seccomp", dict(type="dict", options=_SECCOMP), ("seccomp",)),
+    Option("landlock", dict(type="dict", options=_LANDLOCK), ("landlock",)),
     Option("rootfs", dict(type="path"), ("pivot_root",), ("mounts",)),
     Option("readonly_root", dict(type="bool", default=False), ("readonly_root",)),
     Option("mounts", dict(type="list", elements="dict", options=_MOUNT, default=[],
@@ -459,12 +478,32 @@ def _setns(params, cloneflags, origins, on_host):
     return [fe.SetNS(path, int(nstype), inode) for option, path, nstype, inode in entries]
 
 
-def _mount(m):
+def _idmap(option, value):
+    """A mount's ``idmap``: None (not idmapped), True (to the command's own user namespace) or the path
+    of a user namespace file (``/proc/PID/ns/user``)."""
+    if value is None or isinstance(value, bool):
+        return value or None
+    text = str(value)
+    if text.startswith("/"):
+        return text
+    if text.lower() in BOOLEANS:
+        return boolean(text) or None
+    _fail(option, f"expected true, false or the absolute path of a user namespace file, got {text!r}")
+
+
+def _mount(option, m):
     fe = deps.pyforkexec
     kind, target = m["type"], m["target"]
+    idmap = _idmap(f"{option}.idmap", m["idmap"])
+    if idmap is not None and kind not in ("bind", "mount"):
+        _fail(f"{option}.idmap", f"only a bind mount can be idmapped, not a {kind}")
+    if idmap is not None and "idmap" not in {f.name for f in dataclasses.fields(fe.Mount)}:
+        _fail(f"{option}.idmap", f"needs Mount.idmap, which the installed pyforkexec "
+              f"{getattr(fe, '__version__', '?')} does not have: upgrade pyforkexec")
+    extra = {} if idmap is None else dict(idmap=idmap)  # a pyforkexec without idmaps takes the others
     if kind == "bind":
         return [fe.Mount.bind(m["source"], target, readonly=m["readonly"], recursive=m["recursive"],
-                              mkdir=m["mkdir"])]
+                              mkdir=m["mkdir"], **extra)]
     if kind == "tmpfs":
         return [fe.Mount.tmpfs(target, size=m["size"], mode=m["mode"], mkdir=m["mkdir"])]
     if kind == "proc":
@@ -474,15 +513,16 @@ def _mount(m):
     if kind == "dev":
         return fe.minimal_dev(target)
     flags = list(m["flags"]) + (["ro"] if m["readonly"] else [])
-    return [fe.Mount(m["source"], target, m["fstype"], ",".join(flags) or 0, m["options"], m["mkdir"])]
+    return [fe.Mount(m["source"], target, m["fstype"], ",".join(flags) or 0, m["options"], m["mkdir"],
+                     **extra)]
 
 
 # Fields of pyforkexec's Mount that are also sub-options of a mounts entry.
-_MOUNT_KEYS = ("source", "target", "fstype", "flags", "mkdir")
+_MOUNT_KEYS = ("source", "target", "fstype", "flags", "mkdir", "idmap")
 
 
 def _mounts(params, origins, on_host):
-    made = [(f"mounts[{j}]", x) for j, m in enumerate(params["mounts"]) for x in _mount(m)]
+    made = [(f"mounts[{j}]", x) for j, m in enumerate(params["mounts"]) for x in _mount(f"mounts[{j}]", m)]
     rootfs = params["rootfs"]
     if rootfs and on_host and not os.path.isdir(rootfs):
         _fail("rootfs", f"{rootfs} is not a directory")
@@ -575,6 +615,51 @@ def _errno(value):
     return number
 
 
+# Where a policy's rule paths are checked away from their host (build_sysprocattr's ``on_host`` false):
+# a directory every host has, so that pyforkexec checks everything of the rule but its path there.
+OFFLINE_RULE_PATH = "/"
+
+
+def _landlock(params, origins, on_host):
+    """The Landlock policy of the ``landlock`` option, or None. Away from the host (the role's check on
+    its controller) the rule paths are not looked up, and the mode is best effort: which rights the
+    host's kernel enforces is the host's to say (the module fails there in strict mode)."""
+    if params is None:
+        return None
+    origins.add("sys.landlock", "landlock", _LANDLOCK)
+    fe = deps.pyforkexec
+    for i, rule in enumerate(params["paths"]):
+        if not os.path.isabs(rule["path"]):
+            _fail(f"landlock.paths[{i}].path", f"must be an absolute path, got {rule['path']!r}")
+    paths = [fe.LandlockPath(rule["path"] if on_host else OFFLINE_RULE_PATH, rule["access"])
+             for rule in params["paths"]]
+    ports = [fe.LandlockPort(rule["port"], rule["access"]) for rule in params["ports"]]
+    mode = params["mode"] if on_host else "best_effort"
+    return fe.Landlock(paths=paths, ports=ports, scopes=params["scopes"], mode=mode)
+
+
+def landlock_report(policy):
+    """What this host's kernel does with a checked Landlock policy (None: no policy): its Landlock ABI
+    (0: no Landlock), the policy's mode, whether anything of it is enforced, and each right it cannot
+    enforce, named as the option (``landlock.ports[0].access: bind needs Landlock ABI 4, this kernel
+    has 2``). In best-effort mode those rights are not restricted; in strict mode the check refused."""
+    if policy is None:
+        return None
+    abi = deps.pyforkexec.landlock_abi()
+    effective, dropped = policy.plan(abi)
+    enforced = bool(effective.paths or effective.ports or effective.scopes)
+    return dict(abi=abi, mode=policy.mode, enforced=enforced,
+                dropped=[f"landlock.{line}" for line in dropped])
+
+
+def landlock_warning(report):
+    """The warning of a best-effort policy this kernel cannot enforce in full, else None."""
+    if not report or not report["dropped"]:
+        return None
+    return (f"landlock: this kernel (Landlock ABI {report['abi']}) cannot enforce all of the policy; in "
+            f"best-effort mode these rights are not restricted: {'; '.join(report['dropped'])}")
+
+
 def _require_fields(params):
     """Every SysProcAttr field the options need must exist in the installed pyforkexec."""
     have = {f.name for f in dataclasses.fields(deps.pyforkexec.SysProcAttr)}
@@ -629,6 +714,7 @@ def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, 
         rlimits=_rlimits(params["rlimits"], origins),
         cgroup=_cgroup(params["cgroup"], cgroup_path) if with_cgroup else None,
         no_new_privs=params["no_new_privs"],
+        landlock=_landlock(params["landlock"], origins, on_host),
     )
     caps = params["capabilities"]
     if caps:

@@ -22,6 +22,8 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation imp
     build_and_check,
     cgroup_limits,
     environment_entries,
+    landlock_report,
+    landlock_warning,
 )
 
 ARGSPEC = dict(
@@ -116,6 +118,7 @@ class Service:
         self.diff = []
         self.files = Files(module, self.actions, self.diff)
         self.was_running = False
+        self.landlock = None  # what this kernel enforces of the landlock option (landlock_report)
 
     def _manager(self):
         manager = paths.resolve_manager(self.params["manager"])
@@ -130,6 +133,7 @@ class Service:
     def spec_text(self):
         p = self.params
         attr = launch_attr(p, self.name, self.manager).attr
+        self.landlock = landlock_report(attr.sys.landlock)
         doc = deps.pyforkexec.spec.dump(None, p["argv"], attr)
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
@@ -238,6 +242,8 @@ class Service:
             main_pid=main, pid=pid, namespaces=namespaces,
             spec_path=paths.spec_path(self.name),
         )
+        if self.landlock is not None:
+            out["landlock"] = self.landlock
         if self.manager == "systemd":
             out["unit_path"] = paths.unit_path(self.name)
         else:
@@ -267,6 +273,9 @@ def run(module):
     else:
         running = service.converge()
     result = service.result(running)
+    warning = landlock_warning(service.landlock)
+    if warning:
+        module.warn(f"{service.name}: {warning}")
     if module._diff:
         before = "started" if service.was_running else "stopped"
         state = dict(before_header="state", before=f"{before}\n", after_header="state",

@@ -126,6 +126,27 @@ EXAMPLES = r"""
     rlimits: {nofile: 1024}
     no_new_privs: true
     creates: /srv/src/build/done
+
+- name: A converter that may read the system and its input, and write only its output (Landlock)
+  pyforkexec.isolation.forkexec:
+    argv: [/usr/bin/convert, /srv/in/photo.png, /srv/out/photo.jpg]
+    landlock:
+      paths:
+        - {path: /usr, access: [read, execute]}
+        - {path: /etc, access: [read]}
+        - {path: /srv/in, access: [read]}
+        - {path: /srv/out, access: [read, write]}
+      mode: strict  # fail rather than run with a right this kernel cannot enforce
+  register: converted
+
+- name: A root-owned directory written as root of a user namespace, through an idmapped mount
+  pyforkexec.isolation.forkexec:
+    argv: [touch, /data/made-inside]  # stored on the host as uid 0
+    namespaces: [user, mount]
+    uid_map: [{container_id: 0, host_id: 100000, size: 65536}]
+    gid_map: [{container_id: 0, host_id: 100000, size: 65536}]
+    credential: {uid: 0, gid: 0}
+    mounts: [{source: /srv/data, target: /data, idmap: true}]
 """
 
 RETURN = r"""
@@ -180,6 +201,31 @@ delta:
   returned: when the command ran
   type: str
   sample: '0:00:00.010000'
+landlock:
+  description:
+    - What this host's kernel enforces of O(landlock). In best-effort mode the rights in RV(landlock.dropped)
+      are not restricted (and a warning says so); in strict mode the task failed before anything started
+      instead.
+  returned: when O(landlock) is set
+  type: dict
+  contains:
+    abi:
+      description: The kernel's Landlock ABI version (0 - no Landlock).
+      type: int
+      sample: 2
+    mode:
+      description: O(landlock.mode).
+      type: str
+      sample: best_effort
+    enforced:
+      description: Whether the kernel enforces any of the policy.
+      type: bool
+      sample: true
+    dropped:
+      description: Each right the kernel cannot enforce, named as its option.
+      type: list
+      elements: str
+      sample: ["landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has 2"]
 child_error:
   description:
     - The step at which the child failed before C(execve) (pyforkexec's C(ChildError)).
@@ -218,7 +264,7 @@ def main():
                            required_one_of=fx.REQUIRED_ONE_OF, supports_check_mode=True)
     deps.require(module, "pyforkexec")
     try:
-        module.exit_json(**fx.run(module.params, module.check_mode))
+        module.exit_json(**fx.run(module.params, module.check_mode, module.warn))
     except fx.Failure as e:
         module.fail_json(msg=e.msg, **e.fields)
 

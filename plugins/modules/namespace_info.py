@@ -15,6 +15,13 @@ description:
     network namespace.
   - Values that only exist inside a namespace (the hostname of a UTS namespace, the links of a network
     namespace) are read by a short-lived child that joins it.
+  - "Landlock (RV(landlock)): the kernel exposes no process's Landlock domain (Linux 6.1 to 6.18 -
+    C(/proc/PID/status) has no Landlock line and C(/proc/PID/attr/) no C(landlock) directory; from Linux
+    6.15 a domain only shows in audit records of what it denies). What is observable is reported as such -
+    the kernel's Landlock ABI and the process's C(NoNewPrivs), which a Landlock domain requires (it does
+    not prove one). For O(service), the policy its spec document asks for and what this kernel enforces of
+    it, which is what the service was started with unless the document changed after it started
+    (RV(landlock.spec_newer_than_process))."
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
@@ -114,6 +121,56 @@ cgroup:
   returned: when describing a process
   type: str
   sample: /system.slice/pyforkexec-web.service
+landlock:
+  description:
+    - The process's Landlock status, as far as it can be known from outside it (see the description).
+  returned: when describing a process
+  type: dict
+  contains:
+    observable:
+      description: Whether the kernel shows the process's Landlock domain; always false on the kernels known.
+      type: bool
+      sample: false
+    abi:
+      description: This kernel's Landlock ABI version (0 - no Landlock).
+      type: int
+      sample: 7
+    no_new_privs:
+      description: C(NoNewPrivs) of C(/proc/PID/status) (needed by a Landlock domain; not a proof of one).
+      type: bool
+      sample: true
+    policy:
+      description:
+        - For O(service), the O(pyforkexec.isolation.service#module:landlock) policy of its spec document
+          (null without one); null for O(pid).
+      type: dict
+      sample: {paths: [{path: /usr, access: [read, execute]}], ports: [], scopes: [], mode: best_effort}
+    mode:
+      description: The policy's mode.
+      returned: with a policy
+      type: str
+      sample: best_effort
+    enforced:
+      description: Whether this kernel enforces any of the policy.
+      returned: with a policy
+      type: bool
+      sample: true
+    dropped:
+      description: The rights of the policy this kernel cannot enforce (in best-effort mode, not restricted).
+      returned: with a policy
+      type: list
+      elements: str
+      sample: ["landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has 2"]
+    spec_path:
+      description: The spec document the policy was read from.
+      returned: for O(service)
+      type: str
+      sample: /etc/pyforkexec/web.json
+    spec_newer_than_process:
+      description: Whether that document was written after the process started (the policy may not be its).
+      returned: for O(service)
+      type: bool
+      sample: false
 net:
   description: The network namespace's links, addresses (all links) and routes added to its main table.
   returned: when O(net=true)
@@ -128,7 +185,7 @@ net:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, landlock_status
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
     IsolationError,
@@ -181,7 +238,8 @@ def main():
             if not nsinfo.pid_exists(pid):
                 raise paths.ServiceError(f"{option}: no process {pid}")
             facts = nsinfo.describe(pid, with_net)
-    except (paths.ServiceError, IsolationError, OSError, RuntimeError) as e:
+            facts["landlock"] = landlock_status.status(pid, params["service"])
+    except (paths.ServiceError, IsolationError, OSError, RuntimeError, ValueError) as e:
         module.fail_json(msg=str(e))
     module.exit_json(changed=False, **facts)
 

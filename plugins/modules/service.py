@@ -137,6 +137,18 @@ EXAMPLES = r"""
     no_new_privs: true
     restart: always
     enabled: true
+    landlock:  # it may read the system and /srv/www, bind 8080, and nothing else
+      paths:
+        - {path: /usr, access: [read, execute]}
+        - {path: /etc, access: [read]}
+        - {path: /srv/www, access: [read]}
+      ports: [{port: 8080, access: [bind]}]
+  register: web
+
+- name: Say what this host's kernel could not enforce (best effort)
+  ansible.builtin.debug:
+    msg: "{{ web.landlock.dropped }}"
+  when: web.landlock.dropped | length > 0
 
 - name: Stop it
   pyforkexec.isolation.service:
@@ -197,6 +209,31 @@ log_file:
   returned: when O(manager=direct)
   type: str
   sample: /var/log/pyforkexec/web.log
+landlock:
+  description:
+    - What this host's kernel enforces of O(landlock) each time the service starts. In best-effort mode
+      the rights in RV(landlock.dropped) are not restricted (and a warning says so); in strict mode the
+      task failed before anything was written or started instead.
+  returned: when O(landlock) is set and O(argv) given
+  type: dict
+  contains:
+    abi:
+      description: The kernel's Landlock ABI version (0 - no Landlock).
+      type: int
+      sample: 2
+    mode:
+      description: O(landlock.mode).
+      type: str
+      sample: best_effort
+    enforced:
+      description: Whether the kernel enforces any of the policy.
+      type: bool
+      sample: true
+    dropped:
+      description: Each right the kernel cannot enforce, named as its option.
+      type: list
+      elements: str
+      sample: ["landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has 2"]
 actions:
   description: What the module did (or would do in check mode).
   returned: always

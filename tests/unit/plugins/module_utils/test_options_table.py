@@ -120,6 +120,8 @@ EXAMPLES = {
     "capabilities": {"keep": ["CAP_NET_BIND_SERVICE"]},
     "no_new_privs": True,
     "seccomp": {"deny": ["ptrace"]},
+    "landlock": {"paths": [{"path": "/usr", "access": ["read", "execute"]}],
+                 "ports": [{"port": 8080, "access": ["bind"]}]},
     "rootfs": "/srv/web/root",
     "readonly_root": True,
     "mounts": [{"type": "tmpfs", "target": "/tmp"}],

@@ -146,3 +146,74 @@ def test_an_option_error_names_the_option_the_user_wrote(run, args, option):
 
 def test_an_empty_cmd_is_named_cmd(run):
     assert run(cmd=" ")["msg"] == "cmd: the command is empty"
+
+
+# ---- landlock (issue 13) -----------------------------------------------------------------------------
+
+def _landlock_abi():
+    import pyforkexec
+
+    return pyforkexec.landlock_abi()
+
+
+# The system's own files: enough to run the system's sh and python3.
+SYSTEM_RULES = [dict(path=p, access=["read", "execute"]) for p in ("/usr", "/bin", "/lib", "/lib64", "/etc")
+                if os.path.exists(p)]
+
+
+@pytest.mark.skipif(_landlock_abi() < 1, reason="Landlock is not enabled on this kernel")
+def test_a_landlock_policy_denies_a_write_beneath_a_read_only_rule(run, tmp_path):
+    data, other = tmp_path / "data", tmp_path / "other"
+    data.mkdir()
+    other.mkdir()
+    script = ('echo ok > "$1/written" && echo wrote; '
+              'if echo no > "$2/written" 2>/dev/null; then echo "other writable"; '
+              'else echo "other denied"; fi; cat "$2/../data/written"')
+    policy = dict(paths=[*SYSTEM_RULES, dict(path=str(data), access=["read", "write"]),
+                         dict(path=str(other), access=["read"])])
+    result = run(argv=["sh", "-c", script, "sh", str(data), str(other)], landlock=policy)
+    assert result["rc"] == 0, result
+    # other/.. is tmp_path, beneath no rule: reading data/written through it is allowed by data's rule
+    assert result["stdout_lines"] == ["wrote", "other denied", "ok"]
+    assert not (other / "written").exists() and (data / "written").read_text() == "ok\n"
+    assert result["landlock"]["abi"] == _landlock_abi() and result["landlock"]["enforced"] is True
+
+
+@pytest.mark.skipif(_landlock_abi() < 1, reason="Landlock is not enabled on this kernel")
+def test_a_read_outside_every_rule_is_refused_with_eacces(run, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s")
+    code = ("import sys\ntry:\n    open(sys.argv[1]).read()\nexcept OSError as e:\n    print(e.errno)\n")
+    result = run(argv=["/usr/bin/python3", "-c", code, str(secret)], landlock=dict(paths=SYSTEM_RULES))
+    assert result["stdout"] == "13\n"  # EACCES
+
+
+def test_best_effort_on_an_older_kernel_reports_and_warns(run, monkeypatch):
+    from pyforkexec.sandbox.landlock import ABI_ENV
+
+    monkeypatch.setenv(ABI_ENV, "2")
+    if _landlock_abi() != 2:
+        pytest.skip("this kernel's Landlock ABI is below 2")
+    from ansible.module_utils.basic import AnsibleModule
+
+    warned = []  # in-process, Ansible shows a module's warnings on the controller's display
+    monkeypatch.setattr(AnsibleModule, "warn", lambda self, message, **kwargs: warned.append(message))
+    result = run(argv=["true"], landlock=dict(paths=SYSTEM_RULES, ports=[dict(port=8080, access=["bind"])]))
+    assert result["rc"] == 0
+    assert result["landlock"]["dropped"] == [
+        "landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has 2"]
+    assert len(warned) == 1 and "Landlock ABI 2" in warned[0] and "landlock.ports[0].access" in warned[0]
+
+
+def test_strict_mode_fails_before_anything_runs_naming_the_right(run, tmp_path, monkeypatch):
+    from pyforkexec.sandbox.landlock import ABI_ENV
+
+    monkeypatch.setenv(ABI_ENV, "2")
+    if _landlock_abi() != 2:
+        pytest.skip("this kernel's Landlock ABI is below 2")
+    marker = tmp_path / "ran"
+    result = run(argv=["touch", str(marker)], landlock=dict(
+        paths=[*SYSTEM_RULES, dict(path=str(tmp_path), access=["write"])], mode="strict"))
+    assert result["failed"] is True and not marker.exists()
+    assert result["msg"].startswith(
+        f"landlock.paths[{len(SYSTEM_RULES)}].access: truncate needs Landlock ABI 3")

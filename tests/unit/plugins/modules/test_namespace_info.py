@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from ansible_collections.pyforkexec.isolation.plugins.modules import namespace_info
 
 
@@ -18,3 +19,58 @@ def test_namespace_info_of_a_netns_name_whose_namespace_is_gone(run_module, uniq
     finally:
         os.unlink(path)
     assert result["failed"] is True and result["msg"].startswith(f"netns: {path} is not a namespace")
+
+
+def test_landlock_status_says_what_is_observable_of_a_process(run_module):
+    """The kernel shows no process's Landlock domain: namespace_info says so, with what it can see
+    (NoNewPrivs, which pyforkexec sets with a policy, and the kernel's ABI); a pid has no spec document."""
+    import pyforkexec as fe
+
+    if fe.landlock_abi() < 1:
+        pytest.skip("Landlock is not enabled on this kernel")
+    policy = fe.Landlock(paths=[fe.LandlockPath(p, ["read", "execute"]) for p in ("/usr", "/lib", "/lib64")
+                                if os.path.exists(p)])
+    confined = fe.start_process("/bin/sleep", ["sleep", "60"],
+                                fe.ProcAttr(sys=fe.SysProcAttr(landlock=policy)))
+    free = fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr())
+    try:
+        seen = {p.pid: run_module(namespace_info, dict(pid=p.pid, net=False))["landlock"]
+                for p in (confined, free)}
+    finally:
+        for p in (confined, free):
+            p.kill()
+            p.wait()
+    assert seen[confined.pid] == dict(observable=False, abi=fe.landlock_abi(), no_new_privs=True, policy=None)
+    assert seen[free.pid]["no_new_privs"] is False
+
+
+def test_landlock_status_of_a_service_is_its_spec_document_policy(tmp_path, monkeypatch):
+    """For a service, the policy of its spec document and what this kernel enforces of it; a document
+    written after the process started is flagged."""
+    import json
+    import time
+
+    from ansible_collections.pyforkexec.isolation.plugins.module_utils import landlock_status
+    from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+
+    import pyforkexec as fe
+
+    monkeypatch.setattr(paths, "SPEC_DIR", str(tmp_path))  # where the module finds the documents
+    policy = fe.Landlock(paths=[fe.LandlockPath("/usr", ["read", "execute"])],
+                         ports=[fe.LandlockPort(8080, ["bind"])])
+    doc = fe.spec.dump(None, ["/bin/sleep", "60"], fe.ProcAttr(sys=fe.SysProcAttr(landlock=policy)))
+    (tmp_path / "pfe-ut.json").write_text(json.dumps(doc))
+    time.sleep(0.05)
+    with fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr()) as proc:
+        try:
+            before = landlock_status.status(proc.pid, "pfe-ut")
+            time.sleep(0.05)
+            (tmp_path / "pfe-ut.json").write_text(json.dumps(doc))
+            after = landlock_status.status(proc.pid, "pfe-ut")
+        finally:
+            proc.kill()
+    assert before["policy"] == dict(paths=[dict(path="/usr", access=["read", "execute"])],
+                                    ports=[dict(port=8080, access=["bind"])], scopes=[], mode="best_effort")
+    assert before["spec_newer_than_process"] is False and after["spec_newer_than_process"] is True
+    assert before["dropped"] == ([] if fe.landlock_abi() >= 4 else [
+        f"landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has {fe.landlock_abi()}"])
