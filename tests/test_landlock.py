@@ -35,7 +35,7 @@ from pyforkexec import (
     landlock_abi,
 )
 from pyforkexec.sandbox import kernel_fds
-from pyforkexec.sandbox.landlock import ABI_ENV
+from pyforkexec.sandbox.landlock import ABI_ENV, check_landlock
 
 ABI = landlock_abi()
 pytestmark = [needs_root, pytest.mark.skipif(ABI < 1, reason="Landlock is not enabled on this kernel")]
@@ -281,6 +281,22 @@ def test_strict_refuses_before_any_process(scratch: str, monkeypatch: pytest.Mon
                                   "this kernel has 2"), got.message
     monkeypatch.delenv(ABI_ENV)
     assert capture(["/bin/true"], SysProcAttr(landlock=policy)).returncode == 0
+
+
+def test_the_ruleset_numbers_rules_as_the_caller_did_when_an_earlier_rule_was_dropped(
+        scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Best effort on ABI 2 leaves paths[n] (truncate only) with no right at all, so it is not in the
+    ruleset; what the spawn builds, and any error it reports, must still call the rules after it by
+    the caller's numbers (paths[n + 1], ports[1])."""
+    monkeypatch.setenv(ABI_ENV, "3")
+    policy = Landlock(paths=[*SYSTEM, LandlockPath(scratch, ["ioctl_dev"]), LandlockPath(scratch, ["read"])],
+                      ports=[LandlockPort(80, ["bind"])])
+    monkeypatch.setenv(ABI_ENV, "2")
+    resolved = check_landlock("SysProcAttr.landlock", policy)
+    n = len(SYSTEM)
+    assert [i for i, _, _ in resolved.paths] == [*range(n), n + 1]
+    assert resolved.ports == ()  # ABI 2 has no network rights: the port rule is dropped too
+    assert any(line.startswith(f"paths[{n}].access: ioctl_dev") for line in resolved.dropped)
 
 
 def _restrict_self_16_times() -> tuple[int, int, int, Optional[str]]:

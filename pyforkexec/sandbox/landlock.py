@@ -112,6 +112,12 @@ class Landlock:
     def plan(self, abi: int) -> LandlockPlan:
         """What a kernel with Landlock ABI ``abi`` enforces of this policy. A name that is no right or
         scope is a ValueError naming its field (the full checks run when a process is spawned)."""
+        return self._plan(abi)[0]
+
+    def _plan(self, abi: int) -> tuple[LandlockPlan, tuple[int, ...], tuple[int, ...]]:
+        """plan(), and where each rule of its ``effective`` came from: the rule's index in this
+        policy's paths and ports (a rule left with no right the ABI knows is not in ``effective``,
+        so the numbering differs, and errors must name the caller's)."""
         dropped: list[str] = []
 
         def keep(field: str, names: Sequence[str], table: dict[str, tuple[int, int]]) -> tuple[str, ...]:
@@ -126,20 +132,23 @@ class Landlock:
                     dropped.append(f"{field}: {name} needs Landlock ABI {need}, this kernel has {abi}")
             return tuple(kept)
 
-        paths = []
+        paths, path_indices = [], []
         for i, rule in enumerate(self.paths):
             access = keep(f"paths[{i}].access", _expand(rule.access), FS_RIGHTS)
             if access:
                 paths.append(LandlockPath(rule.path, access))
-        ports = []
+                path_indices.append(i)
+        ports, port_indices = [], []
         for i, port in enumerate(self.ports):
             access = keep(f"ports[{i}].access", tuple(port.access), NET_RIGHTS)
             if access:
                 ports.append(LandlockPort(port.port, access))
+                port_indices.append(i)
         scopes = keep("scopes", tuple(self.scopes), SCOPES)
         if self.paths and not paths:  # so file access is not restricted at all
             dropped.append("paths: no rule has a right this kernel knows: file access is not restricted")
-        return LandlockPlan(Landlock(tuple(paths), tuple(ports), scopes, self.mode), tuple(dropped))
+        plan = LandlockPlan(Landlock(tuple(paths), tuple(ports), scopes, self.mode), tuple(dropped))
+        return plan, tuple(path_indices), tuple(port_indices)
 
 
 def _expand(access: Sequence[str]) -> tuple[str, ...]:
@@ -168,8 +177,8 @@ class ResolvedLandlock:
     fs: int  # handled_access_fs
     net: int  # handled_access_net
     scoped: int
-    paths: tuple[tuple[bytes, int], ...]  # (path, allowed access)
-    ports: tuple[tuple[int, int], ...]  # (port, allowed access)
+    paths: tuple[tuple[int, bytes, int], ...]  # (index in the policy's paths, path, allowed access)
+    ports: tuple[tuple[int, int, int], ...]  # (index in the policy's ports, port, allowed access)
     dropped: tuple[str, ...]
 
     @property
@@ -229,15 +238,18 @@ def check_landlock(field: str, value: object) -> ResolvedLandlock:
     for j, name in enumerate(scopes):
         check_choice(f"{field}.scopes[{j}]", name, tuple(SCOPES))
     abi = landlock_abi()
-    effective, dropped = Landlock(paths, tuple(ports), tuple(scopes), mode).plan(abi)
+    policy = Landlock(paths, tuple(ports), tuple(scopes), mode)
+    (effective, dropped), path_indices, port_indices = policy._plan(abi)
     if mode == "strict" and dropped:
         fail(f"{field}.{dropped[0]}", "strict mode enforces every right or refuses")
     return ResolvedLandlock(
         fs=_known(FS_RIGHTS, abi) if effective.paths else 0,
         net=_known(NET_RIGHTS, abi) if effective.ports else 0,
         scoped=_mask(effective.scopes, SCOPES),
-        paths=tuple((bytes(r.path), _mask(r.access, FS_RIGHTS)) for r in effective.paths),
-        ports=tuple((r.port, _mask(r.access, NET_RIGHTS)) for r in effective.ports),
+        paths=tuple((i, bytes(r.path), _mask(r.access, FS_RIGHTS))
+                    for i, r in zip(path_indices, effective.paths)),
+        ports=tuple((i, r.port, _mask(r.access, NET_RIGHTS))
+                    for i, r in zip(port_indices, effective.ports)),
         dropped=dropped,
     )
 
@@ -250,7 +262,7 @@ def build_ruleset(field: str, policy: ResolvedLandlock, opened: list[int]) -> in
     except OSError as e:
         raise OSError(e.errno, f"{field}: landlock_create_ruleset: {e.strerror}") from None
     opened.append(ruleset)
-    for i, (path, access) in enumerate(policy.paths):
+    for i, path, access in policy.paths:  # i: the rule's index in the caller's policy
         try:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
         except OSError as e:
@@ -263,7 +275,7 @@ def build_ruleset(field: str, policy: ResolvedLandlock, opened: list[int]) -> in
         finally:
             opened.remove(fd)
             os.close(fd)
-    for i, (port, access) in enumerate(policy.ports):
+    for i, port, access in policy.ports:
         try:
             kernel_fds.landlock_add_port_rule(ruleset, port, access)
         except OSError as e:
