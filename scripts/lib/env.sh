@@ -18,17 +18,34 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 DEBIAN_FRONTEND=noninterac
 pfe_log() { printf '==> %s\n' "$*" >&2; }
 pfe_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+pkg_status() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null; }
+
 pfe_ensure_apt_packages() {
     command -v dpkg-query >/dev/null || { pfe_log "not a Debian system: skipping the apt packages check"; return 0; }
-    local pkg missing=()
+    local pkg missing=() native
+    native=$(dpkg --print-architecture)
     for pkg in "${PFE_APT_PACKAGES[@]}"; do
-        [[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" == installed ]] || missing+=("$pkg")
+        # With a foreign architecture added (scripts/build-artifacts), a Multi-Arch: same package may be
+        # installed for it only: ask for the native one, unless the package is Architecture: all.
+        if [[ "$pkg" != *:* ]] && [[ -n "$(pkg_status "$pkg:$native")" ]]; then pkg="$pkg:$native"; fi
+        [[ "$(pkg_status "$pkg")" == installed ]] || missing+=("$pkg")
     done
     ((${#missing[@]})) || return 0
     [[ $EUID -eq 0 ]] || pfe_die "missing packages ${missing[*]}: run as root, or: sudo apt-get install ${missing[*]}"
     pfe_log "installing ${missing[*]}"
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Lets apt install packages of another architecture (multiarch), e.g. a cross build's libpython3-dev:arm64.
+pfe_ensure_foreign_arch() {
+    command -v dpkg >/dev/null || pfe_die "a foreign architecture ($1) needs dpkg (Debian)"
+    [[ "$(dpkg --print-architecture)" == "$1" ]] && return 0
+    dpkg --print-foreign-architectures | grep -qx "$1" && return 0
+    [[ $EUID -eq 0 ]] || pfe_die "run as root, or: sudo dpkg --add-architecture $1 && sudo apt-get update"
+    pfe_log "dpkg --add-architecture $1"
+    dpkg --add-architecture "$1"
+    apt-get update -qq
 }
 
 # A hash of everything that changes what `pip install -e` builds.
