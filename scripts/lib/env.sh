@@ -48,6 +48,22 @@ pfe_ensure_foreign_arch() {
     apt-get update -qq
 }
 
+# What building pyforkexec's wheel for MACHINE (x86_64, aarch64) needs on this machine: nothing more for
+# its own architecture; for another, Debian's cross compiler and that architecture's Python headers
+# (multiarch), the packages setup.py's PYFORKEXEC_TARGET uses. Appends them to PFE_APT_PACKAGES (for
+# pfe_setup, or call pfe_ensure_apt_packages).
+pfe_want_cross_toolchain() {
+    local machine=$1 arch
+    [[ "$machine" == "$(uname -m)" ]] && return 0
+    case "$machine" in
+        x86_64) arch=amd64 ;;
+        aarch64) arch=arm64 ;;
+        *) pfe_die "no cross toolchain known for '$machine' (x86_64, aarch64)" ;;
+    esac
+    pfe_ensure_foreign_arch "$arch"
+    PFE_APT_PACKAGES+=("gcc-$machine-linux-gnu" "libpython3-dev:$arch")
+}
+
 # A hash of everything that changes what `pip install -e` builds.
 pfe_build_hash() {
     (cd "$PFE_ROOT" && sha256sum pyproject.toml setup.py pyforkexec/*.c pyforkexec/*/*.c 2>/dev/null; "$PFE_VENV/bin/python" -VV) \
