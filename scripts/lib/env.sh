@@ -64,9 +64,9 @@ pfe_want_cross_toolchain() {
     PFE_APT_PACKAGES+=("gcc-$machine-linux-gnu" "libpython3-dev:$arch")
 }
 
-# A hash of everything that changes what `pip install -e` builds.
+# A hash of everything that changes what `pip install -e` builds (galaxy.yml: the version).
 pfe_build_hash() {
-    (cd "$PFE_ROOT" && sha256sum pyproject.toml setup.py pyforkexec/*.c pyforkexec/*/*.c 2>/dev/null; "$PFE_VENV/bin/python" -VV) \
+    (cd "$PFE_ROOT" && sha256sum pyproject.toml setup.py galaxy.yml pyforkexec/*.c pyforkexec/*/*.c 2>/dev/null; "$PFE_VENV/bin/python" -VV) \
         | sha256sum | cut -d' ' -f1
 }
 

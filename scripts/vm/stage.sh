@@ -7,8 +7,11 @@
 # Sourced by scripts/test.
 # shellcheck shell=bash
 
-# The guests other than Debian 12 x86_64: CI runs one of them per commit, in turn.
-PFE_OTHER_GUESTS=(bullseye-amd64 trixie-amd64 bookworm-arm64)
+# The guests other than Debian 12 x86_64 that CI runs, one per commit in turn (PFE_CI_GUESTS overrides).
+# Not yet: bullseye-amd64, whose glibc 2.31 cannot load the extension while it binds pthread_sigmask@GLIBC_2.32
+# (molecule/README.md), and bookworm-arm64, whose image build alone (~23 min) breaks CI's budget; run them
+# with the commands of molecule/README.md.
+read -r -a PFE_OTHER_GUESTS <<<"${PFE_CI_GUESTS:-trixie-amd64}"
 
 # One of PFE_OTHER_GUESTS, picked by the checked-out commit (the day of the year without git): over
 # successive commits CI tries each.
