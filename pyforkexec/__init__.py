@@ -1,5 +1,8 @@
 """pyforkexec: Go's syscall.ForkExec for Linux, with namespaces, id maps and child errors naming the step."""
 
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _distribution_version
+
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
 from .clone import clone, wait_clone
 from .errors import ChildError, ErrorLocation
@@ -16,7 +19,11 @@ from .sandbox.mounts import Mount, minimal_dev
 from .sandbox.rlimits import Rlimit
 from .sandbox.seccomp import SeccompFilter
 
-__version__ = "0.1.0"
+try:  # the installed distribution's, whose version is galaxy.yml's (setup.py)
+    __version__ = _distribution_version("pyforkexec")
+except _NotInstalled:  # imported from a copy of the sources that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
     "Capabilities",
     "Cgroup",

@@ -179,7 +179,7 @@ def _cleanup(i: int) -> None:
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pyforkexec's wheel, built from a copy of this checkout's sources (as the role's wheels.yml does),
     kept in ~/.cache/pyforkexec/test-wheels/HASH-OF-THE-SOURCES: a build takes ~20 s."""
-    sources = [ROOT / "setup.py", ROOT / "pyproject.toml", ROOT / "README.md",
+    sources = [ROOT / "setup.py", ROOT / "pyproject.toml", ROOT / "README.md", ROOT / "galaxy.yml",
                *sorted(p for p in (ROOT / "pyforkexec").rglob("*") if p.suffix in (".py", ".c", ".h"))]
     digest = hashlib.sha256(b"".join(str(p.relative_to(ROOT)).encode() + p.read_bytes()
                                      for p in sources)).hexdigest()[:16]

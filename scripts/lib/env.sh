@@ -18,11 +18,17 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 DEBIAN_FRONTEND=noninterac
 pfe_log() { printf '==> %s\n' "$*" >&2; }
 pfe_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+pkg_status() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null; }
+
 pfe_ensure_apt_packages() {
     command -v dpkg-query >/dev/null || { pfe_log "not a Debian system: skipping the apt packages check"; return 0; }
-    local pkg missing=()
+    local pkg missing=() native
+    native=$(dpkg --print-architecture)
     for pkg in "${PFE_APT_PACKAGES[@]}"; do
-        [[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" == installed ]] || missing+=("$pkg")
+        # With a foreign architecture added (scripts/build-artifacts), a Multi-Arch: same package may be
+        # installed for it only: ask for the native one, unless the package is Architecture: all.
+        if [[ "$pkg" != *:* ]] && [[ -n "$(pkg_status "$pkg:$native")" ]]; then pkg="$pkg:$native"; fi
+        [[ "$(pkg_status "$pkg")" == installed ]] || missing+=("$pkg")
     done
     ((${#missing[@]})) || return 0
     [[ $EUID -eq 0 ]] || pfe_die "missing packages ${missing[*]}: run as root, or: sudo apt-get install ${missing[*]}"
@@ -31,9 +37,36 @@ pfe_ensure_apt_packages() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# A hash of everything that changes what `pip install -e` builds.
+# Lets apt install packages of another architecture (multiarch), e.g. a cross build's libpython3-dev:arm64.
+pfe_ensure_foreign_arch() {
+    command -v dpkg >/dev/null || pfe_die "a foreign architecture ($1) needs dpkg (Debian)"
+    [[ "$(dpkg --print-architecture)" == "$1" ]] && return 0
+    dpkg --print-foreign-architectures | grep -qx "$1" && return 0
+    [[ $EUID -eq 0 ]] || pfe_die "run as root, or: sudo dpkg --add-architecture $1 && sudo apt-get update"
+    pfe_log "dpkg --add-architecture $1"
+    dpkg --add-architecture "$1"
+    apt-get update -qq
+}
+
+# What building pyforkexec's wheel for MACHINE (x86_64, aarch64) needs on this machine: nothing more for
+# its own architecture; for another, Debian's cross compiler and that architecture's Python headers
+# (multiarch), the packages setup.py's PYFORKEXEC_TARGET uses. Appends them to PFE_APT_PACKAGES (for
+# pfe_setup, or call pfe_ensure_apt_packages).
+pfe_want_cross_toolchain() {
+    local machine=$1 arch
+    [[ "$machine" == "$(uname -m)" ]] && return 0
+    case "$machine" in
+        x86_64) arch=amd64 ;;
+        aarch64) arch=arm64 ;;
+        *) pfe_die "no cross toolchain known for '$machine' (x86_64, aarch64)" ;;
+    esac
+    pfe_ensure_foreign_arch "$arch"
+    PFE_APT_PACKAGES+=("gcc-$machine-linux-gnu" "libpython3-dev:$arch")
+}
+
+# A hash of everything that changes what `pip install -e` builds (galaxy.yml: the version).
 pfe_build_hash() {
-    (cd "$PFE_ROOT" && sha256sum pyproject.toml setup.py pyforkexec/*.c pyforkexec/*/*.c 2>/dev/null; "$PFE_VENV/bin/python" -VV) \
+    (cd "$PFE_ROOT" && sha256sum pyproject.toml setup.py galaxy.yml pyforkexec/*.c pyforkexec/*/*.c 2>/dev/null; "$PFE_VENV/bin/python" -VV) \
         | sha256sum | cut -d' ' -f1
 }
 

@@ -8,16 +8,57 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/env.sh"
 PFE_VM_DIR="$PFE_ROOT/scripts/vm"
 # Outside the repository: the base image is shared by every checkout and survives `git clean`.
 PFE_VM_CACHE=${PFE_VM_CACHE:-/var/cache/pyforkexec-vm}
-# shellcheck disable=SC2034
-PFE_VM_SUITE=bookworm
-# What the VM scripts need on the host, on top of scripts/lib/env.sh's list (ssh, ss, python3).
+# The guest: a Debian release (bullseye, bookworm, trixie) for an architecture (amd64, arm64).
+PFE_VM_SUITE=${PFE_VM_RELEASE:-bookworm}
+PFE_VM_ARCH=${PFE_VM_ARCH:-amd64}
+case "$PFE_VM_SUITE" in
+    bullseye | bookworm | trixie) ;;
+    *) pfe_die "PFE_VM_RELEASE must be bullseye, bookworm or trixie, not '$PFE_VM_SUITE'" ;;
+esac
+case "$PFE_VM_ARCH" in
+    amd64 | arm64) ;;
+    *) pfe_die "PFE_VM_ARCH must be amd64 or arm64, not '$PFE_VM_ARCH'" ;;
+esac
+# What the VM scripts need on the host, on top of scripts/lib/env.sh's list (ssh, ss, python3): for an
+# arm64 guest also qemu-system-aarch64, and qemu-user-static to run the arm64 packages' maintainer
+# scripts while debootstrap installs them (binfmt_misc).
 PFE_VM_HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs)
+[[ "$PFE_VM_ARCH" == arm64 ]] && PFE_VM_HOST_PACKAGES+=(qemu-system-arm qemu-user-static)
 
 # Both lists: scripts/vm/* also run on their own, without scripts/test's pfe_setup.
 pfe_vm_ensure_host_packages() {
     # shellcheck disable=SC2034  # read by pfe_ensure_apt_packages (dynamic scope)
     local PFE_APT_PACKAGES=("${PFE_APT_PACKAGES[@]}" "${PFE_VM_HOST_PACKAGES[@]}")
     pfe_ensure_apt_packages
+}
+
+# The host runs the guest architecture's programs (a foreign debootstrap's second stage, the initramfs
+# build in the chroot) through qemu-user-static, registered with binfmt_misc as systemd-binfmt would
+# (machines without systemd as PID 1 have nobody else to do it). The F flag opens the interpreter
+# now, so that it also works inside the chroot.
+pfe_vm_ensure_binfmt() {
+    local machine
+    case "$PFE_VM_ARCH" in
+        arm64) machine=aarch64 ;;
+        *) return 0 ;;
+    esac
+    [[ "$(uname -m)" == "$machine" ]] && return 0
+    local dir=/proc/sys/fs/binfmt_misc
+    mountpoint -q "$dir" || mount -t binfmt_misc binfmt_misc "$dir"
+    [[ -e "$dir/qemu-$machine" ]] && return 0
+    local conf=/usr/lib/binfmt.d/qemu-$machine.conf
+    [[ -f "$conf" ]] || pfe_die "$conf not found (qemu-user-static)"
+    tr -d '\n' <"$conf" >"$dir/register"
+    pfe_log "binfmt_misc: registered $conf"
+}
+
+# The guest's qemu-system binary, machine and console for an image's architecture.
+pfe_vm_qemu_for() {
+    case "$1" in
+        amd64) printf '%s\n' qemu-system-x86_64 q35 ttyS0 ;;
+        arm64) printf '%s\n' qemu-system-aarch64 virt ttyAMA0 ;;
+        *) pfe_die "no qemu for architecture '$1'" ;;
+    esac
 }
 
 # The first URI of the Debian archive configured for apt on the host (deb822 or one-line format), so that
@@ -51,7 +92,7 @@ pfe_vm_load_run() {
 }
 
 # qemu's -drive argument for RUN_DIR's overlay; also how pfe_vm_qemu_pid recognises that qemu.
-pfe_vm_drive() { echo "file=$1/disk.qcow2,if=virtio,format=qcow2,cache=unsafe"; }
+pfe_vm_drive() { echo "file=$1/disk.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe"; }
 
 # The pid in PID_FILE if that process has ARG among its arguments (a stale pid file naming a recycled
 # pid matches nothing).

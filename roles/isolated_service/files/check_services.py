@@ -21,6 +21,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import platform
 import re
 import sys
 import tempfile
@@ -111,17 +112,30 @@ def problems(networks, services, modules):
     return list(dict.fromkeys(out))
 
 
+def _for_this_machine(path):
+    """Whether a wheel's platform tags (``linux_x86_64``, ``manylinux_2_34_aarch64.manylinux...``)
+    name this machine's architecture: the directory holds one wheel per architecture of the hosts."""
+    platforms = os.path.basename(path)[: -len(".whl")].split("-")[-1]
+    return any(tag.endswith("_" + platform.machine()) for tag in platforms.split("."))
+
+
 def newest_wheel(directory):
-    """pyforkexec's wheel in ``directory`` that pip --find-links would pick: the highest version."""
+    """pyforkexec's wheel in ``directory`` that pip --find-links would pick on this machine: the
+    highest version for its architecture; None when there is only another architecture's."""
     wheels = glob.glob(os.path.join(directory, "pyforkexec-*.whl"))
     if not wheels:
         sys.exit(f"no pyforkexec-*.whl in {directory}")
-    return max(wheels, key=lambda path: Version(os.path.basename(path).split("-")[1]))
+    ours = [path for path in wheels if _for_this_machine(path)]
+    return max(ours, key=lambda path: Version(os.path.basename(path).split("-")[1])) if ours else None
 
 
 def main():
     request = json.load(sys.stdin)
     path = newest_wheel(request["wheels"])
+    if path is None:
+        print(f"no pyforkexec wheel for {platform.machine()} in {request['wheels']}: the services are "
+              "checked by the modules on each host, after the virtualenv is installed", file=sys.stderr)
+        sys.exit(3)
     with tempfile.TemporaryDirectory(prefix="pyforkexec-check-") as unpacked:
         with zipfile.ZipFile(path) as wheel:
             wheel.extractall(unpacked)
