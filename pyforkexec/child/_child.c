@@ -702,12 +702,14 @@ static PyObject *spawn(PyObject *self, PyObject *args)
 
     Py_BEGIN_ALLOW_THREADS
     /* Block every signal so no handler runs in the child on shared memory; the child resets its
-     * handlers and restores this mask (OP_SIGNALS). */
+     * handlers and restores this mask (OP_SIGNALS). sigprocmask, not pthread_sigmask: on Linux both
+     * set this thread's mask, and pthread_sigmask@GLIBC_2.32 would keep the wheel from loading on
+     * glibc 2.31 (Debian 11). */
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sigprocmask(SIG_SETMASK, &all, &old);
     memcpy(&c->oldmask, &old, sizeof(c->oldmask));
     pid = do_clone(c, flags, cgroup_fd);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     Py_END_ALLOW_THREADS
 
     if (pid < 0) {
