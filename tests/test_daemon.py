@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import wait_for
+from helpers.marks import needs_root
 
 from pyforkexec.service import daemon
 
@@ -48,6 +49,7 @@ class Daemon:
         return [line.split(": ", 1)[1] for line in lines if "pyforkexec-daemon[" in line]
 
 
+@needs_root  # namespaces only root may create or join here
 def test_the_daemon_reports_the_start_holds_its_pid_file_and_stops_on_sigterm(tmp_path: Path) -> None:
     d = Daemon(tmp_path, ["sleep", "60"], "--stop-timeout", "30",
                sys_attr={"cloneflags": ["CLONE_NEWUTS"], "hostname": "pfe-daemon"})

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from helpers.forked import run_in_fork
 from helpers.leaks import open_fds
+from helpers.marks import needs_root
 
 import pyforkexec as fe
 
@@ -93,6 +94,7 @@ def test_join_through_a_pidfd_mask_is_refused(no_new_child: None) -> None:
         os.close(pidfd)
 
 
+@needs_root  # namespaces only root may create or join here
 def test_unshare_after_the_join_is_a_new_namespace(tmp_path: os.PathLike) -> None:
     """unshareflags runs after the joins: joining and then unsharing is allowed, and the hostname
     lands in the new namespace, not the joined one."""
@@ -229,6 +231,7 @@ def test_clone_parent_makes_a_sibling() -> None:
 
 # --- a saved join target that names another namespace by now -----------------------------------------
 
+@needs_root  # namespaces only root may create or join here
 def test_join_with_the_wrong_inode_is_refused(no_new_child: None) -> None:
     """A /proc/PID/ns path saved for later (a service's restart) names another namespace once the PID
     is reused: with ``inode`` the join fails at setns (ESTALE) instead of joining that one."""

@@ -7,11 +7,13 @@ import os
 import socket
 
 import pytest
+from helpers.marks import needs_root
 
 import pyforkexec as fe
 from pyforkexec import nsinfo
 
 
+@needs_root  # namespaces only root may create or join here
 def test_this_process_shares_every_namespace_with_the_host():
     found = nsinfo.namespaces(os.getpid())
     assert {"user", "pid", "net", "mount", "uts", "ipc", "cgroup"} <= set(found)
@@ -21,6 +23,7 @@ def test_this_process_shares_every_namespace_with_the_host():
     assert nsinfo.hostname(os.getpid()) == socket.gethostname()
 
 
+@needs_root  # namespaces only root may create or join here
 def test_a_namespaced_process_differs_where_it_was_given_new_namespaces():
     sys = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUTS | fe.CLONE_NEWNET | fe.CLONE_NEWUSER, hostname="pfe-unit",
                          uid_mappings=[fe.SysProcIDMap(0, 0, 1)], gid_mappings=[fe.SysProcIDMap(0, 0, 1)])
