@@ -42,3 +42,13 @@ def unique_name():
     """A name no other test run uses at the same time (netns, links, services): pfe-ut-PID-N."""
     counter = iter(range(1000))
     return lambda: f"pfe-ut-{os.getpid() % 100000}-{next(counter)}"
+
+
+@pytest.fixture
+def dead_pid():
+    """The pid of a process that has exited and been reaped."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid

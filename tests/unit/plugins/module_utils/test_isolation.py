@@ -253,16 +253,6 @@ def test_explain_puts_the_module_option_first(message, explained):
 
 
 @pytest.fixture
-def dead_pid():
-    """The pid of a process that has exited and been reaped."""
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
-
-
-@pytest.fixture
 def zombie_pid():
     """The pid of a process that has exited but is not reaped: /proc/PID exists, its namespaces do not."""
     pid = os.fork()

@@ -97,15 +97,6 @@ def test_a_user_namespace_with_root_mapped(run):
     assert result["stdout_lines"][1].split() == ["0", str(os.geteuid()), "1"]
 
 
-@pytest.fixture
-def dead_pid():
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
-
-
 def test_a_join_target_that_does_not_exist_fails_before_anything_runs(run, tmp_path, dead_pid):
     """Not the host's namespaces instead (issue 11): the task fails naming the entry."""
     marker = tmp_path / "ran"
