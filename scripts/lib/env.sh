@@ -11,7 +11,7 @@ PFE_BASE_PYTHON=/usr/bin/python3
 # Everything the build, the tests and the demo need from Debian, in one place: what a minimal Debian 12
 # (debootstrap --variant=minbase, python3 and git) lacks. openssh-client: ansible-test integration
 # needs ssh-keygen even with --local.
-PFE_APT_PACKAGES=(python3-venv python3-dev gcc libc6-dev iproute2 util-linux procps shellcheck openssh-client)
+PFE_APT_PACKAGES=(python3-venv python3-pip python3-dev gcc libc6-dev iproute2 util-linux procps shellcheck openssh-client)
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 DEBIAN_FRONTEND=noninteractive
 
