@@ -15,7 +15,7 @@ class ErrorLocation(enum.IntEnum):
     CLONE = 1
     SETNS = 2
     KEEPCAPS = 3
-    UNSHARE_USER_READ = 4  # the parent's uid/gid map write, reported through the map pipe
+    UNSHARE_USER_READ = 4  # the uid/gid maps of a CLONE_NEWUSER child: the parent's write, or its own
     SETSID = 5
     SETPGID = 6
     IOCTL = 7  # TIOCSPGRP (foreground), TIOCNOTTY (noctty), TIOCSCTTY (setctty)

@@ -27,16 +27,14 @@ from .child import _child
 from .child.joins import joined, open_joins
 from .child.plan import (
     CLONE_VFORK,
-    GID_MAP,
     SETGROUPS,
-    UID_MAP,
     Plan,
     PlanInputs,
+    child_may_map_itself,
     compile_plan,
     fd_floor,
-    format_id_maps,
     id_map_path,
-    setgroups_word,
+    map_writes,
 )
 from .errors import ChildError, ErrorLocation
 from .process import Process
@@ -80,19 +78,14 @@ def _write_file(path: bytes, data: bytes, opened: list[int]) -> None:
 
 def _write_maps(pid: int, sys_attr: SysProcAttr, opened: list[int]) -> tuple[int, int]:
     """Go's writeUidGidMappings: uid_map, setgroups (ENOENT ignored), gid_map. Returns (errno, index)."""
-    index = UID_MAP
-    try:
-        if sys_attr.uid_mappings is not None:
-            _write_file(id_map_path(str(pid), UID_MAP), format_id_maps(sys_attr.uid_mappings), opened)
-        if sys_attr.gid_mappings is not None:
-            index = SETGROUPS
-            with contextlib.suppress(FileNotFoundError):
-                setgroups = setgroups_word(sys_attr.gid_mappings_enable_setgroups)
-                _write_file(id_map_path(str(pid), SETGROUPS), setgroups, opened)
-            index = GID_MAP
-            _write_file(id_map_path(str(pid), GID_MAP), format_id_maps(sys_attr.gid_mappings), opened)
-    except OSError as e:
-        return e.errno or errno.EIO, index
+    for index, data in map_writes(sys_attr):
+        try:
+            _write_file(id_map_path(str(pid), index), data, opened)
+        except FileNotFoundError:
+            if index != SETGROUPS:  # a kernel before 3.19 has no setgroups file
+                return errno.ENOENT, index
+        except OSError as e:
+            return e.errno or errno.EIO, index
     return 0, 0
 
 
@@ -299,7 +292,11 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     sys_attr = inputs.sys
     inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path)
     if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:
-        inputs.map_fds = _pipe(spawn.fds)
+        # Joined namespaces (a mount namespace's /proc) could keep the child from its own files.
+        inputs.maps_by_child = not inputs.joins and child_may_map_itself(
+            sys_attr, inputs.cloneflags, inputs.unshareflags, os.geteuid(), os.getegid())
+        if not inputs.maps_by_child:
+            inputs.map_fds = _pipe(spawn.fds)
     if sandbox is not None:
         _prepare_sandbox(sandbox, inputs, spawn)
     plan = compile(inputs)

@@ -6,7 +6,8 @@ ErrorLocation of each step in brackets; README.md has the same table):
 
   setns [SETNS]: join SysProcAttr.setns, user namespaces first (with CLONE_NEWUSER, the parent
       joins the net, uts and ipc ones around clone: joins.py)
-  Go: keepcaps, the uid/gid map handshake, setsid, setpgid, foreground, signal reset, unshare,
+  Go: keepcaps, the uid/gid map handshake (or maps the child may write itself, written here by it:
+      child_may_map_itself), setsid, setpgid, foreground, signal reset, unshare,
       the child's own id maps, / made private after unshare(CLONE_NEWNS) [... MOUNT_ROOT]
   mount_propagation of a new mount namespace [MOUNT_ROOT]
   hostname, domainname [SETHOSTNAME, SETDOMAINNAME]
@@ -81,6 +82,33 @@ def setgroups_word(enable: bool) -> bytes:
     return b"allow" if enable else b"deny"
 
 
+def child_may_map_itself(attr: SysProcAttr, cloneflags: int, unshareflags: int, euid: int, egid: int) -> bool:
+    """Whether a CLONE_NEWUSER child's maps are ones it may write itself (user_namespaces(7)): one line
+    of one id, the caller's own euid (and egid, with setgroups denied). The kernel then grants the child
+    exactly what it grants the parent's write, so the child needs no parent to wait for, and the spawn
+    can sleep as vfork does instead of a pipe handshake and a second wake-up at exec."""
+    if not cloneflags & NEWUSER or unshareflags & NEWUSER:
+        return False
+    uid, gid = attr.uid_mappings, attr.gid_mappings
+    if uid is None and gid is None:
+        return False
+    if uid is not None and not (len(uid) == 1 and uid[0].size == 1 and uid[0].host_id == euid):
+        return False
+    return gid is None or (len(gid) == 1 and gid[0].size == 1 and gid[0].host_id == egid
+                           and not attr.gid_mappings_enable_setgroups)
+
+
+def map_writes(attr: SysProcAttr) -> list[tuple[int, bytes]]:
+    """Go's writeUidGidMappings as data: (UID_MAP, SETGROUPS or GID_MAP, what to write), in its order."""
+    writes = []
+    if attr.uid_mappings is not None:
+        writes.append((UID_MAP, format_id_maps(attr.uid_mappings)))
+    if attr.gid_mappings is not None:
+        writes.append((SETGROUPS, setgroups_word(attr.gid_mappings_enable_setgroups)))
+        writes.append((GID_MAP, format_id_maps(attr.gid_mappings)))
+    return writes
+
+
 def id_map_path(pid: str, index: int) -> bytes:
     """/proc/<pid>/<file>, ``index`` one of UID_MAP, SETGROUPS, GID_MAP (errors.ID_MAP_FILES)."""
     return f"/proc/{pid}/{ID_MAP_FILES[index]}".encode()
@@ -98,6 +126,7 @@ class PlanInputs:
     chroot: bytes
     joins: tuple[Join, ...] = ()  # SysProcAttr.setns opened, user namespaces first (joins.py)
     map_fds: tuple[int, int] = (-1, -1)  # (read end, write end)
+    maps_by_child: bool = False  # child_may_map_itself held at this spawn: no map pipe, see compile_plan
     ppid: int = 0
     exec_fd: int = -1
     sandbox: Optional[Sandbox] = None
@@ -133,7 +162,12 @@ def compile_plan(inputs: PlanInputs) -> Plan:
     if attr.ambient_caps or (caps is not None and attr.credential is not None):
         steps.prctl(L.KEEPCAPS, "PR_SET_KEEPCAPS", 1)
     # Go: wait until the parent has written our uid/gid maps (the error it had comes back here).
-    if has_maps:
+    # Maps the child may write itself it writes here instead, the same files in the same order as the
+    # parent would, reported at the same step.
+    if has_maps and inputs.maps_by_child:
+        for index, data in map_writes(attr):
+            steps.write_file(L.UNSHARE_USER_READ, id_map_path("self", index), data, index=index)
+    elif has_maps:
         steps.map_pipe(L.UNSHARE_USER_READ, close_fd=inputs.map_fds[1], read_fd=inputs.map_fds[0])
     if attr.setsid:
         steps.setsid(L.SETSID)
@@ -264,8 +298,9 @@ def compile_plan(inputs: PlanInputs) -> Plan:
         steps.seccomp(L.SECCOMP, sandbox.seccomp)
     steps.execve(L.EXECVE if inputs.exec_fd < 0 else L.EXECVEAT, exec_fd=inputs.exec_fd)
 
+    map_pipe = has_maps and not inputs.maps_by_child
     flags = inputs.cloneflags | CLONE_VM | CLONE_CLEAR_SIGHAND
-    if not has_maps and (sandbox is None or sandbox.sync is None):
+    if not map_pipe and (sandbox is None or sandbox.sync is None):
         flags |= CLONE_VFORK  # nothing for the parent to do until exec: sleep, as vfork does
     if attr.pidfd:
         flags |= CLONE_PIDFD
@@ -277,6 +312,6 @@ def compile_plan(inputs: PlanInputs) -> Plan:
         blobs=tuple(steps.blobs),
         flags=flags,
         cgroup_fd=cgroup_fd,
-        map_pipe=has_maps,
-        parent_writes_maps=has_maps and not unshare_user,
+        map_pipe=map_pipe,
+        parent_writes_maps=map_pipe and not unshare_user,
     )
