@@ -6,7 +6,9 @@ interpreter, util-linux ``unshare`` and ``bwrap``; and the daemon's memory.
 Every contender is one command started and waited for (``subprocess.run``), so each pays a whole
 interpreter start. In each round every contender runs once, in a new random order, so that a burst of
 load on the 2-vCPU machine hits neighbours in time alike; the table gives the median time over the
-rounds and the **median of the per-round ratios** to ``python -c pass`` of the same interpreter set-up.
+rounds and the **median of the per-round ratios** to ``python -c pass`` of the same interpreter set-up
+(util-linux and bwrap: to the wheel-like one), for the wall time and for the CPU time (user + system,
+from ``wait4``; the daemon's from ``/proc/PID/schedstat``), which other work on the machine moves less.
 
 Three set-ups of the same sources (``mode``):
 
@@ -76,8 +78,9 @@ class Setup:
 class Contender:
     name: str
     mode: str  # the set-up whose ``python -c pass`` it is compared with
-    run: Callable[[], float]  # one timed start, in seconds
-    times: list[float] = field(default_factory=list)
+    run: Callable[[], tuple[float, float]]  # one timed start: wall and CPU seconds
+    times: list[float] = field(default_factory=list)  # wall
+    cpu: list[float] = field(default_factory=list)  # user + system of the process (and its reaped children)
 
 
 def clean_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
@@ -85,21 +88,24 @@ def clean_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def timed(argv: list[str], env: dict[str, str]) -> Callable[[], float]:
-    def run() -> float:
+def timed(argv: list[str], env: dict[str, str]) -> Callable[[], tuple[float, float]]:
+    def run() -> tuple[float, float]:
         start = time.perf_counter()
-        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)  # the CPU it used, whatever else ran meanwhile
         elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.decode()[-400:]}")
-        return elapsed
+            raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode})")
+        return elapsed, usage.ru_utime + usage.ru_stime
 
     return run
 
 
-def start_daemon(setup: Setup, spec: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], int, float]:
-    """The daemon started on ``spec``; returns it, its service's pid, and the time to ``ok PID``."""
+def start_daemon(setup: Setup, spec: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], int, float, float]:
+    """The daemon started on ``spec``; returns it, its service's pid, and the wall and CPU time (its
+    /proc schedstat, in ns) to ``ok PID``."""
     r, w = os.pipe()
     argv = [setup.python, *setup.flags, "-m", "pyforkexec.daemon", "--name", "bench", "--spec", str(spec),
             "--pid-file", str(tmp / "d.pid"), "--log-file", str(tmp / "d.log"), "--ready-fd", str(w),
@@ -110,11 +116,13 @@ def start_daemon(setup: Setup, spec: Path, tmp: Path) -> tuple[subprocess.Popen[
     with os.fdopen(r) as f:
         ready = f.read().split()
     elapsed = time.perf_counter() - start
+    with open(f"/proc/{daemon.pid}/schedstat") as f:
+        cpu = int(f.read().split()[0]) / 1e9
     if not ready or ready[0] != "ok":
         stop_daemon(daemon)
         log = (tmp / "d.log").read_text()[-400:]
         raise SystemExit(f"the daemon did not start its service: {ready}; {log}")
-    return daemon, int(ready[1]), elapsed
+    return daemon, int(ready[1]), elapsed, cpu
 
 
 def stop_daemon(daemon: subprocess.Popen[bytes]) -> None:
@@ -122,11 +130,11 @@ def stop_daemon(daemon: subprocess.Popen[bytes]) -> None:
     daemon.wait(timeout=60)
 
 
-def daemon_contender(setup: Setup, spec: Path, tmp: Path) -> Callable[[], float]:
-    def run() -> float:
-        daemon, _, elapsed = start_daemon(setup, spec, tmp)
+def daemon_contender(setup: Setup, spec: Path, tmp: Path) -> Callable[[], tuple[float, float]]:
+    def run() -> tuple[float, float]:
+        daemon, _, elapsed, cpu = start_daemon(setup, spec, tmp)
         stop_daemon(daemon)
-        return elapsed
+        return elapsed, cpu
 
     return run
 
@@ -201,7 +209,7 @@ def measure_memory(trees: dict[str, Path], tmp: Path, build: Path) -> list[tuple
     out = []
     for label, tree in trees.items():
         for setup in setups_for(tree, label, build):
-            daemon, _, _ = start_daemon(setup, sleep, tmp)
+            daemon, *_ = start_daemon(setup, sleep, tmp)
             try:
                 time.sleep(0.2)  # past the start: the daemon waits in its loop
                 out.append((label, setup.mode, memory_kib(daemon.pid)))
@@ -210,20 +218,21 @@ def measure_memory(trees: dict[str, Path], tmp: Path, build: Path) -> list[tuple
     return out
 
 
-def ratio_column(c: Contender, baseline: dict[str, Contender]) -> str:
+def ratio_column(c: Contender, baseline: dict[str, Contender], what: str) -> str:
     base = baseline.get(c.mode) or baseline.get("wheel-like")
     if base is None or base is c:
         return "1.00" if base is c else "-"
-    ratios = [t / b for t, b in zip(c.times, base.times)]
+    ratios = [t / b for t, b in zip(getattr(c, what), getattr(base, what))]
     return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]"
 
 
 def table(cs: list[Contender], baseline: dict[str, Contender]) -> list[str]:
-    lines = ["| contender | median ms | x `python -c pass` of its set-up, per round [min-max] |",
-             "|---|---|---|"]
+    lines = ["| contender | wall ms | x pass (wall) [min-max] | CPU ms | x pass (CPU) [min-max] |",
+             "|---|---|---|---|---|"]
     for c in cs:
-        median = statistics.median(c.times) * 1000
-        lines.append(f"| {c.name} | {median:.1f} | {ratio_column(c, baseline)} |")
+        wall, cpu = statistics.median(c.times) * 1000, statistics.median(c.cpu) * 1000
+        lines.append(f"| {c.name} | {wall:.1f} | {ratio_column(c, baseline, 'times')} | {cpu:.1f} | "
+                     f"{ratio_column(c, baseline, 'cpu')} |")
     return lines
 
 
@@ -269,6 +278,9 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        # -c and -m put the working directory first in sys.path: from the repository, every tree's
+        # contenders would import the repository's own pyforkexec/
+        os.chdir(tmp)
         cs = contenders(trees, tmp, build)
         for c in cs:  # warm the page cache once, untimed
             c.run()
@@ -276,8 +288,11 @@ def main() -> None:
             order = cs[:]
             rng.shuffle(order)
             for c in order:
-                c.times.append(c.run())
+                wall, cpu = c.run()
+                c.times.append(wall)
+                c.cpu.append(cpu)
         memory = measure_memory(trees, tmp, build)
+        os.chdir(REPO)
     baseline = {c.mode: c for c in cs if c.name.startswith("python -c pass")}
     load_after = os.getloadavg()
     print(f"{args.rounds} rounds; loadavg (1, 5 min) before {load_before[0]:.2f} {load_before[1]:.2f}, "
@@ -291,8 +306,9 @@ def main() -> None:
     for c in cs:
         base = baseline.get(c.mode)
         if "import pyforkexec" in c.name and base is not None:
-            diff = statistics.median(t - b for t, b in zip(c.times, base.times)) * 1000
-            print(f"- {c.name}: +{diff:.1f}")
+            wall = statistics.median(t - b for t, b in zip(c.times, base.times)) * 1000
+            cpu = statistics.median(t - b for t, b in zip(c.cpu, base.cpu)) * 1000
+            print(f"- {c.name}: wall {wall:+.1f}, CPU {cpu:+.1f}")
     print()
     print("| daemon supervising sleep | Rss KiB | Pss KiB |")
     print("|---|---|---|")
@@ -304,7 +320,7 @@ def main() -> None:
     else:
         print("\n(no plot: matplotlib is not installed in this venv; pip install matplotlib)")
     if args.json:
-        args.json.write_text(json.dumps({c.name: c.times for c in cs}, indent=1))
+        args.json.write_text(json.dumps({c.name: {"wall": c.times, "cpu": c.cpu} for c in cs}, indent=1))
 
 
 if __name__ == "__main__":
