@@ -1,57 +1,69 @@
-"""pyforkexec: Go's syscall.ForkExec for Linux, with namespaces, id maps and child errors naming the step."""
+"""pyforkexec: Go's syscall.ForkExec for Linux, with namespaces, id maps and child errors naming the step.
 
-from importlib.metadata import PackageNotFoundError as _NotInstalled
-from importlib.metadata import version as _distribution_version
+The public names are loaded on first use (module ``__getattr__``): ``import pyforkexec`` itself imports
+nothing, so the command line, the service launcher and the daemon, which start a Python each time,
+pay only for the modules their command uses (issue 15; ``tests/test_startup_imports.py`` pins it).
+``__all__``, ``dir()`` and ``from pyforkexec import *`` give the same names as an eager import would.
+"""
 
-from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
-from .clone import clone, wait_clone
-from .errors import ChildError, ErrorLocation
-from .flags import *  # noqa: F403  (every CLONE_* constant, CloneFlags, FlagGroup)
-from .flags import __all__ as _flag_names
-from .forkexec import fork_exec, start_process
-from .prepared import Prepared, prepare
-from .process import Process, TimeoutExpired
-from .run import run
-from .sandbox.caps import Capabilities
-from .sandbox.cgroup import Cgroup, CgroupError
-from .sandbox.landlock import Landlock, LandlockPath, LandlockPlan, LandlockPort, landlock_abi
-from .sandbox.mounts import Mount, minimal_dev
-from .sandbox.rlimits import Rlimit
-from .sandbox.seccomp import SeccompFilter
+from __future__ import annotations
 
-try:  # the installed distribution's, whose version is galaxy.yml's (setup.py)
-    __version__ = _distribution_version("pyforkexec")
-except _NotInstalled:  # imported from a copy of the sources that was never installed
-    __version__ = "0+unknown"
+import importlib
 
-__all__ = [
-    "Capabilities",
-    "Cgroup",
-    "CgroupError",
-    "ChildError",
-    "Credential",
-    "ErrorLocation",
-    "Landlock",
-    "LandlockPath",
-    "LandlockPlan",
-    "LandlockPort",
-    "Mount",
-    "Prepared",
-    "ProcAttr",
-    "Process",
-    "Rlimit",
-    "SeccompFilter",
-    "SetNS",
-    "SysProcAttr",
-    "SysProcIDMap",
-    "TimeoutExpired",
-    "clone",
-    "fork_exec",
-    "landlock_abi",
-    "minimal_dev",
-    "prepare",
-    "run",
-    "start_process",
-    "wait_clone",
-    *_flag_names,
-]
+# Each public name -> the module (relative to this package) that defines it.
+_MODULE_OF = {
+    "Credential": ".attrs", "ProcAttr": ".attrs", "SetNS": ".attrs", "SysProcAttr": ".attrs",
+    "SysProcIDMap": ".attrs",
+    "clone": ".clone", "wait_clone": ".clone",
+    "ChildError": ".errors", "ErrorLocation": ".errors",
+    "fork_exec": ".forkexec", "start_process": ".forkexec",
+    "Prepared": ".prepared", "prepare": ".prepared",
+    "Process": ".process", "TimeoutExpired": ".process",
+    "run": ".run",
+    "Capabilities": ".sandbox.caps",
+    "Cgroup": ".sandbox.cgroup", "CgroupError": ".sandbox.cgroup",
+    "Landlock": ".sandbox.landlock", "LandlockPath": ".sandbox.landlock", "LandlockPlan": ".sandbox.landlock",
+    "LandlockPort": ".sandbox.landlock", "landlock_abi": ".sandbox.landlock",
+    "Mount": ".sandbox.mounts", "minimal_dev": ".sandbox.mounts",
+    "Rlimit": ".sandbox.rlimits",
+    "SeccompFilter": ".sandbox.seccomp",
+}
+
+
+def _flag_names() -> list[str]:
+    """Every CLONE_* constant, CloneFlags and FlagGroup (``from .flags import *`` of the eager days)."""
+    return list(importlib.import_module(".flags", __name__).__all__)
+
+
+def _version() -> str:
+    # importlib.metadata costs more than the rest of a command's start: read only when asked
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:  # the installed distribution's, whose version is galaxy.yml's (setup.py)
+        return version("pyforkexec")
+    except PackageNotFoundError:  # imported from a copy of the sources that was never installed
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> object:
+    if name == "__all__":
+        value: object = sorted(_MODULE_OF) + _flag_names()
+    elif name == "__version__":
+        value = _version()
+    elif name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name], __name__), name)
+    elif name in _flag_names():
+        value = getattr(importlib.import_module(".flags", __name__), name)
+    else:  # a submodule (pyforkexec.errors, ...), which the eager imports used to leave as an attribute
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value  # the next access is a plain attribute, as with an eager import
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF, *_flag_names(), "__all__", "__version__"})

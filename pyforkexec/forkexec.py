@@ -15,7 +15,6 @@ import fcntl
 import os
 import resource
 import signal
-import socket
 import struct
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
@@ -105,6 +104,8 @@ def _prepare_sandbox(sandbox: Sandbox, inputs: PlanInputs, spawn: _Spawn) -> Non
     if sandbox.exec_fd is not None:
         inputs.exec_fd = _high_fd("SysProcAttr.exec_fd", sandbox.exec_fd, floor, spawn.fds)
     if sandbox.sync is not None:
+        import socket  # only for a sync callable: the start of every command pays for it otherwise
+
         try:
             a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         except OSError as e:

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from .. import __version__
 from .failure import PROG, run_command
 from .options import UsageError
 from .values import shown
@@ -53,6 +52,8 @@ def dispatch(args: Sequence[str]) -> object:
         print(USAGE)
         return 0
     if args[0] in ("-V", "--version"):
+        from .. import __version__  # importlib.metadata: only for the command that prints it
+
         print(f"pyforkexec {__version__}")
         return 0
     name, rest = args[0], args[1:]

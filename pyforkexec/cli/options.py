@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn, Optional
 
-from .. import __version__
-
 NONE, REQUIRED, OPTIONAL = "none", "required", "optional"
 USAGE_EXIT = 1  # util-linux exits 1 on a bad option or value (argparse would exit 2)
 
@@ -181,6 +179,8 @@ def parse_or_fail(cmd: Command, argv: Sequence[str]) -> Parsed:
         print(cmd.help_text())
         raise SystemExit(0)
     if parsed.has(VERSION.long):
+        from .. import __version__  # importlib.metadata: only for the option that prints it
+
         print(f"{cmd.prog} {__version__}")
         raise SystemExit(0)
     return parsed

@@ -1,6 +1,7 @@
 """The system calls the parent makes to prepare an fd for the child: a Landlock ruleset, a detached
 (idmapped) mount tree. Python's os module has none of them, so they go through the C library's
-syscall(2) with ctypes, loaded on first use. The numbers are the same on x86_64 and aarch64 (system
+syscall(2) with ctypes, imported by each function (not by this module: a command that makes
+no such fd does not pay for ctypes at its start). The numbers are the same on x86_64 and aarch64 (system
 calls added since Linux 5.1 share one table, asm-generic/unistd.h), the two architectures _child.c
 builds for.
 
@@ -10,7 +11,6 @@ fd at once (the spawn's fd list) so that any later failure closes it.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import struct
 from typing import Any, Optional
@@ -32,6 +32,8 @@ _libc: Optional[Any] = None
 
 
 def _syscall(number: int, *args: object) -> int:
+    import ctypes
+
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
@@ -45,6 +47,8 @@ def _syscall(number: int, *args: object) -> int:
 
 def landlock_abi_version() -> int:
     """The kernel's Landlock ABI version; 0 when Landlock is not built in or not enabled at boot."""
+    import ctypes
+
     try:
         return _syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
                         ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
@@ -54,28 +58,38 @@ def landlock_abi_version() -> int:
 
 def landlock_create_ruleset(fs: int, net: int, scoped: int) -> int:
     """A new ruleset fd (close-on-exec, as the kernel always makes it) handling these access masks."""
+    import ctypes
+
     attr = RULESET_ATTR.pack(fs, net, scoped)
     return _syscall(SYS_LANDLOCK_CREATE_RULESET, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
 
 
 def landlock_add_path_rule(ruleset: int, parent_fd: int, access: int) -> None:
+    import ctypes
+
     _syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
              PATH_BENEATH_ATTR.pack(access, parent_fd), ctypes.c_uint32(0))
 
 
 def landlock_add_port_rule(ruleset: int, port: int, access: int) -> None:
+    import ctypes
+
     _syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_NET_PORT),
              NET_PORT_ATTR.pack(access, port), ctypes.c_uint32(0))
 
 
 def open_tree_clone(source: bytes, recursive: bool) -> int:
     """A detached copy of the mount at ``source`` (with its submounts if ``recursive``), close-on-exec."""
+    import ctypes
+
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
     return _syscall(SYS_OPEN_TREE, ctypes.c_int(-100), source, ctypes.c_uint(flags))  # AT_FDCWD
 
 
 def mount_setattr_idmap(tree: int, userns_fd: int, recursive: bool) -> None:
     """Idmap the detached tree ``tree`` to the user namespace ``userns_fd``."""
+    import ctypes
+
     attr = MOUNT_ATTR.pack(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     _syscall(SYS_MOUNT_SETATTR, ctypes.c_int(tree), b"", ctypes.c_uint(flags), attr,

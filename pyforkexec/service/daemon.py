@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import datetime
 import fcntl
 import os
 import select
@@ -83,7 +82,7 @@ class Daemon:
     # ---- messages -------------------------------------------------------------------------------
 
     def log(self, message: str) -> None:
-        stamp = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")  # datetime's isoformat(" ", "seconds"), without datetime
         line = f"{stamp} pyforkexec-daemon[{self.args.name}]: {message}\n"
         os.write(self.log_fd, line.encode(errors="replace"))
 

@@ -8,12 +8,11 @@ the derivation from the type hints are described in the package's docstring (``p
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import difflib
 import functools
 import json
 import math
 import re
+import sys
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING
@@ -83,7 +82,8 @@ def json_type(value: object) -> str:
         return "an object"
     if isinstance(value, OutOfRange):
         return value.kind
-    if isinstance(value, (datetime.date, datetime.datetime)):
+    datetime = sys.modules.get("datetime")  # loaded by YAML, the only source of such values
+    if datetime is not None and isinstance(value, datetime.date):  # a datetime too (a subclass)
         return "a YAML timestamp"
     if isinstance(value, (set, frozenset)):
         return "a YAML set"
@@ -237,6 +237,8 @@ def join_path(path: str, name: object) -> str:
 
 
 def did_you_mean(key: str, names: Sequence[str]) -> str:
+    import difflib  # only on an error: not on the start of every launch
+
     close = difflib.get_close_matches(key, names, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -397,8 +399,6 @@ def read_document(path: str) -> object:
     ``parse_text`` parses (the caller checks it: ``check_document`` once it knows it is an object)."""
     try:
         if path == "-":
-            import sys
-
             data = sys.stdin.buffer.read(MAX_BYTES + 1)
         else:
             with open(path, "rb") as f:

@@ -1,0 +1,135 @@
+"""What a fresh interpreter imports for ``import pyforkexec``, the command line's ``unshare`` path, the
+service launcher (``exec --spec``) and the daemon (issue 15). Each of these starts a Python every time
+(a systemd start, a daemon restart), so a module that the command does not use must not be imported
+on the way: ``benchmarks/startup.py`` measures the time; this pins the property, so that a change that
+imports a heavy module eagerly again fails here rather than in a slower service start.
+
+Each command runs in a fresh interpreter that reports its ``sys.modules`` as it ends; the modules a
+bare ``python -c pass`` of the same interpreter has (``site``, a ``.pth`` finder) are not counted
+against the command. No time is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.marks import needs_root
+
+# Heavy modules (each several ms of a start) that none of these commands needs on its way: Python's
+# (importlib.metadata: only for --version; ctypes: only for a Landlock or idmapped-mount spawn; socket:
+# only for a sync callable; difflib: only for an error's suggestion) and the package's own that the
+# command does not run.
+NEVER = {
+    "importlib.metadata", "email", "zipfile", "ctypes", "socket", "selectors", "subprocess", "difflib",
+    "pickle", "traceback", "datetime", "argparse",
+    "pyforkexec.run", "pyforkexec.clone", "pyforkexec.nsinfo", "pyforkexec.prepared", "pyforkexec.netns",
+}
+# `import pyforkexec` alone imports no part of the package and none of the machinery of its classes.
+IMPORT_ALONE_NEVER = NEVER | {"dataclasses", "inspect", "typing", "enum", "re", "signal", "json"}
+UNSHARE = ["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--uts", "--ipc", "--net",
+           "/bin/true"]
+
+
+# Runs ARGS as ``python ARGS`` would (a module with -m, else code with -c) and, as the process ends
+# (normally or by os._exit, as the launcher ends with its child's status), writes every module name
+# in sys.modules to the fd its first argument names. ``-X importtime`` would not do: it misses what
+# importlib.import_module and ``from package import module`` load.
+WRAPPER = """
+import os, sys
+def dump(out=os.fdopen(int(sys.argv.pop(1)), "w")):
+    out.write("\\n".join(sys.modules)); out.flush()
+def exit_after_dump(code, real_exit=os._exit):
+    dump(); real_exit(code)
+os._exit = exit_after_dump
+import atexit; atexit.register(dump)
+mode, target, *rest = sys.argv[1:]
+if mode == "-m":
+    import runpy
+    sys.argv = [target, *rest]
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    exec(compile(target, "<string>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def imported(args: list[str]) -> set[str]:
+    """Every module a fresh ``python ARGS`` has loaded when it ends, less those of ``python -c pass``."""
+    def run(argv: list[str]) -> set[str]:
+        r, w = os.pipe()
+        with os.fdopen(r) as out:
+            proc = subprocess.Popen([sys.executable, "-c", WRAPPER, str(w), *argv], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, pass_fds=(w,))
+            os.close(w)
+            modules = set(out.read().split())
+            _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-2000:]
+        return modules
+
+    return run(args) - run(["-c", "pass"])
+
+
+def heavy(modules: set[str], never: set[str]) -> list[str]:
+    """The modules of ``never`` (or their submodules) among ``modules``."""
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in never))
+
+
+def test_import_pyforkexec_imports_nothing_of_the_package() -> None:
+    modules = imported(["-c", "import pyforkexec"])
+    assert "pyforkexec" in modules  # the measure sees the import it is checking
+    assert sorted(m for m in modules if m.startswith("pyforkexec.")) == []
+    assert heavy(modules, IMPORT_ALONE_NEVER) == []
+
+
+def test_the_public_names_still_load_on_first_use() -> None:
+    # the lazy names give what the eager imports gave: __all__ (with every CLONE_* of flags), dir(),
+    # star-import, __version__, submodules as attributes
+    code = ("import json, pyforkexec, pyforkexec.flags as f; from pyforkexec import *; "
+            "print(json.dumps([pyforkexec.__all__, sorted(set(pyforkexec.__all__) - set(dir(pyforkexec))), "
+            "[n for n in pyforkexec.__all__ if n not in globals()], "
+            "pyforkexec.SysProcAttr.__module__, pyforkexec.CLONE_NEWNS is f.CLONE_NEWNS, "
+            "pyforkexec.errors.__name__, type(pyforkexec.__version__).__name__]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    names, not_in_dir, not_starred, *attributes = json.loads(proc.stdout)
+    import pyforkexec.flags
+
+    assert set(pyforkexec.flags.__all__) <= set(names) and "fork_exec" in names and "SysProcAttr" in names
+    assert (not_in_dir, not_starred) == ([], [])
+    assert attributes == ["pyforkexec.attrs", True, "pyforkexec.errors", "str"]
+
+
+def test_an_unknown_name_is_still_an_attribute_error() -> None:
+    import pyforkexec
+
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        pyforkexec.no_such_name  # noqa: B018
+    assert not hasattr(pyforkexec, "CLONE_NO_SUCH_FLAG")
+
+
+@needs_root
+def test_the_unshare_command_imports_only_what_it_runs() -> None:
+    modules = imported(["-m", "pyforkexec", "unshare", *UNSHARE])
+    assert "pyforkexec.cli.unshare" in modules and "pyforkexec.forkexec" in modules
+    assert heavy(modules, NEVER | {"json", "pyforkexec.spec", "pyforkexec.service.daemon"}) == []
+
+
+@needs_root
+def test_the_service_launcher_imports_only_what_it_runs(tmp_path: Path) -> None:
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"version": 1, "argv": ["/bin/true"],
+                                "sys": {"cloneflags": ["CLONE_NEWUTS"]}}))
+    modules = imported(["-m", "pyforkexec", "exec", "--spec", str(spec)])
+    assert "pyforkexec.cli.exec" in modules and "pyforkexec.spec.load" in modules
+    assert "pyforkexec.child.plan" in modules  # it did spawn
+    assert heavy(modules, NEVER | {"pyforkexec.service.daemon", "yaml"}) == []
+
+
+def test_the_daemon_module_imports_only_what_it_runs() -> None:
+    modules = imported(["-c", "import pyforkexec.daemon"])
+    assert "pyforkexec.service.daemon" in modules
+    assert heavy(modules - {"argparse"}, NEVER | {"pyforkexec.cli"}) == []
