@@ -58,8 +58,8 @@ from ..forkexec import start_process
 from ..lookpath import find_program
 from ..process import Process
 from ..sandbox.cgroup import handover_record, process_from_record
+from . import waiter
 
-WAITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyforkexec-waiter")
 WAITED = ("run", "stop", "kill", "error")  # how the waiter saw the service end (waiter.c)
 RESTART_POLICIES = ("no", "on-failure", "always")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -286,7 +286,7 @@ class Daemon:
         """Exec pyforkexec-waiter in this process, with the signals it handles blocked (pending ones
         stay pending across exec). Returns, the daemon supervising in Python, if there is no waiter,
         a signal came before the block, or the exec failed."""
-        if self.args.no_waiter or self.pid_fd < 0 or not os.access(WAITER, os.X_OK):
+        if self.args.no_waiter or self.pid_fd < 0 or not waiter.available():
             return
         handled = {*STOP_SIGNALS, *FORWARDED, signal.SIGCHLD}
         old = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
@@ -300,17 +300,10 @@ class Daemon:
         state = {"pid": proc.pid, "pid_fd": self.pid_fd, "log_fd": self.log_fd, "starts": list(self.starts),
                  "cgroup": handover_record(proc)}
         command = [sys.executable, "-m", "pyforkexec.daemon", *self.argv, "--resume", json.dumps(state)]
-        stop_ms = str(round(self.args.stop_timeout * 1000))
-        kept = (self.pid_fd, self.log_fd)
-        try:
-            for fd in kept:
-                os.set_inheritable(fd, True)
-            os.execv(WAITER, [WAITER, str(proc.pid), stop_ms, "--", *command])
-        except OSError as e:
-            for fd in kept:
-                os.set_inheritable(fd, False)
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-            self.log(f"cannot exec {WAITER}: {e.strerror}; supervising in Python")
+        error = waiter.hand_over(proc.pid, str(round(self.args.stop_timeout * 1000)), command,
+                                 keep=(self.pid_fd, self.log_fd))
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        self.log(f"cannot exec {waiter.WAITER}: {error}; supervising in Python")
 
     def resumed(self) -> Optional[Process]:
         """Back from the waiter: the state it kept, the service as a Process to reap (a zombie now,

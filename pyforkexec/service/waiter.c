@@ -1,7 +1,8 @@
 /*
  * pyforkexec-waiter: what stays in memory while a pyforkexec daemon's service runs.
  *
- *   pyforkexec-waiter PID STOP_TIMEOUT_MS -- COMMAND [ARGS...]
+ *   pyforkexec-waiter PID STOP_TIMEOUT_MS -- COMMAND [ARGS...]     the daemon's
+ *   pyforkexec-waiter PID forward -- COMMAND [ARGS...]             a launcher's
  *
  * The daemon (python -m pyforkexec.daemon) starts its service, then replaces itself with this
  * program: the same process (its pid file lock, its log fds, its session), so the service stays its
@@ -9,6 +10,9 @@
  *   - passes SIGHUP, SIGUSR1 and SIGUSR2 on to PID;
  *   - on SIGTERM or SIGINT sends SIGTERM to PID, and STOP_TIMEOUT_MS later SIGKILL to PID's
  *     process group and to PID;
+ * or, for a launcher without a terminal (``pyforkexec exec --spec`` as a systemd unit's main
+ * process: service/supervise.py), passes every signal a launcher forwards (SIGHUP, SIGINT, SIGQUIT,
+ * SIGTERM, SIGUSR1, SIGUSR2) on to PID, the service manager keeping its own stop timeout;
  * and once PID has exited, it execs COMMAND ARGS... --waited STATE --exited-at MS, STATE being "run"
  * (it ended by itself), "stop" (after a stop signal) or "kill" (after the SIGKILL of a stop), MS the
  * CLOCK_MONOTONIC milliseconds when it saw the exit: the daemon again, which reaps PID (left a zombie
@@ -76,22 +80,25 @@ static void resume(char **command, int count, const char *state, pid_t pid)
 
 int main(int argc, char **argv)
 {
-    long long pid_value, timeout_ms;
+    long long pid_value, timeout_ms = -1;
+    int forward = argc >= 3 && strcmp(argv[2], "forward") == 0;
     if (argc < 5 || strcmp(argv[3], "--") != 0 || parse_positive(argv[1], &pid_value) < 0
-        || pid_value < 1 || parse_positive(argv[2], &timeout_ms) < 0) {
-        fprintf(stderr, "usage: pyforkexec-waiter PID STOP_TIMEOUT_MS -- COMMAND [ARGS...]\n");
+        || pid_value < 1 || (!forward && parse_positive(argv[2], &timeout_ms) < 0)) {
+        fprintf(stderr, "usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward -- COMMAND [ARGS...]\n");
         return 2;
     }
     pid_t pid = (pid_t)pid_value;
     char **command = argv + 4;
     int count = argc - 4;
 
-    /* The daemon's handled signals; already blocked by it, blocked again in case it was not. */
+    /* The signals the daemon or launcher handles; already blocked by it, blocked again in case not. */
     sigset_t handled;
     sigemptyset(&handled);
     int signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
     for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
         sigaddset(&handled, signals[i]);
+    if (forward)
+        sigaddset(&handled, SIGQUIT);
     if (sigprocmask(SIG_BLOCK, &handled, NULL) < 0)
         resume(command, count, "error", pid);
     int sigfd = signalfd(-1, &handled, SFD_CLOEXEC);
@@ -125,7 +132,10 @@ int main(int argc, char **argv)
         if (read(sigfd, &info, sizeof(info)) != (ssize_t)sizeof(info))
             continue;
         int signo = (int)info.ssi_signo;
-        if ((signo == SIGTERM || signo == SIGINT) && strcmp(state, "run") == 0) {
+        if (forward) {
+            if (signo != SIGCHLD)
+                kill(pid, signo);
+        } else if ((signo == SIGTERM || signo == SIGINT) && strcmp(state, "run") == 0) {
             kill(pid, SIGTERM);
             state = "stop";
             deadline = now_ms() + timeout_ms;

@@ -1,10 +1,12 @@
-"""The daemon while its service runs: pyforkexec-waiter in its place (service/waiter.c), a few hundred
+"""The daemon while its service runs, and a launcher without a terminal while its command runs:
+pyforkexec-waiter in their place (service/waiter.c), a few hundred
 KiB instead of an interpreter, and back to Python for each exit. What the daemon promises must hold
 across those execs: signals passed on or acted upon however they race the hand-over, the stop timeout,
 the pid file's lock, the cgroup removed after the service, and never a service left unsupervised."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -19,10 +21,10 @@ from helpers.daemon import Daemon
 from helpers.marks import needs_root
 
 from pyforkexec.sandbox.cgroup import CgroupError, find_cgroup2
-from pyforkexec.service import daemon
+from pyforkexec.service import waiter
 
-pytestmark = pytest.mark.skipif(not os.access(daemon.WAITER, os.X_OK),
-                                reason=f"{daemon.WAITER} is not built (setup.py builds it, beside _child)")
+pytestmark = pytest.mark.skipif(not waiter.available(),
+                                reason=f"{waiter.WAITER} is not built (setup.py builds it, beside _child)")
 
 
 def exe(pid: int) -> str:
@@ -49,7 +51,7 @@ def test_while_the_service_runs_the_daemon_is_the_waiter(tmp_path: Path) -> None
     d = Daemon(tmp_path, ["sleep", "60"])
     try:
         assert d.ready.startswith("ok ")
-        wait_for(lambda: exe(d.proc.pid) == daemon.WAITER, "the waiter to take over")
+        wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
         assert rss_kib(d.proc.pid) < 4096  # no interpreter left in it
         assert the_service(d) == int(d.ready.split()[1])
         assert d.pid_file.read_text() == f"{d.proc.pid}\n"  # the same process: its pid file holds
@@ -73,11 +75,12 @@ def test_restarts_go_through_python_and_back_to_the_waiter(tmp_path: Path) -> No
     d = Daemon(tmp_path, ["sleep", "60"], "--restart", "always")
     try:
         for _ in range(3):
-            wait_for(lambda: exe(d.proc.pid) == daemon.WAITER, "the waiter to take over")
+            wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
             old = the_service(d)
             os.kill(old, signal.SIGKILL)
             wait_for(lambda old=old: children(d.proc.pid) not in ([], [str(old)]), "the service to come back")
-        assert sum(x.startswith("started") for x in d.log_lines()) == 4
+        # The new process can be seen before the daemon logs it.
+        wait_for(lambda: sum(x.startswith("started") for x in d.log_lines()) == 4, "the fourth start logged")
         assert sum(x.endswith("killed by SIGKILL") for x in d.log_lines()) == 3
     finally:
         d.proc.send_signal(signal.SIGTERM)
@@ -88,7 +91,7 @@ def test_the_stop_timeout_holds_in_the_waiter(tmp_path: Path) -> None:
     # The service ignores SIGTERM (and so does what it forks): SIGKILL to its group after 0.3 s.
     d = Daemon(tmp_path, ["sh", "-c", "trap '' TERM; sleep 60 & wait"], "--stop-timeout", "0.3")
     child = int(d.ready.split()[1])
-    wait_for(lambda: exe(d.proc.pid) == daemon.WAITER, "the waiter to take over")
+    wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
     d.proc.send_signal(signal.SIGTERM)
     assert d.wait() == 0
     assert d.log_lines() == [f"started {child}", f"stopping: SIGTERM to {child}",
@@ -103,7 +106,7 @@ def test_signals_are_passed_on_by_the_waiter(tmp_path: Path) -> None:
     script = f"trap 'echo HUP >> {mark}' HUP; trap 'echo USR1 >> {mark}' USR1; while :; do sleep 0.05; done"
     d = Daemon(tmp_path, ["sh", "-c", script])
     try:
-        wait_for(lambda: exe(d.proc.pid) == daemon.WAITER, "the waiter to take over")
+        wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
         d.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: mark.exists() and mark.read_text() == "HUP\n", "SIGHUP to reach the service")
         d.proc.send_signal(signal.SIGUSR1)
@@ -136,13 +139,13 @@ def test_the_service_s_cgroup_is_removed_after_it_across_the_waiter(tmp_path: Pa
     d = Daemon(tmp_path, ["sleep", "60"], "--restart", "always", sys_attr={"cgroup": {"path": f"{name}/svc"}})
     leaf = os.path.join(root, name, "svc")
     try:
-        wait_for(lambda: exe(d.proc.pid) == daemon.WAITER, "the waiter to take over")
+        wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
         old = the_service(d)
         with open(os.path.join(leaf, "cgroup.procs")) as f:
             assert f.read().split() == [str(old)]
         os.kill(old, signal.SIGKILL)
         wait_for(lambda: "restarting" in d.log.read_text(), "the restart")
-        wait_for(lambda: exe(d.proc.pid) == daemon.WAITER, "the waiter to take over again")
+        wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over again")
         with open(os.path.join(leaf, "cgroup.procs")) as f:
             assert f.read().split() == [str(the_service(d))]  # made again for the new process
     finally:
@@ -152,9 +155,9 @@ def test_the_service_s_cgroup_is_removed_after_it_across_the_waiter(tmp_path: Pa
 
 
 def test_the_waiter_refuses_bad_arguments() -> None:
-    res = subprocess.run([daemon.WAITER, "x", "10", "--", "/bin/true"], capture_output=True, text=True)
+    res = subprocess.run([waiter.WAITER, "x", "10", "--", "/bin/true"], capture_output=True, text=True)
     assert res.returncode == 2
-    assert res.stderr.startswith("usage: pyforkexec-waiter PID STOP_TIMEOUT_MS -- COMMAND")
+    assert res.stderr.startswith("usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward -- COMMAND")
 
 
 def test_a_waiter_that_fails_and_cannot_go_back_kills_the_service() -> None:
@@ -165,13 +168,51 @@ def test_a_waiter_that_fails_and_cannot_go_back_kills_the_service() -> None:
         def no_spare_fd() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (3, 3))
 
-        waiter = subprocess.run([daemon.WAITER, str(service.pid), "100", "--", "/nonexistent/daemon"],
-                                preexec_fn=no_spare_fd, capture_output=True, text=True, timeout=30)
-        assert waiter.returncode == 127
+        res = subprocess.run([waiter.WAITER, str(service.pid), "100", "--", "/nonexistent/daemon"],
+                             preexec_fn=no_spare_fd, capture_output=True, text=True, timeout=30)
+        assert res.returncode == 127
         assert f"cannot exec /nonexistent/daemon: No such file or directory; killing {service.pid}" \
-            in waiter.stderr
+            in res.stderr
         assert service.wait(timeout=10) == -signal.SIGKILL
     finally:
         if service.poll() is None:
             service.kill()
             service.wait()
+
+
+# ---- a launcher without a terminal (pyforkexec exec --spec as a systemd unit's main process) -------
+
+def launcher(tmp_path: Path, argv: list[str]) -> subprocess.Popen:
+    spec = tmp_path / "launch.json"
+    spec.write_text(json.dumps({"version": 1, "argv": argv}))
+    return subprocess.Popen([sys.executable, "-m", "pyforkexec", "exec", "--spec", str(spec)],
+                            start_new_session=True, stdin=subprocess.DEVNULL)  # no controlling terminal
+
+
+def test_a_launcher_without_a_terminal_becomes_the_waiter_and_ends_as_its_command(tmp_path: Path) -> None:
+    mark = tmp_path / "mark"
+    script = f"trap 'echo HUP >> {mark}' HUP; trap 'exit 7' TERM; while :; do sleep 0.05; done"
+    proc = launcher(tmp_path, ["sh", "-c", script])
+    try:
+        wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
+        assert rss_kib(proc.pid) < 4096
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: mark.exists() and mark.read_text() == "HUP\n", "SIGHUP to reach the command")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 7  # its command's status, through the way back to Python
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_launcher_dies_of_the_signal_its_command_died_of(tmp_path: Path) -> None:
+    proc = launcher(tmp_path, ["sleep", "60"])
+    try:
+        wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
+        proc.send_signal(signal.SIGTERM)  # passed on: sleep dies of it, the launcher then too
+        assert proc.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
