@@ -1,6 +1,7 @@
 """Builds the C extensions against the limited API: one abi3 wheel for CPython >= 3.9.
 
 pyforkexec.child._child runs the child between clone and execve; pyforkexec._clone is clone(fn)'s system call.
+pyforkexec/service/pyforkexec-waiter is a small program, built with them (BuildExtAndWaiter).
 
 The version is the collection's: galaxy.yml in a checkout or an sdist, MANIFEST.json in an installed
 collection (ansible-galaxy writes it from galaxy.yml), so the wheel, the sdist and the collection tarball
@@ -17,6 +18,9 @@ import re
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+WAITER = ("pyforkexec/service/waiter.c", "pyforkexec/service", "pyforkexec-waiter")
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,8 +64,24 @@ def abi3_extension(name: str) -> Extension:
     )
 
 
+class BuildExtAndWaiter(build_ext):
+    """The extensions, then pyforkexec-waiter (an executable, not an extension: what a daemon becomes
+    while its service runs; service/waiter.c) with the same compiler, so a cross build cross-builds it."""
+
+    def run(self) -> None:
+        super().run()
+        source, package_dir, name = WAITER
+        objects = self.compiler.compile([source], output_dir=self.build_temp,
+                                        extra_postargs=["-O2", "-Wall", "-Wextra"])
+        # Static: no loader or libc to open at exec, when a failure must still reach its fail-closed path.
+        for out in (os.path.join(self.build_lib, package_dir),
+                    *([package_dir] if self.inplace or getattr(self, "editable_mode", False) else [])):
+            self.compiler.link_executable(objects, name, output_dir=out, extra_postargs=["-static", "-s"])
+
+
 setup(
     version=collection_version(),
+    cmdclass={"build_ext": BuildExtAndWaiter},
     ext_modules=[abi3_extension("child._child"), abi3_extension("_clone")],
     options={"bdist_wheel": {"py_limited_api": "cp39", **cross_target()}},
 )

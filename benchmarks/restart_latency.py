@@ -4,8 +4,11 @@ module's and the role's ``restart_sec``, default 0.1 s as systemd's ``RestartSec
 
     .venv/bin/python benchmarks/restart_latency.py [--kills 10] [--restart-sec 0.1 1.0]
 
-Each kill is spaced so that the start limit (5 starts within 10 s) is never reached. Prints the median,
-min and max per delay. A benchmark, not a test: nothing fails.
+Two daemons run side by side, killed in turn: one as it runs by default (``pyforkexec-waiter`` in its
+place while the service runs, the interpreter started again for each restart), one with
+``--no-waiter`` (Python throughout). Each kill is spaced so that the start limit (5 starts within
+10 s) is never reached. Prints the median, min and max per delay and daemon, and each daemon's RSS
+and PSS while its service runs. A benchmark, not a test: nothing fails.
 """
 
 from __future__ import annotations
@@ -39,37 +42,75 @@ def wait_for_child(daemon: int, other_than: int, deadline: float) -> int:
     raise TimeoutError("the service did not come back")
 
 
-def measure(restart_sec: float, kills: int, spacing: float) -> list[float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = Path(tmp, "s.json")
+# The daemon as pyforkexec-waiter while the service runs (the default), or Python throughout.
+MODES = {"waiter": [], "python": ["--no-waiter"]}
+
+
+def memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) in KiB of one process (smaps_rollup)."""
+    values = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss"):
+                values[key] = int(rest.split()[0])
+    return values["Rss"], values["Pss"]
+
+
+class Daemon:
+    """One daemon supervising `sleep` in new UTS and PID namespaces, restarting it always."""
+
+    def __init__(self, tmp: str, mode: str, restart_sec: float) -> None:
+        self.tmp = Path(tmp, mode)
+        self.tmp.mkdir()
+        spec = self.tmp / "s.json"
         spec.write_text(json.dumps({"version": 1, "argv": ["sleep", "600"],
                                     "sys": {"cloneflags": ["CLONE_NEWUTS", "CLONE_NEWPID"]}}))
         r, w = os.pipe()
-        daemon = subprocess.Popen(
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "pyforkexec.daemon", "--name", "bench", "--spec", str(spec),
-             "--pid-file", f"{tmp}/d.pid", "--log-file", f"{tmp}/d.log", "--ready-fd", str(w),
-             "--foreground", "--restart", "always", "--restart-sec", str(restart_sec)],
+             "--pid-file", f"{self.tmp}/d.pid", "--log-file", f"{self.tmp}/d.log", "--ready-fd", str(w),
+             "--foreground", "--restart", "always", "--restart-sec", str(restart_sec), *MODES[mode]],
             pass_fds=(w,), stdin=subprocess.DEVNULL)
         os.close(w)
         with os.fdopen(r) as f:
-            ready = f.read().split()
-        child = int(ready[1])
-        out = []
+            self.child = int(f.read().split()[1])
+
+    def kill_and_wait(self) -> float:
+        """SIGKILL the service; seconds until its next process runs."""
+        start = time.monotonic()
+        os.kill(self.child, signal.SIGKILL)
         try:
+            self.child = wait_for_child(self.proc.pid, self.child, start + 30)
+        except TimeoutError:
+            raise TimeoutError(f"the service did not come back; the daemon's log: "
+                               f"{(self.tmp / 'd.log').read_text()[-400:]}") from None
+        return time.monotonic() - start
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+def measure(restart_sec: float, kills: int, spacing: float) -> dict[str, tuple[list[float], tuple[int, int]]]:
+    """Per mode: the restart latencies, and the daemon's (RSS, PSS) while its service runs. The two
+    daemons run side by side and are killed in turn."""
+    with tempfile.TemporaryDirectory() as tmp:
+        daemons: dict[str, Daemon] = {}
+        try:
+            for mode in MODES:
+                daemons[mode] = Daemon(tmp, mode, restart_sec)
+            times: dict[str, list[float]] = {mode: [] for mode in MODES}
             for _ in range(kills):
                 start = time.monotonic()
-                os.kill(child, signal.SIGKILL)
-                try:
-                    child = wait_for_child(daemon.pid, child, start + 30)
-                except TimeoutError:
-                    raise TimeoutError(f"the service did not come back after {len(out)} kills; the daemon's "
-                                       f"log: {Path(tmp, 'd.log').read_text()[-400:]}") from None
-                out.append(time.monotonic() - start)
+                for mode, daemon in daemons.items():
+                    times[mode].append(daemon.kill_and_wait())
                 time.sleep(max(0.0, spacing - (time.monotonic() - start)))
+            time.sleep(1.0)  # settled: the waiter has taken over again
+            return {mode: (times[mode], memory(d.proc.pid)) for mode, d in daemons.items()}
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(timeout=60)
-        return out
+            for daemon in daemons.values():
+                daemon.stop()
 
 
 def main() -> None:
@@ -79,12 +120,14 @@ def main() -> None:
     p.add_argument("--spacing", type=float, default=2.6,
                    help="seconds between kills (the start limit: 5 starts in 10 s)")
     args = p.parse_args()
-    print(f"| restart_sec | kills | median (ms) | min | max |  loadavg {os.getloadavg()[0]:.2f}")
-    print("|---|---|---|---|---|")
+    print(f"loadavg {os.getloadavg()[0]:.2f}\n")
+    print("| restart_sec | daemon | kills | median (ms) | min | max | daemon RSS / PSS (KiB) |")
+    print("|---|---|---|---|---|---|---|")
     for delay in args.restart_sec:
-        times = [t * 1000 for t in measure(delay, args.kills, args.spacing)]
-        median = statistics.median(times)
-        print(f"| {delay:g} | {len(times)} | {median:.1f} | {min(times):.1f} | {max(times):.1f} |")
+        for mode, (times, (rss, pss)) in measure(delay, args.kills, args.spacing).items():
+            ms = [t * 1000 for t in times]
+            print(f"| {delay:g} | {mode} | {len(ms)} | {statistics.median(ms):.1f} | {min(ms):.1f} | "
+                  f"{max(ms):.1f} | {rss} / {pss} |")
 
 
 if __name__ == "__main__":

@@ -6,47 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import select
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from helpers.cli import wait_for
+from helpers.daemon import Daemon
 from helpers.marks import needs_root
 
 from pyforkexec.service import daemon
-
-
-class Daemon:
-    def __init__(self, tmp_path: Path, argv: list[str], *options: str, sys_attr: dict | None = None):
-        self.spec, self.log = tmp_path / "s.json", tmp_path / "d.log"
-        self.pid_file = tmp_path / "run" / "d.pid"
-        doc: dict = {"version": 1, "argv": argv}
-        if sys_attr:
-            doc["sys"] = sys_attr
-        self.spec.write_text(json.dumps(doc))
-        r, w = os.pipe()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyforkexec.daemon", "--name", "t", "--spec", str(self.spec), "--pid-file",
-             str(self.pid_file), "--log-file", str(self.log), "--ready-fd", str(w), "--foreground",
-             "--restart-sec", "0.01", *options],
-            pass_fds=(w,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            self.ready = f.read().decode().strip()
-
-    def wait(self) -> int:
-        code = self.proc.wait(timeout=60)
-        self.proc.stderr.close()
-        return code
-
-    def log_lines(self) -> list[str]:
-        lines = self.log.read_text().splitlines()
-        return [line.split(": ", 1)[1] for line in lines if "pyforkexec-daemon[" in line]
 
 
 @needs_root  # namespaces only root may create or join here

@@ -20,6 +20,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import servic
 # What a service gets as its environment when its spec sets none (systemd gives services the same PATH).
 DAEMON_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 READY_FD_OPTION = "--ready-fd"
+WAITER, RESUME_OPTION = "pyforkexec-waiter", "--resume"
 
 
 def daemon_argv(name, python, restart, stop_timeout, restart_sec):
@@ -29,15 +30,25 @@ def daemon_argv(name, python, restart, stop_timeout, restart_sec):
 
 
 def running_argv(pid):
-    """The command line a running daemon was started with, without its --ready-fd."""
+    """The command line a running daemon was started with (daemon_argv's), or None if it is gone."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+            return daemon_argv_of([a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]])
     except FileNotFoundError:
         return None
+
+
+def daemon_argv_of(argv):
+    """The daemon's arguments in a /proc cmdline, without its --ready-fd. While its service runs the
+    daemon is pyforkexec-waiter, whose command line ends with the daemon's, followed by what the daemon
+    adds for its way back (--resume and after, always last: pyforkexec.service.daemon)."""
+    if argv and os.path.basename(argv[0]) == WAITER and "--" in argv:
+        argv = argv[argv.index("--") + 1:]
+    if RESUME_OPTION in argv:
+        argv = argv[:argv.index(RESUME_OPTION)]
     if READY_FD_OPTION in argv:
         i = argv.index(READY_FD_OPTION)
-        del argv[i:i + 2]
+        argv = argv[:i] + argv[i + 2:]
     return argv
 
 

@@ -35,7 +35,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from .._signals import held
 from ..checks import check_bool, check_int, check_list, fail, to_bytes
@@ -444,3 +444,21 @@ class CgroupProcess(Process):
                 if handle is not None:
                     handle.cleanup()
         return code
+
+
+def handover_record(proc: Process) -> Optional[dict[str, object]]:
+    """What removing the cgroup of ``proc`` after it is reaped takes, as JSON data, for a process that
+    reaps it after an exec (the daemon, service/daemon.py); None when there is nothing to remove."""
+    handle = proc._cgroup if isinstance(proc, CgroupProcess) else None
+    if handle is None:
+        return None
+    return {"path": handle.path, "created": handle.created, "remove": handle.remove, "root": handle.root}
+
+
+def process_from_record(pid: int, record: Optional[dict[str, Any]]) -> Process:
+    """The Process of a child started before an exec, from handover_record's data: waiting for it
+    removes its cgroup as the CgroupProcess it was would have."""
+    if record is None:
+        return Process(pid)
+    handle = CgroupHandle(record["path"], -1, dict(record["created"]), bool(record["remove"]), record["root"])
+    return CgroupProcess(pid, None, handle)

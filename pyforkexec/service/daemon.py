@@ -24,6 +24,15 @@ systemd would otherwise provide::
 
 The spec is read again at each start (as systemd reads a unit's ExecStart again), so a restart runs
 the current document.
+
+While the service runs, the daemon is not Python: once the service started it execs
+``pyforkexec-waiter`` (service/waiter.c) in its own process, which keeps the pid, the pid file's lock,
+the log and the service as its child, passes signals on and stops the service on SIGTERM like this
+module does, in a few hundred KiB instead of an interpreter's ~10 MB. When the service ends the
+waiter execs this module again (``--resume STATE --waited HOW``, STATE the JSON of what the daemon
+keeps: the service's pid, the fds, the start times, its cgroup), which reaps it and applies the
+restart policy. Without the waiter (not built), or when a signal is already being handled, the daemon
+supervises the service itself.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import argparse
 import collections
 import contextlib
 import fcntl
+import json
 import os
 import select
 import signal
@@ -46,7 +56,10 @@ from ..errors import ChildError
 from ..forkexec import start_process
 from ..lookpath import find_program
 from ..process import Process
+from ..sandbox.cgroup import handover_record, process_from_record
+from . import waiter
 
+WAITED = ("run", "stop", "kill", "error")  # how the waiter saw the service end (waiter.c)
 RESTART_POLICIES = ("no", "on-failure", "always")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
@@ -65,13 +78,32 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--start-limit-interval", type=float, default=10.0)
     p.add_argument("--ready-fd", type=int, default=-1)
     p.add_argument("--foreground", action="store_true", help="do not detach (for tests and debugging)")
+    p.add_argument("--no-waiter", action="store_true", help="supervise in Python, never exec the waiter")
+    # Internal: the daemon coming back from pyforkexec-waiter (module docstring).
+    p.add_argument("--resume", type=json.loads, help=argparse.SUPPRESS)
+    p.add_argument("--waited", choices=WAITED, help=argparse.SUPPRESS)
+    p.add_argument("--exited-at", type=int, help=argparse.SUPPRESS)  # CLOCK_MONOTONIC ms
     return p.parse_args(argv)
 
 
+def wanted_argv(argv: Sequence[str]) -> list[str]:
+    """The daemon's arguments as its starter gave them: without --ready-fd (used once) and without
+    what the waiter adds (--resume and --waited, always last)."""
+    argv = list(argv)
+    if "--resume" in argv:
+        del argv[argv.index("--resume"):]
+    if "--ready-fd" in argv:
+        i = argv.index("--ready-fd")
+        del argv[i:i + 2]
+    return argv
+
+
 class Daemon:
-    def __init__(self, args: argparse.Namespace, log_fd: int):
+    def __init__(self, args: argparse.Namespace, log_fd: int, argv: Sequence[str] = (), pid_fd: int = -1):
         self.args = args
+        self.argv = wanted_argv(argv)  # for the waiter's way back
         self.log_fd = log_fd
+        self.pid_fd = pid_fd
         self.gave_up = False
         self.signals: list[int] = []
         self.stopping = False
@@ -207,30 +239,92 @@ class Daemon:
         a clean exit, else the service's status (128+N for signal N; 1 for a clean exit given up)."""
         self.install_handlers()
         code, first = 0, True
+        resumed = self.resumed()
         while True:
-            self.starts.append(time.monotonic())
-            try:
-                proc = self.spawn()
-            except (specmod.SpecError, ChildError, OSError) as e:
-                self.log(f"start failed: {e}")
-                if first:  # whoever started the daemon reports it; restarts are for a service that ran
-                    self.ready(f"error {e}")
-                    return 1
-                code = 1
-            else:
-                self.log(f"started {proc.pid}")
-                self.ready(f"ok {proc.pid}")
-                first = False
+            if resumed is not None:
+                proc, resumed, first = resumed, None, False
                 code = self.supervise(proc)
-                self.log(f"{proc.pid} exited with status {code}" if code >= 0 else
-                         f"{proc.pid} killed by {signal.Signals(-code).name}")
+                self.log_exit(proc, code)
+            else:
+                self.starts.append(time.monotonic())
+                try:
+                    proc = self.spawn()
+                except (specmod.SpecError, ChildError, OSError) as e:
+                    self.log(f"start failed: {e}")
+                    if first:  # whoever started the daemon reports it; restarts are for a service that ran
+                        self.ready(f"error {e}")
+                        return 1
+                    code = 1
+                else:
+                    self.log(f"started {proc.pid}")
+                    self.ready(f"ok {proc.pid}")
+                    first = False
+                    self.hand_over(proc)  # returns only if the waiter could not take over
+                    code = self.supervise(proc)
+                    self.log_exit(proc, code)
             if not self.should_restart(code):
                 if self.stopping:
                     return 0
                 return code if code > 0 else 128 - code if code < 0 else int(self.gave_up)
             self.log(f"restarting in {self.args.restart_sec:g}s (restart={self.args.restart})")
-            if self.sleep(self.args.restart_sec):
+            if self.sleep(self.args.restart_sec - self.since_exit()):
                 return 0
+
+    def since_exit(self) -> float:
+        """Seconds since the waiter saw the service exit (once: later exits are seen here)."""
+        exited_at, self.args.exited_at = self.args.exited_at, None
+        return 0.0 if exited_at is None else max(0.0, time.monotonic() - exited_at / 1000)
+
+    def log_exit(self, proc: Process, code: int) -> None:
+        self.log(f"{proc.pid} exited with status {code}" if code >= 0 else
+                 f"{proc.pid} killed by {signal.Signals(-code).name}")
+
+    # ---- the waiter: the daemon while its service runs ------------------------------------------
+
+    def hand_over(self, proc: Process) -> None:
+        """Exec pyforkexec-waiter in this process, with the signals it handles blocked (pending ones
+        stay pending across exec). Returns, the daemon supervising in Python, if there is no waiter,
+        a signal came before the block, or the exec failed."""
+        if self.args.no_waiter or self.pid_fd < 0 or not waiter.available():
+            return
+        handled = {*STOP_SIGNALS, *FORWARDED, signal.SIGCHLD}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+        # A signal that came before the block has had its handler run by now (at this line). A
+        # SIGCHLD needs nothing: the waiter sees an exit that came first at once (its pidfd).
+        taken = [s for s in self._take_signals() if s != signal.SIGCHLD]
+        if taken:
+            self.signals[:0] = taken  # for supervise(), here
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            return
+        state = {"pid": proc.pid, "pid_fd": self.pid_fd, "log_fd": self.log_fd, "starts": list(self.starts),
+                 "cgroup": handover_record(proc)}
+        command = [sys.executable, "-m", "pyforkexec.daemon", *self.argv, "--resume", json.dumps(state)]
+        error = waiter.hand_over(proc.pid, str(round(self.args.stop_timeout * 1000)), command,
+                                 keep=(self.pid_fd, self.log_fd))
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        self.log(f"cannot exec {waiter.WAITER}: {error}; supervising in Python")
+
+    def resumed(self) -> Optional[Process]:
+        """Back from the waiter: the state it kept, the service as a Process to reap (a zombie now,
+        unless the waiter failed: then it still runs and is supervised here), how it ended."""
+        state = self.args.resume
+        if state is None:
+            return None
+        for fd in (self.pid_fd, self.log_fd):
+            os.set_inheritable(fd, False)
+        # The waiter's signals were blocked across both execs: now that ours are installed, take them.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {*STOP_SIGNALS, *FORWARDED, signal.SIGCHLD})
+        self.starts.extend(state["starts"])
+        proc = process_from_record(state["pid"], state["cgroup"])
+        waited = self.args.waited
+        if waited in ("stop", "kill"):
+            self.stopping = True
+            self.log(f"stopping: SIGTERM to {proc.pid}")
+        if waited == "kill":
+            self.log(f"{proc.pid} still running {self.args.stop_timeout:g}s after SIGTERM: SIGKILL")
+        if waited == "error":
+            self.log("the waiter failed: supervising in Python")
+        return proc
 
     def sleep(self, seconds: float) -> bool:
         """Sleep unless a stop signal comes first; whether one came."""
@@ -267,17 +361,23 @@ def detach(log_fd: int) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
-    log_fd = os.open(args.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    daemon = Daemon(args, log_fd)
-    try:
-        pid_fd = lock_pid_file(args.pid_file)
-    except SystemExit as e:
-        daemon.ready(f"error {str(e.code).split(': ', 1)[-1]}")
-        raise
-    if not args.foreground:
-        detach(log_fd)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    resume = args.resume
+    if resume is not None:  # back from the waiter: the same process, its log and locked pid file open
+        log_fd, pid_fd = resume["log_fd"], resume["pid_fd"]
+        daemon = Daemon(args, log_fd, argv, pid_fd)
+    else:
+        os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
+        log_fd = os.open(args.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        daemon = Daemon(args, log_fd, argv)
+        try:
+            pid_fd = daemon.pid_fd = lock_pid_file(args.pid_file)
+        except SystemExit as e:
+            daemon.ready(f"error {str(e.code).split(': ', 1)[-1]}")
+            raise
+        if not args.foreground:
+            detach(log_fd)
     try:
         return daemon.run()
     finally:

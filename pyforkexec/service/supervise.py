@@ -11,11 +11,17 @@ them), and once the pid is known the signals are blocked and taken with sigwaiti
 signal a terminal sent to the whole foreground process group (the child got it already) from one
 sent to the launcher alone. The exit is only seen there (WNOWAIT): the Process reaps the child
 itself, so that it can release what it holds (start_process removes the cgroup it created).
+
+A launcher without a controlling terminal (a systemd unit's main process) has no job control or
+terminal signals to tell apart: it hands its child over to pyforkexec-waiter (waiter.py), which
+passes every signal on in a few hundred KiB and, once the child exited, execs ``python -m
+pyforkexec.service.reap`` to reap it, remove its cgroup and exit as it did.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -24,6 +30,8 @@ from collections.abc import Iterator
 from typing import Callable, NoReturn, Optional
 
 from ..process import Process
+from ..sandbox.cgroup import handover_record
+from . import waiter
 
 #: Signals a launcher passes on to its child. SIGUSR1/2 are here because their default action would
 #: kill the launcher (``kill -USR1 $MAINPID`` asks a daemon to reopen its logs).
@@ -69,6 +77,18 @@ class Supervisor:
             self._forward(signo)
         self._early.clear()
 
+    def hand_over(self) -> None:
+        """Become pyforkexec-waiter until the child exits, when there is no terminal; returns (to
+        wait() here) if there is one, no waiter, or the exec failed."""
+        proc = self.proc
+        if proc is None or not waiter.available() or _has_terminal():
+            return
+        # Signals that came before the block were forwarded by _on_signal (the pid is known).
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {*FORWARDED, signal.SIGCHLD})
+        state = json.dumps({"pid": proc.pid, "cgroup": handover_record(proc)})
+        waiter.hand_over(proc.pid, "forward", [sys.executable, "-m", "pyforkexec.service.reap", state])
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
     def wait(self) -> int:
         """Reaps the child; returns its exit status, or the negated signal that killed it."""
         proc = self.proc
@@ -98,6 +118,14 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def _has_terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC))
+    except OSError:
+        return False
+    return True
+
+
 def _same_process_group(pid: int) -> bool:
     try:
         return os.getpgid(pid) == os.getpgrp()
@@ -114,6 +142,7 @@ def run_as_parent(spawn: Callable[[], Process]) -> int:
     sup = Supervisor()
     with sup.handlers():
         sup.started(spawn())
+        sup.hand_over()
         return sup.wait()
 
 

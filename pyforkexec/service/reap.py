@@ -1,0 +1,30 @@
+"""``python -m pyforkexec.service.reap STATE --waited HOW --exited-at MS``: where pyforkexec-waiter
+sends a launcher back once its child exited (supervise.py): reap the child, remove its cgroup
+(STATE: the JSON of its pid and cgroup), and exit as it did. The waiter's signals arrive blocked;
+should the waiter have failed before the exit (HOW ``error``), the child is supervised here."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, Optional
+
+from ..sandbox.cgroup import process_from_record
+from .supervise import FORWARDED, Supervisor, exit_like
+
+
+def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
+    args = list(sys.argv[1:] if argv is None else argv)
+    state = json.loads(args[0])
+    sup = Supervisor()
+    with sup.handlers():
+        sup.started(process_from_record(state["pid"], state["cgroup"]))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {*FORWARDED, signal.SIGCHLD})  # ours are installed
+        code = sup.wait()
+    exit_like(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+/*
+ * pyforkexec-waiter: what stays in memory while a pyforkexec daemon's service runs.
+ *
+ *   pyforkexec-waiter PID STOP_TIMEOUT_MS -- COMMAND [ARGS...]     the daemon's
+ *   pyforkexec-waiter PID forward -- COMMAND [ARGS...]             a launcher's
+ *
+ * The daemon (python -m pyforkexec.daemon) starts its service, then replaces itself with this
+ * program: the same process (its pid file lock, its log fds, its session), so the service stays its
+ * only child, but a few hundred KiB instead of an interpreter. Until the service ends it
+ *   - passes SIGHUP, SIGUSR1 and SIGUSR2 on to PID;
+ *   - on SIGTERM or SIGINT sends SIGTERM to PID, and STOP_TIMEOUT_MS later SIGKILL to PID's
+ *     process group and to PID;
+ * or, for a launcher without a terminal (``pyforkexec exec --spec`` as a systemd unit's main
+ * process: service/supervise.py), passes every signal a launcher forwards (SIGHUP, SIGINT, SIGQUIT,
+ * SIGTERM, SIGUSR1, SIGUSR2) on to PID, the service manager keeping its own stop timeout;
+ * and once PID has exited, it execs COMMAND ARGS... --waited STATE --exited-at MS, STATE being "run"
+ * (it ended by itself), "stop" (after a stop signal) or "kill" (after the SIGKILL of a stop), MS the
+ * CLOCK_MONOTONIC milliseconds when it saw the exit: the daemon again, which reaps PID (left a zombie
+ * here, so its pid cannot be reused meanwhile) and applies the restart policy, its delay counted
+ * from MS (the interpreter's start-up is part of it, not added to it).
+ *
+ * The daemon blocks these signals before its exec, so none is lost in between: they are read here
+ * from a signalfd, and whatever arrives after the last read stays pending, blocked, for the daemon
+ * that COMMAND starts. Any failure here execs COMMAND with STATE "error": the daemon then
+ * supervises the service itself, as it did before this program existed. Exit status 127 only if
+ * COMMAND itself cannot be exec'd (the service is then killed: nobody would be left to stop it).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int parse_positive(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* COMMAND ARGS... --waited STATE --exited-at MS, exec'd in place of this program. */
+static void resume(char **command, int count, const char *state, pid_t pid)
+{
+    char *argv[count + 5], exited_at[32];
+    snprintf(exited_at, sizeof(exited_at), "%lld", now_ms());
+    memcpy(argv, command, sizeof(char *) * (size_t)count);
+    argv[count] = "--waited";
+    argv[count + 1] = (char *)state;
+    argv[count + 2] = "--exited-at";
+    argv[count + 3] = exited_at;
+    argv[count + 4] = NULL;
+    execv(argv[0], argv);
+    fprintf(stderr, "pyforkexec-waiter: cannot exec %s: %s; killing %d, which nobody would stop\n",
+            argv[0], strerror(errno), (int)pid);
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+    _exit(127);
+}
+
+int main(int argc, char **argv)
+{
+    long long pid_value, timeout_ms = -1;
+    int forward = argc >= 3 && strcmp(argv[2], "forward") == 0;
+    if (argc < 5 || strcmp(argv[3], "--") != 0 || parse_positive(argv[1], &pid_value) < 0
+        || pid_value < 1 || (!forward && parse_positive(argv[2], &timeout_ms) < 0)) {
+        fprintf(stderr, "usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward -- COMMAND [ARGS...]\n");
+        return 2;
+    }
+    pid_t pid = (pid_t)pid_value;
+    char **command = argv + 4;
+    int count = argc - 4;
+
+    /* The signals the daemon or launcher handles; already blocked by it, blocked again in case not. */
+    sigset_t handled;
+    sigemptyset(&handled);
+    int signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
+    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+        sigaddset(&handled, signals[i]);
+    if (forward)
+        sigaddset(&handled, SIGQUIT);
+    if (sigprocmask(SIG_BLOCK, &handled, NULL) < 0)
+        resume(command, count, "error", pid);
+    int sigfd = signalfd(-1, &handled, SFD_CLOEXEC);
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);  /* a zombie's too: it then polls readable */
+    if (sigfd < 0 || pidfd < 0)
+        resume(command, count, "error", pid);
+
+    const char *state = "run";
+    long long deadline = -1;  /* of a stop: when SIGKILL follows the SIGTERM */
+    for (;;) {
+        struct pollfd fds[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+        int timeout = -1;
+        if (deadline >= 0) {
+            long long left = deadline - now_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
+        int n = poll(fds, 2, timeout);
+        if (n < 0 && errno != EINTR)
+            resume(command, count, "error", pid);
+        if (n > 0 && fds[0].revents)
+            break;  /* exited: the daemon reaps it */
+        if (deadline >= 0 && now_ms() >= deadline) {
+            kill(-pid, SIGKILL);  /* its group: what it forked goes too */
+            kill(pid, SIGKILL);
+            state = "kill";
+            deadline = -1;
+        }
+        if (n <= 0 || !fds[1].revents)
+            continue;
+        struct signalfd_siginfo info;
+        if (read(sigfd, &info, sizeof(info)) != (ssize_t)sizeof(info))
+            continue;
+        int signo = (int)info.ssi_signo;
+        if (forward) {
+            if (signo != SIGCHLD)
+                kill(pid, signo);
+        } else if ((signo == SIGTERM || signo == SIGINT) && strcmp(state, "run") == 0) {
+            kill(pid, SIGTERM);
+            state = "stop";
+            deadline = now_ms() + timeout_ms;
+        } else if (signo == SIGHUP || signo == SIGUSR1 || signo == SIGUSR2) {
+            kill(pid, signo);
+        }
+    }
+    close(sigfd);
+    close(pidfd);
+    resume(command, count, state, pid);
+    return 127;
+}

@@ -1,0 +1,218 @@
+"""The daemon while its service runs, and a launcher without a terminal while its command runs:
+pyforkexec-waiter in their place (service/waiter.c), a few hundred
+KiB instead of an interpreter, and back to Python for each exit. What the daemon promises must hold
+across those execs: signals passed on or acted upon however they race the hand-over, the stop timeout,
+the pid file's lock, the cgroup removed after the service, and never a service left unsupervised."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers.cli import wait_for
+from helpers.daemon import Daemon
+from helpers.marks import needs_root
+
+from pyforkexec.sandbox.cgroup import CgroupError, find_cgroup2
+from pyforkexec.service import waiter
+
+pytestmark = pytest.mark.skipif(not waiter.available(),
+                                reason=f"{waiter.WAITER} is not built (setup.py builds it, beside _child)")
+
+
+def exe(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/exe")
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Rss:"))
+
+
+def children(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return f.read().split()
+
+
+def the_service(d: Daemon) -> int:
+    pids = children(d.proc.pid)
+    assert len(pids) == 1, pids
+    return int(pids[0])
+
+
+def test_while_the_service_runs_the_daemon_is_the_waiter(tmp_path: Path) -> None:
+    d = Daemon(tmp_path, ["sleep", "60"])
+    try:
+        assert d.ready.startswith("ok ")
+        wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
+        assert rss_kib(d.proc.pid) < 4096  # no interpreter left in it
+        assert the_service(d) == int(d.ready.split()[1])
+        assert d.pid_file.read_text() == f"{d.proc.pid}\n"  # the same process: its pid file holds
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert not d.pid_file.exists()
+
+
+def test_no_waiter_keeps_python(tmp_path: Path) -> None:
+    d = Daemon(tmp_path, ["sleep", "60"], "--no-waiter")
+    try:
+        time.sleep(0.3)
+        assert exe(d.proc.pid) == os.path.realpath(sys.executable)
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
+def test_restarts_go_through_python_and_back_to_the_waiter(tmp_path: Path) -> None:
+    d = Daemon(tmp_path, ["sleep", "60"], "--restart", "always")
+    try:
+        for _ in range(3):
+            wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
+            old = the_service(d)
+            os.kill(old, signal.SIGKILL)
+            wait_for(lambda old=old: children(d.proc.pid) not in ([], [str(old)]), "the service to come back")
+        # The new process can be seen before the daemon logs it.
+        wait_for(lambda: sum(x.startswith("started") for x in d.log_lines()) == 4, "the fourth start logged")
+        assert sum(x.endswith("killed by SIGKILL") for x in d.log_lines()) == 3
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
+def test_the_stop_timeout_holds_in_the_waiter(tmp_path: Path) -> None:
+    # The service ignores SIGTERM (and so does what it forks): SIGKILL to its group after 0.3 s.
+    d = Daemon(tmp_path, ["sh", "-c", "trap '' TERM; sleep 60 & wait"], "--stop-timeout", "0.3")
+    child = int(d.ready.split()[1])
+    wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert d.log_lines() == [f"started {child}", f"stopping: SIGTERM to {child}",
+                             f"{child} still running 0.3s after SIGTERM: SIGKILL",
+                             f"{child} killed by SIGKILL", "stopped"]
+    wait_for(lambda: subprocess.run(["pgrep", "-g", str(child)]).returncode == 1,  # gone once reaped
+             "the service's process group to be gone")
+
+
+def test_signals_are_passed_on_by_the_waiter(tmp_path: Path) -> None:
+    mark = tmp_path / "mark"
+    script = f"trap 'echo HUP >> {mark}' HUP; trap 'echo USR1 >> {mark}' USR1; while :; do sleep 0.05; done"
+    d = Daemon(tmp_path, ["sh", "-c", script])
+    try:
+        wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: mark.exists() and mark.read_text() == "HUP\n", "SIGHUP to reach the service")
+        d.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: mark.read_text() == "HUP\nUSR1\n", "SIGUSR1 to reach the service")
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
+@pytest.mark.parametrize("delay_ms", [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144])
+def test_a_stop_racing_the_hand_over_is_never_lost(tmp_path: Path, delay_ms: int) -> None:
+    """SIGTERM at points from the start through the hand-over (blocking, exec, the waiter's signalfd):
+    the daemon stops, with its service, whichever process image it had when the signal came."""
+    d = Daemon(tmp_path, ["sleep", "60"])
+    child = int(d.ready.split()[1])
+    time.sleep(delay_ms / 1000)
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0, d.log.read_text()
+    assert not os.path.exists(f"/proc/{child}")
+    assert d.log_lines()[-2:] == [f"{child} killed by SIGTERM", "stopped"]
+
+
+@needs_root  # a cgroup below the root cgroup
+def test_the_service_s_cgroup_is_removed_after_it_across_the_waiter(tmp_path: Path) -> None:
+    try:
+        root = find_cgroup2()
+    except CgroupError as e:
+        pytest.skip(str(e))
+    name = f"pyforkexec-waiter-{os.getpid()}"
+    d = Daemon(tmp_path, ["sleep", "60"], "--restart", "always", sys_attr={"cgroup": {"path": f"{name}/svc"}})
+    leaf = os.path.join(root, name, "svc")
+    try:
+        wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
+        old = the_service(d)
+        with open(os.path.join(leaf, "cgroup.procs")) as f:
+            assert f.read().split() == [str(old)]
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: "restarting" in d.log.read_text(), "the restart")
+        wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over again")
+        with open(os.path.join(leaf, "cgroup.procs")) as f:
+            assert f.read().split() == [str(the_service(d))]  # made again for the new process
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert not os.path.exists(os.path.join(root, name))  # the leaf, and the parent the spawn made
+
+
+def test_the_waiter_refuses_bad_arguments() -> None:
+    res = subprocess.run([waiter.WAITER, "x", "10", "--", "/bin/true"], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert res.stderr.startswith("usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward -- COMMAND")
+
+
+def test_a_waiter_that_fails_and_cannot_go_back_kills_the_service() -> None:
+    """With no fd to spare (RLIMIT_NOFILE 3) the waiter cannot watch the service and goes back to the
+    daemon at once; when that exec fails too, nobody would supervise the service: it is killed."""
+    service = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        def no_spare_fd() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (3, 3))
+
+        res = subprocess.run([waiter.WAITER, str(service.pid), "100", "--", "/nonexistent/daemon"],
+                             preexec_fn=no_spare_fd, capture_output=True, text=True, timeout=30)
+        assert res.returncode == 127
+        assert f"cannot exec /nonexistent/daemon: No such file or directory; killing {service.pid}" \
+            in res.stderr
+        assert service.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+
+
+# ---- a launcher without a terminal (pyforkexec exec --spec as a systemd unit's main process) -------
+
+def launcher(tmp_path: Path, argv: list[str]) -> subprocess.Popen:
+    spec = tmp_path / "launch.json"
+    spec.write_text(json.dumps({"version": 1, "argv": argv}))
+    return subprocess.Popen([sys.executable, "-m", "pyforkexec", "exec", "--spec", str(spec)],
+                            start_new_session=True, stdin=subprocess.DEVNULL)  # no controlling terminal
+
+
+def test_a_launcher_without_a_terminal_becomes_the_waiter_and_ends_as_its_command(tmp_path: Path) -> None:
+    mark = tmp_path / "mark"
+    script = f"trap 'echo HUP >> {mark}' HUP; trap 'exit 7' TERM; while :; do sleep 0.05; done"
+    proc = launcher(tmp_path, ["sh", "-c", script])
+    try:
+        wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
+        assert rss_kib(proc.pid) < 4096
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: mark.exists() and mark.read_text() == "HUP\n", "SIGHUP to reach the command")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 7  # its command's status, through the way back to Python
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_launcher_dies_of_the_signal_its_command_died_of(tmp_path: Path) -> None:
+    proc = launcher(tmp_path, ["sleep", "60"])
+    try:
+        wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
+        proc.send_signal(signal.SIGTERM)  # passed on: sleep dies of it, the launcher then too
+        assert proc.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
