@@ -37,7 +37,8 @@ UNSHARE = ["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--ut
 
 # Runs ARGS as ``python ARGS`` would (a module with -m, else code with -c) and, as the process ends
 # (normally or by os._exit, as the launcher ends with its child's status), writes every module name
-# in sys.modules to the fd its first argument names. ``-X importtime`` would not do: it misses what
+# in sys.modules to the fd its first argument names (also before an exec: a launcher without a
+# terminal becomes pyforkexec-waiter). ``-X importtime`` would not do: it misses what
 # importlib.import_module and ``from package import module`` load.
 WRAPPER = """
 import os, sys
@@ -46,6 +47,9 @@ def dump(out=os.fdopen(int(sys.argv.pop(1)), "w")):
 def exit_after_dump(code, real_exit=os._exit):
     dump(); real_exit(code)
 os._exit = exit_after_dump
+def exec_after_dump(path, args, real_execv=os.execv):  # a launcher handing its child to the waiter
+    dump(); real_execv(path, args)
+os.execv = exec_after_dump
 import atexit; atexit.register(dump)
 mode, target, *rest = sys.argv[1:]
 if mode == "-m":

@@ -1,7 +1,8 @@
-"""``python -m pyforkexec.service.reap STATE --waited HOW --exited-at MS``: where pyforkexec-waiter
-sends a launcher back once its child exited (supervise.py): reap the child, remove its cgroup
-(STATE: the JSON of its pid and cgroup), and exit as it did. The waiter's signals arrive blocked;
-should the waiter have failed before the exit (HOW ``error``), the child is supervised here."""
+"""``python -m pyforkexec.service.reap PID [CGROUP] --waited HOW --exited-at MS``: where
+pyforkexec-waiter sends a launcher back once its child exited (supervise.py): reap the child, remove
+its cgroup (CGROUP: the JSON of cgroup.handover_record, if it has one), and exit as it did. The
+waiter's signals arrive blocked; should the waiter have failed before the exit (HOW ``error``), the
+child is supervised here."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from .supervise import FORWARDED, Supervisor, exit_like
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
-    state = json.loads(args[0])
+    record = json.loads(args[1]) if len(args) > 1 and not args[1].startswith("--") else None
     sup = Supervisor()
     with sup.handlers():
-        sup.started(process_from_record(state["pid"], state["cgroup"]))
+        sup.started(process_from_record(int(args[0]), record))
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {*FORWARDED, signal.SIGCHLD})  # ours are installed
         code = sup.wait()
     exit_like(code)

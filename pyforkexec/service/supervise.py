@@ -15,13 +15,12 @@ itself, so that it can release what it holds (start_process removes the cgroup i
 A launcher without a controlling terminal (a systemd unit's main process) has no job control or
 terminal signals to tell apart: it hands its child over to pyforkexec-waiter (waiter.py), which
 passes every signal on in a few hundred KiB and, once the child exited, execs ``python -m
-pyforkexec.service.reap`` to reap it, remove its cgroup and exit as it did.
+pyforkexec.service.reap PID [CGROUP]`` to reap it, remove its cgroup and exit as it did.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import signal
@@ -85,8 +84,13 @@ class Supervisor:
             return
         # Signals that came before the block were forwarded by _on_signal (the pid is known).
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {*FORWARDED, signal.SIGCHLD})
-        state = json.dumps({"pid": proc.pid, "cgroup": handover_record(proc)})
-        waiter.hand_over(proc.pid, "forward", [sys.executable, "-m", "pyforkexec.service.reap", state])
+        command = [sys.executable, "-m", "pyforkexec.service.reap", str(proc.pid)]
+        record = handover_record(proc)
+        if record is not None:  # its cgroup, to remove once it is reaped
+            import json  # only then: a launcher's start-up imports what it uses (test_startup_imports)
+
+            command.append(json.dumps(record))
+        waiter.hand_over(proc.pid, "forward", command)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def wait(self) -> int:
