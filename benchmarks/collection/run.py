@@ -21,6 +21,7 @@ import cold_start
 import definitions as d
 import image
 import playbook
+import podman_leaks
 import probes
 import report
 
@@ -72,6 +73,8 @@ def _round(n: int, rnd: int, img: str, out: str, restarts: int) -> None:
         _running(c, n, out, rnd, restarts)
         _deploy(c, n, "present", img, out, "rerun", rnd)
         _deploy(c, n, "absent", img, out, "removal", rnd)
+        if c is d.PODMAN and (leaks := podman_leaks.remove(c.subnet)):
+            _record(out, contender=c.name, n=n, round=rnd, op="podman-leak", removed=leaks)
 
 
 def cleanup(n: int) -> None:
@@ -84,6 +87,7 @@ def cleanup(n: int) -> None:
             playbook.run(c.name, variables)
         except RuntimeError as e:
             print(f"cleanup of {c.name}: {e}", flush=True)
+    podman_leaks.remove(d.PODMAN.subnet)
     image.remove_image()
 
 
@@ -91,10 +95,13 @@ def leftovers() -> list[str]:
     """Whatever of the benchmark's names the host still has: links, netns, containers."""
     env = dict(os.environ, **playbook.PODMAN_ENV)
     found = []
-    for argv in (["ip", "-br", "link"], ["ip", "netns"], ["podman", "ps", "-a", "--format", "{{.Names}}"],
-                 ["podman", "network", "ls", "--format", "{{.Name}}"], ["getent", "passwd"]):
+    marks = ("pfb-", *(f"{c.subnet}." for c in d.CONTENDERS))
+    for argv in (["ip", "-br", "addr"], ["ip", "netns"], ["podman", "ps", "-a", "--format", "{{.Names}}"],
+                 ["podman", "network", "ls", "--format", "{{.Name}}"], ["getent", "passwd"],
+                 ["iptables-save"], ["podman", "images", "--format", "{{.Repository}}"]):
         out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False).stdout
-        found += [f"{argv[0]} {argv[1]}: {line}" for line in out.splitlines() if "pfb-" in line]
+        found += [f"{' '.join(argv[:2])}: {line}" for line in out.splitlines()
+                  if any(m in line for m in marks) or "pfb-python" in line]
     return found + [p for p in (d.ROLE_VENV,) if os.path.exists(p)]
 
 
