@@ -40,15 +40,17 @@ def _deploy(c: d.Contender, n: int, state: str, img: str, out: str, op: str, rnd
     _record(out, contender=c.name, n=n, round=rnd, op=op, seconds=run.seconds, changed=run.changed)
 
 
-def _running(c: d.Contender, n: int, out: str, rnd: int, restarts: int) -> None:
-    """Wait for every service to answer, then (first round) memory and restart latency."""
+def _ready(c: d.Contender, n: int, out: str, rnd: int) -> None:
+    """Seconds from the converge's end until every service answers."""
     start = time.monotonic()
     for i in range(1, n + 1):
         if probes.wait_answers(d.address(c, i), 30) is None:
             raise RuntimeError(f"{d.service_name(c, i)} does not answer at {d.address(c, i)}:{d.PORT}")
     _record(out, contender=c.name, n=n, round=rnd, op="ready", seconds=time.monotonic() - start)
-    if rnd:
-        return
+
+
+def _probe(c: d.Contender, n: int, out: str, rnd: int, restarts: int) -> None:
+    """Memory kept per service, then restart latency after SIGKILL."""
     for i in range(1, n + 1):
         procs = probes.processes(c, i)
         assert procs is not None
@@ -70,8 +72,10 @@ def _round(n: int, rnd: int, img: str, out: str, restarts: int) -> None:
     for c in d.CONTENDERS[turn:] + d.CONTENDERS[:turn]:
         print(f"N={n} round {rnd}: {c.name}", flush=True)
         _deploy(c, n, "present", img, out, "converge", rnd)
-        _running(c, n, out, rnd, restarts)
+        _ready(c, n, out, rnd)
         _deploy(c, n, "present", img, out, "rerun", rnd)
+        if rnd == 0:  # after the re-run: a failed restart would leave it something to do
+            _probe(c, n, out, rnd, restarts)
         _deploy(c, n, "absent", img, out, "removal", rnd)
         if c is d.PODMAN and (leaks := podman_leaks.remove(c.subnet)):
             _record(out, contender=c.name, n=n, round=rnd, op="podman-leak", removed=leaks)
