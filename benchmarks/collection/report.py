@@ -50,11 +50,13 @@ def _operations(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[st
             med = {c: _median([r["seconds"] for r in rows[c]]) for c in CONTENDERS}
             loads = [r["load"] for c in CONTENDERS for r in rows[c]]
             changed = {c: {r.get("changed") for r in rows[c]} for c in CONTENDERS}
-            cells = [_fmt(med[c]) + (f" (changed {sorted(changed[c])})" if op == "rerun" and changed[c] != {0}
-                                     else "") for c in CONTENDERS]
+            noted = {c for c in CONTENDERS if op == "rerun" and rows[c] and changed[c] != {0}}
+            failed = {c: len(by.get((f"{op}-failed", n, c), [])) for c in CONTENDERS}
+            cells = [_fmt(med[c]) + (f" (changed {sorted(changed[c])})" if c in noted else "")
+                     + (f" ({failed[c]} failed)" if failed[c] else "") for c in CONTENDERS]
             lines.append(f"| {op} | {n} | {' | '.join(cells)} | {_ratio(med['role'], med['podman'])} | "
                          f"{_ratio(med['role'], med['netns'])} | {min(len(v) for v in rows.values())} | "
-                         f"{_fmt(_median(loads), '')} |")
+                         f"{'-' if not loads else f'{_median(loads):.1f}'} |")
     return lines, by
 
 
