@@ -1,0 +1,42 @@
+"""The services benchmarks/collection generates for the role pass the role's own argument specs
+(meta/argument_specs.yml, what Ansible checks before the role's first task), for every N it runs."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "roles" / "isolated_service" / "meta" / "argument_specs.yml"
+
+
+def _definitions():
+    spec = importlib.util.spec_from_file_location("bench_definitions", ROOT / "benchmarks" / "collection" /
+                                                  "definitions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _errors(variables):
+    options = yaml.safe_load(SPEC.read_text())["argument_specs"]["main"]["options"]
+    return ArgumentSpecValidator(options).validate(variables).error_messages
+
+
+@pytest.mark.parametrize("n", [1, 5, 10, 20])
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_generated_services_pass_the_role_argument_specs(n, state):
+    variables = _definitions().role_vars(n, state)
+    assert len(variables["isolated_service_services"]) == n
+    assert _errors(variables) == []
+
+
+def test_a_field_the_role_does_not_know_is_refused():
+    variables = copy.deepcopy(_definitions().role_vars(1, "present"))
+    variables["isolated_service_services"][0]["read_only"] = True  # podman's name, not the role's
+    assert any("read_only" in message for message in _errors(variables))
