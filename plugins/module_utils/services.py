@@ -1,0 +1,198 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""The services module's logic: a host's services, each with the network namespace it runs in,
+planned together and then applied in one process (one module call for N services, where a task loop
+of the netns and service modules costs a module round trip per service).
+
+Each entry is the service module's options plus ``wiring``, the netns module's options for the
+namespace the entry's ``netns`` names. The run has two phases:
+
+- ``plan``: every entry is checked (names unique, the service module's own checks and pyforkexec's
+  validation of its launch spec, the netns model of its wiring) and its files rendered, before
+  anything changes. One refused entry fails the task and nothing is applied.
+- ``apply``: the entries in state absent first (service stopped and removed, then its namespace), then
+  the others, each one its namespace wired (``pyforkexec.netns.converge`` and its persistence, as the
+  netns module does) and then the service brought to its state (``service.apply``, the service
+  module's own run), restarted when its namespace was rewired or its runtime reinstalled
+  (``restart``) under it. An entry whose apply fails is reported and the others still apply (they are
+  independent); a service whose namespace could not be wired is not started or restarted (fail
+  closed), and the task fails naming every failed entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import NETNS_DIR
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_args import WIRING_ARGSPEC
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_persist import persistence
+
+ARGSPEC = dict(
+    services=dict(type="list", elements="dict", required=True, options=dict(
+        svc.ARGSPEC, wiring=dict(type="dict", options=WIRING_ARGSPEC)),
+        mutually_exclusive=svc.MUTUALLY_EXCLUSIVE, required_if=svc.REQUIRED_IF),
+    restart=dict(type="list", elements="str", default=[]),
+)
+
+# The keys of a service's result (the service module's, and the role's isolated_service_status).
+RESULT_KEYS = ("changed", "actions", "state", "manager", "pid", "main_pid", "namespaces", "landlock",
+               "spec_path", "unit_path", "pid_file", "log_file")
+
+
+class EntryModule:
+    """The AnsibleModule as one entry's Service sees it: that entry's options as its ``params``."""
+
+    def __init__(self, module, params):
+        self._module = module
+        self.params = params
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+@dataclasses.dataclass
+class Entry:
+    """One service of the run: its Service, its rendered files, its namespace's netns options (None
+    without ``wiring``), and what applying it did."""
+
+    service: svc.Service
+    files: dict | None
+    wiring: dict | None
+    result: dict = dataclasses.field(default_factory=dict)
+    netns: dict | None = None
+    error: str | None = None
+
+    @property
+    def name(self):
+        return self.service.name
+
+    @property
+    def state(self):
+        return self.service.params["state"]
+
+
+def _wiring(params):
+    """The netns module's options for the entry's namespace, None without ``wiring``."""
+    if params["wiring"] is None:
+        return None
+    if not params["netns"]:
+        raise paths.ServiceError("wiring: needs netns, the name of the namespace it wires")
+    netns_params = dict(params["wiring"], name=params["netns"], state="present")
+    deps.pyforkexec.netns.model.desired(netns_params)  # raises ModelError naming the option
+    return netns_params
+
+
+def _plan_entry(module, params):
+    wiring = _wiring(params)
+    service = svc.Service(EntryModule(module, params))
+    files = None
+    if params["state"] != "absent":
+        # A namespace this run wires is made before the service starts: not looked for yet.
+        made = wiring is not None and not os.path.exists(os.path.join(NETNS_DIR, wiring["name"]))
+        service.netns_made = made
+        files = service.wanted_files()
+    return Entry(service, files, wiring)
+
+
+def _duplicates(values):
+    seen, twice = set(), []
+    for value in values:
+        if value in seen and value not in twice:
+            twice.append(value)
+        seen.add(value)
+    return twice
+
+
+def plan(module):
+    """Every entry checked and rendered, nothing changed: the Entries, in apply order (absent
+    first). Raises PlanError naming every refused entry."""
+    services = module.params["services"]
+    problems = [f"services: {name} is given more than once"
+                for name in _duplicates(p["name"] for p in services)]
+    problems += [f"services: netns {name} is wired by more than one service"
+                 for name in _duplicates(p["netns"] for p in services if p["wiring"] is not None)]
+    unknown = sorted(set(module.params["restart"]) - {p["name"] for p in services})
+    if unknown:
+        problems.append(f"restart: not among the services: {', '.join(unknown)}")
+    entries = []
+    for params in services:
+        try:
+            entries.append(_plan_entry(module, params))
+        except (*svc.ERRORS, deps.pyforkexec.netns.ModelError) as e:
+            problems.append(f"services[{params['name']}]: {e}")
+    if problems:
+        raise PlanError("\n".join(problems))
+    return sorted(entries, key=lambda entry: entry.state != "absent")
+
+
+class PlanError(ValueError):
+    """Entries refused before anything changed; ``str()`` names each one and its option."""
+
+
+def _converge_netns(module, entry, present):
+    """The entry's namespace wired (``present``) or removed, with its persistence: its result and
+    diff entries, as the netns module returns them."""
+    netns = deps.pyforkexec.netns
+    params = entry.wiring
+    done = netns.converge(params["name"], params if present else None, check=module.check_mode)
+    files = Files(module)
+    entry.netns = dict(actions=done.actions, netns=done.netns, topology=done.after)
+    entry.netns["persist"] = persistence(files, params, present, module.run_command)
+    entry.netns["actions"] = done.actions + files.actions
+    header = f"netns {params['name']}"
+    entry.netns["diff"] = [dict(before=done.before, after=done.after, before_header=header,
+                                after_header=header), *files.diff]
+    return bool(done.actions)
+
+
+def _apply_entry(module, entry, restart):
+    netns = deps.pyforkexec.netns
+    present = entry.state != "absent"
+    try:
+        if present and entry.wiring is not None and _converge_netns(module, entry, True):
+            entry.service.changed_under.append("netns")
+        if present and entry.name in restart:
+            entry.service.changed_under.append("runtime")
+        entry.result = svc.apply(entry.service, entry.files)
+        if not present and entry.wiring is not None:
+            _converge_netns(module, entry, False)
+    except (*svc.ERRORS, netns.ModelError, netns.ApplyError, OSError) as e:
+        entry.error = str(e)
+        if isinstance(e, netns.ApplyError):
+            entry.netns = dict(actions=e.actions)
+
+
+def _service_result(entry, diff):
+    out = {key: entry.result[key] for key in RESULT_KEYS if key in entry.result}
+    out["changed"] = bool(entry.result.get("actions")) or bool(entry.netns and entry.netns["actions"])
+    if entry.netns is not None:
+        out["netns"] = {key: value for key, value in entry.netns.items() if key != "diff"}
+    if entry.error is not None:
+        out.update(failed=True, msg=entry.error, **svc.daemon_log(entry.service.params))
+    if diff:
+        out["diff"] = [*(entry.netns or {}).get("diff", []), *entry.result.get("diff", [])]
+    return out
+
+
+def run(module):
+    """One run of the module: the result for exit_json, and the message to fail with (None when
+    every entry applied). Raises PlanError before anything changed."""
+    entries = plan(module)
+    restart = set(module.params["restart"])
+    for entry in entries:
+        _apply_entry(module, entry, restart)
+    results = {entry.name: _service_result(entry, module._diff) for entry in entries}
+    result = dict(changed=any(r["changed"] for r in results.values()), services=results)
+    if module._diff:
+        result["diff"] = [dict(d, before_header=f"{name}: {d.get('before_header', '')}",
+                               after_header=f"{name}: {d.get('after_header', '')}")
+                          for name, r in results.items() for d in r["diff"]]
+    failed = [entry for entry in entries if entry.error is not None]
+    if not failed:
+        return result, None
+    return result, "; ".join(f"services[{entry.name}]: {entry.error}" for entry in failed)
