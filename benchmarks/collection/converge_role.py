@@ -46,7 +46,8 @@ def services(count: int) -> list[dict]:
 
 def playbook(count: int) -> list[dict]:
     return [dict(name=f"{count} isolated HTTP services", hosts="all", gather_facts=False,
-                 vars=dict(isolated_service_venv=VENV, isolated_service_remove_runtime=False,
+                 vars=dict(ansible_python_interpreter="/usr/bin/python3",
+                           isolated_service_venv=VENV, isolated_service_remove_runtime=False,
                            isolated_service_cgroup_required=False,
                            isolated_service_networks=[dict(name=BRIDGE, addresses=[f"{SUBNET}.1/24"])],
                            isolated_service_services=services(count)),

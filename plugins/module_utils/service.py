@@ -213,14 +213,20 @@ class Service:
         if self.systemctl.is_enabled(self.name) != enabled:
             self.do("enable" if enabled else "disable")
 
-    def remove(self):
-        """state=absent: stop it under either manager, then remove every file written for it."""
+    def daemon(self):
+        """(name, main pid, stop timeout) of its pyforkexec daemon when one runs, else None."""
         main = paths.locked_pid(paths.pid_file(self.name))
-        self.was_running = main is not None
-        if main is not None:
+        return None if main is None else (self.name, main, self.params["stop_timeout"])
+
+    def remove(self, stopped=None):
+        """state=absent: stop it under either manager, then remove every file written for it.
+        ``stopped``: its daemon() that the caller stopped already (with others, service_direct.stop_all)."""
+        daemon = self.daemon() if stopped is None else stopped
+        self.was_running = daemon is not None
+        if daemon is not None:
             self.actions.append("stop")
-            if not self.module.check_mode:
-                service_direct.stop(self.name, main, self.params["stop_timeout"])
+            if not self.module.check_mode and stopped is None:
+                service_direct.stop_all([daemon])
         unit = paths.unit_path(self.name)
         booted = paths.systemd_booted()
         if booted and self.systemctl.is_active(self.name):
@@ -277,12 +283,12 @@ def run(module):
     return apply(Service(module))
 
 
-def apply(service, files=None):
-    """Bring ``service`` to its state (from ``files``, its wanted_files(), when given): its result
-    for exit_json, with its diff in --diff mode. Raises one of ERRORS."""
+def apply(service, files=None, stopped=None):
+    """Bring ``service`` to its state (from ``files``, its wanted_files(), when given; ``stopped``: see
+    Service.remove): its result for exit_json, with its diff in --diff mode. Raises one of ERRORS."""
     module = service.module
     if module.params["state"] == "absent":
-        service.remove()
+        service.remove(stopped)
         running = False
     else:
         running = service.converge(files)

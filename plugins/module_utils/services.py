@@ -10,7 +10,8 @@ namespace the entry's ``netns`` names. The run has two phases:
 - ``plan``: every entry is checked (names unique, the service module's own checks and pyforkexec's
   validation of its launch spec, the netns model of its wiring) and its files rendered, before
   anything changes. One refused entry fails the task and nothing is applied.
-- ``apply``: the entries in state absent first (service stopped and removed, then its namespace), then
+- ``apply``: the entries in state absent first (their daemons stopped together, then each service
+  removed, then its namespace), then
   the others, each one its namespace wired (``pyforkexec.netns.converge`` and its persistence, as the
   netns module does) and then the service brought to its state (``service.apply``, the service
   module's own run), restarted when its namespace was rewired or its runtime reinstalled
@@ -24,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
@@ -150,7 +151,18 @@ def _converge_netns(module, entry, present):
     return bool(done.actions)
 
 
-def _apply_entry(module, entry, restart):
+def _stop_removed(module, entries):
+    """The daemons of the services to remove (manager direct) stopped together, so that their stop
+    timeouts run at once rather than one after another: {name: the daemon stopped}. Raises ServiceError
+    (a daemon that survived SIGKILL: nothing is removed then)."""
+    daemons = {entry.name: entry.service.daemon() for entry in entries if entry.state == "absent"}
+    daemons = {name: daemon for name, daemon in daemons.items() if daemon is not None}
+    if not module.check_mode:
+        service_direct.stop_all(list(daemons.values()))
+    return daemons
+
+
+def _apply_entry(module, entry, restart, stopped):
     netns = deps.pyforkexec.netns
     present = entry.state != "absent"
     try:
@@ -158,7 +170,7 @@ def _apply_entry(module, entry, restart):
             entry.service.changed_under.append("netns")
         if present and entry.name in restart:
             entry.service.changed_under.append("runtime")
-        entry.result = svc.apply(entry.service, entry.files)
+        entry.result = svc.apply(entry.service, entry.files, stopped.get(entry.name))
         if not present and entry.wiring is not None:
             _converge_netns(module, entry, False)
     except (*svc.ERRORS, netns.ModelError, netns.ApplyError, OSError) as e:
@@ -184,8 +196,12 @@ def run(module):
     every entry applied). Raises PlanError before anything changed."""
     entries = plan(module)
     restart = set(module.params["restart"])
+    try:
+        stopped = _stop_removed(module, entries)
+    except paths.ServiceError as e:
+        return dict(changed=True, services={}), f"stopping the services to remove: {e}"
     for entry in entries:
-        _apply_entry(module, entry, restart)
+        _apply_entry(module, entry, restart, stopped)
     results = {entry.name: _service_result(entry, module._diff) for entry in entries}
     result = dict(changed=any(r["changed"] for r in results.values()), services=results)
     if module._diff:
