@@ -91,7 +91,8 @@ def test_a_refused_entry_fails_the_task_before_anything_changes(run_module, two)
     result = run_module(services, dict(services=[two[0], bad]))
     assert result["failed"] is True
     assert result["msg"].startswith(f"services[{bad['name']}]: mounts: needs a new mount namespace")
-    assert not os.path.exists(f"/run/netns/{two[0]['name']}") and not os.path.exists(paths.spec_path(two[0]["name"]))
+    assert not os.path.exists(f"/run/netns/{two[0]['name']}")
+    assert not os.path.exists(paths.spec_path(two[0]["name"]))
     twice = run_module(services, dict(services=[two[0], two[0]], restart=["nobody-here"]))
     assert f"services: {two[0]['name']} is given more than once" in twice["msg"]
     assert "restart: not among the services: nobody-here" in twice["msg"]
@@ -113,7 +114,8 @@ def test_absent_removes_services_and_namespaces_in_one_call(run_module, two):
     for entry in two:
         out = gone["services"][entry["name"]]
         assert out["state"] == "stopped" and "stop" in out["actions"]
-        assert not os.path.exists(f"/run/netns/{entry['name']}") and not os.path.exists(paths.spec_path(entry["name"]))
+        assert not os.path.exists(f"/run/netns/{entry['name']}")
+        assert not os.path.exists(paths.spec_path(entry["name"]))
     assert not os.path.exists(f"/sys/class/net/{two[0]['wiring']['bridges'][0]['name']}")
     again = run_module(services, dict(services=[dict(e, state="absent") for e in two]))
     assert again["changed"] is False
