@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: services
 short_description: A host's namespaced services and their network namespaces, in one module call
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Declares several services at once, each as M(pyforkexec.isolation.service) declares one, with the
     network namespace it runs in wired as M(pyforkexec.isolation.netns) wires one. One call plans them all
