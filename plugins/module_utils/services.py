@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
@@ -33,12 +34,15 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation imp
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_args import WIRING_ARGSPEC
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_persist import persistence
 
+# Each entry is checked against ENTRY_ARGSPEC by ``plan`` (the service module's own argument spec and
+# rules, and the netns module's for ``wiring``), so that its messages name the entry and the module's
+# documentation can refer to those modules for the options.
 ARGSPEC = dict(
-    services=dict(type="list", elements="dict", required=True, options=dict(
-        svc.ARGSPEC, wiring=dict(type="dict", options=WIRING_ARGSPEC)),
-        mutually_exclusive=svc.MUTUALLY_EXCLUSIVE, required_if=svc.REQUIRED_IF),
+    services=dict(type="list", elements="dict", required=True),
     restart=dict(type="list", elements="str", default=[]),
 )
+ENTRY_ARGSPEC = dict(svc.ARGSPEC, wiring=dict(type="dict", options=WIRING_ARGSPEC))
+ENTRY_RULES = dict(mutually_exclusive=svc.MUTUALLY_EXCLUSIVE, required_if=svc.REQUIRED_IF)
 
 # The keys of a service's result (the service module's, and the role's isolated_service_status).
 RESULT_KEYS = ("changed", "actions", "state", "manager", "pid", "main_pid", "namespaces", "landlock",
@@ -112,8 +116,15 @@ def _duplicates(values):
 def plan(module):
     """Every entry checked and rendered, nothing changed: the Entries, in apply order (absent
     first). Raises PlanError naming every refused entry."""
-    services = module.params["services"]
-    problems = [f"services: {name} is given more than once"
+    services, problems = [], []
+    validator = ArgumentSpecValidator(ENTRY_ARGSPEC, **ENTRY_RULES)
+    for i, raw in enumerate(module.params["services"]):
+        checked = validator.validate(raw)
+        if checked.error_messages:
+            problems.append(f"services[{raw.get('name', i)}]: {'; '.join(checked.error_messages)}")
+        else:
+            services.append(checked.validated_parameters)
+    problems += [f"services: {name} is given more than once"
                 for name in _duplicates(p["name"] for p in services)]
     problems += [f"services: netns {name} is wired by more than one service"
                  for name in _duplicates(p["netns"] for p in services if p["wiring"] is not None)]

@@ -14,9 +14,9 @@ description:
     and applies them in one process, where a task loop over those two modules costs a module round trip
     per service.
   - Every entry is checked first (the service module's checks, pyforkexec's validation of its launch spec,
-    the netns module's model of its O(services[].wiring)); one refused entry fails the task before
+    the netns module's model of its C(wiring)); one refused entry fails the task before
     anything changes.
-  - Then the entries in O(services[].state=absent) are removed (the service, then its namespace, its veths
+  - Then the entries in state C(absent) are removed (the service, then its namespace, its veths
     and the bridges no other port uses), and the others applied in order, each its namespace wired and
     then the service brought to its state. A running service whose namespace this run rewired, or that
     is named in O(restart), is restarted (once, and not when its own files changed and restarted it
@@ -27,8 +27,8 @@ description:
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
-  - pyroute2 in that Python, for O(services[].wiring)
-  - jinja2 in that Python, for O(services[].manager=systemd)
+  - pyroute2 in that Python, for entries with C(wiring)
+  - jinja2 in that Python, for entries with C(manager=systemd)
   - Linux, as root
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -36,34 +36,17 @@ extends_documentation_fragment:
 options:
   services:
     description:
-      - The services, each with the options of M(pyforkexec.isolation.service) (O(services[].name),
-        O(services[].argv), O(services[].state), O(services[].manager), the isolation options...; their
-        defaults are that module's) and O(services[].wiring).
+      - The services, each a dict of the options of M(pyforkexec.isolation.service) (C(name), C(argv),
+        C(state), C(manager), the isolation options...), checked by that module's argument spec (its
+        defaults, choices and rules), and C(wiring).
+      - C(wiring) is a dict of the options of M(pyforkexec.isolation.netns) but its C(name), which is
+        the entry's C(netns) (required with it), and its C(state), which follows the entry's C(state)
+        (C(absent) removes the namespace, its veths and the bridges no other port uses). Without it the
+        namespace C(netns) names is not managed here and must exist.
       - Names are unique, and so are the namespaces that entries wire.
     type: list
     elements: dict
     required: true
-    suboptions:
-      name:
-        description: The service name, as M(pyforkexec.isolation.service)'s.
-        type: str
-        required: true
-      state:
-        description: As M(pyforkexec.isolation.service)'s; V(absent) also removes the wired namespace.
-        type: str
-        choices: [started, stopped, restarted, absent]
-        default: started
-      netns:
-        description:
-          - The network namespace the service joins (C(/run/netns/NAME)), the one O(services[].wiring) wires.
-        type: str
-      wiring:
-        description:
-          - The options of M(pyforkexec.isolation.netns) but O(pyforkexec.isolation.netns#module:name) (it
-            is O(services[].netns)) and O(pyforkexec.isolation.netns#module:state) (it follows
-            O(services[].state)).
-          - Unset, the namespace is not managed here (it must exist, as for M(pyforkexec.isolation.service)).
-        type: dict
   restart:
     description:
       - Services restarted when they run and this run did not already start or restart them (the role
@@ -72,8 +55,8 @@ options:
     elements: str
     default: []
 notes:
-  - Each entry takes every option of M(pyforkexec.isolation.service); the module validates them with that
-    module's argument spec, which is their reference.
+  - An entry's refused option fails the task naming the entry (C(services[NAME]: ...)), before anything
+    changes.
 attributes:
   check_mode:
     support: full
@@ -163,7 +146,7 @@ services:
         - Its namespace's C(actions), C(netns), C(topology) and C(persist), as M(pyforkexec.isolation.netns)
           returns them.
       type: dict
-      returned: with O(services[].wiring)
+      returned: for an entry with C(wiring)
     failed:
       description: True when this service failed to apply (the task fails then).
       type: bool
@@ -187,7 +170,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, 
 def main():
     module = AnsibleModule(argument_spec=services.ARGSPEC, supports_check_mode=True)
     deps.require(module, "pyforkexec")
-    if any(entry["wiring"] is not None for entry in module.params["services"]):
+    if any(entry.get("wiring") is not None for entry in module.params["services"]):
         deps.require(module, "pyroute2")
     try:
         result, failure = services.run(module)

@@ -93,6 +93,12 @@ def test_a_refused_entry_fails_the_task_before_anything_changes(run_module, two)
     assert result["msg"].startswith(f"services[{bad['name']}]: mounts: needs a new mount namespace")
     assert not os.path.exists(f"/run/netns/{two[0]['name']}")
     assert not os.path.exists(paths.spec_path(two[0]["name"]))
+    typo = run_module(services, dict(services=[two[0], dict(two[1], user="nobody", credential=dict(uid=0))]))
+    exclusive = "parameters are mutually exclusive: user|credential"
+    assert typo["msg"].startswith(f"services[{two[1]['name']}]: {exclusive}")
+    unwired = run_module(services, dict(services=[dict(two[0], netns=None)]))
+    needs = "wiring: needs netns, the name of the namespace it wires"
+    assert unwired["msg"] == f"services[{two[0]['name']}]: {needs}"
     twice = run_module(services, dict(services=[two[0], two[0]], restart=["nobody-here"]))
     assert f"services: {two[0]['name']} is given more than once" in twice["msg"]
     assert "restart: not among the services: nobody-here" in twice["msg"]
