@@ -55,8 +55,8 @@ options:
     elements: str
     default: []
 notes:
-  - An entry's refused option fails the task naming the entry (C(services[NAME]: ...)), before anything
-    changes.
+  - An entry's refused option fails the task, before anything changes, with a message that starts with
+    C(services[NAME]) and names the option.
 attributes:
   check_mode:
     support: full
@@ -97,8 +97,8 @@ EXAMPLES = r"""
 RETURN = r"""
 services:
   description:
-    - Each service's result by name, the keys of M(pyforkexec.isolation.service)'s (RV(services.NAME.state),
-      RV(services.NAME.pid)...) and RV(services.NAME.netns).
+    - Each service's result by name, with the keys of M(pyforkexec.isolation.service)'s (C(state),
+      C(pid)...) and C(netns).
   returned: always
   type: dict
   contains:
@@ -124,7 +124,7 @@ services:
       description: Its parent (the launcher or the daemon), null when it does not run.
       type: int
     namespaces:
-      description: The namespaces of RV(services.NAME.pid), as the service module returns them.
+      description: The namespaces of its C(pid), as the service module returns them.
       type: dict
     landlock:
       description: What the kernel enforces of its landlock option, as the service module returns it.
