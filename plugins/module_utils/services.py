@@ -11,17 +11,18 @@ namespace the entry's ``netns`` names. The run has two phases:
   validation of its launch spec, the netns model of its wiring) and its files rendered, before
   anything changes. One refused entry fails the task and nothing is applied.
 - ``apply``: the entries in state absent first (their daemons stopped together, then each service
-  removed, then its namespace), then
-  the others, each one its namespace wired (``pyforkexec.netns.converge`` and its persistence, as the
-  netns module does) and then the service brought to its state (``service.apply``, the service
-  module's own run), restarted when its namespace was rewired or its runtime reinstalled
-  (``restart``) under it. An entry whose apply fails is reported and the others still apply (they are
-  independent); a service whose namespace could not be wired is not started or restarted (fail
+  removed, then its namespace); then the others, their namespaces wired (``pyforkexec.netns.converge``
+  and its persistence, as the netns module does), and then the services brought to their states
+  (``service.apply``, the service module's own run; those under manager direct in threads, see
+  DECLARE_THREADS), each restarted when its namespace was rewired or its runtime reinstalled
+  (``restart``) under it. An entry whose apply fails is reported and the others still apply (they
+  are independent); a service whose namespace could not be wired is not started or restarted (fail
   closed), and the task fails naming every failed entry.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import os
 
@@ -173,21 +174,58 @@ def _stop_removed(module, entries):
     return daemons
 
 
-def _apply_entry(module, entry, restart, stopped):
+def _guarded(entry, step, *args):
+    """``step(*args)``; an error of those a service's apply meets becomes the entry's."""
     netns = deps.pyforkexec.netns
-    present = entry.state != "absent"
     try:
-        if present and entry.wiring is not None and _converge_netns(module, entry, True):
-            entry.service.changed_under.append("netns")
-        if present and entry.name in restart:
-            entry.service.changed_under.append("runtime")
-        entry.result = svc.apply(entry.service, entry.files, stopped.get(entry.name))
-        if not present and entry.wiring is not None:
-            _converge_netns(module, entry, False)
+        step(*args)
     except (*svc.ERRORS, netns.ModelError, netns.ApplyError, OSError) as e:
         entry.error = str(e)
         if isinstance(e, netns.ApplyError):
             entry.netns = dict(actions=e.actions)
+
+
+def _remove(module, entry, stopped):
+    """State absent: the service removed (its daemon stopped already, ``stopped``), then its namespace."""
+    entry.result = svc.apply(entry.service, None, stopped.get(entry.name))
+    if entry.wiring is not None:
+        _converge_netns(module, entry, False)
+
+
+def _wire(module, entry, restart):
+    """The namespace of a service to keep wired; what changed under the service."""
+    if entry.wiring is not None and _converge_netns(module, entry, True):
+        entry.service.changed_under.append("netns")
+    if entry.name in restart:
+        entry.service.changed_under.append("runtime")
+
+
+def _declare(entry):
+    entry.result = svc.apply(entry.service, entry.files)
+
+
+# The services under manager direct are declared in threads: each has its own files and daemon, and
+# most of a start is waiting for its daemon to report (a Python starting); the namespaces are wired
+# before, in the module's thread (pyroute2 and setns), and units (systemd) one after another.
+DECLARE_THREADS = 8
+
+
+def _apply(module, entries, restart, stopped):
+    for entry in entries:
+        if entry.state == "absent":
+            _guarded(entry, _remove, module, entry, stopped)
+    kept = [entry for entry in entries if entry.state != "absent"]
+    for entry in kept:
+        _guarded(entry, _wire, module, entry, restart)
+    wired = [entry for entry in kept if entry.error is None]  # fail closed: not started unwired
+    for entry in wired:
+        if entry.service.manager != "direct":
+            _guarded(entry, _declare, entry)
+    direct = [entry for entry in wired if entry.service.manager == "direct"]
+    if direct:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=DECLARE_THREADS) as pool:
+            for done in [pool.submit(_guarded, entry, _declare, entry) for entry in direct]:
+                done.result()
 
 
 def _service_result(entry, diff):
@@ -211,8 +249,7 @@ def run(module):
         stopped = _stop_removed(module, entries)
     except paths.ServiceError as e:
         return dict(changed=True, services={}), f"stopping the services to remove: {e}"
-    for entry in entries:
-        _apply_entry(module, entry, restart, stopped)
+    _apply(module, entries, restart, stopped)
     results = {entry.name: _service_result(entry, module._diff) for entry in entries}
     result = dict(changed=any(r["changed"] for r in results.values()), services=results)
     if module._diff:

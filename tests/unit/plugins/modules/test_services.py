@@ -125,3 +125,15 @@ def test_absent_removes_services_and_namespaces_in_one_call(run_module, two):
     assert not os.path.exists(f"/sys/class/net/{two[0]['wiring']['bridges'][0]['name']}")
     again = run_module(services, dict(services=[dict(e, state="absent") for e in two]))
     assert again["changed"] is False
+
+
+def test_a_service_whose_namespace_cannot_be_wired_is_not_started(run_module, two):
+    # Enslaving its veth to the host's loopback (not a bridge) fails in the kernel, after the plan.
+    unwirable = dict(two[1], wiring=dict(veths=[dict(two[1]["wiring"]["veths"][0], bridge="lo")]))
+    result = run_module(services, dict(services=[two[0], unwirable]))
+    assert result["failed"] is True and result["msg"].startswith(f"services[{unwirable['name']}]: ")
+    bad = result["services"][unwirable["name"]]
+    assert bad["failed"] is True and "pid" not in bad
+    assert not os.path.exists(paths.spec_path(unwirable["name"]))
+    assert not os.path.exists(paths.pid_file(unwirable["name"]))
+    assert result["services"][two[0]["name"]]["state"] == "started"
