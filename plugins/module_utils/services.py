@@ -179,7 +179,7 @@ def _guarded(entry, step, *args):
     netns = deps.pyforkexec.netns
     try:
         step(*args)
-    except (*svc.ERRORS, netns.ModelError, netns.ApplyError, OSError) as e:
+    except (*svc.ERRORS, netns.ModelError, netns.OptionsError, netns.ApplyError, OSError) as e:
         entry.error = str(e)
         if isinstance(e, netns.ApplyError):
             entry.netns = dict(actions=e.actions)
