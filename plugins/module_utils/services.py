@@ -126,7 +126,7 @@ def plan(module):
         else:
             services.append(checked.validated_parameters)
     problems += [f"services: {name} is given more than once"
-                for name in _duplicates(p["name"] for p in services)]
+                 for name in _duplicates(p["name"] for p in services)]
     problems += [f"services: netns {name} is wired by more than one service"
                  for name in _duplicates(p["netns"] for p in services if p["wiring"] is not None)]
     unknown = sorted(set(module.params["restart"]) - {p["name"] for p in services})
