@@ -452,9 +452,10 @@ def _inode(option, path):
         _fail(option, f"no namespace to join at {path}: {e.strerror}")
 
 
-def _setns(params, cloneflags, origins, on_host):
+def _setns(params, cloneflags, origins, on_host, netns_made=False):
     """The SetNS entries of ``netns`` and ``join``, user namespaces first (the order pyforkexec joins
-    them in, so that an index in its messages is the index here)."""
+    them in, so that an index in its messages is the index here). ``netns_made``: the namespace
+    ``netns`` names is made by this run before the service starts (not looked for on the host)."""
     fe = deps.pyforkexec
     entries = []  # (option, path, nstype, inode)
     name = params["netns"]
@@ -463,9 +464,10 @@ def _setns(params, cloneflags, origins, on_host):
             _fail("netns", "joins an existing network namespace: it cannot be combined with a new one "
                   "('net' in namespaces or CLONE_NEWNET in cloneflags)")
         path = os.path.join(NETNS_DIR, name)
-        if "/" in name or name in (".", "..") or (on_host and not os.path.exists(path)):
+        look = on_host and not netns_made
+        if "/" in name or name in (".", "..") or (look and not os.path.exists(path)):
             _fail("netns", f"no network namespace {path} (create it with pyforkexec.isolation.netns)")
-        nstype = namespace_type("netns", path) if on_host else int(fe.CLONE_NEWNET)
+        nstype = namespace_type("netns", path) if look else int(fe.CLONE_NEWNET)
         if nstype != fe.CLONE_NEWNET:
             _fail("netns", f"{path} is a {_kind_of_type(nstype)} namespace, not a network namespace")
         entries.append(("netns", path, nstype, None))
@@ -671,14 +673,16 @@ def _require_fields(params):
                   f"{getattr(deps.pyforkexec, '__version__', '?')} does not have: upgrade pyforkexec")
 
 
-def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, on_host=True):
+def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, on_host=True,
+                      netns_made=False):
     """A SysProcAttr from the isolation options in ``params`` (module parameters after argument-spec
     validation; the service module's ``user``/``group`` too). ``cgroup_path`` is the default cgroup
     path. Records in ``origins`` the option of each field. Raises IsolationError.
 
     ``on_host`` false checks the options away from the host they are for (the role
     isolated_service, on its controller, before it changes anything): what only that host knows is
-    left out (the ids of names, whether netns, join targets and rootfs exist there)."""
+    left out (the ids of names, whether netns, join targets and rootfs exist there). ``netns_made``:
+    see _setns."""
     fe = deps.pyforkexec
     origins = origins if origins is not None else Origins()
     _require_fields(params)
@@ -704,7 +708,7 @@ def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, 
         gid_mappings=gid_map,
         gid_mappings_enable_setgroups=params["setgroups"] == "allow",
         credential=_credential(params, origins, on_host),
-        setns=_setns(params, clone, origins, on_host),
+        setns=_setns(params, clone, origins, on_host, netns_made),
         hostname=params["hostname"],
         domainname=params["domainname"],
         mount_propagation=params["mount_propagation"],
@@ -738,15 +742,15 @@ def check_process(argv, attr, origins=None):
 
 
 def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_cgroup=True,
-                    argv_option="argv", on_host=True):
+                    argv_option="argv", on_host=True, netns_made=False):
     """The ProcAttr (its ``sys`` built from the isolation options of ``params``) for argv with an
     environment (a list of "K=V", None for the launcher's) and a working directory, validated by
     pyforkexec, with the option of each of its fields (a ``Built``). Raises IsolationError naming the
-    option (``argv_option`` for the command: the forkexec module's ``cmd``...). ``on_host``: see
-    build_sysprocattr."""
+    option (``argv_option`` for the command: the forkexec module's ``cmd``...). ``on_host`` and
+    ``netns_made``: see build_sysprocattr."""
     origins = Origins(argv_option)
     try:
-        sys_attr = build_sysprocattr(params, cgroup_path, with_cgroup, origins, on_host)
+        sys_attr = build_sysprocattr(params, cgroup_path, with_cgroup, origins, on_host, netns_made)
     except IsolationError:
         raise
     except (TypeError, ValueError) as e:  # a pyforkexec constructor refusing a value outright

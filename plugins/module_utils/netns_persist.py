@@ -16,6 +16,7 @@ import os
 import re
 import sys
 
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.service_systemd import (
     Systemctl,
@@ -137,3 +138,20 @@ class Persistence:
             unit=paths.netns_template_path() if self.booted else None,
             instance=paths.netns_unit_name(self.name) if self.booted else None,
         )
+
+
+def persistence(files, params, present, run):
+    """The persisted configuration of the namespace of the netns module's ``params`` brought in line
+    with their ``persist`` (``present`` false: removed); its result. Shared by the netns and services
+    modules."""
+    persisted = Persistence(files, params["name"], run)
+    out = persisted.result()
+    if present and params["persist"]:
+        persisted.present(deps.pyforkexec.netns.dump(params))
+        out["enabled"] = True
+    elif not present or params["persist"] is False:
+        persisted.absent()
+        out["enabled"] = False
+    else:
+        out["enabled"] = os.path.exists(out["config"])
+    return out

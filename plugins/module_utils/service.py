@@ -69,17 +69,18 @@ def unit_text(jinja2, params, name, python):
                                restart_sec=params["restart_sec"])
 
 
-def launch_attr(params, name, manager, on_host=True):
+def launch_attr(params, name, manager, on_host=True, netns_made=False):
     """The service's ProcAttr, validated by pyforkexec (an isolation.Built); ``on_host`` false checks
     the arguments away from their host, leaving out what only it knows (the role isolated_service, on
-    its controller, before it changes anything). Raises IsolationError naming the option."""
+    its controller, before it changes anything); ``netns_made``: its netns is made by this run (the
+    services module), not looked for. Raises IsolationError naming the option."""
     env = None if params["env"] is None else environment_entries(params["env"])
     if manager != "direct" and params["cgroup"] and params["cgroup"]["path"]:
         raise IsolationError("cgroup.path: with manager=systemd the service's cgroup is its unit's")
     # pyforkexec checks the cgroup limits under either manager; under systemd they are the unit's
     # directives, and the spec has no cgroup of its own.
     built = build_and_check(params, params["argv"], env=env, chdir=params["chdir"],
-                            cgroup_path=f"pyforkexec/{name}", on_host=on_host)
+                            cgroup_path=f"pyforkexec/{name}", on_host=on_host, netns_made=netns_made)
     if manager != "direct":
         built.attr.sys.cgroup = None
     return built
@@ -102,6 +103,9 @@ COMPARISONS = {
     "daemon_argv": lambda service, main, files_changed: (
         main is not None and service.manager == "direct"
         and service_direct.running_argv(main) != service.daemon_argv()),
+    # what it runs in or with changed under it: its network namespace rewired, its runtime reinstalled
+    # (the services module sets ``changed_under``; the service module never does)
+    "changed_under": lambda service, main, files_changed: main is not None and bool(service.changed_under),
 }
 
 
@@ -119,6 +123,8 @@ class Service:
         self.files = Files(module, self.actions, self.diff)
         self.was_running = False
         self.landlock = None  # what this kernel enforces of the landlock option (landlock_report)
+        self.changed_under = []  # why it must restart though its files did not change (COMPARISONS)
+        self.netns_made = False  # its netns is made by this run before it starts (the services module)
 
     def _manager(self):
         manager = paths.resolve_manager(self.params["manager"])
@@ -132,7 +138,7 @@ class Service:
 
     def spec_text(self):
         p = self.params
-        attr = launch_attr(p, self.name, self.manager).attr
+        attr = launch_attr(p, self.name, self.manager, netns_made=self.netns_made).attr
         self.landlock = landlock_report(attr.sys.landlock)
         doc = deps.pyforkexec.spec.dump(None, p["argv"], attr)
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
@@ -176,9 +182,11 @@ class Service:
         if verb in ("start", "restart"):
             service_direct.start(self.name, self.daemon_argv())
 
-    def converge(self):
+    def converge(self, files=None):
+        """Bring the service to its state, from ``files`` (wanted_files(), computed here when None);
+        whether it is to run."""
         state = self.params["state"]
-        files_changed = self.sync_files(self.wanted_files())
+        files_changed = self.sync_files(self.wanted_files() if files is None else files)
         if files_changed and self.manager == "systemd":
             self.actions.append("daemon-reload")
             if not self.module.check_mode:
@@ -205,14 +213,20 @@ class Service:
         if self.systemctl.is_enabled(self.name) != enabled:
             self.do("enable" if enabled else "disable")
 
-    def remove(self):
-        """state=absent: stop it under either manager, then remove every file written for it."""
+    def daemon(self):
+        """(name, main pid, stop timeout) of its pyforkexec daemon when one runs, else None."""
         main = paths.locked_pid(paths.pid_file(self.name))
-        self.was_running = main is not None
-        if main is not None:
+        return None if main is None else (self.name, main, self.params["stop_timeout"])
+
+    def remove(self, stopped=None):
+        """state=absent: stop it under either manager, then remove every file written for it.
+        ``stopped``: its daemon() that the caller stopped already (with others, service_direct.stop_all)."""
+        daemon = self.daemon() if stopped is None else stopped
+        self.was_running = daemon is not None
+        if daemon is not None:
             self.actions.append("stop")
-            if not self.module.check_mode:
-                service_direct.stop(self.name, main, self.params["stop_timeout"])
+            if not self.module.check_mode and stopped is None:
+                service_direct.stop_all([daemon])
         unit = paths.unit_path(self.name)
         booted = paths.systemd_booted()
         if booted and self.systemctl.is_active(self.name):
@@ -266,12 +280,18 @@ ERRORS = (IsolationError, paths.ServiceError, systemd.UnitError)
 
 def run(module):
     """One run of the module: the result for exit_json. Raises one of ERRORS."""
-    service = Service(module)
+    return apply(Service(module))
+
+
+def apply(service, files=None, stopped=None):
+    """Bring ``service`` to its state (from ``files``, its wanted_files(), when given; ``stopped``: see
+    Service.remove): its result for exit_json, with its diff in --diff mode. Raises one of ERRORS."""
+    module = service.module
     if module.params["state"] == "absent":
-        service.remove()
+        service.remove(stopped)
         running = False
     else:
-        running = service.converge()
+        running = service.converge(files)
     result = service.result(running)
     warning = landlock_warning(service.landlock)
     if warning:

@@ -105,29 +105,53 @@ def start(name, argv, timeout=30.0):
     raise paths.ServiceError(f"service {name} did not start: {reason}")
 
 
-def _wait_gone(pid, timeout):
+def _gone(fds, deadline):
+    """Wait until the processes of ``fds`` ({name: pidfd}) exit or ``deadline`` passes; drops (and
+    closes) those gone from ``fds``."""
+    while fds:
+        left = deadline - time.monotonic()
+        ready = select.select(list(fds.values()), [], [], max(left, 0))[0]
+        for name in [name for name, fd in fds.items() if fd in ready]:
+            os.close(fds.pop(name))
+        if left <= 0 and not ready:
+            return
+
+
+def stop_all(daemons):
+    """Stop the daemons ``[(name, main_pid, stop_timeout)]`` together, so that their stop timeouts run
+    at once: SIGTERM to each (it stops its service within its stop_timeout), SIGKILL to those still
+    there 5 s after that (and their pid files removed). Raises ServiceError naming one that survived."""
+    fds, workloads, deadlines, killed = {}, {}, {}, set()
     try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
+        for name, main, stop_timeout in daemons:
+            workloads[name] = (paths.workload_pid(main), main)
+            try:
+                fds[name] = os.pidfd_open(main)
+            except ProcessLookupError:
+                continue
+            deadlines[name] = time.monotonic() + stop_timeout + 5
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(fds[name], signal.SIGTERM)
+        while fds:
+            _gone(fds, min(deadlines[name] for name in fds))
+            now = time.monotonic()
+            for name in [name for name in fds if deadlines[name] <= now]:
+                if name in killed:
+                    raise paths.ServiceError(f"service {name}: daemon {workloads[name][1]} survived SIGKILL")
+                for pid in workloads[name]:
+                    if pid is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                killed.add(name)
+                deadlines[name] = now + 5
     finally:
-        os.close(fd)
+        for fd in fds.values():
+            os.close(fd)
+    for name in killed:  # a daemon SIGTERM stopped removed its own
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(paths.pid_file(name))
 
 
 def stop(name, main_pid, stop_timeout):
     """SIGTERM to the daemon (it stops the service within stop_timeout), SIGKILL if it lingers."""
-    workload = paths.workload_pid(main_pid)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(main_pid, signal.SIGTERM)
-    if _wait_gone(main_pid, stop_timeout + 5):
-        return
-    for pid in (workload, main_pid):
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    if not _wait_gone(main_pid, 5):
-        raise paths.ServiceError(f"service {name}: daemon {main_pid} survived SIGKILL")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(paths.pid_file(name))
+    stop_all([(name, main_pid, stop_timeout)])

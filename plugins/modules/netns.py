@@ -291,59 +291,14 @@ persist:
       sample: true
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_persist import Persistence
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_args import ARGSPEC
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_persist import persistence
 
-ARGSPEC = dict(
-    name=dict(type="str", required=True),
-    state=dict(type="str", default="present", choices=["present", "absent"]),
-    loopback=dict(type="bool", default=True),
-    bridges=dict(type="list", elements="dict", default=[], options=dict(
-        name=dict(type="str", required=True),
-        addresses=dict(type="list", elements="str", default=[]),
-        mtu=dict(type="int"),
-    )),
-    veths=dict(type="list", elements="dict", default=[], options=dict(
-        name=dict(type="str", required=True),
-        peer=dict(type="str", required=True),
-        bridge=dict(type="str"),
-        mtu=dict(type="int"),
-        mac=dict(type="str"),
-        peer_mac=dict(type="str"),
-        addresses=dict(type="list", elements="str", default=[]),
-        peer_addresses=dict(type="list", elements="str", default=[]),
-    )),
-    routes=dict(type="list", elements="dict", default=[], options=dict(
-        dst=dict(type="str", required=True),
-        gateway=dict(type="str"),
-        dev=dict(type="str"),
-        metric=dict(type="int"),
-    )),
-    gateway=dict(type="list", elements="str", default=[]),
-    sysctls=dict(type="dict", default={}),
-    persist=dict(type="bool"),
-)
-
-
-def persistence(module, files, present):
-    """The persisted configuration brought in line with ``persist`` (absent: removed); its result."""
-    params = module.params
-    persisted = Persistence(files, params["name"], module.run_command)
-    out = persisted.result()
-    if present and params["persist"]:
-        persisted.present(deps.pyforkexec.netns.dump(params))
-        out["enabled"] = True
-    elif not present or params["persist"] is False:
-        persisted.absent()
-        out["enabled"] = False
-    else:
-        out["enabled"] = os.path.exists(out["config"])
-    return out
+__all__ = ["ARGSPEC", "main"]  # ARGSPEC: the role's controller-side check validates with it
 
 
 def main():
@@ -361,7 +316,7 @@ def main():
         module.fail_json(msg=str(e), actions=e.actions)
     files = Files(module)
     try:
-        persist = persistence(module, files, present)
+        persist = persistence(files, params, present, module.run_command)
     except (netns.OptionsError, paths.ServiceError, OSError) as e:
         module.fail_json(msg=f"persist: {e}", actions=done.actions + files.actions)
     actions = done.actions + files.actions

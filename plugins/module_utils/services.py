@@ -1,0 +1,262 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""The services module's logic: a host's services, each with the network namespace it runs in,
+planned together and then applied in one process (one module call for N services, where a task loop
+of the netns and service modules costs a module round trip per service).
+
+Each entry is the service module's options plus ``wiring``, the netns module's options for the
+namespace the entry's ``netns`` names. The run has two phases:
+
+- ``plan``: every entry is checked (names unique, the service module's own checks and pyforkexec's
+  validation of its launch spec, the netns model of its wiring) and its files rendered, before
+  anything changes. One refused entry fails the task and nothing is applied.
+- ``apply``: the entries in state absent first (their daemons stopped together, then each service
+  removed, then its namespace); then the others, their namespaces wired (``pyforkexec.netns.converge``
+  and its persistence, as the netns module does), and then the services brought to their states
+  (``service.apply``, the service module's own run; those under manager direct in threads, see
+  DECLARE_THREADS), each restarted when its namespace was rewired or its runtime reinstalled
+  (``restart``) under it. An entry whose apply fails is reported and the others still apply (they
+  are independent); a service whose namespace could not be wired is not started or restarted (fail
+  closed), and the task fails naming every failed entry.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import NETNS_DIR
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_args import WIRING_ARGSPEC
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_persist import persistence
+
+# Each entry is checked against ENTRY_ARGSPEC by ``plan`` (the service module's own argument spec and
+# rules, and the netns module's for ``wiring``), so that its messages name the entry and the module's
+# documentation can refer to those modules for the options.
+ARGSPEC = dict(
+    services=dict(type="list", elements="dict", required=True),
+    restart=dict(type="list", elements="str", default=[]),
+)
+ENTRY_ARGSPEC = dict(svc.ARGSPEC, wiring=dict(type="dict", options=WIRING_ARGSPEC))
+ENTRY_RULES = dict(mutually_exclusive=svc.MUTUALLY_EXCLUSIVE, required_if=svc.REQUIRED_IF)
+
+# The keys of a service's result (the service module's, and the role's isolated_service_status).
+RESULT_KEYS = ("changed", "actions", "state", "manager", "pid", "main_pid", "namespaces", "landlock",
+               "spec_path", "unit_path", "pid_file", "log_file")
+
+
+class EntryModule:
+    """The AnsibleModule as one entry's Service sees it: that entry's options as its ``params``."""
+
+    def __init__(self, module, params):
+        self._module = module
+        self.params = params
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+@dataclasses.dataclass
+class Entry:
+    """One service of the run: its Service, its rendered files, its namespace's netns options (None
+    without ``wiring``), and what applying it did."""
+
+    service: svc.Service
+    files: dict | None
+    wiring: dict | None
+    result: dict = dataclasses.field(default_factory=dict)
+    netns: dict | None = None
+    error: str | None = None
+
+    @property
+    def name(self):
+        return self.service.name
+
+    @property
+    def state(self):
+        return self.service.params["state"]
+
+
+def _wiring(params):
+    """The netns module's options for the entry's namespace, None without ``wiring``."""
+    if params["wiring"] is None:
+        return None
+    if not params["netns"]:
+        raise paths.ServiceError("wiring: needs netns, the name of the namespace it wires")
+    netns_params = dict(params["wiring"], name=params["netns"], state="present")
+    deps.pyforkexec.netns.model.desired(netns_params)  # raises ModelError naming the option
+    return netns_params
+
+
+def _plan_entry(module, params):
+    wiring = _wiring(params)
+    service = svc.Service(EntryModule(module, params))
+    files = None
+    if params["state"] != "absent":
+        # A namespace this run wires is made before the service starts: not looked for yet.
+        made = wiring is not None and not os.path.exists(os.path.join(NETNS_DIR, wiring["name"]))
+        service.netns_made = made
+        files = service.wanted_files()
+    return Entry(service, files, wiring)
+
+
+def _duplicates(values):
+    seen, twice = set(), []
+    for value in values:
+        if value in seen and value not in twice:
+            twice.append(value)
+        seen.add(value)
+    return twice
+
+
+def plan(module):
+    """Every entry checked and rendered, nothing changed: the Entries, in apply order (absent
+    first). Raises PlanError naming every refused entry."""
+    services, problems = [], []
+    validator = ArgumentSpecValidator(ENTRY_ARGSPEC, **ENTRY_RULES)
+    for i, raw in enumerate(module.params["services"]):
+        checked = validator.validate(raw)
+        if checked.error_messages:
+            problems.append(f"services[{raw.get('name', i)}]: {'; '.join(checked.error_messages)}")
+        else:
+            services.append(checked.validated_parameters)
+    problems += [f"services: {name} is given more than once"
+                 for name in _duplicates(p["name"] for p in services)]
+    problems += [f"services: netns {name} is wired by more than one service"
+                 for name in _duplicates(p["netns"] for p in services if p["wiring"] is not None)]
+    unknown = sorted(set(module.params["restart"]) - {p["name"] for p in services})
+    if unknown:
+        problems.append(f"restart: not among the services: {', '.join(unknown)}")
+    entries = []
+    for params in services:
+        try:
+            entries.append(_plan_entry(module, params))
+        except (*svc.ERRORS, deps.pyforkexec.netns.ModelError) as e:
+            problems.append(f"services[{params['name']}]: {e}")
+    if problems:
+        raise PlanError("\n".join(problems))
+    return sorted(entries, key=lambda entry: entry.state != "absent")
+
+
+class PlanError(ValueError):
+    """Entries refused before anything changed; ``str()`` names each one and its option."""
+
+
+def _converge_netns(module, entry, present):
+    """The entry's namespace wired (``present``) or removed, with its persistence: its result and
+    diff entries, as the netns module returns them."""
+    netns = deps.pyforkexec.netns
+    params = entry.wiring
+    done = netns.converge(params["name"], params if present else None, check=module.check_mode)
+    files = Files(module)
+    entry.netns = dict(actions=done.actions, netns=done.netns, topology=done.after)
+    entry.netns["persist"] = persistence(files, params, present, module.run_command)
+    entry.netns["actions"] = done.actions + files.actions
+    header = f"netns {params['name']}"
+    entry.netns["diff"] = [dict(before=done.before, after=done.after, before_header=header,
+                                after_header=header), *files.diff]
+    return bool(done.actions)
+
+
+def _stop_removed(module, entries):
+    """The daemons of the services to remove (manager direct) stopped together, so that their stop
+    timeouts run at once rather than one after another: {name: the daemon stopped}. Raises ServiceError
+    (a daemon that survived SIGKILL: nothing is removed then)."""
+    daemons = {entry.name: entry.service.daemon() for entry in entries if entry.state == "absent"}
+    daemons = {name: daemon for name, daemon in daemons.items() if daemon is not None}
+    if not module.check_mode:
+        service_direct.stop_all(list(daemons.values()))
+    return daemons
+
+
+def _guarded(entry, step, *args):
+    """``step(*args)``; an error of those a service's apply meets becomes the entry's."""
+    netns = deps.pyforkexec.netns
+    try:
+        step(*args)
+    except (*svc.ERRORS, netns.ModelError, netns.OptionsError, netns.ApplyError, OSError) as e:
+        entry.error = str(e)
+        if isinstance(e, netns.ApplyError):
+            entry.netns = dict(actions=e.actions)
+
+
+def _remove(module, entry, stopped):
+    """State absent: the service removed (its daemon stopped already, ``stopped``), then its namespace."""
+    entry.result = svc.apply(entry.service, None, stopped.get(entry.name))
+    if entry.wiring is not None:
+        _converge_netns(module, entry, False)
+
+
+def _wire(module, entry, restart):
+    """The namespace of a service to keep wired; what changed under the service."""
+    if entry.wiring is not None and _converge_netns(module, entry, True):
+        entry.service.changed_under.append("netns")
+    if entry.name in restart:
+        entry.service.changed_under.append("runtime")
+
+
+def _declare(entry):
+    entry.result = svc.apply(entry.service, entry.files)
+
+
+# The services under manager direct are declared in threads: each has its own files and daemon, and
+# most of a start is waiting for its daemon to report (a Python starting); the namespaces are wired
+# before, in the module's thread (pyroute2 and setns), and units (systemd) one after another.
+DECLARE_THREADS = 8
+
+
+def _apply(module, entries, restart, stopped):
+    for entry in entries:
+        if entry.state == "absent":
+            _guarded(entry, _remove, module, entry, stopped)
+    kept = [entry for entry in entries if entry.state != "absent"]
+    for entry in kept:
+        _guarded(entry, _wire, module, entry, restart)
+    wired = [entry for entry in kept if entry.error is None]  # fail closed: not started unwired
+    for entry in wired:
+        if entry.service.manager != "direct":
+            _guarded(entry, _declare, entry)
+    direct = [entry for entry in wired if entry.service.manager == "direct"]
+    if direct:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=DECLARE_THREADS) as pool:
+            for done in [pool.submit(_guarded, entry, _declare, entry) for entry in direct]:
+                done.result()
+
+
+def _service_result(entry, diff):
+    out = {key: entry.result[key] for key in RESULT_KEYS if key in entry.result}
+    out["changed"] = bool(entry.result.get("actions")) or bool(entry.netns and entry.netns["actions"])
+    if entry.netns is not None:
+        out["netns"] = {key: value for key, value in entry.netns.items() if key != "diff"}
+    if entry.error is not None:
+        out.update(failed=True, msg=entry.error, **svc.daemon_log(entry.service.params))
+    if diff:
+        out["diff"] = [*(entry.netns or {}).get("diff", []), *entry.result.get("diff", [])]
+    return out
+
+
+def run(module):
+    """One run of the module: the result for exit_json, and the message to fail with (None when
+    every entry applied). Raises PlanError before anything changed."""
+    entries = plan(module)
+    restart = set(module.params["restart"])
+    try:
+        stopped = _stop_removed(module, entries)
+    except paths.ServiceError as e:
+        return dict(changed=True, services={}), f"stopping the services to remove: {e}"
+    _apply(module, entries, restart, stopped)
+    results = {entry.name: _service_result(entry, module._diff) for entry in entries}
+    result = dict(changed=any(r["changed"] for r in results.values()), services=results)
+    if module._diff:
+        result["diff"] = [dict(d, before_header=f"{name}: {d.get('before_header', '')}",
+                               after_header=f"{name}: {d.get('after_header', '')}")
+                          for name, r in results.items() for d in r["diff"]]
+    failed = [entry for entry in entries if entry.error is not None]
+    if not failed:
+        return result, None
+    return result, "; ".join(f"services[{entry.name}]: {entry.error}" for entry in failed)

@@ -1,0 +1,139 @@
+"""The services module in-process, against the real kernel: several services and their network
+namespaces planned and applied in one call, with check mode, diffs, per-service results, restarts of
+what changed under a service, and failures that name the service."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.modules import services
+
+# Stops promptly on SIGTERM, even as PID 1 of its PID namespace.
+PROGRAM = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]
+
+
+def _entry(name, peer, address, bridge=None, **extra):
+    veth = dict(name="eth0", peer=peer, addresses=[address])
+    wiring = dict(veths=[dict(veth, bridge=bridge)] if bridge else [veth])
+    if bridge:
+        wiring["bridges"] = [dict(name=bridge, addresses=["10.98.0.1/24"])]
+    return dict(dict(name=name, argv=PROGRAM, manager="direct", namespaces=["pid", "mount"],
+                     mounts=[dict(type="proc", target="/proc")], netns=name, wiring=wiring), **extra)
+
+
+@pytest.fixture
+def two(run_module, unique_name):
+    """Two services on one bridge (not yet applied), removed after the test."""
+    tag = os.getpid() % 10000
+    entries = [_entry(unique_name(), f"pfs{tag}a", "10.98.0.2/24", bridge=f"pfsbr{tag}"),
+               _entry(unique_name(), f"pfs{tag}b", "10.98.0.3/24", bridge=f"pfsbr{tag}")]
+    yield entries
+    gone = run_module(services, dict(services=[dict(e, state="absent") for e in entries]))
+    assert gone.get("failed") is not True, gone
+
+
+def _netns_inode(pid):
+    return os.stat(f"/proc/{pid}/ns/net").st_ino
+
+
+def test_check_mode_plans_every_service_and_touches_nothing(run_module, two):
+    result = run_module(services, dict(services=two), check_mode=True, diff=True)
+    assert result["changed"] is True
+    for entry in two:
+        name = entry["name"]
+        out = result["services"][name]
+        assert out["state"] == "started" and out["pid"] is None
+        assert out["actions"] == [f"write /etc/pyforkexec/{name}.json", "start"]
+        assert out["netns"]["actions"][0] == f"create_netns {name}"
+        assert not os.path.exists(f"/run/netns/{name}") and not os.path.exists(paths.spec_path(name))
+    headers = [d["before_header"] for d in result["diff"]]
+    assert f"{two[0]['name']}: netns {two[0]['name']}" in headers
+    assert f"{two[1]['name']}: state" in headers
+
+
+def test_services_start_in_their_namespaces_and_a_rerun_changes_nothing(run_module, two):
+    first = run_module(services, dict(services=two))
+    assert first["changed"] is True and first.get("failed") is not True, first
+    pids = {name: out["pid"] for name, out in first["services"].items()}
+    for entry in two:
+        out = first["services"][entry["name"]]
+        assert out["state"] == "started" and out["manager"] == "direct"
+        assert _netns_inode(out["pid"]) == out["netns"]["netns"]["inode"]
+        assert out["namespaces"]["pid"]["same_as_host"] is False
+    again = run_module(services, dict(services=two))
+    assert again["changed"] is False, again
+    assert {name: out["pid"] for name, out in again["services"].items()} == pids
+    assert all(out["actions"] == [] and out["netns"]["actions"] == [] for out in again["services"].values())
+
+
+def test_a_rewired_namespace_restarts_its_service_only(run_module, two):
+    first = run_module(services, dict(services=two))
+    assert first.get("failed") is not True, first
+    changed = [two[0], dict(two[1], wiring=dict(two[1]["wiring"], gateway=["10.98.0.1"]))]
+    second = run_module(services, dict(services=changed))
+    kept, rewired = (second["services"][e["name"]] for e in two)
+    assert kept["changed"] is False and kept["pid"] == first["services"][two[0]["name"]]["pid"]
+    assert rewired["actions"] == ["restart"] and rewired["netns"]["actions"]
+    assert rewired["pid"] != first["services"][two[1]["name"]]["pid"]
+
+
+def test_restart_names_the_services_to_restart(run_module, two):
+    first = run_module(services, dict(services=two))
+    second = run_module(services, dict(services=two, restart=[two[0]["name"]]))
+    assert second["services"][two[0]["name"]]["actions"] == ["restart"]
+    assert second["services"][two[1]["name"]]["pid"] == first["services"][two[1]["name"]]["pid"]
+
+
+def test_a_refused_entry_fails_the_task_before_anything_changes(run_module, two):
+    bad = dict(two[1], mounts=[dict(type="proc", target="/proc")], namespaces=["uts"])
+    result = run_module(services, dict(services=[two[0], bad]))
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"services[{bad['name']}]: mounts: needs a new mount namespace")
+    assert not os.path.exists(f"/run/netns/{two[0]['name']}")
+    assert not os.path.exists(paths.spec_path(two[0]["name"]))
+    typo = run_module(services, dict(services=[two[0], dict(two[1], user="nobody", credential=dict(uid=0))]))
+    exclusive = "parameters are mutually exclusive: user|credential"
+    assert typo["msg"].startswith(f"services[{two[1]['name']}]: {exclusive}")
+    unwired = run_module(services, dict(services=[dict(two[0], netns=None)]))
+    needs = "wiring: needs netns, the name of the namespace it wires"
+    assert unwired["msg"] == f"services[{two[0]['name']}]: {needs}"
+    twice = run_module(services, dict(services=[two[0], two[0]], restart=["nobody-here"]))
+    assert f"services: {two[0]['name']} is given more than once" in twice["msg"]
+    assert "restart: not among the services: nobody-here" in twice["msg"]
+
+
+def test_a_service_that_fails_to_start_is_named_and_the_others_apply(run_module, two):
+    broken = dict(two[1], argv=["/nonexistent/program"], restart="no")
+    result = run_module(services, dict(services=[two[0], broken]))
+    assert result["failed"] is True and result["msg"].startswith(f"services[{broken['name']}]: ")
+    good, bad = result["services"][two[0]["name"]], result["services"][broken["name"]]
+    assert good["state"] == "started" and good["pid"] is not None and good.get("failed") is not True
+    assert bad["failed"] is True and bad["netns"]["actions"]  # its namespace was wired
+
+
+def test_absent_removes_services_and_namespaces_in_one_call(run_module, two):
+    run_module(services, dict(services=two))
+    gone = run_module(services, dict(services=[dict(e, state="absent") for e in two]), diff=True)
+    assert gone["changed"] is True
+    for entry in two:
+        out = gone["services"][entry["name"]]
+        assert out["state"] == "stopped" and "stop" in out["actions"]
+        assert not os.path.exists(f"/run/netns/{entry['name']}")
+        assert not os.path.exists(paths.spec_path(entry["name"]))
+    assert not os.path.exists(f"/sys/class/net/{two[0]['wiring']['bridges'][0]['name']}")
+    again = run_module(services, dict(services=[dict(e, state="absent") for e in two]))
+    assert again["changed"] is False
+
+
+def test_a_service_whose_namespace_cannot_be_wired_is_not_started(run_module, two):
+    # Enslaving its veth to the host's loopback (not a bridge) fails in the kernel, after the plan.
+    unwirable = dict(two[1], wiring=dict(veths=[dict(two[1]["wiring"]["veths"][0], bridge="lo")]))
+    result = run_module(services, dict(services=[two[0], unwirable]))
+    assert result["failed"] is True and result["msg"].startswith(f"services[{unwirable['name']}]: ")
+    bad = result["services"][unwirable["name"]]
+    assert bad["failed"] is True and "pid" not in bad
+    assert not os.path.exists(paths.spec_path(unwirable["name"]))
+    assert not os.path.exists(paths.pid_file(unwirable["name"]))
+    assert result["services"][two[0]["name"]]["state"] == "started"
