@@ -12,7 +12,7 @@
 # from loading on its glibc 2.31, but its suite has not been run since: molecule/README.md), and
 # bookworm-arm64, whose image build alone (~23 min) breaks CI's budget; run them with the commands of
 # molecule/README.md.
-read -r -a PFE_OTHER_GUESTS <<<"${PFE_CI_GUESTS:-trixie-amd64}"
+read -r -a PFE_OTHER_GUESTS <<<"${PFE_CI_GUESTS:-trixie-amd64 bullseye-amd64}"
 
 # One of PFE_OTHER_GUESTS, picked by the checked-out commit (the day of the year without git): over
 # successive commits CI tries each.
