@@ -23,6 +23,7 @@ signals and report the child's end; the placement of the flags gives util-linux'
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -332,7 +333,23 @@ def write_time_offsets(pid: int, offsets: dict[str, int], given: Sequence[str] =
             f.write("".join(f"{clock} {secs} 0\n" for clock, secs in offsets.items()))
     except OSError as e:
         options = f"{' '.join(given)}: " if given else ""
-        raise SetupError(f"{options}failed to write {path}: {e.strerror}") from None
+        why = f": {ENTERED_AT_CLONE}" if e.errno == errno.EACCES and entered_time_namespace(pid) else ""
+        raise SetupError(f"{options}failed to write {path}: {e.strerror}{why}") from None
+
+
+# Why the offsets of a --fork child's time namespace are fixed already on Linux before 6.2.
+ENTERED_AT_CLONE = ("the child entered its new time namespace at clone, which fixes the offsets "
+                    "(Linux before 6.2 moves a child sharing the launcher's memory there at clone, "
+                    "later ones at execve): give them without --fork on this kernel")
+
+
+def entered_time_namespace(pid: int) -> bool:
+    """Whether process PID is in the time namespace it made for its children: once a process is in a
+    time namespace, the kernel refuses to change its offsets (EACCES)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/time") == os.readlink(f"/proc/{pid}/ns/time_for_children")
+    except OSError:
+        return False
 
 
 def bind_mount(source: str, target: str) -> None:
