@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from procmem import rss_pss_kib
+
 
 def children(pid: int) -> list[int]:
     try:
@@ -44,17 +46,6 @@ def wait_for_child(daemon: int, other_than: int, deadline: float) -> int:
 
 # The daemon as pyforkexec-waiter while the service runs (the default), or Python throughout.
 MODES = {"waiter": [], "python": ["--no-waiter"]}
-
-
-def memory(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) in KiB of one process (smaps_rollup)."""
-    values = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("Rss", "Pss"):
-                values[key] = int(rest.split()[0])
-    return values["Rss"], values["Pss"]
 
 
 class Daemon:
@@ -107,7 +98,7 @@ def measure(restart_sec: float, kills: int, spacing: float) -> dict[str, tuple[l
                     times[mode].append(daemon.kill_and_wait())
                 time.sleep(max(0.0, spacing - (time.monotonic() - start)))
             time.sleep(1.0)  # settled: the waiter has taken over again
-            return {mode: (times[mode], memory(d.proc.pid)) for mode, d in daemons.items()}
+            return {mode: (times[mode], rss_pss_kib(d.proc.pid)) for mode, d in daemons.items()}
         finally:
             for daemon in daemons.values():
                 daemon.stop()

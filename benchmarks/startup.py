@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from procmem import rss_pss_kib
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 UNSHARE_OPTIONS = ["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--uts", "--ipc", "--net"]
@@ -139,16 +141,6 @@ def daemon_contender(setup: Setup, spec: Path, tmp: Path) -> Callable[[], tuple[
     return run
 
 
-def memory_kib(pid: int) -> dict[str, int]:
-    out = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("Rss", "Pss"):
-                out[key] = int(rest.split()[0])
-    return out
-
-
 def wheel_like_venv(base_python: str, tree: Path, where: Path) -> str:
     """A venv without pip whose only .pth names ``tree``: the start-up of an installed wheel."""
     if not (where / "bin" / "python").exists():
@@ -204,7 +196,7 @@ def contenders(trees: dict[str, Path], tmp: Path, build: Path) -> list[Contender
     return out
 
 
-def measure_memory(trees: dict[str, Path], tmp: Path, build: Path) -> list[tuple[str, str, dict[str, int]]]:
+def measure_memory(trees: dict[str, Path], tmp: Path, build: Path) -> list[tuple[str, str, tuple[int, int]]]:
     sleep = tmp / "sleep.json"
     out = []
     for label, tree in trees.items():
@@ -212,7 +204,7 @@ def measure_memory(trees: dict[str, Path], tmp: Path, build: Path) -> list[tuple
             daemon, *_ = start_daemon(setup, sleep, tmp)
             try:
                 time.sleep(0.2)  # past the start: the daemon waits in its loop
-                out.append((label, setup.mode, memory_kib(daemon.pid)))
+                out.append((label, setup.mode, rss_pss_kib(daemon.pid)))
             finally:
                 stop_daemon(daemon)
     return out
@@ -313,7 +305,7 @@ def main() -> None:
     print("| daemon supervising sleep | Rss KiB | Pss KiB |")
     print("|---|---|---|")
     for label, mode, mem in memory:
-        print(f"| {label} [{mode}] | {mem['Rss']} | {mem['Pss']} |")
+        print(f"| {label} [{mode}] | {mem[0]} | {mem[1]} |")
     args.png.parent.mkdir(parents=True, exist_ok=True)
     if plot(cs, args.png):
         print(f"\n(plot: {args.png})")

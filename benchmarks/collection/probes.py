@@ -82,17 +82,6 @@ def _exe(pid: int) -> str:
         return ""
 
 
-def memory_kib(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of ``pid`` in KiB, from /proc/PID/smaps_rollup."""
-    fields = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("Rss", "Pss"):
-                fields[key] = int(rest.split()[0])
-    return fields["Rss"], fields["Pss"]
-
-
 def restart_seconds(c: d.Contender, i: int, timeout: float) -> Optional[float]:
     """SIGKILL the service's process; seconds until it answers again, None if it does not in ``timeout``."""
     procs = processes(c, i)

@@ -14,7 +14,9 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import cold_start
@@ -24,6 +26,9 @@ import playbook
 import podman_leaks
 import probes
 import report
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/, for procmem
+from procmem import rss_pss_kib
 
 RESULTS = os.path.join(playbook.ROOT, "benchmarks", "results", "collection")
 RESTART_TIMEOUT = 15.0
@@ -63,9 +68,9 @@ def _probe(c: d.Contender, n: int, out: str, rnd: int, restarts: int) -> None:
     for i in range(1, n + 1):
         procs = probes.processes(c, i)
         assert procs is not None
-        keeper = [probes.memory_kib(p) for p in procs.keeper]
+        keeper = [rss_pss_kib(p) for p in procs.keeper]
         _record(out, contender=c.name, n=n, round=rnd, op="memory",
-                service_kib=probes.memory_kib(procs.service), keeper_rss_kib=sum(k[0] for k in keeper),
+                service_kib=rss_pss_kib(procs.service), keeper_rss_kib=sum(k[0] for k in keeper),
                 keeper_pss_kib=sum(k[1] for k in keeper))
     if c is d.NETNS:  # nothing restarts a service started by hand
         return
