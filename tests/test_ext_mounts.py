@@ -15,7 +15,7 @@ from helpers.forked import _drop_privileges as drop_privileges
 from helpers.marks import needs_root
 from helpers.procs import capture, output
 
-from pyforkexec import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, SysProcAttr
+from pyforkexec import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, ChildError, ErrorLocation, SysProcAttr
 from pyforkexec.sandbox.mounts import (
     DEV_NODES,
     MS_BIND,
@@ -184,7 +184,12 @@ def remount_tables(root: str, flagged: str, drop: bool) -> tuple[dict[str, Any],
     sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
     sysutil.mount("tmpfs", flagged, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     install_seccomp(check_seccomp("f", SeccompFilter(deny=["mount_setattr"], errno=errno.ENOSYS)))
-    mounts = new_root(Mount.bind(flagged, "/flagged", readonly=True))
+    # Non-recursive binds: a remount changes the top mount only, which is all a recursive bind of a
+    # tree without submounts needs (a recursive change refuses: the test below).
+    mounts = [Mount.tmpfs("/", mode=0o755),
+              *[Mount.bind(d, d, readonly=True, recursive=False) for d in HOST_DIRS if os.path.exists(d)],
+              Mount.proc(), Mount.tmpfs("/tmp", mode=0o1777),
+              Mount.bind(flagged, "/flagged", readonly=True, recursive=False)]
     if drop:
         drop_privileges(NOBODY, NOBODY)
         sys = userns(flags=SANDBOX_NS, mounts=mounts, pivot_root=root, readonly_root=True)
@@ -205,6 +210,25 @@ def test_readonly_by_remount_when_mount_setattr_is_missing(world_dir: Path, drop
         flagged.rmdir()
     assert "ro" in table["/"].options and "Read-only file system" in out
     assert {"ro", "nosuid", "nodev", "noexec"} <= table["/flagged"].options  # kept by the remount
+
+
+def recursive_readonly_without_mount_setattr(src: str, dst: str) -> tuple[int, int, int, str]:
+    """In a forked child with mount_setattr failing ENOSYS (as before 5.12): a read-only recursive bind
+    of a tree with a submount. The remount fallback could only make the top mount read-only."""
+    install_seccomp(check_seccomp("f", SeccompFilter(deny=["mount_setattr"], errno=errno.ENOSYS)))
+    mounts = [Mount.tmpfs(os.path.join(src, "sub")), Mount.bind(src, dst, readonly=True)]
+    try:
+        output([SH, "-c", "echo ran"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
+    except ChildError as e:
+        return e.errno, int(e.location), e.index, e.field
+    return 0, 0, 0, "ran"
+
+
+def test_a_recursive_read_only_bind_fails_closed_without_mount_setattr(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    got = run_in_fork(recursive_readonly_without_mount_setattr, str(src), str(dst))
+    assert got == (errno.ENOSYS, int(ErrorLocation.MOUNT), 1, "sys.mounts[1]")
 
 
 # ---- unprivileged: a user namespace gives mounts and pivot_root to uid 65534 ------------------------

@@ -103,14 +103,16 @@ def test_the_stop_timeout_holds_in_the_waiter(tmp_path: Path) -> None:
 
 def test_signals_are_passed_on_by_the_waiter(tmp_path: Path) -> None:
     mark = tmp_path / "mark"
-    script = f"trap 'echo HUP >> {mark}' HUP; trap 'echo USR1 >> {mark}' USR1; while :; do sleep 0.05; done"
+    script = (f"trap 'echo HUP >> {mark}' HUP; trap 'echo USR1 >> {mark}' USR1; echo up > {mark}; "
+              "while :; do sleep 0.05; done")
     d = Daemon(tmp_path, ["sh", "-c", script])
     try:
         wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
+        wait_for(lambda: mark.exists() and mark.read_text() == "up\n", "the service's traps")
         d.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: mark.exists() and mark.read_text() == "HUP\n", "SIGHUP to reach the service")
+        wait_for(lambda: mark.read_text() == "up\nHUP\n", "SIGHUP to reach the service")
         d.proc.send_signal(signal.SIGUSR1)
-        wait_for(lambda: mark.read_text() == "HUP\nUSR1\n", "SIGUSR1 to reach the service")
+        wait_for(lambda: mark.read_text() == "up\nHUP\nUSR1\n", "SIGUSR1 to reach the service")
     finally:
         d.proc.send_signal(signal.SIGTERM)
     assert d.wait() == 0
@@ -191,13 +193,14 @@ def launcher(tmp_path: Path, argv: list[str]) -> subprocess.Popen:
 
 def test_a_launcher_without_a_terminal_becomes_the_waiter_and_ends_as_its_command(tmp_path: Path) -> None:
     mark = tmp_path / "mark"
-    script = f"trap 'echo HUP >> {mark}' HUP; trap 'exit 7' TERM; while :; do sleep 0.05; done"
+    script = f"trap 'echo HUP >> {mark}' HUP; trap 'exit 7' TERM; echo up > {mark}; while :; do sleep 0.1; done"
     proc = launcher(tmp_path, ["sh", "-c", script])
     try:
         wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
         assert rss_kib(proc.pid) < 4096
+        wait_for(lambda: mark.exists() and mark.read_text() == "up\n", "the command's traps")
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: mark.exists() and mark.read_text() == "HUP\n", "SIGHUP to reach the command")
+        wait_for(lambda: mark.read_text() == "up\nHUP\n", "SIGHUP to reach the command")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 7  # its command's status, through the way back to Python
     finally:

@@ -99,7 +99,8 @@ enum op {
     OP_EXECVE,            /* execve(argv0, argv, envp); if exec_fd >= 0 execveat(exec_fd, "", ..., AT_EMPTY_PATH) */
     OP_CREATE,            /* mkdirat(path, mode), or if is_file an empty file; an existing one is fine */
     OP_REMOUNT,           /* mount_setattr(path, at_flags (0 or AT_RECURSIVE), attr); before 5.12: remount
-                           * path (top mount only) with MS_* flags ms_flags plus the locked flags it has */
+                           * path (top mount only) with MS_* flags ms_flags plus the locked flags it has,
+                           * or ENOSYS for AT_RECURSIVE, which a remount cannot honour */
     OP_SYNC,              /* close(close_fd); tell the parent on socket we are ready; wait for its byte */
     OP_SECCOMP,           /* install the count-instruction filter; with EACCES set no_new_privs and retry */
 };
@@ -349,6 +350,10 @@ static long step_remount(const struct step *s)
                   ARG(s, REMOUNT, attr), sizeof(struct kmount_attr));
 
     if (r != -ENOSYS)
+        return r;
+    /* Before 5.12 only a remount, which changes the top mount alone: a recursive change would leave
+     * the submounts as they were (writable, say) while the program runs. Fail closed instead. */
+    if (ARG(s, REMOUNT, at_flags) & AT_RECURSIVE)
         return r;
     /* A remount must repeat the flags a user namespace locked (nosuid, nodev, noexec, atime). */
     if ((r = sys2(SYS_statfs, ARG(s, REMOUNT, path), &st)) < 0)

@@ -18,8 +18,18 @@ PR_SET_NO_NEW_PRIVS = 38
 SECCOMP_SET_MODE_FILTER = 1
 
 
+def kernel_has_mount_setattr() -> bool:
+    """mount_setattr(2) (Linux 5.12): without it a read-only recursive bind fails closed (ENOSYS)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(442, -1, b"", 0, None, 0)  # SYS_mount_setattr on x86_64 and aarch64: EBADF/EINVAL if present
+    return ctypes.get_errno() != 38  # ENOSYS
+
+
 def host_binds(readonly: bool = True) -> list[Mount]:
-    return [Mount.bind(d, d, readonly=readonly) for d in HOST_DIRS if os.path.exists(d)]
+    # The host's program directories have no submounts: before 5.12 bind them non-recursively, so that
+    # the top-only remount is the whole change (a recursive one refuses there).
+    recursive = kernel_has_mount_setattr()
+    return [Mount.bind(d, d, readonly=readonly, recursive=recursive) for d in HOST_DIRS if os.path.exists(d)]
 
 
 def new_root(*extra: Mount) -> list[Mount]:
