@@ -193,7 +193,7 @@ def launcher(tmp_path: Path, argv: list[str]) -> subprocess.Popen:
 
 def test_a_launcher_without_a_terminal_becomes_the_waiter_and_ends_as_its_command(tmp_path: Path) -> None:
     mark = tmp_path / "mark"
-    script = f"trap 'echo HUP >> {mark}' HUP; trap 'exit 7' TERM; echo up > {mark}; while :; do sleep 0.1; done"
+    script = f"trap 'echo HUP >> {mark}' HUP; trap 'exit 7' TERM; echo up > {mark}; while :; do sleep 1; done"
     proc = launcher(tmp_path, ["sh", "-c", script])
     try:
         wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
