@@ -14,6 +14,7 @@ that are SIG_DFL or SIG_IGN are left alone: the kernel acts on those, and none r
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import threading
@@ -26,6 +27,7 @@ except ImportError:  # pragma: no cover - another Python implementation
 
 _SIGNALS = tuple(sorted(int(s) for s in signal.valid_signals()))
 Handler = Callable[[int, Any], Any]
+_last_scan: tuple[tuple[object, ...], list[tuple[int, Handler]]] = ((), [])  # every handler, and the swaps
 
 _saved: dict[int, Handler] = {}  # the caller's handlers, while ours (_record) are installed
 _pending: list[int] = []         # signals recorded meanwhile, in order, once each
@@ -37,8 +39,21 @@ _installed = False               # whether _record is installed now
 # see what is installed and put things right.
 
 
+# The thread that runs Python signal handlers: the main thread, or after os.fork the thread that forked
+# (it is the child's only thread, and CPython makes it the one that handles signals).
+_main_ident = threading.main_thread().ident
+
+
+def _forked() -> None:
+    global _main_ident
+    _main_ident = _thread.get_ident()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def _on_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
+    return _thread.get_ident() == _main_ident
 
 
 def _record(signum: int, frame: object) -> None:
@@ -49,10 +64,15 @@ def _record(signum: int, frame: object) -> None:
 def _install() -> None:
     """Swap every Python handler for _record. A handler not swapped yet may still run and raise:
     then what was swapped is put back before the exception leaves."""
-    global _installed
+    global _installed, _last_scan
     try:
-        getsignal = _raw.getsignal  # one scan first (most signals have no Python handler), then the swaps
-        found = [(sig, h) for sig in _SIGNALS if callable(h := getsignal(sig)) and h is not _record]
+        # One scan first (most signals have no Python handler), then the swaps. The scan is C's (map);
+        # while every handler is the one of the last scan, so are the swaps to make.
+        handlers = tuple(map(_raw.getsignal, _SIGNALS))
+        seen, found = _last_scan
+        if handlers != seen:
+            found = [(sig, h) for sig, h in zip(_SIGNALS, handlers) if callable(h) and h is not _record]
+            _last_scan = (handlers, found)
         for sig, handler in found:
             _saved[sig] = handler
             _raw.signal(sig, _record)
@@ -67,6 +87,8 @@ def _restore() -> None:
     loop finishes first (an entry leaves _saved only once its handler is back), then that raises."""
     global _installed
     _installed = False  # from the first restored handler on, handlers may run
+    if not _saved:
+        return
     error: BaseException | None = None
     while _saved:
         try:
@@ -83,6 +105,8 @@ def _restore() -> None:
 def _deliver() -> None:
     """Run the recorded signals' handlers. The first exception propagates; the signals after it are
     sent again, so that Python handles them at its next check (or records them, if held)."""
+    if not _pending:
+        return
     pending = _pending[:]
     _pending.clear()
     for n, sig in enumerate(pending):
@@ -129,6 +153,22 @@ class Hold:
             _install()
         _holds += 1  # from here on only _record runs: nothing can raise before the block
         self.active = True
+
+    def seize(self) -> None:
+        """start(), in an except clause whose undo must run whole. A second signal that arrived with
+        the first (both tripped at once) runs its handler at the first call there, start()'s own entry,
+        before the hold is on: its exception would leave the clause before the undo. Each signal raises
+        once, so starting again soon succeeds; the first exception is the one the caller gets. The
+        caller makes no other call between its ``except`` and this one."""
+        attempts = 0
+        while True:
+            try:
+                self.start()
+                return
+            except BaseException:
+                attempts += 1
+                if attempts > 64:  # not a signal's: start() itself fails
+                    raise
 
     def stop(self) -> None:
         """Run the recorded signals' handlers while still holding (an exception leaves with the hold

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from collections.abc import Sequence
 from typing import NoReturn
+
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
 
 MAX_FD = 2**31 - 1
 
@@ -19,6 +22,8 @@ def fail(field: str, rule: str, kind: type = ValueError) -> NoReturn:
 
 
 def check_int(field: str, value: object, lo: int, hi: int) -> int:
+    if type(value) is int and lo <= value <= hi:  # the common case, decided without the calls below
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         fail(field, f"must be an int, not {type(value).__name__}", TypeError)
     if not lo <= value <= hi:
@@ -42,6 +47,8 @@ def check_choice(field: str, value: object, choices: Sequence[str]) -> str:
 
 def check_list(field: str, value: object, what: str) -> Sequence:
     """A list or tuple (not a string, which is a sequence of characters)."""
+    if type(value) is list or type(value) is tuple:  # the common case, without the ABC's isinstance
+        return value
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         fail(field, f"must be a list of {what}, not {type(value).__name__}", TypeError)
     return value
@@ -88,6 +95,14 @@ def check_fileno(field: str, value: object) -> int:
 
 def to_bytes(field: str, value: object) -> bytes:
     """A str/bytes/PathLike as bytes without NUL (Go returns EINVAL for a NUL byte)."""
+    if type(value) is bytes:  # the common cases first, as os.fsencode would encode them
+        if b"\0" not in value:
+            return value
+    elif type(value) is str and "\0" not in value:
+        try:
+            return value.encode(_FS_ENCODING, _FS_ERRORS)
+        except UnicodeEncodeError:
+            pass  # the general path below names the position
     if not isinstance(value, (str, bytes, os.PathLike)):
         fail(field, f"must be str, bytes or a path, not {type(value).__name__}", TypeError)
     try:

@@ -17,7 +17,7 @@ import resource
 import signal
 import struct
 from collections.abc import Sequence
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, TypeVar, Union
 
 from ._signals import Hold, held, released
 from .attrs import ProcAttr, SysProcAttr
@@ -25,6 +25,7 @@ from .checks import fail
 from .child import _child
 from .child.joins import joined, open_joins
 from .child.plan import (
+    CLONE_PIDFD,
     CLONE_VFORK,
     SETGROUPS,
     Plan,
@@ -149,16 +150,31 @@ class _Spawn:
     """
 
     def __init__(self, path: bytes, args: tuple[bytes, ...], envp: tuple[bytes, ...],
-                 inputs: PlanInputs) -> None:
-        self.argv0, self.args, self.envp, self.inputs = path, args, envp, inputs
-        self.path = os.fsdecode(path)
+                 inputs: Optional[PlanInputs]) -> None:
+        self.argv0, self.args, self.envp = path, args, envp
+        self.inputs = inputs  # None for a spawn that opens nothing (AlonePlans): its plan is made already
         self.fds: list[int] = []
         self.err_r = -1  # the error pipe's read end, read by finish()
         self.pid = -1
         self.pidfd = -1
         self.handle: object = None  # until finish(): the child may still run on memory it points to
+        self.failure: Optional[tuple[int, int, int]] = None  # a vfork child's, known when clone returns
         self.cgroup: Optional[CgroupHandle] = None
         self.vanished: Optional[tuple[int, int]] = None  # (location, index) of a handshake the child missed
+
+    @property
+    def path(self) -> str:
+        """argv0 as errors name it (decoded only when asked: most spawns never need it)."""
+        return os.fsdecode(self.argv0)
+
+    def clone(self, plan: Plan, files: tuple[int, ...], err_w: int) -> None:
+        """Start the child that runs ``plan``. A vfork plan's child has exec'd or exited on return, its
+        failure (if any) in self.failure; otherwise finish() waits for it on the error pipe."""
+        try:  # it records pid, pidfd, handle and failure here before it returns: see _child.c
+            _child.spawn(self, plan.steps, plan.blobs, self.argv0, self.args, self.envp, files, err_w,
+                         plan.flags, plan.cgroup_fd)
+        except OSError as e:
+            raise ChildError(e.errno, ErrorLocation.CLONE, 0, self.path) from None
 
     def close(self, fd: int) -> None:
         self.fds.remove(fd)
@@ -167,7 +183,9 @@ class _Spawn:
     def finish(self) -> Optional[tuple[int, int, int]]:
         """Wait until the child no longer runs on our memory (it exec'd or exited); its error if any."""
         handle, self.handle = self.handle, None
-        failure = _child.finish(handle, self.err_r) if handle is not None else None
+        failure, self.failure = self.failure, None
+        if handle is not None:
+            failure = _child.finish(handle, self.err_r)
         if self.err_r >= 0:
             self.close(self.err_r)
             self.err_r = -1
@@ -293,9 +311,7 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     sys_attr = inputs.sys
     inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path)
     if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:
-        # Joined namespaces (a mount namespace's /proc) could keep the child from its own files.
-        inputs.maps_by_child = not inputs.joins and child_may_map_itself(
-            sys_attr, inputs.cloneflags, inputs.unshareflags, os.geteuid(), os.getegid())
+        inputs.maps_by_child = _maps_by_child(sys_attr, inputs.cloneflags, inputs.unshareflags, inputs.joins)
         if not inputs.maps_by_child:
             inputs.map_fds = _pipe(spawn.fds)
     if sandbox is not None:
@@ -305,12 +321,7 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
         spawn.err_r, err_w = _pipe(spawn.fds)
     with joined(inputs.joins, spawn.path) if inputs.joins else contextlib.nullcontext():
-        try:
-            spawn.pid, spawn.pidfd, spawn.handle = _child.spawn(
-                plan.steps, plan.blobs, spawn.argv0, spawn.args, spawn.envp, inputs.files, err_w, plan.flags,
-                plan.cgroup_fd)
-        except OSError as e:
-            raise ChildError(e.errno, ErrorLocation.CLONE, 0, spawn.path) from None
+        spawn.clone(plan, inputs.files, err_w)
     if err_w >= 0:
         spawn.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
     if spawn.cgroup is not None:
@@ -330,11 +341,105 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
         raise spawn.fail(failure)
 
 
-def _prepare(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: object, inherit_env: bool) -> _Spawn:
-    """Every check, and the plan's inputs: no process, no fd yet."""
-    args = check_spawn(argv0, argv, attr)
-    envp = args.env if args.env is not None else (environ_entries() if inherit_env else ())
-    return new_spawn(args, envp)
+def _maps_by_child(sys_attr: SysProcAttr, cloneflags: int, unshareflags: int,
+                   joins: tuple[object, ...]) -> bool:
+    """Whether this spawn's child writes its own uid/gid maps (plan.child_may_map_itself with our euid and
+    egid now). Not when it joins namespaces: a joined mount namespace's /proc could keep it from them."""
+    return not joins and child_may_map_itself(sys_attr, cloneflags, unshareflags, os.geteuid(), os.getegid())
+
+
+def opens_nothing(args: SpawnArgs) -> bool:
+    """Whether a spawn of ``args`` may open nothing in the parent: no namespace to join, and none of the
+    sandbox's resources that _prepare_sandbox opens (the same conditions). Its maps still decide per
+    spawn (AlonePlans)."""
+    sandbox = args.sandbox
+    return not args.sys.setns and (sandbox is None or (
+        sandbox.exec_fd is None and sandbox.sync is None and sandbox.cgroup is None
+        and sandbox.landlock is None and not any(m.idmap is not None for m in sandbox.mounts)))
+
+
+class AlonePlans:
+    """The plans of a checked spawn that opens nothing in the parent (opens_nothing): no fd, no pipe, no
+    handshake, the child sleeping in clone until it exec'd or failed, as vfork does. Such a plan depends
+    only on our pid (pdeathsig's check) and on whether the child may write its own maps (our euid and
+    egid): the last is reused while both are unchanged. None when this spawn needs the parent after all
+    (maps only the parent may write): the caller takes start_spawn's way."""
+
+    __slots__ = ("args", "last")
+
+    def __init__(self, args: SpawnArgs) -> None:
+        self.args = args
+        self.last: Optional[tuple[tuple[int, bool], Plan]] = None
+
+    def __call__(self) -> Optional[Plan]:
+        args = self.args
+        sys_attr = args.sys
+        by_child = False
+        if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:
+            by_child = _maps_by_child(sys_attr, args.cloneflags, args.unshareflags, ())
+            if not by_child:
+                return None
+        key = (os.getpid(), by_child)
+        last = self.last
+        if last is not None and last[0] == key:
+            return last[1]
+        inputs = PlanInputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
+                            maps_by_child=by_child, ppid=key[0], sandbox=args.sandbox)
+        plan = compile_plan(inputs)
+        if not plan.flags & CLONE_VFORK:
+            return None
+        self.last = (key, plan)
+        return plan
+
+
+def _run_alone(spawn: _Spawn, plan: Plan, files: tuple[int, ...]) -> None:
+    """start_spawn for a plan of AlonePlans: one call clones, and returns once the child exec'd or failed
+    (a failed child reaped already)."""
+    spawn.clone(plan, files, -1)
+    failure = spawn.finish()
+    if failure is not None:
+        raise spawn.fail(failure)
+
+
+T = TypeVar("T")
+
+
+def _spawn_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[Plan], compile: Compiler,
+                   result: Callable[[_Spawn], T]) -> T:
+    """The spawn of checked arguments, handed over as ``result`` makes it (_Spawn.pid_only or process).
+    ``alone`` is its plan when AlonePlans made one (the spawn opens nothing), else None: start_spawn
+    opens what it needs and compiles the plan with ``compile``.
+
+    Every resource is registered the moment it exists and undone by abort() on any exception. Python's
+    signal handlers are held (_signals.py) from before the first fd to the hand-over, because a handler
+    could raise between a call that opened an fd and the store of its number. A spawn of an alone plan
+    without a pidfd opens no fd in Python: its one resource, the child, is recorded by the C call
+    itself before any handler can run, so it needs no hold (which costs more than the rest of a
+    prepared spawn's Python)."""
+    if alone is not None and not alone.flags & CLONE_PIDFD:
+        spawn = _Spawn(args.path, args.argv, envp, None)
+        hold = Hold()  # only for the undo: made here, as the except clause may call nothing before it
+        try:
+            _run_alone(spawn, alone, args.files)
+            return result(spawn)  # a handler raising after this call still finds the child to undo
+        except BaseException:
+            hold.seize()
+            spawn.abort(hold)
+            raise
+    spawn = new_spawn(args, envp) if alone is None else _Spawn(args.path, args.argv, envp, None)
+    hold = Hold()  # from before the first fd to the result in this frame: see _signals.py
+    try:
+        hold.start()
+        if alone is None:
+            start_spawn(spawn, compile)
+        else:
+            _run_alone(spawn, alone, args.files)
+        out = result(spawn)
+        hold.stop()
+        return out  # inside the try: a signal's exception cannot come between it and the caller
+    except BaseException:
+        spawn.abort(hold)
+        raise
 
 
 def new_spawn(args: SpawnArgs, envp: tuple[bytes, ...]) -> _Spawn:
@@ -346,36 +451,33 @@ def new_spawn(args: SpawnArgs, envp: tuple[bytes, ...]) -> _Spawn:
     return _Spawn(args.path, args.argv, envp, inputs)
 
 
+def fork_exec_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],
+                      compile: Compiler) -> int:
+    """fork_exec of checked arguments: ``alone`` the AlonePlans of a spawn that opens nothing, or None;
+    ``compile`` compile_plan or a PlanCache (prepared.py)."""
+    return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.pid_only)
+
+
+def start_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],
+                  compile: Compiler) -> Process:
+    """start_process of checked arguments, as fork_exec_checked."""
+    return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.process)
+
+
 def fork_exec(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> int:
     """Go's syscall.ForkExec: start argv0 (not searched in PATH) and return its pid.
 
     ``attr.env`` None means an empty environment, as in Go. With ``SysProcAttr.pidfd`` the pidfd is closed
     here (use start_process to keep it). Raises ChildError if the child fails before execve.
     """
-    spawn = _prepare(argv0, argv, attr, inherit_env=False)
-    hold = Hold()  # from before the first fd to the pid in this frame: see _signals.py
-    try:
-        hold.start()
-        start_spawn(spawn, compile_plan)
-        pid = spawn.pid_only()
-        hold.stop()
-        return pid  # inside the try: a signal's exception cannot come between it and the caller
-    except BaseException:
-        spawn.abort(hold)
-        raise
+    args = check_spawn(argv0, argv, attr)  # every check: no process, no fd yet
+    envp = args.env if args.env is not None else ()
+    return fork_exec_checked(args, envp, AlonePlans(args) if opens_nothing(args) else None, compile_plan)
 
 
 def start_process(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> Process:
     """Go's os.StartProcess: like fork_exec, but ``attr.env`` None inherits os.environ, and the result
     is a Process carrying the pidfd when ``SysProcAttr.pidfd`` asked for one."""
-    spawn = _prepare(argv0, argv, attr, inherit_env=True)
-    hold = Hold()
-    try:
-        hold.start()
-        start_spawn(spawn, compile_plan)
-        process = spawn.process()
-        hold.stop()
-        return process
-    except BaseException:
-        spawn.abort(hold)
-        raise
+    args = check_spawn(argv0, argv, attr)
+    envp = args.env if args.env is not None else environ_entries()
+    return start_checked(args, envp, AlonePlans(args) if opens_nothing(args) else None, compile_plan)

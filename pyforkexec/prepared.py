@@ -11,7 +11,9 @@ map pipes, the setns fds, the sync socket, the exec_fd copy, the cgroup leaf, ou
 the RLIMIT_NOFILE room check, the signal holds. The plan is a pure function of the checked copy and
 of those per-spawn values (PlanInputs): it is compiled again whenever one of them differs from the
 last spawn's (a new pipe number, a new pid after os.fork), and reused when all are equal, which in
-a loop they are (forkexec.PlanCache).
+a loop they are (forkexec.PlanCache). A spawn that opens nothing per spawn (forkexec.opens_nothing)
+keeps its plan while our pid and whether the child may write its own maps (our euid and egid) are
+unchanged (forkexec.AlonePlans), and takes fork_exec's path without a signal hold.
 
 Read once, at prepare(): ``ProcAttr.files`` as fd numbers (a file object's fileno()), and for
 ``start()`` with ``env`` None, os.environ. As with fork_exec, an fd closed since is reported by the
@@ -24,9 +26,16 @@ import copy
 from collections.abc import Sequence
 from typing import Optional
 
-from ._signals import Hold
 from .attrs import ProcAttr, SysProcAttr
-from .forkexec import PlanCache, StrOrBytes, environ_entries, new_spawn, start_spawn
+from .forkexec import (
+    AlonePlans,
+    PlanCache,
+    StrOrBytes,
+    environ_entries,
+    fork_exec_checked,
+    opens_nothing,
+    start_checked,
+)
 from .process import Process
 from .validate import SpawnArgs, check_attr, check_spawn
 
@@ -49,12 +58,14 @@ class Prepared:
     ``start_process(argv0, argv, attr)`` did with the ``attr`` of prepare() time, raising the same
     ChildError when the child fails. Safe to share between threads, and after os.fork."""
 
-    __slots__ = ("_args", "_environ", "_plans")
+    __slots__ = ("_alone", "_args", "_environ", "_plans")
 
     def __init__(self, args: SpawnArgs, environ: tuple[bytes, ...]) -> None:
         object.__setattr__(self, "_args", args)
         object.__setattr__(self, "_environ", environ)  # start()'s env when ProcAttr.env is None
         object.__setattr__(self, "_plans", PlanCache())
+        # A spawn that opens nothing in the parent skips start_spawn: its plan is made and run at once.
+        object.__setattr__(self, "_alone", AlonePlans(args) if opens_nothing(args) else None)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Prepared is read-only (cannot set {name})")
@@ -65,32 +76,13 @@ class Prepared:
     def fork_exec(self) -> int:
         """Spawn, as fork_exec: the pid (``attr.env`` None: an empty environment)."""
         args = self._args
-        spawn = new_spawn(args, args.env if args.env is not None else ())
-        hold = Hold()  # in this frame, as in forkexec.fork_exec: see _signals.py
-        try:
-            hold.start()
-            start_spawn(spawn, self._plans)
-            pid = spawn.pid_only()
-            hold.stop()
-            return pid  # inside the try: a signal's exception cannot come between it and the caller
-        except BaseException:
-            spawn.abort(hold)
-            raise
+        return fork_exec_checked(args, args.env if args.env is not None else (), self._alone, self._plans)
 
     def start(self) -> Process:
         """Spawn, as start_process: a Process (``attr.env`` None: os.environ as prepare() read it)."""
         args = self._args
-        spawn = new_spawn(args, args.env if args.env is not None else self._environ)
-        hold = Hold()
-        try:
-            hold.start()
-            start_spawn(spawn, self._plans)
-            process = spawn.process()
-            hold.stop()
-            return process
-        except BaseException:
-            spawn.abort(hold)
-            raise
+        return start_checked(args, args.env if args.env is not None else self._environ, self._alone,
+                             self._plans)
 
 
 def prepare(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> Prepared:

@@ -271,19 +271,7 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
         out, err = _communicate(proc, parent, a.input or b"", timeout, selector)
         hold.start()
     except BaseException as e:
-        # Hold before anything else. A second signal that arrived with the first (both tripped at
-        # once) runs its handler at the first call here, hold.start()'s own entry, before the hold is
-        # on: its exception would leave this clause with the child unreaped. Each signal raises once,
-        # so holding again soon succeeds; ``e``, the first, is what the caller gets.
-        attempts = 0  # no call between here and the hold but hold.start()
-        while True:
-            try:
-                hold.start()
-                break
-            except BaseException:
-                attempts += 1
-                if attempts > 64:  # not a signal's: hold.start() itself fails
-                    raise
+        hold.seize()  # before anything else: see Hold.seize
         if proc is not None and proc.returncode is None:
             _kill_and_reap(proc)
         if isinstance(e, TimeoutExpired):

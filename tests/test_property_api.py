@@ -59,6 +59,9 @@ from pyforkexec import (
     SysProcAttr,
     SysProcIDMap,
 )
+from pyforkexec._signals import Hold
+from pyforkexec.child.plan import compile_plan
+from pyforkexec.forkexec import AlonePlans, new_spawn, opens_nothing, start_spawn
 from pyforkexec.sandbox import kernel_fds
 from pyforkexec.sandbox.cgroup import find_cgroup2, remove_cgroup
 from pyforkexec.sandbox.landlock import (
@@ -70,6 +73,7 @@ from pyforkexec.sandbox.landlock import (
     LandlockPort,
     landlock_abi,
 )
+from pyforkexec.validate import check_spawn
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed (it is in the dev extras)")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -584,6 +588,69 @@ def test_run(uid: Optional[int], world: tuple[str, str, str]) -> None:
             roots = {"argv": argv, **kwargs, "SysProcAttr": kwargs.get("sys")}
             check_call(lambda: pf.run(argv, **kwargs), roots, lambda result: None, tally,
                        lambda: _remove_kept_cgroup(roots["SysProcAttr"], False))
+
+        prop()
+        return tally
+
+    _run(body, uid, world)
+
+
+class _Compiled(Exception):
+    """Raised by _general_plan's compiler: the plan is made, the child is not."""
+
+
+def _general_plan(args: Any) -> tuple[Any, bool]:
+    """The plan start_spawn compiles for checked ``args``, stopped before the clone, and whether it
+    opened anything first besides the map pipe (an fd, a cgroup, a join), all undone afterwards."""
+    spawn = new_spawn(args, ())
+    plans: list[Any] = []
+
+    def compile(inputs: Any) -> Any:
+        plans.append(compile_plan(inputs))
+        raise _Compiled
+
+    hold = Hold()
+    try:
+        hold.start()
+        with contextlib.suppress(_Compiled):
+            start_spawn(spawn, compile)
+        map_fds = set(spawn.inputs.map_fds) - {-1}
+        opened = bool(set(spawn.fds) - map_fds or spawn.cgroup is not None or spawn.inputs.joins)
+    finally:
+        spawn.abort(hold)
+    assert plans, "start_spawn cloned without compiling"
+    return plans[0], opened
+
+
+@USERS
+def test_a_spawn_that_opens_nothing_runs_the_plan_start_spawn_would(uid: Optional[int],
+                                                                    world: tuple[str, str, str]) -> None:
+    """fork_exec, start_process and Prepared run the plan of AlonePlans, without start_spawn, for a
+    spawn that opens nothing in the parent (opens_nothing). That plan is the one start_spawn compiles
+    for the same spawn, byte for byte; and opens_nothing holds exactly when start_spawn opens nothing
+    before the plan but a map pipe (which AlonePlans declines: the parent writes those maps)."""
+    def body() -> Tally:
+        tally = Tally()
+
+        @SETTINGS
+        @given(spawn_args())
+        def prop(spawn: tuple[Any, Any, Any]) -> None:
+            try:
+                args = check_spawn(*spawn)
+                general, opened = _general_plan(args)
+            except (ValueError, TypeError):
+                tally.refused += 1
+                return
+            except (OSError, ChildError):  # a resource start_spawn could not open (a join target...)
+                tally.child_error += 1
+                return
+            assert opens_nothing(args) == (not opened), (args, opened)
+            alone = AlonePlans(args)() if opens_nothing(args) else None
+            if alone is not None:
+                assert alone == general, args
+                tally.ran += 1
+            else:
+                assert not opens_nothing(args) or general.map_pipe, args
 
         prop()
         return tally

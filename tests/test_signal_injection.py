@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 from helpers.leaks import differences, snapshot
@@ -160,6 +160,27 @@ def test_fork_exec_every_opcode() -> None:
     """The plainest spawn (a vfork child, no pipes), at every bytecode."""
     attr = fe.ProcAttr(files=[0, 1, 2])
     counts = _sweep(lambda: fe.fork_exec(TRUE, ["true"], attr), _reap_pid, (signal.SIGINT,), opcodes=True)
+    assert counts["raised"] > 0
+
+
+@pytest.mark.parametrize("sigs", ["SIGINT", "two at once"])
+@pytest.mark.parametrize("directory", [None, "/nonexistent-dir"], ids=["execs", "fails"])
+def test_spawn_without_a_hold_every_opcode(directory: Optional[str], sigs: str) -> None:
+    """A spawn that opens nothing (its maps written by the child, no pidfd) takes no signal hold:
+    the C call records the child before any handler can run, and reaps it itself when it fails
+    (chdir). At every bytecode, one signal or two at once: the child is handed over, or killed and
+    reaped, or the ChildError raised, and nothing else is left. (Prepared: fork_exec's path without
+    the validation's bytecodes, which the other tests sweep.)"""
+    prepared = fe.prepare(TRUE, ["true"], fe.ProcAttr(dir=directory, files=[0, 1, 2], sys=_userns()))
+
+    def call() -> Any:
+        if directory is None:
+            return prepared.fork_exec()
+        with pytest.raises(fe.ChildError):
+            prepared.fork_exec()
+        return None
+
+    counts = _sweep(call, _reap_pid if directory is None else _no_release, SIGNAL_SETS[sigs], opcodes=True)
     assert counts["raised"] > 0
 
 

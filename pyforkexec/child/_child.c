@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
@@ -689,19 +690,71 @@ static long do_clone(struct ctx *c, uint64_t flags, int cgroup_fd)
     return pid < 0 ? -errno : pid;
 }
 
-/* spawn(steps, blobs, argv0, argv, envp, fds, errfd, flags, cgroup_fd) -> (pid, pidfd, handle) */
+/* Kill and reap a child whose pid cannot be handed to the caller, and close its pidfd. */
+static void undo_spawn(long pid, int pidfd)
+{
+    Py_BEGIN_ALLOW_THREADS
+    kill((pid_t)pid, SIGKILL);
+    while (waitpid((pid_t)pid, NULL, __WALL) < 0 && errno == EINTR)
+        ;
+    if (pidfd >= 0)
+        close(pidfd);
+    Py_END_ALLOW_THREADS
+}
+
+/* A CLONE_VFORK child that failed has exited by the time clone returns: reap it (unless it is our
+ * parent's, CLONE_PARENT), close its pidfd. Nothing of it is left for the caller to undo. */
+static void reap_failed(long pid, int pidfd)
+{
+    Py_BEGIN_ALLOW_THREADS
+    while (waitpid((pid_t)pid, NULL, __WALL) < 0 && errno == EINTR)
+        ;
+    if (pidfd >= 0)
+        close(pidfd);
+    Py_END_ALLOW_THREADS
+}
+
+static PyObject *str_pid, *str_pidfd, *str_handle, *str_failure;
+
+/* Set what spawn() records. The attributes exist already (forkexec._Spawn.__init__), so setting them
+ * replaces dict values without allocating, and runs no Python code. */
+static int record(PyObject *into, PyObject *pid, PyObject *pidfd, PyObject *handle, PyObject *failure)
+{
+    if (!pid || !pidfd || !handle || !failure)
+        return -1;
+    if (PyObject_SetAttr(into, str_handle, handle) < 0 || PyObject_SetAttr(into, str_failure, failure) < 0 ||
+        PyObject_SetAttr(into, str_pidfd, pidfd) < 0)
+        return -1;
+    return PyObject_SetAttr(into, str_pid, pid);  /* last: abort() kills only a pid recorded whole */
+}
+
+/* spawn(into, steps, blobs, argv0, argv, envp, fds, errfd, flags, cgroup_fd) -> None
+ *
+ * Clone a child that runs the steps, and record it in ``into`` (a forkexec._Spawn: pid, pidfd, handle,
+ * failure) before returning. No Python code runs between the clone and the record, so a signal
+ * handler that raises (it runs at the next bytecode at the earliest) always finds the child recorded
+ * for the caller's undo: a spawn that opens nothing else needs no signal hold (see forkexec.py).
+ *
+ * With CLONE_VFORK (and then no error pipe: errfd -1) clone returns once the child exec'd or exited:
+ * handle None, failure None or (errno, location, index); a failed child is reaped here (pid -1).
+ * Otherwise the child may still run on our memory: handle is what finish() takes, failure None. */
 static PyObject *spawn(PyObject *self, PyObject *args)
 {
-    PyObject *steps, *blobs, *argv0, *argv, *envp, *fds, *handle;
+    PyObject *into, *steps, *blobs, *argv0, *argv, *envp, *fds, *handle, *failure = Py_None, *pid_obj, *pidfd_obj;
     unsigned long long flags;
-    int errfd, cgroup_fd;
+    int errfd, cgroup_fd, pidfd, ok;
     sigset_t all, old;
     struct ctx *c;
     long pid;
 
-    if (!PyArg_ParseTuple(args, "SO!SO!O!O!iKi:spawn", &steps, &PyTuple_Type, &blobs, &argv0, &PyTuple_Type,
-                          &argv, &PyTuple_Type, &envp, &PyTuple_Type, &fds, &errfd, &flags, &cgroup_fd))
+    if (!PyArg_ParseTuple(args, "OSO!SO!O!O!iKi:spawn", &into, &steps, &PyTuple_Type, &blobs, &argv0,
+                          &PyTuple_Type, &argv, &PyTuple_Type, &envp, &PyTuple_Type, &fds, &errfd, &flags,
+                          &cgroup_fd))
         return NULL;
+    if ((flags & CLONE_VFORK) && errfd >= 0) {
+        PyErr_SetString(PyExc_ValueError, "spawn: a CLONE_VFORK child reports in shared memory, not a pipe");
+        return NULL;
+    }
     if (!(c = ctx_new(steps, blobs, argv0, argv, envp, fds, errfd)))
         return NULL;
 
@@ -722,15 +775,52 @@ static PyObject *spawn(PyObject *self, PyObject *args)
         errno = (int)-pid;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    if (!(handle = PyCapsule_New(c, CAPSULE, capsule_destructor)))
-        return NULL;  /* leaks c: the child may still use it */
-    return Py_BuildValue("liN", pid, c->pidfd, handle);
+    pidfd = c->pidfd;
+    if (flags & CLONE_VFORK) {
+        int32_t err = c->err, loc = c->loc, index = c->index;
+
+        ctx_free(c);  /* it exec'd or exited: it no longer runs on it */
+        Py_INCREF(Py_None);
+        handle = Py_None;
+        if (err) {
+            reap_failed(pid, pidfd);
+            pid = -1, pidfd = -1;
+            failure = Py_BuildValue("iii", err, loc, index);
+        } else {
+            Py_INCREF(failure);
+        }
+    } else if (!(handle = PyCapsule_New(c, CAPSULE, capsule_destructor))) {
+        undo_spawn(pid, pidfd);  /* out of memory: the child is gone, and with it its use of c */
+        ctx_free(c);
+        return NULL;
+    } else {
+        Py_INCREF(failure);
+    }
+    pid_obj = PyLong_FromLong(pid);
+    pidfd_obj = PyLong_FromLong(pidfd);
+    ok = record(into, pid_obj, pidfd_obj, handle, failure) == 0;
+    Py_XDECREF(pid_obj);
+    Py_XDECREF(pidfd_obj);
+    Py_DECREF(handle);
+    Py_XDECREF(failure);
+    if (!ok) {
+        PyObject *type, *value, *tb, *none = PyLong_FromLong(-1);
+
+        PyErr_Fetch(&type, &value, &tb);
+        if (none)  /* whatever was recorded is undone below: take it back (best effort) */
+            PyObject_SetAttr(into, str_pidfd, none);
+        Py_XDECREF(none);
+        PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+        if (pid > 0)  /* never recorded: ours to undo (a non-vfork child's ctx leaks: the capsule never frees it) */
+            undo_spawn(pid, pidfd);
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
-/* finish(handle, errpipe) -> None | (errno, location, index). With an error pipe: read it to EOF (the
- * child exec'd or exited and no longer uses its stack). Without (errpipe -1, a CLONE_VFORK child): the
- * clone returned only once the child exec'd or exited, and a failure is in the shared ctx. Then free
- * what the child used. */
+/* finish(handle, errpipe) -> None | (errno, location, index): read the error pipe to EOF (the child
+ * exec'd or exited and no longer uses its stack), then free what the child used. */
 static PyObject *finish(PyObject *self, PyObject *args)
 {
     PyObject *handle;
@@ -749,27 +839,22 @@ static PyObject *finish(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "finish: already finished");
         return NULL;
     }
-    if (fd >= 0) {
-        Py_BEGIN_ALLOW_THREADS
-        for (;;) {
-            if (got < sizeof(msg))
-                n = read(fd, (char *)msg + got, sizeof(msg) - got);
-            else
-                n = read(fd, sink, sizeof(sink));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            if (got < sizeof(msg))
-                got += (size_t)n;
-        }
-        Py_END_ALLOW_THREADS
-        if (n < 0)
-            return PyErr_SetFromErrno(PyExc_OSError);  /* keep c: the child's state is unknown */
-    } else if (c->err) {
-        msg[0] = c->err, msg[1] = c->loc, msg[2] = c->index;
-        got = sizeof(msg);
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        if (got < sizeof(msg))
+            n = read(fd, (char *)msg + got, sizeof(msg) - got);
+        else
+            n = read(fd, sink, sizeof(sink));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (got < sizeof(msg))
+            got += (size_t)n;
     }
+    Py_END_ALLOW_THREADS
+    if (n < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);  /* keep c: the child's state is unknown */
     ctx_free(c);
     PyCapsule_SetPointer(handle, &finished_marker);
     if (got == 0)
@@ -792,7 +877,7 @@ static PyObject *py_setns(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"spawn", spawn, METH_VARARGS, "spawn(steps, blobs, argv0, argv, envp, fds, errfd, flags, cgroup_fd)"},
+    {"spawn", spawn, METH_VARARGS, "spawn(into, steps, blobs, argv0, argv, envp, fds, errfd, flags, cgroup_fd): records pid, pidfd, handle, failure in into"},
     {"finish", finish, METH_VARARGS, "finish(handle, errpipe) -> None | (errno, location, index)"},
     {"setns", py_setns, METH_VARARGS, "setns(fd, nstype)"},
     {NULL, NULL, 0, NULL},
@@ -866,6 +951,12 @@ PyMODINIT_FUNC PyInit__child(void)
 
     if (!m)
         return NULL;
+    if (!(str_pid = PyUnicode_InternFromString("pid")) || !(str_pidfd = PyUnicode_InternFromString("pidfd")) ||
+        !(str_handle = PyUnicode_InternFromString("handle")) ||
+        !(str_failure = PyUnicode_InternFromString("failure"))) {
+        Py_DECREF(m);
+        return NULL;
+    }
 #define TABLE(label, t)                                                      \
     for (i = 0; i < sizeof(t) / sizeof((t)[0]); i++) {                       \
         names[i] = (t)[i].name;                                              \
