@@ -34,9 +34,10 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from .. import _record
 from .._signals import held
 from ..checks import check_bool, check_int, check_list, fail, to_bytes
 from ..process import Process
@@ -132,13 +133,16 @@ def _check_value(field: str, name: str, value: object) -> list[str]:
     return [str(check_int(field, value, 0, 2**63 - 1))]
 
 
-@dataclass(frozen=True)
-class CgroupSpec:
+class CgroupSpec(_record.Value):
     """A checked Cgroup: the relative path, each file's lines, the controllers they need."""
 
-    cgroup: Cgroup
-    writes: tuple[tuple[str, tuple[str, ...]], ...]
-    controllers: frozenset[str]
+    __slots__ = ("cgroup", "controllers", "writes")
+
+    def __init__(self, cgroup: Cgroup, writes: tuple[tuple[str, tuple[str, ...]], ...],
+                 controllers: frozenset[str]):
+        self.cgroup = cgroup
+        self.writes = writes
+        self.controllers = controllers
 
 
 def check_cgroup(field: str, cg: object) -> CgroupSpec:
@@ -287,16 +291,19 @@ def _remove_upwards(path: str, root: str, created: dict[str, int]) -> None:
         path = os.path.dirname(path)
 
 
-@dataclass
-class CgroupHandle:
+class CgroupHandle(_record.Record):
     """A prepared cgroup: its directory, an fd of it for clone3 (holding the lock that keeps it from
     removal until the child is in it), and the directories this call made (path -> inode)."""
 
-    path: str
-    fd: int
-    created: dict[str, int] = field(default_factory=dict)
-    remove: bool = True
-    root: str = ""
+    __slots__ = ("created", "fd", "path", "remove", "root")
+
+    def __init__(self, path: str, fd: int, created: Optional[dict[str, int]] = None, remove: bool = True,
+                 root: str = ""):
+        self.path = path
+        self.fd = fd
+        self.created = {} if created is None else created
+        self.remove = remove
+        self.root = root
 
     def close(self) -> None:
         """Close the fd once the child is in the cgroup (or will not be): the directory is free."""
