@@ -143,7 +143,8 @@ def test_the_daemon_module_imports_only_what_it_runs() -> None:
 def test_the_daemon_imports_only_what_it_runs(tmp_path: Path) -> None:
     # a whole start, to the service's exec (then the daemon execs the waiter, and the dump is taken)
     spec = tmp_path / "s.json"
-    spec.write_text(json.dumps({"version": 1, "argv": ["/bin/true"], "sys": {"cloneflags": ["CLONE_NEWUTS"]}}))
+    spec.write_text(json.dumps({"version": 1, "argv": ["/bin/true"],
+                                "sys": {"cloneflags": ["CLONE_NEWUTS"]}}))
     modules = imported(["-m", "pyforkexec.daemon", "--name", "t", "--spec", str(spec), "--pid-file",
                         str(tmp_path / "d.pid"), "--log-file", str(tmp_path / "d.log"), "--foreground"])
     assert "pyforkexec.service.daemon" in modules and "pyforkexec.child.plan" in modules  # it did spawn
