@@ -54,8 +54,9 @@ LIMITS = {
     "pids_max": ("pids.max", "pids"),
     "io_max": ("io.max", "io"),
 }
-_CPU_MAX = re.compile(r"(max|\d+)( \d+)?")
-_IO_MAX = re.compile(r"\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+")
+# Patterns, compiled (and cached by re) when a limit is checked, not at every start-up (issue 15).
+_CPU_MAX = r"(max|\d+)( \d+)?"
+_IO_MAX = r"\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+"
 
 
 class CgroupError(OSError):
@@ -118,15 +119,15 @@ def _check_value(field: str, name: str, value: object) -> list[str]:
     if name == "io_max":
         lines = [value] if isinstance(value, str) else list(check_list(field, value, "io.max lines"))
         for i, line in enumerate(lines):
-            if not isinstance(line, str) or not _IO_MAX.fullmatch(line):
+            if not isinstance(line, str) or not re.fullmatch(_IO_MAX, line):
                 fail(f"{field}[{i}]" if not isinstance(value, str) else field,
                      f"must be 'MAJ:MIN rbps=N wbps=N riops=N wiops=N' (any of the keys), got {line!r}")
         return lines
     if name == "cpu_weight":
         return [str(check_int(field, value, 1, 10000))]
     if isinstance(value, str):
-        pattern = _CPU_MAX if name == "cpu_max" else re.compile(r"max|\d+")
-        if not pattern.fullmatch(value):
+        pattern = _CPU_MAX if name == "cpu_max" else r"max|\d+"
+        if not re.fullmatch(pattern, value):
             form = "'max' or 'QUOTA [PERIOD]'" if name == "cpu_max" else "'max'"
             fail(field, f"must be an int or {form}, got {value!r}")
         return [value]
