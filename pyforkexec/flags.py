@@ -10,7 +10,9 @@ from __future__ import annotations
 import enum
 import types
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Optional
+
+from ._record import Value
 
 _MAX = 1 << 64  # clone3's flags field is a u64
 
@@ -107,10 +109,16 @@ class CloneFlags(enum.IntFlag):
         return cls(value)
 
 
-class _Info(NamedTuple):
-    group: FlagGroup
-    description: str
-    ns_file: str | None = None
+class _Info(Value):
+    """A flag's group, its description and its file in /proc/PID/ns (a plain class: a NamedTuple is
+    built with exec at each start, issue 15)."""
+
+    __slots__ = ("description", "group", "ns_file")
+
+    def __init__(self, group: FlagGroup, description: str, ns_file: Optional[str] = None):
+        self.group = group
+        self.description = description
+        self.ns_file = ns_file
 
 
 _S, _N, _P, _A = FlagGroup.SHARING, FlagGroup.NAMESPACE, FlagGroup.PROCESS_CONTROL, FlagGroup.ADVANCED

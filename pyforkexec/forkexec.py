@@ -9,7 +9,6 @@ reaped and a ChildError names the step.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import fcntl
 import os
@@ -279,7 +278,7 @@ def _sync_handshake(spawn: _Spawn, fn: Callable[[int], None], fds: tuple[int, in
 
 
 Compiler = Callable[[PlanInputs], Plan]
-_INPUTS = tuple(f.name for f in dataclasses.fields(PlanInputs))
+_INPUTS = PlanInputs.__slots__
 
 
 class PlanCache:

@@ -8,10 +8,10 @@ caller (see the reference notes), since they cannot do what the caller meant her
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Optional
 
 from . import flags as _flags
+from ._record import Value
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
 from .checks import MAX_FD, check_bool, check_fileno, check_int, check_list, fail, to_bytes
 from .sandbox.caps import cap_last_cap
@@ -246,20 +246,25 @@ def check_attr(attr: object) -> ProcAttr:
     return attr
 
 
-@dataclass(frozen=True)
-class SpawnArgs:
+class SpawnArgs(Value):
     """The arguments of fork_exec/start_process, checked and encoded (check_spawn)."""
 
-    path: bytes
-    argv: tuple[bytes, ...]
-    env: Optional[tuple[bytes, ...]]  # None: ProcAttr.env was None (fork_exec: empty; start_process: inherit)
-    files: tuple[int, ...]
-    dir: bytes  # b"": no chdir
-    chroot: bytes
-    sys: SysProcAttr
-    cloneflags: int
-    unshareflags: int
-    sandbox: Optional[Sandbox]
+    __slots__ = ("argv", "chroot", "cloneflags", "dir", "env", "files", "path", "sandbox", "sys",
+                 "unshareflags")
+
+    def __init__(self, path: bytes, argv: tuple[bytes, ...], env: Optional[tuple[bytes, ...]],
+                 files: tuple[int, ...], dir: bytes, chroot: bytes, sys: SysProcAttr, cloneflags: int,
+                 unshareflags: int, sandbox: Optional[Sandbox]):
+        self.path = path
+        self.argv = argv
+        self.env = env  # None: ProcAttr.env was None (fork_exec: empty; start_process: inherit)
+        self.files = files
+        self.dir = dir  # b"": no chdir
+        self.chroot = chroot
+        self.sys = sys
+        self.cloneflags = cloneflags
+        self.unshareflags = unshareflags
+        self.sandbox = sandbox
 
 
 def check_spawn(argv0: object, argv: object, attr: object) -> SpawnArgs:

@@ -137,3 +137,55 @@ def test_a_spec_s_own_pdeathsig_is_kept(tmp_path: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
         os.close(pidfd)
+
+
+# ---- the command line: read without argparse in its plain form, argparse's for everything else -------
+
+BASE = ["--name", "web", "--spec", "/etc/w.json", "--pid-file", "/run/w.pid", "--log-file", "/var/log/w"]
+PLAIN = [
+    BASE,
+    [*BASE, "--restart", "on-failure", "--restart-sec", "0.5", "--stop-timeout", "3", "--start-limit-burst",
+     "7", "--start-limit-interval", "1e1", "--ready-fd", "5", "--foreground", "--no-waiter"],
+    [*BASE, "--restart", "always", "--resume", '{"pid": 12, "log_fd": 3}', "--waited", "stop", "--exited-at",
+     "123456"],
+    ["--log-file", "", "--name", "x y", "--spec", "s", "--pid-file", "p", "--name", "again", "--restart-sec",
+     "inf", "--foreground", "--foreground"],  # empty values, a repeated option: the last one wins
+]
+NOT_PLAIN = [
+    [],
+    BASE[:-2],  # a required option missing
+    [*BASE, "--restart", "sometimes"],  # not a choice
+    [*BASE, "--waited", "later"],
+    [*BASE, "--restart-sec", "soon"],  # not a number
+    [*BASE, "--start-limit-burst", "1.5"],
+    [*BASE, "--resume", "{not json"],
+    [*BASE, "--ready-fd", "-1"],  # a value starting with -: argparse's rules
+    [*BASE, "--ready-fd"],  # no value
+    [*BASE, "--restart=always"],  # the = form
+    [*BASE, "--fore"],  # an abbreviation
+    [*BASE, "extra"],  # a positional argument
+    [*BASE, "--help"],
+]
+
+
+@pytest.mark.parametrize("argv", PLAIN)
+def test_the_plain_command_line_reads_as_argparse_reads_it(argv: list[str]) -> None:
+    plain = daemon._parse_plain(argv)
+    assert plain is not None
+    assert vars(plain) == vars(daemon.argument_parser().parse_args(argv))
+    assert vars(daemon.parse_args(argv)) == vars(plain)
+
+
+@pytest.mark.parametrize("argv", NOT_PLAIN)
+def test_any_other_command_line_is_argparse_s(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert daemon._parse_plain(argv) is None
+    try:
+        expected = vars(daemon.argument_parser().parse_args(argv))
+    except SystemExit as e:  # an error (status 2) or --help (0), in argparse's words
+        said = capsys.readouterr()
+        with pytest.raises(SystemExit) as got:
+            daemon.parse_args(argv)
+        assert got.value.code == e.code
+        assert capsys.readouterr() == said
+    else:
+        assert vars(daemon.parse_args(argv)) == expected

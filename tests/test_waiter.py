@@ -159,7 +159,8 @@ def test_the_service_s_cgroup_is_removed_after_it_across_the_waiter(tmp_path: Pa
 def test_the_waiter_refuses_bad_arguments() -> None:
     res = subprocess.run([waiter.WAITER, "x", "10", "--", "/bin/true"], capture_output=True, text=True)
     assert res.returncode == 2
-    assert res.stderr.startswith("usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward -- COMMAND")
+    assert res.stderr.startswith("usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward|forward-exit -- "
+                                 "COMMAND")
 
 
 def test_a_waiter_that_fails_and_cannot_go_back_kills_the_service() -> None:
@@ -182,6 +183,38 @@ def test_a_waiter_that_fails_and_cannot_go_back_kills_the_service() -> None:
             service.wait()
 
 
+def waiter_of_a_child(child: str, mode: str) -> subprocess.Popen:
+    """The waiter in ``mode`` for a child of its own process (``sh`` starts it, then execs the
+    waiter); the way back, ``/bin/false``, would exit 1. The child's pid is the first line of stdout."""
+    script = f'{child} & echo $!; exec {waiter.WAITER} $! {mode} -- /bin/false'
+    return subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.parametrize("status", [0, 7])
+def test_forward_exit_ends_as_its_child_without_going_back(status: int) -> None:
+    with waiter_of_a_child(f"sh -c 'exit {status}'", "forward-exit") as proc:
+        assert proc.wait(timeout=30) == status
+    with waiter_of_a_child(f"sh -c 'exit {status}'", "forward") as proc:  # goes back: /bin/false
+        assert proc.wait(timeout=30) == 1
+
+
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGKILL, signal.SIGABRT])
+def test_forward_exit_dies_of_its_child_s_signal(signo: int) -> None:
+    with waiter_of_a_child("sleep 60", "forward-exit") as proc:
+        child = int(proc.stdout.readline())
+        wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
+        os.kill(child, signo)
+        assert proc.wait(timeout=30) == -signo
+
+
+def test_forward_exit_passes_signals_on() -> None:
+    with waiter_of_a_child("sleep 60", "forward-exit") as proc:
+        proc.stdout.readline()
+        wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
+        proc.send_signal(signal.SIGUSR1)  # sleep dies of it, the waiter then too
+        assert proc.wait(timeout=30) == -signal.SIGUSR1
+
+
 # ---- a launcher without a terminal (pyforkexec exec --spec as a systemd unit's main process) -------
 
 def launcher(tmp_path: Path, argv: list[str]) -> subprocess.Popen:
@@ -202,7 +235,7 @@ def test_a_launcher_without_a_terminal_becomes_the_waiter_and_ends_as_its_comman
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: mark.read_text() == "up\nHUP\n", "SIGHUP to reach the command")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 7  # its command's status, through the way back to Python
+        assert proc.wait(timeout=60) == 7  # its command's status, which the waiter exits with
     finally:
         if proc.poll() is None:
             proc.kill()

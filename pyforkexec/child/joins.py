@@ -24,9 +24,9 @@ import errno
 import fcntl
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from .. import flags as F
+from .._record import Value
 from ..attrs import SetNS
 from ..checks import fail
 from ..errors import ChildError, ErrorLocation
@@ -38,15 +38,17 @@ PER_THREAD = {int(F.CLONE_NEWNET): "net", int(F.CLONE_NEWUTS): "uts", int(F.CLON
 NEWUSER = int(F.CLONE_NEWUSER)
 
 
-@dataclass(frozen=True)
-class Join:
+class Join(Value):
     """One SysProcAttr.setns entry, opened."""
 
-    fd: int
-    nstype: int  # as given: 0, one CLONE_NEW* type, or a pidfd's mask
-    kind: int  # the CLONE_NEW* types it joins: nstype, else read from the fd (0: not a namespace)
-    index: int  # its place in SysProcAttr.setns, for errors
-    by_parent: bool = False  # joined by the calling thread around clone, not by the child
+    __slots__ = ("by_parent", "fd", "index", "kind", "nstype")
+
+    def __init__(self, fd: int, nstype: int, kind: int, index: int, by_parent: bool = False):
+        self.fd = fd
+        self.nstype = nstype  # as given: 0, one CLONE_NEW* type, or a pidfd's mask
+        self.kind = kind  # the CLONE_NEW* types it joins: nstype, else read from the fd (0: not a namespace)
+        self.index = index  # its place in SysProcAttr.setns, for errors
+        self.by_parent = by_parent  # joined by the calling thread around clone, not by the child
 
 
 def _kind_of(fd: int, nstype: int) -> int:

@@ -38,10 +38,10 @@ step's arguments. Nothing here touches the kernel: the plan is plain data.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
 from typing import Optional
 
 from .. import flags as F
+from .._record import Record
 from ..attrs import SysProcAttr, SysProcIDMap
 from ..errors import GID_MAP, ID_MAP_FILES, SETGROUPS, UID_MAP
 from ..errors import ErrorLocation as L
@@ -60,16 +60,19 @@ KEEP_ALL = (1 << 64) - 1  # a capability mask keeping every capability
 __all__ = ["GID_MAP", "SETGROUPS", "UID_MAP"]  # re-exported: the index of an id-map file (errors.py)
 
 
-@dataclass
-class Plan:
+class Plan(Record):
     """What one spawn needs: the packed steps, the bytes they point to, and the clone flags."""
 
-    steps: bytes
-    blobs: tuple[bytes, ...]
-    flags: int
-    cgroup_fd: int
-    map_pipe: bool  # the child waits for the parent's uid/gid maps
-    parent_writes_maps: bool
+    __slots__ = ("blobs", "cgroup_fd", "flags", "map_pipe", "parent_writes_maps", "steps")
+
+    def __init__(self, steps: bytes, blobs: tuple[bytes, ...], flags: int, cgroup_fd: int, map_pipe: bool,
+                 parent_writes_maps: bool):
+        self.steps = steps
+        self.blobs = blobs
+        self.flags = flags
+        self.cgroup_fd = cgroup_fd
+        self.map_pipe = map_pipe  # the child waits for the parent's uid/gid maps
+        self.parent_writes_maps = parent_writes_maps
 
 
 def format_id_maps(maps: list[SysProcIDMap]) -> bytes:
@@ -114,26 +117,36 @@ def id_map_path(pid: str, index: int) -> bytes:
     return f"/proc/{pid}/{ID_MAP_FILES[index]}".encode()
 
 
-@dataclass
-class PlanInputs:
-    """The validated, encoded values a plan is compiled from."""
+class PlanInputs(Record):
+    """The validated, encoded values a plan is compiled from (every one of them: PlanCache compares
+    the fields named by __slots__)."""
 
-    sys: SysProcAttr
-    cloneflags: int
-    unshareflags: int
-    files: tuple[int, ...]
-    dir: bytes
-    chroot: bytes
-    joins: tuple[Join, ...] = ()  # SysProcAttr.setns opened, user namespaces first (joins.py)
-    map_fds: tuple[int, int] = (-1, -1)  # (read end, write end)
-    maps_by_child: bool = False  # child_may_map_itself held at this spawn: no map pipe, see compile_plan
-    ppid: int = 0
-    exec_fd: int = -1
-    sandbox: Optional[Sandbox] = None
-    sync_fds: tuple[int, int] = (-1, -1)  # (the child's end, the parent's end), both above fd_floor
-    cgroup_fd: int = -1  # SysProcAttr.cgroup's directory
-    landlock_fd: int = -1  # SysProcAttr.landlock's ruleset, built by the parent
-    mount_trees: tuple[tuple[int, int], ...] = ()  # (index in mounts, detached idmapped tree fd)
+    __slots__ = ("cgroup_fd", "chroot", "cloneflags", "dir", "exec_fd", "files", "joins", "landlock_fd",
+                 "map_fds", "maps_by_child", "mount_trees", "ppid", "sandbox", "sync_fds", "sys",
+                 "unshareflags")
+
+    def __init__(self, sys: SysProcAttr, cloneflags: int, unshareflags: int, files: tuple[int, ...],
+                 dir: bytes, chroot: bytes, joins: tuple[Join, ...] = (), map_fds: tuple[int, int] = (-1, -1),
+                 maps_by_child: bool = False, ppid: int = 0, exec_fd: int = -1,
+                 sandbox: Optional[Sandbox] = None, sync_fds: tuple[int, int] = (-1, -1), cgroup_fd: int = -1,
+                 landlock_fd: int = -1, mount_trees: tuple[tuple[int, int], ...] = ()):
+        self.sys = sys
+        self.cloneflags = cloneflags
+        self.unshareflags = unshareflags
+        self.files = files
+        self.dir = dir
+        self.chroot = chroot
+        self.joins = joins  # SysProcAttr.setns opened, user namespaces first (joins.py)
+        self.map_fds = map_fds  # (read end, write end)
+        # child_may_map_itself held at this spawn: no map pipe, see compile_plan
+        self.maps_by_child = maps_by_child
+        self.ppid = ppid
+        self.exec_fd = exec_fd
+        self.sandbox = sandbox
+        self.sync_fds = sync_fds  # (the child's end, the parent's end), both above fd_floor
+        self.cgroup_fd = cgroup_fd  # SysProcAttr.cgroup's directory
+        self.landlock_fd = landlock_fd  # SysProcAttr.landlock's ruleset, built by the parent
+        self.mount_trees = mount_trees  # (index in mounts, detached idmapped tree fd)
 
 
 def next_fd(files: tuple[int, ...]) -> int:

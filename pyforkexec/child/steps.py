@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Union
+from typing import Optional, Union
 
+from .._record import Record
 from ..errors import ErrorLocation
 from . import _child
 
@@ -63,10 +63,14 @@ def opt_cstr(data: Union[bytes, None]) -> Arg:
     return 0 if data is None else cstr(data)
 
 
-@dataclass
-class Builder:
-    steps: list[bytes] = field(default_factory=list)
-    blobs: list[bytes] = field(default_factory=list)
+class Builder(Record):
+    """The packed steps of one plan, in order, and the bytes (Blob) they point to."""
+
+    __slots__ = ("blobs", "steps")
+
+    def __init__(self, steps: Optional[list[bytes]] = None, blobs: Optional[list[bytes]] = None):
+        self.steps: list[bytes] = [] if steps is None else steps
+        self.blobs: list[bytes] = [] if blobs is None else blobs
 
     def _pack(self, op: str, loc: ErrorLocation, args: Sequence[Arg], nr: int, index: int) -> None:
         refs, values = 0, list(args)

@@ -15,20 +15,25 @@ from __future__ import annotations
 
 import pwd
 import re
-from dataclasses import dataclass, replace
 from typing import Optional
 
+from .._record import Value
 from ..attrs import SysProcIDMap
 from ..validate import MAX_ID
 
 NO_ID = 2**32 - 1  # util-linux's (uid_t)-1: "no single id", or "inner start not chosen yet"
 
 
-@dataclass(frozen=True)
-class Range:
-    outer: int
-    inner: int
-    count: int
+class Range(Value):
+    """``count`` ids from ``outer`` (the parent namespace's) mapped to those from ``inner``: one line of
+    a map (a key of Request.origin)."""
+
+    __slots__ = ("count", "inner", "outer")
+
+    def __init__(self, outer: int, inner: int, count: int):
+        self.outer = outer
+        self.inner = inner
+        self.count = count
 
     def as_map(self) -> SysProcIDMap:
         return SysProcIDMap(container_id=self.inner, host_id=self.outer, size=self.count)
@@ -116,7 +121,7 @@ def add_single(chain: list[Range], outer: int, inner: int) -> list[Range]:
     for m in chain:
         count = m.count
         if m.inner == NO_ID:
-            m = replace(m, inner=0)
+            m = Range(m.outer, 0, m.count)
         elif inner != NO_ID and (m.outer <= outer <= m.outer + count or m.inner <= inner <= m.inner + count):
             count -= 1
         outer_off = min(outer - m.outer if outer > m.outer else 0, count)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import NoReturn, Optional, Union
 
 from .. import flags as F
@@ -69,20 +68,26 @@ CMD = Command(
 )
 
 
-@dataclass
 class Request:
-    target: int = 0
-    namespaces: dict[int, Optional[str]] = field(default_factory=dict)  # flag -> file, None: the target's
-    uid: Union[int, str, None] = None  # a number or "follow"
-    gid: Union[int, str, None] = None
-    preserve: bool = False
-    keep_caps: bool = False
-    root: Optional[str] = None  # "" means the target's
-    wd: Optional[str] = None  # "" means the target's
-    wdns: Optional[str] = None
-    env: bool = False
-    fork: bool = True
-    join_cgroup: bool = False
+    """What the options ask for (``request`` fills it in). A plain class, not a dataclass: the
+    command's start-up compiles nothing (issue 15)."""
+
+    __slots__ = ("env", "fork", "gid", "join_cgroup", "keep_caps", "namespaces", "preserve", "root", "target",
+                 "uid", "wd", "wdns")
+
+    def __init__(self) -> None:
+        self.target = 0
+        self.namespaces: dict[int, Optional[str]] = {}  # flag -> file, None: the target's
+        self.uid: Union[int, str, None] = None  # a number or "follow"
+        self.gid: Union[int, str, None] = None
+        self.preserve = False
+        self.keep_caps = False
+        self.root: Optional[str] = None  # "" means the target's
+        self.wd: Optional[str] = None  # "" means the target's
+        self.wdns: Optional[str] = None
+        self.env = False
+        self.fork = True
+        self.join_cgroup = False
 
 
 def request(p: Parsed) -> Request:

@@ -12,7 +12,6 @@ and a ``Try '... --help'`` line).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NoReturn, Optional
 
 NONE, REQUIRED, OPTIONAL = "none", "required", "optional"
@@ -28,15 +27,22 @@ class UsageError(Exception):
         self.prog = prog
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: the command line starts an interpreter at every call, and each
+# dataclass compiles its methods at import (issue 15; tests/test_startup_imports.py).
 class Opt:
     """One option: ``--long``, ``-s``, whether it takes an argument, and its help line."""
 
-    long: str
-    short: str = ""
-    arg: str = NONE  # NONE, REQUIRED or OPTIONAL
-    metavar: str = ""
-    help: str = ""
+    __slots__ = ("arg", "help", "long", "metavar", "short")
+
+    def __init__(self, long: str, short: str = "", arg: str = NONE, metavar: str = "", help: str = ""):
+        self.long = long
+        self.short = short
+        self.arg = arg  # NONE, REQUIRED or OPTIONAL
+        self.metavar = metavar
+        self.help = help
+
+    def __repr__(self) -> str:
+        return f"Opt({self.spelling})"
 
     @property
     def dest(self) -> str:
@@ -56,12 +62,14 @@ class Opt:
         return f"-{self.short}, {long}" if self.short else f"    {long}"
 
 
-@dataclass
 class Parsed:
     """The options given, in order, as (Opt, argument or None), and the command that follows them."""
 
-    given: list[tuple[Opt, Optional[str]]]
-    rest: list[str]
+    __slots__ = ("given", "rest")
+
+    def __init__(self, given: list[tuple[Opt, Optional[str]]], rest: list[str]):
+        self.given = given
+        self.rest = rest
 
     def has(self, long: str) -> bool:
         return any(o.long == long for o, _ in self.given)
@@ -74,15 +82,18 @@ class Parsed:
         return vals[-1] if vals else default
 
 
-@dataclass(frozen=True)
 class Command:
     """A subcommand's options and help text."""
 
-    prog: str  # "pyforkexec unshare"
-    usage: str  # after the prog: "[options] [<program> [<argument>...]]"
-    summary: str
-    options: tuple[Opt, ...]
-    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (title, long names) for --help grouping
+    __slots__ = ("options", "prog", "sections", "summary", "usage")
+
+    def __init__(self, prog: str, usage: str, summary: str, options: tuple[Opt, ...],
+                 sections: tuple[tuple[str, tuple[str, ...]], ...] = ()):
+        self.prog = prog  # "pyforkexec unshare"
+        self.usage = usage  # after the prog: "[options] [<program> [<argument>...]]"
+        self.summary = summary
+        self.options = options
+        self.sections = sections  # (title, long names) for --help grouping
 
     def parse(self, argv: Sequence[str]) -> Parsed:
         return parse(self.options, argv)

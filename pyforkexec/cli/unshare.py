@@ -26,7 +26,6 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Callable, NoReturn, Optional
 
 from .. import flags as F
@@ -112,30 +111,35 @@ CMD = Command(
 )
 
 
-@dataclass
 class Request:
-    """What the options ask for, before it is turned into a SysProcAttr."""
+    """What the options ask for, before it is turned into a SysProcAttr (``request`` fills it in).
+    A plain class, not a dataclass: the command's start-up compiles nothing (issue 15)."""
 
-    flags: int = 0
-    persist: dict[int, str] = field(default_factory=dict)
-    fork: bool = False
-    kill_signal: int = 0
-    proc: Optional[str] = None
-    propagation: str = "private"
-    root: str = ""
-    wd: Optional[str] = None
-    uid: Optional[int] = None
-    gid: Optional[int] = None
-    map_user: Optional[int] = None
-    map_group: Optional[int] = None
-    user_ranges: list[Range] = field(default_factory=list)
-    group_ranges: list[Range] = field(default_factory=list)
-    setgroups: Optional[str] = None
-    keep_caps: bool = False
-    offsets: dict[str, int] = field(default_factory=dict)
-    offsets_given: list[str] = field(default_factory=list)  # as written, for a refusal of the kernel
-    env: Optional[list[bytes]] = None
-    origin: dict[Range, str] = field(default_factory=dict)  # each range: the option that gave it
+    __slots__ = ("env", "flags", "fork", "gid", "group_ranges", "keep_caps", "kill_signal", "map_group",
+                 "map_user", "offsets", "offsets_given", "origin", "persist", "proc", "propagation", "root",
+                 "setgroups", "uid", "user_ranges", "wd")
+
+    def __init__(self) -> None:
+        self.flags = 0
+        self.persist: dict[int, str] = {}
+        self.fork = False
+        self.kill_signal = 0
+        self.proc: Optional[str] = None
+        self.propagation = "private"
+        self.root = ""
+        self.wd: Optional[str] = None
+        self.uid: Optional[int] = None
+        self.gid: Optional[int] = None
+        self.map_user: Optional[int] = None
+        self.map_group: Optional[int] = None
+        self.user_ranges: list[Range] = []
+        self.group_ranges: list[Range] = []
+        self.setgroups: Optional[str] = None
+        self.keep_caps = False
+        self.offsets: dict[str, int] = {}
+        self.offsets_given: list[str] = []  # as written, for a refusal of the kernel
+        self.env: Optional[list[bytes]] = None
+        self.origin: dict[Range, str] = {}  # each range: the option that gave it
 
 
 # The kernel's bound on a time namespace offset (KTIME_SEC_MAX); util-linux reads an int64.

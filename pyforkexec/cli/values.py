@@ -20,7 +20,7 @@ MAX_PID = 2**31 - 1  # pid_t
 
 # strtoul's number: C-locale blanks, a sign, ASCII digits (int() would also take "1_000" and
 # non-ASCII digits).
-_NUMBER = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
+_NUMBER = r"[ \t\n\v\f\r]*([+-]?)([0-9]+)"  # compiled (and cached by re) at its first use
 
 
 def shown(value: Optional[str], limit: int = 64) -> str:
@@ -31,7 +31,7 @@ def shown(value: Optional[str], limit: int = 64) -> str:
 
 def parse_int(cmd: Command, option: str, value: Optional[str], what: str, lo: int, hi: int) -> int:
     """A decimal number in [lo, hi], as util-linux's strtoul_or_err/strtos64_or_err read it."""
-    m = _NUMBER.fullmatch(value or "")
+    m = re.fullmatch(_NUMBER, value or "")
     if m is None or (m[1] == "-" and lo >= 0):
         cmd.fail(f"{option}: failed to parse {what} {shown(value)}")
     digits = m[2].lstrip("0")
@@ -48,7 +48,7 @@ def parse_uint(cmd: Command, option: str, value: Optional[str], what: str = "num
 
 def parse_id(cmd: Command, option: str, value: Optional[str], kind: str) -> int:
     """A uid (``kind`` "uid") or gid given as a number or as a name of this host's passwd/group."""
-    if value and not _NUMBER.fullmatch(value):
+    if value and not re.fullmatch(_NUMBER, value):
         lookup = (lambda n: pwd.getpwnam(n).pw_uid) if kind == "uid" else (lambda n: grp.getgrnam(n).gr_gid)
         try:
             found = lookup(value)
@@ -62,7 +62,7 @@ def parse_id(cmd: Command, option: str, value: Optional[str], kind: str) -> int:
 
 def parse_signal(cmd: Command, option: str, value: str) -> int:
     """``SIGKILL``, ``KILL``, ``kill`` or ``9``."""
-    if _NUMBER.fullmatch(value):
+    if re.fullmatch(_NUMBER, value):
         return parse_int(cmd, option, value, "signal number", 1, signal.NSIG - 1)
     name = value.upper()
     name = name if name.startswith("SIG") else "SIG" + name

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Union
 
+from .._record import Value
 from ..checks import check_bool, check_int, check_list, fail
 
 # linux/capability.h, in number order.
@@ -85,13 +86,15 @@ class Capabilities:
     drop: Sequence[CapName] = ()
 
 
-@dataclass(frozen=True)
-class CapsPlan:
+class CapsPlan(Value):
     """Capabilities, checked: the mask the sets keep, the bounding caps to drop, the ambient ones."""
 
-    keep: int
-    bounding_drop: tuple[int, ...]
-    ambient: tuple[int, ...]
+    __slots__ = ("ambient", "bounding_drop", "keep")
+
+    def __init__(self, keep: int, bounding_drop: tuple[int, ...], ambient: tuple[int, ...]):
+        self.keep = keep
+        self.bounding_drop = bounding_drop
+        self.ambient = ambient
 
 
 def check_capabilities(field: str, caps: object) -> CapsPlan:

@@ -34,9 +34,10 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from .. import _record
 from .._signals import held
 from ..checks import check_bool, check_int, check_list, fail, to_bytes
 from ..process import Process
@@ -53,8 +54,9 @@ LIMITS = {
     "pids_max": ("pids.max", "pids"),
     "io_max": ("io.max", "io"),
 }
-_CPU_MAX = re.compile(r"(max|\d+)( \d+)?")
-_IO_MAX = re.compile(r"\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+")
+# Patterns, compiled (and cached by re) when a limit is checked, not at every start-up (issue 15).
+_CPU_MAX = r"(max|\d+)( \d+)?"
+_IO_MAX = r"\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+"
 
 
 class CgroupError(OSError):
@@ -117,28 +119,31 @@ def _check_value(field: str, name: str, value: object) -> list[str]:
     if name == "io_max":
         lines = [value] if isinstance(value, str) else list(check_list(field, value, "io.max lines"))
         for i, line in enumerate(lines):
-            if not isinstance(line, str) or not _IO_MAX.fullmatch(line):
+            if not isinstance(line, str) or not re.fullmatch(_IO_MAX, line):
                 fail(f"{field}[{i}]" if not isinstance(value, str) else field,
                      f"must be 'MAJ:MIN rbps=N wbps=N riops=N wiops=N' (any of the keys), got {line!r}")
         return lines
     if name == "cpu_weight":
         return [str(check_int(field, value, 1, 10000))]
     if isinstance(value, str):
-        pattern = _CPU_MAX if name == "cpu_max" else re.compile(r"max|\d+")
-        if not pattern.fullmatch(value):
+        pattern = _CPU_MAX if name == "cpu_max" else r"max|\d+"
+        if not re.fullmatch(pattern, value):
             form = "'max' or 'QUOTA [PERIOD]'" if name == "cpu_max" else "'max'"
             fail(field, f"must be an int or {form}, got {value!r}")
         return [value]
     return [str(check_int(field, value, 0, 2**63 - 1))]
 
 
-@dataclass(frozen=True)
-class CgroupSpec:
+class CgroupSpec(_record.Value):
     """A checked Cgroup: the relative path, each file's lines, the controllers they need."""
 
-    cgroup: Cgroup
-    writes: tuple[tuple[str, tuple[str, ...]], ...]
-    controllers: frozenset[str]
+    __slots__ = ("cgroup", "controllers", "writes")
+
+    def __init__(self, cgroup: Cgroup, writes: tuple[tuple[str, tuple[str, ...]], ...],
+                 controllers: frozenset[str]):
+        self.cgroup = cgroup
+        self.writes = writes
+        self.controllers = controllers
 
 
 def check_cgroup(field: str, cg: object) -> CgroupSpec:
@@ -287,16 +292,19 @@ def _remove_upwards(path: str, root: str, created: dict[str, int]) -> None:
         path = os.path.dirname(path)
 
 
-@dataclass
-class CgroupHandle:
+class CgroupHandle(_record.Record):
     """A prepared cgroup: its directory, an fd of it for clone3 (holding the lock that keeps it from
     removal until the child is in it), and the directories this call made (path -> inode)."""
 
-    path: str
-    fd: int
-    created: dict[str, int] = field(default_factory=dict)
-    remove: bool = True
-    root: str = ""
+    __slots__ = ("created", "fd", "path", "remove", "root")
+
+    def __init__(self, path: str, fd: int, created: Optional[dict[str, int]] = None, remove: bool = True,
+                 root: str = ""):
+        self.path = path
+        self.fd = fd
+        self.created = {} if created is None else created
+        self.remove = remove
+        self.root = root
 
     def close(self) -> None:
         """Close the fd once the child is in the cgroup (or will not be): the directory is free."""

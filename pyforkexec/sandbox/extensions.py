@@ -7,10 +7,10 @@ caps.py, seccomp.py, cgroup.py); the rules between fields live here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .. import flags as _flags
+from .._record import Value
 from ..attrs import SysProcAttr
 from ..checks import MAX_FD, check_bool, check_choice, check_int, check_open_fd, fail, to_abspath, to_bytes
 from .caps import CapsPlan, check_capabilities
@@ -25,23 +25,32 @@ HOST_NAME_MAX = 64  # sethostname/setdomainname (__NEW_UTS_LEN)
 PROPAGATIONS = ("private", "slave", "shared", "unchanged")
 
 
-@dataclass(frozen=True)
-class Sandbox:
+class Sandbox(Value):
     """The extension fields of one spawn, checked and encoded."""
 
-    hostname: Optional[bytes]
-    domainname: Optional[bytes]
-    propagation: int  # MS_REC|MS_<type> for / once the new mount namespace exists; 0: leave it
-    mounts: tuple[ResolvedMount, ...]
-    pivot_root: Optional[bytes]
-    readonly_root: Optional[bytes]  # the new root to make read-only, before pivot_root/chroot
-    rlimits: tuple[tuple[int, int, int], ...]
-    cgroup: Optional[CgroupSpec]
-    caps: Optional[CapsPlan]
-    landlock: Optional[ResolvedLandlock]  # None also when the kernel enforces none of it (best effort)
-    seccomp: Optional[bytes]  # the BPF program
-    sync: Optional[Callable[[int], None]]
-    exec_fd: Optional[int]
+    __slots__ = ("caps", "cgroup", "domainname", "exec_fd", "hostname", "landlock", "mounts", "pivot_root",
+                 "propagation", "readonly_root", "rlimits", "seccomp", "sync")
+
+    def __init__(self, hostname: Optional[bytes], domainname: Optional[bytes], propagation: int,
+                 mounts: tuple[ResolvedMount, ...], pivot_root: Optional[bytes],
+                 readonly_root: Optional[bytes],
+                 rlimits: tuple[tuple[int, int, int], ...], cgroup: Optional[CgroupSpec],
+                 caps: Optional[CapsPlan], landlock: Optional[ResolvedLandlock], seccomp: Optional[bytes],
+                 sync: Optional[Callable[[int], None]], exec_fd: Optional[int]):
+        self.hostname = hostname
+        self.domainname = domainname
+        # MS_REC|MS_<type> for / once the new mount namespace exists; 0: leave it
+        self.propagation = propagation
+        self.mounts = mounts
+        self.pivot_root = pivot_root
+        self.readonly_root = readonly_root  # the new root to make read-only, before pivot_root/chroot
+        self.rlimits = rlimits
+        self.cgroup = cgroup
+        self.caps = caps
+        self.landlock = landlock  # None also when the kernel enforces none of it (best effort)
+        self.seccomp = seccomp  # the BPF program
+        self.sync = sync
+        self.exec_fd = exec_fd
 
 
 def has_extensions(attr: SysProcAttr) -> bool:

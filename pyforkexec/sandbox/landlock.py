@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Union
 
+from .._record import Value
 from ..checks import check_choice, check_int, check_list, fail, to_bytes
 from . import kernel_fds
 
@@ -170,16 +171,19 @@ def _known(table: dict[str, tuple[int, int]], abi: int) -> int:
     return sum(bit for bit, need in table.values() if need <= abi)
 
 
-@dataclass(frozen=True)
-class ResolvedLandlock:
+class ResolvedLandlock(Value):
     """A policy checked against the kernel: the masks of the ruleset and its rules, ready to build."""
 
-    fs: int  # handled_access_fs
-    net: int  # handled_access_net
-    scoped: int
-    paths: tuple[tuple[int, bytes, int], ...]  # (index in the policy's paths, path, allowed access)
-    ports: tuple[tuple[int, int, int], ...]  # (index in the policy's ports, port, allowed access)
-    dropped: tuple[str, ...]
+    __slots__ = ("dropped", "fs", "net", "paths", "ports", "scoped")
+
+    def __init__(self, fs: int, net: int, scoped: int, paths: tuple[tuple[int, bytes, int], ...],
+                 ports: tuple[tuple[int, int, int], ...], dropped: tuple[str, ...]):
+        self.fs = fs  # handled_access_fs
+        self.net = net  # handled_access_net
+        self.scoped = scoped
+        self.paths = paths  # (index in the policy's paths, path, allowed access)
+        self.ports = ports  # (index in the policy's ports, port, allowed access)
+        self.dropped = dropped
 
     @property
     def enforces(self) -> bool:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from .._record import Value
 from ..checks import MAX_FD, check_bool, check_int, check_list, check_open_fd, fail, to_abspath, to_bytes
 
 # linux/mount.h, mount(2)'s flags (MS_KERNMOUNT and MS_NOUSER are the kernel's own).
@@ -152,18 +153,22 @@ def minimal_dev(target: str = "/dev") -> list[Mount]:
     return mounts
 
 
-@dataclass(frozen=True)
-class ResolvedMount:
+class ResolvedMount(Value):
     """One Mount, checked and turned into the paths and flags of its steps."""
 
-    source: Optional[bytes]
-    target: bytes  # the full path at mount time (under the new root)
-    fstype: Optional[bytes]
-    flags: int
-    data: Optional[bytes]
-    mkdirs: tuple[bytes, ...]  # created in order before mounting
-    file_target: bool  # the last of mkdirs is an empty file, not a directory
-    idmap: Union[bool, bytes, int, None] = None  # True, a user namespace's path, or its fd
+    __slots__ = ("data", "file_target", "flags", "fstype", "idmap", "mkdirs", "source", "target")
+
+    def __init__(self, source: Optional[bytes], target: bytes, fstype: Optional[bytes], flags: int,
+                 data: Optional[bytes], mkdirs: tuple[bytes, ...], file_target: bool,
+                 idmap: Union[bool, bytes, int, None] = None):
+        self.source = source
+        self.target = target  # the full path at mount time (under the new root)
+        self.fstype = fstype
+        self.flags = flags
+        self.data = data
+        self.mkdirs = mkdirs  # created in order before mounting
+        self.file_target = file_target  # the last of mkdirs is an empty file, not a directory
+        self.idmap = idmap  # True, a user namespace's path, or its fd
 
 
 def under_root(root: bytes, path: bytes) -> bytes:

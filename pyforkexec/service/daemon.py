@@ -37,7 +37,6 @@ supervises the service itself.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import fcntl
@@ -48,7 +47,8 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Optional
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .. import spec as specmod
 from ..attrs import SysProcAttr
@@ -59,31 +59,98 @@ from ..process import Process
 from ..sandbox.cgroup import handover_record, process_from_record
 from . import waiter
 
+if TYPE_CHECKING:
+    import argparse
+
 WAITED = ("run", "stop", "kill", "error")  # how the waiter saw the service end (waiter.c)
 RESTART_POLICIES = ("no", "on-failure", "always")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m pyforkexec.daemon", description=__doc__.splitlines()[0])
-    p.add_argument("--name", required=True, help="the service name (for messages)")
-    p.add_argument("--spec", required=True, help="the spec document (see pyforkexec.spec)")
-    p.add_argument("--pid-file", required=True)
-    p.add_argument("--log-file", required=True)
-    p.add_argument("--restart", choices=RESTART_POLICIES, default="no")
-    p.add_argument("--restart-sec", type=float, default=0.1)  # systemd's RestartSec default
-    p.add_argument("--stop-timeout", type=float, default=10.0)
-    p.add_argument("--start-limit-burst", type=int, default=5)
-    p.add_argument("--start-limit-interval", type=float, default=10.0)
-    p.add_argument("--ready-fd", type=int, default=-1)
-    p.add_argument("--foreground", action="store_true", help="do not detach (for tests and debugging)")
-    p.add_argument("--no-waiter", action="store_true", help="supervise in Python, never exec the waiter")
+# The daemon's options, defined once for both parsers below: (option, type (None: a flag, store_true),
+# default, choices, required, help (None: internal, not shown)).
+OPTIONS: tuple[tuple[str, Optional[Callable[[str], object]], object, Optional[tuple[str, ...]], bool,
+                     Optional[str]], ...] = (
+    ("--name", str, None, None, True, "the service name (for messages)"),
+    ("--spec", str, None, None, True, "the spec document (see pyforkexec.spec)"),
+    ("--pid-file", str, None, None, True, ""),
+    ("--log-file", str, None, None, True, ""),
+    ("--restart", str, "no", RESTART_POLICIES, False, ""),
+    ("--restart-sec", float, 0.1, None, False, ""),  # systemd's RestartSec default
+    ("--stop-timeout", float, 10.0, None, False, ""),
+    ("--start-limit-burst", int, 5, None, False, ""),
+    ("--start-limit-interval", float, 10.0, None, False, ""),
+    ("--ready-fd", int, -1, None, False, ""),
+    ("--foreground", None, False, None, False, "do not detach (for tests and debugging)"),
+    ("--no-waiter", None, False, None, False, "supervise in Python, never exec the waiter"),
     # Internal: the daemon coming back from pyforkexec-waiter (module docstring).
-    p.add_argument("--resume", type=json.loads, help=argparse.SUPPRESS)
-    p.add_argument("--waited", choices=WAITED, help=argparse.SUPPRESS)
-    p.add_argument("--exited-at", type=int, help=argparse.SUPPRESS)  # CLOCK_MONOTONIC ms
-    return p.parse_args(argv)
+    ("--resume", json.loads, None, None, False, None),
+    ("--waited", str, None, WAITED, False, None),
+    ("--exited-at", int, None, None, False, None),  # CLOCK_MONOTONIC ms
+)
+
+
+def dest(option: str) -> str:
+    return option[2:].replace("-", "_")
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    import argparse  # only for --help and a command line not in the plain form: see parse_args
+
+    p = argparse.ArgumentParser(prog="python -m pyforkexec.daemon", description=__doc__.splitlines()[0])
+    for option, kind, default, choices, required, text in OPTIONS:
+        shown = argparse.SUPPRESS if text is None else (text or None)
+        if kind is None:
+            p.add_argument(option, action="store_true", help=shown)
+        elif required:
+            p.add_argument(option, required=True, help=shown)
+        else:
+            p.add_argument(option, type=None if kind is str else kind, choices=choices, default=default,
+                           help=shown)
+    return p
+
+
+def _parse_plain(argv: Sequence[str]) -> Optional[SimpleNamespace]:
+    """What argparse would parse from ``argv`` if it is in the plain form that the daemon's callers
+    write (the collection's module, the waiter's way back): every option spelt out whole, each value
+    a separate word not starting with ``-``, every value valid, the required ones given. None for
+    anything else, which is left to argparse."""
+    by_option = {o[0]: o for o in OPTIONS}
+    values = {dest(option): default for option, _, default, *_ in OPTIONS}
+    i = 0
+    while i < len(argv):
+        option = by_option.get(argv[i])
+        if option is not None and option[1] is None:  # a flag
+            values[dest(argv[i])] = True
+            i += 1
+            continue
+        if option is None or i + 1 == len(argv) or argv[i + 1].startswith("-"):
+            return None
+        _, kind, _, choices, _, _ = option
+        assert kind is not None
+        try:
+            value = kind(argv[i + 1])
+        except (ValueError, TypeError):
+            return None
+        if choices is not None and value not in choices:
+            return None
+        values[dest(argv[i])] = value
+        i += 2
+    if any(values[dest(o[0])] is None for o in OPTIONS if o[4]):
+        return None
+    return SimpleNamespace(**values)
+
+
+def parse_args(argv: Sequence[str]) -> SimpleNamespace:
+    """The daemon's options. Each restart starts this module again (module docstring), so the plain
+    form its callers write is read without importing argparse (with gettext, locale and shutil, ~5 ms
+    of every restart: issue 15); --help and every other form, and every error, are argparse's, which
+    gives the same values for the plain form (tests/test_daemon.py compares them)."""
+    plain = _parse_plain(argv)
+    if plain is not None:
+        return plain
+    return SimpleNamespace(**vars(argument_parser().parse_args(argv)))
 
 
 def wanted_argv(argv: Sequence[str]) -> list[str]:
@@ -99,7 +166,7 @@ def wanted_argv(argv: Sequence[str]) -> list[str]:
 
 
 class Daemon:
-    def __init__(self, args: argparse.Namespace, log_fd: int, argv: Sequence[str] = (), pid_fd: int = -1):
+    def __init__(self, args: SimpleNamespace, log_fd: int, argv: Sequence[str] = (), pid_fd: int = -1):
         self.args = args
         self.argv = wanted_argv(argv)  # for the waiter's way back
         self.log_fd = log_fd

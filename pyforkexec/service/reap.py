@@ -1,6 +1,7 @@
 """``python -m pyforkexec.service.reap PID [CGROUP] --waited HOW --exited-at MS``: where
 pyforkexec-waiter sends a launcher back once its child exited (supervise.py): reap the child, remove
-its cgroup (CGROUP: the JSON of cgroup.handover_record, if it has one), and exit as it did. The
+its cgroup (CGROUP: the JSON of cgroup.handover_record, if it has one), and exit as it did. Without
+a cgroup the waiter does that itself (``forward-exit``) and comes here only if it failed. The
 waiter's signals arrive blocked; should the waiter have failed before the exit (HOW ``error``), the
 child is supervised here."""
 
@@ -12,16 +13,22 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, Optional
 
-from ..sandbox.cgroup import process_from_record
+from ..process import Process
 from .supervise import FORWARDED, Supervisor, exit_like
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
-    record = json.loads(args[1]) if len(args) > 1 and not args[1].startswith("--") else None
+    pid = int(args[0])
+    if len(args) > 1 and not args[1].startswith("--"):  # a cgroup to remove: only then its module
+        from ..sandbox.cgroup import process_from_record
+
+        proc = process_from_record(pid, json.loads(args[1]))
+    else:  # the waiter failed (a child without a cgroup is reaped by the waiter itself)
+        proc = Process(pid)
     sup = Supervisor()
     with sup.handlers():
-        sup.started(process_from_record(int(args[0]), record))
+        sup.started(proc)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {*FORWARDED, signal.SIGCHLD})  # ours are installed
         code = sup.wait()
     exit_like(code)

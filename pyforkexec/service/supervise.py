@@ -14,8 +14,10 @@ itself, so that it can release what it holds (start_process removes the cgroup i
 
 A launcher without a controlling terminal (a systemd unit's main process) has no job control or
 terminal signals to tell apart: it hands its child over to pyforkexec-waiter (waiter.py), which
-passes every signal on in a few hundred KiB and, once the child exited, execs ``python -m
-pyforkexec.service.reap PID [CGROUP]`` to reap it, remove its cgroup and exit as it did.
+passes every signal on in a few hundred KiB and, once the child exited, reaps it and exits as it did
+(``forward-exit``); a child with a cgroup to remove after it is reaped instead by ``python -m
+pyforkexec.service.reap PID CGROUP``, which the waiter execs (``forward``), as it does on any failure
+of its own.
 """
 
 from __future__ import annotations
@@ -86,11 +88,13 @@ class Supervisor:
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {*FORWARDED, signal.SIGCHLD})
         command = [sys.executable, "-m", "pyforkexec.service.reap", str(proc.pid)]
         record = handover_record(proc)
-        if record is not None:  # its cgroup, to remove once it is reaped
+        mode = "forward-exit"  # nothing to release after it: the waiter reaps it and exits as it did
+        if record is not None:  # its cgroup, to remove once it is reaped: back to Python (reap.py)
             import json  # only then: a launcher's start-up imports what it uses (test_startup_imports)
 
             command.append(json.dumps(record))
-        waiter.hand_over(proc.pid, "forward", command)
+            mode = "forward"
+        waiter.hand_over(proc.pid, mode, command)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def wait(self) -> int:

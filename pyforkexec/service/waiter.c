@@ -3,6 +3,7 @@
  *
  *   pyforkexec-waiter PID STOP_TIMEOUT_MS -- COMMAND [ARGS...]     the daemon's
  *   pyforkexec-waiter PID forward -- COMMAND [ARGS...]             a launcher's
+ *   pyforkexec-waiter PID forward-exit -- COMMAND [ARGS...]        a launcher's, nothing to clean up
  *
  * The daemon (python -m pyforkexec.daemon) starts its service, then replaces itself with this
  * program: the same process (its pid file lock, its log fds, its session), so the service stays its
@@ -19,6 +20,12 @@
  * here, so its pid cannot be reused meanwhile) and applies the restart policy, its delay counted
  * from MS (the interpreter's start-up is part of it, not added to it).
  *
+ * In forward-exit mode (a launcher whose child left nothing to remove after it: no cgroup), the way
+ * back to Python would only reap PID and exit as it did: this program does that itself, saving the
+ * start of a second interpreter. It exits with PID's status, or dies of the signal that killed PID
+ * (its core dump limit set to 0 first: the child dumped core, if any), as supervise.exit_like does;
+ * COMMAND is exec'd only on a failure here (STATE "error"), which leaves PID unreaped.
+ *
  * The daemon blocks these signals before its exec, so none is lost in between: they are read here
  * from a signalfd, and whatever arrives after the last read stays pending, blocked, for the daemon
  * that COMMAND starts. Any failure here execs COMMAND with STATE "error": the daemon then
@@ -32,8 +39,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +55,33 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* End as PID ended (reaping it): forward-exit mode. Returns only if PID could not be reaped. */
+static void exit_as(pid_t pid)
+{
+    int status;
+    pid_t got;
+    do
+        got = waitpid(pid, &status, 0);
+    while (got < 0 && errno == EINTR);
+    if (got != pid)
+        return;
+    if (WIFEXITED(status))
+        _exit(WEXITSTATUS(status));
+    int signo = WTERMSIG(status);
+    struct rlimit core;
+    if (getrlimit(RLIMIT_CORE, &core) == 0) {
+        core.rlim_cur = 0;
+        setrlimit(RLIMIT_CORE, &core);
+    }
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, signo);
+    signal(signo, SIG_DFL);
+    sigprocmask(SIG_UNBLOCK, &only, NULL);
+    kill(getpid(), signo);
+    _exit(128 + signo);  /* a signal whose default action does not end a process */
 }
 
 static int parse_positive(const char *s, long long *out)
@@ -81,10 +117,11 @@ static void resume(char **command, int count, const char *state, pid_t pid)
 int main(int argc, char **argv)
 {
     long long pid_value, timeout_ms = -1;
-    int forward = argc >= 3 && strcmp(argv[2], "forward") == 0;
+    int exit_here = argc >= 3 && strcmp(argv[2], "forward-exit") == 0;
+    int forward = exit_here || (argc >= 3 && strcmp(argv[2], "forward") == 0);
     if (argc < 5 || strcmp(argv[3], "--") != 0 || parse_positive(argv[1], &pid_value) < 0
         || pid_value < 1 || (!forward && parse_positive(argv[2], &timeout_ms) < 0)) {
-        fprintf(stderr, "usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward -- COMMAND [ARGS...]\n");
+        fprintf(stderr, "usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward|forward-exit -- COMMAND [ARGS...]\n");
         return 2;
     }
     pid_t pid = (pid_t)pid_value;
@@ -145,6 +182,8 @@ int main(int argc, char **argv)
     }
     close(sigfd);
     close(pidfd);
-    resume(command, count, state, pid);
+    if (exit_here)
+        exit_as(pid);
+    resume(command, count, exit_here ? "error" : state, pid);
     return 127;
 }

@@ -25,9 +25,11 @@ def available() -> bool:
 
 
 def hand_over(pid: int, mode: str, command: Sequence[str], keep: Sequence[int] = ()) -> Optional[OSError]:
-    """Exec the waiter for ``pid``: ``mode`` is the daemon's stop timeout in ms, or ``forward`` (every
-    signal passed on); ``command`` the way back; ``keep`` the fds it must keep open. Returns only if
-    the exec failed: its error, with ``keep`` close-on-exec again."""
+    """Exec the waiter for ``pid``: ``mode`` is the daemon's stop timeout in ms, ``forward`` (every
+    signal passed on) or ``forward-exit`` (the same, and the waiter then reaps ``pid`` and exits as
+    it did); ``command`` the way back (with ``forward-exit``, only should the waiter fail); ``keep``
+    the fds it must keep open. Returns only if the exec failed: its error, with ``keep`` close-on-exec
+    again."""
     for fd in keep:
         os.set_inheritable(fd, True)
     try:

@@ -224,14 +224,14 @@ def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()
 
 # Dots inside a key read well (sysctls.net.ipv4.ip_forward); a key of dots alone, or at its ends, would
 # read as no key at all: those are quoted.
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_:/@+-]+(?:\.[A-Za-z0-9_:/@+-]+)*")
+_PLAIN_KEY = r"[A-Za-z0-9_:/@+-]+(?:\.[A-Za-z0-9_:/@+-]+)*"  # compiled (cached by re) at its first use
 
 
 def join_path(path: str, name: object) -> str:
     """``path.name``; a key that is not a plain word (a space, a newline, a quote in it; not a
     string at all) is written as JSON, ``path["a b"]``, so that the path reads as one token."""
     text = name if isinstance(name, str) else str(name)
-    if _PLAIN_KEY.fullmatch(text):
+    if re.fullmatch(_PLAIN_KEY, text):
         return f"{path}.{text}" if path else text
     return f"{path}[{json.dumps(text)}]"
 
