@@ -262,7 +262,7 @@ def main():
     try:
         module.exit_json(**svc.run(module))
     except svc.ERRORS as e:
-        module.fail_json(msg=str(e), **svc.daemon_log(module.params))
+        module.fail_json(msg=str(e), **svc.failure_details(module.params, e))
 
 
 if __name__ == "__main__":
