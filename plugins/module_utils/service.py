@@ -360,11 +360,17 @@ def apply(service, files=None, stopped=None, check_start=True):
     Service.remove): its result for exit_json, with its diff in --diff mode. Raises one of ERRORS
     (StartCheckFailed for a start that did not stay up). ``check_start`` false leaves the start check
     to the caller (check_started, then report)."""
-    if service.params["state"] == "absent":
-        service.remove(stopped)
-        running = False
-    else:
-        running = service.converge(files)
+    try:
+        if service.params["state"] == "absent":
+            service.remove(stopped)
+            running = False
+        else:
+            running = service.converge(files)
+    except BaseException:
+        if service.watch is not None:  # started, then failed (enabling it): not checked, its pidfds closed
+            service.watch.close()
+            service.watch = None
+        raise
     if check_start:
         failed = check_started([service])
         if failed:

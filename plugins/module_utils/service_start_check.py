@@ -116,8 +116,10 @@ def failure(watch, systemctl=None):
 
 
 def _within(watch):
-    supervisor = watch.gone == "parent" and watch.main is not None
-    ended = f"its supervisor {watch.main}" if supervisor else f"its process {watch.pid}"
+    if watch.gone == "parent" and watch.main is not None:
+        ended = f"its supervisor {watch.main}"
+    else:
+        ended = "its process" if watch.pid is None else f"its process {watch.pid}"
     return f"{ended} ended within the {watch.window:g}s start check (start_check)"
 
 
