@@ -8,6 +8,7 @@ the whole of one run of the module."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import sys
@@ -154,6 +155,11 @@ class Service:
 
     def unit_text(self):
         deps.require(self.module, "jinja2", reason="to render the systemd unit")
+        if importlib.util.find_spec("pyforkexec.service.notify") is None:
+            # Its launcher would never send READY=1: every start would hang until systemd's timeout.
+            raise systemd.UnitError("manager=systemd: the pyforkexec in this Python predates Type=notify "
+                                    "units (READY=1 once the service has execed): install this collection's "
+                                    "pyforkexec (the role isolated_service does)")
         return unit_text(deps.jinja2, self.params, self.name, sys.executable)
 
     def wanted_files(self):

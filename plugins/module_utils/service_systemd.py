@@ -130,8 +130,8 @@ class Systemctl:
 
     def show(self, name, *properties):
         """{property: value} of the unit (``systemctl show``); {} when systemctl fails."""
-        rc, out, _ = self.run(["systemctl", "show", *(f"--property={p}" for p in properties),
-                               self.unit_name(name)])
+        rc, out = self.run(["systemctl", "show", *(f"--property={p}" for p in properties),
+                            self.unit_name(name)])[:2]
         if rc != 0:
             return {}
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -139,8 +139,8 @@ class Systemctl:
     def journal(self, name, since, lines=10):
         """The unit's last ``lines`` journal messages since ``since`` (seconds since the epoch, a
         second earlier at most): the launcher's error, systemd's word on the exit."""
-        rc, out, _ = self.run(["journalctl", "--unit", self.unit_name(name), f"--since=@{int(since)}",
-                               "--output=cat", f"--lines={lines}", "--no-pager", "--quiet"])
+        rc, out = self.run(["journalctl", "--unit", self.unit_name(name), f"--since=@{int(since)}",
+                            "--output=cat", f"--lines={lines}", "--no-pager", "--quiet"])[:2]
         return out.splitlines() if rc == 0 else []
 
     def daemon_reload(self):

@@ -80,16 +80,16 @@ options:
     default: 0.1
   start_check:
     description:
-      - How a start by this task is checked before the task reports the service started. First its
-        process must have execed: under systemd the unit is C(Type=notify) and the launcher sends
+      - How a start by this task is checked before the task reports the service started.
+      - "First its process must have execed. Under systemd the unit is C(Type=notify) and the launcher sends
         C(READY=1) only after the service's C(execve), so C(systemctl start) waits for it and fails with
-        the spawn (a missing program, a refused mount or id map, a strict O(landlock) policy...); the
-        pyforkexec daemon likewise answers the module only after the C(execve).
-      - Then the service must stay up for O(start_check) seconds (a container health check's start
-        period, systemd's C(ExecStartPost=) wait): its process and its parent (the launcher, or the
+        the spawn (a missing program, a refused mount or id map, a strict O(landlock) policy...). The
+        pyforkexec daemon likewise answers the module only after the C(execve)."
+      - "Then the service must stay up for O(start_check) seconds (a container health check's start
+        period, systemd's C(ExecStartPost=) wait). Its process and its parent (the launcher, or the
         daemon) are watched, and either ending within the window fails the start at once; at its end the
         parent must be the same, with systemd's C(NRestarts) unchanged. A service that exits within the
-        window fails its start even when O(restart) would start it again.
+        window fails its start even when O(restart) would start it again."
       - A start that fails fails the task, with a message naming the service and the cause (the
         launcher's error from the journal and the unit's result and exit status, or the daemon's log
         line and the service's last output; RV(journal) or RV(log) hold the lines), and the service is

@@ -22,7 +22,7 @@ description:
     is named in O(restart), is restarted (once, and not when its own files changed and restarted it
     already).
   - Each service started or restarted by the run passes its C(start_check) (see
-    M(pyforkexec.isolation.service)): the run starts them all, then waits one window for all of them. One
+    M(pyforkexec.isolation.service)). The run starts them all, then waits one window for all of them; one
     that did not start, or did not stay up, is stopped and fails with the cause.
   - An entry that fails to apply is reported in RV(services) and the others still apply (they do not
     depend on each other); the task then fails naming each failed service. A service whose namespace
