@@ -7,12 +7,16 @@ the whole of one run of the module."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
 import sys
+import time
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check as start_check
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
@@ -36,6 +40,7 @@ ARGSPEC = dict(
     restart=dict(type="str", default="on-failure", choices=["always", "on-failure", "no"]),
     stop_timeout=dict(type="int", default=10),
     restart_sec=dict(type="float", default=0.1),
+    start_check=dict(type="float", default=0.5),
     description=dict(type="str"),
     state=dict(type="str", default="started", choices=["started", "stopped", "restarted", "absent"]),
     enabled=dict(type="bool"),
@@ -44,6 +49,7 @@ ARGSPEC = dict(
 )
 
 
+MAX_START_CHECK = 3600  # the task waits that long
 MUTUALLY_EXCLUSIVE = [("user", "credential"), ("group", "credential"), *ISOLATION_MUTUALLY_EXCLUSIVE]
 REQUIRED_IF = [("state", "started", ["argv"]), ("state", "restarted", ["argv"])]
 
@@ -54,6 +60,9 @@ def check_options(params):
     name = paths.check_name(params["name"])
     if not 0 <= params["restart_sec"] <= 86400:
         raise paths.ServiceError(f"restart_sec: must be 0 to 86400 seconds, got {params['restart_sec']:g}")
+    if not 0 <= params["start_check"] <= MAX_START_CHECK:
+        raise paths.ServiceError(f"start_check: must be 0 to {MAX_START_CHECK} seconds, "
+                                 f"got {params['start_check']:g}")
     if params["stop_timeout"] < 0:
         raise paths.ServiceError(f"stop_timeout: must be 0 or more seconds, got {params['stop_timeout']}")
     return name
@@ -125,6 +134,7 @@ class Service:
         self.landlock = None  # what this kernel enforces of the landlock option (landlock_report)
         self.changed_under = []  # why it must restart though its files did not change (COMPARISONS)
         self.netns_made = False  # its netns is made by this run before it starts (the services module)
+        self.watch = None  # a start of this run within its start check (service_start_check.Watch)
 
     def _manager(self):
         manager = paths.resolve_manager(self.params["manager"])
@@ -145,6 +155,11 @@ class Service:
 
     def unit_text(self):
         deps.require(self.module, "jinja2", reason="to render the systemd unit")
+        if importlib.util.find_spec("pyforkexec.service.notify") is None:
+            # Its launcher would never send READY=1: every start would hang until systemd's timeout.
+            raise systemd.UnitError("manager=systemd: the pyforkexec in this Python predates Type=notify "
+                                    "units (READY=1 once the service has execed): install this collection's "
+                                    "pyforkexec (the role isolated_service does)")
         return unit_text(deps.jinja2, self.params, self.name, sys.executable)
 
     def wanted_files(self):
@@ -173,14 +188,56 @@ class Service:
         self.actions.append(verb)
         if self.module.check_mode:
             return
+        starting = verb in ("start", "restart")
+        since, log_offset = time.time(), self._log_size()
         if self.manager == "systemd":
-            self.systemctl.action(verb, self.name)
+            try:
+                self.systemctl.action(verb, self.name)
+            except paths.ServiceError:
+                if not starting:
+                    raise
+                failed = start_check.systemd_failure(self.name, self.systemctl, since)
+                self.stop_failed()
+                raise failed from None
+            if starting:
+                self.watch_systemd(since)
             return
         main = self.main_pid()
         if verb in ("stop", "restart") and main is not None:
             service_direct.stop(self.name, main, self.params["stop_timeout"])
-        if verb in ("start", "restart"):
-            service_direct.start(self.name, self.daemon_argv())
+        if starting:
+            pid = service_direct.start(self.name, self.daemon_argv())
+            if self.params["start_check"] > 0:
+                self.watch = start_check.Watch(self.name, "direct", self.main_pid(), pid,
+                                               self.params["start_check"], log_offset=log_offset)
+
+    def _log_size(self):
+        try:
+            return os.path.getsize(paths.log_file(self.name)) if self.manager == "direct" else 0
+        except FileNotFoundError:
+            return 0
+
+    def watch_systemd(self, since):
+        """The unit is started (its launcher said READY=1): watch it through its start check."""
+        if self.params["start_check"] <= 0:
+            return
+        unit = self.systemctl.show(self.name, "MainPID", "NRestarts")
+        main = int(unit["MainPID"]) if unit.get("MainPID", "0").isdigit() and unit["MainPID"] != "0" else None
+        pid = paths.workload_pid(main, wait=1.0)
+        self.watch = start_check.Watch(self.name, "systemd", main, pid, self.params["start_check"],
+                                       restarts=unit.get("NRestarts"), since=since)
+
+    def stop_failed(self):
+        """Stop the service whose start failed, so that its restart policy does not go on retrying what
+        the task reports failed (best effort: the task fails with the start's cause either way)."""
+        self.actions.append("stop")
+        with contextlib.suppress(paths.ServiceError, OSError):
+            if self.manager == "systemd":
+                self.systemctl.run(["systemctl", "stop", paths.unit_name(self.name)])
+                return
+            main = self.main_pid()
+            if main is not None:
+                service_direct.stop(self.name, main, self.params["stop_timeout"])
 
     def converge(self, files=None):
         """Bring the service to its state, from ``files`` (wanted_files(), computed here when None);
@@ -274,6 +331,12 @@ def daemon_log(params):
     return {} if params["manager"] == "systemd" else dict(log=service_direct.log_tail(name))
 
 
+def failure_details(params, error):
+    """What the module's failure returns besides its message: the daemon's log (manager=direct), or
+    what a failed start check found (its log or journal lines since the start)."""
+    return {**daemon_log(params), **getattr(error, "details", {})}
+
+
 # The errors that fail the module with their message (each starts with the option it is about).
 ERRORS = (IsolationError, paths.ServiceError, systemd.UnitError)
 
@@ -283,15 +346,47 @@ def run(module):
     return apply(Service(module))
 
 
-def apply(service, files=None, stopped=None):
+def check_started(services):
+    """Wait out the start checks of ``services`` (those this run started, together: one window for
+    all); {name: StartCheckFailed} of those that did not stay up, stopped by now."""
+    watched = [service for service in services if service.watch is not None]
+    start_check.wait_all([service.watch for service in watched])
+    failed = {}
+    for service in watched:
+        error = start_check.failure(service.watch, service.systemctl)
+        service.watch = None
+        if error is not None:
+            service.stop_failed()
+            failed[service.name] = error
+    return failed
+
+
+def apply(service, files=None, stopped=None, check_start=True):
     """Bring ``service`` to its state (from ``files``, its wanted_files(), when given; ``stopped``: see
-    Service.remove): its result for exit_json, with its diff in --diff mode. Raises one of ERRORS."""
+    Service.remove): its result for exit_json, with its diff in --diff mode. Raises one of ERRORS
+    (StartCheckFailed for a start that did not stay up). ``check_start`` false leaves the start check
+    to the caller (check_started, then report)."""
+    try:
+        if service.params["state"] == "absent":
+            service.remove(stopped)
+            running = False
+        else:
+            running = service.converge(files)
+    except BaseException:
+        if service.watch is not None:  # started, then failed (enabling it): not checked, its pidfds closed
+            service.watch.close()
+            service.watch = None
+        raise
+    if check_start:
+        failed = check_started([service])
+        if failed:
+            raise failed[service.name]
+    return report(service, running)
+
+
+def report(service, running):
+    """``service``'s result for exit_json, with its diff in --diff mode."""
     module = service.module
-    if module.params["state"] == "absent":
-        service.remove(stopped)
-        running = False
-    else:
-        running = service.converge(files)
     result = service.result(running)
     warning = landlock_warning(service.landlock)
     if warning:

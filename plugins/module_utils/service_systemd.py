@@ -3,7 +3,10 @@
 """manager: systemd: the unit file (rendered with jinja2 on the managed host) and systemctl.
 
 The unit's ExecStart is the launcher, ``python -m pyforkexec exec --spec FILE``, which stays the parent
-of the service's process and passes SIGTERM on to it (``KillMode=mixed``). The cgroup limits of the
+of the service's process and passes SIGTERM on to it (``KillMode=mixed``). The unit is
+``Type=notify``: the launcher sends ``READY=1`` once the service's process has execed, so ``systemctl
+start`` waits for that and fails when the spawn does (``Type=exec`` would report the launcher's own
+exec as the start: service_start_check). The cgroup limits of the
 isolation options become the unit's resource directives: systemd owns a unit's cgroup.
 """
 
@@ -27,7 +30,8 @@ After={{ netns_unit }}
 {% endif %}
 
 [Service]
-Type=exec
+Type=notify
+NotifyAccess=main
 ExecStart={{ exec_start | map('systemd_quote') | join(' ') }}
 Restart={{ restart }}
 RestartSec={{ '%g' % restart_sec }}
@@ -123,6 +127,21 @@ class Systemctl:
 
     def is_enabled(self, name):
         return self.run(["systemctl", "is-enabled", "--quiet", self.unit_name(name)])[0] == 0
+
+    def show(self, name, *properties):
+        """{property: value} of the unit (``systemctl show``); {} when systemctl fails."""
+        rc, out = self.run(["systemctl", "show", *(f"--property={p}" for p in properties),
+                            self.unit_name(name)])[:2]
+        if rc != 0:
+            return {}
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def journal(self, name, since, lines=10):
+        """The unit's last ``lines`` journal messages since ``since`` (seconds since the epoch, a
+        second earlier at most): the launcher's error, systemd's word on the exit."""
+        rc, out = self.run(["journalctl", "--unit", self.unit_name(name), f"--since=@{int(since)}",
+                            "--output=cat", f"--lines={lines}", "--no-pager", "--quiet"])[:2]
+        return out.splitlines() if rc == 0 else []
 
     def daemon_reload(self):
         self._ok("daemon-reload")

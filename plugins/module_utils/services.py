@@ -72,6 +72,7 @@ class Entry:
     result: dict = dataclasses.field(default_factory=dict)
     netns: dict | None = None
     error: str | None = None
+    details: dict = dataclasses.field(default_factory=dict)  # besides ``error``: svc.failure_details
 
     @property
     def name(self):
@@ -180,7 +181,7 @@ def _guarded(entry, step, *args):
     try:
         step(*args)
     except (*svc.ERRORS, netns.ModelError, netns.OptionsError, netns.ApplyError, OSError) as e:
-        entry.error = str(e)
+        entry.error, entry.details = str(e), getattr(e, "details", {})
         if isinstance(e, netns.ApplyError):
             entry.netns = dict(actions=e.actions)
 
@@ -201,7 +202,8 @@ def _wire(module, entry, restart):
 
 
 def _declare(entry):
-    entry.result = svc.apply(entry.service, entry.files)
+    # The start check is waited out for all the services together (_check_started).
+    entry.result = svc.apply(entry.service, entry.files, check_start=False)
 
 
 # The services under manager direct are declared in threads: each has its own files and daemon, and
@@ -226,6 +228,18 @@ def _apply(module, entries, restart, stopped):
         with concurrent.futures.ThreadPoolExecutor(max_workers=DECLARE_THREADS) as pool:
             for done in [pool.submit(_guarded, entry, _declare, entry) for entry in direct]:
                 done.result()
+    _check_started([entry for entry in wired if entry.error is None])
+
+
+def _check_started(entries):
+    """The start checks of the services this run started, in one window for all of them; a service
+    that did not stay up is stopped and its entry fails with the cause."""
+    failed = svc.check_started([entry.service for entry in entries])
+    for entry in entries:
+        error = failed.get(entry.name)
+        if error is not None:
+            entry.error, entry.details = str(error), error.details
+            entry.result = svc.report(entry.service, True)
 
 
 def _service_result(entry, diff):
@@ -234,7 +248,7 @@ def _service_result(entry, diff):
     if entry.netns is not None:
         out["netns"] = {key: value for key, value in entry.netns.items() if key != "diff"}
     if entry.error is not None:
-        out.update(failed=True, msg=entry.error, **svc.daemon_log(entry.service.params))
+        out.update(failed=True, msg=entry.error, **{**svc.daemon_log(entry.service.params), **entry.details})
     if diff:
         out["diff"] = [*(entry.netns or {}).get("diff", []), *entry.result.get("diff", [])]
     return out

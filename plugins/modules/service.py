@@ -78,6 +78,26 @@ options:
         restarts (systemd's start limit, which the pyforkexec daemon applies too).
     type: float
     default: 0.1
+  start_check:
+    description:
+      - How a start by this task is checked before the task reports the service started.
+      - "First its process must have execed. Under systemd the unit is C(Type=notify) and the launcher sends
+        C(READY=1) only after the service's C(execve), so C(systemctl start) waits for it and fails with
+        the spawn (a missing program, a refused mount or id map, a strict O(landlock) policy...). The
+        pyforkexec daemon likewise answers the module only after the C(execve)."
+      - "Then the service must stay up for O(start_check) seconds (a container health check's start
+        period, systemd's C(ExecStartPost=) wait). Its process and its parent (the launcher, or the
+        daemon) are watched, and either ending within the window fails the start at once; at its end the
+        parent must be the same, with systemd's C(NRestarts) unchanged. A service that exits within the
+        window fails its start even when O(restart) would start it again."
+      - A start that fails fails the task, with a message naming the service and the cause (the
+        launcher's error from the journal and the unit's result and exit status, or the daemon's log
+        line and the service's last output; RV(journal) or RV(log) hold the lines), and the service is
+        stopped, so that its restart policy does not go on retrying it.
+      - V(0) skips the window (for a service that is meant to exit quickly); the C(execve) is still
+        waited for. Only starts and restarts made by this task are checked, and never in check mode.
+    type: float
+    default: 0.5
   description:
     description:
       - The unit's C(Description=).
@@ -112,6 +132,8 @@ notes:
   - The service's own process is the child of the launcher (systemd's C(MainPID)) or of the daemon; RV(pid)
     is that process, RV(main_pid) its parent.
   - The launcher and the daemon run with the Python that runs this module (C(ansible_python_interpreter)).
+  - A service must stay in the foreground (a program that forks into the background and exits ends its
+    start check); set O(start_check=0) for one meant to exit within the window.
 seealso:
   - module: pyforkexec.isolation.forkexec
   - module: pyforkexec.isolation.netns
@@ -241,13 +263,23 @@ actions:
   elements: str
   sample: [write /etc/pyforkexec/web.json, start]
 log:
-  description: The last lines of the log file, to tell why the service did not start.
+  description:
+    - The last lines of the log file, to tell why the service did not start; after a failed O(start_check),
+      those written since the start.
   returned: on failure, with O(manager=direct)
   type: list
   elements: str
   sample:
     - "2025-01-01 12:00:00 pyforkexec-daemon[web]: start failed: fork/exec /srv/web: permission denied
       (at execve)"
+journal:
+  description: The unit's journal since the start (the launcher's error, systemd's word on the exit).
+  returned: when a start failed, with O(manager=systemd)
+  type: list
+  elements: str
+  sample:
+    - "pyforkexec: fork/exec /srv/web: no such file or directory (at execve)"
+    - "pyforkexec-web.service: Main process exited, code=exited, status=127/n/a"
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -262,7 +294,7 @@ def main():
     try:
         module.exit_json(**svc.run(module))
     except svc.ERRORS as e:
-        module.fail_json(msg=str(e), **svc.daemon_log(module.params))
+        module.fail_json(msg=str(e), **svc.failure_details(module.params, e))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ description:
     then the service brought to its state. A running service whose namespace this run rewired, or that
     is named in O(restart), is restarted (once, and not when its own files changed and restarted it
     already).
+  - Each service started or restarted by the run passes its C(start_check) (see
+    M(pyforkexec.isolation.service)). The run starts them all, then waits one window for all of them; one
+    that did not start, or did not stay up, is stopped and fails with the cause.
   - An entry that fails to apply is reported in RV(services) and the others still apply (they do not
     depend on each other); the task then fails naming each failed service. A service whose namespace
     could not be wired is neither started nor restarted.
@@ -152,9 +155,20 @@ services:
       type: bool
       returned: on its failure
     msg:
-      description: Why it failed, starting with the option or action.
+      description: Why it failed, starting with the option or action, or with C(service NAME) for a start
+        that failed its C(start_check).
       type: str
       returned: on its failure
+    log:
+      description: The daemon's log lines (C(manager=direct)), those since the start after a failed start.
+      type: list
+      elements: str
+      returned: on its failure, with C(manager=direct)
+    journal:
+      description: The unit's journal since the start, when a start failed (C(manager=systemd)).
+      type: list
+      elements: str
+      returned: when its start failed, with C(manager=systemd)
   sample:
     web1: {changed: true, actions: [write /etc/pyforkexec/web1.json, start], state: started,
            manager: direct, pid: 4242, main_pid: 4241, namespaces: {}, spec_path: /etc/pyforkexec/web1.json,

@@ -9,6 +9,10 @@ standard error, one line per dropped right (``pyforkexec: landlock (best effort,
 sys.landlock.paths[1].access: truncate needs Landlock ABI 3, this kernel has 2``), by ``--check`` and
 before every start; in strict mode the check refuses the spec instead.
 
+Under a service manager that listens (``NOTIFY_SOCKET``, a systemd ``Type=notify`` unit) the launcher
+sends ``READY=1`` once the process has execed, never before: a spawn that fails fails the unit's start
+(service/notify.py).
+
 With ``"wait": true`` the launcher stays the parent and removes the ``sys.cgroup`` directory it
 created once the process is reaped; with false the directory stays with the detached process.
 """
@@ -26,6 +30,7 @@ from ..errors import ChildError
 from ..forkexec import fork_exec
 from ..lookpath import find_program
 from ..sandbox.landlock import landlock_abi
+from ..service.notify import Notifier
 from .failure import EXIT_NOT_FOUND, Failure, die, exit_status
 from .launch import environ_list, spawn_and_wait
 from .options import HELP, NONE, REQUIRED, VERSION, Command, Opt, parse_or_fail
@@ -77,6 +82,7 @@ def report_landlock(spec: specmod.Spec) -> None:
 
 
 def main(argv: Sequence[str]) -> NoReturn:
+    notifier = Notifier.from_environ()  # first: the process's environment must not carry it on
     parsed = parse_or_fail(CMD, argv)
     if parsed.has("schema"):
         print(json.dumps(specmod.schema(), indent=2))
@@ -97,12 +103,13 @@ def main(argv: Sequence[str]) -> NoReturn:
     if attr.env is None:
         attr.env = environ_list()
     if spec.wait:
-        spawn_and_wait(argv0, spec.argv, attr, blame=blame_field)
+        spawn_and_wait(argv0, spec.argv, attr, blame=blame_field, started=notifier.ready)
     # Detached: the process outlives the launcher, and so does a cgroup made for it. A ChildError or
     # an OSError (CgroupError, a setns path that does not exist) ends in run_command (125/126/127).
     try:
         pid = fork_exec(argv0, spec.argv, attr)
     except ChildError as e:
         raise blame_field(e) or e from None
+    notifier.ready(pid)
     print(pid)
     raise SystemExit(0)

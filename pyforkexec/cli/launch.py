@@ -64,7 +64,8 @@ def setgroups_denied(pid: int | str = "self") -> bool:
 
 
 def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
-                   before: Optional[Callable[[], None]] = None, blame: Optional[Restate] = None) -> NoReturn:
+                   before: Optional[Callable[[], None]] = None, blame: Optional[Restate] = None,
+                   started: Optional[Callable[[int], object]] = None) -> NoReturn:
     """Start the command, stay its parent (signals forwarded), and exit as it exited.
 
     ``before()`` runs in the launcher just before the spawn (e.g. to join a pid namespace). A child
@@ -72,7 +73,7 @@ def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
     125/126/127); that, and the library's refusal of a field (ValueError/TypeError, before any
     process), is restated by ``blame`` (see blamer) with the options behind it. The child is started
     with start_process, whose Process removes the cgroup (SysProcAttr.cgroup) it created once the
-    child is reaped.
+    child is reaped. ``started(pid)`` runs once it has execed (see run_as_parent).
     """
 
     def spawn() -> Process:
@@ -81,7 +82,7 @@ def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
         return start_process(argv0, list(argv), attr)
 
     try:
-        code = run_as_parent(spawn)
+        code = run_as_parent(spawn, started)
     except (ChildError, ValueError, TypeError) as e:
         restated = blame(e) if blame is not None else None
         if restated is None:

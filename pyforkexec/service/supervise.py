@@ -141,15 +141,18 @@ def _same_process_group(pid: int) -> bool:
         return False
 
 
-def run_as_parent(spawn: Callable[[], Process]) -> int:
+def run_as_parent(spawn: Callable[[], Process], started: Optional[Callable[[int], object]] = None) -> int:
     """``spawn()`` the child (it returns its Process) with signals caught, then supervise it until it
-    ends.
+    ends. ``started(pid)`` runs once the child has execed (a launcher's sd_notify READY), before the
+    hand-over to the waiter; it must not raise.
 
     Exceptions from ``spawn`` propagate (no child exists then). Returns as ``Supervisor.wait``.
     """
     sup = Supervisor()
     with sup.handlers():
         sup.started(spawn())
+        if started is not None and sup.pid is not None:
+            started(sup.pid)
         sup.hand_over()
         return sup.wait()
 

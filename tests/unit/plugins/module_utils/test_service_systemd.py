@@ -64,7 +64,8 @@ Wants=network-online.target
 After=network-online.target
 
 [Service]
-Type=exec
+Type=notify
+NotifyAccess=main
 ExecStart=/opt/venv/bin/python -m pyforkexec exec --spec /etc/pyforkexec/web.json
 Restart=on-failure
 RestartSec=0.1
