@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from helpers.cli import wait_for
@@ -183,19 +184,32 @@ def test_a_waiter_that_fails_and_cannot_go_back_kills_the_service() -> None:
             service.wait()
 
 
-def waiter_of_a_child(child: str, mode: str) -> subprocess.Popen:
+def waiter_of_a_child(child: str, mode: str, stdin: Optional[int] = None) -> subprocess.Popen:
     """The waiter in ``mode`` for a child of its own process (``sh`` starts it, then execs the
-    waiter); the way back, ``/bin/false``, would exit 1. The child's pid is the first line of stdout."""
-    script = f'{child} & echo $!; exec {waiter.WAITER} $! {mode} -- /bin/false'
-    return subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    waiter); the way back, ``/bin/false``, would exit 1. The child's pid is the first line of stdout.
+    ``stdin`` is the child's fd 3 (sh gives a background command /dev/null as its stdin)."""
+    script = f'exec 3<&0; {child} & echo $!; exec {waiter.WAITER} $! {mode} -- /bin/false'
+    return subprocess.Popen(["sh", "-c", script], stdin=stdin, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 @pytest.mark.parametrize("status", [0, 7])
-def test_forward_exit_ends_as_its_child_without_going_back(status: int) -> None:
-    with waiter_of_a_child(f"sh -c 'exit {status}'", "forward-exit") as proc:
-        assert proc.wait(timeout=30) == status
-    with waiter_of_a_child(f"sh -c 'exit {status}'", "forward") as proc:  # goes back: /bin/false
-        assert proc.wait(timeout=30) == 1
+@pytest.mark.parametrize("mode", ["forward-exit", "forward"])
+def test_forward_exit_ends_as_its_child_without_going_back(status: int, mode: str) -> None:
+    """forward-exit ends with the child's status; forward goes back (/bin/false: 1). The child exits
+    only once the waiter watches it: one that exited before the exec could be reaped by sh first."""
+    r, w = os.pipe()
+    try:
+        with waiter_of_a_child(f"sh -c 'read x <&3; exit {status}'", mode, stdin=r) as proc:
+            os.close(r)
+            proc.stdout.readline()
+            wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
+            os.close(w)
+            w = -1
+            assert proc.wait(timeout=30) == (status if mode == "forward-exit" else 1)
+    finally:
+        if w >= 0:
+            os.close(w)
 
 
 @pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGKILL, signal.SIGABRT])
