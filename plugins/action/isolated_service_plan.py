@@ -9,7 +9,6 @@ Nothing on the host changes, in check mode as out of it."""
 from __future__ import annotations
 
 import json
-import platform
 import shlex
 
 from ansible.errors import AnsibleActionFail
@@ -98,7 +97,6 @@ class ActionModule(ActionBase):
             plan=planned,
             new_accounts=new_accounts,
             jinja2_needed=role_plan.jinja2_needed(kept, host),
-            controller_machine=platform.machine(),
             changed=False,
         )
         if problems:

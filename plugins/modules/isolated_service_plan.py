@@ -102,8 +102,4 @@ jinja2_needed:
   description: Whether a service runs under systemd, whose units need jinja2 on the host.
   returned: after the look
   type: bool
-controller_machine:
-  description: The controller's machine (C(uname -m)).
-  returned: after the look
-  type: str
 """
