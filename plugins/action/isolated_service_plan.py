@@ -24,6 +24,8 @@ ARGSPEC = dict(
     base_python=dict(type="str", required=True),
     state=dict(type="str", required=True, choices=["present", "absent"]),
     cgroup_required=dict(type="bool", default=True),
+    host=dict(type="dict"),
+    created=dict(type="list", elements="dict", default=[]),
 )
 
 
@@ -71,7 +73,12 @@ class ActionModule(ActionBase):
         kept = [svc for svc in every if svc["state"] != "absent"]
         accounts = list(dict.fromkeys(svc["user"] for svc in every if "user" in svc))
         roots = list(dict.fromkeys(svc["rootfs"] for svc in kept if svc.get("rootfs") is not None))
-        host = self._probe(args["base_python"], args["venv"], accounts, roots)
+        if args["host"] is None:
+            host = self._probe(args["base_python"], args["venv"], accounts, roots)
+        else:  # planned again: the host as it was looked at, with the accounts created since
+            host = dict(
+                args["host"], passwd=dict(args["host"]["passwd"], **role_plan.created_passwd(args["created"]))
+            )
         result["host"] = host
         if tuple(int(n) for n in host["version"].split(".")) < (3, 9):
             return dict(

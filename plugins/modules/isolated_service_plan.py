@@ -56,6 +56,18 @@ options:
     description: The role's C(isolated_service_cgroup_required).
     type: bool
     default: true
+  host:
+    description:
+      - What an earlier look at the host found (RV(host)); given, the host is not looked at again, and the
+        plan is made again with the accounts of O(created).
+    type: dict
+  created:
+    description:
+      - The results of the M(ansible.builtin.user) task that created the services' accounts since (each
+        with C(name), C(uid) and C(group)), with O(host).
+    type: list
+    elements: dict
+    default: []
 attributes:
   check_mode:
     support: full

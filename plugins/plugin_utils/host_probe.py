@@ -15,15 +15,12 @@ import json
 import os
 import platform
 import pwd
-import subprocess
 import sys
 
-# What the virtualenv's Python must find for the modules (found, not imported: an import of pyroute2
-# alone takes a tenth of a second, and the modules say themselves when an import fails).
-VENV_CHECK = (
-    "import importlib.util as u; "
-    "print(all(u.find_spec(m) for m in ('pyforkexec', 'pyroute2')), u.find_spec('jinja2') is not None)"
-)
+# What the virtualenv must hold for the modules: each package installed (its dist-info) and there (its
+# __init__.py), looked at in its site-packages rather than imported by its Python (a process, and an
+# import of pyroute2 alone takes a tenth of a second; the modules say themselves when an import fails).
+NEEDED = ("pyforkexec", "pyroute2")
 
 
 def passwd(name):
@@ -42,9 +39,30 @@ def passwd(name):
     ]
 
 
+def _dist_versions(site):
+    """{name: version} of the distributions installed in the directory ``site`` (names lowercased)."""
+    try:
+        names = os.listdir(site)
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        for suffix in (".dist-info", ".egg-info"):  # pip-23.0.1.dist-info, pip-20.3.4-py3.9.egg-info
+            parts = name[: -len(suffix)].split("-")
+            if name.endswith(suffix) and len(parts) > 1:
+                found[parts[0].lower().replace("_", "-")] = parts[1]
+    return found
+
+
 def pip_version():
-    if importlib.util.find_spec("pip") is None:
+    """The version of this Python's pip, from its dist-info beside it (importlib.metadata, which costs
+    more, when there is none)."""
+    spec = importlib.util.find_spec("pip")
+    if spec is None or not spec.submodule_search_locations:
         return None
+    version = _dist_versions(os.path.dirname(next(iter(spec.submodule_search_locations)))).get("pip")
+    if version is not None:
+        return version
     try:
         from importlib import metadata
 
@@ -53,18 +71,15 @@ def pip_version():
         return None
 
 
+def has_package(site, dists, name):
+    return name in dists and os.path.isfile(os.path.join(site, name, "__init__.py"))
+
+
 def probe(venv, accounts, roots):
-    venv_python = os.path.join(venv, "bin", "python")
-    found = None
-    if os.path.exists(venv_python):
-        found = subprocess.run(
-            [venv_python, "-c", VENV_CHECK],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            check=False,
-        )
-    words = found.stdout.split() if found is not None and found.returncode == 0 else []
+    has_python = os.path.exists(os.path.join(venv, "bin", "python"))
+    # the virtualenv is made from this Python: its site-packages are of this version
+    site = os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")  # noqa: UP031
+    dists = _dist_versions(site) if has_python else {}
     cgroup2 = next(
         (
             d
@@ -79,7 +94,7 @@ def probe(venv, accounts, roots):
             controllers = f.read().split()
     source = os.path.join(venv, "wheels.source")
     wheels = None
-    if found is not None and os.path.exists(source):
+    if has_python and os.path.exists(source):
         with open(source) as f:
             wheels = f.read().strip()
     entries = dict((name, passwd(name)) for name in accounts)
@@ -91,9 +106,9 @@ def probe(venv, accounts, roots):
         version="%d.%d" % sys.version_info[:2],  # noqa: UP031 (any Python 3)
         pip=importlib.util.find_spec("pip") is not None,
         pip_version=version,
-        venv=found is not None,
-        venv_ok=words[:1] == ["True"],
-        jinja2=words[1:2] == ["True"],
+        venv=has_python,
+        venv_ok=all(has_package(site, dists, name) for name in NEEDED),
+        jinja2=has_package(site, dists, "jinja2"),
         systemd=os.path.isdir("/run/systemd/system"),
         wheels=wheels,
         passwd=dict((name, entry) for name, entry in entries.items() if entry is not None),

@@ -43,6 +43,16 @@ def passwd_with_placeholders(passwd: dict[str, list], kept: list[dict]) -> tuple
     return dict(passwd, **{name: list(PLACEHOLDER) for name in new}), new
 
 
+def created_passwd(created: list[dict]) -> dict[str, list]:
+    """The passwd entries (as ansible.builtin.getent has them) of the accounts that the role's
+    ansible.builtin.user task created: its loop results, each with the account's name, uid and group."""
+    return {
+        r["name"]: ["x", str(r["uid"]), str(r["group"]), "", r.get("home", ""), r.get("shell", "")]
+        for r in created
+        if r.get("name") is not None and r.get("uid") is not None and r.get("group") is not None
+    }
+
+
 def _inside(id_map: list[dict], host_id: int) -> Optional[int]:
     """The id inside of ``host_id`` by the lines of ``id_map`` that name it as host_id."""
     return next((line.get("container_id") for line in id_map if line.get("host_id") == host_id), None)

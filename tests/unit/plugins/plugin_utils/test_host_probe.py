@@ -41,17 +41,42 @@ def test_it_reads_python_accounts_and_roots(tmp_path):
     assert (found["venv"], found["venv_ok"], found["wheels"]) == (False, False, None)
 
 
-def test_a_virtualenv_is_ok_when_its_python_finds_what_the_modules_import(tmp_path):
+def test_a_virtualenv_is_ok_when_it_holds_what_the_modules_import(tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    python = venv / "bin" / "python"
-    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # this interpreter, with its packages
-    python.chmod(0o755)
+    (venv / "bin" / "python").symlink_to(sys.executable)
     (venv / "wheels.source").write_text("0123abcd\n")
+    site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    for dist, package in (
+        ("pyforkexec-0.1.0", "pyforkexec"),
+        ("pyroute2-0.9.7", "pyroute2"),
+        ("Jinja2-3.1.2", None),
+    ):
+        (site / f"{dist}.dist-info").mkdir(parents=True)
+        if package:
+            (site / package).mkdir()
+            (site / package / "__init__.py").write_text("")
     found = _probe(venv)
-    assert found["venv"] and found["wheels"] == "0123abcd"
-    has = all(importlib.util.find_spec(m) for m in ("pyforkexec", "pyroute2"))
-    assert found["venv_ok"] == bool(has)
-    assert found["jinja2"] == (importlib.util.find_spec("jinja2") is not None)
-    python.write_text("#!/bin/sh\nexit 1\n")  # a broken virtualenv
+    assert (found["venv"], found["venv_ok"], found["jinja2"], found["wheels"]) == (
+        True,
+        True,
+        False,
+        "0123abcd",
+    )
+    (site / "jinja2").mkdir()
+    (site / "jinja2" / "__init__.py").write_text("")
+    assert _probe(venv)["jinja2"] is True
+    (site / "pyroute2" / "__init__.py").unlink()  # installed, but its files are gone
     assert _probe(venv)["venv_ok"] is False
+    (venv / "bin" / "python").unlink()
+    assert (_probe(venv)["venv"], _probe(venv)["venv_ok"]) == (False, False)
+
+
+def test_pip_and_its_version_are_this_pythons():
+    found = _probe("/nonexistent")
+    has_pip = importlib.util.find_spec("pip") is not None
+    assert found["pip"] == has_pip
+    if has_pip:
+        from importlib import metadata
+
+        assert found["pip_version"] == metadata.version("pip")

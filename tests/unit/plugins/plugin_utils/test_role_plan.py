@@ -14,8 +14,12 @@ BRIDGE = dict(name="br-a", addresses=["10.1.0.1/24"])
 
 
 def _plan(*services, passwd=None, host=None, networks=(BRIDGE,)):
-    return role_plan.plan(role_plan.with_defaults(list(services), DEFAULTS), list(networks),
-                          PASSWD if passwd is None else passwd, HOST if host is None else host)
+    return role_plan.plan(
+        role_plan.with_defaults(list(services), DEFAULTS),
+        list(networks),
+        PASSWD if passwd is None else passwd,
+        HOST if host is None else host,
+    )
 
 
 def test_an_account_in_a_user_namespace_is_root_inside():
@@ -132,3 +136,17 @@ def test_services_to_remove_are_planned_but_not_checked():
     (entry,) = _plan(dict(name="old", user="old", state="absent", uid_map=[]), passwd={})
     assert entry["entry"]["state"] == "absent"
     assert role_plan.plan_problems([entry], ["old"], HOST, True) == []
+
+
+def test_accounts_created_by_the_user_task_have_their_ids_in_the_plan_made_again():
+    created = [
+        dict(name="new", uid=990, group=985, home="/nonexistent", shell="/usr/sbin/nologin", changed=True),
+        dict(skipped=True),
+    ]
+    passwd = dict(PASSWD, **role_plan.created_passwd(created))
+    assert passwd["new"] == ["x", "990", "985", "", "/nonexistent", "/usr/sbin/nologin"]
+    services = role_plan.with_defaults([dict(name="new", user="new", argv=["/bin/true"])], DEFAULTS)
+    assert role_plan.passwd_with_placeholders(passwd, services)[1] == []
+    (entry,) = role_plan.plan(services, [], passwd, HOST)
+    assert entry["service"]["uid_map"] == [dict(container_id=0, host_id=990, size=1)]
+    assert entry["service"]["gid_map"] == [dict(container_id=0, host_id=985, size=1)]
