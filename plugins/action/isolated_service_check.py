@@ -12,9 +12,7 @@ import json
 import subprocess
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
-from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import check_cache
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import check_cache, role_action
 
 ARGSPEC = dict(
     script=dict(type="path", required=True),
@@ -28,17 +26,10 @@ ARGSPEC = dict(
 ONLY_ON_THE_HOST = 3
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _supports_check_mode = True
+class ActionModule(role_action.RoleAction):
+    ARGSPEC = ARGSPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        validation = ArgumentSpecValidator(ARGSPEC).validate(self._task.args)
-        if validation.error_messages:
-            raise AnsibleActionFail("; ".join(validation.error_messages))
-        args = validation.validated_parameters
+    def act(self, result, args):
         request = dict(wheels=args["wheels"], networks=args["networks"], services=args["services"])
         check_key = check_cache.key(args["script"], request, args["python"])
         result.update(changed=False, problems=[], cached=check_cache.passed(args["cache"], check_key))

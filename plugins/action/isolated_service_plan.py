@@ -12,9 +12,12 @@ import json
 import shlex
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
-from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import host_probe, role_plan, role_problems
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import (
+    host_probe,
+    role_action,
+    role_plan,
+    role_problems,
+)
 
 ARGSPEC = dict(
     services=dict(type="list", elements="dict", required=True),
@@ -34,9 +37,8 @@ def _probe_source() -> str:
         return f.read()
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _supports_check_mode = True
+class ActionModule(role_action.RoleAction):
+    ARGSPEC = ARGSPEC
 
     def _probe(self, base_python: str, venv: str, accounts: list[str], roots: list[str]) -> dict:
         command = " ".join(
@@ -56,13 +58,7 @@ class ActionModule(ActionBase):
                 f"the look at the host with {base_python} printed no JSON: {done['stdout'][-500:]}"
             ) from None
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        validation = ArgumentSpecValidator(ARGSPEC).validate(self._task.args)
-        if validation.error_messages:
-            raise AnsibleActionFail("; ".join(validation.error_messages))
-        args = validation.validated_parameters
+    def act(self, result, args):
         services, networks = args["services"], args["networks"]
         problems = role_problems.variable_problems(
             args["venv"], args["base_python"], networks, services, args["defaults"].get("namespaces", [])

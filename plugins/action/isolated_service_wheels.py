@@ -11,10 +11,7 @@ from __future__ import annotations
 import platform
 import shutil
 
-from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
-from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import wheel_sources
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import role_action, wheel_sources
 
 ARGSPEC = dict(
     root=dict(type="path", required=True),
@@ -40,17 +37,10 @@ def cross_compiler_problems(machines: list[str], controller: str) -> list[str]:
     ]
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _supports_check_mode = True
+class ActionModule(role_action.RoleAction):
+    ARGSPEC = ARGSPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        validation = ArgumentSpecValidator(ARGSPEC).validate(self._task.args)
-        if validation.error_messages:
-            raise AnsibleActionFail("; ".join(validation.error_messages))
-        args = validation.validated_parameters
+    def act(self, result, args):
         controller = platform.machine()
         result.update(changed=False, controller_machine=controller)
         if args["wheel_dir"]:
