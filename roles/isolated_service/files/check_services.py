@@ -3,12 +3,13 @@
 """The role's check of its services before it changes anything on a host, run on the controller.
 
 Reads on stdin {"wheels": DIR, "networks": isolated_service_networks, "services": [PLAN ENTRY...]}
-(tasks/plan.yml's entries: the arguments of the service and netns modules for each service) and prints
-a JSON list of problems, each naming the network or service and the option. The checks are the
-modules' own, with the pyforkexec the hosts will get: their argument specs, the service module's
-``check_options``, ``launch_attr`` (pyforkexec's validation of the launch spec, ``on_host=False``: what
-only the host knows, the ids of account names or whether a netns exists there, is left to the module)
-and ``unit_text``, and the netns model's ``desired`` (the topology).
+(the plan of the action isolated_service_plan, plugins/plugin_utils/role_plan.py: the arguments of
+the service and netns modules for each service) and prints a JSON list of problems, each naming the
+network or service and the option. The checks are the modules' own, with the pyforkexec the hosts
+will get: their argument specs, the service module's ``check_options``, ``launch_attr`` (pyforkexec's
+validation of the launch spec, ``on_host=False``: what only the host knows, the ids of account names
+or whether a netns exists there, is left to the module) and ``unit_text``, and the netns model's
+``desired`` (the topology).
 
 The newest pyforkexec wheel of DIR (an abi3 wheel for the hosts' architecture) is unpacked into a
 temporary directory and imported from there; the collection is imported from where this file is. When
@@ -39,7 +40,7 @@ _NETNS_MESSAGE = re.compile(
 
 
 def _netns_option(message, bridges):
-    """A message of the netns model about the netns module's options (as tasks/plan.yml makes them from
+    """A message of the netns model about the netns module's options (as role_plan.py makes them from
     a service's network and its bridge), about the role's fields instead."""
     match = _NETNS_MESSAGE.match(message)
     if not match:

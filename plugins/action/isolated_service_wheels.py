@@ -1,0 +1,60 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""The action pyforkexec.isolation.isolated_service_wheels (documented in plugins/modules/): on the
+controller, in one task and no process, which wheels the role isolated_service's hosts get: the
+directory named after their sources (plugin_utils/wheel_sources.py) and whether its build is finished,
+or the given isolated_service_wheel_dir; and the refusal of hosts of an architecture the controller
+cannot cross-build pyforkexec for."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import role_action, wheel_sources
+
+ARGSPEC = dict(
+    root=dict(type="path", required=True),
+    cache=dict(type="path", required=True),
+    wheel_dir=dict(type="str", default=""),
+    machines=dict(type="list", elements="str", required=True),
+    pythons=dict(type="list", elements="str", required=True),
+    requirements=dict(type="list", elements="str", required=True),
+    platforms=dict(type="list", elements="str", required=True),
+    pip_args=dict(type="list", elements="str", default=[]),
+)
+
+
+def cross_compiler_problems(machines: list[str], controller: str) -> list[str]:
+    """pyforkexec's wheel for another architecture is cross-built (setup.py's PYFORKEXEC_TARGET): the
+    controller needs that architecture's cross compiler and Python headers; the hosts never need one."""
+    return [
+        f"pyforkexec's wheel is built on the controller ({controller}); for the {m} hosts it needs the cross "
+        f"compiler {m}-linux-gnu-gcc and that architecture's Python headers (Debian: gcc-{m}-linux-gnu and "
+        "libpython3-dev:<arch>), or give isolated_service_wheel_dir with wheels for them"
+        for m in machines
+        if m != controller and shutil.which(f"{m}-linux-gnu-gcc") is None
+    ]
+
+
+class ActionModule(role_action.RoleAction):
+    ARGSPEC = ARGSPEC
+
+    def act(self, result, args):
+        controller = platform.machine()
+        result.update(changed=False, controller_machine=controller)
+        if args["wheel_dir"]:
+            return dict(result, path=args["wheel_dir"], paths=[], complete=True)
+        problems = cross_compiler_problems(args["machines"], controller)
+        if problems:
+            return dict(result, failed=True, msg="\n".join(problems))
+        path, paths = wheel_sources.directory(
+            args["cache"],
+            args["root"],
+            args["requirements"],
+            args["pythons"],
+            args["machines"],
+            args["platforms"],
+            args["pip_args"],
+        )
+        return dict(result, path=path, paths=paths, complete=wheel_sources.finished(path))

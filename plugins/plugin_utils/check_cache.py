@@ -1,0 +1,55 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""Which checks of the role isolated_service's services already passed on this controller.
+
+The check (roles/isolated_service/files/check_services.py) is a function of its request (the wheels'
+directory, the networks, the plan), of the pyforkexec wheel it imports, of the collection's module code
+and of Ansible's argument validation: nothing of a host. So a pass is recorded under a key made of all
+of those, and a later run with the same key has nothing new to check. Only passes are recorded: a
+refusal is checked again each time, so its message is always the check's own."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from ansible import __version__ as ansible_version
+
+# plugins/: the module code the check imports (module_utils/, modules/)
+_PLUGINS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _files(directory: str) -> list[str]:
+    return sorted(os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".py"))
+
+
+def key(script: str, request: dict, python: str) -> str:
+    """The key of a check of ``request`` by ``script`` with ``python``."""
+    digest = hashlib.sha256()
+    for path in [
+        script,
+        *_files(os.path.join(_PLUGINS, "module_utils")),
+        *_files(os.path.join(_PLUGINS, "modules")),
+    ]:
+        with open(path, "rb") as f:
+            digest.update(path.encode() + b"\0" + hashlib.sha256(f.read()).digest())
+    wheels = request["wheels"]
+    for name in sorted(os.listdir(wheels)):  # the wheels by name, size and time: a rebuilt one differs
+        st = os.stat(os.path.join(wheels, name))
+        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    digest.update(json.dumps([ansible_version, python, request], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def passed(cache: str, check_key: str) -> bool:
+    return os.path.exists(os.path.join(cache, check_key))
+
+
+def record_pass(cache: str, check_key: str) -> None:
+    """Records the pass (atomically: a concurrent run reads the file whole or not at all)."""
+    os.makedirs(cache, exist_ok=True)
+    path = os.path.join(cache, check_key)
+    with open(f"{path}.{os.getpid()}", "w") as f:
+        f.write("[]\n")
+    os.replace(f"{path}.{os.getpid()}", path)

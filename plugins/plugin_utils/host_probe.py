@@ -1,0 +1,124 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""The role isolated_service's look at a host, sent as the source of ``BASE_PYTHON -c`` in one command
+(the action plugin isolated_service_plan: no module round trip) and run with the host's own Python:
+    BASE_PYTHON -c SOURCE VENV ACCOUNTS_JSON ROOTFS_JSON
+It prints one JSON object: the base Python's version, machine and pip, whether the virtualenv has what
+the modules import and which wheels it was installed from, whether PID 1 is systemd, the controllers of
+the cgroup v2 tree (the pyforkexec daemon applies cgroup limits there), the passwd entries of the
+services' accounts that exist (as ansible.builtin.getent has them) and whether each new root is a
+directory. It reads, and changes nothing. No f-strings or annotations: an older Python (3.7 on) must still say
+its version, for the role to refuse it by name."""
+
+import importlib.util
+import json
+import os
+import platform
+import pwd
+import sys
+
+# What the virtualenv must hold for the modules: each package installed (its dist-info) and there (its
+# __init__.py), looked at in its site-packages rather than imported by its Python (a process, and an
+# import of pyroute2 alone takes a tenth of a second; the modules say themselves when an import fails).
+NEEDED = ("pyforkexec", "pyroute2")
+
+
+def passwd(name):
+    """The account's passwd entry as ansible.builtin.getent's getent_passwd has it, None without one."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return [
+        entry.pw_passwd,
+        str(entry.pw_uid),
+        str(entry.pw_gid),
+        entry.pw_gecos,
+        entry.pw_dir,
+        entry.pw_shell,
+    ]
+
+
+def _dist_versions(site):
+    """{name: version} of the distributions installed in the directory ``site`` (names lowercased)."""
+    try:
+        names = os.listdir(site)
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        for suffix in (".dist-info", ".egg-info"):  # pip-23.0.1.dist-info, pip-20.3.4-py3.9.egg-info
+            parts = name[: -len(suffix)].split("-")
+            if name.endswith(suffix) and len(parts) > 1:
+                found[parts[0].lower().replace("_", "-")] = parts[1]
+    return found
+
+
+def pip_version():
+    """The version of this Python's pip, from its dist-info beside it (importlib.metadata, which costs
+    more, when there is none)."""
+    spec = importlib.util.find_spec("pip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    version = _dist_versions(os.path.dirname(next(iter(spec.submodule_search_locations)))).get("pip")
+    if version is not None:
+        return version
+    try:
+        from importlib import metadata
+
+        return metadata.version("pip")
+    except Exception:  # an old Python without importlib.metadata: refused for its version anyway
+        return None
+
+
+def has_package(site, dists, name):
+    return name in dists and os.path.isfile(os.path.join(site, name, "__init__.py"))
+
+
+def probe(venv, accounts, roots):
+    has_python = os.path.exists(os.path.join(venv, "bin", "python"))
+    # the virtualenv is made from this Python: its site-packages are of this version
+    site = os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")  # noqa: UP031
+    dists = _dist_versions(site) if has_python else {}
+    cgroup2 = next(
+        (
+            d
+            for d in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+            if os.path.exists(d + "/cgroup.controllers")
+        ),
+        None,
+    )
+    controllers = []
+    if cgroup2:
+        with open(cgroup2 + "/cgroup.controllers") as f:
+            controllers = f.read().split()
+    source = os.path.join(venv, "wheels.source")
+    wheels = None
+    if has_python and os.path.exists(source):
+        with open(source) as f:
+            wheels = f.read().strip()
+    entries = dict((name, passwd(name)) for name in accounts)
+    version = pip_version()
+    return dict(
+        cgroup2=cgroup2,
+        controllers=controllers,
+        machine=platform.machine(),
+        version="%d.%d" % sys.version_info[:2],  # noqa: UP031 (any Python 3)
+        pip=importlib.util.find_spec("pip") is not None,
+        pip_version=version,
+        venv=has_python,
+        venv_ok=all(has_package(site, dists, name) for name in NEEDED),
+        jinja2=has_package(site, dists, "jinja2"),
+        systemd=os.path.isdir("/run/systemd/system"),
+        wheels=wheels,
+        passwd=dict((name, entry) for name, entry in entries.items() if entry is not None),
+        rootfs=dict((root, os.path.isdir(root)) for root in roots),
+    )
+
+
+def main():
+    print(json.dumps(probe(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""The role isolated_service's plan: each service as the arguments of the service and netns modules,
+and as one entry of the services module, which applies them (roles/isolated_service/tasks/services.yml).
+Defaults are applied, manager auto is resolved, and with a user namespace the account's ids are mapped
+to root inside. Then what the plan shows the role cannot do: an account whose ids its maps do not map
+(or, not created yet, cannot be known to map), cgroup limits whose controllers the host lacks."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.service_paths import resolve_manager
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils.role_problems import PEER_PREFIX
+
+# The cgroup v2 controller of each limit of a service's cgroup.
+CGROUP_CONTROLLERS = dict(
+    memory_max="memory",
+    memory_swap_max="memory",
+    cpu_max="cpu",
+    cpu_weight="cpu",
+    pids_max="pids",
+    io_max="io",
+)
+# The ids an account the role has not created yet stands for while it is planned: nobody's.
+PLACEHOLDER = ["x", "65534", "65534", "", "", ""]
+
+
+def with_defaults(services: list[dict], defaults: dict) -> list[dict]:
+    """The services with the defaults of the fields the role branches on (state, create_user,
+    namespaces, manager)."""
+    return [dict(defaults, **svc) for svc in services]
+
+
+def passwd_with_placeholders(passwd: dict[str, list], kept: list[dict]) -> tuple[dict[str, list], list[str]]:
+    """The host's passwd entries (as ansible.builtin.getent has them) and the accounts the role will
+    create, standing for nobody's ids until it has; and the names of those accounts."""
+    new = list(
+        dict.fromkeys(
+            svc["user"] for svc in kept if "user" in svc and svc["create_user"] and svc["user"] not in passwd
+        )
+    )
+    return dict(passwd, **{name: list(PLACEHOLDER) for name in new}), new
+
+
+def created_passwd(created: list[dict]) -> dict[str, list]:
+    """The passwd entries (as ansible.builtin.getent has them) of the accounts that the role's
+    ansible.builtin.user task created: its loop results, each with the account's name, uid and group."""
+    return {
+        r["name"]: ["x", str(r["uid"]), str(r["group"]), "", r.get("home", ""), r.get("shell", "")]
+        for r in created
+        if r.get("name") is not None and r.get("uid") is not None and r.get("group") is not None
+    }
+
+
+def _inside(id_map: list[dict], host_id: int) -> Optional[int]:
+    """The id inside of ``host_id`` by the lines of ``id_map`` that name it as host_id."""
+    return next((line.get("container_id") for line in id_map if line.get("host_id") == host_id), None)
+
+
+def _netns(item: dict, networks: list[dict]) -> Optional[dict]:
+    """The netns module's arguments for the service's network, with its bridge."""
+    network = item.get("network")
+    if network is None:
+        return None
+    veth = dict(
+        name=network.get("interface", "eth0"),
+        peer=network.get("peer", PEER_PREFIX + item["name"]),
+        bridge=network.get("bridge"),
+        addresses=network.get("addresses", []),
+        mtu=network.get("mtu"),
+        mac=network.get("mac"),
+    )
+    return dict(
+        name=network.get("netns", item["name"]),
+        bridges=[net for net in networks if net["name"] == network.get("bridge")],
+        veths=[{k: v for k, v in veth.items() if v is not None}],
+        gateway=network.get("gateway", []),
+        routes=network.get("routes", []),
+        sysctls=network.get("sysctls", {}),
+    )
+
+
+def entry(item: dict, networks: list[dict], passwd: dict[str, list], host: dict) -> dict:
+    """One service's plan entry: name, state, account, cgroup_missing, cgroup, service (the service
+    module's arguments), netns (the netns module's, with a network) and entry (the services module's)."""
+    ns = item["namespaces"]
+    userns = "user" in ns
+    pw = passwd.get(item["user"]) if "user" in item else None
+    maps_default = userns and pw is not None
+    uid_map = item.get(
+        "uid_map", [dict(container_id=0, host_id=int(pw[1]), size=1)] if maps_default else None
+    )
+    gid_map = item.get(
+        "gid_map", [dict(container_id=0, host_id=int(pw[2]), size=1)] if maps_default else None
+    )
+    # In a user namespace the account runs as the ids its host ids map to (0 with the default maps).
+    inside = None
+    if maps_default:
+        uid, gid = _inside(uid_map or [], int(pw[1])), _inside(gid_map or [], int(pw[2]))
+        inside = dict(uid=uid, gid=gid) if uid is not None and gid is not None else None
+    manager = resolve_manager(item["manager"], booted=bool(host["systemd"]))
+    # The daemon (manager direct) puts a service's limits in cgroup v2, which must have their controllers.
+    cgroup = item.get("cgroup")
+    cgroup_missing = []
+    if manager == "direct":
+        wanted = {CGROUP_CONTROLLERS.get(k) for k, v in (cgroup or {}).items() if v is not None} - {None}
+        cgroup_missing = sorted(wanted - set(host["controllers"]))
+    network = item.get("network")
+    module = dict(
+        name=item["name"],
+        argv=item.get("argv"),
+        manager=manager,
+        user=item["user"] if "user" in item and not userns and "credential" not in item else None,
+        credential=item.get("credential", inside),
+        namespaces=ns,
+        uid_map=uid_map,
+        gid_map=gid_map,
+        hostname=item.get("hostname", item["name"] if "uts" in ns else None),
+        domainname=item.get("domainname"),
+        netns=network.get("netns", item["name"]) if network is not None else None,
+        rootfs=item.get("rootfs"),
+        readonly_root=item.get("readonly_root", False),
+        mounts=item.get(
+            "mounts", [dict(type="proc", target="/proc")] if "pid" in ns and "mount" in ns else []
+        ),
+        mount_propagation=item.get("mount_propagation"),
+        cgroup=cgroup if not cgroup_missing else None,
+        capabilities=item.get("capabilities", dict(keep=[])),
+        no_new_privs=item.get("no_new_privs", True),
+        seccomp=item.get("seccomp"),
+        landlock=item.get("landlock"),
+        rlimits=item.get("rlimits", {}),
+        env=item.get("env"),
+        chdir=item.get("chdir"),
+        restart=item.get("restart", "on-failure"),
+        stop_timeout=item.get("stop_timeout"),
+        restart_sec=item.get("restart_sec"),
+        description=item.get("description"),
+        enabled=item.get("enabled", True) if manager == "systemd" else None,
+    )
+    args = {k: v for k, v in module.items() if v is not None}
+    netns = _netns(item, networks)
+    planned: dict[str, Any] = dict(
+        name=item["name"],
+        state=item["state"],
+        account=item.get("user"),
+        cgroup_missing=cgroup_missing,
+        cgroup=cgroup,
+        service=args,
+    )
+    services_entry = dict(args, state=item["state"])
+    if netns is not None:
+        planned["netns"] = netns
+        # its netns is recreated at boot (pyforkexec-netns@NAME.service, before the service's unit, on
+        # systemd hosts)
+        services_entry["wiring"] = dict({k: v for k, v in netns.items() if k != "name"}, persist=True)
+    planned["entry"] = services_entry
+    return planned
+
+
+def plan(services: list[dict], networks: list[dict], passwd: dict[str, list], host: dict) -> list[dict]:
+    """Every service's plan entry, in order (``services`` with the role's defaults)."""
+    return [entry(item, networks, passwd, host) for item in services]
+
+
+def plan_problems(
+    planned: list[dict], new_accounts: list[str], host: dict, cgroup_required: bool
+) -> list[str]:
+    """What the plan of the services to be kept shows the role cannot do (state present)."""
+    problems = []
+    kept = [p for p in planned if p["state"] != "absent"]
+    for p in kept:
+        if "uid_map" in p["service"] and "credential" not in p["service"]:
+            why = (
+                (
+                    f"the account {p['account']} does not exist yet, so whether its uid_map and gid_map map "
+                    "its ids cannot be known before the role creates it"
+                )
+                if p["account"] in new_accounts
+                else (
+                    f"the uid and gid of {p['account']} are not the host_id of a line of its uid_map and "
+                    "gid_map"
+                )
+            )
+            problems.append(
+                f"isolated_service_services[{p['name']}]: {why}: give credential (the ids it runs as inside)"
+            )
+    if cgroup_required:
+        problems += [
+            f"isolated_service_services[{p['name']}]: its cgroup limits need the "
+            f"{', '.join(p['cgroup_missing'])} controllers of cgroup v2, which this host does not have "
+            f"({host['cgroup2'] or 'no cgroup v2'} has {', '.join(host['controllers']) or 'none'}: a hybrid "
+            "cgroup v1/v2 layout?); set isolated_service_cgroup_required to false to run it without them"
+            for p in kept
+            if p["cgroup_missing"]
+        ]
+    return problems
+
+
+def cgroup_notes(planned: list[dict], cgroup_required: bool) -> list[str]:
+    """With isolated_service_cgroup_required false: which services run without their cgroup limits."""
+    if cgroup_required:
+        return []
+    return [
+        f"{p['name']}: runs without its cgroup limits: cgroup v2 has no {', '.join(p['cgroup_missing'])} "
+        "controller here (isolated_service_cgroup_required is false)"
+        for p in planned
+        if p["state"] != "absent" and p["cgroup_missing"]
+    ]
+
+
+def jinja2_needed(kept: list[dict], host: dict) -> bool:
+    """Whether a service to be kept runs under systemd, whose units are rendered with jinja2 on the host."""
+    return any(resolve_manager(svc["manager"], booted=bool(host["systemd"])) == "systemd" for svc in kept)

@@ -1,0 +1,123 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""What the role isolated_service refuses in its variables before it looks at a host or plans: the rules
+across fields and entries that its argument spec cannot say (the values the modules take are checked
+by the modules' own code later, roles/isolated_service/files/check_services.py), and then what the
+host's probe shows (its service manager, the new roots, the accounts). Each message names the service,
+network or variable it is about; the MTU range is the role's, as the netns module leaves it to the
+kernel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The host end of a service's veth is PREFIX + its name unless network.peer says otherwise. Not ve-, vz-
+# or vt-: systemd-networkd's default configuration (80-container-ve.network...) takes such links over,
+# detaching them from their bridge.
+PEER_PREFIX = "pfe-"
+NETWORKD_PREFIXES = ("ve-", "vz-", "vt-")
+IFNAMSIZ = 15  # an interface name's characters
+
+
+def _mtu_problem(mtu: Any) -> bool:
+    return mtu is not None and not 68 <= mtu <= 65535
+
+
+def variable_problems(
+    venv: str, base_python: str, networks: list[dict], services: list[dict], namespaces: list[str]
+) -> list[str]:
+    """The cross-field problems of the role's variables, in the order of the variables and entries."""
+    problems = [
+        f"{var}: {value} is not an absolute path"
+        for var, value in (("isolated_service_venv", venv), ("isolated_service_base_python", base_python))
+        if not value.startswith("/")
+    ]
+    problems += [
+        f"isolated_service_networks[{net['name']}].mtu: must be between 68 and 65535, got {net['mtu']}"
+        for net in networks
+        if _mtu_problem(net.get("mtu"))
+    ]
+    bridges = [net["name"] for net in networks]
+    for name in dict.fromkeys(bridges):
+        if bridges.count(name) > 1:
+            problems.append(f"isolated_service_networks: {name} is declared twice")
+        if len(name) > IFNAMSIZ:
+            problems.append(
+                f"isolated_service_networks: {name} is longer than an interface name (15 characters)"
+            )
+    names = [svc["name"] for svc in services]
+    seen_netns: list[str] = []
+    seen_peers: list[str] = []
+    for svc in services:
+        where = f"isolated_service_services[{svc['name']}]"
+        ns = svc.get("namespaces", namespaces)
+        if names.count(svc["name"]) > 1:
+            problems.append(f"{where}: the name is used by another service")
+        network = svc.get("network")
+        if network is not None:
+            netns = network.get("netns", svc["name"])
+            peer = network.get("peer", PEER_PREFIX + svc["name"])
+            if network.get("bridge") not in bridges:
+                problems.append(
+                    f"{where}: network.bridge {network.get('bridge')} is not in isolated_service_networks "
+                    f"({', '.join(bridges)})"
+                )
+            if peer[:3] in NETWORKD_PREFIXES:
+                problems.append(
+                    f"{where}: the host end of its veth, {peer}, starts like the links systemd-networkd "
+                    f"takes over ({'*, '.join(NETWORKD_PREFIXES)}*): set another network.peer"
+                )
+            if len(peer) > IFNAMSIZ:
+                problems.append(
+                    f"{where}: the host end of its veth, {peer}, is longer than an interface name "
+                    "(15 characters): set network.peer"
+                )
+            if _mtu_problem(network.get("mtu")):
+                problems.append(f"{where}: network.mtu: must be between 68 and 65535, got {network['mtu']}")
+            if "net" in ns:
+                problems.append(
+                    f"{where}: namespaces has net and the service has a network, whose namespace it "
+                    "joins: remove one"
+                )
+            if netns in seen_netns:
+                problems.append(f"{where}: network namespace {netns} belongs to another service")
+            if peer in seen_peers:
+                problems.append(f"{where}: veth {peer} belongs to another service")
+            seen_netns.append(netns)
+            seen_peers.append(peer)
+        if (
+            "user" in ns
+            and "user" not in svc
+            and not all(k in svc for k in ("uid_map", "gid_map", "credential"))
+        ):
+            problems.append(
+                f"{where}: a user namespace needs user (mapped to root inside), or uid_map, gid_map and "
+                "credential"
+            )
+        if "user" not in ns and "user" in svc and "credential" in svc:
+            problems.append(f"{where}: user and credential both set the ids it runs as: keep one")
+    return problems
+
+
+def host_problems(kept: list[dict], host: dict) -> list[str]:
+    """What the host's probe (``host``) shows the services to be kept cannot have: systemd where PID 1 is
+    not, a new root that is not a directory, an account that does not exist and is not to be created."""
+    problems = []
+    for svc in kept:
+        if svc["manager"] == "systemd" and not host["systemd"]:
+            problems.append(
+                f"isolated_service_services[{svc['name']}]: manager systemd, but PID 1 of this host is "
+                "not systemd (a container or a CI runner?): use manager direct, or auto"
+            )
+    for svc in kept:
+        if svc.get("rootfs") is not None and not host["rootfs"].get(svc["rootfs"], False):
+            problems.append(
+                f"isolated_service_services[{svc['name']}]: rootfs: {svc['rootfs']} is not a directory"
+            )
+    for svc in kept:
+        if "user" in svc and not svc["create_user"] and svc["user"] not in host["passwd"]:
+            problems.append(
+                f"isolated_service_services[{svc['name']}]: user {svc['user']} does not exist on this "
+                "host, and create_user is false"
+            )
+    return problems

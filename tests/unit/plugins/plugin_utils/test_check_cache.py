@@ -1,0 +1,37 @@
+"""A passed check of the role's services is recorded under a key of everything it depends on
+(plugin_utils/check_cache.py): the same request with the same wheels finds it; any change does not."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import check_cache
+
+
+def test_the_key_follows_the_request_the_wheels_and_the_script(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = wheels / "pyforkexec-1.0-cp39-abi3-linux_x86_64.whl"
+    wheel.write_bytes(b"one")
+    script = tmp_path / "check.py"
+    script.write_text("print([])\n")
+    request = dict(wheels=str(wheels), networks=[], services=[dict(name="web")])
+    first = check_cache.key(str(script), request, "/usr/bin/python3")
+    assert check_cache.key(str(script), dict(request), "/usr/bin/python3") == first
+    assert (
+        check_cache.key(str(script), dict(request, services=[dict(name="api")]), "/usr/bin/python3") != first
+    )
+    assert check_cache.key(str(script), request, "/other/python3") != first
+    wheel.write_bytes(b"rebuilt")
+    second = check_cache.key(str(script), request, "/usr/bin/python3")
+    assert second != first
+    script.write_text("print(['x'])\n")
+    assert check_cache.key(str(script), request, "/usr/bin/python3") != second
+
+
+def test_a_pass_is_found_once_recorded(tmp_path):
+    cache = tmp_path / "checked"
+    assert not check_cache.passed(str(cache), "k")
+    check_cache.record_pass(str(cache), "k")
+    assert check_cache.passed(str(cache), "k")
+    assert os.listdir(cache) == ["k"]

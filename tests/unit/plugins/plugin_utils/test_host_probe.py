@@ -1,0 +1,82 @@
+"""The role's look at a host (plugin_utils/host_probe.py), run as the action sends it: the file's source
+as ``python -c`` with the host's Python, here this machine's."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import pwd
+import subprocess
+import sys
+
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import host_probe
+
+
+def _probe(venv, accounts=(), roots=()):
+    with open(host_probe.__file__) as f:
+        source = f.read()
+    done = subprocess.run(
+        [sys.executable, "-c", source, str(venv), json.dumps(list(accounts)), json.dumps(list(roots))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_it_reads_python_accounts_and_roots(tmp_path):
+    root = pwd.getpwuid(0)
+    found = _probe(
+        tmp_path / "venv", ["root", "pfe-no-such-account"], [str(tmp_path), str(tmp_path / "nope")]
+    )
+    assert found["version"] == "{}.{}".format(*sys.version_info[:2])
+    assert found["machine"] == platform.machine()
+    assert found["passwd"] == {
+        "root": [root.pw_passwd, "0", str(root.pw_gid), root.pw_gecos, root.pw_dir, root.pw_shell]
+    }
+    assert found["rootfs"] == {str(tmp_path): True, str(tmp_path / "nope"): False}
+    assert found["systemd"] == os.path.isdir("/run/systemd/system")
+    assert (found["venv"], found["venv_ok"], found["wheels"]) == (False, False, None)
+
+
+def test_a_virtualenv_is_ok_when_it_holds_what_the_modules_import(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / "wheels.source").write_text("0123abcd\n")
+    site = venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    for dist, package in (
+        ("pyforkexec-0.1.0", "pyforkexec"),
+        ("pyroute2-0.9.7", "pyroute2"),
+        ("Jinja2-3.1.2", None),
+    ):
+        (site / f"{dist}.dist-info").mkdir(parents=True)
+        if package:
+            (site / package).mkdir()
+            (site / package / "__init__.py").write_text("")
+    found = _probe(venv)
+    assert (found["venv"], found["venv_ok"], found["jinja2"], found["wheels"]) == (
+        True,
+        True,
+        False,
+        "0123abcd",
+    )
+    (site / "jinja2").mkdir()
+    (site / "jinja2" / "__init__.py").write_text("")
+    assert _probe(venv)["jinja2"] is True
+    (site / "pyroute2" / "__init__.py").unlink()  # installed, but its files are gone
+    assert _probe(venv)["venv_ok"] is False
+    (venv / "bin" / "python").unlink()
+    assert (_probe(venv)["venv"], _probe(venv)["venv_ok"]) == (False, False)
+
+
+def test_pip_and_its_version_are_this_pythons():
+    found = _probe("/nonexistent")
+    has_pip = importlib.util.find_spec("pip") is not None
+    assert found["pip"] == has_pip
+    if has_pip:
+        from importlib import metadata
+
+        assert found["pip_version"] == metadata.version("pip")

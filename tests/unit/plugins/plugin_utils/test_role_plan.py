@@ -1,0 +1,152 @@
+"""The role's plan (plugin_utils/role_plan.py): each service's module arguments with the role's
+defaults, the account mapped to root inside its user namespace, and what the plan cannot do."""
+
+from __future__ import annotations
+
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import role_plan
+
+DEFAULTS = dict(
+    state="started", create_user=True, namespaces=["user", "pid", "mount", "uts", "ipc"], manager="auto"
+)
+HOST = dict(systemd=False, controllers=["cpu", "pids"], cgroup2="/sys/fs/cgroup")
+PASSWD = {"web": ["x", "1001", "1002", "", "/nonexistent", "/usr/sbin/nologin"]}
+BRIDGE = dict(name="br-a", addresses=["10.1.0.1/24"])
+
+
+def _plan(*services, passwd=None, host=None, networks=(BRIDGE,)):
+    return role_plan.plan(
+        role_plan.with_defaults(list(services), DEFAULTS),
+        list(networks),
+        PASSWD if passwd is None else passwd,
+        HOST if host is None else host,
+    )
+
+
+def test_an_account_in_a_user_namespace_is_root_inside():
+    (entry,) = _plan(dict(name="web", user="web", argv=["/bin/true"]))
+    assert entry["service"] == dict(
+        name="web",
+        argv=["/bin/true"],
+        manager="direct",
+        credential=dict(uid=0, gid=0),
+        namespaces=DEFAULTS["namespaces"],
+        uid_map=[dict(container_id=0, host_id=1001, size=1)],
+        gid_map=[dict(container_id=0, host_id=1002, size=1)],
+        hostname="web",
+        readonly_root=False,
+        mounts=[dict(type="proc", target="/proc")],
+        capabilities=dict(keep=[]),
+        no_new_privs=True,
+        rlimits={},
+        restart="on-failure",
+    )
+    assert entry["entry"] == dict(entry["service"], state="started")
+    assert (entry["name"], entry["state"], entry["account"], entry["cgroup_missing"]) == (
+        "web",
+        "started",
+        "web",
+        [],
+    )
+    assert "netns" not in entry
+
+
+def test_without_a_user_namespace_the_account_is_the_services_user():
+    (entry,) = _plan(dict(name="web", user="web", argv=["/bin/true"], namespaces=["pid"]))
+    assert entry["service"]["user"] == "web"
+    assert not {"uid_map", "gid_map", "credential", "hostname"} & entry["service"].keys()
+    assert entry["service"]["mounts"] == []  # no /proc of its own without a pid and a mount namespace
+
+
+def test_a_network_is_a_netns_and_its_wiring():
+    (entry,) = _plan(
+        dict(
+            name="web",
+            user="web",
+            argv=["/bin/true"],
+            network=dict(bridge="br-a", addresses=["10.1.0.2/24"], gateway=["10.1.0.1"]),
+        )
+    )
+    netns = dict(
+        name="web",
+        bridges=[BRIDGE],
+        veths=[dict(name="eth0", peer="pfe-web", bridge="br-a", addresses=["10.1.0.2/24"])],
+        gateway=["10.1.0.1"],
+        routes=[],
+        sysctls={},
+    )
+    assert entry["netns"] == netns
+    assert entry["service"]["netns"] == "web"
+    assert entry["entry"]["wiring"] == dict({k: v for k, v in netns.items() if k != "name"}, persist=True)
+
+
+def test_systemd_services_are_enabled_and_need_jinja2():
+    svc = dict(name="web", user="web", argv=["/bin/true"])
+    (entry,) = _plan(svc, host=dict(HOST, systemd=True))
+    assert (entry["service"]["manager"], entry["service"]["enabled"]) == ("systemd", True)
+    assert role_plan.jinja2_needed(role_plan.with_defaults([svc], DEFAULTS), dict(HOST, systemd=True))
+    assert not role_plan.jinja2_needed(role_plan.with_defaults([svc], DEFAULTS), HOST)
+
+
+def test_limits_without_their_controllers_are_left_out_or_refused():
+    (entry,) = _plan(
+        dict(name="web", user="web", argv=["/bin/true"], cgroup=dict(memory_max="64M", pids_max=8))
+    )
+    assert entry["cgroup_missing"] == ["memory"]
+    assert "cgroup" not in entry["service"]
+    assert role_plan.plan_problems([entry], [], HOST, cgroup_required=True) == [
+        "isolated_service_services[web]: its cgroup limits need the memory controllers of cgroup v2, which "
+        "this host does not have (/sys/fs/cgroup has cpu, pids: a hybrid cgroup v1/v2 layout?); set "
+        "isolated_service_cgroup_required to false to run it without them"
+    ]
+    assert role_plan.plan_problems([entry], [], HOST, cgroup_required=False) == []
+    assert role_plan.cgroup_notes([entry], cgroup_required=False) == [
+        "web: runs without its cgroup limits: cgroup v2 has no memory controller here "
+        "(isolated_service_cgroup_required is false)"
+    ]
+    (kept,) = _plan(dict(name="web", user="web", argv=["/bin/true"], cgroup=dict(pids_max=8)))
+    assert kept["service"]["cgroup"] == dict(pids_max=8)
+
+
+def test_accounts_to_create_stand_for_nobody_and_their_own_maps_need_a_credential():
+    services = role_plan.with_defaults(
+        [
+            dict(
+                name="new",
+                user="new",
+                argv=["/bin/true"],
+                uid_map=[dict(container_id=0, host_id=100000, size=65536)],
+                gid_map=[dict(container_id=0, host_id=100000, size=65536)],
+            )
+        ],
+        DEFAULTS,
+    )
+    passwd, new = role_plan.passwd_with_placeholders(PASSWD, services)
+    assert new == ["new"] and passwd["new"][1:3] == ["65534", "65534"] and passwd["web"] == PASSWD["web"]
+    planned = role_plan.plan(services, [], passwd, HOST)
+    assert "credential" not in planned[0]["service"]
+    assert role_plan.plan_problems(planned, new, HOST, True) == [
+        "isolated_service_services[new]: the account new does not exist yet, so whether its uid_map and "
+        "gid_map map its ids cannot be known before the role creates it: give credential (the ids it runs as "
+        "inside)"
+    ]
+    assert "the uid and gid of new are not the host_id" in role_plan.plan_problems(planned, [], HOST, True)[0]
+
+
+def test_services_to_remove_are_planned_but_not_checked():
+    (entry,) = _plan(dict(name="old", user="old", state="absent", uid_map=[]), passwd={})
+    assert entry["entry"]["state"] == "absent"
+    assert role_plan.plan_problems([entry], ["old"], HOST, True) == []
+
+
+def test_accounts_created_by_the_user_task_have_their_ids_in_the_plan_made_again():
+    created = [
+        dict(name="new", uid=990, group=985, home="/nonexistent", shell="/usr/sbin/nologin", changed=True),
+        dict(skipped=True),
+    ]
+    passwd = dict(PASSWD, **role_plan.created_passwd(created))
+    assert passwd["new"] == ["x", "990", "985", "", "/nonexistent", "/usr/sbin/nologin"]
+    services = role_plan.with_defaults([dict(name="new", user="new", argv=["/bin/true"])], DEFAULTS)
+    assert role_plan.passwd_with_placeholders(passwd, services)[1] == []
+    (entry,) = role_plan.plan(services, [], passwd, HOST)
+    assert entry["service"]["uid_map"] == [dict(container_id=0, host_id=990, size=1)]
+    assert entry["service"]["gid_map"] == [dict(container_id=0, host_id=985, size=1)]

@@ -1,0 +1,138 @@
+"""The role's cross-field rules (plugin_utils/role_problems.py): each problem names the service, network
+or variable and its field; valid variables have none."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils.role_problems import (
+    host_problems,
+    variable_problems,
+)
+
+NAMESPACES = ["user", "pid", "mount", "uts", "ipc"]
+BRIDGE = dict(name="br-a", addresses=["10.1.0.1/24"])
+
+
+def _service(**fields):
+    return dict(dict(name="web", user="web", argv=["/bin/true"], network=dict(bridge="br-a")), **fields)
+
+
+def _problems(services, networks=(BRIDGE,), venv="/opt/v", base_python="/usr/bin/python3"):
+    return variable_problems(venv, base_python, list(networks), services, NAMESPACES)
+
+
+def test_valid_variables_have_no_problem():
+    assert _problems([_service(), _service(name="api", user="api")]) == []
+
+
+@pytest.mark.parametrize(
+    ("services", "networks", "expected"),
+    [
+        (
+            [_service(network=dict(bridge="nope"))],
+            [BRIDGE],
+            "isolated_service_services[web]: network.bridge nope is not in isolated_service_networks (br-a)",
+        ),
+        (
+            [_service(network=dict(bridge="br-a", peer="ve-web"))],
+            [BRIDGE],
+            "isolated_service_services[web]: the host end of its veth, ve-web, starts like the links "
+            "systemd-networkd takes over (ve-*, vz-*, vt-*): set another network.peer",
+        ),
+        (
+            [_service(network=dict(bridge="br-a", peer="pfe-much-too-long"))],
+            [BRIDGE],
+            "isolated_service_services[web]: the host end of its veth, pfe-much-too-long, is longer than an "
+            "interface name (15 characters): set network.peer",
+        ),
+        (
+            [_service(network=dict(bridge="br-a", mtu=70000))],
+            [BRIDGE],
+            "isolated_service_services[web]: network.mtu: must be between 68 and 65535, got 70000",
+        ),
+        (
+            [_service()],
+            [dict(BRIDGE, mtu=10)],
+            "isolated_service_networks[br-a].mtu: must be between 68 and 65535, got 10",
+        ),
+        ([_service()], [BRIDGE, BRIDGE], "isolated_service_networks: br-a is declared twice"),
+        (
+            [],
+            [dict(name="a-very-long-bridge")],
+            "isolated_service_networks: a-very-long-bridge is longer than an interface name (15 characters)",
+        ),
+        (
+            [_service(), _service(user="x", network=dict(bridge="br-a", peer="other"))],
+            [BRIDGE],
+            "isolated_service_services[web]: the name is used by another service",
+        ),
+        (
+            [_service(), _service(name="api", network=dict(bridge="br-a", netns="web"))],
+            [BRIDGE],
+            "isolated_service_services[api]: network namespace web belongs to another service",
+        ),
+        (
+            [_service(), _service(name="api", network=dict(bridge="br-a", peer="pfe-web"))],
+            [BRIDGE],
+            "isolated_service_services[api]: veth pfe-web belongs to another service",
+        ),
+        (
+            [_service(namespaces=["net"])],
+            [BRIDGE],
+            "isolated_service_services[web]: namespaces has net and the service has a network, whose "
+            "namespace it joins: remove one",
+        ),
+        (
+            [{k: v for k, v in _service().items() if k != "user"}],
+            [BRIDGE],
+            "isolated_service_services[web]: a user namespace needs user (mapped to root inside), or "
+            "uid_map, gid_map and credential",
+        ),
+        (
+            [_service(namespaces=["pid"], credential=dict(uid=1, gid=1))],
+            [BRIDGE],
+            "isolated_service_services[web]: user and credential both set the ids it runs as: keep one",
+        ),
+    ],
+)
+def test_each_rule_names_the_entry_and_its_field(services, networks, expected):
+    assert expected in _problems(services, networks)
+
+
+def test_relative_paths_name_the_variable():
+    assert _problems([], venv="venv", base_python="python3") == [
+        "isolated_service_venv: venv is not an absolute path",
+        "isolated_service_base_python: python3 is not an absolute path",
+    ]
+
+
+def test_a_user_namespace_with_maps_and_credential_needs_no_user():
+    svc = {
+        k: v
+        for k, v in _service(uid_map=[], gid_map=[], credential=dict(uid=0, gid=0)).items()
+        if k != "user"
+    }
+    assert _problems([svc]) == []
+
+
+HOST = dict(
+    systemd=False, rootfs={"/srv/root": True, "/srv/file": False}, passwd={"web": ["x", "1", "1", "", "", ""]}
+)
+
+
+def test_what_the_host_lacks_names_the_service_and_field():
+    kept = [
+        dict(name="a", manager="systemd", create_user=True),
+        dict(name="b", manager="auto", create_user=True, rootfs="/srv/file"),
+        dict(name="c", manager="direct", create_user=True, rootfs="/srv/root"),
+        dict(name="d", manager="direct", create_user=False, user="nobody-here"),
+        dict(name="e", manager="direct", create_user=False, user="web"),
+    ]
+    assert host_problems(kept, HOST) == [
+        "isolated_service_services[a]: manager systemd, but PID 1 of this host is not systemd (a container "
+        "or a CI runner?): use manager direct, or auto",
+        "isolated_service_services[b]: rootfs: /srv/file is not a directory",
+        "isolated_service_services[d]: user nobody-here does not exist on this host, and create_user is "
+        "false",
+    ]
+    assert host_problems(kept[:1], dict(HOST, systemd=True)) == []
