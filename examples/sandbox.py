@@ -5,6 +5,8 @@
 The script sees:
 - a read-only root: a tmpfs holding the host's /usr (and /bin, /lib, /lib64, /sbin, which Debian's
   merged /usr makes symlinks into it) and /etc/alternatives and /etc/ld.so.cache, all read-only;
+  each is bound without its submounts (a host's program directories have none), which keeps the
+  read-only bind exact on every kernel: before Linux 5.12 a recursive one is refused;
 - a fresh /tmp (64 MiB) as its working directory, its own /proc, a minimal /dev, and itself,
   read-only, at /sandbox/<name>;
 - no network (a new network namespace with only a down loopback), its own hostname, pid 1;
@@ -56,12 +58,13 @@ def interpreter(script: Path) -> list[str]:
 def sandbox(script: Path, memory: int, pids: int, cgroup: bool) -> fe.SysProcAttr:
     inside = f"/sandbox/{script.name}"
     mounts = [fe.Mount.tmpfs("/", size=16 << 20, mode=0o755)]
-    mounts += [fe.Mount.bind(p, p, readonly=True) for p in READONLY_HOST if os.path.exists(p)]
+    mounts += [fe.Mount.bind(p, p, readonly=True, recursive=False)
+               for p in READONLY_HOST if os.path.exists(p)]
     mounts += [
         fe.Mount.tmpfs("/tmp", size=64 << 20, mode=0o1777),
         fe.Mount.proc("/proc"),
         *fe.minimal_dev("/dev"),
-        fe.Mount.bind(str(script), inside, readonly=True),
+        fe.Mount.bind(str(script), inside, readonly=True, recursive=False),
     ]
     flags = fe.CLONE_NEWNS | fe.CLONE_NEWPID | fe.CLONE_NEWNET | fe.CLONE_NEWUTS | fe.CLONE_NEWIPC
     attr = fe.SysProcAttr(

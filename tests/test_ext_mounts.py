@@ -9,7 +9,16 @@ from typing import Any, Callable
 
 import pytest
 from helpers import sysutil
-from helpers.ext import HOST_DIRS, SANDBOX_NS, by_target, install_seccomp, new_root, parse_mountinfo, userns
+from helpers.ext import (
+    HOST_DIRS,
+    SANDBOX_NS,
+    by_target,
+    install_seccomp,
+    kernel_has_mount_setattr,
+    new_root,
+    parse_mountinfo,
+    userns,
+)
 from helpers.forked import NOBODY, run_in_fork
 from helpers.forked import _drop_privileges as drop_privileges
 from helpers.marks import needs_root
@@ -65,7 +74,9 @@ def test_mounts_are_made_in_order_and_only_in_the_child(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     mounts = [
         Mount.tmpfs(str(a), size="1m", mode=0o700),
-        Mount.bind("/usr", str(b / "usr"), readonly=True),  # mkdir creates b and b/usr
+        # mkdir creates b and b/usr. /usr has no submounts: before 5.12 (no mount_setattr) bind it
+        # non-recursively, since a recursive read-only bind refuses there.
+        Mount.bind("/usr", str(b / "usr"), readonly=True, recursive=kernel_has_mount_setattr()),
         Mount(None, str(a), None, "MS_REMOUNT|MS_RDONLY|MS_NOSUID|MS_NODEV", "size=2m"),
     ]
     table = mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
@@ -81,7 +92,16 @@ def test_readonly_recursive_bind_covers_submounts(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     (src / "sub").mkdir(parents=True)
     mounts = [Mount.tmpfs(str(src / "sub")), Mount.bind(str(src), str(dst), readonly=True)]
-    table = mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts)
+    if not kernel_has_mount_setattr():
+        # Before 5.12 only the top mount could be made read-only: the bind refuses (fail closed).
+        with pytest.raises(ChildError) as refused:
+            mountinfo(sys)
+        e = refused.value
+        assert (e.errno, e.location, e.index, e.field) == \
+            (errno.ENOSYS, ErrorLocation.MOUNT, 1, "sys.mounts[1]")
+        return
+    table = mountinfo(sys)
     assert "ro" in table[str(dst)].options and "ro" in table[str(dst / "sub")].options
     assert "rw" in table[str(src / "sub")].options  # the source stays writable
 

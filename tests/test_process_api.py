@@ -303,11 +303,21 @@ def test_run_stderr_to_stdout() -> None:
 
 class _Interrupt:
     """SIGUSR1 raises KeyboardInterrupt in the main thread, as Ctrl-C's SIGINT does (SIGALRM is
-    pytest-timeout's)."""
+    pytest-timeout's): once while armed (from the start, and by each ``after``), never once ``join``
+    has disarmed it.
+
+    An interrupt must never land inside Thread.join(): before CPython 3.9.8 and 3.10.1 (Debian 11 has
+    3.9.2) join() could take the thread's lock and leave with the exception before releasing it
+    (bpo-45274), and every later join of that thread then waits forever. That hung this module in the
+    Debian 11 guest, where a timer fired as the loop below joined it."""
 
     def __enter__(self) -> _Interrupt:
+        self.armed = True
+
         def raise_interrupt(signum: int, frame: object) -> None:
-            raise KeyboardInterrupt
+            if self.armed:
+                self.armed = False
+                raise KeyboardInterrupt
 
         self.old = signal.signal(signal.SIGUSR1, raise_interrupt)
         return self
@@ -315,10 +325,19 @@ class _Interrupt:
     def __exit__(self, *exc: object) -> None:
         signal.signal(signal.SIGUSR1, self.old)
 
-    @staticmethod
-    def after(delay: float) -> threading.Timer:
+    def after(self, delay: float) -> threading.Timer:
         """A timer to start inside the try that expects the interrupt: it may fire before start() returns."""
+        self.armed = True
         return threading.Timer(delay, os.kill, (os.getpid(), signal.SIGUSR1))
+
+    def join(self, timer: threading.Timer) -> None:
+        """Disarms (a signal from now on raises nothing), joins ``timer``, and waits for its kernel
+        thread to be gone: join() returns before the thread has exited, and with glibc before 2.34 a
+        process's first thread exit opens libgcc_s, an fd that open_fds() would otherwise see."""
+        self.armed = False
+        timer.join()
+        while timer.native_id is not None and os.path.exists(f"/proc/self/task/{timer.native_id}"):
+            time.sleep(0.001)
 
 
 @pytest.mark.parametrize("capture", [False, True], ids=["waiting", "capturing"])
@@ -329,7 +348,7 @@ def test_run_interrupted_kills_and_reaps_the_child(capture: bool) -> None:
         with pytest.raises(KeyboardInterrupt):
             timer.start()
             run(["sleep", "60"], capture_output=capture, input=b"x" if capture else None)
-        timer.join()
+        interrupt.join(timer)
     assert (open_fds(), leaks_children()) == (fds, kids)
 
 
@@ -366,10 +385,10 @@ def test_run_interrupted_anywhere_leaves_nothing() -> None:
                     _run_cat_with_input()
                     outcomes["completed"] += 1
                 finally:
-                    timer.join()
-            except KeyboardInterrupt:
+                    interrupt.join(timer)
+            except KeyboardInterrupt:  # also one raised in the finally before it disarmed
                 outcomes["interrupted"] += 1
-            timer.join()
+            interrupt.join(timer)
             assert (open_fds(), leaks_children()) == (fds, kids), outcomes
     assert min(outcomes.values()) > 0, (outcomes, span)  # both paths were taken
 

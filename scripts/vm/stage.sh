@@ -3,7 +3,9 @@
 # PFE_MOLECULE_SCENARIOS selects scenarios: `default` (this machine), `vm` (one Debian 12 x86_64 guest
 # and the namespace hosts), `vm:RELEASE-ARCH` (the same with another guest: vm:bullseye-amd64,
 # vm:trixie-amd64, vm:bookworm-arm64), `fleet` (every guest at once). By default "default vm", plus under
-# CI one other guest in rotation (pfe_rotating_guest). PFE_VM_GUESTS: the guests of the stage "guests".
+# CI one other guest in rotation (pfe_rotating_guest). PFE_FLEET_HOSTS (platform names of
+# molecule/fleet, e.g. "pfe-bookworm pfe-trixie pfe-ns1 pfe-ns2"): a reduced fleet of only those.
+# PFE_VM_GUESTS: the guests of the stage "guests".
 # Sourced by scripts/test.
 # shellcheck shell=bash
 
@@ -42,6 +44,11 @@ stage_molecule() {
             [[ "$guest" == *-arm64 ]] && { pfe_want_cross_toolchain aarch64; pfe_ensure_apt_packages; }
             PFE_VM_RELEASE=${guest%-*} PFE_VM_ARCH=${guest#*-} MOLECULE_GLOB='molecule/*/molecule.yml' \
                 molecule test -s "$scenario" || { failed=1 status=FAILED; }
+        elif [[ "$scenario" == fleet && -n "${PFE_FLEET_HOSTS:-}" ]]; then
+            # A reduced fleet: only these platforms are created, converged and verified (--limit;
+            # localhost runs create and destroy, which stops every platform's leftovers).
+            MOLECULE_GLOB='molecule/*/molecule.yml' molecule test -s fleet -- \
+                --limit "localhost,${PFE_FLEET_HOSTS// /,}" || { failed=1 status=FAILED; }
         else
             MOLECULE_GLOB='molecule/*/molecule.yml' molecule test -s "$scenario" || { failed=1 status=FAILED; }
         fi
