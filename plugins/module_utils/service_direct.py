@@ -117,14 +117,31 @@ def _gone(fds, deadline):
             return
 
 
+def _reaped(pidfds, deadline):
+    """Wait (until ``deadline``) for the processes of ``pidfds`` to be reaped, not only to exit: a
+    zombie still counts as its user's process (userdel refuses), and one whose daemon was killed waits
+    for PID 1 to reap it. A pidfd's signal 0 fails with ESRCH only once the process is reaped, and never
+    reaches another process that reused the pid."""
+    for fd in pidfds:
+        while time.monotonic() < deadline:
+            try:
+                signal.pidfd_send_signal(fd, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
+
+
 def stop_all(daemons):
     """Stop the daemons ``[(name, main_pid, stop_timeout)]`` together, so that their stop timeouts run
     at once: SIGTERM to each (it stops its service within its stop_timeout), SIGKILL to those still
     there 5 s after that (and their pid files removed). Raises ServiceError naming one that survived."""
-    fds, workloads, deadlines, killed = {}, {}, {}, set()
+    fds, workloads, deadlines, killed, services = {}, {}, {}, set(), []
     try:
         for name, main, stop_timeout in daemons:
             workloads[name] = (paths.workload_pid(main), main)
+            if workloads[name][0] is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    services.append(os.pidfd_open(workloads[name][0]))
             try:
                 fds[name] = os.pidfd_open(main)
             except ProcessLookupError:
@@ -144,8 +161,9 @@ def stop_all(daemons):
                             os.kill(pid, signal.SIGKILL)
                 killed.add(name)
                 deadlines[name] = now + 5
+        _reaped(services, time.monotonic() + 10)
     finally:
-        for fd in fds.values():
+        for fd in [*fds.values(), *services]:
             os.close(fd)
     for name in killed:  # a daemon SIGTERM stopped removed its own
         with contextlib.suppress(FileNotFoundError):

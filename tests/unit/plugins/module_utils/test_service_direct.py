@@ -30,3 +30,31 @@ def test_another_program_s_argv_is_kept_whole():
 def test_a_process_gone_has_no_argv(dead_pid):
     assert direct.running_argv(dead_pid) is None
     assert direct.running_argv(os.getpid())[0]  # and a live one has its own
+
+
+def test_a_stop_returns_only_once_the_service_is_reaped():
+    """A zombie still counts as its user's process (userdel refuses to remove the account): the stop
+    waits until the service's process is reaped, not only exited. Here it is reaped 0.2 s after its
+    exit, by another thread; the wait must not return before that."""
+    import threading
+    import time
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    fd = os.pidfd_open(pid)
+    reaped = threading.Event()
+
+    def reap_later():
+        time.sleep(0.2)
+        os.waitpid(pid, 0)
+        reaped.set()
+
+    thread = threading.Thread(target=reap_later)
+    thread.start()
+    try:
+        direct._reaped([fd], time.monotonic() + 30)
+        assert reaped.is_set()
+    finally:
+        thread.join()
+        os.close(fd)
