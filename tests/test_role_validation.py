@@ -279,3 +279,18 @@ def test_a_bad_variable_fails_the_role_before_anything_changes(outcome, case):
     expected = CORPUS[case][2].format(**_names(cases[case]))
     assert found[case] == [], f"the role changed the host before it failed: {found[case]} ({messages[case]})"
     assert expected in messages[case]
+
+
+def test_the_role_names_its_task_files_from_role_path() -> None:
+    """A bare task file name in a file that was included dynamically is looked up beside the playbook
+    first: a playbook with its own tasks/services.yml ran that instead of the role's. Every include
+    and import of the role names its file from role_path."""
+    import re
+
+    bare = []
+    for path in sorted(Path(__file__).parent.parent.glob("roles/*/tasks/*.yml")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            m = re.search(r"(?:import|include)_tasks:\s*(\S.*)$", line)
+            if m and not m.group(1).strip("\"'").startswith("{{ role_path }}/tasks/"):
+                bare.append(f"{path.name}:{n}: {m.group(1)}")
+    assert not bare, bare
