@@ -23,6 +23,7 @@ all, then waits once.
 from __future__ import annotations
 
 import os
+import re
 import select
 import time
 
@@ -33,6 +34,8 @@ FAILURE_PROPERTIES = ("ActiveState", "SubState", "Result", "ExecMainCode", "Exec
 # systemd's ExecMainCode: the si_code of the main process's end (waitid(2)).
 EXIT_CODES = {"1": "exited", "2": "killed", "3": "dumped core"}
 LAUNCHER = "pyforkexec: "  # how the launcher's own messages start (pyforkexec.cli.failure)
+# systemd's journal line on the main process's exit: "...: Main process exited, code=exited, status=1/FAILURE"
+_MAIN_EXIT = re.compile(r"Main process exited, code=(\w+), status=(\d+)(?:/(\S+))?")
 WORD_WAIT = 3.0  # how long a failure's cause (the daemon's log line, systemd's record) may take to appear
 
 
@@ -159,6 +162,19 @@ def direct_failure(watch):
                             dict(log=log))
 
 
+def main_exit_words(line):
+    """systemd's ``Main process exited`` journal line in the daemon's words (``exited with status
+    N``, ``killed by SIGNAME``), or None for another line."""
+    found = _MAIN_EXIT.search(line)
+    if not found:
+        return None
+    code, status, name = found.groups()
+    if code == "exited":
+        return f"exited with status {status}"
+    return f"killed by {'SIG' + name if name and name.isupper() else 'signal ' + status}" + (
+        " (core dumped)" if code == "dumped" else "")
+
+
 def systemd_failure(name, systemctl, since, watch=None):
     """How the unit failed (``watch``: within its window; None: its ``systemctl start`` failed): its
     state, result and main process's exit, and its journal since the start (the launcher's
@@ -182,6 +198,9 @@ def systemd_failure(name, systemctl, since, watch=None):
     journal = []
     _eventually(told)
     launcher = [line for line in journal if line.startswith(LAUNCHER)]
-    cause = f": {launcher[-1]}" if launcher else ""
+    exits = [words for words in map(main_exit_words, journal) if words]
+    # The launcher's own line says why a spawn failed; else systemd's record of the first exit since
+    # the start (the unit's properties may already show a restart: status 0, as in the daemon's log).
+    cause = f": {launcher[-1]}" if launcher else f": {exits[0]}" if exits else ""
     what = f"did not stay up: {_within(watch)}" if watch is not None else "did not start"
     return StartCheckFailed(f"service {name} {what}{cause} ({status})", dict(journal=journal))
