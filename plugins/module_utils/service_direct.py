@@ -99,8 +99,12 @@ def start(name, argv, timeout=30.0):
     if answer is None and proc.poll() is None:
         proc.stderr.close()
         raise ServiceTimeout(f"the daemon of {name} did not report a start within {timeout:g}s")
-    early = proc.stderr.read().decode(errors="replace").strip() if proc.poll() is not None else ""
-    proc.stderr.close()
+    # It failed and exits: wait for that, so that nothing of it is left when the failure is reported.
+    try:
+        early = proc.communicate(timeout=timeout)[1].decode(errors="replace").strip()
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        early = proc.communicate()[1].decode(errors="replace").strip()
     reason = answer[len("error "):] if answer and answer.startswith("error ") else early or "no reason given"
     raise paths.ServiceError(f"service {name} did not start: {reason}")
 

@@ -317,8 +317,9 @@ class CgroupHandle(_record.Record):
 
     def __del__(self) -> None:
         # Dropped without close() (its caller was interrupted): the lock must not outlive it, or
-        # every later spawn into this directory would wait for it.
-        if self.fd >= 0:
+        # every later spawn into this directory would wait for it. (An __init__ interrupted before it
+        # set fd leaves none.)
+        if getattr(self, "fd", -1) >= 0:
             with contextlib.suppress(OSError):
                 self.close()
 
