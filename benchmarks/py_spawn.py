@@ -2,11 +2,11 @@
 
 Speaks the protocol of c_spawn.c: "N FLAGS MODE PROG [ARGS...]" answers N per-spawn times in ns, MODE
 being "fork_exec" (pyforkexec.fork_exec + os.waitpid with FLAGS as clone flags, a root map when they
-include CLONE_NEWUSER), "prepared" (the same through pyforkexec.prepare(), prepared once per command
-outside the timed loop: Prepared.fork_exec() + os.waitpid) or "popen" (subprocess.Popen(argv,
-env={}).wait(), FLAGS ignored); "mem BYTES"
-(re)sizes the touched memory this process holds. One worker holds nothing, another the big parent's
-memory, so both phases interleave in one run.
+include CLONE_NEWUSER, one ProcAttr per row), "fork_exec_new" (the same with a new ProcAttr built in
+each spawn), "prepared" (the same through pyforkexec.prepare(), prepared once per command outside the
+timed loop: Prepared.fork_exec() + os.waitpid) or "popen" (subprocess.Popen(argv, env={}).wait(),
+FLAGS ignored); "mem BYTES" (re)sizes the touched memory this process holds. One worker holds
+nothing, another the big parent's memory, so both phases interleave in one run.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from workers import HeldMemory
 import pyforkexec as fe
 
 
-@functools.cache
-def attr_for(flags: int) -> fe.ProcAttr:
+def new_attr(flags: int) -> fe.ProcAttr:
     """The ProcAttr of a row: its clone flags as a caller writes them (fe.CLONE_NEWUTS | ..., a
     CloneFlags), and uid/gid 0 -> ours when it has a user namespace."""
     cloneflags = fe.CloneFlags(flags)
@@ -38,11 +37,16 @@ def attr_for(flags: int) -> fe.ProcAttr:
         gid_mappings=[fe.SysProcIDMap(container_id=0, host_id=os.getgid(), size=1)]))
 
 
+attr_for = functools.cache(new_attr)  # one ProcAttr per row, reused by every spawn of the row
+
+
 def spawner(mode: str, flags: int, argv: list[str]) -> Callable[[], int]:
     """One spawn + wait, returning the wait status."""
     if mode == "fork_exec":
         attr = attr_for(flags)
         return lambda: os.waitpid(fe.fork_exec(argv[0], argv, attr), 0)[1]
+    if mode == "fork_exec_new":  # the caller builds its ProcAttr anew for every spawn
+        return lambda: os.waitpid(fe.fork_exec(argv[0], argv, new_attr(flags)), 0)[1]
     if mode == "prepared":
         prepared = fe.prepare(argv[0], argv, attr_for(flags))
         return lambda: os.waitpid(prepared.fork_exec(), 0)[1]

@@ -20,6 +20,7 @@ from typing import Callable, Optional, TypeVar, Union
 
 from ._signals import Hold, held, released
 from .attrs import ProcAttr, SysProcAttr
+from .checked import CheckedSpawns
 from .checks import fail
 from .child import _child
 from .child.joins import joined, open_joins
@@ -42,7 +43,7 @@ from .sandbox.cgroup import CgroupHandle, CgroupProcess
 from .sandbox.extensions import Sandbox
 from .sandbox.idmap import open_idmapped_trees
 from .sandbox.landlock import build_ruleset
-from .validate import SpawnArgs, check_spawn
+from .validate import SpawnArgs
 
 StrOrBytes = Union[str, bytes, "os.PathLike[str]"]
 
@@ -463,20 +464,28 @@ def start_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[Alon
     return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.process)
 
 
+def _alone_plans(args: SpawnArgs) -> Optional[AlonePlans]:
+    return AlonePlans(args) if opens_nothing(args) else None
+
+
+# check_spawn of fork_exec and start_process, and their AlonePlans, remembered by value (checked.py).
+checked_spawn = CheckedSpawns(_alone_plans)
+
+
 def fork_exec(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> int:
     """Go's syscall.ForkExec: start argv0 (not searched in PATH) and return its pid.
 
     ``attr.env`` None means an empty environment, as in Go. With ``SysProcAttr.pidfd`` the pidfd is closed
     here (use start_process to keep it). Raises ChildError if the child fails before execve.
     """
-    args = check_spawn(argv0, argv, attr)  # every check: no process, no fd yet
+    args, alone = checked_spawn(argv0, argv, attr)  # every check: no process, no fd yet
     envp = args.env if args.env is not None else ()
-    return fork_exec_checked(args, envp, AlonePlans(args) if opens_nothing(args) else None, compile_plan)
+    return fork_exec_checked(args, envp, alone, compile_plan)
 
 
 def start_process(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> Process:
     """Go's os.StartProcess: like fork_exec, but ``attr.env`` None inherits os.environ, and the result
     is a Process carrying the pidfd when ``SysProcAttr.pidfd`` asked for one."""
-    args = check_spawn(argv0, argv, attr)
+    args, alone = checked_spawn(argv0, argv, attr)
     envp = args.env if args.env is not None else environ_entries()
-    return start_checked(args, envp, AlonePlans(args) if opens_nothing(args) else None, compile_plan)
+    return start_checked(args, envp, alone, compile_plan)

@@ -22,11 +22,11 @@ spawn (an OSError naming the field, or a ChildError naming the step), never skip
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Optional
 
-from .attrs import ProcAttr, SysProcAttr
+from .attrs import ProcAttr
+from .checked import frozen_copy
 from .forkexec import (
     AlonePlans,
     PlanCache,
@@ -38,17 +38,6 @@ from .forkexec import (
 )
 from .process import Process
 from .validate import SpawnArgs, check_attr, check_spawn
-
-
-def _frozen_copy(attr: ProcAttr, files: tuple[int, ...]) -> ProcAttr:
-    """A deep copy of an already checked ``attr``, ``files`` as the numbers they resolved to. The
-    callables (SysProcAttr.sync) are the caller's own: deepcopy would copy a bound method's object."""
-    memo: dict[int, object] = {}
-    sys_attr = attr.sys if attr.sys is not None else SysProcAttr()
-    if sys_attr.sync is not None:
-        memo[id(sys_attr.sync)] = sys_attr.sync
-    return ProcAttr(dir=copy.deepcopy(attr.dir, memo), env=copy.deepcopy(attr.env, memo), files=files,
-                    sys=copy.deepcopy(sys_attr, memo))
 
 
 class Prepared:
@@ -92,5 +81,5 @@ def prepare(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAt
     Raises what fork_exec would raise for these arguments before any process exists."""
     first = check_spawn(argv0, argv, attr)  # the caller's objects: the same errors as fork_exec's
     proc = check_attr(attr)
-    args = check_spawn(first.path, first.argv, _frozen_copy(proc, first.files))
+    args = check_spawn(first.path, first.argv, frozen_copy(proc, first.files))
     return Prepared(args, environ_entries() if args.env is None else ())

@@ -117,7 +117,12 @@ def check_id_maps(field: str, maps: object) -> None:
     if len(maps) > MAX_MAP_LINES:
         fail(field, f"at most {MAX_MAP_LINES} mappings, got {len(maps)}")
     for i, m in enumerate(maps):
-        if not isinstance(m, SysProcIDMap):
+        if type(m) is SysProcIDMap:  # the common case, decided without building a field name
+            c, h, n = m.container_id, m.host_id, m.size
+            if type(c) is int and type(h) is int and type(n) is int and min(c, h, n - 1) >= 0 \
+                    and max(c, h) + n <= MAX_ID + 1:
+                continue
+        elif not isinstance(m, SysProcIDMap):
             fail(f"{field}[{i}]", f"must be a SysProcIDMap, not {type(m).__name__}", TypeError)
         check_int(f"{field}[{i}].container_id", m.container_id, 0, MAX_ID)
         check_int(f"{field}[{i}].host_id", m.host_id, 0, MAX_ID)
@@ -125,6 +130,8 @@ def check_id_maps(field: str, maps: object) -> None:
         for side in ("container_id", "host_id"):
             if getattr(m, side) + m.size > MAX_ID + 1:
                 fail(f"{field}[{i}]", f"{side} + size must not exceed {MAX_ID + 1}")
+    if len(maps) == 1:  # nothing to overlap
+        return
     for side in ("container_id", "host_id"):
         ranges = sorted((getattr(m, side), getattr(m, side) + m.size, i) for i, m in enumerate(maps))
         for (_, end, i), (start, _, j) in zip(ranges, ranges[1:]):

@@ -1,0 +1,129 @@
+"""The spawns fork_exec and start_process have checked, remembered by value for the next equal call.
+
+A loop that calls ``fork_exec(argv0, argv, attr)`` again and again with the same arguments would check
+them and compile their plan on every call: more Python than the rest of the spawn (issue 16). So each
+call first takes a snapshot of its arguments (``snapshot``): a deep copy made of tuples, with the exact
+type of every value beside it, so that ``1`` and ``True``, a list and a tuple, a str and a subclass of
+str all differ. Equal snapshots are equal arguments, and the checks are a function of the arguments
+only, so an equal call would pass them again and compile the same plan: it reuses what the first one
+made (``prepare()``'s work: a private, frozen copy of the arguments, checked, with its plans).
+
+Nothing can make a remembered spawn stale, as nothing it holds is the caller's: a caller who changes
+its ``attr`` afterwards makes a different snapshot. What is not remembered, and always takes the full
+path:
+- arguments with anything the snapshot does not know as plain data (an object with fileno(), a
+  callable, a path object, a subclass of a record or of str, a Mount or any other sandbox record);
+- spawns whose checks read this process's state, not only the values: SysProcAttr.exec_fd (checked
+  open) and use_landlock (landlock_fd checked to be a ruleset);
+- spawns that open anything in the parent (forkexec.opens_nothing: namespaces to join, the sandbox's
+  sync socket, cgroup, Landlock ruleset).
+A spawn is remembered the second time its snapshot is seen, so that a caller whose every call differs
+pays for the snapshot only, not for the frozen copy too. At most SIZE spawns are remembered, the
+oldest forgotten first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from itertools import compress
+from typing import Callable, Generic, Optional, TypeVar, Union
+
+from .attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
+from .flags import CloneFlags
+from .validate import SpawnArgs, check_attr, check_spawn
+
+SIZE = 64
+_ATOMS = frozenset({int, bool, str, bytes, type(None), CloneFlags})  # immutable, compared by value
+_RECORDS = frozenset({ProcAttr, SysProcAttr, SysProcIDMap, Credential})  # plain fields, in vars()
+_is_atom = _ATOMS.__contains__
+_is_false = False.__eq__  # operator.not_ for bools, without importing operator
+_SEEN = object()  # a snapshot seen once: remembered at its second sight
+
+Snapshot = Union[int, bool, str, bytes, None, tuple]
+Plans = TypeVar("Plans")
+
+
+class NotPlain(Exception):
+    """A value snapshot() does not take: the call is checked in full, and not remembered."""
+
+
+def snapshot(value: object) -> Snapshot:
+    """``value`` as hashable data equal for equal values of equal types only: an atom as itself, a list,
+    tuple or record as (its type, its items' snapshots, its items' types). Raises NotPlain otherwise."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value  # type: ignore[return-value]  # one of Snapshot's atoms
+    if kind is list or kind is tuple:
+        items = tuple(value)  # type: ignore[call-overload]  # a list or tuple
+    elif kind in _RECORDS:
+        items = tuple(vars(value).values())
+    else:
+        raise NotPlain(kind.__name__)
+    types = tuple(map(type, items))
+    if _ATOMS.issuperset(types):
+        return (kind, items, types)
+    nested = list(items)
+    for i in compress(range(len(nested)), map(_is_false, map(_is_atom, types))):  # in C up to here
+        item = nested[i]
+        if type(item) is not tuple or item:  # an empty tuple is equal to nothing else: kept as is
+            nested[i] = snapshot(item)
+    return (kind, tuple(nested), types)
+
+
+def frozen_copy(attr: ProcAttr, files: tuple[int, ...]) -> ProcAttr:
+    """A deep copy of an already checked ``attr``, ``files`` as the numbers they resolved to. The
+    callables (SysProcAttr.sync) are the caller's own: deepcopy would copy a bound method's object."""
+    import copy  # not on a command's start path: only a spawn remembered or prepared needs it
+
+    memo: dict[int, object] = {}
+    sys_attr = attr.sys if attr.sys is not None else SysProcAttr()
+    if sys_attr.sync is not None:
+        memo[id(sys_attr.sync)] = sys_attr.sync
+    return ProcAttr(dir=copy.deepcopy(attr.dir, memo), env=copy.deepcopy(attr.env, memo), files=files,
+                    sys=copy.deepcopy(sys_attr, memo))
+
+
+def _checks_read_state(args: SpawnArgs) -> bool:
+    """Whether the checks of ``args`` read this process's state besides the values (see above)."""
+    return args.sys.exec_fd is not None or args.sys.use_landlock
+
+
+class CheckedSpawns(Generic[Plans]):
+    """check_spawn and the plans of a spawn that opens nothing, remembered by snapshot (see above).
+
+    ``plans(args)`` makes those plans (forkexec.AlonePlans), or returns None for a spawn that opens
+    something in the parent: that one is not remembered."""
+
+    __slots__ = ("entries", "plans")
+
+    def __init__(self, plans: Callable[[SpawnArgs], Optional[Plans]]) -> None:
+        self.plans = plans
+        self.entries: dict[Snapshot, object] = {}
+
+    def __call__(self, argv0: object, argv: object, attr: object) -> tuple[SpawnArgs, Optional[Plans]]:
+        try:
+            key: Optional[Snapshot] = (snapshot(argv0), snapshot(argv), snapshot(attr))
+        except (NotPlain, RecursionError):
+            key = None
+        entry = self.entries.get(key) if key is not None else None
+        if entry is not None and entry is not _SEEN:
+            return entry  # type: ignore[return-value]  # what the branch below kept
+        args = check_spawn(argv0, argv, attr)  # every check: the errors name the caller's fields
+        plans = self.plans(args)
+        if key is None or plans is None or _checks_read_state(args):
+            return args, plans
+        if entry is None:  # first sight
+            self._keep(key, _SEEN)
+            return args, plans
+        frozen = check_spawn(args.path, args.argv, frozen_copy(check_attr(attr), args.files))
+        checked = (frozen, self.plans(frozen))
+        self._keep(key, checked)
+        return checked
+
+    def _keep(self, key: Snapshot, entry: object) -> None:
+        entries = self.entries
+        if key not in entries and len(entries) >= SIZE:
+            with contextlib.suppress(KeyError, StopIteration):  # another thread took it first
+                del entries[next(iter(entries))]  # the oldest
+        entries[key] = entry
+

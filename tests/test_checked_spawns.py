@@ -1,0 +1,240 @@
+"""fork_exec and start_process remember the spawns they checked, by value (pyforkexec/checked.py).
+
+What must hold: a call answers exactly as a first call with the same arguments would, whatever the
+caller did to its objects since an earlier call, and whatever type an equal value has. The property
+test remembers a drawn spawn, then turns the very same objects into another drawn spawn in place,
+and compares the answer with that other spawn's answer on first sight. The other tests pin each
+kind of change by what the child itself sees, the type checks that equal values of another type
+must still meet, what is never remembered, and the bound.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional
+
+import pytest
+import test_property_api as prop_api
+from helpers.leaks import assert_unchanged, snapshot
+from helpers.marks import needs_root
+from hypothesis import given, settings
+from test_prepared import _sync_kills, _traced, outcome
+from test_property_api import POOL, USERS, Tally, _run, spawn_args
+from test_property_api import world as world  # a fixture
+
+import pyforkexec as pf
+from pyforkexec import ChildError, ProcAttr, SysProcAttr, SysProcIDMap
+from pyforkexec import checked as checked_mod
+from pyforkexec.forkexec import checked_spawn
+
+TRUE = "/bin/true"
+
+
+def _key(argv0: Any, argv: Any, attr: Any) -> Any:
+    return (checked_mod.snapshot(argv0), checked_mod.snapshot(argv), checked_mod.snapshot(attr))
+
+
+def remembered(argv0: Any, argv: Any, attr: Any) -> bool:
+    """Whether a call with these arguments now would reuse a remembered spawn."""
+    try:
+        key = _key(argv0, argv, attr)
+    except checked_mod.NotPlain:
+        return False
+    return isinstance(checked_spawn.entries.get(key), tuple)
+
+
+@pytest.fixture(autouse=True)
+def forget() -> None:
+    checked_spawn.entries.clear()
+
+
+def _output(argv: list[str], attr: ProcAttr, w: int, r: int) -> bytes:
+    """Run argv with stdout on the pipe (w), three times over: the third is a remembered one."""
+    outs = []
+    for _ in range(3):
+        pid = pf.fork_exec(argv[0], argv, attr)
+        _, status = os.waitpid(pid, 0)
+        assert status == 0
+        outs.append(os.read(r, 65536))
+    assert len(set(outs)) == 1, outs
+    return outs[0]
+
+
+def _in_place(target: Any, source: Any) -> None:
+    """Make ``target`` (a ProcAttr) equal to ``source`` without replacing the objects the caller holds."""
+    sys_target = target.sys
+    vars(target).update(vars(source))
+    if type(sys_target) is SysProcAttr and type(source.sys) is SysProcAttr:
+        vars(sys_target).update(vars(source.sys))
+        target.sys = sys_target
+
+
+def test_a_remembered_spawn_follows_the_callers_later_changes() -> None:
+    r, w = os.pipe()
+    try:
+        env = ["X=before"]
+        attr = ProcAttr(env=env, files=[0, w, 2])
+        argv = ["/bin/sh", "-c", 'echo "$X $(pwd)"']
+        assert _output(argv, attr, w, r) == f"before {os.getcwd()}\n".encode()
+        assert remembered(argv[0], argv, attr)
+        env[0] = "X=after"  # the caller's own list, changed in place
+        assert _output(argv, attr, w, r) == f"after {os.getcwd()}\n".encode()
+        attr.dir = "/"  # a field rebound
+        assert _output(argv, attr, w, r) == b"after /\n"
+        argv[2] = "echo changed"  # argv too
+        assert _output(argv, attr, w, r) == b"changed\n"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+@needs_root
+def test_changed_maps_groups_and_hostname_reach_the_child() -> None:
+    r, w = os.pipe()
+    try:
+        maps = [SysProcIDMap(0, 0, 1)]
+        groups = [0]
+        sys_attr = SysProcAttr(cloneflags=pf.CLONE_NEWUSER | pf.CLONE_NEWUTS, hostname="first",
+                               uid_mappings=maps, gid_mappings=[SysProcIDMap(0, 0, 1)],
+                               gid_mappings_enable_setgroups=True, credential=pf.Credential(0, 0, groups))
+        attr = ProcAttr(files=[0, w, 2], sys=sys_attr)
+        argv = ["/bin/sh", "-c", 'echo "$(hostname) $(cat /proc/self/uid_map)"']
+        assert _output(argv, attr, w, r).split() == [b"first", b"0", b"0", b"1"]
+        assert remembered(argv[0], argv, attr)
+        maps[0] = SysProcIDMap(0, 12345, 1)  # a list of the caller's, changed in place
+        sys_attr.hostname = "second"
+        assert _output(argv, attr, w, r).split() == [b"second", b"0", b"12345", b"1"]
+        groups.append(4242)  # inside a frozen Credential: a gid the namespace does not map
+        with pytest.raises(ChildError) as failed:
+            pf.fork_exec(argv[0], argv, attr)
+        assert failed.value.location == pf.ErrorLocation.SETGROUPS
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+@pytest.mark.parametrize(("field", "good", "bad", "message"), [
+    ("pgid", 0, False, "SysProcAttr.pgid: must be an int, not bool"),
+    ("setsid", False, 0, "SysProcAttr.setsid: must be True or False, not int"),
+    ("pdeathsig", 1, True, "SysProcAttr.pdeathsig: must be an int, not bool"),
+    ("uid_mappings", [SysProcIDMap(0, os.getuid(), 1)], [SysProcIDMap(0, os.getuid(), True)],
+     "SysProcAttr.uid_mappings[0].size: must be an int, not bool"),
+])
+def test_an_equal_value_of_another_type_is_checked_again(field: str, good: Any, bad: Any,
+                                                          message: str) -> None:
+    sys_attr = SysProcAttr(cloneflags=pf.CLONE_NEWUSER)
+    setattr(sys_attr, field, good)
+    attr = ProcAttr(sys=sys_attr)
+    for _ in range(3):
+        os.waitpid(pf.fork_exec(TRUE, [TRUE], attr), 0)
+    assert remembered(TRUE, [TRUE], attr)
+    setattr(sys_attr, field, bad)
+    assert bad == good  # equal values: only their types tell them apart
+    before = snapshot()
+    with pytest.raises(TypeError) as refused:
+        pf.fork_exec(TRUE, [TRUE], attr)
+    assert str(refused.value) == message
+    assert_unchanged(before)
+
+
+def _exec_fd() -> ProcAttr:
+    return ProcAttr(sys=SysProcAttr(exec_fd=os.open(TRUE, os.O_RDONLY | os.O_CLOEXEC)))
+
+
+def test_spawns_whose_checks_read_the_process_are_never_remembered(tmp_path: Any) -> None:
+    attr = _exec_fd()
+    assert attr.sys is not None and attr.sys.exec_fd is not None
+    try:
+        for _ in range(3):
+            os.waitpid(pf.fork_exec(TRUE, [TRUE], attr), 0)
+        assert not remembered(TRUE, [TRUE], attr)
+    finally:
+        os.close(attr.sys.exec_fd)
+    # the fd is closed now: the check that reads the process refuses it
+    with pytest.raises(ValueError, match=r"^SysProcAttr.exec_fd: fd \d+ is not open"):
+        pf.fork_exec(TRUE, [TRUE], attr)
+    with open(tmp_path / "out", "w") as out:  # a file object: not plain data
+        file_attr = ProcAttr(files=[0, out, 2])
+        for _ in range(3):
+            os.waitpid(pf.fork_exec(TRUE, [TRUE], file_attr), 0)
+        assert not remembered(TRUE, [TRUE], file_attr)
+    assert not checked_spawn.entries
+
+
+def test_at_most_size_spawns_are_remembered() -> None:
+    attrs = [ProcAttr(env=[f"N={n}"]) for n in range(checked_mod.SIZE + 10)]
+    for attr in attrs:
+        for _ in range(2):
+            os.waitpid(pf.fork_exec(TRUE, [TRUE], attr), 0)
+    assert len(checked_spawn.entries) <= checked_mod.SIZE
+    assert remembered(TRUE, [TRUE], attrs[-1]) and not remembered(TRUE, [TRUE], attrs[0])
+
+
+def test_a_snapshot_tells_types_and_nesting_apart() -> None:
+    snap = checked_mod.snapshot
+    assert snap([1, 2]) != snap((1, 2)) and snap([1]) != snap([True]) and snap(["a"]) != snap([b"a"])
+    assert snap(ProcAttr(env=["A=1"])) == snap(ProcAttr(env=["A=1"]))
+    assert snap(ProcAttr(env=["A=1"])) != snap(ProcAttr(env=("A=1",)))
+    assert snap(SysProcAttr(ctty=1)) != snap(SysProcAttr(ctty=True))
+    for not_plain in (os.environ, object(), pf.Mount(None, "/x"), ProcAttr(sys=SysProcAttr(sync=print))):
+        with pytest.raises(checked_mod.NotPlain):
+            snap(not_plain)
+
+
+PAIRS = {"fork_exec": pf.fork_exec, "start_process": pf.start_process}
+
+
+def _answer(call: Callable[[], Any], attr: Any) -> Any:
+    return outcome(call, _traced(attr), _sync_kills(attr))
+
+
+@needs_root
+@USERS
+@pytest.mark.parametrize("api", list(PAIRS))
+def test_a_remembered_spawn_turned_into_another_answers_as_that_one(api: str, uid: Optional[int],
+                                                                   world: tuple[str, str, str]) -> None:
+    """Draw spawns A and B. B's answer on first sight is the reference. Then A is called three times (so
+    that it is remembered when its arguments are plain), turned into B in place, and called again: the
+    answer must be B's."""
+    call = PAIRS[api]
+
+    def body() -> Tally:
+        tally, hits = Tally(), [0]
+
+        @settings(prop_api.SETTINGS, max_examples=max(1, prop_api.EXAMPLES // 3))
+        @given(spawn_args(), spawn_args())
+        def prop(first: tuple[Any, Any, Any], second: tuple[Any, Any, Any]) -> None:
+            argv0, argv, attr = first
+            b_argv0, b_argv, b_attr = second
+            before = snapshot([POOL.cgroup_root])
+            checked_spawn.entries.clear()
+            expected = _answer(lambda: call(b_argv0, b_argv, b_attr), b_attr)
+            prop_api._remove_kept_cgroup(getattr(b_attr, "sys", None), api == "fork_exec")
+            checked_spawn.entries.clear()
+            for _ in range(3):
+                _answer(lambda: call(argv0, argv, attr), attr)
+                prop_api._remove_kept_cgroup(getattr(attr, "sys", None), api == "fork_exec")
+            hits[0] += remembered(argv0, argv, attr)
+            if isinstance(attr, ProcAttr) and isinstance(b_attr, ProcAttr):
+                _in_place(attr, b_attr)
+            else:
+                attr = b_attr
+            if isinstance(argv, list) and isinstance(b_argv, list):
+                argv[:] = b_argv
+            else:
+                argv = b_argv
+            got = _answer(lambda: call(b_argv0, argv, attr), attr)
+            prop_api._remove_kept_cgroup(getattr(attr, "sys", None), api == "fork_exec")
+            assert got == expected
+            tally.ran += expected[0] == "ran"
+            tally.child_error += expected[0] == "child_error"
+            tally.refused += expected[0] == "refused"
+            tally.cgroup_error += expected[0] == "cgroup_error"
+            assert_unchanged(before)
+
+        prop()
+        assert hits[0] >= 5, f"only {hits[0]} drawn spawns were remembered: the property tested little"
+        print(f"{hits[0]} remembered")
+        return tally
+
+    _run(body, uid, world)
