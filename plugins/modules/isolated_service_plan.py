@@ -63,8 +63,8 @@ options:
     type: dict
   created:
     description:
-      - The results of the M(ansible.builtin.user) task that created the services' accounts since (each
-        with C(name), C(uid) and C(group)), with O(host).
+      - The results of the M(pyforkexec.isolation.accounts) task that created the services' accounts since
+        (each with C(name), C(uid) and C(group)), with O(host).
     type: list
     elements: dict
     default: []

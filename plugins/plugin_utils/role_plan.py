@@ -45,7 +45,7 @@ def passwd_with_placeholders(passwd: dict[str, list], kept: list[dict]) -> tuple
 
 def created_passwd(created: list[dict]) -> dict[str, list]:
     """The passwd entries (as ansible.builtin.getent has them) of the accounts that the role's
-    ansible.builtin.user task created: its loop results, each with the account's name, uid and group."""
+    pyforkexec.isolation.accounts task created: its results, each with the account's name, uid and group."""
     return {
         r["name"]: ["x", str(r["uid"]), str(r["group"]), "", r.get("home", ""), r.get("shell", "")]
         for r in created

@@ -1,0 +1,73 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""The system accounts of services, made or removed together (module accounts): what is there is read
+from the account database (pwd, grp), what is missing is made with shadow-utils' useradd, what is to go
+is removed with userdel, the same commands ansible.builtin.user runs on Linux, one after the other in
+one module run instead of one module run per account."""
+
+from __future__ import annotations
+
+import grp
+import pwd
+import re
+from typing import Callable, Optional
+
+# What useradd accepts on Debian (NAME_REGEX's default, less the trailing $ of machine accounts).
+NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+Runner = Callable[[list], tuple]  # AnsibleModule.run_command: argv -> (rc, stdout, stderr)
+
+
+class AccountError(Exception):
+    """A name refused, or a command that failed; the message names the account."""
+
+
+def check_names(names: list) -> list:
+    """The names, each once, in order; refused (naming the entry) when useradd would refuse it."""
+    seen = []
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not NAME.match(name):
+            raise AccountError(f"names[{i}]: {name!r} is not an account name (lower case letters, digits, "
+                               f"'_' and '-', at most 32, not starting with a digit or '-')")
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def entry(name: str) -> Optional[dict]:
+    """The account as the role's plan reads it (ansible.builtin.user's result keys), or None."""
+    try:
+        p = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return {"name": name, "uid": p.pw_uid, "group": p.pw_gid, "home": p.pw_dir, "shell": p.pw_shell}
+
+
+def plan(names: list, state: str) -> list:
+    """The names whose account changes: missing ones for present, existing ones for absent."""
+    exists = [entry(n) is not None for n in names]
+    return [n for n, there in zip(names, exists) if there != (state == "present")]
+
+
+def _run(run: Runner, argv: list, name: str) -> None:
+    rc, out, err = run(argv)
+    if rc != 0:
+        raise AccountError(f"{name}: {argv[0]} failed ({rc}): {(err or out).strip()}")
+
+
+def create(run: Runner, name: str, shell: str, home: str, system: bool) -> None:
+    """useradd, with a group of the account's name when one does not exist (else that group)."""
+    argv = ["useradd", "--shell", shell, "--home-dir", home, "--no-create-home"]
+    if system:
+        argv.append("--system")
+    try:
+        grp.getgrnam(name)
+        argv += ["--gid", name]
+    except KeyError:
+        argv.append("--user-group")
+    _run(run, [*argv, name], name)
+
+
+def remove(run: Runner, name: str) -> None:
+    """userdel (its group goes with it when no other account has it as primary group)."""
+    _run(run, ["userdel", name], name)

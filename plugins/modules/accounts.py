@@ -1,0 +1,126 @@
+#!/usr/bin/python
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: accounts
+short_description: Create or remove the system accounts of several services in one call
+version_added: 0.1.0
+description:
+  - Makes every account of O(names) that does not exist (O(state=present)), or removes every one that does
+    (O(state=absent)), with shadow-utils' C(useradd) and C(userdel), in one module run.
+  - An account that exists is used as it is (O(shell), O(home) and O(system) apply to the ones it creates).
+    A new account gets a group of its own name, or that group when it already exists.
+  - The role M(pyforkexec.isolation.isolated_service) uses it for its services' accounts, where a loop of
+    M(ansible.builtin.user) would be one module run per service.
+author:
+  - pyforkexec developers (@pyforkexec)
+requirements:
+  - C(useradd) and C(userdel) (Debian's C(passwd) package), as root
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+options:
+  names:
+    description:
+      - The accounts' names (lower case letters, digits, C(_) and C(-), at most 32, not starting with a digit
+        or C(-)). A name given twice counts once.
+    type: list
+    elements: str
+    required: true
+  state:
+    description:
+      - V(present) creates the missing accounts, V(absent) removes the existing ones.
+    type: str
+    choices: [present, absent]
+    default: present
+  shell:
+    description: The login shell of the accounts it creates.
+    type: str
+    default: /usr/sbin/nologin
+  home:
+    description: The home directory of the accounts it creates (not created).
+    type: str
+    default: /nonexistent
+  system:
+    description: Whether the accounts it creates are system accounts (ids from the system range).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: linux
+seealso:
+  - module: ansible.builtin.user
+"""
+
+EXAMPLES = r"""
+- name: The accounts of three services
+  pyforkexec.isolation.accounts:
+    names: [svc-web1, svc-web2, svc-db]
+
+- name: Remove them
+  pyforkexec.isolation.accounts:
+    names: [svc-web1, svc-web2, svc-db]
+    state: absent
+"""
+
+RETURN = r"""
+changed_names:
+  description: The accounts created (O(state=present)) or removed (O(state=absent)), or that would be in
+    check mode.
+  returned: always
+  type: list
+  elements: str
+  sample: [svc-web2]
+results:
+  description:
+    - For O(state=present), each account of O(names) as it is after the call, with the keys of
+      M(ansible.builtin.user)'s result (an account check mode would create has no uid yet).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: svc-web1, uid: 998, group: 996, home: /nonexistent, shell: /usr/sbin/nologin, changed: true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import accounts
+
+ARGSPEC = dict(
+    names=dict(type="list", elements="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    shell=dict(type="str", default="/usr/sbin/nologin"),
+    home=dict(type="str", default="/nonexistent"),
+    system=dict(type="bool", default=True),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGSPEC, supports_check_mode=True)
+    p = module.params
+    try:
+        names = accounts.check_names(p["names"])
+        changing = accounts.plan(names, p["state"])
+        if not module.check_mode:
+            for name in changing:
+                if p["state"] == "present":
+                    accounts.create(module.run_command, name, p["shell"], p["home"], p["system"])
+                else:
+                    accounts.remove(module.run_command, name)
+    except accounts.AccountError as e:
+        module.fail_json(msg=str(e))
+    present = p["state"] == "present"
+    results = [dict(accounts.entry(n) or {"name": n}, changed=n in changing) for n in names if present]
+    before = [n for n in names if (n in changing) != present]
+    after = [n for n in names if (n in changing) == present]
+    module.exit_json(changed=bool(changing), changed_names=changing, results=results,
+                     diff=dict(before={"accounts": before}, after={"accounts": after}))
+
+
+if __name__ == "__main__":
+    main()

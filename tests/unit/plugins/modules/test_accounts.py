@@ -1,0 +1,80 @@
+"""accounts: several services' system accounts made or removed in one module run, with useradd and
+userdel on this machine (root): made once, used as they are afterwards, check mode and diff, names
+refused before anything changes, and removed again."""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import pwd
+import subprocess
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.modules import accounts
+
+
+def _gone(*names):
+    for name in names:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run(["userdel", name], check=True, capture_output=True)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run(["groupdel", name], check=True, capture_output=True)
+
+
+@pytest.fixture
+def names(unique_name):
+    made = [unique_name(), unique_name()]
+    _gone(*made)
+    yield made
+    _gone(*made)
+
+
+def test_made_in_one_call_then_used_as_they_are(run_module, names):
+    checked = run_module(accounts, dict(names=names), check_mode=True, diff=True)
+    assert checked["changed"] and checked["changed_names"] == names
+    assert checked["diff"] == {"before": {"accounts": []}, "after": {"accounts": names}}
+    with pytest.raises(KeyError):
+        pwd.getpwnam(names[0])  # check mode made nothing
+
+    made = run_module(accounts, dict(names=[*names, names[0]]))
+    assert made["changed"] and made["changed_names"] == names
+    for name, result in zip(names, made["results"]):
+        entry = pwd.getpwnam(name)
+        assert result == dict(name=name, uid=entry.pw_uid, group=entry.pw_gid, home="/nonexistent",
+                              shell="/usr/sbin/nologin", changed=True)
+        assert grp.getgrgid(entry.pw_gid).gr_name == name
+        assert entry.pw_uid < 1000  # a system account
+
+    again = run_module(accounts, dict(names=names, shell="/bin/sh"))
+    assert not again["changed"] and again["changed_names"] == []
+    assert [r["uid"] for r in again["results"]] == [r["uid"] for r in made["results"]]
+    assert pwd.getpwnam(names[0]).pw_shell == "/usr/sbin/nologin"  # used as it is
+
+
+def test_removed_in_one_call(run_module, names):
+    run_module(accounts, dict(names=names))
+    checked = run_module(accounts, dict(names=names, state="absent"), check_mode=True, diff=True)
+    assert checked["changed_names"] == names and pwd.getpwnam(names[1])
+    assert checked["diff"] == {"before": {"accounts": names}, "after": {"accounts": []}}
+    gone = run_module(accounts, dict(names=names, state="absent"))
+    assert gone["changed"] and gone["changed_names"] == names
+    for name in names:
+        with pytest.raises(KeyError):
+            pwd.getpwnam(name)
+        with pytest.raises(KeyError):
+            grp.getgrnam(name)
+    assert not run_module(accounts, dict(names=names, state="absent"))["changed"]
+
+
+def test_a_group_of_the_name_is_taken_as_the_primary_group(run_module, names):
+    subprocess.run(["groupadd", "--system", names[0]], check=True)
+    made = run_module(accounts, dict(names=names[:1]))
+    assert made["results"][0]["group"] == grp.getgrnam(names[0]).gr_gid
+
+
+@pytest.mark.parametrize("bad", ["Upper", "1digit", "-dash", "a" * 33, "sp ace", ""])
+def test_a_name_useradd_refuses_is_refused_first(run_module, names, bad):
+    result = run_module(accounts, dict(names=[names[0], bad]))
+    assert result["failed"] and result["msg"].startswith("names[1]: ")
+    with pytest.raises(KeyError):
+        pwd.getpwnam(names[0])  # nothing made
