@@ -13,9 +13,13 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from .failure import PROG, run_command
-from .options import UsageError
-from .values import shown
+from .._startup import defer_inspect
+
+defer_inspect()  # before the public dataclasses are imported (failure.py, values.py): see _startup.py
+
+from .failure import PROG, run_command  # noqa: E402
+from .options import UsageError  # noqa: E402
+from .values import shown  # noqa: E402
 
 SUBCOMMANDS = {
     "unshare": "run a program in new namespaces (util-linux unshare)",
