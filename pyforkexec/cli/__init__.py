@@ -8,7 +8,6 @@ launched command are described in failure.py), never a traceback.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
 from typing import Optional
@@ -65,5 +64,6 @@ def dispatch(args: Sequence[str]) -> object:
         raise UsageError(f"unrecognized option {shown(name)}", PROG)
     if name not in SUBCOMMANDS:
         raise UsageError(f"unknown command {shown(name)}", PROG)
-    module = importlib.import_module(f".{name}", __package__)
-    return module.main(rest)
+    module = f"{__package__}.{name}"
+    __import__(module)  # not importlib.import_module: importlib (and warnings) would cost the start
+    return sys.modules[module].main(rest)
