@@ -182,3 +182,27 @@ def test_the_daemon_imports_only_what_it_runs(tmp_path: Path) -> None:
     # argparse (with gettext, locale, shutil) only for --help or a command line not in the plain form
     assert heavy(modules, NEVER | INSPECT_LOADS | {"pyforkexec.cli", "gettext", "locale", "shutil"}) == []
     assert dataclasses_defined(modules) == PUBLIC_DATACLASSES | SPEC_DATACLASSES
+
+
+def test_loading_a_spec_evaluates_the_type_hints_of_only_the_classes_it_holds(tmp_path: Path) -> None:
+    # Each start of the launcher and the daemon loads a spec. Whether a field can be given in a
+    # document (the schema has a place for it) must not evaluate the type hints of every dataclass
+    # the field's type could hold: ~200 compiled annotations per start. A fresh interpreter: the
+    # loader caches that answer per type.
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"version": 1, "argv": ["/bin/true"],
+                                "sys": {"cloneflags": ["CLONE_NEWUTS"]}}))
+    code = f"""
+import typing, json
+evaluated, real = [], typing.get_type_hints
+def counting(obj, *args, **kwargs):
+    evaluated.append(obj.__name__)
+    return real(obj, *args, **kwargs)
+typing.get_type_hints = counting
+from pyforkexec.spec.load import read
+read({str(spec)!r})
+print(json.dumps(sorted(set(evaluated))))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ["ProcAttr", "SysProcAttr"]
