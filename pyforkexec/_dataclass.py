@@ -12,8 +12,9 @@ between objects of the same class (``field(repr=, compare=, hash=)`` honoured), 
 hash of its fields and ``FrozenInstanceError`` on assignment; a mutable one is unhashable.
 ``__dataclass_params__`` says what the class has (init, repr, eq, frozen as given). Only what the
 public types use is supported: no ``order``, ``__post_init__``, ``InitVar``, ``kw_only`` or
-dataclass bases (each is refused). What differs: ``inspect.signature`` of the class shows
-``(*args, **kwargs)`` (the errors for bad arguments name the fields as before).
+dataclass bases (each is refused). ``inspect.signature`` of the class gives the standard one (the
+fields, their annotations and defaults), built when asked; that of ``cls.__init__`` itself is
+``(self, *args, **kwargs)``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import _thread
 import dataclasses
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
 T = TypeVar("T", bound=type)
 
-_OWN = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__post_init__")
+_OWN = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__post_init__",
+        "__signature__")
 
 
 def dataclass(cls: T | None = None, /, *, frozen: bool = False) -> Any:
@@ -43,6 +45,32 @@ def _names(names: list[str]) -> str:  # as CPython's argument errors: 'a', 'a' a
     if len(quoted) == 1:
         return quoted[0]
     return ", ".join(quoted[:-1]) + ("," if len(quoted) > 2 else "") + " and " + quoted[-1]
+
+
+class _FactoryDefault:
+    def __repr__(self) -> str:  # how the standard dataclass's signature shows a default_factory
+        return "<factory>"
+
+
+class _Signature:
+    """``cls.__signature__``, which ``inspect.signature`` reads first: the standard dataclass's, made
+    (with ``inspect``) only when asked. None for a subclass: inspect then looks at its own ``__init__``."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __get__(self, obj: object, owner: Optional[type] = None) -> object:
+        if owner is not self.cls:
+            return None
+        import inspect
+
+        param = inspect.Parameter
+        return inspect.Signature([
+            param(f.name, param.POSITIONAL_OR_KEYWORD, annotation=f.type,
+                  default=(f.default if f.default is not MISSING else
+                           _FactoryDefault() if f.default_factory is not MISSING else param.empty))
+            for f in dataclasses.fields(self.cls)
+        ], return_annotation=None)
 
 
 def _build(cls: T, frozen: bool) -> T:
@@ -135,4 +163,5 @@ def _build(cls: T, frozen: bool) -> T:
             method.__qualname__ = f"{qualname}.{name}"
             method.__module__ = cls.__module__
         setattr(cls, name, method)
+    cls.__signature__ = _Signature(cls)  # type: ignore[attr-defined]
     return cls

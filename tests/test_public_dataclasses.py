@@ -7,6 +7,7 @@ errors for bad constructor arguments. No time is asserted (benchmarks/startup.py
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import subprocess
 import sys
@@ -61,6 +62,7 @@ def test_a_public_type_behaves_as_the_standard_dataclass(cls: type) -> None:
     assert [(f.name, f.default, f.default_factory) for f in dataclasses.fields(cls)] == \
         [(f.name, f.default, f.default_factory) for f in dataclasses.fields(twin)]
     assert cls.__match_args__ == twin.__match_args__
+    assert str(inspect.signature(cls)) == str(inspect.signature(twin))
     params = cls.__dataclass_params__
     assert (params.init, params.repr, params.eq) == (True, True, True)
     # the methods are plain functions of _dataclass.py, not compiled at import
@@ -102,6 +104,21 @@ def test_a_public_type_behaves_as_the_standard_dataclass(cls: type) -> None:
         assert error(lambda: cls()) == error(lambda: twin())
     else:
         assert repr(cls()) == repr(twin())
+
+
+def test_a_standard_dataclass_can_extend_a_public_type() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Tagged(SetNS):
+        """A subclass with one more field: its own generated methods and signature."""
+
+        tag: str = ""
+
+    tagged = Tagged("/run/netns/web", 0, None, "t")
+    assert repr(tagged) == "test_a_standard_dataclass_can_extend_a_public_type.<locals>.Tagged(" \
+        "target='/run/netns/web', nstype=0, inode=None, tag='t')"
+    assert tagged != SetNS("/run/netns/web") and list(inspect.signature(Tagged).parameters)[-1] == "tag"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tagged.tag = "u"  # type: ignore[misc]
 
 
 def test_a_recursive_repr_shows_dots() -> None:
