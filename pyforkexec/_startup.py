@@ -2,7 +2,7 @@
 
 Each of them is a new interpreter every time (a command, a systemd start, a daemon restart), so what
 it imports is paid at every start (issue 15). ``dataclasses``, which the public types need, imports
-``inspect`` (and with it ``ast``, ``dis``, ``tokenize``, ``linecache``: about a third of a command's
+``inspect`` (and with it ``ast``, ``dis``, ``tokenize``, ``linecache``: about a fifth of a command's
 import time) but uses it only to write a docstring for a dataclass that has none (CPython 3.9-3.11;
 from 3.12 it reads every class's annotations through ``inspect``, and this gains nothing there).
 
@@ -11,8 +11,10 @@ imports it: ``import inspect`` gives the stand-in, and the first attribute anyon
 imports the real module, which then replaces the stand-in in ``sys.modules`` and whose names the
 stand-in takes over (code that kept the stand-in, as ``dataclasses`` does, sees the real functions
 from then on). ``importlib.util.LazyLoader`` would not do: ``import inspect`` itself reads the lazy
-module's ``__spec__``, which loads it. A library user's ``import pyforkexec`` leaves ``inspect`` as it
-is (the stand-in is not meant to be loaded from two threads at once).
+module's ``__spec__``, which loads it. Importing the entry points (``pyforkexec.cli``,
+``pyforkexec.daemon``) installs it, if ``inspect`` was not imported yet; a library user's ``import
+pyforkexec`` and its public names leave ``inspect`` as it is (the stand-in is not meant to be loaded
+from two threads at once).
 """
 
 from __future__ import annotations
