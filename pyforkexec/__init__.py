@@ -8,7 +8,7 @@ pay only for the modules their command uses (issue 15; ``tests/test_startup_impo
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 # Each public name -> the module (relative to this package) that defines it.
 _MODULE_OF = {
@@ -30,9 +30,17 @@ _MODULE_OF = {
 }
 
 
+def _submodule(relative: str) -> object:
+    """The submodule ``relative`` (".flags"), imported as importlib.import_module would, without
+    importing importlib (and warnings): nothing else on a command's way needs them."""
+    name = __name__ + relative
+    __import__(name)
+    return sys.modules[name]
+
+
 def _flag_names() -> list[str]:
     """Every CLONE_* constant, CloneFlags and FlagGroup (``from .flags import *`` of the eager days)."""
-    return list(importlib.import_module(".flags", __name__).__all__)
+    return list(_submodule(".flags").__all__)
 
 
 def _version() -> str:
@@ -51,12 +59,12 @@ def __getattr__(name: str) -> object:
     elif name == "__version__":
         value = _version()
     elif name in _MODULE_OF:
-        value = getattr(importlib.import_module(_MODULE_OF[name], __name__), name)
+        value = getattr(_submodule(_MODULE_OF[name]), name)
     elif name in _flag_names():
-        value = getattr(importlib.import_module(".flags", __name__), name)
+        value = getattr(_submodule(".flags"), name)
     else:  # a submodule (pyforkexec.errors, ...), which the eager imports used to leave as an attribute
         try:
-            value = importlib.import_module(f".{name}", __name__)
+            value = _submodule(f".{name}")
         except ModuleNotFoundError as e:
             if e.name != f"{__name__}.{name}":
                 raise

@@ -11,8 +11,8 @@ them is in plan.py. With every extension field at its default, a spawn does exac
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from dataclasses import field
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from .sandbox.caps import Capabilities
 from .sandbox.cgroup import Cgroup
@@ -20,6 +20,11 @@ from .sandbox.landlock import Landlock
 from .sandbox.mounts import Mount
 from .sandbox.rlimits import Rlimit
 from .sandbox.seccomp import SeccompFilter
+
+if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
+    from dataclasses import dataclass
+else:
+    from ._dataclass import dataclass
 
 FileLike = Union[int, None, "HasFileno"]
 

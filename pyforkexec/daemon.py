@@ -3,7 +3,11 @@
 
 import sys
 
-from .service.daemon import main
+from ._startup import defer_inspect
+
+defer_inspect()  # before the public dataclasses are imported: see _startup.py
+
+from .service.daemon import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

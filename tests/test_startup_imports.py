@@ -29,6 +29,9 @@ NEVER = {
     "pickle", "traceback", "datetime", "argparse",
     "pyforkexec.run", "pyforkexec.clone", "pyforkexec.nsinfo", "pyforkexec.prepared", "pyforkexec.netns",
 }
+# What ``inspect`` loads. ``dataclasses`` imports ``inspect``; the commands' processes put a stand-in in
+# its place that loads it on first use (pyforkexec/_startup.py), and nothing on their way uses it.
+INSPECT_LOADS = {"ast", "dis", "tokenize", "linecache"}
 # `import pyforkexec` alone imports no part of the package and none of the machinery of its classes.
 IMPORT_ALONE_NEVER = NEVER | {"dataclasses", "inspect", "typing", "enum", "re", "signal", "json"}
 UNSHARE = ["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--uts", "--ipc", "--net",
@@ -144,7 +147,8 @@ def test_an_unknown_name_is_still_an_attribute_error() -> None:
 def test_the_unshare_command_imports_only_what_it_runs() -> None:
     modules = imported(["-m", "pyforkexec", "unshare", *UNSHARE])
     assert "pyforkexec.cli.unshare" in modules and "pyforkexec.forkexec" in modules
-    assert heavy(modules, NEVER | {"json", "pyforkexec.spec", "pyforkexec.service.daemon"}) == []
+    never = NEVER | INSPECT_LOADS | {"json", "pyforkexec.spec", "pyforkexec.service.daemon"}
+    assert heavy(modules, never) == []
     assert dataclasses_defined(modules) == PUBLIC_DATACLASSES
 
 
@@ -156,14 +160,14 @@ def test_the_service_launcher_imports_only_what_it_runs(tmp_path: Path) -> None:
     modules = imported(["-m", "pyforkexec", "exec", "--spec", str(spec)])
     assert "pyforkexec.cli.exec" in modules and "pyforkexec.spec.load" in modules
     assert "pyforkexec.child.plan" in modules  # it did spawn
-    assert heavy(modules, NEVER | {"pyforkexec.service.daemon", "yaml"}) == []
+    assert heavy(modules, NEVER | INSPECT_LOADS | {"pyforkexec.service.daemon", "yaml"}) == []
     assert dataclasses_defined(modules) == PUBLIC_DATACLASSES | SPEC_DATACLASSES
 
 
 def test_the_daemon_module_imports_only_what_it_runs() -> None:
     modules = imported(["-c", "import pyforkexec.daemon"])
     assert "pyforkexec.service.daemon" in modules
-    assert heavy(modules, NEVER | {"pyforkexec.cli"}) == []
+    assert heavy(modules, NEVER | INSPECT_LOADS | {"pyforkexec.cli"}) == []
 
 
 @needs_root
@@ -176,5 +180,29 @@ def test_the_daemon_imports_only_what_it_runs(tmp_path: Path) -> None:
                         str(tmp_path / "d.pid"), "--log-file", str(tmp_path / "d.log"), "--foreground"])
     assert "pyforkexec.service.daemon" in modules and "pyforkexec.child.plan" in modules  # it did spawn
     # argparse (with gettext, locale, shutil) only for --help or a command line not in the plain form
-    assert heavy(modules, NEVER | {"pyforkexec.cli", "gettext", "locale", "shutil"}) == []
+    assert heavy(modules, NEVER | INSPECT_LOADS | {"pyforkexec.cli", "gettext", "locale", "shutil"}) == []
     assert dataclasses_defined(modules) == PUBLIC_DATACLASSES | SPEC_DATACLASSES
+
+
+def test_loading_a_spec_evaluates_the_type_hints_of_only_the_classes_it_holds(tmp_path: Path) -> None:
+    # Each start of the launcher and the daemon loads a spec. Whether a field can be given in a
+    # document (the schema has a place for it) must not evaluate the type hints of every dataclass
+    # the field's type could hold: ~200 compiled annotations per start. A fresh interpreter: the
+    # loader caches that answer per type.
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"version": 1, "argv": ["/bin/true"],
+                                "sys": {"cloneflags": ["CLONE_NEWUTS"]}}))
+    code = f"""
+import typing, json
+evaluated, real = [], typing.get_type_hints
+def counting(obj, *args, **kwargs):
+    evaluated.append(obj.__name__)
+    return real(obj, *args, **kwargs)
+typing.get_type_hints = counting
+from pyforkexec.spec.load import read
+read({str(spec)!r})
+print(json.dumps(sorted(set(evaluated))))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ["ProcAttr", "SysProcAttr"]

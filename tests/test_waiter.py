@@ -90,9 +90,14 @@ def test_restarts_go_through_python_and_back_to_the_waiter(tmp_path: Path) -> No
 
 def test_the_stop_timeout_holds_in_the_waiter(tmp_path: Path) -> None:
     # The service ignores SIGTERM (and so does what it forks): SIGKILL to its group after 0.3 s.
-    d = Daemon(tmp_path, ["sh", "-c", "trap '' TERM; sleep 60 & wait"], "--stop-timeout", "0.3")
+    mark = tmp_path / "mark"
+    d = Daemon(tmp_path, ["sh", "-c", f"trap '' TERM; echo up > {mark}; sleep 60 & wait"],
+               "--stop-timeout", "0.3")
     child = int(d.ready.split()[1])
     wait_for(lambda: exe(d.proc.pid) == waiter.WAITER, "the waiter to take over")
+    # the stop must find the trap set: a SIGTERM before the shell ran it (a quick daemon start on a
+    # loaded machine) kills the shell at once, and the log has no SIGKILL to show
+    wait_for(lambda: mark.exists() and mark.read_text() == "up\n", "the service's trap")
     d.proc.send_signal(signal.SIGTERM)
     assert d.wait() == 0
     assert d.log_lines() == [f"started {child}", f"stopping: SIGTERM to {child}",

@@ -8,14 +8,17 @@ launched command are described in failure.py), never a traceback.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from .failure import PROG, run_command
-from .options import UsageError
-from .values import shown
+from .._startup import defer_inspect
+
+defer_inspect()  # before the public dataclasses are imported (failure.py, values.py): see _startup.py
+
+from .failure import PROG, run_command  # noqa: E402
+from .options import UsageError  # noqa: E402
+from .values import shown  # noqa: E402
 
 SUBCOMMANDS = {
     "unshare": "run a program in new namespaces (util-linux unshare)",
@@ -61,5 +64,6 @@ def dispatch(args: Sequence[str]) -> object:
         raise UsageError(f"unrecognized option {shown(name)}", PROG)
     if name not in SUBCOMMANDS:
         raise UsageError(f"unknown command {shown(name)}", PROG)
-    module = importlib.import_module(f".{name}", __package__)
-    return module.main(rest)
+    module = f"{__package__}.{name}"
+    __import__(module)  # not importlib.import_module: importlib (and warnings) would cost the start
+    return sys.modules[module].main(rest)

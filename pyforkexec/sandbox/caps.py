@@ -9,12 +9,16 @@ them as ambient capabilities, so that a non-root program keeps them across execv
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from .._record import Value
 from ..checks import check_bool, check_int, check_list, fail
+
+if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
+    from dataclasses import dataclass
+else:
+    from .._dataclass import dataclass
 
 # linux/capability.h, in number order.
 CAP_NAMES = (

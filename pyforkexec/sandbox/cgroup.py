@@ -34,13 +34,17 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import _record
 from .._signals import held
 from ..checks import check_bool, check_int, check_list, fail, to_bytes
 from ..process import Process
+
+if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
+    from dataclasses import dataclass
+else:
+    from .._dataclass import dataclass
 
 FIELD = "SysProcAttr.cgroup"
 Value = Union[int, str]

@@ -33,12 +33,16 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, NamedTuple, Optional, Union
 
 from .._record import Value
 from ..checks import check_choice, check_int, check_list, fail, to_bytes
 from . import kernel_fds
+
+if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
+    from dataclasses import dataclass
+else:
+    from .._dataclass import dataclass
 
 ABI_ENV = "PYFORKEXEC_LANDLOCK_ABI"
 MODES = ("best_effort", "strict")

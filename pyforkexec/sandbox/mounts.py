@@ -20,11 +20,15 @@ import os
 import stat
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from .._record import Value
 from ..checks import MAX_FD, check_bool, check_int, check_list, check_open_fd, fail, to_abspath, to_bytes
+
+if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
+    from dataclasses import dataclass
+else:
+    from .._dataclass import dataclass
 
 # linux/mount.h, mount(2)'s flags (MS_KERNMOUNT and MS_NOUSER are the kernel's own).
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32

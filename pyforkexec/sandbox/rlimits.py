@@ -9,10 +9,14 @@ a hard limit for a child that then runs as another user.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from ..checks import check_int, check_list, fail
+
+if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
+    from dataclasses import dataclass
+else:
+    from .._dataclass import dataclass
 
 # asm-generic/resource.h (x86_64 and aarch64 alike).
 RESOURCES = (

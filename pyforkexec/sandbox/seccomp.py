@@ -16,12 +16,16 @@ from __future__ import annotations
 import errno as errno_mod
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from ..checks import check_choice, check_int, check_list, fail
 from . import syscalls
+
+if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
+    from dataclasses import dataclass
+else:
+    from .._dataclass import dataclass
 
 # linux/seccomp.h return values.
 ACTIONS = {

@@ -154,7 +154,7 @@ def _representable(hint: Any) -> bool:
     schema has a place for it. (Imported here: the schema is derived with this module's helpers.)"""
     from .schema import schema_of
 
-    return schema_of(hint, {}) is not None
+    return schema_of(hint, None) is not None
 
 
 def convert(value: object, hint: Any, path: str) -> Any:

@@ -4,8 +4,7 @@ from parsed data (``load_spec``), bytes (``loads``) or a file (``read``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..attrs import ProcAttr, SysProcAttr
 from .document import (
@@ -19,6 +18,11 @@ from .document import (
     parse_bytes,
     read_document,
 )
+
+if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
+    from dataclasses import dataclass
+else:
+    from .._dataclass import dataclass
 
 VERSION = 1
 

@@ -14,8 +14,11 @@ from .load import VERSION
 from .named import named_of, parse_flags
 
 
-def schema_of(hint: Any, defs: dict[str, Any]) -> Optional[dict]:
-    """The JSON Schema of a type hint; None for what a document cannot hold (callables, objects)."""
+def schema_of(hint: Any, defs: Optional[dict[str, Any]]) -> Optional[dict]:
+    """The JSON Schema of a type hint; None for what a document cannot hold (callables, objects).
+    The dataclasses met on the way are defined in ``defs``; with ``defs`` None they are not (the
+    loader's question, whether there is a schema at all, which a dataclass always has): their
+    fields' type hints are not evaluated, at each load, for nothing."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Union:
         arms = [s for s in (schema_of(a, defs) for a in args if a is not NoneType) if s is not None]
@@ -28,7 +31,8 @@ def schema_of(hint: Any, defs: dict[str, Any]) -> Optional[dict]:
     if hint is Any:
         return {}
     if dataclasses.is_dataclass(hint):  # an object of its fields, or a list of them in order
-        _dataclass_schema(hint, defs)
+        if defs is not None:
+            _dataclass_schema(hint, defs)
         return {"anyOf": [{"$ref": f"#/$defs/{hint.__name__}"},
                           {"$ref": f"#/$defs/{hint.__name__}{_POSITIONAL}"}]}
     if is_mapping(hint):
