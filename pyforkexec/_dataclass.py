@@ -23,6 +23,7 @@ import _thread
 import dataclasses
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
+from operator import attrgetter
 from typing import Any, Optional, TypeVar
 
 T = TypeVar("T", bound=type)
@@ -45,6 +46,16 @@ def _names(names: list[str]) -> str:  # as CPython's argument errors: 'a', 'a' a
     if len(quoted) == 1:
         return quoted[0]
     return ", ".join(quoted[:-1]) + ("," if len(quoted) > 2 else "") + " and " + quoted[-1]
+
+
+_REQUIRED, _FACTORY = object(), object()  # in an instance's first __dict__: no value yet
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[object, ...]]:
+    """The tuple of those fields of an object (attrgetter: in C; it returns a bare value for one name)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    return lambda obj: tuple([getattr(obj, name) for name in names])
 
 
 class _FactoryDefault:
@@ -97,30 +108,37 @@ def _build(cls: T, frozen: bool) -> T:
     most = len(names) + 1  # self counts, as in CPython's messages
     takes = (f"{most} positional argument{'s' if most > 1 else ''}" if len(required) == len(names)
              else f"from {len(required) + 1} to {most} positional arguments")
-    set_field: Callable[[object, str, object], None] = object.__setattr__ if frozen else setattr
+    # Every field in field order, with its default, or a marker for a required one or a default factory:
+    # an instance's __dict__ starts as a copy, so its order is the fields' order, as a dataclass's is.
+    template = {name: (_REQUIRED if default is MISSING and factory is MISSING else
+                       _FACTORY if factory is not MISSING else default) for name, default, factory in table}
+    factories = tuple((name, factory) for name, _, factory in table if factory is not MISSING)
 
     def __init__(self: object, *args: object, **kwargs: object) -> None:
         if len(args) > len(names):
             raise TypeError(f"{qualname}.__init__() takes {takes} but {len(args) + 1} were given")
-        values = dict(zip(names, args))
-        for key in kwargs:
-            if key in values:
-                raise TypeError(f"{qualname}.__init__() got multiple values for argument {key!r}")
-            if key not in seen:
-                raise TypeError(f"{qualname}.__init__() got an unexpected keyword argument {key!r}")
-        values.update(kwargs)
-        missing = [name for name in required if name not in values]
-        if missing:
-            raise TypeError(f"{qualname}.__init__() missing {len(missing)} required positional argument"
-                            f"{'s' if len(missing) > 1 else ''}: {_names(missing)}")
-        for name, default, factory in table:
-            if name in values:
-                set_field(self, name, values[name])
-            else:
-                set_field(self, name, default if factory is MISSING else factory())
+        values = dict(template)  # in C from here, for the common call
+        values.update(zip(names, args))
+        if kwargs:
+            if args or not kwargs.keys() <= seen:
+                given = names[:len(args)]
+                for key in kwargs:
+                    if key in given:
+                        raise TypeError(f"{qualname}.__init__() got multiple values for argument {key!r}")
+                    if key not in seen:
+                        raise TypeError(f"{qualname}.__init__() got an unexpected keyword argument {key!r}")
+            values.update(kwargs)
+        if len(args) < len(required):  # the required fields come first: some not given by position
+            missing = [name for name in required if values[name] is _REQUIRED]
+            if missing:
+                raise TypeError(f"{qualname}.__init__() missing {len(missing)} required positional argument"
+                                f"{'s' if len(missing) > 1 else ''}: {_names(missing)}")
+        for name, factory in factories:
+            if values[name] is _FACTORY:
+                values[name] = factory()
+        vars(self).update(values)  # as setattr per field would, without a frozen class's __setattr__
 
-    def values_of(self: object, which: tuple[str, ...]) -> tuple[object, ...]:
-        return tuple([getattr(self, name) for name in which])
+    compared_of, hashed_of = _getter(compared), _getter(hashed)
 
     running: set[tuple[int, int]] = set()  # reprs under way, per object and thread (a cycle shows "...")
 
@@ -138,12 +156,12 @@ def _build(cls: T, frozen: bool) -> T:
     def __eq__(self: object, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return values_of(self, compared) == values_of(other, compared)
+        return compared_of(self) == compared_of(other)
 
     methods: dict[str, Any] = {"__init__": __init__, "__repr__": __repr__, "__eq__": __eq__}
     if frozen:
         def __hash__(self: object) -> int:
-            return hash(values_of(self, hashed))
+            return hash(hashed_of(self))
 
         def __setattr__(self: object, name: str, value: object) -> None:
             if type(self) is cls or name in seen:
