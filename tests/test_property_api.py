@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib
 import os
 import pathlib
 import re
@@ -507,6 +508,9 @@ def _isolated(body: Callable[[], Tally], uid: Optional[int], tmp: str, cgroup_pr
     sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
     os.setsid()
     if uid is not None:
+        # What hypothesis imports only when a run gets that far (the engine's target pass): uid 65534
+        # could not read it where the checkout is private to root (a clone in /root).
+        importlib.import_module("hypothesis.internal.conjecture.optimiser")
         _drop_privileges(uid, uid)
     POOL.open(tmp, cgroup_prefix)
     POOL.cgroup_root = cgroup_root
