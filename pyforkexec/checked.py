@@ -70,7 +70,7 @@ def snapshot(value: object) -> Snapshot:
     return (kind, tuple(nested), types)
 
 
-def frozen_copy(attr: ProcAttr, files: tuple[int, ...]) -> ProcAttr:
+def _frozen_copy(attr: ProcAttr, files: tuple[int, ...]) -> ProcAttr:
     """A deep copy of an already checked ``attr``, ``files`` as the numbers they resolved to. The
     callables (SysProcAttr.sync) are the caller's own: deepcopy would copy a bound method's object."""
     import copy  # not on a command's start path: only a spawn remembered or prepared needs it
@@ -81,6 +81,12 @@ def frozen_copy(attr: ProcAttr, files: tuple[int, ...]) -> ProcAttr:
         memo[id(sys_attr.sync)] = sys_attr.sync
     return ProcAttr(dir=copy.deepcopy(attr.dir, memo), env=copy.deepcopy(attr.env, memo), files=files,
                     sys=copy.deepcopy(sys_attr, memo))
+
+
+def checked_copy(args: SpawnArgs, attr: object) -> SpawnArgs:
+    """``args`` (check_spawn of the caller's ``attr``) checked again on a private frozen copy of
+    ``attr``: what prepare() and a remembered spawn keep, which no later change of the caller's reaches."""
+    return check_spawn(args.path, args.argv, _frozen_copy(check_attr(attr), args.files))
 
 
 def _checks_read_state(args: SpawnArgs) -> bool:
@@ -115,7 +121,7 @@ class CheckedSpawns(Generic[Plans]):
         if entry is None:  # first sight
             self._keep(key, _SEEN)
             return args, plans
-        frozen = check_spawn(args.path, args.argv, frozen_copy(check_attr(attr), args.files))
+        frozen = checked_copy(args, attr)
         checked = (frozen, self.plans(frozen))
         self._keep(key, checked)
         return checked

@@ -464,12 +464,13 @@ def start_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[Alon
     return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.process)
 
 
-def _alone_plans(args: SpawnArgs) -> Optional[AlonePlans]:
+def alone_plans(args: SpawnArgs) -> Optional[AlonePlans]:
+    """The AlonePlans of a spawn that opens nothing in the parent, else None (start_spawn's way)."""
     return AlonePlans(args) if opens_nothing(args) else None
 
 
 # check_spawn of fork_exec and start_process, and their AlonePlans, remembered by value (checked.py).
-checked_spawn = CheckedSpawns(_alone_plans)
+checked_spawn = CheckedSpawns(alone_plans)
 
 
 def fork_exec(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr] = None) -> int:

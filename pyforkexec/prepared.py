@@ -26,18 +26,17 @@ from collections.abc import Sequence
 from typing import Optional
 
 from .attrs import ProcAttr
-from .checked import frozen_copy
+from .checked import checked_copy
 from .forkexec import (
-    AlonePlans,
     PlanCache,
     StrOrBytes,
+    alone_plans,
     environ_entries,
     fork_exec_checked,
-    opens_nothing,
     start_checked,
 )
 from .process import Process
-from .validate import SpawnArgs, check_attr, check_spawn
+from .validate import SpawnArgs, check_spawn
 
 
 class Prepared:
@@ -54,7 +53,7 @@ class Prepared:
         object.__setattr__(self, "_environ", environ)  # start()'s env when ProcAttr.env is None
         object.__setattr__(self, "_plans", PlanCache())
         # A spawn that opens nothing in the parent skips start_spawn: its plan is made and run at once.
-        object.__setattr__(self, "_alone", AlonePlans(args) if opens_nothing(args) else None)
+        object.__setattr__(self, "_alone", alone_plans(args))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Prepared is read-only (cannot set {name})")
@@ -80,6 +79,5 @@ def prepare(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAt
 
     Raises what fork_exec would raise for these arguments before any process exists."""
     first = check_spawn(argv0, argv, attr)  # the caller's objects: the same errors as fork_exec's
-    proc = check_attr(attr)
-    args = check_spawn(first.path, first.argv, frozen_copy(proc, first.files))
+    args = checked_copy(first, attr)
     return Prepared(args, environ_entries() if args.env is None else ())
