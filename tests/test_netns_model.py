@@ -33,8 +33,8 @@ def converged():
         bridges={"br-web": dict(kind="bridge", ours=True, mtu=1500, up=True, addresses=["10.42.0.1/24"],
                                 ports={"veth-web": 1500})},
         veths={"eth0": dict(peer="veth-web", peer_mtu=1500, peer_mac="6e:00:00:00:00:01", peer_up=True,
-                            bridge="br-web", peer_addresses=[], mtu=1500, mac="02:00:00:00:00:0a", up=True,
-                            addresses=["10.42.0.10/24", "fd42::a/64"])},
+                            wired=True, bridge="br-web", peer_addresses=[], mtu=1500, mac="02:00:00:00:00:0a",
+                            up=True, addresses=["10.42.0.10/24", "fd42::a/64"])},
         routes=[m.route_key("default", "10.42.0.1", "eth0", None)],
         sysctls={"net.ipv4.ip_forward": "1"},
     )

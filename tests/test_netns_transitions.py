@@ -457,6 +457,40 @@ def test_cli_reproducer_converges_in_one_run(tmp_path: Path, env: dict) -> None:
     assert [(r[1], r[2]) for r in state["routes"]] == [("0.0.0.0/0", "10.213.1.1")]
 
 
+def test_a_host_end_whose_peer_is_in_another_namespace_is_made_again(env: dict) -> None:
+    """The namespace is deleted while something holds it open (its veth lives on there), then made
+    again: the host end still carries our alias, but its peer is not in the new namespace. The
+    converge makes the veth again, wired to the new one, instead of failing on a link it cannot find
+    (or, worse, taking the host end for wired)."""
+    doc = options(env, _simple(env, 10))
+    netns.converge(env["netns"], doc)
+    held = os.open(netns.netns_path(env["netns"]), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        assert run(["ip", "netns", "del", env["netns"]]).returncode == 0
+        planned = netns.converge(env["netns"], doc, check=True)
+        done = netns.converge(env["netns"], doc)
+        assert done.actions == planned.actions
+        peer = env["peers"][0]
+        assert f"del_veth {peer}" in done.actions and f"create_veth eth0 {peer}" in done.actions
+        assert_is(kernel(env), doc, env)
+        assert netns.converge(env["netns"], doc).actions == []
+        old = os.stat(f"/proc/self/fd/{held}").st_ino
+        assert old != os.stat(netns.netns_path(env["netns"])).st_ino
+        # the old namespace lost its end along with the pair; the new one has it
+        left = nsinfo_links(held)
+        assert "eth0" not in left, left
+    finally:
+        os.close(held)
+
+
+def nsinfo_links(fd: int) -> list[str]:
+    """The link names of the network namespace open at ``fd``, read with iproute2 from a child that
+    joins it."""
+    res = run(["nsenter", f"--net=/proc/{os.getpid()}/fd/{fd}", "ip", "-j", "link", "show"])
+    assert res.returncode == 0, res.stderr
+    return [link["ifname"] for link in json.loads(res.stdout)]
+
+
 # --- the property: any A to any B -----------------------------------------------------------------
 
 def _address(slot: int, family: int, subnet: int, host: int, short: bool) -> str:

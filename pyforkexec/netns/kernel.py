@@ -44,7 +44,8 @@ def netns_path(name):
 
 
 def links(ipr):
-    """{ifname: {index, kind, up, mtu, mac, master, alias, addresses}} of one namespace."""
+    """{ifname: {index, kind, up, mtu, mac, master, alias, link, addresses}} of one namespace; ``link``
+    is a veth's peer's index (in the namespace the peer is in)."""
     msgs = list(ipr.get_links())
     names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
     out = {}
@@ -58,6 +59,7 @@ def links(ipr):
             mac=m.get_attr("IFLA_ADDRESS"),
             master=names.get(m.get_attr("IFLA_MASTER")),
             alias=m.get_attr("IFLA_IFALIAS"),
+            link=m.get_attr("IFLA_LINK"),
             addresses=[],
         )
     by_index = {v["index"]: v for v in out.values()}
@@ -176,8 +178,15 @@ def observe(name, wanted=None):
         if not parsed or parsed[0] != name:
             continue
         inside = ns_links.get(parsed[1], {})
+        # The host end is wired to this namespace when the link of that name in it is a veth whose
+        # peer is this host end. Otherwise its peer is elsewhere: in a namespace of that name that
+        # was deleted while something held it open, or behind another mount namespace's
+        # /run/netns. Such a host end is made again (the plan deletes it first).
+        wired = inside.get("kind") == "veth" and inside.get("link") == link["index"]
+        if not wired:
+            inside = {}
         state["veths"][parsed[1]] = dict(
-            peer=ifname, peer_mtu=link["mtu"], peer_mac=link["mac"], peer_up=link["up"],
+            peer=ifname, peer_mtu=link["mtu"], peer_mac=link["mac"], peer_up=link["up"], wired=wired,
             bridge=link["master"], peer_addresses=link["addresses"], mtu=inside.get("mtu"),
             mac=inside.get("mac"), up=inside.get("up", False), addresses=inside.get("addresses", []))
     state["ns_links"] = sorted(ns_links)

@@ -293,6 +293,12 @@ def _route_network(route):
     return ipaddress.ip_network(route["dst"])
 
 
+def _kept(have, want):
+    """Whether the observed veth ``have`` stays as the wanted ``want`` (None: not wanted): the same
+    host end, wired to the namespace. Any other is deleted (and made again when wanted)."""
+    return want is not None and want["peer"] == have["peer"] and have["wired"]
+
+
 def _dropped_routes(observed, wanted):
     """The observed routes the kernel removes as a side effect of the plan's link and address changes:
     those through a veth that is deleted (or made again under another host name), and the IPv4 ones
@@ -301,7 +307,7 @@ def _dropped_routes(observed, wanted):
     doomed, v4_gone = set(), set()
     for inside, have in observed["veths"].items():
         want = wanted["veths"].get(inside)
-        if want is None or want["peer"] != have["peer"]:
+        if not _kept(have, want):
             doomed.add(inside)
         elif (any(ipaddress.ip_interface(a).version == 4 for a in have["addresses"])
               and not any(ipaddress.ip_interface(a).version == 4 for a in want["addresses"])):
@@ -354,7 +360,7 @@ def _bridge_mtus(observed, wanted):
         for inside, want in wanted["veths"].items():
             if want["bridge"] == bname:
                 have_v = observed["veths"].get(inside)
-                kept = have_v is not None and have_v["peer"] == want["peer"]
+                kept = have_v is not None and _kept(have_v, want)
                 ports[want["peer"]] = want["mtu"] or (have_v["peer_mtu"] if kept else DEFAULT_MTU)
         set_first = declared is not None and declared != current
         if set_first or not following:
@@ -401,18 +407,19 @@ def plan_present(observed, wanted):
     deleted, made = set(), set()
     for inside, have in sorted(observed["veths"].items()):
         want = wanted["veths"].get(inside)
-        if want is None or want["peer"] != have["peer"]:
+        if not _kept(have, want):
             actions.append(("del_veth", have["peer"]))
             deleted.add(have["peer"])
     for inside, want in sorted(wanted["veths"].items()):
         have = observed["veths"].get(inside)
-        if have is not None and have["peer"] != want["peer"]:
-            have = None  # deleted above: made again with the new host name
+        if have is not None and not _kept(have, want):
+            have = None  # deleted above: made again (with the new host name, or wired to this netns)
         if have is None:
             if want["peer"] in observed["host_links"] and want["peer"] not in deleted:
                 raise ModelError(f"veths: host link {want['peer']} exists and was not made by pyforkexec "
                                  f"for {name}/{inside}: choose another peer name")
-            if inside in observed["ns_links"] and inside not in observed["veths"]:
+            ours = observed["veths"].get(inside)
+            if inside in observed["ns_links"] and not (ours and ours["wired"]):
                 raise ModelError(f"veths: link {inside} already exists in netns {name} (not a veth of ours)")
             actions.append(("create_veth", inside, want["peer"]))
             made.add(inside)
