@@ -60,6 +60,28 @@ def _operations(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[st
     return lines, by
 
 
+def _floor(records: list[dict[str, Any]]) -> list[str]:
+    """The fixed cost of a run (run.py's floor), against the goals' budget at each N: 0.5x podman's
+    converge and removal, 0.3x its re-run."""
+    floor = [r["seconds"] for r in records if r["op"] == "floor"]
+    if not floor:
+        return []
+    lines = [f"One ansible-playbook run of one `ping` task (playbooks/floor.yml), the least any converge "
+             f"pays: {_fmt(_median(floor))} (median of {len(floor)}). The goals' budget for the role, "
+             "from podman's medians:", "",
+             "| N | 0.5 x podman converge | 0.3 x podman re-run | 0.5 x podman removal | floor |",
+             "| --- | --- | --- | --- | --- |"]
+    for n in sorted({r["n"] for r in records if r["op"] == "floor"}):
+        podman = {op: _median([r["seconds"] for r in records
+                               if r["op"] == op and r["n"] == n and r["contender"] == "podman"])
+                  for op in ("converge", "rerun", "removal")}
+        budget = [None if podman[op] is None else podman[op] * k
+                  for op, k in (("converge", 0.5), ("rerun", 0.3), ("removal", 0.5))]
+        at_n = _median([r["seconds"] for r in records if r["op"] == "floor" and r["n"] == n])
+        lines.append(f"| {n} | {' | '.join(_fmt(b) for b in budget)} | {_fmt(at_n)} |")
+    return lines
+
+
 def _memory(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, dict[str, float]]]:
     mem: dict[str, dict[str, float]] = {}
     for c in CONTENDERS:
@@ -144,6 +166,7 @@ def write(out: str) -> str:
         "Seconds of one ansible-playbook run (median over rounds); `ready`: after the converge returned,"
         " until every service answered. Written by benchmarks/collection/report.py.", "", *ops, "",
         f"The role's runtime (its virtualenv) installed once: {_fmt(_median(install))} (not above).", "",
+        *(["## The fixed cost of a run", "", *floor, ""] if (floor := _floor(records)) else []),
         "## Restart after SIGKILL of the service's process, until it answers again", "",
         *_restarts(records), "",
         "## Memory", "", *mem_lines, "", "## Cold start of one isolated /bin/true", "", *_cold(out), ""])

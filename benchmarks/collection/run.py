@@ -81,7 +81,14 @@ def _probe(c: d.Contender, n: int, out: str, rnd: int, restarts: int) -> None:
             break
 
 
+def _floor(n: int, out: str, rnd: int) -> None:
+    """One playbook run of one module round trip (playbooks/floor.yml): what every run pays."""
+    run = playbook.run("floor", {})
+    _record(out, contender="floor", n=n, round=rnd, op="floor", seconds=run.seconds, changed=run.changed)
+
+
 def _round(n: int, rnd: int, img: str, out: str, restarts: int) -> None:
+    _floor(n, out, rnd)
     turn = (rnd + n) % len(d.CONTENDERS)
     for c in d.CONTENDERS[turn:] + d.CONTENDERS[:turn]:
         print(f"N={n} round {rnd}: {c.name}", flush=True)

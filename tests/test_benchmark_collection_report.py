@@ -1,0 +1,38 @@
+"""benchmarks/collection/report.py: the fixed cost of a run (the floor playbook) against the goals' budget,
+computed from podman's medians at each N."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib", reason="report.py draws its plots with matplotlib")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _report():
+    path = ROOT / "benchmarks" / "collection" / "report.py"
+    spec = importlib.util.spec_from_file_location("bench_report", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rec(contender: str, n: int, op: str, seconds: float) -> dict:
+    return dict(contender=contender, n=n, round=0, op=op, seconds=seconds, load=1.0)
+
+
+def test_the_budget_is_the_goal_times_podmans_median_beside_the_floor():
+    records = [_rec("podman", 1, "converge", 2.0), _rec("podman", 1, "converge", 1.6),
+               _rec("podman", 1, "converge", 1.8), _rec("podman", 1, "rerun", 1.5),
+               _rec("podman", 1, "removal", 2.4), _rec("floor", 1, "floor", 1.2),
+               _rec("floor", 1, "floor", 1.4), _rec("role", 1, "converge", 9.0)]
+    lines = _report()._floor(records)
+    assert "1.30 s (median of 2)" in lines[0]
+    assert lines[-1] == "| 1 | 0.90 s | 0.45 s | 1.20 s | 1.30 s |"
+
+
+def test_no_floor_recorded_no_section():
+    assert _report()._floor([_rec("podman", 1, "converge", 2.0)]) == []
