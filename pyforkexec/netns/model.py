@@ -515,8 +515,8 @@ def simulate(observed, wanted, actions):
         after["bridges"][bname] = dict(have, mtu=mtus[bname][2], up=True, addresses=want["addresses"])
     after["veths"] = {}
     for inside, want in wanted["veths"].items():
-        have = observed["veths"].get(inside) or {}
-        if have.get("peer") != want["peer"]:
+        have = observed["veths"].get(inside)
+        if have is None or not _kept(have, want):
             have = {}  # made again
         after["veths"][inside] = dict(
             peer=want["peer"], bridge=want["bridge"], mtu=want["mtu"] or have.get("mtu") or DEFAULT_MTU,
