@@ -143,6 +143,20 @@ def test_an_unknown_name_is_still_an_attribute_error() -> None:
     assert not hasattr(pyforkexec, "CLONE_NO_SUCH_FLAG")
 
 
+# What runs no process: the supervisor, the process and cgroup modules, the public types and their
+# checks are only for the commands that spawn; json only for `flags --json`.
+SPAWNING = {"pyforkexec.service.supervise", "pyforkexec.process", "pyforkexec.sandbox", "pyforkexec.attrs",
+            "pyforkexec.validate", "pyforkexec.forkexec", "pyforkexec.errors", "pyforkexec.cli.values",
+            "dataclasses", "threading", "json"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["flags", "CLONE_NEWNS,CLONE_NEWPID"], ["flags", "--help"]])
+def test_a_command_that_spawns_nothing_imports_none_of_the_spawn_path(args: list[str]) -> None:
+    modules = imported(["-m", "pyforkexec", *args])
+    assert "pyforkexec.cli.failure" in modules  # the measure saw the command's way
+    assert heavy(modules, NEVER | INSPECT_LOADS | SPAWNING) == []
+
+
 @needs_root
 def test_the_unshare_command_imports_only_what_it_runs() -> None:
     modules = imported(["-m", "pyforkexec", "unshare", *UNSHARE])
