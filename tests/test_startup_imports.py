@@ -1,6 +1,7 @@
-"""What a fresh interpreter imports for ``import pyforkexec``, the command line's ``unshare`` path, the
-service launcher (``exec --spec``) and the daemon (issue 15). Each of these starts a Python every time
-(a systemd start, a daemon restart), so a module that the command does not use must not be imported
+"""What a fresh interpreter imports for ``import pyforkexec``, the command line's ``unshare`` and
+``nsenter`` paths, its commands that spawn nothing (``--help``, ``flags``), the service launcher
+(``exec --spec``) and the daemon (issue 15). Each of these starts a Python every time (a command, a
+systemd start, a daemon restart), so a module that the command does not use must not be imported
 on the way: ``benchmarks/startup.py`` measures the time; this pins the property, so that a change that
 imports a heavy module eagerly again fails here rather than in a slower service start.
 
@@ -162,6 +163,16 @@ def test_the_unshare_command_imports_only_what_it_runs() -> None:
     modules = imported(["-m", "pyforkexec", "unshare", *UNSHARE])
     assert "pyforkexec.cli.unshare" in modules and "pyforkexec.forkexec" in modules
     never = NEVER | INSPECT_LOADS | {"json", "pyforkexec.spec", "pyforkexec.service.daemon"}
+    assert heavy(modules, never) == []
+    assert dataclasses_defined(modules) == PUBLIC_DATACLASSES
+
+
+@needs_root
+def test_the_nsenter_command_imports_only_what_it_runs() -> None:
+    modules = imported(["-m", "pyforkexec", "nsenter", "--target", str(os.getpid()), "--uts", "/bin/true"])
+    assert "pyforkexec.cli.nsenter" in modules and "pyforkexec.forkexec" in modules
+    never = NEVER | INSPECT_LOADS | {"json", "pyforkexec.spec", "pyforkexec.service.daemon",
+                                     "pyforkexec.cli.unshare"}
     assert heavy(modules, never) == []
     assert dataclasses_defined(modules) == PUBLIC_DATACLASSES
 
