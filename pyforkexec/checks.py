@@ -15,6 +15,7 @@ from typing import NoReturn
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
 
 MAX_FD = 2**31 - 1
+MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
 
 
 def fail(field: str, rule: str, kind: type = ValueError) -> NoReturn:

@@ -45,7 +45,7 @@ from .sandbox.idmap import open_idmapped_trees
 from .sandbox.landlock import build_ruleset
 from .validate import SpawnArgs
 
-StrOrBytes = Union[str, bytes, "os.PathLike[str]"]
+StrOrBytes = Union[str, bytes, os.PathLike[str]]  # no string: see attrs.FileLike
 
 
 def _pipe(opened: list[int]) -> tuple[int, int]:

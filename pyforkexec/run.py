@@ -26,7 +26,7 @@ from .process import Process, TimeoutExpired
 
 PIPE, STDOUT, DEVNULL = subprocess.PIPE, subprocess.STDOUT, subprocess.DEVNULL
 Stream = Union[None, int, IO[Any]]
-StrOrBytes = Union[str, bytes, "os.PathLike[str]"]
+StrOrBytes = Union[str, bytes, os.PathLike[str]]  # no string: see attrs.FileLike
 _MAX_WAIT = 3600.0
 _STREAM_RULE = "must be None, PIPE, DEVNULL, an fd or an object with fileno()"
 

@@ -13,14 +13,13 @@ from typing import Optional
 from . import flags as _flags
 from ._record import Value
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
-from .checks import MAX_FD, check_bool, check_fileno, check_int, check_list, fail, to_bytes
+from .checks import MAX_FD, MAX_ID, check_bool, check_fileno, check_int, check_list, fail, to_bytes
 from .sandbox.caps import cap_last_cap
 from .sandbox.extensions import Sandbox, check_extensions
 from .sandbox.landlock import is_ruleset_fd
 
 # Plain ints: IntFlag arithmetic costs microseconds on the spawn path.
 F = type("F", (), {f.name: int(f) for f in _flags.CloneFlags})
-MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
 MAX_MAP_LINES = 340  # the kernel's limit since 4.15
 NGROUPS_MAX = 65536
 

@@ -1,6 +1,7 @@
-"""What a fresh interpreter imports for ``import pyforkexec``, the command line's ``unshare`` path, the
-service launcher (``exec --spec``) and the daemon (issue 15). Each of these starts a Python every time
-(a systemd start, a daemon restart), so a module that the command does not use must not be imported
+"""What a fresh interpreter imports for ``import pyforkexec``, the command line's ``unshare`` and
+``nsenter`` paths, its commands that spawn nothing (``--help``, ``flags``), the service launcher
+(``exec --spec``) and the daemon (issue 15). Each of these starts a Python every time (a command, a
+systemd start, a daemon restart), so a module that the command does not use must not be imported
 on the way: ``benchmarks/startup.py`` measures the time; this pins the property, so that a change that
 imports a heavy module eagerly again fails here rather than in a slower service start.
 
@@ -143,11 +144,35 @@ def test_an_unknown_name_is_still_an_attribute_error() -> None:
     assert not hasattr(pyforkexec, "CLONE_NO_SUCH_FLAG")
 
 
+# What runs no process: the supervisor, the process and cgroup modules, the public types and their
+# checks are only for the commands that spawn; json only for `flags --json`.
+SPAWNING = {"pyforkexec.service.supervise", "pyforkexec.process", "pyforkexec.sandbox", "pyforkexec.attrs",
+            "pyforkexec.validate", "pyforkexec.forkexec", "pyforkexec.errors", "pyforkexec.cli.values",
+            "dataclasses", "threading", "json"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["flags", "CLONE_NEWNS,CLONE_NEWPID"], ["flags", "--help"]])
+def test_a_command_that_spawns_nothing_imports_none_of_the_spawn_path(args: list[str]) -> None:
+    modules = imported(["-m", "pyforkexec", *args])
+    assert "pyforkexec.cli.failure" in modules  # the measure saw the command's way
+    assert heavy(modules, NEVER | INSPECT_LOADS | SPAWNING) == []
+
+
 @needs_root
 def test_the_unshare_command_imports_only_what_it_runs() -> None:
     modules = imported(["-m", "pyforkexec", "unshare", *UNSHARE])
     assert "pyforkexec.cli.unshare" in modules and "pyforkexec.forkexec" in modules
     never = NEVER | INSPECT_LOADS | {"json", "pyforkexec.spec", "pyforkexec.service.daemon"}
+    assert heavy(modules, never) == []
+    assert dataclasses_defined(modules) == PUBLIC_DATACLASSES
+
+
+@needs_root
+def test_the_nsenter_command_imports_only_what_it_runs() -> None:
+    modules = imported(["-m", "pyforkexec", "nsenter", "--target", str(os.getpid()), "--uts", "/bin/true"])
+    assert "pyforkexec.cli.nsenter" in modules and "pyforkexec.forkexec" in modules
+    never = NEVER | INSPECT_LOADS | {"json", "pyforkexec.spec", "pyforkexec.service.daemon",
+                                     "pyforkexec.cli.unshare"}
     assert heavy(modules, never) == []
     assert dataclasses_defined(modules) == PUBLIC_DATACLASSES
 
@@ -206,3 +231,23 @@ print(json.dumps(sorted(set(evaluated))))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == ["ProcAttr", "SysProcAttr"]
+
+
+def test_the_command_line_modules_compile_no_type_strings() -> None:
+    # typing turns a string in a runtime annotation (Union[..., "Name"], a NamedTuple class's fields
+    # under `from __future__ import annotations`) into a ForwardRef, which compile()s it; the first
+    # compile() of a process sets up the compiler's AST types, ~0.8 ms of every command's start.
+    code = """
+import builtins, json
+real, evaluated = builtins.compile, []
+def counting(source, filename, mode, *args, **kwargs):
+    if mode == "eval":  # not the import system's compile of a module without bytecode ("exec")
+        evaluated.append(str(source))
+    return real(source, filename, mode, *args, **kwargs)
+builtins.compile = counting
+import pyforkexec.cli, pyforkexec.cli.unshare, pyforkexec.cli.nsenter, pyforkexec.forkexec, pyforkexec.run
+print(json.dumps(evaluated))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []

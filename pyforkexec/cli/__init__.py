@@ -14,11 +14,10 @@ from typing import Optional
 
 from .._startup import defer_inspect
 
-defer_inspect()  # before the public dataclasses are imported (failure.py, values.py): see _startup.py
+defer_inspect()  # before a subcommand imports the public dataclasses: see _startup.py
 
 from .failure import PROG, run_command  # noqa: E402
 from .options import UsageError  # noqa: E402
-from .values import shown  # noqa: E402
 
 SUBCOMMANDS = {
     "unshare": "run a program in new namespaces (util-linux unshare)",
@@ -60,6 +59,9 @@ def dispatch(args: Sequence[str]) -> object:
         print(f"pyforkexec {__version__}")
         return 0
     name, rest = args[0], args[1:]
+    if name.startswith("-") or name not in SUBCOMMANDS:
+        from .values import shown  # only to quote a wrong word: values.py imports re, pwd, grp
+
     if name.startswith("-"):
         raise UsageError(f"unrecognized option {shown(name)}", PROG)
     if name not in SUBCOMMANDS:

@@ -8,6 +8,11 @@ usage error or bad input (an option value, a spec document).
 Every failure of every subcommand ends in ``run_command``: whatever was raised becomes one line on
 stderr (a usage error adds util-linux's ``Try '... --help'`` line) and its exit status. Subcommands
 raise (``die``, ``Command.fail``, or the library's own exceptions) rather than print.
+
+Every command goes through this module, so it imports only what every command needs (issue 15): the
+child's errors (``errors``: enums) are imported where a failure needs them, and ``exit_like`` comes
+from its own module, without the supervisor (``service/supervise.py``) and the process and cgroup
+modules behind it.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Callable, NoReturn
+from typing import TYPE_CHECKING, Callable, NoReturn
 
-from ..errors import ChildError, ErrorLocation
-from ..service.supervise import exit_like
+from ..service.exit import exit_like
 from .options import USAGE_EXIT, UsageError
+
+if TYPE_CHECKING:
+    from ..errors import ChildError
 
 EXIT_SETUP, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND = 125, 126, 127
 
@@ -46,6 +53,8 @@ class Failure(Exception):
 
 def exit_status(err: ChildError) -> int:
     """The launcher's exit status for a child that failed before execve."""
+    from ..errors import ErrorLocation
+
     if err.location != ErrorLocation.EXECVE:
         return EXIT_SETUP
     return EXIT_NOT_FOUND if err.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
@@ -69,6 +78,8 @@ def explain(err: BaseException) -> tuple[str, int, str]:
         return str(err), err.status, ""
     if isinstance(err, UsageError):
         return str(err), USAGE_EXIT, err.prog or PROG
+    from ..errors import ChildError, ErrorLocation  # the error path only
+
     if isinstance(err, ChildError):
         if err.location == ErrorLocation.SYNC_READ and isinstance(err.__cause__, SetupError):
             return str(err.__cause__), EXIT_SETUP, ""  # the launcher's part (a sync callable) failed

@@ -8,7 +8,6 @@ Without a value, every flag is listed.
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -101,6 +100,8 @@ def main(argv: Sequence[str]) -> int:
         except ValueError as e:
             CMD.fail(str(e).replace("CloneFlags.parse: ", ""))
     if parsed.has("json"):
+        import json  # only for --json: not on the way of the text output
+
         print(json.dumps(as_json(value), indent=2))
     else:
         print(as_text(value))

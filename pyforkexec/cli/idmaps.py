@@ -19,7 +19,7 @@ from typing import Optional
 
 from .._record import Value
 from ..attrs import SysProcIDMap
-from ..validate import MAX_ID
+from ..checks import MAX_ID
 
 NO_ID = 2**32 - 1  # util-linux's (uid_t)-1: "no single id", or "inner start not chosen yet"
 

@@ -11,7 +11,8 @@ from ..errors import ChildError
 from ..forkexec import environ_entries, start_process
 from ..lookpath import find_program
 from ..process import Process
-from ..service.supervise import exit_like, run_as_parent
+from ..service.exit import exit_like
+from ..service.supervise import run_as_parent
 from .blame import Restate
 from .failure import EXIT_NOT_FOUND, die
 

@@ -12,7 +12,7 @@ import re
 import signal
 from typing import Optional
 
-from ..validate import MAX_ID
+from ..checks import MAX_ID
 from .options import Command
 
 MAX_PID = 2**31 - 1  # pid_t

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import NoReturn, Optional
 
 from ..process import Process
-from .supervise import FORWARDED, Supervisor, exit_like
+from .exit import exit_like
+from .supervise import FORWARDED, Supervisor
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import signal
 import sys
 from collections.abc import Iterator
-from typing import Callable, NoReturn, Optional
+from typing import Callable, Optional
 
 from ..process import Process
 from ..sandbox.cgroup import handover_record
@@ -155,20 +154,3 @@ def run_as_parent(spawn: Callable[[], Process], started: Optional[Callable[[int]
             started(sup.pid)
         sup.hand_over()
         return sup.wait()
-
-
-def exit_like(code: int) -> NoReturn:
-    """Exit with status ``code``, or for a negative code die of signal ``-code`` (no core dump)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if code >= 0:
-        os._exit(code & 0xFF)
-    signo = -code
-    with contextlib.suppress(ValueError, OSError):
-        _, hard = resource.getrlimit(resource.RLIMIT_CORE)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))  # the child dumped core, if any, not us
-    with contextlib.suppress(ValueError, OSError):
-        signal.signal(signo, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signo})
-        os.kill(os.getpid(), signo)
-    os._exit(128 + signo)  # a signal whose default action does not end a process

@@ -23,7 +23,7 @@
  * In forward-exit mode (a launcher whose child left nothing to remove after it: no cgroup), the way
  * back to Python would only reap PID and exit as it did: this program does that itself, saving the
  * start of a second interpreter. It exits with PID's status, or dies of the signal that killed PID
- * (its core dump limit set to 0 first: the child dumped core, if any), as supervise.exit_like does;
+ * (its core dump limit set to 0 first: the child dumped core, if any), as service/exit.py's exit_like does;
  * COMMAND is exec'd only on a failure here (STATE "error"), which leaves PID unreaped.
  *
  * The daemon blocks these signals before its exec, so none is lost in between: they are read here
