@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -15,6 +16,19 @@ import pytest
 from helpers.forked import NOBODY, run_in_fork
 
 HELPERS = Path(__file__).parent / "helpers"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keyboard_interrupt_on_sigint() -> Iterator[None]:
+    """Python turns SIGINT into KeyboardInterrupt only if SIGINT was not ignored when it started, and a
+    shell starts its background jobs (`cmd &`, nohup) with SIGINT ignored. The suite's signal tests are
+    about a KeyboardInterrupt at any point, and its children should see what an interactive start
+    gives them: Python's own handler for the whole session, wherever the suite was started from."""
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture
