@@ -1,13 +1,16 @@
 """What the kernel says about a process's namespaces: inodes, id maps, hostname, cgroup.
 
 Read from /proc; the values that only exist inside a namespace (the hostname of a UTS namespace, the
-links of a network namespace) are read by a forked child that joins it (``run_in_namespaces``).
+links of a network namespace) are read by a forked child that joins it (``run_in_namespaces``), or
+through a socket made inside it by a thread of this process that joined it alone (``socket_in``).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import socket
+import threading
 import traceback
 
 from .child import _child  # the project's own setns wrapper
@@ -138,6 +141,46 @@ def run_in_namespaces(entries, func, *args):
     if not ok:
         raise RuntimeError(value)
     return value
+
+
+def socket_in(path, kind, family, type_, proto=0):
+    """A socket of the ``kind`` namespace at ``path`` (a socket keeps the network namespace it was made
+    in): made by a thread of this process that joins that namespace first and ends right after, so
+    that no other thread, the caller's included, ever changes namespaces. A namespace that cannot be
+    joined raises OSError; nothing is left open then.
+
+    A thread is about a hundredth of a forked helper's cost (pyroute2's NetNS forks one per socket).
+    The kernel lets one thread of a process join a network namespace on its own (setns(2)); not a
+    user or mount namespace, which every thread of a process shares (CLONE_FS): refused here.
+    """
+    if kind != "net":
+        raise ValueError(f"socket_in joins network namespaces only, not {kind!r}")
+    made = {}
+
+    def join_and_make():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _child.setns(fd, int(NSTYPES[kind]))
+            finally:
+                os.close(fd)
+            made["socket"] = socket.socket(family, type_, proto)
+        except BaseException as e:  # raised in the caller's thread below
+            made["error"] = e
+
+    helper = threading.Thread(target=join_and_make, name="pyforkexec-socket-in")
+    try:
+        helper.start()
+        helper.join()
+    except BaseException:  # KeyboardInterrupt while waiting: the socket the helper made is closed
+        if helper.ident is not None:
+            helper.join()
+        if "socket" in made:
+            made["socket"].close()
+        raise
+    if "error" in made:
+        raise made["error"]
+    return made["socket"]
 
 
 def _read_hostname():

@@ -149,19 +149,25 @@ class PlanError(ValueError):
 
 
 def _converge_netns(module, entry, present):
-    """The entry's namespace wired (``present``) or removed, with its persistence: its result and
-    diff entries, as the netns module returns them."""
+    """The entry's namespace wired (``present``) or removed, without its persistence (``_persist``):
+    its result and diff entries, as the netns module returns them; whether anything changed."""
     netns = deps.pyforkexec.netns
     params = entry.wiring
     done = netns.converge(params["name"], params if present else None, check=module.check_mode)
-    files = Files(module)
     entry.netns = dict(actions=done.actions, netns=done.netns, topology=done.after)
-    entry.netns["persist"] = persistence(files, params, present, module.run_command)
-    entry.netns["actions"] = done.actions + files.actions
     header = f"netns {params['name']}"
     entry.netns["diff"] = [dict(before=done.before, after=done.after, before_header=header,
-                                after_header=header), *files.diff]
+                                after_header=header)]
     return bool(done.actions)
+
+
+def _persist(module, entry, present):
+    """The persistence of the entry's namespace (its options file, and under systemd its boot unit,
+    started or stopped), after ``_converge_netns``: its actions and diff join the entry's."""
+    files = Files(module)
+    entry.netns["persist"] = persistence(files, entry.wiring, present, module.run_command)
+    entry.netns["actions"] = entry.netns["actions"] + files.actions
+    entry.netns["diff"] += files.diff
 
 
 def _stop_removed(module, entries):
@@ -191,10 +197,12 @@ def _remove(module, entry, stopped):
     entry.result = svc.apply(entry.service, None, stopped.get(entry.name))
     if entry.wiring is not None:
         _converge_netns(module, entry, False)
+        _persist(module, entry, False)
 
 
 def _wire(module, entry, restart):
-    """The namespace of a service to keep wired; what changed under the service."""
+    """The namespace of a service to keep wired, without its persistence; what changed under the
+    service."""
     if entry.wiring is not None and _converge_netns(module, entry, True):
         entry.service.changed_under.append("netns")
     if entry.name in restart:
@@ -217,8 +225,15 @@ def _apply(module, entries, restart, stopped):
         if entry.state == "absent":
             _guarded(entry, _remove, module, entry, stopped)
     kept = [entry for entry in entries if entry.state != "absent"]
+    # The namespaces wired in one batch (one hold of the host lock, the host's links read once until
+    # something changes them); then their persistence, whose boot units, started, converge again and
+    # so wait for that lock.
+    with deps.pyforkexec.netns.batch():
+        for entry in kept:
+            _guarded(entry, _wire, module, entry, restart)
     for entry in kept:
-        _guarded(entry, _wire, module, entry, restart)
+        if entry.error is None and entry.wiring is not None:
+            _guarded(entry, _persist, module, entry, True)
     wired = [entry for entry in kept if entry.error is None]  # fail closed: not started unwired
     for entry in wired:
         if entry.service.manager != "direct":

@@ -5,11 +5,14 @@ One function, ``converge``, is what the Ansible module ``pyforkexec.isolation.ne
 ``pyforkexec netns up|down`` both run: it reads what the kernel has, plans the actions that differ
 (model.py), and carries them out (kernel.py, with pyroute2: the ``net`` extra, imported only
 when a topology is read). Options are those of options.py (a JSON document for the command).
+``batch`` lets several converges of one host (the services module's) share the host lock and one read
+of the host's links.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import os
 from collections.abc import Iterator, Mapping
@@ -27,6 +30,7 @@ __all__ = [
     "Converged",
     "ModelError",
     "OptionsError",
+    "batch",
     "converge",
     "dump",
     "load",
@@ -55,13 +59,38 @@ def converge(name: str, options: Optional[Mapping[str, Any]], check: bool = Fals
     """
     model.check_name(name)
     wanted = None if options is None else model.desired(dict(options, name=name))
+    host = _BATCH.get()
+    if host is not None:  # the batch holds the lock
+        return _converge_locked(name, wanted, check, host)
     with _host_lock():
-        return _converge_locked(name, wanted, check)
+        return _converge_locked(name, wanted, check, kernel.HostLinks())
+
+
+@contextlib.contextmanager
+def batch() -> Iterator[None]:
+    """Converges run inside (in this thread) share one hold of the host lock and one read of the
+    host's links, read again only after one of them changed something: N namespaces of one host
+    converged without N dumps of every host link. What another process changes meanwhile waits for
+    the lock, as it would between single converges. Nested, the outer batch stands.
+
+    Hold nothing inside that waits for another converge of this host, such as a ``netns up`` that a
+    systemd unit runs: that one waits for the lock the batch holds."""
+    if _BATCH.get() is not None:
+        yield
+        return
+    with _host_lock():
+        token = _BATCH.set(kernel.HostLinks())
+        try:
+            yield
+        finally:
+            _BATCH.reset(token)
 
 
 # Namespaces share host links (their bridge and its addresses): systemd starts their boot units at
 # once, and two that both see the bridge missing would both create it. One converge at a time per host.
 LOCK_PATH = "/run/lock/pyforkexec-netns.lock"
+_BATCH: contextvars.ContextVar[Optional[kernel.HostLinks]] = contextvars.ContextVar("pyforkexec_netns_batch",
+                                                                                   default=None)
 
 
 @contextlib.contextmanager
@@ -75,15 +104,15 @@ def _host_lock() -> Iterator[None]:
         os.close(fd)
 
 
-def _converge_locked(name: str, wanted: Optional[dict], check: bool) -> Converged:
-    observed = kernel.observe(name, wanted)
+def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kernel.HostLinks) -> Converged:
+    observed = kernel.observe(name, wanted, host)
     actions = model.plan_absent(observed, name) if wanted is None else model.plan_present(observed, wanted)
     lines = [model.describe(a) for a in actions]
     if actions and not check:
-        _apply(name, actions, lines)
-        final = kernel.observe(name, wanted)
+        _apply(name, actions, lines, host)
+        final = kernel.observe(name, wanted, host)
         if wanted is not None:
-            final = _settle(name, wanted, final, lines)
+            final = _settle(name, wanted, final, lines, host)
     elif wanted is not None:
         final = model.simulate(observed, wanted, actions) if actions else observed
     else:
@@ -93,7 +122,8 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool) -> Converge
     return Converged(lines, model.view(observed), model.view(final), info)
 
 
-def _apply(name: str, actions: list, lines: list[str]) -> None:
+def _apply(name: str, actions: list, lines: list[str], host: kernel.HostLinks) -> None:
+    host.forget()  # also when an action fails halfway
     try:
         kernel.apply(name, actions)
     except ApplyError as e:
@@ -101,7 +131,7 @@ def _apply(name: str, actions: list, lines: list[str]) -> None:
         raise
 
 
-def _settle(name: str, wanted: dict, final: dict, lines: list[str]) -> dict:
+def _settle(name: str, wanted: dict, final: dict, lines: list[str], host: kernel.HostLinks) -> dict:
     """The topology once it is ``wanted``. The plan foresees what the kernel does along with each
     action (model.plan_present), so there is nothing left to do; should the kernel still have
     dropped something, it is done once more (and reported in ``lines``), and a topology that then
@@ -110,8 +140,8 @@ def _settle(name: str, wanted: dict, final: dict, lines: list[str]) -> dict:
     if not rest:
         return final
     lines += [model.describe(a) for a in rest]
-    _apply(name, rest, lines)
-    final = kernel.observe(name, wanted)
+    _apply(name, rest, lines, host)
+    final = kernel.observe(name, wanted, host)
     left = [model.describe(a) for a in model.plan_present(final, wanted)]
     if left:
         error = ApplyError(f"the kernel does not keep the topology: still to do after a second pass: "

@@ -10,6 +10,7 @@ since /proc/sys/net shows the network namespace of the process that looks.
 from __future__ import annotations
 
 import contextlib
+import copy
 import ipaddress
 import os
 import socket
@@ -41,6 +42,40 @@ def _pyroute2():
 
 def netns_path(name):
     return os.path.join(NETNS_DIR, name)
+
+
+NETLINK_ROUTE = 0
+
+
+def _ns_route(pyroute2, name):
+    """An IPRoute of netns ``name``, its socket made inside it by a thread (nsinfo.socket_in) where
+    pyroute2's NetNS would fork a helper for it. A missing namespace raises FileNotFoundError (nothing
+    is created)."""
+    sock = nsinfo.socket_in(netns_path(name), "net", socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+    fd = sock.detach()
+    try:
+        return pyroute2.IPRoute(fileno=fd)  # which owns the fd from here, and closes it
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class HostLinks:
+    """The host's links (``links``), read once and kept while nothing changes them: what
+    ``pyforkexec.netns.batch`` shares between the converges it holds the host lock for. ``forget``
+    when an action may have changed them."""
+
+    def __init__(self):
+        self._links = None
+
+    def read(self, pyroute2):
+        if self._links is None:
+            with pyroute2.IPRoute() as host:
+                self._links = links(host)
+        return copy.deepcopy(self._links)  # the plans and their simulations never touch the kept one
+
+    def forget(self):
+        self._links = None
 
 
 def links(ipr):
@@ -155,18 +190,18 @@ def net_view_of(path):
     return nsinfo.run_in_namespaces([(path, "net")], net_view_here)
 
 
-def observe(name, wanted=None):
+def observe(name, wanted=None, host=None):
     """The topology of netns ``name`` as model expects it: what exists, and which host links
-    are ours (by alias). ``wanted`` (model.desired) adds its bridges and sysctls."""
+    are ours (by alias). ``wanted`` (model.desired) adds its bridges and sysctls. ``host``: the
+    HostLinks to read the host's links from (read afresh without)."""
     pyroute2, netns = _pyroute2()
     exists = name in netns.listnetns()
     state = dict(name=name, exists=exists, loopback_up=False, bridges={}, veths={}, routes=[], sysctls={},
                  host_links={}, ns_links=[])
-    with pyroute2.IPRoute() as host:
-        host_links = links(host)
+    host_links = (host or HostLinks()).read(pyroute2)
     ns_links = {}
     if exists:
-        with pyroute2.NetNS(name, flags=0) as ns:
+        with _ns_route(pyroute2, name) as ns:
             ns_links = links(ns)
             state["routes"] = routes(ns, {v["index"]: k for k, v in ns_links.items()})
         keys = sorted((wanted or {}).get("sysctls", {}))
@@ -217,7 +252,7 @@ class _Handles:
                 self._host = self.pyroute2.IPRoute()
             return self._host
         if self._ns is None:
-            self._ns = self.pyroute2.NetNS(self.name, flags=0)
+            self._ns = _ns_route(self.pyroute2, self.name)
         return self._ns
 
     def index(self, side, ifname):

@@ -1,0 +1,145 @@
+"""Several network namespaces of one host converged in one ``pyforkexec.netns.batch`` (what the services
+module does for a host's services), on the real kernel, and the sockets made inside a namespace by a
+thread (``nsinfo.socket_in``, which every converge now reads a namespace through).
+
+A batch holds the host lock once and reads the host's links once until a converge changes them: the
+second of two namespaces on one new bridge must see the bridge the first made (a kept, stale read would
+create it again and fail), and the result must be what converging them one by one gives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from helpers.cli import run
+from helpers.marks import needs_root
+
+from pyforkexec import netns, nsinfo
+from pyforkexec.netns import options as netns_options
+
+pytestmark = needs_root
+
+PID = os.getpid() % 100000
+SUBNET = "10.214.7"
+
+
+@pytest.fixture
+def names() -> Iterator[dict]:
+    """Two namespaces with a veth each on one bridge (unique names), removed whatever happens."""
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 (ip) is not installed")
+    pytest.importorskip("pyroute2", reason="pyforkexec.netns needs pyroute2 (the net extra)")
+    found = dict(netns=[f"pfe-bt{PID}a", f"pfe-bt{PID}b"], peers=[f"pfebt{PID}a", f"pfebt{PID}b"],
+                 bridge=f"pfebt{PID}br")
+    yield found
+    for name in found["netns"]:
+        try:
+            netns.converge(name, None)
+        finally:
+            run(["ip", "netns", "del", name])
+    for link in [*found["peers"], found["bridge"]]:
+        run(["ip", "link", "del", link])
+
+
+def doc(names: dict, i: int) -> dict:
+    return netns_options.load(dict(
+        name=names["netns"][i],
+        bridges=[dict(name=names["bridge"], addresses=[f"{SUBNET}.1/24"])],
+        veths=[dict(name="eth0", peer=names["peers"][i], bridge=names["bridge"],
+                    addresses=[f"{SUBNET}.{10 + i}/24"])],
+        gateway=[f"{SUBNET}.1"]))
+
+
+def ns_links(name: str) -> dict[str, list[str]]:
+    """{link: its addresses} inside netns ``name``, read with iproute2."""
+    res = run(["ip", "-n", name, "-j", "address", "show"])
+    assert res.returncode == 0, res.stderr
+    return {link["ifname"]: sorted(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+                                   if a["family"] == "inet")
+            for link in json.loads(res.stdout)}
+
+
+def host_master(link: str) -> str:
+    res = run(["ip", "-j", "link", "show", link])
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)[0].get("master")
+
+
+def test_a_batch_wires_two_namespaces_on_one_new_bridge_as_one_by_one_does(names: dict) -> None:
+    with netns.batch():
+        planned = [netns.converge(name, doc(names, i), check=True) for i, name in enumerate(names["netns"])]
+        first, second = (netns.converge(name, doc(names, i)) for i, name in enumerate(names["netns"]))
+    assert f"create_bridge {names['bridge']}" in first.actions
+    assert not any(line.startswith("create_bridge") for line in second.actions), second.actions
+    assert planned[0].actions == first.actions
+    for i, name in enumerate(names["netns"]):
+        assert ns_links(name)["eth0"] == [f"{SUBNET}.{10 + i}/24"]
+        assert host_master(names["peers"][i]) == names["bridge"]
+    # nothing left to do, in a batch or one by one
+    def rerun() -> list[list[str]]:
+        return [netns.converge(name, doc(names, i)).actions for i, name in enumerate(names["netns"])]
+
+    with netns.batch():
+        assert rerun() == [[], []]
+    assert rerun() == [[], []]
+    # removed in a batch: the first removal keeps the bridge (the second's veth is on it), the second
+    # sees the first's veth gone and removes the bridge too
+    with netns.batch():
+        gone = [netns.converge(name, None) for name in names["netns"]]
+    assert not any(line.startswith("del_bridge") for line in gone[0].actions), gone[0].actions
+    assert f"del_bridge {names['bridge']}" in gone[1].actions
+    assert run(["ip", "link", "show", names["bridge"]]).returncode != 0
+
+
+def lock_taken_elsewhere() -> bool:
+    """Whether another process finds the host lock of the netns converges taken (other tests of a
+    parallel run may hold it for a moment: only "taken" is a sure answer)."""
+    return subprocess.run(["flock", "-n", netns.LOCK_PATH, "true"], check=False).returncode != 0
+
+
+def lock_free_for_others() -> bool:
+    """Whether another process gets the lock within a minute (once no converge holds it)."""
+    return subprocess.run(["flock", "-w", "60", netns.LOCK_PATH, "true"], check=False).returncode == 0
+
+
+def test_a_batch_holds_the_host_lock_for_its_whole_length(names: dict) -> None:
+    if shutil.which("flock") is None:
+        pytest.skip("flock (util-linux) is not installed")
+    with netns.batch():
+        netns.converge(names["netns"][0], doc(names, 0))
+        assert lock_taken_elsewhere()
+        with netns.batch():  # nested: the outer one stands
+            netns.converge(names["netns"][1], doc(names, 1))
+        assert lock_taken_elsewhere()
+    assert lock_free_for_others()
+
+
+def test_socket_in_makes_a_socket_of_the_namespace_and_leaves_the_caller_where_it_was(names: dict) -> None:
+    netns.converge(names["netns"][0], doc(names, 0))
+    mine = os.stat("/proc/thread-self/ns/net").st_ino
+    fds = sorted(os.listdir("/proc/self/fd"))
+    path = netns.netns_path(names["netns"][0])
+    with nsinfo.socket_in(path, "net", socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        # bound in the namespace, its address is the namespace's own
+        sock.bind((f"{SUBNET}.10", 0))
+        with pytest.raises(OSError):  # no such address on the host
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind((f"{SUBNET}.10", 0))
+    assert os.stat("/proc/thread-self/ns/net").st_ino == mine
+    assert sorted(os.listdir("/proc/self/fd")) == fds
+
+
+def test_socket_in_a_namespace_that_is_not_there_fails_and_leaves_nothing_open() -> None:
+    fds = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(FileNotFoundError):
+        nsinfo.socket_in(f"/run/netns/pfe-missing-{PID}", "net", socket.AF_NETLINK, socket.SOCK_DGRAM)
+    with pytest.raises(OSError):  # not a namespace file
+        nsinfo.socket_in("/dev/null", "net", socket.AF_NETLINK, socket.SOCK_DGRAM)
+    with pytest.raises(ValueError, match="network namespaces only"):
+        nsinfo.socket_in("/proc/self/ns/mnt", "mount", socket.AF_UNIX, socket.SOCK_STREAM)
+    assert sorted(os.listdir("/proc/self/fd")) == fds
