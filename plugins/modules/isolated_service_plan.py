@@ -110,6 +110,13 @@ new_accounts:
   returned: after the look
   type: list
   elements: str
+gone_accounts:
+  description:
+    - With O(state=present), the accounts to remove after the services in state C(absent), that is
+      those the role created for them that no service to be kept runs as.
+  returned: after the look
+  type: list
+  elements: str
 jinja2_needed:
   description: Whether a service runs under systemd, whose units need jinja2 on the host.
   returned: after the look

@@ -213,3 +213,11 @@ def cgroup_notes(planned: list[dict], cgroup_required: bool) -> list[str]:
 def jinja2_needed(kept: list[dict], host: dict) -> bool:
     """Whether a service to be kept runs under systemd, whose units are rendered with jinja2 on the host."""
     return any(resolve_manager(svc["manager"], booted=bool(host["systemd"])) == "systemd" for svc in kept)
+
+
+def gone_accounts(every: list[dict]) -> list[str]:
+    """The accounts to remove after the services in state absent: those the role created for them
+    (create_user) that no service to be kept runs as."""
+    kept = {svc["user"] for svc in every if svc["state"] != "absent" and "user" in svc}
+    gone = (svc["user"] for svc in every if svc["state"] == "absent" and "user" in svc and svc["create_user"])
+    return [user for user in dict.fromkeys(gone) if user not in kept]

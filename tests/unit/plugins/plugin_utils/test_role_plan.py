@@ -150,3 +150,16 @@ def test_accounts_created_by_the_user_task_have_their_ids_in_the_plan_made_again
     (entry,) = role_plan.plan(services, [], passwd, HOST)
     assert entry["service"]["uid_map"] == [dict(container_id=0, host_id=990, size=1)]
     assert entry["service"]["gid_map"] == [dict(container_id=0, host_id=985, size=1)]
+
+
+def test_the_accounts_of_services_removed_go_unless_a_kept_service_runs_as_them():
+    services = role_plan.with_defaults([
+        dict(name="a", user="shared", state="absent"),
+        dict(name="b", user="shared", argv=["/bin/true"]),
+        dict(name="c", user="c", state="absent"),
+        dict(name="d", user="d", state="absent", create_user=False),
+        dict(name="e", user="c", state="absent"),
+        dict(name="f", state="absent"),
+    ], DEFAULTS)
+    assert role_plan.gone_accounts(services) == ["c"]
+    assert role_plan.gone_accounts([svc for svc in services if svc["name"] != "b"]) == ["shared", "c"]
