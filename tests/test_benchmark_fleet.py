@@ -27,3 +27,15 @@ def test_tasks_run_once_are_counted_per_host() -> None:
     log = ("TASK [r : Build the wheels] ***\nok: [pfb1]\n\nTASK [r : Install from the wheels] **\n"
            "changed: [pfb1]\nchanged: [pfb2]\nTASK [r : Start] *\nok: [pfb1]\n")
     assert fleet._once_lines(log) == {"r : Build the wheels": 1, "r : Install from the wheels": 2}
+
+
+def test_a_guest_joins_the_inventory_with_its_own_names_and_ssh() -> None:
+    guest = {"address": "127.0.0.1", "port": 40022, "user": "root", "identity_file": "/k/id_ed25519"}
+    children = fleet.inventory(3, guest)["all"]["children"]
+    (vm,) = children["guests"]["hosts"].values()
+    assert (vm["ansible_host"], vm["ansible_port"], vm["ansible_user"]) == ("127.0.0.1", 40022, "root")
+    assert vm["ansible_ssh_private_key_file"] == "/k/id_ed25519"
+    hosts = [*children["nshosts"]["hosts"].values(), vm]
+    assert len({h["isolated_http_prefix"] for h in hosts}) == 4
+    assert len({h["isolated_http_subnet"] for h in hosts}) == 4
+    assert "guests" not in fleet.inventory(3)["all"]["children"]
