@@ -4,7 +4,8 @@
 
 The script sees:
 - a read-only root: a tmpfs holding the host's /usr (and /bin, /lib, /lib64, /sbin, which Debian's
-  merged /usr makes symlinks into it) and /etc/alternatives and /etc/ld.so.cache, all read-only;
+  merged /usr makes symlinks into it; those the host lacks, like /lib64 on arm64, are left out) and
+  /etc/alternatives and /etc/ld.so.cache, all read-only;
   each is bound without its submounts (a host's program directories have none), which keeps the
   read-only bind exact on every kernel: before Linux 5.12 a recursive one is refused;
 - a fresh /tmp (64 MiB) as its working directory, its own /proc, a minimal /dev, and itself,
@@ -58,8 +59,8 @@ def interpreter(script: Path) -> list[str]:
 def sandbox(script: Path, memory: int, pids: int, cgroup: bool) -> fe.SysProcAttr:
     inside = f"/sandbox/{script.name}"
     mounts = [fe.Mount.tmpfs("/", size=16 << 20, mode=0o755)]
-    mounts += [fe.Mount.bind(p, p, readonly=True, recursive=False)
-               for p in READONLY_HOST if os.path.exists(p)]
+    # optional: a directory this host lacks (/lib64 on arm64) is left out
+    mounts += [fe.Mount.bind(p, p, readonly=True, recursive=False, optional=True) for p in READONLY_HOST]
     mounts += [
         fe.Mount.tmpfs("/tmp", size=64 << 20, mode=0o1777),
         fe.Mount.proc("/proc"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +23,7 @@ from helpers.ext import (
 from helpers.forked import NOBODY, run_in_fork
 from helpers.forked import _drop_privileges as drop_privileges
 from helpers.marks import needs_root
-from helpers.procs import capture, output
+from helpers.procs import capture, children, output
 
 from pyforkexec import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, ChildError, ErrorLocation, SysProcAttr
 from pyforkexec.sandbox.mounts import (
@@ -119,6 +120,45 @@ def test_bind_of_a_file_creates_a_file_target(tmp_path: Path) -> None:
     sys = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[Mount.bind("/dev/null", str(target))])
     assert output([SH, "-c", f"test -c {target} && echo char device"], sys) == "char device\n"
     assert target.is_file() and target.stat().st_size == 0
+
+
+def test_an_optional_bind_is_made_when_its_source_exists_and_left_out_when_not(tmp_path: Path) -> None:
+    present, missing = tmp_path / "present", tmp_path / "missing"
+    mounts = [
+        Mount.bind("/usr", str(present), readonly=True, recursive=False, optional=True),
+        Mount.bind(str(tmp_path / "no-such-source"), str(missing), optional=True),
+        Mount.bind(str(tmp_path / "dangling"), str(tmp_path / "via-link"), optional=True),
+    ]
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")  # mount(2) follows it: missing too
+    table = mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
+    assert table[str(present)].root == "/usr" and "ro" in table[str(present)].options
+    assert str(missing) not in table and str(tmp_path / "via-link") not in table
+    assert not missing.exists()  # left out: not even its target was made
+
+
+def test_errors_name_a_mount_by_its_place_in_the_list_with_optional_binds_left_out(tmp_path: Path) -> None:
+    mounts = [
+        Mount.bind(str(tmp_path / "no-such-source"), str(tmp_path / "a"), optional=True),
+        Mount.tmpfs(str(tmp_path / "b")),
+        Mount.bind(str(tmp_path / "no-such-source"), str(tmp_path / "c")),  # not optional: refused
+    ]
+    with pytest.raises(ChildError) as failed:
+        mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
+    e = failed.value
+    assert (e.errno, e.location, e.index, e.field) == (errno.ENOENT, ErrorLocation.MOUNT, 2, "sys.mounts[2]")
+
+
+@pytest.mark.parametrize(("mount", "error", "message"), [
+    (Mount("tmpfs", "/tmp/x", "tmpfs", 0, None, False, None, True), ValueError,
+     "SysProcAttr.mounts[0].optional: only a bind mount can be optional"),
+    (Mount("/usr", "/tmp/x", None, MS_BIND, None, False, None, "yes"), TypeError,
+     "SysProcAttr.mounts[0].optional"),
+])
+def test_optional_is_a_bool_of_a_bind_mount(mount: Mount, error: type, message: str) -> None:
+    before = children()
+    with pytest.raises(error, match=re.escape(message)):
+        capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[mount]))
+    assert children() == before  # refused before any process existed
 
 
 def test_bind_with_propagation_flags_applies_them_after(tmp_path: Path) -> None:

@@ -215,7 +215,8 @@ def compile_plan(inputs: PlanInputs) -> Plan:
             steps.sethostname(L.SETHOSTNAME, sandbox.hostname)
         if sandbox.domainname is not None:
             steps.setdomainname(L.SETDOMAINNAME, sandbox.domainname)
-        for n, m in enumerate(sandbox.mounts):
+        for m in sandbox.mounts:
+            n = m.index  # its place in SysProcAttr.mounts, as errors name it
             for k, path in enumerate(m.mkdirs):  # the missing target, if asked
                 steps.create(L.MKDIR, path, is_file=m.file_target and k == len(m.mkdirs) - 1, index=n)
             source, target = opt_cstr(m.source), cstr(m.target)

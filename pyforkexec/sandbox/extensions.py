@@ -104,11 +104,11 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
     root = pivot if pivot is not None else chroot
     mounts = check_mounts("SysProcAttr.mounts", attr.mounts, root)
     readonly = check_bool("SysProcAttr.readonly_root", attr.readonly_root)
-    for i, m in enumerate(mounts):
+    for m in mounts:
         has_maps = attr.uid_mappings is not None or attr.gid_mappings is not None
         if m.idmap is True and not (namespaces & NEWUSER and has_maps):
-            fail(f"SysProcAttr.mounts[{i}].idmap", "True idmaps to the child's own user namespace: that "
-                 "needs CLONE_NEWUSER with uid_mappings/gid_mappings (or name a user namespace)")
+            fail(f"SysProcAttr.mounts[{m.index}].idmap", "True idmaps to the child's own user namespace: "
+                 "that needs CLONE_NEWUSER with uid_mappings/gid_mappings (or name a user namespace)")
     mounting = {"mounts": bool(mounts), "pivot_root": pivot is not None, "readonly_root": readonly}
     for name in (name for name, used in mounting.items() if used):
         _needs_newns(f"SysProcAttr.{name}", namespaces)

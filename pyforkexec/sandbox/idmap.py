@@ -73,9 +73,10 @@ def open_idmapped_trees(mounts: tuple[ResolvedMount, ...], sys_attr: SysProcAttr
     IDMAP naming ``SysProcAttr.mounts[index]`` (EINVAL: this filesystem cannot be idmapped; EPERM: it
     needs CAP_SYS_ADMIN over the filesystem, as root has)."""
     trees = []
-    for n, m in enumerate(mounts):
+    for m in mounts:
         if m.idmap is None:
             continue
+        n = m.index  # its place in SysProcAttr.mounts
         recursive = bool(m.flags & MS_REC)
         try:
             userns = _userns_fd(m.idmap, sys_attr, opened)

@@ -12,6 +12,11 @@ bubblewrap does; propagation flags given with a mount are applied to it afterwar
 A bind mount may be idmapped (``idmap``, see idmap.py): ``True`` to the child's own user namespace
 (CLONE_NEWUSER with uid/gid maps), or to the user namespace at a path (``/proc/PID/ns/user``) or of an
 open fd. The parent makes the idmapped copy of the source before clone; the child attaches it.
+
+A bind mount may be ``optional`` (bubblewrap's ``--ro-bind-try``): left out when its source does not
+exist, as this process sees it when the spawn is checked (once for a prepared spawn), so that one spec
+serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). Leaving a bind out only hides
+more of the host. A source that disappears after the check still fails the spawn at the mount step.
 """
 
 from __future__ import annotations
@@ -109,14 +114,16 @@ class Mount:
     data: Optional[str] = None
     mkdir: bool = False
     idmap: IdMap = None
+    optional: bool = False
 
     @classmethod
     def bind(cls, source: str, target: str, readonly: bool = False, recursive: bool = True,
-             mkdir: bool = True, idmap: IdMap = None) -> Mount:
+             mkdir: bool = True, idmap: IdMap = None, optional: bool = False) -> Mount:
         """Bind ``source`` (with its submounts if ``recursive``) at ``target``, read-only if asked,
-        idmapped if asked (see the module documentation)."""
+        idmapped if asked, left out if ``optional`` and ``source`` does not exist (see the module
+        documentation)."""
         flags = MS_BIND | (MS_REC if recursive else 0) | (MS_RDONLY if readonly else 0)
-        return cls(source, target, None, flags, None, mkdir, idmap)
+        return cls(source, target, None, flags, None, mkdir, idmap, optional)
 
     @classmethod
     def tmpfs(cls, target: str, size: Union[int, str, None] = None, mode: Union[int, str, None] = None,
@@ -160,11 +167,12 @@ def minimal_dev(target: str = "/dev") -> list[Mount]:
 class ResolvedMount(Value):
     """One Mount, checked and turned into the paths and flags of its steps."""
 
-    __slots__ = ("data", "file_target", "flags", "fstype", "idmap", "mkdirs", "source", "target")
+    __slots__ = ("data", "file_target", "flags", "fstype", "idmap", "index", "mkdirs", "source", "target")
 
     def __init__(self, source: Optional[bytes], target: bytes, fstype: Optional[bytes], flags: int,
                  data: Optional[bytes], mkdirs: tuple[bytes, ...], file_target: bool,
-                 idmap: Union[bool, bytes, int, None] = None):
+                 idmap: Union[bool, bytes, int, None] = None, index: int = 0):
+        self.index = index  # its place in SysProcAttr.mounts, which errors name (optional binds left out)
         self.source = source
         self.target = target  # the full path at mount time (under the new root)
         self.fstype = fstype
@@ -197,7 +205,8 @@ def _source_is_dir(source: bytes) -> bool:
         return True  # it may appear in the child (an earlier mount); the mount step reports it if not
 
 
-def check_mount(field: str, m: object, root: bytes) -> ResolvedMount:
+def check_mount(field: str, m: object, root: bytes, index: int = 0) -> Optional[ResolvedMount]:
+    """The Mount ``m``, checked and resolved; None for an optional bind whose source does not exist."""
     if not isinstance(m, Mount):
         fail(field, f"must be a Mount, not {type(m).__name__}", TypeError)
     source = None if m.source is None else to_bytes(f"{field}.source", m.source)
@@ -224,7 +233,13 @@ def check_mount(field: str, m: object, root: bytes) -> ResolvedMount:
         mkdirs = tuple(under_root(root, b"/" + b"/".join(parts[:k])) for k in range(1, len(parts) + 1))
         file_target = bool(bind and mkdirs and not _source_is_dir(source or b""))
     idmap = _check_idmap(f"{field}.idmap", m.idmap, bool(bind))
-    return ResolvedMount(source, under_root(root, target), fstype, flags, data, mkdirs, file_target, idmap)
+    if check_bool(f"{field}.optional", m.optional):
+        if not bind:
+            fail(f"{field}.optional", "only a bind mount can be optional (left out if its source is missing)")
+        if not os.path.exists(source or b""):  # followed as mount(2) follows it: a dangling link is missing
+            return None
+    return ResolvedMount(source, under_root(root, target), fstype, flags, data, mkdirs, file_target, idmap,
+                         index)
 
 
 def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, int, None]:
@@ -242,8 +257,10 @@ def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, in
 
 
 def check_mounts(field: str, mounts: object, root: bytes) -> tuple[ResolvedMount, ...]:
-    return tuple(check_mount(f"{field}[{i}]", m, root)
-                 for i, m in enumerate(check_list(field, mounts, "Mount")))
+    """Each Mount checked and resolved, in order, without the optional binds whose source is missing."""
+    items = enumerate(check_list(field, mounts, "Mount"))
+    resolved = (check_mount(f"{field}[{i}]", m, root, i) for i, m in items)
+    return tuple(m for m in resolved if m is not None)
 
 
 def mount_attr(flags: int) -> bytes:
