@@ -337,6 +337,13 @@ options:
           - The filesystem must support idmapped mounts (ext4, xfs, btrfs, tmpfs from Linux 6.3...);
             otherwise the command fails to start, naming the mount.
         type: raw
+      optional:
+        description:
+          - Leave a V(bind) mount out when its source does not exist on the host when the command
+            starts (as bubblewrap's C(--ro-bind-try)), so that one definition serves hosts that differ
+            (C(/lib64) exists on x86_64, not on arm64). Only a bind can be optional.
+        type: bool
+        default: false
   mount_propagation:
     description:
       - Propagation of every mount of the new mount namespace, set before O(mounts).

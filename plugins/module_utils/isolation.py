@@ -58,6 +58,7 @@ _MOUNT = dict(
     options=dict(type="str"),
     mkdir=dict(type="bool", default=True),
     idmap=dict(type="raw"),
+    optional=dict(type="bool", default=False),
 )
 _CREDENTIAL = dict(
     uid=dict(type="raw", required=True),
@@ -503,6 +504,13 @@ def _mount(option, m):
         _fail(f"{option}.idmap", f"needs Mount.idmap, which the installed pyforkexec "
               f"{getattr(fe, '__version__', '?')} does not have: upgrade pyforkexec")
     extra = {} if idmap is None else dict(idmap=idmap)  # a pyforkexec without idmaps takes the others
+    if m["optional"]:
+        if kind not in ("bind", "mount"):  # a mount: pyforkexec's own check wants MS_BIND in its flags
+            _fail(f"{option}.optional", f"only a bind mount can be optional, not a {kind}")
+        if "optional" not in {f.name for f in dataclasses.fields(fe.Mount)}:
+            _fail(f"{option}.optional", f"needs Mount.optional, which the installed pyforkexec "
+                  f"{getattr(fe, '__version__', '?')} does not have: upgrade pyforkexec")
+        extra["optional"] = True
     if kind == "bind":
         return [fe.Mount.bind(m["source"], target, readonly=m["readonly"], recursive=m["recursive"],
                               mkdir=m["mkdir"], **extra)]
@@ -520,7 +528,7 @@ def _mount(option, m):
 
 
 # Fields of pyforkexec's Mount that are also sub-options of a mounts entry.
-_MOUNT_KEYS = ("source", "target", "fstype", "flags", "mkdir", "idmap")
+_MOUNT_KEYS = ("source", "target", "fstype", "flags", "mkdir", "idmap", "optional")
 
 
 def _mounts(params, origins, on_host):
