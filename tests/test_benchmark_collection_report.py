@@ -36,3 +36,12 @@ def test_the_budget_is_the_goal_times_podmans_median_beside_the_floor():
 
 def test_no_floor_recorded_no_section():
     assert _report()._floor([_rec("podman", 1, "converge", 2.0)]) == []
+
+
+def test_a_slow_ready_is_listed_with_each_services_wait():
+    slow = dict(_rec("role", 5, "slow-ready", 16.3), waits=[0.01, 15.2, 1.1, 0.0, 0.0],
+                slow_services=["pfb-r-2", "pfb-r-3"], neigh="", bridge_links="", logs={})
+    lines = _report()._slow_ready([_rec("role", 5, "ready", 16.3), slow])
+    assert lines == ["- role, N=5, round 0: waits 0.01, 15.20, 1.10, 0.00, 0.00 s; slow: pfb-r-2, pfb-r-3 "
+                     "(the record in records.jsonl has the neighbour table and logs)"]
+    assert _report()._slow_ready([_rec("role", 5, "ready", 0.1)]) == []

@@ -40,6 +40,29 @@ def wait_answers(address: str, timeout: float, poll: float = 0.005) -> Optional[
     return None
 
 
+def diagnose(c: d.Contender, slow: list[int]) -> dict[str, object]:
+    """What may say why services were slow to answer after a converge: the host's neighbour table and
+    routes on the contender's bridge, and for each slow service of the role its daemon's log."""
+    def text(argv: list[str]) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout[-3000:]
+
+    found: dict[str, object] = {
+        "neigh": text(["ip", "neigh", "show", "dev", d.bridge(c)]),
+        "bridge_links": text(["ip", "-br", "link", "show", "master", d.bridge(c)]),
+        "slow_services": [d.service_name(c, i) for i in slow],
+    }
+    if c is d.ROLE:
+        logs = {}
+        for i in slow:
+            try:
+                with open(f"/var/log/pyforkexec/{d.service_name(c, i)}.log", errors="replace") as f:
+                    logs[d.service_name(c, i)] = f.read()[-2000:]
+            except OSError as e:
+                logs[d.service_name(c, i)] = str(e)
+        found["logs"] = logs
+    return found
+
+
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:

@@ -113,6 +113,18 @@ def _restarts(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _slow_ready(records: list[dict[str, Any]]) -> list[str]:
+    """Each converge after which services took over run.py's SLOW_READY to answer, with each one's wait."""
+    lines = []
+    for r in records:
+        if r["op"] == "slow-ready":
+            waits = ", ".join(f"{w:.2f}" for w in r["waits"])
+            lines.append(f"- {r['contender']}, N={r['n']}, round {r['round']}: waits {waits} s; slow: "
+                         f"{', '.join(r['slow_services']) or '-'} (the record in records.jsonl has the "
+                         "neighbour table and logs)")
+    return lines
+
+
 def _cold(out: str) -> list[str]:
     path = os.path.join(out, "cold_start.json")
     if not os.path.exists(path):
@@ -167,6 +179,7 @@ def write(out: str) -> str:
         " until every service answered. Written by benchmarks/collection/report.py.", "", *ops, "",
         f"The role's runtime (its virtualenv) installed once: {_fmt(_median(install))} (not above).", "",
         *(["## The fixed cost of a run", "", *floor, ""] if (floor := _floor(records)) else []),
+        *(["## Slow to answer after a converge", "", *slow, ""] if (slow := _slow_ready(records)) else []),
         "## Restart after SIGKILL of the service's process, until it answers again", "",
         *_restarts(records), "",
         "## Memory", "", *mem_lines, "", "## Cold start of one isolated /bin/true", "", *_cold(out), ""])

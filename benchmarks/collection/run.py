@@ -32,6 +32,7 @@ from procmem import rss_pss_kib
 
 RESULTS = os.path.join(playbook.ROOT, "benchmarks", "results", "collection")
 RESTART_TIMEOUT = 15.0
+SLOW_READY = 1.0
 
 
 def _record(out: str, **fields: Any) -> None:
@@ -55,12 +56,20 @@ def _deploy(c: d.Contender, n: int, state: str, img: str, out: str, op: str, rnd
 
 
 def _ready(c: d.Contender, n: int, out: str, rnd: int) -> None:
-    """Seconds from the converge's end until every service answers."""
+    """Seconds from the converge's end until every service answers. A slow one (over SLOW_READY seconds:
+    a service answers within milliseconds of a converge) is recorded with what may say why."""
     start = time.monotonic()
+    waits = []
     for i in range(1, n + 1):
-        if probes.wait_answers(d.address(c, i), 30) is None:
+        waited = probes.wait_answers(d.address(c, i), 30)
+        if waited is None:
             raise RuntimeError(f"{d.service_name(c, i)} does not answer at {d.address(c, i)}:{d.PORT}")
-    _record(out, contender=c.name, n=n, round=rnd, op="ready", seconds=time.monotonic() - start)
+        waits.append(round(waited, 3))
+    seconds = time.monotonic() - start
+    _record(out, contender=c.name, n=n, round=rnd, op="ready", seconds=seconds)
+    if seconds > SLOW_READY:
+        _record(out, contender=c.name, n=n, round=rnd, op="slow-ready", waits=waits,
+                **probes.diagnose(c, [i for i, w in enumerate(waits, 1) if w > SLOW_READY / n]))
 
 
 def _probe(c: d.Contender, n: int, out: str, rnd: int, restarts: int) -> None:
