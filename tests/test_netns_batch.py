@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from helpers.cli import run
@@ -143,3 +144,50 @@ def test_socket_in_a_namespace_that_is_not_there_fails_and_leaves_nothing_open()
     with pytest.raises(ValueError, match="network namespaces only"):
         nsinfo.socket_in("/proc/self/ns/mnt", "mount", socket.AF_UNIX, socket.SOCK_STREAM)
     assert sorted(os.listdir("/proc/self/fd")) == fds
+
+
+def test_create_makes_a_namespace_in_a_thread_and_leaves_the_caller_where_it_was(
+        names: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No forked helper (pyroute2's netns.create forks one and gives up after 2 s on a busy host):
+    with os.fork refused, the namespace is still made, and is neither the host's nor the caller's."""
+    from pyforkexec.netns import kernel
+
+    name = names["netns"][0]
+    mine = os.stat("/proc/thread-self/ns/net").st_ino
+    fds = sorted(os.listdir("/proc/self/fd"))
+
+    def no_fork() -> int:
+        raise AssertionError("netns creation forked")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    kernel.create(kernel._pyroute2()[1], name)
+    monkeypatch.undo()
+    made = os.stat(netns.netns_path(name)).st_ino
+    assert made not in (mine, nsinfo.host_inode("net"))
+    assert os.path.ismount(netns.netns_path(name))
+    assert os.stat("/proc/thread-self/ns/net").st_ino == mine
+    assert sorted(os.listdir("/proc/self/fd")) == fds
+    # the namespace is usable: its loopback is there, down
+    assert "lo" in run(["ip", "-n", name, "-o", "link"]).stdout
+
+    # a second create of the same name fails and leaves the first one as it was
+    with pytest.raises(FileExistsError):
+        kernel.create(kernel._pyroute2()[1], name)
+    assert os.stat(netns.netns_path(name)).st_ino == made
+    assert os.path.ismount(netns.netns_path(name))
+
+
+def test_create_as_an_unprivileged_uid_fails_and_leaves_nothing(names: dict, unprivileged: Any) -> None:
+    from pyforkexec.netns import kernel
+
+    name = names["netns"][1]
+
+    def attempt() -> str:
+        try:
+            kernel.create(kernel._pyroute2()[1], name)
+        except OSError as e:
+            return f"{type(e).__name__} {e.errno}"
+        return "created"
+
+    assert unprivileged(attempt) == "PermissionError 1"
+    assert not os.path.lexists(netns.netns_path(name))

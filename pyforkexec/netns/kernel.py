@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import ipaddress
 import os
 import socket
+import threading
 
 from .. import nsinfo
+from ..flags import CLONE_NEWNET
 from .model import (
     BRIDGE_ALIAS,
     describe,
@@ -58,6 +61,55 @@ def _ns_route(pyroute2, name):
     except BaseException:
         os.close(fd)
         raise
+
+
+def create(netns, name):
+    """Create the named network namespace ``name`` (/run/netns/NAME), the way ``ip netns add`` does.
+
+    A thread of this process unshares its network namespace alone and pyroute2's ``netns.attach``
+    bind-mounts that thread's namespace there; the thread then ends, so that no other thread, the
+    caller's included, ever changes namespaces. pyroute2's own ``netns.create`` forks this process
+    instead and gives up when the child has not answered within 2 s (its ``default_communicate_timeout``),
+    which a busy emulated host exceeds: "no response from the child" on an arm64 guest of a fleet.
+    A failure leaves nothing behind: the mount point made for it is removed.
+    """
+    path = netns_path(name)
+    failed = {}
+
+    def unshare_and_attach():
+        try:
+            if _libc().unshare(int(CLONE_NEWNET)) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+            there_before = os.path.lexists(path)
+            try:
+                netns.attach(name, "thread-self")
+            except BaseException:
+                if not there_before and not os.path.ismount(path):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)  # the empty mount point attach made before its mount failed
+                raise
+        except BaseException as e:  # raised in the caller's thread below
+            failed["error"] = e
+
+    helper = threading.Thread(target=unshare_and_attach, name="pyforkexec-netns-create")
+    helper.start()
+    try:
+        helper.join()
+    except BaseException:  # KeyboardInterrupt: the namespace is made, or not, before it goes on
+        helper.join()
+        raise
+    if "error" in failed:
+        raise failed["error"]
+
+
+_LIBC = []
+
+
+def _libc():
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
 
 
 class HostLinks:
@@ -353,7 +405,7 @@ def apply(name, actions):
 def _apply_one(h, name, action, writes):
     op, args = action[0], action[1:]
     if op == "create_netns":
-        h.netns.create(name)
+        create(h.netns, name)
     elif op == "delete_netns":
         h.netns.remove(name)
     elif op == "link_up":
