@@ -155,32 +155,65 @@ def socket_in(path, kind, family, type_, proto=0):
     """
     if kind != "net":
         raise ValueError(f"socket_in joins network namespaces only, not {kind!r}")
-    made = {}
 
     def join_and_make():
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _child.setns(fd, int(NSTYPES[kind]))
-            finally:
-                os.close(fd)
-            made["socket"] = socket.socket(family, type_, proto)
-        except BaseException as e:  # raised in the caller's thread below
-            made["error"] = e
+            _child.setns(fd, int(NSTYPES[kind]))
+        finally:
+            os.close(fd)
+        return socket.socket(family, type_, proto)
 
-    helper = threading.Thread(target=join_and_make, name="pyforkexec-socket-in")
+    # KeyboardInterrupt while waiting: the socket the helper made is closed
+    return in_own_thread(join_and_make, "pyforkexec-socket-in", undo=lambda sock: sock.close())
+
+
+def in_own_thread(fn, name, undo=None):
+    """``fn()`` in a new thread of this process, which ends right after: what it returns, or its
+    exception raised here. For work that changes the calling thread's own namespaces (setns(2) or
+    unshare(2) of a network namespace), which then dies with that thread instead of the caller's.
+
+    A KeyboardInterrupt (or any exception a signal handler raises) while waiting is held until the
+    thread has finished, then what the thread made is given to ``undo`` (when it made something), and
+    the interrupt goes on. The wait is on an event of our own, not ``Thread.join``: a join interrupted
+    that way on Python 3.9-3.11 releases the running thread's state lock and marks it stopped
+    (bpo-45274's fix), after which a second join returns at once, with the thread still at work.
+    """
+    outcome = {}
+    finished = threading.Event()
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except BaseException as e:  # raised in the caller's thread below
+            outcome["error"] = e
+        finally:
+            finished.set()
+
+    helper = threading.Thread(target=run, name=name)
+    interrupted = None
     try:
         helper.start()
-        helper.join()
-    except BaseException:  # KeyboardInterrupt while waiting: the socket the helper made is closed
-        if helper.ident is not None:
-            helper.join()
-        if "socket" in made:
-            made["socket"].close()
-        raise
-    if "error" in made:
-        raise made["error"]
-    return made["socket"]
+    except BaseException as e:  # interrupted in start()'s wait, or no thread could be made
+        if helper.ident is None:
+            raise
+        interrupted = e
+    while True:
+        try:
+            finished.wait()
+            helper.join()  # a few instructions more: the thread is past fn
+            break
+        except BaseException as e:
+            interrupted = interrupted or e
+            if finished.is_set():  # fn is done: only its thread's last instructions are left
+                break
+    if interrupted is not None:
+        if undo is not None and "value" in outcome:
+            undo(outcome["value"])
+        raise interrupted
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _read_hostname():

@@ -191,3 +191,33 @@ def test_create_as_an_unprivileged_uid_fails_and_leaves_nothing(names: dict, unp
 
     assert unprivileged(attempt) == "PermissionError 1"
     assert not os.path.lexists(netns.netns_path(name))
+
+
+def test_create_interrupted_goes_on_once_the_namespace_is_made(names: dict) -> None:
+    """A KeyboardInterrupt that reaches the caller while the creating thread works waits for that
+    thread: the namespace is made (its mount is there to remove), no thread is left, the caller's
+    namespace is its own."""
+    import signal
+    import threading
+    import time
+
+    from pyforkexec.netns import kernel
+
+    real = kernel._pyroute2()[1]
+    name = names["netns"][0]
+    mine = os.stat("/proc/thread-self/ns/net").st_ino
+
+    class InterruptedMeanwhile:
+        """pyroute2's netns, with SIGINT sent to the caller's thread just before the real attach."""
+
+        def attach(self, netns: str, pid: str) -> None:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.05)  # the caller is interrupted in its wait meanwhile
+            real.attach(netns, pid)
+
+    assert threading.current_thread() is threading.main_thread()
+    with pytest.raises(KeyboardInterrupt):
+        kernel.create(InterruptedMeanwhile(), name)
+    assert os.path.ismount(netns.netns_path(name))
+    assert not [t for t in threading.enumerate() if t.name == "pyforkexec-netns-create"]
+    assert os.stat("/proc/thread-self/ns/net").st_ino == mine

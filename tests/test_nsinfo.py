@@ -47,3 +47,45 @@ def test_run_in_namespaces_returns_results_and_reports_errors():
     assert nsinfo.run_in_namespaces([], os.getpid) != os.getpid()  # a child ran it
     with pytest.raises(RuntimeError, match="ValueError: inside the namespace"):
         nsinfo.run_in_namespaces([], _fail)
+
+
+@pytest.mark.parametrize("where", ["before the thread's work", "during it", "after it"])
+def test_in_own_thread_interrupted_waits_for_the_thread_then_undoes_and_goes_on(where: str) -> None:
+    """A KeyboardInterrupt while the caller waits (SIGINT sent by the thread itself, at three points)
+    is raised only once the thread's work is done, and what it made is undone. A ``Thread.join``
+    interrupted so on Python 3.11 marks the running thread stopped, and a second join returns at once."""
+    import signal
+    import threading
+    import time
+
+    steps: list[str] = []
+    undone: list[str] = []
+
+    def interrupt() -> None:
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        time.sleep(0.05)  # the caller is interrupted in its wait meanwhile
+
+    def work() -> str:
+        if where == "before the thread's work":
+            interrupt()
+        steps.append("began")
+        if where == "during it":
+            interrupt()
+        time.sleep(0.05)
+        steps.append("made")
+        if where == "after it":
+            interrupt()
+        return "thing"
+
+    assert threading.current_thread() is threading.main_thread()
+    with pytest.raises(KeyboardInterrupt):
+        nsinfo.in_own_thread(work, "pfe-test-in-own-thread", undo=undone.append)
+    assert steps == ["began", "made"]
+    assert undone == ["thing"]
+    assert not [t for t in threading.enumerate() if t.name == "pfe-test-in-own-thread"]
+
+
+def test_in_own_thread_returns_or_raises_what_the_thread_did() -> None:
+    assert nsinfo.in_own_thread(lambda: 42, "pfe-test") == 42
+    with pytest.raises(ZeroDivisionError):
+        nsinfo.in_own_thread(lambda: 1 / 0, "pfe-test")

@@ -15,7 +15,6 @@ import ctypes
 import ipaddress
 import os
 import socket
-import threading
 
 from .. import nsinfo
 from ..flags import CLONE_NEWNET
@@ -74,33 +73,22 @@ def create(netns, name):
     A failure leaves nothing behind: the mount point made for it is removed.
     """
     path = netns_path(name)
-    failed = {}
 
     def unshare_and_attach():
+        if _libc().unshare(int(CLONE_NEWNET)) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+        there_before = os.path.lexists(path)
         try:
-            if _libc().unshare(int(CLONE_NEWNET)) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
-            there_before = os.path.lexists(path)
-            try:
-                netns.attach(name, "thread-self")
-            except BaseException:
-                if not there_before and not os.path.ismount(path):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)  # the empty mount point attach made before its mount failed
-                raise
-        except BaseException as e:  # raised in the caller's thread below
-            failed["error"] = e
+            netns.attach(name, "thread-self")
+        except BaseException:
+            if not there_before and not os.path.ismount(path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)  # the empty mount point attach made before its mount failed
+            raise
 
-    helper = threading.Thread(target=unshare_and_attach, name="pyforkexec-netns-create")
-    helper.start()
-    try:
-        helper.join()
-    except BaseException:  # KeyboardInterrupt: the namespace is made, or not, before it goes on
-        helper.join()
-        raise
-    if "error" in failed:
-        raise failed["error"]
+    # A KeyboardInterrupt meanwhile goes on once the namespace is made, or not.
+    nsinfo.in_own_thread(unshare_and_attach, "pyforkexec-netns-create")
 
 
 _LIBC = []
