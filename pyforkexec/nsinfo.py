@@ -176,7 +176,7 @@ def in_own_thread(fn, name, undo=None):
     A KeyboardInterrupt (or any exception a signal handler raises) while waiting is held until the
     thread has finished, then what the thread made is given to ``undo`` (when it made something), and
     the interrupt goes on. The wait is on an event of our own, not ``Thread.join``: a join interrupted
-    that way on Python 3.9-3.11 releases the running thread's state lock and marks it stopped
+    that way on Python 3.9-3.12 releases the running thread's state lock and marks it stopped
     (bpo-45274's fix), after which a second join returns at once, with the thread still at work.
     """
     outcome = {}
