@@ -26,6 +26,15 @@ PFE_VM_HOST_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 [[ "$PFE_VM_ARCH" == arm64 ]] && PFE_VM_HOST_PACKAGES+=(qemu-system-arm qemu-user-static)
 
 # Both lists: scripts/vm/* also run on their own, without scripts/test's pfe_setup.
+# Lets this process and what it starts run on every CPU the machine has online (the kernel keeps within
+# the cgroup's cpuset). An ansible worker under mitogen, molecule's strategy here, is pinned to one CPU
+# on a controller with 2 or 3 (mitogen's affinity policy), and what it runs inherits the pin: the
+# fleet's four emulated guests then shared one CPU of two (the other idle, CPU pressure 94%), booted in
+# 250-380 s or not at all (journald failing its start timeout), and timed out in converge.
+pfe_vm_unpin() {
+    taskset -a -p -c "$(cat /sys/devices/system/cpu/online)" "$$" >/dev/null
+}
+
 pfe_vm_ensure_host_packages() {
     # shellcheck disable=SC2034  # read by pfe_ensure_apt_packages (dynamic scope)
     local PFE_APT_PACKAGES=("${PFE_APT_PACKAGES[@]}" "${PFE_VM_HOST_PACKAGES[@]}")
