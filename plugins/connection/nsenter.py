@@ -100,7 +100,6 @@ EXAMPLES = r"""
       changed_when: false
 """
 
-import contextlib
 import os
 import shlex
 import shutil
@@ -110,7 +109,7 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.connection import BUFSIZE, ConnectionBase
 from ansible.utils.display import Display
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity, service_paths
 
 display = Display()
 
@@ -131,31 +130,6 @@ NSENTER_OPTIONS = {
     "cgroup": "--cgroup",
     "time": "--time",
 }
-
-
-@contextlib.contextmanager
-def _affinity_of(pid):
-    """Run the block (a fork) with the CPU affinity of process ``pid``, this thread's own restored after.
-
-    What runs inside the target runs on the CPUs the target may use, as it runs in its namespaces,
-    and not on those an Ansible strategy pinned this worker to: mitogen's pins every worker of a
-    2- or 3-CPU controller to the same CPU, and a child inherits its parent thread's mask, so every
-    task of every host through this connection ran on one CPU. Where the target's cannot be had
-    (it is gone: nsenter then fails on its own), ours is kept."""
-    try:
-        own = os.sched_getaffinity(0)
-        target = os.sched_getaffinity(pid)
-        if target == own:
-            own = None
-        else:
-            os.sched_setaffinity(0, target)
-    except OSError:  # gone, or CPUs this thread's cpuset does not have: ours
-        own = None
-    try:
-        yield
-    finally:
-        if own is not None:
-            os.sched_setaffinity(0, own)
 
 
 class Connection(ConnectionBase):
@@ -209,7 +183,7 @@ class Connection(ConnectionBase):
     def _popen(self, cmd, stdin=subprocess.PIPE):
         argv = self._argv(cmd)
         display.vvv(f"EXEC {argv}", host=self.get_option("remote_addr"))
-        with _affinity_of(self.pid):
+        with affinity.of_process(self.pid):
             return subprocess.Popen([to_bytes(a, errors="surrogate_or_strict") for a in argv], stdin=stdin,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

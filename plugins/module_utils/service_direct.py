@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 
 # What a service gets as its environment when its spec sets none (systemd gives services the same PATH).
@@ -83,9 +84,10 @@ def start(name, argv, timeout=30.0):
         os.makedirs(d, mode=0o755, exist_ok=True)
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
-        proc = subprocess.Popen([*argv, READY_FD_OPTION, str(w)], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(w,),
-                                start_new_session=True, env=DAEMON_ENV, cwd="/")
+        with affinity.of_process(1):  # PID 1's CPUs, not those of the (maybe pinned) Ansible worker
+            proc = subprocess.Popen([*argv, READY_FD_OPTION, str(w)], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(w,),
+                                    start_new_session=True, env=DAEMON_ENV, cwd="/")
         os.close(w)
         w = -1
         answer = _read_ready(r, timeout)

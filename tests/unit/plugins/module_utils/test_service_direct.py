@@ -58,3 +58,44 @@ def test_a_stop_returns_only_once_the_service_is_reaped():
     finally:
         thread.join()
         os.close(fd)
+
+
+def _cpus(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split(":", 1)[1].strip() for line in f if line.startswith("Cpus_allowed_list:"))
+
+
+def test_a_daemon_started_from_a_pinned_worker_gets_pid_1_s_cpus():
+    """mitogen pins an Ansible worker of a 2- or 3-CPU controller to one CPU, and a module run from it
+    inherits the pin: a daemon (and its service) started from there must not keep it, as systemd gives
+    a unit its manager's CPUs. A stand-in for the daemon (which only says it started) is started from a
+    thread pinned to one CPU; it runs on PID 1's CPUs, and the thread is pinned again after."""
+    import sys
+    import threading
+
+    try:
+        pid1 = os.sched_getaffinity(1)
+    except OSError as e:
+        pytest.skip(f"PID 1's CPU affinity cannot be read here: {e}")
+    if len(pid1 & os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs that both this process and PID 1 may run on")
+    one = {min(pid1 & os.sched_getaffinity(0))}
+    stand_in = [sys.executable, "-c",
+                "import os, sys, time; fd = int(sys.argv[-1]); os.write(fd, b'ok %d\\n' % os.getpid()); "
+                "time.sleep(60)"]
+    found = {}
+
+    def pinned():
+        os.sched_setaffinity(0, one)
+        pid = direct.start("affinity-test", stand_in, timeout=30)
+        try:
+            found["daemon"] = os.sched_getaffinity(pid)
+            found["after"] = os.sched_getaffinity(0)
+        finally:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+
+    thread = threading.Thread(target=pinned)  # the test's own thread keeps its CPUs
+    thread.start()
+    thread.join()
+    assert found == {"daemon": pid1, "after": one}
