@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import functools
 import ipaddress
 import os
 import socket
@@ -91,13 +92,9 @@ def create(netns, name):
     nsinfo.in_own_thread(unshare_and_attach, "pyforkexec-netns-create")
 
 
-_LIBC = []
-
-
+@functools.cache
 def _libc():
-    if not _LIBC:
-        _LIBC.append(ctypes.CDLL(None, use_errno=True))
-    return _LIBC[0]
+    return ctypes.CDLL(None, use_errno=True)
 
 
 class HostLinks:
