@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import workers as W
+from machine import cpu_model
 from py_spawn import attr_for
 
 import pyforkexec as fe
@@ -202,14 +203,6 @@ def pick_memory(wants: list[int], holders: int, notes: list[str]) -> list[int]:
         out.append(size)
         left -= size * holders
     return out
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def size_label(size: int) -> str:

@@ -39,3 +39,45 @@ def test_a_guest_joins_the_inventory_with_its_own_names_and_ssh() -> None:
     assert len({h["isolated_http_prefix"] for h in hosts}) == 4
     assert len({h["isolated_http_subnet"] for h in hosts}) == 4
     assert "guests" not in fleet.inventory(3)["all"]["children"]
+
+
+def test_task_seconds_reads_the_stamps_of_ansibles_own_log(tmp_path: Path) -> None:
+    """A real ansible-playbook run with ANSIBLE_LOG_PATH: every task's banner is found, in order."""
+    import os
+    import subprocess
+
+    book = tmp_path / "play.yml"
+    book.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                    "    - name: first [with brackets]\n      ansible.builtin.debug: {msg: one}\n"
+                    "    - name: second\n      ansible.builtin.debug: {msg: two}\n")
+    log = tmp_path / "ansible.log"
+    env = dict(os.environ, ANSIBLE_LOG_PATH=str(log), ANSIBLE_NOCOLOR="1")
+    playbook = Path(sys.executable).parent / "ansible-playbook"
+    subprocess.run([str(playbook), "-i", "localhost,", "-c", "local", str(book)], env=env, check=True,
+                   capture_output=True)
+    tasks = fleet.task_seconds(log.read_text())
+    assert [name for name, _ in tasks] == ["first [with brackets]", "second"]
+    assert all(seconds >= 0 for _, seconds in tasks)
+
+
+def test_task_seconds_is_the_time_from_one_banner_to_the_next() -> None:
+    stamp = "p=1 u=root n=ansible INFO| "
+    log = (f"2026-12-03 09:00:00,000 {stamp}PLAY [all] ***\n"
+           f"2026-12-03 09:00:00,500 {stamp}TASK [r : Copy the wheels] ***\n"
+           f"2026-12-03 09:00:01,000 {stamp}changed: [pfb1]\n"
+           f"2026-12-03 09:00:03,250 {stamp}TASK [r : Install] ***\n"
+           f"2026-12-03 09:00:04,000 {stamp}RUNNING HANDLER [r : Restart] ***\n"
+           f"2026-12-03 09:00:04,100 {stamp}PLAY RECAP ***\n")
+    assert fleet.task_seconds(log) == [("r : Copy the wheels", 2.75), ("r : Install", 0.75),
+                                       ("r : Restart", 0.1)]
+
+
+def test_the_report_lists_the_costliest_tasks_per_host_of_each_run() -> None:
+    runs = [{"hosts": 5, "forks": 5, "strategy": "linear", "tasks": [("copy", 10.0), ("ping", 1.0)]},
+            {"hosts": 20, "forks": 5, "strategy": "linear", "vm": "",
+             "tasks": [("copy", 60.0), ("new", 2.0)]},
+            {"hosts": 50, "forks": 5, "strategy": "linear"}]  # an older record, without task times
+    lines = fleet.task_table(runs, top=2)
+    assert lines[3] == "| task | 5 hosts, forks 5, linear | 20 hosts, forks 5, linear |"
+    assert lines[5:] == ["| copy | 2.00 | 3.00 |", "| ping | 0.20 | - |"]
+    assert fleet.task_table([runs[2]]) == []

@@ -21,8 +21,10 @@ host of the run.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +34,9 @@ from itertools import product
 from typing import Any
 
 import playbook
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for machine
+from machine import describe
 
 NSHOST_DIR = "/var/tmp/pfe-fleet-bench"
 STRATEGY_PLUGINS = os.path.join(playbook.ROOT, "molecule", "shared", "plugins", "strategy")
@@ -113,11 +118,34 @@ def fleet_hosts(hosts: int, state: str) -> None:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def converge(hosts: int, forks: int, strategy: str, guest: dict[str, Any] | None = None) -> tuple[float, str]:
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as inv:
+def converge(hosts: int, forks: int, strategy: str, guest: dict[str, Any] | None = None
+             ) -> tuple[float, str, list[tuple[str, float]]]:
+    """One timed run of the example playbook over the fleet: its seconds, its output, and each task's
+    seconds (from Ansible's own log, ``ANSIBLE_LOG_PATH``, which stamps every line)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as inv, \
+            tempfile.NamedTemporaryFile("r", suffix=".log") as log:
         json.dump(inventory(hosts, guest), inv)
         inv.flush()
-        return _playbook(["-i", inv.name, EXAMPLE], _env(forks, strategy))
+        env = dict(_env(forks, strategy), ANSIBLE_LOG_PATH=log.name)
+        seconds, out = _playbook(["-i", inv.name, EXAMPLE], env)
+        return seconds, out, task_seconds(log.read())
+
+
+# "2026-12-03 09:00:00,500 p=1 u=root n=ansible INFO| TASK [role : name] ****": a banner's stamp, kind, name
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?\| "
+                    r"(?:(TASK|RUNNING HANDLER) \[(.*)\]|PLAY RECAP) \*+$")
+
+
+def task_seconds(log: str) -> list[tuple[str, float]]:
+    """Each task's seconds in a run, from the stamps of Ansible's log: from its banner to the next banner
+    (a linear run starts a task on every host at once and waits for all of them)."""
+    marks = []
+    for line in log.splitlines():
+        m = _STAMP.match(line)
+        if m:
+            stamp = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            marks.append((m.group(3) or "", stamp))  # the recap: the end of the last task
+    return [(name, round(after[1] - stamp, 3)) for (name, stamp), after in zip(marks, marks[1:])]
 
 
 def _once_lines(log: str) -> dict[str, int]:
@@ -144,14 +172,14 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
         try:
             guest = boot_guest(args.vm) if args.vm else None
             load = os.getloadavg()[0]
-            seconds, log = converge(hosts, forks, strategy, guest)
+            seconds, log, tasks = converge(hosts, forks, strategy, guest)
         finally:
             if args.vm:
                 stop_guest()
             fleet_hosts(hosts, "absent")
         record = {"hosts": hosts, "forks": forks, "strategy": strategy, "vm": args.vm,
                   "seconds": round(seconds, 2), "load_before": load, "load_after": os.getloadavg()[0],
-                  "time": time.time(), "once": _once_lines(log)}
+                  "time": time.time(), "machine": describe(), "once": _once_lines(log), "tasks": tasks}
         print(json.dumps(record), flush=True)
         with open(os.path.join(args.out, "fleet.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -189,9 +217,36 @@ def report(records: list[dict[str, Any]], out: str) -> None:
         lines.append(f"| {r['hosts']} | {r.get('vm') or '-'} | {r['forks']} | {r['strategy']} | "
                      f"{r['seconds']:.1f} | {r['seconds'] / every:.2f} | "
                      f"{r['load_before']:.1f} -> {r['load_after']:.1f} |")
+    machines = sorted({f"{m['cpu']} x{m['cpus']}, kernel {m['kernel']}"
+                       for m in (r.get("machine") for r in records) if m})
+    if machines:  # runs of another machine are not comparable: say which ones each table holds
+        lines += ["", "Machine: " + "; ".join(machines)]
+    lines += task_table(records)
     with open(os.path.join(out, "fleet.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def task_table(records: list[dict[str, Any]], top: int = 12) -> list[str]:
+    """The costliest tasks of the runs that recorded them (seconds per host, per run), most first."""
+    timed = sorted((r for r in records if r.get("tasks")),
+                   key=lambda r: (r.get("vm") or "", r["strategy"], r["forks"], r["hosts"]))
+    if not timed:
+        return []
+    per_host: dict[str, dict[int, float]] = {}
+    for i, r in enumerate(timed):
+        every = r["hosts"] + (1 if r.get("vm") else 0)
+        for name, seconds in r["tasks"]:
+            cell = per_host.setdefault(name, {})
+            cell[i] = cell.get(i, 0.0) + seconds / every  # a task included twice: both times
+    worst = sorted(per_host, key=lambda name: -max(per_host[name].values()))[:top]
+    heads = [f"{r['hosts']} hosts, forks {r['forks']}, {r['strategy']}" for r in timed]
+    lines = ["", "Seconds per host of the costliest tasks (from the banner of each task to the next):", "",
+             "| task | " + " | ".join(heads) + " |", "|---|" + "---|" * len(timed)]
+    for name in worst:
+        cells = [f"{per_host[name][i]:.2f}" if i in per_host[name] else "-" for i in range(len(timed))]
+        lines.append(f"| {name or '(recap)'} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:

@@ -1,0 +1,24 @@
+"""What a benchmark ran on, recorded beside its numbers: runs on another machine (a different CPU model
+behind the same 2 vCPUs) are not comparable, and the records say so."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def describe() -> dict[str, object]:
+    """The CPU model, the CPUs, the kernel and when the machine booted (a new boot may be a new machine)."""
+    with open("/proc/uptime") as f:
+        up = float(f.read().split()[0])
+    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "kernel": platform.release(),
+            "booted": round(time.time() - up)}
