@@ -4,7 +4,12 @@
 from: pyforkexec's sources in the collection (the build files at its top, and the package with its
 subpackages), the requirements, the hosts' Python versions and architectures, the platform tags and
 pip's options. A directory of that name with a ``.complete`` mark is a finished build that later runs
-reuse (roles/isolated_service/tasks/wheels_build.yml makes it)."""
+reuse (roles/isolated_service/tasks/wheels_build.yml makes it).
+
+One directory serves every host of a play, so it holds wheels for each Python and architecture among
+them; ``for_host`` names the ones a host can install (its interpreter's wheel tags, as pip matches
+them), so that a host is sent those files only: each is a round trip of its own.
+"""
 
 from __future__ import annotations
 
@@ -57,3 +62,54 @@ def directory(
 
 def finished(wheels: str) -> bool:
     return os.path.exists(os.path.join(wheels, COMPLETE))
+
+
+def _tags(python: str, machine: str, platforms: list[str]) -> set:
+    """The wheel tags CPython ``python`` (X.Y) on Linux ``machine`` accepts, for the platform tags the
+    wheels were fetched with (the role's isolated_service_wheel_platforms) and a local build's."""
+    from packaging.tags import compatible_tags, cpython_tags  # see for_host
+
+    version = tuple(int(part) for part in python.split("."))[:2]
+    plats = [f"linux_{machine}", *(f"{p}_{machine}" for p in platforms)]
+    interpreter = f"cp{version[0]}{version[1]}"
+    return set(cpython_tags(version, platforms=plats)) | set(compatible_tags(version, interpreter, plats))
+
+
+def _wheel(name: str):
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename  # see for_host
+
+    try:
+        return parse_wheel_filename(name)
+    except InvalidWheelFilename:
+        return None
+
+
+def for_host(
+    wheels: str,
+    machine: str,
+    python: str,
+    platforms: list[str],
+    pip: bool,
+    every: bool = False,
+) -> list[str]:
+    """The files of the wheel directory ``wheels`` a host gets, relative to it, sorted: the wheels at its
+    top that CPython ``python`` on ``machine`` can install (all of them with ``every``: a directory the
+    user gave, whose tags are not the role's to judge), and with ``pip`` the newest pip wheel of
+    ``pip-PYTHON/`` (run from its file where the host's pip lacks --python).
+
+    Wheel names and tags are read with ``packaging``, pip's own library, which ansible-core requires; it is
+    imported on use, since ansible-test's import check loads the plugins without ansible-core's
+    requirements."""
+    accepted = _tags(python, machine, platforms)
+    chosen = []
+    for name in sorted(os.listdir(wheels)):
+        parsed = _wheel(name) if os.path.isfile(os.path.join(wheels, name)) else None
+        if parsed is not None and (every or accepted & parsed[3]):
+            chosen.append(name)
+    pip_dir = os.path.join(wheels, f"pip-{python}")
+    if pip and os.path.isdir(pip_dir):
+        found = [(parsed[1], name) for name in os.listdir(pip_dir)
+                 if (parsed := _wheel(name)) is not None and parsed[0] == "pip"]
+        if found:
+            chosen.append(f"pip-{python}/{max(found)[1]}")
+    return chosen
