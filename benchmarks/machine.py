@@ -22,3 +22,13 @@ def describe() -> dict[str, object]:
         up = float(f.read().split()[0])
     return {"cpu": cpu_model(), "cpus": os.cpu_count(), "kernel": platform.release(),
             "booted": round(time.time() - up)}
+
+
+def label(machine: dict[str, object]) -> str:
+    """One line for a report: 'Intel(R) Xeon(R) Processor x2, kernel 6.18.44-...'."""
+    return f"{machine['cpu']} x{machine['cpus']}, kernel {machine['kernel']}"
+
+
+def labels(records: list[dict]) -> str:
+    """The machines a benchmark's records (each with its ``machine``, when recorded) were taken on."""
+    return "; ".join(sorted({label(r["machine"]) for r in records if r.get("machine")}))

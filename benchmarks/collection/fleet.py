@@ -36,7 +36,7 @@ from typing import Any
 import playbook
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for machine
-from machine import describe
+from machine import describe, labels
 
 NSHOST_DIR = "/var/tmp/pfe-fleet-bench"
 STRATEGY_PLUGINS = os.path.join(playbook.ROOT, "molecule", "shared", "plugins", "strategy")
@@ -217,10 +217,9 @@ def report(records: list[dict[str, Any]], out: str) -> None:
         lines.append(f"| {r['hosts']} | {r.get('vm') or '-'} | {r['forks']} | {r['strategy']} | "
                      f"{r['seconds']:.1f} | {r['seconds'] / every:.2f} | "
                      f"{r['load_before']:.1f} -> {r['load_after']:.1f} |")
-    machines = sorted({f"{m['cpu']} x{m['cpus']}, kernel {m['kernel']}"
-                       for m in (r.get("machine") for r in records) if m})
+    machines = labels(records)
     if machines:  # runs of another machine are not comparable: say which ones each table holds
-        lines += ["", "Machine: " + "; ".join(machines)]
+        lines += ["", f"Machine: {machines}"]
     lines += task_table(records)
     with open(os.path.join(out, "fleet.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -14,6 +14,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for machine
+import machine
+
 CONTENDERS = ("role", "podman", "netns")
 OPERATIONS = ("converge", "rerun", "removal", "ready")
 
@@ -176,7 +179,8 @@ def write(out: str) -> str:
     text = "\n".join([
         "# The role vs containers.podman vs by hand (ip_netns + shell)", "",
         "Seconds of one ansible-playbook run (median over rounds); `ready`: after the converge returned,"
-        " until every service answered. Written by benchmarks/collection/report.py.", "", *ops, "",
+        " until every service answered. Written by benchmarks/collection/report.py.", "",
+        *([f"Machine: {m}", ""] if (m := machine.labels(records)) else []), *ops, "",
         f"The role's runtime (its virtualenv) installed once: {_fmt(_median(install))} (not above).", "",
         *(["## The fixed cost of a run", "", *floor, ""] if (floor := _floor(records)) else []),
         *(["## Slow to answer after a converge", "", *slow, ""] if (slow := _slow_ready(records)) else []),

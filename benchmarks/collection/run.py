@@ -27,7 +27,8 @@ import podman_leaks
 import probes
 import report
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/, for procmem
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/, for procmem and machine
+from machine import describe
 from procmem import rss_pss_kib
 
 RESULTS = os.path.join(playbook.ROOT, "benchmarks", "results", "collection")
@@ -36,7 +37,7 @@ SLOW_READY = 1.0
 
 
 def _record(out: str, **fields: Any) -> None:
-    fields.update(load=os.getloadavg()[0], time=time.time())
+    fields.update(load=os.getloadavg()[0], time=time.time(), machine=describe())
     with open(os.path.join(out, "records.jsonl"), "a") as f:
         f.write(json.dumps(fields) + "\n")
 
