@@ -107,10 +107,10 @@ def test_pip_is_the_newest_wheel_of_the_hosts_python_and_only_when_asked(tmp_pat
     got = wheel_sources.for_host(wheels, "x86_64", "3.9", PLATFORMS, pip=True)
     assert got[-1] == "pip-3.9/pip-26.0.1.post1-py3-none-any.whl"  # by version, not by name
     assert [name for name in got if name.startswith("pip")] == [got[-1]]
-    assert not any(name.startswith("pip") for name in wheel_sources.for_host(wheels, "x86_64", "3.9",
-                                                                              PLATFORMS, pip=False))
-    assert not any(name.startswith("pip") for name in wheel_sources.for_host(wheels, "x86_64", "3.13",
-                                                                              PLATFORMS, pip=True))
+    without = wheel_sources.for_host(wheels, "x86_64", "3.9", PLATFORMS, pip=False)
+    assert not any(name.startswith("pip") for name in without)
+    none_for_it = wheel_sources.for_host(wheels, "x86_64", "3.13", PLATFORMS, pip=True)  # no pip-3.13/
+    assert not any(name.startswith("pip") for name in none_for_it)
 
 
 def test_a_python_older_than_abi3s_floor_or_other_platform_tags_get_no_binary_wheel(tmp_path):
