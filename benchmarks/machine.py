@@ -3,6 +3,7 @@ behind the same 2 vCPUs) are not comparable, and the records say so."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -16,6 +17,7 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+@functools.cache  # one machine per process: read once, however many records carry it
 def describe() -> dict[str, object]:
     """The CPU model, the CPUs, the kernel and when the machine booted (a new boot may be a new machine)."""
     with open("/proc/uptime") as f:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import workers as W
-from machine import cpu_model
+from machine import describe
 from py_spawn import attr_for
 
 import pyforkexec as fe
@@ -363,7 +363,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "kernel": platform.release(), "cpu": cpu_model(), "cpus": os.cpu_count(),
+        **describe(),
         "python": platform.python_version(), "go": W.go_version() if go_bin else None,
         "program": args.program, "uid": os.getuid(), "rounds": rounds, "iterations": iterations,
         "cell_seconds": cell_seconds, "memory_bytes": sizes, "loadavg": load,

@@ -187,6 +187,11 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     return records
 
 
+def _hosts(record: dict[str, Any]) -> int:
+    """The hosts a run converged: its namespace hosts, and its guest if it had one."""
+    return record["hosts"] + (1 if record.get("vm") else 0)
+
+
 def report(records: list[dict[str, Any]], out: str) -> None:
     import matplotlib
 
@@ -213,7 +218,7 @@ def report(records: list[dict[str, Any]], out: str) -> None:
     lines = [header]
     lines.append("|---|---|---|---|---|---|---|")
     for r in sorted(records, key=lambda r: (r.get("vm") or "", r["strategy"], r["forks"], r["hosts"])):
-        every = r["hosts"] + (1 if r.get("vm") else 0)
+        every = _hosts(r)
         lines.append(f"| {r['hosts']} | {r.get('vm') or '-'} | {r['forks']} | {r['strategy']} | "
                      f"{r['seconds']:.1f} | {r['seconds'] / every:.2f} | "
                      f"{r['load_before']:.1f} -> {r['load_after']:.1f} |")
@@ -234,7 +239,7 @@ def task_table(records: list[dict[str, Any]], top: int = 12) -> list[str]:
         return []
     per_host: dict[str, dict[int, float]] = {}
     for i, r in enumerate(timed):
-        every = r["hosts"] + (1 if r.get("vm") else 0)
+        every = _hosts(r)
         for name, seconds in r["tasks"]:
             cell = per_host.setdefault(name, {})
             cell[i] = cell.get(i, 0.0) + seconds / every  # a task included twice: both times
