@@ -100,6 +100,7 @@ class Cell:
     worker: W.Worker
     command: tuple[int, str, list[str]]  # flags, mode, argv
     rounds: list[list[int]] = field(default_factory=list)  # the per-spawn times of each round, in ns
+    cpu_rounds: list[float] = field(default_factory=list)  # each round's CPU ns per spawn (worker's cgroup)
 
     @property
     def times(self) -> list[int]:
@@ -109,10 +110,14 @@ class Cell:
         """Up to ``n`` spawns in batches, stopping early once ``budget`` seconds are spent (slow cells,
         such as copying forks of a big parent)."""
         times: list[int] = []
+        meter = self.worker.meter
+        cpu0 = meter.read_ns() if meter is not None else 0
         t0 = time.perf_counter()
         while len(times) < n and time.perf_counter() - t0 < budget:
             times += self.worker.run(min(batch, n - len(times)), *self.command)
         self.rounds.append(times)
+        if meter is not None and times:
+            self.cpu_rounds.append((meter.read_ns() - cpu0) / len(times))
 
 
 def make_cells(phase: str, rows: list[Row], w: Workers, unshare: Optional[str], prog: str,
@@ -170,6 +175,12 @@ def stats(cell: Cell, reference: Optional[Cell]) -> Stats:
                      for a, b in zip(cell.rounds, reference.rounds) if a and b]
         out.update(xc=statistics.median(per_round), xc_min=min(per_round), xc_max=max(per_round),
                    xc_rounds=per_round)
+    if cell.cpu_rounds:  # CPU per spawn: the worker and its children, from the worker's cgroup
+        out["cpu_us"] = statistics.median(cell.cpu_rounds) / 1e3
+        if reference is not None and reference.cpu_rounds:
+            per_round = [a / b for a, b in zip(cell.cpu_rounds, reference.cpu_rounds) if b > 0]
+            out.update(xc_cpu=statistics.median(per_round), xc_cpu_min=min(per_round),
+                       xc_cpu_max=max(per_round), xc_cpu_rounds=per_round)
     return out
 
 
@@ -213,9 +224,14 @@ def fmt(s: Optional[Stats]) -> str:
     return "-" if s is None else f"{s['median_us']:.0f} ({s['p90_us']:.0f})"
 
 
-def fmt_xc(s: Optional[Stats]) -> str:
-    """The median of the per-round ratios to the C loop, [min-max] over the rounds."""
-    return "-" if s is None or "xc" not in s else f"{s['xc']:.2f} [{s['xc_min']:.2f}-{s['xc_max']:.2f}]"
+def fmt_xc(s: Optional[Stats], key: str = "xc") -> str:
+    """The median of the per-round ratios to the C loop, [min-max] over the rounds (``key`` xc for wall
+    time, xc_cpu for CPU time)."""
+    return "-" if s is None or key not in s else f"{s[key]:.2f} [{s[f'{key}_min']:.2f}-{s[f'{key}_max']:.2f}]"
+
+
+def fmt_cpu(s: Optional[Stats]) -> str:
+    return "-" if s is None or "cpu_us" not in s else f"{s['cpu_us']:.0f}"
 
 
 def ratio(a: Optional[Stats], b: Optional[Stats], key: str = "median_us") -> Optional[float]:
@@ -254,6 +270,21 @@ def report(results: dict[str, dict[str, dict[str, Stats]]], phases: list[str]) -
             goals = [fmt_xc(cells.get(k)) for k in GOALS]
             others = [fmt_ratio(ratio(cells.get("fork_exec"), cells.get(k))) for k in ("subprocess", "go")]
             lines.append(f"| {row.title} | {p} | " + " | ".join(goals + others) + " |")
+    if any("xc_cpu" in s for phase in results.values() for cells in phase.values() for s in cells.values()):
+        lines += ["", "CPU time per spawn (µs, median of rounds): the worker's and its children's, from the "
+                  "worker's own cgroup, so the time a spawn waits for a CPU is left out; xC = median of the "
+                  "per-round ratios to the C loop's CPU per spawn [min-max].", ""]
+        head = ["row", "contender"]
+        for p in phases:
+            head += [f"{p}: CPU µs", f"{p}: CPU xC [spread]"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in ROWS:
+            for key, label in CONTENDERS:
+                cells = [results[p].get(row.key, {}).get(key) for p in phases]
+                if all(c is None or "cpu_us" not in c for c in cells):
+                    continue
+                lines.append(f"| {row.title} | {label} | "
+                             + " | ".join(x for s in cells for x in (fmt_cpu(s), fmt_xc(s, "xc_cpu"))) + " |")
     return "\n".join(lines)
 
 
@@ -294,6 +325,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                          "so the spawn machinery's own cost shows) or any program that exits 0")
     ap.add_argument("--json", metavar="OUT", help="write the raw per-spawn times and the summary here")
     ap.add_argument("--seed", type=int, default=1, help="seed of the order of groups and cells")
+    ap.add_argument("--no-cpu", action="store_true",
+                    help="leave the workers in this process's cgroup: no CPU time per spawn")
     args = ap.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 7)
     iterations = args.iterations or (60 if args.quick else 400)
@@ -328,10 +361,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     phases = [("small parent", 0, [r for r in small_rows if r in usable])]
     phases += [(f"{size_label(size)} parent", size, [r for r in big_rows if r in usable]) for size in sizes]
 
+    cgroups = f"pfe-spawn-bench-{os.getpid()}"  # one cgroup per worker under it: CPU per spawn
+
+    def meter(name: str) -> Optional[W.CpuMeter]:
+        if args.no_cpu:
+            return None
+        try:
+            return W.CpuMeter.make(f"{cgroups}/{name}")
+        except OSError as e:
+            note = f"CPU per spawn not measured: no cgroup for a worker ({e.strerror or e})"
+            if note not in notes:
+                notes.append(note)
+            return None
+
     def start(phase: str) -> Workers:
-        return Workers(W.Worker(f"Python ({phase})", [sys.executable, str(W.HERE / "py_spawn.py")]),
-                       W.Worker(f"C ({phase})", [str(c_bin), "-s"]),
-                       W.Worker(f"Go ({phase})", [str(go_bin), "-s"]) if go_bin else None)
+        slug = "-".join(phase.split())
+        return Workers(W.Worker(f"Python ({phase})", [sys.executable, str(W.HERE / "py_spawn.py")],
+                                meter(f"{slug}-py")),
+                       W.Worker(f"C ({phase})", [str(c_bin), "-s"], meter(f"{slug}-c")),
+                       W.Worker(f"Go ({phase})", [str(go_bin), "-s"], meter(f"{slug}-go"))
+                       if go_bin else None)
 
     pools: list[Workers] = []
     load = {"before": os.getloadavg()}
@@ -354,10 +403,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                 w.close()
     load["after"] = os.getloadavg()
     raw: dict[str, dict[str, dict[str, list[list[int]]]]] = {}
+    raw_cpu: dict[str, dict[str, dict[str, list[float]]]] = {}
     results: dict[str, dict[str, dict[str, Stats]]] = {}
     refs = {(c.phase, c.row.key): c for c in cells if c.contender == REFERENCE}
     for cell in cells:
         raw.setdefault(cell.phase, {}).setdefault(cell.row.key, {})[cell.contender] = cell.rounds
+        if cell.cpu_rounds:
+            raw_cpu.setdefault(cell.phase, {}).setdefault(cell.row.key, {})[cell.contender] = cell.cpu_rounds
         results.setdefault(cell.phase, {}).setdefault(cell.row.key, {})[cell.contender] = stats(
             cell, refs.get((cell.phase, cell.row.key)))
 
@@ -386,7 +438,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"\nNote: {note}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "summary": results, "raw_ns": raw}, f, indent=1)
+            json.dump({"meta": meta, "summary": results, "raw_ns": raw, "cpu_ns_per_spawn": raw_cpu}, f,
+                      indent=1)
     return 0
 
 

@@ -3,11 +3,15 @@
 Each worker (py_spawn.py, c_spawn.c, go_spawn/main.go) reads "N FLAGS MODE PROG ARGS..." lines and
 answers N per-spawn times in ns, and "mem BYTES" makes it hold that much touched memory. Long-lived
 workers let spawn.py interleave every contender, small parent and big parent alike, batch by batch.
+Each worker runs in a cgroup of its own when this process may make one (CpuMeter), so the CPU time of
+its spawns (its own and its children's, which stay in its cgroup until they exit) is read beside the
+wall times without asking the worker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import mmap
 import os
@@ -82,13 +86,79 @@ def go_version() -> Optional[str]:
         return None
 
 
-class Worker:
-    """A running c_spawn, go_spawn (argv: BINARY -s) or py_spawn.py in serve mode."""
+class CpuMeter:
+    """The CPU time used in one cgroup made for one worker: the worker's and that of every process it
+    starts, counted by the kernel while they run (a child's pre-execve steps, its exec and exit too),
+    scheduling waits excluded. cgroup v2's ``cpu.stat`` (usage_usec, always there) when a cgroup2
+    hierarchy is mounted, else cgroup v1's ``cpuacct.usage`` (ns)."""
 
-    def __init__(self, name: str, argv: list[str]) -> None:
+    def __init__(self, directory: Path, counter: str) -> None:
+        self.directory = directory
+        self.counter = counter
+
+    @classmethod
+    def make(cls, name: str) -> CpuMeter:
+        """A new, empty cgroup named ``name`` (OSError when none can be made: not root, no hierarchy)."""
+        tried = []
+        for base, counter in _cpu_hierarchies():
+            directory = base / name
+            try:
+                directory.mkdir(parents=True)
+            except OSError as e:
+                tried.append(f"{directory}: {e.strerror}")
+                continue
+            return cls(directory, counter)
+        raise OSError(errno.ENOENT, "; ".join(tried) or "no cgroup2 or cgroup v1 cpuacct hierarchy mounted")
+
+    def join(self, pid: int) -> None:
+        (self.directory / "cgroup.procs").write_text(str(pid))
+
+    def read_ns(self) -> int:
+        text = (self.directory / self.counter).read_text()
+        if self.counter == "cpuacct.usage":
+            return int(text)
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return int(value) * 1000
+        raise RuntimeError(f"no usage_usec in {self.directory / self.counter}")
+
+    def remove(self) -> None:
+        """Remove the cgroup once its processes are gone (the worker reaped; its children were)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.directory.rmdir()
+        with contextlib.suppress(OSError):  # the run's parent directory, once its last worker's is gone
+            self.directory.parent.rmdir()
+
+
+def _cpu_hierarchies() -> list[tuple[Path, str]]:
+    """(mount point, counter file) of the cgroup2 mounts, then of the cgroup v1 cpuacct ones."""
+    v2, v1 = [], []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _, point, kind, options = line.split()[:4]
+            if kind == "cgroup2":
+                v2.append((Path(point), "cpu.stat"))
+            elif kind == "cgroup" and "cpuacct" in options.split(","):
+                v1.append((Path(point), "cpuacct.usage"))
+    return v2 + v1
+
+
+class Worker:
+    """A running c_spawn, go_spawn (argv: BINARY -s) or py_spawn.py in serve mode; ``meter`` the CPU
+    meter of its cgroup (None when it runs in ours)."""
+
+    def __init__(self, name: str, argv: list[str], meter: Optional[CpuMeter] = None) -> None:
         self.name = name
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      bufsize=1)
+        self.meter = meter
+        if meter is not None:
+            try:  # before its first command: every spawn it makes is counted there
+                meter.join(self.proc.pid)
+            except BaseException:
+                self.close()
+                raise
 
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
@@ -110,6 +180,8 @@ class Worker:
         if self.proc.stdin:
             self.proc.stdin.close()
         self.proc.wait()
+        if self.meter is not None:
+            self.meter.remove()
 
 
 class HeldMemory:

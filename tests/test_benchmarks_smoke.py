@@ -48,3 +48,15 @@ def test_benchmark_smoke_run_writes_every_cell(tmp_path: Path) -> None:
             for contender in cells:  # the per-round ratios to the C loop, and their spread
                 s = summary[contender]
                 assert len(s["xc_rounds"]) == ROUNDS and s["xc_min"] <= s["xc"] <= s["xc_max"], s
+    cpu = data["cpu_ns_per_spawn"]
+    if not cpu:  # no cgroup for the workers (a chroot without /sys/fs/cgroup): said, not silent
+        assert any(n.startswith("CPU per spawn not measured") for n in data["meta"]["notes"])
+        return
+    assert "CPU time per spawn" in proc.stdout
+    for phase, rows in data["raw_ns"].items():  # every cell measured its CPU too, every round
+        for row, cells in rows.items():
+            assert set(cpu[phase][row]) == set(cells), (phase, row)
+            for contender, per_round in cpu[phase][row].items():
+                assert len(per_round) == ROUNDS and all(c > 0 for c in per_round), (phase, row, contender)
+                s = data["summary"][phase][row][contender]
+                assert s["xc_cpu_min"] <= s["xc_cpu"] <= s["xc_cpu_max"], s
