@@ -3,10 +3,11 @@
 Speaks the protocol of c_spawn.c: "N FLAGS MODE PROG [ARGS...]" answers N per-spawn times in ns, MODE
 being "fork_exec" (pyforkexec.fork_exec + os.waitpid with FLAGS as clone flags, a root map when they
 include CLONE_NEWUSER, one ProcAttr per row), "fork_exec_new" (the same with a new ProcAttr built in
-each spawn), "prepared" (the same through pyforkexec.prepare(), prepared once per command outside the
-timed loop: Prepared.fork_exec() + os.waitpid) or "popen" (subprocess.Popen(argv, env={}).wait(),
-FLAGS ignored); "mem BYTES" (re)sizes the touched memory this process holds. One worker holds
-nothing, another the big parent's memory, so both phases interleave in one run.
+each spawn), "prepared" (the same through pyforkexec.prepare(), prepared once per row and program
+outside the timed loop, as a hot loop would: Prepared.fork_exec() + os.waitpid) or "popen"
+(subprocess.Popen(argv, env={}).wait(), FLAGS ignored); "mem BYTES" (re)sizes the touched memory this
+process holds. One worker holds nothing, another the big parent's memory, so both phases interleave
+in one run.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def new_attr(flags: int) -> fe.ProcAttr:
 attr_for = functools.cache(new_attr)  # one ProcAttr per row, reused by every spawn of the row
 
 
+@functools.cache
+def prepared_for(flags: int, argv: tuple[str, ...]) -> fe.Prepared:
+    """One Prepared per row and program, made at its first request (outside the timed spawns, and once,
+    so that a cell's CPU time holds no prepare() but that first one)."""
+    return fe.prepare(argv[0], list(argv), attr_for(flags))
+
+
 def spawner(mode: str, flags: int, argv: list[str]) -> Callable[[], int]:
     """One spawn + wait, returning the wait status."""
     if mode == "fork_exec":
@@ -48,7 +56,7 @@ def spawner(mode: str, flags: int, argv: list[str]) -> Callable[[], int]:
     if mode == "fork_exec_new":  # the caller builds its ProcAttr anew for every spawn
         return lambda: os.waitpid(fe.fork_exec(argv[0], argv, new_attr(flags)), 0)[1]
     if mode == "prepared":
-        prepared = fe.prepare(argv[0], argv, attr_for(flags))
+        prepared = prepared_for(flags, tuple(argv))
         return lambda: os.waitpid(prepared.fork_exec(), 0)[1]
     if mode == "popen":
         return lambda: subprocess.Popen(argv, env={}).wait()

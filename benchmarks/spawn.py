@@ -76,6 +76,7 @@ CONTENDERS = [
 ]
 LABELS = dict(CONTENDERS)
 REFERENCE = "c-clone"
+WARMUP = 3  # spawns of each cell before the rounds, not counted
 # the issue's goals, median of the per-round ratios to C
 GOALS = {"fork_exec": 1.05, "fork_exec-new": 1.05, "prepared": 1.02}
 
@@ -149,11 +150,14 @@ def measure(cells: list[Cell], rounds: int, iterations: int, batch: int, cell_se
             rng: random.Random, log: Callable[[str], None]) -> None:
     """``rounds`` rounds; in each, the groups (phase x row) in a random order, and within a group its
     cells one after the other in a random order, each running its ``iterations`` spawns (or its time
-    budget) at once: the C loop and every contender of a row alternate cell by cell."""
+    budget) at once: the C loop and every contender of a row alternate cell by cell. Each cell spawns
+    WARMUP times first, uncounted."""
     groups: dict[tuple[str, str], list[Cell]] = {}
     for cell in cells:
         groups.setdefault((cell.phase, cell.row.key), []).append(cell)
     order = list(groups.values())
+    for cell in cells:  # a first request of each, not counted: the worker's imports, prepare(), first faults
+        cell.worker.run(WARMUP, *cell.command)
     for n in range(rounds):
         t0 = time.monotonic()
         rng.shuffle(order)
