@@ -81,3 +81,20 @@ def test_the_report_lists_the_costliest_tasks_per_host_of_each_run() -> None:
     assert lines[3] == "| task | 5 hosts, forks 5, linear | 20 hosts, forks 5, linear |"
     assert lines[5:] == ["| copy | 2.00 | 3.00 |", "| ping | 0.20 | - |"]
     assert fleet.task_table([runs[2]]) == []
+
+
+TAIL = "    skipped=2    rescued=0    ignored=0"
+RECAP = "\n".join([
+    "PLAY RECAP *********************************************************************",
+    "pfb-vm                     : ok=22   changed=9    unreachable=1    failed=0" + TAIL,
+    "pfb1                       : ok=30   changed=10   unreachable=0    failed=0" + TAIL,
+    "pfb2                       : ok=12   changed=3    unreachable=0    failed=1" + TAIL, ""])
+
+
+def test_a_failed_run_names_the_hosts_its_recap_counts_unreachable_or_failed() -> None:
+    trouble = fleet.recap_trouble("TASK [x] ***\nok: [pfb1]\n\n" + RECAP)
+    assert trouble == {"unreachable": ["pfb-vm"], "failed": ["pfb2"]}
+    cell = fleet.failed_text({"status": 4, **trouble, "output": "failed-20h.log"})
+    assert cell == "failed (4: unreachable pfb-vm; failed pfb2; failed-20h.log)"
+    none = fleet.recap_trouble("")
+    assert fleet.failed_text({"status": 2, **none, "output": "f.log"}) == "failed (2; f.log)"

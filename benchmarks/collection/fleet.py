@@ -10,7 +10,9 @@ converge). For each (H, forks, strategy) the hosts are made anew, so every conve
 (the role's virtualenv installed on every host), and one timed ansible-playbook run converges all of
 them; then the hosts are ended with everything in them. What runs once on the controller (the wheel's
 build and the services' checks) runs once per run whatever H: the run's output is kept to show it.
-Writes fleet.jsonl (one record per run, with the load), fleet.md and fleet.png into --out.
+Writes fleet.jsonl (one record per run, with the load), fleet.md and fleet.png into --out. A converge
+that fails is recorded as failed, with the hosts its recap counts unreachable or failed, and its whole
+output is kept beside them (failed-*.log); the next run goes on.
 
 ``--vm RELEASE-ARCH`` (e.g. bookworm-amd64) adds a qemu guest to every run's inventory, reached over
 SSH like molecule's: booted afresh from its image's overlay before each run (untimed, so that each
@@ -97,9 +99,32 @@ def _playbook(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
                           text=True, check=False)
     seconds = time.monotonic() - start
     if done.returncode != 0:
-        raise RuntimeError(f"ansible-playbook {' '.join(argv)} failed ({done.returncode}):\n"
-                           f"{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+        raise PlaybookFailed(argv, done.returncode, done.stdout, done.stderr)
     return seconds, done.stdout
+
+
+class PlaybookFailed(RuntimeError):
+    """An ansible-playbook run that failed: its status and whole output, kept for the record."""
+
+    def __init__(self, argv: list[str], status: int, stdout: str, stderr: str) -> None:
+        super().__init__(f"ansible-playbook {' '.join(argv)} failed ({status}):\n{stdout[-4000:]}\n"
+                         f"{stderr[-2000:]}")
+        self.status, self.stdout, self.stderr = status, stdout, stderr
+
+
+# "pfb-vm   : ok=22   changed=9    unreachable=1    failed=0 ...": a host's line of the play recap
+_RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def recap_trouble(output: str) -> dict[str, list[str]]:
+    """The hosts the play recap of ``output`` counts unreachable, and those it counts failed."""
+    trouble: dict[str, list[str]] = {"unreachable": [], "failed": []}
+    for host, unreachable, failed in _RECAP.findall(output):
+        if int(unreachable):
+            trouble["unreachable"].append(host)
+        if int(failed):
+            trouble["failed"].append(host)
+    return trouble
 
 
 def fleet_hosts(hosts: int, state: str) -> None:
@@ -169,17 +194,29 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
         if forks > max(hosts, 5) and forks != min(args.forks):  # more forks than hosts changes nothing
             continue
         fleet_hosts(hosts, "present")
+        failure = None
         try:
             guest = boot_guest(args.vm) if args.vm else None
             load = os.getloadavg()[0]
-            seconds, log, tasks = converge(hosts, forks, strategy, guest)
+            try:
+                seconds, log, tasks = converge(hosts, forks, strategy, guest)
+            except PlaybookFailed as e:  # kept and named, and the next run goes on
+                name = f"failed-{hosts}h-{forks}f-{strategy}{f'-{args.vm}' if args.vm else ''}.log"
+                with open(os.path.join(args.out, name), "w") as f:
+                    f.write(e.stdout + "\n" + e.stderr)
+                failure = {"status": e.status, **recap_trouble(e.stdout), "output": name}
+                print(f"converge failed ({e.status}), output in {name}", file=sys.stderr, flush=True)
         finally:
             if args.vm:
                 stop_guest()
             fleet_hosts(hosts, "absent")
         record = {"hosts": hosts, "forks": forks, "strategy": strategy, "vm": args.vm,
-                  "seconds": round(seconds, 2), "load_before": load, "load_after": os.getloadavg()[0],
-                  "time": time.time(), "machine": describe(), "once": _once_lines(log), "tasks": tasks}
+                  "load_before": load, "load_after": os.getloadavg()[0], "time": time.time(),
+                  "machine": describe()}
+        if failure is None:
+            record.update(seconds=round(seconds, 2), once=_once_lines(log), tasks=tasks)
+        else:
+            record["failed"] = failure
         print(json.dumps(record), flush=True)
         with open(os.path.join(args.out, "fleet.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -200,6 +237,8 @@ def report(records: list[dict[str, Any]], out: str) -> None:
 
     series: dict[tuple[str, int, str], list[tuple[int, float]]] = {}
     for r in records:
+        if "failed" in r:
+            continue
         key = (r["strategy"], r["forks"], r.get("vm") or "")
         series.setdefault(key, []).append((r["hosts"], r["seconds"]))
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -219,8 +258,9 @@ def report(records: list[dict[str, Any]], out: str) -> None:
     lines.append("|---|---|---|---|---|---|---|")
     for r in sorted(records, key=lambda r: (r.get("vm") or "", r["strategy"], r["forks"], r["hosts"])):
         every = _hosts(r)
-        lines.append(f"| {r['hosts']} | {r.get('vm') or '-'} | {r['forks']} | {r['strategy']} | "
-                     f"{r['seconds']:.1f} | {r['seconds'] / every:.2f} | "
+        timing = (f"{r['seconds']:.1f} | {r['seconds'] / every:.2f}" if "failed" not in r
+                  else f"{failed_text(r['failed'])} | -")
+        lines.append(f"| {r['hosts']} | {r.get('vm') or '-'} | {r['forks']} | {r['strategy']} | {timing} | "
                      f"{r['load_before']:.1f} -> {r['load_after']:.1f} |")
     machines = labels(records)
     if machines:  # runs of another machine are not comparable: say which ones each table holds
@@ -229,6 +269,12 @@ def report(records: list[dict[str, Any]], out: str) -> None:
     with open(os.path.join(out, "fleet.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def failed_text(failure: dict[str, Any]) -> str:
+    """A failed run's cell: its status, the hosts the recap names, and where its output is."""
+    names = [f"{kind} {', '.join(hosts)}" for kind in ("unreachable", "failed") if (hosts := failure[kind])]
+    return f"failed ({failure['status']}{': ' if names else ''}{'; '.join(names)}; {failure['output']})"
 
 
 def task_table(records: list[dict[str, Any]], top: int = 12) -> list[str]:
