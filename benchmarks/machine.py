@@ -34,3 +34,18 @@ def label(machine: dict[str, object]) -> str:
 def labels(records: list[dict]) -> str:
     """The machines a benchmark's records (each with its ``machine``, when recorded) were taken on."""
     return "; ".join(sorted({label(r["machine"]) for r in records if r.get("machine")}))
+
+
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) ticks of every CPU so far, from /proc/stat's first line: what a hypervisor gave
+    other guests while this one wanted the CPU, and everything."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    steal = fields[7] if len(fields) > 7 else 0
+    return steal, sum(fields[:8])  # guest time is counted in user already
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of CPU time stolen between two cpu_times() readings (0 when no time passed)."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import workers as W
-from machine import describe
+from machine import cpu_times, describe, steal_share
 from py_spawn import attr_for
 
 import pyforkexec as fe
@@ -388,6 +388,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     pools: list[Workers] = []
     load = {"before": os.getloadavg()}
+    ticks = cpu_times()
     try:
         cells = []
         for name, size, rows in phases:
@@ -406,6 +407,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             for w in pool.all():
                 w.close()
     load["after"] = os.getloadavg()
+    steal = steal_share(ticks, cpu_times())
     raw: dict[str, dict[str, dict[str, list[list[int]]]]] = {}
     raw_cpu: dict[str, dict[str, dict[str, list[float]]]] = {}
     results: dict[str, dict[str, dict[str, Stats]]] = {}
@@ -422,7 +424,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         **describe(),
         "python": platform.python_version(), "go": W.go_version() if go_bin else None,
         "program": args.program, "uid": os.getuid(), "rounds": rounds, "iterations": iterations,
-        "cell_seconds": cell_seconds, "memory_bytes": sizes, "loadavg": load,
+        "cell_seconds": cell_seconds, "memory_bytes": sizes, "loadavg": load, "steal": round(steal, 4),
         "seconds": round(time.monotonic() - started, 1), "notes": notes,
         "rows": {r.key: {"title": r.title, "flags": fe.CloneFlags.describe(r.flags) if r.flags else "0"}
                  for r in ROWS},
@@ -434,7 +436,8 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"x{meta['cpus']}, Python {meta['python']}, {meta['go'] or 'no Go'}\n")
     print(f"{rounds} rounds; per round, each cell {iterations} spawns (fewer when it used its "
           f"{cell_seconds:g} s budget), the cells of a row one after the other; loadavg "
-          f"{load['before'][0]:.2f} -> {load['after'][0]:.2f}; {meta['seconds']} s in all. xC = median of "
+          f"{load['before'][0]:.2f} -> {load['after'][0]:.2f}; CPU time stolen by the hypervisor "
+          f"{100 * steal:.1f}%; {meta['seconds']} s in all. xC = median of "
           "the per-round ratios (the cell's median over the C clone loop's median in the same round), "
           "[min-max] of them.\n")
     print(table)

@@ -29,6 +29,7 @@ def test_benchmark_smoke_run_writes_every_cell(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "| row | contender |" in proc.stdout
     data = json.loads(out.read_text())
+    assert 0.0 <= data["meta"]["steal"] <= 1.0
     skipped = [n for n in data["meta"]["notes"] if n.startswith(("row ", "big-parent"))]
     assert not skipped, skipped  # as root with 64 MiB to spare, every row and both phases run
     assert list(data["raw_ns"]) == ["small parent", "64 MiB parent"]
