@@ -5,6 +5,13 @@
 Modules import what they need from here, so that a missing library becomes one clear
 ``missing_required_lib`` failure (naming the interpreter and how to get the library there) instead of a
 traceback.
+
+pyforkexec is imported with this module: every module that imports it uses it. pyroute2 and jinja2 are
+imported on first use (``require``, or reading ``deps.pyroute2``, ``deps.jinja2`` or their
+``*_IMPORT_ERROR``): ``import pyroute2`` alone takes ~0.25 s (its package imports every netlink family),
+``import jinja2`` ~0.04 s, and most module runs need neither (a service without a network, a direct
+manager, the role's check on the controller). pyforkexec's own network code imports pyroute2 where it
+uses it.
 """
 
 from __future__ import annotations
@@ -30,15 +37,35 @@ def _load(*names):
 # The submodules the modules use become attributes of the package: deps.pyforkexec.netns.converge.
 pyforkexec, PYFORKEXEC_IMPORT_ERROR = _load("pyforkexec", "pyforkexec.spec", "pyforkexec.netns",
                                             "pyforkexec.nsinfo")
-pyroute2, PYROUTE2_IMPORT_ERROR = _load("pyroute2")
-jinja2, JINJA2_IMPORT_ERROR = _load("jinja2")
 
-# library -> (import error, pip requirement, where it is documented)
+# library -> (pip requirement, where it is documented)
 _LIBRARIES = {
-    "pyforkexec": (PYFORKEXEC_IMPORT_ERROR, "pyforkexec", None),
-    "pyroute2": (PYROUTE2_IMPORT_ERROR, "pyroute2>=0.7", "https://pyroute2.org"),
-    "jinja2": (JINJA2_IMPORT_ERROR, "jinja2", "https://jinja.palletsprojects.com"),
+    "pyforkexec": ("pyforkexec", None),
+    "pyroute2": ("pyroute2>=0.7", "https://pyroute2.org"),
+    "jinja2": ("jinja2", "https://jinja.palletsprojects.com"),
 }
+_ON_FIRST_USE = ("pyroute2", "jinja2")
+_loaded = {"pyforkexec": (pyforkexec, PYFORKEXEC_IMPORT_ERROR)}  # library -> (module, import error)
+
+
+def _loaded_library(name):
+    """(the library's module, None), or (None, the traceback of its import): imported when first asked."""
+    if name not in _loaded:
+        _loaded[name] = _load(name)
+    return _loaded[name]
+
+
+def __getattr__(attr):
+    """deps.pyroute2, deps.jinja2 (None when missing) and deps.PYROUTE2_IMPORT_ERROR, deps.JINJA2_IMPORT_ERROR
+    (None when importable): the import happens here, on first use (PEP 562)."""
+    for name in _ON_FIRST_USE:
+        if attr == name:
+            return _loaded_library(name)[0]
+        if attr == f"{name.upper()}_IMPORT_ERROR":
+            return _loaded_library(name)[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
 # Where the role pyforkexec.isolation.isolated_service puts the virtualenv, and the examples say to.
 VENV = "/opt/pyforkexec"
 _ROLE = "The role pyforkexec.isolation.isolated_service does all of this for a host."
@@ -70,7 +97,7 @@ def install_hint(name, executable=None, virtualenv=None, managed=None):
         if virtualenv:
             return f"{wheel}; install it into this virtualenv: {executable} -m pip install ./pyforkexec-*.whl"
         return f"{wheel}; {system} ({VENV}/bin/python -m pip install ./pyforkexec-*.whl pyroute2). {_ROLE}"
-    requirement = _LIBRARIES[name][1]
+    requirement = _LIBRARIES[name][0]
     if virtualenv:
         return f"Install it into this virtualenv: {executable} -m pip install '{requirement}'"
     return f"{system} ({VENV}/bin/python -m pip install '{requirement}'). {_ROLE}"
@@ -79,7 +106,7 @@ def install_hint(name, executable=None, virtualenv=None, managed=None):
 def require(module, *names, reason=None):
     """Fail the module if any of the named libraries cannot be imported on the managed host."""
     for name in names:
-        error, url = _LIBRARIES[name][0], _LIBRARIES[name][2]
+        error, url = _loaded_library(name)[1], _LIBRARIES[name][1]
         if error is not None:
             msg = missing_required_lib(name, reason=reason, url=url).rstrip(".")
             module.fail_json(msg=f"{msg}. {install_hint(name)}", exception=error)
