@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks" / "collection"))
 
@@ -35,6 +37,9 @@ def test_a_guest_joins_the_inventory_with_its_own_names_and_ssh() -> None:
     (vm,) = children["guests"]["hosts"].values()
     assert (vm["ansible_host"], vm["ansible_port"], vm["ansible_user"]) == ("127.0.0.1", 40022, "root")
     assert vm["ansible_ssh_private_key_file"] == "/k/id_ed25519"
+    # the connection timeout molecule's vm scenario gives its emulated guests
+    scenario = yaml.safe_load((ROOT / "molecule" / "vm" / "molecule.yml").read_text())
+    assert vm["ansible_timeout"] == scenario["provisioner"]["config_options"]["defaults"]["timeout"]
     hosts = [*children["nshosts"]["hosts"].values(), vm]
     assert len({h["isolated_http_prefix"] for h in hosts}) == 4
     assert len({h["isolated_http_subnet"] for h in hosts}) == 4

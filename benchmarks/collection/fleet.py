@@ -50,6 +50,10 @@ def host_name(i: int) -> str:
 
 
 VM_RUN_DIR = "/var/tmp/pfe-fleet-bench-vm"
+# Seconds for the SSH connection to the guest, as molecule's vm scenario gives it: an emulated guest's
+# handshake beside 20 other hosts' work on two CPUs takes more than Ansible's default 10 (mitogen's
+# first connection timed out there).
+GUEST_CONNECT_TIMEOUT = 30
 VM_SCRIPTS = os.path.join(playbook.ROOT, "scripts", "vm")
 
 
@@ -66,6 +70,7 @@ def inventory(hosts: int, guest: dict[str, Any] | None = None) -> dict[str, Any]
             "ansible_host": guest["address"], "ansible_port": guest["port"], "ansible_user": guest["user"],
             "ansible_ssh_private_key_file": guest["identity_file"],
             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "ansible_timeout": GUEST_CONNECT_TIMEOUT,
             "ansible_python_interpreter": "/usr/bin/python3",
             "isolated_http_prefix": "g1", "isolated_http_subnet": "10.79.250"}}}
     return {"all": {"children": children}}
