@@ -20,6 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
+from pyforkexec.sandbox.cgroup import find_cgroup2
+
 HERE = Path(__file__).resolve().parent
 BUILD_DIR = HERE / "results" / "build"
 GO = "/usr/lib/go-1.23/bin/go"
@@ -132,16 +134,17 @@ class CpuMeter:
 
 
 def _cpu_hierarchies() -> list[tuple[Path, str]]:
-    """(mount point, counter file) of the cgroup2 mounts, then of the cgroup v1 cpuacct ones."""
-    v2, v1 = [], []
+    """(mount point, counter file): the cgroup2 hierarchy pyforkexec itself uses, then the cgroup v1
+    cpuacct mounts (which pyforkexec does not use, but a hybrid host without cgroup2 has)."""
+    found = []
+    with contextlib.suppress(OSError):  # CgroupError: no cgroup2 mounted
+        found.append((Path(find_cgroup2()), "cpu.stat"))
     with open("/proc/self/mounts") as f:
         for line in f:
             _, point, kind, options = line.split()[:4]
-            if kind == "cgroup2":
-                v2.append((Path(point), "cpu.stat"))
-            elif kind == "cgroup" and "cpuacct" in options.split(","):
-                v1.append((Path(point), "cpuacct.usage"))
-    return v2 + v1
+            if kind == "cgroup" and "cpuacct" in options.split(","):
+                found.append((Path(point), "cpuacct.usage"))
+    return found
 
 
 class Worker:
