@@ -9,6 +9,7 @@ is touched."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 from ansible.errors import AnsibleActionFail
@@ -24,6 +25,7 @@ ARGSPEC = dict(
 )
 # check_services.py's exit status when this controller cannot import the hosts' pyforkexec wheel
 ONLY_ON_THE_HOST = 3
+UNPACKED = "unpacked"  # check_services.py --unpacked: a directory of the cache, beside the passes' keys
 
 
 class ActionModule(role_action.RoleAction):
@@ -35,8 +37,8 @@ class ActionModule(role_action.RoleAction):
         result.update(changed=False, problems=[], cached=check_cache.passed(args["cache"], check_key))
         if result["cached"]:
             return result
-        done = subprocess.run(
-            [args["python"], args["script"]],
+        done = subprocess.run(  # the wheel unpacked and compiled once, beside the recorded passes
+            [args["python"], args["script"], "--unpacked", os.path.join(args["cache"], UNPACKED)],
             input=json.dumps(request),
             capture_output=True,
             text=True,

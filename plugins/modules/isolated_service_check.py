@@ -20,6 +20,8 @@ description:
   - A check that passed is recorded in O(cache) under a key of the script, the wheels (names, sizes,
     times), the collection's module code, Ansible's version, O(python) and the request; the same check
     is not run again. A refusal is never recorded.
+  - The pyforkexec wheel is unpacked and compiled to bytecode once per content, in O(cache)C(/unpacked/),
+    and imported from there by later checks.
   - When O(python) cannot import the wheel (one for another architecture), it warns and passes, and the
     modules check the services on the host.
 author:
@@ -50,7 +52,7 @@ options:
     elements: dict
     required: true
   cache:
-    description: The controller directory where passed checks are recorded.
+    description: The controller directory where passed checks are recorded, and the wheel is kept unpacked.
     type: path
     required: true
 attributes:
