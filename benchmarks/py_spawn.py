@@ -4,10 +4,11 @@ Speaks the protocol of c_spawn.c: "N FLAGS MODE PROG [ARGS...]" answers N per-sp
 being "fork_exec" (pyforkexec.fork_exec + os.waitpid with FLAGS as clone flags, a root map when they
 include CLONE_NEWUSER, one ProcAttr per row), "fork_exec_new" (the same with a new ProcAttr built in
 each spawn), "prepared" (the same through pyforkexec.prepare(), prepared once per row and program
-outside the timed loop, as a hot loop would: Prepared.fork_exec() + os.waitpid) or "popen"
-(subprocess.Popen(argv, env={}).wait(), FLAGS ignored); "mem BYTES" (re)sizes the touched memory this
-process holds. One worker holds nothing, another the big parent's memory, so both phases interleave
-in one run.
+outside the timed loop, as a hot loop would: Prepared.fork_exec() + os.waitpid), "floor" (the
+least Python a spawn can run, no API: the extension's one C call with the prepared spawn's plan, then
+os.waitpid) or "popen" (subprocess.Popen(argv, env={}).wait(), FLAGS ignored); "mem BYTES" (re)sizes
+the touched memory this process holds. One worker holds nothing, another the big parent's memory, so
+both phases interleave in one run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Callable
 from workers import HeldMemory
 
 import pyforkexec as fe
+from pyforkexec import forkexec
 
 
 def new_attr(flags: int) -> fe.ProcAttr:
@@ -48,6 +50,35 @@ def prepared_for(flags: int, argv: tuple[str, ...]) -> fe.Prepared:
     return fe.prepare(argv[0], list(argv), attr_for(flags))
 
 
+class _Child:
+    """What the extension's spawn() records a child in (the attributes _Spawn has for it)."""
+
+    __slots__ = ("failure", "handle", "pid", "pidfd")
+
+
+def python_floor(flags: int, argv: tuple[str, ...]) -> Callable[[], int]:
+    """The least Python a spawn can run: pyforkexec's C call on the plan prepare() made for this row,
+    with none of the API around it (no object per spawn, no abort path, no result), then os.waitpid.
+    What this costs above the C loop is the interpreter's own, in every run: the floor under the
+    prepared path. Private internals, for this measurement only."""
+    prepared = prepared_for(flags, argv)
+    args, alone = prepared._args, prepared._alone
+    plan = alone() if alone is not None else None
+    if plan is None or plan.flags & fe.CLONE_PIDFD:
+        raise RuntimeError(f"the row {flags:#x} needs the parent during its spawn: no one-call floor")
+    spawn, child = forkexec._child.spawn, _Child()
+    path, cargs, envp, files, steps, blobs, cflags, cgroup_fd = (
+        args.path, args.argv, args.env or (), args.files, plan.steps, plan.blobs, plan.flags, plan.cgroup_fd)
+
+    def once() -> int:
+        spawn(child, steps, blobs, path, cargs, envp, files, -1, cflags, cgroup_fd)
+        if child.failure is not None:
+            raise RuntimeError(f"a benchmark child failed: {child.failure}")
+        return os.waitpid(child.pid, 0)[1]
+
+    return once
+
+
 def spawner(mode: str, flags: int, argv: list[str]) -> Callable[[], int]:
     """One spawn + wait, returning the wait status."""
     if mode == "fork_exec":
@@ -58,6 +89,8 @@ def spawner(mode: str, flags: int, argv: list[str]) -> Callable[[], int]:
     if mode == "prepared":
         prepared = prepared_for(flags, tuple(argv))
         return lambda: os.waitpid(prepared.fork_exec(), 0)[1]
+    if mode == "floor":
+        return python_floor(flags, tuple(argv))
     if mode == "popen":
         return lambda: subprocess.Popen(argv, env={}).wait()
     raise ValueError(f"unknown mode {mode!r}")

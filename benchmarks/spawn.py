@@ -66,6 +66,7 @@ CONTENDERS = [
     ("fork_exec", "pyforkexec.fork_exec + os.waitpid"),
     ("fork_exec-new", "pyforkexec.fork_exec, a new ProcAttr each spawn, + os.waitpid"),
     ("prepared", "pyforkexec.prepare(...).fork_exec() + os.waitpid"),
+    ("python-floor", "Python's floor: the extension's C call on the prepared plan + os.waitpid"),
     ("subprocess", "subprocess.Popen().wait()"),
     ("subprocess-nofork", "subprocess.Popen(unshare, no --fork)"),
     ("c-clone", "C clone(CLONE_VM) loop (reference)"),
@@ -128,7 +129,8 @@ def make_cells(phase: str, rows: list[Row], w: Workers, unshare: Optional[str], 
         commands: dict[str, tuple[W.Worker, tuple[int, str, list[str]]]] = {
             "fork_exec": (w.py, (row.flags, "fork_exec", [prog])),
             "fork_exec-new": (w.py, (row.flags, "fork_exec_new", [prog])),
-            "prepared": (w.py, (row.flags, "prepared", [prog]))}
+            "prepared": (w.py, (row.flags, "prepared", [prog])),
+            "python-floor": (w.py, (row.flags, "floor", [prog]))}
         if not row.flags:
             commands["subprocess"] = (w.py, (0, "popen", [prog]))
         elif unshare:

@@ -37,7 +37,8 @@ def test_benchmark_smoke_run_writes_every_cell(tmp_path: Path) -> None:
     assert list(data["raw_ns"]["64 MiB parent"]) == ["user"]  # the big parent's default row
     for phase, rows in data["raw_ns"].items():
         for row, cells in rows.items():
-            expected = {"fork_exec", "fork_exec-new", "prepared", "subprocess", "c-clone", "c-fork"}
+            expected = {"fork_exec", "fork_exec-new", "prepared", "python-floor", "subprocess", "c-clone",
+                        "c-fork"}
             if row != "none" and shutil.which("unshare"):
                 expected |= {"subprocess-nofork", "c-unshare", "c-unshare-nofork"}
             assert set(cells) == expected, (phase, row)
