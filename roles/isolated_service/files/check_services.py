@@ -14,10 +14,11 @@ or whether a netns exists there, is left to the module) and ``unit_text``, and t
 The newest pyforkexec wheel of DIR (an abi3 wheel for the hosts' architecture) is unpacked and
 imported from there; the collection is imported from where this file is. With ``--unpacked CACHE`` the
 wheel is unpacked and compiled to bytecode once per content, in CACHE/NAME-SHA (``unpacked``), and
-later checks import that bytecode: compiling the wheel's sources at every check cost ~0.06 s of the
-~0.5 s a check takes. Without it, or when CACHE cannot be written, a temporary directory is used. When
-this machine cannot import the wheel (wheels of isolated_service_wheel_dir for another architecture),
-the exit status is 3 and stderr says so: the modules then check the services on each host.
+later checks import that bytecode: unpacking and compiling the wheel at every check cost ~0.1 s of
+the ~0.5 s a check of 5 services took. Without it, or when CACHE cannot be written, a temporary
+directory is used. When this machine cannot import the wheel (wheels of isolated_service_wheel_dir for
+another architecture), the exit status is 3 and stderr says so: the modules then check the services on
+each host.
 """
 
 from __future__ import annotations
