@@ -89,7 +89,7 @@ results:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import accounts
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import accounts, quick_exit
 
 ARGSPEC = dict(
     names=dict(type="list", elements="str", required=True),
@@ -101,6 +101,7 @@ ARGSPEC = dict(
 
 
 def main():
+    quick_exit.skip_final_collection()
     module = AnsibleModule(argument_spec=ARGSPEC, supports_check_mode=True)
     p = module.params
     try:

@@ -255,11 +255,12 @@ child_error:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, quick_exit
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import forkexec as fx
 
 
 def main():
+    quick_exit.skip_final_collection()
     module = AnsibleModule(argument_spec=fx.ARGSPEC, mutually_exclusive=fx.MUTUALLY_EXCLUSIVE,
                            required_one_of=fx.REQUIRED_ONE_OF, supports_check_mode=True)
     deps.require(module, "pyforkexec")

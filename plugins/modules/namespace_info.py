@@ -185,7 +185,7 @@ net:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, landlock_status
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, landlock_status, quick_exit
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
     IsolationError,
@@ -217,6 +217,7 @@ def describe_netns(name, with_net):
 
 
 def main():
+    quick_exit.skip_final_collection()
     module = AnsibleModule(
         argument_spec=ARGSPEC,
         mutually_exclusive=[("pid", "service", "netns")],

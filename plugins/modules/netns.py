@@ -292,7 +292,7 @@ persist:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, quick_exit
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_args import ARGSPEC
@@ -302,6 +302,7 @@ __all__ = ["ARGSPEC", "main"]  # ARGSPEC: the role's controller-side check valid
 
 
 def main():
+    quick_exit.skip_final_collection()
     module = AnsibleModule(argument_spec=ARGSPEC, supports_check_mode=True)
     deps.require(module, "pyforkexec", "pyroute2")
     netns = deps.pyforkexec.netns

@@ -283,11 +283,12 @@ journal:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, quick_exit
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
 
 
 def main():
+    quick_exit.skip_final_collection()
     module = AnsibleModule(argument_spec=svc.ARGSPEC, mutually_exclusive=svc.MUTUALLY_EXCLUSIVE,
                            required_if=svc.REQUIRED_IF, supports_check_mode=True)
     deps.require(module, "pyforkexec")

@@ -18,7 +18,8 @@ description:
     anything changes.
   - Then the entries in state C(absent) are removed (the service, then its namespace, its veths
     and the bridges no other port uses), and the others applied in order, each its namespace wired and
-    then the service brought to its state. A running service whose namespace this run rewired, or that
+    then the service brought to its state. Where PID 1 is not systemd, a service under C(manager=direct)
+    starts as soon as its own namespace is wired, while the next one is wired. A running service whose namespace this run rewired, or that
     is named in O(restart), is restarted (once, and not when its own files changed and restarted it
     already).
   - Each service started or restarted by the run passes its C(start_check) (see
@@ -178,10 +179,11 @@ services:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, services
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, quick_exit, services
 
 
 def main():
+    quick_exit.skip_final_collection()
     module = AnsibleModule(argument_spec=services.ARGSPEC, supports_check_mode=True)
     deps.require(module, "pyforkexec")
     if any(entry.get("wiring") is not None for entry in module.params["services"]):

@@ -196,11 +196,17 @@ def main():
     with unpacked(path, cache) as directory:
         sys.path[:0] = [directory, _COLLECTIONS]
         from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-        from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, isolation, service
+        from ansible_collections.pyforkexec.isolation.plugins.module_utils import (
+            deps,
+            isolation,
+            quick_exit,
+            service,
+        )
         from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
         from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
         from ansible_collections.pyforkexec.isolation.plugins.modules import netns
 
+        quick_exit.skip_final_collection()  # as a module's end
         if deps.pyforkexec is None:
             last = deps.PYFORKEXEC_IMPORT_ERROR.strip().splitlines()[-1]
             print(f"{sys.executable} cannot import pyforkexec from {path} ({last}): the services are checked "
