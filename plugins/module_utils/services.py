@@ -13,8 +13,8 @@ namespace the entry's ``netns`` names. The run has two phases:
 - ``apply``: the entries in state absent first (their daemons stopped together, then each service
   removed, then its namespace); then the others, their namespaces wired (``pyforkexec.netns.converge``
   and its persistence, as the netns module does), and then the services brought to their states
-  (``service.apply``, the service module's own run; those under manager direct in threads, see
-  DECLARE_THREADS), each restarted when its namespace was rewired or its runtime reinstalled
+  (``service.apply``, the service module's own run; those under manager direct in threads, as soon
+  as their own namespace is wired where PID 1 is not systemd, see DECLARE_THREADS), each restarted when its namespace was rewired or its runtime reinstalled
   (``restart``) under it. An entry whose apply fails is reported and the others still apply (they
   are independent); a service whose namespace could not be wired is not started or restarted (fail
   closed), and the task fails naming every failed entry.
@@ -214,9 +214,21 @@ def _declare(entry):
     entry.result = svc.apply(entry.service, entry.files, check_start=False)
 
 
+def _persist_and_declare(module, entry):
+    """A wired entry's persistence, then its service, unless the persistence failed."""
+    if entry.wiring is not None:
+        _guarded(entry, _persist, module, entry, True)
+    if entry.error is None:  # fail closed: not started unwired
+        _guarded(entry, _declare, entry)
+
+
 # The services under manager direct are declared in threads: each has its own files and daemon, and
-# most of a start is waiting for its daemon to report (a Python starting); the namespaces are wired
-# before, in the module's thread (pyroute2 and setns), and units (systemd) one after another.
+# most of a start is waiting for its daemon to report (a Python starting). Where PID 1 is not systemd,
+# a namespace's persistence is its options file alone, so each such service is persisted and started
+# in a thread as soon as its own namespace is wired, while the module's thread wires the next (pyroute2
+# and setns stay in that thread): the daemons' start-ups overlap the wiring. Otherwise (a persistence
+# starts a boot unit, whose ``netns up`` waits for the lock the wiring holds; units, one after another)
+# everything is persisted and declared after the wiring.
 DECLARE_THREADS = 8
 
 
@@ -225,25 +237,31 @@ def _apply(module, entries, restart, stopped):
         if entry.state == "absent":
             _guarded(entry, _remove, module, entry, stopped)
     kept = [entry for entry in entries if entry.state != "absent"]
-    # The namespaces wired in one batch (one hold of the host lock, the host's links read once until
-    # something changes them); then their persistence, whose boot units, started, converge again and
-    # so wait for that lock.
-    with deps.pyforkexec.netns.batch():
-        for entry in kept:
-            _guarded(entry, _wire, module, entry, restart)
-    for entry in kept:
-        if entry.error is None and entry.wiring is not None:
-            _guarded(entry, _persist, module, entry, True)
-    wired = [entry for entry in kept if entry.error is None]  # fail closed: not started unwired
-    for entry in wired:
-        if entry.service.manager != "direct":
-            _guarded(entry, _declare, entry)
-    direct = [entry for entry in wired if entry.service.manager == "direct"]
-    if direct:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=DECLARE_THREADS) as pool:
-            for done in [pool.submit(_guarded, entry, _declare, entry) for entry in direct]:
-                done.result()
-    _check_started([entry for entry in wired if entry.error is None])
+    early = not paths.systemd_booted()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=DECLARE_THREADS) as pool:
+        declaring, later = [], []
+        # The namespaces wired in one batch (one hold of the host lock, the host's links read once
+        # until something changes them).
+        with deps.pyforkexec.netns.batch():
+            for entry in kept:
+                _guarded(entry, _wire, module, entry, restart)
+                if entry.error is not None:
+                    continue  # fail closed: not started unwired
+                if early and entry.service.manager == "direct":
+                    declaring.append(pool.submit(_persist_and_declare, module, entry))
+                else:
+                    later.append(entry)
+        for entry in later:
+            if entry.wiring is not None:
+                _guarded(entry, _persist, module, entry, True)
+        for entry in later:
+            if entry.error is None and entry.service.manager != "direct":
+                _guarded(entry, _declare, entry)
+        declaring += [pool.submit(_guarded, entry, _declare, entry) for entry in later
+                      if entry.error is None and entry.service.manager == "direct"]
+        for done in declaring:
+            done.result()
+    _check_started([entry for entry in kept if entry.error is None])
 
 
 def _check_started(entries):

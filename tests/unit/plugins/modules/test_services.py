@@ -127,13 +127,35 @@ def test_absent_removes_services_and_namespaces_in_one_call(run_module, two):
     assert again["changed"] is False
 
 
-def test_a_service_whose_namespace_cannot_be_wired_is_not_started(run_module, two):
+@pytest.mark.parametrize("position", [0, 1])
+def test_a_service_whose_namespace_cannot_be_wired_is_not_started(run_module, two, position):
     # Enslaving its veth to the host's loopback (not a bridge) fails in the kernel, after the plan.
-    unwirable = dict(two[1], wiring=dict(veths=[dict(two[1]["wiring"]["veths"][0], bridge="lo")]))
-    result = run_module(services, dict(services=[two[0], unwirable]))
+    # First or last: a service under manager direct starts while the next namespace is wired.
+    good = two[1 - position]
+    veth = dict(two[position]["wiring"]["veths"][0], bridge="lo")
+    unwirable = dict(two[position], wiring=dict(veths=[veth]))
+    entries = [unwirable, good] if position == 0 else [good, unwirable]
+    result = run_module(services, dict(services=entries))
     assert result["failed"] is True and result["msg"].startswith(f"services[{unwirable['name']}]: ")
     bad = result["services"][unwirable["name"]]
     assert bad["failed"] is True and "pid" not in bad
     assert not os.path.exists(paths.spec_path(unwirable["name"]))
     assert not os.path.exists(paths.pid_file(unwirable["name"]))
-    assert result["services"][two[0]["name"]]["state"] == "started"
+    assert result["services"][good["name"]]["state"] == "started"
+
+
+def test_a_service_whose_namespace_cannot_be_persisted_is_not_started(run_module, two):
+    # A directory where the namespace's options file goes: its persistence fails after the wiring.
+    blocked = dict(two[0], wiring=dict(two[0]["wiring"], persist=True))
+    config = paths.netns_config_path(blocked["name"])
+    os.makedirs(config)
+    try:
+        result = run_module(services, dict(services=[blocked, two[1]]))
+    finally:
+        os.rmdir(config)
+    assert result["failed"] is True and result["msg"].startswith(f"services[{blocked['name']}]: ")
+    bad = result["services"][blocked["name"]]
+    assert bad["failed"] is True and "pid" not in bad and bad["netns"]["actions"]
+    assert not os.path.exists(paths.spec_path(blocked["name"]))
+    assert not os.path.exists(paths.pid_file(blocked["name"]))
+    assert result["services"][two[1]["name"]]["state"] == "started"
