@@ -13,11 +13,11 @@ namespace the entry's ``netns`` names. The run has two phases:
 - ``apply``: the entries in state absent first (their daemons stopped together, then each service
   removed, then its namespace); then the others, their namespaces wired (``pyforkexec.netns.converge``
   and its persistence, as the netns module does), and then the services brought to their states
-  (``service.apply``, the service module's own run; those under manager direct in threads, as soon
-  as their own namespace is wired where PID 1 is not systemd, see DECLARE_THREADS), each restarted when its namespace was rewired or its runtime reinstalled
-  (``restart``) under it. An entry whose apply fails is reported and the others still apply (they
-  are independent); a service whose namespace could not be wired is not started or restarted (fail
-  closed), and the task fails naming every failed entry.
+  (``service.apply``, the service module's own run; those under manager direct in threads, as soon as
+  their own namespace is wired where PID 1 is not systemd, see DECLARE_THREADS), each restarted when its
+  namespace was rewired or its runtime reinstalled (``restart``) under it. An entry whose apply fails is
+  reported and the others still apply (they are independent); a service whose namespace could not be
+  wired is not started or restarted (fail closed), and the task fails naming every failed entry.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ description:
   - Then the entries in state C(absent) are removed (the service, then its namespace, its veths
     and the bridges no other port uses), and the others applied in order, each its namespace wired and
     then the service brought to its state. Where PID 1 is not systemd, a service under C(manager=direct)
-    starts as soon as its own namespace is wired, while the next one is wired. A running service whose namespace this run rewired, or that
-    is named in O(restart), is restarted (once, and not when its own files changed and restarted it
-    already).
+    starts as soon as its own namespace is wired, while the next one is wired. A running service whose
+    namespace this run rewired, or that is named in O(restart), is restarted (once, and not when its
+    own files changed and restarted it already).
   - Each service started or restarted by the run passes its C(start_check) (see
     M(pyforkexec.isolation.service)). The run starts them all, then waits one window for all of them; one
     that did not start, or did not stay up, is stopped and fails with the cause.
