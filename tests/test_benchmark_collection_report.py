@@ -20,8 +20,19 @@ def _report():
     return module
 
 
-def _rec(contender: str, n: int, op: str, seconds: float) -> dict:
-    return dict(contender=contender, n=n, round=0, op=op, seconds=seconds, load=1.0)
+def _rec(contender: str, n: int, op: str, seconds: float, rnd: int = 0) -> dict:
+    return dict(contender=contender, n=n, round=rnd, op=op, seconds=seconds, load=1.0)
+
+
+def test_the_per_round_ratio_pairs_each_round_and_skips_a_round_missing_one():
+    # Round 1 slow for both (0.5), rounds 0 and 2 at 0.4 and 0.6; podman's round 3 alone is left out.
+    records = [_rec("role", 5, "converge", s, rnd) for rnd, s in enumerate([2.0, 6.0, 3.0])]
+    records += [_rec("podman", 5, "converge", s, rnd) for rnd, s in enumerate([5.0, 12.0, 5.0, 1.0])]
+    lines, _ = _report()._operations(records)
+    row = next(line for line in lines if line.startswith("| converge | 5 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[5] == "0.60"  # the ratio of the medians, 3.0 / 5.0
+    assert cells[6] == "0.50 [0.40-0.60]"
 
 
 def test_the_budget_is_the_goal_times_podmans_median_beside_the_floor():

@@ -40,12 +40,22 @@ def _ratio(a: Optional[float], b: Optional[float]) -> str:
     return "-" if a is None or not b else f"{a / b:.2f}"
 
 
+def _per_round(rows: dict[str, list[dict[str, Any]]], a: str, b: str) -> str:
+    """The median of ``a``'s time over ``b``'s within each round that recorded both, [min-max]: a round
+    slow for every contender (a busy neighbour on a shared machine) moves both alike."""
+    first = {r["round"]: r["seconds"] for r in rows[a]}
+    ratios = sorted(first[r["round"]] / r["seconds"] for r in rows[b] if r["round"] in first and r["seconds"])
+    if not ratios:
+        return "-"
+    return f"{statistics.median(ratios):.2f} [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
+
+
 def _operations(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[str, int, str], list[dict]]]:
     by: dict[tuple[str, int, str], list[dict]] = defaultdict(list)
     for r in records:
         by[(r["op"], r["n"], r["contender"])].append(r)
-    lines = ["| operation | N | role | podman | by hand (netns) | role / podman | role / by hand | rounds "
-             "| load (1 min) |", "| --- " * 9 + "|"]
+    lines = ["| operation | N | role | podman | by hand (netns) | role / podman | per round | role / by hand "
+             "| rounds | load (1 min) |", "| --- " * 10 + "|"]
     sizes = sorted({r["n"] for r in records if r["op"] in OPERATIONS})
     for op in OPERATIONS:
         for n in sizes:
@@ -58,7 +68,8 @@ def _operations(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[st
             cells = [_fmt(med[c]) + (f" (changed {sorted(changed[c])})" if c in noted else "")
                      + (f" ({failed[c]} failed)" if failed[c] else "") for c in CONTENDERS]
             lines.append(f"| {op} | {n} | {' | '.join(cells)} | {_ratio(med['role'], med['podman'])} | "
-                         f"{_ratio(med['role'], med['netns'])} | {min(len(v) for v in rows.values())} | "
+                         f"{_per_round(rows, 'role', 'podman')} | {_ratio(med['role'], med['netns'])} | "
+                         f"{min(len(v) for v in rows.values())} | "
                          f"{'-' if not loads else f'{_median(loads):.1f}'} |")
     return lines, by
 
@@ -179,7 +190,8 @@ def write(out: str) -> str:
     text = "\n".join([
         "# The role vs containers.podman vs by hand (ip_netns + shell)", "",
         "Seconds of one ansible-playbook run (median over rounds); `ready`: after the converge returned,"
-        " until every service answered. Written by benchmarks/collection/report.py.", "",
+        " until every service answered; `per round`: the median of role / podman within each round that"
+        " recorded both [min-max]. Written by benchmarks/collection/report.py.", "",
         *([f"Machine: {m}", ""] if (m := machine.labels(records)) else []), *ops, "",
         f"The role's runtime (its virtualenv) installed once: {_fmt(_median(install))} (not above).", "",
         *(["## The fixed cost of a run", "", *floor, ""] if (floor := _floor(records)) else []),
