@@ -210,10 +210,10 @@ def test_create_interrupted_goes_on_once_the_namespace_is_made(names: dict) -> N
     class InterruptedMeanwhile:
         """pyroute2's netns, with SIGINT sent to the caller's thread just before the real attach."""
 
-        def attach(self, netns: str, pid: str) -> None:
+        def attach(self, netns: str, pid: str, libc: Any) -> None:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(0.05)  # the caller is interrupted in its wait meanwhile
-            real.attach(netns, pid)
+            real.attach(netns, pid, libc=libc)
 
     assert threading.current_thread() is threading.main_thread()
     with pytest.raises(KeyboardInterrupt):
@@ -221,3 +221,23 @@ def test_create_interrupted_goes_on_once_the_namespace_is_made(names: dict) -> N
     assert os.path.ismount(netns.netns_path(name))
     assert not [t for t in threading.enumerate() if t.name == "pyforkexec-netns-create"]
     assert os.stat("/proc/thread-self/ns/net").st_ino == mine
+
+
+def test_a_namespace_made_and_removed_starts_no_ldconfig(names: dict, monkeypatch: Any) -> None:
+    """pyroute2's netns functions find libc with ctypes.util.find_library (``ldconfig -p``, a process
+    per module run) unless given one: create and remove give this process's own."""
+    import ctypes.util
+
+    from pyforkexec.netns import kernel
+
+    def refused(name: str) -> None:
+        raise AssertionError(f"find_library({name!r}) called")
+
+    pyroute2_netns = kernel._pyroute2()[1]
+    monkeypatch.setattr(pyroute2_netns, "__libc", None)  # what an earlier lookup of this process kept
+    monkeypatch.setattr(ctypes.util, "find_library", refused)
+    name = names["netns"][0]
+    assert "create_netns" in netns.converge(name, doc(names, 0)).actions[0]
+    assert os.path.ismount(netns.netns_path(name))
+    assert any(a.startswith("delete_netns") for a in netns.converge(name, None).actions)
+    assert not os.path.lexists(netns.netns_path(name))

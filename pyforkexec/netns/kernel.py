@@ -81,7 +81,7 @@ def create(netns, name):
             raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
         there_before = os.path.lexists(path)
         try:
-            netns.attach(name, "thread-self")
+            netns.attach(name, "thread-self", libc=_libc())
         except BaseException:
             if not there_before and not os.path.ismount(path):
                 with contextlib.suppress(FileNotFoundError):
@@ -94,6 +94,9 @@ def create(netns, name):
 
 @functools.cache
 def _libc():
+    """This process's libc (dlopen(NULL)), also given to pyroute2's netns functions: theirs would find it
+    with ctypes.util.find_library, which starts ``ldconfig -p`` in every module run that makes or
+    removes a namespace."""
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -392,7 +395,7 @@ def _apply_one(h, name, action, writes):
     if op == "create_netns":
         create(h.netns, name)
     elif op == "delete_netns":
-        h.netns.remove(name)
+        h.netns.remove(name, libc=_libc())
     elif op == "link_up":
         side, ifname = args
         h.side(side).link("set", index=h.index(side, ifname), state="up")
