@@ -30,10 +30,22 @@ def _errors(variables):
 
 @pytest.mark.parametrize("n", [1, 5, 10, 20])
 @pytest.mark.parametrize("state", ["present", "absent"])
-def test_generated_services_pass_the_role_argument_specs(n, state):
-    variables = _definitions().role_vars(n, state)
+@pytest.mark.parametrize("contender", ["ROLE", "ROLE_EXEC"])
+def test_generated_services_pass_the_role_argument_specs(n, state, contender):
+    d = _definitions()
+    variables = d.role_vars(n, state, getattr(d, contender))
     assert len(variables["isolated_service_services"]) == n
     assert _errors(variables) == []
+
+
+def test_the_role_with_start_check_0_differs_from_the_role_in_that_and_its_names_only():
+    d = _definitions()
+    role, role_exec = d.role_vars(2, "present", d.ROLE), d.role_vars(2, "present", d.ROLE_EXEC)
+    assert role_exec.pop("isolated_service_start_check") == 0
+    assert "isolated_service_start_check" not in role  # the role's default
+    names = {s["name"] for s in role["isolated_service_services"]}
+    assert not names & {s["name"] for s in role_exec["isolated_service_services"]}
+    assert role_exec["isolated_service_venv"] == role["isolated_service_venv"]
 
 
 def test_a_field_the_role_does_not_know_is_refused():

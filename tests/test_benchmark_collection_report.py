@@ -35,6 +35,23 @@ def test_the_per_round_ratio_pairs_each_round_and_skips_a_round_missing_one():
     assert cells[6] == "0.50 [0.40-0.60]"
 
 
+def test_the_role_with_start_check_0_has_its_columns_only_where_recorded():
+    records = [_rec("role", 5, "converge", 2.0), _rec("podman", 5, "converge", 4.0),
+               _rec("netns", 5, "converge", 5.0)]
+    lines, _ = _report()._operations(records)
+    assert "start_check 0" not in lines[0]
+    assert len(lines[0].split("|")) == len(lines[1].split("|")) == len(lines[2].split("|"))
+    records += [_rec("role-exec", 5, "converge", 1.0)]
+    lines, _ = _report()._operations(records)
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    cells = dict(zip(head[1:], [c.strip() for c in lines[2].strip("|").split("|")][1:]))
+    assert len(lines[0].split("|")) == len(lines[1].split("|")) == len(lines[2].split("|"))
+    assert cells["role, start_check 0"] == "1.00 s"
+    assert cells["role / podman"] == "0.50"
+    assert cells["role-exec / podman"] == "0.25"
+    assert cells["role / by hand"] == "0.40"
+
+
 def test_the_budget_is_the_goal_times_podmans_median_beside_the_floor():
     records = [_rec("podman", 1, "converge", 2.0), _rec("podman", 1, "converge", 1.6),
                _rec("podman", 1, "converge", 1.8), _rec("podman", 1, "rerun", 1.5),

@@ -101,6 +101,7 @@ CORPUS: dict[str, tuple[str, Mutation, str]] = {
     "mount-idmap": (MODULES, _set("service.mounts", [dict(source="/srv", target="/srv", idmap="maybe")]),
                     "[{svc}]: mounts[0].idmap: expected true, false or the absolute path"),
     "stop-timeout": (MODULES, _set("service.stop_timeout", -5), "[{svc}]: stop_timeout: must be 0 or more"),
+    "start-check": (MODULES, _set("service.start_check", 7200.0), "[{svc}]: start_check: must be 0 to 3600"),
     "peer-length": (TEMPLATE, _set("network.peer", "pfe-much-too-long"),
                     "pfe-much-too-long, is longer than an interface"),
     "unknown-bridge": (TEMPLATE, _set("network.bridge", "pfe-nobridge"),

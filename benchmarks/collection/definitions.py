@@ -32,18 +32,24 @@ PROGRAM = ["/usr/bin/python3", "-c", SERVER]
 
 
 class Contender(NamedTuple):
-    name: str  # role, podman, netns
+    name: str  # role, role-exec, podman, netns
     prefix: str  # of every service, network and interface name it makes
     subnet: str  # first three octets of its /24
     uid_base: int  # host uid of service i's root is uid_base + i (podman, netns: no account)
+    playbook: str  # playbooks/PLAYBOOK.yml
 
 
 # 10.89.x: the project's tests take 10.79.1-250 (tests/test_artifacts.py) and may run beside this. The
 # results of 2026-12-02 were measured on 10.79.0-2.
-ROLE = Contender("role", "pfb-r", "10.89.0", 0)
-PODMAN = Contender("podman", "pfb-p", "10.89.1", 301000)
-NETNS = Contender("netns", "pfb-n", "10.89.2", 302000)
-CONTENDERS = (ROLE, PODMAN, NETNS)
+ROLE = Contender("role", "pfb-r", "10.89.0", 0, "role")
+# The role again, its services with start_check 0: a start counts once the service's process has execed,
+# as podman_container's does (podman run -d returns once the container runs), where the role's default
+# also watches it stay up for 0.5 s. The same runtime (ROLE_VENV) as ROLE's.
+ROLE_EXEC = Contender("role-exec", "pfb-e", "10.89.3", 0, "role")
+PODMAN = Contender("podman", "pfb-p", "10.89.1", 301000, "podman")
+NETNS = Contender("netns", "pfb-n", "10.89.2", 302000, "netns")
+CONTENDERS = (ROLE, ROLE_EXEC, PODMAN, NETNS)
+ROLES = (ROLE, ROLE_EXEC)
 
 
 def address(c: Contender, i: int) -> str:
@@ -58,26 +64,27 @@ def bridge(c: Contender) -> str:
     return f"{c.prefix}0"
 
 
-def role_vars(n: int, state: str) -> dict[str, Any]:
-    """pyforkexec.isolation.isolated_service's public variables for n services."""
+def role_vars(n: int, state: str, c: Contender = ROLE) -> dict[str, Any]:
+    """pyforkexec.isolation.isolated_service's public variables for n services of ``c`` (one of ROLES)."""
     return {
+        **({"isolated_service_start_check": 0.0} if c is ROLE_EXEC else {}),
         "isolated_service_state": state,
         "isolated_service_cgroup_required": False,  # no limits are asked: nothing to require
         "isolated_service_remove_runtime": False,  # the runtime stays, as podman's package does
         "isolated_service_venv": ROLE_VENV,
-        "isolated_service_networks": [{"name": bridge(ROLE), "addresses": [f"{ROLE.subnet}.1/24"]}],
+        "isolated_service_networks": [{"name": bridge(c), "addresses": [f"{c.subnet}.1/24"]}],
         "isolated_service_services": [
             {
-                "name": service_name(ROLE, i),
-                "user": service_name(ROLE, i),
-                "argv": [*PROGRAM, address(ROLE, i), str(PORT)],
+                "name": service_name(c, i),
+                "user": service_name(c, i),
+                "argv": [*PROGRAM, address(c, i), str(PORT)],
                 "readonly_root": True,
                 "mounts": [{"type": "proc", "target": "/proc"},
                            {"type": "tmpfs", "target": "/tmp", "size": "1m"}],
                 "capabilities": {"keep": []},
                 "restart": "always",
-                "network": {"bridge": bridge(ROLE), "addresses": [f"{address(ROLE, i)}/24"],
-                            "gateway": [f"{ROLE.subnet}.1"]},
+                "network": {"bridge": bridge(c), "addresses": [f"{address(c, i)}/24"],
+                            "gateway": [f"{c.subnet}.1"]},
             }
             for i in range(1, n + 1)
         ],
@@ -115,8 +122,8 @@ def netns_vars(n: int, state: str) -> dict[str, Any]:
 
 
 def contender_vars(c: Contender, n: int, state: str, image: str) -> dict[str, Any]:
-    if c is ROLE:
-        return role_vars(n, state)
+    if c in ROLES:
+        return role_vars(n, state, c)
     if c is PODMAN:
         return podman_vars(n, state, image)
     return netns_vars(n, state)

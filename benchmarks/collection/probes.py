@@ -51,7 +51,7 @@ def diagnose(c: d.Contender, slow: list[int]) -> dict[str, object]:
         "bridge_links": text(["ip", "-br", "link", "show", "master", d.bridge(c)]),
         "slow_services": [d.service_name(c, i) for i in slow],
     }
-    if c is d.ROLE:
+    if c in d.ROLES:
         logs = {}
         for i in slow:
             try:

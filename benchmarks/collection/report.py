@@ -17,7 +17,10 @@ import matplotlib.pyplot as plt
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for machine
 import machine
 
-CONTENDERS = ("role", "podman", "netns")
+CONTENDERS = ("role", "role-exec", "podman", "netns")
+# Column headings; role-exec (the role with start_check 0, definitions.ROLE_EXEC) only where recorded.
+HEADINGS = {"role": "role", "role-exec": "role, start_check 0", "podman": "podman",
+            "netns": "by hand (netns)"}
 OPERATIONS = ("converge", "rerun", "removal", "ready")
 
 
@@ -54,23 +57,30 @@ def _operations(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[st
     by: dict[tuple[str, int, str], list[dict]] = defaultdict(list)
     for r in records:
         by[(r["op"], r["n"], r["contender"])].append(r)
-    lines = ["| operation | N | role | podman | by hand (netns) | role / podman | per round | role / by hand "
-             "| rounds | load (1 min) |", "| --- " * 10 + "|"]
+    exec_too = any(r["contender"] == "role-exec" for r in records if r["op"] in OPERATIONS)
+    shown = [c for c in CONTENDERS if c != "role-exec" or exec_too]
+    ratios = [("role", "podman"), *([("role-exec", "podman")] if exec_too else [])]
+    heading = [HEADINGS[c] for c in shown]
+    for a, b in ratios:
+        heading += [f"{a} / {b}", "per round"]
+    heading += ["role / by hand", "rounds", "load (1 min)"]
+    lines = [f"| operation | N | {' | '.join(heading)} |", "| --- " * (2 + len(heading)) + "|"]
     sizes = sorted({r["n"] for r in records if r["op"] in OPERATIONS})
     for op in OPERATIONS:
         for n in sizes:
-            rows = {c: by.get((op, n, c), []) for c in CONTENDERS}
-            med = {c: _median([r["seconds"] for r in rows[c]]) for c in CONTENDERS}
-            loads = [r["load"] for c in CONTENDERS for r in rows[c]]
-            changed = {c: {r.get("changed") for r in rows[c]} for c in CONTENDERS}
-            noted = {c for c in CONTENDERS if op == "rerun" and rows[c] and changed[c] != {0}}
-            failed = {c: len(by.get((f"{op}-failed", n, c), [])) for c in CONTENDERS}
+            rows = {c: by.get((op, n, c), []) for c in shown}
+            med = {c: _median([r["seconds"] for r in rows[c]]) for c in shown}
+            loads = [r["load"] for c in shown for r in rows[c]]
+            changed = {c: {r.get("changed") for r in rows[c]} for c in shown}
+            noted = {c for c in shown if op == "rerun" and rows[c] and changed[c] != {0}}
+            failed = {c: len(by.get((f"{op}-failed", n, c), [])) for c in shown}
             cells = [_fmt(med[c]) + (f" (changed {sorted(changed[c])})" if c in noted else "")
-                     + (f" ({failed[c]} failed)" if failed[c] else "") for c in CONTENDERS]
-            lines.append(f"| {op} | {n} | {' | '.join(cells)} | {_ratio(med['role'], med['podman'])} | "
-                         f"{_per_round(rows, 'role', 'podman')} | {_ratio(med['role'], med['netns'])} | "
-                         f"{min(len(v) for v in rows.values())} | "
-                         f"{'-' if not loads else f'{_median(loads):.1f}'} |")
+                     + (f" ({failed[c]} failed)" if failed[c] else "") for c in shown]
+            for a, b in ratios:
+                cells += [_ratio(med[a], med[b]), _per_round(rows, a, b)]
+            cells += [_ratio(med["role"], med["netns"]), str(min(len(v) for v in rows.values())),
+                      "-" if not loads else f"{_median(loads):.1f}"]
+            lines.append(f"| {op} | {n} | {' | '.join(cells)} |")
     return lines, by
 
 
@@ -191,7 +201,10 @@ def write(out: str) -> str:
         "# The role vs containers.podman vs by hand (ip_netns + shell)", "",
         "Seconds of one ansible-playbook run (median over rounds); `ready`: after the converge returned,"
         " until every service answered; `per round`: the median of role / podman within each round that"
-        " recorded both [min-max]. Written by benchmarks/collection/report.py.", "",
+        " recorded both [min-max]; `role, start_check 0` (where recorded): the same role with"
+        " `isolated_service_start_check: 0`, a start counted at the service's execve as podman_container"
+        " counts it, where the role's default also watches each started service stay up for 0.5 s."
+        " Written by benchmarks/collection/report.py.", "",
         *([f"Machine: {m}", ""] if (m := machine.labels(records)) else []), *ops, "",
         f"The role's runtime (its virtualenv) installed once: {_fmt(_median(install))} (not above).", "",
         *(["## The fixed cost of a run", "", *floor, ""] if (floor := _floor(records)) else []),

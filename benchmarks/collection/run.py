@@ -1,4 +1,5 @@
-"""Issue 15's side-by-side: N HTTP services deployed by the role, by containers.podman, and by hand.
+"""Issue 15's side-by-side: N HTTP services deployed by the role (with its default start check, and with
+start_check 0: definitions.ROLE_EXEC), by containers.podman, and by hand.
 
 Usage (as root, after setup.sh): .venv/bin/python benchmarks/collection/run.py [--sizes 1,5,10]
 [--rounds 3] [--restarts 3] [--cold-rounds 20]. Each measurement is appended to
@@ -45,13 +46,13 @@ def _record(out: str, **fields: Any) -> None:
 def _deploy(c: d.Contender, n: int, state: str, img: str, out: str, op: str, rnd: int) -> None:
     variables = d.contender_vars(c, n, state, img)
     try:
-        run = playbook.run(c.name, variables)
+        run = playbook.run(c.playbook, variables)
     except RuntimeError as e:
         if state != "absent":
             raise
         # recorded, then tried once more (untimed): the next round needs a clean host
         _record(out, contender=c.name, n=n, round=rnd, op=f"{op}-failed", error=str(e)[-1500:])
-        playbook.run(c.name, variables)
+        playbook.run(c.playbook, variables)
         return
     _record(out, contender=c.name, n=n, round=rnd, op=op, seconds=run.seconds, changed=run.changed)
 
@@ -105,8 +106,8 @@ def _round(n: int, rnd: int, img: str, out: str, restarts: int) -> None:
         _deploy(c, n, "present", img, out, "converge", rnd)
         _ready(c, n, out, rnd)
         _deploy(c, n, "present", img, out, "rerun", rnd)
-        if rnd == 0:  # after the re-run: a failed restart would leave it something to do
-            _probe(c, n, out, rnd, restarts)
+        if rnd == 0 and c is not d.ROLE_EXEC:  # after the re-run: a failed restart would leave it something
+            _probe(c, n, out, rnd, restarts)  # to do; ROLE_EXEC's daemons and restarts are ROLE's
         _deploy(c, n, "absent", img, out, "removal", rnd)
         if c is d.PODMAN and (leaks := podman_leaks.remove(c.subnet)):
             _record(out, contender=c.name, n=n, round=rnd, op="podman-leak", removed=leaks)
@@ -116,10 +117,10 @@ def cleanup(n: int) -> None:
     """Remove what any contender may have left, the role's runtime and accounts, and the image."""
     for c in d.CONTENDERS:
         variables = d.contender_vars(c, n, "absent", image.IMAGE)
-        if c is d.ROLE:
+        if c in d.ROLES:  # the runtime goes with the first, the accounts with each
             variables["isolated_service_remove_runtime"] = True
         try:
-            playbook.run(c.name, variables)
+            playbook.run(c.playbook, variables)
         except RuntimeError as e:
             print(f"cleanup of {c.name}: {e}", flush=True)
     podman_leaks.remove(d.PODMAN.subnet)

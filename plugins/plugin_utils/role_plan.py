@@ -27,8 +27,8 @@ PLACEHOLDER = ["x", "65534", "65534", "", "", ""]
 
 
 def with_defaults(services: list[dict], defaults: dict) -> list[dict]:
-    """The services with the defaults of the fields the role branches on (state, create_user,
-    namespaces, manager)."""
+    """The services with the role's defaults of their fields (state, create_user, namespaces, manager,
+    start_check: vars/main.yml's _isolated_service_defaults)."""
     return [dict(defaults, **svc) for svc in services]
 
 
@@ -136,6 +136,7 @@ def entry(item: dict, networks: list[dict], passwd: dict[str, list], host: dict)
         restart=item.get("restart", "on-failure"),
         stop_timeout=item.get("stop_timeout"),
         restart_sec=item.get("restart_sec"),
+        start_check=item.get("start_check"),
         description=item.get("description"),
         enabled=item.get("enabled", True) if manager == "systemd" else None,
     )

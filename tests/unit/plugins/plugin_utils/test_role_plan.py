@@ -50,6 +50,17 @@ def test_an_account_in_a_user_namespace_is_root_inside():
     assert "netns" not in entry
 
 
+def test_the_start_check_is_the_services_own_or_the_roles_default():
+    web, api = role_plan.plan(
+        role_plan.with_defaults([dict(name="web", user="web", argv=["/bin/true"], start_check=0.0),
+                                 dict(name="api", user="web", argv=["/bin/true"])],
+                                dict(DEFAULTS, start_check=0.5)),
+        [BRIDGE], PASSWD, HOST)
+    assert web["service"]["start_check"] == 0.0  # 0 (only the execve) is kept, not taken for "unset"
+    assert api["service"]["start_check"] == 0.5
+    assert web["entry"]["start_check"] == 0.0
+
+
 def test_without_a_user_namespace_the_account_is_the_services_user():
     (entry,) = _plan(dict(name="web", user="web", argv=["/bin/true"], namespaces=["pid"]))
     assert entry["service"]["user"] == "web"
