@@ -71,5 +71,6 @@ def test_a_slow_ready_is_listed_with_each_services_wait():
                 slow_services=["pfb-r-2", "pfb-r-3"], neigh="", bridge_links="", logs={})
     lines = _report()._slow_ready([_rec("role", 5, "ready", 16.3), slow])
     assert lines == ["- role, N=5, round 0: waits 0.01, 15.20, 1.10, 0.00, 0.00 s; slow: pfb-r-2, pfb-r-3 "
-                     "(the record in records.jsonl has the neighbour table and logs)"]
+                     "(the record in records.jsonl has the neighbour table, logs and what was read while "
+                     "it did not answer yet)"]
     assert _report()._slow_ready([_rec("role", 5, "ready", 0.1)]) == []

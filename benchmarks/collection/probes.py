@@ -47,9 +47,18 @@ def diagnose(c: d.Contender, slow: list[int]) -> dict[str, object]:
         return subprocess.run(argv, capture_output=True, text=True, check=False).stdout[-3000:]
 
     found: dict[str, object] = {
-        "neigh": text(["ip", "neigh", "show", "dev", d.bridge(c)]),
+        "neigh": text(["ip", "-s", "neigh", "show", "dev", d.bridge(c)]),
         "bridge_links": text(["ip", "-br", "link", "show", "master", d.bridge(c)]),
+        "fdb": text(["bridge", "fdb", "show", "br", d.bridge(c)]),
+        "host_route": text(["ip", "route", "get", d.address(c, slow[0])]) if slow else "",
         "slow_services": [d.service_name(c, i) for i in slow],
+        # inside each slow service's network namespace (the role's and by hand's are named after it)
+        "inside": {d.service_name(c, i): {
+            "addr": text(["ip", "-n", d.service_name(c, i), "-br", "addr"]),
+            "route": text(["ip", "-n", d.service_name(c, i), "route"]),
+            "neigh": text(["ip", "-n", d.service_name(c, i), "neigh"]),
+            "listen": text(["ip", "netns", "exec", d.service_name(c, i), "ss", "-ltn"]),
+        } for i in slow} if c is not d.PODMAN else {},
     }
     if c in d.ROLES:
         logs = {}

@@ -145,7 +145,7 @@ def _slow_ready(records: list[dict[str, Any]]) -> list[str]:
             waits = ", ".join(f"{w:.2f}" for w in r["waits"])
             lines.append(f"- {r['contender']}, N={r['n']}, round {r['round']}: waits {waits} s; slow: "
                          f"{', '.join(r['slow_services']) or '-'} (the record in records.jsonl has the "
-                         "neighbour table and logs)")
+                         "neighbour table, logs and what was read while it did not answer yet)")
     return lines
 
 

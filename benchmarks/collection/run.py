@@ -59,18 +59,24 @@ def _deploy(c: d.Contender, n: int, state: str, img: str, out: str, op: str, rnd
 
 def _ready(c: d.Contender, n: int, out: str, rnd: int) -> None:
     """Seconds from the converge's end until every service answers. A slow one (over SLOW_READY seconds:
-    a service answers within milliseconds of a converge) is recorded with what may say why."""
+    a service answers within milliseconds of a converge) is recorded with what may say why, read while
+    the first service that does not answer within SLOW_READY still does not (``early``) and once all
+    answered."""
     start = time.monotonic()
-    waits = []
+    waits, early = [], None
     for i in range(1, n + 1):
-        waited = probes.wait_answers(d.address(c, i), 30)
+        began = time.monotonic()
+        waited = probes.wait_answers(d.address(c, i), SLOW_READY)
         if waited is None:
-            raise RuntimeError(f"{d.service_name(c, i)} does not answer at {d.address(c, i)}:{d.PORT}")
-        waits.append(round(waited, 3))
+            early = early or dict(probes.diagnose(c, [i]), service=d.service_name(c, i))
+            waited = probes.wait_answers(d.address(c, i), 30)
+            if waited is None:
+                raise RuntimeError(f"{d.service_name(c, i)} does not answer at {d.address(c, i)}:{d.PORT}")
+        waits.append(round(time.monotonic() - began, 3))
     seconds = time.monotonic() - start
     _record(out, contender=c.name, n=n, round=rnd, op="ready", seconds=seconds)
     if seconds > SLOW_READY:
-        _record(out, contender=c.name, n=n, round=rnd, op="slow-ready", waits=waits,
+        _record(out, contender=c.name, n=n, round=rnd, op="slow-ready", waits=waits, early=early,
                 **probes.diagnose(c, [i for i, w in enumerate(waits, 1) if w > SLOW_READY / n]))
 
 
