@@ -31,7 +31,7 @@ def converged():
         exists=True, loopback_up=True, ns_links=["eth0", "lo"],
         host_links={"br-web": m.BRIDGE_ALIAS, "veth-web": m.veth_alias(NAME, "eth0")},
         bridges={"br-web": dict(kind="bridge", ours=True, mtu=1500, up=True, addresses=["10.42.0.1/24"],
-                                ports={"veth-web": 1500})},
+                                ports={"veth-web": 1500}, mac_pinned=True)},
         veths={"eth0": dict(peer="veth-web", peer_mtu=1500, peer_mac="6e:00:00:00:00:01", peer_up=True,
                             wired=True, bridge="br-web", peer_addresses=[], mtu=1500, mac="02:00:00:00:00:0a",
                             up=True, addresses=["10.42.0.10/24", "fd42::a/64"])},
@@ -191,6 +191,34 @@ def test_absent_removes_our_veths_then_our_bridges_left_empty_then_the_netns():
     foreign["bridges"]["br-web"]["ours"] = False
     assert ("del_bridge", "br-web") not in m.plan_absent(foreign, NAME)
     assert m.plan_absent(nothing(), NAME) == []
+
+
+def test_a_bridge_of_ours_whose_mac_the_kernel_picks_is_pinned_before_any_port_goes(wanted):
+    """A bridge made before bridges got a MAC of their own carries its smallest port's, and changes it
+    when that port goes (tests/test_netns_bridge_mac.py): pinned first, in both plans, unless it goes
+    itself, is not ours, or the kernel's answer is unknown (None: nothing is planned)."""
+    unpinned = converged()
+    unpinned["bridges"]["br-web"]["mac_pinned"] = False
+    renamed = dict(SIMPLE, veths=[dict(SIMPLE["veths"][0], peer="veth-new")])
+    plan = m.plan_present(unpinned, wanted(**renamed))
+    assert plan[0] == ("pin_bridge_mac", "br-web")
+    assert plan.index(("del_veth", "veth-web")) > 0
+    assert m.plan_present(unpinned, wanted(**SIMPLE)) == [("pin_bridge_mac", "br-web")]
+    after = m.simulate(unpinned, wanted(**SIMPLE), [("pin_bridge_mac", "br-web")])
+    assert after["bridges"]["br-web"]["mac_pinned"] is True  # and pinned, nothing to do (converged())
+    unpinned["bridges"]["br-web"]["ports"] = {"veth-web": 1500, "veth-other": 1500}
+    assert m.plan_absent(unpinned, NAME)[:2] == [("pin_bridge_mac", "br-web"), ("del_veth", "veth-web")]
+    alone = converged()
+    alone["bridges"]["br-web"]["mac_pinned"] = False  # its last port goes, and it with it
+    assert ("pin_bridge_mac", "br-web") not in m.plan_absent(alone, NAME)
+    for key, value in (("ours", False), ("mac_pinned", None)):
+        other = converged()
+        other["bridges"]["br-web"].update(mac_pinned=False, ports={"veth-web": 1500, "veth-other": 1500})
+        other["bridges"]["br-web"][key] = value
+        assert not any(a[0] == "pin_bridge_mac" for a in m.plan_present(other, wanted(**renamed))), key
+        assert not any(a[0] == "pin_bridge_mac" for a in m.plan_absent(other, NAME)), key
+    new = m.simulate(nothing(), wanted(**SIMPLE), m.plan_present(nothing(), wanted(**SIMPLE)))
+    assert new["bridges"]["br-web"]["mac_pinned"] is True  # a new one is made with a MAC of its own
 
 
 def test_simulate_and_view_give_the_diff_of_a_check_mode_run(wanted):

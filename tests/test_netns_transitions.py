@@ -178,9 +178,12 @@ def assert_is(state: dict, doc: dict, env: dict) -> None:
 
 # --- what must survive: objects of A still there in B, by interface index -------------------------
 
-def survivors(a: dict, b: dict) -> dict[str, set]:
-    """The addresses, routes and links present before and after (a link made again has a new index)."""
-    out: dict[str, set] = dict(links=set(), addresses=set(), routes=set())
+def survivors(a: dict, b: dict, bridges: Any = ()) -> dict[str, Any]:
+    """The addresses, routes and links present before and after (a link made again has a new index),
+    and the MACs of the ``bridges`` there before and after, by index (tests/test_netns_bridge_mac.py)."""
+    out: dict[str, Any] = dict(links=set(), addresses=set(), routes=set())
+    out["bridge_macs"] = {a["host"][n]["index"]: a["host"][n]["mac"] for n in bridges
+                          if n in a["host"] and a["host"][n]["index"] == b["host"].get(n, {}).get("index")}
     for side in ("host", "ns"):
         before = {v["index"]: v for v in a[side].values()}
         after = {v["index"]: v for v in b[side].values()}
@@ -266,6 +269,8 @@ class Monitor:
 
 def _key(msg: Any) -> Any:
     event = msg["event"]
+    if event == "RTM_NEWLINK" and msg["family"] == socket.AF_UNSPEC:
+        return msg["index"], msg.get_attr("IFLA_ADDRESS")
     if event in ("RTM_NEWLINK", "RTM_DELLINK"):
         return msg["index"] if msg["family"] == socket.AF_UNSPEC else None  # AF_BRIDGE: port events
     if event in ("RTM_NEWADDR", "RTM_DELADDR"):
@@ -282,13 +287,16 @@ def _key(msg: Any) -> Any:
     return None
 
 
-def losses(events: list[tuple], kept: dict[str, set]) -> list[tuple]:
-    """The events that removed (or re-made) something that A and B both have."""
+def losses(events: list[tuple], kept: dict[str, Any]) -> list[tuple]:
+    """The events that removed (or re-made) something that A and B both have, or gave a bridge that
+    both have another MAC, even for a moment."""
     out = []
+    macs = kept["bridge_macs"]
     for side, event, key in events:
         if key is None:
             continue
         if ((event == "RTM_DELLINK" and (side, key) in kept["links"])
+                or (event == "RTM_NEWLINK" and side == "host" and key[0] in macs and key[1] != macs[key[0]])
                 or (event == "RTM_DELADDR" and (side, *key) in kept["addresses"])
                 or (event in ("RTM_DELROUTE", "RTM_NEWROUTE") and side == "ns" and key in kept["routes"])):
             out.append((side, event, key))
@@ -346,7 +354,7 @@ def transition(env: dict, a: dict, b: dict) -> tuple[netns.Converged, dict, dict
     assert netns.converge(env["netns"], b).actions == [], "a second converge is not a no-op"
     assert done.actions == planned.actions, "check mode planned otherwise"
     assert planned.after == unknowable(done.after, planned.after, b), "check mode's diff shows otherwise"
-    lost = losses(events, survivors(before, after))
+    lost = losses(events, survivors(before, after, env["bridges"]))
     assert lost == [], f"removed on the way though in A and B: {lost}\nactions: {done.actions}"
     return done, before, after, events
 

@@ -60,6 +60,11 @@ options:
     description:
       - Host bridges, created if missing; an existing bridge is used as is (and never deleted).
       - A bridge named by O(veths[].bridge) but not listed here is created without addresses.
+      - A bridge the module creates gets a random locally administered MAC address of its own, which it keeps
+        whatever ports come and go. The kernel would otherwise give it its smallest port's, and another one
+        when that port goes, leaving every namespace on the bridge that cached the old one (for its gateway)
+        unable to reach the host for up to a minute. A bridge made by an earlier version is pinned at the MAC
+        it has (action C(pin_bridge_mac)); a bridge the module did not create is left as it is.
     type: list
     elements: dict
     default: []

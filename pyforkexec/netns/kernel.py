@@ -34,6 +34,7 @@ RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 MANAGED_PROTOS = (3, 4)  # RTPROT_BOOT (ip route add), RTPROT_STATIC (pyroute2): routes someone added
 RT_SCOPE_LINK = 253
+NET_ADDR_SET = 3  # /sys/class/net/*/addr_assign_type of a MAC someone set
 
 
 def _pyroute2():
@@ -148,6 +149,30 @@ def links(ipr):
     for link in out.values():
         link["addresses"].sort()
     return out
+
+
+def _mac_pinned(link):
+    """Whether a host link's MAC was set by someone (``addr_assign_type`` NET_ADDR_SET), which keeps a
+    bridge from taking its ports' MACs; None when /sys/class/net does not show this very link (a sysfs
+    of another network namespace, or none): then nothing is planned for it."""
+    base = f"/sys/class/net/{link['name']}/"
+    try:
+        with open(base + "ifindex") as f:
+            same = int(f.read()) == link["index"]
+        with open(base + "address") as f:
+            same = same and f.read().strip() == link["mac"]
+        with open(base + "addr_assign_type") as f:
+            return int(f.read()) == NET_ADDR_SET if same else None
+    except (OSError, ValueError):
+        return None
+
+
+def _local_mac():
+    """A random locally administered unicast MAC, the one a new bridge gets (as Docker's do): given
+    one, the kernel keeps it, where it would give the bridge its smallest port's (model._unpinned_bridges)."""
+    mac = bytearray(os.urandom(6))
+    mac[0] = (mac[0] & 0xFE) | 0x02
+    return ":".join(f"{b:02x}" for b in mac)
 
 
 def _address_text(msg):
@@ -273,7 +298,7 @@ def observe(name, wanted=None, host=None):
             continue
         state["bridges"][bname] = dict(
             kind=link["kind"], ours=link["alias"] == BRIDGE_ALIAS, mtu=link["mtu"], up=link["up"],
-            addresses=link["addresses"],
+            addresses=link["addresses"], mac_pinned=_mac_pinned(dict(link, name=bname)),
             ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
 
@@ -411,12 +436,16 @@ def _apply_one(h, name, action, writes):
         with _promoting(h, side, ifname, index, address):
             h.side(side).addr("del", index=index, **_address(address))
     elif op == "create_bridge":
-        h.side("host").link("add", ifname=args[0], kind="bridge")
+        h.side("host").link("add", ifname=args[0], kind="bridge", address=_local_mac())
         h.side("host").link("set", index=h.index("host", args[0]), ifalias=BRIDGE_ALIAS)
     elif op == "create_veth":
         inside, peer = args
         h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})
         h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
+    elif op == "pin_bridge_mac":  # set to the MAC it has: the kernel keeps a MAC someone set
+        index = h.index("host", args[0])
+        mac = h.side("host").link("get", index=index)[0].get_attr("IFLA_ADDRESS")
+        h.side("host").link("set", index=index, address=mac)
     elif op in ("del_veth", "del_bridge"):
         h.side("host").link("del", index=h.index("host", args[0]))
     elif op == "set_master":

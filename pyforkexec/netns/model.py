@@ -376,8 +376,9 @@ def plan_present(observed, wanted):
     """The ordered actions that turn ``observed`` into ``wanted`` (state present).
 
     Nothing both have is removed on the way, not even for a moment: routes that go are deleted
-    first, addresses are added before others are deleted (see _addresses), a bridge's MTU is set
-    where its ports cannot undo it, and routes are added last, once their gateways are reachable.
+    first, addresses are added before others are deleted (see _addresses), a bridge of ours keeps its
+    MAC whatever ports go (_unpinned_bridges), a bridge's MTU is set where its ports cannot undo it,
+    and routes are added last, once their gateways are reachable.
     Routes the kernel drops along with a link or an address change (_dropped_routes) are planned as
     deleted and added back, so that the plan is what happens.
     """
@@ -392,6 +393,7 @@ def plan_present(observed, wanted):
         if have is not None and have["kind"] != "bridge":
             raise ModelError(f"bridges: host link {bname} exists and is a {have['kind'] or 'plain link'}, "
                              "not a bridge")
+    actions += [("pin_bridge_mac", b) for b in _unpinned_bridges(observed)]
     route_dels, route_adds = _plan_routes(observed, wanted)
     actions += [("del_route", r) for r in route_dels]
     mtus = _bridge_mtus(observed, wanted)
@@ -460,13 +462,25 @@ def _link_of_sysctl(key):
     return None
 
 
+def _unpinned_bridges(observed, leaving=()):
+    """The bridges of ours, other than ``leaving``, whose MAC the kernel still picks (kernel.observe's
+    ``mac_pinned`` False: made before bridges were given one). Such a bridge carries its smallest
+    port's MAC, and takes another when that port goes: every neighbour that cached the old one (each
+    service's entry for its gateway) then sends into the void until the entry expires, 20-50 s for
+    the other services on the bridge. Pinned at the MAC it has, before any port goes."""
+    return [n for n, b in sorted(observed["bridges"].items())
+            if b["ours"] and b.get("mac_pinned") is False and n not in leaving]
+
+
 def plan_absent(observed, name):
-    """Remove the veths made for ``name``, the bridges of ours they leave empty, then the netns."""
-    actions = [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
+    """Remove the veths made for ``name``, the bridges of ours they leave empty, then the netns; a
+    bridge that stays keeps its MAC (_unpinned_bridges)."""
     gone = {v["peer"] for v in observed["veths"].values()}
-    for bname, b in sorted(observed["bridges"].items()):
-        if b["ours"] and b["ports"] and not set(b["ports"]) - gone:
-            actions.append(("del_bridge", bname))
+    emptied = [bname for bname, b in sorted(observed["bridges"].items())
+               if b["ours"] and b["ports"] and not set(b["ports"]) - gone]
+    actions = [("pin_bridge_mac", b) for b in _unpinned_bridges(observed, emptied)]
+    actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
+    actions += [("del_bridge", bname) for bname in emptied]
     if observed["exists"]:
         actions.append(("delete_netns", name))
     return actions
@@ -510,9 +524,11 @@ def simulate(observed, wanted, actions):
         after["loopback_up"] = True
     mtus = _bridge_mtus(observed, wanted)
     for bname, want in wanted["bridges"].items():
-        new = dict(kind="bridge", ours=True, mtu=None, up=True, addresses=[], ports={})
+        new = dict(kind="bridge", ours=True, mtu=None, up=True, addresses=[], ports={}, mac_pinned=True)
         have = observed["bridges"].get(bname) or new  # wanted has the veths' bridges too (desired)
         after["bridges"][bname] = dict(have, mtu=mtus[bname][2], up=True, addresses=want["addresses"])
+        if have["ours"]:
+            after["bridges"][bname]["mac_pinned"] = True  # made with one, or pinned (_unpinned_bridges)
     after["veths"] = {}
     for inside, want in wanted["veths"].items():
         have = observed["veths"].get(inside)
