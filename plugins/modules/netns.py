@@ -86,6 +86,10 @@ options:
   veths:
     description:
       - Veth pairs between the namespace and the host.
+      - For each address it adds inside the namespace, the module drops the host's neighbour entry for that
+        address (unless it is permanent or noarp): when the address was another link's until then (a
+        namespace removed and made again, or another one taking its address), the entry still names the old
+        link's MAC, and the host would not reach the new one until the entry expired, for up to a minute.
     type: list
     elements: dict
     default: []

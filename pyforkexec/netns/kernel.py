@@ -35,6 +35,7 @@ RTN_UNICAST = 1
 MANAGED_PROTOS = (3, 4)  # RTPROT_BOOT (ip route add), RTPROT_STATIC (pyroute2): routes someone added
 RT_SCOPE_LINK = 253
 NET_ADDR_SET = 3  # /sys/class/net/*/addr_assign_type of a MAC someone set
+NUD_NOARP, NUD_PERMANENT = 0x40, 0x80  # neighbour entries somebody made, kept as they are
 
 
 def _pyroute2():
@@ -362,6 +363,26 @@ def _route_args(h, route):
 IFA_F_SECONDARY = 0x01
 
 
+def _forget_neighbour(h, address):
+    """Drop the host's neighbour entry for ``address``, just added inside the namespace. A new link has
+    a new MAC: when the address was another link's until now (a service removed and made again, or
+    another service taking its address), the host's entry still names that link's MAC, and the host
+    sends into the void until the entry expires (51 s measured). The entry is on the link the host
+    routes the address through (the bridge); one somebody made (permanent, noarp) is kept."""
+    ip = ipaddress.ip_interface(address).ip
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    host = h.side("host")
+    try:
+        oif = host.route("get", dst=str(ip), family=family)[0].get_attr("RTA_OIF")
+        if oif is None:
+            return
+        entry = host.neigh("get", dst=str(ip), ifindex=oif, family=family)[0]
+    except h.pyroute2.NetlinkError:  # no route to it (the host never talks to it), or no entry
+        return
+    if not entry["state"] & (NUD_PERMANENT | NUD_NOARP):
+        host.neigh("del", dst=str(ip), ifindex=oif, family=family)
+
+
 @contextlib.contextmanager
 def _promoting(h, side, ifname, index, address):
     """Delete an IPv4 address without its subnet's other addresses. The first address of a subnet is
@@ -430,6 +451,8 @@ def _apply_one(h, name, action, writes):
     elif op == "add_addr":
         side, ifname, address = args
         h.side(side).addr("add", index=h.index(side, ifname), **_address(address))
+        if side == "ns":
+            _forget_neighbour(h, address)
     elif op == "del_addr":
         side, ifname, address = args
         index = h.index(side, ifname)
