@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -239,3 +240,50 @@ def test_the_host_forgets_each_address_added_inside_but_keeps_entries_somebody_m
     assert host_neighbour(f"{SUBNET6}::10", bridge) == ""
     netns.converge(names["netns"][2], doc(names, 2))
     assert "PERMANENT" in host_neighbour(f"{SUBNET}.12", bridge)
+
+
+def _tentative(name: str) -> bool:
+    res = run(["ip", "-n", name, "-6", "address", "show", "dev", "eth0", "tentative"])
+    assert res.returncode == 0, res.stderr
+    return bool(res.stdout.strip())
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
+def test_an_address_taken_over_is_reached_from_the_other_namespaces_at_once(names: dict, family: int) -> None:
+    """b talks to a at .10 (::10); a goes and c takes the address: b reaches c at once, since c's link
+    announced itself when it came up (a gratuitous ARP; for IPv6 an unsolicited neighbour advertisement
+    once duplicate address detection let the address be used), where b kept sending to a's MAC."""
+    address = f"{SUBNET}.10" if family == socket.AF_INET else f"{SUBNET6}::10"
+
+    def served(i: int) -> socket.socket:
+        sock = nsinfo.socket_in(f"/run/netns/{names['netns'][i]}", "net", family, socket.SOCK_STREAM)
+        sock.bind((address, 0))
+        sock.listen(4)
+        return sock
+
+    def reached_from_b(port: int) -> bool:
+        sock = nsinfo.socket_in(f"/run/netns/{names['netns'][1]}", "net", family, socket.SOCK_STREAM)
+        with sock:
+            sock.settimeout(1.0)
+            return sock.connect_ex((address, port)) == 0
+
+    def usable(i: int) -> None:  # IPv6: an address is bound (and announced) once DAD has passed
+        if family == socket.AF_INET:
+            return
+        for _ in range(100):
+            if not _tentative(names["netns"][i]):
+                return
+            time.sleep(0.05)
+        raise AssertionError("the address stayed tentative")
+
+    for i in (0, 1):
+        netns.converge(names["netns"][i], doc(names, i))
+        usable(i)
+    with served(0) as server:
+        assert reached_from_b(server.getsockname()[1])
+    netns.converge(names["netns"][0], None)
+    netns.converge(names["netns"][2], doc(names, 2, host=10))
+    usable(2)
+    time.sleep(0.1)  # the announcement, on its way over the bridge
+    with served(2) as server:
+        assert reached_from_b(server.getsockname()[1])

@@ -16,6 +16,7 @@ import functools
 import ipaddress
 import os
 import socket
+import time
 
 from .. import nsinfo
 from ..flags import CLONE_NEWNET
@@ -36,6 +37,9 @@ MANAGED_PROTOS = (3, 4)  # RTPROT_BOOT (ip route add), RTPROT_STATIC (pyroute2):
 RT_SCOPE_LINK = 253
 NET_ADDR_SET = 3  # /sys/class/net/*/addr_assign_type of a MAC someone set
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80  # neighbour entries somebody made, kept as they are
+# A new namespace's links send a gratuitous ARP (IPv4) and an unsolicited neighbour advertisement once
+# their address is usable (IPv6) when they come up or change their MAC (see create).
+ANNOUNCE = ("net.ipv4.conf.all.arp_notify", "net.ipv6.conf.all.ndisc_notify")
 
 
 def _pyroute2():
@@ -74,6 +78,13 @@ def create(netns, name):
     instead and gives up when the child has not answered within 2 s (its ``default_communicate_timeout``),
     which a busy emulated host exceeds: "no response from the child" on an arm64 guest of a fleet.
     A failure leaves nothing behind: the mount point made for it is removed.
+
+    The links of the namespace announce their address when they come up (``ANNOUNCE``): a link made
+    here has a new MAC, and a neighbour on its bridge (another service, the host) that still has an
+    entry for its address from a link that had it before (a service removed and made again, or
+    another one taking its address) would otherwise send to the old MAC until the entry expired, up
+    to a minute. Written by the thread, whose /proc/sys/net is the new namespace's; a /proc/sys
+    that is read-only (some containers) leaves the kernel's default, and only that.
     """
     path = netns_path(name)
 
@@ -81,6 +92,9 @@ def create(netns, name):
         if _libc().unshare(int(CLONE_NEWNET)) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+        for key in ANNOUNCE:
+            with contextlib.suppress(OSError), open(_sysctl_path(key), "w") as f:
+                f.write("1")
         there_before = os.path.lexists(path)
         try:
             netns.attach(name, "thread-self", libc=_libc())
@@ -418,7 +432,8 @@ class ApplyError(RuntimeError):
 
 
 def apply(name, actions):
-    """Carry out model's actions, in order. Raises ApplyError at the first refused one."""
+    """Carry out model's actions, in order, then have the links with a new MAC or a new address
+    announce themselves (_announce). Raises ApplyError at the first refused one."""
     h = _Handles(name)
     writes = {}
     try:
@@ -427,6 +442,10 @@ def apply(name, actions):
                 _apply_one(h, name, action, writes)
             except Exception as e:  # pyroute2's NetlinkError, OSError, LookupError
                 raise ApplyError(f"{describe(action)}: {e}") from e
+        try:
+            _announce(h, actions)
+        except Exception as e:
+            raise ApplyError(f"announcing the new links' addresses: {e}") from e
     finally:
         h.close()
     if writes:
@@ -434,6 +453,47 @@ def apply(name, actions):
             sysctls(name, writes=writes)
         except (OSError, RuntimeError) as e:
             raise ApplyError(f"sysctl {writes}: {e}") from e
+
+
+def _announce(h, actions):
+    """Make each link of the namespace that was made, or given an address, by ``actions`` announce its
+    addresses (a gratuitous ARP, and for an IPv6 address already usable an unsolicited neighbour
+    advertisement: ``ANNOUNCE``), so that the neighbours on its bridge that cached another MAC for
+    one of them learn this link's now. The kernel announces a link when it comes up, but a veth's bridge
+    port starts forwarding only once the bridge has seen the carrier, a few ms later, and that first
+    announcement is lost there: setting the link's MAC to the one it has makes the kernel announce it
+    again, sent once the port forwards. A namespace made by an earlier version announces nothing
+    (its links were made before ``ANNOUNCE``); the host forgets its old entry all the same
+    (_forget_neighbour)."""
+    made = {a[1]: a[2] for a in actions if a[0] == "create_veth"}  # inside -> host end
+    links = set(made) | {a[2] for a in actions if a[0] == "add_addr" and a[1] == "ns"}
+    for inside in sorted(links):
+        if inside in made:
+            _wait_forwarding(made[inside])
+        ns, index = h.side("ns"), h.index("ns", inside)
+        ns.link("set", index=index, address=ns.link("get", index=index)[0].get_attr("IFLA_ADDRESS"))
+
+
+BR_STATE_DISABLED = "0"
+
+
+def _wait_forwarding(port, timeout=1.0):
+    """Wait (at most ``timeout`` s) while the bridge has not yet seen the carrier of its port ``port``
+    (a host link): it forwards once it has, at once without STP (ours), or after STP's delays, which
+    this does not wait for. At once when /sys/class/net does not show ``port`` as a bridge port (no
+    bridge, or a sysfs of another network namespace)."""
+    deadline = time.monotonic() + timeout
+    path = f"/sys/class/net/{port}/brport/state"
+    while True:
+        try:
+            with open(path) as f:
+                if f.read().strip() != BR_STATE_DISABLED:
+                    return
+        except OSError:
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.001)
 
 
 def _apply_one(h, name, action, writes):
