@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers.bridged import bridged_names
 from helpers.cli import run
 from helpers.marks import needs_root
 
@@ -33,19 +34,8 @@ SUBNET = "10.214.7"
 @pytest.fixture
 def names() -> Iterator[dict]:
     """Two namespaces with a veth each on one bridge (unique names), removed whatever happens."""
-    if shutil.which("ip") is None:
-        pytest.skip("iproute2 (ip) is not installed")
-    pytest.importorskip("pyroute2", reason="pyforkexec.netns needs pyroute2 (the net extra)")
-    found = dict(netns=[f"pfe-bt{PID}a", f"pfe-bt{PID}b"], peers=[f"pfebt{PID}a", f"pfebt{PID}b"],
-                 bridge=f"pfebt{PID}br")
-    yield found
-    for name in found["netns"]:
-        try:
-            netns.converge(name, None)
-        finally:
-            run(["ip", "netns", "del", name])
-    for link in [*found["peers"], found["bridge"]]:
-        run(["ip", "link", "del", link])
+    with bridged_names("bt", 2) as found:
+        yield found
 
 
 def doc(names: dict, i: int) -> dict:

@@ -22,13 +22,13 @@ host to a listener inside the namespace that took over an address.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers.bridged import bridged_names
 from helpers.cli import run
 from helpers.marks import needs_root
 
@@ -48,19 +48,8 @@ NET_ADDR_SET = "3"  # /sys/class/net/*/addr_assign_type of a MAC someone set
 @pytest.fixture
 def names() -> Iterator[dict]:
     """Three namespaces with a veth each on one bridge (unique names), removed whatever happens."""
-    if shutil.which("ip") is None:
-        pytest.skip("iproute2 (ip) is not installed")
-    pytest.importorskip("pyroute2", reason="pyforkexec.netns needs pyroute2 (the net extra)")
-    found = dict(netns=[f"pfe-bm{PID}{c}" for c in "abc"], peers=[f"pfebm{PID}{c}" for c in "abc"],
-                 bridge=f"pfebm{PID}br")
-    yield found
-    for name in found["netns"]:
-        try:
-            netns.converge(name, None)
-        finally:
-            run(["ip", "netns", "del", name])
-    for link in [*found["peers"], found["bridge"]]:
-        run(["ip", "link", "del", link])
+    with bridged_names("bm", 3) as found:
+        yield found
 
 
 def doc(names: dict, i: int, host: int = 0) -> dict:
