@@ -153,19 +153,27 @@ def socket_in(path, kind, family, type_, proto=0):
     The kernel lets one thread of a process join a network namespace on its own (setns(2)); not a
     user or mount namespace, which every thread of a process shares (CLONE_FS): refused here.
     """
-    if kind != "net":
-        raise ValueError(f"socket_in joins network namespaces only, not {kind!r}")
+    # KeyboardInterrupt while waiting: the socket the helper made is closed
+    return in_namespace_thread(path, kind, lambda: socket.socket(family, type_, proto),
+                               "pyforkexec-socket-in", undo=lambda sock: sock.close())
 
-    def join_and_make():
+
+def in_namespace_thread(path, kind, fn, name, undo=None):
+    """``fn()`` in a thread of this process that first joins the ``kind`` namespace at ``path`` (a
+    network namespace only, see socket_in) and ends right after (in_own_thread). What the thread does
+    there stays there: its sockets, and its /proc/sys/net, which is its own network namespace's."""
+    if kind != "net":
+        raise ValueError(f"a thread joins network namespaces only, not {kind!r}")
+
+    def join_and_run():
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             _child.setns(fd, int(NSTYPES[kind]))
         finally:
             os.close(fd)
-        return socket.socket(family, type_, proto)
+        return fn()
 
-    # KeyboardInterrupt while waiting: the socket the helper made is closed
-    return in_own_thread(join_and_make, "pyforkexec-socket-in", undo=lambda sock: sock.close())
+    return in_own_thread(join_and_run, name, undo=undo)
 
 
 def in_own_thread(fn, name, undo=None):

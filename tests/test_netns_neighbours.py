@@ -25,7 +25,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 from helpers.bridged import bridged_names
@@ -80,16 +80,29 @@ def listener() -> Iterator[socket.socket]:
         yield server
 
 
-def reaches_gateway(name: str, port: int) -> bool:
-    """Whether netns ``name`` opens a TCP connection to the gateway within a second."""
-    sock = nsinfo.socket_in(f"/run/netns/{name}", "net", socket.AF_INET, socket.SOCK_STREAM)
+def listening(name: str, address: str, family: int = socket.AF_INET) -> socket.socket:
+    """A TCP listener on ``address`` (the port the kernel picks) inside netns ``name``."""
+    sock = nsinfo.socket_in(f"/run/netns/{name}", "net", family, socket.SOCK_STREAM)
+    sock.bind((address, 0))
+    sock.listen(4)
+    return sock
+
+
+def connects(name: Optional[str], address: str, port: int, family: int = socket.AF_INET) -> bool:
+    """Whether a TCP connection from inside netns ``name`` (the host's when None) opens within a second."""
+    if name is None:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    else:
+        sock = nsinfo.socket_in(f"/run/netns/{name}", "net", family, socket.SOCK_STREAM)
     with sock:
         sock.settimeout(1.0)
-        try:
-            sock.connect((GATEWAY, port))
-        except OSError:
-            return False
-        return True
+        return sock.connect_ex((address, port)) == 0
+
+
+def reached(source: Optional[str], name: str, address: str, family: int = socket.AF_INET) -> bool:
+    """Whether ``source`` (a netns, or the host) reaches a listener on ``address`` in netns ``name``."""
+    with listening(name, address, family) as server:
+        return connects(source, address, server.getsockname()[1], family)
 
 
 def smallest_mac_first(names: dict, indexes: list[int]) -> list[int]:
@@ -106,12 +119,12 @@ def test_the_others_keep_their_gateway_when_one_goes(names: dict, listener: Any)
     mac = sysfs(names["bridge"], "address")
     assert mac not in {sysfs(p, "address") for p in names["peers"]}, "the bridge carries a port's MAC"
     left = list(range(3))
-    assert all(reaches_gateway(names["netns"][i], port) for i in left)
+    assert all(connects(names["netns"][i], GATEWAY, port) for i in left)
     for gone in smallest_mac_first(names, left)[:2]:
         netns.converge(names["netns"][gone], None)
         left.remove(gone)
         assert sysfs(names["bridge"], "address") == mac
-        assert [reaches_gateway(names["netns"][i], port) for i in left] == [True] * len(left)
+        assert [connects(names["netns"][i], GATEWAY, port) for i in left] == [True] * len(left)
 
 
 def _legacy(names: dict, indexes: list[int]) -> None:
@@ -144,7 +157,7 @@ def test_a_bridge_made_before_is_pinned_before_a_port_goes(names: dict, listener
     gone = smallest_mac_first(names, [0, 1, 2])[0]
     assert carried == sysfs(names["peers"][gone], "address")  # what the kernel does with an unpinned bridge
     stay = [i for i in range(3) if i != gone]
-    assert all(reaches_gateway(names["netns"][i], port) for i in stay)
+    assert all(connects(names["netns"][i], GATEWAY, port) for i in stay)
     planned = netns.converge(names["netns"][gone], None, check=True)
     assert planned.actions[0] == f"pin_bridge_mac {bridge}"
     assert sysfs(bridge, "addr_assign_type") != NET_ADDR_SET  # check mode changed nothing
@@ -153,7 +166,7 @@ def test_a_bridge_made_before_is_pinned_before_a_port_goes(names: dict, listener
     pin, delete = f"pin_bridge_mac {bridge}", f"del_veth {names['peers'][gone]}"
     assert done.actions.index(pin) < done.actions.index(delete)
     assert (sysfs(bridge, "address"), sysfs(bridge, "addr_assign_type")) == (carried, NET_ADDR_SET)
-    assert [reaches_gateway(names["netns"][i], port) for i in stay] == [True, True]
+    assert [connects(names["netns"][i], GATEWAY, port) for i in stay] == [True, True]
     assert netns.converge(names["netns"][stay[0]], doc(names, stay[0])).actions == []  # pinned: stays so
 
 
@@ -193,27 +206,13 @@ def test_an_address_taken_over_by_a_new_link_is_reached_from_the_host_at_once(na
     reaches c at once, where it kept sending to a's MAC. b keeps the bridge all along."""
     netns.converge(names["netns"][1], doc(names, 1))
     address = f"{SUBNET}.10"
-
-    def served(i: int) -> socket.socket:
-        sock = nsinfo.socket_in(f"/run/netns/{names['netns'][i]}", "net", socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((address, 0))
-        sock.listen(4)
-        return sock
-
-    def reached(port: int) -> bool:
-        with socket.socket() as sock:
-            sock.settimeout(1.0)
-            return sock.connect_ex((address, port)) == 0
-
     netns.converge(names["netns"][0], doc(names, 0))
-    with served(0) as server:
-        assert reached(server.getsockname()[1])
+    assert reached(None, names["netns"][0], address)
     old = host_neighbour(address, names["bridge"])
     assert "lladdr" in old
     netns.converge(names["netns"][0], None)
     netns.converge(names["netns"][2], doc(names, 2, host=10))
-    with served(2) as server:
-        assert reached(server.getsockname()[1])
+    assert reached(None, names["netns"][2], address)
     assert host_neighbour(address, names["bridge"]) != old
 
 
@@ -237,24 +236,15 @@ def _tentative(name: str) -> bool:
     return bool(res.stdout.strip())
 
 
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["netns-made-here", "netns-made-by-ip"])
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
-def test_an_address_taken_over_is_reached_from_the_other_namespaces_at_once(names: dict, family: int) -> None:
+def test_an_address_taken_over_is_reached_from_the_other_namespaces_at_once(names: dict, family: int,
+                                                                           elsewhere: bool) -> None:
     """b talks to a at .10 (::10); a goes and c takes the address: b reaches c at once, since c's link
-    announced itself when it came up (a gratuitous ARP; for IPv6 an unsolicited neighbour advertisement
-    once duplicate address detection let the address be used), where b kept sending to a's MAC."""
+    announced itself (a gratuitous ARP; for IPv6 an unsolicited neighbour advertisement once duplicate
+    address detection let the address be used), where b kept sending to a's MAC. Also when c's
+    namespace was made by `ip netns add` (the kernel's defaults: no announcements but the link's own)."""
     address = f"{SUBNET}.10" if family == socket.AF_INET else f"{SUBNET6}::10"
-
-    def served(i: int) -> socket.socket:
-        sock = nsinfo.socket_in(f"/run/netns/{names['netns'][i]}", "net", family, socket.SOCK_STREAM)
-        sock.bind((address, 0))
-        sock.listen(4)
-        return sock
-
-    def reached_from_b(port: int) -> bool:
-        sock = nsinfo.socket_in(f"/run/netns/{names['netns'][1]}", "net", family, socket.SOCK_STREAM)
-        with sock:
-            sock.settimeout(1.0)
-            return sock.connect_ex((address, port)) == 0
 
     def usable(i: int) -> None:  # IPv6: an address is bound (and announced) once DAD has passed
         if family == socket.AF_INET:
@@ -268,11 +258,11 @@ def test_an_address_taken_over_is_reached_from_the_other_namespaces_at_once(name
     for i in (0, 1):
         netns.converge(names["netns"][i], doc(names, i))
         usable(i)
-    with served(0) as server:
-        assert reached_from_b(server.getsockname()[1])
+    assert reached(names["netns"][1], names["netns"][0], address, family)
     netns.converge(names["netns"][0], None)
+    if elsewhere:
+        sh("ip", "netns", "add", names["netns"][2])
     netns.converge(names["netns"][2], doc(names, 2, host=10))
     usable(2)
     time.sleep(0.1)  # the announcement, on its way over the bridge
-    with served(2) as server:
-        assert reached_from_b(server.getsockname()[1])
+    assert reached(names["netns"][1], names["netns"][2], address, family)

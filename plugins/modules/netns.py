@@ -87,8 +87,8 @@ options:
     description:
       - Veth pairs between the namespace and the host.
       - For each address it adds inside the namespace, the module drops the host's neighbour entry for that
-        address (unless it is permanent or noarp), and the links of a namespace it creates announce their
-        addresses (C(net.ipv4.conf.all.arp_notify) and C(net.ipv6.conf.all.ndisc_notify) are 1 there), once
+        address (unless it is permanent or noarp), and the links announce their addresses (C(arp_notify) and
+        C(ndisc_notify) are 1 for each veth the module makes, and for C(all) in a namespace it creates), once
         more when their bridge port forwards. When the address was another link's until then (a namespace
         removed and made again, or another one taking its address), the host's and the other namespaces'
         entries still named the old link's MAC, and they would not reach the new one for up to a minute.

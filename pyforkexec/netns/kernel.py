@@ -37,9 +37,10 @@ MANAGED_PROTOS = (3, 4)  # RTPROT_BOOT (ip route add), RTPROT_STATIC (pyroute2):
 RT_SCOPE_LINK = 253
 NET_ADDR_SET = 3  # /sys/class/net/*/addr_assign_type of a MAC someone set
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80  # neighbour entries somebody made, kept as they are
-# A new namespace's links send a gratuitous ARP (IPv4) and an unsolicited neighbour advertisement once
-# their address is usable (IPv6) when they come up or change their MAC (see create).
-ANNOUNCE = ("net.ipv4.conf.all.arp_notify", "net.ipv6.conf.all.ndisc_notify")
+# A link sends a gratuitous ARP (IPv4) and an unsolicited neighbour advertisement once its address is
+# usable (IPv6) when it comes up or changes its MAC, when the namespace's ``all`` or its own is 1: the
+# namespaces made here have it for all their links (create), the links made here for themselves (_announce).
+ANNOUNCE = ("/proc/sys/net/ipv4/conf/{}/arp_notify", "/proc/sys/net/ipv6/conf/{}/ndisc_notify")
 
 
 def _pyroute2():
@@ -92,9 +93,7 @@ def create(netns, name):
         if _libc().unshare(int(CLONE_NEWNET)) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
-        for key in ANNOUNCE:
-            with contextlib.suppress(OSError), open(_sysctl_path(key), "w") as f:
-                f.write("1")
+        _announcing("all")
         there_before = os.path.lexists(path)
         try:
             netns.attach(name, "thread-self", libc=_libc())
@@ -443,7 +442,7 @@ def apply(name, actions):
             except Exception as e:  # pyroute2's NetlinkError, OSError, LookupError
                 raise ApplyError(f"{describe(action)}: {e}") from e
         try:
-            _announce(h, actions)
+            _announce(h, name, actions)
         except Exception as e:
             raise ApplyError(f"announcing the new links' addresses: {e}") from e
     finally:
@@ -455,20 +454,31 @@ def apply(name, actions):
             raise ApplyError(f"sysctl {writes}: {e}") from e
 
 
-def _announce(h, actions):
+def _announcing(link):
+    """Set ``ANNOUNCE`` for ``link`` (or ``all``) of this thread's network namespace. A /proc/sys that
+    is read-only (some containers) leaves the kernel's default, and only that."""
+    for path in ANNOUNCE:  # the link's name as it is in the path: a dot in it is no separator here
+        with contextlib.suppress(OSError), open(path.format(link), "w") as f:
+            f.write("1")
+
+
+def _announce(h, name, actions):
     """Make each link of the namespace that was made, or given an address, by ``actions`` announce its
     addresses (a gratuitous ARP, and for an IPv6 address already usable an unsolicited neighbour
     advertisement: ``ANNOUNCE``), so that the neighbours on its bridge that cached another MAC for
     one of them learn this link's now. The kernel announces a link when it comes up, but a veth's bridge
     port starts forwarding only once the bridge has seen the carrier, a few ms later, and that first
     announcement is lost there: setting the link's MAC to the one it has makes the kernel announce it
-    again, sent once the port forwards. A namespace made by an earlier version announces nothing
-    (its links were made before ``ANNOUNCE``); the host forgets its old entry all the same
-    (_forget_neighbour)."""
+    again, sent once the port forwards. A link made here is set to announce itself (its own
+    ``ANNOUNCE``, before the user's sysctls, which apply() writes after this), also in a namespace
+    that was not made here; a link that only got an address announces it where the namespace was
+    made here (``all``), and the host forgets its old entry in any case (_forget_neighbour)."""
     made = {a[1]: a[2] for a in actions if a[0] == "create_veth"}  # inside -> host end
     links = set(made) | {a[2] for a in actions if a[0] == "add_addr" and a[1] == "ns"}
     for inside in sorted(links):
         if inside in made:
+            nsinfo.in_namespace_thread(netns_path(name), "net", functools.partial(_announcing, inside),
+                                       "pyforkexec-netns-announce")
             _wait_forwarding(made[inside])
         ns, index = h.side("ns"), h.index("ns", inside)
         ns.link("set", index=index, address=ns.link("get", index=index)[0].get_attr("IFLA_ADDRESS"))
