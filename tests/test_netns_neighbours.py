@@ -266,3 +266,28 @@ def test_an_address_taken_over_is_reached_from_the_other_namespaces_at_once(name
     usable(2)
     time.sleep(0.1)  # the announcement, on its way over the bridge
     assert reached(names["netns"][1], names["netns"][2], address, family)
+
+
+def announcing_of(prefix: list[str], link: str) -> tuple[str, str]:
+    """(arp_notify, ndisc_notify) of ``link`` where ``prefix`` runs ``cat`` (the host's with [])."""
+    out = []
+    for family, key in (("ipv4", "arp_notify"), ("ipv6", "ndisc_notify")):
+        path = f"/proc/sys/net/{family}/conf/{link}/{key}"
+        res = run([*prefix, "cat", path])
+        out.append(res.stdout.strip() if res.returncode == 0 else "")
+    return out[0], out[1]
+
+
+def test_the_announcements_are_set_in_the_namespaces_and_nowhere_else(names: dict) -> None:
+    """`all` in the namespace made here, the veth's own in the one made by `ip netns add`; the host's
+    own settings (`all`, and a host link of the same name as the veth, where there is one) stay."""
+    host_before = {link: announcing_of([], link) for link in ("all", "default", "eth0")}
+    netns.converge(names["netns"][0], doc(names, 0))
+    sh("ip", "netns", "add", names["netns"][1])
+    netns.converge(names["netns"][1], doc(names, 1))
+    inside = [["ip", "netns", "exec", name] for name in names["netns"][:2]]
+    assert announcing_of(inside[0], "all") == ("1", "1")
+    assert announcing_of(inside[0], "eth0") == ("1", "1")
+    assert announcing_of(inside[1], "all") == ("0", "0")  # the kernel's, in a namespace made elsewhere
+    assert announcing_of(inside[1], "eth0") == ("1", "1")
+    assert {link: announcing_of([], link) for link in host_before} == host_before

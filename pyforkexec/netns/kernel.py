@@ -3,8 +3,8 @@
 With pyroute2 (the ``net`` extra), imported on first use so that ``import pyforkexec`` never needs it.
 
 ``observe`` returns the plain data model plans from; ``apply`` runs model's actions.
-Sysctls of the namespace are read and written by a child that joins it (nsinfo.run_in_namespaces),
-since /proc/sys/net shows the network namespace of the process that looks.
+Sysctls of the namespace are read and written by a thread that joins it (nsinfo.in_namespace_thread),
+since /proc/sys/net shows the network namespace of the thread that looks.
 """
 
 from __future__ import annotations
@@ -232,7 +232,12 @@ def _sysctl_io(reads, writes):
 
 def sysctls(name, reads=(), writes=None):
     """Write then read net.* sysctls inside netns ``name``."""
-    return nsinfo.run_in_namespaces([(netns_path(name), "net")], _sysctl_io, list(reads), dict(writes or {}))
+    return _in_netns(name, functools.partial(_sysctl_io, list(reads), dict(writes or {})))
+
+
+def _in_netns(name, fn):
+    """``fn()`` in a thread that joined netns ``name`` (its /proc/sys/net is the namespace's)."""
+    return nsinfo.in_namespace_thread(netns_path(name), "net", fn, "pyforkexec-netns-sysctl")
 
 
 def _swap_file(path, value):
@@ -341,11 +346,10 @@ class _Handles:
         return found[0]
 
     def swap_sysctl(self, side, path, value):
-        """Write a /proc/sys file of the host or the namespace (a child that joins it reads it there);
-        what it held before."""
+        """Write a /proc/sys file of the host or the namespace (_in_netns); what it held before."""
         if side == "host":
             return _swap_file(path, value)
-        return nsinfo.run_in_namespaces([(netns_path(self.name), "net")], _swap_file, path, value)
+        return _in_netns(self.name, functools.partial(_swap_file, path, value))
 
     def close(self):
         for h in (self._host, self._ns):
@@ -477,8 +481,7 @@ def _announce(h, name, actions):
     links = set(made) | {a[2] for a in actions if a[0] == "add_addr" and a[1] == "ns"}
     for inside in sorted(links):
         if inside in made:
-            nsinfo.in_namespace_thread(netns_path(name), "net", functools.partial(_announcing, inside),
-                                       "pyforkexec-netns-announce")
+            _in_netns(name, functools.partial(_announcing, inside))
             _wait_forwarding(made[inside])
         ns, index = h.side("ns"), h.index("ns", inside)
         ns.link("set", index=index, address=ns.link("get", index=index)[0].get_attr("IFLA_ADDRESS"))
