@@ -47,7 +47,7 @@ def _no_new_child() -> Iterator[None]:
         try:
             with open(f"/proc/{name}/stat") as f:
                 assert f.read().rsplit(")", 1)[1].split()[1] != mine, f"a child {name} was created"
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone before the open, or before the read
             pass
 
 

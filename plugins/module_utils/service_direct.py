@@ -35,7 +35,7 @@ def running_argv(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return daemon_argv_of([a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]])
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or reaped before the read
         return None
 
 

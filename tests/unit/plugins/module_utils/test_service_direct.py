@@ -5,6 +5,7 @@ service runs (the daemon's own command line after ``--``). A real daemon: tests/
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
@@ -30,6 +31,18 @@ def test_another_program_s_argv_is_kept_whole():
 def test_a_process_gone_has_no_argv(dead_pid):
     assert direct.running_argv(dead_pid) is None
     assert direct.running_argv(os.getpid())[0]  # and a live one has its own
+
+
+def test_a_process_reaped_between_the_open_and_the_read_has_no_argv(monkeypatch):
+    """The kernel's answer to a read of /proc/PID/cmdline once PID is reaped (ESRCH), for a file opened
+    before: what a daemon that exits at that moment gives (here the open is done first, then the reap)."""
+    child = subprocess.Popen(["sleep", "60"])
+    opened = open(f"/proc/{child.pid}/cmdline", "rb")  # noqa: SIM115  # handed to running_argv below
+    child.kill()
+    child.wait()
+    monkeypatch.setattr(direct, "open", lambda *args, **kwargs: opened, raising=False)
+    assert direct.running_argv(child.pid) is None
+    assert opened.closed
 
 
 def test_a_stop_returns_only_once_the_service_is_reaped():
