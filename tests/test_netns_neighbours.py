@@ -21,7 +21,6 @@ host to a listener inside the namespace that took over an address.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -38,7 +37,6 @@ from pyforkexec.netns.model import BRIDGE_ALIAS, veth_alias
 
 pytestmark = needs_root
 
-PID = os.getpid() % 100000
 SUBNET = "10.214.9"
 GATEWAY = f"{SUBNET}.1"
 SUBNET6 = "fd21:4:9"

@@ -165,11 +165,11 @@ def links(ipr):
     return out
 
 
-def _mac_pinned(link):
+def _mac_pinned(name, link):
     """Whether a host link's MAC was set by someone (``addr_assign_type`` NET_ADDR_SET), which keeps a
     bridge from taking its ports' MACs; None when /sys/class/net does not show this very link (a sysfs
     of another network namespace, or none): then nothing is planned for it."""
-    base = f"/sys/class/net/{link['name']}/"
+    base = f"/sys/class/net/{name}/"
     try:
         with open(base + "ifindex") as f:
             same = int(f.read()) == link["index"]
@@ -317,7 +317,7 @@ def observe(name, wanted=None, host=None):
             continue
         state["bridges"][bname] = dict(
             kind=link["kind"], ours=link["alias"] == BRIDGE_ALIAS, mtu=link["mtu"], up=link["up"],
-            addresses=link["addresses"], mac_pinned=_mac_pinned(dict(link, name=bname)),
+            addresses=link["addresses"], mac_pinned=_mac_pinned(bname, link),
             ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
 
@@ -483,8 +483,13 @@ def _announce(h, name, actions):
         if inside in made:
             _in_netns(name, functools.partial(_announcing, inside))
             _wait_forwarding(made[inside])
-        ns, index = h.side("ns"), h.index("ns", inside)
-        ns.link("set", index=index, address=ns.link("get", index=index)[0].get_attr("IFLA_ADDRESS"))
+        _set_own_mac(h.side("ns"), h.index("ns", inside))
+
+
+def _set_own_mac(ipr, index):
+    """Set link ``index`` to the MAC it has: the kernel then counts it as set by someone (a bridge keeps
+    it, model._unpinned_bridges) and tells the link's neighbours again (_announce)."""
+    ipr.link("set", index=index, address=ipr.link("get", index=index)[0].get_attr("IFLA_ADDRESS"))
 
 
 BR_STATE_DISABLED = "0"
@@ -538,10 +543,8 @@ def _apply_one(h, name, action, writes):
         inside, peer = args
         h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})
         h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
-    elif op == "pin_bridge_mac":  # set to the MAC it has: the kernel keeps a MAC someone set
-        index = h.index("host", args[0])
-        mac = h.side("host").link("get", index=index)[0].get_attr("IFLA_ADDRESS")
-        h.side("host").link("set", index=index, address=mac)
+    elif op == "pin_bridge_mac":
+        _set_own_mac(h.side("host"), h.index("host", args[0]))
     elif op in ("del_veth", "del_bridge"):
         h.side("host").link("del", index=h.index("host", args[0]))
     elif op == "set_master":
