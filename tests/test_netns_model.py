@@ -131,6 +131,32 @@ def test_addresses_mtu_and_sysctls_change_one_by_one(wanted):
     ]
 
 
+def test_host_side_changes_alone_leave_the_namespace_as_it_was(wanted):
+    """What the services module restarts a service for (changes_inside): a change of the bridge or of
+    the host end of the veth is not one; any change in the namespace, or a namespace made, is."""
+    host_only = copy.deepcopy(SIMPLE)
+    host_only["bridges"][0]["addresses"] = ["10.42.0.1/24", "10.42.0.254/24"]
+    host_only["bridges"][0]["mtu"] = 1400
+    host_only["veths"][0]["peer_addresses"] = ["169.254.9.1/32"]
+    stale = converged()
+    stale["veths"]["eth0"]["peer_up"] = False
+    stale["bridges"]["br-web"]["mac_pinned"] = False
+    actions = m.plan_present(stale, wanted(**host_only))
+    assert {a[0] for a in actions} == {"pin_bridge_mac", "set_link", "add_addr", "link_up"}
+    assert not any(map(m.changes_inside, actions)), actions
+    assert all(m.changes_inside(a) for a in m.plan_present(nothing(), wanted(**SIMPLE))
+               if a[0] in ("create_netns", "create_veth", "add_route", "sysctl")
+               or (a[0] in ("link_up", "add_addr") and a[1] == "ns"))
+    inside = copy.deepcopy(SIMPLE)
+    inside["veths"][0]["addresses"].append("10.42.0.11/24")
+    assert [m.changes_inside(a) for a in m.plan_present(converged(), wanted(**inside))] == [True]
+    moved = copy.deepcopy(SIMPLE)
+    moved["bridges"].append(dict(name="br-two", addresses=["10.42.0.1/24"]))
+    moved["veths"][0]["bridge"] = "br-two"
+    steps = m.plan_present(converged(), wanted(**moved))
+    assert ("set_master", "veth-web", "br-two") in steps and not any(map(m.changes_inside, steps)), steps
+
+
 def test_a_new_peer_name_makes_the_veth_again(wanted):
     options = copy.deepcopy(SIMPLE)
     options["veths"][0]["peer"] = "veth-web2"
@@ -351,3 +377,14 @@ def test_a_metric_another_wanted_route_gives_is_not_kept_for_one_without(wanted)
                        m.route_key("default6", "fd42::1", "eth0", 1024)]
     zero = [dict(dst="default", gateway=gw, metric=0) for gw in ("10.42.0.1", "fd42::1")]
     assert m.plan_present(state, wanted(**dict(SIMPLE, gateway=[], routes=zero))) == []
+
+
+def test_an_ipv4_metric_of_0_is_that_metric_not_any(wanted):
+    """metric 0 asks for the kernel's own IPv4 metric (which it shows as none): a route at metric 10
+    does not stand for it. Found by the transitions property test: the route stayed at 10."""
+    state = converged()
+    state["routes"] = [m.route_key("default", None, "eth0", 10)]
+    options = dict(SIMPLE, gateway=[], routes=[dict(dst="default", dev="eth0", metric=0)])
+    actions = m.plan_present(state, wanted(**options))
+    assert lines(actions) == ["del_route default dev eth0 metric 10", "add_route default dev eth0 metric 0"]
+    assert m.simulate(state, wanted(**options), actions)["routes"] == [m.route_key("default", None, "eth0")]

@@ -150,7 +150,8 @@ class PlanError(ValueError):
 
 def _converge_netns(module, entry, present):
     """The entry's namespace wired (``present``) or removed, without its persistence (``_persist``):
-    its result and diff entries, as the netns module returns them; whether anything changed."""
+    its result and diff entries, as the netns module returns them; whether the namespace itself
+    changed (not only the host's side: a bridge it shares, the host end of its veth)."""
     netns = deps.pyforkexec.netns
     params = entry.wiring
     done = netns.converge(params["name"], params if present else None, check=module.check_mode)
@@ -158,7 +159,7 @@ def _converge_netns(module, entry, present):
     header = f"netns {params['name']}"
     entry.netns["diff"] = [dict(before=done.before, after=done.after, before_header=header,
                                 after_header=header)]
-    return bool(done.actions)
+    return done.rewired
 
 
 def _persist(module, entry, present):

@@ -266,6 +266,17 @@ actions:
   type: list
   elements: str
   sample: [create_netns web, link_up ns lo, create_veth eth0 veth-web, add_addr ns eth0 10.42.0.10/24]
+rewired:
+  description:
+    - Whether an action changed the namespace itself (made or removed it, or changed its links, addresses,
+      routes or sysctls), rather than only the host's side of its wiring (a bridge, its addresses, the host
+      end of a veth).
+    - A process running in the namespace sees only the first kind. Notify a restart on this rather than on
+      C(changed) (the M(pyforkexec.isolation.services) module restarts a service so); a new address
+      on a bridge that several namespaces share then restarts none of their services.
+  returned: always
+  type: bool
+  sample: true
 topology:
   description: The topology after the run, as the diff shows it.
   returned: always
@@ -332,8 +343,8 @@ def main():
     except (netns.OptionsError, paths.ServiceError, OSError) as e:
         module.fail_json(msg=f"persist: {e}", actions=done.actions + files.actions)
     actions = done.actions + files.actions
-    result = dict(changed=bool(actions), actions=actions, netns=done.netns, topology=done.after,
-                  persist=persist)
+    result = dict(changed=bool(actions), actions=actions, rewired=done.rewired, netns=done.netns,
+                  topology=done.after, persist=persist)
     if module._diff:
         header = f"netns {name}"
         diff = dict(before=done.before, after=done.after, before_header=header, after_header=header)

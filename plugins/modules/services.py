@@ -20,8 +20,10 @@ description:
     and the bridges no other port uses), and the others applied in order, each its namespace wired and
     then the service brought to its state. Where PID 1 is not systemd, a service under C(manager=direct)
     starts as soon as its own namespace is wired, while the next one is wired. A running service whose
-    namespace this run rewired, or that is named in O(restart), is restarted (once, and not when its
-    own files changed and restarted it already).
+    namespace this run rewired (made it again, or changed its links, addresses, routes or sysctls; the
+    netns module's RV(pyforkexec.isolation.netns#module:rewired)), or that is named in O(restart), is
+    restarted (once, and not when its own files changed and restarted it already). A change on the
+    host's side only (a bridge it shares, its addresses, the host end of its veth) restarts nothing.
   - Each service started or restarted by the run passes its C(start_check) (see
     M(pyforkexec.isolation.service)). The run starts them all, then waits one window for all of them; one
     that did not start, or did not stay up, is stopped and fails with the cause.

@@ -46,6 +46,9 @@ class Converged(NamedTuple):
     before: dict[str, Any]  # the topology before, as a diff shows it ({"netns": None} when absent)
     after: dict[str, Any]  # the topology after (simulated with ``check``)
     netns: dict[str, Any]  # {"name", "path", "inode"}; inode None when the namespace does not exist
+    # Whether an action changed the namespace itself (its links, addresses, routes or sysctls, or made
+    # or removed it), not only the host's side (a bridge, the host end of a veth): model.changes_inside.
+    rewired: bool = False
 
 
 def converge(name: str, options: Optional[Mapping[str, Any]], check: bool = False) -> Converged:
@@ -112,14 +115,15 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
         _apply(name, actions, lines, host)
         final = kernel.observe(name, wanted, host)
         if wanted is not None:
-            final = _settle(name, wanted, final, lines, host)
+            final = _settle(name, wanted, final, actions, lines, host)
     elif wanted is not None:
         final = model.simulate(observed, wanted, actions) if actions else observed
     else:
         final = dict(observed, exists=False)
     path = netns_path(name)
     info = dict(name=name, path=path, inode=nsinfo.inode(path) if final["exists"] else None)
-    return Converged(lines, model.view(observed), model.view(final), info)
+    rewired = any(map(model.changes_inside, actions))
+    return Converged(lines, model.view(observed), model.view(final), info, rewired)
 
 
 def _apply(name: str, actions: list, lines: list[str], host: kernel.HostLinks) -> None:
@@ -131,14 +135,17 @@ def _apply(name: str, actions: list, lines: list[str], host: kernel.HostLinks) -
         raise
 
 
-def _settle(name: str, wanted: dict, final: dict, lines: list[str], host: kernel.HostLinks) -> dict:
+def _settle(name: str, wanted: dict, final: dict, actions: list, lines: list[str],
+            host: kernel.HostLinks) -> dict:
     """The topology once it is ``wanted``. The plan foresees what the kernel does along with each
     action (model.plan_present), so there is nothing left to do; should the kernel still have
-    dropped something, it is done once more (and reported in ``lines``), and a topology that then
-    still differs is an ApplyError rather than a success that the next run would undo."""
+    dropped something, it is done once more (and added to ``actions`` and ``lines``), and a
+    topology that then still differs is an ApplyError rather than a success that the next run would
+    undo."""
     rest = model.plan_present(final, wanted)
     if not rest:
         return final
+    actions += rest
     lines += [model.describe(a) for a in rest]
     _apply(name, rest, lines, host)
     final = kernel.observe(name, wanted, host)

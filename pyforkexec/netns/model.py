@@ -117,9 +117,9 @@ def _route(option, r, devices):
         raise ModelError(f"{option}.dev: {dev!r} is not a link of the namespace "
                          f"(one of {', '.join(devices)})")
     route = route_key(dst, gateway, dev, r.get("metric"))
-    if route["metric"] == 0:  # the kernel's own: an IPv4 route shows none, an IPv6 route gets 1024
-        route["metric"] = None if route_family(route) == 4 else IPV6_DEFAULT_METRIC
-    return route
+    if route["metric"] == 0 and route_family(route) == 6:  # the kernel gives an IPv6 route 1024 for 0
+        route["metric"] = IPV6_DEFAULT_METRIC
+    return route  # IPv4's 0 stays: the kernel's own metric (shown as none), not any metric
 
 
 def route_family(route):
@@ -234,6 +234,19 @@ def _default_metric(family):
     return IPV6_DEFAULT_METRIC if family == 6 else 0
 
 
+def _metric(route):
+    """An observed route's metric as the kernel orders routes: IPv4's own, shown as none, is 0."""
+    return route["metric"] if route["metric"] is not None else _default_metric(route_family(route))
+
+
+def _shown_metric(route):
+    """A wanted route's metric as the kernel will show it once added: IPv4's 0 as none, IPv6's none
+    as 1024; None for an IPv4 route that gives none."""
+    if route_family(route) == 6:
+        return _metric(route)
+    return route["metric"] or None
+
+
 def sysctl_value(value):
     """A sysctl value as the kernel prints it, whitespace-normalized; booleans as 1/0."""
     if isinstance(value, bool):
@@ -246,7 +259,7 @@ def _route_matches(have, want, devs=()):
     route belongs on the link whose subnet holds the gateway (``devs``, from _gateway_devs)."""
     dev_ok = have["dev"] == want["dev"] if want["dev"] else (not devs or have["dev"] in devs)
     return (have["dst"] == want["dst"] and have["gateway"] == want["gateway"] and dev_ok
-            and want["metric"] in (None, have["metric"]))
+            and (want["metric"] is None or want["metric"] == _metric(have)))
 
 
 def _link_settings(want, have, keys):
@@ -331,7 +344,7 @@ def _plan_routes(observed, wanted):
     for want in sorted(wanted["routes"], key=lambda w: (w["metric"] is None, w["dev"] is None)):
         devs = _gateway_devs(want, wanted)
         match = next((r for r in free if _route_matches(r, want, devs)
-                      and (want["metric"] is not None or (r["dst"], r["metric"]) not in taken)), None)
+                      and (want["metric"] is not None or (r["dst"], _metric(r)) not in taken)), None)
         if match is None:
             adds.append(want)
         else:
@@ -486,6 +499,25 @@ def plan_absent(observed, name):
     return actions
 
 
+# Actions on the host's side only: its bridges and the host ends of veths. The others change the
+# namespace itself, what a process in it sees (its links, addresses, routes, sysctls), or make or
+# remove it.
+_HOST_ONLY = frozenset({"pin_bridge_mac", "create_bridge", "del_bridge", "set_master"})
+_SIDED = frozenset({"link_up", "set_link", "add_addr", "del_addr"})  # ("op", side, ...)
+
+
+def changes_inside(action):
+    """Whether ``action`` changes the namespace itself, not only the host's side of its wiring: a
+    service running in it is restarted for such a change (the services module), never for a change
+    of a bridge it shares with others or of the host end of its veth."""
+    op = action[0]
+    if op in _HOST_ONLY:
+        return False
+    if op in _SIDED:
+        return action[1] == "ns"
+    return True  # create_netns, delete_netns, create_veth, del_veth, routes, sysctls; unknown: True
+
+
 def describe(action):
     """One action as a short line (the module's ``actions`` result, the lines ``netns up`` prints)."""
     op, *args = action
@@ -543,11 +575,8 @@ def simulate(observed, wanted, actions):
     for a in actions:
         if a[0] == "add_route":
             route, devs = a[1], _gateway_devs(a[1], wanted)
-            metric = route["metric"]
-            if metric is None and route_family(route) == 6:
-                metric = _default_metric(6)  # IPv4's 0 shows as none
             dev = route["dev"] or (next(iter(devs)) if len(devs) == 1 else None)
-            added.append(dict(route, dev=dev, metric=metric))
+            added.append(dict(route, dev=dev, metric=_shown_metric(route)))
     after["routes"] = [r for r in observed["routes"] if r not in deleted] + added
     after["sysctls"].update(wanted["sysctls"])
     return after

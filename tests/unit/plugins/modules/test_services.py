@@ -79,6 +79,23 @@ def test_a_rewired_namespace_restarts_its_service_only(run_module, two):
     assert rewired["pid"] != first["services"][two[1]["name"]]["pid"]
 
 
+def test_a_change_of_the_shared_bridge_alone_restarts_no_service(run_module, two):
+    """A new address on the bridge both services share is a host-side action of the first one's
+    wiring: it changes neither namespace, and neither service is restarted (both were, or the first,
+    before; a connection to it was then refused while it came back)."""
+    first = run_module(services, dict(services=two))
+    assert first.get("failed") is not True, first
+    bridge = dict(two[0]["wiring"]["bridges"][0], addresses=["10.98.0.1/24", "10.98.0.254/24"])
+    changed = [dict(e, wiring=dict(e["wiring"], bridges=[bridge])) for e in two]
+    second = run_module(services, dict(services=changed))
+    assert second.get("failed") is not True, second
+    outs = [second["services"][e["name"]] for e in two]
+    assert f"add_addr host {bridge['name']} 10.98.0.254/24" in outs[0]["netns"]["actions"]
+    for entry, out in zip(two, outs):
+        assert out["actions"] == [], out
+        assert out["pid"] == first["services"][entry["name"]]["pid"]
+
+
 def test_restart_names_the_services_to_restart(run_module, two):
     first = run_module(services, dict(services=two))
     second = run_module(services, dict(services=two, restart=[two[0]["name"]]))
