@@ -292,8 +292,11 @@ class Service:
         if booted and os.path.exists(unit) and self.systemctl.is_enabled(self.name):
             self.manager = "systemd"
             self.do("disable")
-        for path in (paths.spec_path(self.name), unit, paths.pid_file(self.name)):
-            self.files.remove(path)
+        # A daemon removes its own pid file as it stops: check mode, which stops none, does not list it.
+        pid_file = None if daemon is not None and self.module.check_mode else paths.pid_file(self.name)
+        for path in (paths.spec_path(self.name), unit, pid_file):
+            if path is not None:
+                self.files.remove(path)
         self.files.remove(paths.log_file(self.name), with_diff=False)
         if booted and f"remove {unit}" in self.actions:
             self.actions.append("daemon-reload")

@@ -132,10 +132,13 @@ def test_a_service_that_fails_to_start_is_named_and_the_others_apply(run_module,
 
 def test_absent_removes_services_and_namespaces_in_one_call(run_module, two):
     run_module(services, dict(services=two))
-    gone = run_module(services, dict(services=[dict(e, state="absent") for e in two]), diff=True)
+    absent = dict(services=[dict(e, state="absent") for e in two])
+    planned = run_module(services, absent, check_mode=True)
+    gone = run_module(services, absent, diff=True)
     assert gone["changed"] is True
     for entry in two:
         out = gone["services"][entry["name"]]
+        assert planned["services"][entry["name"]]["actions"] == out["actions"]  # check mode foresaw it
         assert out["state"] == "stopped" and "stop" in out["actions"]
         assert not os.path.exists(f"/run/netns/{entry['name']}")
         assert not os.path.exists(paths.spec_path(entry["name"]))
