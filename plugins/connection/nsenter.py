@@ -15,6 +15,10 @@ description:
     launcher or of the pyforkexec daemon), or any process, by pid.
   - Files go through the same namespaces (C(dd) inside them), so they land in the target's mount namespace
     and new root, owned as the target's user namespace sees it.
+  - The target's namespaces, root and working directory are opened once per task, when it connects, and
+    every command of the task enters those (C(nsenter --net=/proc/self/fd/N ...)), never whatever process
+    holds the target's pid later. Once the target has ended, a command fails as unreachable instead of
+    running (a restarted service is reached again by the next task).
   - Ansible's remote temporary directory defaults to the target's own C(/tmp) (inside its mount namespace)
     instead of C(~/.ansible/tmp), which root mapped into a user namespace, or a read-only root, cannot
     write. Set C(ansible_remote_tmp) (or C(remote_tmp) in C(ansible.cfg)) to choose another one.
@@ -110,6 +114,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.connection import BUFSIZE, ConnectionBase
 from ansible.utils.display import Display
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity, service_paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.ns_target import Captured, TargetGone
 
 display = Display()
 
@@ -118,18 +123,6 @@ display = Display()
 # the root of a user namespace (an unprivileged uid outside) or a read-only root cannot create.
 # /tmp is world-writable, or the target's private tmpfs; Ansible makes a fresh mode-0700 directory in it.
 TARGET_REMOTE_TMP = "/tmp"
-
-# nsenter(1) option of each namespace kind
-NSENTER_OPTIONS = {
-    "user": "--user",
-    "pid": "--pid",
-    "net": "--net",
-    "mount": "--mount",
-    "uts": "--uts",
-    "ipc": "--ipc",
-    "cgroup": "--cgroup",
-    "time": "--time",
-}
 
 
 class Connection(ConnectionBase):
@@ -144,6 +137,7 @@ class Connection(ConnectionBase):
         super().__init__(play_context, new_stdin, *args, **kwargs)
         self.pid = None
         self.nsenter = None
+        self.target = None  # its namespaces, root and working directory, open (ns_target.Captured)
         # Ansible sets the shell's options after this connection's, for each task, and reads remote_tmp
         # before it runs any command here: the default is replaced as the shell's options are set.
         set_shell_options = self._shell.set_options
@@ -156,6 +150,8 @@ class Connection(ConnectionBase):
         self._shell.set_options = set_options
 
     def _connect(self):
+        if self._connected:
+            return self
         if os.geteuid() != 0:
             raise AnsibleConnectionFailure("the nsenter connection needs root where Ansible runs")
         exe = self.get_option("nsenter_exe")
@@ -165,27 +161,29 @@ class Connection(ConnectionBase):
         target = self.get_option("remote_addr")
         try:
             self.pid = service_paths.resolve_pid(target, self.get_option("manager"))
-        except service_paths.ServiceError as e:
+            # Opened once: every command of the task enters these, even if the pid goes to another
+            # process meanwhile (ns_target.py).
+            self.target = Captured(self.pid, self.get_option("namespaces"))
+        except (service_paths.ServiceError, TargetGone) as e:
             raise AnsibleConnectionFailure(f"nsenter: {e}") from None
-        if not os.path.exists(f"/proc/{self.pid}"):
-            raise AnsibleConnectionFailure(f"nsenter: no process {self.pid}")
-        if not self._connected:
-            display.vvv(f"NSENTER TARGET PID {self.pid}", host=target)
-            self._connected = True
+        display.vvv(f"NSENTER TARGET PID {self.pid}", host=target)
+        self._connected = True
         return self
 
     def _argv(self, cmd):
-        kinds = self.get_option("namespaces")
-        enter = [NSENTER_OPTIONS[k] for k in kinds] if kinds else ["--all"]
-        return [self.nsenter, f"--target={self.pid}", *enter, "--root", "--wd", "--",
-                self.get_option("executable"), "-c", cmd]
+        return [self.nsenter, *self.target.options(), "--", self.get_option("executable"), "-c", cmd]
 
     def _popen(self, cmd, stdin=subprocess.PIPE):
+        try:
+            self.target.check()
+        except TargetGone as e:
+            raise AnsibleConnectionFailure(f"nsenter: {e}: nothing runs in its place") from None
         argv = self._argv(cmd)
         display.vvv(f"EXEC {argv}", host=self.get_option("remote_addr"))
         with affinity.of_process(self.pid):
             return subprocess.Popen([to_bytes(a, errors="surrogate_or_strict") for a in argv], stdin=stdin,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    pass_fds=tuple(self.target.fds.values()))
 
     def exec_command(self, cmd, in_data=None, sudoable=False):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
@@ -227,4 +225,7 @@ class Connection(ConnectionBase):
 
     def close(self):
         super().close()
+        if self.target is not None:
+            self.target.close()
+            self.target = None
         self._connected = False

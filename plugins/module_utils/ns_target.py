@@ -1,0 +1,98 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""A process's namespaces, root and working directory, held open: what the nsenter connection enters.
+
+``nsenter --target=PID`` opens ``/proc/PID/ns/*`` anew for every command, and a task runs several
+through its connection (its temporary directory, the module, the clean-up). Should the target end
+between them and its pid go to another process, perhaps one of the host's, the next command would run
+in that one's namespaces: on the host, for all the task knows. So the connection opens them once, when
+it connects (``Captured``), checks that the target was still the same process once they were open,
+and gives nsenter the open files (``--net=/proc/self/fd/N``, ``--root=/proc/self/fd/M``...), after
+checking again before each command that the target still runs (``Captured.check``). A target that has
+ended fails the command instead of running it anywhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+
+# nsenter option -> the file's name in /proc/PID/ns, in nsenter's own order
+KINDS = {"user": "user", "cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "net": "net", "pid": "pid",
+         "mount": "mnt", "time": "time"}
+
+
+class TargetGone(Exception):
+    """The target process has ended (or could not be opened): nothing may run in its place."""
+
+
+class Captured:
+    """The namespaces ``kinds`` (None: all the target has, as ``nsenter --all`` enters them) of process
+    ``pid``, its root and working directory, open. Raises TargetGone when it is not running."""
+
+    def __init__(self, pid, kinds=None):
+        self.pid = pid
+        self.fds = {}  # nsenter option -> open fd
+        self._pidfd = None
+        self._started = None  # its start time, where pidfds are not there (Linux < 5.3)
+        try:
+            self._identify()
+            for kind in kinds or self._all_kinds():
+                self.fds[kind] = self._open(f"ns/{KINDS[kind]}", os.O_RDONLY)
+            self.fds["root"] = self._open("root", os.O_PATH | os.O_DIRECTORY)
+            self.fds["wd"] = self._open("cwd", os.O_PATH | os.O_DIRECTORY)
+            self.check()  # what was opened is the target's, not a later holder's of its pid
+        except BaseException:
+            self.close()
+            raise
+
+    def _identify(self):
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            raise TargetGone(f"no process {self.pid}") from None
+        except OSError as e:
+            if e.errno != errno.ENOSYS:
+                raise
+            self._started = self._start_time()
+
+    def _start_time(self):
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                return f.read().rsplit(b")", 1)[1].split()[19]  # field 22, after the command's name
+        except (FileNotFoundError, ProcessLookupError):
+            raise TargetGone(f"process {self.pid} has ended") from None
+
+    def _all_kinds(self):
+        """What ``nsenter --all`` enters: each namespace the target has, its user namespace only when it
+        is not ours (setns refuses to enter one's own)."""
+        kinds = [k for k, name in KINDS.items() if os.path.exists(f"/proc/{self.pid}/ns/{name}")]
+        theirs, ours = os.stat(f"/proc/{self.pid}/ns/user"), os.stat("/proc/self/ns/user")
+        if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+            kinds.remove("user")
+        return kinds
+
+    def _open(self, name, flags):
+        try:
+            return os.open(f"/proc/{self.pid}/{name}", flags | os.O_CLOEXEC)
+        except (FileNotFoundError, ProcessLookupError):
+            raise TargetGone(f"process {self.pid} has ended") from None
+
+    def check(self):
+        """Raise TargetGone unless the target is still the process these files were opened from."""
+        if self._pidfd is not None:
+            if select.select([self._pidfd], [], [], 0)[0]:  # a pidfd reads ready once its process ends
+                raise TargetGone(f"process {self.pid} has ended")
+        elif self._start_time() != self._started:
+            raise TargetGone(f"process {self.pid} has ended")
+
+    def options(self):
+        """nsenter's options entering these files, for a child that inherits ``self.fds``."""
+        return [f"--{option}=/proc/self/fd/{fd}" for option, fd in self.fds.items()]
+
+    def close(self):
+        for fd in [*self.fds.values(), self._pidfd]:
+            if fd is not None:
+                os.close(fd)
+        self.fds, self._pidfd = {}, None
