@@ -142,7 +142,8 @@ def test_a_failing_step_names_the_field_of_the_spec_that_asked_for_it(tmp_path: 
         d["wait"] = wait
         res = pfe("exec", "--spec", write(tmp_path, d))
         assert res.returncode == 125, res.stderr
-        assert res.stderr.startswith("pyforkexec: spec: sys.mounts[1]: fork/exec "), res.stderr
+        blamed = "pyforkexec: spec: sys.mounts[1] (/no/such/dir/x): fork/exec "
+        assert res.stderr.startswith(blamed), res.stderr
         assert res.stderr.endswith("(at mount)\n"), res.stderr
 
 

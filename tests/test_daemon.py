@@ -71,6 +71,18 @@ def test_a_first_start_that_fails_is_reported_and_not_retried(tmp_path: Path) ->
     assert not d.pid_file.exists()
 
 
+def test_a_failed_start_names_the_field_and_its_target(tmp_path: Path) -> None:
+    """A namespace to join that is gone (a netns deleted under a service): the start fails (nothing runs
+    in the daemon's own namespace instead), and the ready message and the log name the spec's entry and
+    its path, not only the program and the step."""
+    missing = str(tmp_path / "no-such-netns")
+    d = Daemon(tmp_path, ["/bin/true"], sys_attr={"setns": [{"target": missing}]})
+    expected = f"spec: sys.setns[0] ({missing}): fork/exec /bin/true: no such file or directory (at setns)"
+    assert d.ready == f"error {expected}"
+    assert d.wait() == 1
+    assert f"start failed: {expected}" in d.log_lines()
+
+
 def test_an_invalid_spec_is_reported(tmp_path: Path) -> None:
     d = Daemon(tmp_path, ["true"], sys_attr={"hostname": "x"})
     assert d.ready.startswith("error spec: sys.hostname: needs a new UTS namespace")

@@ -86,7 +86,8 @@ def test_ready_comes_with_a_detached_process_too(tmp_path: Path, manager: Manage
 @pytest.mark.parametrize("argv,extra,status,cause", [
     (["/nonexistent/program"], {}, 127, "no such file or directory (at execve)"),
     (["no-such-program-anywhere"], {}, 127, 'exec: "no-such-program-anywhere": executable file not found'),
-    (["true"], {"sys": {"cloneflags": ["newns"], "mounts": [NO_DIR]}}, 125, "spec: sys.mounts[0]: fork/exec"),
+    (["true"], {"sys": {"cloneflags": ["newns"], "mounts": [NO_DIR]}}, 125,
+     "spec: sys.mounts[0] (/no/such/dir): fork/exec"),
 ])
 def test_no_ready_for_a_process_that_did_not_start(tmp_path: Path, manager: Manager, argv: list[str],
                                                    extra: dict, status: int, cause: str) -> None:

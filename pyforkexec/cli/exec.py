@@ -63,11 +63,12 @@ def program(spec: specmod.Spec) -> str:
     return found
 
 
-def blame_field(err: BaseException) -> Optional[BaseException]:
+def blame_field(spec: specmod.Spec, err: BaseException) -> Optional[BaseException]:
     """A child that failed at a step some field of the spec asked for: the field's path first, as the
-    spec's own errors name it (``spec: sys.mounts[1]: fork/exec ...: (at mount)``)."""
-    if isinstance(err, ChildError) and err.field is not None:
-        return Failure(f"spec: {err.field}: {err}", exit_status(err))
+    spec's own errors name it (``spec: sys.mounts[1] (/srv): fork/exec ...: (at mount)``)."""
+    field = spec.blame(err) if isinstance(err, ChildError) else None
+    if field is not None:
+        return Failure(f"spec: {field}: {err}", exit_status(err))
     return None
 
 
@@ -103,13 +104,13 @@ def main(argv: Sequence[str]) -> NoReturn:
     if attr.env is None:
         attr.env = environ_list()
     if spec.wait:
-        spawn_and_wait(argv0, spec.argv, attr, blame=blame_field, started=notifier.ready)
+        spawn_and_wait(argv0, spec.argv, attr, blame=lambda e: blame_field(spec, e), started=notifier.ready)
     # Detached: the process outlives the launcher, and so does a cgroup made for it. A ChildError or
     # an OSError (CgroupError, a setns path that does not exist) ends in run_command (125/126/127).
     try:
         pid = fork_exec(argv0, spec.argv, attr)
     except ChildError as e:
-        raise blame_field(e) or e from None
+        raise blame_field(spec, e) or e from None
     notifier.ready(pid)
     print(pid)
     raise SystemExit(0)

@@ -176,6 +176,7 @@ class Daemon:
         self.stopping = False
         self.ready_fd = args.ready_fd
         self.starts: collections.deque[float] = collections.deque()
+        self.spec: Optional[specmod.Spec] = None  # the last one read, for the field a failed start blames
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     # ---- messages -------------------------------------------------------------------------------
@@ -219,8 +220,14 @@ class Daemon:
 
     # ---- one run of the service -----------------------------------------------------------------
 
+    def blamed(self, err: BaseException) -> str:
+        """A failed start as the log says it: a child's failure with the spec's field first, as
+        ``pyforkexec exec --spec`` says it (``spec: sys.setns[0] (/run/netns/web): fork/exec ...``)."""
+        field = self.spec.blame(err) if isinstance(err, ChildError) and self.spec is not None else None
+        return f"spec: {field}: {err}" if field else str(err)
+
     def spawn(self) -> Process:
-        spec = specmod.read(self.args.spec)
+        spec = self.spec = specmod.read(self.args.spec)
         specmod.check(spec)
         attr = spec.attr
         if attr.env is None:
@@ -317,9 +324,9 @@ class Daemon:
                 try:
                     proc = self.spawn()
                 except (specmod.SpecError, ChildError, OSError) as e:
-                    self.log(f"start failed: {e}")
+                    self.log(f"start failed: {self.blamed(e)}")
                     if first:  # whoever started the daemon reports it; restarts are for a service that ran
-                        self.ready(f"error {e}")
+                        self.ready(f"error {self.blamed(e)}")
                         return 1
                     code = 1
                 else:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 from ..attrs import ProcAttr, SysProcAttr
+from ..errors import ChildError
 from .document import (
     SpecError,
     check_document,
@@ -42,6 +43,18 @@ class Spec:
     @property
     def program(self) -> str:
         return self.argv0 or self.argv[0]
+
+    def blame(self, err: ChildError) -> Optional[str]:
+        """The field of this spec whose step the child failed at, as the spec's own errors name fields
+        (``sys.mounts[1]``), with the path of a join's or a mount's target (``sys.setns[0]
+        (/run/netns/web)``); None for a step no field asks for (execve)."""
+        field = err.field
+        entries = {"sys.setns": "setns", "sys.mounts": "mounts"}.get(field.split("[")[0] if field else "")
+        if entries is None or self.attr.sys is None:
+            return field
+        items = getattr(self.attr.sys, entries)
+        target = items[err.index].target if 0 <= err.index < len(items) else None
+        return f"{field} ({target})" if isinstance(target, str) else field
 
 
 def load_spec(doc: object) -> Spec:
