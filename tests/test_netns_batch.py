@@ -125,6 +125,20 @@ def test_socket_in_makes_a_socket_of_the_namespace_and_leaves_the_caller_where_i
     assert sorted(os.listdir("/proc/self/fd")) == fds
 
 
+def test_an_ipv6_address_made_in_a_namespace_can_be_bound_at_once(names: dict) -> None:
+    """A service started right after the wiring binds its IPv6 address: no duplicate address detection
+    holds it tentative (EADDRNOTAVAIL for a second or two, which failed every such service's start)."""
+    wanted = doc(names, 0)
+    wanted["veths"][0]["addresses"].append("fd14:7::10/64")
+    netns.converge(names["netns"][0], netns_options.load(dict(wanted, name=names["netns"][0])))
+    path = netns.netns_path(names["netns"][0])
+    with nsinfo.socket_in(path, "net", socket.AF_INET6, socket.SOCK_STREAM) as sock:
+        sock.bind(("fd14:7::10", 0))
+    res = run(["ip", "-n", names["netns"][0], "-6", "address", "show", "dev", "eth0"])
+    line = next(x for x in res.stdout.splitlines() if "fd14:7::10/64" in x)
+    assert "tentative" not in line, res.stdout
+
+
 def test_socket_in_a_namespace_that_is_not_there_fails_and_leaves_nothing_open() -> None:
     fds = sorted(os.listdir("/proc/self/fd"))
     with pytest.raises(FileNotFoundError):

@@ -120,6 +120,10 @@ options:
         description:
           - Addresses of the end inside, with prefix length; others are removed.
           - An IPv6 address has one prefix length on a link.
+          - An IPv6 address is added without duplicate address detection (C(nodad), as Docker adds a
+            container's), so that what starts in the namespace right after can bind it; without that it
+            stays tentative, and a bind fails with C(Cannot assign requested address), for a second or two.
+            As for IPv4, the addresses declared are taken to be unique on their bridge.
         type: list
         elements: str
         default: []

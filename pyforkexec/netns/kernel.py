@@ -378,6 +378,17 @@ def _route_args(h, route):
 
 
 IFA_F_SECONDARY = 0x01
+IFA_F_NODAD = 0x02
+
+
+def _usable_at_once(side, address):
+    """An IPv6 address made in the namespace skips duplicate address detection (IFA_F_NODAD, as Docker
+    adds a container's): a tentative address cannot be bound, and the service started right after the
+    wiring would fail on it (EADDRNOTAVAIL) for the second or two DAD takes. The addresses are
+    declared, as IPv4 ones (which have no such check), and so is their uniqueness on the bridge."""
+    if side == "ns" and ipaddress.ip_interface(address).version == 6:
+        return {"flags": IFA_F_NODAD}
+    return {}
 
 
 def _forget_neighbour(h, address):
@@ -528,7 +539,8 @@ def _apply_one(h, name, action, writes):
         h.side(side).link("set", index=h.index(side, ifname), **settings)
     elif op == "add_addr":
         side, ifname, address = args
-        h.side(side).addr("add", index=h.index(side, ifname), **_address(address))
+        flags = _usable_at_once(side, address)
+        h.side(side).addr("add", index=h.index(side, ifname), **_address(address), **flags)
         if side == "ns":
             _forget_neighbour(h, address)
     elif op == "del_addr":
