@@ -68,7 +68,7 @@ def test_a_batch_wires_two_namespaces_on_one_new_bridge_as_one_by_one_does(names
         first, second = (netns.converge(name, doc(names, i)) for i, name in enumerate(names["netns"]))
     assert f"create_bridge {names['bridge']}" in first.actions
     assert not any(line.startswith("create_bridge") for line in second.actions), second.actions
-    assert planned[0].actions == first.actions
+    assert [p.actions for p in planned] == [first.actions, second.actions]  # check mode foresaw both
     for i, name in enumerate(names["netns"]):
         assert ns_links(name)["eth0"] == [f"{SUBNET}.{10 + i}/24"]
         assert host_master(names["peers"][i]) == names["bridge"]
@@ -79,10 +79,23 @@ def test_a_batch_wires_two_namespaces_on_one_new_bridge_as_one_by_one_does(names
     with netns.batch():
         assert rerun() == [[], []]
     assert rerun() == [[], []]
-    # removed in a batch: the first removal keeps the bridge (the second's veth is on it), the second
-    # sees the first's veth gone and removes the bridge too
+    # a change of the bridge they share: made once, by the first; check mode says so too
+    def moved(i: int) -> dict:
+        wanted = doc(names, i)
+        wanted["bridges"][0]["addresses"] = [f"{SUBNET}.1/24", f"{SUBNET}.254/24"]
+        return wanted
+
     with netns.batch():
+        planned = [netns.converge(name, moved(i), check=True) for i, name in enumerate(names["netns"])]
+        done = [netns.converge(name, moved(i)) for i, name in enumerate(names["netns"])]
+    assert [d.actions for d in done] == [[f"add_addr host {names['bridge']} {SUBNET}.254/24"], []]
+    assert [p.actions for p in planned] == [d.actions for d in done]
+    # removed in a batch: the first removal keeps the bridge (the second's veth is on it), the second
+    # sees the first's veth gone and removes the bridge too; check mode foresees it
+    with netns.batch():
+        foreseen = [netns.converge(name, None, check=True).actions for name in names["netns"]]
         gone = [netns.converge(name, None) for name in names["netns"]]
+    assert foreseen == [g.actions for g in gone]
     assert not any(line.startswith("del_bridge") for line in gone[0].actions), gone[0].actions
     assert f"del_bridge {names['bridge']}" in gone[1].actions
     assert run(["ip", "link", "show", names["bridge"]]).returncode != 0

@@ -108,8 +108,10 @@ def _host_lock() -> Iterator[None]:
 
 
 def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kernel.HostLinks) -> Converged:
-    observed = kernel.observe(name, wanted, host)
+    observed = kernel.observe(name, wanted, host, foreseen=check)
     actions = model.plan_absent(observed, name) if wanted is None else model.plan_present(observed, wanted)
+    if check:
+        actions = host.foresee(actions)  # as after the batch's earlier converges (a batch's HostLinks)
     lines = [model.describe(a) for a in actions]
     if actions and not check:
         _apply(name, actions, lines, host)

@@ -22,6 +22,7 @@ from .. import nsinfo
 from ..flags import CLONE_NEWNET
 from .model import (
     BRIDGE_ALIAS,
+    changes_inside,
     describe,
     parse_veth_alias,
     route_family,
@@ -118,19 +119,36 @@ def _libc():
 class HostLinks:
     """The host's links (``links``), read once and kept while nothing changes them: what
     ``pyforkexec.netns.batch`` shares between the converges it holds the host lock for. ``forget``
-    when an action may have changed them."""
+    when an action may have changed them; ``foresee`` the plans of check mode, which change nothing."""
 
     def __init__(self):
         self._links = None
+        self._foreseen = set()  # the host-side actions earlier check-mode plans of the batch hold
+        self._gone = set()  # the host links they delete
 
-    def read(self, pyroute2):
+    def read(self, pyroute2, foreseen=False):
+        """The host's links; ``foreseen``: as check mode sees them after the batch's earlier check-mode
+        plans (``foresee``), which a real converge never does."""
         if self._links is None:
             with pyroute2.IPRoute() as host:
                 self._links = links(host)
-        return copy.deepcopy(self._links)  # the plans and their simulations never touch the kept one
+        gone = self._gone if foreseen else ()
+        # the plans and their simulations never touch the kept one
+        return {k: copy.deepcopy(v) for k, v in self._links.items() if k not in gone}
+
+    def foresee(self, actions):
+        """A check-mode plan as the real run makes it after the batch's earlier converges: without
+        the host-side actions one of them planned (a bridge's new address, its MTU: the real run
+        makes each once, in the first converge that needs it), and with the links they delete gone
+        from later reads (the last namespace on a bridge removes it)."""
+        kept = [a for a in actions if changes_inside(a) or describe(a) not in self._foreseen]
+        self._foreseen.update(describe(a) for a in actions if not changes_inside(a))
+        self._gone.update(a[1] for a in actions if a[0] in ("del_veth", "del_bridge"))
+        return kept
 
     def forget(self):
         self._links = None
+        self._foreseen, self._gone = set(), set()  # what check mode foresaw describes nothing now
 
 
 def links(ipr):
@@ -274,15 +292,16 @@ def net_view_of(path):
     return nsinfo.run_in_namespaces([(path, "net")], net_view_here)
 
 
-def observe(name, wanted=None, host=None):
+def observe(name, wanted=None, host=None, foreseen=False):
     """The topology of netns ``name`` as model expects it: what exists, and which host links
     are ours (by alias). ``wanted`` (model.desired) adds its bridges and sysctls. ``host``: the
-    HostLinks to read the host's links from (read afresh without)."""
+    HostLinks to read the host's links from (read afresh without); ``foreseen``: for check mode,
+    as the batch's earlier check-mode plans leave them (HostLinks.foresee)."""
     pyroute2, netns = _pyroute2()
     exists = name in netns.listnetns()
     state = dict(name=name, exists=exists, loopback_up=False, bridges={}, veths={}, routes=[], sysctls={},
                  host_links={}, ns_links=[])
-    host_links = (host or HostLinks()).read(pyroute2)
+    host_links = (host or HostLinks()).read(pyroute2, foreseen)
     ns_links = {}
     if exists:
         with _ns_route(pyroute2, name) as ns:
