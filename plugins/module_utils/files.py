@@ -21,12 +21,20 @@ def read(path):
 
 
 def write(module, path, text, mode):
-    """Write ``text`` atomically: a temporary file in the same directory, renamed over ``path``."""
+    """Write ``text`` atomically: a temporary file in the same directory, on disk before it is renamed
+    over ``path`` (a crash leaves the old file or the new one, never an empty one), and removed if the
+    writing fails (a full disk)."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
     module.atomic_move(tmp, path)
     os.chmod(path, mode)
 
