@@ -171,7 +171,29 @@ def test_a_new_peer_name_makes_the_veth_again(wanted):
 def test_a_veth_no_longer_listed_is_removed_and_its_routes_too(wanted):
     actions = m.plan_present(converged(), wanted(sysctls={"net.ipv4.ip_forward": 1}))
     assert actions == [("del_route", m.route_key("default", "10.42.0.1", "eth0", None)),
-                       ("del_veth", "veth-web")]
+                       ("del_veth", "veth-web"), ("del_bridge", "br-web")]  # its bridge is left with no port
+
+
+def test_a_bridge_of_ours_left_with_no_port_goes_unless_the_batch_keeps_it(wanted):
+    """A service moved to another bridge leaves the old one empty: it goes (else it stays on the host
+    for good, with its address, since nothing wants it any more), unless another namespace of the
+    batch wants it, or it is not ours, or it has another port."""
+    moved = copy.deepcopy(SIMPLE)
+    moved["bridges"] = [dict(name="br-two", addresses=["10.43.0.1/24"])]
+    moved["veths"][0]["bridge"] = "br-two"
+    moved["veths"][0]["addresses"] = ["10.43.0.10/24"]
+    moved["gateway"] = ["10.43.0.1"]
+    steps = m.plan_present(converged(), wanted(**moved))
+    assert ("set_master", "veth-web", "br-two") in steps and steps[-2] == ("del_bridge", "br-web"), steps
+    assert ("del_bridge", "br-web") not in m.plan_present(converged(), wanted(**moved), keep={"br-web"})
+    shared = converged()
+    shared["bridges"]["br-web"]["ports"]["veth-other"] = 1500
+    assert ("del_bridge", "br-web") not in m.plan_present(shared, wanted(**moved))
+    foreign = converged()
+    foreign["bridges"]["br-web"]["ours"] = False
+    assert ("del_bridge", "br-web") not in m.plan_present(foreign, wanted(**moved))
+    assert ("del_bridge", "br-web") not in m.plan_absent(converged(), NAME, keep={"br-web"})
+    assert ("del_bridge", "br-web") in m.plan_absent(converged(), NAME)
 
 
 def test_a_foreign_host_link_or_inside_link_is_never_taken_over(wanted):

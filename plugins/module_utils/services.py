@@ -193,11 +193,13 @@ def _guarded(entry, step, *args):
             entry.netns = dict(actions=e.actions)
 
 
-def _remove(module, entry, stopped):
-    """State absent: the service removed (its daemon stopped already, ``stopped``), then its namespace."""
+def _remove(module, entry, stopped, keep):
+    """State absent: the service removed (its daemon stopped already, ``stopped``), then its namespace
+    and the bridges it leaves empty, but those in ``keep`` (the kept services want them)."""
     entry.result = svc.apply(entry.service, None, stopped.get(entry.name))
     if entry.wiring is not None:
-        _converge_netns(module, entry, False)
+        with deps.pyforkexec.netns.batch(keep_bridges=keep):
+            _converge_netns(module, entry, False)
         _persist(module, entry, False)
 
 
@@ -233,17 +235,25 @@ def _persist_and_declare(module, entry):
 DECLARE_THREADS = 8
 
 
+def _bridges(entries):
+    """The bridges the wirings of ``entries`` want."""
+    wirings = [entry.wiring for entry in entries if entry.wiring is not None]
+    return ({b["name"] for w in wirings for b in w.get("bridges") or []}
+            | {v["bridge"] for w in wirings for v in w.get("veths") or [] if v.get("bridge")})
+
+
 def _apply(module, entries, restart, stopped):
+    kept = [entry for entry in entries if entry.state != "absent"]
+    keep = _bridges(kept)  # not removed as emptied by a removal or a move: a kept service wants it
     for entry in entries:
         if entry.state == "absent":
-            _guarded(entry, _remove, module, entry, stopped)
-    kept = [entry for entry in entries if entry.state != "absent"]
+            _guarded(entry, _remove, module, entry, stopped, keep)
     early = not paths.systemd_booted()
     with concurrent.futures.ThreadPoolExecutor(max_workers=DECLARE_THREADS) as pool:
         declaring, later = [], []
         # The namespaces wired in one batch (one hold of the host lock, the host's links read once
         # until something changes them).
-        with deps.pyforkexec.netns.batch():
+        with deps.pyforkexec.netns.batch(keep_bridges=keep):
             for entry in kept:
                 _guarded(entry, _wire, module, entry, restart)
                 if entry.error is not None:

@@ -60,6 +60,9 @@ options:
     description:
       - Host bridges, created if missing; an existing bridge is used as is (and never deleted).
       - A bridge named by O(veths[].bridge) but not listed here is created without addresses.
+      - A bridge this module created that a veth of the namespace leaves (moved to another bridge, or no
+        longer listed), and that has no other port then, is removed, as V(absent) removes the bridges it
+        empties (it would otherwise stay on the host, with its addresses, for good).
       - A bridge the module creates gets a random locally administered MAC address of its own, which it keeps
         whatever ports come and go. The kernel would otherwise give it its smallest port's, and another one
         when that port goes, leaving every namespace on the bridge that cached the old one (for its gateway)

@@ -17,7 +17,8 @@ description:
     the netns module's model of its C(wiring)); one refused entry fails the task before
     anything changes.
   - Then the entries in state C(absent) are removed (the service, then its namespace, its veths
-    and the bridges no other port uses), and the others applied in order, each its namespace wired and
+    and the bridges no other port uses, unless another entry wants one, which is never removed, not even
+    for a moment), and the others applied in order, each its namespace wired and
     then the service brought to its state. Where PID 1 is not systemd, a service under C(manager=direct)
     starts as soon as its own namespace is wired, while the next one is wired. A running service whose
     namespace this run rewired (made it again, or changed its links, addresses, routes or sysctls; the

@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import fcntl
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, NamedTuple, Optional
 
 from .. import nsinfo
@@ -70,11 +70,15 @@ def converge(name: str, options: Optional[Mapping[str, Any]], check: bool = Fals
 
 
 @contextlib.contextmanager
-def batch() -> Iterator[None]:
+def batch(keep_bridges: Collection[str] = ()) -> Iterator[None]:
     """Converges run inside (in this thread) share one hold of the host lock and one read of the
     host's links, read again only after one of them changed something: N namespaces of one host
     converged without N dumps of every host link. What another process changes meanwhile waits for
     the lock, as it would between single converges. Nested, the outer batch stands.
+
+    ``keep_bridges``: the bridges that namespaces of the run want. No converge of the batch removes
+    one of them for having no port left: another would make it again a moment later (a service moved
+    onto the bridge of one removed, in one run).
 
     Hold nothing inside that waits for another converge of this host, such as a ``netns up`` that a
     systemd unit runs: that one waits for the lock the batch holds."""
@@ -82,7 +86,7 @@ def batch() -> Iterator[None]:
         yield
         return
     with _host_lock():
-        token = _BATCH.set(kernel.HostLinks())
+        token = _BATCH.set(kernel.HostLinks(keep_bridges))
         try:
             yield
         finally:
@@ -109,7 +113,10 @@ def _host_lock() -> Iterator[None]:
 
 def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kernel.HostLinks) -> Converged:
     observed = kernel.observe(name, wanted, host, foreseen=check)
-    actions = model.plan_absent(observed, name) if wanted is None else model.plan_present(observed, wanted)
+    if wanted is None:
+        actions = model.plan_absent(observed, name, host.keep)
+    else:
+        actions = model.plan_present(observed, wanted, host.keep)
     if check:
         actions = host.foresee(actions)  # as after the batch's earlier converges (a batch's HostLinks)
     lines = [model.describe(a) for a in actions]

@@ -121,7 +121,8 @@ class HostLinks:
     ``pyforkexec.netns.batch`` shares between the converges it holds the host lock for. ``forget``
     when an action may have changed them; ``foresee`` the plans of check mode, which change nothing."""
 
-    def __init__(self):
+    def __init__(self, keep=()):
+        self.keep = frozenset(keep)  # the bridges the batch's namespaces want: none of them removes one
         self._links = None
         self._foreseen = set()  # the host-side actions earlier check-mode plans of the batch hold
         self._gone = set()  # the host links they delete

@@ -385,8 +385,10 @@ def _bridge_mtus(observed, wanted):
     return out
 
 
-def plan_present(observed, wanted):
-    """The ordered actions that turn ``observed`` into ``wanted`` (state present).
+def plan_present(observed, wanted, keep=()):
+    """The ordered actions that turn ``observed`` into ``wanted`` (state present); a bridge of ours that
+    the namespace's veths leave with no port goes too, unless it is in ``keep`` (the bridges the other
+    namespaces of a batch want: it would be made again, a moment later).
 
     Nothing both have is removed on the way, not even for a moment: routes that go are deleted
     first, addresses are added before others are deleted (see _addresses), a bridge of ours keeps its
@@ -460,11 +462,26 @@ def plan_present(observed, wanted):
     for bname, want in sorted(wanted["bridges"].items()):
         if mtus[bname][1]:
             actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
+    actions += [("del_bridge", b) for b in _left_empty(observed, wanted, deleted, keep)]
     actions += [("add_route", r) for r in route_adds]
     for key, value in sorted(wanted["sysctls"].items()):
         if observed["sysctls"].get(key) != value or _link_of_sysctl(key) in made:
             actions.append(("sysctl", key, value))  # a link made (again) starts from the defaults
     return actions
+
+
+def _left_empty(observed, wanted, deleted, keep):
+    """The bridges of ours the namespace's veths were on, and leave (moved to another bridge, or
+    ``deleted``), with no port after: as plan_absent removes those its removal empties, so that a
+    service moved off a bridge does not leave it, and its address, on the host for good."""
+    moved_off = {}
+    for inside, have in observed["veths"].items():
+        want = wanted["veths"].get(inside)
+        if have["bridge"] and (have["peer"] in deleted or want is None or want["bridge"] != have["bridge"]):
+            moved_off.setdefault(have["bridge"], set()).add(have["peer"])
+    return [b for b, peers in sorted(moved_off.items())
+            if b not in wanted["bridges"] and b not in keep and observed["bridges"].get(b, {}).get("ours")
+            and not set(observed["bridges"][b]["ports"]) - peers]
 
 
 def _link_of_sysctl(key):
@@ -485,12 +502,12 @@ def _unpinned_bridges(observed, leaving=()):
             if b["ours"] and b.get("mac_pinned") is False and n not in leaving]
 
 
-def plan_absent(observed, name):
-    """Remove the veths made for ``name``, the bridges of ours they leave empty, then the netns; a
-    bridge that stays keeps its MAC (_unpinned_bridges)."""
+def plan_absent(observed, name, keep=()):
+    """Remove the veths made for ``name``, the bridges of ours they leave empty (but those in ``keep``,
+    as plan_present), then the netns; a bridge that stays keeps its MAC (_unpinned_bridges)."""
     gone = {v["peer"] for v in observed["veths"].values()}
     emptied = [bname for bname, b in sorted(observed["bridges"].items())
-               if b["ours"] and b["ports"] and not set(b["ports"]) - gone]
+               if b["ours"] and b["ports"] and not set(b["ports"]) - gone and bname not in keep]
     actions = [("pin_bridge_mac", b) for b in _unpinned_bridges(observed, emptied)]
     actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
     actions += [("del_bridge", bname) for bname in emptied]

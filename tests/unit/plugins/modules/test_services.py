@@ -96,6 +96,36 @@ def test_a_change_of_the_shared_bridge_alone_restarts_no_service(run_module, two
         assert out["pid"] == first["services"][entry["name"]]["pid"]
 
 
+def _on_bridge(entry, bridge):
+    veth = dict(entry["wiring"]["veths"][0], bridge=bridge)
+    return dict(entry, wiring=dict(entry["wiring"], bridges=[dict(name=bridge, addresses=["10.98.0.1/24"])],
+                                   veths=[veth]))
+
+
+def _ifindex(link):
+    try:
+        with open(f"/sys/class/net/{link}/ifindex") as f:
+            return int(f.read())
+    except FileNotFoundError:
+        return None
+
+
+def test_a_bridge_left_with_no_port_goes_and_one_still_wanted_stays(run_module, two):
+    """A service moved to another bridge takes its old one along when it leaves it empty, rather than
+    leaving it and its address on the host for good; a bridge a removal empties stays, not even
+    removed for a moment, when another service of the run is moved onto it."""
+    x = two[0]["wiring"]["bridges"][0]["name"]
+    y = f"{x}y"
+    first = run_module(services, dict(services=[two[0], _on_bridge(two[1], y)]))
+    assert first.get("failed") is not True, first
+    index = _ifindex(x)
+    assert index is not None and _ifindex(y) is not None
+    second = run_module(services, dict(services=[dict(two[0], state="absent"), _on_bridge(two[1], x)]))
+    assert second.get("failed") is not True, second
+    assert _ifindex(x) == index  # kept: the moved service wants it
+    assert _ifindex(y) is None, second["services"][two[1]["name"]]["netns"]["actions"]  # left empty: gone
+
+
 def test_restart_names_the_services_to_restart(run_module, two):
     first = run_module(services, dict(services=two))
     second = run_module(services, dict(services=two, restart=[two[0]["name"]]))
