@@ -164,7 +164,7 @@ class Connection(ConnectionBase):
             # Opened once: every command of the task enters these, even if the pid goes to another
             # process meanwhile (ns_target.py).
             self.target = Captured(self.pid, self.get_option("namespaces"))
-        except (service_paths.ServiceError, TargetGone) as e:
+        except (service_paths.ServiceError, TargetGone, OSError) as e:  # OSError: /proc refused
             raise AnsibleConnectionFailure(f"nsenter: {e}") from None
         display.vvv(f"NSENTER TARGET PID {self.pid}", host=target)
         self._connected = True

@@ -66,10 +66,10 @@ def program(spec: specmod.Spec) -> str:
 def blame_field(spec: specmod.Spec, err: BaseException) -> Optional[BaseException]:
     """A child that failed at a step some field of the spec asked for: the field's path first, as the
     spec's own errors name it (``spec: sys.mounts[1] (/srv): fork/exec ...: (at mount)``)."""
-    field = spec.blame(err) if isinstance(err, ChildError) else None
-    if field is not None:
-        return Failure(f"spec: {field}: {err}", exit_status(err))
-    return None
+    if not isinstance(err, ChildError):
+        return None
+    blamed = spec.blame(err)
+    return None if blamed is None else Failure(blamed, exit_status(err))
 
 
 def report_landlock(spec: specmod.Spec) -> None:

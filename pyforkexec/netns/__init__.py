@@ -151,14 +151,14 @@ def _settle(name: str, wanted: dict, final: dict, actions: list, lines: list[str
     dropped something, it is done once more (and added to ``actions`` and ``lines``), and a
     topology that then still differs is an ApplyError rather than a success that the next run would
     undo."""
-    rest = model.plan_present(final, wanted)
+    rest = model.plan_present(final, wanted, host.keep)
     if not rest:
         return final
     actions += rest
     lines += [model.describe(a) for a in rest]
     _apply(name, rest, lines, host)
     final = kernel.observe(name, wanted, host)
-    left = [model.describe(a) for a in model.plan_present(final, wanted)]
+    left = [model.describe(a) for a in model.plan_present(final, wanted, host.keep)]
     if left:
         error = ApplyError(f"the kernel does not keep the topology: still to do after a second pass: "
                            f"{', '.join(left)}")

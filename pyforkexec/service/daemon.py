@@ -223,8 +223,7 @@ class Daemon:
     def blamed(self, err: BaseException) -> str:
         """A failed start as the log says it: a child's failure with the spec's field first, as
         ``pyforkexec exec --spec`` says it (``spec: sys.setns[0] (/run/netns/web): fork/exec ...``)."""
-        field = self.spec.blame(err) if isinstance(err, ChildError) and self.spec is not None else None
-        return f"spec: {field}: {err}" if field else str(err)
+        return (self.spec.blame(err) if self.spec is not None else None) or str(err)
 
     def spawn(self) -> Process:
         spec = self.spec = specmod.read(self.args.spec)

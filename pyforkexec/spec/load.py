@@ -44,17 +44,21 @@ class Spec:
     def program(self) -> str:
         return self.argv0 or self.argv[0]
 
-    def blame(self, err: ChildError) -> Optional[str]:
-        """The field of this spec whose step the child failed at, as the spec's own errors name fields
-        (``sys.mounts[1]``), with the path of a join's or a mount's target (``sys.setns[0]
-        (/run/netns/web)``); None for a step no field asks for (execve)."""
+    def blame(self, err: BaseException) -> Optional[str]:
+        """A child's failure at a step some field of this spec asked for, that field first, as the
+        spec's own errors name fields, with the path of a join's or a mount's target (``spec:
+        sys.setns[0] (/run/netns/web): fork/exec ...``); None for another error, or a step no field
+        asks for (execve)."""
+        if not isinstance(err, ChildError) or err.field is None:
+            return None
         field = err.field
-        entries = {"sys.setns": "setns", "sys.mounts": "mounts"}.get(field.split("[")[0] if field else "")
-        if entries is None or self.attr.sys is None:
-            return field
-        items = getattr(self.attr.sys, entries)
-        target = items[err.index].target if 0 <= err.index < len(items) else None
-        return f"{field} ({target})" if isinstance(target, str) else field
+        entries = {"sys.setns": "setns", "sys.mounts": "mounts"}.get(field.split("[")[0])
+        if entries is not None and self.attr.sys is not None:
+            items = getattr(self.attr.sys, entries)
+            target = items[err.index].target if 0 <= err.index < len(items) else None
+            if isinstance(target, str):
+                field = f"{field} ({target})"
+        return f"spec: {field}: {err}"
 
 
 def load_spec(doc: object) -> Spec:
