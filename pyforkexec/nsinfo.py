@@ -7,6 +7,7 @@ through a socket made inside it by a thread of this process that joined it alone
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import socket
@@ -47,6 +48,7 @@ NSTYPES = {
     "cgroup": CLONE_NEWCGROUP,
     "time": CLONE_NEWTIME,
 }
+NS_GET_NSTYPE = 0xB703  # ioctl(2) on a namespace fd: its CLONE_NEW* type (ENOTTY on any other file)
 HOST_PID = 1  # "the host" is PID 1's namespaces, or this process's where PID 1's cannot be read
 
 
@@ -60,6 +62,19 @@ def inode(path):
         return os.stat(path).st_ino
     except FileNotFoundError:
         return None
+
+
+def nstype(path):
+    """The CLONE_NEW* type of the namespace file ``path`` (a /proc/PID/ns link, or a bind mount of one
+    such as /run/netns/NAME); 0 when ``path`` is a file but no namespace (an ordinary file: a netns
+    name whose mount went away, or never came). OSError when it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 def host_inode(kind):

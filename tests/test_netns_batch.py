@@ -258,3 +258,63 @@ def test_a_namespace_made_and_removed_starts_no_ldconfig(names: dict, monkeypatc
     assert os.path.ismount(netns.netns_path(name))
     assert any(a.startswith("delete_netns") for a in netns.converge(name, None).actions)
     assert not os.path.lexists(netns.netns_path(name))
+
+
+def _host_links() -> set[str]:
+    return {link["ifname"] for link in json.loads(run(["ip", "-j", "link", "show"]).stdout)}
+
+
+def test_a_bridge_on_a_subnet_the_host_has_is_refused_before_anything_changes(names: dict) -> None:
+    """A bridge whose subnet another host link's address covers: the host would route it to both
+    links, and which one wins changes when either flaps (the host could lose its own network).
+    Refused naming both, in check mode too, with nothing made; and so is a second bridge of one batch
+    on a subnet the first just took."""
+    taken, peer = f"pfeov{PID}a", f"pfeov{PID}b"
+    other = f"{names['bridge']}2"
+    assert run(["ip", "link", "add", taken, "type", "veth", "peer", "name", peer]).returncode == 0
+    try:
+        assert run(["ip", "address", "add", f"{SUBNET}.200/24", "dev", taken]).returncode == 0
+        for check in (True, False):
+            with pytest.raises(netns.ModelError, match=rf"^bridges: {SUBNET}\.1/24 on host link "
+                               rf"{names['bridge']} overlaps {SUBNET}\.200/24 of host link {taken}: "):
+                netns.converge(names["netns"][0], doc(names, 0), check=check)
+        assert not os.path.lexists(netns.netns_path(names["netns"][0]))
+        assert not {names["bridge"], names["peers"][0]} & _host_links()
+        run(["ip", "link", "del", taken])
+
+        def on_other(i: int) -> dict:
+            d = doc(names, i)
+            d["bridges"][0]["name"] = d["veths"][0]["bridge"] = other
+            return d
+
+        for check in (True, False):
+            with netns.batch():
+                netns.converge(names["netns"][0], doc(names, 0), check=check)
+                with pytest.raises(netns.ModelError, match=rf"^bridges: {SUBNET}\.1/24 on host link {other} "
+                                   rf"overlaps {SUBNET}\.1/24 of host link {names['bridge']}: "):
+                    netns.converge(names["netns"][1], on_other(1), check=check)
+        assert not os.path.lexists(netns.netns_path(names["netns"][1])) and other not in _host_links()
+    finally:
+        run(["ip", "link", "del", taken])
+        run(["ip", "link", "del", other])
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+def test_a_netns_name_whose_file_is_no_namespace_is_refused_and_left(names: dict, kind: str) -> None:
+    """/run/netns/NAME that is no network namespace (a mount point whose mount went away: made in
+    another mount namespace, or an ``ip netns add`` cut short): neither made nor removed over it, a
+    ModelError naming the path rather than EINVAL from a setns halfway."""
+    path = netns.netns_path(names["netns"][0])
+    os.makedirs(netns.NETNS_DIR, exist_ok=True)
+    if kind == "file":
+        open(path, "x").close()
+    else:
+        os.mkdir(path)
+    try:
+        for options in (doc(names, 0), None):
+            for check in (True, False):
+                with pytest.raises(netns.ModelError, match=rf"^name: {path} is not a network namespace \(a "):
+                    netns.converge(names["netns"][0], options, check=check)
+        assert os.path.lexists(path) and names["bridge"] not in _host_links()
+    finally:
+        (os.rmdir if kind == "directory" else os.unlink)(path)

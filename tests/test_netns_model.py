@@ -21,7 +21,7 @@ def wanted():
 
 def nothing():
     return dict(name=NAME, exists=False, loopback_up=False, bridges={}, veths={}, routes=[], sysctls={},
-                host_links={}, ns_links=[])
+                host_links={}, host_addresses={}, ns_links=[])
 
 
 def converged():
@@ -410,3 +410,50 @@ def test_an_ipv4_metric_of_0_is_that_metric_not_any(wanted):
     actions = m.plan_present(state, wanted(**options))
     assert lines(actions) == ["del_route default dev eth0 metric 10", "add_route default dev eth0 metric 0"]
     assert m.simulate(state, wanted(**options), actions)["routes"] == [m.route_key("default", None, "eth0")]
+
+
+def _on_host(state, **addresses):
+    """``state`` with host links holding ``addresses`` ({link: [address, ...]}), as observe reads them."""
+    state["host_addresses"] = dict(state.get("host_addresses", {}), **addresses)
+    return state
+
+
+@pytest.mark.parametrize("taken", ["10.42.0.200/24", "10.42.0.1/16", "10.42.0.128/25"])
+def test_a_bridge_subnet_another_host_link_has_is_refused(wanted, taken):
+    """The host would route the subnet to two links, and which wins changes as either flaps."""
+    with pytest.raises(m.ModelError, match=r"^bridges: 10\.42\.0\.1/24 on host link br-web overlaps "
+                       rf"{taken} of host link eth9: the host would route 10\.42\.0\.0/24 to both"):
+        m.plan_present(_on_host(nothing(), eth9=[taken]), wanted(**SIMPLE))
+
+
+def test_a_host_end_address_overlapping_a_host_subnet_is_refused_ipv6_too(wanted):
+    options = dict(veths=[dict(name="eth0", peer="veth-web", peer_addresses=["fd00::1/64"])])
+    with pytest.raises(m.ModelError, match=r"^veths: fd00::1/64 on host link veth-web overlaps fd00::2/64"):
+        m.plan_present(_on_host(nothing(), eth0=["fd00::2/64"]), wanted(**options))
+    both = dict(bridges=[dict(name="br-a", addresses=["10.43.0.1/24"])],
+                veths=[dict(name="eth0", peer="veth-web", peer_addresses=["10.43.0.9/24"])])
+    with pytest.raises(m.ModelError, match=r"^veths: 10\.43\.0\.9/24 on host link veth-web overlaps 10\.43"):
+        m.plan_present(nothing(), wanted(**both))  # two links of one plan
+
+
+@pytest.mark.parametrize("taken", ["10.42.0.7/32", "169.254.1.1/16", "10.43.0.1/24", "fd42::1/64"])
+def test_addresses_that_route_no_shared_subnet_are_not_in_the_way(wanted, taken):
+    """A host route (/32), a link-local address, another subnet, another family."""
+    actions = m.plan_present(_on_host(nothing(), eth9=[taken]), wanted(**SIMPLE))
+    assert ("add_addr", "host", "br-web", "10.42.0.1/24") in actions
+    same = dict(veths=[dict(name="eth0", peer="veth-web", peer_addresses=["169.254.1.1/32"])])
+    assert m.plan_present(_on_host(nothing(), veth9=["169.254.1.1/32"]), wanted(**same))
+
+
+def test_a_subnet_already_in_place_or_on_a_link_the_plan_removes_is_not_in_the_way(wanted):
+    # A bridge that has its address already (made before this check, or a host set up so): no add.
+    assert m.plan_present(_on_host(converged(), eth9=["10.42.0.200/24"]), wanted(**SIMPLE)) == []
+    # The host end renamed: the old one, with the address, is deleted by the same plan.
+    state = converged()
+    state["veths"]["eth0"]["peer_addresses"] = ["10.44.0.1/24"]
+    state = _on_host(state, **{"veth-web": ["10.44.0.1/24"]})
+    options = copy.deepcopy(SIMPLE)
+    options["veths"][0].update(peer="veth-web2", peer_addresses=["10.44.0.1/24"])
+    actions = m.plan_present(state, wanted(**options))
+    assert actions.index(("del_veth", "veth-web")) < actions.index(("add_addr", "host", "veth-web2",
+                                                                     "10.44.0.1/24"))

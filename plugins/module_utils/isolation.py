@@ -16,7 +16,6 @@ validation message, an ``OSError`` of the spawn or a ``ChildError`` of the child
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import grp
 import os
 import pwd
@@ -183,7 +182,6 @@ _FIELD_MESSAGE = re.compile(
     r"^(?:spec: )?(?P<path>(?:sys|proc|SysProcAttr|ProcAttr)\.[A-Za-z_]\S*?|argv0?\S*?): (?P<rule>.*)$", re.S)
 _PATH_PART = re.compile(r"\.[A-Za-z_]+|\[\d+\]")
 # The child's step -> the field it carries out (those with an index: the entry of that list field).
-NS_GET_NSTYPE = 0xB703  # ioctl(2) on a namespace fd: its CLONE_NEW* type (ENOTTY on any other file)
 OFFLINE_ID = 65534  # the id a user or group name stands for in a check away from its host (nobody's)
 
 
@@ -392,15 +390,12 @@ def namespace_type(option, path):
     such as /run/netns/NAME). Fails naming ``option`` when there is no namespace there: the process
     exited, the file is gone, or it is an ordinary file (a netns name whose mount went away)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        kind = deps.pyforkexec.nsinfo.nstype(path)
     except OSError as e:
         _fail(option, f"no namespace to join at {path}: {e.strerror}")
-    try:
-        return fcntl.ioctl(fd, NS_GET_NSTYPE)
-    except OSError:
+    if not kind:
         _fail(option, f"{path} is not a namespace (a /proc/PID/ns/* file, or a bind mount of one)")
-    finally:
-        os.close(fd)
+    return kind
 
 
 def _join_entries(option, join, on_host):

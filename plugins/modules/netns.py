@@ -41,6 +41,9 @@ options:
   name:
     description:
       - The namespace name (C(/run/netns/NAME)).
+      - A C(/run/netns/NAME) that is there but is no network namespace (an ordinary file whose mount went
+        away, or was made in another mount namespace; a directory) fails the task, whatever O(state), and is
+        left as it is.
     type: str
     required: true
   state:
@@ -77,7 +80,12 @@ options:
         type: str
         required: true
       addresses:
-        description: Its addresses with prefix length (V(10.0.0.1/24), V(fd00::1/64)); others are removed.
+        description:
+          - Its addresses with prefix length (V(10.0.0.1/24), V(fd00::1/64)); others are removed.
+          - A new address whose subnet overlaps that of an address another host link has (V(eth0)'s, another
+            bridge's) fails the task before anything changes, as C(podman network create) refuses a subnet
+            already used on the host. The host would route the subnet to both links, and which one wins would
+            change as either goes down or comes back. A /32 or /128 and link-local addresses route no subnet.
         type: list
         elements: str
         default: []
@@ -131,7 +139,9 @@ options:
         elements: str
         default: []
       peer_addresses:
-        description: Addresses of the host end, with prefix length; others are removed.
+        description:
+          - Addresses of the host end, with prefix length; others are removed.
+          - A subnet another host link has is refused, as for a bridge's O(bridges[].addresses).
         type: list
         elements: str
         default: []

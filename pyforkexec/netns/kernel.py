@@ -22,6 +22,7 @@ from .. import nsinfo
 from ..flags import CLONE_NEWNET
 from .model import (
     BRIDGE_ALIAS,
+    ModelError,
     changes_inside,
     describe,
     parse_veth_alias,
@@ -126,6 +127,7 @@ class HostLinks:
         self._links = None
         self._foreseen = set()  # the host-side actions earlier check-mode plans of the batch hold
         self._gone = set()  # the host links they delete
+        self._readdressed = {}  # {(link, address): added} of the host-side addresses they change
 
     def read(self, pyroute2, foreseen=False):
         """The host's links; ``foreseen``: as check mode sees them after the batch's earlier check-mode
@@ -145,11 +147,27 @@ class HostLinks:
         kept = [a for a in actions if changes_inside(a) or describe(a) not in self._foreseen]
         self._foreseen.update(describe(a) for a in actions if not changes_inside(a))
         self._gone.update(a[1] for a in actions if a[0] in ("del_veth", "del_bridge"))
+        self._readdressed.update(((a[2], a[3]), a[0] == "add_addr") for a in actions
+                                 if a[0] in ("add_addr", "del_addr") and a[1] == "host")
         return kept
+
+    def addresses(self, links, foreseen=False):
+        """{link: addresses} of the host's ``links`` (``read``); ``foreseen``: with the changes the
+        batch's earlier check-mode plans make to them, on links they make too."""
+        out = {k: set(v["addresses"]) for k, v in links.items()}
+        for (link, address), added in self._readdressed.items() if foreseen else ():
+            if link in self._gone:
+                continue
+            if added:
+                out.setdefault(link, set()).add(address)
+            else:
+                out.get(link, set()).discard(address)
+        return {k: sorted(v) for k, v in out.items()}
 
     def forget(self):
         self._links = None
-        self._foreseen, self._gone = set(), set()  # what check mode foresaw describes nothing now
+        # what check mode foresaw describes nothing now
+        self._foreseen, self._gone, self._readdressed = set(), set(), {}
 
 
 def links(ipr):
@@ -302,9 +320,11 @@ def observe(name, wanted=None, host=None, foreseen=False):
     exists = name in netns.listnetns()
     state = dict(name=name, exists=exists, loopback_up=False, bridges={}, veths={}, routes=[], sysctls={},
                  host_links={}, ns_links=[])
-    host_links = (host or HostLinks()).read(pyroute2, foreseen)
+    host = host or HostLinks()
+    host_links = host.read(pyroute2, foreseen)
     ns_links = {}
     if exists:
+        _check_netns_file(name)
         with _ns_route(pyroute2, name) as ns:
             ns_links = links(ns)
             state["routes"] = routes(ns, {v["index"]: k for k, v in ns_links.items()})
@@ -312,6 +332,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
         state["sysctls"] = sysctls(name, reads=keys) if keys else {}
     state["loopback_up"] = ns_links.get("lo", {}).get("up", False)
     state["host_links"] = {k: v["alias"] for k, v in host_links.items()}
+    state["host_addresses"] = host.addresses(host_links, foreseen)  # model._check_host_subnets
     for ifname, link in host_links.items():
         parsed = parse_veth_alias(link["alias"])
         if not parsed or parsed[0] != name:
@@ -340,6 +361,23 @@ def observe(name, wanted=None, host=None, foreseen=False):
             addresses=link["addresses"], mac_pinned=_mac_pinned(bname, link),
             ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
+
+
+def _check_netns_file(name):
+    """A ModelError, before anything changes, when /run/netns/NAME is there but is no network
+    namespace: an ordinary file (a mount point whose mount went away: made in another mount
+    namespace, or an ``ip netns add`` cut short), a directory, another kind of namespace. Neither a
+    plan to make the namespace (the name is taken) nor to remove it (setns would fail halfway) holds."""
+    path = netns_path(name)
+    try:
+        kind = nsinfo.nstype(path)
+    except OSError as e:
+        raise ModelError(f"name: {path} cannot be opened: {e.strerror}") from None
+    if kind == CLONE_NEWNET:
+        return
+    what = "a directory" if os.path.isdir(path) else (
+        "a file with no namespace mounted on it here" if not kind else "another kind of namespace")
+    raise ModelError(f"name: {path} is not a network namespace ({what}): remove it to reuse the name")
 
 
 class _Handles:

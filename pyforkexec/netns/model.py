@@ -462,12 +462,49 @@ def plan_present(observed, wanted, keep=()):
     for bname, want in sorted(wanted["bridges"].items()):
         if mtus[bname][1]:
             actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
-    actions += [("del_bridge", b) for b in _left_empty(observed, wanted, deleted, keep)]
+    emptied = _left_empty(observed, wanted, deleted, keep)
+    actions += [("del_bridge", b) for b in emptied]
+    _check_host_subnets(observed, set(wanted["bridges"]), actions, deleted | set(emptied))
     actions += [("add_route", r) for r in route_adds]
     for key, value in sorted(wanted["sysctls"].items()):
         if observed["sysctls"].get(key) != value or _link_of_sysctl(key) in made:
             actions.append(("sysctl", key, value))  # a link made (again) starts from the defaults
     return actions
+
+
+def _routed_network(address):
+    """The subnet the kernel routes to a link for ``address`` on it; None when it routes none that
+    another link could compete for (a /32 or /128, a link-local address)."""
+    iface = ipaddress.ip_interface(address)
+    if iface.network.prefixlen == iface.max_prefixlen or iface.is_link_local:
+        return None
+    return iface.network
+
+
+def _check_host_subnets(observed, bridges, actions, leaving):
+    """Refuse an address added on the host's side (a bridge's, a veth's host end's) whose subnet
+    overlaps one that another host link has (``observed["host_addresses"]``, or an address this
+    plan adds elsewhere), but the links the plan deletes (``leaving``): the host would then route the
+    same addresses to two links, and which one wins changes when either goes down or comes back (an
+    address of eth0 renewed after the bridge's loses the host its own network). podman refuses such
+    a network the same way ("already used on the host")."""
+    taken = [(link, a) for link, addrs in sorted(observed.get("host_addresses", {}).items())
+             if link not in leaving for a in addrs]
+    for action in actions:
+        if action[0] != "add_addr" or action[1] != "host":
+            continue
+        link, address = action[2], action[3]
+        network = _routed_network(address)
+        if network is not None:
+            for other, have in taken:
+                theirs = _routed_network(have)
+                if other != link and theirs is not None and theirs.version == network.version \
+                        and network.overlaps(theirs):
+                    where = "bridges" if link in bridges else "veths"
+                    raise ModelError(f"{where}: {address} on host link {link} overlaps {have} of host link "
+                                     f"{other}: the host would route {network} to both (choose a subnet "
+                                     "no other host link has)")
+        taken.append((link, address))
 
 
 def _left_empty(observed, wanted, deleted, keep):

@@ -5,12 +5,16 @@ what changed under a service, and failures that name the service."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import services
 
 # Stops promptly on SIGTERM, even as PID 1 of its PID namespace.
+# Each pytest worker its own subnets (two bridges of the host on one subnet are refused): NET, the
+# bridge of ``two``; NET_OTHER, another bridge's.
+NET, NET_OTHER = (f"10.98.{os.getpid() % 120 * 2 + i}" for i in (0, 1))
 PROGRAM = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]
 
 
@@ -18,7 +22,7 @@ def _entry(name, peer, address, bridge=None, **extra):
     veth = dict(name="eth0", peer=peer, addresses=[address])
     wiring = dict(veths=[dict(veth, bridge=bridge)] if bridge else [veth])
     if bridge:
-        wiring["bridges"] = [dict(name=bridge, addresses=["10.98.0.1/24"])]
+        wiring["bridges"] = [dict(name=bridge, addresses=[f"{NET}.1/24"])]
     return dict(dict(name=name, argv=PROGRAM, manager="direct", namespaces=["pid", "mount"],
                      mounts=[dict(type="proc", target="/proc")], netns=name, wiring=wiring), **extra)
 
@@ -27,8 +31,8 @@ def _entry(name, peer, address, bridge=None, **extra):
 def two(run_module, unique_name):
     """Two services on one bridge (not yet applied), removed after the test."""
     tag = os.getpid() % 10000
-    entries = [_entry(unique_name(), f"pfs{tag}a", "10.98.0.2/24", bridge=f"pfsbr{tag}"),
-               _entry(unique_name(), f"pfs{tag}b", "10.98.0.3/24", bridge=f"pfsbr{tag}")]
+    entries = [_entry(unique_name(), f"pfs{tag}a", f"{NET}.2/24", bridge=f"pfsbr{tag}"),
+               _entry(unique_name(), f"pfs{tag}b", f"{NET}.3/24", bridge=f"pfsbr{tag}")]
     yield entries
     gone = run_module(services, dict(services=[dict(e, state="absent") for e in entries]))
     assert gone.get("failed") is not True, gone
@@ -71,7 +75,7 @@ def test_services_start_in_their_namespaces_and_a_rerun_changes_nothing(run_modu
 def test_a_rewired_namespace_restarts_its_service_only(run_module, two):
     first = run_module(services, dict(services=two))
     assert first.get("failed") is not True, first
-    changed = [two[0], dict(two[1], wiring=dict(two[1]["wiring"], gateway=["10.98.0.1"]))]
+    changed = [two[0], dict(two[1], wiring=dict(two[1]["wiring"], gateway=[f"{NET}.1"]))]
     second = run_module(services, dict(services=changed))
     kept, rewired = (second["services"][e["name"]] for e in two)
     assert kept["changed"] is False and kept["pid"] == first["services"][two[0]["name"]]["pid"]
@@ -85,20 +89,22 @@ def test_a_change_of_the_shared_bridge_alone_restarts_no_service(run_module, two
     before; a connection to it was then refused while it came back)."""
     first = run_module(services, dict(services=two))
     assert first.get("failed") is not True, first
-    bridge = dict(two[0]["wiring"]["bridges"][0], addresses=["10.98.0.1/24", "10.98.0.254/24"])
+    bridge = dict(two[0]["wiring"]["bridges"][0], addresses=[f"{NET}.1/24", f"{NET}.254/24"])
     changed = [dict(e, wiring=dict(e["wiring"], bridges=[bridge])) for e in two]
     second = run_module(services, dict(services=changed))
     assert second.get("failed") is not True, second
     outs = [second["services"][e["name"]] for e in two]
-    assert f"add_addr host {bridge['name']} 10.98.0.254/24" in outs[0]["netns"]["actions"]
+    assert f"add_addr host {bridge['name']} {NET}.254/24" in outs[0]["netns"]["actions"]
     for entry, out in zip(two, outs):
         assert out["actions"] == [], out
         assert out["pid"] == first["services"][entry["name"]]["pid"]
 
 
-def _on_bridge(entry, bridge):
-    veth = dict(entry["wiring"]["veths"][0], bridge=bridge)
-    return dict(entry, wiring=dict(entry["wiring"], bridges=[dict(name=bridge, addresses=["10.98.0.1/24"])],
+def _on_bridge(entry, bridge, subnet=NET):
+    """``entry`` on ``bridge``, whose subnet no other bridge may have (the host would route it to both)."""
+    address = entry["wiring"]["veths"][0]["addresses"][0].replace(NET, subnet)
+    veth = dict(entry["wiring"]["veths"][0], bridge=bridge, addresses=[address])
+    return dict(entry, wiring=dict(entry["wiring"], bridges=[dict(name=bridge, addresses=[f"{subnet}.1/24"])],
                                    veths=[veth]))
 
 
@@ -116,14 +122,18 @@ def test_a_bridge_left_with_no_port_goes_and_one_still_wanted_stays(run_module, 
     removed for a moment, when another service of the run is moved onto it."""
     x = two[0]["wiring"]["bridges"][0]["name"]
     y = f"{x}y"
-    first = run_module(services, dict(services=[two[0], _on_bridge(two[1], y)]))
-    assert first.get("failed") is not True, first
-    index = _ifindex(x)
-    assert index is not None and _ifindex(y) is not None
-    second = run_module(services, dict(services=[dict(two[0], state="absent"), _on_bridge(two[1], x)]))
-    assert second.get("failed") is not True, second
-    assert _ifindex(x) == index  # kept: the moved service wants it
-    assert _ifindex(y) is None, second["services"][two[1]["name"]]["netns"]["actions"]  # left empty: gone
+    try:
+        first = run_module(services, dict(services=[two[0], _on_bridge(two[1], y, NET_OTHER)]))
+        assert first.get("failed") is not True, first
+        index = _ifindex(x)
+        assert index is not None and _ifindex(y) is not None
+        second = run_module(services, dict(services=[dict(two[0], state="absent"), _on_bridge(two[1], x)]))
+        assert second.get("failed") is not True, second
+        assert _ifindex(x) == index  # kept: the moved service wants it
+        assert _ifindex(y) is None, second["services"][two[1]["name"]]["netns"]["actions"]  # left empty: gone
+    finally:
+        # what a failed run leaves is left to the test
+        subprocess.run(["ip", "link", "del", y], capture_output=True, check=False)
 
 
 def test_restart_names_the_services_to_restart(run_module, two):
