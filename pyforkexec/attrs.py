@@ -64,15 +64,22 @@ class SetNS:
     ``nstype`` is the CLONE_NEW* flag the kernel checks against (0 accepts any type for a namespace
     fd; a pidfd needs the mask of namespaces to join). User namespaces are joined first. With
     CLONE_NEWUSER in cloneflags, net, uts and ipc namespaces are joined by the parent's thread around
-    clone instead (the child, privileged only in its new user namespace, could not): see parent_ns.py.
+    clone instead (the child, privileged only in its new user namespace, could not): see child/joins.py.
     ``inode``, when given, is the namespace's inode number (``stat -L``, ``lsns``): the join fails
     (ChildError at setns, ESTALE) when the target is another namespace by then, as a saved
     ``/proc/PID/ns/*`` path becomes once that PID is reused.
+
+    A PID namespace is one a process is born into: setns(2) of one only moves the caller's future
+    children. So the parent's thread joins it around clone, and the program itself is in it (as
+    nsenter's forked child is). ``for_children=True`` asks for setns(2)'s own meaning instead (what
+    ``nsenter --no-fork`` does): the child joins it, the program stays in the caller's PID namespace
+    and only the processes it starts are in the joined one.
     """
 
     target: Union[str, int]
     nstype: int = 0
     inode: Optional[int] = None
+    for_children: bool = False
 
 
 @dataclass

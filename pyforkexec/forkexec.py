@@ -99,6 +99,15 @@ def _high_fd(field: str, fd: int, floor: int, opened: list[int]) -> int:
     return copy
 
 
+def _reserve_fd(field: str, floor: int, opened: list[int]) -> int:
+    """A close-on-exec fd of ours at ``floor`` or above, whose number the child takes over."""
+    fd = os.open("/", os.O_PATH | os.O_CLOEXEC)
+    try:
+        return _high_fd(field, fd, floor, opened)
+    finally:
+        os.close(fd)
+
+
 def _prepare_sandbox(sandbox: Sandbox, inputs: PlanInputs, spawn: _Spawn) -> None:
     """The parent's resources for the extension steps: the sync socket, exec fd, and the cgroup."""
     floor = fd_floor(inputs.files)
@@ -117,6 +126,8 @@ def _prepare_sandbox(sandbox: Sandbox, inputs: PlanInputs, spawn: _Spawn) -> Non
     if sandbox.cgroup is not None:
         spawn.cgroup = cgroup_mod.prepare(sandbox.cgroup)
         inputs.cgroup_fd = spawn.cgroup.fd
+    if any(m.root for m in sandbox.mounts):  # the fd number the child opens mount targets as
+        inputs.root_slot = _reserve_fd("SysProcAttr.mounts", floor, spawn.fds)
     if any(m.idmap is not None for m in sandbox.mounts):  # detached trees the child attaches
         inputs.mount_trees = open_idmapped_trees(sandbox.mounts, inputs.sys, spawn.path, spawn.fds)
     if sandbox.landlock is not None:  # close-on-exec, and the child closes it once restricted
@@ -127,11 +138,12 @@ def _check_fd_room(files: tuple[int, ...], sandbox: Sandbox) -> None:
     """The parent's extra fds for the child (the sync socket, the exec_fd copy) go above every fd
     the child's fd passes use: refuse, naming the files, when that is beyond RLIMIT_NOFILE."""
     extra = (2 if sandbox.sync is not None else 0) + (1 if sandbox.exec_fd is not None else 0)
+    extra += 1 if any(m.root for m in sandbox.mounts) else 0
     if not extra:
         return
     floor, soft = fd_floor(files), resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if floor + extra > soft:
-        which = "sync" if sandbox.sync is not None else "exec_fd"
+        which = "sync" if sandbox.sync is not None else "exec_fd" if sandbox.exec_fd is not None else "mounts"
         fail("ProcAttr.files", f"with SysProcAttr.{which}, the parent's {extra} extra fd(s) go from fd "
              f"{floor} up, above every fd the child gets, and RLIMIT_NOFILE is {soft}: use lower fds")
 
@@ -355,7 +367,7 @@ def opens_nothing(args: SpawnArgs) -> bool:
     sandbox = args.sandbox
     return not args.sys.setns and (sandbox is None or (
         sandbox.exec_fd is None and sandbox.sync is None and sandbox.cgroup is None
-        and sandbox.landlock is None and not any(m.idmap is not None for m in sandbox.mounts)))
+        and sandbox.landlock is None and not any(m.idmap is not None or m.root for m in sandbox.mounts)))
 
 
 class AlonePlans:

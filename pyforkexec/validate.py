@@ -183,6 +183,7 @@ def check_setns(entries: object) -> None:
             fail(f"{field}.nstype", "must be 0 or CLONE_NEW* namespace flags")
         if e.inode is not None:
             check_int(f"{field}.inode", e.inode, 1, 2**64 - 1)
+        check_bool(f"{field}.for_children", e.for_children)
 
 
 # Go's bool fields (the extension ones are checked in extensions.py).

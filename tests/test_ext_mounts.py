@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -331,3 +332,76 @@ def test_mounts_are_inside_the_chroot(tiny_root: Path) -> None:
     table = by_target(output(["/probe", "cat", "/proc/self/mountinfo"], sys, dir="/"))
     assert table["/proc"].fstype == "proc"  # mountinfo paths are relative to the chroot
     assert (tiny_root / "proc").is_dir()
+
+
+# ---- targets under a new root are found from inside it --------------------------------------------------
+# An image's tree has symlinks (/var/run -> /run, /lib -> usr/lib, or one pointing anywhere): followed
+# on the caller's side, a mount (or the directories made for it) would land outside the new root, and
+# the path the program sees would stay as it was, writable say, while the program runs.
+
+
+def _root_with_links(root: Path, outside: Path) -> None:
+    """In ``root``: /data an absolute link to ``outside``'s path (inside the root: root/<that path>),
+    /up a relative one to "..", /gone an absolute one to a path that only exists outside the root."""
+    (root / str(outside).lstrip("/")).mkdir(parents=True)
+    (root / "data").symlink_to(outside)
+    (root / "up").symlink_to("..")
+    (root / "gone").symlink_to(outside.parent / "ghost")
+
+
+@pytest.mark.parametrize("new_root_by", ["chroot", "pivot_root"])
+def test_a_mount_target_through_a_symlink_of_the_root_lands_inside_the_root(
+        tiny_root: Path, tmp_path: Path, new_root_by: str) -> None:
+    outside, src = tmp_path / "outside", tmp_path / "src"
+    outside.mkdir()
+    src.mkdir()
+    (src / "file").write_text("from src\n")
+    _root_with_links(tiny_root, outside)
+    mounts = [Mount.bind(str(src), "/data", readonly=True), Mount.tmpfs("/up/made/here"), Mount.proc()]
+    if new_root_by == "pivot_root":  # pivot_root needs a mount point: the root bound on itself
+        mounts.insert(0, Mount(str(tiny_root), "/", None, "bind"))
+    sys = SysProcAttr(cloneflags=SANDBOX_NS, mounts=mounts, **{new_root_by: str(tiny_root)})
+    assert output(["/probe", "cat", "/data/file"], sys, dir="/") == "from src\n"  # where the program looks
+    table = by_target(output(["/probe", "cat", "/proc/self/mountinfo"], sys, dir="/"))
+    assert "ro" in table[str(outside)].options  # /data's target, as the root has it
+    assert table["/made/here"].fstype == "tmpfs"  # /up is the root itself, from inside it
+    assert (tiny_root / "made" / "here").is_dir()
+    assert not (tmp_path / "made").exists() and os.listdir(outside) == []  # nothing on the caller's side
+
+
+def test_a_mount_target_through_a_link_dangling_inside_the_root_fails_creating_nothing(
+        tiny_root: Path, tmp_path: Path) -> None:
+    _root_with_links(tiny_root, tmp_path / "outside")
+    (tmp_path / "ghost").mkdir()  # there on the caller's side only
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(tiny_root),
+                      mounts=[Mount.proc(), Mount.tmpfs("/gone/x")])
+    with pytest.raises(ChildError) as e:
+        capture(["/probe", "pwd"], sys, dir="/")
+    assert (e.value.errno, e.value.location, e.value.index) == (errno.ENOENT, ErrorLocation.MKDIR, 1)
+    assert os.listdir(tmp_path / "ghost") == []
+
+
+def _unprivileged_chroot_bind(root: str, src: str) -> str:
+    mounts = [Mount.bind(src, "/data", readonly=True), Mount.proc()]
+    sys = userns(flags=SANDBOX_NS, chroot=root, mounts=mounts)
+    return output(["/probe", "cat", "/data/file"], sys, dir="/")
+
+
+def test_an_unprivileged_chroot_finds_its_targets_inside_the_root_too(
+        unprivileged: Callable[..., Any], world_dir: Path, probe: str) -> None:
+    base = world_dir / f"links-{os.getpid()}"
+    root, src = base / "root", base / "src"
+    try:
+        for d in (root, root / "proc", src, base / "outside"):
+            d.mkdir(parents=True)
+        base.chmod(0o755)
+        shutil.copy2(probe, root / "probe")
+        (src / "file").write_text("from src\n")
+        _root_with_links(root, base / "outside")
+        for d in (root, src, *root.rglob("*")):
+            if d.is_dir() and not d.is_symlink():
+                d.chmod(0o755)
+        assert unprivileged(_unprivileged_chroot_bind, str(root), str(src)) == "from src\n"
+        assert os.listdir(base / "outside") == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

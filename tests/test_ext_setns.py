@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Iterator
 from typing import Any, Callable
 
+import pytest
 from helpers.ext import userns
 from helpers.marks import needs_root
-from helpers.procs import output
+from helpers.procs import children, output
 
 from pyforkexec import (
     CLONE_NEWNET,
+    CLONE_NEWPID,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
+    ChildError,
+    ErrorLocation,
     ProcAttr,
     SetNS,
     SysProcAttr,
@@ -62,3 +68,92 @@ def join_in_the_wrong_order() -> tuple[dict[str, str], dict[str, str]]:
 def test_user_namespace_is_joined_first(unprivileged: Callable[..., Any]) -> None:
     got, theirs = unprivileged(join_in_the_wrong_order)
     assert (got["net"], got["user"]) == (theirs["net"], theirs["user"])
+
+
+# ---- a PID namespace is one a process is born into ---------------------------------------------------
+# setns(CLONE_NEWPID) moves only the caller's future children: joined by the child, the program would
+# run in the caller's PID namespace (seeing its processes, through a /proc it mounts too) while the
+# caller asked for the target's. The parent's thread joins it around clone instead.
+
+# NSpid of the program itself (a builtin reads it: a $(...) would be a child of the program).
+NSPID = "while read k v; do case $k in NSpid:) echo $v;; esac; done < /proc/self/status"
+NSPID_OF_A_CHILD = f"/bin/sh -c '{NSPID}'"
+
+
+def _pid_namespace_holder() -> Any:
+    """A sleep that is PID 1 of a new PID namespace (and of a new network namespace)."""
+    return start_process("/bin/sleep", ["sleep", "60"],
+                         ProcAttr(sys=SysProcAttr(cloneflags=CLONE_NEWPID | CLONE_NEWNET, pidfd=True)))
+
+
+def _levels(sys: SysProcAttr, script: str = NSPID) -> int:
+    return len(output(["/bin/sh", "-c", script], sys).split())
+
+
+def test_a_joined_pid_namespace_holds_the_program_itself() -> None:
+    holder = _pid_namespace_holder()
+    ours = os.readlink("/proc/thread-self/ns/pid_for_children")
+    try:
+        path = f"/proc/{holder.pid}/ns/pid"
+        for entry in (SetNS(path, CLONE_NEWPID), SetNS(path), SetNS(holder.pidfd, CLONE_NEWPID)):
+            assert _levels(SysProcAttr(setns=[entry])) == 2, entry  # the caller's and the target's
+        # a pidfd's mask: PID joined around clone, the network namespace by the child
+        both = SysProcAttr(setns=[SetNS(holder.pidfd, CLONE_NEWPID | CLONE_NEWNET)])
+        assert output(["/usr/bin/readlink", "/proc/self/ns/net"], both).strip() == \
+            os.readlink(f"/proc/{holder.pid}/ns/net")
+        assert _levels(both) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.readlink("/proc/thread-self/ns/pid_for_children") == ours  # the caller's thread is back
+
+
+def test_for_children_joins_as_setns_does_for_what_the_program_starts() -> None:
+    holder = _pid_namespace_holder()
+    try:
+        sys = SysProcAttr(setns=[SetNS(f"/proc/{holder.pid}/ns/pid", CLONE_NEWPID, for_children=True)])
+        assert _levels(sys) == 1  # the program: the caller's PID namespace (nsenter --no-fork)
+        assert _levels(sys, NSPID_OF_A_CHILD) == 2  # what it starts: the target's
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture
+def no_child() -> Iterator[None]:
+    before = children()
+    yield
+    assert children() == before
+
+
+def test_for_children_is_a_pid_namespace_bool(no_child: None) -> None:
+    net = "/proc/self/ns/net"
+    only = r"^SysProcAttr\.setns\[0\]\.for_children: only a PID namespace can "
+    with pytest.raises(ValueError, match=only):
+        start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(setns=[SetNS(net, for_children=True)])))
+    with pytest.raises(TypeError, match=r"^SysProcAttr\.setns\[0\]\.for_children: "):
+        start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(setns=[SetNS(net, for_children=1)])))
+
+
+def _join_user_and_pid(for_children: bool) -> Any:
+    """As uid 65534: join the user and PID namespaces of its own sandboxed sleep."""
+    holder = start_process("/bin/sleep", ["sleep", "60"], ProcAttr(sys=userns(flags=CLONE_NEWPID)))
+    ns = f"/proc/{holder.pid}/ns"
+    sys = SysProcAttr(setns=[SetNS(f"{ns}/user", CLONE_NEWUSER),
+                             SetNS(f"{ns}/pid", CLONE_NEWPID, for_children=for_children)])
+    try:
+        return _levels(sys, NSPID_OF_A_CHILD) if for_children else _levels(sys)
+    except ChildError as e:
+        return (e.errno, e.location, e.index)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_unprivileged_a_pid_namespace_the_parent_cannot_join_fails_closed(
+        unprivileged: Callable[..., Any]) -> None:
+    """Without CAP_SYS_ADMIN where it runs, the caller's thread cannot join a PID namespace: a
+    ChildError at setns (the program would otherwise run in the caller's), unless asked for the
+    children only, which the child, once in the user namespace, may join."""
+    assert unprivileged(_join_user_and_pid, False) == (errno.EPERM, ErrorLocation.SETNS, 1)
+    assert unprivileged(_join_user_and_pid, True) == 2

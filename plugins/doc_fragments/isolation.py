@@ -91,7 +91,8 @@ options:
   join:
     description:
       - Existing namespaces to join with C(setns) before anything else, as C(nsenter) does.
-      - Joining a PID namespace places the command's children in it, not the command itself, as C(setns) does.
+      - Joining a PID namespace places the command itself in it (pyforkexec joins it before the command is
+        born, as C(nsenter) forks after joining), not only its children as a bare C(setns) would.
       - Each entry must name namespaces that exist, else the task fails naming the entry (C(join[1].pid))
         before anything runs; it never runs the command in the host's namespaces instead. A process that
         exits between that check and the start fails the start the same way.

@@ -68,6 +68,18 @@
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef RESOLVE_NO_MAGICLINKS
+#define RESOLVE_NO_MAGICLINKS 0x02
+#endif
+#ifndef RESOLVE_IN_ROOT
+#define RESOLVE_IN_ROOT 0x10
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
@@ -98,12 +110,14 @@ enum op {
     OP_FDS,               /* Go's two dup3 passes over ProcAttr.files from nextfd; fcntl fails at fcntl_loc */
     OP_CLOEXEC_FROM,      /* mark every fd >= first_fd close-on-exec */
     OP_EXECVE,            /* execve(argv0, argv, envp); if exec_fd >= 0 execveat(exec_fd, "", ..., AT_EMPTY_PATH) */
-    OP_CREATE,            /* mkdirat(path, mode), or if is_file an empty file; an existing one is fine */
+    OP_CREATE,            /* mkdirat(dirfd, path, mode), or if is_file an empty file; an existing one is fine */
     OP_REMOUNT,           /* mount_setattr(path, at_flags (0 or AT_RECURSIVE), attr); before 5.12: remount
                            * path (top mount only) with MS_* flags ms_flags plus the locked flags it has,
                            * or ENOSYS for AT_RECURSIVE, which a remount cannot honour */
     OP_SYNC,              /* close(close_fd); tell the parent on socket we are ready; wait for its byte */
     OP_SECCOMP,           /* install the count-instruction filter; with EACCES set no_new_privs and retry */
+    OP_IN_ROOT,           /* open path as a process chrooted at root would find it (openat2 RESOLVE_IN_ROOT:
+                           * its symlinks and ".." never leave root), as fd slot (O_PATH, close-on-exec) */
 };
 
 /* One step, packed by steps.py as "=iiiiq6q". Bit j of refs: a[j] indexes the blobs tuple. */
@@ -129,10 +143,11 @@ struct step {
     X(FDS, nextfd, 0) X(FDS, fcntl_loc, 1)                                                          \
     X(CLOEXEC_FROM, first_fd, 0)                                                                    \
     X(EXECVE, exec_fd, 0)                                                                           \
-    X(CREATE, path, 0) X(CREATE, mode, 1) X(CREATE, is_file, 2)                                     \
+    X(CREATE, path, 0) X(CREATE, mode, 1) X(CREATE, is_file, 2) X(CREATE, dirfd, 3)                 \
     X(REMOUNT, path, 0) X(REMOUNT, attr, 1) X(REMOUNT, at_flags, 2) X(REMOUNT, ms_flags, 3)         \
     X(SYNC, socket, 0) X(SYNC, close_fd, 1)                                                         \
-    X(SECCOMP, filter, 0) X(SECCOMP, count, 1)
+    X(SECCOMP, filter, 0) X(SECCOMP, count, 1)                                                      \
+    X(IN_ROOT, root, 0) X(IN_ROOT, path, 1) X(IN_ROOT, slot, 2)
 #define FIELD_ENUM(op, name, j) FIELD_##op##_##name = j,
 enum step_field { STEP_FIELDS(FIELD_ENUM) };
 #define ARG(s, op, name) ((s)->a[FIELD_##op##_##name])
@@ -328,14 +343,42 @@ static long step_create(const struct step *s)
     long r;
 
     if (!ARG(s, CREATE, is_file)) {
-        r = sys3(SYS_mkdirat, AT_FDCWD, ARG(s, CREATE, path), ARG(s, CREATE, mode));
+        r = sys3(SYS_mkdirat, ARG(s, CREATE, dirfd), ARG(s, CREATE, path), ARG(s, CREATE, mode));
     } else {
-        r = sys4(SYS_openat, AT_FDCWD, ARG(s, CREATE, path),
+        r = sys4(SYS_openat, ARG(s, CREATE, dirfd), ARG(s, CREATE, path),
                  O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, ARG(s, CREATE, mode));
         if (r >= 0)
             r = sys1(SYS_close, r);
     }
     return r == -EEXIST ? 0 : r;
+}
+
+/* The kernel's struct open_how (OPEN_HOW_SIZE_VER0). */
+struct kopen_how {
+    uint64_t flags, mode, resolve;
+};
+
+/* A mount target under a new root, found as the program will find it once in that root: an absolute
+ * symlink in the root's tree (an image's /var/run -> /run) is followed inside it, not on the caller's
+ * side, where the mount, or the directories made for it, would land outside the root and leave the
+ * path the program sees unmounted (writable, say). The root is opened here, in the child's own mount
+ * namespace: a path looked up from a fd of the parent's would be in the parent's mounts. Before 5.6
+ * (no openat2) the step fails: never a lookup that may leave the root. */
+static long step_in_root(const struct step *s)
+{
+    struct kopen_how how = {O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    long root, fd, r;
+
+    root = sys4(SYS_openat, AT_FDCWD, ARG(s, IN_ROOT, root), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    if (root < 0)
+        return root;
+    fd = sys4(SYS_openat2, root, ARG(s, IN_ROOT, path), &how, sizeof(how));
+    sys1(SYS_close, root);
+    if (fd < 0)
+        return fd;
+    r = sys3(SYS_dup3, fd, ARG(s, IN_ROOT, slot), O_CLOEXEC);
+    sys1(SYS_close, fd);
+    return r < 0 ? r : 0;
 }
 
 /* The kernel's struct mount_attr (MOUNT_ATTR_SIZE_VER0). */
@@ -505,6 +548,8 @@ static long run_step(struct ctx *c, const struct step *s)
         return step_sync(s);
     case OP_SECCOMP:
         return step_seccomp(s);
+    case OP_IN_ROOT:
+        return step_in_root(s);
     }
     return -ENOSYS;
 }
@@ -928,6 +973,7 @@ PyMODINIT_FUNC PyInit__child(void)
         {"MNT_DETACH", MNT_DETACH}, {"AT_RECURSIVE", AT_RECURSIVE}, {"CAPS_EFFECTIVE_ALL", CAPS_EFFECTIVE_ALL},
         {"MOUNT_ATTR_SIZE", sizeof(struct kmount_attr)}, {"SOCK_FILTER_SIZE", sizeof(struct sock_filter)},
         {"BPF_MAXINSNS", BPF_MAXINSNS}, {"MOVE_MOUNT_F_EMPTY_PATH", MOVE_MOUNT_F_EMPTY_PATH},
+        {"MOVE_MOUNT_T_EMPTY_PATH", MOVE_MOUNT_T_EMPTY_PATH},
         /* struct step, member by member (tests/test_step_layout.py) */
         {"STEP_OFFSET_op", offsetof(struct step, op)}, {"STEP_OFFSET_loc", offsetof(struct step, loc)},
         {"STEP_OFFSET_index", offsetof(struct step, index)},
@@ -939,7 +985,7 @@ PyMODINIT_FUNC PyInit__child(void)
         {"FOREGROUND", OP_FOREGROUND}, {"SIGNALS", OP_SIGNALS}, {"CAPS", OP_CAPS},
         {"PDEATHSIG_CHECK", OP_PDEATHSIG_CHECK}, {"FDS", OP_FDS}, {"CLOEXEC_FROM", OP_CLOEXEC_FROM},
         {"EXECVE", OP_EXECVE}, {"CREATE", OP_CREATE}, {"REMOUNT", OP_REMOUNT}, {"SYNC", OP_SYNC},
-        {"SECCOMP", OP_SECCOMP},
+        {"SECCOMP", OP_SECCOMP}, {"IN_ROOT", OP_IN_ROOT},
     }, fields[] = {
 #define FIELD_ENTRY(op, name, j) {#op "." #name, j},
         STEP_FIELDS(FIELD_ENTRY)

@@ -34,8 +34,10 @@ from ..validate import NAMESPACE_MASK
 from . import _child
 
 NS_GET_NSTYPE = 0xB703  # ioctl: the CLONE_NEW* type of a namespace fd
-PER_THREAD = {int(F.CLONE_NEWNET): "net", int(F.CLONE_NEWUTS): "uts", int(F.CLONE_NEWIPC): "ipc"}
-NEWUSER = int(F.CLONE_NEWUSER)
+# The namespaces the parent's thread may join around clone, and its own file of each to go back to.
+PER_THREAD = {int(F.CLONE_NEWNET): "net", int(F.CLONE_NEWUTS): "uts", int(F.CLONE_NEWIPC): "ipc",
+              int(F.CLONE_NEWPID): "pid_for_children"}
+NEWUSER, NEWPID = int(F.CLONE_NEWUSER), int(F.CLONE_NEWPID)
 
 
 class Join(Value):
@@ -88,8 +90,19 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
                  "the child would leave the new namespace for the joined one, and what relies on it "
                  "(hostname, mounts, ...) would act on the joined one; drop the flag to join, or put it "
                  "in unshareflags (unshare runs after the joins) to get a new one inside the joined one")
-        by_parent = bool(cloneflags & NEWUSER) and kind in PER_THREAD
-        joins.append(Join(fd, entry.nstype, kind, index, by_parent))
+        if entry.for_children and not kind & NEWPID:
+            fail(f"SysProcAttr.setns[{index}].for_children", "only a PID namespace can be joined for the "
+                 "children only")
+        nstype = entry.nstype
+        if kind & NEWPID and not entry.for_children:
+            # A process is born into its PID namespace (setns of one moves only the caller's future
+            # children): the parent's thread joins it around clone. A pidfd's others stay the child's.
+            joins.append(Join(fd, NEWPID, NEWPID, index, by_parent=True))
+            kind = nstype = kind & ~NEWPID
+            if not kind:
+                continue
+        by_parent = bool(cloneflags & NEWUSER) and kind in PER_THREAD and kind != NEWPID
+        joins.append(Join(fd, nstype, kind, index, by_parent))
     return tuple(sorted(joins, key=lambda j: not j.kind & NEWUSER))
 
 

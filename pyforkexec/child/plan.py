@@ -11,7 +11,9 @@ ErrorLocation of each step in brackets; README.md has the same table):
       the child's own id maps, / made private after unshare(CLONE_NEWNS) [... MOUNT_ROOT]
   mount_propagation of a new mount namespace [MOUNT_ROOT]
   hostname, domainname [SETHOSTNAME, SETDOMAINNAME]
-  mounts, in order, each after creating its missing target if asked [MKDIR, MOUNT]
+  mounts, in order, each after creating its missing target if asked [MKDIR, MOUNT]; under a new
+      root (chroot, pivot_root) every target and directory is found from inside it (IN_ROOT steps:
+      a symlink of the root's tree never leads the mount outside it)
   readonly_root: the new root made read-only, just before switching to it [REMOUNT_RO]
   pivot_root: chdir(new root), pivot_root(".", "."), umount2(".", MNT_DETACH), chdir("/")
       [PIVOT_ROOT, UMOUNT_OLDROOT]
@@ -46,7 +48,16 @@ from ..attrs import SysProcAttr, SysProcIDMap
 from ..errors import GID_MAP, ID_MAP_FILES, SETGROUPS, UID_MAP
 from ..errors import ErrorLocation as L
 from ..sandbox.extensions import Sandbox
-from ..sandbox.mounts import ATTR_FLAGS, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, PROPAGATION_MASK, mount_attr
+from ..sandbox.mounts import (
+    ATTR_FLAGS,
+    MS_BIND,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    PROPAGATION_MASK,
+    ResolvedMount,
+    mount_attr,
+)
 from ..sandbox.rlimits import encode_rlimit
 from .joins import Join
 from .steps import CONST, Builder, cstr, opt_cstr
@@ -122,14 +133,14 @@ class PlanInputs(Record):
     the fields named by __slots__)."""
 
     __slots__ = ("cgroup_fd", "chroot", "cloneflags", "dir", "exec_fd", "files", "joins", "landlock_fd",
-                 "map_fds", "maps_by_child", "mount_trees", "ppid", "sandbox", "sync_fds", "sys",
+                 "map_fds", "maps_by_child", "mount_trees", "ppid", "root_slot", "sandbox", "sync_fds", "sys",
                  "unshareflags")
 
     def __init__(self, sys: SysProcAttr, cloneflags: int, unshareflags: int, files: tuple[int, ...],
                  dir: bytes, chroot: bytes, joins: tuple[Join, ...] = (), map_fds: tuple[int, int] = (-1, -1),
                  maps_by_child: bool = False, ppid: int = 0, exec_fd: int = -1,
                  sandbox: Optional[Sandbox] = None, sync_fds: tuple[int, int] = (-1, -1), cgroup_fd: int = -1,
-                 landlock_fd: int = -1, mount_trees: tuple[tuple[int, int], ...] = ()):
+                 landlock_fd: int = -1, mount_trees: tuple[tuple[int, int], ...] = (), root_slot: int = -1):
         self.sys = sys
         self.cloneflags = cloneflags
         self.unshareflags = unshareflags
@@ -147,6 +158,22 @@ class PlanInputs(Record):
         self.cgroup_fd = cgroup_fd  # SysProcAttr.cgroup's directory
         self.landlock_fd = landlock_fd  # SysProcAttr.landlock's ruleset, built by the parent
         self.mount_trees = mount_trees  # (index in mounts, detached idmapped tree fd)
+        self.root_slot = root_slot  # a parent's fd the child's IN_ROOT steps open mount targets as
+
+
+def _in_root(path: bytes) -> bytes:
+    """``path`` as the program sees it (absolute, normalized; b"" for /), relative to its root."""
+    return path.lstrip(b"/") or b"."
+
+
+def _target(steps: Builder, m: ResolvedMount, slot: int) -> bytes:
+    """The path the next step of mount ``m`` names its target by: without a new root, the target
+    itself; under one, fd ``slot``, opened on the target as found from inside the root (IN_ROOT),
+    through /proc/self/fd (mount(2) has no *at form), whose magic link the kernel follows to it."""
+    if not m.root:
+        return m.path
+    steps.in_root(L.MOUNT, m.root, _in_root(m.path), slot=slot, index=m.index)
+    return b"/proc/self/fd/%d" % slot
 
 
 def next_fd(files: tuple[int, ...]) -> int:
@@ -215,31 +242,42 @@ def compile_plan(inputs: PlanInputs) -> Plan:
             steps.sethostname(L.SETHOSTNAME, sandbox.hostname)
         if sandbox.domainname is not None:
             steps.setdomainname(L.SETDOMAINNAME, sandbox.domainname)
+        slot = inputs.root_slot
         for m in sandbox.mounts:
             n = m.index  # its place in SysProcAttr.mounts, as errors name it
             for k, path in enumerate(m.mkdirs):  # the missing target, if asked
-                steps.create(L.MKDIR, path, is_file=m.file_target and k == len(m.mkdirs) - 1, index=n)
-            source, target = opt_cstr(m.source), cstr(m.target)
-            fstype, data = opt_cstr(m.fstype), opt_cstr(m.data)
+                is_file = m.file_target and k == len(m.mkdirs) - 1
+                if m.root:  # made in the directory found from inside the root
+                    parent, name = path.rsplit(b"/", 1)
+                    steps.in_root(L.MKDIR, m.root, _in_root(parent), slot=slot, index=n)
+                    steps.create(L.MKDIR, name, is_file=is_file, dirfd=slot, index=n)
+                else:
+                    steps.create(L.MKDIR, path, is_file=is_file, index=n)
+            source, fstype, data = opt_cstr(m.source), opt_cstr(m.fstype), opt_cstr(m.data)
             propagation = m.flags & PROPAGATION_MASK
             if m.flags & ~(PROPAGATION_MASK | MS_REC) == 0:  # only a propagation change
-                steps.mount(L.MOUNT, source=source, target=target, fstype=fstype, flags=m.flags, data=data,
-                            index=n)
+                steps.mount(L.MOUNT, source=source, target=cstr(_target(steps, m, slot)), fstype=fstype,
+                            flags=m.flags, data=data, index=n)
                 continue
             bind = m.flags & MS_BIND and not m.flags & MS_REMOUNT
             mflags = m.flags & ~PROPAGATION_MASK
             if bind:  # the kernel ignores per-mount flags in a bind: set them on the new mount after
                 mflags &= ~ATTR_FLAGS
-            if n in trees:  # an idmapped bind: the parent's detached tree attached here
-                steps.move_mount(L.MOVE_MOUNT, from_fd=trees[n], to_path=m.target, index=n)
+            if n in trees and m.root:  # an idmapped bind: the parent's detached tree attached here
+                steps.in_root(L.MOVE_MOUNT, m.root, _in_root(m.path), slot=slot, index=n)
+                steps.move_mount(L.MOVE_MOUNT, from_fd=trees[n], to_fd=slot, index=n)
+            elif n in trees:
+                steps.move_mount(L.MOVE_MOUNT, from_fd=trees[n], to_path=m.path, index=n)
             else:
-                steps.mount(L.MOUNT, source=source, target=target, fstype=fstype, flags=mflags, data=data,
-                            index=n)
+                steps.mount(L.MOUNT, source=source, target=cstr(_target(steps, m, slot)), fstype=fstype,
+                            flags=mflags, data=data, index=n)
+            # Each step after the mount finds the target again: found before, it is the directory
+            # under the new mount.
             if bind and m.flags & ATTR_FLAGS:
-                steps.remount(L.MOUNT, m.target, attr=mount_attr(m.flags), recursive=bool(m.flags & MS_REC),
-                              ms_flags=m.flags & ATTR_FLAGS, index=n)
+                steps.remount(L.MOUNT, _target(steps, m, slot), attr=mount_attr(m.flags),
+                              recursive=bool(m.flags & MS_REC), ms_flags=m.flags & ATTR_FLAGS, index=n)
             if propagation:  # a propagation type is a change of its own, after the mount
-                steps.mount(L.MOUNT, source=0, target=target, fstype=0,
+                steps.mount(L.MOUNT, source=0, target=cstr(_target(steps, m, slot)), fstype=0,
                             flags=propagation | (m.flags & MS_REC), data=0, index=n)
         if sandbox.readonly_root is not None:  # just before switching to it, once every mount is in
             steps.remount(L.REMOUNT_RO, sandbox.readonly_root, attr=mount_attr(MS_RDONLY), recursive=False,

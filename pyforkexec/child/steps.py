@@ -38,10 +38,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "FDS": ("nextfd", "fcntl_loc"),
     "CLOEXEC_FROM": ("first_fd",),
     "EXECVE": ("exec_fd",),
-    "CREATE": ("path", "mode", "is_file"),
+    "CREATE": ("path", "mode", "is_file", "dirfd"),
     "REMOUNT": ("path", "attr", "at_flags", "ms_flags"),
     "SYNC": ("socket", "close_fd"),
     "SECCOMP": ("filter", "count"),
+    "IN_ROOT": ("root", "path", "slot"),
 }
 ALL_CAPS = 0xFFFFFFFF  # one 32-bit half of a capability mask
 _ZEROS = (0,) * 6
@@ -127,9 +128,16 @@ class Builder(Record):
     def execve(self, loc: ErrorLocation, *, exec_fd: int) -> None:
         self._op("EXECVE", loc, exec_fd=exec_fd)
 
-    def create(self, loc: ErrorLocation, path: bytes, *, is_file: bool, index: int = 0) -> None:
+    def create(self, loc: ErrorLocation, path: bytes, *, is_file: bool, dirfd: Optional[int] = None,
+               index: int = 0) -> None:
+        """A directory (an empty file if ``is_file``) at ``path``, relative to ``dirfd`` if given."""
         mode = 0o644 if is_file else 0o755
-        self._op("CREATE", loc, index, path=cstr(path), mode=mode, is_file=int(is_file))
+        self._op("CREATE", loc, index, path=cstr(path), mode=mode, is_file=int(is_file),
+                 dirfd=CONST["AT_FDCWD"] if dirfd is None else dirfd)
+
+    def in_root(self, loc: ErrorLocation, root: bytes, path: bytes, *, slot: int, index: int = 0) -> None:
+        """Open ``path`` as found from inside ``root`` (its symlinks never lead out) as fd ``slot``."""
+        self._op("IN_ROOT", loc, index, root=cstr(root), path=cstr(path), slot=slot)
 
     def remount(self, loc: ErrorLocation, path: bytes, *, attr: bytes, recursive: bool, ms_flags: int,
                 index: int = 0) -> None:
@@ -203,10 +211,14 @@ class Builder(Record):
     def close(self, loc: ErrorLocation, fd: int, index: int = 0) -> None:
         self._syscall(loc, "close", fd, index=index)
 
-    def move_mount(self, loc: ErrorLocation, *, from_fd: int, to_path: bytes, index: int = 0) -> None:
-        """Attach the detached tree ``from_fd`` at ``to_path`` (MOVE_MOUNT_F_EMPTY_PATH)."""
-        self._syscall(loc, "move_mount", from_fd, cstr(b""), CONST["AT_FDCWD"], cstr(to_path),
-                      CONST["MOVE_MOUNT_F_EMPTY_PATH"], index=index)
+    def move_mount(self, loc: ErrorLocation, *, from_fd: int, to_path: bytes = b"",
+                   to_fd: Optional[int] = None, index: int = 0) -> None:
+        """Attach the detached tree ``from_fd`` at ``to_path``, or on the file ``to_fd`` is open on."""
+        flags = CONST["MOVE_MOUNT_F_EMPTY_PATH"]
+        if to_fd is not None:
+            flags |= CONST["MOVE_MOUNT_T_EMPTY_PATH"]
+        self._syscall(loc, "move_mount", from_fd, cstr(b""), CONST["AT_FDCWD"] if to_fd is None else to_fd,
+                      cstr(to_path), flags, index=index)
 
     def ptrace_traceme(self, loc: ErrorLocation) -> None:
         self._syscall(loc, "ptrace", CONST["PTRACE_TRACEME"], 0, 0, 0)

@@ -209,7 +209,9 @@ class Joins:
                     os.close(fd)
 
     def child_setns(self) -> list[SetNS]:
-        return [SetNS(target=t, nstype=n) for t, n in self.child]  # type: ignore[arg-type]
+        # --no-fork: the pid namespace is the child's own setns, for what the command starts (util-linux)
+        return [SetNS(target=t, nstype=n, for_children=bool(n & PID))  # type: ignore[arg-type]
+                for t, n in self.child]
 
 
 def _open(path: str) -> int:

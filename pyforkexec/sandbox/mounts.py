@@ -3,7 +3,11 @@
 A ``Mount`` is one mount(2) call: ``Mount(source, target, fstype, flags, data, mkdir)``. Its target is
 a path inside the new root (``SysProcAttr.pivot_root`` or ``chroot``) when one is set, else in the
 child's mount namespace; ``mkdir=True`` creates the missing target (a directory, or an empty file
-when a bind mount's source is not a directory) and its parents first. Sources are paths as this
+when a bind mount's source is not a directory) and its parents first. Under a new root, the child
+finds each target (and each directory it makes) as the program will find it, from inside the root
+(openat2 RESOLVE_IN_ROOT, Linux 5.6): a symlink of the root's tree (an image's /var/run -> /run, or
+one pointing anywhere) never leads a mount, or a directory made for it, outside the root; a link
+that dangles inside the root fails the spawn at MKDIR or MOUNT. Sources are paths as this
 process sees them. ``flags`` is an int or MS_* names (``"MS_BIND|MS_REC"``, ``["bind", "rec"]``,
 ``"ro,nosuid"``; see parse_mount_flags). A read-only or nosuid/nodev/noexec bind mount is a bind
 followed by a change of the new mount's attributes (mount_setattr, recursive with MS_REC), as
@@ -15,8 +19,11 @@ open fd. The parent makes the idmapped copy of the source before clone; the chil
 
 A bind mount may be ``optional`` (bubblewrap's ``--ro-bind-try``): left out when its source does not
 exist, as this process sees it when the spawn is checked (once for a prepared spawn), so that one spec
-serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). Leaving a bind out only hides
-more of the host. A source that disappears after the check still fails the spawn at the mount step.
+serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). In a new root, leaving a bind
+out only hides more of the host. Without one, the target stays as the host has it: a read-only bind of
+a path onto itself (``Mount.bind("/srv", "/srv", readonly=True, optional=True)``) whose source appears
+only after the check leaves that path writable, so make such a bind required. A source that
+disappears after the check still fails the spawn at the mount step.
 """
 
 from __future__ import annotations
@@ -167,18 +174,21 @@ def minimal_dev(target: str = "/dev") -> list[Mount]:
 class ResolvedMount(Value):
     """One Mount, checked and turned into the paths and flags of its steps."""
 
-    __slots__ = ("data", "file_target", "flags", "fstype", "idmap", "index", "mkdirs", "source", "target")
+    __slots__ = ("data", "file_target", "flags", "fstype", "idmap", "index", "mkdirs", "path", "root",
+                 "source", "target")
 
-    def __init__(self, source: Optional[bytes], target: bytes, fstype: Optional[bytes], flags: int,
+    def __init__(self, source: Optional[bytes], path: bytes, fstype: Optional[bytes], flags: int,
                  data: Optional[bytes], mkdirs: tuple[bytes, ...], file_target: bool,
-                 idmap: Union[bool, bytes, int, None] = None, index: int = 0):
+                 idmap: Union[bool, bytes, int, None] = None, index: int = 0, root: bytes = b""):
         self.index = index  # its place in SysProcAttr.mounts, which errors name (optional binds left out)
         self.source = source
-        self.target = target  # the full path at mount time (under the new root)
+        self.root = root  # the new root (chroot or pivot_root) it is mounted under; b"" for none
+        self.path = path  # the target as the program sees it (absolute, normalized)
+        self.target = under_root(root, path)  # the full path at mount time, for messages
         self.fstype = fstype
         self.flags = flags
         self.data = data
-        self.mkdirs = mkdirs  # created in order before mounting
+        self.mkdirs = mkdirs  # created in order before mounting (as the program sees them, like path)
         self.file_target = file_target  # the last of mkdirs is an empty file, not a directory
         self.idmap = idmap  # True, a user namespace's path, or its fd
 
@@ -230,7 +240,7 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0) -> Optional[
     file_target = False
     if check_bool(f"{field}.mkdir", m.mkdir):
         parts = target.strip(b"/").split(b"/") if target != b"/" else []
-        mkdirs = tuple(under_root(root, b"/" + b"/".join(parts[:k])) for k in range(1, len(parts) + 1))
+        mkdirs = tuple(b"/" + b"/".join(parts[:k]) for k in range(1, len(parts) + 1))
         file_target = bool(bind and mkdirs and not _source_is_dir(source or b""))
     idmap = _check_idmap(f"{field}.idmap", m.idmap, bool(bind))
     if check_bool(f"{field}.optional", m.optional):
@@ -238,8 +248,7 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0) -> Optional[
             fail(f"{field}.optional", "only a bind mount can be optional (left out if its source is missing)")
         if not os.path.exists(source or b""):  # followed as mount(2) follows it: a dangling link is missing
             return None
-    return ResolvedMount(source, under_root(root, target), fstype, flags, data, mkdirs, file_target, idmap,
-                         index)
+    return ResolvedMount(source, target, fstype, flags, data, mkdirs, file_target, idmap, index, root)
 
 
 def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, int, None]:
