@@ -107,7 +107,9 @@ def test_refused_and_unknown_clone_flags(refused):
 def test_netns_must_exist_and_excludes_a_new_network_namespace(refused):
     assert refused(netns="pfe-ut-nonet") == ("netns: no network namespace /run/netns/pfe-ut-nonet "
                                              "(create it with pyforkexec.isolation.netns)")
-    assert refused(netns="../etc").startswith("netns: no network namespace")
+    assert refused(netns="../etc") == ("netns: '../etc' is not a name of /run/netns (join a namespace file "
+                                       "with join: [{path: FILE}])")
+    assert refused(netns="/proc/1/ns/net").startswith("netns: '/proc/1/ns/net' is not a name of /run/netns")
     assert refused(netns="x", namespaces=["net"]).startswith("netns: joins an existing network namespace")
 
 
@@ -314,7 +316,7 @@ def test_a_join_target_that_is_no_namespace_is_refused_naming_the_entry(refused,
 
 def test_a_netns_name_without_a_namespace_behind_it_is_refused(refused, stale_netns):
     assert refused(netns=stale_netns).startswith(f"netns: /run/netns/{stale_netns} is not a namespace")
-    assert refused(netns="..").startswith("netns: no network namespace")
+    assert refused(netns="..").startswith("netns: '..' is not a name of /run/netns")
 
 
 def test_a_join_by_path_records_its_type_and_user_namespaces_come_first(attr):
