@@ -49,7 +49,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def dispatch(args: Sequence[str]) -> object:
     if not args:
-        raise UsageError("no command given", PROG)
+        raise UsageError("no command given", PROG, getopt=True)
     if args[0] in ("-h", "--help"):
         print(USAGE)
         return 0
@@ -63,9 +63,9 @@ def dispatch(args: Sequence[str]) -> object:
         from .values import shown  # only to quote a wrong word: values.py imports re, pwd, grp
 
     if name.startswith("-"):
-        raise UsageError(f"unrecognized option {shown(name)}", PROG)
+        raise UsageError(f"unrecognized option {shown(name)}", PROG, getopt=True)
     if name not in SUBCOMMANDS:
-        raise UsageError(f"unknown command {shown(name)}", PROG)
+        raise UsageError(f"unknown command {shown(name)}", PROG, getopt=True)
     module = f"{__package__}.{name}"
     __import__(module)  # not importlib.import_module: importlib (and warnings) would cost the start
     return sys.modules[module].main(rest)

@@ -6,8 +6,9 @@ the child failed before execve (a step of the child, or the launcher's own prepa
 usage error or bad input (an option value, a spec document).
 
 Every failure of every subcommand ends in ``run_command``: whatever was raised becomes one line on
-stderr (a usage error adds util-linux's ``Try '... --help'`` line) and its exit status. Subcommands
-raise (``die``, ``Command.fail``, or the library's own exceptions) rather than print.
+stderr (a command line getopt refuses ends with util-linux's pointer to ``--help``) and its exit
+status. Subcommands raise (``die``, ``Command.fail``, or the library's own exceptions) rather than
+print.
 
 Every command goes through this module, so it imports only what every command needs (issue 15): the
 child's errors (``errors``: enums) are imported where a failure needs them, and ``exit_like`` comes
@@ -73,11 +74,14 @@ def one_line(text: str, limit: int = MAX_LINE) -> str:
 
 
 def explain(err: BaseException) -> tuple[str, int, str]:
-    """(message, exit status, the command whose --help a usage error points to, else "")."""
+    """(message, exit status, the command a usage error is of, else "")."""
     if isinstance(err, Failure):
         return str(err), err.status, ""
     if isinstance(err, UsageError):
-        return str(err), USAGE_EXIT, err.prog or PROG
+        prog = err.prog or PROG
+        # util-linux's second line ("Try '... --help' for more information."), on the same one
+        hint = f"; try '{prog} --help' for more information" if err.getopt else ""
+        return str(err) + hint, USAGE_EXIT, prog
     from ..errors import ChildError, ErrorLocation  # the error path only
 
     if isinstance(err, ChildError):
@@ -94,14 +98,11 @@ def explain(err: BaseException) -> tuple[str, int, str]:
     return f"internal error: {type(err).__name__}: {err}", EXIT_SETUP, ""
 
 
-def report(message: str, usage_of: str = "") -> None:
-    """``PROG: message`` on stderr, and for a usage error util-linux's pointer to --help."""
-    lines = [f"{usage_of or PROG}: {one_line(message)}"]
-    if usage_of:
-        lines.append(f"Try '{usage_of} --help' for more information.")
+def report(message: str, prog: str = "") -> None:
+    """``PROG: message`` on stderr, one line (``prog``: a subcommand's, such as ``pyforkexec unshare``)."""
     try:
         if sys.stderr is not None:
-            sys.stderr.write("".join(line + "\n" for line in lines))
+            sys.stderr.write(f"{prog or PROG}: {one_line(message)}\n")
             sys.stderr.flush()
     except (OSError, ValueError):  # stderr closed: nowhere left to tell
         pass
@@ -139,8 +140,8 @@ def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str])
         _quiet_stdout()
         exit_like(-signal.SIGPIPE)
     except Exception as e:
-        message, status, usage_of = explain(e)
-        report(message, usage_of)
+        message, status, prog = explain(e)
+        report(message, prog)
         return status
 
 

@@ -6,7 +6,7 @@ option exits 2. Here, as with getopt_long: an optional argument must be attached
 ``-mFILE``), the first non-option ends the options (the rest is the command), ``--`` ends them too,
 short options bundle (``-fpr``), a long option may be abbreviated when unambiguous, and every usage
 error exits 1 naming the option (reported by cli_common.run_command, as util-linux does: one line
-and a ``Try '... --help'`` line).
+util-linux's pointer to ``--help`` on the same line for what getopt itself refuses).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ USAGE_EXIT = 1  # util-linux exits 1 on a bad option or value (argparse would ex
 
 
 class UsageError(Exception):
-    """A bad option or option value; ``str()`` names the option. ``prog`` is the command whose
-    ``--help`` the report points to (empty: the parser's caller knows it)."""
+    """A bad option or option value; ``str()`` names the option. ``prog`` is the command it is of
+    (empty: the parser's caller knows it); ``getopt``: a command line getopt itself refuses (an
+    unknown, ambiguous or incomplete option), whose report points to ``--help``, as util-linux's does."""
 
-    def __init__(self, message: str, prog: str = ""):
+    def __init__(self, message: str, prog: str = "", getopt: bool = False):
         super().__init__(message)
         self.prog = prog
+        self.getopt = getopt
 
 
 # Plain classes, not dataclasses: the command line starts an interpreter at every call, and each
@@ -32,12 +34,16 @@ class UsageError(Exception):
 class Opt:
     """One option: ``--long``, ``-s``, whether it takes an argument, and its help line."""
 
-    __slots__ = ("arg", "help", "long", "metavar", "short")
+    __slots__ = ("arg", "help", "long", "metavar", "short", "short_arg")
 
-    def __init__(self, long: str, short: str = "", arg: str = NONE, metavar: str = "", help: str = ""):
+    def __init__(self, long: str, short: str = "", arg: str = NONE, metavar: str = "", help: str = "",
+                 short_arg: Optional[str] = None):
         self.long = long
         self.short = short
         self.arg = arg  # NONE, REQUIRED or OPTIONAL
+        # The short form's, where getopt's string differs from the long option's (util-linux unshare:
+        # "--mount[=FILE]" but "-m" alone, so that "-rmpf" is -r -m -p -f).
+        self.short_arg = arg if short_arg is None else short_arg
         self.metavar = metavar
         self.help = help
 
@@ -159,13 +165,13 @@ def parse(options: Sequence[Opt], argv: Sequence[str]) -> Parsed:
             if opt is None:
                 raise UsageError(f"invalid option -- '{tok[j]}'")
             attached = tok[j + 1:]
-            if opt.arg == NONE:
+            if opt.short_arg == NONE:
                 given.append((opt, None))
                 j += 1
                 continue
             if attached:
                 given.append((opt, attached))
-            elif opt.arg == REQUIRED:
+            elif opt.short_arg == REQUIRED:
                 if i == len(args):
                     raise UsageError(f"option requires an argument -- '{opt.short}'")
                 given.append((opt, args[i]))
@@ -185,7 +191,7 @@ def parse_or_fail(cmd: Command, argv: Sequence[str]) -> Parsed:
     try:
         parsed = cmd.parse(argv)
     except UsageError as e:
-        cmd.fail(str(e))
+        raise UsageError(str(e), cmd.prog, getopt=True) from None
     if parsed.has(HELP.long):
         print(cmd.help_text())
         raise SystemExit(0)

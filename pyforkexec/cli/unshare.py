@@ -62,7 +62,9 @@ MAP_OPTIONS = ("map-user", "map-group", "map-root-user", "map-current-user", "ma
                "map-users", "map-groups")
 
 OPTIONS = (
-    *(Opt(long, short, OPTIONAL, "file", f"unshare {long} namespace") for long, short, _ in NAMESPACES),
+    # util-linux's short forms take no file ("-rmpf" bundles four options): --TYPE=FILE only
+    *(Opt(long, short, OPTIONAL, "file", f"unshare {long} namespace", short_arg=NONE)
+      for long, short, _ in NAMESPACES),
     Opt("mount-proc", "", OPTIONAL, "dir", "mount proc filesystem first (implies --mount)"),
     Opt("propagation", "", REQUIRED, "slave|shared|private|unchanged",
         "modify mount propagation in mount namespace"),
@@ -248,6 +250,8 @@ def request(p: Parsed) -> Request:
         CMD.fail("options --monotonic and --boottime require unsharing of a time namespace (-T)")
     if r.map_group is not None and not r.group_ranges and r.setgroups == "allow":
         CMD.fail("options --setgroups=allow and --map-group are mutually exclusive")
+    if r.setgroups == "deny" and not r.flags & F.CLONE_NEWUSER:  # util-linux fails writing it
+        CMD.fail("--setgroups: needs a new user namespace (--user, or a map option)")
     r.env = _env(p)
     return r
 
@@ -377,12 +381,26 @@ def bind_namespace_files(pid: int, persist: dict[int, str]) -> None:
         bind_mount(f"/proc/{pid}/ns/{PERSIST_FILES[flag]}", target)
 
 
-def launcher_sync(r: Request) -> Optional[Callable[[int], None]]:
+def deny_setgroups(pid: int) -> None:
+    """--setgroups deny without a gid map, which the core writes ``setgroups`` with: written here, as
+    util-linux writes it, so that the program cannot setgroups(2) in its user namespace."""
+    path = f"/proc/{pid}/setgroups"
+    try:
+        with open(path, "w") as f:
+            f.write("deny")
+    except OSError as e:
+        raise SetupError(f"--setgroups: failed to write {path}: {e.strerror}") from None
+
+
+def launcher_sync(r: Request, gids: Optional[list[SysProcIDMap]] = None) -> Optional[Callable[[int], None]]:
     """What the launcher does while the child waits before execve (SysProcAttr.sync)."""
-    if not r.offsets and not r.persist:
+    deny = r.setgroups == "deny" and gids is None
+    if not r.offsets and not r.persist and not deny:
         return None
 
     def sync(pid: int) -> None:
+        if deny:
+            deny_setgroups(pid)
         if r.offsets:
             write_time_offsets(pid, r.offsets, r.offsets_given)
         bind_namespace_files(pid, r.persist)
@@ -404,7 +422,7 @@ def build(r: Request, rest: Sequence[str]) -> tuple[str, list[str], ProcAttr]:
         credential=credential(r, uids, gids),
         # util-linux applies --propagation only with --mount
         mount_propagation=r.propagation if r.flags & F.CLONE_NEWNS else "private",
-        mounts=proc_mounts(r, wd), sync=launcher_sync(r))
+        mounts=proc_mounts(r, wd), sync=launcher_sync(r, gids))
     env = r.env if r.env is not None else environ_list()
     return argv0, argv, ProcAttr(dir=wd, env=env, files=inherited_files(), sys=sys_attr)
 
