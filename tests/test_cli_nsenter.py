@@ -207,3 +207,22 @@ def test_bad_options_exit_1(args: list[str], words: str) -> None:
     ours, theirs = both("nsenter", *args, "true")
     assert ours.returncode == theirs.returncode == 1, (ours.stderr, theirs.stderr)
     assert words in ours.stderr
+
+
+@pytest.mark.parametrize("by", ["target", "file"])
+def test_a_user_namespace_that_denies_setgroups_leaves_no_supplementary_group(container: int,
+                                                                            by: str) -> None:
+    """The container's user namespace denies setgroups (util-linux's -r): entered by its file as well
+    as by --target, the command runs with no supplementary group, as nsenter's, which drops them
+    before it enters (here the launcher does); it failed at setgroups by file, and by --target kept
+    the caller's."""
+    with open(f"/proc/{container}/setgroups") as f:
+        assert f.read().strip() == "deny"
+    user = ["-t", str(container), "-U"] if by == "target" else [f"--user=/proc/{container}/ns/user"]
+    script = "id -u; grep '^Groups:' /proc/self/status"
+    args = ["nsenter", *user, f"--net=/proc/{container}/ns/net", "sh", "-c", script]
+    with_a_group = ["setpriv", "--groups=100", "--"]  # a caller with a supplementary group to drop
+    ours = run([*with_a_group, PYFORKEXEC, *args])
+    theirs = run([*with_a_group, util_linux("nsenter"), *args[1:]])
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout and ours.stdout.split() == ["0", "Groups:"]

@@ -242,9 +242,22 @@ def credential(r: Request) -> Optional[Credential]:
     uid = pick(r.uid, follow[0], os.getuid())
     gid = pick(r.gid, follow[1], os.getgid())
     drop_groups = userns or r.gid is not None
-    if drop_groups and r.namespaces.get(USER, "") is None and setgroups_denied(r.target):
+    if drop_groups and userns and _drop_own_groups():
+        drop_groups = False  # none left to drop: the command inherits the launcher's empty list
+    elif drop_groups and r.namespaces.get(USER, "") is None and setgroups_denied(r.target):
         drop_groups = False  # setgroups(2) is refused there; nsenter ignores that failure too
     return Credential(uid=uid, gid=gid, groups=(), no_setgroups=not drop_groups)
+
+
+def _drop_own_groups() -> bool:
+    """nsenter's setgroups(0, NULL) before it enters the user namespace: where the caller may (root),
+    the launcher drops its own supplementary groups, which the command inherits, so that a user
+    namespace that denies setgroups (given by file as well as by --target) leaves it none either."""
+    try:
+        os.setgroups([])
+    except OSError:
+        return False
+    return True
 
 
 def directories(r: Request) -> tuple[str, Optional[str]]:
