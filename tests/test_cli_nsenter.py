@@ -226,3 +226,17 @@ def test_a_user_namespace_that_denies_setgroups_leaves_no_supplementary_group(co
     theirs = run([*with_a_group, util_linux("nsenter"), *args[1:]])
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     assert ours.stdout == theirs.stdout and ours.stdout.split() == ["0", "Groups:"]
+
+
+def test_a_bare_namespace_option_takes_the_targets_over_a_file_in_any_order(container: int) -> None:
+    """nsenter opens the target's namespace for every type given bare once all options are read: it
+    replaces a --TYPE=FILE of that type, before or after it."""
+    other = _container()
+    try:
+        theirs_file = f"--net=/proc/{other.child()}/ns/net"
+        for args in (["-n", theirs_file], [theirs_file, "-n"]):
+            ours, theirs = both("nsenter", "-t", str(container), *args, "readlink", "/proc/self/ns/net")
+            assert ours.returncode == theirs.returncode == 0, ours.stderr
+            assert ours.stdout.strip() == theirs.stdout.strip() == ns_link("net", container), args
+    finally:
+        other.stop()

@@ -101,7 +101,11 @@ def request(p: Parsed) -> Request:
             if r.target == 0:
                 CMD.fail("--target: invalid pid '0'")
         elif name in by_long:
-            r.namespaces[by_long[name]] = nonempty(CMD, f"--{name}", value, "file name")
+            file = nonempty(CMD, f"--{name}", value, "file name")
+            # nsenter opens the target's for every type given bare, after all the options: the
+            # target's wins over a FILE of the same type, whatever their order
+            if r.namespaces.get(by_long[name], "") is not None:
+                r.namespaces[by_long[name]] = file
         elif name == "all":
             do_all = True
         elif name in ("setuid", "setgid"):
