@@ -17,6 +17,8 @@ from helpers.marks import needs_root
 from helpers.procs import mount_tags
 from helpers.sysutil import MS_PRIVATE, MS_REC, MS_SHARED, make_root_shared, mount, unshare
 from helpers.timens import time_namespace_entered_at_clone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyforkexec import CLONE_NEWNS
 
@@ -474,3 +476,26 @@ def test_setgroups_deny_without_a_user_namespace_is_refused() -> None:
     assert ours.returncode == theirs.returncode == 1
     assert ours.stderr.splitlines()[0] == \
         "pyforkexec unshare: --setgroups: needs a new user namespace (--user, or a map option)"
+
+
+# Any bundle of the short options util-linux's unshare takes without a value, in any order, against
+# util-linux itself: the same namespaces new, the same pid 1 or not, the same ids.
+BUNDLE_LETTERS = "mnuipCTUrf"
+BUNDLE_EXAMPLES = int(os.environ.get("PFE_HYPOTHESIS_EXAMPLES") or "20")
+
+
+@settings(max_examples=BUNDLE_EXAMPLES, deadline=None, database=None,
+          derandomize=os.environ.get("PFE_HYPOTHESIS_EXAMPLES") is None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.permutations(BUNDLE_LETTERS).flatmap(
+    lambda letters: st.integers(1, len(letters)).map(lambda n: "".join(letters[:n]))))
+def test_any_bundle_of_short_options_is_util_linux_s(bundle: str) -> None:
+    script = "[ $$ = 1 ] && echo pid1 || echo not-pid1; id -u; " + SHOW_NS
+    ours, theirs = both("unshare", f"-{bundle}", "sh", "-c", script)
+    # -p without -f: the program's first child is the namespace's init, and its end the namespace's
+    # (the next fork fails), in both
+    assert ours.returncode == theirs.returncode, (bundle, ours.stderr, theirs.stderr)
+    assert ours.stdout.splitlines()[:2] == theirs.stdout.splitlines()[:2], bundle
+    if ours.returncode == 0:
+        assert differing("\n".join(ours.stdout.splitlines()[2:])) == \
+            differing("\n".join(theirs.stdout.splitlines()[2:])), bundle
