@@ -20,6 +20,8 @@ import signal
 import threading
 from typing import Any, Callable
 
+from .child._child import until_done
+
 try:  # the C module behind signal: the same calls without the enum conversions (10x quicker)
     import _signal as _raw
 except ImportError:  # pragma: no cover - another Python implementation
@@ -45,8 +47,15 @@ _main_ident = threading.main_thread().ident
 
 
 def _forked() -> None:
-    global _main_ident
+    """In the child of a fork (os.fork, or clone(fn) made while holding): the thread that forked is its
+    main thread, in no critical section of its own. The caller's handlers are back, and what the parent
+    recorded is the parent's to handle."""
+    global _main_ident, _holds
     _main_ident = _thread.get_ident()
+    _pending.clear()
+    _holds = 0
+    if _installed or _saved:
+        _restore()
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -154,22 +163,6 @@ class Hold:
         _holds += 1  # from here on only _record runs: nothing can raise before the block
         self.active = True
 
-    def seize(self) -> None:
-        """start(), in an except clause whose undo must run whole. A second signal that arrived with
-        the first (both tripped at once) runs its handler at the first call there, start()'s own entry,
-        before the hold is on: its exception would leave the clause before the undo. Each signal raises
-        once, so starting again soon succeeds; the first exception is the one the caller gets. The
-        caller makes no other call between its ``except`` and this one."""
-        attempts = 0
-        while True:
-            try:
-                self.start()
-                return
-            except BaseException:
-                attempts += 1
-                if attempts > 64:  # not a signal's: start() itself fails
-                    raise
-
     def stop(self) -> None:
         """Run the recorded signals' handlers while still holding (an exception leaves with the hold
         on, so that the caller's undo cannot be cut short: it calls release()), then let go."""
@@ -226,6 +219,17 @@ class _Released:
     def __exit__(self, *exc: object) -> None:
         if _holds and not _installed and _on_main_thread():
             _install()
+
+
+# ``seize(hold.start, SEIZE_TRIES)``, the first call of an except clause whose undo must run whole:
+# the hold started. A second signal that arrived with the first (both tripped at once) runs its handler
+# at the entry of the first Python function called there; were that a method of Hold, its exception
+# would leave the clause before the undo (100 of 100 spawns left their child behind with SIGINT and
+# SIGTERM sent together). seize is C (_child.until_done): the first Python function it calls is
+# start() itself, whose handler's exception it drops and calls again (each signal raises once: a
+# failure SEIZE_TRIES times over is start()'s own). The first exception is the one the caller gets.
+seize = until_done
+SEIZE_TRIES = 64
 
 
 def held() -> _Held:

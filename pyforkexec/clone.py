@@ -10,6 +10,7 @@ makes an ordinary child; any other value (0 = no signal) makes a "clone child", 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ import warnings
 from typing import Any, Callable, Optional
 
 from . import _clone
+from ._signals import SEIZE_TRIES, Hold, seize
 from .checks import check_int, fail
 from .flags import CloneFlags
 from .validate import CSIGNAL, INVALID_PAIRS, KNOWN_FLAGS, F, check_flags
@@ -105,10 +107,35 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
     sys.audit("pyforkexec.clone", fn, value)
     _warn_if_threaded()
     _flush_std_streams()  # or the child would write this process's pending output a second time
+    # Held from before the child exists to its pid in the caller's hands: a handler that ran when the
+    # C call returned would lose the pid (the child left unreaped). The child, a copy of this process
+    # in the middle of the hold, gets the caller's handlers back first thing (_signals, at fork).
+    hold, pid = Hold(), 0
     try:
-        return _clone.clone(value, lambda: _child_main(fn, args))
-    except OSError as e:
-        raise OSError(e.errno, f"clone({describe(value)}): {e.strerror}") from None
+        hold.start()
+        try:
+            pid = _clone.clone(value, lambda: _child_main(fn, args))
+        except OSError as e:
+            raise OSError(e.errno, f"clone({describe(value)}): {e.strerror}") from None
+        hold.stop()
+        return pid
+    except BaseException:
+        seize(hold.start, SEIZE_TRIES)  # first: see _signals.seize
+        try:
+            if pid > 0:
+                _kill_and_reap(pid)
+        finally:
+            hold.release()
+        raise
+
+
+def _kill_and_reap(pid: int) -> None:
+    """The child of a clone() that did not return: ended and reaped (a CLONE_PARENT one is our
+    parent's to reap)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, WALL)
 
 
 def wait_clone(pid: int, *, nohang: bool = False) -> Optional[int]:

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Sequence
 from typing import Callable, Optional, TypeVar, Union
 
-from ._signals import Hold, held, released
+from ._signals import SEIZE_TRIES, Hold, held, released, seize
 from .attrs import ProcAttr, SysProcAttr
 from .checked import CheckedSpawns
 from .checks import fail
@@ -435,7 +435,7 @@ def _spawn_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[Pla
             _run_alone(spawn, alone, args.files)
             return result(spawn)  # a handler raising after this call still finds the child to undo
         except BaseException:
-            hold.seize()
+            seize(hold.start, SEIZE_TRIES)  # first: see _signals.seize
             spawn.abort(hold)
             raise
     spawn = new_spawn(args, envp) if alone is None else _Spawn(args.path, args.argv, envp, None)

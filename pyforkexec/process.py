@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import signal
@@ -10,9 +11,23 @@ import threading
 import time
 from typing import Optional
 
-from ._signals import held
+from ._signals import SEIZE_TRIES, Hold, held, seize
 
 _EXITS = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)
+# Processes collected while still running (Process.__del__), reaped at the next Process made, as
+# subprocess does with its _active list: a dropped Process leaves no zombie for good.
+_active: list[Process] = []
+
+
+def _reap_dropped() -> None:
+    for proc in _active[:]:
+        try:
+            done = proc._reap(os.WNOHANG) is not None
+        except ChildProcessError:  # reaped by someone else
+            done = True
+        if done:
+            with contextlib.suppress(ValueError):
+                _active.remove(proc)
 
 
 class TimeoutExpired(Exception):
@@ -32,6 +47,28 @@ class Process:
         self.pidfd = pidfd
         self.returncode: Optional[int] = None
         self._lock = threading.Lock()
+        if _active:
+            _reap_dropped()
+
+    def __del__(self) -> None:
+        """A Process dropped before it was waited for: its pidfd is closed, and a child still running
+        is reaped later (_active), with a ResourceWarning, as subprocess.Popen does."""
+        if getattr(self, "returncode", 0) is not None:
+            return
+        try:
+            if self._reap(os.WNOHANG) is not None:
+                return
+        except ChildProcessError:
+            return
+        except OSError:
+            pass
+        import warnings
+
+        warnings.warn(f"pyforkexec: process {self.pid} is still running", ResourceWarning, source=self,
+                      stacklevel=1)
+        with self._lock:
+            self._close_pidfd()  # the pid stays ours (unreaped): _active reaps it by pid
+        _active.append(self)
 
     def __repr__(self) -> str:
         return f"<Process pid={self.pid} returncode={self.returncode}>"
@@ -46,7 +83,11 @@ class Process:
         """
         with self._lock, held():
             if self.returncode is None:
-                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | options)
+                try:
+                    info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | options)
+                except ChildProcessError:  # reaped by someone else (a waitpid(-1)): its status is lost
+                    self._close_pidfd()
+                    raise
                 if info is not None and info.si_pid == self.pid and info.si_code in _EXITS:
                     os.waitid(os.P_PID, self.pid, os.WEXITED)
                     killed = info.si_code != os.CLD_EXITED
@@ -84,13 +125,17 @@ class Process:
     def _sleep(self, left: Optional[float]) -> None:
         """Until the process may have exited, or ``left`` seconds; outside the lock, so that other
         threads can still signal it."""
-        fd = self.pidfd
-        if fd is not None:  # readable once the process exits (not at a stop)
-            try:
+        fd = -1
+        try:
+            with self._lock, held():  # a copy: another waiter may close the pidfd, and its number be reused
+                if self.pidfd is not None:
+                    fd = fcntl.fcntl(self.pidfd, fcntl.F_DUPFD_CLOEXEC, 0)
+            if fd >= 0:  # readable once the process exits (not at a stop)
                 select.select([fd], [], [], left)
                 return
-            except (OSError, ValueError):  # another waiter reaped it and closed the pidfd
-                return
+        finally:
+            if fd >= 0:
+                os.close(fd)
         if left is None:
             with contextlib.suppress(ChildProcessError):  # another waiter reaped it
                 info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
@@ -118,4 +163,17 @@ class Process:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.wait()
+        """Waits for the process; interrupted meanwhile (a second Ctrl-C), it kills and reaps it."""
+        hold = Hold()
+        try:
+            self.wait()
+        except BaseException:
+            seize(hold.start, SEIZE_TRIES)  # first: see _signals.seize
+            try:
+                with contextlib.suppress(OSError):
+                    self.kill()
+                with contextlib.suppress(ChildProcessError):
+                    self._reap(0)
+            finally:
+                hold.release()
+            raise

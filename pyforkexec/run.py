@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Optional, Union
 
-from ._signals import Hold, held
+from ._signals import SEIZE_TRIES, Hold, held, seize
 from .attrs import ProcAttr, SysProcAttr
 from .checks import check_bool, check_fileno, check_list, fail, to_bytes
 from .forkexec import start_process
@@ -271,7 +271,7 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
         out, err = _communicate(proc, parent, a.input or b"", timeout, selector)
         hold.start()
     except BaseException as e:
-        hold.seize()  # before anything else: see Hold.seize
+        seize(hold.start, SEIZE_TRIES)  # before anything else: see _signals.seize
         if proc is not None and proc.returncode is None:
             _kill_and_reap(proc)
         if isinstance(e, TimeoutExpired):

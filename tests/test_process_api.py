@@ -432,3 +432,83 @@ def test_process_wait_interrupted_right_after_reaping_keeps_the_status() -> None
         finally:
             sys.setprofile(None)
     assert proc.wait() == 0
+
+
+# ---- nothing left behind, whoever waits --------------------------------------------------------------
+
+
+def test_a_waiter_whose_pidfd_another_thread_closed_and_the_number_was_reused_returns() -> None:
+    """Thread A waits; thread B kills and reaps the process (closing the pidfd) and opens a pipe,
+    which gets the pidfd's number, just as A is about to select: A used to select on that pipe and
+    block after the process was long gone. A waits on a copy of the pidfd now."""
+    proc = sleeper(True)
+    number = proc.pidfd
+    paused, go = threading.Event(), threading.Event()
+
+    def pause_at_select(frame: object, event: str, arg: object) -> None:
+        if event == "c_call" and getattr(arg, "__name__", "") == "select":
+            paused.set()
+            go.wait(5)
+
+    result: list[object] = []
+
+    def waiter() -> None:
+        sys.setprofile(pause_at_select)
+        try:
+            result.append(proc.wait())
+        finally:
+            sys.setprofile(None)
+
+    a = threading.Thread(target=waiter)
+    a.start()
+    assert paused.wait(5)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL and proc.pidfd is None
+    r, w = os.pipe()
+    try:
+        assert number in (r, w)  # the number A read the pidfd by
+        go.set()
+        a.join(3)
+        assert not a.is_alive() and result == [-signal.SIGKILL]
+    finally:
+        os.write(w, b"x")  # A's way out, had it selected on the pipe
+        a.join()
+        os.close(r)
+        os.close(w)
+
+
+def test_a_process_reaped_by_someone_else_leaves_no_pidfd() -> None:
+    proc = sh("exit 0", True)
+    os.waitpid(proc.pid, 0)  # as a waitpid(-1) elsewhere in the program would
+    with pytest.raises(ChildProcessError):
+        proc.wait()
+    assert proc.pidfd is None
+
+
+def test_exit_interrupted_while_waiting_kills_and_reaps(pidfd: bool) -> None:
+    """``with start_process(...) as p:`` waits at the end of the block; a Ctrl-C during that wait (a
+    second one, say) used to leave the process running and its pidfd open."""
+    proc = sleeper(pidfd)
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt), proc:
+        pass
+    timer.join()
+    assert proc.returncode == -signal.SIGKILL and proc.pidfd is None
+
+
+def test_a_dropped_process_warns_and_is_reaped_at_the_next_one(pidfd: bool) -> None:
+    proc = sleeper(pidfd)
+    pid = proc.pid
+    with pytest.warns(ResourceWarning, match=f"process {pid} is still running"):
+        del proc
+        import gc
+
+        gc.collect()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    sh("exit 0").wait()  # a new Process reaps the dropped ones that have exited
+    assert not os.path.exists(f"/proc/{pid}")

@@ -921,7 +921,28 @@ static PyObject *py_setns(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* until_done(fn, times): fn() until a call returns without raising, at most ``times`` calls; the
+ * exceptions of the calls that raised are dropped, the last one raised if none returned. For an
+ * except clause whose undo must run whole (_signals.Hold.seize): a handler of a signal that arrived
+ * with the first runs at the entry of the first Python function called, and here that is fn, whose
+ * exception this catches; no bytecode of the caller's runs between its call and fn's. */
+static PyObject *until_done(PyObject *self, PyObject *args)
+{
+    PyObject *fn, *r = NULL;
+    int times;
+
+    if (!PyArg_ParseTuple(args, "Oi", &fn, &times))
+        return NULL;
+    while (times-- > 0) {
+        if ((r = PyObject_CallObject(fn, NULL)) != NULL || times == 0)
+            break;
+        PyErr_Clear();
+    }
+    return r;
+}
+
 static PyMethodDef methods[] = {
+    {"until_done", until_done, METH_VARARGS, "until_done(fn, times): fn() until a call does not raise"},
     {"spawn", spawn, METH_VARARGS, "spawn(into, steps, blobs, argv0, argv, envp, fds, errfd, flags, cgroup_fd): records pid, pidfd, handle, failure in into"},
     {"finish", finish, METH_VARARGS, "finish(handle, errpipe) -> None | (errno, location, index)"},
     {"setns", py_setns, METH_VARARGS, "setns(fd, nstype)"},

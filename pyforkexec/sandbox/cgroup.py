@@ -450,13 +450,20 @@ class CgroupProcess(Process):
 
     def _reap(self, options: int) -> Optional[int]:
         with held():  # reaped means removed: an interrupt in between would leave the directory
-            code = super()._reap(options)
+            try:
+                code = super()._reap(options)
+            except ChildProcessError:  # reaped by someone else: gone all the same
+                self._remove_cgroup()
+                raise
             if code is not None:
-                with self._lock:
-                    handle, self._cgroup = self._cgroup, None
-                if handle is not None:
-                    handle.cleanup()
+                self._remove_cgroup()
         return code
+
+    def _remove_cgroup(self) -> None:
+        with self._lock:
+            handle, self._cgroup = self._cgroup, None
+        if handle is not None:
+            handle.cleanup()
 
 
 def handover_record(proc: Process) -> Optional[dict[str, object]]:
