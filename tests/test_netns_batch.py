@@ -318,3 +318,29 @@ def test_a_netns_name_whose_file_is_no_namespace_is_refused_and_left(names: dict
         assert os.path.lexists(path) and names["bridge"] not in _host_links()
     finally:
         (os.rmdir if kind == "directory" else os.unlink)(path)
+
+
+def test_a_ctrl_c_during_a_converge_is_raised_once_its_plan_is_carried_out(
+        names: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupted between a bridge's creation and the alias that makes it ours, the converge left a
+    bridge the next one took for someone else's (and a removal left on the host): the signal is
+    raised once the plan is carried out, and the namespace is whole, ours, and removed whole."""
+    import signal
+
+    from pyforkexec.netns import kernel
+
+    real_index, sent = kernel._Handles.index, []
+
+    def index(self: Any, side: str, ifname: str) -> int:
+        if ifname == names["bridge"] and not sent:  # looked up between the link's add and its alias
+            sent.append(ifname)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_index(self, side, ifname)
+
+    monkeypatch.setattr(kernel._Handles, "index", index)
+    with pytest.raises(KeyboardInterrupt):
+        netns.converge(names["netns"][0], doc(names, 0))
+    monkeypatch.undo()
+    assert sent and netns.converge(names["netns"][0], doc(names, 0)).actions == []
+    netns.converge(names["netns"][0], None)
+    assert not {names["bridge"], names["peers"][0]} & _host_links()

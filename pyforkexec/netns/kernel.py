@@ -19,6 +19,7 @@ import socket
 import time
 
 from .. import nsinfo
+from .._signals import held
 from ..flags import CLONE_NEWNET
 from .model import (
     BRIDGE_ALIAS,
@@ -505,7 +506,18 @@ class ApplyError(RuntimeError):
 
 def apply(name, actions):
     """Carry out model's actions, in order, then have the links with a new MAC or a new address
-    announce themselves (_announce). Raises ApplyError at the first refused one."""
+    announce themselves (_announce). Raises ApplyError at the first refused one.
+
+    Python's signal handlers are held meanwhile (a Ctrl-C is raised once the plan is carried out): an
+    action is two calls at times (a link, then the alias that makes it ours), and the plan's order is
+    what keeps nothing both topologies have from going; interrupted between two of them, a link
+    made but not yet ours would stop the next converge ("not made by pyforkexec"), a veth deleted
+    before its emptied bridge would leave the bridge for good."""
+    with held():
+        _apply_held(name, actions)
+
+
+def _apply_held(name, actions):
     h = _Handles(name)
     writes = {}
     try:
