@@ -15,6 +15,7 @@ import os
 import resource
 import signal
 import struct
+import threading
 from collections.abc import Sequence
 from typing import Callable, Optional, TypeVar, Union
 
@@ -272,10 +273,18 @@ def _maps_handshake(spawn: _Spawn, pid: int, sys_attr: SysProcAttr, plan: Plan,
     spawn.close(map_fds[1])
 
 
+# Go's syscall.ForkLock: held by a spawn from its first fd to the close of the child's ends, and by
+# os.fork (at-fork hooks). A child that another thread forks meanwhile, and that does not exec (a
+# multiprocessing worker), would keep a copy of the error pipe's write end: the spawn, which learns
+# that its child exec'd by EOF on the pipe, would wait for that child to end.
+FORK_LOCK = threading.Lock()
+os.register_at_fork(before=FORK_LOCK.acquire, after_in_parent=FORK_LOCK.release,
+                    after_in_child=FORK_LOCK.release)
+
+
 def _sync_handshake(spawn: _Spawn, fn: Callable[[int], None], fds: tuple[int, int]) -> None:
     """Wait until the child is ready, run ``fn(pid)``, release the child."""
-    child_end, parent_end = fds
-    spawn.close(child_end)  # so that the child's exit shows as EOF here
+    parent_end = fds[1]  # the child's end is closed already (start_spawn): its exit shows as EOF
     if not os.read(parent_end, 1):
         spawn.vanished = (ErrorLocation.SYNC_READ, 0)  # it failed first (see its record), or was killed
         return
@@ -321,21 +330,26 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     ``compile`` is compile_plan, or a Prepared's cache of its results (prepared.py)."""
     inputs, sandbox = spawn.inputs, spawn.inputs.sandbox
     sys_attr = inputs.sys
-    inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path)
-    if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:
-        inputs.maps_by_child = _maps_by_child(sys_attr, inputs.cloneflags, inputs.unshareflags, inputs.joins)
-        if not inputs.maps_by_child:
-            inputs.map_fds = _pipe(spawn.fds)
-    if sandbox is not None:
-        _prepare_sandbox(sandbox, inputs, spawn)
-    plan = compile(inputs)
-    err_w = -1
-    if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
-        spawn.err_r, err_w = _pipe(spawn.fds)
-    with joined(inputs.joins, spawn.path) if inputs.joins else contextlib.nullcontext():
-        spawn.clone(plan, inputs.files, err_w)
-    if err_w >= 0:
-        spawn.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
+    with FORK_LOCK:  # no os.fork of another thread copies the ends whose EOF tells the child's end
+        inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path)
+        if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:
+            inputs.maps_by_child = _maps_by_child(sys_attr, inputs.cloneflags, inputs.unshareflags,
+                                                  inputs.joins)
+            if not inputs.maps_by_child:
+                inputs.map_fds = _pipe(spawn.fds)
+        if sandbox is not None:
+            _prepare_sandbox(sandbox, inputs, spawn)
+        plan = compile(inputs)
+        err_w = -1
+        if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
+            spawn.err_r, err_w = _pipe(spawn.fds)
+        _check_files_not_ours(inputs.files, spawn)
+        with joined(inputs.joins, spawn.path) if inputs.joins else contextlib.nullcontext():
+            spawn.clone(plan, inputs.files, err_w)
+        if err_w >= 0:
+            spawn.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
+        if inputs.sync_fds[0] >= 0:
+            spawn.close(inputs.sync_fds[0])  # the child's end of the sync socket: its exit is EOF
     if spawn.cgroup is not None:
         spawn.cgroup.close()  # the child is in it; the directory stays until it is reaped
     if plan.map_pipe:
@@ -351,6 +365,17 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
         failure = (errno.ESRCH, location, index)
     if failure is not None:
         raise spawn.fail(failure)
+
+
+def _check_files_not_ours(files: tuple[int, ...], spawn: _Spawn) -> None:
+    """A ProcAttr.files entry that names an fd this spawn opened was closed when the spawn began (the
+    kernel gave its number to ours): the child would get our pipe in its place, where a spawn that
+    opens nothing fails at the fd pass. Failed the same way, before the child exists."""
+    ours = set(spawn.fds)
+    for i, fd in enumerate(files):
+        if fd in ours:
+            location = ErrorLocation.FCNTL if fd == i else ErrorLocation.DUP3
+            raise ChildError(errno.EBADF, location, i, spawn.path)
 
 
 def _maps_by_child(sys_attr: SysProcAttr, cloneflags: int, unshareflags: int,

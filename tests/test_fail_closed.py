@@ -254,3 +254,19 @@ def test_join_by_pid_after_the_pid_is_gone_fails_closed() -> None:
     with pytest.raises(fe.ChildError) as info:
         _spawn(fe.SysProcAttr(setns=[entry]))
     assert info.value.location == fe.ErrorLocation.SETNS
+
+
+@pytest.mark.parametrize("sys", [fe.SysProcAttr(sync=lambda pid: None), fe.SysProcAttr(pidfd=True)],
+                         ids=["sync socket and error pipe", "nothing of its own"])
+def test_a_closed_fd_in_files_fails_even_where_the_spawn_reuses_its_number(sys: fe.SysProcAttr,
+                                                                          no_new_child: None) -> None:
+    """files names an fd the caller closed: the spawn's own pipe took its number, and the child got
+    that pipe as its fd 3, where a spawn that opens nothing fails at the fd pass."""
+    fd = os.open("/dev/null", os.O_RDONLY)
+    os.close(fd)
+    fds = open_fds()
+    with pytest.raises(fe.ChildError) as e:
+        fe.start_process(TRUE, ["true"], fe.ProcAttr(files=[0, 1, 2, fd], sys=sys))
+    assert (e.value.errno, e.value.index) == (errno.EBADF, 3)
+    assert e.value.location in (fe.ErrorLocation.FCNTL, fe.ErrorLocation.DUP3)
+    assert open_fds() == fds

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.attempt import attempt
@@ -512,3 +513,52 @@ def test_a_dropped_process_warns_and_is_reaped_at_the_next_one(pidfd: bool) -> N
         time.sleep(0.01)
     sh("exit 0").wait()  # a new Process reaps the dropped ones that have exited
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_a_fork_of_another_thread_does_not_hold_up_a_spawn() -> None:
+    """A child that another thread forks while a spawn has its error pipe open, and that does not exec
+    (a multiprocessing worker), kept a copy of the pipe's write end: the spawn, which learns that its
+    child exec'd by EOF on the pipe, waited for that child to end. The fork waits for the spawn's
+    window to close now (Go's ForkLock)."""
+    import pyforkexec.forkexec as fx
+
+    attr = ProcAttr(files=[0, 1, 2], sys=SysProcAttr(sync=lambda pid: None))  # the error pipe's way
+    code, in_window = fx.start_spawn.__code__, threading.Event()
+    clone_line = next(n for n, line in enumerate(Path(code.co_filename).read_text().splitlines(), 1)
+                      if "spawn.clone(plan" in line and n > code.co_firstlineno)
+
+    def tracer(frame: Any, event: str, arg: object) -> Any:
+        if frame.f_code is code:
+            def local(f: Any, ev: str, a: object) -> Any:
+                if ev == "line" and f.f_lineno == clone_line and not in_window.is_set():
+                    in_window.set()
+                    time.sleep(0.3)  # the other thread forks meanwhile
+                return local
+            return local
+        return None
+
+    took: list[float] = []
+
+    def spawner() -> None:
+        sys.settrace(tracer)
+        try:
+            start = time.monotonic()
+            proc = start_process("/bin/true", ["true"], attr)
+            took.append(time.monotonic() - start)
+        finally:
+            sys.settrace(None)
+        proc.wait()
+
+    thread = threading.Thread(target=spawner)
+    thread.start()
+    assert in_window.wait(5)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the forked child: lives on without exec
+        time.sleep(3)
+        os._exit(0)
+    try:
+        thread.join(10)
+        assert took and took[0] < 2, took
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
