@@ -174,6 +174,7 @@ class _Spawn:
         self.failure: Optional[tuple[int, int, int]] = None  # a vfork child's, known when clone returns
         self.cgroup: Optional[CgroupHandle] = None
         self.vanished: Optional[tuple[int, int]] = None  # (location, index) of a handshake the child missed
+        self.handed: Optional[Process] = None  # the result made (process()), undone with the spawn
 
     @property
     def path(self) -> str:
@@ -210,6 +211,8 @@ class _Spawn:
             with contextlib.suppress(ChildProcessError):  # CLONE_PARENT: the child is our parent's
                 os.waitpid(self.pid, 0)
             self.pid = -1
+        if self.handed is not None:  # made, then undone: it owns nothing (its finalizer closes nothing)
+            self.handed._undone()
         if self.pidfd >= 0:
             os.close(self.pidfd)
             self.pidfd = -1
@@ -229,8 +232,10 @@ class _Spawn:
         """start_process's result, which owns the pidfd and the cgroup from now on."""
         pidfd = self.pidfd if self.pidfd >= 0 else None
         if self.cgroup is not None:
-            return CgroupProcess(self.pid, pidfd, self.cgroup)
-        return Process(self.pid, pidfd)
+            self.handed = CgroupProcess(self.pid, pidfd, self.cgroup)
+        else:
+            self.handed = Process(self.pid, pidfd)
+        return self.handed
 
     def abort(self, hold: Hold) -> None:
         """Undo the spawn: kill the child, close every fd (the error pipe's write end first, or

@@ -95,6 +95,11 @@ class Process:
                     self._close_pidfd()
         return self.returncode
 
+    def _undone(self) -> None:
+        """The spawn that made this result was undone (an exception before the caller got it): the
+        child is killed and reaped, and the pidfd (and a cgroup) closed, by the spawn."""
+        self.pidfd, self.returncode = None, -signal.SIGKILL
+
     def _close_pidfd(self) -> None:
         if self.pidfd is not None:
             os.close(self.pidfd)

@@ -459,6 +459,10 @@ class CgroupProcess(Process):
                 self._remove_cgroup()
         return code
 
+    def _undone(self) -> None:
+        super()._undone()
+        self._cgroup = None  # the undone spawn removes it
+
     def _remove_cgroup(self) -> None:
         with self._lock:
             handle, self._cgroup = self._cgroup, None
