@@ -9,7 +9,8 @@ import select
 import signal
 import threading
 import time
-from typing import Optional
+import warnings
+from typing import Any, Optional
 
 from ._signals import SEIZE_TRIES, Hold, held, seize
 
@@ -50,25 +51,22 @@ class Process:
         if _active:
             _reap_dropped()
 
-    def __del__(self) -> None:
+    def __del__(self, _warn: Any = warnings.warn, _dropped: list[Process] = _active) -> None:
         """A Process dropped before it was waited for: its pidfd is closed, and a child still running
-        is reaped later (_active), with a ResourceWarning, as subprocess.Popen does."""
+        is reaped later (_active), with a ResourceWarning, as subprocess.Popen does. (The defaults keep
+        what it needs at interpreter shutdown, when module globals may be gone.)"""
         if getattr(self, "returncode", 0) is not None:
             return
         try:
             if self._reap(os.WNOHANG) is not None:
                 return
-        except ChildProcessError:
-            return
-        except OSError:
-            pass
-        import warnings
-
-        warnings.warn(f"pyforkexec: process {self.pid} is still running", ResourceWarning, source=self,
-                      stacklevel=1)
+        except OSError:  # ChildProcessError: reaped by someone else, the pidfd closed
+            if self.pidfd is None:
+                return
+        _warn(f"pyforkexec: process {self.pid} is still running", ResourceWarning, source=self)
         with self._lock:
             self._close_pidfd()  # the pid stays ours (unreaped): _active reaps it by pid
-        _active.append(self)
+        _dropped.append(self)
 
     def __repr__(self) -> str:
         return f"<Process pid={self.pid} returncode={self.returncode}>"
