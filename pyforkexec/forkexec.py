@@ -282,7 +282,7 @@ def _maps_handshake(spawn: _Spawn, pid: int, sys_attr: SysProcAttr, plan: Plan,
 # os.fork (at-fork hooks). A child that another thread forks meanwhile, and that does not exec (a
 # multiprocessing worker), would keep a copy of the error pipe's write end: the spawn, which learns
 # that its child exec'd by EOF on the pipe, would wait for that child to end.
-FORK_LOCK = threading.Lock()
+FORK_LOCK = threading.RLock()  # reentrant: a spawn's preparation may spawn (idmap's user namespace)
 os.register_at_fork(before=FORK_LOCK.acquire, after_in_parent=FORK_LOCK.release,
                     after_in_child=FORK_LOCK.release)
 

@@ -18,8 +18,10 @@ IMPORTERS = {
     "pyforkexec.netns": ("pyforkexec.cli",),
     "pyforkexec.spec": ("pyforkexec.cli", "pyforkexec.service", "pyforkexec.netns.options"),
     # The child's plan and its C are loaded by the spawn and by what opens namespaces; never by the
-    # sandbox concepts, which are dataclasses and checks.
-    "pyforkexec.child": ("pyforkexec.forkexec", "pyforkexec.nsinfo", "pyforkexec.cli.nsenter"),
+    # sandbox concepts, which are dataclasses and checks. _signals takes one parent-side C call from
+    # _child (seize: no Python frame may come between an except clause and its hold).
+    "pyforkexec.child": ("pyforkexec.forkexec", "pyforkexec.nsinfo", "pyforkexec.cli.nsenter",
+                         "pyforkexec._signals"),
 }
 
 
