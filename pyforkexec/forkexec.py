@@ -287,9 +287,9 @@ os.register_at_fork(before=FORK_LOCK.acquire, after_in_parent=FORK_LOCK.release,
                     after_in_child=FORK_LOCK.release)
 
 
-def _sync_handshake(spawn: _Spawn, fn: Callable[[int], None], fds: tuple[int, int]) -> None:
-    """Wait until the child is ready, run ``fn(pid)``, release the child."""
-    parent_end = fds[1]  # the child's end is closed already (start_spawn): its exit shows as EOF
+def _sync_handshake(spawn: _Spawn, fn: Callable[[int], None], parent_end: int) -> None:
+    """Wait until the child is ready, run ``fn(pid)``, release the child. (The child's end of the
+    socket is closed already, start_spawn: the child's exit shows as EOF here.)"""
     if not os.read(parent_end, 1):
         spawn.vanished = (ErrorLocation.SYNC_READ, 0)  # it failed first (see its record), or was killed
         return
@@ -360,7 +360,7 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     if plan.map_pipe:
         _maps_handshake(spawn, spawn.pid, sys_attr, plan, inputs.map_fds)
     if sandbox is not None and sandbox.sync is not None:
-        _sync_handshake(spawn, sandbox.sync, inputs.sync_fds)
+        _sync_handshake(spawn, sandbox.sync, inputs.sync_fds[1])
     for fd in spawn.fds[:]:  # the sync socket and exec fd copies: the child has its own
         if fd != spawn.err_r:
             spawn.close(fd)

@@ -923,7 +923,7 @@ static PyObject *py_setns(PyObject *self, PyObject *args)
 
 /* until_done(fn, times): fn() until a call returns without raising, at most ``times`` calls; the
  * exceptions of the calls that raised are dropped, the last one raised if none returned. For an
- * except clause whose undo must run whole (_signals.Hold.seize): a handler of a signal that arrived
+ * except clause whose undo must run whole (_signals.seize): a handler of a signal that arrived
  * with the first runs at the entry of the first Python function called, and here that is fn, whose
  * exception this catches; no bytecode of the caller's runs between its call and fn's. */
 static PyObject *until_done(PyObject *self, PyObject *args)
