@@ -7,14 +7,13 @@ through a socket made inside it by a thread of this process that joined it alone
 
 from __future__ import annotations
 
-import fcntl
 import os
 import pickle
 import socket
 import threading
 import traceback
 
-from .child import _child  # the project's own setns wrapper
+from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,
@@ -48,7 +47,6 @@ NSTYPES = {
     "cgroup": CLONE_NEWCGROUP,
     "time": CLONE_NEWTIME,
 }
-NS_GET_NSTYPE = 0xB703  # ioctl(2) on a namespace fd: its CLONE_NEW* type (ENOTTY on any other file)
 HOST_PID = 1  # "the host" is PID 1's namespaces, or this process's where PID 1's cannot be read
 
 
@@ -70,9 +68,18 @@ def nstype(path):
     name whose mount went away, or never came). OSError when it cannot be opened."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return fcntl.ioctl(fd, NS_GET_NSTYPE)
-    except OSError:
-        return 0
+        return joins.kind_of(fd)
+    finally:
+        os.close(fd)
+
+
+def is_callers(path):
+    """Whether the namespace file ``path`` is the calling thread's own namespace of its type (for PID:
+    the one its children are born in): a join of it would leave a program where it is. False for a
+    file that is no namespace; OSError when it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return bool(joins.own_types(fd, joins.kind_of(fd)))
     finally:
         os.close(fd)
 

@@ -240,3 +240,19 @@ def test_a_bare_namespace_option_takes_the_targets_over_a_file_in_any_order(cont
             assert ours.stdout.strip() == theirs.stdout.strip() == ns_link("net", container), args
     finally:
         other.stop()
+
+
+@pytest.mark.parametrize("option", ["--net", "--uts", "--ipc", "--mount", "--pid", "--cgroup", "--user"])
+def test_a_file_of_our_own_namespace_as_util_linux_takes_it(option: str) -> None:
+    """A join of one's own namespace changes nothing, and util-linux lets it through (setns of one's
+    own user namespace fails: EINVAL). pyforkexec refuses a join of the caller's own namespace (the
+    program would run where it is, as if no join had been asked), so the command line leaves such a
+    file out: the same status as util-linux, the same namespaces."""
+    name = {"--mount": "mnt"}.get(option, option[2:])
+    script = f"readlink /proc/self/ns/{name}"
+    ours, theirs = both("nsenter", f"{option}=/proc/self/ns/{name}", "--", "sh", "-c", script)
+    expected = 1 if option == "--user" else 0
+    assert ours.returncode == theirs.returncode == expected, ours.stderr + theirs.stderr
+    assert ours.stdout == theirs.stdout
+    if option == "--user":
+        assert len(ours.stderr.splitlines()) == 1

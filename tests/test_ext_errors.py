@@ -42,8 +42,8 @@ L = ErrorLocation
 NET_BIND, NET_RAW = 10, 13
 
 
-def test_setns_ebadf_closed_fd_names_the_entry() -> None:
-    sys = SysProcAttr(setns=[SetNS("/proc/self/ns/uts"), SetNS(unused_fd())])
+def test_setns_ebadf_closed_fd_names_the_entry(elsewhere: Callable[[str], str]) -> None:
+    sys = SysProcAttr(setns=[SetNS(elsewhere("uts")), SetNS(unused_fd())])
     expect(provoke(sys), errno.EBADF, L.SETNS, 1)
 
 

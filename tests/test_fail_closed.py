@@ -12,6 +12,7 @@ import resource
 import signal
 import tempfile
 from collections.abc import Iterator
+from typing import Callable
 
 import pytest
 from helpers.forked import run_in_fork
@@ -52,6 +53,66 @@ def _no_new_child() -> Iterator[None]:
 
 
 no_new_child = pytest.fixture(_no_new_child)
+
+
+# --- a join of the caller's own namespace -------------------------------------------------------------
+
+OWN_KINDS = {"uts": fe.CLONE_NEWUTS, "ipc": fe.CLONE_NEWIPC, "net": fe.CLONE_NEWNET, "mnt": fe.CLONE_NEWNS,
+             "pid": fe.CLONE_NEWPID, "user": fe.CLONE_NEWUSER, "cgroup": fe.CLONE_NEWCGROUP}
+
+
+def _own_join_refusals() -> list[str]:
+    """The message of every shape of a join of this process's own namespace, each of which must be
+    refused before any process exists: the program would run in the caller's namespace as though no
+    join had been asked (a /run/netns name bound to the host's, a process that shares the host's)."""
+    shapes = [[fe.SetNS(_own(kind))] for kind in OWN_KINDS]  # the type read from the file
+    shapes += [[fe.SetNS(_own(kind), flag)] for kind, flag in OWN_KINDS.items()]  # the type given
+    shapes.append([fe.SetNS(_own("pid"), fe.CLONE_NEWPID, for_children=True)])
+    fds = [os.open(_own("net"), os.O_RDONLY | os.O_CLOEXEC), os.pidfd_open(os.getpid())]
+    shapes += [[fe.SetNS(fds[0])], [fe.SetNS(fds[1], fe.CLONE_NEWUTS | fe.CLONE_NEWNET)]]
+    bound = tempfile.NamedTemporaryFile(prefix="own-net-")  # noqa: SIM115  # closed below
+    messages = []
+    root = os.geteuid() == 0
+    try:
+        if root:  # a name that outlived its namespace: ip netns's file bound over the host's one
+            os.system(f"mount --bind {_own('net')} {bound.name}")
+            shapes.append([fe.SetNS(bound.name)])
+        before = open_fds()
+        for setns in shapes:
+            try:
+                _spawn(fe.SysProcAttr(setns=setns))
+            except (ValueError, fe.ChildError) as e:
+                messages.append(f"{type(e).__name__}: {e}")
+            else:
+                messages.append(f"ran: {setns}")
+        assert open_fds() == before
+    finally:
+        if root:
+            os.system(f"umount {bound.name} 2>/dev/null")
+        bound.close()
+        for fd in fds:
+            os.close(fd)
+    return messages
+
+
+@pytest.mark.parametrize("who", ["root", "nobody"])
+def test_join_of_the_callers_own_namespace_is_refused(who: str, no_new_child: None,
+                                                      unprivileged: Callable[..., object]) -> None:
+    if who == "root" and not ROOT:
+        pytest.skip("needs root")
+    messages = _own_join_refusals() if who == "root" else unprivileged(_own_join_refusals)
+    for message in messages:
+        assert message.startswith("ValueError: SysProcAttr.setns[0]: names the caller's own namespace "
+                                  "(CLONE_NEW"), message
+    assert len(messages) == 2 * len(OWN_KINDS) + 3 + (who == "root")
+
+
+def test_a_join_of_the_own_namespace_among_others_names_its_entry(elsewhere: Callable[[str], str]) -> None:
+    """A join of another process's uts namespace is fine; the own net namespace beside it is not."""
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[1\]: names the caller's own namespace "
+                       r"\(CLONE_NEWNET\)"):
+        _spawn(fe.SysProcAttr(setns=[fe.SetNS(elsewhere("uts")), fe.SetNS(_own("net"))]))
+    assert _spawn(fe.SysProcAttr(setns=[fe.SetNS(elsewhere("uts")), fe.SetNS(elsewhere("net"))])) == 0
 
 
 # --- a join that replaces the namespace cloneflags creates -------------------------------------------
@@ -95,28 +156,42 @@ def test_join_through_a_pidfd_mask_is_refused(no_new_child: None) -> None:
 
 
 @needs_root  # namespaces only root may create or join here
-def test_unshare_after_the_join_is_a_new_namespace(tmp_path: os.PathLike) -> None:
+def test_unshare_after_the_join_is_a_new_namespace(tmp_path: os.PathLike,
+                                                   elsewhere: Callable[[str], str]) -> None:
     """unshareflags runs after the joins: joining and then unsharing is allowed, and the hostname
     lands in the new namespace, not the joined one."""
-    hostname = os.uname().nodename
     out = tmp_path / "name"
+    joined = _hostname_in(elsewhere("uts"))
     with open(out, "w") as f:
         attr = fe.ProcAttr(files=[0, f.fileno(), 2], sys=fe.SysProcAttr(
-            cloneflags=0 if ROOT else fe.CLONE_NEWUSER, unshareflags=fe.CLONE_NEWUTS,
-            setns=[fe.SetNS(_own("uts"))], hostname="inner"))
+            unshareflags=fe.CLONE_NEWUTS, setns=[fe.SetNS(elsewhere("uts"))], hostname="inner"))
         proc = fe.start_process("/bin/hostname", ["hostname"], attr)
         assert proc.wait() == 0
     assert out.read_text().strip() == "inner"
-    assert os.uname().nodename == hostname
+    assert _hostname_in(elsewhere("uts")) == joined
+
+
+def _hostname_in(uts: str) -> str:
+    r, w = os.pipe()
+    try:
+        proc = fe.start_process("/bin/hostname", ["hostname"], fe.ProcAttr(
+            files=[0, w, 2], sys=fe.SysProcAttr(setns=[fe.SetNS(uts)])))
+    finally:
+        os.close(w)
+    with os.fdopen(r) as f:
+        name = f.read().strip()
+    assert proc.wait() == 0
+    return name
 
 
 # --- a join target that cannot be opened --------------------------------------------------------------
 
 @pytest.mark.parametrize("target", ["/nonexistent", "/proc/999999999/ns/uts"])
-def test_unopenable_join_target_is_a_setns_error_naming_the_entry(target: str, no_new_child: None) -> None:
+def test_unopenable_join_target_is_a_setns_error_naming_the_entry(target: str, no_new_child: None,
+                                                                 elsewhere: Callable[[str], str]) -> None:
     """The child never runs in the caller's namespaces instead: the spawn fails at setns, with the
     entry's own index even though user namespaces are joined first."""
-    entries = [fe.SetNS(_own("uts")), fe.SetNS(target), fe.SetNS(_own("user"))]
+    entries = [fe.SetNS(elsewhere("uts")), fe.SetNS(target), fe.SetNS(elsewhere("user"))]
     with pytest.raises(fe.ChildError) as info:
         _spawn(fe.SysProcAttr(setns=entries))
     assert info.value.location == fe.ErrorLocation.SETNS
@@ -232,15 +307,16 @@ def test_clone_parent_makes_a_sibling() -> None:
 # --- a saved join target that names another namespace by now -----------------------------------------
 
 @needs_root  # namespaces only root may create or join here
-def test_join_with_the_wrong_inode_is_refused(no_new_child: None) -> None:
+def test_join_with_the_wrong_inode_is_refused(elsewhere: Callable[[str], str]) -> None:
     """A /proc/PID/ns path saved for later (a service's restart) names another namespace once the PID
     is reused: with ``inode`` the join fails at setns (ESTALE) instead of joining that one."""
-    own = os.stat(_own("uts")).st_ino
+    uts = elsewhere("uts")
+    inode = os.stat(uts).st_ino
     with pytest.raises(fe.ChildError) as info:
-        _spawn(fe.SysProcAttr(setns=[fe.SetNS(_own("uts"), fe.CLONE_NEWUTS, own + 1)]))
+        _spawn(fe.SysProcAttr(setns=[fe.SetNS(uts, fe.CLONE_NEWUTS, inode + 1)]))
     got = (info.value.location, info.value.index, info.value.errno)
     assert got == (fe.ErrorLocation.SETNS, 0, errno.ESTALE)
-    assert _spawn(fe.SysProcAttr(setns=[fe.SetNS(_own("uts"), fe.CLONE_NEWUTS, own)])) == 0
+    assert _spawn(fe.SysProcAttr(setns=[fe.SetNS(uts, fe.CLONE_NEWUTS, inode)])) == 0
 
 
 def test_join_by_pid_after_the_pid_is_gone_fails_closed() -> None:

@@ -398,6 +398,19 @@ def namespace_type(option, path):
     return kind
 
 
+def refuse_own(option, path, kind):
+    """Fail naming ``option`` when the namespace file ``path`` (of type ``kind``) is this host's own:
+    pyforkexec refuses that join (the command would run on the host, as if no join had been asked);
+    found here, check mode reports it too."""
+    try:
+        own = deps.pyforkexec.nsinfo.is_callers(path)
+    except OSError as e:
+        _fail(option, f"no namespace to join at {path}: {e.strerror}")
+    if own:
+        _fail(option, f"{path} is this host's own {_kind_of_type(kind)} namespace: the command would run "
+              "on the host, as if no join had been asked")
+
+
 def _join_entries(option, join, on_host):
     """[(path, nstype, inode or None)] of one ``join`` entry; each one is a namespace that exists now.
     Away from the host, the namespaces it names (none for a pid without ``namespaces``: they are
@@ -416,6 +429,7 @@ def _join_entries(option, join, on_host):
         if kinds and nstype != flags[0]:
             _fail(f"{option}.namespaces",
                   f"{join['path']} is a {_kind_of_type(nstype)} namespace, not {kinds[0]}")
+        refuse_own(f"{option}.path", join["path"], nstype)
         # A name (/run/netns/NAME) means whatever it names when the command starts; a /proc/PID path
         # means that process's namespace, and nothing else once the PID is reused.
         pinned = _inode(f"{option}.path", join["path"]) if _PROC_PID.match(join["path"]) else None
@@ -431,9 +445,14 @@ def _join_entries(option, join, on_host):
         # A process that exited but is not reaped yet has a /proc entry, its user namespace and none of
         # the others: refuse it rather than join nothing (the command would run in this host's).
         namespace_type(f"{option}.pid", nsinfo.ns_path(pid, "mount"))
+        if not kinds:  # the command would run in this host's namespaces, as if no join had been asked
+            _fail(f"{option}.pid", f"process {pid} is in this host's namespaces: nothing to join")
     named = f"{option}.namespaces" if join["namespaces"] else f"{option}.pid"
     paths = [nsinfo.ns_path(pid, kind) for kind in kinds]
-    return [(path, namespace_type(named, path), _inode(named, path)) for path in paths]
+    entries = [(path, namespace_type(named, path), _inode(named, path)) for path in paths]
+    for path, nstype, _ in entries:
+        refuse_own(named, path, nstype)
+    return entries
 
 
 _PROC_PID = re.compile(r"/proc/[0-9]+/")
@@ -469,6 +488,8 @@ def _setns(params, cloneflags, origins, on_host, netns_made=False):
         nstype = namespace_type("netns", path) if look else int(fe.CLONE_NEWNET)
         if nstype != fe.CLONE_NEWNET:
             _fail("netns", f"{path} is a {_kind_of_type(nstype)} namespace, not a network namespace")
+        if look:
+            refuse_own("netns", path, nstype)
         entries.append(("netns", path, nstype, None))
     for i, join in enumerate(params["join"]):
         option = f"join[{i}]"

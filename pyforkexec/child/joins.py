@@ -10,7 +10,11 @@ namespace), and goes back, as a container runtime joins a pod's netns before it 
 namespace. Only the types one thread of a multi-threaded process may switch qualify: net, uts and ipc.
 A user or mount namespace, or a pidfd with a mask, stays a step of the child.
 
-Why some joins are refused: the child joins before anything else, so a join of a type that
+Why some joins are refused: a join whose target turns out to be the calling thread's own namespace
+(a /run/netns name bound to the host's, a process that shares the host's) would run the program in the
+caller's namespace as though no join had been asked: the isolation asked for would not hold, so it is
+an error before any process exists (nsenter(1)'s no-op joins of one's own are the command line's to
+drop). And the child joins before anything else, so a join of a type that
 cloneflags also creates replaces the new namespace with the joined one. ``CLONE_NEWUTS`` plus a join
 of this host's uts namespace would let ``hostname`` rename the host; ``CLONE_NEWNS`` plus a join of
 this process's mount namespace would put ``mounts`` and ``readonly_root`` on this process's tree. The
@@ -23,7 +27,9 @@ import contextlib
 import errno
 import fcntl
 import os
+import select
 from collections.abc import Iterator, Sequence
+from typing import Optional
 
 from .. import flags as F
 from .._record import Value
@@ -38,6 +44,10 @@ NS_GET_NSTYPE = 0xB703  # ioctl: the CLONE_NEW* type of a namespace fd
 PER_THREAD = {int(F.CLONE_NEWNET): "net", int(F.CLONE_NEWUTS): "uts", int(F.CLONE_NEWIPC): "ipc",
               int(F.CLONE_NEWPID): "pid_for_children"}
 NEWUSER, NEWPID = int(F.CLONE_NEWUSER), int(F.CLONE_NEWPID)
+# Each type's file under /proc/PID/ns; the caller's own PID namespace is the one its children are born in.
+NS_FILE = {int(F.CLONE_NEWUSER): "user", int(F.CLONE_NEWNS): "mnt", int(F.CLONE_NEWNET): "net",
+           int(F.CLONE_NEWUTS): "uts", int(F.CLONE_NEWIPC): "ipc", NEWPID: "pid",
+           int(F.CLONE_NEWCGROUP): "cgroup", int(F.CLONE_NEWTIME): "time"}
 
 
 class Join(Value):
@@ -53,13 +63,55 @@ class Join(Value):
         self.by_parent = by_parent  # joined by the calling thread around clone, not by the child
 
 
-def _kind_of(fd: int, nstype: int) -> int:
+def kind_of(fd: int, nstype: int = 0) -> int:
+    """The CLONE_NEW* types a join of ``fd`` makes: ``nstype`` if given, else the namespace fd's own type
+    (0: not a namespace)."""
     if nstype:
         return nstype
     try:
         return fcntl.ioctl(fd, NS_GET_NSTYPE)
     except OSError:
         return 0  # not a namespace fd: the child's setns reports the error
+
+
+def _pidfd_pid(fd: int) -> Optional[int]:
+    """The pid of the process pidfd ``fd`` refers to, as this process's /proc sees it (fdinfo): None
+    when ``fd`` is no pidfd, -1 when its process has ended, 0 when it is in a PID namespace this one
+    cannot see."""
+    try:
+        if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:[pidfd]":
+            return None
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+            line = next((x for x in info if x.startswith(b"Pid:")), b"Pid: -1")
+    except OSError:
+        return None  # not an open fd: the child's setns reports it
+    return int(line.split()[1])
+
+
+def own_types(fd: int, kind: int, index: int = 0) -> int:
+    """The types among ``kind`` in which the target of ``fd`` (a namespace file, or a pidfd) is the
+    calling thread's own namespace (for PID: the one its children are born in)."""
+    pid = _pidfd_pid(fd)
+    if pid == -1:
+        return 0  # an ended process: the child's setns fails (ESRCH)
+    if pid == 0:
+        fail(f"SysProcAttr.setns[{index}]", "is a pidfd of a process this process's /proc cannot see "
+             "(another PID namespace): whether its namespaces are the caller's own cannot be told; join "
+             "its namespace files instead")
+    own = 0
+    for flag, name in NS_FILE.items():
+        if not kind & flag:
+            continue
+        try:
+            mine = os.stat(f"/proc/thread-self/ns/{'pid_for_children' if flag == NEWPID else name}")
+            theirs = os.stat(f"/proc/{pid}/ns/{name}") if pid else os.fstat(fd)
+        except OSError:
+            continue  # a type this kernel lacks, or a target gone meanwhile: the child's setns reports it
+        if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
+            own |= flag
+    if pid and select.select([fd], [], [], 0)[0]:
+        return 0  # it ended while its files were read: they may have been another process's
+    return own
 
 
 def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], path: str) -> tuple[Join, ...]:
@@ -80,9 +132,13 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
             except OSError as e:
                 raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
             opened.append(fd)
-        if entry.inode is not None and os.fstat(fd).st_ino != entry.inode:
+        try:
+            stale = entry.inode is not None and os.fstat(fd).st_ino != entry.inode
+        except OSError as e:  # a closed fd: the error the child's setns would have met
+            raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
+        if stale:
             raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # not the namespace meant
-        kind = _kind_of(fd, entry.nstype)
+        kind = kind_of(fd, entry.nstype)
         replaced = kind & cloneflags & NAMESPACE_MASK
         if replaced:
             names = F.CloneFlags.describe(replaced)
@@ -93,6 +149,11 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
         if entry.for_children and not kind & NEWPID:
             fail(f"SysProcAttr.setns[{index}].for_children", "only a PID namespace can be joined for the "
                  "children only")
+        own = own_types(fd, kind, index)
+        if own:
+            fail(f"SysProcAttr.setns[{index}]", f"names the caller's own namespace "
+                 f"({F.CloneFlags.describe(own)}): the program would run in it as if no join had been "
+                 "asked; leave the entry out to run there")
         nstype = entry.nstype
         if kind & NEWPID and not entry.for_children:
             # A process is born into its PID namespace (setns of one moves only the caller's future

@@ -156,15 +156,21 @@ def _usable(target: int, flag: int, name: str) -> bool:
         die(f"stat of /proc/{target}/ns/{name} failed: {e.strerror}")
 
 
-def _same_as_ours(target: int, flag: int) -> bool:
-    """Whether the target is in our own namespace of this type: joining it would change nothing, and
+def _same_as_ours(file: str, flag: int) -> bool:
+    """Whether ``file`` is our own namespace of this type: joining it would change nothing (nsenter(1)
+    lets such a join through; pyforkexec refuses a join of the caller's own, so it is left out), and
     after joining the target's user namespace first (as SysProcAttr.setns does) a namespace of ours
-    could no longer be joined. (nsenter tries the others before the user namespace instead.)"""
-    name = NS_FILE[flag]
+    could no longer be joined. Our own user namespace is kept: setns refuses it, as nsenter reports."""
+    own = f"/proc/self/ns/{'pid_for_children' if flag == PID else NS_FILE[flag]}"
     try:
-        return os.stat(f"/proc/{target}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
+        return flag != USER and _identity(file) == _identity(own)
     except OSError:
         return False  # the join reports it
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _pidfd_setns_supported() -> bool:
@@ -179,7 +185,7 @@ class Joins:
         self.launcher: list[tuple[object, int]] = []
         self.child: list[tuple[object, int]] = []
         wanted = {f: file for f, file in r.namespaces.items()
-                  if file is not None or not _same_as_ours(r.target, f)}
+                  if not _same_as_ours(file if file is not None else f"/proc/{r.target}/ns/{NS_FILE[f]}", f)}
         in_launcher = {f for f in wanted if f == TIME or (f == PID and r.fork)}
         if in_launcher and USER in wanted:
             in_launcher.add(USER)  # its capabilities are what allow joining the others

@@ -52,3 +52,24 @@ def dead_pid():
         os._exit(0)
     os.waitpid(pid, 0)
     return pid
+
+
+@pytest.fixture
+def elsewhere():
+    """A sleeping process in user, uts, ipc and net namespaces of its own; yields ``path(kind)``, its
+    namespace file of that kind: a join target that is not the host's own (a join of the host's own is
+    refused); ``path.pid`` is its pid."""
+    import pyforkexec as fe
+
+    flags = fe.CLONE_NEWUSER | fe.CLONE_NEWUTS | fe.CLONE_NEWIPC | fe.CLONE_NEWNET
+    attr = fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=flags))
+    holder = fe.start_process("/bin/sleep", ["sleep", "600"], attr)
+    def path(kind):
+        return f"/proc/{holder.pid}/ns/{kind}"
+
+    path.pid = holder.pid
+    try:
+        yield path
+    finally:
+        holder.kill()
+        holder.wait()

@@ -130,10 +130,10 @@ def test_join_a_process_joins_the_namespaces_it_does_not_share(attr):
     assert list(chosen.setns) == [fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes["uts"])]
 
 
-def test_join_a_path_takes_one_type_at_most(attr, refused):
-    assert list(attr(join=[dict(path="/proc/self/ns/uts", namespaces=["uts"])]).sys.setns) == [
-        fe.SetNS("/proc/self/ns/uts", int(fe.CLONE_NEWUTS))]
-    assert refused(join=[dict(path="/proc/self/ns/uts", namespaces=["uts", "net"])]).startswith(
+def test_join_a_path_takes_one_type_at_most(attr, refused, elsewhere):
+    assert list(attr(join=[dict(path=elsewhere("uts"), namespaces=["uts"])]).sys.setns) == [
+        fe.SetNS(elsewhere("uts"), int(fe.CLONE_NEWUTS), os.stat(elsewhere("uts")).st_ino)]
+    assert refused(join=[dict(path=elsewhere("uts"), namespaces=["uts", "net"])]).startswith(
         "join[0].namespaces: a namespace file is of one type")
 
 
@@ -296,9 +296,9 @@ def stale_netns():
 
 
 def test_a_join_target_that_is_no_namespace_is_refused_naming_the_entry(refused, dead_pid, zombie_pid,
-                                                                        tmp_path):
+                                                                        tmp_path, elsewhere):
     def ok():  # a new dict each time: Ansible's validation fills the defaults in
-        return dict(path="/proc/self/ns/uts")
+        return dict(path=elsewhere("uts"))
 
     assert refused(join=[dict(pid=dead_pid)]) == f"join[0].pid: no process {dead_pid}"
     assert refused(join=[ok(), dict(pid=dead_pid, namespaces=["net"])]) == (
@@ -319,29 +319,30 @@ def test_a_netns_name_without_a_namespace_behind_it_is_refused(refused, stale_ne
     assert refused(netns="..").startswith("netns: '..' is not a name of /run/netns")
 
 
-def test_a_join_by_path_records_its_type_and_user_namespaces_come_first(attr):
+def test_a_join_by_path_records_its_type_and_user_namespaces_come_first(attr, elsewhere):
     with fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(sys=fe.SysProcAttr(
             cloneflags=fe.CLONE_NEWUSER | fe.CLONE_NEWUTS, uid_mappings=[fe.SysProcIDMap(0, 0, 1)],
             gid_mappings=[fe.SysProcIDMap(0, 0, 1)]))) as proc:
         user, uts = (f"/proc/{proc.pid}/ns/{kind}" for kind in ("user", "uts"))
         try:
             inodes = {path: os.stat(path).st_ino for path in (user, uts)}
-            sys = attr(join=[dict(path="/proc/self/ns/uts"), dict(pid=proc.pid)]).sys
+            sys = attr(join=[dict(path=elsewhere("ipc")), dict(pid=proc.pid)]).sys
         finally:
             proc.kill()
+    ipc = elsewhere("ipc")
     assert list(sys.setns) == [fe.SetNS(user, int(fe.CLONE_NEWUSER), inodes[user]),
-                               fe.SetNS("/proc/self/ns/uts", int(fe.CLONE_NEWUTS)),
+                               fe.SetNS(ipc, int(fe.CLONE_NEWIPC), os.stat(ipc).st_ino),
                                fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes[uts])]
 
 
-def test_pyforkexec_names_of_setns_entries_become_the_join_entry(validate_args):
+def test_pyforkexec_names_of_setns_entries_become_the_join_entry(validate_args, elsewhere):
     """pyforkexec names a setns target it cannot open SysProcAttr.setns[i] (its index in the sorted
     list): the message names the join entry or netns it came from."""
-    params = validate_args(iso.ISOLATION_ARGSPEC, dict(join=[dict(path="/proc/self/ns/uts"),
-                                                             dict(path="/proc/self/ns/user")]))
+    user = elsewhere("user")
+    params = validate_args(iso.ISOLATION_ARGSPEC, dict(join=[dict(path=elsewhere("uts")), dict(path=user)]))
     built = iso.build_and_check(params, ["true"])
-    error = OSError(2, "SysProcAttr.setns[0]: No such file or directory: /proc/self/ns/user")
-    assert built.explain(error) == ("join[1]: No such file or directory: /proc/self/ns/user "
+    error = OSError(2, f"SysProcAttr.setns[0]: No such file or directory: {user}")
+    assert built.explain(error) == (f"join[1]: No such file or directory: {user} "
                                     "(pyforkexec: SysProcAttr.setns[0])")
     assert built.explain(OSError(2, "No such file or directory"), context="could not start true") == (
         "could not start true: No such file or directory")
@@ -413,7 +414,7 @@ MAX_ID = 2**32 - 2
     (dict(seccomp=dict(default_action="errno", allow=["read", "bogus"])), "seccomp.allow[1]"),
     (dict(namespaces=["uts"], hostname="h" * 65), "hostname"),
     (dict(cloneflags=["CLONE_NEWUSER", "CLONE_FS"]), "cloneflags"),
-    (dict(join=[dict(path="/proc/self/ns/uts"), dict(path="/nonexistent")]), "join[1].path"),
+    (dict(join=[dict(path="/nonexistent")]), "join[0].path"),
 ])
 def test_an_option_error_names_the_option_the_user_wrote(refused, options, option):
     assert refused(**options).startswith(option + ": ")
@@ -434,7 +435,7 @@ if st is not None:
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not RANDOM,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(data=st.data())
-    def test_any_bad_entry_is_named_by_its_own_index(refused, data, dead_pid):
+    def test_any_bad_entry_is_named_by_its_own_index(refused, data, dead_pid, elsewhere):
         """One bad value at any position of a list option (or any key of rlimits): the message names
         that entry, whatever the entries before it expand to in pyforkexec."""
         n = data.draw(st.integers(0, 4), label="good entries")
@@ -455,7 +456,7 @@ if st is not None:
             mounts.insert(i, dict(data.draw(st.sampled_from(good)), target="relative/x"))
             options, option = dict(namespaces=["mount"], mounts=mounts), f"mounts[{i}].target"
         elif kind == "join":
-            good = [dict(path="/proc/self/ns/uts"), dict(path="/proc/self/ns/user"), dict(pid=os.getpid())]
+            good = [dict(path=elsewhere("uts")), dict(path=elsewhere("ipc")), dict(pid=elsewhere.pid)]
             joins = [dict(j) for j in data.draw(st.lists(st.sampled_from(good), min_size=n, max_size=n))]
             bad = data.draw(st.sampled_from([dict(pid=dead_pid), dict(path="/nonexistent/ns"),
                                              dict(path="/etc/hostname")]))

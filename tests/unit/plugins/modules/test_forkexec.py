@@ -97,10 +97,10 @@ def test_a_user_namespace_with_root_mapped(run):
     assert result["stdout_lines"][1].split() == ["0", str(os.geteuid()), "1"]
 
 
-def test_a_join_target_that_does_not_exist_fails_before_anything_runs(run, tmp_path, dead_pid):
+def test_a_join_target_that_does_not_exist_fails_before_anything_runs(run, tmp_path, dead_pid, elsewhere):
     """Not the host's namespaces instead (issue 11): the task fails naming the entry."""
     marker = tmp_path / "ran"
-    uts = dict(path="/proc/self/ns/uts")
+    uts = dict(path=elsewhere("uts"))
     for join, option in (([dict(pid=dead_pid)], "join[0].pid"),
                          ([dict(path="/nonexistent")], "join[0].path"),
                          ([uts, dict(pid=dead_pid, namespaces=["net"])], "join[1].pid")):
@@ -109,10 +109,21 @@ def test_a_join_target_that_does_not_exist_fails_before_anything_runs(run, tmp_p
         assert not marker.exists()
 
 
-def test_a_refused_setns_names_the_join_entry(run):
-    result = run(argv=["true"], join=[dict(path="/proc/self/ns/uts"), dict(path="/proc/self/ns/user")])
-    assert result["child_error"]["location"] == "setns"  # a process cannot join its own user namespace
-    assert result["msg"] == "join[1]: fork/exec /usr/bin/true: invalid argument (at setns)"
+def test_a_refused_setns_names_the_join_entry(run, elsewhere):
+    """The child joins a user namespace first (join[1]), and holds no capability from there over the
+    net namespace of join[0], owned by this host's user namespace: setns refuses it, and the message
+    names join[0] although pyforkexec joined it second."""
+    import pyforkexec as fe
+
+    with fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(sys=fe.SysProcAttr(
+            cloneflags=fe.CLONE_NEWNET))) as net:
+        try:
+            join = [dict(path=f"/proc/{net.pid}/ns/net"), dict(path=elsewhere("user"))]
+            result = run(argv=["true"], join=join)
+        finally:
+            net.kill()
+    assert result["child_error"]["location"] == "setns"
+    assert result["msg"] == "join[0]: fork/exec /usr/bin/true: operation not permitted (at setns)"
 
 
 def test_a_failing_step_names_the_option_that_asked_for_it(run):
@@ -208,3 +219,49 @@ def test_strict_mode_fails_before_anything_runs_naming_the_right(run, tmp_path, 
     assert result["failed"] is True and not marker.exists()
     assert result["msg"].startswith(
         f"landlock.paths[{len(SYSTEM_RULES)}].access: truncate needs Landlock ABI 3")
+
+
+@pytest.fixture
+def host_netns_name():
+    """A /run/netns name bound to this host's own network namespace (a name that outlived its namespace
+    and was bound again, by hand or by another tool), removed after."""
+    if os.geteuid() != 0:
+        pytest.skip("binding a namespace file needs root")
+    name = f"pfe-ut-host-{os.getpid()}"
+    path = os.path.join("/run/netns", name)
+    os.makedirs("/run/netns", exist_ok=True)
+    open(path, "w").close()
+    try:
+        assert os.system(f"mount --bind /proc/self/ns/net {path}") == 0
+        yield name
+    finally:
+        os.system(f"umount {path} 2>/dev/null")
+        os.unlink(path)
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_join_that_lands_in_the_hosts_own_namespace_is_refused(run, tmp_path, host_netns_name, check_mode):
+    """Each way a join can name this host's own namespaces fails, naming the option, before anything
+    runs (and check mode says so too): the command would otherwise run on the host, as if no join had
+    been asked."""
+    marker = tmp_path / "ran"
+    with open("/dev/null") as f:  # any process of this host: all its namespaces are the host's
+        import subprocess
+
+        sleeper = subprocess.Popen(["sleep", "60"], stdin=f)
+    try:
+        cases = [(dict(netns=host_netns_name), f"netns: /run/netns/{host_netns_name} is this host's own "
+                  "net namespace"),
+                 (dict(join=[dict(path="/proc/self/ns/net")]), "join[0].path: /proc/self/ns/net is this "
+                  "host's own net namespace"),
+                 (dict(join=[dict(pid=sleeper.pid, namespaces=["uts"])]), f"join[0].namespaces: "
+                  f"/proc/{sleeper.pid}/ns/uts is this host's own uts namespace"),
+                 (dict(join=[dict(pid=sleeper.pid)]), f"join[0].pid: process {sleeper.pid} is in this "
+                  "host's namespaces: nothing to join")]
+        for options, message in cases:
+            result = run(check_mode=check_mode, argv=["touch", str(marker)], **options)
+            assert result.get("failed") is True and result["msg"].startswith(message), (options, result)
+            assert not marker.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
