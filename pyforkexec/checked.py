@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import contextlib
 from itertools import compress
-from typing import Callable, Generic, Optional, TypeVar, Union
+from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
 from .attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
+from .checks import fail
 from .flags import CloneFlags
 from .validate import SpawnArgs, check_attr, check_spawn
 
@@ -75,12 +76,23 @@ def _frozen_copy(attr: ProcAttr, files: tuple[int, ...]) -> ProcAttr:
     callables (SysProcAttr.sync) are the caller's own: deepcopy would copy a bound method's object."""
     import copy  # not on a command's start path: only a spawn remembered or prepared needs it
 
-    memo: dict[int, object] = {}
     sys_attr = attr.sys if attr.sys is not None else SysProcAttr()
-    if sys_attr.sync is not None:
-        memo[id(sys_attr.sync)] = sys_attr.sync
-    return ProcAttr(dir=copy.deepcopy(attr.dir, memo), env=copy.deepcopy(attr.env, memo), files=files,
-                    sys=copy.deepcopy(sys_attr, memo))
+    keep: dict[int, object] = {} if sys_attr.sync is None else {id(sys_attr.sync): sys_attr.sync}
+    memo = dict(keep)
+
+    def deep(field: str, value: object, memo: dict[int, object]) -> Any:
+        try:
+            return copy.deepcopy(value, memo)
+        except Exception as e:  # a value of the caller's own type (a PathLike holding a lock...)
+            if isinstance(value, SysProcAttr):  # name the field that holds it (a new memo: the failed
+                for name in value.__dataclass_fields__:  # copy left its half-made objects in that one)
+                    deep(f"SysProcAttr.{name}", getattr(value, name), dict(keep))
+            fail(field, f"cannot be copied ({type(e).__name__}: {e}): prepare() and a remembered spawn keep "
+                 "a copy of the attributes that no later change reaches; give plain values (str, bytes, "
+                 "int) instead", TypeError)
+
+    return ProcAttr(dir=deep("ProcAttr.dir", attr.dir, memo), env=deep("ProcAttr.env", attr.env, memo),
+                    files=files, sys=deep("ProcAttr.sys", sys_attr, memo))
 
 
 def checked_copy(args: SpawnArgs, attr: object) -> SpawnArgs:

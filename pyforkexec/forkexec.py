@@ -38,6 +38,7 @@ from .child.plan import (
     map_writes,
 )
 from .errors import ChildError, ErrorLocation
+from .flags import CloneFlags
 from .process import Process
 from .sandbox import cgroup as cgroup_mod
 from .sandbox.cgroup import CgroupHandle, CgroupProcess
@@ -45,6 +46,8 @@ from .sandbox.extensions import Sandbox
 from .sandbox.idmap import open_idmapped_trees
 from .sandbox.landlock import build_ruleset
 from .validate import SpawnArgs
+
+CLONE_NEWPID, CLONE_PARENT = int(CloneFlags.CLONE_NEWPID), int(CloneFlags.CLONE_PARENT)
 
 StrOrBytes = Union[str, bytes, os.PathLike[str]]  # no string: see attrs.FileLike
 
@@ -337,6 +340,8 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     sys_attr = inputs.sys
     with FORK_LOCK:  # no os.fork of another thread copies the ends whose EOF tells the child's end
         inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path)
+        if any(join.by_parent and join.kind & CLONE_NEWPID for join in inputs.joins):
+            inputs.ppid = 0  # born in the joined PID namespace: its parent, outside, is not seen from there
         if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:
             inputs.maps_by_child = _maps_by_child(sys_attr, inputs.cloneflags, inputs.unshareflags,
                                                   inputs.joins)
@@ -421,7 +426,7 @@ class AlonePlans:
             by_child = _maps_by_child(sys_attr, args.cloneflags, args.unshareflags, ())
             if not by_child:
                 return None
-        key = (os.getpid(), by_child)
+        key = (parent_seen_by_child(args.cloneflags), by_child)
         last = self.last
         if last is not None and last[0] == key:
             return last[1]
@@ -489,8 +494,18 @@ def new_spawn(args: SpawnArgs, envp: tuple[bytes, ...]) -> _Spawn:
     if args.sandbox is not None:
         _check_fd_room(args.files, args.sandbox)
     inputs = PlanInputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
-                        ppid=os.getpid(), sandbox=args.sandbox)
+                        ppid=parent_seen_by_child(args.cloneflags), sandbox=args.sandbox)
     return _Spawn(args.path, args.argv, envp, inputs)
+
+
+def parent_seen_by_child(cloneflags: int) -> int:
+    """What the child's getppid() returns while the process it is born to lives: pdeathsig's check
+    (Go's) signals the child when it reads anything else, its parent being gone already. Ours; our
+    parent's with CLONE_PARENT; 0 in a PID namespace of its own, where its parent is not seen (the
+    joins of one are start_spawn's to add)."""
+    if cloneflags & CLONE_NEWPID:
+        return 0
+    return os.getppid() if cloneflags & CLONE_PARENT else os.getpid()
 
 
 def fork_exec_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],
@@ -503,6 +518,9 @@ def fork_exec_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[
 def start_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],
                   compile: Compiler) -> Process:
     """start_process of checked arguments, as fork_exec_checked."""
+    if args.cloneflags & CLONE_PARENT:
+        fail("SysProcAttr.cloneflags", "CLONE_PARENT makes the child our parent's, which a Process cannot "
+             "wait for or reap: start it with fork_exec (its pid is our parent's to reap)")
     return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.process)
 
 

@@ -13,6 +13,7 @@ import warnings
 from typing import Any, Optional
 
 from ._signals import SEIZE_TRIES, Hold, held, seize
+from .checks import check_int, check_real
 
 _EXITS = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)
 # Processes collected while still running (Process.__del__), reaped at the next Process made, as
@@ -114,7 +115,10 @@ class Process:
             return self.returncode
 
     def wait(self, timeout: Optional[float] = None) -> int:
-        """Wait for the process to exit and return its return code."""
+        """Wait for the process to exit and return its return code; TimeoutExpired after ``timeout``
+        seconds (None: no limit)."""
+        if timeout is not None:
+            check_real("timeout", timeout, 0, threading.TIMEOUT_MAX)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             code = self.poll()
@@ -147,7 +151,9 @@ class Process:
         time.sleep(0.005 if left is None else min(left, 0.005))  # a traced child's stop: look again
 
     def send_signal(self, sig: int) -> None:
-        """Signal the process; a no-op once it has been reaped (its pid may be reused)."""
+        """Signal the process; a no-op once it has been reaped (its pid may be reused). ``sig`` 0 only
+        checks that it can be signalled."""
+        check_int("sig", sig, 0, signal.NSIG - 1)
         with self._lock:
             if self.returncode is not None:
                 return

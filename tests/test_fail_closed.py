@@ -346,3 +346,69 @@ def test_a_closed_fd_in_files_fails_even_where_the_spawn_reuses_its_number(sys: 
     assert (e.value.errno, e.value.index) == (errno.EBADF, 3)
     assert e.value.location in (fe.ErrorLocation.FCNTL, fe.ErrorLocation.DUP3)
     assert open_fds() == fds
+
+
+# --- pdeathsig's check compares with the parent the child sees ----------------------------------------
+
+def _ran_with_pdeathsig(sys: fe.SysProcAttr, api: str) -> int:
+    """The exit status of ``sh -c 'exit 7'`` started with pdeathsig and ``sys``: 7 when it ran."""
+    attr, argv = fe.ProcAttr(files=[0, 1, 2], sys=sys), ["sh", "-c", "exit 7"]
+    if api == "start_process":
+        return fe.start_process("/bin/sh", argv, attr).wait()
+    if api == "fork_exec":
+        pid = fe.fork_exec("/bin/sh", argv, attr)
+    else:
+        pid = fe.prepare("/bin/sh", argv, attr).fork_exec()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+@needs_root  # the holder's PID namespace, joined
+@pytest.mark.parametrize("api", ["fork_exec", "start_process", "prepare"])
+def test_pdeathsig_in_a_joined_pid_namespace_runs_the_program(api: str) -> None:
+    """Born in a joined PID namespace, the child sees its parent (outside) as pid 0: Go's check "the
+    parent is gone already" compared that with our pid and killed the child before execve, while the
+    spawn reported success. The check compares with what the child sees while we live."""
+    holder = fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(sys=fe.SysProcAttr(
+        cloneflags=fe.CLONE_NEWPID)))
+    try:
+        sys = fe.SysProcAttr(pdeathsig=signal.SIGTERM, setns=[fe.SetNS(f"/proc/{holder.pid}/ns/pid")])
+        assert _ran_with_pdeathsig(sys, api) == 7
+        new = fe.SysProcAttr(pdeathsig=signal.SIGTERM, cloneflags=fe.CLONE_NEWPID)
+        assert _ran_with_pdeathsig(new, api) == 7
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _pdeathsig_with_clone_parent() -> int:
+    """In a child of ours (so that its child, our grandchild, is ours to reap): fork_exec with
+    CLONE_PARENT and pdeathsig, then the status of the program it started."""
+    pid = fe.fork_exec("/bin/sh", ["sh", "-c", "exit 7"], fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(
+        cloneflags=fe.CLONE_PARENT, pdeathsig=signal.SIGTERM)))
+    return pid
+
+
+def test_pdeathsig_with_clone_parent_runs_the_program() -> None:
+    """With CLONE_PARENT the child's parent is ours: the check compares with our parent's pid."""
+    r, w = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # the caller: its CLONE_PARENT child is this test's child, a sibling of the caller
+        try:
+            os.write(w, str(_pdeathsig_with_clone_parent()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        sibling = int(f.read())
+    assert os.waitpid(middle, 0)[1] == 0
+    assert os.waitstatus_to_exitcode(os.waitpid(sibling, 0)[1]) == 7
+
+
+def test_a_closed_fd_with_an_inode_is_a_setns_error(no_new_child: None) -> None:
+    """The inode check reads the fd: a closed one is the EBADF the child's setns would have met."""
+    fd = os.open("/dev/null", os.O_RDONLY)
+    os.close(fd)
+    with pytest.raises(fe.ChildError) as info:
+        _spawn(fe.SysProcAttr(setns=[fe.SetNS(fd, fe.CLONE_NEWUTS, 12345)]))
+    got = (info.value.location, info.value.index, info.value.errno)
+    assert got == (fe.ErrorLocation.SETNS, 0, errno.EBADF)

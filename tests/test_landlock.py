@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 from helpers.attempt import attempt
@@ -334,9 +334,29 @@ def test_rule_paths_are_opened_as_the_parent_sees_them(scratch: str) -> None:
 
 
 def test_plan_names_what_it_does_not_know_and_counts_each_right_once() -> None:
-    with pytest.raises(ValueError, match=r"^paths\[0\]\.access: unknown name 'fly'"):
+    with pytest.raises(ValueError, match=r"^paths\[0\]\.access\[1\]: unknown access right 'fly'"):
         Landlock(paths=[LandlockPath("/usr", ["read", "fly"])]).plan(ABI)
     effective, dropped = Landlock(paths=[LandlockPath("/usr", ["read", "read_file", "read"])],
                                   scopes=["signal", "signal"]).plan(6)
     assert effective.paths[0].access == ("read_file", "read_dir") and effective.scopes == ("signal",)
     assert dropped == ()
+
+
+@pytest.mark.parametrize(("policy", "abi", "error", "field"), [
+    (Landlock(paths=[LandlockPath("/tmp", [["read"]])]), 6, TypeError, "paths[0].access[0]"),
+    (Landlock(paths=[LandlockPath("/tmp", None)]), 6, TypeError, "paths[0].access"),  # type: ignore[arg-type]
+    (Landlock(paths=[None]), 6, TypeError, "paths[0]"),  # type: ignore[list-item]
+    (Landlock(ports=5), 6, TypeError, "ports"),  # type: ignore[arg-type]
+    (Landlock(ports=[LandlockPort(70000, ["bind"])]), 6, ValueError, "ports[0].port"),
+    (Landlock(scopes=[["signal"]]), 6, TypeError, "scopes[0]"),  # type: ignore[list-item]
+    (Landlock(mode="lax"), 6, ValueError, "mode"),
+    (Landlock(), "6", TypeError, "abi"),
+    (Landlock(), -1, ValueError, "abi"),
+])
+def test_plan_checks_what_it_is_given_naming_the_field(policy: Landlock, abi: Any, error: type,
+                                                       field: str) -> None:
+    """plan() is public: a policy built of the wrong types is an error naming the field, as a spawn's
+    checks name it, and never an AttributeError or "unhashable type" from inside."""
+    with pytest.raises(error) as info:
+        policy.plan(abi)
+    assert type(info.value) is error and str(info.value).startswith(field + ": "), info.value

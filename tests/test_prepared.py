@@ -256,3 +256,26 @@ def test_every_signal_point_of_a_prepared_start_with_maps_loses_nothing(
     prepared = pf.prepare(TRUE, ["true"], ProcAttr(files=[0, 1, 2], sys=inject._userns(pidfd=True)))
     counts = inject._sweep(prepared.start, inject._wait, signals)
     assert counts["raised"] > 0
+
+
+class _LockedPath:
+    """A PathLike of the caller's own that deepcopy cannot copy (it holds a lock)."""
+
+    def __init__(self, path: str) -> None:
+        import threading
+
+        self.path, self.lock = path, threading.Lock()
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
+@pytest.mark.parametrize("where", ["dir", "chroot"])
+def test_a_value_prepare_cannot_copy_is_an_error_naming_its_field(where: str) -> None:
+    """prepare() keeps a copy of the attributes no later change reaches: a value that cannot be copied
+    is a TypeError naming its field, not deepcopy's own error naming none."""
+    attr = (ProcAttr(dir=_LockedPath("/")) if where == "dir"
+            else ProcAttr(sys=SysProcAttr(chroot=_LockedPath("/"))))  # type: ignore[arg-type]
+    field = "ProcAttr.dir" if where == "dir" else "SysProcAttr.chroot"
+    with pytest.raises(TypeError, match=rf"^{field}: cannot be copied \(TypeError: "):
+        pf.prepare(TRUE, ["true"], attr)

@@ -22,6 +22,7 @@ from helpers.procs import children, fd_count
 
 from pyforkexec import (
     CLONE_NEWUTS,
+    CLONE_PARENT,
     ChildError,
     ErrorLocation,
     ProcAttr,
@@ -100,6 +101,49 @@ def test_wait_timeout(pidfd: bool) -> None:
     assert proc.returncode is None and proc.poll() is None
     proc.kill()
     assert proc.wait(timeout=60) == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(("call", "error", "field"), [
+    (lambda p: p.wait(timeout=1e300), ValueError, "timeout"),
+    (lambda p: p.wait(timeout=float("nan")), ValueError, "timeout"),
+    (lambda p: p.wait(timeout=-1), ValueError, "timeout"),
+    (lambda p: p.wait(timeout="1"), TypeError, "timeout"),
+    (lambda p: p.wait(timeout=True), TypeError, "timeout"),
+    (lambda p: p.send_signal(999), ValueError, "sig"),
+    (lambda p: p.send_signal(-1), ValueError, "sig"),
+    (lambda p: p.send_signal(2**70), ValueError, "sig"),
+    (lambda p: p.send_signal("TERM"), TypeError, "sig"),
+    (lambda p: p.send_signal(1.5), TypeError, "sig"),
+], ids=["huge", "nan", "negative", "str timeout", "bool timeout", "999", "-1", "2**70", "str sig",
+        "float sig"])
+def test_bad_arguments_name_themselves_and_change_nothing(pidfd: bool, call: Any, error: type,
+                                                          field: str) -> None:
+    """A wrong timeout or signal is a ValueError or TypeError naming it, never an OverflowError or a
+    bare OSError from the kernel, and the process is left as it was."""
+    proc = sleeper(pidfd)
+    try:
+        with pytest.raises(error) as info:
+            call(proc)
+        assert type(info.value) is error and str(info.value).startswith(field + ": "), info.value
+        assert proc.poll() is None
+        proc.send_signal(0)  # only checks that it can be signalled
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("how", ["start_process", "run"])
+def test_clone_parent_is_refused_where_a_process_must_be_ours(how: str) -> None:
+    """CLONE_PARENT makes the child our parent's: a Process could neither wait for it nor reap it.
+    start_process and run() refuse the flag before any process exists; fork_exec takes it (Go's)."""
+    sys = SysProcAttr(cloneflags=CLONE_PARENT)
+    refused = r"^SysProcAttr\.cloneflags: CLONE_PARENT makes the child our parent's"
+    with pytest.raises(ValueError, match=refused):
+        if how == "run":
+            run(["true"], sys=sys, capture_output=True)
+        else:
+            start_process("/bin/true", ["true"], ProcAttr(sys=sys))
 
 
 def test_context_manager_waits(pidfd: bool) -> None:

@@ -107,8 +107,11 @@ class Landlock:
     mode: str = "best_effort"
 
     def plan(self, abi: int) -> LandlockPlan:
-        """What a kernel with Landlock ABI ``abi`` enforces of this policy. A name that is no right or
-        scope is a ValueError naming its field (the full checks run when a process is spawned)."""
+        """What a kernel with Landlock ABI ``abi`` enforces of this policy. A value of the wrong type,
+        or a name that is no right or scope, is a TypeError or ValueError naming its field (the paths
+        themselves are looked at when a process is spawned)."""
+        check_int("abi", abi, 0, 1 << 31)
+        _check_shape("", self)
         return self._plan(abi)[0]
 
     def _plan(self, abi: int) -> tuple[LandlockPlan, tuple[int, ...], tuple[int, ...]]:
@@ -228,23 +231,36 @@ def _check_path_rule(field: str, rule: object) -> LandlockPath:
     return LandlockPath(path, access)
 
 
+def _check_shape(field: str, value: object) -> tuple[str, Sequence[LandlockPath], list[LandlockPort],
+                                                  Sequence[str]]:
+    """The policy's values, each of its type and naming known rights (its paths not looked at yet),
+    or ValueError/TypeError naming the field (``field`` "" for the policy's own: ``paths[0].access``)."""
+    at = f"{field}." if field else ""
+    if not isinstance(value, Landlock):
+        fail(field or "policy", f"must be a Landlock, not {type(value).__name__}", TypeError)
+    mode = check_choice(f"{at}mode", value.mode, MODES)
+    paths = check_list(f"{at}paths", value.paths, "LandlockPath rules")
+    for i, rule in enumerate(paths):
+        if not isinstance(rule, LandlockPath):
+            fail(f"{at}paths[{i}]", f"must be a LandlockPath, not {type(rule).__name__}", TypeError)
+        _check_access(f"{at}paths[{i}].access", rule.access, (*FS_RIGHTS, *FS_GROUPS))
+    ports = []
+    for i, rule in enumerate(check_list(f"{at}ports", value.ports, "LandlockPort rules")):
+        if not isinstance(rule, LandlockPort):
+            fail(f"{at}ports[{i}]", f"must be a LandlockPort, not {type(rule).__name__}", TypeError)
+        port = check_int(f"{at}ports[{i}].port", rule.port, 0, 65535)
+        ports.append(LandlockPort(port, _check_access(f"{at}ports[{i}].access", rule.access, NET_RIGHTS)))
+    scopes = check_list(f"{at}scopes", value.scopes, "scope names")
+    for j, name in enumerate(scopes):
+        check_choice(f"{at}scopes[{j}]", name, tuple(SCOPES))
+    return mode, paths, ports, scopes
+
+
 def check_landlock(field: str, value: object) -> ResolvedLandlock:
     """``value`` as the masks to build, or ValueError/TypeError naming the field; in strict mode, also
     when this kernel's Landlock ABI cannot enforce all of it."""
-    if not isinstance(value, Landlock):
-        fail(field, f"must be a Landlock, not {type(value).__name__}", TypeError)
-    mode = check_choice(f"{field}.mode", value.mode, MODES)
-    paths = tuple(_check_path_rule(f"{field}.paths[{i}]", r)
-                  for i, r in enumerate(check_list(f"{field}.paths", value.paths, "LandlockPath rules")))
-    ports = []
-    for i, rule in enumerate(check_list(f"{field}.ports", value.ports, "LandlockPort rules")):
-        if not isinstance(rule, LandlockPort):
-            fail(f"{field}.ports[{i}]", f"must be a LandlockPort, not {type(rule).__name__}", TypeError)
-        port = check_int(f"{field}.ports[{i}].port", rule.port, 0, 65535)
-        ports.append(LandlockPort(port, _check_access(f"{field}.ports[{i}].access", rule.access, NET_RIGHTS)))
-    scopes = check_list(f"{field}.scopes", value.scopes, "scope names")
-    for j, name in enumerate(scopes):
-        check_choice(f"{field}.scopes[{j}]", name, tuple(SCOPES))
+    mode, rules, ports, scopes = _check_shape(field, value)
+    paths = tuple(_check_path_rule(f"{field}.paths[{i}]", r) for i, r in enumerate(rules))
     abi = landlock_abi()
     policy = Landlock(paths, tuple(ports), tuple(scopes), mode)
     (effective, dropped), path_indices, port_indices = policy._plan(abi)
