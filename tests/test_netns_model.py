@@ -60,10 +60,10 @@ def test_desired_normalizes_addresses_macs_routes_and_sysctls(wanted):
 
 
 def test_desired_adds_a_bridge_named_only_by_a_veth_and_full_length_prefixes(wanted):
-    w = wanted(veths=[dict(name="eth0", peer="v0", bridge="br9", addresses=["10.0.0.2"])],
+    w = wanted(veths=[dict(name="eth0", peer="v0", bridge="br9", addresses=["10.0.0.2", "fd00::2/64"])],
                gateway=["fd00::1"], routes=[dict(dst="10.9.0.0/16", dev="eth0", metric=5)])
-    assert w["bridges"] == {"br9": dict(mtu=None, addresses=[])}
-    assert w["veths"]["eth0"]["addresses"] == ["10.0.0.2/32"]
+    assert w["bridges"] == {"br9": dict(mtu=None, addresses=None)}  # None: its addresses left as they are
+    assert w["veths"]["eth0"]["addresses"] == ["10.0.0.2/32", "fd00::2/64"]
     assert m.route_key("default6", "fd00::1") in w["routes"]
     assert m.route_key("10.9.0.0/16", None, "eth0", 5) in w["routes"]
 
@@ -79,6 +79,29 @@ def test_desired_adds_a_bridge_named_only_by_a_veth_and_full_length_prefixes(wan
     (dict(routes=[dict(dst="10.0.0.0/8", gateway="fd00::1")]), "routes[0]: dst 10.0.0.0/8 and gateway"),
     (dict(gateway=["10.0.0.1", "10.0.0.2"]), "routes: default via 10.0.0.2: a second route to the same"),
     (dict(sysctls={"kernel.pid_max": 100}), "sysctls: kernel.pid_max: only net.* sysctls"),
+    # What the kernel refuses halfway through a converge, refused before anything changes instead:
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["0.0.0.0/0"])]),
+     "veths[0].addresses: 0.0.0.0/0 is the unspecified address"),
+    (dict(veths=[dict(name="eth0", peer="v0", peer_addresses=["::/64"])]),
+     "veths[0].peer_addresses: ::/64 is the unspecified address"),
+    (dict(bridges=[dict(name="br0", addresses=["224.0.0.5/24"])]),
+     "bridges[0].addresses: 224.0.0.5/24 is a multicast group"),
+    (dict(veths=[dict(name="eth0", peer="v0", mac="01:00:00:00:00:01")]),
+     "veths[0].mac: 01:00:00:00:00:01 is a multicast MAC"),
+    (dict(veths=[dict(name="eth0", peer="v0", peer_mac="00-00-00-00-00-00")]), "veths[0].peer_mac: "
+     "00:00:00:00:00:00 is a zero MAC"),
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])],
+          routes=[dict(dst="10.9.0.0/16", gateway="10.0.0.1", metric=-1)]), "routes[0].metric: -1 is not"),
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])],
+          routes=[dict(dst="10.9.0.0/16", gateway="10.0.0.1", metric=2**32)]),
+     "routes[0].metric: 4294967296"),
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])], gateway=["10.99.0.1"]),
+     "routes: default via 10.99.0.1: the gateway 10.99.0.1 is in no subnet of a link of the namespace"),
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"]), dict(name="eth1", peer="v1")],
+          routes=[dict(dst="10.9.0.0/16", gateway="10.0.0.1", dev="eth1")]),
+     "routes: 10.9.0.0/16 via 10.0.0.1 dev eth1: the gateway 10.0.0.1 is in no subnet of a link eth1"),
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["fd00::2/64"])], gateway=["fe80::1"]),
+     "gateway[0]: the link-local gateway fe80::1 is on every link: give its dev"),
 ])
 def test_desired_refuses_what_cannot_be_a_topology(wanted, options, error):
     with pytest.raises(m.ModelError) as e:
@@ -365,8 +388,9 @@ def test_a_bridge_mtu_is_set_where_its_ports_cannot_undo_it(wanted):
      "veths[0].mtu: 1200 is below 1280"),
     (dict(bridges=[dict(name="br0", mtu=20)]), "bridges[0].mtu: 20 is not an MTU (68 to 65535)"),
     (dict(veths=[dict(name="eth0", peer="v0")],  # no metric is 1024 for IPv6
-          routes=[dict(dst="fd00::/8", dev="eth0", metric=1024), dict(dst="fd00::/8", gateway="fe80::1")]),
-     "routes: fd00::/8 via fe80::1: a second route to the same destination needs a metric of its own"),
+          routes=[dict(dst="fd00::/8", dev="eth0", metric=1024),
+                  dict(dst="fd00::/8", gateway="fe80::1", dev="eth0")]),
+     "routes: fd00::/8 via fe80::1 dev eth0: a second route to the same destination needs a metric"),
 ])
 def test_desired_refuses_what_the_kernel_would_not_keep(wanted, options, error):
     with pytest.raises(m.ModelError) as e:

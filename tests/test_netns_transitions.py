@@ -607,3 +607,40 @@ if st is not None:
 else:
     def test_any_topology_to_any_other_keeps_what_both_have() -> None:
         pytest.skip("hypothesis is not installed (the dev extra has it)")
+
+
+def test_a_bridge_only_a_veth_names_keeps_the_addresses_it_has(env: dict) -> None:
+    """A bridge named by a veth and not listed in ``bridges`` (made by hand, or listed by another
+    namespace's converge) is used as it is: its addresses, the other namespaces' gateway, stay. It
+    used to be converged to no address at all, and two namespaces sharing it, one listing it and one
+    naming it, took its address away and back at each run."""
+    bridge = env["bridges"][1]
+    run(["ip", "link", "add", bridge, "type", "bridge"])
+    run(["ip", "addr", "add", "10.215.1.1/24", "dev", bridge])
+    try:
+        veth = dict(name="eth0", peer=env["peers"][0], bridge=bridge, addresses=["10.215.1.10/24"])
+        doc = dict(veths=[veth], gateway=["10.215.1.1"])
+        planned = netns.converge(env["netns"], options(env, doc), check=True)
+        done = netns.converge(env["netns"], options(env, doc))
+        assert done.actions == planned.actions and not [a for a in done.actions if "_addr host" in a]
+        assert kernel(env)["host"][bridge]["addresses"] == ["10.215.1.1/24"]
+        assert planned.after["bridges"][bridge]["addresses"] == ["10.215.1.1/24"]
+        assert netns.converge(env["netns"], options(env, doc)).actions == []
+    finally:
+        netns.converge(env["netns"], None)
+        run(["ip", "link", "del", bridge])
+
+
+@pytest.mark.parametrize("sysctls", [{"net.ipv4.ip_forward": "abc"}, {"net.ipv4.no_such_sysctl": "1"}])
+def test_a_new_namespace_the_kernel_refuses_halfway_is_removed_again(env: dict, sysctls: dict) -> None:
+    """A value the kernel refuses only once the namespace is made (a sysctl's): the converge fails,
+    and what it had made (the namespace, its veth, the bridge it created) is removed again, rather
+    than left half-made on the host."""
+    netns.converge(env["netns"], None)
+    doc = dict(_simple(env, 10), sysctls=sysctls)
+    with pytest.raises(netns.ApplyError) as info:
+        netns.converge(env["netns"], options(env, doc))
+    assert info.value.undone and info.value.done > 0
+    assert not os.path.exists(netns.netns_path(env["netns"]))
+    links = run(["ip", "-br", "link"]).stdout
+    assert not env["host_names"] & {line.split()[0].split("@")[0] for line in links.splitlines()}

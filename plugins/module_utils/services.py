@@ -139,9 +139,51 @@ def plan(module):
             entries.append(_plan_entry(module, params))
         except (*svc.ERRORS, deps.pyforkexec.netns.ModelError) as e:
             problems.append(f"services[{params['name']}]: {e}")
+    problems += _bridges_described_differently(entries)
     if problems:
         raise PlanError("\n".join(problems))
     return sorted(entries, key=lambda entry: entry.state != "absent")
+
+
+def _bridges_described_differently(entries):
+    """A bridge that two kept entries list with other addresses or MTU: each run would converge it to
+    one, then to the other (taking a namespace's gateway away and back). Named by a veth only, a
+    bridge is used as it is, and agrees with any description."""
+    described, problems = {}, []
+    for entry in entries:
+        if entry.state == "absent" or entry.wiring is None:
+            continue
+        bridges = deps.pyforkexec.netns.model.desired(entry.wiring)["bridges"]
+        for name, bridge in sorted(bridges.items()):
+            if bridge["addresses"] is None:
+                continue
+            first = described.setdefault(name, (entry.name, bridge))
+            if first[1] != bridge:
+                there, here = (f"addresses {b['addresses']}, mtu {b['mtu']}" for b in (first[1], bridge))
+                problems.append(f"services[{entry.name}]: bridge {name} is described otherwise by "
+                                f"services[{first[0]}] ({there}; here {here}): describe it the same in both, "
+                                "or in one and name it by its veths only in the other")
+    return problems
+
+
+def _rehearse(module, entries):
+    """The wiring of every entry planned against this host, as check mode plans it (one batch, the
+    removals first), before anything changes: an entry the model refuses only once the host is
+    read (a subnet that another entry, or a host link, takes) fails the run with nothing done, rather
+    than after the entries before it were wired and started. Raises PlanError."""
+    netns = deps.pyforkexec.netns
+    problems = []
+    with netns.batch(keep_bridges=_bridges([e for e in entries if e.state != "absent"])):
+        for entry in entries:
+            if entry.wiring is None:
+                continue
+            try:
+                netns.converge(entry.wiring["name"], entry.wiring if entry.state != "absent" else None,
+                               check=True)
+            except netns.ModelError as e:
+                problems.append(f"services[{entry.name}]: {e}")
+    if problems:
+        raise PlanError("\n".join(problems))
 
 
 class PlanError(ValueError):
@@ -302,6 +344,8 @@ def run(module):
     """One run of the module: the result for exit_json, and the message to fail with (None when
     every entry applied). Raises PlanError before anything changed."""
     entries = plan(module)
+    if not module.check_mode:  # check mode's own run is this rehearsal
+        _rehearse(module, entries)
     restart = set(module.params["restart"])
     try:
         stopped = _stop_removed(module, entries)

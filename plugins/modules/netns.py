@@ -353,7 +353,8 @@ def main():
     except netns.ModelError as e:
         module.fail_json(msg=str(e))
     except netns.ApplyError as e:
-        module.fail_json(msg=str(e), actions=e.actions)
+        undone = " (what this run had made of the namespace is removed again)" if e.undone else ""
+        module.fail_json(msg=f"{e}{undone}", actions=e.actions, changed=bool(e.done))
     files = Files(module)
     try:
         persist = persistence(files, params, present, module.run_command)

@@ -121,7 +121,12 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
         actions = host.foresee(actions)  # as after the batch's earlier converges (a batch's HostLinks)
     lines = [model.describe(a) for a in actions]
     if actions and not check:
-        _apply(name, actions, lines, host)
+        try:
+            _apply(name, actions, lines, host)
+        except ApplyError as e:
+            if not observed["exists"]:  # made by this converge: nothing of it is left half-made
+                e.undone = _undo(name, host)
+            raise
         final = kernel.observe(name, wanted, host)
         if wanted is not None:
             final = _settle(name, wanted, final, actions, lines, host)
@@ -133,6 +138,17 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
     info = dict(name=name, path=path, inode=nsinfo.inode(path) if final["exists"] else None)
     rewired = any(map(model.changes_inside, actions))
     return Converged(lines, model.view(observed), model.view(final), info, rewired)
+
+
+def _undo(name: str, host: kernel.HostLinks) -> bool:
+    """Remove namespace ``name``, made by a converge the kernel stopped halfway, with its veths and the
+    bridges it made that no other port uses (as state absent): whether that went through."""
+    try:
+        observed = kernel.observe(name, None, host)
+        _apply(name, model.plan_absent(observed, name, host.keep), [], host)
+    except (ApplyError, ModelError, OSError):
+        return False
+    return True
 
 
 def _apply(name: str, actions: list, lines: list[str], host: kernel.HostLinks) -> None:

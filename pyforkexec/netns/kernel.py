@@ -499,9 +499,13 @@ def _promoting(h, side, ifname, index, address):
 
 
 class ApplyError(RuntimeError):
-    """An action the kernel refused; ``str()`` names the action. ``actions``: every planned line."""
+    """An action the kernel refused; ``str()`` names the action. ``actions``: every planned line;
+    ``done``: how many of them were carried out before; ``undone``: whether what they made was
+    removed again (a namespace this converge created, see netns.converge)."""
 
     actions: list[str] = []
+    done = 0
+    undone = False
 
 
 def apply(name, actions):
@@ -521,22 +525,28 @@ def _apply_held(name, actions):
     h = _Handles(name)
     writes = {}
     try:
-        for action in actions:
+        for done, action in enumerate(actions):
             try:
                 _apply_one(h, name, action, writes)
             except Exception as e:  # pyroute2's NetlinkError, OSError, LookupError
-                raise ApplyError(f"{describe(action)}: {e}") from e
+                error = ApplyError(f"{describe(action)}: {e}")
+                error.done = done
+                raise error from e
         try:
             _announce(h, name, actions)
         except Exception as e:
-            raise ApplyError(f"announcing the new links' addresses: {e}") from e
+            error = ApplyError(f"announcing the new links' addresses: {e}")
+            error.done = len(actions)
+            raise error from e
     finally:
         h.close()
     if writes:
         try:
             sysctls(name, writes=writes)
         except (OSError, RuntimeError) as e:
-            raise ApplyError(f"sysctl {writes}: {e}") from e
+            error = ApplyError(f"sysctl {writes}: {e}")
+            error.done = len(actions)
+            raise error from e
 
 
 def _announcing(link):

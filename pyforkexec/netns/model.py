@@ -21,6 +21,7 @@ _NETNS_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 DEFAULT_MTU = 1500  # of a new veth or bridge, and of a bridge without ports
 IPV6_MIN_MTU = 1280  # below it the kernel takes IPv6 off the link, addresses and routes with it
 ETH_MIN_MTU = 68
+MAX_METRIC = 2**32 - 1  # a route's priority is a u32
 IPV6_DEFAULT_METRIC = 1024  # what the kernel gives an IPv6 route added without one (IPv4: none)
 
 
@@ -50,11 +51,17 @@ def _ifname(option, name):
 
 
 def interface(option, text):
-    """An address with its prefix length (the full length if none), normalized: '10.0.0.1/24'."""
+    """An address with its prefix length (the full length if none), normalized: '10.0.0.1/24'. One the
+    kernel would not keep as a link's own (0.0.0.0, ::, a multicast group) is refused here, before
+    anything changes, rather than by the kernel halfway through."""
     try:
-        return str(ipaddress.ip_interface(text.strip()))
+        iface = ipaddress.ip_interface(text.strip())
     except ValueError as e:
         raise ModelError(f"{option}: {e}") from None
+    if iface.ip.is_unspecified or iface.ip.is_multicast:
+        what = "the unspecified address" if iface.ip.is_unspecified else "a multicast group"
+        raise ModelError(f"{option}: {iface} is {what}, not an address of a link")
+    return str(iface)
 
 
 def _addresses_of(option, texts):
@@ -77,6 +84,10 @@ def _mac(option, text):
     mac = text.strip().lower().replace("-", ":")
     if not _MAC.match(mac):
         raise ModelError(f"{option}: {text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    multicast = int(mac[:2], 16) & 1
+    if multicast or mac == "00:00:00:00:00:00":  # the kernel refuses them (EADDRNOTAVAIL)
+        raise ModelError(f"{option}: {mac} is a {'multicast' if multicast else 'zero'} MAC address, which no "
+                         "link can have (the first octet's low bit is the multicast bit)")
     return mac
 
 
@@ -116,7 +127,12 @@ def _route(option, r, devices):
     if dev is not None and dev not in devices:
         raise ModelError(f"{option}.dev: {dev!r} is not a link of the namespace "
                          f"(one of {', '.join(devices)})")
-    route = route_key(dst, gateway, dev, r.get("metric"))
+    metric = r.get("metric")
+    if metric is not None and not 0 <= metric <= MAX_METRIC:
+        raise ModelError(f"{option}.metric: {metric} is not a route metric (0 to {MAX_METRIC})")
+    if gateway is not None and dev is None and ipaddress.ip_address(gateway).is_link_local:
+        raise ModelError(f"{option}: the link-local gateway {gateway} is on every link: give its dev")
+    route = route_key(dst, gateway, dev, metric)
     if route["metric"] == 0 and route_family(route) == 6:  # the kernel gives an IPv6 route 1024 for 0
         route["metric"] = IPV6_DEFAULT_METRIC
     return route  # IPv4's 0 stays: the kernel's own metric (shown as none), not any metric
@@ -172,7 +188,9 @@ def desired(params):
         bridge = v.get("bridge")
         if bridge is not None:
             _ifname(f"veths[{i}].bridge", bridge)
-            bridges.setdefault(bridge, dict(mtu=None, addresses=[]))
+            # Named by a veth only: made without addresses if missing, its addresses left as they are
+            # (None: not ours to declare; a bridge another namespace lists, or one made by hand).
+            bridges.setdefault(bridge, dict(mtu=None, addresses=None))
         veths[inside] = dict(
             peer=peer,
             bridge=bridge,
@@ -203,6 +221,8 @@ def desired(params):
         ipv6 = _has_ipv6(want["addresses"] + want["peer_addresses"]) or any(
             r["dev"] == v["name"] and route_family(r) == 6 for r in routes)
         _check_mtu(f"veths[{i}].mtu", want["mtu"], ipv6)
+    for r in routes:
+        _check_on_link(r, veths, routes)
     sysctls = {}
     for key, value in (params.get("sysctls") or {}).items():
         key = key.replace("/", ".")
@@ -212,6 +232,23 @@ def desired(params):
         sysctls[key] = sysctl_value(value)
     return dict(name=name, loopback=params.get("loopback", True), bridges=bridges, veths=veths,
                 routes=sorted(routes, key=route_text), sysctls=sysctls)
+
+
+def _check_on_link(route, veths, routes):
+    """A gateway the kernel can reach: inside a subnet of the namespace's links (its dev's, when it
+    names one), an address's or a route's without gateway; else the kernel refuses the route
+    (ENETUNREACH) once the namespace is made. A link-local IPv6 gateway is on its dev's link."""
+    if route["gateway"] is None:
+        return
+    gw = ipaddress.ip_address(route["gateway"])
+    if gw.is_link_local and route["dev"] is not None:
+        return
+    devs = {dev for net, dev in _connected(veths, routes) if net.version == gw.version and gw in net}
+    if route["dev"] in devs or (route["dev"] is None and devs):
+        return
+    where = f"link {route['dev']}" if route["dev"] else "link of the namespace"
+    raise ModelError(f"routes: {route_text(route)}: the gateway {gw} is in no subnet of a {where} (an "
+                     "address's, or a route's without gateway): the kernel could not reach it")
 
 
 def _has_ipv6(addresses):
@@ -283,6 +320,13 @@ def _addresses(side, link, want, have):
     return actions
 
 
+def _connected(veths, routes):
+    """(subnet, link) of each subnet the namespace's links reach directly: their addresses', and the
+    routes' without gateway."""
+    nets = [(ipaddress.ip_interface(a).network, link) for link, v in veths.items() for a in v["addresses"]]
+    return nets + [(_route_network(r), r["dev"]) for r in routes if r["dev"] and not r["gateway"]]
+
+
 def _gateway_devs(route, wanted):
     """The veths of ``wanted`` the kernel puts ``route`` on when it names a gateway but no dev: those
     whose subnet (an address's, or a route's without gateway) holds the gateway most closely. Empty
@@ -290,10 +334,8 @@ def _gateway_devs(route, wanted):
     if route["dev"] or not route["gateway"]:
         return set()
     gw = ipaddress.ip_address(route["gateway"])
-    nets = [(ipaddress.ip_interface(a).network, inside)
-            for inside, v in wanted["veths"].items() for a in v["addresses"]]
-    nets += [(_route_network(r), r["dev"]) for r in wanted["routes"] if r["dev"] and not r["gateway"]]
-    nets = [(net, dev) for net, dev in nets if net.version == gw.version and gw in net]
+    nets = [(net, dev) for net, dev in _connected(wanted["veths"], wanted["routes"])
+            if net.version == gw.version and gw in net]
     if not nets:
         return set()
     longest = max(net.prefixlen for net, _ in nets)
@@ -418,7 +460,8 @@ def plan_present(observed, wanted, keep=()):
             actions.append(("create_bridge", bname))
         if mtus[bname][0]:
             actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
-        actions += _addresses("host", bname, want["addresses"], have["addresses"] if have else [])
+        if want["addresses"] is not None:  # None: named by a veth only, its addresses left as they are
+            actions += _addresses("host", bname, want["addresses"], have["addresses"] if have else [])
         if have is None or not have["up"]:
             actions.append(("link_up", "host", bname))
     deleted, made = set(), set()
@@ -612,7 +655,8 @@ def simulate(observed, wanted, actions):
     for bname, want in wanted["bridges"].items():
         new = dict(kind="bridge", ours=True, mtu=None, up=True, addresses=[], ports={}, mac_pinned=True)
         have = observed["bridges"].get(bname) or new  # wanted has the veths' bridges too (desired)
-        after["bridges"][bname] = dict(have, mtu=mtus[bname][2], up=True, addresses=want["addresses"])
+        addresses = want["addresses"] if want["addresses"] is not None else have["addresses"]
+        after["bridges"][bname] = dict(have, mtu=mtus[bname][2], up=True, addresses=addresses)
         if have["ours"]:
             after["bridges"][bname]["mac_pinned"] = True  # made with one, or pinned (_unpinned_bridges)
     after["veths"] = {}

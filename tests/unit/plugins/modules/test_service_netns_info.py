@@ -107,8 +107,9 @@ def test_netns_options_are_the_library_options_plus_state_and_persist():
 
 def test_netns_persist_in_check_mode_plans_the_options_file(run_module, unique_name):
     name = unique_name()
-    result = run_module(netns, dict(name=name, gateway=["10.98.0.1"], persist=True), check_mode=True,
-                        diff=True)
+    veth = dict(name="eth0", peer=f"pfp{os.getpid() % 100000}", addresses=["10.98.0.2/24"])
+    result = run_module(netns, dict(name=name, veths=[veth], gateway=["10.98.0.1"], persist=True),
+                        check_mode=True, diff=True)
     config = f"/etc/pyforkexec/netns/{name}.json"
     assert f"write {config}" in result["actions"] and result["persist"]["config"] == config
     assert result["persist"]["enabled"] is True

@@ -161,6 +161,47 @@ def test_a_refused_entry_fails_the_task_before_anything_changes(run_module, two)
     assert "restart: not among the services: nobody-here" in twice["msg"]
 
 
+def _nothing_made(entries):
+    for entry in entries:
+        assert not os.path.exists(f"/run/netns/{entry['name']}")
+        assert not os.path.exists(paths.spec_path(entry["name"]))
+
+
+def test_a_bridge_two_entries_describe_otherwise_is_refused_before_anything_changes(run_module, two):
+    """Each run would converge the bridge to one entry's addresses, then to the other's, taking a
+    namespace's gateway away and back; a bridge named by a veth only agrees with any description."""
+    bridge = dict(two[1]["wiring"]["bridges"][0], addresses=[f"{NET}.1/24", f"{NET}.9/24"])
+    other = dict(two[1], wiring=dict(two[1]["wiring"], bridges=[bridge]))
+    result = run_module(services, dict(services=[two[0], other]))
+    assert result["failed"] is True
+    bridge = two[0]["wiring"]["bridges"][0]["name"]
+    assert result["msg"].startswith(f"services[{other['name']}]: bridge {bridge} is described otherwise by "
+                                    f"services[{two[0]['name']}]")
+    _nothing_made(two)
+    named_only = dict(two[1], wiring=dict(two[1]["wiring"], bridges=[]))
+    applied = run_module(services, dict(services=[two[0], named_only]))
+    assert applied.get("failed") is not True, applied
+    assert run_module(services, dict(services=[two[0], named_only]))["changed"] is False
+
+
+def test_an_entry_refused_once_the_host_is_read_fails_the_task_before_anything_changes(run_module, two):
+    """Two new entries whose host ends take overlapping subnets: the second is refused only against
+    what the first makes, which the model sees once the host is read. The run is rehearsed as check
+    mode plans it, and fails with nothing made, instead of after the first was wired and started."""
+    tag = os.getpid() % 10000
+    entries = [_entry(two[0]["name"], f"pfs{tag}a", f"{NET_OTHER}.2/24"),
+               _entry(two[1]["name"], f"pfs{tag}b", f"{NET_OTHER}.3/24")]
+    for i, entry in enumerate(entries):
+        entry["wiring"]["veths"][0]["peer_addresses"] = [f"{NET_OTHER}.{100 + i}/24"]
+    for check_mode in (True, False):
+        result = run_module(services, dict(services=entries), check_mode=check_mode)
+        assert result["failed"] is True, result
+        assert f"overlaps {NET_OTHER}.100/24 of host link pfs{tag}a" in result["msg"], result["msg"]
+        _nothing_made(entries)
+        links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+        assert f"pfs{tag}a" not in links
+
+
 def test_a_service_that_fails_to_start_is_named_and_the_others_apply(run_module, two):
     broken = dict(two[1], argv=["/nonexistent/program"], restart="no")
     result = run_module(services, dict(services=[two[0], broken]))
@@ -189,11 +230,10 @@ def test_absent_removes_services_and_namespaces_in_one_call(run_module, two):
 
 @pytest.mark.parametrize("position", [0, 1])
 def test_a_service_whose_namespace_cannot_be_wired_is_not_started(run_module, two, position):
-    # Enslaving its veth to the host's loopback (not a bridge) fails in the kernel, after the plan.
+    # A sysctl the kernel refuses, once the namespace is made: after the plan and its rehearsal.
     # First or last: a service under manager direct starts while the next namespace is wired.
     good = two[1 - position]
-    veth = dict(two[position]["wiring"]["veths"][0], bridge="lo")
-    unwirable = dict(two[position], wiring=dict(veths=[veth]))
+    unwirable = dict(two[position], wiring=dict(two[position]["wiring"], sysctls={"net.ipv4.no_such_one": 1}))
     entries = [unwirable, good] if position == 0 else [good, unwirable]
     result = run_module(services, dict(services=entries))
     assert result["failed"] is True and result["msg"].startswith(f"services[{unwirable['name']}]: ")
@@ -201,7 +241,17 @@ def test_a_service_whose_namespace_cannot_be_wired_is_not_started(run_module, tw
     assert bad["failed"] is True and "pid" not in bad
     assert not os.path.exists(paths.spec_path(unwirable["name"]))
     assert not os.path.exists(paths.pid_file(unwirable["name"]))
+    assert not os.path.exists(f"/run/netns/{unwirable['name']}")  # what its converge made is removed again
     assert result["services"][good["name"]]["state"] == "started"
+
+
+def test_a_namespace_the_model_refuses_once_the_host_is_read_starts_nothing(run_module, two):
+    """Enslaving a veth to the host's loopback (no bridge): refused by the rehearsal, nothing made."""
+    unwirable = dict(two[0], wiring=dict(veths=[dict(two[0]["wiring"]["veths"][0], bridge="lo")]))
+    result = run_module(services, dict(services=[unwirable, two[1]]))
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"services[{unwirable['name']}]: bridges: host link lo exists and is a ")
+    _nothing_made(two)
 
 
 def test_a_service_whose_namespace_cannot_be_persisted_is_not_started(run_module, two):
