@@ -43,10 +43,25 @@ def entry(name: str) -> Optional[dict]:
     return {"name": name, "uid": p.pw_uid, "group": p.pw_gid, "home": p.pw_dir, "shell": p.pw_shell}
 
 
+def check_paths(**paths: str) -> None:
+    """``shell`` and ``home`` as useradd takes them: absolute, and without the passwd file's separators
+    (':' and a newline); refused naming the option, in check mode too."""
+    for option, path in paths.items():
+        if not path.startswith("/") or ":" in path or "\n" in path:
+            raise AccountError(f"{option}: {path!r} is not an absolute path without ':' or a newline "
+                               "(useradd refuses it)")
+
+
 def plan(names: list, state: str) -> list:
-    """The names whose account changes: missing ones for present, existing ones for absent."""
-    exists = [entry(n) is not None for n in names]
-    return [n for n, there in zip(names, exists) if there != (state == "present")]
+    """The names whose account changes: missing ones for present, existing ones for absent. The
+    superuser's account (uid 0) is never removed: refused naming the entry."""
+    found = [entry(n) for n in names]
+    if state == "absent":
+        for i, account in enumerate(found):
+            if account is not None and account["uid"] == 0:
+                raise AccountError(f"names[{i}]: {account['name']} has uid 0, the superuser's: it is not "
+                                   "removed")
+    return [n for n, account in zip(names, found) if (account is not None) != (state == "present")]
 
 
 def _run(run: Runner, argv: list, name: str) -> None:

@@ -5,9 +5,11 @@ exit_json, or a ``Failure`` for fail_json)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import shlex
+import signal
 import subprocess
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
@@ -78,7 +80,8 @@ def run(params, check_mode, warn=lambda message: None):
     try:
         env = environment(params)
         built = build_and_check(params, argv, env=[f"{k}={v}" for k, v in env.items()], chdir=params["chdir"],
-                                cgroup_path=f"pyforkexec/forkexec-{os.getpid()}", argv_option=command)
+                                cgroup_path=f"pyforkexec/forkexec-{os.getpid()}", argv_option=command,
+                                cgroup_on_host=True)
         sys_attr = built.attr.sys
     except IsolationError as e:
         raise Failure(str(e), cmd=argv) from None
@@ -96,11 +99,17 @@ def run(params, check_mode, warn=lambda message: None):
 
     pids = []
     sys_attr.sync = pids.append  # pyforkexec calls it with the child's pid just before execve
+    fe = deps.pyforkexec
+    # A timeout ends the whole command, not its first process alone: the command in a process group of
+    # its own (a session leader, or PID 1 of a PID namespace, is one already), killed whole on timeout.
+    group = bool(params["timeout"]) and not (sys_attr.setsid or sys_attr.setpgid
+                                             or sys_attr.cloneflags & fe.CLONE_NEWPID)
+    if group:
+        sys_attr.setpgid = True
     data = params["stdin"]
     if data is not None and params["stdin_add_newline"]:
         data += "\n"
     start = datetime.datetime.now()
-    fe = deps.pyforkexec
     try:
         result = fe.run(argv, sys=sys_attr, env=env, cwd=params["chdir"], input=data,
                         stdin=None if data is not None else subprocess.DEVNULL, capture_output=True,
@@ -108,8 +117,12 @@ def run(params, check_mode, warn=lambda message: None):
     except fe.ChildError as e:
         raise Failure(built.explain(e), cmd=argv, child_error=child_error(e), rc=None, **reported) from None
     except subprocess.TimeoutExpired:
-        raise Failure(f"the command did not exit within {params['timeout']} seconds: it was killed",
-                      cmd=argv, pid=pids[0] if pids else None, rc=None, **reported) from None
+        if (group or sys_attr.setsid) and pids:  # what it started is left in its group (or session)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pids[0], signal.SIGKILL)
+        raise Failure(f"the command did not exit within {params['timeout']} seconds: it was killed, with "
+                      "the processes it started", cmd=argv, pid=pids[0] if pids else None, rc=None,
+                      **reported) from None
     except (OSError, ValueError, TypeError) as e:  # refused by pyforkexec at the spawn: a join target gone...
         raise Failure(built.explain(e, context=f"could not start {argv[0]}"), cmd=argv, **reported) from None
     end = datetime.datetime.now()

@@ -769,12 +769,13 @@ def check_process(argv, attr, origins=None):
 
 
 def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_cgroup=True,
-                    argv_option="argv", on_host=True, netns_made=False):
+                    argv_option="argv", on_host=True, netns_made=False, cgroup_on_host=False):
     """The ProcAttr (its ``sys`` built from the isolation options of ``params``) for argv with an
     environment (a list of "K=V", None for the launcher's) and a working directory, validated by
     pyforkexec, with the option of each of its fields (a ``Built``). Raises IsolationError naming the
     option (``argv_option`` for the command: the forkexec module's ``cmd``...). ``on_host`` and
-    ``netns_made``: see build_sysprocattr."""
+    ``netns_made``: see build_sysprocattr. ``cgroup_on_host``: also check that this host's cgroup2
+    offers the controllers the cgroup limits need (what the start would find first, check mode too)."""
     origins = Origins(argv_option)
     try:
         sys_attr = build_sysprocattr(params, cgroup_path, with_cgroup, origins, on_host, netns_made)
@@ -784,4 +785,10 @@ def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_c
         raise IsolationError(explain(str(e), origins)) from None
     attr = deps.pyforkexec.ProcAttr(dir=chdir or None, env=env, sys=sys_attr)
     check_process(argv, attr, origins)
+    if cgroup_on_host and params.get("cgroup") is not None:
+        cgroup = _cgroup(params["cgroup"], cgroup_path or "pyforkexec/check")
+        try:
+            deps.pyforkexec.sandbox.cgroup.check_host(cgroup)
+        except deps.pyforkexec.CgroupError as e:
+            raise IsolationError(explain(e.strerror, origins)) from None
     return Built(attr, origins)

@@ -89,7 +89,8 @@ def launch_attr(params, name, manager, on_host=True, netns_made=False):
     # pyforkexec checks the cgroup limits under either manager; under systemd they are the unit's
     # directives, and the spec has no cgroup of its own.
     built = build_and_check(params, params["argv"], env=env, chdir=params["chdir"],
-                            cgroup_path=f"pyforkexec/{name}", on_host=on_host, netns_made=netns_made)
+                            cgroup_path=f"pyforkexec/{name}", on_host=on_host, netns_made=netns_made,
+                            cgroup_on_host=on_host and manager == "direct")
     if manager != "direct":
         built.attr.sys.cgroup = None
     return built
@@ -131,6 +132,7 @@ class Service:
         self.diff = []
         self.files = Files(module, self.actions, self.diff)
         self.was_running = False
+        self.new = False  # declared by this run: no spec before (converge)
         self.landlock = None  # what this kernel enforces of the landlock option (landlock_report)
         self.changed_under = []  # why it must restart though its files did not change (COMPARISONS)
         self.netns_made = False  # its netns is made by this run before it starts (the services module)
@@ -229,20 +231,29 @@ class Service:
 
     def stop_failed(self):
         """Stop the service whose start failed, so that its restart policy does not go on retrying what
-        the task reports failed (best effort: the task fails with the start's cause either way)."""
+        the task reports failed (best effort: the task fails with the start's cause either way); one
+        this run declared (it had no spec before) is not left declared: its spec and unit go again
+        (its log stays, with the cause)."""
         self.actions.append("stop")
         with contextlib.suppress(paths.ServiceError, OSError):
             if self.manager == "systemd":
                 self.systemctl.run(["systemctl", "stop", paths.unit_name(self.name)])
-                return
-            main = self.main_pid()
-            if main is not None:
-                service_direct.stop(self.name, main, self.params["stop_timeout"])
+            else:
+                main = self.main_pid()
+                if main is not None:
+                    service_direct.stop(self.name, main, self.params["stop_timeout"])
+        if self.new and not self.module.check_mode:
+            with contextlib.suppress(OSError, paths.ServiceError, systemd.UnitError):
+                for path in (paths.spec_path(self.name), paths.unit_path(self.name)):
+                    self.files.remove(path)
+                if self.manager == "systemd":
+                    self.systemctl.daemon_reload()
 
     def converge(self, files=None):
         """Bring the service to its state, from ``files`` (wanted_files(), computed here when None);
         whether it is to run."""
         state = self.params["state"]
+        self.new = not os.path.exists(paths.spec_path(self.name))
         files_changed = self.sync_files(self.wanted_files() if files is None else files)
         if files_changed and self.manager == "systemd":
             self.actions.append("daemon-reload")
@@ -375,10 +386,12 @@ def apply(service, files=None, stopped=None, check_start=True):
             running = False
         else:
             running = service.converge(files)
-    except BaseException:
+    except BaseException as e:
         if service.watch is not None:  # started, then failed (enabling it): not checked, its pidfds closed
             service.watch.close()
             service.watch = None
+        if isinstance(e, ERRORS) and service.new and os.path.exists(paths.spec_path(service.name)):
+            service.stop_failed()  # declared by this run, and failed to start: not left declared
         raise
     if check_start:
         failed = check_started([service])

@@ -106,6 +106,8 @@ def main():
     p = module.params
     try:
         names = accounts.check_names(p["names"])
+        if p["state"] == "present":
+            accounts.check_paths(shell=p["shell"], home=p["home"])
         changing = accounts.plan(names, p["state"])
         if not module.check_mode:
             for name in changing:

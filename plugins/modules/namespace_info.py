@@ -235,6 +235,8 @@ def main():
             facts = describe_netns(params["netns"], params["net"])
         else:
             option = "pid" if params["pid"] is not None else "service"
+            if option == "pid" and params["pid"] <= 0:
+                raise paths.ServiceError(f"pid: {params['pid']} is not a process id (1 or more)")
             pid = paths.resolve_pid(params[option], params["manager"], module.run_command)
             if not nsinfo.pid_exists(pid):
                 raise paths.ServiceError(f"{option}: no process {pid}")

@@ -33,7 +33,7 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import _record
@@ -352,20 +352,34 @@ def remove_cgroup(path: str, attempts: int = 50) -> bool:
         return True
 
 
-def _enable_in(directory: str, needed: frozenset[str]) -> None:
-    enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
-    missing = needed - enabled
-    if not missing:
-        return
+def _check_available(directory: str, needed: Collection[str]) -> None:
+    """CgroupError unless ``directory`` offers every controller of ``needed`` to its children."""
     available = set(_read(os.path.join(directory, "cgroup.controllers")).split())
-    if missing - available:
-        absent = sorted(missing - available)
+    absent = sorted(set(needed) - available)
+    if absent:
         what = f"the {absent[0]} controller is" if len(absent) == 1 else \
             f"the {', '.join(absent[:-1])} and {absent[-1]} controllers are"
         listed = " ".join(sorted(available)) or "none"
         raise CgroupError(errno.EOPNOTSUPP, f"{FIELD}: {what} not available in {directory} "
                           f"(cgroup.controllers: {listed}); on a hybrid cgroup v1/v2 system they stay "
                           "bound to cgroup v1", directory)
+
+
+def check_host(cg: Cgroup) -> None:
+    """What ``prepare`` would find first, read without creating anything (a check mode's foresight): a
+    CgroupError when this host has no cgroup2 hierarchy, or its root does not offer a controller the
+    limits of ``cg`` need (none below it can then)."""
+    spec = check_cgroup(FIELD, cg)
+    if spec.controllers:
+        _check_available(find_cgroup2(), spec.controllers)
+
+
+def _enable_in(directory: str, needed: frozenset[str]) -> None:
+    enabled = set(_read(os.path.join(directory, "cgroup.subtree_control")).split())
+    missing = needed - enabled
+    if not missing:
+        return
+    _check_available(directory, missing)
     try:
         _write(os.path.join(directory, "cgroup.subtree_control"), " ".join(f"+{c}" for c in sorted(missing)))
     except OSError as e:

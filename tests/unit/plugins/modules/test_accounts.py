@@ -78,3 +78,22 @@ def test_a_name_useradd_refuses_is_refused_first(run_module, names, bad):
     assert result["failed"] and result["msg"].startswith("names[1]: ")
     with pytest.raises(KeyError):
         pwd.getpwnam(names[0])  # nothing made
+
+
+@pytest.mark.parametrize(("option", "value"), [("shell", "relative/sh"), ("home", "home/x"),
+                                               ("shell", "/bin/sh:x"), ("home", "/srv/a\nb")])
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_shell_or_home_useradd_refuses_is_refused_naming_the_option(run_module, names, option, value,
+                                                                    check_mode):
+    result = run_module(accounts, dict(names=names[:1], **{option: value}), check_mode=check_mode)
+    assert result["failed"] and result["msg"].startswith(f"{option}: "), result
+    with pytest.raises(KeyError):
+        pwd.getpwnam(names[0])  # nothing made
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_the_superusers_account_is_never_removed(run_module, check_mode):
+    result = run_module(accounts, dict(names=["root"], state="absent"), check_mode=check_mode)
+    assert result["failed"] and result["msg"] == ("names[0]: root has uid 0, the superuser's: it is not "
+                                                  "removed")
+    assert pwd.getpwnam("root").pw_uid == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.modules import forkexec
@@ -82,6 +83,39 @@ def test_timeout_kills_the_command(run):
     result = run(argv=["sleep", "30"], timeout=0.2)
     assert result["failed"] is True
     assert result["msg"].startswith("the command did not exit within 0.2 seconds")
+
+
+@pytest.mark.parametrize("isolation", [{}, dict(namespaces=["pid"])], ids=["process group", "pid namespace"])
+def test_timeout_kills_what_the_command_started_too(run, tmp_path, isolation):
+    """Not the command's first process alone: a child it started (here a sleep that records its pid)
+    is killed with it, rather than left running after the task failed."""
+    marker = tmp_path / "grandchild"
+    script = f"sleep 300 & echo $! > {marker}; wait"
+    result = run(argv=["sh", "-c", script], timeout=0.5, **isolation)
+    assert result["failed"] is True and "it was killed, with the processes it started" in result["msg"]
+    pid = int(marker.read_text())
+    if isolation.get("namespaces"):  # its pid inside the namespace: look for any such sleep of ours
+        pid = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _sleeping(pid, tmp_path):
+        time.sleep(0.05)
+    assert not _sleeping(pid, tmp_path)
+
+
+def _sleeping(pid, tmp_path):
+    """Whether the test's ``sleep 300`` still runs (by pid, or any with that command line)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or (pid is not None and int(entry) != pid):
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if f.read() == b"sleep\x00300\x00":
+                    with open(f"/proc/{entry}/stat") as stat:
+                        if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            return True
+        except OSError:
+            continue
+    return False
 
 
 def test_creates_and_removes_skip_like_the_command_module(run, tmp_path):
@@ -265,3 +299,28 @@ def test_a_join_that_lands_in_the_hosts_own_namespace_is_refused(run, tmp_path, 
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def _root_controllers():
+    import pyforkexec.sandbox.cgroup as cgroup
+
+    try:
+        with open(os.path.join(cgroup.find_cgroup2(), "cgroup.controllers")) as f:
+            return set(f.read().split())
+    except (OSError, cgroup.CgroupError):
+        return None
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_cgroup_limit_this_host_cannot_enforce_fails_before_anything_runs(run, tmp_path, check_mode):
+    """A memory limit where the host's cgroup2 offers no memory controller (a hybrid cgroup v1/v2
+    host): refused naming the option, in check mode too, instead of "every option validated"."""
+    controllers = _root_controllers()
+    if controllers is None or "memory" in controllers:
+        pytest.skip("this host's cgroup2 root offers the memory controller (or there is no cgroup2): "
+                    "nothing to refuse")
+    marker = tmp_path / "ran"
+    result = run(check_mode=check_mode, argv=["touch", str(marker)], cgroup=dict(memory_max="64M"))
+    assert result.get("failed") is True, result
+    assert result["msg"].startswith("cgroup: the memory controller is not available in "), result["msg"]
+    assert not marker.exists()

@@ -74,3 +74,9 @@ def test_landlock_status_of_a_service_is_its_spec_document_policy(tmp_path, monk
     assert before["spec_newer_than_process"] is False and after["spec_newer_than_process"] is True
     assert before["dropped"] == ([] if fe.landlock_abi() >= 4 else [
         f"landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has {fe.landlock_abi()}"])
+
+
+@pytest.mark.parametrize("pid", [0, -1])
+def test_a_pid_that_is_no_process_id_is_named_as_the_pid(run_module, pid):
+    result = run_module(namespace_info, dict(pid=pid, net=False))
+    assert result["failed"] is True and result["msg"] == f"pid: {pid} is not a process id (1 or more)"

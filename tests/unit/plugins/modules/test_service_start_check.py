@@ -65,6 +65,13 @@ def check_missing(run_module, name, manager):
     assert result["msg"].startswith(f"service {name} did not start"), result["msg"]
     assert "no such file or directory (at execve)" in result["msg"], result["msg"]
     assert _running(name, manager) is None
+    _not_declared(name)
+
+
+def _not_declared(name):
+    """A service this task declared and could not start is not left declared (its spec and unit go
+    again; its log, which holds the cause, stays)."""
+    assert not os.path.exists(paths.spec_path(name)) and not os.path.exists(paths.unit_path(name))
 
 
 def check_dies(run_module, name, manager, **extra):
@@ -75,6 +82,7 @@ def check_dies(run_module, name, manager, **extra):
     assert "exited with status 1" in result["msg"], result["msg"]
     assert "going down" in (result.get("log") or result.get("journal")), result
     assert _running(name, manager) is None  # stopped: its restart policy is not left retrying
+    _not_declared(name)
 
 
 @pytest.mark.parametrize("manager", ["direct", pytest.param("systemd", marks=SYSTEMD)])
@@ -142,7 +150,8 @@ def test_the_services_module_checks_its_starts_together(run_module, names, manag
     out = result["services"]
     assert out[good]["state"] == "started" and _alive(out[good]["pid"]) and "failed" not in out[good]
     assert out[dies]["failed"] is True and out[dies]["state"] == "stopped"
-    assert out[dies]["actions"][-1] == "stop"
+    assert out[dies]["actions"][-2:] == ["stop", f"remove {paths.spec_path(dies)}"]  # declared by this run
+    _not_declared(dies)
     assert "exited with status 1" in out[dies]["msg"]
     assert out[missing]["failed"] is True and _running(missing, manager) is None
     checked = run_module(services, dict(services=entries), check_mode=True)
