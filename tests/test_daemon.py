@@ -201,3 +201,64 @@ def test_any_other_command_line_is_argparse_s(argv: list[str], capsys: pytest.Ca
         assert capsys.readouterr() == said
     else:
         assert vars(daemon.parse_args(argv)) == expected
+
+
+@pytest.mark.parametrize("waiter", [[], ["--no-waiter"]], ids=["waiter", "python"])
+def test_a_stop_that_comes_as_the_service_exits_starts_nothing(tmp_path: Path, waiter: list[str]) -> None:
+    """The service asks its daemon to stop and exits at once, so the SIGTERM arrives while (or just
+    after) the service ends, with restart always and no delay: a stop is a stop, never a start after
+    it (it was read only while the service still ran, and a restart came first)."""
+    script = 'kill -TERM "$PPID"; exit 3'  # the daemon (or its waiter) is the service's parent
+    for _ in range(5):
+        d = Daemon(tmp_path, ["sh", "-c", script], "--restart", "always", "--restart-sec", "0", *waiter)
+        assert d.ready.startswith("ok ")
+        assert d.wait() == 0
+        lines = d.log_lines()
+        assert sum(x.startswith("started") for x in lines) == 1, lines
+        assert lines[-1] == "stopped" and not any(x.startswith("restarting") for x in lines), lines
+        d.log.unlink()
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--stop-timeout", "-1"), ("--stop-timeout", "nan"), ("--stop-timeout", "inf"), ("--restart-sec", "-0.5"),
+    ("--start-limit-interval", "nan"), ("--start-limit-burst", "-1")])
+def test_a_number_the_daemon_cannot_use_is_refused_before_anything_starts(tmp_path: Path, option: str,
+                                                                          value: str) -> None:
+    d = Daemon(tmp_path, ["sleep", "60"], option, value)
+    assert d.ready.startswith(f"error {option}: must be from 0 to "), d.ready
+    stderr = d.proc.stderr.read().decode()
+    assert d.wait() == 1
+    assert stderr.splitlines() == [f"python -m pyforkexec.daemon: {d.ready[len('error '):]}"]
+    assert not d.pid_file.exists()
+
+
+def test_a_daemon_that_locked_a_pid_file_another_one_unlinked_takes_the_file_there(tmp_path: Path) -> None:
+    """A stopping daemon unlinks its pid file while it holds it: a daemon that opened that file just
+    before locks a file no longer at the path. It must go to the file at the path (and find it locked
+    by a daemon that came meanwhile), not run as a second copy with nothing on disk to say so."""
+    path = tmp_path / "d.pid"
+    path.write_text("1\n")
+    stale = os.open(path, os.O_RDWR)  # the stopping daemon's file, about to be unlinked
+    fcntl.flock(stale, fcntl.LOCK_EX)
+    os.unlink(path)
+    now = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # a daemon that came meanwhile holds the new one
+    fcntl.flock(now, fcntl.LOCK_EX)
+    os.write(now, b"4242\n")
+    try:
+        real_open = os.open
+        calls: list[str] = []
+
+        def first_the_unlinked_file(p: str, flags: int, mode: int = 0o777) -> int:
+            # the first open finds the stopping daemon's file (a dup of it); later ones, the path's
+            calls.append(p)
+            return os.dup(stale) if len(calls) == 1 else real_open(p, flags, mode)
+
+        fcntl.flock(stale, fcntl.LOCK_UN)  # the stopping daemon closes it
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(daemon.os, "open", first_the_unlinked_file)
+            with pytest.raises(SystemExit, match=r"already running \(pid 4242, "):
+                daemon.lock_pid_file(str(path))
+        assert len(calls) == 2
+    finally:
+        os.close(stale)
+        os.close(now)

@@ -6,6 +6,7 @@ controllers are bound to cgroup v1: the limit tests skip there, and the refusal 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -17,6 +18,7 @@ from types import FrameType
 from typing import Callable, Optional
 
 import pytest
+from helpers.cli import wait_for
 from helpers.marks import needs_root
 from helpers.procs import fd_count, wait_code
 
@@ -112,6 +114,39 @@ def test_this_machine() -> None:
 def test_child_is_born_in_its_cgroup_which_is_removed_after(name: str) -> None:
     assert in_cgroup(Cgroup(name)) == f"/{name}"
     assert not os.path.exists(os.path.join(root(), name))
+
+
+@pytest.mark.parametrize("kill_remaining", [False, True])
+def test_what_the_process_left_in_its_cgroup(name: str, tmp_path: Path, kill_remaining: bool) -> None:
+    """The process starts a child in a session of its own (out of its process group) and exits.
+    Without kill_remaining the child keeps the directory, which stays (in use); with it, the child is
+    killed once the process is reaped, and the directory goes (systemd's KillMode=control-group)."""
+    marker = tmp_path / "pid"
+    script = f"setsid sleep 300 & echo $! > {marker}; exit 0"
+    proc = start_process("/bin/sh", ["sh", "-c", script], ProcAttr(sys=SysProcAttr(
+        cgroup=Cgroup(name, kill_remaining=kill_remaining))))
+    assert proc.wait() == 0
+    left = int(marker.read_text())
+    path = os.path.join(root(), name)
+    try:
+        if kill_remaining:
+            assert not os.path.exists(path)
+            wait_for(lambda: not _alive(left), "the child it left to be killed")
+        else:
+            assert os.path.isdir(path) and _alive(left)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(left, signal.SIGKILL)
+        wait_for(lambda: not _alive(left), "the child to go")
+        remove_cgroup(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def test_nested_path_creates_and_removes_the_parents(name: str) -> None:

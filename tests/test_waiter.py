@@ -6,6 +6,7 @@ the pid file's lock, the cgroup removed after the service, and never a service l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -271,3 +272,46 @@ def test_a_launcher_dies_of_the_signal_its_command_died_of(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@needs_root  # a cgroup below the root cgroup
+@pytest.mark.parametrize("how", ["daemon", "daemon --no-waiter", "exec --spec"])
+def test_a_stop_ends_everything_the_service_left_in_its_cgroup(tmp_path: Path, how: str) -> None:
+    """The service starts a child that leaves its process group (setsid) and ignores SIGTERM. Its
+    stop (SIGTERM to the daemon, or to the launcher systemd runs) reaps the service, then kills what
+    is left in its cgroup and removes it, as systemd ends a unit: the child was out of the unit's
+    cgroup, so nothing else would."""
+    try:
+        root = find_cgroup2()
+    except CgroupError as e:
+        pytest.skip(str(e))
+    name = f"pyforkexec-left-{os.getpid()}"
+    marker = tmp_path / "left"
+    script = f"setsid sh -c 'trap \"\" TERM; echo $$ > {marker}; exec sleep 300' & exec sleep 300"
+    cgroup = {"path": f"{name}/svc", "kill_remaining": True}  # as the collection's services have it
+    if how.startswith("daemon"):
+        d = Daemon(tmp_path, ["sh", "-c", script], *how.split()[1:], sys_attr={"cgroup": cgroup})
+        stopped = d.proc
+    else:
+        spec = tmp_path / "s.json"
+        spec.write_text(json.dumps({"version": 1, "argv": ["sh", "-c", script], "sys": {"cgroup": cgroup}}))
+        stopped = subprocess.Popen([sys.executable, "-m", "pyforkexec", "exec", "--spec", str(spec)],
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: marker.exists() and marker.read_text().strip(), "the child it leaves")
+    left = int(marker.read_text())
+    try:
+        stopped.send_signal(signal.SIGTERM)
+        stopped.wait(timeout=60)
+        wait_for(lambda: not os.path.exists(f"/proc/{left}") or _zombie(left), "what it left to be killed")
+        assert not os.path.exists(os.path.join(root, name))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(left, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True

@@ -8,6 +8,7 @@ the whole of one run of the module."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -93,6 +94,10 @@ def launch_attr(params, name, manager, on_host=True, netns_made=False):
                             cgroup_on_host=on_host and manager == "direct")
     if manager != "direct":
         built.attr.sys.cgroup = None
+    elif built.attr.sys.cgroup is not None:
+        # The service's cgroup is its own: once its process has been reaped, what it left there (in
+        # its process group or not) is killed and the directory removed, as systemd ends a unit.
+        built.attr.sys.cgroup = dataclasses.replace(built.attr.sys.cgroup, kill_remaining=True)
     return built
 
 

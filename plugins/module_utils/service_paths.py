@@ -75,21 +75,30 @@ def systemd_booted():
     return os.path.isdir("/run/systemd/system")
 
 
-def locked_pid(path):
-    """The pid in a pid file that its daemon holds locked, None when no daemon runs."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
+def locked_pid(path, wait=1.0):
+    """The pid in a pid file that its daemon holds locked, None when no daemon runs. A locked file
+    without a whole line yet is a daemon writing its pid (its first line is the pid once written):
+    read again for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:  # held: the daemon runs
-            text = os.read(fd, 32).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else None
-        return None  # a stale file: nobody holds it
-    finally:
-        os.close(fd)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:  # held: the daemon runs
+                line, whole, _ = os.pread(fd, 32, 0).decode(errors="replace").partition("\n")
+                if whole and line.isdigit():
+                    return int(line)
+            else:
+                return None  # a stale file: nobody holds it
+        finally:
+            os.close(fd)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.005)
 
 
 def systemd_main_pid(name, run=None):

@@ -13,6 +13,13 @@ empty, by the Process of start_process/run when it reaps the child, or right awa
 fails. ``fork_exec`` returns only a pid: the directory stays, and the caller removes it (with
 ``remove_cgroup(cgroup.fs_path())``) after reaping the child.
 
+``kill_remaining``: once the child has been reaped, every process still in the directory (what it
+started) is killed (SIGKILL, ``cgroup.kill``) before the directory is removed, as systemd's
+``KillMode=control-group`` ends a unit: a service's stop reaches everything it left, even what left
+its process group, and the directory does not stay behind busy. It kills every process in the
+directory: for a cgroup of the process's own (the collection's services set it for theirs), not one
+that other spawns share.
+
 Spawns may share directories (``jobs/a`` and ``jobs/b`` from several threads, processes or pyforkexec
 launchers at once): a spawn never fails because another one removed a parent it was creating its
 leaf in, and a directory pyforkexec created with ``remove`` (marked with the xattr ``user.pyforkexec``,
@@ -32,6 +39,7 @@ import errno
 import fcntl
 import os
 import re
+import signal
 import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -79,6 +87,7 @@ class Cgroup:
     pids_max: Optional[Value] = None
     io_max: Optional[Union[str, Sequence[str]]] = None
     remove: bool = True
+    kill_remaining: bool = False
 
     def fs_path(self) -> str:
         """The directory of this cgroup in the mounted v2 hierarchy."""
@@ -158,6 +167,7 @@ def check_cgroup(field: str, cg: object) -> CgroupSpec:
     to_bytes(f"{field}.path", cg.path)
     resolve(f"{field}.path", cg.path, "/")
     check_bool(f"{field}.remove", cg.remove)
+    check_bool(f"{field}.kill_remaining", cg.kill_remaining)
     writes, controllers = [], set()
     for name, (filename, controller) in LIMITS.items():
         value = getattr(cg, name)
@@ -300,15 +310,16 @@ class CgroupHandle(_record.Record):
     """A prepared cgroup: its directory, an fd of it for clone3 (holding the lock that keeps it from
     removal until the child is in it), and the directories this call made (path -> inode)."""
 
-    __slots__ = ("created", "fd", "path", "remove", "root")
+    __slots__ = ("created", "fd", "kill", "path", "remove", "root")
 
     def __init__(self, path: str, fd: int, created: Optional[dict[str, int]] = None, remove: bool = True,
-                 root: str = ""):
+                 root: str = "", kill: bool = False):
         self.path = path
         self.fd = fd
         self.created = {} if created is None else created
         self.remove = remove
         self.root = root
+        self.kill = kill  # Cgroup.kill_remaining
 
     def close(self) -> None:
         """Close the fd once the child is in the cgroup (or will not be): the directory is free."""
@@ -333,9 +344,40 @@ class CgroupHandle(_record.Record):
         keeps a cgroup for a look after its process, and there was none)."""
         with held():
             self.close()
+            if self.kill and not failed:
+                kill_members(self.path)
             created, self.created = self.created, {}
             if self.remove or failed:
                 _remove_upwards(self.path, self.root or os.path.dirname(self.path), created)
+
+
+def kill_members(path: str, timeout: float = 2.0) -> bool:
+    """SIGKILL every process in cgroup ``path`` (its subtree too) and wait up to ``timeout`` seconds
+    until none is left in it: whether it is empty. ``cgroup.kill`` (Linux 5.14) kills them at once,
+    forks racing it included; before it, each pid of ``cgroup.procs`` is killed, again until none is
+    left."""
+    deadline = time.monotonic() + timeout
+    try:
+        _write(os.path.join(path, "cgroup.kill"), "1")
+        by_file = True
+    except FileNotFoundError:  # before Linux 5.14, or no such cgroup (the loop below tells)
+        by_file = False
+    except OSError:
+        return False
+    while True:
+        try:
+            with open(os.path.join(path, "cgroup.events")) as f:
+                if "populated 0" in f.read().split("\n"):
+                    return True
+            if not by_file:
+                for pid in _read(os.path.join(path, "cgroup.procs")).split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+        except FileNotFoundError:
+            return True  # removed meanwhile
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
 
 
 def remove_cgroup(path: str, attempts: int = 50) -> bool:
@@ -430,7 +472,7 @@ def prepare(spec: CgroupSpec) -> CgroupHandle:
     From here until ``close()`` (after clone3) no other pyforkexec spawn removes the directory."""
     root = find_cgroup2()
     path = resolve(f"{FIELD}.path", spec.cgroup.path, root)
-    handle = CgroupHandle(path, -1, remove=spec.cgroup.remove, root=root)
+    handle = CgroupHandle(path, -1, remove=spec.cgroup.remove, root=root, kill=spec.cgroup.kill_remaining)
     parts = os.path.relpath(path, root).split("/")
     current = path
     try:
@@ -490,7 +532,8 @@ def handover_record(proc: Process) -> Optional[dict[str, object]]:
     handle = proc._cgroup if isinstance(proc, CgroupProcess) else None
     if handle is None:
         return None
-    return {"path": handle.path, "created": handle.created, "remove": handle.remove, "root": handle.root}
+    return {"path": handle.path, "created": handle.created, "remove": handle.remove, "root": handle.root,
+            "kill": handle.kill}
 
 
 def process_from_record(pid: int, record: Optional[dict[str, Any]]) -> Process:
@@ -498,5 +541,6 @@ def process_from_record(pid: int, record: Optional[dict[str, Any]]) -> Process:
     removes its cgroup as the CgroupProcess it was would have."""
     if record is None:
         return Process(pid)
-    handle = CgroupHandle(record["path"], -1, dict(record["created"]), bool(record["remove"]), record["root"])
+    handle = CgroupHandle(record["path"], -1, dict(record["created"]), bool(record["remove"]), record["root"],
+                          bool(record.get("kill", False)))
     return CgroupProcess(pid, None, handle)

@@ -153,6 +153,21 @@ def parse_args(argv: Sequence[str]) -> SimpleNamespace:
     return SimpleNamespace(**vars(argument_parser().parse_args(argv)))
 
 
+# Numeric options: (option, least, most). Seconds are kept below what the waiter's milliseconds and
+# select() take; none may be NaN or infinite.
+RANGES = (("--restart-sec", 0, 10**6), ("--stop-timeout", 0, 10**6), ("--start-limit-interval", 0, 10**9),
+          ("--start-limit-burst", 0, 10**6))
+
+
+def out_of_range(args: SimpleNamespace) -> Optional[str]:
+    """The first numeric option outside its range (module RANGES), as a message naming it, or None."""
+    for option, least, most in RANGES:
+        value = getattr(args, dest(option))
+        if not least <= value <= most:  # NaN compares false both ways
+            return f"{option}: must be from {least} to {most}, got {value}"
+    return None
+
+
 def wanted_argv(argv: Sequence[str]) -> list[str]:
     """The daemon's arguments as its starter gave them: without --ready-fd (used once) and without
     what the waiter adds (--resume and --waited, always last)."""
@@ -294,6 +309,10 @@ class Daemon:
                 proc.send_signal(signo)
 
     def should_restart(self, code: int) -> bool:
+        # A stop that came as the service exited (before supervise() looked, or while the waiter
+        # handed back) is a stop: never a start after it.
+        if any(s in STOP_SIGNALS for s in self._take_signals()):
+            self.stopping = True
         if self.stopping or self.args.restart == "no":
             return False
         if self.args.restart == "on-failure" and code == 0:
@@ -402,23 +421,40 @@ class Daemon:
     def sleep(self, seconds: float) -> bool:
         """Sleep unless a stop signal comes first; whether one came."""
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            if any(s in STOP_SIGNALS for s in self.pause(left)):
+        while True:  # at least one look, for a delay of 0: a stop already pending is a stop
+            if any(s in STOP_SIGNALS for s in self.pause(max(0.0, deadline - time.monotonic()))):
                 self.stopping = True
                 return True
-        return False
+            if deadline - time.monotonic() <= 0:
+                return False
 
 
 def lock_pid_file(path: str) -> int:
-    """Open and lock the pid file; exits if another daemon holds it."""
+    """Open and lock the pid file; exits if another daemon holds it.
+
+    A daemon that stops unlinks its file while it still holds the lock: one that opened the file
+    just before and locks it then holds a file no longer at ``path``, which a third daemon would
+    create and lock anew. So the lock counts only once ``path`` still names the file locked, else it
+    starts over. A reader that meets the locked file empty (between the cut and the write) waits for
+    the whole line."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        other = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        raise SystemExit(f"pyforkexec-daemon: already running (pid {other}, {path} is locked)") from None
-    os.ftruncate(fd, 0)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise SystemExit(f"pyforkexec-daemon: already running (pid {other}, {path} is locked)") from None
+        try:
+            still = os.stat(path)
+        except FileNotFoundError:
+            still = None
+        held_file = os.fstat(fd)
+        if still is not None and (still.st_dev, still.st_ino) == (held_file.st_dev, held_file.st_ino):
+            break
+        os.close(fd)  # unlinked (or replaced) by the daemon that held it: try the file there now
+    os.ftruncate(fd, 0)  # no stale pid of a daemon killed outright is read as ours; readers wait for a line
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
@@ -436,6 +472,12 @@ def detach(log_fd: int) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    problem = out_of_range(args)
+    if problem is not None:  # before anything starts: a value the waiter or a sleep could not take
+        if args.ready_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.write(args.ready_fd, f"error {problem}\n".encode())
+        raise SystemExit(f"python -m pyforkexec.daemon: {problem}")
     resume = args.resume
     if resume is not None:  # back from the waiter: the same process, its log and locked pid file open
         log_fd, pid_fd = resume["log_fd"], resume["pid_fd"]

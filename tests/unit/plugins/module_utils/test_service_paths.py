@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import threading
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
@@ -35,6 +36,24 @@ def test_a_pid_file_counts_only_while_its_daemon_holds_the_lock(tmp_path):
     finally:
         os.close(fd)
     assert paths.locked_pid(path) is None
+
+
+def test_a_pid_file_its_daemon_is_writing_is_read_once_written(tmp_path):
+    """Locked and empty (a daemon between its lock and its write): a daemon is there, and its pid is
+    read once it is written, rather than "no daemon runs"."""
+    path = tmp_path / "x.pid"
+    path.write_text("")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        writer = threading.Timer(0.2, lambda: os.pwrite(fd, b"4242\n", 0))
+        writer.start()
+        try:
+            assert paths.locked_pid(str(path)) == 4242
+        finally:
+            writer.join()
+    finally:
+        os.close(fd)
 
 
 def test_the_service_process_is_the_main_process_child():

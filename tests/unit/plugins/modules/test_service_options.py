@@ -34,3 +34,11 @@ def test_under_systemd_the_limits_are_checked_though_the_spec_has_no_cgroup(vali
     params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(cpu_weight=0)))
     with pytest.raises(svc.IsolationError, match=r"^cgroup.cpu_weight: must be between 1 and 10000"):
         svc.launch_attr(params, "x", "systemd")
+
+
+def test_under_the_daemon_the_service_s_cgroup_ends_with_it(validate_args):
+    """manager=direct: the service's cgroup is its own, and what it leaves there is killed when it
+    ends (Cgroup.kill_remaining), as systemd ends a unit's control group."""
+    params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(path="pyforkexec-ut/x")))
+    cgroup = svc.launch_attr(params, "x", "direct").attr.sys.cgroup
+    assert cgroup.path == "pyforkexec-ut/x" and cgroup.kill_remaining is True
