@@ -78,7 +78,9 @@ FIELD_OF_STEP = {
     "CAPBSET_DROP": "sys.capabilities", "CAPSET": "sys.capabilities", "CAP_AMBIENT": "sys.capabilities",
     "NO_NEW_PRIVS": "sys.no_new_privs", "SECCOMP": "sys.seccomp", "CHDIR": "proc.dir",
     "LANDLOCK_RESTRICT_SELF": "sys.landlock_fd", "LANDLOCK": "sys.landlock", "MOVE_MOUNT": "sys.mounts[]",
-    "IDMAP": "sys.mounts[]",
+    "IDMAP": "sys.mounts[]", "CHROOT": "sys.chroot", "SETSID": "sys.setsid", "SETPGID": "sys.setpgid",
+    "PDEATHSIG": "sys.pdeathsig", "PTRACE_ME": "sys.ptrace", "DUP3": "proc.files", "FCNTL": "proc.files",
+    "EXECVEAT": "sys.exec_fd",
 }
 FIELD_OF_ID_MAP_FILE = {"uid_map": "sys.uid_mappings", "setgroups": "sys.gid_mappings_enable_setgroups",
                         "gid_map": "sys.gid_mappings"}

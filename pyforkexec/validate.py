@@ -156,6 +156,9 @@ def check_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> None:
     nfiles = len(files)
     ctty = check_int("SysProcAttr.ctty", sys_attr.ctty, 0, MAX_FD)  # a child fd: its own number space
     check_int("SysProcAttr.pgid", sys_attr.pgid, 0, 2**31 - 1)
+    if sys_attr.setsid and sys_attr.setpgid:
+        fail("SysProcAttr.setpgid", "setsid makes the child a session leader, whose process group cannot "
+             "change (setpgid fails with EPERM); its new session's process group is its own already")
     if sys_attr.setctty and sys_attr.foreground:
         fail("SysProcAttr.setctty", "setctty and foreground cannot both be set (they read ctty differently)")
     if sys_attr.setctty and not sys_attr.setsid:

@@ -328,3 +328,16 @@ def test_a_landlock_policy_from_a_spec(tmp_path: Path) -> None:
     assert res.returncode == 1 and res.stderr.startswith(
         f"pyforkexec: spec: sys.landlock.paths[{n}].access: truncate needs Landlock ABI 3, this kernel has 2")
     assert pfe("exec", "--check", "--spec", path).returncode == 0
+
+
+@pytest.mark.parametrize("name", [
+    "setsid-and-setpgid.json", "files-closed-fd.json", "cgroup-path-newline.json", "setns-own-namespace.json",
+    "chroot-missing.json"])
+def test_check_refuses_what_the_start_would_refuse(name: str) -> None:
+    """``--check`` says OK only for a document whose start gets past everything this host can tell
+    before a process exists: the same one-line refusal, naming the field, as the start's."""
+    path = str(Path(__file__).parent / "corpus" / "specs" / name)
+    checked, started = pfe("exec", "--spec", path, "--check"), pfe("exec", "--spec", path)
+    assert checked.returncode == started.returncode == 1, checked.stderr + started.stderr
+    assert checked.stdout == "" and checked.stderr == started.stderr
+    assert checked.stderr.startswith("pyforkexec: spec: ") and len(checked.stderr.splitlines()) == 1

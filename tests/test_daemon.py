@@ -262,3 +262,11 @@ def test_a_daemon_that_locked_a_pid_file_another_one_unlinked_takes_the_file_the
     finally:
         os.close(stale)
         os.close(now)
+
+
+def test_a_spec_s_own_files_are_refused_rather_than_ignored(tmp_path: Path) -> None:
+    """Under the daemon the service gets /dev/null and its log as 0, 1 and 2: a spec that asks for
+    other files is refused naming proc.files, rather than run without them."""
+    d = Daemon(tmp_path, ["true"], proc={"files": [None, None, None]})
+    assert d.ready.startswith("error spec: proc.files: a service under the daemon gets /dev/null"), d.ready
+    assert d.wait() == 1

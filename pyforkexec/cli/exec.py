@@ -95,6 +95,7 @@ def main(argv: Sequence[str]) -> NoReturn:
     spec = specmod.read(path)
     spec.argv += parsed.rest
     specmod.check(spec)
+    specmod.check_on_host(spec)
     report_landlock(spec)
     argv0 = program(spec)
     if parsed.has("check"):

@@ -165,6 +165,8 @@ def check_cgroup(field: str, cg: object) -> CgroupSpec:
     if not isinstance(cg.path, str):
         fail(f"{field}.path", f"must be a string, not {type(cg.path).__name__}", TypeError)
     to_bytes(f"{field}.path", cg.path)
+    if "\n" in cg.path:  # the kernel's mkdir of a cgroup refuses it (EINVAL)
+        fail(f"{field}.path", "a cgroup name cannot hold a newline")
     resolve(f"{field}.path", cg.path, "/")
     check_bool(f"{field}.remove", cg.remove)
     check_bool(f"{field}.kill_remaining", cg.kill_remaining)

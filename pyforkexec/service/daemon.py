@@ -243,6 +243,9 @@ class Daemon:
     def spawn(self) -> Process:
         spec = self.spec = specmod.read(self.args.spec)
         specmod.check(spec)
+        if tuple(spec.attr.files) != (0, 1, 2):  # what the service gets as 0, 1 and 2 is the daemon's
+            raise specmod.SpecError("proc.files", "a service under the daemon gets /dev/null and its log as "
+                                    "fds 0, 1 and 2, and no other: leave proc.files out")
         attr = spec.attr
         if attr.env is None:
             attr.env = [f"{k}={v}" for k, v in os.environ.items()]

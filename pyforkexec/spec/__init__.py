@@ -59,11 +59,12 @@ default are left out and flags are written as lists of names, so ``load(dump(...
 attributes and ``dump(*load(doc))`` is the normalized form of ``doc``.
 """
 
-from .check import check
+from .check import check, check_on_host
 from .document import MAX_BYTES, MAX_DEPTH, MAX_VALUES, SpecError, check_document, parse_text
 from .dump import dump
 from .load import TOP_FIELDS, VERSION, Spec, load, load_spec, loads, read
 from .schema import schema
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "TOP_FIELDS", "VERSION", "Spec", "SpecError", "check",
-           "check_document", "dump", "load", "load_spec", "loads", "parse_text", "read", "schema"]
+           "check_document", "check_on_host", "dump", "load", "load_spec", "loads", "parse_text", "read",
+           "schema"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .. import validate as _validate
 from .document import SpecError
 from .load import Spec
@@ -28,3 +30,34 @@ def check(spec: Spec) -> None:
     except (ValueError, TypeError) as e:
         field, sep, rule = _spec_path(str(e)).partition(": ")
         raise SpecError(field if sep else "", rule if sep else field) from None
+
+
+def check_on_host(spec: Spec) -> None:
+    """What only this host can tell of a checked spec, read without starting anything (``pyforkexec
+    exec --check``, and before its start): each ``proc.files`` fd open here, ``sys.chroot`` a
+    directory, and each ``sys.setns`` target (a file) a namespace that is not this process's own.
+    Raises SpecError naming the field."""
+    import fcntl
+
+    from .. import nsinfo
+
+    for i, fd in enumerate(spec.attr.files or ()):
+        if isinstance(fd, int) and fd >= 0:
+            try:
+                fcntl.fcntl(fd, fcntl.F_GETFD)
+            except OSError:
+                raise SpecError(f"proc.files[{i}]", f"fd {fd} is not open in this process") from None
+    root = spec.attr.sys.chroot if spec.attr.sys is not None else None  # (pivot_root's mounts may make it)
+    if isinstance(root, (str, bytes)) and root and not os.path.isdir(root):
+        raise SpecError("sys.chroot", f"{os.fsdecode(root)} is not a directory here")
+    for i, entry in enumerate(spec.attr.sys.setns if spec.attr.sys is not None else ()):
+        if not isinstance(entry.target, str):
+            continue
+        field = f"sys.setns[{i}]"
+        try:
+            own = nsinfo.nstype(entry.target) and nsinfo.is_callers(entry.target)
+        except OSError as e:
+            raise SpecError(field, f"{entry.target}: {e.strerror}") from None
+        if own:
+            raise SpecError(field, f"{entry.target} is this process's own namespace: the program would "
+                            "run in it as if no join had been asked")

@@ -343,6 +343,13 @@ def _yaml_loader() -> type:
 
     class Loader(yaml.SafeLoader):
         def construct_yaml_int(self, node: Any) -> object:
+            text = str(node.value).replace("_", "")
+            if ":" in text or re.fullmatch(r"[-+]?0[0-9]+", text):
+                # YAML 1.1's base 60 (1:40 is 100) and leading-zero octal (0750 is 488), which YAML 1.2
+                # and JSON read otherwise or not at all: a uid or a mode silently not what was written.
+                form = "base 60" if ":" in text else "octal (YAML 1.2 reads it as decimal)"
+                raise SpecError("", f"line {node.start_mark.line + 1}: {node.value} is a YAML 1.1 {form} "
+                                "number: write the number in decimal, or quote it")
             try:
                 return super().construct_yaml_int(node)
             except ValueError:

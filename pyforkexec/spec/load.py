@@ -82,6 +82,8 @@ def load_spec(doc: object) -> Spec:
                         f"{'an empty list' if argv == [] else json_type(argv)}")
     argv = list(convert(argv, Sequence[str], "argv"))  # argv[i]: expected a string
     argv0 = convert(doc.get("argv0"), Optional[str], "argv0")
+    if argv0 == "":
+        raise SpecError("argv0", "must not be empty: leave it out to run argv[0]")
     wait = convert(doc.get("wait", True), bool, "wait")
     proc = doc.get("proc")
     if proc is not None and not isinstance(proc, dict):  # an object of ProcAttr's fields but sys

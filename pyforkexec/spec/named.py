@@ -28,6 +28,8 @@ def parse_flags(value: object) -> int:
             if isinstance(v, bool) or not isinstance(v, (str, int)):
                 raise ItemError(i, "expected a flag name or number", v)
         value = ",".join(str(v) for v in value)
+    elif isinstance(value, str) and not value.strip():  # as "newuts||" is refused: an empty flag
+        raise ValueError("an empty string names no flag: give [] or 0 for none")
     if not isinstance(value, str):
         raise TypeError("expected an integer, a flag name string or a list of flag names")
     return int(CloneFlags.parse(value))

@@ -10,12 +10,15 @@ from pathlib import Path
 
 
 class Daemon:
-    def __init__(self, tmp_path: Path, argv: list[str], *options: str, sys_attr: dict | None = None):
+    def __init__(self, tmp_path: Path, argv: list[str], *options: str, sys_attr: dict | None = None,
+                 proc: dict | None = None):
         self.spec, self.log = tmp_path / "s.json", tmp_path / "d.log"
         self.pid_file = tmp_path / "run" / "d.pid"
         doc: dict = {"version": 1, "argv": argv}
         if sys_attr:
             doc["sys"] = sys_attr
+        if proc:
+            doc["proc"] = proc
         self.spec.write_text(json.dumps(doc))
         r, w = os.pipe()
         self.proc = subprocess.Popen(
