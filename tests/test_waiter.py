@@ -315,3 +315,37 @@ def _zombie(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (FileNotFoundError, ProcessLookupError):
         return True
+
+
+@needs_root  # a cgroup below the root cgroup
+def test_a_start_kills_what_a_daemon_killed_outright_left_in_the_service_s_cgroup(tmp_path: Path) -> None:
+    """SIGKILL to the daemon: its service dies with it (pdeathsig), what the service started does
+    not. The next daemon's start finds them in the service's own cgroup and kills them before the
+    new service joins it."""
+    try:
+        root = find_cgroup2()
+    except CgroupError as e:
+        pytest.skip(str(e))
+    name = f"pyforkexec-killed-{os.getpid()}"
+    marker = tmp_path / "left"
+    script = f"setsid sh -c 'echo $$ > {marker}; exec sleep 300' & exec sleep 300"
+    cgroup = {"path": f"{name}/svc", "kill_remaining": True}
+    first = Daemon(tmp_path, ["sh", "-c", script], sys_attr={"cgroup": cgroup})
+    wait_for(lambda: marker.exists() and marker.read_text().strip(), "the child it leaves")
+    left = int(marker.read_text())
+    try:
+        first.proc.kill()
+        first.wait()
+        assert not _zombie(left)  # still there, in the service's cgroup
+        marker.unlink()
+        second = Daemon(tmp_path, ["sh", "-c", "exec sleep 300"], sys_attr={"cgroup": cgroup})
+        assert second.ready.startswith("ok ")
+        wait_for(lambda: _zombie(left), "what the first daemon's service left to be killed")
+        leaf = os.path.join(root, name, "svc")
+        assert f"killing what was left in {leaf} (pids {left})" in second.log_lines()
+        second.proc.send_signal(signal.SIGTERM)
+        assert second.wait() == 0
+        assert not os.path.exists(os.path.join(root, name))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(left, signal.SIGKILL)

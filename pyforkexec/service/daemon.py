@@ -247,6 +247,7 @@ class Daemon:
             raise specmod.SpecError("proc.files", "a service under the daemon gets /dev/null and its log as "
                                     "fds 0, 1 and 2, and no other: leave proc.files out")
         attr = spec.attr
+        self.empty_own_cgroup(attr.sys)
         if attr.env is None:
             attr.env = [f"{k}={v}" for k, v in os.environ.items()]
         if attr.sys is None:
@@ -263,6 +264,26 @@ class Daemon:
             return start_process(self.program(spec), spec.argv, attr)
         finally:
             os.close(attr.files[0])
+
+    def empty_own_cgroup(self, sys_attr: Optional[SysProcAttr]) -> None:
+        """A cgroup that is the service's own (Cgroup.kill_remaining, as the collection writes it) and
+        still holds processes at a start: what a daemon killed outright left (its service died with it,
+        by pdeathsig, but not what the service had started). They are killed before the new start
+        joins them, as the stop would have."""
+        cgroup = sys_attr.cgroup if sys_attr is not None else None
+        if cgroup is None or not cgroup.kill_remaining:
+            return
+        from ..sandbox.cgroup import CgroupError, kill_members
+
+        try:
+            path = cgroup.fs_path()
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                left = f.read().split()
+        except (OSError, CgroupError):
+            return  # not there yet (the start makes it), or no cgroup2: the start reports it
+        if left:
+            self.log(f"killing what was left in {path} (pids {' '.join(left)})")
+            kill_members(path)
 
     @staticmethod
     def program(spec: specmod.Spec) -> str:
