@@ -8,10 +8,6 @@ through a socket made inside it by a thread of this process that joined it alone
 from __future__ import annotations
 
 import os
-import pickle
-import socket
-import threading
-import traceback
 
 from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
@@ -136,6 +132,9 @@ def run_in_namespaces(entries, func, *args):
     The result must pickle. An exception in the child is raised here as a RuntimeError with the
     child's traceback text.
     """
+    import pickle  # here, as the others below: what a launcher's checks import stays small (issue 15)
+    import traceback
+
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: no return from here
@@ -175,6 +174,8 @@ def socket_in(path, kind, family, type_, proto=0):
     The kernel lets one thread of a process join a network namespace on its own (setns(2)); not a
     user or mount namespace, which every thread of a process shares (CLONE_FS): refused here.
     """
+    import socket
+
     # KeyboardInterrupt while waiting: the socket the helper made is closed
     return in_namespace_thread(path, kind, lambda: socket.socket(family, type_, proto),
                                "pyforkexec-socket-in", undo=lambda sock: sock.close())
@@ -209,6 +210,8 @@ def in_own_thread(fn, name, undo=None):
     that way on Python 3.9-3.12 releases the running thread's state lock and marks it stopped
     (bpo-45274's fix), after which a second join returns at once, with the thread still at work.
     """
+    import threading
+
     outcome = {}
     finished = threading.Event()
 

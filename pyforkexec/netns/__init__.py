@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any, NamedTuple, Optional
 
 from .. import nsinfo
+from .._signals import held
 from . import kernel, model
 from .kernel import NETNS_DIR, ApplyError, netns_path
 from .model import ModelError
@@ -121,12 +122,13 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
         actions = host.foresee(actions)  # as after the batch's earlier converges (a batch's HostLinks)
     lines = [model.describe(a) for a in actions]
     if actions and not check:
-        try:
-            _apply(name, actions, lines, host)
-        except ApplyError as e:
-            if not observed["exists"]:  # made by this converge: nothing of it is left half-made
-                e.undone = _undo(name, host)
-            raise
+        with held():  # a Ctrl-C during a failing apply still lets the undo run, then is raised
+            try:
+                _apply(name, actions, lines, host)
+            except ApplyError as e:
+                if not observed["exists"]:  # made by this converge: nothing of it is left half-made
+                    e.undone = _undo(name, host)
+                raise
         final = kernel.observe(name, wanted, host)
         if wanted is not None:
             final = _settle(name, wanted, final, actions, lines, host)

@@ -39,8 +39,6 @@ def check_on_host(spec: Spec) -> None:
     Raises SpecError naming the field."""
     import fcntl
 
-    from .. import nsinfo
-
     for i, fd in enumerate(spec.attr.files or ()):
         if isinstance(fd, int) and fd >= 0:
             try:
@@ -54,6 +52,8 @@ def check_on_host(spec: Spec) -> None:
         if not isinstance(entry.target, str):
             continue
         field = f"sys.setns[{i}]"
+        from .. import nsinfo  # only for a spec that joins: a launcher imports what it uses (issue 15)
+
         try:
             own = nsinfo.nstype(entry.target) and nsinfo.is_callers(entry.target)
         except OSError as e:
