@@ -281,14 +281,9 @@ def test_a_stop_ends_everything_the_service_left_in_its_cgroup(tmp_path: Path, h
     stop (SIGTERM to the daemon, or to the launcher systemd runs) reaps the service, then kills what
     is left in its cgroup and removes it, as systemd ends a unit: the child was out of the unit's
     cgroup, so nothing else would."""
-    try:
-        root = find_cgroup2()
-    except CgroupError as e:
-        pytest.skip(str(e))
-    name = f"pyforkexec-left-{os.getpid()}"
+    root, name, cgroup = _own_cgroup("left")
     marker = tmp_path / "left"
     script = f"setsid sh -c 'trap \"\" TERM; echo $$ > {marker}; exec sleep 300' & exec sleep 300"
-    cgroup = {"path": f"{name}/svc", "kill_remaining": True}  # as the collection's services have it
     if how.startswith("daemon"):
         d = Daemon(tmp_path, ["sh", "-c", script], *how.split()[1:], sys_attr={"cgroup": cgroup})
         stopped = d.proc
@@ -322,14 +317,9 @@ def test_a_start_kills_what_a_daemon_killed_outright_left_in_the_service_s_cgrou
     """SIGKILL to the daemon: its service dies with it (pdeathsig), what the service started does
     not. The next daemon's start finds them in the service's own cgroup and kills them before the
     new service joins it."""
-    try:
-        root = find_cgroup2()
-    except CgroupError as e:
-        pytest.skip(str(e))
-    name = f"pyforkexec-killed-{os.getpid()}"
+    root, name, cgroup = _own_cgroup("killed")
     marker = tmp_path / "left"
     script = f"setsid sh -c 'echo $$ > {marker}; exec sleep 300' & exec sleep 300"
-    cgroup = {"path": f"{name}/svc", "kill_remaining": True}
     first = Daemon(tmp_path, ["sh", "-c", script], sys_attr={"cgroup": cgroup})
     wait_for(lambda: marker.exists() and marker.read_text().strip(), "the child it leaves")
     left = int(marker.read_text())
@@ -349,3 +339,14 @@ def test_a_start_kills_what_a_daemon_killed_outright_left_in_the_service_s_cgrou
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(left, signal.SIGKILL)
+
+
+def _own_cgroup(tag: str) -> tuple[str, str, dict]:
+    """(the cgroup2 root, a top directory's name, a spec's cgroup: a service's own, as the collection
+    writes it); skips without cgroup2."""
+    try:
+        root = find_cgroup2()
+    except CgroupError as e:
+        pytest.skip(str(e))
+    name = f"pyforkexec-{tag}-{os.getpid()}"
+    return root, name, {"path": f"{name}/svc", "kill_remaining": True}
