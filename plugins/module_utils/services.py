@@ -71,6 +71,7 @@ class Entry:
     wiring: dict | None
     result: dict = dataclasses.field(default_factory=dict)
     netns: dict | None = None
+    rehearsed: object = None  # the netns.Converged of its wiring's rehearsal (_rehearse), if any
     error: str | None = None
     details: dict = dataclasses.field(default_factory=dict)  # besides ``error``: svc.failure_details
 
@@ -170,7 +171,8 @@ def _rehearse(module, entries):
     """The wiring of every entry planned against this host, as check mode plans it (one batch, the
     removals first), before anything changes: an entry the model refuses only once the host is
     read (a subnet that another entry, or a host link, takes) fails the run with nothing done, rather
-    than after the entries before it were wired and started. Raises PlanError."""
+    than after the entries before it were wired and started. An entry it finds nothing to do for is
+    not read again (its Converged is kept: ``rehearsed``). Raises PlanError."""
     netns = deps.pyforkexec.netns
     problems = []
     with netns.batch(keep_bridges=_bridges([e for e in entries if e.state != "absent"])):
@@ -178,8 +180,8 @@ def _rehearse(module, entries):
             if entry.wiring is None:
                 continue
             try:
-                netns.converge(entry.wiring["name"], entry.wiring if entry.state != "absent" else None,
-                               check=True)
+                wanted = entry.wiring if entry.state != "absent" else None
+                entry.rehearsed = netns.converge(entry.wiring["name"], wanted, check=True)
             except netns.ModelError as e:
                 problems.append(f"services[{entry.name}]: {e}")
     if problems:
@@ -196,7 +198,9 @@ def _converge_netns(module, entry, present):
     changed (not only the host's side: a bridge it shares, the host end of its veth)."""
     netns = deps.pyforkexec.netns
     params = entry.wiring
-    done = netns.converge(params["name"], params if present else None, check=module.check_mode)
+    done = entry.rehearsed
+    if done is None or done.actions:  # the rehearsal found nothing to do: its reading is this one's
+        done = netns.converge(params["name"], params if present else None, check=module.check_mode)
     entry.netns = dict(actions=done.actions, netns=done.netns, topology=done.after)
     header = f"netns {params['name']}"
     entry.netns["diff"] = [dict(before=done.before, after=done.after, before_header=header,
