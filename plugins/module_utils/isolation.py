@@ -450,7 +450,7 @@ def _join_entries(option, join, on_host):
     named = f"{option}.namespaces" if join["namespaces"] else f"{option}.pid"
     paths = [nsinfo.ns_path(pid, kind) for kind in kinds]
     entries = [(path, namespace_type(named, path), _inode(named, path)) for path in paths]
-    for path, nstype, _ in entries:
+    for path, nstype, _inode_now in entries:
         refuse_own(named, path, nstype)
     return entries
 

@@ -89,7 +89,7 @@ def locked_pid(path, wait=1.0):
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:  # held: the daemon runs
-                line, whole, _ = os.pread(fd, 32, 0).decode(errors="replace").partition("\n")
+                line, whole, _rest = os.pread(fd, 32, 0).decode(errors="replace").partition("\n")
                 if whole and line.isdigit():
                     return int(line)
             else:

@@ -63,7 +63,7 @@ options:
     description:
       - Host bridges, created if missing; an existing bridge is used as is (and never deleted).
       - A bridge named by O(veths[].bridge) but not listed here is created without addresses when missing,
-        and otherwise used as it is: its addresses (another namespace's gateway, say) are left alone.
+        and otherwise used as it is, its addresses (another namespace's gateway, say) left alone.
       - A bridge this module created that a veth of the namespace leaves (moved to another bridge, or no
         longer listed), and that has no other port then, is removed, as V(absent) removes the bridges it
         empties (it would otherwise stay on the host, with its addresses, for good).

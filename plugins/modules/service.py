@@ -18,7 +18,7 @@ description:
   - With O(manager=direct), for hosts whose PID 1 is not systemd (a container, a CI runner), it runs
     C(python -m pyforkexec.daemon) detached instead, with the pid file C(/run/pyforkexec/NAME.pid), the log
     file C(/var/log/pyforkexec/NAME.log) and the O(restart) policy; the O(cgroup) limits apply to a cgroup
-    C(pyforkexec/NAME) (or O(cgroup.path)), the service's own: once its process ends, whatever it left in
+    C(pyforkexec/NAME) (or O(cgroup.path)), the service's own. Once its process ends, whatever it left in
     the cgroup is killed and the cgroup removed, as systemd ends a unit (so no two services may share one).
   - A second run with the same arguments changes nothing; a changed argument rewrites the spec (and unit)
     and restarts the service.

@@ -64,6 +64,7 @@ def elsewhere():
     flags = fe.CLONE_NEWUSER | fe.CLONE_NEWUTS | fe.CLONE_NEWIPC | fe.CLONE_NEWNET
     attr = fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=flags))
     holder = fe.start_process("/bin/sleep", ["sleep", "600"], attr)
+
     def path(kind):
         return f"/proc/{holder.pid}/ns/{kind}"
 

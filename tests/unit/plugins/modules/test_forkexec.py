@@ -302,7 +302,7 @@ def test_a_join_that_lands_in_the_hosts_own_namespace_is_refused(run, tmp_path, 
 
 
 def _root_controllers():
-    import pyforkexec.sandbox.cgroup as cgroup
+    from pyforkexec.sandbox import cgroup
 
     try:
         with open(os.path.join(cgroup.find_cgroup2(), "cgroup.controllers")) as f:

@@ -198,7 +198,7 @@ def test_an_entry_refused_once_the_host_is_read_fails_the_task_before_anything_c
         assert result["failed"] is True, result
         assert f"overlaps {NET_OTHER}.100/24 of host link pfs{tag}a" in result["msg"], result["msg"]
         _nothing_made(entries)
-        links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+        links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
         assert f"pfs{tag}a" not in links
 
 
