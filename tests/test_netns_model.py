@@ -68,6 +68,9 @@ def test_desired_adds_a_bridge_named_only_by_a_veth_and_full_length_prefixes(wan
     assert m.route_key("10.9.0.0/16", None, "eth0", 5) in w["routes"]
 
 
+ETH0 = dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])  # desired() copies what it reads
+
+
 @pytest.mark.parametrize(("options", "error"), [
     (dict(veths=[dict(name="a-long-ifname-16", peer="v0")]), "veths[0].name: 'a-long-ifname-16' is not"),
     (dict(veths=[dict(name="eth0", peer="v0"), dict(name="eth1", peer="v0")]), "veths[1].peer: v0 is used"),
@@ -90,18 +93,41 @@ def test_desired_adds_a_bridge_named_only_by_a_veth_and_full_length_prefixes(wan
      "veths[0].mac: 01:00:00:00:00:01 is a multicast MAC"),
     (dict(veths=[dict(name="eth0", peer="v0", peer_mac="00-00-00-00-00-00")]), "veths[0].peer_mac: "
      "00:00:00:00:00:00 is a zero MAC"),
-    (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])],
+    (dict(veths=[ETH0],
           routes=[dict(dst="10.9.0.0/16", gateway="10.0.0.1", metric=-1)]), "routes[0].metric: -1 is not"),
-    (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])],
+    (dict(veths=[ETH0],
           routes=[dict(dst="10.9.0.0/16", gateway="10.0.0.1", metric=2**32)]),
      "routes[0].metric: 4294967296"),
-    (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])], gateway=["10.99.0.1"]),
+    (dict(veths=[ETH0], gateway=["10.99.0.1"]),
      "routes: default via 10.99.0.1: the gateway 10.99.0.1 is in no subnet of a link of the namespace"),
-    (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"]), dict(name="eth1", peer="v1")],
+    (dict(veths=[ETH0, dict(name="eth1", peer="v1")],
           routes=[dict(dst="10.9.0.0/16", gateway="10.0.0.1", dev="eth1")]),
      "routes: 10.9.0.0/16 via 10.0.0.1 dev eth1: the gateway 10.0.0.1 is in no subnet of a link eth1"),
     (dict(veths=[dict(name="eth0", peer="v0", addresses=["fd00::2/64"])], gateway=["fe80::1"]),
      "gateway[0]: the link-local gateway fe80::1 is on every link: give its dev"),
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["fd00::2/64"])],
+          routes=[dict(dst="fd01::/64", gateway="fe80::1%eth0", dev="eth0")]),
+     "routes[0].gateway: fe80::1%eth0: give the link as dev, not as a %zone"),
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["fe80::5/64"])]),
+     "veths[0].addresses: fe80::5/64 is a link-local address"),
+    (dict(veths=[ETH0], gateway=["10.0.0.2"]),
+     "routes: default via 10.0.0.2: the gateway 10.0.0.2 is an address of this namespace (link eth0)"),
+    (dict(veths=[ETH0], gateway=["10.0.0.255"]),
+     "routes: default via 10.0.0.255: the gateway 10.0.0.255 is the network or broadcast address of "
+     "10.0.0.0/24"),
+    (dict(veths=[ETH0, dict(name="eth1", peer="v1", addresses=["10.0.0.3/24"])], gateway=["10.0.0.1"]),
+     "routes: default via 10.0.0.1: links eth0, eth1 all reach the gateway: give the route's dev"),
+    (dict(veths=[ETH0], routes=[dict(dst="10.0.0.0/24", dev="eth0")]),
+     "routes: 10.0.0.0/24 dev eth0: the kernel makes this route itself for the address 10.0.0.2/24"),
+    (dict(bridges=[dict(name="br0", addresses=["fd00::1/64"])],
+          veths=[dict(name="eth0", peer="v0", bridge="br0", mtu=576)]),
+     "bridges[0].mtu: the bridge has IPv6 addresses, and unset it takes its smallest port's MTU (576"),
+    (dict(veths=[ETH0], sysctls={"net.ipv4.conf.eth9.rp_filter": 1}),
+     "sysctls: net.ipv4.conf.eth9.rp_filter: names no link of the namespace (its links: lo, eth0"),
+    (dict(veths=[dict(name="v.x", peer="v0")], sysctls={"net/ipv4/conf/v.x/rp_filter": 1}),
+     "sysctls: net.ipv4.conf.v.x.rp_filter: the link's name has a dot"),
+    (dict(veths=[ETH0], sysctls={"net.ipv4.ip_forward": 1.0}),
+     "sysctls: net.ipv4.ip_forward: 1.0 is not a sysctl value"),
 ])
 def test_desired_refuses_what_cannot_be_a_topology(wanted, options, error):
     with pytest.raises(m.ModelError) as e:

@@ -109,11 +109,16 @@ def _route_family(r: dict) -> int:
 
 
 def _onlink_dev(gateway: str, doc: dict) -> Optional[str]:
-    """The veth of ``doc`` whose subnet holds ``gateway`` (the generator keeps subnets per link)."""
+    """The veth of ``doc`` whose subnet holds ``gateway`` (the generator keeps subnets per link): an
+    address's, or a route's that has a dev and no gateway."""
     gw = ipaddress.ip_address(gateway)
     for v in doc["veths"]:
         if any(gw in ipaddress.ip_interface(a).network for a in v["addresses"]):
             return v["name"]
+    for r in doc["routes"]:
+        if r.get("dev") and not r.get("gateway") and r["dst"] != "default" \
+                and gw in ipaddress.ip_network(r["dst"], strict=False):
+            return r["dev"]
     return None
 
 
@@ -644,3 +649,63 @@ def test_a_new_namespace_the_kernel_refuses_halfway_is_removed_again(env: dict, 
     assert not os.path.exists(netns.netns_path(env["netns"]))
     links = run(["ip", "-br", "link"]).stdout
     assert not env["host_names"] & {line.split()[0].split("@")[0] for line in links.splitlines()}
+
+
+def test_a_gateway_reached_through_a_route_without_gateway(env: dict) -> None:
+    """A gateway in no address's subnet, but in a route's that has a dev and no gateway: that route is
+    made with scope link (as ``ip route add ... dev X``), through which the kernel reaches a gateway;
+    with pyroute2's default scope, universe, the gateway route was refused (ENETUNREACH) halfway."""
+    a = dict(veths=[dict(name="eth0", peer=env["peers"][0], addresses=["10.216.1.2/24"])])
+    b = dict(a, routes=[dict(dst="10.216.203.0/24", dev="eth0"),
+                        dict(dst="10.216.204.0/24", gateway="10.216.203.1")])
+    done = transition(env, a, b)[0]
+    assert done.actions[-2:] == ["add_route 10.216.203.0/24 dev eth0",
+                                 "add_route 10.216.204.0/24 via 10.216.203.1"]
+
+
+def test_a_route_made_by_hand_with_scope_link_is_removed(env: dict) -> None:
+    """``ip route add X dev eth0`` makes it with scope link: a delete that asks for scope universe
+    does not match it (ESRCH at every converge); it matches any scope now, as ``ip route del``."""
+    doc = dict(veths=[dict(name="eth0", peer=env["peers"][0], addresses=["10.216.1.2/24"])])
+    netns.converge(env["netns"], options(env, doc))
+    run(["ip", "-n", env["netns"], "route", "add", "10.216.122.0/24", "dev", "eth0"])
+    done = netns.converge(env["netns"], options(env, doc))
+    assert done.actions == ["del_route 10.216.122.0/24 dev eth0"]
+    assert netns.converge(env["netns"], options(env, doc)).actions == []
+
+
+def test_an_mtu_below_1280_takes_the_ipv6_addresses_off_first(env: dict) -> None:
+    """Below 1280 the kernel takes IPv6 off the link with its addresses: those the plan deletes go
+    before the MTU drops (after, their delete fails: ENXIO), inside and on the host end."""
+    a = dict(veths=[dict(name="eth0", peer=env["peers"][0], addresses=["10.216.1.2/24", "fd16:1::2/64"],
+                         peer_addresses=["fd16:2::1/64"])])
+    b = dict(veths=[dict(name="eth0", peer=env["peers"][0], addresses=["10.216.1.2/24"], mtu=576)])
+    done, _, after, _ = transition(env, a, b)
+    peer = env["peers"][0]
+    assert done.actions[:2] == ["del_addr ns eth0 fd16:1::2/64", f"del_addr host {peer} fd16:2::1/64"]
+    assert after["ns"]["eth0"]["mtu"] == 576
+
+
+def test_a_subnet_moved_from_one_host_bridge_to_another(env: dict) -> None:
+    """The host-side subnet goes from one bridge to the other in one converge: its delete comes first,
+    so that it is never on both (which the overlap check refused, though B alone is fine)."""
+    first, second = env["bridges"]
+    a = dict(bridges=[dict(name=first, addresses=["10.216.180.1/24"]), dict(name=second)],
+             veths=[dict(name="eth0", peer=env["peers"][0], bridge=first, addresses=["10.216.180.2/24"])])
+    b = dict(bridges=[dict(name=first), dict(name=second, addresses=["10.216.180.1/24"])],
+             veths=[dict(name="eth0", peer=env["peers"][0], bridge=second, addresses=["10.216.180.2/24"])])
+    done = transition(env, a, b)[0]
+    moves = [x for x in done.actions if "_addr host" in x]
+    assert moves == [f"del_addr host {first} 10.216.180.1/24", f"add_addr host {second} 10.216.180.1/24"]
+
+
+def test_a_write_only_sysctl_is_refused_before_anything_changes(env: dict) -> None:
+    """net.ipv4.route.flush can be written, never read back: not a setting to converge. It was written
+    with the rest, then reading it back failed (PermissionError) at this and every later converge."""
+    netns.converge(env["netns"], None)
+    doc = dict(_simple(env, 10), sysctls={"net.ipv4.route.flush": 1})
+    for check in (True, False):
+        refused = r"^sysctls: net\.ipv4\.route\.flush can be written but not read"
+        with pytest.raises(netns.ModelError, match=refused):
+            netns.converge(env["netns"], options(env, doc), check=check)
+    assert not os.path.exists(netns.netns_path(env["netns"]))

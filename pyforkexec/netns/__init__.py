@@ -125,13 +125,19 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
         with held():  # a Ctrl-C during a failing apply still lets the undo run, then is raised
             try:
                 _apply(name, actions, lines, host)
-            except ApplyError as e:
-                if not observed["exists"]:  # made by this converge: nothing of it is left half-made
-                    e.undone = _undo(name, host)
-                raise
-        final = kernel.observe(name, wanted, host)
-        if wanted is not None:
-            final = _settle(name, wanted, final, actions, lines, host)
+                final = kernel.observe(name, wanted, host)
+                if wanted is not None:
+                    final = _settle(name, wanted, final, actions, lines, host)
+            except (ApplyError, ModelError, OSError) as e:
+                if observed["exists"] or wanted is None:
+                    raise
+                # Made by this converge: nothing of it is left half-made (nor left not as planned).
+                if not isinstance(e, ApplyError):
+                    error = ApplyError(f"reading the namespace back: {e}")
+                    error.actions, error.done = lines, len(actions)
+                    e = error
+                e.undone = _undo(name, host)
+                raise e from None
     elif wanted is not None:
         final = model.simulate(observed, wanted, actions) if actions else observed
     else:

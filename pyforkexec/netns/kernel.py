@@ -268,6 +268,20 @@ def _sysctl_io(reads, writes):
     return out
 
 
+def _check_readable_sysctls(keys):
+    """A ModelError, before anything changes, for a sysctl that cannot be read back (write-only, as
+    net.ipv4.route.flush: an action, not a setting), as this host's /proc/sys shows it (a namespace's
+    has the same files, but those of its own links)."""
+    for key in keys:
+        try:
+            mode = os.stat(_sysctl_path(key)).st_mode
+        except OSError:
+            continue  # a link's that the namespace makes: read (or refused) inside it
+        if not mode & 0o444:
+            raise ModelError(f"sysctls: {key} can be written but not read (an action, not a setting): it "
+                             "cannot be converged")
+
+
 def sysctls(name, reads=(), writes=None):
     """Write then read net.* sysctls inside netns ``name``."""
     return _in_netns(name, functools.partial(_sysctl_io, list(reads), dict(writes or {})))
@@ -324,6 +338,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
     host = host or HostLinks()
     host_links = host.read(pyroute2, foreseen)
     ns_links = {}
+    _check_readable_sysctls(sorted((wanted or {}).get("sysctls", {})))
     if exists:
         _check_netns_file(name)
         with _ns_route(pyroute2, name) as ns:
@@ -421,12 +436,25 @@ def _address(text):
     return dict(address=str(iface.ip), prefixlen=iface.network.prefixlen)
 
 
-def _route_args(h, route):
+RT_SCOPE_NOWHERE = 255
+
+
+def _route_args(h, route, op="add"):
+    """pyroute2's arguments for adding or deleting ``route``. An IPv4 route without a gateway is made
+    with scope link, as ``ip route add ... dev X`` makes it: the kernel reaches a gateway only through
+    a scope-link route (with pyroute2's default, universe, a gateway inside that route's subnet is
+    unreachable). A delete matches any scope (NOWHERE, as ``ip route del``): a route made by hand with
+    scope link is deleted too."""
     family = route_family(route)
     dst = route["dst"]
     if dst in ("default", "default6"):
         dst = "::/0" if family == 6 else "0.0.0.0/0"
     args = dict(dst=dst, family=socket.AF_INET6 if family == 6 else socket.AF_INET)
+    if family == 4:
+        if op == "del":
+            args["scope"] = RT_SCOPE_NOWHERE
+        elif not route["gateway"]:
+            args["scope"] = RT_SCOPE_LINK
     if route["gateway"]:
         args["gateway"] = route["gateway"]
     if route["dev"]:
@@ -644,7 +672,7 @@ def _apply_one(h, name, action, writes):
         master = h.index("host", bridge) if bridge else 0
         h.side("host").link("set", index=h.index("host", peer), master=master)
     elif op in ("add_route", "del_route"):
-        h.side("ns").route(op[:3], **_route_args(h, args[0]))
+        h.side("ns").route(op[:3], **_route_args(h, args[0], op[:3]))
     elif op == "sysctl":
         writes[args[0]] = args[1]
     else:

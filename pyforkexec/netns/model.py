@@ -61,6 +61,9 @@ def interface(option, text):
     if iface.ip.is_unspecified or iface.ip.is_multicast:
         what = "the unspecified address" if iface.ip.is_unspecified else "a multicast group"
         raise ModelError(f"{option}: {iface} is {what}, not an address of a link")
+    if iface.version == 6 and (iface.ip.scope_id or iface.ip.is_link_local):
+        raise ModelError(f"{option}: {text.strip()} is a link-local address: the kernel gives each link its "
+                         "own (fe80::/64), and keeps it out of the declared ones")
     return str(iface)
 
 
@@ -105,6 +108,8 @@ def _route(option, r, devices):
             gw = ipaddress.ip_address(gateway.strip())
         except ValueError as e:
             raise ModelError(f"{option}.gateway: {e}") from None
+        if gw.version == 6 and gw.scope_id:
+            raise ModelError(f"{option}.gateway: {gateway}: give the link as dev, not as a %zone")
         gateway, family = str(gw), gw.version
     if dst in ("default", "0.0.0.0/0", "::/0"):
         if dst != "default":
@@ -223,15 +228,64 @@ def desired(params):
         _check_mtu(f"veths[{i}].mtu", want["mtu"], ipv6)
     for r in routes:
         _check_on_link(r, veths, routes)
+        _check_not_the_kernels(r, veths)
+    for i, b in enumerate(params.get("bridges") or []):
+        _check_followed_mtu(f"bridges[{i}]", b["name"], bridges[b["name"]], veths)
     sysctls = {}
     for key, value in (params.get("sysctls") or {}).items():
         key = key.replace("/", ".")
         if not key.startswith("net."):
             raise ModelError(f"sysctls: {key}: only net.* sysctls belong to a network namespace (any other "
                              "would change the host)")
+        _check_link_of_sysctl(key, devices)
+        if isinstance(value, float):
+            raise ModelError(f"sysctls: {key}: {value} is not a sysctl value (an integer, or a string)")
         sysctls[key] = sysctl_value(value)
     return dict(name=name, loopback=params.get("loopback", True), bridges=bridges, veths=veths,
                 routes=sorted(routes, key=route_text), sysctls=sysctls)
+
+
+def _check_not_the_kernels(route, veths):
+    """A route without gateway to the subnet of an address on its dev, at the metric the kernel gives
+    its own route for that address (IPv4: none; IPv6: 256): the kernel made that one already (EEXIST)."""
+    if route["gateway"] is not None or route["dev"] is None or route["dst"] in ("default", "default6"):
+        return
+    kernels = {4: None, 6: 256}
+    dst = ipaddress.ip_network(route["dst"])
+    for a in veths.get(route["dev"], {}).get("addresses", []):
+        iface = ipaddress.ip_interface(a)
+        if iface.network == dst and route["metric"] == kernels[iface.version]:
+            raise ModelError(f"routes: {route_text(route)}: the kernel makes this route itself for the "
+                             f"address {a}: leave it out (or give it another metric)")
+
+
+def _check_followed_mtu(option, name, bridge, veths):
+    """A bridge with IPv6 addresses and no MTU of its own takes its smallest port's: below 1280 the
+    kernel takes IPv6 off it, with its addresses."""
+    if bridge["mtu"] is not None or not _has_ipv6(bridge["addresses"] or []):
+        return
+    small = sorted((v["mtu"], inside) for inside, v in veths.items()
+                   if v["bridge"] == name and v["mtu"] is not None and v["mtu"] < IPV6_MIN_MTU)
+    if small:
+        raise ModelError(f"{option}.mtu: the bridge has IPv6 addresses, and unset it takes its smallest "
+                         f"port's MTU ({small[0][0]}, veth {small[0][1]}), below {IPV6_MIN_MTU}: give it "
+                         "an mtu")
+
+
+def _check_link_of_sysctl(key, devices):
+    """A per-link sysctl (net.ipv4.conf.LINK.x, net.ipv6.neigh.LINK.x...) names a link of the namespace
+    (or all, default): another would fail once the namespace is made. A link whose name has a dot
+    cannot be told apart in the key: refused."""
+    for prefix in ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh."):
+        if key.startswith(prefix):
+            rest = key[len(prefix):]
+            links = [d for d in ("all", "default", *devices) if rest.startswith(d + ".")]
+            if not links:
+                raise ModelError(f"sysctls: {key}: names no link of the namespace (its links: "
+                                 f"{', '.join(devices)}; or all, default)")
+            if any("." in link for link in links):
+                raise ModelError(f"sysctls: {key}: the link's name has a dot, which a sysctl key cannot tell "
+                                 "from its separators: rename the link")
 
 
 def _check_on_link(route, veths, routes):
@@ -243,7 +297,19 @@ def _check_on_link(route, veths, routes):
     gw = ipaddress.ip_address(route["gateway"])
     if gw.is_link_local and route["dev"] is not None:
         return
+    own = [inside for inside, v in veths.items() for a in v["addresses"]
+           if ipaddress.ip_interface(a).ip == gw]
+    if own:
+        raise ModelError(f"routes: {route_text(route)}: the gateway {gw} is an address of this namespace "
+                         f"(link {own[0]}): a route through it goes nowhere")
+    for net, dev in _connected(veths, routes):
+        if net.version == 4 and net.prefixlen < 31 and gw in (net.network_address, net.broadcast_address):
+            raise ModelError(f"routes: {route_text(route)}: the gateway {gw} is the network or broadcast "
+                             f"address of {net} (link {dev}): no host there")
     devs = {dev for net, dev in _connected(veths, routes) if net.version == gw.version and gw in net}
+    if route["dev"] is None and len(_gateway_devs(route, dict(veths=veths, routes=routes))) > 1:
+        raise ModelError(f"routes: {route_text(route)}: links {', '.join(sorted(devs))} all reach the "
+                         "gateway: give the route's dev (which one the kernel picks cannot be told)")
     if route["dev"] in devs or (route["dev"] is None and devs):
         return
     where = f"link {route['dev']}" if route["dev"] else "link of the namespace"
@@ -483,6 +549,15 @@ def plan_present(observed, wanted, keep=()):
                 raise ModelError(f"veths: link {inside} already exists in netns {name} (not a veth of ours)")
             actions.append(("create_veth", inside, want["peer"]))
             made.add(inside)
+        addresses = _addresses("ns", inside, want["addresses"], have["addresses"] if have else [])
+        addresses += _addresses("host", want["peer"], want["peer_addresses"],
+                                have["peer_addresses"] if have else [])
+        if want["mtu"] is not None and want["mtu"] < IPV6_MIN_MTU:
+            # Below 1280 the kernel takes IPv6 off the link: its addresses are deleted first, while the
+            # link still has them (after, their delete fails: ENXIO).
+            first = [a for a in addresses if a[0] == "del_addr" and ipaddress.ip_interface(a[3]).version == 6]
+            actions += first
+            addresses = [a for a in addresses if a not in first]
         inside_settings = _link_settings(dict(mtu=want["mtu"], address=want["mac"]),
                                          have and dict(mtu=have["mtu"], address=have["mac"]),
                                          ["mtu", "address"])
@@ -495,9 +570,7 @@ def plan_present(observed, wanted, keep=()):
             actions.append(("set_link", "host", want["peer"], peer_settings))
         if want["bridge"] != (have["bridge"] if have else None):
             actions.append(("set_master", want["peer"], want["bridge"]))
-        actions += _addresses("ns", inside, want["addresses"], have["addresses"] if have else [])
-        actions += _addresses("host", want["peer"], want["peer_addresses"],
-                              have["peer_addresses"] if have else [])
+        actions += addresses
         if have is None or not have["peer_up"]:
             actions.append(("link_up", "host", want["peer"]))
         if have is None or not have["up"]:
@@ -507,6 +580,7 @@ def plan_present(observed, wanted, keep=()):
             actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
     emptied = _left_empty(observed, wanted, deleted, keep)
     actions += [("del_bridge", b) for b in emptied]
+    actions[:] = _deletions_first(actions)
     _check_host_subnets(observed, set(wanted["bridges"]), actions, deleted | set(emptied))
     actions += [("add_route", r) for r in route_adds]
     for key, value in sorted(wanted["sysctls"].items()):
@@ -524,15 +598,42 @@ def _routed_network(address):
     return iface.network
 
 
+def _deletions_first(actions):
+    """``actions`` with the host-side address deletions of a link that only loses addresses moved to
+    before the first host-side address added elsewhere in an overlapping subnet: a subnet moved from
+    one host link to another is never on both at once. (A link that also gains addresses keeps its
+    order, which _addresses chose for its primary.)"""
+    gaining = {a[2] for a in actions if a[0] == "add_addr" and a[1] == "host"}
+    out = list(actions)
+    for action in actions:
+        if action[0] != "del_addr" or action[1] != "host" or action[2] in gaining:
+            continue
+        gone = _routed_network(action[3])
+        if gone is None:
+            continue
+        for i, other in enumerate(out):
+            if other is action:
+                break
+            if other[0] == "add_addr" and other[1] == "host" and other[2] != action[2]:
+                new = _routed_network(other[3])
+                if new is not None and new.version == gone.version and new.overlaps(gone):
+                    out.remove(action)
+                    out.insert(i, action)
+                    break
+    return out
+
+
 def _check_host_subnets(observed, bridges, actions, leaving):
     """Refuse an address added on the host's side (a bridge's, a veth's host end's) whose subnet
     overlaps one that another host link has (``observed["host_addresses"]``, or an address this
-    plan adds elsewhere), but the links the plan deletes (``leaving``): the host would then route the
+    plan adds elsewhere), but the links the plan deletes (``leaving``) and the addresses it deletes (a
+    subnet moved from one host link to another: _deletions_first): the host would then route the
     same addresses to two links, and which one wins changes when either goes down or comes back (an
     address of eth0 renewed after the bridge's loses the host its own network). podman refuses such
     a network the same way ("already used on the host")."""
+    going = {(a[2], a[3]) for a in actions if a[0] == "del_addr" and a[1] == "host"}  # moved elsewhere
     taken = [(link, a) for link, addrs in sorted(observed.get("host_addresses", {}).items())
-             if link not in leaving for a in addrs]
+             if link not in leaving for a in addrs if (link, a) not in going]
     for action in actions:
         if action[0] != "add_addr" or action[1] != "host":
             continue
