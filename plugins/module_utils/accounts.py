@@ -34,13 +34,19 @@ def check_names(names: list) -> list:
     return seen
 
 
+# The comment (GECOS) of the accounts this module creates: state absent removes those only, never an
+# account that was there before (nobody, www-data, one made by hand) that a service was given.
+MARK = "pyforkexec service account"
+
+
 def entry(name: str) -> Optional[dict]:
     """The account as the role's plan reads it (ansible.builtin.user's result keys), or None."""
     try:
         p = pwd.getpwnam(name)
     except KeyError:
         return None
-    return {"name": name, "uid": p.pw_uid, "group": p.pw_gid, "home": p.pw_dir, "shell": p.pw_shell}
+    return {"name": name, "uid": p.pw_uid, "group": p.pw_gid, "home": p.pw_dir, "shell": p.pw_shell,
+            "ours": p.pw_gecos == MARK}
 
 
 def check_paths(**paths: str) -> None:
@@ -53,15 +59,17 @@ def check_paths(**paths: str) -> None:
 
 
 def plan(names: list, state: str) -> list:
-    """The names whose account changes: missing ones for present, existing ones for absent. The
-    superuser's account (uid 0) is never removed: refused naming the entry."""
+    """The names whose account changes: missing ones for present; for absent, existing ones this
+    module created (MARK), an account made otherwise being left as it is. The superuser's account
+    (uid 0) is never removed: refused naming the entry."""
     found = [entry(n) for n in names]
-    if state == "absent":
-        for i, account in enumerate(found):
-            if account is not None and account["uid"] == 0:
-                raise AccountError(f"names[{i}]: {account['name']} has uid 0, the superuser's: it is not "
-                                   "removed")
-    return [n for n, account in zip(names, found) if (account is not None) != (state == "present")]
+    if state == "present":
+        return [n for n, account in zip(names, found) if account is None]
+    for i, account in enumerate(found):
+        if account is not None and account["uid"] == 0:
+            raise AccountError(f"names[{i}]: {account['name']} has uid 0, the superuser's: it is not "
+                               "removed")
+    return [n for n, account in zip(names, found) if account is not None and account["ours"]]
 
 
 def _run(run: Runner, argv: list, name: str) -> None:
@@ -72,7 +80,7 @@ def _run(run: Runner, argv: list, name: str) -> None:
 
 def create(run: Runner, name: str, shell: str, home: str, system: bool) -> None:
     """useradd, with a group of the account's name when one does not exist (else that group)."""
-    argv = ["useradd", "--shell", shell, "--home-dir", home, "--no-create-home"]
+    argv = ["useradd", "--shell", shell, "--home-dir", home, "--no-create-home", "--comment", MARK]
     if system:
         argv.append("--system")
     try:

@@ -9,8 +9,10 @@ module: accounts
 short_description: Create or remove the system accounts of several services in one call
 version_added: 0.1.0
 description:
-  - Makes every account of O(names) that does not exist (O(state=present)), or removes every one that does
-    (O(state=absent)), with shadow-utils' C(useradd) and C(userdel), in one module run.
+  - Makes every account of O(names) that does not exist (O(state=present)), or removes every one of them
+    that it made (O(state=absent)), with shadow-utils' C(useradd) and C(userdel), in one module run.
+  - The accounts it makes carry the comment (GECOS) C(pyforkexec service account); O(state=absent) removes
+    those only, and leaves an account made otherwise (C(nobody), C(www-data), one made by hand) as it is.
   - An account that exists is used as it is (O(shell), O(home) and O(system) apply to the ones it creates).
     A new account gets a group of its own name, or that group when it already exists.
   - The role M(pyforkexec.isolation.isolated_service) uses it for its services' accounts, where a loop of
@@ -118,7 +120,8 @@ def main():
     except accounts.AccountError as e:
         module.fail_json(msg=str(e))
     present = p["state"] == "present"
-    results = [dict(accounts.entry(n) or {"name": n}, changed=n in changing) for n in names if present]
+    results = [dict({k: v for k, v in (accounts.entry(n) or {"name": n}).items() if k != "ours"},
+                    changed=n in changing) for n in names if present]
     before = [n for n in names if (n in changing) != present]
     after = [n for n in names if (n in changing) == present]
     module.exit_json(changed=bool(changing), changed_names=changing, results=results,

@@ -187,6 +187,14 @@ def plan_problems(
             problems.append(
                 f"isolated_service_services[{p['name']}]: {why}: give credential (the ids it runs as inside)"
             )
+    for p in kept:
+        entry = host.get("passwd", {}).get(p["account"]) if p.get("account") else None
+        if entry is not None and entry[1] == "0" and "user" in p["service"].get("namespaces", []):
+            # Mapped to root inside, uid 0 outside: the service would own (and write) root's files.
+            problems.append(
+                f"isolated_service_services[{p['name']}]: user {p['account']} has uid 0: from inside its "
+                "user namespace the service would own the host's root files; give it an account of its own"
+            )
     if cgroup_required:
         problems += [
             f"isolated_service_services[{p['name']}]: its cgroup limits need the "

@@ -97,3 +97,18 @@ def test_the_superusers_account_is_never_removed(run_module, check_mode):
     assert result["failed"] and result["msg"] == ("names[0]: root has uid 0, the superuser's: it is not "
                                                   "removed")
     assert pwd.getpwnam("root").pw_uid == 0
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_absent_removes_only_the_accounts_it_made(run_module, names, check_mode):
+    """An account made otherwise (by hand; nobody, www-data) that a service was given stays: state
+    absent removes those the module made (its comment says so), never another."""
+    subprocess.run(["useradd", "--system", "--no-create-home", names[0]], check=True)
+    run_module(accounts, dict(names=names))
+    assert pwd.getpwnam(names[1]).pw_gecos == "pyforkexec service account"
+    gone = run_module(accounts, dict(names=names, state="absent"), check_mode=check_mode)
+    assert gone["changed_names"] == [names[1]]
+    assert pwd.getpwnam(names[0])  # kept
+    if not check_mode:
+        with pytest.raises(KeyError):
+            pwd.getpwnam(names[1])

@@ -174,3 +174,16 @@ def test_the_accounts_of_services_removed_go_unless_a_kept_service_runs_as_them(
     ], DEFAULTS)
     assert role_plan.gone_accounts(services) == ["c"]
     assert role_plan.gone_accounts([svc for svc in services if svc["name"] != "b"]) == ["shared", "c"]
+
+
+def test_an_account_of_uid_0_is_refused_for_a_service_in_a_user_namespace():
+    """Root inside, mapped to uid 0 outside: the service would own the host's root files."""
+    passwd = dict(PASSWD, root=["x", "0", "0", "root", "/root", "/bin/sh"])
+    (entry,) = _plan(dict(name="web", user="root", argv=["/bin/true"]), passwd=passwd)
+    assert "user" in entry["service"]["namespaces"]
+    assert role_plan.plan_problems([entry], [], dict(HOST, passwd=passwd), True) == [
+        "isolated_service_services[web]: user root has uid 0: from inside its user namespace the service "
+        "would own the host's root files; give it an account of its own"
+    ]
+    (fine,) = _plan(dict(name="web", user="web", argv=["/bin/true"]), passwd=passwd)
+    assert role_plan.plan_problems([fine], [], dict(HOST, passwd=passwd), True) == []
