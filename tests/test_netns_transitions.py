@@ -709,3 +709,22 @@ def test_a_write_only_sysctl_is_refused_before_anything_changes(env: dict) -> No
         with pytest.raises(netns.ModelError, match=refused):
             netns.converge(env["netns"], options(env, doc), check=check)
     assert not os.path.exists(netns.netns_path(env["netns"]))
+
+
+def test_absent_leaves_a_namespace_that_holds_links_of_others(env: dict) -> None:
+    """A namespace of that name holding a link someone else made there (by hand, another tool): state
+    absent removes our veth, and leaves the namespace with theirs rather than delete what it did not
+    make."""
+    netns.converge(env["netns"], options(env, _simple(env, 10)))
+    peer = env["peers"][2]
+    run(["ip", "link", "add", peer, "type", "veth", "peer", "name", "theirs", "netns", env["netns"]])
+    try:
+        done = netns.converge(env["netns"], None)
+        assert "delete_netns " + env["netns"] not in done.actions
+        assert f"del_veth {env['peers'][0]}" in done.actions
+        assert os.path.exists(netns.netns_path(env["netns"]))
+        assert "theirs" in _links("-n", env["netns"])
+        assert netns.converge(env["netns"], None).actions == []
+    finally:
+        run(["ip", "link", "del", peer])
+        run(["ip", "netns", "del", env["netns"]])

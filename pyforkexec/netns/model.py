@@ -683,16 +683,26 @@ def _unpinned_bridges(observed, leaving=()):
             if b["ours"] and b.get("mac_pinned") is False and n not in leaving]
 
 
+# The links the kernel makes in every network namespace: lo, and the fallback device of each tunnel
+# module loaded (ipip's tunl0, sit's sit0...).
+KERNELS_OWN = frozenset({"lo", "tunl0", "sit0", "ip6tnl0", "gre0", "gretap0", "erspan0", "ip6gre0",
+                         "ip6gretap0", "ip6erspan0", "ip_vti0", "ip6_vti0"})
+
+
 def plan_absent(observed, name, keep=()):
     """Remove the veths made for ``name``, the bridges of ours they leave empty (but those in ``keep``,
-    as plan_present), then the netns; a bridge that stays keeps its MAC (_unpinned_bridges)."""
+    as plan_present), then the netns unless it holds links that are not ours; a bridge that stays
+    keeps its MAC (_unpinned_bridges)."""
     gone = {v["peer"] for v in observed["veths"].values()}
     emptied = [bname for bname, b in sorted(observed["bridges"].items())
                if b["ours"] and b["ports"] and not set(b["ports"]) - gone and bname not in keep]
     actions = [("pin_bridge_mac", b) for b in _unpinned_bridges(observed, emptied)]
     actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
     actions += [("del_bridge", bname) for bname in emptied]
-    if observed["exists"]:
+    # A namespace that holds links of others (made by hand, or by another tool, in a namespace of that
+    # name) is theirs too: it stays, with them, once ours are gone.
+    foreign = set(observed.get("ns_links", ())) - KERNELS_OWN - set(observed["veths"])
+    if observed["exists"] and not foreign:
         actions.append(("delete_netns", name))
     return actions
 
