@@ -126,6 +126,10 @@ ETH0 = dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])  # desired() copi
      "sysctls: net.ipv4.conf.eth9.rp_filter: names no link of the namespace (its links: lo, eth0"),
     (dict(veths=[dict(name="v.x", peer="v0")], sysctls={"net/ipv4/conf/v.x/rp_filter": 1}),
      "sysctls: net.ipv4.conf.v.x.rp_filter: the link's name has a dot"),
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.255/24"])]),
+     "veths[0].addresses: 10.0.0.255/24 is the broadcast address of 10.0.0.0/24"),
+    (dict(bridges=[dict(name="br0", addresses=["10.0.0.0/24"])]),
+     "bridges[0].addresses: 10.0.0.0/24 is the network address of 10.0.0.0/24"),
     (dict(veths=[ETH0], sysctls={"net.ipv4.ip_forward": 1.0}),
      "sysctls: net.ipv4.ip_forward: 1.0 is not a sysctl value"),
 ])

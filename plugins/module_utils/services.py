@@ -23,7 +23,9 @@ namespace the entry's ``netns`` names. The run has two phases:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import ipaddress
 import os
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -141,6 +143,7 @@ def plan(module):
         except (*svc.ERRORS, deps.pyforkexec.netns.ModelError) as e:
             problems.append(f"services[{params['name']}]: {e}")
     problems += _bridges_described_differently(entries)
+    problems += _addresses_twice_on_a_bridge(entries)
     if problems:
         raise PlanError("\n".join(problems))
     return sorted(entries, key=lambda entry: entry.state != "absent")
@@ -164,6 +167,28 @@ def _bridges_described_differently(entries):
                 problems.append(f"services[{entry.name}]: bridge {name} is described otherwise by "
                                 f"services[{first[0]}] ({there}; here {here}): describe it the same in both, "
                                 "or in one and name it by its veths only in the other")
+    return problems
+
+
+def _addresses_twice_on_a_bridge(entries):
+    """An address two kept entries' namespaces (or one and the bridge itself) have on the same bridge:
+    both would answer for it, and which one the others reach would change from one ARP to the next."""
+    model = deps.pyforkexec.netns.model
+    owners, problems = {}, []
+    for entry in entries:
+        if entry.state == "absent" or entry.wiring is None:
+            continue
+        wanted = model.desired(entry.wiring)
+        found = [(name, a, f"bridge {name}") for name, b in wanted["bridges"].items()
+                 for a in b["addresses"] or []]
+        found += [(v["bridge"], a, f"netns {wanted['name']}") for v in wanted["veths"].values() if v["bridge"]
+                  for a in v["addresses"]]
+        for bridge, address, who in found:
+            key = (bridge, str(ipaddress.ip_interface(address).ip))
+            first = owners.setdefault(key, (entry.name, who))
+            if first[1] != who:
+                problems.append(f"services[{entry.name}]: {key[1]} on bridge {bridge} is also {first[1]}'s "
+                                f"(services[{first[0]}]): an address has one owner on a bridge")
     return problems
 
 
@@ -319,6 +344,27 @@ def _apply(module, entries, restart, stopped):
         for done in declaring:
             done.result()
     _check_started([entry for entry in kept if entry.error is None])
+    _unwire_failed(module, kept)
+
+
+def _unwire_failed(module, kept):
+    """A service this run declared (it had no spec) that failed to start is not left declared (its
+    spec goes: service.stop_failed), nor wired: the namespace this run made for it goes too, with its
+    veth, its options file and the bridges it leaves empty that no other kept service wants."""
+    failed = [entry for entry in kept if entry.error is not None and entry.wiring is not None
+              and getattr(entry.service, "new", False) and entry.service.netns_made and not module.check_mode]
+    if not failed:
+        return
+    netns = deps.pyforkexec.netns
+    keep = _bridges([entry for entry in kept if entry.error is None])
+    for entry in failed:
+        errors = (*svc.ERRORS, netns.ModelError, netns.ApplyError, netns.OptionsError, OSError)
+        with contextlib.suppress(*errors):
+            with netns.batch(keep_bridges=keep):
+                done = netns.converge(entry.wiring["name"], None)
+            entry.netns = entry.netns or dict(actions=[], diff=[])
+            entry.netns["actions"] = entry.netns["actions"] + done.actions
+            _persist(module, entry, False)
 
 
 def _check_started(entries):

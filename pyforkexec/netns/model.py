@@ -61,6 +61,10 @@ def interface(option, text):
     if iface.ip.is_unspecified or iface.ip.is_multicast:
         what = "the unspecified address" if iface.ip.is_unspecified else "a multicast group"
         raise ModelError(f"{option}: {iface} is {what}, not an address of a link")
+    net = iface.network
+    if iface.version == 4 and net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
+        what = "network" if iface.ip == net.network_address else "broadcast"
+        raise ModelError(f"{option}: {iface} is the {what} address of {net}, not a host's")
     if iface.version == 6 and (iface.ip.scope_id or iface.ip.is_link_local):
         raise ModelError(f"{option}: {text.strip()} is a link-local address: the kernel gives each link its "
                          "own (fe80::/64), and keeps it out of the declared ones")

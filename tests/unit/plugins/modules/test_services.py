@@ -184,6 +184,21 @@ def test_a_bridge_two_entries_describe_otherwise_is_refused_before_anything_chan
     assert run_module(services, dict(services=[two[0], named_only]))["changed"] is False
 
 
+def test_an_address_two_entries_have_on_one_bridge_is_refused_before_anything_changes(run_module, two):
+    """Both would answer for it on the bridge (or one would shadow the bridge's own address)."""
+    twin = dict(two[1], wiring=dict(two[1]["wiring"], veths=[dict(two[1]["wiring"]["veths"][0],
+                                                                  addresses=[f"{NET}.2/24"])]))
+    result = run_module(services, dict(services=[two[0], twin]))
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"services[{twin['name']}]: {NET}.2 on bridge ")
+    _nothing_made(two)
+    gateway = dict(two[1], wiring=dict(two[1]["wiring"], veths=[dict(two[1]["wiring"]["veths"][0],
+                                                                     addresses=[f"{NET}.1/24"])]))
+    result = run_module(services, dict(services=[two[0], gateway]))
+    assert result["failed"] is True and f"{NET}.1 on bridge " in result["msg"]
+    _nothing_made(two)
+
+
 def test_an_entry_refused_once_the_host_is_read_fails_the_task_before_anything_changes(run_module, two):
     """Two new entries whose host ends take overlapping subnets: the second is refused only against
     what the first makes, which the model sees once the host is read. The run is rehearsed as check
@@ -208,7 +223,12 @@ def test_a_service_that_fails_to_start_is_named_and_the_others_apply(run_module,
     assert result["failed"] is True and result["msg"].startswith(f"services[{broken['name']}]: ")
     good, bad = result["services"][two[0]["name"]], result["services"][broken["name"]]
     assert good["state"] == "started" and good["pid"] is not None and good.get("failed") is not True
-    assert bad["failed"] is True and bad["netns"]["actions"]  # its namespace was wired
+    assert bad["failed"] is True and bad["netns"]["actions"]  # its namespace was wired, then unwired
+    assert bad["netns"]["actions"][-1] == f"delete_netns {broken['name']}"
+    assert not os.path.exists(f"/run/netns/{broken['name']}")
+    assert not os.path.exists(paths.spec_path(broken["name"]))
+    assert os.path.exists(f"/run/netns/{two[0]['name']}")  # the other's, and the bridge it shares, stay
+    assert os.path.exists(f"/sys/class/net/{two[0]['wiring']['bridges'][0]['name']}")
 
 
 def test_absent_removes_services_and_namespaces_in_one_call(run_module, two):
