@@ -96,6 +96,19 @@ def variable_problems(
             )
         if "user" not in ns and "user" in svc and "credential" in svc:
             problems.append(f"{where}: user and credential both set the ids it runs as: keep one")
+        mounts = svc.get("mounts")
+        if "pid" in ns and "mount" in ns and mounts is not None and not any(
+                isinstance(m, dict) and m.get("type") == "proc" for m in mounts):
+            # The role's default mounts a private /proc; mounts given without one keep the host's, where
+            # a service in its own PID namespace reads every process of the host.
+            problems.append(
+                f"{where}: mounts has no proc mount, and the service has its own pid namespace: it would "
+                "see the host's processes in /proc; add {type: proc, target: /proc}"
+            )
+        argv = svc.get("argv")
+        if isinstance(argv, str) or (isinstance(argv, list) and not argv):
+            problems.append(f"{where}: argv: give the command as a non-empty list of words, not "
+                            f"{'a string' if isinstance(argv, str) else 'an empty list'}")
     return problems
 
 

@@ -21,6 +21,9 @@ import os
 # The version comes from galaxy.yml (a checkout) or MANIFEST.json (an installed collection).
 PATTERNS = ("*.py", "*.c", "*.h", "pyproject.toml", "README.md", "MANIFEST.in", "galaxy.yml", "MANIFEST.json")
 COMPLETE = ".complete"
+# Built from (the wheel's description) but not in its name: an edit of the documentation alone makes
+# no new wheel, which every host would install again and restart its services for.
+DOCS_ONLY = ("README.md",)
 
 
 def _wanted(name: str) -> bool:
@@ -55,8 +58,9 @@ def directory(
 ) -> tuple[str, list[str]]:
     """The wheel directory under ``cache`` for these sources and hosts, and the sources' paths."""
     paths = sources(root)
-    checksums = [_sha1(os.path.join(root, p)) for p in paths]
-    key = json.dumps([paths, checksums, requirements, pythons, machines, platforms, pip_args])
+    keyed = [p for p in paths if p not in DOCS_ONLY]
+    checksums = [_sha1(os.path.join(root, p)) for p in keyed]
+    key = json.dumps([keyed, checksums, requirements, pythons, machines, platforms, pip_args])
     return os.path.join(cache, hashlib.sha256(key.encode()).hexdigest()[:16]), paths
 
 

@@ -136,3 +136,18 @@ def test_what_the_host_lacks_names_the_service_and_field():
         "false",
     ]
     assert host_problems(kept[:1], dict(HOST, systemd=True)) == []
+
+
+def test_mounts_without_proc_in_a_pid_namespace_and_an_empty_argv_are_refused():
+    """Given mounts replace the role's default, which has the private /proc: without one, a service in
+    its own pid namespace would read every process of the host in the host's /proc."""
+    assert _problems([_service(mounts=[dict(type="tmpfs", target="/tmp")])]) == [
+        "isolated_service_services[web]: mounts has no proc mount, and the service has its own pid "
+        "namespace: it would see the host's processes in /proc; add {type: proc, target: /proc}"
+    ]
+    proc = [dict(type="proc", target="/proc"), dict(type="tmpfs", target="/tmp")]
+    assert _problems([_service(mounts=proc)]) == []
+    assert _problems([_service(argv=[])]) == [
+        "isolated_service_services[web]: argv: give the command as a non-empty list of words, not an "
+        "empty list"
+    ]

@@ -127,3 +127,18 @@ def test_every_wheel_of_a_directory_the_user_gave(tmp_path):
     got = wheel_sources.for_host(wheels, "x86_64", "3.11", PLATFORMS, pip=True, every=True)
     top = sorted(n for n in PLAY_WHEELS if "/" not in n and n.endswith(".whl"))
     assert got == [*top, "pip-3.11/pip-26.3-py3-none-any.whl"]
+
+
+def test_an_edit_of_the_documentation_alone_makes_no_new_wheel(tmp_path):
+    """README.md is copied for the build (the wheel's description), but an edit of it alone names no
+    new wheel: every host would install it again, and restart its services for it."""
+    root = tmp_path / "collection"
+    _collection(root)
+    (root / "README.md").write_text("# pyforkexec\n")
+    cache = str(tmp_path / "cache")
+    first, paths = wheel_sources.directory(cache, str(root), **HOSTS)
+    assert "README.md" in paths
+    (root / "README.md").write_text("# pyforkexec, edited\n")
+    assert wheel_sources.directory(cache, str(root), **HOSTS)[0] == first
+    (root / "setup.py").write_text("# a build change\n")
+    assert wheel_sources.directory(cache, str(root), **HOSTS)[0] != first
