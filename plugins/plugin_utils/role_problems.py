@@ -9,6 +9,7 @@ kernel."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 # The host end of a service's veth is PREFIX + its name unless network.peer says otherwise. Not ve-, vz-
@@ -45,6 +46,7 @@ def variable_problems(
             problems.append(
                 f"isolated_service_networks: {name} is longer than an interface name (15 characters)"
             )
+    problems += _overlapping_bridges(networks)
     names = [svc["name"] for svc in services]
     seen_netns: list[str] = []
     seen_peers: list[str] = []
@@ -109,6 +111,27 @@ def variable_problems(
         if isinstance(argv, str) or (isinstance(argv, list) and not argv):
             problems.append(f"{where}: argv: give the command as a non-empty list of words, not "
                             f"{'a string' if isinstance(argv, str) else 'an empty list'}")
+    return problems
+
+
+def _overlapping_bridges(networks: list[dict]) -> list[str]:
+    """Two bridges whose subnets overlap: the host would route those addresses to both (the services
+    module refuses it too, but only once the role has made the accounts and the runtime)."""
+    seen: list[tuple[str, Any]] = []
+    problems = []
+    for net in networks:
+        for address in net.get("addresses") or []:
+            try:
+                subnet = ipaddress.ip_interface(str(address)).network
+            except ValueError:
+                continue  # the module names a malformed address
+            if subnet.prefixlen == subnet.max_prefixlen:
+                continue  # a /32 or /128 routes no subnet
+            for other, theirs in seen:
+                if other != net["name"] and theirs.version == subnet.version and theirs.overlaps(subnet):
+                    problems.append(f"isolated_service_networks[{net['name']}]: {address} overlaps {theirs} "
+                                    f"of bridge {other}: the host would route those addresses to both")
+            seen.append((net["name"], subnet))
     return problems
 
 

@@ -151,3 +151,12 @@ def test_mounts_without_proc_in_a_pid_namespace_and_an_empty_argv_are_refused():
         "isolated_service_services[web]: argv: give the command as a non-empty list of words, not an "
         "empty list"
     ]
+
+
+def test_bridges_whose_subnets_overlap_are_refused_before_anything_changes():
+    networks = [BRIDGE, dict(name="br-b", addresses=["10.1.0.129/25"]),
+                dict(name="br-c", addresses=["10.2.0.1/24"])]
+    assert _problems([], networks=networks) == [
+        "isolated_service_networks[br-b]: 10.1.0.129/25 overlaps 10.1.0.0/24 of bridge br-a: the host would "
+        "route those addresses to both"
+    ]
