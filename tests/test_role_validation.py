@@ -56,6 +56,8 @@ def _without_user(host: Vars, service: Vars, bridge: Vars) -> None:
     del service["user"]
 
 
+PROC = dict(type="proc", target="/proc")  # a service in its own pid namespace needs its own /proc
+
 # Where the role catches a case: the argument specs, the cross-field template, the accounts, the plan,
 # the modules' own checks. Cases of one stage share a host (a stage reports all its problems at once).
 SPEC, TEMPLATE, MANAGER, ROOTFS, ACCOUNTS, PLAN, MODULES = (
@@ -83,8 +85,8 @@ CORPUS: dict[str, tuple[str, Mutation, str]] = {
                    "[{svc}]: capabilities.keep[0]: unknown"),
     "uid-map": (MODULES, _update(uid_map=[dict(container_id=0, host_id=-1)], credential=dict(uid=0, gid=0)),
                 "[{svc}]: uid_map[0].host_id: must"),
-    "mount-target": (MODULES, _set("service.mounts", [dict(type="tmpfs", target="tmp")]),
-                     "[{svc}]: mounts[0].target: must be an absolute path"),
+    "mount-target": (MODULES, _set("service.mounts", [PROC, dict(type="tmpfs", target="tmp")]),
+                     "[{svc}]: mounts[1].target: must be an absolute path"),
     "memory": (MODULES, _set("service.cgroup", dict(memory_max="lots")),
                "[{svc}]: cgroup.memory_max: expected bytes"),
     "cpu-weight": (MODULES, _set("service.cgroup", dict(cpu_weight=0)),
@@ -98,8 +100,9 @@ CORPUS: dict[str, tuple[str, Mutation, str]] = {
                        "[{svc}]: landlock.paths[0].access[1]: unknown access right 'rwx'"),
     "landlock-port": (MODULES, _set("service.landlock", dict(ports=[dict(port=8080, access=["listen"])])),
                       "[{svc}]: landlock.ports[0].access[0]: unknown access right 'listen'"),
-    "mount-idmap": (MODULES, _set("service.mounts", [dict(source="/srv", target="/srv", idmap="maybe")]),
-                    "[{svc}]: mounts[0].idmap: expected true, false or the absolute path"),
+    "mount-idmap": (MODULES,
+                    _set("service.mounts", [PROC, dict(source="/srv", target="/srv", idmap="maybe")]),
+                    "[{svc}]: mounts[1].idmap: expected true, false or the absolute path"),
     "stop-timeout": (MODULES, _set("service.stop_timeout", -5), "[{svc}]: stop_timeout: must be 0 or more"),
     "start-check": (MODULES, _set("service.start_check", 7200.0), "[{svc}]: start_check: must be 0 to 3600"),
     "peer-length": (TEMPLATE, _set("network.peer", "pfe-much-too-long"),
@@ -112,6 +115,8 @@ CORPUS: dict[str, tuple[str, Mutation, str]] = {
     "venv-path": (TEMPLATE, _set("vars.isolated_service_venv", "relative/venv"),
                   "isolated_service_venv: relative/venv is not"),
     "userns-without-user": (TEMPLATE, _without_user, "[{svc}]: a user namespace needs user"),
+    "mounts-without-proc": (TEMPLATE, _set("service.mounts", [dict(type="tmpfs", target="/tmp")]),
+                            "[{svc}]: mounts has no proc mount, and the service has its own pid namespace"),
     "argument-spec": (SPEC, _set("service.state", "bogus"), "state must be one of: started, stopped, absent"),
     "landlock-mode": (SPEC, _set("service.landlock", dict(mode="lax")),
                       "mode must be one of: best_effort, strict"),
