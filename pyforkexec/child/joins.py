@@ -14,8 +14,8 @@ Why some joins are refused: a join whose target turns out to be the calling thre
 (a /run/netns name bound to the host's, a process that shares the host's) would run the program in the
 caller's namespace as though no join had been asked: the isolation asked for would not hold, so it is
 an error before any process exists (nsenter(1)'s no-op joins of one's own are the command line's to
-drop). And the child joins before anything else, so a join of a type that
-cloneflags also creates replaces the new namespace with the joined one. ``CLONE_NEWUTS`` plus a join
+drop). And the child joins before anything else, so a join of a type that cloneflags also creates
+replaces the new namespace with the joined one. ``CLONE_NEWUTS`` plus a join
 of this host's uts namespace would let ``hostname`` rename the host; ``CLONE_NEWNS`` plus a join of
 this process's mount namespace would put ``mounts`` and ``readonly_root`` on this process's tree. The
 types are read from the opened fds (the same fds the child will use), not from the paths.
