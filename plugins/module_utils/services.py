@@ -74,6 +74,7 @@ class Entry:
     result: dict = dataclasses.field(default_factory=dict)
     netns: dict | None = None
     rehearsed: object = None  # the netns.Converged of its wiring's rehearsal (_rehearse), if any
+    topology: dict | None = None  # its wiring as the netns model reads it (model.desired), once
     error: str | None = None
     details: dict = dataclasses.field(default_factory=dict)  # besides ``error``: svc.failure_details
 
@@ -92,13 +93,13 @@ def _wiring(params):
         return None
     if not params["netns"]:
         raise paths.ServiceError("wiring: needs netns, the name of the namespace it wires")
-    netns_params = dict(params["wiring"], name=params["netns"], state="present")
-    deps.pyforkexec.netns.model.desired(netns_params)  # raises ModelError naming the option
-    return netns_params
+    return dict(params["wiring"], name=params["netns"], state="present")
 
 
 def _plan_entry(module, params):
     wiring = _wiring(params)
+    # ModelError names the option
+    topology = None if wiring is None else deps.pyforkexec.netns.model.desired(wiring)
     service = svc.Service(EntryModule(module, params))
     files = None
     if params["state"] != "absent":
@@ -106,7 +107,7 @@ def _plan_entry(module, params):
         made = wiring is not None and not os.path.exists(os.path.join(NETNS_DIR, wiring["name"]))
         service.netns_made = made
         files = service.wanted_files()
-    return Entry(service, files, wiring)
+    return Entry(service, files, wiring, topology=topology)
 
 
 def _duplicates(values):
@@ -157,8 +158,7 @@ def _bridges_described_differently(entries):
     for entry in entries:
         if entry.state == "absent" or entry.wiring is None:
             continue
-        bridges = deps.pyforkexec.netns.model.desired(entry.wiring)["bridges"]
-        for name, bridge in sorted(bridges.items()):
+        for name, bridge in sorted(entry.topology["bridges"].items()):
             if bridge["addresses"] is None:
                 continue
             first = described.setdefault(name, (entry.name, bridge))
@@ -173,12 +173,11 @@ def _bridges_described_differently(entries):
 def _addresses_twice_on_a_bridge(entries):
     """An address two kept entries' namespaces (or one and the bridge itself) have on the same bridge:
     both would answer for it, and which one the others reach would change from one ARP to the next."""
-    model = deps.pyforkexec.netns.model
     owners, problems = {}, []
     for entry in entries:
         if entry.state == "absent" or entry.wiring is None:
             continue
-        wanted = model.desired(entry.wiring)
+        wanted = entry.topology
         found = [(name, a, f"bridge {name}") for name, b in wanted["bridges"].items()
                  for a in b["addresses"] or []]
         found += [(v["bridge"], a, f"netns {wanted['name']}") for v in wanted["veths"].values() if v["bridge"]

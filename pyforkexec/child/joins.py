@@ -44,10 +44,8 @@ NS_GET_NSTYPE = 0xB703  # ioctl: the CLONE_NEW* type of a namespace fd
 PER_THREAD = {int(F.CLONE_NEWNET): "net", int(F.CLONE_NEWUTS): "uts", int(F.CLONE_NEWIPC): "ipc",
               int(F.CLONE_NEWPID): "pid_for_children"}
 NEWUSER, NEWPID = int(F.CLONE_NEWUSER), int(F.CLONE_NEWPID)
-# Each type's file under /proc/PID/ns; the caller's own PID namespace is the one its children are born in.
-NS_FILE = {int(F.CLONE_NEWUSER): "user", int(F.CLONE_NEWNS): "mnt", int(F.CLONE_NEWNET): "net",
-           int(F.CLONE_NEWUTS): "uts", int(F.CLONE_NEWIPC): "ipc", NEWPID: "pid",
-           int(F.CLONE_NEWCGROUP): "cgroup", int(F.CLONE_NEWTIME): "time"}
+# Each type's file under /proc/PID/ns (the caller's own PID namespace is the one its children are born in).
+NS_FILE = {int(flag): name for flag, name in F.NAMESPACE_PROC_FILES.items()}
 
 
 class Join(Value):
