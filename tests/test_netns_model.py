@@ -436,7 +436,12 @@ def test_a_link_made_again_gets_its_sysctls_again(wanted):
     options["sysctls"]["net.ipv4.conf.eth0.rp_filter"] = 2
     assert m.plan_present(state, wanted(**options)) == []
     options["veths"][0]["peer"] = "veth-web2"
-    assert m.plan_present(state, wanted(**options))[-1] == ("sysctl", "net.ipv4.conf.eth0.rp_filter", "2")
+    plan = m.plan_present(state, wanted(**options))
+    at = plan.index(("sysctl", "net.ipv4.conf.eth0.rp_filter", "2"))
+    # right after it is made and its MAC set, before its addresses
+    assert plan[at - 2:at] == [("create_veth", "eth0", "veth-web2"),
+                               ("set_link", "ns", "eth0", {"address": "02:00:00:00:00:0a"})]
+    assert [a[0] for a in plan[at + 1:]].count("sysctl") == 0 and plan[-1][0] == "add_route"
 
 
 def test_a_metric_another_wanted_route_gives_is_not_kept_for_one_without(wanted):

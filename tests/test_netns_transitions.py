@@ -728,3 +728,56 @@ def test_absent_leaves_a_namespace_that_holds_links_of_others(env: dict) -> None
     finally:
         run(["ip", "link", "del", peer])
         run(["ip", "netns", "del", env["netns"]])
+
+
+def test_a_new_link_gets_its_sysctls_before_its_addresses(env: dict) -> None:
+    """``default.disable_ipv6=1`` makes later links without IPv6; a new eth1 that declares its own
+    ``disable_ipv6=0`` and an IPv6 address gets the sysctl first (the plan wrote every sysctl last:
+    the address was refused, at this and every later converge)."""
+    peers = env["peers"]
+    eth0 = dict(name="eth0", peer=peers[0], addresses=["fd16:a1::2/64"])
+    eth1 = dict(name="eth1", peer=peers[1], addresses=["fd16:a2::2/64"])
+    common = {"net.ipv6.conf.default.disable_ipv6": 1, "net.ipv6.conf.eth0.disable_ipv6": 0}
+    a = dict(veths=[eth0], sysctls=common)
+    b = dict(veths=[eth0, eth1], sysctls=dict(common, **{"net.ipv6.conf.eth1.disable_ipv6": 0}))
+    done = transition(env, a, b)[0]
+    assert done.actions.index("sysctl net.ipv6.conf.eth1.disable_ipv6 0") \
+        < done.actions.index("add_addr ns eth1 fd16:a2::2/64")
+    netns.converge(env["netns"], None)
+    made = netns.converge(env["netns"], options(env, b)).actions  # from nothing: default first
+    default = made.index("sysctl net.ipv6.conf.default.disable_ipv6 1")
+    assert default < made.index(f"create_veth eth0 {peers[0]}")
+
+
+@pytest.mark.parametrize("key, link_key", [("net.ipv4.ip_forward", "net.ipv4.conf.eth0.forwarding"),
+                                           ("net.ipv4.conf.all.forwarding", "net.ipv4.conf.eth0.forwarding"),
+                                           ("net.ipv6.conf.all.forwarding", "net.ipv6.conf.eth0.forwarding")])
+def test_a_forwarding_switch_keeps_a_links_own_value(env: dict, key: str, link_key: str) -> None:
+    """Writing a namespace-wide forwarding switch sets every link's forwarding: a link's own value,
+    the same in A and B, is written again after it, and check mode plans that too."""
+    eth0 = [dict(name="eth0", peer=env["peers"][0], addresses=["10.216.1.2/24", "fd16:1::2/64"])]
+    done = transition(env, dict(veths=eth0, sysctls={key: 0, link_key: 0}),
+                      dict(veths=eth0, sysctls={key: 1, link_key: 0}))[0]
+    assert done.actions == [f"sysctl {key} 1", f"sysctl {link_key} 0"]
+    assert sysctl(env["netns"], link_key) == "0"
+
+
+def test_an_mtu_change_keeps_the_links_ipv6_mtu(env: dict) -> None:
+    """A link's MTU change resets its ``ipv6.conf.LINK.mtu``: declared the same in A and B, it is
+    written again after the MTU (check mode planned one action fewer than the run made)."""
+    eth0 = dict(name="eth0", peer=env["peers"][0], addresses=["10.216.1.2/24", "fd16:1::2/64"])
+    sysctls = {"net.ipv6.conf.eth0.mtu": 1400}
+    done = transition(env, dict(veths=[dict(eth0, mtu=1500)], sysctls=sysctls),
+                      dict(veths=[dict(eth0, mtu=9000)], sysctls=sysctls))[0]
+    assert done.actions[-1] == "sysctl net.ipv6.conf.eth0.mtu 1400"
+    assert sysctl(env["netns"], "net.ipv6.conf.eth0.mtu") == "1400"
+
+
+def test_a_new_links_declared_announce_sysctl_is_kept(env: dict) -> None:
+    """A new link is set to announce itself (arp_notify), unless the user declares that sysctl:
+    their value stays."""
+    netns.converge(env["netns"], None)
+    doc = dict(_simple(env, 10), sysctls={"net.ipv4.conf.eth0.arp_notify": 0})
+    netns.converge(env["netns"], options(env, doc))
+    assert sysctl(env["netns"], "net.ipv4.conf.eth0.arp_notify") == "0"
+    assert netns.converge(env["netns"], options(env, doc)).actions == []

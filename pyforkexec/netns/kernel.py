@@ -96,7 +96,7 @@ def create(netns, name):
         if _libc().unshare(int(CLONE_NEWNET)) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
-        _announcing("all")
+        _announcing("all", ())  # a declared all.* sysctl is written later
         there_before = os.path.lexists(path)
         try:
             netns.attach(name, "thread-self", libc=_libc())
@@ -252,6 +252,11 @@ def routes(ipr, names_by_index):
 
 def _sysctl_path(key):
     return "/proc/sys/" + key.replace(".", "/")
+
+
+def _sysctl_path_key(path, link):
+    """The sysctl key of ``path`` (a /proc/sys path with ``{}`` for ``link``)."""
+    return path.removeprefix("/proc/sys/").replace("/", ".").format(link)  # a dot in the link's name stays
 
 
 def _sysctl_io(reads, writes):
@@ -551,11 +556,15 @@ def apply(name, actions):
 
 def _apply_held(name, actions):
     h = _Handles(name)
-    writes = {}
+    run = []  # (index, action) of the sysctl actions not written yet: written at once, before the next
     try:
         for done, action in enumerate(actions):
+            if action[0] == "sysctl":
+                run.append((done, action))
+                continue
+            _write_sysctls(name, run)
             try:
-                _apply_one(h, name, action, writes)
+                _apply_one(h, name, action)
             except Exception as e:  # pyroute2's NetlinkError, OSError, LookupError
                 error = ApplyError(f"{describe(action)}: {e}")
                 error.done = done
@@ -564,23 +573,36 @@ def _apply_held(name, actions):
             _announce(h, name, actions)
         except Exception as e:
             error = ApplyError(f"announcing the new links' addresses: {e}")
-            error.done = len(actions)
+            error.done = len(actions) - len(run)
             raise error from e
     finally:
         h.close()
-    if writes:
-        try:
-            sysctls(name, writes=writes)
-        except (OSError, RuntimeError) as e:
-            error = ApplyError(f"sysctl {writes}: {e}")
-            error.done = len(actions)
-            raise error from e
+    _write_sysctls(name, run)
 
 
-def _announcing(link):
-    """Set ``ANNOUNCE`` for ``link`` (or ``all``) of this thread's network namespace. A /proc/sys that
-    is read-only (some containers) leaves the kernel's default, and only that."""
+def _write_sysctls(name, run):
+    """Write the sysctls of ``run`` (emptied) in one visit of the namespace; an ApplyError whose
+    ``done`` is the index of the first."""
+    if not run:
+        return
+    writes = {a[1]: a[2] for _, a in run}
+    first = run[0][0]
+    run.clear()
+    try:
+        sysctls(name, writes=writes)
+    except (OSError, RuntimeError) as e:
+        error = ApplyError(f"sysctl {writes}: {e}")
+        error.done = first
+        raise error from e
+
+
+def _announcing(link, declared):
+    """Set ``ANNOUNCE`` for ``link`` of this thread's network namespace, but the sysctls ``declared``
+    (the plan writes the user's value). A /proc/sys that is read-only (some containers) leaves the
+    kernel's default, and only that."""
     for path in ANNOUNCE:  # the link's name as it is in the path: a dot in it is no separator here
+        if _sysctl_path_key(path, link) in declared:
+            continue
         with contextlib.suppress(OSError), open(path.format(link), "w") as f:
             f.write("1")
 
@@ -593,14 +615,14 @@ def _announce(h, name, actions):
     port starts forwarding only once the bridge has seen the carrier, a few ms later, and that first
     announcement is lost there: setting the link's MAC to the one it has makes the kernel announce it
     again, sent once the port forwards. A link made here is set to announce itself (its own
-    ``ANNOUNCE``, before the user's sysctls, which apply() writes after this), also in a namespace
-    that was not made here; a link that only got an address announces it where the namespace was
-    made here (``all``), and the host forgets its old entry in any case (_forget_neighbour)."""
+    ``ANNOUNCE``, unless the user declares them), also in a namespace that was not made here; the
+    host forgets its old entry of a link that got an address in any case (_forget_neighbour)."""
     made = {a[1]: a[2] for a in actions if a[0] == "create_veth"}  # inside -> host end
     links = set(made) | {a[2] for a in actions if a[0] == "add_addr" and a[1] == "ns"}
+    declared = {a[1] for a in actions if a[0] == "sysctl"}
     for inside in sorted(links):
         if inside in made:
-            _in_netns(name, functools.partial(_announcing, inside))
+            _in_netns(name, functools.partial(_announcing, inside, declared))
             _wait_forwarding(made[inside])
         _set_own_mac(h.side("ns"), h.index("ns", inside))
 
@@ -633,7 +655,7 @@ def _wait_forwarding(port, timeout=1.0):
         time.sleep(0.001)
 
 
-def _apply_one(h, name, action, writes):
+def _apply_one(h, name, action):
     op, args = action[0], action[1:]
     if op == "create_netns":
         create(h.netns, name)
@@ -673,7 +695,5 @@ def _apply_one(h, name, action, writes):
         h.side("host").link("set", index=h.index("host", peer), master=master)
     elif op in ("add_route", "del_route"):
         h.side("ns").route(op[:3], **_route_args(h, args[0], op[:3]))
-    elif op == "sysctl":
-        writes[args[0]] = args[1]
     else:
         raise ValueError(f"unknown action {op}")

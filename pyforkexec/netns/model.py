@@ -587,10 +587,69 @@ def plan_present(observed, wanted, keep=()):
     actions[:] = _deletions_first(actions)
     _check_host_subnets(observed, set(wanted["bridges"]), actions, deleted | set(emptied))
     actions += [("add_route", r) for r in route_adds]
-    for key, value in sorted(wanted["sysctls"].items()):
-        if observed["sysctls"].get(key) != value or _link_of_sysctl(key) in made:
-            actions.append(("sysctl", key, value))  # a link made (again) starts from the defaults
-    return actions
+    return _with_sysctls(actions, observed, wanted["sysctls"], made)
+
+
+# Writing one of these sets the same sysctl (family, name) of every link, and of ``default``.
+SWITCHES = {"net.ipv4.ip_forward": ("ipv4", "forwarding"),
+            "net.ipv4.conf.all.forwarding": ("ipv4", "forwarding"),
+            "net.ipv6.conf.all.forwarding": ("ipv6", "forwarding"),
+            "net.ipv6.conf.all.disable_ipv6": ("ipv6", "disable_ipv6")}
+
+
+def _with_sysctls(actions, observed, declared, made):
+    """``actions`` with a ``sysctl`` action for each declared sysctl the namespace does not have, or
+    that the plan resets, placed where the kernel needs it (kernel.apply writes each run of them at
+    once, before the next action):
+
+    - a link made (again) by the plan starts from the defaults: all its sysctls are written right
+      after it is made (and its MTU set), before its addresses (``disable_ipv6=0`` on a link that
+      ``default.disable_ipv6=1`` makes without IPv6, then its IPv6 address);
+    - ``default.*`` ones before the first link is made, which takes them;
+    - ``disable_ipv6`` turned off, before the first address added on that link (or any, for ``all``);
+    - the rest last, after the addresses deleted (``disable_ipv6=1`` removes every IPv6 address,
+      whose deletes would then fail).
+
+    A sysctl that another action resets is written (again) last: a switch of the whole namespace
+    (``SWITCHES``: ``ip_forward`` sets every link's forwarding) comes first there, then each link's own
+    declared value; a link's MTU change resets its ``ipv6.conf.LINK.mtu``. Check mode then plans what
+    the run does."""
+    mtu_set = {a[2] for a in actions if a[0] == "set_link" and a[1] == "ns" and "mtu" in a[3]}
+    switched = {SWITCHES[k] for k, v in declared.items() if k in SWITCHES and observed["sysctls"].get(k) != v}
+    out, last = list(actions), []
+    for key, value in sorted(declared.items(), key=lambda kv: (kv[0] not in SWITCHES, kv[0])):
+        parts, link = key.split("."), _link_of_sysctl(key)
+        reset = (key not in SWITCHES and (parts[1], parts[-1]) in switched and parts[2] == "conf") \
+            or (link in mtu_set and parts[1:3] == ["ipv6", "conf"] and parts[-1] == "mtu")
+        if observed["sysctls"].get(key) == value and link not in made and not reset:
+            continue
+        action = ("sysctl", key, value)
+        if reset:
+            last.append(action)
+        elif link in made:
+            out.insert(_after_made(out, link), action)
+        elif link == "default":
+            out.insert(_first(out, lambda a: a[0] == "create_veth"), action)
+        elif parts[-1] == "disable_ipv6" and value == "0":
+            out.insert(_first(out, lambda a, on=link: a[0] == "add_addr" and a[1] == "ns"
+                              and on in ("all", a[2])), action)
+        else:
+            last.append(action)
+    return out + last
+
+
+def _first(actions, match):
+    """The index of the first action ``match`` takes, else the end."""
+    return next((i for i, a in enumerate(actions) if match(a)), len(actions))
+
+
+def _after_made(actions, link):
+    """Where a sysctl of ``link``, which the plan makes, goes: after it is made and its own settings
+    (MTU, MAC) are set, before anything else is done with it, and after the sysctls already there."""
+    i = _first(actions, lambda a: a[0] == "create_veth" and a[1] == link) + 1
+    while i < len(actions) and (actions[i][0] == "sysctl" or actions[i][:3] == ("set_link", "ns", link)):
+        i += 1
+    return i
 
 
 def _routed_network(address):
