@@ -99,7 +99,7 @@ class ActionModule(role_action.RoleAction):
         result.update(
             plan=planned,
             new_accounts=new_accounts,
-            gone_accounts=role_plan.gone_accounts(every) if args["state"] == "present" else [],
+            gone_accounts=role_plan.gone_accounts(every, host) if args["state"] == "present" else [],
             jinja2_needed=role_plan.jinja2_needed(kept, host),
             changed=False,
         )

@@ -112,8 +112,10 @@ new_accounts:
   elements: str
 gone_accounts:
   description:
-    - With O(state=present), the accounts to remove after the services in state C(absent), that is
-      those the role created for them that no service to be kept runs as.
+    - With O(state=present), the accounts to remove after the services converge, that no service to be
+      kept runs as. Those the role created for the services in state C(absent), and those the accounts
+      module made that a service of the run ran as before its O(services[].user) changed (unless the spec of
+      a service outside the run uses them, or a spec on the host cannot be read).
   returned: after the look
   type: list
   elements: str

@@ -7,9 +7,11 @@ It prints one JSON object: the base Python's version, machine and pip, whether t
 the modules import and which wheels it was installed from, whether PID 1 is systemd, the controllers of
 the cgroup v2 tree (the pyforkexec daemon applies cgroup limits there), the passwd entries of the
 services' accounts that exist (as ansible.builtin.getent has them) and whether each new root is a
-directory. It reads, and changes nothing. No f-strings or annotations: an older Python (3.7 on) must still say
-its version, for the role to refuse it by name."""
+directory, and the accounts the services' specs on the host run as. It reads, and changes nothing. No
+f-strings or annotations: an older Python (3.7 on) must still say its version, for the role to refuse
+it by name."""
 
+import glob
 import importlib.util
 import json
 import os
@@ -75,6 +77,40 @@ def has_package(site, dists, name):
     return name in dists and os.path.isfile(os.path.join(site, name, "__init__.py"))
 
 
+# Where the service modules keep each service's spec (module_utils/service_paths.py's SPEC_DIR).
+SPEC_DIR = "/etc/pyforkexec"
+
+
+def _spec_uid_ranges(spec):
+    """The (first, count) ranges of host uids whose account a spec's process runs as: its uid map's
+    host ranges with a user namespace, else its credential's uid; none (root's) without either."""
+    attrs = spec.get("sys") or {}
+    maps = attrs.get("uid_mappings") or []
+    if maps:
+        return [(int(line["host_id"]), int(line["size"])) for line in maps]
+    uid = (attrs.get("credential") or {}).get("uid")
+    return [] if uid is None else [(int(uid), 1)]
+
+
+def spec_accounts(spec_dir=SPEC_DIR):
+    """{service: {account: its comment (GECOS)}} of every spec on the host: the accounts each service
+    runs as now; and the names of the specs that could not be read (then nobody knows who uses what)."""
+    out, unreadable = {}, []
+    entries = pwd.getpwall()
+    for path in sorted(glob.glob(os.path.join(spec_dir, "*.json"))):
+        name = os.path.basename(path)[: -len(".json")]
+        try:
+            with open(path) as f:
+                ranges = _spec_uid_ranges(json.load(f))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            unreadable.append(name)
+            continue
+        out[name] = dict(
+            (e.pw_name, e.pw_gecos) for e in entries if any(a <= e.pw_uid < a + n for a, n in ranges)
+        )
+    return out, unreadable
+
+
 def probe(venv, accounts, roots):
     has_python = os.path.exists(os.path.join(venv, "bin", "python"))
     # the virtualenv is made from this Python: its site-packages are of this version
@@ -99,6 +135,7 @@ def probe(venv, accounts, roots):
             wheels = f.read().strip()
     entries = dict((name, passwd(name)) for name in accounts)
     version = pip_version()
+    specs, unreadable = spec_accounts()
     return dict(
         cgroup2=cgroup2,
         controllers=controllers,
@@ -113,6 +150,8 @@ def probe(venv, accounts, roots):
         wheels=wheels,
         passwd=dict((name, entry) for name, entry in entries.items() if entry is not None),
         rootfs=dict((root, os.path.isdir(root)) for root in roots),
+        spec_accounts=specs,
+        spec_unreadable=unreadable,
     )
 
 

@@ -80,3 +80,20 @@ def test_pip_and_its_version_are_this_pythons():
         from importlib import metadata
 
         assert found["pip_version"] == metadata.version("pip")
+
+
+def test_it_names_the_accounts_each_spec_runs_as(tmp_path):
+    """A spec's uid map (its host ranges) or else its credential names the accounts it runs as; a spec
+    that cannot be read is named apart (then nobody knows who uses what)."""
+    root, nobody = pwd.getpwuid(0), pwd.getpwnam("nobody")
+    maps = dict(uid_mappings=[dict(container_id=0, host_id=nobody.pw_uid, size=1)], credential=dict(uid=0))
+    (tmp_path / "mapped.json").write_text(json.dumps(dict(version=1, argv=["/bin/true"], sys=maps)))
+    cred = dict(version=1, argv=["/bin/true"], sys=dict(credential=dict(uid=0)))
+    (tmp_path / "cred.json").write_text(json.dumps(cred))
+    (tmp_path / "plain.json").write_text(json.dumps(dict(version=1, argv=["/bin/true"])))
+    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / "odd.json").write_text(json.dumps(dict(sys=dict(uid_mappings=[dict(host_id="x")]))))
+    specs, unreadable = host_probe.spec_accounts(str(tmp_path))
+    assert specs == {"cred": {root.pw_name: root.pw_gecos}, "mapped": {nobody.pw_name: nobody.pw_gecos},
+                     "plain": {}}
+    assert unreadable == ["broken", "odd"]

@@ -187,3 +187,26 @@ def test_an_account_of_uid_0_is_refused_for_a_service_in_a_user_namespace():
     ]
     (fine,) = _plan(dict(name="web", user="web", argv=["/bin/true"]), passwd=passwd)
     assert role_plan.plan_problems([fine], [], dict(HOST, passwd=passwd), True) == []
+
+
+def test_an_account_the_role_made_goes_once_its_service_runs_as_another():
+    """A service's user changed (old -> new): the account its spec on the host runs as goes when the
+    accounts module made it, and neither an account made otherwise, nor one that a service outside the
+    run, or one kept, runs as; none at all when a spec on the host could not be read."""
+    mark = role_plan.MARK
+    services = role_plan.with_defaults([
+        dict(name="a", user="new", argv=["/bin/true"]),
+        dict(name="b", user="other", argv=["/bin/true"]),
+        dict(name="c", user="kept", argv=["/bin/true"]),
+    ], DEFAULTS)
+    host = dict(HOST, spec_unreadable=[], spec_accounts={
+        "a": {"old": mark},  # the role made it for a, which runs as new now
+        "b": {"by-hand": "Someone"},  # made by hand: left
+        "c": {"kept": mark},  # still c's
+        "outside": {"shared": mark},  # another play's service
+    })
+    host["spec_accounts"]["b"]["shared"] = mark
+    assert role_plan.gone_accounts(services, host) == ["old"]
+    assert role_plan.gone_accounts(services, dict(host, spec_unreadable=["x"])) == []
+    moved = [dict(svc, user="old") if svc["name"] == "b" else svc for svc in services]
+    assert role_plan.gone_accounts(moved, host) == []  # b runs as old now

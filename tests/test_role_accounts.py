@@ -1,0 +1,104 @@
+"""The accounts the role isolated_service makes for its services, on this machine: a service whose
+``user`` changes runs as the new account, and the one the role made for the old user goes with the
+converge that leaves it unused (it stayed on the host for good); an account made otherwise stays.
+
+Runs the role (``-c local``, the daemon as manager) with a wheel built from this checkout, as
+test_role_validation.py does."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers.marks import needs_root
+from test_role_validation import PID, PLAYBOOK, Vars, _host, collections, run_playbook, wheels
+
+pytestmark = [needs_root,
+              pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="no ansible-core in this venv")]
+__all__ = ["collections", "wheels"]  # the fixtures, shared with test_role_validation.py
+
+SERVICE = f"pfe-ra{PID}"
+OLD, NEW, BY_HAND = f"pfe-ra{PID}-old", f"pfe-ra{PID}-new", f"pfe-ra{PID}-hand"
+
+
+def _exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _runs_as(name: str) -> str:
+    """The account the service's process runs as, seen from the host."""
+    with open(f"/run/pyforkexec/{name}.pid") as f:
+        daemon = int(f.readline())
+    with open(f"/proc/{daemon}/task/{daemon}/children") as f:
+        child = int(f.read().split()[0])
+    return pwd.getpwuid(os.stat(f"/proc/{child}").st_uid).pw_name
+
+
+@pytest.fixture(scope="module")
+def wheel_dir(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pyforkexec's wheel beside pyroute2's (the version of this venv), which pyforkexec[net] needs."""
+    out = tmp_path_factory.mktemp("wheels")
+    for wheel in wheels.glob("*.whl"):
+        shutil.copy(wheel, out)
+    version = importlib.metadata.version("pyroute2")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                    "--no-deps", "--only-binary", ":all:", "--dest", str(out), f"pyroute2=={version}"],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture
+def converge(tmp_path: Path, wheel_dir: Path, collections: Path) -> Iterator:
+    """converge(user, state="present"): one run of the role for SERVICE as ``user``; its result."""
+    runs = iter(range(100))
+
+    def run(user: str, state: str = "present", remove_runtime: bool = False) -> Vars:
+        host = _host(tmp_path / "venv", wheel_dir)
+        host.update(isolated_service_state=state, isolated_service_remove_runtime=remove_runtime,
+                    isolated_service_services=[dict(name=SERVICE, user=user, argv=["/bin/sleep", "1000"],
+                                                    namespaces=["user", "uts", "ipc"],
+                                                    restart="always")])
+        scratch = tmp_path / f"run{next(runs)}"
+        scratch.mkdir()
+        playbook = [dict(name="the role", hosts="all", gather_facts=False,
+                         roles=["pyforkexec.isolation.isolated_service"])]
+        result = run_playbook(scratch, collections, dict(all=dict(hosts=dict(h=host))), playbook)
+        log = (scratch / "ansible.log").read_text()
+        assert "failed=0" in log, log[-3000:]
+        return result
+
+    try:
+        yield run
+    finally:
+        run(NEW, "absent", remove_runtime=True)
+        for name in (OLD, NEW, BY_HAND):
+            subprocess.run(["userdel", name], capture_output=True)
+
+
+def test_a_services_old_account_goes_when_its_user_changes(converge) -> None:
+    converge(OLD)
+    assert _runs_as(SERVICE) == OLD
+    converge(NEW)
+    assert _runs_as(SERVICE) == NEW
+    assert _exists(NEW) and not _exists(OLD), "the account made for the old user is left"
+    converge(OLD)  # and back: the account made in between goes in turn
+    assert _runs_as(SERVICE) == OLD and not _exists(NEW)
+
+
+def test_an_account_made_by_hand_stays_when_its_service_moves_off_it(converge) -> None:
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", BY_HAND],
+                   check=True)
+    converge(BY_HAND)
+    converge(NEW)
+    assert _runs_as(SERVICE) == NEW and _exists(BY_HAND)
