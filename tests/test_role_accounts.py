@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from helpers.marks import needs_root
-from test_role_validation import PID, PLAYBOOK, Vars, _host, collections, run_playbook, wheels
+from test_role_validation import PID, PLAYBOOK, _host, collections, run_playbook, wheels
 
 pytestmark = [needs_root,
               pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="no ansible-core in this venv")]
@@ -60,10 +60,10 @@ def wheel_dir(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def converge(tmp_path: Path, wheel_dir: Path, collections: Path) -> Iterator:
-    """converge(user, state="present"): one run of the role for SERVICE as ``user``; its result."""
+    """converge(user, state="present"): one run of the role for SERVICE as ``user``; its output."""
     runs = iter(range(100))
 
-    def run(user: str, state: str = "present", remove_runtime: bool = False) -> Vars:
+    def run(user: str, state: str = "present", remove_runtime: bool = False, check: bool = False) -> str:
         host = _host(tmp_path / "venv", wheel_dir)
         host.update(isolated_service_state=state, isolated_service_remove_runtime=remove_runtime,
                     isolated_service_services=[dict(name=SERVICE, user=user, argv=["/bin/sleep", "1000"],
@@ -73,10 +73,11 @@ def converge(tmp_path: Path, wheel_dir: Path, collections: Path) -> Iterator:
         scratch.mkdir()
         playbook = [dict(name="the role", hosts="all", gather_facts=False,
                          roles=["pyforkexec.isolation.isolated_service"])]
-        result = run_playbook(scratch, collections, dict(all=dict(hosts=dict(h=host))), playbook)
+        run_playbook(scratch, collections, dict(all=dict(hosts=dict(h=host))), playbook,
+                     ("--check", "--diff") if check else ())
         log = (scratch / "ansible.log").read_text()
         assert "failed=0" in log, log[-3000:]
-        return result
+        return log
 
     try:
         yield run
@@ -102,3 +103,10 @@ def test_an_account_made_by_hand_stays_when_its_service_moves_off_it(converge) -
     converge(BY_HAND)
     converge(NEW)
     assert _runs_as(SERVICE) == NEW and _exists(BY_HAND)
+
+
+def test_check_mode_says_which_ids_its_diffs_cannot_know(converge) -> None:
+    converge(OLD)
+    log = converge(NEW, check=True)
+    assert f"check mode: the accounts {NEW} do not exist yet" in " ".join(log.split())
+    assert not _exists(NEW) and _runs_as(SERVICE) == OLD

@@ -213,7 +213,8 @@ def collections(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-def run_playbook(scratch: Path, collections: Path, inventory: Vars, playbook: list[Vars]) -> dict[str, Any]:
+def run_playbook(scratch: Path, collections: Path, inventory: Vars, playbook: list[Vars],
+                 options: tuple[str, ...] = ()) -> dict[str, Any]:
     """ansible-playbook on this machine; the last result of each host (the tree callback's)."""
     (scratch / "inventory.json").write_text(json.dumps(inventory))
     (scratch / "play.yml").write_text(json.dumps(playbook))
@@ -221,8 +222,8 @@ def run_playbook(scratch: Path, collections: Path, inventory: Vars, playbook: li
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_CALLBACK_TREE_DIR=str(tree),
                ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree", ANSIBLE_NOCOLOR="1",
                ANSIBLE_RETRY_FILES_ENABLED="False")
-    run = subprocess.run([PLAYBOOK, "-i", "inventory.json", "play.yml"], env=env, capture_output=True,
-                         text=True, cwd=scratch, timeout=600)
+    run = subprocess.run([PLAYBOOK, "-i", "inventory.json", *options, "play.yml"], env=env,
+                         capture_output=True, text=True, cwd=scratch, timeout=600)
     (scratch / "ansible.log").write_text(run.stdout + run.stderr)  # to read when a case fails
     return {p.name: json.loads(p.read_text()) for p in tree.iterdir()} if tree.exists() else {}
 
