@@ -121,8 +121,9 @@ class SysProcAttr:
     hostname: Optional[str] = None
     domainname: Optional[str] = None
     # The propagation of every mount of a new mount namespace, set before the mounts:
-    # "private" (the default, as util-linux's unshare), "slave", "shared" or "unchanged". Go changes it
-    # (to private) only for unshareflags CLONE_NEWNS; here also when the child mounts anything.
+    # "private" (the default, as util-linux's unshare), "slave", "shared" or "unchanged", for any new
+    # mount namespace. Go changes it (to private) only for unshareflags CLONE_NEWNS: "unchanged" is Go's
+    # way for cloneflags, where a shared / hands every mount the program makes to the host.
     mount_propagation: str = "private"
     # Mounts in a new mount namespace, in order; targets are inside pivot_root/chroot when set.
     mounts: Sequence[Mount] = ()

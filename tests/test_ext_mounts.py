@@ -189,9 +189,19 @@ def test_mount_propagation_of_a_new_mount_namespace(tmp_path: Path, propagation:
     assert run_in_fork(root_tags, propagation, [Mount.tmpfs(str(tmp_path))]) == tags
 
 
-def test_cloneflags_newns_without_mounts_keeps_go_behaviour() -> None:
-    # Go leaves / shared for cloneflags CLONE_NEWNS; so does the default when nothing is mounted
-    assert run_in_fork(root_tags, "private", []) == {"shared"}
+@pytest.mark.parametrize(("propagation", "tags"), [("private", set()), ("unchanged", {"shared"})])
+def test_cloneflags_newns_without_mounts(propagation: str, tags: set[str]) -> None:
+    # Go leaves / shared for cloneflags CLONE_NEWNS ("unchanged"); the default, "private", applies to a
+    # new mount namespace with nothing to mount too: else what the program mounts reaches the host
+    assert run_in_fork(root_tags, propagation, []) == tags
+    assert run_in_fork(root_tags_by_default) == set()
+
+
+def root_tags_by_default() -> frozenset[str]:
+    sysutil.unshare(CLONE_NEWNS)
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_SHARED)
+    return mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS))["/"].tags
 
 
 # ---- pivot_root, readonly_root ------------------------------------------------------------------------

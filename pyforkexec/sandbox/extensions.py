@@ -1,7 +1,8 @@
 """The extension fields of SysProcAttr, checked together and turned into what the plan needs.
 
-``check_extensions`` returns None when every extension field has its default, so a plain Go-style
-spawn does no extra work. Each field's own rules live with its concept (mounts.py, rlimits.py,
+``check_extensions`` returns None when every extension field has its default and there is no new
+mount namespace (whose / the default propagation makes private), so a plain Go-style spawn does no
+extra work. Each field's own rules live with its concept (mounts.py, rlimits.py,
 caps.py, seccomp.py, cgroup.py); the rules between fields live here.
 """
 
@@ -76,11 +77,13 @@ def _uts_name(field: str, value: object, namespaces: int) -> Optional[bytes]:
     return data
 
 
-def _propagation(attr: SysProcAttr, clone: int, unshare: int, mounting: bool) -> int:
+def _propagation(attr: SysProcAttr, clone: int, unshare: int) -> int:
     kind = check_choice("SysProcAttr.mount_propagation", attr.mount_propagation, PROPAGATIONS)
     if kind == "unchanged":
         return 0
-    if unshare & NEWNS or (clone & NEWNS and (mounting or kind != "private")):
+    if (unshare | clone) & NEWNS:
+        # Also "private" with nothing to mount: a new mount namespace whose / stays shared hands every
+        # mount the program makes to the host (Go's way for cloneflags: "unchanged").
         return MS_REC | PROPAGATION_FLAGS[kind]
     if kind != "private":
         fail("SysProcAttr.mount_propagation", "needs a new mount namespace (CLONE_NEWNS)")
@@ -94,7 +97,7 @@ def _needs_newns(field: str, namespaces: int) -> None:
 
 
 def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sandbox]:
-    if not has_extensions(attr):
+    if not has_extensions(attr) and not clone & NEWNS:  # the default propagation is a step of its own
         return None
     namespaces = clone | unshare
     pivot = None if attr.pivot_root is None else to_abspath("SysProcAttr.pivot_root", attr.pivot_root)
@@ -112,7 +115,7 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
     mounting = {"mounts": bool(mounts), "pivot_root": pivot is not None, "readonly_root": readonly}
     for name in (name for name, used in mounting.items() if used):
         _needs_newns(f"SysProcAttr.{name}", namespaces)
-    propagation = _propagation(attr, clone, unshare, any(mounting.values()))
+    propagation = _propagation(attr, clone, unshare)
     if pivot is not None and propagation & PROPAGATION_FLAGS["shared"]:
         fail("SysProcAttr.mount_propagation", "pivot_root refuses a shared mount tree: use 'private' or "
              "'slave'")
