@@ -252,8 +252,29 @@ def test_best_effort_on_a_simulated_older_kernel(scratch: str, monkeypatch: pyte
     assert landlock_abi() == 2
     assert act(truncate, [allowed], policy) == ["ok"]
     effective, dropped = Landlock(paths=[LandlockPath(allowed, ["write"])]).plan(2)
-    assert dropped == ("paths[0].access: truncate needs Landlock ABI 3, this kernel has 2",)
+    unrestricted = "this kernel has 2: it is not restricted anywhere"
+    assert dropped == ("paths[0].access: truncate needs Landlock ABI 3, this kernel has 2",
+                       f"paths: truncate needs Landlock ABI 3, {unrestricted}",
+                       f"paths: ioctl_dev needs Landlock ABI 5, {unrestricted}")
     assert "truncate" not in effective.paths[0].access and "write_file" in effective.paths[0].access
+
+
+def test_strict_refuses_a_kernel_that_leaves_a_right_unrestricted_outside_the_rules(
+        scratch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A policy that allows only reading (no rule names truncate) still denies truncate everywhere; an
+    ABI 2 kernel cannot, so any file the caller may write can be emptied: strict refuses (it ran)."""
+    if ABI < 5:
+        pytest.skip("the kernel must know truncate and ioctl_dev to enforce the policy itself")
+    allowed, _ = _dirs(scratch, _file)
+    policy = Landlock(paths=[*SYSTEM, LandlockPath(allowed, ["read"])], mode="strict")
+    truncate = "os.truncate(d + '/f', 0)"
+    assert act(truncate, [allowed], policy) == ["EACCES"]
+    for abi, right in (("2", "truncate"), ("4", "ioctl_dev")):
+        monkeypatch.setenv(ABI_ENV, abi)
+        with pytest.raises(ValueError, match=rf"^SysProcAttr\.landlock\.paths: {right} needs Landlock ABI"):
+            act(truncate, [allowed], policy)
+    dropped = Landlock(paths=[LandlockPath(allowed, ["read"])]).plan(1).dropped
+    assert dropped[-1].startswith("paths: ioctl_dev")  # refer, which ABI 1 denies everywhere, is no loss
 
 
 def test_ports_and_scopes_dropped_below_their_abi(monkeypatch: pytest.MonkeyPatch) -> None:

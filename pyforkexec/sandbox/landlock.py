@@ -7,6 +7,8 @@ What is restricted (the ruleset's *handled* rights), and what the rules allow ba
 
 - filesystem: when ``paths`` has any rule, every filesystem right the kernel's ABI knows is
   restricted, and each ``LandlockPath`` allows its rights beneath its path (a file: on that file).
+  A right the ABI does not know (``truncate`` below 3, ``ioctl_dev`` below 5) is then not restricted
+  anywhere: ``plan()`` reports it, and strict mode refuses.
   With no path rule, file access is not restricted (a policy of ports or scopes alone; a program
   denied every file could not even be executed).
 - network: when ``ports`` has any rule, TCP bind and connect (ABI 4) are both restricted, and each
@@ -54,6 +56,9 @@ FS_RIGHTS = {
     "make_reg": (1 << 8, 1), "make_sock": (1 << 9, 1), "make_fifo": (1 << 10, 1), "make_block": (1 << 11, 1),
     "make_sym": (1 << 12, 1), "refer": (1 << 13, 2), "truncate": (1 << 14, 3), "ioctl_dev": (1 << 15, 5),
 }
+# Below the ABI that knows them, the kernel denies these everywhere rather than allowing them (ABI 1
+# never lets a file move to another directory): nothing of the policy is lost.
+ALWAYS_DENIED = ("refer",)
 # The rights that apply to a file (the others only to what is beneath a directory).
 FILE_RIGHTS = ("execute", "write_file", "read_file", "truncate", "ioctl_dev")
 FS_GROUPS = {
@@ -147,6 +152,10 @@ class Landlock:
         scopes = keep("scopes", tuple(self.scopes), SCOPES)
         if self.paths and not paths:  # so file access is not restricted at all
             dropped.append("paths: no rule has a right this kernel knows: file access is not restricted")
+        elif self.paths:  # the rights the policy denies outside its rules, that this ABI cannot
+            dropped += [f"paths: {name} needs Landlock ABI {need}, this kernel has {abi}: it is not "
+                        "restricted anywhere" for name, (_, need) in FS_RIGHTS.items()
+                        if need > abi and name not in ALWAYS_DENIED]
         plan = LandlockPlan(Landlock(tuple(paths), tuple(ports), scopes, self.mode), tuple(dropped))
         return plan, tuple(path_indices), tuple(port_indices)
 

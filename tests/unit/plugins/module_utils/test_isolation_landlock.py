@@ -84,7 +84,9 @@ def test_best_effort_reports_what_this_kernel_drops(built, monkeypatch):
     assert report == dict(abi=2, mode="best_effort", enforced=True, dropped=[
         "landlock.paths[0].access: truncate needs Landlock ABI 3, this kernel has 2",
         "landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has 2",
-        "landlock.scopes: signal needs Landlock ABI 6, this kernel has 2"])
+        "landlock.scopes: signal needs Landlock ABI 6, this kernel has 2",
+        "landlock.paths: truncate needs Landlock ABI 3, this kernel has 2: it is not restricted anywhere",
+        "landlock.paths: ioctl_dev needs Landlock ABI 5, this kernel has 2: it is not restricted anywhere"])
     assert iso.landlock_warning(report).startswith("landlock: this kernel (Landlock ABI 2) cannot enforce")
     monkeypatch.setenv(ABI_ENV, "0")
     assert iso.landlock_report(policy)["enforced"] is False

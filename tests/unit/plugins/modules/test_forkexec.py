@@ -237,7 +237,9 @@ def test_best_effort_on_an_older_kernel_reports_and_warns(run, monkeypatch):
     result = run(argv=["true"], landlock=dict(paths=SYSTEM_RULES, ports=[dict(port=8080, access=["bind"])]))
     assert result["rc"] == 0
     assert result["landlock"]["dropped"] == [
-        "landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has 2"]
+        "landlock.ports[0].access: bind needs Landlock ABI 4, this kernel has 2",
+        "landlock.paths: truncate needs Landlock ABI 3, this kernel has 2: it is not restricted anywhere",
+        "landlock.paths: ioctl_dev needs Landlock ABI 5, this kernel has 2: it is not restricted anywhere"]
     assert len(warned) == 1 and "Landlock ABI 2" in warned[0] and "landlock.ports[0].access" in warned[0]
 
 
