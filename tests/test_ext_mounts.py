@@ -124,29 +124,30 @@ def test_bind_of_a_file_creates_a_file_target(tmp_path: Path) -> None:
 
 
 def test_an_optional_bind_is_made_when_its_source_exists_and_left_out_when_not(tmp_path: Path) -> None:
-    present, missing = tmp_path / "present", tmp_path / "missing"
-    mounts = [
-        Mount.bind("/usr", str(present), readonly=True, recursive=False, optional=True),
-        Mount.bind(str(tmp_path / "no-such-source"), str(missing), optional=True),
-        Mount.bind(str(tmp_path / "dangling"), str(tmp_path / "via-link"), optional=True),
-    ]
+    root = tmp_path / "root"
+    root.mkdir()
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")  # mount(2) follows it: missing too
-    table = mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
-    assert table[str(present)].root == "/usr" and "ro" in table[str(present)].options
-    assert str(missing) not in table and str(tmp_path / "via-link") not in table
-    assert not missing.exists()  # left out: not even its target was made
+    sys = sandbox(root, Mount.bind("/usr", "/present", readonly=True, recursive=False, optional=True),
+                  Mount.bind(str(tmp_path / "no-such-source"), "/missing", optional=True),
+                  Mount.bind(str(tmp_path / "dangling"), "/via-link", optional=True))
+    table = mountinfo(sys)
+    assert table["/present"].root == "/usr" and "ro" in table["/present"].options
+    assert "/missing" not in table and "/via-link" not in table
+    listing = set(output(["/usr/bin/ls", "-A", "/"], sys).split())
+    assert "present" in listing and not {"missing", "via-link"} & listing  # left out: no target made
 
 
 def test_errors_name_a_mount_by_its_place_in_the_list_with_optional_binds_left_out(tmp_path: Path) -> None:
-    mounts = [
-        Mount.bind(str(tmp_path / "no-such-source"), str(tmp_path / "a"), optional=True),
-        Mount.tmpfs(str(tmp_path / "b")),
-        Mount.bind(str(tmp_path / "no-such-source"), str(tmp_path / "c")),  # not optional: refused
-    ]
+    base = len(new_root())
+    sys = sandbox(tmp_path, Mount.bind(str(tmp_path / "no-such-source"), "/a", optional=True),
+                  Mount.tmpfs("/b"),
+                  Mount.bind(str(tmp_path / "no-such-source"), "/c"))  # not optional: refused
     with pytest.raises(ChildError) as failed:
-        mountinfo(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
+        mountinfo(sys)
     e = failed.value
-    assert (e.errno, e.location, e.index, e.field) == (errno.ENOENT, ErrorLocation.MOUNT, 2, "sys.mounts[2]")
+    where = base + 2
+    assert (e.errno, e.location, e.index, e.field) == (errno.ENOENT, ErrorLocation.MOUNT, where,
+                                                       f"sys.mounts[{where}]")
 
 
 @pytest.mark.parametrize(("mount", "error", "message"), [
@@ -154,6 +155,9 @@ def test_errors_name_a_mount_by_its_place_in_the_list_with_optional_binds_left_o
      "SysProcAttr.mounts[0].optional: only a bind mount can be optional"),
     (Mount("/usr", "/tmp/x", None, MS_BIND, None, False, None, "yes"), TypeError,
      "SysProcAttr.mounts[0].optional"),
+    # without a new root, a bind left out would leave its target as the host has it: not hidden
+    (Mount.bind("/nonexistent-pfe", "/tmp", readonly=True, optional=True), ValueError,
+     "SysProcAttr.mounts[0].optional: needs a new root (pivot_root or chroot)"),
 ])
 def test_optional_is_a_bool_of_a_bind_mount(mount: Mount, error: type, message: str) -> None:
     before = children()

@@ -284,10 +284,15 @@ def _root_tags(sys: SysProcAttr) -> set[str]:
         (SysProcAttr(unshareflags=CLONE_NEWNS), set()),  # Go remounts / MS_REC|MS_PRIVATE
         (SysProcAttr(unshareflags=CLONE_NEWNS | CLONE_NEWUSER,
                      uid_mappings=[SysProcIDMap(0, 0, 1)], gid_mappings=[SysProcIDMap(0, 0, 1)]), set()),
-        (SysProcAttr(cloneflags=CLONE_NEWNS), {"shared"}),  # Go behaviour 11: no remount
-        (SysProcAttr(cloneflags=CLONE_NEWNS | CLONE_NEWUSER), {"master"}),
+        # Go behaviour 11 (no remount: a shared /, the program's mounts reach the host) is "unchanged";
+        # the default makes any new mount namespace's / private
+        (SysProcAttr(cloneflags=CLONE_NEWNS), set()),
+        (SysProcAttr(cloneflags=CLONE_NEWNS, mount_propagation="unchanged"), {"shared"}),
+        (SysProcAttr(cloneflags=CLONE_NEWNS | CLONE_NEWUSER), set()),
+        (SysProcAttr(cloneflags=CLONE_NEWNS | CLONE_NEWUSER, mount_propagation="unchanged"), {"master"}),
     ],
-    ids=["no-ns", "unshare-newns", "unshare-newns-newuser", "clone-newns", "clone-newns-newuser"],
+    ids=["no-ns", "unshare-newns", "unshare-newns-newuser", "clone-newns", "clone-newns-go",
+         "clone-newns-newuser", "clone-newns-newuser-go"],
 )
 def test_mount_propagation_of_root(sys: SysProcAttr, tags: set[str]) -> None:
     assert run_in_fork(_root_tags, sys) == tags

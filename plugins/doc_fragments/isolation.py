@@ -342,7 +342,8 @@ options:
         description:
           - Leave a V(bind) mount out when its source does not exist on the host when the command
             starts (as bubblewrap's C(--ro-bind-try)), so that one definition serves hosts that differ
-            (C(/lib64) exists on x86_64, not on arm64). Only a bind can be optional.
+            (C(/lib64) exists on x86_64, not on arm64). Only a bind under a new root (O(rootfs)) can be
+            optional - without one, a bind left out would leave its target as the host has it.
         type: bool
         default: false
   mount_propagation:

@@ -19,11 +19,11 @@ open fd. The parent makes the idmapped copy of the source before clone; the chil
 
 A bind mount may be ``optional`` (bubblewrap's ``--ro-bind-try``): left out when its source does not
 exist, as this process sees it when the spawn is checked (once for a prepared spawn), so that one spec
-serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). In a new root, leaving a bind
-out only hides more of the host. Without one, the target stays as the host has it: a read-only bind of
-a path onto itself (``Mount.bind("/srv", "/srv", readonly=True, optional=True)``) whose source appears
-only after the check leaves that path writable, so make such a bind required. A source that
-disappears after the check still fails the spawn at the mount step.
+serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). Only under a new root
+(``pivot_root`` or ``chroot``), where leaving a bind out only hides more of the host: without one, the
+target would stay as the host has it (a bind meant to hide a path, or to make it read-only, would do
+nothing), and ``optional`` is refused. A source that disappears after the check still fails the spawn
+at the mount step.
 """
 
 from __future__ import annotations
@@ -246,6 +246,9 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0) -> Optional[
     if check_bool(f"{field}.optional", m.optional):
         if not bind:
             fail(f"{field}.optional", "only a bind mount can be optional (left out if its source is missing)")
+        if os.path.normpath(root or b"/") == b"/":  # no new root, or chroot("/")
+            fail(f"{field}.optional", "needs a new root (pivot_root or chroot): without one, a bind left out "
+                 "leaves its target as the host has it (a bind meant to hide it would hide nothing)")
         if not os.path.exists(source or b""):  # followed as mount(2) follows it: a dangling link is missing
             return None
     return ResolvedMount(source, target, fstype, flags, data, mkdirs, file_target, idmap, index, root)

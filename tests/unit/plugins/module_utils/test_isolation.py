@@ -181,18 +181,19 @@ def test_mounts_need_a_mount_namespace(refused):
     assert msg.startswith("mounts: needs a new mount namespace")
 
 
-def test_only_a_bind_can_be_optional(attr, refused, tmp_path):
-    mounts = attr(namespaces=["mount"], mounts=[
-        dict(type="bind", source=str(tmp_path / "missing"), target="/a", optional=True),
-        dict(type="bind", source="/etc", target="/b", readonly=True, optional=True),
-    ]).sys.mounts
-    assert mounts == [fe.Mount.bind(str(tmp_path / "missing"), "/a", optional=True),
+def test_only_a_bind_under_a_new_root_can_be_optional(attr, refused, tmp_path):
+    binds = [dict(type="bind", source=str(tmp_path / "missing"), target="/a", optional=True),
+             dict(type="bind", source="/etc", target="/b", readonly=True, optional=True)]
+    mounts = attr(namespaces=["mount"], rootfs=str(tmp_path), mounts=binds).sys.mounts
+    assert [m for m in mounts if m.optional] == [fe.Mount.bind(str(tmp_path / "missing"), "/a", optional=True),
                       fe.Mount.bind("/etc", "/b", readonly=True, optional=True)]
     msg = refused(namespaces=["mount"], mounts=[dict(type="tmpfs", target="/tmp", optional=True)])
     assert msg.startswith("mounts[0].optional: only a bind mount can be optional, not a tmpfs"), msg
     mount = dict(type="mount", source="none", target="/run", fstype="tmpfs", optional=True)
     msg = refused(namespaces=["mount"], mounts=[mount])
     assert "mounts[0].optional" in msg and "only a bind mount can be optional" in msg, msg
+    msg = refused(namespaces=["mount"], mounts=binds)  # no new root: a bind left out hides nothing
+    assert msg.startswith("mounts[0].optional: needs a new root"), msg
 
 
 def test_mount_types_translate_to_pyforkexec_mounts(attr):
