@@ -149,13 +149,21 @@ def check_credential(cred: object) -> None:
         fail(f"{field}.groups", f"at most {NGROUPS_MAX} groups")
     for i, g in enumerate(groups):
         check_int(f"{field}.groups[{i}]", g, 0, MAX_ID)
-    check_bool(f"{field}.no_setgroups", cred.no_setgroups)
+    if check_bool(f"{field}.no_setgroups", cred.no_setgroups) and groups:
+        fail(f"{field}.groups", "would not be set: no_setgroups leaves the supplementary groups as they are "
+             "(the caller's); leave one of them out")
 
 
 def check_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> None:
     nfiles = len(files)
     ctty = check_int("SysProcAttr.ctty", sys_attr.ctty, 0, MAX_FD)  # a child fd: its own number space
     check_int("SysProcAttr.pgid", sys_attr.pgid, 0, 2**31 - 1)
+    # Go reads pgid only with setpgid or foreground, ctty only with setctty or foreground: a value the
+    # spawn would ignore is a mistake to name, not to drop
+    if sys_attr.pgid and not (sys_attr.setpgid or sys_attr.foreground):
+        fail("SysProcAttr.pgid", "is used only with setpgid or foreground, and neither is set")
+    if ctty and not (sys_attr.setctty or sys_attr.foreground):
+        fail("SysProcAttr.ctty", "is used only with setctty or foreground, and neither is set")
     if sys_attr.setsid and sys_attr.setpgid:
         fail("SysProcAttr.setpgid", "setsid makes the child a session leader, whose process group cannot "
              "change (setpgid fails with EPERM); its new session's process group is its own already")

@@ -17,6 +17,7 @@ from helpers.procs import (
     cap_set,
     capture,
     child_stat,
+    children,
     fd_count,
     fd_table,
     mount_tags,
@@ -101,12 +102,28 @@ def test_credential_no_setgroups_keeps_groups() -> None:
     before = os.getgroups()
     os.setgroups([*before, extra])  # give the parent a group the child must keep
     try:
-        cred = Credential(uid=1234, gid=2345, groups=(7,), no_setgroups=True)
+        cred = Credential(uid=1234, gid=2345, no_setgroups=True)
         st = child_status(SysProcAttr(credential=cred))
     finally:
         os.setgroups(before)
     assert st["Uid"].split() == ["1234"] * 4
     assert sorted(map(int, st["Groups"].split())) == sorted({*before, extra})
+
+
+def test_credential_groups_with_no_setgroups_are_refused() -> None:
+    """Go drops the groups silently and the child keeps the caller's (privileged ones included)."""
+    before = children()
+    cred = Credential(uid=1234, gid=2345, groups=(7,), no_setgroups=True)
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.credential\.groups: would not be set"):
+        child_status(SysProcAttr(credential=cred))
+    assert children() == before
+
+
+@pytest.mark.parametrize(("field", "sys"), [("pgid", SysProcAttr(pgid=12345)),
+                                            ("ctty", SysProcAttr(ctty=2, setsid=True))])
+def test_a_terminal_field_its_flag_does_not_use_is_refused(field: str, sys: SysProcAttr) -> None:
+    with pytest.raises(ValueError, match=rf"^SysProcAttr\.{field}: is used only with"):
+        child_status(sys)
 
 
 # ---- ptrace ----------------------------------------------------------------------------------------

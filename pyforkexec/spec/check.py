@@ -30,6 +30,10 @@ def check(spec: Spec) -> None:
     except (ValueError, TypeError) as e:
         field, sep, rule = _spec_path(str(e)).partition(": ")
         raise SpecError(field if sep else "", rule if sep else field) from None
+    if not spec.wait and spec.attr.sys is not None and spec.attr.sys.pdeathsig:
+        # The launcher exits once the program has started: the signal would kill it at once.
+        raise SpecError("sys.pdeathsig", "is sent when the launcher exits, which it does at once with "
+                        '"wait": false: leave one of them out')
 
 
 def check_on_host(spec: Spec) -> None:
