@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.cli import PYFORKEXEC, Background, ns_link, pfe, run, wait_for
+from helpers.cli import PYFORKEXEC, Background, counted, ns_link, pfe, run, wait_for
 from helpers.marks import needs_root
 
 from pyforkexec import (
@@ -345,3 +347,28 @@ def test_check_refuses_what_the_start_would_refuse(name: str) -> None:
     assert checked.returncode == started.returncode == 1, checked.stderr + started.stderr
     assert checked.stdout == "" and checked.stderr == started.stderr
     assert checked.stderr.startswith("pyforkexec: spec: ") and len(checked.stderr.splitlines()) == 1
+
+
+def test_check_refuses_a_cgroup_this_host_cannot_give(tmp_path: Path) -> None:
+    """exec --check foresees what the start would refuse about sys.cgroup: a controller the cgroup v2
+    root does not offer, a place this process cannot write (here: as uid 65534)."""
+    root = find_cgroup2()
+    with open(os.path.join(root, "cgroup.controllers")) as f:
+        offered = f.read().split()
+    shared = Path(tempfile.mkdtemp(prefix="pfe-cg-check-"))
+    try:
+        shared.chmod(0o755)
+        spec = write(shared, doc(["true"], cgroup={"path": f"pfe-check-{uuid.uuid4().hex[:6]}"}))
+        os.chmod(spec, 0o644)
+        res = counted([PYFORKEXEC, "exec", "--check", "--spec", spec], uid=65534)
+        assert (res.returncode, res.processes) == (1, 1), res
+        assert res.stderr == f"pyforkexec: spec: sys.cgroup.path: {root} is not writable by this process\n"
+    finally:
+        shutil.rmtree(shared)
+    missing = [c for c in ("memory", "pids", "cpu") if c not in offered]
+    if missing:
+        limit = {"memory": {"memory_max": 1 << 30}, "pids": {"pids_max": 10}, "cpu": {"cpu_weight": 10}}
+        spec = write(tmp_path, doc(["true"], cgroup={"path": "pfe-check", **limit[missing[0]]}))
+        res = counted([PYFORKEXEC, "exec", "--check", "--spec", spec])
+        assert res.returncode == 1 and res.stderr.startswith(
+            f"pyforkexec: spec: sys.cgroup: the {missing[0]} controller is not available in {root}"), res

@@ -411,11 +411,20 @@ def _check_available(directory: str, needed: Collection[str]) -> None:
 
 def check_host(cg: Cgroup) -> None:
     """What ``prepare`` would find first, read without creating anything (a check mode's foresight): a
-    CgroupError when this host has no cgroup2 hierarchy, or its root does not offer a controller the
-    limits of ``cg`` need (none below it can then)."""
+    CgroupError when this host has no cgroup2 hierarchy, its root does not offer a controller the
+    limits of ``cg`` need (none below it can then), or this process cannot write where the cgroup is
+    (its directory, or the nearest one of its parents that exists)."""
     spec = check_cgroup(FIELD, cg)
+    root = find_cgroup2()
     if spec.controllers:
-        _check_available(find_cgroup2(), spec.controllers)
+        _check_available(root, spec.controllers)
+    path = resolve(f"{FIELD}.path", cg.path, root)
+    existing = path
+    while not os.path.isdir(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK):  # the leaf to make in it, or (made) to move the child into
+        raise CgroupError(errno.EACCES, f"{FIELD}.path: {existing} is not writable by this process",
+                          existing)
 
 
 def _enable_in(directory: str, needed: frozenset[str]) -> None:

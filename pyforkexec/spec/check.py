@@ -38,7 +38,8 @@ def check(spec: Spec) -> None:
 
 def check_on_host(spec: Spec) -> None:
     """What only this host can tell of a checked spec, read without starting anything (``pyforkexec
-    exec --check``, and before its start): each ``proc.files`` fd open here, ``sys.chroot`` a
+    exec --check``, and before its start): each ``proc.files`` fd open here, ``sys.cgroup`` possible
+    here (its controllers, a place this process can write), ``sys.chroot`` a
     directory, and each ``sys.setns`` target (a file) a namespace that is not this process's own.
     Raises SpecError naming the field."""
     import fcntl
@@ -49,6 +50,15 @@ def check_on_host(spec: Spec) -> None:
                 fcntl.fcntl(fd, fcntl.F_GETFD)
             except OSError:
                 raise SpecError(f"proc.files[{i}]", f"fd {fd} is not open in this process") from None
+    cgroup = spec.attr.sys.cgroup if spec.attr.sys is not None else None
+    if cgroup is not None:
+        from ..sandbox import cgroup as cgroup_mod
+
+        try:
+            cgroup_mod.check_host(cgroup)
+        except OSError as e:  # CgroupError: its message names the field
+            field, _, rule = _spec_path(e.strerror or str(e)).partition(": ")
+            raise SpecError(field, rule) from None
     root = spec.attr.sys.chroot if spec.attr.sys is not None else None  # (pivot_root's mounts may make it)
     if isinstance(root, (str, bytes)) and root and not os.path.isdir(root):
         raise SpecError("sys.chroot", f"{os.fsdecode(root)} is not a directory here")
