@@ -67,14 +67,18 @@ UID_MAP, SETGROUPS, GID_MAP = range(len(ID_MAP_FILES))
 
 
 # The field that asked for each step, as a spec document names it (``sys.`` SysProcAttr, ``proc.``
-# ProcAttr; ``[]``: the error's index is the item's). Steps no field asks for (execve: argv; the
-# parent's own setsid/dup3/close) have none. ID_MAP_WRITE and UNSHARE_USER_READ name the map file.
+# ProcAttr; ``[]``: the error's index is the item's; a tuple: the field of each index). Steps no field
+# asks for (execve: argv; the parent's own setsid/dup3/close) have none. ID_MAP_WRITE and
+# UNSHARE_USER_READ name the map file.
 FIELD_OF_STEP = {
     "SETNS": "sys.setns[]", "MKDIR": "sys.mounts[]", "MOUNT": "sys.mounts[]", "PRLIMIT": "sys.rlimits[]",
-    "CLONE": "sys.cloneflags", "UNSHARE": "sys.unshareflags", "KEEPCAPS": "sys.capabilities",
+    "CLONE": ("sys.cloneflags", "sys.cgroup_fd", "sys.cgroup"),  # by index: forkexec's _clone_blame
+    "IOCTL": ("sys.foreground", "sys.noctty", "sys.setctty"), "SET_CAP": "sys.ambient_caps",
+    "UNSHARE": "sys.unshareflags", "KEEPCAPS": "sys.capabilities",
     "SETHOSTNAME": "sys.hostname", "SETDOMAINNAME": "sys.domainname", "MOUNT_ROOT": "sys.mount_propagation",
     "REMOUNT_RO": "sys.readonly_root", "PIVOT_ROOT": "sys.pivot_root", "UMOUNT_OLDROOT": "sys.pivot_root",
-    "SETGROUPS": "sys.credential.groups", "SETGID": "sys.credential.gid", "SETUID": "sys.credential.uid",
+    "SETGROUPS": ("sys.credential.groups", "sys.credential"),  # 1: none given (Go clears them)
+    "SETGID": "sys.credential.gid", "SETUID": "sys.credential.uid",
     "CAPBSET_DROP": "sys.capabilities", "CAPSET": "sys.capabilities", "CAP_AMBIENT": "sys.capabilities",
     "NO_NEW_PRIVS": "sys.no_new_privs", "SECCOMP": "sys.seccomp", "CHDIR": "proc.dir",
     "LANDLOCK_RESTRICT_SELF": "sys.landlock_fd", "LANDLOCK": "sys.landlock", "MOVE_MOUNT": "sys.mounts[]",
@@ -110,6 +114,8 @@ class ChildError(OSError):
         ``sys.gid_mappings``), or None for a step no field asks for (execve: argv)."""
         step = self.location.name
         field = FIELD_OF_STEP.get(step)
+        if isinstance(field, tuple):
+            field = field[self.index] if 0 <= self.index < len(field) else None
         if step in ("ID_MAP_WRITE", "UNSHARE_USER_READ") and 0 <= self.index < len(ID_MAP_FILES):
             field = FIELD_OF_ID_MAP_FILE[ID_MAP_FILES[self.index]]
         if field is not None and field.endswith("[]"):

@@ -45,7 +45,7 @@ from .sandbox.cgroup import CgroupHandle, CgroupProcess
 from .sandbox.extensions import Sandbox
 from .sandbox.idmap import open_idmapped_trees
 from .sandbox.landlock import build_ruleset
-from .validate import SpawnArgs
+from .validate import NAMESPACE_MASK, SpawnArgs
 
 CLONE_NEWPID, CLONE_PARENT = int(CloneFlags.CLONE_NEWPID), int(CloneFlags.CLONE_PARENT)
 
@@ -191,7 +191,18 @@ class _Spawn:
             _child.spawn(self, plan.steps, plan.blobs, self.argv0, self.args, self.envp, files, err_w,
                          plan.flags, plan.cgroup_fd)
         except OSError as e:
-            raise ChildError(e.errno, ErrorLocation.CLONE, 0, self.path) from None
+            blamed = self._clone_blame(plan, e.errno)
+            raise ChildError(e.errno, ErrorLocation.CLONE, blamed, self.path) from None
+
+    def _clone_blame(self, plan: Plan, code: int) -> int:
+        """The CLONE error's index, which names the field (errors.FIELD_OF_STEP): 1 cgroup_fd, 2
+        SysProcAttr.cgroup when clone3 went into a cgroup and the error is one CLONE_INTO_CGROUP gives
+        (EPERM too when no namespace was asked for, which gives it too); else 0, the clone flags."""
+        if plan.cgroup_fd < 0:
+            return 0
+        if code == errno.EPERM and plan.flags & NAMESPACE_MASK:
+            return 0
+        return 2 if self.cgroup is not None else 1
 
     def close(self, fd: int) -> None:
         self.fds.remove(fd)

@@ -122,7 +122,8 @@ def test_clone_ebadf_cgroup_fd_not_a_cgroup() -> None:
         failure = provoke(SysProcAttr(use_cgroup_fd=True, cgroup_fd=fd))
     finally:
         os.close(fd)
-    expect(failure, errno.EBADF, L.CLONE)
+    expect(failure, errno.EBADF, L.CLONE, 1)  # index 1: the cgroup fd, not the clone flags
+    assert ChildError(failure.errno, L.CLONE, 1).field == "sys.cgroup_fd"
 
 
 def in_userns_without_room(fn: Callable[..., Failure], *args: Any) -> Failure:
@@ -179,6 +180,7 @@ def test_set_cap_eperm_when_ambient_raise_is_forbidden() -> None:
     sys = SysProcAttr(ambient_caps=[CAP_SYS_TIME, CAP_SYSLOG])
     failure = run_in_fork(with_securebits, SECBIT_NO_CAP_AMBIENT_RAISE, sys)
     expect(failure, errno.EPERM, L.SET_CAP, CAP_SYS_TIME)
+    assert ChildError(failure.errno, L.SET_CAP, CAP_SYS_TIME).field == "sys.ambient_caps"
 
 
 def test_set_cap_eperm_unprivileged_capset(unprivileged: Callable[..., Any]) -> None:
@@ -200,7 +202,8 @@ def test_ioctl_enotty_setctty_on_a_non_tty() -> None:
         failure = provoke(SysProcAttr(setsid=True, setctty=True, ctty=0), files=[null, 1, 2])
     finally:
         os.close(null)
-    expect(failure, errno.ENOTTY, L.IOCTL)
+    expect(failure, errno.ENOTTY, L.IOCTL, 2)  # the index names the field
+    assert ChildError(failure.errno, L.IOCTL, 2).field == "sys.setctty"
 
 
 def test_ioctl_enotty_noctty_on_a_non_tty() -> None:
@@ -209,7 +212,8 @@ def test_ioctl_enotty_noctty_on_a_non_tty() -> None:
         failure = provoke(SysProcAttr(noctty=True), files=[null, 1, 2])
     finally:
         os.close(null)
-    expect(failure, errno.ENOTTY, L.IOCTL)
+    expect(failure, errno.ENOTTY, L.IOCTL, 1)
+    assert ChildError(failure.errno, L.IOCTL, 1).field == "sys.noctty"
 
 
 def test_ioctl_enotty_foreground_on_a_non_tty() -> None:
@@ -219,6 +223,7 @@ def test_ioctl_enotty_foreground_on_a_non_tty() -> None:
     finally:
         os.close(null)
     expect(failure, errno.ENOTTY, L.IOCTL)
+    assert ChildError(failure.errno, L.IOCTL, 0).field == "sys.foreground"
 
 
 # ---- UNSHARE, ID_MAP_WRITE, MOUNT_ROOT ---------------------------------------------------------

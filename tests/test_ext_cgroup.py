@@ -312,3 +312,12 @@ def test_an_interrupted_wait_still_removes_the_cgroup(name: str) -> None:
             break
         n += 1
     assert n > 10
+
+
+def test_no_proc_to_find_the_hierarchy_in_is_a_cgroup_error_naming_the_field(tmp_path: Path) -> None:
+    """Without /proc (a chroot) the mount table cannot be read: a CgroupError naming the field, not a
+    bare OSError naming a file."""
+    with pytest.raises(CgroupError) as e:
+        find_cgroup2(str(tmp_path / "mountinfo"))
+    assert e.value.errno == errno.ENOENT
+    assert e.value.strerror.startswith("SysProcAttr.cgroup: cannot read ")

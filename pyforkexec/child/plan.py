@@ -298,8 +298,8 @@ def compile_plan(inputs: PlanInputs) -> Plan:
         # Go: no setgroups when asked, or in a user namespace that denies it and nothing to set.
         skip = cred.no_setgroups or (attr.gid_mappings is not None and not attr.gid_mappings_enable_setgroups
                                      and not groups)
-        if not skip:
-            steps.setgroups(L.SETGROUPS, groups)
+        if not skip:  # index 1: no groups were given, Go clears them (errors.py names the credential)
+            steps.setgroups(L.SETGROUPS, groups, index=0 if groups else 1)
         steps.setgid(L.SETGID, cred.gid)
         steps.setuid(L.SETUID, cred.uid)
     if attr.ambient_caps:  # Go: into permitted and inheritable, then raised
@@ -338,10 +338,10 @@ def compile_plan(inputs: PlanInputs) -> Plan:
     # Go's two fd passes, then close-on-exec for every fd above ProcAttr.files.
     steps.fds(L.DUP3, nextfd=next_fd(inputs.files), fcntl_loc=L.FCNTL)
     steps.cloexec_from(L.CLOSE_FDS, first_fd=len(inputs.files))
-    if attr.noctty:
-        steps.ioctl(L.IOCTL, 0, "TIOCNOTTY")
+    if attr.noctty:  # IOCTL's index names the field: 0 foreground, 1 noctty, 2 setctty (errors.py)
+        steps.ioctl(L.IOCTL, 0, "TIOCNOTTY", index=1)
     if attr.setctty:  # here Ctty is a child fd
-        steps.ioctl(L.IOCTL, attr.ctty, "TIOCSCTTY", 1)
+        steps.ioctl(L.IOCTL, attr.ctty, "TIOCSCTTY", 1, index=2)
     if sandbox is not None and sandbox.sync is not None:  # extension: the parent's callable runs here
         steps.sync(L.SYNC_READ, socket=inputs.sync_fds[0], close_fd=inputs.sync_fds[1])
     if attr.ptrace:  # Go: immediately before exec

@@ -192,8 +192,9 @@ class Builder(Record):
     def chdir(self, loc: ErrorLocation, path: bytes, index: int = 0) -> None:
         self._syscall(loc, "chdir", cstr(path), index=index)
 
-    def setgroups(self, loc: ErrorLocation, groups: Sequence[int]) -> None:
-        self._syscall(loc, "setgroups", len(groups), Blob(struct.pack(f"={len(groups)}I", *groups)))
+    def setgroups(self, loc: ErrorLocation, groups: Sequence[int], index: int = 0) -> None:
+        self._syscall(loc, "setgroups", len(groups), Blob(struct.pack(f"={len(groups)}I", *groups)),
+                      index=index)
 
     def setgid(self, loc: ErrorLocation, gid: int) -> None:
         self._syscall(loc, "setgid", gid)
@@ -201,8 +202,8 @@ class Builder(Record):
     def setuid(self, loc: ErrorLocation, uid: int) -> None:
         self._syscall(loc, "setuid", uid)
 
-    def ioctl(self, loc: ErrorLocation, fd: int, request: str, *arg: int) -> None:
-        self._syscall(loc, "ioctl", fd, CONST[request], *arg)
+    def ioctl(self, loc: ErrorLocation, fd: int, request: str, *arg: int, index: int = 0) -> None:
+        self._syscall(loc, "ioctl", fd, CONST[request], *arg, index=index)
 
     def landlock_restrict_self(self, loc: ErrorLocation, *, ruleset_fd: int, flags: int,
                                index: int = 0) -> None:

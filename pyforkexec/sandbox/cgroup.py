@@ -101,11 +101,15 @@ def _unescape(text: str) -> str:  # mountinfo writes space, tab, newline and bac
 def find_cgroup2(mountinfo: str = "/proc/self/mountinfo") -> str:
     """The mount point of the cgroup v2 hierarchy; CgroupError if there is none."""
     found = []
-    with open(mountinfo) as f:
-        for line in f:
-            fields = line.split()
-            if fields[fields.index("-") + 1] == "cgroup2":
-                found.append(_unescape(fields[4]))
+    try:
+        with open(mountinfo) as f:
+            for line in f:
+                fields = line.split()
+                if fields[fields.index("-") + 1] == "cgroup2":
+                    found.append(_unescape(fields[4]))
+    except OSError as e:  # no /proc (a chroot): say which field needed it
+        raise CgroupError(e.errno, f"{FIELD}: cannot read {mountinfo} to find the cgroup v2 hierarchy: "
+                          f"{e.strerror}", mountinfo) from None
     for preferred in _PREFERRED:
         if preferred in found:
             return preferred
