@@ -16,9 +16,16 @@ description:
   - Files go through the same namespaces (C(dd) inside them), so they land in the target's mount namespace
     and new root, owned as the target's user namespace sees it.
   - The target's namespaces, root and working directory are opened once per task, when it connects, and
-    every command of the task enters those (C(nsenter --net=/proc/self/fd/N ...)), never whatever process
+    every command of the task enters those (C(nsenter --net=/proc/PID/fd/N ...)), never whatever process
     holds the target's pid later. Once the target has ended, a command fails as unreachable instead of
-    running (a restarted service is reached again by the next task).
+    running (a restarted service is reached again by the next task). A service's process is looked up
+    again once it is pinned, and must have started its program (a launcher's child still being set up
+    may be in the host's namespaces), else the task is unreachable too.
+  - A namespace asked for in O(namespaces) that is this host's own (there is nothing to enter), or by
+    default a target in none of its own namespaces, is refused, as the task would run on the host.
+  - None of those files stays open in a command; a command interrupted (the task's C(timeout),
+    a Ctrl-C) is killed with what it started. A file that cannot be put whole is removed; a file
+    fetched replaces the destination only once it came whole.
   - Ansible's remote temporary directory defaults to the target's own C(/tmp) (inside its mount namespace)
     instead of C(~/.ansible/tmp), which root mapped into a user namespace, or a read-only root, cannot
     write. Set C(ansible_remote_tmp) (or C(remote_tmp) in C(ansible.cfg)) to choose another one.
@@ -28,14 +35,16 @@ author:
   - pyforkexec developers (@pyforkexec)
 requirements:
   - C(nsenter) (util-linux) where Ansible runs, and root there
-  - A POSIX shell and C(dd) in the target's filesystem, and Python for modules
+  - A POSIX shell, C(dd), C(rm) and C(/dev/null) in the target's filesystem (Ansible removes its
+    temporary files with C(rm) and sends output to C(/dev/null)), and Python for modules
   - "A C(/tmp) in the target that its root (mapped root, with a user namespace) can write: the host's, a
     O(pyforkexec.isolation.service#module:mounts) entry V({type: tmpfs, target: /tmp}), or a directory given
     as C(ansible_remote_tmp)"
 options:
   remote_addr:
     description:
-      - The service name or the pid.
+      - The service name or the pid. A pid is ASCII digits alone, with no sign, space or leading zero; a
+        service's name is never digits alone.
     type: str
     default: inventory_hostname
     vars:
@@ -53,6 +62,7 @@ options:
   namespaces:
     description:
       - The namespaces to enter; all of the target's by default (its user namespace only if it differs).
+        Each one listed must be the target's own, not this host's; an empty list is refused.
     type: list
     elements: str
     choices: [user, pid, net, mount, uts, ipc, cgroup, time]
@@ -104,17 +114,24 @@ EXAMPLES = r"""
       changed_when: false
 """
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
+import tempfile
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.connection import BUFSIZE, ConnectionBase
 from ansible.utils.display import Display
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity, service_paths
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.ns_target import Captured, TargetGone
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.ns_target import (
+    Captured,
+    NotIsolated,
+    TargetGone,
+)
 
 display = Display()
 
@@ -123,6 +140,12 @@ display = Display()
 # the root of a user namespace (an unprivileged uid outside) or a read-only root cannot create.
 # /tmp is world-writable, or the target's private tmpfs; Ansible makes a fresh mode-0700 directory in it.
 TARGET_REMOTE_TMP = "/tmp"
+
+
+def _umask():
+    """This process's umask, as /proc shows it (os.umask can only read it by changing it)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
 
 
 class Connection(ConnectionBase):
@@ -158,13 +181,20 @@ class Connection(ConnectionBase):
         self.nsenter = exe if os.path.isabs(exe) else shutil.which(exe)
         if not self.nsenter:
             raise AnsibleConnectionFailure(f"{exe} not found: install util-linux")
-        target = self.get_option("remote_addr")
+        target, manager = self.get_option("remote_addr"), self.get_option("manager")
+        kinds = self.get_option("namespaces")
+        if kinds is not None and not kinds:
+            raise AnsibleConnectionFailure("nsenter: namespaces: an empty list enters nothing: leave the "
+                                           "option out to enter all of the target's")
         try:
-            self.pid = service_paths.resolve_pid(target, self.get_option("manager"))
+            self.pid = service_paths.resolve_pid(target, manager)
+            # A service's process is looked up again once it is pinned: the pid must still be its.
+            confirm = None if service_paths.is_pid(target) else (
+                lambda: service_paths.resolve_pid(target, manager))
             # Opened once: every command of the task enters these, even if the pid goes to another
             # process meanwhile (ns_target.py).
-            self.target = Captured(self.pid, self.get_option("namespaces"))
-        except (service_paths.ServiceError, TargetGone, OSError) as e:  # OSError: /proc refused
+            self.target = Captured(self.pid, kinds, confirm)
+        except (service_paths.ServiceError, TargetGone, NotIsolated, OSError) as e:  # OSError: /proc refused
             raise AnsibleConnectionFailure(f"nsenter: {e}") from None
         display.vvv(f"NSENTER TARGET PID {self.pid}", host=target)
         self._connected = True
@@ -181,14 +211,28 @@ class Connection(ConnectionBase):
         argv = self._argv(cmd)
         display.vvv(f"EXEC {argv}", host=self.get_option("remote_addr"))
         with affinity.of_process(self.pid):
+            # A process group of its own: what it started inside goes with it (_communicate).
+            # nsenter opens the files through this process's /proc entry (Captured.options), so that
+            # none of them stays open in the command, holding the target's namespaces after the play.
             return subprocess.Popen([to_bytes(a, errors="surrogate_or_strict") for a in argv], stdin=stdin,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=tuple(self.target.fds.values()))
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+    @staticmethod
+    def _communicate(p, in_data=None):
+        """p.communicate(); on any exception (a task's timeout, a Ctrl-C) nsenter and what it started
+        in the target (its process group) are killed and reaped before the exception goes on."""
+        try:
+            return p.communicate(in_data)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise
 
     def exec_command(self, cmd, in_data=None, sudoable=False):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         p = self._popen(cmd)
-        stdout, stderr = p.communicate(in_data)
+        stdout, stderr = self._communicate(p, in_data)
         return p.returncode, stdout, stderr
 
     @staticmethod
@@ -200,11 +244,13 @@ class Connection(ConnectionBase):
         super().put_file(in_path, out_path)
         out_path = self._absolute(out_path)
         display.vvv(f"PUT {in_path} TO {out_path}", host=self.get_option("remote_addr"))
+        out = shlex.quote(out_path)
         try:
             with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as src:
                 count = "" if os.fstat(src.fileno()).st_size else " count=0"
-                p = self._popen(f"dd of={shlex.quote(out_path)} bs={BUFSIZE}{count}", stdin=src)
-                stdout, stderr = p.communicate()
+                # no part of a file: one that could not be written whole is removed
+                p = self._popen(f"dd of={out} bs={BUFSIZE}{count} || {{ rm -f {out}; exit 1; }}", stdin=src)
+                stdout, stderr = self._communicate(p)
         except OSError as e:
             raise AnsibleError(f"failed to transfer {in_path} to {out_path}: {to_native(e)}") from e
         if p.returncode != 0:
@@ -215,13 +261,29 @@ class Connection(ConnectionBase):
         super().fetch_file(in_path, out_path)
         in_path = self._absolute(in_path)
         display.vvv(f"FETCH {in_path} TO {out_path}", host=self.get_option("remote_addr"))
-        p = self._popen(f"dd if={shlex.quote(in_path)} bs={BUFSIZE}")
-        with open(to_bytes(out_path, errors="surrogate_or_strict"), "wb+") as dst:
-            shutil.copyfileobj(p.stdout, dst, BUFSIZE)
-        stdout, stderr = p.communicate()
-        if p.returncode != 0:
-            raise AnsibleError(f"failed to transfer {in_path} to {out_path}:\n{to_native(stdout)}\n"
-                               f"{to_native(stderr)}")
+        # Into a new file beside the destination, which takes its place once the whole file came: a
+        # transfer that fails leaves the destination as it was, and nothing else.
+        dest = to_bytes(out_path, errors="surrogate_or_strict")
+        try:
+            fd, part = tempfile.mkstemp(prefix=b".nsenter-fetch-", dir=os.path.dirname(dest) or b".")
+        except OSError as e:
+            raise AnsibleError(f"failed to transfer {in_path} to {out_path}: {to_native(e)}") from e
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                p = self._popen(f"dd if={shlex.quote(in_path)} bs={BUFSIZE}")
+                try:
+                    shutil.copyfileobj(p.stdout, dst, BUFSIZE)
+                finally:
+                    stdout, stderr = self._communicate(p)
+            if p.returncode != 0:
+                raise AnsibleError(f"failed to transfer {in_path} to {out_path}:\n{to_native(stdout)}\n"
+                                   f"{to_native(stderr)}")
+            os.chmod(part, 0o666 & ~_umask())
+            os.replace(part, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(part)
+            raise
 
     def close(self):
         super().close()

@@ -27,25 +27,73 @@ class TargetGone(Exception):
     """The target process has ended (or could not be opened): nothing may run in its place."""
 
 
+class NotIsolated(Exception):
+    """A namespace to enter is this host's own (the caller's): a command would run on the host."""
+
+
 class Captured:
     """The namespaces ``kinds`` (None: all the target has, as ``nsenter --all`` enters them) of process
-    ``pid``, its root and working directory, open. Raises TargetGone when it is not running."""
+    ``pid``, its root and working directory, open. Raises TargetGone when it is not running.
 
-    def __init__(self, pid, kinds=None):
+    ``confirm``: for a pid looked up (a service's), a function that looks it up again; called once
+    the process is pinned (its pidfd open), it must give the same pid, else the pid went to another
+    process meanwhile. Such a process must also have exec'd its program: before that it is its
+    launcher's copy, still being set up, perhaps still in the host's namespaces and root.
+
+    NotIsolated when a namespace asked for is the caller's own, or (all by default) when every one the
+    target has is: a command would run on the host as though entered."""
+
+    def __init__(self, pid, kinds=None, confirm=None):
         self.pid = pid
         self.fds = {}  # nsenter option -> open fd
         self._pidfd = None
         self._started = None  # its start time, where pidfds are not there (Linux < 5.3)
         try:
             self._identify()
+            if confirm is not None:
+                if confirm() != pid:
+                    raise TargetGone(f"process {pid} ended while it was looked up")
+                if self._not_exec_yet():
+                    raise TargetGone(f"process {pid} is still being set up by its launcher (it has not "
+                                     "started its program yet)")
             for kind in kinds or self._all_kinds():
                 self.fds[kind] = self._open(f"ns/{KINDS[kind]}", os.O_RDONLY)
             self.fds["root"] = self._open("root", os.O_PATH | os.O_DIRECTORY)
             self.fds["wd"] = self._open("cwd", os.O_PATH | os.O_DIRECTORY)
             self.check()  # what was opened is the target's, not a later holder's of its pid
+            self._check_isolated(explicit=bool(kinds))
         except BaseException:
             self.close()
             raise
+
+    def _not_exec_yet(self):
+        """Whether the process still runs its parent's program image: a launcher's child before its
+        execve shares (or copied) the parent's memory, so it shows the parent's command line (or
+        none yet, just made)."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+                mine = f.read()
+            with open(f"/proc/{ppid}/cmdline", "rb") as f:
+                theirs = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            raise TargetGone(f"process {self.pid} has ended") from None
+        return not mine or mine == theirs
+
+    def _check_isolated(self, explicit):
+        """NotIsolated unless the namespaces to enter are the target's own (see the class)."""
+        own = []
+        for kind in (k for k in self.fds if k in KINDS):
+            theirs, ours = os.fstat(self.fds[kind]), os.stat(f"/proc/thread-self/ns/{KINDS[kind]}")
+            if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+                own.append(kind)
+        if explicit and own:
+            raise NotIsolated(f"namespaces: {own[0]}: process {self.pid} is in this host's own {own[0]} "
+                              "namespace: there is nothing to enter, a command would run in the host's")
+        if not explicit and own and len(own) == len([k for k in self.fds if k in KINDS]):
+            raise NotIsolated(f"process {self.pid} is in none of its own namespaces: a command would run "
+                              "on the host")
 
     def _identify(self):
         try:
@@ -88,8 +136,10 @@ class Captured:
             raise TargetGone(f"process {self.pid} has ended")
 
     def options(self):
-        """nsenter's options entering these files, for a child that inherits ``self.fds``."""
-        return [f"--{option}=/proc/self/fd/{fd}" for option, fd in self.fds.items()]
+        """nsenter's options entering these files, which it opens through this process's /proc entry:
+        a child that inherited them instead would keep them open in the command it runs (nsenter
+        closes only what it opened)."""
+        return [f"--{option}=/proc/{os.getpid()}/fd/{fd}" for option, fd in self.fds.items()]
 
     def close(self):
         for fd in [*self.fds.values(), self._pidfd]:

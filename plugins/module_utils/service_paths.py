@@ -22,7 +22,9 @@ LOG_DIR = "/var/log/pyforkexec"
 UNIT_DIR = "/etc/systemd/system"
 NETNS_CONFIG_DIR = os.path.join(SPEC_DIR, "netns")  # the options of persisted network namespaces
 NETNS_TEMPLATE = "pyforkexec-netns@.service"  # the unit that brings them back at boot
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")
+_NAME = re.compile(r"^(?![0-9]+$)[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")  # digits alone are a pid
+_PID = re.compile(r"^[1-9][0-9]{0,9}$")  # ASCII digits, as /proc names a process
+PID_MAX = 1 << 22  # the kernel's limit (pid_max at most 4194304)
 
 
 class ServiceError(RuntimeError):
@@ -30,10 +32,15 @@ class ServiceError(RuntimeError):
 
 
 def check_name(name):
-    if not _NAME.match(name or ""):
-        raise ServiceError(f"name: {name!r} is not a valid service name "
-                           "(letters, digits, '_', '.', '@', '-')")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ServiceError(f"name: {name!r} is not a valid service name (letters, digits, '_', '.', '@', "
+                           "'-', not digits alone: those are a pid)")
     return name
+
+
+def is_pid(target):
+    """Whether ``target`` (a connection's remote_addr) is a pid: ASCII digits, no sign or padding."""
+    return bool(_PID.match(str(target))) and int(target) <= PID_MAX
 
 
 def spec_path(name):
@@ -165,10 +172,14 @@ def main_pid(name, manager="auto", run=None):
 
 
 def resolve_pid(target, manager="auto", run=None):
-    """The pid of the process a name or pid stands for: a number is a pid, else a service name."""
-    text = str(target).strip()
-    if text.isdigit():
+    """The pid of the process a name or pid stands for: a number is a pid (is_pid), else a service
+    name (check_name: a service's name is never digits alone)."""
+    text = str(target)
+    if is_pid(text):
         return int(text)
+    if text.isascii() and text.isdigit():
+        raise ServiceError(f"{text!r} is not a pid (1 to {PID_MAX}, without leading zeros) nor a service "
+                           "name (never digits alone)")
     check_name(text)
     found, main = main_pid(text, manager, run)
     if main is None:

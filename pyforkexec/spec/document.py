@@ -206,6 +206,9 @@ def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()
                 raise SpecError(sub, "missing (a required field)")
             continue
         raw = value[f.name]
+        if raw is None and f.name in NOT_NULL.get(cls.__name__, ()):
+            raise SpecError(sub, "is null: leave the key out for none (in YAML an empty value is null, "
+                            "not an empty policy)")
         named = named_of(cls, f)
         if named is not None and raw is not None and not (isinstance(raw, int) and not isinstance(raw, bool)):
             try:
@@ -220,6 +223,11 @@ def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise SpecError(path, str(e)) from None
+
+
+# The policies a document may leave out but not give as null: an empty YAML value (``seccomp:``) is
+# null, which would run the program without the policy its author was about to write.
+NOT_NULL = {"SysProcAttr": ("credential", "capabilities", "cgroup", "landlock", "seccomp")}
 
 
 # Dots inside a key read well (sysctls.net.ipv4.ip_forward); a key of dots alone, or at its ends, would

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.ns_target import Captured, TargetGone
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.ns_target import (
+    Captured,
+    NotIsolated,
+    TargetGone,
+)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="nsenter into another process's namespaces needs root"),
@@ -35,7 +41,7 @@ def target():
 def _inside(captured, command):
     captured.check()
     return subprocess.run(["nsenter", *captured.options(), "--", "sh", "-c", command], capture_output=True,
-                          text=True, pass_fds=tuple(captured.fds.values()), check=True).stdout
+                          text=True, check=True).stdout
 
 
 def test_commands_run_in_the_target_s_namespaces_and_root(target):
@@ -47,6 +53,7 @@ def test_commands_run_in_the_target_s_namespaces_and_root(target):
         assert _inside(captured, "readlink /proc/self/ns/net").strip() == theirs
         assert _inside(captured, "ls /mnt").split() == ["inside"]
         assert not os.path.exists("/mnt/inside")  # the host's /mnt is not the target's
+        assert max(map(int, _inside(captured, "ls /proc/self/fd").split())) < 4  # none of them left open
     finally:
         captured.close()
 
@@ -73,3 +80,43 @@ def test_a_target_that_ended_runs_nothing(target):
     assert captured.fds == {}
     with pytest.raises(TargetGone):
         Captured(target.pid)  # reaped: no such process
+
+
+def test_a_namespace_asked_for_that_is_the_hosts_own_is_refused(target):
+    """The target shares this host's pid namespace: entering it would enter nothing, and a command
+    would run in the host's; refused naming the namespace, with nothing left open."""
+    with pytest.raises(NotIsolated, match=r"^namespaces: pid: process \d+ is in this host's own pid"):
+        Captured(target.pid, ["uts", "pid"])
+
+
+def test_a_target_in_none_of_its_own_namespaces_is_refused():
+    """By default every namespace the target has is entered: a process of the host enters nothing."""
+    host = subprocess.Popen(["sleep", "60"])
+    try:
+        with pytest.raises(NotIsolated, match="is in none of its own namespaces"):
+            Captured(host.pid)
+    finally:
+        host.kill()
+        host.wait()
+
+
+def test_a_looked_up_pid_must_stay_the_services_and_have_started_its_program(target):
+    """``confirm`` looks the pid up again once it is pinned: another pid (the service restarted, its
+    pid went elsewhere) is refused; so is a launcher's child that has not exec'd yet (its parent's
+    command line), which may still be in the host's namespaces."""
+    with pytest.raises(TargetGone, match="ended while it was looked up"):
+        Captured(target.pid, confirm=lambda: target.pid + 1)
+    Captured(target.pid, confirm=lambda: target.pid).close()
+    pid = os.fork()
+    if pid == 0:  # a copy of this process that never execs, as a launcher's child before its execve
+        try:
+            os.unshare(os.CLONE_NEWUTS)
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        with pytest.raises(TargetGone, match="still being set up by its launcher"):
+            Captured(pid, confirm=lambda: pid)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

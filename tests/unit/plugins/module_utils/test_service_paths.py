@@ -12,12 +12,13 @@ import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 
 
-@pytest.mark.parametrize("name", ["web", "web-1.a_b", "tmpl@inst"])
+@pytest.mark.parametrize("name", ["web", "web-1.a_b", "tmpl@inst", "1web", "0x10"])
 def test_valid_names(name):
     assert paths.check_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "../x", "a/b", "-x", "a b", "x" * 300])
+@pytest.mark.parametrize("name", ["", "../x", "a/b", "-x", "a b", "x" * 300, "12358", "0", "\u0663\u0665",
+                                  " web", None])
 def test_invalid_names(name):
     with pytest.raises(paths.ServiceError, match="is not a valid service name"):
         paths.check_name(name)
@@ -67,7 +68,15 @@ def test_the_service_process_is_the_main_process_child():
 
 
 def test_resolve_pid_takes_numbers_as_pids_and_names_as_services():
-    assert paths.resolve_pid(" 1234 ") == 1234
+    """A pid is ASCII digits alone, as /proc names it; anything else is a service name, which is never
+    digits alone (a service named 12358 would be entered as whatever process has that pid)."""
+    assert paths.resolve_pid("1234") == 1234
+    for text in ("0", "0001234", "99999999999999999999", str(paths.PID_MAX + 1)):
+        with pytest.raises(paths.ServiceError, match="is not a pid"):
+            paths.resolve_pid(text)
+    for text in (" 1234 ", "\u0663\u0665\u0667", "\u00b2", "+5", "-1"):  # Arabic-Indic, superscript
+        with pytest.raises(paths.ServiceError, match="is not a valid service name"):
+            paths.resolve_pid(text)
     with pytest.raises(paths.ServiceError, match="service pfe-ut-nothing is not running"):
         paths.resolve_pid("pfe-ut-nothing", "direct")
     with pytest.raises(paths.ServiceError, match="is not a valid service name"):

@@ -1,0 +1,122 @@
+"""The nsenter connection plugin driven as Ansible drives it (loaded by its name, options set, then
+connect, exec_command, put_file, fetch_file), on real processes in their own namespaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.playbook.play_context import PlayContext
+from ansible.plugins.loader import connection_loader
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="nsenter into another process's namespaces needs root"),
+    pytest.mark.skipif(shutil.which("nsenter") is None or shutil.which("unshare") is None,
+                       reason="util-linux nsenter and unshare are not installed"),
+]
+
+
+@pytest.fixture
+def target(tmp_path):
+    """A process in its own UTS, network and mount namespaces, with a 64 KiB tmpfs of its own on
+    ``tmp_path/small`` (the host's directory stays empty)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    proc = subprocess.Popen(["unshare", "--uts", "--net", "--mount", "--propagation", "private", "sh", "-c",
+                             f"mount -t tmpfs -o size=64k none {small} && echo ready && exec sleep 60"],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def connect(target, **options):
+    conn = connection_loader.get("pyforkexec.isolation.nsenter", PlayContext(), None)
+    conn.set_options(direct={"remote_addr": str(target), **options})
+    conn._connect()
+    return conn
+
+
+def _group_of(pid):
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[2])
+
+
+def test_an_interrupted_command_is_killed_with_what_it_started(target):
+    """A task's timeout or a Ctrl-C raises in the middle of communicate(): nsenter and the command it
+    started in the target are killed and reaped, not left running there."""
+    conn = connect(target.pid)
+    marker = f"pfe-nsenter-ut-{os.getpid()}"
+    started = []
+
+    def interrupt():
+        for _ in range(200):  # until the command runs in the target
+            found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+            if found:
+                started.extend(found)
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            conn.exec_command(f"exec -a {marker} sleep 30")
+    finally:
+        thread.join()
+        conn.close()
+    assert started, "the command never ran"
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1, "left running"
+
+
+def test_a_file_that_does_not_fit_is_not_left_in_part(target, tmp_path):
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(256 * 1024))
+    conn = connect(target.pid)
+    try:
+        with pytest.raises(AnsibleError, match="failed to transfer"):
+            conn.put_file(str(big), str(tmp_path / "small" / "big"))
+        rc, out, _ = conn.exec_command(f"ls -A {tmp_path / 'small'}")
+        assert (rc, out) == (0, b"")
+    finally:
+        conn.close()
+
+
+def test_a_failed_fetch_leaves_the_destination_as_it_was(target, tmp_path):
+    kept = tmp_path / "kept"
+    kept.write_text("precious\n")
+    conn = connect(target.pid)
+    try:
+        for dest in (kept, tmp_path / "new"):
+            with pytest.raises(AnsibleError, match="failed to transfer"):
+                conn.fetch_file("/nonexistent-pfe", str(dest))
+        with pytest.raises(AnsibleError):
+            conn.fetch_file("/etc/hostname", str(tmp_path / "no-such-dir" / "x"))
+        conn.fetch_file("/etc/hostname", str(tmp_path / "hostname"))
+    finally:
+        conn.close()
+    assert kept.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hostname", "kept", "small"]  # no part file
+
+
+def test_a_target_in_the_hosts_namespaces_is_unreachable():
+    host = subprocess.Popen(["sleep", "60"])
+    try:
+        with pytest.raises(AnsibleConnectionFailure, match="is in none of its own namespaces"):
+            connect(host.pid)
+    finally:
+        host.kill()
+        host.wait()
+
+
+def test_an_empty_namespaces_list_is_refused(target):
+    with pytest.raises(AnsibleConnectionFailure, match="namespaces: an empty list enters nothing"):
+        connect(target.pid, namespaces=[])
