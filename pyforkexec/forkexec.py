@@ -220,7 +220,9 @@ class _Spawn:
         return failure
 
     def reap(self) -> None:
-        """After a failure: reap the child, close the pidfd, remove the cgroup."""
+        """After a failure: reap the child, close the pidfd, remove the cgroup (with kill_remaining,
+        killing what the child may have started there first: a spawn undone after its execve)."""
+        started = self.pid > 0
         if self.pid > 0:
             with contextlib.suppress(ChildProcessError):  # CLONE_PARENT: the child is our parent's
                 os.waitpid(self.pid, 0)
@@ -232,7 +234,7 @@ class _Spawn:
             self.pidfd = -1
         if self.cgroup is not None:
             cgroup, self.cgroup = self.cgroup, None
-            cgroup.cleanup(failed=True)
+            cgroup.cleanup(failed=True, started=started)
 
     def pid_only(self) -> int:
         """fork_exec's result: the pid (a SysProcAttr.cgroup stays: the caller removes it after

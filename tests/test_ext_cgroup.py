@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 import signal
 import sys
 import uuid
@@ -19,6 +20,7 @@ from typing import Callable, Optional
 
 import pytest
 from helpers.cli import wait_for
+from helpers.forked import run_in_fork
 from helpers.marks import needs_root
 from helpers.procs import fd_count, wait_code
 
@@ -321,3 +323,82 @@ def test_no_proc_to_find_the_hierarchy_in_is_a_cgroup_error_naming_the_field(tmp
         find_cgroup2(str(tmp_path / "mountinfo"))
     assert e.value.errno == errno.ENOENT
     assert e.value.strerror.startswith("SysProcAttr.cgroup: cannot read ")
+
+
+def test_a_spawn_undone_after_its_execve_kills_what_its_child_started(name: str) -> None:
+    """A Ctrl-C that the spawn holds until its end undoes it though the program runs: with
+    kill_remaining, what the program already forked goes too, and so does the cgroup (cleanup of a
+    failed spawn skipped the kill: the fork kept running there, and kept the directory)."""
+    root()
+    leaf = os.path.join(root(), name, "leaf")
+    fired = []
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Optional[Callable]:
+        if frame.f_code.co_name != "_spawn_checked":
+            return None
+
+        def local(frame: FrameType, event: str, arg: object) -> Optional[Callable]:
+            if event == "line" and not fired and "out = result(spawn)" in _source_line(frame):
+                fired.append(True)
+                wait_for(lambda: len(_procs(leaf)) >= 2, "the program and its fork in the cgroup")
+                os.kill(os.getpid(), signal.SIGINT)  # held by the spawn, raised at its end
+            return local
+
+        return local
+
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            start_process("/bin/sh", ["sh", "-c", "sleep 1000 & exec sleep 1000"], ProcAttr(
+                sys=SysProcAttr(pidfd=True, cgroup=Cgroup(f"{name}/leaf", kill_remaining=True))))
+    finally:
+        sys.settrace(None)
+    assert fired, "the spawn no longer hands over with 'out = result(spawn)': move the interrupt"
+    assert not os.path.isdir(leaf), f"left: the cgroup, with {_procs(leaf)}"
+
+
+def _source_line(frame: FrameType) -> str:
+    with open(frame.f_code.co_filename) as f:
+        return f.readlines()[frame.f_lineno - 1]
+
+
+def _procs(path: str) -> list[str]:
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def test_a_cgroup_spawn_out_of_fds_removes_the_directories_it_made(name: str) -> None:
+    """RLIMIT_NOFILE leaves 0, 1, 2... free fds: the spawn fails (EMFILE) until it fits, and each
+    failure removes the directories it made, though their usual removal needs fds of its own (the
+    directory and its turn lock), which the failure being undone had run out of. In a forked child:
+    a process whose fds no earlier test's objects open or close meanwhile."""
+    failures, left = run_in_fork(_spawns_out_of_fds, os.path.join(root(), name), name)
+    assert failures > 0 and left == [], f"{failures} failed spawns, left: {left}"
+
+
+def _spawns_out_of_fds(made: str, name: str) -> tuple[int, list[int]]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(int(fd) for fd in os.listdir("/proc/self/fd")) + 4
+    while os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) < top:  # every fd up to top taken (the lowest
+        pass  # free number comes first; the forked child exits with them)
+    failures, left = 0, []
+    for extra in range(12):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1 + extra, hard))
+        try:
+            proc = start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(
+                pidfd=True, cgroup=Cgroup(f"{name}/leaf", kill_remaining=True))))
+        except OSError as e:
+            if e.errno != errno.EMFILE:
+                raise
+            failures += 1
+            if os.path.isdir(made):
+                left.append(extra)
+            continue
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert proc.wait() == 0
+        return failures, left
+    raise AssertionError("no spawn fitted in 12 free fds")

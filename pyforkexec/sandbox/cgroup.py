@@ -274,6 +274,10 @@ def _remove_one(path: str, ino: Optional[int], attempts: int = 50) -> bool:
         return True
     except NotADirectoryError:
         return False  # a file, or below one (a path that could not be made): nothing of ours
+    except OSError as e:
+        if e.errno in (errno.EMFILE, errno.ENFILE):
+            return _remove_made(path, ino, attempts)
+        raise
     try:
         own = ino is None or os.fstat(fd).st_ino == ino
         if not own and not _marked(fd):
@@ -283,6 +287,8 @@ def _remove_one(path: str, ino: Optional[int], attempts: int = 50) -> bool:
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.ENODEV):
                 return True  # removed since we opened it (ENODEV: while it is being torn down)
+            if e.errno in (errno.EMFILE, errno.ENFILE):
+                return _remove_made(path, ino, attempts)
             raise
         try:
             fcntl.flock(turn, fcntl.LOCK_EX)
@@ -302,6 +308,20 @@ def _remove_one(path: str, ino: Optional[int], attempts: int = 50) -> bool:
             os.close(turn)
     finally:
         os.close(fd)
+
+
+def _remove_made(path: str, ino: Optional[int], attempts: int) -> bool:
+    """_remove_one without an fd to spare (EMFILE: often the very failure being undone): only a
+    directory this call made (``ino``), by its inode, without the turn lock: another spawn on its way
+    into it (that found it by name meanwhile) then fails at clone3, in no cgroup rather than
+    outside the one it asked for."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return True
+    if ino is None or st.st_ino != ino:
+        return False
+    return _rmdir(path, attempts)
 
 
 def _remove_upwards(path: str, root: str, created: dict[str, int]) -> None:
@@ -344,13 +364,15 @@ class CgroupHandle(_record.Record):
             with contextlib.suppress(OSError):
                 self.close()
 
-    def cleanup(self, failed: bool = False) -> None:
+    def cleanup(self, failed: bool = False, started: bool = True) -> None:
         """Close the fd; remove the directory, then the parents, if they are ours or marked and empty.
         ``failed``: the spawn failed, so what this call made goes even with ``remove=False`` (which
-        keeps a cgroup for a look after its process, and there was none)."""
+        keeps a cgroup for a look after its process, and there was none). ``started``: a child was
+        made in the cgroup (a spawn undone after its clone), whose descendants ``kill`` kills too;
+        before that, what the cgroup holds is not the spawn's."""
         with held():
             self.close()
-            if self.kill and not failed:
+            if self.kill and started:
                 kill_members(self.path)
             created, self.created = self.created, {}
             if self.remove or failed:
@@ -505,7 +527,7 @@ def prepare(spec: CgroupSpec) -> CgroupHandle:
                     _write(current, line)
             return handle  # inside: a signal held until here is delivered while cleanup can run
     except BaseException as e:
-        handle.cleanup(failed=True)
+        handle.cleanup(failed=True, started=False)
         if isinstance(e, OSError) and not isinstance(e, CgroupError):
             raise CgroupError(e.errno, f"{FIELD}: {e.strerror}", e.filename or current) from e
         raise
