@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import sys
 
-# Each public name -> the module (relative to this package) that defines it.
+# Each public name -> the module (relative to this package) that defines it. No module is named as a
+# public name: importing it would make the package's attribute the module (pyforkexec.run a module).
 _MODULE_OF = {
     "Credential": ".attrs", "ProcAttr": ".attrs", "SetNS": ".attrs", "SysProcAttr": ".attrs",
     "SysProcIDMap": ".attrs",
-    "clone": ".clone", "wait_clone": ".clone",
+    "clone": ".clone_fn", "wait_clone": ".clone_fn",
     "ChildError": ".errors", "ErrorLocation": ".errors",
     "fork_exec": ".forkexec", "start_process": ".forkexec",
     "Prepared": ".prepared", "prepare": ".prepared",
     "Process": ".process", "TimeoutExpired": ".process",
-    "run": ".run",
+    "run": ".run_process",
     "Capabilities": ".sandbox.caps",
     "Cgroup": ".sandbox.cgroup", "CgroupError": ".sandbox.cgroup",
     "Landlock": ".sandbox.landlock", "LandlockPath": ".sandbox.landlock", "LandlockPlan": ".sandbox.landlock",

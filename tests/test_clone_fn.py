@@ -25,7 +25,7 @@ from helpers.procs import children, fd_count
 
 import pyforkexec as pf
 from pyforkexec import CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, clone, wait_clone
-from pyforkexec.clone import describe
+from pyforkexec.clone_fn import describe
 
 pytestmark = needs_root
 SIGCHLD = int(signal.SIGCHLD)
@@ -392,7 +392,7 @@ def test_a_signal_whenever_clone_runs_leaves_no_child() -> None:
     import importlib
     import random
 
-    clone_module = importlib.import_module("pyforkexec.clone")  # the module (the package's clone is fn)
+    clone_module = importlib.import_module("pyforkexec.clone_fn")
 
     old = signal.signal(signal.SIGALRM, _TERM_HANDLER)
     rng, interrupted, lost = random.Random(3), 0, []

@@ -384,5 +384,6 @@ def test_two_real_signals_at_once_leave_nothing(kind: str, monkeypatch: pytest.M
              "pidfd": prepared.start,
              "run": lambda: fe.run([SLEEP, "30"], capture_output=True, timeout=30)}[kind]
     if kind == "run":
-        fe.run(["/bin/true"])  # imports pyforkexec.run now: a signal in an import is the import machinery's
+        fe.run(["/bin/true"])  # imports pyforkexec.run_process now: a signal in an import is the import
+        # machinery's
     assert _spawned_during_two_signals(spawn, 40, monkeypatch) == []

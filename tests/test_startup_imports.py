@@ -28,7 +28,8 @@ from helpers.marks import needs_root
 NEVER = {
     "importlib.metadata", "email", "zipfile", "ctypes", "socket", "selectors", "subprocess", "difflib",
     "pickle", "traceback", "datetime", "argparse",
-    "pyforkexec.run", "pyforkexec.clone", "pyforkexec.nsinfo", "pyforkexec.prepared", "pyforkexec.netns",
+    "pyforkexec.run_process", "pyforkexec.clone_fn", "pyforkexec.nsinfo", "pyforkexec.prepared",
+    "pyforkexec.netns",
 }
 # What ``inspect`` loads. ``dataclasses`` imports ``inspect``; the commands' processes put a stand-in in
 # its place that loads it on first use (pyforkexec/_startup.py), and nothing on their way uses it.
@@ -245,9 +246,27 @@ def counting(source, filename, mode, *args, **kwargs):
         evaluated.append(str(source))
     return real(source, filename, mode, *args, **kwargs)
 builtins.compile = counting
-import pyforkexec.cli, pyforkexec.cli.unshare, pyforkexec.cli.nsenter, pyforkexec.forkexec, pyforkexec.run
+import pyforkexec.cli, pyforkexec.cli.unshare, pyforkexec.cli.nsenter, pyforkexec.forkexec
+import pyforkexec.run_process
 print(json.dumps(evaluated))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
+
+
+def test_importing_every_submodule_leaves_every_public_name_what_it_was() -> None:
+    """A submodule named as a public name (pyforkexec/run.py and run()) becomes the package's attribute
+    once imported (``import pyforkexec.run``, or a Ctrl-C between that import and the lazy
+    __getattr__'s store): ``pyforkexec.run([...])`` then raised "'module' object is not callable"."""
+    script = """
+import importlib, pkgutil, types, pyforkexec
+for info in pkgutil.walk_packages(pyforkexec.__path__, "pyforkexec."):
+    skip = info.name.endswith(("__main__", ".daemon")) or ".cli" in info.name or "netns" in info.name
+    if not skip:
+        importlib.import_module(info.name)
+wrong = [n for n in pyforkexec.__all__ if isinstance(getattr(pyforkexec, n), types.ModuleType)]
+print(wrong)
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert res.stdout == "[]\n", res.stdout
