@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from ._signals import held
 from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
     CLONE_NEWCGROUP,
@@ -62,22 +63,24 @@ def nstype(path):
     """The CLONE_NEW* type of the namespace file ``path`` (a /proc/PID/ns link, or a bind mount of one
     such as /run/netns/NAME); 0 when ``path`` is a file but no namespace (an ordinary file: a netns
     name whose mount went away, or never came). OSError when it cannot be opened."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return joins.kind_of(fd)
-    finally:
-        os.close(fd)
+    with held():  # a Ctrl-C between the open and the try would leave the fd (and the namespace) open
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return joins.kind_of(fd)
+        finally:
+            os.close(fd)
 
 
 def is_callers(path):
     """Whether the namespace file ``path`` is the calling thread's own namespace of its type (for PID:
     the one its children are born in): a join of it would leave a program where it is. False for a
     file that is no namespace; OSError when it cannot be opened."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return bool(joins.own_types(fd, joins.kind_of(fd)))
-    finally:
-        os.close(fd)
+    with held():  # as nstype
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return bool(joins.own_types(fd, joins.kind_of(fd)))
+        finally:
+            os.close(fd)
 
 
 def host_inode(kind):

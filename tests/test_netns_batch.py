@@ -344,3 +344,26 @@ def test_a_ctrl_c_during_a_converge_is_raised_once_its_plan_is_carried_out(
     assert sent and netns.converge(names["netns"][0], doc(names, 0)).actions == []
     netns.converge(names["netns"][0], None)
     assert not {names["bridge"], names["peers"][0]} & _host_links()
+
+
+def test_a_ctrl_c_during_the_open_of_the_host_lock_leaves_it_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT handled right after the host lock's file is opened, before its fd is stored: the fd (and
+    with it the lock, once taken) must not stay open in the caller."""
+    import signal
+
+    real_open, opened = os.open, []
+
+    def open_then_signal(name, *args, **kwargs):
+        fd = real_open(name, *args, **kwargs)
+        if name == netns.LOCK_PATH:
+            opened.append(fd)
+            signal.raise_signal(signal.SIGINT)
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        netns.converge(f"pfe-lock-{os.getpid()}", None)
+    monkeypatch.undo()
+    assert opened
+    left = os.path.exists(f"/proc/self/fd/{opened[0]}") and os.readlink(f"/proc/self/fd/{opened[0]}")
+    assert left != netns.LOCK_PATH, "the lock file's fd was left open"

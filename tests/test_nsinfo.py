@@ -89,3 +89,29 @@ def test_in_own_thread_returns_or_raises_what_the_thread_did() -> None:
     assert nsinfo.in_own_thread(lambda: 42, "pfe-test") == 42
     with pytest.raises(ZeroDivisionError):
         nsinfo.in_own_thread(lambda: 1 / 0, "pfe-test")
+
+
+@pytest.mark.parametrize("func", ["nstype", "is_callers"])
+def test_a_ctrl_c_during_the_open_of_a_namespace_file_leaves_it_closed(
+        func: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT arrives while the namespace file is being opened: its handler runs right after the open
+    returns, before the fd is stored, and nothing could close it (a netns fd pins the namespace after
+    its removal). Held: the KeyboardInterrupt comes once the fd is closed again."""
+    import signal
+
+    path, real_open, opened = "/proc/self/ns/net", os.open, []
+
+    def open_then_signal(name, *args, **kwargs):  # the open returns, then the signal is handled
+        fd = real_open(name, *args, **kwargs)
+        if name == path:
+            opened.append(fd)
+            signal.raise_signal(signal.SIGINT)
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        getattr(nsinfo, func)(path)
+    monkeypatch.undo()
+    assert opened, f"{func} no longer opens the file with os.open: move the signal"
+    assert not os.path.exists(f"/proc/self/fd/{opened[0]}") or os.readlink(f"/proc/self/fd/{opened[0]}") \
+        != os.readlink(path), "the namespace file's fd was left open"

@@ -104,12 +104,15 @@ _BATCH: contextvars.ContextVar[Optional[kernel.HostLinks]] = contextvars.Context
 @contextlib.contextmanager
 def _host_lock() -> Iterator[None]:
     os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = -1
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with held():  # a Ctrl-C between the open and the store would keep the fd (and the lock) open
+            fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # not held: a Ctrl-C while another converge runs ends the wait
         yield
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kernel.HostLinks) -> Converged:
