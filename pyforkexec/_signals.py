@@ -20,7 +20,7 @@ import signal
 import threading
 from typing import Any, Callable
 
-from .child._child import until_done
+from .child._child import dropped, until_done
 
 try:  # the C module behind signal: the same calls without the enum conversions (10x quicker)
     import _signal as _raw
@@ -130,6 +130,15 @@ def _deliver() -> None:
             raise
 
 
+def _raise_dropped() -> None:
+    """Raise the first exception seize dropped (a handler's: a Ctrl-C that came with the exception an
+    except clause undoes), once no hold is left: late, but not lost."""
+    if dropped:
+        first = dropped[0]
+        dropped.clear()
+        raise first
+
+
 class Hold:
     """Python signal handlers held back from start() to stop(). Nests: the handlers are installed
     while any hold is active, and what was recorded runs when the last one stops.
@@ -190,7 +199,10 @@ class Hold:
                 if _installed or _saved:
                     _restore()
             finally:
-                _deliver()
+                try:
+                    _deliver()
+                finally:
+                    _raise_dropped()
 
 
 class _Held:
@@ -226,8 +238,9 @@ class _Released:
 # at the entry of the first Python function called there; were that a method of Hold, its exception
 # would leave the clause before the undo (100 of 100 spawns left their child behind with SIGINT and
 # SIGTERM sent together). seize is C (_child.until_done): the first Python function it calls is
-# start() itself, whose handler's exception it drops and calls again (each signal raises once: a
-# failure SEIZE_TRIES times over is start()'s own). The first exception is the one the caller gets.
+# start() itself, whose handler's exception it keeps aside and calls again (each signal raises once: a
+# failure SEIZE_TRIES times over is start()'s own). The first exception is the one the undo goes on
+# with; what was kept aside is raised once the last hold ends (_raise_dropped), after the undo.
 seize = until_done
 SEIZE_TRIES = 64
 

@@ -387,3 +387,31 @@ def test_two_real_signals_at_once_leave_nothing(kind: str, monkeypatch: pytest.M
         fe.run(["/bin/true"])  # imports pyforkexec.run_process now: a signal in an import is the import
         # machinery's
     assert _spawned_during_two_signals(spawn, 40, monkeypatch) == []
+
+
+def test_a_ctrl_c_that_comes_with_the_exception_an_undo_handles_is_raised_after_it() -> None:
+    """run()'s timeout enters its except clause with a SIGINT pending: CPython runs the handler at the
+    entry of the first Python function called there, Hold.start (by seize), whose exception seize
+    keeps aside so that the undo runs whole. It used to drop it: the caller got TimeoutExpired and
+    the Ctrl-C was gone (a caller that retries on timeouts never stopped). Now it is raised once the
+    undo is done."""
+    fired = []
+
+    def tracer(frame, event, arg):  # runs the handler where CPython would: start()'s entry
+        caller = frame.f_back
+        if event == "call" and frame.f_code.co_name == "start" and caller is not None \
+                and caller.f_code.co_name == "run" and sys.exc_info()[0] is not None:
+            sys.settrace(None)
+            fired.append(True)
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)  # default_int_handler: raises
+        return None
+
+    before = snapshot(())
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fe.run([SLEEP, "5"], timeout=0.1)
+    finally:
+        sys.settrace(None)
+    assert fired, "run() no longer starts a hold in its except clause: move the signal"
+    assert differences(before, snapshot(())) == []

@@ -921,14 +921,18 @@ static PyObject *py_setns(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The exceptions until_done kept from the calls that raised (the module's ``dropped`` list). */
+static PyObject *dropped;
+
 /* until_done(fn, times): fn() until a call returns without raising, at most ``times`` calls; the
- * exceptions of the calls that raised are dropped, the last one raised if none returned. For an
- * except clause whose undo must run whole (_signals.seize): a handler of a signal that arrived
+ * exceptions of the calls that raised are kept in ``dropped`` (the last one raised if none returned).
+ * For an except clause whose undo must run whole (_signals.seize): a handler of a signal that arrived
  * with the first runs at the entry of the first Python function called, and here that is fn, whose
- * exception this catches; no bytecode of the caller's runs between its call and fn's. */
+ * exception this catches; no bytecode of the caller's runs between its call and fn's. The hold that
+ * fn starts raises what was kept once it ends (_signals.Hold.release): a Ctrl-C is late, never lost. */
 static PyObject *until_done(PyObject *self, PyObject *args)
 {
-    PyObject *fn, *r = NULL;
+    PyObject *fn, *r = NULL, *type, *value, *tb;
     int times;
 
     if (!PyArg_ParseTuple(args, "Oi", &fn, &times))
@@ -936,7 +940,15 @@ static PyObject *until_done(PyObject *self, PyObject *args)
     while (times-- > 0) {
         if ((r = PyObject_CallObject(fn, NULL)) != NULL || times == 0)
             break;
-        PyErr_Clear();
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (value && tb)
+            PyException_SetTraceback(value, tb);
+        if (!value || PyList_Append(dropped, value) < 0)
+            PyErr_Clear();  /* no memory to keep it: dropped, as before */
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
     }
     return r;
 }
@@ -1037,5 +1049,15 @@ PyMODINIT_FUNC PyInit__child(void)
     TABLE("CONST", consts)
     TABLE("OPS", ops)
     TABLE("FIELDS", fields)
+    if (!(dropped = PyList_New(0))) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(dropped);  /* one reference for the module, one for until_done */
+    if (PyModule_AddObject(m, "dropped", dropped) < 0) {
+        Py_DECREF(dropped);
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }
