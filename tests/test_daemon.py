@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import select
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -270,3 +273,27 @@ def test_a_spec_s_own_files_are_refused_rather_than_ignored(tmp_path: Path) -> N
     d = Daemon(tmp_path, ["true"], proc={"files": [None, None, None]})
     assert d.ready.startswith("error spec: proc.files: a service under the daemon gets /dev/null"), d.ready
     assert d.wait() == 1
+
+
+def test_a_sigterm_right_after_the_pid_file_is_locked_is_a_stop(tmp_path: Path) -> None:
+    """SIGTERM comes the moment the pid file is locked, before the daemon's handlers are in: its
+    default action used to end the daemon there, the pid file left behind with a dead pid. Blocked
+    until the handlers are in, it is a stop like any other: no service is left, nor the file."""
+    spec, pid_file = tmp_path / "s.json", tmp_path / "d.pid"
+    spec.write_text(json.dumps({"version": 1, "argv": ["/bin/sleep", "60"]}))
+    script = f"""
+import os, signal, sys
+from pyforkexec.service import daemon
+def tracer(frame, event, arg):
+    if frame.f_code.co_name == "lock_pid_file" and event == "return":
+        sys.settrace(None)
+        os.kill(os.getpid(), signal.SIGTERM)
+    return tracer if frame.f_code.co_name == "lock_pid_file" else None
+sys.settrace(tracer)
+sys.exit(daemon.main(["--name", "t", "--spec", {str(spec)!r}, "--pid-file", {str(pid_file)!r},
+                      "--log-file", {str(tmp_path / "d.log")!r}, "--foreground"]))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != -signal.SIGTERM, "killed by the signal's default action"
+    assert not pid_file.exists(), f"pid file left (status {proc.returncode}): {proc.stderr}"
+    assert (tmp_path / "d.log").read_text().rstrip().endswith("stopped")

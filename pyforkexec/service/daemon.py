@@ -66,6 +66,7 @@ WAITED = ("run", "stop", "kill", "error")  # how the waiter saw the service end 
 RESTART_POLICIES = ("no", "on-failure", "always")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+HANDLED = (*STOP_SIGNALS, *FORWARDED)
 
 
 # The daemon's options, defined once for both parsers below: (option, type (None: a flag, store_true),
@@ -217,7 +218,7 @@ class Daemon:
 
     def install_handlers(self) -> None:
         signal.set_wakeup_fd(self.wake_w)
-        for s in (*STOP_SIGNALS, *FORWARDED, signal.SIGCHLD):
+        for s in (*HANDLED, signal.SIGCHLD):
             signal.signal(s, self._on_signal)
 
     def _take_signals(self) -> list[int]:
@@ -354,6 +355,7 @@ class Daemon:
         """Start, supervise and restart the service; the daemon's exit status: 0 once stopped or after
         a clean exit, else the service's status (128+N for signal N; 1 for a clean exit given up)."""
         self.install_handlers()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)  # blocked until now by main(): see there
         code, first = 0, True
         resumed = self.resumed()
         while True:
@@ -510,6 +512,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
         log_fd = os.open(args.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         daemon = Daemon(args, log_fd, argv)
+        # From the pid file on, a stop is the daemon's to handle (its handlers, from run() on): until
+        # then their default action would end it with the file left behind.
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         try:
             pid_fd = daemon.pid_fd = lock_pid_file(args.pid_file)
         except SystemExit as e:
