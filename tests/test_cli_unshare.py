@@ -161,6 +161,15 @@ def test_mount_proc_shows_the_new_pid_namespace() -> None:
     assert ours.stdout.split()[:2] == ["1", "sh"]
 
 
+def test_a_relative_mount_proc_from_a_relative_wd(tmp_path: Path) -> None:
+    """util-linux changes to --wd, then mounts proc there: both relative to where it was started."""
+    (tmp_path / "w1" / "proc").mkdir(parents=True)
+    script = "pwd; grep -c \" $(pwd)/proc \" /proc/self/mountinfo"
+    ours, theirs = both("unshare", "-pf", "--wd=w1", "--mount-proc=proc", "sh", "-c", script, cwd=tmp_path)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout == f"{tmp_path}/w1\n1\n"
+
+
 def _propagation(mode: str) -> tuple[set[str], set[str]]:
     make_root_shared()
     argv = ["unshare", "--mount", f"--propagation={mode}", "cat", "/proc/self/mountinfo"]
@@ -431,6 +440,20 @@ def test_keep_caps_raises_the_ambient_set() -> None:
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout == theirs.stdout
     assert int(ours.stdout.split()[1], 16) != 0
+
+
+def test_keep_caps_with_a_setuid_to_another_uid_keeps_none() -> None:
+    """util-linux switches the uid first, then raises what is left: a uid other than 0 has nothing
+    left, and the command runs without capabilities (pyforkexec kept all of them). Compared with
+    util-linux where one uid of the namespace is the caller's (its newuidmap is not needed)."""
+    status = ("sh", "-c", "id -u; grep -E '^Cap(Prm|Eff|Amb)' /proc/self/status")
+    ours, theirs = both("unshare", "--map-root-user", "--keep-caps", *status)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout and int(ours.stdout.split()[-1], 16) != 0  # root: all kept
+    res = pfe("unshare", "--map-users=0,0,10", "--map-groups=0,0,10", "--keep-caps", "-S", "5", "-G", "5",
+              *status)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[0] == "5" and set(res.stdout.split()[2::2]) == {"0000000000000000"}
 
 
 def test_setgid_where_setgroups_is_denied() -> None:

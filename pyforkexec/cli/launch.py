@@ -13,6 +13,7 @@ from ..lookpath import find_program
 from ..process import Process
 from ..service.exit import exit_like
 from ..service.supervise import run_as_parent
+from ..validate import cap_last_cap
 from .blame import Restate
 from .failure import EXIT_NOT_FOUND, die
 
@@ -53,6 +54,15 @@ def resolve_program(rest: Sequence[str], root: str = "") -> tuple[str, list[str]
             die(f'exec: "{argv[0]}": executable file not found in $PATH', EXIT_NOT_FOUND)
         argv0 = found
     return argv0, argv
+
+
+def kept_caps(keep: bool, userns: bool, setuid: Optional[int]) -> list[int]:
+    """util-linux's --keep-caps: with a user namespace, every capability stays raised, as an ambient
+    one, for the command; none when the command is switched to a uid other than 0 there (``setuid``):
+    util-linux sets the uid first, and that uid has no capability left to raise."""
+    if not (keep and userns) or (setuid is not None and setuid != 0):
+        return []
+    return list(range(min(cap_last_cap(), 63) + 1))
 
 
 def setgroups_denied(pid: int | str = "self") -> bool:

@@ -25,10 +25,16 @@ from ..attrs import Credential, ProcAttr, SetNS, SysProcAttr
 from ..child import _child
 from ..lookpath import find_program
 from ..sandbox.cgroup import find_cgroup2
-from ..validate import cap_last_cap
 from .blame import blamer
 from .failure import EXIT_NOT_FOUND, SetupError, die
-from .launch import environ_list, inherited_files, program_and_argv, setgroups_denied, spawn_and_wait
+from .launch import (
+    environ_list,
+    inherited_files,
+    kept_caps,
+    program_and_argv,
+    setgroups_denied,
+    spawn_and_wait,
+)
 from .options import HELP, NONE, OPTIONAL, REQUIRED, VERSION, Command, Opt, Parsed, parse_or_fail
 from .values import MAX_PID, nonempty, parse_uint
 
@@ -348,7 +354,7 @@ def main(argv: Sequence[str]) -> NoReturn:
     except SetupError as e:
         die(str(e))
     argv0, args = lookup(r, root, parsed.rest)
-    caps = list(range(min(cap_last_cap(), 63) + 1)) if r.keep_caps and USER in r.namespaces else []
+    caps = kept_caps(r.keep_caps, USER in r.namespaces, cred.uid if cred is not None else None)
     sys_attr = SysProcAttr(setns=joins.child_setns(), chroot=root, credential=cred, ambient_caps=caps,
                            use_cgroup_fd=cgroup_fd >= 0, cgroup_fd=max(cgroup_fd, 0))
     attr = ProcAttr(dir=wd, env=env, files=files, sys=sys_attr)

@@ -31,7 +31,6 @@ from typing import Callable, NoReturn, Optional
 from .. import flags as F
 from ..attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
 from ..sandbox.mounts import MS_BIND, Mount
-from ..validate import cap_last_cap
 from .blame import blamer, spelling
 from .failure import SetupError, os_error_message
 from .idmaps import (
@@ -44,7 +43,7 @@ from .idmaps import (
     read_kernel_map,
     read_subid_range,
 )
-from .launch import environ_list, inherited_files, resolve_program, spawn_and_wait
+from .launch import environ_list, inherited_files, kept_caps, resolve_program, spawn_and_wait
 from .options import HELP, NONE, OPTIONAL, REQUIRED, VERSION, Command, Opt, Parsed, parse_or_fail
 from .values import nonempty, parse_id, parse_int, parse_signal, parse_uint, shown
 
@@ -297,13 +296,6 @@ def credential(r: Request, uids: Optional[list[SysProcIDMap]],
     return Credential(uid=uid, gid=gid, groups=(), no_setgroups=r.gid is None)
 
 
-def ambient_caps(r: Request) -> list[int]:
-    """--keep-caps: every capability stays raised, as an ambient one (with a user namespace only)."""
-    if r.keep_caps and r.flags & F.CLONE_NEWUSER:
-        return list(range(min(cap_last_cap(), 63) + 1))
-    return []
-
-
 def place_flags(r: Request) -> tuple[int, int]:
     """(cloneflags, unshareflags), as the module docstring explains."""
     clone = unshare = 0
@@ -324,7 +316,10 @@ def proc_mounts(r: Request, wd: Optional[str]) -> list[Mount]:
     ignores EINVAL (no mount there), which here is a look at DIR before the spawn."""
     if r.proc is None:
         return []
-    target = os.path.normpath(os.path.join(wd or os.getcwd(), r.proc))
+    here = wd or os.getcwd()
+    if not os.path.isabs(here):  # a relative --wd: from the new root's /, else from where we are
+        here = os.path.join("/" if r.root else os.getcwd(), here)
+    target = os.path.normpath(os.path.join(here, r.proc))
     mounts = []
     if not r.root and r.propagation != "private" and os.path.ismount(target):
         mounts.append(Mount("none", target, None, "rprivate"))
@@ -418,7 +413,8 @@ def build(r: Request, rest: Sequence[str]) -> tuple[str, list[str], ProcAttr]:
     sys_attr = SysProcAttr(
         cloneflags=clone, unshareflags=unshare, uid_mappings=uids, gid_mappings=gids,
         gid_mappings_enable_setgroups=enable_setgroups,
-        pdeathsig=r.kill_signal, ambient_caps=ambient_caps(r), chroot=r.root,
+        pdeathsig=r.kill_signal, ambient_caps=kept_caps(r.keep_caps, bool(r.flags & F.CLONE_NEWUSER), r.uid),
+        chroot=r.root,
         credential=credential(r, uids, gids),
         # util-linux applies --propagation only with --mount
         mount_propagation=r.propagation if r.flags & F.CLONE_NEWNS else "private",
