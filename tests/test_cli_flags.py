@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 from helpers.cli import pfe
@@ -74,3 +77,22 @@ def test_bad_option_exits_1() -> None:
     res = pfe("flags", "--yaml")
     assert res.returncode == 1
     assert "--yaml" in res.stderr
+
+
+def test_a_ctrl_c_while_the_command_is_imported_ends_it_silently() -> None:
+    """SIGINT while the command line's modules are imported (an import hook sends it as the failure
+    module is looked for): the command ends by SIGINT without a word, as it does once it runs; it
+    used to print a KeyboardInterrupt traceback from the middle of the import."""
+    script = """
+import os, signal, sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyforkexec.cli.failure":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, Interrupt())
+from pyforkexec.cli import main
+sys.exit(main(["flags", "0x1"]))
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (res.returncode, res.stderr) == (-signal.SIGINT, "")

@@ -8,11 +8,20 @@ launched command are described in failure.py), never a traceback.
 
 from __future__ import annotations
 
+import _signal  # the C module: the signal module costs the enum module (issue 15)
 import sys
-from collections.abc import Sequence
-from typing import Optional
 
-from .._startup import defer_inspect
+# A Ctrl-C while the command's modules are imported ends it by SIGINT, silently, as run_command ends
+# it later: not a traceback from the middle of an import. Python's own handler is back before the
+# command runs (dispatch). A SIGINT the caller ignores stays ignored.
+_QUIET_START = _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+if _QUIET_START:
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+
+from collections.abc import Sequence  # noqa: E402
+from typing import Optional  # noqa: E402
+
+from .._startup import defer_inspect  # noqa: E402
 
 defer_inspect()  # before a subcommand imports the public dataclasses: see _startup.py
 
@@ -44,7 +53,10 @@ USAGE = "\n".join([
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The console script: returns the exit status (the launcher of a command may end by its signal)."""
-    return run_command(dispatch, list(sys.argv[1:] if argv is None else argv))
+    try:
+        return run_command(dispatch, list(sys.argv[1:] if argv is None else argv))
+    finally:
+        _loud_again()  # a command that failed before dispatch got that far: as Python left it
 
 
 def dispatch(args: Sequence[str]) -> object:
@@ -68,4 +80,11 @@ def dispatch(args: Sequence[str]) -> object:
         raise UsageError(f"unknown command {shown(name)}", PROG, getopt=True)
     module = f"{__package__}.{name}"
     __import__(module)  # not importlib.import_module: importlib (and warnings) would cost the start
+    _loud_again()
     return sys.modules[module].main(rest)
+
+
+def _loud_again() -> None:
+    """Python's SIGINT handler back (see _QUIET_START): from here a Ctrl-C is run_command's to handle."""
+    if _QUIET_START and _signal.getsignal(_signal.SIGINT) == _signal.SIG_DFL:
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
