@@ -199,12 +199,33 @@ def _info(flag: CloneFlags) -> _Info:
     return info
 
 
+_BASES = {"0x": (16, "0123456789abcdefABCDEF"), "0o": (8, "01234567"), "0b": (2, "01")}
+
+
+def _number(token: str) -> Optional[int]:
+    """A decimal, 0x, 0o or 0b integer of ASCII digits with an optional sign, else None (int(x, 0)
+    would also take ``1_000`` and non-ASCII digits, and refuse ``010``). No re: its import would cost
+    every command's start."""
+    sign, body = (-1, token[1:]) if token[:1] == "-" else (1, token[1:] if token[:1] == "+" else token)
+    if not body.isascii():
+        return None
+    base, digits = _BASES.get(body[:2].lower(), (10, "0123456789"))
+    if base != 10:
+        body = body[2:]
+    if not body or any(c not in digits for c in body):
+        return None
+    return sign * int(body, base)
+
+
 def _parse_token(token: str, text: str) -> int:
     if not token:
         raise ValueError(f"CloneFlags.parse: empty flag in {text!r}")
     if token[0].isdigit() or token[0] in "+-":
         try:
-            return _check_value(int(token, 0))
+            value = _number(token)  # (int() refuses one of thousands of digits)
+            if value is None:
+                raise ValueError("not a decimal, 0x, 0o or 0b integer of ASCII digits")
+            return _check_value(value)
         except ValueError as exc:
             raise ValueError(f"CloneFlags.parse: bad number {token!r} in {text!r}: {exc}") from None
     name = token.upper()

@@ -372,3 +372,17 @@ def test_check_refuses_a_cgroup_this_host_cannot_give(tmp_path: Path) -> None:
         res = counted([PYFORKEXEC, "exec", "--check", "--spec", spec])
         assert res.returncode == 1 and res.stderr.startswith(
             f"pyforkexec: spec: sys.cgroup: the {missing[0]} controller is not available in {root}"), res
+
+
+def test_a_spec_without_files_runs_with_the_launchers_closed_stdin(tmp_path: Path) -> None:
+    """No proc.files: the default is the launcher's standard streams, and one it does not have is
+    closed in the program too (as unshare and util-linux run it), not a refusal naming
+    proc.files[0], which the document does not have. Given, a closed fd is still refused."""
+    spec = write(tmp_path, doc(["sh", "-c", "echo ran; ls /proc/self/fd/0 2>/dev/null || echo no stdin"]))
+    res = run([PYFORKEXEC, "exec", "--spec", spec], stdin=None, preexec_fn=lambda: os.close(0))
+    assert (res.returncode, res.stdout) == (0, "ran\nno stdin\n"), res.stderr
+    d = doc(["true"])
+    d["proc"]["files"] = [0, 1, 2]
+    given = write(tmp_path, d, "given.json")
+    res = run([PYFORKEXEC, "exec", "--spec", given], preexec_fn=lambda: os.close(0))
+    assert res.returncode == 1 and "proc.files[0]: fd 0 is not open" in res.stderr

@@ -96,3 +96,10 @@ sys.exit(main(["flags", "0x1"]))
 """
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (res.returncode, res.stderr) == (-signal.SIGINT, "")
+
+
+@pytest.mark.parametrize("arg", ["", " "])
+def test_an_empty_argument_is_refused(arg: str) -> None:
+    res = pfe("flags", arg)
+    assert (res.returncode, res.stdout) == (1, "")
+    assert res.stderr.startswith("pyforkexec flags: an empty argument: give clone flag names or a number")

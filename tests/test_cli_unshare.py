@@ -522,3 +522,14 @@ def test_any_bundle_of_short_options_is_util_linux_s(bundle: str) -> None:
     if ours.returncode == 0:
         assert differing("\n".join(ours.stdout.splitlines()[2:])) == \
             differing("\n".join(theirs.stdout.splitlines()[2:])), bundle
+
+
+def test_a_root_that_is_no_directory_is_named_not_the_command(tmp_path: Path) -> None:
+    """util-linux fails to change into it; the lookup of the command inside it used to answer first
+    (127, "executable file not found in $PATH"), naming neither --root nor the reason."""
+    (tmp_path / "file").write_text("")
+    cases = ((tmp_path / "none", "No such file or directory"), (tmp_path / "file", "Not a directory"))
+    for root, why in cases:
+        res = pfe("unshare", f"--root={root}", "pwd")
+        said = f"pyforkexec: --root: cannot change root directory to '{root}': {why}\n"
+        assert (res.returncode, res.stderr) == (125, said)

@@ -194,3 +194,18 @@ def test_parse_errors_name_the_token(text, token):
 def test_parse_needs_a_string():
     with pytest.raises(TypeError):
         CloneFlags.parse(0x20000)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("token", ["\u0663", "1_000", "0x", "0b2", "0o8", "+-1", "0x1_0", "\uff11"])
+def test_a_number_is_ascii_digits_of_one_base(token: str) -> None:
+    """int(x, 0) took non-ASCII digits and underscores (and said "invalid literal for int()" of
+    ``0x``): each is a bad number, naming the token."""
+    with pytest.raises(ValueError, match=rf"^CloneFlags\.parse: bad number {re.escape(repr(token))} in .*: "
+                                          "not a decimal, 0x, 0o or 0b integer of ASCII digits$"):
+        CloneFlags.parse(token)
+
+
+@pytest.mark.parametrize(("token", "value"), [("010", 10), ("0x10", 16), ("0X1f", 31), ("0o17", 15),
+                                              ("0b101", 5), ("+7", 7), ("-0", 0)])
+def test_numbers_of_each_base(token: str, value: int) -> None:
+    assert int(CloneFlags.parse(token)) == value

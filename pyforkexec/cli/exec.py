@@ -32,7 +32,7 @@ from ..lookpath import find_program
 from ..sandbox.landlock import landlock_abi
 from ..service.notify import Notifier
 from .failure import EXIT_NOT_FOUND, Failure, die, exit_status
-from .launch import environ_list, spawn_and_wait
+from .launch import environ_list, inherited_files, spawn_and_wait
 from .options import HELP, NONE, REQUIRED, VERSION, Command, Opt, parse_or_fail
 
 CMD = Command(
@@ -94,6 +94,8 @@ def main(argv: Sequence[str]) -> NoReturn:
     # A SpecError (a ValueError: bad input) ends in run_command with status 1, like a bad option value.
     spec = specmod.read(path)
     spec.argv += parsed.rest
+    if not spec.files_given:  # the default: the standard streams this launcher has (closed: closed)
+        spec.attr.files = inherited_files()[:3]
     specmod.check(spec)
     specmod.check_on_host(spec)
     report_landlock(spec)

@@ -95,6 +95,8 @@ def main(argv: Sequence[str]) -> int:
     parsed = parse_or_fail(CMD, argv)
     value: Optional[int] = None
     if parsed.rest:
+        if not all(arg.strip() for arg in parsed.rest):
+            CMD.fail("an empty argument: give clone flag names or a number")
         try:
             value = int(CloneFlags.parse(",".join(parsed.rest)))
         except ValueError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from typing import Callable, NoReturn, Optional
@@ -15,7 +16,7 @@ from ..service.exit import exit_like
 from ..service.supervise import run_as_parent
 from ..validate import cap_last_cap
 from .blame import Restate
-from .failure import EXIT_NOT_FOUND, die
+from .failure import EXIT_NOT_FOUND, EXIT_SETUP, die
 
 
 def inherited_files() -> list[Optional[int]]:
@@ -45,9 +46,18 @@ def program_and_argv(rest: Sequence[str]) -> tuple[Optional[str], list[str]]:
     return shell, ["-" + os.path.basename(shell)]
 
 
-def resolve_program(rest: Sequence[str], root: str = "") -> tuple[str, list[str]]:
-    """(argv0, argv) for fork_exec: the command looked up in $PATH; exits 127 when it is not found."""
+def resolve_program(rest: Sequence[str], root: str = "", shown_root: str = "") -> tuple[str, list[str]]:
+    """(argv0, argv) for fork_exec: the command looked up in $PATH inside ``root`` (``shown_root``: as
+    the user named it); exits 125 when the root is no directory (as util-linux, which fails to change
+    into it, before any lookup), 127 when the command is not found."""
     argv0, argv = program_and_argv(rest)
+    if root and not os.path.isdir(root):
+        try:
+            os.stat(root)
+            why = os.strerror(errno.ENOTDIR)
+        except OSError as e:
+            why = e.strerror
+        die(f"--root: cannot change root directory to '{shown_root or root}': {why}", EXIT_SETUP)
     if argv0 is None:
         found = find_program(argv[0], os.environ.get("PATH"), root)
         if found is None:

@@ -23,15 +23,14 @@ from typing import NoReturn, Optional, Union
 from .. import flags as F
 from ..attrs import Credential, ProcAttr, SetNS, SysProcAttr
 from ..child import _child
-from ..lookpath import find_program
 from ..sandbox.cgroup import find_cgroup2
 from .blame import blamer
-from .failure import EXIT_NOT_FOUND, SetupError, die
+from .failure import SetupError, die
 from .launch import (
     environ_list,
     inherited_files,
     kept_caps,
-    program_and_argv,
+    resolve_program,
     setgroups_denied,
     spawn_and_wait,
 )
@@ -327,18 +326,12 @@ def target_cgroup_fd(pid: int) -> int:
 def lookup(r: Request, root: str, rest: Sequence[str]) -> tuple[str, list[str]]:
     """The command, found in $PATH as the child will see it: in the target's root when its mount
     namespace is joined from the target."""
-    program, argv = program_and_argv(rest)
-    if program is not None:
-        return program, argv
     view = ""
     if r.namespaces.get(MNT, "") is None:
         view = f"/proc/{r.target}/root"
     if root:
         view = os.path.join(view, root.lstrip("/")) if view else root
-    found = find_program(argv[0], os.environ.get("PATH"), view)
-    if found is None:
-        die(f'exec: "{argv[0]}": executable file not found in $PATH', EXIT_NOT_FOUND)
-    return found, argv
+    return resolve_program(rest, view, root)
 
 
 def main(argv: Sequence[str]) -> NoReturn:

@@ -39,6 +39,7 @@ class Spec:
     attr: ProcAttr
     argv0: Optional[str] = None
     wait: bool = True
+    files_given: bool = True  # whether the document gave proc.files (else ProcAttr's default, 0 1 2)
 
     @property
     def program(self) -> str:
@@ -90,7 +91,7 @@ def load_spec(doc: object) -> Spec:
         raise SpecError("proc", f"expected a ProcAttr object or null, got {json_type(proc)}")
     attr = load_dataclass(ProcAttr, proc or {}, "proc", skip=("sys",))
     attr.sys = convert(doc.get("sys"), Optional[SysProcAttr], "sys")
-    return Spec(argv=argv, attr=attr, argv0=argv0, wait=wait)
+    return Spec(argv=argv, attr=attr, argv0=argv0, wait=wait, files_given="files" in (proc or {}))
 
 
 def load(doc: object) -> tuple[str, list[str], ProcAttr]:
