@@ -22,9 +22,10 @@ description:
     again once it is pinned, and must have started its program (a launcher's child still being set up
     may be in the host's namespaces), else the task is unreachable too.
   - A namespace asked for in O(namespaces) that is this host's own (there is nothing to enter), or by
-    default a target in none of its own namespaces, is refused, as the task would run on the host.
+    default a target with none of its own mount, net, pid or ipc namespace (a user namespace alone), is
+    refused, as the task would run on the host.
   - None of those files stays open in a command; a command interrupted (the task's C(timeout),
-    a Ctrl-C) is killed with what it started. A file that cannot be put whole is removed; a file
+    a Ctrl-C) is killed with what it started (not what left for a session of its own). A file put or
     fetched replaces the destination only once it came whole.
   - Ansible's remote temporary directory defaults to the target's own C(/tmp) (inside its mount namespace)
     instead of C(~/.ansible/tmp), which root mapped into a user namespace, or a read-only root, cannot
@@ -35,7 +36,7 @@ author:
   - pyforkexec developers (@pyforkexec)
 requirements:
   - C(nsenter) (util-linux) where Ansible runs, and root there
-  - A POSIX shell, C(dd), C(rm) and C(/dev/null) in the target's filesystem (Ansible removes its
+  - A POSIX shell, C(dd), C(mv), C(rm) and C(/dev/null) in the target's filesystem (Ansible removes its
     temporary files with C(rm) and sends output to C(/dev/null)), and Python for modules
   - "A C(/tmp) in the target that its root (mapped root, with a user namespace) can write: the host's, a
     O(pyforkexec.isolation.service#module:mounts) entry V({type: tmpfs, target: /tmp}), or a directory given
@@ -142,6 +143,34 @@ display = Display()
 TARGET_REMOTE_TMP = "/tmp"
 
 
+def _descendants(pid):
+    """The processes below ``pid``, deepest first (/proc's children lists, each thread's)."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as f:
+            for child in map(int, f.read().split()):
+                found += [*_descendants(child), child]
+    return found
+
+
+def _kill_tree(pid):
+    """SIGKILL ``pid`` and every process below it, again until none is left (one may fork meanwhile).
+    One that left for a session of its own and was handed to an init is no longer below it."""
+    for _round in range(10):
+        below = _descendants(pid)
+        for victim in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        if not below:
+            break
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
 def _umask():
     """This process's umask, as /proc shows it (os.umask can only read it by changing it)."""
     with open("/proc/self/status") as f:
@@ -211,21 +240,21 @@ class Connection(ConnectionBase):
         argv = self._argv(cmd)
         display.vvv(f"EXEC {argv}", host=self.get_option("remote_addr"))
         with affinity.of_process(self.pid):
-            # A process group of its own: what it started inside goes with it (_communicate).
-            # nsenter opens the files through this process's /proc entry (Captured.options), so that
-            # none of them stays open in the command, holding the target's namespaces after the play.
+            # In this worker's process group, which Ansible's worker kills on a Ctrl-C before it exits
+            # (no exception runs here then). nsenter opens the files through this process's /proc
+            # entry (Captured.options), so that none of them stays open in the command, holding the
+            # target's namespaces after the play.
             return subprocess.Popen([to_bytes(a, errors="surrogate_or_strict") for a in argv], stdin=stdin,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     @staticmethod
     def _communicate(p, in_data=None):
-        """p.communicate(); on any exception (a task's timeout, a Ctrl-C) nsenter and what it started
-        in the target (its process group) are killed and reaped before the exception goes on."""
+        """p.communicate(); on an exception here (a task's timeout) nsenter and what it started in the
+        target (its descendants) are killed and reaped before the exception goes on."""
         try:
             return p.communicate(in_data)
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
+            _kill_tree(p.pid)
             p.communicate()
             raise
 
@@ -245,11 +274,14 @@ class Connection(ConnectionBase):
         out_path = self._absolute(out_path)
         display.vvv(f"PUT {in_path} TO {out_path}", host=self.get_option("remote_addr"))
         out = shlex.quote(out_path)
+        # Into a new file beside the destination, which takes its place once it came whole: a transfer
+        # that fails, or is killed, leaves the destination as it was (and at worst that new file).
+        part = shlex.quote(os.path.join(os.path.dirname(out_path), f".nsenter-put-{os.getpid()}-{id(self)}"))
         try:
             with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as src:
                 count = "" if os.fstat(src.fileno()).st_size else " count=0"
-                # no part of a file: one that could not be written whole is removed
-                p = self._popen(f"dd of={out} bs={BUFSIZE}{count} || {{ rm -f {out}; exit 1; }}", stdin=src)
+                p = self._popen(f"dd of={part} bs={BUFSIZE}{count} && mv -f {part} {out} "
+                                f"|| {{ rm -f {part}; exit 1; }}", stdin=src)
                 stdout, stderr = self._communicate(p)
         except OSError as e:
             raise AnsibleError(f"failed to transfer {in_path} to {out_path}: {to_native(e)}") from e

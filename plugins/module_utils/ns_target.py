@@ -23,6 +23,11 @@ KINDS = {"user": "user", "cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "net": 
          "mount": "mnt", "time": "time"}
 
 
+# The namespaces that keep what a command reaches from the host's: a target with none of them of its
+# own (a user namespace alone, or with uts) runs in the host's files, network and processes.
+RESOURCES = ("mount", "net", "pid", "ipc")
+
+
 class TargetGone(Exception):
     """The target process has ended (or could not be opened): nothing may run in its place."""
 
@@ -40,8 +45,9 @@ class Captured:
     process meanwhile. Such a process must also have exec'd its program: before that it is its
     launcher's copy, still being set up, perhaps still in the host's namespaces and root.
 
-    NotIsolated when a namespace asked for is the caller's own, or (all by default) when every one the
-    target has is: a command would run on the host as though entered."""
+    NotIsolated when a namespace asked for is the caller's own, or (all by default) when the target
+    has none of the RESOURCES namespaces of its own: a command would run on the host as though
+    entered."""
 
     def __init__(self, pid, kinds=None, confirm=None):
         self.pid = pid
@@ -91,9 +97,9 @@ class Captured:
         if explicit and own:
             raise NotIsolated(f"namespaces: {own[0]}: process {self.pid} is in this host's own {own[0]} "
                               "namespace: there is nothing to enter, a command would run in the host's")
-        if not explicit and own and len(own) == len([k for k in self.fds if k in KINDS]):
-            raise NotIsolated(f"process {self.pid} is in none of its own namespaces: a command would run "
-                              "on the host")
+        if not explicit and not any(k in self.fds and k not in own for k in RESOURCES):
+            raise NotIsolated(f"process {self.pid} has none of its own {', '.join(RESOURCES)} namespaces: "
+                              "a command would reach the host's files, network and processes")
 
     def _identify(self):
         try:

@@ -114,7 +114,7 @@ gone_accounts:
   description:
     - With O(state=present), the accounts to remove after the services converge, that no service to be
       kept runs as. Those the role created for the services in state C(absent), and those the accounts
-      module made that a service of the run ran as before its O(services[].user) changed (unless the spec of
+      module made that a service of the run ran as before its C(user) changed (unless the spec of
       a service outside the run uses them, or a spec on the host cannot be read).
   returned: after the look
   type: list

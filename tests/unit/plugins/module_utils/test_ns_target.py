@@ -89,11 +89,15 @@ def test_a_namespace_asked_for_that_is_the_hosts_own_is_refused(target):
         Captured(target.pid, ["uts", "pid"])
 
 
-def test_a_target_in_none_of_its_own_namespaces_is_refused():
-    """By default every namespace the target has is entered: a process of the host enters nothing."""
-    host = subprocess.Popen(["sleep", "60"])
+@pytest.mark.parametrize("unshare", [[], ["--user", "--map-root-user"],
+                                     ["--user", "--map-root-user", "--uts"]])
+def test_a_target_in_none_of_its_own_resource_namespaces_is_refused(unshare):
+    """By default every namespace the target has is entered: a process of the host, or one in a user
+    (and uts) namespace alone, keeps nothing of the host's files, network or processes from a command."""
+    host = subprocess.Popen(["unshare", *unshare, "sleep", "60"] if unshare else ["sleep", "60"])
     try:
-        with pytest.raises(NotIsolated, match="is in none of its own namespaces"):
+        time.sleep(0.2)  # unshare has exec'd sleep
+        with pytest.raises(NotIsolated, match="has none of its own mount, net, pid, ipc namespaces"):
             Captured(host.pid)
     finally:
         host.kill()
