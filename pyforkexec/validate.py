@@ -235,7 +235,11 @@ def validate(sys_attr: SysProcAttr, attr: ProcAttr,
     ambient = check_list("SysProcAttr.ambient_caps", sys_attr.ambient_caps, "capability numbers")
     for i, cap in enumerate(ambient):
         check_int(f"SysProcAttr.ambient_caps[{i}]", cap, 0, min(last, 63))
-    check_int("SysProcAttr.cgroup_fd", sys_attr.cgroup_fd, 0, MAX_FD)
+    if check_int("SysProcAttr.cgroup_fd", sys_attr.cgroup_fd, 0, MAX_FD) and not sys_attr.use_cgroup_fd:
+        fail("SysProcAttr.cgroup_fd", "is used only with use_cgroup_fd, which is not set")
+    if sys_attr.gid_mappings_enable_setgroups and sys_attr.gid_mappings is None:
+        fail("SysProcAttr.gid_mappings_enable_setgroups", "is used only with gid_mappings, which are not "
+             "given")
     check_go_landlock(sys_attr)
     check_setns(sys_attr.setns)
     return clone, unshare, check_extensions(sys_attr, clone, unshare)
@@ -245,7 +249,11 @@ def check_go_landlock(sys_attr: SysProcAttr) -> None:
     """Go 1.28's fields. Go passes them to landlock_restrict_self as they are; an fd that is not a
     ruleset would fail there (EBADF, or EBADFD) after the clone, so it is refused here instead."""
     fd = check_int("SysProcAttr.landlock_fd", sys_attr.landlock_fd, -1, MAX_FD)
-    check_int("SysProcAttr.landlock_flags", sys_attr.landlock_flags, 0, 2**32 - 1)
+    flags = check_int("SysProcAttr.landlock_flags", sys_attr.landlock_flags, 0, 2**32 - 1)
+    if not sys_attr.use_landlock and (fd > 0 or flags):  # a ruleset given but never applied
+        name = "landlock_fd" if fd > 0 else "landlock_flags"
+        fail(f"SysProcAttr.{name}", "is used only with use_landlock, which is not set: the child would "
+             "run without the ruleset")
     if sys_attr.use_landlock and fd >= 0 and not is_ruleset_fd(fd):
         fail("SysProcAttr.landlock_fd", f"fd {fd} is not an open Landlock ruleset in this process "
              "(use_landlock restricts the child to it)")

@@ -295,7 +295,8 @@ def test_the_sandbox_cgroup_is_removed_after_the_process(tmp_path: Path, cgroup_
 @pytest.mark.parametrize("wait", [True, False])
 def test_a_cgroup_error_is_a_message_and_exit_125(tmp_path: Path, wait: bool) -> None:
     root = cgroup_root()
-    d = doc(["true"], cgroup={"path": "cgroup.procs/x"})  # below a file: mkdir fails
+    # below a file: mkdir fails. Detached, the launcher cannot remove it after: remove false
+    d = doc(["true"], cgroup={"path": "cgroup.procs/x", "remove": wait})
     d["wait"] = wait
     res = pfe("exec", "--spec", write(tmp_path, d))
     assert (res.returncode, res.stdout) == (125, "")

@@ -183,3 +183,15 @@ def test_every_extension_field_is_checked() -> None:
     for name in extensions:
         assert has_extensions(SysProcAttr(**{name: EXAMPLES[name]})), name
     assert not has_extensions(SysProcAttr()) and check_extensions(SysProcAttr(), 0, 0) is None
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"cgroup_fd": 5}, "cgroup_fd"),
+    ({"gid_mappings_enable_setgroups": True, "cloneflags": pf.CLONE_NEWUSER},
+     "gid_mappings_enable_setgroups"),
+])
+def test_a_field_its_flag_does_not_use_is_refused(kw: dict, field: str) -> None:
+    """Go reads cgroup_fd only with use_cgroup_fd, gid_mappings_enable_setgroups only with gid
+    mappings: given alone, each was accepted and dropped."""
+    with pytest.raises(ValueError, match=rf"^SysProcAttr\.{field}: is used only with"):
+        fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(**kw)))

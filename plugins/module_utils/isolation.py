@@ -733,7 +733,7 @@ def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, 
         unshareflags=_flags("unshareflags", params["unshareflags"]),
         uid_mappings=uid_map,
         gid_mappings=gid_map,
-        gid_mappings_enable_setgroups=params["setgroups"] == "allow",
+        gid_mappings_enable_setgroups=params["setgroups"] == "allow",  # without gid maps: refused
         credential=_credential(params, origins, on_host),
         setns=_setns(params, clone, origins, on_host, netns_made),
         hostname=params["hostname"],

@@ -409,7 +409,8 @@ def build(r: Request, rest: Sequence[str]) -> tuple[str, list[str], ProcAttr]:
     clone, unshare = place_flags(r)
     argv0, argv = resolve_program(rest, r.root)
     wd = r.wd or ("/" if r.root else None)
-    enable_setgroups = r.setgroups == "allow" or (bool(r.group_ranges) and r.setgroups != "deny")
+    enable_setgroups = gids is not None and (r.setgroups == "allow" or (bool(r.group_ranges)
+                                                                        and r.setgroups != "deny"))
     sys_attr = SysProcAttr(
         cloneflags=clone, unshareflags=unshare, uid_mappings=uids, gid_mappings=gids,
         gid_mappings_enable_setgroups=enable_setgroups,

@@ -81,7 +81,7 @@ def landlock_abi() -> int:
     cap = os.environ.get(ABI_ENV)
     if cap is None:
         return _kernel_abi
-    if not cap.isdigit():
+    if not (cap.isascii() and cap.isdigit()):
         fail(ABI_ENV, f"must be a Landlock ABI version (0 or more), got {cap!r}")
     return min(_kernel_abi, int(cap))
 

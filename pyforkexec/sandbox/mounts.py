@@ -246,12 +246,24 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0) -> Optional[
     if check_bool(f"{field}.optional", m.optional):
         if not bind:
             fail(f"{field}.optional", "only a bind mount can be optional (left out if its source is missing)")
-        if os.path.normpath(root or b"/") == b"/":  # no new root, or chroot("/")
+        if _is_this_root(root):  # no new root, or one that is this process's / (chroot "//", a link)
             fail(f"{field}.optional", "needs a new root (pivot_root or chroot): without one, a bind left out "
                  "leaves its target as the host has it (a bind meant to hide it would hide nothing)")
         if not os.path.exists(source or b""):  # followed as mount(2) follows it: a dangling link is missing
             return None
     return ResolvedMount(source, target, fstype, flags, data, mkdirs, file_target, idmap, index, root)
+
+
+def _is_this_root(root: bytes) -> bool:
+    """Whether ``root`` (b"": none) is this process's / however it is spelled ("//", a link to it,
+    /proc/self/root); one that does not exist yet (made by the mounts) is a new root."""
+    if not root:
+        return True
+    try:
+        st, here = os.stat(root), os.stat(b"/")
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
 
 
 def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, int, None]:

@@ -30,10 +30,18 @@ def check(spec: Spec) -> None:
     except (ValueError, TypeError) as e:
         field, sep, rule = _spec_path(str(e)).partition(": ")
         raise SpecError(field if sep else "", rule if sep else field) from None
-    if not spec.wait and spec.attr.sys is not None and spec.attr.sys.pdeathsig:
+    attr = spec.attr.sys
+    if not spec.wait and attr is not None and attr.pdeathsig:
         # The launcher exits once the program has started: the signal would kill it at once.
         raise SpecError("sys.pdeathsig", "is sent when the launcher exits, which it does at once with "
                         '"wait": false: leave one of them out')
+    if not spec.wait and attr is not None and attr.cgroup is not None \
+            and (attr.cgroup.kill_remaining or attr.cgroup.remove):
+        raise SpecError("sys.cgroup", 'kill_remaining and remove happen once the program has ended, which '
+                        'a launcher with "wait": false does not see: set both false, or wait')
+    if attr is not None and attr.ptrace:
+        raise SpecError("sys.ptrace", "stops the program at its execve for a tracer, and the launcher is "
+                        "none: it would wait for ever")
 
 
 def check_on_host(spec: Spec) -> None:

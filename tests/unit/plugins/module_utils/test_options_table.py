@@ -153,7 +153,9 @@ def test_every_option_has_an_example():
 
 @pytest.mark.parametrize("option", iso.ISOLATION_OPTIONS, ids=lambda option: option.name)
 def test_an_option_builds_the_fields_its_row_names(option):
-    changed = _built_fields({option.name: EXAMPLES[option.name]})
+    needs = {"setgroups": {"namespaces": ["user"], "gid_map": [{"container_id": 0, "host_id": 0}]}}
+    changed = _built_fields({**needs.get(option.name, {}), option.name: EXAMPLES[option.name]})
+    changed -= set(_built_fields(needs[option.name])) if option.name in needs else set()
     named = set(option.fields + option.also)
     assert changed, f"{option.name} changed no field"
     assert changed <= named, f"{option.name} also changed {sorted(changed - named)}: its row must say so"
