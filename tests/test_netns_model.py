@@ -516,3 +516,40 @@ def test_a_subnet_already_in_place_or_on_a_link_the_plan_removes_is_not_in_the_w
     actions = m.plan_present(state, wanted(**options))
     assert actions.index(("del_veth", "veth-web")) < actions.index(("add_addr", "host", "veth-web2",
                                                                      "10.44.0.1/24"))
+
+
+V6 = dict(name="eth0", peer="v0", addresses=["fd00::2/64"])
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    (dict(veths=[V6], sysctls={"net.ipv6.conf.all.disable_ipv6": 1}),
+     "sysctls: net.ipv6.conf.all.disable_ipv6: 1 takes IPv6 off eth0, which has IPv6 addresses or routes "
+     "(declare net.ipv6.conf.eth0.disable_ipv6: 0"),
+    (dict(veths=[V6], sysctls={"net.ipv6.conf.eth0.disable_ipv6": 1}),
+     "sysctls: net.ipv6.conf.eth0.disable_ipv6: 1 takes IPv6 off eth0"),
+    (dict(veths=[V6], sysctls={"net.ipv6.conf.default.disable_ipv6": "0x1"}),
+     "sysctls: net.ipv6.conf.default.disable_ipv6: 1 takes IPv6 off eth0"),
+    (dict(veths=[dict(name="eth0", peer="v0", mtu=1200)], sysctls={"net.ipv6.conf.eth0.accept_dad": 0}),
+     "sysctls: net.ipv6.conf.eth0.accept_dad: eth0's MTU 1200 is below 1280"),
+    (dict(veths=[V6], sysctls={"net.ipv4.ip_forward": 0, "net.ipv4.conf.all.forwarding": 1}),
+     "sysctls: net.ipv4.ip_forward 0 and net.ipv4.conf.all.forwarding 1 are one switch"),
+])
+def test_sysctls_the_links_cannot_take_are_refused_before_anything_changes(wanted, options, error):
+    """Each was planned (check mode said so), then failed halfway through the run."""
+    with pytest.raises(m.ModelError) as e:
+        wanted(**options)
+    assert str(e.value).startswith(error)
+
+
+def test_a_link_that_keeps_ipv6_under_an_all_switch_is_accepted(wanted):
+    sysctls = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.eth0.disable_ipv6": 0}
+    assert wanted(veths=[V6], sysctls=sysctls)["sysctls"]["net.ipv6.conf.eth0.disable_ipv6"] == "0"
+
+
+@pytest.mark.parametrize(("value", "printed"), [("0x0", "0"), ("01", "1"), ("00", "0"), ("010", "8"),
+                                                ("0x10 020", "16 16"), ("-1", "-1"), (" 4\t5 ", "4 5"),
+                                                ("cubic", "cubic"), ("08", "08"), (True, "1"), (7, "7")])
+def test_a_sysctl_value_is_compared_as_the_kernel_prints_it(value, printed):
+    """Integer sysctls read C's base-0 syntax and print decimal: "01" never converged (each run
+    wrote it again, then failed: the kernel keeps 1)."""
+    assert m.sysctl_value(value) == printed

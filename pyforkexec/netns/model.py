@@ -245,8 +245,37 @@ def desired(params):
         if isinstance(value, float):
             raise ModelError(f"sysctls: {key}: {value} is not a sysctl value (an integer, or a string)")
         sysctls[key] = sysctl_value(value)
+    _check_sysctls_with_links(sysctls, veths, routes)
     return dict(name=name, loopback=params.get("loopback", True), bridges=bridges, veths=veths,
                 routes=sorted(routes, key=route_text), sysctls=sysctls)
+
+
+def _check_sysctls_with_links(sysctls, veths, routes):
+    """Refuse, before anything changes, sysctls the kernel cannot take along with the links declared:
+    two spellings of one switch set apart (``ip_forward`` is ``conf.all.forwarding``); IPv6 turned off
+    (``disable_ipv6``: the link's own, else ``all``'s; for a link made later, ``default``'s when the
+    link declares none) on a link with IPv6 addresses or routes; an IPv6 setting of a link whose MTU
+    takes IPv6 off it (below 1280, where the kernel removes that link's ``ipv6.conf`` directory)."""
+    v4 = [sysctls.get(k) for k in ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding")]
+    if None not in v4 and v4[0] != v4[1]:
+        raise ModelError(f"sysctls: net.ipv4.ip_forward {v4[0]} and net.ipv4.conf.all.forwarding {v4[1]} are "
+                         "one switch: give one value (or one of them)")
+    for inside, want in veths.items():
+        ipv6 = _has_ipv6(want["addresses"]) or any(r["dev"] == inside and route_family(r) == 6
+                                                   for r in routes)
+        own = sysctls.get(f"net.ipv6.conf.{inside}.disable_ipv6")
+        for key in (f"net.ipv6.conf.{inside}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6",
+                    "net.ipv6.conf.default.disable_ipv6"):
+            mine = key.endswith(f".{inside}.disable_ipv6")
+            if ipv6 and sysctls.get(key) == "1" and (own is None or mine):
+                keep = "" if mine else f" (declare net.ipv6.conf.{inside}.disable_ipv6: 0 to keep it there)"
+                raise ModelError(f"sysctls: {key}: 1 takes IPv6 off {inside}, which has IPv6 addresses or "
+                                 f"routes{keep}")
+        if want["mtu"] is not None and want["mtu"] < IPV6_MIN_MTU:
+            for key in sysctls:
+                if key.startswith(f"net.ipv6.conf.{inside}.") or key.startswith(f"net.ipv6.neigh.{inside}."):
+                    raise ModelError(f"sysctls: {key}: {inside}'s MTU {want['mtu']} is below {IPV6_MIN_MTU}, "
+                                     "where the kernel takes IPv6 off the link with its settings")
 
 
 def _check_not_the_kernels(route, veths):
@@ -355,10 +384,29 @@ def _shown_metric(route):
 
 
 def sysctl_value(value):
-    """A sysctl value as the kernel prints it, whitespace-normalized; booleans as 1/0."""
+    """A sysctl value as the kernel prints it: whitespace-normalized, booleans as 1/0, and each word
+    that is an integer as C reads it with base 0 (``0x10``, ``010``: what the kernel's integer
+    sysctls take) in decimal, as they print it back."""
     if isinstance(value, bool):
         return "1" if value else "0"
-    return " ".join(str(value).split())
+    return " ".join(_c_integer(word) for word in str(value).split())
+
+
+def _c_integer(word):
+    """``word`` in decimal when it is an integer in C's base-0 syntax (0x hex, leading-0 octal), else
+    as it is."""
+    sign, body = (word[0], word[1:]) if word[:1] in "+-" else ("", word)
+    if not body.isascii() or not body:
+        return word
+    if body[:2].lower() == "0x" and len(body) > 2 and all(c in "0123456789abcdefABCDEF" for c in body[2:]):
+        number = int(body[2:], 16)
+    elif body[0] == "0" and all(c in "01234567" for c in body):
+        number = int(body, 8)
+    elif body.isdigit() and body[0] != "0":
+        number = int(body)
+    else:
+        return word
+    return str(-number if sign == "-" else number)
 
 
 def _route_matches(have, want, devs=()):
