@@ -123,7 +123,11 @@ def test_missing_version_and_duplicate_keys(tmp_path: Path) -> None:
 
 def test_exit_statuses(tmp_path: Path) -> None:
     assert pfe("exec", "--spec", write(tmp_path, doc(["sh", "-c", "exit 3"]))).returncode == 3
-    res = pfe("exec", "--spec", write(tmp_path, doc(["/nonexistent"])))
+    res = pfe("exec", "--spec", write(tmp_path, doc(["/nonexistent"])))  # refused before the start
+    assert (res.returncode, res.stderr) == (127, 'pyforkexec: exec: "/nonexistent": no such file or '
+                                                 'directory\n')
+    tmpfs = {"target": "/mnt", "fstype": "tmpfs", "source": "t"}  # mounts could bring it: the start tells
+    res = pfe("exec", "--spec", write(tmp_path, doc(["/nonexistent"], cloneflags=["newns"], mounts=[tmpfs])))
     assert (res.returncode, res.stderr) == (127, "pyforkexec: fork/exec /nonexistent: no such file or "
                                                  "directory (at execve)\n")
     d = doc(["true"])
@@ -387,3 +391,13 @@ def test_a_spec_without_files_runs_with_the_launchers_closed_stdin(tmp_path: Pat
     given = write(tmp_path, d, "given.json")
     res = run([PYFORKEXEC, "exec", "--spec", given], preexec_fn=lambda: os.close(0))
     assert res.returncode == 1 and "proc.files[0]: fd 0 is not open" in res.stderr
+
+
+def test_check_refuses_a_program_that_is_not_there(tmp_path: Path) -> None:
+    """An absolute argv[0] (no new root, no mounts that could bring it): --check said OK, and the start
+    then failed with 127."""
+    spec = write(tmp_path, doc(["/nonexistent/pfe-program"]))
+    for args in (["--check"], []):
+        res = pfe("exec", *args, "--spec", spec)
+        assert (res.returncode, res.stdout) == (127, ""), res
+        assert res.stderr == 'pyforkexec: exec: "/nonexistent/pfe-program": no such file or directory\n'

@@ -20,6 +20,7 @@ from helpers.marks import needs_root
 pytestmark = needs_root
 ENV = ["PATH=/usr/bin:/bin"]
 NO_DIR = {"target": "/no/such/dir", "fstype": "tmpfs", "source": "t", "mkdir": False}
+TMPFS = {"target": "/mnt", "fstype": "tmpfs", "source": "t"}
 
 
 class Manager:
@@ -84,7 +85,9 @@ def test_ready_comes_with_a_detached_process_too(tmp_path: Path, manager: Manage
 
 
 @pytest.mark.parametrize("argv,extra,status,cause", [
-    (["/nonexistent/program"], {}, 127, "no such file or directory (at execve)"),
+    (["/nonexistent/program"], {}, 127, 'exec: "/nonexistent/program": no such file or directory'),
+    (["/nonexistent/program"], {"sys": {"cloneflags": ["newns"], "mounts": [TMPFS]}}, 127,
+     "no such file or directory (at execve)"),  # mounts could bring it: the start tells
     (["no-such-program-anywhere"], {}, 127, 'exec: "no-such-program-anywhere": executable file not found'),
     (["true"], {"sys": {"cloneflags": ["newns"], "mounts": [NO_DIR]}}, 125,
      "spec: sys.mounts[0] (/no/such/dir): fork/exec"),

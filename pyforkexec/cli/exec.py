@@ -51,12 +51,17 @@ CMD = Command(
 
 def program(spec: specmod.Spec) -> str:
     """argv0, or argv[0] looked up in the PATH the process gets (inside its chroot, if any)."""
+    sys_attr = spec.attr.sys
     if spec.argv0 is not None or "/" in spec.argv[0]:
-        return spec.program
+        found = spec.program
+        as_here = sys_attr is None or not (sys_attr.chroot or sys_attr.pivot_root or sys_attr.mounts)
+        if as_here and os.path.isabs(found) and not os.path.exists(found):  # as the start would find it
+            die(f'exec: "{found}": no such file or directory', EXIT_NOT_FOUND)
+        return found
     env = spec.attr.env
     path = os.environ.get("PATH") if env is None else next(
         (os.fsdecode(e)[5:] for e in env if os.fsdecode(e).startswith("PATH=")), None)
-    root = spec.attr.sys.chroot if spec.attr.sys is not None else ""
+    root = sys_attr.chroot if sys_attr is not None else ""
     found = find_program(spec.argv[0], path, root)
     if found is None:
         die(f'exec: "{spec.argv[0]}": executable file not found in $PATH', EXIT_NOT_FOUND)
