@@ -32,10 +32,13 @@ def new_attr(flags: int) -> fe.ProcAttr:
     cloneflags = fe.CloneFlags(flags)
     if not flags:
         return fe.ProcAttr()
+    # The work of the C loop and of Go: a CLONE_NEWNS clone flag leaves / as it is ("unchanged"; the
+    # default makes it private, one mount(2) more: benchmarks/README.md)
+    propagation = "unchanged" if flags & fe.CLONE_NEWNS else "private"
     if not flags & fe.CLONE_NEWUSER:
-        return fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=cloneflags))
+        return fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=cloneflags, mount_propagation=propagation))
     return fe.ProcAttr(sys=fe.SysProcAttr(
-        cloneflags=cloneflags,
+        cloneflags=cloneflags, mount_propagation=propagation,
         uid_mappings=[fe.SysProcIDMap(container_id=0, host_id=os.getuid(), size=1)],
         gid_mappings=[fe.SysProcIDMap(container_id=0, host_id=os.getgid(), size=1)]))
 

@@ -35,8 +35,9 @@ Stats = dict[str, float]  # median_us, p25_us, p90_us, min_us, n; and against th
 GIB = 1 << 30
 MIB = 1 << 20
 NS4 = fe.CLONE_NEWUTS | fe.CLONE_NEWIPC | fe.CLONE_NEWNS | fe.CLONE_NEWPID
-# unshare(1) options for each clone flag; --propagation unchanged: pyforkexec and Go do not remount /
-# for a CLONE_NEWNS clone flag (only for Unshareflags), so neither may unshare.
+# unshare(1) options for each clone flag; --propagation unchanged: Go, and pyforkexec asked for
+# "unchanged" (py_spawn.new_attr), do not remount / for a CLONE_NEWNS clone flag (only for
+# Unshareflags), so neither may unshare.
 UNSHARE_OPTS = {fe.CLONE_NEWUTS: ["--uts"], fe.CLONE_NEWIPC: ["--ipc"],
                 fe.CLONE_NEWNS: ["--mount", "--propagation", "unchanged"], fe.CLONE_NEWPID: ["--pid"],
                 fe.CLONE_NEWUSER: ["--user", "--map-root-user"], fe.CLONE_NEWNET: ["--net"]}
