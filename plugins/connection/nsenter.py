@@ -144,16 +144,10 @@ TARGET_REMOTE_TMP = "/tmp"
 
 
 def _descendants(pid):
-    """The processes below ``pid``, deepest first (/proc's children lists, each thread's)."""
+    """The processes below ``pid``, deepest first."""
     found = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in tasks:
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as f:
-            for child in map(int, f.read().split()):
-                found += [*_descendants(child), child]
+    for child in service_paths.children(pid):
+        found += [*_descendants(child), child]
     return found
 
 
