@@ -381,3 +381,20 @@ def test_plan_checks_what_it_is_given_naming_the_field(policy: Landlock, abi: An
     with pytest.raises(error) as info:
         policy.plan(abi)
     assert type(info.value) is error and str(info.value).startswith(field + ": "), info.value
+
+
+def test_a_rule_on_a_file_landlock_takes_none_on_names_the_path() -> None:
+    """A namespace file is on nsfs, which Landlock takes no rule on (EBADFD from landlock_add_rule):
+    a ValueError naming the rule's path before any process, not a bare OSError."""
+    policy = Landlock(paths=[*SYSTEM, LandlockPath("/proc/self/ns/uts", ["execute"])])
+    with pytest.raises(ValueError, match=rf"^SysProcAttr\.landlock\.paths\[{len(SYSTEM)}\]\.path: "
+                                         "/proc/self/ns/uts is on a filesystem Landlock takes no rule on"):
+        act("pass", [], policy)
+
+
+def test_a_policy_that_restricts_nothing_is_refused() -> None:
+    """An empty YAML mapping (``landlock: {}``), strict or not: no process runs believing it is
+    restricted."""
+    for policy in (Landlock(), Landlock(mode="strict")):
+        with pytest.raises(ValueError, match=r"^SysProcAttr\.landlock: restricts nothing"):
+            act("pass", [], policy)

@@ -32,6 +32,7 @@ shuffle, then closes it: the program never gets it.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Sequence
@@ -269,6 +270,8 @@ def check_landlock(field: str, value: object) -> ResolvedLandlock:
     """``value`` as the masks to build, or ValueError/TypeError naming the field; in strict mode, also
     when this kernel's Landlock ABI cannot enforce all of it."""
     mode, rules, ports, scopes = _check_shape(field, value)
+    if not (rules or ports or scopes):  # an empty YAML mapping, a policy not written yet
+        fail(field, "restricts nothing: give paths, ports or scopes (or leave the policy out)")
     paths = tuple(_check_path_rule(f"{field}.paths[{i}]", r) for i, r in enumerate(rules))
     abi = landlock_abi()
     policy = Landlock(paths, tuple(ports), tuple(scopes), mode)
@@ -304,6 +307,9 @@ def build_ruleset(field: str, policy: ResolvedLandlock, opened: list[int]) -> in
         try:
             kernel_fds.landlock_add_path_rule(ruleset, fd, access)
         except OSError as e:
+            if e.errno == errno.EBADFD:  # an internal filesystem's file (nsfs: /proc/PID/ns/*): bad input
+                fail(f"{field}.paths[{i}].path", f"{os.fsdecode(path)} is on a filesystem Landlock takes no "
+                     "rule on (an internal one, as /proc/PID/ns/* are)")
             raise OSError(e.errno, f"{field}.paths[{i}]: landlock_add_rule: {e.strerror}") from None
         finally:
             opened.remove(fd)
