@@ -15,7 +15,7 @@ from helpers.ext import bpf, userns
 from helpers.marks import needs_root
 from helpers.procs import capture, output, status_fields
 
-from pyforkexec import SysProcAttr
+from pyforkexec import ProcAttr, SysProcAttr, fork_exec
 from pyforkexec.sandbox import syscalls as sc
 from pyforkexec.sandbox.seccomp import ACTIONS, SeccompFilter, check_seccomp
 
@@ -133,3 +133,10 @@ def test_the_c_child_and_the_tables_agree() -> None:
 
     table = sc.table(sc.machine())
     assert {name: table[name] for name in _child.SYS} == _child.SYS
+
+
+def test_a_filter_that_restricts_nothing_is_refused() -> None:
+    """``seccomp: {}`` in a spec (an empty YAML mapping): the default allows every call and nothing is
+    denied; it ran the program as though filtered."""
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.seccomp: restricts nothing"):
+        fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(seccomp=SeccompFilter())))

@@ -99,6 +99,8 @@ def check_seccomp(field: str, f: object, exec_call: str = "execve", arch: Option
         fail(f"{field}.allow", "has no effect when default_action is 'allow': list calls to deny instead")
     if f.deny and deny_action == default:
         fail(f"{field}.deny", f"has no effect: deny_action and default_action are both {f.deny_action!r}")
+    if f.default_action == "allow" and not f.deny:  # an empty YAML mapping, a filter not written yet
+        fail(field, "restricts nothing: list calls to deny, or another default_action (or leave it out)")
     both = set(allow) & set(deny)
     if both:
         names = {nr: name for name, nr in syscalls.table(arch).items()}
