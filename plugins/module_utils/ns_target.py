@@ -76,9 +76,8 @@ class Captured:
         """Whether the process still runs its parent's program image: a launcher's child before its
         execve shares (or copied) the parent's memory, so it shows the parent's command line (or
         none yet, just made)."""
+        ppid = int(self._stat_field(1))
         try:
-            with open(f"/proc/{self.pid}/stat", "rb") as f:
-                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
             with open(f"/proc/{self.pid}/cmdline", "rb") as f:
                 mine = f.read()
             with open(f"/proc/{ppid}/cmdline", "rb") as f:
@@ -112,9 +111,13 @@ class Captured:
             self._started = self._start_time()
 
     def _start_time(self):
+        return self._stat_field(19)  # field 22 of /proc/PID/stat
+
+    def _stat_field(self, n):
+        """Field ``n`` of /proc/PID/stat counted after the command's name (0: the state, 1: the ppid)."""
         try:
             with open(f"/proc/{self.pid}/stat", "rb") as f:
-                return f.read().rsplit(b")", 1)[1].split()[19]  # field 22, after the command's name
+                return f.read().rsplit(b")", 1)[1].split()[n]
         except (FileNotFoundError, ProcessLookupError):
             raise TargetGone(f"process {self.pid} has ended") from None
 

@@ -44,11 +44,6 @@ def connect(target, **options):
     return conn
 
 
-def _group_of(pid):
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        return int(f.read().rsplit(b")", 1)[1].split()[2])
-
-
 class Interrupted(Exception):
     """What the test's signal handler raises in the middle of communicate() (a task's timeout does)."""
 
