@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -131,6 +132,10 @@ def test_exit_statuses(tmp_path: Path) -> None:
     assert (res.returncode, res.stderr) == (127, "pyforkexec: fork/exec /nonexistent: no such file or "
                                                  "directory (at execve)\n")
     d = doc(["true"])
+    d["proc"]["dir"] = "/nonexistent"
+    res = pfe("exec", "--spec", write(tmp_path, d))  # refused before the start (dir-missing.json)
+    assert (res.returncode, res.stderr.split(": ")[:3]) == (1, ["pyforkexec", "spec", "proc.dir"]), res
+    d = doc(["true"], cloneflags=["newns"], mounts=[tmpfs])
     d["proc"]["dir"] = "/nonexistent"
     res = pfe("exec", "--spec", write(tmp_path, d))
     assert res.returncode == 125
@@ -343,7 +348,7 @@ def test_a_landlock_policy_from_a_spec(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", [
     "setsid-and-setpgid.json", "files-closed-fd.json", "cgroup-path-newline.json", "setns-own-namespace.json",
-    "chroot-missing.json"])
+    "chroot-missing.json", "dir-missing.json", "bind-source-missing.json", "nofile-above-nr-open.json"])
 def test_check_refuses_what_the_start_would_refuse(name: str) -> None:
     """``--check`` says OK only for a document whose start gets past everything this host can tell
     before a process exists: the same one-line refusal, naming the field, as the start's."""
@@ -401,3 +406,59 @@ def test_check_refuses_a_program_that_is_not_there(tmp_path: Path) -> None:
         res = pfe("exec", *args, "--spec", spec)
         assert (res.returncode, res.stdout) == (127, ""), res
         assert res.stderr == 'pyforkexec: exec: "/nonexistent/pfe-program": no such file or directory\n'
+
+
+def test_check_foresees_a_hard_limit_the_child_cannot_raise(tmp_path: Path) -> None:
+    """prlimit64 raises a hard limit only with CAP_SYS_RESOURCE in the initial user namespace: --check
+    said OK to a raise as uid 65534, or from a child in a new user namespace, and the start failed
+    at PRLIMIT. A limit at or below the current hard one stays fine for both."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    shared = Path(tempfile.mkdtemp(prefix="pfe-rlimit-check-"))
+    try:
+        shared.chmod(0o755)
+        above = write(shared, doc(["true"], rlimits=[{"resource": "nofile", "soft": 64, "hard": hard + 1}]))
+        within = write(shared, doc(["true"], rlimits=[{"resource": "nofile", "soft": 64, "hard": hard}]),
+                       "within.json")
+        for path in (above, within):
+            os.chmod(path, 0o644)
+        for args in (["--check"], []):
+            res = counted([PYFORKEXEC, "exec", *args, "--spec", above], uid=65534)
+            assert (res.returncode, res.processes) == (1, 1), res
+            assert res.stderr == (f"pyforkexec: spec: sys.rlimits[0].hard: {hard + 1} is above this "
+                                  f"process's hard limit ({hard}), and this process lacks CAP_SYS_RESOURCE "
+                                  "to raise it\n")
+            assert counted([PYFORKEXEC, "exec", *args, "--spec", within], uid=65534).returncode == 0
+    finally:
+        shutil.rmtree(shared)
+    userns = write(tmp_path, doc(["true"], cloneflags=["CLONE_NEWUSER"], uid_mappings=[[0, 0, 1]],
+                                 gid_mappings=[[0, 0, 1]],
+                                 rlimits=[{"resource": "nofile", "soft": 64, "hard": hard + 1}]))
+    for args in (["--check"], []):
+        res = pfe("exec", *args, "--spec", userns)
+        assert res.returncode == 1 and res.stderr.startswith("pyforkexec: spec: sys.rlimits[0].hard: "), res
+        assert "lacks CAP_SYS_RESOURCE" in res.stderr
+
+
+def test_check_takes_paths_an_earlier_mount_or_a_joined_namespace_makes(tmp_path: Path) -> None:
+    """Only a path that nothing could make is refused: a bind source under an earlier mount of the
+    list, and an absolute program or a working directory that only a joined mount namespace has,
+    start (the program finds them there)."""
+    made = write(tmp_path, doc(["true"], cloneflags=["CLONE_NEWNS"], mounts=[
+        {"source": None, "target": "/mnt", "fstype": "tmpfs"},
+        {"source": "/mnt/pfe-made", "target": "/media", "flags": "bind", "mkdir": True}]))
+    res = pfe("exec", "--check", "--spec", made)
+    assert (res.returncode, res.stdout) == (0, "OK\n"), res
+    # A mount namespace in which /pfe-only-there/bin/true exists (a tmpfs over the empty /mnt of a
+    # directory made for it), held by a sleeping process.
+    there = f"/tmp/pfe-only-{uuid.uuid4().hex[:8]}"
+    script = (f"mkdir -p {there} && mount -t tmpfs tmpfs {there} && mkdir {there}/bin {there}/wd && "
+              f"cp /bin/true {there}/bin/ && echo ready && exec sleep 60")
+    with Background(["unshare", "--mount", "--propagation", "private", "sh", "-c", script]) as holder:
+        assert holder.readline() == "ready"
+        d = doc([f"{there}/bin/true"], setns=[{"target": f"/proc/{holder.proc.pid}/ns/mnt"}])
+        d["proc"]["dir"] = f"{there}/wd"
+        joined = write(tmp_path, d, "joined.json")
+        for args in (["--check"], []):
+            res = pfe("exec", *args, "--spec", joined)
+            assert res.returncode == 0, res
+    os.rmdir(there)

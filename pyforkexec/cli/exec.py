@@ -54,8 +54,7 @@ def program(spec: specmod.Spec) -> str:
     sys_attr = spec.attr.sys
     if spec.argv0 is not None or "/" in spec.argv[0]:
         found = spec.program
-        as_here = sys_attr is None or not (sys_attr.chroot or sys_attr.pivot_root or sys_attr.mounts)
-        if as_here and os.path.isabs(found) and not os.path.exists(found):  # as the start would find it
+        if os.path.isabs(found) and specmod.sees_as_here(sys_attr) and not os.path.exists(found):
             die(f'exec: "{found}": no such file or directory', EXIT_NOT_FOUND)
         return found
     env = spec.attr.env

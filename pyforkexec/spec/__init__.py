@@ -59,7 +59,7 @@ default are left out and flags are written as lists of names, so ``load(dump(...
 attributes and ``dump(*load(doc))`` is the normalized form of ``doc``.
 """
 
-from .check import check, check_on_host
+from .check import check, check_on_host, sees_as_here
 from .document import MAX_BYTES, MAX_DEPTH, MAX_VALUES, SpecError, check_document, parse_text
 from .dump import dump
 from .load import TOP_FIELDS, VERSION, Spec, load, load_spec, loads, read
@@ -67,4 +67,4 @@ from .schema import schema
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "TOP_FIELDS", "VERSION", "Spec", "SpecError", "check",
            "check_document", "check_on_host", "dump", "load", "load_spec", "loads", "parse_text", "read",
-           "schema"]
+           "schema", "sees_as_here"]

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Optional
 
 from .. import validate as _validate
+from ..flags import CLONE_NEWNS, CLONE_NEWUSER
+from ..sandbox.mounts import MS_BIND, MS_REMOUNT, normalize, parse_mount_flags, under_root
 from .document import SpecError
 from .load import Spec
+
+if TYPE_CHECKING:
+    from ..attrs import SysProcAttr
+
+CAP_SYS_RESOURCE = 24
 
 _PREFIXES = (("SysProcAttr.", "sys."), ("ProcAttr.sys", "sys"), ("ProcAttr.", "proc."))
 
@@ -47,9 +55,10 @@ def check(spec: Spec) -> None:
 def check_on_host(spec: Spec) -> None:
     """What only this host can tell of a checked spec, read without starting anything (``pyforkexec
     exec --check``, and before its start): each ``proc.files`` fd open here, ``sys.cgroup`` possible
-    here (its controllers, a place this process can write), ``sys.chroot`` a
-    directory, and each ``sys.setns`` target (a file) a namespace that is not this process's own.
-    Raises SpecError naming the field."""
+    here (its controllers, a place this process can write), ``sys.chroot`` a directory, each
+    ``sys.setns`` target (a file) a namespace that is not this process's own, each bind's source there
+    (or under an earlier mount), each ``sys.rlimits`` hard limit one the child may set, and
+    ``proc.dir`` a directory when nothing could make it one. Raises SpecError naming the field."""
     import fcntl
 
     for i, fd in enumerate(spec.attr.files or ()):
@@ -83,3 +92,111 @@ def check_on_host(spec: Spec) -> None:
         if own:
             raise SpecError(field, f"{entry.target} is this process's own namespace: the program would "
                             "run in it as if no join had been asked")
+    if spec.attr.sys is not None:
+        _check_bind_sources(spec.attr.sys)
+        _check_rlimits(spec.attr.sys)
+    wd = spec.attr.dir
+    if wd and sees_as_here(spec.attr.sys) and not os.path.isdir(wd):
+        raise SpecError("proc.dir", f"{os.fsdecode(wd)} is not a directory here, and no new root, mount or "
+                        "joined mount namespace could make it one")
+
+
+def sees_as_here(attr: Optional[SysProcAttr]) -> bool:
+    """Whether the program finds paths (its argv0, its working directory, a bind's source) as this
+    process does: no new root, no mounts, and no join of a mount namespace."""
+    if attr is None:
+        return True
+    return not (attr.chroot or attr.pivot_root or attr.mounts) and not _joins(attr, CLONE_NEWNS)
+
+
+def _joins(attr: SysProcAttr, kind: int) -> bool:
+    """Whether a sys.setns entry may join a namespace of ``kind``: its nstype says so, or it is 0 and
+    its target is not known to be another type (a path is looked at; an fd is not)."""
+    for entry in attr.setns:
+        if entry.nstype & kind:
+            return True
+        if not entry.nstype:
+            if not isinstance(entry.target, str):
+                return True
+            from .. import nsinfo
+
+            try:
+                if nsinfo.nstype(entry.target) in (0, kind):
+                    return True
+            except OSError:
+                return True
+    return False
+
+
+def _check_bind_sources(attr: SysProcAttr) -> None:
+    """A bind's source is a path as this process sees it (mounts.py), looked up when the child mounts
+    it: one missing here, not under an earlier mount of the list (which may make it), fails the start
+    at the mount step. An optional bind is left out instead (mounts.check_mount)."""
+    if _joins(attr, CLONE_NEWNS):
+        return  # the child looks sources up in the joined namespace
+    root = os.fsencode(attr.chroot or attr.pivot_root or "")
+    earlier: list[bytes] = []
+    for i, mount in enumerate(attr.mounts):
+        flags = parse_mount_flags(mount.flags)  # checked by check(): valid
+        target = under_root(root, normalize("target", mount.target))
+        if flags & MS_BIND and not flags & MS_REMOUNT and not mount.optional and mount.source is not None:
+            source = os.path.abspath(os.fsencode(mount.source))  # the child's cwd at its mounts: this one
+            made = any(source == t or source.startswith(t.rstrip(b"/") + b"/") for t in earlier)
+            if not made and not os.path.exists(source):  # followed, as mount(2) follows it
+                raise SpecError(f"sys.mounts[{i}].source", f"{os.fsdecode(mount.source)} does not exist here "
+                                "(an optional bind would be left out)")
+        earlier.append(target)
+
+
+def _check_rlimits(attr: SysProcAttr) -> None:
+    """What prlimit64 in the child refuses: RLIMIT_NOFILE above fs.nr_open, and a hard limit above the
+    one this process has without CAP_SYS_RESOURCE in the initial user namespace (which a child in a new
+    user namespace never has)."""
+    import resource
+
+    from ..sandbox.rlimits import RESOURCES, RLIM_INFINITY, limit_value, resource_number
+
+    if not _has_cap(CAP_SYS_RESOURCE):
+        why = "this process lacks CAP_SYS_RESOURCE"
+    elif (attr.cloneflags | attr.unshareflags) & CLONE_NEWUSER:
+        why = "a child in a new user namespace lacks CAP_SYS_RESOURCE"
+    elif any(entry.nstype & CLONE_NEWUSER for entry in attr.setns):
+        why = "a child that joins a user namespace lacks CAP_SYS_RESOURCE"
+    else:
+        why = ""  # (a join of an fd of unknown type may take it too: the start's PRLIMIT step names it)
+    for i, rlimit in enumerate(attr.rlimits):
+        field = f"sys.rlimits[{i}]"
+        res = resource_number(field, rlimit.resource)
+        hard = limit_value(field, rlimit.hard)
+        if RESOURCES[res] == "RLIMIT_NOFILE":
+            nr_open = _read_int("/proc/sys/fs/nr_open")
+            if nr_open is not None and hard > nr_open:
+                raise SpecError(f"{field}.hard",
+                                f"{_shown(hard)} is above this host's fs.nr_open ({nr_open})")
+        current = resource.getrlimit(res)[1]
+        current = RLIM_INFINITY if current == resource.RLIM_INFINITY else current
+        if hard > current and why:
+            raise SpecError(f"{field}.hard", f"{_shown(hard)} is above this process's hard limit "
+                            f"({_shown(current)}), and {why} to raise it")
+
+
+def _shown(limit: int) -> str:
+    from ..sandbox.rlimits import RLIM_INFINITY
+
+    return "unlimited" if limit == RLIM_INFINITY else str(limit)
+
+
+def _has_cap(cap: int) -> bool:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> cap & 1)
+    return False
+
+
+def _read_int(path: str) -> Optional[int]:
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
