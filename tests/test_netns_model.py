@@ -139,7 +139,7 @@ def test_desired_refuses_what_cannot_be_a_topology(wanted, options, error):
     assert str(e.value).startswith(error)
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", ".", "", "x" * 65])
+@pytest.mark.parametrize("name", ["a/b", "..", ".", "", "x" * 65, "web\n"])
 def test_desired_refuses_a_bad_netns_name(name):
     with pytest.raises(m.ModelError, match=r"name: .* is not a valid netns name"):
         m.desired(netns_options.load(dict(name=name)))
@@ -339,8 +339,17 @@ def test_simulate_and_view_give_the_diff_of_a_check_mode_run(wanted):
 
 def test_veth_aliases_round_trip():
     assert m.parse_veth_alias(m.veth_alias("a.b-c", "eth0")) == ("a.b-c", "eth0")
+    assert m.parse_veth_alias(m.veth_alias("a.b-c", "eth0") + "\n") is None
     assert m.parse_veth_alias("something else") is None
     assert m.parse_veth_alias(None) is None
+
+
+@pytest.mark.parametrize("name", ["eth0\n", "\n", "eth0/1", "e" * 16])
+def test_desired_refuses_a_bad_link_name(name):
+    """A link name the kernel would take as another (a last newline included: "$" of a pattern
+    matches before it) is refused naming the option."""
+    with pytest.raises(m.ModelError, match=r"^veths\[0\]\.name: "):
+        m.desired(netns_options.load(dict(name="web", veths=[dict(name=name, peer="v0")])))
 
 
 def lines(actions):

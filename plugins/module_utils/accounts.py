@@ -13,7 +13,7 @@ import re
 from typing import Callable, Optional
 
 # What useradd accepts on Debian (NAME_REGEX's default, less the trailing $ of machine accounts).
-NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")  # with fullmatch: "$" takes a last "\n"
 
 Runner = Callable[[list], tuple]  # AnsibleModule.run_command: argv -> (rc, stdout, stderr)
 
@@ -26,7 +26,7 @@ def check_names(names: list) -> list:
     """The names, each once, in order; refused (naming the entry) when useradd would refuse it."""
     seen = []
     for i, name in enumerate(names):
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise AccountError(f"names[{i}]: {name!r} is not an account name (lower case letters, digits, "
                                f"'_' and '-', at most 32, not starting with a digit or '-')")
         if name not in seen:

@@ -8,7 +8,9 @@ Shared by the service module (spec, unit) and the netns module (persisted option
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 
 
 def read(path):
@@ -20,23 +22,42 @@ def read(path):
         return None
 
 
-def write(module, path, text, mode):
-    """Write ``text`` atomically: a temporary file in the same directory, on disk before it is renamed
-    over ``path`` (a crash leaves the old file or the new one, never an empty one), and removed if the
-    writing fails (a full disk)."""
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+def write(path, text, mode):
+    """Write ``text`` atomically, with ``mode`` from the start: a temporary file in the same directory,
+    made with that mode (a secret in it is never readable by others, not even for a moment), on disk
+    before it is renamed over ``path`` (a crash leaves the old file or the new one, never an empty
+    one), and removed if the writing fails (a full disk). Not AnsibleModule.atomic_move: it gives a
+    new file the umask's mode (0644) after the rename, and an existing one its old mode."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a killed run of the same pid
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o600)
     try:
         with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), mode)  # what the umask took off
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    module.atomic_move(tmp, path)
-    os.chmod(path, mode)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)  # the rename itself on disk
+    finally:
+        os.close(dir_fd)
+
+
+def mode_of(path):
+    """The permission bits of ``path``, None when it does not exist."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
 
 
 class Files:
@@ -48,15 +69,30 @@ class Files:
         self.diff = [] if diff is None else diff
 
     def sync(self, path, text, mode):
-        """Write ``path`` when its text differs; whether it did (or would, in check mode)."""
+        """Write ``path`` when its text differs, or set its mode when only that differs; whether its
+        text was (or would be, in check mode) written: a mode put back changes no reader's input (the
+        action and diff still say it)."""
         old = read(path)
         if old == text:
+            had = mode_of(path)
+            if had == mode:
+                return False
+            self.actions.append(f"chmod {mode:04o} {path}")
+            self.diff.append(dict(before_header=f"{path} (mode)", before=f"{had:04o}\n",
+                                  after_header=f"{path} (mode)", after=f"{mode:04o}\n"))
+            if not self.module.check_mode:
+                os.chmod(path, mode)
             return False
         self.actions.append(f"write {path}")
         self.diff.append(dict(before_header=path, before=old or "", after_header=path, after=text))
         if not self.module.check_mode:
-            write(self.module, path, text, mode)
+            write(path, text, mode)
         return True
+
+    @staticmethod
+    def differ(files):
+        """Whether the text of any of ``files`` ({path: (text, mode)}) differs from what is on disk."""
+        return any(read(path) != text for path, (text, _mode) in files.items())
 
     def remove(self, path, with_diff=True):
         """Remove ``path`` if it exists; whether it did (or would)."""

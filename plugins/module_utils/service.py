@@ -64,9 +64,21 @@ def check_options(params):
     if not 0 <= params["start_check"] <= MAX_START_CHECK:
         raise paths.ServiceError(f"start_check: must be 0 to {MAX_START_CHECK} seconds, "
                                  f"got {params['start_check']:g}")
-    if params["stop_timeout"] < 0:
-        raise paths.ServiceError(f"stop_timeout: must be 0 or more seconds, got {params['stop_timeout']}")
+    most = _daemon_most("--stop-timeout")
+    if not 0 <= params["stop_timeout"] <= most:  # the daemon's range (systemd takes any)
+        raise paths.ServiceError(f"stop_timeout: must be 0 to {most} seconds, got {params['stop_timeout']}")
+    argv = params.get("argv")
+    if argv is not None and (not argv or not argv[0]):
+        what = "an empty list" if not argv else "an empty argv[0]"
+        raise paths.ServiceError(f"argv: {what} names no program to run")
     return name
+
+
+def _daemon_most(option):
+    """The largest value the pyforkexec daemon takes for ``option`` (its RANGES)."""
+    from pyforkexec.service.daemon import RANGES  # pylint: disable=import-outside-toplevel
+
+    return next(most for name, _least, most in RANGES if name == option)
 
 
 def unit_text(jinja2, params, name, python):
@@ -113,7 +125,7 @@ TRANSITIONS = {
 # reads was rewritten by this run.
 COMPARISONS = {
     # the spec document or the unit: what the process was started from
-    "files": lambda service, main, files_changed: files_changed,
+    "files": lambda service, main, files_changed: files_changed or service.pending,
     # a daemon started with other arguments (restart policy, stop timeout, another venv's Python)
     "daemon_argv": lambda service, main, files_changed: (
         main is not None and service.manager == "direct"
@@ -138,6 +150,7 @@ class Service:
         self.files = Files(module, self.actions, self.diff)
         self.was_running = False
         self.new = False  # declared by this run: no spec before (converge)
+        self.pending = False  # its files were rewritten since it last started (paths.pending_path)
         self.landlock = None  # what this kernel enforces of the landlock option (landlock_report)
         self.changed_under = []  # why it must restart though its files did not change (COMPARISONS)
         self.netns_made = False  # its netns is made by this run before it starts (the services module)
@@ -256,10 +269,20 @@ class Service:
 
     def converge(self, files=None):
         """Bring the service to its state, from ``files`` (wanted_files(), computed here when None);
-        whether it is to run."""
+        whether it is to run.
+
+        Files rewritten for a service that runs are marked (paths.pending_path) before they are
+        written, and the mark goes once the service has been restarted (or stopped) from them: a run
+        interrupted in between (a Ctrl-C, a kill) leaves the mark, and the next run restarts the
+        service even though its files no longer differ."""
         state = self.params["state"]
         self.new = not os.path.exists(paths.spec_path(self.name))
-        files_changed = self.sync_files(self.wanted_files() if files is None else files)
+        files = self.wanted_files() if files is None else files
+        self.pending = os.path.exists(paths.pending_path(self.name))
+        if not self.module.check_mode and not self.pending and self.files.differ(files):
+            paths.mark_pending(self.name)
+            self.pending = True
+        files_changed = self.sync_files(files)
         if files_changed and self.manager == "systemd":
             self.actions.append("daemon-reload")
             if not self.module.check_mode:
@@ -272,6 +295,8 @@ class Service:
             verb = "restart" if outdated else None
         if verb is not None:
             self.do(verb)
+        if not self.module.check_mode and (verb is not None or main is None):
+            paths.clear_pending(self.name)  # what runs, if anything, is started from the files
         self.sync_enabled()
         return state != "stopped"
 
@@ -313,6 +338,8 @@ class Service:
         for path in (paths.spec_path(self.name), unit, pid_file):
             if path is not None:
                 self.files.remove(path)
+        if not self.module.check_mode:
+            paths.clear_pending(self.name)
         self.files.remove(paths.log_file(self.name), with_diff=False)
         if booted and f"remove {unit}" in self.actions:
             self.actions.append("daemon-reload")
@@ -362,7 +389,8 @@ ERRORS = (IsolationError, paths.ServiceError, systemd.UnitError)
 
 def run(module):
     """One run of the module: the result for exit_json. Raises one of ERRORS."""
-    return apply(Service(module))
+    with paths.converge_lock():
+        return apply(Service(module))
 
 
 def check_started(services):

@@ -10,6 +10,7 @@ pid file is locked while it runs. Either way the service's own process is the ma
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -22,8 +23,8 @@ LOG_DIR = "/var/log/pyforkexec"
 UNIT_DIR = "/etc/systemd/system"
 NETNS_CONFIG_DIR = os.path.join(SPEC_DIR, "netns")  # the options of persisted network namespaces
 NETNS_TEMPLATE = "pyforkexec-netns@.service"  # the unit that brings them back at boot
-_NAME = re.compile(r"^(?![0-9]+$)[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")  # digits alone are a pid
-_PID = re.compile(r"^[1-9][0-9]{0,9}$")  # ASCII digits, as /proc names a process
+_NAME = re.compile(r"(?![0-9]+\Z)[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}")  # digits alone are a pid
+_PID = re.compile(r"[1-9][0-9]{0,9}")  # ASCII digits, as /proc names a process (fullmatch: "$" takes "\n")
 PID_MAX = 1 << 22  # the kernel's limit (pid_max at most 4194304)
 
 
@@ -32,7 +33,7 @@ class ServiceError(RuntimeError):
 
 
 def check_name(name):
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ServiceError(f"name: {name!r} is not a valid service name (letters, digits, '_', '.', '@', "
                            "'-', not digits alone: those are a pid)")
     return name
@@ -40,7 +41,7 @@ def check_name(name):
 
 def is_pid(target):
     """Whether ``target`` (a connection's remote_addr) is a pid: ASCII digits, no sign or padding."""
-    return bool(_PID.match(str(target))) and int(target) <= PID_MAX
+    return bool(_PID.fullmatch(str(target))) and int(target) <= PID_MAX
 
 
 def spec_path(name):
@@ -53,6 +54,38 @@ def pid_file(name):
 
 def log_file(name):
     return os.path.join(LOG_DIR, f"{name}.log")
+
+
+def pending_path(name):
+    """Marks a service whose files were rewritten and that has not been restarted from them yet."""
+    return os.path.join(RUN_DIR, f"{name}.pending")
+
+
+def mark_pending(name):
+    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
+    os.close(os.open(pending_path(name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
+def clear_pending(name):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(pending_path(name))
+
+
+# One converge of this host's services at a time (the service and services modules): two runs that
+# both found a service new would both start it, and the one that lost would stop and undeclare it.
+CONVERGE_LOCK = "/run/lock/pyforkexec-services.lock"
+
+
+@contextlib.contextmanager
+def converge_lock():
+    """Hold the host's service converge lock (waiting for another run to finish)."""
+    os.makedirs(os.path.dirname(CONVERGE_LOCK), exist_ok=True)
+    fd = os.open(CONVERGE_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def unit_name(name):

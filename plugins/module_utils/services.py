@@ -391,7 +391,13 @@ def _service_result(entry, diff):
 
 def run(module):
     """One run of the module: the result for exit_json, and the message to fail with (None when
-    every entry applied). Raises PlanError before anything changed."""
+    every entry applied). Raises PlanError before anything changed. One converge of the host's
+    services at a time (service_paths.converge_lock), the service module's included."""
+    with paths.converge_lock():
+        return _run(module)
+
+
+def _run(module):
     entries = plan(module)
     if not module.check_mode:  # check mode's own run is this rehearsal
         _rehearse(module, entries)

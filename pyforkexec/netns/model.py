@@ -15,9 +15,9 @@ import re
 
 ALIAS_PREFIX = "pyforkexec.isolation"
 IFNAMSIZ = 15
-_IFNAME = re.compile(r"^[^/\s:]{1,15}$")
-_MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
-_NETNS_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_IFNAME = re.compile(r"[^/\s:]{1,15}")  # each used with fullmatch: "$" takes a last "\n"
+_MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
+_NETNS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_MTU = 1500  # of a new veth or bridge, and of a bridge without ports
 IPV6_MIN_MTU = 1280  # below it the kernel takes IPv6 off the link, addresses and routes with it
 ETH_MIN_MTU = 68
@@ -36,7 +36,7 @@ def veth_alias(netns, inside):
 
 def parse_veth_alias(alias):
     """(netns, inside) from a veth alias of ours, else None."""
-    match = re.match(rf"^{re.escape(ALIAS_PREFIX)} netns=(\S+) link=(\S+)$", alias or "")
+    match = re.fullmatch(rf"{re.escape(ALIAS_PREFIX)} netns=(\S+) link=(\S+)", alias or "")
     return match.groups() if match else None
 
 
@@ -44,7 +44,7 @@ BRIDGE_ALIAS = f"{ALIAS_PREFIX} bridge"
 
 
 def _ifname(option, name):
-    if not _IFNAME.match(name or ""):
+    if not _IFNAME.fullmatch(name or ""):
         raise ModelError(f"{option}: {name!r} is not a valid interface name (1-{IFNAMSIZ} characters, "
                          "no '/', ':' or whitespace)")
     return name
@@ -89,7 +89,7 @@ def _mac(option, text):
     if text is None:
         return None
     mac = text.strip().lower().replace("-", ":")
-    if not _MAC.match(mac):
+    if not _MAC.fullmatch(mac):
         raise ModelError(f"{option}: {text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
     multicast = int(mac[:2], 16) & 1
     if multicast or mac == "00:00:00:00:00:00":  # the kernel refuses them (EADDRNOTAVAIL)
@@ -169,7 +169,7 @@ def route_text(route):
 
 def check_name(name):
     """A netns name: a file name of /run/netns (and a systemd instance name)."""
-    if not _NETNS_NAME.match(name or "") or name in (".", ".."):
+    if not _NETNS_NAME.fullmatch(name or "") or name in (".", ".."):
         raise ModelError(f"name: {name!r} is not a valid netns name (letters, digits, '.', '_', '-')")
     return name
 

@@ -1,4 +1,5 @@
-"""A file the modules write: a write that fails leaves the old file as it was and no temporary file."""
+"""A file the modules write: a write that fails leaves the old file as it was and no temporary file; a
+file is never seen with another mode than its own; a mode changed by hand is put back."""
 
 from __future__ import annotations
 
@@ -12,6 +13,59 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
     path = tmp_path / "web.json"
     path.write_text("old\n")
     with pytest.raises(UnicodeEncodeError):  # the text cannot be written: as a full disk, mid-write
-        files.write(None, str(path), "new \udcff\n", 0o644)
+        files.write(str(path), "new \udcff\n", 0o644)
     assert path.read_text() == "old\n"
     assert os.listdir(tmp_path) == ["web.json"]
+
+
+class _Module:
+    check_mode = False
+
+
+def _modes_seen_while(action, path):
+    """Every mode ``path`` had while ``action`` ran (polled from a thread)."""
+    import threading
+
+    seen, done = set(), threading.Event()
+
+    def watch():
+        while not done.is_set():
+            mode = files.mode_of(str(path))
+            if mode is not None:
+                seen.add(mode)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        action()
+    finally:
+        done.set()
+        watcher.join()
+    return seen
+
+
+def test_a_secret_file_is_never_readable_by_others(tmp_path):
+    """The spec (0600: its env may hold secrets) was renamed in with the umask's 0644, then chmodded:
+    readable by every user for a moment, and for good when the run was killed in between."""
+    path = tmp_path / "web.json"
+    old = os.umask(0o022)
+    try:
+        for n in range(200):
+            seen = _modes_seen_while(lambda n=n: files.write(str(path), f"secret {n}\n", 0o600), path)
+            assert seen <= {0o600}, seen
+    finally:
+        os.umask(old)
+    assert path.read_text() == "secret 199\n"
+
+
+def test_a_file_whose_mode_was_changed_is_put_back(tmp_path):
+    path = tmp_path / "web.json"
+    done = files.Files(_Module())
+    assert done.sync(str(path), "x\n", 0o600)
+    assert not done.sync(str(path), "x\n", 0o600) and len(done.actions) == 1
+    os.chmod(path, 0o644)
+    assert not files.Files.differ({str(path): ("x\n", 0o600)})  # its text: what a reader reads
+    assert not done.sync(str(path), "x\n", 0o600)  # no text written
+    assert files.mode_of(str(path)) == 0o600 and done.actions[-1] == f"chmod 0600 {path}"
+    actions = len(done.actions)
+    assert not done.sync(str(path), "x\n", 0o600) and len(done.actions) == actions

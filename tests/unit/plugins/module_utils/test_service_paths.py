@@ -18,10 +18,17 @@ def test_valid_names(name):
 
 
 @pytest.mark.parametrize("name", ["", "../x", "a/b", "-x", "a b", "x" * 300, "12358", "0", "\u0663\u0665",
-                                  " web", None])
+                                  " web", None, "web\n", "12\n"])
 def test_invalid_names(name):
     with pytest.raises(paths.ServiceError, match="is not a valid service name"):
         paths.check_name(name)
+
+
+@pytest.mark.parametrize(("target", "pid"), [
+    ("1", True), ("4194304", True), ("123\n", False), ("0123", False), ("4194305", False), ("+12", False),
+    ("web", False)])
+def test_a_pid_is_ascii_digits_alone(target, pid):
+    assert paths.is_pid(target) is pid
 
 
 def test_a_pid_file_counts_only_while_its_daemon_holds_the_lock(tmp_path):

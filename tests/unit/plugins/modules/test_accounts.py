@@ -72,7 +72,7 @@ def test_a_group_of_the_name_is_taken_as_the_primary_group(run_module, names):
     assert made["results"][0]["group"] == grp.getgrnam(names[0]).gr_gid
 
 
-@pytest.mark.parametrize("bad", ["Upper", "1digit", "-dash", "a" * 33, "sp ace", ""])
+@pytest.mark.parametrize("bad", ["Upper", "1digit", "-dash", "a" * 33, "sp ace", "", "svc\n"])
 def test_a_name_useradd_refuses_is_refused_first(run_module, names, bad):
     result = run_module(accounts, dict(names=[names[0], bad]))
     assert result["failed"] and result["msg"].startswith("names[1]: ")

@@ -1,0 +1,128 @@
+"""A converge that runs beside another, or is interrupted, or is given a value the daemon would refuse,
+loses nothing: real services under the real pyforkexec daemon (manager=direct), each run of the
+module a process of its own where two must overlap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.modules import service
+
+
+# Stops promptly on SIGTERM, even as PID 1 of its PID namespace; its argv says which version runs.
+def _argv(version):
+    return ["sh", "-c", f"trap 'exit 0' TERM; while :; do sleep 0.2; done # v{version}"]
+
+
+# The directory that holds ansible_collections, for a module run as a process of its own.
+_COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(service.__file__), *[os.pardir] * 5))
+
+
+@pytest.fixture
+def name(run_module, unique_name):
+    made = unique_name()
+    yield made
+    gone = run_module(service, dict(name=made, state="absent"))
+    assert gone.get("failed") is not True, gone
+    assert not os.path.exists(paths.pending_path(made))
+
+
+def _module_process(args):
+    """The service module run as Ansible runs it: a process given its arguments on stdin (all of them
+    at once, so that two such runs overlap)."""
+    env = dict(os.environ, PYTHONPATH=_COLLECTIONS)
+    module = "ansible_collections.pyforkexec.isolation.plugins.modules.service"
+    proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd="/")
+    proc.stdin.write(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    proc.stdin.close()
+    proc.stdin = None  # (communicate would flush it)
+    return proc
+
+
+def _result(proc):
+    out, err = proc.communicate(timeout=120)
+    assert out, err
+    return json.loads(out)
+
+
+def _running_argv(name):
+    main = paths.main_pid(name, "direct")[1]
+    pid = paths.workload_pid(main, wait=2.0)
+    with open(f"/proc/{pid}/cmdline") as f:
+        return f.read().split("\0")[:-1]
+
+
+def test_two_converges_of_a_new_service_at_once_leave_it_running(name):
+    """Both runs found the service new and started it; the one that lost the start stopped the other's
+    daemon and removed the spec (4 runs in 11): the service was gone, and both tasks failed. One at a
+    time (paths.converge_lock), the second finds it running as declared."""
+    args = dict(name=name, argv=_argv(1), manager="direct")
+    for _round in range(8):
+        procs = [_module_process(args) for _ in range(2)]
+        results = [_result(proc) for proc in procs]
+        assert [r.get("failed", False) for r in results] == [False, False], results
+        assert sorted(bool(r["changed"]) for r in results) in ([False, True], [False, False]), results
+        assert _running_argv(name) == _argv(1)
+        assert os.path.exists(paths.spec_path(name))
+        gone = _result(_module_process(dict(name=name, state="absent")))
+        assert gone.get("failed") is not True, gone
+
+
+def test_a_converge_interrupted_after_its_files_is_finished_by_the_next(run_module, name, monkeypatch):
+    """A Ctrl-C (or a kill) after the new spec was written and before the restart: the next run found
+    the files as wanted and changed nothing, and the old version ran on for good."""
+    first = run_module(service, dict(name=name, argv=_argv(1), manager="direct"))
+    assert first.get("failed") is not True, first
+    real_do = svc.Service.do
+
+    def interrupted(self, verb):
+        raise KeyboardInterrupt  # the run ends here, its new files written
+
+    monkeypatch.setattr(svc.Service, "do", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_module(service, dict(name=name, argv=_argv(2), manager="direct"))
+    monkeypatch.setattr(svc.Service, "do", real_do)
+    assert _running_argv(name) == _argv(1)  # still the old one, the spec the new one
+    check = run_module(service, dict(name=name, argv=_argv(2), manager="direct"), check_mode=True)
+    assert check["actions"] == ["restart"], check
+    again = run_module(service, dict(name=name, argv=_argv(2), manager="direct"))
+    assert again["actions"] == ["restart"] and _running_argv(name) == _argv(2), again
+    assert not os.path.exists(paths.pending_path(name))
+    assert run_module(service, dict(name=name, argv=_argv(2), manager="direct"))["changed"] is False
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (dict(stop_timeout=2000000), "stop_timeout: must be 0 to 1000000 seconds, got 2000000"),
+    (dict(argv=[]), "argv: an empty list names no program to run"),
+    (dict(argv=[""]), "argv: an empty argv[0] names no program to run"),
+])
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_value_the_daemon_or_the_spec_refuses_leaves_the_running_service(run_module, name, extra, message,
+                                                                            check_mode):
+    """Check mode planned a restart, and the run stopped the service, then failed with the daemon's
+    own option (--stop-timeout) or the spec's loader (argv): the service stayed down."""
+    first = run_module(service, dict(name=name, argv=_argv(1), manager="direct"))
+    refused = run_module(service, dict(dict(name=name, argv=_argv(1), manager="direct"), **extra),
+                         check_mode=check_mode)
+    assert refused.get("failed") is True and refused["msg"] == message, refused
+    assert paths.main_pid(name, "direct")[1] == first["main_pid"]
+    assert _running_argv(name) == _argv(1)
+
+
+def test_a_spec_written_with_another_mode_is_put_back(run_module, name):
+    """The spec (0600: its env may hold secrets) changed to 0644 by hand (or left so by a run killed
+    between its rename and its chmod) is made 0600 again, without a restart."""
+    first = run_module(service, dict(name=name, argv=_argv(1), env=dict(TOKEN="s3cret"), manager="direct"))
+    assert os.stat(paths.spec_path(name)).st_mode & 0o777 == 0o600
+    os.chmod(paths.spec_path(name), 0o644)
+    again = run_module(service, dict(name=name, argv=_argv(1), env=dict(TOKEN="s3cret"), manager="direct"))
+    assert again["actions"] == [f"chmod 0600 {paths.spec_path(name)}"], again
+    assert os.stat(paths.spec_path(name)).st_mode & 0o777 == 0o600
+    assert again["main_pid"] == first["main_pid"]
