@@ -525,6 +525,10 @@ def fork_exec_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[
                       compile: Compiler) -> int:
     """fork_exec of checked arguments: ``alone`` the AlonePlans of a spawn that opens nothing, or None;
     ``compile`` compile_plan or a PlanCache (prepared.py)."""
+    sandbox = args.sandbox
+    if sandbox is not None and sandbox.cgroup is not None and sandbox.cgroup.cgroup.kill_remaining:
+        fail("SysProcAttr.cgroup.kill_remaining", "happens once the child has been reaped, which fork_exec "
+             "(a pid only) never sees: use start_process or run, whose Process kills what remains")
     return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.pid_only)
 
 

@@ -348,7 +348,9 @@ def test_a_landlock_policy_from_a_spec(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", [
     "setsid-and-setpgid.json", "files-closed-fd.json", "cgroup-path-newline.json", "setns-own-namespace.json",
-    "chroot-missing.json", "dir-missing.json", "bind-source-missing.json", "nofile-above-nr-open.json"])
+    "chroot-missing.json", "dir-missing.json", "bind-source-missing.json", "nofile-above-nr-open.json",
+    "setns-not-a-namespace.json", "setns-wrong-type.json", "setns-wrong-inode.json",
+    "landlock-rule-on-nsfs.json"])
 def test_check_refuses_what_the_start_would_refuse(name: str) -> None:
     """``--check`` says OK only for a document whose start gets past everything this host can tell
     before a process exists: the same one-line refusal, naming the field, as the start's."""
@@ -406,6 +408,17 @@ def test_check_refuses_a_program_that_is_not_there(tmp_path: Path) -> None:
         res = pfe("exec", *args, "--spec", spec)
         assert (res.returncode, res.stdout) == (127, ""), res
         assert res.stderr == 'pyforkexec: exec: "/nonexistent/pfe-program": no such file or directory\n'
+    # relative to proc.dir (the child's working directory), and what execve refuses to run
+    (tmp_path / "data").write_text("")
+    cases = (("./pfe-missing", 127, "no such file or directory"), ("./data", 126, "permission denied"),
+             (str(tmp_path), 126, "permission denied"))
+    for program, status, why in cases:
+        d = doc([program])
+        d["proc"]["dir"] = str(tmp_path)
+        spec = write(tmp_path, d)
+        for args in (["--check"], []):
+            res = pfe("exec", *args, "--spec", spec)
+            assert (res.returncode, res.stderr) == (status, f'pyforkexec: exec: "{program}": {why}\n'), res
 
 
 def test_check_foresees_a_hard_limit_the_child_cannot_raise(tmp_path: Path) -> None:
@@ -451,14 +464,17 @@ def test_check_takes_paths_an_earlier_mount_or_a_joined_namespace_makes(tmp_path
     # A mount namespace in which /pfe-only-there/bin/true exists (a tmpfs over the empty /mnt of a
     # directory made for it), held by a sleeping process.
     there = f"/tmp/pfe-only-{uuid.uuid4().hex[:8]}"
-    script = (f"mkdir -p {there} && mount -t tmpfs tmpfs {there} && mkdir {there}/bin {there}/wd && "
-              f"cp /bin/true {there}/bin/ && echo ready && exec sleep 60")
+    script = (f"mkdir -p {there} && mount -t tmpfs tmpfs {there} && cd {there} && mkdir bin wd root && "
+              f"cp /bin/true bin/ && mount --rbind / root && echo ready && exec sleep 60")
     with Background(["unshare", "--mount", "--propagation", "private", "sh", "-c", script]) as holder:
         assert holder.readline() == "ready"
         d = doc([f"{there}/bin/true"], setns=[{"target": f"/proc/{holder.proc.pid}/ns/mnt"}])
         d["proc"]["dir"] = f"{there}/wd"
         joined = write(tmp_path, d, "joined.json")
-        for args in (["--check"], []):
-            res = pfe("exec", *args, "--spec", joined)
-            assert res.returncode == 0, res
+        join = [{"target": f"/proc/{holder.proc.pid}/ns/mnt"}]
+        rooted = doc(["/bin/true"], setns=join, chroot=f"{there}/root")
+        for spec_path in (joined, write(tmp_path, rooted, "rooted.json")):
+            for args in (["--check"], []):
+                res = pfe("exec", *args, "--spec", spec_path)
+                assert res.returncode == 0, res
     os.rmdir(there)

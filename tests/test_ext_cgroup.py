@@ -181,6 +181,18 @@ def test_fork_exec_leaves_it_to_the_caller(name: str) -> None:
     assert remove_cgroup(cg.fs_path()) and not os.path.exists(cg.fs_path())
 
 
+def test_fork_exec_refuses_kill_remaining(name: str) -> None:
+    """fork_exec returns a pid and never sees the child end: kill_remaining was accepted and nothing
+    that the program left in the cgroup was ever killed. Refused naming the field, before any process
+    or directory exists; start_process does it."""
+    cg = Cgroup(f"{name}/k", kill_remaining=True)
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.cgroup\.kill_remaining: happens once the child"):
+        fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(cgroup=cg)))
+    assert not os.path.exists(os.path.join(root(), name))
+    proc = start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(cgroup=cg)))
+    assert proc.wait() == 0 and not os.path.exists(os.path.join(root(), name))
+
+
 def test_failed_spawn_removes_it(name: str) -> None:
     with pytest.raises(ChildError) as info:
         fork_exec("/nonexistent", ["x"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(f"{name}/b"))))

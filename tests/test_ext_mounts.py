@@ -26,6 +26,7 @@ from helpers.forked import _drop_privileges as drop_privileges
 from helpers.marks import needs_root
 from helpers.procs import capture, children, output
 
+import pyforkexec as fe
 from pyforkexec import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, ChildError, ErrorLocation, SysProcAttr
 from pyforkexec.sandbox.mounts import (
     DEV_NODES,
@@ -157,13 +158,48 @@ def test_errors_name_a_mount_by_its_place_in_the_list_with_optional_binds_left_o
      "SysProcAttr.mounts[0].optional"),
     # without a new root, a bind left out would leave its target as the host has it: not hidden
     (Mount.bind("/nonexistent-pfe", "/tmp", readonly=True, optional=True), ValueError,
-     "SysProcAttr.mounts[0].optional: needs a new root (pivot_root or chroot)"),
+     "SysProcAttr.mounts[0].optional: needs a new root (pivot_root or chroot) that is not this host's /"),
 ])
 def test_optional_is_a_bool_of_a_bind_mount(mount: Mount, error: type, message: str) -> None:
     before = children()
     with pytest.raises(error, match=re.escape(message)):
         capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[mount]))
     assert children() == before  # refused before any process existed
+
+
+def test_an_optional_bind_under_a_root_that_shows_the_host_is_refused(tmp_path: Path) -> None:
+    """A new root that an earlier mount makes the host's / again (a bind of /), or one seen through a
+    joined mount namespace: a bind left out there left its target as the host has it (the program
+    read the host's /etc/hostname); refused before any process exists."""
+    root = tmp_path / "root"
+    root.mkdir()
+    hide = Mount.bind("/nonexistent-pfe", "/etc/hostname", optional=True)
+    before = children()
+    for first in (Mount.bind("/", "/"), Mount.bind("//", "/", recursive=False)):
+        sys = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=[first, hide])
+        with pytest.raises(ValueError, match=re.escape("SysProcAttr.mounts[1].optional: needs a new root "
+                                                       "(pivot_root or chroot) that is not this host's /")):
+            capture(["/bin/true"], sys)
+    own_mounts = fe.ProcAttr(sys=SysProcAttr(cloneflags=CLONE_NEWNS))
+    holder = fe.start_process("/bin/sleep", ["sleep", "60"], own_mounts)
+    try:
+        for nstype in (0, CLONE_NEWNS):
+            sys = SysProcAttr(setns=[fe.SetNS(f"/proc/{holder.pid}/ns/mnt", nstype)], chroot=str(root),
+                              cloneflags=CLONE_NEWNS, mounts=[hide])
+            with pytest.raises(ValueError, match=re.escape("SysProcAttr.mounts[0].optional: cannot be used "
+                                                           "with a joined mount namespace")):
+                capture(["/bin/true"], sys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert children() == before
+    # A tmpfs over the root, then a bind of / elsewhere: the root is no longer the host's.
+    ro = dict(readonly=True)
+    made = [Mount.tmpfs("/"), Mount.bind("/usr", "/usr", **ro), Mount.bind("/lib", "/lib", **ro),
+            Mount.bind("/lib64", "/lib64", optional=True, **ro), hide, Mount.bind("/", "/host", **ro)]
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=made)
+    result = capture(["/usr/bin/true"], sys)
+    assert result.returncode == 0, result
 
 
 def test_bind_with_propagation_flags_applies_them_after(tmp_path: Path) -> None:

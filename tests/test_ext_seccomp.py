@@ -123,7 +123,7 @@ def test_program_for_x86_64_checks_the_x32_bit() -> None:
 
 def test_names_of_another_architecture_are_skipped() -> None:
     # "open" exists on x86_64 only; an unknown name is an error
-    assert len(bpf(check_seccomp("f", SeccompFilter(deny=["open"]), arch="aarch64"))) == 5
+    assert len(bpf(check_seccomp("f", SeccompFilter(deny=["open", "mount"]), arch="aarch64"))) == 7
     with pytest.raises(ValueError, match=r"^f\.deny\[1\]: unknown system call 'opne'"):
         check_seccomp("f", SeccompFilter(deny=["open", "opne"]))
 
@@ -140,3 +140,17 @@ def test_a_filter_that_restricts_nothing_is_refused() -> None:
     denied; it ran the program as though filtered."""
     with pytest.raises(ValueError, match=r"^SysProcAttr\.seccomp: restricts nothing"):
         fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(seccomp=SeccompFilter())))
+
+
+def test_a_filter_left_with_nothing_on_this_architecture_or_an_unused_errno_is_refused() -> None:
+    """``deny: ["open"]`` on aarch64 (x86_64's name only) was skipped to a filter that denies nothing;
+    an ``errno`` no action returns was dropped. Both refused naming the field, before any process."""
+    for arch, other in (("aarch64", "open"), ("x86_64", "fstatat")):
+        assert other not in sc.table(arch) and sc.known_anywhere(other)
+        with pytest.raises(ValueError, match=rf"^f\.deny: restricts nothing on {arch}"):
+            check_seccomp("f", SeccompFilter(deny=[other]), arch=arch)
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.seccomp\.errno: is returned by no action"):
+        fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(seccomp=SeccompFilter(
+            deny=["mount"], errno=22, deny_action="kill_process"))))
+    check_seccomp("f", SeccompFilter(deny=["mount"], errno=22))  # the deny action's errno
+    check_seccomp("f", SeccompFilter(default_action="errno", allow=["execve", "exit_group"], errno=38))

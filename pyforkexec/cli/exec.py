@@ -31,7 +31,7 @@ from ..forkexec import fork_exec
 from ..lookpath import find_program
 from ..sandbox.landlock import landlock_abi
 from ..service.notify import Notifier
-from .failure import EXIT_NOT_FOUND, Failure, die, exit_status
+from .failure import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, Failure, die, exit_status
 from .launch import environ_list, inherited_files, spawn_and_wait
 from .options import HELP, NONE, REQUIRED, VERSION, Command, Opt, parse_or_fail
 
@@ -54,8 +54,12 @@ def program(spec: specmod.Spec) -> str:
     sys_attr = spec.attr.sys
     if spec.argv0 is not None or "/" in spec.argv[0]:
         found = spec.program
-        if os.path.isabs(found) and specmod.sees_as_here(sys_attr) and not os.path.exists(found):
-            die(f'exec: "{found}": no such file or directory', EXIT_NOT_FOUND)
+        if specmod.sees_as_here(sys_attr):  # as the start would find it: execve's own answers
+            here = os.path.join(spec.attr.dir or "", found)  # a relative one from the working directory
+            if not os.path.exists(here):
+                die(f'exec: "{found}": no such file or directory', EXIT_NOT_FOUND)
+            if os.path.isdir(here) or not os.stat(here).st_mode & 0o111:  # executable by nobody
+                die(f'exec: "{found}": permission denied', EXIT_CANNOT_EXECUTE)
         return found
     env = spec.attr.env
     path = os.environ.get("PATH") if env is None else next(

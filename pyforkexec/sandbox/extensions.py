@@ -8,6 +8,7 @@ caps.py, seccomp.py, cgroup.py); the rules between fields live here.
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional
 
 from .. import flags as _flags
@@ -17,7 +18,7 @@ from ..checks import MAX_FD, check_bool, check_choice, check_int, check_open_fd,
 from .caps import CapsPlan, check_capabilities
 from .cgroup import CgroupSpec, check_cgroup
 from .landlock import ResolvedLandlock, check_landlock
-from .mounts import MS_REC, PROPAGATION_FLAGS, ResolvedMount, check_mounts
+from .mounts import MS_REC, PROPAGATION_FLAGS, Mount, ResolvedMount, check_mounts
 from .rlimits import check_rlimits
 from .seccomp import check_seccomp
 
@@ -90,6 +91,36 @@ def _propagation(attr: SysProcAttr, clone: int, unshare: int) -> int:
     return 0
 
 
+def _may_join_mounts(attr: SysProcAttr) -> bool:
+    """Whether a sys.setns entry may join a mount namespace (an optional bind's root is then seen
+    there): its nstype says so, or it is 0 and its target is a mount namespace, or cannot be looked at
+    (its join fails then). Looked at only for a spawn with an optional bind."""
+    if not any(isinstance(m, Mount) and m.optional for m in attr.mounts or ()):
+        return False
+    from ..child.joins import kind_of  # (child.joins imports this module's callers)
+
+    for entry in attr.setns or ():
+        nstype = entry.nstype if isinstance(entry.nstype, int) else 0
+        if nstype:
+            if nstype & NEWNS:
+                return True
+            continue
+        try:
+            fd = os.open(entry.target, os.O_RDONLY | os.O_CLOEXEC) if isinstance(entry.target, str) else None
+        except OSError:
+            return True
+        try:
+            kind = kind_of(fd if fd is not None else entry.target)
+        except (OSError, TypeError):
+            return True
+        finally:
+            if fd is not None:
+                os.close(fd)
+        if kind in (0, NEWNS):
+            return True
+    return False
+
+
 def _needs_newns(field: str, namespaces: int) -> None:
     if not namespaces & NEWNS:
         fail(field, "needs a new mount namespace: add CLONE_NEWNS to cloneflags or unshareflags (else it "
@@ -105,7 +136,7 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
         fail("SysProcAttr.pivot_root", "cannot be combined with chroot: choose one new root")
     chroot = to_bytes("SysProcAttr.chroot", attr.chroot) if attr.chroot else b""
     root = pivot if pivot is not None else chroot
-    mounts = check_mounts("SysProcAttr.mounts", attr.mounts, root)
+    mounts = check_mounts("SysProcAttr.mounts", attr.mounts, root, _may_join_mounts(attr))
     readonly = check_bool("SysProcAttr.readonly_root", attr.readonly_root)
     for m in mounts:
         has_maps = attr.uid_mappings is not None or attr.gid_mappings is not None

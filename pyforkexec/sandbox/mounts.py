@@ -22,7 +22,9 @@ exist, as this process sees it when the spawn is checked (once for a prepared sp
 serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). Only under a new root
 (``pivot_root`` or ``chroot``), where leaving a bind out only hides more of the host: without one, the
 target would stay as the host has it (a bind meant to hide a path, or to make it read-only, would do
-nothing), and ``optional`` is refused. A source that disappears after the check still fails the spawn
+nothing), and ``optional`` is refused; so it is under a root that shows the host's / all the same (one
+an earlier mount binds / onto), and with a joined mount namespace (``setns``), where the root is
+another namespace's and cannot be looked at before the join. A source that disappears after the check still fails the spawn
 at the mount step.
 """
 
@@ -215,8 +217,11 @@ def _source_is_dir(source: bytes) -> bool:
         return True  # it may appear in the child (an earlier mount); the mount step reports it if not
 
 
-def check_mount(field: str, m: object, root: bytes, index: int = 0) -> Optional[ResolvedMount]:
-    """The Mount ``m``, checked and resolved; None for an optional bind whose source does not exist."""
+def check_mount(field: str, m: object, root: bytes, index: int = 0, root_is_host: Optional[bool] = None,
+                joined: bool = False) -> Optional[ResolvedMount]:
+    """The Mount ``m``, checked and resolved; None for an optional bind whose source does not exist.
+    ``root_is_host``: whether the root it is mounted under shows this process's / (computed from
+    ``root`` when None: see check_mounts); ``joined``: the child joins a mount namespace first."""
     if not isinstance(m, Mount):
         fail(field, f"must be a Mount, not {type(m).__name__}", TypeError)
     source = None if m.source is None else to_bytes(f"{field}.source", m.source)
@@ -246,9 +251,15 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0) -> Optional[
     if check_bool(f"{field}.optional", m.optional):
         if not bind:
             fail(f"{field}.optional", "only a bind mount can be optional (left out if its source is missing)")
-        if _is_this_root(root):  # no new root, or one that is this process's / (chroot "//", a link)
-            fail(f"{field}.optional", "needs a new root (pivot_root or chroot): without one, a bind left out "
-                 "leaves its target as the host has it (a bind meant to hide it would hide nothing)")
+        if root_is_host is None:
+            root_is_host = _is_this_root(root)
+        if root_is_host:  # no new root, one that is this process's / (chroot "//", a link), or a bind of it
+            fail(f"{field}.optional", "needs a new root (pivot_root or chroot) that is not this host's /: "
+                 "under that, a bind left out leaves its target as the host has it (a bind meant to hide it "
+                 "would hide nothing)")
+        if joined:
+            fail(f"{field}.optional", "cannot be used with a joined mount namespace (sys.setns): whether the "
+                 "new root there is the host's / cannot be told before the join")
         if not os.path.exists(source or b""):  # followed as mount(2) follows it: a dangling link is missing
             return None
     return ResolvedMount(source, target, fstype, flags, data, mkdirs, file_target, idmap, index, root)
@@ -280,11 +291,24 @@ def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, in
     fail(field, f"must be True, a user namespace path or fd, or None, not {type(value).__name__}", TypeError)
 
 
-def check_mounts(field: str, mounts: object, root: bytes) -> tuple[ResolvedMount, ...]:
-    """Each Mount checked and resolved, in order, without the optional binds whose source is missing."""
-    items = enumerate(check_list(field, mounts, "Mount"))
-    resolved = (check_mount(f"{field}[{i}]", m, root, i) for i, m in items)
-    return tuple(m for m in resolved if m is not None)
+def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) -> tuple[ResolvedMount, ...]:
+    """Each Mount checked and resolved, in order, without the optional binds whose source is missing.
+
+    An optional bind needs a new root that does not show this process's /: not / itself however
+    spelled, nor a root that an earlier mount binds this process's / onto (``Mount.bind("/", "/")``
+    under the root), nor one seen through a joined mount namespace (``joined``)."""
+    root_is_host = None
+    out = []
+    for i, m in enumerate(check_list(field, mounts, "Mount")):
+        resolved = check_mount(f"{field}[{i}]", m, root, i, root_is_host, joined)
+        if resolved is None:
+            continue
+        if resolved.path == b"/" and not resolved.flags & (MS_REMOUNT | PROPAGATION_MASK):
+            # A mount over the root itself: what it shows from now on is its source's.
+            is_bind = resolved.flags & MS_BIND
+            root_is_host = bool(is_bind) and _is_this_root(resolved.source or b"")
+        out.append(resolved)
+    return tuple(out)
 
 
 def mount_attr(flags: int) -> bytes:

@@ -4,7 +4,9 @@
 ``SeccompFilter(default_action="errno", errno=ENOSYS, allow=[...])`` allows only the listed calls.
 Actions: "allow", "errno" (fail with ``errno``), "kill_process", "kill_thread", "trap" (SIGSYS),
 "log" (allow and log). Names are those of the kernel's unistd.h; a name that exists on another
-supported architecture but not on this one (``open`` on aarch64) is skipped, as libseccomp does.
+supported architecture but not on this one (``open`` on aarch64) is skipped, as libseccomp does;
+a filter left denying nothing on this architecture is refused, and so is an ``errno`` other than
+EPERM that no action returns (a ``kill_process`` deny with ``errno``: the errno would be dropped).
 
 The program checks the architecture first: a system call of another ABI (i386 or x32 on x86_64,
 arm32 on aarch64) would bypass the lists, so it kills the process. The child installs the filter as
@@ -101,6 +103,12 @@ def check_seccomp(field: str, f: object, exec_call: str = "execve", arch: Option
         fail(f"{field}.deny", f"has no effect: deny_action and default_action are both {f.deny_action!r}")
     if f.default_action == "allow" and not f.deny:  # an empty YAML mapping, a filter not written yet
         fail(field, "restricts nothing: list calls to deny, or another default_action (or leave it out)")
+    if f.default_action == "allow" and not deny:  # every name one of another architecture's calls
+        fail(f"{field}.deny", f"restricts nothing on {arch}: none of its calls exists here (each is another "
+             "architecture's)")
+    if code != errno_mod.EPERM and "errno" not in (f.default_action, f.deny_action):
+        fail(f"{field}.errno", "is returned by no action: set default_action or deny_action to 'errno' (or "
+             "leave errno out)")
     both = set(allow) & set(deny)
     if both:
         names = {nr: name for name, nr in syscalls.table(arch).items()}

@@ -12,7 +12,7 @@ from .document import SpecError
 from .load import Spec
 
 if TYPE_CHECKING:
-    from ..attrs import SysProcAttr
+    from ..attrs import SetNS, SysProcAttr
 
 CAP_SYS_RESOURCE = 24
 
@@ -30,10 +30,14 @@ def check(spec: Spec) -> None:
     """pyforkexec's validation of what fork_exec would be given, before any process exists.
 
     Raises SpecError with the field's path in the document."""
+    if not spec.argv:  # as the loader refuses it: for a Spec made otherwise (the modules')
+        raise SpecError("argv", "expected a non-empty list of strings, got an empty list")
+    if spec.argv0 is None and spec.argv[0] in ("", b""):
+        raise SpecError("argv[0]", "must not be empty: it names the program to run")
     try:
         argv0 = spec.argv0
         if argv0 is None:  # the program is argv[0], and its errors name argv[0]
-            argv0 = _validate.to_bytes_list("argv", spec.argv)[0] if spec.argv else b""
+            argv0 = _validate.to_bytes_list("argv", spec.argv)[0]
         _validate.check_spawn(argv0, spec.argv, spec.attr)
     except (ValueError, TypeError) as e:
         field, sep, rule = _spec_path(str(e)).partition(": ")
@@ -76,22 +80,15 @@ def check_on_host(spec: Spec) -> None:
         except OSError as e:  # CgroupError: its message names the field
             field, _, rule = _spec_path(e.strerror or str(e)).partition(": ")
             raise SpecError(field, rule) from None
-    root = spec.attr.sys.chroot if spec.attr.sys is not None else None  # (pivot_root's mounts may make it)
-    if isinstance(root, (str, bytes)) and root and not os.path.isdir(root):
-        raise SpecError("sys.chroot", f"{os.fsdecode(root)} is not a directory here")
     for i, entry in enumerate(spec.attr.sys.setns if spec.attr.sys is not None else ()):
-        if not isinstance(entry.target, str):
-            continue
-        field = f"sys.setns[{i}]"
-        from .. import nsinfo  # only for a spec that joins: a launcher imports what it uses (issue 15)
-
-        try:
-            own = nsinfo.nstype(entry.target) and nsinfo.is_callers(entry.target)
-        except OSError as e:
-            raise SpecError(field, f"{entry.target}: {e.strerror}") from None
-        if own:
-            raise SpecError(field, f"{entry.target} is this process's own namespace: the program would "
-                            "run in it as if no join had been asked")
+        if isinstance(entry.target, str):
+            _check_join_target(f"sys.setns[{i}]", entry)
+    root = spec.attr.sys.chroot if spec.attr.sys is not None else None  # (pivot_root's mounts may make it)
+    if isinstance(root, (str, bytes)) and root and not _joins(spec.attr.sys, CLONE_NEWNS) \
+            and not os.path.isdir(root):
+        raise SpecError("sys.chroot", f"{os.fsdecode(root)} is not a directory here")
+    if spec.attr.sys is not None and spec.attr.sys.landlock is not None:
+        _check_landlock_rules(spec.attr.sys.landlock)
     if spec.attr.sys is not None:
         _check_bind_sources(spec.attr.sys)
         _check_rlimits(spec.attr.sys)
@@ -200,3 +197,54 @@ def _read_int(path: str) -> Optional[int]:
             return int(f.read())
     except (OSError, ValueError):
         return None
+
+
+def _check_join_target(field: str, entry: SetNS) -> None:
+    """What the child's setns would refuse of a join by path: a file that is no namespace (EINVAL), one
+    of another type than ``nstype`` (EINVAL), another namespace than ``inode`` (ESTALE), and this
+    process's own namespace (a join that would change nothing)."""
+    from .. import nsinfo  # only for a spec that joins: a launcher imports what it uses (issue 15)
+
+    try:
+        kind = nsinfo.nstype(entry.target)
+        own = bool(kind) and nsinfo.is_callers(entry.target)
+        inode = os.stat(entry.target).st_ino
+    except OSError as e:
+        raise SpecError(field, f"{entry.target}: {e.strerror}") from None
+    if not kind:
+        raise SpecError(field, f"{entry.target} is not a namespace file (a /proc/PID/ns/* link, or a bind "
+                        "mount of one such as /run/netns/NAME)")
+    if entry.nstype and entry.nstype != kind:
+        raise SpecError(f"{field}.nstype", f"{entry.target} is a {_kind_name(kind)} namespace, not "
+                        f"{_kind_name(entry.nstype)}")
+    if entry.inode is not None and entry.inode != inode:
+        raise SpecError(f"{field}.inode", f"{entry.target} is namespace {inode} by now, not {entry.inode}")
+    if own:
+        raise SpecError(field, f"{entry.target} is this process's own namespace: the program would run in "
+                        "it as if no join had been asked")
+
+
+def _kind_name(kind: int) -> str:
+    from ..flags import CloneFlags
+
+    return CloneFlags.describe(kind)
+
+
+def _check_landlock_rules(policy: object) -> None:
+    """The ruleset built and dropped, as the start builds it: what the kernel refuses of a rule (a path
+    on an internal filesystem, as /proc/PID/ns/*) is named before the start. Nothing on a kernel
+    without Landlock (best effort runs without it; strict is refused by check())."""
+    from ..sandbox.landlock import build_ruleset, check_landlock, landlock_abi
+
+    if landlock_abi() < 1:
+        return
+    opened: list[int] = []
+    try:
+        build_ruleset("sys.landlock", check_landlock("sys.landlock", policy), opened)
+    except (ValueError, OSError) as e:
+        message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        field, sep, rule = message.partition(": ")
+        raise SpecError(field if sep else "sys.landlock", rule if sep else message) from None
+    finally:
+        for fd in opened:
+            os.close(fd)
