@@ -24,8 +24,8 @@ serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). Only under
 target would stay as the host has it (a bind meant to hide a path, or to make it read-only, would do
 nothing), and ``optional`` is refused; so it is under a root that shows the host's / all the same (one
 an earlier mount binds / onto), and with a joined mount namespace (``setns``), where the root is
-another namespace's and cannot be looked at before the join. A source that disappears after the check still fails the spawn
-at the mount step.
+another namespace's and cannot be looked at before the join. A source that disappears after the
+check still fails the spawn at the mount step.
 """
 
 from __future__ import annotations
