@@ -11,6 +11,8 @@ options:
   namespaces:
     description:
       - New namespaces for the process, created with C(clone3) (C(CLONE_NEW*) in C(SysProcAttr.cloneflags)).
+      - An isolation option (or a value inside one) given as an empty string is refused, naming it, rather
+        than read as not given (a template variable that came out empty must not drop an isolation).
       - V(mount) is a new mount namespace whose mounts are made private, V(pid) makes the command PID 1 of a
         new PID namespace, V(user) a new user namespace (see O(uid_map), O(gid_map), O(map_root_user)).
     type: list

@@ -63,16 +63,18 @@ def skip_reason(params):
 
 def environment(params):
     env = dict(os.environ) if params["inherit_env"] else {}
-    added = {k: str(v) for k, v in params["env"].items()}
-    environment_entries(added)  # refuses a name that would set another variable
-    env.update(added)
+    environment_entries(params["env"])  # refuses a name that would set another variable, a null value
+    env.update({k: str(v) for k, v in params["env"].items()})
     return env
 
 
 def run(params, check_mode, warn=lambda message: None):
     """One run of the module: the result for exit_json; ``warn`` gets each warning. Raises Failure."""
-    argv = params["argv"] if params["argv"] is not None else shlex.split(params["cmd"])
     command = "argv" if params["argv"] is not None else "cmd"
+    try:
+        argv = params["argv"] if params["argv"] is not None else shlex.split(params["cmd"])
+    except ValueError as e:  # shlex: an unclosed quote, a last backslash
+        raise Failure(f"cmd: {e} (as a shell would split it)", cmd=params["cmd"]) from None
     if not argv:
         raise Failure(f"{command}: the command is empty", cmd=argv)
     if params["timeout"] < 0:

@@ -371,13 +371,36 @@ def _credential(params, origins, on_host):
 
 
 def environment_entries(env):
-    """The ``env`` option as "NAME=value" entries; a name that would set another variable is refused."""
+    """The ``env`` option as "NAME=value" entries; a name that would set another variable, and a value
+    that is no string or number (a null would be the string "None"), are refused."""
     entries = []
     for name, value in env.items():
         if not name or "=" in name or "\0" in name:
             _fail(f"env.{name}", "not a variable name (empty, or with '=' or a NUL byte)")
+        if value is None or isinstance(value, (list, dict)):
+            got = "null" if value is None else f"a {type(value).__name__}"
+            _fail(f"env.{name}", f"expected a string or a number, got {got}")
         entries.append(f"{name}={value}")
     return entries
+
+
+def refuse_empty_strings(params, names):
+    """An option of ``names`` given as "" (also inside its lists and dicts) is refused: an empty value,
+    such as a template variable that came out empty, would otherwise read as "not given" and drop what
+    it asks for (``netns: ""`` ran the command in the host's network namespace)."""
+
+    def walk(option, value):
+        if value == "":
+            _fail(option, "is empty: give a value, or leave the option out")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{option}.{key}", item)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(f"{option}[{i}]", item)
+
+    for name in names:
+        walk(name, params.get(name))
 
 
 def _kind_of_type(nstype):
@@ -712,6 +735,7 @@ def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, 
     see _setns."""
     fe = deps.pyforkexec
     origins = origins if origins is not None else Origins()
+    refuse_empty_strings(params, [option.name for option in ISOLATION_OPTIONS] + ["user", "group"])
     _require_fields(params)
     # Only cloneflags can hold the flags pyforkexec's rules about cloneflags are about (CLONE_VM,
     # CLONE_FS...): namespaces holds namespace flags alone, which combine freely.
@@ -777,6 +801,8 @@ def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_c
     ``netns_made``: see build_sysprocattr. ``cgroup_on_host``: also check that this host's cgroup2
     offers the controllers the cgroup limits need (what the start would find first, check mode too)."""
     origins = Origins(argv_option)
+    if chdir == "":
+        _fail("chdir", "is empty: give a value, or leave the option out")
     try:
         sys_attr = build_sysprocattr(params, cgroup_path, with_cgroup, origins, on_host, netns_made)
     except IsolationError:

@@ -182,6 +182,27 @@ def test_an_option_error_names_the_option_the_user_wrote(run, args, option):
 
 def test_an_empty_cmd_is_named_cmd(run):
     assert run(cmd=" ")["msg"] == "cmd: the command is empty"
+    assert run(cmd="echo 'x")["msg"] == "cmd: No closing quotation (as a shell would split it)"
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (dict(netns=""), "netns"),
+    (dict(join=[dict(path="")]), "join[0].path"),
+    (dict(hostname="", namespaces=["uts"]), "hostname"),
+    (dict(namespaces=["mount"], mounts=[dict(source="", target="/mnt")]), "mounts[0].source"),
+    (dict(chdir=""), "chdir"),
+    (dict(env=dict(TOKEN=None)), "env.TOKEN"),
+    (dict(env=dict(TOKEN=[1, 2])), "env.TOKEN"),
+])
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_an_empty_value_is_refused_not_read_as_not_given(run, tmp_path, args, option, check_mode):
+    """``netns: ""`` (a template whose variable came out empty) read as "no netns": the command ran in
+    the host's network namespace, and the task succeeded. Every empty isolation value is refused naming
+    its option, before anything runs; a null env value is no "None" string."""
+    marker = tmp_path / "ran"
+    result = run(check_mode=check_mode, argv=["touch", str(marker)], **args)
+    assert result["failed"] is True and result["msg"].startswith(option + ": "), result
+    assert not marker.exists()
 
 
 # ---- landlock (issue 13) -----------------------------------------------------------------------------
