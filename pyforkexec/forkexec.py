@@ -521,10 +521,31 @@ def parent_seen_by_child(cloneflags: int) -> int:
     return os.getppid() if cloneflags & CLONE_PARENT else os.getpid()
 
 
+def refuse_kept_groups(sys_attr: SysProcAttr) -> None:
+    """Go skips setgroups for a Credential without groups in a new user namespace that denies it
+    (gid_mappings without gid_mappings_enable_setgroups): the child keeps this process's supplementary
+    groups, which show as the overflow gid inside and still grant their access on this host. Refused
+    (checked at each spawn: it is this process's state) unless this process has none beyond the host
+    gid the child's own gid maps to; ``no_setgroups`` keeps them knowingly."""
+    cred = sys_attr.credential
+    if (cred is None or cred.no_setgroups or cred.groups or sys_attr.gid_mappings is None
+            or sys_attr.gid_mappings_enable_setgroups):
+        return
+    own = {m.host_id + cred.gid - m.container_id for m in sys_attr.gid_mappings
+           if m.container_id <= cred.gid < m.container_id + m.size}
+    kept = [g for g in os.getgroups() if g not in own]
+    if kept:
+        fail("SysProcAttr.credential.groups", "is empty (no supplementary groups), but the child's user "
+             "namespace denies setgroups (gid_mappings without gid_mappings_enable_setgroups): it would keep "
+             f"this process's groups {', '.join(map(str, kept))}, which still grant their access on this "
+             "host. Drop them here first (os.setgroups([])), or set credential.no_setgroups to keep them")
+
+
 def fork_exec_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],
                       compile: Compiler) -> int:
     """fork_exec of checked arguments: ``alone`` the AlonePlans of a spawn that opens nothing, or None;
     ``compile`` compile_plan or a PlanCache (prepared.py)."""
+    refuse_kept_groups(args.sys)
     sandbox = args.sandbox
     if sandbox is not None and sandbox.cgroup is not None and sandbox.cgroup.cgroup.kill_remaining:
         fail("SysProcAttr.cgroup.kill_remaining", "happens once the child has been reaped, which fork_exec "
@@ -535,6 +556,7 @@ def fork_exec_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[
 def start_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],
                   compile: Compiler) -> Process:
     """start_process of checked arguments, as fork_exec_checked."""
+    refuse_kept_groups(args.sys)
     if args.cloneflags & CLONE_PARENT:
         fail("SysProcAttr.cloneflags", "CLONE_PARENT makes the child our parent's, which a Process cannot "
              "wait for or reap: start it with fork_exec (its pid is our parent's to reap)")

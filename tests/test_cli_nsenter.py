@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, util_linux
+from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, util_linux, wait_for
 from helpers.forked import NOBODY, run_in_fork
 from helpers.marks import needs_root
 
@@ -256,3 +257,37 @@ def test_a_file_of_our_own_namespace_as_util_linux_takes_it(option: str) -> None
     assert ours.stdout == theirs.stdout
     if option == "--user":
         assert len(ours.stderr.splitlines()) == 1
+
+
+def test_a_caller_that_cannot_drop_its_groups_fails_as_nsenter_does(world_dir: Path) -> None:
+    """uid 65534 with the supplementary group 4 enters, with -U, a user namespace that denies setgroups:
+    util-linux's nsenter cannot drop the group (before the join it is no root, after it setgroups is
+    denied) and fails; ours ran the command with group 4 kept, which still opened the host's files of
+    that group. Now it fails too, before any process; --preserve-credentials keeps them knowingly."""
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}"]
+    holder = Background([*as_nobody, "--clear-groups", util_linux("unshare"), "-r", "sleep", "60"], cwd="/")
+    try:
+        wait_for(lambda: _user_ns_of(holder.proc.pid) != ns_link("user"), "the holder's user namespace")
+        secret = world_dir / "adm-only"
+        secret.write_text("secret\n")
+        os.chown(secret, 0, 4)
+        secret.chmod(0o640)
+        args = ["-t", str(holder.proc.pid), "-U", "cat", str(secret)]
+        ours = run([*as_nobody, "--groups=4", PYFORKEXEC, "nsenter", *args], cwd="/")
+        theirs = run([*as_nobody, "--groups=4", util_linux("nsenter"), *args], cwd="/")
+        assert theirs.returncode == ours.returncode == 1 and "secret" not in ours.stdout, ours
+        assert ours.stderr.startswith("pyforkexec nsenter: setgroups failed: ")
+        assert len(ours.stderr.splitlines()) == 1
+        preserve = [PYFORKEXEC, "nsenter", "--preserve-credentials", *args]
+        kept = run([*as_nobody, "--groups=4", *preserve], cwd="/")
+        assert kept.returncode == 0 and kept.stdout == "secret\n", kept
+    finally:
+        holder.stop()
+
+
+def _user_ns_of(pid: int) -> str:
+    try:
+        return ns_link("user", pid)
+    except OSError:
+        return ""
+

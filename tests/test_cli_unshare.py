@@ -533,3 +533,20 @@ def test_a_root_that_is_no_directory_is_named_not_the_command(tmp_path: Path) ->
         res = pfe("unshare", f"--root={root}", "pwd")
         said = f"pyforkexec: --root: cannot change root directory to '{root}': {why}\n"
         assert (res.returncode, res.stderr) == (125, said)
+
+
+def test_setgid_in_a_user_namespace_never_keeps_the_callers_groups(world_dir: Path) -> None:
+    """-r --setgid 0 as uid 65534 with the supplementary group 4: util-linux fails (setgroups is denied
+    in the new user namespace); ours ran the program with group 4 kept (it read a file only group 4
+    may). Refused before any process."""
+    secret = world_dir / "adm-only"
+    secret.write_text("secret\n")
+    os.chown(secret, 0, 4)
+    secret.chmod(0o640)
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--groups=4"]
+    args = ["-r", "--setgid", "0", "cat", str(secret)]
+    ours = run([*as_nobody, PYFORKEXEC, "unshare", *args], cwd="/")
+    theirs = run([*as_nobody, util_linux("unshare"), *args], cwd="/")
+    assert theirs.returncode == ours.returncode == 1 and "secret" not in ours.stdout, ours
+    assert "--setgid" in ours.stderr and len(ours.stderr.splitlines()) == 1
+

@@ -412,3 +412,49 @@ def test_a_closed_fd_with_an_inode_is_a_setns_error(no_new_child: None) -> None:
         _spawn(fe.SysProcAttr(setns=[fe.SetNS(fd, fe.CLONE_NEWUTS, 12345)]))
     got = (info.value.location, info.value.index, info.value.errno)
     assert got == (fe.ErrorLocation.SETNS, 0, errno.EBADF)
+
+
+def _spawn_with_groups(groups: list[int], **sys: object) -> object:
+    """In a forked root process whose supplementary groups are ``groups``: a child in a new user
+    namespace (0 mapped to 100000, setgroups denied) that sets Credential(0, 0) without groups. Its
+    /proc/self/status Groups line, or the refusal."""
+    os.setgroups(groups)
+    r, w = os.pipe()
+    attr = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUSER, credential=fe.Credential(0, 0, (), **sys),
+                          uid_mappings=[fe.SysProcIDMap(0, 100000, 1)],
+                          gid_mappings=[fe.SysProcIDMap(0, 100000, 1)])
+    def children() -> str:
+        with open(f"/proc/self/task/{os.getpid()}/children") as f:
+            return f.read()
+
+    try:
+        before = children()
+        try:
+            proc = fe.start_process("/bin/grep", ["grep", "^Groups:", "/proc/self/status"],
+                                    fe.ProcAttr(files=[0, w, 2], sys=attr))
+        except ValueError as e:
+            return ("refused", str(e), children() == before)
+        os.close(w)
+        w = -1
+        with os.fdopen(r, closefd=False) as f:
+            out = f.read()
+        return ("ran", proc.wait(), out.split()[1:])
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+@needs_root
+def test_a_credential_without_groups_never_keeps_the_callers_groups_silently() -> None:
+    """Go skips setgroups for a Credential without groups where the new user namespace denies it
+    (Go behaviour 10): the child kept the caller's supplementary groups (here 4, adm), which still
+    open the host's files of that group. Refused naming the field, before any process; with
+    no_setgroups they are kept knowingly, and a group the child's own gid maps to is no leak."""
+    kind, message, no_child = run_in_fork(_spawn_with_groups, [4, 27])
+    assert kind == "refused" and no_child
+    assert message.startswith("SysProcAttr.credential.groups: is empty (no supplementary groups), but the "
+                              "child's user namespace denies setgroups") and "groups 4, 27," in message
+    assert run_in_fork(_spawn_with_groups, [4], no_setgroups=True) == ("ran", 0, ["65534"])
+    assert run_in_fork(_spawn_with_groups, [100000]) == ("ran", 0, ["0"])
+    assert run_in_fork(_spawn_with_groups, []) == ("ran", 0, [])
