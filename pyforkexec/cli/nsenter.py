@@ -260,9 +260,10 @@ def credential(r: Request) -> Optional[Credential]:
     if drop_groups and userns and _drop_own_groups():
         drop_groups = False  # none left to drop: the command inherits the launcher's empty list
     elif drop_groups and r.namespaces.get(USER, "") is None and setgroups_denied(r.target):
-        if os.getgroups():  # kept, they would still grant their access on this host: nsenter fails too
+        kept = os.getgroups()
+        if kept:  # they would still grant their access on this host: nsenter fails too
             CMD.fail("setgroups failed: the target's user namespace denies setgroups, and this process "
-                     f"(not root) cannot drop its supplementary groups ({', '.join(map(str, os.getgroups()))}) "
+                     f"(not root) cannot drop its supplementary groups ({', '.join(map(str, kept))}) "
                      "first: use --preserve-credentials to keep them")
         drop_groups = False  # none to drop; setgroups(2) is refused there
     return Credential(uid=uid, gid=gid, groups=(), no_setgroups=not drop_groups)
