@@ -367,3 +367,10 @@ def test_a_ctrl_c_during_the_open_of_the_host_lock_leaves_it_closed(monkeypatch:
     assert opened
     left = os.path.exists(f"/proc/self/fd/{opened[0]}") and os.readlink(f"/proc/self/fd/{opened[0]}")
     assert left != netns.LOCK_PATH, "the lock file's fd was left open"
+
+
+def test_the_host_lock_is_where_no_other_user_can_take_it_first() -> None:
+    """In the world-writable /run/lock any user could make the lock file first and hold its lock: every
+    converge (boot units included) then waited for ever. Its directory is root's alone."""
+    st = os.stat(os.path.dirname(netns.LOCK_PATH))
+    assert st.st_uid == 0 and not st.st_mode & 0o022, oct(st.st_mode)

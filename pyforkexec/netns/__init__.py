@@ -96,18 +96,19 @@ def batch(keep_bridges: Collection[str] = ()) -> Iterator[None]:
 
 # Namespaces share host links (their bridge and its addresses): systemd starts their boot units at
 # once, and two that both see the bridge missing would both create it. One converge at a time per host.
-LOCK_PATH = "/run/lock/pyforkexec-netns.lock"
+# In /run, which only root may write: in the world-writable /run/lock any user could make the file
+# first and hold its lock, and every converge (boot units included) would wait for ever.
+LOCK_PATH = "/run/pyforkexec-netns.lock"
 _BATCH: contextvars.ContextVar[Optional[kernel.HostLinks]] = contextvars.ContextVar("pyforkexec_netns_batch",
                                                                                    default=None)
 
 
 @contextlib.contextmanager
 def _host_lock() -> Iterator[None]:
-    os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
     fd = -1
     try:
         with held():  # a Ctrl-C between the open and the store would keep the fd (and the lock) open
-            fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)  # not held: a Ctrl-C while another converge runs ends the wait
         yield
     finally:

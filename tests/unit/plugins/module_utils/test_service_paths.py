@@ -101,3 +101,8 @@ def test_the_files_of_a_persisted_network_namespace():
     assert paths.netns_config_path("web") == "/etc/pyforkexec/netns/web.json"
     assert paths.netns_unit_name("web") == "pyforkexec-netns@web.service"
     assert paths.netns_template_path() == "/etc/systemd/system/pyforkexec-netns@.service"
+
+
+def test_the_converge_lock_is_where_no_other_user_can_take_it_first():
+    st = os.stat(os.path.dirname(paths.CONVERGE_LOCK))
+    assert st.st_uid == 0 and not st.st_mode & 0o022, oct(st.st_mode)
