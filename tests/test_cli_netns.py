@@ -151,3 +151,43 @@ def test_a_link_in_the_way_exits_125(tmp_path: Path, names: dict[str, str]) -> N
     assert res.returncode == 125
     assert f"host link {names['peer']} exists and was not made by pyforkexec" in res.stderr
     assert names["netns"] not in [n["name"] for n in ip("netns", "list")]  # refused before any change
+
+
+# `netns up DOC` in a process that gets SIGTERM (default action, as systemd's stop or timeout(1) send it)
+# right after the first link of the plan is made and before the alias that makes it ours: the call that
+# computes the alias sends it.
+_TERMINATED_UP = """
+import os, signal, sys
+from pyforkexec.netns import kernel
+from pyforkexec.cli.netns import main
+real = {alias}
+def alias(*args):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args)
+kernel.{alias_name} = alias
+main(["up", sys.argv[1]])
+"""
+
+
+@pytest.mark.parametrize("alias", ["veth_alias", "BRIDGE_ALIAS"])
+def test_a_sigterm_between_a_link_and_its_alias_leaves_it_ours(tmp_path: Path, names: dict[str, str],
+                                                               alias: str) -> None:
+    """The link was made and the process died before its alias was set: every later converge refused it
+    as "not made by pyforkexec", and down left it. The ending signals wait until both calls are done."""
+    path = document(tmp_path, names)
+    if alias == "veth_alias":
+        code = _TERMINATED_UP.format(alias="kernel.veth_alias", alias_name="veth_alias")
+    else:  # the bridge's alias is a constant: make reading it (in the same statement) send the signal
+        code = _TERMINATED_UP.replace("real = {alias}\n", "").replace(
+            "kernel.{alias_name} = alias", "kernel._whole_real = kernel._whole\n"
+            "import contextlib\n@contextlib.contextmanager\ndef whole():\n    with kernel._whole_real():\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n        yield\nkernel._whole = whole")
+    killed = run([sys.executable, "-c", code, path], cwd="/")
+    assert killed.returncode == -15, killed.stderr  # ended by the signal, once the pair was done
+    links = {link["ifname"]: link for link in ip("-d", "link", "show")}
+    made = names["peer"] if alias == "veth_alias" else names["bridge"]
+    assert made in links and links[made].get("ifalias", "").startswith("pyforkexec"), links.get(made)
+    again = pfe("netns", "up", path)
+    assert again.returncode == 0, again.stderr
+    assert pfe("netns", "down", names["netns"]).returncode == 0
+    assert names["peer"] not in {link["ifname"] for link in ip("link", "show")}

@@ -344,10 +344,11 @@ def test_veth_aliases_round_trip():
     assert m.parse_veth_alias(None) is None
 
 
-@pytest.mark.parametrize("name", ["eth0\n", "\n", "eth0/1", "e" * 16])
+@pytest.mark.parametrize("name", ["eth0\n", "\n", "eth0/1", "e" * 16, "web%d", ".", "..", "\u00e9" * 8])
 def test_desired_refuses_a_bad_link_name(name):
     """A link name the kernel would take as another (a last newline included: "$" of a pattern
-    matches before it) is refused naming the option."""
+    matches before it; "%d", which the kernel numbers, making another link at each run), or refuse
+    part-way ("." and "..", 16 bytes in 8 characters), is refused naming the option."""
     with pytest.raises(m.ModelError, match=r"^veths\[0\]\.name: "):
         m.desired(netns_options.load(dict(name="web", veths=[dict(name=name, peer="v0")])))
 

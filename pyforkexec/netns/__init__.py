@@ -158,9 +158,10 @@ def _undo(name: str, host: kernel.HostLinks) -> bool:
     try:
         observed = kernel.observe(name, None, host)
         _apply(name, model.plan_absent(observed, name, host.keep), [], host)
+        # plan_absent leaves what is not ours (a link it cannot tell for its own): not undone then
+        return not kernel.observe(name, None, host)["exists"]
     except (ApplyError, ModelError, OSError):
         return False
-    return True
 
 
 def _apply(name: str, actions: list, lines: list[str], host: kernel.HostLinks) -> None:

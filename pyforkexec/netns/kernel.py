@@ -15,6 +15,7 @@ import ctypes
 import functools
 import ipaddress
 import os
+import signal
 import socket
 import time
 
@@ -541,6 +542,25 @@ class ApplyError(RuntimeError):
     undone = False
 
 
+# Signals whose default action ends the process: systemd's stop of a boot unit, timeout(1), a closed
+# terminal. held() defers Python's handlers only; these the kernel acts on at once.
+_ENDING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGALRM, signal.SIGUSR1,
+           signal.SIGUSR2, signal.SIGPIPE)
+
+
+@contextlib.contextmanager
+def _whole():
+    """Two calls that make one thing (a link, then the alias that makes it ours) with the signals that
+    would end the process blocked in between: one that arrives is delivered once both are done. Cut
+    between them, the link would be left without its alias, and every later converge refused it as
+    someone else's."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def apply(name, actions):
     """Carry out model's actions, in order, then have the links with a new MAC or a new address
     announce themselves (_announce). Raises ApplyError at the first refused one.
@@ -679,12 +699,14 @@ def _apply_one(h, name, action):
         with _promoting(h, side, ifname, index, address):
             h.side(side).addr("del", index=index, **_address(address))
     elif op == "create_bridge":
-        h.side("host").link("add", ifname=args[0], kind="bridge", address=_local_mac())
-        h.side("host").link("set", index=h.index("host", args[0]), ifalias=BRIDGE_ALIAS)
+        with _whole():
+            h.side("host").link("add", ifname=args[0], kind="bridge", address=_local_mac())
+            h.side("host").link("set", index=h.index("host", args[0]), ifalias=BRIDGE_ALIAS)
     elif op == "create_veth":
         inside, peer = args
-        h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})
-        h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
+        with _whole():
+            h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})
+            h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
     elif op == "pin_bridge_mac":
         _set_own_mac(h.side("host"), h.index("host", args[0]))
     elif op in ("del_veth", "del_bridge"):

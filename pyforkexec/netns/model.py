@@ -44,9 +44,13 @@ BRIDGE_ALIAS = f"{ALIAS_PREFIX} bridge"
 
 
 def _ifname(option, name):
-    if not _IFNAME.fullmatch(name or ""):
-        raise ModelError(f"{option}: {name!r} is not a valid interface name (1-{IFNAMSIZ} characters, "
-                         "no '/', ':' or whitespace)")
+    """A name the kernel takes as it is (dev_valid_name): 1 to IFNAMSIZ bytes, not "." or "..", no
+    '/', ':' or whitespace, and no '%', which makes a new link's name a pattern the kernel numbers
+    ("web%d" gives web0, web1...: each run would make another)."""
+    if (not _IFNAME.fullmatch(name or "") or len(name.encode()) > IFNAMSIZ or name in (".", "..")
+            or "%" in name):
+        raise ModelError(f"{option}: {name!r} is not a valid interface name (1-{IFNAMSIZ} bytes, not '.' "
+                         "or '..', no '/', ':', '%' or whitespace)")
     return name
 
 
