@@ -462,8 +462,8 @@ def test_a_metric_another_wanted_route_gives_is_not_kept_for_one_without(wanted)
     options = dict(SIMPLE, gateway=[], routes=[dict(dst="default", dev="eth0"),
                                                dict(dst="default", gateway="10.42.0.1", metric=5)])
     assert lines(m.plan_present(state, wanted(**options))) == [
-        "del_route default dev eth0 metric 5", "add_route default via 10.42.0.1 metric 5",
-        "add_route default dev eth0"]
+        "del_route default dev eth0 metric 5", "add_route default dev eth0",
+        "add_route default via 10.42.0.1 metric 5"]
     state["routes"] = [m.route_key("default", "10.42.0.1", "eth0", None),
                        m.route_key("default6", "fd42::1", "eth0", 1024)]
     zero = [dict(dst="default", gateway=gw, metric=0) for gw in ("10.42.0.1", "fd42::1")]
@@ -563,3 +563,17 @@ def test_a_sysctl_value_is_compared_as_the_kernel_prints_it(value, printed):
     """Integer sysctls read C's base-0 syntax and print decimal: "01" never converged (each run
     wrote it again, then failed: the kernel keeps 1)."""
     assert m.sysctl_value(value) == printed
+
+
+def test_a_route_through_a_gateway_is_added_after_the_device_route_that_reaches_it(wanted):
+    """A gateway route with a metric sorted first (the metric chooses first when routes are matched)
+    and was added before the device route its gateway needs: ENETUNREACH at every run."""
+    options = dict(veths=[dict(name="eth0", peer="veth-web", addresses=["10.42.0.10/24"])],
+                   routes=[dict(dst="10.43.0.0/24", dev="eth0"),
+                           dict(dst="10.44.0.0/24", gateway="10.43.0.1", metric=5),
+                           dict(dst="fd49:cb::/64", dev="eth0"),
+                           dict(dst="default", gateway="fd49:cb::1", metric=5)])
+    routes = [m.describe(a) for a in m.plan_present(nothing(), wanted(**options)) if a[0] == "add_route"]
+    assert routes == ["add_route 10.43.0.0/24 dev eth0", "add_route fd49:cb::/64 dev eth0",
+                      "add_route 10.44.0.0/24 via 10.43.0.1 metric 5",
+                      "add_route default via fd49:cb::1 metric 5"]

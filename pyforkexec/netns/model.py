@@ -513,6 +513,10 @@ def _plan_routes(observed, wanted):
             adds.append(want)
         else:
             free.remove(match)
+    # Added in the order the kernel takes them: a route through a gateway needs the device route that
+    # makes its gateway reachable first (ENETUNREACH, EHOSTUNREACH otherwise), in the declared order.
+    order = {id(w): i for i, w in enumerate(wanted["routes"])}
+    adds.sort(key=lambda w: (w.get("gateway") is not None, order[id(w)]))
     return [r for r in observed["routes"] if r in dropped or r in free], adds
 
 
