@@ -4,6 +4,7 @@ and plan_absent choose for observed topologies (plain data, as netns.kernel.obse
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -577,3 +578,22 @@ def test_a_route_through_a_gateway_is_added_after_the_device_route_that_reaches_
     assert routes == ["add_route 10.43.0.0/24 dev eth0", "add_route fd49:cb::/64 dev eth0",
                       "add_route 10.44.0.0/24 via 10.43.0.1 metric 5",
                       "add_route default via fd49:cb::1 metric 5"]
+
+
+def test_ipv6_left_off_by_an_earlier_converge_is_refused_before_anything_changes(wanted):
+    """A disable_ipv6 of 1 that A declared and B no longer lists stays in the namespace: B's IPv6
+    addresses then failed at the end of every run (EACCES) while check mode planned them."""
+    state = converged()
+    state["ipv6_off"] = {"eth0": "net.ipv6.conf.eth0.disable_ipv6"}
+    with pytest.raises(m.ModelError, match=r"^sysctls: net\.ipv6\.conf\.eth0\.disable_ipv6 is 1 in the "
+                                           r"namespace .* declare net\.ipv6\.conf\.eth0\.disable_ipv6: 0"):
+        m.plan_present(state, wanted(**SIMPLE))
+
+
+def test_a_sysctl_that_is_no_value_is_refused_naming_it(wanted):
+    for value, shown in ((None, "null"), ([1], "[1]"), ({"a": 1}, "{'a': 1}")):
+        with pytest.raises(m.ModelError, match=re.escape(f"sysctls: net.ipv4.ip_forward: {shown} is not a "
+                                                         "sysctl value")):
+            m.desired(dict(name=NAME, sysctls={"net.ipv4.ip_forward": value}))
+    with pytest.raises(m.ModelError, match=r"^sysctls: net\.ipv6\.conf\.eth0\.mtu: 1500 is above eth0's MTU"):
+        wanted(veths=[dict(name="eth0", peer="v0", mtu=1280)], sysctls={"net.ipv6.conf.eth0.mtu": 1500})

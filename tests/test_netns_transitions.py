@@ -17,6 +17,7 @@ import errno
 import ipaddress
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -636,11 +637,13 @@ def test_a_bridge_only_a_veth_names_keeps_the_addresses_it_has(env: dict) -> Non
         run(["ip", "link", "del", bridge])
 
 
-@pytest.mark.parametrize("sysctls", [{"net.ipv4.ip_forward": "abc"}, {"net.ipv4.no_such_sysctl": "1"}])
+@pytest.mark.parametrize("sysctls", [{"net.ipv4.tcp_syn_retries": "999"},
+                                     {"net.ipv4.ip_local_port_range": "9 1"}])
 def test_a_new_namespace_the_kernel_refuses_halfway_is_removed_again(env: dict, sysctls: dict) -> None:
-    """A value the kernel refuses only once the namespace is made (a sysctl's): the converge fails,
-    and what it had made (the namespace, its veth, the bridge it created) is removed again, rather
-    than left half-made on the host."""
+    """A value the kernel refuses only once the namespace is made (a sysctl's, out of its range): the
+    converge fails, and what it had made (the namespace, its veth, the bridge it created) is removed
+    again, rather than left half-made on the host. (A key that does not exist, or a word where the key
+    holds integers, is refused before anything is made: test_a_sysctl_the_host_has_not_is_refused_first.)"""
     netns.converge(env["netns"], None)
     doc = dict(_simple(env, 10), sysctls=sysctls)
     with pytest.raises(netns.ApplyError) as info:
@@ -781,3 +784,19 @@ def test_a_new_links_declared_announce_sysctl_is_kept(env: dict) -> None:
     netns.converge(env["netns"], options(env, doc))
     assert sysctl(env["netns"], "net.ipv4.conf.eth0.arp_notify") == "0"
     assert netns.converge(env["netns"], options(env, doc)).actions == []
+
+
+@pytest.mark.parametrize(("sysctls", "error"), [
+    ({"net.ipv4.ip_forward": "abc"}, "sysctls: net.ipv4.ip_forward: 'abc' is not an integer"),
+    ({"net.ipv4.ip_foward": "1"}, "sysctls: net.ipv4.ip_foward: no such sysctl"),
+    ({"net.ipv4.conf.eth0.rp_fliter": "1"}, "sysctls: net.ipv4.conf.eth0.rp_fliter: no such sysctl"),
+])
+def test_a_sysctl_the_host_has_not_is_refused_first(env: dict, sysctls: dict, error: str) -> None:
+    """A typo in a key, or a word for an integer: check mode planned it, and the run changed the rest of
+    the topology before the kernel refused it, at every run."""
+    netns.converge(env["netns"], None)
+    doc = dict(_simple(env, 10), sysctls=sysctls)
+    for check in (True, False):
+        with pytest.raises(netns.ModelError, match=re.escape(error)):
+            netns.converge(env["netns"], options(env, doc), check=check)
+    assert not os.path.exists(netns.netns_path(env["netns"]))

@@ -27,6 +27,7 @@ from .model import (
     ModelError,
     changes_inside,
     describe,
+    has_ipv6,
     parse_veth_alias,
     route_family,
     route_key,
@@ -279,13 +280,79 @@ def _check_readable_sysctls(keys):
     net.ipv4.route.flush: an action, not a setting), as this host's /proc/sys shows it (a namespace's
     has the same files, but those of its own links)."""
     for key in keys:
+        path = _sysctl_path(key)
         try:
-            mode = os.stat(_sysctl_path(key)).st_mode
+            mode = os.stat(path).st_mode
         except OSError:
-            continue  # a link's that the namespace makes: read (or refused) inside it
+            # A link's that the namespace makes: its kind of key is the ``default`` one's.
+            mode = _sysctl_mode_of_kind(key)
+            if mode is None:
+                raise ModelError(f"sysctls: {key}: no such sysctl (no {path} on this host)") from None
+            continue
         if not mode & 0o444:
             raise ModelError(f"sysctls: {key} can be written but not read (an action, not a setting): it "
                              "cannot be converged")
+
+
+def _sysctl_mode_of_kind(key):
+    """The mode of the ``default`` counterpart of a link's key (``net.ipv4.conf.eth0.rp_filter`` ->
+    ``net.ipv4.conf.default.rp_filter``), None when the key is no link's or its kind does not exist."""
+    parts = key.split(".")
+    if len(parts) != 5 or parts[1] not in ("ipv4", "ipv6") or parts[2] not in ("conf", "neigh"):
+        return None
+    try:
+        return os.stat(_sysctl_path(".".join([*parts[:3], "default", parts[4]]))).st_mode
+    except OSError:
+        return None
+
+
+def _ipv6_off(name, wanted, ns_links):
+    """{link: the key that takes IPv6 off it} for the wanted links with IPv6 addresses or routes whose
+    IPv6 an undeclared sysctl left by an earlier converge (or by hand) turns off: the link's own
+    ``disable_ipv6`` (a link that exists), else ``default``'s (one the plan makes). model refuses it:
+    the addresses would fail at the end of the plan (EACCES) at every run."""
+    if not wanted:
+        return {}
+    declared = wanted.get("sysctls", {})
+    out = {}
+    for inside, want in wanted.get("veths", {}).items():
+        if not (has_ipv6(want["addresses"])
+                or any(r["dev"] == inside and route_family(r) == 6 for r in wanted.get("routes", []))):
+            continue
+        own = f"net.ipv6.conf.{inside}.disable_ipv6"
+        key = own if inside in ns_links else "net.ipv6.conf.default.disable_ipv6"
+        if own in declared or key in declared:
+            continue  # model._check_sysctls_with_links judges what is declared
+        value = sysctls(name, reads=[key]).get(key)
+        if value == "1":
+            out[inside] = key
+    return out
+
+
+def check_sysctl_values(sysctls):
+    """A ModelError, before anything changes, for a value the kernel would refuse at the end of the
+    plan: a word that is not an integer where the key (or its ``default`` kind, for a link's) holds
+    integers on this host (``net.ipv4.ip_forward: yes``)."""
+    for key, value in sysctls.items():
+        parts = key.split(".")
+        kinds = [key]
+        if len(parts) == 5 and parts[2] in ("conf", "neigh"):
+            kinds.append(".".join([*parts[:3], "default", parts[4]]))
+        for kind in kinds:
+            try:
+                with open(_sysctl_path(kind)) as f:
+                    shown = f.read().split()
+            except OSError:
+                continue
+            integers = shown and all(_is_integer(w) for w in shown)
+            if integers and not all(_is_integer(w) for w in value.split()):
+                raise ModelError(f"sysctls: {key}: {value!r} is not an integer, which this key holds (the "
+                                 f"host shows {' '.join(shown)})")
+            break
+
+
+def _is_integer(word):
+    return word.lstrip("-").isdigit()
 
 
 def sysctls(name, reads=(), writes=None):
@@ -345,6 +412,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
     host_links = host.read(pyroute2, foreseen)
     ns_links = {}
     _check_readable_sysctls(sorted((wanted or {}).get("sysctls", {})))
+    check_sysctl_values((wanted or {}).get("sysctls", {}))
     if exists:
         _check_netns_file(name)
         with _ns_route(pyroute2, name) as ns:
@@ -352,6 +420,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
             state["routes"] = routes(ns, {v["index"]: k for k, v in ns_links.items()})
         keys = sorted((wanted or {}).get("sysctls", {}))
         state["sysctls"] = sysctls(name, reads=keys) if keys else {}
+        state["ipv6_off"] = _ipv6_off(name, wanted, ns_links)
     state["loopback_up"] = ns_links.get("lo", {}).get("up", False)
     state["host_links"] = {k: v["alias"] for k, v in host_links.items()}
     state["host_addresses"] = host.addresses(host_links, foreseen)  # model._check_host_subnets

@@ -228,10 +228,10 @@ def desired(params):
                              "needs a metric of its own")
         seen.add(key)
     for i, b in enumerate(params.get("bridges") or []):
-        _check_mtu(f"bridges[{i}].mtu", b.get("mtu"), _has_ipv6(bridges[b["name"]]["addresses"]))
+        _check_mtu(f"bridges[{i}].mtu", b.get("mtu"), has_ipv6(bridges[b["name"]]["addresses"]))
     for i, v in enumerate(params.get("veths") or []):
         want = veths[v["name"]]
-        ipv6 = _has_ipv6(want["addresses"] + want["peer_addresses"]) or any(
+        ipv6 = has_ipv6(want["addresses"] + want["peer_addresses"]) or any(
             r["dev"] == v["name"] and route_family(r) == 6 for r in routes)
         _check_mtu(f"veths[{i}].mtu", want["mtu"], ipv6)
     for r in routes:
@@ -246,10 +246,18 @@ def desired(params):
             raise ModelError(f"sysctls: {key}: only net.* sysctls belong to a network namespace (any other "
                              "would change the host)")
         _check_link_of_sysctl(key, devices)
-        if isinstance(value, float):
-            raise ModelError(f"sysctls: {key}: {value} is not a sysctl value (an integer, or a string)")
+        if isinstance(value, float) or not isinstance(value, (str, int)):
+            shown = "null" if value is None else repr(value)
+            raise ModelError(f"sysctls: {key}: {shown} is not a sysctl value (an integer, or a string)")
         sysctls[key] = sysctl_value(value)
     _check_sysctls_with_links(sysctls, veths, routes)
+    for key, value in sysctls.items():
+        if key.startswith("net.ipv6.conf.") and key.endswith(".mtu") and value.isdigit():
+            link = key[len("net.ipv6.conf."):-len(".mtu")]
+            mtu = veths[link]["mtu"] if link in veths else None
+            if link in veths and int(value) > (mtu or DEFAULT_MTU):
+                raise ModelError(f"sysctls: {key}: {value} is above {link}'s MTU {mtu or DEFAULT_MTU} (the "
+                                 "kernel takes an IPv6 MTU up to the link's)")
     return dict(name=name, loopback=params.get("loopback", True), bridges=bridges, veths=veths,
                 routes=sorted(routes, key=route_text), sysctls=sysctls)
 
@@ -265,7 +273,7 @@ def _check_sysctls_with_links(sysctls, veths, routes):
         raise ModelError(f"sysctls: net.ipv4.ip_forward {v4[0]} and net.ipv4.conf.all.forwarding {v4[1]} are "
                          "one switch: give one value (or one of them)")
     for inside, want in veths.items():
-        ipv6 = _has_ipv6(want["addresses"]) or any(r["dev"] == inside and route_family(r) == 6
+        ipv6 = has_ipv6(want["addresses"]) or any(r["dev"] == inside and route_family(r) == 6
                                                    for r in routes)
         own = sysctls.get(f"net.ipv6.conf.{inside}.disable_ipv6")
         for key in (f"net.ipv6.conf.{inside}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6",
@@ -299,7 +307,7 @@ def _check_not_the_kernels(route, veths):
 def _check_followed_mtu(option, name, bridge, veths):
     """A bridge with IPv6 addresses and no MTU of its own takes its smallest port's: below 1280 the
     kernel takes IPv6 off it, with its addresses."""
-    if bridge["mtu"] is not None or not _has_ipv6(bridge["addresses"] or []):
+    if bridge["mtu"] is not None or not has_ipv6(bridge["addresses"] or []):
         return
     small = sorted((v["mtu"], inside) for inside, v in veths.items()
                    if v["bridge"] == name and v["mtu"] is not None and v["mtu"] < IPV6_MIN_MTU)
@@ -354,7 +362,7 @@ def _check_on_link(route, veths, routes):
                      "address's, or a route's without gateway): the kernel could not reach it")
 
 
-def _has_ipv6(addresses):
+def has_ipv6(addresses):
     return any(ipaddress.ip_interface(a).version == 6 for a in addresses)
 
 
@@ -566,6 +574,10 @@ def plan_present(observed, wanted, keep=()):
     deleted and added back, so that the plan is what happens.
     """
     name = wanted["name"]
+    for inside, key in sorted(observed.get("ipv6_off", {}).items()):
+        raise ModelError(f"sysctls: {key} is 1 in the namespace (left by an earlier converge, or by hand), "
+                         f"which takes IPv6 off {inside}, which has IPv6 addresses or routes: declare "
+                         f"{key}: 0")
     actions = []
     if not observed["exists"]:
         actions.append(("create_netns", name))
