@@ -215,6 +215,10 @@ def desired(params):
         )
     devices = ["lo", *veths]
     routes = [_route(f"routes[{i}]", r, devices) for i, r in enumerate(params.get("routes") or [])]
+    for i, r in enumerate(routes):
+        if r["dev"] == "lo" and not params.get("loopback", True):
+            raise ModelError(f"routes[{i}]: {route_text(r)}: lo is down with loopback false, and the kernel "
+                             "takes no route through a link that is down (ENETDOWN): set loopback true")
     for i, gw in enumerate(params.get("gateway") or []):
         routes.append(_route(f"gateway[{i}]", dict(dst="default", gateway=gw), devices))
     seen = set()
@@ -272,12 +276,14 @@ def _check_sysctls_with_links(sysctls, veths, routes):
     if None not in v4 and v4[0] != v4[1]:
         raise ModelError(f"sysctls: net.ipv4.ip_forward {v4[0]} and net.ipv4.conf.all.forwarding {v4[1]} are "
                          "one switch: give one value (or one of them)")
-    for inside, want in veths.items():
+    for inside, want in [*veths.items(), ("lo", dict(addresses=[], mtu=None))]:
         ipv6 = has_ipv6(want["addresses"]) or any(r["dev"] == inside and route_family(r) == 6
                                                    for r in routes)
         own = sysctls.get(f"net.ipv6.conf.{inside}.disable_ipv6")
-        for key in (f"net.ipv6.conf.{inside}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6",
-                    "net.ipv6.conf.default.disable_ipv6"):
+        keys = [f"net.ipv6.conf.{inside}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"]
+        if inside != "lo":  # lo is made with the namespace, before any default is written
+            keys.append("net.ipv6.conf.default.disable_ipv6")
+        for key in keys:
             mine = key.endswith(f".{inside}.disable_ipv6")
             if ipv6 and sysctls.get(key) == "1" and (own is None or mine):
                 keep = "" if mine else f" (declare net.ipv6.conf.{inside}.disable_ipv6: 0 to keep it there)"
