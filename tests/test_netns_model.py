@@ -608,3 +608,20 @@ def test_a_route_through_lo_the_kernel_would_refuse_is_refused_first(wanted):
         with pytest.raises(m.ModelError, match=rf"^sysctls: {re.escape(key)}: 1 takes IPv6 off lo"):
             wanted(routes=[dict(dst="fd09::/64", dev="lo")], sysctls={key: 1})
     wanted(routes=[dict(dst="fd09::/64", dev="lo")], sysctls={"net.ipv6.conf.default.disable_ipv6": 1})
+
+
+def test_a_route_in_the_place_of_the_kernels_or_another_protocols_is_refused_first(wanted):
+    """The kernel keeps one route per destination and metric: one that it made for an address on
+    another link, or one of another protocol (left alone), made the route's add fail (EEXIST) after
+    the rest of the plan, at every run."""
+    two = [dict(name="eth0", peer="v0", addresses=["10.9.0.2/24", "fd09::2/64"]),
+           dict(name="eth1", peer="v1")]
+    for route in (dict(dst="10.9.0.0/24", dev="eth1"), dict(dst="fd09::/64", dev="eth1", metric=256)):
+        with pytest.raises(m.ModelError, match=r"the kernel makes this route itself for the address .* on"):
+            wanted(veths=two, routes=[route])
+    state = nothing()
+    state["foreign_routes"] = [("10.8.0.0/16", None, 16)]
+    with pytest.raises(m.ModelError, match=r"^routes: 10\.8\.0\.0/16 via 10\.9\.0\.1: a route of another "
+                                           r"protocol \(16\)"):
+        m.plan_present(state, wanted(veths=two, routes=[dict(dst="10.8.0.0/16", gateway="10.9.0.1")]))
+    m.plan_present(state, wanted(veths=two, routes=[dict(dst="10.8.0.0/16", gateway="10.9.0.1", metric=7)]))

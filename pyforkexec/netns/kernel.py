@@ -235,17 +235,26 @@ def _address_text(msg):
     return str(ipaddress.ip_interface(f"{address}/{msg['prefixlen']}")) if address else None
 
 
-def routes(ipr, names_by_index):
-    """The routes someone added to the main table (not those the kernel derives from addresses)."""
+RTPROT_KERNEL = 2
+
+
+def routes(ipr, names_by_index, foreign=None):
+    """The routes someone added to the main table (not those the kernel derives from addresses).
+    ``foreign`` (a list) gets those of the other protocols (a DHCP client's, a routing daemon's), which
+    are left alone, as (dst, metric, proto): model refuses a wanted route in their place."""
     out = []
     for r in ipr.route("dump"):
         table = r.get_attr("RTA_TABLE") or r["table"]
-        if table != RT_TABLE_MAIN or r["type"] != RTN_UNICAST or r["proto"] not in MANAGED_PROTOS:
+        if table != RT_TABLE_MAIN or r["type"] != RTN_UNICAST:
             continue
         if r["dst_len"] == 0:
             dst = "default6" if r["family"] == socket.AF_INET6 else "default"
         else:
             dst = str(ipaddress.ip_network(f"{r.get_attr('RTA_DST')}/{r['dst_len']}", strict=False))
+        if r["proto"] not in MANAGED_PROTOS:
+            if foreign is not None and r["proto"] != RTPROT_KERNEL:
+                foreign.append((dst, r.get_attr("RTA_PRIORITY"), r["proto"]))
+            continue
         gateway = r.get_attr("RTA_GATEWAY")
         out.append(route_key(dst, str(ipaddress.ip_address(gateway)) if gateway else None,
                              names_by_index.get(r.get_attr("RTA_OIF")), r.get_attr("RTA_PRIORITY")))
@@ -417,7 +426,9 @@ def observe(name, wanted=None, host=None, foreseen=False):
         _check_netns_file(name)
         with _ns_route(pyroute2, name) as ns:
             ns_links = links(ns)
-            state["routes"] = routes(ns, {v["index"]: k for k, v in ns_links.items()})
+            state["foreign_routes"] = []
+            by_index = {v["index"]: k for k, v in ns_links.items()}
+            state["routes"] = routes(ns, by_index, state["foreign_routes"])
         keys = sorted((wanted or {}).get("sysctls", {}))
         state["sysctls"] = sysctls(name, reads=keys) if keys else {}
         state["ipv6_off"] = _ipv6_off(name, wanted, ns_links)

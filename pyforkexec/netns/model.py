@@ -297,17 +297,21 @@ def _check_sysctls_with_links(sysctls, veths, routes):
 
 
 def _check_not_the_kernels(route, veths):
-    """A route without gateway to the subnet of an address on its dev, at the metric the kernel gives
-    its own route for that address (IPv4: none; IPv6: 256): the kernel made that one already (EEXIST)."""
-    if route["gateway"] is not None or route["dev"] is None or route["dst"] in ("default", "default6"):
+    """A route to the subnet of an address on any link, at the metric the kernel gives its own route for
+    that address (IPv4: none; IPv6: 256): the kernel made that one already, and keeps one route per
+    destination and metric (EEXIST), whatever the dev or gateway."""
+    if route["dst"] in ("default", "default6"):
         return
-    kernels = {4: None, 6: 256}
+    kernels = {4: (None, 0), 6: (256,)}  # IPv4's metric 0 is none
     dst = ipaddress.ip_network(route["dst"])
-    for a in veths.get(route["dev"], {}).get("addresses", []):
-        iface = ipaddress.ip_interface(a)
-        if iface.network == dst and route["metric"] == kernels[iface.version]:
-            raise ModelError(f"routes: {route_text(route)}: the kernel makes this route itself for the "
-                             f"address {a}: leave it out (or give it another metric)")
+    for inside, veth in sorted(veths.items()):
+        for a in veth.get("addresses", []):
+            iface = ipaddress.ip_interface(a)
+            if iface.network == dst and route["metric"] in kernels[iface.version]:
+                mine = route["dev"] == inside and route["gateway"] is None
+                raise ModelError(f"routes: {route_text(route)}: the kernel makes this route itself for the "
+                                 f"address {a}{'' if mine else f' on {inside}'}: leave it out (or give it "
+                                 "another metric)")
 
 
 def _check_followed_mtu(option, name, bridge, veths):
@@ -507,6 +511,19 @@ def _dropped_routes(observed, wanted):
             if r["dev"] in doomed or (r["dev"] in v4_gone and route_family(r) == 4)]
 
 
+def _check_foreign_routes(observed, adds):
+    """A route to add where a route of another protocol (left alone: a DHCP client's, a routing
+    daemon's) has its destination and metric: the kernel would refuse it (EEXIST) after the rest of
+    the plan, at every run."""
+    for want in adds:
+        metric = _shown_metric(want)
+        for dst, theirs, proto in observed.get("foreign_routes", []):
+            if dst == want["dst"] and (theirs or None) == (metric or None):
+                raise ModelError(f"routes: {route_text(want)}: a route of another protocol ({proto}) to "
+                                 f"{dst} at that metric is there, which pyforkexec leaves alone: give this "
+                                 "one another metric, or remove that one")
+
+
 def _plan_routes(observed, wanted):
     """(routes to delete, routes to add): an observed route stays when a wanted one matches it and
     the kernel keeps it through the plan; every other one is deleted (before the link and address
@@ -531,6 +548,7 @@ def _plan_routes(observed, wanted):
     # makes its gateway reachable first (ENETUNREACH, EHOSTUNREACH otherwise), in the declared order.
     order = {id(w): i for i, w in enumerate(wanted["routes"])}
     adds.sort(key=lambda w: (w.get("gateway") is not None, order[id(w)]))
+    _check_foreign_routes(observed, adds)
     return [r for r in observed["routes"] if r in dropped or r in free], adds
 
 
