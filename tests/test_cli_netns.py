@@ -169,25 +169,33 @@ main(["up", sys.argv[1]])
 """
 
 
-@pytest.mark.parametrize("alias", ["veth_alias", "BRIDGE_ALIAS"])
+@pytest.mark.parametrize("alias", ["netns", "bridge", "veth_alias"])
 def test_a_sigterm_between_a_link_and_its_alias_leaves_it_ours(tmp_path: Path, names: dict[str, str],
                                                                alias: str) -> None:
-    """The link was made and the process died before its alias was set: every later converge refused it
-    as "not made by pyforkexec", and down left it. The ending signals wait until both calls are done."""
+    """The link (or namespace) was made and the process died before its alias was set: every later
+    converge refused it as "not made by pyforkexec", and down left it. The ending signals wait until
+    both calls are done."""
     path = document(tmp_path, names)
     if alias == "veth_alias":
         code = _TERMINATED_UP.format(alias="kernel.veth_alias", alias_name="veth_alias")
-    else:  # the bridge's alias is a constant: make reading it (in the same statement) send the signal
+    else:  # the namespace's and the bridge's marks are constants: the signal comes inside their pair
+        nth = 1 if alias == "netns" else 2  # the plan makes the namespace, then the bridge
         code = _TERMINATED_UP.replace("real = {alias}\n", "").replace(
-            "kernel.{alias_name} = alias", "kernel._whole_real = kernel._whole\n"
+            "kernel.{alias_name} = alias", "kernel._whole_real, entered = kernel._whole, []\n"
             "import contextlib\n@contextlib.contextmanager\ndef whole():\n    with kernel._whole_real():\n"
-            "        os.kill(os.getpid(), signal.SIGTERM)\n        yield\nkernel._whole = whole")
+            f"        entered.append(1)\n        if len(entered) == {nth}:\n"
+            "            os.kill(os.getpid(), signal.SIGTERM)\n        yield\nkernel._whole = whole")
     killed = run([sys.executable, "-c", code, path], cwd="/")
     assert killed.returncode == -15, killed.stderr  # ended by the signal, once the pair was done
-    links = {link["ifname"]: link for link in ip("-d", "link", "show")}
-    made = names["peer"] if alias == "veth_alias" else names["bridge"]
+    if alias == "netns":
+        links = {link["ifname"]: link for link in ip("-n", names["netns"], "-d", "link", "show")}
+        made = "lo"
+    else:
+        links = {link["ifname"]: link for link in ip("-d", "link", "show")}
+        made = names["peer"] if alias == "veth_alias" else names["bridge"]
     assert made in links and links[made].get("ifalias", "").startswith("pyforkexec"), links.get(made)
     again = pfe("netns", "up", path)
     assert again.returncode == 0, again.stderr
     assert pfe("netns", "down", names["netns"]).returncode == 0
     assert names["peer"] not in {link["ifname"] for link in ip("link", "show")}
+    assert not os.path.exists(f"/run/netns/{names['netns']}")

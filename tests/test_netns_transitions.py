@@ -800,3 +800,20 @@ def test_a_sysctl_the_host_has_not_is_refused_first(env: dict, sysctls: dict, er
         with pytest.raises(netns.ModelError, match=re.escape(error)):
             netns.converge(env["netns"], options(env, doc), check=check)
     assert not os.path.exists(netns.netns_path(env["netns"]))
+
+
+def test_a_namespace_pyforkexec_did_not_make_is_wired_but_never_removed(env: dict) -> None:
+    """``ip netns add`` made it, a converge wired a veth into it: removal took the namespace away too,
+    though links are never taken over and bridges made otherwise never deleted. Only what the
+    converge made goes; the namespace stays, as it was made."""
+    netns.converge(env["netns"], None)
+    assert run(["ip", "netns", "add", env["netns"]]).returncode == 0
+    try:
+        doc = dict(veths=[dict(name="eth0", peer=env["peers"][0], addresses=["10.217.1.2/24"])])
+        netns.converge(env["netns"], options(env, doc))
+        gone = netns.converge(env["netns"], None)
+        assert "delete_netns" not in " ".join(gone.actions) and f"del_veth {env['peers'][0]}" in gone.actions
+        assert os.path.exists(netns.netns_path(env["netns"]))
+        assert netns.converge(env["netns"], None).actions == []
+    finally:
+        run(["ip", "netns", "del", env["netns"]])

@@ -25,7 +25,9 @@ description:
     The kernel removes a link's IPv4 routes with its last IPv4 address; those still listed are added back
     (the actions show both).
   - The host ends of the veths and the bridges the module creates carry an interface alias starting with
-    C(pyforkexec.isolation), so that later runs and O(state=absent) know which links are theirs.
+    C(pyforkexec.isolation), so that later runs and O(state=absent) know which links are theirs; so does the
+    C(lo) of a namespace it creates. A namespace made otherwise (C(ip netns add)) is wired as asked, and
+    O(state=absent) removes what the module made in it but leaves the namespace.
   - The planning and the kernel side live in the pyforkexec library (C(pyforkexec.netns.converge)), which
     the command C(pyforkexec netns up FILE) also runs; O(persist=true) uses it to bring the namespace back
     at boot, since C(/run/netns) and the links are gone after a reboot.
@@ -50,7 +52,7 @@ options:
     description:
       - V(present) creates and wires the namespace.
       - V(absent) removes the veths made for it, the bridges made by this module that no other port uses, and
-        the namespace.
+        the namespace if the module made it.
     type: str
     choices: [present, absent]
     default: present

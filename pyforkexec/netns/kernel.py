@@ -24,6 +24,7 @@ from .._signals import held
 from ..flags import CLONE_NEWNET
 from .model import (
     BRIDGE_ALIAS,
+    NETNS_ALIAS,
     ModelError,
     changes_inside,
     describe,
@@ -433,6 +434,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
         state["sysctls"] = sysctls(name, reads=keys) if keys else {}
         state["ipv6_off"] = _ipv6_off(name, wanted, ns_links)
     state["loopback_up"] = ns_links.get("lo", {}).get("up", False)
+    state["ours"] = ns_links.get("lo", {}).get("alias") == NETNS_ALIAS
     state["host_links"] = {k: v["alias"] for k, v in host_links.items()}
     state["host_addresses"] = host.addresses(host_links, foreseen)  # model._check_host_subnets
     for ifname, link in host_links.items():
@@ -758,7 +760,9 @@ def _wait_forwarding(port, timeout=1.0):
 def _apply_one(h, name, action):
     op, args = action[0], action[1:]
     if op == "create_netns":
-        create(h.netns, name)
+        with _whole():  # made and marked ours (plan_absent removes only a namespace it made)
+            create(h.netns, name)
+            h.side("ns").link("set", index=h.index("ns", "lo"), ifalias=NETNS_ALIAS)
     elif op == "delete_netns":
         h.netns.remove(name, libc=_libc())
     elif op == "link_up":

@@ -41,6 +41,7 @@ def parse_veth_alias(alias):
 
 
 BRIDGE_ALIAS = f"{ALIAS_PREFIX} bridge"
+NETNS_ALIAS = f"{ALIAS_PREFIX} netns"  # on the lo of a namespace pyforkexec made
 
 
 def _ifname(option, name):
@@ -855,9 +856,10 @@ def plan_absent(observed, name, keep=()):
     actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
     actions += [("del_bridge", bname) for bname in emptied]
     # A namespace that holds links of others (made by hand, or by another tool, in a namespace of that
-    # name) is theirs too: it stays, with them, once ours are gone.
+    # name) is theirs too: it stays, with them, once ours are gone; so does one that pyforkexec did not
+    # make (its lo is not marked: ``ip netns add``, then wired by a converge), whatever it holds.
     foreign = set(observed.get("ns_links", ())) - KERNELS_OWN - set(observed["veths"])
-    if observed["exists"] and not foreign:
+    if observed["exists"] and not foreign and observed.get("ours", True):
         actions.append(("delete_netns", name))
     return actions
 
