@@ -37,6 +37,9 @@ def check_names(names: list) -> list:
 # The comment (GECOS) of the accounts this module creates: state absent removes those only, never an
 # account that was there before (nobody, www-data, one made by hand) that a service was given.
 MARK = "pyforkexec service account"
+# ... and of one made in a group of its name that was there before: that group is not the module's to
+# remove (userdel removes a user's group of its name with it).
+MARK_IN_GROUP = f"{MARK} (in a group made before)"
 
 
 def entry(name: str) -> Optional[dict]:
@@ -46,7 +49,12 @@ def entry(name: str) -> Optional[dict]:
     except KeyError:
         return None
     return {"name": name, "uid": p.pw_uid, "group": p.pw_gid, "home": p.pw_dir, "shell": p.pw_shell,
-            "ours": p.pw_gecos == MARK}
+            "ours": made_here(p.pw_gecos)}
+
+
+def made_here(comment: str) -> bool:
+    """Whether an account with this comment (GECOS) is one this module made."""
+    return comment in (MARK, MARK_IN_GROUP)
 
 
 def check_paths(**paths: str) -> None:
@@ -80,17 +88,24 @@ def _run(run: Runner, argv: list, name: str) -> None:
 
 def create(run: Runner, name: str, shell: str, home: str, system: bool) -> None:
     """useradd, with a group of the account's name when one does not exist (else that group)."""
-    argv = ["useradd", "--shell", shell, "--home-dir", home, "--no-create-home", "--comment", MARK]
+    argv = ["useradd", "--shell", shell, "--home-dir", home, "--no-create-home"]
     if system:
         argv.append("--system")
     try:
         grp.getgrnam(name)
-        argv += ["--gid", name]
+        argv += ["--gid", name, "--comment", MARK_IN_GROUP]
     except KeyError:
-        argv.append("--user-group")
+        argv += ["--user-group", "--comment", MARK]
     _run(run, [*argv, name], name)
 
 
 def remove(run: Runner, name: str) -> None:
-    """userdel (its group goes with it when no other account has it as primary group)."""
+    """userdel; the group of its name goes with it (userdel's way, when no other account has it as
+    primary group) only if this module made it with the account: a group that was there before is
+    first made no longer the account's primary one, which userdel then leaves."""
+    if pwd.getpwnam(name).pw_gecos == MARK_IN_GROUP:
+        _run(run, ["usermod", "--gid", str(OVERFLOW_GID), name], name)
     _run(run, ["userdel", name], name)
+
+
+OVERFLOW_GID = 65534  # nogroup: the account's primary group for the moment before userdel

@@ -14,7 +14,8 @@ description:
   - The accounts it makes carry the comment (GECOS) C(pyforkexec service account); O(state=absent) removes
     those only, and leaves an account made otherwise (C(nobody), C(www-data), one made by hand) as it is.
   - An account that exists is used as it is (O(shell), O(home) and O(system) apply to the ones it creates).
-    A new account gets a group of its own name, or that group when it already exists.
+    A new account gets a group of its own name, or that group when it already exists; O(state=absent)
+    removes such a group only if it made it with the account.
   - The role M(pyforkexec.isolation.isolated_service) uses it for its services' accounts, where a loop of
     M(ansible.builtin.user) would be one module run per service.
 author:
@@ -111,6 +112,7 @@ def main():
         if p["state"] == "present":
             accounts.check_paths(shell=p["shell"], home=p["home"])
         changing = accounts.plan(names, p["state"])
+        before = [n for n in names if accounts.entry(n) is not None]  # of the names: those there now
         if not module.check_mode:
             for name in changing:
                 if p["state"] == "present":
@@ -122,8 +124,7 @@ def main():
     present = p["state"] == "present"
     results = [dict({k: v for k, v in (accounts.entry(n) or {"name": n}).items() if k != "ours"},
                     changed=n in changing) for n in names if present]
-    before = [n for n in names if (n in changing) != present]
-    after = [n for n in names if (n in changing) == present]
+    after = [n for n in names if (n in before or n in changing) and not (n in changing and not present)]
     module.exit_json(changed=bool(changing), changed_names=changing, results=results,
                      diff=dict(before={"accounts": before}, after={"accounts": after}))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.accounts import MARK
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.accounts import made_here
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.service_paths import resolve_manager
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils.role_problems import PEER_PREFIX
 
@@ -227,8 +227,8 @@ def jinja2_needed(kept: list[dict], host: dict) -> bool:
 
 def gone_accounts(every: list[dict], host: Optional[dict] = None) -> list[str]:
     """The accounts to remove after the services converge: those the role created (create_user) for the
-    services in state absent, and those the role's accounts module made (MARK) that a service of the run
-    ran as before and runs as no more (its ``user`` changed: ``host["spec_accounts"]``, the accounts
+    services in state absent, and those the role's accounts module made (made_here) that a service of
+    the run ran as before and runs as no more (its ``user`` changed: ``host["spec_accounts"]``, the accounts
     its spec on the host runs as); but any that a service to be kept runs as, or that the spec of a
     service outside the run uses. None of the second kind when a spec on the host could not be read."""
     kept = {svc["user"] for svc in every if svc["state"] != "absent" and "user" in svc}
@@ -241,6 +241,6 @@ def gone_accounts(every: list[dict], host: Optional[dict] = None) -> list[str]:
             account
             for svc in every
             for account, comment in sorted(specs.get(svc["name"], {}).items())
-            if comment == MARK and account != svc.get("user") and account not in elsewhere
+            if made_here(comment) and account != svc.get("user") and account not in elsewhere
         ]
     return [user for user in dict.fromkeys(gone) if user not in kept]

@@ -66,10 +66,21 @@ def test_removed_in_one_call(run_module, names):
     assert not run_module(accounts, dict(names=names, state="absent"))["changed"]
 
 
-def test_a_group_of_the_name_is_taken_as_the_primary_group(run_module, names):
+def test_a_group_of_the_name_is_taken_as_the_primary_group_and_kept_on_removal(run_module, names):
+    """userdel removed the group with the account, though the group was there before the module made
+    the account in it (its files' group went to a bare number)."""
     subprocess.run(["groupadd", "--system", names[0]], check=True)
-    made = run_module(accounts, dict(names=names[:1]))
-    assert made["results"][0]["group"] == grp.getgrnam(names[0]).gr_gid
+    try:
+        gid = grp.getgrnam(names[0]).gr_gid
+        made = run_module(accounts, dict(names=names[:1]))
+        assert made["results"][0]["group"] == gid
+        gone = run_module(accounts, dict(names=names[:1], state="absent"))
+        assert gone["changed"]
+        with pytest.raises(KeyError):
+            pwd.getpwnam(names[0])
+        assert grp.getgrnam(names[0]).gr_gid == gid
+    finally:
+        subprocess.run(["groupdel", names[0]], check=False)
 
 
 @pytest.mark.parametrize("bad", ["Upper", "1digit", "-dash", "a" * 33, "sp ace", "", "svc\n"])
@@ -112,3 +123,16 @@ def test_absent_removes_only_the_accounts_it_made(run_module, names, check_mode)
     if not check_mode:
         with pytest.raises(KeyError):
             pwd.getpwnam(names[1])
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_the_diff_shows_every_named_account_there_before_and_after(run_module, names, state):
+    """With an account made otherwise among the names (nobody), the diff showed "-nobody +new" as
+    though nobody were removed (present), and the inverse (absent): before and after are the named
+    accounts there before and after the run, not only the changing ones."""
+    if state == "absent":
+        run_module(accounts, dict(names=names[:1]))
+    result = run_module(accounts, dict(names=["nobody", names[0]], state=state), check_mode=True, diff=True)
+    both = ["nobody", names[0]]
+    expected = {"present": (["nobody"], both), "absent": (both, ["nobody"])}[state]
+    assert (result["diff"]["before"]["accounts"], result["diff"]["after"]["accounts"]) == expected

@@ -3,6 +3,7 @@ defaults, the account mapped to root inside its user namespace, and what the pla
 
 from __future__ import annotations
 
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import accounts as accounts_utils
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import role_plan
 
 DEFAULTS = dict(
@@ -193,7 +194,7 @@ def test_an_account_the_role_made_goes_once_its_service_runs_as_another():
     """A service's user changed (old -> new): the account its spec on the host runs as goes when the
     accounts module made it, and neither an account made otherwise, nor one that a service outside the
     run, or one kept, runs as; none at all when a spec on the host could not be read."""
-    mark = role_plan.MARK
+    mark = accounts_utils.MARK
     services = role_plan.with_defaults([
         dict(name="a", user="new", argv=["/bin/true"]),
         dict(name="b", user="other", argv=["/bin/true"]),
