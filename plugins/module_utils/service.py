@@ -260,6 +260,8 @@ class Service:
                 main = self.main_pid()
                 if main is not None:
                     service_direct.stop(self.name, main, self.params["stop_timeout"])
+        if not self.module.check_mode:
+            paths.clear_pending(self.name)  # stopped: what starts next starts from the files
         if self.new and not self.module.check_mode:
             with contextlib.suppress(OSError, paths.ServiceError, systemd.UnitError):
                 for path in (paths.spec_path(self.name), paths.unit_path(self.name)):
@@ -279,7 +281,8 @@ class Service:
         self.new = not os.path.exists(paths.spec_path(self.name))
         files = self.wanted_files() if files is None else files
         self.pending = os.path.exists(paths.pending_path(self.name))
-        if not self.module.check_mode and not self.pending and self.files.differ(files):
+        running = self.main_pid() is not None
+        if running and not self.module.check_mode and not self.pending and self.files.differ(files):
             paths.mark_pending(self.name)
             self.pending = True
         files_changed = self.sync_files(files)
