@@ -249,5 +249,29 @@ def held() -> _Held:
     return _Held()
 
 
+# Signals whose default action ends the process (systemd's stop, timeout(1), a closed terminal) and
+# SIGINT: held() defers Python's handlers, and the kernel acts on a default action at once.
+ENDING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGALRM, signal.SIGUSR1,
+          signal.SIGUSR2, signal.SIGPIPE)
+
+
+class _EndingBlocked:
+    """``with ending_blocked():`` the ENDING signals blocked in this thread (pthread_sigmask) for the
+    block: one that arrives is delivered, or its handler run, when the block ends. For what must not be
+    cut in two by a signal that would end the process, or by a handler's exception where no try can
+    see it (between os.pipe() and the store of its fds). A child forked inside starts with them
+    blocked too."""
+
+    def __enter__(self) -> None:
+        self.before = _raw.pthread_sigmask(signal.SIG_BLOCK, ENDING)
+
+    def __exit__(self, *exc: object) -> None:
+        _raw.pthread_sigmask(signal.SIG_SETMASK, self.before)
+
+
+def ending_blocked() -> _EndingBlocked:
+    return _EndingBlocked()
+
+
 def released() -> _Released:
     return _Released()

@@ -7,9 +7,11 @@ through a socket made inside it by a thread of this process that joined it alone
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 
-from ._signals import held
+from ._signals import ending_blocked, held
 from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
     CLONE_NEWCGROUP,
@@ -133,38 +135,67 @@ def run_in_namespaces(entries, func, *args):
     """``func(*args)`` in a forked child that first joins each (path, kind) namespace; its result.
 
     The result must pickle. An exception in the child is raised here as a RuntimeError with the
-    child's traceback text.
+    child's traceback text. Interrupted (a Ctrl-C while the child works), the child is killed and
+    reaped and both pipe ends closed before the exception goes on: the pipe and the fork are made
+    with the ending signals blocked (no handler runs between os.pipe() and the store of its fds, and
+    the child keeps them blocked: a Ctrl-C to the process group is not raised in the caller's stack in
+    the child), and what follows is undone in a finally.
     """
     import pickle  # here, as the others below: what a launcher's checks import stays small (issue 15)
-    import traceback
 
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: no return from here
-        try:
-            os.close(r)
-            for path, kind in entries:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                _child.setns(fd, int(NSTYPES[kind]))
-                os.close(fd)
-            payload = (True, func(*args))
-        except BaseException:
-            payload = (False, traceback.format_exc())
-        try:
-            with os.fdopen(w, "wb") as f:
-                pickle.dump(payload, f)
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
+    r = w = -1
+    pid = 0
+    try:
+        with held(), ending_blocked():
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                _namespace_helper(r, w, entries, func, args)  # never returns
+        with held():  # closed and forgotten at once (a second close could hit a reused number)
+            os.close(w)
+            w = -1
+        with os.fdopen(r, "rb", closefd=False) as f:
+            data = f.read()
+        with held():
+            _, status = os.waitpid(pid, 0)
+            pid = 0
+    finally:
+        with held():
+            if pid:  # interrupted while the child works: it goes, and is reaped
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            for fd in (r, w):
+                if fd >= 0:
+                    os.close(fd)
     if not data:
-        raise RuntimeError("the namespace helper process died without a result")
+        raise RuntimeError(f"the namespace helper process died without a result (wait status {status:#x})")
     ok, value = pickle.loads(data)
     if not ok:
         raise RuntimeError(value)
     return value
+
+
+def _namespace_helper(r, w, entries, func, args):
+    """The child of run_in_namespaces: join, call, send the result, exit (the ending signals stay
+    blocked: the parent kills it if it must)."""
+    import pickle
+    import traceback
+
+    try:
+        os.close(r)
+        for path, kind in entries:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            _child.setns(fd, int(NSTYPES[kind]))
+            os.close(fd)
+        payload = (True, func(*args))
+    except BaseException:
+        payload = (False, traceback.format_exc())
+    try:
+        with os.fdopen(w, "wb") as f:
+            pickle.dump(payload, f)
+    finally:
+        os._exit(0)
 
 
 def socket_in(path, kind, family, type_, proto=0):

@@ -153,49 +153,35 @@ def test_a_link_in_the_way_exits_125(tmp_path: Path, names: dict[str, str]) -> N
     assert names["netns"] not in [n["name"] for n in ip("netns", "list")]  # refused before any change
 
 
-# `netns up DOC` in a process that gets SIGTERM (default action, as systemd's stop or timeout(1) send it)
-# right after the first link of the plan is made and before the alias that makes it ours: the call that
-# computes the alias sends it.
+# `netns up DOC` in a process that gets SIGTERM (default action, as systemd's stop of a boot unit or
+# timeout(1) send it) in the middle of the plan: when the kernel module's function WHERE is called.
 _TERMINATED_UP = """
 import os, signal, sys
 from pyforkexec.netns import kernel
 from pyforkexec.cli.netns import main
-real = {alias}
-def alias(*args):
+real = getattr(kernel, sys.argv[2])
+def where(*args, **kw):
     os.kill(os.getpid(), signal.SIGTERM)
-    return real(*args)
-kernel.{alias_name} = alias
+    return real(*args, **kw)
+setattr(kernel, sys.argv[2], where)
 main(["up", sys.argv[1]])
 """
 
 
-@pytest.mark.parametrize("alias", ["netns", "bridge", "veth_alias"])
-def test_a_sigterm_between_a_link_and_its_alias_leaves_it_ours(tmp_path: Path, names: dict[str, str],
-                                                               alias: str) -> None:
-    """The link (or namespace) was made and the process died before its alias was set: every later
-    converge refused it as "not made by pyforkexec", and down left it. The ending signals wait until
-    both calls are done."""
+@pytest.mark.parametrize("where", ["create", "veth_alias", "_local_mac"])
+def test_a_sigterm_during_up_ends_it_once_the_plan_is_carried_out(tmp_path: Path, names: dict[str, str],
+                                                                  where: str) -> None:
+    """Cut between a link and the alias that makes it ours, the link was refused by every later
+    converge as "not made by pyforkexec", and down left it; cut between two actions, the namespace
+    was half-made. The ending signals wait for the plan: the process ends by the signal with the
+    topology as planned (here: the namespace made and marked, the bridge, the veth)."""
     path = document(tmp_path, names)
-    if alias == "veth_alias":
-        code = _TERMINATED_UP.format(alias="kernel.veth_alias", alias_name="veth_alias")
-    else:  # the namespace's and the bridge's marks are constants: the signal comes inside their pair
-        nth = 1 if alias == "netns" else 2  # the plan makes the namespace, then the bridge
-        code = _TERMINATED_UP.replace("real = {alias}\n", "").replace(
-            "kernel.{alias_name} = alias", "kernel._whole_real, entered = kernel._whole, []\n"
-            "import contextlib\n@contextlib.contextmanager\ndef whole():\n    with kernel._whole_real():\n"
-            f"        entered.append(1)\n        if len(entered) == {nth}:\n"
-            "            os.kill(os.getpid(), signal.SIGTERM)\n        yield\nkernel._whole = whole")
-    killed = run([sys.executable, "-c", code, path], cwd="/")
-    assert killed.returncode == -15, killed.stderr  # ended by the signal, once the pair was done
-    if alias == "netns":
-        links = {link["ifname"]: link for link in ip("-n", names["netns"], "-d", "link", "show")}
-        made = "lo"
-    else:
-        links = {link["ifname"]: link for link in ip("-d", "link", "show")}
-        made = names["peer"] if alias == "veth_alias" else names["bridge"]
-    assert made in links and links[made].get("ifalias", "").startswith("pyforkexec"), links.get(made)
-    again = pfe("netns", "up", path)
-    assert again.returncode == 0, again.stderr
+    killed = run([sys.executable, "-c", _TERMINATED_UP, path, where], cwd="/")
+    assert killed.returncode == -15, killed.stderr  # ended by the signal, once the plan was done
+    checked = pfe("netns", "--check", "up", path)
+    assert (checked.returncode, checked.stdout) == (0, ""), checked
+    lo = ip("-n", names["netns"], "-d", "link", "show", "lo")[0]
+    assert lo.get("ifalias", "").startswith("pyforkexec")
     assert pfe("netns", "down", names["netns"]).returncode == 0
     assert names["peer"] not in {link["ifname"] for link in ip("link", "show")}
     assert not os.path.exists(f"/run/netns/{names['netns']}")

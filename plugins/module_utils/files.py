@@ -28,28 +28,34 @@ def write(path, text, mode):
     before it is renamed over ``path`` (a crash leaves the old file or the new one, never an empty
     one), and removed if the writing fails (a full disk). Not AnsibleModule.atomic_move: it gives a
     new file the umask's mode (0644) after the rename, and an existing one its old mode."""
+    from pyforkexec._signals import ending_blocked, held  # pylint: disable=import-outside-toplevel
+
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o755, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)  # left by a killed run of the same pid
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), mode)  # what the umask took off
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+    # A Ctrl-C or SIGTERM meanwhile would leave the temporary file (and its fd, or the directory's):
+    # the signals that end a run (their Python handlers, and their default actions) wait for the few
+    # calls this takes, and act once it is written.
+    with held(), ending_blocked():
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)  # the rename itself on disk
-    finally:
-        os.close(dir_fd)
+            os.unlink(tmp)  # left by a killed run of the same pid
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                os.fchmod(f.fileno(), mode)  # what the umask took off
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)  # the rename itself on disk
+        finally:
+            os.close(dir_fd)
 
 
 def mode_of(path):

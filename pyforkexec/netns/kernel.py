@@ -15,12 +15,11 @@ import ctypes
 import functools
 import ipaddress
 import os
-import signal
 import socket
 import time
 
 from .. import nsinfo
-from .._signals import held
+from .._signals import ending_blocked, held
 from ..flags import CLONE_NEWNET
 from .model import (
     BRIDGE_ALIAS,
@@ -624,25 +623,6 @@ class ApplyError(RuntimeError):
     undone = False
 
 
-# Signals whose default action ends the process: systemd's stop of a boot unit, timeout(1), a closed
-# terminal. held() defers Python's handlers only; these the kernel acts on at once.
-_ENDING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGALRM, signal.SIGUSR1,
-           signal.SIGUSR2, signal.SIGPIPE)
-
-
-@contextlib.contextmanager
-def _whole():
-    """Two calls that make one thing (a link, then the alias that makes it ours) with the signals that
-    would end the process blocked in between: one that arrives is delivered once both are done. Cut
-    between them, the link would be left without its alias, and every later converge refused it as
-    someone else's."""
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-
-
 def apply(name, actions):
     """Carry out model's actions, in order, then have the links with a new MAC or a new address
     announce themselves (_announce). Raises ApplyError at the first refused one.
@@ -651,8 +631,10 @@ def apply(name, actions):
     action is two calls at times (a link, then the alias that makes it ours), and the plan's order is
     what keeps nothing both topologies have from going; interrupted between two of them, a link
     made but not yet ours would stop the next converge ("not made by pyforkexec"), a veth deleted
-    before its emptied bridge would leave the bridge for good."""
-    with held():
+    before its emptied bridge would leave the bridge for good. The signals that would end the process
+    (SIGTERM from systemd's stop of a boot unit, timeout(1)) are blocked for the same span: one that
+    arrives ends it once the plan is carried out, not between two actions."""
+    with held(), ending_blocked():
         _apply_held(name, actions)
 
 
@@ -759,10 +741,9 @@ def _wait_forwarding(port, timeout=1.0):
 
 def _apply_one(h, name, action):
     op, args = action[0], action[1:]
-    if op == "create_netns":
-        with _whole():  # made and marked ours (plan_absent removes only a namespace it made)
-            create(h.netns, name)
-            h.side("ns").link("set", index=h.index("ns", "lo"), ifalias=NETNS_ALIAS)
+    if op == "create_netns":  # made and marked ours (plan_absent removes only a namespace it made)
+        create(h.netns, name)
+        h.side("ns").link("set", index=h.index("ns", "lo"), ifalias=NETNS_ALIAS)
     elif op == "delete_netns":
         h.netns.remove(name, libc=_libc())
     elif op == "link_up":
@@ -783,14 +764,12 @@ def _apply_one(h, name, action):
         with _promoting(h, side, ifname, index, address):
             h.side(side).addr("del", index=index, **_address(address))
     elif op == "create_bridge":
-        with _whole():
-            h.side("host").link("add", ifname=args[0], kind="bridge", address=_local_mac())
-            h.side("host").link("set", index=h.index("host", args[0]), ifalias=BRIDGE_ALIAS)
+        h.side("host").link("add", ifname=args[0], kind="bridge", address=_local_mac())
+        h.side("host").link("set", index=h.index("host", args[0]), ifalias=BRIDGE_ALIAS)
     elif op == "create_veth":
         inside, peer = args
-        with _whole():
-            h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})
-            h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
+        h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})
+        h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
     elif op == "pin_bridge_mac":
         _set_own_mac(h.side("host"), h.index("host", args[0]))
     elif op in ("del_veth", "del_bridge"):

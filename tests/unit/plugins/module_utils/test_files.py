@@ -69,3 +69,27 @@ def test_a_file_whose_mode_was_changed_is_put_back(tmp_path):
     assert files.mode_of(str(path)) == 0o600 and done.actions[-1] == f"chmod 0600 {path}"
     actions = len(done.actions)
     assert not done.sync(str(path), "x\n", 0o600) and len(done.actions) == actions
+
+
+@pytest.mark.parametrize("call", ["fsync", "replace", "open"])
+def test_a_ctrl_c_during_a_write_leaves_no_temporary_file_and_no_fd(tmp_path, monkeypatch, call):
+    """SIGINT handled right after one of the write's calls returned (before the try that removes the
+    temporary file, or before an fd was stored): PATH.tmp-PID stayed (5 of 3,000 interrupted writes),
+    and fds leaked. The signal acts once the file is written."""
+    import signal
+
+    path = tmp_path / "web.json"
+    real = getattr(os, call)
+
+    def then_signal(*args, **kwargs):
+        result = real(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return result
+
+    fds = set(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, call, then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        files.write(str(path), "new\n", 0o600)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["web.json"] and path.read_text() == "new\n"
+    assert set(os.listdir("/proc/self/fd")) == fds
