@@ -291,3 +291,22 @@ def _user_ns_of(pid: int) -> str:
     except OSError:
         return ""
 
+
+
+def test_a_target_whose_mount_namespace_cannot_be_opened_is_named_not_root() -> None:
+    """-m into a zombie (its namespaces are gone): the message named --root, which was not given;
+    util-linux names the namespace file, and so does this now."""
+    holder = Background(["sh", "-c", "sleep 0 & echo $!; exec sleep 60"], cwd="/")
+    try:
+        zombie = int(holder.readline())
+        wait_for(lambda: _state(zombie) == "Z", "a zombie")
+        res = pfe("nsenter", "-t", str(zombie), "-m", "true")
+        assert res.returncode == 125 and "--root" not in res.stderr, res
+        assert res.stderr.endswith(f"cannot open /proc/{zombie}/ns/mnt: No such file or directory\n"), res
+    finally:
+        holder.stop()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]

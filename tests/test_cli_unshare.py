@@ -429,6 +429,21 @@ def test_persist_a_namespace_to_a_file(tmp_path: Path) -> None:
         subprocess.run(["umount", str(target)], check=False)
 
 
+@pytest.mark.parametrize("program", ["/etc/passwd", "/nonexistent/pfe-program"])
+def test_a_persisted_namespace_whose_program_never_ran_is_unbound(tmp_path: Path, program: str) -> None:
+    """--uts=FILE binds the namespace before execve; the execve failed, and the file stayed bound to a
+    namespace no program used (util-linux 2.38 leaves it too)."""
+    target = tmp_path / "uts"
+    target.touch()
+    res = pfe("unshare", f"--uts={target}", program)
+    try:
+        assert res.returncode in (126, 127), res
+        with open("/proc/self/mountinfo") as f:
+            assert f" {target} " not in f.read()
+    finally:
+        subprocess.run(["umount", str(target)], check=False, capture_output=True)
+
+
 def test_python_dash_m_runs_the_same_command() -> None:
     res = run([sys.executable, "-m", "pyforkexec", "unshare", "--uts", "sh", "-c", SHOW_NS])
     assert res.returncode == 0, res.stderr
@@ -550,3 +565,17 @@ def test_setgid_in_a_user_namespace_never_keeps_the_callers_groups(world_dir: Pa
     assert theirs.returncode == ours.returncode == 1 and "secret" not in ours.stdout, ours
     assert "--setgid" in ours.stderr and len(ours.stderr.splitlines()) == 1
 
+
+
+def test_an_automatic_range_loses_the_id_a_single_map_takes_as_util_linux_does() -> None:
+    """--map-auto (or --map-users=auto) with -r or --map-user: util-linux's add_single_map_range takes
+    the carved-out id off the range whose inner start is automatic too (65535 and 65530 ids left);
+    ours kept one more (65536, 65531). The lines util-linux 2.38 writes for a subuid range of 65536."""
+    from pyforkexec.cli.idmaps import NO_ID, Range, add_single
+
+    def lines(ranges: list[Range]) -> list[tuple[int, int, int]]:  # as uid_map shows them
+        return sorted((r.inner, r.outer, r.count) for r in ranges)
+
+    auto = [Range(outer=100000, inner=NO_ID, count=65536)]
+    assert lines(add_single(auto, 0, 0)) == [(0, 0, 1), (1, 100000, 65535)]
+    assert lines(add_single(auto, 0, 5)) == [(0, 100000, 5), (5, 0, 1), (6, 100005, 65530)]

@@ -120,9 +120,9 @@ def add_single(chain: list[Range], outer: int, inner: int) -> list[Range]:
     out: list[Range] = []
     for m in chain:
         count = m.count
-        if m.inner == NO_ID:
+        if m.inner == NO_ID:  # an automatic inner start is 0 from here on, as util-linux makes it
             m = Range(m.outer, 0, m.count)
-        elif inner != NO_ID and (m.outer <= outer <= m.outer + count or m.inner <= inner <= m.inner + count):
+        if inner != NO_ID and (m.outer <= outer <= m.outer + count or m.inner <= inner <= m.inner + count):
             count -= 1
         outer_off = min(outer - m.outer if outer > m.outer else 0, count)
         inner_off = min(inner - m.inner if inner > m.inner else 0, count)

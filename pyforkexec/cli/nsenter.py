@@ -334,6 +334,13 @@ def lookup(r: Request, root: str, rest: Sequence[str]) -> tuple[str, list[str]]:
     view = ""
     if r.namespaces.get(MNT, "") is None:
         view = f"/proc/{r.target}/root"
+        if not root and not os.path.isdir(view):  # (a zombie's, or one this uid may not look into)
+            why = os.strerror(13)  # EACCES: the namespace file opens, its root does not
+            try:
+                os.close(os.open(f"/proc/{r.target}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
+            except OSError as e:
+                why = e.strerror
+            raise SetupError(f"cannot open /proc/{r.target}/ns/mnt: {why}")
     if root:
         view = os.path.join(view, root.lstrip("/")) if view else root
     return resolve_program(rest, view, root)

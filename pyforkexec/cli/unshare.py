@@ -116,13 +116,14 @@ class Request:
     """What the options ask for, before it is turned into a SysProcAttr (``request`` fills it in).
     A plain class, not a dataclass: the command's start-up compiles nothing (issue 15)."""
 
-    __slots__ = ("env", "flags", "fork", "gid", "group_ranges", "keep_caps", "kill_signal", "map_group",
-                 "map_user", "offsets", "offsets_given", "origin", "persist", "proc", "propagation", "root",
-                 "setgroups", "uid", "user_ranges", "wd")
+    __slots__ = ("bound", "env", "flags", "fork", "gid", "group_ranges", "keep_caps", "kill_signal",
+                 "map_group", "map_user", "offsets", "offsets_given", "origin", "persist", "proc",
+                 "propagation", "root", "setgroups", "uid", "user_ranges", "wd")
 
     def __init__(self) -> None:
         self.flags = 0
         self.persist: dict[int, str] = {}
+        self.bound: list[str] = []  # the --TYPE=FILE files bound so far
         self.fork = False
         self.kill_signal = 0
         self.proc: Optional[str] = None
@@ -370,10 +371,25 @@ def bind_mount(source: str, target: str) -> None:
         raise SetupError(f"mount {source} on {target} failed: {os.strerror(code)}")
 
 
-def bind_namespace_files(pid: int, persist: dict[int, str]) -> None:
-    """util-linux's bind_ns_files: bind /proc/PID/ns/X onto each --TYPE=FILE."""
+def bind_namespace_files(pid: int, persist: dict[int, str], bound: list[str]) -> None:
+    """util-linux's bind_ns_files: bind /proc/PID/ns/X onto each --TYPE=FILE (each one done is added
+    to ``bound``, for unbind_namespace_files)."""
     for flag, target in persist.items():
         bind_mount(f"/proc/{pid}/ns/{PERSIST_FILES[flag]}", target)
+        bound.append(target)
+
+
+MNT_DETACH = 2
+
+
+def unbind_namespace_files(bound: list[str]) -> None:
+    """Undo the binds of a program that never ran (its execve failed, or a later bind did): a file
+    left bound would hold a namespace no program used (util-linux leaves it)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    while bound:
+        libc.umount2(os.fsencode(bound.pop()), MNT_DETACH)
 
 
 def deny_setgroups(pid: int) -> None:
@@ -388,7 +404,8 @@ def deny_setgroups(pid: int) -> None:
 
 
 def launcher_sync(r: Request, gids: Optional[list[SysProcIDMap]] = None) -> Optional[Callable[[int], None]]:
-    """What the launcher does while the child waits before execve (SysProcAttr.sync)."""
+    """What the launcher does while the child waits before execve (SysProcAttr.sync); the files it
+    binds are in ``r.bound``."""
     deny = r.setgroups == "deny" and gids is None
     if not r.offsets and not r.persist and not deny:
         return None
@@ -398,7 +415,7 @@ def launcher_sync(r: Request, gids: Optional[list[SysProcIDMap]] = None) -> Opti
             deny_setgroups(pid)
         if r.offsets:
             write_time_offsets(pid, r.offsets, r.offsets_given)
-        bind_namespace_files(pid, r.persist)
+        bind_namespace_files(pid, r.persist, r.bound)
 
     return sync
 
@@ -464,4 +481,11 @@ BLAME = {
 
 def main(argv: Sequence[str]) -> NoReturn:
     parsed = parse_or_fail(CMD, argv)
-    spawn_and_wait(*build(request(parsed), parsed.rest), blame=blamer(CMD, parsed, BLAME))
+    r = request(parsed)
+    restate = blamer(CMD, parsed, BLAME)
+
+    def blame(e: BaseException) -> Optional[BaseException]:  # the program never ran
+        unbind_namespace_files(r.bound)
+        return restate(e)
+
+    spawn_and_wait(*build(r, parsed.rest), blame=blame)

@@ -272,8 +272,11 @@ def _sysctl_path_key(path, link):
 
 def _sysctl_io(reads, writes):
     for key, value in writes.items():
-        with open(_sysctl_path(key), "w") as f:
-            f.write(value)
+        try:
+            with open(_sysctl_path(key), "w") as f:
+                f.write(value)
+        except OSError as e:  # named as the plan's action is: which key, which value
+            raise OSError(e.errno, f"sysctl {key} {value}: {e.strerror}") from None
     out = {}
     for key in reads:
         try:
@@ -675,7 +678,7 @@ def _write_sysctls(name, run):
     try:
         sysctls(name, writes=writes)
     except (OSError, RuntimeError) as e:
-        error = ApplyError(f"sysctl {writes}: {e}")
+        error = ApplyError(e.strerror if isinstance(e, OSError) and e.strerror else f"sysctls: {e}")
         error.done = first
         raise error from e
 
