@@ -455,3 +455,18 @@ def test_an_unprivileged_chroot_finds_its_targets_inside_the_root_too(
         assert os.listdir(base / "outside") == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize(("mount", "message"), [
+    (Mount.tmpfs("/t", size="lots"), "SysProcAttr.mounts[0].data: size=lots: not a size tmpfs takes"),
+    (Mount.tmpfs("/t", mode="999"), "SysProcAttr.mounts[0].data: mode=999: not a mode tmpfs takes"),
+    (Mount.tmpfs("/t", mode=0o17777), "SysProcAttr.mounts[0].data: mode=17777: not a mode tmpfs takes"),
+    (Mount("tmpfs", "/t", "tmpfs", 0, "nr_inodes=5%"), "SysProcAttr.mounts[0].data: nr_inodes=5%"),
+])
+def test_a_tmpfs_option_the_kernel_refuses_is_refused_first(mount: Mount, message: str) -> None:
+    """A tmpfs size or mode the kernel refuses (EINVAL at the mount step, after a role had made the
+    service's account and virtualenv) is refused naming the field, before any process."""
+    before = children()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[mount]))
+    assert children() == before

@@ -56,6 +56,12 @@ def _without_user(host: Vars, service: Vars, bridge: Vars) -> None:
     del service["user"]
 
 
+def _address_of_the_bridge(host: Vars, service: Vars, bridge: Vars) -> None:
+    """The service's address is the bridge's own too: two owners of one address on the bridge (refused
+    by the services module, once the role had made the runtime and the account)."""
+    bridge["addresses"] = [service["network"]["addresses"][0], *bridge["addresses"]]
+
+
 PROC = dict(type="proc", target="/proc")  # a service in its own pid namespace needs its own /proc
 
 # Where the role catches a case: the argument specs, the cross-field template, the accounts, the plan,
@@ -103,7 +109,13 @@ CORPUS: dict[str, tuple[str, Mutation, str]] = {
     "mount-idmap": (MODULES,
                     _set("service.mounts", [PROC, dict(source="/srv", target="/srv", idmap="maybe")]),
                     "[{svc}]: mounts[1].idmap: expected true, false or the absolute path"),
-    "stop-timeout": (MODULES, _set("service.stop_timeout", -5), "[{svc}]: stop_timeout: must be 0 or more"),
+    "stop-timeout": (MODULES, _set("service.stop_timeout", -5),
+                     "[{svc}]: stop_timeout: must be 0 to 1000000"),
+    "tmpfs-size": (MODULES, _set("service.mounts", [PROC, dict(type="tmpfs", target="/tmp", size="lots")]),
+                   "[{svc}]: mounts[1]: size=lots: not a size tmpfs takes"),
+    "address-on-the-bridge": (MODULES, _address_of_the_bridge, "[{svc}]: 10.213."),
+    "account-name": (TEMPLATE, _set("service.user", "Bad-User"),
+                     "[{svc}]: user: 'Bad-User' is not an account name"),
     "start-check": (MODULES, _set("service.start_check", 7200.0), "[{svc}]: start_check: must be 0 to 3600"),
     "peer-length": (TEMPLATE, _set("network.peer", "pfe-much-too-long"),
                     "pfe-much-too-long, is longer than an interface"),

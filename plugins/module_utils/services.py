@@ -143,14 +143,14 @@ def plan(module):
             entries.append(_plan_entry(module, params))
         except (*svc.ERRORS, deps.pyforkexec.netns.ModelError) as e:
             problems.append(f"services[{params['name']}]: {e}")
-    problems += _bridges_described_differently(entries)
-    problems += _addresses_twice_on_a_bridge(entries)
+    problems += bridges_described_differently(entries)
+    problems += addresses_twice_on_a_bridge(entries)
     if problems:
         raise PlanError("\n".join(problems))
     return sorted(entries, key=lambda entry: entry.state != "absent")
 
 
-def _bridges_described_differently(entries):
+def bridges_described_differently(entries):
     """A bridge that two kept entries list with other addresses or MTU: each run would converge it to
     one, then to the other (taking a namespace's gateway away and back). Named by a veth only, a
     bridge is used as it is, and agrees with any description."""
@@ -170,7 +170,7 @@ def _bridges_described_differently(entries):
     return problems
 
 
-def _addresses_twice_on_a_bridge(entries):
+def addresses_twice_on_a_bridge(entries):
     """An address two kept entries' namespaces (or one and the bridge itself) have on the same bridge:
     both would answer for it, and which one the others reach would change from one ARP to the next."""
     owners, problems = {}, []

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.accounts import AccountError, check_names
+
 # The host end of a service's veth is PREFIX + its name unless network.peer says otherwise. Not ve-, vz-
 # or vt-: systemd-networkd's default configuration (80-container-ve.network...) takes such links over,
 # detaching them from their bridge.
@@ -107,6 +109,11 @@ def variable_problems(
                 f"{where}: mounts has no proc mount, and the service has its own pid namespace: it would "
                 "see the host's processes in /proc; add {type: proc, target: /proc}"
             )
+        if svc.get("create_user", True) and isinstance(svc.get("user"), str):
+            try:  # the accounts module's rule, refused there only once the runtime is installed
+                check_names([svc["user"]])
+            except AccountError as e:
+                problems.append(f"{where}: user: {str(e).split(': ', 1)[1]}")
         argv = svc.get("argv")
         if isinstance(argv, str) or (isinstance(argv, list) and not argv):
             problems.append(f"{where}: argv: give the command as a non-empty list of words, not "

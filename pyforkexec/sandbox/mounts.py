@@ -235,6 +235,8 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0, root_is_host
         data = to_bytes(f"{field}.data", m.data)
         if len(data) > MAX_DATA:
             fail(f"{field}.data", f"at most {MAX_DATA} bytes, got {len(data)}")
+    if fstype == b"tmpfs" and data is not None:
+        _check_tmpfs_options(f"{field}.data", data)
     bind = flags & MS_BIND and not flags & MS_REMOUNT
     if bind and source is None:
         fail(f"{field}.source", "a bind mount needs a source")
@@ -263,6 +265,22 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0, root_is_host
         if not os.path.exists(source or b""):  # followed as mount(2) follows it: a dangling link is missing
             return None
     return ResolvedMount(source, target, fstype, flags, data, mkdirs, file_target, idmap, index, root)
+
+
+def _check_tmpfs_options(field: str, data: bytes) -> None:
+    """tmpfs's ``size=`` (bytes with an optional k, m, g, t, p or e suffix, or a percentage of RAM) and
+    ``mode=`` (octal, at most 07777): the kernel refuses another (EINVAL at the mount step)."""
+    for option in data.split(b","):
+        key, _, value = option.partition(b"=")
+        text = value.decode(errors="replace")
+        if key in (b"size", b"nr_blocks", b"nr_inodes"):
+            number = text[:-1] if text[-1:].lower() in ("k", "m", "g", "t", "p", "e", "%") else text
+            if not (number.isascii() and number.isdigit()) or (text.endswith("%") and key != b"size"):
+                fail(field, f"{key.decode()}={text}: not a size tmpfs takes (a number of bytes, with k, "
+                     "m, g, t, p or e, or a percentage such as 50%)")
+        elif key == b"mode" and not (text.isascii() and text and set(text) <= set("01234567")
+                                     and int(text, 8) <= 0o7777):
+            fail(field, f"mode={text}: not a mode tmpfs takes (octal, at most 7777)")
 
 
 def _is_this_root(root: bytes) -> bool:

@@ -35,6 +35,7 @@ import re
 import shutil
 import sys
 import tempfile
+import types
 import zipfile
 
 from packaging.version import Version
@@ -68,18 +69,21 @@ def _netns_option(message, bridges):
     return f"{option}{rest}: {rule}"
 
 
-def _netns_problems(where, netns, modules):
-    """What the netns module would refuse in ``netns`` (its arguments), about the role's fields."""
+def _netns_problems(where, netns, modules, wired=None):
+    """What the netns module would refuse in ``netns`` (its arguments), about the role's fields; a
+    topology it takes is added to ``wired`` (for the checks across services)."""
     netns_module, validator, deps = modules["netns"], modules["validator"], modules["deps"]
     result = validator(netns_module.ARGSPEC).validate(dict(netns, persist=True))
     if result.error_messages:
         return [f"{where}: network: {message}" for message in result.error_messages]
     try:
-        deps.pyforkexec.netns.model.desired(result.validated_parameters)
+        topology = deps.pyforkexec.netns.model.desired(result.validated_parameters)
     except ValueError as e:
         bridges = [b["name"] for b in netns.get("bridges") or []]
         message = _netns_option(str(e), bridges)
         return [message if message.startswith("isolated_service_networks[") else f"{where}: {message}"]
+    if wired is not None:
+        wired.append(types.SimpleNamespace(name=where, state="present", wiring=netns, topology=topology))
     return []
 
 
@@ -110,7 +114,7 @@ def _service_problems(where, entry, modules):
 
 def problems(networks, services, modules):
     """Every problem of the networks and services, each once, in order."""
-    out = []
+    out, wired = [], []
     for network in networks:  # also the bridges no service uses (yet)
         out += _netns_problems(f"isolated_service_networks[{network['name']}]",
                                dict(name="check", bridges=[network]), modules)
@@ -118,7 +122,12 @@ def problems(networks, services, modules):
         where = f"isolated_service_services[{entry['name']}]"
         out += _service_problems(where, entry, modules)
         if entry.get("netns") is not None and entry["state"] != "absent":
-            out += _netns_problems(where, entry["netns"], modules)
+            out += _netns_problems(where, entry["netns"], modules, wired)
+    # Across services, as the services module checks them (two addresses on a bridge, a bridge
+    # described twice): its messages name services[WHERE], here the role's variable itself.
+    across = modules["services"]
+    for problem in across.addresses_twice_on_a_bridge(wired) + across.bridges_described_differently(wired):
+        out.append(re.sub(r"services\[(isolated_service_services\[[^]]*\])\]", r"\1", problem))
     return list(dict.fromkeys(out))
 
 
@@ -201,6 +210,7 @@ def main():
             isolation,
             quick_exit,
             service,
+            services,
         )
         from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
         from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
@@ -213,7 +223,7 @@ def main():
                   "by the modules on each host, after the virtualenv is installed", file=sys.stderr)
             sys.exit(3)
         modules = dict(deps=deps, isolation=isolation, paths=paths, systemd=systemd, service=service,
-                       netns=netns, validator=ArgumentSpecValidator)
+                       services=services, netns=netns, validator=ArgumentSpecValidator)
         print(json.dumps(problems(request["networks"], request["services"], modules)))
 
 
