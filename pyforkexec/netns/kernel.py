@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import errno
 import functools
 import ipaddress
 import os
@@ -342,29 +343,41 @@ def _ipv6_off(name, wanted, ns_links):
 
 
 def check_sysctl_values(sysctls):
-    """A ModelError, before anything changes, for a value the kernel would refuse at the end of the
-    plan: a word that is not an integer where the key (or its ``default`` kind, for a link's) holds
-    integers on this host (``net.ipv4.ip_forward: yes``)."""
+    """A ModelError, before anything changes, for a sysctl the kernel would refuse at the end of the
+    plan: each is written first in a scratch network namespace (made by a thread of its own, gone with
+    it), as the plan writes them, a link's key as its kind's ``default`` one (the link is not there).
+    What the kernel refuses there (a key a namespace does not have, one read-only, a value out of its
+    range or of another kind) it refuses in the namespace too."""
+    if not sysctls:
+        return
+    trial = {}
     for key, value in sysctls.items():
         parts = key.split(".")
-        kinds = [key]
-        if len(parts) == 5 and parts[2] in ("conf", "neigh"):
-            kinds.append(".".join([*parts[:3], "default", parts[4]]))
-        for kind in kinds:
-            try:
-                with open(_sysctl_path(kind)) as f:
-                    shown = f.read().split()
-            except OSError:
-                continue
-            integers = shown and all(_is_integer(w) for w in shown)
-            if integers and not all(_is_integer(w) for w in value.split()):
-                raise ModelError(f"sysctls: {key}: {value!r} is not an integer, which this key holds (the "
-                                 f"host shows {' '.join(shown)})")
-            break
+        if len(parts) == 5 and parts[2] in ("conf", "neigh") and parts[3] not in ("all", "default", "lo"):
+            trial[key] = (".".join([*parts[:3], "default", parts[4]]), value)
+        else:
+            trial[key] = (key, value)
+    refused = nsinfo.in_own_thread(functools.partial(_trial_writes, trial), "pyforkexec-netns-trial")
+    if refused is not None:
+        key, value, why = refused
+        raise ModelError(f"sysctls: {key}: the kernel refuses {value!r} ({why}), as a new namespace shows")
 
 
-def _is_integer(word):
-    return word.lstrip("-").isdigit()
+def _trial_writes(trial):
+    """In a thread of its own: unshare(CLONE_NEWNET), then write each (as key, value) of ``trial``;
+    the first the kernel refuses, as (key, value, why), or None."""
+    if _libc().unshare(int(CLONE_NEWNET)) != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EPERM, errno.EACCES):
+            return None  # no namespace to try them in: the plan's writes tell
+        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+    for key, (as_key, value) in trial.items():
+        try:
+            with open(_sysctl_path(as_key), "w") as f:
+                f.write(value)
+        except OSError as e:
+            return key, value, e.strerror
+    return None
 
 
 def sysctls(name, reads=(), writes=None):
