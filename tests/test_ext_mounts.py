@@ -470,3 +470,25 @@ def test_a_tmpfs_option_the_kernel_refuses_is_refused_first(mount: Mount, messag
     with pytest.raises(ValueError, match=re.escape(message)):
         capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[mount]))
     assert children() == before
+
+
+def test_an_optional_bind_that_would_leave_the_hosts_files_is_refused(tmp_path: Path) -> None:
+    """Variants of a root that shows the host: / bound onto a directory of the root first, and that
+    directory then bound onto the root; a target under an earlier bind of a host directory (/etc) or
+    an overlay of one. Left out, the bind left the host's /etc/hostname readable."""
+    root = tmp_path / "root"
+    (root / "x").mkdir(parents=True)
+    hide = Mount.bind("/nonexistent-pfe", "/etc/hostname", optional=True)
+    cases = [
+        ([Mount.bind("/", "/x"), Mount.bind(str(root / "x"), "/"), hide],
+         "mounts[2].optional: needs a new root"),
+        ([Mount.tmpfs("/"), Mount.bind("/etc", "/etc"), hide],
+         "mounts[2].optional: its target is under the bind mount of mounts[1] (/etc)"),
+        ([Mount.tmpfs("/"), Mount("overlay", "/etc", "overlay", 0, "lowerdir=/etc:/usr", True), hide],
+         "mounts[2].optional: its target is under the overlay mount of mounts[1] (/etc)"),
+    ]
+    before = children()
+    for mounts, message in cases:
+        with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.{message}")):
+            capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=mounts))
+    assert children() == before

@@ -316,17 +316,45 @@ def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) 
     spelled, nor a root that an earlier mount binds this process's / onto (``Mount.bind("/", "/")``
     under the root), nor one seen through a joined mount namespace (``joined``)."""
     root_is_host = None
-    out = []
+    out: list[ResolvedMount] = []
     for i, m in enumerate(check_list(field, mounts, "Mount")):
         resolved = check_mount(f"{field}[{i}]", m, root, i, root_is_host, joined)
+        if isinstance(m, Mount) and m.optional:
+            _check_optional_not_under(f"{field}[{i}].optional", normalize("target", m.target), out)
         if resolved is None:
             continue
         if resolved.path == b"/" and not resolved.flags & (MS_REMOUNT | PROPAGATION_MASK):
-            # A mount over the root itself: what it shows from now on is its source's.
+            # A mount over the root itself: what it shows from now on is its source's, as the child
+            # finds it once the earlier mounts are made (one of them may have bound / there).
             is_bind = resolved.flags & MS_BIND
-            root_is_host = bool(is_bind) and _is_this_root(resolved.source or b"")
+            root_is_host = bool(is_bind) and _is_this_root(_as_mounted(resolved.source or b"", out))
         out.append(resolved)
     return tuple(out)
+
+
+def _as_mounted(path: bytes, earlier: list[ResolvedMount]) -> bytes:
+    """``path`` as the child finds it after the ``earlier`` mounts: under the target of a bind, the
+    same place in its source (the last such bind first, followed back to a path of this process)."""
+    for m in reversed(earlier):
+        if m.flags & MS_BIND and not m.flags & MS_REMOUNT and m.source is not None:
+            target = m.target.rstrip(b"/")
+            if path == m.target or path.startswith(target + b"/"):
+                path = m.source.rstrip(b"/") + path[len(target):] or b"/"
+    return path
+
+
+def _check_optional_not_under(field: str, path: bytes, earlier: list[ResolvedMount]) -> None:
+    """An optional bind left out shows what its target has: under an earlier bind or overlay (but one
+    of the root itself, judged by check_mount), that is a directory of this host (a bind of /etc, then
+    an optional bind meant to hide /etc/hostname, hid nothing)."""
+    for m in earlier:
+        if m.path == b"/" or m.flags & (MS_REMOUNT | PROPAGATION_MASK):
+            continue
+        under = path == m.path or path.startswith(m.path.rstrip(b"/") + b"/")
+        if under and (m.flags & MS_BIND or m.fstype == b"overlay"):
+            kind = "bind" if m.flags & MS_BIND else "overlay"
+            fail(field, f"its target is under the {kind} mount of mounts[{m.index}] ({os.fsdecode(m.path)}): "
+                 "left out, it would leave what that mount shows of this host there; make it not optional")
 
 
 def mount_attr(flags: int) -> bytes:
