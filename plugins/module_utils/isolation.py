@@ -295,13 +295,19 @@ def _check_id(option, number):
         raise IsolationError(str(e)) from None
 
 
+def _decimal(text):
+    """Whether ``text`` is a number written in ASCII digits (str.isdigit() takes superscripts and
+    other scripts' digits too, U+00B2, U+0660)."""
+    return text.isascii() and text.isdigit()
+
+
 def _lookup(option, value, by_name, noun, on_host=True):
     """An id from a name or number (a numeric string counts as a number). Away from the host
     (``on_host`` false) a name stands for an id it will have there: OFFLINE_ID."""
     if isinstance(value, int) and not isinstance(value, bool):
         return _check_id(option, value)
     text = str(value)
-    if text.isdigit():
+    if _decimal(text):  # ASCII digits: another script's zero (U+0660) is a name, which no account has
         return _check_id(option, int(text))
     if not on_host:
         return OFFLINE_ID
@@ -591,8 +597,8 @@ def _size(option, value):
     if value is None or isinstance(value, int):
         return value
     text = str(value).strip()
-    if text == "max" or text.isdigit():
-        return int(text) if text.isdigit() else text
+    if text == "max" or _decimal(text):
+        return int(text) if _decimal(text) else text
     try:
         return human_to_bytes(text)
     except ValueError as e:
@@ -643,7 +649,7 @@ def _rlimit_pair(option, value):
 
 def _limit(value):
     text = str(value)
-    return int(text) if text.lstrip("-").isdigit() else text
+    return int(text) if _decimal(text.removeprefix("-")) else text
 
 
 def _rlimits(params, origins):
@@ -659,7 +665,7 @@ def _errno(value):
     import errno
 
     text = str(value)
-    if text.isdigit():
+    if _decimal(text):
         return int(text)
     number = getattr(errno, text.upper(), None)
     if not isinstance(number, int):
@@ -792,14 +798,38 @@ def check_process(argv, attr, origins=None):
         raise IsolationError(explain(str(e), origins)) from None
 
 
+def check_on_host(argv, attr, origins=None):
+    """What only this host can tell before anything starts, as ``pyforkexec exec --check`` tells it
+    (a working directory, a bind source, a program that is not there; rlimits the child may not set;
+    a join that is no namespace of its type): a run that would stop a running service and then fail
+    to start it is refused first. The cgroup is build_and_check's. Raises IsolationError."""
+    spec, net = deps.pyforkexec.spec, int(deps.pyforkexec.CLONE_NEWNET)
+    sys_attr = attr.sys
+    if sys_attr is not None:  # a netns join is checked by _setns (the services module makes it first)
+        kept = tuple(entry for entry in sys_attr.setns if entry.nstype != net)
+        sys_attr = dataclasses.replace(sys_attr, cgroup=None, setns=kept)
+    here = dataclasses.replace(attr, sys=sys_attr)
+    try:
+        spec.check_on_host(spec.Spec(argv=list(argv), attr=here))
+    except spec.SpecError as e:
+        raise IsolationError(explain(str(e), origins)) from None
+    program = os.fsdecode(argv[0]) if argv else ""
+    if os.path.isabs(program) and spec.sees_as_here(sys_attr) and not os.path.exists(program):
+        _fail("argv", f"{program}: no such file (no new root, mount or joined mount namespace could bring "
+              "it)")
+
+
 def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_cgroup=True,
-                    argv_option="argv", on_host=True, netns_made=False, cgroup_on_host=False):
+                    argv_option="argv", on_host=True, netns_made=False, cgroup_on_host=False,
+                    host_checks=False):
     """The ProcAttr (its ``sys`` built from the isolation options of ``params``) for argv with an
     environment (a list of "K=V", None for the launcher's) and a working directory, validated by
     pyforkexec, with the option of each of its fields (a ``Built``). Raises IsolationError naming the
     option (``argv_option`` for the command: the forkexec module's ``cmd``...). ``on_host`` and
     ``netns_made``: see build_sysprocattr. ``cgroup_on_host``: also check that this host's cgroup2
-    offers the controllers the cgroup limits need (what the start would find first, check mode too)."""
+    offers the controllers the cgroup limits need (what the start would find first, check mode too);
+    ``host_checks``: and what else only this host can tell (check_on_host: the service modules, whose
+    failed start would leave a running service stopped)."""
     origins = Origins(argv_option)
     if chdir == "":
         _fail("chdir", "is empty: give a value, or leave the option out")
@@ -811,6 +841,8 @@ def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_c
         raise IsolationError(explain(str(e), origins)) from None
     attr = deps.pyforkexec.ProcAttr(dir=chdir or None, env=env, sys=sys_attr)
     check_process(argv, attr, origins)
+    if on_host and host_checks:
+        check_on_host(argv, attr, origins)
     if cgroup_on_host and params.get("cgroup") is not None:
         cgroup = _cgroup(params["cgroup"], cgroup_path or "pyforkexec/check")
         try:

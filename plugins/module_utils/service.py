@@ -68,7 +68,7 @@ def check_options(params):
     if not 0 <= params["stop_timeout"] <= most:  # the daemon's range (systemd takes any)
         raise paths.ServiceError(f"stop_timeout: must be 0 to {most} seconds, got {params['stop_timeout']}")
     argv = params.get("argv")
-    if argv is not None and (not argv or not argv[0]):
+    if argv is not None and (not argv or not argv[0].strip()):
         what = "an empty list" if not argv else "an empty argv[0]"
         raise paths.ServiceError(f"argv: {what} names no program to run")
     return name
@@ -103,7 +103,7 @@ def launch_attr(params, name, manager, on_host=True, netns_made=False):
     # directives, and the spec has no cgroup of its own.
     built = build_and_check(params, params["argv"], env=env, chdir=params["chdir"],
                             cgroup_path=f"pyforkexec/{name}", on_host=on_host, netns_made=netns_made,
-                            cgroup_on_host=on_host and manager == "direct")
+                            cgroup_on_host=on_host and manager == "direct", host_checks=on_host)
     if manager != "direct":
         built.attr.sys.cgroup = None
     elif built.attr.sys.cgroup is not None:

@@ -170,6 +170,10 @@ def test_a_failing_step_names_the_option_that_asked_for_it(run):
 
 @pytest.mark.parametrize(("args", "option"), [
     (dict(credential=dict(uid=-5)), "credential.uid"),
+    (dict(credential=dict(uid="\u0660")), "credential.uid"),  # another script's zero: no root
+    (dict(credential=dict(uid=0, gid=0, groups=["\u0660"])), "credential.groups[0]"),
+    (dict(credential=dict(uid="\u00b2")), "credential.uid"),
+    (dict(seccomp=dict(deny=["mount"], errno="\u00b2")), "seccomp.errno"),
     (dict(credential=dict(uid=0, gid=2**32)), "credential.gid"),
     (dict(env={"A=B": "1"}), "env.A=B"),
     (dict(timeout=-1), "timeout"),

@@ -14,10 +14,22 @@ from ansible_collections.pyforkexec.isolation.plugins.modules import service, se
 
 # Stops promptly on SIGTERM, even as PID 1 of its PID namespace.
 GOOD = ["sh", "-c", "trap 'exit 0' TERM; echo up; while :; do sleep 0.2; done"]
-MISSING = ["/nonexistent/pyforkexec-test-program"]
+# A program found and executable, that execve still refuses (no format it knows): the start fails at the
+# exec, where a missing one is refused by the module first (test_service_converge_safety).
+UNRUNNABLE_PATH = f"/tmp/pyforkexec-test-unrunnable-{os.getpid()}"
+MISSING = [UNRUNNABLE_PATH]
 DIES = ["sh", "-c", "echo going down >&2; sleep 0.1; exit 1"]
 SYSTEMD = pytest.mark.skipif(not paths.systemd_booted(), reason="PID 1 is not systemd here (its Type=notify "
                              "units are checked where it is: the molecule vm guests)")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def unrunnable():
+    with open(UNRUNNABLE_PATH, "wb") as f:
+        f.write(b"\x00not a program\n")
+    os.chmod(UNRUNNABLE_PATH, 0o755)
+    yield
+    os.unlink(UNRUNNABLE_PATH)
 
 
 @pytest.fixture
@@ -63,7 +75,7 @@ def check_missing(run_module, name, manager):
     result = run_module(service, _options(name, MISSING, manager))
     assert result["failed"] is True
     assert result["msg"].startswith(f"service {name} did not start"), result["msg"]
-    assert "no such file or directory (at execve)" in result["msg"], result["msg"]
+    assert "exec format error (at execve)" in result["msg"], result["msg"]
     assert _running(name, manager) is None
     _not_declared(name)
 
