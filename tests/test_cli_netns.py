@@ -185,3 +185,28 @@ def test_a_sigterm_during_up_ends_it_once_the_plan_is_carried_out(tmp_path: Path
     assert pfe("netns", "down", names["netns"]).returncode == 0
     assert names["peer"] not in {link["ifname"] for link in ip("link", "show")}
     assert not os.path.exists(f"/run/netns/{names['netns']}")
+
+
+_TERMINATED_FAILING_UP = """
+import os, signal, sys
+from pyforkexec.netns import kernel
+from pyforkexec.cli.netns import main
+kernel._trial_writes = lambda trial: None  # as a kernel that refuses the namespace's own write only
+real = kernel.veth_alias
+def where(*args):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args)
+kernel.veth_alias = where
+main(["up", sys.argv[1]])
+"""
+
+
+def test_a_sigterm_during_a_failing_first_up_waits_for_its_undo(tmp_path: Path,
+                                                                names: dict[str, str]) -> None:
+    """The first converge fails at a sysctl, after the SIGTERM came: the signal was delivered when the
+    apply raised, before the undo, and the namespace and its veth stayed half-made."""
+    path = document(tmp_path, names, sysctls={"net.ipv4.tcp_syn_retries": 999})
+    killed = run([sys.executable, "-c", _TERMINATED_FAILING_UP, path], cwd="/")
+    assert killed.returncode == -15, killed.stderr
+    assert not os.path.exists(f"/run/netns/{names['netns']}")
+    assert not {names["peer"], names["bridge"]} & {link["ifname"] for link in ip("link", "show")}

@@ -345,7 +345,8 @@ def test_veth_aliases_round_trip():
     assert m.parse_veth_alias(None) is None
 
 
-@pytest.mark.parametrize("name", ["eth0\n", "\n", "eth0/1", "e" * 16, "web%d", ".", "..", "\u00e9" * 8])
+@pytest.mark.parametrize("name", ["eth0\n", "\n", "eth0/1", "e" * 16, "web%d", ".", "..", "\u00e9" * 8,
+                                  "h21\u00e0", "h21\x00x"])
 def test_desired_refuses_a_bad_link_name(name):
     """A link name the kernel would take as another (a last newline included: "$" of a pattern
     matches before it; "%d", which the kernel numbers, making another link at each run), or refuse
@@ -625,3 +626,11 @@ def test_a_route_in_the_place_of_the_kernels_or_another_protocols_is_refused_fir
                                            r"protocol \(16\)"):
         m.plan_present(state, wanted(veths=two, routes=[dict(dst="10.8.0.0/16", gateway="10.9.0.1")]))
     m.plan_present(state, wanted(veths=two, routes=[dict(dst="10.8.0.0/16", gateway="10.9.0.1", metric=7)]))
+
+
+@pytest.mark.parametrize("options", [dict(gateway=[""]), dict(routes=[dict(dst="10.9.0.0/24", gateway=" ")])])
+def test_an_empty_gateway_is_refused_naming_it(wanted, options):
+    """An empty gateway (a template's empty variable) was read as none by one check and as an address
+    by the next: a traceback from ipaddress instead of the option's name."""
+    with pytest.raises(m.ModelError, match=r"gateway: is empty"):
+        wanted(veths=[dict(name="eth0", peer="v0", addresses=["10.9.0.2/24"])], **options)

@@ -103,9 +103,16 @@ def remove(run: Runner, name: str) -> None:
     """userdel; the group of its name goes with it (userdel's way, when no other account has it as
     primary group) only if this module made it with the account: a group that was there before is
     first made no longer the account's primary one, which userdel then leaves."""
-    if pwd.getpwnam(name).pw_gecos == MARK_IN_GROUP:
-        _run(run, ["usermod", "--gid", str(OVERFLOW_GID), name], name)
-    _run(run, ["userdel", name], name)
+    account = pwd.getpwnam(name)
+    if account.pw_gecos != MARK_IN_GROUP:
+        _run(run, ["userdel", name], name)
+        return
+    _run(run, ["usermod", "--gid", str(OVERFLOW_GID), name], name)
+    try:
+        _run(run, ["userdel", name], name)
+    except AccountError:  # (a process of it still runs): the account stays as it was
+        run(["usermod", "--gid", str(account.pw_gid), name])
+        raise
 
 
 OVERFLOW_GID = 65534  # nogroup: the account's primary group for the moment before userdel

@@ -276,8 +276,14 @@ def _remove(module, entry, stopped, keep):
 def _wire(module, entry, restart):
     """The namespace of a service to keep wired, without its persistence; what changed under the
     service."""
-    if entry.wiring is not None and _converge_netns(module, entry, True):
-        entry.service.changed_under.append("netns")
+    if entry.wiring is not None:
+        planned = entry.rehearsed
+        if not module.check_mode and planned is not None and planned.rewired \
+                and entry.service.main_pid() is not None:
+            # Marked before the rewire: a run cut after it still restarts the service next time.
+            paths.mark_pending(entry.name)
+        if _converge_netns(module, entry, True):
+            entry.service.changed_under.append("netns")
     if entry.name in restart:
         entry.service.changed_under.append("runtime")
 

@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any, NamedTuple, Optional
 
 from .. import nsinfo
-from .._signals import held
+from .._signals import ending_blocked, held
 from . import kernel, model
 from .kernel import NETNS_DIR, ApplyError, netns_path
 from .model import ModelError
@@ -126,7 +126,9 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
         actions = host.foresee(actions)  # as after the batch's earlier converges (a batch's HostLinks)
     lines = [model.describe(a) for a in actions]
     if actions and not check:
-        with held():  # a Ctrl-C during a failing apply still lets the undo run, then is raised
+        # A Ctrl-C (or a SIGTERM: the ending signals) during a failing apply still lets the undo run,
+        # then is raised (or ends the process).
+        with held(), ending_blocked():
             try:
                 _apply(name, actions, lines, host)
                 final = kernel.observe(name, wanted, host)

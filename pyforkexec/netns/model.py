@@ -44,14 +44,20 @@ BRIDGE_ALIAS = f"{ALIAS_PREFIX} bridge"
 NETNS_ALIAS = f"{ALIAS_PREFIX} netns"  # on the lo of a namespace pyforkexec made
 
 
+# Bytes the kernel's dev_valid_name refuses in a name besides '/' and ':': its isspace() (which counts
+# 0xa0, one of the bytes of many UTF-8 letters: "\u00e0" is c3 a0) and the NUL that would end it.
+_KERNEL_SPACE = frozenset(b"\x00\t\n\v\f\r \xa0")
+
+
 def _ifname(option, name):
     """A name the kernel takes as it is (dev_valid_name): 1 to IFNAMSIZ bytes, not "." or "..", no
     '/', ':' or whitespace, and no '%', which makes a new link's name a pattern the kernel numbers
     ("web%d" gives web0, web1...: each run would make another)."""
-    if (not _IFNAME.fullmatch(name or "") or len(name.encode()) > IFNAMSIZ or name in (".", "..")
-            or "%" in name):
+    data = (name or "").encode(errors="surrogateescape")
+    if (not _IFNAME.fullmatch(name or "") or len(data) > IFNAMSIZ or name in (".", "..") or "%" in name
+            or _KERNEL_SPACE.intersection(data)):
         raise ModelError(f"{option}: {name!r} is not a valid interface name (1-{IFNAMSIZ} bytes, not '.' "
-                         "or '..', no '/', ':', '%' or whitespace)")
+                         "or '..', no '/', ':', '%', NUL or whitespace, as the kernel reads the bytes)")
     return name
 
 
@@ -112,6 +118,8 @@ def _route(option, r, devices):
     dst = (r.get("dst") or "").strip()
     gateway = r.get("gateway")
     family = None
+    if gateway is not None and not str(gateway).strip():  # an empty value is no "none"
+        raise ModelError(f"{option}.gateway: is empty: give an address, or leave it out")
     if gateway:
         try:
             gw = ipaddress.ip_address(gateway.strip())

@@ -136,3 +136,26 @@ def test_the_diff_shows_every_named_account_there_before_and_after(run_module, n
     both = ["nobody", names[0]]
     expected = {"present": (["nobody"], both), "absent": (both, ["nobody"])}[state]
     assert (result["diff"]["before"]["accounts"], result["diff"]["after"]["accounts"]) == expected
+
+
+def test_a_removal_userdel_refuses_leaves_the_account_in_its_group(run_module, names):
+    """userdel refused (a process of the account still runs) after the account had been moved off the
+    group it was made in: the task failed, and the account was left in nogroup for good."""
+    subprocess.run(["groupadd", "--system", names[0]], check=True)
+    try:
+        gid = grp.getgrnam(names[0]).gr_gid
+        assert not run_module(accounts, dict(names=names[:1])).get("failed")
+        uid = pwd.getpwnam(names[0]).pw_uid
+        as_it = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+        busy = subprocess.Popen([*as_it, "sleep", "60"])
+        try:
+            refused = run_module(accounts, dict(names=names[:1], state="absent"))
+            assert refused["failed"] is True and refused["msg"].startswith(f"{names[0]}: userdel failed")
+            assert pwd.getpwnam(names[0]).pw_gid == gid
+        finally:
+            busy.kill()
+            busy.wait()
+        assert not run_module(accounts, dict(names=names[:1], state="absent")).get("failed")
+        assert grp.getgrnam(names[0]).gr_gid == gid
+    finally:
+        subprocess.run(["groupdel", names[0]], check=False)

@@ -295,3 +295,27 @@ def test_a_service_whose_namespace_cannot_be_persisted_is_not_started(run_module
     assert not os.path.exists(paths.spec_path(blocked["name"]))
     assert not os.path.exists(paths.pid_file(blocked["name"]))
     assert result["services"][two[1]["name"]]["state"] == "started"
+
+
+def test_a_run_cut_after_a_rewire_restarts_the_service_next_time(run_module, two, monkeypatch):
+    """Killed after it rewired a running service's namespace and before it restarted the service: the
+    next run found the files as wanted and the wiring done, and the service ran on in a namespace it
+    had not been started for. The service is marked before the rewire."""
+    from ansible_collections.pyforkexec.isolation.plugins.module_utils import services as services_utils
+
+    first = run_module(services, dict(services=two))
+    assert first.get("failed") is not True, first
+    changed = [two[0], dict(two[1], wiring=dict(two[1]["wiring"], gateway=[f"{NET}.1"]))]
+
+    def cut(entry):
+        raise KeyboardInterrupt  # the run ends here, its namespaces rewired
+
+    monkeypatch.setattr(services_utils, "_declare", cut)
+    with pytest.raises(KeyboardInterrupt):
+        run_module(services, dict(services=changed))
+    monkeypatch.undo()
+    again = run_module(services, dict(services=changed))
+    rewired = again["services"][two[1]["name"]]
+    assert rewired["netns"]["actions"] == [] and rewired["actions"] == ["restart"], rewired
+    assert rewired["pid"] != first["services"][two[1]["name"]]["pid"]
+    assert again["services"][two[0]["name"]]["pid"] == first["services"][two[0]["name"]]["pid"]
