@@ -538,7 +538,7 @@ def refuse_kept_groups(sys_attr: SysProcAttr) -> None:
         fail("SysProcAttr.credential.groups", "is empty (no supplementary groups), but the child's user "
              "namespace denies setgroups (gid_mappings without gid_mappings_enable_setgroups): it would keep "
              f"this process's groups {', '.join(map(str, kept))}, which still grant their access on this "
-             "host. Drop them here first (os.setgroups([])), or set credential.no_setgroups to keep them")
+             "host. Drop them in this process first, or set credential.no_setgroups to keep them")
 
 
 def fork_exec_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],

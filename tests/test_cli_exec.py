@@ -478,3 +478,23 @@ def test_check_takes_paths_an_earlier_mount_or_a_joined_namespace_makes(tmp_path
                 res = pfe("exec", *args, "--spec", spec_path)
                 assert res.returncode == 0, res
     os.rmdir(there)
+
+
+def test_check_refuses_a_join_the_start_refuses(tmp_path: Path) -> None:
+    """A join of a network namespace with CLONE_NEWNET in cloneflags, or for its children only: the
+    start refused them (naming SysProcAttr's field) after --check said OK."""
+    name = f"pfe-check-{uuid.uuid4().hex[:6]}"
+    assert run(["ip", "netns", "add", name]).returncode == 0
+    try:
+        join = {"target": f"/run/netns/{name}"}
+        cases = ((doc(["true"], cloneflags=["CLONE_NEWNET"], setns=[join]),
+                  "sys.setns[0]: joins a namespace of a type cloneflags creates"),
+                 (doc(["true"], setns=[dict(join, for_children=True)]),
+                  "sys.setns[0].for_children: only a PID namespace"))
+        for d, message in cases:
+            spec_path = write(tmp_path, d)
+            for args in (["--check"], []):
+                res = pfe("exec", *args, "--spec", spec_path)
+                assert res.returncode == 1 and res.stderr.startswith(f"pyforkexec: spec: {message}"), res
+    finally:
+        run(["ip", "netns", "del", name])

@@ -61,6 +61,20 @@ class Join(Value):
         self.by_parent = by_parent  # joined by the calling thread around clone, not by the child
 
 
+def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int) -> None:
+    """What a join of a namespace of ``kind`` may not be, whatever it is: one of a type cloneflags
+    creates too, or one joined for the children only that is no PID namespace."""
+    replaced = kind & cloneflags & NAMESPACE_MASK
+    if replaced:
+        names = F.CloneFlags.describe(replaced)
+        fail(field, f"joins a namespace of a type cloneflags creates ({names}): the child would leave the "
+             "new namespace for the joined one, and what relies on it (hostname, mounts, ...) would act on "
+             "the joined one; drop the flag to join, or put it in unshareflags (unshare runs after the "
+             "joins) to get a new one inside the joined one")
+    if entry.for_children and not kind & NEWPID:
+        fail(f"{field}.for_children", "only a PID namespace can be joined for the children only")
+
+
 def kind_of(fd: int, nstype: int = 0) -> int:
     """The CLONE_NEW* types a join of ``fd`` makes: ``nstype`` if given, else the namespace fd's own type
     (0: not a namespace)."""
@@ -137,16 +151,7 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
         if stale:
             raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # not the namespace meant
         kind = kind_of(fd, entry.nstype)
-        replaced = kind & cloneflags & NAMESPACE_MASK
-        if replaced:
-            names = F.CloneFlags.describe(replaced)
-            fail(f"SysProcAttr.setns[{index}]", f"joins a namespace of a type cloneflags creates ({names}): "
-                 "the child would leave the new namespace for the joined one, and what relies on it "
-                 "(hostname, mounts, ...) would act on the joined one; drop the flag to join, or put it "
-                 "in unshareflags (unshare runs after the joins) to get a new one inside the joined one")
-        if entry.for_children and not kind & NEWPID:
-            fail(f"SysProcAttr.setns[{index}].for_children", "only a PID namespace can be joined for the "
-                 "children only")
+        check_join_kind(f"SysProcAttr.setns[{index}]", entry, kind, cloneflags)
         own = own_types(fd, kind, index)
         if own:
             fail(f"SysProcAttr.setns[{index}]", f"names the caller's own namespace "

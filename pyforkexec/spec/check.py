@@ -82,7 +82,7 @@ def check_on_host(spec: Spec) -> None:
             raise SpecError(field, rule) from None
     for i, entry in enumerate(spec.attr.sys.setns if spec.attr.sys is not None else ()):
         if isinstance(entry.target, str):
-            _check_join_target(f"sys.setns[{i}]", entry)
+            _check_join_target(f"sys.setns[{i}]", entry, spec.attr.sys.cloneflags)
     root = spec.attr.sys.chroot if spec.attr.sys is not None else None  # (pivot_root's mounts may make it)
     if isinstance(root, (str, bytes)) and root and not _joins(spec.attr.sys, CLONE_NEWNS) \
             and not os.path.isdir(root):
@@ -92,6 +92,13 @@ def check_on_host(spec: Spec) -> None:
     if spec.attr.sys is not None:
         _check_bind_sources(spec.attr.sys)
         _check_rlimits(spec.attr.sys)
+        from ..forkexec import refuse_kept_groups  # (imported by the start that follows anyway)
+
+        try:
+            refuse_kept_groups(spec.attr.sys)
+        except ValueError as e:
+            field, _, rule = _spec_path(str(e)).partition(": ")
+            raise SpecError(field, rule) from None
     wd = spec.attr.dir
     if wd and sees_as_here(spec.attr.sys) and not os.path.isdir(wd):
         raise SpecError("proc.dir", f"{os.fsdecode(wd)} is not a directory here, and no new root, mount or "
@@ -199,7 +206,7 @@ def _read_int(path: str) -> Optional[int]:
         return None
 
 
-def _check_join_target(field: str, entry: SetNS) -> None:
+def _check_join_target(field: str, entry: SetNS, cloneflags: int) -> None:
     """What the child's setns would refuse of a join by path: a file that is no namespace (EINVAL), one
     of another type than ``nstype`` (EINVAL), another namespace than ``inode`` (ESTALE), and this
     process's own namespace (a join that would change nothing)."""
@@ -219,6 +226,13 @@ def _check_join_target(field: str, entry: SetNS) -> None:
                         f"{_kind_name(entry.nstype)}")
     if entry.inode is not None and entry.inode != inode:
         raise SpecError(f"{field}.inode", f"{entry.target} is namespace {inode} by now, not {entry.inode}")
+    from ..child.joins import check_join_kind
+
+    try:
+        check_join_kind(field, entry, entry.nstype or kind, cloneflags)
+    except ValueError as e:
+        path, _, rule = str(e).partition(": ")
+        raise SpecError(path, rule) from None
     if own:
         raise SpecError(field, f"{entry.target} is this process's own namespace: the program would run in "
                         "it as if no join had been asked")
