@@ -634,3 +634,23 @@ def test_an_empty_gateway_is_refused_naming_it(wanted, options):
     by the next: a traceback from ipaddress instead of the option's name."""
     with pytest.raises(m.ModelError, match=r"gateway: is empty"):
         wanted(veths=[dict(name="eth0", peer="v0", addresses=["10.9.0.2/24"])], **options)
+
+
+@pytest.mark.parametrize(("route", "error"), [
+    (dict(dst="fe80::/64", dev="eth0", metric=256), "the kernel makes this route itself for every link"),
+    (dict(dst="fd99::/64", gateway="fe80::1", dev="lo"), "a link-local gateway is on its dev's link, and lo"),
+])
+def test_a_link_local_route_the_kernel_refuses_is_refused_first(wanted, route, error):
+    with pytest.raises(m.ModelError, match=re.escape(error)):
+        wanted(veths=[dict(name="eth0", peer="v0", addresses=["fd09::2/64"])], routes=[route])
+
+
+@pytest.mark.parametrize("veths", [
+    [dict(name="eth0", peer="br9", bridge="br9")],
+    [dict(name="eth0", peer="v0", bridge="br9"), dict(name="eth1", peer="br9")],
+])
+def test_a_peer_named_as_a_bridge_a_veth_names_is_refused(wanted, veths):
+    """A bridge named only by a veth's bridge was no host name yet: check mode planned both, and the
+    second link failed with EEXIST."""
+    with pytest.raises(m.ModelError, match=r"\.peer: br9 is used twice on the host"):
+        wanted(veths=veths)

@@ -828,3 +828,24 @@ def test_a_namespace_pyforkexec_did_not_make_is_wired_but_never_removed(env: dic
         assert netns.converge(env["netns"], None).actions == []
     finally:
         run(["ip", "netns", "del", env["netns"]])
+
+
+def test_the_undo_of_a_first_converge_removes_a_bridge_it_made_with_no_port_yet(
+        env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bridge's address failed right after the bridge was made (before any veth): the undo said it
+    had undone the converge, and left the bridge (plan_absent removed only bridges whose ports were all
+    going)."""
+    from pyforkexec.netns import kernel
+
+    def refused(*args: Any) -> str:
+        raise OSError(errno.EEXIST, "File exists")
+
+    netns.converge(env["netns"], None)
+    monkeypatch.setattr(kernel, "_address", refused)
+    with pytest.raises(netns.ApplyError) as info:
+        netns.converge(env["netns"], options(env, _simple(env, 10)))
+    monkeypatch.undo()
+    assert info.value.undone
+    links = {line.split()[0].split("@")[0] for line in run(["ip", "-br", "link"]).stdout.splitlines()}
+    assert not env["host_names"] & links, links
+    assert not os.path.exists(netns.netns_path(env["netns"]))

@@ -142,7 +142,7 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
                     error = ApplyError(f"reading the namespace back: {e}")
                     error.actions, error.done = lines, len(actions)
                     e = error
-                e.undone = _undo(name, host)
+                e.undone = _undo(name, host, {a[1] for a in actions if a[0] == "create_bridge"})
                 raise e from None
     elif wanted is not None:
         final = model.simulate(observed, wanted, actions) if actions else observed
@@ -154,12 +154,13 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
     return Converged(lines, model.view(observed), model.view(final), info, rewired)
 
 
-def _undo(name: str, host: kernel.HostLinks) -> bool:
+def _undo(name: str, host: kernel.HostLinks, made: Collection[str] = ()) -> bool:
     """Remove namespace ``name``, made by a converge the kernel stopped halfway, with its veths and the
-    bridges it made that no other port uses (as state absent): whether that went through."""
+    bridges it made (``made``: also those it had not given a port yet) that no other port uses (as
+    state absent): whether that went through."""
     try:
-        observed = kernel.observe(name, None, host)
-        _apply(name, model.plan_absent(observed, name, host.keep), [], host)
+        observed = kernel.observe(name, {"bridges": dict.fromkeys(made)}, host)
+        _apply(name, model.plan_absent(observed, name, host.keep, made), [], host)
         # plan_absent leaves what is not ours (a link it cannot tell for its own): not undone then
         return not kernel.observe(name, None, host)["exists"]
     except (ApplyError, ModelError, OSError):

@@ -199,12 +199,13 @@ def desired(params):
         bridges[bname] = dict(mtu=b.get("mtu"),
                               addresses=_addresses_of(f"bridges[{i}].addresses", b.get("addresses")))
     veths, host_names = {}, set(bridges)
+    named_bridges = {v.get("bridge") for v in params.get("veths") or []} - {None}  # a veth's, too
     for i, v in enumerate(params.get("veths") or []):
         inside = _ifname(f"veths[{i}].name", v["name"])
         peer = _ifname(f"veths[{i}].peer", v["peer"])
         if inside in veths or inside == "lo":
             raise ModelError(f"veths[{i}].name: {inside} is used twice in the namespace")
-        if peer in host_names:
+        if peer in host_names or peer in named_bridges:
             raise ModelError(f"veths[{i}].peer: {peer} is used twice on the host")
         host_names.add(peer)
         bridge = v.get("bridge")
@@ -311,6 +312,9 @@ def _check_not_the_kernels(route, veths):
     destination and metric (EEXIST), whatever the dev or gateway."""
     if route["dst"] in ("default", "default6"):
         return
+    if ipaddress.ip_network(route["dst"]) == ipaddress.ip_network("fe80::/64") and route["metric"] == 256:
+        raise ModelError(f"routes: {route_text(route)}: the kernel makes this route itself for every link "
+                         "with IPv6 (its link-local address): leave it out (or give it another metric)")
     kernels = {4: (None, 0), 6: (256,)}  # IPv4's metric 0 is none
     dst = ipaddress.ip_network(route["dst"])
     for inside, veth in sorted(veths.items()):
@@ -359,6 +363,9 @@ def _check_on_link(route, veths, routes):
     if route["gateway"] is None:
         return
     gw = ipaddress.ip_address(route["gateway"])
+    if gw.is_link_local and route["dev"] == "lo":
+        raise ModelError(f"routes: {route_text(route)}: a link-local gateway is on its dev's link, and lo "
+                         "has none (the kernel refuses it: EINVAL)")
     if gw.is_link_local and route["dev"] is not None:
         return
     own = [inside for inside, v in veths.items() for a in v["addresses"]
@@ -853,13 +860,15 @@ KERNELS_OWN = frozenset({"lo", "tunl0", "sit0", "ip6tnl0", "gre0", "gretap0", "e
                          "ip6gretap0", "ip6erspan0", "ip_vti0", "ip6_vti0"})
 
 
-def plan_absent(observed, name, keep=()):
+def plan_absent(observed, name, keep=(), made=()):
     """Remove the veths made for ``name``, the bridges of ours they leave empty (but those in ``keep``,
     as plan_present), then the netns unless it holds links that are not ours; a bridge that stays
-    keeps its MAC (_unpinned_bridges)."""
+    keeps its MAC (_unpinned_bridges). ``made``: bridges a converge that failed had just made (its
+    undo), which go even with no port yet."""
     gone = {v["peer"] for v in observed["veths"].values()}
     emptied = [bname for bname, b in sorted(observed["bridges"].items())
-               if b["ours"] and b["ports"] and not set(b["ports"]) - gone and bname not in keep]
+               if b["ours"] and (b["ports"] or bname in made) and not set(b["ports"]) - gone
+               and bname not in keep]
     actions = [("pin_bridge_mac", b) for b in _unpinned_bridges(observed, emptied)]
     actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
     actions += [("del_bridge", bname) for bname in emptied]
