@@ -454,6 +454,16 @@ def observe(name, wanted=None, host=None, foreseen=False):
     state["host_addresses"] = host.addresses(host_links, foreseen)  # model._check_host_subnets
     for ifname, link in host_links.items():
         parsed = parse_veth_alias(link["alias"])
+        unmarked = False
+        if not parsed and not link["alias"] and link["kind"] == "veth":
+            # A veth made with its other end in this namespace but not marked yet (the process was killed
+            # between the two calls): ours by construction, marked by the plan (mark_veth).
+            inner = next((n for n, v in ns_links.items()
+                          if v["kind"] == "veth" and v["link"] == link["index"]), None)
+            removing = "veths" not in (wanted or {})  # state absent, or an undo: whatever is ours goes
+            declared = None if removing else wanted["veths"].get(inner)
+            if inner is not None and (removing or (declared and declared["peer"] == ifname)):
+                parsed, unmarked = (name, inner), True
         if not parsed or parsed[0] != name:
             continue
         inside = ns_links.get(parsed[1], {})
@@ -465,6 +475,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
         if not wired:
             inside = {}
         state["veths"][parsed[1]] = dict(
+            unmarked=unmarked,
             peer=ifname, peer_mtu=link["mtu"], peer_mac=link["mac"], peer_up=link["up"], wired=wired,
             bridge=link["master"], peer_addresses=link["addresses"], mtu=inside.get("mtu"),
             mac=inside.get("mac"), up=inside.get("up", False), addresses=inside.get("addresses", []))
@@ -788,6 +799,9 @@ def _apply_one(h, name, action):
         h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
     elif op == "pin_bridge_mac":
         _set_own_mac(h.side("host"), h.index("host", args[0]))
+    elif op == "mark_veth":
+        peer, inside = args
+        h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
     elif op in ("del_veth", "del_bridge"):
         h.side("host").link("del", index=h.index("host", args[0]))
     elif op == "set_master":

@@ -652,6 +652,8 @@ def plan_present(observed, wanted, keep=()):
         have = observed["veths"].get(inside)
         if have is not None and not _kept(have, want):
             have = None  # deleted above: made again (with the new host name, or wired to this netns)
+        if have is not None and have.get("unmarked"):  # made, and the process killed before its alias
+            actions.append(("mark_veth", have["peer"], inside))
         if have is None:
             if want["peer"] in observed["host_links"] and want["peer"] not in deleted:
                 raise ModelError(f"veths: host link {want['peer']} exists and was not made by pyforkexec "
