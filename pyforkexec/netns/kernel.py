@@ -460,9 +460,10 @@ def observe(name, wanted=None, host=None, foreseen=False):
             # between the two calls): ours by construction, marked by the plan (mark_veth).
             inner = next((n for n, v in ns_links.items()
                           if v["kind"] == "veth" and v["link"] == link["index"]), None)
-            removing = "veths" not in (wanted or {})  # state absent, or an undo: whatever is ours goes
-            declared = None if removing else wanted["veths"].get(inner)
-            if inner is not None and (removing or (declared and declared["peer"] == ifname)):
+            # Only as declared (its name inside and its peer's): one of others into this namespace (by
+            # hand, by another tool) stays theirs, on removal too.
+            declared = (wanted or {}).get("veths", {}).get(inner)
+            if inner is not None and declared and declared["peer"] == ifname:
                 parsed, unmarked = (name, inner), True
         if not parsed or parsed[0] != name:
             continue
