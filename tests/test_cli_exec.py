@@ -498,3 +498,16 @@ def test_check_refuses_a_join_the_start_refuses(tmp_path: Path) -> None:
                 assert res.returncode == 1 and res.stderr.startswith(f"pyforkexec: spec: {message}"), res
     finally:
         run(["ip", "netns", "del", name])
+
+
+def test_check_looks_for_an_absolute_program_in_a_chroot_alone(tmp_path: Path) -> None:
+    """A chroot (no mounts, no new root of pivot_root): an absolute program missing from it was OK for
+    --check, and the start failed with 127 at execve; a program found by PATH was looked for there."""
+    empty = tmp_path / "root"
+    empty.mkdir()
+    spec_path = write(tmp_path, doc(["/bin/true"], chroot=str(empty)))
+    for args in (["--check"], []):
+        res = pfe("exec", *args, "--spec", spec_path)
+        assert res.returncode == 127 and res.stderr == (
+            f'pyforkexec: exec: "/bin/true": no such file or directory (in the chroot {empty})\n'), res
+    assert pfe("exec", "--check", "--spec", write(tmp_path, doc(["/bin/true"], chroot="/"))).returncode == 0

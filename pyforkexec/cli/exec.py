@@ -19,6 +19,7 @@ created once the process is reaped; with false the directory stays with the deta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from typing import NoReturn, Optional
 
 from .. import spec as specmod
+from ..attrs import SysProcAttr
 from ..errors import ChildError
 from ..forkexec import fork_exec
 from ..lookpath import find_program
@@ -60,6 +62,9 @@ def program(spec: specmod.Spec) -> str:
                 die(f'exec: "{found}": no such file or directory', EXIT_NOT_FOUND)
             if os.path.isdir(here) or not os.stat(here).st_mode & 0o111:  # executable by nobody
                 die(f'exec: "{found}": permission denied', EXIT_CANNOT_EXECUTE)
+        elif _in_chroot_alone(found, sys_attr) is False:  # a chroot alone: found inside it, as PATH is
+            root = os.fsdecode(sys_attr.chroot)
+            die(f'exec: "{found}": no such file or directory (in the chroot {root})', EXIT_NOT_FOUND)
         return found
     env = spec.attr.env
     path = os.environ.get("PATH") if env is None else next(
@@ -69,6 +74,16 @@ def program(spec: specmod.Spec) -> str:
     if found is None:
         die(f'exec: "{spec.argv[0]}": executable file not found in $PATH', EXIT_NOT_FOUND)
     return found
+
+
+def _in_chroot_alone(found: str, sys_attr: Optional[SysProcAttr]) -> Optional[bool]:
+    """Whether the absolute program ``found`` is in the chroot, when a chroot is all that changes the
+    program's view (no mounts, pivot_root or mount namespace join); None when that cannot be told."""
+    if not os.path.isabs(found) or sys_attr is None or not sys_attr.chroot:
+        return None
+    if not specmod.sees_as_here(dataclasses.replace(sys_attr, chroot="")):
+        return None
+    return os.path.exists(os.path.join(os.fsdecode(sys_attr.chroot), found.lstrip("/")))
 
 
 def blame_field(spec: specmod.Spec, err: BaseException) -> Optional[BaseException]:
