@@ -511,3 +511,19 @@ def test_check_looks_for_an_absolute_program_in_a_chroot_alone(tmp_path: Path) -
         assert res.returncode == 127 and res.stderr == (
             f'pyforkexec: exec: "/bin/true": no such file or directory (in the chroot {empty})\n'), res
     assert pfe("exec", "--check", "--spec", write(tmp_path, doc(["/bin/true"], chroot="/"))).returncode == 0
+
+
+def test_check_judges_a_join_of_an_fd_as_a_join_of_a_path(tmp_path: Path) -> None:
+    """An fd of the launcher as a join target: one that is no namespace, and the launcher's own
+    namespace, were OK for --check and refused (or failed at setns) by the start."""
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        cases = ((0, "sys.setns[0]: fd 0 is not a namespace file"),
+                 (own, f"sys.setns[0]: fd {own} is this process's own namespace"))
+        for fd, message in cases:
+            spec_path = write(tmp_path, doc(["true"], setns=[{"target": fd}]))
+            for args in (["--check"], []):
+                res = run([PYFORKEXEC, "exec", *args, "--spec", spec_path], pass_fds=(own,))
+                assert res.returncode == 1 and res.stderr.startswith(f"pyforkexec: spec: {message}"), res
+    finally:
+        os.close(own)

@@ -83,6 +83,8 @@ def check_on_host(spec: Spec) -> None:
     for i, entry in enumerate(spec.attr.sys.setns if spec.attr.sys is not None else ()):
         if isinstance(entry.target, str):
             _check_join_target(f"sys.setns[{i}]", entry, spec.attr.sys.cloneflags)
+        elif isinstance(entry.target, int) and not isinstance(entry.target, bool):
+            _check_join_fd(f"sys.setns[{i}]", entry, spec.attr.sys.cloneflags)
     root = spec.attr.sys.chroot if spec.attr.sys is not None else None  # (pivot_root's mounts may make it)
     if isinstance(root, (str, bytes)) and root and not _joins(spec.attr.sys, CLONE_NEWNS) \
             and not os.path.isdir(root):
@@ -262,3 +264,34 @@ def _check_landlock_rules(policy: object) -> None:
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def _check_join_fd(field: str, entry: SetNS, cloneflags: int) -> None:
+    """A join of an fd of this launcher, as _check_join_target judges a path (a pidfd's, whose
+    namespaces its nstype mask names, only for being open)."""
+    from ..child.joins import check_join_kind, kind_of, own_types
+
+    fd = entry.target
+    try:
+        inode = os.fstat(fd).st_ino
+        pidfd = os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[pidfd]"
+    except OSError:
+        raise SpecError(field, f"fd {fd} is not open in this process") from None
+    if pidfd:
+        return
+    kind = kind_of(fd)
+    if not kind:
+        raise SpecError(field, f"fd {fd} is not a namespace file")
+    if entry.nstype and entry.nstype != kind:
+        raise SpecError(f"{field}.nstype", f"fd {fd} is a {_kind_name(kind)} namespace, not "
+                        f"{_kind_name(entry.nstype)}")
+    if entry.inode is not None and entry.inode != inode:
+        raise SpecError(f"{field}.inode", f"fd {fd} is namespace {inode}, not {entry.inode}")
+    try:
+        check_join_kind(field, entry, kind, cloneflags)
+    except ValueError as e:
+        path, _, rule = str(e).partition(": ")
+        raise SpecError(path, rule) from None
+    if own_types(fd, kind):
+        raise SpecError(field, f"fd {fd} is this process's own namespace: the program would run in it as "
+                        "if no join had been asked")
