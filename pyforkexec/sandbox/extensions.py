@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 from .. import flags as _flags
 from .._record import Value
-from ..attrs import SysProcAttr
+from ..attrs import SetNS, SysProcAttr
 from ..checks import MAX_FD, check_bool, check_choice, check_int, check_open_fd, fail, to_abspath, to_bytes
 from .caps import CapsPlan, check_capabilities
 from .cgroup import CgroupSpec, check_cgroup
@@ -95,11 +95,16 @@ def _may_join_mounts(attr: SysProcAttr) -> bool:
     """Whether a sys.setns entry may join a mount namespace (an optional bind's root is then seen
     there): its nstype says so, or it is 0 and its target is a mount namespace, or cannot be looked at
     (its join fails then). Looked at only for a spawn with an optional bind."""
-    if not any(isinstance(m, Mount) and m.optional for m in attr.mounts or ()):
+    mounts, joins = attr.mounts, attr.setns
+    if not isinstance(mounts, (list, tuple)) or not isinstance(joins, (list, tuple)):
+        return False  # refused by their own checks, naming them
+    if not any(isinstance(m, Mount) and m.optional for m in mounts):
         return False
     from ..child.joins import kind_of  # (child.joins imports this module's callers)
 
-    for entry in attr.setns or ():
+    for entry in joins:
+        if not isinstance(entry, SetNS):
+            continue  # refused by check_setns, naming it
         nstype = entry.nstype if isinstance(entry.nstype, int) else 0
         if nstype:
             if nstype & NEWNS:
