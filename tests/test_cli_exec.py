@@ -527,3 +527,23 @@ def test_check_judges_a_join_of_an_fd_as_a_join_of_a_path(tmp_path: Path) -> Non
                 assert res.returncode == 1 and res.stderr.startswith(f"pyforkexec: spec: {message}"), res
     finally:
         os.close(own)
+
+
+def test_check_foresees_a_step_this_process_lacks_the_capability_for() -> None:
+    """As uid 65534, without a new user namespace: a chroot (CAP_SYS_CHROOT) and a credential
+    (setgroups: CAP_SETGID) were OK for --check, and the start failed with EPERM (125)."""
+    shared = Path(tempfile.mkdtemp(prefix="pfe-caps-check-"))
+    try:
+        shared.chmod(0o755)
+        cases = ((doc(["/bin/true"], chroot="/"), "sys.chroot: needs CAP_SYS_CHROOT"),
+                 (doc(["/bin/true"], credential={"uid": 65534, "gid": 65534}),
+                  "sys.credential: setting groups needs CAP_SETGID"))
+        for i, (d, message) in enumerate(cases):
+            spec_path = write(shared, d, f"{i}.json")
+            os.chmod(spec_path, 0o644)
+            for args in (["--check"], []):
+                res = counted([PYFORKEXEC, "exec", *args, "--spec", spec_path], uid=65534)
+                assert (res.returncode, res.processes) == (1, 1), res
+                assert res.stderr.startswith(f"pyforkexec: spec: {message}"), res
+    finally:
+        shutil.rmtree(shared)

@@ -94,6 +94,7 @@ def check_on_host(spec: Spec) -> None:
     if spec.attr.sys is not None:
         _check_bind_sources(spec.attr.sys)
         _check_rlimits(spec.attr.sys)
+        _check_capabilities_needed(spec.attr.sys)
         from ..forkexec import refuse_kept_groups  # (imported by the start that follows anyway)
 
         try:
@@ -184,6 +185,29 @@ def _check_rlimits(attr: SysProcAttr) -> None:
         if hard > current and why:
             raise SpecError(f"{field}.hard", f"{_shown(hard)} is above this process's hard limit "
                             f"({_shown(current)}), and {why} to raise it")
+
+
+CAP_SETGID, CAP_SETUID, CAP_SYS_CHROOT = 6, 7, 18
+
+
+def _check_capabilities_needed(attr: SysProcAttr) -> None:
+    """A chroot and a credential change need CAP_SYS_CHROOT, CAP_SETGID, CAP_SETUID: a child in a new
+    (or joined) user namespace has them there; one that is not has only what this process has."""
+    if (attr.cloneflags | attr.unshareflags) & CLONE_NEWUSER or any(e.nstype & CLONE_NEWUSER or not e.nstype
+                                                                   for e in attr.setns):
+        return  # (a join of unknown type may be a user namespace's: the start's step tells)
+    if attr.chroot and not _has_cap(CAP_SYS_CHROOT):
+        raise SpecError("sys.chroot", "needs CAP_SYS_CHROOT, which this process lacks (and no new user "
+                        "namespace gives the child)")
+    cred = attr.credential
+    if cred is None:
+        return
+    if (not cred.no_setgroups or cred.gid != os.getegid()) and not _has_cap(CAP_SETGID):
+        raise SpecError("sys.credential", "setting groups needs CAP_SETGID, which this process lacks (and "
+                        "no new user namespace gives the child)")
+    if cred.uid != os.geteuid() and not _has_cap(CAP_SETUID):
+        raise SpecError("sys.credential.uid", "needs CAP_SETUID, which this process lacks (and no new user "
+                        "namespace gives the child)")
 
 
 def _shown(limit: int) -> str:
