@@ -73,6 +73,16 @@ def nstype(path):
             os.close(fd)
 
 
+def fd_nstype(fd):
+    """The CLONE_NEW* type of the namespace file open at ``fd``; 0 when it is no namespace."""
+    return joins.kind_of(fd)
+
+
+def fd_is_callers(fd, kind):
+    """Whether the namespace open at ``fd`` (of type ``kind``) is the calling thread's own."""
+    return bool(joins.own_types(fd, kind))
+
+
 def is_callers(path):
     """Whether the namespace file ``path`` is the calling thread's own namespace of its type (for PID:
     the one its children are born in): a join of it would leave a program where it is. False for a

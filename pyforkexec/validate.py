@@ -307,3 +307,17 @@ def check_spawn(argv0: object, argv: object, attr: object) -> SpawnArgs:
     cloneflags, unshareflags, sandbox = validate(sys_attr, proc, files)
     chroot = to_bytes("SysProcAttr.chroot", sys_attr.chroot)
     return SpawnArgs(path, args, env, files, directory, chroot, sys_attr, cloneflags, unshareflags, sandbox)
+
+
+def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int) -> None:
+    """What a join of a namespace of ``kind`` may not be, whatever it is: one of a type cloneflags
+    creates too, or one joined for the children only that is no PID namespace."""
+    replaced = kind & cloneflags & NAMESPACE_MASK
+    if replaced:
+        names = _flags.CloneFlags.describe(replaced)
+        fail(field, f"joins a namespace of a type cloneflags creates ({names}): the child would leave the "
+             "new namespace for the joined one, and what relies on it (hostname, mounts, ...) would act on "
+             "the joined one; drop the flag to join, or put it in unshareflags (unshare runs after the "
+             "joins) to get a new one inside the joined one")
+    if entry.for_children and not kind & F.CLONE_NEWPID:
+        fail(f"{field}.for_children", "only a PID namespace can be joined for the children only")

@@ -36,7 +36,7 @@ from .._record import Value
 from ..attrs import SetNS
 from ..checks import fail
 from ..errors import ChildError, ErrorLocation
-from ..validate import NAMESPACE_MASK
+from ..validate import check_join_kind
 from . import _child
 
 NS_GET_NSTYPE = 0xB703  # ioctl: the CLONE_NEW* type of a namespace fd
@@ -59,20 +59,6 @@ class Join(Value):
         self.kind = kind  # the CLONE_NEW* types it joins: nstype, else read from the fd (0: not a namespace)
         self.index = index  # its place in SysProcAttr.setns, for errors
         self.by_parent = by_parent  # joined by the calling thread around clone, not by the child
-
-
-def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int) -> None:
-    """What a join of a namespace of ``kind`` may not be, whatever it is: one of a type cloneflags
-    creates too, or one joined for the children only that is no PID namespace."""
-    replaced = kind & cloneflags & NAMESPACE_MASK
-    if replaced:
-        names = F.CloneFlags.describe(replaced)
-        fail(field, f"joins a namespace of a type cloneflags creates ({names}): the child would leave the "
-             "new namespace for the joined one, and what relies on it (hostname, mounts, ...) would act on "
-             "the joined one; drop the flag to join, or put it in unshareflags (unshare runs after the "
-             "joins) to get a new one inside the joined one")
-    if entry.for_children and not kind & NEWPID:
-        fail(f"{field}.for_children", "only a PID namespace can be joined for the children only")
 
 
 def kind_of(fd: int, nstype: int = 0) -> int:

@@ -100,7 +100,7 @@ def _may_join_mounts(attr: SysProcAttr) -> bool:
         return False  # refused by their own checks, naming them
     if not any(isinstance(m, Mount) and m.optional for m in mounts):
         return False
-    from ..child.joins import kind_of  # (child.joins imports this module's callers)
+    from .. import nsinfo  # (its child.joins imports this module's callers)
 
     for entry in joins:
         if not isinstance(entry, SetNS):
@@ -115,7 +115,7 @@ def _may_join_mounts(attr: SysProcAttr) -> bool:
         except OSError:
             return True
         try:
-            kind = kind_of(fd if fd is not None else entry.target)
+            kind = nsinfo.fd_nstype(fd if fd is not None else entry.target)
         except (OSError, TypeError):
             return True
         finally:

@@ -252,10 +252,8 @@ def _check_join_target(field: str, entry: SetNS, cloneflags: int) -> None:
                         f"{_kind_name(entry.nstype)}")
     if entry.inode is not None and entry.inode != inode:
         raise SpecError(f"{field}.inode", f"{entry.target} is namespace {inode} by now, not {entry.inode}")
-    from ..child.joins import check_join_kind
-
     try:
-        check_join_kind(field, entry, entry.nstype or kind, cloneflags)
+        _validate.check_join_kind(field, entry, entry.nstype or kind, cloneflags)
     except ValueError as e:
         path, _, rule = str(e).partition(": ")
         raise SpecError(path, rule) from None
@@ -293,7 +291,7 @@ def _check_landlock_rules(policy: object) -> None:
 def _check_join_fd(field: str, entry: SetNS, cloneflags: int) -> None:
     """A join of an fd of this launcher, as _check_join_target judges a path (a pidfd's, whose
     namespaces its nstype mask names, only for being open)."""
-    from ..child.joins import check_join_kind, kind_of, own_types
+    from .. import nsinfo
 
     fd = entry.target
     try:
@@ -303,7 +301,7 @@ def _check_join_fd(field: str, entry: SetNS, cloneflags: int) -> None:
         raise SpecError(field, f"fd {fd} is not open in this process") from None
     if pidfd:
         return
-    kind = kind_of(fd)
+    kind = nsinfo.fd_nstype(fd)
     if not kind:
         raise SpecError(field, f"fd {fd} is not a namespace file")
     if entry.nstype and entry.nstype != kind:
@@ -312,10 +310,10 @@ def _check_join_fd(field: str, entry: SetNS, cloneflags: int) -> None:
     if entry.inode is not None and entry.inode != inode:
         raise SpecError(f"{field}.inode", f"fd {fd} is namespace {inode}, not {entry.inode}")
     try:
-        check_join_kind(field, entry, kind, cloneflags)
+        _validate.check_join_kind(field, entry, kind, cloneflags)
     except ValueError as e:
         path, _, rule = str(e).partition(": ")
         raise SpecError(path, rule) from None
-    if own_types(fd, kind):
+    if nsinfo.fd_is_callers(fd, kind):
         raise SpecError(field, f"fd {fd} is this process's own namespace: the program would run in it as "
                         "if no join had been asked")
