@@ -12,6 +12,8 @@ from .document import SpecError
 from .load import Spec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..attrs import SetNS, SysProcAttr
 
 CAP_SYS_RESOURCE = 24
@@ -234,8 +236,8 @@ def _read_int(path: str) -> Optional[int]:
 
 def _check_join_target(field: str, entry: SetNS, cloneflags: int) -> None:
     """What the child's setns would refuse of a join by path: a file that is no namespace (EINVAL), one
-    of another type than ``nstype`` (EINVAL), another namespace than ``inode`` (ESTALE), and this
-    process's own namespace (a join that would change nothing)."""
+    of another type than ``nstype`` (EINVAL), another namespace than ``inode`` (ESTALE), one of a type
+    cloneflags makes, and this process's own namespace (a join that would change nothing)."""
     from .. import nsinfo  # only for a spec that joins: a launcher imports what it uses (issue 15)
 
     try:
@@ -244,22 +246,28 @@ def _check_join_target(field: str, entry: SetNS, cloneflags: int) -> None:
         inode = os.stat(entry.target).st_ino
     except OSError as e:
         raise SpecError(field, f"{entry.target}: {e.strerror}") from None
+    _judge_join(field, entry, cloneflags, str(entry.target), kind, inode, lambda: own)
+
+
+def _judge_join(field: str, entry: SetNS, cloneflags: int, what: str, kind: int, inode: int,
+                own: Callable[[], bool]) -> None:
+    """The rules of a join of the namespace ``what`` (a path, or "fd N") of type ``kind`` (0: none)."""
     if not kind:
-        raise SpecError(field, f"{entry.target} is not a namespace file (a /proc/PID/ns/* link, or a bind "
-                        "mount of one such as /run/netns/NAME)")
+        raise SpecError(field, f"{what} is not a namespace file (a /proc/PID/ns/* link, or a bind mount of "
+                        "one such as /run/netns/NAME)")
     if entry.nstype and entry.nstype != kind:
-        raise SpecError(f"{field}.nstype", f"{entry.target} is a {_kind_name(kind)} namespace, not "
+        raise SpecError(f"{field}.nstype", f"{what} is a {_kind_name(kind)} namespace, not "
                         f"{_kind_name(entry.nstype)}")
     if entry.inode is not None and entry.inode != inode:
-        raise SpecError(f"{field}.inode", f"{entry.target} is namespace {inode} by now, not {entry.inode}")
+        raise SpecError(f"{field}.inode", f"{what} is namespace {inode} by now, not {entry.inode}")
     try:
         _validate.check_join_kind(field, entry, entry.nstype or kind, cloneflags)
     except ValueError as e:
         path, _, rule = str(e).partition(": ")
         raise SpecError(path, rule) from None
-    if own:
-        raise SpecError(field, f"{entry.target} is this process's own namespace: the program would run in "
-                        "it as if no join had been asked")
+    if own():
+        raise SpecError(field, f"{what} is this process's own namespace: the program would run in it as if "
+                        "no join had been asked")
 
 
 def _kind_name(kind: int) -> str:
@@ -299,21 +307,6 @@ def _check_join_fd(field: str, entry: SetNS, cloneflags: int) -> None:
         pidfd = os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[pidfd]"
     except OSError:
         raise SpecError(field, f"fd {fd} is not open in this process") from None
-    if pidfd:
-        return
-    kind = nsinfo.fd_nstype(fd)
-    if not kind:
-        raise SpecError(field, f"fd {fd} is not a namespace file")
-    if entry.nstype and entry.nstype != kind:
-        raise SpecError(f"{field}.nstype", f"fd {fd} is a {_kind_name(kind)} namespace, not "
-                        f"{_kind_name(entry.nstype)}")
-    if entry.inode is not None and entry.inode != inode:
-        raise SpecError(f"{field}.inode", f"fd {fd} is namespace {inode}, not {entry.inode}")
-    try:
-        _validate.check_join_kind(field, entry, kind, cloneflags)
-    except ValueError as e:
-        path, _, rule = str(e).partition(": ")
-        raise SpecError(path, rule) from None
-    if nsinfo.fd_is_callers(fd, kind):
-        raise SpecError(field, f"fd {fd} is this process's own namespace: the program would run in it as "
-                        "if no join had been asked")
+    if not pidfd:
+        kind = nsinfo.fd_nstype(fd)
+        _judge_join(field, entry, cloneflags, f"fd {fd}", kind, inode, lambda: nsinfo.fd_is_callers(fd, kind))
