@@ -65,7 +65,7 @@ def test_two_converges_of_a_new_service_at_once_leave_it_running(name):
     time (paths.converge_lock), the second finds it running as declared."""
     args = dict(name=name, argv=_argv(1), manager="direct")
     for _round in range(8):
-        procs = [_module_process(args) for _ in range(2)]
+        procs = [_module_process(args), _module_process(args)]
         results = [_result(proc) for proc in procs]
         assert [r.get("failed", False) for r in results] == [False, False], results
         assert sorted(bool(r["changed"]) for r in results) in ([False, True], [False, False]), results
@@ -110,8 +110,8 @@ def test_a_converge_interrupted_after_its_files_is_finished_by_the_next(run_modu
      "mounts[0].source: /nonexistent/pfe-src does not exist here"),
 ])
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
-def test_a_value_the_daemon_or_the_spec_refuses_leaves_the_running_service(run_module, name, extra, message,
-                                                                            check_mode):
+def test_a_value_the_daemon_or_the_spec_refuses_leaves_the_running_service(
+        run_module, name, extra, message, check_mode):
     """Check mode planned a restart, and the run stopped the service, then failed with the daemon's
     own option (--stop-timeout) or the spec's loader (argv): the service stayed down."""
     first = run_module(service, dict(name=name, argv=_argv(1), manager="direct"))
