@@ -281,8 +281,9 @@ class Service:
         self.new = not os.path.exists(paths.spec_path(self.name))
         files = self.wanted_files() if files is None else files
         self.pending = os.path.exists(paths.pending_path(self.name))
-        running = self.main_pid() is not None
-        if running and not self.module.check_mode and not self.pending and self.files.differ(files):
+        main = self.main_pid()  # (writing the files changes no process)
+        self.was_running = main is not None
+        if self.was_running and not self.module.check_mode and not self.pending and self.files.differ(files):
             paths.mark_pending(self.name)
             self.pending = True
         files_changed = self.sync_files(files)
@@ -290,8 +291,6 @@ class Service:
             self.actions.append("daemon-reload")
             if not self.module.check_mode:
                 self.systemctl.daemon_reload()
-        main = self.main_pid()
-        self.was_running = main is not None
         outdated = [name for name, differs in COMPARISONS.items() if differs(self, main, files_changed)]
         verb = TRANSITIONS[state]["running" if main is not None else "stopped"]
         if verb == RESTART_IF_OUTDATED:

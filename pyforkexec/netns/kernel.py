@@ -327,19 +327,17 @@ def _ipv6_off(name, wanted, ns_links):
     if not wanted:
         return {}
     declared = wanted.get("sysctls", {})
-    out = {}
+    keys = {}  # link -> the key that says whether IPv6 is off on it
     for inside, want in wanted.get("veths", {}).items():
         if not (has_ipv6(want["addresses"])
                 or any(r["dev"] == inside and route_family(r) == 6 for r in wanted.get("routes", []))):
             continue
         own = f"net.ipv6.conf.{inside}.disable_ipv6"
         key = own if inside in ns_links else "net.ipv6.conf.default.disable_ipv6"
-        if own in declared or key in declared:
-            continue  # model._check_sysctls_with_links judges what is declared
-        value = sysctls(name, reads=[key]).get(key)
-        if value == "1":
-            out[inside] = key
-    return out
+        if own not in declared and key not in declared:  # (model._check_sysctls_with_links: declared)
+            keys[inside] = key
+    values = sysctls(name, reads=sorted(set(keys.values()))) if keys else {}  # one visit of the namespace
+    return {inside: key for inside, key in keys.items() if values.get(key) == "1"}
 
 
 def check_sysctl_values(sysctls):
