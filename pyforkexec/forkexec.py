@@ -521,6 +521,19 @@ def parent_seen_by_child(cloneflags: int) -> int:
     return os.getppid() if cloneflags & CLONE_PARENT else os.getpid()
 
 
+def drop_own_groups_for(sys_attr: Optional[SysProcAttr]) -> None:
+    """For a launcher of its own (``exec --spec``, the daemon), root: drop this process's supplementary
+    groups where the child asks for none and could not drop them itself (refuse_kept_groups), as
+    nsenter's launcher does. A root started from a login (groups 0) would otherwise hand group 0 to
+    every service in a user namespace that denies setgroups."""
+    if sys_attr is None or os.geteuid() != 0 or not os.getgroups():
+        return
+    try:
+        refuse_kept_groups(sys_attr)
+    except ValueError:
+        os.setgroups([])
+
+
 def refuse_kept_groups(sys_attr: SysProcAttr) -> None:
     """Go skips setgroups for a Credential without groups in a new user namespace that denies it
     (gid_mappings without gid_mappings_enable_setgroups): the child keeps this process's supplementary

@@ -547,3 +547,17 @@ def test_check_foresees_a_step_this_process_lacks_the_capability_for() -> None:
                 assert res.stderr.startswith(f"pyforkexec: spec: {message}"), res
     finally:
         shutil.rmtree(shared)
+
+
+def test_a_root_launcher_from_a_login_drops_its_groups_for_a_child_that_keeps_none(tmp_path: Path) -> None:
+    """Root from an ssh login has group 0 (and others): a service in a user namespace that denies
+    setgroups, asking for no groups, would have kept them. The launcher (and the daemon) drops its own
+    first, as nsenter's does; the child has none."""
+    d = doc(["grep", "^Groups:", "/proc/self/status"], cloneflags=["CLONE_NEWUSER"],
+            uid_mappings=[[0, 100000, 1]], gid_mappings=[[0, 100000, 1]], credential={"uid": 0, "gid": 0})
+    spec_path = write(tmp_path, d)
+    for args in (["--check"], []):
+        res = run(["setpriv", "--groups=0,4", PYFORKEXEC, "exec", *args, "--spec", spec_path])
+        assert res.returncode == 0, res
+    res = run(["setpriv", "--groups=0,4", PYFORKEXEC, "exec", "--spec", spec_path])
+    assert res.stdout.split() == ["Groups:"], res

@@ -91,11 +91,21 @@ class Interrupt:
             os.kill(os.getpid(), signal.SIGINT)
         return None
 sys.meta_path.insert(0, Interrupt())
+sys.argv[0] = "/usr/local/bin/pyforkexec"  # as the console script starts
 from pyforkexec.cli import main
 sys.exit(main(["flags", "0x1"]))
 """
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (res.returncode, res.stderr) == (-signal.SIGINT, "")
+
+
+def test_importing_the_command_line_as_a_library_leaves_ctrl_c_as_it_was() -> None:
+    """The quiet start (SIGINT's default action until the command runs) is the command's own: a
+    program that imported a part of it (its id map parser, in a test) had its Ctrl-C turned into
+    the default action for good, and a later Ctrl-C killed it instead of raising KeyboardInterrupt."""
+    script = "import signal; import pyforkexec.cli.idmaps; print(signal.getsignal(signal.SIGINT).__name__)"
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (res.returncode, res.stdout) == (0, "default_int_handler\n"), res
 
 
 @pytest.mark.parametrize("arg", ["", " "])

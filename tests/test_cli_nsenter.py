@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, util_linux, wait_for
+from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, run_as, util_linux, wait_for
 from helpers.forked import NOBODY, run_in_fork
 from helpers.marks import needs_root
 
@@ -273,13 +273,14 @@ def test_a_caller_that_cannot_drop_its_groups_fails_as_nsenter_does(world_dir: P
         os.chown(secret, 0, 4)
         secret.chmod(0o640)
         args = ["-t", str(holder.proc.pid), "-U", "cat", str(secret)]
-        ours = run([*as_nobody, "--groups=4", PYFORKEXEC, "nsenter", *args], cwd="/")
-        theirs = run([*as_nobody, "--groups=4", util_linux("nsenter"), *args], cwd="/")
+        preserve = [PYFORKEXEC, "nsenter", "--preserve-credentials", *args]
+        ours, theirs, kept = run_as(NOBODY, [
+            [*as_nobody, "--groups=4", PYFORKEXEC, "nsenter", *args],
+            [*as_nobody, "--groups=4", util_linux("nsenter"), *args],
+            [*as_nobody, "--groups=4", *preserve]], cwd="/")
         assert theirs.returncode == ours.returncode == 1 and "secret" not in ours.stdout, ours
         assert ours.stderr.startswith("pyforkexec nsenter: setgroups failed: ")
         assert len(ours.stderr.splitlines()) == 1
-        preserve = [PYFORKEXEC, "nsenter", "--preserve-credentials", *args]
-        kept = run([*as_nobody, "--groups=4", *preserve], cwd="/")
         assert kept.returncode == 0 and kept.stdout == "secret\n", kept
     finally:
         holder.stop()

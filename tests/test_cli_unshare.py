@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, util_linux, wait_for
+from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, run_as, util_linux, wait_for
 from helpers.forked import NOBODY, run_in_fork
 from helpers.marks import needs_root
 from helpers.procs import mount_tags
@@ -560,8 +560,8 @@ def test_setgid_in_a_user_namespace_never_keeps_the_callers_groups(world_dir: Pa
     secret.chmod(0o640)
     as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--groups=4"]
     args = ["-r", "--setgid", "0", "cat", str(secret)]
-    ours = run([*as_nobody, PYFORKEXEC, "unshare", *args], cwd="/")
-    theirs = run([*as_nobody, util_linux("unshare"), *args], cwd="/")
+    ours, theirs = run_as(NOBODY, [[*as_nobody, PYFORKEXEC, "unshare", *args],
+                                   [*as_nobody, util_linux("unshare"), *args]], cwd="/")
     assert theirs.returncode == ours.returncode == 1 and "secret" not in ours.stdout, ours
     assert "--setgid" in ours.stderr and len(ours.stderr.splitlines()) == 1
 

@@ -369,8 +369,19 @@ def test_a_ctrl_c_during_the_open_of_the_host_lock_leaves_it_closed(monkeypatch:
     assert left != netns.LOCK_PATH, "the lock file's fd was left open"
 
 
-def test_the_host_lock_is_where_no_other_user_can_take_it_first() -> None:
+def test_the_host_lock_is_where_no_other_user_can_take_it_first(tmp_path, monkeypatch) -> None:
     """In the world-writable /run/lock any user could make the lock file first and hold its lock: every
-    converge (boot units included) then waited for ever. Its directory is root's alone."""
-    st = os.stat(os.path.dirname(netns.LOCK_PATH))
-    assert st.st_uid == 0 and not st.st_mode & 0o022, oct(st.st_mode)
+    converge (boot units included) then waited for ever. Its directory is root's alone, and one that
+    is not (a /run a container made 1777, a directory another user made first) is refused."""
+    from pyforkexec import host_lock
+
+    with host_lock.host_lock("netns"):
+        st = os.stat(os.path.dirname(netns.LOCK_PATH))
+        assert st.st_uid == 0 and not st.st_mode & 0o022, oct(st.st_mode)
+    shared = tmp_path / "locks"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setattr(host_lock, "LOCK_DIR", str(shared))
+    with pytest.raises(OSError, match=r"is not a directory root's alone"), host_lock.host_lock("netns"):
+        pass
+    assert os.listdir(shared) == []

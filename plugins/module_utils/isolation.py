@@ -810,7 +810,9 @@ def check_on_host(argv, attr, origins=None):
         sys_attr = dataclasses.replace(sys_attr, cgroup=None, setns=kept)
     here = dataclasses.replace(attr, sys=sys_attr)
     try:
-        spec.check_on_host(spec.Spec(argv=list(argv), attr=here))
+        # (launcher False: the daemon or unit that starts it drops groups of its own; see
+        # pyforkexec.forkexec.drop_own_groups_for)
+        spec.check_on_host(spec.Spec(argv=list(argv), attr=here), launcher=False)
     except spec.SpecError as e:
         raise IsolationError(explain(str(e), origins)) from None
     program = os.fsdecode(argv[0]) if argv else ""

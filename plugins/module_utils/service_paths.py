@@ -73,19 +73,12 @@ def clear_pending(name):
 
 # One converge of this host's services at a time (the service and services modules): two runs that
 # both found a service new would both start it, and the one that lost would stop and undeclare it.
-# In /run, which only root may write (not /run/lock, where any user could hold it for ever).
-CONVERGE_LOCK = "/run/pyforkexec-services.lock"
-
-
-@contextlib.contextmanager
 def converge_lock():
-    """Hold the host's service converge lock (waiting for another run to finish)."""
-    fd = os.open(CONVERGE_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    """Hold the host's service converge lock (waiting for another run to finish): pyforkexec.host_lock's
+    ``services`` (imported here: the nsenter connection, on the controller, uses this module too)."""
+    from pyforkexec.host_lock import host_lock  # pylint: disable=import-outside-toplevel
+
+    return host_lock("services")
 
 
 def unit_name(name):

@@ -13,8 +13,12 @@ import sys
 
 # A Ctrl-C while the command's modules are imported ends it by SIGINT, silently, as run_command ends
 # it later: not a traceback from the middle of an import. Python's own handler is back before the
-# command runs (dispatch). A SIGINT the caller ignores stays ignored.
-_QUIET_START = _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+# command runs (dispatch). A SIGINT the caller ignores stays ignored. Only in the command's own
+# process (the console script, python -m pyforkexec): a program that imports this package (a test of
+# its parsers) keeps its Ctrl-C as it was.
+_RUN_AS = sys.argv[0].replace("\\", "/").rsplit("/", 2)[-2:] if sys.argv and sys.argv[0] else []
+_THE_COMMAND = _RUN_AS[-1:] == ["pyforkexec"] or _RUN_AS == ["pyforkexec", "__main__.py"]
+_QUIET_START = _THE_COMMAND and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
 if _QUIET_START:
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
 

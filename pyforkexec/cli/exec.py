@@ -29,7 +29,7 @@ from typing import NoReturn, Optional
 from .. import spec as specmod
 from ..attrs import SysProcAttr
 from ..errors import ChildError
-from ..forkexec import fork_exec
+from ..forkexec import drop_own_groups_for, fork_exec
 from ..lookpath import find_program
 from ..sandbox.landlock import landlock_abi
 from ..service.notify import Notifier
@@ -120,6 +120,7 @@ def main(argv: Sequence[str]) -> NoReturn:
     if not spec.files_given:  # the default: the standard streams this launcher has (closed: closed)
         spec.attr.files = inherited_files()[:3]
     specmod.check(spec)
+    drop_own_groups_for(spec.attr.sys)  # (root: a launcher of its own drops what the child may not keep)
     specmod.check_on_host(spec)
     report_landlock(spec)
     argv0 = program(spec)

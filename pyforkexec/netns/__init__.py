@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import fcntl
-import os
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any, NamedTuple, Optional
 
-from .. import nsinfo
+from .. import host_lock, nsinfo
 from .._signals import ending_blocked, held
 from . import kernel, model
 from .kernel import NETNS_DIR, ApplyError, netns_path
@@ -96,24 +94,13 @@ def batch(keep_bridges: Collection[str] = ()) -> Iterator[None]:
 
 # Namespaces share host links (their bridge and its addresses): systemd starts their boot units at
 # once, and two that both see the bridge missing would both create it. One converge at a time per host.
-# In /run, which only root may write: in the world-writable /run/lock any user could make the file
-# first and hold its lock, and every converge (boot units included) would wait for ever.
-LOCK_PATH = "/run/pyforkexec-netns.lock"
+LOCK_PATH = host_lock.path("netns")
 _BATCH: contextvars.ContextVar[Optional[kernel.HostLinks]] = contextvars.ContextVar("pyforkexec_netns_batch",
                                                                                    default=None)
 
 
-@contextlib.contextmanager
-def _host_lock() -> Iterator[None]:
-    fd = -1
-    try:
-        with held():  # a Ctrl-C between the open and the store would keep the fd (and the lock) open
-            fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # not held: a Ctrl-C while another converge runs ends the wait
-        yield
-    finally:
-        if fd >= 0:
-            os.close(fd)
+def _host_lock() -> contextlib.AbstractContextManager[None]:
+    return host_lock.host_lock("netns")
 
 
 def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kernel.HostLinks) -> Converged:

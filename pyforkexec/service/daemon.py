@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from .. import spec as specmod
 from ..attrs import SysProcAttr
 from ..errors import ChildError
-from ..forkexec import start_process
+from ..forkexec import drop_own_groups_for, start_process
 from ..lookpath import find_program
 from ..process import Process
 from ..sandbox.cgroup import handover_record, process_from_record
@@ -244,6 +244,7 @@ class Daemon:
     def spawn(self) -> Process:
         spec = self.spec = specmod.read(self.args.spec)
         specmod.check(spec)
+        drop_own_groups_for(spec.attr.sys)  # (root started from a login: its group 0 is no service's)
         if tuple(spec.attr.files) != (0, 1, 2):  # what the service gets as 0, 1 and 2 is the daemon's
             raise specmod.SpecError("proc.files", "a service under the daemon gets /dev/null and its log as "
                                     "fds 0, 1 and 2, and no other: leave proc.files out")

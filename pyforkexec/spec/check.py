@@ -58,13 +58,15 @@ def check(spec: Spec) -> None:
                         "none: it would wait for ever")
 
 
-def check_on_host(spec: Spec) -> None:
+def check_on_host(spec: Spec, launcher: bool = True) -> None:
     """What only this host can tell of a checked spec, read without starting anything (``pyforkexec
     exec --check``, and before its start): each ``proc.files`` fd open here, ``sys.cgroup`` possible
     here (its controllers, a place this process can write), ``sys.chroot`` a directory, each
     ``sys.setns`` target (a file) a namespace that is not this process's own, each bind's source there
     (or under an earlier mount), each ``sys.rlimits`` hard limit one the child may set, and
-    ``proc.dir`` a directory when nothing could make it one. Raises SpecError naming the field."""
+    ``proc.dir`` a directory when nothing could make it one. Raises SpecError naming the field.
+    ``launcher`` false: checked by another process than the one that will start it (a module), whose
+    own supplementary groups are not the child's."""
     import fcntl
 
     for i, fd in enumerate(spec.attr.files or ()):
@@ -100,7 +102,8 @@ def check_on_host(spec: Spec) -> None:
         from ..forkexec import refuse_kept_groups  # (imported by the start that follows anyway)
 
         try:
-            refuse_kept_groups(spec.attr.sys)
+            if launcher:  # this process's groups are the child's (not a module's, checking away from it)
+                refuse_kept_groups(spec.attr.sys)
         except ValueError as e:
             field, _, rule = _spec_path(str(e)).partition(": ")
             raise SpecError(field, rule) from None

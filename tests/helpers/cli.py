@@ -73,6 +73,21 @@ def counted(argv: Sequence[str], uid: Optional[int] = None) -> Counted:
     return _counted(argv, uid)
 
 
+def run_as(uid: int, argvs: Sequence[Sequence[str]], **kw: Any) -> list[subprocess.CompletedProcess]:
+    """Each command of ``argvs`` run (it drops to ``uid`` itself: setpriv...), from a forked copy that
+    made the checkout searchable for ``uid`` where it is not (cloned under /root, 0700)."""
+    plan = forked.exposure(uid, uid)
+    if plan:
+        return forked.run_in_fork(_run_exposed, plan, [list(a) for a in argvs], kw)
+    return [run(a, **kw) for a in argvs]
+
+
+def _run_exposed(plan: forked.Exposure, argvs: list[list[str]],
+                 kw: dict) -> list[subprocess.CompletedProcess]:
+    forked.expose(plan)
+    return [run(a, **kw) for a in argvs]
+
+
 def _counted_exposed(plan: forked.Exposure, argv: Sequence[str], uid: int) -> Counted:
     forked.expose(plan)
     return _counted(argv, uid)

@@ -103,6 +103,12 @@ def test_the_files_of_a_persisted_network_namespace():
     assert paths.netns_template_path() == "/etc/systemd/system/pyforkexec-netns@.service"
 
 
-def test_the_converge_lock_is_where_no_other_user_can_take_it_first():
-    st = os.stat(os.path.dirname(paths.CONVERGE_LOCK))
-    assert st.st_uid == 0 and not st.st_mode & 0o022, oct(st.st_mode)
+def test_the_converge_lock_is_pyforkexecs_host_lock():
+    """Held in pyforkexec.host_lock's directory, root's alone (tests/test_netns_batch.py)."""
+    from pyforkexec import host_lock
+
+    with paths.converge_lock(), open("/proc/locks", encoding="ascii") as locks:
+        held = locks.read()
+        st = os.stat(host_lock.path("services"))
+        assert f":{st.st_ino} " in held
+        assert os.stat(host_lock.LOCK_DIR).st_uid == 0

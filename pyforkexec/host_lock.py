@@ -1,0 +1,49 @@
+"""Host-wide locks of pyforkexec's converges: one netns converge at a time (``netns``), one converge of
+a host's services at a time (``services``, the collection's modules).
+
+Each lock is a file of LOCK_DIR, a directory of /run that root makes 0755 and that must be root's alone
+when it is used: in a directory any user may write (/run/lock, or a /run a container made 1777), a user
+could make the file first and hold its lock, and every converge, boot units included, would wait for
+ever. A directory that is not root's alone is refused (OSError naming it) rather than waited on.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from ._signals import held
+
+LOCK_DIR = "/run/pyforkexec-locks"
+
+
+def path(name: str) -> str:
+    return os.path.join(LOCK_DIR, f"{name}.lock")
+
+
+def _checked_dir() -> None:
+    with suppress(FileExistsError):
+        os.mkdir(LOCK_DIR, 0o755)
+    st = os.lstat(LOCK_DIR)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+        raise OSError(errno.EPERM, f"{LOCK_DIR} is not a directory root's alone (uid {st.st_uid}, mode "
+                      f"{stat.S_IMODE(st.st_mode):04o}): another user could hold its locks; remove it")
+
+
+@contextmanager
+def host_lock(name: str) -> Iterator[None]:
+    """Hold lock ``name`` of this host, waiting for whoever holds it (a Ctrl-C ends the wait)."""
+    _checked_dir()
+    fd = -1
+    try:
+        with held():  # a Ctrl-C between the open and the store would keep the fd (and the lock) open
+            fd = os.open(path(name), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # not held: a Ctrl-C while another converge runs ends the wait
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
