@@ -64,7 +64,7 @@ def converge(name: str, options: Optional[Mapping[str, Any]], check: bool = Fals
     host = _BATCH.get()
     if host is not None:  # the batch holds the lock
         return _converge_locked(name, wanted, check, host)
-    with _host_lock():
+    with host_lock.host_lock("netns"):
         return _converge_locked(name, wanted, check, kernel.HostLinks())
 
 
@@ -84,7 +84,7 @@ def batch(keep_bridges: Collection[str] = ()) -> Iterator[None]:
     if _BATCH.get() is not None:
         yield
         return
-    with _host_lock():
+    with host_lock.host_lock("netns"):
         token = _BATCH.set(kernel.HostLinks(keep_bridges))
         try:
             yield
@@ -97,10 +97,6 @@ def batch(keep_bridges: Collection[str] = ()) -> Iterator[None]:
 LOCK_PATH = host_lock.path("netns")
 _BATCH: contextvars.ContextVar[Optional[kernel.HostLinks]] = contextvars.ContextVar("pyforkexec_netns_batch",
                                                                                    default=None)
-
-
-def _host_lock() -> contextlib.AbstractContextManager[None]:
-    return host_lock.host_lock("netns")
 
 
 def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kernel.HostLinks) -> Converged:
