@@ -152,17 +152,24 @@ def _descendants(pid):
 
 
 def _kill_tree(pid):
-    """SIGKILL ``pid`` and every process below it, again until none is left (one may fork meanwhile).
-    One that left for a session of its own and was handed to an init is no longer below it."""
-    for _round in range(10):
-        below = _descendants(pid)
-        for victim in below:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(victim, signal.SIGKILL)
-        if not below:
-            break
+    """SIGKILL ``pid`` and every process below it. They are stopped first, round by round until a round
+    finds none it had not (a stopped process forks no more, and keeps what it forked below it: one
+    killed right after a fork would hand its new child to the target's init, out of reach), then
+    killed. One that left for a session of its own and was handed to an init is no longer below it."""
+    stopped = []
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGSTOP)
+    for _round in range(100):
+        new = [p for p in _descendants(pid) if p not in stopped]
+        if not new:
+            break
+        for victim in reversed(new):  # parents first
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGSTOP)
+        stopped += new
+    for victim in [*stopped, pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
 
 
 def _umask():
