@@ -90,26 +90,27 @@ def test_timeout_kills_what_the_command_started_too(run, tmp_path, isolation):
     """Not the command's first process alone: a child it started (here a sleep that records its pid)
     is killed with it, rather than left running after the task failed."""
     marker = tmp_path / "grandchild"
-    script = f"sleep 300 & echo $! > {marker}; wait"
+    duration = f"300.{os.getpid()}{time.monotonic_ns() % 10**6}"  # this test's sleep alone has it
+    script = f"sleep {duration} & echo $! > {marker}; wait"
     result = run(argv=["sh", "-c", script], timeout=0.5, **isolation)
     assert result["failed"] is True and "it was killed, with the processes it started" in result["msg"]
     pid = int(marker.read_text())
-    if isolation.get("namespaces"):  # its pid inside the namespace: look for any such sleep of ours
+    if isolation.get("namespaces"):  # its pid inside the namespace: look for the sleep by its duration
         pid = None
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _sleeping(pid, tmp_path):
+    while time.monotonic() < deadline and _sleeping(pid, duration):
         time.sleep(0.05)
-    assert not _sleeping(pid, tmp_path)
+    assert not _sleeping(pid, duration)
 
 
-def _sleeping(pid, tmp_path):
-    """Whether the test's ``sleep 300`` still runs (by pid, or any with that command line)."""
+def _sleeping(pid, duration):
+    """Whether the test's ``sleep DURATION`` still runs (by pid, or any with that command line)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or (pid is not None and int(entry) != pid):
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if f.read() == b"sleep\x00300\x00":
+                if f.read() == b"sleep\x00" + duration.encode() + b"\x00":
                     with open(f"/proc/{entry}/stat") as stat:
                         if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
                             return True
