@@ -196,7 +196,8 @@ def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()
     names = [f.name for f in fields]
     for key in value:
         if key not in names:
-            raise SpecError(join_path(path, key), "unknown field" + did_you_mean(str(key), names))
+            raise SpecError(join_path(path, key, dotted=False),
+                            "unknown field" + did_you_mean(str(key), names))
     hints = hints_of(cls)
     kwargs = {}
     for f in fields:
@@ -206,9 +207,8 @@ def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()
                 raise SpecError(sub, "missing (a required field)")
             continue
         raw = value[f.name]
-        if raw is None and f.name in NOT_NULL.get(cls.__name__, ()):
-            raise SpecError(sub, "is null: leave the key out for none (in YAML an empty value is null, "
-                            "not an empty policy)")
+        if raw is None and f.default is None:
+            raise SpecError(sub, NULL_RULE)
         named = named_of(cls, f)
         if named is not None and raw is not None and not (isinstance(raw, int) and not isinstance(raw, bool)):
             try:
@@ -225,21 +225,25 @@ def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()
         raise SpecError(path, str(e)) from None
 
 
-# The policies a document may leave out but not give as null: an empty YAML value (``seccomp:``) is
-# null, which would run the program without the policy its author was about to write.
-NOT_NULL = {"SysProcAttr": ("credential", "capabilities", "cgroup", "landlock", "seccomp")}
+# A field whose default is None (no policy, no new root, no limit) may be left out but not given as
+# null: an empty YAML value (``seccomp:``, ``pivot_root:``, ``memory_max:``) is null, which would run
+# the program without the isolation its author was about to write.
+NULL_RULE = "is null: leave the key out for none (in YAML an empty value is null, not an empty value)"
 
 
-# Dots inside a key read well (sysctls.net.ipv4.ip_forward); a key of dots alone, or at its ends, would
-# read as no key at all: those are quoted.
+# Dots inside a mapping's key read well (sysctls.net.ipv4.ip_forward); a key of dots alone, or at its
+# ends, would read as no key at all: those are quoted. So is a dotted key where a field's name is
+# expected (an unknown field "a.b" would read as the field a).
 _PLAIN_KEY = r"[A-Za-z0-9_:/@+-]+(?:\.[A-Za-z0-9_:/@+-]+)*"  # compiled (cached by re) at its first use
+_PLAIN_WORD = r"[A-Za-z0-9_:/@+-]+"
 
 
-def join_path(path: str, name: object) -> str:
-    """``path.name``; a key that is not a plain word (a space, a newline, a quote in it; not a
-    string at all) is written as JSON, ``path["a b"]``, so that the path reads as one token."""
+def join_path(path: str, name: object, dotted: bool = True) -> str:
+    """``path.name``; a key that is not a plain word (a space, a newline, a quote in it; a dot unless
+    ``dotted``, a mapping's key; not a string at all) is written as JSON, ``path["a b"]``, so that the
+    path reads as one token."""
     text = name if isinstance(name, str) else str(name)
-    if re.fullmatch(_PLAIN_KEY, text):
+    if re.fullmatch(_PLAIN_KEY if dotted else _PLAIN_WORD, text):
         return f"{path}.{text}" if path else text
     return f"{path}[{json.dumps(text)}]"
 

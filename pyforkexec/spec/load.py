@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional
 from ..attrs import ProcAttr, SysProcAttr
 from ..errors import ChildError
 from .document import (
+    NULL_RULE,
     SpecError,
     check_document,
     convert,
@@ -69,7 +70,8 @@ def load_spec(doc: object) -> Spec:
     check_document(doc)
     for key in doc:
         if key not in TOP_FIELDS:
-            raise SpecError(join_path("", key), "unknown field" + did_you_mean(str(key), TOP_FIELDS))
+            raise SpecError(join_path("", key, dotted=False),
+                            "unknown field" + did_you_mean(str(key), TOP_FIELDS))
     if "version" not in doc:
         raise SpecError("version", f"missing: give \"version\": {VERSION}")
     version = doc["version"]
@@ -86,9 +88,12 @@ def load_spec(doc: object) -> Spec:
     if argv0 == "":
         raise SpecError("argv0", "must not be empty: leave it out to run argv[0]")
     wait = convert(doc.get("wait", True), bool, "wait")
+    for key in ("proc", "sys"):  # ``sys:`` left empty in YAML would run the program with no isolation
+        if key in doc and doc[key] is None:
+            raise SpecError(key, NULL_RULE)
     proc = doc.get("proc")
     if proc is not None and not isinstance(proc, dict):  # an object of ProcAttr's fields but sys
-        raise SpecError("proc", f"expected a ProcAttr object or null, got {json_type(proc)}")
+        raise SpecError("proc", f"expected a ProcAttr object, got {json_type(proc)}")
     attr = load_dataclass(ProcAttr, proc or {}, "proc", skip=("sys",))
     attr.sys = convert(doc.get("sys"), Optional[SysProcAttr], "sys")
     return Spec(argv=argv, attr=attr, argv0=argv0, wait=wait, files_given="files" in (proc or {}))

@@ -60,9 +60,12 @@ def _dataclass_schema(cls: type, defs: dict[str, Any], skip: Sequence[str] = ())
     for f in dataclasses.fields(cls):
         if not f.init or f.name in skip:
             continue
-        prop = schema_of(hints[f.name], defs)
-        if prop is None:  # a Python object (sync): only null, its default, if the type allows it
-            prop = {"type": "null"} if NoneType in typing.get_args(hints[f.name]) else {"not": {}}
+        hint = hints[f.name]
+        if f.default is None and typing.get_origin(hint) is Union:  # null refused: leave the key out
+            hint = Union[tuple(a for a in typing.get_args(hint) if a is not NoneType)]  # type: ignore[assignment]
+        prop = schema_of(hint, defs)
+        if prop is None:  # a Python object (sync): only its default, None, which a document leaves out
+            prop = {"not": {}}
             entry["properties"][f.name] = prop
             in_order.append(prop)
             continue
@@ -92,7 +95,7 @@ def schema() -> dict:
     """The JSON Schema (2020-12) of a version-1 document, derived from the dataclasses."""
     defs: dict[str, Any] = {}
     proc = dict(_dataclass_schema(ProcAttr, {}, skip=("sys",)))
-    proc["type"] = ["object", "null"]  # null: as if absent, as for sys
+    proc["type"] = "object"
     _dataclass_schema(SysProcAttr, defs)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -105,7 +108,7 @@ def schema() -> dict:
             "argv": {"type": "array", "items": {"type": "string"}, "minItems": 1},
             "argv0": {"type": ["string", "null"]},
             "proc": proc,
-            "sys": schema_of(Optional[SysProcAttr], defs),
+            "sys": schema_of(SysProcAttr, defs),
             "wait": {"type": "boolean", "default": True},
         },
         "$defs": defs,
