@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from helpers.forked import run_in_fork
-from helpers.leaks import open_fds
+from helpers.leaks import assert_unchanged, open_fds, snapshot
 from helpers.marks import needs_root
 from helpers.procs import output
 
@@ -138,3 +138,14 @@ def test_unprivileged_callers_are_refused_at_idmap(shared: str) -> None:
     """Idmapping a host filesystem needs CAP_SYS_ADMIN over it: uid 65534 gets EPERM, naming the mount."""
     got = run_in_fork(_unprivileged, shared, uid=65534)
     assert got == (errno.EPERM, ErrorLocation.IDMAP, "sys.mounts[0]")
+
+
+@pytest.mark.parametrize("idmap", ["fd 0", "/proc/self/ns/net", "/etc/hostname", "/nonexistent/pfe-userns"])
+def test_an_idmap_that_is_no_user_namespace_is_refused_before_any_process(shared: str, idmap: str) -> None:
+    """An idmap names a user namespace: an fd (a JSON 0 meant as false is fd 0) or a path that is none
+    is a ValueError naming the mount's idmap, not a start that fails at IDMAP."""
+    before = snapshot()
+    target: object = 0 if idmap == "fd 0" else idmap
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.mounts\[0\]\.idmap: "):
+        fork_exec("/bin/true", ["true"], ProcAttr(sys=in_userns(shared, target)))
+    assert_unchanged(before)

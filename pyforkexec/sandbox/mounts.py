@@ -303,10 +303,31 @@ def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, in
     if value is True:
         return True
     if isinstance(value, int):
-        return check_open_fd(field, check_int(field, value, 0, MAX_FD))
+        fd = check_open_fd(field, check_int(field, value, 0, MAX_FD))
+        _check_userns(field, fd, f"fd {fd}")
+        return fd
     if isinstance(value, str):
-        return to_abspath(field, value)
+        path = to_abspath(field, value)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            fail(field, f"{value}: {os.strerror(e.errno)} (a user namespace file, /proc/PID/ns/user)")
+        try:
+            _check_userns(field, fd, value)
+        finally:
+            os.close(fd)
+        return path
     fail(field, f"must be True, a user namespace path or fd, or None, not {type(value).__name__}", TypeError)
+
+
+def _check_userns(field: str, fd: int, what: str) -> None:
+    """An idmap's target is a user namespace (else mount_setattr fails EINVAL at the IDMAP step, and a
+    JSON 0 or 1 meant as false or true is an fd)."""
+    from ..child.joins import kind_of
+    from ..flags import CLONE_NEWUSER
+
+    if kind_of(fd) != CLONE_NEWUSER:
+        fail(field, f"{what} is not a user namespace")
 
 
 def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) -> tuple[ResolvedMount, ...]:
