@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,6 +32,7 @@ from pyforkexec import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, ChildError, Erro
 from pyforkexec.sandbox.mounts import (
     DEV_NODES,
     MS_BIND,
+    MS_MOVE,
     MS_NODEV,
     MS_NOEXEC,
     MS_NOSUID,
@@ -486,9 +488,65 @@ def test_an_optional_bind_that_would_leave_the_hosts_files_is_refused(tmp_path: 
          "mounts[2].optional: its target is under the bind mount of mounts[1] (/etc)"),
         ([Mount.tmpfs("/"), Mount("overlay", "/etc", "overlay", 0, "lowerdir=/etc:/usr", True), hide],
          "mounts[2].optional: its target is under the overlay mount of mounts[1] (/etc)"),
+        # An overlay over the root whose lower layer is /; a bind of / moved onto the root.
+        ([Mount("overlay", "/", "overlay", 0, "lowerdir=/x:/", False), hide],
+         "mounts[1].optional: needs a new root"),
+        ([Mount.tmpfs("/"), Mount.bind("/", "/host", recursive=True), Mount(str(root / "host"), "/", None,
+                                                                           MS_MOVE, None, False), hide],
+         "mounts[3].optional: needs a new root"),
+        # The target through a symlink of the root (/link -> /hosttmp) into a bind of a host directory.
+        ([Mount.bind("/etc", "/hosttmp"), Mount.bind("/nonexistent-pfe", "/link/hostname", optional=True)],
+         "mounts[1].optional: its target (found at /hosttmp/hostname through a symlink) is under the bind "
+         "mount of mounts[0] (/hosttmp)"),
     ]
+    (root / "link").symlink_to("/hosttmp")
     before = children()
     for mounts, message in cases:
         with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.{message}")):
             capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=mounts))
     assert children() == before
+    # A tmpfs over the bind hides what it showed: there the bind may be left out.
+    ro = dict(readonly=True)
+    hidden = [Mount.tmpfs("/"), Mount.bind("/usr", "/usr", **ro), Mount.bind("/lib", "/lib", **ro),
+              Mount.bind("/lib64", "/lib64", optional=True, **ro), Mount.bind("/etc", "/etc", **ro),
+              Mount.tmpfs("/etc"), hide]
+    result = capture(["/usr/bin/cat", "/etc/hostname"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root),
+                                                                     mounts=hidden))
+    assert result.returncode == 1 and "No such file" in result.out, result
+
+
+def _root_device() -> str:
+    """The block device this process's / is on, from mountinfo; "" when it is on none."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == "/":
+                source = fields[fields.index("-") + 2]
+    try:
+        st = os.stat(source)
+    except OSError:
+        return ""
+    return source if stat.S_ISBLK(st.st_mode) and st.st_rdev == os.stat("/").st_dev else ""
+
+
+def test_an_optional_bind_under_a_disk_mount_is_refused(tmp_path: Path) -> None:
+    """The filesystem of this / mounted again under the new root shows the host's files: an optional
+    bind under it (or over the root with it) is refused, as under a bind."""
+    device = _root_device()
+    if not device:
+        pytest.skip("this / is on no block device (a container's overlay)")
+    with open("/proc/self/mountinfo") as f:
+        fstype = next(line.split()[line.split().index("-") + 1] for line in f if line.split()[4] == "/")
+    root = tmp_path / "root"
+    root.mkdir()
+    hide = Mount.bind("/nonexistent-pfe", "/host/etc/hostname", optional=True)
+    disk = Mount(device, "/host", fstype, MS_RDONLY, None, True)
+    with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.mounts[2].optional: its target is under "
+                                                   f"the {fstype} mount of mounts[1] (/host)")):
+        capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root),
+                                           mounts=[Mount.tmpfs("/"), disk, hide]))
+    over_root = Mount(device, "/", fstype, MS_RDONLY, None, False)
+    with pytest.raises(ValueError, match=re.escape("SysProcAttr.mounts[1].optional: needs a new root")):
+        capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root),
+                                           mounts=[over_root, Mount.bind("/nonexistent-pfe", "/etc/hostname",
+                                                                         optional=True)]))

@@ -345,7 +345,9 @@ options:
           - Leave a V(bind) mount out when its source does not exist on the host when the command
             starts (as bubblewrap's C(--ro-bind-try)), so that one definition serves hosts that differ
             (C(/lib64) exists on x86_64, not on arm64). Only a bind under a new root (O(rootfs)) can be
-            optional - without one, a bind left out would leave its target as the host has it.
+            optional - without one, a bind left out would leave its target as the host has it; for the
+            same reason it is refused under an earlier bind, overlay or disk mount (through symlinks too),
+            and under a root that one of those makes the host's C(/) again.
         type: bool
         default: false
   mount_propagation:

@@ -22,10 +22,12 @@ exist, as this process sees it when the spawn is checked (once for a prepared sp
 serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). Only under a new root
 (``pivot_root`` or ``chroot``), where leaving a bind out only hides more of the host: without one, the
 target would stay as the host has it (a bind meant to hide a path, or to make it read-only, would do
-nothing), and ``optional`` is refused; so it is under a root that shows the host's / all the same (one
-an earlier mount binds / onto), and with a joined mount namespace (``setns``), where the root is
-another namespace's and cannot be looked at before the join. A source that disappears after the
-check still fails the spawn at the mount step.
+nothing), and ``optional`` is refused; so it is under a root that shows the host's / all the same (an
+earlier mount over it binds /, overlays it, moves such a mount there, or mounts the disk / is on),
+under an earlier mount of the list that shows anything but an empty new filesystem (a bind, an
+overlay, a disk: see check_mounts; the target found through symlinks as the mount step finds it), and
+with a joined mount namespace (``setns``), where the root is another namespace's and cannot be looked
+at before the join. A source that disappears after the check still fails the spawn at the mount step.
 """
 
 from __future__ import annotations
@@ -333,49 +335,154 @@ def _check_userns(field: str, fd: int, what: str) -> None:
 def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) -> tuple[ResolvedMount, ...]:
     """Each Mount checked and resolved, in order, without the optional binds whose source is missing.
 
-    An optional bind needs a new root that does not show this process's /: not / itself however
-    spelled, nor a root that an earlier mount binds this process's / onto (``Mount.bind("/", "/")``
-    under the root), nor one seen through a joined mount namespace (``joined``)."""
+    An optional bind left out leaves its target as it is, so it is refused where that shows this host:
+    under a root that is this process's / however made (no new root, / itself however spelled, or a
+    mount over the root that shows it: a bind of it, an overlay over it, a move of such a mount, the
+    filesystem of this / mounted again), under a root seen through a joined mount namespace
+    (``joined``), and under an earlier mount of the list that is not an empty new filesystem (tmpfs,
+    ramfs): a bind, an overlay or a disk shows what it has. Targets are judged where the child's mount
+    step finds them: through the symlinks of the root and of the earlier binds' sources, as this
+    process sees them now."""
     root_is_host = None
     out: list[ResolvedMount] = []
+    placed: list[Placed] = []  # the mounts made so far, each with its target as the child finds it
     for i, m in enumerate(check_list(field, mounts, "Mount")):
         resolved = check_mount(f"{field}[{i}]", m, root, i, root_is_host, joined)
         if isinstance(m, Mount) and m.optional:
-            _check_optional_not_under(f"{field}[{i}].optional", normalize("target", m.target), out)
+            _check_optional_not_under(f"{field}[{i}].optional", normalize("target", m.target), root, placed)
         if resolved is None:
             continue
-        if resolved.path == b"/" and not resolved.flags & (MS_REMOUNT | PROPAGATION_MASK):
+        out.append(resolved)
+        if not _makes_a_mount(resolved):
+            continue
+        at = _as_found(resolved.path, root, placed)
+        if at == b"/":
             # A mount over the root itself: what it shows from now on is its source's, as the child
             # finds it once the earlier mounts are made (one of them may have bound / there).
-            is_bind = resolved.flags & MS_BIND
-            root_is_host = bool(is_bind) and _is_this_root(_as_mounted(resolved.source or b"", out))
-        out.append(resolved)
+            root_is_host = _shows(resolved, placed) == _THIS_ROOT
+        placed.append((at, resolved))
     return tuple(out)
 
 
-def _as_mounted(path: bytes, earlier: list[ResolvedMount]) -> bytes:
-    """``path`` as the child finds it after the ``earlier`` mounts: under the target of a bind, the
-    same place in its source (the last such bind first, followed back to a path of this process)."""
-    for m in reversed(earlier):
-        if m.flags & MS_BIND and not m.flags & MS_REMOUNT and m.source is not None:
-            target = m.target.rstrip(b"/")
-            if path == m.target or path.startswith(target + b"/"):
+Placed = tuple[bytes, ResolvedMount]  # a mount of the list, and its target as the child finds it
+
+# What a mount shows under it (_shows): nothing but what the mounts after it make, this process's /
+# (the host, for an optional bind's purpose), or other content of this host.
+_EMPTY, _THIS_ROOT, _HOST = "empty", "this root", "host"
+_EMPTY_FILESYSTEMS = (b"tmpfs", b"ramfs")
+
+
+def _makes_a_mount(m: ResolvedMount) -> bool:
+    """Whether ``m`` puts a mount at its target (not a remount, nor a propagation change alone)."""
+    return not m.flags & MS_REMOUNT and bool(m.flags & (MS_BIND | MS_MOVE) or m.fstype is not None)
+
+
+def _shows(m: ResolvedMount, earlier: list[Placed]) -> str:
+    """What mount ``m`` shows at its target, the ``earlier`` mounts made."""
+    if m.flags & MS_MOVE:
+        moved = _covering(_program_path(m.source or b"", m.root), earlier, exact=True)
+        return _HOST if moved is None else _shows(moved[1], earlier[:earlier.index(moved)])
+    if m.flags & MS_BIND:
+        return _THIS_ROOT if _is_this_root(_as_mounted(m.source or b"", earlier)) else _HOST
+    if m.fstype in _EMPTY_FILESYSTEMS:
+        return _EMPTY
+    if m.fstype == b"overlay":
+        dirs = [d for option in (m.data or b"").split(b",") for key, _, value in [option.partition(b"=")]
+                if key in (b"lowerdir", b"upperdir") for d in value.split(b":") if d]
+        return _THIS_ROOT if any(_is_this_root(_as_mounted(d, earlier)) for d in dirs) else _HOST
+    try:  # a disk: this / when it is the filesystem / is on
+        st = os.stat(m.source or b"")
+        if stat.S_ISBLK(st.st_mode) and st.st_rdev == os.stat(b"/").st_dev:
+            return _THIS_ROOT
+    except OSError:
+        pass
+    return _HOST
+
+
+def _program_path(path: bytes, root: bytes) -> bytes:
+    """A path of this process (an MS_MOVE's source) as the program finds it under ``root``; itself when
+    it is not under it."""
+    base = root.rstrip(b"/")
+    if root and (path == base or path.startswith(base + b"/")):
+        return path[len(base):] or b"/"
+    return path
+
+
+def _covering(path: bytes, earlier: list[Placed], exact: bool = False) -> Optional[Placed]:
+    """The last of the ``earlier`` mounts whose target is ``path`` or (unless ``exact``) one of its
+    directories, as the child finds them: the mount ``path`` is on."""
+    for entry in reversed(earlier):
+        at = entry[0]
+        if path == at or (not exact and (at == b"/" or path.startswith(at + b"/"))):
+            return entry
+    return None
+
+
+def _as_found(path: bytes, root: bytes, earlier: list[Placed]) -> bytes:
+    """``path`` (absolute, normalized, as the program sees it) with the symlinks the child's mount step
+    would follow resolved (inside the root, as openat2 RESOLVE_IN_ROOT does), read where this process
+    finds them now: in the root's tree, or in an earlier bind's source. Under an empty filesystem
+    there are none yet; under another mount they cannot be read here, and that mount is judged."""
+    parts = [p for p in path.split(b"/") if p]
+    done = b"/"
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == b"..":
+            done = done.rsplit(b"/", 1)[0] or b"/"
+            continue
+        if part == b".":
+            continue
+        candidate = done.rstrip(b"/") + b"/" + part
+        on = _covering(candidate, earlier)
+        if on is None:
+            here = under_root(root, candidate)
+        elif on[1].flags & MS_BIND:
+            here = _as_mounted(under_root(root, candidate), earlier)
+        else:
+            here = b""
+        try:
+            link = os.readlink(here) if here else None
+        except OSError:
+            link = None
+        if link is None:
+            done = candidate
+            continue
+        links += 1
+        if links > 40:  # ELOOP at the mount step
+            return candidate
+        parts = [p for p in link.split(b"/") if p] + parts
+        if link.startswith(b"/"):
+            done = b"/"
+    return done
+
+
+def _as_mounted(path: bytes, earlier: list[Placed]) -> bytes:
+    """``path`` (a path at mount time) as the child finds it after the ``earlier`` mounts: under the
+    target of a bind, the same place in its source (the last such bind first, followed back to a path
+    of this process)."""
+    for at, m in reversed(earlier):
+        if m.flags & MS_BIND and m.source is not None:
+            target = under_root(m.root, at).rstrip(b"/")
+            if path == target or path.startswith(target + b"/"):
                 path = m.source.rstrip(b"/") + path[len(target):] or b"/"
     return path
 
 
-def _check_optional_not_under(field: str, path: bytes, earlier: list[ResolvedMount]) -> None:
-    """An optional bind left out shows what its target has: under an earlier bind or overlay (but one
-    of the root itself, judged by check_mount), that is a directory of this host (a bind of /etc, then
-    an optional bind meant to hide /etc/hostname, hid nothing)."""
-    for m in earlier:
-        if m.path == b"/" or m.flags & (MS_REMOUNT | PROPAGATION_MASK):
-            continue
-        under = path == m.path or path.startswith(m.path.rstrip(b"/") + b"/")
-        if under and (m.flags & MS_BIND or m.fstype == b"overlay"):
-            kind = "bind" if m.flags & MS_BIND else "overlay"
-            fail(field, f"its target is under the {kind} mount of mounts[{m.index}] ({os.fsdecode(m.path)}): "
-                 "left out, it would leave what that mount shows of this host there; make it not optional")
+def _check_optional_not_under(field: str, path: bytes, root: bytes, earlier: list[Placed]) -> None:
+    """An optional bind left out shows what its target has: refused under an earlier mount (but one of
+    the root itself, judged by check_mount) that shows anything but an empty new filesystem (a bind of
+    /etc, then an optional bind meant to hide /etc/hostname, hid nothing), its target found through
+    the symlinks the mount step follows."""
+    found = _as_found(path, root, earlier)
+    on = _covering(found, earlier)
+    if on is None or on[0] == b"/" or _shows(on[1], earlier[:earlier.index(on)]) == _EMPTY:
+        return
+    at, m = on
+    kind = "bind" if m.flags & MS_BIND else "moved" if m.flags & MS_MOVE else os.fsdecode(m.fstype or b"")
+    seen = "" if found == path else f" (found at {os.fsdecode(found)} through a symlink)"
+    fail(field, f"its target{seen} is under the {kind} mount of mounts[{m.index}] ({os.fsdecode(at)}): "
+         "left out, it would leave what that mount shows of this host there; make it not optional")
 
 
 def mount_attr(flags: int) -> bytes:
