@@ -235,6 +235,21 @@ def test_a_number_the_daemon_cannot_use_is_refused_before_anything_starts(tmp_pa
     assert not d.pid_file.exists()
 
 
+@pytest.mark.parametrize("which", ["pid file", "log file"])
+def test_a_file_the_daemon_cannot_open_is_one_line_and_an_error_on_the_ready_fd(tmp_path: Path,
+                                                                                which: str) -> None:
+    """A pid or log file that is a directory (or that it may not write) was a Python traceback, and
+    the module waiting on the ready fd got nothing but its end."""
+    (tmp_path / ("run/d.pid" if which == "pid file" else "d.log")).mkdir(parents=True)
+    d = Daemon(tmp_path, ["sleep", "60"])
+    option = "--pid-file" if which == "pid file" else "--log-file"
+    path = d.pid_file if which == "pid file" else d.log
+    assert d.ready == f"error {option} {path}: Is a directory", d.ready
+    stderr = d.proc.stderr.read().decode()
+    assert d.wait() == 1
+    assert stderr.splitlines() == [f"python -m pyforkexec.daemon: {d.ready[len('error '):]}"]
+
+
 def test_a_daemon_that_locked_a_pid_file_another_one_unlinked_takes_the_file_there(tmp_path: Path) -> None:
     """A stopping daemon unlinks its pid file while it holds it: a daemon that opened that file just
     before locks a file no longer at the path. It must go to the file at the path (and find it locked

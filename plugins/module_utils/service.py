@@ -297,10 +297,25 @@ class Service:
             verb = "restart" if outdated else None
         if verb is not None:
             self.do(verb)
+        elif main is None and state == "stopped":
+            self.sweep()
         if not self.module.check_mode and (verb is not None or main is None):
             paths.clear_pending(self.name)  # what runs, if anything, is started from the files
         self.sync_enabled()
         return state != "stopped"
+
+    def sweep(self):
+        """With no daemon running (manager direct): what one killed outright (SIGKILL, the OOM killer)
+        left of the service, its own cgroup and what is still in it (its service died with it, not what
+        that had started), is stopped and removed, as the daemon's stop would have ("stop" when
+        processes were left, else "remove cgroup PATH")."""
+        path = service_direct.own_cgroup(self.name) if self.manager == "direct" else None
+        if path is None:
+            return
+        self.was_running = self.was_running or bool(service_direct.cgroup_members(path))
+        self.actions.append("stop" if self.was_running else f"remove cgroup {path}")
+        if not self.module.check_mode:
+            service_direct.sweep_cgroup(self.name, path)
 
     def sync_enabled(self):
         enabled = self.params["enabled"]
@@ -327,6 +342,8 @@ class Service:
             self.actions.append("stop")
             if not self.module.check_mode and stopped is None:
                 service_direct.stop_all([daemon])
+        else:
+            self.sweep()  # (before its spec, which names its cgroup, goes)
         unit = paths.unit_path(self.name)
         booted = paths.systemd_booted()
         if booted and self.systemctl.is_active(self.name):

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity, deps
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 
 # What a service gets as its environment when its spec sets none (systemd gives services the same PATH).
@@ -179,3 +179,37 @@ def stop_all(daemons):
 def stop(name, main_pid, stop_timeout):
     """SIGTERM to the daemon (it stops the service within stop_timeout), SIGKILL if it lingers."""
     stop_all([(name, main_pid, stop_timeout)])
+
+
+def own_cgroup(name):
+    """The cgroup directory of service ``name``'s own (its spec's cgroup with kill_remaining, as the
+    module writes it), when it exists; None else (no such cgroup, no spec, or one that cannot be read)."""
+    try:
+        spec = deps.pyforkexec.spec.read(paths.spec_path(name))
+        cgroup = spec.attr.sys.cgroup if spec.attr.sys is not None else None
+        path = cgroup.fs_path() if cgroup is not None and cgroup.kill_remaining else None
+    except (OSError, ValueError):  # SpecError, CgroupError (no cgroup2 here)
+        return None
+    return path if path is not None and os.path.isdir(path) else None
+
+
+def cgroup_members(path):
+    """The pids in cgroup ``path`` and below it."""
+    pids = []
+    for directory, _subdirs, files in os.walk(path):
+        if "cgroup.procs" in files:
+            with contextlib.suppress(OSError), open(os.path.join(directory, "cgroup.procs")) as f:
+                pids += f.read().split()
+    return pids
+
+
+def sweep_cgroup(name, path):
+    """Kill what is left in service ``name``'s own cgroup ``path`` (what a daemon killed outright left:
+    its service died with it, not what that had started) and remove the directory, as a stop does.
+    Raises ServiceError if it cannot be emptied."""
+    cgroup = deps.pyforkexec.sandbox.cgroup
+    if not cgroup.kill_members(path):
+        raise paths.ServiceError(f"service {name}: processes left in {path} survived SIGKILL")
+    if not cgroup.remove_cgroup(path):
+        raise paths.ServiceError(f"service {name}: its cgroup {path} cannot be removed (in use)")
+

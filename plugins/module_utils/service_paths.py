@@ -111,7 +111,9 @@ def systemd_booted():
 def locked_pid(path, wait=1.0):
     """The pid in a pid file that its daemon holds locked, None when no daemon runs. A locked file
     without a whole line yet is a daemon writing its pid (its first line is the pid once written):
-    read again for up to ``wait`` seconds."""
+    read again for up to ``wait`` seconds. A file held locked that names no process holding it open
+    (emptied or edited by hand) is a ServiceError: a daemon runs, and which one cannot be told (it is
+    neither "not running" nor a pid to signal)."""
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -123,15 +125,28 @@ def locked_pid(path, wait=1.0):
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:  # held: the daemon runs
                 line, whole, _rest = os.pread(fd, 32, 0).decode(errors="replace").partition("\n")
-                if whole and line.isdigit():
+                if whole and line.isascii() and line.isdigit() and _holds_lock(int(line), fd):
                     return int(line)
             else:
                 return None  # a stale file: nobody holds it
         finally:
             os.close(fd)
         if time.monotonic() >= deadline:
-            return None
+            raise ServiceError(f"{path} is locked by a running daemon but does not name it (edited by "
+                               f"hand?): stop that daemon by hand (fuser {path}), then run again")
         time.sleep(0.005)
+
+
+def _holds_lock(pid, fd):
+    """Whether process ``pid`` holds the flock on the file open at ``fd`` (/proc/locks: a daemon holds
+    its pid file's)."""
+    held = os.fstat(fd)
+    where = f"{os.major(held.st_dev):02x}:{os.minor(held.st_dev):02x}:{held.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            return any(line.split()[1:6] == ["FLOCK", "ADVISORY", "WRITE", str(pid), where] for line in f)
+    except OSError:
+        return True  # no /proc/locks to ask: the pid as written
 
 
 def systemd_main_pid(name, run=None):

@@ -48,7 +48,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 from .. import spec as specmod
 from ..attrs import SysProcAttr
@@ -501,23 +501,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     problem = out_of_range(args)
     if problem is not None:  # before anything starts: a value the waiter or a sleep could not take
-        if args.ready_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.write(args.ready_fd, f"error {problem}\n".encode())
-        raise SystemExit(f"python -m pyforkexec.daemon: {problem}")
+        _refuse(args, problem)
     resume = args.resume
     if resume is not None:  # back from the waiter: the same process, its log and locked pid file open
         log_fd, pid_fd = resume["log_fd"], resume["pid_fd"]
         daemon = Daemon(args, log_fd, argv, pid_fd)
     else:
-        os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
-        log_fd = os.open(args.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
+            log_fd = os.open(args.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as e:
+            _refuse(args, f"--log-file {args.log_file}: {os.strerror(e.errno)}")
         daemon = Daemon(args, log_fd, argv)
         # From the pid file on, a stop is the daemon's to handle (its handlers, from run() on): until
         # then their default action would end it with the file left behind.
         signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         try:
             pid_fd = daemon.pid_fd = lock_pid_file(args.pid_file)
+        except OSError as e:
+            daemon.log(f"--pid-file {args.pid_file}: {os.strerror(e.errno)}")
+            _refuse(args, f"--pid-file {args.pid_file}: {os.strerror(e.errno)}")
         except SystemExit as e:
             daemon.ready(f"error {str(e.code).split(': ', 1)[-1]}")
             raise
@@ -530,6 +533,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             os.unlink(args.pid_file)  # still locked: nobody can take it for a live daemon's meanwhile
         os.close(pid_fd)
         daemon.log("stopped")
+
+
+def _refuse(args: SimpleNamespace, problem: str) -> NoReturn:
+    """Exit before any start, saying why on the ready fd (the module waits there) and standard error."""
+    if args.ready_fd >= 0:
+        with contextlib.suppress(OSError):
+            os.write(args.ready_fd, f"error {problem}\n".encode())
+    raise SystemExit(f"python -m pyforkexec.daemon: {problem}")
 
 
 if __name__ == "__main__":

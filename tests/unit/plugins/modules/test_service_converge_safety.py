@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
@@ -132,3 +133,81 @@ def test_a_spec_written_with_another_mode_is_put_back(run_module, name):
     assert again["actions"] == [f"chmod 0600 {paths.spec_path(name)}"], again
     assert os.stat(paths.spec_path(name)).st_mode & 0o777 == 0o600
     assert again["main_pid"] == first["main_pid"]
+
+
+def _cgroup_available():
+    try:
+        svc.service_direct.deps.pyforkexec.sandbox.cgroup.find_cgroup2()
+    except OSError:
+        return False
+    return True
+
+
+def _alive(pid):
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")
+@pytest.mark.parametrize("state", ["stopped", "absent"])
+def test_what_a_killed_daemon_left_in_its_cgroup_is_stopped_and_removed(run_module, name, state):
+    """A daemon killed outright (SIGKILL, the OOM killer) takes its service along (pdeathsig), not what
+    the service had started: a setsid'd sleep ran on in the service's cgroup, and stopped or absent
+    said "stopped", changed nothing and left both behind."""
+    argv = ["sh", "-c", "setsid sleep 1005 & exec sleep 1006"]
+    started = run_module(service, dict(name=name, argv=argv, manager="direct", cgroup={}, start_check=0))
+    assert started.get("failed") is not True, started
+    path = svc.service_direct.own_cgroup(name)
+    assert path is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(svc.service_direct.cgroup_members(path)) < 2:
+        time.sleep(0.05)  # both sleeps started
+    main = paths.main_pid(name, "direct")[1]
+    os.kill(main, 9)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{main}"):
+        time.sleep(0.05)
+    while time.monotonic() < deadline and len(svc.service_direct.cgroup_members(path)) > 1:
+        time.sleep(0.05)  # the service's own sleep died with the daemon (pdeathsig)
+    left = svc.service_direct.cgroup_members(path)
+    assert len(left) == 1, "the setsid'd sleep is left in the service's cgroup"
+    checked = run_module(service, dict(name=name, state=state), check_mode=True)
+    assert checked["changed"] is True and checked["actions"][0] == "stop", checked
+    assert svc.service_direct.cgroup_members(path) == left  # check mode stops nothing
+    result = run_module(service, dict(name=name, state=state))
+    assert result["changed"] is True and result["actions"][0] == "stop", result
+    assert result["state"] == "stopped", result
+    assert not os.path.exists(path)
+    assert not any(_alive(pid) for pid in left)
+    again = run_module(service, dict(name=name, state=state))
+    assert again["changed"] is False, again
+
+
+@pytest.mark.parametrize("edit", ["emptied", "another pid"])
+def test_a_pid_file_edited_by_hand_is_an_error_not_a_stopped_service(run_module, name, edit):
+    """A pid file still locked by its daemon but emptied (or naming another process) read as "not
+    running": absent removed the service's files and reported it stopped, leaving the daemon and its
+    service running (and a pid of another process would have been signalled)."""
+    started = run_module(service, dict(name=name, argv=_argv(1), manager="direct", start_check=0))
+    assert started.get("failed") is not True, started
+    pid_file = paths.pid_file(name)
+    with open(pid_file) as f:
+        daemon = f.read()
+    bystander = subprocess.Popen(["sleep", "60"])
+    with open(pid_file, "w") as f:  # the daemon keeps its lock on the same file
+        f.write("" if edit == "emptied" else f"{bystander.pid}\n")
+    try:
+        result = run_module(service, dict(name=name, state="absent"))
+        assert result.get("failed") is True, result
+        assert f"{pid_file} is locked by a running daemon but does not name it" in result["msg"], result
+        assert os.path.exists(paths.spec_path(name)) and os.path.exists(f"/proc/{daemon.strip()}")
+        assert bystander.poll() is None  # not signalled
+    finally:
+        with open(pid_file, "w") as f:
+            f.write(daemon)
+        bystander.kill()
+        bystander.wait()
