@@ -91,7 +91,7 @@ def check_flags(field: str, value: object, allowed: int) -> int:
     return v
 
 
-def check_cloneflags(sys_attr: SysProcAttr, has_dir: bool) -> int:
+def check_cloneflags(sys_attr: SysProcAttr, has_dir: bool, has_chroot: bool) -> int:
     v = check_int("SysProcAttr.cloneflags", sys_attr.cloneflags, 0, 2**64 - 1)
     for flag, why in _REFUSED_CLONEFLAGS.items() if v & _REFUSED_MASK else ():
         if v & flag:
@@ -102,65 +102,82 @@ def check_cloneflags(sys_attr: SysProcAttr, has_dir: bool) -> int:
     for a, b, rule in INVALID_PAIRS:
         if v & a and v & b:
             fail("SysProcAttr.cloneflags", rule)
-    if v & F.CLONE_FS and (has_dir or sys_attr.chroot):
+    if v & F.CLONE_FS and (has_dir or has_chroot):  # judged on the encoded paths the steps use
         fail("SysProcAttr.cloneflags", "CLONE_FS with ProcAttr.dir or chroot would move this process's "
              "working directory or root too")
     return v
 
 
-def check_id_maps(field: str, maps: object) -> None:
+def check_id_maps(field: str, maps: object) -> Sequence[SysProcIDMap]:
+    """The maps, checked: ``maps`` itself when each value is a plain int of a SysProcIDMap in a list or
+    tuple, else a tuple of plain SysProcIDMaps read once (what the steps then write)."""
     if isinstance(maps, (str, bytes)) or not isinstance(maps, Sequence):
         fail(field, f"must be a list of SysProcIDMap, not {type(maps).__name__}", TypeError)
-    if not maps:
+    plain = type(maps) is list or type(maps) is tuple
+    items = maps if plain else tuple(maps)  # read once: a Sequence of our caller's may answer anew
+    if not items:
         fail(field, "an empty mapping list maps nothing: give at least one SysProcIDMap, or None")
-    if len(maps) > MAX_MAP_LINES:
-        fail(field, f"at most {MAX_MAP_LINES} mappings, got {len(maps)}")
-    for i, m in enumerate(maps):
+    if len(items) > MAX_MAP_LINES:
+        fail(field, f"at most {MAX_MAP_LINES} mappings, got {len(items)}")
+    out = []
+    for i, m in enumerate(items):
         if type(m) is SysProcIDMap:  # the common case, decided without building a field name
             c, h, n = m.container_id, m.host_id, m.size
             if type(c) is int and type(h) is int and type(n) is int and min(c, h, n - 1) >= 0 \
                     and max(c, h) + n <= MAX_ID + 1:
+                out.append(m)
                 continue
         elif not isinstance(m, SysProcIDMap):
             fail(f"{field}[{i}]", f"must be a SysProcIDMap, not {type(m).__name__}", TypeError)
-        check_int(f"{field}[{i}].container_id", m.container_id, 0, MAX_ID)
-        check_int(f"{field}[{i}].host_id", m.host_id, 0, MAX_ID)
-        check_int(f"{field}[{i}].size", m.size, 1, MAX_ID + 1)
-        for side in ("container_id", "host_id"):
-            if getattr(m, side) + m.size > MAX_ID + 1:
+        c = check_int(f"{field}[{i}].container_id", m.container_id, 0, MAX_ID)
+        h = check_int(f"{field}[{i}].host_id", m.host_id, 0, MAX_ID)
+        n = check_int(f"{field}[{i}].size", m.size, 1, MAX_ID + 1)
+        for side, start in (("container_id", c), ("host_id", h)):
+            if start + n > MAX_ID + 1:
                 fail(f"{field}[{i}]", f"{side} + size must not exceed {MAX_ID + 1}")
-    if len(maps) == 1:  # nothing to overlap
-        return
-    for side in ("container_id", "host_id"):
-        ranges = sorted((getattr(m, side), getattr(m, side) + m.size, i) for i, m in enumerate(maps))
-        for (_, end, i), (start, _, j) in zip(ranges, ranges[1:]):
-            if start < end:
-                fail(field, f"mappings {min(i, j)} and {max(i, j)} overlap in {side}")
+        plain = False
+        out.append(SysProcIDMap(c, h, n))
+    if len(out) > 1:
+        for side in ("container_id", "host_id"):
+            ranges = sorted((getattr(m, side), getattr(m, side) + m.size, i) for i, m in enumerate(out))
+            for (_, end, i), (start, _, j) in zip(ranges, ranges[1:]):
+                if start < end:
+                    fail(field, f"mappings {min(i, j)} and {max(i, j)} overlap in {side}")
+    return maps if plain else tuple(out)
 
 
-def check_credential(cred: object) -> None:
+def check_credential(cred: object) -> Credential:
+    """The credential, checked: ``cred`` itself when its ids are plain ints in a list or tuple, else a
+    Credential of plain values read once (what the steps then use)."""
     field = "SysProcAttr.credential"
     if not isinstance(cred, Credential):
         fail(field, f"must be a Credential, not {type(cred).__name__}", TypeError)
-    check_int(f"{field}.uid", cred.uid, 0, MAX_ID)
-    check_int(f"{field}.gid", cred.gid, 0, MAX_ID)
-    groups = check_list(f"{field}.groups", cred.groups, "group ids")
-    if len(groups) > NGROUPS_MAX:
+    uid = check_int(f"{field}.uid", cred.uid, 0, MAX_ID)
+    gid = check_int(f"{field}.gid", cred.gid, 0, MAX_ID)
+    given = check_list(f"{field}.groups", cred.groups, "group ids")
+    plain = type(given) is list or type(given) is tuple
+    items = given if plain else tuple(given)  # read once
+    if len(items) > NGROUPS_MAX:
         fail(f"{field}.groups", f"at most {NGROUPS_MAX} groups")
-    for i, g in enumerate(groups):
-        check_int(f"{field}.groups[{i}]", g, 0, MAX_ID)
-    if check_bool(f"{field}.no_setgroups", cred.no_setgroups) and groups:
+    groups = tuple(check_int(f"{field}.groups[{i}]", g, 0, MAX_ID) for i, g in enumerate(items))
+    no_setgroups = check_bool(f"{field}.no_setgroups", cred.no_setgroups)
+    if no_setgroups and groups:
         fail(f"{field}.groups", "would not be set: no_setgroups leaves the supplementary groups as they are "
              "(the caller's); leave one of them out")
+    if type(cred) is Credential and plain and uid is cred.uid and gid is cred.gid \
+            and all(a is b for a, b in zip(groups, items)):
+        return cred
+    return Credential(uid, gid, groups, no_setgroups)
 
 
-def check_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> None:
+def check_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> dict[str, int]:
+    """ctty and pgid checked with their partner fields; returns those that were not plain ints."""
     nfiles = len(files)
     ctty = check_int("SysProcAttr.ctty", sys_attr.ctty, 0, MAX_FD)  # a child fd: its own number space
-    check_int("SysProcAttr.pgid", sys_attr.pgid, 0, 2**31 - 1)
+    pgid = check_int("SysProcAttr.pgid", sys_attr.pgid, 0, 2**31 - 1)
     # Go reads pgid only with setpgid or foreground, ctty only with setctty or foreground: a value the
     # spawn would ignore is a mistake to name, not to drop
-    if sys_attr.pgid and not (sys_attr.setpgid or sys_attr.foreground):
+    if pgid and not (sys_attr.setpgid or sys_attr.foreground):
         fail("SysProcAttr.pgid", "is used only with setpgid or foreground, and neither is set")
     if ctty and not (sys_attr.setctty or sys_attr.foreground):
         fail("SysProcAttr.ctty", "is used only with setctty or foreground, and neither is set")
@@ -176,25 +193,41 @@ def check_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> None:
     if sys_attr.setctty and files[ctty] < 0:
         fail("SysProcAttr.ctty", f"with setctty, ctty must name an open slot of ProcAttr.files, "
              f"files[{ctty}] is closed")
+    return {name: value for name, value in (("ctty", ctty), ("pgid", pgid))
+            if value is not getattr(sys_attr, name)}
 
 
-def check_setns(entries: object) -> None:
-    for i, e in enumerate(check_list("SysProcAttr.setns", entries, "SetNS")):
+def check_setns(entries: object) -> Sequence[SetNS]:
+    """The entries, checked: ``entries`` itself when each is a SetNS of plain values (a str or bytes
+    path, or an int) in a list or tuple, else a tuple of SetNS of the values checked, read once."""
+    given = check_list("SysProcAttr.setns", entries, "SetNS")
+    plain = type(given) is list or type(given) is tuple
+    items = given if plain else tuple(given)  # read once
+    out = []
+    for i, e in enumerate(items):
         field = f"SysProcAttr.setns[{i}]"
         if not isinstance(e, SetNS):
             fail(field, f"must be a SetNS, not {type(e).__name__}", TypeError)
-        if isinstance(e.target, bool):
+        target = e.target
+        if isinstance(target, bool):
             fail(f"{field}.target", "must be a path or an open fd, not bool", TypeError)
-        if isinstance(e.target, int):
-            check_int(f"{field}.target", e.target, 0, MAX_FD)
+        if isinstance(target, int):
+            target = check_int(f"{field}.target", target, 0, MAX_FD)
+        elif type(target) is not str and type(target) is not bytes:
+            target = to_bytes(f"{field}.target", target)  # a path of the caller's type: its bytes, once
         else:
-            to_bytes(f"{field}.target", e.target)
+            to_bytes(f"{field}.target", target)
         nstype = check_int(f"{field}.nstype", e.nstype, 0, 2**31 - 1)
         if nstype & ~NAMESPACE_MASK:
             fail(f"{field}.nstype", "must be 0 or CLONE_NEW* namespace flags")
-        if e.inode is not None:
-            check_int(f"{field}.inode", e.inode, 1, 2**64 - 1)
-        check_bool(f"{field}.for_children", e.for_children)
+        inode = None if e.inode is None else check_int(f"{field}.inode", e.inode, 1, 2**64 - 1)
+        for_children = check_bool(f"{field}.for_children", e.for_children)
+        if type(e) is SetNS and target is e.target and nstype is e.nstype and inode is e.inode:
+            out.append(e)
+        else:
+            plain = False
+            out.append(SetNS(target, nstype, inode=inode, for_children=for_children))
+    return given if plain else tuple(out)
 
 
 # Go's bool fields (the extension ones are checked in extensions.py).
@@ -203,51 +236,82 @@ BOOL_FIELDS = ("ptrace", "setsid", "setpgid", "setctty", "noctty", "foreground",
 _BOOL_LABELS = tuple((name, f"SysProcAttr.{name}") for name in BOOL_FIELDS)  # not one f-string per spawn
 
 
-def validate(sys_attr: SysProcAttr, attr: ProcAttr,
-             files: Sequence[int]) -> tuple[int, int, Optional[Sandbox]]:
-    """Checks every field; returns (cloneflags, unshareflags, the extensions or None if all default).
+def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
+             chroot: bytes) -> tuple[SysProcAttr, int, int, Optional[Sandbox]]:
+    """Checks every field; returns (the SysProcAttr the steps read, cloneflags, unshareflags, the
+    extensions or None if all default).
 
-    ``files`` is ``resolve_files(attr.files)``; check_spawn checks the rest of the arguments first."""
+    The SysProcAttr returned is ``sys_attr`` itself when each field the steps read holds a plain value
+    (the common case), else a copy holding the values checked, each read once: a subclass of int, a
+    list or a path of the caller's is never asked again for what it holds (it could answer otherwise).
+    ``files``, ``directory`` and ``chroot`` are check_spawn's, encoded (b"": none)."""
     if not isinstance(sys_attr, SysProcAttr):
         fail("ProcAttr.sys", f"must be a SysProcAttr, not {type(sys_attr).__name__}", TypeError)
     for name, label in _BOOL_LABELS:
         value = getattr(sys_attr, name)
         if type(value) is not bool:  # what check_bool refuses (bool has no subclasses)
             check_bool(label, value)
-    if attr.dir is not None:  # "" is no chdir, as in Go; a falsy 0 or [] is still no path
-        to_bytes("ProcAttr.dir", attr.dir)
-    to_bytes("SysProcAttr.chroot", sys_attr.chroot)  # "" is no chroot, as in Go
-    clone = check_cloneflags(sys_attr, bool(attr.dir))
+    checked: dict[str, object] = {}  # field -> the value checked, where the given one is not it
+    if type(sys_attr.chroot) is not str and type(sys_attr.chroot) is not bytes:
+        checked["chroot"] = chroot
+    clone = check_cloneflags(sys_attr, bool(directory), bool(chroot))
     unshare = check_flags("SysProcAttr.unshareflags", sys_attr.unshareflags, UNSHAREABLE)
+    for name, value in (("cloneflags", clone), ("unshareflags", unshare)):
+        if value is not getattr(sys_attr, name):
+            checked[name] = value
     for name in ("uid_mappings", "gid_mappings"):
         maps: Optional[Sequence[SysProcIDMap]] = getattr(sys_attr, name)
         if maps is None:
             continue
-        check_id_maps(f"SysProcAttr.{name}", maps)
+        plain_maps = check_id_maps(f"SysProcAttr.{name}", maps)
+        if plain_maps is not maps:
+            checked[name] = plain_maps
         if not (clone | unshare) & F.CLONE_NEWUSER:
             fail(f"SysProcAttr.{name}", "id mappings need CLONE_NEWUSER in cloneflags or unshareflags "
                  "(without it Go deadlocks waiting for maps that cannot be written)")
     if sys_attr.credential is not None:
-        check_credential(sys_attr.credential)
-    check_terminal(sys_attr, files)
-    check_int("SysProcAttr.pdeathsig", sys_attr.pdeathsig, 0, 64)
+        cred = check_credential(sys_attr.credential)
+        if cred is not sys_attr.credential:
+            checked["credential"] = cred
+    checked.update(check_terminal(sys_attr, files))
+    for name, lo, hi in _INT_FIELDS:
+        value = getattr(sys_attr, name)
+        if type(value) is not int or not lo <= value <= hi:
+            checked[name] = check_int(f"SysProcAttr.{name}", value, lo, hi)
     last = cap_last_cap()
-    ambient = check_list("SysProcAttr.ambient_caps", sys_attr.ambient_caps, "capability numbers")
-    for i, cap in enumerate(ambient):
-        check_int(f"SysProcAttr.ambient_caps[{i}]", cap, 0, min(last, 63))
-    if check_int("SysProcAttr.cgroup_fd", sys_attr.cgroup_fd, 0, MAX_FD) and not sys_attr.use_cgroup_fd:
+    given = check_list("SysProcAttr.ambient_caps", sys_attr.ambient_caps, "capability numbers")
+    ambient = given if type(given) is list or type(given) is tuple else tuple(given)  # read once
+    caps = tuple(check_int(f"SysProcAttr.ambient_caps[{i}]", cap, 0, min(last, 63))
+                 for i, cap in enumerate(ambient))
+    if ambient is not given or any(a is not b for a, b in zip(caps, ambient)):
+        checked["ambient_caps"] = caps
+    if checked.get("cgroup_fd", sys_attr.cgroup_fd) and not sys_attr.use_cgroup_fd:
         fail("SysProcAttr.cgroup_fd", "is used only with use_cgroup_fd, which is not set")
     if sys_attr.gid_mappings_enable_setgroups and sys_attr.gid_mappings is None:
         fail("SysProcAttr.gid_mappings_enable_setgroups", "is used only with gid_mappings, which are not "
              "given")
-    check_go_landlock(sys_attr)
-    check_setns(sys_attr.setns)
-    return clone, unshare, check_extensions(sys_attr, clone, unshare)
+    checked.update(check_go_landlock(sys_attr))
+    setns = check_setns(sys_attr.setns)
+    if setns is not sys_attr.setns:
+        checked["setns"] = setns
+    if checked:  # (rare: a value of a type of the caller's) the steps read the values checked
+        import copy
+
+        sys_attr = copy.copy(sys_attr)
+        for name, value in checked.items():
+            setattr(sys_attr, name, value)
+    return sys_attr, clone, unshare, check_extensions(sys_attr, clone, unshare)
 
 
-def check_go_landlock(sys_attr: SysProcAttr) -> None:
+# Go's int fields read by the steps as they are, and their ranges (ctty and pgid: check_terminal;
+# cgroup_fd, landlock_*: with their partner fields).
+_INT_FIELDS = (("pdeathsig", 0, 64), ("cgroup_fd", 0, MAX_FD))
+
+
+def check_go_landlock(sys_attr: SysProcAttr) -> dict[str, int]:
     """Go 1.28's fields. Go passes them to landlock_restrict_self as they are; an fd that is not a
-    ruleset would fail there (EBADF, or EBADFD) after the clone, so it is refused here instead."""
+    ruleset would fail there (EBADF, or EBADFD) after the clone, so it is refused here instead.
+    Returns those that were not plain ints."""
     fd = check_int("SysProcAttr.landlock_fd", sys_attr.landlock_fd, -1, MAX_FD)
     flags = check_int("SysProcAttr.landlock_flags", sys_attr.landlock_flags, 0, 2**32 - 1)
     if not sys_attr.use_landlock and (fd > 0 or flags):  # a ruleset given but never applied
@@ -257,6 +321,8 @@ def check_go_landlock(sys_attr: SysProcAttr) -> None:
     if sys_attr.use_landlock and fd >= 0 and not is_ruleset_fd(fd):
         fail("SysProcAttr.landlock_fd", f"fd {fd} is not an open Landlock ruleset in this process "
              "(use_landlock restricts the child to it)")
+    return {name: value for name, value in (("landlock_fd", fd), ("landlock_flags", flags))
+            if value is not getattr(sys_attr, name)}
 
 
 _EMPTY_SYS = SysProcAttr()
@@ -304,8 +370,8 @@ def check_spawn(argv0: object, argv: object, attr: object) -> SpawnArgs:
     env = None if proc.env is None else to_bytes_list("ProcAttr.env", proc.env)
     directory = b"" if proc.dir is None else to_bytes("ProcAttr.dir", proc.dir)
     files = resolve_files(proc.files)
-    cloneflags, unshareflags, sandbox = validate(sys_attr, proc, files)
-    chroot = to_bytes("SysProcAttr.chroot", sys_attr.chroot)
+    chroot = to_bytes("SysProcAttr.chroot", sys_attr.chroot)  # "" is no chroot, as in Go
+    sys_attr, cloneflags, unshareflags, sandbox = validate(sys_attr, files, directory, chroot)
     return SpawnArgs(path, args, env, files, directory, chroot, sys_attr, cloneflags, unshareflags, sandbox)
 
 
