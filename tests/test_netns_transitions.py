@@ -849,3 +849,20 @@ def test_the_undo_of_a_first_converge_removes_a_bridge_it_made_with_no_port_yet(
     links = {line.split()[0].split("@")[0] for line in run(["ip", "-br", "link"]).stdout.splitlines()}
     assert not env["host_names"] & links, links
     assert not os.path.exists(netns.netns_path(env["netns"]))
+
+
+def test_an_mtu_left_unset_below_1280_is_refused_before_ipv6_is_added(env: dict) -> None:
+    """The MTU left unset keeps the link's (1200, set by an earlier converge): an IPv6 address added on
+    it failed halfway (EINVAL, the IPv4 address added, the route not) in every run after, and check
+    mode said it would work. Refused by the plan, in check mode too, with nothing changed."""
+    peer = env["peers"][0]
+    a = options(env, dict(veths=[dict(name="eth0", peer=peer, mtu=1200, addresses=["10.216.40.2/24"])]))
+    b = options(env, dict(veths=[dict(name="eth0", peer=peer, addresses=["10.216.40.2/24", "10.216.40.3/24",
+                                                                         "fd16:40::2/64"])]))
+    netns.converge(env["netns"], a)
+    before = kernel(env)
+    for check in (True, False):
+        with pytest.raises(netns.ModelError, match=r"^veths: eth0: mtu unset keeps the MTU eth0 \(in the "
+                           r"namespace\) has, 1200, below 1280"):
+            netns.converge(env["netns"], b, check=check)
+    assert kernel(env) == before

@@ -23,9 +23,10 @@ from .. import nsinfo
 from .._signals import ending_blocked, held
 from ..flags import CLONE_NEWNET
 from .model import (
-    BRIDGE_ALIAS,
     NETNS_ALIAS,
     ModelError,
+    bridge_alias,
+    bridge_maker,
     changes_inside,
     describe,
     has_ipv6,
@@ -481,12 +482,15 @@ def observe(name, wanted=None, host=None, foreseen=False):
     state["ns_links"] = sorted(ns_links)
     bridges = set((wanted or {}).get("bridges", {}))
     bridges |= {v["bridge"] for v in state["veths"].values() if v["bridge"]}
+    bridges |= {k for k, v in host_links.items()  # made by this namespace: its removal takes them
+                if v["kind"] == "bridge" and bridge_maker(v["alias"]) == name}
     for bname in sorted(bridges):
         link = host_links.get(bname)
         if link is None:
             continue
+        maker = bridge_maker(link["alias"])
         state["bridges"][bname] = dict(
-            kind=link["kind"], ours=link["alias"] == BRIDGE_ALIAS, mtu=link["mtu"], up=link["up"],
+            kind=link["kind"], ours=maker is not None, made_by=maker, mtu=link["mtu"], up=link["up"],
             addresses=link["addresses"], mac_pinned=_mac_pinned(bname, link),
             ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
@@ -791,7 +795,7 @@ def _apply_one(h, name, action):
             h.side(side).addr("del", index=index, **_address(address))
     elif op == "create_bridge":
         h.side("host").link("add", ifname=args[0], kind="bridge", address=_local_mac())
-        h.side("host").link("set", index=h.index("host", args[0]), ifalias=BRIDGE_ALIAS)
+        h.side("host").link("set", index=h.index("host", args[0]), ifalias=bridge_alias(name))
     elif op == "create_veth":
         inside, peer = args
         h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})

@@ -41,6 +41,21 @@ def parse_veth_alias(alias):
 
 
 BRIDGE_ALIAS = f"{ALIAS_PREFIX} bridge"
+
+
+def bridge_alias(netns):
+    """The alias of a bridge a converge of netns ``netns`` makes: ours, and which namespace made it (its
+    removal, or a converge that no longer wants it, takes it away once no port is left)."""
+    return f"{BRIDGE_ALIAS} of {netns}"
+
+
+def bridge_maker(alias):
+    """The netns that made the bridge of ``alias``: "" for one of ours made before that was recorded,
+    None for a bridge that is not ours."""
+    if alias == BRIDGE_ALIAS:
+        return ""
+    prefix = f"{BRIDGE_ALIAS} of "
+    return alias[len(prefix):] if alias and alias.startswith(prefix) else None
 NETNS_ALIAS = f"{ALIAS_PREFIX} netns"  # on the lo of a namespace pyforkexec made
 
 
@@ -388,6 +403,32 @@ def _check_on_link(route, veths, routes):
                      "address's, or a route's without gateway): the kernel could not reach it")
 
 
+def _check_kept_mtus(observed, wanted, mtus):
+    """An MTU left unset keeps the one the link has (a veth's) or follows its ports (a bridge's): below
+    1280 the kernel takes IPv6 off the link, so IPv6 addresses or routes asked for on it fail halfway
+    through the converge (EINVAL), and every converge after. Refused before anything changes, as a
+    declared MTU is (_check_mtu)."""
+    for inside, want in sorted(wanted["veths"].items()):
+        have = observed["veths"].get(inside)
+        if want["mtu"] is not None or have is None or not _kept(have, want):
+            continue
+        v6_routes = any(r["dev"] == inside and route_family(r) == 6 for r in wanted["routes"])
+        for where, mtu, ipv6 in ((f"{inside} (in the namespace)", have["mtu"], has_ipv6(want["addresses"])
+                                  or v6_routes),
+                                 (f"{want['peer']} (on the host)", have["peer_mtu"],
+                                  has_ipv6(want["peer_addresses"]))):
+            if ipv6 and mtu is not None and mtu < IPV6_MIN_MTU:
+                raise ModelError(f"veths: {inside}: mtu unset keeps the MTU {where} has, {mtu}, below "
+                                 f"{IPV6_MIN_MTU}, the least IPv6 works with, and the link is to have IPv6 "
+                                 "addresses or routes: give it an mtu")
+    for bname, want in sorted(wanted["bridges"].items()):
+        final = mtus[bname][2]
+        if want["mtu"] is None and has_ipv6(want["addresses"] or []) and final < IPV6_MIN_MTU:
+            raise ModelError(f"bridges: {bname}: mtu unset, the bridge keeps or follows its ports to "
+                             f"{final}, below {IPV6_MIN_MTU}, the least IPv6 works with, and it is to have "
+                             "IPv6 addresses: give it an mtu")
+
+
 def has_ipv6(addresses):
     return any(ipaddress.ip_interface(a).version == 6 for a in addresses)
 
@@ -632,6 +673,7 @@ def plan_present(observed, wanted, keep=()):
     route_dels, route_adds = _plan_routes(observed, wanted)
     actions += [("del_route", r) for r in route_dels]
     mtus = _bridge_mtus(observed, wanted)
+    _check_kept_mtus(observed, wanted, mtus)
     for bname, want in sorted(wanted["bridges"].items()):
         have = observed["bridges"].get(bname)
         if have is None:
@@ -825,14 +867,18 @@ def _check_host_subnets(observed, bridges, actions, leaving):
 
 
 def _left_empty(observed, wanted, deleted, keep):
-    """The bridges of ours the namespace's veths were on, and leave (moved to another bridge, or
-    ``deleted``), with no port after: as plan_absent removes those its removal empties, so that a
-    service moved off a bridge does not leave it, and its address, on the host for good."""
+    """The bridges of ours the namespace's veths were on, and leave (moved to another bridge, or ``deleted``),
+    with no port after, and those it made and no longer wants that no port uses: as plan_absent removes those
+    its removal empties, so that a service moved off a bridge does not leave it, and its address, on the host
+    for good."""
     moved_off = {}
     for inside, have in observed["veths"].items():
         want = wanted["veths"].get(inside)
         if have["bridge"] and (have["peer"] in deleted or want is None or want["bridge"] != have["bridge"]):
             moved_off.setdefault(have["bridge"], set()).add(have["peer"])
+    for bname, b in observed["bridges"].items():  # made by this namespace, and no longer wanted
+        if b.get("made_by") == wanted["name"]:
+            moved_off.setdefault(bname, set())
     return [b for b, peers in sorted(moved_off.items())
             if b not in wanted["bridges"] and b not in keep and observed["bridges"].get(b, {}).get("ours")
             and not set(observed["bridges"][b]["ports"]) - peers]
@@ -863,14 +909,14 @@ KERNELS_OWN = frozenset({"lo", "tunl0", "sit0", "ip6tnl0", "gre0", "gretap0", "e
 
 
 def plan_absent(observed, name, keep=(), made=()):
-    """Remove the veths made for ``name``, the bridges of ours they leave empty (but those in ``keep``,
-    as plan_present), then the netns unless it holds links that are not ours; a bridge that stays
-    keeps its MAC (_unpinned_bridges). ``made``: bridges a converge that failed had just made (its
-    undo), which go even with no port yet."""
+    """Remove the veths made for ``name``, the bridges of ours they leave empty and those ``name`` made that
+    no other port uses (but those in ``keep``, as plan_present), then the netns unless it holds links that are
+    not ours; a bridge that stays keeps its MAC (_unpinned_bridges). ``made``: bridges a converge that failed
+    had just made (its undo), which go even with no port yet."""
     gone = {v["peer"] for v in observed["veths"].values()}
     emptied = [bname for bname, b in sorted(observed["bridges"].items())
-               if b["ours"] and (b["ports"] or bname in made) and not set(b["ports"]) - gone
-               and bname not in keep]
+               if b["ours"] and (b["ports"] or bname in made or b.get("made_by") == name)
+               and not set(b["ports"]) - gone and bname not in keep]
     actions = [("pin_bridge_mac", b) for b in _unpinned_bridges(observed, emptied)]
     actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
     actions += [("del_bridge", bname) for bname in emptied]

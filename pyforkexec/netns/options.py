@@ -67,6 +67,12 @@ class Options:
     sysctls: Mapping[str, Union[str, int, float, bool]] = dataclasses.field(default_factory=dict)
 
 
+# null is "not given" in these documents (the module's parameters, as persisted, hold every option),
+# unlike in a process spec (spec.document.NULL_RULE): read by load_dataclass.
+for _cls in (Bridge, Veth, Route, Options):
+    _cls.null_is_unset = True  # type: ignore[attr-defined]
+
+
 def _plain(value: Any) -> Any:
     """Tuples as lists, dataclasses as dicts: the shape of the module's parameters."""
     if dataclasses.is_dataclass(value):

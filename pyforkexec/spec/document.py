@@ -207,7 +207,7 @@ def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()
                 raise SpecError(sub, "missing (a required field)")
             continue
         raw = value[f.name]
-        if raw is None and f.default is None:
+        if raw is None and f.default is None and not getattr(cls, "null_is_unset", False):
             raise SpecError(sub, NULL_RULE)
         named = named_of(cls, f)
         if named is not None and raw is not None and not (isinstance(raw, int) and not isinstance(raw, bool)):
