@@ -866,3 +866,24 @@ def test_an_mtu_left_unset_below_1280_is_refused_before_ipv6_is_added(env: dict)
                            r"namespace\) has, 1200, below 1280"):
             netns.converge(env["netns"], b, check=check)
     assert kernel(env) == before
+
+
+def test_a_bridge_the_namespace_made_without_a_port_goes_with_it(env: dict) -> None:
+    """A bridge declared with an address and no veth on it: down, and an up that no longer declares it,
+    left it (and its subnet, which later overlap checks then refused) on the host for good."""
+    bridge = env["bridges"][0]
+    with_bridge = options(env, dict(bridges=[dict(name=bridge, addresses=["10.216.50.1/24"])]))
+    without = options(env, dict(bridges=[]))
+
+    def bridge_exists() -> bool:
+        return run(["ip", "link", "show", bridge]).returncode == 0
+
+    netns.converge(env["netns"], with_bridge)
+    assert bridge_exists()
+    assert netns.converge(env["netns"], None, check=True).actions[0] == f"del_bridge {bridge}"
+    netns.converge(env["netns"], None)
+    assert not bridge_exists()
+    netns.converge(env["netns"], with_bridge)
+    assert netns.converge(env["netns"], without).actions == [f"del_bridge {bridge}"]
+    assert not bridge_exists()
+    assert netns.converge(env["netns"], without).actions == []
