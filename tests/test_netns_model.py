@@ -133,6 +133,8 @@ ETH0 = dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])  # desired() copi
      "bridges[0].addresses: 10.0.0.0/24 is the network address of 10.0.0.0/24"),
     (dict(veths=[ETH0], sysctls={"net.ipv4.ip_forward": 1.0}),
      "sysctls: net.ipv4.ip_forward: 1.0 is not a sysctl value"),
+    (dict(veths=[ETH0], sysctls={"net.ipv4.ip_forward": ""}), "sysctls: net.ipv4.ip_forward: is empty"),
+    (dict(veths=[ETH0], sysctls={"net.ipv4.ip_forward": " \t"}), "sysctls: net.ipv4.ip_forward: is empty"),
 ])
 def test_desired_refuses_what_cannot_be_a_topology(wanted, options, error):
     with pytest.raises(m.ModelError) as e:

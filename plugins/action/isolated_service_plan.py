@@ -29,7 +29,19 @@ ARGSPEC = dict(
     cgroup_required=dict(type="bool", default=True),
     host=dict(type="dict"),
     created=dict(type="list", elements="dict", default=[]),
+    variables=dict(type="list", elements="str", default=[]),  # the isolated_service_* ones defined
+    argument_specs=dict(type="path"),  # the role's meta/argument_specs.yml: the variables it takes
 )
+
+
+def _known_variables(path: str | None) -> list[str]:
+    """The variables the role takes, from its argument_specs (none known without the file)."""
+    if path is None:
+        return []
+    import yaml
+
+    with open(path) as f:
+        return list(yaml.safe_load(f)["argument_specs"]["main"]["options"])
 
 
 def _probe_source() -> str:
@@ -60,8 +72,11 @@ class ActionModule(role_action.RoleAction):
 
     def act(self, result, args):
         services, networks = args["services"], args["networks"]
-        problems = role_problems.variable_problems(
-            args["venv"], args["base_python"], networks, services, args["defaults"].get("namespaces", [])
+        known = _known_variables(args["argument_specs"])
+        problems = role_problems.unknown_variables(args["variables"], known)
+        problems += role_problems.variable_problems(
+            args["venv"], args["base_python"], networks, services, args["defaults"].get("namespaces", []),
+            args["state"],
         )
         if problems:
             return dict(result, failed=True, msg="\n".join(problems))

@@ -386,6 +386,8 @@ def environment_entries(env):
         if value is None or isinstance(value, (list, dict)):
             got = "null" if value is None else f"a {type(value).__name__}"
             _fail(f"env.{name}", f"expected a string or a number, got {got}")
+        if "\0" in str(value):  # execve would end the string there: another value than the one given
+            _fail(f"env.{name}", "the value has a NUL byte")
         entries.append(f"{name}={value}")
     return entries
 

@@ -26,10 +26,69 @@ def _mtu_problem(mtu: Any) -> bool:
     return mtu is not None and not 68 <= mtu <= 65535
 
 
+# What the role sets itself (present.yml's result), besides its variables (meta/argument_specs.yml).
+ROLE_OUTPUTS = ("isolated_service_status",)
+
+
+def unknown_variables(defined: list[str], known: list[str]) -> list[str]:
+    """The variables named isolated_service_* that the role does not take (a misspelled one, such as
+    isolated_service_service, would otherwise be ignored and the role converge to nothing)."""
+    import difflib
+
+    problems = []
+    for name in sorted(set(defined) - set(known) - set(ROLE_OUTPUTS)):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{name}: not a variable of the role isolated_service{hint}")
+    return problems
+
+
+# The fields the role reads as strings (argument_specs says so, but an action gets the variables as
+# written: YAML makes ``user: 1000`` an integer).
+_STRING_FIELDS = ("name", "user", "group", "rootfs", "state")
+_STRING_NETWORK_FIELDS = ("bridge", "peer", "netns", "interface")
+
+
+def type_problems(networks: list[dict], services: list[dict]) -> list[str]:
+    """Values of the wrong type in the fields the role's checks and plan read as strings, named (the
+    other fields are checked by the modules' own code)."""
+    problems = []
+
+    def expect(where: str, value: Any) -> None:
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{where}: expected a string, got {type(value).__name__} {value!r} (quote it in "
+                            "YAML)")
+
+    for i, net in enumerate(networks):
+        if not isinstance(net, dict):
+            problems.append(f"isolated_service_networks[{i}]: expected a dict, got {type(net).__name__}")
+            continue
+        expect(f"isolated_service_networks[{i}].name", net.get("name"))
+    for i, svc in enumerate(services):
+        if not isinstance(svc, dict):
+            problems.append(f"isolated_service_services[{i}]: expected a dict, got {type(svc).__name__}")
+            continue
+        for key in _STRING_FIELDS:
+            expect(f"isolated_service_services[{i}].{key}", svc.get(key))
+        network = svc.get("network")
+        if network is not None and not isinstance(network, dict):
+            problems.append(f"isolated_service_services[{i}].network: expected a dict, got "
+                            f"{type(network).__name__}")
+        elif network is not None:
+            for key in _STRING_NETWORK_FIELDS:
+                expect(f"isolated_service_services[{i}].network.{key}", network.get(key))
+    return problems
+
+
 def variable_problems(
-    venv: str, base_python: str, networks: list[dict], services: list[dict], namespaces: list[str]
+    venv: str, base_python: str, networks: list[dict], services: list[dict], namespaces: list[str],
+    state: str = "present",
 ) -> list[str]:
-    """The cross-field problems of the role's variables, in the order of the variables and entries."""
+    """The cross-field problems of the role's variables, in the order of the variables and entries
+    (``state``: the role's; an entry or a role that removes needs nothing of what would run)."""
+    problems = type_problems(networks, services)
+    if problems:  # the checks below read those fields as strings
+        return problems
     problems = [
         f"{var}: {value} is not an absolute path"
         for var, value in (("isolated_service_venv", venv), ("isolated_service_base_python", base_python))
@@ -89,8 +148,10 @@ def variable_problems(
                 problems.append(f"{where}: veth {peer} belongs to another service")
             seen_netns.append(netns)
             seen_peers.append(peer)
+        removed = state == "absent" or svc.get("state") == "absent"
         if (
-            "user" in ns
+            not removed
+            and "user" in ns
             and "user" not in svc
             and not all(k in svc for k in ("uid_map", "gid_map", "credential"))
         ):
@@ -101,7 +162,7 @@ def variable_problems(
         if "user" not in ns and "user" in svc and "credential" in svc:
             problems.append(f"{where}: user and credential both set the ids it runs as: keep one")
         mounts = svc.get("mounts")
-        if "pid" in ns and "mount" in ns and mounts is not None and not any(
+        if not removed and "pid" in ns and "mount" in ns and mounts is not None and not any(
                 isinstance(m, dict) and m.get("type") == "proc" for m in mounts):
             # The role's default mounts a private /proc; mounts given without one keep the host's, where
             # a service in its own PID namespace reads every process of the host.
@@ -115,7 +176,7 @@ def variable_problems(
             except AccountError as e:
                 problems.append(f"{where}: user: {str(e).split(': ', 1)[1]}")
         argv = svc.get("argv")
-        if isinstance(argv, str) or (isinstance(argv, list) and not argv):
+        if not removed and (isinstance(argv, str) or (isinstance(argv, list) and not argv)):
             problems.append(f"{where}: argv: give the command as a non-empty list of words, not "
                             f"{'a string' if isinstance(argv, str) else 'an empty list'}")
     return problems

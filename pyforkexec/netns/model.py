@@ -279,6 +279,8 @@ def desired(params):
             shown = "null" if value is None else repr(value)
             raise ModelError(f"sysctls: {key}: {shown} is not a sysctl value (an integer, or a string)")
         sysctls[key] = sysctl_value(value)
+        if not sysctls[key]:  # the kernel takes "" (or blanks) for nothing: it would never read back so
+            raise ModelError(f"sysctls: {key}: is empty: give its value (an integer, or a string)")
     _check_sysctls_with_links(sysctls, veths, routes)
     for key, value in sysctls.items():
         if key.startswith("net.ipv6.conf.") and key.endswith(".mtu") and value.isdigit():

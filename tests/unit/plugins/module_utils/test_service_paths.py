@@ -33,14 +33,19 @@ def test_a_pid_is_ascii_digits_alone(target, pid):
 
 def test_a_pid_file_counts_only_while_its_daemon_holds_the_lock(tmp_path):
     path = str(tmp_path / "x.pid")
+    me = os.getpid()  # the lock's holder, as a daemon's pid file names the daemon
     assert paths.locked_pid(path) is None
     with open(path, "w") as f:
-        f.write("4242\n")
+        f.write(f"{me}\n")
     assert paths.locked_pid(path) is None  # stale: nobody holds it
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as pyforkexec.daemon holds it
-        assert paths.locked_pid(path) == 4242
+        assert paths.locked_pid(path) == me
+        with open(path, "w") as f:  # another pid than the holder's: edited by hand
+            f.write("4242\n")
+        with pytest.raises(paths.ServiceError, match="is locked by a running daemon but does not name it"):
+            paths.locked_pid(path, wait=0.1)
     finally:
         os.close(fd)
     assert paths.locked_pid(path) is None
@@ -54,10 +59,10 @@ def test_a_pid_file_its_daemon_is_writing_is_read_once_written(tmp_path):
     fd = os.open(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        writer = threading.Timer(0.2, lambda: os.pwrite(fd, b"4242\n", 0))
+        writer = threading.Timer(0.2, lambda: os.pwrite(fd, f"{os.getpid()}\n".encode(), 0))
         writer.start()
         try:
-            assert paths.locked_pid(str(path)) == 4242
+            assert paths.locked_pid(str(path)) == os.getpid()
         finally:
             writer.join()
     finally:

@@ -17,6 +17,7 @@ from ansible_collections.pyforkexec.isolation.plugins.modules import service
     (dict(credential=dict(uid=-5)), "credential.uid"),
     (dict(stop_timeout=-1), "stop_timeout"),
     (dict(env={"A=B": "1"}), "env.A=B"),
+    (dict(env={"A": "x\0y"}), "env.A"),
     (dict(namespaces=["mount"], mounts=[dict(type="dev", target="/dev"), dict(type="tmpfs", target="t")]),
      "mounts[1].target"),
     (dict(cgroup=dict(cpu_weight=0)), "cgroup.cpu_weight"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils.role_problems import (
     host_problems,
+    unknown_variables,
     variable_problems,
 )
 
@@ -160,3 +161,33 @@ def test_bridges_whose_subnets_overlap_are_refused_before_anything_changes():
         "isolated_service_networks[br-b]: 10.1.0.129/25 overlaps 10.1.0.0/24 of bridge br-a: the host would "
         "route those addresses to both"
     ]
+
+
+@pytest.mark.parametrize(("field", "value", "where", "number"), [
+    ("user", 1000, "isolated_service_services[0].user", 1000),
+    ("name", 12345, "isolated_service_services[0].name", 12345),
+    ("network", dict(bridge=5), "isolated_service_services[0].network.bridge", 5),
+    ("network", dict(bridge="br-a", peer=42), "isolated_service_services[0].network.peer", 42),
+])
+def test_a_number_where_a_string_is_read_is_named_not_a_crash(field, value, where, number):
+    """YAML makes ``user: 1000`` an integer: the plan then failed with "getpwnam() argument must be
+    str" or "'_AnsibleTaggedInt' object is not subscriptable", naming no variable."""
+    expected = f"{where}: expected a string, got int {number} (quote it in YAML)"
+    assert _problems([_service(**{field: value})]) == [expected]
+
+
+def test_a_removed_service_needs_no_ids_nor_a_command():
+    """A removal (the entry's state, or the role's) was refused for lacking user, though it needs no ids."""
+    removed = dict(name="web", state="absent")
+    assert variable_problems("/opt/v", "/usr/bin/python3", [BRIDGE], [removed], NAMESPACES) == []
+    assert variable_problems("/opt/v", "/usr/bin/python3", [BRIDGE], [dict(name="web")], NAMESPACES,
+                             "absent") == []
+    assert variable_problems("/opt/v", "/usr/bin/python3", [BRIDGE], [dict(name="web")], NAMESPACES) != []
+
+
+def test_a_misspelled_variable_is_named_with_the_one_meant():
+    known = ["isolated_service_services", "isolated_service_networks", "isolated_service_state"]
+    defined = ["isolated_service_service", "isolated_service_state", "isolated_service_status"]
+    assert unknown_variables(defined, known) == [
+        "isolated_service_service: not a variable of the role isolated_service (did you mean "
+        "isolated_service_services?)"]
