@@ -212,4 +212,3 @@ def sweep_cgroup(name, path):
         raise paths.ServiceError(f"service {name}: processes left in {path} survived SIGKILL")
     if not cgroup.remove_cgroup(path):
         raise paths.ServiceError(f"service {name}: its cgroup {path} cannot be removed (in use)")
-
