@@ -16,7 +16,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from ._signals import held
+from ._signals import SEIZE_TRIES, Hold, held, seize
 
 LOCK_DIR = "/run/pyforkexec-locks"
 
@@ -39,11 +39,16 @@ def host_lock(name: str) -> Iterator[None]:
     """Hold lock ``name`` of this host, waiting for whoever holds it (a Ctrl-C ends the wait)."""
     _checked_dir()
     fd = -1
+    hold = Hold()  # the finally's: made here, as it may call nothing before seizing it
     try:
         with held():  # a Ctrl-C between the open and the store would keep the fd (and the lock) open
             fd = os.open(path(name), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)  # not held: a Ctrl-C while another converge runs ends the wait
         yield
     finally:
-        if fd >= 0:
-            os.close(fd)
+        seize(hold.start, SEIZE_TRIES)  # a signal here would keep the lock for good (_signals.seize)
+        try:
+            if fd >= 0:
+                os.close(fd)
+        finally:
+            hold.end()

@@ -11,7 +11,7 @@ import contextlib
 import os
 import signal
 
-from ._signals import ending_blocked, held
+from ._signals import SEIZE_TRIES, Hold, ending_blocked, held, seize
 from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
     CLONE_NEWCGROUP,
@@ -155,6 +155,7 @@ def run_in_namespaces(entries, func, *args):
 
     r = w = -1
     pid = 0
+    hold = Hold()  # the undo's: made here, as the finally may call nothing before seizing it
     try:
         with held(), ending_blocked():
             r, w = os.pipe()
@@ -170,7 +171,10 @@ def run_in_namespaces(entries, func, *args):
             _, status = os.waitpid(pid, 0)
             pid = 0
     finally:
-        with held():
+        # Not a plain held(): a second signal that came with the first would run its handler at that
+        # function's entry, and the child would be left running, then unreaped (_signals.seize).
+        seize(hold.start, SEIZE_TRIES)
+        try:
             if pid:  # interrupted while the child works: it goes, and is reaped
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -178,6 +182,8 @@ def run_in_namespaces(entries, func, *args):
             for fd in (r, w):
                 if fd >= 0:
                     os.close(fd)
+        finally:
+            hold.end()
     if not data:
         raise RuntimeError(f"the namespace helper process died without a result (wait status {status:#x})")
     ok, value = pickle.loads(data)

@@ -155,3 +155,55 @@ def test_a_ctrl_c_during_run_in_namespaces_leaves_no_child_and_no_fd(
     monkeypatch.undo()
     assert children() == kids
     assert set(os.listdir("/proc/self/fd")) == fds
+
+
+def _work_a_while() -> int:
+    import time
+
+    time.sleep(1)  # still working when the signals come
+    return 1
+
+
+def test_two_signals_at_once_during_run_in_namespaces_leave_no_child() -> None:
+    """SIGINT and SIGTERM at once (a Ctrl-C and a service manager's stop) while the helper works: the
+    second signal's handler ran at the entry of the finally's held(), which then skipped the kill and
+    the wait: the helper ran on, then stayed a zombie, and the pipe stayed open (3 of 3)."""
+    import signal
+    import threading
+    import time
+
+    class Stop(Exception):
+        pass
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Stop
+
+    def children() -> str:
+        with open(f"/proc/self/task/{os.getpid()}/children") as f:
+            return f.read()
+
+    def both() -> None:  # (to this thread: both are handled together, once the call's read returns)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    fds, kids = set(os.listdir("/proc/self/fd")), children()
+    previous = signal.signal(signal.SIGTERM, on_term)
+    raised: list[str] = []
+    sender = threading.Thread(target=both)
+    try:
+        sender.start()
+        for _ in range(3):  # each signal raises once, wherever the code then is
+            try:
+                if not raised:
+                    nsinfo.run_in_namespaces([], _work_a_while)
+                len(())  # a Python call, where a signal kept aside is raised
+                break
+            except (KeyboardInterrupt, Stop) as e:
+                raised.append(type(e).__name__)
+    finally:
+        sender.join()
+        signal.signal(signal.SIGTERM, previous)
+    assert raised, "no signal reached the call"
+    assert children() == kids
+    assert set(os.listdir("/proc/self/fd")) == fds

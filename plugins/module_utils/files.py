@@ -41,7 +41,12 @@ def write(path, text, mode):
             os.unlink(tmp)  # left by a killed run of the same pid
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o600)
         try:
-            with os.fdopen(fd, "w") as f:
+            try:
+                f = os.fdopen(fd, "w")
+            except BaseException:
+                os.close(fd)  # (fdopen failed: the fd is still ours alone)
+                raise
+            with f:
                 os.fchmod(f.fileno(), mode)  # what the umask took off
                 f.write(text)
                 f.flush()

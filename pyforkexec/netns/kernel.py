@@ -138,7 +138,7 @@ class HostLinks:
         """The host's links; ``foreseen``: as check mode sees them after the batch's earlier check-mode
         plans (``foresee``), which a real converge never does."""
         if self._links is None:
-            with pyroute2.IPRoute() as host:
+            with held(), pyroute2.IPRoute() as host:  # (its sockets closed, whatever signal comes)
                 self._links = links(host)
         gone = self._gone if foreseen else ()
         # the plans and their simulations never touch the kept one

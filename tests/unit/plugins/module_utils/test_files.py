@@ -18,6 +18,23 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
     assert os.listdir(tmp_path) == ["web.json"]
 
 
+def test_a_failing_fdopen_leaves_no_fd(tmp_path, monkeypatch):
+    """os.fdopen failing (MemoryError) after the temporary file was opened: the file went, its fd
+    stayed open."""
+    path = tmp_path / "web.json"
+    before = set(os.listdir("/proc/self/fd"))
+
+    def fail(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(os, "fdopen", fail)
+    with pytest.raises(MemoryError):
+        files.write(str(path), "new\n", 0o644)
+    monkeypatch.undo()
+    assert set(os.listdir("/proc/self/fd")) == before
+    assert os.listdir(tmp_path) == []
+
+
 class _Module:
     check_mode = False
 
