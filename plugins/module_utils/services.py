@@ -77,6 +77,7 @@ class Entry:
     topology: dict | None = None  # its wiring as the netns model reads it (model.desired), once
     error: str | None = None
     details: dict = dataclasses.field(default_factory=dict)  # besides ``error``: svc.failure_details
+    left: dict | None = None  # the namespaces its service left, removed (_remove_left_behind)
 
     @property
     def name(self):
@@ -199,7 +200,10 @@ def _rehearse(module, entries):
     not read again (its Converged is kept: ``rehearsed``). Raises PlanError."""
     netns = deps.pyforkexec.netns
     problems = []
+    left = _left_behind(entries)
     with netns.batch(keep_bridges=_bridges([e for e in entries if e.state != "absent"])):
+        for name in (n for names in left.values() for n in names):  # removed first (_apply)
+            netns.converge(name, None, check=True)
         for entry in entries:
             if entry.wiring is None:
                 continue
@@ -273,6 +277,60 @@ def _remove(module, entry, stopped, keep):
         _persist(module, entry, False)
 
 
+def _joined_netns(name):
+    """The named namespaces (/run/netns/NAME) the spec of service ``name`` on this host joins."""
+    try:
+        spec = deps.pyforkexec.spec.read(paths.spec_path(name))
+    except (OSError, ValueError):  # none, or unreadable: nothing known
+        return []
+    sys_attr = spec.attr.sys
+    return [os.path.basename(e.target) for e in (sys_attr.setns if sys_attr is not None else ())
+            if isinstance(e.target, str) and os.path.dirname(e.target) == NETNS_DIR]
+
+
+def _left_behind(entries):
+    """{entry: [netns]}: the namespaces an entry's service joins now and will not after this run (its
+    wiring renamed or dropped, or the entry removed without one), that the collection made and
+    persisted (their options file) and that no other service joins or is wired into: the run removes
+    them, with their veths, rather than leave one on the bridge with the address the new one takes."""
+    names = {entry.name for entry in entries}
+    in_use = set()
+    for entry in entries:
+        if entry.state != "absent":
+            in_use.update(n for n in (entry.service.params["netns"],) if n)
+    try:
+        specs = [f[:-len(".json")] for f in os.listdir(paths.SPEC_DIR) if f.endswith(".json")]
+    except FileNotFoundError:
+        specs = []
+    for other in specs:
+        if other not in names:
+            in_use.update(_joined_netns(other))
+    out = {}
+    for entry in entries:
+        stale = [n for n in _joined_netns(entry.name) if n not in in_use
+                 and os.path.exists(paths.netns_config_path(n))]
+        if stale:
+            out[entry.name] = stale
+    return out
+
+
+def _remove_left_behind(module, entry, names, keep):
+    """The namespaces ``names`` the entry's service leaves (_left_behind) removed, with their veths,
+    the bridges they leave empty (but ``keep``) and their persistence: their actions and diff are the
+    entry's."""
+    netns = deps.pyforkexec.netns
+    entry.left = entry.left or dict(actions=[], diff=[])
+    for name in names:
+        with netns.batch(keep_bridges=keep):
+            done = netns.converge(name, None, check=module.check_mode)
+        files = Files(module)
+        persistence(files, dict(name=name, persist=None), False, module.run_command)
+        entry.left["actions"] += [f"netns {name}: {a}" for a in done.actions + files.actions]
+        header = f"netns {name}"
+        entry.left["diff"] += [dict(before=done.before, after=done.after, before_header=header,
+                                    after_header=header), *files.diff]
+
+
 def _wire(module, entry, restart):
     """The namespace of a service to keep wired, without its persistence; what changed under the
     service."""
@@ -321,15 +379,21 @@ def _bridges(entries):
 def _apply(module, entries, restart, stopped):
     kept = [entry for entry in entries if entry.state != "absent"]
     keep = _bridges(kept)  # not removed as emptied by a removal or a move: a kept service wants it
+    left = _left_behind(entries)  # (read before the specs change)
     for entry in entries:
         if entry.state == "absent":
             _guarded(entry, _remove, module, entry, stopped, keep)
+            if entry.error is None and entry.name in left:
+                _guarded(entry, _remove_left_behind, module, entry, left[entry.name], keep)
     early = not paths.systemd_booted()
     with concurrent.futures.ThreadPoolExecutor(max_workers=DECLARE_THREADS) as pool:
         declaring, later = [], []
         # The namespaces wired in one batch (one hold of the host lock, the host's links read once
         # until something changes them).
         with deps.pyforkexec.netns.batch(keep_bridges=keep):
+            for entry in kept:  # before the new wirings: an address moves, never on a bridge twice
+                if entry.name in left:
+                    _guarded(entry, _remove_left_behind, module, entry, left[entry.name], keep)
             for entry in kept:
                 _guarded(entry, _wire, module, entry, restart)
                 if entry.error is not None:
@@ -385,13 +449,17 @@ def _check_started(entries):
 
 def _service_result(entry, diff):
     out = {key: entry.result[key] for key in RESULT_KEYS if key in entry.result}
-    out["changed"] = bool(entry.result.get("actions")) or bool(entry.netns and entry.netns["actions"])
+    out["changed"] = bool(entry.result.get("actions")) or bool(entry.netns and entry.netns["actions"]) \
+        or bool(entry.left and entry.left["actions"])
     if entry.netns is not None:
         out["netns"] = {key: value for key, value in entry.netns.items() if key != "diff"}
+    if entry.left is not None:
+        out["netns_left"] = entry.left["actions"]
     if entry.error is not None:
         out.update(failed=True, msg=entry.error, **{**svc.daemon_log(entry.service.params), **entry.details})
     if diff:
-        out["diff"] = [*(entry.netns or {}).get("diff", []), *entry.result.get("diff", [])]
+        out["diff"] = [*(entry.left or {}).get("diff", []), *(entry.netns or {}).get("diff", []),
+                       *entry.result.get("diff", [])]
     return out
 
 

@@ -50,6 +50,10 @@ options:
         the entry's C(netns) (required with it), and its C(state), which follows the entry's C(state)
         (C(absent) removes the namespace, its veths and the bridges no other port uses). Without it the
         namespace C(netns) names is not managed here and must exist.
+      - A namespace the service joins now and will not after the run (its C(netns) renamed, its
+        C(wiring) dropped, or the entry removed without one) is removed first, with its veths and
+        persistence, when it was persisted (its options file, as the role always has it) and no other
+        service on the host joins it or is wired into it (RV(services.netns_left)).
       - Names are unique, and so are the namespaces that entries wire.
     type: list
     elements: dict
@@ -154,6 +158,12 @@ services:
           returns them.
       type: dict
       returned: for an entry with C(wiring)
+    netns_left:
+      description:
+        - "The actions that removed the namespaces its service left, each C(netns NAME: ACTION)."
+      type: list
+      elements: str
+      returned: when its service left a namespace
     failed:
       description: True when this service failed to apply (the task fails then).
       type: bool

@@ -319,3 +319,32 @@ def test_a_run_cut_after_a_rewire_restarts_the_service_next_time(run_module, two
     assert rewired["netns"]["actions"] == [] and rewired["actions"] == ["restart"], rewired
     assert rewired["pid"] != first["services"][two[1]["name"]]["pid"]
     assert again["services"][two[0]["name"]]["pid"] == first["services"][two[0]["name"]]["pid"]
+
+
+def test_a_namespace_the_service_leaves_goes_before_its_new_one_is_wired(run_module, two):
+    """The service's netns renamed (or its wiring dropped): the old namespace stayed on the bridge with
+    the same address as the new one (a renamed netns with the same peer failed: "not made by
+    pyforkexec for NEW/eth0"). A namespace the run persisted for the service and no service joins any
+    more goes first, in check mode as planned, with its options file."""
+    first = dict(two[0], wiring=dict(two[0]["wiring"], persist=True))
+    old = first["name"]
+    moved = dict(first, netns=f"{old}n")
+    try:
+        assert run_module(services, dict(services=[first])).get("failed") is not True
+        assert os.path.exists(paths.netns_config_path(old))
+        planned = run_module(services, dict(services=[moved]), check_mode=True)
+        done = run_module(services, dict(services=[moved]), diff=True)
+        assert done.get("failed") is not True, done
+        result = done["services"][old]
+        assert result["netns_left"] and result["netns_left"] == planned["services"][old]["netns_left"]
+        assert f"netns {old}: delete_netns {old}" in result["netns_left"]
+        assert not os.path.exists(f"/run/netns/{old}") and not os.path.exists(paths.netns_config_path(old))
+        assert os.path.exists(f"/run/netns/{old}n")
+        assert "netns_left" not in run_module(services, dict(services=[moved]))["services"][old]
+        # An entry removed without its wiring: the namespace its service joined goes with it.
+        gone = run_module(services, dict(services=[dict(name=old, state="absent")]))
+        assert gone.get("failed") is not True, gone
+        assert not os.path.exists(f"/run/netns/{old}n")
+        assert not os.path.exists(paths.netns_config_path(f"{old}n"))
+    finally:
+        run_module(services, dict(services=[dict(moved, state="absent")]))
