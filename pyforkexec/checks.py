@@ -51,12 +51,14 @@ def check_choice(field: str, value: object, choices: Sequence[str]) -> str:
 
 
 def check_list(field: str, value: object, what: str) -> Sequence:
-    """A list or tuple (not a string, which is a sequence of characters)."""
+    """A list or tuple (not a string, which is a sequence of characters): ``value`` itself, or for a
+    sequence of the caller's type a tuple of what it holds, read once (the checks and the steps then
+    use that: such a sequence could answer otherwise when read again)."""
     if type(value) is list or type(value) is tuple:  # the common case, without the ABC's isinstance
         return value
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         fail(field, f"must be a list of {what}, not {type(value).__name__}", TypeError)
-    return value
+    return tuple(value)
 
 
 def check_real(field: str, value: object, lo: float, hi: float) -> float:

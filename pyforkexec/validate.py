@@ -154,9 +154,8 @@ def check_credential(cred: object) -> Credential:
         fail(field, f"must be a Credential, not {type(cred).__name__}", TypeError)
     uid = check_int(f"{field}.uid", cred.uid, 0, MAX_ID)
     gid = check_int(f"{field}.gid", cred.gid, 0, MAX_ID)
-    given = check_list(f"{field}.groups", cred.groups, "group ids")
-    plain = type(given) is list or type(given) is tuple
-    items = given if plain else tuple(given)  # read once
+    items = check_list(f"{field}.groups", cred.groups, "group ids")  # (a caller's sequence: read once)
+    plain = items is cred.groups
     if len(items) > NGROUPS_MAX:
         fail(f"{field}.groups", f"at most {NGROUPS_MAX} groups")
     groups = tuple(check_int(f"{field}.groups[{i}]", g, 0, MAX_ID) for i, g in enumerate(items))
@@ -200,9 +199,8 @@ def check_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> dict[str, int
 def check_setns(entries: object) -> Sequence[SetNS]:
     """The entries, checked: ``entries`` itself when each is a SetNS of plain values (a str or bytes
     path, or an int) in a list or tuple, else a tuple of SetNS of the values checked, read once."""
-    given = check_list("SysProcAttr.setns", entries, "SetNS")
-    plain = type(given) is list or type(given) is tuple
-    items = given if plain else tuple(given)  # read once
+    items = check_list("SysProcAttr.setns", entries, "SetNS")  # (a caller's sequence: read once)
+    plain = items is entries
     out = []
     for i, e in enumerate(items):
         field = f"SysProcAttr.setns[{i}]"
@@ -227,7 +225,7 @@ def check_setns(entries: object) -> Sequence[SetNS]:
         else:
             plain = False
             out.append(SetNS(target, nstype, inode=inode, for_children=for_children))
-    return given if plain else tuple(out)
+    return entries if plain else tuple(out)
 
 
 # Go's bool fields (the extension ones are checked in extensions.py).
@@ -279,11 +277,10 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
         if type(value) is not int or not lo <= value <= hi:
             checked[name] = check_int(f"SysProcAttr.{name}", value, lo, hi)
     last = cap_last_cap()
-    given = check_list("SysProcAttr.ambient_caps", sys_attr.ambient_caps, "capability numbers")
-    ambient = given if type(given) is list or type(given) is tuple else tuple(given)  # read once
+    ambient = check_list("SysProcAttr.ambient_caps", sys_attr.ambient_caps, "capability numbers")  # once
     caps = tuple(check_int(f"SysProcAttr.ambient_caps[{i}]", cap, 0, min(last, 63))
                  for i, cap in enumerate(ambient))
-    if ambient is not given or any(a is not b for a, b in zip(caps, ambient)):
+    if ambient is not sys_attr.ambient_caps or any(a is not b for a, b in zip(caps, ambient)):
         checked["ambient_caps"] = caps
     if checked.get("cgroup_fd", sys_attr.cgroup_fd) and not sys_attr.use_cgroup_fd:
         fail("SysProcAttr.cgroup_fd", "is used only with use_cgroup_fd, which is not set")

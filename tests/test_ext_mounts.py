@@ -493,7 +493,16 @@ def test_an_optional_bind_that_would_leave_the_hosts_files_is_refused(tmp_path: 
          "mounts[1].optional: needs a new root"),
         ([Mount.tmpfs("/"), Mount.bind("/", "/host", recursive=True), Mount(str(root / "host"), "/", None,
                                                                            MS_MOVE, None, False), hide],
-         "mounts[3].optional: needs a new root"),
+         "mounts[3].optional: its target is under the moved mount of mounts[2] (/)"),
+        # A bind flagged as a move too is a bind (the kernel tests MS_BIND first): of / here.
+        ([Mount("/", "/", None, MS_BIND | MS_REC | MS_MOVE, None, False), hide],
+         "mounts[1].optional: needs a new root"),
+        # A tmpfs moved with a bind under it; a root directory (whose mounts may show the host).
+        ([Mount.tmpfs("/"), Mount.tmpfs("/a"), Mount.bind("/etc", "/a/etc"),
+          Mount(str(root / "a"), "/b", None, MS_MOVE, None, True),
+          Mount.bind("/nonexistent-pfe", "/b/etc/hostname", optional=True)],
+         "mounts[4].optional: its target is under the moved mount of mounts[3] (/b)"),
+        ([hide], "mounts[0].optional: its target is under no empty tmpfs or ramfs of the list"),
         # The target through a symlink of the root (/link -> /hosttmp) into a bind of a host directory.
         ([Mount.bind("/etc", "/hosttmp"), Mount.bind("/nonexistent-pfe", "/link/hostname", optional=True)],
          "mounts[1].optional: its target (found at /hosttmp/hostname through a symlink) is under the bind "

@@ -140,7 +140,8 @@ def test_unprivileged_callers_are_refused_at_idmap(shared: str) -> None:
     assert got == (errno.EPERM, ErrorLocation.IDMAP, "sys.mounts[0]")
 
 
-@pytest.mark.parametrize("idmap", ["fd 0", "/proc/self/ns/net", "/etc/hostname", "/nonexistent/pfe-userns"])
+@pytest.mark.parametrize("idmap", ["fd 0", "/proc/self/ns/net", "/etc/hostname", "/nonexistent/pfe-userns",
+                                   "/proc/self/ns/user"])
 def test_an_idmap_that_is_no_user_namespace_is_refused_before_any_process(shared: str, idmap: str) -> None:
     """An idmap names a user namespace: an fd (a JSON 0 meant as false is fd 0) or a path that is none
     is a ValueError naming the mount's idmap, not a start that fails at IDMAP."""

@@ -153,3 +153,58 @@ def test_clone_fs_is_judged_on_the_path_the_step_uses(uid: int, which: str, path
         pytest.skip("chroot needs CAP_SYS_CHROOT")
     outcome = run_in_fork(_clone_fs_refused, which, path, uid=uid or None)  # (a move would be the fork's)
     assert outcome.startswith("SysProcAttr.cloneflags: CLONE_FS with ProcAttr.dir or chroot"), outcome
+
+
+class OnceList(list):
+    """Iterates as itself once, as empty afterwards."""
+
+    reads = 0
+
+    def __iter__(self) -> Any:
+        self.reads += 1
+        return list.__iter__(self) if self.reads == 1 else iter(())
+
+
+class NoBind(int):
+    """Mount flags whose ``&`` hides MS_BIND from the checks (the kernel gets the real bits)."""
+
+    def __and__(self, other: object) -> int:
+        return 0 if other == 4096 else int(self) & int(other)  # type: ignore[call-overload]
+
+    __rand__ = __and__
+
+
+class MinusOne(int):
+    """Says it equals -1 (RLIM_INFINITY's spelling) whatever it holds."""
+
+    def __eq__(self, other: object) -> bool:
+        return other == -1 or int(self) == other
+
+    __hash__ = int.__hash__
+
+
+@needs_root
+def test_extension_values_are_read_once_as_what_they_hold(tmp_path: Any) -> None:
+    """A Landlock paths list read twice (its rules gone the second time) ran the program without the
+    policy, in strict mode too; mount flags whose & hid MS_BIND let an optional bind over a bind of /
+    pass; an rlimit equal to -1 by its __eq__ became unlimited."""
+    from pyforkexec import Landlock, LandlockPath, Mount, Rlimit
+    from pyforkexec.flags import CLONE_NEWNS
+
+    secret = tmp_path / "secret"
+    secret.write_text("secret\n")
+    os.chmod(tmp_path, 0o755)
+    policy = Landlock(paths=OnceList([LandlockPath("/usr", ["read", "execute"])]), mode="strict")
+    out = output(["/bin/sh", "-c", f"/usr/bin/cat {secret} 2>&1 || true"], SysProcAttr(landlock=policy))
+    assert "Permission denied" in out, out
+    root = tmp_path / "root"
+    root.mkdir()
+    mounts = [Mount("/", "/", "none", NoBind(0x1000 | 0x4000)),
+              Mount.bind("/nonexistent-pfe", str(secret), optional=True, mkdir=False)]
+    with pytest.raises(ValueError, match=re.escape("SysProcAttr.mounts[1].optional: needs a new root")):
+        fork_exec("/bin/true", ["true"],
+                  ProcAttr(sys=SysProcAttr(cloneflags=CLONE_NEWNS, pivot_root=str(root), mounts=mounts)))
+    lying = SysProcAttr(rlimits=[Rlimit("fsize", MinusOne(1 << 20), MinusOne(1 << 20))])
+    plain = SysProcAttr(rlimits=[Rlimit("fsize", 1 << 20, 1 << 20)])
+    shown = output(["/bin/sh", "-c", "ulimit -f"], lying).strip()
+    assert shown == output(["/bin/sh", "-c", "ulimit -f"], plain).strip() and shown != "unlimited"

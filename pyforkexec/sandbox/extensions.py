@@ -9,12 +9,23 @@ caps.py, seccomp.py, cgroup.py); the rules between fields live here.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Callable, Optional
 
 from .. import flags as _flags
 from .._record import Value
 from ..attrs import SetNS, SysProcAttr
-from ..checks import MAX_FD, check_bool, check_choice, check_int, check_open_fd, fail, to_abspath, to_bytes
+from ..checks import (
+    MAX_FD,
+    check_bool,
+    check_choice,
+    check_int,
+    check_list,
+    check_open_fd,
+    fail,
+    to_abspath,
+    to_bytes,
+)
 from .caps import CapsPlan, check_capabilities
 from .cgroup import CgroupSpec, check_cgroup
 from .landlock import ResolvedLandlock, check_landlock
@@ -91,11 +102,11 @@ def _propagation(attr: SysProcAttr, clone: int, unshare: int) -> int:
     return 0
 
 
-def _may_join_mounts(attr: SysProcAttr) -> bool:
+def _may_join_mounts(attr: SysProcAttr, mounts: Sequence[object]) -> bool:
     """Whether a sys.setns entry may join a mount namespace (an optional bind's root is then seen
     there): its nstype says so, or it is 0 and its target is a mount namespace, or cannot be looked at
     (its join fails then). Looked at only for a spawn with an optional bind."""
-    mounts, joins = attr.mounts, attr.setns
+    joins = attr.setns
     if not isinstance(mounts, (list, tuple)) or not isinstance(joins, (list, tuple)):
         return False  # refused by their own checks, naming them
     if not any(isinstance(m, Mount) and m.optional for m in mounts):
@@ -141,7 +152,8 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
         fail("SysProcAttr.pivot_root", "cannot be combined with chroot: choose one new root")
     chroot = to_bytes("SysProcAttr.chroot", attr.chroot) if attr.chroot else b""
     root = pivot if pivot is not None else chroot
-    mounts = check_mounts("SysProcAttr.mounts", attr.mounts, root, _may_join_mounts(attr))
+    given = check_list("SysProcAttr.mounts", attr.mounts, "Mount")  # read once, for both below
+    mounts = check_mounts("SysProcAttr.mounts", given, root, _may_join_mounts(attr, given))
     readonly = check_bool("SysProcAttr.readonly_root", attr.readonly_root)
     for m in mounts:
         has_maps = attr.uid_mappings is not None or attr.gid_mappings is not None

@@ -22,10 +22,9 @@ exist, as this process sees it when the spawn is checked (once for a prepared sp
 serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). Only under a new root
 (``pivot_root`` or ``chroot``), where leaving a bind out only hides more of the host: without one, the
 target would stay as the host has it (a bind meant to hide a path, or to make it read-only, would do
-nothing), and ``optional`` is refused; so it is under a root that shows the host's / all the same (an
-earlier mount over it binds /, overlays it, moves such a mount there, or mounts the disk / is on),
-under an earlier mount of the list that shows anything but an empty new filesystem (a bind, an
-overlay, a disk: see check_mounts; the target found through symlinks as the mount step finds it), and
+nothing), and ``optional`` is refused. Under a new root too it may be left out only where its target
+is on an empty new filesystem of the list (a tmpfs or ramfs, as bubblewrap's root always is: see
+_check_optional_not_under; the target found through symlinks as the mount step finds it); and not
 with a joined mount namespace (``setns``), where the root is another namespace's and cannot be looked
 at before the join. A source that disappears after the check still fails the spawn at the mount step.
 """
@@ -87,6 +86,7 @@ def parse_mount_flags(value: object, field: str = "flags") -> int:
     if isinstance(value, bool):
         fail(field, "must be an int or MS_* names, not bool", TypeError)
     if isinstance(value, int):
+        value = int.__int__(value)  # its value: a subclass's operators are never asked (validate.py)
         if value < 0 or value >= 1 << 32:
             fail(field, f"must be between 0 and {2**32 - 1}, got {value}")
         unknown = value & ~sum(MS_FLAGS.values())
@@ -330,6 +330,11 @@ def _check_userns(field: str, fd: int, what: str) -> None:
 
     if kind_of(fd) != CLONE_NEWUSER:
         fail(field, f"{what} is not a user namespace")
+    here = os.stat("/proc/thread-self/ns/user")
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):
+        fail(field, f"{what} is this process's own user namespace: an idmapped mount maps the ids to "
+             "another one (the kernel refuses the initial one)")
 
 
 def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) -> tuple[ResolvedMount, ...]:
@@ -379,19 +384,18 @@ def _makes_a_mount(m: ResolvedMount) -> bool:
 
 def _shows(m: ResolvedMount, earlier: list[Placed]) -> str:
     """What mount ``m`` shows at its target, the ``earlier`` mounts made."""
-    if m.flags & MS_MOVE:
-        moved = _covering(_program_path(m.source or b"", m.root), earlier, exact=True)
-        return _HOST if moved is None else _shows(moved[1], earlier[:earlier.index(moved)])
-    if m.flags & MS_BIND:
+    if m.flags & MS_BIND:  # before MS_MOVE, as the kernel's do_mount tests them
         return _THIS_ROOT if _is_this_root(_as_mounted(m.source or b"", earlier)) else _HOST
+    if m.flags & MS_MOVE:
+        return _HOST  # the moved mount, with every mount under it: whatever they show
     if m.fstype in _EMPTY_FILESYSTEMS:
         return _EMPTY
     if m.fstype == b"overlay":
         dirs = [d for option in (m.data or b"").split(b",") for key, _, value in [option.partition(b"=")]
                 if key in (b"lowerdir", b"upperdir") for d in value.split(b":") if d]
         return _THIS_ROOT if any(_is_this_root(_as_mounted(d, earlier)) for d in dirs) else _HOST
-    try:  # a disk: this / when it is the filesystem / is on
-        st = os.stat(m.source or b"")
+    try:  # a disk: this / when it is the filesystem / is on (its node found as the child finds it)
+        st = os.stat(_as_mounted(m.source or b"", earlier))
         if stat.S_ISBLK(st.st_mode) and st.st_rdev == os.stat(b"/").st_dev:
             return _THIS_ROOT
     except OSError:
@@ -470,17 +474,23 @@ def _as_mounted(path: bytes, earlier: list[Placed]) -> bytes:
 
 
 def _check_optional_not_under(field: str, path: bytes, root: bytes, earlier: list[Placed]) -> None:
-    """An optional bind left out shows what its target has: refused under an earlier mount (but one of
-    the root itself, judged by check_mount) that shows anything but an empty new filesystem (a bind of
-    /etc, then an optional bind meant to hide /etc/hostname, hid nothing), its target found through
-    the symlinks the mount step follows."""
+    """An optional bind left out shows what its target has: it may be left out only where that is an
+    empty new filesystem of the list (a tmpfs or ramfs, over the root or under it), its target found
+    through the symlinks the mount step follows. Anywhere else (a bind of /etc, then an optional bind
+    meant to hide /etc/hostname; a root directory, whose mounts may show this host; a move, or a
+    recursive bind, that carries the mounts under it along) what is there cannot be told for none of
+    this host's, and the bind is refused."""
     found = _as_found(path, root, earlier)
     on = _covering(found, earlier)
-    if on is None or on[0] == b"/" or _shows(on[1], earlier[:earlier.index(on)]) == _EMPTY:
-        return
-    at, m = on
-    kind = "bind" if m.flags & MS_BIND else "moved" if m.flags & MS_MOVE else os.fsdecode(m.fstype or b"")
     seen = "" if found == path else f" (found at {os.fsdecode(found)} through a symlink)"
+    if on is None:
+        fail(field, f"its target{seen} is under no empty tmpfs or ramfs of the list: left out, it would "
+             "leave what the root has there (a root directory of this host may hold anything, mounts of it "
+             "included); mount a tmpfs over the root first, as bubblewrap's root is, or make it not optional")
+    at, m = on
+    if _shows(m, earlier[:earlier.index(on)]) == _EMPTY:
+        return
+    kind = "bind" if m.flags & MS_BIND else "moved" if m.flags & MS_MOVE else os.fsdecode(m.fstype or b"")
     fail(field, f"its target{seen} is under the {kind} mount of mounts[{m.index}] ({os.fsdecode(at)}): "
          "left out, it would leave what that mount shows of this host there; make it not optional")
 

@@ -55,6 +55,7 @@ def limit_value(field: str, value: object) -> int:
         return RLIM_INFINITY
     if isinstance(value, bool) or not isinstance(value, int):  # before == -1, which -1.0 passes
         fail(field, f"must be an int, -1, 'unlimited' or 'infinity', not {type(value).__name__}", TypeError)
+    value = int.__int__(value)  # its value: a subclass's __eq__ is never asked (validate.py)
     if value == -1:
         return RLIM_INFINITY
     return check_int(field, value, 0, RLIM_INFINITY)

@@ -209,6 +209,9 @@ def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()
         raw = value[f.name]
         if raw is None and f.default is None and not getattr(cls, "null_is_unset", False):
             raise SpecError(sub, NULL_RULE)
+        if raw == "" and f.default in ("", None) and not getattr(cls, "null_is_unset", False):
+            # "" is Go's "none" for chroot and dir: a template that came out empty would drop the root
+            raise SpecError(sub, "is empty: leave the key out for none")
         named = named_of(cls, f)
         if named is not None and raw is not None and not (isinstance(raw, int) and not isinstance(raw, bool)):
             try:

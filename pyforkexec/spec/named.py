@@ -27,6 +27,8 @@ def parse_flags(value: object) -> int:
         for i, v in enumerate(value):
             if isinstance(v, bool) or not isinstance(v, (str, int)):
                 raise ItemError(i, "expected a flag name or number", v)
+            if isinstance(v, str) and not v.strip():  # joined, it would name no flag: none at all
+                raise ItemError(i, "an empty string names no flag", v)
         value = ",".join(str(v) for v in value)
     elif isinstance(value, str) and not value.strip():  # as "newuts||" is refused: an empty flag
         raise ValueError("an empty string names no flag: give [] or 0 for none")
