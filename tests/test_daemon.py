@@ -312,3 +312,16 @@ sys.exit(daemon.main(["--name", "t", "--spec", {str(spec)!r}, "--pid-file", {str
     assert proc.returncode != -signal.SIGTERM, "killed by the signal's default action"
     assert not pid_file.exists(), f"pid file left (status {proc.returncode}): {proc.stderr}"
     assert (tmp_path / "d.log").read_text().rstrip().endswith("stopped")
+
+
+def test_a_log_line_that_cannot_be_written_does_not_end_the_daemon() -> None:
+    """A full disk under the log: the daemon's log() raised ENOSPC right after the start, the daemon
+    died, and its service with it (pdeathsig), reported as "did not start: no reason given"."""
+    args = daemon.parse_args(["--name", "t", "--spec", "s.json", "--pid-file", "d.pid",
+                              "--log-file", "d.log"])
+    r, w = os.pipe()
+    os.close(r)  # a write to this pipe fails (EPIPE: Python ignores SIGPIPE), as a full disk's (ENOSPC)
+    try:
+        daemon.Daemon(args, w).log("started 1")  # no OSError
+    finally:
+        os.close(w)

@@ -282,6 +282,10 @@ class Service:
         files = self.wanted_files() if files is None else files
         self.pending = os.path.exists(paths.pending_path(self.name))
         main = self.main_pid()  # (writing the files changes no process)
+        # Where a daemon killed outright left the service's processes: read from the spec before the
+        # files are rewritten (the new one may have no cgroup, or another).
+        self.left_cgroup = service_direct.own_cgroup(self.name) if main is None and self.manager == "direct" \
+            else None
         self.was_running = main is not None
         if self.was_running and not self.module.check_mode and not self.pending and self.files.differ(files):
             paths.mark_pending(self.name)
@@ -309,7 +313,9 @@ class Service:
         left of the service, its own cgroup and what is still in it (its service died with it, not what
         that had started), is stopped and removed, as the daemon's stop would have ("stop" when
         processes were left, else "remove cgroup PATH")."""
-        path = service_direct.own_cgroup(self.name) if self.manager == "direct" else None
+        path = getattr(self, "left_cgroup", None)
+        if path is None and self.manager == "direct":
+            path = service_direct.own_cgroup(self.name)
         if path is None:
             return
         self.was_running = self.was_running or bool(service_direct.cgroup_members(path))

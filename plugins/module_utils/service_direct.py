@@ -183,13 +183,18 @@ def stop(name, main_pid, stop_timeout):
 
 def own_cgroup(name):
     """The cgroup directory of service ``name``'s own (its spec's cgroup with kill_remaining, as the
-    module writes it), when it exists; None else (no such cgroup, no spec, or one that cannot be read)."""
+    module writes it; without a readable spec, the module's default, pyforkexec/NAME), when it exists;
+    None else."""
+    cgroup_mod = deps.pyforkexec.sandbox.cgroup
     try:
         spec = deps.pyforkexec.spec.read(paths.spec_path(name))
         cgroup = spec.attr.sys.cgroup if spec.attr.sys is not None else None
         path = cgroup.fs_path() if cgroup is not None and cgroup.kill_remaining else None
-    except (OSError, ValueError):  # SpecError, CgroupError (no cgroup2 here)
-        return None
+    except (OSError, ValueError):  # no spec (removed by hand), or unreadable: the default place
+        try:
+            path = cgroup_mod.Cgroup(path=f"pyforkexec/{name}").fs_path()
+        except (OSError, ValueError):  # no cgroup2 here
+            return None
     return path if path is not None and os.path.isdir(path) else None
 
 
@@ -204,11 +209,8 @@ def cgroup_members(path):
 
 
 def sweep_cgroup(name, path):
-    """Kill what is left in service ``name``'s own cgroup ``path`` (what a daemon killed outright left:
-    its service died with it, not what that had started) and remove the directory, as a stop does.
-    Raises ServiceError if it cannot be emptied."""
-    cgroup = deps.pyforkexec.sandbox.cgroup
-    if not cgroup.kill_members(path):
-        raise paths.ServiceError(f"service {name}: processes left in {path} survived SIGKILL")
-    if not cgroup.remove_cgroup(path):
-        raise paths.ServiceError(f"service {name}: its cgroup {path} cannot be removed (in use)")
+    """Kill what is left in service ``name``'s own cgroup ``path`` and below it (what a daemon killed
+    outright left: its service died with it, not what that had started) and remove the directories, as
+    a stop does. Raises ServiceError if that cannot be done."""
+    if not deps.pyforkexec.sandbox.cgroup.empty_own(path):
+        raise paths.ServiceError(f"service {name}: what is left in {path} could not be killed and removed")

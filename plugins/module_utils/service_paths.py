@@ -140,11 +140,13 @@ def locked_pid(path, wait=1.0):
 def _holds_lock(pid, fd):
     """Whether process ``pid`` holds the flock on the file open at ``fd`` (/proc/locks: a daemon holds
     its pid file's)."""
-    held = os.fstat(fd)
-    where = f"{os.major(held.st_dev):02x}:{os.minor(held.st_dev):02x}:{held.st_ino}"
+    # By inode alone (and the holder's pid): /proc/locks names the superblock's device, which stat
+    # does not on btrfs (an anonymous device per subvolume) or an overlay.
+    inode = f":{os.fstat(fd).st_ino}"
     try:
         with open("/proc/locks") as f:
-            return any(line.split()[1:6] == ["FLOCK", "ADVISORY", "WRITE", str(pid), where] for line in f)
+            return any(line.split()[1:5] == ["FLOCK", "ADVISORY", "WRITE", str(pid)]
+                       and line.split()[5].endswith(inode) for line in f)
     except OSError:
         return True  # no /proc/locks to ask: the pid as written
 

@@ -59,11 +59,22 @@ def type_problems(networks: list[dict], services: list[dict]) -> list[str]:
             problems.append(f"{where}: expected a string, got {type(value).__name__} {value!r} (quote it in "
                             "YAML)")
 
+    def expect_int(where: str, value: Any) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(f"{where}: expected an integer, got {type(value).__name__} {value!r} (a quoted "
+                            "or templated number is a string: use | int)")
+
+    def expect_list(where: str, value: Any) -> None:
+        if value is not None and not isinstance(value, list):
+            problems.append(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+
     for i, net in enumerate(networks):
         if not isinstance(net, dict):
             problems.append(f"isolated_service_networks[{i}]: expected a dict, got {type(net).__name__}")
             continue
         expect(f"isolated_service_networks[{i}].name", net.get("name"))
+        expect_int(f"isolated_service_networks[{i}].mtu", net.get("mtu"))
+        expect_list(f"isolated_service_networks[{i}].addresses", net.get("addresses"))
     for i, svc in enumerate(services):
         if not isinstance(svc, dict):
             problems.append(f"isolated_service_services[{i}]: expected a dict, got {type(svc).__name__}")
@@ -77,6 +88,8 @@ def type_problems(networks: list[dict], services: list[dict]) -> list[str]:
         elif network is not None:
             for key in _STRING_NETWORK_FIELDS:
                 expect(f"isolated_service_services[{i}].network.{key}", network.get(key))
+            expect_int(f"isolated_service_services[{i}].network.mtu", network.get("mtu"))
+            expect_list(f"isolated_service_services[{i}].network.addresses", network.get("addresses"))
     return problems
 
 

@@ -374,6 +374,7 @@ class CgroupHandle(_record.Record):
             self.close()
             if self.kill and started:
                 kill_members(self.path)
+                _remove_below(self.path)  # the cgroups its process made in its own: nothing is in them
             created, self.created = self.created, {}
             if self.remove or failed:
                 _remove_upwards(self.path, self.root or os.path.dirname(self.path), created)
@@ -406,6 +407,31 @@ def kill_members(path: str, timeout: float = 2.0) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.005)
+
+
+def _remove_below(path: str) -> bool:
+    """rmdir the cgroups under ``path``, deepest first (emptied by kill_members): those a process made in
+    a cgroup of its own (Cgroup.kill_remaining), which would keep it from removal; whether none is
+    left."""
+    gone = True
+    for directory, _subdirs, _files in os.walk(path, topdown=False):
+        if directory != path:
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                gone = False
+    return gone
+
+
+def empty_own(path: str) -> bool:
+    """A process's own cgroup (Cgroup.kill_remaining) taken away whole: every process in it and below
+    it killed, the cgroups made under it removed, then it (remove_cgroup). Whether it is gone. A cgroup
+    that ``cgroup.kill`` was written to is not used again: on some kernels a child cloned into it later
+    is killed at birth."""
+    with held():
+        return kill_members(path) and _remove_below(path) and remove_cgroup(path)
 
 
 def remove_cgroup(path: str, attempts: int = 50) -> bool:

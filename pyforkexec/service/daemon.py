@@ -200,7 +200,8 @@ class Daemon:
     def log(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")  # datetime's isoformat(" ", "seconds"), without datetime
         line = f"{stamp} pyforkexec-daemon[{self.args.name}]: {message}\n"
-        os.write(self.log_fd, line.encode(errors="replace"))
+        with contextlib.suppress(OSError):  # a full disk loses the line, not the supervisor (its service)
+            os.write(self.log_fd, line.encode(errors="replace"))
 
     def ready(self, message: str) -> None:
         if self.ready_fd < 0:
@@ -275,17 +276,18 @@ class Daemon:
         cgroup = sys_attr.cgroup if sys_attr is not None else None
         if cgroup is None or not cgroup.kill_remaining:
             return
-        from ..sandbox.cgroup import CgroupError, kill_members
+        from ..sandbox.cgroup import CgroupError, empty_own
 
         try:
             path = cgroup.fs_path()
-            with open(os.path.join(path, "cgroup.procs")) as f:
-                left = f.read().split()
+            left = [pid for directory, _subdirs, files in os.walk(path) if "cgroup.procs" in files
+                    for pid in _read_pids(os.path.join(directory, "cgroup.procs"))]
         except (OSError, CgroupError):
             return  # not there yet (the start makes it), or no cgroup2: the start reports it
         if left:
             self.log(f"killing what was left in {path} (pids {' '.join(left)})")
-            kill_members(path)
+        if os.path.isdir(path) and not empty_own(path):  # the start makes it anew
+            self.log(f"{path} could not be emptied and removed: the start uses it as it is")
 
     @staticmethod
     def program(spec: specmod.Spec) -> str:
@@ -454,6 +456,14 @@ class Daemon:
                 return True
             if deadline - time.monotonic() <= 0:
                 return False
+
+
+def _read_pids(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except OSError:
+        return []
 
 
 def lock_pid_file(path: str) -> int:

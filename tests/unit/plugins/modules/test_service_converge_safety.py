@@ -211,3 +211,37 @@ def test_a_pid_file_edited_by_hand_is_an_error_not_a_stopped_service(run_module,
             f.write(daemon)
         bystander.kill()
         bystander.wait()
+
+
+@pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")
+def test_a_killed_daemons_leftovers_in_nested_cgroups_go_and_the_next_start_stays_up(run_module, name):
+    """What the service left in a cgroup it made under its own kept that one from removal: stopped and
+    absent failed for good ("cannot be removed (in use)"). A start after a killed daemon reused the
+    cgroup it had killed the leftovers of, and this kernel killed the new service at birth there."""
+    root = svc.service_direct.deps.pyforkexec.sandbox.cgroup.find_cgroup2()
+    script = (f"cg={root}$(grep '^0::' /proc/self/cgroup | cut -d: -f3); mkdir -p $cg/sub; "
+              "sh -c \"echo \\$\\$ > $cg/sub/cgroup.procs; exec sleep 3001\" & exec sleep 3000")
+    args = dict(name=name, argv=["sh", "-c", script], manager="direct", cgroup={})
+    for round_ in range(2):
+        started = run_module(service, dict(args, start_check=0.5))
+        assert started.get("failed") is not True, started
+        path = svc.service_direct.own_cgroup(name)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(svc.service_direct.cgroup_members(path)) < 2:
+            time.sleep(0.05)
+        os.kill(paths.main_pid(name, "direct")[1], 9)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(svc.service_direct.cgroup_members(path)) > 1:
+            time.sleep(0.05)
+        assert os.path.isdir(os.path.join(path, "sub"))
+        left = svc.service_direct.cgroup_members(path)
+        if round_ == 0:  # started again: it stays up, and what was left is gone
+            again = run_module(service, dict(args, start_check=0.5))
+            assert again.get("failed") is not True and again["actions"] == ["start"], again
+            assert not any(_alive(pid) for pid in left)
+            stopped = run_module(service, dict(args, state="stopped"))
+            assert stopped.get("failed") is not True, stopped
+        else:  # stopped: everything goes, nested cgroup included
+            stopped = run_module(service, dict(args, state="stopped"))
+            assert stopped.get("failed") is not True and stopped["actions"] == ["stop"], stopped
+    assert not os.path.exists(path)

@@ -191,3 +191,18 @@ def test_a_misspelled_variable_is_named_with_the_one_meant():
     assert unknown_variables(defined, known) == [
         "isolated_service_service: not a variable of the role isolated_service (did you mean "
         "isolated_service_services?)"]
+
+
+@pytest.mark.parametrize(("networks", "services", "expected"), [
+    ([dict(BRIDGE, mtu="1500")], None,
+     "isolated_service_networks[0].mtu: expected an integer, got str '1500'"),
+    ([dict(BRIDGE, addresses="10.1.0.1/24")], None,
+     "isolated_service_networks[0].addresses: expected a list, got str '10.1.0.1/24'"),
+    ([BRIDGE], [_service(network=dict(bridge="br-a", mtu="1400"))],
+     "isolated_service_services[0].network.mtu: expected an integer, got str '1400'"),
+])
+def test_a_number_or_list_given_as_a_string_is_named(networks, services, expected):
+    """``mtu: "1500"`` (quoted, or templated) crashed the plan comparing a string with an int; an
+    addresses string was read character by character, and the overlap check skipped."""
+    problems = variable_problems("/opt/v", "/usr/bin/python3", networks, services or [_service()], NAMESPACES)
+    assert problems and problems[0].startswith(expected), problems
