@@ -367,6 +367,8 @@ def check_spawn(argv0: object, argv: object, attr: object) -> SpawnArgs:
     env = None if proc.env is None else to_bytes_list("ProcAttr.env", proc.env)
     directory = b"" if proc.dir is None else to_bytes("ProcAttr.dir", proc.dir)
     files = resolve_files(proc.files)
+    if not isinstance(sys_attr, SysProcAttr):
+        fail("ProcAttr.sys", f"must be a SysProcAttr, not {type(sys_attr).__name__}", TypeError)
     chroot = to_bytes("SysProcAttr.chroot", sys_attr.chroot)  # "" is no chroot, as in Go
     sys_attr, cloneflags, unshareflags, sandbox = validate(sys_attr, files, directory, chroot)
     return SpawnArgs(path, args, env, files, directory, chroot, sys_attr, cloneflags, unshareflags, sandbox)

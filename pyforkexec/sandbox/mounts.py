@@ -325,10 +325,10 @@ def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, in
 def _check_userns(field: str, fd: int, what: str) -> None:
     """An idmap's target is a user namespace (else mount_setattr fails EINVAL at the IDMAP step, and a
     JSON 0 or 1 meant as false or true is an fd)."""
-    from ..child.joins import kind_of
+    from .. import nsinfo  # (as extensions.py: the child layer is the spawn's, not the checks')
     from ..flags import CLONE_NEWUSER
 
-    if kind_of(fd) != CLONE_NEWUSER:
+    if nsinfo.fd_nstype(fd) != CLONE_NEWUSER:
         fail(field, f"{what} is not a user namespace")
     here = os.stat("/proc/thread-self/ns/user")
     st = os.fstat(fd)
