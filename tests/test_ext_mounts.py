@@ -502,7 +502,7 @@ def test_an_optional_bind_that_would_leave_the_hosts_files_is_refused(tmp_path: 
           Mount(str(root / "a"), "/b", None, MS_MOVE, None, True),
           Mount.bind("/nonexistent-pfe", "/b/etc/hostname", optional=True)],
          "mounts[4].optional: its target is under the moved mount of mounts[3] (/b)"),
-        ([hide], "mounts[0].optional: its target is under no empty tmpfs or ramfs of the list"),
+
         # The target through a symlink of the root (/link -> /hosttmp) into a bind of a host directory.
         ([Mount.bind("/etc", "/hosttmp"), Mount.bind("/nonexistent-pfe", "/link/hostname", optional=True)],
          "mounts[1].optional: its target (found at /hosttmp/hostname through a symlink) is under the bind "
@@ -559,3 +559,37 @@ def test_an_optional_bind_under_a_disk_mount_is_refused(tmp_path: Path) -> None:
         capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root),
                                            mounts=[over_root, Mount.bind("/nonexistent-pfe", "/etc/hostname",
                                                                          optional=True)]))
+
+
+def test_an_optional_bind_where_a_root_carries_mounts_of_this_host_is_refused(tmp_path: Path) -> None:
+    """A root directory with a mount of / under it (which the child's mount namespace copies), and a
+    recursive bind over the root that carries an earlier bind of / along: left out, the optional bind
+    left the host's file readable through them. Without such mounts (a root of its own files, a bind
+    without MS_REC) it may still be left out."""
+    import json
+
+    from helpers.cli import PYFORKEXEC, run, util_linux
+
+    root = tmp_path / "root"
+    (root / "host").mkdir(parents=True)
+    (root / "x").mkdir()
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"version": 1, "argv": ["/bin/true"], "sys": {
+        "cloneflags": ["newns"], "chroot": str(root),
+        "mounts": [{"source": "/nonexistent-pfe", "target": "/host/etc/hostname", "flags": "bind",
+                    "optional": True}]}}))
+    check = [PYFORKEXEC, "exec", "--check", "--spec", str(spec)]
+    assert run(check).stdout == "OK\n"  # a root of its own files
+    held = run([util_linux("unshare"), "-m", "--propagation", "private", "sh", "-c",
+                f'mount --bind / "{root}/host" && exec "$@"', "sh", *check])
+    assert held.returncode == 1, held
+    assert f"is in the root directory {root}, where this host has mounts" in held.stderr, held
+    hide = Mount.bind("/nonexistent-pfe", "/x/etc/hostname", optional=True)
+    carried = "SysProcAttr.mounts[2].optional: its target is under the bind over the root of mounts[1], which"
+    for recursive in (True, False):
+        over = Mount.bind(str(root), "/", recursive=recursive)
+        mounts = [Mount.bind("/", "/x"), over, hide]
+        sys = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=mounts)
+        with pytest.raises(ValueError if recursive else ChildError,
+                           match=re.escape(carried) if recursive else r"\(at execve\)"):  # past the checks
+            capture(["/bin/true"], sys)

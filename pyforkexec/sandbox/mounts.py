@@ -23,8 +23,9 @@ serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). Only under
 (``pivot_root`` or ``chroot``), where leaving a bind out only hides more of the host: without one, the
 target would stay as the host has it (a bind meant to hide a path, or to make it read-only, would do
 nothing), and ``optional`` is refused. Under a new root too it may be left out only where its target
-is on an empty new filesystem of the list (a tmpfs or ramfs, as bubblewrap's root always is: see
-_check_optional_not_under; the target found through symlinks as the mount step finds it); and not
+is on an empty new filesystem of the list (a tmpfs or ramfs, as bubblewrap's root always is) or in
+the root directory's own tree with no mount of this host under it (see _check_optional_not_under;
+the target found through symlinks as the mount step finds it); and not
 with a joined mount namespace (``setns``), where the root is another namespace's and cannot be looked
 at before the join. A source that disappears after the check still fails the spawn at the mount step.
 """
@@ -473,23 +474,64 @@ def _as_mounted(path: bytes, earlier: list[Placed]) -> bytes:
     return path
 
 
+def _mounts_under(root: bytes) -> list[bytes]:
+    """The mount points of this process's namespace strictly under directory ``root`` (a copy of each
+    is in the child's new mount namespace)."""
+    import re  # only for an optional bind: not on every start (issue 15)
+
+    base = os.path.realpath(root).rstrip(b"/") + b"/"
+    under = []
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                point = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), line.split()[4])
+                if point.startswith(base) and point != base:
+                    under.append(point)
+    except OSError:
+        return [base]  # cannot be told: as if there were
+    return under
+
+
+def _carried(m: ResolvedMount, earlier: list[Placed]) -> list[bytes]:
+    """The mounts a recursive bind ``m`` carries along: this host's under its source, and those the
+    ``earlier`` mounts of the list made there."""
+    if not m.flags & MS_REC or m.source is None:
+        return []
+    base = m.source.rstrip(b"/") + b"/"
+    made = [under_root(e.root, at) for at, e in earlier if under_root(e.root, at).startswith(base)]
+    return _mounts_under(_as_mounted(m.source, earlier)) + made
+
+
 def _check_optional_not_under(field: str, path: bytes, root: bytes, earlier: list[Placed]) -> None:
     """An optional bind left out shows what its target has: it may be left out only where that is an
-    empty new filesystem of the list (a tmpfs or ramfs, over the root or under it), its target found
-    through the symlinks the mount step follows. Anywhere else (a bind of /etc, then an optional bind
-    meant to hide /etc/hostname; a root directory, whose mounts may show this host; a move, or a
-    recursive bind, that carries the mounts under it along) what is there cannot be told for none of
-    this host's, and the bind is refused."""
+    empty new filesystem of the list (a tmpfs or ramfs, over the root or under it), or the new root's
+    own tree with no mount of this host under it, its target found through the symlinks the mount step
+    follows. Anywhere else (a bind of /etc, then an optional bind meant to hide /etc/hostname; a root
+    directory with mounts under it, which may show this host; a move, or a recursive bind, that carries
+    the mounts under it along) what is there cannot be told for none of this host's: refused."""
     found = _as_found(path, root, earlier)
     on = _covering(found, earlier)
     seen = "" if found == path else f" (found at {os.fsdecode(found)} through a symlink)"
-    if on is None:
-        fail(field, f"its target{seen} is under no empty tmpfs or ramfs of the list: left out, it would "
-             "leave what the root has there (a root directory of this host may hold anything, mounts of it "
-             "included); mount a tmpfs over the root first, as bubblewrap's root is, or make it not optional")
-    at, m = on
-    if _shows(m, earlier[:earlier.index(on)]) == _EMPTY:
+    if on is None:  # in the root's own tree: the new root's files, unless a mount of this host is there
+        held = _mounts_under(root)
+        if held:
+            fail(field, f"its target{seen} is in the root directory {os.fsdecode(root)}, where this host has "
+                 f"mounts ({os.fsdecode(held[0])}{', ...' if len(held) > 1 else ''}), which a new mount "
+                 "namespace copies: left out, it could leave what they show of this host; mount a tmpfs over "
+                 "the root first, as bubblewrap's root is, or make it not optional")
         return
+    at, m = on
+    before = earlier[:earlier.index(on)]
+    shows = _shows(m, before)
+    if shows == _EMPTY:
+        return
+    if at == b"/" and m.flags & MS_BIND and shows == _HOST:  # a directory bound over the root: a root too
+        carried = _carried(m, before)
+        if not carried:
+            return
+        fail(field, f"its target{seen} is under the bind over the root of mounts[{m.index}], which carries "
+             f"mounts along ({os.fsdecode(carried[0])}{', ...' if len(carried) > 1 else ''}): left out, it "
+             "could leave what they show of this host; bind it without MS_REC, or make it not optional")
     kind = "bind" if m.flags & MS_BIND else "moved" if m.flags & MS_MOVE else os.fsdecode(m.fstype or b"")
     fail(field, f"its target{seen} is under the {kind} mount of mounts[{m.index}] ({os.fsdecode(at)}): "
          "left out, it would leave what that mount shows of this host there; make it not optional")
