@@ -887,3 +887,40 @@ def test_a_bridge_the_namespace_made_without_a_port_goes_with_it(env: dict) -> N
     assert netns.converge(env["netns"], without).actions == [f"del_bridge {bridge}"]
     assert not bridge_exists()
     assert netns.converge(env["netns"], without).actions == []
+
+
+def test_ipv6_the_kernel_would_refuse_on_a_kept_link_is_refused_first(env: dict) -> None:
+    """Each failed halfway through the converge (after other changes), in every run after, and check
+    mode said it would work: IPv6 turned off by hand on a veth's host end; an IPv6 sysctl of a link
+    whose MTU was set below 1280 by hand (its ipv6/conf is gone); a bridge named only by a veth, with
+    IPv6 addresses of its own, following that veth's MTU below 1280 (the host's bridge lost them)."""
+    peer, bridge = env["peers"][0], env["bridges"][0]
+    a = options(env, dict(veths=[dict(name="eth0", peer=peer, addresses=["10.216.60.2/24"])]))
+    netns.converge(env["netns"], a)
+    with open(f"/proc/sys/net/ipv6/conf/{peer}/disable_ipv6", "w") as f:
+        f.write("1")
+    v6_host = options(env, dict(veths=[dict(name="eth0", peer=peer, addresses=["10.216.60.2/24"],
+                                            peer_addresses=["fd16:60::1/64"])]))
+    before = kernel(env)
+    for check in (True, False):
+        with pytest.raises(netns.ModelError, match=rf"^net.ipv6.conf.{peer}.disable_ipv6 is 1 on the host"):
+            netns.converge(env["netns"], v6_host, check=check)
+    assert kernel(env) == before
+    netns.converge(env["netns"], None)
+    netns.converge(env["netns"], a)
+    run(["ip", "-n", env["netns"], "link", "set", "eth0", "mtu", "1000"])
+    sysctl = options(env, dict(veths=[dict(name="eth0", peer=peer, addresses=["10.216.60.2/24"])],
+                               sysctls={"net.ipv6.conf.eth0.accept_ra": "0"}))
+    with pytest.raises(netns.ModelError, match=r"^veths: eth0: mtu unset keeps the MTU eth0 \(in the"):
+        netns.converge(env["netns"], sysctl)
+    netns.converge(env["netns"], None)
+    run(["ip", "link", "add", bridge, "type", "bridge"])
+    try:
+        run(["ip", "addr", "add", "fd16:61::1/64", "dev", bridge])
+        small = options(env, dict(veths=[dict(name="eth0", peer=peer, mtu=1200, bridge=bridge,
+                                              addresses=["10.216.61.2/24"])]))
+        with pytest.raises(netns.ModelError, match=rf"^bridges: {bridge}: mtu unset, the bridge keeps or"):
+            netns.converge(env["netns"], small, check=True)
+        assert "fd16:61::1/64" in run(["ip", "-br", "addr", "show", bridge]).stdout
+    finally:
+        run(["ip", "link", "del", bridge])

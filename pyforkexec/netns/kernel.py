@@ -341,6 +341,29 @@ def _ipv6_off(name, wanted, ns_links):
     return {inside: key for inside, key in keys.items() if values.get(key) == "1"}
 
 
+def _host_ipv6_off(wanted, host_links):
+    """{host link: the key that takes IPv6 off it} for the wanted host ends and bridges with IPv6
+    addresses whose IPv6 is off on the host (their own ``disable_ipv6``, set by hand; ``default``'s
+    for one the plan makes): model refuses it, as the namespace side's (_ipv6_off)."""
+    if not wanted:
+        return {}
+    links = [(v["peer"], v["peer_addresses"]) for v in wanted.get("veths", {}).values()]
+    links += [(b, (w or {}).get("addresses") or []) for b, w in wanted.get("bridges", {}).items()]
+    off = {}
+    for link, addresses in links:
+        if not has_ipv6(addresses):
+            continue
+        where = link if link in host_links else "default"
+        key = f"net.ipv6.conf.{where}.disable_ipv6"
+        try:
+            with open(f"/proc/sys/net/ipv6/conf/{where}/disable_ipv6") as f:  # (a dot in a name stays)
+                if f.read().strip() == "1":
+                    off[link] = key
+        except OSError:  # no IPv6 on this host at all: the address add names it
+            pass
+    return off
+
+
 def check_sysctl_values(sysctls):
     """A ModelError, before anything changes, for a sysctl the kernel would refuse at the end of the
     plan: each is written first in a scratch network namespace (made by a thread of its own, gone with
@@ -439,7 +462,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
     check_sysctl_values((wanted or {}).get("sysctls", {}))
     if exists:
         _check_netns_file(name)
-        with _ns_route(pyroute2, name) as ns:
+        with held(), _ns_route(pyroute2, name) as ns:  # (its sockets closed, whatever signal comes)
             ns_links = links(ns)
             state["foreign_routes"] = []
             by_index = {v["index"]: k for k, v in ns_links.items()}
@@ -447,6 +470,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
         keys = sorted((wanted or {}).get("sysctls", {}))
         state["sysctls"] = sysctls(name, reads=keys) if keys else {}
         state["ipv6_off"] = _ipv6_off(name, wanted, ns_links)
+    state["host_ipv6_off"] = _host_ipv6_off(wanted, host_links)
     state["loopback_up"] = ns_links.get("lo", {}).get("up", False)
     state["ours"] = ns_links.get("lo", {}).get("alias") == NETNS_ALIAS
     state["host_links"] = {k: v["alias"] for k, v in host_links.items()}

@@ -414,7 +414,8 @@ def _check_kept_mtus(observed, wanted, mtus):
         have = observed["veths"].get(inside)
         if want["mtu"] is not None or have is None or not _kept(have, want):
             continue
-        v6_routes = any(r["dev"] == inside and route_family(r) == 6 for r in wanted["routes"])
+        v6_routes = any(r["dev"] == inside and route_family(r) == 6 for r in wanted["routes"]) \
+            or any(k.startswith(f"net.ipv6.conf.{inside}.") for k in wanted["sysctls"])  # (gone below 1280)
         for where, mtu, ipv6 in ((f"{inside} (in the namespace)", have["mtu"], has_ipv6(want["addresses"])
                                   or v6_routes),
                                  (f"{want['peer']} (on the host)", have["peer_mtu"],
@@ -422,13 +423,15 @@ def _check_kept_mtus(observed, wanted, mtus):
             if ipv6 and mtu is not None and mtu < IPV6_MIN_MTU:
                 raise ModelError(f"veths: {inside}: mtu unset keeps the MTU {where} has, {mtu}, below "
                                  f"{IPV6_MIN_MTU}, the least IPv6 works with, and the link is to have IPv6 "
-                                 "addresses or routes: give it an mtu")
+                                 "addresses, routes or sysctls: give it an mtu")
     for bname, want in sorted(wanted["bridges"].items()):
         final = mtus[bname][2]
-        if want["mtu"] is None and has_ipv6(want["addresses"] or []) and final < IPV6_MIN_MTU:
+        have = observed["bridges"].get(bname) or {}
+        addresses = want["addresses"] if want["addresses"] is not None else have.get("addresses", [])
+        if want["mtu"] is None and has_ipv6(addresses) and final < IPV6_MIN_MTU:
             raise ModelError(f"bridges: {bname}: mtu unset, the bridge keeps or follows its ports to "
-                             f"{final}, below {IPV6_MIN_MTU}, the least IPv6 works with, and it is to have "
-                             "IPv6 addresses: give it an mtu")
+                             f"{final}, below {IPV6_MIN_MTU}, the least IPv6 works with, and it has (or is "
+                             "to have) IPv6 addresses: give it an mtu, or its ports one of at least 1280")
 
 
 def has_ipv6(addresses):
@@ -661,6 +664,9 @@ def plan_present(observed, wanted, keep=()):
         raise ModelError(f"sysctls: {key} is 1 in the namespace (left by an earlier converge, or by hand), "
                          f"which takes IPv6 off {inside}, which has IPv6 addresses or routes: declare "
                          f"{key}: 0")
+    for link, key in sorted(observed.get("host_ipv6_off", {}).items()):
+        raise ModelError(f"{key} is 1 on the host, which takes IPv6 off host link {link}, which is to have "
+                         f"IPv6 addresses: set it to 0 on the host (sysctl -w {key}=0), or give {link} none")
     actions = []
     if not observed["exists"]:
         actions.append(("create_netns", name))
