@@ -924,3 +924,32 @@ def test_ipv6_the_kernel_would_refuse_on_a_kept_link_is_refused_first(env: dict)
         assert "fd16:61::1/64" in run(["ip", "-br", "addr", "show", bridge]).stdout
     finally:
         run(["ip", "link", "del", bridge])
+
+
+def test_a_bridge_another_namespace_declares_stays_until_the_last_one_goes(env: dict) -> None:
+    """A bridge one namespace made (no port) and another declares too went with the first one's
+    removal (the other's next converge made it again); the last port's removal took a bridge the maker
+    still declared. Each namespace that declares it is recorded on it; it goes with the last one."""
+    bridge, peer = env["bridges"][0], env["peers"][0]
+    first, second = env["netns"], f"{env['netns']}-2"
+    declared = dict(bridges=[dict(name=bridge, addresses=["10.216.70.1/24"])])
+    veth = dict(name="eth0", peer=peer, bridge=bridge, addresses=["10.216.70.2/24"])
+    with_port = dict(declared, veths=[veth])
+
+    def bridge_exists() -> bool:
+        return run(["ip", "link", "show", bridge]).returncode == 0
+
+    try:
+        for a, b in ((declared, declared), (declared, with_port)):
+            netns.converge(first, netns_options.load(dict(a, name=first)))
+            netns.converge(second, netns_options.load(dict(b, name=second)))
+            planned = netns.converge(first, None, check=True)
+            assert netns.converge(first, None).actions == planned.actions
+            assert f"undeclare_bridge {bridge} {first}" in planned.actions and bridge_exists()
+            netns.converge(first, netns_options.load(dict(a, name=first)))
+            assert f"undeclare_bridge {bridge} {second}" in netns.converge(second, None).actions
+            assert bridge_exists()  # the first one still declares it
+            assert f"del_bridge {bridge}" in netns.converge(first, None).actions
+            assert not bridge_exists()
+    finally:
+        netns.converge(second, None)

@@ -106,7 +106,7 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
     else:
         actions = model.plan_present(observed, wanted, host.keep)
     if check:
-        actions = host.foresee(actions)  # as after the batch's earlier converges (a batch's HostLinks)
+        actions = host.foresee(actions, name)  # as after the batch's earlier converges (its HostLinks)
     lines = [model.describe(a) for a in actions]
     if actions and not check:
         # A Ctrl-C (or a SIGTERM: the ending signals) during a failing apply still lets the undo run,

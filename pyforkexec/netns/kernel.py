@@ -23,10 +23,11 @@ from .. import nsinfo
 from .._signals import ending_blocked, held
 from ..flags import CLONE_NEWNET
 from .model import (
+    BRIDGE_ALIAS,
     NETNS_ALIAS,
     ModelError,
     bridge_alias,
-    bridge_maker,
+    bridge_declarers,
     changes_inside,
     describe,
     has_ipv6,
@@ -133,6 +134,7 @@ class HostLinks:
         self._foreseen = set()  # the host-side actions earlier check-mode plans of the batch hold
         self._gone = set()  # the host links they delete
         self._readdressed = {}  # {(link, address): added} of the host-side addresses they change
+        self._declarers = {}  # {bridge: the namespaces declaring it} after them
 
     def read(self, pyroute2, foreseen=False):
         """The host's links; ``foreseen``: as check mode sees them after the batch's earlier check-mode
@@ -142,14 +144,31 @@ class HostLinks:
                 self._links = links(host)
         gone = self._gone if foreseen else ()
         # the plans and their simulations never touch the kept one
-        return {k: copy.deepcopy(v) for k, v in self._links.items() if k not in gone}
+        out = {k: copy.deepcopy(v) for k, v in self._links.items() if k not in gone}
+        for bridge, declarers in self._declarers.items() if foreseen else ():
+            if bridge in out:
+                out[bridge]["alias"] = bridge_alias(declarers)
+        return out
 
-    def foresee(self, actions):
-        """A check-mode plan as the real run makes it after the batch's earlier converges: without
-        the host-side actions one of them planned (a bridge's new address, its MTU: the real run
-        makes each once, in the first converge that needs it), and with the links they delete gone
-        from later reads (the last namespace on a bridge removes it)."""
-        kept = [a for a in actions if changes_inside(a) or describe(a) not in self._foreseen]
+    def foresee(self, actions, name):
+        """A check-mode plan of netns ``name`` as the real run makes it after the batch's earlier
+        converges: without the host-side actions one of them planned (a bridge's new address, its
+        MTU: the real run makes each once, in the first converge that needs it; a bridge one of them
+        makes, which this one then declares), and with the links they delete gone from later reads
+        (the last namespace on a bridge removes it)."""
+        kept = [("declare_bridge", a[1], name) if a[0] == "create_bridge" and describe(a) in self._foreseen
+                else a for a in actions]
+        for action in kept:  # who declares each bridge once this plan is carried out, for the next reads
+            if action[0] in ("create_bridge", "declare_bridge", "undeclare_bridge"):
+                bridge = action[1]
+                if bridge not in self._declarers:
+                    link = (self._links or {}).get(bridge)
+                    self._declarers[bridge] = set(bridge_declarers(link["alias"]) or ()) if link else set()
+                if action[0] == "undeclare_bridge":
+                    self._declarers[bridge].discard(name)
+                else:
+                    self._declarers[bridge].add(name)
+        kept = [a for a in kept if changes_inside(a) or describe(a) not in self._foreseen]
         self._foreseen.update(describe(a) for a in actions if not changes_inside(a))
         self._gone.update(a[1] for a in actions if a[0] in ("del_veth", "del_bridge"))
         self._readdressed.update(((a[2], a[3]), a[0] == "add_addr") for a in actions
@@ -506,15 +525,18 @@ def observe(name, wanted=None, host=None, foreseen=False):
     state["ns_links"] = sorted(ns_links)
     bridges = set((wanted or {}).get("bridges", {}))
     bridges |= {v["bridge"] for v in state["veths"].values() if v["bridge"]}
-    bridges |= {k for k, v in host_links.items()  # made by this namespace: its removal takes them
-                if v["kind"] == "bridge" and bridge_maker(v["alias"]) == name}
+    bridges |= {k for k, v in host_links.items()  # declared by this namespace: its removal may take them
+                if v["kind"] == "bridge" and name in (bridge_declarers(v["alias"]) or ())}
     for bname in sorted(bridges):
         link = host_links.get(bname)
         if link is None:
             continue
-        maker = bridge_maker(link["alias"])
+        declarers = bridge_declarers(link["alias"])
         state["bridges"][bname] = dict(
-            kind=link["kind"], ours=maker is not None, made_by=maker, mtu=link["mtu"], up=link["up"],
+            # declared_by None: made before its declarers were recorded (model._declared_elsewhere)
+            kind=link["kind"], ours=declarers is not None,
+            declared_by=None if link["alias"] == BRIDGE_ALIAS else declarers,
+            mtu=link["mtu"], up=link["up"],
             addresses=link["addresses"], mac_pinned=_mac_pinned(bname, link),
             ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
@@ -819,7 +841,14 @@ def _apply_one(h, name, action):
             h.side(side).addr("del", index=index, **_address(address))
     elif op == "create_bridge":
         h.side("host").link("add", ifname=args[0], kind="bridge", address=_local_mac())
-        h.side("host").link("set", index=h.index("host", args[0]), ifalias=bridge_alias(name))
+        h.side("host").link("set", index=h.index("host", args[0]), ifalias=bridge_alias([name]))
+    elif op in ("declare_bridge", "undeclare_bridge"):
+        bridge, netns = args
+        index = h.index("host", bridge)
+        link = h.side("host").link("get", index=index)[0]
+        declarers = set(bridge_declarers(link.get_attr("IFLA_IFALIAS")) or ())
+        declarers = declarers | {netns} if op == "declare_bridge" else declarers - {netns}
+        h.side("host").link("set", index=index, ifalias=bridge_alias(declarers))
     elif op == "create_veth":
         inside, peer = args
         h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})

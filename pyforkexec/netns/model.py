@@ -43,19 +43,39 @@ def parse_veth_alias(alias):
 BRIDGE_ALIAS = f"{ALIAS_PREFIX} bridge"
 
 
-def bridge_alias(netns):
-    """The alias of a bridge a converge of netns ``netns`` makes: ours, and which namespace made it (its
-    removal, or a converge that no longer wants it, takes it away once no port is left)."""
-    return f"{BRIDGE_ALIAS} of {netns}"
+# A bridge of ours names the namespaces that declare it (``BRIDGE_ALIAS of NS1 NS2``): it goes once none
+# of them is left and no port is on it, never while another one still declares it. ``*``: more than an
+# alias holds (IFALIASZ), never removed for being empty; none (the alias alone): made before this was
+# recorded, removed only when its ports go, as then.
+_DECLARED_BY = f"{BRIDGE_ALIAS} of "
+IFALIAS_MAX = 255
 
 
-def bridge_maker(alias):
-    """The netns that made the bridge of ``alias``: "" for one of ours made before that was recorded,
-    None for a bridge that is not ours."""
+def bridge_alias(declarers):
+    """The alias of a bridge of ours that the namespaces ``declarers`` declare."""
+    alias = _DECLARED_BY + " ".join(sorted(declarers))
+    return alias if len(alias.encode()) <= IFALIAS_MAX else _DECLARED_BY + "*"
+
+
+def bridge_declarers(alias):
+    """The namespaces that declare the bridge of ``alias`` (a frozenset; ``*`` among them: unknown
+    ones), None for a bridge that is not ours."""
     if alias == BRIDGE_ALIAS:
-        return ""
-    prefix = f"{BRIDGE_ALIAS} of "
-    return alias[len(prefix):] if alias and alias.startswith(prefix) else None
+        return frozenset()
+    if alias and alias.startswith(_DECLARED_BY):
+        return frozenset(alias[len(_DECLARED_BY):].split())
+    return None
+
+
+def _declared_elsewhere(bridge, name):
+    """Whether a namespace other than ``name`` (or one not known) declares ``bridge`` (observed); a
+    bridge made before they were recorded (``declared_by`` None) goes as then, once its ports go."""
+    return bool((bridge.get("declared_by") or frozenset()) - {name})
+
+
+def _declares(bridge, name):
+    """Whether ``bridge`` (observed) is recorded as declared by ``name``."""
+    return name in (bridge.get("declared_by") or ())
 NETNS_ALIAS = f"{ALIAS_PREFIX} netns"  # on the lo of a namespace pyforkexec made
 
 
@@ -686,6 +706,9 @@ def plan_present(observed, wanted, keep=()):
         have = observed["bridges"].get(bname)
         if have is None:
             actions.append(("create_bridge", bname))
+        elif have["ours"] and have.get("declared_by") is not None and not _declares(have, name) \
+                and "*" not in have["declared_by"]:
+            actions.append(("declare_bridge", bname, name))
         if mtus[bname][0]:
             actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
         if want["addresses"] is not None:  # None: named by a veth only, its addresses left as they are
@@ -744,6 +767,8 @@ def plan_present(observed, wanted, keep=()):
             actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
     emptied = _left_empty(observed, wanted, deleted, keep)
     actions += [("del_bridge", b) for b in emptied]
+    actions += [("undeclare_bridge", b, name) for b, have in sorted(observed["bridges"].items())
+                if _declares(have, name) and b not in wanted["bridges"] and b not in emptied]
     actions[:] = _deletions_first(actions)
     _check_host_subnets(observed, set(wanted["bridges"]), actions, deleted | set(emptied))
     actions += [("add_route", r) for r in route_adds]
@@ -884,12 +909,14 @@ def _left_empty(observed, wanted, deleted, keep):
         want = wanted["veths"].get(inside)
         if have["bridge"] and (have["peer"] in deleted or want is None or want["bridge"] != have["bridge"]):
             moved_off.setdefault(have["bridge"], set()).add(have["peer"])
-    for bname, b in observed["bridges"].items():  # made by this namespace, and no longer wanted
-        if b.get("made_by") == wanted["name"]:
+    name = wanted["name"]
+    for bname, b in observed["bridges"].items():  # declared by this namespace, and no longer wanted
+        if _declares(b, name):
             moved_off.setdefault(bname, set())
     return [b for b, peers in sorted(moved_off.items())
             if b not in wanted["bridges"] and b not in keep and observed["bridges"].get(b, {}).get("ours")
-            and not set(observed["bridges"][b]["ports"]) - peers]
+            and not set(observed["bridges"][b]["ports"]) - peers
+            and not _declared_elsewhere(observed["bridges"][b], name)]
 
 
 def _link_of_sysctl(key):
@@ -923,11 +950,13 @@ def plan_absent(observed, name, keep=(), made=()):
     had just made (its undo), which go even with no port yet."""
     gone = {v["peer"] for v in observed["veths"].values()}
     emptied = [bname for bname, b in sorted(observed["bridges"].items())
-               if b["ours"] and (b["ports"] or bname in made or b.get("made_by") == name)
-               and not set(b["ports"]) - gone and bname not in keep]
+               if b["ours"] and (b["ports"] or bname in made or _declares(b, name))
+               and not set(b["ports"]) - gone and bname not in keep and not _declared_elsewhere(b, name)]
     actions = [("pin_bridge_mac", b) for b in _unpinned_bridges(observed, emptied)]
     actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
     actions += [("del_bridge", bname) for bname in emptied]
+    actions += [("undeclare_bridge", bname, name) for bname, b in sorted(observed["bridges"].items())
+                if _declares(b, name) and bname not in emptied]
     # A namespace that holds links of others (made by hand, or by another tool, in a namespace of that
     # name) is theirs too: it stays, with them, once ours are gone; so does one that pyforkexec did not
     # make (its lo is not marked: ``ip netns add``, then wired by a converge), whatever it holds.
@@ -940,7 +969,8 @@ def plan_absent(observed, name, keep=(), made=()):
 # Actions on the host's side only: its bridges and the host ends of veths. The others change the
 # namespace itself, what a process in it sees (its links, addresses, routes, sysctls), or make or
 # remove it.
-_HOST_ONLY = frozenset({"pin_bridge_mac", "create_bridge", "del_bridge", "set_master"})
+_HOST_ONLY = frozenset({"pin_bridge_mac", "create_bridge", "del_bridge", "set_master", "declare_bridge",
+                        "undeclare_bridge"})
 _SIDED = frozenset({"link_up", "set_link", "add_addr", "del_addr"})  # ("op", side, ...)
 
 
