@@ -34,6 +34,7 @@ from .model import (
     parse_veth_alias,
     route_family,
     route_key,
+    sysctl_value,
     veth_alias,
 )
 
@@ -416,8 +417,12 @@ def _trial_writes(trial):
         try:
             with open(_sysctl_path(as_key), "w") as f:
                 f.write(value)
+            with open(_sysctl_path(as_key)) as f:  # what it keeps: the converge reads it back so
+                kept = sysctl_value(f.read())
         except OSError as e:
             return key, value, e.strerror
+        if kept != value:
+            return key, value, f"it keeps {kept!r}"
     return None
 
 
