@@ -801,7 +801,7 @@ def test_a_new_links_declared_announce_sysctl_is_kept(env: dict) -> None:
     ({"net.ipv4.tcp_available_congestion_control": "reno"}, "the kernel refuses 'reno' (Permission denied"),
     ({"net.ipv6.conf.eth0.mtu": "1000"}, "sysctls: net.ipv6.conf.eth0.mtu: the kernel refuses '1000'"),
     # taken, and kept otherwise: the converge found it "not kept" at the end, after the rest
-    ({"net.ipv4.ping_group_range": "1"}, "sysctls: net.ipv4.ping_group_range: the kernel refuses '1' (it keeps"),
+    ({"net.ipv4.ping_group_range": "1"}, "net.ipv4.ping_group_range: the kernel refuses '1' (it keeps"),
 ])
 def test_a_sysctl_the_kernel_refuses_is_refused_first(env: dict, sysctls: dict, error: str) -> None:
     """A typo in a key, a word for an integer, a value out of range, a key a namespace has not or may
