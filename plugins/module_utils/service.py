@@ -365,6 +365,8 @@ class Service:
                 self.files.remove(path)
         if not self.module.check_mode:
             paths.clear_pending(self.name)
+            with contextlib.suppress(FileNotFoundError):  # the services module's record of its wiring
+                os.unlink(paths.wired_netns_path(self.name))
         self.files.remove(paths.log_file(self.name), with_diff=False)
         if booted and f"remove {unit}" in self.actions:
             self.actions.append("daemon-reload")

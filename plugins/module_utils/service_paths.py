@@ -56,6 +56,21 @@ def log_file(name):
     return os.path.join(LOG_DIR, f"{name}.log")
 
 
+def wired_netns_path(name):
+    """Names the namespace the services module wired for service ``name`` (its ``wiring``): the one it
+    may remove once the service leaves it (a namespace the service merely joins is another's)."""
+    return os.path.join(SPEC_DIR, f"{name}.netns")
+
+
+def wired_netns(name):
+    """The namespace the services module wired for service ``name``, None if none is recorded."""
+    try:
+        with open(wired_netns_path(name)) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def pending_path(name):
     """Marks a service whose files were rewritten and that has not been restarted from them yet."""
     return os.path.join(RUN_DIR, f"{name}.pending")

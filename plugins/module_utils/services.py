@@ -33,6 +33,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import write as write_file
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import NETNS_DIR
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_args import WIRING_ARGSPEC
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_persist import persistence
@@ -289,15 +290,16 @@ def _joined_netns(name):
 
 
 def _left_behind(entries):
-    """{entry: [netns]}: the namespaces an entry's service joins now and will not after this run (its
-    wiring renamed or dropped, or the entry removed without one), that the collection made and
-    persisted (their options file) and that no other service joins or is wired into: the run removes
-    them, with their veths, rather than leave one on the bridge with the address the new one takes."""
+    """{entry name: [netns]}: the namespace this module wired for an entry's service (recorded:
+    paths.wired_netns) that the service will not be wired into after this run (its ``netns``
+    renamed, its ``wiring`` dropped, or the entry removed without one) and that no other service joins
+    or is wired into: the run removes it, with its veths and persistence, rather than leave it on the
+    bridge with the address the new one takes. A namespace the service only joined is never removed."""
     names = {entry.name for entry in entries}
     in_use = set()
     for entry in entries:
-        if entry.state != "absent":
-            in_use.update(n for n in (entry.service.params["netns"],) if n)
+        if entry.state != "absent" and entry.service.params["netns"]:
+            in_use.add(entry.service.params["netns"])
     try:
         specs = [f[:-len(".json")] for f in os.listdir(paths.SPEC_DIR) if f.endswith(".json")]
     except FileNotFoundError:
@@ -307,11 +309,25 @@ def _left_behind(entries):
             in_use.update(_joined_netns(other))
     out = {}
     for entry in entries:
-        stale = [n for n in _joined_netns(entry.name) if n not in in_use
-                 and os.path.exists(paths.netns_config_path(n))]
-        if stale:
-            out[entry.name] = stale
+        wired = paths.wired_netns(entry.name)
+        still = entry.wiring is not None and entry.wiring["name"] == wired  # its own converge handles it
+        if wired is not None and not still and wired not in in_use:
+            out[entry.name] = [wired]
     return out
+
+
+def _record_wired(module, entry):
+    """Record (or forget, for an entry removed) the namespace this run wired for the entry's service:
+    bookkeeping of this module's, as a pending mark is, written only outside check mode."""
+    if module.check_mode:
+        return
+    path = paths.wired_netns_path(entry.name)
+    if entry.state != "absent" and entry.wiring is not None:
+        if paths.wired_netns(entry.name) != entry.wiring["name"]:
+            write_file(path, entry.wiring["name"] + "\n", 0o644)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _remove_left_behind(module, entry, names, keep):
@@ -385,6 +401,8 @@ def _apply(module, entries, restart, stopped):
             _guarded(entry, _remove, module, entry, stopped, keep)
             if entry.error is None and entry.name in left:
                 _guarded(entry, _remove_left_behind, module, entry, left[entry.name], keep)
+            if entry.error is None:
+                _guarded(entry, _record_wired, module, entry)
     early = not paths.systemd_booted()
     with concurrent.futures.ThreadPoolExecutor(max_workers=DECLARE_THREADS) as pool:
         declaring, later = [], []
@@ -398,6 +416,7 @@ def _apply(module, entries, restart, stopped):
                 _guarded(entry, _wire, module, entry, restart)
                 if entry.error is not None:
                     continue  # fail closed: not started unwired
+                _guarded(entry, _record_wired, module, entry)
                 if early and entry.service.manager == "direct":
                     declaring.append(pool.submit(_persist_and_declare, module, entry))
                 else:

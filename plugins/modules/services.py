@@ -50,10 +50,11 @@ options:
         the entry's C(netns) (required with it), and its C(state), which follows the entry's C(state)
         (C(absent) removes the namespace, its veths and the bridges no other port uses). Without it the
         namespace C(netns) names is not managed here and must exist.
-      - A namespace the service joins now and will not after the run (its C(netns) renamed, its
-        C(wiring) dropped, or the entry removed without one) is removed first, with its veths and
-        persistence, when it was persisted (its options file, as the role always has it) and no other
-        service on the host joins it or is wired into it (RV(services.netns_left)).
+      - A namespace this module wired for a service (recorded in C(/etc/pyforkexec/NAME.netns)) that
+        the service will not be wired into after the run (its C(netns) renamed, its C(wiring) dropped,
+        or the entry removed without one) is removed first, with its veths and persistence, when no
+        other service on the host joins it or is wired into it (RV(services.netns_left)). A namespace
+        a service only joins (C(netns) without C(wiring): another task's) is never removed here.
       - Names are unique, and so are the namespaces that entries wire.
     type: list
     elements: dict

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.modules import netns as netns_module
 from ansible_collections.pyforkexec.isolation.plugins.modules import services
 
 # Stops promptly on SIGTERM, even as PID 1 of its PID namespace.
@@ -328,6 +329,7 @@ def test_a_namespace_the_service_leaves_goes_before_its_new_one_is_wired(run_mod
     more goes first, in check mode as planned, with its options file."""
     first = dict(two[0], wiring=dict(two[0]["wiring"], persist=True))
     old = first["name"]
+    joined = f"{old}j"  # another task's namespace, which a service only joins: never removed here
     moved = dict(first, netns=f"{old}n")
     try:
         assert run_module(services, dict(services=[first])).get("failed") is not True
@@ -341,10 +343,22 @@ def test_a_namespace_the_service_leaves_goes_before_its_new_one_is_wired(run_mod
         assert not os.path.exists(f"/run/netns/{old}") and not os.path.exists(paths.netns_config_path(old))
         assert os.path.exists(f"/run/netns/{old}n")
         assert "netns_left" not in run_module(services, dict(services=[moved]))["services"][old]
-        # An entry removed without its wiring: the namespace its service joined goes with it.
+        # An entry removed without its wiring: the namespace wired for its service goes with it.
         gone = run_module(services, dict(services=[dict(name=old, state="absent")]))
         assert gone.get("failed") is not True, gone
         assert not os.path.exists(f"/run/netns/{old}n")
         assert not os.path.exists(paths.netns_config_path(f"{old}n"))
+        assert not os.path.exists(paths.wired_netns_path(old))
+        # A namespace another task made (and persisted), which the service only joins, stays.
+        other = run_module(netns_module, dict(name=joined, persist=True))
+        assert other.get("failed") is not True, other
+        only_joins = dict(first, netns=joined, wiring=None)
+        assert run_module(services, dict(services=[only_joins])).get("failed") is not True
+        dropped = dict(only_joins, netns=None, namespaces=["pid", "mount"])
+        left = run_module(services, dict(services=[dropped]))
+        assert "netns_left" not in left["services"][old], left
+        assert os.path.exists(f"/run/netns/{joined}")
     finally:
         run_module(services, dict(services=[dict(moved, state="absent")]))
+        run_module(services, dict(services=[dict(name=old, state="absent")]))
+        run_module(netns_module, dict(name=joined, state="absent", persist=False))
