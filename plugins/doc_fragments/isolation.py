@@ -346,8 +346,8 @@ options:
             starts (as bubblewrap's C(--ro-bind-try)), so that one definition serves hosts that differ
             (C(/lib64) exists on x86_64, not on arm64). Only a bind under a new root (O(rootfs)) can be
             optional - without one, a bind left out would leave its target as the host has it; for the
-            same reason its target must be on an empty V(tmpfs) of O(mounts), or in O(rootfs) when this
-            host has no mount under it (through symlinks too), not under a bind, an overlay or a disk.
+            same reason its target must be on an empty V(tmpfs) of O(mounts) (mount one over C(/) first,
+            as bubblewrap's root is), not in O(rootfs) itself nor under a bind, an overlay or a disk.
         type: bool
         default: false
   mount_propagation:

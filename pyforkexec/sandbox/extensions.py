@@ -164,6 +164,11 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
     for name in (name for name, used in mounting.items() if used):
         _needs_newns(f"SysProcAttr.{name}", namespaces)
     propagation = _propagation(attr, clone, unshare)
+    optional = next((i for i, m in enumerate(given) if isinstance(m, Mount) and m.optional), None)
+    if optional is not None and propagation & PROPAGATION_FLAGS["shared"]:
+        fail(f"SysProcAttr.mounts[{optional}].optional", "cannot be left out with mount_propagation "
+             "'shared': a shared tree carries mounts where the check cannot follow them; make it not "
+             "optional")
     if pivot is not None and propagation & PROPAGATION_FLAGS["shared"]:
         fail("SysProcAttr.mount_propagation", "pivot_root refuses a shared mount tree: use 'private' or "
              "'slave'")

@@ -23,9 +23,8 @@ serves hosts that differ (``/lib64`` exists on x86_64, not on arm64). Only under
 (``pivot_root`` or ``chroot``), where leaving a bind out only hides more of the host: without one, the
 target would stay as the host has it (a bind meant to hide a path, or to make it read-only, would do
 nothing), and ``optional`` is refused. Under a new root too it may be left out only where its target
-is on an empty new filesystem of the list (a tmpfs or ramfs, as bubblewrap's root always is) or in
-the root directory's own tree with no mount of this host under it (see _check_optional_not_under;
-the target found through symlinks as the mount step finds it); and not
+is on an empty new filesystem of the list (a tmpfs or ramfs, as bubblewrap's root always is: see
+_check_optional_not_under), with no move or shared mount in the list (they carry mounts along); and not
 with a joined mount namespace (``setns``), where the root is another namespace's and cannot be looked
 at before the join. A source that disappears after the check still fails the spawn at the mount step.
 """
@@ -341,27 +340,32 @@ def _check_userns(field: str, fd: int, what: str) -> None:
 def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) -> tuple[ResolvedMount, ...]:
     """Each Mount checked and resolved, in order, without the optional binds whose source is missing.
 
-    An optional bind left out leaves its target as it is, so it is refused where that shows this host:
-    under a root that is this process's / however made (no new root, / itself however spelled, or a
-    mount over the root that shows it: a bind of it, an overlay over it, a move of such a mount, the
-    filesystem of this / mounted again), under a root seen through a joined mount namespace
-    (``joined``), and under an earlier mount of the list that is not an empty new filesystem (tmpfs,
-    ramfs): a bind, an overlay or a disk shows what it has. Targets are judged where the child's mount
-    step finds them: through the symlinks of the root and of the earlier binds' sources, as this
-    process sees them now."""
+    An optional bind left out leaves its target as it is, so it is refused where that may show this
+    host: under a root that is this process's / however made (named for that: no new root, / itself
+    however spelled, or a mount over the root that shows it), under a root seen through a joined mount
+    namespace (``joined``), with a move or a shared mount in the list, and wherever its target is not
+    on an empty new filesystem of the list (tmpfs, ramfs): _check_optional_not_under."""
     root_is_host = None
     out: list[ResolvedMount] = []
-    placed: list[Placed] = []  # the mounts made so far, each with its target as the child finds it
-    for i, m in enumerate(check_list(field, mounts, "Mount")):
+    placed: list[Placed] = []  # the mounts made so far, each with its target
+    given = check_list(field, mounts, "Mount")
+    carrying = next((m for m in given if isinstance(m, Mount) and not isinstance(m.flags, bool)
+                     and isinstance(m.flags, (int, str, list, tuple))
+                     and parse_mount_flags(m.flags, "flags") & (MS_MOVE | MS_SHARED)), None)
+    for i, m in enumerate(given):
         resolved = check_mount(f"{field}[{i}]", m, root, i, root_is_host, joined)
         if isinstance(m, Mount) and m.optional:
-            _check_optional_not_under(f"{field}[{i}].optional", normalize("target", m.target), root, placed)
+            if carrying is not None:
+                fail(f"{field}[{i}].optional", "cannot be left out with a move or a shared mount in the "
+                     f"list (mounts[{given.index(carrying)}]): either carries mounts where the check cannot "
+                     "follow them; make it not optional")
+            _check_optional_not_under(f"{field}[{i}].optional", normalize("target", m.target), out)
         if resolved is None:
             continue
         out.append(resolved)
         if not _makes_a_mount(resolved):
             continue
-        at = _as_found(resolved.path, root, placed)
+        at = resolved.path
         if at == b"/":
             # A mount over the root itself: what it shows from now on is its source's, as the child
             # finds it once the earlier mounts are made (one of them may have bound / there).
@@ -370,7 +374,7 @@ def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) 
     return tuple(out)
 
 
-Placed = tuple[bytes, ResolvedMount]  # a mount of the list, and its target as the child finds it
+Placed = tuple[bytes, ResolvedMount]  # a mount of the list, and its target
 
 # What a mount shows under it (_shows): nothing but what the mounts after it make, this process's /
 # (the host, for an optional bind's purpose), or other content of this host.
@@ -379,8 +383,11 @@ _EMPTY_FILESYSTEMS = (b"tmpfs", b"ramfs")
 
 
 def _makes_a_mount(m: ResolvedMount) -> bool:
-    """Whether ``m`` puts a mount at its target (not a remount, nor a propagation change alone)."""
-    return not m.flags & MS_REMOUNT and bool(m.flags & (MS_BIND | MS_MOVE) or m.fstype is not None)
+    """Whether ``m`` puts a mount at its target (not a remount, nor a propagation change alone, which
+    the child makes of propagation flags, with MS_REC or not, whatever fstype says: plan.py)."""
+    propagation_only = bool(m.flags & PROPAGATION_MASK) and not m.flags & ~(PROPAGATION_MASK | MS_REC)
+    return not m.flags & MS_REMOUNT and not propagation_only \
+        and bool(m.flags & (MS_BIND | MS_MOVE) or m.fstype is not None)
 
 
 def _shows(m: ResolvedMount, earlier: list[Placed]) -> str:
@@ -404,64 +411,6 @@ def _shows(m: ResolvedMount, earlier: list[Placed]) -> str:
     return _HOST
 
 
-def _program_path(path: bytes, root: bytes) -> bytes:
-    """A path of this process (an MS_MOVE's source) as the program finds it under ``root``; itself when
-    it is not under it."""
-    base = root.rstrip(b"/")
-    if root and (path == base or path.startswith(base + b"/")):
-        return path[len(base):] or b"/"
-    return path
-
-
-def _covering(path: bytes, earlier: list[Placed], exact: bool = False) -> Optional[Placed]:
-    """The last of the ``earlier`` mounts whose target is ``path`` or (unless ``exact``) one of its
-    directories, as the child finds them: the mount ``path`` is on."""
-    for entry in reversed(earlier):
-        at = entry[0]
-        if path == at or (not exact and (at == b"/" or path.startswith(at + b"/"))):
-            return entry
-    return None
-
-
-def _as_found(path: bytes, root: bytes, earlier: list[Placed]) -> bytes:
-    """``path`` (absolute, normalized, as the program sees it) with the symlinks the child's mount step
-    would follow resolved (inside the root, as openat2 RESOLVE_IN_ROOT does), read where this process
-    finds them now: in the root's tree, or in an earlier bind's source. Under an empty filesystem
-    there are none yet; under another mount they cannot be read here, and that mount is judged."""
-    parts = [p for p in path.split(b"/") if p]
-    done = b"/"
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == b"..":
-            done = done.rsplit(b"/", 1)[0] or b"/"
-            continue
-        if part == b".":
-            continue
-        candidate = done.rstrip(b"/") + b"/" + part
-        on = _covering(candidate, earlier)
-        if on is None:
-            here = under_root(root, candidate)
-        elif on[1].flags & MS_BIND:
-            here = _as_mounted(under_root(root, candidate), earlier)
-        else:
-            here = b""
-        try:
-            link = os.readlink(here) if here else None
-        except OSError:
-            link = None
-        if link is None:
-            done = candidate
-            continue
-        links += 1
-        if links > 40:  # ELOOP at the mount step
-            return candidate
-        parts = [p for p in link.split(b"/") if p] + parts
-        if link.startswith(b"/"):
-            done = b"/"
-    return done
-
-
 def _as_mounted(path: bytes, earlier: list[Placed]) -> bytes:
     """``path`` (a path at mount time) as the child finds it after the ``earlier`` mounts: under the
     target of a bind, the same place in its source (the last such bind first, followed back to a path
@@ -474,67 +423,26 @@ def _as_mounted(path: bytes, earlier: list[Placed]) -> bytes:
     return path
 
 
-def _mounts_under(root: bytes) -> list[bytes]:
-    """The mount points of this process's namespace strictly under directory ``root`` (a copy of each
-    is in the child's new mount namespace)."""
-    import re  # only for an optional bind: not on every start (issue 15)
-
-    base = os.path.realpath(root).rstrip(b"/") + b"/"
-    under = []
-    try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            for line in f:
-                point = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), line.split()[4])
-                if point.startswith(base) and point != base:
-                    under.append(point)
-    except OSError:
-        return [base]  # cannot be told: as if there were
-    return under
-
-
-def _carried(m: ResolvedMount, earlier: list[Placed]) -> list[bytes]:
-    """The mounts a recursive bind ``m`` carries along: this host's under its source, and those the
-    ``earlier`` mounts of the list made there."""
-    if not m.flags & MS_REC or m.source is None:
-        return []
-    base = m.source.rstrip(b"/") + b"/"
-    made = [under_root(e.root, at) for at, e in earlier if under_root(e.root, at).startswith(base)]
-    return _mounts_under(_as_mounted(m.source, earlier)) + made
-
-
-def _check_optional_not_under(field: str, path: bytes, root: bytes, earlier: list[Placed]) -> None:
-    """An optional bind left out shows what its target has: it may be left out only where that is an
-    empty new filesystem of the list (a tmpfs or ramfs, over the root or under it), or the new root's
-    own tree with no mount of this host under it, its target found through the symlinks the mount step
-    follows. Anywhere else (a bind of /etc, then an optional bind meant to hide /etc/hostname; a root
-    directory with mounts under it, which may show this host; a move, or a recursive bind, that carries
-    the mounts under it along) what is there cannot be told for none of this host's: refused."""
-    found = _as_found(path, root, earlier)
-    on = _covering(found, earlier)
-    seen = "" if found == path else f" (found at {os.fsdecode(found)} through a symlink)"
-    if on is None:  # in the root's own tree: the new root's files, unless a mount of this host is there
-        held = _mounts_under(root)
-        if held:
-            fail(field, f"its target{seen} is in the root directory {os.fsdecode(root)}, where this host has "
-                 f"mounts ({os.fsdecode(held[0])}{', ...' if len(held) > 1 else ''}), which a new mount "
-                 "namespace copies: left out, it could leave what they show of this host; mount a tmpfs over "
-                 "the root first, as bubblewrap's root is, or make it not optional")
+def _check_optional_not_under(field: str, path: bytes, earlier: list[ResolvedMount]) -> None:
+    """An optional bind left out shows what its target has, so it may be left out only where that is
+    an empty new filesystem of the list: the last mount made at its target or above it (by the path as
+    written: in a fresh tmpfs no symlink leads elsewhere) is a tmpfs or ramfs, as bubblewrap's root
+    always is. Anywhere else (a bind of /etc, then an optional bind meant to hide /etc/hostname; a
+    root directory, whose mounts or overlays may show this host; a bind of one) what is there cannot be
+    told for none of this host's: refused."""
+    on = None
+    for m in reversed(earlier):
+        if _makes_a_mount(m) and (path == m.path or m.path == b"/" or path.startswith(m.path + b"/")):
+            on = m
+            break
+    if on is not None and on.fstype in _EMPTY_FILESYSTEMS and not on.flags & (MS_BIND | MS_MOVE):
         return
-    at, m = on
-    before = earlier[:earlier.index(on)]
-    shows = _shows(m, before)
-    if shows == _EMPTY:
-        return
-    if at == b"/" and m.flags & MS_BIND and shows == _HOST:  # a directory bound over the root: a root too
-        carried = _carried(m, before)
-        if not carried:
-            return
-        fail(field, f"its target{seen} is under the bind over the root of mounts[{m.index}], which carries "
-             f"mounts along ({os.fsdecode(carried[0])}{', ...' if len(carried) > 1 else ''}): left out, it "
-             "could leave what they show of this host; bind it without MS_REC, or make it not optional")
-    kind = "bind" if m.flags & MS_BIND else "moved" if m.flags & MS_MOVE else os.fsdecode(m.fstype or b"")
-    fail(field, f"its target{seen} is under the {kind} mount of mounts[{m.index}] ({os.fsdecode(at)}): "
-         "left out, it would leave what that mount shows of this host there; make it not optional")
+    kind = "" if on is None else "bind" if on.flags & MS_BIND else os.fsdecode(on.fstype or b"")
+    where = "the new root's own directory" if on is None else \
+        f"the {kind} mount of mounts[{on.index}] ({os.fsdecode(on.path)})"
+    fail(field, f"its target is in {where}, not on an empty tmpfs or ramfs of the list: left out, it would "
+         "leave what is there, which may show this host; mount a tmpfs over the root first, as bubblewrap's "
+         "root is, or make it not optional")
 
 
 def mount_attr(flags: int) -> bytes:

@@ -184,10 +184,13 @@ def test_mounts_need_a_mount_namespace(refused):
 def test_only_a_bind_under_a_new_root_can_be_optional(attr, refused, tmp_path):
     binds = [dict(type="bind", source=str(tmp_path / "missing"), target="/a", optional=True),
              dict(type="bind", source="/etc", target="/b", readonly=True, optional=True)]
-    mounts = attr(namespaces=["mount"], rootfs=str(tmp_path), mounts=binds).sys.mounts
+    on_tmpfs = [dict(type="tmpfs", target="/"), *binds]  # bubblewrap's root: a tmpfs, on which it is safe
+    mounts = attr(namespaces=["mount"], rootfs=str(tmp_path), mounts=on_tmpfs).sys.mounts
     assert [m for m in mounts if m.optional] == [
         fe.Mount.bind(str(tmp_path / "missing"), "/a", optional=True),
         fe.Mount.bind("/etc", "/b", readonly=True, optional=True)]
+    msg = refused(namespaces=["mount"], rootfs=str(tmp_path), mounts=binds)  # in the root directory itself
+    assert msg.startswith("mounts[0].optional: its target is in the bind mount of mounts[0] (/)"), msg
     msg = refused(namespaces=["mount"], mounts=[dict(type="tmpfs", target="/tmp", optional=True)])
     assert msg.startswith("mounts[0].optional: only a bind mount can be optional, not a tmpfs"), msg
     mount = dict(type="mount", source="none", target="/run", fstype="tmpfs", optional=True)
