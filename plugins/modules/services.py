@@ -54,7 +54,7 @@ options:
         the service will not be wired into after the run (its C(netns) renamed, its C(wiring) dropped,
         or the entry removed without one) is removed first, with its veths and persistence, when no
         other service on the host joins it or is wired into it (RV(services.netns_left)). A namespace
-        a service only joins (C(netns) without C(wiring): another task's) is never removed here.
+        a service only joins (C(netns) without C(wiring), another task's) is never removed here.
       - Names are unique, and so are the namespaces that entries wire.
     type: list
     elements: dict

@@ -349,9 +349,8 @@ def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) 
     out: list[ResolvedMount] = []
     placed: list[Placed] = []  # the mounts made so far, each with its target
     given = check_list(field, mounts, "Mount")
-    carrying = next((m for m in given if isinstance(m, Mount) and not isinstance(m.flags, bool)
-                     and isinstance(m.flags, (int, str, list, tuple))
-                     and parse_mount_flags(m.flags, "flags") & (MS_MOVE | MS_SHARED)), None)
+    carrying = next((m for m in given if isinstance(m, Mount)
+                     and _flags_or_zero(m.flags) & (MS_MOVE | MS_SHARED)), None)
     for i, m in enumerate(given):
         resolved = check_mount(f"{field}[{i}]", m, root, i, root_is_host, joined)
         if isinstance(m, Mount) and m.optional:
@@ -380,6 +379,14 @@ Placed = tuple[bytes, ResolvedMount]  # a mount of the list, and its target
 # (the host, for an optional bind's purpose), or other content of this host.
 _EMPTY, _THIS_ROOT, _HOST = "empty", "this root", "host"
 _EMPTY_FILESYSTEMS = (b"tmpfs", b"ramfs")
+
+
+def _flags_or_zero(flags: object) -> int:
+    """``flags`` parsed, or 0 when they are invalid (check_mount refuses them, naming the mount)."""
+    try:
+        return parse_mount_flags(flags)
+    except (ValueError, TypeError):
+        return 0
 
 
 def _makes_a_mount(m: ResolvedMount) -> bool:
