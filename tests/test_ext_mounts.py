@@ -181,8 +181,8 @@ def test_an_optional_bind_under_a_root_that_shows_the_host_is_refused(tmp_path: 
     before = children()
     for first in (Mount.bind("/", "/"), Mount.bind("//", "/", recursive=False)):
         sys = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=[first, hide])
-        with pytest.raises(ValueError, match=re.escape("SysProcAttr.mounts[1].optional: needs a new root "
-                                                       "(pivot_root or chroot) that is not this host's /")):
+        with pytest.raises(ValueError, match=re.escape("SysProcAttr.mounts[1].optional: its target is in the "
+                                                       "bind mount of mounts[0] (/), not on an empty tmpfs")):
             capture(["/bin/true"], sys)
     own_mounts = fe.ProcAttr(sys=SysProcAttr(cloneflags=CLONE_NEWNS))
     holder = fe.start_process("/bin/sleep", ["sleep", "60"], own_mounts)
@@ -485,20 +485,20 @@ def test_an_optional_bind_that_would_leave_the_hosts_files_is_refused(tmp_path: 
     hide = Mount.bind("/nonexistent-pfe", "/etc/hostname", optional=True)
     cases = [
         ([Mount.bind("/", "/x"), Mount.bind(str(root / "x"), "/"), hide],
-         "mounts[2].optional: needs a new root"),
+         "mounts[2].optional: its target is in the bind mount of mounts[1] (/)"),
         ([Mount.tmpfs("/"), Mount.bind("/etc", "/etc"), hide],
          "mounts[2].optional: its target is in the bind mount of mounts[1] (/etc), not on an empty tmpfs"),
         ([Mount.tmpfs("/"), Mount("overlay", "/etc", "overlay", 0, "lowerdir=/etc:/usr", True), hide],
          "mounts[2].optional: its target is in the overlay mount of mounts[1] (/etc), not on an empty"),
         # An overlay over the root whose lower layer is /; a bind of / moved onto the root.
         ([Mount("overlay", "/", "overlay", 0, "lowerdir=/x:/", False), hide],
-         "mounts[1].optional: needs a new root"),
+         "mounts[1].optional: its target is in the overlay mount of mounts[0] (/)"),
         ([Mount.tmpfs("/"), Mount.bind("/", "/host", recursive=True), Mount(str(root / "host"), "/", None,
                                                                            MS_MOVE, None, False), hide],
          "mounts[3].optional: cannot be left out with a move or a shared mount in the list (mounts[2])"),
-        # A bind flagged as a move too is a bind (the kernel tests MS_BIND first): of / here.
+        # A bind flagged as a move too (the kernel makes it a bind, of / here).
         ([Mount("/", "/", None, MS_BIND | MS_REC | MS_MOVE, None, False), hide],
-         "mounts[1].optional: needs a new root"),
+         "mounts[1].optional: cannot be left out with a move or a shared mount in the list (mounts[0])"),
         # A tmpfs moved with a bind under it; a root directory (whose mounts may show the host).
         ([Mount.tmpfs("/"), Mount.tmpfs("/a"), Mount.bind("/etc", "/a/etc"),
           Mount(str(root / "a"), "/b", None, MS_MOVE, None, True),
@@ -556,7 +556,8 @@ def test_an_optional_bind_under_a_disk_mount_is_refused(tmp_path: Path) -> None:
         capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root),
                                            mounts=[Mount.tmpfs("/"), disk, hide]))
     over_root = Mount(device, "/", fstype, MS_RDONLY, None, False)
-    with pytest.raises(ValueError, match=re.escape("SysProcAttr.mounts[1].optional: needs a new root")):
+    with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.mounts[1].optional: its target is in the "
+                                                   f"{fstype} mount of mounts[0] (/)")):
         capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root),
                                            mounts=[over_root, Mount.bind("/nonexistent-pfe", "/etc/hostname",
                                                                          optional=True)]))

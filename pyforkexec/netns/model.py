@@ -41,6 +41,7 @@ def parse_veth_alias(alias):
 
 
 BRIDGE_ALIAS = f"{ALIAS_PREFIX} bridge"
+NETNS_ALIAS = f"{ALIAS_PREFIX} netns"  # on the lo of a namespace pyforkexec made
 
 
 # A bridge of ours names the namespaces that declare it (``BRIDGE_ALIAS of NS1 NS2``): it goes once none
@@ -76,7 +77,6 @@ def _declared_elsewhere(bridge, name):
 def _declares(bridge, name):
     """Whether ``bridge`` (observed) is recorded as declared by ``name``."""
     return name in (bridge.get("declared_by") or ())
-NETNS_ALIAS = f"{ALIAS_PREFIX} netns"  # on the lo of a namespace pyforkexec made
 
 
 # Bytes the kernel's dev_valid_name refuses in a name besides '/' and ':': its isspace() (which counts
@@ -900,10 +900,10 @@ def _check_host_subnets(observed, bridges, actions, leaving):
 
 
 def _left_empty(observed, wanted, deleted, keep):
-    """The bridges of ours the namespace's veths were on, and leave (moved to another bridge, or ``deleted``),
-    with no port after, and those it made and no longer wants that no port uses: as plan_absent removes those
-    its removal empties, so that a service moved off a bridge does not leave it, and its address, on the host
-    for good."""
+    """The bridges of ours the namespace's veths were on, and leave (moved to another bridge, or
+    ``deleted``), with no port after, and those it declared and no longer wants that no port uses; none
+    that another namespace still declares: as plan_absent removes those its removal empties, so that a
+    service moved off a bridge does not leave it, and its address, on the host for good."""
     moved_off = {}
     for inside, have in observed["veths"].items():
         want = wanted["veths"].get(inside)

@@ -219,11 +219,10 @@ def _source_is_dir(source: bytes) -> bool:
         return True  # it may appear in the child (an earlier mount); the mount step reports it if not
 
 
-def check_mount(field: str, m: object, root: bytes, index: int = 0, root_is_host: Optional[bool] = None,
+def check_mount(field: str, m: object, root: bytes, index: int = 0,
                 joined: bool = False) -> Optional[ResolvedMount]:
     """The Mount ``m``, checked and resolved; None for an optional bind whose source does not exist.
-    ``root_is_host``: whether the root it is mounted under shows this process's / (computed from
-    ``root`` when None: see check_mounts); ``joined``: the child joins a mount namespace first."""
+    ``joined``: the child joins a mount namespace first."""
     if not isinstance(m, Mount):
         fail(field, f"must be a Mount, not {type(m).__name__}", TypeError)
     source = None if m.source is None else to_bytes(f"{field}.source", m.source)
@@ -255,9 +254,7 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0, root_is_host
     if check_bool(f"{field}.optional", m.optional):
         if not bind:
             fail(f"{field}.optional", "only a bind mount can be optional (left out if its source is missing)")
-        if root_is_host is None:
-            root_is_host = _is_this_root(root)
-        if root_is_host:  # no new root, one that is this process's / (chroot "//", a link), or a bind of it
+        if _is_this_root(root):  # no new root, or one that is this process's / (chroot "//", a link)
             fail(f"{field}.optional", "needs a new root (pivot_root or chroot) that is not this host's /: "
                  "under that, a bind left out leaves its target as the host has it (a bind meant to hide it "
                  "would hide nothing)")
@@ -341,43 +338,26 @@ def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) 
     """Each Mount checked and resolved, in order, without the optional binds whose source is missing.
 
     An optional bind left out leaves its target as it is, so it is refused where that may show this
-    host: under a root that is this process's / however made (named for that: no new root, / itself
-    however spelled, or a mount over the root that shows it), under a root seen through a joined mount
-    namespace (``joined``), with a move or a shared mount in the list, and wherever its target is not
-    on an empty new filesystem of the list (tmpfs, ramfs): _check_optional_not_under."""
-    root_is_host = None
+    host: without a new root (or with / itself as one, however spelled: check_mount), under a root seen
+    through a joined mount namespace (``joined``), with a move or a shared mount in the list, and
+    wherever its target is not on an empty new filesystem of the list: _check_optional_not_under."""
     out: list[ResolvedMount] = []
-    placed: list[Placed] = []  # the mounts made so far, each with its target
     given = check_list(field, mounts, "Mount")
     carrying = next((m for m in given if isinstance(m, Mount)
                      and _flags_or_zero(m.flags) & (MS_MOVE | MS_SHARED)), None)
     for i, m in enumerate(given):
-        resolved = check_mount(f"{field}[{i}]", m, root, i, root_is_host, joined)
+        resolved = check_mount(f"{field}[{i}]", m, root, i, joined)
         if isinstance(m, Mount) and m.optional:
             if carrying is not None:
                 fail(f"{field}[{i}].optional", "cannot be left out with a move or a shared mount in the "
                      f"list (mounts[{given.index(carrying)}]): either carries mounts where the check cannot "
                      "follow them; make it not optional")
             _check_optional_not_under(f"{field}[{i}].optional", normalize("target", m.target), out)
-        if resolved is None:
-            continue
-        out.append(resolved)
-        if not _makes_a_mount(resolved):
-            continue
-        at = resolved.path
-        if at == b"/":
-            # A mount over the root itself: what it shows from now on is its source's, as the child
-            # finds it once the earlier mounts are made (one of them may have bound / there).
-            root_is_host = _shows(resolved, placed) == _THIS_ROOT
-        placed.append((at, resolved))
+        if resolved is not None:
+            out.append(resolved)
     return tuple(out)
 
 
-Placed = tuple[bytes, ResolvedMount]  # a mount of the list, and its target
-
-# What a mount shows under it (_shows): nothing but what the mounts after it make, this process's /
-# (the host, for an optional bind's purpose), or other content of this host.
-_EMPTY, _THIS_ROOT, _HOST = "empty", "this root", "host"
 _EMPTY_FILESYSTEMS = (b"tmpfs", b"ramfs")
 
 
@@ -395,39 +375,6 @@ def _makes_a_mount(m: ResolvedMount) -> bool:
     propagation_only = bool(m.flags & PROPAGATION_MASK) and not m.flags & ~(PROPAGATION_MASK | MS_REC)
     return not m.flags & MS_REMOUNT and not propagation_only \
         and bool(m.flags & (MS_BIND | MS_MOVE) or m.fstype is not None)
-
-
-def _shows(m: ResolvedMount, earlier: list[Placed]) -> str:
-    """What mount ``m`` shows at its target, the ``earlier`` mounts made."""
-    if m.flags & MS_BIND:  # before MS_MOVE, as the kernel's do_mount tests them
-        return _THIS_ROOT if _is_this_root(_as_mounted(m.source or b"", earlier)) else _HOST
-    if m.flags & MS_MOVE:
-        return _HOST  # the moved mount, with every mount under it: whatever they show
-    if m.fstype in _EMPTY_FILESYSTEMS:
-        return _EMPTY
-    if m.fstype == b"overlay":
-        dirs = [d for option in (m.data or b"").split(b",") for key, _, value in [option.partition(b"=")]
-                if key in (b"lowerdir", b"upperdir") for d in value.split(b":") if d]
-        return _THIS_ROOT if any(_is_this_root(_as_mounted(d, earlier)) for d in dirs) else _HOST
-    try:  # a disk: this / when it is the filesystem / is on (its node found as the child finds it)
-        st = os.stat(_as_mounted(m.source or b"", earlier))
-        if stat.S_ISBLK(st.st_mode) and st.st_rdev == os.stat(b"/").st_dev:
-            return _THIS_ROOT
-    except OSError:
-        pass
-    return _HOST
-
-
-def _as_mounted(path: bytes, earlier: list[Placed]) -> bytes:
-    """``path`` (a path at mount time) as the child finds it after the ``earlier`` mounts: under the
-    target of a bind, the same place in its source (the last such bind first, followed back to a path
-    of this process)."""
-    for at, m in reversed(earlier):
-        if m.flags & MS_BIND and m.source is not None:
-            target = under_root(m.root, at).rstrip(b"/")
-            if path == target or path.startswith(target + b"/"):
-                path = m.source.rstrip(b"/") + path[len(target):] or b"/"
-    return path
 
 
 def _check_optional_not_under(field: str, path: bytes, earlier: list[ResolvedMount]) -> None:
