@@ -149,6 +149,7 @@ class Service:
         self.diff = []
         self.files = Files(module, self.actions, self.diff)
         self.was_running = False
+        self.left_cgroup = None  # a killed daemon's cgroup, found before this run rewrites the spec
         self.new = False  # declared by this run: no spec before (converge)
         self.pending = False  # its files were rewritten since it last started (paths.pending_path)
         self.landlock = None  # what this kernel enforces of the landlock option (landlock_report)
@@ -313,12 +314,12 @@ class Service:
         left of the service, its own cgroup and what is still in it (its service died with it, not what
         that had started), is stopped and removed, as the daemon's stop would have ("stop" when
         processes were left, else "remove cgroup PATH")."""
-        path = getattr(self, "left_cgroup", None)
+        path = self.left_cgroup
         if path is None and self.manager == "direct":
             path = service_direct.own_cgroup(self.name)
         if path is None:
             return
-        self.was_running = self.was_running or bool(service_direct.cgroup_members(path))
+        self.was_running = self.was_running or bool(deps.pyforkexec.sandbox.cgroup.members(path))
         self.actions.append("stop" if self.was_running else f"remove cgroup {path}")
         if not self.module.check_mode:
             service_direct.sweep_cgroup(self.name, path)

@@ -198,16 +198,6 @@ def own_cgroup(name):
     return path if path is not None and os.path.isdir(path) else None
 
 
-def cgroup_members(path):
-    """The pids in cgroup ``path`` and below it."""
-    pids = []
-    for directory, _subdirs, files in os.walk(path):
-        if "cgroup.procs" in files:
-            with contextlib.suppress(OSError), open(os.path.join(directory, "cgroup.procs")) as f:
-                pids += f.read().split()
-    return pids
-
-
 def sweep_cgroup(name, path):
     """Kill what is left in service ``name``'s own cgroup ``path`` and below it (what a daemon killed
     outright left: its service died with it, not what that had started) and remove the directories, as

@@ -380,6 +380,16 @@ class CgroupHandle(_record.Record):
                 _remove_upwards(self.path, self.root or os.path.dirname(self.path), created)
 
 
+def members(path: str) -> list[str]:
+    """The pids in cgroup ``path`` and in the cgroups below it (none for one that is gone)."""
+    pids: list[str] = []
+    for directory, _subdirs, files in os.walk(path):
+        if "cgroup.procs" in files:
+            with contextlib.suppress(OSError):
+                pids += _read(os.path.join(directory, "cgroup.procs")).split()
+    return pids
+
+
 def kill_members(path: str, timeout: float = 2.0) -> bool:
     """SIGKILL every process in cgroup ``path`` (its subtree too) and wait up to ``timeout`` seconds
     until none is left in it: whether it is empty. ``cgroup.kill`` (Linux 5.14) kills them at once,

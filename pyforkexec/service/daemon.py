@@ -276,12 +276,11 @@ class Daemon:
         cgroup = sys_attr.cgroup if sys_attr is not None else None
         if cgroup is None or not cgroup.kill_remaining:
             return
-        from ..sandbox.cgroup import CgroupError, empty_own
+        from ..sandbox.cgroup import CgroupError, empty_own, members
 
         try:
             path = cgroup.fs_path()
-            left = [pid for directory, _subdirs, files in os.walk(path) if "cgroup.procs" in files
-                    for pid in _read_pids(os.path.join(directory, "cgroup.procs"))]
+            left = members(path)
         except (OSError, CgroupError):
             return  # not there yet (the start makes it), or no cgroup2: the start reports it
         if left:
@@ -456,14 +455,6 @@ class Daemon:
                 return True
             if deadline - time.monotonic() <= 0:
                 return False
-
-
-def _read_pids(path: str) -> list[str]:
-    try:
-        with open(path) as f:
-            return f.read().split()
-    except OSError:
-        return []
 
 
 def lock_pid_file(path: str) -> int:

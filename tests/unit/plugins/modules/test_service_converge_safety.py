@@ -164,20 +164,20 @@ def test_what_a_killed_daemon_left_in_its_cgroup_is_stopped_and_removed(run_modu
     path = svc.service_direct.own_cgroup(name)
     assert path is not None
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(svc.service_direct.cgroup_members(path)) < 2:
+    while time.monotonic() < deadline and len(svc.deps.pyforkexec.sandbox.cgroup.members(path)) < 2:
         time.sleep(0.05)  # both sleeps started
     main = paths.main_pid(name, "direct")[1]
     os.kill(main, 9)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and os.path.exists(f"/proc/{main}"):
         time.sleep(0.05)
-    while time.monotonic() < deadline and len(svc.service_direct.cgroup_members(path)) > 1:
+    while time.monotonic() < deadline and len(svc.deps.pyforkexec.sandbox.cgroup.members(path)) > 1:
         time.sleep(0.05)  # the service's own sleep died with the daemon (pdeathsig)
-    left = svc.service_direct.cgroup_members(path)
+    left = svc.deps.pyforkexec.sandbox.cgroup.members(path)
     assert len(left) == 1, "the setsid'd sleep is left in the service's cgroup"
     checked = run_module(service, dict(name=name, state=state), check_mode=True)
     assert checked["changed"] is True and checked["actions"][0] == "stop", checked
-    assert svc.service_direct.cgroup_members(path) == left  # check mode stops nothing
+    assert svc.deps.pyforkexec.sandbox.cgroup.members(path) == left  # check mode stops nothing
     result = run_module(service, dict(name=name, state=state))
     assert result["changed"] is True and result["actions"][0] == "stop", result
     assert result["state"] == "stopped", result
@@ -227,14 +227,14 @@ def test_a_killed_daemons_leftovers_in_nested_cgroups_go_and_the_next_start_stay
         assert started.get("failed") is not True, started
         path = svc.service_direct.own_cgroup(name)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(svc.service_direct.cgroup_members(path)) < 2:
+        while time.monotonic() < deadline and len(svc.deps.pyforkexec.sandbox.cgroup.members(path)) < 2:
             time.sleep(0.05)
         os.kill(paths.main_pid(name, "direct")[1], 9)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(svc.service_direct.cgroup_members(path)) > 1:
+        while time.monotonic() < deadline and len(svc.deps.pyforkexec.sandbox.cgroup.members(path)) > 1:
             time.sleep(0.05)
         assert os.path.isdir(os.path.join(path, "sub"))
-        left = svc.service_direct.cgroup_members(path)
+        left = svc.deps.pyforkexec.sandbox.cgroup.members(path)
         if round_ == 0:  # started again: it stays up, and what was left is gone
             again = run_module(service, dict(args, start_check=0.5))
             assert again.get("failed") is not True and again["actions"] == ["start"], again
