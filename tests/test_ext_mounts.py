@@ -585,3 +585,26 @@ def test_an_optional_bind_outside_a_tmpfs_of_the_list_is_refused(tmp_path: Path)
     only = [Mount.bind("/etc", "/x/etc"), Mount("tmpfs", "/x/etc", "tmpfs", MS_PRIVATE, None, False), hide]
     with pytest.raises(ValueError, match=re.escape("mounts[2].optional: its target is in the bind mount")):
         capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=only))
+
+
+def test_an_optional_bind_on_a_tmpfs_reached_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    """A tmpfs whose place is reached through a symlink (of the root directory, or of a bound host
+    directory) lands elsewhere: a later bind at the real place covered the optional bind's target,
+    which the path as written showed on the tmpfs, and the host's file was readable. The tmpfs must be
+    on tmpfs mounts of the list up to one over the root."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a").symlink_to("/x")
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "t").symlink_to("/x")
+    hide = Mount.bind("/nonexistent-pfe", "/a/hostname", optional=True)
+    in_root = [Mount.tmpfs("/a"), Mount.bind("/etc", "/x"), hide]
+    message = "mounts[2].optional: its target is in the tmpfs of mounts[0] (/a), which is in the new root's"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=in_root))
+    in_bind = [Mount.tmpfs("/"), Mount.bind(str(links), "/l"), Mount.tmpfs("/l/t"), Mount.bind("/etc", "/x"),
+               Mount.bind("/nonexistent-pfe", "/l/t/hostname", optional=True)]
+    message = "mounts[4].optional: its target is in the tmpfs of mounts[2] (/l/t), which is in the bind mount"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=in_bind))

@@ -453,6 +453,8 @@ def _unwire_failed(module, kept):
             entry.netns = entry.netns or dict(actions=[], diff=[])
             entry.netns["actions"] = entry.netns["actions"] + done.actions
             _persist(module, entry, False)
+            with contextlib.suppress(FileNotFoundError):  # its record: no namespace of the module's now
+                os.unlink(paths.wired_netns_path(entry.name))
 
 
 def _check_started(entries):

@@ -379,24 +379,35 @@ def _makes_a_mount(m: ResolvedMount) -> bool:
 
 def _check_optional_not_under(field: str, path: bytes, earlier: list[ResolvedMount]) -> None:
     """An optional bind left out shows what its target has, so it may be left out only where that is
-    an empty new filesystem of the list: the last mount made at its target or above it (by the path as
-    written: in a fresh tmpfs no symlink leads elsewhere) is a tmpfs or ramfs, as bubblewrap's root
-    always is. Anywhere else (a bind of /etc, then an optional bind meant to hide /etc/hostname; a
-    root directory, whose mounts or overlays may show this host; a bind of one) what is there cannot be
-    told for none of this host's: refused."""
-    on = None
-    for m in reversed(earlier):
-        if _makes_a_mount(m) and (path == m.path or m.path == b"/" or path.startswith(m.path + b"/")):
-            on = m
-            break
-    if on is not None and on.fstype in _EMPTY_FILESYSTEMS and not on.flags & (MS_BIND | MS_MOVE):
-        return
-    kind = "" if on is None else "bind" if on.flags & MS_BIND else os.fsdecode(on.fstype or b"")
-    where = "the new root's own directory" if on is None else \
-        f"the {kind} mount of mounts[{on.index}] ({os.fsdecode(on.path)})"
-    fail(field, f"its target is in {where}, not on an empty tmpfs or ramfs of the list: left out, it would "
-         "leave what is there, which may show this host; mount a tmpfs over the root first, as bubblewrap's "
-         "root is, or make it not optional")
+    an empty new filesystem of the list: the last mount made at its target or above it is a tmpfs or
+    ramfs, and so is the last one above that tmpfs's place, and so on up to one over the new root, as
+    bubblewrap's root always is. Then every directory on the way is one the list made in a fresh tmpfs,
+    where no symlink leads elsewhere, and the path as written is where the child mounts and looks.
+    Anywhere else (a bind of /etc, then an optional bind meant to hide /etc/hostname; the root
+    directory, whose mounts, overlays or symlinks may show this host; a tmpfs reached through a bind,
+    whose symlinks may put it elsewhere) it is refused."""
+    target, upto, above = path, len(earlier), None
+    while True:
+        on = None
+        for k in range(upto - 1, -1, -1):  # the mount the child finds at ``target`` (its place, if above)
+            m = earlier[k]
+            if _makes_a_mount(m) and (m.path == b"/" or target.startswith(m.path + b"/")
+                                      or (above is None and target == m.path)):
+                on, upto = m, k
+                break
+        if on is not None and on.fstype in _EMPTY_FILESYSTEMS and not on.flags & (MS_BIND | MS_MOVE):
+            if on.path == b"/":
+                return
+            target, above = on.path, on
+            continue
+        kind = "" if on is None else "bind" if on.flags & MS_BIND else os.fsdecode(on.fstype or b"")
+        where = "the new root's own directory" if on is None else \
+            f"the {kind} mount of mounts[{on.index}] ({os.fsdecode(on.path)})"
+        if above is not None:
+            where = f"the tmpfs of mounts[{above.index}] ({os.fsdecode(above.path)}), which is in {where}"
+        fail(field, f"its target is in {where}, not on an empty tmpfs or ramfs of the list over the new "
+             "root: left out, it would leave what is there, which may show this host; mount a tmpfs over "
+             "the root first, as bubblewrap's root is, or make it not optional")
 
 
 def mount_attr(flags: int) -> bytes:

@@ -228,6 +228,7 @@ def test_a_service_that_fails_to_start_is_named_and_the_others_apply(run_module,
     assert bad["netns"]["actions"][-1] == f"delete_netns {broken['name']}"
     assert not os.path.exists(f"/run/netns/{broken['name']}")
     assert not os.path.exists(paths.spec_path(broken["name"]))
+    assert not os.path.exists(paths.wired_netns_path(broken["name"]))  # no namespace of the module's now
     assert os.path.exists(f"/run/netns/{two[0]['name']}")  # the other's, and the bridge it shares, stay
     assert os.path.exists(f"/sys/class/net/{two[0]['wiring']['bridges'][0]['name']}")
 
