@@ -343,8 +343,10 @@ def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) 
     wherever its target is not on an empty new filesystem of the list: _check_optional_not_under."""
     out: list[ResolvedMount] = []
     given = check_list(field, mounts, "Mount")
-    carrying = next((m for m in given if isinstance(m, Mount)
-                     and _flags_or_zero(m.flags) & (MS_MOVE | MS_SHARED)), None)
+    carrying = None
+    if any(isinstance(m, Mount) and m.optional is True for m in given):  # (else no spawn parses twice)
+        carrying = next((m for m in given if isinstance(m, Mount)
+                         and _flags_or_zero(m.flags) & (MS_MOVE | MS_SHARED)), None)
     for i, m in enumerate(given):
         resolved = check_mount(f"{field}[{i}]", m, root, i, joined)
         if isinstance(m, Mount) and m.optional:
