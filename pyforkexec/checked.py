@@ -126,7 +126,8 @@ class CheckedSpawns(Generic[Plans]):
         entry = self.entries.get(key) if key is not None else None
         if entry is not None and entry is not _SEEN:
             return entry  # type: ignore[return-value]  # what the branch below kept
-        args = check_spawn(argv0, argv, attr)  # every check: the errors name the caller's fields
+        # every check (the errors name the caller's fields); a snapshot taken: plain values only
+        args = check_spawn(argv0, argv, attr, is_plain=key is not None)
         plans = self.plans(args)
         if key is None or plans is None or _checks_read_state(args):
             return args, plans

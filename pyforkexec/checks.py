@@ -45,6 +45,7 @@ def check_bool(field: str, value: object) -> bool:
 def check_choice(field: str, value: object, choices: Sequence[str]) -> str:
     if not isinstance(value, str):
         fail(field, f"must be a string, not {type(value).__name__}", TypeError)
+    value = str.__str__(value)  # the characters held: a subclass's __eq__ or __hash__ is never asked
     if value not in choices:
         fail(field, f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
     return value
@@ -65,6 +66,7 @@ def check_real(field: str, value: object, lo: float, hi: float) -> float:
     """A finite int or float (not bool) in [lo, hi]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         fail(field, f"must be a number, not {type(value).__name__}", TypeError)
+    value = int.__int__(value) if isinstance(value, int) else float.__float__(value)  # as check_int
     if not lo <= value <= hi:  # also refuses NaN
         fail(field, f"must be between {lo} and {hi}, got {value}")
     return value
@@ -113,6 +115,9 @@ def to_bytes(field: str, value: object) -> bytes:
     if not isinstance(value, (str, bytes, os.PathLike)):
         fail(field, f"must be str, bytes or a path, not {type(value).__name__}", TypeError)
     try:
+        value = os.fspath(value)  # (a path object's, asked once) then the str or bytes held, as the
+        # builtin holds them: a subclass's own encode, __bool__ or __eq__ is never asked
+        value = str.__str__(value) if isinstance(value, str) else bytes.__getitem__(value, slice(None))
         data = os.fsencode(value)
     except UnicodeEncodeError as e:  # a lone surrogate that surrogateescape cannot turn into a byte
         fail(field, f"cannot be encoded to bytes ({e.reason} at position {e.start})")

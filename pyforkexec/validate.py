@@ -14,6 +14,7 @@ from . import flags as _flags
 from ._record import Value
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
 from .checks import MAX_FD, MAX_ID, check_bool, check_fileno, check_int, check_list, fail, to_bytes
+from .plain import plain
 from .sandbox.caps import cap_last_cap
 from .sandbox.extensions import Sandbox, check_extensions
 from .sandbox.landlock import is_ruleset_fd
@@ -356,11 +357,15 @@ class SpawnArgs(Value):
         self.sandbox = sandbox
 
 
-def check_spawn(argv0: object, argv: object, attr: object) -> SpawnArgs:
+def check_spawn(argv0: object, argv: object, attr: object, is_plain: bool = False) -> SpawnArgs:
     """Every argument of fork_exec/start_process, for type and range, before any fd or process.
 
-    Each failure is a ValueError/TypeError whose message starts with the argument or field."""
+    Each failure is a ValueError/TypeError whose message starts with the argument or field. The
+    checks and the steps read the arguments made plain (plain.py), each value read once; ``is_plain``
+    says they are already (checked.snapshot took them: builtin types and records only)."""
     proc = check_attr(attr)
+    if not is_plain:
+        proc, argv0, argv = plain(proc), plain(argv0), plain(argv)
     sys_attr = proc.sys if proc.sys is not None else _EMPTY_SYS
     path = to_bytes("argv0", argv0)
     args = to_bytes_list("argv", argv)

@@ -13,7 +13,7 @@ import pytest
 from helpers.forked import run_in_fork
 from helpers.leaks import assert_unchanged, snapshot
 from helpers.marks import needs_root
-from helpers.procs import output
+from helpers.procs import capture, output
 
 from pyforkexec import (
     CLONE_FS,
@@ -208,3 +208,191 @@ def test_extension_values_are_read_once_as_what_they_hold(tmp_path: Any) -> None
     plain = SysProcAttr(rlimits=[Rlimit("fsize", 1 << 20, 1 << 20)])
     shown = output(["/bin/sh", "-c", "ulimit -f"], lying).strip()
     assert shown == output(["/bin/sh", "-c", "ulimit -f"], plain).strip() and shown != "unlimited"
+
+
+# Each of the classes below lies in one way only; plain() (pyforkexec/plain.py) takes the value it holds
+# by the builtin's own method, and every check and step then reads that copy.
+class FalsyBytes(bytes):
+    def __bool__(self) -> bool:
+        return False
+
+
+class AlsoTmpfs(bytes):
+    """An overlay that says it equals tmpfs too (an optional bind's tmpfs rule compares fstypes)."""
+
+    def __eq__(self, other: object) -> bool:
+        return other == b"tmpfs" or bytes(self) == other
+
+    __hash__ = bytes.__hash__
+
+
+class NeverDiffers(list):
+    """A list that says it is not different from anything (``mounts != ()``)."""
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+
+class HashesAs(str):
+    """Equal to its text, hashed (a dict key) as another string."""
+
+    def __new__(cls, text: str, hashed: str) -> HashesAs:
+        made = super().__new__(cls, text)
+        made.hashed = hashed
+        return made
+
+    def __eq__(self, other: object) -> bool:
+        return str.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return hash(self.hashed)
+
+
+class EncodesAs(str):
+    """A limit whose text is checked and whose encode() says something else."""
+
+    def encode(self, *args: object) -> bytes:  # type: ignore[override]
+        return b"max"
+
+
+class Flip:
+    """A sequence read as ``first`` once and as ``then`` after (a scan, then the parse)."""
+
+    def __init__(self, first: list, then: list):
+        self.first, self.then, self.reads = first, then, 0
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __getitem__(self, i: int) -> object:
+        items = self.first if self.reads < len(self.first) else self.then
+        self.reads += 1
+        return items[i]
+
+
+collections_abc_sequence = __import__("collections.abc").abc.Sequence
+collections_abc_sequence.register(Flip)
+
+
+def _hostname() -> str:
+    with open("/etc/hostname") as f:
+        return f.read().strip()
+
+
+def _cat(path: str, sys: SysProcAttr) -> str:
+    return output(["/bin/sh", "-c", f"cat {path} 2>&1 || true"], sys)
+
+
+def _minimal_root(tmp_path: Any) -> tuple[str, list]:
+    """An empty root with a tmpfs over it and the host's programs and libraries bound read-only."""
+    from pyforkexec import Mount
+
+    root = tmp_path / "root"
+    root.mkdir()
+    dirs = [d for d in ("/usr", "/bin", "/lib", "/lib64") if os.path.exists(d)]  # (symlinks: bound as such)
+    return str(root), [Mount.tmpfs("/", mkdir=False)] + [Mount.bind(d, d, readonly=True) for d in dirs]
+
+
+@needs_root
+def test_a_chroot_of_the_callers_bytes_that_tests_false_holds(tmp_path: Any) -> None:
+    """A bytes chroot that tested false ran the program in the host's root."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(OSError, match=r"\(at execve\)"):  # /bin/ls is not in the empty root
+        fork_exec("/bin/ls", ["ls", "/"], ProcAttr(env=[], dir="/", sys=SysProcAttr(
+            chroot=FalsyBytes(os.fsencode(empty)))))
+
+
+@needs_root
+def test_values_compared_by_their_own_operators_cannot_pass_a_rule(tmp_path: Any) -> None:
+    """An overlay that said it equalled tmpfs let an optional bind be left out over the host's /etc;
+    rlimits and mounts in a list whose != said "equal" were dropped whole."""
+    from pyforkexec import Mount, Rlimit
+    from pyforkexec.flags import CLONE_NEWNS
+
+    root, mounts = _minimal_root(tmp_path)
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    upper.mkdir()
+    work.mkdir()
+    overlay = Mount("overlay", "/etc", AlsoTmpfs(b"overlay"), [],
+                    f"lowerdir=/etc,upperdir={upper},workdir={work}")
+    hide = Mount.bind("/nonexistent-pfe", "/etc/hostname", optional=True)
+    with pytest.raises(ValueError, match=re.escape("optional: its target is in the overlay mount")):
+        fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(
+            cloneflags=CLONE_NEWNS, chroot=root, mounts=[*mounts, overlay, hide])))
+    limited = SysProcAttr(rlimits=NeverDiffers([Rlimit("nofile", 7, 7)]))
+    assert output(["/bin/sh", "-c", "ulimit -n"], limited).strip() == "7"
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key").write_text("host secret\n")
+    hidden = SysProcAttr(unshareflags=CLONE_NEWNS, mounts=NeverDiffers([Mount.tmpfs(str(secret))]))
+    assert "host secret" not in _cat(f"{secret}/key", hidden)
+
+
+@needs_root
+def test_mount_flags_and_records_are_read_once(tmp_path: Any) -> None:
+    """Flags read as private by the optional-bind scan and as shared by the parse; a Mount whose
+    ``optional`` answered True to one check and False to another: each left an optional bind out
+    where the host's /etc showed."""
+    from pyforkexec import Mount
+    from pyforkexec.flags import CLONE_NEWNS
+
+    root, mounts = _minimal_root(tmp_path)
+    (tmp_path / "x").mkdir()
+    shared = [Mount.tmpfs("/x"), Mount("none", "/x", None, Flip(["private"], ["shared"])),
+              Mount(str(tmp_path / "x"), "/y", None, "bind", mkdir=True),
+              Mount("/etc", "/y/etc", None, "bind", mkdir=True),
+              Mount.bind("/nonexistent-pfe", "/x/etc/hostname", optional=True)]
+    attr = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=root, mounts=[*mounts, *shared])
+    try:
+        shown = _cat("/x/etc/hostname", attr)
+    except ValueError as e:
+        shown = str(e)
+    assert _hostname() not in shown.split(), shown
+
+    class Answers(Mount):
+        reads = 0
+
+        def __getattribute__(self, name: str) -> Any:
+            if name == "optional":
+                type(self).reads += 1
+                return type(self).reads % 2 == 1
+            return object.__getattribute__(self, name)
+
+    hide = Answers("/nonexistent-pfe", "/etc/hostname", None, "bind", None, False, None, True)
+    attr = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=root,
+                       mounts=[*mounts, Mount.bind("/etc", "/etc", readonly=True), hide])
+    try:
+        shown = _cat("/etc/hostname", attr)
+    except (ValueError, OSError) as e:
+        shown = str(e)
+    assert _hostname() not in shown.split(), shown
+
+
+@needs_root
+def test_choices_and_limits_are_the_text_checked(tmp_path: Any) -> None:
+    """A propagation equal to 'private' and hashed as 'shared' made the child's mounts the host's; a
+    seccomp default equal to 'errno' and hashed as 'allow' allowed every call; a memory limit checked
+    as its text was written by its own encode()."""
+    from pyforkexec import SeccompFilter
+    from pyforkexec.flags import CLONE_NEWNS
+    from pyforkexec.plain import plain
+    from pyforkexec.sandbox.cgroup import Cgroup
+
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    attr = SysProcAttr(cloneflags=CLONE_NEWNS, mount_propagation=HashesAs("private", "shared"))
+    shared_root = "grep -c ' / / .*shared' /proc/self/mountinfo || echo private"
+    assert "private" in output(["/bin/sh", "-c", shared_root], attr)
+    denied = SysProcAttr(seccomp=SeccompFilter(default_action=HashesAs("errno", "allow"),
+                                               allow=["execve", "exit_group", "brk", "mmap", "munmap",
+                                                      "arch_prctl", "access", "openat", "read", "close",
+                                                      "fstat", "newfstatat", "mprotect", "pread64",
+                                                      "set_tid_address", "set_robust_list", "rseq",
+                                                      "prlimit64", "getrandom", "write", "exit"]))
+    made = tmp_path / "made"
+    assert "Operation not permitted" in capture(["/bin/mkdir", str(made)], denied).out
+    assert not made.exists()
+    # (this host's cgroup v2 may lack the memory controller: what the spawn would write is read here)
+    limit = plain(Cgroup("pfe-x", memory_max=EncodesAs("1048576"))).memory_max
+    assert type(limit) is str and limit.encode() == b"1048576"

@@ -1,0 +1,107 @@
+"""The caller's arguments as plain data, each value read once, before any check looks at them.
+
+The checks and the steps read a field more than once (a test, then its bytes; a comparison, then a
+hash; a flag scan, then the parse), and a value of the caller's own type may answer each read
+differently: a subclass of str or bytes with its own ``__eq__``, ``__hash__``, ``__bool__`` or
+``encode``, an int with its own operators, a list whose ``!=`` or iteration lies, a record subclass
+whose field is a property. Checked one way and used another, such a value runs the child without the
+isolation that passed the check. So ``plain`` rebuilds the arguments once, at the start of
+check_spawn, out of values of the builtin types themselves: each str, bytes, int or float of a
+subclass becomes the builtin one it holds (read by the builtin's own method, never the subclass's),
+each list, tuple or other sequence a tuple of its items read once, each public record
+(``SysProcAttr``, ``Mount``, ``Cgroup``...) of a subclass an object of the record's own class built
+from its fields read once, and a path object the str or bytes its ``__fspath__`` gives. Every check
+and step then reads that copy. What is already plain is returned as it is (the common case copies
+nothing); what is not data (a callable, a file object, an fd holder) is kept for its own check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from itertools import compress
+from operator import attrgetter, is_
+from typing import Any, Callable
+
+from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
+from .flags import CloneFlags
+from .sandbox.caps import Capabilities
+from .sandbox.cgroup import Cgroup
+from .sandbox.landlock import Landlock, LandlockPath, LandlockPort
+from .sandbox.mounts import Mount
+from .sandbox.rlimits import Rlimit
+from .sandbox.seccomp import SeccompFilter
+
+RECORDS = (ProcAttr, SysProcAttr, SysProcIDMap, Credential, SetNS, Mount, Rlimit, Cgroup, Capabilities,
+           Landlock, LandlockPath, LandlockPort, SeccompFilter)
+_ATOMS = frozenset({int, bool, str, bytes, float, type(None), CloneFlags})  # (an enum has no subclasses)
+# Records nest a few levels (ProcAttr > SysProcAttr > Landlock > paths > LandlockPath > access);
+# deeper than this is no argument of ours: it is left as given, for the field's check to refuse.
+MAX_DEPTH = 12
+_is_atom = _ATOMS.__contains__
+_is_false = False.__eq__
+
+
+def _fields(record: type) -> tuple[tuple[str, ...], Callable[[object], tuple[Any, ...]]]:
+    names = tuple(f.name for f in dataclasses.fields(record) if f.init)
+    return names, attrgetter(*names) if len(names) > 1 else (lambda obj: (getattr(obj, names[0]),))
+
+
+_READERS = {record: _fields(record) for record in RECORDS}
+
+
+def plain(value: object, depth: int = 0) -> Any:
+    """``value`` as plain data (see above); ``value`` itself when it is plain already."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind in _READERS:
+        return _record(kind, value, depth)
+    if isinstance(value, int):  # bool has no subclasses
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, str):
+        return str.__str__(value)  # a str of the same characters, whatever the subclass says
+    if isinstance(value, bytes):
+        return bytes.__getitem__(value, slice(None))  # the bytes held, by bytes' own slicing
+    if depth >= MAX_DEPTH:
+        return value
+    if kind is list or kind is tuple:
+        return _items(value, value, depth)  # type: ignore[arg-type]
+    if isinstance(value, (list, tuple)) or (isinstance(value, Sequence)
+                                            and not isinstance(value, (bytearray, memoryview))):
+        return tuple(_items(tuple(value), None, depth))  # read once
+    record = next((r for r in kind.__mro__ if r in _READERS), None)
+    if record is not None:
+        return _record(record, value, depth)
+    if isinstance(value, os.PathLike):
+        try:
+            path = os.fspath(value)
+        except Exception:  # the field's own check calls it again and names the field
+            return value
+        return plain(path, depth + 1)
+    return value  # not data: a callable, a file object... checked by its field
+
+
+def _items(items: Sequence[Any], same: object, depth: int) -> Any:
+    """``items`` made plain: ``same`` when each item is plain already, else a tuple (a list: a copy)."""
+    types = tuple(map(type, items))
+    if _ATOMS.issuperset(types):  # the common case, decided in C
+        return same if same is not None else items
+    made = list(items)
+    for i in compress(range(len(made)), map(_is_false, map(_is_atom, types))):
+        made[i] = plain(made[i], depth + 1)
+    if same is not None and all(map(is_, made, items)):
+        return same
+    return tuple(made)
+
+
+def _record(record: type, value: object, depth: int) -> Any:
+    names, read = _READERS[record]
+    given = read(value)
+    if depth >= MAX_DEPTH:
+        return value
+    items = _items(given, value if type(value) is record else None, depth + 1)
+    return items if items is value else record(**dict(zip(names, items)))
