@@ -10,8 +10,10 @@ import contextlib
 import errno
 import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -414,3 +416,62 @@ def _spawns_out_of_fds(made: str, name: str) -> tuple[int, list[int]]:
         assert proc.wait() == 0
         return failures, left
     raise AssertionError("no spawn fitted in 12 free fds")
+
+
+def _delegate(path: str) -> None:
+    """Make ``path`` and hand it to uid 65534 as systemd's Delegate=yes does: the directory and the
+    files the kernel lists in /sys/kernel/cgroup/delegate (cgroup.kill is not one of them)."""
+    os.mkdir(path)
+    os.chown(path, 65534, 65534)
+    with open("/sys/kernel/cgroup/delegate") as f:
+        for filename in f.read().split():
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(os.path.join(path, filename), 65534, 65534)
+
+
+def _kill_remaining_as_nobody(init: str, target: str, marker: str) -> str:
+    with open(os.path.join(init, "cgroup.procs"), "w") as f:  # (as root) into the delegated subtree
+        f.write(str(os.getpid()))
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
+    try:
+        proc = start_process("/bin/sh", ["sh", "-c", f"setsid sleep 300 & echo $! > {marker}; exit 0"],
+                             ProcAttr(sys=SysProcAttr(cgroup=Cgroup(target, kill_remaining=True))))
+    except CgroupError as e:
+        return str(e)
+    proc.wait()
+    return "ran"
+
+
+def test_kill_remaining_where_cgroup_kill_is_not_writable_is_refused(name: str) -> None:
+    """A cgroup delegated to an unprivileged user keeps cgroup.kill its parent's: kill_remaining wrote
+    nothing there, gave up without a word, and what the program left ran on. Refused before the program
+    runs instead (a leaf pyforkexec makes below it is the user's, cgroup.kill included)."""
+    top = os.path.join(root(), name)
+    _delegate(top)  # (the common parent of init and the target: the move of the child writes its procs)
+    kill_file = os.path.join(top, "cgroup.kill")
+    if not (os.path.exists("/sys/kernel/cgroup/delegate") and os.path.exists(kill_file)):
+        pytest.skip("no cgroup.kill or /sys/kernel/cgroup/delegate here (Linux before 5.14)")
+    init, target = os.path.join(top, "init"), os.path.join(top, "d")
+    _delegate(init)
+    _delegate(target)
+    shared = Path(tempfile.mkdtemp(prefix="pfe-kill-"))  # (tmp_path's parents are root's only)
+    shared.chmod(0o777)
+    marker = shared / "pid"
+    try:
+        outcome = run_in_fork(_kill_remaining_as_nobody, init, f"{name}/d", str(marker))
+        assert "SysProcAttr.cgroup.kill_remaining: " in outcome and "not writable" in outcome, outcome
+        assert not marker.exists()
+        ran = run_in_fork(_kill_remaining_as_nobody, init, f"{name}/d/leaf", str(marker))
+        assert ran == "ran" and not os.path.exists(os.path.join(target, "leaf"))
+        wait_for(lambda: not _alive(int(marker.read_text())), "what the program left to be killed")
+    finally:
+        if marker.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(marker.read_text()), signal.SIGKILL)
+        for path in (os.path.join(target, "leaf"), target, init, top):
+            with contextlib.suppress(FileNotFoundError):
+                wait_for(lambda p=path: not cgroup_mod.members(p), "the cgroup to empty")
+                os.rmdir(path)
+        shutil.rmtree(shared)

@@ -399,10 +399,8 @@ def kill_members(path: str, timeout: float = 2.0) -> bool:
     try:
         _write(os.path.join(path, "cgroup.kill"), "1")
         by_file = True
-    except FileNotFoundError:  # before Linux 5.14, or no such cgroup (the loop below tells)
-        by_file = False
-    except OSError:
-        return False
+    except OSError:  # before Linux 5.14, no such cgroup (the loop below tells), or a delegated cgroup
+        by_file = False  # whose cgroup.kill its owner may not write: each pid is killed instead
     while True:
         try:
             with open(os.path.join(path, "cgroup.events")) as f:
@@ -458,6 +456,19 @@ def remove_cgroup(path: str, attempts: int = 50) -> bool:
         return True
 
 
+def _check_killable(path: str) -> None:
+    """kill_remaining kills what is left in the cgroup through its ``cgroup.kill``: one this process
+    may not write (a cgroup delegated as the kernel lists it, /sys/kernel/cgroup/delegate, leaves it
+    the parent's) would leave a descendant that changed its credentials running, so it is refused
+    before the program runs. (Without the file, before Linux 5.14, each pid is killed.)"""
+    kill = os.path.join(path, "cgroup.kill")
+    if os.path.exists(kill) and not os.access(kill, os.W_OK):
+        raise CgroupError(errno.EACCES, f"{FIELD}.kill_remaining: {kill} is not writable by this process, "
+                          "so what the program leaves in the cgroup could not be killed; choose a path "
+                          "below it (pyforkexec makes that cgroup, and may write its cgroup.kill), or "
+                          "leave kill_remaining out", kill)
+
+
 def _check_available(directory: str, needed: Collection[str]) -> None:
     """CgroupError unless ``directory`` offers every controller of ``needed`` to its children."""
     available = set(_read(os.path.join(directory, "cgroup.controllers")).split())
@@ -487,6 +498,8 @@ def check_host(cg: Cgroup) -> None:
     if not os.access(existing, os.W_OK):  # the leaf to make in it, or (made) to move the child into
         raise CgroupError(errno.EACCES, f"{FIELD}.path: {existing} is not writable by this process",
                           existing)
+    if cg.kill_remaining and existing == path:
+        _check_killable(path)
 
 
 def _enable_in(directory: str, needed: frozenset[str]) -> None:
@@ -561,6 +574,8 @@ def prepare(spec: CgroupSpec) -> CgroupHandle:
                 current = os.path.join(path, filename)
                 for line in lines:
                     _write(current, line)
+            if handle.kill:
+                _check_killable(path)
             return handle  # inside: a signal held until here is delivered while cleanup can run
     except BaseException as e:
         handle.cleanup(failed=True, started=False)
