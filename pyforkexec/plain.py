@@ -8,11 +8,12 @@ whose field is a property. Checked one way and used another, such a value runs t
 isolation that passed the check. So ``plain`` rebuilds the arguments once, at the start of
 check_spawn, out of values of the builtin types themselves: each str, bytes, int or float of a
 subclass becomes the builtin one it holds (read by the builtin's own method, never the subclass's),
-each list, tuple or other sequence a tuple of its items read once, each public record
-(``SysProcAttr``, ``Mount``, ``Cgroup``...) of a subclass an object of the record's own class built
-from its fields read once, and a path object the str or bytes its ``__fspath__`` gives. Every check
-and step then reads that copy. What is already plain is returned as it is (the common case copies
-nothing); what is not data (a callable, a file object, an fd holder) is kept for its own check.
+each list or tuple a tuple of the items it holds (another sequence: of its items, read once), each
+public record (``SysProcAttr``, ``Mount``, ``Cgroup``...) of a subclass an object of the record's own
+class built from its fields read once, and a path object the str or bytes its ``__fspath__``
+gives. Every check and step then reads that copy. What is already plain is returned as it is (the
+common case copies nothing); what is not data (a callable, a file object, an fd holder) is kept for
+its own check.
 """
 
 from __future__ import annotations
@@ -70,8 +71,11 @@ def plain(value: object, depth: int = 0) -> Any:
         return value
     if kind is list or kind is tuple:
         return _items(value, value, depth)  # type: ignore[arg-type]
-    if isinstance(value, (list, tuple)) or (isinstance(value, Sequence)
-                                            and not isinstance(value, (bytearray, memoryview))):
+    if isinstance(value, list):  # what it holds, by list's own iteration, not the subclass's
+        return tuple(_items(tuple(list.__iter__(value)), None, depth))
+    if isinstance(value, tuple):
+        return tuple(_items(tuple(tuple.__iter__(value)), None, depth))
+    if isinstance(value, Sequence) and not isinstance(value, (bytearray, memoryview)):
         return tuple(_items(tuple(value), None, depth))  # read once
     record = next((r for r in kind.__mro__ if r in _READERS), None)
     if record is not None:

@@ -14,6 +14,8 @@ from helpers.forked import run_in_fork
 from helpers.leaks import assert_unchanged, snapshot
 from helpers.marks import needs_root
 from helpers.procs import capture, output
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyforkexec import (
     CLONE_FS,
@@ -396,3 +398,90 @@ def test_choices_and_limits_are_the_text_checked(tmp_path: Any) -> None:
     # (this host's cgroup v2 may lack the memory controller: what the spawn would write is read here)
     limit = plain(Cgroup("pfe-x", memory_max=EncodesAs("1048576"))).memory_max
     assert type(limit) is str and limit.encode() == b"1048576"
+
+
+class _SubInt(int):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = int.__hash__
+
+
+class _SubStr(str):
+    def __str__(self) -> str:
+        return "lie"
+
+    def encode(self, *args: object) -> bytes:  # type: ignore[override]
+        return b"lie"
+
+
+class _SubBytes(bytes):
+    def __bool__(self) -> bool:
+        return False
+
+
+class _SubFloat(float):
+    def __float__(self) -> float:
+        return -1.0
+
+
+class _SubList(list):
+    def __iter__(self) -> Any:
+        return iter(())
+
+
+_WRAP = {int: _SubInt, str: _SubStr, bytes: _SubBytes, float: _SubFloat}
+
+
+def _exact(value: object) -> object:
+    """``value`` as the builtin types' own methods read it (the reference plain() must agree with)."""
+    if isinstance(value, list):
+        return tuple(_exact(v) for v in list.__iter__(value))  # a list subclass: what it holds
+    if isinstance(value, tuple):
+        return tuple(_exact(v) for v in value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int.__add__(value, 0)
+    if isinstance(value, float):
+        return float.__add__(value, 0.0)
+    if isinstance(value, str):
+        return "".join([value])
+    if isinstance(value, bytes):
+        return b"".join([value])
+    return value
+
+
+def _all_exact(value: object) -> bool:
+    if type(value) in (list, tuple):
+        return all(_all_exact(v) for v in value)  # type: ignore[attr-defined]
+    return type(value) in (int, bool, str, bytes, float, type(None))
+
+
+_ATOM_VALUES = st.one_of(st.integers(-2**40, 2**40), st.text(max_size=5), st.binary(max_size=5),
+                        st.floats(allow_nan=False), st.booleans(), st.none())
+_PLAIN_VALUES = st.recursive(_ATOM_VALUES, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                                  st.tuples(inner, inner)), max_leaves=12)
+
+
+def _disguised(value: object, rng: Any) -> object:
+    """``value`` with some of its atoms and lists made of the lying subclasses above."""
+    if isinstance(value, (list, tuple)):
+        items = [_disguised(v, rng) for v in value]
+        return rng.choice([list, tuple, _SubList])(items)
+    wrap = _WRAP.get(type(value))
+    return wrap(value) if wrap is not None and rng.random() < 0.5 else value
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PLAIN_VALUES, st.randoms(use_true_random=False))
+def test_plain_takes_what_a_value_holds_by_the_builtins_own_methods(given_value: object, rng: Any) -> None:
+    """Whatever a subclass says of itself, plain() gives builtin values equal to what it holds, and a
+    value that is plain already is given back as it is (nothing copied)."""
+    from pyforkexec.plain import plain
+
+    value = _disguised(given_value, rng) if rng.random() < 0.8 else given_value
+    made = plain(value)
+    assert _all_exact(made) and _exact(made) == _exact(value)
+    if _all_exact(value):
+        assert made is value
