@@ -213,10 +213,25 @@ def test_host_side_changes_alone_leave_the_namespace_as_it_was(wanted):
     assert ("set_master", "veth-web", "br-two") in steps and not any(map(m.changes_inside, steps)), steps
 
 
-def test_a_new_peer_name_makes_the_veth_again(wanted):
+def test_a_new_peer_name_renames_the_host_end_in_place(wanted):
+    """Made again, the inside link would lose its addresses and routes for a moment (in both A and B);
+    renamed, it keeps them, and its bridge."""
     options = copy.deepcopy(SIMPLE)
     options["veths"][0]["peer"] = "veth-web2"
-    actions = m.plan_present(converged(), wanted(**options))
+    assert m.plan_present(converged(), wanted(**options)) == [("rename_veth", "veth-web", "veth-web2")]
+    after = m.simulate(converged(), wanted(**options), [("rename_veth", "veth-web", "veth-web2")])
+    veth = after["veths"]["eth0"]
+    assert veth["peer"] == "veth-web2" and veth["mac"] == "02:00:00:00:00:0a"
+
+
+def test_a_veth_wired_elsewhere_is_made_again_under_its_new_name(wanted):
+    """Its inside end is no longer in this namespace: made again, its route with it."""
+    state = converged()
+    state["veths"]["eth0"]["wired"] = False
+    state["ns_links"] = ["lo"]
+    options = copy.deepcopy(SIMPLE)
+    options["veths"][0]["peer"] = "veth-web2"
+    actions = m.plan_present(state, wanted(**options))
     route = m.route_key("default", "10.42.0.1", "eth0", None)
     assert actions[:2] == [("del_route", route), ("del_veth", "veth-web")]  # the route goes with the link
     assert ("create_veth", "eth0", "veth-web2") in actions
@@ -306,7 +321,7 @@ def test_a_bridge_of_ours_whose_mac_the_kernel_picks_is_pinned_before_any_port_g
     renamed = dict(SIMPLE, veths=[dict(SIMPLE["veths"][0], peer="veth-new")])
     plan = m.plan_present(unpinned, wanted(**renamed))
     assert plan[0] == ("pin_bridge_mac", "br-web")
-    assert plan.index(("del_veth", "veth-web")) > 0
+    assert plan.index(("rename_veth", "veth-web", "veth-new")) > 0
     assert m.plan_present(unpinned, wanted(**SIMPLE)) == [("pin_bridge_mac", "br-web")]
     after = m.simulate(unpinned, wanted(**SIMPLE), [("pin_bridge_mac", "br-web")])
     assert after["bridges"]["br-web"]["mac_pinned"] is True  # and pinned, nothing to do (converged())
@@ -449,6 +464,8 @@ def test_a_link_made_again_gets_its_sysctls_again(wanted):
     options = copy.deepcopy(SIMPLE)
     options["sysctls"]["net.ipv4.conf.eth0.rp_filter"] = 2
     assert m.plan_present(state, wanted(**options)) == []
+    state["veths"]["eth0"]["wired"] = False  # its inside end is in another namespace: made again
+    state["ns_links"] = ["lo"]
     options["veths"][0]["peer"] = "veth-web2"
     plan = m.plan_present(state, wanted(**options))
     at = plan.index(("sysctl", "net.ipv4.conf.eth0.rp_filter", "2"))
@@ -521,12 +538,16 @@ def test_addresses_that_route_no_shared_subnet_are_not_in_the_way(wanted, taken)
 def test_a_subnet_already_in_place_or_on_a_link_the_plan_removes_is_not_in_the_way(wanted):
     # A bridge that has its address already (made before this check, or a host set up so): no add.
     assert m.plan_present(_on_host(converged(), eth9=["10.42.0.200/24"]), wanted(**SIMPLE)) == []
-    # The host end renamed: the old one, with the address, is deleted by the same plan.
+    # The host end made again under a new name: the old one, with the address, is deleted by the same
+    # plan; renamed in place, it keeps the address.
     state = converged()
     state["veths"]["eth0"]["peer_addresses"] = ["10.44.0.1/24"]
     state = _on_host(state, **{"veth-web": ["10.44.0.1/24"]})
     options = copy.deepcopy(SIMPLE)
     options["veths"][0].update(peer="veth-web2", peer_addresses=["10.44.0.1/24"])
+    assert m.plan_present(state, wanted(**options)) == [("rename_veth", "veth-web", "veth-web2")]
+    state["veths"]["eth0"]["wired"] = False
+    state["ns_links"] = ["lo"]
     actions = m.plan_present(state, wanted(**options))
     assert actions.index(("del_veth", "veth-web")) < actions.index(("add_addr", "host", "veth-web2",
                                                                      "10.44.0.1/24"))

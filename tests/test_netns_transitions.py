@@ -955,3 +955,17 @@ def test_a_bridge_another_namespace_declares_stays_until_the_last_one_goes(env: 
             assert not bridge_exists()
     finally:
         netns.converge(second, None)
+
+
+def test_a_renamed_host_end_keeps_the_inside_link_its_addresses_and_routes(env: dict) -> None:
+    """Only the host end's name changes: it was deleted and made again, and the inside link with it,
+    its addresses and routes (in A and in B) gone for a moment. Renamed in place instead; one whose
+    new name another link of the host has is still made again (two veths trading names)."""
+    a = _simple(env, 10)
+    b = dict(a, veths=[dict(a["veths"][0], peer=env["peers"][1])])
+    done, before, after, _ = transition(env, a, b)
+    assert done.actions == [f"rename_veth {env['peers'][0]} {env['peers'][1]}"]
+    assert after["ns"]["eth0"]["index"] == before["ns"]["eth0"]["index"]
+    assert after["host"][env["peers"][1]]["master"] == env["bridges"][0]
+    assert not done.rewired
+    netns.converge(env["netns"], None)

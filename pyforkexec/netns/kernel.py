@@ -171,7 +171,7 @@ class HostLinks:
                     self._declarers[bridge].add(name)
         kept = [a for a in kept if changes_inside(a) or describe(a) not in self._foreseen]
         self._foreseen.update(describe(a) for a in actions if not changes_inside(a))
-        self._gone.update(a[1] for a in actions if a[0] in ("del_veth", "del_bridge"))
+        self._gone.update(a[1] for a in actions if a[0] in ("del_veth", "del_bridge", "rename_veth"))
         self._readdressed.update(((a[2], a[3]), a[0] == "add_addr") for a in actions
                                  if a[0] in ("add_addr", "del_addr") and a[1] == "host")
         return kept
@@ -860,6 +860,14 @@ def _apply_one(h, name, action):
         h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
     elif op == "pin_bridge_mac":
         _set_own_mac(h.side("host"), h.index("host", args[0]))
+    elif op == "rename_veth":  # the kernel renames a link that is down: up again at once
+        old, new = args
+        index = h.index("host", old)
+        up = h.side("host").link("get", index=index)[0]["flags"] & IFF_UP
+        h.side("host").link("set", index=index, state="down")
+        h.side("host").link("set", index=index, ifname=new)
+        if up:
+            h.side("host").link("set", index=index, state="up")
     elif op == "mark_veth":
         peer, inside = args
         h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))

@@ -432,7 +432,7 @@ def _check_kept_mtus(observed, wanted, mtus):
     declared MTU is (_check_mtu)."""
     for inside, want in sorted(wanted["veths"].items()):
         have = observed["veths"].get(inside)
-        if want["mtu"] is not None or have is None or not _kept(have, want):
+        if want["mtu"] is not None or have is None or not _kept(have, want, observed["host_links"]):
             continue
         v6_routes = any(r["dev"] == inside and route_family(r) == 6 for r in wanted["routes"]) \
             or any(k.startswith(f"net.ipv6.conf.{inside}.") for k in wanted["sysctls"])  # (gone below 1280)
@@ -570,10 +570,19 @@ def _route_network(route):
     return ipaddress.ip_network(route["dst"])
 
 
-def _kept(have, want):
-    """Whether the observed veth ``have`` stays as the wanted ``want`` (None: not wanted): the same
-    host end, wired to the namespace. Any other is deleted (and made again when wanted)."""
-    return want is not None and want["peer"] == have["peer"] and have["wired"]
+def _kept(have, want, host_links):
+    """Whether the observed veth ``have`` stays as the wanted ``want`` (None: not wanted): wired to the
+    namespace, with the same host end, or one renamed in place (_renamed). Any other is deleted (and
+    made again when wanted)."""
+    return want is not None and have["wired"] and (want["peer"] == have["peer"]
+                                                   or _renamed(have, want, host_links))
+
+
+def _renamed(have, want, host_links):
+    """Whether the host end of the wired veth ``have`` takes its new name ``want["peer"]`` in place: the
+    inside link keeps its addresses and routes (made again, it would lose them for a moment), where no
+    host link has that name (two veths trading names are made again)."""
+    return want["peer"] != have["peer"] and want["peer"] not in host_links
 
 
 def _dropped_routes(observed, wanted):
@@ -584,7 +593,7 @@ def _dropped_routes(observed, wanted):
     doomed, v4_gone = set(), set()
     for inside, have in observed["veths"].items():
         want = wanted["veths"].get(inside)
-        if not _kept(have, want):
+        if not _kept(have, want, observed["host_links"]):
             doomed.add(inside)
         elif (any(ipaddress.ip_interface(a).version == 4 for a in have["addresses"])
               and not any(ipaddress.ip_interface(a).version == 4 for a in want["addresses"])):
@@ -655,7 +664,7 @@ def _bridge_mtus(observed, wanted):
         for inside, want in wanted["veths"].items():
             if want["bridge"] == bname:
                 have_v = observed["veths"].get(inside)
-                kept = have_v is not None and _kept(have_v, want)
+                kept = have_v is not None and _kept(have_v, want, observed["host_links"])
                 ports[want["peer"]] = want["mtu"] or (have_v["peer_mtu"] if kept else DEFAULT_MTU)
         set_first = declared is not None and declared != current
         if set_first or not following:
@@ -718,13 +727,15 @@ def plan_present(observed, wanted, keep=()):
     deleted, made = set(), set()
     for inside, have in sorted(observed["veths"].items()):
         want = wanted["veths"].get(inside)
-        if not _kept(have, want):
+        if not _kept(have, want, observed["host_links"]):
             actions.append(("del_veth", have["peer"]))
             deleted.add(have["peer"])
     for inside, want in sorted(wanted["veths"].items()):
         have = observed["veths"].get(inside)
-        if have is not None and not _kept(have, want):
-            have = None  # deleted above: made again (with the new host name, or wired to this netns)
+        if have is not None and not _kept(have, want, observed["host_links"]):
+            have = None  # deleted above: made again (wired to this netns, or trading host names)
+        if have is not None and _renamed(have, want, observed["host_links"]):
+            actions.append(("rename_veth", have["peer"], want["peer"]))
         if have is not None and have.get("unmarked"):  # made, and the process killed before its alias
             actions.append(("mark_veth", have["peer"], inside))
         if have is None:
@@ -970,7 +981,7 @@ def plan_absent(observed, name, keep=(), made=()):
 # namespace itself, what a process in it sees (its links, addresses, routes, sysctls), or make or
 # remove it.
 _HOST_ONLY = frozenset({"pin_bridge_mac", "create_bridge", "del_bridge", "set_master", "declare_bridge",
-                        "undeclare_bridge"})
+                        "undeclare_bridge", "rename_veth"})
 _SIDED = frozenset({"link_up", "set_link", "add_addr", "del_addr"})  # ("op", side, ...)
 
 
@@ -1033,7 +1044,7 @@ def simulate(observed, wanted, actions):
     after["veths"] = {}
     for inside, want in wanted["veths"].items():
         have = observed["veths"].get(inside)
-        if have is None or not _kept(have, want):
+        if have is None or not _kept(have, want, observed["host_links"]):
             have = {}  # made again
         after["veths"][inside] = dict(
             peer=want["peer"], bridge=want["bridge"], mtu=want["mtu"] or have.get("mtu") or DEFAULT_MTU,
