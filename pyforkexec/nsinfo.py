@@ -188,7 +188,10 @@ def run_in_namespaces(entries, func, *args):
         raise RuntimeError(f"the namespace helper process died without a result (wait status {status:#x})")
     ok, value = pickle.loads(data)
     if not ok:
-        raise RuntimeError(value)
+        kind, number, text, filename = value
+        if number is not None:  # an OSError of the join or the call: the same error here
+            raise OSError(number, text, filename)
+        raise RuntimeError(f"{kind}: {text}")
     return value
 
 
@@ -196,7 +199,6 @@ def _namespace_helper(r, w, entries, func, args):
     """The child of run_in_namespaces: join, call, send the result, exit (the ending signals stay
     blocked: the parent kills it if it must)."""
     import pickle
-    import traceback
 
     try:
         os.close(r)
@@ -205,8 +207,11 @@ def _namespace_helper(r, w, entries, func, args):
             _child.setns(fd, int(NSTYPES[kind]))
             os.close(fd)
         payload = (True, func(*args))
-    except BaseException:
-        payload = (False, traceback.format_exc())
+    except BaseException as e:  # what went wrong, as plain values (an error's own class may not pickle)
+        if isinstance(e, OSError) and e.errno is not None:
+            payload = (False, (type(e).__name__, e.errno, e.strerror, e.filename))
+        else:
+            payload = (False, (type(e).__name__, None, str(e), None))
     try:
         with os.fdopen(w, "wb") as f:
             pickle.dump(payload, f)

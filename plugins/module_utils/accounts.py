@@ -8,6 +8,7 @@ one module run instead of one module run per account."""
 from __future__ import annotations
 
 import grp
+import os
 import pwd
 import re
 from typing import Callable, Optional
@@ -97,6 +98,25 @@ def create(run: Runner, name: str, shell: str, home: str, system: bool) -> None:
     except KeyError:
         argv += ["--user-group", "--comment", MARK]
     _run(run, [*argv, name], name)
+
+
+def check_unused(names: list[str]) -> None:
+    """AccountError naming an account of ``names`` that a process still runs as: userdel refuses it,
+    and the accounts removed before it would be a change made halfway (checked before any is)."""
+    uids = {pwd.getpwnam(name).pw_uid: name for name in names}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as f:
+                status = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        ids = next((line.split()[1:] for line in status.splitlines() if line.startswith("Uid:")), [])
+        used = next((uids[int(uid)] for uid in ids if int(uid) in uids), None)
+        if used is not None:
+            raise AccountError(f"{used}: process {entry.name} runs as it: stop it first (no account was "
+                               "removed)")
 
 
 def remove(run: Runner, name: str) -> None:

@@ -107,20 +107,24 @@ def main():
     quick_exit.skip_final_collection()
     module = AnsibleModule(argument_spec=ARGSPEC, supports_check_mode=True)
     p = module.params
+    done: list[str] = []
     try:
         names = accounts.check_names(p["names"])
         if p["state"] == "present":
             accounts.check_paths(shell=p["shell"], home=p["home"])
         changing = accounts.plan(names, p["state"])
         before = [n for n in names if accounts.entry(n) is not None]  # of the names: those there now
+        if p["state"] == "absent":
+            accounts.check_unused(changing)
         if not module.check_mode:
             for name in changing:
                 if p["state"] == "present":
                     accounts.create(module.run_command, name, p["shell"], p["home"], p["system"])
                 else:
                     accounts.remove(module.run_command, name)
-    except accounts.AccountError as e:
-        module.fail_json(msg=str(e))
+                done.append(name)
+    except accounts.AccountError as e:  # (what was changed before it is said: the run changed the host)
+        module.fail_json(msg=str(e), changed=bool(done), changed_names=done)
     present = p["state"] == "present"
     results = [dict({k: v for k, v in (accounts.entry(n) or {"name": n}).items() if k != "ours"},
                     changed=n in changing) for n in names if present]

@@ -74,7 +74,10 @@ options:
 attributes:
   check_mode:
     support: partial
-    details: Check mode validates every option with pyforkexec and reports what would run, without running it.
+    details:
+      - Check mode validates every option with pyforkexec, looks at what the start would find on this
+        host first (the working directory, the program, bind sources), and reports what would run,
+        without running it.
   diff_mode:
     support: none
   platform:

@@ -240,7 +240,11 @@ def main():
             pid = paths.resolve_pid(params[option], params["manager"], module.run_command)
             if not nsinfo.pid_exists(pid):
                 raise paths.ServiceError(f"{option}: no process {pid}")
-            facts = nsinfo.describe(pid, with_net)
+            try:
+                facts = nsinfo.describe(pid, with_net)
+            except FileNotFoundError as e:  # ended (or a zombie, whose namespaces are gone) meanwhile
+                raise paths.ServiceError(f"{option}: process {pid} has ended, its namespaces are gone "
+                                         f"({e.filename}: {e.strerror})") from None
             facts["landlock"] = landlock_status.status(pid, params["service"])
     except (paths.ServiceError, IsolationError, OSError, RuntimeError, ValueError) as e:
         module.fail_json(msg=str(e))

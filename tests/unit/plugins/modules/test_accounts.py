@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import os
 import pwd
 import subprocess
+import time
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.modules import accounts
@@ -149,8 +151,11 @@ def test_a_removal_userdel_refuses_leaves_the_account_in_its_group(run_module, n
         as_it = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
         busy = subprocess.Popen([*as_it, "sleep", "60"])
         try:
+            while os.stat(f"/proc/{busy.pid}").st_uid != uid:  # (setpriv has not set it yet)
+                time.sleep(0.001)
             refused = run_module(accounts, dict(names=names[:1], state="absent"))
-            assert refused["failed"] is True and refused["msg"].startswith(f"{names[0]}: userdel failed")
+            assert refused["failed"] is True
+            assert refused["msg"].startswith(f"{names[0]}: process {busy.pid} runs")
             assert pwd.getpwnam(names[0]).pw_gid == gid
         finally:
             busy.kill()
@@ -159,3 +164,26 @@ def test_a_removal_userdel_refuses_leaves_the_account_in_its_group(run_module, n
         assert grp.getgrnam(names[0]).gr_gid == gid
     finally:
         subprocess.run(["groupdel", names[0]], check=False)
+
+
+def test_a_removal_one_account_of_which_is_in_use_removes_none(run_module, names):
+    """The first account was removed, then userdel refused the second (a process of it runs): the task
+    failed saying nothing had changed, with the first gone. Now none is removed, and the message names
+    the account and the process."""
+    assert not run_module(accounts, dict(names=names)).get("failed")
+    uid = pwd.getpwnam(names[1]).pw_uid
+    as_it = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    busy = subprocess.Popen([*as_it, "sleep", "60"])
+    try:
+        while os.stat(f"/proc/{busy.pid}").st_uid != uid:  # (setpriv has not set it yet)
+            time.sleep(0.001)
+        for check_mode in (True, False):
+            refused = run_module(accounts, dict(names=names, state="absent"), check_mode=check_mode)
+            assert refused["failed"] is True and not refused["changed"], refused
+            said = f"{names[1]}: process {busy.pid} runs as it: stop it first (no account was removed)"
+            assert refused["msg"] == said
+            assert all(pwd.getpwnam(n) for n in names)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert run_module(accounts, dict(names=names, state="absent"))["changed_names"] == names

@@ -178,6 +178,8 @@ def test_a_failing_step_names_the_option_that_asked_for_it(run):
     (dict(credential=dict(uid=0, gid=2**32)), "credential.gid"),
     (dict(env={"A=B": "1"}), "env.A=B"),
     (dict(timeout=-1), "timeout"),
+    (dict(timeout=float("inf")), "timeout"),
+    (dict(timeout=float("nan")), "timeout"),
     (dict(argv=[]), "argv"),
 ])
 def test_an_option_error_names_the_option_the_user_wrote(run, args, option):
@@ -352,3 +354,15 @@ def test_a_cgroup_limit_this_host_cannot_enforce_fails_before_anything_runs(run,
     assert result.get("failed") is True, result
     assert result["msg"].startswith("cgroup: the memory controller is not available in "), result["msg"]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (dict(argv=["/nonexistent/pfe-prog"]), "argv"),
+    (dict(argv=["true"], chdir="/nonexistent/pfe-dir"), "chdir"),
+])
+def test_check_mode_foresees_what_the_start_would_find_missing(run, args, option):
+    """Check mode said "would run" for a program or working directory that is not there; the run then
+    failed."""
+    checked, real = run(check_mode=True, **args), run(**args)
+    assert checked["failed"] is True and real["failed"] is True, (checked, real)
+    assert checked["msg"].startswith(f"{option}: "), checked["msg"]

@@ -80,3 +80,25 @@ def test_landlock_status_of_a_service_is_its_spec_document_policy(tmp_path, monk
 def test_a_pid_that_is_no_process_id_is_named_as_the_pid(run_module, pid):
     result = run_module(namespace_info, dict(pid=pid, net=False))
     assert result["failed"] is True and result["msg"] == f"pid: {pid} is not a process id (1 or more)"
+
+
+def _state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_process_that_ended_is_named_not_shown_as_a_traceback(run_module):
+    """A zombie (or a process that ends while it is read) has no namespaces left: the message was the
+    helper process's Python traceback."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        while _state(pid) != "Z":
+            pass
+        result = run_module(namespace_info, dict(pid=pid, net=False))
+    finally:
+        os.waitpid(pid, 0)
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"pid: process {pid} has ended, its namespaces are gone"), result["msg"]
+    assert "Traceback" not in result["msg"]
