@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import os
 import shlex
 import signal
@@ -18,6 +19,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation imp
     ISOLATION_MUTUALLY_EXCLUSIVE,
     IsolationError,
     build_and_check,
+    check_on_host,
     environment_entries,
     landlock_report,
     landlock_warning,
@@ -77,8 +79,9 @@ def run(params, check_mode, warn=lambda message: None):
         raise Failure(f"cmd: {e} (as a shell would split it)", cmd=params["cmd"]) from None
     if not argv:
         raise Failure(f"{command}: the command is empty", cmd=argv)
-    if params["timeout"] < 0:
-        raise Failure(f"timeout: must be 0 (wait forever) or more seconds, got {params['timeout']}", cmd=argv)
+    if not 0 <= params["timeout"] < math.inf:  # (NaN too)
+        raise Failure(f"timeout: must be 0 (wait forever) or a finite number of seconds, got "
+                      f"{params['timeout']}", cmd=argv)
     try:
         env = environment(params)
         built = build_and_check(params, argv, env=[f"{k}={v}" for k, v in env.items()], chdir=params["chdir"],
@@ -96,7 +99,11 @@ def run(params, check_mode, warn=lambda message: None):
     reason = skip_reason(params)
     if reason:
         return dict(changed=False, skipped=True, msg=reason, cmd=argv, rc=0, stdout="", stderr="", **reported)
-    if check_mode:
+    if check_mode:  # what the start would find on this host first (a working directory, the program)
+        try:
+            check_on_host(argv, built.attr, built.origins)
+        except IsolationError as e:
+            raise Failure(str(e), cmd=argv) from None
         return dict(changed=True, msg="would run (check mode): every option validated", cmd=argv, **reported)
 
     pids = []
