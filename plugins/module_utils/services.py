@@ -75,6 +75,7 @@ class Entry:
     result: dict = dataclasses.field(default_factory=dict)
     netns: dict | None = None
     rehearsed: object = None  # the netns.Converged of its wiring's rehearsal (_rehearse), if any
+    reuse: bool = False  # whether that reading stands (the host lock held since: _rehearse)
     topology: dict | None = None  # its wiring as the netns model reads it (model.desired), once
     error: str | None = None
     details: dict = dataclasses.field(default_factory=dict)  # besides ``error``: svc.failure_details
@@ -147,9 +148,47 @@ def plan(module):
             problems.append(f"services[{params['name']}]: {e}")
     problems += bridges_described_differently(entries)
     problems += addresses_twice_on_a_bridge(entries)
+    problems += namespaces_removed_under_others(entries)
     if problems:
         raise PlanError("\n".join(problems))
     return sorted(entries, key=lambda entry: entry.state != "absent")
+
+
+def namespaces_removed_under_others(entries):
+    """An entry removed with its ``wiring`` removes its namespace: refused where a service that stays
+    (an entry of the run, or another service on this host) joins that namespace, which would go on
+    running in an emptied namespace, then fail to start at its next start."""
+    joiners = _joiners(entries)
+    problems = []
+    for entry in entries:
+        if entry.state != "absent" or entry.wiring is None:
+            continue
+        others = sorted(joiners.get(entry.wiring["name"], set()) - {entry.name})
+        if others:
+            problems.append(f"services[{entry.name}]: netns {entry.wiring['name']} is joined by "
+                            f"{', '.join(others)}, which stay: removing it would leave them in an emptied "
+                            "namespace; remove them in this run too, or drop this entry's wiring (the "
+                            "namespace then stays while a service joins it)")
+    return problems
+
+
+def _joiners(entries):
+    """{netns name: the services that join it after this run}: the entries that stay, and the other
+    services on this host (their spec documents)."""
+    out = {}
+    for entry in entries:
+        if entry.state != "absent" and entry.service.params["netns"]:
+            out.setdefault(entry.service.params["netns"], set()).add(entry.name)
+    names = {entry.name for entry in entries}
+    try:
+        specs = [f[:-len(".json")] for f in os.listdir(paths.SPEC_DIR) if f.endswith(".json")]
+    except FileNotFoundError:
+        specs = []
+    for other in specs:
+        if other not in names:
+            for name in _joined_netns(other):
+                out.setdefault(name, set()).add(other)
+    return out
 
 
 def bridges_described_differently(entries):
@@ -193,12 +232,15 @@ def addresses_twice_on_a_bridge(entries):
     return problems
 
 
-def _rehearse(module, entries):
+def _rehearse(module, entries, reuse):
     """The wiring of every entry planned against this host, as check mode plans it (one batch, the
     removals first), before anything changes: an entry the model refuses only once the host is
     read (a subnet that another entry, or a host link, takes) fails the run with nothing done, rather
-    than after the entries before it were wired and started. An entry it finds nothing to do for is
-    not read again (its Converged is kept: ``rehearsed``). Raises PlanError."""
+    than after the entries before it were wired and started. ``reuse``: the caller holds the host lock
+    from here until the wiring (a batch around both), so an entry the rehearsal finds nothing to do
+    for is not read again (its Converged is kept: ``rehearsed``); a reading made before the lock was
+    let go (the removed services' stop timeouts) would not tell what another converge did meanwhile.
+    Raises PlanError."""
     netns = deps.pyforkexec.netns
     problems = []
     left = _left_behind(entries)
@@ -211,6 +253,7 @@ def _rehearse(module, entries):
             try:
                 wanted = entry.wiring if entry.state != "absent" else None
                 entry.rehearsed = netns.converge(entry.wiring["name"], wanted, check=True)
+                entry.reuse = reuse
             except netns.ModelError as e:
                 problems.append(f"services[{entry.name}]: {e}")
     if problems:
@@ -227,7 +270,7 @@ def _converge_netns(module, entry, present):
     changed (not only the host's side: a bridge it shares, the host end of its veth)."""
     netns = deps.pyforkexec.netns
     params = entry.wiring
-    done = entry.rehearsed
+    done = entry.rehearsed if entry.reuse else None
     if done is None or done.actions:  # the rehearsal found nothing to do: its reading is this one's
         done = netns.converge(params["name"], params if present else None, check=module.check_mode)
     entry.netns = dict(actions=done.actions, netns=done.netns, topology=done.after)
@@ -285,8 +328,9 @@ def _joined_netns(name):
     except (OSError, ValueError):  # none, or unreadable: nothing known
         return []
     sys_attr = spec.attr.sys
+    netns_dir = os.path.realpath(NETNS_DIR)  # (a join through /var/run/netns, a symlink of /run, too)
     return [os.path.basename(e.target) for e in (sys_attr.setns if sys_attr is not None else ())
-            if isinstance(e.target, str) and os.path.dirname(e.target) == NETNS_DIR]
+            if isinstance(e.target, str) and os.path.realpath(os.path.dirname(e.target)) == netns_dir]
 
 
 def _left_behind(entries):
@@ -295,18 +339,7 @@ def _left_behind(entries):
     renamed, its ``wiring`` dropped, or the entry removed without one) and that no other service joins
     or is wired into: the run removes it, with its veths and persistence, rather than leave it on the
     bridge with the address the new one takes. A namespace the service only joined is never removed."""
-    names = {entry.name for entry in entries}
-    in_use = set()
-    for entry in entries:
-        if entry.state != "absent" and entry.service.params["netns"]:
-            in_use.add(entry.service.params["netns"])
-    try:
-        specs = [f[:-len(".json")] for f in os.listdir(paths.SPEC_DIR) if f.endswith(".json")]
-    except FileNotFoundError:
-        specs = []
-    for other in specs:
-        if other not in names:
-            in_use.update(_joined_netns(other))
+    in_use = set(_joiners(entries))
     out = {}
     for entry in entries:
         wired = paths.wired_netns(entry.name)
@@ -392,7 +425,8 @@ def _bridges(entries):
             | {v["bridge"] for w in wirings for v in w.get("veths") or [] if v.get("bridge")})
 
 
-def _apply(module, entries, restart, stopped):
+def _apply(module, entries, restart, stopped, rehearse=False):
+    """``rehearse``: _rehearse first, in the batch that wires the kept entries (nothing to remove)."""
     kept = [entry for entry in entries if entry.state != "absent"]
     keep = _bridges(kept)  # not removed as emptied by a removal or a move: a kept service wants it
     left = _left_behind(entries)  # (read before the specs change)
@@ -409,6 +443,8 @@ def _apply(module, entries, restart, stopped):
         # The namespaces wired in one batch (one hold of the host lock, the host's links read once
         # until something changes them).
         with deps.pyforkexec.netns.batch(keep_bridges=keep):
+            if rehearse:
+                _rehearse(module, entries, reuse=True)
             for entry in kept:  # before the new wirings: an address moves, never on a bridge twice
                 if entry.name in left:
                     _guarded(entry, _remove_left_behind, module, entry, left[entry.name], keep)
@@ -494,14 +530,22 @@ def run(module):
 
 def _run(module):
     entries = plan(module)
-    if not module.check_mode:  # check mode's own run is this rehearsal
-        _rehearse(module, entries)
+    # Check mode's own run is the rehearsal. A run that removes something rehearses before it stops a
+    # service; one that does not, in the batch that wires (_apply), whose readings then stand.
+    removing = any(entry.state == "absent" for entry in entries) or bool(_left_behind(entries))
+    if removing and not module.check_mode:
+        _rehearse(module, entries, reuse=False)
     restart = set(module.params["restart"])
     try:
         stopped = _stop_removed(module, entries)
     except paths.ServiceError as e:
         return dict(changed=True, services={}), f"stopping the services to remove: {e}"
-    _apply(module, entries, restart, stopped)
+    if module.check_mode:  # one batch, as the real run's rehearsal: each entry sees the removals before it
+        keep = _bridges([entry for entry in entries if entry.state != "absent"])
+        with deps.pyforkexec.netns.batch(keep_bridges=keep):
+            _apply(module, entries, restart, stopped)
+    else:
+        _apply(module, entries, restart, stopped, rehearse=not removing)
     results = {entry.name: _service_result(entry, module._diff) for entry in entries}
     result = dict(changed=any(r["changed"] for r in results.values()), services=results)
     if module._diff:

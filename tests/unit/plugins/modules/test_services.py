@@ -363,3 +363,98 @@ def test_a_namespace_the_service_leaves_goes_before_its_new_one_is_wired(run_mod
         run_module(services, dict(services=[dict(moved, state="absent")]))
         run_module(services, dict(services=[dict(name=old, state="absent")]))
         run_module(netns_module, dict(name=joined, state="absent", persist=False))
+
+
+def test_a_namespace_another_service_joins_is_not_removed_under_it(run_module, two, unique_name):
+    """An entry removed with its wiring deleted its namespace while another service (an entry kept in
+    the run, or one declared by the service module) ran in it: that one was left in an emptied
+    namespace and reported unchanged. Refused before anything changes, naming the joiner; a join
+    through /var/run/netns (a symlink of /run) counts as one through /run/netns."""
+    wired = two[0]
+    joiner = dict(name=unique_name(), argv=PROGRAM, manager="direct", netns=wired["name"])
+    via_var_run = dict(name=unique_name(), argv=PROGRAM, manager="direct",
+                       join=[dict(path=f"/var/run/netns/{wired['name']}", namespaces=["net"])])
+    from ansible_collections.pyforkexec.isolation.plugins.modules import service as service_module
+
+    try:
+        assert run_module(services, dict(services=[wired])).get("failed") is not True
+        assert run_module(services, dict(services=[wired, joiner])).get("failed") is not True
+        for check_mode in (True, False):
+            refused = run_module(services, dict(services=[dict(wired, state="absent"), joiner]),
+                                 check_mode=check_mode)
+            assert refused["failed"] is True, refused
+            assert f"netns {wired['name']} is joined by {joiner['name']}, which stay" in refused["msg"]
+            assert os.path.exists(f"/run/netns/{wired['name']}")
+        assert run_module(services, dict(services=[dict(joiner, state="absent")])).get("failed") is not True
+        if os.path.realpath("/var/run") == "/run":
+            assert run_module(service_module, via_var_run).get("failed") is not True
+            refused = run_module(services, dict(services=[dict(wired, state="absent")]))
+            assert f"is joined by {via_var_run['name']}, which stay" in refused.get("msg", ""), refused
+            moved = run_module(services, dict(services=[dict(wired, netns=None, wiring=None)]))
+            assert "netns_left" not in moved["services"][wired["name"]], moved  # kept: it is joined
+            assert os.path.exists(f"/run/netns/{wired['name']}")
+    finally:
+        run_module(service_module, dict(name=via_var_run["name"], state="absent", manager="direct"))
+        run_module(services, dict(services=[dict(joiner, state="absent")]))
+        run_module(services, dict(services=[dict(wired, state="absent")]))
+
+
+def test_check_mode_sees_the_removals_before_each_entry_as_the_run_does(run_module, two, unique_name):
+    """Each removed entry was planned in check mode in a batch of its own: two entries leaving one
+    bridge were both said to undeclare it (the run removed it), and a new entry taking a removed one's
+    host end was refused ("not made by pyforkexec"), which the run then made."""
+    assert run_module(services, dict(services=two)).get("failed") is not True
+    gone = [dict(e, state="absent") for e in two]
+    planned = run_module(services, dict(services=gone), check_mode=True)
+    done = run_module(services, dict(services=gone))
+    for entry in two:
+        name = entry["name"]
+        assert planned["services"][name]["netns"]["actions"] == done["services"][name]["netns"]["actions"]
+    assert any(a.startswith("del_bridge") for a in done["services"][two[1]["name"]]["netns"]["actions"])
+    assert run_module(services, dict(services=two[:1])).get("failed") is not True
+    taker = dict(_entry(unique_name(), two[0]["wiring"]["veths"][0]["peer"], f"{NET}.4/24",
+                        bridge=two[0]["wiring"]["veths"][0]["bridge"]))
+    swap = [dict(two[0], state="absent"), taker]
+    try:
+        planned = run_module(services, dict(services=swap), check_mode=True)
+        assert planned.get("failed") is not True, planned
+        done = run_module(services, dict(services=swap))
+        assert done.get("failed") is not True, done
+        assert planned["services"][taker["name"]]["netns"]["actions"] == \
+            done["services"][taker["name"]]["netns"]["actions"]
+    finally:
+        run_module(services, dict(services=[dict(taker, state="absent")]))
+
+
+def test_a_change_made_while_removed_services_stop_is_seen_by_the_run(run_module, two):
+    """The run rehearsed its wiring, let the host lock go while a removed service took its stop
+    timeout, and then took the rehearsal's "nothing to do" for a kept entry whose namespace another
+    converge had changed meanwhile: it reported the old topology, unchanged. Read again (and put back)."""
+    import threading
+    import time
+
+    stubborn = dict(two[0], argv=["sh", "-c", "trap '' TERM; while :; do sleep 0.2; done"], stop_timeout=3)
+    kept = two[1]
+    assert run_module(services, dict(services=[stubborn, kept])).get("failed") is not True
+    veth = kept["wiring"]["veths"][0]
+    moved = dict(name=kept["name"], veths=[dict(veth, addresses=[f"{NET}.42/24"])],
+                 bridges=kept["wiring"]["bridges"])
+    changed = {}
+
+    def meanwhile():  # (pyforkexec.netns itself: two module runs in one process would share their I/O)
+        from pyforkexec import netns
+        from pyforkexec.netns import options
+
+        time.sleep(1.5)  # the run is waiting for the stubborn service to stop
+        changed["changed"] = bool(netns.converge(kept["name"], options.load(moved)).actions)
+
+    other = threading.Thread(target=meanwhile)
+    other.start()
+    done = run_module(services, dict(services=[dict(stubborn, state="absent"), kept]))
+    other.join()
+    assert changed.get("changed") is True, changed
+    result = done["services"][kept["name"]]
+    assert result["changed"] is True and f"add_addr ns eth0 {NET}.3/24" in result["netns"]["actions"], result
+    shown = subprocess.run(["ip", "-n", kept["name"], "-br", "addr", "show", "eth0"], capture_output=True,
+                           text=True).stdout
+    assert f"{NET}.3/24" in shown and f"{NET}.42/24" not in shown, shown
