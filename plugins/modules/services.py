@@ -48,8 +48,9 @@ options:
         defaults, choices and rules), and C(wiring).
       - C(wiring) is a dict of the options of M(pyforkexec.isolation.netns) but its C(name), which is
         the entry's C(netns) (required with it), and its C(state), which follows the entry's C(state)
-        (C(absent) removes the namespace, its veths and the bridges no other port uses). Without it the
-        namespace C(netns) names is not managed here and must exist.
+        (C(absent) removes the namespace, its veths and the bridges no other port uses; refused, before
+        anything changes, while a service that stays joins that namespace). Without it the namespace
+        C(netns) names is not managed here and must exist.
       - A namespace this module wired for a service (recorded in C(/etc/pyforkexec/NAME.netns)) that
         the service will not be wired into after the run (its C(netns) renamed, its C(wiring) dropped,
         or the entry removed without one) is removed first, with its veths and persistence, when no
