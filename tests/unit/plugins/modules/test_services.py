@@ -456,5 +456,5 @@ def test_a_change_made_while_removed_services_stop_is_seen_by_the_run(run_module
     result = done["services"][kept["name"]]
     assert result["changed"] is True and f"add_addr ns eth0 {NET}.3/24" in result["netns"]["actions"], result
     shown = subprocess.run(["ip", "-n", kept["name"], "-br", "addr", "show", "eth0"], capture_output=True,
-                           text=True).stdout
+                           text=True, check=True).stdout
     assert f"{NET}.3/24" in shown and f"{NET}.42/24" not in shown, shown
