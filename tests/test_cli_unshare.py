@@ -318,6 +318,45 @@ def test_a_shell_sees_128_plus_the_signal() -> None:
     assert theirs == "status 143\n"
 
 
+# The launchers a caller's ignored signal goes through: unshare (with and without --fork) and nsenter.
+IGNORING_LAUNCHERS = [["unshare", "--uts"], ["unshare", "--uts", "--fork"],
+                      ["nsenter", "--net=/proc/self/ns/net"]]
+# Where the launcher has no terminal it hands its child over to pyforkexec-waiter; with one, it waits
+# in Python: the same rule holds for both ways.
+WITH_TERMINAL = {"no terminal": lambda cmd: ["setsid", "-w", "sh", "-c", cmd],
+                 "terminal": lambda cmd: [util_linux("script"), "-qec", cmd, "/dev/null"]}
+
+
+@pytest.mark.parametrize("terminal", WITH_TERMINAL)
+@pytest.mark.parametrize("launcher", IGNORING_LAUNCHERS, ids=" ".join)
+def test_a_signal_the_caller_ignores_stays_ignored_for_the_program(launcher: list[str],
+                                                                   terminal: str) -> None:
+    """``trap '' INT HUP``, ``nohup``: the program inherits SIG_IGN, as util-linux's program does."""
+    program = "sh -c 'kill -INT $$; kill -HUP $$; echo survived'"
+    script = f"trap '' INT HUP; {{}} {' '.join(launcher)} {program}; echo \"status $?\""
+    ours = run(WITH_TERMINAL[terminal](script.format(PYFORKEXEC)), stdin=subprocess.DEVNULL)
+    theirs = run(WITH_TERMINAL[terminal](script.format("")), stdin=subprocess.DEVNULL)
+    expected = "survived\nstatus 0\n"
+    assert ours.stdout.replace("\r", "") == theirs.stdout.replace("\r", "") == expected, (ours, theirs)
+
+
+@pytest.mark.parametrize("terminal", WITH_TERMINAL)
+def test_a_signal_the_launcher_ignores_is_not_passed_on(terminal: str) -> None:
+    """``nohup pyforkexec unshare PROGRAM &`` and a hang-up: the launcher ignores SIGHUP as its caller
+    asked, rather than pass it on to a program that handles it (the launcher is its parent)."""
+    program = ("import os, signal, time; "
+               "signal.signal(signal.SIGHUP, lambda *a: print('got HUP', flush=True)); "
+               "print('ready', os.getppid(), flush=True); time.sleep(1); print('done', flush=True)")
+    cmd = f"trap '' HUP; exec {PYFORKEXEC} unshare --uts {sys.executable} -c \"{program}\""
+    with Background(WITH_TERMINAL[terminal](cmd), stdin=subprocess.DEVNULL) as bg:
+        ready, launcher = bg.readline().split()
+        assert ready == "ready"
+        os.kill(int(launcher), signal.SIGHUP)
+        assert bg.proc.wait(30) == 0
+        assert bg.proc.stdout is not None
+        assert bg.proc.stdout.read().replace("\r", "") == "done\n"
+
+
 def test_exit_status_of_the_command() -> None:
     ours, theirs = both("unshare", "--uts", "sh", "-c", "exit 42")
     assert ours.returncode == theirs.returncode == 42

@@ -15,7 +15,7 @@ from typing import NoReturn, Optional
 
 from ..process import Process
 from .exit import exit_like
-from .supervise import FORWARDED, Supervisor
+from .supervise import Supervisor
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
@@ -30,7 +30,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     sup = Supervisor()
     with sup.handlers():
         sup.started(proc)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {*FORWARDED, signal.SIGCHLD})  # ours are installed
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {*sup.signals, signal.SIGCHLD})  # ours are installed
         code = sup.wait()
     exit_like(code)
 

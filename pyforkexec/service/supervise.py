@@ -34,17 +34,26 @@ from ..sandbox.cgroup import handover_record
 from . import waiter
 
 #: Signals a launcher passes on to its child. SIGUSR1/2 are here because their default action would
-#: kill the launcher (``kill -USR1 $MAINPID`` asks a daemon to reopen its logs).
+#: kill the launcher (``kill -USR1 $MAINPID`` asks a daemon to reopen its logs). One of them that the
+#: launcher's caller ignores (``nohup``, ``trap '' INT``, a background job's SIGINT) is not: the child
+#: inherits the SIG_IGN, as util-linux's program and Go's children do, and the signal is the kernel's
+#: to discard, for both.
 FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def forwarded() -> tuple[int, ...]:
+    """The FORWARDED signals this process does not ignore: the ones a launcher passes on."""
+    return tuple(s for s in FORWARDED if signal.getsignal(s) != signal.SIG_IGN)
 SI_KERNEL = 0x80  # si_code of a signal the kernel raised, e.g. the tty's ^C to the foreground group
 
 
 class Supervisor:
-    """Forwards FORWARDED signals to the process once it is set; call ``wait()`` to reap it."""
+    """Forwards the ``forwarded()`` signals to the process once it is set; call ``wait()`` to reap it."""
 
     def __init__(self) -> None:
         self.proc: Optional[Process] = None
         self._early: list[int] = []
+        self.signals = forwarded()  # before our handlers: an ignored one stays ignored (handlers())
 
     @property
     def pid(self) -> Optional[int]:
@@ -63,8 +72,8 @@ class Supervisor:
 
     @contextlib.contextmanager
     def handlers(self) -> Iterator[None]:
-        """Catch FORWARDED signals for the duration of the spawn (and of the wait)."""
-        old = {s: signal.signal(s, self._on_signal) for s in FORWARDED}
+        """Catch the forwarded signals for the duration of the spawn (and of the wait)."""
+        old = {s: signal.signal(s, self._on_signal) for s in self.signals}
         try:
             yield
         finally:
@@ -84,7 +93,8 @@ class Supervisor:
         if proc is None or not waiter.available() or _has_terminal():
             return
         # Signals that came before the block were forwarded by _on_signal (the pid is known).
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {*FORWARDED, signal.SIGCHLD})
+        # Not an ignored one: blocked, the kernel would queue it rather than discard it, for the waiter.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {*self.signals, signal.SIGCHLD})
         command = [sys.executable, "-m", "pyforkexec.service.reap", str(proc.pid)]
         record = handover_record(proc)
         mode = "forward-exit"  # nothing to release after it: the waiter reaps it and exits as it did
@@ -101,7 +111,7 @@ class Supervisor:
         proc = self.proc
         assert proc is not None
         pid = proc.pid
-        mask = {*FORWARDED, signal.SIGCHLD}
+        mask = {*self.signals, signal.SIGCHLD}  # an ignored one blocked would be queued, and taken
         old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
         try:
             while True:

@@ -128,15 +128,29 @@ int main(int argc, char **argv)
     char **command = argv + 4;
     int count = argc - 4;
 
-    /* The signals the daemon or launcher handles; already blocked by it, blocked again in case not. */
-    sigset_t handled;
+    /* The signals the daemon or launcher handles; already blocked by it, blocked again in case not.
+     * Then not one this process ignores (its SIG_IGN kept across the exec: the launcher's caller
+     * ignores it, and so does the child): blocked, the kernel would queue it here rather than discard
+     * it, so it is unblocked again (one queued meanwhile is discarded then). */
+    sigset_t handled, ignored;
     sigemptyset(&handled);
+    sigemptyset(&ignored);
     int signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
     for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
         sigaddset(&handled, signals[i]);
     if (forward)
         sigaddset(&handled, SIGQUIT);
     if (sigprocmask(SIG_BLOCK, &handled, NULL) < 0)
+        resume(command, count, "error", pid);
+    for (int signo = 1; signo < NSIG; signo++) {
+        struct sigaction now;
+        if (sigismember(&handled, signo) == 1 && sigaction(signo, NULL, &now) == 0
+            && now.sa_handler == SIG_IGN) {
+            sigdelset(&handled, signo);
+            sigaddset(&ignored, signo);
+        }
+    }
+    if (sigprocmask(SIG_UNBLOCK, &ignored, NULL) < 0)
         resume(command, count, "error", pid);
     int sigfd = signalfd(-1, &handled, SFD_CLOEXEC);
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);  /* a zombie's too: it then polls readable */
