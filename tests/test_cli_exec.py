@@ -256,6 +256,13 @@ def test_usage_errors_exit_1(tmp_path: Path) -> None:
     assert pfe("exec", "--sepc", "x").returncode == 1
 
 
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_spec_from_a_closed_standard_input_is_a_read_error(check: list[str]) -> None:
+    res = pfe("exec", "--spec", "-", *check, preexec_fn=lambda: os.close(0))  # <&-
+    assert (res.returncode, res.stdout) == (1, ""), res
+    assert res.stderr == "pyforkexec: spec: cannot read standard input: Bad file descriptor\n"
+
+
 # ---- sys.cgroup: created for the process, removed by the launcher once it has reaped it ------------
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

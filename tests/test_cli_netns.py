@@ -144,6 +144,12 @@ def test_usage_errors_exit_1(tmp_path: Path) -> None:
     assert res.returncode == 1 and "is not a valid netns name" in res.stderr
 
 
+def test_a_document_from_a_closed_standard_input_is_a_read_error() -> None:
+    res = pfe("netns", "up", "-", preexec_fn=lambda: os.close(0))  # <&-
+    assert (res.returncode, res.stdout) == (1, ""), res
+    assert res.stderr == "pyforkexec: -: cannot read standard input: Bad file descriptor\n"
+
+
 def test_a_link_in_the_way_exits_125(tmp_path: Path, names: dict[str, str]) -> None:
     made = run(["ip", "link", "add", names["peer"], "type", "veth", "peer", "name", f"pfecp{PID}"])
     assert made.returncode == 0, made.stderr  # a host link that is not ours, where the veth would go

@@ -8,9 +8,11 @@ the derivation from the type hints are described in the package's docstring (``p
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import math
+import os
 import re
 import sys
 import typing
@@ -421,6 +423,8 @@ def read_document(path: str) -> object:
     ``parse_text`` parses (the caller checks it: ``check_document`` once it knows it is an object)."""
     try:
         if path == "-":
+            if sys.stdin is None:  # fd 0 was closed when Python started (``<&-``): read(0) would say so
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             data = sys.stdin.buffer.read(MAX_BYTES + 1)
         else:
             with open(path, "rb") as f:
