@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -181,6 +182,13 @@ def test_wait_false_prints_the_pid(tmp_path: Path) -> None:
         assert f.read() == "sleep\x0060\x00"
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not _alive(pid), "the detached child to die")
+
+
+def test_a_schema_it_cannot_write_is_a_write_error() -> None:
+    """--schema is longer than the output buffer: the write fails in the middle of the command."""
+    with open("/dev/full", "w") as full:
+        res = pfe("exec", "--schema", stdout=full, stderr=subprocess.PIPE, capture_output=False)
+    assert (res.returncode, res.stderr) == (1, "pyforkexec: write error: No space left on device\n")
 
 
 def _alive(pid: int) -> bool:

@@ -73,6 +73,15 @@ def test_bad_values_exit_1(value: str) -> None:
     assert value.split(",")[0] in res.stderr or "empty flag" in res.stderr
 
 
+@pytest.mark.parametrize("args", [["flags", "0x20000"], ["flags", "--json"], ["unshare", "--help"],
+                                  ["--version"]], ids=" ".join)
+def test_a_write_error_on_standard_output_is_util_linux_s(args: list[str]) -> None:
+    """util-linux's close_stdout: ``unshare: write error: No space left on device``, status 1."""
+    with open("/dev/full", "w") as full:
+        res = pfe(*args, stdout=full, stderr=subprocess.PIPE, capture_output=False)
+    assert (res.returncode, res.stderr) == (1, "pyforkexec: write error: No space left on device\n")
+
+
 def test_bad_option_exits_1() -> None:
     res = pfe("flags", "--yaml")
     assert res.returncode == 1

@@ -18,12 +18,13 @@ modules behind it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Callable, NoReturn
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, TextIO
 
 from ..service.exit import exit_like
 from .options import USAGE_EXIT, UsageError
@@ -50,6 +51,44 @@ class Failure(Exception):
     def __init__(self, message: str, status: int = EXIT_SETUP):
         super().__init__(message)
         self.status = status
+
+
+class WriteError(Failure):
+    """A write to standard output failed (a full disk, ``/dev/full``, EIO): util-linux's close_stdout
+    message, ``write error: No space left on device``, and its status 1."""
+
+    def __init__(self, err: OSError):
+        super().__init__(f"write error: {err.strerror or err}", USAGE_EXIT)
+
+
+class _CheckedStdout:
+    """sys.stdout while a command runs: its write errors become WriteError, told from the launcher's
+    own OSErrors (a cgroup, a namespace file), which are set-up failures (125). A closed pipe stays
+    BrokenPipeError (run_command: the launcher ends by SIGPIPE, as a C tool does)."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with _write_errors():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with _write_errors():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _write_errors() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise WriteError(e) from None
 
 
 def exit_status(err: ChildError) -> int:
@@ -126,6 +165,9 @@ def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str])
     (``pyforkexec flags | head -1``) by SIGPIPE, silently, as a C tool ends; stdout is flushed here
     so that this happens here rather than in the interpreter's exit.
     """
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = _CheckedStdout(stdout)  # type: ignore[assignment]
     try:
         try:
             status = _status(command(argv))
@@ -143,6 +185,8 @@ def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str])
         message, status, prog = explain(e)
         report(message, prog)
         return status
+    finally:
+        sys.stdout = stdout
 
 
 def _quiet_stdout() -> None:
