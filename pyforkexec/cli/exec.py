@@ -33,7 +33,7 @@ from ..forkexec import drop_own_groups_for, fork_exec
 from ..lookpath import find_program
 from ..sandbox.landlock import landlock_abi
 from ..service.notify import Notifier
-from .failure import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, Failure, die, exit_status
+from .failure import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, Failure, WriteError, die, exit_status
 from .launch import environ_list, inherited_files, spawn_and_wait
 from .options import HELP, NONE, REQUIRED, VERSION, Command, Opt, parse_or_fail
 
@@ -139,5 +139,8 @@ def main(argv: Sequence[str]) -> NoReturn:
     except ChildError as e:
         raise blame_field(spec, e) or e from None
     notifier.ready(pid)
-    print(pid)
+    try:
+        print(pid, flush=True)
+    except WriteError as e:  # not 125: the program runs, and a supervisor must not start a second one
+        die(f"{e}; the program runs, pid {pid}", e.status)
     raise SystemExit(0)
