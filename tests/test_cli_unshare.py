@@ -280,6 +280,18 @@ def test_kill_child_when_the_launcher_dies(tmp_path: Path) -> None:
         wait_for(lambda: not os.path.exists(f"/proc/{child}"), f"child {child} to be killed")
 
 
+@pytest.mark.parametrize("name,number", [
+    ("RTMIN+1", signal.SIGRTMIN + 1), ("SIGRTMAX-1", signal.SIGRTMAX - 1), ("sigrtmin+0", signal.SIGRTMIN),
+    ("KILL", signal.SIGKILL)])
+def test_kill_child_signal_names_as_util_linux(name: str, number: int) -> None:
+    """util-linux's names, real-time ones included: the child's parent-death signal (PR_GET_PDEATHSIG)."""
+    prctl = ("import ctypes; s = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(s)); "
+             "print(s.value)")
+    ours, theirs = both("unshare", f"--kill-child={name}", sys.executable, "-c", prctl)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (0, f"{number}\n", ""), ours
+    assert (theirs.returncode, theirs.stdout) == (0, f"{number}\n"), theirs
+
+
 def _started(argv: list[str]) -> Background:
     bg = Background(argv)
     assert bg.readline() == "ready"
@@ -400,6 +412,9 @@ def test_exit_125_from_the_proc_mount() -> None:
     (["--propagation", "sideways"], "--propagation"),
     (["--setgroups", "maybe"], "--setgroups"),
     (["--kill-child=NOSUCHSIG"], "--kill-child"),
+    (["--kill-child=RTMIN+31"], "--kill-child"),  # past SIGRTMAX
+    (["--kill-child=RTMAX+1"], "--kill-child"),
+    (["--kill-child=RTMIN+x"], "--kill-child"),
     (["--map-users=1-2-3"], "--map-users"),
     (["--map-user=no-such-user-x"], "--map-user"),
     (["--monotonic", "soon", "-T"], "--monotonic"),
