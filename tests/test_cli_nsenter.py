@@ -126,6 +126,37 @@ def test_target_working_directory_and_root() -> None:
         bg.stop()
 
 
+@pytest.mark.parametrize("args", [["--mount=/proc/self/ns/mnt"], ["-t", "SELF", "-m"], ["-a", "-t", "SELF"]],
+                         ids=" ".join)
+def test_joining_our_own_mount_namespace_moves_to_its_root(tmp_path: Path, args: list[str]) -> None:
+    """setns(CLONE_NEWNS) sets the root and working directory to the namespace's root, even one's own."""
+    args = [str(os.getpid()) if a == "SELF" else a for a in args]  # this process shares our namespaces
+    ours, theirs = both("nsenter", *args, "pwd", cwd=tmp_path)
+    assert (ours.returncode, ours.stderr) == (0, "")
+    assert ours.stdout == theirs.stdout == "/\n"
+
+
+def test_joining_our_own_mount_namespace_leaves_a_chroot(tmp_path: Path) -> None:
+    """A chrooted caller (a copy of / whose /tmp is an empty tmpfs, in a mount namespace of its own):
+    the program runs at the namespace's root, where the marker file in /tmp is seen, as nsenter's does."""
+    root, marker = tmp_path / "root", tmp_path / "marker"
+    root.mkdir()
+    marker.touch()
+    check = f"test -e {marker} && echo namespace root || echo chroot"
+
+    def chrooted(command: str) -> str:
+        script = (f"mount --rbind / {root} && mount -t tmpfs pfe-test {root}/tmp && "
+                  f"exec chroot {root} {command} sh -c '{check}'")
+        res = run([util_linux("unshare"), "--mount", "sh", "-c", script])
+        assert res.returncode == 0, res
+        return res.stdout
+
+    assert chrooted("") == "chroot\n"
+    join = "--mount=/proc/self/ns/mnt"
+    ours, theirs = chrooted(f"{PYFORKEXEC} nsenter {join}"), chrooted(f"{util_linux('nsenter')} {join}")
+    assert ours == theirs == "namespace root\n"
+
+
 def test_target_environment(container: int) -> None:
     # (util-linux 2.38 has no --env; newer releases do.)
     res = pfe("nsenter", "-t", str(container), "-u", "--env", "sh", "-c", 'echo "$MARK"')

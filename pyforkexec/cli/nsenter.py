@@ -162,10 +162,11 @@ def _usable(target: int, flag: int, name: str) -> bool:
 
 
 def _same_as_ours(file: str, flag: int) -> bool:
-    """Whether ``file`` is our own namespace of this type: joining it would change nothing (nsenter(1)
-    lets such a join through; pyforkexec refuses a join of the caller's own, so it is left out), and
-    after joining the target's user namespace first (as SysProcAttr.setns does) a namespace of ours
-    could no longer be joined. Our own user namespace is kept: setns refuses it, as nsenter reports."""
+    """Whether ``file`` is our own namespace of this type: joining it would change nothing but for the
+    mount namespace (nsenter(1) lets such a join through; pyforkexec refuses a join of the caller's
+    own, so it is left out of SysProcAttr.setns), and after joining the target's user namespace first
+    (as SysProcAttr.setns does) a namespace of ours could no longer be joined. Our own user namespace
+    is kept: setns refuses it, as nsenter reports."""
     own = f"/proc/self/ns/{'pid_for_children' if flag == PID else NS_FILE[flag]}"
     try:
         return flag != USER and _identity(file) == _identity(own)
@@ -189,8 +190,10 @@ class Joins:
     def __init__(self, r: Request):
         self.launcher: list[tuple[object, int]] = []
         self.child: list[tuple[object, int]] = []
-        wanted = {f: file for f, file in r.namespaces.items()
-                  if not _same_as_ours(file if file is not None else f"/proc/{r.target}/ns/{NS_FILE[f]}", f)}
+        paths = {f: file if file is not None else f"/proc/{r.target}/ns/{NS_FILE[f]}"
+                 for f, file in r.namespaces.items()}
+        ours = {f for f, path in paths.items() if _same_as_ours(path, f)}
+        wanted = {f: file for f, file in r.namespaces.items() if f not in ours}
         in_launcher = {f for f in wanted if f == TIME or (f == PID and r.fork)}
         if in_launcher and USER in wanted:
             in_launcher.add(USER)  # its capabilities are what allow joining the others
@@ -210,6 +213,11 @@ class Joins:
                     joins.append((file if file is not None else f"/proc/{r.target}/ns/{NS_FILE[flag]}", flag))
             if mask:  # one atomic setns for everything the target gives, user namespace included
                 joins.insert(0 if mask & USER else len(joins), (pidfd, mask))
+        if MNT in ours:
+            # Joining our own mount namespace still moves root and working directory to its root, as
+            # nsenter's setns does (a chroot left, ``pwd`` is /): the launcher joins it, first, while
+            # it has the privileges it has over its own namespace.
+            self.launcher.insert(0, (paths[MNT], MNT))
 
     def join_in_launcher(self) -> None:
         for target, nstype in self.launcher:
