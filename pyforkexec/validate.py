@@ -216,6 +216,8 @@ def check_setns(entries: object) -> Sequence[SetNS]:
             target = to_bytes(f"{field}.target", target)  # a path of the caller's type: its bytes, once
         else:
             to_bytes(f"{field}.target", target)
+        if not isinstance(target, int) and not target:
+            fail(f"{field}.target", "is empty: give the namespace file's path (or an open fd)")
         nstype = check_int(f"{field}.nstype", e.nstype, 0, 2**31 - 1)
         if nstype & ~NAMESPACE_MASK:
             fail(f"{field}.nstype", "must be 0 or CLONE_NEW* namespace flags")

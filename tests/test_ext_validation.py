@@ -67,6 +67,8 @@ CASES = [
     MC("[0].flags", "nosuch", Mount("t", "/a", "tmpfs", "nosuid|nosuch")),
     MC("[0].flags", "unknown", Mount("t", "/a", "tmpfs", 1 << 30)),
     MC("[0].source", "needs a source", Mount(None, "/a", None, "bind")),
+    MC("[0].source", "needs a source", Mount("", "/a", None, "bind")),  # (EINVAL in the child before)
+    T("setns[0].target", "is empty", setns=[pf.SetNS("")]),
     MC("[0].fstype", "filesystem type", Mount("x", "/a")),
     MC("[0].data", "at most", Mount("t", "/a", "tmpfs", 0, "x" * 4096)),
     MC("[0].data", "string", Mount("t", "/a", "tmpfs", 0, b"size=1"), kind=TypeError),

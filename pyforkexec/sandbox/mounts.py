@@ -239,7 +239,7 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0,
     if fstype == b"tmpfs" and data is not None:
         _check_tmpfs_options(f"{field}.data", data)
     bind = flags & MS_BIND and not flags & MS_REMOUNT
-    if bind and source is None:
+    if bind and not source:  # ("" the kernel refuses with EINVAL, in the child)
         fail(f"{field}.source", "a bind mount needs a source")
     if not flags & (MS_BIND | MS_REMOUNT | MS_MOVE | PROPAGATION_MASK) and fstype is None:
         fail(f"{field}.fstype", "a new mount needs a filesystem type (or MS_BIND, MS_REMOUNT, MS_MOVE, "
