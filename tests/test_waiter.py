@@ -227,10 +227,19 @@ def test_forward_exit_dies_of_its_child_s_signal(signo: int) -> None:
         assert proc.wait(timeout=30) == -signo
 
 
+def _blocks(pid: int, signo: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(line.split()[1] for line in f if line.startswith("SigBlk:"))
+    return bool(int(mask, 16) & 1 << (signo - 1))
+
+
 def test_forward_exit_passes_signals_on() -> None:
     with waiter_of_a_child("sleep 60", "forward-exit") as proc:
         proc.stdout.readline()
         wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
+        # (exec'd is not yet listening: sent before the waiter blocks it, SIGUSR1 killed the waiter
+        # itself and left the sleep behind)
+        wait_for(lambda: _blocks(proc.pid, signal.SIGUSR1), "the waiter to block the signals it passes on")
         proc.send_signal(signal.SIGUSR1)  # sleep dies of it, the waiter then too
         assert proc.wait(timeout=30) == -signal.SIGUSR1
 
