@@ -288,6 +288,12 @@ class Service:
         self.left_cgroup = service_direct.own_cgroup(self.name) if main is None and self.manager == "direct" \
             else None
         self.was_running = main is not None
+        if state != "stopped" and self.left_cgroup is not None \
+                and self.left_cgroup != self._wanted_own_cgroup(files):
+            # The start is from a spec that no longer names that cgroup (its cgroup option dropped or
+            # moved): its daemon, which empties only its own, would leave what is there for good.
+            # Swept before the files are rewritten: should that fail, the spec still names it.
+            self.sweep()
         if self.was_running and not self.module.check_mode and not self.pending and self.files.differ(files):
             paths.mark_pending(self.name)
             self.pending = True
@@ -308,6 +314,16 @@ class Service:
             paths.clear_pending(self.name)  # what runs, if anything, is started from the files
         self.sync_enabled()
         return state != "stopped"
+
+    def _wanted_own_cgroup(self, files):
+        """The cgroup directory the service started from ``files`` would run in as its own, or None."""
+        wanted = files.get(paths.spec_path(self.name))  # (text, mode)
+        if wanted is None:
+            return None
+        try:
+            return service_direct.own_cgroup_of(deps.pyforkexec.spec.loads(wanted[0].encode()))
+        except (OSError, ValueError):  # no cgroup2 here: the start reports it
+            return None
 
     def sweep(self):
         """With no daemon running (manager direct): what one killed outright (SIGKILL, the OOM killer)

@@ -187,15 +187,21 @@ def own_cgroup(name):
     None else."""
     cgroup_mod = deps.pyforkexec.sandbox.cgroup
     try:
-        spec = deps.pyforkexec.spec.read(paths.spec_path(name))
-        cgroup = spec.attr.sys.cgroup if spec.attr.sys is not None else None
-        path = cgroup.fs_path() if cgroup is not None and cgroup.kill_remaining else None
+        path = own_cgroup_of(deps.pyforkexec.spec.read(paths.spec_path(name)))
     except (OSError, ValueError):  # no spec (removed by hand), or unreadable: the default place
         try:
             path = cgroup_mod.Cgroup(path=f"pyforkexec/{name}").fs_path()
         except (OSError, ValueError):  # no cgroup2 here
             return None
     return path if path is not None and os.path.isdir(path) else None
+
+
+def own_cgroup_of(spec):
+    """The cgroup directory a service started from ``spec`` (pyforkexec.spec.Spec) runs in as its own
+    (its cgroup with kill_remaining, as the module writes it), whether it exists or not; None when it
+    has none. Raises OSError or ValueError (no cgroup2 here)."""
+    cgroup = spec.attr.sys.cgroup if spec.attr.sys is not None else None
+    return cgroup.fs_path() if cgroup is not None and cgroup.kill_remaining else None
 
 
 def sweep_cgroup(name, path):

@@ -13,7 +13,7 @@ import time
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
-from ansible_collections.pyforkexec.isolation.plugins.modules import service
+from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
 
 
 # Stops promptly on SIGTERM, even as PID 1 of its PID namespace; its argv says which version runs.
@@ -245,3 +245,61 @@ def test_a_killed_daemons_leftovers_in_nested_cgroups_go_and_the_next_start_stay
             stopped = run_module(service, dict(args, state="stopped"))
             assert stopped.get("failed") is not True and stopped["actions"] == ["stop"], stopped
     assert not os.path.exists(path)
+
+
+def _members(path):
+    return svc.deps.pyforkexec.sandbox.cgroup.members(path)
+
+
+def _converge(run_module, module, args, check_mode=False):
+    """``args`` (one service's) run by the service module, or by the services module as its one entry:
+    that service's result (with the failure of the services module's run, if any)."""
+    if module is service:
+        return run_module(service, args, check_mode=check_mode)
+    result = run_module(services, dict(services=[args]), check_mode=check_mode)
+    return dict(result["services"][args["name"]], top_failed=result.get("failed"), top_msg=result.get("msg"))
+
+
+def _kill_daemon(name, path):
+    """SIGKILL to the daemon of ``name`` once both sleeps of its service run in ``path``; the pids that
+    were there (the service's own dies with its daemon, by pdeathsig; the other is left)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(_members(path)) < 2:
+        time.sleep(0.05)
+    there = _members(path)
+    assert len(there) == 2, there
+    os.kill(paths.main_pid(name, "direct")[1], 9)
+    return there
+
+
+@pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")
+@pytest.mark.parametrize("module", [service, services], ids=["service", "services"])
+@pytest.mark.parametrize("cgroup", ["dropped", "moved"])
+def test_a_killed_daemons_cgroup_goes_when_the_start_no_longer_names_it(run_module, name, module, cgroup):
+    """Started again after its daemon was SIGKILLed, with its cgroup option dropped (or moved): the
+    new daemon empties only the cgroup of the new spec, and nothing swept the old one, whose processes
+    ran on for good (not even absent found them then: the spec no longer named that cgroup)."""
+    argv = ["sh", "-c", "sleep 3011 & exec sleep 3012"]
+    args = dict(name=name, argv=argv, manager="direct", start_check=0)
+    started = _converge(run_module, module, dict(args, cgroup={}))
+    assert started.get("failed") is not True, started
+    path = svc.service_direct.own_cgroup(name)
+    assert path is not None
+    _kill_daemon(name, path)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(_members(path)) > 1:
+        time.sleep(0.05)
+    left = _members(path)
+    assert len(left) == 1, left
+    again_args = dict(args, cgroup={"path": f"pyforkexec/{name}-moved"}) if cgroup == "moved" else args
+    spec = paths.spec_path(name)
+    checked = _converge(run_module, module, again_args, check_mode=True)
+    assert checked["actions"] == ["stop", f"write {spec}", "start"], checked
+    assert _members(path) == left  # check mode stops nothing
+    again = _converge(run_module, module, again_args)
+    assert again.get("failed") is not True and again["actions"] == checked["actions"], again
+    assert not os.path.exists(path)
+    assert not any(_alive(pid) for pid in left)
+    assert again["state"] == "started"
+    if cgroup == "moved":
+        assert svc.service_direct.own_cgroup(name).endswith(f"/pyforkexec/{name}-moved")
