@@ -254,6 +254,7 @@ class Service:
         this run declared (it had no spec before) is not left declared: its spec and unit go again
         (its log stays, with the cause)."""
         self.actions.append("stop")
+        swept = True  # nothing of it is left where only its spec tells where
         with contextlib.suppress(paths.ServiceError, OSError):
             if self.manager == "systemd":
                 self.systemctl.run(["systemctl", "stop", paths.unit_name(self.name)])
@@ -261,12 +262,21 @@ class Service:
                 main = self.main_pid()
                 if main is not None:
                     service_direct.stop(self.name, main, self.params["stop_timeout"])
+                else:  # its daemon died (SIGKILL, the OOM killer): what it left in its own cgroup goes
+                    swept = False
+                    path = service_direct.own_cgroup(self.name)
+                    if path is not None and not self.module.check_mode:
+                        service_direct.sweep_cgroup(self.name, path)
+                    swept = True
         if not self.module.check_mode:
             paths.clear_pending(self.name)  # stopped: what starts next starts from the files
-        if self.new and not self.module.check_mode:
+        if self.new and swept and not self.module.check_mode:
             with contextlib.suppress(OSError, paths.ServiceError, systemd.UnitError):
-                for path in (paths.spec_path(self.name), paths.unit_path(self.name)):
-                    self.files.remove(path)
+                # (a daemon killed outright leaves its pid file: stale, no daemon holds it now)
+                pid_file = paths.pid_file(self.name) if self.manager == "direct" else None
+                for path in (paths.spec_path(self.name), paths.unit_path(self.name), pid_file):
+                    if path is not None:
+                        self.files.remove(path, with_diff=path != pid_file)
                 if self.manager == "systemd":
                     self.systemctl.daemon_reload()
 

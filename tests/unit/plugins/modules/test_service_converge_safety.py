@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -303,3 +304,39 @@ def test_a_killed_daemons_cgroup_goes_when_the_start_no_longer_names_it(run_modu
     assert again["state"] == "started"
     if cgroup == "moved":
         assert svc.service_direct.own_cgroup(name).endswith(f"/pyforkexec/{name}-moved")
+
+
+@pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")
+@pytest.mark.parametrize("module", [service, services], ids=["service", "services"])
+def test_a_new_service_whose_daemon_is_killed_in_its_start_check_leaves_nothing(run_module, name, module):
+    """A new service whose daemon died (SIGKILL, the OOM killer) within its start check: the task
+    failed and its spec went, but with no daemon to stop nothing was stopped: what the service had
+    started ran on in its cgroup, and the stale pid file stayed."""
+    args = dict(name=name, argv=["sh", "-c", "sleep 3021 & exec sleep 3022"], manager="direct", cgroup={},
+                start_check=4)
+    found = {}
+
+    def kill():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and svc.service_direct.own_cgroup(name) is None:
+            time.sleep(0.05)
+        found["path"] = svc.service_direct.own_cgroup(name)
+        found["pids"] = _kill_daemon(name, found["path"])
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        result = _converge(run_module, module, args)
+    finally:
+        killer.join()
+    assert "pids" in found, "the daemon was not killed"
+    failed = result.get("top_failed") if module is services else result.get("failed")
+    assert failed is True and "did not stay up" in result["msg"], result
+    assert not os.path.exists(found["path"])
+    assert not any(_alive(pid) for pid in found["pids"])
+    for path in (paths.spec_path(name), paths.pid_file(name)):
+        assert not os.path.exists(path), path
+    if module is services:  # (the service module's failure has no actions)
+        assert result["state"] == "stopped", result
+        assert result["actions"][-3:] == ["stop", f"remove {paths.spec_path(name)}",
+                                          f"remove {paths.pid_file(name)}"], result
