@@ -26,6 +26,7 @@ from operator import attrgetter, is_
 from typing import Any, Callable
 
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
+from .checks import fail
 from .flags import CloneFlags
 from .sandbox.caps import Capabilities
 from .sandbox.cgroup import Cgroup
@@ -52,13 +53,18 @@ def _fields(record: type) -> tuple[tuple[str, ...], Callable[[object], tuple[Any
 _READERS = {record: _fields(record) for record in RECORDS}
 
 
-def plain(value: object, depth: int = 0) -> Any:
-    """``value`` as plain data (see above); ``value`` itself when it is plain already."""
+Where = Any  # a field's name, kept as (where, key) pairs until an error needs it spelt out (_label)
+
+
+def plain(value: object, where: Where = None, depth: int = 0) -> Any:
+    """``value`` as plain data (see above); ``value`` itself when it is plain already. ``where``: the
+    field that holds it, named by the one error this raises: a path object whose ``__fspath__``
+    fails (TypeError) cannot be read once, so it is refused here rather than asked again later."""
     kind = type(value)
     if kind in _ATOMS:
         return value
     if kind in _READERS:
-        return _record(kind, value, depth)
+        return _record(kind, value, where, depth)
     if isinstance(value, int):  # bool has no subclasses
         return int.__int__(value)
     if isinstance(value, float):
@@ -70,42 +76,60 @@ def plain(value: object, depth: int = 0) -> Any:
     if depth >= MAX_DEPTH:
         return value
     if kind is list or kind is tuple:
-        return _items(value, value, depth)  # type: ignore[arg-type]
+        return _items(value, value, where, depth)  # type: ignore[arg-type]
     if isinstance(value, list):  # what it holds, by list's own iteration, not the subclass's
-        return tuple(_items(tuple(list.__iter__(value)), None, depth))
+        return tuple(_items(tuple(list.__iter__(value)), None, where, depth))
     if isinstance(value, tuple):
-        return tuple(_items(tuple(tuple.__iter__(value)), None, depth))
+        return tuple(_items(tuple(tuple.__iter__(value)), None, where, depth))
     if isinstance(value, Sequence) and not isinstance(value, (bytearray, memoryview)):
-        return tuple(_items(tuple(value), None, depth))  # read once
+        return tuple(_items(tuple(value), None, where, depth))  # read once
     record = next((r for r in kind.__mro__ if r in _READERS), None)
     if record is not None:
-        return _record(record, value, depth)
+        return _record(record, value, where, depth)
     if isinstance(value, os.PathLike):
         try:
             path = os.fspath(value)
-        except Exception:  # the field's own check calls it again and names the field
-            return value
-        return plain(path, depth + 1)
+        except Exception as e:
+            fail(_label(where), f"{kind.__name__}.__fspath__() failed ({type(e).__name__}: {e})", TypeError)
+        return plain(path, where, depth + 1)
     return value  # not data: a callable, a file object... checked by its field
 
 
-def _items(items: Sequence[Any], same: object, depth: int) -> Any:
-    """``items`` made plain: ``same`` when each item is plain already, else a tuple (a list: a copy)."""
+def _items(items: Sequence[Any], same: object, where: Where, depth: int,
+           field: Callable[[int], Where] | None = None) -> Any:
+    """``items`` made plain: ``same`` when each item is plain already, else a tuple (a list: a copy).
+    ``field(i)`` names item ``i`` (a record's field); else it is ``where[i]``."""
     types = tuple(map(type, items))
     if _ATOMS.issuperset(types):  # the common case, decided in C
         return same if same is not None else items
     made = list(items)
     for i in compress(range(len(made)), map(_is_false, map(_is_atom, types))):
-        made[i] = plain(made[i], depth + 1)
+        made[i] = plain(made[i], (where, i) if field is None else field(i), depth + 1)
     if same is not None and all(map(is_, made, items)):
         return same
     return tuple(made)
 
 
-def _record(record: type, value: object, depth: int) -> Any:
+def _record(record: type, value: object, where: Where, depth: int) -> Any:
     names, read = _READERS[record]
     given = read(value)
     if depth >= MAX_DEPTH:
         return value
-    items = _items(given, value if type(value) is record else None, depth + 1)
-    return items if items is value else record(**dict(zip(names, items)))
+    made = _items(given, value if type(value) is record else None, where, depth,
+                  lambda i: _field(record, where, names[i]))
+    return made if made is value else record(**dict(zip(names, made)))
+
+
+def _field(record: type, where: Where, name: str) -> Where:
+    if record is ProcAttr and name == "sys":
+        return "SysProcAttr"  # (as the checks name its fields)
+    return (where if where is not None else record.__name__, "." + name)
+
+
+def _label(where: Where) -> str:
+    """``where`` spelt out: SysProcAttr.mounts[6].target."""
+    parts = []
+    while isinstance(where, tuple):
+        where, key = where
+        parts.append(f"[{key}]" if isinstance(key, int) else key)
+    return (where or "value") + "".join(reversed(parts))

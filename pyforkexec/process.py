@@ -13,7 +13,7 @@ import warnings
 from typing import Any, Optional
 
 from ._signals import SEIZE_TRIES, Hold, held, seize
-from .checks import check_int, check_real
+from .checks import MAX_FD, check_int, check_real
 
 _EXITS = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)
 # Processes collected while still running (Process.__del__), reaped at the next Process made, as
@@ -40,13 +40,17 @@ class TimeoutExpired(Exception):
         self.pid, self.timeout = pid, timeout
 
 
+PID_MAX = 2**31 - 1  # pid_t
+
+
 class Process:
     """A child started by start_process. ``returncode`` is None while it runs, then its exit status,
     or the negated signal number that killed it (as in subprocess)."""
 
     def __init__(self, pid: int, pidfd: Optional[int] = None):
-        self.pid = pid
-        self.pidfd = pidfd
+        # A pid of 0 or -1 is a process group or every process to kill(2): a Process is one process.
+        self.pid = check_int("pid", pid, 1, PID_MAX)
+        self.pidfd = None if pidfd is None else check_int("pidfd", pidfd, 0, MAX_FD)
         self.returncode: Optional[int] = None
         self._lock = threading.Lock()
         if _active:
@@ -117,8 +121,8 @@ class Process:
     def wait(self, timeout: Optional[float] = None) -> int:
         """Wait for the process to exit and return its return code; TimeoutExpired after ``timeout``
         seconds (None: no limit)."""
-        if timeout is not None:
-            check_real("timeout", timeout, 0, threading.TIMEOUT_MAX)
+        if timeout is not None:  # (the plain number: a subclass's own arithmetic is never asked)
+            timeout = check_real("timeout", timeout, 0, threading.TIMEOUT_MAX)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             code = self.poll()

@@ -22,6 +22,7 @@ from .attrs import ProcAttr, SysProcAttr
 from .checks import check_bool, check_fileno, check_list, fail, to_bytes
 from .forkexec import start_process
 from .lookpath import find_program
+from .plain import plain
 from .process import Process, TimeoutExpired
 
 PIPE, STDOUT, DEVNULL = subprocess.PIPE, subprocess.STDOUT, subprocess.DEVNULL
@@ -249,6 +250,10 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     is refused: run() cannot be the tracer. Bad arguments raise ValueError/TypeError naming the argument
     before anything is started.
     """
+    # Each argument read once (plain.py): a check and the spawn then read the same values.
+    argv, sys, cwd, input, timeout, stdin, stdout, stderr = (plain(v, n) for v, n in (
+        (argv, "argv"), (sys, "sys"), (cwd, "cwd"), (input, "input"), (timeout, "timeout"), (stdin, "stdin"),
+        (stdout, "stdout"), (stderr, "stderr")))
     a = _check(argv, sys, env, cwd, input, capture_output, timeout, check, stdin, stdout, stderr, text)
     parent: list[int] = []  # our ends of the pipes, by stream (-1: none, or closed)
     child: list[int] = []  # the child's ends and /dev/null: closed once it has its copies

@@ -367,7 +367,7 @@ def check_spawn(argv0: object, argv: object, attr: object, is_plain: bool = Fals
     says they are already (checked.snapshot took them: builtin types and records only)."""
     proc = check_attr(attr)
     if not is_plain:
-        proc, argv0, argv = plain(proc), plain(argv0), plain(argv)
+        proc, argv0, argv = plain(proc), plain(argv0, "argv0"), plain(argv, "argv")
     sys_attr = proc.sys if proc.sys is not None else _EMPTY_SYS
     path = to_bytes("argv0", argv0)
     args = to_bytes_list("argv", argv)

@@ -485,3 +485,76 @@ def test_plain_takes_what_a_value_holds_by_the_builtins_own_methods(given_value:
     assert _all_exact(made) and _exact(made) == _exact(value)
     if _all_exact(value):
         assert made is value
+
+
+class FailsOnce:
+    """A path whose first ``__fspath__`` fails and whose later ones give each of ``paths`` in turn."""
+
+    def __init__(self, *paths: str):
+        self.paths, self.calls = list(paths), 0
+
+    def __fspath__(self) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("not yet")
+        return self.paths[min(self.calls - 2, len(self.paths) - 1)]
+
+
+def test_a_path_that_cannot_be_read_once_is_refused_naming_its_field() -> None:
+    """Kept as given after its first __fspath__ failed, a mount target was checked as one path (the
+    optional bind's rule) and mounted as another: the host's file showed."""
+    from pyforkexec import Mount
+    from pyforkexec.flags import CLONE_NEWNS
+
+    mounts = [Mount.tmpfs("/", mkdir=False),
+              Mount.bind("/nonexistent-pfe", FailsOnce("/etc/hostname", "/tmp/x"), optional=True)]
+    before = snapshot()
+    with pytest.raises(TypeError, match=re.escape("SysProcAttr.mounts[1].target: FailsOnce.__fspath__() "
+                                                  "failed (RuntimeError: not yet)")):
+        fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(cloneflags=CLONE_NEWNS, chroot="/tmp",
+                                                                  mounts=mounts)))
+    with pytest.raises(TypeError, match=r"^ProcAttr\.dir: FailsOnce\.__fspath__\(\) failed"):
+        fork_exec("/bin/true", ["true"], ProcAttr(dir=FailsOnce("/")))
+    assert_unchanged(before)
+
+
+class SlowFloat(float):
+    """A timeout whose own arithmetic adds ten times its value (a deadline computed with it)."""
+
+    def __radd__(self, other: object) -> float:
+        return float(other) + 10 * float(self)  # type: ignore[arg-type]
+
+
+def test_run_and_process_read_their_arguments_once() -> None:
+    """run() checked sys.ptrace on the caller's object and spawned from it again (a ptrace that read
+    False, then True, left the child stopped at execve and run() waiting for ever); Process.wait's
+    deadline was computed by the timeout's own arithmetic; Process(pid) took 0 or -1, a process
+    group or every process to kill."""
+    import time
+
+    from pyforkexec import Process, TimeoutExpired, run, start_process
+
+    class Flips(SysProcAttr):
+        reads = 0
+
+        def __getattribute__(self, name: str) -> Any:
+            if name == "ptrace":
+                type(self).reads += 1
+                return type(self).reads > 1
+            return object.__getattribute__(self, name)
+
+    done = run(["/bin/true"], sys=Flips(), timeout=10)
+    assert done.returncode == 0 and Flips.reads == 1
+    proc = start_process("/bin/sleep", ["sleep", "5"], ProcAttr())
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutExpired):
+            proc.wait(timeout=SlowFloat(0.3))
+        assert time.monotonic() - started < 2
+    finally:
+        proc.kill()
+        proc.wait()
+    for pid in (0, -1, True):
+        with pytest.raises((ValueError, TypeError), match=r"^pid: "):
+            Process(pid)
+
