@@ -969,3 +969,26 @@ def test_a_renamed_host_end_keeps_the_inside_link_its_addresses_and_routes(env: 
     assert after["host"][env["peers"][1]]["master"] == env["bridges"][0]
     assert not done.rewired
     netns.converge(env["netns"], None)
+
+
+def test_a_renamed_host_end_keeps_its_ipv6_addresses(env: dict) -> None:
+    """The kernel renames only a link that is down, and a link taken down loses its IPv6 addresses:
+    the host end's fd.. address was deleted and added again (and check mode did not say so)."""
+    a = _simple(env, 10, peer_addresses=["fd21:3::1/64"])
+    b = dict(a, veths=[dict(a["veths"][0], peer=env["peers"][1])])
+    done, before, after, _ = transition(env, a, b)
+    assert done.actions == [f"rename_veth {env['peers'][0]} {env['peers'][1]}"]
+    assert after["host"][env["peers"][1]]["addresses"] == ["fd21:3::1/64"]
+    netns.converge(env["netns"], None)
+
+
+def test_a_host_end_renamed_to_the_name_of_a_veth_the_plan_deletes_is_renamed(env: dict) -> None:
+    """eth1 goes and eth0's host end takes its host end's name: both were deleted and eth0 made again
+    (its addresses and routes gone for a moment), the name counted as taken."""
+    a = _simple(env, 10)
+    a["veths"].append(dict(name="eth1", peer=env["peers"][1], addresses=["10.213.9.2/24"]))
+    b = dict(a, veths=[dict(a["veths"][0], peer=env["peers"][1])])
+    done, before, after, _ = transition(env, a, b)
+    assert done.actions == [f"del_veth {env['peers'][1]}", f"rename_veth {env['peers'][0]} {env['peers'][1]}"]
+    assert after["ns"]["eth0"]["index"] == before["ns"]["eth0"]["index"]
+    netns.converge(env["netns"], None)

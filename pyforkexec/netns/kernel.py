@@ -820,6 +820,32 @@ def _wait_forwarding(port, timeout=1.0):
         time.sleep(0.001)
 
 
+KEEP_ADDR_ON_DOWN = "/proc/sys/net/ipv6/conf/{}/keep_addr_on_down"
+
+
+def _rename_link(h, old, new):
+    """Rename host link ``old`` to ``new``. The kernel renames only a link that is down, and taking one
+    down deletes its IPv6 addresses: they are kept (its keep_addr_on_down, for that moment), and the
+    link is up again at once, a Ctrl-C held until then (a link left down or unrenamed)."""
+    host = h.side("host")
+    with held():
+        index = h.index("host", old)
+        up = host.link("get", index=index)[0]["flags"] & IFF_UP
+        try:
+            kept = _swap_file(KEEP_ADDR_ON_DOWN.format(old), "1")
+        except FileNotFoundError:  # no IPv6 on the link: nothing to keep
+            kept = None
+        try:
+            host.link("set", index=index, state="down")
+            host.link("set", index=index, ifname=new)
+        finally:
+            if up:
+                host.link("set", index=index, state="up")
+            if kept is not None:
+                name = new if host.link_lookup(ifname=new) else old
+                _swap_file(KEEP_ADDR_ON_DOWN.format(name), kept)
+
+
 def _apply_one(h, name, action):
     op, args = action[0], action[1:]
     if op == "create_netns":  # made and marked ours (plan_absent removes only a namespace it made)
@@ -860,14 +886,8 @@ def _apply_one(h, name, action):
         h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
     elif op == "pin_bridge_mac":
         _set_own_mac(h.side("host"), h.index("host", args[0]))
-    elif op == "rename_veth":  # the kernel renames a link that is down: up again at once
-        old, new = args
-        index = h.index("host", old)
-        up = h.side("host").link("get", index=index)[0]["flags"] & IFF_UP
-        h.side("host").link("set", index=index, state="down")
-        h.side("host").link("set", index=index, ifname=new)
-        if up:
-            h.side("host").link("set", index=index, state="up")
+    elif op == "rename_veth":
+        _rename_link(h, *args)
     elif op == "mark_veth":
         peer, inside = args
         h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))

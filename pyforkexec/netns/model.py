@@ -432,7 +432,7 @@ def _check_kept_mtus(observed, wanted, mtus):
     declared MTU is (_check_mtu)."""
     for inside, want in sorted(wanted["veths"].items()):
         have = observed["veths"].get(inside)
-        if want["mtu"] is not None or have is None or not _kept(have, want, observed["host_links"]):
+        if want["mtu"] is not None or have is None or not _kept(have, want, _taken(observed, wanted)):
             continue
         v6_routes = any(r["dev"] == inside and route_family(r) == 6 for r in wanted["routes"]) \
             or any(k.startswith(f"net.ipv6.conf.{inside}.") for k in wanted["sysctls"])  # (gone below 1280)
@@ -570,19 +570,27 @@ def _route_network(route):
     return ipaddress.ip_network(route["dst"])
 
 
-def _kept(have, want, host_links):
+def _kept(have, want, taken):
     """Whether the observed veth ``have`` stays as the wanted ``want`` (None: not wanted): wired to the
     namespace, with the same host end, or one renamed in place (_renamed). Any other is deleted (and
     made again when wanted)."""
     return want is not None and have["wired"] and (want["peer"] == have["peer"]
-                                                   or _renamed(have, want, host_links))
+                                                   or _renamed(have, want, taken))
 
 
-def _renamed(have, want, host_links):
+def _renamed(have, want, taken):
     """Whether the host end of the wired veth ``have`` takes its new name ``want["peer"]`` in place: the
     inside link keeps its addresses and routes (made again, it would lose them for a moment), where no
-    host link has that name (two veths trading names are made again)."""
-    return want["peer"] != have["peer"] and want["peer"] not in host_links
+    host link keeps that name (``taken``: _taken; two veths trading names are made again)."""
+    return want["peer"] != have["peer"] and want["peer"] not in taken
+
+
+def _taken(observed, wanted):
+    """The host's link names a renamed host end cannot take: all but those of the veths the plan
+    deletes first (not wanted, or wired elsewhere), which are free by the time it renames."""
+    gone = {have["peer"] for inside, have in observed["veths"].items()
+            if inside not in wanted["veths"] or not have["wired"]}
+    return set(observed["host_links"]) - gone
 
 
 def _dropped_routes(observed, wanted):
@@ -590,10 +598,10 @@ def _dropped_routes(observed, wanted):
     those through a veth that is deleted (or made again under another host name), and the IPv4 ones
     through a veth left without an IPv4 address (the kernel disables IPv4 on it and flushes them,
     without a notification). The plan deletes them itself first and adds back those still wanted."""
-    doomed, v4_gone = set(), set()
+    doomed, v4_gone, taken = set(), set(), _taken(observed, wanted)
     for inside, have in observed["veths"].items():
         want = wanted["veths"].get(inside)
-        if not _kept(have, want, observed["host_links"]):
+        if not _kept(have, want, taken):
             doomed.add(inside)
         elif (any(ipaddress.ip_interface(a).version == 4 for a in have["addresses"])
               and not any(ipaddress.ip_interface(a).version == 4 for a in want["addresses"])):
@@ -664,7 +672,7 @@ def _bridge_mtus(observed, wanted):
         for inside, want in wanted["veths"].items():
             if want["bridge"] == bname:
                 have_v = observed["veths"].get(inside)
-                kept = have_v is not None and _kept(have_v, want, observed["host_links"])
+                kept = have_v is not None and _kept(have_v, want, _taken(observed, wanted))
                 ports[want["peer"]] = want["mtu"] or (have_v["peer_mtu"] if kept else DEFAULT_MTU)
         set_first = declared is not None and declared != current
         if set_first or not following:
@@ -724,17 +732,17 @@ def plan_present(observed, wanted, keep=()):
             actions += _addresses("host", bname, want["addresses"], have["addresses"] if have else [])
         if have is None or not have["up"]:
             actions.append(("link_up", "host", bname))
-    deleted, made = set(), set()
+    deleted, made, taken = set(), set(), _taken(observed, wanted)
     for inside, have in sorted(observed["veths"].items()):
         want = wanted["veths"].get(inside)
-        if not _kept(have, want, observed["host_links"]):
+        if not _kept(have, want, taken):
             actions.append(("del_veth", have["peer"]))
             deleted.add(have["peer"])
     for inside, want in sorted(wanted["veths"].items()):
         have = observed["veths"].get(inside)
-        if have is not None and not _kept(have, want, observed["host_links"]):
+        if have is not None and not _kept(have, want, taken):
             have = None  # deleted above: made again (wired to this netns, or trading host names)
-        if have is not None and _renamed(have, want, observed["host_links"]):
+        if have is not None and _renamed(have, want, taken):
             actions.append(("rename_veth", have["peer"], want["peer"]))
         if have is not None and have.get("unmarked"):  # made, and the process killed before its alias
             actions.append(("mark_veth", have["peer"], inside))
@@ -1044,7 +1052,7 @@ def simulate(observed, wanted, actions):
     after["veths"] = {}
     for inside, want in wanted["veths"].items():
         have = observed["veths"].get(inside)
-        if have is None or not _kept(have, want, observed["host_links"]):
+        if have is None or not _kept(have, want, _taken(observed, wanted)):
             have = {}  # made again
         after["veths"][inside] = dict(
             peer=want["peer"], bridge=want["bridge"], mtu=want["mtu"] or have.get("mtu") or DEFAULT_MTU,
