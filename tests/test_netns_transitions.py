@@ -976,7 +976,7 @@ def test_a_renamed_host_end_keeps_its_ipv6_addresses(env: dict) -> None:
     the host end's fd.. address was deleted and added again (and check mode did not say so)."""
     a = _simple(env, 10, peer_addresses=["fd21:3::1/64"])
     b = dict(a, veths=[dict(a["veths"][0], peer=env["peers"][1])])
-    done, before, after, _ = transition(env, a, b)
+    done, _, after, _ = transition(env, a, b)
     assert done.actions == [f"rename_veth {env['peers'][0]} {env['peers'][1]}"]
     assert after["host"][env["peers"][1]]["addresses"] == ["fd21:3::1/64"]
     netns.converge(env["netns"], None)
