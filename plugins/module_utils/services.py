@@ -174,11 +174,24 @@ def namespaces_removed_under_others(entries):
 
 def _joiners(entries):
     """{netns name: the services that join it after this run}: the entries that stay, and the other
-    services on this host (their spec documents)."""
+    services on this host (their spec documents). A namespace is matched by name (one a kept entry's
+    wiring makes), and by the namespace itself (its nsfs inode): a join through another path (a
+    symlink, a bind-mounted copy, /proc/PID/ns/net) joins it all the same."""
+    named = _named_netns()
     out = {}
+
+    def add(service, paths):
+        for path in paths:
+            for name in named.get(_ns_id(path), ()):
+                out.setdefault(name, set()).add(service)
+
     for entry in entries:
-        if entry.state != "absent" and entry.service.params["netns"]:
-            out.setdefault(entry.service.params["netns"], set()).add(entry.name)
+        params = entry.service.params
+        if entry.state != "absent":
+            if params["netns"]:
+                out.setdefault(params["netns"], set()).add(entry.name)
+            add(entry.name, [join["path"] or f"/proc/{join['pid']}/ns/net" for join in params["join"]
+                             if join["path"] or not join["namespaces"] or "net" in join["namespaces"]])
     names = {entry.name for entry in entries}
     try:
         specs = [f[:-len(".json")] for f in os.listdir(paths.SPEC_DIR) if f.endswith(".json")]
@@ -186,8 +199,30 @@ def _joiners(entries):
         specs = []
     for other in specs:
         if other not in names:
-            for name in _joined_netns(other):
-                out.setdefault(name, set()).add(other)
+            add(other, _spec_joins(other))
+    return out
+
+
+def _ns_id(path):
+    """The namespace file ``path`` as (device, inode), None where there is none."""
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _named_netns():
+    """{(device, inode): the names} of the namespaces named in NETNS_DIR."""
+    out = {}
+    try:
+        names = os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return out
+    for name in names:
+        key = _ns_id(os.path.join(NETNS_DIR, name))
+        if key is not None:
+            out.setdefault(key, set()).add(name)
     return out
 
 
@@ -321,16 +356,16 @@ def _remove(module, entry, stopped, keep):
         _persist(module, entry, False)
 
 
-def _joined_netns(name):
-    """The named namespaces (/run/netns/NAME) the spec of service ``name`` on this host joins."""
+def _spec_joins(name):
+    """The namespace files the spec of service ``name`` on this host joins (of any or the net type)."""
     try:
         spec = deps.pyforkexec.spec.read(paths.spec_path(name))
     except (OSError, ValueError):  # none, or unreadable: nothing known
         return []
     sys_attr = spec.attr.sys
-    netns_dir = os.path.realpath(NETNS_DIR)  # (a join through /var/run/netns, a symlink of /run, too)
-    return [os.path.basename(e.target) for e in (sys_attr.setns if sys_attr is not None else ())
-            if isinstance(e.target, str) and os.path.realpath(os.path.dirname(e.target)) == netns_dir]
+    net = int(deps.pyforkexec.CLONE_NEWNET)
+    return [e.target for e in (sys_attr.setns if sys_attr is not None else ())
+            if isinstance(e.target, str) and e.nstype in (0, net)]
 
 
 def _left_behind(entries):

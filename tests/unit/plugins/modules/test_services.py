@@ -458,3 +458,34 @@ def test_a_change_made_while_removed_services_stop_is_seen_by_the_run(run_module
     shown = subprocess.run(["ip", "-n", kept["name"], "-br", "addr", "show", "eth0"], capture_output=True,
                            text=True, check=True).stdout
     assert f"{NET}.3/24" in shown and f"{NET}.42/24" not in shown, shown
+
+
+@pytest.mark.parametrize("how", ["pid", "symlink", "same-run-path"])
+def test_a_join_through_any_path_counts_as_one(run_module, two, unique_name, tmp_path, how):
+    """A staying service that joins the namespace through /proc/PID/ns/net, a symlink of its file, or
+    (in the same run) a join path, was no joiner: the namespace was removed under it."""
+    from ansible_collections.pyforkexec.isolation.plugins.modules import service as service_module
+
+    wired = two[0]
+    started = run_module(services, dict(services=[wired]))
+    assert started.get("failed") is not True, started
+    target = f"/run/netns/{wired['name']}"
+    if how == "pid":
+        join = dict(pid=started["services"][wired["name"]]["pid"], namespaces=["net"])
+    elif how == "symlink":
+        (tmp_path / "ns").symlink_to(target)
+        join = dict(path=str(tmp_path / "ns"), namespaces=["net"])
+    else:
+        join = dict(path=target, namespaces=["net"])
+    joiner = dict(name=unique_name(), argv=PROGRAM, manager="direct", join=[join])
+    try:
+        if how == "same-run-path":
+            removal = [dict(wired, state="absent"), joiner]
+        else:
+            assert run_module(service_module, joiner).get("failed") is not True
+            removal = [dict(wired, state="absent")]
+        refused = run_module(services, dict(services=removal))
+        assert f"is joined by {joiner['name']}, which stay" in refused.get("msg", ""), refused
+        assert os.path.exists(target)
+    finally:
+        run_module(service_module, dict(name=joiner["name"], state="absent", manager="direct"))
