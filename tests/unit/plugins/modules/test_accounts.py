@@ -140,6 +140,16 @@ def test_the_diff_shows_every_named_account_there_before_and_after(run_module, n
     assert (result["diff"]["before"]["accounts"], result["diff"]["after"]["accounts"]) == expected
 
 
+def _running_as(name, gid=None):
+    """A process running as account ``name`` (its own group, or ``gid``), once it does."""
+    uid = pwd.getpwnam(name).pw_uid
+    busy = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid if gid is None else gid}",
+                             "--clear-groups", "sleep", "60"])
+    while os.stat(f"/proc/{busy.pid}").st_uid != uid:  # (setpriv has not set it yet)
+        time.sleep(0.001)
+    return busy
+
+
 def test_a_removal_userdel_refuses_leaves_the_account_in_its_group(run_module, names):
     """userdel refused (a process of the account still runs) after the account had been moved off the
     group it was made in: the task failed, and the account was left in nogroup for good."""
@@ -147,12 +157,8 @@ def test_a_removal_userdel_refuses_leaves_the_account_in_its_group(run_module, n
     try:
         gid = grp.getgrnam(names[0]).gr_gid
         assert not run_module(accounts, dict(names=names[:1])).get("failed")
-        uid = pwd.getpwnam(names[0]).pw_uid
-        as_it = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
-        busy = subprocess.Popen([*as_it, "sleep", "60"])
+        busy = _running_as(names[0], gid)
         try:
-            while os.stat(f"/proc/{busy.pid}").st_uid != uid:  # (setpriv has not set it yet)
-                time.sleep(0.001)
             refused = run_module(accounts, dict(names=names[:1], state="absent"))
             assert refused["failed"] is True
             assert refused["msg"].startswith(f"{names[0]}: process {busy.pid} runs")
@@ -171,12 +177,8 @@ def test_a_removal_one_account_of_which_is_in_use_removes_none(run_module, names
     failed saying nothing had changed, with the first gone. Now none is removed, and the message names
     the account and the process."""
     assert not run_module(accounts, dict(names=names)).get("failed")
-    uid = pwd.getpwnam(names[1]).pw_uid
-    as_it = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-    busy = subprocess.Popen([*as_it, "sleep", "60"])
+    busy = _running_as(names[1])
     try:
-        while os.stat(f"/proc/{busy.pid}").st_uid != uid:  # (setpriv has not set it yet)
-            time.sleep(0.001)
         for check_mode in (True, False):
             refused = run_module(accounts, dict(names=names, state="absent"), check_mode=check_mode)
             assert refused["failed"] is True and not refused["changed"], refused
