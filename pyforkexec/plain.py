@@ -65,6 +65,8 @@ def plain(value: object, where: Where = None, depth: int = 0) -> Any:
         return value
     if kind in _READERS:
         return _record(kind, value, where, depth)
+    if (kind is tuple or kind is list) and depth < MAX_DEPTH:  # (the exact ones first: the common case)
+        return _items(value, value, where, depth)  # type: ignore[arg-type]
     if isinstance(value, int):  # bool has no subclasses
         return int.__int__(value)
     if isinstance(value, float):
@@ -75,8 +77,6 @@ def plain(value: object, where: Where = None, depth: int = 0) -> Any:
         return bytes.__getitem__(value, slice(None))  # the bytes held, by bytes' own slicing
     if depth >= MAX_DEPTH:
         return value
-    if kind is list or kind is tuple:
-        return _items(value, value, where, depth)  # type: ignore[arg-type]
     if isinstance(value, list):  # what it holds, by list's own iteration, not the subclass's
         return tuple(_items(tuple(list.__iter__(value)), None, where, depth))
     if isinstance(value, tuple):
@@ -114,6 +114,8 @@ def _record(record: type, value: object, where: Where, depth: int) -> Any:
     names, read = _READERS[record]
     given = read(value)
     if depth >= MAX_DEPTH:
+        return value
+    if type(value) is record and _ATOMS.issuperset(map(type, given)):  # the common case, in C
         return value
     made = _items(given, value if type(value) is record else None, where, depth,
                   lambda i: _field(record, where, names[i]))
