@@ -992,3 +992,30 @@ def test_a_host_end_renamed_to_the_name_of_a_veth_the_plan_deletes_is_renamed(en
     assert done.actions == [f"del_veth {env['peers'][1]}", f"rename_veth {env['peers'][0]} {env['peers'][1]}"]
     assert after["ns"]["eth0"]["index"] == before["ns"]["eth0"]["index"]
     netns.converge(env["netns"], None)
+
+
+@pytest.mark.parametrize("then", ["up", "down"])
+def test_the_empty_mount_point_a_sigkill_leaves_is_cleared(env: dict, then: str) -> None:
+    """A converge SIGKILLed between umount and unlink (or between the mount point and the mount)
+    leaves /run/netns/NAME an empty file of mode 0 with no namespace on it: every later up and down
+    refused it ("remove it to reuse the name"). It is cleared, in check mode as planned; a file with
+    anything in it is still refused."""
+    path = f"/run/netns/{env['netns']}"
+    netns.converge(env["netns"], None)
+    os.makedirs("/run/netns", exist_ok=True)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    try:
+        wanted = options(env, _simple(env, 10)) if then == "up" else None
+        planned = netns.converge(env["netns"], wanted, check=True)
+        done = netns.converge(env["netns"], wanted)
+        assert done.actions == planned.actions and done.actions[0] == f"clear_netns_file {env['netns']}"
+        assert os.path.ismount(path) if then == "up" else not os.path.lexists(path)
+    finally:
+        netns.converge(env["netns"], None)
+    with open(path, "w") as f:
+        f.write("not a mount point")
+    try:
+        with pytest.raises(netns.ModelError, match="is not a network namespace"):
+            netns.converge(env["netns"], None)
+    finally:
+        os.unlink(path)

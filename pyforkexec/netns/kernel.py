@@ -17,6 +17,7 @@ import functools
 import ipaddress
 import os
 import socket
+import stat
 import time
 
 from .. import nsinfo
@@ -484,6 +485,9 @@ def observe(name, wanted=None, host=None, foreseen=False):
     ns_links = {}
     _check_readable_sysctls(sorted((wanted or {}).get("sysctls", {})))
     check_sysctl_values((wanted or {}).get("sysctls", {}))
+    if exists and _leftover_mount_point(netns_path(name)):
+        exists = state["exists"] = False  # no namespace: its name is free (clear_netns_file)
+        state["leftover"] = True
     if exists:
         _check_netns_file(name)
         with held(), _ns_route(pyroute2, name) as ns:  # (its sockets closed, whatever signal comes)
@@ -545,6 +549,23 @@ def observe(name, wanted=None, host=None, foreseen=False):
             addresses=link["addresses"], mac_pinned=_mac_pinned(bname, link),
             ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
+
+
+def _leftover_mount_point(path):
+    """Whether ``path`` is the empty mount point a namespace was (or was to be) bound onto, with none
+    on it: what a converge SIGKILLed between the mount point and the mount, or between umount and
+    unlink, leaves (pyroute2 and ``ip netns`` make it an empty file of mode 0). Nothing is lost with it,
+    so the name is free; any other file that holds no namespace is refused (_check_netns_file)."""
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(found.st_mode) or found.st_size or found.st_mode & 0o7777 or os.path.ismount(path):
+        return False
+    try:
+        return not nsinfo.nstype(path)
+    except OSError:
+        return False
 
 
 def _check_netns_file(name):
@@ -848,7 +869,11 @@ def _rename_link(h, old, new):
 
 def _apply_one(h, name, action):
     op, args = action[0], action[1:]
-    if op == "create_netns":  # made and marked ours (plan_absent removes only a namespace it made)
+    if op == "clear_netns_file":  # (looked at again: only an empty mount point with nothing on it)
+        path = netns_path(name)
+        if _leftover_mount_point(path):
+            os.unlink(path)
+    elif op == "create_netns":  # made and marked ours (plan_absent removes only a namespace it made)
         create(h.netns, name)
         h.side("ns").link("set", index=h.index("ns", "lo"), ifalias=NETNS_ALIAS)
     elif op == "delete_netns":

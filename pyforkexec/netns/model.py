@@ -706,6 +706,8 @@ def plan_present(observed, wanted, keep=()):
                          f"IPv6 addresses: set it to 0 on the host (sysctl -w {key}=0), or give {link} none")
     actions = []
     if not observed["exists"]:
+        if observed.get("leftover"):  # an empty mount point left in the way (kernel._leftover_mount_point)
+            actions.append(("clear_netns_file", name))
         actions.append(("create_netns", name))
     if wanted["loopback"] and not observed["loopback_up"]:
         actions.append(("link_up", "ns", "lo"))
@@ -982,6 +984,8 @@ def plan_absent(observed, name, keep=(), made=()):
     foreign = set(observed.get("ns_links", ())) - KERNELS_OWN - set(observed["veths"])
     if observed["exists"] and not foreign and observed.get("ours", True):
         actions.append(("delete_netns", name))
+    if observed.get("leftover"):
+        actions.append(("clear_netns_file", name))
     return actions
 
 
