@@ -1019,3 +1019,23 @@ def test_the_empty_mount_point_a_sigkill_leaves_is_cleared(env: dict, then: str)
             netns.converge(env["netns"], None)
     finally:
         os.unlink(path)
+
+
+def test_a_bridge_mtu_declared_as_the_kernels_own_holds_when_another_namespace_adds_a_port(env: dict) -> None:
+    """A bridge declared with mtu 1500 was made at the kernel's 1500 without setting it: it kept
+    following its ports, and another namespace's veth of mtu 1400 on it took it down to 1400."""
+    other = f"{env['netns']}b"
+    bridge = env["bridges"][0]
+    a = dict(bridges=[dict(name=bridge, mtu=1500, addresses=["10.213.1.1/24"])],
+             veths=[dict(name="eth0", peer=env["peers"][0], bridge=bridge, addresses=["10.213.1.10/24"])])
+    b = dict(name=other, veths=[dict(name="eth0", peer=env["peers"][2], bridge=bridge, mtu=1400,
+                                     addresses=["10.213.1.11/24"])])
+    try:
+        done = netns.converge(env["netns"], options(env, a))
+        assert f"pin_bridge_mtu {bridge} 1500" in done.actions
+        netns.converge(other, netns_options.load(b))
+        assert _links()[bridge]["mtu"] == 1500
+        assert netns.converge(env["netns"], options(env, a), check=True).actions == []
+    finally:
+        netns.converge(other, None)
+        netns.converge(env["netns"], None)

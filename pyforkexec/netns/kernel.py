@@ -909,6 +909,13 @@ def _apply_one(h, name, action):
         inside, peer = args
         h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})
         h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
+    elif op == "pin_bridge_mtu":
+        # A bridge follows its ports' MTU until its own is set, and setting the MTU it has is no set to
+        # the kernel: through another value, while the new bridge has no port (no frame to drop).
+        bridge, mtu = args
+        index = h.index("host", bridge)
+        h.side("host").link("set", index=index, mtu=mtu - 1)
+        h.side("host").link("set", index=index, mtu=mtu)
     elif op == "pin_bridge_mac":
         _set_own_mac(h.side("host"), h.index("host", args[0]))
     elif op == "rename_veth":

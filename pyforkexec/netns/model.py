@@ -725,6 +725,8 @@ def plan_present(observed, wanted, keep=()):
         have = observed["bridges"].get(bname)
         if have is None:
             actions.append(("create_bridge", bname))
+            if want["mtu"] == DEFAULT_MTU:  # declared as the kernel's own: set all the same (pin_bridge_mtu)
+                actions.append(("pin_bridge_mtu", bname, want["mtu"]))
         elif have["ours"] and have.get("declared_by") is not None and not _declares(have, name) \
                 and "*" not in have["declared_by"]:
             actions.append(("declare_bridge", bname, name))
@@ -993,7 +995,7 @@ def plan_absent(observed, name, keep=(), made=()):
 # namespace itself, what a process in it sees (its links, addresses, routes, sysctls), or make or
 # remove it.
 _HOST_ONLY = frozenset({"pin_bridge_mac", "create_bridge", "del_bridge", "set_master", "declare_bridge",
-                        "undeclare_bridge", "rename_veth"})
+                        "undeclare_bridge", "rename_veth", "pin_bridge_mtu"})
 _SIDED = frozenset({"link_up", "set_link", "add_addr", "del_addr"})  # ("op", side, ...)
 
 
