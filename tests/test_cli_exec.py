@@ -595,3 +595,30 @@ def test_a_root_launcher_from_a_login_drops_its_groups_for_a_child_that_keeps_no
         assert res.returncode == 0, res
     res = run(["setpriv", "--groups=0,4", PYFORKEXEC, "exec", "--spec", spec_path])
     assert res.stdout.split() == ["Groups:"], res
+
+
+@needs_root
+def test_a_spec_from_a_non_blocking_pipe_is_read_to_its_end() -> None:
+    """stdin a non-blocking pipe (a caller's own): the document was read as far as it had come, and the
+    program ran without the part still to come (here its new UTS namespace and hostname)."""
+    import threading
+    import time
+
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.write(w, b"version: 1\nargv: [/bin/hostname]\n")
+
+    def rest() -> None:
+        time.sleep(0.5)
+        os.write(w, b"sys: {cloneflags: [newuts], hostname: pfe-nonblocking}\n")
+        os.close(w)
+
+    later = threading.Thread(target=rest)
+    later.start()
+    try:
+        res = subprocess.run([PYFORKEXEC, "exec", "--spec", "-"], stdin=r, capture_output=True, text=True,
+                             timeout=60, check=False)
+    finally:
+        later.join()
+        os.close(r)
+    assert (res.returncode, res.stdout) == (0, "pfe-nonblocking\n"), res

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import select
 import sys
 import typing
 from collections.abc import Mapping, Sequence
@@ -418,6 +419,24 @@ def _yaml(text: str, where: str = "standard input") -> object:
         raise SpecError("", f"{where}: not valid YAML: {_one_line(str(e))}") from None
 
 
+def _read_to_end(fd: int, limit: int) -> bytes:
+    """What ``fd`` holds up to its end (or ``limit`` bytes). A non-blocking descriptor (a caller's pipe
+    may be one) is waited on rather than read as what it has so far: a document cut short would run
+    a program without the isolation of the part still to come."""
+    chunks, size = [], 0
+    while size < limit:
+        try:
+            chunk = os.read(fd, limit - size)
+        except BlockingIOError:
+            select.select([fd], [], [])
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def read_document(path: str) -> object:
     """The document in a file (``-``: standard input): at most MAX_BYTES of UTF-8, parsed as
     ``parse_text`` parses (the caller checks it: ``check_document`` once it knows it is an object)."""
@@ -425,7 +444,7 @@ def read_document(path: str) -> object:
         if path == "-":
             if sys.stdin is None:  # fd 0 was closed when Python started (``<&-``): read(0) would say so
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+            data = _read_to_end(sys.stdin.fileno(), MAX_BYTES + 1)
         else:
             with open(path, "rb") as f:
                 data = f.read(MAX_BYTES + 1)
