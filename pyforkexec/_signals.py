@@ -273,5 +273,10 @@ def ending_blocked() -> _EndingBlocked:
     return _EndingBlocked()
 
 
+def block_ending() -> None:
+    """Block the ENDING signals in this thread for good (a helper thread: they go to another one)."""
+    _raw.pthread_sigmask(signal.SIG_BLOCK, ENDING)
+
+
 def released() -> _Released:
     return _Released()

@@ -19,7 +19,7 @@ import traceback
 import warnings
 from typing import Any, Callable, Optional
 
-from . import _clone
+from . import _clone, signames
 from ._signals import SEIZE_TRIES, Hold, seize
 from .checks import check_int, fail
 from .flags import CloneFlags
@@ -77,10 +77,7 @@ def describe(flags: int) -> str:
     parts = [] if flags & ~CSIGNAL == 0 else [CloneFlags.describe(flags & ~CSIGNAL)]
     sig = flags & CSIGNAL
     if sig:
-        try:
-            parts.append(signal.Signals(sig).name)
-        except ValueError:  # a real-time signal without a name of its own
-            parts.append(f"signal {sig}")
+        parts.append(signames.name(sig))
     return "|".join(parts) or "0"
 
 

@@ -11,7 +11,7 @@ import contextlib
 import os
 import signal
 
-from ._signals import ENDING, SEIZE_TRIES, Hold, _raw, ending_blocked, held, seize
+from ._signals import SEIZE_TRIES, Hold, block_ending, ending_blocked, held, seize
 from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
     CLONE_NEWCGROUP,
@@ -274,7 +274,7 @@ def in_own_thread(fn, name, undo=None):
         # The signals that would end the process never go to this thread: a process-directed one is
         # delivered to any thread that does not block it, and this one may be past its Python code but
         # not yet gone when the caller blocks them (ending_blocked) for what must not be cut in two.
-        _raw.pthread_sigmask(signal.SIG_BLOCK, ENDING)
+        block_ending()
         try:
             outcome["value"] = fn()
         except BaseException as e:  # raised in the caller's thread below

@@ -184,23 +184,30 @@ def test_wait_false_prints_the_pid(tmp_path: Path) -> None:
     wait_for(lambda: not _alive(pid), "the detached child to die")
 
 
-def test_wait_false_a_pid_it_cannot_print_is_no_failed_start(tmp_path: Path) -> None:
-    """The pid written to a full device: the process runs all the same, so the launcher must not exit
-    125 (a supervisor would start a second copy); it exits 1 with the write error and the pid."""
+@pytest.mark.parametrize("stdout", ["full", "closed pipe"])
+def test_wait_false_a_pid_it_cannot_print_is_no_failed_start(tmp_path: Path, stdout: str) -> None:
+    """The pid written to a full device, or to a pipe nobody reads: the process runs all the same, so
+    the launcher must not exit 125, nor end by SIGPIPE (a supervisor would start a second copy); it
+    exits 1 with the write error and the pid."""
     d = doc(["sleep", "60"])
     d["wait"] = False
     d["proc"]["files"] = [0, None, None]
-    d["argv"] = ["sleep", f"60.{os.getpid()}"]  # to find it whatever the launcher said
-    with open("/dev/full", "w") as full:
-        res = pfe("exec", "--spec", write(tmp_path, d), stdout=full, stderr=subprocess.PIPE,
+    d["argv"] = ["sleep", f"60.{os.getpid()}{len(stdout)}"]  # to find it whatever the launcher said
+    r, w = os.pipe()
+    os.close(r)
+    with open("/dev/full", "w") if stdout == "full" else os.fdopen(w, "w") as out:
+        res = pfe("exec", "--spec", write(tmp_path, d), stdout=out, stderr=subprocess.PIPE,
                   capture_output=False)
+    if stdout == "full":
+        os.close(w)
     started = [int(p) for p in run(["pgrep", "-fx", " ".join(d["argv"])]).stdout.split()]
     for pid in started:
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not any(map(_alive, started)), "the detached child to die")
     assert (res.returncode, res.stdout) == (1, None), res
     runs = f"the program runs, pid {started[0]}"
-    assert res.stderr == f"pyforkexec: write error: No space left on device; {runs}\n"
+    error = "No space left on device" if stdout == "full" else "Broken pipe"
+    assert res.stderr == f"pyforkexec: write error: {error}; {runs}\n"
 
 
 def test_a_schema_it_cannot_write_is_a_write_error() -> None:

@@ -633,3 +633,15 @@ def test_an_automatic_range_loses_the_id_a_single_map_takes_as_util_linux_does()
     auto = [Range(outer=100000, inner=NO_ID, count=65536)]
     assert lines(add_single(auto, 0, 0)) == [(0, 0, 1), (1, 100000, 65535)]
     assert lines(add_single(auto, 0, 5)) == [(0, 100000, 5), (5, 0, 1), (6, 100005, 65530)]
+
+
+@needs_root
+@pytest.mark.parametrize("command", [["unshare", "-f", "-u"], ["unshare", "-u"]])
+def test_a_launcher_started_with_sigchld_ignored_still_gives_the_programs_status(command: list[str]) -> None:
+    """With SIGCHLD ignored (the caller's), the kernel reaped the program itself: the launcher hung for
+    ever, or failed with "No child processes" (125, or a traceback), where util-linux exits 3."""
+    ignoring = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGCHLD, "
+                "signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"]
+    res = subprocess.run([*ignoring, sys.executable, "-m", "pyforkexec", *command, "sh", "-c", "exit 3"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert (res.returncode, res.stderr) == (3, ""), res

@@ -325,3 +325,15 @@ def test_a_log_line_that_cannot_be_written_does_not_end_the_daemon() -> None:
         daemon.Daemon(args, w).log("started 1")  # no OSError
     finally:
         os.close(w)
+
+
+def test_a_service_killed_by_a_real_time_signal_is_restarted(tmp_path: Path) -> None:
+    """A real-time signal has no name of its own: the daemon's log line raised ValueError ("35 is not a
+    valid Signals"), the daemon died, and the service was never restarted."""
+    import signal
+
+    d = Daemon(tmp_path, ["sh", "-c", "kill -s RTMIN+1 $$ 2>/dev/null || kill -35 $$"], "--restart",
+               "on-failure", "--start-limit-burst", "2", "--start-limit-interval", "600")
+    assert d.wait() == 128 + signal.SIGRTMIN + 1  # given up at the start limit, as its service ended
+    killed = [x for x in d.log_lines() if " killed by " in x]
+    assert len(killed) == 2 and all(x.endswith("killed by SIGRTMIN+1") for x in killed), d.log_lines()

@@ -21,6 +21,11 @@ _THE_COMMAND = _RUN_AS[-1:] == ["pyforkexec"] or _RUN_AS == ["pyforkexec", "__ma
 _QUIET_START = _THE_COMMAND and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
 if _QUIET_START:
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+# A launcher waits for its program: with SIGCHLD ignored (its caller's), the kernel would reap the
+# program itself, and the wait would hang or find no child (util-linux's unshare and nsenter wait as
+# well). The program starts with SIGCHLD at its default then.
+if _THE_COMMAND and _signal.getsignal(_signal.SIGCHLD) == _signal.SIG_IGN:
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
 
 from collections.abc import Sequence  # noqa: E402
 from typing import Optional  # noqa: E402

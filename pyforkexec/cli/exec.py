@@ -143,4 +143,6 @@ def main(argv: Sequence[str]) -> NoReturn:
         print(pid, flush=True)
     except WriteError as e:  # not 125: the program runs, and a supervisor must not start a second one
         die(f"{e}; the program runs, pid {pid}", e.status)
+    except BrokenPipeError as e:  # nor ended by SIGPIPE, saying nothing of the program it started
+        die(f"write error: {e.strerror}; the program runs, pid {pid}", WriteError(e).status)
     raise SystemExit(0)

@@ -8,10 +8,10 @@ Without a value, every flag is listed.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from .. import signames
 from ..flags import NOTES_ORDER, CloneFlags, FlagGroup
 from .options import HELP, NONE, VERSION, Command, Opt, parse_or_fail
 
@@ -35,10 +35,7 @@ CSIGNAL = 0xFF
 def exit_signal(unknown: int) -> Optional[str]:
     """clone(2) keeps the child's exit signal in the low byte of its flags (SIGCHLD is 0x11)."""
     if unknown and not unknown & ~CSIGNAL:
-        try:
-            return signal.Signals(unknown).name
-        except ValueError:
-            return None
+        return signames.name(unknown)
     return None
 
 

@@ -12,6 +12,7 @@ import re
 import signal
 from typing import Optional
 
+from .. import signames
 from ..checks import MAX_ID
 from .options import Command
 
@@ -65,22 +66,10 @@ def parse_signal(cmd: Command, option: str, value: str) -> int:
     or ``RTMAX-N`` (``SIGRTMIN+1``: 35 with glibc)."""
     if re.fullmatch(_NUMBER, value):
         return parse_int(cmd, option, value, "signal number", 1, signal.NSIG - 1)
-    sig = _signal_named(value)
+    sig = signames.number(value)
     if sig is None:
         cmd.fail(f"{option}: unknown signal: {shown(value)}")
     return sig
-
-
-def _signal_named(value: str) -> Optional[int]:
-    rt = re.fullmatch(r"(?:SIG)?RT(MIN\+|MAX-)([0-9]+)", value, re.IGNORECASE)
-    if rt:  # util-linux's signame_to_signum: within SIGRTMIN..SIGRTMAX, else unknown
-        n = int(rt[2])
-        sig = signal.SIGRTMIN + n if rt[1].upper() == "MIN+" else signal.SIGRTMAX - n
-        return int(sig) if signal.SIGRTMIN <= sig <= signal.SIGRTMAX else None
-    name = value.upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    found = getattr(signal.Signals, name, None) if name.isidentifier() else None
-    return int(found) if isinstance(found, signal.Signals) else None
 
 
 def nonempty(cmd: Command, option: str, value: Optional[str], what: str = "path") -> Optional[str]:

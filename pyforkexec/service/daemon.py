@@ -50,6 +50,7 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
+from .. import signames
 from .. import spec as specmod
 from ..attrs import SysProcAttr
 from ..errors import ChildError
@@ -397,7 +398,7 @@ class Daemon:
 
     def log_exit(self, proc: Process, code: int) -> None:
         self.log(f"{proc.pid} exited with status {code}" if code >= 0 else
-                 f"{proc.pid} killed by {signal.Signals(-code).name}")
+                 f"{proc.pid} killed by {signames.name(-code)}")
 
     # ---- the waiter: the daemon while its service runs ------------------------------------------
 

@@ -19,6 +19,8 @@ from .supervise import Supervisor
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
+    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:  # (see cli/__init__.py: it reaps its child)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     args = list(sys.argv[1:] if argv is None else argv)
     pid = int(args[0])
     if len(args) > 1 and not args[1].startswith("--"):  # a cgroup to remove: only then its module

@@ -5,9 +5,9 @@ metadata (``parse``/``dump``) or by a row of ``_NAMED``."""
 from __future__ import annotations
 
 import dataclasses
-import signal
 from typing import Callable, Optional
 
+from .. import signames
 from ..attrs import SetNS, SysProcAttr
 from ..flags import CloneFlags
 
@@ -40,10 +40,10 @@ def parse_flags(value: object) -> int:
 def _parse_signal(value: object) -> int:
     if not isinstance(value, str):
         raise TypeError("expected a signal number or name")
-    name = value.upper() if value.upper().startswith("SIG") else "SIG" + value.upper()
-    if name not in signal.Signals.__members__:
+    found = signames.number(value)
+    if found is None:
         raise ValueError(f"unknown signal {value!r}")
-    return int(signal.Signals[name])
+    return found
 
 
 def _dump_flags(value: int) -> object:
@@ -61,7 +61,7 @@ _NAMED: dict[tuple[type, str], Named] = {
     (SysProcAttr, "cloneflags"): (parse_flags, _dump_flags),
     (SysProcAttr, "unshareflags"): (parse_flags, _dump_flags),
     (SetNS, "nstype"): (parse_flags, _dump_flags),
-    (SysProcAttr, "pdeathsig"): (_parse_signal, lambda v: signal.Signals(v).name if v else v),
+    (SysProcAttr, "pdeathsig"): (_parse_signal, lambda v: signames.name(v) if v else v),
 }
 
 

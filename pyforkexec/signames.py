@@ -1,0 +1,37 @@
+"""Signal names as util-linux reads and writes them: ``SIGKILL``, ``KILL`` or ``kill``; a real-time
+signal, which has no name of its own, as ``RTMIN+N`` or ``RTMAX-N`` (``SIGRTMIN+1``: 35 with glibc)."""
+
+from __future__ import annotations
+
+import re
+import signal
+from typing import Optional
+
+_REAL_TIME = re.compile(r"(?:SIG)?RT(MIN\+|MAX-)([0-9]+)", re.IGNORECASE)
+
+
+def number(value: str) -> Optional[int]:
+    """The signal ``value`` names, None for no signal (util-linux's signame_to_signum: a real-time one
+    within SIGRTMIN..SIGRTMAX)."""
+    rt = _REAL_TIME.fullmatch(value)
+    if rt:
+        n = int(rt[2])
+        sig = signal.SIGRTMIN + n if rt[1].upper() == "MIN+" else signal.SIGRTMAX - n
+        return int(sig) if signal.SIGRTMIN <= sig <= signal.SIGRTMAX else None
+    upper = value.upper()
+    upper = upper if upper.startswith("SIG") else "SIG" + upper
+    found = getattr(signal.Signals, upper, None) if upper.isidentifier() else None
+    return int(found) if isinstance(found, signal.Signals) else None
+
+
+def name(signo: int) -> str:
+    """``SIGTERM``; a real-time signal as ``SIGRTMIN+N`` (or ``SIGRTMAX-N`` nearer that end); a number
+    that is no signal as itself."""
+    try:
+        return signal.Signals(signo).name
+    except ValueError:
+        pass
+    if signal.SIGRTMIN <= signo <= signal.SIGRTMAX:
+        low, high = signo - signal.SIGRTMIN, signal.SIGRTMAX - signo
+        return f"SIGRTMIN+{low}" if low <= high else f"SIGRTMAX-{high}"
+    return str(signo)

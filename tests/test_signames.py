@@ -1,0 +1,40 @@
+"""Signal names as util-linux reads and writes them (pyforkexec/signames.py), wherever the command
+line, the spec documents and the logs take or show one."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from pyforkexec import signames
+from pyforkexec.attrs import SysProcAttr
+from pyforkexec.spec.named import named_of
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("KILL", signal.SIGKILL), ("sigterm", signal.SIGTERM), ("SIGHUP", signal.SIGHUP),
+    ("RTMIN+1", signal.SIGRTMIN + 1), ("SIGRTMAX-2", signal.SIGRTMAX - 2), ("rtmin+0", signal.SIGRTMIN),
+    ("RTMIN+99", None), ("RTMAX-99", None), ("NOSUCH", None), ("", None), ("SIG", None),
+])
+def test_a_name_reads_as_util_linux_reads_it(text: str, number: int | None) -> None:
+    assert signames.number(text) == number
+
+
+def test_every_signal_has_a_name_that_reads_back() -> None:
+    for signo in [*signal.valid_signals()]:  # (glibc keeps 32 and 33 for itself: no name, not valid)
+        if signo >= signal.NSIG or not (signo < 32 or signo >= signal.SIGRTMIN):
+            continue
+        name = signames.name(signo)
+        assert signames.number(name) == signo, name
+
+
+def test_a_spec_document_takes_and_shows_real_time_names() -> None:
+    """The spec's pdeathsig refused "RTMIN+1" (--kill-child takes it) and could not show 35."""
+    import dataclasses
+
+    field = next(f for f in dataclasses.fields(SysProcAttr) if f.name == "pdeathsig")
+    parse, dump = named_of(SysProcAttr, field)
+    assert parse("RTMIN+1") == signal.SIGRTMIN + 1 and dump(signal.SIGRTMIN + 1) == "SIGRTMIN+1"
+    with pytest.raises(ValueError, match=r"unknown signal 'RTMIN\+99'"):
+        parse("RTMIN+99")
