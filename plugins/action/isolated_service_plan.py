@@ -114,7 +114,9 @@ class ActionModule(role_action.RoleAction):
         result.update(
             plan=planned,
             new_accounts=new_accounts,
-            gone_accounts=role_plan.gone_accounts(every, host) if args["state"] == "present" else [],
+            # (state absent: every service goes, whatever its own state says)
+            gone_accounts=role_plan.gone_accounts(every if args["state"] == "present" else
+                                                  [dict(svc, state="absent") for svc in every], host),
             jinja2_needed=role_plan.jinja2_needed(kept, host),
             changed=False,
         )

@@ -112,10 +112,11 @@ new_accounts:
   elements: str
 gone_accounts:
   description:
-    - With O(state=present), the accounts to remove after the services converge, that no service to be
-      kept runs as. Those the role created for the services in state C(absent), and those the accounts
-      module made that a service of the run ran as before its C(user) changed (unless the spec of
-      a service outside the run uses them, or a spec on the host cannot be read).
+    - The accounts to remove after the services converge (with O(state=absent), once they are all
+      removed), that no service to be kept runs as, and that the spec of no service outside the run
+      uses. Those the role created for the services in state C(absent), and those the accounts module
+      made that a service of the run ran as before its C(user) changed, or before its removal (not
+      those when a spec on the host cannot be read).
   returned: after the look
   type: list
   elements: str

@@ -228,9 +228,11 @@ def jinja2_needed(kept: list[dict], host: dict) -> bool:
 def gone_accounts(every: list[dict], host: Optional[dict] = None) -> list[str]:
     """The accounts to remove after the services converge: those the role created (create_user) for the
     services in state absent, and those the role's accounts module made (made_here) that a service of
-    the run ran as before and runs as no more (its ``user`` changed: ``host["spec_accounts"]``, the accounts
-    its spec on the host runs as); but any that a service to be kept runs as, or that the spec of a
-    service outside the run uses. None of the second kind when a spec on the host could not be read."""
+    the run ran as before and runs as no more (its ``user`` changed, or it is removed: ``host
+    ["spec_accounts"]``, the accounts its spec on the host runs as); but any that a service to be kept
+    runs as, or that the spec of a service outside the run uses (an account two plays' services share
+    stays with the one that stays). When a spec on the host could not be read, only the first kind,
+    as no spec can be told to use them."""
     kept = {svc["user"] for svc in every if svc["state"] != "absent" and "user" in svc}
     gone = [svc["user"] for svc in every if svc["state"] == "absent" and "user" in svc and svc["create_user"]]
     specs = (host or {}).get("spec_accounts") or {}
@@ -241,6 +243,7 @@ def gone_accounts(every: list[dict], host: Optional[dict] = None) -> list[str]:
             account
             for svc in every
             for account, comment in sorted(specs.get(svc["name"], {}).items())
-            if made_here(comment) and account != svc.get("user") and account not in elsewhere
+            if made_here(comment) and (account != svc.get("user") or svc["state"] == "absent")
         ]
+        gone = [account for account in gone if account not in elsewhere]
     return [user for user in dict.fromkeys(gone) if user not in kept]

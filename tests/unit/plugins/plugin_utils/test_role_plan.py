@@ -211,3 +211,18 @@ def test_an_account_the_role_made_goes_once_its_service_runs_as_another():
     assert role_plan.gone_accounts(services, dict(host, spec_unreadable=["x"])) == []
     moved = [dict(svc, user="old") if svc["name"] == "b" else svc for svc in services]
     assert role_plan.gone_accounts(moved, host) == []  # b runs as old now
+
+
+def test_an_account_a_service_outside_the_run_runs_as_stays_when_the_one_in_the_run_goes():
+    """Two plays' services ran as one account: the play that removed its service removed the account
+    too, and the other's spec ran as a uid nobody had; an account the role made that a removed
+    service's spec on the host runs as (its variables naming an older user) was left."""
+    mark = accounts_utils.MARK
+    services = role_plan.with_defaults([dict(name="gone", user="shared", state="absent"),
+                                        dict(name="moved", user="older", state="absent")], DEFAULTS)
+    host = dict(HOST, spec_unreadable=[], spec_accounts={
+        "other-play": {"shared": mark},
+        "moved": {"newer": mark},  # what its spec on the host runs as now
+    })
+    assert role_plan.gone_accounts(services, host) == ["older", "newer"]
+    assert role_plan.gone_accounts(services, dict(host, spec_unreadable=["x"])) == ["shared", "older"]
