@@ -100,12 +100,14 @@ def create(run: Runner, name: str, shell: str, home: str, system: bool) -> None:
     _run(run, [*argv, name], name)
 
 
-def check_unused(names: list[str]) -> None:
+def check_unused(names: list[str], supervised_stop: bool = False) -> None:
     """AccountError naming an account of ``names`` that a process still runs as: userdel refuses it,
-    and the accounts removed before it would be a change made halfway (checked before any is)."""
+    and the accounts removed before it would be a change made halfway (checked before any is).
+    ``supervised_stop`` (check mode): not the processes a pyforkexec daemon supervises, which the run
+    stops first when it removes their services (the role does)."""
     uids = {pwd.getpwnam(name).pw_uid: name for name in names}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or (supervised_stop and _supervised(int(entry.name))):
             continue
         try:
             with open(f"/proc/{entry.name}/status") as f:
@@ -117,6 +119,24 @@ def check_unused(names: list[str]) -> None:
         if used is not None:
             raise AccountError(f"{used}: process {entry.name} runs as it: stop it first (no account was "
                                "removed)")
+
+
+DAEMONS = ("pyforkexec-waiter", "pyforkexec.daemon")  # a daemon, as its own exe or command line says
+
+
+def _supervised(pid: int) -> bool:
+    """Whether ``pid`` is a pyforkexec daemon's service or a process under it (its ancestors)."""
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                words = f.read().decode(errors="replace").split("\0")
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if any(word.endswith(DAEMONS[0]) or word == DAEMONS[1] for word in words):
+            return True
+    return False
 
 
 def remove(run: Runner, name: str) -> None:

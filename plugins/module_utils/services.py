@@ -178,11 +178,15 @@ def _joiners(entries):
     wiring makes), and by the namespace itself (its nsfs inode): a join through another path (a
     symlink, a bind-mounted copy, /proc/PID/ns/net) joins it all the same."""
     named = _named_netns()
+    by_inode = {}  # (a spec's join of a /proc/PID path records the namespace's inode: PID may be gone)
+    for (_, inode), names_of in named.items():
+        by_inode.setdefault(inode, set()).update(names_of)
     out = {}
 
-    def add(service, paths):
-        for path in paths:
-            for name in named.get(_ns_id(path), ()):
+    def add(service, joins):
+        for path, inode in joins:
+            found = by_inode.get(inode, set()) if inode is not None else named.get(_ns_id(path), ())
+            for name in found:
                 out.setdefault(name, set()).add(service)
 
     for entry in entries:
@@ -190,7 +194,7 @@ def _joiners(entries):
         if entry.state != "absent":
             if params["netns"]:
                 out.setdefault(params["netns"], set()).add(entry.name)
-            add(entry.name, [join["path"] or f"/proc/{join['pid']}/ns/net" for join in params["join"]
+            add(entry.name, [(join["path"] or f"/proc/{join['pid']}/ns/net", None) for join in params["join"]
                              if join["path"] or not join["namespaces"] or "net" in join["namespaces"]])
     names = {entry.name for entry in entries}
     try:
@@ -357,14 +361,15 @@ def _remove(module, entry, stopped, keep):
 
 
 def _spec_joins(name):
-    """The namespace files the spec of service ``name`` on this host joins (of any or the net type)."""
+    """(path, inode or None) of the namespace files the spec of service ``name`` on this host joins (of
+    any or the net type); the inode where the spec pins one."""
     try:
         spec = deps.pyforkexec.spec.read(paths.spec_path(name))
     except (OSError, ValueError):  # none, or unreadable: nothing known
         return []
     sys_attr = spec.attr.sys
     net = int(deps.pyforkexec.CLONE_NEWNET)
-    return [e.target for e in (sys_attr.setns if sys_attr is not None else ())
+    return [(e.target, e.inode) for e in (sys_attr.setns if sys_attr is not None else ())
             if isinstance(e.target, str) and e.nstype in (0, net)]
 
 

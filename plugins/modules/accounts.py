@@ -114,8 +114,8 @@ def main():
             accounts.check_paths(shell=p["shell"], home=p["home"])
         changing = accounts.plan(names, p["state"])
         before = [n for n in names if accounts.entry(n) is not None]  # of the names: those there now
-        if p["state"] == "absent" and not module.check_mode:  # (check mode: the services a run
-            accounts.check_unused(changing)  # stops before it may still run as them)
+        if p["state"] == "absent":
+            accounts.check_unused(changing, supervised_stop=module.check_mode)
         if not module.check_mode:
             for name in changing:
                 if p["state"] == "present":

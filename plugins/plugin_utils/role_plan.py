@@ -237,13 +237,12 @@ def gone_accounts(every: list[dict], host: Optional[dict] = None) -> list[str]:
     gone = [svc["user"] for svc in every if svc["state"] == "absent" and "user" in svc and svc["create_user"]]
     specs = (host or {}).get("spec_accounts") or {}
     if not (host or {}).get("spec_unreadable"):
-        names = {svc["name"] for svc in every}
-        elsewhere = {account for name, accounts in specs.items() if name not in names for account in accounts}
         gone += [
             account
             for svc in every
             for account, comment in sorted(specs.get(svc["name"], {}).items())
             if made_here(comment) and (account != svc.get("user") or svc["state"] == "absent")
         ]
-        gone = [account for account in gone if account not in elsewhere]
-    return [user for user in dict.fromkeys(gone) if user not in kept]
+    names = {svc["name"] for svc in every}  # (the specs that could be read protect theirs in any case)
+    elsewhere = {account for name, accounts in specs.items() if name not in names for account in accounts}
+    return [user for user in dict.fromkeys(gone) if user not in kept and user not in elsewhere]

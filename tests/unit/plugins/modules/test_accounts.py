@@ -179,14 +179,39 @@ def test_a_removal_one_account_of_which_is_in_use_removes_none(run_module, names
     assert not run_module(accounts, dict(names=names)).get("failed")
     busy = _running_as(names[1])
     try:
-        # (check mode cannot tell: in a role, the services that run as them are stopped first)
-        assert run_module(accounts, dict(names=names, state="absent"), check_mode=True)["changed"] is True
-        refused = run_module(accounts, dict(names=names, state="absent"))
-        assert refused["failed"] is True and not refused["changed"], refused
-        said = f"{names[1]}: process {busy.pid} runs as it: stop it first (no account was removed)"
-        assert refused["msg"] == said
-        assert all(pwd.getpwnam(n) for n in names)
+        for check_mode in (True, False):
+            refused = run_module(accounts, dict(names=names, state="absent"), check_mode=check_mode)
+            assert refused["failed"] is True and not refused["changed"], refused
+            said = f"{names[1]}: process {busy.pid} runs as it: stop it first (no account was removed)"
+            assert refused["msg"] == said
+            assert all(pwd.getpwnam(n) for n in names)
     finally:
         busy.kill()
         busy.wait()
     assert run_module(accounts, dict(names=names, state="absent"))["changed_names"] == names
+
+
+def test_check_mode_does_not_count_what_a_pyforkexec_daemon_supervises(run_module, names):
+    """A role removes a service (its daemon stops it) before the account it ran as: check mode refused
+    such a removal (the service still ran), where the run succeeds. Under a daemon, a process is not
+    counted in check mode; the run still checks every process."""
+    assert not run_module(accounts, dict(names=names[:1])).get("failed")
+    uid = pwd.getpwnam(names[0]).pw_uid
+    script = f"setpriv --reuid={uid} --regid={uid} --clear-groups sleep 60"
+    daemon = subprocess.Popen(["sh", "-c", script, "pyforkexec.daemon"])  # (as a daemon's command line)
+    try:
+        while not any(os.stat(f"/proc/{p}").st_uid == uid for p in _children(daemon.pid)):
+            time.sleep(0.001)
+        assert run_module(accounts, dict(names=names[:1], state="absent"), check_mode=True)["changed"] is True
+        refused = run_module(accounts, dict(names=names[:1], state="absent"))
+        assert refused["failed"] is True and "runs as it" in refused["msg"], refused
+    finally:
+        for pid in _children(daemon.pid):
+            os.kill(int(pid), 9)
+        daemon.kill()
+        daemon.wait()
+
+
+def _children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return f.read().split()

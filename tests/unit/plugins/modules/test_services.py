@@ -460,7 +460,7 @@ def test_a_change_made_while_removed_services_stop_is_seen_by_the_run(run_module
     assert f"{NET}.3/24" in shown and f"{NET}.42/24" not in shown, shown
 
 
-@pytest.mark.parametrize("how", ["pid", "symlink", "same-run-path"])
+@pytest.mark.parametrize("how", ["pid", "symlink", "same-run-path", "exited-pid"])
 def test_a_join_through_any_path_counts_as_one(run_module, two, unique_name, tmp_path, how):
     """A staying service that joins the namespace through /proc/PID/ns/net, a symlink of its file, or
     (in the same run) a join path, was no joiner: the namespace was removed under it."""
@@ -470,8 +470,15 @@ def test_a_join_through_any_path_counts_as_one(run_module, two, unique_name, tmp
     started = run_module(services, dict(services=[wired]))
     assert started.get("failed") is not True, started
     target = f"/run/netns/{wired['name']}"
+    helper = None
     if how == "pid":
         join = dict(pid=started["services"][wired["name"]]["pid"], namespaces=["net"])
+    elif how == "exited-pid":  # a process in it when the joiner was declared, gone since (its spec
+        # records the namespace's inode)
+        helper = subprocess.Popen(["ip", "netns", "exec", wired["name"], "sleep", "60"])
+        while os.stat(f"/proc/{helper.pid}/ns/net").st_ino != os.stat(target).st_ino:
+            pass
+        join = dict(path=f"/proc/{helper.pid}/ns/net", namespaces=["net"])
     elif how == "symlink":
         (tmp_path / "ns").symlink_to(target)
         join = dict(path=str(tmp_path / "ns"), namespaces=["net"])
@@ -484,8 +491,14 @@ def test_a_join_through_any_path_counts_as_one(run_module, two, unique_name, tmp
         else:
             assert run_module(service_module, joiner).get("failed") is not True
             removal = [dict(wired, state="absent")]
+        if helper is not None:
+            helper.kill()
+            helper.wait()
         refused = run_module(services, dict(services=removal))
         assert f"is joined by {joiner['name']}, which stay" in refused.get("msg", ""), refused
         assert os.path.exists(target)
     finally:
+        if helper is not None and helper.poll() is None:
+            helper.kill()
+            helper.wait()
         run_module(service_module, dict(name=joiner["name"], state="absent", manager="direct"))
