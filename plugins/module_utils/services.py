@@ -179,7 +179,7 @@ def _joiners(entries):
     symlink, a bind-mounted copy, /proc/PID/ns/net) joins it all the same."""
     named = _named_netns()
     by_inode = {}  # (a spec's join of a /proc/PID path records the namespace's inode: PID may be gone)
-    for (_, inode), names_of in named.items():
+    for (_device, inode), names_of in named.items():
         by_inode.setdefault(inode, set()).update(names_of)
     out = {}
 
