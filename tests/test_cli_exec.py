@@ -629,3 +629,26 @@ def test_a_spec_from_a_non_blocking_pipe_is_read_to_its_end() -> None:
         later.join()
         os.close(r)
     assert (res.returncode, res.stdout) == (0, "pfe-nonblocking\n"), res
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_launcher_with_stdout_or_stderr_closed_exits_as_its_program(tmp_path: Path, closed: int) -> None:
+    """With fd 1 or 2 closed when Python started, sys.stdout or sys.stderr is None: exiting as the
+    program exited raised AttributeError (a traceback, status 1) instead of the program's status 3."""
+    d = doc(["sh", "-c", "exit 3"])  # (a cgroup to remove: the launcher reaps the program itself)
+    d.setdefault("sys", {})["cgroup"] = {"path": f"pyforkexec-closed-{os.getpid()}-{closed}"}
+    res = pfe("exec", "--spec", write(tmp_path, d), preexec_fn=lambda: os.close(closed))
+    assert res.returncode == 3, res
+
+
+def test_wait_false_with_stdout_closed_says_where_the_pid_went(tmp_path: Path) -> None:
+    """Detached, with fd 1 closed: the pid went nowhere and the launcher exited 0."""
+    d = doc(["sleep", "60"])
+    d["wait"] = False
+    d["proc"]["files"] = [0, None, None]
+    d["argv"] = ["sleep", f"60.{os.getpid()}9"]
+    res = pfe("exec", "--spec", write(tmp_path, d), preexec_fn=lambda: os.close(1))
+    started = [int(p) for p in run(["pgrep", "-fx", " ".join(d["argv"])]).stdout.split()]
+    for pid in started:
+        os.kill(pid, signal.SIGKILL)
+    assert res.returncode == 1 and res.stderr.endswith(f"the program runs, pid {started[0]}\n"), res

@@ -20,6 +20,7 @@ created once the process is reaped; with false the directory stays with the deta
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -140,6 +141,8 @@ def main(argv: Sequence[str]) -> NoReturn:
         raise blame_field(spec, e) or e from None
     notifier.ready(pid)
     try:
+        if sys.stdout is None:  # closed when Python started: print() would say nothing, and exit 0
+            raise WriteError(OSError(errno.EBADF, os.strerror(errno.EBADF)))
         print(pid, flush=True)
     except WriteError as e:  # not 125: the program runs, and a supervisor must not start a second one
         die(f"{e}; the program runs, pid {pid}", e.status)

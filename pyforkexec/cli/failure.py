@@ -157,6 +157,10 @@ def _status(code: object) -> int:
     return 1
 
 
+def _unraisable_unsaid(unraisable: object) -> None:
+    """sys.unraisablehook of a command: nothing said (see run_command)."""
+
+
 def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str]) -> int:
     """Runs a subcommand's ``main(argv)`` and returns its exit status; every failure it raises is
     reported by ``report`` with the status ``explain`` gives.
@@ -168,6 +172,9 @@ def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str])
     stdout = sys.stdout
     if stdout is not None:
         sys.stdout = _CheckedStdout(stdout)  # type: ignore[assignment]
+    # An error in a destructor (a library's event loop that failed to open, out of fds) would print a
+    # traceback beside the one line the failure is: a command says nothing of it.
+    sys.unraisablehook = _unraisable_unsaid
     try:
         try:
             status = _status(command(argv))

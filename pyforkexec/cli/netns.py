@@ -42,6 +42,8 @@ def _converge(name: str, options: Optional[dict[str, Any]], check: bool) -> NoRe
         die(f"netns {name}: {e}", EXIT_SETUP)
     except (netns.ApplyError, OSError, RuntimeError) as e:
         done = "" if not getattr(e, "actions", None) else f" (planned: {', '.join(e.actions)})"
+        if getattr(e, "undone", None) is False:  # made by this run, and its undo failed too
+            done += f"; what it made could not be undone: run 'netns down {name}'"
         die(f"netns {name}: {e}{done}", EXIT_SETUP)
     for line in result.actions:
         print(line, flush=True)

@@ -19,8 +19,10 @@ __all__ = ["exit_like"]
 
 def exit_like(code: int) -> NoReturn:
     """Exit with status ``code``, or for a negative code die of signal ``-code`` (no core dump)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):  # (None: the fd was closed when Python started)
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):  # what cannot be written is lost, not the status
+                stream.flush()
     if code >= 0:
         os._exit(code & 0xFF)
     signo = -code
