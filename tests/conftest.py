@@ -17,6 +17,11 @@ from helpers.forked import NOBODY, run_in_fork
 
 HELPERS = Path(__file__).parent / "helpers"
 
+# The commands the suite starts see a user's environment, whatever the developer's: with
+# PYTHONUNBUFFERED set (some CI images and containers set it), a write error that only shows when
+# Python flushes its buffered stdout at exit went unseen here and failed in a fresh root.
+os.environ.pop("PYTHONUNBUFFERED", None)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def keyboard_interrupt_on_sigint() -> Iterator[None]:

@@ -194,6 +194,13 @@ def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str])
         return status
     finally:
         sys.stdout = stdout
+        # What a failed write left buffered would fail again in the interpreter's exit, which then
+        # says so and exits 120 instead of the status reported.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            try:
+                stdout.flush()
+            except OSError:
+                _quiet_stdout()
 
 
 def _quiet_stdout() -> None:

@@ -39,12 +39,12 @@ from . import waiter
 #: inherits the SIG_IGN, as util-linux's program and Go's children do, and the signal is the kernel's
 #: to discard, for both.
 FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+SI_KERNEL = 0x80  # si_code of a signal the kernel raised, e.g. the tty's ^C to the foreground group
 
 
 def forwarded() -> tuple[int, ...]:
     """The FORWARDED signals this process does not ignore: the ones a launcher passes on."""
     return tuple(s for s in FORWARDED if signal.getsignal(s) != signal.SIG_IGN)
-SI_KERNEL = 0x80  # si_code of a signal the kernel raised, e.g. the tty's ^C to the foreground group
 
 
 class Supervisor:
