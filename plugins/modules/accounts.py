@@ -55,7 +55,7 @@ attributes:
     support: full
     details:
       - A removal is refused, before any account goes, while a process runs as one of the accounts. In
-        check mode a process under a pyforkexec daemon does not count: a run that removes its service
+        check mode a process under a pyforkexec daemon does not count, as a run that removes its service
         (the role does) stops it before the account goes.
   diff_mode:
     support: full
