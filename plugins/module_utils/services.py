@@ -271,7 +271,7 @@ def addresses_twice_on_a_bridge(entries):
     return problems
 
 
-def _rehearse(module, entries, reuse):
+def _rehearse(module, entries, left, reuse):
     """The wiring of every entry planned against this host, as check mode plans it (one batch, the
     removals first), before anything changes: an entry the model refuses only once the host is
     read (a subnet that another entry, or a host link, takes) fails the run with nothing done, rather
@@ -279,10 +279,9 @@ def _rehearse(module, entries, reuse):
     from here until the wiring (a batch around both), so an entry the rehearsal finds nothing to do
     for is not read again (its Converged is kept: ``rehearsed``); a reading made before the lock was
     let go (the removed services' stop timeouts) would not tell what another converge did meanwhile.
-    Raises PlanError."""
+    ``left``: _left_behind's. Raises PlanError."""
     netns = deps.pyforkexec.netns
     problems = []
-    left = _left_behind(entries)
     with netns.batch(keep_bridges=_bridges([e for e in entries if e.state != "absent"])):
         for name in (n for names in left.values() for n in names):  # removed first (_apply)
             netns.converge(name, None, check=True)
@@ -465,11 +464,11 @@ def _bridges(entries):
             | {v["bridge"] for w in wirings for v in w.get("veths") or [] if v.get("bridge")})
 
 
-def _apply(module, entries, restart, stopped, rehearse=False):
-    """``rehearse``: _rehearse first, in the batch that wires the kept entries (nothing to remove)."""
+def _apply(module, entries, restart, stopped, left, rehearse=False):
+    """``left``: _left_behind's, read before the specs change. ``rehearse``: _rehearse first, in the
+    batch that wires the kept entries (nothing to remove)."""
     kept = [entry for entry in entries if entry.state != "absent"]
     keep = _bridges(kept)  # not removed as emptied by a removal or a move: a kept service wants it
-    left = _left_behind(entries)  # (read before the specs change)
     for entry in entries:
         if entry.state == "absent":
             _guarded(entry, _remove, module, entry, stopped, keep)
@@ -484,7 +483,7 @@ def _apply(module, entries, restart, stopped, rehearse=False):
         # until something changes them).
         with deps.pyforkexec.netns.batch(keep_bridges=keep):
             if rehearse:
-                _rehearse(module, entries, reuse=True)
+                _rehearse(module, entries, left, reuse=True)
             for entry in kept:  # before the new wirings: an address moves, never on a bridge twice
                 if entry.name in left:
                     _guarded(entry, _remove_left_behind, module, entry, left[entry.name], keep)
@@ -572,9 +571,10 @@ def _run(module):
     entries = plan(module)
     # Check mode's own run is the rehearsal. A run that removes something rehearses before it stops a
     # service; one that does not, in the batch that wires (_apply), whose readings then stand.
-    removing = any(entry.state == "absent" for entry in entries) or bool(_left_behind(entries))
+    left = _left_behind(entries)  # (the host's specs read once, before anything changes)
+    removing = any(entry.state == "absent" for entry in entries) or bool(left)
     if removing and not module.check_mode:
-        _rehearse(module, entries, reuse=False)
+        _rehearse(module, entries, left, reuse=False)
     restart = set(module.params["restart"])
     try:
         stopped = _stop_removed(module, entries)
@@ -583,9 +583,9 @@ def _run(module):
     if module.check_mode:  # one batch, as the real run's rehearsal: each entry sees the removals before it
         keep = _bridges([entry for entry in entries if entry.state != "absent"])
         with deps.pyforkexec.netns.batch(keep_bridges=keep):
-            _apply(module, entries, restart, stopped)
+            _apply(module, entries, restart, stopped, left)
     else:
-        _apply(module, entries, restart, stopped, rehearse=not removing)
+        _apply(module, entries, restart, stopped, left, rehearse=not removing)
     results = {entry.name: _service_result(entry, module._diff) for entry in entries}
     result = dict(changed=any(r["changed"] for r in results.values()), services=results)
     if module._diff:
