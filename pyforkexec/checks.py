@@ -96,6 +96,8 @@ def check_fileno(field: str, value: object) -> int:
             fd = method()
         except (OSError, ValueError) as e:  # a closed file object: "I/O operation on closed file"
             fail(field, f"{type(value).__name__}.fileno() failed: {e}")
+        except Exception as e:  # the caller's own object misbehaving: still this field's error
+            fail(field, f"{type(value).__name__}.fileno() failed ({type(e).__name__}: {e})", TypeError)
         if isinstance(fd, bool) or not isinstance(fd, int):
             fail(field, f"{type(value).__name__}.fileno() returned {type(fd).__name__}, not an int",
                  TypeError)

@@ -458,3 +458,70 @@ def test_a_credential_without_groups_never_keeps_the_callers_groups_silently() -
     assert run_in_fork(_spawn_with_groups, [4], no_setgroups=True) == ("ran", 0, ["65534"])
     assert run_in_fork(_spawn_with_groups, [100000]) == ("ran", 0, ["0"])
     assert run_in_fork(_spawn_with_groups, []) == ("ran", 0, [])
+
+
+# --- a join fd the caller's other threads can change ---------------------------------------------------
+
+def _swapped_after_the_checks(fd: int, replacement: int) -> Callable[..., object]:
+    """A trace function that, once the spawn has opened and checked its joins (the first line of
+    start_spawn after ``open_joins``), makes ``fd`` another file as a thread of the caller's could
+    (dup2), before anything joins it."""
+    import inspect
+
+    from pyforkexec import forkexec
+
+    lines, first = inspect.getsourcelines(forkexec.start_spawn)
+    after = first + next(i for i, line in enumerate(lines) if "open_joins(" in line) + 1
+
+    def trace(frame: object, event: str, arg: object) -> object:
+        code = frame.f_code  # type: ignore[attr-defined]
+        if code is not forkexec.start_spawn.__code__:
+            return None
+        def line(frame: object, event: str, arg: object) -> object:
+            if event == "line" and frame.f_lineno == after:  # type: ignore[attr-defined]
+                os.dup2(replacement, fd)
+            return line
+        return line
+    return trace
+
+
+@needs_root  # a join of a uts namespace not owned by the caller's user namespace
+def test_a_join_fd_swapped_after_its_checks_still_joins_what_was_checked(
+        elsewhere: Callable[[str], str]) -> None:
+    """The fd of a SetNS is checked (not the caller's own, its inode) and then joined: the spawn joins
+    its own copy, so a caller's fd number made another file in between (here: the caller's own uts)
+    changes nothing; joined by number, the program ran in the caller's namespace."""
+    import sys as _sys
+
+    theirs = os.open(elsewhere("uts"), os.O_RDONLY)
+    own = os.open(_own("uts"), os.O_RDONLY)
+    r, w = os.pipe()
+    try:
+        _sys.settrace(_swapped_after_the_checks(theirs, own))
+        try:
+            proc = fe.start_process("/bin/readlink", ["readlink", "/proc/self/ns/uts"], fe.ProcAttr(
+                files=[0, w, 2], sys=fe.SysProcAttr(setns=[fe.SetNS(theirs, fe.CLONE_NEWUTS)])))
+        finally:
+            _sys.settrace(None)
+        os.close(w)
+        w = -1
+        assert proc.wait() == 0
+        with os.fdopen(r, closefd=False) as out:
+            ran_in = out.read().strip()
+        assert os.stat(_own("uts")).st_ino != os.stat(elsewhere("uts")).st_ino
+        assert ran_in == os.readlink(elsewhere("uts")), "the program ran in the namespace swapped in"
+        assert os.fstat(theirs).st_ino == os.stat(_own("uts")).st_ino  # the swap did happen
+    finally:
+        for fd in (theirs, own, r, w):
+            if fd >= 0:
+                os.close(fd)
+
+
+def test_a_fileno_that_raises_anything_is_refused_naming_the_field(no_new_child: None) -> None:
+    """A file object whose fileno() raises an exception of its own is that field's TypeError."""
+    class Broken:
+        def fileno(self) -> int:
+            raise RuntimeError("boom")
+
+    with pytest.raises(TypeError, match=r"ProcAttr\.files\[1\].*RuntimeError: boom"):
+        fe.fork_exec(TRUE, ["true"], fe.ProcAttr(files=[0, Broken(), 2]))

@@ -122,19 +122,17 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
     """
     joins = []
     for index, entry in enumerate(entries):
-        if isinstance(entry.target, int):
-            fd = entry.target
-        else:
-            try:
-                fd = os.open(entry.target, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as e:
-                raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
-            opened.append(fd)
         try:
-            stale = entry.inode is not None and os.fstat(fd).st_ino != entry.inode
-        except OSError as e:  # a closed fd: the error the child's setns would have met
+            # A caller's fd is copied before it is checked: the checks and the join then see one file,
+            # which another thread of the caller cannot swap for another namespace (dup2) in between.
+            if isinstance(entry.target, int):
+                fd = fcntl.fcntl(entry.target, fcntl.F_DUPFD_CLOEXEC, 3)
+            else:
+                fd = os.open(entry.target, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:  # a closed fd, a path that cannot be opened: what the child's setns would meet
             raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
-        if stale:
+        opened.append(fd)
+        if entry.inode is not None and os.fstat(fd).st_ino != entry.inode:
             raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # not the namespace meant
         kind = kind_of(fd, entry.nstype)
         check_join_kind(f"SysProcAttr.setns[{index}]", entry, kind, cloneflags)
