@@ -45,6 +45,7 @@ EXAMPLES = int(os.environ.get("PFE_HYPOTHESIS_EXAMPLES", "25"))
 RANDOM = "PFE_HYPOTHESIS_EXAMPLES" in os.environ  # else a fixed seed: CI runs the same examples each time
 MANAGED = {"boot", "static"}  # the route protocols netns manages (what `ip route add` and pyroute2 use)
 RTPROT = {3: "boot", 4: "static"}
+IFF_UP = 0x1
 GROUPS = 0x1 | 0x10 | 0x40 | 0x100 | 0x400  # RTMGRP_LINK, IPV4_IFADDR, IPV4_ROUTE, IPV6_IFADDR, IPV6_ROUTE
 
 
@@ -185,9 +186,10 @@ def assert_is(state: dict, doc: dict, env: dict) -> None:
 # --- what must survive: objects of A still there in B, by interface index -------------------------
 
 def survivors(a: dict, b: dict, bridges: Any = ()) -> dict[str, Any]:
-    """The addresses, routes and links present before and after (a link made again has a new index),
-    and the MACs of the ``bridges`` there before and after, by index (tests/test_netns_bridge_mac.py)."""
-    out: dict[str, Any] = dict(links=set(), addresses=set(), routes=set())
+    """The addresses, routes and links present before and after (a link made again has a new index), the
+    links up before and after, and the MACs of the ``bridges`` there before and after, by index
+    (tests/test_netns_bridge_mac.py)."""
+    out: dict[str, Any] = dict(links=set(), up=set(), addresses=set(), routes=set())
     out["bridge_macs"] = {a["host"][n]["index"]: a["host"][n]["mac"] for n in bridges
                           if n in a["host"] and a["host"][n]["index"] == b["host"].get(n, {}).get("index")}
     for side in ("host", "ns"):
@@ -195,6 +197,8 @@ def survivors(a: dict, b: dict, bridges: Any = ()) -> dict[str, Any]:
         after = {v["index"]: v for v in b[side].values()}
         for index in before.keys() & after.keys():
             out["links"].add((side, index))
+            if before[index]["up"] and after[index]["up"]:
+                out["up"].add((side, index))
             for addr in set(before[index]["addresses"]) & set(after[index]["addresses"]):
                 out["addresses"].add((side, index, addr))
     out["routes"] = {(f, d, g, i, m) for f, d, g, _, i, m in a["routes"]} & {
@@ -276,7 +280,7 @@ class Monitor:
 def _key(msg: Any) -> Any:
     event = msg["event"]
     if event == "RTM_NEWLINK" and msg["family"] == socket.AF_UNSPEC:
-        return msg["index"], msg.get_attr("IFLA_ADDRESS")
+        return msg["index"], msg.get_attr("IFLA_ADDRESS"), msg["flags"]
     if event in ("RTM_NEWLINK", "RTM_DELLINK"):
         return msg["index"] if msg["family"] == socket.AF_UNSPEC else None  # AF_BRIDGE: port events
     if event in ("RTM_NEWADDR", "RTM_DELADDR"):
@@ -294,8 +298,8 @@ def _key(msg: Any) -> Any:
 
 
 def losses(events: list[tuple], kept: dict[str, Any]) -> list[tuple]:
-    """The events that removed (or re-made) something that A and B both have, or gave a bridge that
-    both have another MAC, even for a moment."""
+    """The events that removed (or re-made) something that A and B both have, took down a link up in
+    both, or gave a bridge that both have another MAC, even for a moment."""
     out = []
     macs = kept["bridge_macs"]
     for side, event, key in events:
@@ -303,6 +307,7 @@ def losses(events: list[tuple], kept: dict[str, Any]) -> list[tuple]:
             continue
         if ((event == "RTM_DELLINK" and (side, key) in kept["links"])
                 or (event == "RTM_NEWLINK" and side == "host" and key[0] in macs and key[1] != macs[key[0]])
+                or (event == "RTM_NEWLINK" and (side, key[0]) in kept["up"] and not key[2] & IFF_UP)
                 or (event == "RTM_DELADDR" and (side, *key) in kept["addresses"])
                 or (event in ("RTM_DELROUTE", "RTM_NEWROUTE") and side == "ns" and key in kept["routes"])):
             out.append((side, event, key))
@@ -960,7 +965,9 @@ def test_a_bridge_another_namespace_declares_stays_until_the_last_one_goes(env: 
 def test_a_renamed_host_end_keeps_the_inside_link_its_addresses_and_routes(env: dict) -> None:
     """Only the host end's name changes: it was deleted and made again, and the inside link with it,
     its addresses and routes (in A and in B) gone for a moment. Renamed in place instead; one whose
-    new name another link of the host has is still made again (two veths trading names)."""
+    new name another link of the host has is still made again (two veths trading names). Renamed up,
+    where the kernel can: taken down for the rename, the port stopped forwarding and the inside link
+    lost its carrier for that moment (transition's losses: a link up in A and B seen down)."""
     a = _simple(env, 10)
     b = dict(a, veths=[dict(a["veths"][0], peer=env["peers"][1])])
     done, before, after, _ = transition(env, a, b)

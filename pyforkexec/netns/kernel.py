@@ -845,12 +845,20 @@ KEEP_ADDR_ON_DOWN = "/proc/sys/net/ipv6/conf/{}/keep_addr_on_down"
 
 
 def _rename_link(h, old, new):
-    """Rename host link ``old`` to ``new``. The kernel renames only a link that is down, and taking one
-    down deletes its IPv6 addresses: they are kept (its keep_addr_on_down, for that moment), and the
-    link is up again at once, a Ctrl-C held until then (a link left down or unrenamed)."""
+    """Rename host link ``old`` to ``new``, in place where the kernel renames a link that is up (Linux
+    6.2 and later): the link keeps its carrier, its bridge port forwarding and the routes through it.
+    An older kernel renames only a link that is down (EBUSY), and taking one down deletes its IPv6
+    addresses and its connected routes: there they are kept (its keep_addr_on_down, for that moment),
+    and the link is up again at once, a Ctrl-C held until then (a link left down or unrenamed)."""
     host = h.side("host")
     with held():
         index = h.index("host", old)
+        try:
+            host.link("set", index=index, ifname=new)
+            return
+        except h.pyroute2.NetlinkError as e:
+            if e.code != errno.EBUSY:
+                raise
         up = host.link("get", index=index)[0]["flags"] & IFF_UP
         try:
             kept = _swap_file(KEEP_ADDR_ON_DOWN.format(old), "1")
