@@ -4,6 +4,8 @@ Generated from golang.org/x/sys/unix zsysnum_linux_amd64.go and zsysnum_linux_ar
 by Go 1.23, up to Linux 6.8's lsm_list_modules = 461), themselves generated from the kernel's
 asm/unistd.h, plus the calls of Linux 6.10-6.17 (mseal = 462 to file_setattr = 469, x86_64's
 uretprobe). ``syscalls.py`` parses these and adds newer calls from the installed kernel headers.
+Names are the kernel's __NR_ names: arm64's call 79 is ``newfstatat`` (Go calls it SYS_FSTATAT, after the
+generic table's __NR3264_fstatat), as strace and libseccomp name it.
 """
 
 X86_64 = (
@@ -77,7 +79,7 @@ AARCH64 = (
     "fstatfs:44 truncate:45 ftruncate:46 fallocate:47 faccessat:48 chdir:49 fchdir:50 chroot:51 fchmod:52 "
     "fchmodat:53 fchownat:54 fchown:55 openat:56 close:57 vhangup:58 pipe2:59 quotactl:60 getdents64:61 "
     "lseek:62 read:63 write:64 readv:65 writev:66 pread64:67 pwrite64:68 preadv:69 pwritev:70 sendfile:71 "
-    "pselect6:72 ppoll:73 signalfd4:74 vmsplice:75 splice:76 tee:77 readlinkat:78 fstatat:79 fstat:80 "
+    "pselect6:72 ppoll:73 signalfd4:74 vmsplice:75 splice:76 tee:77 readlinkat:78 newfstatat:79 fstat:80 "
     "sync:81 fsync:82 fdatasync:83 sync_file_range:84 timerfd_create:85 timerfd_settime:86 "
     "timerfd_gettime:87 utimensat:88 acct:89 capget:90 capset:91 personality:92 exit:93 exit_group:94 "
     "waitid:95 set_tid_address:96 unshare:97 futex:98 set_robust_list:99 get_robust_list:100 "
