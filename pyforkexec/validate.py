@@ -383,7 +383,7 @@ def check_spawn(argv0: object, argv: object, attr: object, is_plain: bool = Fals
 
 def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int) -> None:
     """What a join of a namespace of ``kind`` may not be, whatever it is: one of a type cloneflags
-    creates too, or one joined for the children only that is no PID namespace."""
+    creates too, a time namespace, or one joined for the children only that is no PID namespace."""
     replaced = kind & cloneflags & NAMESPACE_MASK
     if replaced:
         names = _flags.CloneFlags.describe(replaced)
@@ -391,5 +391,10 @@ def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int) -> Non
              "new namespace for the joined one, and what relies on it (hostname, mounts, ...) would act on "
              "the joined one; drop the flag to join, or put it in unshareflags (unshare runs after the "
              "joins) to get a new one inside the joined one")
+    if kind & F.CLONE_NEWTIME:
+        fail(field, "joins a time namespace, which the kernel lets only a process that shares its memory "
+             "with no other join (EUSERS): the child shares the caller's until execve, so the join could "
+             "never succeed; start the program from a process already in it (as `pyforkexec nsenter "
+             "--time` does), or give it a new one with CLONE_NEWTIME")
     if entry.for_children and not kind & F.CLONE_NEWPID:
         fail(f"{field}.for_children", "only a PID namespace can be joined for the children only")

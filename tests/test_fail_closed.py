@@ -525,3 +525,19 @@ def test_a_fileno_that_raises_anything_is_refused_naming_the_field(no_new_child:
 
     with pytest.raises(TypeError, match=r"ProcAttr\.files\[1\].*RuntimeError: boom"):
         fe.fork_exec(TRUE, ["true"], fe.ProcAttr(files=[0, Broken(), 2]))
+
+
+def test_a_join_of_a_time_namespace_is_refused_before_any_process(no_new_child: None) -> None:
+    """The kernel lets only a process that shares its memory with no other join a time namespace: the
+    child (sharing the caller's until execve) always failed at setns with EUSERS, "too many users",
+    after it was cloned. Refused naming the entry and why, before any process."""
+    if not os.path.exists("/proc/self/ns/time"):
+        pytest.skip("this kernel has no time namespaces")
+    holder = fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(
+        cloneflags=fe.CLONE_NEWTIME | (0 if ROOT else fe.CLONE_NEWUSER))))
+    try:
+        with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]: joins a time namespace.*EUSERS"):
+            _spawn(fe.SysProcAttr(setns=[fe.SetNS(f"/proc/{holder.pid}/ns/time")]))
+    finally:
+        holder.kill()
+        holder.wait()

@@ -117,6 +117,9 @@ options:
       namespaces:
         description:
           - Which namespaces of O(join[].pid) to join, or the type O(join[].path) must be.
+          - A V(time) namespace cannot be joined (the kernel lets only a process that shares its memory
+            with no other join one, and the command is started from a copy that does), so a join of
+            one fails before anything runs, naming the entry.
         type: list
         elements: str
         choices: [user, pid, net, mount, uts, ipc, cgroup, time]
