@@ -383,7 +383,8 @@ def check_spawn(argv0: object, argv: object, attr: object, is_plain: bool = Fals
 
 def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int) -> None:
     """What a join of a namespace of ``kind`` may not be, whatever it is: one of a type cloneflags
-    creates too, a time namespace, or one joined for the children only that is no PID namespace."""
+    creates too, a time namespace, a mount or user namespace with CLONE_FS, or one joined for the
+    children only that is no PID namespace (the kernel's refusals, told before any process exists)."""
     replaced = kind & cloneflags & NAMESPACE_MASK
     if replaced:
         names = _flags.CloneFlags.describe(replaced)
@@ -391,6 +392,10 @@ def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int) -> Non
              "new namespace for the joined one, and what relies on it (hostname, mounts, ...) would act on "
              "the joined one; drop the flag to join, or put it in unshareflags (unshare runs after the "
              "joins) to get a new one inside the joined one")
+    if kind & (F.CLONE_NEWNS | F.CLONE_NEWUSER) and cloneflags & F.CLONE_FS:
+        fail(field, f"joins a {'mount' if kind & F.CLONE_NEWNS else 'user'} namespace, which the kernel "
+             "refuses to a process sharing its root and working directory with another (EINVAL), as "
+             "CLONE_FS in cloneflags makes the child do with the caller: drop CLONE_FS")
     if kind & F.CLONE_NEWTIME:
         fail(field, "joins a time namespace, which the kernel lets only a process that shares its memory "
              "with no other join (EUSERS): the child shares the caller's until execve, so the join could "

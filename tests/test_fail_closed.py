@@ -541,3 +541,24 @@ def test_a_join_of_a_time_namespace_is_refused_before_any_process(no_new_child: 
     finally:
         holder.kill()
         holder.wait()
+
+
+@needs_root  # a mount namespace to join that is not the caller's own
+@pytest.mark.parametrize("kind", ["mnt", "user"])
+def test_a_mount_or_user_join_with_clone_fs_is_refused_before_any_process(
+        kind: str, elsewhere: Callable[[str], str], no_new_child: None) -> None:
+    """The kernel refuses setns of a mount or user namespace to a process that shares its fs_struct
+    (CLONE_FS): the child failed at setns with EINVAL after it was cloned."""
+    holder = None
+    if kind == "user":
+        holder = fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(
+            files=[0, 1, 2], sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWUSER)))
+    target = elsewhere(kind) if holder is None else f"/proc/{holder.pid}/ns/user"
+    try:
+        with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]: joins a (mount|user) namespace.*"
+                                             r"CLONE_FS"):
+            _spawn(fe.SysProcAttr(cloneflags=fe.CLONE_FS, setns=[fe.SetNS(target)]))
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
