@@ -45,6 +45,7 @@ from .sandbox.cgroup import CgroupHandle, CgroupProcess
 from .sandbox.extensions import Sandbox
 from .sandbox.idmap import open_idmapped_trees
 from .sandbox.landlock import build_ruleset
+from .sandbox.rlimits import RLIM_INFINITY
 from .validate import NAMESPACE_MASK, SpawnArgs
 
 CLONE_NEWPID, CLONE_PARENT = int(CloneFlags.CLONE_NEWPID), int(CloneFlags.CLONE_PARENT)
@@ -439,12 +440,12 @@ class AlonePlans:
             by_child = _maps_by_child(sys_attr, args.cloneflags, args.unshareflags, ())
             if not by_child:
                 return None
-        key = (parent_seen_by_child(args.cloneflags), by_child)
+        key = (parent_seen_by_child(args.cloneflags), by_child, parent_nofile(args.sandbox))
         last = self.last
         if last is not None and last[0] == key:
             return last[1]
         inputs = PlanInputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
-                            maps_by_child=by_child, ppid=key[0], sandbox=args.sandbox)
+                            maps_by_child=by_child, ppid=key[0], sandbox=args.sandbox, nofile=key[2])
         plan = compile_plan(inputs)
         if not plan.flags & CLONE_VFORK:
             return None
@@ -507,8 +508,19 @@ def new_spawn(args: SpawnArgs, envp: tuple[bytes, ...]) -> _Spawn:
     if args.sandbox is not None:
         _check_fd_room(args.files, args.sandbox)
     inputs = PlanInputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
-                        ppid=parent_seen_by_child(args.cloneflags), sandbox=args.sandbox)
+                        ppid=parent_seen_by_child(args.cloneflags), sandbox=args.sandbox,
+                        nofile=parent_nofile(args.sandbox))
     return _Spawn(args.path, args.argv, envp, inputs)
+
+
+def parent_nofile(sandbox: Optional[Sandbox]) -> tuple[int, int]:
+    """This process's RLIMIT_NOFILE, which the child starts with: a plan setting it needs it
+    (compile_plan raises the hard limit early only when asked above it)."""
+    if sandbox is None or not sandbox.rlimits:
+        return (RLIM_INFINITY, RLIM_INFINITY)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return (RLIM_INFINITY if soft == resource.RLIM_INFINITY else soft,
+            RLIM_INFINITY if hard == resource.RLIM_INFINITY else hard)
 
 
 def parent_seen_by_child(cloneflags: int) -> int:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import resource
+import struct
+import subprocess
+import sys
 
 import pytest
 from helpers.forked import run_in_fork
@@ -11,6 +14,8 @@ from helpers.marks import needs_root
 from helpers.procs import output, status_fields
 
 from pyforkexec import ChildError, Credential, ErrorLocation, ProcAttr, SysProcAttr, fork_exec, start_process
+from pyforkexec.child.plan import PlanInputs, compile_plan
+from pyforkexec.sandbox.extensions import check_extensions
 from pyforkexec.sandbox.rlimits import RLIM_INFINITY, Rlimit, check_rlimits
 
 pytestmark = needs_root
@@ -79,3 +84,36 @@ def test_nproc_is_in_force_at_the_credential_change() -> None:
                                                 (resource.RLIM_INFINITY, RLIM_INFINITY), (7, 7)])
 def test_limit_values(value: object, encoded: int) -> None:
     assert check_rlimits("r", [Rlimit("as", value, value)]) == ((resource.RLIMIT_AS, encoded, encoded),)
+
+
+def test_a_low_nofile_limits_the_program_not_the_fd_passes() -> None:
+    # fd 3 from the parent's fd 0: Go's first fd pass moves it above every fd of ProcAttr.files (its
+    # nextfd, here the parent's fds above 2, so 4 or more) before the second places it; like Go's own
+    # RLIMIT_NOFILE, the limit is set after them: sh has fd 4 for libc
+    assert output(["/bin/sh", "-c", "ulimit -n; ulimit -Hn"], SysProcAttr(rlimits=[Rlimit("nofile", 5, 6)]),
+                  extra=[0]).split() == ["5", "6"]
+
+
+def test_the_spec_check_agrees_with_the_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"version":1,"argv":["/bin/true"],"proc":{"files":[0,2,1]},'
+                    '"sys":{"rlimits":[["nofile",1,1]]}}')
+    for args in (["--check"], []):
+        res = subprocess.run([sys.executable, "-m", "pyforkexec", "exec", *args, "--spec", str(spec)],
+                             capture_output=True, text=True)
+        # /bin/true's loader, and not the set-up, finds no fd for libc: 127, the program's failure
+        assert res.returncode == (0 if args else 127), res.stderr
+        assert "proc.files" not in res.stderr
+
+
+def nofile_blobs(parent: tuple[int, int], soft: int, hard: int) -> list[tuple[int, int]]:
+    attr = SysProcAttr(rlimits=[Rlimit("nofile", soft, hard)])
+    sandbox = check_extensions(attr, 0, 0)
+    plan = compile_plan(PlanInputs(attr, 0, 0, (0, 1, 2), b"", b"", sandbox=sandbox, nofile=parent))
+    return [struct.unpack("=QQ", b) for b in plan.blobs if len(b) == 16]
+
+
+def test_nofile_raises_its_hard_limit_early_only_when_asked_above_the_parents() -> None:
+    # raised before the credential change (its privileges), the parent's soft limit kept for the set-up
+    assert nofile_blobs((1024, 4096), 2048, 8192) == [(1024, 8192), (2048, 8192)]
+    assert nofile_blobs((1024, 4096), 1, 1) == [(1, 1)]

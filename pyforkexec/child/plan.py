@@ -17,7 +17,8 @@ ErrorLocation of each step in brackets; README.md has the same table):
   readonly_root: the new root made read-only, just before switching to it [REMOUNT_RO]
   pivot_root: chdir(new root), pivot_root(".", "."), umount2(".", MNT_DETACH), chdir("/")
       [PIVOT_ROOT, UMOUNT_OLDROOT]
-  rlimits, while the child still has the caller's privileges [PRLIMIT]
+  rlimits, while the child still has the caller's privileges [PRLIMIT]; RLIMIT_NOFILE only raises its
+      hard limit here (when asked above the parent's), and is set after the fd passes, as Go restores it
   Go: chroot, setgroups, setgid, setuid, ambient_caps [CHROOT ... SET_CAP]
   capabilities: the bounding set, then permitted/effective/inheritable, then ambient
       [CAPBSET_DROP, CAPSET, CAP_AMBIENT]
@@ -27,6 +28,7 @@ ErrorLocation of each step in brackets; README.md has the same table):
       LANDLOCK_RESTRICT_SELF]
   landlock: landlock_restrict_self(the parent's ruleset), then close it [LANDLOCK]
   Go: the fd passes, close-on-exec for the rest, noctty, setctty [DUP3 ... IOCTL]
+  RLIMIT_NOFILE, where Go restores its own: a low limit limits the program, not the set-up [PRLIMIT]
   sync: tell the parent, wait for its callable to return [SYNC_READ]
   Go: ptrace(PTRACE_TRACEME) [PTRACE_ME]
   seccomp, the last step before exec [SECCOMP]
@@ -58,7 +60,7 @@ from ..sandbox.mounts import (
     ResolvedMount,
     mount_attr,
 )
-from ..sandbox.rlimits import encode_rlimit
+from ..sandbox.rlimits import RESOURCES, RLIM_INFINITY, encode_rlimit
 from .joins import Join
 from .steps import CONST, Builder, cstr, opt_cstr
 
@@ -68,6 +70,7 @@ CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP = int(F.CLONE_CLEAR_SIGHAND), int(F.CLONE
 # Python ignores these at start-up; a child expects them default, as subprocess and Go give it.
 FORCE_DEFAULT_SIGNALS = (1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1))
 KEEP_ALL = (1 << 64) - 1  # a capability mask keeping every capability
+RLIMIT_NOFILE = RESOURCES.index("RLIMIT_NOFILE")
 __all__ = ["GID_MAP", "SETGROUPS", "UID_MAP"]  # re-exported: the index of an id-map file (errors.py)
 
 
@@ -133,14 +136,15 @@ class PlanInputs(Record):
     the fields named by __slots__)."""
 
     __slots__ = ("cgroup_fd", "chroot", "cloneflags", "dir", "exec_fd", "files", "joins", "landlock_fd",
-                 "map_fds", "maps_by_child", "mount_trees", "ppid", "root_slot", "sandbox", "sync_fds", "sys",
-                 "unshareflags")
+                 "map_fds", "maps_by_child", "mount_trees", "nofile", "ppid", "root_slot", "sandbox",
+                 "sync_fds", "sys", "unshareflags")
 
     def __init__(self, sys: SysProcAttr, cloneflags: int, unshareflags: int, files: tuple[int, ...],
                  dir: bytes, chroot: bytes, joins: tuple[Join, ...] = (), map_fds: tuple[int, int] = (-1, -1),
                  maps_by_child: bool = False, ppid: int = 0, exec_fd: int = -1,
                  sandbox: Optional[Sandbox] = None, sync_fds: tuple[int, int] = (-1, -1), cgroup_fd: int = -1,
-                 landlock_fd: int = -1, mount_trees: tuple[tuple[int, int], ...] = (), root_slot: int = -1):
+                 landlock_fd: int = -1, mount_trees: tuple[tuple[int, int], ...] = (), root_slot: int = -1,
+                 nofile: tuple[int, int] = (RLIM_INFINITY, RLIM_INFINITY)):
         self.sys = sys
         self.cloneflags = cloneflags
         self.unshareflags = unshareflags
@@ -159,6 +163,7 @@ class PlanInputs(Record):
         self.landlock_fd = landlock_fd  # SysProcAttr.landlock's ruleset, built by the parent
         self.mount_trees = mount_trees  # (index in mounts, detached idmapped tree fd)
         self.root_slot = root_slot  # a parent's fd the child's IN_ROOT steps open mount targets as
+        self.nofile = nofile  # the parent's RLIMIT_NOFILE (soft, hard), which the child starts with
 
 
 def _in_root(path: bytes) -> bytes:
@@ -287,9 +292,16 @@ def compile_plan(inputs: PlanInputs) -> Plan:
             steps.pivot_root(L.PIVOT_ROOT, new_root=b".", put_old=b".", index=1)
             steps.umount2(L.UMOUNT_OLDROOT, target=b".", flags=CONST["MNT_DETACH"], index=0)
             steps.chdir(L.UMOUNT_OLDROOT, b"/", index=1)
-        # Extension: rlimits, while the child still has the caller's privileges.
+        # Extension: rlimits, while the child still has the caller's privileges. RLIMIT_NOFILE would
+        # limit the set-up's own fds (the fd passes dup3 above every fd of ProcAttr.files): here only
+        # its hard limit is raised, when asked above the parent's (which needs the privileges); it
+        # is set after the fd passes.
         for n, (res, soft, hard) in enumerate(sandbox.rlimits):
-            steps.prlimit64(L.PRLIMIT, resource=res, new_limit=encode_rlimit(soft, hard), index=n)
+            if res != RLIMIT_NOFILE:
+                steps.prlimit64(L.PRLIMIT, resource=res, new_limit=encode_rlimit(soft, hard), index=n)
+            elif hard > inputs.nofile[1]:
+                steps.prlimit64(L.PRLIMIT, resource=res, new_limit=encode_rlimit(inputs.nofile[0], hard),
+                                index=n)
     if inputs.chroot:  # Go: no chdir("/") after it
         steps.chroot(L.CHROOT, inputs.chroot)
     cred = attr.credential
@@ -342,6 +354,10 @@ def compile_plan(inputs: PlanInputs) -> Plan:
         steps.ioctl(L.IOCTL, 0, "TIOCNOTTY", index=1)
     if attr.setctty:  # here Ctty is a child fd
         steps.ioctl(L.IOCTL, attr.ctty, "TIOCSCTTY", 1, index=2)
+    if sandbox is not None:  # extension: RLIMIT_NOFILE, once the set-up needs no new fd (Go restores
+        for n, (res, soft, hard) in enumerate(sandbox.rlimits):  # its own limit here too)
+            if res == RLIMIT_NOFILE:
+                steps.prlimit64(L.PRLIMIT, resource=res, new_limit=encode_rlimit(soft, hard), index=n)
     if sandbox is not None and sandbox.sync is not None:  # extension: the parent's callable runs here
         steps.sync(L.SYNC_READ, socket=inputs.sync_fds[0], close_fd=inputs.sync_fds[1])
     if attr.ptrace:  # Go: immediately before exec

@@ -3,7 +3,9 @@
 ``Rlimit("nofile", 1024, 4096)``: the resource by name (``"RLIMIT_NOFILE"``, ``"nofile"``) or number,
 then the soft and hard limits; -1, ``resource.RLIM_INFINITY``, ``"unlimited"`` or ``"infinity"`` mean
 no limit. They are set while the child still has the caller's privileges, so a root caller may raise
-a hard limit for a child that then runs as another user.
+a hard limit for a child that then runs as another user. RLIMIT_NOFILE is the exception, as Go's own
+restored limit: set after the fd passes (only a raised hard limit is set before), so a limit below the
+fds the set-up uses limits the program and not the set-up.
 """
 
 from __future__ import annotations
