@@ -126,6 +126,10 @@ def test_down_keeps_a_bridge_another_port_still_uses(tmp_path: Path, names: dict
      "veths[0].mtu: expected an integer"),
     ({"name": "x", "sysctls": {"kernel.pid_max": 100}}, "sysctls: kernel.pid_max: only net.* sysctls"),
     ({"name": "x", "vethz": []}, "vethz: unknown field"),
+    ({"name": "x", "sysctls": {"net.ipv4.ip_forward": 1, "net/ipv4/ip_forward": 0}},
+     "sysctls: net.ipv4.ip_forward and net/ipv4/ip_forward name the same sysctl"),
+    ({"name": "x", "sysctls": {"net.ipv4.ip_forward": 1, "net.ipv4..ip_forward": 1}},
+     "sysctls: net.ipv4..ip_forward: has an empty name"),
 ])
 def test_a_bad_document_exits_1_naming_the_option(tmp_path: Path, doc: dict, error: str) -> None:
     path = tmp_path / "bad.json"

@@ -135,6 +135,17 @@ ETH0 = dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])  # desired() copi
      "sysctls: net.ipv4.ip_forward: 1.0 is not a sysctl value"),
     (dict(veths=[ETH0], sysctls={"net.ipv4.ip_forward": ""}), "sysctls: net.ipv4.ip_forward: is empty"),
     (dict(veths=[ETH0], sysctls={"net.ipv4.ip_forward": " \t"}), "sysctls: net.ipv4.ip_forward: is empty"),
+    # two spellings of one key: which would win is no one's guess
+    (dict(sysctls={"net.ipv4.ip_forward": 1, "net/ipv4/ip_forward": 0}),
+     "sysctls: net.ipv4.ip_forward and net/ipv4/ip_forward name the same sysctl"),
+    (dict(sysctls={"net.ipv4.ip_forward": 1, "net.ipv4..ip_forward": 0}),
+     "sysctls: net.ipv4..ip_forward: has an empty name"),
+    (dict(sysctls={"net/ipv4//ip_forward": 1}), "sysctls: net/ipv4//ip_forward: has an empty name"),
+    (dict(sysctls={".net.ipv4.ip_forward": 1}), "sysctls: .net.ipv4.ip_forward: has an empty name"),
+    (dict(sysctls={"net.ipv4.ip_forward/": 1}), "sysctls: net.ipv4.ip_forward/: has an empty name"),
+    (dict(sysctls={"net.ipv4.ip forward": 1}), "sysctls: 'net.ipv4.ip forward': 'ip forward' is not a plain"),
+    (dict(sysctls={"net.ipv4.ip_forward\n": 1}),
+     "sysctls: 'net.ipv4.ip_forward\\n': 'ip_forward\\n' is not a"),
 ])
 def test_desired_refuses_what_cannot_be_a_topology(wanted, options, error):
     with pytest.raises(m.ModelError) as e:

@@ -288,9 +288,12 @@ def desired(params):
         _check_not_the_kernels(r, veths)
     for i, b in enumerate(params.get("bridges") or []):
         _check_followed_mtu(f"bridges[{i}]", b["name"], bridges[b["name"]], veths)
-    sysctls = {}
-    for key, value in (params.get("sysctls") or {}).items():
-        key = key.replace("/", ".")
+    sysctls, spelled = {}, {}
+    for given, value in (params.get("sysctls") or {}).items():
+        key = _sysctl_key(given)
+        if key in spelled:
+            raise ModelError(f"sysctls: {spelled[key]} and {given} name the same sysctl: give it once")
+        spelled[key] = given
         if not key.startswith("net."):
             raise ModelError(f"sysctls: {key}: only net.* sysctls belong to a network namespace (any other "
                              "would change the host)")
@@ -375,6 +378,23 @@ def _check_followed_mtu(option, name, bridge, veths):
         raise ModelError(f"{option}.mtu: the bridge has IPv6 addresses, and unset it takes its smallest "
                          f"port's MTU ({small[0][0]}, veth {small[0][1]}), below {IPV6_MIN_MTU}: give it "
                          "an mtu")
+
+
+def _sysctl_key(key):
+    """A sysctl key, names joined by '.' or '/', in the dotted spelling; one with an empty name (a
+    separator at either end, or two in a row: /proc/sys/net/ipv4//x is not a key of its own) or a name
+    with blanks or control characters is refused."""
+    if not isinstance(key, str):
+        raise ModelError(f"sysctls: {key!r}: a sysctl key is a string")
+    names = key.replace("/", ".").split(".")
+    if "" in names:
+        raise ModelError(f"sysctls: {key}: has an empty name (a '.' or '/' at either end, or two in a "
+                         "row): a sysctl key is names joined by '.' or '/'")
+    for name in names:
+        if any(c.isspace() or not c.isprintable() for c in name):
+            raise ModelError(f"sysctls: {key!r}: {name!r} is not a plain name (it has blanks or control "
+                             "characters)")
+    return ".".join(names)
 
 
 def _check_link_of_sysctl(key, devices):
