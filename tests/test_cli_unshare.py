@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -261,13 +262,32 @@ def test_persist_a_time_namespace_with_its_offsets(tmp_path: Path) -> None:
     assert ours.stdout.split()[:3] == ["monotonic", "500", "0"]
 
 
-def test_a_failed_persist_kills_the_child_and_exits_125() -> None:
+def test_a_missing_persist_file_is_refused_before_any_process() -> None:
+    # util-linux finds out at its mount, once the child exists (status 1 there too)
     ours, theirs = both("unshare", "--uts=/nonexistent/uts", "sh", "-c", "echo ran")
-    assert (ours.returncode, theirs.returncode) == (125, 1)
+    assert (ours.returncode, theirs.returncode) == (1, 1)
     assert ours.stdout == theirs.stdout == ""
-    for res, prog in ((ours, "pyforkexec"), (theirs, "unshare")):
-        assert re.fullmatch(rf"{prog}: mount /proc/\d+/ns/uts on /nonexistent/uts failed: "
-                            r"No such file or directory\n", res.stderr), res.stderr
+    assert ours.stderr == ("pyforkexec unshare: --uts=/nonexistent/uts: cannot bind the namespace on "
+                           "/nonexistent/uts: No such file or directory\n")
+    assert re.fullmatch(r"unshare: mount /proc/\d+/ns/uts on /nonexistent/uts failed: "
+                        r"No such file or directory\n", theirs.stderr), theirs.stderr
+
+
+def test_a_failed_persist_kills_the_child_and_exits_125_naming_the_option() -> None:
+    # nobody may not mount in this mount namespace: the bind fails once the child exists
+    fd, target = tempfile.mkstemp(prefix="pfe-persist-", dir="/tmp")  # a file nobody can find
+    os.close(fd)
+    os.chmod(target, 0o644)
+    drop = [util_linux("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    try:
+        res, = run_as(NOBODY, [[*drop, PYFORKEXEC, "unshare", "--user", f"--uts={target}", "sh", "-c",
+                                "echo ran"]])
+    finally:
+        subprocess.run(["umount", target], check=False, capture_output=True)  # (were it bound after all)
+        os.unlink(target)
+    assert (res.returncode, res.stdout) == (125, "")
+    assert re.fullmatch(rf"pyforkexec: --uts={target}: mount /proc/\d+/ns/uts on {target} failed: "
+                        r"Operation not permitted\n", res.stderr), res.stderr
 
 
 def test_kill_child_when_the_launcher_dies(tmp_path: Path) -> None:

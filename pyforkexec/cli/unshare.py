@@ -117,12 +117,13 @@ class Request:
     A plain class, not a dataclass: the command's start-up compiles nothing (issue 15)."""
 
     __slots__ = ("bound", "env", "flags", "fork", "gid", "group_ranges", "keep_caps", "kill_signal",
-                 "map_group", "map_user", "offsets", "offsets_given", "origin", "persist", "proc",
-                 "propagation", "root", "setgroups", "uid", "user_ranges", "wd")
+                 "map_group", "map_user", "offsets", "offsets_given", "origin", "persist", "persist_given",
+                 "proc", "propagation", "root", "setgroups", "uid", "user_ranges", "wd")
 
     def __init__(self) -> None:
         self.flags = 0
         self.persist: dict[int, str] = {}
+        self.persist_given: dict[int, str] = {}  # each --TYPE=FILE as given, which its failure names
         self.bound: list[str] = []  # the --TYPE=FILE files bound so far
         self.fork = False
         self.kill_signal = 0
@@ -200,6 +201,8 @@ def request(p: Parsed) -> Request:
             r.flags |= by_long[name]
             if nonempty(CMD, f"--{name}", value, "file name") is not None:
                 r.persist[int(by_long[name])] = value
+                r.persist_given[int(by_long[name])] = given = spelling(opt, value)
+                _check_bind_target(given, value)
         elif name in ("fork", "forward-signals"):
             r.fork = True
         elif name == "kill-child":
@@ -356,6 +359,20 @@ def entered_time_namespace(pid: int) -> bool:
         return False
 
 
+def _check_bind_target(given: str, target: str) -> None:
+    """--TYPE=FILE: a namespace is bound on a file that exists (util-linux finds out at the mount, once
+    the child exists; this, before any process does)."""
+    import stat
+
+    try:
+        mode = os.stat(target).st_mode
+    except OSError as e:
+        CMD.fail(f"{given}: cannot bind the namespace on {target}: {e.strerror}")
+    if stat.S_ISDIR(mode):
+        CMD.fail(f"{given}: cannot bind the namespace on {target}: it is a directory (a namespace is bound "
+                 "on a file)")
+
+
 def bind_mount(source: str, target: str) -> None:
     """mount(source, target, NULL, MS_BIND, NULL) in the launcher's own mount namespace.
 
@@ -371,11 +388,15 @@ def bind_mount(source: str, target: str) -> None:
         raise SetupError(f"mount {source} on {target} failed: {os.strerror(code)}")
 
 
-def bind_namespace_files(pid: int, persist: dict[int, str], bound: list[str]) -> None:
+def bind_namespace_files(pid: int, persist: dict[int, str], bound: list[str], given: dict[int, str]) -> None:
     """util-linux's bind_ns_files: bind /proc/PID/ns/X onto each --TYPE=FILE (each one done is added
-    to ``bound``, for unbind_namespace_files)."""
+    to ``bound``, for unbind_namespace_files). A failure names the option (``given``: as the user
+    gave it), then util-linux's message."""
     for flag, target in persist.items():
-        bind_mount(f"/proc/{pid}/ns/{PERSIST_FILES[flag]}", target)
+        try:
+            bind_mount(f"/proc/{pid}/ns/{PERSIST_FILES[flag]}", target)
+        except SetupError as e:
+            raise SetupError(f"{given[flag]}: {e}") from None
         bound.append(target)
 
 
@@ -415,7 +436,7 @@ def launcher_sync(r: Request, gids: Optional[list[SysProcIDMap]] = None) -> Opti
             deny_setgroups(pid)
         if r.offsets:
             write_time_offsets(pid, r.offsets, r.offsets_given)
-        bind_namespace_files(pid, r.persist, r.bound)
+        bind_namespace_files(pid, r.persist, r.bound, r.persist_given)
 
     return sync
 
