@@ -334,7 +334,11 @@ def test_a_target_whose_mount_namespace_cannot_be_opened_is_named_not_root() -> 
         wait_for(lambda: _state(zombie) == "Z", "a zombie")
         res = pfe("nsenter", "-t", str(zombie), "-m", "true")
         assert res.returncode == 125 and "--root" not in res.stderr, res
-        assert res.stderr.endswith(f"cannot open /proc/{zombie}/ns/mnt: No such file or directory\n"), res
+        cannot = (f"pyforkexec: --target={zombie}: cannot open /proc/{zombie}/ns/mnt: No such file or "
+                  "directory\n")
+        assert res.stderr == cannot, res
+        res = pfe("nsenter", "-t", str(zombie), "--all", "true")
+        assert (res.returncode, res.stderr) == (125, cannot), res
     finally:
         holder.stop()
 

@@ -15,6 +15,7 @@ namespace to the child: the command stays outside and its children are inside, a
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Sequence
@@ -78,10 +79,11 @@ class Request:
     command's start-up compiles nothing (issue 15)."""
 
     __slots__ = ("env", "fork", "gid", "join_cgroup", "keep_caps", "namespaces", "preserve", "root", "target",
-                 "uid", "wd", "wdns")
+                 "target_given", "uid", "wd", "wdns")
 
     def __init__(self) -> None:
         self.target = 0
+        self.target_given = ""  # --target=PID, which a failure about the target names
         self.namespaces: dict[int, Optional[str]] = {}  # flag -> file, None: the target's
         self.uid: Union[int, str, None] = None  # a number or "follow"
         self.gid: Union[int, str, None] = None
@@ -103,6 +105,7 @@ def request(p: Parsed) -> Request:
         name = opt.long
         if name == "target":  # given again, the last one counts (util-linux's getopt loop)
             r.target = parse_uint(CMD, "--target", value, "pid", hi=MAX_PID)
+            r.target_given = f"--target={r.target}"
             if r.target == 0:
                 CMD.fail("--target: invalid pid '0'")
         elif name in by_long:
@@ -135,8 +138,9 @@ def request(p: Parsed) -> Request:
     if do_all:
         if not r.target:
             CMD.fail("no target PID specified for --all")
+        _check_target(r)
         for _, _, flag, name in NAMESPACES:
-            if int(flag) not in r.namespaces and _usable(r.target, int(flag), name):
+            if int(flag) not in r.namespaces and _usable(r, int(flag), name):
                 r.namespaces[int(flag)] = None
     needs_target = (None in r.namespaces.values() or r.root == "" or r.wd == "" or r.env or r.join_cgroup
                     or "follow" in (r.uid, r.gid))
@@ -144,10 +148,27 @@ def request(p: Parsed) -> Request:
         CMD.fail("no target PID specified")
     if not r.namespaces:
         CMD.fail("no namespace specified")
+    if needs_target:
+        _check_target(r)
     return r
 
 
-def _usable(target: int, flag: int, name: str) -> bool:
+def about_target(r: Request, message: str) -> str:
+    """A failure about the target process names the option that gave it."""
+    return f"{r.target_given}: {message}"
+
+
+def _check_target(r: Request) -> None:
+    """The target process exists, before anything is opened or started (a zombie's namespaces are gone:
+    the step that needs them tells, naming --target too)."""
+    try:
+        os.stat(f"/proc/{r.target}")
+    except OSError as e:
+        why = os.strerror(errno.ESRCH) if e.errno == errno.ENOENT else e.strerror
+        die(about_target(r, f"no process {r.target}: {why}"))
+
+
+def _usable(r: Request, flag: int, name: str) -> bool:
     """nsenter --all: a namespace type this kernel has, and not our own user namespace (setns refuses it)."""
     try:
         mine = os.stat(f"/proc/self/ns/{name}").st_ino
@@ -156,9 +177,9 @@ def _usable(target: int, flag: int, name: str) -> bool:
     if flag != USER:
         return True
     try:
-        return os.stat(f"/proc/{target}/ns/{name}").st_ino != mine
+        return os.stat(f"/proc/{r.target}/ns/{name}").st_ino != mine
     except OSError as e:
-        die(f"stat of /proc/{target}/ns/{name} failed: {e.strerror}")
+        die(about_target(r, f"stat of /proc/{r.target}/ns/{name} failed: {e.strerror}"))
 
 
 def _same_as_ours(file: str, flag: int) -> bool:
@@ -202,7 +223,8 @@ class Joins:
             try:
                 pidfd = os.pidfd_open(r.target)
             except OSError as e:
-                raise SetupError(f"failed to open a pidfd for process {r.target}: {e.strerror}") from None
+                why = f"failed to open a pidfd for process {r.target}: {e.strerror}"
+                raise SetupError(about_target(r, why)) from None
         for joins, group in ((self.launcher, in_launcher), (self.child, set(wanted) - in_launcher)):
             mask = 0
             for flag in sorted(group, key=lambda f: (f != USER, f)):  # user namespace first
@@ -244,8 +266,11 @@ def _open(path: str) -> int:
         raise SetupError(f"cannot open {path}: {e.strerror}") from None
 
 
-def _target_ids(pid: int) -> tuple[int, int]:
-    st = os.stat(f"/proc/{pid}")
+def _target_ids(r: Request) -> tuple[int, int]:
+    try:
+        st = os.stat(f"/proc/{r.target}")
+    except OSError as e:
+        raise SetupError(about_target(r, f"stat of /proc/{r.target} failed: {e.strerror}")) from None
     return st.st_uid, st.st_gid
 
 
@@ -255,7 +280,7 @@ def credential(r: Request) -> Optional[Credential]:
     userns = USER in r.namespaces and not r.preserve
     if not userns and r.uid is None and r.gid is None:
         return None
-    follow = _target_ids(r.target) if "follow" in (r.uid, r.gid) else (0, 0)
+    follow = _target_ids(r) if "follow" in (r.uid, r.gid) else (0, 0)
 
     def pick(given: Union[int, str, None], followed: int, current: int) -> int:
         if given is None:
@@ -300,7 +325,7 @@ def directories(r: Request) -> tuple[str, Optional[str]]:
         try:
             return os.readlink(link)
         except OSError as e:
-            raise SetupError(f"cannot read {link}: {e.strerror}") from None
+            raise SetupError(about_target(r, f"cannot read {link}: {e.strerror}")) from None
 
     root = "" if r.root is None else (r.root or target_dir("root"))
     if r.wdns is not None:
@@ -312,21 +337,24 @@ def directories(r: Request) -> tuple[str, Optional[str]]:
     return root, wd
 
 
-def target_env(pid: int) -> list[bytes]:
+def target_env(r: Request) -> list[bytes]:
+    pid = r.target
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             return [e for e in f.read().split(b"\0") if e]
     except OSError as e:
-        raise SetupError(f"failed to get environment variables of {pid}: {e.strerror}") from None
+        raise SetupError(about_target(r, f"failed to get environment variables of {pid}: {e.strerror}")
+                         ) from None
 
 
-def target_cgroup_fd(pid: int) -> int:
+def target_cgroup_fd(r: Request) -> int:
     """An fd of the target's cgroup v2 directory, for clone3(CLONE_INTO_CGROUP)."""
+    pid = r.target
     try:
         with open(f"/proc/{pid}/cgroup") as f:
             path = next((line[3:].strip() for line in f if line.startswith("0::")), None)
     except OSError as e:
-        raise SetupError(f"failed to get cgroup path of {pid}: {e.strerror}") from None
+        raise SetupError(about_target(r, f"failed to get cgroup path of {pid}: {e.strerror}")) from None
     if path is None:
         raise SetupError("--join-cgroup is only supported in cgroup v2")
     try:
@@ -348,7 +376,7 @@ def lookup(r: Request, root: str, rest: Sequence[str]) -> tuple[str, list[str]]:
                 os.close(os.open(f"/proc/{r.target}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
             except OSError as e:
                 why = e.strerror
-            raise SetupError(f"cannot open /proc/{r.target}/ns/mnt: {why}")
+            raise SetupError(about_target(r, f"cannot open /proc/{r.target}/ns/mnt: {why}"))
     if root:
         view = os.path.join(view, root.lstrip("/")) if view else root
     return resolve_program(rest, view, root)
@@ -362,8 +390,8 @@ def main(argv: Sequence[str]) -> NoReturn:
         joins = Joins(r)
         root, wd = directories(r)
         cred = credential(r)
-        env = target_env(r.target) if r.env else environ_list()
-        cgroup_fd = target_cgroup_fd(r.target) if r.join_cgroup else -1
+        env = target_env(r) if r.env else environ_list()
+        cgroup_fd = target_cgroup_fd(r) if r.join_cgroup else -1
     except SetupError as e:
         die(str(e))
     argv0, args = lookup(r, root, parsed.rest)
