@@ -32,10 +32,11 @@ class ServiceError(RuntimeError):
     """A service that cannot be found, started or stopped; the message says why."""
 
 
-def check_name(name):
+def check_name(name, option="name"):
+    """A service's name; ``option``: the option the message names."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ServiceError(f"name: {name!r} is not a valid service name (letters, digits, '_', '.', '@', "
-                           "'-', not digits alone: those are a pid)")
+        raise ServiceError(f"{option}: {name!r} is not a valid service name (letters, digits, '_', '.', "
+                           "'@', '-', not digits alone: those are a pid)")
     return name
 
 

@@ -203,8 +203,13 @@ ARGSPEC = dict(
 
 def describe_netns(name, with_net):
     netns_kernel, nsinfo = deps.pyforkexec.netns.kernel, deps.pyforkexec.nsinfo
+    if not name:
+        raise paths.ServiceError("netns: is empty: give the name of a network namespace of /run/netns")
+    if "/" in name or name in (".", ".."):
+        raise paths.ServiceError(f"netns: {name!r} is not the name of an entry of /run/netns (it has a "
+                                 "'/', or is '.' or '..')")
     path = netns_kernel.netns_path(name)
-    if "/" in name or name in (".", "..") or not os.path.exists(path):
+    if not os.path.exists(path):
         raise paths.ServiceError(f"netns: no network namespace {path}")
     if namespace_type("netns", path) != deps.pyforkexec.CLONE_NEWNET:  # a file whose mount went away...
         raise paths.ServiceError(f"netns: {path} is not a network namespace")
@@ -237,6 +242,11 @@ def main():
             option = "pid" if params["pid"] is not None else "service"
             if option == "pid" and params["pid"] <= 0:
                 raise paths.ServiceError(f"pid: {params['pid']} is not a process id (1 or more)")
+            if option == "pid" and params["pid"] > paths.PID_MAX:
+                raise paths.ServiceError(f"pid: {params['pid']} is not a process id (at most "
+                                         f"{paths.PID_MAX}, the kernel's pid_max limit)")
+            if option == "service":  # (a name of digits alone would be taken for a pid)
+                paths.check_name(params["service"], "service")
             pid = paths.resolve_pid(params[option], params["manager"], module.run_command)
             if not nsinfo.pid_exists(pid):
                 raise paths.ServiceError(f"{option}: no process {pid}")

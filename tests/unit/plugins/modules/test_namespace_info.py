@@ -82,6 +82,30 @@ def test_a_pid_that_is_no_process_id_is_named_as_the_pid(run_module, pid):
     assert result["failed"] is True and result["msg"] == f"pid: {pid} is not a process id (1 or more)"
 
 
+def test_a_pid_above_pid_max_is_named_as_the_pid(run_module):
+    result = run_module(namespace_info, dict(pid=999999999, net=False))
+    assert result["failed"] is True
+    assert result["msg"].startswith("pid: 999999999 is not a process id (at most "), result["msg"]
+
+
+@pytest.mark.parametrize("name", ["../x", "", "123", "a b"])
+def test_a_bad_service_name_is_named_as_the_service(run_module, name):
+    result = run_module(namespace_info, dict(service=name, net=False))
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"service: {name!r} is not a valid service name"), result["msg"]
+
+
+@pytest.mark.parametrize(("name", "error"), [
+    ("", "netns: is empty: give the name of a network namespace of /run/netns"),
+    ("../netns/x", "netns: '../netns/x' is not the name of an entry of /run/netns (it has a '/'"),
+    ("..", "netns: '..' is not the name of an entry of /run/netns"),
+    ("a/b", "netns: 'a/b' is not the name of an entry of /run/netns"),
+])
+def test_a_netns_that_is_no_name_of_run_netns_is_refused(run_module, name, error):
+    result = run_module(namespace_info, dict(netns=name, net=False))
+    assert result["failed"] is True and result["msg"].startswith(error), result["msg"]
+
+
 def _state(pid):
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
