@@ -303,6 +303,17 @@ def _json_int(text: str) -> object:
     return int(text) if len(text) <= 100 else OutOfRange("an integer", _INT_RANGE)
 
 
+def _json_float(text: str) -> object:
+    value = float(text)
+    return value if math.isfinite(value) else OutOfRange("a number", _number_range(text))
+
+
+def _number_range(text: str) -> str:
+    """1e400: Python reads it as infinity, which no field holds (nor a JSON number says)."""
+    shown = text if len(text) <= 40 else f"{text[:37]}..."
+    return f"the number {shown} is out of range (beyond a 64-bit float)"
+
+
 def _json_constant(text: str) -> object:
     return OutOfRange("a number", _not_a_number(text))  # NaN, Infinity: Python's json reads them
 
@@ -331,7 +342,7 @@ def parse_text(text: str, filename: str = "-") -> object:
 
     try:
         return json.loads(text, object_pairs_hook=no_duplicates, parse_int=_json_int,
-                          parse_constant=_json_constant)
+                          parse_constant=_json_constant, parse_float=_json_float)
     except (json.JSONDecodeError, RecursionError) as e:
         if filename == "-" or not filename.endswith(".json"):
             try:
@@ -376,6 +387,13 @@ def _yaml_loader() -> type:
                     raise
                 return OutOfRange("an integer", _INT_RANGE)
 
+        def construct_yaml_float(self, node: Any) -> object:
+            value = super().construct_yaml_float(node)
+            text = str(node.value)
+            if not math.isfinite(value) and "inf" not in text.lower() and "nan" not in text.lower():
+                return OutOfRange("a number", _number_range(text))  # 1.0e+400, not .inf: out of range
+            return value
+
         def construct_mapping(self, node: Any, deep: bool = False) -> dict:
             seen: set = set()
             for key_node, _ in node.value:
@@ -393,6 +411,7 @@ def _yaml_loader() -> type:
             return super().construct_mapping(node, deep=deep)
 
     Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
+    Loader.add_constructor("tag:yaml.org,2002:float", Loader.construct_yaml_float)
     _LOADER = Loader
     return Loader
 
