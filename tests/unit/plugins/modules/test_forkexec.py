@@ -366,3 +366,13 @@ def test_check_mode_foresees_what_the_start_would_find_missing(run, args, option
     checked, real = run(check_mode=True, **args), run(**args)
     assert checked["failed"] is True and real["failed"] is True, (checked, real)
     assert checked["msg"].startswith(f"{option}: "), checked["msg"]
+
+
+def test_a_nofile_limit_below_the_set_up_fds_limits_only_the_program(run):
+    """RLIMIT_NOFILE 1 was validated by check mode, then the run failed at the fd passes naming proc.files
+    (no option of the module): it is set after them, and /bin/true's loader finds no fd for libc."""
+    args = dict(argv=["/bin/true"], rlimits=dict(nofile=dict(soft=1, hard=1)))
+    assert run(check_mode=True, **args).get("failed") is not True
+    result = run(**args)
+    assert result.get("failed") is not True or "proc.files" not in result["msg"], result
+    assert result["rc"] == 127 and "libc" in result["stderr"], result
