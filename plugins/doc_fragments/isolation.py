@@ -285,48 +285,63 @@ options:
   mounts:
     description:
       - Mounts made in the new mount namespace, in order, before C(pivot_root).
+      - Each type takes the sub-options documented for it, and refuses any other one given (naming it,
+        before anything runs, in check mode too) rather than leave the mount weaker than asked.
     type: list
     elements: dict
     default: []
     suboptions:
       type:
         description:
-          - V(bind) a host path, a fresh V(tmpfs), a V(proc) for the new PID namespace, a read-only
-            V(sysfs), V(dev) (a minimal C(/dev) on a tmpfs), or any other filesystem with V(mount).
+          - V(bind) a host path, a fresh V(tmpfs) (nosuid, nodev), a V(proc) for the new PID namespace
+            (nosuid, nodev, noexec), a V(sysfs) (nosuid, nodev, noexec, read-only unless
+            O(mounts[].readonly) is V(false)), V(dev) (a minimal C(/dev) on a tmpfs), or any other
+            filesystem with V(mount).
         type: str
         choices: [bind, tmpfs, proc, sysfs, dev, mount]
         default: bind
       source:
-        description: The host path to bind (V(bind)), or the source of a V(mount).
+        description: The host path to bind (V(bind)), or the source of a V(mount); no other type has one.
         type: str
       target:
         description: Where to mount, inside the new root when O(rootfs) is set.
         type: str
         required: true
       readonly:
-        description: Read-only mount.
+        description:
+          - Read-only mount. Default V(true) for a V(sysfs), V(false) for every other type.
+          - A V(dev) cannot be made read-only (its binds of device nodes are written through whatever the
+            mount says), so only V(false) is taken for it.
         type: bool
-        default: false
       recursive:
-        description: Bind the submounts of O(mounts[].source) too.
+        description:
+          - Bind the submounts of O(mounts[].source) too. A V(bind) only, default V(true) for it.
         type: bool
-        default: true
       size:
-        description: Size of a V(tmpfs), as tmpfs takes it (V(64m), V(10%)).
+        description: Size of a V(tmpfs), as tmpfs takes it (V(64m), V(10%)); a V(tmpfs) only.
         type: str
       mode:
-        description: Octal mode of a V(tmpfs) root (V(1777)).
+        description: Octal mode of a V(tmpfs) root (V(1777)); a V(tmpfs) only.
         type: str
       fstype:
-        description: Filesystem type of a V(mount).
+        description: Filesystem type of a V(mount); a V(mount) only.
         type: str
       flags:
-        description: C(MS_*) flags of a V(mount) by name (V(nosuid), V(nodev), V(MS_NOEXEC)).
+        description:
+          - C(MS_*) flags by name (V(nosuid), V(nodev), V(MS_NOEXEC)), added to those of the type.
+          - Any flag for a V(mount). For a V(bind), V(tmpfs), V(proc) or V(sysfs), the flags of the mount
+            itself (V(ro), V(nosuid), V(nodev), V(noexec), V(noatime), V(nodiratime), V(relatime),
+            V(strictatime), V(nosymfollow)) and a propagation type (V(private), V(slave), V(shared),
+            V(unbindable)); a bind is made first, then given them (recursively with
+            O(mounts[].recursive)). A V(dev) takes none.
         type: list
         elements: str
         default: []
       options:
-        description: The filesystem's options string (C(mount -o)) of a V(mount).
+        description:
+          - The filesystem's options string (C(mount -o)) of a V(mount), a V(tmpfs) (V(nr_inodes=1000),
+            after O(mounts[].size) and O(mounts[].mode)) or a V(proc) (V(hidepid=2)). A V(bind), a
+            V(sysfs) or a V(dev) takes none.
         type: str
       mkdir:
         description: Create a missing target first.

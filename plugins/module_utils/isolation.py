@@ -48,8 +48,8 @@ _MOUNT = dict(
     type=dict(type="str", default="bind", choices=["bind", "tmpfs", "proc", "sysfs", "dev", "mount"]),
     source=dict(type="str"),
     target=dict(type="str", required=True),
-    readonly=dict(type="bool", default=False),
-    recursive=dict(type="bool", default=True),
+    readonly=dict(type="bool"),  # None: the type's own (read-only for a sysfs, else read-write)
+    recursive=dict(type="bool"),  # None: a bind's is recursive
     size=dict(type="str"),
     mode=dict(type="str"),
     fstype=dict(type="str"),
@@ -544,37 +544,113 @@ def _idmap(option, value):
     _fail(option, f"expected true, false or the absolute path of a user namespace file, got {text!r}")
 
 
+# The sub-options each type of mounts entry takes besides type, target and mkdir (any other given is
+# refused, naming it: a sub-option left out of a mount would leave it weaker than asked).
+_MOUNT_TAKES = dict(
+    bind=("source", "readonly", "recursive", "flags", "idmap", "optional"),
+    tmpfs=("readonly", "flags", "options", "size", "mode"),
+    proc=("readonly", "flags", "options"),
+    sysfs=("readonly", "flags"),
+    dev=("readonly",),  # readonly false only: its binds of device nodes are written through anyway
+    mount=("source", "fstype", "readonly", "flags", "options", "idmap", "optional"),
+)
+# What an unset sub-option is (the argument spec's defaults, and None where it has none).
+_MOUNT_UNSET = dict(flags=[], mkdir=True, optional=False)
+# Why a type does not take a sub-option: "RULE, not a TYPE[ HINT]".
+_WHY_NOT = dict(
+    source=("only a bind or a mount has a source", ""),
+    fstype=("only a mount names its filesystem type", ""),
+    size=("only a tmpfs has a size", " (a mount's goes in its options)"),
+    mode=("only a tmpfs has a mode", " (a mount's goes in its options)"),
+    options=("filesystem options apply to a tmpfs, a proc or a mount only", ""),
+    recursive=("only a bind mount is recursive or not", " (a mount's is rec in its flags)"),
+    idmap=("only a bind mount can be idmapped", ""),
+    optional=("only a bind mount can be optional", ""),
+    flags=("only a bind, a tmpfs, a proc, a sysfs or a mount takes mount flags", ""),
+    readonly=("only readonly false (the default) applies to a dev", ": its binds of device nodes are "
+              "written through whatever the mount says"),
+)
+# The mount flags a bind, tmpfs, proc or sysfs takes in flags: those of the mount itself (set after
+# the bind for a bind, by pyforkexec) and a propagation type; the others (bind, rec, move, remount...)
+# would make it another mount: type mount takes them.
+_PER_MOUNT_FLAGS = "ro,nosuid,nodev,noexec,noatime,nodiratime,relatime,strictatime,nosymfollow," \
+    "private,slave,shared,unbindable"
+
+
+def _parse_flags(option, flags):
+    """MS_* bits of a mounts entry's ``flags``, parsed as pyforkexec parses a mount's."""
+    try:
+        return deps.pyforkexec.sandbox.mounts.parse_mount_flags(flags, f"{option}.flags")
+    except (TypeError, ValueError) as e:
+        raise IsolationError(str(e)) from None
+
+
+def _mount_flags(option, kind, flags, readonly):
+    """The MS_* bits of a bind, tmpfs, proc or sysfs entry's ``flags`` and ``readonly``."""
+    bits = _parse_flags(option, flags)
+    other = bits & ~_parse_flags(option, _PER_MOUNT_FLAGS)
+    if other:
+        _fail(f"{option}.flags", f"{deps.pyforkexec.sandbox.mounts.mount_flag_names(other)} cannot be given "
+              f"to a {kind} (it takes {_PER_MOUNT_FLAGS.replace(',', ', ')}): use type mount")
+    return bits | (_parse_flags(option, "ro") if readonly else 0)
+
+
+def _tmpfs_data(option, data, options):
+    """A tmpfs's size and mode (``data``, or None) and the entry's ``options``."""
+    if options is None:
+        return data
+    given = {item.partition("=")[0] for item in (data or "").split(",") if item}
+    twice = next((item.partition("=")[0] for item in options.split(",") if item.partition("=")[0] in given),
+                 None)
+    if twice:
+        _fail(f"{option}.options", f"{twice}= is given by {option}.{twice} too: give it once")
+    return f"{data},{options}" if data else options
+
+
 def _mount(option, m):
     fe = deps.pyforkexec
     kind, target = m["type"], m["target"]
+    for key, value in m.items():
+        given = value is not None and value != _MOUNT_UNSET.get(key)
+        if key in ("type", "target", "mkdir") or not given or key in _MOUNT_TAKES[kind]:
+            continue
+        if key == "idmap" and _idmap(f"{option}.idmap", value) is None:  # (false, as a string too)
+            continue
+        _fail(f"{option}.{key}", f"{_WHY_NOT[key][0]}, not a {kind}{_WHY_NOT[key][1]}")
+    if kind == "dev" and m["readonly"]:
+        _fail(f"{option}.readonly", "{}{}".format(*_WHY_NOT["readonly"]))
     idmap = _idmap(f"{option}.idmap", m["idmap"])
-    if idmap is not None and kind not in ("bind", "mount"):
-        _fail(f"{option}.idmap", f"only a bind mount can be idmapped, not a {kind}")
     if idmap is not None and "idmap" not in {f.name for f in dataclasses.fields(fe.Mount)}:
         _fail(f"{option}.idmap", f"needs Mount.idmap, which the installed pyforkexec "
               f"{getattr(fe, '__version__', '?')} does not have: upgrade pyforkexec")
     extra = {} if idmap is None else dict(idmap=idmap)  # a pyforkexec without idmaps takes the others
     if m["optional"]:
-        if kind not in ("bind", "mount"):  # a mount: pyforkexec's own check wants MS_BIND in its flags
-            _fail(f"{option}.optional", f"only a bind mount can be optional, not a {kind}")
         if "optional" not in {f.name for f in dataclasses.fields(fe.Mount)}:
             _fail(f"{option}.optional", f"needs Mount.optional, which the installed pyforkexec "
                   f"{getattr(fe, '__version__', '?')} does not have: upgrade pyforkexec")
         extra["optional"] = True
+    if kind == "dev":  # (mkdir: of its tmpfs; the files of its binds are made in that tmpfs)
+        made = fe.minimal_dev(target)
+        return [dataclasses.replace(made[0], mkdir=m["mkdir"]), *made[1:]]
+    if m["readonly"] is False and _parse_flags(option, m["flags"]) & _parse_flags(option, "ro"):
+        _fail(f"{option}.flags", "ro contradicts readonly false")
+    if kind == "mount":
+        flags = list(m["flags"]) + (["ro"] if m["readonly"] else [])
+        return [fe.Mount(m["source"], target, m["fstype"], ",".join(flags) or 0, m["options"], m["mkdir"],
+                         **extra)]
+    readonly = m["readonly"] if m["readonly"] is not None else kind == "sysfs"  # a sysfs: read-only
+    flags = _mount_flags(option, kind, m["flags"], readonly)
     if kind == "bind":
-        return [fe.Mount.bind(m["source"], target, readonly=m["readonly"], recursive=m["recursive"],
-                              mkdir=m["mkdir"], **extra)]
-    if kind == "tmpfs":
-        return [fe.Mount.tmpfs(target, size=m["size"], mode=m["mode"], mkdir=m["mkdir"])]
-    if kind == "proc":
-        return [fe.Mount.proc(target, mkdir=m["mkdir"])]
-    if kind == "sysfs":
-        return [fe.Mount.sysfs(target, readonly=m["readonly"], mkdir=m["mkdir"])]
-    if kind == "dev":
-        return fe.minimal_dev(target)
-    flags = list(m["flags"]) + (["ro"] if m["readonly"] else [])
-    return [fe.Mount(m["source"], target, m["fstype"], ",".join(flags) or 0, m["options"], m["mkdir"],
-                     **extra)]
+        made = fe.Mount.bind(m["source"], target, recursive=m["recursive"] is not False, mkdir=m["mkdir"],
+                             **extra)
+    elif kind == "tmpfs":
+        made = fe.Mount.tmpfs(target, size=m["size"], mode=m["mode"], mkdir=m["mkdir"])
+        made = dataclasses.replace(made, data=_tmpfs_data(option, made.data, m["options"]))
+    elif kind == "proc":
+        made = dataclasses.replace(fe.Mount.proc(target, mkdir=m["mkdir"]), data=m["options"])
+    else:
+        made = fe.Mount.sysfs(target, readonly=False, mkdir=m["mkdir"])
+    return [dataclasses.replace(made, flags=made.flags | flags)]
 
 
 # Fields of pyforkexec's Mount that are also sub-options of a mounts entry.
