@@ -207,6 +207,11 @@ class Origins:
         ``credential.uid``), any other is reported as the option itself."""
         self._options[field] = (option, frozenset(keys))
 
+    def copy(self):
+        copied = Origins()
+        copied._options = dict(self._options)
+        return copied
+
     def option(self, path):
         """The module option a pyforkexec field path (``sys.uid_mappings[1].size``) comes from."""
         head = re.match(r"^(sys|proc|argv0?)", path)
@@ -881,11 +886,20 @@ def check_on_host(argv, attr, origins=None):
     (a working directory, a bind source, a program that is not there; rlimits the child may not set;
     a join that is no namespace of its type): a run that would stop a running service and then fail
     to start it is refused first. The cgroup is build_and_check's. Raises IsolationError."""
-    spec, net = deps.pyforkexec.spec, int(deps.pyforkexec.CLONE_NEWNET)
-    sys_attr = attr.sys
-    if sys_attr is not None:  # a netns join is checked by _setns (the services module makes it first)
-        kept = tuple(entry for entry in sys_attr.setns if entry.nstype != net)
-        sys_attr = dataclasses.replace(sys_attr, cgroup=None, setns=kept)
+    spec = deps.pyforkexec.spec
+    sys_attr, given = attr.sys, origins
+    if sys_attr is not None:
+        # The netns option's join is checked by _setns (the services module makes it first); every
+        # other join is checked here as the start checks it (a join of a namespace of a type cloneflags
+        # creates...), named by the option it came from wherever it is in the list checked.
+        origins, kept = given.copy() if given is not None else Origins(), []
+        for k, entry in enumerate(sys_attr.setns):
+            option = given.option(f"sys.setns[{k}]") if given is not None else "netns/join"
+            if option == "netns" or (given is None and entry.nstype == deps.pyforkexec.CLONE_NEWNET):
+                continue
+            origins.add(f"sys.setns[{len(kept)}]", option)
+            kept.append(entry)
+        sys_attr = dataclasses.replace(sys_attr, cgroup=None, setns=tuple(kept))
     here = dataclasses.replace(attr, sys=sys_attr)
     try:
         # (launcher False: the daemon or unit that starts it drops groups of its own; see

@@ -376,3 +376,34 @@ def test_a_nofile_limit_below_the_set_up_fds_limits_only_the_program(run):
     result = run(**args)
     assert result.get("failed") is not True or "proc.files" not in result["msg"], result
     assert result["rc"] == 127 and "libc" in result["stderr"], result
+
+
+@pytest.fixture
+def named_netns(unique_name):
+    """The path of a network namespace made for the test in /run/netns (removed after)."""
+    import subprocess
+
+    name = unique_name()
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield f"/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+@pytest.mark.parametrize("args", [dict(namespaces=["net"]), dict(cloneflags=["newnet"])],
+                         ids=["namespaces", "cloneflags"])
+@pytest.mark.parametrize("where", ["proc", "run-netns"])
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_join_of_a_network_namespace_with_a_new_one_is_refused_in_check_mode_too(
+        run, tmp_path, elsewhere, named_netns, args, where, check_mode):
+    """Check mode said "would run (check mode): every option validated" for a join of a network
+    namespace with a new one asked too, which the run refuses: its host checks left out every
+    network namespace join, not only those of the netns option."""
+    marker = tmp_path / "ran"
+    path = elsewhere("net") if where == "proc" else named_netns
+    result = run(check_mode=check_mode, argv=["touch", str(marker)], join=[dict(path=path)], **args)
+    assert result.get("failed") is True, result
+    rule = "join[0]: joins a namespace of a type cloneflags creates (CLONE_NEWNET)"
+    assert result["msg"].startswith(rule), result["msg"]
+    assert not marker.exists()
