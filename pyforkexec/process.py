@@ -158,7 +158,7 @@ class Process:
         """Signal the process; a no-op once it has been reaped (its pid may be reused). ``sig`` 0 only
         checks that it can be signalled."""
         check_int("sig", sig, 0, signal.NSIG - 1)
-        with self._lock:
+        with self._lock, held():  # a handler's exception at the lock's release would keep it: deferred
             if self.returncode is not None:
                 return
             if self.pidfd is not None:

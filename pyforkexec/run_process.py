@@ -235,6 +235,19 @@ def _kill_and_reap(proc: Process) -> None:
         proc.wait()
 
 
+def _communicate_or_kill(proc: Process, parent: list[int], a: Any, timeout: Optional[float],
+                         selector: list[selectors.BaseSelector], hold: Hold) -> tuple[bytes, bytes]:
+    """_communicate; when the timeout runs out, the child killed and reaped, held, and run()'s
+    subprocess.TimeoutExpired raised. A clause of its own: entered by no signal, it holds first, and a
+    signal that comes before raises out of it into run()'s except, which kills."""
+    try:
+        return _communicate(proc, parent, a.input or b"", timeout, selector)
+    except TimeoutExpired:
+        hold.start()
+        _kill_and_reap(proc)
+        raise subprocess.TimeoutExpired(a.argv, timeout or 0) from None
+
+
 def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
         env: Optional[Mapping[Union[str, bytes], Union[str, bytes]]] = None,
         cwd: Optional[StrOrBytes] = None, input: Optional[Union[bytes, str]] = None,
@@ -273,14 +286,12 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
             while child:
                 os.close(child.pop())
         hold.stop()
-        out, err = _communicate(proc, parent, a.input or b"", timeout, selector)
+        out, err = _communicate_or_kill(proc, parent, a, timeout, selector, hold)
         hold.start()
-    except BaseException as e:
+    except BaseException:
         seize(hold.start, SEIZE_TRIES)  # before anything else: see _signals.seize
         if proc is not None and proc.returncode is None:
             _kill_and_reap(proc)
-        if isinstance(e, TimeoutExpired):
-            raise subprocess.TimeoutExpired(a.argv, timeout or 0) from None
         raise
     finally:
         try:

@@ -264,6 +264,33 @@ def test_run_capture_output(signals: tuple[int, ...]) -> None:
     assert counts["raised"] > 0
 
 
+def test_run_with_a_timeout_that_expires(signals: tuple[int, ...]) -> None:
+    """run() whose timeout expires: a signal as its except clause began (entered by the timeout, not by
+    a signal: nothing held) left the clause before the kill, and the child ran on, unreaped."""
+    def call() -> None:
+        with pytest.raises(subprocess.TimeoutExpired):
+            fe.run(["/bin/sleep", "30"], timeout=0.001)
+
+    counts = _sweep(call, _no_release, signals)
+    assert counts["raised"] > 0
+
+
+def test_a_signal_while_signalling_leaves_the_process_usable() -> None:
+    """Process.kill(): a handler's exception as ``with self._lock`` released it kept the lock, and
+    every later wait(), poll() or kill() of that Process blocked for good."""
+    proc = fe.start_process("/bin/sleep", ["sleep", "30"], fe.ProcAttr(files=[0, 1, 2]))
+    try:
+        total = _traced(lambda: proc.send_signal(0), 0, (), False, [])
+        for at in range(1, total + 1):
+            with contextlib.suppress(KeyboardInterrupt):
+                _traced(lambda: proc.send_signal(0), at, (signal.SIGINT,), False, [])
+                len(())  # a handler still pending runs here at the latest
+            assert not proc._lock.locked(), f"SIGINT at event {at} of {total} kept the Process's lock"
+    finally:  # by pid: with the lock kept, the Process's own kill() and wait() would block for good
+        os.kill(proc.pid, signal.SIGKILL)
+        os.waitpid(proc.pid, 0)
+
+
 def test_failing_child(signals: tuple[int, ...]) -> None:
     """A child that fails (chdir) is reaped and its error read whatever the interruption."""
     attr = fe.ProcAttr(dir="/nonexistent-dir", files=[0, 1, 2], sys=_userns())
