@@ -213,6 +213,47 @@ def test_bind_with_propagation_flags_applies_them_after(tmp_path: Path) -> None:
     assert "nosuid" in entry.options and "unbindable" in entry.tags
 
 
+@pytest.mark.parametrize("flags", ["slave", "rprivate", MS_REC | (1 << 17)])
+def test_a_new_mount_with_propagation_flags_only_is_made_then_given_them(tmp_path: Path, flags: Any) -> None:
+    """A Mount with an fstype whose flags are a propagation type only (with MS_REC or not) was run as
+    a change of the propagation of the mount already at its target: the tmpfs asked for was never
+    made, and the program saw the host's directory. It is a new mount, its propagation set after."""
+    target = tmp_path / "t"
+    target.mkdir()
+    (target / "host-file").write_text("host\n")
+    mounts = [Mount("pfe-new", str(target), "tmpfs", flags, "size=1m")]
+    sys = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts)
+    entry = mountinfo(sys)[str(target)]
+    assert entry.fstype == "tmpfs" and entry.source == "pfe-new"
+    assert output(["/bin/ls", "-A", str(target)], sys) == ""
+    if flags == MS_REC | (1 << 17):
+        assert "unbindable" in entry.tags
+
+
+@pytest.mark.parametrize(("mount", "message"), [
+    (Mount("/usr", "/t", "ext4", "bind"), "mounts[0].fstype: a bind mount (MS_BIND) takes no fstype"),
+    (Mount("/usr", "/t", None, "rbind,ro", "noexec"), "mounts[0].data: a bind mount (MS_BIND) takes no data"),
+    (Mount("/usr", "/t", "tmpfs", "move"), "mounts[0].fstype: a move (MS_MOVE) takes no fstype"),
+    (Mount("/usr", "/t", None, "move", "size=1m"), "mounts[0].data: a move (MS_MOVE) takes no data"),
+    (Mount(None, "/t", None, "move"), "mounts[0].source: a move (MS_MOVE) needs the mount to move"),
+    (Mount("/usr", "/t", None, "remount,bind,ro"), "mounts[0].source: a remount with MS_BIND (a change"),
+    (Mount(None, "/t", "tmpfs", "remount,bind,ro"), "mounts[0].fstype: a remount with MS_BIND (a change"),
+    (Mount(None, "/t", None, "remount,bind,ro", "size=1m"), "mounts[0].data: a remount with MS_BIND (a"),
+    (Mount("/dev/sda", "/t", None, "remount,ro"), "mounts[0].source: a remount (MS_REMOUNT) takes no source"),
+    (Mount(None, "/t", "tmpfs", "remount,ro"), "mounts[0].fstype: a remount (MS_REMOUNT) takes no fstype"),
+    (Mount("x", "/t", None, "slave"), "mounts[0].source: a propagation change (flags of a propagation type"),
+    (Mount(None, "/t", None, "rprivate", "size=1m"), "mounts[0].data: a propagation change (flags of a"),
+    (Mount(None, "/t", None, "ro,slave"), "mounts[0].fstype: a new mount needs a filesystem type"),
+])
+def test_a_mount_field_the_kernel_ignores_is_refused(mount: Mount, message: str) -> None:
+    """mount(2) ignores the fields the kind of call its flags make does not use (a bind's fstype and
+    options, a move's, a remount's source): given, each would not hold, so it is refused naming it."""
+    before = children()
+    with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.{message}")):
+        capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[mount]))
+    assert children() == before
+
+
 # ---- propagation ------------------------------------------------------------------------------------
 
 
@@ -575,14 +616,14 @@ def test_an_optional_bind_outside_a_tmpfs_of_the_list_is_refused(tmp_path: Path)
         ([hide], "mounts[0].optional: its target is in the new root's own directory"),
         ([Mount.bind(str(root), "/", recursive=False), hide], "mounts[1].optional: its target is in the bind "
                                                               "mount of mounts[0] (/)"),
-        ([Mount.tmpfs("/"), Mount("none", "/x", None, MS_SHARED, None, True), hide],
+        ([Mount.tmpfs("/"), Mount(None, "/x", None, MS_SHARED, None, True), hide],
          "mounts[2].optional: cannot be left out with a move or a shared mount in the list (mounts[1])"),
     ]
     for mounts, message in cases:
         with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.{message}")):
             capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=mounts))
-    # A tmpfs that only changes propagation (the child mounts nothing then) is no tmpfs.
-    only = [Mount.bind("/etc", "/x/etc"), Mount("tmpfs", "/x/etc", "tmpfs", MS_PRIVATE, None, False), hide]
+    # A propagation change (no fstype: the child mounts nothing then) is no tmpfs.
+    only = [Mount.bind("/etc", "/x/etc"), Mount(None, "/x/etc", None, MS_PRIVATE, None, False), hide]
     with pytest.raises(ValueError, match=re.escape("mounts[2].optional: its target is in the bind mount")):
         capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=only))
 

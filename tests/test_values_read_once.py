@@ -201,7 +201,7 @@ def test_extension_values_are_read_once_as_what_they_hold(tmp_path: Any) -> None
     assert "Permission denied" in out, out
     root = tmp_path / "root"
     root.mkdir()
-    mounts = [Mount("/", "/", "none", NoBind(0x1000 | 0x4000)),
+    mounts = [Mount("/", "/", None, NoBind(0x1000 | 0x4000)),
               Mount.bind("/nonexistent-pfe", str(secret), optional=True, mkdir=False)]
     with pytest.raises(ValueError, match=re.escape("SysProcAttr.mounts[1].optional: its target is in the")):
         fork_exec("/bin/true", ["true"],
@@ -341,7 +341,7 @@ def test_mount_flags_and_records_are_read_once(tmp_path: Any) -> None:
 
     root, mounts = _minimal_root(tmp_path)
     (tmp_path / "x").mkdir()
-    shared = [Mount.tmpfs("/x"), Mount("none", "/x", None, Flip(["private"], ["shared"])),
+    shared = [Mount.tmpfs("/x"), Mount(None, "/x", None, Flip(["private"], ["shared"])),
               Mount(str(tmp_path / "x"), "/y", None, "bind", mkdir=True),
               Mount("/etc", "/y/etc", None, "bind", mkdir=True),
               Mount.bind("/nonexistent-pfe", "/x/etc/hostname", optional=True)]

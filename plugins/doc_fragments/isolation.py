@@ -324,7 +324,14 @@ options:
         description: Octal mode of a V(tmpfs) root (V(1777)); a V(tmpfs) only.
         type: str
       fstype:
-        description: Filesystem type of a V(mount); a V(mount) only.
+        description:
+          - Filesystem type of a V(mount); a V(mount) only. A V(mount) needs one unless its
+            O(mounts[].flags) make it a remount, a bind, a move or a change of propagation alone (a
+            propagation type only, with or without V(rec)), which take none; with one, a propagation type
+            in O(mounts[].flags) is applied to the new mount after it is made.
+          - What the kind of C(mount(2)) call the flags make does not use (a bind's or a move's
+            O(mounts[].fstype) or O(mounts[].options), a remount's O(mounts[].source), a propagation
+            change's O(mounts[].source) or O(mounts[].options)) is refused rather than ignored.
         type: str
       flags:
         description:

@@ -150,7 +150,7 @@ ISOLATION_OPTIONS = (
     Option("rootfs", dict(type="path"), ("pivot_root",), ("mounts",)),
     Option("readonly_root", dict(type="bool", default=False), ("readonly_root",)),
     Option("mounts", dict(type="list", elements="dict", options=_MOUNT, default=[],
-                          required_if=[("type", "bind", ["source"]), ("type", "mount", ["fstype"])]),
+                          required_if=[("type", "bind", ["source"])]),
            ("mounts",)),
     Option("mount_propagation",
            dict(type="str", default="private", choices=["private", "slave", "shared", "unchanged"]),
@@ -670,8 +670,11 @@ def _mounts(params, origins, on_host):
     if rootfs and not any(m.target.rstrip("/") == "" for option, m in made):
         # pivot_root needs a mount point: the directory bound onto itself (target "/" is the new root)
         made.insert(0, ("rootfs", deps.pyforkexec.Mount.bind(rootfs, "/")))
+    kinds = {f"mounts[{j}]": m["type"] for j, m in enumerate(params["mounts"])}
     for k, entry in enumerate(made):
         origins.add(f"sys.mounts[{k}]", entry[0], () if entry[0] == "rootfs" else _MOUNT_KEYS)
+        if kinds.get(entry[0]) == "mount":  # its options are the Mount's data
+            origins.add(f"sys.mounts[{k}].data", f"{entry[0]}.options")
     return [mount for option, mount in made]
 
 

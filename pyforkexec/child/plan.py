@@ -58,6 +58,7 @@ from ..sandbox.mounts import (
     MS_REMOUNT,
     PROPAGATION_MASK,
     ResolvedMount,
+    is_propagation_change,
     mount_attr,
 )
 from ..sandbox.rlimits import RESOURCES, RLIM_INFINITY, encode_rlimit
@@ -260,7 +261,7 @@ def compile_plan(inputs: PlanInputs) -> Plan:
                     steps.create(L.MKDIR, path, is_file=is_file, index=n)
             source, fstype, data = opt_cstr(m.source), opt_cstr(m.fstype), opt_cstr(m.data)
             propagation = m.flags & PROPAGATION_MASK
-            if m.flags & ~(PROPAGATION_MASK | MS_REC) == 0:  # only a propagation change
+            if is_propagation_change(m.flags, m.fstype):  # (no mount of its own: no source, fstype, data)
                 steps.mount(L.MOUNT, source=source, target=cstr(_target(steps, m, slot)), fstype=fstype,
                             flags=m.flags, data=data, index=n)
                 continue

@@ -326,7 +326,7 @@ def proc_mounts(r: Request, wd: Optional[str]) -> list[Mount]:
     target = os.path.normpath(os.path.join(here, r.proc))
     mounts = []
     if not r.root and r.propagation != "private" and os.path.ismount(target):
-        mounts.append(Mount("none", target, None, "rprivate"))
+        mounts.append(Mount(None, target, None, "rprivate"))
     return [*mounts, Mount.proc(target, mkdir=False)]
 
 

@@ -11,7 +11,11 @@ that dangles inside the root fails the spawn at MKDIR or MOUNT. Sources are path
 process sees them. ``flags`` is an int or MS_* names (``"MS_BIND|MS_REC"``, ``["bind", "rec"]``,
 ``"ro,nosuid"``; see parse_mount_flags). A read-only or nosuid/nodev/noexec bind mount is a bind
 followed by a change of the new mount's attributes (mount_setattr, recursive with MS_REC), as
-bubblewrap does; propagation flags given with a mount are applied to it afterwards.
+bubblewrap does; propagation flags given with a mount are applied to it afterwards. Flags of a
+propagation type only (with MS_REC or not) and no fstype change the propagation of the mount at the
+target; with an fstype they are a new mount, then given that propagation. A field the kind of call
+does not use (a bind's or a move's fstype or data, a remount's source, a propagation change's source or
+data, a remount with MS_BIND's fstype and data too) is refused: mount(2) would ignore it.
 
 A bind mount may be idmapped (``idmap``, see idmap.py): ``True`` to the child's own user namespace
 (CLONE_NEWUSER with uid/gid maps), or to the user namespace at a path (``/proc/PID/ns/user``) or of an
@@ -241,9 +245,7 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0,
     bind = flags & MS_BIND and not flags & MS_REMOUNT
     if bind and not source:  # ("" the kernel refuses with EINVAL, in the child)
         fail(f"{field}.source", "a bind mount needs a source")
-    if not flags & (MS_BIND | MS_REMOUNT | MS_MOVE | PROPAGATION_MASK) and fstype is None:
-        fail(f"{field}.fstype", "a new mount needs a filesystem type (or MS_BIND, MS_REMOUNT, MS_MOVE, "
-             "or a propagation flag)")
+    _check_kind(field, source, fstype, flags, data)
     mkdirs: tuple[bytes, ...] = ()
     file_target = False
     if check_bool(f"{field}.mkdir", m.mkdir):
@@ -264,6 +266,44 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0,
         if not os.path.exists(source or b""):  # followed as mount(2) follows it: a dangling link is missing
             return None
     return ResolvedMount(source, target, fstype, flags, data, mkdirs, file_target, idmap, index, root)
+
+
+def is_propagation_change(flags: int, fstype: object) -> bool:
+    """Whether a Mount is a change of the propagation of the mount at its target (flags of a
+    propagation type, with MS_REC or not, and no filesystem type), not a mount of its own. With an
+    fstype it is a new mount, whose propagation is changed after it is made."""
+    return bool(flags & PROPAGATION_MASK) and not flags & ~(PROPAGATION_MASK | MS_REC) and fstype is None
+
+
+def _check_kind(field: str, source: Optional[bytes], fstype: Optional[bytes], flags: int,
+                data: Optional[bytes]) -> None:
+    """What the kind of mount(2) call a Mount's flags make (mount(2)'s order: MS_REMOUNT with MS_BIND,
+    MS_REMOUNT, MS_BIND, a propagation change, MS_MOVE, a new mount) uses: the kernel ignores the
+    fields it does not use, so a field given to one that does not use it is refused."""
+    hint = ""
+    if flags & MS_REMOUNT and flags & MS_BIND:
+        kind, unused = "a remount with MS_BIND (a change of the mount's flags)", ("source", "fstype", "data")
+    elif flags & MS_REMOUNT:
+        kind, unused = "a remount (MS_REMOUNT)", ("source", "fstype")
+    elif flags & MS_BIND:
+        kind, unused = "a bind mount (MS_BIND)", ("fstype", "data")
+    elif is_propagation_change(flags, fstype):
+        kind, unused = "a propagation change (flags of a propagation type only, no fstype)", \
+            ("source", "data")
+        hint = "; give an fstype for a new mount with that propagation"
+    elif flags & MS_MOVE:
+        if not source:
+            fail(f"{field}.source", "a move (MS_MOVE) needs the mount to move as its source")
+        kind, unused = "a move (MS_MOVE)", ("fstype", "data")
+    else:
+        if fstype is None:
+            fail(f"{field}.fstype", "a new mount needs a filesystem type (or MS_BIND, MS_REMOUNT, MS_MOVE, "
+                 "or flags of a propagation type only)")
+        return
+    given = dict(source=source, fstype=fstype, data=data)
+    for name in unused:
+        if given[name] is not None:
+            fail(f"{field}.{name}", f"{kind} takes no {name}: the kernel would ignore it{hint}")
 
 
 def _check_tmpfs_options(field: str, data: bytes) -> None:
@@ -372,10 +412,9 @@ def _flags_or_zero(flags: object) -> int:
 
 
 def _makes_a_mount(m: ResolvedMount) -> bool:
-    """Whether ``m`` puts a mount at its target (not a remount, nor a propagation change alone, which
-    the child makes of propagation flags, with MS_REC or not, whatever fstype says: plan.py)."""
-    propagation_only = bool(m.flags & PROPAGATION_MASK) and not m.flags & ~(PROPAGATION_MASK | MS_REC)
-    return not m.flags & MS_REMOUNT and not propagation_only \
+    """Whether ``m`` puts a mount at its target (not a remount, nor a propagation change alone:
+    is_propagation_change)."""
+    return not m.flags & MS_REMOUNT and not is_propagation_change(m.flags, m.fstype) \
         and bool(m.flags & (MS_BIND | MS_MOVE) or m.fstype is not None)
 
 

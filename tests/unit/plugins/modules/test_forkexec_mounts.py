@@ -74,6 +74,20 @@ def test_a_sysfs_is_read_only_unless_asked_otherwise(run):
     assert "rw" in seen.mount
 
 
+@pytest.mark.parametrize("flags", [["slave"], ["private", "rec"]])
+def test_a_mount_with_propagation_flags_only_is_a_new_mount(run, tmp_path, flags):
+    """type mount with an fstype and only a propagation type in flags (or a tmpfs with flags [slave])
+    changed the propagation of what was at the target instead: no tmpfs, the host's directory shown."""
+    (tmp_path / "host-file").write_text("host\n")
+    target = str(tmp_path)
+    mount = dict(type="mount", fstype="tmpfs", source="hide", target=target, flags=flags, options="size=1m")
+    seen = mountinfo(run, target, [mount], then=f"test -e {target}/host-file")
+    assert "size=1024k" in seen.fs and seen.then == ["status=1"]
+    seen = mountinfo(run, target, [dict(type="tmpfs", target=target, flags=flags[:1])],
+                     then=f"test -e {target}/host-file")
+    assert seen.then == ["status=1"]
+
+
 OPTIONS_ONLY = "filesystem options apply to a tmpfs, a proc or a mount only, not a"
 
 
@@ -99,6 +113,14 @@ OPTIONS_ONLY = "filesystem options apply to a tmpfs, a proc or a mount only, not
     (dict(type="tmpfs", idmap=True), "mounts[0].idmap: only a bind mount can be idmapped, not a tmpfs"),
     (dict(type="proc", optional=True), "mounts[0].optional: only a bind mount can be optional, not a proc"),
     (dict(type="tmpfs", size="1m", options="size=2m"), "mounts[0].options: size= is given by mounts[0].size"),
+    (dict(type="mount", source="/etc", fstype="tmpfs", flags=["bind"]),
+     "mounts[0].fstype: a bind mount (MS_BIND) takes no fstype"),
+    (dict(type="mount", source="/etc", flags=["bind"], options="noexec"),
+     "mounts[0].options: a bind mount (MS_BIND) takes no data"),
+    (dict(type="mount", source="x", flags=["slave"]), "mounts[0].source: a propagation change (flags of"),
+    (dict(type="mount", source="/etc", flags=["remount", "bind", "ro"]),
+     "mounts[0].source: a remount with MS_BIND"),
+    (dict(type="mount", source="x"), "mounts[0].fstype: a new mount needs a filesystem type"),
 ])
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
 def test_a_sub_option_that_would_not_hold_is_refused_before_anything_runs(
