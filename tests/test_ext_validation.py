@@ -108,6 +108,8 @@ CASES = [
     T("capabilities.keep", "drop_all_others=False",
       capabilities=Capabilities(keep=["CAP_CHOWN"], drop_all_others=False)),
     T("capabilities", "ambient_caps", capabilities=Capabilities(), ambient_caps=[1]),
+    T("capabilities", "restricts nothing", capabilities=Capabilities(drop_all_others=False)),
+    T("capabilities", "restricts nothing", capabilities=Capabilities(drop_all_others=False, drop=[])),
     # no_new_privs, seccomp
     T("no_new_privs", "True or False", TypeError, no_new_privs=1),
     T("seccomp", "must be a SeccompFilter", TypeError, seccomp=["ptrace"]),

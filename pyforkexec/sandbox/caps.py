@@ -3,7 +3,8 @@
 ``Capabilities(keep=["CAP_NET_BIND_SERVICE"])`` leaves the child that capability and no other in its
 bounding, permitted, effective and inheritable sets; ``ambient`` (a subset of ``keep``) also raises
 them as ambient capabilities, so that a non-root program keeps them across execve. With
-``drop_all_others=False`` the sets keep everything but ``drop``.
+``drop_all_others=False`` the sets keep everything but ``drop``, which is then needed (without it,
+or ``ambient`` to raise, the record restricts nothing and is refused).
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ def check_capabilities(field: str, caps: object) -> CapsPlan:
         if keep:
             fail(f"{field}.keep", "with drop_all_others=False every capability not in drop is kept: "
                  "give drop, or drop_all_others=True")
+        if not drop and not ambient:
+            fail(field, "restricts nothing: with drop_all_others=False and no drop every capability is "
+                 "kept; give drop, or keep with drop_all_others=True (or leave it out)")
         keep = everything & ~drop
     if ambient & ~keep:
         fail(f"{field}.ambient", f"{', '.join(mask_names(ambient & ~keep))} must also be kept: an ambient "

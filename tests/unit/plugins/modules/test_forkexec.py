@@ -212,6 +212,23 @@ def test_an_empty_value_is_refused_not_read_as_not_given(run, tmp_path, args, op
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("args", [
+    dict(capabilities=dict(drop_all_others=False)),
+    dict(capabilities=dict(drop_all_others=False, drop=[])),
+    dict(seccomp={}),
+    dict(landlock={}),
+], ids=["capabilities", "capabilities drop []", "seccomp", "landlock"])
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_restriction_that_restricts_nothing_is_refused(run, tmp_path, args, check_mode):
+    """``capabilities: {drop_all_others: false}`` with no drop kept every capability and ran the
+    command as though restricted, where ``seccomp: {}`` and ``landlock: {}`` were refused."""
+    marker = tmp_path / "ran"
+    result = run(check_mode=check_mode, argv=["touch", str(marker)], **args)
+    option = next(iter(args))
+    assert result.get("failed") is True and result["msg"].startswith(f"{option}: restricts nothing"), result
+    assert not marker.exists()
+
+
 # ---- landlock (issue 13) -----------------------------------------------------------------------------
 
 def _landlock_abi():
