@@ -290,6 +290,19 @@ def test_a_spec_s_own_files_are_refused_rather_than_ignored(tmp_path: Path) -> N
     assert d.wait() == 1
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    (dict(top={"wait": False}), "error spec: wait: a service under the daemon is supervised by it"),
+    (dict(sys_attr={"pidfd": True}), "error spec: sys.pidfd: would give the launcher a pidfd"),
+])
+def test_a_spec_field_the_daemon_ignores_is_refused(tmp_path: Path, fields: dict, message: str) -> None:
+    """``"wait": false`` (detach) was supervised anyway, ``sys.pidfd`` did nothing: each refused
+    naming it, and no service started."""
+    marker = tmp_path / "ran"
+    d = Daemon(tmp_path, ["/usr/bin/touch", str(marker)], **fields)
+    assert d.ready.startswith(message), d.ready
+    assert d.wait() == 1 and not marker.exists()
+
+
 def test_a_sigterm_right_after_the_pid_file_is_locked_is_a_stop(tmp_path: Path) -> None:
     """SIGTERM comes the moment the pid file is locked, before the daemon's handlers are in: its
     default action used to end the daemon there, the pid file left behind with a dead pid. Blocked

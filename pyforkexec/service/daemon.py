@@ -250,6 +250,9 @@ class Daemon:
         if tuple(spec.attr.files) != (0, 1, 2):  # what the service gets as 0, 1 and 2 is the daemon's
             raise specmod.SpecError("proc.files", "a service under the daemon gets /dev/null and its log as "
                                     "fds 0, 1 and 2, and no other: leave proc.files out")
+        if not spec.wait:  # a launcher's behaviour; the daemon is the service's supervisor whatever it says
+            raise specmod.SpecError("wait", "a service under the daemon is supervised by it (restarted, "
+                                    "stopped with it), not detached: leave wait out")
         attr = spec.attr
         self.empty_own_cgroup(attr.sys)
         if attr.env is None:

@@ -53,6 +53,9 @@ def check(spec: Spec) -> None:
             and (attr.cgroup.kill_remaining or attr.cgroup.remove):
         raise SpecError("sys.cgroup", 'kill_remaining and remove happen once the program has ended, which '
                         'a launcher with "wait": false does not see: set both false, or wait')
+    if attr is not None and attr.pidfd:
+        raise SpecError("sys.pidfd", "would give the launcher a pidfd of the program, which it has no use "
+                        "for (it is the program's parent, and with \"wait\": false it exits): leave it out")
     if attr is not None and attr.ptrace:
         raise SpecError("sys.ptrace", "stops the program at its execve for a tracer, and the launcher is "
                         "none: it would wait for ever")

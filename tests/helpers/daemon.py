@@ -11,7 +11,7 @@ from pathlib import Path
 
 class Daemon:
     def __init__(self, tmp_path: Path, argv: list[str], *options: str, sys_attr: dict | None = None,
-                 proc: dict | None = None):
+                 proc: dict | None = None, top: dict | None = None):
         self.spec, self.log = tmp_path / "s.json", tmp_path / "d.log"
         self.pid_file = tmp_path / "run" / "d.pid"
         doc: dict = {"version": 1, "argv": argv}
@@ -19,6 +19,7 @@ class Daemon:
             doc["sys"] = sys_attr
         if proc:
             doc["proc"] = proc
+        doc.update(top or {})  # other top-level fields ("wait")
         self.spec.write_text(json.dumps(doc))
         r, w = os.pipe()
         self.proc = subprocess.Popen(
