@@ -274,6 +274,13 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
         cred = check_credential(sys_attr.credential)
         if cred is not sys_attr.credential:
             checked["credential"] = cred
+        if cred.groups and (clone | unshare) & F.CLONE_NEWUSER and sys_attr.gid_mappings is not None \
+                and not sys_attr.gid_mappings_enable_setgroups:
+            # (the child writes "deny" to its /proc/self/setgroups before its gid map, as Go does)
+            fail("SysProcAttr.credential.groups", "cannot be set: the child's new user namespace denies "
+                 "setgroups (gid_mappings without gid_mappings_enable_setgroups), where the kernel refuses "
+                 "it (EPERM); set gid_mappings_enable_setgroups (which needs CAP_SETGID over the parent "
+                 "namespace), or leave groups out")
     checked.update(check_terminal(sys_attr, files))
     for name, lo, hi in _INT_FIELDS:
         value = getattr(sys_attr, name)

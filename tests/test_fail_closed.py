@@ -18,6 +18,7 @@ import pytest
 from helpers.forked import run_in_fork
 from helpers.leaks import open_fds
 from helpers.marks import needs_root
+from helpers.procs import capture
 
 import pyforkexec as fe
 
@@ -458,6 +459,24 @@ def test_a_credential_without_groups_never_keeps_the_callers_groups_silently() -
     assert run_in_fork(_spawn_with_groups, [4], no_setgroups=True) == ("ran", 0, ["65534"])
     assert run_in_fork(_spawn_with_groups, [100000]) == ("ran", 0, ["0"])
     assert run_in_fork(_spawn_with_groups, []) == ("ran", 0, [])
+
+
+@pytest.mark.parametrize("where", ["cloneflags", "unshareflags"])
+def test_groups_in_a_new_user_namespace_that_denies_setgroups_are_refused_first(
+        where: str, no_new_child: None) -> None:
+    """Credential groups where the child's new user namespace denies setgroups (gid_mappings without
+    gid_mappings_enable_setgroups): the kernel refuses setgroups there, and the spawn failed only in
+    the child (EPERM at SETGROUPS), as Go's does. Refused naming the field, before any process."""
+    maps = [fe.SysProcIDMap(0, 0, 10)]
+    attr = fe.SysProcAttr(credential=fe.Credential(1, 1, (5,)), uid_mappings=maps, gid_mappings=maps,
+                          **{where: fe.CLONE_NEWUSER})
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.credential\.groups: cannot be set: the child's new "
+                       r"user namespace denies setgroups"):
+        _spawn(attr)
+    if where == "cloneflags" and os.geteuid() == 0:  # allowed (root writes "allow"), they are set
+        attr.gid_mappings_enable_setgroups = True
+        out = capture(["/usr/bin/id", "-G"], attr)
+        assert out.returncode == 0 and out.out.split() == ["1", "5"], out
 
 
 # --- a join fd the caller's other threads can change ---------------------------------------------------

@@ -229,6 +229,29 @@ def test_a_restriction_that_restricts_nothing_is_refused(run, tmp_path, args, ch
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_groups_in_a_user_namespace_that_denies_setgroups_are_refused_first(run, tmp_path, check_mode):
+    """credential.groups where the child's new user namespace denies setgroups (setgroups: deny, the
+    default) failed only after the child existed (EPERM at setgroups); refused first, naming it. With
+    setgroups allow they are set; without groups the credential runs as before."""
+    marker = tmp_path / "ran"
+    maps = dict(uid_map=[dict(container_id=0, host_id=0, size=10)],
+                gid_map=[dict(container_id=0, host_id=0, size=10)])
+    result = run(check_mode=check_mode, argv=["touch", str(marker)], namespaces=["user"],
+                 credential=dict(uid=1, gid=1, groups=[5]), **maps)
+    assert result.get("failed") is True, result
+    assert result["msg"].startswith("credential.groups: cannot be set: the child's new user namespace denies "
+                                    "setgroups"), result
+    assert not marker.exists()
+    if check_mode:
+        return
+    result = run(argv=["id", "-G"], namespaces=["user"], credential=dict(uid=1, gid=1, groups=[5]),
+                 setgroups="allow", **maps)
+    assert result.get("rc") == 0 and result["stdout"].split() == ["1", "5"], result
+    result = run(argv=["id", "-u"], namespaces=["user"], credential=dict(uid=1, gid=1), **maps)
+    assert result.get("rc") == 0 and result["stdout"].split() == ["1"], result
+
+
 # ---- landlock (issue 13) -----------------------------------------------------------------------------
 
 def _landlock_abi():
