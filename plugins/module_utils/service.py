@@ -181,6 +181,8 @@ class Service:
             raise systemd.UnitError("manager=systemd: the pyforkexec in this Python predates Type=notify "
                                     "units (READY=1 once the service has execed): install this collection's "
                                     "pyforkexec (the role isolated_service does)")
+        if self.params["cgroup"]:
+            self.systemctl.check_directives(systemd.resource_directives(cgroup_limits(self.params["cgroup"])))
         return unit_text(deps.jinja2, self.params, self.name, sys.executable)
 
     def wanted_files(self):

@@ -58,6 +58,10 @@ def systemd_quote(arg):
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+DEFAULT_CPU_PERIOD = 100000  # µs: the kernel's and systemd's period of cpu.max
+CPU_PERIOD_DIRECTIVE, CPU_PERIOD_SINCE = "CPUQuotaPeriodSec", 242  # the systemd version that has it
+
+
 def _infinity(value):
     return "infinity" if value == "max" else str(value)
 
@@ -75,8 +79,11 @@ def resource_directives(limits):
     if cpu is not None and cpu != "max":
         quota, *period = cpu.split()
         if quota != "max":
-            percent = int(quota) * 100 / int(period[0] if period else 100000)
-            out.append(("CPUQuota", f"{percent:g}%"))
+            period = int(period[0]) if period else DEFAULT_CPU_PERIOD
+            out.append(("CPUQuota", f"{int(quota) * 100 / period:g}%"))
+            if period != DEFAULT_CPU_PERIOD:  # else the quota would be enforced per 100 ms
+                span = f"{period // 1000}ms" if period % 1000 == 0 else f"{period}us"
+                out.append((CPU_PERIOD_DIRECTIVE, span))
     if limits.get("cpu_weight") is not None:
         out.append(("CPUWeight", str(limits["cpu_weight"])))
     if limits.get("pids_max") is not None:
@@ -142,6 +149,22 @@ class Systemctl:
         rc, out = self.run(["journalctl", "--unit", self.unit_name(name), f"--since=@{int(since)}",
                             "--output=cat", f"--lines={lines}", "--no-pager", "--quiet"])[:2]
         return out.splitlines() if rc == 0 else []
+
+    def version(self):
+        """systemd's version (``systemctl --version``'s first line), or None when it cannot be told."""
+        rc, out = self.run(["systemctl", "--version"])[:2]
+        match = re.match(r"systemd (\d+)", out) if rc == 0 else None
+        return int(match.group(1)) if match else None
+
+    def check_directives(self, resources):
+        """UnitError naming the option when this host's systemd lacks a directive of ``resources``
+        (an older one would skip it with a log line: the limit would silently not hold)."""
+        if any(key == CPU_PERIOD_DIRECTIVE for key, _value in resources):
+            version = self.version()
+            if version is not None and version < CPU_PERIOD_SINCE:
+                raise UnitError(f"cgroup.cpu_max: a period other than 100000 needs {CPU_PERIOD_DIRECTIVE}=, "
+                                f"which systemd {version} lacks (since {CPU_PERIOD_SINCE}): give a "
+                                f"percentage or QUOTA 100000, or use manager=direct")
 
     def daemon_reload(self):
         self._ok("daemon-reload")

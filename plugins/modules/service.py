@@ -14,7 +14,8 @@ description:
     O(group), O(env), O(chdir) and the isolation options, and validated by pyforkexec before anything starts.
   - With O(manager=systemd) it also writes the unit C(/etc/systemd/system/pyforkexec-NAME.service), rendered
     with jinja2, whose C(ExecStart) is that launcher; reloads systemd; and starts, stops, enables the unit.
-    The O(cgroup) limits become the unit's C(MemoryMax=), C(CPUQuota=), C(CPUWeight=) and C(TasksMax=).
+    The O(cgroup) limits become the unit's C(MemoryMax=), C(CPUQuota=) (with C(CPUQuotaPeriodSec=) for a
+    period other than 100 ms, systemd 242 or later), C(CPUWeight=) and C(TasksMax=).
   - With O(manager=direct), for hosts whose PID 1 is not systemd (a container, a CI runner), it runs
     C(python -m pyforkexec.daemon) detached instead, with the pid file C(/run/pyforkexec/NAME.pid), the log
     file C(/var/log/pyforkexec/NAME.log) and the O(restart) policy; the O(cgroup) limits apply to a cgroup

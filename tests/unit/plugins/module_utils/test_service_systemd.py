@@ -43,6 +43,35 @@ def test_resource_directives_from_cgroup_limits():
     assert unit.resource_directives(limits(cpu_max="max", pids_max="max")) == [("TasksMax", "infinity")]
 
 
+def test_a_cpu_period_other_than_the_default_is_kept():
+    """cpu.max "20000 50000" is 20 ms per 50 ms, as manager=direct writes it: CPUQuota=40% alone would
+    be 40 ms per 100 ms (bursts twice as long)."""
+    assert unit.resource_directives(limits(cpu_max="20000 50000")) == [
+        ("CPUQuota", "40%"), ("CPUQuotaPeriodSec", "50ms")]
+    assert unit.resource_directives(limits(cpu_max="1500 2500")) == [
+        ("CPUQuota", "60%"), ("CPUQuotaPeriodSec", "2500us")]
+    assert unit.resource_directives(limits(cpu_max="50000 100000")) == [("CPUQuota", "50%")]
+    text = render(resources=unit.resource_directives(limits(cpu_max="20000 50000")))
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(text)
+    assert parser["Service"]["CPUQuota"] == "40%"
+    assert parser["Service"]["CPUQuotaPeriodSec"] == "50ms"
+
+
+@pytest.mark.parametrize(("version", "refused"), [("systemd 241 (241)", True),
+                                                  ("systemd 252 (252.39-1)", False)])
+def test_a_cpu_period_is_refused_by_a_systemd_that_lacks_its_directive(version, refused):
+    systemctl = unit.Systemctl(lambda argv: (0, version + "\n+PAM +AUDIT\n", ""))
+    period = unit.resource_directives(limits(cpu_max="20000 50000"))
+    if refused:
+        with pytest.raises(unit.UnitError, match=r"cgroup\.cpu_max: .*CPUQuotaPeriodSec=.*systemd 241"):
+            systemctl.check_directives(period)
+    else:
+        systemctl.check_directives(period)
+    systemctl.check_directives(unit.resource_directives(limits(cpu_max="50%")))  # no period: no question
+
+
 def test_io_max_is_refused_with_the_alternative():
     with pytest.raises(unit.UnitError, match=r"cgroup\.io_max: not supported with manager=systemd"):
         unit.resource_directives(limits(io_max=["8:0 rbps=1000"]))
