@@ -191,6 +191,9 @@ class Service:
         files = {paths.spec_path(self.name): (self.spec_text(), 0o600)}
         if self.manager == "systemd":
             files[paths.unit_path(self.name)] = (self.unit_text(), 0o644)
+        elif self.params["description"] is not None:  # as enabled: said, not silently dropped
+            self.module.warn(f"description: only a systemd unit shows it (its Description=), nothing does "
+                             f"with manager=direct; ignored for service {self.name}")
         return files
 
     def sync_files(self, files):

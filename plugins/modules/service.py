@@ -102,7 +102,8 @@ options:
     default: 0.5
   description:
     description:
-      - The unit's C(Description=).
+      - The unit's C(Description=) (O(manager=systemd)).
+      - Nothing shows it with O(manager=direct): it is ignored there, with a warning (as O(enabled)).
     type: str
   state:
     description:

@@ -43,3 +43,32 @@ def test_under_the_daemon_the_service_s_cgroup_ends_with_it(validate_args):
     params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(path="pyforkexec-ut/x")))
     cgroup = svc.launch_attr(params, "x", "direct").attr.sys.cgroup
     assert cgroup.path == "pyforkexec-ut/x" and cgroup.kill_remaining is True
+
+
+@pytest.fixture
+def warned(monkeypatch):
+    """The module's warnings (in-process, Ansible shows them on the controller's display)."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    messages = []
+    monkeypatch.setattr(AnsibleModule, "warn", lambda self, message, **kwargs: messages.append(message))
+    return messages
+
+
+def test_a_description_under_the_daemon_is_said_to_be_ignored(run_module, unique_name, warned):
+    """description is the systemd unit's Description=: with manager=direct nothing showed it, and the
+    task said nothing of that (enabled, which is as meaningless there, warns)."""
+    name = unique_name()
+    args = dict(name=name, argv=["sleep", "60"], manager="direct", description="the web front")
+    try:
+        result = run_module(service, args)
+        assert result.get("failed") is not True and result["state"] == "started", result
+        assert [m for m in warned if m.startswith("description: ")] == [
+            f"description: only a systemd unit shows it (its Description=), nothing does with "
+            f"manager=direct; ignored for service {name}"]
+        warned.clear()
+        run_module(service, dict(args, description=None))
+        assert not [m for m in warned if m.startswith("description: ")]
+    finally:
+        gone = run_module(service, dict(name=name, state="absent"))
+        assert gone.get("failed") is not True, gone
