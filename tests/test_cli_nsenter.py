@@ -346,3 +346,39 @@ def test_a_target_whose_mount_namespace_cannot_be_opened_is_named_not_root() -> 
 def _state(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize(("where", "command", "shown"), [
+    ("root/usr", "pwd", "/usr\n"),  # under the new root: seen there as /usr
+    ("work", "ls", "h60-marker\n"),  # outside it: the program still starts there (nsenter's fchdir)
+])
+def test_wd_without_the_mount_namespace_is_found_before_the_root(
+        container: int, tmp_path: Path, where: str, command: str, shown: str) -> None:
+    """nsenter opens --wd where it is called, before the chroot, and fchdir()s to it after: with no
+    mount namespace entered, -r ROOT -w DIR starts the program in the host's DIR. Here it was looked
+    for inside ROOT (ROOT/DIR) and the child failed at chdir (status 125)."""
+    root, work = tmp_path / "root", tmp_path / "work"
+    root.mkdir()
+    work.mkdir()
+    (work / "h60-marker").touch()
+    wd = tmp_path / where
+
+    def enter(nsenter: str) -> tuple[int, str, str]:
+        # ROOT: a copy of / (in a mount namespace of the caller's own), where ROOT/DIR does not exist
+        script = f"mount --rbind / {root} && exec {nsenter} -t {container} -u -r{root} -w{wd} {command}"
+        res = run([util_linux("unshare"), "--mount", "sh", "-c", script])
+        return res.returncode, res.stdout, res.stderr
+
+    ours, theirs = enter(f"{PYFORKEXEC} nsenter"), enter(util_linux("nsenter"))
+    assert ours == (0, shown, ""), ours
+    assert theirs[:2] == ours[:2]
+
+
+def test_wd_without_the_mount_namespace_keeps_relative_paths_of_the_caller(container: int,
+                                                                           tmp_path: Path) -> None:
+    """The launcher moves to --wd itself: a relative --root is still taken from where it was called."""
+    (tmp_path / "root").mkdir()
+    script = (f"mount --rbind / root && exec {PYFORKEXEC} nsenter -t {container} -u -rroot "
+              f"-w{tmp_path}/root/usr pwd")
+    res = run([util_linux("unshare"), "--mount", "sh", "-c", script], cwd=tmp_path)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "/usr\n", ""), res

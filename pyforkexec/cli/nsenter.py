@@ -15,6 +15,7 @@ namespace to the child: the command stays outside and its children are inside, a
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import re
@@ -337,6 +338,27 @@ def directories(r: Request) -> tuple[str, Optional[str]]:
     return root, wd
 
 
+def wd_before_root(r: Request, root: str, wd: Optional[str]) -> bool:
+    """Whether --wd is where the program starts as found before the chroot: nsenter opens --wd where it
+    is called and fchdir()s to it after the chroot, which is where the path leads after it only when
+    the mount namespace is entered (its paths are inside it, see docs/cli.md), else the directory may
+    even lie outside the new root. The launcher then moves there itself, just before the spawn, and the
+    child, whose chroot keeps the working directory it inherited (as Go's), does not chdir again."""
+    return bool(root) and wd is not None and r.wdns is None and MNT not in r.namespaces
+
+
+def _from_here(path: object) -> object:
+    """A relative path as found from the launcher's working directory now, before it moves (--wd)."""
+    return os.path.abspath(path) if isinstance(path, (str, bytes)) else path
+
+
+def move_to(wd: str) -> None:
+    try:
+        os.chdir(wd)
+    except OSError as e:
+        raise SetupError(f"--wd={wd}: cannot change directory: {e.strerror}") from None
+
+
 def target_env(r: Request) -> list[bytes]:
     pid = r.target
     try:
@@ -394,12 +416,20 @@ def main(argv: Sequence[str]) -> NoReturn:
         cgroup_fd = target_cgroup_fd(r) if r.join_cgroup else -1
     except SetupError as e:
         die(str(e))
+    setns, before, here = joins.child_setns(), joins.join_in_launcher, None
+    if wd_before_root(r, root, wd):
+        here, wd, root = wd, None, str(_from_here(root))
+        setns = [dataclasses.replace(j, target=_from_here(j.target)) for j in setns]
+
+        def before() -> None:
+            joins.join_in_launcher()
+            move_to(here)
     argv0, args = lookup(r, root, parsed.rest)
     caps = kept_caps(r.keep_caps, USER in r.namespaces, cred.uid if cred is not None else None)
-    sys_attr = SysProcAttr(setns=joins.child_setns(), chroot=root, credential=cred, ambient_caps=caps,
+    sys_attr = SysProcAttr(setns=setns, chroot=root, credential=cred, ambient_caps=caps,
                            use_cgroup_fd=cgroup_fd >= 0, cgroup_fd=max(cgroup_fd, 0))
     attr = ProcAttr(dir=wd, env=env, files=files, sys=sys_attr)
-    spawn_and_wait(argv0, args, attr, before=joins.join_in_launcher, blame=blamer(CMD, parsed, BLAME))
+    spawn_and_wait(argv0, args, attr, before=before, blame=blamer(CMD, parsed, BLAME))
 
 
 # The options behind each field and child step (see blame.blamer).
