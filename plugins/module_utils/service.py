@@ -39,7 +39,7 @@ ARGSPEC = dict(
     env=dict(type="dict"),
     chdir=dict(type="path"),
     restart=dict(type="str", default="on-failure", choices=["always", "on-failure", "no"]),
-    stop_timeout=dict(type="int", default=10),
+    stop_timeout=dict(type="int"),  # DEFAULT_STOP_TIMEOUT, or for a stop the one in force (Service.grace)
     restart_sec=dict(type="float", default=0.1),
     start_check=dict(type="float", default=0.5),
     description=dict(type="str"),
@@ -51,6 +51,7 @@ ARGSPEC = dict(
 
 
 MAX_START_CHECK = 3600  # the task waits that long
+DEFAULT_STOP_TIMEOUT = 10
 MUTUALLY_EXCLUSIVE = [("user", "credential"), ("group", "credential"), *ISOLATION_MUTUALLY_EXCLUSIVE]
 REQUIRED_IF = [("state", "started", ["argv"]), ("state", "restarted", ["argv"])]
 
@@ -65,13 +66,20 @@ def check_options(params):
         raise paths.ServiceError(f"start_check: must be 0 to {MAX_START_CHECK} seconds, "
                                  f"got {params['start_check']:g}")
     most = _daemon_most("--stop-timeout")
-    if not 0 <= params["stop_timeout"] <= most:  # the daemon's range (systemd takes any)
+    # the daemon's range (systemd takes any)
+    if params["stop_timeout"] is not None and not 0 <= params["stop_timeout"] <= most:
         raise paths.ServiceError(f"stop_timeout: must be 0 to {most} seconds, got {params['stop_timeout']}")
     argv = params.get("argv")
     if argv is not None and (not argv or not argv[0].strip()):
         what = "an empty list" if not argv else "an empty argv[0]"
         raise paths.ServiceError(f"argv: {what} names no program to run")
     return name
+
+
+def stop_timeout(params):
+    """The stop timeout the service is set up with (its daemon's --stop-timeout, its unit's
+    TimeoutStopSec)."""
+    return DEFAULT_STOP_TIMEOUT if params["stop_timeout"] is None else params["stop_timeout"]
 
 
 def _daemon_most(option):
@@ -86,7 +94,7 @@ def unit_text(jinja2, params, name, python):
     IsolationError naming the option."""
     limits = cgroup_limits(params["cgroup"]) if params["cgroup"] else None
     return systemd.render_unit(jinja2, name, systemd.launcher_argv(python, name), params["restart"],
-                               params["stop_timeout"], systemd.resource_directives(limits),
+                               stop_timeout(params), systemd.resource_directives(limits),
                                params["description"], netns=params["netns"],
                                restart_sec=params["restart_sec"])
 
@@ -156,6 +164,9 @@ class Service:
         self.changed_under = []  # why it must restart though its files did not change (COMPARISONS)
         self.netns_made = False  # its netns is made by this run before it starts (the services module)
         self.watch = None  # a start of this run within its start check (service_start_check.Watch)
+        self.stop_grace = None  # the grace (s) this run's stop of the running service gave it, reported
+        if self.params["state"] in ("stopped", "absent"):
+            self.check_stop()
 
     def _manager(self):
         manager = paths.resolve_manager(self.params["manager"])
@@ -208,7 +219,7 @@ class Service:
 
     def daemon_argv(self):
         return service_direct.daemon_argv(self.name, sys.executable, self.params["restart"],
-                                          self.params["stop_timeout"], self.params["restart_sec"])
+                                          stop_timeout(self.params), self.params["restart_sec"])
 
     def do(self, verb):
         self.actions.append(verb)
@@ -217,6 +228,8 @@ class Service:
         starting = verb in ("start", "restart")
         since, log_offset = time.time(), self._log_size()
         if self.manager == "systemd":
+            if verb in ("stop", "restart") and self.stop_grace is None:
+                self.stop_grace = self.systemctl.stop_timeout(self.name)  # (reloaded: the unit's now)
             try:
                 self.systemctl.action(verb, self.name)
             except paths.ServiceError:
@@ -230,7 +243,8 @@ class Service:
             return
         main = self.main_pid()
         if verb in ("stop", "restart") and main is not None:
-            service_direct.stop(self.name, main, self.params["stop_timeout"])
+            self.stop_grace = self.grace(main, restarting=verb == "restart")
+            service_direct.stop(self.name, main, self.stop_grace)
         if starting:
             pid = service_direct.start(self.name, self.daemon_argv())
             if self.params["start_check"] > 0:
@@ -265,8 +279,8 @@ class Service:
                 self.systemctl.run(["systemctl", "stop", paths.unit_name(self.name)])
             else:
                 main = self.main_pid()
-                if main is not None:
-                    service_direct.stop(self.name, main, self.params["stop_timeout"])
+                if main is not None:  # (started by this run, with its stop_timeout)
+                    service_direct.stop(self.name, main, stop_timeout(self.params))
                 else:  # its daemon died (SIGKILL, the OOM killer): what it left in its own cgroup goes
                     swept = False
                     path = service_direct.own_cgroup(self.name)
@@ -367,9 +381,52 @@ class Service:
             self.do("enable" if enabled else "disable")
 
     def daemon(self):
-        """(name, main pid, stop timeout) of its pyforkexec daemon when one runs, else None."""
+        """(name, main pid, grace) of its pyforkexec daemon when one runs (grace: see grace()), else
+        None. Raises ServiceError when the stop cannot give the grace asked."""
         main = paths.locked_pid(paths.pid_file(self.name))
-        return None if main is None else (self.name, main, self.params["stop_timeout"])
+        if main is None:
+            return None
+        self.stop_grace = self.grace(main)
+        return (self.name, main, self.stop_grace)
+
+    def grace(self, main, restarting=False):
+        """The seconds from SIGTERM to SIGKILL the stop of its running daemon ``main`` gives the service:
+        the task's stop_timeout, else the one the daemon was started with (as systemd's stop uses the
+        unit's TimeoutStopSec in force). The module kills the service at the task's value
+        (service_direct.stop_all); a longer one than the daemon's own cannot be given (the daemon kills
+        it first): refused (ServiceError), but for a restart, which starts the daemon with the new one
+        and gives the old one its own (reported)."""
+        given, in_force = self.params["stop_timeout"], service_direct.running_stop_timeout(main)
+        if given is None:
+            return in_force if in_force is not None else DEFAULT_STOP_TIMEOUT
+        if in_force is None or given <= in_force:
+            return given
+        if restarting:
+            return in_force
+        raise paths.ServiceError(
+            f"stop_timeout: service {self.name} runs with stop_timeout {in_force:g} (its daemon kills it "
+            f"that long after SIGTERM): a stop cannot give it {given}; restart it with stop_timeout {given} "
+            f"first, or leave stop_timeout out to stop it with its own")
+
+    def check_stop(self):
+        """state stopped or absent: refuse, before anything changes, a stop_timeout the stop of what runs
+        cannot give (grace(); under systemd, a value other than the loaded unit's TimeoutStopSec, which
+        the stop uses, unless this run rewrites the unit with it)."""
+        main = paths.locked_pid(paths.pid_file(self.name))
+        if main is not None:  # a pyforkexec daemon (manager direct; absent stops one under either)
+            self.grace(main)
+        given = self.params["stop_timeout"]
+        rewritten = self.params["state"] == "stopped" and self.params["argv"] is not None
+        if self.manager == "direct" or given is None or rewritten or not paths.systemd_booted():
+            return
+        if not self.systemctl.is_active(self.name):
+            return
+        in_force = self.systemctl.stop_timeout(self.name)
+        if in_force is not None and abs(in_force - given) > 1e-6:
+            raise paths.ServiceError(
+                f"stop_timeout: unit {paths.unit_name(self.name)} is loaded with "
+                f"TimeoutStopSec={in_force:g}, which systemctl stop uses: a stop cannot give it {given}; "
+                f"give its argv (state=stopped rewrites the unit with it), or leave stop_timeout out")
 
     def remove(self, stopped=None):
         """state=absent: stop it under either manager, then remove every file written for it.
@@ -420,6 +477,8 @@ class Service:
         )
         if self.landlock is not None:
             out["landlock"] = self.landlock
+        if self.stop_grace is not None:  # (what the stop of this run gave, or in check mode would)
+            out["stop_timeout"] = self.stop_grace
         if self.manager == "systemd":
             out["unit_path"] = paths.unit_path(self.name)
         else:

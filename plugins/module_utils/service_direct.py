@@ -137,48 +137,85 @@ def _reaped(pidfds, deadline):
             time.sleep(0.01)
 
 
-def stop_all(daemons):
-    """Stop the daemons ``[(name, main_pid, stop_timeout)]`` together, so that their stop timeouts run
-    at once: SIGTERM to each (it stops its service within its stop_timeout), SIGKILL to those still
-    there 5 s after that (and their pid files removed). Raises ServiceError naming one that survived."""
-    fds, workloads, deadlines, killed, services = {}, {}, {}, set(), []
+STOP_MARGIN = 5  # seconds a daemon has to end once its service is gone, before it is killed too
+
+
+def running_stop_timeout(pid):
+    """The --stop-timeout a running daemon was started with (its own grace for its service), or None."""
+    argv = running_argv(pid) or []
+    if "--stop-timeout" in argv[:-1]:
+        with contextlib.suppress(ValueError):
+            return float(argv[argv.index("--stop-timeout") + 1])
+    return None
+
+
+def _kill_service(pid, fd):
+    """SIGKILL to the service ``pid`` (pidfd ``fd``) and its process group when it leads one (the daemon
+    makes it a group of its own, as its stop does), while it is not reaped (its pid, and so its group,
+    cannot have been reused then)."""
     try:
-        for name, main, stop_timeout in daemons:
+        signal.pidfd_send_signal(fd, 0)
+        leads = os.getpgid(pid) == pid
+    except (ProcessLookupError, OSError):
+        return
+    if leads:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+
+
+def stop_all(daemons):
+    """Stop the daemons ``[(name, main_pid, grace)]`` together, so that their graces run at once:
+    SIGTERM to each (it passes it to its service); a service still running ``grace`` seconds later is
+    killed (SIGKILL, with its process group) by this function, whatever stop timeout its daemon was
+    started with, and its daemon, which then ends, is killed too if still there STOP_MARGIN seconds
+    after that (its pid file removed). The caller sees that the grace asked is no longer than the
+    daemon's own (running_stop_timeout): the daemon would kill the service earlier. Raises ServiceError
+    naming one that survived."""
+    fds, services, deadlines, phase, workloads = {}, {}, {}, {}, {}
+    try:
+        for name, main, grace in daemons:
             workloads[name] = (paths.workload_pid(main), main)
             if workloads[name][0] is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    services.append(os.pidfd_open(workloads[name][0]))
+                    services[name] = os.pidfd_open(workloads[name][0])
             try:
                 fds[name] = os.pidfd_open(main)
             except ProcessLookupError:
                 continue
-            deadlines[name] = time.monotonic() + stop_timeout + 5
+            deadlines[name], phase[name] = time.monotonic() + grace, 0
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(fds[name], signal.SIGTERM)
         while fds:
             _gone(fds, min(deadlines[name] for name in fds))
             now = time.monotonic()
             for name in [name for name in fds if deadlines[name] <= now]:
-                if name in killed:
+                if phase[name] == 0:  # its grace is over: the service goes, as systemd's SIGKILL
+                    if name in services:
+                        _kill_service(workloads[name][0], services[name])
+                    phase[name], deadlines[name] = 1, now + STOP_MARGIN
+                    continue
+                if phase[name] == 2:
                     raise paths.ServiceError(f"service {name}: daemon {workloads[name][1]} survived SIGKILL")
                 for pid in workloads[name]:
                     if pid is not None:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGKILL)
-                killed.add(name)
-                deadlines[name] = now + 5
-        _reaped(services, time.monotonic() + 10)
+                phase[name], deadlines[name] = 2, now + 5
+        _reaped(list(services.values()), time.monotonic() + 10)
     finally:
-        for fd in [*fds.values(), *services]:
+        for fd in [*fds.values(), *services.values()]:
             os.close(fd)
-    for name in killed:  # a daemon SIGTERM stopped removed its own
+    for name in [name for name, reached in phase.items() if reached == 2]:  # one that ended removed its own
         with contextlib.suppress(FileNotFoundError):
             os.unlink(paths.pid_file(name))
 
 
-def stop(name, main_pid, stop_timeout):
-    """SIGTERM to the daemon (it stops the service within stop_timeout), SIGKILL if it lingers."""
-    stop_all([(name, main_pid, stop_timeout)])
+def stop(name, main_pid, grace):
+    """SIGTERM to the daemon (it stops the service); the service killed after ``grace`` seconds, the
+    daemon if it lingers (stop_all)."""
+    stop_all([(name, main_pid, grace)])
 
 
 def own_cgroup(name):

@@ -114,6 +114,23 @@ def launcher_argv(python, name):
     return [python, "-m", "pyforkexec", "exec", "--spec", paths.spec_path(name)]
 
 
+_SPAN_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800,
+               "M": 2629800, "y": 31557600}
+
+
+def parse_timespan(text):
+    """Seconds of a systemd time span as ``systemctl show`` prints it ("1min 30s", "500ms"); None for
+    "infinity" or what it cannot read."""
+    total, text = 0.0, text.strip()
+    if not text or text == "infinity":
+        return None
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)", text):
+        if (unit or "s") not in _SPAN_UNITS:
+            return None
+        total += float(number) * _SPAN_UNITS[unit or "s"]
+    return total
+
+
 class Systemctl:
     """systemctl through ``run(argv) -> (rc, stdout, stderr)`` (AnsibleModule.run_command); a name
     becomes its unit with ``unit_name`` (a service's by default)."""
@@ -165,6 +182,10 @@ class Systemctl:
                 raise UnitError(f"cgroup.cpu_max: a period other than 100000 needs {CPU_PERIOD_DIRECTIVE}=, "
                                 f"which systemd {version} lacks (since {CPU_PERIOD_SINCE}): give a "
                                 f"percentage or QUOTA 100000, or use manager=direct")
+
+    def stop_timeout(self, name):
+        """The TimeoutStopSec in force for the loaded unit (what a stop now gives it), or None."""
+        return parse_timespan(self.show(name, "TimeoutStopUSec").get("TimeoutStopUSec", ""))
 
     def daemon_reload(self):
         self._ok("daemon-reload")

@@ -50,7 +50,7 @@ ENTRY_RULES = dict(mutually_exclusive=svc.MUTUALLY_EXCLUSIVE, required_if=svc.RE
 
 # The keys of a service's result (the service module's, and the role's isolated_service_status).
 RESULT_KEYS = ("changed", "actions", "state", "manager", "pid", "main_pid", "namespaces", "landlock",
-               "spec_path", "unit_path", "pid_file", "log_file")
+               "spec_path", "unit_path", "pid_file", "log_file", "stop_timeout")
 
 
 class EntryModule:

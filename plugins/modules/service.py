@@ -70,9 +70,17 @@ options:
     default: on-failure
   stop_timeout:
     description:
-      - Seconds between SIGTERM and SIGKILL when the service stops.
+      - Seconds between SIGTERM and SIGKILL when the service stops (its daemon's C(--stop-timeout), its
+        unit's C(TimeoutStopSec=)); V(10) when the service is started without it.
+      - "With O(state=stopped) or O(state=absent) it is the grace this stop gives (RV(stop_timeout)):
+        without it, the one the service runs with, as C(systemctl stop) uses the unit's in force. With
+        O(manager=direct) the module kills the service (SIGKILL, with its process group) when a shorter
+        one than its daemon's ends, and the daemon a few seconds later if it lingers; a longer one than
+        its daemon's cannot be given (the daemon kills the service first) and is refused before
+        anything stops: restart the service with it first. Under systemd a value other than the loaded
+        unit's is refused likewise, unless O(state=stopped) rewrites the unit with it (O(argv) given)."
+      - A restart stops the running daemon with the new value when it is shorter, else with its own.
     type: int
-    default: 10
   restart_sec:
     description:
       - Seconds between the end of the service and its restart (O(restart)), as systemd's C(RestartSec=)
@@ -187,6 +195,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+stop_timeout:
+  description: The grace, in seconds from SIGTERM to SIGKILL, that this run's stop of the running service
+    gave it (or, in check mode, would give).
+  returned: when the task stopped or restarted a running service
+  type: float
+  sample: 10
 state:
   description: Whether the service runs after the task.
   returned: always
