@@ -111,7 +111,7 @@ options:
   description:
     description:
       - The unit's C(Description=) (O(manager=systemd)).
-      - Nothing shows it with O(manager=direct): it is ignored there, with a warning (as O(enabled)).
+      - Nothing shows it with O(manager=direct), where it is ignored with a warning (as O(enabled)).
     type: str
   state:
     description:
