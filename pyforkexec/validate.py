@@ -170,7 +170,7 @@ def check_credential(cred: object) -> Credential:
     return Credential(uid, gid, groups, no_setgroups)
 
 
-def check_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> dict[str, int]:
+def check_terminal(sys_attr: SysProcAttr, files: Sequence[int], cloneflags: int = 0) -> dict[str, int]:
     """ctty and pgid checked with their partner fields; returns those that were not plain ints."""
     nfiles = len(files)
     ctty = check_int("SysProcAttr.ctty", sys_attr.ctty, 0, MAX_FD)  # a child fd: its own number space
@@ -193,6 +193,20 @@ def check_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> dict[str, int
     if sys_attr.setctty and files[ctty] < 0:
         fail("SysProcAttr.ctty", f"with setctty, ctty must name an open slot of ProcAttr.files, "
              f"files[{ctty}] is closed")
+    if sys_attr.setsid and sys_attr.foreground:
+        fail("SysProcAttr.foreground", "setsid makes the child a session leader, whose process group cannot "
+             "change (foreground's setpgid fails with EPERM), and its new session has no terminal to take "
+             "the foreground of")
+    if sys_attr.setsid and sys_attr.noctty:
+        fail("SysProcAttr.noctty", "setsid gives the child a new session, which has no controlling terminal "
+             "to detach from (TIOCNOTTY fails with ENOTTY)")
+    if sys_attr.noctty and (nfiles == 0 or files[0] < 0):
+        fail("SysProcAttr.noctty", "detaches the terminal on the child's fd 0, which is closed "
+             "(ProcAttr.files[0] is missing, None or -1): TIOCNOTTY would fail with EBADF")
+    if pgid not in (0, 1) and (sys_attr.setpgid or sys_attr.foreground) \
+            and cloneflags & F.CLONE_NEWPID:
+        fail("SysProcAttr.pgid", f"names process group {pgid}, which the child, pid 1 of its new PID "
+             "namespace (CLONE_NEWPID), cannot see from there (setpgid fails); use 0 (or 1): its own group")
     return {name: value for name, value in (("ctty", ctty), ("pgid", pgid))
             if value is not getattr(sys_attr, name)}
 
@@ -281,7 +295,7 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
                  "setgroups (gid_mappings without gid_mappings_enable_setgroups), where the kernel refuses "
                  "it (EPERM); set gid_mappings_enable_setgroups (which needs CAP_SETGID over the parent "
                  "namespace), or leave groups out")
-    checked.update(check_terminal(sys_attr, files))
+    checked.update(check_terminal(sys_attr, files, clone))
     for name, lo, hi in _INT_FIELDS:
         value = getattr(sys_attr, name)
         if type(value) is not int or not lo <= value <= hi:

@@ -163,6 +163,19 @@ CASES = [
     Case("files-closed-file-object", "ProcAttr.files[1]", ProcAttr(files=[0, CLOSED, 2]),
          rule="closed file"),
     Case("files-float", "ProcAttr.files[0]", ProcAttr(files=[0.0]), rule="float", kind=TypeError),
+    # terminal settings that always fail in the child
+    Case("setsid-foreground", "SysProcAttr.foreground", S(setsid=True, foreground=True), rule="EPERM"),
+    Case("setsid-noctty", "SysProcAttr.noctty", S(setsid=True, noctty=True), rule="ENOTTY"),
+    Case("noctty-no-files", "SysProcAttr.noctty", ProcAttr(files=[], sys=SysProcAttr(noctty=True)),
+         rule="EBADF"),
+    Case("noctty-closed-0", "SysProcAttr.noctty", ProcAttr(files=[None, 1, 2], sys=SysProcAttr(noctty=True)),
+         rule="EBADF"),
+    Case("noctty-minus-1", "SysProcAttr.noctty", ProcAttr(files=[-1], sys=SysProcAttr(noctty=True)),
+         rule="EBADF"),
+    Case("newpid-pgid", "SysProcAttr.pgid", S(cloneflags=pf.CLONE_NEWPID, setpgid=True, pgid=5),
+         rule="CLONE_NEWPID"),
+    Case("newpid-foreground-pgid", "SysProcAttr.pgid", S(cloneflags=pf.CLONE_NEWPID, foreground=True, pgid=7),
+         rule="CLONE_NEWPID"),
 ]
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_refused_before_any_process(case: Case) -> None:
