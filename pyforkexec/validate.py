@@ -7,6 +7,7 @@ caller (see the reference notes), since they cannot do what the caller meant her
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Optional
 
@@ -284,6 +285,10 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
         if not (clone | unshare) & F.CLONE_NEWUSER:
             fail(f"SysProcAttr.{name}", "id mappings need CLONE_NEWUSER in cloneflags or unshareflags "
                  "(without it Go deadlocks waiting for maps that cannot be written)")
+    if clone & unshare & F.CLONE_NEWUSER:
+        fail("SysProcAttr.unshareflags", "CLONE_NEWUSER with CLONE_NEWUSER in cloneflags too: the child "
+             "cannot unshare a user namespace from one whose own maps are never written (the maps go to "
+             "the innermost; unshare fails with EPERM); keep CLONE_NEWUSER in one of them")
     if sys_attr.credential is not None:
         cred = check_credential(sys_attr.credential)
         if cred is not sys_attr.credential:
@@ -295,6 +300,21 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
                  "setgroups (gid_mappings without gid_mappings_enable_setgroups), where the kernel refuses "
                  "it (EPERM); set gid_mappings_enable_setgroups (which needs CAP_SETGID over the parent "
                  "namespace), or leave groups out")
+    if unshare & F.CLONE_NEWUSER and not _may_join_user(sys_attr.setns):
+        from .child.plan import maps_writable_by_self  # (child.plan imports this module)
+
+        attr = copy_with(sys_attr, checked)
+        if (attr.uid_mappings is not None or attr.gid_mappings is not None) \
+                and not maps_writable_by_self(attr, os.geteuid(), os.getegid()):
+            uid = attr.uid_mappings
+            uid_ok = uid is None or (len(uid) == 1 and uid[0].size == 1 and uid[0].host_id == os.geteuid())
+            name = "uid_mappings" if not uid_ok else "gid_mappings_enable_setgroups" \
+                if attr.gid_mappings_enable_setgroups else "gid_mappings"
+            fail(f"SysProcAttr.{name}",
+                 "with CLONE_NEWUSER in unshareflags the child writes its maps itself, from inside the new "
+                 "namespace, where the kernel lets it map only its own euid/egid, one line of size 1 each, "
+                 f"(here uid {os.geteuid()}, gid {os.getegid()}) with setgroups denied (EPERM even as "
+                 "root); map more with CLONE_NEWUSER in cloneflags, where the parent writes the maps")
     checked.update(check_terminal(sys_attr, files, clone))
     for name, lo, hi in _INT_FIELDS:
         value = getattr(sys_attr, name)
@@ -315,13 +335,54 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
     setns = check_setns(sys_attr.setns)
     if setns is not sys_attr.setns:
         checked["setns"] = setns
-    if checked:  # (rare: a value of a type of the caller's) the steps read the values checked
-        import copy
+    sys_attr = copy_with(sys_attr, checked)  # (rare: a value of a type of the caller's) the steps read
+    # the values checked
+    sandbox = check_extensions(sys_attr, clone, unshare)
+    if unshare & F.CLONE_NEWUSER:
+        check_left_behind(sys_attr, clone, unshare,
+                          "CLONE_NEWUSER in unshareflags moves the child to a new user namespace")
+    return sys_attr, clone, unshare, sandbox
 
-        sys_attr = copy.copy(sys_attr)
-        for name, value in checked.items():
-            setattr(sys_attr, name, value)
-    return sys_attr, clone, unshare, check_extensions(sys_attr, clone, unshare)
+
+def copy_with(sys_attr: SysProcAttr, checked: dict[str, object]) -> SysProcAttr:
+    """``sys_attr``, or a copy with the values ``checked`` in place of the given ones."""
+    if not checked:
+        return sys_attr
+    import copy
+
+    sys_attr = copy.copy(sys_attr)
+    for name, value in checked.items():
+        setattr(sys_attr, name, value)
+    return sys_attr
+
+
+def _may_join_user(entries: object) -> bool:
+    """Whether a setns entry may join a user namespace (its nstype says so, or is 0: read from the file)."""
+    if not isinstance(entries, (list, tuple)):
+        return True
+    return any(not isinstance(e, SetNS) or type(e.nstype) is not int or not e.nstype
+               or e.nstype & F.CLONE_NEWUSER for e in entries)
+
+
+def check_left_behind(sys_attr: SysProcAttr, clone: int, unshare: int, how: str) -> None:
+    """Refuses a step that acts on a namespace cloneflags made when the child leaves, before that step,
+    the user namespace owning it (the caller's): it holds no capability there any more (EPERM).
+    mount_propagation is no such step: the child makes / private before it leaves (plan.py)."""
+    if clone & F.CLONE_NEWUSER:
+        return  # the namespaces are its own user namespace's; leaving it is refused on its own
+    steps = []
+    if clone & F.CLONE_NEWUTS and not unshare & F.CLONE_NEWUTS:
+        steps += [name for name in ("hostname", "domainname") if getattr(sys_attr, name) is not None]
+    if clone & F.CLONE_NEWNS and not unshare & F.CLONE_NEWNS:
+        steps += [name for name, used in (("mounts", sys_attr.mounts != ()),
+                                          ("pivot_root", sys_attr.pivot_root is not None),
+                                          ("readonly_root", sys_attr.readonly_root is True)) if used]
+    if steps:
+        kind = "CLONE_NEWUTS" if steps[0] in ("hostname", "domainname") else "CLONE_NEWNS"
+        fail(f"SysProcAttr.{steps[0]}", f"acts on the namespace {kind} in cloneflags makes, which the "
+             f"caller's user namespace owns, but {how} before this step, where it has no privilege over "
+             f"that namespace (EPERM); put {kind} in unshareflags instead (unshare runs after the user "
+             "namespace is entered)")
 
 
 # Go's int fields read by the steps as they are, and their ranges (ctty and pgid: check_terminal;
@@ -339,11 +400,30 @@ def check_go_landlock(sys_attr: SysProcAttr) -> dict[str, int]:
         name = "landlock_fd" if fd > 0 else "landlock_flags"
         fail(f"SysProcAttr.{name}", "is used only with use_landlock, which is not set: the child would "
              "run without the ruleset")
+    if sys_attr.use_landlock and flags and flags & ~restrict_self_flags():
+        fail("SysProcAttr.landlock_flags", f"bits {flags & ~restrict_self_flags():#x} are no "
+             "landlock_restrict_self flag this kernel defines (EINVAL)")
+    if sys_attr.use_landlock and fd == -1 and flags != LOG_SUBDOMAINS_OFF:
+        fail("SysProcAttr.landlock_fd", f"-1 (no ruleset) goes only with landlock_flags exactly "
+             f"LANDLOCK_RESTRICT_SELF_LOG_SUBDOMAINS_OFF ({LOG_SUBDOMAINS_OFF:#x}), got {flags:#x} (EBADF)")
     if sys_attr.use_landlock and fd >= 0 and not is_ruleset_fd(fd):
         fail("SysProcAttr.landlock_fd", f"fd {fd} is not an open Landlock ruleset in this process "
              "(use_landlock restricts the child to it)")
     return {name: value for name, value in (("landlock_fd", fd), ("landlock_flags", flags))
             if value is not getattr(sys_attr, name)}
+
+
+# landlock_restrict_self's flags (linux/landlock.h) and the ABI version that brought each.
+RESTRICT_SELF_FLAGS = {1 << 0: 7, 1 << 1: 7, 1 << 2: 7, 1 << 3: 8}  # LOG_SAME_EXEC_OFF, LOG_NEW_EXEC_ON,
+LOG_SUBDOMAINS_OFF = 1 << 2  # LOG_SUBDOMAINS_OFF, TSYNC; the one a ruleset fd of -1 may go with
+
+
+def restrict_self_flags() -> int:
+    """The landlock_restrict_self flags the running kernel defines (by its Landlock ABI version)."""
+    from .sandbox import kernel_fds
+
+    abi = kernel_fds.landlock_abi_version()
+    return sum(bit for bit, since in RESTRICT_SELF_FLAGS.items() if abi >= since)
 
 
 _EMPTY_SYS = SysProcAttr()
@@ -402,7 +482,8 @@ def check_spawn(argv0: object, argv: object, attr: object, is_plain: bool = Fals
     return SpawnArgs(path, args, env, files, directory, chroot, sys_attr, cloneflags, unshareflags, sandbox)
 
 
-def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int) -> None:
+def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int, unshareflags: int = 0,
+                    sys_attr: Optional[SysProcAttr] = None) -> None:
     """What a join of a namespace of ``kind`` may not be, whatever it is: one of a type cloneflags
     creates too, a time namespace, a mount or user namespace with CLONE_FS, or one joined for the
     children only that is no PID namespace (the kernel's refusals, told before any process exists)."""
@@ -424,3 +505,23 @@ def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int) -> Non
              "--time` does), or give it a new one with CLONE_NEWTIME")
     if entry.for_children and not kind & F.CLONE_NEWPID:
         fail(f"{field}.for_children", "only a PID namespace can be joined for the children only")
+    if entry.for_children and unshareflags & F.CLONE_NEWPID:
+        fail(f"{field}.for_children", "joins a PID namespace for the children, and CLONE_NEWPID in "
+             "unshareflags asks for a new one for them too: the kernel refuses the unshare (EINVAL); "
+             "keep one of them")
+    # With CLONE_NEWUSER the parent joins net, uts, ipc and a PID namespace (not for the children) around
+    # clone (joins.py); every other join is the child's, from its new user namespace, which holds no
+    # privilege over a namespace that exists already (EPERM).
+    by_child = kind if entry.for_children else kind & ~F.CLONE_NEWPID
+    if cloneflags & F.CLONE_NEWUSER and by_child and by_child not in _JOINED_BY_PARENT:
+        fail(field, f"joins a namespace ({_flags.CloneFlags.describe(by_child)}) the child must join itself, "
+             "which from the new user namespace CLONE_NEWUSER in cloneflags makes it cannot (setns fails "
+             "with EPERM: it has no privilege over the namespace's owner); only net, uts, ipc and a PID "
+             "namespace (not for_children), which the caller joins around clone, go with CLONE_NEWUSER; "
+             "join the user namespace as well instead of CLONE_NEWUSER, or start from inside")
+    if kind & F.CLONE_NEWUSER and sys_attr is not None:
+        check_left_behind(sys_attr, cloneflags, unshareflags, f"{field}, a join of a user namespace, "
+                          "moves the child to it")
+
+
+_JOINED_BY_PARENT = (F.CLONE_NEWNET, F.CLONE_NEWUTS, F.CLONE_NEWIPC)

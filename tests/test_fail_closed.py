@@ -581,3 +581,83 @@ def test_a_mount_or_user_join_with_clone_fs_is_refused_before_any_process(
         if holder is not None:
             holder.kill()
             holder.wait()
+
+
+# --- spawns whose inputs alone make the child fail (or made it, against Go) ----------------------------
+
+@pytest.fixture
+def in_userns() -> Iterator[Callable[[str], str]]:
+    """A sleeping process in a user namespace of its own, with mount, cgroup and PID namespaces it owns;
+    yields ``path(kind)``, the file of its namespace of that kind."""
+    flags = fe.CLONE_NEWUSER | fe.CLONE_NEWNS | fe.CLONE_NEWCGROUP | fe.CLONE_NEWPID
+    one = [fe.SysProcIDMap(0, os.geteuid(), 1)]
+    attr = fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=flags, uid_mappings=one,
+                                          gid_mappings=[fe.SysProcIDMap(0, os.getegid(), 1)]))
+    holder = fe.start_process("/bin/sleep", ["sleep", "600"], attr)
+    try:
+        yield lambda kind: f"/proc/{holder.pid}/ns/{kind}"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+NOT_SHARED = ["/bin/sh", "-c", "! grep -q ' shared:' /proc/self/mountinfo"]
+
+
+@needs_root  # CLONE_NEWNS in cloneflags
+def test_a_mount_namespace_of_cloneflags_then_leaving_the_user_namespace_runs_as_in_go(
+        in_userns: Callable[[str], str]) -> None:
+    """Go runs these (it makes / private only for unshareflags CLONE_NEWNS); the default propagation
+    step used to run after the child had left the user namespace owning the mount namespace, and fail
+    (MOUNT_ROOT EPERM). Now / is made private first, and is."""
+    for sys in (fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, unshareflags=fe.CLONE_NEWUSER),
+                fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, setns=[fe.SetNS(in_userns("user"))]),
+                fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, unshareflags=fe.CLONE_NEWUSER,
+                               mount_propagation="slave")):
+        proc = fe.start_process(NOT_SHARED[0], NOT_SHARED, fe.ProcAttr(files=[0, 1, 2], sys=sys))
+        assert proc.wait() == 0, sys
+
+
+@needs_root  # CLONE_NEWNS/NEWUTS in cloneflags
+@pytest.mark.parametrize("extra", [{"cloneflags": fe.CLONE_NEWUTS, "hostname": "x"},
+                                   {"cloneflags": fe.CLONE_NEWNS, "mount_propagation": "unchanged",
+                                    "mounts": [fe.Mount.tmpfs("/mnt")]}], ids=["hostname", "mounts"])
+def test_a_step_on_a_namespace_of_cloneflags_after_a_user_join_is_refused(
+        extra: dict, in_userns: Callable[[str], str], no_new_child: None) -> None:
+    field = "hostname" if "hostname" in extra else "mounts"
+    with pytest.raises(ValueError, match=rf"^SysProcAttr\.{field}: .*setns\[0\], a join of a user namespace"):
+        _spawn(fe.SysProcAttr(setns=[fe.SetNS(in_userns("user"))], **extra))
+
+
+@pytest.mark.parametrize(("kind", "for_children"), [("mnt", False), ("cgroup", False), ("pid", True)])
+def test_a_join_the_child_makes_from_a_new_user_namespace_is_refused(
+        kind: str, for_children: bool, in_userns: Callable[[str], str], no_new_child: None) -> None:
+    """From the user namespace CLONE_NEWUSER makes, the child's own setns always failed (EPERM)."""
+    one = [fe.SysProcIDMap(0, os.geteuid(), 1)]
+    sys = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUSER, uid_mappings=one,
+                         setns=[fe.SetNS(in_userns(kind), for_children=for_children)])
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]: joins a namespace .* the child must "
+                       r"join itself"):
+        _spawn(sys)
+
+
+def test_a_pidfd_mask_with_mount_and_a_new_user_namespace_is_refused(
+        in_userns: Callable[[str], str], no_new_child: None) -> None:
+    pid = int(in_userns("user").split("/")[2])
+    pidfd = os.pidfd_open(pid)
+    try:
+        sys = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUSER,
+                             setns=[fe.SetNS(pidfd, fe.CLONE_NEWNS | fe.CLONE_NEWNET)])
+        with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]: joins a namespace"):
+            _spawn(sys)
+    finally:
+        os.close(pidfd)
+
+
+@needs_root  # CLONE_NEWPID in unshareflags
+def test_a_pid_join_for_children_with_unshare_newpid_is_refused(
+        in_userns: Callable[[str], str], no_new_child: None) -> None:
+    sys = fe.SysProcAttr(unshareflags=fe.CLONE_NEWPID,
+                         setns=[fe.SetNS(in_userns("pid_for_children"), for_children=True)])
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]\.for_children: .*EINVAL"):
+        _spawn(sys)

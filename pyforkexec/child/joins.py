@@ -33,7 +33,7 @@ from typing import Optional
 
 from .. import flags as F
 from .._record import Value
-from ..attrs import SetNS
+from ..attrs import SetNS, SysProcAttr
 from ..checks import fail
 from ..errors import ChildError, ErrorLocation
 from ..validate import check_join_kind
@@ -112,7 +112,8 @@ def own_types(fd: int, kind: int, index: int = 0) -> int:
     return own
 
 
-def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], path: str) -> tuple[Join, ...]:
+def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], path: str, unshareflags: int = 0,
+               sys_attr: Optional[SysProcAttr] = None) -> tuple[Join, ...]:
     """The joins in the order the child makes them (user namespaces first, as nsenter joins them).
 
     Each fd this opens is appended to ``opened`` at once. A target that cannot be opened, or is not
@@ -135,7 +136,7 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
         if entry.inode is not None and os.fstat(fd).st_ino != entry.inode:
             raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # not the namespace meant
         kind = kind_of(fd, entry.nstype)
-        check_join_kind(f"SysProcAttr.setns[{index}]", entry, kind, cloneflags)
+        check_join_kind(f"SysProcAttr.setns[{index}]", entry, kind, cloneflags, unshareflags, sys_attr)
         own = own_types(fd, kind, index)
         if own:
             fail(f"SysProcAttr.setns[{index}]", f"names the caller's own namespace "

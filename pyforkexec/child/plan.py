@@ -4,6 +4,8 @@ The order and conditions are those of Go 1.23's forkAndExecInChild1 (see the ref
 the extension steps placed where a sandbox needs them. The child runs, in this order (the
 ErrorLocation of each step in brackets; README.md has the same table):
 
+  / made private first when the child will leave the user namespace owning a mount namespace of
+      cloneflags (mount_propagation, below, otherwise) [MOUNT_ROOT]
   setns [SETNS]: join SysProcAttr.setns, user namespaces first (with CLONE_NEWUSER, the parent
       joins the net, uts and ipc ones around clone: joins.py)
   Go: keepcaps, the uid/gid map handshake (or maps the child may write itself, written here by it:
@@ -107,6 +109,12 @@ def child_may_map_itself(attr: SysProcAttr, cloneflags: int, unshareflags: int, 
     can sleep as vfork does instead of a pipe handshake and a second wake-up at exec."""
     if not cloneflags & NEWUSER or unshareflags & NEWUSER:
         return False
+    return maps_writable_by_self(attr, euid, egid)
+
+
+def maps_writable_by_self(attr: SysProcAttr, euid: int, egid: int) -> bool:
+    """Whether the process inside a new user namespace may write its maps itself, with no help of a
+    process outside it: one line of one id, its own euid (and egid, with setgroups denied)."""
     uid, gid = attr.uid_mappings, attr.gid_mappings
     if uid is None and gid is None:
         return False
@@ -199,6 +207,15 @@ def compile_plan(inputs: PlanInputs) -> Plan:
     caps = sandbox.caps if sandbox is not None else None
     trees = dict(inputs.mount_trees)
 
+    # Extension: a mount namespace of cloneflags is the caller's user namespace's: a child about to
+    # leave that (unshare or join a user namespace) makes its / private first, while it still may.
+    early_propagation = bool(
+        sandbox is not None and sandbox.propagation and inputs.cloneflags & NEWNS
+        and not (inputs.cloneflags & NEWUSER or inputs.unshareflags & NEWNS)
+        and (unshare_user or any(join.kind & NEWUSER for join in inputs.joins)))
+    if early_propagation:
+        steps.mount(L.MOUNT_ROOT, source=cstr(b"none"), target=cstr(b"/"), fstype=0,
+                    flags=sandbox.propagation, data=0)
     # Extension: join namespaces before anything else, user namespaces first (with CLONE_NEWUSER
     # the parent joins the others around clone: joins.py).
     for join in inputs.joins:
@@ -241,7 +258,7 @@ def compile_plan(inputs: PlanInputs) -> Plan:
                         flags=CONST["MS_REC"] | CONST["MS_PRIVATE"], data=0)
     if sandbox is not None:
         # Extension: the new mount namespace, from /'s propagation to the new root.
-        if sandbox.propagation:
+        if sandbox.propagation and not early_propagation:
             steps.mount(L.MOUNT_ROOT, source=cstr(b"none"), target=cstr(b"/"), fstype=0,
                         flags=sandbox.propagation, data=0)
         if sandbox.hostname is not None:

@@ -148,6 +148,9 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
         return None
     namespaces = clone | unshare
     pivot = None if attr.pivot_root is None else to_abspath("SysProcAttr.pivot_root", attr.pivot_root)
+    if pivot is not None and os.path.normpath(pivot).lstrip(b"/") == b"":
+        fail("SysProcAttr.pivot_root", "is / itself, the root already: pivot_root(2) cannot put the root "
+             "on itself (EBUSY); mount the new root elsewhere and name that")
     if pivot is not None and attr.chroot:
         fail("SysProcAttr.pivot_root", "cannot be combined with chroot: choose one new root")
     chroot = to_bytes("SysProcAttr.chroot", attr.chroot) if attr.chroot else b""
