@@ -353,8 +353,8 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     inputs, sandbox = spawn.inputs, spawn.inputs.sandbox
     sys_attr = inputs.sys
     with FORK_LOCK:  # no os.fork of another thread copies the ends whose EOF tells the child's end
-        unshare = inputs.unshareflags  # (the call on one line: a test traces the line after it)
-        inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path, unshare, sys_attr)
+        inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path,
+                                  inputs.unshareflags, sys_attr)
         if any(join.by_parent and join.kind & CLONE_NEWPID for join in inputs.joins):
             inputs.ppid = 0  # born in the joined PID namespace: its parent, outside, is not seen from there
         if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:

@@ -485,12 +485,19 @@ def _swapped_after_the_checks(fd: int, replacement: int) -> Callable[..., object
     """A trace function that, once the spawn has opened and checked its joins (the first line of
     start_spawn after ``open_joins``), makes ``fd`` another file as a thread of the caller's could
     (dup2), before anything joins it."""
+    import ast
     import inspect
+    import textwrap
 
     from pyforkexec import forkexec
 
     lines, first = inspect.getsourcelines(forkexec.start_spawn)
-    after = first + next(i for i, line in enumerate(lines) if "open_joins(" in line) + 1
+    # The first line of the statement after the one that calls open_joins (however it is wrapped).
+    statements = [node for node in ast.walk(ast.parse(textwrap.dedent("".join(lines))))
+                  if isinstance(node, ast.stmt)]
+    call = next(node for node in statements if not isinstance(node, (ast.FunctionDef, ast.With))
+                and "open_joins(" in ast.unparse(node))
+    after = first - 1 + min(node.lineno for node in statements if node.lineno > call.end_lineno)
 
     def trace(frame: object, event: str, arg: object) -> object:
         code = frame.f_code  # type: ignore[attr-defined]

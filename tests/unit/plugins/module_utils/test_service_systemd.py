@@ -73,7 +73,8 @@ def test_a_cpu_period_is_refused_by_a_systemd_that_lacks_its_directive(version, 
 
 
 @pytest.mark.parametrize(("shown", "seconds"), [
-    ("10s", 10), ("1min 30s", 90), ("500ms", 0.5), ("0", 0), ("2h 1min", 7260), ("infinity", None), ("", None)])
+    ("10s", 10), ("1min 30s", 90), ("500ms", 0.5), ("0", 0), ("2h 1min", 7260), ("infinity", None),
+    ("", None)])
 def test_the_stop_timeout_in_force_is_read_as_systemctl_shows_it(shown, seconds):
     assert unit.parse_timespan(shown) == seconds
     systemctl = unit.Systemctl(lambda argv: (0, f"TimeoutStopUSec={shown}\n", ""))
