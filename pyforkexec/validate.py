@@ -301,15 +301,9 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
                  "it (EPERM); set gid_mappings_enable_setgroups (which needs CAP_SETGID over the parent "
                  "namespace), or leave groups out")
     if unshare & F.CLONE_NEWUSER and not _may_join_user(sys_attr.setns):
-        from .child.plan import maps_writable_by_self  # (child.plan imports this module)
-
         attr = copy_with(sys_attr, checked)
-        if (attr.uid_mappings is not None or attr.gid_mappings is not None) \
-                and not maps_writable_by_self(attr, os.geteuid(), os.getegid()):
-            uid = attr.uid_mappings
-            uid_ok = uid is None or (len(uid) == 1 and uid[0].size == 1 and uid[0].host_id == os.geteuid())
-            name = "uid_mappings" if not uid_ok else "gid_mappings_enable_setgroups" \
-                if attr.gid_mappings_enable_setgroups else "gid_mappings"
+        name = unwritable_map(attr, os.geteuid(), os.getegid())
+        if name is not None and (attr.uid_mappings is not None or attr.gid_mappings is not None):
             fail(f"SysProcAttr.{name}",
                  "with CLONE_NEWUSER in unshareflags the child writes its maps itself, from inside the new "
                  "namespace, where the kernel lets it map only its own euid/egid, one line of size 1 each, "
@@ -480,6 +474,26 @@ def check_spawn(argv0: object, argv: object, attr: object, is_plain: bool = Fals
     chroot = to_bytes("SysProcAttr.chroot", sys_attr.chroot)  # "" is no chroot, as in Go
     sys_attr, cloneflags, unshareflags, sandbox = validate(sys_attr, files, directory, chroot)
     return SpawnArgs(path, args, env, files, directory, chroot, sys_attr, cloneflags, unshareflags, sandbox)
+
+
+def unwritable_map(attr: SysProcAttr, euid: int, egid: int) -> Optional[str]:
+    """The field whose maps the process inside a new user namespace may not write itself, with no help
+    of a process outside it (None: it may): each map one line of one id, its own euid and egid, with
+    setgroups denied."""
+    uid, gid = attr.uid_mappings, attr.gid_mappings
+    if uid is not None and not (len(uid) == 1 and uid[0].size == 1 and uid[0].host_id == euid):
+        return "uid_mappings"
+    if gid is not None and not (len(gid) == 1 and gid[0].size == 1 and gid[0].host_id == egid):
+        return "gid_mappings"
+    if gid is not None and attr.gid_mappings_enable_setgroups:
+        return "gid_mappings_enable_setgroups"
+    return None
+
+
+def maps_writable_by_self(attr: SysProcAttr, euid: int, egid: int) -> bool:
+    """Whether maps are given and the process inside the new user namespace may write them itself."""
+    return (attr.uid_mappings is not None or attr.gid_mappings is not None) \
+        and unwritable_map(attr, euid, egid) is None
 
 
 def check_join_kind(field: str, entry: SetNS, kind: int, cloneflags: int, unshareflags: int = 0,

@@ -64,6 +64,7 @@ from ..sandbox.mounts import (
     mount_attr,
 )
 from ..sandbox.rlimits import RESOURCES, RLIM_INFINITY, encode_rlimit
+from ..validate import maps_writable_by_self
 from .joins import Join
 from .steps import CONST, Builder, cstr, opt_cstr
 
@@ -110,18 +111,6 @@ def child_may_map_itself(attr: SysProcAttr, cloneflags: int, unshareflags: int, 
     if not cloneflags & NEWUSER or unshareflags & NEWUSER:
         return False
     return maps_writable_by_self(attr, euid, egid)
-
-
-def maps_writable_by_self(attr: SysProcAttr, euid: int, egid: int) -> bool:
-    """Whether the process inside a new user namespace may write its maps itself, with no help of a
-    process outside it: one line of one id, its own euid (and egid, with setgroups denied)."""
-    uid, gid = attr.uid_mappings, attr.gid_mappings
-    if uid is None and gid is None:
-        return False
-    if uid is not None and not (len(uid) == 1 and uid[0].size == 1 and uid[0].host_id == euid):
-        return False
-    return gid is None or (len(gid) == 1 and gid[0].size == 1 and gid[0].host_id == egid
-                           and not attr.gid_mappings_enable_setgroups)
 
 
 def map_writes(attr: SysProcAttr) -> list[tuple[int, bytes]]:

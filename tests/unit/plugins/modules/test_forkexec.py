@@ -162,11 +162,20 @@ def test_a_refused_setns_names_the_join_entry(run, elsewhere):
 
 
 def test_a_failing_step_names_the_option_that_asked_for_it(run):
-    """unshare(CLONE_NEWUSER) of a process that already made a user namespace at clone: EPERM."""
+    """A bind whose source the host lacks when the command starts: the child's mount step fails."""
+    result = run(argv=["true"], namespaces=["user", "mount"], map_root_user=True,
+                 mounts=[dict(source="/nonexistent-pfe-source", target="/mnt")])
+    assert result["child_error"]["location"] == "mount"
+    assert result["msg"].startswith("mounts[0]: fork/exec ")
+
+
+def test_a_spawn_that_would_always_fail_is_refused_naming_the_option(run):
+    """unshare(CLONE_NEWUSER) of a process that already made a user namespace at clone (whose maps are
+    never written: EPERM in the child) is refused before any process."""
     result = run(argv=["true"], namespaces=["user"], unshareflags=["CLONE_NEWUSER"],
                  uid_map=[dict(container_id=0, host_id=50000)], gid_map=[dict(container_id=0, host_id=50000)])
-    assert result["child_error"]["location"] == "unshare"
-    assert result["msg"].startswith("unshareflags: fork/exec ")
+    assert "child_error" not in result
+    assert result["msg"].startswith("unshareflags: CLONE_NEWUSER with CLONE_NEWUSER in cloneflags")
 
 
 @pytest.mark.parametrize(("args", "option"), [
