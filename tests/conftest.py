@@ -127,15 +127,13 @@ def elsewhere() -> Iterator[Callable[[str], str]]:
     """A sleeping process in uts, ipc, net and mount namespaces of its own (and a user namespace of its
     own when the tests do not run as root: the one that owns them); yields ``path(kind)``, the file of
     its namespace of that kind (``/proc/PID/ns/uts``): a join target that is not the caller's own."""
+    from helpers.procs import namespace_holder
+
     import pyforkexec as fe
 
     flags = fe.CLONE_NEWUTS | fe.CLONE_NEWIPC | fe.CLONE_NEWNET | fe.CLONE_NEWNS
     if os.geteuid() != 0:
         flags |= fe.CLONE_NEWUSER
-    attr = fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=flags))
-    holder = fe.start_process("/bin/sleep", ["sleep", "600"], attr)
-    try:
-        yield lambda kind: f"/proc/{holder.pid}/ns/{kind}"
-    finally:
-        holder.kill()
-        holder.wait()
+    with namespace_holder(fe.SysProcAttr(cloneflags=flags)) as path:
+        yield path
+

@@ -18,7 +18,7 @@ import pytest
 from helpers.forked import run_in_fork
 from helpers.leaks import open_fds
 from helpers.marks import needs_root
-from helpers.procs import capture
+from helpers.procs import capture, namespace_holder
 
 import pyforkexec as fe
 
@@ -598,14 +598,9 @@ def in_userns() -> Iterator[Callable[[str], str]]:
     yields ``path(kind)``, the file of its namespace of that kind."""
     flags = fe.CLONE_NEWUSER | fe.CLONE_NEWNS | fe.CLONE_NEWCGROUP | fe.CLONE_NEWPID
     one = [fe.SysProcIDMap(0, os.geteuid(), 1)]
-    attr = fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=flags, uid_mappings=one,
-                                          gid_mappings=[fe.SysProcIDMap(0, os.getegid(), 1)]))
-    holder = fe.start_process("/bin/sleep", ["sleep", "600"], attr)
-    try:
-        yield lambda kind: f"/proc/{holder.pid}/ns/{kind}"
-    finally:
-        holder.kill()
-        holder.wait()
+    with namespace_holder(fe.SysProcAttr(cloneflags=flags, uid_mappings=one,
+                                         gid_mappings=[fe.SysProcIDMap(0, os.getegid(), 1)])) as path:
+        yield path
 
 
 NOT_SHARED = ["/bin/sh", "-c", "! grep -q ' shared:' /proc/self/mountinfo"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Callable
 
-from pyforkexec import ProcAttr, SysProcAttr, fork_exec
+from pyforkexec import ProcAttr, SysProcAttr, fork_exec, start_process
 
 PATH_ENV = ("PATH=/usr/sbin:/usr/bin:/sbin:/bin",)
 NS_NAMES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
@@ -129,3 +131,15 @@ def mount_tags(mountinfo: str, mount_point: str = "/") -> set[str]:
         if fields[4] == mount_point:
             return {tag.split(":")[0] for tag in fields[6:fields.index("-")]}
     raise AssertionError(f"{mount_point} not in mountinfo")
+
+
+@contextlib.contextmanager
+def namespace_holder(sys_attr: SysProcAttr) -> Iterator[Callable[[str], str]]:
+    """A sleeping process started with ``sys_attr``; yields ``path(kind)``, the file of its namespace
+    of that kind (``/proc/PID/ns/uts``). Killed and reaped after."""
+    holder = start_process("/bin/sleep", ["sleep", "600"], ProcAttr(sys=sys_attr))
+    try:
+        yield lambda kind: f"/proc/{holder.pid}/ns/{kind}"
+    finally:
+        holder.kill()
+        holder.wait()
