@@ -394,9 +394,10 @@ def check_go_landlock(sys_attr: SysProcAttr) -> dict[str, int]:
         name = "landlock_fd" if fd > 0 else "landlock_flags"
         fail(f"SysProcAttr.{name}", "is used only with use_landlock, which is not set: the child would "
              "run without the ruleset")
-    if sys_attr.use_landlock and flags and flags & ~restrict_self_flags():
-        fail("SysProcAttr.landlock_flags", f"bits {flags & ~restrict_self_flags():#x} are no "
-             "landlock_restrict_self flag this kernel defines (EINVAL)")
+    unknown = flags & ~restrict_self_flags() if sys_attr.use_landlock and flags else 0
+    if unknown:
+        fail("SysProcAttr.landlock_flags", f"bits {unknown:#x} are no landlock_restrict_self flag this "
+             "kernel defines (EINVAL)")
     if sys_attr.use_landlock and fd == -1 and flags != LOG_SUBDOMAINS_OFF:
         fail("SysProcAttr.landlock_fd", f"-1 (no ruleset) goes only with landlock_flags exactly "
              f"LANDLOCK_RESTRICT_SELF_LOG_SUBDOMAINS_OFF ({LOG_SUBDOMAINS_OFF:#x}), got {flags:#x} (EBADF)")
@@ -407,9 +408,10 @@ def check_go_landlock(sys_attr: SysProcAttr) -> dict[str, int]:
             if value is not getattr(sys_attr, name)}
 
 
-# landlock_restrict_self's flags (linux/landlock.h) and the ABI version that brought each.
-RESTRICT_SELF_FLAGS = {1 << 0: 7, 1 << 1: 7, 1 << 2: 7, 1 << 3: 8}  # LOG_SAME_EXEC_OFF, LOG_NEW_EXEC_ON,
-LOG_SUBDOMAINS_OFF = 1 << 2  # LOG_SUBDOMAINS_OFF, TSYNC; the one a ruleset fd of -1 may go with
+# landlock_restrict_self's flags (linux/landlock.h) and the ABI version that brought each: LOG_SAME_EXEC_OFF,
+# LOG_NEW_EXEC_ON and LOG_SUBDOMAINS_OFF (7), TSYNC (8).
+RESTRICT_SELF_FLAGS = {1 << 0: 7, 1 << 1: 7, 1 << 2: 7, 1 << 3: 8}
+LOG_SUBDOMAINS_OFF = 1 << 2  # the one flag a ruleset fd of -1 may go with
 
 
 def restrict_self_flags() -> int:
