@@ -382,3 +382,48 @@ def test_wd_without_the_mount_namespace_keeps_relative_paths_of_the_caller(conta
               f"-w{tmp_path}/root/usr pwd")
     res = run([util_linux("unshare"), "--mount", "sh", "-c", script], cwd=tmp_path)
     assert (res.returncode, res.stdout, res.stderr) == (0, "/usr\n", ""), res
+
+
+def _mapped_root() -> Background:
+    """A process that is root in a user namespace of its own, mapped to the host's uid/gid 1000."""
+    bg = Background([PYFORKEXEC, "unshare", "--map-users=0:1000:2000", "--map-groups=0:1000:2000",
+                     "-S0", "-G0", "sh", "-c", "echo ready; exec sleep 60"], cwd="/")
+    assert bg.readline() == "ready"
+    return bg
+
+
+def test_follow_takes_the_ids_the_targets_user_namespace_sees() -> None:
+    """-S/-G follow with -U: the target is uid 0 in its user namespace (1000 on the host); the command
+    ran there as uid 1000 (host 2000), the host's view of the target's ids, not 0 as nsenter's."""
+    bg = _mapped_root()
+    try:
+        t = str(bg.child())
+        for user in (["-U"], [f"--user=/proc/{t}/ns/user"], ["--all"]):
+            res = pfe("nsenter", "-t", t, *user, "-S", "follow", "-G", "follow", "sh", "-c", "id -u; id -g")
+            assert (res.returncode, res.stdout, res.stderr) == (0, "0\n0\n", ""), (user, res)
+        # without the user namespace, the ids are the host's
+        res = pfe("nsenter", "-t", t, "-u", "-S", "follow", "-G", "follow", "sh", "-c", "id -u; id -g")
+        assert (res.returncode, res.stdout) == (0, "1000\n1000\n"), res
+    finally:
+        bg.stop()
+
+
+def test_follow_of_ids_the_targets_user_namespace_does_not_map_is_refused() -> None:
+    """A target that entered a user namespace keeping the host's root (nsenter --preserve-credentials)
+    has ids that namespace does not map: there is no uid to follow, and nothing starts."""
+    bg = _mapped_root()
+    inner = None
+    try:
+        inner = Background([util_linux("nsenter"), "-t", str(bg.child()), "-U", "--preserve-credentials",
+                            "sh", "-c", "echo ready; exec sleep 60"], cwd="/")
+        assert inner.readline() == "ready"
+        t = str(inner.proc.pid)
+        for given, named in ((["-S", "follow"], "--setuid=follow"),
+                             (["-G", "follow", "-S0"], "--setgid=follow")):
+            res = pfe("nsenter", "-t", t, "-U", *given, "sh", "-c", "echo ran")
+            assert (res.returncode, res.stdout) == (1, ""), res
+            assert named in res.stderr and len(res.stderr.splitlines()) == 1, res
+    finally:
+        if inner is not None:
+            inner.stop()
+        bg.stop()

@@ -268,11 +268,47 @@ def _open(path: str) -> int:
 
 
 def _target_ids(r: Request) -> tuple[int, int]:
+    """The target's uid and gid (--setuid/--setgid follow) as the user namespace the command is put in
+    sees them: the stat of /proc/PID gives them as ours sees them, which is the host's view, not the
+    target's, once its user namespace is joined (uid 0 in a container is 1000 here)."""
     try:
         st = os.stat(f"/proc/{r.target}")
     except OSError as e:
         raise SetupError(about_target(r, f"stat of /proc/{r.target} failed: {e.strerror}")) from None
-    return st.st_uid, st.st_gid
+    if USER not in r.namespaces:
+        return st.st_uid, st.st_gid
+    theirs = f"/proc/{r.target}/ns/user"
+    joined = r.namespaces[USER] or theirs
+    try:
+        if _identity(joined) == _identity("/proc/self/ns/user"):
+            return st.st_uid, st.st_gid  # our own: its setns fails, as nsenter's, and tells
+        same = _identity(joined) == _identity(theirs)
+    except OSError as e:
+        raise SetupError(about_target(r, f"stat of {e.filename} failed: {e.strerror}")) from None
+    follows = [o for o, kind in (("--setuid=follow", r.uid), ("--setgid=follow", r.gid)) if kind == "follow"]
+    if not same:
+        CMD.fail(f"{' '.join(follows)}: the user namespace joined (--user={joined}) is not the target's: "
+                 "its ids there are unknown")
+    return (_inside(r, "uid", st.st_uid, r.uid == "follow"), _inside(r, "gid", st.st_gid, r.gid == "follow"))
+
+
+def _inside(r: Request, kind: str, outside: int, needed: bool) -> int:
+    """``outside`` (an id as our user namespace sees it) as the target's user namespace sees it, from
+    /proc/PID/{uid,gid}_map: each line "inside outside count", outside as seen from the reader (relative
+    to our namespace, for a target nested deeper too)."""
+    if not needed:
+        return outside
+    path = f"/proc/{r.target}/{kind}_map"
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise SetupError(about_target(r, f"cannot read {path}: {e.strerror}")) from None
+    for line in lines:
+        inside, start, count = (int(w) for w in line.split())
+        if start <= outside < start + count:
+            return inside + outside - start
+    CMD.fail(f"--set{kind}=follow: the target's {kind} ({outside} here) has no mapping in its user namespace")
 
 
 def credential(r: Request) -> Optional[Credential]:
