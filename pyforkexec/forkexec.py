@@ -567,25 +567,51 @@ def refuse_kept_groups(sys_attr: SysProcAttr) -> None:
              "host. Drop them in this process first, or set credential.no_setgroups to keep them")
 
 
+# The rules of an entry point (fork_exec: a pid only; start_process: a Process that waits) that
+# check_spawn, which serves both, cannot apply: (field, rule, the Python API's way out, a spec
+# document's way out). A check that stands for a start (``pyforkexec exec --spec --check``) applies
+# them through entry_refusal, so that it refuses what the start refuses.
+_KILL_REMAINING_UNSEEN = (
+    "SysProcAttr.cgroup.kill_remaining",
+    "happens once the child has been reaped, which fork_exec (a pid only) never sees",
+    "use start_process or run, whose Process kills what remains",
+    'set it false, or "wait": true')
+_PARENT_UNREAPED = (
+    "SysProcAttr.cloneflags",
+    "CLONE_PARENT makes the child our parent's, which a Process cannot wait for or reap",
+    "start it with fork_exec (its pid is our parent's to reap)",
+    'leave it out, or set "wait": false (the program is then the launcher\'s parent\'s to reap)')
+
+
+def entry_refusal(args: SpawnArgs, process: bool) -> Optional[tuple[str, str, str, str]]:
+    """The rule of the entry point (``process``: start_process, else fork_exec) that checked
+    arguments break, as (field, rule, the API's remedy, a spec's remedy), or None."""
+    if process:
+        return _PARENT_UNREAPED if args.cloneflags & CLONE_PARENT else None
+    cgroup = args.sandbox.cgroup if args.sandbox is not None else None
+    return _KILL_REMAINING_UNSEEN if cgroup is not None and cgroup.cgroup.kill_remaining else None
+
+
+def _refuse_at_entry(args: SpawnArgs, process: bool) -> None:
+    refuse_kept_groups(args.sys)
+    refused = entry_refusal(args, process)
+    if refused is not None:
+        field, rule, remedy, _ = refused
+        fail(field, f"{rule}: {remedy}")
+
+
 def fork_exec_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],
                       compile: Compiler) -> int:
     """fork_exec of checked arguments: ``alone`` the AlonePlans of a spawn that opens nothing, or None;
     ``compile`` compile_plan or a PlanCache (prepared.py)."""
-    refuse_kept_groups(args.sys)
-    sandbox = args.sandbox
-    if sandbox is not None and sandbox.cgroup is not None and sandbox.cgroup.cgroup.kill_remaining:
-        fail("SysProcAttr.cgroup.kill_remaining", "happens once the child has been reaped, which fork_exec "
-             "(a pid only) never sees: use start_process or run, whose Process kills what remains")
+    _refuse_at_entry(args, process=False)
     return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.pid_only)
 
 
 def start_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],
                   compile: Compiler) -> Process:
     """start_process of checked arguments, as fork_exec_checked."""
-    refuse_kept_groups(args.sys)
-    if args.cloneflags & CLONE_PARENT:
-        fail("SysProcAttr.cloneflags", "CLONE_PARENT makes the child our parent's, which a Process cannot "
-             "wait for or reap: start it with fork_exec (its pid is our parent's to reap)")
+    _refuse_at_entry(args, process=True)
     return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.process)
 
 

@@ -116,6 +116,22 @@ def test_errors_name_the_field(tmp_path: Path, bad: dict, message: str) -> None:
     assert pfe("exec", "--spec", write(tmp_path, d)).returncode == 1  # the same without --check
 
 
+def test_check_refuses_what_the_start_refuses(tmp_path: Path) -> None:
+    """CLONE_PARENT with "wait": true: the start (start_process) refuses it, but --check, which ran only
+    check_spawn's rules and not the entry point's, printed OK; the start's message named fork_exec, not
+    the spec's field and its remedy. Now both refuse it alike, before any process."""
+    d = {**doc(["true"]), "sys": {"cloneflags": "CLONE_PARENT"}}
+    path = write(tmp_path, d)
+    checked, started = pfe("exec", "--spec", path, "--check"), pfe("exec", "--spec", path)
+    for res in (checked, started):
+        assert (res.returncode, res.stdout) == (1, ""), res
+        assert res.stderr.startswith("pyforkexec: spec: sys.cloneflags: CLONE_PARENT "), res.stderr
+        assert '"wait": false' in res.stderr and "fork_exec" not in res.stderr, res.stderr
+    assert checked.stderr == started.stderr
+    res = pfe("exec", "--spec", write(tmp_path, {**d, "wait": False}), "--check")  # fork_exec's: allowed
+    assert (res.returncode, res.stdout) == (0, "OK\n"), res
+
+
 def test_missing_version_and_duplicate_keys(tmp_path: Path) -> None:
     res = pfe("exec", "--spec", "-", "--check", input='{"argv": ["true"]}')
     assert "spec: version: missing" in res.stderr

@@ -40,7 +40,7 @@ def check(spec: Spec) -> None:
         argv0 = spec.argv0
         if argv0 is None:  # the program is argv[0], and its errors name argv[0]
             argv0 = _validate.to_bytes_list("argv", spec.argv)[0]
-        _validate.check_spawn(argv0, spec.argv, spec.attr)
+        args = _validate.check_spawn(argv0, spec.argv, spec.attr)
     except (ValueError, TypeError) as e:
         field, sep, rule = _spec_path(str(e)).partition(": ")
         raise SpecError(field if sep else "", rule if sep else field) from None
@@ -59,6 +59,14 @@ def check(spec: Spec) -> None:
     if attr is not None and attr.ptrace:
         raise SpecError("sys.ptrace", "stops the program at its execve for a tracer, and the launcher is "
                         "none: it would wait for ever")
+    from ..forkexec import entry_refusal  # (imported by the start that follows anyway)
+
+    # The rules of the entry point the launcher starts it through ("wait": start_process, else
+    # fork_exec), which the start applies after these: what it refuses, the check refuses.
+    refused = entry_refusal(args, process=spec.wait)
+    if refused is not None:
+        field, rule, _, remedy = refused
+        raise SpecError(_spec_path(field), f"{rule}: {remedy}")
 
 
 def check_on_host(spec: Spec, launcher: bool = True) -> None:
