@@ -427,3 +427,33 @@ def test_follow_of_ids_the_targets_user_namespace_does_not_map_is_refused() -> N
         if inner is not None:
             inner.stop()
         bg.stop()
+
+
+@pytest.mark.parametrize("option", ["--pid=/proc/self/ns/net", "--time=/etc/hostname", "--pid=/nonexistent"])
+def test_a_join_the_launcher_makes_names_its_option(option: str) -> None:
+    """The pid and time namespaces are joined by the launcher itself: a failure there said only
+    ``setns /proc/self/ns/net: Invalid argument``, where a join by the child names the option
+    (``--net=/nonexistent: ... (at setns)``). Now it names it too, and still fails closed (125)."""
+    res = pfe("nsenter", option, "sh", "-c", "echo ran")
+    assert (res.returncode, res.stdout) == (125, ""), res
+    assert res.stderr.startswith(f"pyforkexec: {option}: ") and len(res.stderr.splitlines()) == 1, res
+
+
+def test_a_launcher_join_of_a_zombie_names_the_target() -> None:
+    """-p of a zombie in a pid namespace of its own: the launcher's setns fails (its namespaces are gone)
+    and says which options asked, as the child's join of its net namespace does."""
+    holder = Background([util_linux("unshare"), "--pid", "--fork", "--mount-proc", "sh", "-c",
+                         "sleep 0 & echo $!; exec sleep 60"], cwd="/")
+    try:
+        holder.readline()  # (the zombie's pid inside its namespace): the shell runs
+        inside = holder.child()
+        wait_for(lambda: len(Path(f"/proc/{inside}/task/{inside}/children").read_text().split()) == 1,
+                 "the zombie's pid")
+        zombie = int(Path(f"/proc/{inside}/task/{inside}/children").read_text())
+        wait_for(lambda: _state(zombie) == "Z", "a zombie")
+        for given, shown in ((["-p"], "--pid"), (["-n", "-p"], "--net --pid")):
+            res = pfe("nsenter", "-t", str(zombie), *given, "sh", "-c", "echo ran")
+            assert (res.returncode, res.stdout) == (125, ""), res
+            assert res.stderr.startswith(f"pyforkexec: --target={zombie} {shown}: "), res
+    finally:
+        holder.stop()

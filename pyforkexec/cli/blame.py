@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Callable, Optional
 
 from ..errors import ChildError
-from .failure import Failure, exit_status
+from .failure import EXIT_SETUP, Failure, SetupError, exit_status
 from .options import Command, Opt, Parsed, UsageError
 
 Blame = Mapping[str, Sequence[str]]
@@ -22,7 +22,8 @@ def blamer(cmd: Command, parsed: Parsed, table: Blame) -> Restate:
     ``table`` maps what the library names to the long names of the options behind it: a field
     (``SysProcAttr.uid_mappings``: a ValueError/TypeError about it, or a part of it, becomes a usage
     error, status 1) or a child step (``at chdir``, ``at unshare_user_read[0]`` for one index: a
-    ChildError keeps its status, 125/126/127). Each option value is checked when it is parsed; this
+    ChildError keeps its status, 125/126/127; a SetupError of the launcher doing that step itself,
+    125). Each option value is checked when it is parsed; this
     is for what only the whole can refuse (an id map after carving, a mix of options) and for what
     the kernel refuses, so that ``SysProcAttr.uid_mappings[1]`` or ``(at chdir)`` is never all the
     user reads."""
@@ -40,6 +41,9 @@ def blamer(cmd: Command, parsed: Parsed, table: Blame) -> Restate:
                 if options:
                     return Failure(f"{options}: {err}", exit_status(err))
             return None
+        if isinstance(err, SetupError):
+            options = given(table.get(f"at {err.step}", ())) if err.step else ""
+            return Failure(f"{options}: {err}", EXIT_SETUP) if options else None
         if not isinstance(err, (ValueError, TypeError)):
             return None
         field = str(err).split(":", 1)[0]

@@ -42,7 +42,13 @@ MAX_LINE = 1000  # a message longer than this (a huge value quoted in it) is cut
 
 
 class SetupError(Exception):
-    """A failure of the launcher itself before the child exists: message, exit status 125."""
+    """A failure of the launcher itself before the child exists: message, exit status 125. ``step``:
+    the child's step it does in the child's stead (``setns``: a join the launcher makes itself, see
+    nsenter), by which a command's blamer names the options behind it, as for the child's."""
+
+    def __init__(self, message: str, step: str = ""):
+        super().__init__(message)
+        self.step = step
 
 
 class Failure(Exception):

@@ -16,7 +16,7 @@ from ..service.exit import exit_like
 from ..service.supervise import run_as_parent
 from ..validate import cap_last_cap
 from .blame import Restate
-from .failure import EXIT_NOT_FOUND, EXIT_SETUP, die
+from .failure import EXIT_NOT_FOUND, EXIT_SETUP, SetupError, die
 
 
 def inherited_files() -> list[Optional[int]]:
@@ -91,8 +91,9 @@ def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
 
     ``before()`` runs in the launcher just before the spawn (e.g. to join a pid namespace). A child
     that fails before execve raises ChildError with the step that failed (run_command: exit
-    125/126/127); that, and the library's refusal of a field (ValueError/TypeError, before any
-    process), is restated by ``blame`` (see blamer) with the options behind it. The child is started
+    125/126/127); that, a SetupError of ``before()`` doing a child's step (a join), and the library's
+    refusal of a field (ValueError/TypeError, before any process), is restated by ``blame`` (see
+    blamer) with the options behind it. The child is started
     with start_process, whose Process removes the cgroup (SysProcAttr.cgroup) it created once the
     child is reaped. ``started(pid)`` runs once it has execed (see run_as_parent).
     """
@@ -104,7 +105,7 @@ def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
 
     try:
         code = run_as_parent(spawn, started)
-    except (ChildError, ValueError, TypeError) as e:
+    except (ChildError, SetupError, ValueError, TypeError) as e:
         restated = blame(e) if blame is not None else None
         if restated is None:
             raise

@@ -243,13 +243,17 @@ class Joins:
             self.launcher.insert(0, (paths[MNT], MNT))
 
     def join_in_launcher(self) -> None:
+        """The launcher's joins; a failure is the child's step ``setns`` (its blamer names the options)."""
         for target, nstype in self.launcher:
-            fd = target if isinstance(target, int) else _open(str(target))
+            try:
+                fd = target if isinstance(target, int) else _open(str(target))
+            except SetupError as e:
+                raise SetupError(str(e), "setns") from None
             try:
                 _child.setns(fd, nstype)
             except OSError as e:
                 what = target if isinstance(target, str) else f"the target's {F.CloneFlags.describe(nstype)}"
-                raise SetupError(f"setns {what}: {e.strerror}") from None
+                raise SetupError(f"setns {what}: {e.strerror}", "setns") from None
             finally:
                 if not isinstance(target, int):
                     os.close(fd)
