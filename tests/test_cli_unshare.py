@@ -641,6 +641,26 @@ def test_setgid_in_a_user_namespace_never_keeps_the_callers_groups(world_dir: Pa
 
 
 
+@needs_root
+@pytest.mark.parametrize("maps,shown", [
+    (["-r"], "--map-root-user"),
+    (["-r", "--setgroups=deny"], "--map-root-user --setgroups=deny"),
+    (["--map-users=0:0:10", "--map-groups=0:0:10", "--setgroups=deny"], "--setgroups=deny"),
+])
+def test_setgid_that_would_keep_the_callers_groups_is_refused_in_the_options_terms(maps: list[str],
+                                                                                   shown: str) -> None:
+    """A caller with supplementary groups, -G0 where setgroups is denied: refused (the groups would be
+    kept), but in the library's words ("SysProcAttr.credential.groups ... set credential.no_setgroups"),
+    which no option of the command line spells. Now the options behind it and what to do about them."""
+    res = run(["setpriv", "--groups=5,6", "--", PYFORKEXEC, "unshare", *maps, "-G0", "echo", "ran"])
+    assert (res.returncode, res.stdout) == (1, ""), res
+    assert len(res.stderr.splitlines()) == 1, res
+    assert res.stderr.startswith(f"pyforkexec unshare: {shown} --setgid=0: refused: setgroups is denied"), res
+    assert "credential" not in res.stderr and "--setgroups=allow" in res.stderr, res
+    kept = run(["setpriv", "--groups=5,6", "--", PYFORKEXEC, "unshare", *maps, "echo", "ran"])
+    assert (kept.returncode, kept.stdout) == (0, "ran\n"), kept  # without --setgid: kept, as util-linux
+
+
 def test_an_automatic_range_loses_the_id_a_single_map_takes_as_util_linux_does() -> None:
     """--map-auto (or --map-users=auto) with -r or --map-user: util-linux's add_single_map_range takes
     the carved-out id off the range whose inner start is automatic too (65535 and 65530 ids left);

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from ..errors import ChildError
 from .failure import EXIT_SETUP, Failure, SetupError, exit_status
 from .options import Command, Opt, Parsed, UsageError
 
-Blame = Mapping[str, Sequence[str]]
+
+class Rule:
+    """A field's entry in a blame table that says the library's rule in the command's own terms:
+    ``longs`` the options behind it, ``text`` what follows them, instead of the library's message,
+    whose remedy names the Python API (``set credential.no_setgroups``), not an option. A plain
+    class: the command's start-up compiles nothing (issue 15)."""
+
+    __slots__ = ("longs", "text")
+
+    def __init__(self, longs: Sequence[str], text: str):
+        self.longs = longs
+        self.text = text
+
+
+Blame = Mapping[str, Union[Sequence[str], Rule]]
 
 
 Restate = Callable[[BaseException], Optional[BaseException]]
@@ -26,9 +40,13 @@ def blamer(cmd: Command, parsed: Parsed, table: Blame) -> Restate:
     125). Each option value is checked when it is parsed; this
     is for what only the whole can refuse (an id map after carving, a mix of options) and for what
     the kernel refuses, so that ``SysProcAttr.uid_mappings[1]`` or ``(at chdir)`` is never all the
-    user reads."""
+    user reads. A field's entry may be a Rule: the options, then the command's own words for it.
+    The first entry that matches counts: a part (``SysProcAttr.credential.groups``) goes before the
+    whole."""
 
-    def given(longs: Sequence[str]) -> str:
+    def given(longs: Union[Sequence[str], Rule]) -> str:
+        if isinstance(longs, Rule):
+            longs = longs.longs
         options = [spelling(o, v) for o, v in parsed.given if o.long in longs]
         if len(options) > 4:  # 341 --map-users: the rule after them must still fit on the line
             options[3:] = [f"(and {len(options) - 3} more)"]
@@ -47,10 +65,11 @@ def blamer(cmd: Command, parsed: Parsed, table: Blame) -> Restate:
         if not isinstance(err, (ValueError, TypeError)):
             return None
         field = str(err).split(":", 1)[0]
-        for name, longs in table.items():
-            options = given(longs)
+        for name, entry in table.items():
+            options = given(entry)
             if options and (field == name or field.startswith((name + ".", name + "["))):
-                return UsageError(f"{options}: refused: {err}", cmd.prog)
+                said = entry.text if isinstance(entry, Rule) else f"refused: {err}"
+                return UsageError(f"{options}: {said}", cmd.prog)
         return None
 
     return restate

@@ -31,7 +31,7 @@ from typing import Callable, NoReturn, Optional
 from .. import flags as F
 from ..attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
 from ..sandbox.mounts import MS_BIND, Mount
-from .blame import blamer, spelling
+from .blame import Rule, blamer, spelling
 from .failure import SetupError, os_error_message
 from .idmaps import (
     NO_ID,
@@ -469,6 +469,13 @@ _USER_MAPS = ("map-root-user", "map-current-user", "map-auto", "map-subids")
 _UID_MAPS = ("map-user", *_USER_MAPS, "map-users")
 _GID_MAPS = ("map-group", *_USER_MAPS, "map-groups")
 BLAME = {
+    # The child could not drop the supplementary groups it would keep (forkexec.refuse_kept_groups).
+    "SysProcAttr.credential.groups": Rule(
+        ("setgid", "setgroups", "map-group", "map-root-user"),
+        "refused: setgroups is denied in the new user namespace, so the command would keep this "
+        "process's supplementary groups, which still grant their access on this host: drop them first "
+        "(setpriv --clear-groups), allow setgroups there (--map-groups with --setgroups=allow), or leave "
+        "out --setgid to keep them"),
     "SysProcAttr.uid_mappings": _UID_MAPS,
     "SysProcAttr.gid_mappings": _GID_MAPS,
     "SysProcAttr.gid_mappings_enable_setgroups": ("setgroups",),
