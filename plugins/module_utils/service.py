@@ -103,7 +103,8 @@ def launch_attr(params, name, manager, on_host=True, netns_made=False):
     """The service's ProcAttr, validated by pyforkexec (an isolation.Built); ``on_host`` false checks
     the arguments away from their host, leaving out what only it knows (the role isolated_service, on
     its controller, before it changes anything); ``netns_made``: its netns is made by this run (the
-    services module), not looked for. Raises IsolationError naming the option."""
+    services module), not looked for. Raises IsolationError (UnitError: a limit systemd would not
+    enforce on this host) naming the option."""
     env = None if params["env"] is None else environment_entries(params["env"])
     if manager != "direct" and params["cgroup"] and params["cgroup"]["path"]:
         raise IsolationError("cgroup.path: with manager=systemd the service's cgroup is its unit's")
@@ -114,6 +115,8 @@ def launch_attr(params, name, manager, on_host=True, netns_made=False):
                             cgroup_on_host=on_host and manager == "direct", host_checks=on_host)
     if manager != "direct":
         built.attr.sys.cgroup = None
+        if on_host and params["cgroup"]:  # systemd's own cgroup, whose limits it may silently skip
+            systemd.check_host_limits(cgroup_limits(params["cgroup"]))
     elif built.attr.sys.cgroup is not None:
         # The service's cgroup is its own: once its process has been reaped, what it left there (in
         # its process group or not) is killed and the directory removed, as systemd ends a unit.

@@ -119,6 +119,11 @@ def netns_template_path():
     return os.path.join(UNIT_DIR, NETNS_TEMPLATE)
 
 
+# Where systemd's unified mode has cgroup2: only there does it write a unit's limits in cgroup v2 files
+# (service_systemd.check_host_limits; the role's plan asks it of the host it probed).
+SYSTEMD_UNIFIED_ROOT = "/sys/fs/cgroup"
+
+
 def systemd_booted():
     """sd_booted(3): whether PID 1 is systemd."""
     return os.path.isdir("/run/systemd/system")

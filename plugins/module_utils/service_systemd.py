@@ -7,13 +7,15 @@ of the service's process and passes SIGTERM on to it (``KillMode=mixed``). The u
 ``Type=notify``: the launcher sends ``READY=1`` once the service's process has execed, so ``systemctl
 start`` waits for that and fails when the spawn does (``Type=exec`` would report the launcher's own
 exec as the start: service_start_check). The cgroup limits of the
-isolation options become the unit's resource directives: systemd owns a unit's cgroup.
+isolation options become the unit's resource directives: systemd owns a unit's cgroup, and
+``check_host_limits`` refuses those it would not enforce on this host.
 """
 
 from __future__ import annotations
 
 import re
 
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 
 UNIT_TEMPLATE = """\
@@ -92,6 +94,40 @@ def resource_directives(limits):
         raise UnitError("cgroup.io_max: not supported with manager=systemd (systemd's IO*BandwidthMax= "
                         "take device paths): set it in a drop-in, or use manager=direct")
     return out
+
+
+def check_host_limits(limits):
+    """UnitError naming the first limit of ``limits`` (isolation.cgroup_limits) that systemd would not
+    enforce on this host, with its controller. systemd writes cgroup v2 limits (memory.max, cpu.max,
+    pids.max) only in its unified mode, cgroup2 mounted at /sys/fs/cgroup (the mount pyforkexec's
+    find_cgroup2 picks first); under a hybrid or legacy hierarchy it maps some onto cgroup v1 files
+    with other meanings, never applies MemorySwapMax=, and skips what v1 lacks with a log line only.
+    In unified mode a controller the root does not offer its children (cgroup.controllers, pyforkexec's
+    check_available: the one manager=direct asks) is skipped the same way: either way the service would
+    run without its limit."""
+    cgroup = deps.pyforkexec.sandbox.cgroup
+    for field, value in (limits or {}).items():
+        if value is None:
+            continue
+        option, controller = f"cgroup.{field}", cgroup.LIMITS[field][1]
+        try:
+            root = cgroup.find_cgroup2()
+        except cgroup.CgroupError:
+            root = None
+        if root != paths.SYSTEMD_UNIFIED_ROOT:
+            where = "no cgroup v2 is mounted (a legacy cgroup v1 layout)" if root is None else \
+                f"cgroup v2 is at {root}, not {paths.SYSTEMD_UNIFIED_ROOT} (a hybrid cgroup v1/v2 layout)"
+            raise UnitError(f"{option}: needs the {controller} controller of cgroup v2, which systemd uses "
+                            f"only in its unified mode; here {where}, so systemd would not enforce the "
+                            "limit as set: boot with systemd.unified_cgroup_hierarchy=1, use "
+                            "manager=direct where this host's cgroup v2 has the controller, or leave the "
+                            "limit out")
+        try:
+            cgroup.check_available(root, [controller], field=option)
+        except cgroup.CgroupError as e:
+            raise UnitError(f"{e.strerror}: systemd would skip the limit, and the service run without it "
+                            "(use manager=direct where this host's cgroup v2 has the controller, or leave "
+                            "the limit out)") from None
 
 
 def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, description=None, netns=None,

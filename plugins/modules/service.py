@@ -14,8 +14,13 @@ description:
     O(group), O(env), O(chdir) and the isolation options, and validated by pyforkexec before anything starts.
   - With O(manager=systemd) it also writes the unit C(/etc/systemd/system/pyforkexec-NAME.service), rendered
     with jinja2, whose C(ExecStart) is that launcher; reloads systemd; and starts, stops, enables the unit.
-    The O(cgroup) limits become the unit's C(MemoryMax=), C(CPUQuota=) (with C(CPUQuotaPeriodSec=) for a
-    period other than 100 ms, systemd 242 or later), C(CPUWeight=) and C(TasksMax=).
+    The O(cgroup) limits become the unit's C(MemoryMax=), C(MemorySwapMax=), C(CPUQuota=) (with
+    C(CPUQuotaPeriodSec=) for a period other than 100 ms, systemd 242 or later), C(CPUWeight=) and
+    C(TasksMax=). systemd skips a limit it cannot write in cgroup v2 with a log line only, so each is
+    refused first, on the managed host and in check mode too, nothing written or started, unless systemd
+    runs in its unified mode (cgroup2 mounted at C(/sys/fs/cgroup), not a hybrid or legacy cgroup v1 layout)
+    and its root offers the limit's controller (C(cgroup.controllers)); the failure names the option and the
+    controller.
   - With O(manager=direct), for hosts whose PID 1 is not systemd (a container, a CI runner), it runs
     C(python -m pyforkexec.daemon) detached instead, with the pid file C(/run/pyforkexec/NAME.pid), the log
     file C(/var/log/pyforkexec/NAME.log) and the O(restart) policy; the O(cgroup) limits apply to a cgroup

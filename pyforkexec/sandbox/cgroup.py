@@ -469,15 +469,16 @@ def _check_killable(path: str) -> None:
                           "leave kill_remaining out", kill)
 
 
-def _check_available(directory: str, needed: Collection[str]) -> None:
-    """CgroupError unless ``directory`` offers every controller of ``needed`` to its children."""
+def check_available(directory: str, needed: Collection[str], field: str = FIELD) -> None:
+    """CgroupError, its message starting with ``field``, unless ``directory`` offers every controller
+    of ``needed`` to its children (the service module asks it of systemd's hierarchy too)."""
     available = set(_read(os.path.join(directory, "cgroup.controllers")).split())
     absent = sorted(set(needed) - available)
     if absent:
         what = f"the {absent[0]} controller is" if len(absent) == 1 else \
             f"the {', '.join(absent[:-1])} and {absent[-1]} controllers are"
         listed = " ".join(sorted(available)) or "none"
-        raise CgroupError(errno.EOPNOTSUPP, f"{FIELD}: {what} not available in {directory} "
+        raise CgroupError(errno.EOPNOTSUPP, f"{field}: {what} not available in {directory} "
                           f"(cgroup.controllers: {listed}); on a hybrid cgroup v1/v2 system they stay "
                           "bound to cgroup v1", directory)
 
@@ -490,7 +491,7 @@ def check_host(cg: Cgroup) -> None:
     spec = check_cgroup(FIELD, cg)
     root = find_cgroup2()
     if spec.controllers:
-        _check_available(root, spec.controllers)
+        check_available(root, spec.controllers)
     path = resolve(f"{FIELD}.path", cg.path, root)
     existing = path
     while not os.path.isdir(existing):
@@ -507,7 +508,7 @@ def _enable_in(directory: str, needed: frozenset[str]) -> None:
     missing = needed - enabled
     if not missing:
         return
-    _check_available(directory, missing)
+    check_available(directory, missing)
     try:
         _write(os.path.join(directory, "cgroup.subtree_control"), " ".join(f"+{c}" for c in sorted(missing)))
     except OSError as e:

@@ -4,7 +4,11 @@ the rendered file (systemd itself reads it on a VM, in the molecule scenario).""
 from __future__ import annotations
 
 import configparser
+import json
+import os
 import shlex
+import subprocess
+import sys
 
 import jinja2
 import pytest
@@ -84,6 +88,79 @@ def test_the_stop_timeout_in_force_is_read_as_systemctl_shows_it(shown, seconds)
 def test_io_max_is_refused_with_the_alternative():
     with pytest.raises(unit.UnitError, match=r"cgroup\.io_max: not supported with manager=systemd"):
         unit.resource_directives(limits(io_max=["8:0 rbps=1000"]))
+
+
+# Each cgroup limit with a value, and the controller it needs.
+HOST_LIMITS = [(dict(memory_max="64M"), "memory"), (dict(memory_swap_max="0"), "memory"),
+               (dict(cpu_max="50%"), "cpu"), (dict(cpu_weight=20), "cpu"), (dict(pids_max=64), "pids")]
+
+
+def _cgroup2_mounts():
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split(" - ")[1].split()[0] == "cgroup2"]
+
+
+@pytest.mark.parametrize(("cgroup", "controller"), HOST_LIMITS)
+def test_a_limit_systemd_would_not_enforce_on_this_host_is_refused(cgroup, controller):
+    """systemd skips, with a log line only, a limit whose cgroup v2 controller its hierarchy lacks (and
+    on a hybrid or legacy one writes none in cgroup v2): the unit would start its service without it.
+    Asked of this host's real cgroup tree: refused here (hybrid, v2 at /sys/fs/cgroup/unified with no
+    such controller), naming the option and the controller, unless systemd's unified hierarchy offers it."""
+    (field,) = cgroup
+    if "/sys/fs/cgroup" not in _cgroup2_mounts():
+        with pytest.raises(unit.UnitError, match=rf"^cgroup\.{field}: needs the {controller} controller of "
+                           r"cgroup v2, which systemd uses only in its unified mode; here "):
+            unit.check_host_limits(limits(**cgroup))
+        return
+    with open("/sys/fs/cgroup/cgroup.controllers") as f:
+        offered = f.read().split()
+    if controller in offered:
+        unit.check_host_limits(limits(**cgroup))
+    else:
+        with pytest.raises(unit.UnitError, match=rf"^cgroup\.{field}: the {controller} controller is not "
+                           r"available in /sys/fs/cgroup "):
+            unit.check_host_limits(limits(**cgroup))
+
+
+def test_no_limit_asks_nothing_of_the_host():
+    unit.check_host_limits(None)
+    unit.check_host_limits(limits())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting cgroup2 in a new mount namespace needs root")
+@pytest.mark.skipif(not _cgroup2_mounts(), reason="no cgroup v2 hierarchy on this host")
+def test_in_unified_mode_the_root_must_offer_the_controller():
+    """systemd's unified layout (cgroup2 at /sys/fs/cgroup), made real in a private mount namespace
+    with this host's cgroup2 mounted there: the check follows that hierarchy's cgroup.controllers."""
+    code = """if True:
+        import json, subprocess, sys
+        subprocess.run(["mount", "-t", "cgroup2", "none", "/sys/fs/cgroup"], check=True)
+        from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as unit
+        from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import cgroup_limits
+        base = dict(memory_max=None, memory_swap_max=None, cpu_max=None, cpu_weight=None, pids_max=None,
+                    io_max=None)
+        out = {}
+        for field, value in json.loads(sys.argv[1]):
+            try:
+                unit.check_host_limits(cgroup_limits(dict(base, **{field: value})))
+                out[field] = None
+            except unit.UnitError as e:
+                out[field] = str(e)
+        out["offered"] = open("/sys/fs/cgroup/cgroup.controllers").read().split()
+        print(json.dumps(out))
+    """
+    asked = [next(iter(cgroup.items())) for cgroup, _controller in HOST_LIMITS]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", code,
+                           json.dumps(asked)], capture_output=True, text=True, env=env, check=True)
+    found = json.loads(done.stdout)
+    for cgroup, controller in HOST_LIMITS:
+        (field,) = cgroup
+        if controller in found["offered"]:
+            assert found[field] is None, found
+        else:
+            assert found[field].startswith(f"cgroup.{field}: the {controller} controller is not available "
+                                           "in /sys/fs/cgroup "), found
 
 
 def render(**kw):

@@ -31,10 +31,26 @@ def test_a_refusal_names_the_option_and_writes_nothing(run_module, unique_name, 
 
 def test_under_systemd_the_limits_are_checked_though_the_spec_has_no_cgroup(validate_args):
     params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(memory_max="64M")))
-    assert svc.launch_attr(params, "x", "systemd").attr.sys.cgroup is None
+    assert svc.launch_attr(params, "x", "systemd", on_host=False).attr.sys.cgroup is None
     params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(cpu_weight=0)))
     with pytest.raises(svc.IsolationError, match=r"^cgroup.cpu_weight: must be between 1 and 10000"):
         svc.launch_attr(params, "x", "systemd")
+
+
+def test_under_systemd_a_limit_this_host_would_not_enforce_is_refused(validate_args):
+    """The module's path to its files (spec_text, check mode too, before anything is written or
+    started) asks this host's real cgroup tree whether systemd would enforce each limit: here (a hybrid
+    layout, v2 at /sys/fs/cgroup/unified without the memory controller) it would not."""
+    params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(memory_max="64M")))
+    try:
+        svc.systemd.check_host_limits(svc.cgroup_limits(params["cgroup"]))
+    except svc.systemd.UnitError as e:
+        refused = r"^cgroup\.memory_max: .*\bmemory controller"
+        with pytest.raises(svc.systemd.UnitError, match=refused) as raised:
+            svc.launch_attr(params, "x", "systemd")
+        assert str(raised.value) == str(e)
+    else:  # systemd's unified hierarchy offers the memory controller here
+        assert svc.launch_attr(params, "x", "systemd").attr.sys.cgroup is None
 
 
 def test_under_the_daemon_the_service_s_cgroup_ends_with_it(validate_args):
