@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.accounts import made_here
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.service_paths import resolve_manager
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.service_paths import (
+    SYSTEMD_UNIFIED_ROOT,
+    resolve_manager,
+)
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils.role_problems import PEER_PREFIX
 
 # The cgroup v2 controller of each limit of a service's cgroup.
@@ -101,12 +104,15 @@ def entry(item: dict, networks: list[dict], passwd: dict[str, list], host: dict)
         uid, gid = _inside(uid_map or [], int(pw[1])), _inside(gid_map or [], int(pw[2]))
         inside = dict(uid=uid, gid=gid) if uid is not None and gid is not None else None
     manager = resolve_manager(item["manager"], booted=bool(host["systemd"]))
-    # The daemon (manager direct) puts a service's limits in cgroup v2, which must have their controllers.
+    # Either manager puts a service's limits in cgroup v2, which must have their controllers: the daemon
+    # (manager direct) wherever cgroup2 is mounted, systemd only in its unified mode (the service module
+    # refuses a limit systemd would skip: service_systemd.check_host_limits).
     cgroup = item.get("cgroup")
-    cgroup_missing = []
-    if manager == "direct":
-        wanted = {CGROUP_CONTROLLERS.get(k) for k, v in (cgroup or {}).items() if v is not None} - {None}
-        cgroup_missing = sorted(wanted - set(host["controllers"]))
+    offered = set(host["controllers"])
+    if manager == "systemd" and host["cgroup2"] != SYSTEMD_UNIFIED_ROOT:
+        offered = set()
+    wanted = {CGROUP_CONTROLLERS.get(k) for k, v in (cgroup or {}).items() if v is not None} - {None}
+    cgroup_missing = sorted(wanted - offered)
     network = item.get("network")
     module = dict(
         name=item["name"],

@@ -119,6 +119,23 @@ def test_limits_without_their_controllers_are_left_out_or_refused():
     assert kept["service"]["cgroup"] == dict(pids_max=8)
 
 
+def test_under_systemd_limits_need_its_unified_hierarchy_with_their_controllers():
+    """systemd skips a limit whose controller its cgroup v2 lacks, and writes none in cgroup v2 on a
+    hybrid layout (v2 at /sys/fs/cgroup/unified): the plan sees it as the service module would refuse it."""
+    svc = dict(name="web", user="web", argv=["/bin/true"], manager="systemd", cgroup=dict(memory_max="64M",
+                                                                                         pids_max=8))
+    (entry,) = _plan(svc, host=dict(HOST, systemd=True))
+    assert entry["cgroup_missing"] == ["memory"] and "cgroup" not in entry["service"]
+    hybrid = dict(HOST, systemd=True, cgroup2="/sys/fs/cgroup/unified", controllers=["memory", "pids"])
+    (entry,) = _plan(svc, host=hybrid)
+    assert entry["cgroup_missing"] == ["memory", "pids"] and "cgroup" not in entry["service"]
+    assert role_plan.plan_problems([entry], [], hybrid, cgroup_required=True)
+    (entry,) = _plan(dict(svc, manager="direct"), host=hybrid)  # the daemon uses that v2 all the same
+    assert entry["cgroup_missing"] == [] and entry["service"]["cgroup"] == svc["cgroup"]
+    (kept,) = _plan(dict(svc, cgroup=dict(pids_max=8)), host=dict(HOST, systemd=True))
+    assert kept["service"]["cgroup"] == dict(pids_max=8)
+
+
 def test_accounts_to_create_stand_for_nobody_and_their_own_maps_need_a_credential():
     services = role_plan.with_defaults(
         [
