@@ -122,8 +122,8 @@ def test_limits_without_their_controllers_are_left_out_or_refused():
 def test_under_systemd_limits_need_its_unified_hierarchy_with_their_controllers():
     """systemd skips a limit whose controller its cgroup v2 lacks, and writes none in cgroup v2 on a
     hybrid layout (v2 at /sys/fs/cgroup/unified): the plan sees it as the service module would refuse it."""
-    svc = dict(name="web", user="web", argv=["/bin/true"], manager="systemd", cgroup=dict(memory_max="64M",
-                                                                                         pids_max=8))
+    limits = dict(memory_max="64M", pids_max=8)
+    svc = dict(name="web", user="web", argv=["/bin/true"], manager="systemd", cgroup=limits)
     (entry,) = _plan(svc, host=dict(HOST, systemd=True))
     assert entry["cgroup_missing"] == ["memory"] and "cgroup" not in entry["service"]
     hybrid = dict(HOST, systemd=True, cgroup2="/sys/fs/cgroup/unified", controllers=["memory", "pids"])
