@@ -43,6 +43,13 @@ class TimeoutExpired(Exception):
 PID_MAX = 2**31 - 1  # pid_t
 
 
+def check_timeout(timeout: object) -> float:
+    """A timeout in seconds as a plain int or float, or ValueError/TypeError starting ``timeout: ``:
+    a number from 0 to threading.TIMEOUT_MAX (so never negative, NaN or infinite). The one rule for
+    every public call taking a timeout (Process.wait, run); None (no limit) is the caller's to allow."""
+    return check_real("timeout", timeout, 0, threading.TIMEOUT_MAX)
+
+
 class Process:
     """A child started by start_process. ``returncode`` is None while it runs, then its exit status,
     or the negated signal number that killed it (as in subprocess)."""
@@ -122,7 +129,7 @@ class Process:
         """Wait for the process to exit and return its return code; TimeoutExpired after ``timeout``
         seconds (None: no limit)."""
         if timeout is not None:  # (the plain number: a subclass's own arithmetic is never asked)
-            timeout = check_real("timeout", timeout, 0, threading.TIMEOUT_MAX)
+            timeout = check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             code = self.poll()

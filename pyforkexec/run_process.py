@@ -8,7 +8,6 @@ its output) kills and reaps it and closes every fd run() opened.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import selectors
 import subprocess
@@ -23,7 +22,7 @@ from .checks import check_bool, check_fileno, check_list, fail, to_bytes
 from .forkexec import start_process
 from .lookpath import find_program
 from .plain import plain
-from .process import Process, TimeoutExpired
+from .process import Process, TimeoutExpired, check_timeout
 
 PIPE, STDOUT, DEVNULL = subprocess.PIPE, subprocess.STDOUT, subprocess.DEVNULL
 Stream = Union[None, int, IO[Any]]
@@ -114,10 +113,7 @@ def _check(argv: object, sys: object, env: object, cwd: object, input: object, c
     for name, value in (("capture_output", capture_output), ("check", check), ("text", text)):
         check_bool(name, value)
     if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            fail("timeout", f"must be a number of seconds or None, not {type(timeout).__name__}", TypeError)
-        if not math.isfinite(timeout):
-            fail("timeout", f"must be a finite number of seconds, got {timeout}")
+        check_timeout(timeout)
     data = _input(input)
     streams = (_stream("stdin", stdin), _stream("stdout", stdout), _stream("stderr", stderr))
     if capture_output:

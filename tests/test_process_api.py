@@ -310,6 +310,8 @@ RUN_REFUSED = [
     ("timeout-nan", ["true"], {"timeout": float("nan")}, "timeout", ValueError),
     ("timeout-inf", ["true"], {"timeout": float("inf")}, "timeout", ValueError),
     ("timeout-bool", ["true"], {"timeout": True}, "timeout", TypeError),
+    ("timeout-beyond-float", ["true"], {"timeout": 2**1024}, "timeout", ValueError),
+    ("timeout-beyond-timeout-max", ["true"], {"timeout": 1e300}, "timeout", ValueError),
     ("text-int", ["true"], {"text": 1}, "text", TypeError),
     ("check-none", ["true"], {"check": None}, "check", TypeError),
     ("capture-output-str", ["true"], {"capture_output": "yes"}, "capture_output", TypeError),
@@ -328,6 +330,28 @@ def test_run_refuses_bad_arguments_before_any_process(argv: object, kwargs: dict
     got = attempt(run, argv, **kwargs)
     assert (got.kind, got.processes) == (kind.__name__, 0), got.message
     assert got.message.startswith(f"{field}: "), got.message
+
+
+BAD_TIMEOUTS = {"10**400": 10**400, "2**1024": 2**1024, "1e300": 1e300,
+                "above-max": threading.TIMEOUT_MAX + 1,
+                "nan": float("nan"), "inf": float("inf"),
+                "str": "1", "bool": True, "list": [1]}
+
+
+@pytest.mark.parametrize("timeout", BAD_TIMEOUTS.values(), ids=BAD_TIMEOUTS.keys())
+def test_run_refuses_a_timeout_as_process_wait_does(timeout: object) -> None:
+    """run() checks ``timeout`` with Process.wait's own rule: the same error word for word, before any
+    process."""
+    proc = sleeper(False)
+    try:
+        with pytest.raises((ValueError, TypeError)) as waited:
+            proc.wait(timeout)  # type: ignore[arg-type]
+    finally:
+        proc.kill()
+        proc.wait()
+    got = attempt(run, ["true"], timeout=timeout)
+    assert (got.kind, got.message, got.processes) == (type(waited.value).__name__, str(waited.value), 0)
+    assert got.message.startswith("timeout: "), got.message
 
 
 def test_run_takes_bytes_and_paths_as_argv() -> None:
@@ -452,7 +476,7 @@ def test_process_poll_of_a_ptrace_stopped_child_is_none() -> None:
         proc.returncode = -signal.SIGKILL
 
 
-@pytest.mark.parametrize("timeout", [2**31, 1e300], ids=["beyond-epoll", "huge"])
+@pytest.mark.parametrize("timeout", [2**31, threading.TIMEOUT_MAX], ids=["beyond-epoll", "timeout-max"])
 def test_run_huge_timeouts(timeout: float) -> None:
     # found by test_property_api: epoll's timeout overflowed at 2147484 s
     assert run(["true"], capture_output=True, timeout=timeout).returncode == 0
