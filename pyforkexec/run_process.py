@@ -257,7 +257,9 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     the child) and, with check, subprocess.CalledProcessError, as subprocess.run does. ``stderr=STDOUT``
     sends the child's stderr where its stdout goes; a str ``input`` is encoded as UTF-8. ``sys.ptrace``
     is refused: run() cannot be the tracer. Bad arguments raise ValueError/TypeError naming the argument
-    before anything is started.
+    before anything is started. ``timeout`` follows Process.wait's rule (0 to threading.TIMEOUT_MAX
+    seconds, or None): a negative, NaN or infinite one is a ValueError before the program starts,
+    where subprocess.run starts the program and then times out at once on a negative one.
     """
     # Each argument read once (plain.py): a check and the spawn then read the same values.
     argv, sys, cwd, input, timeout, stdin, stdout, stderr = (plain(v, n) for v, n in (

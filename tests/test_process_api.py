@@ -312,6 +312,9 @@ RUN_REFUSED = [
     ("timeout-bool", ["true"], {"timeout": True}, "timeout", TypeError),
     ("timeout-beyond-float", ["true"], {"timeout": 2**1024}, "timeout", ValueError),
     ("timeout-beyond-timeout-max", ["true"], {"timeout": 1e300}, "timeout", ValueError),
+    ("timeout-negative", ["true"], {"timeout": -1}, "timeout", ValueError),
+    ("timeout-negative-float", ["true"], {"timeout": -0.001}, "timeout", ValueError),
+    ("timeout-minus-inf", ["true"], {"timeout": float("-inf")}, "timeout", ValueError),
     ("text-int", ["true"], {"text": 1}, "text", TypeError),
     ("check-none", ["true"], {"check": None}, "check", TypeError),
     ("capture-output-str", ["true"], {"capture_output": "yes"}, "capture_output", TypeError),
@@ -334,14 +337,14 @@ def test_run_refuses_bad_arguments_before_any_process(argv: object, kwargs: dict
 
 BAD_TIMEOUTS = {"10**400": 10**400, "2**1024": 2**1024, "1e300": 1e300,
                 "above-max": threading.TIMEOUT_MAX + 1,
-                "nan": float("nan"), "inf": float("inf"),
+                "-1": -1, "-0.001": -0.001, "nan": float("nan"), "inf": float("inf"), "-inf": float("-inf"),
                 "str": "1", "bool": True, "list": [1]}
 
 
 @pytest.mark.parametrize("timeout", BAD_TIMEOUTS.values(), ids=BAD_TIMEOUTS.keys())
 def test_run_refuses_a_timeout_as_process_wait_does(timeout: object) -> None:
     """run() checks ``timeout`` with Process.wait's own rule: the same error word for word, before any
-    process."""
+    process (a negative timeout too, where subprocess.run starts the program and times out at once)."""
     proc = sleeper(False)
     try:
         with pytest.raises((ValueError, TypeError)) as waited:
