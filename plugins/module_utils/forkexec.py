@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import math
 import os
 import shlex
 import signal
 import subprocess
+import threading
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
@@ -79,9 +79,10 @@ def run(params, check_mode, warn=lambda message: None):
         raise Failure(f"cmd: {e} (as a shell would split it)", cmd=params["cmd"]) from None
     if not argv:
         raise Failure(f"{command}: the command is empty", cmd=argv)
-    if not 0 <= params["timeout"] < math.inf:  # (NaN too)
-        raise Failure(f"timeout: must be 0 (wait forever) or a finite number of seconds, got "
-                      f"{params['timeout']}", cmd=argv)
+    # pyforkexec.run()'s bound (Process.wait's): refused here, in check mode too, not at the start.
+    if not 0 <= params["timeout"] <= threading.TIMEOUT_MAX:  # (NaN too)
+        raise Failure(f"timeout: must be 0 (wait forever) or a number of seconds up to "
+                      f"{threading.TIMEOUT_MAX}, got {params['timeout']}", cmd=argv)
     try:
         env = environment(params)
         built = build_and_check(params, argv, env=[f"{k}={v}" for k, v in env.items()], chdir=params["chdir"],

@@ -189,6 +189,7 @@ def test_a_spawn_that_would_always_fail_is_refused_naming_the_option(run):
     (dict(timeout=-1), "timeout"),
     (dict(timeout=float("inf")), "timeout"),
     (dict(timeout=float("nan")), "timeout"),
+    (dict(timeout=1e300), "timeout"),  # beyond what run() (and Process.wait) accept
     (dict(argv=[]), "argv"),
 ])
 def test_an_option_error_names_the_option_the_user_wrote(run, args, option):
