@@ -16,6 +16,7 @@ _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodee
 
 MAX_FD = 2**31 - 1
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
+PID_MAX = 2**31 - 1  # pid_t
 
 
 def fail(field: str, rule: str, kind: type = ValueError) -> NoReturn:
@@ -34,6 +35,12 @@ def check_int(field: str, value: object, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         fail(field, f"must be between {lo} and {hi}, got {value}")
     return value
+
+
+def check_pid(field: str, value: object) -> int:
+    """One process's pid: 1 to PID_MAX. 0 and -1 (and -pgid) mean a process group or every process
+    to kill(2) and waitpid(2), and a bool is refused (True would be pid 1)."""
+    return check_int(field, value, 1, PID_MAX)
 
 
 def check_bool(field: str, value: object) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 from . import _clone, signames
 from ._signals import SEIZE_TRIES, Hold, seize
-from .checks import check_int, fail
+from .checks import check_bool, check_int, check_pid, fail
 from .flags import CloneFlags
 from .validate import CSIGNAL, INVALID_PAIRS, KNOWN_FLAGS, F, check_flags
 
@@ -140,9 +140,13 @@ def wait_clone(pid: int, *, nohang: bool = False) -> Optional[int]:
     (negative: killed by that signal). ``nohang``: None if it has not exited yet.
 
     Uses ``__WALL``, which also reaps children whose exit signal is not SIGCHLD (or none), which
-    ``os.waitpid(pid, 0)`` fails on with ChildProcessError.
+    ``os.waitpid(pid, 0)`` fails on with ChildProcessError. ``pid`` must be one process (as for
+    Process): 0, -1 or a negative process group, which would reap whichever child exited first, and
+    a bool are refused, as is a ``nohang`` that is not a bool (ValueError/TypeError naming it).
     """
-    done, status = os.waitpid(pid, WALL | (os.WNOHANG if nohang else 0))
+    pid = check_pid("pid", pid)
+    flags = WALL | (os.WNOHANG if check_bool("nohang", nohang) else 0)
+    done, status = os.waitpid(pid, flags)
     return os.waitstatus_to_exitcode(status) if done else None
 
 

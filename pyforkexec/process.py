@@ -13,7 +13,7 @@ import warnings
 from typing import Any, Optional
 
 from ._signals import SEIZE_TRIES, Hold, held, seize
-from .checks import MAX_FD, check_int, check_real
+from .checks import MAX_FD, check_int, check_pid, check_real
 
 _EXITS = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)
 # Processes collected while still running (Process.__del__), reaped at the next Process made, as
@@ -40,9 +40,6 @@ class TimeoutExpired(Exception):
         self.pid, self.timeout = pid, timeout
 
 
-PID_MAX = 2**31 - 1  # pid_t
-
-
 def check_timeout(timeout: object) -> float:
     """A timeout in seconds as a plain int or float, or ValueError/TypeError starting ``timeout: ``:
     a number from 0 to threading.TIMEOUT_MAX (so never negative, NaN or infinite). The one rule for
@@ -56,7 +53,7 @@ class Process:
 
     def __init__(self, pid: int, pidfd: Optional[int] = None):
         # A pid of 0 or -1 is a process group or every process to kill(2): a Process is one process.
-        self.pid = check_int("pid", pid, 1, PID_MAX)
+        self.pid = check_pid("pid", pid)
         self.pidfd = None if pidfd is None else check_int("pidfd", pidfd, 0, MAX_FD)
         self.returncode: Optional[int] = None
         self._lock = threading.Lock()

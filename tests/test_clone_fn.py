@@ -20,6 +20,7 @@ import pytest
 from helpers import sysutil
 from helpers.attempt import Attempt, attempt
 from helpers.forked import load_outcome, outcome_bytes, run_in_fork
+from helpers.leaks import assert_unchanged, snapshot
 from helpers.marks import needs_root
 from helpers.procs import children, fd_count
 
@@ -168,6 +169,51 @@ def test_wait_clone_nohang() -> None:
         os.write(w, b"x")
         os.close(w)
     assert wait_clone(pid) == 4
+
+
+OWN = object()  # the pid of the test's own (exited, unreaped) child
+
+
+def _refused_and_reaped_nothing(pid: object, kwargs: dict) -> tuple[str, str, int]:
+    """As pid 1 of a new PID namespace with a private mount and UTS namespace (the leak check sees
+    only this test): a child that has exited, wait_clone with ``pid``, and what it raised; the leak
+    check passes only if the child is still a zombie, and then it is waited for (its code returned)."""
+    sysutil.unshare(int(pf.CLONE_NEWNS | pf.CLONE_NEWUTS))
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
+    own = clone(lambda: 3, SIGCHLD)
+    os.waitid(os.P_PID, own, os.WEXITED | os.WNOWAIT)  # a zombie that waitpid(-1) would take
+    before = snapshot([])
+    try:
+        wait_clone(own if pid is OWN else pid, **kwargs)  # type: ignore[arg-type]
+        raised = ("none", "")
+    except Exception as e:
+        raised = (type(e).__name__, str(e))
+    try:
+        assert_unchanged(before)
+    finally:
+        code = wait_clone(own)
+    return (*raised, code)
+
+
+@pytest.mark.parametrize(("pid", "kwargs", "kind", "field"), [
+    (-1, {}, ValueError, "pid"),  # waitpid(-1): any child
+    (0, {}, ValueError, "pid"),  # waitpid(0): any child in this process group
+    (-2, {}, ValueError, "pid"),  # waitpid(-2): the children in process group 2
+    (2**31, {}, ValueError, "pid"),
+    (True, {}, TypeError, "pid"),  # would be pid 1
+    ("x", {}, TypeError, "pid"),
+    (1.0, {}, TypeError, "pid"),
+    (OWN, {"nohang": 1}, TypeError, "nohang"),
+    (OWN, {"nohang": None}, TypeError, "nohang"),
+], ids=["-1", "0", "-2", "2**31", "True", "str", "float", "nohang-int", "nohang-none"])
+def test_wait_clone_refuses_a_bad_argument_and_reaps_nothing(pid: object, kwargs: dict, kind: type,
+                                                             field: str) -> None:
+    """wait_clone(-1) or (0) would reap whichever child exited first (another Process's status lost):
+    a pid that is not one process, or a value of the wrong type, is refused naming its field, and
+    the child that had exited is still there to be waited for."""
+    got_kind, message, code = run_in_fork(_refused_and_reaped_nothing, pid, kwargs, pidns=True)
+    assert (got_kind, code) == (kind.__name__, 3), message
+    assert message.startswith(field + ": "), message
 
 
 def test_killed_child_reads_as_negative_signal() -> None:
