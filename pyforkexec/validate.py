@@ -16,9 +16,10 @@ from ._record import Value
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
 from .checks import MAX_FD, MAX_ID, check_bool, check_fileno, check_int, check_list, fail, to_bytes
 from .plain import plain
-from .sandbox.caps import cap_last_cap
+from .sandbox.caps import CAP_NUMBERS, cap_last_cap
 from .sandbox.extensions import Sandbox, check_extensions
 from .sandbox.landlock import is_ruleset_fd
+from .sandbox.mounts import is_propagation_change
 
 # Plain ints: IntFlag arithmetic costs microseconds on the spawn path.
 F = type("F", (), {f.name: int(f) for f in _flags.CloneFlags})
@@ -335,7 +336,101 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
     if unshare & F.CLONE_NEWUSER:
         check_left_behind(sys_attr, clone, unshare,
                           "CLONE_NEWUSER in unshareflags moves the child to a new user namespace")
+    if sandbox is not None and (sandbox.mounts or sandbox.readonly_root is not None):
+        check_mounts_hold(sys_attr, clone, unshare, sandbox)
     return sys_attr, clone, unshare, sandbox
+
+
+CAP_SYS_ADMIN = CAP_NUMBERS["CAP_SYS_ADMIN"]
+
+
+def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: Sandbox) -> None:
+    """Refuses mounts the program could undo: those the child makes in a mount namespace that a user
+    namespace other than the caller's owns (CLONE_NEWUSER, or a joined one), where the program could
+    hold CAP_SYS_ADMIN. The kernel locks (MNT_LOCK_*) only the mounts copied into a mount namespace
+    of a less privileged user namespace, never those made there: root of that user namespace may
+    remount a read-only bind read-write, unmount a tmpfs or proc that hides a path, or the read-only
+    root. Every mount of the list counts (a bind, read-only or not, hides its target; a tmpfs, proc
+    or sysfs hides what was there; nosuid/nodev/noexec and idmaps are restrictions too), except a
+    change of propagation alone (a mount namespace of one's own never becomes a peer of the
+    caller's again). The program cannot hold CAP_SYS_ADMIN there when CAP_SYS_ADMIN is not in the
+    bounding set the spawn leaves (capabilities), or when it runs with a uid other than 0 in that
+    namespace under no_new_privs and without CAP_SYS_ADMIN ambient (without no_new_privs a set-user-id
+    program owned by the namespace's root gives it back), or when a Landlock ruleset of the spawn
+    handles file access (Landlock denies mount, umount, remount, move_mount and pivot_root to such
+    a process). A caller's own user namespace (root with CLONE_NEWNS only) is not refused: a
+    program keeping CAP_SYS_ADMIN can undo those mounts too, as it could on the host (README)."""
+    namespaces = clone | unshare
+    joined = not clone & F.CLONE_NEWUSER and _joins(sys_attr.setns, F.CLONE_NEWUSER)
+    if not clone & F.CLONE_NEWUSER and not (
+            (unshare & F.CLONE_NEWUSER or joined)
+            and (unshare & F.CLONE_NEWNS or _joins(sys_attr.setns, F.CLONE_NEWNS))):
+        return  # the mount namespace is the caller's user namespace's (or check_left_behind refuses)
+    made = [m for m in sandbox.mounts if not is_propagation_change(m.flags, m.fstype)]
+    if not made and sandbox.readonly_root is None:
+        return
+    caps = sandbox.caps
+    ambient = caps.ambient if caps is not None else tuple(sys_attr.ambient_caps)
+    if caps is not None and not caps.keep >> CAP_SYS_ADMIN & 1:
+        return  # (a): not in the bounding set (nor, so, ambient)
+    uid = _uid_in_new_userns(sys_attr, namespaces, joined)
+    # (the child sets no_new_privs for SysProcAttr.landlock too, enforced or not: plan.py)
+    nnp = sys_attr.no_new_privs or sys_attr.landlock is not None
+    if uid != 0 and nnp and CAP_SYS_ADMIN not in ambient:
+        return  # (b)
+    if sandbox.landlock is not None and sandbox.landlock.fs:
+        return  # (c)
+    field = f"SysProcAttr.mounts[{made[0].index}]" if made else "SysProcAttr.readonly_root"
+    where = ("a user namespace it joins (setns)" if joined and not namespaces & F.CLONE_NEWUSER else
+             "its new user namespace (CLONE_NEWUSER)")
+    fail(field, f"would not hold: the child makes it in a mount namespace owned by {where}, where the "
+         "kernel does not lock the mounts made there, and the program, which may hold CAP_SYS_ADMIN in "
+         "that user namespace, could remount or unmount it; drop CAP_SYS_ADMIN (capabilities, "
+         "keeping nothing or what it needs but CAP_SYS_ADMIN), or run the program with a credential uid "
+         "other than 0 there and no_new_privs (no CAP_SYS_ADMIN ambient), or restrict it with a Landlock "
+         "policy with path rules (Landlock denies mount and umount)")
+
+
+def _uid_in_new_userns(sys_attr: SysProcAttr, namespaces: int, joined: bool) -> Optional[int]:
+    """The program's uid in the user namespace the child enters: the credential's, else this process's
+    euid as uid_mappings maps it in a new one (65534, non-zero, when unmapped: the kernel's overflow
+    uid); None (unknown) in a joined one without a credential."""
+    if sys_attr.credential is not None:
+        return sys_attr.credential.uid
+    if not namespaces & F.CLONE_NEWUSER:
+        return None
+    euid = os.geteuid()
+    for m in sys_attr.uid_mappings or ():
+        if m.host_id <= euid < m.host_id + m.size:
+            return m.container_id + euid - m.host_id
+    return 65534
+
+
+def _joins(entries: object, kind: int) -> bool:
+    """Whether a setns entry joins a namespace of ``kind``: its nstype says so, or is 0 and its target
+    is one (or cannot be looked at: its join would fail)."""
+    if not isinstance(entries, (list, tuple)) or not entries:
+        return False
+    from . import nsinfo  # (nsinfo loads the child, whose plan imports this module)
+
+    for e in entries:  # (check_setns has checked them)
+        if e.nstype:
+            if e.nstype & kind:
+                return True
+            continue
+        try:
+            fd = e.target if isinstance(e.target, int) else os.open(e.target, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return True
+        try:
+            if nsinfo.fd_nstype(fd) in (0, kind):
+                return True
+        except (OSError, TypeError):
+            return True
+        finally:
+            if not isinstance(e.target, int):
+                os.close(fd)
+    return False
 
 
 def copy_with(sys_attr: SysProcAttr, checked: dict[str, object]) -> SysProcAttr:

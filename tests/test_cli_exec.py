@@ -165,7 +165,8 @@ def test_a_failing_step_names_the_field_of_the_spec_that_asked_for_it(tmp_path: 
             uid_mappings=[{"container_id": 0, "host_id": os.getuid(), "size": 1}],
             gid_mappings=[{"container_id": 0, "host_id": os.getgid(), "size": 1}],
             mounts=[{"target": "/tmp", "fstype": "tmpfs", "source": "t"},
-                    {"target": "/no/such/dir/x", "fstype": "tmpfs", "source": "t", "mkdir": False}])
+                    {"target": "/no/such/dir/x", "fstype": "tmpfs", "source": "t", "mkdir": False}],
+            capabilities={"keep": []})  # (else refused: the program could undo the mounts)
     for wait in (True, False):  # staying its parent, and detached
         d["wait"] = wait
         res = pfe("exec", "--spec", write(tmp_path, d))

@@ -29,6 +29,7 @@ from helpers.procs import capture, children, output
 
 import pyforkexec as fe
 from pyforkexec import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, ChildError, ErrorLocation, SysProcAttr
+from pyforkexec.sandbox.caps import Capabilities
 from pyforkexec.sandbox.mounts import (
     DEV_NODES,
     MS_BIND,
@@ -48,6 +49,7 @@ from pyforkexec.sandbox.seccomp import SeccompFilter, check_seccomp
 
 pytestmark = needs_root
 CAT = "/usr/bin/cat"
+NO_CAPS = Capabilities()  # mounts of a new user namespace hold only when the program cannot undo them
 SH = "/bin/sh"
 
 
@@ -348,7 +350,8 @@ def remount_tables(root: str, flagged: str, drop: bool) -> tuple[dict[str, Any],
               Mount.bind(flagged, "/flagged", readonly=True, recursive=False)]
     if drop:
         drop_privileges(NOBODY, NOBODY)
-        sys = userns(flags=SANDBOX_NS, mounts=mounts, pivot_root=root, readonly_root=True)
+        sys = userns(flags=SANDBOX_NS, mounts=mounts, pivot_root=root, readonly_root=True,
+                     capabilities=NO_CAPS)
     else:
         sys = SysProcAttr(cloneflags=SANDBOX_NS, mounts=mounts, pivot_root=root, readonly_root=True)
     return mountinfo(sys), output([SH, "-c", "touch /x 2>&1 || true"], sys)
@@ -391,7 +394,8 @@ def test_a_recursive_read_only_bind_fails_closed_without_mount_setattr(tmp_path:
 
 
 def unprivileged_sandbox(root: str) -> tuple[dict[str, Any], str]:
-    sys = userns(flags=SANDBOX_NS, mounts=new_root(*minimal_dev()), pivot_root=root, readonly_root=True)
+    sys = userns(flags=SANDBOX_NS, mounts=new_root(*minimal_dev()), pivot_root=root, readonly_root=True,
+                 capabilities=NO_CAPS)  # (else the program could undo them: test_mounts_hold.py)
     return mountinfo(sys), output([SH, "-c", "id -u; touch /x 2>&1; echo hi > /dev/null && echo dev ok"], sys)
 
 
@@ -478,7 +482,7 @@ def test_a_mount_target_through_a_link_dangling_inside_the_root_fails_creating_n
 
 def _unprivileged_chroot_bind(root: str, src: str) -> str:
     mounts = [Mount.bind(src, "/data", readonly=True), Mount.proc()]
-    sys = userns(flags=SANDBOX_NS, chroot=root, mounts=mounts)
+    sys = userns(flags=SANDBOX_NS, chroot=root, mounts=mounts, capabilities=NO_CAPS)
     return output(["/probe", "cat", "/data/file"], sys, dir="/")
 
 

@@ -29,6 +29,7 @@ from pyforkexec import (
     fork_exec,
     start_process,
 )
+from pyforkexec.sandbox.caps import Capabilities
 
 pytestmark = needs_root
 BASE = 100000  # the child's root is host uid/gid 100000
@@ -53,7 +54,8 @@ def shared() -> Iterator[str]:
 
 def in_userns(shared: str, idmap: object, uid: int = 0) -> SysProcAttr:
     return SysProcAttr(cloneflags=CLONE_NEWUSER | CLONE_NEWNS, credential=Credential(uid, uid), **MAPS,
-                       mounts=[Mount.bind(shared, "/mnt", mkdir=False, idmap=idmap)])
+                       mounts=[Mount.bind(shared, "/mnt", mkdir=False, idmap=idmap)],
+                       capabilities=Capabilities())  # (else the program could undo them)
 
 
 def host_owner(path: str) -> str:
@@ -109,7 +111,8 @@ def test_a_filesystem_without_idmap_support_fails_at_idmap() -> None:
     with pytest.raises(ChildError) as info:
         fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(
             cloneflags=CLONE_NEWUSER | CLONE_NEWNS, **MAPS,
-            mounts=[Mount.tmpfs("/tmp"), Mount.bind("/proc", "/mnt", idmap=True)])))
+            mounts=[Mount.tmpfs("/tmp"), Mount.bind("/proc", "/mnt", idmap=True)],
+            capabilities=Capabilities())))
     e = info.value
     assert (e.errno, e.location, e.index, e.field) == (errno.EINVAL, ErrorLocation.IDMAP, 1, "sys.mounts[1]")
 
@@ -126,7 +129,8 @@ def test_a_missing_target_fails_at_move_mount(shared: str) -> None:
 def _unprivileged(shared: str) -> tuple[int, int, str]:
     sys = SysProcAttr(cloneflags=CLONE_NEWUSER | CLONE_NEWNS, uid_mappings=[SysProcIDMap(0, 65534, 1)],
                       gid_mappings=[SysProcIDMap(0, 65534, 1)],
-                      mounts=[Mount.bind(shared, "/mnt", mkdir=False, idmap=True)])
+                      mounts=[Mount.bind(shared, "/mnt", mkdir=False, idmap=True)],
+                      capabilities=Capabilities())
     try:
         fork_exec("/bin/true", ["true"], ProcAttr(sys=sys))
     except ChildError as e:

@@ -23,6 +23,7 @@ from pyforkexec import (
     ErrorLocation,
     SetNS,
 )
+from pyforkexec.sandbox.caps import Capabilities
 from pyforkexec.sandbox.mounts import Mount
 
 pytestmark = needs_root
@@ -33,7 +34,8 @@ PROBE = "readlink /proc/self/ns/net /proc/self/ns/user; hostname; echo $$; cat /
 def test_new_user_namespace_in_a_host_netns(netns: str, nstype: int) -> None:
     own_net = os.readlink("/proc/thread-self/ns/net")
     sys = userns(uid=65534, gid=65534, flags=CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS,
-                 setns=[SetNS(netns, nstype)], hostname="inside", mounts=[Mount.proc("/proc")])
+                 setns=[SetNS(netns, nstype)], hostname="inside", mounts=[Mount.proc("/proc")],
+                 capabilities=Capabilities())  # (else the program could unmount its /proc)
     net, user, host, pid, *uid_map = output(["/bin/sh", "-c", PROBE], sys).split()
     assert net == f"net:[{os.stat(netns).st_ino}]"
     assert user != os.readlink("/proc/self/ns/user")
