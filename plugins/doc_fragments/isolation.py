@@ -147,6 +147,9 @@ options:
   capabilities:
     description:
       - The capabilities the command keeps, by name (V(CAP_NET_BIND_SERVICE) or V(net_bind_service)).
+      - With a new V(user) namespace, O(mounts) and O(readonly_root) are refused while the command keeps
+        V(CAP_SYS_ADMIN) (it could unmount or remount them there), unless it runs as a non-root uid inside
+        with O(no_new_privs), or under a O(landlock) policy with O(landlock.paths).
     type: dict
     suboptions:
       keep:

@@ -163,10 +163,28 @@ def test_a_refused_setns_names_the_join_entry(run, elsewhere):
 
 def test_a_failing_step_names_the_option_that_asked_for_it(run):
     """A bind whose source the host lacks when the command starts: the child's mount step fails."""
-    result = run(argv=["true"], namespaces=["user", "mount"], map_root_user=True,
+    result = run(argv=["true"], namespaces=["user", "mount"], map_root_user=True, capabilities=dict(keep=[]),
                  mounts=[dict(source="/nonexistent-pfe-source", target="/mnt")])
     assert result["child_error"]["location"] == "mount"
     assert result["msg"].startswith("mounts[0]: fork/exec ")
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_mounts_the_program_could_undo_are_refused_with_the_librarys_rule(run, tmp_path, check_mode):
+    """In a new user namespace, root there keeping CAP_SYS_ADMIN could remount a read-only bind
+    read-write (the kernel does not lock mounts made there): refused before anything runs, with the
+    library's message naming the option; keeping no capabilities, it runs."""
+    marker = tmp_path / "ran"
+    ro = [dict(source=str(tmp_path), target=str(tmp_path), flags=["ro"])]
+    result = run(check_mode=check_mode, argv=["touch", str(marker)], namespaces=["user", "mount"],
+                 map_root_user=True, capabilities=dict(keep=["CAP_SYS_ADMIN"]), mounts=ro)
+    assert result["failed"] is True and result["msg"].startswith("mounts[0]: would not hold: "), result
+    assert "drop CAP_SYS_ADMIN" in result["msg"] and not marker.exists()
+    result = run(check_mode=check_mode, argv=["sh", "-c", f"mount -o remount,bind,rw {tmp_path} 2>/dev/null"
+                                              " && echo undone || echo held"],
+                 namespaces=["user", "mount"], map_root_user=True, capabilities=dict(keep=[]), mounts=ro)
+    assert not result.get("failed"), result
+    assert check_mode or result["stdout"].strip() == "held"
 
 
 def test_a_spawn_that_would_always_fail_is_refused_naming_the_option(run):
