@@ -563,6 +563,23 @@ def test_a_subnet_already_in_place_or_on_a_link_the_plan_removes_is_not_in_the_w
     assert actions.index(("del_veth", "veth-web")) < actions.index(("add_addr", "host", "veth-web2",
                                                                      "10.44.0.1/24"))
 
+def test_a_renamed_host_end_given_another_address_of_its_subnet_is_not_in_its_own_way(wanted):
+    """The host end renamed and its address changed within its subnet: the plan refused it as
+    overlapping "the address of host link veth-web", its own old name (found by the transitions
+    property test)."""
+    state = converged()
+    state["veths"]["eth0"]["peer_addresses"] = ["10.44.0.1/24"]
+    state = _on_host(state, **{"veth-web": ["10.44.0.1/24"]})
+    options = copy.deepcopy(SIMPLE)
+    options["veths"][0].update(peer="veth-web2", peer_addresses=["10.44.0.2/24"])
+    assert lines(m.plan_present(state, wanted(**options))) == [
+        "rename_veth veth-web veth-web2", "add_addr host veth-web2 10.44.0.2/24",
+        "del_addr host veth-web2 10.44.0.1/24"]
+    state = _on_host(state, eth9=["10.44.0.9/24"])  # another host link's still counts
+    with pytest.raises(m.ModelError, match=r"overlaps 10\.44\.0\.9/24 of host link eth9"):
+        m.plan_present(state, wanted(**options))
+
+
 
 V6 = dict(name="eth0", peer="v0", addresses=["fd00::2/64"])
 

@@ -923,8 +923,10 @@ def _check_host_subnets(observed, bridges, actions, leaving):
     address of eth0 renewed after the bridge's loses the host its own network). podman refuses such
     a network the same way ("already used on the host")."""
     going = {(a[2], a[3]) for a in actions if a[0] == "del_addr" and a[1] == "host"}  # moved elsewhere
-    taken = [(link, a) for link, addrs in sorted(observed.get("host_addresses", {}).items())
-             if link not in leaving for a in addrs if (link, a) not in going]
+    renamed = {a[1]: a[2] for a in actions if a[0] == "rename_veth"}  # its addresses go by its new name
+    taken = [(renamed.get(link, link), a)
+             for link, addrs in sorted(observed.get("host_addresses", {}).items()) if link not in leaving
+             for a in addrs if (renamed.get(link, link), a) not in going]
     for action in actions:
         if action[0] != "add_addr" or action[1] != "host":
             continue
