@@ -301,9 +301,9 @@ def test_routes_match_any_metric_unless_one_is_given_and_extra_ones_go(wanted):
     assert actions == [("del_route", m.route_key("10.9.0.0/16", "10.42.0.2", "eth0", None))]
     options = dict(SIMPLE, gateway=[], routes=[dict(dst="default", gateway="10.42.0.1", metric=5)])
     actions = m.plan_present(state, wanted(**options))
-    assert [m.describe(a) for a in actions] == ["del_route default via 10.42.0.1 dev eth0 metric 100",
-                                                "del_route 10.9.0.0/16 via 10.42.0.2 dev eth0",
-                                                "add_route default via 10.42.0.1 metric 5"]
+    assert [m.describe(a) for a in actions] == ["add_route default via 10.42.0.1 metric 5",
+                                                "del_route default via 10.42.0.1 dev eth0 metric 100",
+                                                "del_route 10.9.0.0/16 via 10.42.0.2 dev eth0"]
     both = dict(SIMPLE, gateway=[], routes=[dict(dst="default", gateway="10.42.0.1"),
                                             dict(dst="default", gateway="10.42.0.1", metric=100)])
     state["routes"] = [m.route_key("default", "10.42.0.1", "eth0", 100),
@@ -407,9 +407,10 @@ def test_an_ipv6_address_whose_prefix_changes_goes_first(wanted):
         "add_addr ns eth0 fd42::b/64", "del_addr ns eth0 10.42.0.10/24"]
 
 
-def test_routes_go_before_the_links_change_and_come_after(wanted):
-    """A route that goes is deleted first; a route the kernel flushes with a link's last IPv4
-    address is planned as deleted and added back, after the addresses (and so is what happens)."""
+def test_routes_change_after_the_links_and_go_last(wanted):
+    """A route that goes is deleted last, once the routes that stay are there; a route the kernel
+    flushes with a link's last IPv4 address is planned as deleted first and added back, after the
+    addresses (and so is what happens)."""
     state = converged()
     state["routes"].append(m.route_key("10.9.0.0/16", None, "eth0", None))
     options = with_eth0(addresses=["fd42::a/64"])
@@ -420,15 +421,64 @@ def test_routes_go_before_the_links_change_and_come_after(wanted):
     options = with_eth0(addresses=["fd42::a/64", "10.43.0.10/24"])
     options.update(gateway=[], routes=[dict(dst="10.9.0.0/16", dev="eth0")])
     assert lines(m.plan_present(state, wanted(**options))) == [  # an IPv4 address stays: so does the route
-        "del_route default via 10.42.0.1 dev eth0", "add_addr ns eth0 10.43.0.10/24",
-        "del_addr ns eth0 10.42.0.10/24"]
+        "add_addr ns eth0 10.43.0.10/24", "del_addr ns eth0 10.42.0.10/24",
+        "del_route default via 10.42.0.1 dev eth0"]
+
+
+def test_a_route_that_goes_is_deleted_once_the_new_one_is_there_or_replaced(wanted):
+    """A destination routed before and after always has a route: a new metric is another route to
+    the kernel, added before the old one goes; at the same metric (the kernel's key), a new gateway
+    or link replaces the route at once. IPv6 keys by metric too (1024 when none is given)."""
+    state = converged()
+    state["routes"] = [m.route_key("10.9.0.0/16", "10.42.0.1", "eth0", None),
+                       m.route_key("default", "10.42.0.1", "eth0", None),
+                       m.route_key("default6", "fd42::1", "eth0", 1024)]
+    options = dict(SIMPLE, gateway=["10.42.0.2", "fd42::2"],
+                   routes=[dict(dst="10.9.0.0/16", gateway="10.42.0.1", metric=20)])
+    actions = m.plan_present(state, wanted(**options))
+    assert lines(actions) == [
+        "add_route 10.9.0.0/16 via 10.42.0.1 metric 20",
+        "replace_route default via 10.42.0.1 dev eth0 with default via 10.42.0.2",
+        "replace_route default via fd42::1 dev eth0 metric 1024 with default via fd42::2",
+        "del_route 10.9.0.0/16 via 10.42.0.1 dev eth0"]
+    after = m.simulate(state, wanted(**options), actions)
+    assert m.view(after)["routes"] == ["10.9.0.0/16 via 10.42.0.1 dev eth0 metric 20",
+                                       "default via 10.42.0.2 dev eth0",
+                                       "default via fd42::2 dev eth0 metric 1024"]
+    assert m.route_id(m.route_key("default6", "fd42::2")) == (6, "default6", 1024)
+
+
+def test_ipv6_routes_the_link_changes_take_go_first(wanted):
+    """Deleted last, an IPv6 route through a link whose MTU goes below 1280 would be gone already (the
+    kernel takes IPv6 off the link: the delete fails), and one without gateway at metric 256 to the
+    subnet of an address added on its link would keep the kernel from making its own route there
+    (which is then missing once ours goes): those go before the links change."""
+    state = converged()
+    state["veths"]["eth0"]["addresses"] = ["10.42.0.10/24"]
+    state["routes"].append(m.route_key("fd43::/64", None, "eth0", 1024))
+    actions = lines(m.plan_present(state, wanted(**with_eth0(addresses=["10.42.0.10/24"], mtu=1200))))
+    assert actions[0] == "del_route fd43::/64 dev eth0 metric 1024"
+    assert actions.index("set_link ns eth0 mtu=1200") > 0
+    state["routes"][-1] = m.route_key("fd43::/64", None, "eth0", 256)
+    actions = lines(m.plan_present(state, wanted(**with_eth0(addresses=["10.42.0.10/24", "fd43::a/64"]))))
+    assert actions == ["del_route fd43::/64 dev eth0 metric 256", "add_addr ns eth0 fd43::a/64"]
+
+
+def test_a_route_that_goes_and_stands_between_a_new_route_and_its_gateway_goes_before_it(wanted):
+    """10.42.0.0/25 dev eth9 (more specific than eth0's 10.42.0.0/24) would make the kernel reach the new
+    gateway 10.42.0.100 through eth9: it goes before the gateway routes are added."""
+    state = converged()
+    state["routes"] = [m.route_key("10.42.0.0/25", None, "eth9", 5)]
+    options = dict(SIMPLE, gateway=["10.42.0.100"])
+    assert lines(m.plan_present(state, wanted(**options))) == [
+        "del_route 10.42.0.0/25 dev eth9 metric 5", "add_route default via 10.42.0.100"]
 
 
 def test_a_gateway_route_belongs_on_the_link_whose_subnet_holds_the_gateway(wanted):
     state = converged()
     state["routes"] = [m.route_key("default", "10.42.0.1", "eth9", None)]
     actions = m.plan_present(state, wanted(**SIMPLE))
-    assert lines(actions) == ["del_route default via 10.42.0.1 dev eth9", "add_route default via 10.42.0.1"]
+    assert lines(actions) == ["replace_route default via 10.42.0.1 dev eth9 with default via 10.42.0.1"]
 
 
 def test_a_bridge_mtu_is_set_where_its_ports_cannot_undo_it(wanted):
@@ -494,8 +544,8 @@ def test_a_metric_another_wanted_route_gives_is_not_kept_for_one_without(wanted)
     options = dict(SIMPLE, gateway=[], routes=[dict(dst="default", dev="eth0"),
                                                dict(dst="default", gateway="10.42.0.1", metric=5)])
     assert lines(m.plan_present(state, wanted(**options))) == [
-        "del_route default dev eth0 metric 5", "add_route default dev eth0",
-        "add_route default via 10.42.0.1 metric 5"]
+        "add_route default dev eth0",
+        "replace_route default dev eth0 metric 5 with default via 10.42.0.1 metric 5"]
     state["routes"] = [m.route_key("default", "10.42.0.1", "eth0", None),
                        m.route_key("default6", "fd42::1", "eth0", 1024)]
     zero = [dict(dst="default", gateway=gw, metric=0) for gw in ("10.42.0.1", "fd42::1")]
@@ -509,7 +559,7 @@ def test_an_ipv4_metric_of_0_is_that_metric_not_any(wanted):
     state["routes"] = [m.route_key("default", None, "eth0", 10)]
     options = dict(SIMPLE, gateway=[], routes=[dict(dst="default", dev="eth0", metric=0)])
     actions = m.plan_present(state, wanted(**options))
-    assert lines(actions) == ["del_route default dev eth0 metric 10", "add_route default dev eth0 metric 0"]
+    assert lines(actions) == ["add_route default dev eth0 metric 0", "del_route default dev eth0 metric 10"]
     assert m.simulate(state, wanted(**options), actions)["routes"] == [m.route_key("default", None, "eth0")]
 
 
@@ -563,6 +613,7 @@ def test_a_subnet_already_in_place_or_on_a_link_the_plan_removes_is_not_in_the_w
     assert actions.index(("del_veth", "veth-web")) < actions.index(("add_addr", "host", "veth-web2",
                                                                      "10.44.0.1/24"))
 
+
 def test_a_renamed_host_end_given_another_address_of_its_subnet_is_not_in_its_own_way(wanted):
     """The host end renamed and its address changed within its subnet: the plan refused it as
     overlapping "the address of host link veth-web", its own old name (found by the transitions
@@ -578,7 +629,6 @@ def test_a_renamed_host_end_given_another_address_of_its_subnet_is_not_in_its_ow
     state = _on_host(state, eth9=["10.44.0.9/24"])  # another host link's still counts
     with pytest.raises(m.ModelError, match=r"overlaps 10\.44\.0\.9/24 of host link eth9"):
         m.plan_present(state, wanted(**options))
-
 
 
 V6 = dict(name="eth0", peer="v0", addresses=["fd00::2/64"])

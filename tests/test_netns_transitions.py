@@ -4,11 +4,14 @@ The rule: the converge ends exactly at B (read back with iproute2, not with the 
 second converge changes nothing, check mode plans exactly what the real run does, and nothing present
 in both A and B (an address, a managed route, a link) is removed on the way, not even for a moment:
 netlink monitors, in the namespace and on the host, see every RTM_DEL* (and every RTM_NEWROUTE, since
-the kernel flushes IPv4 routes without telling anyone) while B is applied.
+the kernel flushes IPv4 routes without telling anyone) while B is applied. A destination that A and B
+both route (with other metrics, gateways or links) has a route at every instant: the namespace's
+route events are replayed from A's routes on (unrouted).
 
 The property test draws pairs of topologies (IPv4/IPv6 addresses with same-subnet and prefix-length
-changes, routes with and without gateway, dev and metric, the default routes, MTU, MACs, sysctls, veths
-on bridges, renamed host ends); PFE_HYPOTHESIS_EXAMPLES sets how many (default 25).
+changes, routes with and without gateway, dev and metric, the default routes, routes that B keeps with
+another metric, gateway or link, MTU, MACs, sysctls, veths on bridges, renamed host ends);
+PFE_HYPOTHESIS_EXAMPLES sets how many (default 25).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ MANAGED = {"boot", "static"}  # the route protocols netns manages (what `ip rout
 RTPROT = {3: "boot", 4: "static"}
 IFF_UP = 0x1
 GROUPS = 0x1 | 0x10 | 0x40 | 0x100 | 0x400  # RTMGRP_LINK, IPV4_IFADDR, IPV4_ROUTE, IPV6_IFADDR, IPV6_ROUTE
+NLM_F_REPLACE = 0x100  # on an RTM_NEWROUTE: it took the place of the route of its key, with no RTM_DELROUTE
 
 
 def ip(*args: str) -> Any:
@@ -213,6 +217,11 @@ def survivors(a: dict, b: dict, bridges: Any = ()) -> dict[str, Any]:
 
     out["routes"] = {r for r in out["routes"]
                      if not (r[0] == 4 and v4(ns_before.get(r[3])) and not v4(ns_after.get(r[3])))}
+    # (family, index) of the links inside whose routes of that family the kernel leaves where they are
+    # (kept, and for IPv4 not left without an IPv4 address): a route of A through another one goes
+    # with its link.
+    out["routed_links"] = {(f, i) for side, i in out["links"] if side == "ns" for f in (4, 6)
+                           if not (f == 4 and v4(ns_before.get(i)) and not v4(ns_after.get(i)))}
     return out
 
 
@@ -255,7 +264,7 @@ class Monitor:
         return made["sock"]
 
     def events(self) -> list[tuple]:
-        """(side, event, key) of every message received so far."""
+        """(side, event, key, netlink flags) of every message received so far, in order."""
         from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
         marshal, out = MarshalRtnl(), []
@@ -269,7 +278,7 @@ class Monitor:
                     assert e.errno != errno.ENOBUFS, "the netlink monitor overflowed"
                     raise
                 for msg in marshal.parse(data):
-                    out.append((side, msg["event"], _key(msg)))
+                    out.append((side, msg["event"], _key(msg), msg["header"]["flags"]))
         return out
 
     def close(self) -> None:
@@ -302,7 +311,7 @@ def losses(events: list[tuple], kept: dict[str, Any]) -> list[tuple]:
     both, or gave a bridge that both have another MAC, even for a moment."""
     out = []
     macs = kept["bridge_macs"]
-    for side, event, key in events:
+    for side, event, key, _ in events:
         if key is None:
             continue
         if ((event == "RTM_DELLINK" and (side, key) in kept["links"])
@@ -311,6 +320,31 @@ def losses(events: list[tuple], kept: dict[str, Any]) -> list[tuple]:
                 or (event == "RTM_DELADDR" and (side, *key) in kept["addresses"])
                 or (event in ("RTM_DELROUTE", "RTM_NEWROUTE") and side == "ns" and key in kept["routes"])):
             out.append((side, event, key))
+    return out
+
+
+def unrouted(events: list[tuple], before: dict, after: dict, kept: dict[str, Any]) -> list[tuple]:
+    """The route events after which a destination that both A and B route had no managed route: the
+    namespace's routes replayed from A's, an RTM_NEWROUTE with NLM_F_REPLACE taking the place of the
+    route of its key (family, dst, metric). A destination whose routes in A all go with their link (one
+    deleted or made again, or left without IPv4: survivors' routed_links) is not counted: the kernel
+    takes them."""
+    watched = {(f, d) for f, d, _, _, i, _ in before["routes"] if (f, i) in kept["routed_links"]}
+    watched &= {(f, d) for f, d, *_ in after["routes"]}
+    live = [(f, d, g, i, m) for f, d, g, _, i, m in before["routes"]]
+    out = []
+    for side, event, key, flags in events:
+        if side != "ns" or key is None or event not in ("RTM_NEWROUTE", "RTM_DELROUTE"):
+            continue
+        if event == "RTM_DELROUTE":
+            if key in live:
+                live.remove(key)
+        else:
+            if flags & NLM_F_REPLACE:
+                live = [r for r in live if (r[0], r[1], r[4]) != (key[0], key[1], key[4])]
+            live.append(key)
+        if key[:2] in watched and not any(r[:2] == key[:2] for r in live):
+            out.append((event, key))
     return out
 
 
@@ -365,8 +399,11 @@ def transition(env: dict, a: dict, b: dict) -> tuple[netns.Converged, dict, dict
     assert netns.converge(env["netns"], b).actions == [], "a second converge is not a no-op"
     assert done.actions == planned.actions, "check mode planned otherwise"
     assert planned.after == unknowable(done.after, planned.after, b), "check mode's diff shows otherwise"
-    lost = losses(events, survivors(before, after, env["bridges"]))
+    kept = survivors(before, after, env["bridges"])
+    lost = losses(events, kept)
     assert lost == [], f"removed on the way though in A and B: {lost}\nactions: {done.actions}"
+    gaps = unrouted(events, before, after, kept)
+    assert gaps == [], f"a destination A and B both route had no route: {gaps}\nactions: {done.actions}"
     assert done.rewired == planned.rewired, "check mode says otherwise whether the namespace changes"
     if not done.rewired:  # what the services module restarts a service for: nothing inside changed
         assert (after["ns"], after["routes"]) == (before["ns"], before["routes"]), (
@@ -418,8 +455,54 @@ def test_an_ipv4_route_metric_of_0_replaces_another_metric(env: dict) -> None:
     a["routes"] = [dict(dst="default", dev="eth0", metric=10)]
     b["routes"] = [dict(dst="default", dev="eth0", metric=0)]
     done, _, after, _ = transition(env, a, b)
-    assert done.actions == ["del_route default dev eth0 metric 10", "add_route default dev eth0 metric 0"]
+    assert done.actions == ["add_route default dev eth0 metric 0", "del_route default dev eth0 metric 10"]
     assert [r[5] for r in after["routes"]] == [0]
+
+
+def _two_gateways(env: dict, v6: bool, via: int, metric: Optional[int]) -> dict:
+    """A bridge with two addresses a namespace can route through, a route through one of them at
+    ``metric`` and the default gateway there (the reproducer of "loses a network route on an edit")."""
+    if v6:
+        bridge, inside, dst, gw = ["fd18::1/64", "fd18::2/64"], "fd18::10/64", "fd19::/48", f"fd18::{via}"
+    else:
+        bridge, inside, dst, gw = ["10.218.0.1/24", "10.218.0.2/24"], "10.218.0.10/24", "10.219.0.0/16", \
+            f"10.218.0.{via}"
+    return dict(bridges=[dict(name=env["bridges"][0], addresses=bridge)],
+                veths=[dict(name="eth0", peer=env["peers"][0], bridge=env["bridges"][0], addresses=[inside])],
+                routes=[dict(dst=dst, gateway=gw, metric=metric)], gateway=[gw])
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_a_route_kept_with_another_metric_or_gateway_never_leaves_its_destination_unrouted(
+        env: dict, v6: bool) -> None:
+    """A route's metric changed, then its gateway (and the default gateway's): each route was deleted
+    before the new one was added, and the destination had no route for that moment (ENETUNREACH).
+    A new metric is another route to the kernel: added first, the old one deleted after; a new gateway
+    at the same metric (the kernel's key: destination and metric) replaces the route at once. The
+    watcher of transition (unrouted) sees every moment a destination of A and B had no route."""
+    netns.converge(env["netns"], None)
+    a = _two_gateways(env, v6, 1, None)
+    b1 = _two_gateways(env, v6, 1, 20)
+    b2 = _two_gateways(env, v6, 2, 20)
+    dst, gw = ("fd19::/48", "fd18::") if v6 else ("10.219.0.0/16", "10.218.0.")
+    metric = " metric 1024" if v6 else ""
+    done, _, _, _ = transition(env, a, b1)
+    assert done.actions == [f"add_route {dst} via {gw}1 metric 20",
+                            f"del_route {dst} via {gw}1 dev eth0{metric}"]
+    done, _, after, _ = transition(env, b1, b2)
+    assert sorted(done.actions) == sorted([
+        f"replace_route {dst} via {gw}1 dev eth0 metric 20 with {dst} via {gw}2 metric 20",
+        f"replace_route default via {gw}1 dev eth0{metric} with default via {gw}2"])
+    assert done.before["routes"] != done.after["routes"] and done.rewired
+    assert sorted((r[1], r[2], r[5]) for r in after["routes"]) == sorted(
+        [(dst, f"{gw}2", 20), ("::/0" if v6 else "0.0.0.0/0", f"{gw}2", 1024 if v6 else 0)])
+    # and both at once, from A: the new metric added, the default gateway replaced
+    done, _, _, _ = transition(env, a, b2)
+    assert sorted(done.actions[:2]) == [
+        f"add_route {dst} via {gw}2 metric 20",
+        f"replace_route default via {gw}1 dev eth0{metric} with default via {gw}2"]
+    assert done.actions[2:] == [f"del_route {dst} via {gw}1 dev eth0{metric}"]
+    netns.converge(env["netns"], None)
 
 
 def test_the_diff_shows_both_sides(env: dict) -> None:
@@ -456,9 +539,8 @@ def test_a_host_bridge_loses_its_primary_and_keeps_its_secondary(env: dict) -> N
     with open(path) as f:
         before = f.read()
     done, _, after, _ = transition(env, a, b)
-    assert done.actions == ["del_route default via 10.213.1.1 dev eth0",
-                            f"add_addr host {bridge} 10.213.1.6/24", f"del_addr host {bridge} 10.213.1.1/24",
-                            "add_route default via 10.213.1.5"]
+    assert done.actions == [f"add_addr host {bridge} 10.213.1.6/24", f"del_addr host {bridge} 10.213.1.1/24",
+                            "replace_route default via 10.213.1.1 dev eth0 with default via 10.213.1.5"]
     assert after["host"][bridge]["addresses"] == ["10.213.1.5/24", "10.213.1.6/24"]
     with open(path) as f:
         assert f.read() == before
@@ -570,7 +652,7 @@ if st is not None:
                       if ipaddress.ip_interface(a).version == family]
             if onlink and draw(st.booleans()):  # through a gateway in one of the subnets
                 dev, addr = draw(st.sampled_from(onlink))
-                gateway = str(ipaddress.ip_interface(addr).network[100])
+                gateway = str(ipaddress.ip_interface(addr).network[draw(st.sampled_from([100, 101]))])
                 route = dict(dst=dst, gateway=gateway, dev=dev if draw(st.booleans()) else None)
             elif veths:  # straight out of a link
                 route = dict(dst="::/0" if (dst, family) == ("default", 6) else dst,
@@ -595,6 +677,27 @@ if st is not None:
             assume(False)
         return doc
 
+    @st.composite
+    def edited(draw: Any, env: dict, a: dict) -> dict:
+        """``a`` with its routes edited: each to the same destination through the same link, with
+        another metric, another gateway (the other host of its subnet), or both, or as it is."""
+        routes = []
+        for r in a["routes"]:
+            r = dict(r)
+            change = draw(st.sampled_from(["none", "metric", "gateway", "both"]))
+            if change in ("metric", "both"):
+                r["metric"] = draw(st.sampled_from([None, 0, 5, 10, 20]))
+            if change in ("gateway", "both") and r.get("gateway"):
+                gw = ipaddress.ip_address(r["gateway"])
+                r["gateway"] = str(gw + 1 if int(gw) % 2 == 0 else gw - 1)  # .100 <-> .101
+            routes.append(r)
+        doc = dict(a, routes=routes)
+        try:
+            netns.model.desired(netns_options.load(dict(doc, name=env["netns"])))
+        except ValueError:
+            assume(False)
+        return doc
+
     @pytest.fixture(scope="module")
     def prop_env() -> Iterator[dict]:
         if shutil.which("ip") is None:
@@ -613,7 +716,7 @@ if st is not None:
     @given(data=st.data())
     def test_any_topology_to_any_other_keeps_what_both_have(prop_env: dict, data: Any) -> None:
         a = data.draw(topologies(prop_env), label="A")
-        b = data.draw(topologies(prop_env), label="B")
+        b = data.draw(st.one_of(topologies(prop_env), edited(prop_env, a)), label="B")
         transition(prop_env, a, b)
 else:
     def test_any_topology_to_any_other_keeps_what_both_have() -> None:

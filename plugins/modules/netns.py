@@ -17,8 +17,14 @@ description:
     and C(net.*) sysctls inside the namespace are declarative; each run adds what is missing, changes what
     differs, and removes the addresses and routes that are not listed, so a second run reports
     V(changed=false).
-  - A change keeps what the old and the new topology have in common, even for a moment. Routes that go are
-    deleted first and new ones added last; a link gets its new addresses before it loses the old ones;
+  - A change keeps what the old and the new topology have in common, even for a moment. A link gets its new
+    addresses before it loses the old ones; the routes change after that, and a destination routed before
+    and after always has a route. A route whose destination and metric stay (the kernel's key for a route;
+    no metric is the kernel's own, 0 for IPv4, 1024 for IPv6) but whose gateway or dev changes is replaced
+    at once (C(replace_route) in the actions); a route with a new destination or metric is added while the
+    old one is still there, and only then are the routes that go deleted. The routes the kernel takes
+    itself with a link or an address change (below) go first, and so do IPv6 routes through a link whose
+    MTU goes below 1280;
     an IPv4 address that is the first (primary) of its subnet on the link hands the subnet to one of its
     secondaries when it goes (C(promote_secondaries) is set on the link for that deletion and put back
     after; without it the kernel deletes the secondaries, and the routes through them, with the primary).

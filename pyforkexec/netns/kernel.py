@@ -629,8 +629,8 @@ RT_SCOPE_NOWHERE = 255
 
 
 def _route_args(h, route, op="add"):
-    """pyroute2's arguments for adding or deleting ``route``. An IPv4 route without a gateway is made
-    with scope link, as ``ip route add ... dev X`` makes it: the kernel reaches a gateway only through
+    """pyroute2's arguments for adding, replacing or deleting ``route``. An IPv4 route without a gateway
+    is made with scope link, as ``ip route add ... dev X`` makes it: the kernel reaches a gateway only through
     a scope-link route (with pyroute2's default, universe, a gateway inside that route's subnet is
     unreachable). A delete matches any scope (NOWHERE, as ``ip route del``): a route made by hand with
     scope link is deleted too."""
@@ -939,5 +939,7 @@ def _apply_one(h, name, action):
         h.side("host").link("set", index=h.index("host", peer), master=master)
     elif op in ("add_route", "del_route"):
         h.side("ns").route(op[:3], **_route_args(h, args[0], op[:3]))
+    elif op == "replace_route":  # the route of the same key, replaced at once (NLM_F_REPLACE)
+        h.side("ns").route("replace", **_route_args(h, args[1], "replace"))
     else:
         raise ValueError(f"unknown action {op}")

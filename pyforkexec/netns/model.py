@@ -643,14 +643,67 @@ def _check_foreign_routes(observed, adds):
                                  "one another metric, or remove that one")
 
 
+def route_id(route):
+    """The kernel's key of a route of the main table: family, destination and metric (one not given is
+    the kernel's own, IPv4's 0 and IPv6's 1024). The kernel holds one route per key (IPv4 refuses a
+    second, IPv6 would merge it into a multipath route), and a route of another key beside it: a
+    route whose key stays is replaced at once (RTM_NEWROUTE with NLM_F_REPLACE), one of a new key is
+    added while the old one is still there."""
+    return (route_family(route), route["dst"], _metric(route))
+
+
+def _goes_first(route, observed, wanted):
+    """Whether the observed ``route``, which goes, must be deleted before the links and addresses change
+    rather than last: an IPv6 route through a link whose MTU goes below 1280 (the kernel takes IPv6 off
+    the link, routes and all, and the delete after would fail), and an IPv6 route without gateway on a
+    link where an address of ``wanted`` makes the kernel's own route for its subnet at the kernel's
+    metric (256): held by ours, that one is not made, and the subnet would be left without a route."""
+    if route_family(route) != 6 or route["dev"] is None:
+        return False
+    want = wanted["veths"].get(route["dev"])
+    if want is None:
+        return False
+    have = observed["veths"].get(route["dev"]) or {}
+    if want["mtu"] is not None and want["mtu"] < IPV6_MIN_MTU and want["mtu"] != have.get("mtu"):
+        return True
+    return route["gateway"] is None and _metric(route) == 256 and any(
+        ipaddress.ip_interface(a).network == _route_network(route) for a in want["addresses"]
+        if ipaddress.ip_interface(a).version == 6)
+
+
+def _in_the_way(route, installs, wanted):
+    """Whether the observed ``route``, which goes, is at least as specific as the subnet through which
+    one of the gateways of ``installs`` (routes added or replaced) is to be reached: the kernel would
+    look that gateway up through it (IPv4: put the new route on its link; IPv6: refuse a gateway reached
+    through a gateway, EHOSTUNREACH), so it goes before they are added."""
+    net = _route_network(route)
+    for w in installs:
+        if not w["gateway"]:
+            continue
+        gw = ipaddress.ip_address(w["gateway"])
+        if gw.version != net.version or gw not in net:
+            continue
+        reach = [n.prefixlen for n, dev in _connected(wanted["veths"], wanted["routes"])
+                 if n.version == gw.version and gw in n and (w["dev"] is None or dev == w["dev"])]
+        if reach and net.prefixlen >= max(reach):  # (none: a link-local gateway, on its dev's link)
+            return True
+    return False
+
+
 def _plan_routes(observed, wanted):
-    """(routes to delete, routes to add): an observed route stays when a wanted one matches it and
-    the kernel keeps it through the plan; every other one is deleted (before the link and address
-    changes, which it does not need), and the wanted ones left are added (after them)."""
+    """(route actions before the link and address changes, route actions after them): an observed
+    route stays when a wanted one matches it and the kernel keeps it through the plan. No destination
+    that both route is left without a route, not even for a moment: once the links and addresses are
+    there, a wanted route whose key (route_id) an observed one that goes has replaces it at once
+    (``replace_route``), the others are added (``add_route``) while the ones that go are still there,
+    and only then are those deleted (``del_route``). Deleted first: the routes the kernel drops with a
+    link or address change itself (_dropped_routes, added back after when still wanted), and those
+    the links' changes need gone (_goes_first); deleted before the gateway routes are added, those
+    that would stand between them and their gateways (_in_the_way)."""
     dropped = _dropped_routes(observed, wanted)
     free = [r for r in observed["routes"] if r not in dropped]
     # A metric a wanted route gives is its own: a route that has it cannot stay for another one
-    # (the kernel keeps one route per destination and metric, and would refuse to add the first).
+    # (the kernel keeps one route per destination and metric: it is replaced).
     taken = {(w["dst"], w["metric"]) for w in wanted["routes"] if w["metric"] is not None}
     adds = []
     # The wanted routes that give a metric or a dev choose first: one without would otherwise take
@@ -668,7 +721,25 @@ def _plan_routes(observed, wanted):
     order = {id(w): i for i, w in enumerate(wanted["routes"])}
     adds.sort(key=lambda w: (w.get("gateway") is not None, order[id(w)]))
     _check_foreign_routes(observed, adds)
-    return [r for r in observed["routes"] if r in dropped or r in free], adds
+    going = [r for r in observed["routes"] if r in free]  # (in the kernel's order, as observed)
+    first = [r for r in observed["routes"] if r in dropped] + [r for r in going
+                                                                 if _goes_first(r, observed, wanted)]
+    last = [r for r in going if r not in first]
+    installs = []
+    for want in adds:
+        old = next((r for r in last if route_id(r) == route_id(want)), None)
+        if old is None:
+            installs.append(("add_route", want))
+        else:
+            last.remove(old)
+            installs.append(("replace_route", old, want))
+    gateway_routes = [a[-1] for a in installs if a[-1]["gateway"]]
+    blocking = [r for r in last if _in_the_way(r, gateway_routes, wanted)]
+    after = [a for a in installs if not a[-1]["gateway"]]
+    after += [("del_route", r) for r in blocking]
+    after += [a for a in installs if a[-1]["gateway"]]
+    after += [("del_route", r) for r in last if r not in blocking]
+    return [("del_route", r) for r in first], after
 
 
 def _auto_mtu(ports):
@@ -709,12 +780,14 @@ def plan_present(observed, wanted, keep=()):
     the namespace's veths leave with no port goes too, unless it is in ``keep`` (the bridges the other
     namespaces of a batch want: it would be made again, a moment later).
 
-    Nothing both have is removed on the way, not even for a moment: routes that go are deleted
-    first, addresses are added before others are deleted (see _addresses), a bridge of ours keeps its
-    MAC whatever ports go (_unpinned_bridges), a bridge's MTU is set where its ports cannot undo it,
-    and routes are added last, once their gateways are reachable.
+    Nothing both have is removed on the way, not even for a moment: addresses are added before
+    others are deleted (see _addresses), a bridge of ours keeps its MAC whatever ports go
+    (_unpinned_bridges), a bridge's MTU is set where its ports cannot undo it, and the routes change
+    last, once their gateways are reachable: a route whose key (destination and metric) stays is
+    replaced at once, new ones are added, and only then are the routes that go deleted, so that a
+    destination routed before and after always has a route (_plan_routes).
     Routes the kernel drops along with a link or an address change (_dropped_routes) are planned as
-    deleted and added back, so that the plan is what happens.
+    deleted first and added back, so that the plan is what happens.
     """
     name = wanted["name"]
     for inside, key in sorted(observed.get("ipv6_off", {}).items()):
@@ -737,8 +810,8 @@ def plan_present(observed, wanted, keep=()):
             raise ModelError(f"bridges: host link {bname} exists and is a {have['kind'] or 'plain link'}, "
                              "not a bridge")
     actions += [("pin_bridge_mac", b) for b in _unpinned_bridges(observed)]
-    route_dels, route_adds = _plan_routes(observed, wanted)
-    actions += [("del_route", r) for r in route_dels]
+    routes_first, routes_last = _plan_routes(observed, wanted)
+    actions += routes_first
     mtus = _bridge_mtus(observed, wanted)
     _check_kept_mtus(observed, wanted, mtus)
     for bname, want in sorted(wanted["bridges"].items()):
@@ -814,7 +887,7 @@ def plan_present(observed, wanted, keep=()):
                 if _declares(have, name) and b not in wanted["bridges"] and b not in emptied]
     actions[:] = _deletions_first(actions)
     _check_host_subnets(observed, set(wanted["bridges"]), actions, deleted | set(emptied))
-    actions += [("add_route", r) for r in route_adds]
+    actions += routes_last
     return _with_sysctls(actions, observed, wanted["sysctls"], made)
 
 
@@ -1038,6 +1111,8 @@ def describe(action):
     op, *args = action
     if op in ("add_route", "del_route"):
         return f"{op} {route_text(args[0])}"
+    if op == "replace_route":
+        return f"{op} {route_text(args[0])} with {route_text(args[1])}"
     if op == "set_link":
         side, link, settings = args
         return f"set_link {side} {link} " + " ".join(f"{k}={v}" for k, v in sorted(settings.items()))
@@ -1086,11 +1161,11 @@ def simulate(observed, wanted, actions):
             peer=want["peer"], bridge=want["bridge"], mtu=want["mtu"] or have.get("mtu") or DEFAULT_MTU,
             mac=want["mac"] or have.get("mac"), peer_mac=want["peer_mac"] or have.get("peer_mac"),
             addresses=want["addresses"], peer_addresses=want["peer_addresses"], up=True)
-    deleted = [a[1] for a in actions if a[0] == "del_route"]
+    deleted = [a[1] for a in actions if a[0] in ("del_route", "replace_route")]
     added = []
     for a in actions:
-        if a[0] == "add_route":
-            route, devs = a[1], _gateway_devs(a[1], wanted)
+        if a[0] in ("add_route", "replace_route"):
+            route, devs = a[-1], _gateway_devs(a[-1], wanted)
             dev = route["dev"] or (next(iter(devs)) if len(devs) == 1 else None)
             added.append(dict(route, dev=dev, metric=_shown_metric(route)))
     after["routes"] = [r for r in observed["routes"] if r not in deleted] + added
