@@ -19,7 +19,7 @@ from .plain import plain
 from .sandbox.caps import CAP_NUMBERS, cap_last_cap
 from .sandbox.extensions import Sandbox, check_extensions
 from .sandbox.landlock import is_ruleset_fd
-from .sandbox.mounts import is_propagation_change
+from .sandbox.mounts import MS_BIND, MS_RDONLY, MS_REMOUNT, is_propagation_change
 
 # Plain ints: IntFlag arithmetic costs microseconds on the spawn path.
 F = type("F", (), {f.name: int(f) for f in _flags.CloneFlags})
@@ -349,24 +349,28 @@ def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: 
     namespace other than the caller's owns (CLONE_NEWUSER, or a joined one), where the program could
     hold CAP_SYS_ADMIN. The kernel locks (MNT_LOCK_*) only the mounts copied into a mount namespace
     of a less privileged user namespace, never those made there: root of that user namespace may
-    remount a read-only bind read-write, unmount a tmpfs or proc that hides a path, or the read-only
-    root. Every mount of the list counts (a bind, read-only or not, hides its target; a tmpfs, proc
-    or sysfs hides what was there; nosuid/nodev/noexec and idmaps are restrictions too), except a
+    remount a read-only bind read-write, unmount a tmpfs that hides a path, or the read-only
+    root. Every mount of the list counts (a bind, read-only or not, hides its target; a tmpfs or
+    sysfs hides what was there; nosuid/nodev/noexec and idmaps are restrictions too), except a
     change of propagation alone (a mount namespace of one's own never becomes a peer of the
-    caller's again). The program cannot hold CAP_SYS_ADMIN there when CAP_SYS_ADMIN is not in the
-    bounding set the spawn leaves (capabilities), or when it runs with a uid other than 0 in that
-    namespace under no_new_privs and without CAP_SYS_ADMIN ambient (without no_new_privs a set-user-id
-    program owned by the namespace's root gives it back), or when a Landlock ruleset of the spawn
-    handles file access (Landlock denies mount, umount, remount, move_mount and pivot_root to such
-    a process). A caller's own user namespace (root with CLONE_NEWNS only) is not refused: a
-    program keeping CAP_SYS_ADMIN can undo those mounts too, as it could on the host (README)."""
+    caller's again) and a new proc mounted read-write: the view of a new PID namespace (util-linux's
+    --mount-proc, which runs such a program too), not a restriction, whose unmount shows the proc
+    that was there (a read-only proc still counts). The program cannot hold CAP_SYS_ADMIN there
+    when CAP_SYS_ADMIN is not in the bounding set the spawn leaves (capabilities), or when it runs
+    with a uid other than 0 in that namespace under no_new_privs and without CAP_SYS_ADMIN ambient
+    (without no_new_privs a set-user-id program owned by the namespace's root gives it back), or when
+    a Landlock ruleset of the spawn handles file access (Landlock denies mount, umount, remount,
+    move_mount and pivot_root to such a process). A caller's own user namespace (root with
+    CLONE_NEWNS only) is not refused: a program keeping CAP_SYS_ADMIN can undo those mounts too, as it
+    could on the host (README)."""
     namespaces = clone | unshare
     joined = not clone & F.CLONE_NEWUSER and _joins(sys_attr.setns, F.CLONE_NEWUSER)
     if not clone & F.CLONE_NEWUSER and not (
             (unshare & F.CLONE_NEWUSER or joined)
             and (unshare & F.CLONE_NEWNS or _joins(sys_attr.setns, F.CLONE_NEWNS))):
         return  # the mount namespace is the caller's user namespace's (or check_left_behind refuses)
-    made = [m for m in sandbox.mounts if not is_propagation_change(m.flags, m.fstype)]
+    made = [m for m in sandbox.mounts
+            if not is_propagation_change(m.flags, m.fstype) and not _is_proc_view(m.fstype, m.flags)]
     if not made and sandbox.readonly_root is None:
         return
     caps = sandbox.caps
@@ -389,6 +393,11 @@ def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: 
          "keeping nothing or what it needs but CAP_SYS_ADMIN), or run the program with a credential uid "
          "other than 0 there and no_new_privs (no CAP_SYS_ADMIN ambient), or restrict it with a Landlock "
          "policy with path rules (Landlock denies mount and umount)")
+
+
+def _is_proc_view(fstype: object, flags: int) -> bool:
+    """A new proc mounted read-write (see check_mounts_hold); the sandbox's fstype is bytes."""
+    return fstype == b"proc" and not flags & (MS_RDONLY | MS_BIND | MS_REMOUNT)
 
 
 def _uid_in_new_userns(sys_attr: SysProcAttr, namespaces: int, joined: bool) -> Optional[int]:

@@ -18,10 +18,10 @@ from helpers.ext import kernel_has_mount_setattr, userns
 from helpers.marks import needs_root
 from helpers.procs import children, output
 
-from pyforkexec import CLONE_NEWNS, Credential, SysProcAttr, SysProcIDMap
+from pyforkexec import CLONE_NEWNS, CLONE_NEWPID, Credential, SysProcAttr, SysProcIDMap
 from pyforkexec.sandbox.caps import Capabilities
 from pyforkexec.sandbox.landlock import Landlock, LandlockPath, landlock_abi
-from pyforkexec.sandbox.mounts import Mount
+from pyforkexec.sandbox.mounts import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, Mount
 from pyforkexec.validate import check_spawn
 
 pytestmark = needs_root
@@ -116,6 +116,23 @@ def test_the_rule_in_unshareflags_and_a_propagation_change_alone(target: str) ->
     )
     assert RULE in refusal(lambda: unshared)
     assert refusal(lambda: userns(flags=CLONE_NEWNS, mounts=[Mount(None, "/", None, "rprivate")])) == ""
+
+
+def test_a_new_proc_read_write_is_a_view_and_runs_but_a_read_only_one_is_refused(
+    as_user: Callable[..., Any],
+) -> None:
+    # util-linux's --mount-proc: the new PID namespace's view, unmounting it shows the proc that was there
+    pid_ns = CLONE_NEWNS | CLONE_NEWPID
+    assert as_user(refusal, lambda: userns(flags=pid_ns, mounts=[Mount.proc()])) == ""
+
+    def ran() -> str:
+        shell = ["/bin/sh", "-c", "echo $$; echo /proc/[0-9]*"]
+        return output(shell, userns(flags=pid_ns, mounts=[Mount.proc()]))
+
+    assert as_user(ran).split() == ["1", "/proc/1"]
+    ro = Mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    msg = as_user(refusal, lambda: userns(flags=pid_ns, mounts=[Mount.proc("/tmp"), ro]))
+    assert msg.startswith("SysProcAttr.mounts[1]: ") and RULE in msg
 
 
 def test_the_callers_own_user_namespace_is_not_refused(target: str) -> None:

@@ -36,8 +36,8 @@ NEVER = {
 INSPECT_LOADS = {"ast", "dis", "tokenize", "linecache"}
 # `import pyforkexec` alone imports no part of the package and none of the machinery of its classes.
 IMPORT_ALONE_NEVER = NEVER | {"dataclasses", "inspect", "typing", "enum", "re", "signal", "json"}
-UNSHARE = ["--user", "--map-root-user", "--pid", "--fork", "--mount", "--uts", "--ipc", "--net",
-           "/bin/true"]  # (--mount-proc with --user is refused: the program could unmount it)
+UNSHARE = ["--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--uts", "--ipc", "--net",
+           "/bin/true"]
 
 
 # Runs ARGS as ``python ARGS`` would (a module with -m, else code with -c) and, as the process ends
