@@ -246,13 +246,21 @@ class _Spawn:
         return self.pid
 
     def process(self) -> Process:
-        """start_process's result, which owns the pidfd and the cgroup from now on."""
+        """start_process's result, which owns the pid, the pidfd and the cgroup from now on.
+
+        Recorded before its __init__ runs: a spawn without a hold builds it with signals live, and an
+        exception in __init__ must leave no half-built object that, collected later, waits for (or
+        queues in _active) a pid the undo reaped. The undo disowns whatever it finds here (_undone);
+        an object made but not yet recorded owns nothing yet (Process._owned)."""
         pidfd = self.pidfd if self.pidfd >= 0 else None
-        if self.cgroup is not None:
-            self.handed = CgroupProcess(self.pid, pidfd, self.cgroup)
+        cgroup = self.cgroup
+        cls = Process if cgroup is None else CgroupProcess
+        proc = self.handed = cls.__new__(cls)
+        if cgroup is None:
+            Process.__init__(proc, self.pid, pidfd)
         else:
-            self.handed = Process(self.pid, pidfd)
-        return self.handed
+            CgroupProcess.__init__(proc, self.pid, pidfd, cgroup)  # type: ignore[arg-type]
+        return proc
 
     def abort(self, hold: Hold) -> None:
         """Undo the spawn: kill the child, close every fd (the error pipe's write end first, or

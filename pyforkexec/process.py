@@ -51,6 +51,12 @@ class Process:
     """A child started by start_process. ``returncode`` is None while it runs, then its exit status,
     or the negated signal number that killed it (as in subprocess)."""
 
+    # Whether this object acts on its pid (its finalizer reaps or queues it): set by __init__ as its last
+    # step, when the object is whole; cleared by the undo of a spawn that made it (_undone), which reaped
+    # the child itself. An object whose __init__ raised (a signal's exception in it) never owns the pid:
+    # its maker still does, or the spawn's undo has reaped it, and the number may be another's by now.
+    _owned = False
+
     def __init__(self, pid: int, pidfd: Optional[int] = None):
         # A pid of 0 or -1 is a process group or every process to kill(2): a Process is one process.
         self.pid = check_pid("pid", pid)
@@ -59,12 +65,14 @@ class Process:
         self._lock = threading.Lock()
         if _active:
             _reap_dropped()
+        self._owned = True  # last: a subclass sets its own attributes before it calls this
 
     def __del__(self, _warn: Any = warnings.warn, _dropped: list[Process] = _active) -> None:
         """A Process dropped before it was waited for: its pidfd is closed, and a child still running
         is reaped later (_active), with a ResourceWarning, as subprocess.Popen does. (The defaults keep
-        what it needs at interpreter shutdown, when module globals may be gone.)"""
-        if getattr(self, "returncode", 0) is not None:
+        what it needs at interpreter shutdown, when module globals may be gone.) One that does not own
+        its pid (half-built, or its spawn undone) does nothing."""
+        if not self._owned or self.returncode is not None:
             return
         try:
             if self._reap(os.WNOHANG) is not None:
@@ -104,7 +112,9 @@ class Process:
 
     def _undone(self) -> None:
         """The spawn that made this result was undone (an exception before the caller got it): the
-        child is killed and reaped, and the pidfd (and a cgroup) closed, by the spawn."""
+        child is killed and reaped, and the pidfd (and a cgroup) closed, by the spawn. Called on a
+        half-built object too (its __init__ interrupted): whatever it set, it owns nothing."""
+        self._owned = False
         self.pidfd, self.returncode = None, -signal.SIGKILL
 
     def _close_pidfd(self) -> None:

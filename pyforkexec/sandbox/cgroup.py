@@ -589,9 +589,9 @@ class CgroupProcess(Process):
     """A Process whose cgroup (created by pyforkexec) is removed once the child has been reaped."""
 
     def __init__(self, pid: int, pidfd: Optional[int], cgroup: CgroupHandle):
-        super().__init__(pid, pidfd)
         self.cgroup_path = cgroup.path
         self._cgroup: Optional[CgroupHandle] = cgroup
+        super().__init__(pid, pidfd)  # last: it makes the object the pid's owner (Process._owned)
 
     def _reap(self, options: int) -> Optional[int]:
         with held():  # reaped means removed: an interrupt in between would leave the directory
