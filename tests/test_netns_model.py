@@ -755,3 +755,62 @@ def test_a_peer_named_as_a_bridge_a_veth_names_is_refused(wanted, veths):
     second link failed with EEXIST."""
     with pytest.raises(m.ModelError, match=r"\.peer: br9 is used twice on the host"):
         wanted(veths=veths)
+
+
+def two_veths():
+    """converged() with a second veth, eth1 (10.43.0.10/24), and 10.9.0.0/16 through eth0's gateway."""
+    state = converged()
+    state["ns_links"] = ["eth0", "eth1", "lo"]
+    state["host_links"]["veth-web1"] = m.veth_alias(NAME, "eth1")
+    state["veths"]["eth1"] = dict(state["veths"]["eth0"], peer="veth-web1", peer_mac="6e:00:00:00:00:02",
+                                  bridge=None, mac="02:00:00:00:00:0b", addresses=["10.43.0.10/24"])
+    state["routes"].append(m.route_key("10.9.0.0/16", "10.42.0.1", "eth0", None))
+    return state
+
+
+ETH1 = dict(name="eth1", peer="veth-web1", mac="02:00:00:00:00:0b", addresses=["10.43.0.10/24"])
+
+
+def test_a_route_whose_link_goes_moves_to_a_kept_link_before_it_goes(wanted):
+    """The kernel takes a link's routes with it (or an IPv4 one with the link's last IPv4 address): B's
+    route to the same destination through a link that stays is put in place first (replacing A's, of
+    the same key, at once), the new address that reaches its gateway before it; A's link goes after."""
+    routes = [dict(dst="10.9.0.0/16", gateway="10.43.0.1")]
+    options = dict(SIMPLE, veths=[ETH1], gateway=["10.43.0.1"], routes=routes)  # eth0 removed
+    actions = lines(m.plan_present(two_veths(), wanted(**options)))
+    assert actions[:3] == [
+        "replace_route 10.9.0.0/16 via 10.42.0.1 dev eth0 with 10.9.0.0/16 via 10.43.0.1",
+        "replace_route default via 10.42.0.1 dev eth0 with default via 10.43.0.1", "del_veth veth-web"]
+    # eth0 left without IPv4, the gateway in a subnet eth1 is given: that address goes on first
+    eth0 = dict(SIMPLE["veths"][0], addresses=["fd42::a/64"])
+    eth1 = dict(ETH1, addresses=["10.43.0.10/24", "10.44.0.10/24"])
+    options = dict(SIMPLE, veths=[eth0, eth1], gateway=["10.44.0.1"],
+                   routes=[dict(dst="10.9.0.0/16", dev="eth1", metric=5)])
+    assert lines(m.plan_present(two_veths(), wanted(**options))) == [
+        "add_route 10.9.0.0/16 dev eth1 metric 5", "del_route 10.9.0.0/16 via 10.42.0.1 dev eth0",
+        "add_addr ns eth1 10.44.0.10/24",
+        "replace_route default via 10.42.0.1 dev eth0 with default via 10.44.0.1",
+        "del_addr ns eth0 10.42.0.10/24"]
+    # the gateway's subnet on both links until eth0 goes: the route names eth1, where B has it
+    eth1 = dict(ETH1, addresses=["10.43.0.10/24", "10.42.0.11/24"])
+    options = dict(SIMPLE, veths=[eth1], routes=[])
+    actions = m.plan_present(two_veths(), wanted(**options))
+    assert lines(actions)[:4] == [
+        "del_route 10.9.0.0/16 via 10.42.0.1 dev eth0", "add_addr ns eth1 10.42.0.11/24",
+        "replace_route default via 10.42.0.1 dev eth0 with default via 10.42.0.1 dev eth1",
+        "del_veth veth-web"]
+    assert m.view(m.simulate(two_veths(), wanted(**options), actions))["routes"] == [
+        "default via 10.42.0.1 dev eth1"]
+
+
+def test_a_route_whose_new_link_is_there_only_after_the_old_one_goes_keeps_the_order(wanted):
+    """eth0 and eth1 trade host names (both pairs are made again) and 10.9.0.0/16 stays on eth0: the new
+    eth0 is there only once the old one is gone, so A's routes are deleted first and B's added last."""
+    eth0, eth1 = dict(SIMPLE["veths"][0], peer="veth-web1"), dict(ETH1, peer="veth-web")
+    options = dict(SIMPLE, veths=[eth0, eth1], routes=[dict(dst="10.9.0.0/16", gateway="10.42.0.1")])
+    actions = lines(m.plan_present(two_veths(), wanted(**options)))
+    assert actions[:4] == ["del_route default via 10.42.0.1 dev eth0",
+                           "del_route 10.9.0.0/16 via 10.42.0.1 dev eth0",
+                           "del_veth veth-web", "del_veth veth-web1"]
+    assert sorted(actions[-2:]) == ["add_route 10.9.0.0/16 via 10.42.0.1",
+                                    "add_route default via 10.42.0.1"]

@@ -10,7 +10,8 @@ route events are replayed from A's routes on (unrouted).
 
 The property test draws pairs of topologies (IPv4/IPv6 addresses with same-subnet and prefix-length
 changes, routes with and without gateway, dev and metric, the default routes, routes that B keeps with
-another metric, gateway or link, MTU, MACs, sysctls, veths on bridges, renamed host ends);
+another metric, gateway or link, routes moved off a veth that B removes or leaves without IPv4, MTU,
+MACs, sysctls, veths on bridges, renamed host ends);
 PFE_HYPOTHESIS_EXAMPLES sets how many (default 25).
 """
 
@@ -327,10 +328,14 @@ def unrouted(events: list[tuple], before: dict, after: dict, kept: dict[str, Any
     """The route events after which a destination that both A and B route had no managed route: the
     namespace's routes replayed from A's, an RTM_NEWROUTE with NLM_F_REPLACE taking the place of the
     route of its key (family, dst, metric). A destination whose routes in A all go with their link (one
-    deleted or made again, or left without IPv4: survivors' routed_links) is not counted: the kernel
-    takes them."""
-    watched = {(f, d) for f, d, _, _, i, _ in before["routes"] if (f, i) in kept["routed_links"]}
-    watched &= {(f, d) for f, d, *_ in after["routes"]}
+    deleted or made again, or left without IPv4) is counted when B routes it through a link that both
+    have and the kernel leaves its routes on (survivors' routed_links): B's route is added (or replaces
+    A's) before A's link goes. Not counted, the kernel taking A's routes before B's can be there: one
+    that B routes only through links that A does not have (made by the plan, or made again), or, for
+    IPv4, through a link left without IPv4."""
+    watched = {(f, d) for f, d, _, _, i, _ in [*before["routes"], *after["routes"]]
+               if (f, i) in kept["routed_links"]}
+    watched &= {(f, d) for f, d, *_ in before["routes"]} & {(f, d) for f, d, *_ in after["routes"]}
     live = [(f, d, g, i, m) for f, d, g, _, i, m in before["routes"]]
     out = []
     for side, event, key, flags in events:
@@ -502,6 +507,50 @@ def test_a_route_kept_with_another_metric_or_gateway_never_leaves_its_destinatio
         f"add_route {dst} via {gw}2 metric 20",
         f"replace_route default via {gw}1 dev eth0{metric} with default via {gw}2"]
     assert done.actions[2:] == [f"del_route {dst} via {gw}1 dev eth0{metric}"]
+    netns.converge(env["netns"], None)
+
+
+def _moving_link(env: dict, v6: bool, via: int, extra: bool = False) -> dict:
+    """eth0 and eth1 each on a bridge of their own, 10.88.0.0/16 (fd88::/32) and the default gateway
+    through bridge ``via``'s address; ``extra``: eth1 also has a third subnet, the gateway there."""
+    if v6:
+        nets = ["fd17:0::", "fd17:1::", "fd17:2::"]
+        addr, dst = (lambda n, host: f"{n}{host}/64"), "fd88::/32"
+    else:
+        nets = ["10.217.0.", "10.217.1.", "10.217.2."]
+        addr, dst = (lambda n, host: f"{n}{host}/24"), "10.88.0.0/16"
+    veths = [dict(name=f"eth{j}", peer=env["peers"][j], bridge=env["bridges"][j],
+                  addresses=[addr(nets[j], 10)]) for j in (0, 1)]
+    bridges = [dict(name=env["bridges"][j], addresses=[addr(nets[j], 1)]) for j in (0, 1)]
+    if extra:
+        veths[1]["addresses"].append(addr(nets[2], 10))
+        bridges[1]["addresses"].append(addr(nets[2], 1))
+    if via:
+        veths = veths[1:]  # eth0 removed
+    gw = f"{nets[2 if extra else via]}1"
+    return dict(bridges=bridges, veths=veths, routes=[dict(dst=dst, gateway=gw)], gateway=[gw])
+
+
+@pytest.mark.parametrize("extra", [False, True], ids=["kept-subnet", "new-subnet"])
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_a_route_whose_link_goes_is_routed_through_the_link_that_stays_first(
+        env: dict, v6: bool, extra: bool) -> None:
+    """eth0 is removed and 10.88.0.0/16 (and the default gateway) go through eth1 instead, through a
+    gateway of eth1's subnet (or of a subnet eth1 is given): the routes through eth0 were deleted with
+    it and B's added only at the end, leaving both destinations unrouted meanwhile. B's route (of the
+    same kernel key: it replaces A's, moving it to eth1 at once) is now in place before eth0 goes, the
+    new address first; the watcher of transition (unrouted) sees any moment without a route."""
+    netns.converge(env["netns"], None)
+    done, _, after, _ = transition(env, _moving_link(env, v6, 0), _moving_link(env, v6, 1, extra))
+    actions = done.actions
+    drop = actions.index(f"del_veth {env['peers'][0]}")
+    replaced = [i for i, a in enumerate(actions) if a.startswith("replace_route")]
+    assert len(replaced) == 2 and max(replaced) < drop, actions
+    assert not [a for a in actions if a.startswith(("add_route", "del_route"))], actions
+    if extra:
+        new = "fd17:2::10/64" if v6 else "10.217.2.10/24"
+        assert actions.index(f"add_addr ns eth1 {new}") < min(replaced)
+    assert sorted(r[3] for r in after["routes"]) == ["eth1", "eth1"]
     netns.converge(env["netns"], None)
 
 
@@ -677,10 +726,26 @@ if st is not None:
             assume(False)
         return doc
 
+    def _moved(draw: Any, r: dict, gone: str, a: dict, family_gone: Optional[int]) -> dict:
+        """``r`` as it is, or, when it goes through ``gone`` (of family ``family_gone`` only, if given),
+        through the other veth of ``a``: a gateway of one of its subnets, or straight out of it."""
+        family = _route_family(r)
+        dev = r.get("dev") or (_onlink_dev(r["gateway"], a) if r.get("gateway") else None)
+        if dev != gone or family_gone not in (None, family):
+            return r
+        other = next(v for v in a["veths"] if v["name"] != gone)
+        onlink = [x for x in other["addresses"] if ipaddress.ip_interface(x).version == family]
+        if onlink and draw(st.booleans()):
+            x = draw(st.sampled_from(onlink))
+            gateway = str(ipaddress.ip_interface(x).network[draw(st.sampled_from([100, 101]))])
+            return dict(r, gateway=gateway, dev=other["name"] if draw(st.booleans()) else None)
+        return dict(r, gateway=None, dev=other["name"])
+
     @st.composite
     def edited(draw: Any, env: dict, a: dict) -> dict:
         """``a`` with its routes edited: each to the same destination through the same link, with
-        another metric, another gateway (the other host of its subnet), or both, or as it is."""
+        another metric, another gateway (the other host of its subnet), or both, or as it is; or a
+        veth removed (or made again, or left without IPv4) with its routes moved to the other one."""
         routes = []
         for r in a["routes"]:
             r = dict(r)
@@ -691,6 +756,17 @@ if st is not None:
                 gw = ipaddress.ip_address(r["gateway"])
                 r["gateway"] = str(gw + 1 if int(gw) % 2 == 0 else gw - 1)  # .100 <-> .101
             routes.append(r)
+        if len(a["veths"]) == 2 and draw(st.integers(0, 3)):
+            gone = draw(st.sampled_from(["eth0", "eth1"]))
+            how = draw(st.sampled_from(["removed", "without ipv4"]))
+            veths = [dict(v) for v in a["veths"]]
+            routes = [_moved(draw, r, gone, a, 4 if how == "without ipv4" else None) for r in routes]
+            if how == "removed":
+                veths = [v for v in veths if v["name"] != gone]
+            for v in veths:
+                if v["name"] == gone and how == "without ipv4":
+                    v["addresses"] = [x for x in v["addresses"] if ipaddress.ip_interface(x).version == 6]
+            a = dict(a, veths=veths)
         doc = dict(a, routes=routes)
         try:
             netns.model.desired(netns_options.load(dict(doc, name=env["netns"])))

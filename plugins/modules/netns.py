@@ -24,7 +24,11 @@ description:
     at once (C(replace_route) in the actions); a route with a new destination or metric is added while the
     old one is still there, and only then are the routes that go deleted. The routes the kernel takes
     itself with a link or an address change (below) go first, and so do IPv6 routes through a link whose
-    MTU goes below 1280;
+    MTU goes below 1280; but when the new topology routes the same destination through a link both have
+    (a veth removed, or left without IPv4, and its routes moved to the other one), the new route is put in
+    place (replacing the old one when the key matches) before the old link goes, the address that reaches
+    its gateway first. Not when the new route's link is made by the change (the destination is without a
+    route from the old link's removal until it is added), nor when its gateway is reachable only after;
     an IPv4 address that is the first (primary) of its subnet on the link hands the subnet to one of its
     secondaries when it goes (C(promote_secondaries) is set on the link for that deletion and put back
     after; without it the kernel deletes the secondaries, and the routes through them, with the primary).

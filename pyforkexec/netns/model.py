@@ -691,7 +691,9 @@ def _in_the_way(route, installs, wanted):
 
 
 def _plan_routes(observed, wanted):
-    """(route actions before the link and address changes, route actions after them): an observed
+    """The route changes, as {first: the observed routes deleted before the link and address changes,
+    dropped: those of them the kernel drops itself, installs: the add_route and replace_route actions,
+    last: the observed routes deleted after them} (_before_drops and _routes_after place them): an observed
     route stays when a wanted one matches it and the kernel keeps it through the plan. No destination
     that both route is left without a route, not even for a moment: once the links and addresses are
     there, a wanted route whose key (route_id) an observed one that goes has replaces it at once
@@ -733,13 +735,192 @@ def _plan_routes(observed, wanted):
         else:
             last.remove(old)
             installs.append(("replace_route", old, want))
+    return dict(first=first, dropped=[r for r in first if r in dropped], installs=installs, last=last)
+
+
+def _routes_after(routes, wanted):
+    """The route actions of ``routes`` (_plan_routes, less those _before_drops placed) that come once the
+    links and addresses are in place: installs without gateway, the going routes in the way of a
+    gateway, installs with gateway, then the other going routes."""
+    installs, last = routes["installs"], routes["last"]
     gateway_routes = [a[-1] for a in installs if a[-1]["gateway"]]
     blocking = [r for r in last if _in_the_way(r, gateway_routes, wanted)]
     after = [a for a in installs if not a[-1]["gateway"]]
     after += [("del_route", r) for r in blocking]
     after += [a for a in installs if a[-1]["gateway"]]
     after += [("del_route", r) for r in last if r not in blocking]
-    return [("del_route", r) for r in first], after
+    return after
+
+
+def _before_drops(actions, routes, observed, wanted):
+    """``actions`` (the link and address changes, after the routes of ``routes["first"]`` are deleted)
+    with B's routes to a destination that A routes only through links the plan takes them off
+    (``routes["dropped"]``: a veth deleted or made again, an IPv4 route's link left without IPv4) put
+    in place before that link change, not after all of them: the destination is never unrouted. Such
+    a route (an install of ``routes``, taken out of it) comes just before the first action with which
+    the kernel would drop A's (_drop_index), and A's routes are deleted right after it rather than
+    first; one of A's of the same kernel key (route_id), or one of ``routes["last"]``, is replaced by
+    it at once (NLM_F_REPLACE moves it to the new link). The address of its link whose subnet holds its
+    gateway comes first when the plan adds it later (addresses go on before others go off).
+
+    Where the kernel cannot take B's route at that point, the order stays (added at the end, the
+    destination unrouted from the link change on): its link is not one A has and keeps (made by
+    the plan, or made again: it is there only after A's is gone, a veth made again under its own name
+    above all), or for IPv4 a link left without IPv4; or _reachable refuses it there: the link is
+    down or without IPv6 (an MTU below 1280) until later, its gateway is reached only through a
+    route B adds later or an address that comes back with another prefix length (an IPv6 address
+    is deleted before it is added again), or a more specific route of the moment (one through
+    another link, or through a gateway) would take the gateway."""
+    dropped = routes["dropped"]
+    if not dropped:
+        return actions
+    taken = _taken(observed, wanted)
+    kept = {"lo"} | {inside for inside, have in observed["veths"].items()
+                     if _kept(have, wanted["veths"].get(inside), taken)}
+    v4_gone = {inside for inside in kept - {"lo"} if has_v4(observed["veths"][inside]["addresses"])
+               and not has_v4(wanted["veths"][inside]["addresses"])}
+    out = list(actions)
+    for key in sorted({(route_family(r), r["dst"]) for r in dropped}):
+        olds = [r for r in dropped if (route_family(r), r["dst"]) == key]
+        drops = [i for i in (_drop_index(out, r, observed) for r in olds) if i is not None]
+        if not drops:
+            continue
+        drop = min(drops)
+        head = [a for a in out[:drop] if not (a[0] == "del_route" and a[1] in olds)]
+        lifted, placed, replaced = [], [], []
+        for install in sorted((a for a in routes["installs"] if (route_family(a[-1]), a[-1]["dst"]) == key),
+                              key=lambda a: a[-1]["gateway"] is not None):
+            want = install[-1]
+            devs = [want["dev"]] if want["dev"] else sorted(_gateway_devs(want, wanted))
+            if len(devs) != 1 or devs[0] not in kept or (key[0] == 4 and devs[0] in v4_gone):
+                continue
+            dev, lift = devs[0], None
+            state = _ns_state(observed, head + [out[j] for j in lifted], placed)
+            route = _reachable(want, dev, state)
+            if route is None and want["gateway"]:
+                lift = _liftable_address(out, drop, want, dev, lifted)
+                if lift is not None:
+                    state = _ns_state(observed, head + [out[j] for j in [*lifted, lift]], placed)
+                    route = _reachable(want, dev, state)
+            if route is None:
+                continue
+            if lift is not None:
+                lifted.append(lift)
+            old = install[1] if install[0] == "replace_route" else next(
+                (r for r in olds if route_id(r) == route_id(want) and r not in replaced), None)
+            if old is not None:
+                replaced.append(old)
+            placed.append(("replace_route", old, route) if old is not None else ("add_route", route))
+            routes["installs"].remove(install)
+        if not placed:
+            continue
+        moved = placed + [("del_route", r) for r in olds if r not in replaced]
+        out = head + [out[j] for j in lifted] + moved + [a for j, a in enumerate(out[drop:], drop)
+                                                         if j not in lifted]
+    return out
+
+
+def has_v4(addresses):
+    return any(ipaddress.ip_interface(a).version == 4 for a in addresses)
+
+
+def _drop_index(actions, route, observed):
+    """The index of the first of ``actions`` with which the kernel may drop the observed ``route`` (one
+    of _dropped_routes): the deletion of its veth, or for an IPv4 route the first delete of an IPv4
+    address of its link (the last one takes the route; the plan counts on none of them)."""
+    have = observed["veths"].get(route["dev"])
+    for i, a in enumerate(actions):
+        if a[0] == "del_veth" and have is not None and a[1] == have["peer"]:
+            return i
+        if (a[0] == "del_addr" and a[1:3] == ("ns", route["dev"]) and route_family(route) == 4
+                and ipaddress.ip_interface(a[3]).version == 4):
+            return i
+    return None
+
+
+def _ns_state(observed, actions, placed=()):
+    """The namespace's links ({name: {addresses, up, mtu}}) and managed routes once ``actions`` (link,
+    address and route deletions) are carried out, with the routes ``placed`` (actions whose route
+    names its dev, or goes on the one link _reachable found) added."""
+    peers = {v["peer"]: inside for inside, v in observed["veths"].items()}
+    links = {inside: dict(addresses=set(v["addresses"]), up=v.get("up"), mtu=v.get("mtu"))
+             for inside, v in observed["veths"].items()}
+    links["lo"] = dict(addresses=set(), up=observed.get("loopback_up"), mtu=None)
+    present = list(observed["routes"])
+    for a in actions:
+        op = a[0]
+        if op == "create_veth":
+            links[a[1]], peers[a[2]] = dict(addresses=set(), up=False, mtu=DEFAULT_MTU), a[1]
+        elif op == "del_veth" and a[1] in peers:
+            inside = peers.pop(a[1])
+            links.pop(inside, None)
+            present = [r for r in present if r["dev"] != inside]
+        elif op == "link_up" and a[1] == "ns" and a[2] in links:
+            links[a[2]]["up"] = True
+        elif op == "set_link" and a[1] == "ns" and a[2] in links and "mtu" in a[3]:
+            links[a[2]]["mtu"] = a[3]["mtu"]
+        elif op in ("add_addr", "del_addr") and a[1] == "ns" and a[2] in links:
+            addresses = links[a[2]]["addresses"]
+            if op == "add_addr":
+                addresses.add(a[3])
+            else:
+                addresses.discard(a[3])
+                if not has_v4(addresses):  # the kernel flushes the link's IPv4 routes with its last address
+                    present = [r for r in present if r["dev"] != a[2] or route_family(r) != 4]
+        elif op == "del_route" and a[1] in present:
+            present.remove(a[1])
+    present += [p[-1] for p in placed]
+    return dict(links=links, routes=present)
+
+
+def _reachable(route, dev, state):
+    """``route`` as the kernel takes it through link ``dev`` at ``state`` (_ns_state), with that dev
+    named when the kernel could otherwise put it on another link; None when it would not take it
+    there: ``dev`` is missing or down, has no IPv6 (MTU below 1280) for an IPv6 route, or the
+    route's gateway is in no subnet of ``dev`` (an address's, a route's without gateway), or another
+    link holds it more closely, or a route through a gateway at least as specific would take it."""
+    link = state["links"].get(dev)
+    family = route_family(route)
+    if link is None or not link["up"] or (family == 6 and (link["mtu"] or DEFAULT_MTU) < IPV6_MIN_MTU):
+        return None
+    if not route["gateway"]:
+        return route
+    gw = ipaddress.ip_address(route["gateway"])
+    if gw.version == 6 and gw.is_link_local:
+        return route if route["dev"] == dev else None
+    nets = [(ipaddress.ip_interface(a).network, name) for name, lk in state["links"].items()
+            for a in lk["addresses"]]
+    nets += [(_route_network(r), r["dev"]) for r in state["routes"] if r["dev"] and not r["gateway"]]
+    holding = [(n, d) for n, d in nets if n.version == gw.version and gw in n]
+    if not any(d == dev for _, d in holding):
+        return None
+    longest = max(n.prefixlen for n, _ in holding)
+    devs = {d for n, d in holding if n.prefixlen == longest}
+    if dev not in devs or any(r["gateway"] and route_family(r) == gw.version and gw in _route_network(r)
+                              and _route_network(r).prefixlen >= longest for r in state["routes"]):
+        return None
+    return route if route["dev"] or devs == {dev} else dict(route, dev=dev)
+
+
+def _liftable_address(actions, drop, route, dev, lifted):
+    """The index (from ``drop`` on, not in ``lifted``) of the add_addr that gives ``dev`` the subnet holding
+    ``route``'s gateway most closely, when it can come before ``drop``: not after a delete of the same
+    address in between (an IPv6 address whose prefix length changes). None otherwise."""
+    gw = ipaddress.ip_address(route["gateway"])
+    best, length = None, -1
+    for j in range(drop, len(actions)):
+        a = actions[j]
+        if a[0] == "add_addr" and a[1:3] == ("ns", dev) and j not in lifted:
+            net = ipaddress.ip_interface(a[3]).network
+            if net.version == gw.version and gw in net and net.prefixlen > length:
+                best, length = j, net.prefixlen
+    if best is None:
+        return None
+    ip = ipaddress.ip_interface(actions[best][3]).ip
+    if any(a[0] == "del_addr" and a[1:3] == ("ns", dev) and ipaddress.ip_interface(a[3]).ip == ip
+           for a in actions[drop:best]):
+        return None
+    return best
 
 
 def _auto_mtu(ports):
@@ -787,7 +968,9 @@ def plan_present(observed, wanted, keep=()):
     replaced at once, new ones are added, and only then are the routes that go deleted, so that a
     destination routed before and after always has a route (_plan_routes).
     Routes the kernel drops along with a link or an address change (_dropped_routes) are planned as
-    deleted first and added back, so that the plan is what happens.
+    deleted first and added back, so that the plan is what happens; when B routes their destination
+    through a link that A has and keeps, B's route is in place before that change instead, and A's are
+    deleted just before it (_before_drops, which names the cases where the kernel does not allow it).
     """
     name = wanted["name"]
     for inside, key in sorted(observed.get("ipv6_off", {}).items()):
@@ -810,8 +993,8 @@ def plan_present(observed, wanted, keep=()):
             raise ModelError(f"bridges: host link {bname} exists and is a {have['kind'] or 'plain link'}, "
                              "not a bridge")
     actions += [("pin_bridge_mac", b) for b in _unpinned_bridges(observed)]
-    routes_first, routes_last = _plan_routes(observed, wanted)
-    actions += routes_first
+    routes = _plan_routes(observed, wanted)
+    actions += [("del_route", r) for r in routes["first"]]
     mtus = _bridge_mtus(observed, wanted)
     _check_kept_mtus(observed, wanted, mtus)
     for bname, want in sorted(wanted["bridges"].items()):
@@ -887,7 +1070,8 @@ def plan_present(observed, wanted, keep=()):
                 if _declares(have, name) and b not in wanted["bridges"] and b not in emptied]
     actions[:] = _deletions_first(actions)
     _check_host_subnets(observed, set(wanted["bridges"]), actions, deleted | set(emptied))
-    actions += routes_last
+    actions[:] = _before_drops(actions, routes, observed, wanted)
+    actions += _routes_after(routes, wanted)
     return _with_sysctls(actions, observed, wanted["sysctls"], made)
 
 
