@@ -5,20 +5,26 @@ them and compile their plan on every call: more Python than the rest of the spaw
 call first takes a snapshot of its arguments (``snapshot``): a deep copy made of tuples, with the exact
 type of every value beside it, so that ``1`` and ``True``, a list and a tuple, a str and a subclass of
 str all differ. Equal snapshots are equal arguments, and the checks are a function of the arguments
-only, so an equal call would pass them again and compile the same plan: it reuses what the first one
-made (``prepare()``'s work: a private, frozen copy of the arguments, checked, with its plans).
+only, so an equal call would pass them again and compile the same plan: it reuses what was made for
+that snapshot (``prepare()``'s work: private arguments, checked, with their plans).
 
-Nothing can make a remembered spawn stale, as nothing it holds is the caller's: a caller who changes
-its ``attr`` afterwards makes a different snapshot. What is not remembered, and always takes the full
-path:
+What is remembered is a function of its snapshot alone: the arguments are rebuilt from the snapshot
+(``thaw``: immutable plain data, nobody else's), and those are checked and planned, never the
+caller's objects a second time. A caller whose own thread changes its ``attr`` while the call runs
+(after the snapshot) makes its own spawn see one or the other value, as any read of a changing
+object does; what it leaves behind for later equal calls, of any thread, is what the snapshot says.
+Nothing can make a remembered spawn stale either, as nothing it holds is the caller's: a caller who
+changes its ``attr`` afterwards makes a different snapshot. What is not remembered, and always takes
+the full path:
 - arguments with anything the snapshot does not know as plain data (an object with fileno(), a
-  callable, a path object, a subclass of a record or of str, a Mount or any other sandbox record);
+  callable, a path object, a subclass of a record or of str, a Mount or any other sandbox record, a
+  record with attributes beyond its fields or not in their order);
 - spawns whose checks read this process's state, not only the values: SysProcAttr.exec_fd (checked
   open) and use_landlock (landlock_fd checked to be a ruleset);
 - spawns that open anything in the parent (forkexec.opens_nothing: namespaces to join, the sandbox's
   sync socket, cgroup, Landlock ruleset).
 A spawn is remembered the second time its snapshot is seen, so that a caller whose every call differs
-pays for the snapshot only, not for the frozen copy too. At most SIZE spawns are remembered, the
+pays for the snapshot only, not for the rebuilt copy too. At most SIZE spawns are remembered, the
 oldest forgotten first.
 """
 
@@ -36,6 +42,7 @@ from .validate import SpawnArgs, check_attr, check_spawn
 SIZE = 64
 _ATOMS = frozenset({int, bool, str, bytes, type(None), CloneFlags})  # immutable, compared by value
 _RECORDS = frozenset({ProcAttr, SysProcAttr, SysProcIDMap, Credential})  # plain fields, in vars()
+_FIELDS = {kind: tuple(kind.__dataclass_fields__) for kind in _RECORDS}  # what vars() of one must hold
 _is_atom = _ATOMS.__contains__
 _is_false = False.__eq__  # operator.not_ for bools, without importing operator
 _SEEN = object()  # a snapshot seen once: remembered at its second sight
@@ -57,7 +64,10 @@ def snapshot(value: object) -> Snapshot:
     if kind is list or kind is tuple:
         items = tuple(value)  # type: ignore[call-overload]  # a list or tuple
     elif kind in _RECORDS:
-        items = tuple(vars(value).values())
+        fields = vars(value)
+        if tuple(fields) != _FIELDS[kind]:  # thaw() gives the items to the fields in their order
+            raise NotPlain(f"{kind.__name__} with other attributes than its fields, in their order")
+        items = tuple(fields.values())
     else:
         raise NotPlain(kind.__name__)
     types = tuple(map(type, items))
@@ -69,6 +79,21 @@ def snapshot(value: object) -> Snapshot:
         if type(item) is not tuple or item:  # an empty tuple is equal to nothing else: kept as is
             nested[i] = snapshot(item)
     return (kind, tuple(nested), types)
+
+
+def thaw(snap: Snapshot) -> Any:
+    """The value ``snap`` is the snapshot of, made anew: new lists, tuples and records (an equal
+    value of the same types, sharing nothing mutable with anyone)."""
+    if type(snap) is not tuple:
+        return snap  # an atom
+    kind, items, types = snap  # type: ignore[misc]  # a container's snapshot
+    values = [item if _is_atom(t) or (t is tuple and item == ()) else thaw(item)
+              for item, t in zip(items, types)]
+    if kind is list:
+        return values
+    if kind is tuple:
+        return tuple(values)
+    return kind(*values)  # a record: its fields in order (snapshot checked vars())
 
 
 def _frozen_copy(attr: ProcAttr, files: tuple[int, ...]) -> ProcAttr:
@@ -134,10 +159,16 @@ class CheckedSpawns(Generic[Plans]):
         if entry is None:  # first sight
             self._keep(key, _SEEN)
             return args, plans
-        frozen = checked_copy(args, attr)
-        checked = (frozen, self.plans(frozen))
-        self._keep(key, checked)
-        return checked
+        # kept: the checks and plans of the snapshot's own values, rebuilt, not of the caller's objects
+        # read again (its thread may change them meanwhile: the entry would say other values than its key)
+        try:
+            frozen = check_spawn(*map(thaw, key), is_plain=True)  # type: ignore[arg-type]  # 3 snapshots
+        except Exception:  # the snapshot's values fail a check the caller's passed: they
+            return args, plans  # were changed meanwhile; the next call with that snapshot is checked in full
+        frozen_plans = self.plans(frozen)
+        if frozen_plans is not None and not _checks_read_state(frozen):
+            self._keep(key, (frozen, frozen_plans))
+        return args, plans
 
     def _keep(self, key: Snapshot, entry: object) -> None:
         entries = self.entries

@@ -181,6 +181,68 @@ def test_a_snapshot_tells_types_and_nesting_apart() -> None:
             snap(not_plain)
 
 
+def test_a_snapshot_thaws_into_an_equal_value_of_the_same_types() -> None:
+    snap = checked_mod.snapshot
+    attr = ProcAttr(env=["A=1"], files=(0, 1, 2), dir=b"/", sys=SysProcAttr(
+        cloneflags=pf.CLONE_NEWUSER, uid_mappings=[SysProcIDMap(0, 0, 1)], credential=pf.Credential(0, 0, ()),
+        ambient_caps=[], hostname="h"))
+    for value in (attr, [["a", (1, True, ())], b"x"], ("x",), None, "s"):
+        thawed = checked_mod.thaw(snap(value))
+        assert snap(thawed) == snap(value) and thawed == value
+    assert checked_mod.thaw(snap(attr)).sys is not attr.sys  # made anew
+    extra = SysProcAttr()
+    extra.other = 1  # type: ignore[attr-defined]
+    reordered = SysProcAttr()
+    del reordered.chroot
+    reordered.chroot = ""  # the fields' values as before, in another order in vars()
+    for not_plain in (extra, reordered):
+        with pytest.raises(checked_mod.NotPlain, match="other attributes than its fields"):
+            snap(ProcAttr(sys=not_plain))
+
+
+@needs_root
+def test_what_is_remembered_is_what_the_snapshot_says_whatever_the_caller_changes_meanwhile() -> None:
+    """The caller's own thread flips its attr between the snapshot and the checks (a concurrent thread
+    of its does it at any moment, as sys.setprofile here at the exact one). The spawn remembered for the
+    snapshot (CLONE_NEWNET) must be a new network namespace for any later equal call, not the value the
+    caller's object held a moment later (none: the host's)."""
+    import sys
+
+    from pyforkexec import validate
+
+    host = os.readlink("/proc/self/ns/net")
+    argv = ["/bin/sh", "-c", "readlink /proc/self/ns/net"]
+    r, w = os.pipe()
+    mine = SysProcAttr(cloneflags=pf.CLONE_NEWNET)
+    attr = ProcAttr(files=[0, w, 2], sys=mine)
+    key = _key(argv[0], argv, attr)
+
+    def flip(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is validate.check_spawn.__code__ \
+                and frame.f_locals.get("attr") is attr:
+            mine.cloneflags = 0
+
+    try:
+        os.waitpid(pf.fork_exec(argv[0], argv, attr), 0)  # first sight: not remembered yet
+        assert os.read(r, 4096).strip().decode() != host
+        sys.setprofile(flip)
+        try:
+            os.waitpid(pf.fork_exec(argv[0], argv, attr), 0)  # remembered, the caller's attr changed
+        finally:
+            sys.setprofile(None)
+        assert mine.cloneflags == 0  # the flip did happen, after the snapshot
+        assert os.read(r, 4096).strip().decode() == host  # the caller's own spawn: what its check read
+        entry = checked_spawn.entries[key]
+        assert isinstance(entry, tuple) and entry[0].cloneflags & pf.CLONE_NEWNET
+        clean = ProcAttr(files=[0, w, 2], sys=SysProcAttr(cloneflags=pf.CLONE_NEWNET))
+        assert remembered(argv[0], argv, clean)
+        os.waitpid(pf.fork_exec(argv[0], argv, clean), 0)
+        assert os.read(r, 4096).strip().decode() != host
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 PAIRS = {"fork_exec": pf.fork_exec, "start_process": pf.start_process}
 
 
