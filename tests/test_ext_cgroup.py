@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -475,3 +476,89 @@ def test_kill_remaining_where_cgroup_kill_is_not_writable_is_refused(name: str) 
                 wait_for(lambda p=path: not cgroup_mod.members(p), "the cgroup to empty")
                 os.rmdir(path)
         shutil.rmtree(shared)
+
+
+def _leaving(name: str, marker: Path) -> process.Process:
+    """A process in cgroup ``name`` (kill_remaining) that leaves a sleep behind, its pid in ``marker``."""
+    return start_process("/bin/sh", ["sh", "-c", f"sleep 300 & echo $! > {marker}; exit 0"], ProcAttr(
+        sys=SysProcAttr(pidfd=True, cgroup=Cgroup(name, kill_remaining=True))))
+
+
+def _gone(marker: Path, path: str) -> None:
+    with contextlib.suppress(ValueError, OSError):
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+    wait_for(lambda: not _procs(path), "what the process left to go")
+    remove_cgroup(path)
+
+
+@pytest.mark.parametrize("call", ["wait", "poll"])
+def test_no_waiter_returns_before_the_cgroup_is_removed(name: str, tmp_path: Path, call: str) -> None:
+    """Two threads wait for one process with kill_remaining: the one that reaps it removes the cgroup
+    (held here at kill_members until the other returns, or for 3 s). The other must not return the
+    code while what the process left still runs in the cgroup: it waits for the removal, in poll()
+    too (it returned at once, the returncode set before the removal)."""
+    proc = _leaving(name, tmp_path / "pid")
+    path = os.path.join(root(), name)
+    cleaning, returned = threading.Event(), threading.Event()
+
+    def hold_the_removal(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is cgroup_mod.kill_members.__code__ and not cleaning.is_set():
+            cleaning.set()
+            returned.wait(3)
+
+    codes = []
+
+    def reaper() -> None:
+        sys.setprofile(hold_the_removal)
+        try:
+            codes.append(proc.wait())
+        finally:
+            sys.setprofile(None)
+
+    thread = threading.Thread(target=reaper)
+    thread.start()
+    try:
+        assert cleaning.wait(60), "the reaping thread never removed the cgroup"
+        code = proc.wait() if call == "wait" else proc.poll()
+        left = _procs(path) if os.path.exists(path) else None
+        returned.set()
+        thread.join(60)
+        assert code == 0 and codes == [0]
+        assert left is None, f"returned with the cgroup still there, holding {left}"
+    finally:
+        returned.set()
+        thread.join(60)
+        _gone(tmp_path / "pid", path)
+
+
+@pytest.mark.parametrize("interrupt", ["error", "sigint"])
+def test_a_removal_cut_short_is_finished_by_the_next_wait(name: str, tmp_path: Path, interrupt: str) -> None:
+    """The removal of the cgroup fails once (an error raised where it kills what is left), or a
+    Ctrl-C comes then: nothing is lost. The Ctrl-C waits for the removal's end; after the error, the
+    next wait() removes it (the handle was dropped before the removal: the sleep kept the cgroup)."""
+    proc = _leaving(name, tmp_path / "pid")
+    path = os.path.join(root(), name)
+    fired = []
+
+    def cut(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is cgroup_mod.kill_members.__code__ and not fired:
+            fired.append(True)
+            if interrupt == "sigint":
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                raise OSError(errno.EIO, "injected")
+
+    sys.setprofile(cut)
+    try:
+        with pytest.raises(KeyboardInterrupt if interrupt == "sigint" else OSError):
+            proc.wait()
+    finally:
+        sys.setprofile(None)
+    try:
+        assert fired
+        if interrupt == "sigint":
+            assert not os.path.exists(path)
+        assert proc.wait() == 0 and proc.poll() == 0
+        assert not os.path.exists(path), f"left: the cgroup, with {_procs(path)}"
+    finally:
+        _gone(tmp_path / "pid", path)

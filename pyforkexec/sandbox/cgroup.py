@@ -40,6 +40,7 @@ import fcntl
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -586,11 +587,18 @@ def prepare(spec: CgroupSpec) -> CgroupHandle:
 
 
 class CgroupProcess(Process):
-    """A Process whose cgroup (created by pyforkexec) is removed once the child has been reaped."""
+    """A Process whose cgroup (created by pyforkexec) is removed once the child has been reaped.
+
+    wait() and poll() return the return code only once the cgroup is removed (with kill_remaining,
+    once what the child left in it is killed): a thread that finds the child reaped while another
+    thread removes its cgroup waits for that removal to end (a few seconds at most: kill_members'
+    timeout), even in poll(). A removal that raised (in the thread that ran it) is left to do: the next
+    wait() or poll(), in any thread, runs it again, and raises its error in turn if it fails again."""
 
     def __init__(self, pid: int, pidfd: Optional[int], cgroup: CgroupHandle):
         self.cgroup_path = cgroup.path
         self._cgroup: Optional[CgroupHandle] = cgroup
+        self._removing = threading.Lock()  # held while the cgroup is removed: other waiters wait on it
         super().__init__(pid, pidfd)  # last: it makes the object the pid's owner (Process._owned)
 
     def _reap(self, options: int) -> Optional[int]:
@@ -609,10 +617,14 @@ class CgroupProcess(Process):
         self._cgroup = None  # the undone spawn removes it
 
     def _remove_cgroup(self) -> None:
-        with self._lock:
-            handle, self._cgroup = self._cgroup, None
-        if handle is not None:
-            handle.cleanup()
+        """Remove the cgroup once. The handle is dropped only after its cleanup returned: a cleanup
+        that raised is run again by the next waiter, and a waiter coming while another thread's
+        cleanup runs waits for it to end."""
+        with self._removing:
+            handle = self._cgroup
+            if handle is not None:
+                handle.cleanup()
+                self._cgroup = None
 
 
 def handover_record(proc: Process) -> Optional[dict[str, object]]:
