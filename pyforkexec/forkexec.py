@@ -15,10 +15,10 @@ import os
 import resource
 import signal
 import struct
-import threading
 from collections.abc import Sequence
 from typing import Callable, Optional, TypeVar, Union
 
+from ._forklock import FORK_LOCK  # Go's syscall.ForkLock: see _forklock.py
 from ._signals import SEIZE_TRIES, Hold, held, released, seize
 from .attrs import ProcAttr, SysProcAttr
 from .checked import CheckedSpawns
@@ -179,6 +179,8 @@ class _Spawn:
         self.cgroup: Optional[CgroupHandle] = None
         self.vanished: Optional[tuple[int, int]] = None  # (location, index) of a handshake the child missed
         self.handed: Optional[Process] = None  # the result made (process()), undone with the spawn
+        # Called once the child has its copies of the fds: start_process_then's, under FORK_LOCK
+        self.after_clone: Optional[Callable[[], None]] = None
 
     @property
     def path(self) -> str:
@@ -303,13 +305,6 @@ def _maps_handshake(spawn: _Spawn, pid: int, sys_attr: SysProcAttr, plan: Plan,
     spawn.close(map_fds[1])
 
 
-# Go's syscall.ForkLock: held by a spawn from its first fd to the close of the child's ends, and by
-# os.fork (at-fork hooks). A child that another thread forks meanwhile, and that does not exec (a
-# multiprocessing worker), would keep a copy of the error pipe's write end: the spawn, which learns
-# that its child exec'd by EOF on the pipe, would wait for that child to end.
-FORK_LOCK = threading.RLock()  # reentrant: a spawn's preparation may spawn (idmap's user namespace)
-os.register_at_fork(before=FORK_LOCK.acquire, after_in_parent=FORK_LOCK.release,
-                    after_in_child=FORK_LOCK.release)
 
 
 def _sync_handshake(spawn: _Spawn, fn: Callable[[int], None], parent_end: int) -> None:
@@ -383,6 +378,8 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
             spawn.close(err_w)  # the child has its own copy: EOF on err_r now means exec or exit
         if inputs.sync_fds[0] >= 0:
             spawn.close(inputs.sync_fds[0])  # the child's end of the sync socket: its exit is EOF
+        if spawn.after_clone is not None:
+            spawn.after_clone()  # the caller's own fds for the child (run()'s pipes), still under the lock
     if spawn.cgroup is not None:
         spawn.cgroup.close()  # the child is in it; the directory stays until it is reaped
     if plan.map_pipe:
@@ -466,6 +463,8 @@ def _run_alone(spawn: _Spawn, plan: Plan, files: tuple[int, ...]) -> None:
     """start_spawn for a plan of AlonePlans: one call clones, and returns once the child exec'd or failed
     (a failed child reaped already)."""
     spawn.clone(plan, files, -1)
+    if spawn.after_clone is not None:
+        spawn.after_clone()
     failure = spawn.finish()
     if failure is not None:
         raise spawn.fail(failure)
@@ -475,7 +474,7 @@ T = TypeVar("T")
 
 
 def _spawn_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[Plan], compile: Compiler,
-                   result: Callable[[_Spawn], T]) -> T:
+                   result: Callable[[_Spawn], T], after_clone: Optional[Callable[[], None]] = None) -> T:
     """The spawn of checked arguments, handed over as ``result`` makes it (_Spawn.pid_only or process).
     ``alone`` is its plan when AlonePlans made one (the spawn opens nothing), else None: start_spawn
     opens what it needs and compiles the plan with ``compile``.
@@ -488,6 +487,7 @@ def _spawn_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[Pla
     prepared spawn's Python)."""
     if alone is not None and not alone.flags & CLONE_PIDFD:
         spawn = _Spawn(args.path, args.argv, envp, None)
+        spawn.after_clone = after_clone
         hold = Hold()  # only for the undo: made here, as the except clause may call nothing before it
         try:
             _run_alone(spawn, alone, args.files)
@@ -497,6 +497,7 @@ def _spawn_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[Pla
             spawn.abort(hold)
             raise
     spawn = new_spawn(args, envp) if alone is None else _Spawn(args.path, args.argv, envp, None)
+    spawn.after_clone = after_clone
     hold = Hold()  # from before the first fd to the result in this frame: see _signals.py
     try:
         hold.start()
@@ -617,10 +618,11 @@ def fork_exec_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[
 
 
 def start_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[AlonePlans],
-                  compile: Compiler) -> Process:
-    """start_process of checked arguments, as fork_exec_checked."""
+                  compile: Compiler, after_clone: Optional[Callable[[], None]] = None) -> Process:
+    """start_process of checked arguments, as fork_exec_checked; ``after_clone`` see start_process_then."""
     _refuse_at_entry(args, process=True)
-    return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.process)
+    return _spawn_checked(args, envp, alone() if alone is not None else None, compile, _Spawn.process,
+                          after_clone)
 
 
 def alone_plans(args: SpawnArgs) -> Optional[AlonePlans]:
@@ -649,3 +651,14 @@ def start_process(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[
     args, alone = checked_spawn(argv0, argv, attr)
     envp = args.env if args.env is not None else environ_entries()
     return start_checked(args, envp, alone, compile_plan)
+
+
+def start_process_then(argv0: StrOrBytes, argv: Sequence[StrOrBytes], attr: Optional[ProcAttr],
+                       after_clone: Callable[[], None]) -> Process:
+    """start_process, calling ``after_clone()`` once the child exists and has its copies of the fds
+    (before any handshake or the wait for its execve), while the spawn holds FORK_LOCK: for a caller that
+    made fds for the child under FORK_LOCK (run()'s pipes) to close the child's ends and let the lock go
+    (_forklock.py). Not called if no child was made: the caller's own cleanup does it then."""
+    args, alone = checked_spawn(argv0, argv, attr)
+    envp = args.env if args.env is not None else environ_entries()
+    return start_checked(args, envp, alone, compile_plan, after_clone)

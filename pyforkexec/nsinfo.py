@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 
+from ._forklock import FORK_LOCK
 from ._signals import SEIZE_TRIES, Hold, block_ending, ending_blocked, held, seize
 from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
@@ -157,14 +158,15 @@ def run_in_namespaces(entries, func, *args):
     pid = 0
     hold = Hold()  # the undo's: made here, as the finally may call nothing before seizing it
     try:
-        with held(), ending_blocked():
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                _namespace_helper(r, w, entries, func, args)  # never returns
-        with held():  # closed and forgotten at once (a second close could hit a reused number)
-            os.close(w)
-            w = -1
+        with FORK_LOCK:  # no fork of another thread copies the write end, whose EOF we wait for
+            with held(), ending_blocked():
+                r, w = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    _namespace_helper(r, w, entries, func, args)  # never returns
+            with held():  # closed and forgotten at once (a second close could hit a reused number)
+                os.close(w)
+                w = -1
         with os.fdopen(r, "rb", closefd=False) as f:
             data = f.read()
         with held():

@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Optional, Union
 
+from ._forklock import FORK_LOCK
 from ._signals import SEIZE_TRIES, Hold, held, seize
 from .attrs import ProcAttr, SysProcAttr
 from .checks import check_bool, check_fileno, check_list, fail, to_bytes
-from .forkexec import start_process
+from .forkexec import start_process_then
 from .lookpath import find_program
 from .plain import plain
 from .process import Process, TimeoutExpired, check_timeout
@@ -154,6 +155,29 @@ def _open_streams(streams: Sequence[Optional[int]], parent: list[int], child: li
     return files
 
 
+class _ChildEnds:
+    """run()'s ``after_clone``: closes the child's ends of its streams and lets go the FORK_LOCK that
+    run() took before the first of them (_forklock.py), once: called by the spawn as soon as the child
+    has its copies, still under the lock (no fork of another thread copies them meanwhile), and by
+    run() after the spawn, whichever way it ended. (A plain os.fork() of another thread that runs no
+    at-fork hook, as one in a C extension, copies the ends still, as with subprocess.)"""
+
+    __slots__ = ("child", "locked")
+
+    def __init__(self, child: list[int]) -> None:
+        self.child = child
+        self.locked = False
+
+    def __call__(self) -> None:
+        try:
+            while self.child:
+                os.close(self.child.pop())
+        finally:
+            if self.locked:
+                self.locked = False
+                FORK_LOCK.release()
+
+
 def _close(fds: list[int], n: int) -> None:
     """Close ``fds[n]`` and forget it, both or neither: never twice (its number may be reused by then)."""
     with held():
@@ -260,6 +284,11 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     before anything is started. ``timeout`` follows Process.wait's rule (0 to threading.TIMEOUT_MAX
     seconds, or None): a negative, NaN or infinite one is a ValueError before the program starts,
     where subprocess.run starts the program and then times out at once on a negative one.
+
+    The child's ends of the pipes exist only under FORK_LOCK, which every fork's at-fork hooks wait
+    for: no child another thread forks (clone(fn), os.fork) keeps a copy. Ours stay: such a child
+    forked while ``input`` is fed keeps the stdin pipe open, and the child sees its EOF when that one
+    ends (as with subprocess).
     """
     # Each argument read once (plain.py): a check and the spawn then read the same values.
     argv, sys, cwd, input, timeout, stdin, stdout, stderr = (plain(v, n) for v, n in (
@@ -274,15 +303,17 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     # on: the cleanup in finally then runs whole, whichever way the try was left, and a signal that
     # came meanwhile is raised after it.
     hold = Hold()
+    ends = _ChildEnds(child)
     try:
         hold.start()
         try:
+            FORK_LOCK.acquire()  # until the child's ends are closed (_forklock.py)
+            ends.locked = True
             files = _open_streams(a.streams, parent, child)
             attr = ProcAttr(dir=a.cwd, env=a.env, files=files, sys=sys)  # type: ignore[arg-type]
-            proc = start_process(a.program, a.argv, attr)
+            proc = start_process_then(a.program, a.argv, attr, ends)
         finally:
-            while child:
-                os.close(child.pop())
+            ends()  # no child made (or the spawn failed before it called this): closed and let go here
         hold.stop()
         out, err = _communicate_or_kill(proc, parent, a, timeout, selector, hold)
         hold.start()
