@@ -4,12 +4,14 @@ at-fork hooks). A child that another thread forks meanwhile and that does not ex
 keep a copy of those ends: the end whose EOF tells a spawn that its child exec'd, or a pipe that
 run() reads to EOF, which would then wait for that other child's end.
 
-Holders: a spawn from its first fd to the close of the child's ends (forkexec.start_spawn), run()
-from its first pipe to the close of the child's ends (through the spawn's ``after_clone``), and
-nsinfo.run_in_namespaces around its pipe and fork. Never held while waiting for a child. A fork made
-with a fork of its own that runs no at-fork hook (a C extension calling fork(2)) still copies them,
-as it copies every fd of subprocess's. Reentrant: a spawn's preparation may spawn (idmap's user
-namespace), and a holder may fork (run_in_namespaces).
+Holders: a spawn from its first fd to the close of the child's ends (forkexec.start_spawn), and run()
+from its first pipe to the close of the child's ends (through the spawn's ``after_clone``). Never held
+while waiting for a child, nor across os.fork() or clone(fn): their at-fork hooks run in reverse order
+of registration, so another thread's fork may hold a later hook's lock (concurrent.futures' shutdown
+lock) while it waits for this one, and a fork under this one would wait for that lock
+(nsinfo.run_in_namespaces reads its result by length instead of to EOF). A fork made with a fork of
+its own that runs no at-fork hook (a C extension calling fork(2)) still copies them, as it copies
+every fd of subprocess's. Reentrant: a spawn's preparation may spawn (idmap's user namespace).
 """
 
 import os

@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 
-from ._forklock import FORK_LOCK
 from ._signals import SEIZE_TRIES, Hold, block_ending, ending_blocked, held, seize
 from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
@@ -158,17 +157,19 @@ def run_in_namespaces(entries, func, *args):
     pid = 0
     hold = Hold()  # the undo's: made here, as the finally may call nothing before seizing it
     try:
-        with FORK_LOCK:  # no fork of another thread copies the write end, whose EOF we wait for
-            with held(), ending_blocked():
-                r, w = os.pipe()
-                pid = os.fork()
-                if pid == 0:
-                    _namespace_helper(r, w, entries, func, args)  # never returns
-            with held():  # closed and forgotten at once (a second close could hit a reused number)
-                os.close(w)
-                w = -1
-        with os.fdopen(r, "rb", closefd=False) as f:
-            data = f.read()
+        # Not under FORK_LOCK: os.fork() runs the at-fork hooks, and another thread's fork that took a
+        # hook's lock registered after FORK_LOCK's (concurrent.futures' shutdown lock...) would wait
+        # for FORK_LOCK while this fork waits for that lock. So the write end may be copied into such
+        # a child: the result is read by its length, not to an EOF that child could delay.
+        with held(), ending_blocked():
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                _namespace_helper(r, w, entries, func, args)  # never returns
+        with held():  # closed and forgotten at once (a second close could hit a reused number)
+            os.close(w)
+            w = -1
+        data = _read_result(r)
         with held():
             _, status = os.waitpid(pid, 0)
             pid = 0
@@ -215,10 +216,31 @@ def _namespace_helper(r, w, entries, func, args):
         else:
             payload = (False, (type(e).__name__, None, str(e), None))
     try:
+        data = pickle.dumps(payload)
         with os.fdopen(w, "wb") as f:
-            pickle.dump(payload, f)
+            f.write(len(data).to_bytes(8, "little") + data)
     finally:
         os._exit(0)
+
+
+def _read_result(r):
+    """The helper's result: its 8-byte length, then that many bytes; b"" if the pipe ends first (the
+    helper died). Reads no further than the result, so a copy of the write end elsewhere never delays
+    it; only a helper that dies without one waits for every copy to close."""
+    with os.fdopen(r, "rb", buffering=0, closefd=False) as f:
+        head = _read_exactly(f, 8)
+        return _read_exactly(f, int.from_bytes(head, "little")) if len(head) == 8 else b""
+
+
+def _read_exactly(f, n):
+    parts, left = [], n
+    while left:
+        part = f.read(left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def socket_in(path, kind, family, type_, proto=0):
