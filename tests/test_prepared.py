@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 import pytest
 import test_property_api as prop_api
 import test_signal_injection as inject
+from helpers.caches import forget_plans
 from helpers.leaks import assert_unchanged, snapshot
 from helpers.marks import needs_root
 from hypothesis import given, settings
@@ -244,7 +245,8 @@ def test_start_inherits_the_environment_of_prepare_time(monkeypatch: pytest.Monk
 def test_every_signal_point_of_a_prepared_spawn_loses_nothing() -> None:
     """test_signal_injection's sweep, at every bytecode of the prepared vfork path."""
     prepared = pf.prepare(TRUE, ["true"], ProcAttr(files=[0, 1, 2]))
-    counts = inject._sweep(prepared.fork_exec, inject._reap_pid, (signal.SIGINT,), opcodes=True)
+    counts = inject._sweep(prepared.fork_exec, inject._reap_pid, (signal.SIGINT,), opcodes=True,
+                           forget=lambda: forget_plans(prepared))
     assert counts["raised"] > 0
 
 
@@ -254,7 +256,7 @@ def test_every_signal_point_of_a_prepared_start_with_maps_loses_nothing(
     hands back to be waited on once it returned)."""
     monkeypatch.setattr(inject, "PUBLIC", inject.PUBLIC | {"start"})
     prepared = pf.prepare(TRUE, ["true"], ProcAttr(files=[0, 1, 2], sys=inject._userns(pidfd=True)))
-    counts = inject._sweep(prepared.start, inject._wait, signals)
+    counts = inject._sweep(prepared.start, inject._wait, signals, forget=lambda: forget_plans(prepared))
     assert counts["raised"] > 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dis
+import gc
 import os
 import random
 import signal
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
+from helpers.caches import forget_checked_spawns, forget_plans
 from helpers.leaks import differences, snapshot
 
 import pyforkexec as fe
@@ -37,7 +39,10 @@ pytestmark = pytest.mark.timeout(900)
 
 PACKAGE = str(Path(fe.__file__).parent)
 # Python runs a signal handler where its eval loop checks (after a call, at a backward jump, at a
-# function's start), never just before a return: a tracer that raises there would be testing itself.
+# function's start), never just before a return, nor at an instruction of no line (those Python adds
+# around an except clause: PUSH_EXC_INFO, which saves the exception being handled, and the COPY,
+# POP_EXCEPT, RERAISE that restore it; an exception a tracer raises there leaves the caller handling
+# the one the clause caught, sys.exc_info() stale): a tracer that raises there would be testing itself.
 PUBLIC = {"fork_exec", "start_process", "run", "start"}  # what the tests call (start: Prepared.start); their
 # results are the caller's
 RETURNS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap}
@@ -61,20 +66,23 @@ def sigterm_raises() -> Iterator[None]:
 
 
 def _traced(call: Callable[[], Any], at: int, signals: tuple[int, ...], opcodes: bool,
-            returned: list[Any]) -> int:
+            returned: list[Any], fired: Optional[list[int]] = None) -> int:
     """Run ``call`` with ``signals`` sent at event ``at`` (0: never) of pyforkexec's frames; what the
     outermost pyforkexec frame returns is appended to ``returned`` as it returns (a handler may
     still raise in the caller's frame before the caller could store it, and the test must reap it).
-    Returns the number of events seen; the call's exception propagates."""
+    ``at`` is appended to ``fired`` once the signals are sent. Returns the number of events seen; the
+    call's exception propagates."""
     seen = 0
 
     def local(frame: Any, event: str, arg: object) -> Any:
         nonlocal seen
-        if event == "opcode" and frame.f_code.co_code[frame.f_lasti] in RETURNS:
+        if event == "opcode" and (frame.f_code.co_code[frame.f_lasti] in RETURNS or frame.f_lineno is None):
             return local  # no handler runs there (only a tracer could raise): not a point
         if event in ("line", "opcode"):
             seen += 1
             if seen == at:
+                if fired is not None:
+                    fired.append(at)
                 for sig in signals:
                     os.kill(os.getpid(), sig)
         elif event == "return" and frame.f_code.co_name in PUBLIC and arg is not None:
@@ -97,46 +105,122 @@ def _traced(call: Callable[[], Any], at: int, signals: tuple[int, ...], opcodes:
     return seen
 
 
+Kept = Callable[[list[BaseException]], list[str]]  # drops the exceptions a sweep kept: what that did wrong
+
+
+def _drop(raised: list[BaseException]) -> list[str]:
+    """The default ``kept`` of _sweep: the kept exceptions dropped and collected."""
+    raised.clear()
+    gc.collect()
+    return []
+
+
 def _sweep(call: Callable[[], Any], release: Callable[[Any], None], signals: tuple[int, ...],
-           opcodes: bool = False, cgroup_roots: tuple[str, ...] = (),
-           kept: Optional[Callable[[list[BaseException]], list[str]]] = None) -> dict[str, int]:
-    """Inject at every event of ``call``; check the invariants after each. Returns counts. ``kept``:
-    the call's exceptions are kept (their tracebacks, with every frame's locals, alive past the
-    snapshot, as a REPL's sys.last_value keeps them) and handed to ``kept``, which drops them and
-    returns what their collection did wrong."""
+           opcodes: bool = False, cgroup_roots: tuple[str, ...] = (), kept: Kept = _drop,
+           forget: Callable[[], bool] = forget_checked_spawns, stride: int = 1) -> dict[str, int]:
+    """Inject at every event of ``call``, cold and warm; check the invariants after each. Returns counts.
+
+    A call's later runs are shorter than its first: fork_exec and start_process remember a spawn's
+    checks and plans at its second sight (pyforkexec/checked.py), a Prepared its plan. ``forget()``
+    forgets them, returning whether there was anything to forget. The COLD path is swept with them
+    forgotten before each injection (a first call's: every check, the plan compiled), the WARM path
+    with them remembered (the call ran twice first: a hot loop's path); a call that nothing
+    remembers has one path, swept once. A point counts only if its signals were sent: a sweep whose
+    points outran its path fails instead of passing. (A path's length is its shortest of three runs:
+    a loop that waits for the child may turn once more. A point whose signals were not sent, a
+    shorter run's, is tried again, up to three times.) ``stride`` (or PFE_INJECT_STRIDE, the larger)
+    samples the points.
+
+    After each point: what the call returned is released, the call's exceptions (kept, with their
+    tracebacks, alive past the snapshot, as a REPL's sys.last_value keeps them) are handed to
+    ``kept``, which drops them and returns what their collection did wrong, nothing may have
+    reached sys.unraisablehook (a finalizer's exception, dropped by Python), and the caller handles
+    no exception (sys.exc_info())."""
     returned: list[Any] = []
-    raised: list[BaseException] = []
-    total = _traced(call, 0, (), opcodes, returned)
-    for result in returned:
-        release(result)
-    assert total > 10, "the tracer saw no pyforkexec frames"
-    counts = {"events": total, "raised": 0, "returned": 0}
-    for at in range(1, total + 1, STRIDE):
-        before = snapshot(cgroup_roots)
+    unraisable: list[Any] = []
+    counts = {"points": 0, "fired": 0, "raised": 0, "returned": 0}
+    stride = max(stride, STRIDE)
+
+    def run(reset: Optional[Callable[[], object]]) -> int:
+        if reset is not None:
+            reset()
         returned.clear()
-        raised.clear()
-        calling = True
-        for _ in range(4):  # the call, then any signal still pending: each raises at most once
-            try:
-                if calling:
-                    calling = False
-                    _traced(call, at, signals, opcodes, returned)
-                len(())  # a call: a handler still pending runs here at the latest
-                break
-            except (KeyboardInterrupt, Injected) as e:
-                if kept is not None:
-                    raised.append(e)
-                continue
-        counts["returned" if returned else "raised"] += 1
+        total = _traced(call, 0, (), opcodes, returned)
         for result in returned:
             release(result)
-        # Mount-table lines are left out: the table is the machine's, and other tests' netns mounts
-        # come and go in it; none of these calls mounts anything (test_fail_closed checks that).
-        diff = [d for d in differences(before, snapshot(cgroup_roots)) if not d.startswith("mounts:")]
-        if kept is not None:
-            diff += kept(raised)
-        assert not diff, f"signals {signals} at event {at} of {total}: " + "; ".join(diff)
+        return total
+
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    gc.collect()
+    gc.freeze()  # the test session's objects: each point's collection then only looks at the sweep's own
+    try:
+        forget()
+        run(None), run(None)  # first sight, second: from the third call on, the spawn is remembered
+        paths: list[tuple[str, Optional[Callable[[], object]]]] = [("warm", None)]
+        if forget():
+            paths.insert(0, ("cold", forget))
+        else:
+            paths = [("the one path", None)]
+        for name, reset in paths:
+            total = min(run(reset) for _ in range(3))
+            counts[f"{name} events"] = total
+            _sweep_path(name, call, release, signals, opcodes, cgroup_roots, kept, reset, total, stride,
+                        unraisable, counts)
+    finally:
+        gc.unfreeze()
+        sys.unraisablehook = old_hook
+    assert counts["fired"] == counts["points"] > 0, counts
     return counts
+
+
+def _sweep_path(name: str, call: Callable[[], Any], release: Callable[[Any], None], signals: tuple[int, ...],
+                opcodes: bool, cgroup_roots: tuple[str, ...], kept: Kept,
+                reset: Optional[Callable[[], object]], total: int, stride: int, unraisable: list[Any],
+                counts: dict[str, int]) -> None:
+    """One path of _sweep: its points 1, 1 + stride, ... up to ``total``; ``reset`` before each call."""
+    assert total > 10, f"the tracer saw no pyforkexec frames ({name})"
+    returned: list[Any] = []
+    raised: list[BaseException] = []
+    fired: list[int] = []
+    for at in range(1, total + 1, stride):
+        counts["points"] += 1
+        for _ in range(3):  # tried again while a shorter run ended before the point
+            if reset is not None:
+                reset()
+            before = snapshot(cgroup_roots)
+            returned.clear()
+            fired.clear()
+            calling = True
+            for _ in range(4):  # the call, then any signal still pending: each raises at most once
+                try:
+                    if calling:
+                        calling = False
+                        _traced(call, at, signals, opcodes, returned, fired)
+                    len(())  # a call: a handler still pending runs here at the latest
+                    break
+                except (KeyboardInterrupt, Injected) as e:
+                    raised.append(e)
+                    continue
+            for result in returned:
+                release(result)
+            # Mount-table lines are left out: the table is the machine's, and other tests' netns mounts
+            # come and go in it; none of these calls mounts anything (test_fail_closed checks that).
+            diff = [d for d in differences(before, snapshot(cgroup_roots)) if not d.startswith("mounts:")]
+            diff += kept(raised)
+            diff += [f"unraisable in {u.object!r}: {u.exc_type.__name__}: {u.exc_value}" for u in unraisable]
+            unraisable.clear()
+            if sys.exc_info()[1] is not None:
+                diff.append(f"the caller is left handling {sys.exc_info()[1]!r}")
+            assert not diff, f"signals {signals} at event {at} of {total} ({name}): " + "; ".join(diff)
+            if fired:
+                break
+        if fired:
+            counts["fired"] += 1
+            counts["returned" if returned else "raised"] += 1
+        else:
+            pytest.fail(f"signals {signals} at event {at} of {total} ({name}): never sent in three runs: the "
+                        "call took a shorter path than its measure")
 
 
 def _reap_pid(pid: int) -> None:
@@ -194,7 +278,8 @@ def test_spawn_without_a_hold_every_opcode(directory: Optional[str], sigs: str) 
             prepared.fork_exec()
         return None
 
-    counts = _sweep(call, _reap_pid if directory is None else _no_release, SIGNAL_SETS[sigs], opcodes=True)
+    counts = _sweep(call, _reap_pid if directory is None else _no_release, SIGNAL_SETS[sigs], opcodes=True,
+                    forget=lambda: forget_plans(prepared))
     assert counts["raised"] > 0
 
 
@@ -215,15 +300,11 @@ def test_start_process_without_a_hold_leaves_no_process_owning_the_pid(
     (a REPL's sys.last_value), ran waitid on the reaped pid when collected and could put it in
     _active, to be reaped by number later (by then maybe another child of ours). Every line: nothing
     reaches sys.unraisablehook, and the kept traceback's collection waits for, signals and queues
-    nothing."""
-    import gc
-
+    nothing (the sweep checks sys.unraisablehook after each point)."""
     from pyforkexec import process
 
     attr = fe.ProcAttr(files=[0, 1, 2], sys=_userns())
     prepared = fe.prepare(TRUE, ["true"], attr)
-    unraisable: list[Any] = []
-    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     acted: list[str] = []
     collecting = [False]
 
@@ -241,21 +322,18 @@ def test_start_process_without_a_hold_leaves_no_process_owning_the_pid(
         acted.clear()
         collecting[0] = True
         try:
-            raised.clear()
-            gc.collect()
+            _drop(raised)
         finally:
             collecting[0] = False
         problems = [f"the collection of a kept traceback called {call}" for call in acted]
-        problems += [f"unraisable in {u.object!r}: {u.exc_type.__name__}: {u.exc_value}" for u in unraisable]
         problems += [f"left in _active: {proc!r}" for proc in process._active]
-        unraisable.clear()
         process._active.clear()
         return problems
 
-    call = (lambda: fe.start_process(TRUE, ["true"], attr)) if entry == "start_process" else prepared.start
-    for _ in range(2):  # the arguments' checks are cached from the second call: sweep the calls after it
-        call().wait()
-    counts = _sweep(call, _wait, signals, kept=collect)
+    if entry == "start_process":
+        counts = _sweep(lambda: fe.start_process(TRUE, ["true"], attr), _wait, signals, kept=collect)
+    else:
+        counts = _sweep(prepared.start, _wait, signals, kept=collect, forget=lambda: forget_plans(prepared))
     assert counts["raised"] > 0
 
 
