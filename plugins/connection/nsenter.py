@@ -25,8 +25,11 @@ description:
     default a target with none of its own mount, net, pid or ipc namespace (a user namespace alone), is
     refused, as the task would run on the host.
   - None of those files stays open in a command; a command interrupted (the task's C(timeout),
-    a Ctrl-C) is killed with what it started (not what left for a session of its own). A file put or
-    fetched replaces the destination only once it came whole.
+    a Ctrl-C) is killed with what it started (not what left for a session or process group of its
+    own), even one that ignores SIGINT. Each command runs in a process group of its own, which a
+    small guard process (Python's standard library alone) sends SIGTERM, then SIGKILL a few seconds
+    later, once Ansible's worker is gone. A file put or fetched replaces the destination only once it
+    came whole.
   - Ansible's remote temporary directory defaults to the target's own C(/tmp) (inside its mount namespace)
     instead of C(~/.ansible/tmp), which root mapped into a user namespace, or a read-only root, cannot
     write. Set C(ansible_remote_tmp) (or C(remote_tmp) in C(ansible.cfg)) to choose another one.
@@ -121,6 +124,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
@@ -133,6 +137,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.ns_target imp
     NotIsolated,
     TargetGone,
 )
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import nsenter_guard
 
 display = Display()
 
@@ -240,12 +245,15 @@ class Connection(ConnectionBase):
             raise AnsibleConnectionFailure(f"nsenter: {e}: nothing runs in its place") from None
         argv = self._argv(cmd)
         display.vvv(f"EXEC {argv}", host=self.get_option("remote_addr"))
+        # nsenter runs under nsenter_guard, in a process group of its own that the guard kills once
+        # this worker is gone: Ansible's worker, on a Ctrl-C, only passes SIGINT on to its own group
+        # and exits (no exception runs here then), which a command ignoring SIGINT would outlive in
+        # the target. nsenter opens the files through this process's /proc entry (Captured.options),
+        # so that none of them stays open in the command, holding the target's namespaces after the
+        # play.
+        guard = [sys.executable, "-I", "-S", nsenter_guard.__file__, str(os.getpid()), *argv]
         with affinity.of_process(self.pid):
-            # In this worker's process group, which Ansible's worker kills on a Ctrl-C before it exits
-            # (no exception runs here then). nsenter opens the files through this process's /proc
-            # entry (Captured.options), so that none of them stays open in the command, holding the
-            # target's namespaces after the play.
-            return subprocess.Popen([to_bytes(a, errors="surrogate_or_strict") for a in argv], stdin=stdin,
+            return subprocess.Popen([to_bytes(a, errors="surrogate_or_strict") for a in guard], stdin=stdin,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     @staticmethod
