@@ -29,7 +29,7 @@ description:
     own), even one that ignores SIGINT. Each command runs in a process group of its own, which a
     small guard process (Python's standard library alone) sends SIGTERM, then SIGKILL a few seconds
     later, once Ansible's worker is gone. A file put or fetched replaces the destination only once it
-    came whole.
+    came whole, and an interrupted transfer leaves no part of it behind.
   - Ansible's remote temporary directory defaults to the target's own C(/tmp) (inside its mount namespace)
     instead of C(~/.ansible/tmp), which root mapped into a user namespace, or a read-only root, cannot
     write. Set C(ansible_remote_tmp) (or C(remote_tmp) in C(ansible.cfg)) to choose another one.
@@ -119,6 +119,7 @@ EXAMPLES = r"""
 """
 
 import contextlib
+import errno
 import os
 import shlex
 import shutil
@@ -181,6 +182,71 @@ def _umask():
     """This process's umask, as /proc shows it (os.umask can only read it by changing it)."""
     with open("/proc/self/status") as f:
         return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+
+
+class _Part:
+    """The new file a fetch writes, which takes the place of ``dest`` once it came whole (``install``):
+    a transfer that fails, or is interrupted, leaves the destination as it was, and nothing else.
+
+    An anonymous file in ``dest``'s directory (O_TMPFILE), which vanishes with this process however it
+    ends (Ansible's worker leaves on a Ctrl-C by os._exit: no exception, no ``finally``), linked in only
+    once whole. Where the filesystem has no O_TMPFILE, a named file beside the destination, removed on
+    an exception (one a Ctrl-C leaves behind)."""
+
+    def __init__(self, dest):
+        self.dest = dest
+        self.dir = os.path.dirname(dest) or b"."
+        self.name = None  # the named file's, without O_TMPFILE
+        try:
+            self.fd = os.open(self.dir, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR):  # EISDIR: a kernel without O_TMPFILE
+                raise
+            self.fd, self.name = tempfile.mkstemp(prefix=b".nsenter-fetch-", dir=self.dir)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        os.close(self.fd)
+        if kind is not None and self.name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.name)
+
+    def install(self):
+        """Give the file the destination's name, with the mode a new file gets here (0666 less the
+        umask): linked there, or, the name being taken, linked under a temporary name that then
+        replaces it (rename: atomic)."""
+        os.fchmod(self.fd, 0o666 & ~_umask())
+        if self.name is not None:
+            os.replace(self.name, self.dest)
+            return
+        # linkat(AT_SYMLINK_FOLLOW) of the fd's /proc link: os.link uses it only given a directory fd
+        # (plain link(2) would link the /proc link itself: EXDEV).
+        anonymous, base = f"/proc/self/fd/{self.fd}", os.path.basename(self.dest)
+        at = os.open(self.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            try:
+                os.link(anonymous, base, dst_dir_fd=at, follow_symlinks=True)
+                return
+            except FileExistsError:
+                pass
+            for _attempt in range(100):
+                name = f".nsenter-fetch-{os.urandom(6).hex()}".encode()
+                try:
+                    os.link(anonymous, name, dst_dir_fd=at, follow_symlinks=True)
+                except FileExistsError:
+                    continue
+                try:
+                    os.replace(name, base, src_dir_fd=at, dst_dir_fd=at)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=at)
+                    raise
+                return
+            raise FileExistsError(errno.EEXIST, "no temporary name is free", self.dir)
+        finally:
+            os.close(at)
 
 
 class Connection(ConnectionBase):
@@ -302,15 +368,13 @@ class Connection(ConnectionBase):
         super().fetch_file(in_path, out_path)
         in_path = self._absolute(in_path)
         display.vvv(f"FETCH {in_path} TO {out_path}", host=self.get_option("remote_addr"))
-        # Into a new file beside the destination, which takes its place once the whole file came: a
-        # transfer that fails leaves the destination as it was, and nothing else.
         dest = to_bytes(out_path, errors="surrogate_or_strict")
         try:
-            fd, part = tempfile.mkstemp(prefix=b".nsenter-fetch-", dir=os.path.dirname(dest) or b".")
+            part = _Part(dest)
         except OSError as e:
             raise AnsibleError(f"failed to transfer {in_path} to {out_path}: {to_native(e)}") from e
-        try:
-            with os.fdopen(fd, "wb") as dst:
+        with part:
+            with os.fdopen(part.fd, "wb", closefd=False) as dst:
                 p = self._popen(f"dd if={shlex.quote(in_path)} bs={BUFSIZE}")
                 try:
                     shutil.copyfileobj(p.stdout, dst, BUFSIZE)
@@ -319,12 +383,7 @@ class Connection(ConnectionBase):
             if p.returncode != 0:
                 raise AnsibleError(f"failed to transfer {in_path} to {out_path}:\n{to_native(stdout)}\n"
                                    f"{to_native(stderr)}")
-            os.chmod(part, 0o666 & ~_umask())
-            os.replace(part, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(part)
-            raise
+            part.install()
 
     def close(self):
         super().close()

@@ -146,6 +146,37 @@ def test_a_command_that_traps_sigint_dies_with_the_worker(kind, request):
     assert until_none_hold(f"sleep {tag}") == [], "left running"
 
 
+def test_an_interrupted_fetch_leaves_nothing_in_the_destination(target, tmp_path):
+    """A Ctrl-C while a file is fetched (the worker exits, no exception runs): the destination
+    directory is as it was, no part file in it, and dd is not left reading in the target."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "kept").write_text("precious\n")
+    fifo = tmp_path / f"fifo-{os.getpid()}"
+    os.mkfifo(fifo)
+    feed = os.open(fifo, os.O_RDWR)  # never ends: dd keeps reading
+    try:
+        os.write(feed, b"x" * 4096)
+
+        def fetch():
+            conn = connect(target.pid)
+            conn.fetch_file(str(fifo), str(dest / "kept"))
+
+        def midway():  # dd reads, and what it read has had the time to reach the worker
+            if not runs(f"if={fifo}", "dd"):
+                return False
+            time.sleep(0.2)
+            return True
+
+        status = as_a_worker(fetch, midway)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT
+        assert until_none_hold(f"if={fifo}") == [], "dd left running"
+    finally:
+        os.close(feed)
+    assert sorted(p.name for p in dest.iterdir()) == ["kept"]
+    assert (dest / "kept").read_text() == "precious\n"
+
+
 class Interrupted(Exception):
     """What the test's signal handler raises in the middle of communicate() (a task's timeout does)."""
 
@@ -214,9 +245,15 @@ def test_a_failed_fetch_leaves_the_destination_as_it_was(target, tmp_path):
         with pytest.raises(AnsibleError):
             conn.fetch_file("/etc/hostname", str(tmp_path / "no-such-dir" / "x"))
         conn.fetch_file("/etc/hostname", str(tmp_path / "hostname"))
+        (tmp_path / "hostname").write_text("replaced\n")
+        conn.fetch_file("/etc/hostname", str(tmp_path / "hostname"))  # over an existing file
     finally:
         conn.close()
     assert kept.read_text() == "precious\n"
+    assert (tmp_path / "hostname").read_text() != "replaced\n"
+    umask = os.umask(0o22)
+    os.umask(umask)
+    assert (tmp_path / "hostname").stat().st_mode & 0o7777 == 0o666 & ~umask
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hostname", "kept", "small"]  # no part file
 
 
