@@ -803,14 +803,80 @@ def test_a_route_whose_link_goes_moves_to_a_kept_link_before_it_goes(wanted):
         "default via 10.42.0.1 dev eth1"]
 
 
-def test_a_route_whose_new_link_is_there_only_after_the_old_one_goes_keeps_the_order(wanted):
-    """eth0 and eth1 trade host names (both pairs are made again) and 10.9.0.0/16 stays on eth0: the new
-    eth0 is there only once the old one is gone, so A's routes are deleted first and B's added last."""
-    eth0, eth1 = dict(SIMPLE["veths"][0], peer="veth-web1"), dict(ETH1, peer="veth-web")
-    options = dict(SIMPLE, veths=[eth0, eth1], routes=[dict(dst="10.9.0.0/16", gateway="10.42.0.1")])
-    actions = lines(m.plan_present(two_veths(), wanted(**options)))
-    assert actions[:4] == ["del_route default via 10.42.0.1 dev eth0",
-                           "del_route 10.9.0.0/16 via 10.42.0.1 dev eth0",
-                           "del_veth veth-web", "del_veth veth-web1"]
-    assert sorted(actions[-2:]) == ["add_route 10.9.0.0/16 via 10.42.0.1",
-                                    "add_route default via 10.42.0.1"]
+def traded(eth0_peer, eth1_peer, **eth1):
+    """two_veths()'s topology (10.9.0.0/16 kept) with the host ends of eth0 and eth1 named anew."""
+    eth0, eth1 = dict(SIMPLE["veths"][0], peer=eth0_peer), dict(ETH1, peer=eth1_peer, **eth1)
+    return dict(SIMPLE, veths=[eth0, eth1], routes=[dict(dst="10.9.0.0/16", gateway="10.42.0.1")])
+
+
+def test_a_host_name_freed_by_a_rename_is_taken_by_another_rename_after_it(wanted):
+    """eth1's host end veth-web1 becomes veth-new and eth0's takes veth-web1: the plan was refused
+    ("host link veth-web1 exists and was not made by pyforkexec"), the name counted as taken though the
+    same plan frees it. Renamed in place, each once its new name is free."""
+    actions = m.plan_present(two_veths(), wanted(**traded("veth-web1", "veth-new")))
+    assert lines(actions) == ["rename_veth veth-web1 veth-new", "rename_veth veth-web veth-web1"]
+    after = m.simulate(two_veths(), wanted(**traded("veth-web1", "veth-new")), actions)
+    assert {k: v["peer"] for k, v in after["veths"].items()} == {"eth0": "veth-web1", "eth1": "veth-new"}
+
+
+def test_a_new_veth_takes_a_host_name_a_rename_frees(wanted):
+    """A new veth (dmz0, planned before eth0) takes the name eth0's host end leaves: made after it."""
+    options = copy.deepcopy(SIMPLE)
+    options["veths"][0]["peer"] = "veth-new"
+    options["veths"].append(dict(name="dmz0", peer="veth-web", addresses=["10.44.0.2/24"]))
+    actions = lines(m.plan_present(converged(), wanted(**options)))
+    assert "del_veth veth-web" not in actions
+    assert actions.index("rename_veth veth-web veth-new") < actions.index("create_veth dmz0 veth-web")
+
+
+def test_two_veths_trading_host_names_are_renamed_through_a_temporary_name(wanted):
+    """eth0 and eth1 trade host names: both pairs were made again, their addresses and routes (here
+    10.9.0.0/16 through eth0) gone for a moment. Renamed in place, one of them through a free temporary
+    name (IFNAMSIZ), the inside links kept with all they have."""
+    actions = m.plan_present(two_veths(), wanted(**traded("veth-web1", "veth-web")))
+    assert [a[0] for a in actions] == ["rename_veth"] * 3, lines(actions)
+    temp = actions[0][2]
+    assert actions == [("rename_veth", "veth-web", temp), ("rename_veth", "veth-web1", "veth-web"),
+                       ("rename_veth", temp, "veth-web1")]
+    assert m._ifname("temp", temp) and temp not in two_veths()["host_links"]
+    # a converge cut short (SIGKILL) leaves the host end under that name, with the alias that makes it
+    # ours: the next one renames it on
+    left = two_veths()
+    left["host_links"][temp] = left["host_links"].pop("veth-web")
+    left["host_links"]["veth-web"] = left["host_links"].pop("veth-web1")
+    left["veths"]["eth0"]["peer"], left["veths"]["eth1"]["peer"] = temp, "veth-web"
+    assert lines(m.plan_present(left, wanted(**traded("veth-web1", "veth-web")))) == [
+        f"rename_veth {temp} veth-web1"]
+
+
+def test_a_temporary_name_of_a_trade_is_not_one_the_host_has(wanted):
+    """The first temporary name the plan would pick for a trade is taken on the host: another one."""
+    state = two_veths()
+    first = m.plan_present(state, wanted(**traded("veth-web1", "veth-web")))[0][2]
+    state["host_links"][first] = None
+    actions = m.plan_present(state, wanted(**traded("veth-web1", "veth-web")))
+    assert actions[0][2] not in state["host_links"] and len(actions) == 3
+    assert m.simulate(state, wanted(**traded("veth-web1", "veth-web")), actions)["veths"]["eth0"]["peer"] \
+        == "veth-web1"
+
+
+def test_a_host_name_held_by_a_link_not_ours_is_still_refused(wanted):
+    state = two_veths()
+    state["host_links"]["veth-new"] = None
+    with pytest.raises(m.ModelError, match="host link veth-new exists and was not made by pyforkexec"):
+        m.plan_present(state, wanted(**traded("veth-web1", "veth-new")))
+
+
+def test_a_renamed_host_end_loses_its_subnet_to_the_bridge_after_its_rename(wanted):
+    """The host end's subnet moves to the bridge as it is renamed: its address's delete, put before the
+    bridge's add (_deletions_first), went before the rename too, on a name no link had yet (the apply
+    failed: no link veth-web2). It stays after the rename."""
+    state = converged()
+    state["veths"]["eth0"]["peer_addresses"] = ["10.45.0.1/24"]
+    state["host_addresses"] = {"veth-web": ["10.45.0.1/24"], "br-web": ["10.42.0.1/24"]}
+    options = with_eth0(peer="veth-web2")
+    options["bridges"] = [dict(name="br-web", addresses=["10.42.0.1/24", "10.45.0.1/24"])]
+    actions = lines(m.plan_present(state, wanted(**options)))
+    renamed = actions.index("rename_veth veth-web veth-web2")
+    assert renamed < actions.index("del_addr host veth-web2 10.45.0.1/24")
+    assert "add_addr host br-web 10.45.0.1/24" in actions

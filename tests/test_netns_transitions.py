@@ -11,7 +11,8 @@ route events are replayed from A's routes on (unrouted).
 The property test draws pairs of topologies (IPv4/IPv6 addresses with same-subnet and prefix-length
 changes, routes with and without gateway, dev and metric, the default routes, routes that B keeps with
 another metric, gateway or link, routes moved off a veth that B removes or leaves without IPv4, MTU,
-MACs, sysctls, veths on bridges, renamed host ends);
+MACs, sysctls, veths on bridges, renamed host ends, host names traded
+or shifted between veths);
 PFE_HYPOTHESIS_EXAMPLES sets how many (default 25).
 """
 
@@ -744,8 +745,9 @@ if st is not None:
     @st.composite
     def edited(draw: Any, env: dict, a: dict) -> dict:
         """``a`` with its routes edited: each to the same destination through the same link, with
-        another metric, another gateway (the other host of its subnet), or both, or as it is; or a
-        veth removed (or made again, or left without IPv4) with its routes moved to the other one."""
+        another metric, another gateway (the other host of its subnet), or both, or as it is; and its
+        veths' host names traded or shifted (each takes the next one's, the last a free one), or a veth
+        removed (or made again, or left without IPv4) with its routes moved to the other one."""
         routes = []
         for r in a["routes"]:
             r = dict(r)
@@ -756,7 +758,13 @@ if st is not None:
                 gw = ipaddress.ip_address(r["gateway"])
                 r["gateway"] = str(gw + 1 if int(gw) % 2 == 0 else gw - 1)  # .100 <-> .101
             routes.append(r)
-        if len(a["veths"]) == 2 and draw(st.integers(0, 3)):
+        if a["veths"] and not draw(st.integers(0, 3)):  # host names traded (two veths) or shifted
+            peers = [v["peer"] for v in a["veths"]]
+            free = [x for x in env["peers"] if x not in peers]
+            turned = peers[1:] + peers[:1] if len(peers) == 2 and draw(st.booleans()) else \
+                [*peers[1:], draw(st.sampled_from(free))]
+            a = dict(a, veths=[dict(v, peer=x) for v, x in zip(a["veths"], turned)])
+        elif len(a["veths"]) == 2 and draw(st.integers(0, 3)):
             gone = draw(st.sampled_from(["eth0", "eth1"]))
             how = draw(st.sampled_from(["removed", "without ipv4"]))
             veths = [dict(v) for v in a["veths"]]
@@ -1177,6 +1185,38 @@ def test_a_host_end_renamed_to_the_name_of_a_veth_the_plan_deletes_is_renamed(en
     done, before, after, _ = transition(env, a, b)
     assert done.actions == [f"del_veth {env['peers'][1]}", f"rename_veth {env['peers'][0]} {env['peers'][1]}"]
     assert after["ns"]["eth0"]["index"] == before["ns"]["eth0"]["index"]
+    netns.converge(env["netns"], None)
+
+
+def _two(env: dict, peer0: str, peer1: str) -> dict:
+    a = _simple(env, 10)
+    a["veths"][0]["peer"] = peer0
+    a["veths"].append(dict(name="eth1", peer=peer1, addresses=["10.213.9.2/24"]))
+    a["routes"] = [dict(dst="10.214.0.0/16", dev="eth1")]
+    return a
+
+
+def test_a_host_name_freed_by_a_rename_is_taken_by_another_one(env: dict) -> None:
+    """eth1's host end is renamed to a new name and eth0's takes the one it leaves: refused ("host link
+    ... exists and was not made by pyforkexec"), the name counted as taken though the plan frees it."""
+    p = env["peers"]
+    done, before, after, _ = transition(env, _two(env, p[0], p[1]), _two(env, p[1], p[2]))
+    assert done.actions == [f"rename_veth {p[1]} {p[2]}", f"rename_veth {p[0]} {p[1]}"]
+    assert [after["ns"][x]["index"] for x in ("eth0", "eth1")] == [before["ns"][x]["index"]
+                                                                  for x in ("eth0", "eth1")]
+    netns.converge(env["netns"], None)
+
+
+def test_two_veths_trading_host_names_keep_their_links(env: dict) -> None:
+    """eth0 and eth1 trade host names: both pairs were deleted and made again, their addresses and
+    routes gone for a moment. Renamed in place, through a temporary name, nothing left under it."""
+    p = env["peers"]
+    done, before, after, _ = transition(env, _two(env, p[0], p[1]), _two(env, p[1], p[0]))
+    assert [a.split()[0] for a in done.actions] == ["rename_veth"] * 3, done.actions
+    temp = done.actions[0].split()[2]
+    assert temp not in {link["ifname"] for link in ip("link", "show")}
+    assert [after["ns"][x]["index"] for x in ("eth0", "eth1")] == [before["ns"][x]["index"]
+                                                                  for x in ("eth0", "eth1")]
     netns.converge(env["netns"], None)
 
 

@@ -172,7 +172,11 @@ class HostLinks:
                     self._declarers[bridge].add(name)
         kept = [a for a in kept if changes_inside(a) or describe(a) not in self._foreseen]
         self._foreseen.update(describe(a) for a in actions if not changes_inside(a))
-        self._gone.update(a[1] for a in actions if a[0] in ("del_veth", "del_bridge", "rename_veth"))
+        for action in actions:  # a name a rename frees, and another one takes again, is not gone
+            if action[0] in ("del_veth", "del_bridge", "rename_veth"):
+                self._gone.add(action[1])
+            if action[0] == "rename_veth":
+                self._gone.discard(action[2])
         self._readdressed.update(((a[2], a[3]), a[0] == "add_addr") for a in actions
                                  if a[0] in ("add_addr", "del_addr") and a[1] == "host")
         return kept

@@ -10,8 +10,10 @@ ones are theirs.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import zlib
 
 ALIAS_PREFIX = "pyforkexec.isolation"
 IFNAMSIZ = 15
@@ -601,16 +603,59 @@ def _kept(have, want, taken):
 def _renamed(have, want, taken):
     """Whether the host end of the wired veth ``have`` takes its new name ``want["peer"]`` in place: the
     inside link keeps its addresses and routes (made again, it would lose them for a moment), where no
-    host link keeps that name (``taken``: _taken; two veths trading names are made again)."""
+    host link keeps that name (``taken``: _taken; a name another host end of the namespace leaves, by
+    its deletion or its own rename, is free: _renames orders them)."""
     return want["peer"] != have["peer"] and want["peer"] not in taken
 
 
 def _taken(observed, wanted):
-    """The host's link names a renamed host end cannot take: all but those of the veths the plan
-    deletes first (not wanted, or wired elsewhere), which are free by the time it renames."""
-    gone = {have["peer"] for inside, have in observed["veths"].items()
-            if inside not in wanted["veths"] or not have["wired"]}
-    return set(observed["host_links"]) - gone
+    """The host's link names a renamed (or new) host end cannot take: all but those of the veths whose
+    host end leaves its name, deleted first (not wanted, or wired elsewhere) or renamed (wanted under
+    another peer name: in place, or made again), so free by the time it is taken."""
+    return set(observed["host_links"]) - _freed(observed, wanted)
+
+
+def _freed(observed, wanted):
+    """The host names of the namespace's veths that the plan takes off their link (a deletion, or a
+    rename)."""
+    return {have["peer"] for inside, have in observed["veths"].items()
+            if inside not in wanted["veths"] or not have["wired"]
+            or wanted["veths"][inside]["peer"] != have["peer"]}
+
+
+TEMP_PREFIX = "pfe-"  # of a host end renamed for a moment, in a trade of names (_renames)
+
+
+def _temp_name(netns, i):
+    """The ``i``-th temporary host name of a converge of ``netns``: TEMP_PREFIX, 6 hex digits of the
+    namespace's name (two namespaces' never meet) and ``i``; at most IFNAMSIZ bytes."""
+    return f"{TEMP_PREFIX}{zlib.crc32(netns.encode()) & 0xFFFFFF:06x}-{i}"
+
+
+def _renames(renames, observed, wanted):
+    """The rename_veth actions of ``renames`` ({old host name: new}), each once its new name is free: a
+    name another of them leaves is taken after that one is renamed. A cycle (two host ends trading their
+    names, or more in a ring) goes through a temporary name: one of them is renamed to a name no link
+    of the host has nor the plan uses (_temp_name), then the others,
+    then it. A converge cut short in between (SIGKILL) leaves that host end under the temporary name,
+    with the alias that makes it ours (kernel.observe knows it by its alias, not by its name): the next
+    converge renames it on."""
+    pending, out = dict(renames), []
+    used = set(observed["host_links"]) | set(wanted["bridges"])
+    used |= {v["peer"] for v in wanted["veths"].values()}
+    while pending:
+        ready = sorted(old for old, new in pending.items() if new not in pending)
+        if not ready:  # each name is left by another one of them: a cycle, opened by a temporary name
+            old = min(pending)
+            temp = next(t for t in map(functools.partial(_temp_name, wanted["name"]), range(len(used) + 1))
+                        if t not in used)
+            used.add(temp)
+            out.append(("rename_veth", old, temp))
+            pending[temp] = pending.pop(old)
+            continue
+        for old in ready:
+            out.append(("rename_veth", old, pending.pop(old)))
+    return out
 
 
 def _dropped_routes(observed, wanted):
@@ -1018,16 +1063,21 @@ def plan_present(observed, wanted, keep=()):
         if not _kept(have, want, taken):
             actions.append(("del_veth", have["peer"]))
             deleted.add(have["peer"])
+    # Every rename before the veths' own actions (which name the host ends by their new names), after the
+    # deletions: each name free when it is taken (_renames), a new host end taking one after its rename.
+    actions += _renames({have["peer"]: wanted["veths"][inside]["peer"]
+                         for inside, have in sorted(observed["veths"].items())
+                         if _kept(have, wanted["veths"].get(inside), taken)
+                         and _renamed(have, wanted["veths"][inside], taken)}, observed, wanted)
+    freed = _freed(observed, wanted)
     for inside, want in sorted(wanted["veths"].items()):
         have = observed["veths"].get(inside)
         if have is not None and not _kept(have, want, taken):
-            have = None  # deleted above: made again (wired to this netns, or trading host names)
-        if have is not None and _renamed(have, want, taken):
-            actions.append(("rename_veth", have["peer"], want["peer"]))
+            have = None  # deleted above: made again (wired to this netns)
         if have is not None and have.get("unmarked"):  # made, and the process killed before its alias
             actions.append(("mark_veth", have["peer"], inside))
         if have is None:
-            if want["peer"] in observed["host_links"] and want["peer"] not in deleted:
+            if want["peer"] in observed["host_links"] and want["peer"] not in freed:
                 raise ModelError(f"veths: host link {want['peer']} exists and was not made by pyforkexec "
                                  f"for {name}/{inside}: choose another peer name")
             ours = observed["veths"].get(inside)
@@ -1159,10 +1209,13 @@ def _deletions_first(actions):
         gone = _routed_network(action[3])
         if gone is None:
             continue
+        # not before the rename that gives its link that name
+        named = max((j + 1 for j, a in enumerate(out) if a[0] == "rename_veth" and a[2] == action[2]),
+                    default=0)
         for i, other in enumerate(out):
             if other is action:
                 break
-            if other[0] == "add_addr" and other[1] == "host" and other[2] != action[2]:
+            if i >= named and other[0] == "add_addr" and other[1] == "host" and other[2] != action[2]:
                 new = _routed_network(other[3])
                 if new is not None and new.version == gone.version and new.overlaps(gone):
                     out.remove(action)
@@ -1180,7 +1233,7 @@ def _check_host_subnets(observed, bridges, actions, leaving):
     address of eth0 renewed after the bridge's loses the host its own network). podman refuses such
     a network the same way ("already used on the host")."""
     going = {(a[2], a[3]) for a in actions if a[0] == "del_addr" and a[1] == "host"}  # moved elsewhere
-    renamed = {a[1]: a[2] for a in actions if a[0] == "rename_veth"}  # its addresses go by its new name
+    renamed = final_names(actions)  # its addresses go by its new name
     taken = [(renamed.get(link, link), a)
              for link, addrs in sorted(observed.get("host_addresses", {}).items()) if link not in leaving
              for a in addrs if (renamed.get(link, link), a) not in going]
@@ -1199,6 +1252,18 @@ def _check_host_subnets(observed, bridges, actions, leaving):
                                      f"{other}: the host would route {network} to both (choose a subnet "
                                      "no other host link has)")
         taken.append((link, address))
+
+
+def final_names(actions):
+    """{host name: the name it has after ``actions``} of the links their rename_veth actions rename (one
+    renamed through a temporary name: its last one)."""
+    out = {}
+    for action in actions:
+        if action[0] == "rename_veth":
+            old, new = action[1], action[2]
+            first = next((k for k, v in out.items() if v == old), old)
+            out[first] = new
+    return out
 
 
 def _left_empty(observed, wanted, deleted, keep):
