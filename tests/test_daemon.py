@@ -86,6 +86,30 @@ def test_a_failed_start_names_the_field_and_its_target(tmp_path: Path) -> None:
     assert f"start failed: {expected}" in d.log_lines()
 
 
+def test_a_cgroup_the_host_cannot_give_is_reported_as_exec_spec_reports_it(tmp_path: Path) -> None:
+    """A controller the cgroup v2 root does not offer: the daemon's ready message and log said the
+    CgroupError's own text (``[Errno 95] SysProcAttr.cgroup: ...``); they name the spec's field as
+    ``pyforkexec exec --spec`` does for the same document, in the same words."""
+    from pyforkexec.sandbox.cgroup import find_cgroup2
+
+    with open(os.path.join(find_cgroup2(), "cgroup.controllers")) as f:
+        offered = f.read().split()
+    missing = [c for c in ("pids", "memory", "cpu") if c not in offered]
+    if not missing:
+        pytest.skip("the cgroup v2 root offers pids, memory and cpu: no controller to miss")
+    limit = {"memory": {"memory_max": 1 << 30}, "pids": {"pids_max": 5}, "cpu": {"cpu_weight": 10}}
+    cgroup = {"path": f"pyforkexec/pfe-daemon-{os.getpid()}", **limit[missing[0]]}
+    d = Daemon(tmp_path, ["/bin/sleep", "1000"], sys_attr={"cgroup": cgroup})
+    assert d.wait() == 1
+    said = subprocess.run([sys.executable, "-m", "pyforkexec", "exec", "--spec", str(d.spec)],
+                          capture_output=True, text=True, timeout=60)
+    assert said.returncode == 1 and said.stderr.startswith("pyforkexec: spec: sys.cgroup: "), said.stderr
+    expected = said.stderr.removeprefix("pyforkexec: ").rstrip("\n")
+    assert d.ready == f"error {expected}"
+    assert d.log_lines() == [f"start failed: {expected}", "stopped"]
+    assert not d.pid_file.exists()
+
+
 def test_an_invalid_spec_is_reported(tmp_path: Path) -> None:
     d = Daemon(tmp_path, ["true"], sys_attr={"hostname": "x"})
     assert d.ready.startswith("error spec: sys.hostname: needs a new UTS namespace")

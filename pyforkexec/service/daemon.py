@@ -240,7 +240,8 @@ class Daemon:
 
     def blamed(self, err: BaseException) -> str:
         """A failed start as the log says it: a child's failure with the spec's field first, as
-        ``pyforkexec exec --spec`` says it (``spec: sys.setns[0] (/run/netns/web): fork/exec ...``)."""
+        ``pyforkexec exec --spec`` says it (``spec: sys.setns[0] (/run/netns/web): fork/exec ...``,
+        ``spec: sys.cgroup: the pids controller is not available ...``)."""
         return (self.spec.blame(err) if self.spec is not None else None) or str(err)
 
     def spawn(self) -> Process:

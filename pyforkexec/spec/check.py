@@ -28,6 +28,14 @@ def _spec_path(message: str) -> str:
     return message
 
 
+def cgroup_refusal(err: OSError) -> SpecError:
+    """A CgroupError (its message starts with the SysProcAttr field) as the SpecError naming the
+    spec's field (``spec: sys.cgroup: the pids controller is not available ...``): what
+    ``check_on_host`` raises, and how a start that failed with it is blamed (``Spec.blame``)."""
+    field, _, rule = _spec_path(err.strerror or str(err)).partition(": ")
+    return SpecError(field, rule)
+
+
 def check(spec: Spec) -> None:
     """pyforkexec's validation of what fork_exec would be given, before any process exists.
 
@@ -93,8 +101,7 @@ def check_on_host(spec: Spec, launcher: bool = True) -> None:
         try:
             cgroup_mod.check_host(cgroup)
         except OSError as e:  # CgroupError: its message names the field
-            field, _, rule = _spec_path(e.strerror or str(e)).partition(": ")
-            raise SpecError(field, rule) from None
+            raise cgroup_refusal(e) from None
     for i, entry in enumerate(spec.attr.sys.setns if spec.attr.sys is not None else ()):
         if isinstance(entry.target, str):
             _check_join_target(f"sys.setns[{i}]", entry, spec.attr.sys.cloneflags)

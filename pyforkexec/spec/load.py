@@ -49,8 +49,17 @@ class Spec:
     def blame(self, err: BaseException) -> Optional[str]:
         """A child's failure at a step some field of this spec asked for, that field first, as the
         spec's own errors name fields, with the path of a join's or a mount's target (``spec:
-        sys.setns[0] (/run/netns/web): fork/exec ...``); None for another error, or a step no field
-        asks for (execve)."""
+        sys.setns[0] (/run/netns/web): fork/exec ...``), or a cgroup that could not be set up as
+        ``exec --spec``'s check says it (``spec: sys.cgroup: ...``); None for another error, or a step
+        no field asks for (execve)."""
+        if isinstance(err, OSError) and not isinstance(err, ChildError):
+            from ..sandbox.cgroup import CgroupError  # (loaded already if err is one)
+
+            if isinstance(err, CgroupError):
+                from .check import cgroup_refusal
+
+                return str(cgroup_refusal(err))
+            return None
         if not isinstance(err, ChildError) or err.field is None:
             return None
         field = err.field
