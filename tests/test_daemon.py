@@ -54,6 +54,28 @@ def test_on_failure_restarts_until_the_start_limit(tmp_path: Path) -> None:
     assert lines[-2:] == ["3 starts within 600s: giving up", "stopped"]
 
 
+def test_a_start_limit_burst_of_0_is_no_start_limit(tmp_path: Path) -> None:
+    """As systemd's StartLimitBurst=0 (and as --start-limit-interval 0 already was): no start limit.
+    It gave up at the first restart ("0 starts within 10s: giving up")."""
+    d = Daemon(tmp_path, ["sh", "-c", "exit 3"], "--restart", "on-failure", "--start-limit-burst", "0",
+               "--restart-sec", "0.05")
+    assert d.ready.startswith("ok ")
+    try:
+        wait_for(lambda: d.proc.poll() is not None or
+                 sum(x.startswith("started") for x in d.log_lines()) >= 9, "nine starts")
+        assert d.proc.poll() is None, d.log_lines()  # still restarting
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    lines = d.log_lines()
+    assert not any("giving up" in x for x in lines), lines
+    assert lines[-1] == "stopped", lines
+    assert not d.pid_file.exists()
+    started = [int(x.split()[1]) for x in lines if x.startswith("started")]
+    assert len(started) >= 9
+    assert not [pid for pid in started if os.path.exists(f"/proc/{pid}")], "a service process is left"
+
+
 def test_on_failure_does_not_restart_a_clean_exit_and_no_never_restarts(tmp_path: Path) -> None:
     assert Daemon(tmp_path, ["true"], "--restart", "on-failure").wait() == 0
     d = Daemon(tmp_path, ["false"], "--restart", "no")

@@ -13,7 +13,8 @@ systemd would otherwise provide::
   is the daemon's only child.
 - ``--restart``: ``no``, ``on-failure`` (an exit status other than 0, or death by a signal) or
   ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
-  ``--start-limit-interval`` seconds stop the daemon, as systemd's start limit does.
+  ``--start-limit-interval`` seconds stop the daemon, as systemd's start limit does (a burst or an
+  interval of 0: no start limit, as systemd's StartLimitBurst=0 and StartLimitIntervalSec=0).
 - SIGTERM or SIGINT stop the service: SIGTERM to its process, SIGKILL to its process group after
   ``--stop-timeout`` seconds. A daemon killed outright takes its service along (the service's
   ``pdeathsig`` is SIGKILL unless its spec sets another). SIGHUP, SIGUSR1 and SIGUSR2 are passed on
@@ -81,8 +82,9 @@ OPTIONS: tuple[tuple[str, Optional[Callable[[str], object]], object, Optional[tu
     ("--restart", str, "no", RESTART_POLICIES, False, ""),
     ("--restart-sec", float, 0.1, None, False, ""),  # systemd's RestartSec default
     ("--stop-timeout", float, 10.0, None, False, ""),
-    ("--start-limit-burst", int, 5, None, False, ""),
-    ("--start-limit-interval", float, 10.0, None, False, ""),
+    ("--start-limit-burst", int, 5, None, False,
+     "at most this many starts within --start-limit-interval seconds, then give up (0: no start limit)"),
+    ("--start-limit-interval", float, 10.0, None, False, "see --start-limit-burst (0: no start limit)"),
     ("--ready-fd", int, -1, None, False, ""),
     ("--foreground", None, False, None, False, "do not detach (for tests and debugging)"),
     ("--no-waiter", None, False, None, False, "supervise in Python, never exec the waiter"),
@@ -352,7 +354,10 @@ class Daemon:
         now = time.monotonic()
         while self.starts and now - self.starts[0] > self.args.start_limit_interval:
             self.starts.popleft()
-        if len(self.starts) >= self.args.start_limit_burst:
+        burst = self.args.start_limit_burst
+        if burst == 0:  # no start limit (systemd's StartLimitBurst=0): nothing to count, and the
+            self.starts.clear()  # starts the waiter carries (its command line) do not grow without end
+        elif len(self.starts) >= burst:
             self.log(f"{len(self.starts)} starts within {self.args.start_limit_interval:g}s: giving up")
             self.gave_up = True
             return False
