@@ -44,8 +44,8 @@ def pid_target():
     proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "--uts", "--net", "--mount",
                              "sh", "-c", "echo ready && exec sleep 60"], stdout=subprocess.PIPE)
     assert proc.stdout.readline() == b"ready\n"
-    first = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                             check=True).stdout.split()]
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, check=True)
+    first = [int(p) for p in children.stdout.split()]
     assert len(first) == 1
     yield first[0]
     proc.kill()
