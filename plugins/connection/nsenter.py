@@ -350,13 +350,14 @@ class Connection(ConnectionBase):
         display.vvv(f"PUT {in_path} TO {out_path}", host=self.get_option("remote_addr"))
         out = shlex.quote(out_path)
         # Into a new file beside the destination, which takes its place once it came whole: a transfer
-        # that fails, or is killed, leaves the destination as it was (and at worst that new file).
+        # that fails, or is stopped (the guard's SIGTERM, nsenter_guard.py), leaves the destination as it
+        # was and removes that new file; only a SIGKILL before the trap runs leaves it.
         part = shlex.quote(os.path.join(os.path.dirname(out_path), f".nsenter-put-{os.getpid()}-{id(self)}"))
         try:
             with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as src:
                 count = "" if os.fstat(src.fileno()).st_size else " count=0"
-                p = self._popen(f"dd of={part} bs={BUFSIZE}{count} && mv -f {part} {out} "
-                                f"|| {{ rm -f {part}; exit 1; }}", stdin=src)
+                p = self._popen(f"trap 'rm -f {part}; exit 1' HUP INT TERM; dd of={part} bs={BUFSIZE}{count} "
+                                f"&& mv -f {part} {out} || {{ rm -f {part}; exit 1; }}", stdin=src)
                 stdout, stderr = self._communicate(p)
         except OSError as e:
             raise AnsibleError(f"failed to transfer {in_path} to {out_path}: {to_native(e)}") from e
