@@ -121,7 +121,23 @@ def launch_attr(params, name, manager, on_host=True, netns_made=False):
         # The service's cgroup is its own: once its process has been reaped, what it left there (in
         # its process group or not) is killed and the directory removed, as systemd ends a unit.
         built.attr.sys.cgroup = dataclasses.replace(built.attr.sys.cgroup, kill_remaining=True)
+    elif on_host:
+        built.attr.sys.cgroup = default_own_cgroup(name)
     return built
+
+
+def default_own_cgroup(name):
+    """The cgroup a manager=direct service without the cgroup option runs in, as systemd puts each unit
+    in one: ``pyforkexec/NAME``, no limits, kill_remaining, so that a stop (or the daemon's end) also
+    ends what the service started and detached (a double fork, setsid), which its process group does
+    not hold. None when this host has no cgroup v2 hierarchy this process may write (the daemon then
+    stops the service's process group only, as before)."""
+    cgroup = deps.pyforkexec.Cgroup(path=f"pyforkexec/{name}", kill_remaining=True)
+    try:
+        deps.pyforkexec.sandbox.cgroup.check_host(cgroup)
+    except OSError:
+        return None
+    return cgroup
 
 
 RESTART_IF_OUTDATED = "restart-if-outdated"

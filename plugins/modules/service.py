@@ -26,6 +26,10 @@ description:
     file C(/var/log/pyforkexec/NAME.log) and the O(restart) policy; the O(cgroup) limits apply to a cgroup
     C(pyforkexec/NAME) (or O(cgroup.path)), the service's own. Once its process ends, whatever it left in
     the cgroup is killed and the cgroup removed, as systemd ends a unit (so no two services may share one).
+    Without O(cgroup) the service still runs in its own cgroup C(pyforkexec/NAME), with no limits, wherever
+    the host has a cgroup v2 hierarchy the module may write (a hybrid layout's C(/sys/fs/cgroup/unified)
+    too), so that a stop also ends what it started and detached (a double fork, C(setsid)); on a host
+    without one the stop ends the service's process group only.
   - A second run with the same arguments changes nothing; a changed argument rewrites the spec (and unit)
     and restarts the service.
 author:

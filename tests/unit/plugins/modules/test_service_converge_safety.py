@@ -188,6 +188,29 @@ def test_what_a_killed_daemon_left_in_its_cgroup_is_stopped_and_removed(run_modu
     assert again["changed"] is False, again
 
 
+@pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")
+@pytest.mark.parametrize("state", ["stopped", "absent"])
+def test_what_a_service_detached_ends_with_it_without_the_cgroup_option(run_module, name, state):
+    """Without the cgroup option a manager=direct service had no cgroup: its stop ended its process
+    group only, and what it had detached (setsid, a double fork) ran on after stopped or absent, where
+    systemd ends a unit's whole control group. It now runs in its own cgroup pyforkexec/NAME."""
+    argv = ["sh", "-c", "setsid sleep 1007 & exec sleep 1008"]
+    started = run_module(service, dict(name=name, argv=argv, manager="direct", start_check=0))
+    assert started.get("failed") is not True, started
+    path = svc.service_direct.own_cgroup(name)
+    assert path is not None and path.endswith(f"/pyforkexec/{name}")
+    cgroups = svc.deps.pyforkexec.sandbox.cgroup
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(cgroups.members(path)) < 2:
+        time.sleep(0.05)  # both sleeps started
+    members = cgroups.members(path)
+    assert len(members) == 2, members
+    result = run_module(service, dict(name=name, state=state))
+    assert result["changed"] is True and result["state"] == "stopped", result
+    assert not any(_alive(pid) for pid in members)
+    assert not os.path.exists(path)
+
+
 @pytest.mark.parametrize("edit", ["emptied", "another pid"])
 def test_a_pid_file_edited_by_hand_is_an_error_not_a_stopped_service(run_module, name, edit):
     """A pid file still locked by its daemon but emptied (or naming another process) read as "not
@@ -294,16 +317,21 @@ def test_a_killed_daemons_cgroup_goes_when_the_start_no_longer_names_it(run_modu
     assert len(left) == 1, left
     again_args = dict(args, cgroup={"path": f"pyforkexec/{name}-moved"}) if cgroup == "moved" else args
     spec = paths.spec_path(name)
+    # Dropped: the default own cgroup is the same one (pyforkexec/NAME, no limits): the spec is unchanged
+    # and the start empties it first.
+    actions = ["stop", f"write {spec}", "start"] if cgroup == "moved" else ["start"]
     checked = _converge(run_module, module, again_args, check_mode=True)
-    assert checked["actions"] == ["stop", f"write {spec}", "start"], checked
+    assert checked["actions"] == actions, checked
     assert _members(path) == left  # check mode stops nothing
     again = _converge(run_module, module, again_args)
     assert again.get("failed") is not True and again["actions"] == checked["actions"], again
-    assert not os.path.exists(path)
     assert not any(_alive(pid) for pid in left)
     assert again["state"] == "started"
     if cgroup == "moved":
+        assert not os.path.exists(path)
         assert svc.service_direct.own_cgroup(name).endswith(f"/pyforkexec/{name}-moved")
+    else:
+        assert svc.service_direct.own_cgroup(name) == path and not set(left) & set(_members(path))
 
 
 @pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")

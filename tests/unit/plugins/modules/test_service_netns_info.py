@@ -10,6 +10,7 @@ import pwd
 import socket
 
 import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import namespace_info, netns, service
 
@@ -21,8 +22,11 @@ def test_service_check_mode_shows_the_spec_it_would_write(run_module, unique_nam
     assert result["changed"] is True and result["state"] == "started" and result["pid"] is None
     assert result["actions"] == [f"write /etc/pyforkexec/{name}.json", "start"]
     spec = json.loads(result["diff"][0]["after"])
+    # its own cgroup, where this host has a cgroup v2 hierarchy (as systemd gives each unit one)
+    own = {} if svc.default_own_cgroup(name) is None else \
+        dict(cgroup=dict(path=f"pyforkexec/{name}", kill_remaining=True))
     assert spec == dict(version=1, argv=["sleep", "60"], proc=dict(env=["A=1"]),
-                        sys=dict(cloneflags=["CLONE_NEWUTS"], hostname=name))
+                        sys=dict(cloneflags=["CLONE_NEWUTS"], hostname=name, **own))
     assert result["diff"][0]["before"] == "" and result["diff"][-1]["after"] == "started\n"
     assert not os.path.exists(paths.spec_path(name))
 
