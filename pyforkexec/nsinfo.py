@@ -8,6 +8,7 @@ through a socket made inside it by a thread of this process that joined it alone
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 
@@ -243,7 +244,7 @@ def _read_exactly(f, n):
     return b"".join(parts)
 
 
-def socket_in(path, kind, family, type_, proto=0):
+def socket_in(path, kind, family, type_, proto=0, others_only=False):
     """A socket of the ``kind`` namespace at ``path`` (a socket keeps the network namespace it was made
     in): made by a thread of this process that joins that namespace first and ends right after, so
     that no other thread, the caller's included, ever changes namespaces. A namespace that cannot be
@@ -257,19 +258,26 @@ def socket_in(path, kind, family, type_, proto=0):
 
     # KeyboardInterrupt while waiting: the socket the helper made is closed
     return in_namespace_thread(path, kind, lambda: socket.socket(family, type_, proto),
-                               "pyforkexec-socket-in", undo=lambda sock: sock.close())
+                               "pyforkexec-socket-in", undo=lambda sock: sock.close(),
+                               others_only=others_only)
 
 
-def in_namespace_thread(path, kind, fn, name, undo=None):
+def in_namespace_thread(path, kind, fn, name, undo=None, others_only=False):
     """``fn()`` in a thread of this process that first joins the ``kind`` namespace at ``path`` (a
     network namespace only, see socket_in) and ends right after (in_own_thread). What the thread does
-    there stays there: its sockets, and its /proc/sys/net, which is its own network namespace's."""
+    there stays there: its sockets, and its /proc/sys/net, which is its own network namespace's.
+
+    ``others_only``: ``path`` must be another namespace than the caller's own (a /run/netns name bound
+    to the host's, ``ip netns attach NAME 1``, would have ``fn`` act on the host's): OSError (EEXIST)
+    otherwise, told from the fd the thread joins, so a name rebound meanwhile cannot slip through."""
     if kind != "net":
         raise ValueError(f"a thread joins network namespaces only, not {kind!r}")
 
     def join_and_run():
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
+            if others_only and joins.own_types(fd, int(NSTYPES[kind])):
+                raise OSError(errno.EEXIST, f"{path} is this process's own {kind} namespace, not another one")
             _child.setns(fd, int(NSTYPES[kind]))
         finally:
             os.close(fd)

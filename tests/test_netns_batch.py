@@ -9,6 +9,7 @@ create it again and fail), and the result must be what converging them one by on
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -318,6 +319,55 @@ def test_a_netns_name_whose_file_is_no_namespace_is_refused_and_left(names: dict
         assert os.path.lexists(path) and names["bridge"] not in _host_links()
     finally:
         (os.rmdir if kind == "directory" else os.unlink)(path)
+
+
+# In a network and mount namespace of its own (util-linux unshare), with a private /run/netns: the name
+# "h" bound to that namespace itself, as `ip netns attach h PID` binds a process's. The script prints
+# the default route and a sysctl before and after `netns --check up` and `netns up` of a document that
+# sets the sysctl and has no gateway (the converge's plan deletes a default route it finds inside).
+_OWN_NETNS_SCRIPT = """
+mount -t tmpfs h /run/netns && ip link set lo up && ip route add default dev lo || exit 99
+ip netns attach h $$ || exit 99
+echo '{"name": "h", "sysctls": {"net.ipv4.conf.all.arp_announce": 2}}' > /run/netns/doc.json
+state() { echo "$(ip route show default | wc -l) $(cat /proc/sys/net/ipv4/conf/all/arp_announce)"; }
+state
+"$0" netns --check up /run/netns/doc.json 2>&1; echo "rc=$?"
+"$0" netns up /run/netns/doc.json 2>&1; echo "rc=$?"
+state
+"""
+
+
+def test_a_netns_name_bound_to_the_callers_own_namespace_is_refused() -> None:
+    """/run/netns/NAME bound to the converging process's own network namespace: the converge took it
+    for the named one, and planned (and made) its changes there: the default route deleted, the sysctl
+    written, on the host. A ModelError naming the path now, before anything changes."""
+    unshare = shutil.which("unshare")
+    if unshare is None or shutil.which("ip") is None:
+        pytest.skip("util-linux unshare and iproute2 ip are needed")
+    from helpers.cli import PYFORKEXEC
+
+    res = run([unshare, "--mount", "--net", "sh", "-c", _OWN_NETNS_SCRIPT, PYFORKEXEC])
+    lines = res.stdout.splitlines()
+    assert res.returncode == 0 and lines[0] == "1 0", (res.stdout, res.stderr)
+    refusal = "pyforkexec: netns h: name: /run/netns/h is this process's own network namespace"
+    assert lines[1].startswith(refusal) and lines[2] == "rc=125", res.stdout
+    assert lines[3].startswith(refusal) and lines[4] == "rc=125", res.stdout
+    assert lines[5:] == ["1 0"], res.stdout  # the route and the sysctl as they were
+
+
+def test_a_thread_that_must_join_another_namespace_refuses_the_callers_own(tmp_path) -> None:
+    """The join of a named netns's thread (socket_in, _in_netns) refuses a file that is the caller's
+    own namespace, told from the fd it joins: a name rebound after the converge looked at it."""
+    path = str(tmp_path / "own")
+    open(path, "x").close()
+    assert run(["mount", "--bind", "/proc/self/ns/net", path]).returncode == 0
+    try:
+        with pytest.raises(OSError, match="is this process's own net namespace") as e:
+            nsinfo.socket_in(path, "net", socket.AF_NETLINK, socket.SOCK_DGRAM, 0, others_only=True)
+        assert e.value.errno == errno.EEXIST
+        nsinfo.socket_in(path, "net", socket.AF_NETLINK, socket.SOCK_DGRAM, 0).close()  # (not asked: joined)
+    finally:
+        run(["umount", path])
 
 
 def test_a_ctrl_c_during_a_converge_is_raised_once_its_plan_is_carried_out(

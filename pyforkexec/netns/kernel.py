@@ -71,7 +71,8 @@ def _ns_route(pyroute2, name):
     """An IPRoute of netns ``name``, its socket made inside it by a thread (nsinfo.socket_in) where
     pyroute2's NetNS would fork a helper for it. A missing namespace raises FileNotFoundError (nothing
     is created)."""
-    sock = nsinfo.socket_in(netns_path(name), "net", socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+    sock = nsinfo.socket_in(netns_path(name), "net", socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE,
+                            others_only=True)
     fd = sock.detach()
     try:
         return pyroute2.IPRoute(fileno=fd)  # which owns the fd from here, and closes it
@@ -438,7 +439,8 @@ def sysctls(name, reads=(), writes=None):
 
 def _in_netns(name, fn):
     """``fn()`` in a thread that joined netns ``name`` (its /proc/sys/net is the namespace's)."""
-    return nsinfo.in_namespace_thread(netns_path(name), "net", fn, "pyforkexec-netns-sysctl")
+    return nsinfo.in_namespace_thread(netns_path(name), "net", fn, "pyforkexec-netns-sysctl",
+                                      others_only=True)
 
 
 def _swap_file(path, value):
@@ -583,6 +585,10 @@ def _check_netns_file(name):
     except OSError as e:
         raise ModelError(f"name: {path} cannot be opened: {e.strerror}") from None
     if kind == CLONE_NEWNET:
+        if nsinfo.is_callers(path):
+            raise ModelError(f"name: {path} is this process's own network namespace (the host's, bound there "
+                             "as by `ip netns attach NAME PID`): its links, routes and sysctls would be the "
+                             "host's; remove it (umount, then unlink) to reuse the name")
         return
     what = "a directory" if os.path.isdir(path) else (
         "a file with no namespace mounted on it here" if not kind else "another kind of namespace")
