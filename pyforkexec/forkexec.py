@@ -46,7 +46,7 @@ from .sandbox.extensions import Sandbox
 from .sandbox.idmap import open_idmapped_trees
 from .sandbox.landlock import build_ruleset
 from .sandbox.rlimits import RLIM_INFINITY
-from .validate import NAMESPACE_MASK, SpawnArgs
+from .validate import NAMESPACE_MASK, SpawnArgs, check_mounts_hold
 
 CLONE_NEWPID, CLONE_PARENT = int(CloneFlags.CLONE_NEWPID), int(CloneFlags.CLONE_PARENT)
 
@@ -358,6 +358,10 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     with FORK_LOCK:  # no os.fork of another thread copies the ends whose EOF tells the child's end
         inputs.joins = open_joins(sys_attr.setns, inputs.cloneflags, spawn.fds, spawn.path,
                                   inputs.unshareflags, sys_attr)
+        if inputs.joins and sandbox is not None and (sandbox.mounts or sandbox.readonly_root is not None):
+            # the rule again with the types of the fds the child joins (validate read them by path)
+            check_mounts_hold(sys_attr, inputs.cloneflags, inputs.unshareflags, sandbox,
+                              [join.kind for join in inputs.joins])
         if any(join.by_parent and join.kind & CLONE_NEWPID for join in inputs.joins):
             inputs.ppid = 0  # born in the joined PID namespace: its parent, outside, is not seen from there
         if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:

@@ -344,7 +344,8 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
 CAP_SYS_ADMIN = CAP_NUMBERS["CAP_SYS_ADMIN"]
 
 
-def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: Sandbox) -> None:
+def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: Sandbox,
+                      join_kinds: Optional[Sequence[int]] = None) -> None:
     """Refuses mounts the program could undo: those the child makes in a mount namespace that a user
     namespace other than the caller's owns (CLONE_NEWUSER, or a joined one), where the program could
     hold CAP_SYS_ADMIN. The kernel locks (MNT_LOCK_*) only the mounts copied into a mount namespace
@@ -362,12 +363,22 @@ def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: 
     a Landlock ruleset of the spawn handles file access (Landlock denies mount, umount, remount,
     move_mount and pivot_root to such a process). A caller's own user namespace (root with
     CLONE_NEWNS only) is not refused: a program keeping CAP_SYS_ADMIN can undo those mounts too, as it
-    could on the host (README)."""
+    could on the host (README).
+
+    ``join_kinds``: the types of the joins as read from the fds the child joins (joins.open_joins),
+    checked again at the spawn: a path looked at here may name another namespace by then (a symlink
+    or a bind mount swapped: a net namespace here, a user namespace at the join)."""
     namespaces = clone | unshare
-    joined = not clone & F.CLONE_NEWUSER and _joins(sys_attr.setns, F.CLONE_NEWUSER)
+
+    def joins(kind: int) -> bool:
+        if join_kinds is None:
+            return _joins(sys_attr.setns, kind)
+        return any(k & kind for k in join_kinds)
+
+    joined = not clone & F.CLONE_NEWUSER and joins(F.CLONE_NEWUSER)
     if not clone & F.CLONE_NEWUSER and not (
             (unshare & F.CLONE_NEWUSER or joined)
-            and (unshare & F.CLONE_NEWNS or _joins(sys_attr.setns, F.CLONE_NEWNS))):
+            and (unshare & F.CLONE_NEWNS or joins(F.CLONE_NEWNS))):
         return  # the mount namespace is the caller's user namespace's (or check_left_behind refuses)
     made = [m for m in sandbox.mounts
             if not is_propagation_change(m.flags, m.fstype) and not _is_proc_view(m.fstype, m.flags)]

@@ -272,3 +272,45 @@ def test_a_joined_user_namespace_with_a_new_mount_namespace_is_refused(target: s
         )
     )
     assert msg.startswith("SysProcAttr.mounts[0]: ") and "a user namespace it joins" in msg
+
+
+def test_a_join_path_that_names_a_user_namespace_by_the_spawn_is_refused_then(
+        target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule read a join's type (nstype 0) from its path, and the spawn opened the path again: a
+    symlink that named a network namespace when the rule looked and a user namespace at the join (a
+    swap by someone else in between, made here right after the rule's look) let the program run as
+    root of the joined user namespace over mounts it could undo. The spawn applies the rule again
+    with the types of the fds the child joins."""
+    import time
+
+    from helpers.cli import util_linux
+
+    from pyforkexec import SetNS, fork_exec, validate
+
+    holder = subprocess.Popen([util_linux("unshare"), "--user", "--map-root-user", "--net", "sleep", "60"])
+    try:
+        mine = os.stat("/proc/self/ns/user").st_ino
+        while os.stat(f"/proc/{holder.pid}/ns/user").st_ino == mine:
+            time.sleep(0.01)
+        link = tmp_path / "ns"
+        link.symlink_to(f"/proc/{holder.pid}/ns/net")
+        real = validate._joins
+
+        def looked(entries: object, kind: int) -> bool:
+            found = real(entries, kind)
+            link.unlink()
+            link.symlink_to(f"/proc/{holder.pid}/ns/user")  # swapped once the rule has looked
+            return found
+
+        monkeypatch.setattr(validate, "_joins", looked)
+        sys_attr = SysProcAttr(setns=[SetNS(str(link))], unshareflags=CLONE_NEWNS,
+                               mounts=[Mount.bind(target, target, readonly=True)])
+        before = children()
+        refused = rf"^SysProcAttr\.mounts\[0\]: {RULE}: .* a user namespace it joins"
+        with pytest.raises(ValueError, match=refused):
+            pid = fork_exec(PY, [PY, "-c", UNDO, target], _proc(sys_attr))
+            os.waitpid(pid, 0)  # (without the rule at the spawn: it ran, and undid the bind)
+        assert children() == before
+    finally:
+        holder.kill()
+        holder.wait()
