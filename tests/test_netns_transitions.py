@@ -555,6 +555,37 @@ def test_a_route_whose_link_goes_is_routed_through_the_link_that_stays_first(
     netns.converge(env["netns"], None)
 
 
+def _moved_address(env: dict, v6: bool, on: int) -> dict:
+    """eth0 and eth1, each with an address of its own, and a third one (the default gateway's subnet) on
+    link ``on``."""
+    if v6:
+        own, moving, gw = ["fd38:0::10/64", "fd38:1::10/64"], "fd38:2::10/64", "fd38:2::1"
+    else:
+        own, moving, gw = ["10.238.0.10/24", "10.238.1.10/24"], "10.238.2.10/24", "10.238.2.1"
+    veths = [dict(name=f"eth{j}", peer=env["peers"][j], addresses=[own[j], *([moving] if j == on else [])])
+             for j in (0, 1)]
+    return dict(veths=veths, gateway=[gw])
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_an_address_moved_to_another_link_is_the_namespaces_all_along(env: dict, v6: bool) -> None:
+    """An address moved from eth0 to eth1 was deleted from eth0 before eth1 got it (the links' actions
+    in name order; from eth1 to eth0 it was added first): for that moment the namespace had it on no
+    link. It is added to its new link first now. The namespace's address events are replayed by
+    address, whatever the link."""
+    netns.converge(env["netns"], None)
+    address = "fd38:2::10/64" if v6 else "10.238.2.10/24"
+    done, before, _, events = transition(env, _moved_address(env, v6, 0), _moved_address(env, v6, 1))
+    actions = done.actions
+    assert actions.index(f"add_addr ns eth1 {address}") < actions.index(f"del_addr ns eth0 {address}")
+    have = sum(address in link["addresses"] for link in before["ns"].values())
+    for side, event, key, _ in events:
+        if side == "ns" and event in ("RTM_NEWADDR", "RTM_DELADDR") and key[1] == address:
+            have += 1 if event == "RTM_NEWADDR" else -1
+            assert have > 0, f"{address} on no link of the namespace: {done.actions}"
+    netns.converge(env["netns"], None)
+
+
 def test_the_diff_shows_both_sides(env: dict) -> None:
     done, _, _, _ = transition(env, _simple(env, 10, mtu=1400), _simple(env, 20, mtu=1300))
     before, after = done.before["veths"]["eth0"], done.after["veths"]["eth0"]

@@ -1118,7 +1118,7 @@ def plan_present(observed, wanted, keep=()):
     actions += [("del_bridge", b) for b in emptied]
     actions += [("undeclare_bridge", b, name) for b, have in sorted(observed["bridges"].items())
                 if _declares(have, name) and b not in wanted["bridges"] and b not in emptied]
-    actions[:] = _deletions_first(actions)
+    actions[:] = _deletions_first(_moved_inside_added_first(actions))
     _check_host_subnets(observed, set(wanted["bridges"]), actions, deleted | set(emptied))
     actions[:] = _before_drops(actions, routes, observed, wanted)
     actions += _routes_after(routes, wanted)
@@ -1194,6 +1194,25 @@ def _routed_network(address):
     if iface.network.prefixlen == iface.max_prefixlen or iface.is_link_local:
         return None
     return iface.network
+
+
+def _moved_inside_added_first(actions):
+    """``actions`` with the namespace-side deletion of an address that the plan adds to another link of
+    the namespace moved to just after that addition: an address moved from one link to another (eth0
+    to eth1) is the namespace's all along, as one moved the other way is, rather than gone until the
+    later link in name order gets it (sockets bound to it, the gateways of its subnet)."""
+    out = list(actions)
+    for action in actions:
+        if action[0] != "del_addr" or action[1] != "ns":
+            continue
+        ip = ipaddress.ip_interface(action[3]).ip
+        i = out.index(action)
+        added = [j for j, a in enumerate(out) if j > i and a[0] == "add_addr" and a[1] == "ns"
+                 and a[2] != action[2] and ipaddress.ip_interface(a[3]).ip == ip]
+        if added:
+            out.remove(action)
+            out.insert(added[-1], action)  # (the addition's index moved down by one)
+    return out
 
 
 def _deletions_first(actions):
