@@ -607,6 +607,37 @@ def test_check_foresees_a_step_this_process_lacks_the_capability_for() -> None:
         shutil.rmtree(shared)
 
 
+def test_check_foresees_namespaces_and_capabilities_this_process_lacks_the_privilege_for() -> None:
+    """As uid 65534, without a new user namespace: a new network namespace (CAP_SYS_ADMIN, also in
+    cloneflags beside an unshared user namespace: clone makes it first), a bounding-set drop
+    (CAP_SETPCAP) and an ambient capability not permitted were OK for --check, and the start failed
+    with EPERM (125) at clone, capbset_drop or set_cap. With a new user namespace they stay OK."""
+    shared = Path(tempfile.mkdtemp(prefix="pfe-caps-check-"))
+    try:
+        shared.chmod(0o755)
+        newnet = "sys.cloneflags: CLONE_NEWNET: a new namespace other than a user namespace needs"
+        cases = ((doc(["/bin/true"], cloneflags=["newnet"]), 1, newnet),
+                 (doc(["/bin/true"], cloneflags=["newnet"], unshareflags=["newuser"]), 1, newnet),
+                 (doc(["/bin/true"], unshareflags=["newuts"]), 1, "sys.unshareflags: CLONE_NEWUTS: a new"),
+                 (doc(["/bin/true"], capabilities={"keep": []}), 1,
+                  "sys.capabilities: dropping from the bounding set needs CAP_SETPCAP"),
+                 (doc(["/bin/true"], ambient_caps=[12]), 1, "sys.ambient_caps[0]: CAP_NET_ADMIN is not"),
+                 (doc(["/bin/true"], cloneflags=["newuser", "newnet"], uid_mappings=[[0, 65534, 1]],
+                      capabilities={"keep": []}), 0, ""),
+                 (doc(["/bin/true"], unshareflags=["newuser", "newuts"], ambient_caps=[12]), 0, ""))
+        for i, (d, status, message) in enumerate(cases):
+            spec_path = write(shared, d, f"{i}.json")
+            os.chmod(spec_path, 0o644)
+            for args in (["--check"], []):
+                res = counted([PYFORKEXEC, "exec", *args, "--spec", spec_path], uid=65534)
+                assert res.returncode == status, res
+                assert res.stderr.startswith(f"pyforkexec: spec: {message}" if message else ""), res
+                if status:
+                    assert res.processes == 1, res
+    finally:
+        shutil.rmtree(shared)
+
+
 def test_a_root_launcher_from_a_login_drops_its_groups_for_a_child_that_keeps_none(tmp_path: Path) -> None:
     """Root from an ssh login has group 0 (and others): a service in a user namespace that denies
     setgroups, asking for no groups, would have kept them. The launcher (and the daemon) drops its own

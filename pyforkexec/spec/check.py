@@ -210,15 +210,31 @@ def _check_rlimits(attr: SysProcAttr) -> None:
                             f"({_shown(current)}), and {why} to raise it")
 
 
-CAP_SETGID, CAP_SETUID, CAP_SYS_CHROOT = 6, 7, 18
+CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_CHROOT, CAP_SYS_ADMIN = 6, 7, 8, 18, 21
+NEW_NAMESPACES_BUT_USER = _validate.NAMESPACE_MASK & ~CLONE_NEWUSER
 
 
 def _check_capabilities_needed(attr: SysProcAttr) -> None:
-    """A chroot and a credential change need CAP_SYS_CHROOT, CAP_SETGID, CAP_SETUID: a child in a new
-    (or joined) user namespace has them there; one that is not has only what this process has."""
+    """A chroot and a credential change need CAP_SYS_CHROOT, CAP_SETGID, CAP_SETUID, a new namespace
+    other than a user namespace CAP_SYS_ADMIN, a capabilities drop from the bounding set CAP_SETPCAP,
+    and an ambient capability that capability permitted: a child in a new (or joined) user namespace
+    has them there; one that is not has only what this process has."""
+    from ..sandbox.caps import check_capabilities, mask_names  # (imported by the start that follows anyway)
+
+    # clone(2) makes those of cloneflags in this process's user namespace, before any join or unshare
+    _need_sys_admin("sys.cloneflags", attr.cloneflags, attr.cloneflags & CLONE_NEWUSER, "in cloneflags")
     if (attr.cloneflags | attr.unshareflags) & CLONE_NEWUSER or any(e.nstype & CLONE_NEWUSER or not e.nstype
                                                                    for e in attr.setns):
         return  # (a join of unknown type may be a user namespace's: the start's step tells)
+    _need_sys_admin("sys.unshareflags", attr.unshareflags, 0, "in cloneflags or unshareflags")
+    if attr.capabilities is not None and not _has_cap(CAP_SETPCAP, "CapPrm") \
+            and check_capabilities("sys.capabilities", attr.capabilities).bounding_drop:
+        raise SpecError("sys.capabilities", "dropping from the bounding set needs CAP_SETPCAP, which this "
+                        "process lacks (and no new user namespace gives the child)")
+    for i, cap in enumerate(attr.ambient_caps):
+        if not _has_cap(cap, "CapPrm"):
+            raise SpecError(f"sys.ambient_caps[{i}]", f"{mask_names(1 << cap)[0]} is not in this process's "
+                            "permitted set: the child cannot raise it (and no new user namespace gives it)")
     if attr.chroot and not _has_cap(CAP_SYS_CHROOT):
         raise SpecError("sys.chroot", "needs CAP_SYS_CHROOT, which this process lacks (and no new user "
                         "namespace gives the child)")
@@ -233,16 +249,25 @@ def _check_capabilities_needed(attr: SysProcAttr) -> None:
                         "namespace gives the child)")
 
 
+def _need_sys_admin(field: str, flags: int, new_user: int, where: str) -> None:
+    """A new namespace other than a user namespace, made where no new user namespace owns it."""
+    made = flags & NEW_NAMESPACES_BUT_USER
+    if made and not new_user and not _has_cap(CAP_SYS_ADMIN):
+        raise SpecError(field, f"{_kind_name(made)}: a new namespace other than a user namespace needs "
+                        "CAP_SYS_ADMIN, which this process lacks (a new user namespace, CLONE_NEWUSER "
+                        f"{where}, gives the child that capability there)")
+
+
 def _shown(limit: int) -> str:
     from ..sandbox.rlimits import RLIM_INFINITY
 
     return "unlimited" if limit == RLIM_INFINITY else str(limit)
 
 
-def _has_cap(cap: int) -> bool:
+def _has_cap(cap: int, kind: str = "CapEff") -> bool:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("CapEff:"):
+            if line.startswith(kind + ":"):
                 return bool(int(line.split()[1], 16) >> cap & 1)
     return False
 
