@@ -82,7 +82,8 @@ def check_on_host(spec: Spec, launcher: bool = True) -> None:
     exec --check``, and before its start): each ``proc.files`` fd open here, ``sys.cgroup`` possible
     here (its controllers, a place this process can write), ``sys.chroot`` a directory, each
     ``sys.setns`` target (a file) a namespace that is not this process's own, each bind's source there
-    (or under an earlier mount), each ``sys.rlimits`` hard limit one the child may set, and
+    (or under an earlier mount), each ``sys.rlimits`` hard limit one the child may set, the
+    capabilities a child outside a new user namespace needs from this process, and
     ``proc.dir`` a directory when nothing could make it one. Raises SpecError naming the field.
     ``launcher`` false: checked by another process than the one that will start it (a module), whose
     own supplementary groups are not the child's."""
