@@ -87,7 +87,13 @@ def _install() -> None:
             _raw.signal(sig, _record)
         _installed = True
     except BaseException:
-        _restore()
+        try:
+            _restore()
+        finally:
+            # What _record took meanwhile (a Ctrl-C that came with the signal that raised here): with no
+            # hold, nothing delivers it, and the end of the next one, in some later call, raised it.
+            if not _holds:
+                _resend()
         raise
 
 
@@ -109,6 +115,17 @@ def _restore() -> None:
             error = error or e
     if error is not None:
         raise error
+
+
+def _resend() -> None:
+    """Send the recorded signals again, for Python to handle at its next check."""
+    pending = _pending[:]
+    _pending.clear()
+    if pending:  # blocked while sent: the first one's handler would raise before the others were sent
+        old = _raw.pthread_sigmask(signal.SIG_BLOCK, pending)
+        for sig in pending:
+            _raw.pthread_kill(_thread.get_ident(), sig)
+        _raw.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _deliver() -> None:

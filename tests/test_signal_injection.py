@@ -585,3 +585,45 @@ def test_a_ctrl_c_that_comes_with_the_exception_an_undo_handles_is_raised_after_
         sys.settrace(None)
     assert fired, "run() no longer starts a hold in its except clause: move the signal"
     assert differences(before, snapshot(())) == []
+
+
+def test_a_ctrl_c_recorded_while_the_hold_is_installed_is_not_raised_by_a_later_call() -> None:
+    """SIGINT and SIGTERM together just after the hold swapped SIGINT's handler and before SIGTERM's:
+    SIGINT was recorded, SIGTERM's own handler raised, and the failed install left the recorded SIGINT
+    with no hold to deliver it: Process.wait() (its held()) raised Injected, and the Ctrl-C came out of
+    the next pyforkexec call, any time later. Now it is sent again as the install fails: it is raised
+    at once, and the next call is not interrupted."""
+    from pyforkexec import _signals
+
+    fired: list[bool] = []
+
+    def after_the_sigint_swap(frame: Any, event: str, arg: Any) -> None:
+        if (not fired and event == "c_return" and frame.f_code is _signals._install.__code__
+                and getattr(arg, "__name__", "") == "signal"
+                and signal.getsignal(signal.SIGINT) is _signals._record):
+            fired.append(True)
+            sys.setprofile(None)
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    attr = fe.ProcAttr(files=[0, 1, 2])
+    raised: list[type] = []
+    before = snapshot(())
+    proc = fe.start_process(TRUE, ["true"], attr)
+    sys.setprofile(after_the_sigint_swap)
+    try:
+        for _ in range(3):  # the call, then what is still pending
+            try:
+                if not raised:
+                    proc.wait()
+                len(())
+                break
+            except (KeyboardInterrupt, Injected) as e:
+                raised.append(type(e))
+    finally:
+        sys.setprofile(None)
+    assert fired, "the hold no longer swaps handlers with signal.signal: move the signals"
+    assert KeyboardInterrupt in raised, raised
+    proc.wait()
+    fe.start_process(TRUE, ["true"], attr).wait()  # raises nothing left over
+    assert _signals._pending == [] and differences(before, snapshot(())) == []
