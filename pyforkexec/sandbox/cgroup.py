@@ -34,6 +34,7 @@ stay bound to cgroup v1, and a limit that needs one is refused with the reason.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -42,6 +43,7 @@ import re
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -600,6 +602,7 @@ class CgroupProcess(Process):
         self._cgroup: Optional[CgroupHandle] = cgroup
         self._removing = threading.Lock()  # held while the cgroup is removed: other waiters wait on it
         super().__init__(pid, pidfd)  # last: it makes the object the pid's owner (Process._owned)
+        _unreaped.add(self)
 
     def _reap(self, options: int) -> Optional[int]:
         with held():  # reaped means removed: an interrupt in between would leave the directory
@@ -625,6 +628,20 @@ class CgroupProcess(Process):
             if handle is not None:
                 handle.cleanup()
                 self._cgroup = None
+
+
+# The CgroupProcesses not yet waited for. One still referenced when the interpreter exits (a cycle
+# the last collection frees) would reach its removal only once the builtins are gone (a NameError,
+# the directory left): _reap_at_exit reaps those whose child has exited while the interpreter is
+# whole. One still running is left running, as subprocess leaves a Popen's child: its cgroup is in use.
+_unreaped: weakref.WeakSet[CgroupProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _reap_at_exit() -> None:
+    for proc in list(_unreaped):
+        with contextlib.suppress(Exception):
+            proc.poll()
 
 
 def handover_record(proc: Process) -> Optional[dict[str, object]]:
