@@ -679,6 +679,48 @@ def test_a_spec_from_a_non_blocking_pipe_is_read_to_its_end() -> None:
     assert (res.returncode, res.stdout) == (0, "pfe-nonblocking\n"), res
 
 
+def test_a_fifo_without_a_writer_as_the_spec_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """A FIFO that no program writes to, named by --spec: open(2) blocked for ever (the launcher, or
+    the daemon at a start, hung). Now it reads as empty at once and is refused in one line, with no
+    process; a FIFO with a writer there (a shell's <(...)) is still read to its end."""
+    fifo = tmp_path / "spec.json"
+    os.mkfifo(fifo)
+    res = counted([PYFORKEXEC, "exec", "--spec", str(fifo)])
+    assert "Traceback" not in res.stderr, res.stderr
+    assert (res.returncode, res.stdout) == (1, ""), res.stderr
+    assert res.stderr == f"pyforkexec: spec: {fifo}: a FIFO with no writer: nothing to read\n"
+    assert res.processes == 1
+
+    w = os.open(fifo, os.O_RDWR)  # a writer (O_RDWR: a FIFO opens so without a reader)
+    try:
+        os.write(w, json.dumps(doc(["true"])).encode())
+        with subprocess.Popen([PYFORKEXEC, "exec", "--spec", str(fifo), "--check"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) as proc:
+            wait_for(lambda: _has_open(proc.pid, fifo), "the launcher to open the FIFO")
+            os.close(w)
+            w = -1
+            out, err = proc.communicate(timeout=60)
+    finally:
+        if w >= 0:
+            os.close(w)
+    assert (proc.returncode, out) == (0, "OK\n"), err
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (its document then outlives the writer's close)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+        except OSError:
+            pass
+    return False
+
+
 @pytest.mark.parametrize("closed", [1, 2])
 def test_a_launcher_with_stdout_or_stderr_closed_exits_as_its_program(tmp_path: Path, closed: int) -> None:
     """With fd 1 or 2 closed when Python started, sys.stdout or sys.stderr is None: exiting as the

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import select
+import stat
 import sys
 import typing
 from collections.abc import Mapping, Sequence
@@ -465,8 +466,17 @@ def read_document(path: str) -> object:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             data = _read_to_end(sys.stdin.fileno(), MAX_BYTES + 1)
         else:
-            with open(path, "rb") as f:
-                data = f.read(MAX_BYTES + 1)
+            # Non-blocking: a FIFO no program has open for writing would block open(2) for ever (a
+            # launcher or the daemon hung at its start); opened so, it reads as empty at once, and a
+            # writer that is there (a shell's <(...)) is waited on by _read_to_end. No controlling
+            # terminal taken from a tty named as the spec either.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+            try:
+                data = _read_to_end(fd, MAX_BYTES + 1)
+                if not data and stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    raise SpecError("", f"{display_name(path)}: a FIFO with no writer: nothing to read")
+            finally:
+                os.close(fd)
     except OSError as e:
         raise SpecError("", f"cannot read {display_name(path)}: {e.strerror}") from None
     return parse_bytes(data, path)
