@@ -314,6 +314,8 @@ def _lookup(option, value, by_name, noun, on_host=True):
     text = str(value)
     if _decimal(text):  # ASCII digits: another script's zero (U+0660) is a name, which no account has
         return _check_id(option, int(text))
+    if "\0" in text:  # getpwnam() raised ValueError ("embedded null byte"): a message without the option
+        _fail(option, f"contains a NUL byte, which no {noun} name holds: {text!r}")
     if not on_host:
         return OFFLINE_ID
     try:

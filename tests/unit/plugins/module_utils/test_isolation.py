@@ -149,6 +149,11 @@ def test_credential_by_name_takes_the_primary_group(attr, refused):
     cred = attr(credential=dict(uid=1234, gid="0", groups=["root", 5])).sys.credential
     assert (cred.uid, cred.gid, list(cred.groups)) == (1234, 0, [0, 5])
     assert refused(credential=dict(uid="pfe-nouser")) == "credential.uid: no such user: 'pfe-nouser'"
+    # getpwnam()/getgrnam() raise ValueError for a NUL: the message was "embedded null byte", no option
+    assert refused(credential=dict(uid="0\0")) == (
+        "credential.uid: contains a NUL byte, which no user name holds: '0\\x00'")
+    assert refused(credential=dict(uid=0, groups=["root", "x\0y"])).startswith(
+        "credential.groups[1]: contains a NUL byte")
     assert refused(credential=dict(uid=4242424)).startswith("credential.gid: needed: uid 4242424 has no")
 
 
