@@ -56,6 +56,10 @@ def child_error(e):
 
 
 def skip_reason(params):
+    for option in ("creates", "removes"):
+        # os.path.exists() is False for a path with a NUL: creates would always run, removes never
+        if params[option] and "\0" in params[option]:
+            raise Failure(f"{option}: contains a NUL byte, which no path holds: {params[option]!r}")
     if params["creates"] and os.path.exists(params["creates"]):
         return f"skipped, since {params['creates']} exists"
     if params["removes"] and not os.path.exists(params["removes"]):

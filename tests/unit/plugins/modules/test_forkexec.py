@@ -124,6 +124,11 @@ def test_creates_and_removes_skip_like_the_command_module(run, tmp_path):
     assert result["changed"] is False and result["skipped"] is True and result["msg"].endswith("exists")
     result = run(argv=["false"], removes=str(tmp_path / "missing"))
     assert result["changed"] is False and result["msg"].endswith("does not exist")
+    # os.path.exists() is False for a path with a NUL: creates ran the command, removes skipped it
+    for option in ("creates", "removes"):
+        result = run(argv=["false"], **{option: f"{tmp_path}/x\0y"})
+        assert result["failed"] is True and "rc" not in result, result
+        assert result["msg"].startswith(f"{option}: contains a NUL byte"), result
 
 
 def test_a_user_namespace_with_root_mapped(run):
