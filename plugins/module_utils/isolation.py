@@ -518,7 +518,7 @@ def _setns(params, cloneflags, origins, on_host, netns_made=False):
                   "('net' in namespaces or CLONE_NEWNET in cloneflags)")
         path = os.path.join(NETNS_DIR, name)
         look = on_host and not netns_made
-        if "/" in name or name in (".", ".."):
+        if "/" in name or "\0" in name or name in (".", ".."):
             _fail("netns", f"{name!r} is not a name of {NETNS_DIR} (join a namespace file with "
                   "join: [{path: FILE}])")
         if look and not os.path.exists(path):

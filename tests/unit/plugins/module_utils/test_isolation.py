@@ -110,6 +110,7 @@ def test_netns_must_exist_and_excludes_a_new_network_namespace(refused):
     assert refused(netns="../etc") == ("netns: '../etc' is not a name of /run/netns (join a namespace file "
                                        "with join: [{path: FILE}])")
     assert refused(netns="/proc/1/ns/net").startswith("netns: '/proc/1/ns/net' is not a name of /run/netns")
+    assert refused(netns="a\0b").startswith("netns: 'a\\x00b' is not a name of /run/netns")
     assert refused(netns="x", namespaces=["net"]).startswith("netns: joins an existing network namespace")
 
 
