@@ -18,6 +18,12 @@ MAX_FD = 2**31 - 1
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to the kernel
 PID_MAX = 2**31 - 1  # pid_t
 
+# How a caller's path to a namespace file (a setns target, a mount's idmap, nsenter's --net=FILE) is
+# opened: a FIFO named there would block open(2) for ever until some program opened it for writing
+# (no namespace file is one: non-blocking, it opens at once and is refused as no namespace), and a
+# tty would become the controlling terminal of a process that has none.
+NS_OPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
 
 def fail(field: str, rule: str, kind: type = ValueError) -> NoReturn:
     raise kind(f"{field}: {rule}")

@@ -13,6 +13,7 @@ import os
 import signal
 
 from ._signals import SEIZE_TRIES, Hold, block_ending, ending_blocked, held, seize
+from .checks import NS_OPEN
 from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
     CLONE_NEWCGROUP,
@@ -67,7 +68,7 @@ def nstype(path):
     such as /run/netns/NAME); 0 when ``path`` is a file but no namespace (an ordinary file: a netns
     name whose mount went away, or never came). OSError when it cannot be opened."""
     with held():  # a Ctrl-C between the open and the try would leave the fd (and the namespace) open
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, NS_OPEN)
         try:
             return joins.kind_of(fd)
         finally:
@@ -89,7 +90,7 @@ def is_callers(path):
     the one its children are born in): a join of it would leave a program where it is. False for a
     file that is no namespace; OSError when it cannot be opened."""
     with held():  # as nstype
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, NS_OPEN)
         try:
             return bool(joins.own_types(fd, joins.kind_of(fd)))
         finally:
@@ -207,7 +208,7 @@ def _namespace_helper(r, w, entries, func, args):
     try:
         os.close(r)
         for path, kind in entries:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, NS_OPEN)
             _child.setns(fd, int(NSTYPES[kind]))
             os.close(fd)
         payload = (True, func(*args))
@@ -274,7 +275,7 @@ def in_namespace_thread(path, kind, fn, name, undo=None, others_only=False):
         raise ValueError(f"a thread joins network namespaces only, not {kind!r}")
 
     def join_and_run():
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, NS_OPEN)
         try:
             if others_only and joins.own_types(fd, int(NSTYPES[kind])):
                 raise OSError(errno.EEXIST, f"{path} is this process's own {kind} namespace, not another one")

@@ -14,7 +14,7 @@ from typing import Optional
 from . import flags as _flags
 from ._record import Value
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
-from .checks import MAX_FD, MAX_ID, check_bool, check_fileno, check_int, check_list, fail, to_bytes
+from .checks import MAX_FD, MAX_ID, NS_OPEN, check_bool, check_fileno, check_int, check_list, fail, to_bytes
 from .plain import plain
 from .sandbox.caps import CAP_NUMBERS, cap_last_cap
 from .sandbox.extensions import Sandbox, check_extensions
@@ -439,7 +439,7 @@ def _joins(entries: object, kind: int) -> bool:
                 return True
             continue
         try:
-            fd = e.target if isinstance(e.target, int) else os.open(e.target, os.O_RDONLY | os.O_CLOEXEC)
+            fd = e.target if isinstance(e.target, int) else os.open(e.target, NS_OPEN)
         except OSError:
             return True
         try:

@@ -34,7 +34,7 @@ from typing import Optional
 from .. import flags as F
 from .._record import Value
 from ..attrs import SetNS, SysProcAttr
-from ..checks import fail
+from ..checks import NS_OPEN, fail
 from ..errors import ChildError, ErrorLocation
 from ..validate import check_join_kind
 from . import _child
@@ -129,7 +129,7 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
             if isinstance(entry.target, int):
                 fd = fcntl.fcntl(entry.target, fcntl.F_DUPFD_CLOEXEC, 3)
             else:
-                fd = os.open(entry.target, os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open(entry.target, NS_OPEN)
         except OSError as e:  # a closed fd, a path that cannot be opened: what the child's setns would meet
             raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
         opened.append(fd)

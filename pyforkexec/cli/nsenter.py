@@ -24,6 +24,7 @@ from typing import NoReturn, Optional, Union
 
 from .. import flags as F
 from ..attrs import Credential, ProcAttr, SetNS, SysProcAttr
+from ..checks import NS_OPEN
 from ..child import _child
 from ..sandbox.cgroup import find_cgroup2
 from .blame import blamer
@@ -266,7 +267,7 @@ class Joins:
 
 def _open(path: str) -> int:
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(path, NS_OPEN)
     except OSError as e:
         raise SetupError(f"cannot open {path}: {e.strerror}") from None
 

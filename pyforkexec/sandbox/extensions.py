@@ -17,6 +17,7 @@ from .._record import Value
 from ..attrs import SetNS, SysProcAttr
 from ..checks import (
     MAX_FD,
+    NS_OPEN,
     check_bool,
     check_choice,
     check_int,
@@ -122,7 +123,7 @@ def _may_join_mounts(attr: SysProcAttr, mounts: Sequence[object]) -> bool:
                 return True
             continue
         try:
-            fd = os.open(entry.target, os.O_RDONLY | os.O_CLOEXEC) if isinstance(entry.target, str) else None
+            fd = os.open(entry.target, NS_OPEN) if isinstance(entry.target, str) else None
         except OSError:
             return True
         try:

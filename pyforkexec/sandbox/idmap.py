@@ -22,6 +22,7 @@ from typing import Union
 
 from .. import _signals
 from ..attrs import ProcAttr, SysProcAttr
+from ..checks import NS_OPEN
 from ..errors import ChildError, ErrorLocation
 from . import kernel_fds
 from .mounts import MS_REC, ResolvedMount
@@ -62,7 +63,7 @@ def _userns_fd(idmap: Union[bool, bytes, int], sys_attr: SysProcAttr, opened: li
     if idmap is True:
         return _userns_like(sys_attr, opened)
     if isinstance(idmap, bytes):
-        opened.append(os.open(idmap, os.O_RDONLY | os.O_CLOEXEC))
+        opened.append(os.open(idmap, NS_OPEN))
         return opened[-1]
     return int(idmap)
 

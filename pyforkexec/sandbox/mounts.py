@@ -42,7 +42,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional, Union
 
 from .._record import Value
-from ..checks import MAX_FD, check_bool, check_int, check_list, check_open_fd, fail, to_abspath, to_bytes
+from ..checks import (
+    MAX_FD,
+    NS_OPEN,
+    check_bool,
+    check_int,
+    check_list,
+    check_open_fd,
+    fail,
+    to_abspath,
+    to_bytes,
+)
 
 if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
     from dataclasses import dataclass
@@ -348,7 +358,7 @@ def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, in
     if isinstance(value, str):
         path = to_abspath(field, value)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, NS_OPEN)
         except OSError as e:
             fail(field, f"{value}: {os.strerror(e.errno)} (a user namespace file, /proc/PID/ns/user)")
         try:
