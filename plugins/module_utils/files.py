@@ -37,8 +37,7 @@ def write(path, text, mode):
     # the signals that end a run (their Python handlers, and their default actions) wait for the few
     # calls this takes, and act once it is written.
     with held(), ending_blocked():
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)  # left by a killed run of the same pid
+        sweep_stale(path)  # left by killed runs (this pid's included)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o600)
         try:
             try:
@@ -61,6 +60,37 @@ def write(path, text, mode):
             os.fsync(dir_fd)  # the rename itself on disk
         finally:
             os.close(dir_fd)
+
+
+def sweep_stale(path):
+    """Remove the temporary files of ``path`` (PATH.tmp-PID) that runs killed outright (SIGKILL, the OOM
+    killer, a crash: nothing of theirs ran to remove it) left behind: those of a pid that no process has
+    now, or this one's. Without this, one stayed for good beside the file, even once that was removed
+    (state=absent), with the text it was being written with (a spec's secrets)."""
+    directory, base = os.path.split(path)
+    prefix = f"{base}.tmp-"
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for entry in names:
+        pid = entry[len(prefix):]
+        if not (entry.startswith(prefix) and pid.isascii() and pid.isdigit()):
+            continue
+        if int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # (a run writing it now)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, entry))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # (OverflowError: above any pid)
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def mode_of(path):
@@ -106,7 +136,10 @@ class Files:
         return any(read(path) != text for path, (text, _mode) in files.items())
 
     def remove(self, path, with_diff=True):
-        """Remove ``path`` if it exists; whether it did (or would)."""
+        """Remove ``path`` if it exists; whether it did (or would). A temporary file of it that a killed
+        run left goes too (sweep_stale)."""
+        if not self.module.check_mode:
+            sweep_stale(path)
         if not os.path.lexists(path):
             return False
         self.actions.append(f"remove {path}")

@@ -19,7 +19,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check as start_check
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
-from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files, sweep_stale
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
     ISOLATION_ARGSPEC,
     ISOLATION_MUTUALLY_EXCLUSIVE,
@@ -475,6 +475,7 @@ class Service:
             paths.clear_pending(self.name)
             with contextlib.suppress(FileNotFoundError):  # the services module's record of its wiring
                 os.unlink(paths.wired_netns_path(self.name))
+            sweep_stale(paths.wired_netns_path(self.name))  # (its temporary file, of a killed write)
         self.files.remove(paths.log_file(self.name), with_diff=False)
         if booted and f"remove {unit}" in self.actions:
             self.actions.append("daemon-reload")

@@ -110,3 +110,48 @@ def test_a_ctrl_c_during_a_write_leaves_no_temporary_file_and_no_fd(tmp_path, mo
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["web.json"] and path.read_text() == "new\n"
     assert set(os.listdir("/proc/self/fd")) == fds
+
+
+def _killed_writing(path):
+    """A process killed outright (SIGKILL) in files.write between its temporary file and the rename, as
+    a module run killed by the OOM killer or a controller's timeout: the temporary file stays."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys\n"
+            "from ansible_collections.pyforkexec.isolation.plugins.module_utils import files\n"
+            "os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
+            "files.write(sys.argv[1], 'secret\\n', 0o600)\n")
+    killed = subprocess.Popen([sys.executable, "-c", code, str(path)],
+                              env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert killed.wait() == -9
+    left = [name for name in os.listdir(path.parent) if name.startswith(f"{path.name}.tmp-")]
+    assert left == [f"{path.name}.tmp-{killed.pid}"]
+
+
+def test_a_write_killed_outright_leaves_nothing_once_the_next_run_writes_the_file(tmp_path):
+    """The temporary file of a run killed with SIGKILL (PATH.tmp-PID) was removed only by a later run of
+    the same pid: it stayed beside the file for good, with the text it was written with."""
+    path = tmp_path / "web.json"
+    path.write_text("old\n")
+    _killed_writing(path)
+    assert files.Files(_Module()).sync(str(path), "new\n", 0o600)
+    assert os.listdir(tmp_path) == ["web.json"] and path.read_text() == "new\n"
+
+
+def test_a_write_killed_outright_leaves_nothing_once_the_file_is_removed(tmp_path):
+    """state=absent after a run killed in the first write of a new file (no file, its temporary one):
+    the temporary file stayed."""
+    path = tmp_path / "web.json"
+    _killed_writing(path)
+    files.Files(_Module()).remove(str(path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_temporary_file_of_a_running_writer_is_left_alone(tmp_path):
+    path = tmp_path / "web.json"
+    other = tmp_path / f"web.json.tmp-{os.getppid()}"  # (a live process's: another run writing it now)
+    other.write_text("theirs\n")
+    files.write(str(path), "new\n", 0o600)
+    files.Files(_Module()).remove(str(path))
+    assert os.listdir(tmp_path) == [other.name]
