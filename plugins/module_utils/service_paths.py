@@ -87,7 +87,7 @@ def clear_pending(name):
         os.unlink(pending_path(name))
 
 
-# One converge of this host's services at a time (the service and services modules): two runs that
+# One converge of this host's services at a time (the service, services and netns modules): two runs that
 # both found a service new would both start it, and the one that lost would stop and undeclare it.
 def converge_lock():
     """Hold the host's service converge lock (waiting for another run to finish): pyforkexec.host_lock's
