@@ -377,16 +377,22 @@ class Service:
         """With no daemon running (manager direct): what one killed outright (SIGKILL, the OOM killer)
         left of the service, its own cgroup and what is still in it (its service died with it, not what
         that had started), is stopped and removed, as the daemon's stop would have ("stop" when
-        processes were left, else "remove cgroup PATH")."""
+        processes were left, else "remove cgroup PATH"), and its pid file, which names a dead process
+        (or, once its pid is reused, another one), goes as the daemon's stop removes it ("remove PATH")."""
         path = self.left_cgroup
         if path is None and self.manager == "direct":
             path = service_direct.own_cgroup(self.name)
-        if path is None:
-            return
-        self.was_running = self.was_running or bool(deps.pyforkexec.sandbox.cgroup.members(path))
-        self.actions.append("stop" if self.was_running else f"remove cgroup {path}")
-        if not self.module.check_mode:
-            service_direct.sweep_cgroup(self.name, path)
+        if path is not None:
+            self.was_running = self.was_running or bool(deps.pyforkexec.sandbox.cgroup.members(path))
+            self.actions.append("stop" if self.was_running else f"remove cgroup {path}")
+            if not self.module.check_mode:
+                service_direct.sweep_cgroup(self.name, path)
+        pid_file = paths.pid_file(self.name)
+        # (a start rewrites it, absent removes it with the other files)
+        if self.manager == "direct" and self.params["state"] == "stopped" and paths.stale_pid_file(pid_file):
+            self.actions.append(f"remove {pid_file}")
+            if not self.module.check_mode:
+                paths.remove_stale_pid_file(pid_file)
 
     def sync_enabled(self):
         enabled = self.params["enabled"]

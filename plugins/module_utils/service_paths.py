@@ -158,6 +158,48 @@ def locked_pid(path, wait=1.0):
         time.sleep(0.005)
 
 
+def stale_pid_file(path):
+    """Whether ``path`` is a pid file no daemon holds (one killed outright left it, naming a dead pid
+    or, once it is reused, another process)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # held: a daemon runs
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_stale_pid_file(path):
+    """Remove the pid file ``path`` if no daemon holds it; whether it did. It is locked while it goes,
+    as a daemon that stops removes its own: a daemon starting meanwhile either holds the file first
+    (then it stays), or finds the one it opened unlinked and makes another (daemon.lock_pid_file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a daemon holds it
+        try:
+            still = os.stat(path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        if (still.st_dev, still.st_ino) != (held.st_dev, held.st_ino):
+            return False  # another file there now: a daemon's
+        os.unlink(path)
+        return True
+    finally:
+        os.close(fd)
+
+
 def _holds_lock(pid, fd):
     """Whether process ``pid`` holds the flock on the file open at ``fd`` (/proc/locks: a daemon holds
     its pid file's)."""

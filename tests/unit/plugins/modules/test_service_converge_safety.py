@@ -4,6 +4,7 @@ module a process of its own where two must overlap."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -188,6 +189,45 @@ def test_what_a_killed_daemon_left_in_its_cgroup_is_stopped_and_removed(run_modu
     assert again["changed"] is False, again
 
 
+def test_a_killed_daemons_pid_file_goes_with_the_stop(run_module, name):
+    """A daemon killed outright (SIGKILL) leaves its pid file, unlocked, naming its dead pid (which
+    another process may have by now): state=stopped found the service stopped and left the file for
+    good; the daemon's own stop removes it."""
+    started = run_module(service, dict(name=name, argv=_argv(1), manager="direct", start_check=0))
+    assert started.get("failed") is not True, started
+    main = paths.main_pid(name, "direct")[1]
+    os.kill(main, 9)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(main):
+        time.sleep(0.05)
+    pid_file = paths.pid_file(name)
+    with open(pid_file) as f:
+        assert f.read() == f"{main}\n"  # left: nothing of the daemon ran to remove it
+    checked = run_module(service, dict(name=name, state="stopped"), check_mode=True)
+    assert checked["changed"] is True and checked["actions"][-1] == f"remove {pid_file}", checked
+    assert os.path.exists(pid_file)  # check mode removes nothing
+    result = run_module(service, dict(name=name, state="stopped"))
+    assert result["actions"][-1] == f"remove {pid_file}" and result["state"] == "stopped", result
+    assert not os.path.exists(pid_file)
+    again = run_module(service, dict(name=name, state="stopped"))
+    assert again["changed"] is False, again
+
+
+def test_a_pid_file_a_daemon_holds_is_not_removed_as_stale(tmp_path):
+    held = tmp_path / "held.pid"
+    held.write_text("1\n")
+    fd = os.open(held, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert not paths.stale_pid_file(str(held)) and not paths.remove_stale_pid_file(str(held))
+        assert held.exists()
+    finally:
+        os.close(fd)
+    assert paths.stale_pid_file(str(held)) and paths.remove_stale_pid_file(str(held))
+    assert not held.exists()
+    assert not paths.stale_pid_file(str(held)) and not paths.remove_stale_pid_file(str(held))
+
+
 @pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")
 @pytest.mark.parametrize("state", ["stopped", "absent"])
 def test_what_a_service_detached_ends_with_it_without_the_cgroup_option(run_module, name, state):
@@ -267,7 +307,9 @@ def test_a_killed_daemons_leftovers_in_nested_cgroups_go_and_the_next_start_stay
             assert stopped.get("failed") is not True, stopped
         else:  # stopped: everything goes, nested cgroup included
             stopped = run_module(service, dict(args, state="stopped"))
-            assert stopped.get("failed") is not True and stopped["actions"] == ["stop"], stopped
+            # (and the pid file the killed daemon left)
+            assert stopped.get("failed") is not True, stopped
+            assert stopped["actions"] == ["stop", f"remove {paths.pid_file(name)}"], stopped
     assert not os.path.exists(path)
 
 
