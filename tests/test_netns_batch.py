@@ -178,7 +178,7 @@ def test_create_makes_a_namespace_in_a_thread_and_leaves_the_caller_where_it_was
         raise AssertionError("netns creation forked")
 
     monkeypatch.setattr(os, "fork", no_fork)
-    kernel.create(kernel._pyroute2()[1], name)
+    kernel.create(*kernel._pyroute2(), name)
     monkeypatch.undo()
     made = os.stat(netns.netns_path(name)).st_ino
     assert made not in (mine, nsinfo.host_inode("net"))
@@ -190,7 +190,7 @@ def test_create_makes_a_namespace_in_a_thread_and_leaves_the_caller_where_it_was
 
     # a second create of the same name fails and leaves the first one as it was
     with pytest.raises(FileExistsError):
-        kernel.create(kernel._pyroute2()[1], name)
+        kernel.create(*kernel._pyroute2(), name)
     assert os.stat(netns.netns_path(name)).st_ino == made
     assert os.path.ismount(netns.netns_path(name))
 
@@ -202,7 +202,7 @@ def test_create_as_an_unprivileged_uid_fails_and_leaves_nothing(names: dict, unp
 
     def attempt() -> str:
         try:
-            kernel.create(kernel._pyroute2()[1], name)
+            kernel.create(*kernel._pyroute2(), name)
         except OSError as e:
             return f"{type(e).__name__} {e.errno}"
         return "created"
@@ -235,10 +235,38 @@ def test_create_interrupted_goes_on_once_the_namespace_is_made(names: dict) -> N
 
     assert threading.current_thread() is threading.main_thread()
     with pytest.raises(KeyboardInterrupt):
-        kernel.create(InterruptedMeanwhile(), name)
+        kernel.create(kernel._pyroute2()[0], InterruptedMeanwhile(), name)
     assert os.path.ismount(netns.netns_path(name))
     assert not [t for t in threading.enumerate() if t.name == "pyforkexec-netns-create"]
     assert os.stat("/proc/thread-self/ns/net").st_ino == mine
+
+
+def test_a_namespace_has_its_mark_before_its_name(names: dict) -> None:
+    """The alias that makes a namespace ours (on its lo) was set after the namespace was attached at
+    /run/netns/NAME: a converge killed outright in between left a namespace under that name that
+    absent took for one made by hand and kept for good (a SIGKILL sweep found it). The creating
+    thread now marks it before the attach names it: this attach looks from inside, at that moment."""
+    import threading
+
+    from pyforkexec.netns import kernel
+    from pyforkexec.netns.model import NETNS_ALIAS
+
+    pyroute2, real = kernel._pyroute2()
+    name = names["netns"][0]
+    seen: list[object] = []
+
+    class LookingAtAttach:
+        """pyroute2's netns, reading lo's alias in the creating thread just before the real attach."""
+
+        def attach(self, netns: str, pid: str, libc: Any) -> None:
+            assert threading.current_thread().name == "pyforkexec-netns-create"
+            with pyroute2.IPRoute() as ns:  # the thread's namespace: the new one
+                seen.append(ns.get_links(ns.link_lookup(ifname="lo")[0])[0].get_attr("IFLA_IFALIAS"))
+            real.attach(netns, pid, libc=libc)
+
+    kernel.create(pyroute2, LookingAtAttach(), name)
+    assert seen == [NETNS_ALIAS]
+    assert f"alias {NETNS_ALIAS}" in run(["ip", "-n", name, "link", "show", "lo"]).stdout
 
 
 def test_a_namespace_made_and_removed_starts_no_ldconfig(names: dict, monkeypatch: Any) -> None:

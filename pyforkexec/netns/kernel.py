@@ -81,8 +81,12 @@ def _ns_route(pyroute2, name):
         raise
 
 
-def create(netns, name):
-    """Create the named network namespace ``name`` (/run/netns/NAME), the way ``ip netns add`` does.
+def create(pyroute2, netns, name):
+    """Create the named network namespace ``name`` (/run/netns/NAME), the way ``ip netns add`` does,
+    already marked ours (NETNS_ALIAS on its ``lo``): the alias is set before the namespace gets its
+    name, so that no kill (SIGKILL between the two) can leave a namespace under that name which
+    plan_absent would take for one made by hand; killed before the attach, the namespace dies with
+    the thread.
 
     A thread of this process unshares its network namespace alone and pyroute2's ``netns.attach``
     bind-mounts that thread's namespace there; the thread then ends, so that no other thread, the
@@ -105,6 +109,8 @@ def create(netns, name):
             err = ctypes.get_errno()
             raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
         _announcing("all", ())  # a declared all.* sysctl is written later
+        with pyroute2.IPRoute() as ns:  # this thread's socket: the new namespace's
+            ns.link("set", index=ns.link_lookup(ifname="lo")[0], ifalias=NETNS_ALIAS)
         there_before = os.path.lexists(path)
         try:
             netns.attach(name, "thread-self", libc=_libc())
@@ -892,8 +898,7 @@ def _apply_one(h, name, action):
         if _leftover_mount_point(path):
             os.unlink(path)
     elif op == "create_netns":  # made and marked ours (plan_absent removes only a namespace it made)
-        create(h.netns, name)
-        h.side("ns").link("set", index=h.index("ns", "lo"), ifalias=NETNS_ALIAS)
+        create(h.pyroute2, h.netns, name)
     elif op == "delete_netns":
         h.netns.remove(name, libc=_libc())
     elif op == "link_up":
