@@ -73,6 +73,12 @@ def check_options(params):
     if argv is not None and (not argv or not argv[0].strip()):
         what = "an empty list" if not argv else "an empty argv[0]"
         raise paths.ServiceError(f"argv: {what} names no program to run")
+    chdir = params.get("chdir")
+    if chdir and not chdir.startswith("/"):
+        # (relative to whatever directory its daemon or systemd starts it from: systemd's
+        # WorkingDirectory= refuses one too)
+        raise paths.ServiceError(f"chdir: {chdir!r} is not an absolute path: give the service's working "
+                                 "directory from / (from the new root, with rootfs)")
     return name
 
 

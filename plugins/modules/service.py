@@ -69,7 +69,7 @@ options:
     type: dict
   chdir:
     description:
-      - The service's working directory.
+      - The service's working directory, an absolute path (from the new root, with O(rootfs)).
     type: path
   restart:
     description:

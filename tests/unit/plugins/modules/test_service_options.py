@@ -29,6 +29,21 @@ def test_a_refusal_names_the_option_and_writes_nothing(run_module, unique_name, 
     assert not os.path.exists(paths.spec_path(name))
 
 
+@pytest.mark.parametrize("state", ["started", "stopped"])
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_relative_chdir_is_refused_before_anything_is_written(run_module, unique_name, state, check_mode):
+    """With a mount namespace the host-side check cannot tell a relative chdir wrong (mounts could
+    make it), but it is relative to whatever the daemon (or systemd) starts the service from: check
+    mode promised a start that then failed at chdir, and state=stopped wrote a spec no start could
+    run."""
+    name = unique_name()
+    args = dict(name=name, argv=["sleep", "60"], manager="direct", state=state, chdir="tmp",
+                namespaces=["pid", "mount"], mounts=[dict(type="proc", target="/proc")])
+    result = run_module(service, args, check_mode=check_mode)
+    assert result["failed"] is True and result["msg"].startswith("chdir: 'tmp' is not an absolute path")
+    assert not os.path.exists(paths.spec_path(name))
+
+
 def test_under_systemd_the_limits_are_checked_though_the_spec_has_no_cgroup(validate_args):
     params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], cgroup=dict(memory_max="64M")))
     assert svc.launch_attr(params, "x", "systemd", on_host=False).attr.sys.cgroup is None
