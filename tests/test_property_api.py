@@ -124,11 +124,13 @@ class Pool:
         }
         if landlock_abi() >= 1:  # a ruleset handling reads: what use_landlock restricts a child to
             self.fds["ruleset"] = kernel_fds.landlock_create_ruleset(FS_RIGHTS["read_file"][0], 0, 0)
-        self.closed_fd = os.dup(0)
-        os.close(self.closed_fd)
         self.open_file = open(os.devnull, "rb")  # noqa: SIM115 - lives for the whole run
         self.closed_file = open(os.devnull, "rb")  # noqa: SIM115
         self.closed_file.close()
+        # Last, so that nothing opened here takes its number: the lowest free fd, the one a spawn's
+        # own pipes and fds are given first (a files entry naming it must still fail).
+        self.closed_fd = os.dup(0)
+        os.close(self.closed_fd)
         self.sys_fields = sys_fields()  # built once: building them costs more than running an example
 
 
@@ -708,6 +710,25 @@ def test_landlock_values(uid: Optional[int], world: tuple[str, str, str]) -> Non
         return tally
 
     _run(body, uid, world)
+
+
+def _pool_closed_fd(tmp: str) -> tuple[bool, bool]:
+    pool = Pool()
+    pool.open(tmp, "unused")
+    try:
+        os.fstat(pool.closed_fd)
+        closed = False
+    except OSError:
+        closed = True
+    lowest = os.dup(0)
+    os.close(lowest)
+    return closed, lowest == pool.closed_fd
+
+
+def test_the_pools_closed_fd_is_closed_and_the_lowest_free(tmp_path: Any) -> None:
+    """The closed fd the strategies give is closed when the examples run (not taken by a later file
+    of the pool), and the number a spawn's own fds get first."""
+    assert run_in_fork(_pool_closed_fd, str(tmp_path)) == (True, True)
 
 
 def test_every_sys_field_has_a_strategy() -> None:
