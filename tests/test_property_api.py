@@ -218,10 +218,12 @@ def mounts() -> st.SearchStrategy[Any]:
     mount = st.builds(Mount, maybe(st.sampled_from(["tmpfs", "proc", tmp, "/nonexistent", None])), target,
                       maybe(st.sampled_from(["tmpfs", "proc", "nosuchfs", None])), flags,
                       maybe(st.sampled_from([None, "size=1m", "mode=755", "x" * 5000, "\ud800"])),
-                      maybe(st.booleans()), idmaps())
+                      maybe(st.booleans()), idmaps(), maybe(st.booleans()))
     factories = st.sampled_from([lambda: Mount.tmpfs(f"{tmp}/t"), lambda: Mount.proc(f"{tmp}/p"),
                                  lambda: Mount.bind("/bin", f"{tmp}/b", readonly=True),
-                                 lambda: Mount.bind(tmp, f"{tmp}/i", idmap=True)]).map(lambda f: f())
+                                 lambda: Mount.bind(tmp, f"{tmp}/i", idmap=True),
+                                 lambda: Mount.bind("/nonexistent", f"{tmp}/o", optional=True)])
+    factories = factories.map(lambda f: f())
     return lists(pick(mount, factories))
 
 
@@ -282,16 +284,18 @@ def cgroups() -> st.SearchStrategy[Any]:
     path = pick(st.sampled_from([f"{prefix}/a", f"{prefix}/b/c", f"{prefix}/../x", "/"]), hostile())
     return st.builds(Cgroup, path, value, value, value, maybe(st.sampled_from([None, 1, 100, 10001])), value,
                      maybe(st.sampled_from([None, "8:0 rbps=1", ["8:0 wbps=max"], "sda"])),
-                     maybe(st.booleans()))
+                     maybe(st.booleans()), maybe(st.booleans()))
 
 
 def sys_fields() -> dict[str, st.SearchStrategy[Any]]:
     """A strategy for every field of SysProcAttr (the test below checks none is missing)."""
     b = maybe(st.booleans())
     caps = ["CAP_CHOWN", "net_bind_service", "CAP_SYS_ADMIN", "CAP_FLY"]
-    setns_target = pick(st.sampled_from(["ns_uts", "ns_net", "ns_user", "pipe_r"]).map(POOL.fds.get),
-                             st.sampled_from(["/proc/self/ns/uts", "/proc/self/ns/ipc", "/nonexistent"]),
+    setns_target = pick(st.sampled_from(["ns_uts", "ns_net", "ns_user", "pipe_r", "pidfd"]).map(POOL.fds.get),
+                             st.sampled_from(["/proc/self/ns/uts", "/proc/self/ns/ipc", "/proc/self/ns/pid",
+                                              "/nonexistent"]),
                              st.builds(lambda: POOL.closed_fd), hostile())
+    setns_inode = pick(*[st.none()] * 3, st.builds(lambda: os.stat("/proc/self/ns/uts").st_ino), ids())
     setns_type = maybe(st.sampled_from([0, *NS_FLAGS, int(pf.CLONE_VM)]))
     return {
         "chroot": maybe(pick(st.just(""), paths())),
@@ -302,7 +306,7 @@ def sys_fields() -> dict[str, st.SearchStrategy[Any]]:
         "uid_mappings": id_maps(), "gid_mappings": id_maps(), "gid_mappings_enable_setgroups": b,
         "ambient_caps": lists(maybe(st.integers(-1, 70))), "use_cgroup_fd": b,
         "cgroup_fd": pick(fd_values(), st.sampled_from(["dir", "opath"]).map(POOL.fds.get)), "pidfd": b,
-        "setns": lists(st.builds(SetNS, setns_target, setns_type)),
+        "setns": lists(st.builds(SetNS, setns_target, setns_type, setns_inode, maybe(st.booleans()))),
         "hostname": pick(st.none(), weird_text(70)), "domainname": pick(st.none(), weird_text(70)),
         "mount_propagation": maybe(st.sampled_from(["private", "slave", "shared", "unchanged", "rshared"])),
         "mounts": mounts(), "pivot_root": pick(st.none(), paths()), "readonly_root": b,
@@ -594,6 +598,74 @@ def test_run(uid: Optional[int], world: tuple[str, str, str]) -> None:
             roots = {"argv": argv, **kwargs, "SysProcAttr": kwargs.get("sys")}
             check_call(lambda: pf.run(argv, **kwargs), roots, lambda result: None, tally,
                        lambda: _remove_kept_cgroup(roots["SysProcAttr"], False))
+
+        prop()
+        return tally
+
+    _run(body, uid, world)
+
+
+def _clone_fn(code: Any) -> Any:
+    """What a clone() child runs: returns (or raises, or exits with) its argument."""
+    if isinstance(code, BaseException):
+        raise code
+    return code
+
+
+def clone_flags() -> st.SearchStrategy[Any]:
+    """Namespace combinations with an exit signal (SIGCHLD, none, another one), any known flags, and
+    random bits or hostile values (refused)."""
+    exit_signal = st.sampled_from([int(signal.SIGCHLD)] * 3 + [0, int(signal.SIGUSR1), 64, 65, 255])
+    return pick(*[st.tuples(pick(flag_bits(), hostile()), exit_signal).map(_with_exit_signal)] * 3,
+                st.builds(lambda n, e: n | e, st.lists(st.sampled_from(NS_FLAGS), max_size=3).map(
+                    lambda fs: sum(set(fs))), exit_signal))
+
+
+# The exit signals a clone() child may send the test: ignored, or caught (test_clone installs these).
+CLONE_SIGNALS = (int(signal.SIGUSR1), 64)
+
+
+def _with_exit_signal(pair: tuple[Any, int]) -> Any:
+    """An int of flags with its low byte replaced by one of the exit signals the test survives (a
+    random SIGINT or SIGTERM would end the test itself)."""
+    flags, exit_signal = pair
+    if type(flags) is not int:  # a bool or an int subclass stays as drawn: refused or not
+        return flags
+    return (flags & ~0xFF) | exit_signal
+
+
+@USERS
+def test_clone(uid: Optional[int], world: tuple[str, str, str]) -> None:
+    """clone(fn, flags, code): a child whose exit status is what fn returned, reaped by wait_clone;
+    or a refusal naming flags or fn with no process; or the kernel's OSError. Nothing left behind."""
+    def body() -> Tally:
+        tally = Tally()
+        for sig in CLONE_SIGNALS:
+            signal.signal(sig, lambda *_: None)
+
+        @settings(SETTINGS, max_examples=max(1, EXAMPLES // 3))
+        @given(pick(*[st.just(_clone_fn)] * 5, hostile()), clone_flags(),
+               pick(st.none(), st.integers(-1, 300), st.builds(lambda: SystemExit(3)),
+                    st.builds(lambda: KeyError("h")), st.just("text")))
+        def prop(fn: Any, flags: Any, code: Any) -> None:
+            before, pids = snapshot([POOL.cgroup_root]), last_pid()
+            try:
+                with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):  # fn's tracebacks
+                    pid = pf.clone(fn, flags, code)
+            except (ValueError, TypeError) as e:
+                assert last_pid() == pids, f"{e!r} raised after a process was created"
+                assert_names_a_field(str(e), {"flags": flags, "fn": fn})
+                tally.refused += 1
+            except OSError:  # the kernel refused these namespaces (or CLONE_PARENT from pid 1)
+                tally.child_error += 1
+            else:
+                got = pf.wait_clone(pid)
+                # sys.exit's reading: None 0, an int its low byte, SystemExit(3) 3, anything else 1
+                want = 0 if code is None else code & 0xFF if isinstance(code, int) else \
+                    3 if isinstance(code, SystemExit) else 1
+                assert got == want, (code, got)
+                tally.ran += 1
+            assert_unchanged(before)
 
         prop()
         return tally
