@@ -396,3 +396,23 @@ def test_a_service_killed_by_a_real_time_signal_is_restarted(tmp_path: Path) -> 
     assert d.wait() == 128 + signal.SIGRTMIN + 1  # given up at the start limit, as its service ended
     killed = [x for x in d.log_lines() if " killed by " in x]
     assert len(killed) == 2 and all(x.endswith("killed by SIGRTMIN+1") for x in killed), d.log_lines()
+
+
+@pytest.mark.parametrize("waiter", [[], ["--no-waiter"]], ids=["waiter", "python"])
+def test_the_start_limit_counts_the_starts_before_the_next_one_not_before_the_exit(tmp_path: Path,
+                                                                                   waiter: list[str]) -> None:
+    """Starts at least --restart-sec 0.5 apart: never more than 2 within any 0.9 s, so a burst of 2 is
+    never reached (systemd checks its start limit when the start comes, after RestartSec). The daemon
+    counted the starts within the interval before the exit, as if the next start came then: it gave up
+    at the second exit ("2 starts within 0.9s: giving up")."""
+    d = Daemon(tmp_path, ["sh", "-c", "exit 3"], "--restart", "always", "--restart-sec", "0.5",
+               "--start-limit-burst", "2", "--start-limit-interval", "0.9", *waiter)
+    assert d.ready.startswith("ok ")
+    try:
+        wait_for(lambda: d.proc.poll() is not None or
+                 sum(x.startswith("started") for x in d.log_lines()) >= 4, "four starts")
+        assert d.proc.poll() is None, d.log_lines()  # still restarting
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert not any("giving up" in x for x in d.log_lines()), d.log_lines()

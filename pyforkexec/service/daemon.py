@@ -342,7 +342,11 @@ class Daemon:
             if proc.returncode is None:
                 proc.send_signal(signo)
 
-    def should_restart(self, code: int) -> bool:
+    def should_restart(self, code: int, delay: float = 0.0) -> bool:
+        """Whether to start again after ``code``, ``delay`` seconds from now. The start limit counts
+        the starts within --start-limit-interval of that next start, as systemd checks it when the
+        start comes (after RestartSec), not of the exit: starts --restart-sec apart, more than the
+        interval over the burst, never reach the limit."""
         # A stop that came as the service exited (before supervise() looked, or while the waiter
         # handed back) is a stop: never a start after it.
         if any(s in STOP_SIGNALS for s in self._take_signals()):
@@ -351,7 +355,7 @@ class Daemon:
             return False
         if self.args.restart == "on-failure" and code == 0:
             return False
-        now = time.monotonic()
+        now = time.monotonic() + delay  # when the next start would come
         while self.starts and now - self.starts[0] > self.args.start_limit_interval:
             self.starts.popleft()
         burst = self.args.start_limit_burst
@@ -392,12 +396,13 @@ class Daemon:
                     self.hand_over(proc)  # returns only if the waiter could not take over
                     code = self.supervise(proc)
                     self.log_exit(proc, code)
-            if not self.should_restart(code):
+            delay = max(0.0, self.args.restart_sec - self.since_exit())
+            if not self.should_restart(code, delay):
                 if self.stopping:
                     return 0
                 return code if code > 0 else 128 - code if code < 0 else int(self.gave_up)
             self.log(f"restarting in {self.args.restart_sec:g}s (restart={self.args.restart})")
-            if self.sleep(self.args.restart_sec - self.since_exit()):
+            if self.sleep(delay):
                 return 0
 
     def since_exit(self) -> float:
