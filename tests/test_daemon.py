@@ -416,3 +416,21 @@ def test_the_start_limit_counts_the_starts_before_the_next_one_not_before_the_ex
         d.proc.send_signal(signal.SIGTERM)
     assert d.wait() == 0
     assert not any("giving up" in x for x in d.log_lines()), d.log_lines()
+
+
+@pytest.mark.parametrize("waiter", [[], ["--no-waiter"]], ids=["waiter", "python"])
+def test_a_stop_reaches_a_stopped_service_at_once(tmp_path: Path, waiter: list[str]) -> None:
+    """A service stopped by SIGSTOP: the stop's SIGTERM stayed pending until the stop timeout's SIGKILL,
+    so it never had the chance to end cleanly. systemd follows the stop signal with SIGCONT; so does
+    the daemon now, and the service dies of the SIGTERM."""
+    d = Daemon(tmp_path, ["sleep", "1000"], "--stop-timeout", "30", *waiter)
+    assert d.ready.startswith("ok ")
+    child = int(d.ready.split()[1])
+    try:
+        os.kill(child, signal.SIGSTOP)
+        stat = Path(f"/proc/{child}/stat")
+        wait_for(lambda: stat.read_text().rsplit(") ", 1)[1][0] == "T", "the service stopped")
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert d.log_lines()[-2:] == [f"{child} killed by SIGTERM", "stopped"], d.log_lines()

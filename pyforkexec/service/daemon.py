@@ -15,7 +15,8 @@ systemd would otherwise provide::
   ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
   ``--start-limit-interval`` seconds stop the daemon, as systemd's start limit does (a burst or an
   interval of 0: no start limit, as systemd's StartLimitBurst=0 and StartLimitIntervalSec=0).
-- SIGTERM or SIGINT stop the service: SIGTERM to its process, SIGKILL to its process group after
+- SIGTERM or SIGINT stop the service: SIGTERM (then SIGCONT, for a stopped one, as systemd does) to its
+  process, SIGKILL to its process group after
   ``--stop-timeout`` seconds. A daemon killed outright takes its service along (the service's
   ``pdeathsig`` is SIGKILL unless its spec sets another). SIGHUP, SIGUSR1 and SIGUSR2 are passed on
   to the process. Each start
@@ -320,6 +321,9 @@ class Daemon:
                         self.log(f"stopping: SIGTERM to {proc.pid}")
                         deadline = time.monotonic() + self.args.stop_timeout
                         self._kill(proc, signal.SIGTERM, group=False)
+                        # A stopped service (SIGSTOP) acts on it now, not SIGKILLed at the
+                        # timeout: systemd follows its stop signal with SIGCONT too.
+                        self._kill(proc, signal.SIGCONT, group=False)
                     elif signo in FORWARDED:
                         self._kill(proc, signo, group=False)
                 if deadline is not None and time.monotonic() >= deadline and proc.poll() is None:

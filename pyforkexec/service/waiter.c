@@ -9,7 +9,7 @@
  * program: the same process (its pid file lock, its log fds, its session), so the service stays its
  * only child, but a few hundred KiB instead of an interpreter. Until the service ends it
  *   - passes SIGHUP, SIGUSR1 and SIGUSR2 on to PID;
- *   - on SIGTERM or SIGINT sends SIGTERM to PID, and STOP_TIMEOUT_MS later SIGKILL to PID's
+ *   - on SIGTERM or SIGINT sends SIGTERM then SIGCONT to PID, and STOP_TIMEOUT_MS later SIGKILL to PID's
  *     process group and to PID;
  * or, for a launcher without a terminal (``pyforkexec exec --spec`` as a systemd unit's main
  * process: service/supervise.py), passes every signal a launcher forwards (SIGHUP, SIGINT, SIGQUIT,
@@ -188,6 +188,7 @@ int main(int argc, char **argv)
                 kill(pid, signo);
         } else if ((signo == SIGTERM || signo == SIGINT) && strcmp(state, "run") == 0) {
             kill(pid, SIGTERM);
+            kill(pid, SIGCONT);  /* a stopped service acts on it now (systemd's kill_and_sigcont) */
             state = "stop";
             deadline = now_ms() + timeout_ms;
         } else if (signo == SIGHUP || signo == SIGUSR1 || signo == SIGUSR2) {
