@@ -83,6 +83,17 @@ def test_on_failure_does_not_restart_a_clean_exit_and_no_never_restarts(tmp_path
     assert not any(x.startswith("restarting") for x in d.log_lines())
 
 
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGKILL])
+def test_on_failure_takes_a_death_by_sigterm_for_a_clean_end(tmp_path: Path, signo: int) -> None:
+    """systemd's Restart=on-failure does not restart a service ended by SIGHUP, SIGINT, SIGTERM or
+    SIGPIPE (asked to end: clean); the daemon restarted it as a failure. Other signals still fail."""
+    d = Daemon(tmp_path, ["sh", "-c", f"kill -{int(signo)} $$"], "--restart", "on-failure",
+               "--start-limit-burst", "2")
+    assert d.wait() == 128 + signo  # the service's status, restarted or not
+    started = sum(x.startswith("started") for x in d.log_lines())
+    assert started == (1 if signo == signal.SIGTERM else 2), d.log.read_text()
+
+
 def test_always_restarts_a_clean_exit(tmp_path: Path) -> None:
     d = Daemon(tmp_path, ["true"], "--restart", "always", "--start-limit-burst", "2")
     assert d.wait() == 1

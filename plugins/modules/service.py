@@ -73,7 +73,9 @@ options:
     type: path
   restart:
     description:
-      - When the service is started again after it exited, as systemd's C(Restart=).
+      - When the service is started again after it exited, as systemd's C(Restart=). V(on-failure)
+        restarts it after an exit status other than 0 or a death by a signal other than C(SIGHUP),
+        C(SIGINT), C(SIGTERM) and C(SIGPIPE) (clean ends, as for systemd).
     type: str
     choices: [always, on-failure, "no"]
     default: on-failure

@@ -11,7 +11,8 @@ systemd would otherwise provide::
   are its own messages), locks ``--pid-file`` and writes its pid there: the file is locked exactly
   while the daemon runs, so a stale file is never mistaken for a live service. The service's process
   is the daemon's only child.
-- ``--restart``: ``no``, ``on-failure`` (an exit status other than 0, or death by a signal) or
+- ``--restart``: ``no``, ``on-failure`` (an exit status other than 0, or death by a signal other than
+  SIGHUP, SIGINT, SIGTERM and SIGPIPE, which systemd counts as clean too) or
   ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
   ``--start-limit-interval`` seconds stop the daemon, as systemd's start limit does (a burst or an
   interval of 0: no start limit, as systemd's StartLimitBurst=0 and StartLimitIntervalSec=0).
@@ -69,6 +70,9 @@ WAITED = ("run", "stop", "kill", "error")  # how the waiter saw the service end 
 RESTART_POLICIES = ("no", "on-failure", "always")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+# Deaths by these signals are clean ends for on-failure, as for systemd's Restart=on-failure: the
+# service was asked to end (a stop, a hang-up, a closed pipe), it did not fail.
+CLEAN_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)
 HANDLED = (*STOP_SIGNALS, *FORWARDED)
 
 
@@ -357,7 +361,7 @@ class Daemon:
             self.stopping = True
         if self.stopping or self.args.restart == "no":
             return False
-        if self.args.restart == "on-failure" and code == 0:
+        if self.args.restart == "on-failure" and (code == 0 or -code in CLEAN_SIGNALS):
             return False
         now = time.monotonic() + delay  # when the next start would come
         while self.starts and now - self.starts[0] > self.args.start_limit_interval:
