@@ -685,3 +685,38 @@ def test_a_launcher_started_with_sigchld_ignored_still_gives_the_programs_status
     res = subprocess.run([*ignoring, sys.executable, "-m", "pyforkexec", *command, "sh", "-c", "exit 3"],
                          capture_output=True, text=True, timeout=60, check=False)
     assert (res.returncode, res.stderr) == (3, ""), res
+
+
+# Binds --uts=FILE as the launcher does, then Ctrl-C as a terminal sends it (to the whole process
+# group), while the child still waits before its execve; returns once the child died of it.
+CTRL_C_IN_THE_SPAWN = """
+import os, signal, sys, time
+from pyforkexec import cli
+from pyforkexec.cli import unshare
+bind = unshare.bind_namespace_files
+def bind_then_ctrl_c(pid, *args):
+    bind(pid, *args)
+    os.killpg(0, signal.SIGINT)
+    while open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+unshare.bind_namespace_files = bind_then_ctrl_c
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("fork", [[], ["--fork"]])
+def test_a_ctrl_c_before_the_execve_ends_by_sigint_silently(tmp_path: Path, fork: list[str]) -> None:
+    """A terminal's Ctrl-C reaches the child waiting before its execve too, which dies of it: the
+    launcher said 'fork/exec /usr/bin/true: no such process (at sync_read)' and exited 125.
+    util-linux's unshare ends by the SIGINT (130), silently; the bind of a program that never ran is
+    undone."""
+    target = tmp_path / "uts"
+    target.touch()
+    res = run([sys.executable, "-c", CTRL_C_IN_THE_SPAWN, "unshare", f"--uts={target}", *fork, "true"],
+              start_new_session=True)
+    try:
+        assert (res.returncode, res.stderr) == (-signal.SIGINT, "")
+        with open("/proc/self/mountinfo") as f:
+            assert f" {target} " not in f.read()
+    finally:
+        subprocess.run(["umount", str(target)], check=False, capture_output=True)

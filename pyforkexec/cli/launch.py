@@ -84,6 +84,17 @@ def setgroups_denied(pid: int | str = "self") -> bool:
         return False
 
 
+def killed_in_spawn(err: BaseException) -> int:
+    """The signal the child died of before its execve, when the launcher got it too meanwhile (a
+    terminal's Ctrl-C, a ``kill -- -PGID``: sent to the whole process group); else 0. The spawn
+    finds the child gone (ESRCH, at the handshake it never answered) without its status: the
+    signal is the one the launcher itself got."""
+    if not (isinstance(err, ChildError) and err.errno == errno.ESRCH):
+        return 0
+    signals = getattr(err, "signals_in_spawn", ())
+    return signals[0] if signals else 0
+
+
 def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
                    before: Optional[Callable[[], None]] = None, blame: Optional[Restate] = None,
                    started: Optional[Callable[[int], object]] = None) -> NoReturn:
@@ -106,7 +117,10 @@ def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
     try:
         code = run_as_parent(spawn, started)
     except (ChildError, SetupError, ValueError, TypeError) as e:
-        restated = blame(e) if blame is not None else None
+        restated = blame(e) if blame is not None else None  # (it undoes what the launcher made)
+        signo = killed_in_spawn(e)
+        if signo:  # a terminal's Ctrl-C to the whole group: both end by it, silently, as util-linux's
+            exit_like(-signo)
         if restated is None:
             raise
         raise restated from None

@@ -155,11 +155,18 @@ def run_as_parent(spawn: Callable[[], Process], started: Optional[Callable[[int]
     ends. ``started(pid)`` runs once the child has execed (a launcher's sd_notify READY), before the
     hand-over to the waiter; it must not raise.
 
-    Exceptions from ``spawn`` propagate (no child exists then). Returns as ``Supervisor.wait``.
+    Exceptions from ``spawn`` propagate (no child exists then), with the forwarded signals this
+    process got meanwhile as their ``signals_in_spawn`` (a terminal's Ctrl-C reaches the child
+    before its execve too: it died of it). Returns as ``Supervisor.wait``.
     """
     sup = Supervisor()
     with sup.handlers():
-        sup.started(spawn())
+        try:
+            proc = spawn()
+        except Exception as e:
+            e.signals_in_spawn = tuple(sup._early)  # type: ignore[attr-defined]
+            raise
+        sup.started(proc)
         if started is not None and sup.pid is not None:
             started(sup.pid)
         sup.hand_over()
