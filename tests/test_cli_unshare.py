@@ -687,6 +687,44 @@ def test_a_launcher_started_with_sigchld_ignored_still_gives_the_programs_status
     assert (res.returncode, res.stderr) == (3, ""), res
 
 
+# A child step that fails after the launcher bound --uts=FILE (the execve), then a
+# SIGINT or SIGTERM to the launcher right as it starts to undo that bind.
+SIGNAL_IN_THE_UNDO = """
+import os, signal, sys
+from pyforkexec import cli
+from pyforkexec.cli import unshare
+unbind = unshare.unbind_namespace_files
+signo = int(sys.argv.pop(1))
+def signalled_then_unbind(bound):
+    os.kill(os.getpid(), signo)
+    unbind(bound)
+unshare.unbind_namespace_files = signalled_then_unbind
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("signo", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_a_failed_start_is_undone_waits_for_the_undo(tmp_path: Path, signo: int) -> None:
+    """The launcher undid the --TYPE=FILE binds of a program that never ran after the signal handlers
+    were back: a Ctrl-C or SIGTERM in between ended it (a KeyboardInterrupt, or the kernel's default
+    action) with the bind left on the file. The undo now runs with those signals blocked; the launcher
+    ends by the signal once it is done."""
+    target = tmp_path / "uts"
+    target.touch()
+    program = tmp_path / "prog"  # found and executable, but its execve fails: after the bind
+    program.write_text("#!/nonexistent-pfe-interpreter\n")
+    program.chmod(0o755)
+    res = run([sys.executable, "-c", SIGNAL_IN_THE_UNDO, str(int(signo)), "unshare", f"--uts={target}",
+               str(program)])
+    try:
+        with open("/proc/self/mountinfo") as f:
+            assert f" {target} " not in f.read()
+        assert res.returncode in (-signo, 128 + signo), res
+    finally:
+        subprocess.run(["umount", str(target)], check=False, capture_output=True)
+
+
 # Binds --uts=FILE as the launcher does, then Ctrl-C as a terminal sends it (to the whole process
 # group), while the child still waits before its execve; returns once the child died of it.
 CTRL_C_IN_THE_SPAWN = """

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Callable, NoReturn, Optional
 
+from .._signals import ending_blocked
 from ..attrs import ProcAttr
 from ..errors import ChildError
 from ..forkexec import environ_entries, start_process
@@ -117,7 +118,8 @@ def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
     try:
         code = run_as_parent(spawn, started)
     except (ChildError, SetupError, ValueError, TypeError) as e:
-        restated = blame(e) if blame is not None else None  # (it undoes what the launcher made)
+        with ending_blocked():  # blame undoes what the launcher made (--TYPE=FILE binds): a Ctrl-C
+            restated = blame(e) if blame is not None else None  # or SIGTERM waits for the undo to end
         signo = killed_in_spawn(e)
         if signo:  # a terminal's Ctrl-C to the whole group: both end by it, silently, as util-linux's
             exit_like(-signo)
