@@ -54,19 +54,25 @@ def test_on_failure_restarts_until_the_start_limit(tmp_path: Path) -> None:
     assert lines[-2:] == ["3 starts within 600s: giving up", "stopped"]
 
 
+def _stopped_after_starts(d: Daemon, starts: int) -> None:
+    """Wait until ``d`` has started its service ``starts`` times and still restarts it, then stop it
+    (SIGTERM), which it must end with status 0."""
+    assert d.ready.startswith("ok ")
+    try:
+        wait_for(lambda: d.proc.poll() is not None or
+                 sum(x.startswith("started") for x in d.log_lines()) >= starts, f"{starts} starts")
+        assert d.proc.poll() is None, d.log_lines()  # still restarting
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
 def test_a_start_limit_burst_of_0_is_no_start_limit(tmp_path: Path) -> None:
     """As systemd's StartLimitBurst=0 (and as --start-limit-interval 0 already was): no start limit.
     It gave up at the first restart ("0 starts within 10s: giving up")."""
     d = Daemon(tmp_path, ["sh", "-c", "exit 3"], "--restart", "on-failure", "--start-limit-burst", "0",
                "--restart-sec", "0.05")
-    assert d.ready.startswith("ok ")
-    try:
-        wait_for(lambda: d.proc.poll() is not None or
-                 sum(x.startswith("started") for x in d.log_lines()) >= 9, "nine starts")
-        assert d.proc.poll() is None, d.log_lines()  # still restarting
-    finally:
-        d.proc.send_signal(signal.SIGTERM)
-    assert d.wait() == 0
+    _stopped_after_starts(d, 9)
     lines = d.log_lines()
     assert not any("giving up" in x for x in lines), lines
     assert lines[-1] == "stopped", lines
@@ -418,14 +424,7 @@ def test_the_start_limit_counts_the_starts_before_the_next_one_not_before_the_ex
     at the second exit ("2 starts within 0.9s: giving up")."""
     d = Daemon(tmp_path, ["sh", "-c", "exit 3"], "--restart", "always", "--restart-sec", "0.5",
                "--start-limit-burst", "2", "--start-limit-interval", "0.9", *waiter)
-    assert d.ready.startswith("ok ")
-    try:
-        wait_for(lambda: d.proc.poll() is not None or
-                 sum(x.startswith("started") for x in d.log_lines()) >= 4, "four starts")
-        assert d.proc.poll() is None, d.log_lines()  # still restarting
-    finally:
-        d.proc.send_signal(signal.SIGTERM)
-    assert d.wait() == 0
+    _stopped_after_starts(d, 4)
     assert not any("giving up" in x for x in d.log_lines()), d.log_lines()
 
 
