@@ -589,6 +589,19 @@ def test_an_address_moved_to_another_link_is_the_namespaces_all_along(env: dict,
     netns.converge(env["netns"], None)
 
 
+# A busy loop that cannot outlive the test: killed with its parent (PR_SET_PDEATHSIG), and over in
+# 60 s whatever happens (a SCHED_FIFO loop left behind would hold its CPU for good).
+_HOG = """
+import ctypes, os, sys, time
+ctypes.CDLL(None).prctl(1, 9)
+if os.getppid() != int(sys.argv[1]):
+    sys.exit()
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    pass
+"""
+
+
 @contextlib.contextmanager
 def _cpus_held() -> Iterator[None]:
     """This thread on one CPU under SCHED_FIFO, and a busy loop on each CPU under SCHED_FIFO below it:
@@ -597,19 +610,21 @@ def _cpus_held() -> Iterator[None]:
     wait their turn. What the converge does not wait for itself is then not done behind its back."""
     cpus = sorted(os.sched_getaffinity(0))
     policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in cpus]
+    hogs: list[subprocess.Popen] = []
     try:
-        for hog, cpu in zip(hogs, cpus):
-            os.sched_setaffinity(hog.pid, {cpu})
-            os.sched_setscheduler(hog.pid, os.SCHED_FIFO, os.sched_param(1))
+        for cpu in cpus:
+            hogs.append(subprocess.Popen([sys.executable, "-c", _HOG, str(os.getpid())]))
+            os.sched_setaffinity(hogs[-1].pid, {cpu})
+            os.sched_setscheduler(hogs[-1].pid, os.SCHED_FIFO, os.sched_param(1))
         os.sched_setaffinity(0, {cpus[-1]})
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(2))
         yield
-    finally:
+    finally:  # the loops go first, while this thread still runs above them
+        for hog in hogs:
+            hog.kill()
         os.sched_setscheduler(0, policy, param)
         os.sched_setaffinity(0, cpus)
         for hog in hogs:
-            hog.kill()
             hog.wait()
 
 
