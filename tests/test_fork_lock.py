@@ -3,7 +3,7 @@ parent: a child another thread forks meanwhile without exec (clone(fn), os.fork,
 must not keep a copy of them, or the caller would wait for that child's end to see EOF.
 
 Each test makes another thread clone a child that does not exec (it lives until the test lets it go,
-or 5 s) at the moment the call has made its pipes, and checks that the call returned while that child
+or 60 s) at the moment the call has made its pipes, and checks that the call returned while that child
 still lived (or before it was cloned at all): the call did not wait for it. run_in_namespaces forks
 (at-fork hooks), so it cannot hold FORK_LOCK there without a lock-order deadlock: it reads its
 result by length instead, and a test shows that deadlock is gone."""
@@ -34,7 +34,7 @@ def _while_a_fork_comes(trigger: Trigger, call: Callable[[], Any]) -> tuple[Any,
 
     def lingering() -> int:
         os.close(release_w)
-        select.select([release_r], [], [], 5)
+        select.select([release_r], [], [], 60)
         return 0
 
     go, cloned = threading.Event(), threading.Event()
