@@ -33,6 +33,7 @@ pytestmark = needs_root
 ECHO = "/bin/echo"
 
 
+@pytest.mark.timeout(900)  # 10,000 spawns: beyond the suite's 120 s on a loaded machine (a hang guard)
 def test_ten_thousand_spawns_leave_no_fd_and_no_zombie() -> None:
     fds, kids = fd_count(), children()
     for _ in range(10_000):

@@ -242,6 +242,7 @@ def test_start_inherits_the_environment_of_prepare_time(monkeypatch: pytest.Monk
     os.close(r)
 
 
+@pytest.mark.timeout(900)  # test_signal_injection's sweep: minutes on a loaded machine, as there
 def test_every_signal_point_of_a_prepared_spawn_loses_nothing() -> None:
     """test_signal_injection's sweep, at every bytecode of the prepared vfork path."""
     prepared = pf.prepare(TRUE, ["true"], ProcAttr(files=[0, 1, 2]))
