@@ -21,6 +21,7 @@ host to a listener inside the namespace that took over an address.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from typing import Any, Optional
 
 import pytest
 from helpers.bridged import bridged_names
-from helpers.cli import run
+from helpers.cli import run, wait_for
 from helpers.marks import needs_root
 
 from pyforkexec import netns, nsinfo
@@ -228,6 +229,20 @@ def test_the_host_forgets_each_address_added_inside_but_keeps_entries_somebody_m
     assert "PERMANENT" in host_neighbour(f"{SUBNET}.12", bridge)
 
 
+def sysfs_in(name: str, link: str, key: str) -> str:
+    """/sys/class/net/LINK/KEY of ``link`` inside netns ``name``."""
+    res = run(["ip", "netns", "exec", name, "cat", f"/sys/class/net/{link}/{key}"])
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip()
+
+
+def neighbour_in(name: str, address: str) -> str:
+    """The MAC that netns ``name``'s entry for ``address`` (on eth0) names ('' when it has none)."""
+    res = run(["ip", "-n", name, "-j", "neigh", "show", address, "dev", "eth0"])
+    assert res.returncode == 0, res.stderr
+    return next((e.get("lladdr", "") for e in json.loads(res.stdout or "[]")), "")
+
+
 def _tentative(name: str) -> bool:
     res = run(["ip", "-n", name, "-6", "address", "show", "dev", "eth0", "tentative"])
     assert res.returncode == 0, res.stderr
@@ -262,7 +277,10 @@ def test_an_address_taken_over_is_reached_from_the_other_namespaces_at_once(name
         sh("ip", "netns", "add", names["netns"][2])
     netns.converge(names["netns"][2], doc(names, 2, host=10))
     usable(2)
-    time.sleep(0.1)  # the announcement, on its way over the bridge
+    # b sends nothing meanwhile (no probe of its own): only c's announcement can give b's entry for the
+    # address c's MAC. Waited for, not slept for: on a loaded machine it takes its time over the bridge.
+    mac = sysfs_in(names["netns"][2], "eth0", "address")
+    wait_for(lambda: neighbour_in(names["netns"][1], address) == mac, "b to learn c's MAC, announced")
     assert reached(names["netns"][1], names["netns"][2], address, family)
 
 
