@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -50,6 +52,50 @@ def test_pidfd_with_a_namespace_mask() -> None:
         sleeper.wait()
     assert got == {"net": theirs["net"], "uts": theirs["uts"], "ipc": ours["ipc"], "user": ours["user"]}
     assert theirs["net"] != ours["net"]
+
+
+# A process that switches its network namespace with setns: its own, and now and then the host's, as
+# a daemon opening a socket in the host's does. A pidfd of it names the process, not a namespace.
+SWITCHER = """if 1:
+    import ctypes, os, time
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, 9)  # PR_SET_PDEATHSIG: SIGKILL when the test ends
+    host = os.open("/proc/self/ns/net", os.O_RDONLY)
+    libc.unshare(0x40000000)
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    print(os.readlink("/proc/self/ns/net"), flush=True)
+    while True:
+        libc.setns(own, 0x40000000); time.sleep(0.002)
+        libc.setns(host, 0x40000000); time.sleep(0.0005)
+"""
+
+
+def test_a_pidfd_join_runs_the_program_only_in_the_namespace_it_checked() -> None:
+    # The parent refuses a join of the caller's own namespace. Checked on the pidfd's process and
+    # joined later by the child through the pidfd, the check could see the process's own netns and
+    # the join the host's (11-14 of these 400 spawns did): the join is of the files the check read.
+    switcher = subprocess.Popen([sys.executable, "-c", SWITCHER], stdout=subprocess.PIPE, text=True)
+    host = os.readlink("/proc/self/ns/net")
+    ran: dict[str, int] = {}
+    try:
+        theirs = switcher.stdout.readline().strip()  # type: ignore[union-attr]  # a pipe
+        pidfd = os.pidfd_open(switcher.pid)
+        try:
+            for _ in range(400):
+                try:
+                    got = output(["/usr/bin/readlink", "/proc/self/ns/net"],
+                                 SysProcAttr(setns=[SetNS(pidfd, CLONE_NEWNET)])).strip()
+                except ValueError as e:  # checked while the process was in the host's: refused
+                    assert "caller's own namespace" in str(e)
+                    got = "refused"
+                ran[got] = ran.get(got, 0) + 1
+        finally:
+            os.close(pidfd)
+    finally:
+        switcher.kill()
+        switcher.wait()
+    assert ran.get(host, 0) == 0, ran
+    assert ran.get(theirs, 0) > 0, ran  # (joins happened: the test saw the race's window)
 
 
 def join_in_the_wrong_order() -> tuple[dict[str, str], dict[str, str]]:

@@ -8,7 +8,8 @@ parent, still privileged there, joins those namespaces with its calling thread i
 child is born in them, and the namespaces it creates are made inside them and owned by its new user
 namespace), and goes back, as a container runtime joins a pod's netns before it creates the user
 namespace. Only the types one thread of a multi-threaded process may switch qualify: net, uts and ipc.
-A user or mount namespace, or a pidfd with a mask, stays a step of the child.
+A user or mount namespace stays a step of the child. A pidfd with a mask is joined through its
+process's namespace files, opened by the parent (_pinned), each type a join of its own.
 
 Why some joins are refused: a join whose target turns out to be the calling thread's own namespace
 (a /run/netns name bound to the host's, a process that shares the host's) would run the program in the
@@ -55,7 +56,7 @@ class Join(Value):
 
     def __init__(self, fd: int, nstype: int, kind: int, index: int, by_parent: bool = False):
         self.fd = fd
-        self.nstype = nstype  # as given: 0, one CLONE_NEW* type, or a pidfd's mask
+        self.nstype = nstype  # as given (0 or one CLONE_NEW* type), or the type of a pidfd's pinned file
         self.kind = kind  # the CLONE_NEW* types it joins: nstype, else read from the fd (0: not a namespace)
         self.index = index  # its place in SysProcAttr.setns, for errors
         self.by_parent = by_parent  # joined by the calling thread around clone, not by the child
@@ -137,22 +138,49 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
             raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # not the namespace meant
         kind = kind_of(fd, entry.nstype)
         check_join_kind(f"SysProcAttr.setns[{index}]", entry, kind, cloneflags, unshareflags, sys_attr)
-        own = own_types(fd, kind, index)
-        if own:
-            fail(f"SysProcAttr.setns[{index}]", f"names the caller's own namespace "
-                 f"({F.CloneFlags.describe(own)}): the program would run in it as if no join had been "
-                 "asked; leave the entry out to run there")
-        nstype = entry.nstype
-        if kind & NEWPID and not entry.for_children:
-            # A process is born into its PID namespace (setns of one moves only the caller's future
-            # children): the parent's thread joins it around clone. A pidfd's others stay the child's.
-            joins.append(Join(fd, NEWPID, NEWPID, index, by_parent=True))
-            kind = nstype = kind & ~NEWPID
-            if not kind:
-                continue
-        by_parent = bool(cloneflags & NEWUSER) and kind in PER_THREAD and kind != NEWPID
-        joins.append(Join(fd, nstype, kind, index, by_parent))
+        # (a pidfd: one join per type, of the namespace files _pinned opened; any other fd: itself)
+        for ns_fd, types, nstype in _pinned(fd, kind, index, path, opened) or ((fd, kind, entry.nstype),):
+            own = own_types(ns_fd, types, index)
+            if own:
+                fail(f"SysProcAttr.setns[{index}]", f"names the caller's own namespace "
+                     f"({F.CloneFlags.describe(own)}): the program would run in it as if no join had been "
+                     "asked; leave the entry out to run there")
+            if types & NEWPID and not entry.for_children:
+                # A process is born into its PID namespace (setns of one moves only the caller's future
+                # children): the parent's thread joins it around clone.
+                joins.append(Join(ns_fd, NEWPID, NEWPID, index, by_parent=True))
+                types = nstype = types & ~NEWPID
+                if not types:
+                    continue
+            by_parent = bool(cloneflags & NEWUSER) and types in PER_THREAD and types != NEWPID
+            joins.append(Join(ns_fd, nstype, types, index, by_parent))
     return tuple(sorted(joins, key=lambda j: not j.kind & NEWUSER))
+
+
+def _pinned(fd: int, kind: int, index: int, path: str, opened: list[int]) \
+        -> Optional[list[tuple[int, int, int]]]:
+    """For a pidfd ``fd``: its process's namespaces of each type in ``kind``, opened now, as (fd, type,
+    type) joins; None for any other fd. A pidfd names a process, not its namespaces: setns(pidfd) joins
+    the ones it is in when the child gets there, which may be the caller's own by then (a process can
+    switch its namespaces: setns), after own_types found them another's. The files opened here are the
+    namespaces the checks see and the child joins: nothing can swap them in between. They are read
+    while the process is alive (its pidfd not yet readable after the last open), so they are its own,
+    not those of a process that took its pid; one that ended is the ESRCH the child's setns would get."""
+    pid = _pidfd_pid(fd)
+    if pid is None or pid == 0:
+        return None  # not a pidfd; or one own_types refuses (a process this /proc cannot see)
+    pinned = []
+    for flag, name in NS_FILE.items():
+        if kind & flag and pid != -1:
+            try:
+                ns = os.open(f"/proc/{pid}/ns/{name}", NS_OPEN)
+            except OSError as e:  # the kernel lacks the type, or we may not look (ptrace access)
+                raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
+            opened.append(ns)
+            pinned.append((ns, flag, flag))
+    if pid == -1 or select.select([fd], [], [], 0)[0]:
+        raise ChildError(errno.ESRCH, ErrorLocation.SETNS, index, path)  # it ended: no namespaces to join
+    return pinned
 
 
 @contextlib.contextmanager
