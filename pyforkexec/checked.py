@@ -5,8 +5,9 @@ them and compile their plan on every call: more Python than the rest of the spaw
 call first takes a snapshot of its arguments (``snapshot``): a deep copy made of tuples, with the exact
 type of every value beside it, so that ``1`` and ``True``, a list and a tuple, a str and a subclass of
 str all differ. Equal snapshots are equal arguments, and the checks are a function of the arguments
-only, so an equal call would pass them again and compile the same plan: it reuses what was made for
-that snapshot (``prepare()``'s work: private arguments, checked, with their plans).
+and of this process's euid and egid (validate.check_ids), which the key holds beside the snapshots
+(spawn_key), so an equal call would pass them again and compile the same plan: it reuses what was
+made for that key (``prepare()``'s work: private arguments, checked, with their plans).
 
 What is remembered is a function of its snapshot alone: the arguments are rebuilt from the snapshot
 (``thaw``: immutable plain data, nobody else's), and those are checked and planned, never the
@@ -31,6 +32,7 @@ oldest forgotten first.
 from __future__ import annotations
 
 import contextlib
+import os
 from itertools import compress
 from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
@@ -79,6 +81,12 @@ def snapshot(value: object) -> Snapshot:
         if type(item) is not tuple or item:  # an empty tuple is equal to nothing else: kept as is
             nested[i] = snapshot(item)
     return (kind, tuple(nested), types)
+
+
+def spawn_key(argv0: object, argv: object, attr: object) -> Snapshot:
+    """What a spawn is remembered by: the snapshots of its arguments, and the euid and egid the checks
+    read besides them (validate.check_ids). Raises NotPlain as snapshot() does."""
+    return (snapshot(argv0), snapshot(argv), snapshot(attr), os.geteuid(), os.getegid())
 
 
 def thaw(snap: Snapshot) -> Any:
@@ -145,7 +153,7 @@ class CheckedSpawns(Generic[Plans]):
 
     def __call__(self, argv0: object, argv: object, attr: object) -> tuple[SpawnArgs, Optional[Plans]]:
         try:
-            key: Optional[Snapshot] = (snapshot(argv0), snapshot(argv), snapshot(attr))
+            key: Optional[Snapshot] = spawn_key(argv0, argv, attr)
         except (NotPlain, RecursionError):
             key = None
         entry = self.entries.get(key) if key is not None else None
@@ -162,7 +170,7 @@ class CheckedSpawns(Generic[Plans]):
         # kept: the checks and plans of the snapshot's own values, rebuilt, not of the caller's objects
         # read again (its thread may change them meanwhile: the entry would say other values than its key)
         try:
-            frozen = check_spawn(*map(thaw, key), is_plain=True)  # type: ignore[arg-type]  # 3 snapshots
+            frozen = check_spawn(*map(thaw, key[:3]), is_plain=True)  # type: ignore[index]  # spawn_key's
         except Exception:  # the snapshot's values fail a check the caller's passed: they
             return args, plans  # were changed meanwhile; the next call with that snapshot is checked in full
         frozen_plans = self.plans(frozen)

@@ -301,15 +301,6 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
                  "setgroups (gid_mappings without gid_mappings_enable_setgroups), where the kernel refuses "
                  "it (EPERM); set gid_mappings_enable_setgroups (which needs CAP_SETGID over the parent "
                  "namespace), or leave groups out")
-    if unshare & F.CLONE_NEWUSER and not _may_join_user(sys_attr.setns):
-        attr = copy_with(sys_attr, checked)
-        name = unwritable_map(attr, os.geteuid(), os.getegid())
-        if name is not None and (attr.uid_mappings is not None or attr.gid_mappings is not None):
-            fail(f"SysProcAttr.{name}",
-                 "with CLONE_NEWUSER in unshareflags the child writes its maps itself, from inside the new "
-                 "namespace, where the kernel lets it map only its own euid/egid, one line of size 1 each, "
-                 f"(here uid {os.geteuid()}, gid {os.getegid()}) with setgroups denied (EPERM even as "
-                 "root); map more with CLONE_NEWUSER in cloneflags, where the parent writes the maps")
     checked.update(check_terminal(sys_attr, files, clone))
     for name, lo, hi in _INT_FIELDS:
         value = getattr(sys_attr, name)
@@ -336,9 +327,25 @@ def validate(sys_attr: SysProcAttr, files: Sequence[int], directory: bytes,
     if unshare & F.CLONE_NEWUSER:
         check_left_behind(sys_attr, clone, unshare,
                           "CLONE_NEWUSER in unshareflags moves the child to a new user namespace")
+    check_ids(sys_attr, clone, unshare, sandbox)
+    return sys_attr, clone, unshare, sandbox
+
+
+def check_ids(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: Optional[Sandbox]) -> None:
+    """The checks whose answer depends on this process's euid and egid besides the arguments: the maps
+    a child may write itself, and the uid a program has in a new user namespace (check_mounts_hold).
+    validate() makes them; a spawn checked earlier (a remembered one, prepare()) makes them again
+    under other ids: a process may change its euid between spawns (seteuid)."""
+    if unshare & F.CLONE_NEWUSER and not _may_join_user(sys_attr.setns):
+        name = unwritable_map(sys_attr, os.geteuid(), os.getegid())
+        if name is not None and (sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None):
+            fail(f"SysProcAttr.{name}",
+                 "with CLONE_NEWUSER in unshareflags the child writes its maps itself, from inside the new "
+                 "namespace, where the kernel lets it map only its own euid/egid, one line of size 1 each, "
+                 f"(here uid {os.geteuid()}, gid {os.getegid()}) with setgroups denied (EPERM even as "
+                 "root); map more with CLONE_NEWUSER in cloneflags, where the parent writes the maps")
     if sandbox is not None and (sandbox.mounts or sandbox.readonly_root is not None):
         check_mounts_hold(sys_attr, clone, unshare, sandbox)
-    return sys_attr, clone, unshare, sandbox
 
 
 CAP_SYS_ADMIN = CAP_NUMBERS["CAP_SYS_ADMIN"]

@@ -15,10 +15,11 @@ from typing import Any, Callable, Optional
 
 import pytest
 import test_property_api as prop_api
+from helpers.forked import run_in_fork
 from helpers.leaks import assert_unchanged, snapshot
 from helpers.marks import needs_root
 from hypothesis import given, settings
-from test_prepared import _sync_kills, _traced, outcome
+from test_prepared import _sync_kills, _traced, as_euid, outcome, readonly_root_mapped_from
 from test_property_api import POOL, USERS, Tally, _run, spawn_args
 from test_property_api import world as world  # a fixture
 
@@ -30,14 +31,10 @@ from pyforkexec.forkexec import checked_spawn
 TRUE = "/bin/true"
 
 
-def _key(argv0: Any, argv: Any, attr: Any) -> Any:
-    return (checked_mod.snapshot(argv0), checked_mod.snapshot(argv), checked_mod.snapshot(attr))
-
-
 def remembered(argv0: Any, argv: Any, attr: Any) -> bool:
     """Whether a call with these arguments now would reuse a remembered spawn."""
     try:
-        key = _key(argv0, argv, attr)
+        key = checked_mod.spawn_key(argv0, argv, attr)
     except checked_mod.NotPlain:
         return False
     return isinstance(checked_spawn.entries.get(key), tuple)
@@ -161,6 +158,24 @@ def test_spawns_whose_checks_read_the_process_are_never_remembered(tmp_path: Any
     assert not checked_spawn.entries
 
 
+def _remembered_then_other_ids() -> str:
+    attr = readonly_root_mapped_from(1000)
+    for _ in range(2):  # as root: it holds; the second call remembers it
+        assert os.waitpid(pf.fork_exec(TRUE, ["true"], attr), 0)[1] == 0
+    assert remembered(TRUE, ["true"], attr)
+    with pytest.raises(ValueError) as refused:
+        as_euid(1000, lambda: pf.fork_exec(TRUE, ["true"], attr))
+    return str(refused.value)
+
+
+@needs_root
+def test_a_spawn_remembered_under_other_ids_is_checked_again() -> None:
+    # The checks read the caller's euid and egid too (validate.check_ids): a spawn remembered as root
+    # is not reused as euid 1000, where its read-only root would not hold.
+    message = run_in_fork(_remembered_then_other_ids)
+    assert message.startswith("SysProcAttr.readonly_root: would not hold"), message
+
+
 def test_at_most_size_spawns_are_remembered() -> None:
     attrs = [ProcAttr(env=[f"N={n}"]) for n in range(checked_mod.SIZE + 10)]
     for attr in attrs:
@@ -215,7 +230,7 @@ def test_what_is_remembered_is_what_the_snapshot_says_whatever_the_caller_change
     r, w = os.pipe()
     mine = SysProcAttr(cloneflags=pf.CLONE_NEWNET)
     attr = ProcAttr(files=[0, w, 2], sys=mine)
-    key = _key(argv[0], argv, attr)
+    key = checked_mod.spawn_key(argv[0], argv, attr)
 
     def flip(frame: Any, event: str, arg: Any) -> None:
         if event == "call" and frame.f_code is validate.check_spawn.__code__ \

@@ -18,7 +18,9 @@ from typing import Any, Callable, Optional
 import pytest
 import test_property_api as prop_api
 import test_signal_injection as inject
+from helpers import sysutil
 from helpers.caches import forget_plans
+from helpers.forked import run_in_fork
 from helpers.leaks import assert_unchanged, snapshot
 from helpers.marks import needs_root
 from hypothesis import given, settings
@@ -178,6 +180,41 @@ def test_prepare_refuses_what_fork_exec_refuses() -> None:
         pf.prepare(TRUE, ["true"], bad)
     assert str(prepared.value) == str(direct.value)
     assert str(direct.value).startswith("SysProcAttr.uid_mappings")
+
+
+def readonly_root_mapped_from(host_id: int) -> ProcAttr:
+    """A read-only root in a new user namespace whose one mapped id is ``host_id``, under no_new_privs:
+    it holds for a program of a uid other than 0 there, so it depends on the caller's euid. A caller
+    of euid ``host_id`` gives its program uid 0 there (and CAP_SYS_ADMIN over the mount namespace):
+    the kernel would let it remount / read-write, so the spawn is refused (check_mounts_hold)."""
+    maps = [SysProcIDMap(container_id=0, host_id=host_id, size=1)]
+    return ProcAttr(sys=SysProcAttr(cloneflags=pf.CLONE_NEWUSER | pf.CLONE_NEWNS, readonly_root=True,
+                                    no_new_privs=True, uid_mappings=maps, gid_mappings=maps))
+
+
+def as_euid(uid: int, call: Callable[[], Any]) -> Any:
+    """``call()`` with this (forked) process's euid and egid ``uid``: what a root daemon that switches
+    ids (seteuid) does between spawns."""
+    os.setegid(uid)
+    os.seteuid(uid)
+    sysutil.prctl(sysutil.PR_SET_DUMPABLE, 1)  # (an id change clears it: the parent could not write maps)
+    return call()
+
+
+def _prepared_then_other_ids() -> str:
+    prepared = pf.prepare(TRUE, ["true"], readonly_root_mapped_from(1000))  # as root: it holds
+    assert os.waitpid(prepared.fork_exec(), 0)[1] == 0
+    with pytest.raises(ValueError) as refused:
+        as_euid(1000, prepared.fork_exec)
+    return str(refused.value)
+
+
+@needs_root
+def test_a_prepared_spawn_is_checked_again_under_other_ids() -> None:
+    # prepare() checked the read-only root as root; spawned as euid 1000, the same spawn would not
+    # hold: the checks that read the ids are made again, before any process.
+    message = run_in_fork(_prepared_then_other_ids)
+    assert message.startswith("SysProcAttr.readonly_root: would not hold"), message
 
 
 def test_a_failing_child_reports_the_same_step_each_time(tmp_path: Any) -> None:
