@@ -663,3 +663,31 @@ def test_a_pid_join_for_children_with_unshare_newpid_is_refused(
                          setns=[fe.SetNS(in_userns("pid_for_children"), for_children=True)])
     with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]\.for_children: .*EINVAL"):
         _spawn(sys)
+
+
+# --- a mount on the program's own / -------------------------------------------------------------------
+# A process's root is a mount it holds, not a path: a mount made on / stacks over it, and the program,
+# still rooted in the mount below, sees the host's tree as if nothing had been mounted.
+
+
+@needs_root
+@pytest.mark.parametrize("target", ["/", "//", "/.", "/proc/self/root"])
+@pytest.mark.parametrize("kind", ["tmpfs", "bind"])
+def test_a_mount_on_the_programs_own_root_without_a_new_root_is_refused(
+        kind: str, target: str, tmp_path: os.PathLike, no_new_child: None) -> None:
+    mount = (fe.Mount("tmpfs", target, fstype="tmpfs") if kind == "tmpfs"
+             else fe.Mount(str(tmp_path), target, flags="MS_BIND"))
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.mounts\[0\]\.target: is the program's / and there "
+                       r"is no new root"):
+        _spawn(fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, mounts=[mount]))
+
+
+@needs_root
+def test_a_remount_or_propagation_change_of_the_programs_root_acts_on_it() -> None:
+    # (what the program's / is: these change that mount itself, not one stacked over it)
+    remount = fe.Mount(None, "/", flags="MS_REMOUNT|MS_BIND|MS_RDONLY")
+    private = fe.Mount(None, "/", flags="MS_REC|MS_PRIVATE")
+    res = capture(["/bin/sh", "-c", "touch /tmp/pfe-root-remounted 2>/dev/null; echo $?"],
+                  fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, mounts=[private, remount]))
+    assert res.out.strip() == "1", res  # / is read-only for the program
+    assert not os.path.exists("/tmp/pfe-root-remounted")

@@ -256,6 +256,13 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0,
     if bind and not source:  # ("" the kernel refuses with EINVAL, in the child)
         fail(f"{field}.source", "a bind mount needs a source")
     _check_kind(field, source, fstype, flags, data)
+    if not flags & MS_REMOUNT and not is_propagation_change(flags, fstype) and _is_this_root(root) \
+            and (target == b"/" or (not joined and _is_this_root(target))):
+        # A process's root is a reference to a mount, not a path: a mount made on / stacks over it,
+        # and the program, still rooted in the mount below, never sees it (the host's tree stays).
+        fail(f"{field}.target", "is the program's / and there is no new root: a mount there is stacked "
+             "over the root the program keeps, which never sees it (the host's / stays in view); mount "
+             "it on a new root (pivot_root or chroot) instead, or use readonly_root for a read-only /")
     mkdirs: tuple[bytes, ...] = ()
     file_target = False
     if check_bool(f"{field}.mkdir", m.mkdir):
