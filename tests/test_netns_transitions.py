@@ -1076,6 +1076,22 @@ def test_an_mtu_change_keeps_the_links_ipv6_mtu(env: dict) -> None:
     assert sysctl(env["netns"], "net.ipv6.conf.eth0.mtu") == "1400"
 
 
+def test_a_links_ipv6_mtu_is_written_once_the_link_has_its_carrier(env: dict) -> None:
+    """The kernel sets a link's ``ipv6.conf.LINK.mtu`` back to the link's MTU when the link becomes
+    ready (up with a carrier: a veth once both ends are up), which its linkwatch work does after the
+    link_up returned. For a link the plan brings up, the declared value is written once that has
+    happened: the run makes what check mode planned, not a second pass that writes it again."""
+    netns.converge(env["netns"], None)
+    doc = options(env, dict(veths=[dict(name="eth0", peer=env["peers"][0], addresses=["fd16:1::2/64"])],
+                            sysctls={"net.ipv6.conf.eth0.mtu": 1300}))
+    planned = netns.converge(env["netns"], doc, check=True)
+    done = netns.converge(env["netns"], doc)
+    assert done.actions == planned.actions
+    assert done.actions.count("sysctl net.ipv6.conf.eth0.mtu 1300") == 1
+    assert sysctl(env["netns"], "net.ipv6.conf.eth0.mtu") == "1300"
+    assert netns.converge(env["netns"], doc).actions == []
+
+
 def test_a_new_links_declared_announce_sysctl_is_kept(env: dict) -> None:
     """A new link is set to announce itself (arp_notify), unless the user declares that sysctl:
     their value stays."""

@@ -32,6 +32,7 @@ from .model import (
     changes_inside,
     describe,
     has_ipv6,
+    ipv6_mtu_link,
     parse_veth_alias,
     route_family,
     route_key,
@@ -709,6 +710,22 @@ def _wait_local_route(h, side, ifname, address, timeout=5.0):
         time.sleep(0.001)
 
 
+def _wait_ready(h, link, timeout=5.0):
+    """Wait (at most ``timeout`` s) until namespace link ``link``, up, is ready: its operational state
+    UP (a veth's, once both ends are up). The kernel sets its ``ipv6.conf.LINK.mtu`` back to the link's
+    MTU when it becomes ready, from its linkwatch work, after the link_up returned: the declared value
+    is written after that (model: such a sysctl comes last). At once for a link that is down."""
+    ipr, index = h.side("ns"), h.index("ns", link)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = ipr.link("get", index=index)[0]
+        if not found["flags"] & IFF_UP or found.get_attr("IFLA_OPERSTATE") in ("UP", "UNKNOWN"):
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.001)
+
+
 def _forget_neighbour(h, address):
     """Drop the host's neighbour entry for ``address``, just added inside the namespace. A new link has
     a new MAC: when the address was another link's until now (a service removed and made again, or
@@ -802,6 +819,8 @@ def _apply_held(name, actions):
                 raise error from e
         try:
             _announce(h, name, actions)
+            for link in sorted({ipv6_mtu_link(a[1]) for _, a in run} - {None}):
+                _wait_ready(h, link)  # else the kernel's reset of its IPv6 MTU could come after the write
         except Exception as e:
             error = ApplyError(f"announcing the new links' addresses: {e}")
             error.done = len(actions) - len(run)

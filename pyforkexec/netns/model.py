@@ -1147,15 +1147,17 @@ def _with_sysctls(actions, observed, declared, made):
 
     A sysctl that another action resets is written (again) last: a switch of the whole namespace
     (``SWITCHES``: ``ip_forward`` sets every link's forwarding) comes first there, then each link's own
-    declared value; a link's MTU change resets its ``ipv6.conf.LINK.mtu``. Check mode then plans what
-    the run does."""
+    declared value; a link's MTU change resets its ``ipv6.conf.LINK.mtu``, and so does the link
+    becoming ready (up with a carrier: a link_up of either end of its veth; kernel.apply waits for it
+    before it writes that sysctl). Check mode then plans what the run does."""
     mtu_set = {a[2] for a in actions if a[0] == "set_link" and a[1] == "ns" and "mtu" in a[3]}
+    mtu_set |= carried(observed, actions)
     switched = {SWITCHES[k] for k, v in declared.items() if k in SWITCHES and observed["sysctls"].get(k) != v}
     out, last = list(actions), []
     for key, value in sorted(declared.items(), key=lambda kv: (kv[0] not in SWITCHES, kv[0])):
         parts, link = key.split("."), _link_of_sysctl(key)
         reset = (key not in SWITCHES and (parts[1], parts[-1]) in switched and parts[2] == "conf") \
-            or (link in mtu_set and parts[1:3] == ["ipv6", "conf"] and parts[-1] == "mtu")
+            or (link in mtu_set and ipv6_mtu_link(key) is not None)
         if observed["sysctls"].get(key) == value and link not in made and not reset:
             continue
         action = ("sysctl", key, value)
@@ -1171,6 +1173,20 @@ def _with_sysctls(actions, observed, declared, made):
         else:
             last.append(action)
     return out + last
+
+
+def carried(observed, actions):
+    """The namespace's links that ``actions`` bring up, by a link_up of their own or of their veth's
+    host end: a link gets its carrier once both ends are up."""
+    peers = {v["peer"]: inside for inside, v in observed["veths"].items()}
+    peers.update((a[2], a[1]) for a in actions if a[0] == "create_veth")
+    return {a[2] if a[1] == "ns" else peers.get(a[2]) for a in actions if a[0] == "link_up"} - {None}
+
+
+def ipv6_mtu_link(key):
+    """The link whose ``net.ipv6.conf.LINK.mtu`` sysctl ``key`` is; None for any other sysctl."""
+    parts = key.split(".")
+    return _link_of_sysctl(key) if parts[1:3] == ["ipv6", "conf"] and parts[-1] == "mtu" else None
 
 
 def _first(actions, match):
