@@ -1052,6 +1052,20 @@ def test_a_new_link_gets_its_sysctls_before_its_addresses(env: dict) -> None:
     assert default < made.index(f"create_veth eth0 {peers[0]}")
 
 
+@pytest.mark.parametrize("link", ["eth0", "all"])
+def test_ipv6_turned_on_for_a_link_comes_before_its_first_ipv6_route(env: dict, link: str) -> None:
+    """A link whose ``disable_ipv6`` goes from 1 to 0, with an IPv6 route through it in B: the sysctl
+    is written before the route (the plan wrote it last: the kernel refused the route, EACCES, at this
+    and every later converge, though the error told the user to declare just that)."""
+    eth0 = dict(name="eth0", peer=env["peers"][0], addresses=["10.216.7.2/24"])
+    key = f"net.ipv6.conf.{link}.disable_ipv6"
+    off = {key: 1, "net.ipv6.conf.eth0.disable_ipv6": 1}
+    a = dict(veths=[eth0], sysctls=off)
+    b = dict(veths=[eth0], sysctls={k: 0 for k in off}, routes=[dict(dst="fd97::/32", dev="eth0")])
+    done = transition(env, a, b)[0]
+    assert done.actions.index(f"sysctl {key} 0") < done.actions.index("add_route fd97::/32 dev eth0")
+
+
 @pytest.mark.parametrize("key, link_key", [("net.ipv4.ip_forward", "net.ipv4.conf.eth0.forwarding"),
                                            ("net.ipv4.conf.all.forwarding", "net.ipv4.conf.eth0.forwarding"),
                                            ("net.ipv6.conf.all.forwarding", "net.ipv6.conf.eth0.forwarding")])

@@ -1141,7 +1141,8 @@ def _with_sysctls(actions, observed, declared, made):
       after it is made (and its MTU set), before its addresses (``disable_ipv6=0`` on a link that
       ``default.disable_ipv6=1`` makes without IPv6, then its IPv6 address);
     - ``default.*`` ones before the first link is made, which takes them;
-    - ``disable_ipv6`` turned off, before the first address added on that link (or any, for ``all``);
+    - ``disable_ipv6`` turned off, before the first address added on that link (or any, for ``all``)
+      or IPv6 route made through it;
     - the rest last, after the addresses deleted (``disable_ipv6=1`` removes every IPv6 address,
       whose deletes would then fail).
 
@@ -1168,8 +1169,7 @@ def _with_sysctls(actions, observed, declared, made):
         elif link == "default":
             out.insert(_first(out, lambda a: a[0] == "create_veth"), action)
         elif parts[-1] == "disable_ipv6" and value == "0":
-            out.insert(_first(out, lambda a, on=link: a[0] == "add_addr" and a[1] == "ns"
-                              and on in ("all", a[2])), action)
+            out.insert(_first(out, lambda a, on=link: _uses_ipv6_on(a, on)), action)
         else:
             last.append(action)
     return out + last
@@ -1187,6 +1187,17 @@ def ipv6_mtu_link(key):
     """The link whose ``net.ipv6.conf.LINK.mtu`` sysctl ``key`` is; None for any other sysctl."""
     parts = key.split(".")
     return _link_of_sysctl(key) if parts[1:3] == ["ipv6", "conf"] and parts[-1] == "mtu" else None
+
+
+def _uses_ipv6_on(action, link):
+    """Whether ``action`` needs IPv6 on namespace link ``link`` ("all": on any): an address added to it
+    (the kernel refuses an IPv6 one while disable_ipv6 is 1), or an IPv6 route made through it (EACCES)."""
+    if action[0] == "add_addr":
+        return action[1] == "ns" and link in ("all", action[2])
+    if action[0] in ("add_route", "replace_route"):
+        route = action[-1]
+        return route_family(route) == 6 and link in ("all", route.get("dev"))
+    return False
 
 
 def _first(actions, match):
