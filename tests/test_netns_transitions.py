@@ -1106,6 +1106,19 @@ def test_a_links_ipv6_mtu_is_written_once_the_link_has_its_carrier(env: dict) ->
     assert netns.converge(env["netns"], doc).actions == []
 
 
+@pytest.mark.parametrize("key", ["net.ipv4.neigh.eth0.base_reachable_time_ms",
+                                 "net.ipv6.neigh.eth0.base_reachable_time_ms"])
+def test_a_links_neigh_sysctl_is_set(env: dict, key: str) -> None:
+    """A link's ``neigh`` sysctl is checked up front as ``neigh.lo``'s: a new namespace has no
+    ``neigh.default`` (only the host's has), which every such sysctl was refused as ("No such file")."""
+    netns.converge(env["netns"], None)
+    doc = options(env, dict(veths=[dict(name="eth0", peer=env["peers"][0], addresses=["10.216.8.2/24"])],
+                            sysctls={key: 10000}))
+    assert f"sysctl {key} 10000" in netns.converge(env["netns"], doc).actions
+    assert sysctl(env["netns"], key) == "10000"
+    assert netns.converge(env["netns"], doc).actions == []
+
+
 def test_a_new_links_declared_announce_sysctl_is_kept(env: dict) -> None:
     """A new link is set to announce itself (arp_notify), unless the user declares that sysctl:
     their value stays."""

@@ -400,16 +400,18 @@ def _host_ipv6_off(wanted, host_links):
 def check_sysctl_values(sysctls):
     """A ModelError, before anything changes, for a sysctl the kernel would refuse at the end of the
     plan: each is written first in a scratch network namespace (made by a thread of its own, gone with
-    it), as the plan writes them, a link's key as its kind's ``default`` one (the link is not there).
-    What the kernel refuses there (a key a namespace does not have, one read-only, a value out of its
-    range or of another kind) it refuses in the namespace too."""
+    it), as the plan writes them, a link's key as that of a link every namespace has (the link is not
+    there): ``conf.default``, and for ``neigh`` (a new namespace has no ``neigh.default``: only the
+    host's has) ``neigh.lo``. What the kernel refuses there (a key a namespace does not have, one
+    read-only, a value out of its range or of another kind) it refuses in the namespace too."""
     if not sysctls:
         return
     trial = {}
     for key, value in sysctls.items():
         parts = key.split(".")
         if len(parts) == 5 and parts[2] in ("conf", "neigh") and parts[3] not in ("all", "default", "lo"):
-            trial[key] = (".".join([*parts[:3], "default", parts[4]]), value)
+            stand_in = "default" if parts[2] == "conf" else "lo"
+            trial[key] = (".".join([*parts[:3], stand_in, parts[4]]), value)
         else:
             trial[key] = (key, value)
     refused = nsinfo.in_own_thread(functools.partial(_trial_writes, trial), "pyforkexec-netns-trial")
