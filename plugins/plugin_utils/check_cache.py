@@ -10,6 +10,7 @@ refusal is checked again each time, so its message is always the check's own."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -47,9 +48,16 @@ def passed(cache: str, check_key: str) -> bool:
 
 
 def record_pass(cache: str, check_key: str) -> None:
-    """Records the pass (atomically: a concurrent run reads the file whole or not at all)."""
+    """Records the pass (atomically: a concurrent run reads the file whole or not at all; an
+    interrupted one leaves no temporary file behind)."""
     os.makedirs(cache, exist_ok=True)
     path = os.path.join(cache, check_key)
-    with open(f"{path}.{os.getpid()}", "w") as f:
-        f.write("[]\n")
-    os.replace(f"{path}.{os.getpid()}", path)
+    tmp = f"{path}.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write("[]\n")
+        os.replace(tmp, path)
+    except BaseException:  # (a Ctrl-C of the controller between the two)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+import sys
 
+import pytest
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import check_cache
 
 
@@ -35,3 +37,21 @@ def test_a_pass_is_found_once_recorded(tmp_path):
     check_cache.record_pass(str(cache), "k")
     assert check_cache.passed(str(cache), "k")
     assert os.listdir(cache) == ["k"]
+
+
+def test_a_record_interrupted_before_its_rename_leaves_no_file(tmp_path):
+    # A Ctrl-C of the controller at the rename (raised there as the signal's handler would raise it)
+    cache = tmp_path / "checked"
+
+    def interrupt(frame, event, arg):
+        if event == "c_call" and arg is os.replace:
+            raise KeyboardInterrupt
+
+    sys.setprofile(interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            check_cache.record_pass(str(cache), "k")
+    finally:
+        sys.setprofile(None)
+    assert os.listdir(cache) == []
+    assert not check_cache.passed(str(cache), "k")
