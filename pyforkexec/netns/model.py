@@ -264,8 +264,9 @@ def desired(params):
     routes = [_route(f"routes[{i}]", r, devices) for i, r in enumerate(params.get("routes") or [])]
     for i, r in enumerate(routes):
         if r["dev"] == "lo" and not params.get("loopback", True):
-            raise ModelError(f"routes[{i}]: {route_text(r)}: lo is down with loopback false, and the kernel "
-                             "takes no route through a link that is down (ENETDOWN): set loopback true")
+            raise ModelError(f"routes[{i}]: {route_text(r)}: goes through lo, which loopback false does not "
+                             "bring up (a new namespace's is down), and the kernel takes no route through a "
+                             "link that is down (ENETDOWN): set loopback true")
     for i, gw in enumerate(params.get("gateway") or []):
         routes.append(_route(f"gateway[{i}]", dict(dst="default", gateway=gw), devices))
     seen = set()
