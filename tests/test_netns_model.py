@@ -129,6 +129,11 @@ ETH0 = dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])  # desired() copi
      "sysctls: net.ipv4.conf.v.x.rp_filter: the link's name has a dot"),
     (dict(veths=[dict(name="eth0", peer="v0", addresses=["10.0.0.255/24"])]),
      "veths[0].addresses: 10.0.0.255/24 is the broadcast address of 10.0.0.0/24"),
+    # ip route refuses them too ("Invalid prefix for given prefix length")
+    (dict(veths=[ETH0], routes=[dict(dst="10.9.0.1/16", dev="eth0")]),
+     "routes[0].dst: 10.9.0.1/16 has host bits set: the network is 10.9.0.0/16"),
+    (dict(veths=[ETH0], routes=[dict(dst="fd09::1/64", dev="eth0")]),
+     "routes[0].dst: fd09::1/64 has host bits set: the network is fd09::/64"),
     (dict(bridges=[dict(name="br0", addresses=["10.0.0.0/24"])]),
      "bridges[0].addresses: 10.0.0.0/24 is the network address of 10.0.0.0/24"),
     (dict(veths=[ETH0], sysctls={"net.ipv4.ip_forward": 1.0}),

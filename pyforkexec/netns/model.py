@@ -99,9 +99,9 @@ def _ifname(option, name):
 
 
 def interface(option, text):
-    """An address with its prefix length (the full length if none), normalized: '10.0.0.1/24'. One the
-    kernel would not keep as a link's own (0.0.0.0, ::, a multicast group) is refused here, before
-    anything changes, rather than by the kernel halfway through."""
+    """An address with its prefix length (the full length if none, as ``ip address add`` takes it),
+    normalized: '10.0.0.1/24'. One the kernel would not keep as a link's own (0.0.0.0, ::, a multicast
+    group) is refused here, before anything changes, rather than by the kernel halfway through."""
     try:
         iface = ipaddress.ip_interface(text.strip())
     except ValueError as e:
@@ -177,6 +177,10 @@ def _route(option, r, devices):
             net = ipaddress.ip_network(dst, strict=False)
         except ValueError as e:
             raise ModelError(f"{option}.dst: {e}") from None
+        if net.network_address != ipaddress.ip_interface(dst).ip:  # (ip route refuses it too: "Invalid
+            # prefix for given prefix length"; taken as its network, a typo of a /32 would route a subnet)
+            raise ModelError(f"{option}.dst: {dst} has host bits set: the network is {net} (or give the "
+                             "address alone, as a /32 or /128)")
         if family is not None and net.version != family:
             raise ModelError(f"{option}: dst {dst} and gateway {gateway} are of different IP versions")
         dst = str(net)
