@@ -94,7 +94,8 @@ options:
         required: true
       addresses:
         description:
-          - Its addresses with prefix length (V(10.0.0.1/24), V(fd00::1/64)); others are removed.
+          - Its addresses with prefix length (V(10.0.0.1/24), V(fd00::1/64); without one the full length, as
+            C(ip address add) takes it); others are removed.
           - A new address whose subnet overlaps that of an address another host link has (V(eth0)'s, another
             bridge's) fails the task before anything changes, as C(podman network create) refuses a subnet
             already used on the host. The host would route the subnet to both links, and which one wins would
@@ -142,7 +143,7 @@ options:
         type: str
       addresses:
         description:
-          - Addresses of the end inside, with prefix length; others are removed.
+          - Addresses of the end inside, with prefix length (without one the full length); others are removed.
           - An IPv6 address has one prefix length on a link.
           - An IPv6 address is added without duplicate address detection (C(nodad), as Docker adds a
             container's), so that what starts in the namespace right after can bind it; without that it
@@ -153,7 +154,7 @@ options:
         default: []
       peer_addresses:
         description:
-          - Addresses of the host end, with prefix length; others are removed.
+          - Addresses of the host end, with prefix length (without one the full length); others are removed.
           - A subnet another host link has is refused, as for a bridge's O(bridges[].addresses).
         type: list
         elements: str
@@ -167,7 +168,8 @@ options:
     default: []
     suboptions:
       dst:
-        description: Destination network (V(10.1.0.0/16)) or V(default).
+        description: Destination network (V(10.1.0.0/16); one with host bits set, V(10.1.0.1/16), is refused,
+          as C(ip route) refuses it) or V(default).
         type: str
         required: true
       gateway:
