@@ -1411,3 +1411,21 @@ def test_a_bridge_mtu_declared_as_the_kernels_own_holds_when_another_namespace_a
     finally:
         netns.converge(other, None)
         netns.converge(env["netns"], None)
+
+
+@pytest.mark.parametrize("to", [None, 1])
+def test_a_port_whose_mtu_drops_below_1280_leaves_its_bridge_first(env: dict, to: Optional[int]) -> None:
+    """A bridge without an MTU of its own follows its smallest port: the host end's MTU (576) was set
+    while it was still a port, the bridge went down to 576 with it and the kernel took its IPv6
+    address (RTM_DELADDR, added again by the second pass; check mode planned one action fewer). The
+    port leaves (or moves to another bridge) before its MTU drops."""
+    first, second = env["bridges"]
+    bridges = [dict(name=first, addresses=["fd16:90::1/64"]), dict(name=second, addresses=["10.216.91.1/24"])]
+    eth1 = dict(name="eth1", peer=env["peers"][1], bridge=first, mtu=1500, addresses=[])
+    a = dict(bridges=bridges, veths=[dict(name="eth0", peer=env["peers"][0], bridge=first, mtu=1500,
+                                          addresses=["10.216.90.2/24"]), eth1])
+    b = dict(a, veths=[dict(a["veths"][0], mtu=576, bridge=None if to is None else env["bridges"][to]), eth1])
+    done, _, after, _ = transition(env, a, b)
+    assert done.actions[0] == f"set_master {env['peers'][0]} {b['veths'][0]['bridge']}", done.actions
+    assert after["host"][first]["addresses"] == ["fd16:90::1/64"] and after["host"][first]["mtu"] == 1500
+    netns.converge(env["netns"], None)

@@ -1102,15 +1102,20 @@ def plan_present(observed, wanted, keep=()):
         inside_settings = _link_settings(dict(mtu=want["mtu"], address=want["mac"]),
                                          have and dict(mtu=have["mtu"], address=have["mac"]),
                                          ["mtu", "address"])
-        if inside_settings:
-            actions.append(("set_link", "ns", inside, inside_settings))
         peer_settings = _link_settings(dict(mtu=want["mtu"], address=want["peer_mac"]),
                                        have and dict(mtu=have["peer_mtu"], address=have["peer_mac"]),
                                        ["mtu", "address"])
-        if peer_settings:
-            actions.append(("set_link", "host", want["peer"], peer_settings))
+        settings = ([("set_link", "ns", inside, inside_settings)] if inside_settings else []) + (
+            [("set_link", "host", want["peer"], peer_settings)] if peer_settings else [])
         if want["bridge"] != (have["bridge"] if have else None):
-            actions.append(("set_master", want["peer"], want["bridge"]))
+            # A bridge left unset follows its smallest port: a host end whose MTU drops leaves its
+            # bridge first (which would otherwise follow it down, below 1280 without its IPv6 addresses),
+            # and joins its new one at the MTU it had, not below the one it ends at; one whose MTU rises
+            # has it before it joins (its new bridge never goes below what it ends at either).
+            dropping = have is not None and "mtu" in peer_settings and peer_settings["mtu"] < have["peer_mtu"]
+            master = [("set_master", want["peer"], want["bridge"])]
+            settings = master + settings if dropping else settings + master
+        actions += settings
         actions += addresses
         if have is None or not have["peer_up"]:
             actions.append(("link_up", "host", want["peer"]))
