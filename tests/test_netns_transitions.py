@@ -1429,3 +1429,21 @@ def test_a_port_whose_mtu_drops_below_1280_leaves_its_bridge_first(env: dict, to
     assert done.actions[0] == f"set_master {env['peers'][0]} {b['veths'][0]['bridge']}", done.actions
     assert after["host"][first]["addresses"] == ["fd16:90::1/64"] and after["host"][first]["mtu"] == 1500
     netns.converge(env["netns"], None)
+
+
+@pytest.mark.parametrize("change", ["deleted", "mtu raised", "moved off"])
+def test_a_bridge_gets_its_ipv6_address_once_its_small_port_no_longer_holds_it_below_1280(
+        env: dict, change: str) -> None:
+    """A bridge without an MTU of its own, at its port's 1000, given an IPv6 address in the run that
+    deletes the port, raises its MTU or takes it off: the address was added first, while the bridge
+    was still at 1000, and the kernel refused it (EINVAL) at every run, check mode saying it would
+    work. It is added once the port's change has raised the bridge's MTU."""
+    bridge, peer = env["bridges"][0], env["peers"][0]
+    veth = dict(name="eth0", peer=peer, bridge=bridge, mtu=1000, addresses=["10.216.92.2/24"])
+    a = dict(bridges=[dict(name=bridge, addresses=["10.216.92.1/24"])], veths=[veth])
+    veths = {"deleted": [], "mtu raised": [dict(veth, mtu=1500)], "moved off": [dict(veth, bridge=None)]}
+    b = dict(bridges=[dict(name=bridge, addresses=["10.216.92.1/24", "fd16:92::1/64"])], veths=veths[change])
+    done, before, after, _ = transition(env, a, b)
+    assert before["host"][bridge]["mtu"] == 1000 and after["host"][bridge]["mtu"] == 1500
+    assert done.actions[-1] == f"add_addr host {bridge} fd16:92::1/64", done.actions
+    netns.converge(env["netns"], None)

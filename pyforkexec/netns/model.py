@@ -1047,6 +1047,7 @@ def plan_present(observed, wanted, keep=()):
     actions += [("del_route", r) for r in routes["first"]]
     mtus = _bridge_mtus(observed, wanted)
     _check_kept_mtus(observed, wanted, mtus)
+    later = []  # the IPv6 addresses of a bridge whose MTU is below 1280 until its ports change
     for bname, want in sorted(wanted["bridges"].items()):
         have = observed["bridges"].get(bname)
         if have is None:
@@ -1059,7 +1060,14 @@ def plan_present(observed, wanted, keep=()):
         if mtus[bname][0]:
             actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
         if want["addresses"] is not None:  # None: named by a veth only, its addresses left as they are
-            actions += _addresses("host", bname, want["addresses"], have["addresses"] if have else [])
+            addresses = _addresses("host", bname, want["addresses"], have["addresses"] if have else [])
+            if have is not None and (have["mtu"] or DEFAULT_MTU) < IPV6_MIN_MTU and not mtus[bname][0]:
+                # Below 1280 (following a small port) the bridge has no IPv6 and takes none (EINVAL):
+                # its IPv6 addresses go on once its ports' changes have raised its MTU (_bridge_mtus:
+                # to 1280 or more, else _check_kept_mtus refused it).
+                later += [a for a in addresses if a[0] == "add_addr" and ":" in a[3]]
+                addresses = [a for a in addresses if a not in later]
+            actions += addresses
         if have is None or not have["up"]:
             actions.append(("link_up", "host", bname))
     deleted, made, taken = set(), set(), _taken(observed, wanted)
@@ -1124,6 +1132,7 @@ def plan_present(observed, wanted, keep=()):
     for bname, want in sorted(wanted["bridges"].items()):
         if mtus[bname][1]:
             actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
+    actions += later
     emptied = _left_empty(observed, wanted, deleted, keep)
     actions += [("del_bridge", b) for b in emptied]
     actions += [("undeclare_bridge", b, name) for b, have in sorted(observed["bridges"].items())
