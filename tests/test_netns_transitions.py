@@ -1447,3 +1447,19 @@ def test_a_bridge_gets_its_ipv6_address_once_its_small_port_no_longer_holds_it_b
     assert before["host"][bridge]["mtu"] == 1000 and after["host"][bridge]["mtu"] == 1500
     assert done.actions[-1] == f"add_addr host {bridge} fd16:92::1/64", done.actions
     netns.converge(env["netns"], None)
+
+
+def test_an_ipv6_route_moved_off_a_link_that_drops_below_1280_is_routed_all_along(env: dict) -> None:
+    """The default route moves from eth0, whose MTU drops to 1000 (the kernel takes IPv6 off it), to
+    eth1, which stays: A's route was deleted first and B's added last, the destination unrouted all
+    through the links' changes. B's replaces A's before the MTU drops, as for a route whose link goes."""
+    p = env["peers"]
+    eth1 = dict(name="eth1", peer=p[1], mtu=1500, addresses=["fd16:94::2/64"])
+    a = dict(veths=[dict(name="eth0", peer=p[0], mtu=1500, addresses=["fd16:93::2/64", "10.216.93.2/24"]),
+                    eth1], gateway=["fd16:93::1"])
+    b = dict(veths=[dict(name="eth0", peer=p[0], mtu=1000, addresses=["10.216.93.2/24"]), eth1],
+             gateway=["fd16:94::1"])
+    done = transition(env, a, b)[0]
+    assert done.actions.index("replace_route default via fd16:93::1 dev eth0 metric 1024 with default via "
+                              "fd16:94::1") < done.actions.index("set_link ns eth0 mtu=1000"), done.actions
+    netns.converge(env["netns"], None)

@@ -665,19 +665,30 @@ def _renames(renames, observed, wanted):
 
 def _dropped_routes(observed, wanted):
     """The observed routes the kernel removes as a side effect of the plan's link and address changes:
-    those through a veth that is deleted (or made again under another host name), and the IPv4 ones
+    those through a veth that is deleted (or made again under another host name), the IPv4 ones
     through a veth left without an IPv4 address (the kernel disables IPv4 on it and flushes them,
-    without a notification). The plan deletes them itself first and adds back those still wanted."""
-    doomed, v4_gone, taken = set(), set(), _taken(observed, wanted)
+    without a notification), and the IPv6 ones through a veth whose MTU goes below 1280 (the kernel
+    takes IPv6 off it). The plan deletes them itself first (before the change: after it, the delete
+    would fail) and adds back those still wanted."""
+    doomed, v4_gone, v6_gone, taken = set(), set(), set(), _taken(observed, wanted)
     for inside, have in observed["veths"].items():
         want = wanted["veths"].get(inside)
         if not _kept(have, want, taken):
             doomed.add(inside)
-        elif (any(ipaddress.ip_interface(a).version == 4 for a in have["addresses"])
-              and not any(ipaddress.ip_interface(a).version == 4 for a in want["addresses"])):
+            continue
+        if (any(ipaddress.ip_interface(a).version == 4 for a in have["addresses"])
+                and not any(ipaddress.ip_interface(a).version == 4 for a in want["addresses"])):
             v4_gone.add(inside)
+        if _ipv6_taken_off(have, want):
+            v6_gone.add(inside)
     return [r for r in observed["routes"]
-            if r["dev"] in doomed or (r["dev"] in v4_gone and route_family(r) == 4)]
+            if r["dev"] in doomed or (r["dev"] in v4_gone and route_family(r) == 4)
+            or (r["dev"] in v6_gone and route_family(r) == 6)]
+
+
+def _ipv6_taken_off(have, want):
+    """Whether the kept veth ``have`` (observed) loses IPv6 as ``want``: its MTU set below 1280."""
+    return want["mtu"] is not None and want["mtu"] < IPV6_MIN_MTU and want["mtu"] != have.get("mtu")
 
 
 def _check_foreign_routes(observed, adds):
@@ -702,20 +713,17 @@ def route_id(route):
     return (route_family(route), route["dst"], _metric(route))
 
 
-def _goes_first(route, observed, wanted):
+def _goes_first(route, wanted):
     """Whether the observed ``route``, which goes, must be deleted before the links and addresses change
-    rather than last: an IPv6 route through a link whose MTU goes below 1280 (the kernel takes IPv6 off
-    the link, routes and all, and the delete after would fail), and an IPv6 route without gateway on a
-    link where an address of ``wanted`` makes the kernel's own route for its subnet at the kernel's
-    metric (256): held by ours, that one is not made, and the subnet would be left without a route."""
+    rather than last: an IPv6 route without gateway on a link where an address of ``wanted`` makes the
+    kernel's own route for its subnet at the kernel's metric (256): held by ours, that one is not made,
+    and the subnet would be left without a route. (One through a link whose MTU goes below 1280 is one
+    the kernel drops: _dropped_routes.)"""
     if route_family(route) != 6 or route["dev"] is None:
         return False
     want = wanted["veths"].get(route["dev"])
     if want is None:
         return False
-    have = observed["veths"].get(route["dev"]) or {}
-    if want["mtu"] is not None and want["mtu"] < IPV6_MIN_MTU and want["mtu"] != have.get("mtu"):
-        return True
     return route["gateway"] is None and _metric(route) == 256 and any(
         ipaddress.ip_interface(a).network == _route_network(route) for a in want["addresses"]
         if ipaddress.ip_interface(a).version == 6)
@@ -774,8 +782,7 @@ def _plan_routes(observed, wanted):
     adds.sort(key=lambda w: (w.get("gateway") is not None, order[id(w)]))
     _check_foreign_routes(observed, adds)
     going = [r for r in observed["routes"] if r in free]  # (in the kernel's order, as observed)
-    first = [r for r in observed["routes"] if r in dropped] + [r for r in going
-                                                                 if _goes_first(r, observed, wanted)]
+    first = [r for r in observed["routes"] if r in dropped] + [r for r in going if _goes_first(r, wanted)]
     last = [r for r in going if r not in first]
     installs = []
     for want in adds:
@@ -805,7 +812,8 @@ def _routes_after(routes, wanted):
 def _before_drops(actions, routes, observed, wanted):
     """``actions`` (the link and address changes, after the routes of ``routes["first"]`` are deleted)
     with B's routes to a destination that A routes only through links the plan takes them off
-    (``routes["dropped"]``: a veth deleted or made again, an IPv4 route's link left without IPv4) put
+    (``routes["dropped"]``: a veth deleted or made again, an IPv4 route's link left without IPv4, an
+    IPv6 route's link whose MTU goes below 1280) put
     in place before that link change, not after all of them: the destination is never unrouted. Such
     a route (an install of ``routes``, taken out of it) comes just before the first action with which
     the kernel would drop A's (_drop_index), and A's routes are deleted right after it rather than
@@ -876,14 +884,19 @@ def has_v4(addresses):
 
 def _drop_index(actions, route, observed):
     """The index of the first of ``actions`` with which the kernel may drop the observed ``route`` (one
-    of _dropped_routes): the deletion of its veth, or for an IPv4 route the first delete of an IPv4
-    address of its link (the last one takes the route; the plan counts on none of them)."""
+    of _dropped_routes): the deletion of its veth, for an IPv4 route the first delete of an IPv4
+    address of its link (the last one takes the route; the plan counts on none of them), for an IPv6
+    route its link's MTU set below 1280 (an IPv6 address deleted leaves the routes through its subnet's
+    gateways)."""
     have = observed["veths"].get(route["dev"])
     for i, a in enumerate(actions):
         if a[0] == "del_veth" and have is not None and a[1] == have["peer"]:
             return i
         if (a[0] == "del_addr" and a[1:3] == ("ns", route["dev"]) and route_family(route) == 4
                 and ipaddress.ip_interface(a[3]).version == 4):
+            return i
+        if (a[:3] == ("set_link", "ns", route["dev"]) and route_family(route) == 6
+                and a[3].get("mtu", IPV6_MIN_MTU) < IPV6_MIN_MTU):
             return i
     return None
 
@@ -909,6 +922,9 @@ def _ns_state(observed, actions, placed=()):
             links[a[2]]["up"] = True
         elif op == "set_link" and a[1] == "ns" and a[2] in links and "mtu" in a[3]:
             links[a[2]]["mtu"] = a[3]["mtu"]
+            if a[3]["mtu"] < IPV6_MIN_MTU:  # the kernel takes IPv6 off the link, addresses and routes
+                links[a[2]]["addresses"] = {x for x in links[a[2]]["addresses"] if ":" not in x}
+                present = [r for r in present if r["dev"] != a[2] or route_family(r) != 6]
         elif op in ("add_addr", "del_addr") and a[1] == "ns" and a[2] in links:
             addresses = links[a[2]]["addresses"]
             if op == "add_addr":
