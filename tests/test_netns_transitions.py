@@ -1463,3 +1463,23 @@ def test_an_ipv6_route_moved_off_a_link_that_drops_below_1280_is_routed_all_alon
     assert done.actions.index("replace_route default via fd16:93::1 dev eth0 metric 1024 with default via "
                               "fd16:94::1") < done.actions.index("set_link ns eth0 mtu=1000"), done.actions
     netns.converge(env["netns"], None)
+
+
+def test_an_ipv6_mtu_above_the_mtu_a_kept_link_keeps_is_refused_before_anything_changes(env: dict) -> None:
+    """eth0 has MTU 1280 (declared in A), B leaves it unset (kept: 1280) and declares
+    net.ipv6.conf.eth0.mtu 1400: checked against a new link's 1500, check mode said it would work,
+    and the run failed halfway (EINVAL, the address already changed) at every run. Refused by the
+    plan, in check mode too, with nothing changed; with the MTU declared it goes through."""
+    peer = env["peers"][0]
+    a = dict(veths=[dict(name="eth0", peer=peer, mtu=1280, addresses=["10.216.95.1/25"])])
+    b = dict(veths=[dict(name="eth0", peer=peer, addresses=["10.216.95.2/25"])],
+             sysctls={"net.ipv6.conf.eth0.mtu": 1400})
+    netns.converge(env["netns"], options(env, a))
+    before = kernel(env)
+    for check in (True, False):
+        with pytest.raises(netns.ModelError, match=r"^sysctls: net.ipv6.conf.eth0.mtu: 1400 is above the MTU "
+                           r"1280 that eth0 keeps with its mtu unset"):
+            netns.converge(env["netns"], options(env, b), check=check)
+    assert kernel(env) == before
+    transition(env, a, dict(b, veths=[dict(b["veths"][0], mtu=1400)]))
+    netns.converge(env["netns"], None)

@@ -455,8 +455,8 @@ def _check_on_link(route, veths, routes):
 def _check_kept_mtus(observed, wanted, mtus):
     """An MTU left unset keeps the one the link has (a veth's) or follows its ports (a bridge's): below
     1280 the kernel takes IPv6 off the link, so IPv6 addresses or routes asked for on it fail halfway
-    through the converge (EINVAL), and every converge after. Refused before anything changes, as a
-    declared MTU is (_check_mtu)."""
+    through the converge (EINVAL), and every converge after; so does an ``ipv6.conf.LINK.mtu`` above
+    the MTU a veth keeps. Refused before anything changes, as a declared MTU is (_check_mtu)."""
     for inside, want in sorted(wanted["veths"].items()):
         have = observed["veths"].get(inside)
         if want["mtu"] is not None or have is None or not _kept(have, want, _taken(observed, wanted)):
@@ -471,6 +471,12 @@ def _check_kept_mtus(observed, wanted, mtus):
                 raise ModelError(f"veths: {inside}: mtu unset keeps the MTU {where} has, {mtu}, below "
                                  f"{IPV6_MIN_MTU}, the least IPv6 works with, and the link is to have IPv6 "
                                  "addresses, routes or sysctls: give it an mtu")
+        key = f"net.ipv6.conf.{inside}.mtu"  # (desired checked it against 1500, a new link's MTU)
+        value = wanted["sysctls"].get(key, "")
+        if value.isdigit() and have["mtu"] is not None and int(value) > have["mtu"]:
+            raise ModelError(f"sysctls: {key}: {value} is above the MTU {have['mtu']} that {inside} keeps "
+                             "with its mtu unset (the kernel takes an IPv6 MTU up to the link's): give the "
+                             f"veth an mtu of at least {value}")
     for bname, want in sorted(wanted["bridges"].items()):
         final = mtus[bname][2]
         have = observed["bridges"].get(bname) or {}
