@@ -171,8 +171,9 @@ def stop_all(daemons):
     killed (SIGKILL, with its process group) by this function, whatever stop timeout its daemon was
     started with, and its daemon, which then ends, is killed too if still there STOP_MARGIN seconds
     after that (its pid file removed). The caller sees that the grace asked is no longer than the
-    daemon's own (running_stop_timeout): the daemon would kill the service earlier. Raises ServiceError
-    naming one that survived."""
+    daemon's own (running_stop_timeout): the daemon would kill the service earlier. What a daemon that
+    did not end by its own stop left in its service's own cgroup is killed and the cgroup removed
+    (sweep_cgroup). Raises ServiceError naming one that survived."""
     fds, services, deadlines, phase, workloads = {}, {}, {}, {}, {}
     try:
         for name, main, grace in daemons:
@@ -210,6 +211,13 @@ def stop_all(daemons):
     for name in [name for name, reached in phase.items() if reached == 2]:  # one that ended removed its own
         with contextlib.suppress(FileNotFoundError):
             os.unlink(paths.pid_file(name))
+    for name, _, _ in daemons:
+        # A daemon that ended without its stop (killed above, or outright meanwhile) left what its service
+        # had started in the service's own cgroup, and the cgroup: gone too, as its stop would have done
+        # (the task says "stopped"). Every daemon is gone by now: nothing starts there again.
+        path = own_cgroup(name)
+        if path is not None:
+            sweep_cgroup(name, path)
 
 
 def stop(name, main_pid, grace):

@@ -5,10 +5,13 @@ service ignores SIGTERM, so that only the kill at the end of its grace stops it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
 
 import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
 
@@ -95,3 +98,32 @@ def test_the_services_module_gives_each_the_grace_asked(run_module, name):
     refused = run_module(services, dict(services=[dict(name=name, state="absent", stop_timeout=4)]))
     assert refused["failed"] is True and "stop_timeout: service" in refused["msg"], refused
     assert not _gone(pid)
+
+
+def test_a_stop_whose_daemon_hangs_leaves_nothing_of_the_service(run_module, name):
+    """A daemon frozen (SIGSTOP) when its service is stopped: the module kills the service at the end of
+    its grace, then the daemon; what the service had started in its own cgroup (here a setsid'd sleep,
+    out of its process group) and the cgroup went only with the daemon's own stop, so they were left,
+    and the task said "stopped". They are swept as that stop would have."""
+    argv = ["sh", "-c", 'setsid sleep 1000 & trap "" TERM; while :; do sleep .2; done']
+    started = run_module(service, dict(name=name, argv=argv, manager="direct", stop_timeout=1, start_check=0))
+    assert started.get("failed") is not True and started["state"] == "started", started
+    cgroup = service_direct.own_cgroup(name)
+    assert cgroup is not None
+    deadline = time.monotonic() + 60
+    while len(deps.pyforkexec.sandbox.cgroup.members(cgroup)) < 3:  # sh, sleep, the setsid'd sleep
+        assert time.monotonic() < deadline, "the service did not start its sleeps"
+        time.sleep(0.05)
+    members = [int(pid) for pid in deps.pyforkexec.sandbox.cgroup.members(cgroup)]
+    with open(paths.pid_file(name)) as f:
+        daemon = int(f.read().split()[0])
+    os.kill(daemon, signal.SIGSTOP)
+    try:
+        result = run_module(service, dict(name=name, state="stopped"))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(daemon, signal.SIGCONT)
+    assert result.get("failed") is not True and result["state"] == "stopped", result
+    assert all(_gone(pid) for pid in members), [p for p in members if not _gone(p)]
+    assert not os.path.exists(cgroup)
+    assert not os.path.exists(paths.pid_file(name))
