@@ -183,6 +183,7 @@ class Service:
         self.files = Files(module, self.actions, self.diff)
         self.was_running = False
         self.left_cgroup = None  # a killed daemon's cgroup, found before this run rewrites the spec
+        self.cgroup_checked = False  # check_own_cgroup made already (the services module's plan, batch-wide)
         self.new = False  # declared by this run: no spec before (converge)
         self.pending = False  # its files were rewritten since it last started (paths.pending_path)
         self.landlock = None  # what this kernel enforces of the landlock option (landlock_report)
@@ -335,6 +336,8 @@ class Service:
         state = self.params["state"]
         self.new = not os.path.exists(paths.spec_path(self.name))
         files = self.wanted_files() if files is None else files
+        if state != "stopped" and not self.cgroup_checked:
+            self.check_own_cgroup(files)
         self.pending = os.path.exists(paths.pending_path(self.name))
         main = self.main_pid()  # (writing the files changes no process)
         # Where a daemon killed outright left the service's processes: read from the spec before the
@@ -343,7 +346,7 @@ class Service:
             else None
         self.was_running = main is not None
         if state != "stopped" and self.left_cgroup is not None \
-                and self.left_cgroup != self._wanted_own_cgroup(files):
+                and self.left_cgroup != self.wanted_own_cgroup(files):
             # The start is from a spec that no longer names that cgroup (its cgroup option dropped or
             # moved): its daemon, which empties only its own, would leave what is there for good.
             # Swept before the files are rewritten: should that fail, the spec still names it.
@@ -369,7 +372,41 @@ class Service:
         self.sync_enabled()
         return state != "stopped"
 
-    def _wanted_own_cgroup(self, files):
+    def check_own_cgroup(self, files, batch=None):
+        """Before anything changes: the service's own cgroup (killed whole, with what is below it, at
+        its starts and stops) must be no other service's, nor inside or around one (cgroup.path), and
+        may hold no processes but what this service left (a daemon killed outright): a start would
+        kill them, a stop remove the directory. ``batch``: {service: its own cgroup once this run is
+        done (None: none)} of the services a services module run converges together, in place of what
+        their specs say now."""
+        self.cgroup_checked = True
+        wanted = self.wanted_own_cgroup(files)
+        if wanted is None:
+            return
+        others = dict(service_direct.others_own_cgroups(self.name), **(batch or {}))
+        others.pop(self.name, None)
+        for other, path in sorted((o, p) for o, p in others.items() if p is not None):
+            if os.path.commonpath([wanted, path]) in (wanted, path):
+                how = "is" if wanted == path else "contains" if path.startswith(wanted) else "is inside"
+                raise paths.ServiceError(
+                    f"cgroup.path: {wanted} {how} service {other}'s own cgroup ({path}): a service's own "
+                    "cgroup is killed whole, with the cgroups below it, when it starts and stops; give each "
+                    "service a path of its own, outside the others'")
+        left = deps.pyforkexec.sandbox.cgroup.members(wanted)
+        if left and wanted not in (self._default_own_cgroup(), service_direct.own_cgroup(self.name)):
+            raise paths.ServiceError(
+                f"cgroup.path: {wanted} already holds processes that this service did not start (pids "
+                f"{' '.join(left[:10])}): its start would kill them, its stop remove the cgroup; give the "
+                "service a path of its own")
+
+    def _default_own_cgroup(self):
+        """The module's default cgroup directory of this service's own (pyforkexec/NAME), or None."""
+        try:
+            return deps.pyforkexec.sandbox.cgroup.Cgroup(path=f"pyforkexec/{self.name}").fs_path()
+        except (OSError, ValueError):  # no cgroup2 here
+            return None
+
+    def wanted_own_cgroup(self, files):
         """The cgroup directory the service started from ``files`` would run in as its own, or None."""
         wanted = files.get(paths.spec_path(self.name))  # (text, mode)
         if wanted is None:

@@ -249,6 +249,34 @@ def own_cgroup_of(spec):
     return cgroup.fs_path() if cgroup is not None and cgroup.kill_remaining else None
 
 
+_OWN_CGROUPS = {}  # spec path -> ((mtime, size), its own cgroup): each spec read once per module run
+
+
+def others_own_cgroups(name):
+    """{service: its own cgroup directory} of the services declared on this host (by their specs), but
+    ``name``: the directories that a start or stop of theirs empties whole."""
+    found = {}
+    try:
+        entries = list(os.scandir(paths.SPEC_DIR))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        other = entry.name[:-len(".json")]
+        if not entry.name.endswith(".json") or other == name or not entry.is_file():
+            continue
+        st = entry.stat()
+        cached = _OWN_CGROUPS.get(entry.path)
+        if cached is None or cached[0] != (st.st_mtime_ns, st.st_size):
+            try:
+                own = own_cgroup_of(deps.pyforkexec.spec.read(entry.path))
+            except (OSError, ValueError):  # not a spec, or no cgroup2 here
+                own = None
+            cached = _OWN_CGROUPS[entry.path] = ((st.st_mtime_ns, st.st_size), own)
+        if cached[1] is not None:
+            found[other] = cached[1]
+    return found
+
+
 def sweep_cgroup(name, path):
     """Kill what is left in service ``name``'s own cgroup ``path`` and below it (what a daemon killed
     outright left: its service died with it, not what that had started) and remove the directories, as

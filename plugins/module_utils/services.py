@@ -146,12 +146,29 @@ def plan(module):
             entries.append(_plan_entry(module, params))
         except (*svc.ERRORS, deps.pyforkexec.netns.ModelError) as e:
             problems.append(f"services[{params['name']}]: {e}")
+    problems += own_cgroups_shared(entries)
     problems += bridges_described_differently(entries)
     problems += addresses_twice_on_a_bridge(entries)
     problems += namespaces_removed_under_others(entries)
     if problems:
         raise PlanError("\n".join(problems))
     return sorted(entries, key=lambda entry: entry.state != "absent")
+
+
+def own_cgroups_shared(entries):
+    """The entries whose own cgroup is another service's, inside or around one (of this run's, as it
+    leaves them, or of the host's others), or holds processes that are not theirs (Service.check_own_cgroup):
+    one's start or stop would kill the other's processes."""
+    batch = {entry.name: entry.service.wanted_own_cgroup(entry.files) if entry.files is not None else None
+             for entry in entries}
+    problems = []
+    for entry in entries:
+        if entry.files is not None and entry.state != "stopped":
+            try:
+                entry.service.check_own_cgroup(entry.files, batch)
+            except paths.ServiceError as e:
+                problems.append(f"services[{entry.name}]: {e}")
+    return problems
 
 
 def namespaces_removed_under_others(entries):

@@ -25,7 +25,9 @@ description:
     C(python -m pyforkexec.daemon) detached instead, with the pid file C(/run/pyforkexec/NAME.pid), the log
     file C(/var/log/pyforkexec/NAME.log) and the O(restart) policy; the O(cgroup) limits apply to a cgroup
     C(pyforkexec/NAME) (or O(cgroup.path)), the service's own. Once its process ends, whatever it left in
-    the cgroup is killed and the cgroup removed, as systemd ends a unit (so no two services may share one).
+    the cgroup is killed and the cgroup removed, as systemd ends a unit. So a O(cgroup.path) that another
+    service's own cgroup is, is inside or holds, or that holds processes the service did not start, fails
+    the task before anything changes.
     Without O(cgroup) the service still runs in its own cgroup C(pyforkexec/NAME), with no limits, wherever
     the host has a cgroup v2 hierarchy the module may write (a hybrid layout's C(/sys/fs/cgroup/unified)
     too), so that a stop also ends what it started and detached (a double fork, C(setsid)); on a host

@@ -4,6 +4,7 @@ module a process of its own where two must overlap."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -410,3 +411,70 @@ def test_a_new_service_whose_daemon_is_killed_in_its_start_check_leaves_nothing(
         assert result["state"] == "stopped", result
         assert result["actions"][-3:] == ["stop", f"remove {paths.spec_path(name)}",
                                           f"remove {paths.pid_file(name)}"], result
+
+
+# ---- a service's own cgroup is its alone --------------------------------------------------------------
+# It is killed whole, with the cgroups below it, at the service's starts and stops: one another service,
+# or a process of someone else's, is in was killed with it, and removed.
+
+
+@pytest.fixture
+def foreign(tmp_path):
+    """A cgroup made by hand (under the v2 root) holding a sleep of someone else's; its path, relative to
+    the root, and the sleep's pid. Both are gone after the test."""
+    root = svc.deps.pyforkexec.sandbox.cgroup.find_cgroup2()
+    rel = f"pfe-ut-foreign-{os.getpid() % 100000}"
+    os.mkdir(os.path.join(root, rel))
+    sleep = subprocess.Popen(["sleep", "600"])
+    try:
+        with open(os.path.join(root, rel, "cgroup.procs"), "w") as f:
+            f.write(str(sleep.pid))
+        yield rel, sleep.pid
+    finally:
+        sleep.kill()
+        sleep.wait()
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(root, rel))
+
+
+@pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")
+@pytest.mark.parametrize("module", [service, services], ids=["service", "services"])
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])
+def test_a_cgroup_path_holding_someone_elses_processes_is_refused(run_module, name, foreign, module,
+                                                                    check_mode):
+    rel, pid = foreign
+    args = dict(name=name, argv=_argv(1), manager="direct", start_check=0, cgroup=dict(path=rel))
+    given = args if module is service else dict(services=[args])
+    result = run_module(module, given, check_mode=check_mode)  # (services: refused by its plan)
+    assert result.get("failed") is True and "cgroup.path: " in result["msg"] \
+        and "already holds processes that this service did not start" in result["msg"], result
+    assert _alive(pid)  # (the start killed it, the stop removed its cgroup)
+    assert not os.path.exists(paths.spec_path(name)) and paths.main_pid(name, "direct")[1] is None
+
+
+@pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")
+@pytest.mark.parametrize("other", ["same", "inside", "around"])
+def test_a_cgroup_path_of_another_services_own_is_refused(run_module, name, unique_name, other):
+    first = unique_name()
+    base = f"pfe-ut-shared-{os.getpid() % 100000}"
+    mine, theirs = {"same": (base, base), "inside": (f"{base}/sub", base),
+                    "around": (base, f"{base}/sub")}[other]
+    try:
+        started = run_module(service, dict(name=first, argv=_argv(1), manager="direct", start_check=0,
+                                           cgroup=dict(path=theirs)))
+        assert started.get("failed") is not True, started
+        pid = started["pid"]
+        refused = run_module(service, dict(name=name, argv=_argv(1), manager="direct", start_check=0,
+                                           cgroup=dict(path=mine)))
+        assert refused.get("failed") is True and refused["msg"].startswith("cgroup.path: ") \
+            and f"service {first}'s own cgroup" in refused["msg"], refused
+        assert _alive(pid)
+        # the services module too, whether the other is on the host or in the same run
+        batch = run_module(services, dict(services=[
+            dict(name=first, argv=_argv(1), manager="direct", start_check=0, cgroup=dict(path=theirs)),
+            dict(name=name, argv=_argv(1), manager="direct", start_check=0, cgroup=dict(path=mine))]))
+        assert batch.get("failed") is True and f"services[{name}]: cgroup.path: " in batch["msg"], batch
+        assert _alive(pid)
+    finally:
+        gone = run_module(service, dict(name=first, state="absent"))
+        assert gone.get("failed") is not True, gone
