@@ -211,7 +211,7 @@ def stop_all(daemons):
     for name in [name for name, reached in phase.items() if reached == 2]:  # one that ended removed its own
         with contextlib.suppress(FileNotFoundError):
             os.unlink(paths.pid_file(name))
-    for name, _, _ in daemons:
+    for name in (daemon[0] for daemon in daemons):
         # A daemon that ended without its stop (killed above, or outright meanwhile) left what its service
         # had started in the service's own cgroup, and the cgroup: gone too, as its stop would have done
         # (the task says "stopped"). Every daemon is gone by now: nothing starts there again.
