@@ -441,7 +441,7 @@ def foreign(tmp_path):
 @pytest.mark.parametrize("module", [service, services], ids=["service", "services"])
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])
 def test_a_cgroup_path_holding_someone_elses_processes_is_refused(run_module, name, foreign, module,
-                                                                   check_mode):
+                                                                  check_mode):
     rel, pid = foreign
     args = dict(name=name, argv=_argv(1), manager="direct", start_check=0, cgroup=dict(path=rel))
     given = args if module is service else dict(services=[args])
