@@ -6,6 +6,7 @@ Each test here reproduces a way the spawn used to fail open or report the wrong 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import resource
@@ -687,7 +688,12 @@ def test_a_remount_or_propagation_change_of_the_programs_root_acts_on_it() -> No
     # (what the program's / is: these change that mount itself, not one stacked over it)
     remount = fe.Mount(None, "/", flags="MS_REMOUNT|MS_BIND|MS_RDONLY")
     private = fe.Mount(None, "/", flags="MS_REC|MS_PRIVATE")
-    res = capture(["/bin/sh", "-c", "touch /tmp/pfe-root-remounted 2>/dev/null; echo $?"],
-                  fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, mounts=[private, remount]))
-    assert res.out.strip() == "1", res  # / is read-only for the program
-    assert not os.path.exists("/tmp/pfe-root-remounted")
+    probe = f"/.pfe-root-remounted-{os.getpid()}"  # in / itself: /tmp may be a mount of its own
+    try:
+        res = capture(["/bin/sh", "-c", f"touch {probe} 2>/dev/null; echo $?"],
+                      fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, mounts=[private, remount]))
+        assert res.out.strip() == "1", res  # / is read-only for the program
+        assert not os.path.exists(probe)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(probe)
