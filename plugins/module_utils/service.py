@@ -393,18 +393,12 @@ class Service:
                     "cgroup is killed whole, with the cgroups below it, when it starts and stops; give each "
                     "service a path of its own, outside the others'")
         left = deps.pyforkexec.sandbox.cgroup.members(wanted)
-        if left and wanted not in (self._default_own_cgroup(), service_direct.own_cgroup(self.name)):
+        if left and wanted not in (service_direct.default_own_cgroup(self.name),
+                                   service_direct.own_cgroup(self.name)):
             raise paths.ServiceError(
                 f"cgroup.path: {wanted} already holds processes that this service did not start (pids "
                 f"{' '.join(left[:10])}): its start would kill them, its stop remove the cgroup; give the "
                 "service a path of its own")
-
-    def _default_own_cgroup(self):
-        """The module's default cgroup directory of this service's own (pyforkexec/NAME), or None."""
-        try:
-            return deps.pyforkexec.sandbox.cgroup.Cgroup(path=f"pyforkexec/{self.name}").fs_path()
-        except (OSError, ValueError):  # no cgroup2 here
-            return None
 
     def wanted_own_cgroup(self, files):
         """The cgroup directory the service started from ``files`` would run in as its own, or None."""

@@ -230,15 +230,20 @@ def own_cgroup(name):
     """The cgroup directory of service ``name``'s own (its spec's cgroup with kill_remaining, as the
     module writes it; without a readable spec, the module's default, pyforkexec/NAME), when it exists;
     None else."""
-    cgroup_mod = deps.pyforkexec.sandbox.cgroup
     try:
         path = own_cgroup_of(deps.pyforkexec.spec.read(paths.spec_path(name)))
     except (OSError, ValueError):  # no spec (removed by hand), or unreadable: the default place
-        try:
-            path = cgroup_mod.Cgroup(path=f"pyforkexec/{name}").fs_path()
-        except (OSError, ValueError):  # no cgroup2 here
-            return None
+        path = default_own_cgroup(name)
     return path if path is not None and os.path.isdir(path) else None
+
+
+def default_own_cgroup(name):
+    """The cgroup directory the module gives service ``name`` as its own by default (pyforkexec/NAME),
+    whether it exists or not; None without a cgroup2 here."""
+    try:
+        return deps.pyforkexec.sandbox.cgroup.Cgroup(path=f"pyforkexec/{name}").fs_path()
+    except (OSError, ValueError):
+        return None
 
 
 def own_cgroup_of(spec):

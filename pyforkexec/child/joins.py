@@ -169,17 +169,19 @@ def _pinned(fd: int, kind: int, index: int, path: str, opened: list[int]) \
     pid = _pidfd_pid(fd)
     if pid is None or pid == 0:
         return None  # not a pidfd; or one own_types refuses (a process this /proc cannot see)
+    if pid == -1:
+        raise ChildError(errno.ESRCH, ErrorLocation.SETNS, index, path)  # it ended: no namespaces to join
     pinned = []
     for flag, name in NS_FILE.items():
-        if kind & flag and pid != -1:
+        if kind & flag:
             try:
                 ns = os.open(f"/proc/{pid}/ns/{name}", NS_OPEN)
             except OSError as e:  # the kernel lacks the type, or we may not look (ptrace access)
                 raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
             opened.append(ns)
             pinned.append((ns, flag, flag))
-    if pid == -1 or select.select([fd], [], [], 0)[0]:
-        raise ChildError(errno.ESRCH, ErrorLocation.SETNS, index, path)  # it ended: no namespaces to join
+    if select.select([fd], [], [], 0)[0]:  # it ended meanwhile: the files may be a successor's
+        raise ChildError(errno.ESRCH, ErrorLocation.SETNS, index, path)
     return pinned
 
 
