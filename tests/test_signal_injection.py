@@ -47,6 +47,8 @@ PUBLIC = {"fork_exec", "start_process", "run", "start"}  # what the tests call (
 # results are the caller's
 RETURNS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap}
 STRIDE = int(os.environ.get("PFE_INJECT_STRIDE", "1"))
+MEASURES = 5  # runs whose shortest is a path's length
+TRIES = 10  # runs a point is tried in before its never being reached fails the sweep
 TRUE = "/bin/true"
 
 
@@ -126,10 +128,11 @@ def _sweep(call: Callable[[], Any], release: Callable[[Any], None], signals: tup
     forgotten before each injection (a first call's: every check, the plan compiled), the WARM path
     with them remembered (the call ran twice first: a hot loop's path); a call that nothing
     remembers has one path, swept once. A point counts only if its signals were sent: a sweep whose
-    points outran its path fails instead of passing. (A path's length is its shortest of three runs:
-    a loop that waits for the child may turn once more. A point whose signals were not sent, a
-    shorter run's, is tried again, up to three times.) ``stride`` (or PFE_INJECT_STRIDE, the larger)
-    samples the points.
+    points outran its path fails instead of passing. (A path's length is its shortest of MEASURES
+    runs: a loop that waits for the child or reads its pipes may turn once more or less. A point whose
+    signals were not sent, a shorter run's, is tried again, up to TRIES times: with three of each,
+    a point four events before the end of run(capture_output=True)'s 738 was missed once in CI.)
+    ``stride`` (or PFE_INJECT_STRIDE, the larger) samples the points.
 
     After each point: what the call returned is released, the call's exceptions (kept, with their
     tracebacks, alive past the snapshot, as a REPL's sys.last_value keeps them) are handed to
@@ -163,7 +166,7 @@ def _sweep(call: Callable[[], Any], release: Callable[[Any], None], signals: tup
         else:
             paths = [("the one path", None)]
         for name, reset in paths:
-            total = min(run(reset) for _ in range(3))
+            total = min(run(reset) for _ in range(MEASURES))
             counts[f"{name} events"] = total
             _sweep_path(name, call, release, signals, opcodes, cgroup_roots, kept, reset, total, stride,
                         unraisable, counts)
@@ -185,7 +188,7 @@ def _sweep_path(name: str, call: Callable[[], Any], release: Callable[[Any], Non
     fired: list[int] = []
     for at in range(1, total + 1, stride):
         counts["points"] += 1
-        for _ in range(3):  # tried again while a shorter run ended before the point
+        for _ in range(TRIES):  # tried again while a shorter run ended before the point
             if reset is not None:
                 reset()
             before = snapshot(cgroup_roots)
@@ -219,7 +222,7 @@ def _sweep_path(name: str, call: Callable[[], Any], release: Callable[[Any], Non
             counts["fired"] += 1
             counts["returned" if returned else "raised"] += 1
         else:
-            pytest.fail(f"signals {signals} at event {at} of {total} ({name}): never sent in three runs: the "
+            pytest.fail(f"signals {signals} at event {at} of {total} ({name}): never sent in {TRIES} runs: the "
                         "call took a shorter path than its measure")
 
 

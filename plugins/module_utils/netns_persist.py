@@ -12,6 +12,7 @@ systemd (the molecule VM scenario runs it for real).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -118,10 +119,22 @@ class Persistence:
             return  # other namespaces are persisted
         if self.files.remove(paths.netns_template_path()) and self.booted:
             self._daemon_reload()
-        if os.path.isdir(paths.NETNS_CONFIG_DIR) and not left:
+        if os.path.isdir(paths.NETNS_CONFIG_DIR) and not left and self._remove_dir():
             self.files.actions.append(f"remove {paths.NETNS_CONFIG_DIR}/")
-            if not self.check_mode:
-                os.rmdir(paths.NETNS_CONFIG_DIR)
+
+    def _remove_dir(self):
+        """rmdir the options directory (in check mode: whether it would). Whatever a writer outside this
+        host's converge lock put there since it was listed (an administrator's file, a namespace persisted
+        by hand) keeps it, as does one that removed it first: neither is this run's to fail on."""
+        if self.check_mode:
+            return True
+        try:
+            os.rmdir(paths.NETNS_CONFIG_DIR)
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                return False
+            raise
+        return True
 
     @staticmethod
     def left(without):

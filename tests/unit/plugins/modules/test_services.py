@@ -286,11 +286,13 @@ def test_a_service_whose_namespace_cannot_be_persisted_is_not_started(run_module
     # A directory where the namespace's options file goes: its persistence fails after the wiring.
     blocked = dict(two[0], wiring=dict(two[0]["wiring"], persist=True))
     config = paths.netns_config_path(blocked["name"])
-    os.makedirs(config)
+    with paths.converge_lock():  # made and removed as a run would: other tests' runs go on at once
+        os.makedirs(config)
     try:
         result = run_module(services, dict(services=[blocked, two[1]]))
     finally:
-        os.rmdir(config)
+        with paths.converge_lock():
+            os.rmdir(config)
     assert result["failed"] is True and result["msg"].startswith(f"services[{blocked['name']}]: ")
     bad = result["services"][blocked["name"]]
     assert bad["failed"] is True and "pid" not in bad and bad["netns"]["actions"]
