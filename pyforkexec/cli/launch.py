@@ -7,7 +7,6 @@ import os
 from collections.abc import Sequence
 from typing import Callable, NoReturn, Optional
 
-from .._signals import ending_blocked
 from ..attrs import ProcAttr
 from ..errors import ChildError
 from ..forkexec import environ_entries, start_process
@@ -17,7 +16,7 @@ from ..service.exit import exit_like
 from ..service.supervise import run_as_parent
 from ..validate import cap_last_cap
 from .blame import Restate
-from .failure import EXIT_NOT_FOUND, EXIT_SETUP, SetupError, die
+from .failure import EXIT_NOT_FOUND, EXIT_SETUP, die
 
 
 def inherited_files() -> list[Optional[int]]:
@@ -87,12 +86,15 @@ def setgroups_denied(pid: int | str = "self") -> bool:
 
 def killed_in_spawn(err: BaseException) -> int:
     """The signal the child died of before its execve, when the launcher got it too meanwhile (a
-    terminal's Ctrl-C, a ``kill -- -PGID``: sent to the whole process group); else 0. The spawn
-    finds the child gone (ESRCH, at the handshake it never answered) without its status: the
-    signal is the one the launcher itself got."""
-    if not (isinstance(err, ChildError) and err.errno == errno.ESRCH):
-        return 0
-    signals = getattr(err, "signals_in_spawn", ())
+    terminal's Ctrl-C, a ``kill -- -PGID``: sent to the whole process group); else the first
+    signal the launcher got while it undid what it made for the failed start (see run_as_parent),
+    which ends it as that signal would have a moment later; else 0. The spawn finds the child gone
+    (ESRCH, at the handshake it never answered) without its status: the signal is the one the
+    launcher itself got."""
+    signals: tuple[int, ...] = ()
+    if isinstance(err, ChildError) and err.errno == errno.ESRCH:
+        signals = getattr(err, "signals_in_spawn", ())
+    signals = signals or getattr(err, "signals_in_undo", ())
     return signals[0] if signals else 0
 
 
@@ -105,7 +107,9 @@ def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
     that fails before execve raises ChildError with the step that failed (run_command: exit
     125/126/127); that, a SetupError of ``before()`` doing a child's step (a join), and the library's
     refusal of a field (ValueError/TypeError, before any process), is restated by ``blame`` (see
-    blamer) with the options behind it. The child is started
+    blamer) with the options behind it. ``blame`` runs for every failure of the spawn, before a
+    signal can end the launcher (see run_as_parent's ``failed``): it also undoes what the command
+    made for a program that never ran. The child is started
     with start_process, whose Process removes the cgroup (SysProcAttr.cgroup) it created once the
     child is reaped. ``started(pid)`` runs once it has execed (see run_as_parent).
     """
@@ -115,15 +119,21 @@ def spawn_and_wait(argv0: str, argv: Sequence[str], attr: ProcAttr, *,
             before()
         return start_process(argv0, list(argv), attr)
 
+    restated: list[Optional[BaseException]] = []
+
+    def failed(e: BaseException) -> None:
+        # blame undoes what the launcher made (--TYPE=FILE binds) while run_as_parent's handlers still
+        # record a Ctrl-C or SIGTERM: one that came after they were back ended the launcher (SIGTERM's
+        # default action, a KeyboardInterrupt) before the undo
+        restated.append(blame(e) if blame is not None else None)
+
     try:
-        code = run_as_parent(spawn, started)
-    except (ChildError, SetupError, ValueError, TypeError) as e:
-        with ending_blocked():  # blame undoes what the launcher made (--TYPE=FILE binds): a Ctrl-C
-            restated = blame(e) if blame is not None else None  # or SIGTERM waits for the undo to end
+        code = run_as_parent(spawn, started, failed=failed)
+    except Exception as e:  # what blame restates: a ChildError, a SetupError, a refused field
         signo = killed_in_spawn(e)
         if signo:  # a terminal's Ctrl-C to the whole group: both end by it, silently, as util-linux's
             exit_like(-signo)
-        if restated is None:
+        if not restated or restated[0] is None:
             raise
-        raise restated from None
+        raise restated[0] from None
     exit_like(code)

@@ -29,6 +29,7 @@ import sys
 from collections.abc import Iterator
 from typing import Callable, Optional
 
+from .._signals import ending_blocked
 from ..process import Process
 from ..sandbox.cgroup import handover_record
 from . import waiter
@@ -150,21 +151,31 @@ def _same_process_group(pid: int) -> bool:
         return False
 
 
-def run_as_parent(spawn: Callable[[], Process], started: Optional[Callable[[int], object]] = None) -> int:
+def run_as_parent(spawn: Callable[[], Process], started: Optional[Callable[[int], object]] = None, *,
+                  failed: Optional[Callable[[BaseException], object]] = None) -> int:
     """``spawn()`` the child (it returns its Process) with signals caught, then supervise it until it
     ends. ``started(pid)`` runs once the child has execed (a launcher's sd_notify READY), before the
     hand-over to the waiter; it must not raise.
 
     Exceptions from ``spawn`` propagate (no child exists then), with the forwarded signals this
     process got meanwhile as their ``signals_in_spawn`` (a terminal's Ctrl-C reaches the child
-    before its execve too: it died of it). Returns as ``Supervisor.wait``.
+    before its execve too: it died of it). ``failed(err)`` runs then, for the undo of what the
+    caller made for a program that never ran (a launcher's --TYPE=FILE binds): still inside the
+    handlers, which record a forwarded signal, and with the other ending ones blocked (a SIGALRM's
+    default action), so that no signal ends this process between the failure and the undo; the
+    forwarded ones it got during the undo are the exception's ``signals_in_undo``, for the caller
+    to end by once it is done. Returns as ``Supervisor.wait``.
     """
     sup = Supervisor()
     with sup.handlers():
         try:
             proc = spawn()
-        except Exception as e:
-            e.signals_in_spawn = tuple(sup._early)  # type: ignore[attr-defined]
+        except BaseException as e:
+            e.signals_in_spawn = got = tuple(sup._early)  # type: ignore[attr-defined]
+            if failed is not None:
+                with ending_blocked():
+                    failed(e)
+            e.signals_in_undo = tuple(sup._early[len(got):])  # type: ignore[attr-defined]
             raise
         sup.started(proc)
         if started is not None and sup.pid is not None:

@@ -1,0 +1,155 @@
+"""Signals at every point of a launcher's ending path, deterministically.
+
+A failed start of ``pyforkexec unshare --uts=FILE PROGRAM`` (its execve fails after the launcher bound
+the namespace on FILE) is run in a forked copy of one process for each point k: a tracer counts the
+line events pyforkexec's own frames execute from the bind on and, on the k-th, sends the launcher
+SIGTERM (its default action ends it) or SIGINT (Python's KeyboardInterrupt), or both; k runs over every
+event of an undisturbed run. Whatever the point, the bind of the program that never ran is undone.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.marks import needs_root
+
+pytestmark = [needs_root, pytest.mark.timeout(600)]
+
+# argv: the signals (comma-separated numbers), then the command line. Prints one JSON line per point:
+# [k, how the copy ended (a status, or the negated signal), whether the bind was left, its stderr].
+SWEEP = r"""
+import json, os, signal, sys
+sys.argv[0] = "/x/pyforkexec/__main__.py"  # the command itself (cli/__init__.py: _THE_COMMAND)
+from pathlib import Path
+import pyforkexec
+from pyforkexec.cli import main
+from pyforkexec.cli import unshare
+
+PACKAGE = str(Path(pyforkexec.__file__).parent)
+signals = [int(s) for s in sys.argv[1].split(",")]
+argv = sys.argv[2:]
+target = next(a.split("=", 1)[1] for a in argv if a.startswith("--uts="))
+bind = unshare.bind_namespace_files
+state = {"bound": False, "seen": 0, "at": 0}
+
+def bound_then_count(*args):
+    bind(*args)
+    state["bound"] = True
+
+unshare.bind_namespace_files = bound_then_count
+
+def local(frame, event, arg):
+    if event == "line" and state["bound"]:
+        state["seen"] += 1
+        if state["seen"] == state["at"]:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)  # both sent before either acts
+            for sig in signals:
+                os.kill(os.getpid(), sig)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return local
+
+def on_call(frame, event, arg):
+    if not frame.f_code.co_filename.startswith(PACKAGE) or frame.f_code.co_name == "__del__":
+        return None
+    return local
+
+def bound():
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+def one(at):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.dup2(w, 2)
+        state["at"] = at
+        status = 1
+        try:
+            sys.settrace(on_call)
+            status = main(argv)
+        except BaseException:  # what the interpreter would print, had it escaped the command
+            sys.settrace(None)
+            import traceback
+            os.write(2, traceback.format_exc().encode())
+        finally:
+            sys.settrace(None)
+            os._exit(status)
+    os.close(w)
+    err = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        err += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    left = bound()
+    if left:
+        os.system(f"umount -l {target}")
+    return code, left, err.decode(errors="replace")
+
+import io
+real_stdout = os.dup(1)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the copies' stdout; the count of events comes on a pipe
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.dup2(w, 1)
+    os.close(r)
+    state["at"] = 0
+    try:
+        sys.settrace(on_call)
+        main(argv)
+    finally:
+        sys.settrace(None)
+        os.write(1, f"{state['seen']}\n".encode())
+        os._exit(0)
+os.close(w)
+total = int(os.read(r, 100).split()[0])
+os.waitpid(pid, 0)
+if bound():
+    os.system(f"umount -l {target}")
+for at in range(1, total + 1):
+    code, left, err = one(at)
+    os.write(real_stdout, (json.dumps([at, code, left, err]) + "\n").encode())
+"""
+
+
+def sweep(tmp_path: Path, signals: tuple[int, ...]) -> list[list]:
+    target = tmp_path / "uts"
+    target.touch()
+    program = tmp_path / "prog"  # found and executable, but its execve fails: after the bind
+    program.write_text("#!/nonexistent-pfe-interpreter\n")
+    program.chmod(0o755)
+    argv = [sys.executable, "-c", SWEEP, ",".join(str(int(s)) for s in signals), "unshare", f"--uts={target}",
+            str(program)]
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=500, check=False)
+    finally:
+        with open("/proc/self/mountinfo") as f:
+            if any(line.split()[4] == str(target) for line in f):
+                subprocess.run(["umount", "-l", str(target)], check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    points = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(points) > 20, res  # the path was traced
+    return points
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT,), (signal.SIGINT, signal.SIGTERM)],
+                         ids=["TERM", "INT", "INT+TERM"])
+def test_a_signal_anywhere_after_the_bind_of_a_program_that_never_ran_leaves_no_bind(
+        tmp_path: Path, signals: tuple[int, ...]) -> None:
+    """--uts=FILE binds the namespace before the execve, which fails; the launcher undoes the bind.
+    It undid it after run_as_parent had put the caller's handlers back: a SIGTERM there ended it by
+    the default action, a SIGINT by a KeyboardInterrupt, and the file stayed bound to a namespace no
+    program used. The undo runs before the handlers are the caller's again now."""
+    points = sweep(tmp_path, signals)
+    left = [(at, code) for at, code, bound, _ in points if bound]
+    assert not left, f"binds left at {len(left)} of {len(points)} points: {left[:10]}"
