@@ -31,7 +31,8 @@ from pyforkexec.cli import main
 from pyforkexec.cli import unshare
 
 PACKAGE = str(Path(pyforkexec.__file__).parent)
-signals = [int(s) for s in sys.argv[1].split(",")]
+storm = sys.argv[1].startswith("+")  # from the k-th event on, the signals again and again (see flood)
+signals = [int(s) for s in sys.argv[1].lstrip("+").split(",")]
 argv = sys.argv[2:]
 target = next(a.split("=", 1)[1] for a in argv if a.startswith("--uts="))
 bind = unshare.bind_namespace_files
@@ -43,10 +44,32 @@ def bound_then_count(*args):
 
 unshare.bind_namespace_files = bound_then_count
 
+def flood():
+    # The signals sent to this process in a loop, for at most two seconds, by a thread that blocks them
+    # itself (they reach the main thread, as a storm from outside would); no tracer from here on, so
+    # Python runs the handlers where the main thread's code checks for them.
+    import threading, time
+    def send():
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            for sig in signals:
+                os.kill(os.getpid(), sig)
+            time.sleep(0.0002)
+    threading.Thread(target=send, daemon=True).start()
+    sys.settrace(None)
+    frame = sys._getframe(1)
+    while frame is not None:
+        frame.f_trace = None
+        frame = frame.f_back
+
 def local(frame, event, arg):
     if event == "line" and state["bound"]:
         state["seen"] += 1
         if state["seen"] == state["at"]:
+            if storm:
+                flood()
+                return None
             old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)  # both sent before either acts
             for sig in signals:
                 os.kill(os.getpid(), sig)
@@ -69,7 +92,7 @@ def one(at):
         os.close(r)
         os.dup2(w, 2)
         state["at"] = at
-        status = 1
+        status = 99  # an exception left the command: the interpreter's traceback, and its status 1
         try:
             sys.settrace(on_call)
             status = main(argv)
@@ -122,14 +145,14 @@ for at in range(1, total + 1):
 """
 
 
-def sweep(tmp_path: Path, signals: tuple[int, ...]) -> list[list]:
+def sweep(tmp_path: Path, signals: tuple[int, ...], storm: bool = False) -> list[list]:
     target = tmp_path / "uts"
     target.touch()
     program = tmp_path / "prog"  # found and executable, but its execve fails: after the bind
     program.write_text("#!/nonexistent-pfe-interpreter\n")
     program.chmod(0o755)
-    argv = [sys.executable, "-c", SWEEP, ",".join(str(int(s)) for s in signals), "unshare", f"--uts={target}",
-            str(program)]
+    argv = [sys.executable, "-c", SWEEP, "+" * storm + ",".join(str(int(s)) for s in signals), "unshare",
+            f"--uts={target}", str(program)]
     try:
         res = subprocess.run(argv, capture_output=True, text=True, timeout=500, check=False)
     finally:
@@ -153,3 +176,31 @@ def test_a_signal_anywhere_after_the_bind_of_a_program_that_never_ran_leaves_no_
     points = sweep(tmp_path, signals)
     left = [(at, code) for at, code, bound, _ in points if bound]
     assert not left, f"binds left at {len(left)} of {len(points)} points: {left[:10]}"
+
+
+@pytest.mark.parametrize("storm", [False, True], ids=["once", "storm"])
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGINT, signal.SIGTERM)],
+                         ids=["INT", "INT+TERM"])
+def test_a_ctrl_c_anywhere_in_the_ending_prints_one_line_never_a_traceback(
+        tmp_path: Path, signals: tuple[int, ...], storm: bool) -> None:
+    """The launcher's failure ends in run_command, which reports it: a Ctrl-C while it did (the
+    report, the restore of stdout, main's last lines), or a second one while the first was handled (a
+    storm of them: thousands a second), raised KeyboardInterrupt where nothing caught it, and
+    CPython's traceback came from pyforkexec's frames. A Ctrl-C raises once now, and one that comes
+    while the command ends is noted: it ends by SIGINT, after the one line of its report if any."""
+    points = sweep(tmp_path, signals, storm)
+    wrong = [(at, code, err) for at, code, _, err in points
+             if "Traceback" in err or err.count("\n") > 1 or code not in (127, *(-s for s in signals))]
+    assert not wrong, f"{len(wrong)} of {len(points)} points: {wrong[:3]}"
+    said = {err for _, code, _, err in points if err}
+    assert all(line.startswith(("pyforkexec unshare: ", "pyforkexec: ")) for line in said), said
+
+
+def test_a_program_that_runs_a_command_has_its_ctrl_c_back() -> None:
+    """run_command notes a Ctrl-C once the command has ended, for the command's own process, which
+    ends then; a program that calls main() (a test, a tool of its own) gets Python's handler back."""
+    script = ("import signal, sys; from pyforkexec.cli import main; main(['flags', '0x1']); "
+              "main(['flags', '--bogus']); print(signal.getsignal(signal.SIGINT).__name__)")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert (res.returncode, res.stdout.splitlines()[-1:]) == (0, ["default_int_handler"]), res

@@ -34,7 +34,7 @@ from .._startup import defer_inspect  # noqa: E402
 
 defer_inspect()  # before a subcommand imports the public dataclasses: see _startup.py
 
-from .failure import PROG, run_command  # noqa: E402
+from .failure import PROG, run_command, sigint_handler  # noqa: E402
 from .options import UsageError  # noqa: E402
 
 SUBCOMMANDS = {
@@ -63,7 +63,9 @@ USAGE = "\n".join([
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The console script: returns the exit status (the launcher of a command may end by its signal)."""
     try:
-        return run_command(dispatch, list(sys.argv[1:] if argv is None else argv))
+        # The command's own process ends when this returns: a Ctrl-C stays noted (run_command); a
+        # program that calls main() has Python's handler back.
+        return run_command(dispatch, list(sys.argv[1:] if argv is None else argv), last=_THE_COMMAND)
     finally:
         _loud_again()  # a command that failed before dispatch got that far: as Python left it
 
@@ -94,6 +96,7 @@ def dispatch(args: Sequence[str]) -> object:
 
 
 def _loud_again() -> None:
-    """Python's SIGINT handler back (see _QUIET_START): from here a Ctrl-C is run_command's to handle."""
+    """SIGINT's Python handler back (see _QUIET_START): from here a Ctrl-C is run_command's to handle
+    (its handler: a Ctrl-C raises KeyboardInterrupt once, and is noted while the command ends)."""
     if _QUIET_START and _signal.getsignal(_signal.SIGINT) == _signal.SIG_DFL:
-        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+        _signal.signal(_signal.SIGINT, sigint_handler())

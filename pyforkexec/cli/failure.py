@@ -167,28 +167,77 @@ def _unraisable_unsaid(unraisable: object) -> None:
     """sys.unraisablehook of a command: nothing said (see run_command)."""
 
 
-def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str]) -> int:
+class _Interrupts:
+    """SIGINT's Python handler while a command runs, in place of Python's own (default_int_handler).
+
+    The command's first Ctrl-C raises KeyboardInterrupt, as Python's handler does: what the command
+    holds is undone on the way out, and run_command ends it by SIGINT. From then on, and from the
+    moment the command returned or raised, a Ctrl-C is noted instead (``noted``): a second one (a
+    storm of them) cannot cut run_command's ending in two, where its KeyboardInterrupt would leave
+    as a traceback; the command ends by SIGINT once that is done."""
+
+    __slots__ = ("noted", "running")
+
+    def __init__(self) -> None:
+        self.running = True
+        self.noted = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.running:
+            self.running = False
+            raise KeyboardInterrupt
+        self.noted = True
+
+
+_last: _Interrupts | None = None  # the handler of the command this process runs (run_command(last=True))
+
+
+def sigint_handler() -> Callable[[int, object], object]:
+    """What a Ctrl-C runs once the command's quiet start is over (cli/__init__.py): the handler of the
+    command this process runs, else Python's own."""
+    return _last or signal.default_int_handler
+
+
+def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str], *,
+                last: bool = False) -> int:
     """Runs a subcommand's ``main(argv)`` and returns its exit status; every failure it raises is
     reported by ``report`` with the status ``explain`` gives.
 
     Ctrl-C before the launcher supervises a child ends it by SIGINT, and a closed standard output
     (``pyforkexec flags | head -1``) by SIGPIPE, silently, as a C tool ends; stdout is flushed here
-    so that this happens here rather than in the interpreter's exit.
+    so that this happens here rather than in the interpreter's exit. A Ctrl-C raises once
+    (_Interrupts): one that comes while the command ends (its report, a second one while the first
+    is handled) ends it by SIGINT once the report is out. ``last``: this process ends when it
+    returns (the console script), and a Ctrl-C stays noted until then; else Python's handler is
+    back when it returns.
     """
+    global _last
     stdout = sys.stdout
     if stdout is not None:
         sys.stdout = _CheckedStdout(stdout)  # type: ignore[assignment]
     # An error in a destructor (a library's event loop that failed to open, out of fds) would print a
     # traceback beside the one line the failure is: a command says nothing of it.
     sys.unraisablehook = _unraisable_unsaid
+    interrupts = _Interrupts()
+    if last:
+        _last = interrupts
+    # Not a SIGINT the caller ignores, nor the quiet start's default action (cli/__init__.py puts
+    # sigint_handler() in place once it is over).
+    ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if ours:
+        signal.signal(signal.SIGINT, interrupts)
+    status = EXIT_SETUP
     try:
         try:
-            status = _status(command(argv))
+            try:
+                code = command(argv)
+            finally:
+                interrupts.running = False  # first: from here on a Ctrl-C is noted, never raised
+            status = _status(code)
         except SystemExit as e:
             status = _status(e.code)
         if sys.stdout is not None:
             sys.stdout.flush()
-        return status
     except KeyboardInterrupt:
         exit_like(-signal.SIGINT)
     except BrokenPipeError:
@@ -197,7 +246,6 @@ def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str])
     except Exception as e:
         message, status, prog = explain(e)
         report(message, prog)
-        return status
     finally:
         sys.stdout = stdout
         # What a failed write left buffered would fail again in the interpreter's exit, which then
@@ -207,6 +255,11 @@ def run_command(command: Callable[[Sequence[str]], object], argv: Sequence[str])
                 stdout.flush()
             except OSError:
                 _quiet_stdout()
+    if interrupts.noted:  # a Ctrl-C while it ended: by SIGINT, as it would have a moment earlier
+        exit_like(-signal.SIGINT)
+    if ours and not last and signal.getsignal(signal.SIGINT) is interrupts:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return status
 
 
 def _quiet_stdout() -> None:
