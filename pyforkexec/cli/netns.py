@@ -11,11 +11,12 @@ pyroute2 is missing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
 from .. import netns
-from .failure import EXIT_SETUP, die
+from .failure import EXIT_SETUP, die, os_error_message
 from .options import HELP, NONE, USAGE_EXIT, VERSION, Command, Opt, parse_or_fail
 
 CMD = Command(
@@ -32,7 +33,7 @@ CMD = Command(
 )
 
 
-def _converge(name: str, options: Optional[dict[str, Any]], check: bool) -> NoReturn:
+def _converge(verb: str, name: str, options: Optional[dict[str, Any]], check: bool) -> NoReturn:
     try:
         result = netns.converge(name, options, check=check)
     except ImportError as e:
@@ -41,6 +42,10 @@ def _converge(name: str, options: Optional[dict[str, Any]], check: bool) -> NoRe
     except netns.ModelError as e:  # a link in the way: the host is not as the document expects
         die(f"netns {name}: {e}", EXIT_SETUP)
     except (netns.ApplyError, OSError, RuntimeError) as e:
+        if isinstance(e, PermissionError) and e.filename is not None and os.geteuid() != 0:
+            # the host lock's file (/run/pyforkexec-locks/netns.lock), before anything: root's alone
+            die(f"netns {name}: 'netns {verb}' needs root, this is uid {os.geteuid()}: {os_error_message(e)}",
+                EXIT_SETUP)
         done = "" if not getattr(e, "actions", None) else f" (planned: {', '.join(e.actions)})"
         if getattr(e, "undone", None) is False:  # made by this run, and its undo failed too
             done += f"; what it made could not be undone: run 'netns down {name}'"
@@ -61,10 +66,10 @@ def main(argv: Sequence[str]) -> NoReturn:
             netns.model.check_name(arg)
         except netns.ModelError as e:
             die(str(e), USAGE_EXIT)
-        _converge(arg, None, check)
+        _converge(verb, arg, None, check)
     try:
         options = netns.read(arg)
         netns.model.desired(options)  # a bad value is bad input (1), not a refusal (125)
     except (netns.OptionsError, netns.ModelError) as e:
         die(f"{arg}: {e}", USAGE_EXIT)
-    _converge(options["name"], options, check)
+    _converge(verb, options["name"], options, check)
