@@ -45,6 +45,11 @@ def host_lock(name: str) -> Iterator[None]:
             fd = os.open(path(name), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)  # not held: a Ctrl-C while another converge runs ends the wait
         yield
+        # Closed inside the try: the finally's copy for the normal end runs outside it, and a handler's
+        # exception at its first line (before the seize) would keep the fd, and the lock.
+        with held():
+            os.close(fd)
+            fd = -1
     finally:
         seize(hold.start, SEIZE_TRIES)  # a signal here would keep the lock for good (_signals.seize)
         try:

@@ -172,9 +172,11 @@ def run_in_namespaces(entries, func, *args):
             os.close(w)
             w = -1
         data = _read_result(r)
-        with held():
+        with held():  # r too, inside the try: a handler at the finally's first line runs outside it
             _, status = os.waitpid(pid, 0)
             pid = 0
+            os.close(r)
+            r = -1
     finally:
         # Not a plain held(): a second signal that came with the first would run its handler at that
         # function's entry, and the child would be left running, then unreaped (_signals.seize).

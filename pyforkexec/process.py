@@ -155,11 +155,16 @@ class Process:
             with self._lock, held():  # a copy: another waiter may close the pidfd, and its number be reused
                 if self.pidfd is not None:
                     fd = fcntl.fcntl(self.pidfd, fcntl.F_DUPFD_CLOEXEC, 0)
-            if fd >= 0:  # readable once the process exits (not at a stop)
+            if fd >= 0:  # readable once the process exits (not at a stop); not held: a Ctrl-C ends it
                 select.select([fd], [], [], left)
+                # Closed here, inside the try: the finally's copy for a return runs outside it, and a
+                # handler's exception at its first line, before the close, left the copy open.
+                with held():
+                    os.close(fd)
+                    fd = -1
                 return
         finally:
-            if fd >= 0:
+            if fd >= 0:  # an exception from the try (the close is the first call: no handler before it)
                 os.close(fd)
         if left is None:
             with contextlib.suppress(ChildProcessError):  # another waiter reaped it

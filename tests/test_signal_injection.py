@@ -421,6 +421,45 @@ def test_run_with_a_timeout_that_expires(signals: tuple[int, ...]) -> None:
     assert counts["raised"] > 0
 
 
+def _kill_and_wait(proc: fe.Process) -> None:
+    proc.kill()
+    proc.wait()
+
+
+PIDFD = fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(pidfd=True))
+
+
+def test_wait_with_a_pidfd(signals: tuple[int, ...]) -> None:
+    """Process.wait() of a pidfd: it selects on a copy of the pidfd (another waiter may close the
+    pidfd meanwhile). A handler's exception at the line of the finally that closed the copy, before the
+    close, left it open (event 816 of 900: an anon_inode:[pidfd] left behind)."""
+    def call() -> None:
+        fe.start_process("/bin/sleep", ["sleep", "0.01"], PIDFD).wait()
+
+    counts = _sweep(call, _kill_and_wait, signals)
+    assert counts["raised"] > 0
+
+
+def test_with_a_process_with_a_pidfd(signals: tuple[int, ...]) -> None:
+    """``with start_process(...):`` waits for the process at the block's end, through the same copy."""
+    def call() -> None:
+        with fe.start_process("/bin/sleep", ["sleep", "0.01"], PIDFD):
+            pass
+
+    counts = _sweep(call, _kill_and_wait, signals)
+    assert counts["raised"] > 0
+
+
+def test_run_with_a_pidfd_and_a_timeout_that_expires(signals: tuple[int, ...]) -> None:
+    """run() with SysProcAttr(pidfd=True) whose timeout expires: the kill's wait goes through the copy."""
+    def call() -> None:
+        with pytest.raises(subprocess.TimeoutExpired):
+            fe.run(["/bin/sleep", "30"], sys=fe.SysProcAttr(pidfd=True), timeout=0.001)
+
+    counts = _sweep(call, _no_release, signals)
+    assert counts["raised"] > 0
+
+
 def test_a_signal_while_signalling_leaves_the_process_usable() -> None:
     """Process.kill(): a handler's exception as ``with self._lock`` released it kept the lock, and
     every later wait(), poll() or kill() of that Process blocked for good."""
