@@ -149,8 +149,11 @@ def _check_fd_room(files: tuple[int, ...], sandbox: Sandbox) -> None:
     floor, soft = fd_floor(files), resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if floor + extra > soft:
         which = "sync" if sandbox.sync is not None else "exec_fd" if sandbox.exec_fd is not None else "mounts"
-        fail("ProcAttr.files", f"with SysProcAttr.{which}, the parent's {extra} extra fd(s) go from fd "
-             f"{floor} up, above every fd the child gets, and RLIMIT_NOFILE is {soft}: use lower fds")
+        rule = (f"with SysProcAttr.{which}, the parent's {extra} extra fd(s) go from fd {floor} up, above "
+                f"every fd the child gets, and RLIMIT_NOFILE is {soft}: use lower fds")
+        error = ValueError(f"ProcAttr.files: {rule}")
+        error.fd_room_rule = rule  # type: ignore[attr-defined]  # run() names its own stdin/stdout/stderr
+        raise error
 
 
 def environ_entries() -> tuple[bytes, ...]:

@@ -19,7 +19,7 @@ from typing import IO, Any, Optional, Union
 from ._forklock import FORK_LOCK
 from ._signals import SEIZE_TRIES, Hold, held, seize
 from .attrs import ProcAttr, SysProcAttr
-from .checks import check_bool, check_fileno, check_list, fail, to_bytes
+from .checks import check_bool, check_fileno, check_list, check_open_fd, fail, to_bytes
 from .forkexec import start_process_then
 from .lookpath import find_program
 from .plain import plain
@@ -90,7 +90,9 @@ def _stream(name: str, spec: object) -> Optional[int]:
         if spec in (PIPE, DEVNULL) or (spec == STDOUT and name == "stderr"):
             return spec
         fail(name, f"{_STREAM_RULE}{', or STDOUT' if name == 'stderr' else ''}, got {spec}")
-    return check_fileno(name, spec)
+    # Open now: the spawn would fail at the child's dup step (ChildError), or give the child a pipe
+    # run() opens meanwhile under that number; subprocess.run fails on it too.
+    return check_open_fd(name, check_fileno(name, spec))
 
 
 def _check(argv: object, sys: object, env: object, cwd: object, input: object, capture_output: object,
@@ -311,7 +313,15 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
             ends.locked = True
             files = _open_streams(a.streams, parent, child)
             attr = ProcAttr(dir=a.cwd, env=a.env, files=files, sys=sys)  # type: ignore[arg-type]
-            proc = start_process_then(a.program, a.argv, attr, ends)
+            try:
+                proc = start_process_then(a.program, a.argv, attr, ends)
+            except ValueError as e:
+                rule = getattr(e, "fd_room_rule", None)  # ProcAttr.files is run()'s streams: the highest
+                if rule is None:                         # fd among them is named
+                    raise
+                n = max(range(3), key=lambda i: files[i])
+                raise ValueError(f"{('stdin', 'stdout', 'stderr')[n]}: fd {files[n]} is too high: {rule}") \
+                    from None
         finally:
             ends()  # no child made (or the spawn failed before it called this): closed and let go here
         hold.stop()

@@ -26,6 +26,7 @@ import importlib
 import os
 import pathlib
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -99,6 +100,7 @@ class Pool:
 
     fds: dict[str, int] = field(default_factory=dict)
     closed_fd: int = -1
+    closed_high_fd: int = -1
     open_file: Any = None
     closed_file: Any = None
     tmp: str = ""  # a scratch directory for mount targets, chroot and pivot_root
@@ -131,6 +133,11 @@ class Pool:
         # own pipes and fds are given first (a files entry naming it must still fail).
         self.closed_fd = os.dup(0)
         os.close(self.closed_fd)
+        # Near RLIMIT_NOFILE's soft limit: a spawn's extra fds (sync, exec_fd) go above every fd the
+        # child gets, beyond the limit then; and a closed one there (run() named ProcAttr.files for both).
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.fds["near_limit"] = os.dup2(self.fds["devnull"], soft - 2, inheritable=False)
+        self.closed_high_fd = soft - 3
         self.sys_fields = sys_fields()  # built once: building them costs more than running an example
 
 
@@ -141,7 +148,8 @@ def fd_values() -> st.SearchStrategy[Any]:
     """Parent fds of every kind, open or not, as ints or file objects, and things that are no fd."""
     pool, std = st.sampled_from(sorted(POOL.fds.values())), st.sampled_from([0, 1, 2])
     return pick(pool, pool, pool, std, std,
-                     st.builds(lambda: POOL.closed_fd), st.builds(lambda: POOL.open_file),
+                     st.builds(lambda: POOL.closed_fd), st.builds(lambda: POOL.closed_high_fd),
+                     st.builds(lambda: POOL.open_file),
                      st.builds(lambda: POOL.closed_file), st.integers(-3, 2**31 + 1),
                      st.sampled_from([-1, None]),
                      hostile())
@@ -382,7 +390,12 @@ def run_kwargs() -> st.SearchStrategy[Any]:
                                     pick(weird_text(5), st.binary(max_size=3)), max_size=2), hostile())
     focused = st.fixed_dictionaries({"sys": sys_attrs(min_fields=1)},
                                     optional={"capture_output": st.booleans(), "stdin": streams})
-    return pick(focused, focused, st.fixed_dictionaries({}, optional={
+    # The streams with a sync callable or an exec_fd: the parent's extra fds go above the streams' fds
+    # (run() named ProcAttr.files when that was beyond RLIMIT_NOFILE, not its own argument).
+    near = pick(streams, st.sampled_from([POOL.fds["near_limit"], POOL.closed_high_fd]))
+    extra_fds = st.fixed_dictionaries({"sys": st.builds(SysProcAttr, sync=sync_callables())}, optional={
+        "stdin": near, "stdout": near, "stderr": near})
+    return pick(focused, focused, extra_fds, st.fixed_dictionaries({}, optional={
         "sys": pick(st.none(), sys_attrs(), sys_attrs(), hostile()), "env": env,
         "cwd": pick(*[st.none()] * 3, paths(), hostile()),
         "input": pick(*[st.none()] * 3, st.binary(max_size=70000), weird_text(), hostile()),
@@ -857,6 +870,27 @@ def test_a_files_entry_near_the_fd_limit_with_extension_fds(extension: str) -> N
     sys = SysProcAttr(sync=lambda pid: None) if extension == "sync" else SysProcAttr(exec_fd=0)
     got = attempt(pf.fork_exec, "/bin/true", ["true"], ProcAttr(files=[soft - 1], sys=sys))
     assert got.kind in ("ValueError", "ChildError"), got
+
+
+def test_run_names_its_stream_near_the_fd_limit() -> None:
+    """run()'s stdin, stdout and stderr become the child's ProcAttr.files: an fd of theirs too high for
+    the sync socket's fds, or not open, is refused naming that argument (it named ProcAttr.files, which
+    run()'s caller never gave), before any process."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    sync = SysProcAttr(sync=lambda pid: None)
+    high = os.dup2(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), soft - 2)
+    try:
+        for name in ("stdin", "stdout", "stderr"):
+            with pytest.raises(ValueError, match=rf"^{name}: fd {high} is too high: with SysProcAttr.sync, "):
+                pf.run(["true"], sys=sync, **{name: high})
+            with pytest.raises(ValueError, match=rf"^{name}: fd {soft - 3} is not open in this process$"):
+                pf.run(["true"], sys=sync, **{name: soft - 3})
+            with pytest.raises(ValueError, match=rf"^{name}: fd {soft - 3} is not open in this process$"):
+                pf.run(["true"], **{name: soft - 3})
+    finally:
+        os.close(high)
 
 
 def test_a_failed_cgroup_setup_leaves_no_directory(world: tuple[str, str, str]) -> None:
