@@ -8,9 +8,12 @@ its output) kills and reaps it and closes every fd run() opened.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import selectors
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -206,11 +209,10 @@ def _left(deadline: Optional[float]) -> Optional[float]:
 
 
 def _communicate(proc: Process, fds: list[int], data: bytes, timeout: Optional[float],
-                 selector: list[selectors.BaseSelector]) -> tuple[bytes, bytes]:
-    """Feed stdin and drain stdout/stderr until EOF, then wait. Closes what it is done with (and marks it
-    -1 in ``fds``); raises TimeoutExpired when ``timeout`` runs out. The selector goes into ``selector``
-    as it is made, for run() to close."""
-    out: dict[int, list[bytes]] = {1: [], 2: []}
+                 selector: list[selectors.BaseSelector], out: dict[int, list[bytes]]) -> tuple[bytes, bytes]:
+    """Feed stdin and drain stdout/stderr until EOF (their chunks go to ``out[1]``, ``out[2]``), then
+    wait. Closes what it is done with (and marks it -1 in ``fds``); raises TimeoutExpired when
+    ``timeout`` runs out. The selector goes into ``selector`` as it is made, for run() to close."""
     deadline = None if timeout is None else time.monotonic() + timeout
     with held():  # its epoll fd, created and recorded as one step
         selector.append(selectors.DefaultSelector())
@@ -262,12 +264,33 @@ def _communicate_or_kill(proc: Process, parent: list[int], a: Any, timeout: Opti
     """_communicate; when the timeout runs out, the child killed and reaped, held, and run()'s
     subprocess.TimeoutExpired raised. A clause of its own: entered by no signal, it holds first, and a
     signal that comes before raises out of it into run()'s except, which kills."""
+    out: dict[int, list[bytes]] = {1: [], 2: []}
     try:
-        return _communicate(proc, parent, a.input or b"", timeout, selector)
+        return _communicate(proc, parent, a.input or b"", timeout, selector, out)
     except TimeoutExpired:
         hold.start()
         _kill_and_reap(proc)
-        raise subprocess.TimeoutExpired(a.argv, timeout or 0) from None
+        # As subprocess.run: the output read so far on the exception (bytes, also with text; None when
+        # nothing was), and here also what the pipes held when the child was killed.
+        for n in (1, 2):
+            if a.streams[n] == PIPE and parent[n] >= 0:
+                out[n].append(_buffered(parent[n]))
+        output, errors = (b"".join(out[n]) or None for n in (1, 2))
+        raise subprocess.TimeoutExpired(a.argv, timeout or 0, output, errors) from None
+
+
+def _buffered(fd: int) -> bytes:
+    """What the pipe ``fd`` holds now, without waiting: a writer that goes on (a grandchild that kept
+    the pipe) adds nothing to it."""
+    size = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, size)  # no wait: at least that much is there
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
@@ -280,10 +303,11 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     wait for it.
 
     Returns subprocess.CompletedProcess; raises subprocess.TimeoutExpired (after killing and reaping
-    the child) and, with check, subprocess.CalledProcessError, as subprocess.run does. ``stderr=STDOUT``
-    sends the child's stderr where its stdout goes; a str ``input`` is encoded as UTF-8. ``sys.ptrace``
-    is refused: run() cannot be the tracer. Bad arguments raise ValueError/TypeError naming the argument
-    before anything is started. ``timeout`` follows Process.wait's rule (0 to threading.TIMEOUT_MAX
+    the child; its ``output`` and ``stderr`` are the captured bytes so far, None when none) and, with
+    check, subprocess.CalledProcessError, as subprocess.run does. ``stderr=STDOUT`` sends the child's
+    stderr where its stdout goes; a str ``input`` is encoded as UTF-8. ``sys.ptrace`` is refused:
+    run() cannot be the tracer. Bad arguments raise ValueError/TypeError naming the argument before
+    anything is started. ``timeout`` follows Process.wait's rule (0 to threading.TIMEOUT_MAX
     seconds, or None): a negative, NaN or infinite one is a ValueError before the program starts,
     where subprocess.run starts the program and then times out at once on a negative one.
 

@@ -237,6 +237,23 @@ def test_run_timeout_with_captured_output() -> None:
         run(["sh", "-c", "echo started; exec sleep 60"], capture_output=True, timeout=0.2)
 
 
+@pytest.mark.parametrize("text", [False, True])
+def test_run_timeout_keeps_the_output_so_far(text: bool) -> None:
+    """As subprocess.run: the TimeoutExpired carries what the child wrote before it was killed, as bytes
+    (in text mode too, as subprocess's does), None for a stream that gave nothing or is not captured.
+    (It carried None for both.)"""
+    script = "echo partial; echo err >&2; exec sleep 60"
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        run(["sh", "-c", script], capture_output=True, text=text, timeout=2)
+    assert (info.value.output, info.value.stderr) == (b"partial\n", b"err\n")
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        run(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=2)
+    assert (info.value.output, info.value.stderr) == (b"partial\nerr\n", None)
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        run(["sleep", "60"], capture_output=True, timeout=0.2)
+    assert (info.value.output, info.value.stderr) == (None, None)
+
+
 def test_run_check() -> None:
     with pytest.raises(subprocess.CalledProcessError) as info:
         run(["sh", "-c", "echo why; exit 3"], check=True, capture_output=True)
