@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import struct
 import sys
 import threading
 import traceback
@@ -86,8 +87,13 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
 
     The child is a copy-on-write copy of this process (like os.fork: os.register_at_fork hooks run,
     fds are inherited) placed in the namespaces ``flags`` asks for. Its exit status is what fn
-    returns, read as ``sys.exit(value)`` reads it: None is 0, an int is masked to 0..255; an
-    exception prints its traceback to stderr and exits 1. The child never returns to the caller.
+    returns, read as ``sys.exit(value)`` reads it (CPython's exit): None is 0, an int its low byte
+    when it fits a C long, else 255 (as -1), anything else is printed to stderr and 1; a SystemExit
+    escaping fn is read the same way. Another exception prints its traceback to stderr and exits 1,
+    but a KeyboardInterrupt, as Python's own, prints it and ends the child by SIGINT (the default
+    action restored), so that waiters see death by SIGINT; where the signal cannot end it (pid 1 of a
+    new PID namespace, which ignores it, or SIGINT blocked) it exits 130. The child never returns to
+    the caller.
     The low byte of ``flags`` is the exit signal: pass ``signal.SIGCHLD`` for an ordinary child, and
     wait for any other with ``wait_clone(pid)``. With CLONE_PARENT the child is a sibling: this
     process's parent gets its exit signal and must reap it. With CLONE_NEWUSER the child starts with
@@ -156,6 +162,11 @@ def _child_main(fn: Callable[..., Any], args: tuple) -> int:
         status = _exit_status(fn(*args))
     except SystemExit as e:
         status = _exit_status(e.code)
+    except KeyboardInterrupt:
+        _print_exception()
+        _flush_std_streams()
+        _end_by_sigint()
+        return 128 + signal.SIGINT
     except BaseException:
         _print_exception()
         status = 1
@@ -163,12 +174,28 @@ def _child_main(fn: Callable[..., Any], args: tuple) -> int:
     return status
 
 
+def _end_by_sigint() -> None:
+    """As Python ends on an uncaught KeyboardInterrupt (Modules/main.c exit_sigint): SIGINT's default
+    action restored, and the signal sent to itself. Returns where that did not end it."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    except (ValueError, OSError):
+        return
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+_LONG_MIN, _LONG_MAX = -(1 << (8 * struct.calcsize("l") - 1)), (1 << (8 * struct.calcsize("l") - 1)) - 1
+
+
 def _exit_status(value: object) -> int:
-    """What sys.exit(value) makes of value: None 0, an int its low byte, anything else printed and 1."""
+    """What sys.exit(value) makes of value (CPython's _Py_HandleSystemExit): None 0, an int its low
+    byte when it fits a C long (the int cast keeps it), else 255 (PyLong_AsLong's -1), anything else
+    printed and 1."""
     if value is None:
         return 0
     if isinstance(value, int):
-        return value & 0xFF
+        number = int.__int__(value)  # a subclass's own operators are never asked
+        return number & 0xFF if _LONG_MIN <= number <= _LONG_MAX else 0xFF
     if sys.stderr is not None:
         print(value, file=sys.stderr)
     return 1

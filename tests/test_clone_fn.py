@@ -109,8 +109,9 @@ def child_exits(value: Any) -> Any:
 
 @pytest.mark.parametrize(("value", "code"), [
     (None, 0), (0, 0), (3, 3), (255, 255), (256, 0), (-1, 255), (True, 1),
-    (SystemExit(7), 7), (SystemExit(None), 0), (SystemExit("bye"), 1),
-    (ValueError("boom"), 1), (KeyboardInterrupt(), 1), ("not a status", 1),
+    (2**31, 0), (2**63 - 1, 255), (-2**63, 0), (2**63, 255), (2**100, 255), (-2**100, 255),
+    (SystemExit(7), 7), (SystemExit(None), 0), (SystemExit("bye"), 1), (SystemExit(2**100), 255),
+    (ValueError("boom"), 1), (KeyboardInterrupt(), -signal.SIGINT), ("not a status", 1),
 ], ids=repr)
 def test_exit_status_is_the_return_value(value: Any, code: int, capfd: pytest.CaptureFixture[str]) -> None:
     pid = clone(child_exits, SIGCHLD, value)
@@ -123,6 +124,28 @@ def test_exit_status_is_the_return_value(value: Any, code: int, capfd: pytest.Ca
         assert str(value) in err
 
 
+@pytest.mark.parametrize("value", ["None", "0", "3", "256", "-1", "True", "2**31", "2**63 - 1", "-2**63",
+                                   "2**63", "-2**63 - 1", "2**100", "-2**100", "'bye'"])
+def test_exit_status_as_python_reads_sys_exit(value: str) -> None:
+    """The status is the one Python's own exit gives for sys.exit(value): a huge int is no success
+    (2**100 exited 0, its low byte; CPython reads it as -1 for not fitting a C long: 255)."""
+    python = subprocess.run([sys.executable, "-c", f"import sys; sys.exit({value})"], capture_output=True)
+    assert wait_clone(clone(child_exits, SIGCHLD, eval(value))) == python.returncode
+    assert wait_clone(clone(child_exits, SIGCHLD, SystemExit(eval(value)))) == python.returncode
+
+
+def test_a_keyboard_interrupt_ends_the_child_by_sigint_as_python_does(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """An uncaught KeyboardInterrupt ends Python by SIGINT (its traceback printed first), so that a
+    shell sees a Ctrl-C; the child exited 1. Pid 1 of a new PID namespace ignores its own SIGINT:
+    it exits 130, as Python's fallback."""
+    python = subprocess.run([sys.executable, "-c", "raise KeyboardInterrupt"], capture_output=True)
+    assert python.returncode == -signal.SIGINT
+    assert wait_clone(clone(child_exits, SIGCHLD, KeyboardInterrupt())) == -signal.SIGINT
+    assert "KeyboardInterrupt" in capfd.readouterr().err
+    assert wait_clone(clone(child_exits, SIGCHLD | CLONE_NEWPID, KeyboardInterrupt())) == 128 + signal.SIGINT
+
+
 def test_the_child_never_returns_into_the_caller() -> None:
     me = os.getpid()
     r, w = os.pipe()
@@ -131,7 +154,7 @@ def test_the_child_never_returns_into_the_caller() -> None:
         os.write(w, b"%d\n" % os.getpid())  # a child that came back here would write its own pid
         if os.getpid() != me:
             os._exit(99)
-        assert wait_clone(pid) in (0, 1, 2, 5)
+        assert wait_clone(pid) in (0, 1, 2, 5, -signal.SIGINT)
     os.close(w)
     with os.fdopen(r) as f:
         assert set(f.read().split()) == {str(me)}

@@ -673,7 +673,8 @@ def test_clone(uid: Optional[int], world: tuple[str, str, str]) -> None:
                 tally.child_error += 1
             else:
                 got = pf.wait_clone(pid)
-                # sys.exit's reading: None 0, an int its low byte, SystemExit(3) 3, anything else 1
+                # sys.exit's reading: None 0, an int its low byte (these fit a C long), SystemExit(3) 3,
+                # anything else 1
                 want = 0 if code is None else code & 0xFF if isinstance(code, int) else \
                     3 if isinstance(code, SystemExit) else 1
                 assert got == want, (code, got)
