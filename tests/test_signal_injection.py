@@ -48,7 +48,8 @@ PUBLIC = {"fork_exec", "start_process", "run", "start"}  # what the tests call (
 RETURNS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap}
 STRIDE = int(os.environ.get("PFE_INJECT_STRIDE", "1"))
 MEASURES = 5  # runs whose shortest is a path's length
-TRIES = 10  # runs a point is tried in before its never being reached fails the sweep
+TRIES = 10  # runs a point is tried in before it counts as unreached (past the end of a shorter run)
+UNREACHED_SHARE = 0.05  # of a path's points, at most, beyond the end of every run that tried them
 TRUE = "/bin/true"
 
 
@@ -130,9 +131,14 @@ def _sweep(call: Callable[[], Any], release: Callable[[Any], None], signals: tup
     remembers has one path, swept once. A point counts only if its signals were sent: a sweep whose
     points outran its path fails instead of passing. (A path's length is its shortest of MEASURES
     runs: a loop that waits for the child or reads its pipes may turn once more or less. A point whose
-    signals were not sent, a shorter run's, is tried again, up to TRIES times: with three of each,
-    a point four events before the end of run(capture_output=True)'s 738 was missed once in CI.)
-    ``stride`` (or PFE_INJECT_STRIDE, the larger) samples the points.
+    signals were not sent is tried again, up to TRIES times. A run that did not send them was
+    undisturbed, and its length, shorter than the point (else the tracer missed it: the sweep fails),
+    is a real length of the path: a point no run reached counts as past a shorter run's end
+    ("unreached"). That is allowed only at the path's tail, beyond the shortest length seen, and for
+    at most UNREACHED_SHARE of its points (at least one): more means the measure was wrong, and the
+    sweep fails. Without it, a point four events before the end of run(capture_output=True)'s 738
+    failed the sweep once in CI with ten tries.) ``stride`` (or PFE_INJECT_STRIDE, the larger)
+    samples the points.
 
     After each point: what the call returned is released, the call's exceptions (kept, with their
     tracebacks, alive past the snapshot, as a REPL's sys.last_value keeps them) are handed to
@@ -141,7 +147,7 @@ def _sweep(call: Callable[[], Any], release: Callable[[Any], None], signals: tup
     no exception (sys.exc_info())."""
     returned: list[Any] = []
     unraisable: list[Any] = []
-    counts = {"points": 0, "fired": 0, "raised": 0, "returned": 0}
+    counts = {"points": 0, "fired": 0, "raised": 0, "returned": 0, "unreached": 0}
     stride = max(stride, STRIDE)
 
     def run(reset: Optional[Callable[[], object]]) -> int:
@@ -173,7 +179,7 @@ def _sweep(call: Callable[[], Any], release: Callable[[Any], None], signals: tup
     finally:
         gc.unfreeze()
         sys.unraisablehook = old_hook
-    assert counts["fired"] == counts["points"] > 0, counts
+    assert counts["fired"] + counts["unreached"] == counts["points"] and counts["fired"] > 0, counts
     return counts
 
 
@@ -186,9 +192,13 @@ def _sweep_path(name: str, call: Callable[[], Any], release: Callable[[Any], Non
     returned: list[Any] = []
     raised: list[BaseException] = []
     fired: list[int] = []
-    for at in range(1, total + 1, stride):
+    shortest = total  # the shortest run seen on this path
+    unreached: list[int] = []
+    points = range(1, total + 1, stride)
+    for at in points:
         counts["points"] += 1
         for _ in range(TRIES):  # tried again while a shorter run ended before the point
+            length = -1
             if reset is not None:
                 reset()
             before = snapshot(cgroup_roots)
@@ -199,7 +209,7 @@ def _sweep_path(name: str, call: Callable[[], Any], release: Callable[[Any], Non
                 try:
                     if calling:
                         calling = False
-                        _traced(call, at, signals, opcodes, returned, fired)
+                        length = _traced(call, at, signals, opcodes, returned, fired)
                     len(())  # a call: a handler still pending runs here at the latest
                     break
                 except (KeyboardInterrupt, Injected) as e:
@@ -218,12 +228,45 @@ def _sweep_path(name: str, call: Callable[[], Any], release: Callable[[Any], Non
             assert not diff, f"signals {signals} at event {at} of {total} ({name}): " + "; ".join(diff)
             if fired:
                 break
+            # Not sent: an undisturbed run, which ended before the point (else the tracer missed it).
+            assert 0 <= length < at, f"signals {signals} at event {at} of {total} ({name}): not sent in a " \
+                f"run of {length} events"
+            shortest = min(shortest, length)
         if fired:
             counts["fired"] += 1
             counts["returned" if returned else "raised"] += 1
         else:
-            pytest.fail(f"signals {signals} at event {at} of {total} ({name}): never sent in {TRIES} runs: the "
-                        "call took a shorter path than its measure")
+            counts["unreached"] += 1
+            unreached.append(at)
+    where = f"signals {signals}, {name} path of {total} events (runs down to {shortest})"
+    assert all(at > shortest for at in unreached), f"{where}: unreached inside every run: {unreached}"
+    if len(unreached) > max(1, int(UNREACHED_SHARE * len(points))):
+        pytest.fail(f"{where}: {len(unreached)} of {len(points)} points reached by none of {TRIES} runs "
+                    f"({unreached[:5]}...): the call took a shorter path than its measure")
+
+
+def test_the_sweep_allows_a_shorter_tail_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call whose runs end a little before its measure leaves the last points unreached: counted,
+    not failed; one whose runs end far before it (more than UNREACHED_SHARE of the points) fails."""
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", __file__)  # the tracer follows _loop's frames
+    for short, fails in ((1, False), (30, True)):
+        runs = [0]
+
+        def call(short: int = short, runs: list[int] = runs) -> None:
+            runs[0] += 1
+            _loop(100 - (short if runs[0] > 2 + MEASURES else 0))  # two first sights, then the measures
+
+        if fails:
+            with pytest.raises(pytest.fail.Exception, match="shorter path than its measure"):
+                _sweep(call, _no_release, (signal.SIGINT,), forget=lambda: False)
+        else:
+            counts = _sweep(call, _no_release, (signal.SIGINT,), forget=lambda: False)
+            assert 0 < counts["unreached"] <= UNREACHED_SHARE * counts["points"], counts
+
+
+def _loop(n: int) -> None:
+    for _ in range(n):
+        pass
 
 
 def _reap_pid(pid: int) -> None:
