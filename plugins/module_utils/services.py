@@ -586,11 +586,13 @@ def run(module):
 
 def _run(module):
     entries = plan(module)
-    # Check mode's own run is the rehearsal. A run that removes something rehearses before it stops a
-    # service; one that does not, in the batch that wires (_apply), whose readings then stand.
+    # A run that removes something rehearses before it stops a service; one that does not, in the batch
+    # that wires (_apply), whose readings then stand. Check mode rehearses as the run it plans does: an
+    # entry the model refuses fails the whole run the same way (PlanError, nothing planned), rather than
+    # as one failed entry among planned ones.
     left = _left_behind(entries)  # (the host's specs read once, before anything changes)
     removing = any(entry.state == "absent" for entry in entries) or bool(left)
-    if removing and not module.check_mode:
+    if removing:
         _rehearse(module, entries, left, reuse=False)
     restart = set(module.params["restart"])
     try:
@@ -600,7 +602,7 @@ def _run(module):
     if module.check_mode:  # one batch, as the real run's rehearsal: each entry sees the removals before it
         keep = _bridges([entry for entry in entries if entry.state != "absent"])
         with deps.pyforkexec.netns.batch(keep_bridges=keep):
-            _apply(module, entries, restart, stopped, left)
+            _apply(module, entries, restart, stopped, left, rehearse=not removing)
     else:
         _apply(module, entries, restart, stopped, left, rehearse=not removing)
     results = {entry.name: _service_result(entry, module._diff) for entry in entries}

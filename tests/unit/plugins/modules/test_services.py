@@ -282,6 +282,21 @@ def test_a_namespace_the_model_refuses_once_the_host_is_read_starts_nothing(run_
     _nothing_made(two)
 
 
+@pytest.mark.parametrize("removing", [False, True], ids=["kept", "with-a-removal"])
+def test_check_mode_fails_a_model_refusal_as_the_run_does(run_module, two, removing):
+    """Check mode planned the other entries and reported the refused one as a failed entry (with a
+    stale daemon log line), where the run fails as a whole with nothing done (PlanError): the same
+    refusal now, in both, whether or not the run also removes something."""
+    unwirable = dict(two[0], wiring=dict(veths=[dict(two[0]["wiring"]["veths"][0], bridge="lo")]))
+    entries = [unwirable, dict(two[1], state="absent") if removing else two[1]]
+    planned = run_module(services, dict(services=entries), check_mode=True, diff=True)
+    done = run_module(services, dict(services=entries), diff=True)
+    assert planned["failed"] is True and "services" not in planned, planned
+    assert {k: planned[k] for k in ("failed", "msg")} == {k: done[k] for k in ("failed", "msg")}
+    assert "services" not in done
+    _nothing_made(two)
+
+
 def test_a_service_whose_namespace_cannot_be_persisted_is_not_started(run_module, two):
     # A directory where the namespace's options file goes: its persistence fails after the wiring.
     blocked = dict(two[0], wiring=dict(two[0]["wiring"], persist=True))
