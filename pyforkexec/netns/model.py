@@ -42,6 +42,17 @@ def parse_veth_alias(alias):
     return match.groups() if match else None
 
 
+def _peer_taken(peer, alias, name, inside):
+    """The refusal of host link ``peer`` (its ``alias``) as the host end of ``name``/``inside``."""
+    owner = parse_veth_alias(alias)
+    if owner is None:
+        return (f"veths: host link {peer} exists and was not made by pyforkexec for {name}/{inside}: "
+                "choose another peer name")
+    return (f"veths: host link {peer} is the host end of {owner[0]}/{owner[1]} (pyforkexec's), which keeps "
+            f"it: a peer name moves to {name}/{inside} in a run after the one that gives it up (peer names "
+            "are not swapped in one run); choose another peer name")
+
+
 BRIDGE_ALIAS = f"{ALIAS_PREFIX} bridge"
 NETNS_ALIAS = f"{ALIAS_PREFIX} netns"  # on the lo of a namespace pyforkexec made
 
@@ -1113,8 +1124,8 @@ def plan_present(observed, wanted, keep=()):
             actions.append(("mark_veth", have["peer"], inside))
         if have is None:
             if want["peer"] in observed["host_links"] and want["peer"] not in freed:
-                raise ModelError(f"veths: host link {want['peer']} exists and was not made by pyforkexec "
-                                 f"for {name}/{inside}: choose another peer name")
+                alias = observed["host_links"][want["peer"]]
+                raise ModelError(_peer_taken(want["peer"], alias, name, inside))
             ours = observed["veths"].get(inside)
             if inside in observed["ns_links"] and not (ours and ours["wired"]):
                 raise ModelError(f"veths: link {inside} already exists in netns {name} (not a veth of ours)")

@@ -297,6 +297,20 @@ def test_check_mode_fails_a_model_refusal_as_the_run_does(run_module, two, remov
     _nothing_made(two)
 
 
+def test_peers_swapped_between_two_services_are_refused_naming_the_owner(run_module, two):
+    """Each service's peer name taken by the other's host end: refused with nothing done (the model
+    plans one namespace at a time), and the message said the link "was not made by pyforkexec", which
+    it was: it names the namespace that holds it now."""
+    assert run_module(services, dict(services=two)).get("failed") is not True
+    peers = [entry["wiring"]["veths"][0]["peer"] for entry in two]
+    swapped = [dict(entry, wiring=dict(entry["wiring"], veths=[dict(entry["wiring"]["veths"][0], peer=peer)]))
+               for entry, peer in zip(two, reversed(peers))]
+    refused = run_module(services, dict(services=swapped))
+    assert refused["failed"] is True and "was not made by pyforkexec" not in refused["msg"], refused
+    assert f"host link {peers[1]} is the host end of {two[1]['netns']}/eth0 (pyforkexec's)" in refused["msg"]
+    assert run_module(services, dict(services=two))["changed"] is False
+
+
 def test_a_service_whose_namespace_cannot_be_persisted_is_not_started(run_module, two):
     # A directory where the namespace's options file goes: its persistence fails after the wiring.
     blocked = dict(two[0], wiring=dict(two[0]["wiring"], persist=True))
