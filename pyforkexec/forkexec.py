@@ -436,34 +436,40 @@ class AlonePlans:
     """The plans of a checked spawn that opens nothing in the parent (opens_nothing): no fd, no pipe, no
     handshake, the child sleeping in clone until it exec'd or failed, as vfork does. Such a plan depends
     only on our pid (pdeathsig's check) and on whether the child may write its own maps (our euid and
-    egid): the last is reused while both are unchanged. None when this spawn needs the parent after all
-    (maps only the parent may write): the caller takes start_spawn's way."""
+    egid, and the RLIMIT_NOFILE a plan setting rlimits starts from): the last answer is reused while
+    they are unchanged. None when this spawn needs the parent after all (maps only the parent may write):
+    the caller takes start_spawn's way."""
 
     __slots__ = ("args", "last")
 
     def __init__(self, args: SpawnArgs) -> None:
         self.args = args
-        self.last: Optional[tuple[tuple[int, bool], Plan]] = None
+        self.last: Optional[tuple[tuple[int, int, int, tuple[int, int]], Optional[Plan]]] = None
 
     def __call__(self) -> Optional[Plan]:
         args = self.args
-        sys_attr = args.sys
-        by_child = False
-        if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:
-            by_child = _maps_by_child(sys_attr, args.cloneflags, args.unshareflags, ())
-            if not by_child:
-                return None
-        key = (parent_seen_by_child(args.cloneflags), by_child, parent_nofile(args.sandbox))
+        # Everything the answer depends on besides args (its own, checked: nobody changes them)
+        key = (parent_seen_by_child(args.cloneflags), os.geteuid(), os.getegid(), parent_nofile(args.sandbox))
         last = self.last
         if last is not None and last[0] == key:
             return last[1]
-        inputs = PlanInputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
-                            maps_by_child=by_child, ppid=key[0], sandbox=args.sandbox, nofile=key[2])
-        plan = compile_plan(inputs)
-        if not plan.flags & CLONE_VFORK:
-            return None
+        plan = self._plan(key)
         self.last = (key, plan)
         return plan
+
+    def _plan(self, key: tuple[int, int, int, tuple[int, int]]) -> Optional[Plan]:
+        args = self.args
+        sys_attr = args.sys
+        ppid, euid, egid, nofile = key
+        by_child = False
+        if sys_attr.uid_mappings is not None or sys_attr.gid_mappings is not None:
+            by_child = child_may_map_itself(sys_attr, args.cloneflags, args.unshareflags, euid, egid)
+            if not by_child:
+                return None
+        inputs = PlanInputs(args.sys, args.cloneflags, args.unshareflags, args.files, args.dir, args.chroot,
+                            maps_by_child=by_child, ppid=ppid, sandbox=args.sandbox, nofile=nofile)
+        plan = compile_plan(inputs)
+        return plan if plan.flags & CLONE_VFORK else None
 
 
 def _run_alone(spawn: _Spawn, plan: Plan, files: tuple[int, ...]) -> None:
