@@ -199,10 +199,12 @@ def stop_all(daemons):
                     continue
                 if phase[name] == 2:
                     raise paths.ServiceError(f"service {name}: daemon {workloads[name][1]} survived SIGKILL")
-                for pid in workloads[name]:
-                    if pid is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGKILL)
+                # Through the pidfds, never by number: the service was killed a STOP_MARGIN ago and
+                # may be reaped, the daemon may have ended meanwhile; either pid may be another's now.
+                if name in services:
+                    _kill_service(workloads[name][0], services[name])
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fds[name], signal.SIGKILL)
                 phase[name], deadlines[name] = 2, now + 5
         _reaped(list(services.values()), time.monotonic() + 10)
     finally:

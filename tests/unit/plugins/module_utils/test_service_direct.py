@@ -112,3 +112,63 @@ def test_a_daemon_started_from_a_pinned_worker_gets_pid_1_s_cpus():
     thread.start()
     thread.join()
     assert found == {"daemon": pid1, "after": one}
+
+
+# Inside a PID namespace of its own (PID 1 there): a daemon that ignores SIGTERM, with a service that
+# ignores it too. The stop kills the service at the end of its grace; the daemon reaps it, and the next
+# process it forks gets the service's pid (ns_last_pid steers it, in this namespace only): a bystander,
+# which must outlive the stop's last phase (the daemon's SIGKILL, STOP_MARGIN later).
+_REUSED_PID = r"""
+import json, os, signal, sys, time
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
+
+def daemon(report):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    service = os.fork()
+    if service == 0:
+        time.sleep(600)
+        os._exit(0)
+    os.write(report, b"%d\n" % service)
+    os.waitpid(service, 0)
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(service - 1))
+    bystander = os.fork()
+    if bystander == 0:
+        time.sleep(600)
+        os._exit(0)
+    os.write(report, b"%d\n" % bystander)
+    while True:
+        time.sleep(600)
+
+r, w = os.pipe()
+main = os.fork()
+if main == 0:
+    os.close(r)
+    daemon(w)
+os.close(w)
+report = os.fdopen(r)
+service = int(report.readline())
+direct.stop_all([(sys.argv[1], main, 0.2)])
+bystander = int(report.readline())
+alive = os.waitid(os.P_PID, bystander, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+print(json.dumps({"reused": bystander == service, "bystander_alive": alive}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
+def test_the_last_kill_of_a_stop_never_reaches_a_process_that_reused_a_pid():
+    """A daemon that survived SIGTERM, its grace and STOP_MARGIN was SIGKILLed with its service by pid
+    number, although the stop held a pidfd for each: the service, killed (and reaped by its daemon)
+    STOP_MARGIN earlier, had left its pid free, and the SIGKILL went to whatever process had it by
+    then. Every signal of the stop goes through a pidfd now."""
+    import json
+    import shutil
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs util-linux unshare")
+    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", _REUSED_PID,
+                          f"h105-reused-pid-{os.getpid()}"], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"reused": True, "bystander_alive": True}
