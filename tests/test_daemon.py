@@ -444,3 +444,68 @@ def test_a_stop_reaches_a_stopped_service_at_once(tmp_path: Path, waiter: list[s
         d.proc.send_signal(signal.SIGTERM)
     assert d.wait() == 0
     assert d.log_lines()[-2:] == [f"{child} killed by SIGTERM", "stopped"], d.log_lines()
+
+
+# Inside a PID namespace of its own: the daemon's supervise() of a service that leads its process
+# group and exits at once. The Process's reap is the real one; right after it, the next fork gets the
+# service's pid (ns_last_pid, in this namespace only) and makes it a session of its own: a bystander
+# whose group has the id the service's group had, started at the moment a busy host may start one.
+_GROUP_AFTER_REAP = r"""
+import json, os, signal, sys, time
+from types import SimpleNamespace
+from pyforkexec.process import Process
+from pyforkexec.service import daemon
+
+def killed(pid):
+    # exited, or a SIGKILL on its way (pending: sent, not yet acted on)
+    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+        return True
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return fields["State"].startswith("Z") or bool(pending & (1 << (signal.SIGKILL - 1)))
+
+class Reaped(Process):
+    bystander = None
+
+    def _reap(self, options):
+        code = super()._reap(options)
+        if code is not None and self.bystander is None:
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(self.pid - 1))
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.setsid()
+                os.write(w, b".")
+                time.sleep(600)
+                os._exit(0)
+            os.read(r, 1)
+            self.bystander = pid
+        return code
+
+r, w = os.pipe()
+service = os.fork()
+if service == 0:
+    os.setpgid(0, 0)
+    os.write(w, b".")
+    os._exit(3)
+os.read(r, 1)
+proc = Reaped(service)
+args = SimpleNamespace(ready_fd=-1, stop_timeout=5.0, name="h105-group")
+code = daemon.Daemon(args, os.open(os.devnull, os.O_WRONLY)).supervise(proc)
+alive = not killed(proc.bystander)
+print(json.dumps({"code": code, "reused": proc.bystander == service, "bystander_alive": alive}))
+"""
+
+
+@needs_root  # a PID namespace whose next pid it steers
+def test_the_group_kill_after_a_service_s_exit_never_reaches_a_group_that_reused_its_id() -> None:
+    """supervise() reaped the service, then SIGKILLed its process group by number (what it left
+    behind): once the service was reaped the number was free, and a process given it that had made
+    a session of its own was killed with its group. The group is killed before the reap now, while
+    the exited service still holds the number."""
+    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
+                          _GROUP_AFTER_REAP], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"code": 3, "reused": True, "bystander_alive": True}

@@ -189,6 +189,16 @@ def wanted_argv(argv: Sequence[str]) -> list[str]:
     return argv
 
 
+def exited(proc: Process) -> bool:
+    """Whether ``proc`` has exited, without reaping it (WNOWAIT): until the reap its pid, so the id of
+    the group it leads, stays its own; a kill by that number after the reap may reach another process
+    (a session leader started meanwhile), as a pid kill may."""
+    if proc.returncode is not None:
+        return True
+    info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None and info.si_pid == proc.pid
+
+
 class Daemon:
     def __init__(self, args: SimpleNamespace, log_fd: int, argv: Sequence[str] = (), pid_fd: int = -1):
         self.args = args
@@ -317,7 +327,7 @@ class Daemon:
         pidfd = os.pidfd_open(proc.pid)
         deadline = None
         try:
-            while proc.poll() is None:
+            while not exited(proc):
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 for signo in self.pause(timeout, [pidfd]):
                     if signo in STOP_SIGNALS and not self.stopping:
@@ -330,17 +340,16 @@ class Daemon:
                         self._kill(proc, signal.SIGCONT, group=False)
                     elif signo in FORWARDED:
                         self._kill(proc, signo, group=False)
-                if deadline is not None and time.monotonic() >= deadline and proc.poll() is None:
+                if deadline is not None and time.monotonic() >= deadline and not exited(proc):
                     self.log(f"{proc.pid} still running {self.args.stop_timeout:g}s after SIGTERM: SIGKILL")
                     self._kill(proc, signal.SIGKILL, group=True)
                     deadline = None
         finally:
             os.close(pidfd)
-        code = proc.returncode
-        assert code is not None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # what the process left behind in its group
-        return code
+        if proc.returncode is None:  # exited, not reaped: its pid, the group's id, is not another's yet
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # what the process left behind in its group
+        return proc.wait()
 
     @staticmethod
     def _kill(proc: Process, signo: int, group: bool) -> None:

@@ -122,6 +122,15 @@ _REUSED_PID = r"""
 import json, os, signal, sys, time
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
 
+def killed(pid):
+    # exited, or a SIGKILL on its way (pending: sent, not yet acted on)
+    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+        return True
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return fields["State"].startswith("Z") or bool(pending & (1 << (signal.SIGKILL - 1)))
+
 def daemon(report):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     service = os.fork()
@@ -150,8 +159,7 @@ report = os.fdopen(r)
 service = int(report.readline())
 direct.stop_all([(sys.argv[1], main, 0.2)])
 bystander = int(report.readline())
-alive = os.waitid(os.P_PID, bystander, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
-print(json.dumps({"reused": bystander == service, "bystander_alive": alive}))
+print(json.dumps({"reused": bystander == service, "bystander_alive": not killed(bystander)}))
 """
 
 
