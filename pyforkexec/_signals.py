@@ -266,10 +266,15 @@ def held() -> _Held:
     return _Held()
 
 
-# Signals whose default action ends the process (systemd's stop, timeout(1), a closed terminal) and
-# SIGINT: held() defers Python's handlers, and the kernel acts on a default action at once.
-ENDING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGALRM, signal.SIGUSR1,
-          signal.SIGUSR2, signal.SIGPIPE)
+# Signals whose default action ends the process, every one that can be blocked: systemd's stop,
+# timeout(1), a closed terminal, SIGINT, but also an alarm, a CPU time limit, a real-time signal (a list
+# of the usual ones left SIGALRM's kin out, and one of those ended what had to end whole). held() defers
+# Python's handlers, and the kernel acts on a default action at once. Not the ones that stop the
+# process or do nothing, nor glibc's own (32 and 33, which it never lets a mask hold).
+_NOT_ENDING = {signal.SIGKILL, signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD,
+               signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
+ENDING = tuple(sorted(int(s) for s in signal.valid_signals()
+                      if s not in _NOT_ENDING and not 32 <= s < signal.SIGRTMIN))
 
 
 class _EndingBlocked:

@@ -23,7 +23,8 @@ pytestmark = [needs_root, pytest.mark.timeout(600)]
 # argv: the signals (comma-separated numbers), then the command line. Prints one JSON line per point:
 # [k, how the copy ended (a status, or the negated signal), whether the bind was left, its stderr].
 SWEEP = r"""
-import json, os, signal, sys
+import json, os, resource, signal, sys
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU, SIGSYS... end a copy without a core file
 sys.argv[0] = "/x/pyforkexec/__main__.py"  # the command itself (cli/__init__.py: _THE_COMMAND)
 from pathlib import Path
 import pyforkexec
@@ -178,6 +179,37 @@ def test_a_signal_anywhere_after_the_bind_of_a_program_that_never_ran_leaves_no_
     assert not left, f"binds left at {len(left)} of {len(points)} points: {left[:10]}"
 
 
+# Every signal whose default action ends a process (SIGKILL aside), but SIGINT and SIGTERM, swept above.
+STOPS_OR_NOTHING = {signal.SIGKILL, signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+                    signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH}
+OTHER_ENDING = tuple(sorted(int(s) for s in signal.valid_signals()
+                            if s not in STOPS_OR_NOTHING | {signal.SIGINT, signal.SIGTERM}
+                            and not 32 <= s < signal.SIGRTMIN))  # (glibc's own, never sent)
+
+
+@pytest.mark.parametrize("signals", [
+    *[(s,) for s in (signal.SIGALRM, signal.SIGPIPE, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+                     signal.SIGVTALRM, signal.SIGXCPU, signal.SIGRTMIN)],
+    OTHER_ENDING,
+], ids=[*(signal.Signals(s).name[3:] if s in signal.Signals._value2member_map_ else "RTMIN"
+          for s in (signal.SIGALRM, signal.SIGPIPE, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+                    signal.SIGVTALRM, signal.SIGXCPU, signal.SIGRTMIN)), "all-at-once"])
+def test_a_signal_that_would_end_the_launcher_leaves_no_bind_either(tmp_path: Path,
+                                                                    signals: tuple[int, ...]) -> None:
+    """A signal the launcher leaves to its default action (SIGALRM, SIGVTALRM, SIGXCPU, a real-time
+    one: it forwards SIGHUP, SIGUSR1 and SIGUSR2, and Python ignores SIGPIPE) ended it at once while
+    the spawn went on after the bind, and the file stayed bound to a namespace whose program never
+    ran. Such a signal waits from the bind until the spawn is done (and a failed one undone): then it
+    ends the launcher as it would have, or the failure is reported (127). All of them at once, last:
+    the first one the kernel delivers, whichever is not held back, would end it."""
+    points = sweep(tmp_path, signals)
+    left = [(at, code) for at, code, bound, _ in points if bound]
+    assert not left, f"binds left at {len(left)} of {len(points)} points: {left[:10]}"
+    wrong = [(at, code, err) for at, code, _, err in points
+             if "Traceback" in err or code not in (127, *(-s for s in signals))]
+    assert not wrong, f"{len(wrong)} of {len(points)} points: {wrong[:3]}"
+
+
 @pytest.mark.parametrize("storm", [False, True], ids=["once", "storm"])
 @pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGINT, signal.SIGTERM)],
                          ids=["INT", "INT+TERM"])
@@ -204,3 +236,17 @@ def test_a_program_that_runs_a_command_has_its_ctrl_c_back() -> None:
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                          check=False)
     assert (res.returncode, res.stdout.splitlines()[-1:]) == (0, ["default_int_handler"]), res
+
+
+def test_the_program_of_a_launcher_that_binds_starts_with_no_signal_blocked(tmp_path: Path) -> None:
+    """The launcher holds back the signals that would end it from its bind on (defer_ending): after the
+    clone, so that the program does not start with them blocked (the child restores the clone's mask)."""
+    target = tmp_path / "uts"
+    target.touch()
+    try:
+        res = subprocess.run([sys.executable, "-m", "pyforkexec", "unshare", f"--uts={target}", "grep",
+                              "SigBlk:", "/proc/self/status"], capture_output=True, text=True, timeout=60,
+                             check=False)
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True)
+    assert (res.returncode, res.stdout.split()) == (0, ["SigBlk:", "0000000000000000"]), res

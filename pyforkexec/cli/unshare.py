@@ -31,6 +31,7 @@ from typing import Callable, NoReturn, Optional
 from .. import flags as F
 from ..attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
 from ..sandbox.mounts import MS_BIND, Mount
+from ..service.supervise import defer_ending
 from .blame import Rule, blamer, spelling
 from .failure import SetupError, os_error_message
 from .idmaps import (
@@ -436,6 +437,8 @@ def launcher_sync(r: Request, gids: Optional[list[SysProcIDMap]] = None) -> Opti
             deny_setgroups(pid)
         if r.offsets:
             write_time_offsets(pid, r.offsets, r.offsets_given)
+        if r.persist:  # a signal that would end the launcher waits until the binds are undone, or kept
+            defer_ending()
         bind_namespace_files(pid, r.persist, r.bound, r.persist_given)
 
     return sync

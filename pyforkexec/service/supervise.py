@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterator
 from typing import Callable, Optional
 
-from .._signals import ending_blocked
+from .._signals import ENDING, ending_blocked
 from ..process import Process
 from ..sandbox.cgroup import handover_record
 from . import waiter
@@ -151,6 +151,17 @@ def _same_process_group(pid: int) -> bool:
         return False
 
 
+def defer_ending() -> None:
+    """Hold back, from now until run_as_parent's spawn is done (a failed one undone), the ENDING
+    signals this process leaves to their default action (SIGALRM, SIGVTALRM, SIGXCPU, a real-time
+    one...): then they end it as they would have. Those it catches (``forwarded()``, SIGINT) are
+    recorded meanwhile, and ignored ones stay ignored. For a spawn's sync callable that makes what a
+    program that never ran must not keep (a launcher's --TYPE=FILE binds): such a signal between that
+    and its undo ended the launcher and left it. Only in a sync callable, after the clone: the child
+    restores the mask the clone had, and would run its program with them blocked."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, [s for s in ENDING if signal.getsignal(s) == signal.SIG_DFL])
+
+
 def run_as_parent(spawn: Callable[[], Process], started: Optional[Callable[[int], object]] = None, *,
                   failed: Optional[Callable[[BaseException], object]] = None) -> int:
     """``spawn()`` the child (it returns its Process) with signals caught, then supervise it until it
@@ -164,19 +175,24 @@ def run_as_parent(spawn: Callable[[], Process], started: Optional[Callable[[int]
     handlers, which record a forwarded signal, and with the other ending ones blocked (a SIGALRM's
     default action), so that no signal ends this process between the failure and the undo; the
     forwarded ones it got during the undo are the exception's ``signals_in_undo``, for the caller
-    to end by once it is done. Returns as ``Supervisor.wait``.
+    to end by once it is done. The signal mask a sync callable changed (defer_ending) is the
+    caller's again once the spawn is done, or its failure undone. Returns as ``Supervisor.wait``.
     """
     sup = Supervisor()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     with sup.handlers():
         try:
-            proc = spawn()
-        except BaseException as e:
-            e.signals_in_spawn = got = tuple(sup._early)  # type: ignore[attr-defined]
-            if failed is not None:
-                with ending_blocked():
-                    failed(e)
-            e.signals_in_undo = tuple(sup._early[len(got):])  # type: ignore[attr-defined]
-            raise
+            try:
+                proc = spawn()
+            except BaseException as e:
+                e.signals_in_spawn = got = tuple(sup._early)  # type: ignore[attr-defined]
+                if failed is not None:
+                    with ending_blocked():
+                        failed(e)
+                e.signals_in_undo = tuple(sup._early[len(got):])  # type: ignore[attr-defined]
+                raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a deferred signal acts here
         sup.started(proc)
         if started is not None and sup.pid is not None:
             started(sup.pid)
