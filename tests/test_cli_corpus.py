@@ -38,7 +38,7 @@ from pyforkexec.cli import nsenter as cli_nsenter
 from pyforkexec.cli import unshare as cli_unshare
 from pyforkexec.cli.blame import blamer
 from pyforkexec.cli.failure import Failure, explain, one_line, run_command
-from pyforkexec.cli.options import UsageError
+from pyforkexec.cli.options import ANSWERS, UsageError
 from pyforkexec.flags import CloneFlags
 from pyforkexec.spec.named import named_of
 
@@ -336,15 +336,20 @@ def test_unshare_options_build_or_name_the_option(argv: list[str]) -> None:
             raise restated from None
     except (UsageError, Failure) as e:
         assert_names_an_option(e, argv, cli_unshare.OPTIONS)
+    except SystemExit as e:  # --help or --version answered, where the options were read up to
+        assert (e.code, parsed.given[-1][0].long in ANSWERS) == (0, True), argv
 
 
 @FUZZ
 @given(argv=words(cli_nsenter.OPTIONS))
 def test_nsenter_options_parse_or_name_the_option(argv: list[str]) -> None:
     try:
-        cli_nsenter.request(cli_nsenter.CMD.parse(argv))
+        parsed = cli_nsenter.CMD.parse(argv)
+        cli_nsenter.request(parsed)
     except (UsageError, Failure) as e:
         assert_names_an_option(e, argv, cli_nsenter.OPTIONS)
+    except SystemExit as e:  # --help or --version answered, where the options were read up to
+        assert (e.code, parsed.given[-1][0].long in ANSWERS) == (0, True), argv
 
 
 @FUZZ

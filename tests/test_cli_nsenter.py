@@ -457,3 +457,45 @@ def test_a_launcher_join_of_a_zombie_names_the_target() -> None:
             assert res.stderr.startswith(f"pyforkexec: --target={zombie} {shown}: "), res
     finally:
         holder.stop()
+
+
+@pytest.mark.parametrize("args", [["-p{missing}", "--pid"], ["--pid", "--pid={missing}"],
+                                  ["--pid={missing}", "--pid=/proc/{t}/ns/pid"], ["-u{missing}", "-u"],
+                                  ["-p{missing}", "--version"], ["-u{missing}", "-u", "--help"]],
+                         ids=" ".join)
+def test_a_namespace_file_is_opened_as_its_option_is_read(container: int, tmp_path: Path,
+                                                          args: list[str]) -> None:
+    """nsenter opens each FILE as it reads ``-pFILE``/``--pid=FILE`` (a short option's attached value
+    is its FILE): one that cannot be opened fails the command though a later option of its type
+    replaces it, and before a later --version or --help answers. The launcher dropped a replaced
+    FILE unopened (the target's was joined, the command ran) and answered --version first. Its
+    status is the one of a FILE it cannot join (125, set-up), where nsenter exits 1."""
+    missing = str(tmp_path / "missing")
+    argv = [a.format(missing=missing, t=container) for a in args]
+    ours, theirs = both("nsenter", "-t", str(container), *argv, "sh", "-c", "echo ran")
+    assert (ours.returncode, theirs.returncode) == (125, 1), (ours.stderr, theirs.stderr)
+    assert ours.stdout == theirs.stdout == ""
+    option = "--pid" if argv[0].startswith(("-p", "--pid")) else "--uts"
+    why = f"cannot open {missing}: No such file or directory\n"
+    assert (ours.stderr, theirs.stderr) == (f"pyforkexec: {option}={missing}: {why}", f"nsenter: {why}")
+
+
+@pytest.mark.parametrize("args,status", [
+    (["-t", "abc", "--version"], 1), (["-t", "1", "-u", "-S", "x", "--help"], 1), (["-Vt", "abc"], 0),
+    (["--version", "-t", "abc"], 0), (["--version", "--frobnicate"], 0), (["-t", "0", "--version"], 0),
+    (["-t", "1", "-p", "-u", "--version"], 0), (["-hX"], 0),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else str(v))
+def test_version_and_help_answer_where_they_are_read(args: list[str], status: int) -> None:
+    """As nsenter's getopt loop: a bad value before --version or --help fails first, nothing after them
+    is read (a bad option neither), nor what is checked once all are read (no namespace, pid 0)."""
+    ours, theirs = both("nsenter", *args)
+    assert ours.returncode == theirs.returncode == status, (ours.stderr, theirs.stderr)
+    assert bool(ours.stdout) == bool(theirs.stdout) == (status == 0)
+    assert bool(ours.stderr) == bool(theirs.stderr) == (status != 0)
+
+
+def test_a_target_of_0_given_before_another_is_replaced(container: int) -> None:
+    """Only the last --target counts: a first one of 0 failed at once (``invalid pid '0'``)."""
+    ours, theirs = both("nsenter", "-t", "0", "-t", str(container), "-u", "hostname")
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert ours.stdout == theirs.stdout == "target\n"

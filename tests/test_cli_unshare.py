@@ -758,3 +758,35 @@ def test_a_ctrl_c_before_the_execve_ends_by_sigint_silently(tmp_path: Path, fork
             assert f" {target} " not in f.read()
     finally:
         subprocess.run(["umount", str(target)], check=False, capture_output=True)
+
+
+@pytest.mark.parametrize("args,status", [
+    (["-S", "x", "--version"], 1), (["--kill-child=BAD", "--help"], 1), (["--propagation=bad", "-V"], 1),
+    (["--map-users=x", "--version"], 1), (["--version", "--frobnicate"], 0), (["-Vx"], 0),
+    (["--version", "-S", "x"], 0), (["--uts=/nonexistent/uts", "--version"], 0),
+    (["--monotonic=1", "--version"], 0),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else str(v))
+def test_version_and_help_answer_where_they_are_read(args: list[str], status: int) -> None:
+    """As unshare's getopt loop: a bad value before --version or --help fails first (the launcher
+    answered --version whatever came before it), nothing after them is read (a bad option neither),
+    nor what is checked once all are read (a bind target, -T for --monotonic)."""
+    ours, theirs = both("unshare", *args)
+    assert ours.returncode == theirs.returncode == status, (ours.stderr, theirs.stderr)
+    assert bool(ours.stdout) == bool(theirs.stdout) == (status == 0)
+    assert bool(ours.stderr) == bool(theirs.stderr) == (status != 0)
+
+
+def test_a_persist_file_a_later_one_replaces_is_not_looked_at(tmp_path: Path) -> None:
+    """``--uts=A --uts=B`` binds B, as util-linux, which keeps the last FILE of a type: A, missing, was
+    refused when it was read."""
+    target = tmp_path / "uts"
+    target.touch()
+    args = ["--uts=/nonexistent/uts", f"--uts={target}", "hostname"]
+    for argv in ([PYFORKEXEC, "unshare", *args], [util_linux("unshare"), *args]):
+        try:
+            res = run(argv)
+            with open("/proc/self/mountinfo") as f:
+                bound = any(line.split()[4] == str(target) for line in f)
+        finally:
+            subprocess.run(["umount", str(target)], check=False, capture_output=True)
+        assert (res.returncode, bound) == (0, True), (argv, res.stderr)

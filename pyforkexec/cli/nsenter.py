@@ -37,7 +37,19 @@ from .launch import (
     setgroups_denied,
     spawn_and_wait,
 )
-from .options import HELP, NONE, OPTIONAL, REQUIRED, VERSION, Command, Opt, Parsed, parse_or_fail
+from .options import (
+    ANSWERS,
+    HELP,
+    NONE,
+    OPTIONAL,
+    REQUIRED,
+    VERSION,
+    Command,
+    Opt,
+    Parsed,
+    answer,
+    parse_or_fail,
+)
 from .values import MAX_PID, nonempty, parse_uint
 
 # (long, short, flag, /proc/PID/ns name) in nsenter's order (user first).
@@ -100,18 +112,23 @@ class Request:
 
 
 def request(p: Parsed) -> Request:
+    """The options, applied in order as nsenter's getopt loop applies them: a value is read, a FILE
+    opened, as its option comes (and fails there, before a later --version answers); what needs them
+    all (the target's checks, a missing namespace) once they are read."""
     r = Request()
     by_long = {long: int(flag) for long, _, flag, _ in NAMESPACES}
     do_all = False
     for opt, value in p.given:
         name = opt.long
+        if name in ANSWERS:
+            answer(CMD, opt)
         if name == "target":  # given again, the last one counts (util-linux's getopt loop)
             r.target = parse_uint(CMD, "--target", value, "pid", hi=MAX_PID)
             r.target_given = f"--target={r.target}"
-            if r.target == 0:
-                CMD.fail("--target: invalid pid '0'")
         elif name in by_long:
             file = nonempty(CMD, f"--{name}", value, "file name")
+            if file is not None:  # opened now, as nsenter does, though a later option may replace it
+                _check_opens(f"--{name}={file}", file)
             # nsenter opens the target's for every type given bare, after all the options: the
             # target's wins over a FILE of the same type, whatever their order
             if r.namespaces.get(by_long[name], "") is not None:
@@ -135,6 +152,8 @@ def request(p: Parsed) -> Request:
             r.fork = False
         elif name == "join-cgroup":
             r.join_cgroup = True
+    if r.target_given and r.target == 0:  # (only the last --target counts)
+        CMD.fail("--target: invalid pid '0'")
     if r.wd is not None and r.wdns is not None:
         CMD.fail("--wd and --wdns are mutually exclusive")
     if do_all:
@@ -153,6 +172,15 @@ def request(p: Parsed) -> Request:
     if needs_target:
         _check_target(r)
     return r
+
+
+def _check_opens(given: str, file: str) -> None:
+    """nsenter opens each FILE as it reads its option: one that cannot be opened fails the command
+    (set-up, 125, as the join of it would) even where a later option of its type replaces it."""
+    try:
+        os.close(_open(file))
+    except SetupError as e:
+        die(f"{given}: {e}")
 
 
 def about_target(r: Request, message: str) -> str:
@@ -446,7 +474,7 @@ def lookup(r: Request, root: str, rest: Sequence[str]) -> tuple[str, list[str]]:
 
 
 def main(argv: Sequence[str]) -> NoReturn:
-    parsed = parse_or_fail(CMD, argv)
+    parsed = parse_or_fail(CMD, argv, in_order=True)
     r = request(parsed)
     files = inherited_files()
     try:

@@ -137,7 +137,9 @@ def _match_long(options: Sequence[Opt], name: str) -> Opt:
 
 
 def parse(options: Sequence[Opt], argv: Sequence[str]) -> Parsed:
-    """getopt_long(argc, argv, "+...", ...) over ``options``; raises UsageError."""
+    """getopt_long(argc, argv, "+...", ...) over ``options``; raises UsageError. It stops at --help or
+    --version (ANSWERS, then the last one given), as util-linux's getopt loop exits there: what comes
+    after, a bad option too, is never read."""
     shorts = {o.short: o for o in options if o.short}
     given: list[tuple[Opt, Optional[str]]] = []
     i, args = 0, list(argv)
@@ -158,6 +160,8 @@ def parse(options: Sequence[Opt], argv: Sequence[str]) -> Parsed:
                     raise UsageError(f"option '--{opt.long}' requires an argument")
                 value, i = args[i], i + 1
             given.append((opt, value if (eq or opt.arg == REQUIRED) else None))
+            if opt.long in ANSWERS:
+                return Parsed(given, [])
             continue
         j = 1
         while j < len(tok):
@@ -167,6 +171,8 @@ def parse(options: Sequence[Opt], argv: Sequence[str]) -> Parsed:
             attached = tok[j + 1:]
             if opt.short_arg == NONE:
                 given.append((opt, None))
+                if opt.long in ANSWERS:
+                    return Parsed(given, [])
                 j += 1
                 continue
             if attached:
@@ -184,20 +190,28 @@ def parse(options: Sequence[Opt], argv: Sequence[str]) -> Parsed:
 
 HELP = Opt("help", "h", help="display this help")
 VERSION = Opt("version", "V", help="display version")
+ANSWERS = (HELP.long, VERSION.long)  # the options that answer and exit where they are read
 
 
-def parse_or_fail(cmd: Command, argv: Sequence[str]) -> Parsed:
-    """Parses argv, handling --help and --version; a usage error exits 1."""
+def parse_or_fail(cmd: Command, argv: Sequence[str], in_order: bool = False) -> Parsed:
+    """Parses argv; a usage error exits 1. --help and --version are answered here, unless the command
+    reads its options ``in_order`` (util-linux's getopt loop: the values before them are read first,
+    and a bad one fails), calling ``answer`` when its loop reaches one."""
     try:
         parsed = cmd.parse(argv)
     except UsageError as e:
         raise UsageError(str(e), cmd.prog, getopt=True) from None
-    if parsed.has(HELP.long):
+    if not in_order and parsed.given and parsed.given[-1][0].long in ANSWERS:
+        answer(cmd, parsed.given[-1][0])
+    return parsed
+
+
+def answer(cmd: Command, opt: Opt) -> NoReturn:
+    """--help or --version (``opt``): print and exit 0."""
+    if opt.long == HELP.long:
         print(cmd.help_text())
         raise SystemExit(0)
-    if parsed.has(VERSION.long):
-        from .. import __version__  # importlib.metadata: only for the option that prints it
+    from .. import __version__  # importlib.metadata: only for the option that prints it
 
-        print(f"{cmd.prog} {__version__}")
-        raise SystemExit(0)
-    return parsed
+    print(f"{cmd.prog} {__version__}")
+    raise SystemExit(0)

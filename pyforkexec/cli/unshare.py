@@ -45,7 +45,19 @@ from .idmaps import (
     read_subid_range,
 )
 from .launch import environ_list, inherited_files, kept_caps, resolve_program, spawn_and_wait
-from .options import HELP, NONE, OPTIONAL, REQUIRED, VERSION, Command, Opt, Parsed, parse_or_fail
+from .options import (
+    ANSWERS,
+    HELP,
+    NONE,
+    OPTIONAL,
+    REQUIRED,
+    VERSION,
+    Command,
+    Opt,
+    Parsed,
+    answer,
+    parse_or_fail,
+)
 from .values import nonempty, parse_id, parse_int, parse_signal, parse_uint, shown
 
 # (long, short, flag) of the namespace options, in util-linux's order.
@@ -198,12 +210,13 @@ def request(p: Parsed) -> Request:
     by_long = {long: flag for long, _, flag in NAMESPACES}
     for opt, value in p.given:
         name = opt.long
+        if name in ANSWERS:
+            answer(CMD, opt)
         if name in by_long:
             r.flags |= by_long[name]
-            if nonempty(CMD, f"--{name}", value, "file name") is not None:
+            if nonempty(CMD, f"--{name}", value, "file name") is not None:  # the last FILE of a type counts
                 r.persist[int(by_long[name])] = value
-                r.persist_given[int(by_long[name])] = given = spelling(opt, value)
-                _check_bind_target(given, value)
+                r.persist_given[int(by_long[name])] = spelling(opt, value)
         elif name in ("fork", "forward-signals"):
             r.fork = True
         elif name == "kill-child":
@@ -250,6 +263,8 @@ def request(p: Parsed) -> Request:
                 which = "subids" if name == "map-subids" else "auto"
                 r.user_ranges = _ranges(r, name, which, "u", euid) + r.user_ranges
                 r.group_ranges = _ranges(r, name, which, "g", euid) + r.group_ranges
+    for flag, target in r.persist.items():  # once all are read: util-linux finds out only at the bind
+        _check_bind_target(r.persist_given[flag], target)
     if r.offsets and not r.flags & F.CLONE_NEWTIME:
         CMD.fail("options --monotonic and --boottime require unsharing of a time namespace (-T)")
     if r.map_group is not None and not r.group_ranges and r.setgroups == "allow":
@@ -511,7 +526,7 @@ BLAME = {
 
 
 def main(argv: Sequence[str]) -> NoReturn:
-    parsed = parse_or_fail(CMD, argv)
+    parsed = parse_or_fail(CMD, argv, in_order=True)
     r = request(parsed)
     restate = blamer(CMD, parsed, BLAME)
 
