@@ -351,12 +351,15 @@ class Connection(ConnectionBase):
         out = shlex.quote(out_path)
         # Into a new file beside the destination, which takes its place once it came whole: a transfer
         # that fails, or is stopped (the guard's SIGTERM, nsenter_guard.py), leaves the destination as it
-        # was and removes that new file; only a SIGKILL before the trap runs leaves it.
+        # was and removes that new file; only a SIGKILL before the trap runs leaves it. SIGPIPE is ignored:
+        # stopped because the worker is gone, with its end of the shell's stderr, the shell would die of
+        # it writing its report of dd's death ("Terminated"), before its trap runs.
         part = shlex.quote(os.path.join(os.path.dirname(out_path), f".nsenter-put-{os.getpid()}-{id(self)}"))
         try:
             with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as src:
                 count = "" if os.fstat(src.fileno()).st_size else " count=0"
-                p = self._popen(f"trap 'rm -f {part}; exit 1' HUP INT TERM; dd of={part} bs={BUFSIZE}{count} "
+                p = self._popen(f"trap '' PIPE; trap 'rm -f {part}; exit 1' HUP INT TERM; "
+                                f"dd of={part} bs={BUFSIZE}{count} "
                                 f"&& mv -f {part} {out} || {{ rm -f {part}; exit 1; }}", stdin=src)
                 stdout, stderr = self._communicate(p)
         except OSError as e:

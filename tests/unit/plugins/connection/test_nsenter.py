@@ -4,6 +4,7 @@ connect, exec_command, put_file, fetch_file), on real processes in their own nam
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -270,3 +271,66 @@ def test_a_target_in_the_hosts_namespaces_is_unreachable():
 def test_an_empty_namespaces_list_is_refused(target):
     with pytest.raises(AnsibleConnectionFailure, match="namespaces: an empty list enters nothing"):
         connect(target.pid, namespaces=[])
+
+
+
+
+@pytest.fixture
+def dirs_target(tmp_path):
+    """(pid, top): a process in its own mount namespace whose working directory ``top`` is a tmpfs of its
+    own (the host's directory stays empty), holding a file ``a`` and the directories ``d``, ``a b`` and
+    ``$(touch ran)``: names a shell splits, or runs, where they are not quoted."""
+    top = tmp_path / "t"
+    top.mkdir()
+    script = (f"mount -t tmpfs -o size=1m none {top} && cd {top} && echo kept > a "
+              "&& mkdir d 'a b' '$(touch ran)' && echo ready && exec sleep 60")
+    proc = subprocess.Popen(["unshare", "--uts", "--net", "--mount", "--propagation", "private", "sh", "-c",
+                             script], stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    yield proc.pid, top
+    proc.kill()
+    proc.wait()
+
+
+DIRS = [".", "./$(touch ran)", "./a", "./a b", "./d"]  # what dirs_target holds, as ``find . | sort`` lists it
+
+
+def listing(conn, path):
+    """``find . | sort`` of ``path`` in the target."""
+    rc, out, err = conn.exec_command(f"cd {shlex.quote(str(path))} && find . | sort")
+    assert rc == 0, err
+    return out.decode().split("\n")[:-1]
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+@pytest.mark.parametrize("directory", ["d"])
+def test_an_interrupted_put_leaves_no_part_file_and_touches_nothing_else(dirs_target, tmp_path, shell,
+                                                                         directory):
+    """A Ctrl-C while a file is put (the worker exits, the guard stops the transfer with SIGTERM): the
+    shell's trap removes the new file, and nothing else. Every such put left its part file: the
+    worker's pipes being closed, the shell's report of dd's death ("Terminated") killed it by SIGPIPE
+    before its trap ran."""
+    if not os.access(shell, os.X_OK):
+        pytest.skip(f"no {shell} here")
+    pid, top = dirs_target
+    src = tmp_path / "src"
+    src.write_bytes(b"new\n")
+    dest = top / directory / "f"
+    part = f"{dest.parent}/.nsenter-put-"
+
+    def put():
+        conn = connect(pid, executable=shell)
+        # The new file's place made a FIFO that nobody reads: dd blocks opening it until the stop.
+        conn.exec_command(f"mkfifo {shlex.quote(f'{part}{os.getpid()}-{id(conn)}')}")
+        conn.put_file(str(src), str(dest))
+
+    status = as_a_worker(put, lambda: runs(f"of={part}", "dd"))
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT
+    # the shell too (its trap runs once dd is gone), which names the part file in its command line
+    assert until_none_hold(part) == [], "the transfer left running"
+    conn = connect(pid)
+    try:
+        assert listing(conn, top) == DIRS  # no part file left, nothing removed, nothing run
+        assert conn.exec_command(f"cat {top}/a")[1] == b"kept\n"
+    finally:
+        conn.close()
