@@ -355,10 +355,13 @@ class Connection(ConnectionBase):
         # stopped because the worker is gone, with its end of the shell's stderr, the shell would die of
         # it writing its report of dd's death ("Terminated"), before its trap runs.
         part = shlex.quote(os.path.join(os.path.dirname(out_path), f".nsenter-put-{os.getpid()}-{id(self)}"))
+        # The trap's action quoted as one word: the quoted path put inside quotes again would be split (a
+        # directory "a b": "rm -f .../a") or expanded ("$(...)" run) as the trap is set.
+        remove = shlex.quote(f"rm -f {part}; exit 1")
         try:
             with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as src:
                 count = "" if os.fstat(src.fileno()).st_size else " count=0"
-                p = self._popen(f"trap '' PIPE; trap 'rm -f {part}; exit 1' HUP INT TERM; "
+                p = self._popen(f"trap '' PIPE; trap {remove} HUP INT TERM; "
                                 f"dd of={part} bs={BUFSIZE}{count} "
                                 f"&& mv -f {part} {out} || {{ rm -f {part}; exit 1; }}", stdin=src)
                 stdout, stderr = self._communicate(p)

@@ -303,13 +303,16 @@ def listing(conn, path):
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
-@pytest.mark.parametrize("directory", ["d"])
+@pytest.mark.parametrize("directory", ["d", "a b", "$(touch ran)"])
 def test_an_interrupted_put_leaves_no_part_file_and_touches_nothing_else(dirs_target, tmp_path, shell,
                                                                          directory):
     """A Ctrl-C while a file is put (the worker exits, the guard stops the transfer with SIGTERM): the
     shell's trap removes the new file, and nothing else. Every such put left its part file: the
     worker's pipes being closed, the shell's report of dd's death ("Terminated") killed it by SIGPIPE
-    before its trap ran."""
+    before its trap ran. And the trap had the quoted path inside single quotes: for a directory ``a b``
+    it read ``trap 'rm -f /t/a' 'b/...; exit 1' ...``, which sh (dash) refused ("bad trap": the part
+    file stayed) and bash set (removing the file ``/t/a`` instead); for ``$(touch ran)`` the target ran
+    the command as the trap was set."""
     if not os.access(shell, os.X_OK):
         pytest.skip(f"no {shell} here")
     pid, top = dirs_target
