@@ -358,10 +358,14 @@ class Connection(ConnectionBase):
         # The trap's action quoted as one word: the quoted path put inside quotes again would be split (a
         # directory "a b": "rm -f .../a") or expanded ("$(...)" run) as the trap is set.
         remove = shlex.quote(f"rm -f {part}; exit 1")
+        # mv onto a directory (or a link to one) would move the file into it, under its temporary name,
+        # and succeed: refused, as a copy onto a directory is.
+        said = shlex.quote(f"{out_path}: is a directory")
+        is_dir = f"if [ -d {out} ]; then printf '%s\\n' {said} >&2; exit 1; fi"
         try:
             with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as src:
                 count = "" if os.fstat(src.fileno()).st_size else " count=0"
-                p = self._popen(f"trap '' PIPE; trap {remove} HUP INT TERM; "
+                p = self._popen(f"trap '' PIPE; trap {remove} HUP INT TERM; {is_dir}; "
                                 f"dd of={part} bs={BUFSIZE}{count} "
                                 f"&& mv -f {part} {out} || {{ rm -f {part}; exit 1; }}", stdin=src)
                 stdout, stderr = self._communicate(p)

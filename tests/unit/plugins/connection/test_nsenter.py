@@ -337,3 +337,20 @@ def test_an_interrupted_put_leaves_no_part_file_and_touches_nothing_else(dirs_ta
         assert conn.exec_command(f"cat {top}/a")[1] == b"kept\n"
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("dest", ["d", "d/", "link"])
+def test_a_put_onto_a_directory_fails_and_leaves_it_as_it_was(dirs_target, tmp_path, dest):
+    """mv moves a file onto a directory (or a link to one) into it: the put succeeded, with the
+    file in the directory under its temporary name, and the destination was not written."""
+    pid, top = dirs_target
+    src = tmp_path / "src"
+    src.write_bytes(b"new\n")
+    conn = connect(pid)
+    try:
+        assert conn.exec_command(f"ln -s d {top}/link")[0] == 0
+        with pytest.raises(AnsibleError, match=r"is a directory"):
+            conn.put_file(str(src), f"{top}/{dest}")
+        assert listing(conn, top) == [*DIRS, "./link"]
+    finally:
+        conn.close()
