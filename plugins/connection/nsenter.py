@@ -394,7 +394,10 @@ class Connection(ConnectionBase):
             if p.returncode != 0:
                 raise AnsibleError(f"failed to transfer {in_path} to {out_path}:\n{to_native(stdout)}\n"
                                    f"{to_native(stderr)}")
-            part.install()
+            try:
+                part.install()
+            except OSError as e:  # a directory there, a full disk: a transfer that failed, as the above
+                raise AnsibleError(f"failed to transfer {in_path} to {out_path}: {to_native(e)}") from e
 
     def close(self):
         super().close()

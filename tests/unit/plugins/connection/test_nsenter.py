@@ -354,3 +354,19 @@ def test_a_put_onto_a_directory_fails_and_leaves_it_as_it_was(dirs_target, tmp_p
         assert listing(conn, top) == [*DIRS, "./link"]
     finally:
         conn.close()
+
+
+def test_a_fetch_onto_a_directory_fails_as_a_transfer_and_leaves_it_as_it_was(target, tmp_path):
+    """The file's install raised IsADirectoryError out of fetch_file (Ansible reports that as an
+    unexpected failure, with its traceback), not the AnsibleError of a failed transfer."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "kept").write_text("precious\n")
+    conn = connect(target.pid)
+    try:
+        with pytest.raises(AnsibleError, match=r"failed to transfer /etc/hostname to .*dest: .*Is a dir"):
+            conn.fetch_file("/etc/hostname", str(dest))
+    finally:
+        conn.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "small"]  # no part file
+    assert [p.name for p in dest.iterdir()] == ["kept"]
