@@ -75,7 +75,10 @@ class Captured:
     def _not_exec_yet(self):
         """Whether the process still runs its parent's program image: a launcher's child before its
         execve shares (or copied) the parent's memory, so it shows the parent's command line (or
-        none yet, just made)."""
+        none yet, just made). One that has exited (a zombie: its command line is empty too, until its
+        parent reaps it) has ended."""
+        if self._stat_field(0) == b"Z":
+            raise TargetGone(f"process {self.pid} has ended")
         ppid = int(self._stat_field(1))
         try:
             with open(f"/proc/{self.pid}/cmdline", "rb") as f:
