@@ -185,6 +185,18 @@ class Process:
             else:
                 os.kill(self.pid, sig)
 
+    def send_group_signal(self, sig: int) -> None:
+        """Signal the process group this process leads (SysProcAttr.setpgid, or setsid: the group's id
+        is its pid), what it started in it included, while it is not reaped: until then its pid, so the
+        group's id, is its own, even once it exited (the group keeps what it left behind). After the
+        reap a killpg by that number may reach another group, made by a process given the number since;
+        here it is a no-op, as send_signal is. ProcessLookupError when no group has that id (the process
+        never led one, or left it and it emptied)."""
+        check_int("sig", sig, 0, signal.NSIG - 1)
+        with self._lock, held():  # the reap (_reap) takes the lock: it cannot come between the two
+            if self.returncode is None:
+                os.killpg(self.pid, sig)
+
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
 

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import selectors
+import signal
 import struct
 import subprocess
 import termios
@@ -45,6 +46,7 @@ class _Args:
     cwd: Optional[str]
     input: Optional[bytes]
     streams: tuple[Optional[int], Optional[int], Optional[int]]  # None, PIPE, DEVNULL, STDOUT or an fd
+    kill_group: bool
 
 
 def _env_entries(env: object) -> Optional[list[bytes]]:
@@ -100,7 +102,7 @@ def _stream(name: str, spec: object) -> Optional[int]:
 
 def _check(argv: object, sys: object, env: object, cwd: object, input: object, capture_output: object,
            timeout: object, check: object, stdin: object, stdout: object, stderr: object,
-           text: object) -> _Args:
+           text: object, kill_group: object) -> _Args:
     if isinstance(argv, (str, bytes)):
         fail("argv", "must be a list of strings, not a single string", TypeError)
     args = list(check_list("argv", argv, "strings"))
@@ -116,8 +118,13 @@ def _check(argv: object, sys: object, env: object, cwd: object, input: object, c
                  "child would stop at execve forever): use start_process and trace it yourself")
     envp = _env_entries(env)
     directory = None if cwd is None else os.fsdecode(to_bytes("cwd", cwd))
-    for name, value in (("capture_output", capture_output), ("check", check), ("text", text)):
+    for name, value in (("capture_output", capture_output), ("check", check), ("text", text),
+                        ("kill_group", kill_group)):
         check_bool(name, value)
+    leads = sys is not None and (sys.setsid or ((sys.setpgid or sys.foreground) and not sys.pgid))
+    if kill_group and not leads:
+        fail("kill_group", "the child must lead a process group of its own (sys.setpgid or sys.foreground "
+             "with pgid 0, or sys.setsid): kill_group kills the group whose id is the child's pid")
     if timeout is not None:
         check_timeout(timeout)
     data = _input(input)
@@ -130,7 +137,7 @@ def _check(argv: object, sys: object, env: object, cwd: object, input: object, c
         if stdin is not None:
             fail("input", "cannot be combined with stdin")
         streams = (PIPE, streams[1], streams[2])
-    return _Args(args, _lookup(args[0], envp), envp, directory, data, streams)
+    return _Args(args, _lookup(args[0], envp), envp, directory, data, streams, bool(kill_group))
 
 
 def _open_streams(streams: Sequence[Optional[int]], parent: list[int], child: list[int]) -> list[int]:
@@ -250,10 +257,14 @@ def _communicate(proc: Process, fds: list[int], data: bytes, timeout: Optional[f
     return b"".join(out[1]), b"".join(out[2])
 
 
-def _kill_and_reap(proc: Process) -> None:
-    # Held: a second Ctrl-C must not leave the child unreaped; it is raised once the child is reaped,
-    # which SIGKILL makes quick.
+def _kill_and_reap(proc: Process, group: bool) -> None:
+    """SIGKILL to the child (with ``group``, to the process group it leads first, while it is unreaped:
+    see Process.send_group_signal), then its reap. Held: a second Ctrl-C must not leave the child
+    unreaped; it is raised once the child is reaped, which SIGKILL makes quick."""
     with held():
+        if group:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_group_signal(signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         proc.wait()
@@ -269,7 +280,7 @@ def _communicate_or_kill(proc: Process, parent: list[int], a: Any, timeout: Opti
         return _communicate(proc, parent, a.input or b"", timeout, selector, out)
     except TimeoutExpired:
         hold.start()
-        _kill_and_reap(proc)
+        _kill_and_reap(proc, a.kill_group)
         # As subprocess.run: the output read so far on the exception (bytes, also with text; None when
         # nothing was), and here also what the pipes held when the child was killed.
         for n in (1, 2):
@@ -298,7 +309,7 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
         cwd: Optional[StrOrBytes] = None, input: Optional[Union[bytes, str]] = None,
         capture_output: bool = False, timeout: Optional[float] = None, check: bool = False,
         stdin: Stream = None, stdout: Stream = None, stderr: Stream = None,
-        text: bool = False) -> subprocess.CompletedProcess:
+        text: bool = False, kill_group: bool = False) -> subprocess.CompletedProcess:
     """Run argv (argv[0] looked up in PATH, that of ``env`` when given) with the given SysProcAttr and
     wait for it.
 
@@ -311,6 +322,13 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     seconds, or None): a negative, NaN or infinite one is a ValueError before the program starts,
     where subprocess.run starts the program and then times out at once on a negative one.
 
+    ``kill_group``: whenever run() kills the child (a timeout, an exception), it first SIGKILLs the
+    process group the child leads, what the child started in it included, while the child is still
+    unreaped: its pid, the group's id, cannot be another's then. (A ``os.killpg`` of the child's pid
+    after run() returned or raised may reach a group another process made with that number since.)
+    The child must lead that group: ``sys.setpgid`` or ``sys.foreground`` with ``pgid`` 0, or
+    ``sys.setsid``; otherwise a ValueError before anything starts.
+
     The child's ends of the pipes exist only under FORK_LOCK, which every fork's at-fork hooks wait
     for: no child another thread forks (clone(fn), os.fork) keeps a copy. Ours stay: such a child
     forked while ``input`` is fed keeps the stdin pipe open, and the child sees its EOF when that one
@@ -320,7 +338,8 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     argv, sys, cwd, input, timeout, stdin, stdout, stderr = (plain(v, n) for v, n in (
         (argv, "argv"), (sys, "sys"), (cwd, "cwd"), (input, "input"), (timeout, "timeout"), (stdin, "stdin"),
         (stdout, "stdout"), (stderr, "stderr")))
-    a = _check(argv, sys, env, cwd, input, capture_output, timeout, check, stdin, stdout, stderr, text)
+    a = _check(argv, sys, env, cwd, input, capture_output, timeout, check, stdin, stdout, stderr, text,
+               kill_group)
     parent: list[int] = []  # our ends of the pipes, by stream (-1: none, or closed)
     child: list[int] = []  # the child's ends and /dev/null: closed once it has its copies
     selector: list[selectors.BaseSelector] = []
@@ -354,7 +373,7 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     except BaseException:
         seize(hold.start, SEIZE_TRIES)  # before anything else: see _signals.seize
         if proc is not None and proc.returncode is None:
-            _kill_and_reap(proc)
+            _kill_and_reap(proc, a.kill_group)
         raise
     finally:
         try:

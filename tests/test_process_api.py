@@ -232,6 +232,30 @@ def test_run_timeout_kills_and_reaps() -> None:
     # _no_leftovers then checks that the killed child was reaped
 
 
+@pytest.mark.parametrize("leads", ["setpgid", "setsid"])
+def test_run_timeout_with_kill_group_kills_what_the_child_left_in_its_group(leads: str,
+                                                                           tmp_path: Path) -> None:
+    """kill_group: the child's group goes with it on a timeout (a grandchild that outlived a kill of
+    the child alone), killed before the child is reaped (the module's test steers a pid onto it)."""
+    marker = tmp_path / "grandchild"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run(["sh", "-c", f"sleep 600 & echo $! > {marker}; wait"], sys=SysProcAttr(**{leads: True}),
+            timeout=0.3, kill_group=True)
+    grandchild = int(marker.read_text())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{grandchild}").exists() and _state(grandchild) not in ("Z", "X", None) \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _state(grandchild) in ("Z", "X", None)
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def test_run_timeout_with_captured_output() -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         run(["sh", "-c", "echo started; exec sleep 60"], capture_output=True, timeout=0.2)
@@ -340,6 +364,11 @@ RUN_REFUSED = [
     ("stdin-stdout-constant", ["true"], {"stdin": subprocess.STDOUT}, "stdin", ValueError),
     ("stderr-negative", ["true"], {"stderr": -7}, "stderr", ValueError),
     ("stdout-bool", ["true"], {"stdout": True}, "stdout", TypeError),
+    ("kill-group-int", ["true"], {"kill_group": 1, "sys": SysProcAttr(setpgid=True)}, "kill_group",
+     TypeError),
+    ("kill-group-no-group", ["true"], {"kill_group": True}, "kill_group", ValueError),
+    ("kill-group-joined-group", ["true"], {"kill_group": True, "sys": SysProcAttr(setpgid=True, pgid=1)},
+     "kill_group", ValueError),
 ]
 
 

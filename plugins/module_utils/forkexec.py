@@ -5,11 +5,9 @@ exit_json, or a ``Failure`` for fail_json)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import shlex
-import signal
 import subprocess
 import threading
 
@@ -115,7 +113,8 @@ def run(params, check_mode, warn=lambda message: None):
     sys_attr.sync = pids.append  # pyforkexec calls it with the child's pid just before execve
     fe = deps.pyforkexec
     # A timeout ends the whole command, not its first process alone: the command in a process group of
-    # its own (a session leader, or PID 1 of a PID namespace, is one already), killed whole on timeout.
+    # its own (PID 1 of a PID namespace takes its namespace with it), killed whole on timeout by run()
+    # (kill_group): while the command is unreaped, as its pid, the group's id, is not another's yet.
     group = bool(params["timeout"]) and not (sys_attr.setsid or sys_attr.setpgid
                                              or sys_attr.cloneflags & fe.CLONE_NEWPID)
     if group:
@@ -127,13 +126,10 @@ def run(params, check_mode, warn=lambda message: None):
     try:
         result = fe.run(argv, sys=sys_attr, env=env, cwd=params["chdir"], input=data,
                         stdin=None if data is not None else subprocess.DEVNULL, capture_output=True,
-                        timeout=params["timeout"] or None)
+                        timeout=params["timeout"] or None, kill_group=group or sys_attr.setsid)
     except fe.ChildError as e:
         raise Failure(built.explain(e), cmd=argv, child_error=child_error(e), rc=None, **reported) from None
     except subprocess.TimeoutExpired:
-        if (group or sys_attr.setsid) and pids:  # what it started is left in its group (or session)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pids[0], signal.SIGKILL)
         raise Failure(f"the command did not exit within {params['timeout']} seconds: it was killed, with "
                       "the processes it started", cmd=argv, pid=pids[0] if pids else None, rc=None,
                       **reported) from None

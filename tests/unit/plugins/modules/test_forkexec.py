@@ -480,3 +480,74 @@ def test_a_join_of_a_network_namespace_with_a_new_one_is_refused_in_check_mode_t
     rule = "join[0]: joins a namespace of a type cloneflags creates (CLONE_NEWNET)"
     assert result["msg"].startswith(rule), result["msg"]
     assert not marker.exists()
+
+
+# Inside a PID namespace of its own (PID 1 there): the module's run() of a command with a timeout, which
+# kills the command's process group. pyforkexec's reap of the command is the real one; right after it,
+# the next fork gets the command's pid (ns_last_pid, in this namespace only) and makes a session of its
+# own: a bystander whose group has the id the command's group had.
+_GROUP_AFTER_TIMEOUT = r"""
+import json, os, signal, sys, time
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import forkexec as fx
+from pyforkexec import process
+
+def killed(pid):
+    # exited, or a SIGKILL on its way (pending: sent, not yet acted on)
+    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+        return True
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return fields["State"].startswith("Z") or bool(pending & (1 << (signal.SIGKILL - 1)))
+
+reap, seen = process.Process._reap, {}
+
+def steered(self, options):
+    code = reap(self, options)
+    if code is not None and not seen:
+        seen["command"] = self.pid
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(self.pid - 1))
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            os.write(w, b".")
+            time.sleep(600)
+            os._exit(0)
+        os.read(r, 1)
+        seen["bystander"] = pid
+    return code
+
+process.Process._reap = steered
+params = ArgumentSpecValidator(fx.ARGSPEC, mutually_exclusive=fx.MUTUALLY_EXCLUSIVE).validate(
+    dict(argv=["sleep", "600"], timeout=0.2)).validated_parameters
+try:
+    fx.run(params, False)
+    failed = None
+except fx.Failure as e:
+    failed = e.msg
+timed_out = failed is not None and failed.startswith("the command did not exit")
+print(json.dumps({"timed_out": timed_out, "reused": seen["bystander"] == seen["command"],
+                  "bystander_alive": not killed(seen["bystander"])}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
+def test_a_timeout_s_group_kill_never_reaches_a_group_that_reused_the_command_s_id():
+    """On a timeout the module SIGKILLed the command's process group by the command's pid, after
+    pyforkexec's run() had killed and reaped the command: the number was free by then, and a process
+    given it that had made a session of its own was killed with its group. run() kills the group
+    now (kill_group), before the reap."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs util-linux unshare")
+    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
+                          _GROUP_AFTER_TIMEOUT], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"timed_out": True, "reused": True, "bystander_alive": True}
