@@ -19,7 +19,9 @@ interpreter with the standard library alone, nothing of Ansible's) instead of ns
 - exits as NSENTER did (its status, or the signal that killed it);
 - once the worker is gone (or this program is told to stop: SIGHUP, SIGINT, SIGTERM), sends SIGTERM to
   that group (a put_file's shell removes its part file then), and SIGKILL to it once it emptied, or
-  GRACE seconds later. What left the group (its own session, or group) is no longer reached.
+  GRACE seconds later. What left the group (its own session, or group) is no longer reached. NSENTER
+  is reaped last, after these: until its reap its pid, the group's id, stays its own even once it
+  exited, where a group kill after the reap could reach a group a process given the number made since.
 
 If the worker is gone before NSENTER was started, nothing is started.
 """
@@ -42,8 +44,14 @@ class Stop(Exception):
     """A stop signal came to this program."""
 
 
+_stopping = False  # set by the first Stop, and once the command ended: a stop signal changes nothing
+
+
 def _stop(signum, frame):
-    raise Stop()
+    global _stopping
+    if not _stopping:
+        _stopping = True
+        raise Stop()
 
 
 def _pidfd(pid):
@@ -56,36 +64,47 @@ def _pidfd(pid):
         raise
 
 
-def _gone(group):
-    """Whether process group ``group`` has no process left (zombies count as processes)."""
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return True
-    return False
+def _exited(child):
+    """Whether ``child`` (ours) has exited, without reaping it (WNOWAIT): see _end_group."""
+    return os.waitid(os.P_PID, child, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
-def _end_group(group, child, status):
-    """SIGTERM to ``group``, SIGKILL once it is empty or GRACE seconds later; reaps ``child`` (its leader,
-    our child) on the way. Returns ``child``'s wait status, once known."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)  # a second stop signal changes nothing
+def _alone(leader):
+    """Whether the process group ``leader`` (our child) leads holds nothing but it, exited. Others
+    are looked for in /proc (zombies count): the exited leader, unreaped, keeps the group's id
+    in use, so a signal 0 to the group always finds it."""
+    if not _exited(leader):
+        return False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == leader:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                pgrp = int(f.read().rsplit(")", 1)[1].split()[2])
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+        if pgrp == leader:
+            return False
+    return True
+
+
+def _end_group(child):
+    """SIGTERM to the process group ``child`` (our child) leads, SIGKILL once nothing but the exited
+    ``child`` is left in it, or GRACE seconds later. ``child`` is not reaped here (the caller reaps it
+    once this returned): until then its pid, the group's id, cannot be another's, even once it exited;
+    a kill of the group by that number after the reap could reach a group that a process given the
+    number made meanwhile."""
+    global _stopping
+    _stopping = True  # a second stop signal changes nothing
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            break
+            os.killpg(child, sig)
+        except ProcessLookupError:  # the child left the group it made, which emptied
+            return
         deadline = time.monotonic() + GRACE
-        while True:
-            if status is None:
-                pid, wstatus = os.waitpid(child, os.WNOHANG)
-                status = wstatus if pid else None
-            if _gone(group) or time.monotonic() >= deadline or (sig == signal.SIGKILL and status is not None):
-                break
+        settled = _exited if sig == signal.SIGKILL else _alone  # SIGKILL: no need to wait for the rest
+        while not settled(child) and time.monotonic() < deadline:
             time.sleep(POLL)
-    if status is None:
-        status = os.waitpid(child, 0)[1]
-    return status
 
 
 def _exit_like(status):
@@ -106,8 +125,9 @@ def _exit_like(status):
 
 
 def main(argv):
+    global _stopping
     worker, command = int(argv[1]), argv[2:]
-    child = status = None
+    child = None
     try:
         for sig in STOP_SIGNALS:
             if signal.getsignal(sig) != signal.SIG_IGN:  # one the worker ignores, the command ignores too
@@ -129,21 +149,19 @@ def main(argv):
             ready = select.select(fds, [], [], None if len(fds) == 2 else POLL)[0]
             if watch in ready or (watch is None and os.getppid() != worker):
                 raise Stop()
-            if mine is None or mine in ready:
-                pid, status = os.waitpid(child, os.WNOHANG)
-                if pid:
-                    break
-                status = None
+            if (mine is None or mine in ready) and _exited(child):  # reaped below, after any group kill
+                break
+        _stopping = True  # the command ended: a stop signal from here on changes nothing
     except Stop:
         if child is None:
             return 1
-        status = _end_group(child, child, status)
+        _end_group(child)
     except OSError as e:
         if child is None:
             sys.stderr.write(f"nsenter connection: {command[0] if command else 'nsenter'}: {e.strerror}\n")
             return 127 if isinstance(e, FileNotFoundError) else 126
-        status = _end_group(child, child, status)
-    return _exit_like(status)
+        _end_group(child)
+    return _exit_like(os.waitpid(child, 0)[1])
 
 
 if __name__ == "__main__":
