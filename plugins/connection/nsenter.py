@@ -132,7 +132,7 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.connection import BUFSIZE, ConnectionBase
 from ansible.utils.display import Display
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity, service_paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity, pidfds, service_paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.ns_target import (
     Captured,
     NotIsolated,
@@ -149,33 +149,41 @@ display = Display()
 TARGET_REMOTE_TMP = "/tmp"
 
 
-def _descendants(pid):
-    """The processes below ``pid``, deepest first."""
-    found = []
-    for child in service_paths.children(pid):
-        found += [*_descendants(child), child]
-    return found
-
-
 def _kill_tree(pid):
-    """SIGKILL ``pid`` and every process below it. They are stopped first, round by round until a round
-    finds none it had not (a stopped process forks no more, and keeps what it forked below it: one
-    killed right after a fork would hand its new child to the target's init, out of reach), then
-    killed. One that left for a session of its own and was handed to an init is no longer below it."""
-    stopped = []
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGSTOP)
-    for _round in range(100):
-        new = [p for p in _descendants(pid) if p not in stopped]
-        if not new:
-            break
-        for victim in reversed(new):  # parents first
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(victim, signal.SIGSTOP)
-        stopped += new
-    for victim in [*stopped, pid]:
+    """SIGKILL ``pid`` (our child) and every process below it. They are stopped first, round by round
+    until a round finds none it had not (a stopped process forks no more, and keeps what it forked
+    below it: one killed right after a fork would hand its new child to the target's init, out of
+    reach), then killed. One that left for a session of its own and was handed to an init is no longer
+    below it. Each through a pidfd confirmed to be its parent's child (pidfds.child_pidfd): a process
+    found in /proc may exit and be reaped (by a parent not stopped yet, or one that ignores SIGCHLD)
+    before it is signalled, and its number be another's by then."""
+    root = pidfds.child_pidfd(pid, os.getpid())
+    if root is None:  # reaped already (its number may be another's): nothing of it is ours to find
+        return
+    tree = {pid: root}  # parents before their children
+    try:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(victim, signal.SIGKILL)
+            signal.pidfd_send_signal(root, signal.SIGSTOP)
+        for _round in range(100):
+            found, parents = False, list(tree)
+            while parents:  # a child found is stopped, then looked into in the same round
+                parent = parents.pop(0)
+                for child in service_paths.children(parent):
+                    fd = None if child in tree else pidfds.child_pidfd(child, parent, tree[parent])
+                    if fd is None:
+                        continue
+                    tree[child], found = fd, True
+                    parents.append(child)
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(fd, signal.SIGSTOP)
+            if not found:
+                break
+        for fd in reversed(tree.values()):
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+    finally:
+        for fd in tree.values():
+            os.close(fd)
 
 
 def _umask():

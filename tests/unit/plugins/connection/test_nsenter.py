@@ -3,11 +3,13 @@ connect, exec_command, put_file, fetch_file), on real processes in their own nam
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -370,3 +372,72 @@ def test_a_fetch_onto_a_directory_fails_as_a_transfer_and_leaves_it_as_it_was(ta
         conn.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "small"]  # no part file
     assert [p.name for p in dest.iterdir()] == ["kept"]
+
+
+# Inside a PID namespace of its own (PID 1 there): _kill_tree of a child of ours (the guard's place)
+# whose own child is listed in /proc, then exits and is reaped before the kill reaches it (its parent
+# ignores SIGCHLD: the kernel reaps it, stopped parent or not). The listing is the real one; right
+# after it, the next fork gets the listed pid (ns_last_pid, in this namespace only): a bystander,
+# this process's child, nothing of the tree's.
+_TREE_PID_REUSED = r"""
+import json, os, signal, sys, time
+from ansible_collections.pyforkexec.isolation.plugins.connection import nsenter
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths
+
+def killed(pid):
+    # exited, or a SIGKILL (or SIGSTOP) on its way or acted on
+    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+        return True
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    hit = (1 << (signal.SIGKILL - 1)) | (1 << (signal.SIGSTOP - 1))
+    return fields["State"][0] in "ZTt" or bool(pending & hit)
+
+r, w = os.pipe()
+root = os.fork()
+if root == 0:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    if os.fork() == 0:
+        time.sleep(600)
+        os._exit(0)
+    os.write(w, b".")
+    while True:
+        time.sleep(600)
+os.read(r, 1)
+children, seen = service_paths.children, {}
+
+def steered(pid):
+    found = children(pid)
+    if pid == root and found and not seen:
+        seen["listed"] = found[0]
+        os.kill(found[0], signal.SIGKILL)
+        while os.path.exists(f"/proc/{found[0]}"):  # until the kernel reaped it
+            time.sleep(0.001)
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(found[0] - 1))
+        bystander = os.fork()
+        if bystander == 0:
+            time.sleep(600)
+            os._exit(0)
+        seen["bystander"] = bystander
+    return found
+
+service_paths.children = steered
+nsenter._kill_tree(root)
+status = os.waitpid(root, 0)[1]
+root_killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+print(json.dumps({"root_killed": root_killed, "reused": seen["listed"] == seen["bystander"],
+                  "bystander_alive": not killed(seen["bystander"])}))
+"""
+
+
+def test_killing_a_command_s_tree_never_reaches_a_process_that_reused_a_listed_pid():
+    """_kill_tree stopped, then killed, each process it found below nsenter by its pid number: one
+    that exited and was reaped between the listing and the signal had left its number to any process,
+    which was stopped and killed in its place. Each goes through a pidfd confirmed to be its listed
+    parent's child now."""
+    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
+                          _TREE_PID_REUSED], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"root_killed": True, "reused": True, "bystander_alive": True}

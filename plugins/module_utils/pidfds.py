@@ -1,0 +1,78 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""pidfds of processes that are not this one's children (a service's, a command's descendants), each
+confirmed after the open, and signals through them: a pid read from /proc may be another process's by
+the time it is used (the process exited and its parent reaped it), and a signal by number would reach
+that one; a pidfd stays with the process it was opened on."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+
+# pidfd_send_signal's flag (Linux 6.9) for the process group whose id is the pidfd's process's pid,
+# kept by the pidfd itself: never a later group given that number.
+PIDFD_SIGNAL_PROCESS_GROUP = 4
+
+
+def alive(fd):
+    """Whether the process of pidfd ``fd`` still holds its pid (running, or exited and not reaped)."""
+    try:
+        signal.pidfd_send_signal(fd, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: there all the same
+        pass
+    return True
+
+
+def parent_of(pid):
+    """The PPid /proc shows for ``pid`` (None: no such process)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("PPid:")), None)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def child_pidfd(pid, parent, parent_fd=None):
+    """A pidfd of ``pid`` if it is ``parent``'s child, else None (gone, or the number is another
+    process's now). pidfd_open takes whichever process has the number at the open: the PPid read from
+    /proc after it, with a signal 0 through the pidfd after that read (so the process read was the
+    pidfd's), tells. ``parent_fd``, ``parent``'s own pidfd where it is not this process: alive after
+    the read too, so that ``parent`` was that process, not one that reused its number."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    try:
+        if parent_of(pid) == parent and alive(fd) and (parent_fd is None or alive(parent_fd)):
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
+
+
+def kill_group(fd, pid, sig=signal.SIGKILL):
+    """``sig`` to the process group that the process of pidfd ``fd`` (pid ``pid``) leads, if it leads
+    one. Through the pidfd where the kernel can (6.9: the group the pidfd names, whatever became of the
+    number); otherwise by number, only while the process holds its pid (the group's id is then not
+    another's), checked right before: a narrow window remains there, between the check and the kill,
+    in which its parent may reap it."""
+    try:
+        signal.pidfd_send_signal(fd, sig, None, PIDFD_SIGNAL_PROCESS_GROUP)
+        return
+    except ProcessLookupError:  # it leads no group (or it was reaped and its group emptied)
+        return
+    except OSError as e:
+        if e.errno != errno.EINVAL:  # EINVAL: a kernel without the flag
+            raise
+    if not alive(fd):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
