@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity, deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import affinity, deps, pidfds
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 
 # What a service gets as its environment when its spec sets none (systemd gives services the same PATH).
@@ -151,16 +151,10 @@ def running_stop_timeout(pid):
 
 def _kill_service(pid, fd):
     """SIGKILL to the service ``pid`` (pidfd ``fd``) and its process group when it leads one (the daemon
-    makes it a group of its own, as its stop does), while it is not reaped (its pid, and so its group,
-    cannot have been reused then)."""
-    try:
-        signal.pidfd_send_signal(fd, 0)
-        leads = os.getpgid(pid) == pid
-    except (ProcessLookupError, OSError):
-        return
-    if leads:
-        with contextlib.suppress(ProcessLookupError, OSError):
-            os.killpg(pid, signal.SIGKILL)
+    makes it a group of its own, as its stop does): the group through the pidfd where the kernel can,
+    else while the service is not reaped (pidfds.kill_group)."""
+    with contextlib.suppress(OSError):
+        pidfds.kill_group(fd, pid)
     with contextlib.suppress(ProcessLookupError):
         signal.pidfd_send_signal(fd, signal.SIGKILL)
 
@@ -177,14 +171,18 @@ def stop_all(daemons):
     fds, services, deadlines, phase, workloads = {}, {}, {}, {}, {}
     try:
         for name, main, grace in daemons:
-            workloads[name] = (paths.workload_pid(main), main)
-            if workloads[name][0] is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    services[name] = os.pidfd_open(workloads[name][0])
+            workloads[name] = (None, main)
             try:
                 fds[name] = os.pidfd_open(main)
             except ProcessLookupError:
                 continue
+            # The service's pid is read from /proc, and may be another process's by the open (the
+            # service exited, the daemon reaped it): its pidfd is kept only if it is the daemon's child.
+            workloads[name] = (paths.workload_pid(main), main)
+            if workloads[name][0] is not None:
+                service = pidfds.child_pidfd(workloads[name][0], main, fds[name])
+                if service is not None:
+                    services[name] = service
             deadlines[name], phase[name] = time.monotonic() + grace, 0
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(fds[name], signal.SIGTERM)

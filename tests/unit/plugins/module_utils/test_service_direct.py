@@ -180,3 +180,82 @@ def test_the_last_kill_of_a_stop_never_reaches_a_process_that_reused_a_pid():
                          check=False)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == {"reused": True, "bystander_alive": True}
+
+
+# Inside a PID namespace of its own (PID 1 there): a daemon that ignores SIGTERM, whose service is
+# listed in /proc by the stop, then exits and is reaped by the daemon before the stop opens its pidfd.
+# The listing is the real one; right after it, the next fork gets the listed pid (ns_last_pid, in this
+# namespace only) and makes a session of its own: a bystander, this process's child, not the daemon's.
+_SERVICE_PID_REUSED = r"""
+import json, os, signal, sys, time
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
+
+def killed(pid):
+    # exited, or a SIGKILL on its way (pending: sent, not yet acted on)
+    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+        return True
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return fields["State"].startswith("Z") or bool(pending & (1 << (signal.SIGKILL - 1)))
+
+r, w = os.pipe()
+main = os.fork()
+if main == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    service = os.fork()
+    if service == 0:
+        time.sleep(600)
+        os._exit(0)
+    os.write(w, b".")
+    os.waitpid(service, 0)
+    while True:
+        time.sleep(600)
+os.read(r, 1)
+listed, seen = direct.paths.workload_pid, {}
+
+def steered(pid, wait=0.0):
+    found = listed(pid, wait)
+    if found is not None and not seen:
+        seen["listed"] = found
+        os.kill(found, signal.SIGKILL)
+        while os.path.exists(f"/proc/{found}"):  # until its daemon reaped it
+            time.sleep(0.001)
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(found - 1))
+        r, w = os.pipe()
+        bystander = os.fork()
+        if bystander == 0:
+            os.setsid()
+            os.write(w, b".")
+            time.sleep(600)
+            os._exit(0)
+        os.read(r, 1)
+        seen["bystander"] = bystander
+    return found
+
+direct.paths.workload_pid = steered
+direct.STOP_MARGIN = 0.5  # the daemon's SIGKILL comes sooner: the bystander is looked at after it
+direct.stop_all([(sys.argv[1], main, 0.2)])
+reused = seen["listed"] == seen["bystander"]
+print(json.dumps({"reused": reused, "bystander_alive": not killed(seen["bystander"])}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
+def test_a_stop_never_takes_a_process_that_reused_the_listed_service_pid_for_the_service():
+    """The stop read the service's pid in /proc (the daemon's child) and opened a pidfd on it: a
+    service that exited and was reaped between the two had left its number to any process, and the
+    pidfd, with the SIGKILL at the grace's end (to its group too), went to that one. The pidfd is kept
+    only when /proc, read after the open, shows the daemon's child."""
+    import json
+    import shutil
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs util-linux unshare")
+    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
+                          _SERVICE_PID_REUSED, f"h108-service-pid-{os.getpid()}"], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"reused": True, "bystander_alive": True}
