@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import resource
 import shutil
@@ -588,3 +589,79 @@ def test_a_removal_cut_short_is_finished_by_the_next_wait(name: str, tmp_path: P
         assert not os.path.exists(path), f"left: the cgroup, with {_procs(path)}"
     finally:
         _gone(tmp_path / "pid", path)
+
+
+# Inside a PID namespace of its own (PID 1 there): kill_members of a cgroup whose cgroup.kill cannot be
+# written (a delegated cgroup's owner may not: each listed pid is killed instead). The member, this
+# process's child, is listed, then exits and is reaped before its kill; the next fork gets its pid
+# (ns_last_pid, in this namespace only): a bystander outside the cgroup.
+_LISTED_PID_REUSED = r"""
+import errno, json, os, signal, sys, time
+from pyforkexec.sandbox import cgroup as cgroup_mod
+
+def killed(pid):
+    # exited, or a SIGKILL on its way (pending: sent, not yet acted on)
+    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+        return True
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return fields["State"].startswith("Z") or bool(pending & (1 << (signal.SIGKILL - 1)))
+
+path = sys.argv[1]
+r, w = os.pipe()
+member = os.fork()
+if member == 0:
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write("0")
+    os.write(w, b".")
+    time.sleep(600)
+    os._exit(0)
+os.read(r, 1)
+read, write, seen = cgroup_mod._read, cgroup_mod._write, {}
+
+def refused(file, text):
+    if file.endswith("cgroup.kill"):
+        raise PermissionError(errno.EACCES, "delegated", file)
+    write(file, text)
+
+def steered(file):
+    text = read(file)
+    if file.endswith("cgroup.procs") and not seen:
+        seen["listed"] = int(text.split()[0])
+        os.kill(member, signal.SIGKILL)
+        os.waitpid(member, 0)
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(member - 1))
+        bystander = os.fork()
+        if bystander == 0:
+            time.sleep(600)
+            os._exit(0)
+        seen["bystander"] = bystander
+    return text
+
+cgroup_mod._write, cgroup_mod._read = refused, steered
+empty = cgroup_mod.kill_members(path)
+reused = seen["listed"] == seen["bystander"] == member
+print(json.dumps({"empty": empty, "reused": reused, "bystander_alive": not killed(seen["bystander"])}))
+"""
+
+
+def test_a_member_kill_by_pid_never_reaches_a_process_that_reused_a_listed_pid() -> None:
+    """Where cgroup.kill cannot be written, kill_members SIGKILLed each pid cgroup.procs listed by
+    number: a member that exited and was reaped between the read and the kill had left its number to
+    any process, outside the cgroup, which was killed in its place. Each goes through a pidfd now,
+    used only if its pid is listed again after the open."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs util-linux unshare")
+    path = os.path.join(root(), f"h108-listed-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.mkdir(path)
+    try:
+        res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
+                              _LISTED_PID_REUSED, path], capture_output=True, text=True, timeout=120,
+                             check=False)
+    finally:
+        wait_for(lambda: not _procs(path), "the cgroup to empty")
+        os.rmdir(path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"empty": True, "reused": True, "bystander_alive": True}

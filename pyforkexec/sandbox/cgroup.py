@@ -410,14 +410,42 @@ def kill_members(path: str, timeout: float = 2.0) -> bool:
                 if "populated 0" in f.read().split("\n"):
                     return True
             if not by_file:
-                for pid in _read(os.path.join(path, "cgroup.procs")).split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)
+                _kill_listed(os.path.join(path, "cgroup.procs"))
         except FileNotFoundError:
             return True  # removed meanwhile
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.005)
+
+
+def _kill_listed(procs: str) -> None:
+    """SIGKILL each process the ``cgroup.procs`` file ``procs`` lists, through a pidfd opened on its
+    number and used only if the number is listed again after the open: a listed process may exit and be
+    reaped before its kill, and its number be another's, outside the cgroup, by then. The SIGKILL's
+    success through the pidfd tells its process held the number since the open, so through the second
+    read: it was the one listed there. (Without pidfds, Linux < 5.3: by number, as before them.)"""
+    fds: dict[str, int] = {}
+    try:
+        for pid in _read(procs).split():
+            try:
+                with held():  # made and recorded as one step
+                    fds[pid] = os.pidfd_open(int(pid))
+            except ProcessLookupError:
+                continue
+            except OSError as e:
+                if e.errno != errno.ENOSYS:
+                    raise
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        listed = set(_read(procs).split()) if fds else set()
+        for pid, fd in fds.items():
+            if pid in listed:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+    finally:
+        with held():
+            for fd in fds.values():
+                os.close(fd)
 
 
 def _remove_below(path: str) -> bool:
