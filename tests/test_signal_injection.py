@@ -464,6 +464,17 @@ def test_run_with_a_timeout_that_expires(signals: tuple[int, ...]) -> None:
     assert counts["raised"] > 0
 
 
+def test_run_with_kill_group_and_a_timeout_that_expires(signals: tuple[int, ...]) -> None:
+    """run(kill_group=True) whose timeout expires: the group's kill comes before the reap, held with it;
+    the child is killed and reaped whatever the point."""
+    def call() -> None:
+        with pytest.raises(subprocess.TimeoutExpired):
+            fe.run(["/bin/sleep", "30"], sys=fe.SysProcAttr(setpgid=True), timeout=0.001, kill_group=True)
+
+    counts = _sweep(call, _no_release, signals)
+    assert counts["raised"] > 0
+
+
 def _kill_and_wait(proc: fe.Process) -> None:
     proc.kill()
     proc.wait()
@@ -505,14 +516,21 @@ def test_run_with_a_pidfd_and_a_timeout_that_expires(signals: tuple[int, ...]) -
 
 def test_a_signal_while_signalling_leaves_the_process_usable() -> None:
     """Process.kill(): a handler's exception as ``with self._lock`` released it kept the lock, and
-    every later wait(), poll() or kill() of that Process blocked for good."""
-    proc = fe.start_process("/bin/sleep", ["sleep", "30"], fe.ProcAttr(files=[0, 1, 2]))
+    every later wait(), poll() or kill() of that Process blocked for good. send_group_signal() too."""
+    proc = fe.start_process("/bin/sleep", ["sleep", "30"],  # a group of its own: send_group_signal's
+                            fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(setpgid=True)))
     try:
         total = _traced(lambda: proc.send_signal(0), 0, (), False, [])
         for at in range(1, total + 1):
             with contextlib.suppress(KeyboardInterrupt):
                 _traced(lambda: proc.send_signal(0), at, (signal.SIGINT,), False, [])
                 len(())  # a handler still pending runs here at the latest
+            assert not proc._lock.locked(), f"SIGINT at event {at} of {total} kept the Process's lock"
+        total = _traced(lambda: proc.send_group_signal(0), 0, (), False, [])
+        for at in range(1, total + 1):
+            with contextlib.suppress(KeyboardInterrupt):
+                _traced(lambda: proc.send_group_signal(0), at, (signal.SIGINT,), False, [])
+                len(())
             assert not proc._lock.locked(), f"SIGINT at event {at} of {total} kept the Process's lock"
     finally:  # by pid: with the lock kept, the Process's own kill() and wait() would block for good
         os.kill(proc.pid, signal.SIGKILL)
