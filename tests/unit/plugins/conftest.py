@@ -38,6 +38,16 @@ def run_module(capsys):
 
 
 @pytest.fixture
+def child_env():
+    """The environment for a Python a test starts (``sys.executable -c``) that imports the collection:
+    this one's ``sys.path`` as PYTHONPATH, where ansible-test put ``ansible_collections`` (a path its
+    pytest plugin adds, which no child inherits)."""
+    import sys
+
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+
+
+@pytest.fixture
 def unique_name():
     """A name no other test run uses at the same time (netns, links, services): pfe-ut-PID-N."""
     counter = iter(range(1000))

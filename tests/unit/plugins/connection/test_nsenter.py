@@ -432,12 +432,13 @@ print(json.dumps({"root_killed": root_killed, "reused": seen["listed"] == seen["
 """
 
 
-def test_killing_a_command_s_tree_never_reaches_a_process_that_reused_a_listed_pid():
+def test_killing_a_command_s_tree_never_reaches_a_process_that_reused_a_listed_pid(child_env):
     """_kill_tree stopped, then killed, each process it found below nsenter by its pid number: one
     that exited and was reaped between the listing and the signal had left its number to any process,
     which was stopped and killed in its place. Each goes through a pidfd confirmed to be its listed
     parent's child now."""
     res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
-                          _TREE_PID_REUSED], capture_output=True, text=True, timeout=120, check=False)
+                          _TREE_PID_REUSED], capture_output=True, text=True, timeout=120, check=False,
+                         env=child_env)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == {"root_killed": True, "reused": True, "bystander_alive": True}

@@ -164,7 +164,7 @@ print(json.dumps({"reused": bystander == service, "bystander_alive": not killed(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_the_last_kill_of_a_stop_never_reaches_a_process_that_reused_a_pid():
+def test_the_last_kill_of_a_stop_never_reaches_a_process_that_reused_a_pid(child_env):
     """A daemon that survived SIGTERM, its grace and STOP_MARGIN was SIGKILLed with its service by pid
     number, although the stop held a pidfd for each: the service, killed (and reaped by its daemon)
     STOP_MARGIN earlier, had left its pid free, and the SIGKILL went to whatever process had it by
@@ -177,7 +177,7 @@ def test_the_last_kill_of_a_stop_never_reaches_a_process_that_reused_a_pid():
         pytest.skip("needs util-linux unshare")
     res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", _REUSED_PID,
                           f"h105-reused-pid-{os.getpid()}"], capture_output=True, text=True, timeout=120,
-                         check=False)
+                         check=False, env=child_env)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == {"reused": True, "bystander_alive": True}
 
@@ -243,7 +243,7 @@ print(json.dumps({"reused": reused, "bystander_alive": not killed(seen["bystande
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_a_stop_never_takes_a_process_that_reused_the_listed_service_pid_for_the_service():
+def test_a_stop_never_takes_a_process_that_reused_the_listed_service_pid_for_the_service(child_env):
     """The stop read the service's pid in /proc (the daemon's child) and opened a pidfd on it: a
     service that exited and was reaped between the two had left its number to any process, and the
     pidfd, with the SIGKILL at the grace's end (to its group too), went to that one. The pidfd is kept
@@ -256,6 +256,6 @@ def test_a_stop_never_takes_a_process_that_reused_the_listed_service_pid_for_the
         pytest.skip("needs util-linux unshare")
     res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
                           _SERVICE_PID_REUSED, f"h108-service-pid-{os.getpid()}"], capture_output=True,
-                         text=True, timeout=120, check=False)
+                         text=True, timeout=120, check=False, env=child_env)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == {"reused": True, "bystander_alive": True}

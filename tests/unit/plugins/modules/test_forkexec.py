@@ -535,7 +535,7 @@ print(json.dumps({"timed_out": timed_out, "reused": seen["bystander"] == seen["c
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_a_timeout_s_group_kill_never_reaches_a_group_that_reused_the_command_s_id():
+def test_a_timeout_s_group_kill_never_reaches_a_group_that_reused_the_command_s_id(child_env):
     """On a timeout the module SIGKILLed the command's process group by the command's pid, after
     pyforkexec's run() had killed and reaped the command: the number was free by then, and a process
     given it that had made a session of its own was killed with its group. run() kills the group
@@ -548,6 +548,7 @@ def test_a_timeout_s_group_kill_never_reaches_a_group_that_reused_the_command_s_
     if shutil.which("unshare") is None:
         pytest.skip("needs util-linux unshare")
     res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
-                          _GROUP_AFTER_TIMEOUT], capture_output=True, text=True, timeout=120, check=False)
+                          _GROUP_AFTER_TIMEOUT], capture_output=True, text=True, timeout=120, check=False,
+                         env=child_env)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == {"timed_out": True, "reused": True, "bystander_alive": True}

@@ -68,7 +68,7 @@ print(json.dumps({"guard": os.waitstatus_to_exitcode(status), "reused": command 
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_the_group_kill_of_a_stop_never_reaches_a_group_that_reused_the_command_s_id():
+def test_the_group_kill_of_a_stop_never_reaches_a_group_that_reused_the_command_s_id(child_env):
     """Told to stop, the guard SIGTERMed the command's process group, reaped the command as it left,
     then SIGKILLed the group by the command's pid: the number was free by then, and a process given
     it that had made a session of its own was killed with its group. The command is reaped only
@@ -76,6 +76,7 @@ def test_the_group_kill_of_a_stop_never_reaches_a_group_that_reused_the_command_
     if shutil.which("unshare") is None:
         pytest.skip("needs util-linux unshare")
     res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
-                          _GROUP_AFTER_REAP], capture_output=True, text=True, timeout=120, check=False)
+                          _GROUP_AFTER_REAP], capture_output=True, text=True, timeout=120, check=False,
+                         env=child_env)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == {"guard": 0, "reused": True, "bystander_alive": True}
