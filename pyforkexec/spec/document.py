@@ -395,6 +395,19 @@ def _yaml_loader() -> type:
                 return OutOfRange("a number", _number_range(text))  # 1.0e+400, not .inf: out of range
             return value
 
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (LookupError, AttributeError):
+                # SafeConstructor reads a scalar tagged by hand through a table or a regex match it
+                # assumes fits: "!!bool y" is a KeyError, "!!int ''" an IndexError, "!!timestamp x"
+                # an AttributeError (on the match that failed). Said as the marked YAML error it is.
+                text = str(node.value)
+                shown = json.dumps(text if len(text) <= 40 else text[:40] + "...")
+                tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+                raise yaml.constructor.ConstructorError(None, None, f"{shown} is not a {tag} value",
+                                                        node.start_mark) from None
+
         def construct_mapping(self, node: Any, deep: bool = False) -> dict:
             seen: set = set()
             for key_node, _ in node.value:
