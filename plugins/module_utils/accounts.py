@@ -60,10 +60,12 @@ def made_here(comment: str) -> bool:
 
 def check_paths(**paths: str) -> None:
     """``shell`` and ``home`` as useradd takes them: absolute, and without the passwd file's separators
-    (':' and a newline); refused naming the option, in check mode too."""
+    (':' and a newline) or a NUL, which no argument of a command holds (useradd would never be run:
+    run_command's "Error executing command", naming nothing); refused naming the option, in check
+    mode too."""
     for option, path in paths.items():
-        if not path.startswith("/") or ":" in path or "\n" in path:
-            raise AccountError(f"{option}: {path!r} is not an absolute path without ':' or a newline "
+        if not path.startswith("/") or ":" in path or "\n" in path or "\0" in path:
+            raise AccountError(f"{option}: {path!r} is not an absolute path without ':', a newline or a NUL "
                                "(useradd refuses it)")
 
 

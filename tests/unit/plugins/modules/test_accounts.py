@@ -94,7 +94,8 @@ def test_a_name_useradd_refuses_is_refused_first(run_module, names, bad):
 
 
 @pytest.mark.parametrize(("option", "value"), [("shell", "relative/sh"), ("home", "home/x"),
-                                               ("shell", "/bin/sh:x"), ("home", "/srv/a\nb")])
+                                               ("shell", "/bin/sh:x"), ("home", "/srv/a\nb"),
+                                               ("shell", "/bin/sh\0x"), ("home", "/srv/\0")])
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
 def test_a_shell_or_home_useradd_refuses_is_refused_naming_the_option(
         run_module, names, option, value, check_mode):
