@@ -2,11 +2,12 @@
 for a command line getopt refuses), the documented status, no traceback, and no process started for a
 bad document or option.
 
-The corpus (tests/corpus: spec documents in specs/ with the expected message in specs.txt, command
-lines in options.txt) runs through the real console script, as root and, where privileges matter,
-as uid 65534, each command in a PID namespace of its own that counts the processes it made. The
-properties below feed random documents and command lines to the loader and the option parsers in
-process (faster): each either succeeds or fails with a clean error naming a field or an option.
+The corpus (tests/corpus: spec documents in specs/ with the expected message in specs.txt, netns
+documents in netns/ with theirs in netns.txt, command lines in options.txt) runs through the real
+console script, as root and, where privileges matter, as uid 65534, each command in a PID namespace
+of its own that counts the processes it made. The properties below feed random documents and command
+lines to the loaders and the option parsers in process (faster): each either succeeds or fails with a
+clean error naming a field or an option.
 ``PYFORKEXEC_FUZZ_EXAMPLES`` raises their example count (default 150).
 """
 
@@ -32,7 +33,7 @@ from helpers.marks import needs_root
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyforkexec import cli, spec, validate
+from pyforkexec import cli, netns, spec, validate
 from pyforkexec.attrs import ProcAttr, SysProcAttr
 from pyforkexec.cli import nsenter as cli_nsenter
 from pyforkexec.cli import unshare as cli_unshare
@@ -40,6 +41,7 @@ from pyforkexec.cli.blame import blamer
 from pyforkexec.cli.failure import Failure, explain, one_line, run_command
 from pyforkexec.cli.options import ANSWERS, UsageError
 from pyforkexec.flags import CloneFlags
+from pyforkexec.netns import options as netns_options
 from pyforkexec.spec.named import named_of
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -141,7 +143,8 @@ def test_a_bad_command_line_is_one_line(case: Case) -> None:
 _NoneType = type(None)
 FLAG_WORDS = [f.name for f in CloneFlags] + ["newuts", "newpid|newns", "bogus", "0x11", ""]
 WORDS = ["", "x", "/", "/tmp", "rel/path", "SIGTERM", "kill", "max", "nofile", "cap_sys_admin",
-         "write", "allow", "errno", "private", "proc", "a\nb", "0", "1"]
+         "write", "allow", "errno", "private", "proc", "a\nb", "0", "1",
+         "\ud800", "a\udfff", "/tmp/\udcff"]  # half a surrogate pair (a JSON escape); a non-UTF-8 name's byte
 
 
 def _field_names() -> list[str]:
@@ -296,6 +299,80 @@ def test_a_document_as_text_loads_as_the_object_does(doc: object, name: str) -> 
     assert type(parsed) is type(direct), (direct, parsed)
     if isinstance(direct, spec.SpecError):
         assert str(parsed) == str(direct)
+
+
+# ---- netns documents (pyforkexec netns up FILE) ----------------------------------------------------
+
+# An object with a valid name (the model checks it first), so that the values after it are reached.
+NETNS_DOCUMENTS = st.fixed_dictionaries({"name": st.just("pfe-fuzz")}, optional={
+    f.name: shaped(typing.get_type_hints(netns_options.Options)[f.name])
+    for f in dataclasses.fields(netns_options.Options) if f.name != "name"}) | JUNK
+
+
+@FUZZ
+@given(doc=NETNS_DOCUMENTS)
+def test_a_netns_document_loads_or_names_the_option(doc: object) -> None:
+    # What `netns up FILE` does before it changes anything: the options, then the model of the
+    # namespace they describe; a bad value is an OptionsError or a ModelError (status 1), never another
+    # exception (a UnicodeEncodeError of a link name told nothing of where it was).
+    try:
+        netns.model.desired(netns.load(doc))
+    except (netns.OptionsError, netns.ModelError) as e:
+        assert str(e)  # (a link's name may hold a control character, which the CLI's one line escapes)
+
+
+NETNS_VALID = {"name": "pfe-fuzz", "bridges": [{"name": "pfe-fz-br", "addresses": ["10.42.0.1/24"]}],
+               "veths": [{"name": "eth0", "peer": "pfe-fz-v", "bridge": "pfe-fz-br",
+                          "mac": "02:00:00:00:00:01", "addresses": ["10.42.0.10/24"],
+                          "peer_addresses": ["fd42::1/64"]}],
+               "routes": [{"dst": "10.99.0.0/16", "gateway": "10.42.0.254", "dev": "eth0"}],
+               "gateway": ["10.42.0.1"], "sysctls": {"net.ipv4.ip_forward": 1}}
+
+
+def _strings(doc: Any, path: tuple = ()) -> list[tuple]:
+    """The paths of the strings in ``doc`` (a mapping's keys as ("KEY", key))."""
+    if isinstance(doc, str):
+        return [path]
+    if isinstance(doc, dict):
+        keys = [(*path, ("KEY", k)) for k in doc] if path else []
+        return [*keys, *(p for k, v in doc.items() for p in _strings(v, (*path, k)))]
+    if isinstance(doc, list):
+        return [p for i, v in enumerate(doc) for p in _strings(v, (*path, i))]
+    return []
+
+
+@FUZZ
+@given(where=st.sampled_from(_strings(NETNS_VALID)), text=st.sampled_from(WORDS) | st.text(max_size=8))
+def test_any_string_of_a_netns_document_loads_or_names_the_option(where: tuple, text: str) -> None:
+    # Each string of a valid document (a value, a sysctl's name) replaced, one at a time: the model
+    # reads every one (as a name of a link, an address...), and must refuse what it cannot take.
+    doc = json.loads(json.dumps(NETNS_VALID))
+    holder = doc
+    for step in where[:-1]:
+        holder = holder[step]
+    last = where[-1]
+    if isinstance(last, tuple):
+        holder[text] = holder.pop(last[1])
+    else:
+        holder[last] = text
+    test_a_netns_document_loads_or_names_the_option.hypothesis.inner_test(doc)
+
+
+NETNS_CASES = [Case(f"netns/{name}", (PYFORKEXEC, "netns", "--check", "up", str(CORPUS / "netns" / name)),
+                    None, 1, text) for name, text in _rows("netns.txt")]
+
+
+def test_every_netns_corpus_document_is_listed() -> None:
+    assert {case.id for case in NETNS_CASES} == {f"netns/{p.name}" for p in (CORPUS / "netns").iterdir()}
+
+
+@needs_root
+@pytest.mark.parametrize("case", NETNS_CASES, ids=[c.id for c in NETNS_CASES])
+def test_a_bad_netns_document_is_one_line_and_starts_nothing(case: Case) -> None:
+    res = counted(case.argv, case.uid)
+    lines = assert_clean(res, 1)
+    assert lines[0].startswith(f"pyforkexec: {case.argv[-1]}: {case.text}"), lines[0]
+    assert res.processes == 1
 
 
 # ---- command lines, in process ------------------------------------------------------------------

@@ -45,7 +45,9 @@ Before any field is read, the whole document is checked for what no field can ho
 (``check_document``): more than MAX_DEPTH levels of nesting, more than MAX_VALUES values (a YAML
 alias used over and over), keys that are not strings, integers beyond 64 bits (an integer of
 thousands of digits is kept by the parsers as an out-of-range value, not a parse failure), numbers
-that are not finite, YAML values JSON has no type for (timestamps, sets, binary). ``read`` takes at
+that are not finite, YAML values JSON has no type for (timestamps, sets, binary), strings or keys
+holding half of a UTF-16 surrogate pair (a ``\ud800`` escape: no text, and no byte of a non-UTF-8 file
+name as ``spec.dump`` writes one, U+DC80 to U+DCFF, which stay). ``read`` takes at
 most MAX_BYTES of UTF-8. Every failure of a document is a SpecError naming where it is.
 
 ``wait`` (default true) is how the launcher behaves: it stays the parent of the process, forwards

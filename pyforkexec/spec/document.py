@@ -265,7 +265,8 @@ def did_you_mean(key: str, names: Sequence[str]) -> str:
 def check_document(doc: object, path: str = "") -> None:
     """Refuses, naming where it is, what no field of any document can hold: nesting deeper than
     MAX_DEPTH, more than MAX_VALUES values, keys that are not strings, integers beyond 64 bits,
-    numbers that are not finite, values JSON has no type for. Iterative: no depth breaks it."""
+    numbers that are not finite, values JSON has no type for, strings and keys that are not text (half a
+    surrogate pair). Iterative: no depth breaks it."""
     stack: list[tuple[object, str, int]] = [(doc, path, 0)]
     count = 0
     while stack:
@@ -279,12 +280,15 @@ def check_document(doc: object, path: str = "") -> None:
             for key in value:
                 if not isinstance(key, str):  # a YAML key; the path names the object that holds it
                     raise SpecError(where, f"keys must be strings, got {json_type(key)} ({key!r:.40})")
+                _check_text(key, where, "a key")
             stack.extend((v, join_path(where, k), depth + 1) for k, v in reversed(value.items()))
         elif isinstance(value, list):
             if depth >= MAX_DEPTH:
                 raise SpecError(where, f"nested more than {MAX_DEPTH} levels deep")
             stack.extend((value[i], f"{where}[{i}]", depth + 1) for i in reversed(range(len(value))))
-        elif value is None or isinstance(value, (bool, str)):
+        elif isinstance(value, str):
+            _check_text(value, where)
+        elif value is None or isinstance(value, bool):
             continue
         elif isinstance(value, int):
             if not INT_MIN <= value <= INT_MAX:
@@ -296,6 +300,20 @@ def check_document(doc: object, path: str = "") -> None:
             raise SpecError(where, value.problem)
         else:
             raise SpecError(where, f"expected a JSON value, got {json_type(value)}")
+
+
+# A surrogate that is no byte of a file name decoded with surrogateescape (U+DC80..U+DCFF, which a
+# document written by spec.dump holds for a non-UTF-8 name): half of a UTF-16 pair, from a JSON or YAML
+# escape ("\ud800"). No text or bytes are that: str.encode fails on it wherever the value goes (a link's
+# name, a path), far from the document and without a path.
+_NOT_TEXT = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def _check_text(text: str, where: str, what: str = "the string") -> None:
+    found = None if text.isascii() else _NOT_TEXT.search(text)
+    if found is not None:
+        raise SpecError(where, f"{what} holds {json.dumps(found[0])} at position {found.start()}, half of a "
+                        "UTF-16 surrogate pair, which is not text")
 
 
 def _json_int(text: str) -> object:
