@@ -18,6 +18,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation imp
     IsolationError,
     build_and_check,
     check_on_host,
+    check_program,
     environment_entries,
     landlock_report,
     landlock_warning,
@@ -102,11 +103,14 @@ def run(params, check_mode, warn=lambda message: None):
     reason = skip_reason(params)
     if reason:
         return dict(changed=False, skipped=True, msg=reason, cmd=argv, rc=0, stdout="", stderr="", **reported)
-    if check_mode:  # what the start would find on this host first (a working directory, the program)
-        try:
+    try:
+        if check_mode:  # what the start would find on this host first (a working directory, the program)
             check_on_host(argv, built.attr, built.origins)
-        except IsolationError as e:
-            raise Failure(str(e), cmd=argv) from None
+        else:  # the program, which the start finds only at execve (a process made, the option not named)
+            check_program(argv, built.attr, built.origins)
+    except IsolationError as e:
+        raise Failure(str(e), cmd=argv) from None
+    if check_mode:
         return dict(changed=True, msg="would run (check mode): every option validated", cmd=argv, **reported)
 
     pids = []

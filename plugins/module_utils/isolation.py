@@ -886,11 +886,12 @@ def check_process(argv, attr, origins=None):
         raise IsolationError(explain(str(e), origins)) from None
 
 
-def check_on_host(argv, attr, origins=None):
+def check_on_host(argv, attr, origins=None, inherited_path=None):
     """What only this host can tell before anything starts, as ``pyforkexec exec --check`` tells it
-    (a working directory, a bind source, a program that is not there; rlimits the child may not set;
-    a join that is no namespace of its type): a run that would stop a running service and then fail
-    to start it is refused first. The cgroup is build_and_check's. Raises IsolationError."""
+    (a working directory, a bind source, a program that is not there or not executable; rlimits the
+    child may not set; a join that is no namespace of its type): a run that would stop a running
+    service and then fail to start it is refused first. The cgroup is build_and_check's.
+    ``inherited_path``: see check_program. Raises IsolationError."""
     spec = deps.pyforkexec.spec
     sys_attr, given = attr.sys, origins
     if sys_attr is not None:
@@ -912,15 +913,29 @@ def check_on_host(argv, attr, origins=None):
         spec.check_on_host(spec.Spec(argv=list(argv), attr=here), launcher=False)
     except spec.SpecError as e:
         raise IsolationError(explain(str(e), origins)) from None
-    program = os.fsdecode(argv[0]) if argv else ""
-    if os.path.isabs(program) and spec.sees_as_here(sys_attr) and not os.path.exists(program):
-        _fail("argv", f"{program}: no such file (no new root, mount or joined mount namespace could bring "
-              "it)")
+    check_program(argv, attr, origins, inherited_path)
+
+
+def check_program(argv, attr, origins=None, inherited_path=None):
+    """The program as its start would find it (pyforkexec.spec.find_program, which the launcher
+    ``pyforkexec exec --spec`` applies): one not there or not executable where this host sees what the
+    process would see is refused naming the option, before any process exists, rather than failing
+    at execve. ``inherited_path``: the PATH of the environment the process inherits when ``attr.env``
+    is None (the service's manager's). Raises IsolationError."""
+    spec, sys_attr = deps.pyforkexec.spec, attr.sys
+    chroot_alone = bool(sys_attr is not None and sys_attr.chroot
+                        and spec.sees_as_here(dataclasses.replace(sys_attr, chroot="")))
+    if not argv or not (spec.sees_as_here(sys_attr) or chroot_alone):
+        return  # mounts, a new root or a joined mount namespace may bring it: the start tells
+    try:
+        spec.find_program(spec.Spec(argv=list(argv), attr=attr), inherited_path)
+    except spec.SpecError as e:
+        raise IsolationError(explain(str(e), origins)) from None
 
 
 def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_cgroup=True,
                     argv_option="argv", on_host=True, netns_made=False, cgroup_on_host=False,
-                    host_checks=False):
+                    host_checks=False, inherited_path=None):
     """The ProcAttr (its ``sys`` built from the isolation options of ``params``) for argv with an
     environment (a list of "K=V", None for the launcher's) and a working directory, validated by
     pyforkexec, with the option of each of its fields (a ``Built``). Raises IsolationError naming the
@@ -928,7 +943,7 @@ def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_c
     ``netns_made``: see build_sysprocattr. ``cgroup_on_host``: also check that this host's cgroup2
     offers the controllers the cgroup limits need (what the start would find first, check mode too);
     ``host_checks``: and what else only this host can tell (check_on_host: the service modules, whose
-    failed start would leave a running service stopped)."""
+    failed start would leave a running service stopped; ``inherited_path``: see check_program)."""
     origins = Origins(argv_option)
     if chdir == "":
         _fail("chdir", "is empty: give a value, or leave the option out")
@@ -941,7 +956,7 @@ def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_c
     attr = deps.pyforkexec.ProcAttr(dir=chdir or None, env=env, sys=sys_attr)
     check_process(argv, attr, origins)
     if on_host and host_checks:
-        check_on_host(argv, attr, origins)
+        check_on_host(argv, attr, origins, inherited_path)
     if cgroup_on_host and params.get("cgroup") is not None:
         cgroup = _cgroup(params["cgroup"], cgroup_path or "pyforkexec/check")
         try:

@@ -118,7 +118,8 @@ def launch_attr(params, name, manager, on_host=True, netns_made=False):
     # directives, and the spec has no cgroup of its own.
     built = build_and_check(params, params["argv"], env=env, chdir=params["chdir"],
                             cgroup_path=f"pyforkexec/{name}", on_host=on_host, netns_made=netns_made,
-                            cgroup_on_host=on_host and manager == "direct", host_checks=on_host)
+                            cgroup_on_host=on_host and manager == "direct", host_checks=on_host,
+                            inherited_path=service_direct.DAEMON_ENV["PATH"])
     if manager != "direct":
         built.attr.sys.cgroup = None
         if on_host and params["cgroup"]:  # systemd's own cgroup, whose limits it may silently skip

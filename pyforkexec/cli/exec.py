@@ -19,7 +19,6 @@ created once the process is reaped; with false the directory stays with the deta
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
@@ -28,10 +27,8 @@ from collections.abc import Sequence
 from typing import NoReturn, Optional
 
 from .. import spec as specmod
-from ..attrs import SysProcAttr
 from ..errors import ChildError
 from ..forkexec import drop_own_groups_for, fork_exec
-from ..lookpath import find_program
 from ..sandbox.landlock import landlock_abi
 from ..service.notify import Notifier
 from .failure import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, Failure, WriteError, die, exit_status
@@ -53,38 +50,13 @@ CMD = Command(
 
 
 def program(spec: specmod.Spec) -> str:
-    """argv0, or argv[0] looked up in the PATH the process gets (inside its chroot, if any)."""
-    sys_attr = spec.attr.sys
-    if spec.argv0 is not None or "/" in spec.argv[0]:
-        found = spec.program
-        if specmod.sees_as_here(sys_attr):  # as the start would find it: execve's own answers
-            here = os.path.join(spec.attr.dir or "", found)  # a relative one from the working directory
-            if not os.path.exists(here):
-                die(f'exec: "{found}": no such file or directory', EXIT_NOT_FOUND)
-            if os.path.isdir(here) or not os.stat(here).st_mode & 0o111:  # executable by nobody
-                die(f'exec: "{found}": permission denied', EXIT_CANNOT_EXECUTE)
-        elif _in_chroot_alone(found, sys_attr) is False:  # a chroot alone: found inside it, as PATH is
-            root = os.fsdecode(sys_attr.chroot)
-            die(f'exec: "{found}": no such file or directory (in the chroot {root})', EXIT_NOT_FOUND)
-        return found
-    env = spec.attr.env
-    path = os.environ.get("PATH") if env is None else next(
-        (os.fsdecode(e)[5:] for e in env if os.fsdecode(e).startswith("PATH=")), None)
-    root = sys_attr.chroot if sys_attr is not None else ""
-    found = find_program(spec.argv[0], path, root)
-    if found is None:
-        die(f'exec: "{spec.argv[0]}": executable file not found in $PATH', EXIT_NOT_FOUND)
-    return found
-
-
-def _in_chroot_alone(found: str, sys_attr: Optional[SysProcAttr]) -> Optional[bool]:
-    """Whether the absolute program ``found`` is in the chroot, when a chroot is all that changes the
-    program's view (no mounts, pivot_root or mount namespace join); None when that cannot be told."""
-    if not os.path.isabs(found) or sys_attr is None or not sys_attr.chroot:
-        return None
-    if not specmod.sees_as_here(dataclasses.replace(sys_attr, chroot="")):
-        return None
-    return os.path.exists(os.path.join(os.fsdecode(sys_attr.chroot), found.lstrip("/")))
+    """argv0, or argv[0] looked up in the PATH the process gets (inside its chroot, if any); one not
+    there (127) or not executable (126) ends the launcher as execve would, before any process."""
+    try:
+        return specmod.find_program(spec, os.environ.get("PATH"))
+    except specmod.ProgramError as e:
+        status = EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
+        die(f'exec: "{e.program}": {e.reason}', status)
 
 
 def blame_field(spec: specmod.Spec, err: BaseException) -> Optional[BaseException]:

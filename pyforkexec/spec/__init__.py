@@ -61,12 +61,12 @@ default are left out and flags are written as lists of names, so ``load(dump(...
 attributes and ``dump(*load(doc))`` is the normalized form of ``doc``.
 """
 
-from .check import check, check_on_host, sees_as_here
+from .check import ProgramError, check, check_on_host, find_program, sees_as_here
 from .document import MAX_BYTES, MAX_DEPTH, MAX_VALUES, SpecError, check_document, parse_text
 from .dump import dump
 from .load import TOP_FIELDS, VERSION, Spec, load, load_spec, loads, read
 from .schema import schema
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "TOP_FIELDS", "VERSION", "Spec", "SpecError", "check",
-           "check_document", "check_on_host", "dump", "load", "load_spec", "loads", "parse_text", "read",
-           "schema", "sees_as_here"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "TOP_FIELDS", "VERSION", "ProgramError", "Spec",
+           "SpecError", "check", "check_document", "check_on_host", "dump", "find_program", "load",
+           "load_spec", "loads", "parse_text", "read", "schema", "sees_as_here"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import json
 import os
 from typing import TYPE_CHECKING, Optional
 
 from .. import validate as _validate
 from ..flags import CLONE_NEWNS, CLONE_NEWUSER
+from ..lookpath import find_program as _lookpath
 from ..sandbox.mounts import MS_BIND, MS_REMOUNT, normalize, parse_mount_flags, under_root
 from .document import SpecError
 from .load import Spec
@@ -130,6 +134,56 @@ def check_on_host(spec: Spec, launcher: bool = True) -> None:
     if wd and sees_as_here(spec.attr.sys) and not os.path.isdir(wd):
         raise SpecError("proc.dir", f"{os.fsdecode(wd)} is not a directory here, and no new root, mount or "
                         "joined mount namespace could make it one")
+
+
+class ProgramError(SpecError):
+    """The program of a spec is not there or not runnable, as its start would find it: what execve
+    would answer (``errno``: ENOENT or EACCES, ``reason`` its words), told before any process exists.
+    ``program`` is the name as written (argv0, or argv[0])."""
+
+    def __init__(self, field: str, program: str, reason: str, err: int):
+        super().__init__(field, f"{json.dumps(program)}: {reason}")
+        self.program, self.reason, self.errno = program, reason, err
+
+
+def find_program(spec: Spec, inherited_path: Optional[str]) -> str:
+    """The file the start of ``spec`` executes: argv0, or argv[0] (with a '/': as written, from proc.dir
+    when relative; without: looked up in the PATH of ``proc.env``, else ``inherited_path``, the PATH
+    of the environment the program inherits, inside sys.chroot). Raises ProgramError where this
+    process sees what the program would see (no new root, mount or mount namespace join; for a chroot
+    alone, inside it): the launcher's ``exec --spec`` and the modules' checks refuse the same programs."""
+    sys_attr = spec.attr.sys
+    field = "argv[0]" if spec.argv0 is None else "argv0"
+    if spec.argv0 is not None or "/" in spec.argv[0]:
+        found = spec.program
+        if sees_as_here(sys_attr):  # as the start would find it: execve's own answers
+            here = os.path.join(os.fsdecode(spec.attr.dir or ""), found)  # a relative one from the directory
+            if not os.path.exists(here):
+                raise ProgramError(field, found, "no such file or directory", errno.ENOENT)
+            if os.path.isdir(here) or not os.stat(here).st_mode & 0o111:  # executable by nobody
+                raise ProgramError(field, found, "permission denied", errno.EACCES)
+        elif _in_chroot_alone(found, sys_attr) is False:  # a chroot alone: found inside it, as PATH is
+            root = os.fsdecode(sys_attr.chroot)  # type: ignore[union-attr]
+            raise ProgramError(field, found, f"no such file or directory (in the chroot {root})",
+                               errno.ENOENT)
+        return found
+    env = spec.attr.env
+    path = inherited_path if env is None else next(
+        (os.fsdecode(e)[5:] for e in env if os.fsdecode(e).startswith("PATH=")), None)
+    found = _lookpath(spec.argv[0], path, sys_attr.chroot if sys_attr is not None else "")
+    if found is None:
+        raise ProgramError(field, spec.argv[0], "executable file not found in $PATH", errno.ENOENT)
+    return found
+
+
+def _in_chroot_alone(found: str, sys_attr: Optional[SysProcAttr]) -> Optional[bool]:
+    """Whether the absolute program ``found`` is in the chroot, when a chroot is all that changes the
+    program's view (no mounts, pivot_root or mount namespace join); None when that cannot be told."""
+    if not os.path.isabs(found) or sys_attr is None or not sys_attr.chroot:
+        return None
+    if not sees_as_here(dataclasses.replace(sys_attr, chroot="")):
+        return None
+    return os.path.exists(os.path.join(os.fsdecode(sys_attr.chroot), found.lstrip("/")))
 
 
 def sees_as_here(attr: Optional[SysProcAttr]) -> bool:

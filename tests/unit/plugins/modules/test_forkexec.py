@@ -61,11 +61,30 @@ def test_argv_and_cmd_exclude_each_other(run):
 
 
 def test_a_child_failure_names_the_step(run):
-    result = run(argv=["/nonexistent/pfe-program"])
+    # (with a mount, the program could be there for the child: only its execve tells)
+    result = run(argv=["/nonexistent/pfe-program"], namespaces=["mount"],
+                 mounts=[dict(type="tmpfs", target="/mnt")])
     assert result["failed"] is True
     assert result["child_error"] == dict(errno=2, errno_name="ENOENT", location="execve", index=0,
                                          filename="/nonexistent/pfe-program")
     assert result["msg"] == "fork/exec /nonexistent/pfe-program: no such file or directory (at execve)"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (dict(argv=["/nonexistent/pfe-program"]), 'argv: "/nonexistent/pfe-program": no such file or directory'),
+    (dict(argv=["/"]), 'argv: "/": permission denied'),
+    (dict(argv=["/proc/version"]), 'argv: "/proc/version": permission denied'),  # (mode 0444)
+    (dict(cmd="pfe-no-such-program -x"), 'cmd: "pfe-no-such-program": executable file not found in $PATH'),
+    (dict(argv=["true"], inherit_env=False, env=dict(PATH="/nonexistent")),
+     'argv: "true": executable file not found in $PATH'),
+])
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_program_not_there_or_not_executable_is_refused_before_any_process(run, args, message, check_mode):
+    """As ``pyforkexec exec --spec`` refuses it (pyforkexec.spec.find_program): the run made a child
+    that failed at execve, its message naming no option, where check mode had said it would run."""
+    result = run(check_mode=check_mode, **args)
+    assert result["failed"] is True and result["msg"].startswith(message), result
+    assert "child_error" not in result and result.get("pid") is None
 
 
 def test_a_failing_chdir_names_its_step(run, tmp_path):

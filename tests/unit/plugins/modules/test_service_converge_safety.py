@@ -107,7 +107,10 @@ def test_a_converge_interrupted_after_its_files_is_finished_by_the_next(run_modu
     (dict(argv=[]), "argv: an empty list names no program to run"),
     (dict(argv=[""]), "argv: an empty argv[0] names no program to run"),
     (dict(argv=[" "]), "argv: an empty argv[0] names no program to run"),
-    (dict(argv=["/nonexistent/pfe-program"]), "argv: /nonexistent/pfe-program: no such file"),
+    (dict(argv=["/nonexistent/pfe-program"]), 'argv: "/nonexistent/pfe-program": no such file or directory'),
+    (dict(argv=["/"]), 'argv: "/": permission denied'),  # execve's EACCES (a directory, not executable)
+    (dict(argv=["pfe-no-such-program"]), 'argv: "pfe-no-such-program": executable file not found in $PATH'),
+    (dict(argv=["sleep"], env=dict(PATH="/x")), 'argv: "sleep": executable file not found in $PATH'),
     (dict(chdir="/nonexistent/pfe-dir"), "chdir: /nonexistent/pfe-dir is not a directory here"),
     (dict(rlimits=dict(nofile=2000000000)), "rlimits.nofile: 2000000000 is above this host's fs.nr_open"),
     (dict(namespaces=["mount"], mounts=[dict(source="/nonexistent/pfe-src", target="/mnt")]),
