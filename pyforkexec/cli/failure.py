@@ -26,6 +26,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Callable, NoReturn, TextIO
 
+from .._text import printable
 from ..service.exit import exit_like
 from .options import USAGE_EXIT, UsageError
 
@@ -114,7 +115,7 @@ def die(message: str, code: int = EXIT_SETUP) -> NoReturn:
 def one_line(text: str, limit: int = MAX_LINE) -> str:
     """``text`` as one printable line: line breaks and other control or invisible characters (from a
     file name, an option value, a key) escaped as ``\\n``, ``\\x1b``, ...; cut at ``limit``."""
-    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    out = printable(text)
     return out if len(out) <= limit else out[:limit - 3] + "..."
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING
 from typing import Any, Optional, Union
 
+from .._text import printable
 from .named import ItemError, named_of
 
 MAX_BYTES = 1 << 20  # a spec is a few hundred bytes; /dev/zero is not one
@@ -37,10 +38,12 @@ INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # every int field is a C integer of at m
 
 
 class SpecError(ValueError):
-    """A document that is not a valid spec; ``str()`` starts with ``spec: <path>:``."""
+    """A document that is not a valid spec; ``str()`` starts with ``spec: <path>:``, and is one line:
+    what it quotes of the document or the host (a path with a newline) is escaped, as the command
+    line prints it, for every caller (a module's ``msg``, a daemon's log line)."""
 
     def __init__(self, path: str, message: str):
-        super().__init__(f"spec: {path}: {message}" if path else f"spec: {message}")
+        super().__init__(printable(f"spec: {path}: {message}" if path else f"spec: {message}"))
         self.path = path
 
 
