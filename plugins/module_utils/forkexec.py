@@ -76,6 +76,10 @@ def environment(params):
 def run(params, check_mode, warn=lambda message: None):
     """One run of the module: the result for exit_json; ``warn`` gets each warning. Raises Failure."""
     command = "argv" if params["argv"] is not None else "cmd"
+    if params["argv"] is None and params["cmd"] is None:
+        # Ansible's required_one_of counts an option given as null as given; shlex.split(None) would
+        # read the command from this module's standard input.
+        raise Failure("argv or cmd: one of them is needed, with a value (null is none)")
     try:
         argv = params["argv"] if params["argv"] is not None else shlex.split(params["cmd"])
     except ValueError as e:  # shlex: an unclosed quote, a last backslash

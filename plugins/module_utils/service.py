@@ -70,6 +70,10 @@ def check_options(params):
     if params["stop_timeout"] is not None and not 0 <= params["stop_timeout"] <= most:
         raise paths.ServiceError(f"stop_timeout: must be 0 to {most} seconds, got {params['stop_timeout']}")
     argv = params.get("argv")
+    if argv is None and params["state"] in ("started", "restarted"):
+        # Ansible's required_if counts an option given as null (a variable that came out null) as given:
+        # the run wrote no spec, started a daemon that could not read one, and named nothing.
+        raise paths.ServiceError(f"argv: is null: state {params['state']} needs the command to run")
     if argv is not None and (not argv or not argv[0].strip()):
         what = "an empty list" if not argv else "an empty argv[0]"
         raise paths.ServiceError(f"argv: {what} names no program to run")

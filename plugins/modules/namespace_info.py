@@ -236,6 +236,11 @@ def main():
     nsinfo = deps.pyforkexec.nsinfo
     with_net = deps.pyforkexec.netns.kernel.net_view_of if params["net"] else None
     try:
+        if all(params[option] is None for option in ("pid", "service", "netns")):
+            # Ansible's required_one_of counts an option given as null (a variable that came out null)
+            # as given: it was read as a service named None.
+            raise paths.ServiceError("pid, service or netns: one of them is needed, with a value (null is "
+                                     "none)")
         if params["netns"] is not None:
             facts = describe_netns(params["netns"], params["net"])
         else:

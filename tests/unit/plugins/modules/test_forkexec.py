@@ -60,6 +60,15 @@ def test_argv_and_cmd_exclude_each_other(run):
     assert result["failed"] is True and "mutually exclusive: argv|cmd" in result["msg"]
 
 
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_null_argv_is_not_a_command(run, check_mode):
+    # Ansible's required_one_of takes argv: null as given; it was read as cmd, split from None (which
+    # shlex reads from standard input) and refused as "cmd: the command is empty".
+    result = run(check_mode=check_mode, argv=None)
+    assert result["failed"] is True
+    assert result["msg"] == "argv or cmd: one of them is needed, with a value (null is none)"
+
+
 def test_a_child_failure_names_the_step(run):
     # (with a mount, the program could be there for the child: only its execve tells)
     result = run(argv=["/nonexistent/pfe-program"], namespaces=["mount"],

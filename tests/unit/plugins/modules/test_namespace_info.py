@@ -126,3 +126,12 @@ def test_a_process_that_ended_is_named_not_shown_as_a_traceback(run_module):
     assert result["failed"] is True
     assert result["msg"].startswith(f"pid: process {pid} has ended, its namespaces are gone"), result["msg"]
     assert "Traceback" not in result["msg"]
+
+
+@pytest.mark.parametrize("given", ["pid", "service", "netns"])
+def test_a_target_given_as_null_is_no_target(run_module, given):
+    """Ansible's required_one_of takes an option given as null (a variable that came out null) as
+    given: netns: null was read as a service named None, and named the service option."""
+    result = run_module(namespace_info, {given: None, "net": False})
+    assert result["failed"] is True
+    assert result["msg"] == "pid, service or netns: one of them is needed, with a value (null is none)"

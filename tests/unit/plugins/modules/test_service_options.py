@@ -29,6 +29,19 @@ def test_a_refusal_names_the_option_and_writes_nothing(run_module, unique_name, 
     assert not os.path.exists(paths.spec_path(name))
 
 
+@pytest.mark.parametrize("state", ["started", "restarted"])
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_null_argv_is_refused_before_anything_starts(run_module, unique_name, state, check_mode):
+    """Ansible's required_if takes argv given as null (a variable that came out null) as given: check
+    mode planned a start, and the run wrote no spec and started a daemon that failed to read one."""
+    name = unique_name()
+    args = dict(name=name, argv=None, manager="direct", state=state)
+    result = run_module(service, args, check_mode=check_mode)
+    assert result["failed"] is True
+    assert result["msg"] == f"argv: is null: state {state} needs the command to run"
+    assert not os.path.exists(paths.spec_path(name)) and not os.path.exists(paths.log_file(name))
+
+
 @pytest.mark.parametrize("state", ["started", "stopped"])
 @pytest.mark.parametrize("check_mode", [True, False])
 def test_a_relative_chdir_is_refused_before_anything_is_written(run_module, unique_name, state, check_mode):
