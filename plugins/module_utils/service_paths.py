@@ -200,6 +200,22 @@ def remove_stale_pid_file(path):
         os.close(fd)
 
 
+def holds_pid_file(pid, path):
+    """Whether process ``pid`` holds the lock of the pid file ``path`` now: whether it is the daemon of
+    that file (it holds the lock exactly while it runs, and the lock goes with it). A pid read from the
+    file may be another process's by the time it is used (the daemon ended, the number was reused):
+    whoever opens a pidfd on it asks this after the open, then whether the pidfd's process still holds
+    the number (pidfds.alive), so that the process asked about was the pidfd's."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:  # removed by its daemon as it ended
+        return False
+    try:
+        return _holds_lock(pid, fd)
+    finally:
+        os.close(fd)
+
+
 def _holds_lock(pid, fd):
     """Whether process ``pid`` holds the flock on the file open at ``fd`` (/proc/locks: a daemon holds
     its pid file's)."""
