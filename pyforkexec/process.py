@@ -12,6 +12,7 @@ import time
 import warnings
 from typing import Any, Optional
 
+from . import pidfd_group
 from ._signals import SEIZE_TRIES, Hold, held, seize
 from .checks import MAX_FD, check_int, check_pid, check_real
 
@@ -190,11 +191,15 @@ class Process:
         is its pid), what it started in it included, while it is not reaped: until then its pid, so the
         group's id, is its own, even once it exited (the group keeps what it left behind). After the
         reap a killpg by that number may reach another group, made by a process given the number since;
-        here it is a no-op, as send_signal is. ProcessLookupError when no group has that id (the process
-        never led one, or left it and it emptied)."""
+        here it is a no-op, as send_signal is. Through the pidfd where the kernel can (Linux 6.9): a
+        reap by another caller (a waitpid(-1)) leaves returncode None, and only the pidfd still names
+        this process's group then. ProcessLookupError when no group has that id (the process never led
+        one, or left it and it emptied)."""
         check_int("sig", sig, 0, signal.NSIG - 1)
         with self._lock, held():  # the reap (_reap) takes the lock: it cannot come between the two
-            if self.returncode is None:
+            if self.returncode is not None:
+                return
+            if self.pidfd is None or not pidfd_group.send_group_signal(self.pidfd, sig):
                 os.killpg(self.pid, sig)
 
     def terminate(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from helpers.attempt import attempt
+from helpers.forked import run_in_fork
 from helpers.leaks import children as leaks_children
 from helpers.leaks import open_fds
 from helpers.marks import needs_root
@@ -247,6 +248,58 @@ def test_run_timeout_with_kill_group_kills_what_the_child_left_in_its_group(lead
             and time.monotonic() < deadline:
         time.sleep(0.01)
     assert _state(grandchild) in ("Z", "X", None)
+
+
+def _group_reaped_elsewhere() -> dict[str, Any]:
+    """As PID 1 of a PID namespace of its own: a Process with a pidfd, leading a group of its own, is
+    killed and reaped by a waitpid of its pid (another caller's reap: its returncode stays None); the
+    next fork gets its pid (ns_last_pid, in this namespace only), a bystander leading a session and a
+    group of its own, which the group signal must miss. Which signal ended the bystander says whether
+    it did: the SIGKILL sent to the group, or this function's SIGTERM after it."""
+    proc = start_process("/bin/sleep", ["sleep", "600"], ProcAttr(sys=SysProcAttr(setpgid=True, pidfd=True)))
+    assert proc.pidfd is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    os.waitpid(proc.pid, 0)
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(proc.pid - 1))
+    r, w = os.pipe()
+    bystander = os.fork()
+    if bystander == 0:
+        os.setsid()
+        os.write(w, b".")
+        time.sleep(600)
+        os._exit(0)
+    os.read(r, 1)
+    try:
+        proc.send_group_signal(signal.SIGKILL)
+        raised = None
+    except ProcessLookupError:  # the group it led is empty
+        raised = "ProcessLookupError"
+    os.kill(bystander, signal.SIGTERM)  # (no effect once a SIGKILL came: the process is already ending)
+    status = os.waitpid(bystander, 0)[1]
+    return {"reused": bystander == proc.pid, "raised": raised,
+            "bystander_ended_by": signal.Signals(os.WTERMSIG(status)).name}
+
+
+def test_a_group_signal_never_reaches_a_group_that_reused_the_pid_of_a_process_reaped_elsewhere() -> None:
+    """send_group_signal killed the group by the process's pid (killpg) while its returncode was None;
+    a caller that reaped the process itself (os.waitpid) left the number free with returncode None, and
+    the kill reached the group of a process given that number since. Through the pidfd, the group
+    signal names the group the process led (Linux 6.9)."""
+    from pyforkexec import pidfd_group
+
+    fd = os.pidfd_open(os.getpid())
+    try:
+        try:
+            flag = pidfd_group.send_group_signal(fd, 0)
+        except ProcessLookupError:  # this process leads no group: the kernel took the flag all the same
+            flag = True
+    finally:
+        os.close(fd)
+    if not flag:
+        pytest.skip("the kernel lacks PIDFD_SIGNAL_PROCESS_GROUP (Linux 6.9)")
+    answer = run_in_fork(_group_reaped_elsewhere, pidns=True)
+    assert answer == {"reused": True, "raised": "ProcessLookupError", "bystander_ended_by": "SIGTERM"}
 
 
 def _state(pid: int) -> str | None:

@@ -8,13 +8,8 @@ that one; a pidfd stays with the process it was opened on."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import signal
-
-# pidfd_send_signal's flag (Linux 6.9) for the process group whose id is the pidfd's process's pid,
-# kept by the pidfd itself: never a later group given that number.
-PIDFD_SIGNAL_PROCESS_GROUP = 4
 
 
 def alive(fd):
@@ -62,15 +57,15 @@ def kill_group(fd, pid, sig=signal.SIGKILL):
     one. Through the pidfd where the kernel can (6.9: the group the pidfd names, whatever became of the
     number); otherwise by number, only while the process holds its pid (the group's id is then not
     another's), checked right before: a narrow window remains there, between the check and the kill,
-    in which its parent may reap it."""
+    in which its parent may reap it. (On the managed host: pyforkexec is imported here, not with this
+    module, which the nsenter connection uses on the controller too.)"""
+    from pyforkexec.pidfd_group import send_group_signal  # pylint: disable=import-outside-toplevel
+
     try:
-        signal.pidfd_send_signal(fd, sig, None, PIDFD_SIGNAL_PROCESS_GROUP)
-        return
+        if send_group_signal(fd, sig):
+            return
     except ProcessLookupError:  # it leads no group (or it was reaped and its group emptied)
         return
-    except OSError as e:
-        if e.errno != errno.EINVAL:  # EINVAL: a kernel without the flag
-            raise
     if not alive(fd):
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
