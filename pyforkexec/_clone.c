@@ -19,21 +19,23 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Both take (flags, stack, parent_tid, child_tid|tls, tls|child_tid); only flags is non-zero here,
- * so the order of the last three does not matter. s390's order starts with the stack. */
+/* Both take (flags, stack, parent_tid, child_tid|tls, tls|child_tid); only flags and parent_tid are
+ * non-zero here, so the order of the last two does not matter. s390's order starts with the stack. */
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "pyforkexec._clone supports x86_64 and aarch64"
 #endif
 
-/* clone(flags, child) -> pid in the parent. The child calls child() and _exits with its result (an
- * int, masked to 0..255), so it never returns into the caller's Python stack; an exception that
- * escapes child() is printed and the child exits 1. */
+/* clone(flags, child) -> (pid, pidfd) in the parent. The child calls child() and _exits with its
+ * result (an int, masked to 0..255), so it never returns into the caller's Python stack; an exception
+ * that escapes child() is printed and the child exits 1. With CLONE_PIDFD in flags the kernel writes
+ * the child's pidfd (O_CLOEXEC, in this process only) where parent_tid points, the caller's to close;
+ * -1 without it, or from a kernel before 5.2, which ignores the flag in clone(2). */
 static PyObject *py_clone(PyObject *self, PyObject *args)
 {
     unsigned long flags;
     PyObject *child, *result;
     long pid, status;
-    int saved_errno;
+    int saved_errno, pidfd = -1;
 
     if (!PyArg_ParseTuple(args, "kO:clone", &flags, &child))
         return NULL;
@@ -49,7 +51,7 @@ static PyObject *py_clone(PyObject *self, PyObject *args)
     }
 
     PyOS_BeforeFork();
-    pid = syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+    pid = syscall(SYS_clone, flags, NULL, &pidfd, NULL, NULL);
     saved_errno = errno;
     if (pid == 0) {
         PyOS_AfterFork_Child();
@@ -70,11 +72,14 @@ static PyObject *py_clone(PyObject *self, PyObject *args)
         errno = saved_errno;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    return PyLong_FromLong(pid);
+    result = Py_BuildValue("(li)", pid, pidfd);
+    if (result == NULL && pidfd >= 0)
+        close(pidfd);  /* the pid is lost with it: as any failure of the call, after the child exists */
+    return result;
 }
 
 static PyMethodDef methods[] = {
-    {"clone", py_clone, METH_VARARGS, "clone(flags, child) -> pid; the child runs child() and _exits with its int"},
+    {"clone", py_clone, METH_VARARGS, "clone(flags, child) -> (pid, pidfd); the child runs child() and _exits with its int"},
     {NULL, NULL, 0, NULL},
 };
 

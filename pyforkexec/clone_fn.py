@@ -21,7 +21,7 @@ import warnings
 from typing import Any, Callable, Optional
 
 from . import _clone, signames
-from ._signals import SEIZE_TRIES, Hold, seize
+from ._signals import SEIZE_TRIES, Hold, held, seize
 from .checks import check_bool, check_int, check_pid, fail
 from .flags import CloneFlags
 from .validate import CSIGNAL, INVALID_PAIRS, KNOWN_FLAGS, F, check_flags
@@ -96,8 +96,11 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
     the caller.
     The low byte of ``flags`` is the exit signal: pass ``signal.SIGCHLD`` for an ordinary child, and
     wait for any other with ``wait_clone(pid)``. With CLONE_PARENT the child is a sibling: this
-    process's parent gets its exit signal and must reap it. With CLONE_NEWUSER the child starts with
-    no uid/gid maps (it sees uid 65534) but holds every capability in its new user namespace.
+    process's parent gets its exit signal and must reap it; should clone() raise once it exists (a
+    signal's handler), the child is killed through a pidfd the clone took (CLONE_PIDFD), and left to
+    run on a kernel before 5.2, where its pid, which the parent may have reaped, is all there is.
+    With CLONE_NEWUSER the child starts with no uid/gid maps (it sees uid 65534) but holds every
+    capability in its new user namespace.
 
     Raises ValueError/TypeError naming ``flags`` (or ``fn``) before any process exists, and OSError
     (e.g. PermissionError for a namespace that needs privilege) when the kernel refuses.
@@ -113,32 +116,49 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
     # Held from before the child exists to its pid in the caller's hands: a handler that ran when the
     # C call returned would lose the pid (the child left unreaped). The child, a copy of this process
     # in the middle of the hold, gets the caller's handlers back first thing (_signals, at fork).
-    hold, pid = Hold(), 0
+    # A CLONE_PARENT child is our parent's, which may reap it whenever it exits: its pid may be another
+    # process's by the time an undo below kills it. A pidfd taken by the clone itself (CLONE_PIDFD,
+    # an internal flag: the caller's is refused) stays with the child whatever becomes of the number.
+    sibling = bool(value & F.CLONE_PARENT)
+    hold, pid, pidfd = Hold(), 0, -1
     try:
         hold.start()
         try:
-            pid = _clone.clone(value, lambda: _child_main(fn, args))
+            flags = value | (F.CLONE_PIDFD if sibling else 0)
+            pid, pidfd = _clone.clone(flags, lambda: _child_main(fn, args))
         except OSError as e:
             raise OSError(e.errno, f"clone({describe(value)}): {e.strerror}") from None
         hold.stop()
+        with held():  # closed whatever signal comes: its exception is raised after the close
+            if pidfd >= 0:
+                os.close(pidfd)
+                pidfd = -1
         return pid
     except BaseException:
         seize(hold.start, SEIZE_TRIES)  # first: see _signals.seize
         try:
             if pid > 0:
-                _kill_and_reap(pid)
+                _kill_and_reap(pid, pidfd, sibling)
         finally:
+            if pidfd >= 0:
+                os.close(pidfd)
             hold.release()
         raise
 
 
-def _kill_and_reap(pid: int) -> None:
-    """The child of a clone() that did not return: ended and reaped (a CLONE_PARENT one is our
-    parent's to reap)."""
+def _kill_and_reap(pid: int, pidfd: int, sibling: bool) -> None:
+    """The child of a clone() that did not return: ended and reaped. Through its pidfd when there is
+    one. A CLONE_PARENT child (``sibling``) is our parent's to reap, and may be reaped already: it is
+    killed only through a pidfd (none: a kernel before 5.2, or the pidfd closed as the call returned),
+    never by a number that may be another process's by now; ours is unreaped until the waitpid here."""
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, WALL)
+        if pidfd >= 0:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        elif not sibling:
+            os.kill(pid, signal.SIGKILL)
+    if not sibling:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, WALL)
 
 
 def wait_clone(pid: int, *, nohang: bool = False) -> Optional[int]:

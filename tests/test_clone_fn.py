@@ -488,3 +488,69 @@ def test_a_signal_whenever_clone_runs_leaves_no_child() -> None:
         signal.signal(signal.SIGALRM, old)
     assert lost == []
     assert interrupted > 0
+
+
+def _sibling_reaped_before_the_undo() -> dict[str, Any]:
+    """As PID 1 of a PID namespace of its own: a forked caller's clone(CLONE_PARENT) makes this
+    process's child, which exits at once; a signal whose handler raises is held by clone() until the
+    C call returned, so its undo kills the child it made. Before that, this process (the child's
+    parent) reaped it, and the next fork got its pid (ns_last_pid, in this namespace only): a
+    bystander. Which signal ended the bystander says whether the undo reached it: its SIGKILL, or
+    this function's SIGTERM after it."""
+    import time
+
+    from pyforkexec import clone_fn
+
+    to_parent, from_caller = os.pipe()
+    from_parent, to_caller = os.pipe()
+    caller = os.fork()
+    if caller == 0:
+        os.close(to_parent)
+        os.close(to_caller)
+        real = clone_fn._clone
+
+        class Steered:
+            @staticmethod
+            def clone(flags: int, child: Callable[[], int]) -> Any:
+                answer = real.clone(flags, child)
+                os.write(from_caller, b"%d\n" % (answer if isinstance(answer, int) else answer[0]))
+                os.read(from_parent, 1)  # reaped, and its pid given to the bystander
+                os.kill(os.getpid(), signal.SIGUSR1)  # held: its handler raises once clone() lets go
+                return answer
+
+        clone_fn._clone = Steered  # type: ignore[assignment]
+        signal.signal(signal.SIGUSR1, _TERM_HANDLER)
+        try:
+            clone(lambda: 0, pf.CLONE_PARENT | signal.SIGCHLD)
+        except KeyboardInterrupt:
+            os._exit(0)
+        finally:
+            os._exit(1)
+    os.close(from_caller)
+    os.close(from_parent)
+    with os.fdopen(to_parent, "rb") as f:
+        sibling = int(f.readline())
+        os.waitpid(sibling, 0)
+        with open("/proc/sys/kernel/ns_last_pid", "w") as last:
+            last.write(str(sibling - 1))
+        bystander = os.fork()
+        if bystander == 0:
+            time.sleep(600)
+            os._exit(0)
+        os.write(to_caller, b".")
+        os.close(to_caller)
+        caller_status = os.waitpid(caller, 0)[1]
+    os.kill(bystander, signal.SIGTERM)  # (no effect once a SIGKILL came: the process is already ending)
+    status = os.waitpid(bystander, 0)[1]
+    return {"reused": bystander == sibling, "interrupted": os.waitstatus_to_exitcode(caller_status) == 0,
+            "bystander_ended_by": signal.Signals(os.WTERMSIG(status)).name}
+
+
+@needs_root
+def test_the_undo_of_a_clone_parent_never_kills_a_process_that_reused_its_pid() -> None:
+    """clone()'s undo (an exception after the child exists) SIGKILLed the child by its pid; with
+    CLONE_PARENT the child is our parent's, which may have reaped it by then, and the kill reached the
+    process given that number since. The clone takes a pidfd of the child (CLONE_PIDFD), and the
+    undo kills through it."""
+    answer = run_in_fork(_sibling_reaped_before_the_undo, pidns=True)
+    assert answer == {"reused": True, "interrupted": True, "bystander_ended_by": "SIGTERM"}
