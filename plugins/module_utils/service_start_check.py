@@ -22,11 +22,13 @@ all, then waits once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
 import time
 
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import pidfds
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 
 UP_PROPERTIES = ("MainPID", "NRestarts", "ActiveState", "SubState")
@@ -61,14 +63,19 @@ class Watch:
         self.since = since  # time.time() before the start, for the journal
         self.fds = {}
         self.gone = None  # "process" or "parent": which one ended within the window
-        for what, pid_ in (("process", pid), ("parent", main)):
-            if pid_ is None:
-                self.gone = self.gone or what
-                continue
-            try:
-                self.fds[what] = os.pidfd_open(pid_)
-            except ProcessLookupError:
-                self.gone = self.gone or what
+        if main is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.fds["parent"] = os.pidfd_open(main)
+        # The process's pid was reported (or read in /proc) before: one that ended and was reaped since
+        # left its number to any process, which a plain open would watch in its place (the window
+        # would pass). Its pidfd is kept only if /proc, read after the open, shows the parent's child.
+        if pid is not None and main is not None:
+            fd = pidfds.child_pidfd(pid, main, self.fds.get("parent"))
+            if fd is not None:
+                self.fds["process"] = fd
+        # (A parent gone already tells first: its child cannot be confirmed as its own then.)
+        self.gone = "process" if pid is None else next((what for what in ("parent", "process")
+                                                         if what not in self.fds), None)
 
     def close(self):
         for fd in self.fds.values():
