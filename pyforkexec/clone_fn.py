@@ -124,8 +124,8 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
     try:
         hold.start()
         try:
-            flags = value | (F.CLONE_PIDFD if sibling else 0)
-            pid, pidfd = _clone.clone(flags, lambda: _child_main(fn, args))
+            pid, pidfd = _clone.clone(value | (F.CLONE_PIDFD if sibling else 0),
+                                      lambda: _child_main(fn, args))
         except OSError as e:
             raise OSError(e.errno, f"clone({describe(value)}): {e.strerror}") from None
         hold.stop()
