@@ -23,6 +23,7 @@ from helpers.forked import load_outcome, outcome_bytes, run_in_fork
 from helpers.leaks import assert_unchanged, snapshot
 from helpers.marks import needs_root
 from helpers.procs import children, fd_count
+from unit.plugins import pid_reuse
 
 import pyforkexec as pf
 from pyforkexec import CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, clone, wait_clone
@@ -497,7 +498,6 @@ def _sibling_reaped_before_the_undo() -> dict[str, Any]:
     parent) reaped it, and the next fork got its pid (ns_last_pid, in this namespace only): a
     bystander. Which signal ended the bystander says whether the undo reached it: its SIGKILL, or
     this function's SIGTERM after it."""
-    import time
 
     from pyforkexec import clone_fn
 
@@ -531,12 +531,7 @@ def _sibling_reaped_before_the_undo() -> dict[str, Any]:
     with os.fdopen(to_parent, "rb") as f:
         sibling = int(f.readline())
         os.waitpid(sibling, 0)
-        with open("/proc/sys/kernel/ns_last_pid", "w") as last:
-            last.write(str(sibling - 1))
-        bystander = os.fork()
-        if bystander == 0:
-            time.sleep(600)
-            os._exit(0)
+        bystander = pid_reuse.bystander_on(sibling)
         os.write(to_caller, b".")
         os.close(to_caller)
         caller_status = os.waitpid(caller, 0)[1]

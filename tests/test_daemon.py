@@ -18,6 +18,7 @@ import pytest
 from helpers.cli import wait_for
 from helpers.daemon import Daemon
 from helpers.marks import needs_root
+from unit.plugins import pid_reuse
 
 from pyforkexec.service import daemon
 
@@ -451,19 +452,11 @@ def test_a_stop_reaches_a_stopped_service_at_once(tmp_path: Path, waiter: list[s
 # service's pid (ns_last_pid, in this namespace only) and makes it a session of its own: a bystander
 # whose group has the id the service's group had, started at the moment a busy host may start one.
 _GROUP_AFTER_REAP = r"""
-import json, os, signal, sys, time
+import json, os
 from types import SimpleNamespace
+from pid_reuse import bystander_on, killed
 from pyforkexec.process import Process
 from pyforkexec.service import daemon
-
-def killed(pid):
-    # exited, or a SIGKILL on its way (pending: sent, not yet acted on)
-    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-        return True
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
-    return fields["State"].startswith("Z") or bool(pending & (1 << (signal.SIGKILL - 1)))
 
 class Reaped(Process):
     bystander = None
@@ -471,17 +464,7 @@ class Reaped(Process):
     def _reap(self, options):
         code = super()._reap(options)
         if code is not None and self.bystander is None:
-            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-                f.write(str(self.pid - 1))
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.setsid()
-                os.write(w, b".")
-                time.sleep(600)
-                os._exit(0)
-            os.read(r, 1)
-            self.bystander = pid
+            self.bystander = bystander_on(self.pid, session=True)
         return code
 
 r, w = os.pipe()
@@ -505,7 +488,4 @@ def test_the_group_kill_after_a_service_s_exit_never_reaches_a_group_that_reused
     behind): once the service was reaped the number was free, and a process given it that had made
     a session of its own was killed with its group. The group is killed before the reap now, while
     the exited service still holds the number."""
-    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
-                          _GROUP_AFTER_REAP], capture_output=True, text=True, timeout=120, check=False)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout) == {"code": 3, "reused": True, "bystander_alive": True}
+    assert pid_reuse.run(_GROUP_AFTER_REAP) == {"code": 3, "reused": True, "bystander_alive": True}

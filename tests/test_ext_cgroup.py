@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import resource
 import shutil
@@ -28,6 +27,7 @@ from helpers.cli import wait_for
 from helpers.forked import run_in_fork
 from helpers.marks import needs_root
 from helpers.procs import fd_count, wait_code
+from unit.plugins import pid_reuse
 
 from pyforkexec import (
     ChildError,
@@ -597,16 +597,8 @@ def test_a_removal_cut_short_is_finished_by_the_next_wait(name: str, tmp_path: P
 # (ns_last_pid, in this namespace only): a bystander outside the cgroup.
 _LISTED_PID_REUSED = r"""
 import errno, json, os, signal, sys, time
+from pid_reuse import bystander_on, killed
 from pyforkexec.sandbox import cgroup as cgroup_mod
-
-def killed(pid):
-    # exited, or a SIGKILL on its way (pending: sent, not yet acted on)
-    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-        return True
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
-    return fields["State"].startswith("Z") or bool(pending & (1 << (signal.SIGKILL - 1)))
 
 path = sys.argv[1]
 r, w = os.pipe()
@@ -631,13 +623,7 @@ def steered(file):
         seen["listed"] = int(text.split()[0])
         os.kill(member, signal.SIGKILL)
         os.waitpid(member, 0)
-        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-            f.write(str(member - 1))
-        bystander = os.fork()
-        if bystander == 0:
-            time.sleep(600)
-            os._exit(0)
-        seen["bystander"] = bystander
+        seen["bystander"] = bystander_on(member)
     return text
 
 cgroup_mod._write, cgroup_mod._read = refused, steered
@@ -657,11 +643,8 @@ def test_a_member_kill_by_pid_never_reaches_a_process_that_reused_a_listed_pid()
     path = os.path.join(root(), f"h108-listed-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.mkdir(path)
     try:
-        res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
-                              _LISTED_PID_REUSED, path], capture_output=True, text=True, timeout=120,
-                             check=False)
+        answer = pid_reuse.run(_LISTED_PID_REUSED, path)
     finally:
         wait_for(lambda: not _procs(path), "the cgroup to empty")
         os.rmdir(path)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout) == {"empty": True, "reused": True, "bystander_alive": True}
+    assert answer == {"empty": True, "reused": True, "bystander_alive": True}

@@ -20,6 +20,7 @@ from helpers.leaks import children as leaks_children
 from helpers.leaks import open_fds
 from helpers.marks import needs_root
 from helpers.procs import children, fd_count
+from unit.plugins import pid_reuse
 
 from pyforkexec import (
     CLONE_NEWUTS,
@@ -260,16 +261,7 @@ def _group_reaped_elsewhere() -> dict[str, Any]:
     assert proc.pidfd is not None
     os.kill(proc.pid, signal.SIGKILL)
     os.waitpid(proc.pid, 0)
-    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-        f.write(str(proc.pid - 1))
-    r, w = os.pipe()
-    bystander = os.fork()
-    if bystander == 0:
-        os.setsid()
-        os.write(w, b".")
-        time.sleep(600)
-        os._exit(0)
-    os.read(r, 1)
+    bystander = pid_reuse.bystander_on(proc.pid, session=True)
     try:
         proc.send_group_signal(signal.SIGKILL)
         raised = None

@@ -48,6 +48,22 @@ def child_env():
 
 
 @pytest.fixture
+def in_pid_namespace(child_env):
+    """in_pid_namespace(script, *args) -> the JSON answer of ``script`` run by this Python as PID 1 of a
+    PID namespace of its own (pid_reuse.run: beside this file, which the script imports too), in
+    child_env."""
+    import importlib.util
+
+    # loaded from its path: ansible-test imports this file as a module of the collection's package,
+    # plain pytest as a module of no package, and the two name its neighbours differently
+    spec = importlib.util.spec_from_file_location("pid_reuse", os.path.join(os.path.dirname(__file__),
+                                                                            "pid_reuse.py"))
+    pid_reuse = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pid_reuse)
+    return lambda script, *args: pid_reuse.run(script, *args, env=child_env)
+
+
+@pytest.fixture
 def unique_name():
     """A name no other test run uses at the same time (netns, links, services): pfe-ut-PID-N."""
     counter = iter(range(1000))

@@ -3,13 +3,11 @@ connect, exec_command, put_file, fetch_file), on real processes in their own nam
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -380,19 +378,10 @@ def test_a_fetch_onto_a_directory_fails_as_a_transfer_and_leaves_it_as_it_was(ta
 # after it, the next fork gets the listed pid (ns_last_pid, in this namespace only): a bystander,
 # this process's child, nothing of the tree's.
 _TREE_PID_REUSED = r"""
-import json, os, signal, sys, time
+import json, os, signal, time
 from ansible_collections.pyforkexec.isolation.plugins.connection import nsenter
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths
-
-def killed(pid):
-    # exited, or a SIGKILL (or SIGSTOP) on its way or acted on
-    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-        return True
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
-    hit = (1 << (signal.SIGKILL - 1)) | (1 << (signal.SIGSTOP - 1))
-    return fields["State"][0] in "ZTt" or bool(pending & hit)
+from pid_reuse import bystander_on, killed
 
 r, w = os.pipe()
 root = os.fork()
@@ -414,13 +403,7 @@ def steered(pid):
         os.kill(found[0], signal.SIGKILL)
         while os.path.exists(f"/proc/{found[0]}"):  # until the kernel reaped it
             time.sleep(0.001)
-        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-            f.write(str(found[0] - 1))
-        bystander = os.fork()
-        if bystander == 0:
-            time.sleep(600)
-            os._exit(0)
-        seen["bystander"] = bystander
+        seen["bystander"] = bystander_on(found[0])
     return found
 
 service_paths.children = steered
@@ -428,17 +411,14 @@ nsenter._kill_tree(root)
 status = os.waitpid(root, 0)[1]
 root_killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 print(json.dumps({"root_killed": root_killed, "reused": seen["listed"] == seen["bystander"],
-                  "bystander_alive": not killed(seen["bystander"])}))
+                  "bystander_alive": not killed(seen["bystander"], stopped=True)}))
 """
 
 
-def test_killing_a_command_s_tree_never_reaches_a_process_that_reused_a_listed_pid(child_env):
+def test_killing_a_command_s_tree_never_reaches_a_process_that_reused_a_listed_pid(in_pid_namespace):
     """_kill_tree stopped, then killed, each process it found below nsenter by its pid number: one
     that exited and was reaped between the listing and the signal had left its number to any process,
     which was stopped and killed in its place. Each goes through a pidfd confirmed to be its listed
     parent's child now."""
-    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
-                          _TREE_PID_REUSED], capture_output=True, text=True, timeout=120, check=False,
-                         env=child_env)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout) == {"root_killed": True, "reused": True, "bystander_alive": True}
+    answer = in_pid_namespace(_TREE_PID_REUSED)
+    assert answer == {"root_killed": True, "reused": True, "bystander_alive": True}

@@ -120,34 +120,16 @@ def test_a_daemon_started_from_a_pinned_worker_gets_pid_1_s_cpus():
 _PRELUDE = r"""
 import json, os, signal, sys, time
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
+from pid_reuse import bystander_on, killed, sleeper
 from pyforkexec.service.daemon import lock_pid_file
 
 direct.paths.RUN_DIR = sys.argv[2]
-
-def killed(pid):
-    # exited, or a SIGKILL on its way (pending: sent, not yet acted on)
-    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-        return True
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
-    return fields["State"].startswith("Z") or bool(pending & (1 << (signal.SIGKILL - 1)))
 """
 
 
-def _in_pid_namespace(script, name, tmp_path, child_env):
+def _in_pid_namespace(in_pid_namespace, script, name, tmp_path):
     """``script`` (after _PRELUDE) run as PID 1 of a PID namespace of its own; its JSON answer."""
-    import json
-    import shutil
-    import sys
-
-    if shutil.which("unshare") is None:
-        pytest.skip("needs util-linux unshare")
-    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
-                          _PRELUDE + script, f"{name}-{os.getpid()}", str(tmp_path)], capture_output=True,
-                         text=True, timeout=120, check=False, env=child_env)
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
+    return in_pid_namespace(_PRELUDE + script, f"{name}-{os.getpid()}", str(tmp_path))
 
 
 # Inside a PID namespace of its own (PID 1 there): a daemon that ignores SIGTERM, with a service that
@@ -158,20 +140,10 @@ _REUSED_PID = r"""
 def daemon(report):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     lock = lock_pid_file(direct.paths.pid_file(sys.argv[1]))
-    service = os.fork()
-    if service == 0:
-        os.close(lock)
-        time.sleep(600)
-        os._exit(0)
+    service = sleeper(close=[lock])
     os.write(report, b"%d\n" % service)
     os.waitpid(service, 0)
-    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-        f.write(str(service - 1))
-    bystander = os.fork()
-    if bystander == 0:
-        os.close(lock)
-        time.sleep(600)
-        os._exit(0)
+    bystander = bystander_on(service, close=[lock])
     os.write(report, b"%d\n" % bystander)
     while True:
         time.sleep(600)
@@ -191,12 +163,12 @@ print(json.dumps({"reused": bystander == service, "bystander_alive": not killed(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_the_last_kill_of_a_stop_never_reaches_a_process_that_reused_a_pid(child_env, tmp_path):
+def test_the_last_kill_of_a_stop_never_reaches_a_process_that_reused_a_pid(in_pid_namespace, tmp_path):
     """A daemon that survived SIGTERM, its grace and STOP_MARGIN was SIGKILLed with its service by pid
     number, although the stop held a pidfd for each: the service, killed (and reaped by its daemon)
     STOP_MARGIN earlier, had left its pid free, and the SIGKILL went to whatever process had it by
     then. Every signal of the stop goes through a pidfd now."""
-    answer = _in_pid_namespace(_REUSED_PID, "h105-reused-pid", tmp_path, child_env)
+    answer = _in_pid_namespace(in_pid_namespace, _REUSED_PID, "h105-reused-pid", tmp_path)
     assert answer == {"reused": True, "bystander_alive": True}
 
 
@@ -210,11 +182,7 @@ main = os.fork()
 if main == 0:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     lock = lock_pid_file(direct.paths.pid_file(sys.argv[1]))
-    service = os.fork()
-    if service == 0:
-        os.close(lock)
-        time.sleep(600)
-        os._exit(0)
+    service = sleeper(close=[lock])
     os.write(w, b".")
     os.waitpid(service, 0)
     while True:
@@ -229,17 +197,7 @@ def steered(pid, wait=0.0):
         os.kill(found, signal.SIGKILL)
         while os.path.exists(f"/proc/{found}"):  # until its daemon reaped it
             time.sleep(0.001)
-        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-            f.write(str(found - 1))
-        r, w = os.pipe()
-        bystander = os.fork()
-        if bystander == 0:
-            os.setsid()
-            os.write(w, b".")
-            time.sleep(600)
-            os._exit(0)
-        os.read(r, 1)
-        seen["bystander"] = bystander
+        seen["bystander"] = bystander_on(found, session=True)
     return found
 
 direct.paths.workload_pid = steered
@@ -251,13 +209,13 @@ print(json.dumps({"reused": reused, "bystander_alive": not killed(seen["bystande
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_a_stop_never_takes_a_process_that_reused_the_listed_service_pid_for_the_service(child_env,
+def test_a_stop_never_takes_a_process_that_reused_the_listed_service_pid_for_the_service(in_pid_namespace,
                                                                                         tmp_path):
     """The stop read the service's pid in /proc (the daemon's child) and opened a pidfd on it: a
     service that exited and was reaped between the two had left its number to any process, and the
     pidfd, with the SIGKILL at the grace's end (to its group too), went to that one. The pidfd is kept
     only when /proc, read after the open, shows the daemon's child."""
-    answer = _in_pid_namespace(_SERVICE_PID_REUSED, "h108-service-pid", tmp_path, child_env)
+    answer = _in_pid_namespace(in_pid_namespace, _SERVICE_PID_REUSED, "h108-service-pid", tmp_path)
     assert answer == {"reused": True, "bystander_alive": True}
 
 
@@ -277,12 +235,7 @@ os.read(r, 1)
 read = direct.paths.locked_pid(direct.paths.pid_file(sys.argv[1]))
 os.kill(main, signal.SIGKILL)
 os.waitpid(main, 0)
-with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-    f.write(str(main - 1))
-bystander = os.fork()
-if bystander == 0:
-    time.sleep(600)
-    os._exit(0)
+bystander = bystander_on(main)
 direct.stop_all([(sys.argv[1], read, 0.2)])
 alive = not killed(bystander)
 print(json.dumps({"read": read == main, "reused": bystander == main, "bystander_alive": alive}))
@@ -290,10 +243,10 @@ print(json.dumps({"read": read == main, "reused": bystander == main, "bystander_
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_a_stop_never_signals_a_process_that_reused_the_daemon_s_pid(child_env, tmp_path):
+def test_a_stop_never_signals_a_process_that_reused_the_daemon_s_pid(in_pid_namespace, tmp_path):
     """The callers read the daemon's pid from its locked pid file, and the stop opened a pidfd on that
     number and sent SIGTERM through it: a daemon that ended between the two had left its number to any
     process, which was sent SIGTERM (and waited for, killed at the grace's end). The pidfd's process is
     taken for the daemon only while it holds the pid file's lock, read after the open."""
-    answer = _in_pid_namespace(_DAEMON_PID_REUSED, "h109-daemon-pid", tmp_path, child_env)
+    answer = _in_pid_namespace(in_pid_namespace, _DAEMON_PID_REUSED, "h109-daemon-pid", tmp_path)
     assert answer == {"read": True, "reused": True, "bystander_alive": True}

@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -18,6 +14,7 @@ import pytest
 _REUSED = r"""
 import json, os, sys, time
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check as check
+from pid_reuse import bystander_on
 
 r, w = os.pipe()
 main = os.fork()
@@ -32,12 +29,7 @@ if main == 0:
         time.sleep(600)
 os.close(w)
 service = int(os.fdopen(r).readline())
-with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-    f.write(str(service - 1))
-bystander = os.fork()
-if bystander == 0:
-    time.sleep(600)
-    os._exit(0)
+bystander = bystander_on(service)
 watch = check.Watch(sys.argv[1], "direct", main, service, 0.3)
 check.wait_all([watch])
 print(json.dumps({"reused": bystander == service, "gone": watch.gone}))
@@ -45,15 +37,9 @@ print(json.dumps({"reused": bystander == service, "gone": watch.gone}))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_a_watch_never_takes_a_process_that_reused_the_service_pid_for_the_service(child_env):
+def test_a_watch_never_takes_a_process_that_reused_the_service_pid_for_the_service(in_pid_namespace):
     """The watch opened a pidfd on the service's pid as given: a service that had exited and been
     reaped by then had left its number to any process, which was watched in its place, and the start
     check passed a service that ended within its window. The pidfd is kept only when /proc, read after
     the open, shows the service's parent's child."""
-    if shutil.which("unshare") is None:
-        pytest.skip("needs util-linux unshare")
-    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", _REUSED,
-                          f"h109-watch-{os.getpid()}"], capture_output=True, text=True, timeout=120,
-                         check=False, env=child_env)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout) == {"reused": True, "gone": "process"}
+    assert in_pid_namespace(_REUSED, f"h109-watch-{os.getpid()}") == {"reused": True, "gone": "process"}

@@ -515,19 +515,11 @@ def test_a_join_of_a_network_namespace_with_a_new_one_is_refused_in_check_mode_t
 # the next fork gets the command's pid (ns_last_pid, in this namespace only) and makes a session of its
 # own: a bystander whose group has the id the command's group had.
 _GROUP_AFTER_TIMEOUT = r"""
-import json, os, signal, sys, time
+import json
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import forkexec as fx
+from pid_reuse import bystander_on, killed
 from pyforkexec import process
-
-def killed(pid):
-    # exited, or a SIGKILL on its way (pending: sent, not yet acted on)
-    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-        return True
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
-    return fields["State"].startswith("Z") or bool(pending & (1 << (signal.SIGKILL - 1)))
 
 reap, seen = process.Process._reap, {}
 
@@ -535,17 +527,7 @@ def steered(self, options):
     code = reap(self, options)
     if code is not None and not seen:
         seen["command"] = self.pid
-        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-            f.write(str(self.pid - 1))
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.setsid()
-            os.write(w, b".")
-            time.sleep(600)
-            os._exit(0)
-        os.read(r, 1)
-        seen["bystander"] = pid
+        seen["bystander"] = bystander_on(self.pid, session=True)
     return code
 
 process.Process._reap = steered
@@ -563,20 +545,10 @@ print(json.dumps({"timed_out": timed_out, "reused": seen["bystander"] == seen["c
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_a_timeout_s_group_kill_never_reaches_a_group_that_reused_the_command_s_id(child_env):
+def test_a_timeout_s_group_kill_never_reaches_a_group_that_reused_the_command_s_id(in_pid_namespace):
     """On a timeout the module SIGKILLed the command's process group by the command's pid, after
     pyforkexec's run() had killed and reaped the command: the number was free by then, and a process
     given it that had made a session of its own was killed with its group. run() kills the group
     now (kill_group), before the reap."""
-    import json
-    import shutil
-    import subprocess
-    import sys
-
-    if shutil.which("unshare") is None:
-        pytest.skip("needs util-linux unshare")
-    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
-                          _GROUP_AFTER_TIMEOUT], capture_output=True, text=True, timeout=120, check=False,
-                         env=child_env)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout) == {"timed_out": True, "reused": True, "bystander_alive": True}
+    answer = in_pid_namespace(_GROUP_AFTER_TIMEOUT)
+    assert answer == {"timed_out": True, "reused": True, "bystander_alive": True}
