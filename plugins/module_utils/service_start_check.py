@@ -74,8 +74,8 @@ class Watch:
             if fd is not None:
                 self.fds["process"] = fd
         # (A parent gone already tells first: its child cannot be confirmed as its own then.)
-        self.gone = "process" if pid is None else next((what for what in ("parent", "process")
-                                                         if what not in self.fds), None)
+        missing = [what for what in ("parent", "process") if what not in self.fds]
+        self.gone = "process" if pid is None else next(iter(missing), None)
 
     def close(self):
         for fd in self.fds.values():

@@ -273,8 +273,6 @@ def test_an_empty_namespaces_list_is_refused(target):
         connect(target.pid, namespaces=[])
 
 
-
-
 @pytest.fixture
 def dirs_target(tmp_path):
     """(pid, top): a process in its own mount namespace whose working directory ``top`` is a tmpfs of its

@@ -209,8 +209,8 @@ print(json.dumps({"reused": reused, "bystander_alive": not killed(seen["bystande
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
-def test_a_stop_never_takes_a_process_that_reused_the_listed_service_pid_for_the_service(in_pid_namespace,
-                                                                                        tmp_path):
+def test_a_stop_never_takes_a_process_that_reused_the_listed_service_pid_for_the_service(
+        in_pid_namespace, tmp_path):
     """The stop read the service's pid in /proc (the daemon's child) and opened a pidfd on it: a
     service that exited and was reaped between the two had left its number to any process, and the
     pidfd, with the SIGKILL at the grace's end (to its group too), went to that one. The pidfd is kept
