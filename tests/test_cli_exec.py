@@ -257,7 +257,7 @@ def _rich_attr() -> ProcAttr:
         cloneflags=CLONE_NEWUSER | CLONE_NEWUTS | CLONE_NEWPID, unshareflags=CLONE_NEWNS | CLONE_NEWNET,
         uid_mappings=(SysProcIDMap(0, 1000, 1), SysProcIDMap(1, 100000, 65536)),
         gid_mappings=(SysProcIDMap(0, 1000, 1),), credential=Credential(0, 0, (1, 2), True),
-        setns=(SetNS("/run/netns/x", CLONE_NEWNET), SetNS(5)), pdeathsig=int(signal.SIGTERM),
+        setns=(SetNS("/run/netns/x", CLONE_NEWNET), SetNS("/proc/1/ns/uts")), pdeathsig=int(signal.SIGTERM),
         ambient_caps=(10, 12), setsid=True, chroot="/srv"))
 
 
@@ -271,6 +271,36 @@ def test_dump_and_load_round_trip() -> None:
     assert (argv0, argv) == ("/bin/sh", ["sh", "-c", "true"])
     assert loaded == attr
     assert spec.dump(argv0, argv, loaded) == d
+
+
+FD_FIELDS = [  # (sys as a document, the path named): every field where the API takes an fd of the caller
+    ({"setns": [{"target": 0}]}, "sys.setns[0].target"),
+    ({"setns": [[7, "newnet"]]}, "sys.setns[0].target"),
+    ({"cloneflags": ["newns", "newuser"], "mounts": [{"source": "/usr", "target": "/mnt", "flags": "bind",
+                                                      "idmap": 2}]}, "sys.mounts[0].idmap"),
+    ({"use_cgroup_fd": True, "cgroup_fd": 0}, "sys.cgroup_fd"),
+    ({"use_landlock": True, "landlock_fd": 3}, "sys.landlock_fd"),
+    ({"exec_fd": 0}, "sys.exec_fd"),
+]
+
+
+@pytest.mark.parametrize(("sys_doc", "field"), FD_FIELDS, ids=[f for _, f in FD_FIELDS])
+def test_an_fd_number_in_a_document_is_refused_at_load(sys_doc: dict, field: str) -> None:
+    # What reads a document (a launcher, the daemon, a module) did not open the fd its author meant:
+    # refused by load itself, before any check of the host or start (the daemon starts after load).
+    with pytest.raises(spec.SpecError) as raised:
+        spec.load_spec({"version": 1, "argv": ["/bin/true"], "sys": sys_doc})
+    assert raised.value.path == field
+    assert "is an fd number, which a document cannot give" in str(raised.value)
+
+
+def test_a_path_where_an_fd_could_be_loads_and_dump_refuses_an_fd() -> None:
+    loaded = spec.load_spec({"version": 1, "argv": ["/bin/true"],
+                             "sys": {"setns": [{"target": "/proc/1/ns/net"}], "landlock_fd": -1}})
+    assert loaded.attr.sys.setns[0].target == "/proc/1/ns/net" and loaded.attr.sys.landlock_fd == -1
+    with pytest.raises(spec.SpecError) as raised:  # no document stands for it: load would refuse it
+        spec.dump(None, ["true"], ProcAttr(sys=SysProcAttr(setns=[SetNS("/run/netns/x"), SetNS(4)])))
+    assert raised.value.path == "sys.setns[1].target"
 
 
 def test_dump_leaves_defaults_out() -> None:
@@ -571,18 +601,19 @@ def test_check_looks_for_an_absolute_program_in_a_chroot_alone(tmp_path: Path) -
     assert pfe("exec", "--check", "--spec", write(tmp_path, doc(["/bin/true"], chroot="/"))).returncode == 0
 
 
-def test_check_judges_a_join_of_an_fd_as_a_join_of_a_path(tmp_path: Path) -> None:
-    """An fd of the launcher as a join target: one that is no namespace, and the launcher's own
-    namespace, were OK for --check and refused (or failed at setns) by the start."""
+def test_check_judges_a_join_of_an_fd_as_a_join_of_a_path() -> None:
+    """An fd of the caller as a join target, in a Spec built in Python (a module's, which a document
+    cannot give: see test_an_fd_number_in_a_document_is_refused_at_load): one that is no namespace,
+    and the caller's own namespace, are refused by check_on_host as the path would be."""
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
     try:
         cases = ((0, "sys.setns[0]: fd 0 is not a namespace file"),
                  (own, f"sys.setns[0]: fd {own} is this process's own namespace"))
         for fd, message in cases:
-            spec_path = write(tmp_path, doc(["true"], setns=[{"target": fd}]))
-            for args in (["--check"], []):
-                res = run([PYFORKEXEC, "exec", *args, "--spec", spec_path], pass_fds=(own,))
-                assert res.returncode == 1 and res.stderr.startswith(f"pyforkexec: spec: {message}"), res
+            built = spec.Spec(argv=["true"], attr=ProcAttr(sys=SysProcAttr(setns=[SetNS(fd)])))
+            with pytest.raises(spec.SpecError) as raised:
+                spec.check_on_host(built)
+            assert str(raised.value).startswith(f"spec: {message}"), raised.value
     finally:
         os.close(own)
 

@@ -34,7 +34,10 @@ gains, with its nested dataclasses, is accepted without a change here. ``pyforke
   missing required fields too) or a list of its fields in order;
 - int fields holding flags or signals (``cloneflags``, ``unshareflags``, ``SetNS.nstype``,
   ``pdeathsig``, and any field whose ``dataclasses.field`` metadata has a ``"parse"`` callable)
-  also take names; callables (``sync``) and file objects cannot come from a document.
+  also take names; callables (``sync``) and file objects cannot come from a document, nor can an
+  fd number where the API takes an fd of the caller (a join's ``target``, a mount's ``idmap``,
+  ``cgroup_fd``, ``landlock_fd``, ``exec_fd``: ``spec.fds``), which would name an fd of the process
+  reading the document.
 
 Errors name the path of the value: ``spec: sys.cloneflagz: unknown field (did you mean
 cloneflags?)``, ``spec: sys.uid_mappings[0].size: expected an integer, got "one"``. ``check()`` then

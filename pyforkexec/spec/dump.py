@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from ..attrs import ProcAttr
 from .document import SpecError, join_path
+from .fds import fd_refusal
 from .load import VERSION
 from .named import named_of
 
@@ -48,6 +49,9 @@ def _dump_dataclass(obj: Any, path: str, skip: Sequence[str] = ()) -> dict:
         default = _default(f)
         if default is not MISSING and _same(value, default):
             continue
+        refused = fd_refusal(cls, f, value)
+        if refused is not None:  # load would refuse it: no document stands for this attr
+            raise SpecError(join_path(path, f.name), f"cannot be written to a spec: {refused}")
         named = named_of(cls, f)
         if named is not None and isinstance(value, int) and not isinstance(value, bool):
             out[f.name] = named[1](int(value))

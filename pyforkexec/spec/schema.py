@@ -10,6 +10,7 @@ from typing import Any, Optional, Union
 
 from ..attrs import ProcAttr, SysProcAttr
 from .document import NoneType, hints_of, is_mapping, is_sequence
+from .fds import takes_fd
 from .load import VERSION
 from .named import named_of, parse_flags
 
@@ -46,6 +47,16 @@ def schema_of(hint: Any, defs: Optional[dict[str, Any]]) -> Optional[dict]:
     return None
 
 
+def _no_fd(prop: dict) -> dict:
+    """A field's schema without the fd numbers a document cannot give (spec.fds): its integers
+    negative only."""
+    if prop.get("type") == "integer":
+        return {**prop, "maximum": -1}
+    if "anyOf" in prop:
+        return {**prop, "anyOf": [_no_fd(arm) for arm in prop["anyOf"]]}
+    return prop
+
+
 _POSITIONAL = ".positional"  # $defs/X.positional: the list form of dataclass X
 
 
@@ -64,6 +75,8 @@ def _dataclass_schema(cls: type, defs: dict[str, Any], skip: Sequence[str] = ())
         if f.default is None and typing.get_origin(hint) is Union:  # null refused: leave the key out
             hint = Union[tuple(a for a in typing.get_args(hint) if a is not NoneType)]  # type: ignore[assignment]
         prop = schema_of(hint, defs)
+        if prop is not None and takes_fd(cls, f.name):
+            prop = _no_fd(prop)
         if prop is None:  # a Python object (sync): only its default, None, which a document leaves out
             prop = {"not": {}}
             entry["properties"][f.name] = prop
