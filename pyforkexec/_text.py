@@ -10,3 +10,12 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+class OneLineError(Exception):
+    """A base of an error whose message quotes input (a link's name, a sysctl key): the message
+    ``printable`` at construction, so that every caller (the CLI, a module's ``msg``, a log line) gets
+    it as one line, escaped once and as the CLI escapes the rest of its line."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(printable(str(message)))

@@ -25,6 +25,7 @@ from pyforkexec import (
     CLONE_NEWPID,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
+    ChildError,
     Credential,
     ProcAttr,
     SetNS,
@@ -32,6 +33,7 @@ from pyforkexec import (
     SysProcIDMap,
     landlock_abi,
     spec,
+    start_process,
 )
 from pyforkexec.sandbox.cgroup import CgroupError, find_cgroup2
 
@@ -301,6 +303,18 @@ def test_a_path_where_an_fd_could_be_loads_and_dump_refuses_an_fd() -> None:
     with pytest.raises(spec.SpecError) as raised:  # no document stands for it: load would refuse it
         spec.dump(None, ["true"], ProcAttr(sys=SysProcAttr(setns=[SetNS("/run/netns/x"), SetNS(4)])))
     assert raised.value.path == "sys.setns[1].target"
+
+
+def test_a_blamed_failure_quotes_the_target_in_one_line(tmp_path: Path) -> None:
+    # The daemon logs Spec.blame's text as it is: a join target's newline would forge a log line.
+    odd = tmp_path / "h111-a\nb\x1b[31m"
+    odd.touch()  # a file, not a namespace: the start fails at setns (no check_on_host before it here)
+    loaded = spec.load_spec({"version": 1, "argv": ["/bin/true"], "sys": {"setns": [{"target": str(odd)}]}})
+    with pytest.raises(ChildError) as raised:
+        start_process(loaded.program, loaded.argv, loaded.attr)
+    blamed = loaded.blame(raised.value)
+    assert blamed is not None and blamed.startswith("spec: sys.setns[0] (") and blamed.isprintable(), blamed
+    assert "h111-a\\nb\\x1b[31m" in blamed
 
 
 def test_dump_leaves_defaults_out() -> None:

@@ -7,6 +7,7 @@ import copy
 import re
 
 import pytest
+from helpers.marks import needs_root
 
 from pyforkexec.netns import model as m
 from pyforkexec.netns import options as netns_options
@@ -886,3 +887,44 @@ def test_a_renamed_host_end_loses_its_subnet_to_the_bridge_after_its_rename(want
     renamed = actions.index("rename_veth veth-web veth-web2")
     assert renamed < actions.index("del_addr host veth-web2 10.45.0.1/24")
     assert "add_addr host br-web 10.45.0.1/24" in actions
+
+
+ODD = "h111\x1b[31m"  # a link name the kernel takes (no '/', ':', blank or NUL) holding a colour change
+
+
+@pytest.mark.parametrize(("options", "state", "start"), [
+    (dict(veths=[dict(name=ODD, peer="v0"), dict(name=ODD, peer="v1")]), None,
+     "veths[1].name: h111\\x1b[31m is used twice"),
+    (dict(veths=[dict(name="eth0", peer=ODD), dict(name="eth1", peer=ODD)]), None,
+     "veths[1].peer: h111\\x1b[31m is used twice"),
+    (dict(sysctls={f"net.ipv4.conf.{ODD}..forwarding": 1}), None,
+     "sysctls: net.ipv4.conf.h111\\x1b[31m..forwarding: has an empty name"),
+    (dict(veths=[dict(name="eth0", peer=ODD)]), dict(host_links={ODD: None}),
+     "veths: host link h111\\x1b[31m exists"),
+])
+def test_a_name_with_a_control_character_is_escaped_in_the_message(wanted, options, state, start):
+    """A user-given name is quoted as the CLI prints it (pyforkexec._text.printable), once, whichever
+    caller shows the message (a module's msg has no CLI to escape it)."""
+    with pytest.raises(m.ModelError) as raised:
+        want = wanted(**options)
+        if state is not None:
+            m.plan_present({**nothing(), **state}, want)
+    assert str(raised.value).startswith(start), raised.value
+    assert str(raised.value).isprintable() and "\\\\" not in str(raised.value)
+
+
+def test_an_action_line_escapes_a_control_character():
+    assert m.describe(("link_up", "host", ODD)) == "link_up host h111\\x1b[31m"
+    assert m.describe(("set_link", "ns", ODD, {"mtu": 1400})) == "set_link ns h111\\x1b[31m mtu=1400"
+
+
+@needs_root
+def test_the_kernels_refusal_names_the_link_escaped():
+    """The real apply of an action on a link that is not there (no namespace made: the host's links
+    are only looked up): ApplyError quotes the name escaped, as ModelError does."""
+    pytest.importorskip("pyroute2")
+    from pyforkexec.netns import kernel
+
+    with pytest.raises(kernel.ApplyError) as raised:
+        kernel.apply("h111-none", [("link_up", "host", ODD)])
+    assert str(raised.value) == "link_up host h111\\x1b[31m: no link h111\\x1b[31m in the host"

@@ -22,6 +22,7 @@ import time
 
 from .. import nsinfo
 from .._signals import ending_blocked, held
+from .._text import OneLineError
 from ..flags import CLONE_NEWNET
 from .model import (
     BRIDGE_ALIAS,
@@ -776,10 +777,10 @@ def _promoting(h, side, ifname, index, address):
             h.swap_sysctl(side, path, old)
 
 
-class ApplyError(RuntimeError):
-    """An action the kernel refused; ``str()`` names the action. ``actions``: every planned line;
-    ``done``: how many of them were carried out before; ``undone``: whether what they made was
-    removed again (a namespace this converge created, see netns.converge)."""
+class ApplyError(OneLineError, RuntimeError):
+    """An action the kernel refused; ``str()`` names the action (one line, see OneLineError).
+    ``actions``: every planned line; ``done``: how many of them were carried out before; ``undone``:
+    whether what they made was removed again (a namespace this converge created, see netns.converge)."""
 
     actions: list[str] = []
     done = 0

@@ -15,6 +15,8 @@ import ipaddress
 import re
 import zlib
 
+from .._text import OneLineError, printable
+
 ALIAS_PREFIX = "pyforkexec.isolation"
 IFNAMSIZ = 15
 _IFNAME = re.compile(r"[^/\s:]{1,15}")  # each used with fullmatch: "$" takes a last "\n"
@@ -27,8 +29,9 @@ MAX_METRIC = 2**32 - 1  # a route's priority is a u32
 IPV6_DEFAULT_METRIC = 1024  # what the kernel gives an IPv6 route added without one (IPv4: none)
 
 
-class ModelError(ValueError):
-    """A parameter that cannot describe a topology; ``str()`` starts with the option."""
+class ModelError(OneLineError, ValueError):
+    """A parameter that cannot describe a topology; ``str()`` starts with the option, and is one line
+    (a name it quotes escaped, see OneLineError)."""
 
 
 def veth_alias(netns, inside):
@@ -1454,7 +1457,12 @@ def changes_inside(action):
 
 
 def describe(action):
-    """One action as a short line (the module's ``actions`` result, the lines ``netns up`` prints)."""
+    """One action as a short line (the module's ``actions`` result, the lines ``netns up`` prints), a
+    name's control characters escaped (``printable``): no line break or colour change of its own."""
+    return printable(_describe(action))
+
+
+def _describe(action):
     op, *args = action
     if op in ("add_route", "del_route"):
         return f"{op} {route_text(args[0])}"

@@ -14,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from .._text import OneLineError
 from ..spec.document import SpecError, check_document, json_type, load_dataclass, read_document
 
 
-class OptionsError(ValueError):
+class OptionsError(OneLineError, ValueError):
     """A document that does not describe a namespace; ``str()`` starts with the option."""
 
 

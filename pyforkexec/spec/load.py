@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
+from .._text import printable
 from ..attrs import ProcAttr, SysProcAttr
 from ..errors import ChildError
 from .document import (
@@ -51,7 +52,7 @@ class Spec:
         spec's own errors name fields, with the path of a join's or a mount's target (``spec:
         sys.setns[0] (/run/netns/web): fork/exec ...``), or a cgroup that could not be set up as
         ``exec --spec``'s check says it (``spec: sys.cgroup: ...``); None for another error, or a step
-        no field asks for (execve)."""
+        no field asks for (execve). One line: a path quoted escaped (``printable``), as in a SpecError."""
         if isinstance(err, OSError) and not isinstance(err, ChildError):
             from ..sandbox.cgroup import CgroupError  # (loaded already if err is one)
 
@@ -69,7 +70,7 @@ class Spec:
             target = items[err.index].target if 0 <= err.index < len(items) else None
             if isinstance(target, str):
                 field = f"{field} ({target})"
-        return f"spec: {field}: {err}"
+        return printable(f"spec: {field}: {err}")  # one line, as SpecError's: the daemon logs it as it is
 
 
 def load_spec(doc: object) -> Spec:
