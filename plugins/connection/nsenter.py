@@ -39,8 +39,9 @@ author:
   - pyforkexec developers (@pyforkexec)
 requirements:
   - C(nsenter) (util-linux) where Ansible runs, and root there
-  - A POSIX shell, C(dd), C(mv), C(rm) and C(/dev/null) in the target's filesystem (Ansible removes its
-    temporary files with C(rm) and sends output to C(/dev/null)), and Python for modules
+  - A POSIX shell, C(dd) (with C(conv=excl) and C(oflag=nofollow), as GNU coreutils' has them), C(mv),
+    C(rm) and C(/dev/null) in the target's filesystem (Ansible removes its temporary files with C(rm) and
+    sends output to C(/dev/null)), and Python for modules
   - "A C(/tmp) in the target that its root (mapped root, with a user namespace) can write: the host's, a
     O(pyforkexec.isolation.service#module:mounts) entry V({type: tmpfs, target: /tmp}), or a directory given
     as C(ansible_remote_tmp)"
@@ -124,6 +125,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -184,6 +186,13 @@ def _kill_tree(pid):
     finally:
         for fd in tree.values():
             os.close(fd)
+
+
+def _part_name():
+    """The name of a put's new file beside its destination: not known in the target beforehand (a
+    process there could read it from the shell's command line once the put runs, which the exclusive
+    create of the file turns into a failed put, not a write through what it planted there)."""
+    return f".nsenter-put-{os.urandom(8).hex()}"
 
 
 def _umask():
@@ -362,19 +371,27 @@ class Connection(ConnectionBase):
         # was and removes that new file; only a SIGKILL before the trap runs leaves it. SIGPIPE is ignored:
         # stopped because the worker is gone, with its end of the shell's stderr, the shell would die of
         # it writing its report of dd's death ("Terminated"), before its trap runs.
-        part = shlex.quote(os.path.join(os.path.dirname(out_path), f".nsenter-put-{os.getpid()}-{id(self)}"))
+        # The new file is created by this put or the put fails (conv=excl: O_EXCL, which no symlink
+        # passes, nor anything else already there), then written without following a link (oflag=
+        # nofollow); made is unset when that create fails, and then nothing is removed: what a process in
+        # the target put there first (a link to a file of its choice, which dd of= followed) is left alone.
+        part = shlex.quote(os.path.join(os.path.dirname(out_path), _part_name()))
         # The trap's action quoted as one word: the quoted path put inside quotes again would be split (a
         # directory "a b": "rm -f .../a") or expanded ("$(...)" run) as the trap is set.
-        remove = shlex.quote(f"rm -f {part}; exit 1")
+        remove = shlex.quote(f"if [ -n \"$made\" ]; then rm -f {part}; fi; exit 1")
         # mv onto a directory (or a link to one) would move the file into it, under its temporary name,
         # and succeed: refused, as a copy onto a directory is.
         said = shlex.quote(f"{out_path}: is a directory")
         is_dir = f"if [ -d {out} ]; then printf '%s\\n' {said} >&2; exit 1; fi"
         try:
             with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as src:
-                count = "" if os.fstat(src.fileno()).st_size else " count=0"
-                p = self._popen(f"trap '' PIPE; trap {remove} HUP INT TERM; {is_dir}; "
-                                f"dd of={part} bs={BUFSIZE}{count} "
+                st = os.fstat(src.fileno())
+                # count=0 for an empty file only: a pipe's or a device's size says nothing of what it holds
+                count = " count=0" if stat.S_ISREG(st.st_mode) and not st.st_size else ""
+                p = self._popen(f"made=; trap '' PIPE; trap {remove} HUP INT TERM; {is_dir}; made=1; "
+                                f"dd if=/dev/null of={part} conv=excl oflag=nofollow count=0 "
+                                f"|| {{ made=; exit 1; }}; "
+                                f"dd of={part} bs={BUFSIZE}{count} conv=notrunc oflag=nofollow "
                                 f"&& mv -f {part} {out} || {{ rm -f {part}; exit 1; }}", stdin=src)
                 stdout, stderr = self._communicate(p)
         except OSError as e:

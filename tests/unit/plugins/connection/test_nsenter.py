@@ -8,6 +8,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -315,17 +316,22 @@ def test_an_interrupted_put_leaves_no_part_file_and_touches_nothing_else(dirs_ta
         pytest.skip(f"no {shell} here")
     pid, top = dirs_target
     src = tmp_path / "src"
-    src.write_bytes(b"new\n")
+    os.mkfifo(src)  # the source: a FIFO that this process holds open and never writes, so dd blocks
     dest = top / directory / "f"
     part = f"{dest.parent}/.nsenter-put-"
 
     def put():
         conn = connect(pid, executable=shell)
-        # The new file's place made a FIFO that nobody reads: dd blocks opening it until the stop.
-        conn.exec_command(f"mkfifo {shlex.quote(f'{part}{os.getpid()}-{id(conn)}')}")
         conn.put_file(str(src), str(dest))
 
-    status = as_a_worker(put, lambda: runs(f"of={part}", "dd"))
+    def filling():  # the dd that writes the new file (made already, by the one before it)
+        return any(p in holding("conv=notrunc") for p in holding(f"of={part}")) and runs(f"of={part}", "dd")
+
+    held = os.open(src, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        status = as_a_worker(put, filling)
+    finally:
+        os.close(held)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT
     # the shell too (its trap runs once dd is gone), which names the part file in its command line
     assert until_none_hold(part) == [], "the transfer left running"
@@ -333,6 +339,33 @@ def test_an_interrupted_put_leaves_no_part_file_and_touches_nothing_else(dirs_ta
     try:
         assert listing(conn, top) == DIRS  # no part file left, nothing removed, nothing run
         assert conn.exec_command(f"cat {top}/a")[1] == b"kept\n"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("planted", ["../a", "../made-through-the-link"])
+def test_a_link_planted_at_the_new_file_s_name_is_never_written_through(dirs_target, tmp_path, monkeypatch,
+                                                                         planted):
+    """A process in the target that knows the name of a put's new file (it was the worker's pid and a
+    Python id; it is random now, but the shell's command line shows it once the put runs) puts a
+    symlink there: dd of= followed it, writing the file it names (or creating one where it points),
+    and mv then made the destination that link. The new file is created exclusively now: the put
+    fails, writes nothing, and removes nothing it did not make (the link stays)."""
+    pid, top = dirs_target
+    src = tmp_path / "src"
+    src.write_bytes(b"new\n")
+    conn = connect(pid)
+    try:
+        monkeypatch.setattr(sys.modules[type(conn).__module__], "_part_name", lambda: ".nsenter-put-known")
+        assert conn.exec_command(f"ln -s {planted} {top}/d/.nsenter-put-known")[0] == 0
+        with pytest.raises(AnsibleError, match=r"(?s)failed to transfer.*File exists"):
+            conn.put_file(str(src), f"{top}/d/f")
+        assert listing(conn, top) == [*DIRS, "./d/.nsenter-put-known"]
+        assert conn.exec_command(f"cat {top}/a")[1] == b"kept\n"
+        monkeypatch.undo()
+        conn.put_file(str(src), f"{top}/d/f")  # under a name of its own (the link left where it was)
+        assert conn.exec_command(f"cat {top}/d/f")[1] == b"new\n"
+        assert listing(conn, top) == [*DIRS, "./d/.nsenter-put-known", "./d/f"]
     finally:
         conn.close()
 
