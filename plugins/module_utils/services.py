@@ -32,6 +32,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import refusal
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import write as write_file
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import NETNS_DIR
@@ -128,6 +129,10 @@ def plan(module):
     services, problems = [], []
     validator = ArgumentSpecValidator(ENTRY_ARGSPEC, **ENTRY_RULES)
     for i, raw in enumerate(module.params["services"]):
+        refused = refusal(ENTRY_ARGSPEC, raw)  # what the validator would raise on, not report
+        if refused is not None:
+            problems.append(f"services[{raw.get('name', i)}]: {refused}")
+            continue
         checked = validator.validate(raw)
         if checked.error_messages:
             problems.append(f"services[{raw.get('name', i)}]: {'; '.join(checked.error_messages)}")

@@ -95,8 +95,8 @@ results:
     - {name: svc-web1, uid: 998, group: 996, home: /nonexistent, shell: /usr/sbin/nologin, changed: true}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import accounts, quick_exit
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import AnsibleModule
 
 ARGSPEC = dict(
     names=dict(type="list", elements="str", required=True),

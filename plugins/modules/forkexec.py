@@ -257,9 +257,9 @@ child_error:
       sample: /usr/bin/hostname
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, quick_exit
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import forkexec as fx
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import AnsibleModule
 
 
 def main():

@@ -184,9 +184,9 @@ net:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, landlock_status, quick_exit
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
     IsolationError,
     namespace_type,

@@ -345,9 +345,9 @@ persist:
       sample: true
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, quick_exit
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_args import ARGSPEC
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_persist import persistence

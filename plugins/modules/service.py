@@ -312,9 +312,9 @@ journal:
     - "pyforkexec-web.service: Main process exited, code=exited, status=127/n/a"
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, quick_exit
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import AnsibleModule
 
 
 def main():

@@ -193,8 +193,8 @@ services:
                    netns: {name: web1, path: /run/netns/web1, inode: 4026532297}}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, quick_exit, services
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import AnsibleModule
 
 
 def main():

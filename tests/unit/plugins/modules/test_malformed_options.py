@@ -1,0 +1,98 @@
+"""Malformed option values that ansible-core's own argument validation raises on (a traceback before any
+module code) or builds for minutes, for every module and every option of the kind, at any depth: each
+fails the module cleanly, its message naming the option (module_utils/arguments.py).
+
+The options are read from each module's argument spec, not listed here: a dict or list-of-dicts option
+with sub-options, or an int option, that a module gains is covered without a change here."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import forkexec as fx
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import services as services_utils
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.netns_args import ARGSPEC as NETNS_ARGSPEC
+from ansible_collections.pyforkexec.isolation.plugins.modules import (
+    accounts,
+    forkexec,
+    namespace_info,
+    netns,
+    service,
+    services,
+)
+
+MODULES = {  # module: (its argument spec, options it is always given)
+    accounts: (accounts.ARGSPEC, {}),
+    forkexec: (fx.ARGSPEC, {"argv": ["/bin/true"]}),
+    namespace_info: (namespace_info.ARGSPEC, {}),
+    netns: (NETNS_ARGSPEC, {"name": "h111-never-made"}),
+    service: (svc.ARGSPEC, {"name": "h111-never-made", "argv": ["/bin/true"]}),
+}
+
+# value given -> what the message says of it (after "PATH: ")
+DICT_VALUES = [([None], "expected a dictionary, got a list"), ([True], "expected a dictionary, got a list"),
+               (True, "expected a dictionary, got a boolean"), (1.5, "expected a dictionary, got a number")]
+LIST_OF_DICT_VALUES = [([None], "[0]: expected a dictionary, got null"),
+                       ([{}, True], "[1]: expected a dictionary, got a boolean")]
+INT_VALUES = [(float("inf"), "is infinite"), ("-Infinity", "is infinite"), (" inf", "is infinite"),
+              ("1e10000000", "is out of range")]  # (that one check_type_int builds for minutes)
+
+
+def _options(spec, steps=(), path=""):
+    """(where the option is, its path as messages name it, its kind) for every dict, list-of-dict or
+    int option of ``spec``, sub-options included; where: the keys to it, None for a list's one item."""
+    for name, opt in spec.items():
+        where = f"{path}.{name}" if path else name
+        kind, elements, sub = opt.get("type", "str"), opt.get("elements"), opt.get("options")
+        if kind == "int":
+            yield (*steps, name), where, "int"
+        elif kind == "dict" and sub:
+            yield (*steps, name), where, "dict"
+            yield from _options(sub, (*steps, name), where)
+        elif kind == "list" and elements == "dict" and sub:
+            yield (*steps, name), where, "list"
+            yield from _options(sub, (*steps, name, None), f"{where}[0]")
+
+
+def _place(steps, value):
+    """The options holding ``value`` where ``steps`` lead."""
+    for step in reversed(steps):
+        value = [value] if step is None else {step: value}
+    return value
+
+
+VALUES = {"int": INT_VALUES, "dict": DICT_VALUES, "list": LIST_OF_DICT_VALUES}
+
+
+def _said(path, said):
+    return f"{path}{said}" if said.startswith("[") else f"{path}: {said}"
+
+
+def _cases():
+    for module, (spec, given) in MODULES.items():
+        for steps, path, kind in _options(spec):
+            for value, said in VALUES[kind]:
+                yield pytest.param(module, dict(given, **_place(steps, value)), _said(path, said),
+                                   id=f"{module.__name__.rsplit('.', 1)[1]}:{path}={value!r}")
+    # services: each entry is the service module's options and wiring (the netns module's), checked
+    # per entry by the module, which names the entry first
+    for steps, path, kind in _options(services_utils.ENTRY_ARGSPEC):
+        for value, said in VALUES[kind]:
+            entry = dict(name="h111-never-made", argv=["/bin/true"], **_place(steps, value))
+            said = f"services[h111-never-made]: {_said(path, said)}"
+            yield pytest.param(services, {"services": [entry]}, said, id=f"services:{path}={value!r}")
+
+
+@pytest.mark.parametrize(("module", "args", "start"), list(_cases()))
+def test_a_value_ansible_core_raises_on_fails_the_module_naming_the_option(run_module, module, args, start):
+    result = run_module(module, args, check_mode=True)
+    assert result["failed"] is True, result
+    # (the services module lists every refused entry in its message)
+    assert result["msg"].startswith(start) or (module is services and start in result["msg"]), result["msg"]
+
+
+def test_every_kind_is_there_to_be_checked():
+    # the cases above come from the argument specs: an empty walk would pass by checking nothing
+    kinds = {kind for spec, _ in MODULES.values() for _, _, kind in _options(spec)}
+    assert kinds == {"int", "dict", "list"}
+    assert any(path == "wiring" for _, path, _ in _options(services_utils.ENTRY_ARGSPEC))
