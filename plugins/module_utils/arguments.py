@@ -41,7 +41,7 @@ def _kind(value):
 def _int_refusal(value):
     """Why check_type_int would raise on ``value`` or build a huge integer (None: it converts it or
     reports it itself)."""
-    if isinstance(value, int) or not isinstance(value, (str, float)):
+    if not isinstance(value, (str, float)):  # an int is taken as it is, anything else reported
         return None
     try:
         number = decimal.Decimal(value)
@@ -50,7 +50,7 @@ def _int_refusal(value):
     if number.is_infinite():
         return "is infinite, not an integer"
     if number.is_finite() and not number.is_zero() and number.adjusted() >= MAX_DIGITS:
-        return f"is out of range (an integer of at most {MAX_DIGITS} digits)"
+        return f"is out of range (more than {MAX_DIGITS} digits: beyond any 64-bit integer)"
     return None
 
 
