@@ -345,7 +345,7 @@ def test_an_interrupted_put_leaves_no_part_file_and_touches_nothing_else(dirs_ta
 
 @pytest.mark.parametrize("planted", ["../a", "../made-through-the-link"])
 def test_a_link_planted_at_the_new_file_s_name_is_never_written_through(dirs_target, tmp_path, monkeypatch,
-                                                                         planted):
+                                                                        planted):
     """A process in the target that knows the name of a put's new file (it was the worker's pid and a
     Python id; it is random now, but the shell's command line shows it once the put runs) puts a
     symlink there: dd of= followed it, writing the file it names (or creating one where it points),

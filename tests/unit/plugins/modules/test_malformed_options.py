@@ -93,6 +93,6 @@ def test_a_value_ansible_core_raises_on_fails_the_module_naming_the_option(run_m
 
 def test_every_kind_is_there_to_be_checked():
     # the cases above come from the argument specs: an empty walk would pass by checking nothing
-    kinds = {kind for spec, _ in MODULES.values() for _, _, kind in _options(spec)}
+    kinds = {found[2] for spec, given in MODULES.values() for found in _options(spec)}
     assert kinds == {"int", "dict", "list"}
-    assert any(path == "wiring" for _, path, _ in _options(services_utils.ENTRY_ARGSPEC))
+    assert any(found[1] == "wiring" for found in _options(services_utils.ENTRY_ARGSPEC))
