@@ -20,7 +20,7 @@ from helpers.daemon import Daemon
 from helpers.marks import needs_root
 from unit.plugins import pid_reuse
 
-from pyforkexec.service import daemon
+from pyforkexec.service import daemon, singleton
 
 
 @needs_root  # namespaces only root may create or join here
@@ -160,11 +160,65 @@ def test_a_second_daemon_on_the_same_pid_file_refuses_to_start(tmp_path: Path) -
     first = Daemon(tmp_path, ["sleep", "60"])
     try:
         second = Daemon(tmp_path, ["sleep", "60"])
-        assert second.ready == f"error already running (pid {first.proc.pid}, {first.pid_file} is locked)"
+        assert second.ready == f"error already running (pid {first.proc.pid}, which holds @{_name(first)})"
         assert second.wait() != 0
     finally:
         first.proc.send_signal(signal.SIGTERM)
         first.wait()
+
+
+def _name(d: Daemon) -> str:
+    return singleton.name(str(d.pid_file))
+
+
+def test_a_second_daemon_is_refused_though_the_first_s_pid_file_was_removed(tmp_path: Path) -> None:
+    """The pid file's lock alone kept a daemon single: one removed by hand (rm, a cleaned /run) while its
+    daemon ran let a second daemon lock a new file there and start a second copy of the service (and
+    whoever looked by the file found the second only). The daemon holds its name (an abstract unix
+    socket) while it lives, the service never: the second is refused and the first runs on, found by
+    its name; the name goes with the daemon."""
+    first, started = Daemon(tmp_path, ["sleep", "60"]), []
+    try:
+        assert first.ready.startswith("ok ")
+        service = int(first.ready.split()[1])
+        first.pid_file.unlink()
+        started.append(Daemon(tmp_path, ["sleep", "60"]))
+        second = started[0]
+        assert second.ready == f"error already running (pid {first.proc.pid}, which holds @{_name(first)})"
+        assert second.wait() == 1
+        assert not first.pid_file.exists() and first.proc.poll() is None
+        inode = singleton.bound_inode(str(first.pid_file))
+        assert inode is not None and singleton.holder(str(first.pid_file)) == first.proc.pid
+        assert not singleton.holds(service, inode)
+    finally:
+        for d in (first, *started):  # (a second one that started: stopped too)
+            if d.proc.poll() is None:
+                d.proc.send_signal(signal.SIGTERM)
+            d.wait()
+    assert singleton.bound_inode(str(first.pid_file)) is None
+
+
+@pytest.mark.parametrize("waiter", [[], ["--no-waiter"]], ids=["waiter", "python"])
+def test_the_daemon_holds_its_name_across_restarts_and_its_service_never_does(tmp_path: Path,
+                                                                              waiter: list[str]) -> None:
+    """The name's socket goes through the daemon's execs (the waiter and back) and restarts, and never
+    to a service (close-on-exec): a service holding it would keep a second daemon out after its own."""
+    d = Daemon(tmp_path, ["sh", "-c", "sleep 0.05"], "--restart", "always", "--start-limit-burst", "0",
+               *waiter)
+    path = str(d.pid_file)
+    try:
+        wait_for(lambda: d.proc.poll() is not None or
+                 sum(x.startswith("started") for x in d.log_lines()) >= 4, "4 starts")
+        assert d.proc.poll() is None, d.log_lines()
+        assert singleton.holder(path) == d.proc.pid
+        inode = singleton.bound_inode(path)
+        assert inode is not None
+        with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
+            assert not any(singleton.holds(int(pid), inode) for pid in f.read().split())
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert singleton.bound_inode(path) is None
 
 
 def test_program_lookup_uses_the_spec_path_inside_its_new_root(tmp_path: Path) -> None:
@@ -375,7 +429,7 @@ def test_a_sigterm_right_after_the_pid_file_is_locked_is_a_stop(tmp_path: Path) 
     spec.write_text(json.dumps({"version": 1, "argv": ["/bin/sleep", "60"]}))
     script = f"""
 import os, signal, sys
-from pyforkexec.service import daemon
+from pyforkexec.service import daemon, singleton
 def tracer(frame, event, arg):
     if frame.f_code.co_name == "lock_pid_file" and event == "return":
         sys.settrace(None)
@@ -456,7 +510,7 @@ import json, os
 from types import SimpleNamespace
 from pid_reuse import bystander_on, killed
 from pyforkexec.process import Process
-from pyforkexec.service import daemon
+from pyforkexec.service import daemon, singleton
 
 class Reaped(Process):
     bystander = None

@@ -11,6 +11,10 @@ systemd would otherwise provide::
   are its own messages), locks ``--pid-file`` and writes its pid there: the file is locked exactly
   while the daemon runs, so a stale file is never mistaken for a live service. The service's process
   is the daemon's only child.
+- One daemon per ``--pid-file`` whatever happens to that file: the daemon holds an abstract unix
+  socket named after the pid file's path for as long as it lives (service/singleton.py), and a second
+  one refuses to start, even once the file was removed by hand; that socket, not the file, is how the
+  collection finds the running daemon.
 - ``--restart``: ``no``, ``on-failure`` (an exit status other than 0, or death by a signal other than
   SIGHUP, SIGINT, SIGTERM and SIGPIPE, which systemd counts as clean too) or
   ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
@@ -61,7 +65,7 @@ from ..forkexec import drop_own_groups_for, start_process
 from ..lookpath import find_program
 from ..process import Process
 from ..sandbox.cgroup import handover_record, process_from_record
-from . import waiter
+from . import singleton, waiter
 
 if TYPE_CHECKING:
     import argparse
@@ -200,11 +204,13 @@ def exited(proc: Process) -> bool:
 
 
 class Daemon:
-    def __init__(self, args: SimpleNamespace, log_fd: int, argv: Sequence[str] = (), pid_fd: int = -1):
+    def __init__(self, args: SimpleNamespace, log_fd: int, argv: Sequence[str] = (), pid_fd: int = -1,
+                 name_fd: int = -1):
         self.args = args
         self.argv = wanted_argv(argv)  # for the waiter's way back
         self.log_fd = log_fd
         self.pid_fd = pid_fd
+        self.name_fd = name_fd  # the socket holding the daemon's name (singleton.claim), -1: none
         self.gave_up = False
         self.signals: list[int] = []
         self.stopping = False
@@ -448,11 +454,12 @@ class Daemon:
             self.signals[:0] = taken  # for supervise(), here
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
             return
-        state = {"pid": proc.pid, "pid_fd": self.pid_fd, "log_fd": self.log_fd, "starts": list(self.starts),
-                 "cgroup": handover_record(proc)}
+        state = {"pid": proc.pid, "pid_fd": self.pid_fd, "log_fd": self.log_fd, "name_fd": self.name_fd,
+                 "starts": list(self.starts), "cgroup": handover_record(proc)}
+        keep = tuple(fd for fd in (self.pid_fd, self.log_fd, self.name_fd) if fd >= 0)
         command = [sys.executable, "-m", "pyforkexec.daemon", *self.argv, "--resume", json.dumps(state)]
         error = waiter.hand_over(proc.pid, str(round(self.args.stop_timeout * 1000)), command,
-                                 keep=(self.pid_fd, self.log_fd))
+                                 keep=keep)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
         self.log(f"cannot exec {waiter.WAITER}: {error}; supervising in Python")
 
@@ -462,8 +469,9 @@ class Daemon:
         state = self.args.resume
         if state is None:
             return None
-        for fd in (self.pid_fd, self.log_fd):
-            os.set_inheritable(fd, False)
+        for fd in (self.pid_fd, self.log_fd, self.name_fd):
+            if fd >= 0:
+                os.set_inheritable(fd, False)
         # The waiter's signals were blocked across both execs: now that ours are installed, take them.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {*STOP_SIGNALS, *FORWARDED, signal.SIGCHLD})
         self.starts.extend(state["starts"])
@@ -536,9 +544,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if problem is not None:  # before anything starts: a value the waiter or a sleep could not take
         _refuse(args, problem)
     resume = args.resume
-    if resume is not None:  # back from the waiter: the same process, its log and locked pid file open
+    if resume is not None:  # back from the waiter: the same process, its log, name and locked pid file open
         log_fd, pid_fd = resume["log_fd"], resume["pid_fd"]
-        daemon = Daemon(args, log_fd, argv, pid_fd)
+        daemon = Daemon(args, log_fd, argv, pid_fd, resume.get("name_fd", -1))
+        if daemon.name_fd < 0:  # handed over by a daemon of a pyforkexec before the name: held from now on
+            try:
+                daemon.name_fd = singleton.claim(args.pid_file)
+            except OSError as e:
+                daemon.log(f"cannot hold the daemon's name: {e.strerror} (its pid file's lock alone keeps it "
+                           "single)")
     else:
         try:
             os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
@@ -549,6 +563,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # From the pid file on, a stop is the daemon's to handle (its handlers, from run() on): until
         # then their default action would end it with the file left behind.
         signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+        # The name first: it holds while the daemon lives whatever becomes of its pid file, which a
+        # second daemon would lock anew once removed by hand (singleton.py).
+        try:
+            daemon.name_fd = singleton.claim(args.pid_file)
+        except singleton.Taken as e:
+            who = "another process holds" if e.pid is None else f"pid {e.pid}, which holds"
+            _refuse(args, f"already running ({who} @{e.name})")
+        except OSError as e:
+            _refuse(args, f"cannot hold the daemon's name @{singleton.name(args.pid_file)}: "
+                    f"{os.strerror(e.errno)}")
         try:
             pid_fd = daemon.pid_fd = lock_pid_file(args.pid_file)
         except OSError as e:
@@ -566,6 +590,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             os.unlink(args.pid_file)  # still locked: nobody can take it for a live daemon's meanwhile
         os.close(pid_fd)
         daemon.log("stopped")
+        if daemon.name_fd >= 0:  # last: until here a second daemon would find this one's pid file
+            os.close(daemon.name_fd)
 
 
 def _refuse(args: SimpleNamespace, problem: str) -> NoReturn:
