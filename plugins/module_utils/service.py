@@ -450,7 +450,7 @@ class Service:
     def daemon(self):
         """(name, main pid, grace) of its pyforkexec daemon when one runs (grace: see grace()), else
         None. Raises ServiceError when the stop cannot give the grace asked."""
-        main = paths.locked_pid(paths.pid_file(self.name))
+        main = paths.daemon_pid(self.name)
         if main is None:
             return None
         self.stop_grace = self.grace(main)
@@ -479,7 +479,7 @@ class Service:
         """state stopped or absent: refuse, before anything changes, a stop_timeout the stop of what runs
         cannot give (grace(); under systemd, a value other than the loaded unit's TimeoutStopSec, which
         the stop uses, unless this run rewrites the unit with it)."""
-        main = paths.locked_pid(paths.pid_file(self.name))
+        main = paths.daemon_pid(self.name)
         if main is not None:  # a pyforkexec daemon (manager direct; absent stops one under either)
             self.grace(main)
         given = self.params["stop_timeout"]

@@ -167,8 +167,9 @@ def stop_all(daemons):
     after that (its pid file removed). The caller sees that the grace asked is no longer than the
     daemon's own (running_stop_timeout): the daemon would kill the service earlier. What a daemon that
     did not end by its own stop left in its service's own cgroup is killed and the cgroup removed
-    (sweep_cgroup). A ``main_pid`` whose process no longer holds the service's pid file locked, after
-    its pidfd is opened, is a daemon gone (its number may be another process's). Raises ServiceError
+    (sweep_cgroup). A ``main_pid`` whose process is no longer the service's daemon (paths.is_daemon: it
+    holds the daemon's name), after its pidfd is opened, is a daemon gone (its number may be another
+    process's). Raises ServiceError
     naming one that survived."""
     fds, services, deadlines, phase, workloads = {}, {}, {}, {}, {}
     try:
@@ -178,9 +179,9 @@ def stop_all(daemons):
                 fds[name] = os.pidfd_open(main)
             except ProcessLookupError:
                 continue
-            # ``main`` was read from the pid file before: a daemon that ended since left its number to
-            # any process, which the open may have taken. Only the daemon holds its pid file's lock.
-            if not (paths.holds_pid_file(main, paths.pid_file(name)) and pidfds.alive(fds[name])):
+            # ``main`` was found before: a daemon that ended since left its number to any process,
+            # which the open may have taken. Only the daemon holds its name (paths.is_daemon).
+            if not (paths.is_daemon(main, name) and pidfds.alive(fds[name])):
                 os.close(fds.pop(name))
                 continue
             # The service's pid is read from /proc, and may be another process's by the open (the

@@ -4,8 +4,10 @@
 
 Shared by the service and namespace_info modules (on the managed host) and the nsenter connection
 plugin (on the controller). Under systemd the unit's main process is the launcher
-(``pyforkexec exec --spec``); with ``manager: direct`` it is ``python -m pyforkexec.daemon``, whose
-pid file is locked while it runs. Either way the service's own process is the main process's child.
+(``pyforkexec exec --spec``); with ``manager: direct`` it is ``python -m pyforkexec.daemon``, found
+as the process holding its name (pyforkexec.service.singleton: an abstract unix socket it holds while
+it runs, whatever becomes of its pid file), its pid file only a hint. Either way the service's own
+process is the main process's child.
 """
 
 from __future__ import annotations
@@ -200,12 +202,65 @@ def remove_stale_pid_file(path):
         os.close(fd)
 
 
-def holds_pid_file(pid, path):
-    """Whether process ``pid`` holds the lock of the pid file ``path`` now: whether it is the daemon of
-    that file (it holds the lock exactly while it runs, and the lock goes with it). A pid read from the
-    file may be another process's by the time it is used (the daemon ended, the number was reused):
-    whoever opens a pidfd on it asks this after the open, then whether the pidfd's process still holds
-    the number (pidfds.alive), so that the process asked about was the pidfd's."""
+def _singleton():
+    """pyforkexec.service.singleton (imported here: the nsenter connection, on the controller, uses this
+    module too). Raises ServiceError where this Python's pyforkexec predates it."""
+    try:
+        from pyforkexec.service import singleton  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise ServiceError("the pyforkexec in this Python predates the daemon's name (one daemon per "
+                           "service whatever becomes of its pid file): install this collection's "
+                           "pyforkexec (the role isolated_service does)") from None
+    return singleton
+
+
+def daemon_pid(name, wait=1.0):
+    """The pid of service ``name``'s running pyforkexec daemon, None when none runs: the process holding
+    its name (pyforkexec.service.singleton), found whether its pid file is there or not (removed by
+    hand, its directory cleaned); the pid file's pid is asked first. A daemon of a pyforkexec from before
+    the name is found by its pid file's lock alone (locked_pid). The name held by another user's process
+    (a squatter: any process of the host's network namespace can bind an abstract name) or by none this
+    process can see, for ``wait`` seconds, is a ServiceError: it is neither "not running" nor a daemon to
+    signal."""
+    singleton, path = _singleton(), pid_file(name)
+    deadline = time.monotonic() + wait
+    while True:
+        if singleton.bound_inode(path) is None:
+            return locked_pid(path, wait)
+        pid = singleton.holder(path, _pid_in(path))
+        uid = None if pid is None else singleton.holder_uid(pid)
+        if uid is not None and uid == os.geteuid():
+            return pid
+        if uid is not None:
+            raise ServiceError(f"service {name}: its daemon's name @{singleton.name(path)} is held by "
+                               f"process {pid} of uid {uid}, not by a daemon of this user: no daemon can "
+                               "start, and that process is not one to stop; end it by hand")
+        if time.monotonic() >= deadline:
+            raise ServiceError(f"service {name}: its daemon's name @{singleton.name(path)} is held, but by "
+                               "no process seen here (another PID namespace?): stop that daemon by hand")
+        time.sleep(0.005)
+
+
+def _pid_in(path):
+    """The pid a pid file names (its first line), None if it names none or is gone: a hint only."""
+    try:
+        with open(path, "rb") as f:
+            line = f.readline(32).strip()
+    except OSError:
+        return None
+    return int(line) if line.isascii() and line.isdigit() and 0 < int(line) <= PID_MAX else None
+
+
+def is_daemon(pid, name):
+    """Whether process ``pid`` is service ``name``'s pyforkexec daemon now: it holds the daemon's name
+    (or, for a daemon from before the name, none holds it and ``pid`` holds the pid file's lock). A pid
+    found before may be another process's by the time it is used (the daemon ended, the number was
+    reused): whoever opens a pidfd on it asks this after the open, then whether the pidfd's process
+    still holds the number (pidfds.alive), so that the process asked about was the pidfd's."""
+    singleton, path = _singleton(), pid_file(name)
+    inode = singleton.bound_inode(path)
+    if inode is not None:
+        return singleton.holds(pid, inode)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:  # removed by its daemon as it ended
@@ -285,7 +340,7 @@ def resolve_manager(wanted, booted=None):
 def main_pid(name, manager="auto", run=None):
     """(manager, main pid) of a running service; (manager, None) when it does not run."""
     if manager in ("auto", "direct"):
-        pid = locked_pid(pid_file(name))
+        pid = daemon_pid(name)
         if pid is not None or manager == "direct":
             return "direct", pid
     if manager == "systemd" or systemd_booted():

@@ -104,7 +104,7 @@ def wait_all(watches):
 
 
 def _still_up_direct(watch):
-    return paths.locked_pid(paths.pid_file(watch.name)) == watch.main
+    return paths.daemon_pid(watch.name) == watch.main
 
 
 def _still_up_systemd(watch, systemctl):

@@ -115,15 +115,21 @@ def test_a_daemon_started_from_a_pinned_worker_gets_pid_1_s_cpus():
 
 
 # What the scripts below share: the stop's own helpers, and their daemons' pid files in the test's
-# directory (argv[2]), each locked by its daemon as pyforkexec.service.daemon does (the stop takes a
-# process for the daemon only while it holds that lock). A child forked by a daemon closes it.
+# directory (argv[2]); each stand-in daemon holds its name and locks its pid file as
+# pyforkexec.service.daemon does (the stop takes a process for the daemon only while it holds that
+# name: paths.is_daemon). A child forked by a daemon closes both.
 _PRELUDE = r"""
 import json, os, signal, sys, time
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
 from pid_reuse import bystander_on, killed, sleeper
+from pyforkexec.service import singleton
 from pyforkexec.service.daemon import lock_pid_file
 
 direct.paths.RUN_DIR = sys.argv[2]
+
+def as_daemon(name):
+    path = direct.paths.pid_file(name)
+    return [singleton.claim(path), lock_pid_file(path)]
 """
 
 
@@ -139,11 +145,11 @@ def _in_pid_namespace(in_pid_namespace, script, name, tmp_path):
 _REUSED_PID = r"""
 def daemon(report):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    lock = lock_pid_file(direct.paths.pid_file(sys.argv[1]))
-    service = sleeper(close=[lock])
+    held = as_daemon(sys.argv[1])
+    service = sleeper(close=held)
     os.write(report, b"%d\n" % service)
     os.waitpid(service, 0)
-    bystander = bystander_on(service, close=[lock])
+    bystander = bystander_on(service, close=held)
     os.write(report, b"%d\n" % bystander)
     while True:
         time.sleep(600)
@@ -181,8 +187,8 @@ r, w = os.pipe()
 main = os.fork()
 if main == 0:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    lock = lock_pid_file(direct.paths.pid_file(sys.argv[1]))
-    service = sleeper(close=[lock])
+    held = as_daemon(sys.argv[1])
+    service = sleeper(close=held)
     os.write(w, b".")
     os.waitpid(service, 0)
     while True:
@@ -219,20 +225,20 @@ def test_a_stop_never_takes_a_process_that_reused_the_listed_service_pid_for_the
     assert answer == {"reused": True, "bystander_alive": True}
 
 
-# Inside a PID namespace of its own (PID 1 there): a daemon read from its locked pid file (as the
-# module reads it, before its stop), which then ends (killed here, reaped by this process, its parent)
+# Inside a PID namespace of its own (PID 1 there): a daemon found by its name (as the module finds it,
+# before its stop), which then ends (killed here, reaped by this process, its parent)
 # before the stop opens its pidfd. Its pid file stays, naming it. The next fork gets its pid
 # (ns_last_pid, in this namespace only): a bystander, which SIGTERM would end.
 _DAEMON_PID_REUSED = r"""
 r, w = os.pipe()
 main = os.fork()
 if main == 0:
-    lock = lock_pid_file(direct.paths.pid_file(sys.argv[1]))
+    held = as_daemon(sys.argv[1])
     os.write(w, b".")
     while True:
         time.sleep(600)
 os.read(r, 1)
-read = direct.paths.locked_pid(direct.paths.pid_file(sys.argv[1]))
+read = direct.paths.daemon_pid(sys.argv[1])
 os.kill(main, signal.SIGKILL)
 os.waitpid(main, 0)
 bystander = bystander_on(main)
@@ -244,9 +250,9 @@ print(json.dumps({"read": read == main, "reused": bystander == main, "bystander_
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
 def test_a_stop_never_signals_a_process_that_reused_the_daemon_s_pid(in_pid_namespace, tmp_path):
-    """The callers read the daemon's pid from its locked pid file, and the stop opened a pidfd on that
-    number and sent SIGTERM through it: a daemon that ended between the two had left its number to any
-    process, which was sent SIGTERM (and waited for, killed at the grace's end). The pidfd's process is
-    taken for the daemon only while it holds the pid file's lock, read after the open."""
+    """The callers find the daemon's pid, and the stop opened a pidfd on that number and sent SIGTERM
+    through it: a daemon that ended between the two had left its number to any process, which was sent
+    SIGTERM (and waited for, killed at the grace's end). The pidfd's process is taken for the daemon only
+    while it holds the daemon's name, read after the open."""
     answer = _in_pid_namespace(in_pid_namespace, _DAEMON_PID_REUSED, "h109-daemon-pid", tmp_path)
     assert answer == {"read": True, "reused": True, "bystander_alive": True}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -117,3 +118,61 @@ def test_the_converge_lock_is_pyforkexecs_host_lock():
         st = os.stat(host_lock.path("services"))
         assert f":{st.st_ino} " in held
         assert os.stat(host_lock.LOCK_DIR).st_uid == 0
+
+
+# A stand-in for a daemon as its name makes it one: a process holding the abstract socket named after
+# the pid file (argv[1], the name pyforkexec.service.singleton computes), then sleeping. No pyforkexec
+# imported: it may run as another user, who cannot read this Python's packages.
+_HOLD_NAME = """
+import socket, sys, time
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.bind("\\0" + sys.argv[1])
+print("bound", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def holding(tmp_path, monkeypatch):
+    """holding(user=None) -> a process that holds the name of service ``web``'s daemon, as ``user``;
+    the pid files in ``tmp_path``, none of them made. Each is killed (its own child) at the end."""
+    from pyforkexec.service import singleton
+
+    monkeypatch.setattr(paths, "RUN_DIR", str(tmp_path))
+    started = []
+
+    def hold(user=None):
+        argv = [sys.executable, "-S", "-c", _HOLD_NAME, singleton.name(paths.pid_file("web"))]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, user=user, cwd="/")
+        started.append(proc)
+        assert proc.stdout.readline() == "bound\n"
+        return proc
+
+    yield hold
+    for proc in started:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def test_a_daemon_is_found_by_its_name_whatever_became_of_its_pid_file(holding):
+    """Its pid file removed by hand, a running daemon was "not running": a converge started a second
+    one, a stop found none. The process holding its name is the daemon, pid file or not."""
+    daemon = holding()
+    assert not os.path.exists(paths.pid_file("web"))
+    assert paths.daemon_pid("web") == daemon.pid
+    assert paths.main_pid("web", "direct") == ("direct", daemon.pid)
+    assert paths.is_daemon(daemon.pid, "web") and not paths.is_daemon(os.getpid(), "web")
+    daemon.kill()
+    daemon.wait()
+    assert paths.daemon_pid("web") is None and not paths.is_daemon(daemon.pid, "web")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a process of another user")
+def test_a_name_held_by_another_user_s_process_is_an_error_not_a_daemon(holding):
+    """Any process of the host's network namespace can bind an abstract name: one of another user holding
+    a daemon's is neither "not running" (a start cannot take the name) nor a daemon to stop."""
+    squatter = holding(user=65534)
+    with pytest.raises(paths.ServiceError, match=rf"is held by process {squatter.pid} of uid 65534, not by a "
+                                                 "daemon of this user"):
+        paths.daemon_pid("web")

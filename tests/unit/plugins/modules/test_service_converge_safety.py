@@ -8,6 +8,8 @@ import contextlib
 import fcntl
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +17,7 @@ import time
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
 
@@ -256,27 +259,27 @@ def test_what_a_service_detached_ends_with_it_without_the_cgroup_option(run_modu
 
 
 @pytest.mark.parametrize("edit", ["emptied", "another pid"])
-def test_a_pid_file_edited_by_hand_is_an_error_not_a_stopped_service(run_module, name, edit):
+def test_a_pid_file_edited_by_hand_hides_no_daemon_and_names_no_other_process(run_module, name, edit):
     """A pid file still locked by its daemon but emptied (or naming another process) read as "not
     running": absent removed the service's files and reported it stopped, leaving the daemon and its
-    service running (and a pid of another process would have been signalled)."""
+    service running (and a pid of another process would have been signalled); then it was an error.
+    The daemon is found by its name now, what the file says is only a hint: absent stops it, and the
+    process the file names is not signalled."""
     started = run_module(service, dict(name=name, argv=_argv(1), manager="direct", start_check=0))
     assert started.get("failed") is not True, started
     pid_file = paths.pid_file(name)
     with open(pid_file) as f:
-        daemon = f.read()
+        assert f.read() == f"{started['main_pid']}\n"
     bystander = subprocess.Popen(["sleep", "60"])
     with open(pid_file, "w") as f:  # the daemon keeps its lock on the same file
         f.write("" if edit == "emptied" else f"{bystander.pid}\n")
     try:
         result = run_module(service, dict(name=name, state="absent"))
-        assert result.get("failed") is True, result
-        assert f"{pid_file} is locked by a running daemon but does not name it" in result["msg"], result
-        assert os.path.exists(paths.spec_path(name)) and os.path.exists(f"/proc/{daemon.strip()}")
+        assert result.get("failed") is not True and result["actions"][0] == "stop", result
+        assert _daemons(name) == [] and not os.path.exists(paths.spec_path(name))
         assert bystander.poll() is None  # not signalled
     finally:
-        with open(pid_file, "w") as f:
-            f.write(daemon)
+        _stop_every_daemon(name)
         bystander.kill()
         bystander.wait()
 
@@ -481,3 +484,54 @@ def test_a_cgroup_path_of_another_services_own_is_refused(run_module, name, uniq
     finally:
         gone = run_module(service, dict(name=first, state="absent"))
         assert gone.get("failed") is not True, gone
+
+
+def _daemons(name):
+    """Every process running as service ``name``'s daemon (its command line names the service's pid
+    file), however the module finds them."""
+    found = []
+    for entry in (e for e in os.listdir("/proc") if e.isdigit()):
+        argv = direct.running_argv(int(entry)) or []
+        if "--pid-file" in argv[:-1] and argv[argv.index("--pid-file") + 1] == paths.pid_file(name):
+            found.append(int(entry))
+    return found
+
+
+def _stop_every_daemon(name):
+    """SIGTERM through a pidfd to each daemon of ``name`` (one the module lost track of), each waited for."""
+    for pid in _daemons(name):
+        with contextlib.suppress(ProcessLookupError):
+            fd = os.pidfd_open(pid)
+            try:
+                if pid in _daemons(name):  # (read after the open: the pidfd's process, not a successor)
+                    signal.pidfd_send_signal(fd, signal.SIGTERM)
+                    select.select([fd], [], [], 30)
+            finally:
+                os.close(fd)
+
+
+def test_a_pid_file_removed_by_hand_starts_no_second_daemon_and_hides_none(run_module, name):
+    """The daemon was found by its pid file's lock alone: a pid file removed by hand (rm, a cleaned
+    /run/pyforkexec) while it ran made the service look stopped, and a converge started a second daemon,
+    whose start emptied the service's cgroup (the first's service killed, restarted by its daemon: the
+    two fought) and which a stop then stopped alone. The daemon is found by its name now (an abstract
+    socket it holds while it lives): the converge finds it running, a restart and a stop replace and
+    stop it, whether its pid file is there or not."""
+    args = dict(name=name, argv=_argv(1), manager="direct", restart="always", start_check=0)
+    try:
+        first = run_module(service, args)
+        assert first.get("failed") is not True, first
+        os.unlink(paths.pid_file(name))
+        again = run_module(service, args)
+        assert again.get("failed") is not True and again["changed"] is False, again
+        assert (again["main_pid"], again["pid"]) == (first["main_pid"], first["pid"])
+        assert _daemons(name) == [first["main_pid"]] and not os.path.exists(paths.pid_file(name))
+        restarted = run_module(service, dict(args, state="restarted"))
+        assert restarted.get("failed") is not True and restarted["actions"] == ["restart"], restarted
+        assert _daemons(name) == [restarted["main_pid"]] != [first["main_pid"]]
+        os.unlink(paths.pid_file(name))
+        stopped = run_module(service, dict(name=name, state="stopped", manager="direct"))
+        assert stopped["actions"] == ["stop"] and stopped["state"] == "stopped", stopped
+        assert _daemons(name) == []
+    finally:
+        _stop_every_daemon(name)  # (what a failure here left running)
