@@ -236,13 +236,62 @@ def stop(name, main_pid, grace):
 
 def own_cgroup(name):
     """The cgroup directory of service ``name``'s own (its spec's cgroup with kill_remaining, as the
-    module writes it; without a readable spec, the module's default, pyforkexec/NAME), when it exists;
-    None else."""
+    module writes it; without a readable spec, the one its running service is in (running_own_cgroup),
+    else the module's default, pyforkexec/NAME), when it exists; None else."""
     try:
         path = own_cgroup_of(deps.pyforkexec.spec.read(paths.spec_path(name)))
-    except (OSError, ValueError):  # no spec (removed by hand), or unreadable: the default place
-        path = default_own_cgroup(name)
+    except (OSError, ValueError):  # no spec (removed by hand), or unreadable: where it runs, or the default
+        path = running_own_cgroup(name) or default_own_cgroup(name)
     return path if path is not None and os.path.isdir(path) else None
+
+
+def running_own_cgroup(name):
+    """The cgroup directory service ``name``'s running process is in, when that is not its daemon's (its
+    own: the module gives a manager=direct service one), as the kernel says (/proc/PID/cgroup); None when
+    no daemon runs, or the service shares its daemon's. Where a spec removed by hand while the service
+    runs no longer says: taken for another's, the service's own processes made its converge refuse the
+    cgroup."""
+    try:
+        main = paths.daemon_pid(name)
+        main_fd = os.pidfd_open(main) if main is not None else None
+    except (paths.ServiceError, ProcessLookupError):
+        return None
+    if main_fd is None:
+        return None
+    try:
+        found = _cgroups(name, main, main_fd)
+    finally:
+        os.close(main_fd)
+    if found is None or found[0] is None or found[0] == found[1]:
+        return None
+    try:
+        return os.path.join(deps.pyforkexec.sandbox.cgroup.find_cgroup2(), found[0].lstrip("/"))
+    except OSError:  # no cgroup2 here
+        return None
+
+
+def _cgroups(name, main, main_fd):
+    """(the service's cgroup path, its daemon ``main``'s) read from /proc, None unless both processes
+    were those read (pidfds confirmed after the reads: a pid may be another process's by then)."""
+    service = paths.workload_pid(main)
+    fd = pidfds.child_pidfd(service, main, main_fd) if service is not None else None
+    if fd is None:
+        return None
+    try:
+        found = _cgroup_of(service), _cgroup_of(main)
+        confirmed = paths.is_daemon(main, name) and pidfds.alive(main_fd) and pidfds.alive(fd)
+    finally:
+        os.close(fd)
+    return found if confirmed else None
+
+
+def _cgroup_of(pid):
+    """Process ``pid``'s cgroup v2 path (its /proc/PID/cgroup ``0::`` line), None if gone."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return next((line.rstrip("\n")[3:] for line in f if line.startswith("0::")), None)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def default_own_cgroup(name):

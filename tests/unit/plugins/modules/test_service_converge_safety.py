@@ -491,10 +491,25 @@ def _daemons(name):
     file), however the module finds them."""
     found = []
     for entry in (e for e in os.listdir("/proc") if e.isdigit()):
-        argv = direct.running_argv(int(entry)) or []
+        argv = _argv_of(int(entry))
         if "--pid-file" in argv[:-1] and argv[argv.index("--pid-file") + 1] == paths.pid_file(name):
             found.append(int(entry))
     return found
+
+
+def _argv_of(pid):
+    """Process ``pid``'s daemon arguments (direct.running_argv), [] for none. A daemon's command line
+    reads empty while it execs (to the waiter and back, right after its start): read again then."""
+    for _ in range(1000):
+        argv = direct.running_argv(pid)
+        if argv:
+            return argv
+        try:
+            os.readlink(f"/proc/{pid}/exe")
+        except OSError:  # a kernel thread, a zombie, or gone
+            return []
+        time.sleep(0.001)
+    return []
 
 
 def _stop_every_daemon(name):
@@ -535,3 +550,26 @@ def test_a_pid_file_removed_by_hand_starts_no_second_daemon_and_hides_none(run_m
         assert _daemons(name) == []
     finally:
         _stop_every_daemon(name)  # (what a failure here left running)
+
+
+@pytest.mark.skipif(not _cgroup_available(), reason="no cgroup v2 hierarchy here")
+@pytest.mark.parametrize("module", [service, services], ids=["service", "services"])
+def test_a_spec_removed_by_hand_leaves_the_running_service_s_cgroup_its_own(run_module, name, module):
+    """Its spec removed by hand while it ran, a service with a cgroup path of its own could not be
+    declared again: the spec alone said which cgroup was its own, and its running processes there were
+    taken for someone else's ("already holds processes that this service did not start"). The cgroup
+    its running process is in (the kernel's word) is its own now: the converge restarts it there."""
+    rel = f"pfe-ut-own-{os.getpid() % 100000}"
+    args = dict(name=name, argv=_argv(1), manager="direct", start_check=0, cgroup=dict(path=rel))
+    given = args if module is service else dict(services=[args])
+    try:
+        first = run_module(service, args)
+        assert first.get("failed") is not True, first
+        os.unlink(paths.spec_path(name))
+        again = run_module(module, given)
+        assert again.get("failed") is not True, again
+        result = again if module is service else again["services"][name]
+        assert result["actions"] == [f"write {paths.spec_path(name)}", "restart"], result
+        assert _daemons(name) == [result["main_pid"]] != [first["main_pid"]]
+    finally:
+        _stop_every_daemon(name)
