@@ -31,12 +31,24 @@ def daemon_argv(name, python, restart, stop_timeout, restart_sec):
 
 
 def running_argv(pid):
-    """The command line a running daemon was started with (daemon_argv's), or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return daemon_argv_of([a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]])
-    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or reaped before the read
-        return None
+    """The command line a running daemon was started with (daemon_argv's), or None if it is gone. A
+    command line reads empty while its process execs, as the daemon does at each start and end of its
+    service (to pyforkexec-waiter and back): it is read again then, not taken for another (a converge
+    would restart the service for it, a stop would not know its stop timeout)."""
+    for _ in range(1000):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                raw = f.read()
+        except (FileNotFoundError, ProcessLookupError):  # gone before the open, or reaped before the read
+            return None
+        if raw:
+            return daemon_argv_of([a.decode(errors="replace") for a in raw.split(b"\0")[:-1]])
+        try:
+            os.readlink(f"/proc/{pid}/exe")  # (an exec's new image has its file before its arguments)
+        except OSError:  # a zombie, a kernel thread, or gone: no command line to come
+            return None
+        time.sleep(0.001)
+    return []
 
 
 def daemon_argv_of(argv):

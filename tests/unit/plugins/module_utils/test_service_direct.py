@@ -45,6 +45,36 @@ def test_a_process_reaped_between_the_open_and_the_read_has_no_argv(monkeypatch)
     assert opened.closed
 
 
+# Execs itself (the same command line) COUNT times, as the daemon execs the waiter and back.
+_EXEC_LOOP = """
+import os, sys
+left = int(os.environ["COUNT"])
+if left:
+    with open("/proc/self/cmdline", "rb") as f:
+        argv = f.read().split(b"\\0")[:-1]
+    os.execve(sys.executable, argv, dict(os.environ, COUNT=str(left - 1)))
+"""
+
+
+def test_a_command_line_read_while_its_process_execs_is_read_again():
+    """/proc/PID/cmdline reads empty while PID execs: a daemon read then (the daemon execs at each start
+    and end of its service) had the command line [], so that a converge restarted it ("daemon_argv"
+    differs) and a stop did not know its stop timeout. Every read of a process that execs itself over
+    and over gives its command line."""
+    import sys
+
+    argv = [sys.executable, "-S", "-c", _EXEC_LOOP, "--name", "loop"]
+    proc = subprocess.Popen(argv, env=dict(os.environ, COUNT="200"))
+    seen = []
+    try:
+        while proc.poll() is None:
+            seen.append(direct.running_argv(proc.pid))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert seen and [got for got in seen if got not in (argv, None)] == []
+
+
 def test_a_stop_returns_only_once_the_service_is_reaped():
     """A zombie still counts as its user's process (userdel refuses to remove the account): the stop
     waits until the service's process is reaped, not only exited. Here it is reaped 0.2 s after its

@@ -491,25 +491,10 @@ def _daemons(name):
     file), however the module finds them."""
     found = []
     for entry in (e for e in os.listdir("/proc") if e.isdigit()):
-        argv = _argv_of(int(entry))
+        argv = direct.running_argv(int(entry)) or []
         if "--pid-file" in argv[:-1] and argv[argv.index("--pid-file") + 1] == paths.pid_file(name):
             found.append(int(entry))
     return found
-
-
-def _argv_of(pid):
-    """Process ``pid``'s daemon arguments (direct.running_argv), [] for none. A daemon's command line
-    reads empty while it execs (to the waiter and back, right after its start): read again then."""
-    for _ in range(1000):
-        argv = direct.running_argv(pid)
-        if argv:
-            return argv
-        try:
-            os.readlink(f"/proc/{pid}/exe")
-        except OSError:  # a kernel thread, a zombie, or gone
-            return []
-        time.sleep(0.001)
-    return []
 
 
 def _stop_every_daemon(name):
