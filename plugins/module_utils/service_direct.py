@@ -35,7 +35,7 @@ def running_argv(pid):
     command line reads empty while its process execs, as the daemon does at each start and end of its
     service (to pyforkexec-waiter and back): it is read again then, not taken for another (a converge
     would restart the service for it, a stop would not know its stop timeout)."""
-    for _ in range(1000):
+    for _attempt in range(1000):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 raw = f.read()
