@@ -543,3 +543,42 @@ def test_the_group_kill_after_a_service_s_exit_never_reaches_a_group_that_reused
     a session of its own was killed with its group. The group is killed before the reap now, while
     the exited service still holds the number."""
     assert pid_reuse.run(_GROUP_AFTER_REAP) == {"code": 3, "reused": True, "bystander_alive": True}
+
+
+# A daemon of a pyforkexec from before the name, as its waiter hands it back to this one: its log and
+# locked pid file open, its service (here a child that exits at once) to reap, a state without the
+# name's fd. argv: spec, pid file, log. The process execs the daemon (the same pid, the same child).
+_HANDED_BACK = r"""
+import json, os, sys
+from pyforkexec.service.daemon import lock_pid_file
+spec, pid_file, log = sys.argv[1:4]
+log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+pid_fd = lock_pid_file(pid_file)
+for fd in (log_fd, pid_fd):  # kept across the exec, as the waiter keeps them
+    os.set_inheritable(fd, True)
+service = os.fork()
+if service == 0:
+    os._exit(0)
+state = {"pid": service, "pid_fd": pid_fd, "log_fd": log_fd, "starts": [], "cgroup": None}
+os.execv(sys.executable, [sys.executable, "-m", "pyforkexec.daemon", "--name", "t", "--spec", spec,
+                          "--pid-file", pid_file, "--log-file", log, "--restart", "always", "--foreground",
+                          "--resume", json.dumps(state), "--waited", "run"])
+"""
+
+
+def test_a_daemon_handed_back_by_a_waiter_from_before_the_name_takes_it(tmp_path: Path) -> None:
+    """A daemon started before an upgrade holds no name; its waiter execs the upgraded daemon at its
+    service's next end. That one takes the name then, so that no second daemon starts beside it."""
+    spec, pid_file, log = tmp_path / "s.json", tmp_path / "d.pid", tmp_path / "d.log"
+    spec.write_text(json.dumps({"version": 1, "argv": ["sleep", "60"]}))
+    proc = subprocess.Popen([sys.executable, "-c", _HANDED_BACK, str(spec), str(pid_file), str(log)],
+                            stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: proc.poll() is not None or "started" in (log.read_text() if log.exists() else ""),
+                 "a start")
+        assert proc.poll() is None, log.read_text()
+        assert singleton.holder(str(pid_file)) == proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert singleton.bound_inode(str(pid_file)) is None
