@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import select
@@ -33,6 +34,11 @@ def _reap_dropped() -> None:
                 _active.remove(proc)
 
 
+# Whether waits go through a pidfd (P_PIDFD, Linux 5.4): cleared at the first EINVAL, a kernel with
+# pidfds that lacks it (5.3).
+_by_pidfd = hasattr(os, "P_PIDFD")
+
+
 class TimeoutExpired(Exception):
     """wait(timeout) ran out before the process exited."""
 
@@ -57,6 +63,11 @@ class Process:
     # the child itself. An object whose __init__ raised (a signal's exception in it) never owns the pid:
     # its maker still does, or the spawn's undo has reaped it, and the number may be another's by now.
     _owned = False
+    # Whether a wait found the pid no longer our child (reaped by another caller: a waitpid of it or of
+    # -1, a SIGCHLD handler that reaps, SIGCHLD ignored): its status is lost and returncode stays None,
+    # but its number may be another process's since, another child of ours even. Nothing is sent or
+    # waited for by number from then on (the pidfd is closed then: no fd is kept for a process gone).
+    _lost = False
 
     def __init__(self, pid: int, pidfd: Optional[int] = None):
         # A pid of 0 or -1 is a process group or every process to kill(2): a Process is one process.
@@ -95,21 +106,38 @@ class Process:
         waitid(WEXITED) and not waitpid, and only exits count: a traced child (SysProcAttr.ptrace)
         also reports its stops to wait calls, and a stopped process is still running; WNOWAIT first,
         so that such a stop stays for its tracer to collect. Held: a signal between the reap and the
-        store would lose the status and leave the pidfd open.
+        store would lose the status and leave the pidfd open. Through the pidfd when there is one
+        (P_PIDFD, Linux 5.4): once another caller reaped the process, its number may be another child
+        of ours, whose exit a wait by number would take for this one's (and reap it from its owner).
         """
         with self._lock, held():
             if self.returncode is None:
+                if self._lost:  # its number is not its own: a wait by it could take another child's exit
+                    raise ChildProcessError(errno.ECHILD, f"process {self.pid} was reaped by another caller")
                 try:
-                    info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | options)
+                    info = self._waitid(os.WEXITED | os.WNOWAIT | options)
                 except ChildProcessError:  # reaped by someone else (a waitpid(-1)): its status is lost
+                    self._lost = True
                     self._close_pidfd()
                     raise
                 if info is not None and info.si_pid == self.pid and info.si_code in _EXITS:
-                    os.waitid(os.P_PID, self.pid, os.WEXITED)
+                    self._waitid(os.WEXITED)
                     killed = info.si_code != os.CLD_EXITED
                     self.returncode = -info.si_status if killed else info.si_status
                     self._close_pidfd()
         return self.returncode
+
+    def _waitid(self, options: int) -> Optional[os.waitid_result]:
+        """waitid of this process: by its pidfd where there is one (see _reap), else by its pid."""
+        global _by_pidfd
+        if self.pidfd is not None and _by_pidfd:
+            try:
+                return os.waitid(os.P_PIDFD, self.pidfd, options)
+            except OSError as e:
+                if e.errno != errno.EINVAL:  # (ChildProcessError included)
+                    raise
+                _by_pidfd = False
+        return os.waitid(os.P_PID, self.pid, options)
 
     def _undone(self) -> None:
         """The spawn that made this result was undone (an exception before the caller got it): the
@@ -176,7 +204,9 @@ class Process:
 
     def send_signal(self, sig: int) -> None:
         """Signal the process; a no-op once it has been reaped (its pid may be reused). ``sig`` 0 only
-        checks that it can be signalled."""
+        checks that it can be signalled. ProcessLookupError once it has exited and been reaped by
+        another caller (a waitpid(-1)), which a wait() or poll() found: never by a number that may be
+        another process's by then."""
         check_int("sig", sig, 0, signal.NSIG - 1)
         with self._lock, held():  # a handler's exception at the lock's release would keep it: deferred
             if self.returncode is not None:
@@ -184,6 +214,7 @@ class Process:
             if self.pidfd is not None:
                 signal.pidfd_send_signal(self.pidfd, sig)
             else:
+                self._check_not_lost()
                 os.kill(self.pid, sig)
 
     def send_group_signal(self, sig: int) -> None:
@@ -193,14 +224,23 @@ class Process:
         reap a killpg by that number may reach another group, made by a process given the number since;
         here it is a no-op, as send_signal is. Through the pidfd where the kernel can (Linux 6.9): a
         reap by another caller (a waitpid(-1)) leaves returncode None, and only the pidfd still names
-        this process's group then. ProcessLookupError when no group has that id (the process never led
-        one, or left it and it emptied)."""
+        this process's group then; once a wait() or poll() found it reaped that way (ChildProcessError),
+        nothing is sent. ProcessLookupError when no group has that
+        id (the process never led one, or left it and it emptied), or when nothing was sent."""
         check_int("sig", sig, 0, signal.NSIG - 1)
         with self._lock, held():  # the reap (_reap) takes the lock: it cannot come between the two
             if self.returncode is not None:
                 return
             if self.pidfd is None or not pidfd_group.send_group_signal(self.pidfd, sig):
+                self._check_not_lost()
                 os.killpg(self.pid, sig)
+
+    def _check_not_lost(self) -> None:
+        """Before a signal by number: ProcessLookupError once a wait found the process reaped by
+        another caller (_lost), whose number, so whose group's id, may be another's by now."""
+        if self._lost:
+            raise ProcessLookupError(errno.ESRCH, f"process {self.pid} was reaped by another caller: "
+                                     "its pid may be another process's now")
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)

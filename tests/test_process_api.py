@@ -294,6 +294,73 @@ def test_a_group_signal_never_reaches_a_group_that_reused_the_pid_of_a_process_r
     assert answer == {"reused": True, "raised": "ProcessLookupError", "bystander_ended_by": "SIGTERM"}
 
 
+def _signal_after_a_wait_found_it_reaped_elsewhere(how: str) -> dict[str, Any]:
+    """As PID 1 of a PID namespace of its own: a Process leading a group of its own (with a pidfd, or
+    none) is killed and reaped by a waitpid of its pid; its poll() then finds it gone
+    (ChildProcessError). The next fork gets its pid, a bystander leading a session and a group of its
+    own, which the Process's signal (``how``: its group's, or its own) must miss."""
+    pidfd = how.endswith("-pidfd")
+    proc = start_process("/bin/sleep", ["sleep", "600"], ProcAttr(sys=SysProcAttr(setpgid=True, pidfd=pidfd)))
+    os.kill(proc.pid, signal.SIGKILL)
+    os.waitpid(proc.pid, 0)
+    with pytest.raises(ChildProcessError):
+        proc.poll()
+    bystander = pid_reuse.bystander_on(proc.pid, session=True)
+    try:
+        proc.send_group_signal(signal.SIGKILL) if how.startswith("group") else proc.kill()
+        raised = None
+    except ProcessLookupError:
+        raised = "ProcessLookupError"
+    os.kill(bystander, signal.SIGTERM)  # (no effect once a SIGKILL came: the process is already ending)
+    status = os.waitpid(bystander, 0)[1]
+    return {"reused": bystander == proc.pid, "raised": raised,
+            "bystander_ended_by": signal.Signals(os.WTERMSIG(status)).name}
+
+
+@pytest.mark.parametrize("how", ["group-pidfd", "kill-pidfd", "group", "kill"])
+def test_a_signal_after_a_wait_found_the_process_reaped_elsewhere_never_goes_by_number(how: str) -> None:
+    """A poll() or wait() that found the process reaped by another caller (ChildProcessError) closed
+    its pidfd and left returncode None: send_group_signal and send_signal then went by number (killpg,
+    kill), and reached the process given that number since (3 of 3 runs). The Process now knows the
+    pid is not its own any more, and sends nothing by it."""
+    answer = run_in_fork(_signal_after_a_wait_found_it_reaped_elsewhere, how, pidns=True)
+    assert answer == {"reused": True, "raised": "ProcessLookupError", "bystander_ended_by": "SIGTERM"}
+
+
+def _wait_after_our_other_child_took_its_pid() -> dict[str, Any]:
+    """As PID 1 of a PID namespace of its own: a Process with a pidfd is killed and reaped by a waitpid
+    of its pid; the next fork of this process gets its pid (a bystander: our child too), and ends by a
+    SIGTERM. Whose exit the Process's wait() takes (a second one too, after it found the process gone),
+    and who reaps the bystander."""
+    proc = start_process("/bin/sleep", ["sleep", "600"], ProcAttr(sys=SysProcAttr(pidfd=True)))
+    os.kill(proc.pid, signal.SIGKILL)
+    os.waitpid(proc.pid, 0)
+    bystander = pid_reuse.bystander_on(proc.pid)
+    os.kill(bystander, signal.SIGTERM)
+    waited: list[Any] = []
+    for _ in range(2):
+        try:
+            waited.append(proc.wait())
+        except ChildProcessError:
+            waited.append("ChildProcessError")
+    try:
+        status = os.waitpid(bystander, 0)[1]
+        bystander_reaped = f"by its parent, ended by {signal.Signals(os.WTERMSIG(status)).name}"
+    except ChildProcessError:
+        bystander_reaped = "by the Process"
+    return {"reused": bystander == proc.pid, "wait": waited, "bystander_reaped": bystander_reaped}
+
+
+def test_a_wait_never_reaps_another_child_that_took_the_processs_pid() -> None:
+    """Process waited by its pid (waitid P_PID) even with a pidfd: once another caller reaped it, the
+    number may be another child of the same process, whose exit wait() took as its own (returncode -15)
+    and reaped from under its owner (3 of 3 runs). With a pidfd the wait goes through it (P_PIDFD), and
+    a Process found reaped elsewhere is waited for by number no more."""
+    answer = run_in_fork(_wait_after_our_other_child_took_its_pid, pidns=True)
+    assert answer == {"reused": True, "wait": ["ChildProcessError"] * 2,
+                      "bystander_reaped": "by its parent, ended by SIGTERM"}
+
+
 def _state(pid: int) -> str | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
