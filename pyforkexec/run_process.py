@@ -23,7 +23,7 @@ from typing import IO, Any, Optional, Union
 from ._forklock import FORK_LOCK
 from ._signals import SEIZE_TRIES, Hold, held, seize
 from .attrs import ProcAttr, SysProcAttr
-from .checks import check_bool, check_fileno, check_list, check_open_fd, fail, to_bytes
+from .checks import check_bool, check_fileno, check_int, check_list, check_open_fd, fail, to_bytes
 from .forkexec import start_process_then
 from .lookpath import find_program
 from .plain import plain
@@ -121,8 +121,7 @@ def _check(argv: object, sys: object, env: object, cwd: object, input: object, c
     for name, value in (("capture_output", capture_output), ("check", check), ("text", text),
                         ("kill_group", kill_group)):
         check_bool(name, value)
-    leads = sys is not None and (sys.setsid or ((sys.setpgid or sys.foreground) and not sys.pgid))
-    if kill_group and not leads:
+    if kill_group and not _leads_a_group(sys):
         fail("kill_group", "the child must lead a process group of its own (sys.setpgid or sys.foreground "
              "with pgid 0, or sys.setsid): kill_group kills the group whose id is the child's pid")
     if timeout is not None:
@@ -138,6 +137,17 @@ def _check(argv: object, sys: object, env: object, cwd: object, input: object, c
             fail("input", "cannot be combined with stdin")
         streams = (PIPE, streams[1], streams[2])
     return _Args(args, _lookup(args[0], envp), envp, directory, data, streams, bool(kill_group))
+
+
+def _leads_a_group(sys: object) -> bool:
+    """Whether the child of ``sys`` leads a process group of its own (kill_group's rule). The fields
+    read are checked first, as the spawn would check them: a wrong one is named, not kill_group."""
+    if not isinstance(sys, SysProcAttr):
+        return False
+    setsid, setpgid, foreground = (check_bool(f"SysProcAttr.{name}", getattr(sys, name))
+                                   for name in ("setsid", "setpgid", "foreground"))
+    pgid = check_int("SysProcAttr.pgid", sys.pgid, 0, 2**31 - 1)
+    return setsid or ((setpgid or foreground) and not pgid)
 
 
 def _open_streams(streams: Sequence[Optional[int]], parent: list[int], child: list[int]) -> list[int]:

@@ -481,6 +481,17 @@ RUN_REFUSED = [
     ("kill-group-no-group", ["true"], {"kill_group": True}, "kill_group", ValueError),
     ("kill-group-joined-group", ["true"], {"kill_group": True, "sys": SysProcAttr(setpgid=True, pgid=1)},
      "kill_group", ValueError),
+    # The fields kill_group's rule reads are named when wrong, not kill_group (it named kill_group)
+    ("kill-group-pgid-str", ["true"], {"kill_group": True, "sys": SysProcAttr(setpgid=True, pgid="0")},
+     "SysProcAttr.pgid", TypeError),
+    ("kill-group-pgid-negative", ["true"], {"kill_group": True, "sys": SysProcAttr(setpgid=True, pgid=-1)},
+     "SysProcAttr.pgid", ValueError),
+    ("kill-group-pgid-beyond", ["true"], {"kill_group": True, "sys": SysProcAttr(pgid=2**31)},
+     "SysProcAttr.pgid", ValueError),
+    ("kill-group-setsid-int", ["true"], {"kill_group": True, "sys": SysProcAttr(setsid=0, setpgid=0)},
+     "SysProcAttr.setsid", TypeError),
+    ("kill-group-foreground-none", ["true"], {"kill_group": True, "sys": SysProcAttr(foreground=None)},
+     "SysProcAttr.foreground", TypeError),
 ]
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import importlib
 import os
 import pathlib
@@ -41,7 +42,7 @@ import pytest
 from helpers import sysutil
 from helpers.attempt import last_pid
 from helpers.forked import NOBODY, _drop_privileges, run_in_fork
-from helpers.leaks import assert_unchanged, differences, snapshot
+from helpers.leaks import assert_unchanged, children, differences, snapshot
 from helpers.marks import needs_root
 
 import pyforkexec as pf
@@ -611,6 +612,83 @@ def test_run(uid: Optional[int], world: tuple[str, str, str]) -> None:
             roots = {"argv": argv, **kwargs, "SysProcAttr": kwargs.get("sys")}
             check_call(lambda: pf.run(argv, **kwargs), roots, lambda result: None, tally,
                        lambda: _remove_kept_cgroup(roots["SysProcAttr"], False))
+
+        prop()
+        return tally
+
+    _run(body, uid, world)
+
+
+# A child that leaves a grandchild in its process group and waits for it: run()'s timeout kills the
+# child, and kill_group its group, the grandchild included.
+GRANDCHILD = ["sh", "-c", "sleep 600 & wait"]
+
+
+def group_sys_attrs() -> st.SearchStrategy[Any]:
+    """A SysProcAttr whose group fields (the ones kill_group reads) are drawn: plausible, or hostile."""
+    flag = maybe(st.booleans())
+    return st.builds(SysProcAttr, setsid=flag, setpgid=flag, foreground=flag,
+                     pgid=maybe(st.sampled_from([0, 1, 2, 2**31 - 1, 2**31, -1])), pidfd=flag)
+
+
+def _reap_the_group_killed() -> None:
+    """After a run(kill_group=True) whose timeout killed GRANDCHILD: its grandchild, this process's child
+    once orphaned (it is pid 1 of the namespace), was killed too (exited, or a SIGKILL on its way):
+    reaped. (children() lists /proc's pids, the host's: the waits take any child.)"""
+    left = children()
+    for pid, state in left.items():
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+        assert state.startswith("Z") or pending & (1 << (signal.SIGKILL - 1)), \
+            f"kill_group left {pid} ({state}) of the child's group running"
+    for _ in left:
+        os.waitpid(-1, 0)
+
+
+@USERS
+def test_run_with_kill_group(uid: Optional[int], world: tuple[str, str, str]) -> None:
+    """run(kill_group=..., timeout=..., sys=SysProcAttr(setsid, setpgid, foreground, pgid...)): it ran
+    (a timeout's kill took the child's group with it, grandchild included), or a ChildError with a
+    location, or a ValueError/TypeError naming a field, with no process created, and nothing left
+    behind. A refusal naming kill_group (the child would lead no group) only where the fields that rule
+    reads are of their type and range: a wrong one is named itself (a pgid of -1 or "0", a setsid of 0
+    named kill_group, not the field)."""
+    def body() -> Tally:
+        tally = Tally()
+
+        any_values = st.tuples(st.just(["true"]), pick(group_sys_attrs(), st.none()), maybe(st.booleans()),
+                               maybe(st.sampled_from([None, 0, 0.001, 0.05])))
+        leaders = st.builds(SysProcAttr, setsid=st.booleans(), pidfd=st.booleans()).map(
+            lambda a: a if a.setsid else dataclasses.replace(a, setpgid=True))
+        # A grandchild left in the group, and the group killed at a timeout: never one without the other.
+        group_killed = st.tuples(st.just(GRANDCHILD), leaders, st.just(True),
+                                 st.sampled_from([0, 0.001, 0.05]))
+
+        @SETTINGS
+        @given(pick(any_values, any_values, group_killed))
+        def prop(args: tuple[list[str], Any, Any, Any]) -> None:
+            argv, sys, kill_group, timeout = args
+            kwargs = {"sys": sys, "kill_group": kill_group, "timeout": timeout}
+            roots = {"argv": argv, **kwargs, "SysProcAttr": sys}
+            raised: list[BaseException] = []
+
+            def call() -> Any:
+                try:
+                    return pf.run(argv, **kwargs)
+                except BaseException as e:
+                    raised.append(e)
+                    raise
+
+            check_call(call, roots, lambda result: None, tally,
+                       lambda: _reap_the_group_killed() if argv == GRANDCHILD else None)
+            if raised and str(raised[0]).startswith("kill_group: ") and kill_group is True \
+                    and sys is not None:  # the fields it read were theirs to name, had they been wrong
+                wrong = [name for name in ("setsid", "setpgid", "foreground")
+                         if type(getattr(sys, name)) is not bool]
+                if type(sys.pgid) is not int or not 0 <= sys.pgid < 2**31:
+                    wrong.append("pgid")
+                assert not wrong, f"{raised[0]} where SysProcAttr's {wrong} were wrong"
 
         prop()
         return tally
