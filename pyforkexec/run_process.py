@@ -8,6 +8,7 @@ its output) kills and reaps it and closes every fd run() opened.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import selectors
@@ -350,6 +351,10 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
         (stdout, "stdout"), (stderr, "stderr")))
     a = _check(argv, sys, env, cwd, input, capture_output, timeout, check, stdin, stdout, stderr, text,
                kill_group)
+    if a.kill_group and sys.pidfd is False:  # (a SysProcAttr; a pidfd not bool is named later)
+        # Waited for and its group killed through a pidfd of its own: a SIGCHLD handler or another
+        # thread's waitpid(-1) may reap the child, and its number, the group's id, be another's since.
+        sys = dataclasses.replace(sys, pidfd=True)
     parent: list[int] = []  # our ends of the pipes, by stream (-1: none, or closed)
     child: list[int] = []  # the child's ends and /dev/null: closed once it has its copies
     selector: list[selectors.BaseSelector] = []

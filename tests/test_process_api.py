@@ -361,6 +361,45 @@ def test_a_wait_never_reaps_another_child_that_took_the_processs_pid() -> None:
                       "bystander_reaped": "by its parent, ended by SIGTERM"}
 
 
+def _run_whose_child_a_sigchld_handler_reaps() -> dict[str, Any]:
+    """As PID 1 of a PID namespace of its own: run(kill_group=True) of a child that exits at once, in a
+    program whose SIGCHLD handler reaps any child (waitpid(-1)) and then forks a bystander, leading a
+    session and a group of its own, onto the freed pid (ns_last_pid). Which signal ended the bystander
+    says whether run() reached it (its wait, its timeout's group kill), and what run() raised."""
+    seen: dict[str, int] = {}
+
+    def reaper(signum: int, frame: object) -> None:
+        if "bystander" not in seen:
+            pid = os.waitpid(-1, os.WNOHANG)[0]
+            if pid:
+                seen["pid"], seen["bystander"] = pid, pid_reuse.bystander_on(pid, session=True)
+
+    signal.signal(signal.SIGCHLD, reaper)
+    try:
+        run(["true"], sys=SysProcAttr(setsid=True), kill_group=True, timeout=5)
+        raised = None
+    except (ChildProcessError, subprocess.TimeoutExpired) as e:
+        raised = type(e).__name__
+    finally:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    bystander = seen["bystander"]
+    try:
+        os.kill(bystander, signal.SIGTERM)
+        ended_by = signal.Signals(os.WTERMSIG(os.waitpid(bystander, 0)[1])).name
+    except (ProcessLookupError, ChildProcessError):
+        ended_by = "reaped by run()"
+    return {"reused": bystander == seen["pid"], "raised": raised, "bystander_ended_by": ended_by}
+
+
+def test_run_with_kill_group_never_reaches_a_group_that_took_the_pid_of_a_child_reaped_elsewhere() -> None:
+    """run(kill_group=True) waited for its child by pid and killed its group by that number (killpg):
+    a SIGCHLD handler that reaped the child left the number free, and run() waited for the process
+    given it since (our child too) until the timeout, then SIGKILLed its group and reaped it (3 of 3
+    runs). With kill_group run() takes a pidfd of its child, waits and kills through it."""
+    answer = run_in_fork(_run_whose_child_a_sigchld_handler_reaps, pidns=True)
+    assert answer == {"reused": True, "raised": "ChildProcessError", "bystander_ended_by": "SIGTERM"}
+
+
 def _state(pid: int) -> str | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
