@@ -648,3 +648,49 @@ def test_a_member_kill_by_pid_never_reaches_a_process_that_reused_a_listed_pid()
         wait_for(lambda: not _procs(path), "the cgroup to empty")
         os.rmdir(path)
     assert answer == {"empty": True, "reused": True, "bystander_alive": True}
+
+
+# Inside a PID namespace of its own: kill_members of a cgroup whose cgroup.kill cannot be written, holding
+# a process of the parent namespace, which cgroup.procs lists as 0 here.
+_MEMBER_OF_ANOTHER_PID_NAMESPACE = r"""
+import errno, json, os, sys
+from pyforkexec.sandbox import cgroup as cgroup_mod
+
+write = cgroup_mod._write
+
+def refused(file, text):
+    if file.endswith("cgroup.kill"):
+        raise PermissionError(errno.EACCES, "delegated", file)
+    write(file, text)
+
+cgroup_mod._write = refused
+listed = cgroup_mod._read(os.path.join(sys.argv[1], "cgroup.procs")).split()
+try:
+    answer = {"empty": cgroup_mod.kill_members(sys.argv[1], timeout=0.2)}
+except OSError as e:
+    answer = {"raised": e.strerror}
+print(json.dumps({"listed": listed, **answer}))
+"""
+
+
+def test_a_member_in_another_pid_namespace_is_left_and_nothing_else_is_killed() -> None:
+    """kill_members without cgroup.kill, run in a PID namespace, of a cgroup holding a process of the
+    parent one: cgroup.procs lists it as 0, and the kill by pidfd raised EINVAL (pidfd_open(0); a
+    kill by number, before it, was kill(0): its own process group). Such a member is left: the cgroup
+    is not empty, said as such, and the member, beyond reach, runs on."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs util-linux unshare")
+    path = os.path.join(root(), f"h113-other-ns-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.mkdir(path)
+    outsider = subprocess.Popen(["sleep", "600"])
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(outsider.pid))
+        answer = pid_reuse.run(_MEMBER_OF_ANOTHER_PID_NAMESPACE, path)
+        running = outsider.poll() is None
+    finally:
+        outsider.kill()
+        outsider.wait()
+        wait_for(lambda: not _procs(path), "the cgroup to empty")
+        os.rmdir(path)
+    assert (answer, running) == ({"listed": ["0"], "empty": False}, True)

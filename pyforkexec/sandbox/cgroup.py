@@ -423,10 +423,14 @@ def _kill_listed(procs: str) -> None:
     number and used only if the number is listed again after the open: a listed process may exit and be
     reaped before its kill, and its number be another's, outside the cgroup, by then. The SIGKILL's
     success through the pidfd tells its process held the number since the open, so through the second
-    read: it was the one listed there. (Without pidfds, Linux < 5.3: by number, as before them.)"""
+    read: it was the one listed there. (Without pidfds, Linux < 5.3: by number, as before them.) A
+    member outside this process's PID namespace is listed as 0: it is left (kill_members then says the
+    cgroup is not empty)."""
     fds: dict[str, int] = {}
     try:
         for pid in _read(procs).split():
+            if pid == "0":  # a process of no PID namespace we see (a parent one): no number to reach it by
+                continue   # here; pidfd_open(0) is EINVAL, and a kill(0) our own process group
             try:
                 with held():  # made and recorded as one step
                     fds[pid] = os.pidfd_open(int(pid))
