@@ -119,12 +119,14 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
     # A CLONE_PARENT child is our parent's, which may reap it whenever it exits: its pid may be another
     # process's by the time an undo below kills it. A pidfd taken by the clone itself (CLONE_PIDFD,
     # an internal flag: the caller's is refused) stays with the child whatever becomes of the number.
+    # CLONE_DETACHED, which the kernel otherwise ignores (since 2.6.2), is EINVAL with CLONE_PIDFD: it
+    # is left out then, or clone(CLONE_PARENT | CLONE_DETACHED) would fail where it ran before.
     sibling = bool(value & F.CLONE_PARENT)
     hold, pid, pidfd = Hold(), 0, -1
     try:
         hold.start()
         try:
-            pid, pidfd = _clone.clone(value | (F.CLONE_PIDFD if sibling else 0),
+            pid, pidfd = _clone.clone((value & ~F.CLONE_DETACHED) | F.CLONE_PIDFD if sibling else value,
                                       lambda: _child_main(fn, args))
         except OSError as e:
             raise OSError(e.errno, f"clone({describe(value)}): {e.strerror}") from None

@@ -249,10 +249,14 @@ def test_new_pid_namespace_child_is_pid_1() -> None:
     assert result_of(lambda: (os.getpid(), os.getppid()), CLONE_NEWPID | SIGCHLD) == (1, 0)
 
 
-def test_clone_parent_makes_a_sibling() -> None:
-    # from a forked child F, CLONE_PARENT makes the new process a child of F's parent (this process)
+@pytest.mark.parametrize("detached", [False, True], ids=["", "detached"])
+def test_clone_parent_makes_a_sibling(detached: bool) -> None:
+    """From a forked child F, CLONE_PARENT makes the new process a child of F's parent (this process).
+    With CLONE_DETACHED too (which the kernel ignores): the clone's own CLONE_PIDFD made it EINVAL."""
+    extra = pf.CLONE_DETACHED if detached else 0
+
     def from_f() -> tuple[int, str]:
-        pid = clone(lambda: None if os.getppid() == me else 1, pf.CLONE_PARENT | SIGCHLD)
+        pid = clone(lambda: None if os.getppid() == me else 1, pf.CLONE_PARENT | extra | SIGCHLD)
         try:
             wait_clone(pid)
         except ChildProcessError as e:
