@@ -475,6 +475,62 @@ def test_run_with_kill_group_and_a_timeout_that_expires(signals: tuple[int, ...]
     assert counts["raised"] > 0
 
 
+def _session_left(sid: int) -> list[str]:
+    """The processes of session ``sid`` still running: neither exited nor with a SIGKILL on its way."""
+    left = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{name}/status") as f:
+                status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        pending = int(status["SigPnd"], 16) | int(status["ShdPnd"], 16)
+        if int(fields[3]) == sid and fields[0] not in "ZX" and not pending & (1 << (signal.SIGKILL - 1)):
+            left.append(f"{name} {status['Name']}")
+    return left
+
+
+def test_run_with_kill_group_leaves_nothing_of_the_childs_group(tmp_path: Path) -> None:
+    """run(kill_group=True), SIGINT at every line of pyforkexec's: whatever the point, once the child
+    exists, what it started in its group (its session: setsid) is killed with it, and nothing is left
+    (no child, no fd). The child writes its pid (its session's id) first, then starts a grandchild."""
+    marker = tmp_path / "sid"
+    argv = ["/bin/sh", "-c", f"echo $$ > {marker}; sleep 600 & wait"]
+
+    def call() -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            fe.run(argv, sys=fe.SysProcAttr(setsid=True), timeout=0.05, kill_group=True, capture_output=True)
+
+    def group_left() -> list[str]:
+        sid = marker.read_text().strip() if marker.exists() else ""
+        left = _session_left(int(sid)) if sid else []
+        for entry in left:  # (a failure leaves nothing running either)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.split()[0]), signal.SIGKILL)
+        marker.unlink(missing_ok=True)
+        return left
+
+    lengths = []
+    for _ in range(MEASURES):
+        lengths.append(_traced(call, 0, (), False, []))
+        assert group_left() == [], "the timeout left the child's group running"
+    total = min(lengths)
+    fired: list[int] = []
+    for at in range(1, total + 1, STRIDE):
+        before = snapshot(())
+        with contextlib.suppress(KeyboardInterrupt):
+            _traced(call, at, (signal.SIGINT,), False, [], fired)
+            len(())  # a handler still pending runs here at the latest
+        assert group_left() == [], f"SIGINT at line {at} of {total} left the child's group running"
+        diff = [d for d in differences(before, snapshot(())) if not d.startswith("mounts:")]  # (other tests')
+        assert diff == [], f"SIGINT at line {at} of {total}"
+    assert fired, "no point was reached"
+
+
 def _kill_and_wait(proc: fe.Process) -> None:
     proc.kill()
     proc.wait()
