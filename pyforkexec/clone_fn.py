@@ -121,8 +121,12 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
     # an internal flag: the caller's is refused) stays with the child whatever becomes of the number.
     # CLONE_DETACHED, which the kernel otherwise ignores (since 2.6.2), is EINVAL with CLONE_PIDFD: it
     # is left out then, or clone(CLONE_PARENT | CLONE_DETACHED) would fail where it ran before.
+    # The pidfd is closed as the call returns: a handler's exception after that close (at the end of
+    # its hold) would leave the sibling running, its pid never the caller's. So the sibling's identity
+    # (its parent and start time, read while the pidfd shows it alive) is kept, and the undo opens a
+    # pidfd on the pid again, used only if that identity is the one read then (_identity).
     sibling = bool(value & F.CLONE_PARENT)
-    hold, pid, pidfd = Hold(), 0, -1
+    hold, pid, pidfd, born = Hold(), 0, -1, None
     try:
         hold.start()
         try:
@@ -130,6 +134,8 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
                                       lambda: _child_main(fn, args))
         except OSError as e:
             raise OSError(e.errno, f"clone({describe(value)}): {e.strerror}") from None
+        if pidfd >= 0:
+            born = _identity(pid, pidfd)
         hold.stop()
         with held():  # closed whatever signal comes: its exception is raised after the close
             if pidfd >= 0:
@@ -140,6 +146,8 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
         seize(hold.start, SEIZE_TRIES)  # first: see _signals.seize
         try:
             if pid > 0:
+                if pidfd < 0 and born is not None:  # closed as the call returned: the same sibling's, or -1
+                    pidfd = _reopened(pid, born)
                 _kill_and_reap(pid, pidfd, sibling)
         finally:
             if pidfd >= 0:
@@ -148,11 +156,42 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
         raise
 
 
+def _identity(pid: int, pidfd: int) -> Optional[tuple[bytes, bytes]]:
+    """The parent and start time of the process of ``pidfd`` (pid ``pid``) as /proc shows them, the
+    pidfd alive after the read (so the process read was the pidfd's); None when it is gone, or when
+    /proc is not of this process's PID namespace."""
+    try:
+        if int(os.readlink("/proc/self")) != os.getpid():
+            return None
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        signal.pidfd_send_signal(pidfd, 0)
+    except (OSError, ValueError):  # ProcessLookupError: gone (reaped)
+        return None
+    return fields[1], fields[19]  # ppid, starttime
+
+
+def _reopened(pid: int, born: tuple[bytes, bytes]) -> int:
+    """A pidfd of ``pid`` if its process is still the one whose identity was ``born``, else -1."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return -1
+    try:
+        if _identity(pid, fd) == born:
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return -1
+
+
 def _kill_and_reap(pid: int, pidfd: int, sibling: bool) -> None:
     """The child of a clone() that did not return: ended and reaped. Through its pidfd when there is
     one. A CLONE_PARENT child (``sibling``) is our parent's to reap, and may be reaped already: it is
-    killed only through a pidfd (none: a kernel before 5.2, or the pidfd closed as the call returned),
-    never by a number that may be another process's by now; ours is unreaped until the waitpid here."""
+    killed only through a pidfd (none: a kernel before 5.2, or the sibling gone), never by a number
+    that may be another process's by now; ours is unreaped until the waitpid here."""
     with contextlib.suppress(ProcessLookupError):
         if pidfd >= 0:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)

@@ -30,7 +30,10 @@ from typing import Any, Callable, Optional
 
 import pytest
 from helpers.caches import forget_checked_spawns, forget_plans
+from helpers.forked import run_in_fork
 from helpers.leaks import differences, snapshot
+from helpers.procs import children
+from unit.plugins import pid_reuse
 
 import pyforkexec as fe
 
@@ -43,8 +46,8 @@ PACKAGE = str(Path(fe.__file__).parent)
 # around an except clause: PUSH_EXC_INFO, which saves the exception being handled, and the COPY,
 # POP_EXCEPT, RERAISE that restore it; an exception a tracer raises there leaves the caller handling
 # the one the clause caught, sys.exc_info() stale): a tracer that raises there would be testing itself.
-PUBLIC = {"fork_exec", "start_process", "run", "start"}  # what the tests call (start: Prepared.start); their
-# results are the caller's
+# What the tests call (start: Prepared.start; clone: clone_fn's, a pid); their results are the caller's.
+PUBLIC = {"fork_exec", "start_process", "run", "start", "clone"}
 RETURNS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap}
 STRIDE = int(os.environ.get("PFE_INJECT_STRIDE", "1"))
 MEASURES = 5  # runs whose shortest is a path's length
@@ -75,7 +78,7 @@ def _traced(call: Callable[[], Any], at: int, signals: tuple[int, ...], opcodes:
     still raise in the caller's frame before the caller could store it, and the test must reap it).
     ``at`` is appended to ``fired`` once the signals are sent. Returns the number of events seen; the
     call's exception propagates."""
-    seen = 0
+    seen, me = 0, os.getpid()
 
     def local(frame: Any, event: str, arg: object) -> Any:
         nonlocal seen
@@ -83,7 +86,9 @@ def _traced(call: Callable[[], Any], at: int, signals: tuple[int, ...], opcodes:
             return local  # no handler runs there (only a tracer could raise): not a point
         if event in ("line", "opcode"):
             seen += 1
-            if seen == at:
+            # (a clone(fn) child runs pyforkexec's frames too, traced and counted on from the clone:
+            # the signals are the caller's, never the child's)
+            if seen == at and os.getpid() == me:
                 if fired is not None:
                     fired.append(at)
                 for sig in signals:
@@ -591,6 +596,60 @@ def test_a_signal_while_signalling_leaves_the_process_usable() -> None:
     finally:  # by pid: with the lock kept, the Process's own kill() and wait() would block for good
         os.kill(proc.pid, signal.SIGKILL)
         os.waitpid(proc.pid, 0)
+
+
+def _sleep_alone() -> None:
+    """A clone() child's fn: it keeps no fd of the caller's (run_in_fork's pipe), then sleeps."""
+    os.closerange(3, 1 << 16)
+    time.sleep(600)
+
+
+def _clone_parent_sweep(signals: tuple[int, ...]) -> dict[str, Any]:
+    """In a forked caller (its parent, the test, gets the siblings): clone(fn, CLONE_PARENT) with
+    ``signals`` at every line of pyforkexec's, fn sleeping. Whatever the point, no fd is left open; a
+    sibling returned is killed here by its pid (its parent, the test, has not reaped it)."""
+    def call() -> None:
+        fe.clone(_sleep_alone, fe.CLONE_PARENT | signal.SIGCHLD)
+
+    fds = sorted(os.listdir("/proc/self/fd"))
+    lengths = []
+    for _ in range(MEASURES):
+        returned: list[Any] = []
+        lengths.append(_traced(call, 0, (), False, returned))
+        for pid in returned:
+            os.kill(pid, signal.SIGKILL)
+    total = min(lengths)
+    leaked, raised, fired = [], 0, []
+    for at in range(1, total + 1, STRIDE):
+        returned: list[Any] = []
+        try:
+            _traced(call, at, signals, False, returned, fired)
+            len(())  # a handler still pending runs here at the latest
+        except (KeyboardInterrupt, Injected):
+            raised += 1
+        for pid in returned:
+            os.kill(pid, signal.SIGKILL)
+        gc.collect()
+        if sorted(os.listdir("/proc/self/fd")) != fds:
+            leaked.append(at)
+    return {"points": total, "fired": len(fired), "raised": raised, "leaked": leaked}
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGINT, signal.SIGTERM)],
+                         ids=["SIGINT", "both"])
+def test_clone_parent_kills_its_sibling_and_leaves_no_fd(signals: tuple[int, ...]) -> None:
+    """clone(CLONE_PARENT) takes a pidfd of the sibling (CLONE_PIDFD) for its undo: at every line, the
+    pidfd is closed, and the sibling is either returned or killed through it (none of this process's
+    children, the siblings, is left running: each exited, or has a SIGKILL on its way)."""
+    answer = run_in_fork(_clone_parent_sweep, signals)
+    siblings = children()
+    running = [pid for pid in siblings if not pid_reuse.killed(pid)]
+    for pid in siblings:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert (answer["leaked"], running) == ([], [])
+    assert answer["fired"] > 0 and answer["raised"] > 0, answer
 
 
 def test_failing_child(signals: tuple[int, ...]) -> None:
