@@ -18,7 +18,7 @@ import pytest
 from helpers.cli import wait_for
 from helpers.daemon import Daemon
 from helpers.marks import needs_root
-from unit.plugins import pid_reuse
+from unit.plugins import name_holder, pid_reuse
 
 from pyforkexec.service import daemon, singleton
 
@@ -196,6 +196,52 @@ def test_a_second_daemon_is_refused_though_the_first_s_pid_file_was_removed(tmp_
                 d.proc.send_signal(signal.SIGTERM)
             d.wait()
     assert singleton.bound_inode(str(first.pid_file)) is None
+
+
+@needs_root  # a process of another user
+@pytest.mark.parametrize("waiter", [[], ["--no-waiter"]], ids=["waiter", "python"])
+def test_another_user_s_process_holding_the_name_does_not_keep_the_daemon_from_starting(
+        tmp_path: Path, waiter: list[str]) -> None:
+    """Any local user could bind a daemon's name (@pyforkexec-daemon:PID_FILE) first, and the daemon then
+    refused to start ("already running"): an unprivileged user kept root's service from running. A name
+    whose socket another user made is no daemon: the daemon starts, says once in its log that the name
+    is held by that process, its pid file's lock alone keeping it single (a second daemon is still
+    refused while the file is there), stops as usual, and never touches the squatter. Once the squatter
+    is gone, the daemon takes the name at its service's next end."""
+    pid_file = tmp_path / "run" / "d.pid"
+    with name_holder.holding(singleton.name(str(pid_file)), user=65534) as squatter:
+        d = Daemon(tmp_path, ["sh", "-c", "sleep 0.05"], "--restart", "always", "--start-limit-burst", "0",
+                   *waiter)
+        try:
+            assert d.ready.startswith("ok "), d.ready
+            wait_for(lambda: d.proc.poll() is not None or
+                     sum(x.startswith("started") for x in d.log_lines()) >= 3, "3 starts")
+            assert d.proc.poll() is None, d.log_lines()
+            assert pid_file.read_text() == f"{d.proc.pid}\n"
+            held = [x for x in d.log_lines() if "is held by" in x]
+            assert held == [f"the daemon's name @{singleton.name(str(pid_file))} is held by process "
+                            f"{squatter.pid} of uid 65534, not a daemon: starting without it, its pid file's "
+                            "lock alone keeping it single; one daemon per service if its pid file is removed "
+                            "is not guaranteed for this run"]
+            assert singleton.held_by(str(pid_file)) == (squatter.pid, 65534)
+            second = Daemon(tmp_path, ["sh", "-c", "sleep 0.05"])  # (the same spec: it rewrites the file)
+            assert second.ready.startswith("error already running"), second.ready
+            assert second.wait() == 1
+        except BaseException:
+            d.proc.kill()
+            d.wait()
+            raise
+        assert squatter.poll() is None
+        squatter.kill()
+        squatter.wait()
+        try:
+            wait_for(lambda: d.proc.poll() is not None or singleton.holder(str(pid_file)) == d.proc.pid,
+                     "the name taken")
+            assert d.proc.poll() is None, d.log_lines()
+        finally:
+            d.proc.send_signal(signal.SIGTERM)
+        assert d.wait() == 0
+    assert d.log_lines()[-1] == "stopped" and not pid_file.exists()
 
 
 @pytest.mark.parametrize("waiter", [[], ["--no-waiter"]], ids=["waiter", "python"])

@@ -6,8 +6,9 @@ Shared by the service and namespace_info modules (on the managed host) and the n
 plugin (on the controller). Under systemd the unit's main process is the launcher
 (``pyforkexec exec --spec``); with ``manager: direct`` it is ``python -m pyforkexec.daemon``, found
 as the process holding its name (pyforkexec.service.singleton: an abstract unix socket it holds while
-it runs, whatever becomes of its pid file), its pid file only a hint. Either way the service's own
-process is the main process's child.
+it runs, whatever becomes of its pid file), its pid file only a hint; by its pid file's lock when
+another user's process holds that name (daemon_pid). Either way the service's own process is the main
+process's child.
 """
 
 from __future__ import annotations
@@ -218,23 +219,19 @@ def daemon_pid(name, wait=1.0):
     """The pid of service ``name``'s running pyforkexec daemon, None when none runs: the process holding
     its name (pyforkexec.service.singleton), found whether its pid file is there or not (removed by
     hand, its directory cleaned); the pid file's pid is asked first. A daemon of a pyforkexec from before
-    the name is found by its pid file's lock alone (locked_pid). The name held by another user's process
-    (a squatter: any process of the host's network namespace can bind an abstract name) or by none this
-    process can see, for ``wait`` seconds, is a ServiceError: it is neither "not running" nor a daemon to
-    signal."""
+    the name is found by its pid file's lock alone (locked_pid), and so is one that started while
+    another user's process held its name (a squatter: any process of the host's network namespace can
+    bind an abstract name): the squatter is never taken for the daemon, nor keeps it from starting. A
+    name held by no process this one can see, for ``wait`` seconds, is a ServiceError: it is neither
+    "not running" nor a daemon to signal."""
     singleton, path = _singleton(), pid_file(name)
     deadline = time.monotonic() + wait
     while True:
-        if singleton.bound_inode(path) is None:
+        found = singleton.held_by(path, _pid_in(path))
+        if found is not None and found.uid == os.geteuid():
+            return found.pid
+        if found is not None or singleton.bound_inode(path) is None:  # a squatter's, or none's
             return locked_pid(path, wait)
-        pid = singleton.holder(path, _pid_in(path))
-        uid = None if pid is None else singleton.holder_uid(pid)
-        if uid is not None and uid == os.geteuid():
-            return pid
-        if uid is not None:
-            raise ServiceError(f"service {name}: its daemon's name @{singleton.name(path)} is held by "
-                               f"process {pid} of uid {uid}, not by a daemon of this user: no daemon can "
-                               "start, and that process is not one to stop; end it by hand")
         if time.monotonic() >= deadline:
             raise ServiceError(f"service {name}: its daemon's name @{singleton.name(path)} is held, but by "
                                "no process seen here (another PID namespace?): stop that daemon by hand")
@@ -253,14 +250,17 @@ def _pid_in(path):
 
 def is_daemon(pid, name):
     """Whether process ``pid`` is service ``name``'s pyforkexec daemon now: it holds the daemon's name
-    (or, for a daemon from before the name, none holds it and ``pid`` holds the pid file's lock). A pid
-    found before may be another process's by the time it is used (the daemon ended, the number was
-    reused): whoever opens a pidfd on it asks this after the open, then whether the pidfd's process
-    still holds the number (pidfds.alive), so that the process asked about was the pidfd's."""
+    (or, for a daemon from before the name or one started beside a squatter of it, as daemon_pid says,
+    none of this user holds it and ``pid`` holds the pid file's lock). A pid found before may be another
+    process's by the time it is used (the daemon ended, the number was reused): whoever opens a pidfd on
+    it asks this after the open, then whether the pidfd's process still holds the number (pidfds.alive),
+    so that the process asked about was the pidfd's."""
     singleton, path = _singleton(), pid_file(name)
-    inode = singleton.bound_inode(path)
-    if inode is not None:
-        return singleton.holds(pid, inode)
+    found = singleton.held_by(path, pid)
+    if found is not None and found.uid == os.geteuid():
+        return found.pid == pid
+    if found is None and singleton.bound_inode(path) is not None:
+        return False  # held by no process seen here: not ``pid``
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:  # removed by its daemon as it ended

@@ -14,7 +14,10 @@ systemd would otherwise provide::
 - One daemon per ``--pid-file`` whatever happens to that file: the daemon holds an abstract unix
   socket named after the pid file's path for as long as it lives (service/singleton.py), and a second
   one refuses to start, even once the file was removed by hand; that socket, not the file, is how the
-  collection finds the running daemon.
+  collection finds the running daemon. A name held by another user's process (a squatter: abstract
+  names have no permissions) is no daemon: the daemon starts anyway, says so in its log, and its pid
+  file's lock alone keeps it single for that run (the collection finds it by that lock then); it takes
+  the name at its service's next end if the squatter is gone by then.
 - ``--restart``: ``no``, ``on-failure`` (an exit status other than 0, or death by a signal other than
   SIGHUP, SIGINT, SIGTERM and SIGPIPE, which systemd counts as clean too) or
   ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
@@ -211,6 +214,7 @@ class Daemon:
         self.log_fd = log_fd
         self.pid_fd = pid_fd
         self.name_fd = name_fd  # the socket holding the daemon's name (singleton.claim), -1: none
+        self.name_said = False  # whether the log says already why the daemon runs without its name
         self.gave_up = False
         self.signals: list[int] = []
         self.stopping = False
@@ -424,9 +428,27 @@ class Daemon:
                 if self.stopping:
                     return 0
                 return code if code > 0 else 128 - code if code < 0 else int(self.gave_up)
+            self.take_name()
             self.log(f"restarting in {self.args.restart_sec:g}s (restart={self.args.restart})")
             if self.sleep(delay):
                 return 0
+
+    def take_name(self) -> None:
+        """Hold the daemon's name if it does not (it started while another user's process held it, or
+        was handed over by a daemon of a pyforkexec before the name) and it is free now: from then on
+        a second daemon is refused even if the pid file is removed. Tried at each restart of the
+        service; a failure logged once."""
+        if self.name_fd >= 0:
+            return
+        try:
+            self.name_fd = singleton.claim(self.args.pid_file)
+        except OSError as e:
+            if not self.name_said:
+                self.log(f"cannot hold the daemon's name: {e.strerror} (its pid file's lock alone keeps it "
+                         "single)")
+            self.name_said = True
+        else:
+            self.log(f"holds its name @{singleton.name(self.args.pid_file)} now")
 
     def since_exit(self) -> float:
         """Seconds since the waiter saw the service exit (once: later exits are seen here)."""
@@ -547,12 +569,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if resume is not None:  # back from the waiter: the same process, its log, name and locked pid file open
         log_fd, pid_fd = resume["log_fd"], resume["pid_fd"]
         daemon = Daemon(args, log_fd, argv, pid_fd, resume.get("name_fd", -1))
-        if daemon.name_fd < 0:  # handed over by a daemon of a pyforkexec before the name: held from now on
-            try:
-                daemon.name_fd = singleton.claim(args.pid_file)
-            except OSError as e:
-                daemon.log(f"cannot hold the daemon's name: {e.strerror} (its pid file's lock alone keeps it "
-                           "single)")
+        # A daemon that passes no name_fd is of a pyforkexec before the name: held from now on. One
+        # that passes -1 started beside a squatter, and said so then.
+        daemon.name_said = "name_fd" in resume
+        daemon.take_name()
     else:
         try:
             os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
@@ -568,8 +588,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             daemon.name_fd = singleton.claim(args.pid_file)
         except singleton.Taken as e:
-            who = "another process holds" if e.pid is None else f"pid {e.pid}, which holds"
-            _refuse(args, f"already running ({who} @{e.name})")
+            if e.uid is None or e.uid == os.geteuid():  # a daemon (or its own user's doing)
+                who = "another process holds" if e.pid is None else f"pid {e.pid}, which holds"
+                _refuse(args, f"already running ({who} @{e.name})")
+            # Another user's process: no daemon, and no reason for root's service not to run.
+            daemon.name_said = True
+            daemon.log(f"the daemon's name @{e.name} is held by process {e.pid} of uid {e.uid}, not a "
+                       "daemon: starting without it, its pid file's lock alone keeping it single; one daemon "
+                       "per service if its pid file is removed is not guaranteed for this run")
         except OSError as e:
             _refuse(args, f"cannot hold the daemon's name @{singleton.name(args.pid_file)}: "
                     f"{os.strerror(e.errno)}")

@@ -12,29 +12,43 @@ that socket (``bound_inode``, ``holds``, ``holder``), not which pid a file names
 
 Abstract names are per network namespace: the daemon binds its own in the host's (it never leaves it;
 its service joins its own namespaces), and only a look from that namespace finds it. The socket is
-bound, never listened on: a connect is refused, nothing queues on it. A local process of that network
-namespace can bind the name first (as it can for any abstract name): the daemon then refuses to start,
-and the one holding the name is another user's process, which callers can tell (``holder_uid``).
+bound, never listened on: a connect is refused, nothing queues on it.
+
+An abstract name has no permissions: any local process of that network namespace can bind it first (a
+squatter). Whose a name is, is its socket's owner (``held_by``): the user whose process made the socket,
+which no process it is passed to, or that execs a set-uid program, changes. A name of another user than
+the daemon's is not a daemon: the daemon starts beside it, its pid file's lock alone keeping it single
+for that run (as before the name), and whoever looks for the daemon looks by that lock; an unprivileged
+user cannot keep root's service from starting. A name of the daemon's own user is a daemon (or that
+user's own doing): a second daemon is refused.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from typing import Optional
+from typing import NamedTuple, Optional
 
 PREFIX = "pyforkexec-daemon:"
 MAX_NAME = 107  # sun_path's 108 bytes, without the NUL that makes a name abstract
 
 
-class Taken(OSError):
-    """Another process holds the daemon's name: a daemon of that pid file runs (``pid``: the holder
-    found, None if it could not be told)."""
+class Holder(NamedTuple):
+    """The process holding a daemon's name, and the name's owner: the uid its socket was made with."""
 
-    def __init__(self, name: str, pid: Optional[int]):
+    pid: int
+    uid: int
+
+
+class Taken(OSError):
+    """Another process holds the daemon's name (``pid``, ``uid``: ``held_by``'s, both None if the holder
+    could not be told): a daemon of that pid file runs, unless ``uid`` is another user's (a squatter)."""
+
+    def __init__(self, name: str, found: Optional[Holder]):
         super().__init__(errno.EADDRINUSE, f"the name @{name} is held by "
-                         + (f"process {pid}" if pid is not None else "another process"))
-        self.name, self.pid = name, pid
+                         + (f"process {found.pid} of uid {found.uid}" if found else "another process"))
+        self.name = name
+        self.pid, self.uid = (found.pid, found.uid) if found else (None, None)
 
 
 def name(pid_file: str) -> str:
@@ -57,15 +71,21 @@ def claim(pid_file: str) -> int:
     # for a bind (tests/test_startup_imports.py).
     import _socket
 
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-    try:
-        sock.bind("\0" + name(pid_file))
-    except OSError as e:
-        sock.close()
-        if e.errno == errno.EADDRINUSE:
-            raise Taken(name(pid_file), holder(pid_file)) from None
-        raise
-    return sock.detach()
+    for _attempt in range(100):
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            sock.bind("\0" + name(pid_file))
+        except OSError as e:
+            sock.close()
+            if e.errno != errno.EADDRINUSE:
+                raise
+            found = held_by(pid_file)
+            # Released between the bind and the look (its holder ended): bound again.
+            if found is not None or bound_inode(pid_file) is not None:
+                raise Taken(name(pid_file), found) from None
+        else:
+            return sock.detach()
+    raise Taken(name(pid_file), None)  # bound and released over and over: whose, cannot be told
 
 
 def bound_inode(pid_file: str) -> Optional[int]:
@@ -83,18 +103,23 @@ def bound_inode(pid_file: str) -> Optional[int]:
 
 def holds(pid: int, inode: int) -> bool:
     """Whether process ``pid`` has the socket ``inode`` open (its /proc/PID/fd)."""
+    return _fd_of(pid, inode) is not None
+
+
+def _fd_of(pid: int, inode: int) -> Optional[str]:
+    """The /proc/PID/fd/N path of process ``pid``'s fd open on socket ``inode``, None if it has none."""
     target = f"socket:[{inode}]"
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:  # gone, or not ours to look at
-        return False
+        return None
     for fd in fds:
         try:
             if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                return True
+                return f"/proc/{pid}/fd/{fd}"
         except OSError:  # closed meanwhile
             continue
-    return False
+    return None
 
 
 def holder(pid_file: str, hint: Optional[int] = None) -> Optional[int]:
@@ -103,28 +128,36 @@ def holder(pid_file: str, hint: Optional[int] = None) -> Optional[int]:
     here holds it (it was released meanwhile, or its holder is in a PID namespace this one does not
     see). Of several (the service between its clone and its execve holds it too, until close-on-exec),
     the one whose parent does not."""
+    found = held_by(pid_file, hint)
+    return None if found is None else found.pid
+
+
+def held_by(pid_file: str, hint: Optional[int] = None) -> Optional[Holder]:
+    """The process holding the daemon's name (as ``holder`` finds it) and the name's owner: the uid of
+    the user whose process made its socket (the socket's inode's, set by the kernel at its making from
+    that process's file system uid), not the holder's: a squatter's socket passed to a process of
+    another user, or kept across the exec of a set-uid program, stays the squatter's. None as for
+    ``holder``."""
     inode = bound_inode(pid_file)
     if inode is None:
         return None
-    if hint is not None and holds(hint, inode):
-        return hint
-    found = {int(p) for p in os.listdir("/proc") if p.isdigit() and holds(int(p), inode)}
-    return next((pid for pid in sorted(found) if _parent(pid) not in found), None)
-
-
-def holder_uid(pid: int) -> Optional[int]:
-    """The real uid of process ``pid`` (None: gone)."""
-    return _status(pid, "Uid:")
+    pid = hint if hint is not None and holds(hint, inode) else None
+    if pid is None:
+        found = {int(p) for p in os.listdir("/proc") if p.isdigit() and holds(int(p), inode)}
+        pid = next((pid for pid in sorted(found) if _parent(pid) not in found), None)
+    path = None if pid is None else _fd_of(pid, inode)
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:  # closed meanwhile
+        return None
+    # (the inode again: the fd closed and its number reused between the look and the stat)
+    return Holder(pid, st.st_uid) if st is not None and st.st_ino == inode else None
 
 
 def _parent(pid: int) -> Optional[int]:
-    return _status(pid, "PPid:")
-
-
-def _status(pid: int, field: str) -> Optional[int]:
-    """The first number of ``field`` in /proc/PID/status (None: no such process)."""
+    """The parent of process ``pid`` (/proc/PID/status; None: no such process)."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            return next((int(line.split()[1]) for line in f if line.startswith(field)), None)
+            return next((int(line.split()[1]) for line in f if line.startswith("PPid:")), None)
     except (FileNotFoundError, ProcessLookupError):
         return None

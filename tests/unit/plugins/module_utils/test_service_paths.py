@@ -3,6 +3,7 @@ real processes, and where a service's and a persisted network namespace's files 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
@@ -11,6 +12,7 @@ import threading
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.tests.unit.plugins import name_holder
 
 
 @pytest.mark.parametrize("name", ["web", "web-1.a_b", "tmpl@inst", "1web", "0x10"])
@@ -120,39 +122,17 @@ def test_the_converge_lock_is_pyforkexecs_host_lock():
         assert os.stat(host_lock.LOCK_DIR).st_uid == 0
 
 
-# A stand-in for a daemon as its name makes it one: a process holding the abstract socket named after
-# the pid file (argv[1], the name pyforkexec.service.singleton computes), then sleeping. No pyforkexec
-# imported: it may run as another user, who cannot read this Python's packages.
-_HOLD_NAME = """
-import socket, sys, time
-sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-sock.bind("\\0" + sys.argv[1])
-print("bound", flush=True)
-time.sleep(600)
-"""
-
-
 @pytest.fixture
 def holding(tmp_path, monkeypatch):
-    """holding(user=None) -> a process that holds the name of service ``web``'s daemon, as ``user``;
-    the pid files in ``tmp_path``, none of them made. Each is killed (its own child) at the end."""
+    """holding(user=None) -> a process that holds the name of service ``web``'s daemon, as ``user``
+    (name_holder: a stand-in for a daemon as its name makes it one, or a squatter); the pid files in
+    ``tmp_path``, none of them made. Each is killed (its own child) at the end."""
     from pyforkexec.service import singleton
 
     monkeypatch.setattr(paths, "RUN_DIR", str(tmp_path))
-    started = []
-
-    def hold(user=None):
-        argv = [sys.executable, "-S", "-c", _HOLD_NAME, singleton.name(paths.pid_file("web"))]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, user=user, cwd="/")
-        started.append(proc)
-        assert proc.stdout.readline() == "bound\n"
-        return proc
-
-    yield hold
-    for proc in started:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    with contextlib.ExitStack() as stack:
+        yield lambda user=None: stack.enter_context(name_holder.holding(singleton.name(paths.pid_file("web")),
+                                                                         user))
 
 
 def test_a_daemon_is_found_by_its_name_whatever_became_of_its_pid_file(holding):
@@ -168,11 +148,36 @@ def test_a_daemon_is_found_by_its_name_whatever_became_of_its_pid_file(holding):
     assert paths.daemon_pid("web") is None and not paths.is_daemon(daemon.pid, "web")
 
 
+# A stand-in for a daemon started while another user's process held its name: it locks its pid file
+# (argv[1]) and writes its pid there as the daemon does, holding no name.
+_LOCK_PID_FILE = """
+import sys, time
+from pyforkexec.service.daemon import lock_pid_file
+lock_pid_file(sys.argv[1])
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a process of another user")
-def test_a_name_held_by_another_user_s_process_is_an_error_not_a_daemon(holding):
-    """Any process of the host's network namespace can bind an abstract name: one of another user holding
-    a daemon's is neither "not running" (a start cannot take the name) nor a daemon to stop."""
+def test_a_name_held_by_another_user_s_process_is_no_daemon_the_pid_file_s_lock_finds_it(holding):
+    """Any process of the host's network namespace can bind an abstract name: one of another user
+    holding a daemon's made every run fail ("end it by hand"), and the daemon refused to start, so that
+    any local user could keep root's service down. Such a name is no daemon: the daemon starts beside it,
+    found by its pid file's lock (as before the name), and the squatter is never taken for it (never
+    signalled); none running, none is found."""
     squatter = holding(user=65534)
-    with pytest.raises(paths.ServiceError, match=rf"is held by process {squatter.pid} of uid 65534, not by a "
-                                                 "daemon of this user"):
-        paths.daemon_pid("web")
+    assert paths.daemon_pid("web") is None and paths.main_pid("web", "direct") == ("direct", None)
+    assert not paths.is_daemon(squatter.pid, "web")
+    daemon = subprocess.Popen([sys.executable, "-c", _LOCK_PID_FILE, paths.pid_file("web")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert daemon.stdout.readline() == "locked\n"
+        assert paths.daemon_pid("web") == daemon.pid
+        assert paths.main_pid("web", "direct") == ("direct", daemon.pid)
+        assert paths.is_daemon(daemon.pid, "web") and not paths.is_daemon(squatter.pid, "web")
+    finally:
+        daemon.kill()
+        daemon.wait()
+        daemon.stdout.close()
+    assert squatter.poll() is None

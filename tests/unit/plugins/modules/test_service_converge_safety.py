@@ -20,6 +20,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import servic
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
+from ansible_collections.pyforkexec.isolation.tests.unit.plugins import name_holder
 
 
 # Stops promptly on SIGTERM, even as PID 1 of its PID namespace; its argv says which version runs.
@@ -558,3 +559,36 @@ def test_a_spec_removed_by_hand_leaves_the_running_service_s_cgroup_its_own(run_
         assert _daemons(name) == [result["main_pid"]] != [first["main_pid"]]
     finally:
         _stop_every_daemon(name)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a process of another user")
+def test_another_user_s_process_holding_the_daemon_s_name_keeps_no_service_down(run_module, unique_name):
+    """Abstract names have no permissions: any local user could bind @pyforkexec-daemon:/run/pyforkexec/
+    NAME.pid first, and then the daemon refused to start and every run of the module failed ("end it by
+    hand"), so that an unprivileged user kept root's service down. A name another user's process holds is
+    no daemon: the service starts and runs, its daemon found by its pid file's lock (the start check,
+    a converge run again, a stop, absent), and the squatter is never signalled."""
+    from pyforkexec.service import singleton
+
+    name = unique_name().replace("pfe-ut", "h115-squat")
+    args = dict(name=name, argv=_argv(1), manager="direct", restart="always")
+    with name_holder.holding(singleton.name(paths.pid_file(name)), user=65534) as squatter:
+        try:
+            first = run_module(service, args)
+            assert first.get("failed") is not True and first["actions"][-1] == "start", first
+            assert _daemons(name) == [first["main_pid"]] != [squatter.pid]
+            assert f"is held by process {squatter.pid} of uid 65534" in "\n".join(direct.log_tail(name))
+            again = run_module(service, args)
+            assert again.get("failed") is not True and again["changed"] is False, again
+            assert (again["main_pid"], again["pid"]) == (first["main_pid"], first["pid"])
+            stopped = run_module(service, dict(name=name, state="stopped", manager="direct"))
+            assert stopped.get("failed") is not True and stopped["actions"] == ["stop"], stopped
+            assert _daemons(name) == [] and squatter.poll() is None
+            started = run_module(service, args)
+            assert started.get("failed") is not True and started["actions"] == ["start"], started
+            gone = run_module(service, dict(name=name, state="absent"))
+            assert gone.get("failed") is not True and gone["actions"][0] == "stop", gone
+            assert _daemons(name) == [] and squatter.poll() is None
+        finally:
+            _stop_every_daemon(name)  # (what a failure here left running)
+            run_module(service, dict(name=name, state="absent"))
