@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from typing import NamedTuple, Optional
 
 PREFIX = "pyforkexec-daemon:"
@@ -80,12 +81,16 @@ def claim(pid_file: str) -> int:
             if e.errno != errno.EADDRINUSE:
                 raise
             found = held_by(pid_file)
-            # Released between the bind and the look (its holder ended): bound again.
-            if found is not None or bound_inode(pid_file) is not None:
+            if found is not None:
                 raise Taken(name(pid_file), found) from None
+            # No holder seen: released between the bind and the look, or its holder ending (its fds
+            # closed, the socket not yet released): bound again, shortly.
+            time.sleep(0.001)
         else:
             return sock.detach()
-    raise Taken(name(pid_file), None)  # bound and released over and over: whose, cannot be told
+    # Still none seen after 100 tries: a holder in a PID namespace this one does not see, or a name
+    # bound and released over and over. Whose, cannot be told.
+    raise Taken(name(pid_file), None)
 
 
 def bound_inode(pid_file: str) -> Optional[int]:
