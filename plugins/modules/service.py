@@ -25,7 +25,9 @@ description:
     C(python -m pyforkexec.daemon) detached instead, with the pid file C(/run/pyforkexec/NAME.pid), the log
     file C(/var/log/pyforkexec/NAME.log) and the O(restart) policy. One daemon runs per service, found as
     the process holding an abstract unix socket named after its pid file, whatever became of the pid file
-    (removed by hand, C(/run) cleaned); the O(cgroup) limits apply to a cgroup
+    (removed by hand, C(/run) cleaned). That name held by another user's process (any local user can bind
+    an abstract name) is not the daemon and keeps none from starting; the daemon starts without it, says so
+    in its log, and is found by its pid file's lock for that run. The O(cgroup) limits apply to a cgroup
     C(pyforkexec/NAME) (or O(cgroup.path)), the service's own. Once its process ends, whatever it left in
     the cgroup is killed and the cgroup removed, as systemd ends a unit. So a O(cgroup.path) that another
     service's own cgroup is, is inside or holds, or that holds processes the service did not start, fails

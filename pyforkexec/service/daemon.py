@@ -17,7 +17,7 @@ systemd would otherwise provide::
   collection finds the running daemon. A name held by another user's process (a squatter: abstract
   names have no permissions) is no daemon: the daemon starts anyway, says so in its log, and its pid
   file's lock alone keeps it single for that run (the collection finds it by that lock then); it takes
-  the name at its service's next end if the squatter is gone by then.
+  the name at a restart of its service once the squatter is gone.
 - ``--restart``: ``no``, ``on-failure`` (an exit status other than 0, or death by a signal other than
   SIGHUP, SIGINT, SIGTERM and SIGPIPE, which systemd counts as clean too) or
   ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
