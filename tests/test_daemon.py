@@ -199,17 +199,21 @@ def test_a_second_daemon_is_refused_though_the_first_s_pid_file_was_removed(tmp_
 
 
 @needs_root  # a process of another user
+@pytest.mark.parametrize("in_flight", [False, True], ids=["held", "in-flight"])
 @pytest.mark.parametrize("waiter", [[], ["--no-waiter"]], ids=["waiter", "python"])
 def test_another_user_s_process_holding_the_name_does_not_keep_the_daemon_from_starting(
-        tmp_path: Path, waiter: list[str]) -> None:
+        tmp_path: Path, waiter: list[str], in_flight: bool) -> None:
     """Any local user could bind a daemon's name (@pyforkexec-daemon:PID_FILE) first, and the daemon then
     refused to start ("already running"): an unprivileged user kept root's service from running. A name
     whose socket another user made is no daemon: the daemon starts, says once in its log that the name
     is held by that process, its pid file's lock alone keeping it single (a second daemon is still
     refused while the file is there), stops as usual, and never touches the squatter. Once the squatter
-    is gone, the daemon takes the name at its service's next end."""
+    is gone, the daemon takes the name at its service's next end. So too for a name whose socket no
+    process holds (sent in a message nobody reads): its socket's owner tells whose it is."""
     pid_file = tmp_path / "run" / "d.pid"
-    with name_holder.holding(singleton.name(str(pid_file)), user=65534) as squatter:
+    with name_holder.holding(singleton.name(str(pid_file)), user=65534, in_flight=in_flight) as squatter:
+        who = "no process seen here, uid 65534's socket" if in_flight else \
+            f"process {squatter.pid} of uid 65534"
         d = Daemon(tmp_path, ["sh", "-c", "sleep 0.05"], "--restart", "always", "--start-limit-burst", "0",
                    *waiter)
         try:
@@ -219,11 +223,10 @@ def test_another_user_s_process_holding_the_name_does_not_keep_the_daemon_from_s
             assert d.proc.poll() is None, d.log_lines()
             assert pid_file.read_text() == f"{d.proc.pid}\n"
             held = [x for x in d.log_lines() if "is held by" in x]
-            assert held == [f"the daemon's name @{singleton.name(str(pid_file))} is held by process "
-                            f"{squatter.pid} of uid 65534, not a daemon: starting without it, its pid file's "
-                            "lock alone keeping it single; one daemon per service if its pid file is removed "
-                            "is not guaranteed for this run"]
-            assert singleton.held_by(str(pid_file)) == (squatter.pid, 65534)
+            assert held == [f"the daemon's name @{singleton.name(str(pid_file))} is held by {who}, not a "
+                            "daemon: starting without it, its pid file's lock alone keeping it single; one "
+                            "daemon per service if its pid file is removed is not guaranteed for this run"]
+            assert singleton.held_by(str(pid_file)) == (None if in_flight else squatter.pid, 65534)
             second = Daemon(tmp_path, ["sh", "-c", "sleep 0.05"])  # (the same spec: it rewrites the file)
             assert second.ready.startswith("error already running"), second.ready
             assert second.wait() == 1

@@ -228,10 +228,10 @@ def daemon_pid(name, wait=1.0):
     deadline = time.monotonic() + wait
     while True:
         found = singleton.held_by(path, _pid_in(path))
-        if found is not None and found.uid == os.geteuid():
+        if found is not None and found.uid == os.geteuid() and found.pid is not None:
             return found.pid
-        if found is not None or singleton.bound_inode(path) is None:  # a squatter's, or none's
-            return locked_pid(path, wait)
+        if (found is not None and found.uid != os.geteuid()) or singleton.bound_inode(path) is None:
+            return locked_pid(path, wait)  # a squatter's (held by a process or in flight), or none's
         if time.monotonic() >= deadline:
             raise ServiceError(f"service {name}: its daemon's name @{singleton.name(path)} is held, but by "
                                "no process seen here (another PID namespace?): stop that daemon by hand")

@@ -588,12 +588,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             daemon.name_fd = singleton.claim(args.pid_file)
         except singleton.Taken as e:
-            if e.uid is None or e.uid == os.geteuid():  # a daemon (or its own user's doing)
+            if e.found is None or e.found.uid == os.geteuid():  # a daemon (or its own user's doing)
                 who = "another process holds" if e.pid is None else f"pid {e.pid}, which holds"
                 _refuse(args, f"already running ({who} @{e.name})")
             # Another user's process: no daemon, and no reason for root's service not to run.
             daemon.name_said = True
-            daemon.log(f"the daemon's name @{e.name} is held by process {e.pid} of uid {e.uid}, not a "
+            daemon.log(f"the daemon's name @{e.name} is held by {singleton.describe(e.found)}, not a "
                        "daemon: starting without it, its pid file's lock alone keeping it single; one daemon "
                        "per service if its pid file is removed is not guaranteed for this run")
         except OSError as e:

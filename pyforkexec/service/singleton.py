@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import time
 from typing import NamedTuple, Optional
 
@@ -35,21 +36,31 @@ MAX_NAME = 107  # sun_path's 108 bytes, without the NUL that makes a name abstra
 
 
 class Holder(NamedTuple):
-    """The process holding a daemon's name, and the name's owner: the uid its socket was made with."""
+    """The process holding a daemon's name (None: none seen, see ``held_by``), and the name's owner:
+    the uid its socket was made with."""
 
-    pid: int
+    pid: Optional[int]
     uid: int
 
 
 class Taken(OSError):
-    """Another process holds the daemon's name (``pid``, ``uid``: ``held_by``'s, both None if the holder
-    could not be told): a daemon of that pid file runs, unless ``uid`` is another user's (a squatter)."""
+    """Another process holds the daemon's name (``found``: ``held_by``'s, None if it could not be told):
+    a daemon of that pid file runs, unless ``found.uid`` is another user's (a squatter)."""
 
     def __init__(self, name: str, found: Optional[Holder]):
-        super().__init__(errno.EADDRINUSE, f"the name @{name} is held by "
-                         + (f"process {found.pid} of uid {found.uid}" if found else "another process"))
-        self.name = name
-        self.pid, self.uid = (found.pid, found.uid) if found else (None, None)
+        super().__init__(errno.EADDRINUSE, f"the name @{name} is held by " + describe(found))
+        self.name, self.found = name, found
+        self.pid = None if found is None else found.pid
+
+
+def describe(found: Optional[Holder]) -> str:
+    """Who holds a name, for a message: "process N of uid U" ("no process seen here, uid U's socket", or
+    "another process", where ``held_by`` could tell less)."""
+    if found is None:
+        return "another process"
+    if found.pid is None:
+        return f"no process seen here, uid {found.uid}'s socket"
+    return f"process {found.pid} of uid {found.uid}"
 
 
 def name(pid_file: str) -> str:
@@ -81,10 +92,11 @@ def claim(pid_file: str) -> int:
             if e.errno != errno.EADDRINUSE:
                 raise
             found = held_by(pid_file)
-            if found is not None:
+            if found is not None and (found.pid is not None or found.uid != os.geteuid()):
                 raise Taken(name(pid_file), found) from None
-            # No holder seen: released between the bind and the look, or its holder ending (its fds
-            # closed, the socket not yet released): bound again, shortly.
+            # No holder seen (of this user's, or of anyone's where no owner can be told): released
+            # between the bind and the look, or its holder ending (its fds closed, the socket not yet
+            # released): bound again, shortly.
             time.sleep(0.001)
         else:
             return sock.detach()
@@ -141,8 +153,10 @@ def held_by(pid_file: str, hint: Optional[int] = None) -> Optional[Holder]:
     """The process holding the daemon's name (as ``holder`` finds it) and the name's owner: the uid of
     the user whose process made its socket (the socket's inode's, set by the kernel at its making from
     that process's file system uid), not the holder's: a squatter's socket passed to a process of
-    another user, or kept across the exec of a set-uid program, stays the squatter's. None as for
-    ``holder``."""
+    another user, or kept across the exec of a set-uid program, stays the squatter's. The owner is
+    asked of the kernel (``owner``), so that a socket no process holds is still told: one sent in a
+    unix socket's message and closed, in flight in a queue nobody reads (``pid`` None then). None when
+    the name is not bound, or neither its holder nor its owner can be told (no unix_diag here)."""
     inode = bound_inode(pid_file)
     if inode is None:
         return None
@@ -150,13 +164,65 @@ def held_by(pid_file: str, hint: Optional[int] = None) -> Optional[Holder]:
     if pid is None:
         found = {int(p) for p in os.listdir("/proc") if p.isdigit() and holds(int(p), inode)}
         pid = next((pid for pid in sorted(found) if _parent(pid) not in found), None)
-    path = None if pid is None else _fd_of(pid, inode)
+    uid = owner(inode)
+    if uid is None and pid is not None:  # no unix_diag: the socket's inode, through the holder's fd
+        path = _fd_of(pid, inode)
+        try:
+            st = os.stat(path) if path is not None else None
+        except OSError:  # closed meanwhile
+            st = None
+        # (the inode again: the fd closed and its number reused between the look and the stat)
+        uid = st.st_uid if st is not None and st.st_ino == inode else None
+    return None if uid is None else Holder(pid, uid)
+
+
+SOCK_DIAG_BY_FAMILY, UDIAG_SHOW_UID, UNIX_DIAG_UID = 20, 0x40, 7  # linux/sock_diag.h, linux/unix_diag.h
+
+
+def owner(inode: int) -> Optional[int]:
+    """The uid unix socket ``inode`` of this network namespace was made with, as the kernel's sock_diag
+    says (UNIX_DIAG_UID, Linux 5.3), whichever process holds it, if any; None where it cannot say (no
+    unix_diag in this kernel, the socket gone)."""
+    import _socket
+
+    def u16(value: int) -> bytes:
+        return value.to_bytes(2, sys.byteorder)
+
+    def u32(value: int) -> bytes:
+        return value.to_bytes(4, sys.byteorder)
+
+    # struct unix_diag_req: family, protocol, pad, states, ino, show, cookie (none: all ones)
+    req = bytes([_socket.AF_UNIX, 0]) + u16(0) + u32(0xFFFFFFFF) + u32(inode) + u32(UDIAG_SHOW_UID) \
+        + u32(0xFFFFFFFF) * 2
+    # struct nlmsghdr: length, type, flags (NLM_F_REQUEST), sequence, port
+    msg = u32(16 + len(req)) + u16(SOCK_DIAG_BY_FAMILY) + u16(1) + u32(1) + u32(0) + req
     try:
-        st = os.stat(path) if path is not None else None
-    except OSError:  # closed meanwhile
+        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, 4)  # SOCK_DIAG
+    except OSError:
         return None
-    # (the inode again: the fd closed and its number reused between the look and the stat)
-    return Holder(pid, st.st_uid) if st is not None and st.st_ino == inode else None
+    try:
+        sock.settimeout(5)  # (the kernel answers at once; never a daemon's start stuck on it)
+        sock.sendto(msg, (0, 0))
+        data = sock.recv(65536)
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+    def num(offset: int, size: int) -> int:
+        return int.from_bytes(data[offset:offset + size], sys.byteorder)
+
+    # struct unix_diag_msg (16 bytes after the header: family, type, state, pad, ino, cookie), then
+    # its attributes (struct rtattr: length, type; each padded to 4 bytes)
+    if len(data) < 32 or num(4, 2) != SOCK_DIAG_BY_FAMILY or num(20, 4) != inode:
+        return None  # NLMSG_ERROR: no such socket, or no unix_diag
+    end, at = min(num(0, 4), len(data)), 32
+    while at + 8 <= end:
+        length, kind = num(at, 2), num(at + 2, 2)
+        if kind == UNIX_DIAG_UID:
+            return num(at + 4, 4)
+        at += max(4, (length + 3) & ~3)
+    return None
 
 
 def _parent(pid: int) -> Optional[int]:

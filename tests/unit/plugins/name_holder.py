@@ -11,23 +11,31 @@ import sys
 from collections.abc import Iterator
 from typing import Optional
 
-# Binds the name (argv[1]), says so, sleeps. No pyforkexec imported: it may run as another user, who
-# cannot read this Python's packages.
+# Binds the name (argv[1]), says so, sleeps. With argv[2] "in-flight", the socket is sent in a message
+# to a socket pair's other end, which nobody reads, and closed: bound still, in no process's fds. No
+# pyforkexec imported: it may run as another user, who cannot read this Python's packages.
 _HOLD = """
 import socket, sys, time
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 sock.bind("\\0" + sys.argv[1])
+if sys.argv[2] == "in-flight":
+    ends = socket.socketpair()
+    socket.send_fds(ends[0], [b"."], [sock.fileno()])
+    sock.close()
 print("bound", flush=True)
 time.sleep(600)
 """
 
 
 @contextlib.contextmanager
-def holding(name: str, user: Optional[int] = None) -> Iterator[subprocess.Popen[str]]:
+def holding(name: str, user: Optional[int] = None,
+            in_flight: bool = False) -> Iterator[subprocess.Popen[str]]:
     """A process (of uid ``user``, with its group and no others; this one's user if None) that holds
-    the abstract name ``name`` once this yields it; killed and reaped at the end."""
+    the abstract name ``name`` once this yields it (``in_flight``: its socket in a message it sent and
+    nobody reads, in none of its fds); killed and reaped at the end (the name released then)."""
     ids = {} if user is None else dict(user=user, group=user, extra_groups=[])
-    proc = subprocess.Popen([sys.executable, "-S", "-c", _HOLD, name], stdout=subprocess.PIPE, text=True,
+    argv = [sys.executable, "-S", "-c", _HOLD, name, "in-flight" if in_flight else "held"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
                             cwd="/", **ids)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "bound\n"

@@ -562,22 +562,28 @@ def test_a_spec_removed_by_hand_leaves_the_running_service_s_cgroup_its_own(run_
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a process of another user")
-def test_another_user_s_process_holding_the_daemon_s_name_keeps_no_service_down(run_module, unique_name):
+@pytest.mark.parametrize("in_flight", [False, True], ids=["held", "in-flight"])
+def test_another_user_s_process_holding_the_daemon_s_name_keeps_no_service_down(run_module, unique_name,
+                                                                                 in_flight):
     """Abstract names have no permissions: any local user could bind @pyforkexec-daemon:/run/pyforkexec/
     NAME.pid first, and then the daemon refused to start and every run of the module failed ("end it by
     hand"), so that an unprivileged user kept root's service down. A name another user's process holds is
     no daemon: the service starts and runs, its daemon found by its pid file's lock (the start check,
-    a converge run again, a stop, absent), and the squatter is never signalled."""
+    a converge run again, a stop, absent), and the squatter is never signalled. So too for a name whose
+    socket no process holds (sent in a message nobody reads)."""
     from pyforkexec.service import singleton
 
     name = unique_name().replace("pfe-ut", "h115-squat")
     args = dict(name=name, argv=_argv(1), manager="direct", restart="always")
-    with name_holder.holding(singleton.name(paths.pid_file(name)), user=65534) as squatter:
+    squatting = name_holder.holding(singleton.name(paths.pid_file(name)), user=65534, in_flight=in_flight)
+    with squatting as squatter:
         try:
             first = run_module(service, args)
             assert first.get("failed") is not True and first["actions"][-1] == "start", first
             assert _daemons(name) == [first["main_pid"]] != [squatter.pid]
-            assert f"is held by process {squatter.pid} of uid 65534" in "\n".join(direct.log_tail(name))
+            who = "no process seen here, uid 65534's socket" if in_flight else \
+                f"process {squatter.pid} of uid 65534"
+            assert f"is held by {who}, not a daemon" in "\n".join(direct.log_tail(name))
             again = run_module(service, args)
             assert again.get("failed") is not True and again["changed"] is False, again
             assert (again["main_pid"], again["pid"]) == (first["main_pid"], first["pid"])
