@@ -11,13 +11,27 @@ import sys
 from collections.abc import Iterator
 from typing import Optional
 
-# Binds the name (argv[1]), says so, sleeps. With argv[2] "in-flight", the socket is sent in a message
-# to a socket pair's other end, which nobody reads, and closed: bound still, in no process's fds. No
+# Binds the name (argv[1]), says so, sleeps. With argv[3] a uid, a child of that uid makes and binds the
+# socket, and hands it to this process. With argv[2] "in-flight", the socket is sent in a message to a
+# socket pair's other end, which nobody reads, and closed: bound still, in no process's fds. No
 # pyforkexec imported: it may run as another user, who cannot read this Python's packages.
 _HOLD = """
-import socket, sys, time
-sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-sock.bind("\\0" + sys.argv[1])
+import os, socket, sys, time
+if sys.argv[3]:
+    ends = socket.socketpair()
+    if os.fork() == 0:
+        os.setgroups([])
+        os.setgid(int(sys.argv[3]))
+        os.setuid(int(sys.argv[3]))
+        made = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        made.bind("\\0" + sys.argv[1])
+        socket.send_fds(ends[1], [b"."], [made.fileno()])
+        os._exit(0)
+    sock = socket.socket(fileno=socket.recv_fds(ends[0], 1, 1)[1][0])
+    os.wait()
+else:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind("\\0" + sys.argv[1])
 if sys.argv[2] == "in-flight":
     ends = socket.socketpair()
     socket.send_fds(ends[0], [b"."], [sock.fileno()])
@@ -28,13 +42,15 @@ time.sleep(600)
 
 
 @contextlib.contextmanager
-def holding(name: str, user: Optional[int] = None,
-            in_flight: bool = False) -> Iterator[subprocess.Popen[str]]:
+def holding(name: str, user: Optional[int] = None, in_flight: bool = False,
+            made_by: Optional[int] = None) -> Iterator[subprocess.Popen[str]]:
     """A process (of uid ``user``, with its group and no others; this one's user if None) that holds
     the abstract name ``name`` once this yields it (``in_flight``: its socket in a message it sent and
-    nobody reads, in none of its fds); killed and reaped at the end (the name released then)."""
+    nobody reads, in none of its fds; ``made_by``: a socket a child of that uid made and handed to it);
+    killed and reaped at the end (the name released then)."""
     ids = {} if user is None else dict(user=user, group=user, extra_groups=[])
-    argv = [sys.executable, "-S", "-c", _HOLD, name, "in-flight" if in_flight else "held"]
+    argv = [sys.executable, "-S", "-c", _HOLD, name, "in-flight" if in_flight else "held",
+            "" if made_by is None else str(made_by)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
                             cwd="/", **ids)
     try:

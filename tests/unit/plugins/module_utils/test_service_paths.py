@@ -131,8 +131,8 @@ def holding(tmp_path, monkeypatch):
 
     monkeypatch.setattr(paths, "RUN_DIR", str(tmp_path))
     with contextlib.ExitStack() as stack:
-        yield lambda user=None, in_flight=False: stack.enter_context(
-            name_holder.holding(singleton.name(paths.pid_file("web")), user, in_flight))
+        yield lambda user=None, in_flight=False, made_by=None: stack.enter_context(
+            name_holder.holding(singleton.name(paths.pid_file("web")), user, in_flight, made_by))
 
 
 def test_a_daemon_is_found_by_its_name_whatever_became_of_its_pid_file(holding):
@@ -160,15 +160,19 @@ time.sleep(600)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a process of another user")
-@pytest.mark.parametrize("in_flight", [False, True], ids=["held", "in-flight"])
-def test_a_name_held_by_another_user_s_process_is_no_daemon_the_pid_file_s_lock_finds_it(holding, in_flight):
+@pytest.mark.parametrize(("in_flight", "made_by"), [(False, None), (True, None), (False, 65534)],
+                         ids=["held", "in-flight", "handed-to-root"])
+def test_a_name_held_by_another_user_s_process_is_no_daemon_the_pid_file_s_lock_finds_it(holding, in_flight,
+                                                                                         made_by):
     """Any process of the host's network namespace can bind an abstract name: one of another user
     holding a daemon's made every run fail ("end it by hand"), and the daemon refused to start, so that
     any local user could keep root's service down. Such a name is no daemon: the daemon starts beside it,
     found by its pid file's lock (as before the name), and the squatter is never taken for it (never
     signalled); none running, none is found. So too for a name whose socket no process holds (sent in a
-    message nobody reads: "held by no process seen here" was an error), told by its socket's owner."""
-    squatter = holding(user=65534, in_flight=in_flight)
+    message nobody reads: "held by no process seen here" was an error), told by its socket's owner; and
+    for a socket another user made and handed to a process of this one's (root's process holding it is
+    no daemon either: the name is the squatter's)."""
+    squatter = holding(user=65534 if made_by is None else None, in_flight=in_flight, made_by=made_by)
     assert paths.daemon_pid("web") is None and paths.main_pid("web", "direct") == ("direct", None)
     assert not paths.is_daemon(squatter.pid, "web")
     daemon = subprocess.Popen([sys.executable, "-c", _LOCK_PID_FILE, paths.pid_file("web")],
