@@ -126,6 +126,21 @@ def test_a_failed_start_names_the_field_and_its_target(tmp_path: Path) -> None:
     assert f"start failed: {expected}" in d.log_lines()
 
 
+def test_a_name_or_an_error_with_a_newline_is_one_log_line_and_one_ready_line(tmp_path: Path) -> None:
+    """A --name and a program path (quoted by the start's error) holding a newline and an escape: each
+    log line, and the ready message, is one line with them escaped, where a line of the input's own
+    making (``forged ...``) stood in the log as if the daemon had written it."""
+    program = "/nonexistent/pfe-daemon\nforged: started 1\x1b[2J"
+    d = Daemon(tmp_path, [program], "--name", "t\nforged")
+    shown = ("fork/exec /nonexistent/pfe-daemon\\nforged: started 1\\x1b[2J: no such file or directory"
+             " (at execve)")
+    assert d.ready == f"error {shown}"
+    assert d.wait() == 1
+    lines = d.log.read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        f"pyforkexec-daemon[t\\nforged]: start failed: {shown}", "pyforkexec-daemon[t\\nforged]: stopped"]
+
+
 def test_a_cgroup_the_host_cannot_give_is_reported_as_exec_spec_reports_it(tmp_path: Path) -> None:
     """A controller the cgroup v2 root does not offer: the daemon's ready message and log said the
     CgroupError's own text (``[Errno 95] SysProcAttr.cgroup: ...``); they name the spec's field as

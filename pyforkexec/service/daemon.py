@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 from .. import signames
 from .. import spec as specmod
+from .._text import printable
 from ..attrs import SysProcAttr
 from ..errors import ChildError
 from ..forkexec import drop_own_groups_for, start_process
@@ -227,7 +228,10 @@ class Daemon:
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")  # datetime's isoformat(" ", "seconds"), without datetime
-        line = f"{stamp} pyforkexec-daemon[{self.args.name}]: {message}\n"
+        # The name and the message quote input (a --name, an error's path or program): escaped, so that a
+        # newline or an escape in them neither forges a line of its own nor rewrites the terminal. Escaping
+        # what is already printable (a OneLineError's text) changes nothing: nothing is escaped twice.
+        line = printable(f"{stamp} pyforkexec-daemon[{self.args.name}]: {message}") + "\n"
         with contextlib.suppress(OSError):  # a full disk loses the line, not the supervisor (its service)
             os.write(self.log_fd, line.encode(errors="replace"))
 
@@ -235,7 +239,7 @@ class Daemon:
         if self.ready_fd < 0:
             return
         with contextlib.suppress(OSError):
-            os.write(self.ready_fd, message.encode(errors="replace") + b"\n")
+            os.write(self.ready_fd, printable(message).encode(errors="replace") + b"\n")  # one line, as log()
         with contextlib.suppress(OSError):
             os.close(self.ready_fd)
         self.ready_fd = -1
