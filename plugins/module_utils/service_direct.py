@@ -183,6 +183,9 @@ def stop_all(daemons):
     holds the daemon's name), after its pidfd is opened, is a daemon gone (its number may be another
     process's). Raises ServiceError
     naming one that survived."""
+    # One entry a name (the first): every table below is keyed by the name, and a second entry's pidfds
+    # took the first's place in them, which nothing closed then.
+    daemons = list({daemon[0]: daemon for daemon in reversed(list(daemons))}.values())[::-1]
     fds, services, deadlines, phase, workloads = {}, {}, {}, {}, {}
     try:
         for name, main, grace in daemons:

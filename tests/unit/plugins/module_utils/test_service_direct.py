@@ -286,3 +286,39 @@ def test_a_stop_never_signals_a_process_that_reused_the_daemon_s_pid(in_pid_name
     while it holds the daemon's name, read after the open."""
     answer = _in_pid_namespace(in_pid_namespace, _DAEMON_PID_REUSED, "h109-daemon-pid", tmp_path)
     assert answer == {"read": True, "reused": True, "bystander_alive": True}
+
+
+# Inside a PID namespace of its own: a daemon that ignores SIGTERM (its stop ends in SIGKILL), given to
+# the stop twice under its name; the pidfds the stop opens are counted in /proc/self/fd.
+_TWICE = r"""
+r, w = os.pipe()
+main = os.fork()
+if main == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    held = as_daemon(sys.argv[1])
+    os.write(w, b".")
+    while True:
+        time.sleep(600)
+os.close(w)
+os.read(r, 1)
+os.close(r)
+direct.STOP_MARGIN = 0.1
+
+def open_fds():  # the listing's own fd is in it, closed by the end of the listing: left out
+    return {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+            if os.path.lexists(f"/proc/self/fd/{fd}")}
+
+before = open_fds()
+direct.stop_all([(sys.argv[1], main, 0.1), (sys.argv[1], main, 0.1)])
+after = open_fds()
+os.waitpid(main, 0)
+print(json.dumps({"left": [target for fd, target in after.items() if fd not in before]}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace of its own")
+def test_a_daemon_given_twice_to_a_stop_leaves_no_pidfd_open(in_pid_namespace, tmp_path):
+    """The stop keyed its pidfds by the service's name: the same name given twice opened a second pidfd
+    on the daemon, which took the first's place, and the first was never closed. Each name is stopped
+    once."""
+    assert _in_pid_namespace(in_pid_namespace, _TWICE, "h116-twice", tmp_path) == {"left": []}
