@@ -300,6 +300,57 @@ def test_a_bad_variable_fails_the_role_before_anything_changes(outcome, case):
     assert expected in messages[case]
 
 
+# Values ansible-core's own check of argument_specs (its validate_argument_spec, the role's implicit first
+# task) raised on, failing as "Task failed: argument of type 'NoneType' is not iterable" or "cannot
+# convert Infinity to integer", naming no variable, or ("1e1000000") built as an integer of a million
+# digits for ~20 s of CPU each before it passed: one host each, its variable set to the value; what the
+# failure says.
+MALFORMED: dict[str, tuple[Mutation, str]] = {
+    "network-list-of-null": (_set("service.network", [None]),
+                             "isolated_service_services[0].network: expected a dictionary, got a list"),
+    "capabilities-number": (_set("service.capabilities", 5),
+                            "isolated_service_services[0].capabilities: expected a dictionary, got a number"),
+    "cgroup-bool": (_set("service.cgroup", True),
+                    "isolated_service_services[0].cgroup: expected a dictionary, got a boolean"),
+    "uid-map-null": (_set("service.uid_map", [None]),
+                     "isolated_service_services[0].uid_map[0]: expected a dictionary, got null"),
+    "route-bool": (_set("network.routes", [True]),
+                   "isolated_service_services[0].network.routes[0]: expected a dictionary, got a boolean"),
+    "services-null": (_set("vars.isolated_service_services", [None]),
+                      "isolated_service_services[0]: expected a dictionary, got null"),
+    "networks-bool": (_set("vars.isolated_service_networks", [False]),
+                      "isolated_service_networks[0]: expected a dictionary, got a boolean"),
+    "stop-timeout-inf": (_set("service.stop_timeout", float("inf")),
+                         "isolated_service_services[0].stop_timeout: is infinite, not an integer"),
+    "stop-timeout-inf-text": (_set("service.stop_timeout", "inf"),
+                              "isolated_service_services[0].stop_timeout: is infinite, not an integer"),
+    "mtu-huge": (_set("bridge.mtu", "1e1000000"),
+                 "isolated_service_networks[0].mtu: is out of range (more than 20 digits"),
+}
+
+
+def test_a_value_ansible_core_s_argument_check_raises_on_is_refused_naming_the_variable(
+        tmp_path: Path, collections: Path) -> None:
+    """Each value of MALFORMED fails the role (in check mode: it fails before any change) with one line
+    naming the variable's path and the rule, from the role's own check (its dependency
+    isolated_service_arguments), before ansible-core's check of argument_specs, which raised on it."""
+    hosts: dict[str, Vars] = {}
+    for case, (mutate, _) in MALFORMED.items():
+        host = hosts[case] = _host(tmp_path / "venv", tmp_path / "wheels")
+        service, bridge = _service(1)
+        host["isolated_service_services"], host["isolated_service_networks"] = [service], [bridge]
+        mutate(host, service, bridge)
+    inventory = dict(all=dict(hosts=hosts))
+    playbook = [dict(hosts="all", gather_facts=False, roles=["pyforkexec.isolation.isolated_service"])]
+    results = run_playbook(tmp_path, collections, inventory, playbook, ("--check",))
+    log = (tmp_path / "ansible.log").read_text()
+    said = {case: results.get(case, {}).get("msg", "") for case in MALFORMED}
+    wrong = {case: msg for case, msg in said.items() if "\n" in msg or not msg.startswith(MALFORMED[case][1])}
+    assert wrong == {}, log[-3000:]
+    assert "is not iterable" not in log and "cannot convert" not in log and "Traceback" not in log
+    assert not (tmp_path / "venv").exists()
+
+
 def test_the_role_names_its_task_files_from_role_path() -> None:
     """A bare task file name in a file that was included dynamically is looked up beside the playbook
     first: a playbook with its own tasks/services.yml ran that instead of the role's. Every include

@@ -1,0 +1,56 @@
+#!/usr/bin/python
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+
+# The action plugin of the same name (plugins/action/isolated_service_arguments.py) does the work; this
+# file documents it.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: isolated_service_arguments
+short_description: The role isolated_service's first check of its variables
+version_added: 0.1.0
+description:
+  - Used by the role P(pyforkexec.isolation.isolated_service#role), through its dependency
+    P(pyforkexec.isolation.isolated_service_arguments#role), before ansible-core checks the role's
+    argument specs.
+  - Reads each variable of the argument specs in O(argument_specs) and fails with one line naming the
+    variable's path and the rule for a value that ansible-core's check would fail on without naming it
+    (a list holding null or a boolean where a dictionary is expected, a number or a list where a
+    dictionary of sub-options is) or would spend minutes on (an infinite integer, or one of more than 20
+    digits).
+  - Every other value is left to ansible-core's check.
+author:
+  - pyforkexec developers (@pyforkexec)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+options:
+  argument_specs:
+    description: The role's C(meta/argument_specs.yml); the options of its C(main) entry point are checked.
+    type: path
+    required: true
+attributes:
+  check_mode:
+    support: full
+    details: It changes nothing, in either mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+seealso:
+  - module: pyforkexec.isolation.isolated_service_plan
+"""
+
+EXAMPLES = r"""
+- name: Check the variables of isolated_service as its dependency does
+  pyforkexec.isolation.isolated_service_arguments:
+    argument_specs: "{{ role_path }}/../isolated_service/meta/argument_specs.yml"
+"""
+
+RETURN = r"""
+msg:
+  description: The variable's path and the rule it breaks, or that none does.
+  returned: always
+  type: str
+"""
