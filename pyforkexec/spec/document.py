@@ -52,9 +52,11 @@ _INT_RANGE = "the integer is out of range (at most 64 bits)"
 
 
 class OutOfRange:
-    """A value a parser read that no field can hold (an integer of 5,000 digits, NaN). The parsers
-    return it rather than fail, so that ``check_document`` can name the field it was given for.
-    ``kind`` is its JSON type as messages name it, ``problem`` what is wrong with it."""
+    """A value a parser read that no field can hold (an integer of 5,000 digits, NaN, a YAML 1.1
+    octal, the value of a key given twice). The parsers return it rather than fail, so that
+    ``check_document`` can name the field it was given for (``sys.mounts[0].target``, where the parser
+    knows only the key ``target``). ``kind`` is its JSON type as messages name it, ``problem`` what is
+    wrong with it."""
 
     def __init__(self, kind: str, problem: str):
         self.kind = kind
@@ -361,9 +363,7 @@ def parse_text(text: str, filename: str = "-") -> object:
     def no_duplicates(pairs: list[tuple[str, object]]) -> dict:
         out: dict = {}
         for k, v in pairs:
-            if k in out:
-                raise SpecError(join_path("", k), "duplicate key")
-            out[k] = v
+            out[k] = _duplicate(v, "") if k in out else v
         return out
 
     try:
@@ -378,6 +378,12 @@ def parse_text(text: str, filename: str = "-") -> object:
         if isinstance(e, RecursionError):
             raise _nested_too_deeply(where) from None
         raise SpecError("", f"{where}: not valid JSON: {e}") from None
+
+
+def _duplicate(value: object, where: str) -> OutOfRange:
+    """The value of a key given twice (``where``: the line, in YAML): kept so that check_document names
+    the key's whole path, which the parser, at one object, does not know."""
+    return OutOfRange(json_type(value), f"duplicate key{where}")
 
 
 def display_name(filename: str) -> str:
@@ -403,8 +409,8 @@ def _yaml_loader() -> type:
                 # YAML 1.1's base 60 (1:40 is 100) and leading-zero octal (0750 is 488), which YAML 1.2
                 # and JSON read otherwise or not at all: a uid or a mode silently not what was written.
                 form = "base 60" if ":" in text else "octal (YAML 1.2 reads it as decimal)"
-                raise SpecError("", f"line {node.start_mark.line + 1}: {node.value} is a YAML 1.1 {form} "
-                                "number: write the number in decimal, or quote it")
+                return OutOfRange("an integer", f"{node.value} is a YAML 1.1 {form} number (line "
+                                  f"{node.start_mark.line + 1}): write the number in decimal, or quote it")
             try:
                 return super().construct_yaml_int(node)
             except ValueError:
@@ -435,6 +441,7 @@ def _yaml_loader() -> type:
 
         def construct_mapping(self, node: Any, deep: bool = False) -> dict:
             seen: set = set()
+            duplicates: dict = {}  # key: the line it is given again on (the first such line)
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
@@ -444,10 +451,12 @@ def _yaml_loader() -> type:
                 except TypeError:  # unhashable: the constructor reports it
                     continue
                 if duplicate:
-                    line = key_node.start_mark.line + 1
-                    raise SpecError(join_path("", key), f"duplicate key (line {line})")
+                    duplicates.setdefault(key, key_node.start_mark.line + 1)
                 seen.add(key)
-            return super().construct_mapping(node, deep=deep)
+            mapping = super().construct_mapping(node, deep=deep)
+            for key, line in duplicates.items():
+                mapping[key] = _duplicate(mapping[key], f" (line {line})")
+            return mapping
 
     Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
     Loader.add_constructor("tag:yaml.org,2002:float", Loader.construct_yaml_float)
