@@ -380,6 +380,9 @@ def parse_text(text: str, filename: str = "-") -> object:
         raise SpecError("", f"{where}: not valid JSON: {e}") from None
 
 
+_MERGE = "<<"  # a YAML merge key, as a path names it (sys["<<"])
+
+
 def _duplicate(value: object, where: str) -> OutOfRange:
     """The value of a key given twice (``where``: the line, in YAML): kept so that check_document names
     the key's whole path, which the parser, at one object, does not know."""
@@ -444,8 +447,11 @@ def _yaml_loader() -> type:
             duplicates: dict = {}  # key: the line it is given again on (the first such line)
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
+                    # given twice too: PyYAML merges both, the values of the last winning, where the
+                    # first asked for a namespace the last leaves out (one merge of a list is the form)
+                    key = _MERGE
+                else:
+                    key = self.construct_object(key_node, deep=True)
                 try:
                     duplicate = key in seen
                 except TypeError:  # unhashable: the constructor reports it
@@ -454,8 +460,8 @@ def _yaml_loader() -> type:
                     duplicates.setdefault(key, key_node.start_mark.line + 1)
                 seen.add(key)
             mapping = super().construct_mapping(node, deep=deep)
-            for key, line in duplicates.items():
-                mapping[key] = _duplicate(mapping[key], f" (line {line})")
+            for key, line in duplicates.items():  # (merge keys are gone from the mapping by now)
+                mapping[key] = _duplicate(mapping.get(key, {}), f" (line {line})")
             return mapping
 
     Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
