@@ -459,10 +459,41 @@ def _yaml_loader() -> type:
                 if duplicate:
                     duplicates.setdefault(key, key_node.start_mark.line + 1)
                 seen.add(key)
+            conflicts = {} if _MERGE in duplicates else self._merged_twice(node)  # (that said first)
             mapping = super().construct_mapping(node, deep=deep)
             for key, line in duplicates.items():  # (merge keys are gone from the mapping by now)
                 mapping[key] = _duplicate(mapping.get(key, {}), f" (line {line})")
+            for key, (first, second) in conflicts.items():
+                if key in mapping and key not in duplicates and key not in seen:  # (a key of its own wins)
+                    mapping[key] = OutOfRange(json_type(mapping[key]), (
+                        f"given by two mappings of a merge (lines {first} and {second}), which YAML "
+                        "libraries resolve differently (the merge spec takes the first, PyYAML 6.0.4 "
+                        "the last): give it once"))
             return mapping
+
+        def _merged_twice(self, node: Any) -> dict:
+            """The keys that more than one mapping merged into ``node`` gives (``<<: [*a, *b]``), with
+            the lines of the first two: which one a document then asks for depends on the parser."""
+            givers: dict = {}
+            found: dict = {}
+            for key_node, value_node in node.value:
+                if key_node.tag != "tag:yaml.org,2002:merge":
+                    continue
+                subs = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for sub in subs:
+                    if not isinstance(sub, yaml.MappingNode):
+                        continue  # flatten_mapping refuses it, marked
+                    self.flatten_mapping(sub)  # its own merges first (done once: they are removed)
+                    for sub_key, _ in sub.value:
+                        try:
+                            key = self.construct_object(sub_key, deep=True)
+                            hash(key)
+                        except TypeError:
+                            continue
+                        given = givers.setdefault(key, sub_key)
+                        if given is not sub_key and key not in found:  # (one anchor merged twice: one key)
+                            found[key] = (given.start_mark.line + 1, sub_key.start_mark.line + 1)
+            return found
 
     Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
     Loader.add_constructor("tag:yaml.org,2002:float", Loader.construct_yaml_float)
