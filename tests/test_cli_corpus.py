@@ -339,6 +339,56 @@ def test_a_document_as_text_loads_as_the_object_does(doc: object, name: str) -> 
         assert str(parsed) == str(direct)
 
 
+# Fields of sys with two values each, either of which loads (so that which one won shows).
+MERGED_FIELDS = {"cloneflags": (["newuts"], []), "setsid": (True, False), "hostname": ("h-a", "h-b"),
+                 "pdeathsig": ("SIGTERM", "SIGKILL"), "unshareflags": (["newipc"], [])}
+
+
+@settings(FUZZ, max_examples=min(EXAMPLES, 60))
+@given(parts=st.lists(st.dictionaries(st.sampled_from(sorted(MERGED_FIELDS)), st.booleans(), max_size=3),
+                      min_size=1, max_size=3),
+       own=st.dictionaries(st.sampled_from(sorted(MERGED_FIELDS)), st.booleans(), max_size=2),
+       as_list=st.booleans(), duplicate_key=st.sampled_from([None, *sorted(MERGED_FIELDS)]))
+def test_a_yaml_merge_loads_as_every_yaml_library_reads_it_or_names_the_field(
+        parts: list[dict], own: dict, as_list: bool, duplicate_key: Optional[str]) -> None:
+    # ``sys`` built from merged mappings (``<<: [{...}, {...}]``) and keys of its own: a key of its own
+    # wins over the merged ones (every YAML library agrees); a key two merged mappings give, a merge
+    # key or any key given twice, whose winner differs between libraries (PyYAML 6.0.4 takes the last
+    # of a merge list, YAML's merge spec the first), is refused naming the field, never loaded.
+    def mapping(keys: dict) -> str:
+        return "{" + ", ".join(f"{k}: {json.dumps(MERGED_FIELDS[k][int(v)])}" for k, v in keys.items()) + "}"
+    lines = ["version: 1", "argv: [/bin/true]", "sys:"]
+    if as_list or len(parts) == 1:
+        lines.append(f"  <<: [{', '.join(mapping(p) for p in parts)}]")
+    else:
+        lines += [f"  <<: {mapping(p)}" for p in parts]  # the merge key itself given more than once
+    lines += [f"  {k}: {json.dumps(MERGED_FIELDS[k][int(v)])}" for k, v in own.items()]
+    if duplicate_key is not None:
+        lines.append(f"  {duplicate_key}: {json.dumps(MERGED_FIELDS[duplicate_key][0])}")
+    text = "\n".join(lines) + "\n"
+    merged_keys = [k for p in parts for k in p]
+    refusals = {f"sys.{k}" for k in merged_keys if merged_keys.count(k) > 1 and k not in own}
+    if len(parts) > 1 and not as_list:
+        refusals.add('sys["<<"]')
+    if duplicate_key is not None and duplicate_key in own:
+        refusals.add(f"sys.{duplicate_key}")
+    try:
+        loaded = spec.loads(text.encode(), "s.yaml")
+    except spec.SpecError as e:
+        assert e.path in refusals, (text, str(e))  # one of the reasons there are, named by its field
+        return
+    assert not refusals, f"loaded a document whose meaning depends on the YAML library:\n{text}"
+    resolved: dict = {}
+    for p in parts:
+        resolved.update(p)
+    resolved.update(own)
+    if duplicate_key is not None:
+        resolved[duplicate_key] = False
+    want = spec.load_spec({"version": 1, "argv": ["/bin/true"],
+                           "sys": {k: MERGED_FIELDS[k][int(v)] for k, v in resolved.items()}})
+    assert loaded.attr.sys == want.attr.sys, text
+
+
 # ---- netns documents (pyforkexec netns up FILE) ----------------------------------------------------
 
 # An object with a valid name (the model checks it first), so that the values after it are reached.
