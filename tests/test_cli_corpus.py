@@ -366,8 +366,8 @@ def test_a_yaml_merge_loads_as_every_yaml_library_reads_it_or_names_the_field(
     if duplicate_key is not None:
         lines.append(f"  {duplicate_key}: {json.dumps(MERGED_FIELDS[duplicate_key][0])}")
     text = "\n".join(lines) + "\n"
-    merged_keys = [k for p in parts for k in p]
-    refusals = {f"sys.{k}" for k in merged_keys if merged_keys.count(k) > 1 and k not in own}
+    merged_keys, own_keys = [k for p in parts for k in p], {*own, duplicate_key}
+    refusals = {f"sys.{k}" for k in merged_keys if merged_keys.count(k) > 1 and k not in own_keys}
     if len(parts) > 1 and not as_list:
         refusals.add('sys["<<"]')
     if duplicate_key is not None and duplicate_key in own:
