@@ -482,3 +482,43 @@ else:
     def test_a_pair_that_trades_names_and_subnets_keeps_what_both_have() -> None:
         pytest.skip("hypothesis is not installed (the dev extra has it)")
 
+
+def _wired(env: dict, peer: str, bridge: Optional[str] = None) -> dict:
+    return dict(name="eth0", peer=peer, bridge=bridge, mtu=None, mac=None, peer_mac=None,
+                addresses=["10.114.61.2/24", "fd11:4:61::2/64"], peer_addresses=[])
+
+
+def _doc(bridges: list[dict], veths: list[dict]) -> dict:
+    return dict(bridges=bridges, veths=veths, routes=[dict(dst="10.114.62.0/24", gateway="10.114.61.1")],
+                gateway=[], sysctls={})
+
+
+def test_a_host_end_s_name_becomes_a_bridge_in_one_run(pair_env: dict) -> None:
+    """The host end of a veth gives its name to a bridge (and takes another one, on that bridge): the
+    converge refused it ("host link X exists and is a veth, not a bridge"), though the veth was the
+    namespace's own and B renames it. The host end is renamed first, then the bridge made: the
+    inside link keeps its addresses and routes (transition's losses)."""
+    x, y = pair_env["host"][:2]
+    netns.converge(pair_env["netns"], None)
+    a = _doc([], [dict(_wired(pair_env, x), peer_addresses=["10.114.60.2/24"])])
+    b = _doc([dict(name=x, addresses=["10.114.60.2/24"], mtu=None)], [_wired(pair_env, y, bridge=x)])
+    done, before, after, _ = transition(_for(pair_env, a, b), a, b)
+    assert done.actions.index(f"rename_veth {x} {y}") < done.actions.index(f"create_bridge {x}"), done.actions
+    assert after["ns"]["eth0"]["index"] == before["ns"]["eth0"]["index"]
+    assert after["host"][y]["master"] == x and _leftovers(pair_env, b) == []
+    netns.converge(pair_env["netns"], None)
+
+
+def test_a_bridge_s_name_becomes_a_host_end_in_one_run(pair_env: dict) -> None:
+    """A bridge the namespace made, and no longer wants, gives its name to the host end of its veth:
+    refused ("host link X exists and was not made by pyforkexec"), the bridge being deleted only at
+    the end of the plan. It goes first now, then the host end is renamed to its name in place."""
+    x, y = pair_env["host"][:2]
+    netns.converge(pair_env["netns"], None)
+    a = _doc([dict(name=x, addresses=["10.114.60.1/24"], mtu=None)], [_wired(pair_env, y, bridge=x)])
+    b = _doc([], [dict(_wired(pair_env, x), peer_addresses=["10.114.60.1/24"])])
+    done, before, after, _ = transition(_for(pair_env, a, b), a, b)
+    assert done.actions.index(f"del_bridge {x}") < done.actions.index(f"rename_veth {y} {x}"), done.actions
+    assert after["ns"]["eth0"]["index"] == before["ns"]["eth0"]["index"]
+    assert _leftovers(pair_env, b) == []
+    netns.converge(pair_env["netns"], None)

@@ -1042,6 +1042,24 @@ def _bridge_mtus(observed, wanted):
     return out
 
 
+def _kinds_changed(observed, wanted, emptied):
+    """``observed`` as the plan takes it where a host name changes kind between the namespace's links:
+    (bridge) a wanted bridge named as the host end of one of its veths that leaves that name (deleted,
+    or renamed) is missing, made once the name is free; (veth) a bridge of its own that goes (``emptied``:
+    _left_empty) is no host link in the way of the host end of a veth that takes its name, deleted
+    first. Both are the namespace's, and neither is wanted as it is: rather than refused as a link in
+    the way, the name changes kind in one run. {"bridge": those names, "veth": these} as well."""
+    freed = _freed(observed, wanted)
+    to_bridge = {b for b, have in observed["bridges"].items()
+                 if b in wanted["bridges"] and b in freed and have["kind"] == "veth"}
+    to_veth = set(emptied) & {v["peer"] for v in wanted["veths"].values()}
+    if not to_bridge and not to_veth:
+        return observed, dict(bridge=set(), veth=set())
+    planned = dict(observed, bridges={b: v for b, v in observed["bridges"].items() if b not in to_bridge},
+                   host_links={k: v for k, v in observed["host_links"].items() if k not in to_veth})
+    return planned, dict(bridge=to_bridge, veth=to_veth)
+
+
 def plan_present(observed, wanted, keep=()):
     """The ordered actions that turn ``observed`` into ``wanted`` (state present); a bridge of ours that
     the namespace's veths leave with no port goes too, unless it is in ``keep`` (the bridges the other
@@ -1066,6 +1084,7 @@ def plan_present(observed, wanted, keep=()):
     for link, key in sorted(observed.get("host_ipv6_off", {}).items()):
         raise ModelError(f"{key} is 1 on the host, which takes IPv6 off host link {link}, which is to have "
                          f"IPv6 addresses: set it to 0 on the host (sysctl -w {key}=0), or give {link} none")
+    observed, kinds = _kinds_changed(observed, wanted, _left_empty(observed, wanted, (), keep))
     actions = []
     if not observed["exists"]:
         if observed.get("leftover"):  # an empty mount point left in the way (kernel._leftover_mount_point)
@@ -1083,18 +1102,21 @@ def plan_present(observed, wanted, keep=()):
     actions += [("del_route", r) for r in routes["first"]]
     mtus = _bridge_mtus(observed, wanted)
     _check_kept_mtus(observed, wanted, mtus)
+    deferred = []  # the actions of the bridges of kinds["bridge"]
     later = []  # the IPv6 addresses of a bridge whose MTU is below 1280 until its ports change
     for bname, want in sorted(wanted["bridges"].items()):
         have = observed["bridges"].get(bname)
+        # A host end's name that becomes this bridge's: made once the veth has left it (below).
+        out = deferred if bname in kinds["bridge"] else actions
         if have is None:
-            actions.append(("create_bridge", bname))
+            out.append(("create_bridge", bname))
             if want["mtu"] == DEFAULT_MTU:  # declared as the kernel's own: set all the same (pin_bridge_mtu)
-                actions.append(("pin_bridge_mtu", bname, want["mtu"]))
+                out.append(("pin_bridge_mtu", bname, want["mtu"]))
         elif have["ours"] and have.get("declared_by") is not None and not _declares(have, name) \
                 and "*" not in have["declared_by"]:
-            actions.append(("declare_bridge", bname, name))
+            out.append(("declare_bridge", bname, name))
         if mtus[bname][0]:
-            actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
+            out.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
         if want["addresses"] is not None:  # None: named by a veth only, its addresses left as they are
             addresses = _addresses("host", bname, want["addresses"], have["addresses"] if have else [])
             if have is not None and (have["mtu"] or DEFAULT_MTU) < IPV6_MIN_MTU and not mtus[bname][0]:
@@ -1103,21 +1125,23 @@ def plan_present(observed, wanted, keep=()):
                 # to 1280 or more, else _check_kept_mtus refused it).
                 later += [a for a in addresses if a[0] == "add_addr" and ":" in a[3]]
                 addresses = [a for a in addresses if a not in later]
-            actions += addresses
+            out += addresses
         if have is None or not have["up"]:
-            actions.append(("link_up", "host", bname))
+            out.append(("link_up", "host", bname))
     deleted, made, taken = set(), set(), _taken(observed, wanted)
     for inside, have in sorted(observed["veths"].items()):
         want = wanted["veths"].get(inside)
         if not _kept(have, want, taken):
             actions.append(("del_veth", have["peer"]))
             deleted.add(have["peer"])
+    actions += [("del_bridge", b) for b in sorted(kinds["veth"])]  # a bridge's name that a host end takes
     # Every rename before the veths' own actions (which name the host ends by their new names), after the
     # deletions: each name free when it is taken (_renames), a new host end taking one after its rename.
     actions += _renames({have["peer"]: wanted["veths"][inside]["peer"]
                          for inside, have in sorted(observed["veths"].items())
                          if _kept(have, wanted["veths"].get(inside), taken)
                          and _renamed(have, wanted["veths"][inside], taken)}, observed, wanted)
+    actions += deferred
     freed = _freed(observed, wanted)
     for inside, want in sorted(wanted["veths"].items()):
         have = observed["veths"].get(inside)
@@ -1170,7 +1194,7 @@ def plan_present(observed, wanted, keep=()):
             actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
     actions += later
     emptied = _left_empty(observed, wanted, deleted, keep)
-    actions += [("del_bridge", b) for b in emptied]
+    actions += [("del_bridge", b) for b in emptied if b not in kinds["veth"]]
     actions += [("undeclare_bridge", b, name) for b, have in sorted(observed["bridges"].items())
                 if _declares(have, name) and b not in wanted["bridges"] and b not in emptied]
     actions[:] = _deletions_first(_moved_inside_added_first(actions))
@@ -1496,6 +1520,7 @@ def simulate(observed, wanted, actions):
     kernel's own choices where it makes them (a new link's MTU, a bridge's MTU that follows its
     ports, the link a gateway route goes out of, an IPv6 route's metric); None where it draws them
     (the MAC of a new link)."""
+    observed = _kinds_changed(observed, wanted, {a[1] for a in actions if a[0] == "del_bridge"})[0]
     after = dict(observed, name=wanted["name"], exists=True, bridges={}, sysctls=dict(observed["sysctls"]))
     if wanted["loopback"]:
         after["loopback_up"] = True
