@@ -428,11 +428,14 @@ if st is not None:
 
     def _recovered(env: dict, a: Optional[dict], b: Optional[dict], before: dict, monitor: Optional[Monitor],
                    actions: str) -> None:
-        """The next converge to ``b`` ends at ``b`` (or removes everything), a second one changes nothing,
-        nothing of the cut converge is left, and nothing A and B both have was removed on the way."""
+        """The next converge to ``b`` does what check mode plans and ends at ``b`` (or removes everything),
+        a second one changes nothing, nothing of the cut converge is left, and nothing A and B both have
+        was removed on the way."""
         name = env["netns"]
         try:
-            netns.converge(name, _options(env, b))
+            planned = netns.converge(name, _options(env, b), check=True)
+            done = netns.converge(name, _options(env, b))
+            assert done.actions == planned.actions, f"check mode planned otherwise after the cut: {actions}"
             events = monitor.events() if monitor is not None else []
         finally:
             if monitor is not None:
