@@ -928,3 +928,32 @@ def test_the_kernels_refusal_names_the_link_escaped():
     with pytest.raises(kernel.ApplyError) as raised:
         kernel.apply("h111-none", [("link_up", "host", ODD)])
     assert str(raised.value) == "link_up host h111\\x1b[31m: no link h111\\x1b[31m in the host"
+
+
+def test_a_bridge_of_its_own_gives_its_name_to_the_host_end_of_its_veth(wanted):
+    """br-web, which the namespace made and no longer wants, becomes eth0's host end's name: planned
+    as "a host link in the way" (refused) while the bridge went last; it goes first, then the host end
+    is renamed in place, and check mode shows it so."""
+    options = dict(veths=[dict(SIMPLE["veths"][0], peer="br-web", bridge=None)], gateway=["10.42.0.1"],
+                   sysctls=SIMPLE["sysctls"])
+    plan = m.plan_present(converged(), wanted(**options))
+    assert plan.index(("del_bridge", "br-web")) < plan.index(("rename_veth", "veth-web", "br-web")), plan
+    after = m.view(m.simulate(converged(), wanted(**options), plan))
+    assert after["bridges"] == {} and after["veths"]["eth0"]["peer"] == "br-web"
+
+
+def test_the_host_end_of_its_veth_gives_its_name_to_a_bridge(wanted):
+    """veth-web, eth0's host end, becomes the name of eth0's bridge (the host end renamed veth-new):
+    refused as "exists and is a veth, not a bridge" though it is the namespace's own and goes; it is
+    renamed first, then the bridge made under its name."""
+    state = converged()
+    state["bridges"]["veth-web"] = dict(kind="veth", ours=False, declared_by=None, mtu=1500, up=True,
+                                        addresses=[], ports={}, mac_pinned=None)  # as observe shows it
+    options = dict(SIMPLE, bridges=[dict(name="veth-web", addresses=["10.42.0.1/24"])],
+                   veths=[dict(SIMPLE["veths"][0], peer="veth-new", bridge="veth-web")])
+    plan = m.plan_present(state, wanted(**options))
+    renamed = plan.index(("rename_veth", "veth-web", "veth-new"))
+    assert renamed < plan.index(("create_bridge", "veth-web")), plan
+    assert ("set_master", "veth-new", "veth-web") in plan and ("del_bridge", "br-web") in plan
+    after = m.view(m.simulate(state, wanted(**options), plan))
+    assert after["bridges"]["veth-web"]["addresses"] == ["10.42.0.1/24"]
