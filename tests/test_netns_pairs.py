@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -209,7 +210,7 @@ if st is not None:
         bridges = [h for h in host if draw(st.integers(0, 2)) == 0]
         free = [h for h in host if h not in bridges]
         veths = []
-        for inside in draw(st.lists(st.sampled_from(INSIDE), max_size=2, unique=True)):
+        for inside in draw(st.lists(st.sampled_from(INSIDE), max_size=3, unique=True)):
             if not free:
                 break
             peer = draw(st.sampled_from(free))
@@ -218,7 +219,7 @@ if st is not None:
                               mtu=draw(st.sampled_from([None, 1280, 1400, 1500, 9000])),
                               mac=None, peer_mac=None,
                               addresses=draw(_inside_addresses()), peer_addresses=draw(_host_addresses())))
-        routes = [r for r in (_route(draw, veths) for _ in range(draw(st.integers(0, 3)))) if r]
+        routes = [r for r in (_route(draw, veths) for _ in range(draw(st.integers(0, 4)))) if r]
         gateway = []
         onlink = [a for v in veths for a in v["addresses"]]
         if onlink and draw(st.integers(0, 2)) == 0:
@@ -289,6 +290,8 @@ if st is not None:
             return
         v = draw(st.sampled_from(doc["veths"]))
         free = [n for n in INSIDE if n not in {x["name"] for x in doc["veths"]}]
+        if not free:
+            return
         new, old = draw(st.sampled_from(free)), v["name"]
         v["name"] = new
         doc["routes"] = [dict(r, dev=new) if r.get("dev") == old else r for r in doc["routes"]]
@@ -363,7 +366,7 @@ if st is not None:
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                            HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 
-    @settings(max_examples=_examples(60), **SETTINGS)
+    @settings(max_examples=_examples(40), **SETTINGS)
     @given(data=st.data())
     def test_a_pair_that_trades_names_and_subnets_keeps_what_both_have(pair_env: dict, data: Any) -> None:
         a, b = _pair(data, pair_env)
@@ -371,10 +374,15 @@ if st is not None:
         try:
             netns.converge(pair_env["netns"], _options(pair_env, b), check=True)
         except netns.ModelError as e:  # refused before anything changes (checked below), and rightly
-            # Every link of the pool is the namespace's, which gives up what B does not declare: the one
-            # refusal left is B's own, two of its host links in one subnet (_check_host_subnets).
-            assert "overlaps" in str(e) and _overlapping(b), f"B refused from A: {e}"
-            _count(pair_env, "B refused: its host links overlap")
+            # Every link of the pool is the namespace's, which gives up what B does not declare: the
+            # refusals left are B's own, two of its host links in one subnet (_check_host_subnets), and
+            # A's disable_ipv6 of a link that B gives IPv6 without declaring it (an undeclared sysctl
+            # keeps its value).
+            off = re.search(r"(net\.ipv6\.conf\.\S+\.disable_ipv6) is 1 in the namespace", str(e))
+            key = off and off.group(1)
+            kept_off = off is not None and a["sysctls"].get(key) == 1 and key not in b["sysctls"]
+            assert ("overlaps" in str(e) and _overlapping(b)) or kept_off, f"B refused from A: {e}"
+            _count(pair_env, "B refused: its host links overlap" if off is None else "B refused: IPv6 off")
             before = kernel(pair_env)
             with pytest.raises(netns.ModelError):
                 netns.converge(pair_env["netns"], _options(pair_env, b))
@@ -455,7 +463,7 @@ if st is not None:
     def _maybe_absent(data: Any, doc: dict, label: str) -> Optional[dict]:
         return None if data.draw(st.integers(0, 5), label=f"{label} absent") == 0 else doc
 
-    @settings(max_examples=_examples(40), **SETTINGS)
+    @settings(max_examples=_examples(30), **SETTINGS)
     @given(data=st.data())
     def test_a_converge_interrupted_anywhere_is_finished_by_the_next(pair_env: dict, data: Any) -> None:
         a, b = _pair(data, pair_env)
@@ -478,7 +486,7 @@ if st is not None:
         _count(pair_env, "interrupted" if cut else "interrupt after the end")
         _recovered(pair_env, a, b, before, monitor, f"interrupted at {delay:.3f} s")
 
-    @settings(max_examples=_examples(25), **SETTINGS)
+    @settings(max_examples=_examples(20), **SETTINGS)
     @given(data=st.data())
     def test_a_netns_command_killed_anywhere_is_finished_by_the_next(pair_env: dict, data: Any,
                                                                     tmp_path: Path) -> None:
