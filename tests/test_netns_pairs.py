@@ -36,7 +36,7 @@ from typing import Any, Optional
 import pytest
 from helpers.cli import PYFORKEXEC, run
 from helpers.marks import needs_root
-from test_netns_transitions import Monitor, assert_is, kernel, losses, survivors, transition, unrouted
+from helpers.netns_oracle import Monitor, assert_is, kernel, losses, survivors, transition, unrouted
 
 from pyforkexec import netns
 from pyforkexec.netns import model
