@@ -563,8 +563,8 @@ def test_a_spec_removed_by_hand_leaves_the_running_service_s_cgroup_its_own(run_
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a process of another user")
 @pytest.mark.parametrize("in_flight", [False, True], ids=["held", "in-flight"])
-def test_another_user_s_process_holding_the_daemon_s_name_keeps_no_service_down(run_module, unique_name,
-                                                                                 in_flight):
+def test_another_user_s_process_holding_the_daemon_s_name_keeps_no_service_down(
+        run_module, unique_name, in_flight):
     """Abstract names have no permissions: any local user could bind @pyforkexec-daemon:/run/pyforkexec/
     NAME.pid first, and then the daemon refused to start and every run of the module failed ("end it by
     hand"), so that an unprivileged user kept root's service down. A name another user's process holds is
