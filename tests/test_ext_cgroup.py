@@ -186,6 +186,15 @@ def test_nested_path_creates_and_removes_the_parents(name: str) -> None:
     assert not os.path.exists(os.path.join(root(), name))
 
 
+def test_path_through_an_interface_file_is_refused_leaving_no_parent(name: str) -> None:
+    """The parents made before mkdir meets an interface file (cgroup.procs of the cgroup just made)
+    go again, and the error names the field and why, not only ENOTDIR."""
+    with pytest.raises(CgroupError) as err:
+        start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(f"{name}/cgroup.procs"))))
+    assert not os.path.exists(os.path.join(root(), name))
+    assert "cgroup.path: names a file, not a cgroup directory: " in str(err.value)
+
+
 def test_process_removes_it_once_reaped(name: str) -> None:
     proc = start_process("/bin/sleep", ["sleep", "60"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(name))))
     path = os.path.join(root(), name)

@@ -41,6 +41,7 @@ import fcntl
 import os
 import re
 import signal
+import stat
 import threading
 import time
 import weakref
@@ -380,7 +381,10 @@ class CgroupHandle(_record.Record):
                 _remove_below(self.path)  # the cgroups its process made in its own: nothing is in them
             created, self.created = self.created, {}
             if self.remove or failed:
-                _remove_upwards(self.path, self.root or os.path.dirname(self.path), created)
+                # A spawn that failed before its leaf existed (a path through a file) starts from the
+                # deepest directory it made, which the leaf's removal would never reach.
+                start = self.path if self.path in created or not created else max(created, key=len)
+                _remove_upwards(start, self.root or os.path.dirname(self.path), created)
 
 
 def members(path: str) -> list[str]:
@@ -518,6 +522,20 @@ def check_available(directory: str, needed: Collection[str], field: str = FIELD)
                           "bound to cgroup v1", directory)
 
 
+def _is_file(path: str) -> bool:
+    """Whether ``path`` exists and is no directory, from one lstat: a directory being removed by
+    another spawn is never taken for a file."""
+    try:
+        return not stat.S_ISDIR(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _not_a_cgroup(path: str) -> CgroupError:
+    return CgroupError(errno.ENOTDIR, f"{FIELD}.path: names a file, not a cgroup directory: {path} (a "
+                       "cgroup's interface files, e.g. cgroup.procs, cannot be cgroup names)", path)
+
+
 def check_host(cg: Cgroup) -> None:
     """What ``prepare`` would find first, read without creating anything (a check mode's foresight): a
     CgroupError when this host has no cgroup2 hierarchy, its root does not offer a controller the
@@ -530,6 +548,8 @@ def check_host(cg: Cgroup) -> None:
     path = resolve(f"{FIELD}.path", cg.path, root)
     existing = path
     while not os.path.isdir(existing):
+        if _is_file(existing):  # mkdir there or below would fail (EEXIST, ENOTDIR) after its parents
+            raise _not_a_cgroup(existing)
         existing = os.path.dirname(existing)
     if not os.access(existing, os.W_OK):  # the leaf to make in it, or (made) to move the child into
         raise CgroupError(errno.EACCES, f"{FIELD}.path: {existing} is not writable by this process",
@@ -564,6 +584,10 @@ def _create(handle: CgroupHandle, parts: Sequence[str]) -> None:
             try:
                 os.mkdir(current)
             except FileExistsError:
+                # An interface file of the cgroup made just before (a directory another spawn removed
+                # meanwhile is no file: the next mkdir starts over).
+                if _is_file(current):
+                    raise _not_a_cgroup(current) from None
                 continue
             except FileNotFoundError:
                 break  # a parent was removed by a spawn that had finished with it: start over
