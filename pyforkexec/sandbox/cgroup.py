@@ -551,6 +551,14 @@ def check_host(cg: Cgroup) -> None:
         if _is_file(existing):  # mkdir there or below would fail (EEXIST, ENOTDIR) after its parents
             raise _not_a_cgroup(existing)
         existing = os.path.dirname(existing)
+    # A cgroup this call makes has the core interface files (cgroup.*) of ``existing``, its parent or
+    # an ancestor (the root has none a cgroup below lacks): a name of the path below the first one
+    # to make that is one of them cannot be made, and checking it here fails before anything is made.
+    made = existing
+    for name in os.path.relpath(path, existing).split("/") if existing != path else ():
+        if made != existing and name.startswith("cgroup.") and _is_file(os.path.join(existing, name)):
+            raise _not_a_cgroup(os.path.join(made, name))
+        made = os.path.join(made, name)
     if not os.access(existing, os.W_OK):  # the leaf to make in it, or (made) to move the child into
         raise CgroupError(errno.EACCES, f"{FIELD}.path: {existing} is not writable by this process",
                           existing)
