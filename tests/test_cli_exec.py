@@ -404,15 +404,16 @@ def test_the_sandbox_cgroup_is_removed_after_the_process(tmp_path: Path, cgroup_
 
 
 @pytest.mark.parametrize("wait", [True, False])
-def test_a_cgroup_error_is_a_message_and_exit_125(tmp_path: Path, wait: bool) -> None:
+def test_a_cgroup_path_below_a_file_is_refused_naming_the_field(tmp_path: Path, wait: bool) -> None:
     root = cgroup_root()
-    # below a file: mkdir fails. Detached, the launcher cannot remove it after: remove false
+    # below a file: mkdir would fail, so the host check refuses it before anything is made (it was a
+    # start failure, exit 125). Detached, the launcher cannot remove it after: remove false
     d = doc(["true"], cgroup={"path": "cgroup.procs/x", "remove": wait})
     d["wait"] = wait
     res = pfe("exec", "--spec", write(tmp_path, d))
-    assert (res.returncode, res.stdout) == (125, "")
-    assert res.stderr == (f"pyforkexec: SysProcAttr.cgroup: Not a directory: "
-                          f"{os.path.join(root, 'cgroup.procs', 'x')}\n")
+    assert (res.returncode, res.stdout) == (1, "")
+    assert res.stderr.startswith("pyforkexec: spec: sys.cgroup.path: names a file, not a cgroup directory: "
+                                 f"{os.path.join(root, 'cgroup.procs')} ")
 
 
 LANDLOCK_SYSTEM = [{"path": p, "access": ["read", "execute"]}

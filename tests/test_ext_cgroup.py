@@ -195,6 +195,14 @@ def test_path_through_an_interface_file_is_refused_leaving_no_parent(name: str) 
     assert "cgroup.path: names a file, not a cgroup directory: " in str(err.value)
 
 
+def test_path_too_long_leaves_no_parent(name: str) -> None:
+    """mkdir fails part way (ENAMETOOLONG) after making the first directories: they go again."""
+    with pytest.raises(CgroupError):
+        start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(
+            name + "/" + "/".join(["y" * 200] * 25)))))
+    assert not os.path.exists(os.path.join(root(), name))
+
+
 def test_process_removes_it_once_reaped(name: str) -> None:
     proc = start_process("/bin/sleep", ["sleep", "60"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(name))))
     path = os.path.join(root(), name)

@@ -522,6 +522,9 @@ def check_available(directory: str, needed: Collection[str], field: str = FIELD)
                           "bound to cgroup v1", directory)
 
 
+_PATH_MAX = 4096  # linux/limits.h, with the terminating NUL
+
+
 def _is_file(path: str) -> bool:
     """Whether ``path`` exists and is no directory, from one lstat: a directory being removed by
     another spawn is never taken for a file."""
@@ -546,6 +549,9 @@ def check_host(cg: Cgroup) -> None:
     if spec.controllers:
         check_available(root, spec.controllers)
     path = resolve(f"{FIELD}.path", cg.path, root)
+    if len(os.fsencode(path)) >= _PATH_MAX:  # mkdir would fail part way, after making the parents
+        raise CgroupError(errno.ENAMETOOLONG, f"{FIELD}.path: is too long: under {root} it makes "
+                          f"{len(os.fsencode(path))} bytes, the kernel takes paths below {_PATH_MAX}", path)
     existing = path
     while not os.path.isdir(existing):
         if _is_file(existing):  # mkdir there or below would fail (EEXIST, ENOTDIR) after its parents
