@@ -11,12 +11,18 @@ import sys
 from collections.abc import Iterator
 from typing import Optional
 
-# Binds the name (argv[1]), says so, sleeps. With argv[3] a uid, a child of that uid makes and binds the
-# socket, and hands it to this process. With argv[2] "in-flight", the socket is sent in a message to a
-# socket pair's other end, which nobody reads, and closed: bound still, in no process's fds. No
-# pyforkexec imported: it may run as another user, who cannot read this Python's packages.
+# Binds the name (argv[1]), says so, sleeps. With argv[4] a uid, it becomes that user (its group, no
+# others) first: started by this one's, whose interpreter that user may not be able to reach (a
+# checkout's venv under /root), with its modules imported before. With argv[3] a uid, a child of that
+# uid makes and binds the socket, and hands it to this process. With argv[2] "in-flight", the socket is
+# sent in a message to a socket pair's other end, which nobody reads, and closed: bound still, in no
+# process's fds. No pyforkexec imported.
 _HOLD = """
 import os, socket, sys, time
+if sys.argv[4]:
+    os.setgroups([])
+    os.setgid(int(sys.argv[4]))
+    os.setuid(int(sys.argv[4]))
 if sys.argv[3]:
     ends = socket.socketpair()
     if os.fork() == 0:
@@ -48,11 +54,9 @@ def holding(name: str, user: Optional[int] = None, in_flight: bool = False,
     the abstract name ``name`` once this yields it (``in_flight``: its socket in a message it sent and
     nobody reads, in none of its fds; ``made_by``: a socket a child of that uid made and handed to it);
     killed and reaped at the end (the name released then)."""
-    ids = {} if user is None else dict(user=user, group=user, extra_groups=[])
     argv = [sys.executable, "-S", "-c", _HOLD, name, "in-flight" if in_flight else "held",
-            "" if made_by is None else str(made_by)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
-                            cwd="/", **ids)
+            "" if made_by is None else str(made_by), "" if user is None else str(user)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd="/")
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "bound\n"
         yield proc
