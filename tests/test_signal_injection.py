@@ -480,8 +480,13 @@ def test_run_with_kill_group_and_a_timeout_that_expires(signals: tuple[int, ...]
     assert counts["raised"] > 0
 
 
+PF_EXITING = 0x4  # include/linux/sched.h: set as do_exit starts, after the fatal signal was dequeued
+
+
 def _session_left(sid: int) -> list[str]:
-    """The processes of session ``sid`` still running: neither exited nor with a SIGKILL on its way."""
+    """The processes of session ``sid`` still running: neither exited, nor exiting (PF_EXITING in the
+    flags of /proc/PID/stat: a SIGKILL dequeued leaves no pending bit, and the exit that follows,
+    unmapping memory and closing files, shows the state R or D), nor with a SIGKILL on its way."""
     left = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -494,7 +499,8 @@ def _session_left(sid: int) -> list[str]:
         except (FileNotFoundError, ProcessLookupError):
             continue
         pending = int(status["SigPnd"], 16) | int(status["ShdPnd"], 16)
-        if int(fields[3]) == sid and fields[0] not in "ZX" and not pending & (1 << (signal.SIGKILL - 1)):
+        if int(fields[3]) == sid and fields[0] not in "ZX" and not int(fields[6]) & PF_EXITING \
+                and not pending & (1 << (signal.SIGKILL - 1)):
             left.append(f"{name} {status['Name']}")
     return left
 
@@ -513,6 +519,10 @@ def test_run_with_kill_group_leaves_nothing_of_the_childs_group(tmp_path: Path) 
     def group_left() -> list[str]:
         sid = marker.read_text().strip() if marker.exists() else ""
         left = _session_left(int(sid)) if sid else []
+        deadline = time.monotonic() + 2  # the few instructions between a SIGKILL's dequeue and PF_EXITING
+        while left and time.monotonic() < deadline:  # (a process left running stays: sleep 600)
+            time.sleep(0.01)
+            left = _session_left(int(sid))
         for entry in left:  # (a failure leaves nothing running either)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.split()[0]), signal.SIGKILL)
