@@ -463,19 +463,27 @@ if st is not None:
     def _maybe_absent(data: Any, doc: dict, label: str) -> Optional[dict]:
         return None if data.draw(st.integers(0, 5), label=f"{label} absent") == 0 else doc
 
+    def _cut_pair(data: Any, env: dict, what: str) -> Optional[tuple[Optional[dict], Optional[dict], dict,
+                                                                     Optional[Monitor]]]:
+        """A pair drawn (either side maybe absent), the kernel brought to A, and what a cut converge
+        to B is checked against: (A, B, the kernel's state, a monitor from A on); None when B is refused."""
+        a, b = _pair(data, env)
+        a, b = _maybe_absent(data, a, "A"), _maybe_absent(data, b, "B")
+        _bring_to(env, a)
+        try:
+            netns.converge(env["netns"], _options(env, b), check=True)
+        except netns.ModelError:
+            _count(env, f"{what}: B refused")
+            return None
+        return a, b, kernel(env), Monitor(env["netns"]) if a is not None else None
+
     @settings(max_examples=_examples(30), **SETTINGS)
     @given(data=st.data())
     def test_a_converge_interrupted_anywhere_is_finished_by_the_next(pair_env: dict, data: Any) -> None:
-        a, b = _pair(data, pair_env)
-        a, b = _maybe_absent(data, a, "A"), _maybe_absent(data, b, "B")
-        _bring_to(pair_env, a)
-        try:
-            netns.converge(pair_env["netns"], _options(pair_env, b), check=True)
-        except netns.ModelError:
-            _count(pair_env, "interrupt: B refused")
+        drawn = _cut_pair(data, pair_env, "interrupt")
+        if drawn is None:
             return
-        before = kernel(pair_env)
-        monitor = Monitor(pair_env["netns"]) if a is not None else None
+        a, b, before, monitor = drawn
         delay = data.draw(st.floats(0, 0.12), label="delay")
         try:
             cut = _interrupted(pair_env["netns"], _options(pair_env, b), delay)
@@ -490,16 +498,10 @@ if st is not None:
     @given(data=st.data())
     def test_a_netns_command_killed_anywhere_is_finished_by_the_next(pair_env: dict, data: Any,
                                                                     tmp_path: Path) -> None:
-        a, b = _pair(data, pair_env)
-        a, b = _maybe_absent(data, a, "A"), _maybe_absent(data, b, "B")
-        _bring_to(pair_env, a)
-        try:
-            netns.converge(pair_env["netns"], _options(pair_env, b), check=True)
-        except netns.ModelError:
-            _count(pair_env, "kill: B refused")
+        drawn = _cut_pair(data, pair_env, "kill")
+        if drawn is None:
             return
-        before = kernel(pair_env)
-        monitor = Monitor(pair_env["netns"]) if a is not None else None
+        a, b, before, monitor = drawn
         delay = data.draw(st.floats(0.05, 0.6), label="delay")
         try:
             status = _killed(pair_env, b, delay, tmp_path)
