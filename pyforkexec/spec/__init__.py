@@ -49,7 +49,7 @@ Before any field is read, the whole document is checked for what no field can ho
 alias used over and over), keys that are not strings, integers beyond 64 bits (an integer of
 thousands of digits is kept by the parsers as an out-of-range value, not a parse failure), numbers
 that are not finite, YAML values JSON has no type for (timestamps, sets, binary), strings or keys
-holding half of a UTF-16 surrogate pair (a ``\ud800`` escape: no text, and no byte of a non-UTF-8 file
+holding half of a UTF-16 surrogate pair (a ``\\ud800`` escape: no text, and no byte of a non-UTF-8 file
 name as ``spec.dump`` writes one, U+DC80 to U+DCFF, which stay). ``read`` takes at
 most MAX_BYTES of UTF-8. Every failure of a document is a SpecError naming where it is.
 
