@@ -82,8 +82,8 @@ def run(params, check_mode, warn=lambda message: None):
         raise Failure("argv or cmd: one of them is needed, with a value (null is none)")
     try:
         argv = params["argv"] if params["argv"] is not None else shlex.split(params["cmd"])
-    except ValueError as e:  # shlex: an unclosed quote, a last backslash
-        raise Failure(f"cmd: {e} (as a shell would split it)", cmd=params["cmd"]) from None
+    except ValueError as e:  # shlex: an unclosed quote, a last backslash (no cmd: it is a list)
+        raise Failure(f"cmd: {e} (as a shell would split it)") from None
     if not argv:
         raise Failure(f"{command}: the command is empty", cmd=argv)
     # pyforkexec.run()'s bound (Process.wait's): refused here, in check mode too, not at the start.

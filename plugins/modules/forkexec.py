@@ -149,33 +149,37 @@ EXAMPLES = r"""
     uid_map: [{container_id: 0, host_id: 100000, size: 65536}]
     gid_map: [{container_id: 0, host_id: 100000, size: 65536}]
     credential: {uid: 0, gid: 0}
+    capabilities: {keep: []}  # else it could unmount /data (refused: mounts[0] would not hold)
     mounts: [{source: /srv/data, target: /data, idmap: true}]
 """
 
 RETURN = r"""
 rc:
-  description: Exit status of the command; the negated signal number when a signal killed it.
-  returned: when the command ran
+  description:
+    - Exit status of the command; the negated signal number when a signal killed it.
+    - V(0) when O(creates) or O(removes) skipped it; null when the child failed before C(execve)
+      (RV(child_error)) or O(timeout) killed it.
+  returned: when the command ran, was skipped or its child failed
   type: int
   sample: 0
 stdout:
-  description: Standard output of the command.
-  returned: when the command ran
+  description: Standard output of the command (empty when O(creates) or O(removes) skipped it).
+  returned: when the command ran or was skipped
   type: str
   sample: sandbox
 stderr:
-  description: Standard error of the command.
-  returned: when the command ran
+  description: Standard error of the command (empty when O(creates) or O(removes) skipped it).
+  returned: when the command ran or was skipped
   type: str
   sample: ''
 stdout_lines:
   description: RV(stdout) split into lines.
-  returned: when the command ran
+  returned: when the command ran or was skipped
   type: list
   elements: str
 stderr_lines:
   description: RV(stderr) split into lines.
-  returned: when the command ran
+  returned: when the command ran or was skipped
   type: list
   elements: str
 pid:
@@ -185,7 +189,7 @@ pid:
   sample: 4242
 cmd:
   description: The command as run (after splitting O(cmd)).
-  returned: always
+  returned: unless the task failed reading an option
   type: list
   elements: str
   sample: [hostname]

@@ -154,6 +154,17 @@ services:
     log_file:
       description: The daemon's log file, with manager direct.
       type: str
+    stop_timeout:
+      description: The grace, in seconds from SIGTERM to SIGKILL, that this run's stop of the running
+        service gave it (or, in check mode, would give).
+      type: float
+      returned: when the task stopped or restarted the running service
+    diff:
+      description: This service's changes (its files and its namespace's), each a C(before)/C(after)
+        pair with headers; the task's C(diff) holds them all, each header prefixed with the service's name.
+      type: list
+      elements: dict
+      returned: in diff mode
     netns:
       description:
         - Its namespace's C(actions), C(netns), C(topology) and C(persist), as M(pyforkexec.isolation.netns)

@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.testing import patch_module_args
 
@@ -24,15 +25,59 @@ def validate_args():
     return validate
 
 
+# What every module may return without documenting it (Ansible's common return values).
+COMMON_RETURNS = {"changed", "failed", "msg", "skipped", "warnings", "deprecations", "invocation", "diff",
+                  "exception"}
+TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
+
+
+def undocumented(returns, result, path=""):
+    """What ``result`` holds that its RETURN (``returns``, parsed) does not say: a key it does not
+    document, a value of another type than documented, an entry of a list or dict of entries whose
+    keys are not in its ``contains``; a key documented as returned ``always`` or on ``success`` that a result
+    that did not fail lacks (a failure returns what it knew). A null value is taken as documented (absent)."""
+    found = [f"{path}{key}: documented as returned {doc['returned']}, missing"
+             for key, doc in returns.items() if key not in result
+             and doc.get("returned") in ("always", "success") and not result.get("failed")]
+    for key, value in result.items():
+        doc = returns.get(key)
+        if doc is None:
+            if not (path == "" and key in COMMON_RETURNS):
+                found.append(f"{path}{key}: returned, not documented")
+            continue
+        kind = TYPES.get(doc.get("type"))
+        if value is None or kind is None:
+            continue
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
+            found.append(f"{path}{key}: documented as {doc['type']}, returned {value!r}")
+            continue
+        contains = doc.get("contains")
+        if not contains:
+            continue
+        if isinstance(value, list):
+            entries = [(f"{path}{key}[{i}].", e) for i, e in enumerate(value) if isinstance(e, dict)]
+        elif value and all(isinstance(v, dict) for v in value.values()) and not set(value) & set(contains):
+            entries = [(f"{path}{key}[{k}].", v) for k, v in value.items()]  # a dict of entries by name
+        else:
+            entries = [(f"{path}{key}.", value)]
+        for where, entry in entries:
+            found += undocumented(contains, entry, where)
+    return found
+
+
 @pytest.fixture
 def run_module(capsys):
-    """run_module(module, args, check_mode=False, diff=False) -> the module's result dict."""
+    """run_module(module, args, check_mode=False, diff=False) -> the module's result dict, checked
+    against the module's RETURN (``undocumented``): every path a unit test runs checks the documentation."""
 
     def run(module, args, check_mode=False, diff=False):
         args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
         with patch_module_args(args), pytest.raises(SystemExit):
             module.main()
-        return json.loads(capsys.readouterr().out)
+        result = json.loads(capsys.readouterr().out)
+        wrong = undocumented(yaml.safe_load(module.RETURN) or {}, result)
+        assert not wrong, f"{module.__name__}'s RETURN does not say what it returned: {wrong}"
+        return result
 
     return run
 
