@@ -69,3 +69,34 @@ def test_the_python_blocks_of_a_doc_run_as_written(doc: Path, tmp_path: Path) ->
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _spec_documents() -> list:
+    """The spec documents the docs show (``exec --spec``): each JSON block of docs/cli.md that is one (a
+    ``"sys"`` fragment completed into a minimal one), and the example of pyforkexec.spec's docstring."""
+    import json
+
+    import pyforkexec.spec
+
+    found = []
+    for line, block in _blocks(ROOT / "docs" / "cli.md", "json"):
+        doc = json.loads(block if block.lstrip().startswith("{") else "{" + block + "}")
+        if "sys" in doc:
+            found.append(pytest.param({"version": 1, "argv": ["true"], **doc}, id=f"docs/cli.md:{line}"))
+    example = pyforkexec.spec.__doc__.split("version 1::")[1].split("The ``proc``")[0]
+    found.append(pytest.param(json.loads(re.sub(r"#.*", "", example)), id="pyforkexec.spec docstring"))
+    return found
+
+
+@pytest.mark.parametrize("doc", _spec_documents())
+def test_the_spec_documents_the_docs_show_are_valid(doc: dict, tmp_path: Path) -> None:
+    import json
+
+    from pyforkexec import spec
+
+    # The examples' data directories (/srv/...) are made under tmp_path: a Landlock rule's path must exist.
+    text = json.dumps(doc)
+    for path in set(re.findall(r'"/srv/([^"]+)"', text)):
+        (tmp_path / "srv" / path).mkdir(parents=True, exist_ok=True)
+    doc = json.loads(text.replace('"/srv/', f'"{tmp_path}/srv/'))
+    spec.check(spec.load_spec(doc))  # what `exec --spec --check` checks before it looks at this host

@@ -14,7 +14,7 @@ service) and what the Ansible collection writes. A document, version 1::
         "files": [0, 1, 2]               #   files[i] becomes fd i (null: closed); default [0, 1, 2]
       },
       "sys": {                           # optional: SysProcAttr, the field names of the Python API
-        "cloneflags": ["CLONE_NEWUTS", "newpid"],    # flags: an int, a "a|b" string or a list of names
+        "cloneflags": ["newuser", "newuts", "newpid"],  # flags: an int, a "a|b" string or a list of names
         "uid_mappings": [{"container_id": 0, "host_id": 1000, "size": 1}],
         "gid_mappings": [[0, 1000, 1]],  #   a nested dataclass: an object, or a list of its fields
         "credential": {"uid": 0, "gid": 0},
