@@ -100,3 +100,46 @@ def test_the_spec_documents_the_docs_show_are_valid(doc: dict, tmp_path: Path) -
         (tmp_path / "srv" / path).mkdir(parents=True, exist_ok=True)
     doc = json.loads(text.replace('"/srv/', f'"{tmp_path}/srv/'))
     spec.check(spec.load_spec(doc))  # what `exec --spec --check` checks before it looks at this host
+
+
+ROLE = ROOT / "roles" / "isolated_service"
+
+
+def _role_variables() -> dict:
+    import yaml
+
+    specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+    return specs["argument_specs"]["main"]["options"]
+
+
+def test_the_role_defaults_are_the_ones_its_argument_specs_document() -> None:
+    import yaml
+
+    specs = _role_variables()
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert set(defaults) == set(specs)
+    for name, value in defaults.items():
+        documented = specs[name].get("default")
+        if isinstance(value, str) and "{{" in value and value != documented:
+            # computed by a template: the description says from which environment variables
+            description = specs[name]["description"]
+            description = description if isinstance(description, str) else " ".join(description)
+            for var in re.findall(r"lookup\('ansible\.builtin\.env', '(\w+)'", value):
+                assert f"${var}" in description, f"{name}: its default reads ${var}, unsaid"
+        else:
+            assert documented == value, name
+
+
+def test_the_role_readme_gives_each_variable_its_documented_default() -> None:
+    import yaml
+
+    specs = _role_variables()
+    table = (ROLE / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(isolated_service_\w+)` \| `([^`|]*)` \|", table, re.M))
+    assert set(rows) == set(specs)
+    for name, shown in rows.items():
+        documented = specs[name].get("default")
+        if isinstance(documented, str) and documented.startswith("{{"):  # a variable, shown by its name
+            assert f"{{{{ {shown} }}}}" == documented, name
+        else:
+            assert yaml.safe_load(shown) == documented, name
