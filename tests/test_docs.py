@@ -143,3 +143,11 @@ def test_the_role_readme_gives_each_variable_its_documented_default() -> None:
             assert f"{{{{ {shown} }}}}" == documented, name
         else:
             assert yaml.safe_load(shown) == documented, name
+
+
+def test_the_fields_docs_cli_gives_netns_converge_are_its_result() -> None:
+    from pyforkexec.netns import Converged
+
+    text = " ".join((ROOT / "docs" / "cli.md").read_text().split())
+    shown = re.search(r"`pyforkexec\.netns\.converge\([^`]*\)` returns `\(([^)`]*)\)`", text)
+    assert shown and [f.strip() for f in shown.group(1).split(",")] == list(Converged._fields)
