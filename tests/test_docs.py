@@ -151,3 +151,43 @@ def test_the_fields_docs_cli_gives_netns_converge_are_its_result() -> None:
     text = " ".join((ROOT / "docs" / "cli.md").read_text().split())
     shown = re.search(r"`pyforkexec\.netns\.converge\([^`]*\)` returns `\(([^)`]*)\)`", text)
     assert shown and [f.strip() for f in shown.group(1).split(",")] == list(Converged._fields)
+
+
+def _package_modules() -> dict[str, set[str]]:
+    """The package's modules (and C extensions) by the names docs/architecture.md gives them: the
+    file's stem (``joins``) and its path (``child/joins``)."""
+    package = ROOT / "pyforkexec"
+    names: dict[str, set[str]] = {}
+    for path in package.rglob("*"):
+        if path.suffix not in (".py", ".c") or path.name == "waiter.c" or "__pycache__" in path.parts:
+            continue
+        rel = path.relative_to(package).with_suffix("")
+        rel = rel.parent if rel.name == "__init__" else rel
+        if rel.parts:
+            for key in (rel.name, rel.as_posix()):
+                names.setdefault(key, set()).add(".".join(("pyforkexec", *rel.parts)))
+    return names
+
+
+def test_the_names_docs_architecture_md_gives_exist() -> None:
+    """A ``module.name`` of docs/architecture.md (``validate.check_spawn``, ``child/joins.open_joins``)
+    names a function, class or value of that module, or a method of a class of it (``steps.sethostname``:
+    the Builder's)."""
+    import importlib
+    import inspect
+
+    modules = _package_modules()
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing = []
+    for m in re.finditer(r"(?<![\w./-])((?:[a-z_]+/)*[a-z_][a-z_0-9]*)\.([A-Za-z_]\w*)\b", text):
+        module, name = m.groups()
+        if module not in modules or name in ("py", "c", "md"):
+            continue
+        holders = []
+        for dotted in modules[module]:
+            mod = importlib.import_module(dotted)
+            holders += [mod, *(cls for _, cls in inspect.getmembers(mod, inspect.isclass)
+                               if cls.__module__ == mod.__name__)]
+        if not any(hasattr(holder, name) for holder in holders):
+            missing.append(f"{module}.{name}")
+    assert not missing, f"docs/architecture.md names what the package does not have: {missing}"
