@@ -191,3 +191,16 @@ def test_the_names_docs_architecture_md_gives_exist() -> None:
         if not any(hasattr(holder, name) for holder in holders):
             missing.append(f"{module}.{name}")
     assert not missing, f"docs/architecture.md names what the package does not have: {missing}"
+
+
+def test_the_role_readme_lists_every_key_of_isolated_service_status() -> None:
+    import yaml
+
+    tasks = yaml.safe_load((ROLE / "tasks" / "present.yml").read_text())
+    record = next(task for task in tasks
+                  if "isolated_service_status" in task.get("ansible.builtin.set_fact", {}))
+    keys = record["vars"]["_isolated_service_status_keys"]
+    text = " ".join((ROLE / "README.md").read_text().split())
+    said = re.search(r"the fact `isolated_service_status` maps each service to (.*?\))", text)
+    assert said, "README.md no longer says what isolated_service_status holds"
+    assert sorted(set(re.findall(r"`(\w+)`", said.group(1))) & set(keys)) == sorted(keys)
