@@ -14,8 +14,10 @@ description:
     credentials, capabilities, seccomp, mounts, a new root, cgroup limits and resource limits.
   - Like M(ansible.builtin.command), it is not run through a shell, reports V(changed=true) when it ran,
     and skips the run when O(creates) exists or O(removes) does not.
-  - When the child fails before C(execve) (a refused C(setns), a missing program...), the task fails with
-    RV(child_error) naming the step that failed.
+  - When the child fails before C(execve) (a refused C(setns), a program missing inside O(rootfs), a file
+    C(execve) cannot run...), the task fails with RV(child_error) naming the step that failed. What the
+    module can see on the host first (a program missing there, a working directory) fails the task
+    before anything starts, naming the option, without RV(child_error).
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:
