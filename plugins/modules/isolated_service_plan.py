@@ -68,6 +68,18 @@ options:
     type: list
     elements: dict
     default: []
+  variables:
+    description:
+      - The names of the C(isolated_service_*) variables the play defines; one the role does not take (a
+        misspelt one, O(argument_specs) does not list) is refused, naming it.
+    type: list
+    elements: str
+    default: []
+  argument_specs:
+    description:
+      - The role's C(meta/argument_specs.yml), which lists the variables it takes: O(variables) are checked
+        against it (without it, the role takes none: give both or neither).
+    type: path
 attributes:
   check_mode:
     support: full
