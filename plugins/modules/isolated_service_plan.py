@@ -77,8 +77,8 @@ options:
     default: []
   argument_specs:
     description:
-      - The role's C(meta/argument_specs.yml), which lists the variables it takes: O(variables) are checked
-        against it (without it, the role takes none: give both or neither).
+      - The role's C(meta/argument_specs.yml), which lists the variables it takes, and O(variables) are
+        checked against. Without it the role takes none, so give both or neither.
     type: path
 attributes:
   check_mode:
