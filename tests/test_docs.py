@@ -204,3 +204,25 @@ def test_the_role_readme_lists_every_key_of_isolated_service_status() -> None:
     said = re.search(r"the fact `isolated_service_status` maps each service to (.*?\))", text)
     assert said, "README.md no longer says what isolated_service_status holds"
     assert sorted(set(re.findall(r"`(\w+)`", said.group(1))) & set(keys)) == sorted(keys)
+
+
+def test_the_role_readme_has_a_row_for_each_field_of_a_service() -> None:
+    import yaml
+
+    fields = _role_variables()["isolated_service_services"]["options"]
+    section = (ROLE / "README.md").read_text().split("### A service")[1].split("\n## ")[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            cells = line.split(" | ")
+            for name in re.findall(r"`([a-z_]+)`", cells[0]):
+                rows[name] = cells[1]
+    assert sorted(rows) == sorted(fields)
+    for name, shown in rows.items():  # a literal default is the one argument_specs gives, or describes
+        value = shown.strip("`")
+        if not re.fullmatch(r"`[^`]*`|[0-9.]+", shown) or value.startswith("isolated_service_"):
+            continue
+        if "default" in fields[name]:
+            assert yaml.safe_load(value) == fields[name]["default"], name
+        else:  # applied by the role's plan: the description says it
+            assert f"V({value})" in str(fields[name]["description"]), name
