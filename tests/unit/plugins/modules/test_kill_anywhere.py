@@ -1,0 +1,323 @@
+"""A converge killed (SIGKILL) at any of its mutating system calls loses nothing, and the next run
+finishes it: each test takes the host to state A, traces the converge to B once to find its kill points
+(kill_sweep: strace's fault injection), and for each of them, from A again, kills the run there, then
+checks the host (what A and B both have is there, every file under its final name is whole), runs the
+converge again (it reaches B, as the kernel and the files show, and says changed when it changed
+something), a third time (changed=false), and that nothing was left behind. Real services under the
+real pyforkexec daemon, a real network namespace. PFE_KILL_SWEEP=all kills at every point (else a
+stride keeps each test under a few minutes)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import files as files_util
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.modules import netns as netns_module
+from ansible_collections.pyforkexec.isolation.plugins.modules import services
+from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_sweep
+
+# The directory that holds ansible_collections, for a module run as a process of its own.
+_COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(services.__file__), *[os.pardir] * 5))
+_BUDGET = 60  # kill points per test, unless PFE_KILL_SWEEP=all
+
+pytestmark = [
+    pytest.mark.skipif(kill_sweep.supported() is not None, reason=str(kill_sweep.supported())),
+    pytest.mark.skipif(os.geteuid() != 0, reason="starts daemons and makes network namespaces: needs root"),
+]
+
+
+def _sweep(module, a, b, check):
+    """Kill the converge of ``module`` from ``a`` to ``b`` at each of its mutating calls (sampled);
+    ``check`` is called with (point, the call's name, killed) after each kill, on the host as that run
+    left it. The points swept."""
+    assert _ok(_converge(module, a))
+    traced, calls, _killed = kill_sweep.run(module.__name__, b, _COLLECTIONS)
+    assert _ok(traced) and calls, traced
+    chosen, stride = kill_sweep.sample(len(calls), _BUDGET)
+    print(f"{len(calls)} kill points, {len(chosen)} swept (stride {stride})")
+    for point in chosen:
+        assert _ok(_converge(module, a)), point
+        result, made, killed = kill_sweep.run(module.__name__, b, _COLLECTIONS, kill_at=point)
+        assert killed or _ok(result), (point, result)
+        check(point, made[-1] if killed else "(not reached)", killed)
+    return chosen
+
+
+def _converge(module, args):
+    """A run of ``module`` as a process of its own (as Ansible runs it), its result."""
+    env = dict(os.environ, PYTHONPATH=_COLLECTIONS)
+    given = json.dumps({"ANSIBLE_MODULE_ARGS": args})
+    done = subprocess.run([sys.executable, "-m", module.__name__], input=given, capture_output=True,
+                          text=True, env=env, cwd="/", timeout=300, check=False)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return dict(failed=True, msg=f"no result ({done.returncode}): {done.stdout!r} {done.stderr!r}")
+
+
+def _ok(result):
+    return result is not None and result.get("failed") is not True
+
+
+# ---- services: one kept, one changed (restarted), one new, one removed -------------------------------
+
+_PREFIX = "h120-ka"
+
+
+def _argv(name, version):
+    # Stops promptly on SIGTERM; its argv names the service and the version (found in /proc).
+    return ["sh", "-c", f"trap 'exit 0' TERM; while :; do sleep 0.2; done # {name} v{version}"]
+
+
+def _service(name, version):
+    return dict(name=name, argv=_argv(name, version), manager="direct", start_check=0, cgroup={})
+
+
+KEEP, CHANGED, NEW, GONE = (f"{_PREFIX}-{role}" for role in ("keep", "chg", "new", "gone"))
+A = dict(services=[_service(KEEP, 1), _service(CHANGED, 1), _service(GONE, 1),
+                   dict(name=NEW, state="absent")])
+B = dict(services=[_service(KEEP, 1), _service(CHANGED, 2), _service(NEW, 1),
+                   dict(name=GONE, state="absent")])
+B_RUNS = {KEEP: 1, CHANGED: 2, NEW: 1}
+
+
+def _workloads():
+    """{(service, version): [pids]} of the services' programs running on the host (their sh; not the
+    copy of it each sh forks for its sleep, which shows the same command line until its execve)."""
+    programs = {}
+    for entry in (e for e in os.listdir("/proc") if e.isdigit()):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")[:-1]
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if len(argv) == 3 and argv[:2] == ["sh", "-c"] and f"# {_PREFIX}-" in argv[2]:
+            programs[int(entry)] = (argv[2], ppid)
+    found = {}
+    for pid, (script, ppid) in programs.items():
+        if programs.get(ppid, (None,))[0] != script:
+            name, version = script.rsplit("# ", 1)[1].split(" v")
+            found.setdefault((name, int(version)), []).append(pid)
+    return found
+
+
+def _daemons(name):
+    found = []
+    for entry in (e for e in os.listdir("/proc") if e.isdigit()):
+        argv = direct.running_argv(int(entry)) or []
+        if "--pid-file" in argv[:-1] and argv[argv.index("--pid-file") + 1] == paths.pid_file(name):
+            found.append(int(entry))
+    return found
+
+
+def _files(name):
+    """The files of service ``name`` under their final names, with their text (None: absent)."""
+    return {path: files_util.read(path) for path in (paths.spec_path(name), paths.pid_file(name),
+                                                     paths.pending_path(name), paths.wired_netns_path(name))}
+
+
+def _strays():
+    """Temporary files a run left (PATH.tmp-PID) of these services."""
+    return sorted(path for directory in (paths.SPEC_DIR, paths.RUN_DIR)
+                  for path in glob.glob(os.path.join(directory, f"{_PREFIX}-*.tmp-*")))
+
+
+def _at_b(specs):
+    """Whether the host is at B, as the kernel and the files show: each of B's services runs its B
+    program once, under one daemon, from B's spec, nothing pending; the removed one has no process, no
+    daemon and no file."""
+    running = _workloads()
+    for name, version in B_RUNS.items():
+        if len(running.get((name, version), [])) != 1 or len(_daemons(name)) != 1:
+            return False
+        if files_util.read(paths.spec_path(name)) != specs[name] or os.path.exists(paths.pending_path(name)):
+            return False
+    others = [key for key in running if B_RUNS.get(key[0]) != key[1]]
+    return not others and not _daemons(GONE) and not any(t is not None for t in _files(GONE).values())
+
+
+@pytest.fixture
+def clean_services():
+    yield
+    names = [KEEP, CHANGED, NEW, GONE]
+    gone = _converge(services, dict(services=[dict(name=n, state="absent") for n in names]))
+    assert _ok(gone), gone
+    assert not _workloads() and not any(_daemons(n) for n in names) and not _strays()
+
+
+def test_a_services_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_next(clean_services):
+    # B's files, as a run that was not killed writes them; A's, and the kept service's processes
+    assert _ok(_converge(services, B))
+    b_specs = {name: files_util.read(paths.spec_path(name)) for name in B_RUNS}
+    assert _ok(_converge(services, A))
+    a_specs = {name: files_util.read(paths.spec_path(name)) for name in (KEEP, CHANGED, GONE)}
+    kept = (_daemons(KEEP), _workloads()[(KEEP, 1)])
+    failures = []
+
+    def check(point, call, killed):
+        found = []
+        # 1. what A and B both have is there: the kept service runs on, same daemon, same program
+        if (_daemons(KEEP), _workloads().get((KEEP, 1))) != kept:
+            found.append(f"kept service changed: {_daemons(KEEP)} {_workloads()}")
+        # ... and every file under its final name is A's or B's, whole
+        for name, allowed in ((KEEP, {a_specs[KEEP]}), (CHANGED, {a_specs[CHANGED], b_specs[CHANGED]}),
+                              (NEW, {None, b_specs[NEW]}), (GONE, {a_specs[GONE], None})):
+            if files_util.read(paths.spec_path(name)) not in allowed:
+                found.append(f"{name}: spec {files_util.read(paths.spec_path(name))!r}")
+            pid = files_util.read(paths.pid_file(name))
+            if pid is not None and not (pid.endswith("\n") and pid[:-1].isdigit()):
+                found.append(f"{name}: pid file {pid!r}")
+        # 2. the next run reaches B, and says whether it changed something
+        was_at_b = _at_b(b_specs)
+        again = _converge(services, B)
+        if not _ok(again):
+            found.append(f"the next run failed: {again.get('msg')}")
+        elif again["changed"] is not (not was_at_b):
+            actions = [(n, r["actions"]) for n, r in again["services"].items() if r["actions"]]
+            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: {actions}")
+        if not _at_b(b_specs):
+            found.append(f"not at B after the next run: {_workloads()} "
+                         f"{ {n: _daemons(n) for n in B_RUNS} } {_files(GONE)}")
+        third = _converge(services, B)
+        if not _ok(third) or third["changed"]:
+            actions = [(n, r["actions"]) for n, r in third.get("services", {}).items() if r["actions"]]
+            found.append(f"a third run changed something: {third.get('msg')} {actions}")
+        # 3. nothing left behind
+        if _strays():
+            found.append(f"left: {_strays()}")
+        if direct.own_cgroup(GONE) is not None or os.path.exists(direct.default_own_cgroup(GONE)):
+            found.append(f"left: the removed service's cgroup {direct.default_own_cgroup(GONE)}")
+        print(point, call, "at B" if was_at_b else "", found)
+        if found:
+            failures.append((point, call, found))
+
+    swept = _sweep(services, A, B, check)
+    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+
+
+# ---- a network namespace: an address and a route kept, another of each changed, its options persisted --
+
+NETNS, PEER = "h120-ka-ns", "h120ka0"
+
+
+def _wiring(addresses, routes, forwarding):
+    return dict(name=NETNS, persist=True, sysctls={"net.ipv4.ip_forward": forwarding},
+                veths=[dict(name="eth0", peer=PEER, addresses=addresses, peer_addresses=["10.120.1.1/24"])],
+                routes=[dict(dst=dst, gateway=gateway) for dst, gateway in routes])
+
+
+# Both: 10.120.1.2/24, and 10.120.10.0/24 via 10.120.1.1; 10.120.11.0/24 changes its gateway; A's second
+# address and its route through 10.120.1.1 go, B's come.
+NS_A = _wiring(["10.120.1.2/24", "10.120.2.2/24"], [("10.120.10.0/24", "10.120.1.1"),
+               ("10.120.11.0/24", "10.120.1.1"), ("10.120.12.0/24", "10.120.1.1")], "0")
+NS_B = _wiring(["10.120.1.2/24", "10.120.3.2/24"], [("10.120.10.0/24", "10.120.1.1"),
+               ("10.120.11.0/24", "10.120.3.1"), ("10.120.13.0/24", "10.120.1.1")], "1")
+
+
+def _ip(*args, netns=NETNS):
+    done = subprocess.run(["ip", "-j", "-4", *(["-n", netns] if netns else []), *args], capture_output=True,
+                          text=True, check=False)
+    return json.loads(done.stdout or "[]") if done.returncode == 0 else None
+
+
+def _kernel():
+    """The namespace as the kernel has it (IPv4: the link-local IPv6 addresses follow a veth's random
+    MAC), and its options file: None when there is no such namespace."""
+    links = _ip("link")
+    if links is None:
+        return None
+    forwarding = subprocess.run(["ip", "netns", "exec", NETNS, "cat", "/proc/sys/net/ipv4/ip_forward"],
+                                capture_output=True, text=True, check=False).stdout.strip()
+    return dict(
+        links=sorted(link["ifname"] for link in links),
+        addresses=sorted((a["ifname"], i["local"], i["prefixlen"])
+                         for a in _ip("addr") for i in a.get("addr_info", [])),
+        routes=sorted((r["dst"], r.get("gateway", ""), r.get("dev", ""), r.get("protocol", ""))
+                      for r in _ip("route")),
+        host=sorted((i["local"], i["prefixlen"]) for a in _ip("addr", "show", "dev", PEER, netns=None) or []
+                    for i in a.get("addr_info", [])),
+        forwarding=forwarding, options=files_util.read(paths.netns_config_path(NETNS)))
+
+
+def _modules_running():
+    """Processes that run a module of this collection (a run's forked helper left by its kill)."""
+    found = []
+    for entry in (e for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid()):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if b"ansible_collections.pyforkexec.isolation.plugins.modules" in f.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def clean_netns():
+    yield
+    gone = _converge(netns_module, dict(name=NETNS, state="absent"))
+    assert _ok(gone), gone
+    assert _kernel() is None and not os.path.exists(paths.netns_config_path(NETNS))
+    assert not glob.glob(paths.netns_config_path(NETNS) + ".tmp-*")
+
+
+def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_next(clean_netns):
+    assert _ok(_converge(netns_module, NS_B))
+    at_b = _kernel()
+    assert _ok(_converge(netns_module, NS_A))
+    at_a = _kernel()
+    failures = []
+
+    def check(point, call, killed):
+        found = []
+        now = _kernel()
+        # 1. what A and B both have is there, and the options file is A's or B's, whole
+        if now is None:
+            found.append("the namespace is gone")
+        else:
+            if not {"eth0", "lo"} <= set(now["links"]) or now["host"] != at_a["host"]:
+                found.append(f"links: {now['links']} {now['host']}")
+            if ("eth0", "10.120.1.2", 24) not in now["addresses"]:
+                found.append(f"addresses: {now['addresses']}")
+            kept = [r for r in now["routes"] if r[0] == "10.120.10.0/24"] == \
+                [r for r in at_a["routes"] if r[0] == "10.120.10.0/24"]
+            if not kept or not any(r[0] == "10.120.11.0/24" for r in now["routes"]):
+                found.append(f"routes: {now['routes']}")
+            if now["options"] not in (at_a["options"], at_b["options"]):
+                found.append(f"options file: {now['options']!r}")
+        # 2. the next run reaches B, and says whether it changed something
+        was_at_b = now == at_b
+        again = _converge(netns_module, NS_B)
+        if not _ok(again):
+            found.append(f"the next run failed: {again.get('msg')}")
+        elif again["changed"] is not (not was_at_b):
+            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: "
+                         f"{again.get('actions')}")
+        if _kernel() != at_b:
+            found.append(f"not at B after the next run: {_kernel()}")
+        third = _converge(netns_module, NS_B)
+        if not _ok(third) or third["changed"]:
+            found.append(f"a third run changed something: {third.get('msg')} {third.get('actions')}")
+        # 3. nothing left behind
+        left = glob.glob(paths.netns_config_path(NETNS) + ".tmp-*") + [str(p) for p in _modules_running()]
+        if left:
+            found.append(f"left: {left}")
+        strays = [n for n in os.listdir("/run/netns") if n.startswith("h120-ka") and n != NETNS]
+        links = [link["ifname"] for link in _ip("link", netns=None) if link["ifname"].startswith("h120ka")]
+        if strays or links != [PEER]:
+            found.append(f"left: namespaces {strays}, host links {links}")
+        print(point, call, "at B" if was_at_b else "", found)
+        if found:
+            failures.append((point, call, found))
+
+    swept = _sweep(netns_module, NS_A, NS_B, check)
+    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
