@@ -15,10 +15,15 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Optional
 
 from ._signals import SEIZE_TRIES, Hold, held, seize
 
 LOCK_DIR = "/run/pyforkexec-locks"
+
+# The fd of each lock this process holds now (host_lock), by name: a process started meanwhile that
+# must keep the lock until it is ready is given a copy of it (held_fd).
+_HELD: dict[str, int] = {}
 
 
 def path(name: str) -> str:
@@ -44,16 +49,26 @@ def host_lock(name: str) -> Iterator[None]:
         with held():  # a Ctrl-C between the open and the store would keep the fd (and the lock) open
             fd = os.open(path(name), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)  # not held: a Ctrl-C while another converge runs ends the wait
+        _HELD[name] = fd
         yield
         # Closed inside the try: the finally's copy for the normal end runs outside it, and a handler's
         # exception at its first line (before the seize) would keep the fd, and the lock.
         with held():
+            _HELD.pop(name, None)
             os.close(fd)
             fd = -1
     finally:
         seize(hold.start, SEIZE_TRIES)  # a signal here would keep the lock for good (_signals.seize)
         try:
             if fd >= 0:
+                _HELD.pop(name, None)
                 os.close(fd)
         finally:
             hold.end()
+
+
+def held_fd(name: str) -> Optional[int]:
+    """The fd of lock ``name`` while this process holds it (in host_lock), else None. A flock belongs to
+    the open file: a process given a copy of the fd (pass_fds) keeps the lock held until it closes that
+    copy, even once this process is gone (killed outright)."""
+    return _HELD.get(name)

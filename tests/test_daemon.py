@@ -593,7 +593,7 @@ if service == 0:
     os._exit(3)
 os.read(r, 1)
 proc = Reaped(service)
-args = SimpleNamespace(ready_fd=-1, stop_timeout=5.0, name="h105-group")
+args = SimpleNamespace(ready_fd=-1, start_lock_fd=-1, stop_timeout=5.0, name="h105-group")
 code = daemon.Daemon(args, os.open(os.devnull, os.O_WRONLY)).supervise(proc)
 alive = not killed(proc.bystander)
 print(json.dumps({"code": code, "reused": proc.bystander == service, "bystander_alive": alive}))

@@ -20,7 +20,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import servic
 
 # What a service gets as its environment when its spec sets none (systemd gives services the same PATH).
 DAEMON_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-READY_FD_OPTION = "--ready-fd"
+READY_FD_OPTION, START_LOCK_FD_OPTION = "--ready-fd", "--start-lock-fd"
 WAITER, RESUME_OPTION = "pyforkexec-waiter", "--resume"
 
 
@@ -59,9 +59,10 @@ def daemon_argv_of(argv):
         argv = argv[argv.index("--") + 1:]
     if RESUME_OPTION in argv:
         argv = argv[:argv.index(RESUME_OPTION)]
-    if READY_FD_OPTION in argv:
-        i = argv.index(READY_FD_OPTION)
-        argv = argv[:i] + argv[i + 2:]
+    for once in (READY_FD_OPTION, START_LOCK_FD_OPTION):
+        if once in argv:
+            i = argv.index(once)
+            argv = argv[:i] + argv[i + 2:]
     return argv
 
 
@@ -95,10 +96,16 @@ def start(name, argv, timeout=30.0):
     for d in (paths.RUN_DIR, paths.LOG_DIR):
         os.makedirs(d, mode=0o755, exist_ok=True)
     r, w = os.pipe2(os.O_CLOEXEC)
+    # The converge lock this run holds, held by the daemon too until it reported its start: a run killed
+    # meanwhile left a daemon still claiming its name, which the next run took for none, and started a
+    # second one, which found the name taken then and failed that run (or, in the other order, the
+    # first refused). The next run now waits for the first daemon's start, and finds it.
+    lock = paths.converge_lock_fd()
+    given = [READY_FD_OPTION, str(w)] + ([] if lock is None else [START_LOCK_FD_OPTION, str(lock)])
     try:
         with affinity.of_process(1):  # PID 1's CPUs, not those of the (maybe pinned) Ansible worker
-            proc = subprocess.Popen([*argv, READY_FD_OPTION, str(w)], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(w,),
+            proc = subprocess.Popen([*argv, *given], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, pass_fds=(w,) if lock is None else (w, lock),
                                     start_new_session=True, env=DAEMON_ENV, cwd="/")
         os.close(w)
         w = -1

@@ -100,6 +100,15 @@ def converge_lock():
     return host_lock("services")
 
 
+def converge_lock_fd():
+    """The fd of the converge lock while this run holds it (for a daemon it starts to hold it too until
+    its start is reported: service_direct.start), else None; None too with a pyforkexec from before."""
+    from pyforkexec import host_lock  # pylint: disable=import-outside-toplevel
+
+    held_fd = getattr(host_lock, "held_fd", None)
+    return None if held_fd is None else held_fd("services")
+
+
 def unit_name(name):
     return f"pyforkexec-{name}.service"
 

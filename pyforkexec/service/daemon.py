@@ -31,6 +31,10 @@ systemd would otherwise provide::
   puts the process in a process group of its own, so that a stop also reaches what it forked.
 - ``--ready-fd N``: once the first start succeeded or failed, ``ok PID`` or ``error MESSAGE`` is written
   to fd N and the fd is closed, so that whoever started the daemon knows the outcome without polling.
+- ``--start-lock-fd N``: a lock (flock) its starter holds, kept until then too (closed with the ready
+  fd, or at the daemon's exit): the starter's converge lock (pyforkexec.host_lock) still holds while
+  the daemon starts if the starter is killed meanwhile, so that the next converge finds the daemon,
+  not its name free and then taken by it (it started a second daemon, which refused, and failed).
 
 The spec is read again at each start (as systemd reads a unit's ExecStart again), so a restart runs
 the current document.
@@ -99,6 +103,7 @@ OPTIONS: tuple[tuple[str, Optional[Callable[[str], object]], object, Optional[tu
      "at most this many starts within --start-limit-interval seconds, then give up (0: no start limit)"),
     ("--start-limit-interval", float, 10.0, None, False, "see --start-limit-burst (0: no start limit)"),
     ("--ready-fd", int, -1, None, False, ""),
+    ("--start-lock-fd", int, -1, None, False, ""),
     ("--foreground", None, False, None, False, "do not detach (for tests and debugging)"),
     ("--no-waiter", None, False, None, False, "supervise in Python, never exec the waiter"),
     # Internal: the daemon coming back from pyforkexec-waiter (module docstring).
@@ -106,6 +111,10 @@ OPTIONS: tuple[tuple[str, Optional[Callable[[str], object]], object, Optional[tu
     ("--waited", str, None, WAITED, False, None),
     ("--exited-at", int, None, None, False, None),  # CLOCK_MONOTONIC ms
 )
+
+
+# Options for the first start only, dropped from the command line the daemon comes back with.
+ONCE_OPTIONS = ("--ready-fd", "--start-lock-fd")
 
 
 def dest(option: str) -> str:
@@ -186,14 +195,15 @@ def out_of_range(args: SimpleNamespace) -> Optional[str]:
 
 
 def wanted_argv(argv: Sequence[str]) -> list[str]:
-    """The daemon's arguments as its starter gave them: without --ready-fd (used once) and without
-    what the waiter adds (--resume and --waited, always last)."""
+    """The daemon's arguments as its starter gave them: without --ready-fd and --start-lock-fd (used
+    once) and without what the waiter adds (--resume and --waited, always last)."""
     argv = list(argv)
     if "--resume" in argv:
         del argv[argv.index("--resume"):]
-    if "--ready-fd" in argv:
-        i = argv.index("--ready-fd")
-        del argv[i:i + 2]
+    for once in ONCE_OPTIONS:
+        if once in argv:
+            i = argv.index(once)
+            del argv[i:i + 2]
     return argv
 
 
@@ -220,6 +230,7 @@ class Daemon:
         self.signals: list[int] = []
         self.stopping = False
         self.ready_fd = args.ready_fd
+        self.start_lock_fd = args.start_lock_fd
         self.starts: collections.deque[float] = collections.deque()
         self.spec: Optional[specmod.Spec] = None  # the last one read, for the field a failed start blames
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -236,6 +247,10 @@ class Daemon:
             os.write(self.log_fd, line.encode(errors="replace"))
 
     def ready(self, message: str) -> None:
+        if self.start_lock_fd >= 0:  # the start is over: the starter's lock goes (if the starter did)
+            with contextlib.suppress(OSError):
+                os.close(self.start_lock_fd)
+            self.start_lock_fd = -1
         if self.ready_fd < 0:
             return
         with contextlib.suppress(OSError):
@@ -569,6 +584,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     problem = out_of_range(args)
     if problem is not None:  # before anything starts: a value the waiter or a sleep could not take
         _refuse(args, problem)
+    if args.start_lock_fd >= 0:  # (pass_fds made it inheritable: the service must not hold the lock)
+        with contextlib.suppress(OSError):
+            os.set_inheritable(args.start_lock_fd, False)
     resume = args.resume
     if resume is not None:  # back from the waiter: the same process, its log, name and locked pid file open
         log_fd, pid_fd = resume["log_fd"], resume["pid_fd"]

@@ -124,13 +124,14 @@ def _main():
     sys.exit(0)
 
 
-def run(module, args, collections_dir, kill_at=0, timeout=300):
-    """``module`` run with ``args`` as Ansible runs it (its arguments on stdin), traced, killed at its
-    ``kill_at``-th mutating call (0: never): its result (None when killed), the names of the mutating
-    calls it made (up to the one it was killed at), and whether it was killed."""
+def run(module, args, pythonpath, kill_at=0, timeout=300):
+    """``module`` run with ``args`` as Ansible runs it (its arguments on stdin, ``pythonpath`` its
+    PYTHONPATH), traced, killed at its ``kill_at``-th mutating call (0: never): its result (None when
+    killed), the names of the mutating calls it made (up to the one it was killed at), and whether it
+    was killed."""
     # No .pyc written (their writes would be kill points of the interpreter, not of the module), and one
     # hash seed (the order of sets), so that two runs make their calls in the same order.
-    env = dict(os.environ, PYTHONPATH=collections_dir, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
     fd, report = tempfile.mkstemp(prefix="kill-sweep-")
     os.close(fd)
     try:

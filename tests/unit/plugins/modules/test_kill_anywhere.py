@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -23,8 +24,9 @@ from ansible_collections.pyforkexec.isolation.plugins.modules import netns as ne
 from ansible_collections.pyforkexec.isolation.plugins.modules import services
 from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_sweep
 
-# The directory that holds ansible_collections, for a module run as a process of its own.
-_COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(services.__file__), *[os.pardir] * 5))
+# For a module run as a process of its own: this Python's path (where ansible-test put
+# ansible_collections, which no child inherits, and the pyforkexec this run imports).
+_PATH = os.pathsep.join(p for p in sys.path if p)
 _BUDGET = 60  # kill points per test, unless PFE_KILL_SWEEP=all
 
 pytestmark = [
@@ -38,13 +40,13 @@ def _sweep(module, a, b, check):
     ``check`` is called with (point, the call's name, killed) after each kill, on the host as that run
     left it. The points swept."""
     assert _ok(_converge(module, a))
-    traced, calls, _killed = kill_sweep.run(module.__name__, b, _COLLECTIONS)
+    traced, calls, _killed = kill_sweep.run(module.__name__, b, _PATH)
     assert _ok(traced) and calls, traced
     chosen, stride = kill_sweep.sample(len(calls), _BUDGET)
     print(f"{len(calls)} kill points, {len(chosen)} swept (stride {stride})")
     for point in chosen:
         assert _ok(_converge(module, a)), point
-        result, made, killed = kill_sweep.run(module.__name__, b, _COLLECTIONS, kill_at=point)
+        result, made, killed = kill_sweep.run(module.__name__, b, _PATH, kill_at=point)
         assert killed or _ok(result), (point, result)
         check(point, made[-1] if killed else "(not reached)", killed)
     return chosen
@@ -52,7 +54,7 @@ def _sweep(module, a, b, check):
 
 def _converge(module, args):
     """A run of ``module`` as a process of its own (as Ansible runs it), its result."""
-    env = dict(os.environ, PYTHONPATH=_COLLECTIONS)
+    env = dict(os.environ, PYTHONPATH=_PATH)
     given = json.dumps({"ANSIBLE_MODULE_ARGS": args})
     done = subprocess.run([sys.executable, "-m", module.__name__], input=given, capture_output=True,
                           text=True, env=env, cwd="/", timeout=300, check=False)
@@ -321,3 +323,76 @@ def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_n
 
     swept = _sweep(netns_module, NS_A, NS_B, check)
     assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+
+
+# ---- a run killed while the daemon it started is starting ----------------------------------------------
+
+BOOTING = f"{_PREFIX}-boot"
+
+
+def _module_process(args):
+    from ansible_collections.pyforkexec.isolation.plugins.modules import service
+
+    env = dict(os.environ, PYTHONPATH=_PATH)
+    proc = subprocess.Popen([sys.executable, "-m", service.__name__], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd="/")
+    proc.stdin.write(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    proc.stdin.close()
+    proc.stdin = None  # (communicate would flush it)
+    return proc
+
+
+def _waiting_for_a_lock(pid):
+    with open("/proc/locks") as f:
+        return any(line.split()[1:2] == ["->"] and line.split()[5:6] == [str(pid)] for line in f)
+
+
+@pytest.fixture
+def clean_booting():
+    yield
+    gone = _converge(services, dict(services=[dict(name=BOOTING, state="absent")]))
+    assert _ok(gone), gone
+    assert not _daemons(BOOTING)
+
+
+def test_a_run_killed_while_its_daemon_starts_leaves_the_next_run_that_daemon(clean_booting):
+    """A run killed (SIGKILL) after it started a daemon and before the daemon claimed its name (a slow
+    start, here a daemon stopped meanwhile): the next run found no daemon, started one of its own, and
+    failed when the first, going on, took the name first ("did not start: already running"); in the
+    other order the first refused. The daemon holds the run's converge lock until its start is over
+    now: the next run waits for it, then finds it running and changes nothing."""
+    from pyforkexec.service import singleton
+
+    args = _service(BOOTING, 1)
+    for _attempt in range(20):  # until the first daemon is stopped before its claim (most times)
+        first = _module_process(args)
+        orphan = None
+        while orphan is None and first.poll() is None:
+            orphan = next(iter(_daemons(BOOTING)), None)
+        if orphan is not None:
+            os.kill(orphan, signal.SIGSTOP)
+            if singleton.bound_inode(paths.pid_file(BOOTING)) is None:
+                break
+            os.kill(orphan, signal.SIGCONT)
+        first.communicate()  # (the run ended before its daemon was seen, or that one claimed its name)
+        assert _ok(_converge(services, dict(services=[dict(name=BOOTING, state="absent")])))
+    else:
+        pytest.fail("the daemon claimed its name before it could be stopped, 20 times")
+    first.kill()
+    first.wait()
+    again = _module_process(args)
+    second = None
+    while again.poll() is None and not _waiting_for_a_lock(again.pid):
+        second = next((pid for pid in _daemons(BOOTING) if pid != orphan), None)
+        if second is not None:  # (without the lock) a second daemon: it waits until the first claimed
+            os.kill(second, signal.SIGSTOP)
+            break
+    os.kill(orphan, signal.SIGCONT)
+    if second is not None:
+        while singleton.bound_inode(paths.pid_file(BOOTING)) is None:
+            pass
+        os.kill(second, signal.SIGCONT)
+    out, err = again.communicate(timeout=120)
+    result = json.loads(out or "{}")
+    assert _ok(result) and result.get("changed") is False, (result.get("msg"), second, err)
+    assert _daemons(BOOTING) == [orphan] and list(_workloads()) == [(BOOTING, 1)]
