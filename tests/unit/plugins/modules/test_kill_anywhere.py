@@ -27,18 +27,19 @@ from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_swe
 # For a module run as a process of its own: this Python's path (where ansible-test put
 # ansible_collections, which no child inherits, and the pyforkexec this run imports).
 _PATH = os.pathsep.join(p for p in sys.path if p)
-_BUDGET = 60  # kill points per test, unless PFE_KILL_SWEEP=all
+_BUDGET = 40  # kill points per test, unless PFE_KILL_SWEEP=all
 
 pytestmark = [
+    pytest.mark.timeout(900),  # (PFE_KILL_SWEEP=all; a sampled sweep takes a minute or two)
     pytest.mark.skipif(kill_sweep.supported() is not None, reason=str(kill_sweep.supported())),
     pytest.mark.skipif(os.geteuid() != 0, reason="starts daemons and makes network namespaces: needs root"),
 ]
 
 
-def _sweep(module, a, b, check):
+def _sweep(module, a, b, check, at_a=lambda: None):
     """Kill the converge of ``module`` from ``a`` to ``b`` at each of its mutating calls (sampled);
-    ``check`` is called with (point, the call's name, killed) after each kill, on the host as that run
-    left it. The points swept."""
+    ``check`` is called with (point, the call's name, killed, what ``at_a`` read once the host was at
+    A) after each kill, on the host as that run left it. The points swept."""
     assert _ok(_converge(module, a))
     traced, calls, _killed = kill_sweep.run(module.__name__, b, _PATH)
     assert _ok(traced) and calls, traced
@@ -46,9 +47,10 @@ def _sweep(module, a, b, check):
     print(f"{len(calls)} kill points, {len(chosen)} swept (stride {stride})")
     for point in chosen:
         assert _ok(_converge(module, a)), point
+        before = at_a()
         result, made, killed = kill_sweep.run(module.__name__, b, _PATH, kill_at=point)
         assert killed or _ok(result), (point, result)
-        check(point, made[-1] if killed else "(not reached)", killed)
+        check(point, made[-1] if killed else "(not reached)", killed, before)
     return chosen
 
 
@@ -165,7 +167,7 @@ def test_a_services_converge_killed_anywhere_loses_nothing_and_is_finished_by_th
     kept = (_daemons(KEEP), _workloads()[(KEEP, 1)])
     failures = []
 
-    def check(point, call, killed):
+    def check(point, call, killed, _at_a):
         found = []
         # 1. what A and B both have is there: the kept service runs on, same daemon, same program
         if (_daemons(KEEP), _workloads().get((KEEP, 1))) != kept:
@@ -251,15 +253,19 @@ def _kernel():
 
 
 def _modules_running():
-    """Processes that run a module of this collection (a run's forked helper left by its kill)."""
+    """Processes running a module of this collection that lost their parent (a forked helper of a run
+    killed outright, given to PID 1; another test's run beside this one has its parent)."""
     found = []
-    for entry in (e for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid()):
+    for entry in (e for e in os.listdir("/proc") if e.isdigit()):
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if b"ansible_collections.pyforkexec.isolation.plugins.modules" in f.read():
-                    found.append(int(entry))
+                argv = f.read()
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
+        if b"ansible_collections.pyforkexec.isolation.plugins.modules" in argv and ppid == 1:
+            found.append(int(entry))
     return found
 
 
@@ -279,7 +285,7 @@ def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_n
     at_a = _kernel()
     failures = []
 
-    def check(point, call, killed):
+    def check(point, call, killed, _at_a):
         found = []
         now = _kernel()
         # 1. what A and B both have is there, and the options file is A's or B's, whole
@@ -396,3 +402,85 @@ def test_a_run_killed_while_its_daemon_starts_leaves_the_next_run_that_daemon(cl
     result = json.loads(out or "{}")
     assert _ok(result) and result.get("changed") is False, (result.get("msg"), second, err)
     assert _daemons(BOOTING) == [orphan] and list(_workloads()) == [(BOOTING, 1)]
+
+
+# ---- services: a service's namespace rewired (so it restarts), another service kept --------------------
+
+WIRED, WIRED_KEPT, WIRED_NS, WIRED_PEER = f"{_PREFIX}-w", f"{_PREFIX}-wk", "h120-ka-wns", "h120kaw0"
+
+
+def _wired(addresses):
+    veth = dict(name="eth0", peer=WIRED_PEER, addresses=addresses, peer_addresses=["10.120.20.1/24"])
+    wiring = dict(veths=[veth], routes=[dict(dst="10.120.30.0/24", gateway="10.120.20.1")])
+    return dict(services=[dict(_service(WIRED, 1), netns=WIRED_NS, wiring=wiring), _service(WIRED_KEPT, 1)])
+
+
+# Both: 10.120.20.2/24 and the route through 10.120.20.1; the second address changes.
+W_A, W_B = _wired(["10.120.20.2/24", "10.120.21.2/24"]), _wired(["10.120.20.2/24", "10.120.22.2/24"])
+
+
+def _wired_addresses():
+    return sorted(i["local"] for a in _ip("addr", "show", "dev", "eth0", netns=WIRED_NS) or []
+                  for i in a.get("addr_info", []))
+
+
+@pytest.fixture
+def clean_wired():
+    yield
+    gone = _converge(services, dict(services=[dict(name=n, state="absent") for n in (WIRED, WIRED_KEPT)]))
+    assert _ok(gone), gone
+    assert not _workloads() and WIRED_NS not in os.listdir("/run/netns")
+
+
+def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_time(clean_wired):
+    """The service whose namespace B rewires is restarted (once it runs in B's namespace, its pid is
+    another than A's): a run killed between the rewire and the restart leaves it marked pending, and
+    the next run restarts it; the other service runs on, untouched."""
+    assert _ok(_converge(services, W_A))
+    kept = _workloads()[(WIRED_KEPT, 1)]
+    b_addresses = ["10.120.20.2", "10.120.22.2"]
+    failures = []
+
+    def at_b(a_pid):
+        pids = _workloads().get((WIRED, 1), [])
+        return len(pids) == 1 and pids != a_pid and _wired_addresses() == b_addresses \
+            and not os.path.exists(paths.pending_path(WIRED))
+
+    def check(point, call, killed, a_pid):
+        found = []
+        # 1. what A and B both have is there; a rewired namespace under the old process is marked
+        if _workloads().get((WIRED_KEPT, 1)) != kept:
+            found.append(f"the kept service changed: {_workloads()}")
+        addresses = _wired_addresses()
+        if "10.120.20.2" not in addresses:
+            found.append(f"addresses: {addresses}")
+        if not any(r["dst"] == "10.120.30.0/24" for r in _ip("route", netns=WIRED_NS) or []):
+            found.append(f"routes: {_ip('route', netns=WIRED_NS)}")
+        if _workloads().get((WIRED, 1)) == a_pid and addresses != ["10.120.20.2", "10.120.21.2"] \
+                and not os.path.exists(paths.pending_path(WIRED)):
+            found.append(f"rewired under the running service, not marked for a restart: {addresses}")
+        # 2. the next run reaches B (the service restarted), and says whether it changed something
+        was_at_b = at_b(a_pid)
+        again = _converge(services, W_B)
+        if not _ok(again):
+            found.append(f"the next run failed: {again.get('msg')}")
+        elif again["changed"] is not (not was_at_b):
+            actions = [(n, r["actions"]) for n, r in again["services"].items() if r["actions"]]
+            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: {actions}")
+        if not at_b(a_pid):
+            found.append(f"not at B after the next run: {_workloads()} {_wired_addresses()}")
+        third = _converge(services, W_B)
+        if not _ok(third) or third["changed"]:
+            actions = [(n, r["actions"]) for n, r in third.get("services", {}).items() if r["actions"]]
+            found.append(f"a third run changed something: {third.get('msg')} {actions}")
+        # 3. nothing left behind
+        left = _strays() + [str(p) for p in _modules_running()]
+        links = [link["ifname"] for link in _ip("link", netns=None) if link["ifname"].startswith("h120kaw")]
+        if left or links != [WIRED_PEER] or len(_daemons(WIRED)) != 1:
+            found.append(f"left: {left} {links} {_daemons(WIRED)}")
+        print(point, call, "at B" if was_at_b else "", found)
+        if found:
+            failures.append((point, call, found))
+
+    swept = _sweep(services, W_A, W_B, check, at_a=lambda: _workloads().get((WIRED, 1)))
+    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
