@@ -77,12 +77,15 @@ def trace(argv, kill_at):
     pid = os.fork()
     if pid == 0:  # (the child: traced from its execve on)
         try:
-            libc.ptrace(PTRACE_TRACEME, 0, None, None)
+            if libc.ptrace(PTRACE_TRACEME, 0, None, None) != 0:
+                os._exit(126)  # (a seccomp policy, a container: not stopped, or nobody would see it)
             os.kill(os.getpid(), signal.SIGSTOP)
             os.execvp(argv[0], argv)
         finally:
             os._exit(127)
-    os.waitpid(pid, _WALL)  # its SIGSTOP
+    _, status = os.waitpid(pid, _WALL)  # its SIGSTOP
+    if not os.WIFSTOPPED(status):
+        raise OSError(f"ptrace(PTRACE_TRACEME) refused here (status {status:#x})")
     options = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL
     libc.ptrace(PTRACE_SETOPTIONS, pid, None, options)
     libc.ptrace(PTRACE_SYSCALL, pid, None, None)

@@ -21,6 +21,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import files 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import netns as netns_module
+from ansible_collections.pyforkexec.isolation.plugins.modules import service as service_module
 from ansible_collections.pyforkexec.isolation.plugins.modules import services
 from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_sweep
 
@@ -126,7 +127,8 @@ def _daemons(name):
 def _files(name):
     """The files of service ``name`` under their final names, with their text (None: absent)."""
     return {path: files_util.read(path) for path in (paths.spec_path(name), paths.pid_file(name),
-                                                     paths.pending_path(name), paths.wired_netns_path(name))}
+                                                     paths.log_file(name), paths.pending_path(name),
+                                                     paths.wired_netns_path(name))}
 
 
 def _strays():
@@ -337,10 +339,8 @@ BOOTING = f"{_PREFIX}-boot"
 
 
 def _module_process(args):
-    from ansible_collections.pyforkexec.isolation.plugins.modules import service
-
     env = dict(os.environ, PYTHONPATH=_PATH)
-    proc = subprocess.Popen([sys.executable, "-m", service.__name__], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", service_module.__name__], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd="/")
     proc.stdin.write(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     proc.stdin.close()
@@ -483,4 +483,73 @@ def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_
             failures.append((point, call, found))
 
     swept = _sweep(services, W_A, W_B, check, at_a=lambda: _workloads().get((WIRED, 1)))
+    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+
+
+# ---- the service module: one service new, changed (restarted), removed ---------------------------------
+
+SINGLE = f"{_PREFIX}-one"
+
+
+def _single(version):
+    return _service(SINGLE, version) if version is not None else dict(name=SINGLE, state="absent")
+
+
+@pytest.fixture
+def clean_single():
+    yield
+    gone = _converge(service_module, dict(name=SINGLE, state="absent"))
+    assert _ok(gone), gone
+    assert not _workloads() and not _daemons(SINGLE)
+
+
+@pytest.mark.parametrize(("a", "b"), [(None, 1), (1, 2), (1, None)], ids=["new", "changed", "removed"])
+def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_next(clean_single, a, b):
+    specs = {}
+    for version in (b, a):
+        assert _ok(_converge(service_module, _single(version)))
+        specs[version] = files_util.read(paths.spec_path(SINGLE))
+    failures = []
+
+    def at_b():
+        if b is None:
+            return not _workloads() and not _daemons(SINGLE) \
+                and not any(text is not None for text in _files(SINGLE).values())
+        return list(_workloads()) == [(SINGLE, b)] and len(_workloads()[(SINGLE, b)]) == 1 \
+            and len(_daemons(SINGLE)) == 1 and files_util.read(paths.spec_path(SINGLE)) == specs[b] \
+            and not os.path.exists(paths.pending_path(SINGLE))
+
+    def check(point, call, killed, _at_a):
+        found = []
+        # 1. every file under its final name is A's or B's, whole
+        if files_util.read(paths.spec_path(SINGLE)) not in (specs[a], specs[b]):
+            found.append(f"spec {files_util.read(paths.spec_path(SINGLE))!r}")
+        pid = files_util.read(paths.pid_file(SINGLE))
+        if pid is not None and not (pid.endswith("\n") and pid[:-1].isdigit()):
+            found.append(f"pid file {pid!r}")
+        # 2. the next run reaches B, and says whether it changed something
+        was_at_b = at_b()
+        again = _converge(service_module, _single(b))
+        if not _ok(again):
+            found.append(f"the next run failed: {again.get('msg')}")
+        elif again["changed"] is not (not was_at_b):
+            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: "
+                         f"{again.get('actions')}")
+        if not at_b():
+            found.append(f"not at B after the next run: {_workloads()} {_daemons(SINGLE)} {_files(SINGLE)}")
+        third = _converge(service_module, _single(b))
+        if not _ok(third) or third["changed"]:
+            found.append(f"a third run changed something: {third.get('msg')} {third.get('actions')}")
+        # 3. nothing left behind
+        left = _strays() + [str(p) for p in _modules_running()]
+        if b is None and (direct.own_cgroup(SINGLE) is not None
+                          or os.path.exists(direct.default_own_cgroup(SINGLE))):
+            left.append(direct.default_own_cgroup(SINGLE))
+        if left:
+            found.append(f"left: {left}")
+        print(point, call, "at B" if was_at_b else "", found)
+        if found:
+            failures.append((point, call, found))
+
+    swept = _sweep(service_module, _single(a), _single(b), check)
     assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
