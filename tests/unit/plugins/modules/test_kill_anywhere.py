@@ -553,3 +553,52 @@ def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the
 
     swept = _sweep(service_module, _single(a), _single(b), check)
     assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+
+
+@pytest.mark.parametrize(("a", "b"), [(None, NS_B), (NS_A, None)], ids=["created", "removed"])
+def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_netns, a, b):
+    """A namespace made from nothing (or removed whole), the run killed at any of its mutating calls:
+    the next run makes (removes) it, whatever the kill left, and nothing else stays."""
+    absent = dict(name=NETNS, state="absent")
+    options_dir = os.path.dirname(paths.netns_config_path(NETNS))
+
+    def host():  # (the directory goes with the last namespace persisted)
+        return _kernel(), files_util.read(paths.netns_config_path(NETNS)), os.path.isdir(options_dir)
+
+    states = {}
+    for args in (b or absent, a or absent):
+        assert _ok(_converge(netns_module, args))
+        states[id(args)] = host()
+    at_b = states[id(b or absent)]
+    whole = {state[1] for state in states.values()}
+    failures = []
+
+    def check(point, call, killed, _at_a):
+        found = []
+        options = files_util.read(paths.netns_config_path(NETNS))
+        if options not in whole:
+            found.append(f"options file: {options!r}")
+        was_at_b = host() == at_b
+        again = _converge(netns_module, b or absent)
+        if not _ok(again):
+            found.append(f"the next run failed: {again.get('msg')}")
+        elif again["changed"] is not (not was_at_b):
+            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: "
+                         f"{again.get('actions')}")
+        if host() != at_b:
+            found.append(f"not at B after the next run: {host()}")
+        third = _converge(netns_module, b or absent)
+        if not _ok(third) or third["changed"]:
+            found.append(f"a third run changed something: {third.get('msg')} {third.get('actions')}")
+        left = glob.glob(paths.netns_config_path(NETNS) + ".tmp-*") + [str(p) for p in _modules_running()]
+        left += [n for n in os.listdir("/run/netns") if n.startswith("h120-ka") and (b is None or n != NETNS)]
+        left += [link["ifname"] for link in _ip("link", netns=None)
+                 if link["ifname"].startswith("h120ka") and (b is None or link["ifname"] != PEER)]
+        if left:
+            found.append(f"left: {left}")
+        print(point, call, "at B" if was_at_b else "", found)
+        if found:
+            failures.append((point, call, found))
+
+    swept = _sweep(netns_module, a or absent, b or absent, check)
+    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
