@@ -83,7 +83,7 @@ def trace(argv, kill_at):
             os.execvp(argv[0], argv)
         finally:
             os._exit(127)
-    _, status = os.waitpid(pid, _WALL)  # its SIGSTOP
+    status = os.waitpid(pid, _WALL)[1]  # its SIGSTOP
     if not os.WIFSTOPPED(status):
         raise OSError(f"ptrace(PTRACE_TRACEME) refused here (status {status:#x})")
     options = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL
