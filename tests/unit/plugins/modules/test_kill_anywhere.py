@@ -602,3 +602,51 @@ def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_n
 
     swept = _sweep(netns_module, a or absent, b or absent, check)
     assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+
+
+def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_run(clean_wired):
+    """A service removed with the namespace this module wired for it (veth, addresses, routes, its
+    record): whatever the kill left, the next run removes the rest; the other service runs on."""
+    wiring = W_A["services"][0]["wiring"]
+    removed = dict(name=WIRED, state="absent", netns=WIRED_NS, wiring=wiring)
+    gone = dict(services=[removed, _service(WIRED_KEPT, 1)])
+    assert _ok(_converge(services, W_A))
+    kept = _workloads()[(WIRED_KEPT, 1)]
+    failures = []
+
+    def at_b():
+        return list(_workloads()) == [(WIRED_KEPT, 1)] and not _daemons(WIRED) \
+            and not any(text is not None for text in _files(WIRED).values()) \
+            and WIRED_NS not in os.listdir("/run/netns") \
+            and not any(link["ifname"] == WIRED_PEER for link in _ip("link", netns=None))
+
+    def check(point, call, killed, _at_a):
+        found = []
+        if _workloads().get((WIRED_KEPT, 1)) != kept:
+            found.append(f"the kept service changed: {_workloads()}")
+        was_at_b = at_b()
+        again = _converge(services, gone)
+        if not _ok(again):
+            found.append(f"the next run failed: {again.get('msg')}")
+        elif again["changed"] is not (not was_at_b):
+            actions = [(n, r["actions"]) for n, r in again["services"].items() if r["actions"]]
+            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: {actions}")
+        if not at_b():
+            found.append(f"not at B after the next run: {_workloads()} {_daemons(WIRED)} {_files(WIRED)}")
+        third = _converge(services, gone)
+        if not _ok(third) or third["changed"]:
+            actions = [(n, r["actions"]) for n, r in third.get("services", {}).items() if r["actions"]]
+            found.append(f"a third run changed something: {third.get('msg')} {actions}")
+        left = _strays() + [str(p) for p in _modules_running()]
+        left += [n for n in os.listdir("/run/netns") if n.startswith("h120-ka-w")]
+        left += [link["ifname"] for link in _ip("link", netns=None) if link["ifname"].startswith("h120kaw")]
+        if direct.own_cgroup(WIRED) is not None or os.path.exists(direct.default_own_cgroup(WIRED)):
+            left.append(direct.default_own_cgroup(WIRED))
+        if left:
+            found.append(f"left: {left}")
+        print(point, call, "at B" if was_at_b else "", found)
+        if found:
+            failures.append((point, call, found))
+
+    swept = _sweep(services, W_A, gone, check)
+    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
