@@ -343,6 +343,7 @@ PLAIN = [
     BASE,
     [*BASE, "--restart", "on-failure", "--restart-sec", "0.5", "--stop-timeout", "3", "--start-limit-burst",
      "7", "--start-limit-interval", "1e1", "--ready-fd", "5", "--foreground", "--no-waiter"],
+    [*BASE, "--ready-fd", "5", "--start-lock-fd", "4"],
     [*BASE, "--restart", "always", "--resume", '{"pid": 12, "log_fd": 3}', "--waited", "stop", "--exited-at",
      "123456"],
     ["--log-file", "", "--name", "x y", "--spec", "s", "--pid-file", "p", "--name", "again", "--restart-sec",
@@ -646,3 +647,10 @@ def test_a_daemon_handed_back_by_a_waiter_from_before_the_name_takes_it(tmp_path
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     assert singleton.bound_inode(str(pid_file)) is None
+
+
+def test_the_way_back_from_the_waiter_drops_what_the_first_start_alone_uses():
+    """--ready-fd and --start-lock-fd name fds of the first start (closed once it is reported): the
+    command line the daemon comes back from its waiter with has neither (nor a stale fd number)."""
+    assert daemon.wanted_argv([*BASE, "--ready-fd", "5", "--start-lock-fd", "4", "--restart", "always",
+                               "--resume", "{}", "--waited", "run"]) == [*BASE, "--restart", "always"]

@@ -16,6 +16,7 @@ WANTED = ["/venv/bin/python", "-m", "pyforkexec.daemon", "--name", "web", "--res
 @pytest.mark.parametrize("cmdline", [
     WANTED,
     [*WANTED[:3], "--ready-fd", "7", *WANTED[3:]],
+    [*WANTED, "--ready-fd", "7", "--start-lock-fd", "3"],  # (the daemon's first start: service_direct.start)
     [*WANTED, "--resume", '{"pid": 1}', "--waited", "run", "--exited-at", "5"],
     ["/site/pyforkexec/service/pyforkexec-waiter", "4242", "10000", "--", *WANTED, "--resume", "{}"],
 ])

@@ -1,11 +1,12 @@
 """A converge killed (SIGKILL) at any of its mutating system calls loses nothing, and the next run
-finishes it: each test takes the host to state A, traces the converge to B once to find its kill points
-(kill_sweep: strace's fault injection), and for each of them, from A again, kills the run there, then
-checks the host (what A and B both have is there, every file under its final name is whole), runs the
-converge again (it reaches B, as the kernel and the files show, and says changed when it changed
-something), a third time (changed=false), and that nothing was left behind. Real services under the
-real pyforkexec daemon, a real network namespace. PFE_KILL_SWEEP=all kills at every point (else a
-stride keeps each test under a few minutes)."""
+finishes it: each test takes the host to state A, traces the converge to B once to count its mutating
+calls (kill_sweep: a ptrace tracer counting those of all the module's threads), and for each of them,
+from A again, kills the run there, then checks the host (what A and B both have is there, every file
+under its final name is whole), runs the converge again (it reaches B, as the kernel and the files
+show, and says changed exactly when the host was not at B), a third time (changed=false), and that
+nothing was left behind. Real services under the real pyforkexec daemon, real network namespaces
+(names h120-ka*, subnets 10.120.x). PFE_KILL_SWEEP=all kills at every call (else at most _BUDGET
+calls, evenly strided, keep each test within a minute or two)."""
 
 from __future__ import annotations
 
