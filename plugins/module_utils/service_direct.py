@@ -126,8 +126,21 @@ def start(name, argv, timeout=30.0):
     except subprocess.TimeoutExpired:
         proc.kill()
         early = proc.communicate()[1].decode(errors="replace").strip()
-    reason = answer[len("error "):] if answer and answer.startswith("error ") else early or "no reason given"
+    said = answer[len("error "):] if answer and answer.startswith("error ") else early
+    reason = said or _ended(proc.returncode)
     raise paths.ServiceError(f"service {name} did not start: {reason}")
+
+
+def _ended(status):
+    """How a daemon that said nothing ended (SIGKILL, the OOM killer), in the daemon's own words for
+    its service's end."""
+    if status < 0:
+        try:
+            how = signal.Signals(-status).name
+        except ValueError:
+            how = f"signal {-status}"
+        return f"its daemon was killed by {how} before it reported a start"
+    return f"its daemon exited with status {status} before it reported a start"
 
 
 def _gone(fds, deadline):

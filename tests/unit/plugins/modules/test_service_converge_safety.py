@@ -409,15 +409,68 @@ def test_a_new_service_whose_daemon_is_killed_in_its_start_check_leaves_nothing(
         killer.join()
     assert "pids" in found, "the daemon was not killed"
     failed = result.get("top_failed") if module is services else result.get("failed")
-    assert failed is True and "did not stay up" in result["msg"], result
+    # (Killed a moment before its start report, the daemon did not start: the other test below.)
+    before_report = f"service {name} did not start: {_KILLED_BEFORE_REPORT}"
+    assert failed is True and ("did not stay up" in result["msg"] or result["msg"] == before_report), result
     assert not os.path.exists(found["path"])
     assert not any(_alive(pid) for pid in found["pids"])
     for path in (paths.spec_path(name), paths.pid_file(name)):
         assert not os.path.exists(path), path
-    if module is services:  # (the service module's failure has no actions)
+    if module is services and "did not stay up" in result["msg"]:  # (the service module's has no actions)
         assert result["state"] == "stopped", result
         assert result["actions"][-3:] == ["stop", f"remove {paths.spec_path(name)}",
                                           f"remove {paths.pid_file(name)}"], result
+
+
+_KILLED_BEFORE_REPORT = "its daemon was killed by SIGKILL before it reported a start"
+
+
+def _daemon_pids(name):
+    """The daemons started for ``name`` (their command lines name its pid file), whatever their state."""
+    found = []
+    for entry in (e for e in os.listdir("/proc") if e.isdigit()):
+        argv = direct.running_argv(int(entry)) or []
+        if "--pid-file" in argv[:-1] and argv[argv.index("--pid-file") + 1] == paths.pid_file(name):
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("module", [service, services], ids=["service", "services"])
+def test_a_daemon_killed_before_its_start_report_is_named_as_the_cause(run_module, name, module):
+    """The daemon of a new service killed (SIGKILL, the OOM killer) before it reported its start, so
+    with nothing on its stderr: the task said "did not start: no reason given". It names the signal now,
+    and leaves nothing declared."""
+    from pyforkexec.service import singleton
+
+    args = dict(name=name, argv=_argv(1), manager="direct", start_check=0)
+    for _attempt in range(20):  # until the daemon is stopped before it claims its name (most times)
+        found = {}
+
+        def kill(found=found):
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not found:
+                for pid in _daemon_pids(name):
+                    os.kill(pid, signal.SIGSTOP)
+                    found[pid] = singleton.bound_inode(paths.pid_file(name)) is None  # not claimed: no report
+                    os.kill(pid, signal.SIGKILL if found[pid] else signal.SIGCONT)
+
+        killer = threading.Thread(target=kill)
+        killer.start()
+        try:
+            result = _converge(run_module, module, args)
+        finally:
+            killer.join()
+        if any(found.values()):
+            break
+        assert _converge(run_module, module, dict(name=name, state="absent")).get("failed") is not True
+    else:
+        pytest.fail("the daemon claimed its name before it could be stopped, 20 times")
+    failed = result.get("top_failed") if module is services else result.get("failed")
+    assert failed is True, result
+    assert result["msg"] == f"service {name} did not start: {_KILLED_BEFORE_REPORT}", result
+    for path in (paths.spec_path(name), paths.pid_file(name)):
+        assert not os.path.exists(path), path
+    assert _daemon_pids(name) == []
 
 
 # ---- a service's own cgroup is its alone --------------------------------------------------------------
