@@ -61,7 +61,10 @@ def installed(artifacts: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
     ansible_version = re.search(r"^Version: (\S+)", ansible_core, re.M).group(1)
     run([venv / "bin/python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          f"{artifacts['wheel']}[net]", f"ansible-core=={ansible_version}"])
-    run([venv / "bin/ansible-galaxy", "collection", "install", "-p", collections, artifacts["collection"]])
+    # Only the fresh path is consulted: a copy the user installed before (~/.ansible/collections) made
+    # ansible-galaxy answer "already installed" and install nothing here.
+    run([venv / "bin/ansible-galaxy", "collection", "install", "-p", collections, artifacts["collection"]],
+        env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections)))
     return {"where": where, "venv": venv, "collections": collections}
 
 

@@ -446,7 +446,7 @@ def test_a_daemon_killed_before_its_start_report_is_named_as_the_cause(run_modul
     for _attempt in range(20):  # until the daemon is stopped before it claims its name (most times)
         found = {}
 
-        def kill(found=found):
+        def kill(found):
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not found:
                 for pid in _daemon_pids(name):
@@ -454,7 +454,7 @@ def test_a_daemon_killed_before_its_start_report_is_named_as_the_cause(run_modul
                     found[pid] = singleton.bound_inode(paths.pid_file(name)) is None  # not claimed: no report
                     os.kill(pid, signal.SIGKILL if found[pid] else signal.SIGCONT)
 
-        killer = threading.Thread(target=kill)
+        killer = threading.Thread(target=kill, args=(found,))
         killer.start()
         try:
             result = _converge(run_module, module, args)
