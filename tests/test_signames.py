@@ -3,6 +3,7 @@ line, the spec documents and the logs take or show one."""
 
 from __future__ import annotations
 
+import platform
 import signal
 
 import pytest
@@ -19,6 +20,15 @@ from pyforkexec.spec.named import named_of
 ])
 def test_a_name_reads_as_util_linux_reads_it(text: str, number: int | None) -> None:
     assert signames.number(text) == number
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "aarch64"),
+                    reason="SIGSTKFLT is 16 on x86_64 and arm64 only")
+def test_stkflt_is_named_on_every_python() -> None:
+    """Python names SIGSTKFLT from 3.11 only: on Debian 11's 3.9, "STKFLT" read as no signal (a spec's
+    pdeathsig and --kill-child refused it) and 16 showed as a number."""
+    assert signames.number("STKFLT") == signames.number("sigstkflt") == 16
+    assert signames.name(16) == "SIGSTKFLT"
 
 
 def test_every_signal_has_a_name_that_reads_back() -> None:
