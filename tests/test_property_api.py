@@ -118,7 +118,8 @@ class Pool:
         self.fds = {
             "pipe_r": r, "pipe_w": w, "socket": a.fileno(), "devnull": os.open(os.devnull, os.O_RDWR),
             "dir": os.open(tmp, os.O_RDONLY | os.O_DIRECTORY), "opath": os.open("/", os.O_PATH),
-            "eventfd": os.eventfd(0), "pidfd": os.pidfd_open(os.getpid()), "memfd": os.memfd_create("pfe"),
+            "eventfd": sysutil.eventfd(), "pidfd": os.pidfd_open(os.getpid()),
+            "memfd": os.memfd_create("pfe"),
             "pty_master": master, "pty_slave": slave,
             "true_exe": os.open("/bin/true", os.O_RDONLY | os.O_CLOEXEC),
             "ns_uts": os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC),

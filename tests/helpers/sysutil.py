@@ -56,6 +56,11 @@ def pidfd_send_signal(pidfd: int, sig: int) -> None:
     _check(_libc.syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, sig, None, 0), "pidfd_send_signal")
 
 
+def eventfd() -> int:
+    """A new eventfd (counter 0, no flags): ``os.eventfd`` is Python 3.10's, glibc's works on 3.9 too."""
+    return _check(_libc.eventfd(0, 0), "eventfd")
+
+
 def make_root_shared() -> None:
     """Give this process a mount namespace whose / is recursively shared, as systemd leaves it.
 
