@@ -168,7 +168,11 @@ def test_a_relative_mount_proc_from_a_relative_wd(tmp_path: Path) -> None:
     script = "pwd; grep -c \" $(pwd)/proc \" /proc/self/mountinfo"
     ours, theirs = both("unshare", "-pf", "--wd=w1", "--mount-proc=proc", "sh", "-c", script, cwd=tmp_path)
     assert ours.returncode == 0, ours.stderr
-    assert ours.stdout == theirs.stdout == f"{tmp_path}/w1\n1\n"
+    assert ours.stdout == f"{tmp_path}/w1\n1\n"
+    if theirs.returncode != 0 and "umount proc failed" in theirs.stderr:  # 2.36 (Debian 11): EINVAL
+        version = run([util_linux("unshare"), "--version"]).stdout.strip()
+        pytest.skip(f"{version} fails it: {theirs.stderr.strip()}")
+    assert theirs.stdout == ours.stdout
 
 
 def _propagation(mode: str) -> tuple[set[str], set[str]]:
