@@ -199,8 +199,9 @@ def test_an_optional_bind_under_a_root_that_shows_the_host_is_refused(tmp_path: 
         holder.kill()
         holder.wait()
     assert children() == before
-    # A tmpfs over the root, then a bind of / elsewhere: the root is no longer the host's.
-    ro = dict(readonly=True)
+    # A tmpfs over the root, then a bind of / elsewhere: the root is no longer the host's. (Before 5.12,
+    # no mount_setattr, a recursive read-only bind fails closed: the binds are made non-recursive there.)
+    ro = dict(readonly=True, recursive=kernel_has_mount_setattr())
     made = [Mount.tmpfs("/"), Mount.bind("/usr", "/usr", **ro), Mount.bind("/lib", "/lib", **ro),
             Mount.bind("/lib64", "/lib64", optional=True, **ro), hide, Mount.bind("/", "/host", **ro)]
     sys = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=made)
@@ -560,8 +561,9 @@ def test_an_optional_bind_that_would_leave_the_hosts_files_is_refused(tmp_path: 
         with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.{message}")):
             capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=mounts))
     assert children() == before
-    # A tmpfs over the bind hides what it showed: there the bind may be left out.
-    ro = dict(readonly=True)
+    # A tmpfs over the bind hides what it showed: there the bind may be left out (non-recursive binds
+    # before 5.12, as above).
+    ro = dict(readonly=True, recursive=kernel_has_mount_setattr())
     hidden = [Mount.tmpfs("/"), Mount.bind("/usr", "/usr", **ro), Mount.bind("/lib", "/lib", **ro),
               Mount.bind("/lib64", "/lib64", optional=True, **ro), Mount.bind("/etc", "/etc", **ro),
               Mount.tmpfs("/etc"), hide]
