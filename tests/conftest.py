@@ -42,6 +42,8 @@ def unprivileged() -> Callable[..., Any]:
     reaches the venv, the package and examples/ even in a checkout under /root (helpers.forked)."""
 
     def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if os.geteuid() != 0:  # the suite run unprivileged (the guests' second pass): only root drops
+            return run_in_fork(fn, *args, **kwargs)
         return run_in_fork(fn, *args, uid=NOBODY, gid=NOBODY, **kwargs)
 
     return run
