@@ -110,11 +110,13 @@ def test_join_of_the_callers_own_namespace_is_refused(who: str, no_new_child: No
 
 
 def test_a_join_of_the_own_namespace_among_others_names_its_entry(elsewhere: Callable[[str], str]) -> None:
-    """A join of another process's uts namespace is fine; the own net namespace beside it is not."""
-    with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[1\]: names the caller's own namespace "
-                       r"\(CLONE_NEWNET\)"):
-        _spawn(fe.SysProcAttr(setns=[fe.SetNS(elsewhere("uts")), fe.SetNS(_own("net"))]))
-    assert _spawn(fe.SysProcAttr(setns=[fe.SetNS(elsewhere("uts")), fe.SetNS(elsewhere("net"))])) == 0
+    """A join of another process's uts namespace is fine; the own net namespace beside it is not.
+    Unprivileged, the holder's namespaces belong to its user namespace, which is joined first."""
+    user = [] if ROOT else [fe.SetNS(elsewhere("user"))]
+    with pytest.raises(ValueError, match=rf"^SysProcAttr\.setns\[{len(user) + 1}\]: names the caller's own "
+                       r"namespace \(CLONE_NEWNET\)"):
+        _spawn(fe.SysProcAttr(setns=[*user, fe.SetNS(elsewhere("uts")), fe.SetNS(_own("net"))]))
+    assert _spawn(fe.SysProcAttr(setns=[*user, fe.SetNS(elsewhere("uts")), fe.SetNS(elsewhere("net"))])) == 0
 
 
 # --- a join that replaces the namespace cloneflags creates -------------------------------------------
