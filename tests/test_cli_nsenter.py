@@ -261,17 +261,26 @@ def test_a_user_namespace_that_denies_setgroups_leaves_no_supplementary_group(co
 
 
 def test_a_bare_namespace_option_takes_the_targets_over_a_file_in_any_order(container: int) -> None:
-    """nsenter opens the target's namespace for every type given bare once all options are read: it
-    replaces a --TYPE=FILE of that type, before or after it."""
+    """nsenter (util-linux 2.38) opens the target's namespace for every type given bare once all options
+    are read: it replaces a --TYPE=FILE of that type, before or after it. util-linux 2.41 (Debian 13)
+    lets the file win instead: there ours is checked alone."""
     other = _container()
+    file_wins = []
     try:
         theirs_file = f"--net=/proc/{other.child()}/ns/net"
         for args in (["-n", theirs_file], [theirs_file, "-n"]):
             ours, theirs = both("nsenter", "-t", str(container), *args, "readlink", "/proc/self/ns/net")
-            assert ours.returncode == theirs.returncode == 0, ours.stderr
-            assert ours.stdout.strip() == theirs.stdout.strip() == ns_link("net", container), args
+            assert ours.returncode == theirs.returncode == 0, ours.stderr + theirs.stderr
+            assert ours.stdout.strip() == ns_link("net", container), args
+            if theirs.stdout.strip() == ns_link("net", other.child()):
+                file_wins.append(args)
+            else:
+                assert theirs.stdout == ours.stdout, args
     finally:
         other.stop()
+    if file_wins:
+        version = run([util_linux("nsenter"), "--version"]).stdout.strip()
+        pytest.skip(f"{version} lets --net=FILE win over a bare -n ({file_wins}): ours checked alone")
 
 
 @pytest.mark.parametrize("option", ["--net", "--uts", "--ipc", "--mount", "--pid", "--cgroup", "--user"])
