@@ -20,7 +20,9 @@ import pytest
 from helpers.marks import needs_root
 from test_role_validation import PID, PLAYBOOK, _host, collections, run_playbook, wheels
 
-pytestmark = [needs_root,
+# Three or four role runs per test, ~20 s each when quiet: beyond the suite's 120 s under load (a hang
+# guard, not a speed check).
+pytestmark = [needs_root, pytest.mark.timeout(600),
               pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="no ansible-core in this venv")]
 __all__ = ["collections", "wheels"]  # the fixtures, shared with test_role_validation.py
 
