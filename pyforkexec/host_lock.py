@@ -5,6 +5,9 @@ Each lock is a file of LOCK_DIR, a directory of /run that root makes 0755 and th
 when it is used: in a directory any user may write (/run/lock, or a /run a container made 1777), a user
 could make the file first and hold its lock, and every converge, boot units included, would wait for
 ever. A directory that is not root's alone is refused (OSError naming it) rather than waited on.
+
+A process that holds a lock may be wedged (stopped, blocked for good): a caller that knows when a holder
+can no longer be waited for passes ``give_up``, and the wait ends with LockHeld naming the holders.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Optional
 
@@ -30,6 +34,90 @@ def path(name: str) -> str:
     return os.path.join(LOCK_DIR, f"{name}.lock")
 
 
+class Holder:
+    """A process that holds a lock (has its file open and does not wait for it): its pid and command line."""
+
+    def __init__(self, pid: int, argv: list[str]) -> None:
+        self.pid, self.argv = pid, argv
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} ({' '.join(self.argv) or 'no command line'})"
+
+
+class LockHeld(OSError):
+    """The wait for a lock was given up (``give_up`` of host_lock): ``holders`` hold it."""
+
+    def __init__(self, name: str, reason: str, found: list[Holder]) -> None:
+        held_by = ", ".join(str(holder) for holder in found)
+        super().__init__(errno.EAGAIN, f"the host's {name} lock ({path(name)}) is held by {held_by}: "
+                         f"{reason}")
+        self.holders = found
+
+
+_ASK = 1.0  # seconds between two questions to give_up while a wait lasts
+
+
+def holders(fd: int) -> list[Holder]:
+    """The processes that hold the lock of ``fd``'s file, this one aside: those with an fd of the file
+    whose /proc/PID/fdinfo shows the lock (a process waiting for it has the file open too, without).
+    The pid /proc/locks gives is the process that took the lock, which may be gone while another it
+    gave the fd to (pass_fds) holds it still: the fds tell who holds it now."""
+    st = os.fstat(fd)
+    found = []
+    for pid in (entry for entry in os.listdir("/proc") if entry.isdigit() and int(entry) != os.getpid()):
+        try:
+            for entry in os.scandir(f"/proc/{pid}/fd"):
+                if _holds(entry, st):
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        argv = [arg.decode(errors="replace") for arg in f.read().split(b"\0")[:-1]]
+                    found.append(Holder(int(pid), argv))
+                    break
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def _holds(entry: os.DirEntry, st: os.stat_result) -> bool:
+    """Whether fd ``entry`` (of /proc/PID/fd) is of the file of ``st`` and holds its lock."""
+    try:
+        other = os.stat(entry.path)
+        if (other.st_dev, other.st_ino) != (st.st_dev, st.st_ino):
+            return False
+        with open(entry.path.replace("/fd/", "/fdinfo/")) as f:
+            return any(line.startswith("lock:") for line in f)
+    except OSError:  # closed meanwhile
+        return False
+
+
+def _wait(fd: int, name: str, give_up: Callable[[list[Holder]], Optional[str]]) -> None:
+    """Take the lock of ``fd``, asking ``give_up`` with its holders every _ASK seconds meanwhile; LockHeld
+    when it answers a reason. The wait is a blocking flock (a waiter as /proc/locks shows it, woken by
+    the kernel, first come) in a thread of its own, on a copy of ``fd`` that it closes once it returns:
+    the lock is the open file's, held through ``fd``; a wait given up ends in that thread at the
+    holder's release, whose lock then goes with the copy, the last of that file in this process."""
+    copy = os.dup(fd)  # (a number of its own: ``fd`` is closed, and reused, once the wait is given up)
+    done = threading.Event()
+    failed: list[OSError] = []
+
+    def wait() -> None:
+        try:
+            fcntl.flock(copy, fcntl.LOCK_EX)
+        except OSError as e:
+            failed.append(e)
+        finally:
+            os.close(copy)
+            done.set()
+
+    threading.Thread(target=wait, name=f"host_lock {name}", daemon=True).start()
+    while not done.wait(_ASK):  # (a Ctrl-C ends the wait, as the blocking flock's)
+        found = holders(fd)
+        reason = give_up(found) if found else None
+        if reason is not None and not done.is_set():
+            raise LockHeld(name, reason, found)
+    if failed:
+        raise failed[0]
+
+
 def _checked_dir() -> None:
     with suppress(FileExistsError):
         os.mkdir(LOCK_DIR, 0o755)
@@ -40,15 +128,20 @@ def _checked_dir() -> None:
 
 
 @contextmanager
-def host_lock(name: str) -> Iterator[None]:
-    """Hold lock ``name`` of this host, waiting for whoever holds it (a Ctrl-C ends the wait)."""
+def host_lock(name: str, give_up: Optional[Callable[[list[Holder]], Optional[str]]] = None) -> Iterator[None]:
+    """Hold lock ``name`` of this host, waiting for whoever holds it (a Ctrl-C ends the wait), until
+    ``give_up``, when given, called with its holders while the wait lasts, answers a reason not to wait
+    longer: LockHeld (an OSError) naming them then."""
     _checked_dir()
     fd = -1
     hold = Hold()  # the finally's: made here, as it may call nothing before seizing it
     try:
         with held():  # a Ctrl-C between the open and the store would keep the fd (and the lock) open
             fd = os.open(path(name), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # not held: a Ctrl-C while another converge runs ends the wait
+        if give_up is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # not held: a Ctrl-C while another converge runs ends the wait
+        else:
+            _wait(fd, name, give_up)
         _HELD[name] = fd
         yield
         # Closed inside the try: the finally's copy for the normal end runs outside it, and a handler's

@@ -20,7 +20,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import servic
 
 # What a service gets as its environment when its spec sets none (systemd gives services the same PATH).
 DAEMON_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-READY_FD_OPTION, START_LOCK_FD_OPTION = "--ready-fd", "--start-lock-fd"
+READY_FD_OPTION, START_LOCK_FD_OPTION = "--ready-fd", paths.START_LOCK_FD_OPTION
 WAITER, RESUME_OPTION = "pyforkexec-waiter", "--resume"
 
 
@@ -91,7 +91,7 @@ class ServiceTimeout(paths.ServiceError):
     """The daemon neither started the service nor failed within the time allowed."""
 
 
-def start(name, argv, timeout=30.0):
+def start(name, argv, timeout=paths.START_TIMEOUT):
     """Start the daemon detached; the pid of the service's process once it started. Raises ServiceError."""
     for d in (paths.RUN_DIR, paths.LOG_DIR):
         os.makedirs(d, mode=0o755, exist_ok=True)
@@ -118,8 +118,16 @@ def start(name, argv, timeout=30.0):
         proc.stderr.close()
         return int(answer.split()[1])
     if answer is None and proc.poll() is None:
+        # Wedged (stopped, or blocked in its start): left there, it held this run's converge lock for
+        # good (--start-lock-fd, released at a report that never comes), and every later converge
+        # waited for it; a report coming later started a service the task reported failed. It goes, with
+        # what it forked in its session so far (its pgid is its pid: not reused before it is reaped).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait()
         proc.stderr.close()
-        raise ServiceTimeout(f"the daemon of {name} did not report a start within {timeout:g}s")
+        raise ServiceTimeout(f"the daemon of {name} did not report a start within {timeout:g}s: killed")
     # It failed and exits: wait for that, so that nothing of it is left when the failure is reported.
     try:
         early = proc.communicate(timeout=timeout)[1].decode(errors="replace").strip()

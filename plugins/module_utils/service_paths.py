@@ -90,14 +90,61 @@ def clear_pending(name):
         os.unlink(pending_path(name))
 
 
+# Seconds a daemon has to report its service's start (service_direct.start), after which it is taken for
+# wedged: its starter kills it; a converge that finds the lock held by it alone (its starter gone: killed
+# outright meanwhile) gives up START_MARGIN seconds later (converge_lock).
+START_TIMEOUT, START_MARGIN = 30.0, 5.0
+START_LOCK_FD_OPTION = "--start-lock-fd"
+
+
 # One converge of this host's services at a time (the service, services and netns modules): two runs that
 # both found a service new would both start it, and the one that lost would stop and undeclare it.
+@contextlib.contextmanager
 def converge_lock():
     """Hold the host's service converge lock (waiting for another run to finish): pyforkexec.host_lock's
-    ``services`` (imported here: the nsenter connection, on the controller, uses this module too)."""
-    from pyforkexec.host_lock import host_lock  # pylint: disable=import-outside-toplevel
+    ``services`` (imported here: the nsenter connection, on the controller, uses this module too). A lock
+    held only by daemons that never reported their start (_wedged) is not waited for: LockWedged naming
+    them, raised before anything changed. (A pyforkexec from before host_lock's give_up waits for ever.)"""
+    from pyforkexec import host_lock  # pylint: disable=import-outside-toplevel
 
-    return host_lock("services")
+    if not hasattr(host_lock, "LockHeld"):
+        with host_lock.host_lock("services"):
+            yield
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(host_lock.host_lock("services", give_up=_wedged))
+        except host_lock.LockHeld as e:
+            raise LockWedged(f"{e.strerror}; kill it (kill -KILL PID), then run again") from None
+        yield
+
+
+class LockWedged(ServiceError):
+    """The converge lock is held by daemons that will never release it (converge_lock)."""
+
+
+def _wedged(holders):
+    """Why the converge lock held by ``holders`` (pyforkexec.host_lock.Holder) is not to be waited for, or
+    None: each holds it as a daemon given its starter's lock (--start-lock-fd) until its start is
+    reported, START_TIMEOUT + START_MARGIN seconds ago or more. Its starter, which would have killed it
+    by then, is gone (else it would hold the lock too): nothing else ends its hold."""
+    ages = [_age(holder.pid) if START_LOCK_FD_OPTION in holder.argv else None for holder in holders]
+    if any(age is None or age < START_TIMEOUT + START_MARGIN for age in ages):
+        return None
+    return (f"a daemon given its starter's lock until its service's start is reported, started "
+            f"{min(ages):.0f}s ago, never reported it ({START_TIMEOUT:g}s allowed): it is wedged, and its "
+            "starter is gone")
+
+
+def _age(pid):
+    """Seconds since process ``pid`` started, None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def converge_lock_fd():

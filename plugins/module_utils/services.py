@@ -585,8 +585,11 @@ def run(module):
     """One run of the module: the result for exit_json, and the message to fail with (None when
     every entry applied). Raises PlanError before anything changed. One converge of the host's
     services at a time (service_paths.converge_lock), the service module's included."""
-    with paths.converge_lock():
-        return _run(module)
+    try:
+        with paths.converge_lock():
+            return _run(module)
+    except paths.LockWedged as e:  # (only the lock's wait raises it: before anything changed)
+        raise PlanError(str(e)) from None
 
 
 def _run(module):

@@ -367,19 +367,22 @@ def main():
     # module persists namespaces too): between a converge and its write, another run's converge and
     # write of the same namespace put one run's options in the kernel and the other's in the file, which
     # the next boot then brought back. (Not the netns lock: the boot unit a persist starts waits for it.)
-    with paths.converge_lock():
-        try:
-            done = netns.converge(name, params if present else None, check=module.check_mode)
-        except netns.ModelError as e:
-            module.fail_json(msg=str(e))
-        except netns.ApplyError as e:
-            undone = " (what this run had made of the namespace is removed again)" if e.undone else ""
-            module.fail_json(msg=f"{e}{undone}", actions=e.actions, changed=bool(e.done))
-        files = Files(module)
-        try:
-            persist = persistence(files, params, present, module.run_command)
-        except (netns.OptionsError, paths.ServiceError, OSError) as e:
-            module.fail_json(msg=f"persist: {e}", actions=done.actions + files.actions)
+    try:
+        with paths.converge_lock():
+            try:
+                done = netns.converge(name, params if present else None, check=module.check_mode)
+            except netns.ModelError as e:
+                module.fail_json(msg=str(e))
+            except netns.ApplyError as e:
+                undone = " (what this run had made of the namespace is removed again)" if e.undone else ""
+                module.fail_json(msg=f"{e}{undone}", actions=e.actions, changed=bool(e.done))
+            files = Files(module)
+            try:
+                persist = persistence(files, params, present, module.run_command)
+            except (netns.OptionsError, paths.ServiceError, OSError) as e:
+                module.fail_json(msg=f"persist: {e}", actions=done.actions + files.actions)
+    except paths.LockWedged as e:  # (only the lock's wait raises it: before anything changed)
+        module.fail_json(msg=str(e))
     actions = done.actions + files.actions
     result = dict(changed=bool(actions), actions=actions, rewired=done.rewired, netns=done.netns,
                   topology=done.after, persist=persist)

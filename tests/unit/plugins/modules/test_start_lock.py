@@ -1,0 +1,104 @@
+"""A daemon that holds its starter's converge lock (--start-lock-fd) until its start is reported can
+never wedge the host's converges: one that never reports (here stopped, SIGSTOP, before its report) is
+killed and reaped when its starter's start timeout fires, which fails the task and frees the lock; one
+whose starter was killed outright meanwhile (nobody left to kill it) is not waited for by the next
+converge longer than that timeout (and a margin) from its start, which then fails naming it. Real
+module runs, real daemons (names h122-sl*); each test waits out a start timeout (30 s)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.modules import services
+from ansible_collections.pyforkexec.isolation.tests.unit.plugins.modules import test_kill_anywhere as ka
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(os.geteuid() != 0, reason="starts daemons: needs root"),
+]
+
+HUNG, OTHER = "h122-sl-hung", "h122-sl-other"
+
+
+def _service(name):
+    return dict(name=name, argv=["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"],
+                manager="direct", start_check=0, cgroup={})
+
+
+def _stopped_before_its_report(args):
+    """A run of the service module for ``args``, and its daemon, stopped (SIGSTOP) before it reported
+    its start (the run still waiting for it)."""
+    run = ka._module_process(args)
+    daemon = None
+    while daemon is None and run.poll() is None:
+        daemon = next(iter(ka._daemons(args["name"])), None)
+    assert daemon is not None, run.communicate()
+    os.kill(daemon, signal.SIGSTOP)
+    assert run.poll() is None, "the daemon reported its start before it could be stopped"
+    return run, daemon
+
+
+def _lock_free():
+    from pyforkexec import host_lock
+
+    fd = os.open(host_lock.path("services"), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _gone(pid):
+    """Whether process ``pid`` is gone, reaped (no /proc entry, not even a zombie's)."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
+@pytest.fixture
+def clean():
+    yield
+    for name in (HUNG, OTHER):
+        for daemon in ka._daemons(name):  # (what a failed test left: stopped daemons hold the lock)
+            os.kill(daemon, signal.SIGKILL)
+    gone = ka._converge(services, dict(services=[dict(name=n, state="absent") for n in (HUNG, OTHER)]))
+    assert ka._ok(gone), gone
+
+
+def test_h122_a_daemon_wedged_before_its_report_is_killed_when_its_start_times_out(clean):
+    """Before: the task failed at its start timeout and left the stopped daemon holding the converge
+    lock, and every later converge (an absent too) waited for it for ever."""
+    run, daemon = _stopped_before_its_report(_service(HUNG))
+    out, _err = run.communicate(timeout=120)
+    result = json.loads(out)
+    assert result.get("failed") and "did not report a start" in result["msg"], result
+    assert _gone(daemon) and _lock_free()
+    assert not os.path.exists(paths.spec_path(HUNG)) and not os.path.exists(paths.pid_file(HUNG))
+    again = ka._module_process(dict(name=HUNG, state="absent", manager="direct"))
+    out, _err = again.communicate(timeout=120)  # (before: for ever)
+    assert ka._ok(json.loads(out)), out
+
+
+def test_h122_a_converge_does_not_wait_for_ever_for_a_wedged_daemon_whose_starter_was_killed(clean):
+    """Before: the next converge waited for the lock for ever; now it fails once the wedged daemon is
+    older than its start timeout (and a margin), naming it, and runs again once it is killed."""
+    run, daemon = _stopped_before_its_report(_service(HUNG))
+    run.kill()
+    run.wait()
+    assert not _lock_free()  # (the daemon holds the lock its starter gave it)
+    waiting = ka._module_process(_service(OTHER))
+    out, _err = waiting.communicate(timeout=120)  # (before: for ever)
+    result = json.loads(out)
+    assert result.get("failed") and f"pid {daemon} (" in result["msg"], result
+    assert "pyforkexec.daemon" in result["msg"] and "wedged" in result["msg"], result
+    assert not os.path.exists(paths.spec_path(OTHER))  # (it changed nothing)
+    os.kill(daemon, signal.SIGKILL)
+    while not _gone(daemon):  # (reaped by PID 1, or whichever subreaper adopted it)
+        pass
+    assert ka._ok(ka._converge(services, dict(services=[_service(OTHER)])))
