@@ -2,11 +2,13 @@
 never wedge the host's converges: one that never reports (here stopped, SIGSTOP, before its report) is
 killed and reaped when its starter's start timeout fires, which fails the task and frees the lock; one
 whose starter was killed outright meanwhile (nobody left to kill it) is not waited for by the next
-converge longer than that timeout (and a margin) from its start, which then fails naming it. Real
-module runs, real daemons (names h122-sl*); each test waits out a start timeout (30 s)."""
+converge longer than that timeout (and a margin) from its start, which then fails naming it. The lock
+never reaches the service, at its first start or any after. Real module runs, real daemons (names
+h122-sl*); the wedged daemons' tests wait out a start timeout (30 s)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -22,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="starts daemons: needs root"),
 ]
 
-HUNG, OTHER = "h122-sl-hung", "h122-sl-other"
+HUNG, OTHER, FDS = "h122-sl-hung", "h122-sl-other", "h122-sl-fds"
 
 
 def _service(name):
@@ -64,10 +66,10 @@ def _gone(pid):
 @pytest.fixture
 def clean():
     yield
-    for name in (HUNG, OTHER):
+    for name in (HUNG, OTHER, FDS):
         for daemon in ka._daemons(name):  # (what a failed test left: stopped daemons hold the lock)
             os.kill(daemon, signal.SIGKILL)
-    gone = ka._converge(services, dict(services=[dict(name=n, state="absent") for n in (HUNG, OTHER)]))
+    gone = ka._converge(services, dict(services=[dict(name=n, state="absent") for n in (HUNG, OTHER, FDS)]))
     assert ka._ok(gone), gone
 
 
@@ -78,7 +80,7 @@ def test_h122_a_daemon_wedged_before_its_report_is_killed_when_its_start_times_o
     out, _err = run.communicate(timeout=120)
     result = json.loads(out)
     assert result.get("failed") and "did not report a start" in result["msg"], result
-    assert _gone(daemon) and _lock_free()
+    assert _gone(daemon)  # (and so is its hold of the lock: the absent below takes it)
     assert not os.path.exists(paths.spec_path(HUNG)) and not os.path.exists(paths.pid_file(HUNG))
     again = ka._module_process(dict(name=HUNG, state="absent", manager="direct"))
     out, _err = again.communicate(timeout=120)  # (before: for ever)
@@ -102,3 +104,61 @@ def test_h122_a_converge_does_not_wait_for_ever_for_a_wedged_daemon_whose_starte
     while not _gone(daemon):  # (reaped by PID 1, or whichever subreaper adopted it)
         pass
     assert ka._ok(ka._converge(services, dict(services=[_service(OTHER)])))
+
+
+def _lock_fds(pids):
+    """The (pid, fd) of ``pids`` open on the converge lock's file."""
+    from pyforkexec import host_lock
+
+    lock = os.stat(host_lock.path("services"))
+    found = []
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                st = os.stat(f"/proc/{pid}/fd/{fd}")
+                if (st.st_dev, st.st_ino) == (lock.st_dev, lock.st_ino):
+                    found.append((pid, fd))
+    return found
+
+
+def _tree(pid):
+    """``pid`` and its descendants."""
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        with contextlib.suppress(OSError), open(f"/proc/{found[-1]}/task/{found[-1]}/children") as f:
+            todo += [int(child) for child in f.read().split()]
+    return found
+
+
+def test_h122_the_lock_reaches_no_start_of_the_service_and_is_free_after_each(clean, tmp_path):
+    """Each start of the service (its first, one after a crash, one after a converge that changed its
+    spec) lists the files its program has open as it starts: the converge lock is never among them;
+    nor is it open in the daemon and its service's processes after each."""
+    from pyforkexec import host_lock
+
+    listed = tmp_path / "fds"
+    program = f"for f in /proc/$$/fd/*; do readlink $f; done >> {listed}; echo . >> {listed}; " \
+              "trap 'exit 0' TERM; while :; do sleep 0.2; done"
+
+    def service(version):
+        return dict(name=FDS, argv=["sh", "-c", f"{program} # v{version}"], manager="direct", start_check=0,
+                    cgroup={}, restart="always", restart_sec=0.1)
+
+    def started():
+        return listed.read_text().count(".\n") if listed.exists() else 0
+
+    def check(starts):
+        while started() < starts:  # (the daemon's restart after a crash comes in its own time)
+            pass
+        daemon = paths.daemon_pid(FDS)
+        # (not flock -n: another converge of the host, another test's, may hold the lock meanwhile)
+        assert daemon is not None and not _lock_fds(_tree(daemon))
+        assert host_lock.path("services") not in listed.read_text().split("\n")
+
+    assert ka._ok(ka._converge(services, dict(services=[service(1)])))
+    check(1)
+    os.kill(paths.workload_pid(paths.daemon_pid(FDS)), signal.SIGKILL)  # a crash: restarted
+    check(2)
+    assert ka._ok(ka._converge(services, dict(services=[service(2)])))  # the spec changed: restarted
+    check(3)
