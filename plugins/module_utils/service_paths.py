@@ -115,7 +115,8 @@ def converge_lock():
         try:
             stack.enter_context(host_lock.host_lock("services", give_up=_wedged))
         except host_lock.LockHeld as e:
-            raise LockWedged(f"{e.strerror}; kill it (kill -KILL PID), then run again") from None
+            pids = " ".join(str(holder.pid) for holder in e.holders)
+            raise LockWedged(f"{e.strerror}; kill it (kill -KILL {pids}), then run again") from None
         yield
 
 

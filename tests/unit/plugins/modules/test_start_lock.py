@@ -98,7 +98,8 @@ def test_h122_a_converge_does_not_wait_for_ever_for_a_wedged_daemon_whose_starte
     out, _err = waiting.communicate(timeout=120)  # (before: for ever)
     result = json.loads(out)
     assert result.get("failed") and f"pid {daemon} (" in result["msg"], result
-    assert "pyforkexec.daemon" in result["msg"] and "wedged" in result["msg"], result
+    assert "pyforkexec.daemon" in result["msg"] and f"wedged, and its starter is gone; kill it (kill -KILL " \
+        f"{daemon})" in result["msg"], result
     assert not os.path.exists(paths.spec_path(OTHER))  # (it changed nothing)
     os.kill(daemon, signal.SIGKILL)
     while not _gone(daemon):  # (reaped by PID 1, or whichever subreaper adopted it)
