@@ -63,11 +63,12 @@ def holders(fd: int) -> list[Holder]:
     The pid /proc/locks gives is the process that took the lock, which may be gone while another it
     gave the fd to (pass_fds) holds it still: the fds tell who holds it now."""
     st = os.fstat(fd)
+    where = os.readlink(f"/proc/self/fd/{fd}")
     found = []
     for pid in (entry for entry in os.listdir("/proc") if entry.isdigit() and int(entry) != os.getpid()):
         try:
             for entry in os.scandir(f"/proc/{pid}/fd"):
-                if _holds(entry, st):
+                if _holds(entry, where, st):
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
                         argv = [arg.decode(errors="replace") for arg in f.read().split(b"\0")[:-1]]
                     found.append(Holder(int(pid), argv))
@@ -77,9 +78,12 @@ def holders(fd: int) -> list[Holder]:
     return found
 
 
-def _holds(entry: os.DirEntry, st: os.stat_result) -> bool:
-    """Whether fd ``entry`` (of /proc/PID/fd) is of the file of ``st`` and holds its lock."""
+def _holds(entry: os.DirEntry, where: str, st: os.stat_result) -> bool:
+    """Whether fd ``entry`` (of /proc/PID/fd) is of the file of ``st`` (at ``where``) and holds its lock.
+    By its link first: no other process's file is stat'ed (one on a hung network mount would block)."""
     try:
+        if os.readlink(entry.path) != where:
+            return False
         other = os.stat(entry.path)
         if (other.st_dev, other.st_ino) != (st.st_dev, st.st_ino):
             return False
