@@ -1,8 +1,8 @@
 """What the kernel says about a process's namespaces: inodes, id maps, hostname, cgroup.
 
 Read from /proc; the values that only exist inside a namespace (the hostname of a UTS namespace, the
-links of a network namespace) are read by a forked child that joins it (``run_in_namespaces``), or
-through a socket made inside it by a thread of this process that joined it alone (``socket_in``).
+links of a network namespace) are read by a thread of this process that joined it alone
+(``in_namespace_thread``), or through a socket made inside it so (``socket_in``).
 """
 
 from __future__ import annotations
@@ -146,6 +146,11 @@ def pid_exists(pid):
 def run_in_namespaces(entries, func, *args):
     """``func(*args)`` in a forked child that first joins each (path, kind) namespace; its result.
 
+    The child runs Python, with every lock as it was at the fork: one held then by another thread (a
+    module's import lock, a library's) is held forever there, and the call hangs. So the library reads
+    network and UTS namespaces with in_namespace_thread instead; use this only where a thread cannot
+    join (a user or mount namespace) and ``func`` takes no lock another thread may hold.
+
     The result must pickle. An exception in the child is raised here as a RuntimeError with the
     child's traceback text. Interrupted (a Ctrl-C while the child works), the child is killed and
     reaped and both pipe ends closed before the exception goes on: the pipe and the fork are made
@@ -265,16 +270,23 @@ def socket_in(path, kind, family, type_, proto=0, others_only=False):
                                others_only=others_only)
 
 
+# The namespaces one thread may join alone (setns(2) changes the calling thread's only); not a user
+# or mount namespace, which every thread of a process shares.
+THREAD_KINDS = ("net", "uts")
+
+
 def in_namespace_thread(path, kind, fn, name, undo=None, others_only=False):
     """``fn()`` in a thread of this process that first joins the ``kind`` namespace at ``path`` (a
-    network namespace only, see socket_in) and ends right after (in_own_thread). What the thread does
-    there stays there: its sockets, and its /proc/sys/net, which is its own network namespace's.
+    network or UTS namespace, THREAD_KINDS), checks by inode that it is there, and ends right after
+    (in_own_thread). What the thread does there stays there: its sockets, its /proc/sys/net and
+    /proc/sys/kernel/hostname, which are its own namespaces'. Unlike a forked helper it copies no lock:
+    one another thread holds (an import's, a library's) is waited for, never held forever.
 
     ``others_only``: ``path`` must be another namespace than the caller's own (a /run/netns name bound
     to the host's, ``ip netns attach NAME 1``, would have ``fn`` act on the host's): OSError (EEXIST)
     otherwise, told from the fd the thread joins, so a name rebound meanwhile cannot slip through."""
-    if kind != "net":
-        raise ValueError(f"a thread joins network namespaces only, not {kind!r}")
+    if kind not in THREAD_KINDS:
+        raise ValueError(f"a thread joins network or UTS namespaces only, not {kind!r}")
 
     def join_and_run():
         fd = os.open(path, NS_OPEN)
@@ -282,6 +294,11 @@ def in_namespace_thread(path, kind, fn, name, undo=None, others_only=False):
             if others_only and joins.own_types(fd, int(NSTYPES[kind])):
                 raise OSError(errno.EEXIST, f"{path} is this process's own {kind} namespace, not another one")
             _child.setns(fd, int(NSTYPES[kind]))
+            # Fail closed: fn must never run in the namespace the thread came from by mistake.
+            joined = os.fstat(fd)
+            now = os.stat(f"/proc/thread-self/ns/{NS_FILES[kind]}")
+            if (now.st_dev, now.st_ino) != (joined.st_dev, joined.st_ino):
+                raise OSError(errno.EINVAL, f"the thread is not in the {kind} namespace it joined", path)
         finally:
             os.close(fd)
         return fn()
@@ -349,8 +366,9 @@ def _read_hostname():
 
 
 def hostname(pid):
-    """The hostname inside ``pid``'s UTS namespace."""
-    return run_in_namespaces([(ns_path(pid, "uts"), "uts")], _read_hostname)
+    """The hostname inside ``pid``'s UTS namespace: read by a thread that joined it (not a forked
+    helper, which a lock held by another thread of a multi-threaded caller could hang)."""
+    return in_namespace_thread(ns_path(pid, "uts"), "uts", _read_hostname, "pyforkexec-uts-read")
 
 
 def describe(pid, with_net=None):

@@ -159,7 +159,7 @@ def test_socket_in_a_namespace_that_is_not_there_fails_and_leaves_nothing_open()
         nsinfo.socket_in(f"/run/netns/pfe-missing-{PID}", "net", socket.AF_NETLINK, socket.SOCK_DGRAM)
     with pytest.raises(OSError):  # not a namespace file
         nsinfo.socket_in("/dev/null", "net", socket.AF_NETLINK, socket.SOCK_DGRAM)
-    with pytest.raises(ValueError, match="network namespaces only"):
+    with pytest.raises(ValueError, match="network or UTS namespaces only"):
         nsinfo.socket_in("/proc/self/ns/mnt", "mount", socket.AF_UNIX, socket.SOCK_STREAM)
     assert sorted(os.listdir("/proc/self/fd")) == fds
 

@@ -73,8 +73,13 @@ def _ns_route(pyroute2, name):
     """An IPRoute of netns ``name``, its socket made inside it by a thread (nsinfo.socket_in) where
     pyroute2's NetNS would fork a helper for it. A missing namespace raises FileNotFoundError (nothing
     is created)."""
-    sock = nsinfo.socket_in(netns_path(name), "net", socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE,
-                            others_only=True)
+    return _route_in(pyroute2, netns_path(name), others_only=True)
+
+
+def _route_in(pyroute2, path, others_only=False):
+    """An IPRoute of the network namespace at ``path``, its socket made inside it by a thread."""
+    sock = nsinfo.socket_in(path, "net", socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE,
+                            others_only=others_only)
     fd = sock.detach()
     try:
         return pyroute2.IPRoute(fileno=fd)  # which owns the fd from here, and closes it
@@ -475,16 +480,13 @@ def net_view(ipr):
     )
 
 
-def net_view_here():
-    """net_view of the network namespace this process is in (run in a child that joined one)."""
-    pyroute2 = _pyroute2()[0]
-    with pyroute2.IPRoute() as ipr:
-        return net_view(ipr)
-
-
 def net_view_of(path):
-    """net_view of the network namespace at ``path`` (/proc/PID/ns/net, /run/netns/NAME)."""
-    return nsinfo.run_in_namespaces([(path, "net")], net_view_here)
+    """net_view of the network namespace at ``path`` (/proc/PID/ns/net, /run/netns/NAME), through a
+    netlink socket a thread made inside it (nsinfo.socket_in); pyroute2 runs in the caller's thread.
+    Not a forked helper: a lock another thread held at the fork (pyroute2's import lock while that
+    thread imports it) would be held forever in the helper, and the call would never return."""
+    with _route_in(_pyroute2()[0], path) as ipr:
+        return net_view(ipr)
 
 
 def observe(name, wanted=None, host=None, foreseen=False):
