@@ -13,6 +13,8 @@ import fcntl
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
@@ -24,7 +26,10 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="starts daemons: needs root"),
 ]
 
-HUNG, OTHER, FDS = "h122-sl-hung", "h122-sl-other", "h122-sl-fds"
+# Names of each test's own: the tests run beside one another (xdist), and each cleans only its own.
+HUNG, WEDGED, OTHER, FDS = "h122-sl-hung", "h122-sl-wedged", "h122-sl-other", "h122-sl-fds"
+OWN = {"killed_when_its_start_times_out": (HUNG,), "whose_starter_was_killed": (WEDGED, OTHER),
+       "is_free_after_each": (FDS,)}
 
 
 def _service(name):
@@ -32,10 +37,40 @@ def _service(name):
                 manager="direct", start_check=0, cgroup={})
 
 
-def _stopped_before_its_report(args):
-    """A run of the service module for ``args``, and its daemon, stopped (SIGSTOP) before it reported
-    its start (the run still waiting for it)."""
-    run = ka._module_process(args)
+@pytest.fixture
+def private_locks():
+    """A mount namespace whose /run/pyforkexec-locks is a tmpfs of its own (its holder's pid): a daemon
+    left wedged on purpose there holds a services lock no other test's converge waits for (those of
+    this suite run beside it, and gave up on the host's lock once that daemon was 35 s old)."""
+    from pyforkexec import host_lock
+
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               f"mount -t tmpfs -o mode=0755 h122-locks {host_lock.LOCK_DIR} && echo ready "
+                               "&& exec sleep infinity"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "ready\n"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _module_in(ns_pid, args):
+    """The service module run as ka._module_process runs it, in the mount namespace of ``ns_pid``."""
+    env = dict(os.environ, PYTHONPATH=ka._PATH)
+    proc = subprocess.Popen(["nsenter", "-t", str(ns_pid), "-m", "--", sys.executable, "-m",
+                             ka.service_module.__name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd="/")
+    proc.stdin.write(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    proc.stdin.close()
+    proc.stdin = None  # (communicate would flush it)
+    return proc
+
+
+def _stopped_before_its_report(args, ns_pid=None):
+    """A run of the service module for ``args`` (in the mount namespace of ``ns_pid``, when given), and
+    its daemon, stopped (SIGSTOP) before it reported its start (the run still waiting for it)."""
+    run = ka._module_process(args) if ns_pid is None else _module_in(ns_pid, args)
     daemon = None
     while daemon is None and run.poll() is None:
         daemon = next(iter(ka._daemons(args["name"])), None)
@@ -45,10 +80,12 @@ def _stopped_before_its_report(args):
     return run, daemon
 
 
-def _lock_free():
+def _lock_free(ns_pid=None):
     from pyforkexec import host_lock
 
-    fd = os.open(host_lock.path("services"), os.O_RDONLY | os.O_CLOEXEC)
+    where = host_lock.path("services")
+    where = where if ns_pid is None else f"/proc/{ns_pid}/root{where}"  # (in that namespace's mounts)
+    fd = os.open(where, os.O_RDONLY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -64,12 +101,13 @@ def _gone(pid):
 
 
 @pytest.fixture
-def clean():
+def clean(request):
+    names = next(names for end, names in OWN.items() if request.node.name.endswith(end))
     yield
-    for name in (HUNG, OTHER, FDS):
+    for name in names:
         for daemon in ka._daemons(name):  # (what a failed test left: stopped daemons hold the lock)
             os.kill(daemon, signal.SIGKILL)
-    gone = ka._converge(services, dict(services=[dict(name=n, state="absent") for n in (HUNG, OTHER, FDS)]))
+    gone = ka._converge(services, dict(services=[dict(name=n, state="absent") for n in names]))
     assert ka._ok(gone), gone
 
 
@@ -87,14 +125,15 @@ def test_h122_a_daemon_wedged_before_its_report_is_killed_when_its_start_times_o
     assert ka._ok(json.loads(out)), out
 
 
-def test_h122_a_converge_does_not_wait_for_ever_for_a_wedged_daemon_whose_starter_was_killed(clean):
+def test_h122_a_converge_does_not_wait_for_ever_for_a_wedged_daemon_whose_starter_was_killed(
+        clean, private_locks):
     """Before: the next converge waited for the lock for ever; now it fails once the wedged daemon is
     older than its start timeout (and a margin), naming it, and runs again once it is killed."""
-    run, daemon = _stopped_before_its_report(_service(HUNG))
+    run, daemon = _stopped_before_its_report(_service(WEDGED), private_locks)
     run.kill()
     run.wait()
-    assert not _lock_free()  # (the daemon holds the lock its starter gave it)
-    waiting = ka._module_process(_service(OTHER))
+    assert not _lock_free(private_locks)  # (the daemon holds the lock its starter gave it)
+    waiting = _module_in(private_locks, _service(OTHER))
     out, _err = waiting.communicate(timeout=120)  # (before: for ever)
     result = json.loads(out)
     assert result.get("failed") and f"pid {daemon} (" in result["msg"], result
