@@ -102,7 +102,8 @@ def _gone(pid):
 
 @pytest.fixture
 def clean(request):
-    names = next(names for end, names in OWN.items() if request.node.name.endswith(end))
+    names = [name for end, own in OWN.items() if request.node.name.endswith(end) for name in own]
+    assert names, request.node.name
     yield
     for name in names:
         for daemon in ka._daemons(name):  # (what a failed test left: stopped daemons hold the lock)
