@@ -339,9 +339,11 @@ def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_n
 BOOTING = f"{_PREFIX}-boot"
 
 
-def _module_process(args):
+def _module_process(args, prefix=()):
+    """The service module given ``args`` on stdin, run as Ansible runs it (``prefix``: a command that
+    runs it, nsenter...)."""
     env = dict(os.environ, PYTHONPATH=_PATH)
-    proc = subprocess.Popen([sys.executable, "-m", service_module.__name__], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", service_module.__name__], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd="/")
     proc.stdin.write(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     proc.stdin.close()

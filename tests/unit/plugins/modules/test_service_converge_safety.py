@@ -21,6 +21,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import servic
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
 from ansible_collections.pyforkexec.isolation.tests.unit.plugins import name_holder
+from ansible_collections.pyforkexec.isolation.tests.unit.plugins.modules import test_kill_anywhere as ka
 
 
 # Stops promptly on SIGTERM, even as PID 1 of its PID namespace; its argv says which version runs.
@@ -425,16 +426,6 @@ def test_a_new_service_whose_daemon_is_killed_in_its_start_check_leaves_nothing(
 _KILLED_BEFORE_REPORT = "its daemon was killed by SIGKILL before it reported a start"
 
 
-def _daemon_pids(name):
-    """The daemons started for ``name`` (their command lines name its pid file), whatever their state."""
-    found = []
-    for entry in (e for e in os.listdir("/proc") if e.isdigit()):
-        argv = direct.running_argv(int(entry)) or []
-        if "--pid-file" in argv[:-1] and argv[argv.index("--pid-file") + 1] == paths.pid_file(name):
-            found.append(int(entry))
-    return found
-
-
 @pytest.mark.parametrize("module", [service, services], ids=["service", "services"])
 def test_a_daemon_killed_before_its_start_report_is_named_as_the_cause(run_module, name, module):
     """The daemon of a new service killed (SIGKILL, the OOM killer) before it reported its start, so
@@ -449,7 +440,7 @@ def test_a_daemon_killed_before_its_start_report_is_named_as_the_cause(run_modul
         def kill(found):
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not found:
-                for pid in _daemon_pids(name):
+                for pid in ka._daemons(name):
                     os.kill(pid, signal.SIGSTOP)
                     found[pid] = singleton.bound_inode(paths.pid_file(name)) is None  # not claimed: no report
                     os.kill(pid, signal.SIGKILL if found[pid] else signal.SIGCONT)
@@ -470,7 +461,7 @@ def test_a_daemon_killed_before_its_start_report_is_named_as_the_cause(run_modul
     assert result["msg"] == f"service {name} did not start: {_KILLED_BEFORE_REPORT}", result
     for path in (paths.spec_path(name), paths.pid_file(name)):
         assert not os.path.exists(path), path
-    assert _daemon_pids(name) == []
+    assert ka._daemons(name) == []
 
 
 # ---- a service's own cgroup is its alone --------------------------------------------------------------

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
@@ -57,14 +56,7 @@ def private_locks():
 
 def _module_in(ns_pid, args):
     """The service module run as ka._module_process runs it, in the mount namespace of ``ns_pid``."""
-    env = dict(os.environ, PYTHONPATH=ka._PATH)
-    proc = subprocess.Popen(["nsenter", "-t", str(ns_pid), "-m", "--", sys.executable, "-m",
-                             ka.service_module.__name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd="/")
-    proc.stdin.write(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    proc.stdin.close()
-    proc.stdin = None  # (communicate would flush it)
-    return proc
+    return ka._module_process(args, prefix=("nsenter", "-t", str(ns_pid), "-m", "--"))
 
 
 def _stopped_before_its_report(args, ns_pid=None):
