@@ -278,7 +278,7 @@ def test_a_pid_file_edited_by_hand_hides_no_daemon_and_names_no_other_process(ru
     try:
         result = run_module(service, dict(name=name, state="absent"))
         assert result.get("failed") is not True and result["actions"][0] == "stop", result
-        assert _daemons(name) == [] and not os.path.exists(paths.spec_path(name))
+        assert ka._daemons(name) == [] and not os.path.exists(paths.spec_path(name))
         assert bystander.poll() is None  # not signalled
     finally:
         _stop_every_daemon(name)
@@ -531,24 +531,13 @@ def test_a_cgroup_path_of_another_services_own_is_refused(run_module, name, uniq
         assert gone.get("failed") is not True, gone
 
 
-def _daemons(name):
-    """Every process running as service ``name``'s daemon (its command line names the service's pid
-    file), however the module finds them."""
-    found = []
-    for entry in (e for e in os.listdir("/proc") if e.isdigit()):
-        argv = direct.running_argv(int(entry)) or []
-        if "--pid-file" in argv[:-1] and argv[argv.index("--pid-file") + 1] == paths.pid_file(name):
-            found.append(int(entry))
-    return found
-
-
 def _stop_every_daemon(name):
     """SIGTERM through a pidfd to each daemon of ``name`` (one the module lost track of), each waited for."""
-    for pid in _daemons(name):
+    for pid in ka._daemons(name):
         with contextlib.suppress(ProcessLookupError):
             fd = os.pidfd_open(pid)
             try:
-                if pid in _daemons(name):  # (read after the open: the pidfd's process, not a successor)
+                if pid in ka._daemons(name):  # (read after the open: the pidfd's process, not a successor)
                     signal.pidfd_send_signal(fd, signal.SIGTERM)
                     select.select([fd], [], [], 30)
             finally:
@@ -570,14 +559,14 @@ def test_a_pid_file_removed_by_hand_starts_no_second_daemon_and_hides_none(run_m
         again = run_module(service, args)
         assert again.get("failed") is not True and again["changed"] is False, again
         assert (again["main_pid"], again["pid"]) == (first["main_pid"], first["pid"])
-        assert _daemons(name) == [first["main_pid"]] and not os.path.exists(paths.pid_file(name))
+        assert ka._daemons(name) == [first["main_pid"]] and not os.path.exists(paths.pid_file(name))
         restarted = run_module(service, dict(args, state="restarted"))
         assert restarted.get("failed") is not True and restarted["actions"] == ["restart"], restarted
-        assert _daemons(name) == [restarted["main_pid"]] != [first["main_pid"]]
+        assert ka._daemons(name) == [restarted["main_pid"]] != [first["main_pid"]]
         os.unlink(paths.pid_file(name))
         stopped = run_module(service, dict(name=name, state="stopped", manager="direct"))
         assert stopped["actions"] == ["stop"] and stopped["state"] == "stopped", stopped
-        assert _daemons(name) == []
+        assert ka._daemons(name) == []
     finally:
         _stop_every_daemon(name)  # (what a failure here left running)
 
@@ -600,7 +589,7 @@ def test_a_spec_removed_by_hand_leaves_the_running_service_s_cgroup_its_own(run_
         assert again.get("failed") is not True, again
         result = again if module is service else again["services"][name]
         assert result["actions"] == [f"write {paths.spec_path(name)}", "restart"], result
-        assert _daemons(name) == [result["main_pid"]] != [first["main_pid"]]
+        assert ka._daemons(name) == [result["main_pid"]] != [first["main_pid"]]
     finally:
         _stop_every_daemon(name)
 
@@ -624,7 +613,7 @@ def test_another_user_s_process_holding_the_daemon_s_name_keeps_no_service_down(
         try:
             first = run_module(service, args)
             assert first.get("failed") is not True and first["actions"][-1] == "start", first
-            assert _daemons(name) == [first["main_pid"]] != [squatter.pid]
+            assert ka._daemons(name) == [first["main_pid"]] != [squatter.pid]
             who = "no process seen here, uid 65534's socket" if in_flight else \
                 f"process {squatter.pid} of uid 65534"
             assert f"is held by {who}, not a daemon" in "\n".join(direct.log_tail(name))
@@ -633,12 +622,12 @@ def test_another_user_s_process_holding_the_daemon_s_name_keeps_no_service_down(
             assert (again["main_pid"], again["pid"]) == (first["main_pid"], first["pid"])
             stopped = run_module(service, dict(name=name, state="stopped", manager="direct"))
             assert stopped.get("failed") is not True and stopped["actions"] == ["stop"], stopped
-            assert _daemons(name) == [] and squatter.poll() is None
+            assert ka._daemons(name) == [] and squatter.poll() is None
             started = run_module(service, args)
             assert started.get("failed") is not True and started["actions"] == ["start"], started
             gone = run_module(service, dict(name=name, state="absent"))
             assert gone.get("failed") is not True and gone["actions"][0] == "stop", gone
-            assert _daemons(name) == [] and squatter.poll() is None
+            assert ka._daemons(name) == [] and squatter.poll() is None
         finally:
             _stop_every_daemon(name)  # (what a failure here left running)
             run_module(service, dict(name=name, state="absent"))
