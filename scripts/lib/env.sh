@@ -70,12 +70,17 @@ pfe_build_hash() {
         | sha256sum | cut -d' ' -f1
 }
 
-# The editable install puts each extension next to its source; a clean tree has none.
+# The editable install puts each extension next to its source, and pyforkexec-waiter (an executable,
+# not an extension: setup.py's WAITER) beside service/waiter.c; a clean tree has none of them.
 pfe_extensions_built() {
     local src
     for src in "$PFE_ROOT"/pyforkexec/*.c "$PFE_ROOT"/pyforkexec/*/*.c; do
         [[ -e "$src" ]] || continue
-        compgen -G "${src%.c}*.so" >/dev/null || return 1
+        if [[ "$src" == */service/waiter.c ]]; then
+            [[ -x "${src%/*}/pyforkexec-waiter" ]] || return 1
+        else
+            compgen -G "${src%.c}*.so" >/dev/null || return 1
+        fi
     done
 }
 
