@@ -19,7 +19,7 @@ import sys
 
 def pin():
     link = sys.prefix
-    for _ in range(100):  # each turn: a switch removed the runtime between the look and the lock
+    for _turn in range(100):  # each turn: a switch removed the runtime between the look and the lock
         real = os.path.realpath(link)
         lock = os.path.join(real, "runtime.lock")
         try:
