@@ -8,8 +8,8 @@ Holders: a spawn from its first fd to the close of the child's ends (forkexec.st
 from its first pipe to the close of the child's ends (through the spawn's ``after_clone``). Never held
 while waiting for a child, nor across os.fork() or clone(fn): their at-fork hooks run in reverse order
 of registration, so another thread's fork may hold a later hook's lock (concurrent.futures' shutdown
-lock) while it waits for this one, and a fork under this one would wait for that lock
-(nsinfo.run_in_namespaces reads its result by length instead of to EOF). A fork made with a fork of
+lock) while it waits for this one, and a fork under this one would wait for that lock (the
+library forks no Python child: it reads other namespaces from threads, nsinfo). A fork made with a fork of
 its own that runs no at-fork hook (a C extension calling fork(2)) still copies them, as it copies
 every fd of subprocess's. Reentrant: a spawn's preparation may spawn (idmap's user namespace).
 """

@@ -7,12 +7,10 @@ links of a network namespace) are read by a thread of this process that joined i
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 
-from ._signals import SEIZE_TRIES, Hold, block_ending, ending_blocked, held, seize
+from ._signals import block_ending, held
 from .checks import NS_OPEN
 from .child import _child, joins  # the project's own setns wrapper; its rule of the caller's own
 from .flags import (
@@ -141,115 +139,6 @@ def cgroup(pid):
 
 def pid_exists(pid):
     return os.path.exists(f"/proc/{pid}")
-
-
-def run_in_namespaces(entries, func, *args):
-    """``func(*args)`` in a forked child that first joins each (path, kind) namespace; its result.
-
-    The child runs Python, with every lock as it was at the fork: one held then by another thread (a
-    module's import lock, a library's) is held forever there, and the call hangs. So the library reads
-    network and UTS namespaces with in_namespace_thread instead; use this only where a thread cannot
-    join (a user or mount namespace) and ``func`` takes no lock another thread may hold.
-
-    The result must pickle. An exception in the child is raised here as a RuntimeError with the
-    child's traceback text. Interrupted (a Ctrl-C while the child works), the child is killed and
-    reaped and both pipe ends closed before the exception goes on: the pipe and the fork are made
-    with the ending signals blocked (no handler runs between os.pipe() and the store of its fds, and
-    the child keeps them blocked: a Ctrl-C to the process group is not raised in the caller's stack in
-    the child), and what follows is undone in a finally.
-    """
-    import pickle  # here, as the others below: what a launcher's checks import stays small (issue 15)
-
-    r = w = -1
-    pid = 0
-    hold = Hold()  # the undo's: made here, as the finally may call nothing before seizing it
-    try:
-        # Not under FORK_LOCK: os.fork() runs the at-fork hooks, and another thread's fork that took a
-        # hook's lock registered after FORK_LOCK's (concurrent.futures' shutdown lock...) would wait
-        # for FORK_LOCK while this fork waits for that lock. So the write end may be copied into such
-        # a child: the result is read by its length, not to an EOF that child could delay.
-        with held(), ending_blocked():
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                _namespace_helper(r, w, entries, func, args)  # never returns
-        with held():  # closed and forgotten at once (a second close could hit a reused number)
-            os.close(w)
-            w = -1
-        data = _read_result(r)
-        with held():  # r too, inside the try: a handler at the finally's first line runs outside it
-            _, status = os.waitpid(pid, 0)
-            pid = 0
-            os.close(r)
-            r = -1
-    finally:
-        # Not a plain held(): a second signal that came with the first would run its handler at that
-        # function's entry, and the child would be left running, then unreaped (_signals.seize).
-        seize(hold.start, SEIZE_TRIES)
-        try:
-            if pid:  # interrupted while the child works: it goes, and is reaped
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            for fd in (r, w):
-                if fd >= 0:
-                    os.close(fd)
-        finally:
-            hold.end()
-    if not data:
-        raise RuntimeError(f"the namespace helper process died without a result (wait status {status:#x})")
-    ok, value = pickle.loads(data)
-    if not ok:
-        kind, number, text, filename = value
-        if number is not None:  # an OSError of the join or the call: the same error here
-            raise OSError(number, text, filename)
-        raise RuntimeError(f"{kind}: {text}")
-    return value
-
-
-def _namespace_helper(r, w, entries, func, args):
-    """The child of run_in_namespaces: join, call, send the result, exit (the ending signals stay
-    blocked: the parent kills it if it must)."""
-    import pickle
-
-    try:
-        os.close(r)
-        for path, kind in entries:
-            fd = os.open(path, NS_OPEN)
-            _child.setns(fd, int(NSTYPES[kind]))
-            os.close(fd)
-        payload = (True, func(*args))
-    except BaseException as e:  # what went wrong, as plain values (an error's own class may not pickle)
-        if isinstance(e, OSError) and e.errno is not None:
-            payload = (False, (type(e).__name__, e.errno, e.strerror, e.filename))
-        else:
-            payload = (False, (type(e).__name__, None, str(e), None))
-    try:
-        data = pickle.dumps(payload)
-        with os.fdopen(w, "wb") as f:
-            f.write(len(data).to_bytes(8, "little") + data)
-    finally:
-        os._exit(0)
-
-
-def _read_result(r):
-    """The helper's result: its 8-byte length, then that many bytes; b"" if the pipe ends first (the
-    helper died). Reads no further than the result, so a copy of the write end elsewhere never delays
-    it; only a helper that dies without one waits for every copy to close."""
-    with os.fdopen(r, "rb", buffering=0, closefd=False) as f:
-        head = _read_exactly(f, 8)
-        return _read_exactly(f, int.from_bytes(head, "little")) if len(head) == 8 else b""
-
-
-def _read_exactly(f, n):
-    parts, left = [], n
-    while left:
-        part = f.read(left)
-        if not part:
-            break
-        parts.append(part)
-        left -= len(part)
-    return b"".join(parts)
 
 
 def socket_in(path, kind, family, type_, proto=0, others_only=False):

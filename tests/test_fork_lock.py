@@ -4,24 +4,19 @@ must not keep a copy of them, or the caller would wait for that child's end to s
 
 Each test makes another thread clone a child that does not exec (it lives until the test lets it go,
 or 60 s) at the moment the call has made its pipes, and checks that the call returned while that child
-still lived (or before it was cloned at all): the call did not wait for it. run_in_namespaces forks
-(at-fork hooks), so it cannot hold FORK_LOCK there without a lock-order deadlock: it reads its
-result by length instead, and a test shows that deadlock is gone."""
+still lived (or before it was cloned at all): the call did not wait for it."""
 
 from __future__ import annotations
 
 import os
 import select
 import signal
-import subprocess
 import sys
 import threading
 from types import FrameType
 from typing import Any, Callable, Optional
 
-from helpers.marks import needs_root
-
-from pyforkexec import clone, nsinfo, run, run_process
+from pyforkexec import clone, run, run_process
 
 Trigger = Callable[[FrameType, str, Any], bool]
 
@@ -83,44 +78,3 @@ def test_runs_pipes_are_not_copied_into_another_threads_fork() -> None:
     result, alive = _while_a_fork_comes(made_pipes, lambda: run(["/bin/echo", "hi"], capture_output=True))
     assert result.returncode == 0 and result.stdout == b"hi\n"
     assert alive is not False, "run() waited for the end of a child another thread forked"
-
-
-@needs_root
-def test_run_in_namespaces_pipe_is_not_copied_into_another_threads_fork() -> None:
-    def made_pipe(frame: FrameType, event: str, arg: Any) -> bool:
-        return event == "c_return" and arg is os.pipe and frame.f_code is nsinfo.run_in_namespaces.__code__
-
-    result, alive = _while_a_fork_comes(made_pipe, lambda: nsinfo.run_in_namespaces(
-        [("/proc/self/ns/uts", "uts")], os.getpid))
-    assert result != os.getpid()
-    assert alive is not False, "run_in_namespaces waited for the end of a child another thread forked"
-
-
-# Another thread's fork that takes a hook's lock registered after FORK_LOCK's (hooks run "before" in
-# reverse order: concurrent.futures registers one) and then waits for FORK_LOCK, while the call, had
-# it held FORK_LOCK, forks and waits for that lock.
-_LOCK_ORDER = """
-import os, sys, threading
-sys.path.insert(0, sys.argv[1])
-import test_fork_lock as t
-from pyforkexec import nsinfo
-later = threading.Lock()  # a hook registered after FORK_LOCK's, as concurrent.futures.thread's is
-os.register_at_fork(before=later.acquire, after_in_parent=later.release, after_in_child=later.release)
-def made_pipe(frame, event, arg):
-    return event == "c_return" and arg is os.pipe and frame.f_code is nsinfo.run_in_namespaces.__code__
-result, alive = t._while_a_fork_comes(made_pipe, lambda: nsinfo.run_in_namespaces(
-    [("/proc/self/ns/uts", "uts")], os.getpid))
-print(result != os.getpid(), alive)
-"""
-
-
-@needs_root
-def test_run_in_namespaces_holds_no_lock_across_its_fork() -> None:
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, *sys.path]))
-    try:
-        out = subprocess.run([sys.executable, "-c", _LOCK_ORDER, here], capture_output=True, text=True,
-                             timeout=60, env=env)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("run_in_namespaces and another thread's fork deadlocked") from None
-    assert out.returncode == 0 and out.stdout.split() == ["True", "True"], out.stdout + out.stderr

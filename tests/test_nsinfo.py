@@ -39,16 +39,6 @@ def test_a_namespaced_process_differs_where_it_was_given_new_namespaces():
     assert [k for k, v in found.items() if not v["same_as_host"]] == ["user", "net", "uts"]
 
 
-def _fail():
-    raise ValueError("inside the namespace")
-
-
-def test_run_in_namespaces_returns_results_and_reports_errors():
-    assert nsinfo.run_in_namespaces([], os.getpid) != os.getpid()  # a child ran it
-    with pytest.raises(RuntimeError, match="ValueError: inside the namespace"):
-        nsinfo.run_in_namespaces([], _fail)
-
-
 @pytest.mark.parametrize("where", ["before the thread's work", "during it", "after it"])
 def test_in_own_thread_interrupted_waits_for_the_thread_then_undoes_and_goes_on(where: str) -> None:
     """A KeyboardInterrupt while the caller waits (SIGINT sent by the thread itself, at three points)
@@ -115,98 +105,6 @@ def test_a_ctrl_c_during_the_open_of_a_namespace_file_leaves_it_closed(
     assert opened, f"{func} no longer opens the file with os.open: move the signal"
     assert not os.path.exists(f"/proc/self/fd/{opened[0]}") or os.readlink(f"/proc/self/fd/{opened[0]}") \
         != os.readlink(path), "the namespace file's fd was left open"
-
-
-def _interrupt_the_caller_then_work() -> int:  # in the helper child: a Ctrl-C reaches the caller
-    import signal
-    import time
-
-    os.kill(os.getppid(), signal.SIGINT)
-    time.sleep(5)  # still working when the caller gives up
-    return 1
-
-
-@pytest.mark.parametrize("where", ["pipe", "fork", "read"])
-def test_a_ctrl_c_during_run_in_namespaces_leaves_no_child_and_no_fd(
-        where: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SIGINT while the helper is made or works: both pipe fds stayed open, and the helper was never
-    reaped (40 interrupted calls of net_view_of left 39 children). The child is killed and reaped, the
-    fds closed, before the KeyboardInterrupt goes on."""
-    import signal
-
-    def children() -> str:
-        with open(f"/proc/self/task/{os.getpid()}/children") as f:
-            return f.read()
-
-    fds, kids = set(os.listdir("/proc/self/fd")), children()
-    func = _interrupt_the_caller_then_work if where == "read" else os.getpid
-    if where != "read":  # the call returns, then the signal is handled: before the result is stored
-        real = getattr(os, where)
-
-        def then_signal(*args):
-            result = real(*args)
-            if result != 0:  # (the fork's child goes on as it is)
-                signal.raise_signal(signal.SIGINT)
-            return result
-
-        monkeypatch.setattr(os, where, then_signal)
-    with pytest.raises(KeyboardInterrupt):
-        nsinfo.run_in_namespaces([], func)
-    monkeypatch.undo()
-    assert children() == kids
-    assert set(os.listdir("/proc/self/fd")) == fds
-
-
-def _work_a_while() -> int:
-    import time
-
-    time.sleep(1)  # still working when the signals come
-    return 1
-
-
-def test_two_signals_at_once_during_run_in_namespaces_leave_no_child() -> None:
-    """SIGINT and SIGTERM at once (a Ctrl-C and a service manager's stop) while the helper works: the
-    second signal's handler ran at the entry of the finally's held(), which then skipped the kill and
-    the wait: the helper ran on, then stayed a zombie, and the pipe stayed open (3 of 3)."""
-    import signal
-    import threading
-    import time
-
-    class Stop(Exception):
-        pass
-
-    def on_term(signum: int, frame: object) -> None:
-        raise Stop
-
-    def children() -> str:
-        with open(f"/proc/self/task/{os.getpid()}/children") as f:
-            return f.read()
-
-    def both() -> None:  # (to this thread: both are handled together, once the call's read returns)
-        time.sleep(0.3)
-        os.kill(os.getpid(), signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    fds, kids = set(os.listdir("/proc/self/fd")), children()
-    previous = signal.signal(signal.SIGTERM, on_term)
-    raised: list[str] = []
-    sender = threading.Thread(target=both)
-    try:
-        sender.start()
-        for _ in range(3):  # each signal raises once, wherever the code then is
-            try:
-                if not raised:
-                    nsinfo.run_in_namespaces([], _work_a_while)
-                len(())  # a Python call, where a signal kept aside is raised
-                break
-            except (KeyboardInterrupt, Stop) as e:
-                raised.append(type(e).__name__)
-    finally:
-        sender.join()
-        signal.signal(signal.SIGTERM, previous)
-    assert raised, "no signal reached the call"
-    assert children() == kids
-    assert set(os.listdir("/proc/self/fd")) == fds
 
 
 def test_in_own_thread_never_takes_a_signal_that_ends_the_process() -> None:

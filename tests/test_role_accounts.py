@@ -112,3 +112,12 @@ def test_check_mode_says_which_ids_its_diffs_cannot_know(converge) -> None:
     log = converge(NEW, check=True)
     assert f"check mode: the accounts {NEW} do not exist yet" in " ".join(log.split())
     assert not _exists(NEW) and _runs_as(SERVICE) == OLD
+
+
+def test_check_mode_before_the_runtime_exists_says_what_a_run_would_do(converge, tmp_path) -> None:
+    """A first run previewed: no virtualenv yet, so the services module cannot run; the role says what a
+    run would do (tasks/prepare.yml) and makes nothing."""
+    log = " ".join(converge(NEW, check=True).split())
+    assert (f"check mode: {tmp_path / 'venv'} does not exist yet, so the services module cannot run in it; "
+            f"a run would install it, then wire and declare (or remove) {SERVICE}") in log
+    assert not (tmp_path / "venv").exists() and not _exists(NEW)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import time
 
 import definitions as d
@@ -48,8 +47,19 @@ def measure(image: str, rounds: int) -> dict[str, dict[str, float]]:
             for n, t in times.items()}
 
 
-if __name__ == "__main__":
+def main() -> None:
+    import argparse
+
     import image as img
 
-    for name, row in measure(img.ensure_image(), int(sys.argv[1]) if len(sys.argv) > 1 else 10).items():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rounds", type=int, nargs="?", default=10, help="rounds (default 10)")
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("rounds: at least 1")
+    for name, row in measure(img.ensure_image(), args.rounds).items():
         print(f"{name:20} {row['median'] * 1000:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

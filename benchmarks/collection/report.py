@@ -218,6 +218,15 @@ def write(out: str) -> str:
     return text
 
 
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("directory", nargs="?", help="where records.jsonl is and the report goes "
+                        "(default benchmarks/results/collection)",
+                        default=os.path.join(os.path.dirname(__file__), os.pardir, "results", "collection"))
+    print(write(parser.parse_args().directory))
+
+
 if __name__ == "__main__":
-    print(write(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), os.pardir,
-                                                                     "results", "collection")))
+    main()

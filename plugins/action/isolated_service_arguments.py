@@ -12,7 +12,7 @@ as validate_argument_spec reads them: each variable of the argument spec that is
 from __future__ import annotations
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import arguments
-from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import role_action
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import argument_specs, role_action
 
 ARGSPEC = dict(
     argument_specs=dict(type="path", required=True),  # the role's meta/argument_specs.yml
@@ -24,10 +24,7 @@ class ActionModule(role_action.RoleAction):
     _requires_connection = False
 
     def act(self, result, args):
-        import yaml
-
-        with open(args["argument_specs"]) as f:
-            options = yaml.safe_load(f)["argument_specs"]["main"]["options"]
+        options = argument_specs.options(args["argument_specs"])
         task_vars = self._task_vars
         values = self._templar.template({name: task_vars[name] for name in options if name in task_vars})
         found = arguments.refusal(options, values)

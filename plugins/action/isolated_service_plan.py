@@ -13,6 +13,7 @@ import shlex
 
 from ansible.errors import AnsibleActionFail
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import (
+    argument_specs,
     host_probe,
     role_action,
     role_plan,
@@ -38,10 +39,7 @@ def _known_variables(path: str | None) -> list[str]:
     """The variables the role takes, from its argument_specs (none known without the file)."""
     if path is None:
         return []
-    import yaml
-
-    with open(path) as f:
-        return list(yaml.safe_load(f)["argument_specs"]["main"]["options"])
+    return list(argument_specs.options(path))
 
 
 def _probe_source() -> str:

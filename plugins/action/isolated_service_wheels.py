@@ -8,6 +8,7 @@ cannot cross-build pyforkexec for."""
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 
@@ -44,7 +45,8 @@ class ActionModule(role_action.RoleAction):
         controller = platform.machine()
         result.update(changed=False, controller_machine=controller)
         if args["wheel_dir"]:
-            return dict(result, path=args["wheel_dir"], paths=[], complete=True)
+            return dict(result, path=args["wheel_dir"], name=os.path.basename(args["wheel_dir"]), paths=[],
+                        complete=True)
         problems = cross_compiler_problems(args["machines"], controller)
         if problems:
             return dict(result, failed=True, msg="\n".join(problems))
@@ -57,4 +59,5 @@ class ActionModule(role_action.RoleAction):
             args["platforms"],
             args["pip_args"],
         )
-        return dict(result, path=path, paths=paths, complete=wheel_sources.finished(path))
+        return dict(result, path=path, name=os.path.basename(path), paths=paths,
+                    complete=wheel_sources.finished(path))

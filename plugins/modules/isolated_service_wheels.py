@@ -91,6 +91,13 @@ path:
   description: The directory of the wheels.
   returned: success
   type: str
+name:
+  description:
+    - The last component of RV(path) (C(os.path.basename)), which the role records in the virtualenv
+      as the wheels it was installed from, and compares in the conditions of tasks that most runs skip
+      (with no Jinja filter there, a skipped task loads no filter plugin).
+  returned: success
+  type: str
 paths:
   description: pyforkexec's sources, relative to O(root) (empty with O(wheel_dir)).
   returned: success

@@ -10,6 +10,7 @@ calls, evenly strided, keep each test within a minute or two)."""
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -38,22 +39,64 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _one_sweep_at_a_time():
+    """Each test checks that the host reached B and that nothing named h120-ka* is left: two of them at
+    once (ansible-test runs a file's tests in several workers) would each find the other's services and
+    namespaces (6 of 10 failed so when this file ran alone). A lock every worker takes; autouse, so it
+    is taken before the test's own fixtures make anything and given back after they cleaned up."""
+    with open("/run/pfe-test-kill-anywhere.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _sweep(module, a, b, check, at_a=lambda: None):
     """Kill the converge of ``module`` from ``a`` to ``b`` at each of its mutating calls (sampled);
-    ``check`` is called with (point, the call's name, killed, what ``at_a`` read once the host was at
-    A) after each kill, on the host as that run left it. The points swept."""
+    ``check`` is called with what ``at_a`` read once the host was at A, after each kill, on the host as
+    that run left it, and returns what it found wrong. Fails with every kill point that found something."""
     assert _ok(_converge(module, a))
     traced, calls, _killed = kill_sweep.run(module.__name__, b, _PATH)
     assert _ok(traced) and calls, traced
     chosen, stride = kill_sweep.sample(len(calls), _BUDGET)
     print(f"{len(calls)} kill points, {len(chosen)} swept (stride {stride})")
+    failures = []
     for point in chosen:
         assert _ok(_converge(module, a)), point
         before = at_a()
         result, made, killed = kill_sweep.run(module.__name__, b, _PATH, kill_at=point)
         assert killed or _ok(result), (point, result)
-        check(point, made[-1] if killed else "(not reached)", killed, before)
-    return chosen
+        call = made[-1] if killed else "(not reached)"
+        found = check(before)
+        print(point, call, found)
+        if found:
+            failures.append((point, call, found))
+    assert not failures, f"{len(failures)} of {len(chosen)} kill points:\n" + "\n".join(map(str, failures))
+
+
+def _actions(result):
+    """What a run says it did: the services module's actions per service, the others' actions."""
+    if isinstance(result.get("services"), dict):
+        return [(n, r["actions"]) for n, r in result["services"].items() if r.get("actions")]
+    return result.get("actions")
+
+
+def _next_runs_reach(module, b, was_at_b, at_b, describe):
+    """The next run of ``module`` reaches B (``at_b()``) and says changed exactly when the host was not at
+    B (``was_at_b``); a third run changes nothing. What it found wrong; ``describe()`` says where the
+    host is."""
+    found = []
+    again = _converge(module, b)
+    if not _ok(again):
+        found.append(f"the next run failed: {again.get('msg')}")
+    elif again["changed"] is not (not was_at_b):
+        found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: "
+                     f"{_actions(again)}")
+    if not at_b():
+        found.append(f"not at B after the next run: {describe()}")
+    third = _converge(module, b)
+    if not _ok(third) or third["changed"]:
+        found.append(f"a third run changed something: {third.get('msg')} {_actions(third)}")
+    return found
 
 
 def _converge(module, args):
@@ -168,9 +211,8 @@ def test_a_services_converge_killed_anywhere_loses_nothing_and_is_finished_by_th
     assert _ok(_converge(services, A))
     a_specs = {name: files_util.read(paths.spec_path(name)) for name in (KEEP, CHANGED, GONE)}
     kept = (_daemons(KEEP), _workloads()[(KEEP, 1)])
-    failures = []
 
-    def check(point, call, killed, _at_a):
+    def check(_at_a):
         found = []
         # 1. what A and B both have is there: the kept service runs on, same daemon, same program
         if (_daemons(KEEP), _workloads().get((KEEP, 1))) != kept:
@@ -185,30 +227,16 @@ def test_a_services_converge_killed_anywhere_loses_nothing_and_is_finished_by_th
                 found.append(f"{name}: pid file {pid!r}")
         # 2. the next run reaches B, and says whether it changed something
         was_at_b = _at_b(b_specs)
-        again = _converge(services, B)
-        if not _ok(again):
-            found.append(f"the next run failed: {again.get('msg')}")
-        elif again["changed"] is not (not was_at_b):
-            actions = [(n, r["actions"]) for n, r in again["services"].items() if r["actions"]]
-            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: {actions}")
-        if not _at_b(b_specs):
-            found.append(f"not at B after the next run: {_workloads()} "
-                         f"{ {n: _daemons(n) for n in B_RUNS} } {_files(GONE)}")
-        third = _converge(services, B)
-        if not _ok(third) or third["changed"]:
-            actions = [(n, r["actions"]) for n, r in third.get("services", {}).items() if r["actions"]]
-            found.append(f"a third run changed something: {third.get('msg')} {actions}")
+        found += _next_runs_reach(services, B, was_at_b, lambda: _at_b(b_specs), lambda: (
+            _workloads(), {n: _daemons(n) for n in B_RUNS}, _files(GONE)))
         # 3. nothing left behind
         if _strays():
             found.append(f"left: {_strays()}")
         if direct.own_cgroup(GONE) is not None or os.path.exists(direct.default_own_cgroup(GONE)):
             found.append(f"left: the removed service's cgroup {direct.default_own_cgroup(GONE)}")
-        print(point, call, "at B" if was_at_b else "", found)
-        if found:
-            failures.append((point, call, found))
+        return found
 
-    swept = _sweep(services, A, B, check)
-    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+    _sweep(services, A, B, check)
 
 
 # ---- a network namespace: an address and a route kept, another of each changed, its options persisted --
@@ -286,9 +314,8 @@ def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_n
     at_b = _kernel()
     assert _ok(_converge(netns_module, NS_A))
     at_a = _kernel()
-    failures = []
 
-    def check(point, call, killed, _at_a):
+    def check(_at_a):
         found = []
         now = _kernel()
         # 1. what A and B both have is there, and the options file is A's or B's, whole
@@ -307,17 +334,7 @@ def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_n
                 found.append(f"options file: {now['options']!r}")
         # 2. the next run reaches B, and says whether it changed something
         was_at_b = now == at_b
-        again = _converge(netns_module, NS_B)
-        if not _ok(again):
-            found.append(f"the next run failed: {again.get('msg')}")
-        elif again["changed"] is not (not was_at_b):
-            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: "
-                         f"{again.get('actions')}")
-        if _kernel() != at_b:
-            found.append(f"not at B after the next run: {_kernel()}")
-        third = _converge(netns_module, NS_B)
-        if not _ok(third) or third["changed"]:
-            found.append(f"a third run changed something: {third.get('msg')} {third.get('actions')}")
+        found += _next_runs_reach(netns_module, NS_B, was_at_b, lambda: _kernel() == at_b, _kernel)
         # 3. nothing left behind
         left = glob.glob(paths.netns_config_path(NETNS) + ".tmp-*") + [str(p) for p in _modules_running()]
         if left:
@@ -326,12 +343,9 @@ def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_n
         links = [link["ifname"] for link in _ip("link", netns=None) if link["ifname"].startswith("h120ka")]
         if strays or links != [PEER]:
             found.append(f"left: namespaces {strays}, host links {links}")
-        print(point, call, "at B" if was_at_b else "", found)
-        if found:
-            failures.append((point, call, found))
+        return found
 
-    swept = _sweep(netns_module, NS_A, NS_B, check)
-    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+    _sweep(netns_module, NS_A, NS_B, check)
 
 
 # ---- a run killed while the daemon it started is starting ----------------------------------------------
@@ -442,14 +456,13 @@ def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_
     assert _ok(_converge(services, W_A))
     kept = _workloads()[(WIRED_KEPT, 1)]
     b_addresses = ["10.120.20.2", "10.120.22.2"]
-    failures = []
 
     def at_b(a_pid):
         pids = _workloads().get((WIRED, 1), [])
         return len(pids) == 1 and pids != a_pid and _wired_addresses() == b_addresses \
             and not os.path.exists(paths.pending_path(WIRED))
 
-    def check(point, call, killed, a_pid):
+    def check(a_pid):
         found = []
         # 1. what A and B both have is there; a rewired namespace under the old process is marked
         if _workloads().get((WIRED_KEPT, 1)) != kept:
@@ -464,29 +477,16 @@ def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_
             found.append(f"rewired under the running service, not marked for a restart: {addresses}")
         # 2. the next run reaches B (the service restarted), and says whether it changed something
         was_at_b = at_b(a_pid)
-        again = _converge(services, W_B)
-        if not _ok(again):
-            found.append(f"the next run failed: {again.get('msg')}")
-        elif again["changed"] is not (not was_at_b):
-            actions = [(n, r["actions"]) for n, r in again["services"].items() if r["actions"]]
-            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: {actions}")
-        if not at_b(a_pid):
-            found.append(f"not at B after the next run: {_workloads()} {_wired_addresses()}")
-        third = _converge(services, W_B)
-        if not _ok(third) or third["changed"]:
-            actions = [(n, r["actions"]) for n, r in third.get("services", {}).items() if r["actions"]]
-            found.append(f"a third run changed something: {third.get('msg')} {actions}")
+        found += _next_runs_reach(services, W_B, was_at_b, lambda: at_b(a_pid),
+                                  lambda: (_workloads(), _wired_addresses()))
         # 3. nothing left behind
         left = _strays() + [str(p) for p in _modules_running()]
         links = [link["ifname"] for link in _ip("link", netns=None) if link["ifname"].startswith("h120kaw")]
         if left or links != [WIRED_PEER] or len(_daemons(WIRED)) != 1:
             found.append(f"left: {left} {links} {_daemons(WIRED)}")
-        print(point, call, "at B" if was_at_b else "", found)
-        if found:
-            failures.append((point, call, found))
+        return found
 
-    swept = _sweep(services, W_A, W_B, check, at_a=lambda: _workloads().get((WIRED, 1)))
-    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+    _sweep(services, W_A, W_B, check, at_a=lambda: _workloads().get((WIRED, 1)))
 
 
 # ---- the service module: one service new, changed (restarted), removed ---------------------------------
@@ -512,7 +512,6 @@ def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the
     for version in (b, a):
         assert _ok(_converge(service_module, _single(version)))
         specs[version] = files_util.read(paths.spec_path(SINGLE))
-    failures = []
 
     def at_b():
         if b is None:
@@ -522,7 +521,7 @@ def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the
             and len(_daemons(SINGLE)) == 1 and files_util.read(paths.spec_path(SINGLE)) == specs[b] \
             and not os.path.exists(paths.pending_path(SINGLE))
 
-    def check(point, call, killed, _at_a):
+    def check(_at_a):
         found = []
         # 1. every file under its final name is A's or B's, whole
         if files_util.read(paths.spec_path(SINGLE)) not in (specs[a], specs[b]):
@@ -532,17 +531,8 @@ def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the
             found.append(f"pid file {pid!r}")
         # 2. the next run reaches B, and says whether it changed something
         was_at_b = at_b()
-        again = _converge(service_module, _single(b))
-        if not _ok(again):
-            found.append(f"the next run failed: {again.get('msg')}")
-        elif again["changed"] is not (not was_at_b):
-            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: "
-                         f"{again.get('actions')}")
-        if not at_b():
-            found.append(f"not at B after the next run: {_workloads()} {_daemons(SINGLE)} {_files(SINGLE)}")
-        third = _converge(service_module, _single(b))
-        if not _ok(third) or third["changed"]:
-            found.append(f"a third run changed something: {third.get('msg')} {third.get('actions')}")
+        found += _next_runs_reach(service_module, _single(b), was_at_b, at_b,
+                                  lambda: (_workloads(), _daemons(SINGLE), _files(SINGLE)))
         # 3. nothing left behind
         left = _strays() + [str(p) for p in _modules_running()]
         if b is None and (direct.own_cgroup(SINGLE) is not None
@@ -550,12 +540,9 @@ def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the
             left.append(direct.default_own_cgroup(SINGLE))
         if left:
             found.append(f"left: {left}")
-        print(point, call, "at B" if was_at_b else "", found)
-        if found:
-            failures.append((point, call, found))
+        return found
 
-    swept = _sweep(service_module, _single(a), _single(b), check)
-    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+    _sweep(service_module, _single(a), _single(b), check)
 
 
 @pytest.mark.parametrize(("a", "b"), [(None, NS_B), (NS_A, None)], ids=["created", "removed"])
@@ -563,10 +550,9 @@ def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_n
     """A namespace made from nothing (or removed whole), the run killed at any of its mutating calls:
     the next run makes (removes) it, whatever the kill left, and nothing else stays."""
     absent = dict(name=NETNS, state="absent")
-    options_dir = os.path.dirname(paths.netns_config_path(NETNS))
 
-    def host():  # (the directory goes with the last namespace persisted)
-        return _kernel(), files_util.read(paths.netns_config_path(NETNS)), os.path.isdir(options_dir)
+    def host():  # (not whether the options' directory is there: other tests' services keep files there)
+        return _kernel(), files_util.read(paths.netns_config_path(NETNS))
 
     states = {}
     for args in (b or absent, a or absent):
@@ -574,37 +560,23 @@ def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_n
         states[id(args)] = host()
     at_b = states[id(b or absent)]
     whole = {state[1] for state in states.values()}
-    failures = []
 
-    def check(point, call, killed, _at_a):
+    def check(_at_a):
         found = []
         options = files_util.read(paths.netns_config_path(NETNS))
         if options not in whole:
             found.append(f"options file: {options!r}")
         was_at_b = host() == at_b
-        again = _converge(netns_module, b or absent)
-        if not _ok(again):
-            found.append(f"the next run failed: {again.get('msg')}")
-        elif again["changed"] is not (not was_at_b):
-            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: "
-                         f"{again.get('actions')}")
-        if host() != at_b:
-            found.append(f"not at B after the next run: {host()}")
-        third = _converge(netns_module, b or absent)
-        if not _ok(third) or third["changed"]:
-            found.append(f"a third run changed something: {third.get('msg')} {third.get('actions')}")
+        found += _next_runs_reach(netns_module, b or absent, was_at_b, lambda: host() == at_b, host)
         left = glob.glob(paths.netns_config_path(NETNS) + ".tmp-*") + [str(p) for p in _modules_running()]
         left += [n for n in os.listdir("/run/netns") if n.startswith("h120-ka") and (b is None or n != NETNS)]
         left += [link["ifname"] for link in _ip("link", netns=None)
                  if link["ifname"].startswith("h120ka") and (b is None or link["ifname"] != PEER)]
         if left:
             found.append(f"left: {left}")
-        print(point, call, "at B" if was_at_b else "", found)
-        if found:
-            failures.append((point, call, found))
+        return found
 
-    swept = _sweep(netns_module, a or absent, b or absent, check)
-    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+    _sweep(netns_module, a or absent, b or absent, check)
 
 
 def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_run(clean_wired):
@@ -615,7 +587,6 @@ def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_r
     gone = dict(services=[removed, _service(WIRED_KEPT, 1)])
     assert _ok(_converge(services, W_A))
     kept = _workloads()[(WIRED_KEPT, 1)]
-    failures = []
 
     def at_b():
         return list(_workloads()) == [(WIRED_KEPT, 1)] and not _daemons(WIRED) \
@@ -623,23 +594,13 @@ def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_r
             and WIRED_NS not in os.listdir("/run/netns") \
             and not any(link["ifname"] == WIRED_PEER for link in _ip("link", netns=None))
 
-    def check(point, call, killed, _at_a):
+    def check(_at_a):
         found = []
         if _workloads().get((WIRED_KEPT, 1)) != kept:
             found.append(f"the kept service changed: {_workloads()}")
         was_at_b = at_b()
-        again = _converge(services, gone)
-        if not _ok(again):
-            found.append(f"the next run failed: {again.get('msg')}")
-        elif again["changed"] is not (not was_at_b):
-            actions = [(n, r["actions"]) for n, r in again["services"].items() if r["actions"]]
-            found.append(f"the next run said changed={again['changed']}, at B before: {was_at_b}: {actions}")
-        if not at_b():
-            found.append(f"not at B after the next run: {_workloads()} {_daemons(WIRED)} {_files(WIRED)}")
-        third = _converge(services, gone)
-        if not _ok(third) or third["changed"]:
-            actions = [(n, r["actions"]) for n, r in third.get("services", {}).items() if r["actions"]]
-            found.append(f"a third run changed something: {third.get('msg')} {actions}")
+        found += _next_runs_reach(services, gone, was_at_b, at_b,
+                                  lambda: (_workloads(), _daemons(WIRED), _files(WIRED)))
         left = _strays() + [str(p) for p in _modules_running()]
         left += [n for n in os.listdir("/run/netns") if n.startswith("h120-ka-w")]
         left += [link["ifname"] for link in _ip("link", netns=None) if link["ifname"].startswith("h120kaw")]
@@ -647,9 +608,6 @@ def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_r
             left.append(direct.default_own_cgroup(WIRED))
         if left:
             found.append(f"left: {left}")
-        print(point, call, "at B" if was_at_b else "", found)
-        if found:
-            failures.append((point, call, found))
+        return found
 
-    swept = _sweep(services, W_A, gone, check)
-    assert not failures, f"{len(failures)} of {len(swept)} kill points:\n" + "\n".join(map(str, failures))
+    _sweep(services, W_A, gone, check)

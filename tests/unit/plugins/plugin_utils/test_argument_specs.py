@@ -1,0 +1,37 @@
+"""The role's argument_specs as plugin_utils/argument_specs.py reads them (libyaml's safe loader where
+PyYAML has it): the same options as PyYAML's pure-Python safe loader reads, and no Python object built
+from a tag, whichever loader reads the file."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import argument_specs
+
+ROLE_SPECS = os.path.join(os.path.dirname(argument_specs.__file__), os.pardir, os.pardir, "roles",
+                          "isolated_service", "meta", "argument_specs.yml")
+LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if hasattr(yaml, "CSafeLoader") else [])
+
+
+@pytest.mark.parametrize("loader", LOADERS, ids=lambda loader: loader.__name__)
+def test_the_options_are_the_safe_loaders(monkeypatch, loader):
+    with open(ROLE_SPECS) as f:
+        expected = yaml.safe_load(f)["argument_specs"]["main"]["options"]
+    monkeypatch.setattr(argument_specs, "_LOADER", loader)
+    assert argument_specs.options(ROLE_SPECS) == expected
+    assert "isolated_service_services" in expected
+
+
+@pytest.mark.parametrize("loader", LOADERS, ids=lambda loader: loader.__name__)
+def test_a_python_tag_is_refused(monkeypatch, tmp_path, loader):
+    path = tmp_path / "argument_specs.yml"
+    path.write_text("argument_specs:\n  main:\n    options: !!python/object/apply:os.getpid []\n")
+    monkeypatch.setattr(argument_specs, "_LOADER", loader)
+    with pytest.raises(yaml.constructor.ConstructorError):
+        argument_specs.options(str(path))
+
+
+def test_libyaml_is_used_where_pyyaml_has_it():
+    assert argument_specs._LOADER is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
