@@ -135,6 +135,13 @@ def probe(venv, accounts, roots):
             wheels = f.read().strip()
     entries = dict((name, passwd(name)) for name in accounts)
     version = pip_version()
+    # VENV is a link to the runtime in use, in VENV.runtimes/ (files/runtime_switch.py): the others
+    # there are left for a later converge to remove, once no process runs from them
+    current = os.path.basename(os.path.realpath(venv)) if os.path.islink(venv) else None
+    try:
+        others = sorted(n for n in os.listdir(venv + ".runtimes") if n != current and not n.startswith("."))
+    except OSError:
+        others = []
     specs, unreadable = spec_accounts()
     return dict(
         cgroup2=cgroup2,
@@ -144,6 +151,8 @@ def probe(venv, accounts, roots):
         pip=importlib.util.find_spec("pip") is not None,
         pip_version=version,
         venv=has_python,
+        venv_link=os.path.islink(venv),
+        runtimes_left=others,
         venv_ok=all(has_package(site, dists, name) for name in NEEDED),
         jinja2=has_package(site, dists, "jinja2"),
         systemd=os.path.isdir("/run/systemd/system"),

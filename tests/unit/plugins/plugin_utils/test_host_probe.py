@@ -72,6 +72,21 @@ def test_a_virtualenv_is_ok_when_it_holds_what_the_modules_import(tmp_path):
     assert (_probe(venv)["venv"], _probe(venv)["venv_ok"]) == (False, False)
 
 
+def test_it_sees_the_link_to_the_runtime_in_use_and_the_runtimes_left(tmp_path):
+    """The role's layout (files/runtime_switch.py): VENV a link into VENV.runtimes/; the others there
+    are left for a converge to remove, a directory of the layout before is no link (due for the move)."""
+    venv, runtimes = tmp_path / "venv", tmp_path / "venv.runtimes"
+    venv.mkdir()
+    found = _probe(venv)
+    assert (found["venv_link"], found["runtimes_left"]) == (False, [])
+    venv.rmdir()
+    for name in ("a.1", "b.2", ".removing-c.3"):
+        (runtimes / name).mkdir(parents=True)
+    venv.symlink_to("venv.runtimes/b.2")
+    found = _probe(venv)
+    assert (found["venv_link"], found["runtimes_left"]) == (True, ["a.1"])
+
+
 def test_pip_and_its_version_are_this_pythons():
     found = _probe("/nonexistent")
     has_pip = importlib.util.find_spec("pip") is not None

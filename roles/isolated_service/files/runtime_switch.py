@@ -1,0 +1,118 @@
+# Copyright: (c) 2026, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""The role isolated_service's switch of the runtime (tasks/runtime.yml), run with the host's Python:
+    python3 runtime_switch.py VENV [RUNTIME]
+VENV (isolated_service_venv) is a symbolic link to the runtime in use, a virtualenv of its own in
+VENV.runtimes/: whatever runs VENV/bin/python (a daemon back from pyforkexec-waiter, a systemd unit's
+ExecStart, the modules) finds one whole runtime, the old or the new, never one half replaced, and a
+converge killed anywhere leaves the old one in use.
+
+With RUNTIME (a directory of VENV.runtimes/, installed and checked): VENV names it after one rename(2)
+of a new link over the old one. A VENV that is still a virtualenv itself (the role's layout before)
+is exchanged with the link in one renameat2(RENAME_EXCHANGE) and then moved into VENV.runtimes/:
+there is no moment without VENV/bin/python. Then, with or without RUNTIME, each other directory of
+VENV.runtimes/ that no process runs from any more is removed: a runtime's Pythons hold a shared lock
+on its runtime.lock (runtime_pin.py), taken here exclusively first; a directory without one (the old
+layout's virtualenv, a runtime a killed converge left half made) pins no process. Prints one JSON
+object: whether VENV changed, the directories removed and those kept as still in use. Any Python 3."""
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import shutil
+import sys
+
+RENAME_EXCHANGE = 2  # linux/fs.h
+AT_FDCWD = -100
+
+
+def exchange(a, b):
+    """renameat2(a, b, RENAME_EXCHANGE): both names stay, swapped in one step (Linux 3.15, glibc 2.28)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"renameat2(RENAME_EXCHANGE) {a} {b}: {os.strerror(e)}")
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def switch(venv, runtime):
+    """Point VENV at RUNTIME; returns whether it changed."""
+    runtimes = venv + ".runtimes"
+    # relative: the directory of VENV and its runtimes can move as one
+    target = os.path.join(os.path.basename(runtimes), os.path.basename(runtime))
+    if os.path.islink(venv) and os.readlink(venv) == target:
+        return False
+    # the lock the runtime's Pythons take (runtime_pin.py), made before any of them can start
+    os.close(os.open(os.path.join(runtime, "runtime.lock"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    new = os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.link-{os.getpid()}")
+    if os.path.lexists(new):
+        os.unlink(new)
+    os.symlink(target, new)
+    if os.path.isdir(venv) and not os.path.islink(venv):
+        exchange(new, venv)  # the old virtualenv is at `new` now, VENV the link
+        os.rename(new, os.path.join(runtimes, f"{os.path.basename(venv)}.before-{os.getpid()}"))
+        fsync_dir(runtimes)
+    else:
+        os.rename(new, venv)
+    fsync_dir(os.path.dirname(venv))
+    return True
+
+
+def prune(venv):
+    """Removes the directories of VENV.runtimes/ but VENV's that no process runs from: (removed, kept)."""
+    runtimes = venv + ".runtimes"
+    current = os.path.basename(os.path.realpath(venv)) if os.path.islink(venv) else None
+    removed, kept = [], []
+    try:
+        names = sorted(os.listdir(runtimes))
+    except FileNotFoundError:
+        return removed, kept
+    for name in names:
+        path = os.path.join(runtimes, name)
+        if name == current or name.startswith(".") or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        fd = -1
+        try:
+            fd = os.open(os.path.join(path, "runtime.lock"), os.O_RDONLY | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                os.close(fd)
+                kept.append(path)
+                continue
+            if e.errno != errno.ENOENT:
+                raise
+        try:
+            # out of the way first, under the lock: a Python that opened runtime.lock meanwhile sees it
+            # gone once it has the lock, and pins itself to VENV's runtime instead (runtime_pin.py)
+            gone = os.path.join(runtimes, ".removing-" + name)
+            os.rename(path, gone)
+            shutil.rmtree(gone)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        removed.append(path)
+    for name in os.listdir(runtimes):  # what a removal killed midway left
+        if name.startswith(".removing-"):
+            shutil.rmtree(os.path.join(runtimes, name), ignore_errors=True)
+    return removed, kept
+
+
+def main():
+    venv = sys.argv[1].rstrip("/")
+    changed = switch(venv, sys.argv[2].rstrip("/")) if len(sys.argv) > 2 else False
+    removed, kept = prune(venv)
+    print(json.dumps(dict(changed=changed or bool(removed), switched=changed, removed=removed, kept=kept)))
+
+
+if __name__ == "__main__":
+    main()
