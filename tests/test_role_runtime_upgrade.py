@@ -125,6 +125,9 @@ def test_a_converge_killed_while_installing_leaves_the_runtime_in_use(tmp_path: 
     first = venv.resolve()
     half = runtimes / "killed.abc123"
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(half)], check=True)
+    os.utime(half, (time.time() - 7200,) * 2)  # left by a converge killed two hours ago
+    making = runtimes / "making.def456"  # another converge's, being made now: never switched to yet
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(making)], check=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     code = "import pyforkexec, sys; print(pyforkexec.__file__, flush=True); sys.stdin.read()"
     user = subprocess.Popen([str(venv / "bin" / "python"), "-c", code], stdin=subprocess.PIPE,
@@ -134,9 +137,11 @@ def test_a_converge_killed_while_installing_leaves_the_runtime_in_use(tmp_path: 
         assert user.stdout.readline().startswith(f"{first}/")
         converge()
         assert not half.exists() and first.exists() and venv.resolve() != first
+        assert making.exists(), "a runtime another converge is making was removed"
     finally:
         user.communicate("")
     switch = Path(__file__).resolve().parent.parent / "roles/isolated_service/files/runtime_switch.py"
+    os.utime(making, (time.time() - 7200,) * 2)  # that converge was killed, long ago
     # the prune of tasks/present.yml
     subprocess.run(["/usr/bin/python3", str(switch), str(venv)], check=True, capture_output=True)
     assert [p.name for p in runtimes.iterdir()] == [venv.resolve().name]

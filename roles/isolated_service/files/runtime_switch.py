@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import sys
+import time
 
 RENAME_EXCHANGE = 2  # linux/fs.h
 AT_FDCWD = -100
@@ -44,6 +45,11 @@ def fsync_dir(path):
         os.close(fd)
 
 
+def make_lock(runtime):
+    """The lock a runtime's Pythons take (runtime_pin.py); every runtime switched to has one."""
+    os.close(os.open(os.path.join(runtime, "runtime.lock"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+
 def switch(venv, runtime):
     """Point VENV at RUNTIME; returns whether it changed."""
     runtimes = venv + ".runtimes"
@@ -51,15 +57,16 @@ def switch(venv, runtime):
     target = os.path.join(os.path.basename(runtimes), os.path.basename(runtime))
     if os.path.islink(venv) and os.readlink(venv) == target:
         return False
-    # the lock the runtime's Pythons take (runtime_pin.py), made before any of them can start
-    os.close(os.open(os.path.join(runtime, "runtime.lock"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    make_lock(runtime)  # before any of its Pythons can start
     new = os.path.join(os.path.dirname(venv), f".{os.path.basename(venv)}.link-{os.getpid()}")
     if os.path.lexists(new):
         os.unlink(new)
     os.symlink(target, new)
     if os.path.isdir(venv) and not os.path.islink(venv):
         exchange(new, venv)  # the old virtualenv is at `new` now, VENV the link
-        os.rename(new, os.path.join(runtimes, f"{os.path.basename(venv)}.before-{os.getpid()}"))
+        before = os.path.join(runtimes, f"{os.path.basename(venv)}.before-{os.getpid()}")
+        os.rename(new, before)
+        make_lock(before)  # it was in use: prune() need not wait UNTOUCHED_FOR (no Python of it is pinned)
         fsync_dir(runtimes)
     else:
         os.rename(new, venv)
@@ -67,8 +74,16 @@ def switch(venv, runtime):
     return True
 
 
+# A directory of VENV.runtimes/ with no runtime.lock was never switched to: a runtime a killed converge
+# left half made, the virtualenv of the layout before, or one another converge of this host is making
+# right now (its top directory is written at each step, the last some seconds before its switch). It
+# goes once it was left alone this long, which no install takes.
+UNTOUCHED_FOR = 3600
+
+
 def prune(venv):
-    """Removes the directories of VENV.runtimes/ but VENV's that no process runs from: (removed, kept)."""
+    """Removes the directories of VENV.runtimes/ but VENV's that no process runs from, and those without a
+    runtime.lock once untouched for UNTOUCHED_FOR seconds: (removed, kept)."""
     runtimes = venv + ".runtimes"
     current = os.path.basename(os.path.realpath(venv)) if os.path.islink(venv) else None
     removed, kept = [], []
@@ -91,6 +106,9 @@ def prune(venv):
                 continue
             if e.errno != errno.ENOENT:
                 raise
+            if time.time() - os.stat(path).st_mtime < UNTOUCHED_FOR:  # maybe being made: not now
+                kept.append(path)
+                continue
         try:
             # out of the way first, under the lock: a Python that opened runtime.lock meanwhile sees it
             # gone once it has the lock, and pins itself to VENV's runtime instead (runtime_pin.py)
