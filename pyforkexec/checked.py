@@ -19,7 +19,7 @@ changes its ``attr`` afterwards makes a different snapshot. What is not remember
 the full path:
 - arguments with anything the snapshot does not know as plain data (an object with fileno(), a
   callable, a path object, a subclass of a record or of str, a Mount or any other sandbox record, a
-  record with attributes beyond its fields or not in their order);
+  record with attributes beyond its fields or not in their order, or a ``__dict__`` not a dict);
 - spawns whose checks read this process's state, not only the values: SysProcAttr.exec_fd (checked
   open) and use_landlock (landlock_fd checked to be a ruleset);
 - spawns that open anything in the parent (forkexec.opens_nothing: namespaces to join, the sandbox's
@@ -27,13 +27,24 @@ the full path:
 A spawn is remembered the second time its snapshot is seen, so that a caller whose every call differs
 pays for the snapshot only, not for the rebuilt copy too. At most SIZE spawns are remembered, the
 oldest forgotten first.
+
+The snapshot itself runs cold after each child's exec, a dozen Python calls and a tuple per list and
+record: 20-35 µs a call with a user namespace's maps. A hot loop mostly passes the very same objects
+again, unchanged. So the call that finds a remembered spawn keeps what its snapshot read (``Seen``: the
+argument objects, each list and record walked, the objects they held), and the next call with the very
+same argument objects compares, in a few C calls over all of them, that every one of those lists and
+records holds the very same objects again (identity: an equal value of another type is another
+object), the same number of them under the same names, and that the euid and egid are the same: then a
+snapshot now would be equal, and the call takes the remembered spawn without one. Anything else takes
+the snapshot. Nothing of the caller's is spawned from: only the key's entry, as above.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from itertools import compress
+from itertools import chain, compress
+from operator import is_
 from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
 from .attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
@@ -57,19 +68,50 @@ class NotPlain(Exception):
     """A value snapshot() does not take: the call is checked in full, and not remembered."""
 
 
-def snapshot(value: object) -> Snapshot:
+class Reads:
+    """What snapshot() read of the mutable objects it walked: each list with the items it held, each
+    record with its type, its ``__dict__`` and the names and values in it. A snapshot is a function of
+    these reads alone (the atoms among the items are immutable), so a snapshot taken while every one of
+    those objects holds the very same objects again would be equal (Seen.holds)."""
+
+    __slots__ = ("dicts", "kinds", "list_items", "lists", "record_items", "record_names", "records")
+
+    def __init__(self) -> None:
+        self.lists: list[list[object]] = []
+        self.list_items: list[tuple[object, ...]] = []
+        self.records: list[object] = []
+        self.kinds: list[type] = []
+        self.dicts: list[dict[str, object]] = []
+        self.record_names: list[tuple[str, ...]] = []
+        self.record_items: list[tuple[object, ...]] = []
+
+
+def snapshot(value: object, reads: Optional[Reads] = None) -> Snapshot:
     """``value`` as hashable data equal for equal values of equal types only: an atom as itself, a list,
-    tuple or record as (its type, its items' snapshots, its items' types). Raises NotPlain otherwise."""
+    tuple or record as (its type, its items' snapshots, its items' types). Raises NotPlain otherwise.
+    ``reads``, when given, collects what it read of the lists and records (Reads)."""
     kind = type(value)
     if kind in _ATOMS:
         return value  # type: ignore[return-value]  # one of Snapshot's atoms
     if kind is list or kind is tuple:
         items = tuple(value)  # type: ignore[call-overload]  # a list or tuple
+        if reads is not None and kind is list:  # a tuple holds its items for good: nothing to watch
+            reads.lists.append(value)  # type: ignore[arg-type]  # a list
+            reads.list_items.append(items)
     elif kind in _RECORDS:
         fields = vars(value)
-        if tuple(fields) != _FIELDS[kind]:  # thaw() gives the items to the fields in their order
+        if type(fields) is not dict:  # a __dict__ of the caller's own type: its reads could lie
+            raise NotPlain(f"{kind.__name__} with a __dict__ of type {type(fields).__name__}")
+        names = tuple(fields)
+        if names != _FIELDS[kind]:  # thaw() gives the items to the fields in their order
             raise NotPlain(f"{kind.__name__} with other attributes than its fields, in their order")
         items = tuple(fields.values())
+        if reads is not None:
+            reads.records.append(value)
+            reads.kinds.append(kind)
+            reads.dicts.append(fields)
+            reads.record_names.append(names)
+            reads.record_items.append(items)
     else:
         raise NotPlain(kind.__name__)
     types = tuple(map(type, items))
@@ -79,14 +121,67 @@ def snapshot(value: object) -> Snapshot:
     for i in compress(range(len(nested)), map(_is_false, map(_is_atom, types))):  # in C up to here
         item = nested[i]
         if type(item) is not tuple or item:  # an empty tuple is equal to nothing else: kept as is
-            nested[i] = snapshot(item)
+            nested[i] = snapshot(item, reads)
     return (kind, tuple(nested), types)
 
 
-def spawn_key(argv0: object, argv: object, attr: object) -> Snapshot:
+def spawn_key(argv0: object, argv: object, attr: object, reads: Optional[Reads] = None) -> Snapshot:
     """What a spawn is remembered by: the snapshots of its arguments, and the euid and egid the checks
-    read besides them (validate.check_ids). Raises NotPlain as snapshot() does."""
-    return (snapshot(argv0), snapshot(argv), snapshot(attr), os.geteuid(), os.getegid())
+    read besides them (validate.check_ids). Raises NotPlain as snapshot() does; ``reads`` see Reads."""
+    return (snapshot(argv0, reads), snapshot(argv, reads), snapshot(attr, reads), os.geteuid(), os.getegid())
+
+
+Entry = tuple[SpawnArgs, object]  # a remembered spawn: its checked arguments and plans
+
+
+class Seen:
+    """The arguments of the last call that found a remembered spawn, what their snapshot read (Reads),
+    and that spawn. A call with the very same argument objects, whose records have the same types and
+    ``__dict__`` objects, whose lists and records hold the same number of items, under the same names
+    in the same order, each the very same object as then, made by the same euid and egid, has an equal
+    key: holds() says so without taking it. Identity, not equality: an equal value of another type
+    (1 and True) or in another object is another read, and such a call takes the key. Each step is one
+    C call over all the items (no Python per item): the snapshot's walk runs cold after each child's
+    exec, this far less.
+
+    It keeps the caller's objects alive until a call with other ones replaces it (one call's worth);
+    nothing of them is ever spawned from: the spawn is the remembered entry, made from the key."""
+
+    __slots__ = ("argv", "argv0", "attr", "egid", "entry", "euid", "expected", "reads")
+
+    def __init__(self, argv0: object, argv: object, attr: object, key: Snapshot, reads: Reads,
+                 entry: Entry) -> None:
+        self.argv0, self.argv, self.attr, self.entry, self.reads = argv0, argv, attr, entry, reads
+        self.euid, self.egid = key[3], key[4]  # type: ignore[index]  # spawn_key's
+        # made at the first call with these objects: a caller whose every call brings new ones never needs it
+        self.expected: Optional[tuple[tuple[object, ...], ...]] = None
+
+    def _expected(self) -> tuple[tuple[object, ...], ...]:
+        reads = self.reads
+        sizes = (*map(len, reads.list_items), *map(len, reads.record_names))
+        items = (*chain.from_iterable(reads.record_names), *chain.from_iterable(reads.list_items),
+                 *chain.from_iterable(reads.record_items))
+        expected = self.expected = (tuple(reads.records), tuple(reads.kinds), tuple(reads.dicts),
+                                    tuple(reads.lists), sizes, items)
+        return expected
+
+    def holds(self, argv0: object, argv: object, attr: object) -> bool:
+        """Whether a snapshot of these arguments now would be the one this was made from (see above)."""
+        if argv0 is not self.argv0 or argv is not self.argv or attr is not self.attr:
+            return False
+        records, kinds, dicts, lists, sizes, items = self.expected or self._expected()
+        # By identity, and in this order, so that no code of the caller's runs: a __class__ reassigned
+        # could give vars() its own, a __dict__ replaced (by one of a dict subclass) its own len() and
+        # iteration, a name or value its own ==.
+        if not all(map(is_, map(type, records), kinds)):
+            return False
+        fields = tuple(map(vars, records))
+        if not all(map(is_, fields, dicts)) or (*map(len, lists), *map(len, fields)) != sizes:
+            return False
+        now = (*chain.from_iterable(fields), *chain.from_iterable(lists),
+               *chain.from_iterable(map(dict.values, fields)))
+        return len(now) == len(items) and all(map(is_, now, items)) \
+            and os.geteuid() == self.euid and os.getegid() == self.egid
 
 
 def thaw(snap: Snapshot) -> Any:
@@ -145,19 +240,30 @@ class CheckedSpawns(Generic[Plans]):
     ``plans(args)`` makes those plans (forkexec.AlonePlans), or returns None for a spawn that opens
     something in the parent: that one is not remembered."""
 
-    __slots__ = ("entries", "plans")
+    __slots__ = ("entries", "plans", "seen")
 
     def __init__(self, plans: Callable[[SpawnArgs], Optional[Plans]]) -> None:
         self.plans = plans
         self.entries: dict[Snapshot, object] = {}
+        self.seen: Optional[Seen] = None
+
+    def clear(self) -> None:
+        """Forget every remembered spawn: the next call of each is a first sight."""
+        self.seen = None
+        self.entries.clear()
 
     def __call__(self, argv0: object, argv: object, attr: object) -> tuple[SpawnArgs, Optional[Plans]]:
+        seen = self.seen
+        if seen is not None and seen.holds(argv0, argv, attr):
+            return seen.entry  # type: ignore[return-value]  # a kept entry
+        reads = Reads()
         try:
-            key: Optional[Snapshot] = spawn_key(argv0, argv, attr)
+            key: Optional[Snapshot] = spawn_key(argv0, argv, attr, reads)
         except (NotPlain, RecursionError):
             key = None
         entry = self.entries.get(key) if key is not None else None
         if entry is not None and entry is not _SEEN:
+            self.seen = Seen(argv0, argv, attr, key, reads, entry)  # type: ignore[arg-type]  # kept below
             return entry  # type: ignore[return-value]  # what the branch below kept
         # every check (the errors name the caller's fields); a snapshot taken: plain values only
         args = check_spawn(argv0, argv, attr, is_plain=key is not None)
@@ -175,7 +281,9 @@ class CheckedSpawns(Generic[Plans]):
             return args, plans  # were changed meanwhile; the next call with that snapshot is checked in full
         frozen_plans = self.plans(frozen)
         if frozen_plans is not None and not _checks_read_state(frozen):
-            self._keep(key, (frozen, frozen_plans))
+            kept = (frozen, frozen_plans)
+            self._keep(key, kept)
+            self.seen = Seen(argv0, argv, attr, key, reads, kept)
         return args, plans
 
     def _keep(self, key: Snapshot, entry: object) -> None:

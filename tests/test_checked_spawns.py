@@ -42,7 +42,7 @@ def remembered(argv0: Any, argv: Any, attr: Any) -> bool:
 
 @pytest.fixture(autouse=True)
 def forget() -> None:
-    checked_spawn.entries.clear()
+    checked_spawn.clear()
 
 
 def _output(argv: list[str], attr: ProcAttr, w: int, r: int) -> bytes:
@@ -134,6 +134,92 @@ def test_an_equal_value_of_another_type_is_checked_again(field: str, good: Any, 
     assert_unchanged(before)
 
 
+class _Sneaky(SysProcAttr):
+    """A record whose field the caller's own code answers: the full path reads the property (plain.py)."""
+
+    @property  # type: ignore[misc]  # shadows the field on purpose
+    def pdeathsig(self) -> Any:
+        return "a property's"
+
+
+class _LyingDict(dict):  # type: ignore[type-arg]
+    """A __dict__ whose own len() and iteration raise: no snapshot or check may call them."""
+
+    def __len__(self) -> int:
+        raise RuntimeError("the caller's len() ran")
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("the caller's iteration ran")
+
+
+def _swap_dir_and_env(argv: list[str], attr: ProcAttr) -> None:
+    # env and dir trade values and places in vars(): each place holds the very same object as before
+    fields = vars(attr)
+    names, values = list(fields), list(fields.values())
+    names[0], names[1] = names[1], names[0]
+    fields.clear()
+    fields.update(zip(names, values))
+
+
+def _move_last_arg_to_env(argv: list[str], attr: ProcAttr) -> None:
+    # the same strings one after the other (argv's, then env's), one fewer in argv and one more in env
+    assert attr.env is not None
+    attr.env.insert(0, argv.pop())  # type: ignore[attr-defined]  # the test's own list
+
+
+def _sneaky_class(argv: list[str], attr: ProcAttr) -> None:
+    assert attr.sys is not None
+    attr.sys.__class__ = _Sneaky
+
+
+def _lying_dict(argv: list[str], attr: ProcAttr) -> None:
+    assert attr.sys is not None
+    attr.sys.__dict__ = _LyingDict(vars(attr.sys))
+
+
+def _equal_size_of_another_type(argv: list[str], attr: ProcAttr) -> None:
+    assert attr.sys is not None and attr.sys.uid_mappings is not None
+    object.__setattr__(attr.sys.uid_mappings[0], "size", True)  # a frozen record, changed in place
+
+
+def _run_out(argv: list[str], attr: ProcAttr, r: int) -> tuple[str, ...]:
+    try:
+        _, status = os.waitpid(pf.fork_exec(argv[0], argv, attr), 0)
+    except (TypeError, ValueError, RuntimeError) as e:
+        return (type(e).__name__, str(e))
+    return ("ran", str(status), os.read(r, 65536).decode())
+
+
+@pytest.mark.parametrize(("change", "answer"), [
+    (_swap_dir_and_env, ("TypeError", "ProcAttr.dir: must be str, bytes or a path, not list")),
+    (_move_last_arg_to_env, ("ran", "0", f"/bin/sh x {os.getcwd()}\n")),
+    (_sneaky_class, ("TypeError", "SysProcAttr.pdeathsig: must be an int, not str")),
+    (_lying_dict, ("ran", "0", f"zero x {os.getcwd()}\n")),  # as before: no code of the caller's ran
+    (_equal_size_of_another_type,
+     ("TypeError", "SysProcAttr.uid_mappings[0].size: must be an int, not bool")),
+])
+def test_the_last_calls_own_objects_changed_in_place_answer_as_a_first_call(change: Callable[..., None],
+                                                                            answer: tuple[str, ...]) -> None:
+    """fork_exec finds the spawn of the call before without a snapshot when it gets the very same objects
+    holding the very same objects (checked.Seen). Changes that keep every value object in its place,
+    or that only code of the caller's could tell, must still answer as a first call with them does."""
+    r, w = os.pipe()
+    try:
+        argv = ["/bin/sh", "-c", 'echo "$0 $X $(pwd)"', "zero"]
+        attr = ProcAttr(dir=None, env=["X=x"], files=[0, w, 2], sys=SysProcAttr(
+            cloneflags=pf.CLONE_NEWUSER, uid_mappings=[SysProcIDMap(0, os.geteuid(), 1)]))
+        first = [_run_out(argv, attr, r) for _ in range(3)]
+        assert first[0] == first[2] == ("ran", "0", f"zero x {os.getcwd()}\n")
+        assert checked_spawn.seen is not None and checked_spawn.seen.holds(argv[0], argv, attr)
+        change(argv, attr)
+        assert _run_out(argv, attr, r) == answer
+        checked_spawn.clear()
+        assert _run_out(argv, attr, r) == answer  # a first call with these objects: the same
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def _exec_fd() -> ProcAttr:
     return ProcAttr(sys=SysProcAttr(exec_fd=os.open(TRUE, os.O_RDONLY | os.O_CLOEXEC)))
 
@@ -158,21 +244,24 @@ def test_spawns_whose_checks_read_the_process_are_never_remembered(tmp_path: Any
     assert not checked_spawn.entries
 
 
-def _remembered_then_other_ids() -> str:
-    attr = readonly_root_mapped_from(1000)
+def _remembered_then_other_ids(same_objects: bool) -> str:
+    attr, argv = readonly_root_mapped_from(1000), ["true"]
     for _ in range(2):  # as root: it holds; the second call remembers it
-        assert os.waitpid(pf.fork_exec(TRUE, ["true"], attr), 0)[1] == 0
-    assert remembered(TRUE, ["true"], attr)
+        assert os.waitpid(pf.fork_exec(TRUE, argv, attr), 0)[1] == 0
+    assert remembered(TRUE, argv, attr) and checked_spawn.seen is not None
+    if not same_objects:  # an equal argv in another list: found by its key, not as the last call's
+        argv = ["true"]
     with pytest.raises(ValueError) as refused:
-        as_euid(1000, lambda: pf.fork_exec(TRUE, ["true"], attr))
+        as_euid(1000, lambda: pf.fork_exec(TRUE, argv, attr))
     return str(refused.value)
 
 
 @needs_root
-def test_a_spawn_remembered_under_other_ids_is_checked_again() -> None:
+@pytest.mark.parametrize("same_objects", [True, False])
+def test_a_spawn_remembered_under_other_ids_is_checked_again(same_objects: bool) -> None:
     # The checks read the caller's euid and egid too (validate.check_ids): a spawn remembered as root
     # is not reused as euid 1000, where its read-only root would not hold.
-    message = run_in_fork(_remembered_then_other_ids)
+    message = run_in_fork(lambda: _remembered_then_other_ids(same_objects))
     assert message.startswith("SysProcAttr.readonly_root: would not hold"), message
 
 
@@ -284,10 +373,10 @@ def test_a_remembered_spawn_turned_into_another_answers_as_that_one(api: str, ui
             argv0, argv, attr = first
             b_argv0, b_argv, b_attr = second
             before = snapshot([POOL.cgroup_root])
-            checked_spawn.entries.clear()
+            checked_spawn.clear()
             expected = _answer(lambda: call(b_argv0, b_argv, b_attr), b_attr)
             prop_api._remove_kept_cgroup(getattr(b_attr, "sys", None), api == "fork_exec")
-            checked_spawn.entries.clear()
+            checked_spawn.clear()
             for _ in range(3):
                 _answer(lambda: call(argv0, argv, attr), attr)
                 prop_api._remove_kept_cgroup(getattr(attr, "sys", None), api == "fork_exec")

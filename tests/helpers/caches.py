@@ -22,7 +22,7 @@ def forget_checked_spawns() -> bool:
     """Make every spawn of fork_exec and start_process a first sight again (checked in full); whether one
     was remembered."""
     remembered = remembered_spawns() > 0
-    checked_spawn.entries.clear()
+    checked_spawn.clear()
     return remembered
 
 
