@@ -933,6 +933,38 @@ def check_program(argv, attr, origins=None, inherited_path=None):
         raise IsolationError(explain(str(e), origins)) from None
 
 
+def canonical_attr(attr):
+    """``attr`` (validated) with each value the options spell several ways in one spelling: the
+    environment sorted by name (a dict's order is no part of it), capabilities by their CAP_ names in
+    the kernel's order, rlimits by their RLIMIT_ names in the kernel's order with "unlimited" for no
+    limit. What a service's spec says is compared as text with what the host has: without this, the
+    same service in another spelling ("kill" for CAP_KILL, -1 for unlimited, env keys in another order)
+    rewrote its spec and restarted it, and check mode planned that restart."""
+    fe = deps.pyforkexec
+    caps, limits = fe.sandbox.caps, fe.sandbox.rlimits
+    sys_attr = attr.sys
+    if sys_attr is not None:
+        if sys_attr.capabilities is not None:
+            def names(field, values):
+                numbers = sorted({caps.cap_number(field, v) for v in values})
+                return [caps.cap_name(n) for n in numbers]
+
+            c = sys_attr.capabilities
+            c = dataclasses.replace(c, keep=names("keep", c.keep), ambient=names("ambient", c.ambient),
+                                    drop=names("drop", c.drop))
+            sys_attr = dataclasses.replace(sys_attr, capabilities=c)
+        if sys_attr.rlimits:
+            def limit(value):
+                number = limits.limit_value("rlimit", value)
+                return "unlimited" if number == limits.RLIM_INFINITY else number
+
+            ordered = sorted((limits.resource_number("rlimit", r.resource), r) for r in sys_attr.rlimits)
+            sys_attr = dataclasses.replace(sys_attr, rlimits=[
+                fe.Rlimit(limits.RESOURCES[n], limit(r.soft), limit(r.hard)) for n, r in ordered])
+    env = None if attr.env is None else sorted(attr.env, key=lambda entry: entry.partition("=")[0])
+    return dataclasses.replace(attr, env=env, sys=sys_attr)
+
+
 def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_cgroup=True,
                     argv_option="argv", on_host=True, netns_made=False, cgroup_on_host=False,
                     host_checks=False, inherited_path=None):

@@ -25,6 +25,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation imp
     ISOLATION_MUTUALLY_EXCLUSIVE,
     IsolationError,
     build_and_check,
+    canonical_attr,
     cgroup_limits,
     environment_entries,
     landlock_report,
@@ -213,7 +214,7 @@ class Service:
         p = self.params
         attr = launch_attr(p, self.name, self.manager, netns_made=self.netns_made).attr
         self.landlock = landlock_report(attr.sys.landlock)
-        doc = deps.pyforkexec.spec.dump(None, p["argv"], attr)
+        doc = deps.pyforkexec.spec.dump(None, p["argv"], canonical_attr(attr))
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
     def unit_text(self):

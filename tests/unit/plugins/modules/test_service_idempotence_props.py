@@ -1,0 +1,347 @@
+"""The service and services modules are idempotent, with check mode and diff, as a property: from a
+host at state A (1-3 services under manager=direct, each drawn from the documented options), a run to
+state B written in other spellings the documentation allows (an int as a string, a list or a single
+value, a default given or left out, keys in another order, names in their other forms) says changed
+exactly when A and B differ in effect, restarts only what differs, and is planned by its check-mode run
+(which touches nothing, and whose diff shows a change exactly when there is one); the next run and
+check-mode run change nothing. The real host is asked each time: daemon and program pids, the
+module's files, the services' cgroups.
+
+PFE_PROPS=long runs more examples (each starts real daemons)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
+
+try:
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # the dev extra has it; the regression examples below run without it
+    st = None
+
+LONG = os.environ.get("PFE_PROPS") == "long"
+EXAMPLES = 80 if LONG else 15
+
+LOOP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]  # ends at SIGTERM, as PID 1 too
+PROGRAMS = {"sleep": ["sleep", "600"], "loop": LOOP}
+NAMESPACES = ("pid", "mount", "uts", "ipc", "net", "cgroup")
+CLONE = {"pid": "NEWPID", "mount": "NEWNS", "uts": "NEWUTS", "ipc": "NEWIPC", "net": "NEWNET",
+         "cgroup": "NEWCGROUP"}
+CAPS = ("CAP_NET_BIND_SERVICE", "CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW")
+RESOURCES = ("RLIMIT_NOFILE", "RLIMIT_CORE", "RLIMIT_NPROC")
+INF = "inf"
+
+
+# ---- a service in effect, and its spellings ----------------------------------------------------------
+
+if st is not None:
+    @st.composite
+    def effects(draw):
+        """One service as it is in effect: a dict of canonical values (None: the option not given, which
+        is the documented default)."""
+        state = draw(st.sampled_from(["started", "started", "stopped", "absent"]))
+        ns = frozenset(draw(st.sets(st.sampled_from(NAMESPACES), max_size=3)))
+        mounts = ()
+        if "mount" in ns:
+            kinds = ["tmpfs", "robind"] + (["proc"] if "pid" in ns else [])
+            chosen = draw(st.sets(st.sampled_from(kinds)))
+            mounts = tuple(k for k in ("proc", "tmpfs", "robind") if k in chosen)
+        caps = draw(st.one_of(st.none(),
+                              st.tuples(st.just("keep"), st.frozensets(st.sampled_from(CAPS), max_size=3)),
+                              st.tuples(st.just("drop"), st.frozensets(st.sampled_from(CAPS), min_size=1,
+                                                                        max_size=2))))
+        limit = st.one_of(st.integers(64, 4096), st.just(INF))
+        rlimits = draw(st.dictionaries(st.sampled_from(RESOURCES), st.tuples(limit, limit), max_size=2))
+        # (unlimited for core only: open files are capped by fs.nr_open, processes by the module's limit)
+        rlimits = {r: tuple(4096 if v == INF and r != "RLIMIT_CORE" else v for v in pair)
+                   for r, pair in rlimits.items()}
+        rlimits = {r: (s, h) if s == INF or h == INF or s <= h else (h, s) for r, (s, h) in rlimits.items()}
+        rlimits = {r: (h, h) if s == INF and h != INF else (s, h) for r, (s, h) in rlimits.items()}
+        return dict(
+            state=state,
+            program=draw(st.sampled_from(sorted(PROGRAMS))),
+            env=draw(st.one_of(st.none(), st.dictionaries(st.sampled_from(["A", "B", "LANG"]),
+                                                          st.sampled_from(["1", "x y", "C.UTF-8"]),
+                                                          min_size=1))),
+            chdir=draw(st.sampled_from([None, "/tmp"])),
+            namespaces=ns,
+            hostname="h127" if "uts" in ns and draw(st.booleans()) else None,
+            mounts=mounts,
+            caps=caps,
+            no_new_privs=draw(st.booleans()),
+            rlimits=tuple(sorted(rlimits.items())),
+            restart=draw(st.sampled_from(["on-failure", "always", "no"])),
+            restart_sec=draw(st.sampled_from([0.1, 1.0, 0.5])),
+            stop_timeout=draw(st.sampled_from([None, 1, 2])),
+        )
+
+
+SPEC_FIELDS = ("program", "env", "chdir", "namespaces", "hostname", "mounts", "caps", "no_new_privs",
+               "rlimits")
+
+
+def in_effect(e):
+    """What of ``e`` the host shows: a stopped service its spec alone, a started one its daemon's
+    arguments too (stop_timeout left out is 10), an absent one nothing."""
+    if e["state"] == "absent":
+        return ("absent",)
+    spec = tuple(repr(e[k]) for k in SPEC_FIELDS)
+    if e["state"] == "stopped":
+        return ("stopped", spec)
+    return ("started", spec, e["restart"], e["restart_sec"], e["stop_timeout"] or 10)
+
+
+def _shuffled(rnd, mapping):
+    items = list(mapping.items())
+    rnd.shuffle(items)
+    return dict(items)
+
+
+def _cap(rnd, name):
+    short = name.removeprefix("CAP_")
+    return rnd.choice([name, short.lower(), short, name.lower()])
+
+
+def _limit(rnd, value):
+    if value == INF:
+        return rnd.choice(["unlimited", -1, "infinity", "-1"])
+    return rnd.choice([value, str(value)])
+
+
+def _rlimit(rnd, soft, hard):
+    s, h = _limit(rnd, soft), _limit(rnd, hard)
+    forms = [[s, h], dict(soft=s, hard=h)]
+    if soft == hard:
+        forms += [s, dict(soft=s)]
+    return rnd.choice(forms)
+
+
+def spelled(e, name, rnd):
+    """Module arguments for ``e``, in one of the spellings the documentation allows, picked by ``rnd``."""
+    args = dict(name=name, manager="direct", argv=list(PROGRAMS[e["program"]]),
+                start_check=rnd.choice([0, "0", 0.0]))
+    maybe = rnd.random() < 0.5
+    if e["state"] != "started" or maybe:
+        args["state"] = e["state"]
+    if e["env"] is not None:
+        args["env"] = _shuffled(rnd, e["env"])
+    if e["chdir"] is not None:
+        args["chdir"] = e["chdir"]
+    names, flags = [], []
+    for kind in sorted(e["namespaces"]):
+        if rnd.random() < 0.3:
+            flags.append(rnd.choice([f"CLONE_{CLONE[kind]}", CLONE[kind].lower()]))
+        else:
+            names.append(kind)
+    rnd.shuffle(names)
+    if names or rnd.random() < 0.3:
+        args["namespaces"] = names
+    if flags or rnd.random() < 0.3:
+        args["cloneflags"] = flags
+    if e["hostname"] is not None:
+        args["hostname"] = e["hostname"]
+    mounts = []
+    for kind in e["mounts"]:
+        if kind == "proc":
+            m = dict(type="proc", target="/proc")
+        elif kind == "tmpfs":
+            m = dict(type="tmpfs", target="/mnt", size="1m")
+        else:
+            m = dict(source="/usr", target="/usr", readonly=True)
+            if rnd.random() < 0.5:
+                m["type"] = "bind"
+            if rnd.random() < 0.3:
+                m["recursive"] = True
+        if rnd.random() < 0.3:
+            m["mkdir"] = True
+        mounts.append(_shuffled(rnd, m))
+    if mounts or rnd.random() < 0.2:
+        args["mounts"] = mounts
+    if e["caps"] is not None:
+        how, which = e["caps"]
+        listed = [_cap(rnd, c) for c in sorted(which)]
+        rnd.shuffle(listed)
+        caps = dict(keep=listed) if how == "keep" else dict(drop=listed, drop_all_others=False)
+        if how == "keep" and rnd.random() < 0.5:
+            caps["drop_all_others"] = True
+        if rnd.random() < 0.3:
+            caps["ambient"] = []
+        args["capabilities"] = _shuffled(rnd, caps)
+    if e["no_new_privs"] or rnd.random() < 0.3:
+        args["no_new_privs"] = e["no_new_privs"]
+    if e["rlimits"] or rnd.random() < 0.2:
+        args["rlimits"] = {rnd.choice([r, r.removeprefix("RLIMIT_").lower()]): _rlimit(rnd, s, h)
+                           for r, (s, h) in e["rlimits"]}
+    if e["restart"] != "on-failure" or rnd.random() < 0.3:
+        args["restart"] = e["restart"]
+    if e["restart_sec"] != 0.1 or rnd.random() < 0.3:
+        value = e["restart_sec"]
+        args["restart_sec"] = rnd.choice([value, str(value), int(value) if value == int(value) else value])
+    if e["stop_timeout"] is not None:
+        args["stop_timeout"] = rnd.choice([e["stop_timeout"], str(e["stop_timeout"])])
+    elif rnd.random() < 0.3:
+        args["stop_timeout"] = 10  # the documented default, given
+    return _shuffled(rnd, args)
+
+
+# ---- the host --------------------------------------------------------------------------------------
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def host(names):
+    """What the host shows of the services ``names``: their files, daemon and program pids, cgroups."""
+    seen = {}
+    for name in names:
+        main = paths.daemon_pid(name, wait=0.0)
+        seen[name] = dict(
+            spec=_read(paths.spec_path(name)), pid_file=_read(paths.pid_file(name)),
+            pending=os.path.exists(paths.pending_path(name)), log=os.path.exists(paths.log_file(name)),
+            main=main, pid=paths.workload_pid(main) if main is not None else None,
+            argv=service_direct.running_argv(main) if main is not None else None,
+            cgroup=service_direct.default_own_cgroup(name) is not None
+            and os.path.isdir(service_direct.default_own_cgroup(name)))
+    return seen
+
+
+def leftovers(prefix):
+    """Whatever is left on the host named ``prefix``*: files, cgroups, netns, daemons."""
+    found = []
+    for pattern in (f"{paths.SPEC_DIR}/{prefix}*", f"{paths.RUN_DIR}/{prefix}*", f"{paths.LOG_DIR}/{prefix}*",
+                    f"/run/netns/{prefix}*", f"/sys/fs/cgroup/unified/pyforkexec/{prefix}*",
+                    f"/sys/fs/cgroup/pyforkexec/{prefix}*"):
+        found += glob.glob(pattern)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        cmdline = _read(f"/proc/{pid}/cmdline") or b""
+        if b"pyforkexec.daemon" in cmdline and f"\0{prefix}".encode() in cmdline:
+            found.append(f"daemon {pid}")
+    return found
+
+
+def _ok(result):
+    assert result.get("failed") is not True, result
+    return result
+
+
+def converge(run_module, module, named, check_mode=False):
+    """Run ``module`` (service: once per service; services: once for all) to ``named`` ({name: args});
+    (changed, diff entries with before != after, {name: changed})."""
+    if module is services:
+        result = _ok(run_module(services, dict(services=list(named.values())), check_mode=check_mode,
+                                diff=True))
+        per = {n: r["changed"] for n, r in result["services"].items()}
+        entries = result.get("diff", [])
+        return result["changed"], [d for d in entries if d.get("before") != d.get("after")], per
+    per, shown = {}, []
+    for name, args in named.items():
+        result = _ok(run_module(service, args, check_mode=check_mode, diff=True))
+        per[name] = result["changed"]
+        shown += [dict(d, before_header=f"{name}: {d.get('before_header', '')}")
+                  for d in result.get("diff", []) if d.get("before") != d.get("after")]
+    return any(per.values()), shown, per
+
+
+def check_transition(run_module, module, names, a, b, rnd_a, rnd_b):
+    """The properties, from A to B (each {name: effects}); the services are removed after."""
+    args_a = {n: spelled(a[n], n, rnd_a) for n in names}
+    args_b = {n: spelled(b[n], n, rnd_b) for n in names}
+    differs = {n: in_effect(a[n]) != in_effect(b[n]) for n in names}
+    try:
+        converge(run_module, module, args_a)
+        at_a = host(names)
+        # 1. check mode to B: touches nothing, plans what the run does, its diff shows it
+        planned, planned_diff, planned_per = converge(run_module, module, args_b, check_mode=True)
+        assert host(names) == at_a, "check mode changed the host"
+        assert bool(planned_diff) == planned, (planned, planned_diff, args_a, args_b)
+        for n in names:
+            if planned_per[n]:
+                assert any(d["before_header"].startswith(f"{n}: ") for d in planned_diff), (n, planned_diff)
+        # 2. the run to B: changed exactly when A and B differ in effect; what is equal keeps running
+        changed, _diff, per = converge(run_module, module, args_b)
+        assert per == differs, (per, differs, args_a, args_b)
+        assert changed == planned, (changed, planned)
+        assert per == planned_per, (per, planned_per)
+        at_b = host(names)
+        for n in names:
+            state = b[n]["state"]
+            assert (at_b[n]["main"] is not None) == (state == "started"), (n, at_b[n])
+            assert (at_b[n]["spec"] is not None) == (state != "absent"), (n, at_b[n])
+            if not differs[n] and state == "started":
+                kept = (at_b[n]["main"], at_b[n]["pid"]) == (at_a[n]["main"], at_a[n]["pid"])
+                assert kept, (n, "restarted")
+        # 3. again: nothing changes, nor would
+        again, _diff, again_per = converge(run_module, module, args_b)
+        assert not again, (again_per, args_b)
+        check, check_diff, _per = converge(run_module, module, args_b, check_mode=True)
+        assert not check and not check_diff, (check, check_diff, args_b)
+        assert host(names) == at_b
+    finally:
+        gone = {n: dict(name=n, manager="direct", state="absent") for n in names}
+        converge(run_module, services, gone)
+    # 4. nothing left
+    for n in names:
+        assert not leftovers(n), leftovers(n)
+
+
+_COUNTER = iter(range(10**6))
+
+
+def _names(count):
+    return [f"h127-{os.getpid()}-{next(_COUNTER)}" for _ in range(count)]
+
+
+if st is not None:
+    # (shrinking restarts daemons for minutes: PFE_PROPS=long only)
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not LONG,
+              phases=list(Phase) if LONG else [Phase.explicit, Phase.generate],
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(data=st.data())
+    def test_a_run_from_a_to_b_changes_exactly_what_differs(run_module, data):
+        count = data.draw(st.integers(1, 3), label="services")
+        a = data.draw(st.lists(effects(), min_size=count, max_size=count), label="A")
+        # B: each service as in A (another spelling), or drawn again
+        same = data.draw(st.lists(st.booleans(), min_size=count, max_size=count), label="same in B")
+        b = [x if keep else data.draw(effects(), label="B") for x, keep in zip(a, same)]
+        module = data.draw(st.sampled_from([service, services]), label="module")
+        seeds = data.draw(st.tuples(st.integers(0, 2**32), st.integers(0, 2**32)), label="spellings")
+        names = _names(count)
+        check_transition(run_module, module, names, dict(zip(names, a)), dict(zip(names, b)),
+                         random.Random(seeds[0]), random.Random(seeds[1]))
+
+
+# ---- regression examples (what the property found) -------------------------------------------------
+
+@pytest.mark.parametrize(("first", "again"), [
+    (dict(capabilities=dict(keep=["CAP_KILL", "CAP_CHOWN"])),
+     dict(capabilities=dict(keep=["chown", "kill"]))),
+    (dict(rlimits=dict(core="unlimited")), dict(rlimits=dict(RLIMIT_CORE=-1))),
+    (dict(env=dict(A="1", B="2")), dict(env=dict(B="2", A="1"))),
+], ids=["capability-names", "rlimit-names", "env-order"])
+def test_the_same_service_in_another_spelling_is_not_restarted(run_module, first, again):
+    """A service given again with the same options in another spelling the documentation allows (a
+    capability's short name, an rlimit's RLIMIT_ name and -1 for unlimited, env keys in another order)
+    is unchanged: its spec was the text of the spelling, rewritten, and the service restarted."""
+    name = _names(1)[0]
+    base = dict(name=name, manager="direct", argv=LOOP, start_check=0)
+    try:
+        started = _ok(run_module(service, dict(base, **first)))
+        planned = _ok(run_module(service, dict(base, **again), check_mode=True, diff=True))
+        rerun = _ok(run_module(service, dict(base, **again)))
+        changed = (planned["changed"], rerun["changed"])
+        assert changed == (False, False), (planned["actions"], rerun["actions"])
+        assert (rerun["main_pid"], rerun["pid"]) == (started["main_pid"], started["pid"])
+    finally:
+        _ok(run_module(service, dict(name=name, manager="direct", state="absent")))
+    assert not leftovers(name)
