@@ -12,6 +12,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -369,6 +370,11 @@ class Service:
         verb = TRANSITIONS[state]["running" if main is not None else "stopped"]
         if verb == RESTART_IF_OUTDATED:
             verb = "restart" if outdated else None
+        if verb == "restart" and "daemon_argv" in outdated:
+            # (its daemon's arguments are in no file: the file diffs would not show this restart's cause)
+            running = service_direct.running_argv(main) or []
+            self.diff.append(dict(before_header="daemon", before=shlex.join(running) + "\n",
+                                  after_header="daemon", after=shlex.join(self.daemon_argv()) + "\n"))
         if verb is not None:
             self.do(verb)
         elif main is None and state == "stopped":

@@ -345,3 +345,20 @@ def test_the_same_service_in_another_spelling_is_not_restarted(run_module, first
     finally:
         _ok(run_module(service, dict(name=name, manager="direct", state="absent")))
     assert not leftovers(name)
+
+
+def test_a_restart_for_the_daemon_arguments_alone_shows_in_the_diff(run_module):
+    """A change of the daemon's arguments alone (stop_timeout, restart, restart_sec: in no file)
+    restarts the service: the check-mode diff said nothing changed while the task said changed."""
+    name = _names(1)[0]
+    base = dict(name=name, manager="direct", argv=LOOP, start_check=0)
+    try:
+        _ok(run_module(service, base))
+        planned = _ok(run_module(service, dict(base, stop_timeout=1), check_mode=True, diff=True))
+        assert planned["actions"] == ["restart"]
+        shown = [d for d in planned["diff"] if d["before"] != d["after"]]
+        assert [d["before_header"] for d in shown] == ["daemon"], planned["diff"]
+        assert "--stop-timeout 10" in shown[0]["before"] and "--stop-timeout 1\n" in shown[0]["after"]
+    finally:
+        _ok(run_module(service, dict(name=name, manager="direct", state="absent")))
+    assert not leftovers(name)
