@@ -7,10 +7,12 @@ exactly when A and B differ in effect, restarts only what differs, and is planne
 check-mode run change nothing. The real host is asked each time: daemon and program pids, the
 module's files, the services' cgroups.
 
-PFE_PROPS=long runs more examples (each starts real daemons)."""
+PFE_PROPS=long runs more examples (each starts real daemons) and shrinks a failure (minutes);
+PFE_PROPS=search the same examples without shrinking."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import random
@@ -26,7 +28,8 @@ try:
 except ImportError:  # the dev extra has it; the regression examples below run without it
     st = None
 
-LONG = os.environ.get("PFE_PROPS") == "long"
+LONG = os.environ.get("PFE_PROPS") in ("long", "search")
+SHRINK = os.environ.get("PFE_PROPS") == "long"  # (search: as many examples, no shrinking)
 EXAMPLES = 80 if LONG else 15
 
 LOOP = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]  # ends at SIGTERM, as PID 1 too
@@ -131,7 +134,8 @@ def spelled(e, name, rnd):
     if e["state"] != "started" or maybe:
         args["state"] = e["state"]
     if e["env"] is not None:
-        args["env"] = _shuffled(rnd, e["env"])
+        env = {k: int(v) if v.isdigit() and rnd.random() < 0.5 else v for k, v in e["env"].items()}
+        args["env"] = _shuffled(rnd, env)
     if e["chdir"] is not None:
         args["chdir"] = e["chdir"]
     names, flags = [], []
@@ -154,7 +158,11 @@ def spelled(e, name, rnd):
         elif kind == "tmpfs":
             m = dict(type="tmpfs", target="/mnt", size="1m")
         else:
-            m = dict(source="/usr", target="/usr", readonly=True)
+            m = dict(source="/usr", target="/usr")
+            if rnd.random() < 0.5:
+                m["readonly"] = True
+            else:
+                m["flags"] = [rnd.choice(["ro", "MS_RDONLY", "rdonly"])]
             if rnd.random() < 0.5:
                 m["type"] = "bind"
             if rnd.random() < 0.3:
@@ -167,6 +175,7 @@ def spelled(e, name, rnd):
     if e["caps"] is not None:
         how, which = e["caps"]
         listed = [_cap(rnd, c) for c in sorted(which)]
+        listed += [_cap(rnd, c) for c in sorted(which) if rnd.random() < 0.2]  # one named twice
         rnd.shuffle(listed)
         caps = dict(keep=listed) if how == "keep" else dict(drop=listed, drop_all_others=False)
         if how == "keep" and rnd.random() < 0.5:
@@ -175,7 +184,7 @@ def spelled(e, name, rnd):
             caps["ambient"] = []
         args["capabilities"] = _shuffled(rnd, caps)
     if e["no_new_privs"] or rnd.random() < 0.3:
-        args["no_new_privs"] = e["no_new_privs"]
+        args["no_new_privs"] = rnd.choice([e["no_new_privs"], "yes" if e["no_new_privs"] else "no"])
     if e["rlimits"] or rnd.random() < 0.2:
         args["rlimits"] = {rnd.choice([r, r.removeprefix("RLIMIT_").lower()]): _rlimit(rnd, s, h)
                            for r, (s, h) in e["rlimits"]}
@@ -184,7 +193,9 @@ def spelled(e, name, rnd):
     if e["restart_sec"] != 0.1 or rnd.random() < 0.3:
         value = e["restart_sec"]
         args["restart_sec"] = rnd.choice([value, str(value), int(value) if value == int(value) else value])
-    if e["stop_timeout"] is not None:
+    if e["state"] != "started":
+        pass  # (the grace of a stop, refused when longer than the running daemon's: documented)
+    elif e["stop_timeout"] is not None:
         args["stop_timeout"] = rnd.choice([e["stop_timeout"], str(e["stop_timeout"])])
     elif rnd.random() < 0.3:
         args["stop_timeout"] = 10  # the documented default, given
@@ -305,7 +316,7 @@ def _names(count):
 if st is not None:
     # (shrinking restarts daemons for minutes: PFE_PROPS=long only)
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not LONG,
-              phases=list(Phase) if LONG else [Phase.explicit, Phase.generate],
+              phases=list(Phase) if SHRINK else [Phase.explicit, Phase.generate],
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(data=st.data())
     def test_a_run_from_a_to_b_changes_exactly_what_differs(run_module, data):
@@ -362,3 +373,27 @@ def test_a_restart_for_the_daemon_arguments_alone_shows_in_the_diff(run_module):
     finally:
         _ok(run_module(service, dict(name=name, manager="direct", state="absent")))
     assert not leftovers(name)
+
+
+def test_a_spec_removed_while_the_specs_are_listed_is_no_service(monkeypatch):
+    """Another service's spec removed by hand between the listing of the specs and its stat (the
+    property test met it, beside a test that removes one) ended the run with a FileNotFoundError
+    traceback: it is a service no more."""
+    name, gone = _names(2)
+    path = paths.spec_path(gone)
+    os.makedirs(paths.SPEC_DIR, exist_ok=True)
+    with open(path, "w") as f:
+        f.write("{}\n")
+    listing = os.scandir
+
+    def listed_then_removed(directory):
+        entries = list(listing(directory))
+        os.unlink(path)
+        return iter(entries)
+
+    monkeypatch.setattr(service_direct.os, "scandir", listed_then_removed)
+    try:
+        assert gone not in service_direct.others_own_cgroups(name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
