@@ -315,6 +315,7 @@ def _names(count):
 
 if st is not None:
     # (shrinking restarts daemons for minutes: PFE_PROPS=long only)
+    @pytest.mark.timeout(3600 if LONG else 300)
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not LONG,
               phases=list(Phase) if SHRINK else [Phase.explicit, Phase.generate],
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
