@@ -56,10 +56,10 @@ if st is not None:
             kinds = ["tmpfs", "robind"] + (["proc"] if "pid" in ns else [])
             chosen = draw(st.sets(st.sampled_from(kinds)))
             mounts = tuple(k for k in ("proc", "tmpfs", "robind") if k in chosen)
-        caps = draw(st.one_of(st.none(),
-                              st.tuples(st.just("keep"), st.frozensets(st.sampled_from(CAPS), max_size=3)),
-                              st.tuples(st.just("drop"), st.frozensets(st.sampled_from(CAPS), min_size=1,
-                                                                        max_size=2))))
+        kept = st.frozensets(st.sampled_from(CAPS), max_size=3)
+        dropped = st.frozensets(st.sampled_from(CAPS), min_size=1, max_size=2)
+        caps = draw(st.one_of(st.none(), st.tuples(st.just("keep"), kept),
+                              st.tuples(st.just("drop"), dropped)))
         limit = st.one_of(st.integers(64, 4096), st.just(INF))
         rlimits = draw(st.dictionaries(st.sampled_from(RESOURCES), st.tuples(limit, limit), max_size=2))
         # (unlimited for core only: open files are capped by fs.nr_open, processes by the module's limit)
@@ -310,7 +310,7 @@ _COUNTER = iter(range(10**6))
 
 
 def _names(count):
-    return [f"h127-{os.getpid()}-{next(_COUNTER)}" for _ in range(count)]
+    return [f"h127-{os.getpid()}-{next(_COUNTER)}" for _i in range(count)]
 
 
 if st is not None:
