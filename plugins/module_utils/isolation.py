@@ -933,11 +933,17 @@ def check_program(argv, attr, origins=None, inherited_path=None):
         raise IsolationError(explain(str(e), origins)) from None
 
 
+def _set_of(values):
+    """A list option that is a set (capabilities, system calls, access rights) in one order, each once."""
+    return sorted(set(values), key=lambda value: (not isinstance(value, str), str(value)))
+
+
 def canonical_attr(attr):
     """``attr`` (validated) with each value the options spell several ways in one spelling: the
     environment sorted by name (a dict's order is no part of it), capabilities by their CAP_ names in
     the kernel's order, rlimits by their RLIMIT_ names in the kernel's order with "unlimited" for no
-    limit. What a service's spec says is compared as text with what the host has: without this, the
+    limit, the sets given as lists (seccomp's allow and deny, landlock's access rights and scopes)
+    sorted. What a service's spec says is compared as text with what the host has: without this, the
     same service in another spelling ("kill" for CAP_KILL, -1 for unlimited, env keys in another order)
     rewrote its spec and restarted it, and check mode planned that restart."""
     fe = deps.pyforkexec
@@ -961,6 +967,16 @@ def canonical_attr(attr):
             ordered = sorted((limits.resource_number("rlimit", r.resource), r) for r in sys_attr.rlimits)
             sys_attr = dataclasses.replace(sys_attr, rlimits=[
                 fe.Rlimit(limits.RESOURCES[n], limit(r.soft), limit(r.hard)) for n, r in ordered])
+        if sys_attr.seccomp is not None:
+            f = sys_attr.seccomp
+            sys_attr = dataclasses.replace(sys_attr, seccomp=dataclasses.replace(
+                f, allow=_set_of(f.allow), deny=_set_of(f.deny)))
+        if sys_attr.landlock is not None:
+            policy = sys_attr.landlock
+            sys_attr = dataclasses.replace(sys_attr, landlock=dataclasses.replace(
+                policy, scopes=_set_of(policy.scopes),
+                paths=[dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.paths],
+                ports=[dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.ports]))
     env = None if attr.env is None else sorted(attr.env, key=lambda entry: entry.partition("=")[0])
     return dataclasses.replace(attr, env=env, sys=sys_attr)
 

@@ -340,10 +340,14 @@ if st is not None:
      dict(capabilities=dict(keep=["chown", "kill"]))),
     (dict(rlimits=dict(core="unlimited")), dict(rlimits=dict(RLIMIT_CORE=-1))),
     (dict(env=dict(A="1", B="2")), dict(env=dict(B="2", A="1"))),
-], ids=["capability-names", "rlimit-names", "env-order"])
+    (dict(seccomp=dict(deny=["ptrace", "mount"])), dict(seccomp=dict(deny=["mount", "ptrace", "mount"]))),
+    (dict(landlock=dict(paths=[dict(path="/", access=["read", "execute"])])),
+     dict(landlock=dict(paths=[dict(path="/", access=["execute", "read"])]))),
+], ids=["capability-names", "rlimit-names", "env-order", "seccomp-order", "landlock-access-order"])
 def test_the_same_service_in_another_spelling_is_not_restarted(run_module, first, again):
     """A service given again with the same options in another spelling the documentation allows (a
-    capability's short name, an rlimit's RLIMIT_ name and -1 for unlimited, env keys in another order)
+    capability's short name, an rlimit's RLIMIT_ name and -1 for unlimited, env keys, system calls or
+    access rights in another order)
     is unchanged: its spec was the text of the spelling, rewritten, and the service restarted."""
     name = _names(1)[0]
     base = dict(name=name, manager="direct", argv=LOOP, start_check=0)
