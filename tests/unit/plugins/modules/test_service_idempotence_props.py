@@ -39,6 +39,8 @@ CLONE = {"pid": "NEWPID", "mount": "NEWNS", "uts": "NEWUTS", "ipc": "NEWIPC", "n
          "cgroup": "NEWCGROUP"}
 CAPS = ("CAP_NET_BIND_SERVICE", "CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW")
 RESOURCES = ("RLIMIT_NOFILE", "RLIMIT_CORE", "RLIMIT_NPROC")
+SYSCALLS = ("ptrace", "mount", "kexec_load", "reboot")
+ACCESS = ("write", "make_dir", "remove_file")  # (on /, with read and execute: the programs run)
 INF = "inf"
 
 
@@ -80,6 +82,8 @@ if st is not None:
             caps=caps,
             no_new_privs=draw(st.booleans()),
             rlimits=tuple(sorted(rlimits.items())),
+            seccomp=draw(st.one_of(st.none(), st.frozensets(st.sampled_from(SYSCALLS), min_size=1))),
+            landlock=draw(st.one_of(st.none(), st.frozensets(st.sampled_from(ACCESS)))),
             restart=draw(st.sampled_from(["on-failure", "always", "no"])),
             restart_sec=draw(st.sampled_from([0.1, 1.0, 0.5])),
             stop_timeout=draw(st.sampled_from([None, 1, 2])),
@@ -87,7 +91,7 @@ if st is not None:
 
 
 SPEC_FIELDS = ("program", "env", "chdir", "namespaces", "hostname", "mounts", "caps", "no_new_privs",
-               "rlimits")
+               "rlimits", "seccomp", "landlock")
 
 
 def in_effect(e):
@@ -188,6 +192,22 @@ def spelled(e, name, rnd):
     if e["rlimits"] or rnd.random() < 0.2:
         args["rlimits"] = {rnd.choice([r, r.removeprefix("RLIMIT_").lower()]): _rlimit(rnd, s, h)
                            for r, (s, h) in e["rlimits"]}
+    if e["seccomp"] is not None:
+        deny = sorted(e["seccomp"])
+        rnd.shuffle(deny)
+        seccomp = dict(deny=deny)
+        if rnd.random() < 0.3:
+            seccomp["default_action"] = "allow"
+        if rnd.random() < 0.3:
+            seccomp["errno"] = rnd.choice(["EPERM", "eperm", 1, "1"])
+        args["seccomp"] = _shuffled(rnd, seccomp)
+    if e["landlock"] is not None:
+        access = sorted(e["landlock"] | {"read", "execute"})
+        rnd.shuffle(access)
+        landlock = dict(paths=[dict(path="/", access=access)])
+        if rnd.random() < 0.3:
+            landlock["mode"] = "best_effort"
+        args["landlock"] = _shuffled(rnd, landlock)
     if e["restart"] != "on-failure" or rnd.random() < 0.3:
         args["restart"] = e["restart"]
     if e["restart_sec"] != 0.1 or rnd.random() < 0.3:
@@ -242,7 +262,7 @@ def leftovers(prefix):
 
 
 def _ok(result):
-    assert result.get("failed") is not True, result
+    assert result.get("failed") is not True, (result.get("msg"), result)
     return result
 
 
