@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from helpers.marks import needs_root
-from test_role_validation import PID, PLAYBOOK, _host, collections, run_playbook, wheels
+from test_role_validation import PID, PLAYBOOK, _host, collections, run_role, wheels
 
 # Three or four role runs per test, ~20 s each when quiet: beyond the suite's 120 s under load (a hang
 # guard, not a speed check).
@@ -71,15 +71,7 @@ def converge(tmp_path: Path, wheel_dir: Path, collections: Path) -> Iterator:
                     isolated_service_services=[dict(name=SERVICE, user=user, argv=["/bin/sleep", "1000"],
                                                     namespaces=["user", "uts", "ipc"],
                                                     restart="always")])
-        scratch = tmp_path / f"run{next(runs)}"
-        scratch.mkdir()
-        playbook = [dict(name="the role", hosts="all", gather_facts=False,
-                         roles=["pyforkexec.isolation.isolated_service"])]
-        run_playbook(scratch, collections, dict(all=dict(hosts=dict(h=host))), playbook,
-                     ("--check", "--diff") if check else ())
-        log = (scratch / "ansible.log").read_text()
-        assert "failed=0" in log, log[-3000:]
-        return log
+        return run_role(tmp_path / f"run{next(runs)}", collections, host, check)
 
     try:
         yield run

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from helpers.marks import needs_root
 from test_role_accounts import wheel_dir
-from test_role_validation import PID, PLAYBOOK, _host, collections, run_playbook, wheels
+from test_role_validation import PID, PLAYBOOK, _host, collections, run_role, wheels
 
 pytestmark = [needs_root, pytest.mark.timeout(600),
               pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="no ansible-core in this venv")]
@@ -80,15 +80,7 @@ def converge(tmp_path: Path, wheel_dir: Path, collections: Path) -> Iterator:
     def run(check: bool = False, **variables: object) -> str:
         host = _host(tmp_path / "venv", wheel_dir)  # isolated_service_wheel_dir: every run installs
         host.update(variables)
-        scratch = tmp_path / f"run{next(runs)}"
-        scratch.mkdir()
-        playbook = [dict(name="the role", hosts="all", gather_facts=False,
-                         roles=["pyforkexec.isolation.isolated_service"])]
-        run_playbook(scratch, collections, dict(all=dict(hosts=dict(h=host))), playbook,
-                     ("--check", "--diff") if check else ())
-        log = (scratch / "ansible.log").read_text()
-        assert "failed=0" in log, log[-3000:]
-        return log
+        return run_role(tmp_path / f"run{next(runs)}", collections, host, check)
 
     yield run
 

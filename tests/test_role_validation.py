@@ -240,6 +240,19 @@ def run_playbook(scratch: Path, collections: Path, inventory: Vars, playbook: li
     return {p.name: json.loads(p.read_text()) for p in tree.iterdir()} if tree.exists() else {}
 
 
+def run_role(scratch: Path, collections: Path, host: Vars, check: bool = False) -> str:
+    """One run of the role on this machine as inventory host ``host`` (its variables), in ``scratch``
+    (made here), with --check --diff if ``check``; its output, once it says nothing failed."""
+    scratch.mkdir()
+    playbook = [dict(name="the role", hosts="all", gather_facts=False,
+                     roles=["pyforkexec.isolation.isolated_service"])]
+    run_playbook(scratch, collections, dict(all=dict(hosts=dict(h=host))), playbook,
+                 ("--check", "--diff") if check else ())
+    log = (scratch / "ansible.log").read_text()
+    assert "failed=0" in log, log[-3000:]
+    return log
+
+
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory: pytest.TempPathFactory, wheels: Path, collections: Path) -> Iterator[tuple]:
     """Runs the corpus and the valid control once: (each case's failure message, traces, the control's
