@@ -651,7 +651,10 @@ def _mount(option, m):
         made = fe.Mount.bind(m["source"], target, recursive=m["recursive"] is not False, mkdir=m["mkdir"],
                              **extra)
     elif kind == "tmpfs":
-        made = fe.Mount.tmpfs(target, size=m["size"], mode=m["mode"], mkdir=m["mkdir"])
+        mode = m["mode"]  # an octal string: as a number, one spelling of it (01777 and 1777 alike)
+        if mode is not None and mode.isascii() and mode.isdigit() and not set(mode) & set("89"):
+            mode = int(mode, 8)
+        made = fe.Mount.tmpfs(target, size=m["size"], mode=mode, mkdir=m["mkdir"])
         made = dataclasses.replace(made, data=_tmpfs_data(option, made.data, m["options"]))
     elif kind == "proc":
         made = dataclasses.replace(fe.Mount.proc(target, mkdir=m["mkdir"]), data=m["options"])
@@ -943,9 +946,10 @@ def canonical_attr(attr):
     environment sorted by name (a dict's order is no part of it), capabilities by their CAP_ names in
     the kernel's order, rlimits by their RLIMIT_ names in the kernel's order with "unlimited" for no
     limit, the sets given as lists (seccomp's allow and deny, landlock's access rights and scopes)
-    sorted. What a service's spec says is compared as text with what the host has: without this, the
-    same service in another spelling ("kill" for CAP_KILL, -1 for unlimited, env keys in another order)
-    rewrote its spec and restarted it, and check mode planned that restart."""
+    sorted, and so are landlock's rules. (A tmpfs's mode is a number from the start: _mount.) What a
+    service's spec says is compared as text with what the host has: without this, the same service in
+    another spelling ("kill" for CAP_KILL, -1 for unlimited, env keys in another order) rewrote its spec
+    and restarted it, and check mode planned that restart."""
     fe = deps.pyforkexec
     caps, limits = fe.sandbox.caps, fe.sandbox.rlimits
     sys_attr = attr.sys
@@ -971,12 +975,14 @@ def canonical_attr(attr):
             f = sys_attr.seccomp
             sys_attr = dataclasses.replace(sys_attr, seccomp=dataclasses.replace(
                 f, allow=_set_of(f.allow), deny=_set_of(f.deny)))
-        if sys_attr.landlock is not None:
+        if sys_attr.landlock is not None:  # (its rules allow together: their order is no part of it)
             policy = sys_attr.landlock
+            paths = [dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.paths]
+            ports = [dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.ports]
             sys_attr = dataclasses.replace(sys_attr, landlock=dataclasses.replace(
                 policy, scopes=_set_of(policy.scopes),
-                paths=[dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.paths],
-                ports=[dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.ports]))
+                paths=sorted(paths, key=lambda rule: (os.fsdecode(rule.path), [str(a) for a in rule.access])),
+                ports=sorted(ports, key=lambda rule: (rule.port, [str(a) for a in rule.access]))))
     env = None if attr.env is None else sorted(attr.env, key=lambda entry: entry.partition("=")[0])
     return dataclasses.replace(attr, env=env, sys=sys_attr)
 

@@ -21,6 +21,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import servic
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check as start_check
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import Files, sweep_stale
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.files import read as files_read
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
     ISOLATION_ARGSPEC,
     ISOLATION_MUTUALLY_EXCLUSIVE,
@@ -176,6 +177,27 @@ COMPARISONS = {
 }
 
 
+def _spec_text(argv, attr):
+    """A service's launch spec, as its file holds it."""
+    return json.dumps(deps.pyforkexec.spec.dump(None, argv, attr), indent=2, sort_keys=True) + "\n"
+
+
+def _same_as_written(path, text):
+    """``text``, or the spec file at ``path`` when it is the same service in another spelling (one
+    written before specs held one spelling, canonical_attr): that text stays, and its service is not
+    restarted for a spelling. A file this pyforkexec cannot read as a spec is replaced."""
+    written = files_read(path)
+    if written is None or written == text:
+        return text
+    spec = deps.pyforkexec.spec
+    try:
+        found = spec.loads(written.encode(), path)
+        again = _spec_text(found.argv, canonical_attr(found.attr))
+    except (spec.SpecError, ValueError, TypeError, OSError):
+        return text
+    return written if again == text else text
+
+
 class Service:
     """One run of the module: the wanted files, what runs, and the actions between them."""
 
@@ -215,8 +237,7 @@ class Service:
         p = self.params
         attr = launch_attr(p, self.name, self.manager, netns_made=self.netns_made).attr
         self.landlock = landlock_report(attr.sys.landlock)
-        doc = deps.pyforkexec.spec.dump(None, p["argv"], canonical_attr(attr))
-        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        return _same_as_written(paths.spec_path(self.name), _spec_text(p["argv"], canonical_attr(attr)))
 
     def unit_text(self):
         deps.require(self.module, "jinja2", reason="to render the systemd unit")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import random
 
@@ -355,6 +356,9 @@ if st is not None:
 
 # ---- regression examples (what the property found) -------------------------------------------------
 
+_RX_ROOT, _W_TMP = dict(path="/", access=["read", "execute"]), dict(path="/tmp", access=["write"])
+
+
 @pytest.mark.parametrize(("first", "again"), [
     (dict(capabilities=dict(keep=["CAP_KILL", "CAP_CHOWN"])),
      dict(capabilities=dict(keep=["chown", "kill"]))),
@@ -363,7 +367,11 @@ if st is not None:
     (dict(seccomp=dict(deny=["ptrace", "mount"])), dict(seccomp=dict(deny=["mount", "ptrace", "mount"]))),
     (dict(landlock=dict(paths=[dict(path="/", access=["read", "execute"])])),
      dict(landlock=dict(paths=[dict(path="/", access=["execute", "read"])]))),
-], ids=["capability-names", "rlimit-names", "env-order", "seccomp-order", "landlock-access-order"])
+    (dict(landlock=dict(paths=[_RX_ROOT, _W_TMP])), dict(landlock=dict(paths=[_W_TMP, _RX_ROOT]))),
+    (dict(namespaces=["mount"], mounts=[dict(type="tmpfs", target="/mnt", mode="1777")]),
+     dict(namespaces=["mount"], mounts=[dict(type="tmpfs", target="/mnt", mode="01777")])),
+], ids=["capability-names", "rlimit-names", "env-order", "seccomp-order", "landlock-access-order",
+        "landlock-rule-order", "tmpfs-mode-octal"])
 def test_the_same_service_in_another_spelling_is_not_restarted(run_module, first, again):
     """A service given again with the same options in another spelling the documentation allows (a
     capability's short name, an rlimit's RLIMIT_ name and -1 for unlimited, env keys, system calls or
@@ -378,6 +386,37 @@ def test_the_same_service_in_another_spelling_is_not_restarted(run_module, first
         changed = (planned["changed"], rerun["changed"])
         assert changed == (False, False), (planned["actions"], rerun["actions"])
         assert (rerun["main_pid"], rerun["pid"]) == (started["main_pid"], started["pid"])
+    finally:
+        _ok(run_module(service, dict(name=name, manager="direct", state="absent")))
+    assert not leftovers(name)
+
+
+def test_a_spec_written_in_another_spelling_before_is_kept_and_nothing_restarts(run_module):
+    """A spec written before specs held one spelling (a capability by its short name, env keys in the
+    order given) is the same service: rewritten in the one spelling, its service restarted once, in
+    the first run after an upgrade of the collection. It is kept as it is, and nothing restarts."""
+    name = _names(1)[0]
+    args = dict(name=name, manager="direct", argv=LOOP, start_check=0,
+                capabilities=dict(keep=["CAP_KILL", "CAP_CHOWN"]), env=dict(A="1", B="2"))
+    try:
+        started = _ok(run_module(service, args))
+        with open(paths.spec_path(name)) as f:
+            doc = json.load(f)
+        doc["sys"]["capabilities"]["keep"] = ["kill", "chown"]  # as an earlier release wrote it
+        doc["proc"]["env"] = list(reversed(doc["proc"]["env"]))
+        earlier = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        with open(paths.spec_path(name), "w") as f:
+            f.write(earlier)
+        planned = _ok(run_module(service, args, check_mode=True, diff=True))
+        rerun = _ok(run_module(service, args))
+        assert (planned["changed"], rerun["changed"]) == (False, False), \
+            (planned["actions"], rerun["actions"])
+        assert (rerun["main_pid"], rerun["pid"]) == (started["main_pid"], started["pid"])
+        with open(paths.spec_path(name)) as f:
+            assert f.read() == earlier
+        # another service in fact: written anew, and restarted
+        changed = _ok(run_module(service, dict(args, capabilities=dict(keep=["CAP_KILL"]))))
+        assert changed["changed"] and changed["actions"][-1] == "restart", changed
     finally:
         _ok(run_module(service, dict(name=name, manager="direct", state="absent")))
     assert not leftovers(name)
