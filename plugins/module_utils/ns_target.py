@@ -36,6 +36,33 @@ class NotIsolated(Exception):
     """A namespace to enter is this host's own (the caller's): a command would run on the host."""
 
 
+def stat_field(pid, n):
+    """Field ``n`` of /proc/PID/stat counted after the command's name (0: the state, 1: the ppid)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[n]
+    except (FileNotFoundError, ProcessLookupError):
+        raise TargetGone(f"process {pid} has ended") from None
+
+
+def not_exec_yet(pid):
+    """Whether process ``pid`` still runs its parent's program image: a launcher's child before its
+    execve shares (or copied) the parent's memory, so it shows the parent's command line (or none yet,
+    just made), and may not be in all its namespaces yet, nor have its hostname. One that has exited
+    (a zombie: its command line is empty too, until its parent reaps it) has ended: TargetGone."""
+    if stat_field(pid, 0) == b"Z":
+        raise TargetGone(f"process {pid} has ended")
+    ppid = int(stat_field(pid, 1))
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            mine = f.read()
+        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+            theirs = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        raise TargetGone(f"process {pid} has ended") from None
+    return not mine or mine == theirs
+
+
 class Captured:
     """The namespaces ``kinds`` (None: all the target has, as ``nsenter --all`` enters them) of process
     ``pid``, its root and working directory, open. Raises TargetGone when it is not running.
@@ -59,7 +86,7 @@ class Captured:
             if confirm is not None:
                 if confirm() != pid:
                     raise TargetGone(f"process {pid} ended while it was looked up")
-                if self._not_exec_yet():
+                if not_exec_yet(self.pid):
                     raise TargetGone(f"process {pid} is still being set up by its launcher (it has not "
                                      "started its program yet)")
             for kind in kinds or self._all_kinds():
@@ -71,23 +98,6 @@ class Captured:
         except BaseException:
             self.close()
             raise
-
-    def _not_exec_yet(self):
-        """Whether the process still runs its parent's program image: a launcher's child before its
-        execve shares (or copied) the parent's memory, so it shows the parent's command line (or
-        none yet, just made). One that has exited (a zombie: its command line is empty too, until its
-        parent reaps it) has ended."""
-        if self._stat_field(0) == b"Z":
-            raise TargetGone(f"process {self.pid} has ended")
-        ppid = int(self._stat_field(1))
-        try:
-            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
-                mine = f.read()
-            with open(f"/proc/{ppid}/cmdline", "rb") as f:
-                theirs = f.read()
-        except (FileNotFoundError, ProcessLookupError):
-            raise TargetGone(f"process {self.pid} has ended") from None
-        return not mine or mine == theirs
 
     def _check_isolated(self, explicit):
         """NotIsolated unless the namespaces to enter are the target's own (see the class)."""
@@ -114,15 +124,7 @@ class Captured:
             self._started = self._start_time()
 
     def _start_time(self):
-        return self._stat_field(19)  # field 22 of /proc/PID/stat
-
-    def _stat_field(self, n):
-        """Field ``n`` of /proc/PID/stat counted after the command's name (0: the state, 1: the ppid)."""
-        try:
-            with open(f"/proc/{self.pid}/stat", "rb") as f:
-                return f.read().rsplit(b")", 1)[1].split()[n]
-        except (FileNotFoundError, ProcessLookupError):
-            raise TargetGone(f"process {self.pid} has ended") from None
+        return stat_field(self.pid, 19)  # field 22 of /proc/PID/stat
 
     def _all_kinds(self):
         """What ``nsenter --all`` enters: each namespace the target has, its user namespace only when it

@@ -38,6 +38,9 @@ options:
   service:
     description:
       - The name of a service of M(pyforkexec.isolation.service); its process is the one described.
+      - A process its launcher or daemon is still setting up (just after a start or a restart, before it
+        has executed the service's program) is not yet in all its namespaces, nor has its hostname; it is
+        described once it has executed the program, waited for up to 5 seconds, else the task fails.
     type: str
   netns:
     description:
@@ -183,8 +186,14 @@ net:
 """
 
 import os
+import time
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, landlock_status, quick_exit
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import (
+    deps,
+    landlock_status,
+    ns_target,
+    quick_exit,
+)
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
@@ -221,6 +230,25 @@ def describe_netns(name, with_net):
     return facts
 
 
+SETTING_UP_WAIT = 5.0  # seconds a service's process is given to execute its program (a restart's)
+
+
+def wait_for_its_program(pid, option):
+    """Until process ``pid``, a service's, has executed its program: before that it is its launcher's
+    copy being set up, maybe not yet in all its namespaces, without its hostname (read then, a restarted
+    service showed the host's). ServiceError when it ends, or stays so for SETTING_UP_WAIT seconds."""
+    deadline = time.monotonic() + SETTING_UP_WAIT
+    try:
+        while ns_target.not_exec_yet(pid):
+            if time.monotonic() > deadline:
+                raise paths.ServiceError(f"{option}: process {pid} has not started the service's program "
+                                         f"{SETTING_UP_WAIT:g}s after it was found: its launcher is still "
+                                         "setting it up")
+            time.sleep(0.01)
+    except ns_target.TargetGone as e:
+        raise paths.ServiceError(f"{option}: {e}") from None
+
+
 def main():
     quick_exit.skip_final_collection()
     module = AnsibleModule(
@@ -255,6 +283,8 @@ def main():
             pid = paths.resolve_pid(params[option], params["manager"], module.run_command)
             if not nsinfo.pid_exists(pid):
                 raise paths.ServiceError(f"{option}: no process {pid}")
+            if option == "service":
+                wait_for_its_program(pid, option)
             try:
                 facts = nsinfo.describe(pid, with_net)
             except FileNotFoundError as e:  # ended (or a zombie, whose namespaces are gone) meanwhile

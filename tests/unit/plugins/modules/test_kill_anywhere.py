@@ -99,11 +99,12 @@ def _next_runs_reach(module, b, was_at_b, at_b, describe):
     return found
 
 
-def _converge(module, args):
-    """A run of ``module`` as a process of its own (as Ansible runs it), its result."""
+def _converge(module, args, prefix=()):
+    """A run of ``module`` as a process of its own (as Ansible runs it), its result (``prefix``: a
+    command that runs it, nsenter...)."""
     env = dict(os.environ, PYTHONPATH=_PATH)
     given = json.dumps({"ANSIBLE_MODULE_ARGS": args})
-    done = subprocess.run([sys.executable, "-m", module.__name__], input=given, capture_output=True,
+    done = subprocess.run([*prefix, sys.executable, "-m", module.__name__], input=given, capture_output=True,
                           text=True, env=env, cwd="/", timeout=300, check=False)
     try:
         return json.loads(done.stdout)
@@ -371,9 +372,33 @@ def _waiting_for_a_lock(pid):
 
 
 @pytest.fixture
-def clean_booting():
-    yield
-    gone = _converge(services, dict(services=[dict(name=BOOTING, state="absent")]))
+def private_locks():
+    """A mount namespace whose /run/pyforkexec-locks is a tmpfs of its own (its holder's pid): a daemon
+    stopped on purpose there holds a services lock no other test's converge waits for (those of this
+    suite run beside it, and gave up on the host's lock once that daemon was 35 s old)."""
+    from pyforkexec import host_lock
+
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               f"mount -t tmpfs -o mode=0755 pfe-locks {host_lock.LOCK_DIR} && echo ready "
+                               "&& exec sleep infinity"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "ready\n"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def in_mount_namespace_of(pid):
+    """The prefix that runs a command in the mount namespace of ``pid`` (_module_process, _converge)."""
+    return ("nsenter", "-t", str(pid), "-m", "--")
+
+
+@pytest.fixture
+def clean_booting(private_locks):
+    yield in_mount_namespace_of(private_locks)
+    gone = _converge(services, dict(services=[dict(name=BOOTING, state="absent")]),
+                     in_mount_namespace_of(private_locks))
     assert _ok(gone), gone
     assert not _daemons(BOOTING)
 
@@ -386,9 +411,10 @@ def test_a_run_killed_while_its_daemon_starts_leaves_the_next_run_that_daemon(cl
     now: the next run waits for it, then finds it running and changes nothing."""
     from pyforkexec.service import singleton
 
+    private = clean_booting  # its runs' converge lock: the daemon stopped here holds it
     args = _service(BOOTING, 1)
     for _attempt in range(20):  # until the first daemon is stopped before its claim (most times)
-        first = _module_process(args)
+        first = _module_process(args, private)
         orphan = None
         while orphan is None and first.poll() is None:
             orphan = next(iter(_daemons(BOOTING)), None)
@@ -398,12 +424,12 @@ def test_a_run_killed_while_its_daemon_starts_leaves_the_next_run_that_daemon(cl
                 break
             os.kill(orphan, signal.SIGCONT)
         first.communicate()  # (the run ended before its daemon was seen, or that one claimed its name)
-        assert _ok(_converge(services, dict(services=[dict(name=BOOTING, state="absent")])))
+        assert _ok(_converge(services, dict(services=[dict(name=BOOTING, state="absent")]), private))
     else:
         pytest.fail("the daemon claimed its name before it could be stopped, 20 times")
     first.kill()
     first.wait()
-    again = _module_process(args)
+    again = _module_process(args, private)
     second = None
     while again.poll() is None and not _waiting_for_a_lock(again.pid):
         second = next((pid for pid in _daemons(BOOTING) if pid != orphan), None)

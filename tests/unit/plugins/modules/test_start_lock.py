@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
@@ -36,27 +35,12 @@ def _service(name):
                 manager="direct", start_check=0, cgroup={})
 
 
-@pytest.fixture
-def private_locks():
-    """A mount namespace whose /run/pyforkexec-locks is a tmpfs of its own (its holder's pid): a daemon
-    left wedged on purpose there holds a services lock no other test's converge waits for (those of
-    this suite run beside it, and gave up on the host's lock once that daemon was 35 s old)."""
-    from pyforkexec import host_lock
-
-    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                               f"mount -t tmpfs -o mode=0755 h122-locks {host_lock.LOCK_DIR} && echo ready "
-                               "&& exec sleep infinity"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "ready\n"
-        yield holder.pid
-    finally:
-        holder.kill()
-        holder.wait()
+private_locks = ka.private_locks  # the fixture, for this module's tests too
 
 
 def _module_in(ns_pid, args):
     """The service module run as ka._module_process runs it, in the mount namespace of ``ns_pid``."""
-    return ka._module_process(args, prefix=("nsenter", "-t", str(ns_pid), "-m", "--"))
+    return ka._module_process(args, prefix=ka.in_mount_namespace_of(ns_pid))
 
 
 def _stopped_before_its_report(args, ns_pid=None):
