@@ -576,9 +576,11 @@ def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_n
     """A namespace made from nothing (or removed whole), the run killed at any of its mutating calls:
     the next run makes (removes) it, whatever the kill left, and nothing else stays."""
     absent = dict(name=NETNS, state="absent")
+    options_dir = os.path.dirname(paths.netns_config_path(NETNS))
 
-    def host():  # (not whether the options' directory is there: other tests' services keep files there)
-        return _kernel(), files_util.read(paths.netns_config_path(NETNS))
+    def host():  # (the directory goes with the last namespace's options: other tests' may stay in it)
+        empty_dir_left = os.path.isdir(options_dir) and not os.listdir(options_dir)
+        return _kernel(), files_util.read(paths.netns_config_path(NETNS)), empty_dir_left
 
     states = {}
     for args in (b or absent, a or absent):
