@@ -25,7 +25,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import servic
 from ansible_collections.pyforkexec.isolation.plugins.modules import netns as netns_module
 from ansible_collections.pyforkexec.isolation.plugins.modules import service as service_module
 from ansible_collections.pyforkexec.isolation.plugins.modules import services
-from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_sweep
+from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_sweep, lock_wait
 
 # For a module run as a process of its own: this Python's path (where ansible-test put
 # ansible_collections, which no child inherits, and the pyforkexec this run imports).
@@ -366,11 +366,6 @@ def _module_process(args, prefix=()):
     return proc
 
 
-def _waiting_for_a_lock(pid):
-    with open("/proc/locks") as f:
-        return any(line.split()[1:2] == ["->"] and line.split()[5:6] == [str(pid)] for line in f)
-
-
 @pytest.fixture
 def private_locks():
     """A mount namespace whose /run/pyforkexec-locks is a tmpfs of its own (its holder's pid): a daemon
@@ -431,7 +426,7 @@ def test_a_run_killed_while_its_daemon_starts_leaves_the_next_run_that_daemon(cl
     first.wait()
     again = _module_process(args, private)
     second = None
-    while again.poll() is None and not _waiting_for_a_lock(again.pid):
+    while again.poll() is None and not lock_wait.waits_for_a_lock(again.pid):
         second = next((pid for pid in _daemons(BOOTING) if pid != orphan), None)
         if second is not None:  # (without the lock) a second daemon: it waits until the first claimed
             os.kill(second, signal.SIGSTOP)

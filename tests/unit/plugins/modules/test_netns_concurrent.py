@@ -12,6 +12,7 @@ import time
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import netns as netns_module
+from ansible_collections.pyforkexec.isolation.tests.unit.plugins import lock_wait
 
 # The directory that holds ansible_collections, for a module run as a process of its own.
 _COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(netns_module.__file__), *[os.pardir] * 5))
@@ -28,12 +29,11 @@ def _module_process(args):
 
 
 def _done_or_waiting_for_a_lock(proc):
-    """Until ``proc`` has exited or waits for a lock (/proc/locks: its blocked request, "->")."""
+    """Until ``proc`` has exited or waits for a lock."""
     deadline = time.monotonic() + 120
     while proc.poll() is None:
-        with open("/proc/locks") as f:
-            if any(line.split()[1:2] == ["->"] and line.split()[5:6] == [str(proc.pid)] for line in f):
-                return
+        if lock_wait.waits_for_a_lock(proc.pid):
+            return
         assert time.monotonic() < deadline, "the other run neither ended nor waited"
         time.sleep(0.01)
 
