@@ -391,11 +391,8 @@ class Service:
         verb = TRANSITIONS[state]["running" if main is not None else "stopped"]
         if verb == RESTART_IF_OUTDATED:
             verb = "restart" if outdated else None
-        if verb == "restart" and "daemon_argv" in outdated:
-            # (its daemon's arguments are in no file: the file diffs would not show this restart's cause)
-            running = service_direct.running_argv(main) or []
-            self.diff.append(dict(before_header="daemon", before=shlex.join(running) + "\n",
-                                  after_header="daemon", after=shlex.join(self.daemon_argv()) + "\n"))
+        if verb == "restart":
+            self.diff += self.unseen_causes(main, outdated, files_changed)
         if verb is not None:
             self.do(verb)
         elif main is None and state == "stopped":
@@ -404,6 +401,26 @@ class Service:
             paths.clear_pending(self.name)  # what runs, if anything, is started from the files
         self.sync_enabled()
         return state != "stopped"
+
+    def unseen_causes(self, main, outdated, files_changed):
+        """Diff entries for the causes of a restart that no file's diff shows: the daemon's arguments
+        (in no file), files an earlier run rewrote and was cut off before restarting it (pending), the
+        runtime reinstalled under it. (A rewired namespace has its own diff, from the services module.)"""
+        unseen = []
+        if "daemon_argv" in outdated:
+            running = service_direct.running_argv(main) or []
+            unseen.append(dict(before_header="daemon", before=shlex.join(running) + "\n",
+                               after_header="daemon", after=shlex.join(self.daemon_argv()) + "\n"))
+        if "files" in outdated and not files_changed:
+            unseen.append(dict(before_header="started from", after_header="started from",
+                               before="older files than the host's (a run rewrote them and was cut off "
+                                      "before it restarted the service)\n",
+                               after="the host's files\n"))
+        if "runtime" in self.changed_under:
+            unseen.append(dict(before_header="runtime", after_header="runtime",
+                               before="the runtime before this run reinstalled it\n",
+                               after="the runtime reinstalled\n"))
+        return unseen
 
     def check_own_cgroup(self, files, batch=None):
         """Before anything changes: the service's own cgroup (killed whole, with what is below it, at

@@ -99,8 +99,11 @@ def test_a_converge_interrupted_after_its_files_is_finished_by_the_next(run_modu
         run_module(service, dict(name=name, argv=_argv(2), manager="direct"))
     monkeypatch.setattr(svc.Service, "do", real_do)
     assert _running_argv(name) == _argv(1)  # still the old one, the spec the new one
-    check = run_module(service, dict(name=name, argv=_argv(2), manager="direct"), check_mode=True)
+    check = run_module(service, dict(name=name, argv=_argv(2), manager="direct"), check_mode=True, diff=True)
     assert check["actions"] == ["restart"], check
+    # The files are as wanted: the diff names the restart's cause, which no file's diff shows.
+    assert [entry["before_header"] for entry in check["diff"]] == ["started from", "state"], check["diff"]
+    assert "cut off before it restarted" in check["diff"][0]["before"]
     again = run_module(service, dict(name=name, argv=_argv(2), manager="direct"))
     assert again["actions"] == ["restart"] and _running_argv(name) == _argv(2), again
     assert not os.path.exists(paths.pending_path(name))
