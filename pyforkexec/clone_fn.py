@@ -24,6 +24,7 @@ from . import _clone, signames
 from ._signals import SEIZE_TRIES, Hold, held, seize
 from .checks import check_bool, check_int, check_pid, fail
 from .flags import CloneFlags
+from .proc_pid import own_proc
 from .validate import CSIGNAL, INVALID_PAIRS, KNOWN_FLAGS, F, check_flags
 
 __all__ = ["WALL", "clone", "wait_clone"]
@@ -161,7 +162,7 @@ def _identity(pid: int, pidfd: int) -> Optional[tuple[bytes, bytes]]:
     pidfd alive after the read (so the process read was the pidfd's); None when it is gone, or when
     /proc is not of this process's PID namespace."""
     try:
-        if int(os.readlink("/proc/self")) != os.getpid():
+        if not own_proc():
             return None
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()

@@ -39,6 +39,7 @@ from .child.plan import (
 )
 from .errors import ChildError, ErrorLocation
 from .flags import CloneFlags
+from .proc_pid import proc_pid
 from .process import Process
 from .sandbox import cgroup as cgroup_mod
 from .sandbox.cgroup import CgroupHandle, CgroupProcess
@@ -82,10 +83,16 @@ def _write_file(path: bytes, data: bytes, opened: list[int]) -> None:
 
 
 def _write_maps(pid: int, sys_attr: SysProcAttr, opened: list[int]) -> tuple[int, int]:
-    """Go's writeUidGidMappings: uid_map, setgroups (ENOENT ignored), gid_map. Returns (errno, index)."""
-    for index, data in map_writes(sys_attr):
+    """Go's writeUidGidMappings: uid_map, setgroups (ENOENT ignored), gid_map. Returns (errno, index).
+    The files are the child's as /proc numbers it (proc_pid): /proc may be another PID namespace's."""
+    writes = map_writes(sys_attr)
+    try:
+        where = str(proc_pid(pid)) if writes else ""
+    except OSError as e:
+        return e.errno or errno.ESRCH, writes[0][0]
+    for index, data in writes:
         try:
-            _write_file(id_map_path(str(pid), index), data, opened)
+            _write_file(id_map_path(where, index), data, opened)
         except FileNotFoundError:
             if index != SETGROUPS:  # a kernel before 3.19 has no setgroups file
                 return errno.ENOENT, index

@@ -37,6 +37,7 @@ from .._record import Value
 from ..attrs import SetNS, SysProcAttr
 from ..checks import NS_OPEN, fail
 from ..errors import ChildError, ErrorLocation
+from ..proc_pid import of_pidfd
 from ..validate import check_join_kind
 from . import _child
 
@@ -80,11 +81,9 @@ def _pidfd_pid(fd: int) -> Optional[int]:
     try:
         if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:[pidfd]":
             return None
-        with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
-            line = next((x for x in info if x.startswith(b"Pid:")), b"Pid: -1")
+        return of_pidfd(fd)
     except OSError:
         return None  # not an open fd: the child's setns reports it
-    return int(line.split()[1])
 
 
 def own_types(fd: int, kind: int, index: int = 0) -> int:

@@ -30,6 +30,7 @@ from typing import Callable, NoReturn, Optional
 
 from .. import flags as F
 from ..attrs import Credential, ProcAttr, SysProcAttr, SysProcIDMap
+from ..proc_pid import proc_pid
 from ..sandbox.mounts import MS_BIND, Mount
 from ..service.supervise import defer_ending
 from .blame import Rule, blamer, spelling
@@ -448,6 +449,10 @@ def launcher_sync(r: Request, gids: Optional[list[SysProcIDMap]] = None) -> Opti
         return None
 
     def sync(pid: int) -> None:
+        try:  # the child's files as /proc numbers it: /proc may be another PID namespace's
+            pid = proc_pid(pid)
+        except OSError as e:
+            raise SetupError(f"cannot find the command's process in /proc: {e.strerror}") from None
         if deny:
             deny_setgroups(pid)
         if r.offsets:

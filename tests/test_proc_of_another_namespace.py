@@ -1,0 +1,78 @@
+"""A caller in a PID namespace of its own whose /proc is an ancestor namespace's (a container or
+``unshare --pid --fork`` without its own /proc): there its pids (os.getpid(), a child's) are not the
+numbers /proc gives the processes, and a file the parent writes or binds for its child by
+``/proc/PID`` must be found by the number /proc has for it (pyforkexec.proc_pid), not be another
+process's. Each test runs a script as PID 1 of such a namespace (util-linux unshare, no --mount-proc)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a PID namespace, mounts)"),
+    pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare"),
+]
+
+
+def in_pid_namespace(script: str, *args: str) -> dict:
+    """``script`` run by this Python as PID 1 of a new PID namespace that keeps this /proc, in a mount
+    namespace of its own (its binds go with it): its JSON answer (its last line on stdout)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    res = subprocess.run(["unshare", "--pid", "--fork", "--mount", "--propagation=private", sys.executable,
+                          "-c", textwrap.dedent(script), *args],
+                         capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.splitlines()[-1])
+
+
+def test_the_scripts_proc_is_not_its_namespace_s() -> None:
+    # What the other tests rest on: os.getpid() is 1 there, /proc/self another number.
+    out = in_pid_namespace("""
+        import json, os
+        from pyforkexec.proc_pid import own_proc, proc_pid
+        print(json.dumps(dict(pid=os.getpid(), self=os.readlink("/proc/self"), own=own_proc(),
+                              found=proc_pid(os.getpid()))))
+    """)
+    assert out["pid"] == 1 and not out["own"]
+    assert out["found"] == int(out["self"]) != 1
+
+
+def test_a_user_namespace_child_gets_the_maps_the_parent_writes() -> None:
+    # More than one id: the parent writes the maps, by /proc/PID of the child (Go's order).
+    out = in_pid_namespace("""
+        import json, os
+        import pyforkexec as fe
+        m = [fe.SysProcIDMap(container_id=0, host_id=100000, size=65536)]
+        attr = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUSER, uid_mappings=m, gid_mappings=m)
+        try:
+            res = fe.run(["/bin/cat", "/proc/self/uid_map"], sys=attr, capture_output=True, text=True)
+            print(json.dumps(dict(rc=res.returncode, map=res.stdout.split())))
+        except OSError as e:
+            print(json.dumps(dict(error=str(e))))
+    """)
+    assert out == dict(rc=0, map=["0", "100000", "65536"])
+
+
+def test_unshare_binds_the_namespace_of_its_command(tmp_path) -> None:
+    # pyforkexec unshare --uts=FILE binds /proc/PID/ns/uts of the command it started: the command's.
+    target = tmp_path / "uts"
+    target.touch()
+    out = in_pid_namespace("""
+        import json, os, subprocess, sys
+        target = sys.argv[1]
+        res = subprocess.run([sys.executable, "-m", "pyforkexec", "unshare", f"--uts={target}", "--",
+                              "/bin/readlink", "/proc/self/ns/uts"], capture_output=True, text=True)
+        bound = os.stat(target).st_ino if os.path.ismount(target) else None
+        print(json.dumps(dict(rc=res.returncode, err=res.stderr, ns=res.stdout.strip(), bound=bound)))
+    """, str(target))
+    assert out["rc"] == 0, out["err"]
+    assert out["ns"] == f"uts:[{out['bound']}]"
