@@ -18,6 +18,8 @@ import errno
 import os
 import select
 
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import pidfds
+
 # nsenter option -> the file's name in /proc/PID/ns, in nsenter's own order
 KINDS = {"user": "user", "cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "net": "net", "pid": "pid",
          "mount": "mnt", "time": "time"}
@@ -78,6 +80,7 @@ class Captured:
 
     def __init__(self, pid, kinds=None, confirm=None):
         self.pid = pid
+        self._proc = pid  # its number in /proc (_identify): /proc may be another PID namespace's
         self.fds = {}  # nsenter option -> open fd
         self._pidfd = None
         self._started = None  # its start time, where pidfds are not there (Linux < 5.3)
@@ -86,7 +89,7 @@ class Captured:
             if confirm is not None:
                 if confirm() != pid:
                     raise TargetGone(f"process {pid} ended while it was looked up")
-                if not_exec_yet(self.pid):
+                if not_exec_yet(self._proc):
                     raise TargetGone(f"process {pid} is still being set up by its launcher (it has not "
                                      "started its program yet)")
             for kind in kinds or self._all_kinds():
@@ -114,6 +117,8 @@ class Captured:
                               "a command would reach the host's files, network and processes")
 
     def _identify(self):
+        """Pin the target (its pidfd) and find its number in /proc: ``pid`` is a number of this PID
+        namespace, as pidfd_open and kill take it; /proc, read by number, may be an ancestor's."""
         try:
             self._pidfd = os.pidfd_open(self.pid)
         except ProcessLookupError:
@@ -121,23 +126,31 @@ class Captured:
         except OSError as e:
             if e.errno != errno.ENOSYS:
                 raise
+            if pidfds.own_proc_number() != os.getpid():
+                raise TargetGone(f"process {self.pid} cannot be found in /proc, which is of another PID "
+                                 "namespace than this process's, without a pidfd (Linux 5.3)") from None
             self._started = self._start_time()
+            return
+        self._proc = pidfds.proc_number(self._pidfd)
+        if self._proc <= 0:
+            raise TargetGone(f"process {self.pid} " + ("has ended" if self._proc < 0 else "is not in /proc, "
+                             "which is of a PID namespace that cannot see it"))
 
     def _start_time(self):
-        return stat_field(self.pid, 19)  # field 22 of /proc/PID/stat
+        return stat_field(self._proc, 19)  # field 22 of /proc/PID/stat
 
     def _all_kinds(self):
         """What ``nsenter --all`` enters: each namespace the target has, its user namespace only when it
         is not ours (setns refuses to enter one's own)."""
-        kinds = [k for k, name in KINDS.items() if os.path.exists(f"/proc/{self.pid}/ns/{name}")]
-        theirs, ours = os.stat(f"/proc/{self.pid}/ns/user"), os.stat("/proc/self/ns/user")
+        kinds = [k for k, name in KINDS.items() if os.path.exists(f"/proc/{self._proc}/ns/{name}")]
+        theirs, ours = os.stat(f"/proc/{self._proc}/ns/user"), os.stat("/proc/self/ns/user")
         if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
             kinds.remove("user")
         return kinds
 
     def _open(self, name, flags):
         try:
-            return os.open(f"/proc/{self.pid}/{name}", flags | os.O_CLOEXEC)
+            return os.open(f"/proc/{self._proc}/{name}", flags | os.O_CLOEXEC)
         except (FileNotFoundError, ProcessLookupError):
             raise TargetGone(f"process {self.pid} has ended") from None
 
@@ -152,8 +165,10 @@ class Captured:
     def options(self):
         """nsenter's options entering these files, which it opens through this process's /proc entry:
         a child that inherited them instead would keep them open in the command it runs (nsenter
-        closes only what it opened)."""
-        return [f"--{option}=/proc/{os.getpid()}/fd/{fd}" for option, fd in self.fds.items()]
+        closes only what it opened). By this process's number in /proc, which /proc may give it in
+        another PID namespace than its own (os.getpid() there is another process)."""
+        here = pidfds.own_proc_number()
+        return [f"--{option}=/proc/{here}/fd/{fd}" for option, fd in self.fds.items()]
 
     def close(self):
         for fd in [*self.fds.values(), self._pidfd]:

@@ -23,6 +23,22 @@ def alive(fd):
     return True
 
 
+def proc_number(fd):
+    """The number /proc gives the process of pidfd ``fd`` (its fdinfo's Pid): -1 once it has ended, 0
+    when it is not in /proc. /proc shows the PID namespace it was mounted in, which may be an ancestor
+    of this process's (a container, or ``unshare --pid --fork``, that kept the host's /proc): there a
+    pid of this namespace (os.getpid(), a child's, what pidfd_open and kill take) is another process's
+    number. (pyforkexec.proc_pid on the managed host; the connection runs where it may not be.)"""
+    with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+        line = next((x for x in info if x.startswith(b"Pid:")), b"Pid: -1")
+    return int(line.split()[1])
+
+
+def own_proc_number():
+    """This process's number in /proc (os.getpid() only where /proc is this PID namespace's)."""
+    return int(os.readlink("/proc/self"))
+
+
 def parent_of(pid):
     """The PPid /proc shows for ``pid`` (None: no such process)."""
     try:

@@ -96,7 +96,7 @@ def child_env():
 def in_pid_namespace(child_env):
     """in_pid_namespace(script, *args) -> the JSON answer of ``script`` run by this Python as PID 1 of a
     PID namespace of its own (pid_reuse.run: beside this file, which the script imports too), in
-    child_env."""
+    child_env; ``mount_proc=False`` keeps this process's /proc there."""
     import importlib.util
 
     # loaded from its path: ansible-test imports this file as a module of the collection's package,
@@ -105,7 +105,7 @@ def in_pid_namespace(child_env):
                                                                             "pid_reuse.py"))
     pid_reuse = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pid_reuse)
-    return lambda script, *args: pid_reuse.run(script, *args, env=child_env)
+    return lambda script, *args, **kwargs: pid_reuse.run(script, *args, env=child_env, **kwargs)
 
 
 @pytest.fixture

@@ -66,17 +66,20 @@ def bystander_on(pid: int, session: bool = False, close: Iterable[int] = ()) -> 
     return sleeper(session, close)
 
 
-def run(script: str, *args: str, env: dict[str, str] | None = None) -> Any:
+def run(script: str, *args: str, env: dict[str, str] | None = None, mount_proc: bool = True) -> Any:
     """``script`` run by this Python as PID 1 of a PID namespace of its own, with ``args`` as its argv
     and ``env`` (this process's by default) with this file's directory ahead on PYTHONPATH: its JSON
-    answer (its one line on stdout). It must exit 0; the test skips without util-linux unshare."""
+    answer (its one line on stdout). It must exit 0; the test skips without util-linux unshare. Without
+    ``mount_proc`` it keeps this process's /proc, where it and its children have other numbers (as in a
+    container that kept the host's /proc)."""
     import pytest
 
     if shutil.which("unshare") is None:
         pytest.skip("needs util-linux unshare")
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, env.get("PYTHONPATH")) if p)
-    res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", script, *args],
+    proc = ["--mount-proc"] if mount_proc else []
+    res = subprocess.run(["unshare", "--pid", "--fork", *proc, sys.executable, "-c", script, *args],
                          capture_output=True, text=True, timeout=120, check=False, env=env)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)

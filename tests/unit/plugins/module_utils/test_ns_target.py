@@ -146,3 +146,44 @@ def test_a_looked_up_pid_that_has_exited_is_refused_as_ended(target):
 def _state(pid):
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(") ", 1)[1][0]
+
+
+# Run as PID 1 of a PID namespace that kept the host's /proc (as a container may): there this process
+# is 1 and its child another number than /proc gives them. The target is this script's child, in UTS
+# and network namespaces of its own; nsenter is given Captured's files.
+_CAPTURED_WITH_THE_HOST_S_PROC = r"""
+import json, os, subprocess
+from ansible_collections.pyforkexec.isolation.plugins.module_utils.ns_target import Captured, NotIsolated
+proc = subprocess.Popen(["unshare", "--uts", "--net", "sh", "-c",
+                         "hostname h128-target && readlink /proc/self/ns/net && exec sleep 60"],
+                        stdout=subprocess.PIPE, text=True)
+net = proc.stdout.readline().strip()
+answer = {"pid": os.getpid(), "self": os.readlink("/proc/self")}
+try:
+    captured = Captured(proc.pid, ["uts", "net"])
+    try:
+        answer["opened"] = f"net:[{os.fstat(captured.fds['net']).st_ino}]" == net
+        answer["through_options"] = [os.stat(o.split("=", 1)[1]).st_ino == os.fstat(fd).st_ino
+                                     for o, fd in zip(captured.options(), captured.fds.values())]
+        answer["hostname"] = subprocess.run(["nsenter", *captured.options(), "--", "hostname"],
+                                            capture_output=True, text=True).stdout.strip()
+    finally:
+        captured.close()
+except (NotIsolated, OSError) as e:
+    answer["error"] = str(e)
+proc.kill()
+proc.wait()
+print(json.dumps(answer))
+"""
+
+
+def test_the_target_s_files_are_its_own_where_proc_is_another_pid_namespace_s(in_pid_namespace):
+    """Captured opened /proc/PID/ns/* of the target's pid, and gave nsenter /proc/OWN/fd/N by
+    os.getpid(): numbers of the caller's PID namespace, which /proc (the host's) gives to other
+    processes (the host's PID 1 for this one). The target's files are found through its pidfd
+    (its fdinfo's Pid: its number in /proc), nsenter's by /proc/self's number."""
+    answer = in_pid_namespace(_CAPTURED_WITH_THE_HOST_S_PROC, mount_proc=False)
+    assert answer["pid"] == 1 and answer["self"] != "1"  # the case: /proc is not the namespace's
+    assert answer.get("error") is None
+    assert answer["opened"] and answer["through_options"] == [True] * 4
+    assert answer["hostname"] == "h128-target"
