@@ -39,13 +39,60 @@ def own_proc_number():
     return int(os.readlink("/proc/self"))
 
 
-def parent_of(pid):
-    """The PPid /proc shows for ``pid`` (None: no such process)."""
+def _own_proc():
+    return own_proc_number() == os.getpid()
+
+
+def in_proc(pid, fd=None):
+    """The number /proc gives process ``pid`` of this PID namespace (through its pidfd ``fd`` when one
+    is open): ``pid`` where /proc is this namespace's; None when it has ended or /proc does not show it."""
+    if _own_proc():
+        return pid
+    if fd is None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        try:
+            return in_proc(pid, fd)
+        finally:
+            os.close(fd)
+    number = proc_number(fd)
+    return number if number > 0 else None
+
+
+def from_proc(number):
+    """The pid in this PID namespace of the process /proc numbers ``number``: ``number`` where /proc is
+    this namespace's; else its NSpid at this namespace's depth (NSpid lists its pids from /proc's
+    namespace down); None when it is gone or not in this namespace (0 stays 0: no parent here)."""
+    if number <= 0 or _own_proc():
+        return number
+    depth = len(_nspid("self")) - 1
+    pids = _nspid(number)
+    return pids[depth] if pids is not None and len(pids) > depth else None
+
+
+def _nspid(where):
     try:
-        with open(f"/proc/{pid}/status") as f:
-            return next((int(line.split()[1]) for line in f if line.startswith("PPid:")), None)
+        with open(f"/proc/{where}/status") as f:
+            line = next((x for x in f if x.startswith("NSpid:")), f"NSpid: {where}")  # (before Linux 4.1)
     except (FileNotFoundError, ProcessLookupError):
         return None
+    return [int(p) for p in line.split()[1:]]
+
+
+def parent_of(pid, fd=None):
+    """The parent of ``pid`` (a pid of this PID namespace, its pidfd ``fd`` when one is open) as /proc
+    shows it, as a pid of this namespace (None: no such process, or its parent is not in it)."""
+    where = in_proc(pid, fd)
+    if where is None:
+        return None
+    try:
+        with open(f"/proc/{where}/status") as f:
+            ppid = next((int(line.split()[1]) for line in f if line.startswith("PPid:")), None)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if ppid is None else from_proc(ppid)
 
 
 def child_pidfd(pid, parent, parent_fd=None):
@@ -59,7 +106,7 @@ def child_pidfd(pid, parent, parent_fd=None):
     except ProcessLookupError:
         return None
     try:
-        if parent_of(pid) == parent and alive(fd) and (parent_fd is None or alive(parent_fd)):
+        if parent_of(pid, fd) == parent and alive(fd) and (parent_fd is None or alive(parent_fd)):
             return fd
     except BaseException:
         os.close(fd)

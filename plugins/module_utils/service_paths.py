@@ -20,6 +20,8 @@ import re
 import subprocess
 import time
 
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import pidfds
+
 SPEC_DIR = "/etc/pyforkexec"
 RUN_DIR = "/run/pyforkexec"
 LOG_DIR = "/var/log/pyforkexec"
@@ -355,18 +357,21 @@ def systemd_main_pid(name, run=None):
 
 
 def children(pid):
+    """The children of ``pid``, pids of this PID namespace both (/proc may number them in another:
+    pidfds.in_proc)."""
     out = []
+    where = pidfds.in_proc(pid)
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        tasks = os.listdir(f"/proc/{where}/task") if where is not None else []
     except FileNotFoundError:
         return out
     for tid in tasks:
         try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(p) for p in f.read().split()]
+            with open(f"/proc/{where}/task/{tid}/children") as f:
+                out += [pidfds.from_proc(int(p)) for p in f.read().split()]
         except FileNotFoundError:
             continue
-    return out
+    return [child for child in out if child is not None]
 
 
 def workload_pid(main_pid, wait=0.0):

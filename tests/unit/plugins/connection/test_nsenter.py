@@ -453,3 +453,58 @@ def test_killing_a_command_s_tree_never_reaches_a_process_that_reused_a_listed_p
     parent's child now."""
     answer = in_pid_namespace(_TREE_PID_REUSED)
     assert answer == {"root_killed": True, "reused": True, "bystander_alive": True}
+
+
+# Inside a PID namespace that kept the host's /proc (as a container may): _kill_tree of a child of
+# ours (the guard's place) with a child of its own, both sleeping. Whether each was killed is read in
+# /proc by the number its pidfd's fdinfo gives (it exited, or a SIGKILL is on its way); then both are
+# killed (the grandchild is this PID 1's child once its parent is gone) and reaped.
+_TREE_WITH_THE_HOST_S_PROC = r"""
+import json, os, signal, time
+from ansible_collections.pyforkexec.isolation.plugins.connection import nsenter
+
+def killed(fd):
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        now = int(next(line for line in f if line.startswith("Pid:")).split()[1])
+    if now < 0:
+        return True
+    with open(f"/proc/{now}/status") as f:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return fields["State"][0] == "Z" or bool(pending & (1 << (signal.SIGKILL - 1)))
+
+r, w = os.pipe()
+root = os.fork()
+if root == 0:
+    if os.fork() == 0:
+        time.sleep(600)
+        os._exit(0)
+    os.write(w, b".")
+    time.sleep(600)
+    os._exit(0)
+os.read(r, 1)
+here = os.readlink("/proc/self")
+with open(f"/proc/{here}/task/{here}/children") as f:
+    (child,) = f.read().split()
+with open(f"/proc/{child}/task/{child}/children") as f:
+    (below,) = f.read().split()
+with open(f"/proc/{below}/status") as f:  # its number here: the last of NSpid
+    grandchild = int(next(line for line in f if line.startswith("NSpid:")).split()[-1])
+fds = [os.pidfd_open(root), os.pidfd_open(grandchild)]
+nsenter._kill_tree(root)
+answer = {"pid": os.getpid(), "self": here, "killed": [killed(fd) for fd in fds]}
+for fd in fds:
+    signal.pidfd_send_signal(fd, signal.SIGKILL)
+os.waitpid(root, 0)
+os.waitpid(grandchild, 0)
+print(json.dumps(answer))
+"""
+
+
+def test_killing_a_command_s_tree_where_proc_is_another_pid_namespace_s(in_pid_namespace):
+    """_kill_tree read the parent of our child (and the children of each) in /proc by the numbers of
+    this process's PID namespace, which /proc (the host's) gives other processes: the child was taken
+    for another's, and nothing was killed (a task's timeout left nsenter and its command running)."""
+    answer = in_pid_namespace(_TREE_WITH_THE_HOST_S_PROC, mount_proc=False)
+    assert answer["pid"] == 1 and answer["self"] != "1"  # the case: /proc is not the namespace's
+    assert answer["killed"] == [True, True]
