@@ -22,6 +22,7 @@ from contextlib import contextmanager, suppress
 from typing import Optional
 
 from ._signals import SEIZE_TRIES, Hold, held, seize
+from .proc_pid import ns_pid
 
 LOCK_DIR = "/run/pyforkexec-locks"
 
@@ -35,13 +36,15 @@ def path(name: str) -> str:
 
 
 class Holder:
-    """A process that holds a lock (has its file open and does not wait for it): its pid and command line."""
+    """A process that holds a lock (has its file open and does not wait for it): its pid and command line
+    (pid None: a process of a PID namespace above this one's, seen in its /proc)."""
 
-    def __init__(self, pid: int, argv: list[str]) -> None:
+    def __init__(self, pid: Optional[int], argv: list[str]) -> None:
         self.pid, self.argv = pid, argv
 
     def __str__(self) -> str:
-        return f"pid {self.pid} ({' '.join(self.argv) or 'no command line'})"
+        who = f"pid {self.pid}" if self.pid is not None else "a process of another PID namespace"
+        return f"{who} ({' '.join(self.argv) or 'no command line'})"
 
 
 class LockHeld(OSError):
@@ -64,14 +67,18 @@ def holders(fd: int) -> list[Holder]:
     gave the fd to (pass_fds) holds it still: the fds tell who holds it now."""
     st = os.fstat(fd)
     where = os.readlink(f"/proc/self/fd/{fd}")
+    # /proc numbers processes in the PID namespace it was mounted in, which may be an ancestor of this
+    # one's (a container that kept the host's /proc): this process is /proc/self's number there, and
+    # a holder is given by its pid here (ns_pid; None: a process of a namespace above this one).
+    me = os.readlink("/proc/self")
     found = []
-    for pid in (entry for entry in os.listdir("/proc") if entry.isdigit() and int(entry) != os.getpid()):
+    for pid in (entry for entry in os.listdir("/proc") if entry.isdigit() and entry != me):
         try:
             for entry in os.scandir(f"/proc/{pid}/fd"):
                 if _holds(entry, where, st):
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
                         argv = [arg.decode(errors="replace") for arg in f.read().split(b"\0")[:-1]]
-                    found.append(Holder(int(pid), argv))
+                    found.append(Holder(ns_pid(int(pid)), argv))
                     break
         except OSError:  # gone, or not ours to read
             continue

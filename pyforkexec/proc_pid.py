@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Optional
 
 
 def own_proc() -> bool:
@@ -51,3 +52,23 @@ def proc_pid(pid: int) -> int:
         raise OSError(errno.ESRCH, f"process {pid} " + ("has ended" if found < 0 else
                       "is not in /proc, which is of another PID namespace, one that cannot see it"))
     return found
+
+
+def ns_pid(number: int) -> Optional[int]:
+    """The pid in this process's PID namespace of the process /proc numbers ``number``: ``number`` where
+    /proc is this namespace's, else its NSpid at this namespace's depth (NSpid lists its pids from the
+    namespace of /proc down). None when it is gone, or not in this namespace (above it)."""
+    if own_proc():
+        return number
+    depth = len(_nspid("self") or ()) - 1
+    pids = _nspid(str(number))
+    return pids[depth] if pids is not None and 0 <= depth < len(pids) else None
+
+
+def _nspid(where: str) -> Optional[list[int]]:
+    try:
+        with open(f"/proc/{where}/status") as f:
+            line = next((x for x in f if x.startswith("NSpid:")), None)
+    except OSError:  # gone
+        return None
+    return None if line is None else [int(p) for p in line.split()[1:]]

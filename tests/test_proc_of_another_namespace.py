@@ -76,3 +76,48 @@ def test_unshare_binds_the_namespace_of_its_command(tmp_path) -> None:
     """, str(target))
     assert out["rc"] == 0, out["err"]
     assert out["ns"] == f"uts:[{out['bound']}]"
+
+
+def test_a_lock_s_holder_is_named_by_its_pid_here(tmp_path) -> None:
+    # host_lock.holders reads every process's fds in /proc: the holder (a child given the lock's fd) is
+    # given by its pid in the caller's namespace, the one kill and pidfd_open take.
+    out = in_pid_namespace("""
+        import fcntl, json, os, subprocess, sys
+        from pyforkexec import host_lock
+        fd = os.open(os.path.join(sys.argv[1], "h128.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                  stdin=subprocess.PIPE, pass_fds=(fd,))
+        os.close(fd)
+        fd = os.open(os.path.join(sys.argv[1], "h128.lock"), os.O_RDONLY | os.O_CLOEXEC)
+        found = [h.pid for h in host_lock.holders(fd)]
+        holder.stdin.close()
+        holder.wait()
+        print(json.dumps(dict(found=found, holder=holder.pid)))
+    """, str(tmp_path))
+    assert out["found"] == [out["holder"]]
+
+
+def test_a_daemon_s_name_is_held_by_its_pid_here(tmp_path) -> None:
+    # singleton.held_by, asked with the pid file's pid (the daemon's own os.getpid()) or without: the
+    # holder found is that pid, which the service module signals.
+    out = in_pid_namespace("""
+        import json, os, signal, sys
+        from pyforkexec.service import singleton
+        pid_file = os.path.join(sys.argv[1], "h128.pid")
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(r)
+            singleton.claim(pid_file)
+            os.write(w, b".")
+            signal.pause()  # holds the name until killed
+            os._exit(0)
+        os.close(w)
+        os.read(r, 1)
+        hinted, found = singleton.held_by(pid_file, child), singleton.held_by(pid_file)
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        print(json.dumps(dict(child=child, hinted=hinted and hinted.pid, found=found and found.pid)))
+    """, str(tmp_path))
+    assert out["hinted"] == out["found"] == out["child"]

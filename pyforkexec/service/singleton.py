@@ -31,6 +31,8 @@ import sys
 import time
 from typing import NamedTuple, Optional
 
+from ..proc_pid import ns_pid, proc_pid
+
 PREFIX = "pyforkexec-daemon:"
 MAX_NAME = 107  # sun_path's 108 bytes, without the NUL that makes a name abstract
 
@@ -119,7 +121,7 @@ def bound_inode(pid_file: str) -> Optional[int]:
 
 
 def holds(pid: int, inode: int) -> bool:
-    """Whether process ``pid`` has the socket ``inode`` open (its /proc/PID/fd)."""
+    """Whether the process /proc numbers ``pid`` has the socket ``inode`` open (its /proc/PID/fd)."""
     return _fd_of(pid, inode) is not None
 
 
@@ -160,7 +162,10 @@ def held_by(pid_file: str, hint: Optional[int] = None) -> Optional[Holder]:
     inode = bound_inode(pid_file)
     if inode is None:
         return None
-    pid = hint if hint is not None and holds(hint, inode) else None
+    # /proc is read by the numbers it gives (another PID namespace's, where it was mounted there: a
+    # container that kept the host's); ``hint`` and the holder given back are this namespace's pids.
+    seen = _in_proc(hint) if hint is not None else None
+    pid = seen if seen is not None and holds(seen, inode) else None
     if pid is None:
         found = {int(p) for p in os.listdir("/proc") if p.isdigit() and holds(int(p), inode)}
         pid = next((pid for pid in sorted(found) if _parent(pid) not in found), None)
@@ -173,7 +178,17 @@ def held_by(pid_file: str, hint: Optional[int] = None) -> Optional[Holder]:
             st = None
         # (the inode again: the fd closed and its number reused between the look and the stat)
         uid = st.st_uid if st is not None and st.st_ino == inode else None
-    return None if uid is None else Holder(pid, uid)
+    if uid is None:
+        return None
+    return Holder(hint if pid is not None and pid == seen else None if pid is None else ns_pid(pid), uid)
+
+
+def _in_proc(pid: int) -> Optional[int]:
+    """The number /proc gives process ``pid`` of this PID namespace, None when it has none (gone)."""
+    try:
+        return proc_pid(pid)
+    except OSError:
+        return None
 
 
 SOCK_DIAG_BY_FAMILY, UDIAG_SHOW_UID, UNIX_DIAG_UID = 20, 0x40, 7  # linux/sock_diag.h, linux/unix_diag.h
