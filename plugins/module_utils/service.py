@@ -16,7 +16,7 @@ import shlex
 import sys
 import time
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, pidfds, service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check as start_check
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
@@ -582,7 +582,8 @@ class Service:
         else:
             state = "started" if main is not None else "stopped"
         pid = paths.workload_pid(main, wait=5.0 if self.manager == "systemd" else 0.0)
-        namespaces = deps.pyforkexec.nsinfo.namespaces(pid) if pid is not None else {}
+        where = pidfds.in_proc(pid) if pid is not None else None  # /proc's number for it (pidfds)
+        namespaces = deps.pyforkexec.nsinfo.namespaces(where) if where is not None else {}
         out = dict(
             changed=bool(self.actions), actions=self.actions, state=state, manager=self.manager,
             main_pid=main, pid=pid, namespaces=namespaces,

@@ -34,17 +34,21 @@ def running_argv(pid):
     """The command line a running daemon was started with (daemon_argv's), or None if it is gone. A
     command line reads empty while its process execs, as the daemon does at each start and end of its
     service (to pyforkexec-waiter and back): it is read again then, not taken for another (a converge
-    would restart the service for it, a stop would not know its stop timeout)."""
+    would restart the service for it, a stop would not know its stop timeout). Read by the number /proc
+    gives it (its pid is this PID namespace's, which /proc may number otherwise: pidfds.in_proc)."""
+    where = pidfds.in_proc(pid)
+    if where is None:
+        return None
     for _attempt in range(1000):
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
+            with open(f"/proc/{where}/cmdline", "rb") as f:
                 raw = f.read()
         except (FileNotFoundError, ProcessLookupError):  # gone before the open, or reaped before the read
             return None
         if raw:
             return daemon_argv_of([a.decode(errors="replace") for a in raw.split(b"\0")[:-1]])
         try:
-            os.readlink(f"/proc/{pid}/exe")  # (an exec's new image has its file before its arguments)
+            os.readlink(f"/proc/{where}/exe")  # (an exec's new image has its file before its arguments)
         except OSError:  # a zombie, a kernel thread, or gone: no command line to come
             return None
         time.sleep(0.001)
@@ -329,9 +333,10 @@ def _cgroups(name, main, main_fd):
 
 
 def _cgroup_of(pid):
-    """Process ``pid``'s cgroup v2 path (its /proc/PID/cgroup ``0::`` line), None if gone."""
+    """Process ``pid``'s cgroup v2 path (its /proc/PID/cgroup ``0::`` line, by /proc's number for it), None
+    if gone."""
     try:
-        with open(f"/proc/{pid}/cgroup") as f:
+        with open(f"/proc/{pidfds.in_proc(pid)}/cgroup") as f:
             return next((line.rstrip("\n")[3:] for line in f if line.startswith("0::")), None)
     except (FileNotFoundError, ProcessLookupError):
         return None

@@ -140,9 +140,9 @@ def _wedged(holders):
 
 
 def _age(pid):
-    """Seconds since process ``pid`` started, None if it is gone."""
+    """Seconds since process ``pid`` (of this PID namespace: pidfds.in_proc) started, None if it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(f"/proc/{pidfds.in_proc(pid)}/stat") as f:
             started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
         with open("/proc/uptime") as f:
             return float(f.read().split()[0]) - started
@@ -334,11 +334,15 @@ def _holds_lock(pid, fd):
     """Whether process ``pid`` holds the flock on the file open at ``fd`` (/proc/locks: a daemon holds
     its pid file's)."""
     # By inode alone (and the holder's pid): /proc/locks names the superblock's device, which stat
-    # does not on btrfs (an anonymous device per subvolume) or an overlay.
+    # does not on btrfs (an anonymous device per subvolume) or an overlay. The pid as /proc numbers
+    # it: a daemon writes its own (os.getpid()), which /proc may number otherwise (pidfds.in_proc).
     inode = f":{os.fstat(fd).st_ino}"
     try:
+        where = pidfds.in_proc(pid)
+        if where is None:
+            return False  # gone
         with open("/proc/locks") as f:
-            return any(line.split()[1:5] == ["FLOCK", "ADVISORY", "WRITE", str(pid)]
+            return any(line.split()[1:5] == ["FLOCK", "ADVISORY", "WRITE", str(where)]
                        and line.split()[5].endswith(inode) for line in f)
     except OSError:
         return True  # no /proc/locks to ask: the pid as written
@@ -382,7 +386,7 @@ def workload_pid(main_pid, wait=0.0):
     deadline = time.monotonic() + wait
     while True:
         kids = children(main_pid)
-        if kids or time.monotonic() >= deadline or not os.path.exists(f"/proc/{main_pid}"):
+        if kids or time.monotonic() >= deadline or pidfds.in_proc(main_pid) is None:
             return kids[0] if kids else None
         time.sleep(0.05)
 

@@ -192,6 +192,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import (
     deps,
     landlock_status,
     ns_target,
+    pidfds,
     quick_exit,
 )
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
@@ -281,16 +282,19 @@ def main():
             if option == "service":  # (a name of digits alone would be taken for a pid)
                 paths.check_name(params["service"], "service")
             pid = paths.resolve_pid(params[option], params["manager"], module.run_command)
-            if not nsinfo.pid_exists(pid):
+            # Read in /proc by the number it gives the process: a pid (a service's daemon's, or given) is
+            # this PID namespace's, which /proc may number otherwise (a container's host's /proc).
+            where = pidfds.in_proc(pid)
+            if where is None or not nsinfo.pid_exists(where):
                 raise paths.ServiceError(f"{option}: no process {pid}")
             if option == "service":
-                wait_for_its_program(pid, option)
+                wait_for_its_program(where, option)
             try:
-                facts = nsinfo.describe(pid, with_net)
+                facts = dict(nsinfo.describe(where, with_net), pid=pid)
             except FileNotFoundError as e:  # ended (or a zombie, whose namespaces are gone) meanwhile
                 raise paths.ServiceError(f"{option}: process {pid} has ended, its namespaces are gone "
                                          f"({e.filename}: {e.strerror})") from None
-            facts["landlock"] = landlock_status.status(pid, params["service"])
+            facts["landlock"] = landlock_status.status(where, params["service"])
     except (paths.ServiceError, IsolationError, OSError, RuntimeError, ValueError) as e:
         module.fail_json(msg=str(e))
     module.exit_json(changed=False, **facts)

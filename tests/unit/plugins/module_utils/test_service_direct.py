@@ -34,6 +34,28 @@ def test_a_process_gone_has_no_argv(dead_pid):
     assert direct.running_argv(os.getpid())[0]  # and a live one has its own
 
 
+# As PID 1 of a PID namespace that kept the host's /proc (as a container may): the command line of a
+# child, by its pid there (a daemon's pid file names its pid there).
+_ARGV_WITH_THE_HOST_S_PROC = r"""
+import json, os, subprocess
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
+with subprocess.Popen(["sleep", "60"]) as child:
+    try:
+        argv = direct.running_argv(child.pid)
+    finally:
+        child.kill()
+print(json.dumps({"pid": os.getpid(), "self": os.readlink("/proc/self"), "argv": argv}))
+"""
+
+
+def test_a_process_s_argv_is_its_own_where_proc_is_another_pid_namespace_s(in_pid_namespace):
+    """/proc/PID/cmdline of the pid (this namespace's) was another process's in /proc (the host's):
+    a running daemon read so would be taken for gone, or for one started otherwise."""
+    answer = in_pid_namespace(_ARGV_WITH_THE_HOST_S_PROC, mount_proc=False)
+    assert answer["pid"] == 1 and answer["self"] != "1"  # the case: /proc is not the namespace's
+    assert answer["argv"] == ["sleep", "60"]
+
+
 def test_a_process_reaped_between_the_open_and_the_read_has_no_argv(monkeypatch):
     """The kernel's answer to a read of /proc/PID/cmdline once PID is reaped (ESRCH), for a file opened
     before: what a daemon that exits at that moment gives (here the open is done first, then the reap)."""

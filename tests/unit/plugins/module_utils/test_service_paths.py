@@ -187,3 +187,37 @@ def test_a_name_held_by_another_user_s_process_is_no_daemon_the_pid_file_s_lock_
         daemon.wait()
         daemon.stdout.close()
     assert squatter.poll() is None
+
+
+# As PID 1 of a PID namespace that kept the host's /proc (as a container may): a daemon's pid file names
+# its pid there (os.getpid()), which /proc numbers otherwise; and the service process, the main
+# process's child, is found by its pid there too.
+_PIDS_WITH_THE_HOST_S_PROC = r"""
+import fcntl, json, os, subprocess, sys
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+path = os.path.join(sys.argv[1], "x.pid")
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, f"{os.getpid()}\n".encode())
+try:
+    locked = paths.locked_pid(path, wait=0.2)
+except paths.ServiceError as e:
+    locked = str(e)
+with subprocess.Popen(["sleep", "60"]) as child:
+    try:
+        found = paths.workload_pid(os.getpid())
+    finally:
+        child.kill()
+print(json.dumps({"pid": os.getpid(), "self": os.readlink("/proc/self"), "locked": locked,
+                  "child": child.pid, "found": found}))
+"""
+
+
+def test_pids_are_the_caller_s_where_proc_is_another_pid_namespace_s(in_pid_namespace, tmp_path):
+    """The pid file's lock was looked for in /proc/locks by the pid the daemon wrote, which /proc (the
+    host's) gives another process: a running daemon's pid file was taken for one edited by hand (a
+    ServiceError); the main process's children were /proc's numbers, another process's here."""
+    answer = in_pid_namespace(_PIDS_WITH_THE_HOST_S_PROC, str(tmp_path), mount_proc=False)
+    assert answer["pid"] == 1 and answer["self"] != "1"  # the case: /proc is not the namespace's
+    assert answer["locked"] == 1
+    assert answer["found"] == answer["child"]

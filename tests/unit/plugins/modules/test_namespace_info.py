@@ -188,3 +188,34 @@ def test_a_service_process_that_never_runs_its_program_fails_the_task(monkeypatc
         end()
     with pytest.raises(namespace_info.paths.ServiceError, match=f"service: .*{pid}"):  # ended: named
         namespace_info.wait_for_its_program(pid, "service")
+
+
+# As PID 1 of a PID namespace that kept the host's /proc (as a container may): namespace_info of a child
+# in a UTS namespace of its own, given by its pid there.
+_INFO_WITH_THE_HOST_S_PROC = r"""
+import contextlib, io, json, os, subprocess
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.pyforkexec.isolation.plugins.modules import namespace_info
+proc = subprocess.Popen(["unshare", "--uts", "sh", "-c", "hostname h128-info && echo ready && exec sleep 60"],
+                        stdout=subprocess.PIPE)
+proc.stdout.readline()
+out = io.StringIO()
+with patch_module_args(dict(pid=proc.pid, net=False)), contextlib.redirect_stdout(out):
+    with contextlib.suppress(SystemExit):
+        namespace_info.main()
+proc.kill()
+proc.wait()
+result = json.loads(out.getvalue())
+print(json.dumps({"pid": os.getpid(), "self": os.readlink("/proc/self"), "child": proc.pid,
+                  "result": {k: result.get(k) for k in ("msg", "pid", "hostname")},
+                  "uts_own": result.get("namespaces", {}).get("uts", {}).get("same_as_host") is False}))
+"""
+
+
+def test_a_process_is_described_by_its_pid_where_proc_is_another_pid_namespace_s(in_pid_namespace):
+    """The pid (this namespace's, as kill takes it) was read in /proc, the host's, where it numbers
+    another process: that one was described (the host's kthreadd, for a child pid 2)."""
+    answer = in_pid_namespace(_INFO_WITH_THE_HOST_S_PROC, mount_proc=False)
+    assert answer["pid"] == 1 and answer["self"] != "1"  # the case: /proc is not the namespace's
+    assert answer["result"] == {"msg": None, "pid": answer["child"], "hostname": "h128-info"}
+    assert answer["uts_own"]
