@@ -121,3 +121,22 @@ def test_a_daemon_s_name_is_held_by_its_pid_here(tmp_path) -> None:
         print(json.dumps(dict(child=child, hinted=hinted and hinted.pid, found=found and found.pid)))
     """, str(tmp_path))
     assert out["hinted"] == out["found"] == out["child"]
+
+
+def test_nsenter_enters_the_namespaces_and_root_of_one_process() -> None:
+    # pyforkexec nsenter --target=PID -a: the namespaces through a pidfd of PID (this namespace's pid),
+    # the root, working directory and environment through /proc: the same process's.
+    out = in_pid_namespace("""
+        import json, subprocess, sys
+        target = subprocess.Popen(["unshare", "--uts", "--mount", "--propagation=private", "sh", "-c",
+                                   "hostname h128-t && mount -t tmpfs none /mnt && touch /mnt/h128-inside "
+                                   "&& echo ready && exec sleep 60"], stdout=subprocess.PIPE, text=True)
+        target.stdout.readline()
+        res = subprocess.run([sys.executable, "-m", "pyforkexec", "nsenter", f"--target={target.pid}", "-a",
+                              "--", "sh", "-c", "hostname; ls /mnt"], capture_output=True, text=True)
+        target.kill()
+        target.wait()
+        print(json.dumps(dict(rc=res.returncode, out=res.stdout.split(), err=res.stderr)))
+    """)
+    assert (out["rc"], out["err"]) == (0, "")
+    assert out["out"] == ["h128-t", "h128-inside"]

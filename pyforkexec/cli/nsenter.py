@@ -26,6 +26,7 @@ from .. import flags as F
 from ..attrs import Credential, ProcAttr, SetNS, SysProcAttr
 from ..checks import NS_OPEN
 from ..child import _child
+from ..proc_pid import proc_pid
 from ..sandbox.cgroup import find_cgroup2
 from .blame import blamer
 from .failure import SetupError, die
@@ -92,12 +93,15 @@ class Request:
     """What the options ask for (``request`` fills it in). A plain class, not a dataclass: the
     command's start-up compiles nothing (issue 15)."""
 
-    __slots__ = ("env", "fork", "gid", "join_cgroup", "keep_caps", "namespaces", "preserve", "root", "target",
-                 "target_given", "uid", "wd", "wdns")
+    __slots__ = ("env", "fork", "gid", "join_cgroup", "keep_caps", "namespaces", "preserve", "proc", "root",
+                 "target", "target_given", "uid", "wd", "wdns")
 
     def __init__(self) -> None:
         self.target = 0
         self.target_given = ""  # --target=PID, which a failure about the target names
+        # The target's number in /proc (_check_target): PID is a pid of this PID namespace, as the pidfd
+        # joined takes it, which /proc may number otherwise (one of an ancestor namespace: proc_pid).
+        self.proc = 0
         self.namespaces: dict[int, Optional[str]] = {}  # flag -> file, None: the target's
         self.uid: Union[int, str, None] = None  # a number or "follow"
         self.gid: Union[int, str, None] = None
@@ -192,7 +196,8 @@ def _check_target(r: Request) -> None:
     """The target process exists, before anything is opened or started (a zombie's namespaces are gone:
     the step that needs them tells, naming --target too)."""
     try:
-        os.stat(f"/proc/{r.target}")
+        r.proc = proc_pid(r.target)
+        os.stat(f"/proc/{r.proc}")
     except OSError as e:
         why = os.strerror(errno.ESRCH) if e.errno == errno.ENOENT else e.strerror
         die(about_target(r, f"no process {r.target}: {why}"))
@@ -207,9 +212,9 @@ def _usable(r: Request, flag: int, name: str) -> bool:
     if flag != USER:
         return True
     try:
-        return os.stat(f"/proc/{r.target}/ns/{name}").st_ino != mine
+        return os.stat(f"/proc/{r.proc}/ns/{name}").st_ino != mine
     except OSError as e:
-        die(about_target(r, f"stat of /proc/{r.target}/ns/{name} failed: {e.strerror}"))
+        die(about_target(r, f"stat of /proc/{r.proc}/ns/{name} failed: {e.strerror}"))
 
 
 def _same_as_ours(file: str, flag: int) -> bool:
@@ -241,7 +246,7 @@ class Joins:
     def __init__(self, r: Request):
         self.launcher: list[tuple[object, int]] = []
         self.child: list[tuple[object, int]] = []
-        paths = {f: file if file is not None else f"/proc/{r.target}/ns/{NS_FILE[f]}"
+        paths = {f: file if file is not None else f"/proc/{r.proc}/ns/{NS_FILE[f]}"
                  for f, file in r.namespaces.items()}
         ours = {f for f, path in paths.items() if _same_as_ours(path, f)}
         wanted = {f: file for f, file in r.namespaces.items() if f not in ours}
@@ -262,7 +267,7 @@ class Joins:
                 if file is None and pidfd >= 0:
                     mask |= flag
                 else:
-                    joins.append((file if file is not None else f"/proc/{r.target}/ns/{NS_FILE[flag]}", flag))
+                    joins.append((file if file is not None else f"/proc/{r.proc}/ns/{NS_FILE[flag]}", flag))
             if mask:  # one atomic setns for everything the target gives, user namespace included
                 joins.insert(0 if mask & USER else len(joins), (pidfd, mask))
         if MNT in ours:
@@ -305,12 +310,12 @@ def _target_ids(r: Request) -> tuple[int, int]:
     sees them: the stat of /proc/PID gives them as ours sees them, which is the host's view, not the
     target's, once its user namespace is joined (uid 0 in a container is 1000 here)."""
     try:
-        st = os.stat(f"/proc/{r.target}")
+        st = os.stat(f"/proc/{r.proc}")
     except OSError as e:
-        raise SetupError(about_target(r, f"stat of /proc/{r.target} failed: {e.strerror}")) from None
+        raise SetupError(about_target(r, f"stat of /proc/{r.proc} failed: {e.strerror}")) from None
     if USER not in r.namespaces:
         return st.st_uid, st.st_gid
-    theirs = f"/proc/{r.target}/ns/user"
+    theirs = f"/proc/{r.proc}/ns/user"
     joined = r.namespaces[USER] or theirs
     try:
         if _identity(joined) == _identity("/proc/self/ns/user"):
@@ -331,7 +336,7 @@ def _inside(r: Request, kind: str, outside: int, needed: bool) -> int:
     to our namespace, for a target nested deeper too)."""
     if not needed:
         return outside
-    path = f"/proc/{r.target}/{kind}_map"
+    path = f"/proc/{r.proc}/{kind}_map"
     try:
         with open(path) as f:
             lines = f.read().splitlines()
@@ -362,7 +367,7 @@ def credential(r: Request) -> Optional[Credential]:
     drop_groups = userns or r.gid is not None
     if drop_groups and userns and _drop_own_groups():
         drop_groups = False  # none left to drop: the command inherits the launcher's empty list
-    elif drop_groups and r.namespaces.get(USER, "") is None and setgroups_denied(r.target):
+    elif drop_groups and r.namespaces.get(USER, "") is None and setgroups_denied(r.proc):
         kept = os.getgroups()
         if kept:  # they would still grant their access on this host: nsenter fails too
             CMD.fail("setgroups failed: the target's user namespace denies setgroups, and this process "
@@ -389,7 +394,7 @@ def directories(r: Request) -> tuple[str, Optional[str]]:
     joined_mnt = MNT in r.namespaces
 
     def target_dir(kind: str) -> str:
-        link = f"/proc/{r.target}/{kind}"
+        link = f"/proc/{r.proc}/{kind}"
         if not joined_mnt:
             return link
         try:
@@ -429,23 +434,23 @@ def move_to(wd: str) -> None:
 
 
 def target_env(r: Request) -> list[bytes]:
-    pid = r.target
+    pid = r.proc
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             return [e for e in f.read().split(b"\0") if e]
     except OSError as e:
-        raise SetupError(about_target(r, f"failed to get environment variables of {pid}: {e.strerror}")
+        raise SetupError(about_target(r, f"failed to get environment variables of {r.target}: {e.strerror}")
                          ) from None
 
 
 def target_cgroup_fd(r: Request) -> int:
     """An fd of the target's cgroup v2 directory, for clone3(CLONE_INTO_CGROUP)."""
-    pid = r.target
+    pid = r.proc
     try:
         with open(f"/proc/{pid}/cgroup") as f:
             path = next((line[3:].strip() for line in f if line.startswith("0::")), None)
     except OSError as e:
-        raise SetupError(about_target(r, f"failed to get cgroup path of {pid}: {e.strerror}")) from None
+        raise SetupError(about_target(r, f"failed to get cgroup path of {r.target}: {e.strerror}")) from None
     if path is None:
         raise SetupError("--join-cgroup is only supported in cgroup v2")
     try:
@@ -460,14 +465,14 @@ def lookup(r: Request, root: str, rest: Sequence[str]) -> tuple[str, list[str]]:
     namespace is joined from the target."""
     view = ""
     if r.namespaces.get(MNT, "") is None:
-        view = f"/proc/{r.target}/root"
+        view = f"/proc/{r.proc}/root"
         if not root and not os.path.isdir(view):  # (a zombie's, or one this uid may not look into)
             why = os.strerror(13)  # EACCES: the namespace file opens, its root does not
             try:
-                os.close(os.open(f"/proc/{r.target}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
+                os.close(os.open(f"/proc/{r.proc}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
             except OSError as e:
                 why = e.strerror
-            raise SetupError(about_target(r, f"cannot open /proc/{r.target}/ns/mnt: {why}"))
+            raise SetupError(about_target(r, f"cannot open /proc/{r.proc}/ns/mnt: {why}"))
     if root:
         view = os.path.join(view, root.lstrip("/")) if view else root
     return resolve_program(rest, view, root)
