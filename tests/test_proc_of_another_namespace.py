@@ -140,3 +140,27 @@ def test_nsenter_enters_the_namespaces_and_root_of_one_process() -> None:
     """)
     assert (out["rc"], out["err"]) == (0, "")
     assert out["out"] == ["h128-t", "h128-inside"]
+
+
+def test_an_idmapped_mount_maps_to_the_child_s_user_namespace(tmp_path) -> None:
+    # Mount.bind(idmap=True): the mount is idmapped to a user namespace like the child's, opened by the
+    # parent through /proc/PID/ns/user of a helper child: the helper's, not another process's.
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    (shared / "host-root").touch()
+    out = in_pid_namespace("""
+        import json, os, sys
+        import pyforkexec as fe
+        from pyforkexec.sandbox.caps import Capabilities
+        maps = [fe.SysProcIDMap(0, 100000, 65536)]
+        attr = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUSER | fe.CLONE_NEWNS, credential=fe.Credential(0, 0),
+                              uid_mappings=maps, gid_mappings=maps, capabilities=Capabilities(),
+                              mounts=[fe.Mount.bind(sys.argv[1], "/mnt", mkdir=False, idmap=True)])
+        script = "stat -c %u:%g /mnt/host-root; touch /mnt/made && stat -c %u:%g /mnt/made"
+        res = fe.run(["/bin/sh", "-c", script], sys=attr, capture_output=True, text=True)
+        st = os.stat(os.path.join(sys.argv[1], "made")) if res.returncode == 0 else None
+        print(json.dumps(dict(rc=res.returncode, err=res.stderr, seen=res.stdout.split(),
+                              host=st and f"{st.st_uid}:{st.st_gid}")))
+    """, str(shared))
+    assert (out["rc"], out["err"]) == (0, "")
+    assert out["seen"] == ["0:0", "0:0"] and out["host"] == "0:0"  # host root is the child's root

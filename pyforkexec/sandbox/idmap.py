@@ -24,6 +24,7 @@ from .. import _signals
 from ..attrs import ProcAttr, SysProcAttr
 from ..checks import NS_OPEN
 from ..errors import ChildError, ErrorLocation
+from ..proc_pid import proc_pid
 from . import kernel_fds
 from .mounts import MS_REC, ResolvedMount
 
@@ -39,8 +40,9 @@ def _userns_like(sys_attr: SysProcAttr, opened: list[int]) -> int:
     from ..forkexec import fork_exec  # the spawn itself, which this module's caller is part of
 
     def open_ns(pid: int) -> None:
+        where = proc_pid(pid)  # /proc's number for it: /proc may be another PID namespace's
         with _signals.held():  # a sync callable runs with handlers live: none between open and append
-            opened.append(os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
+            opened.append(os.open(f"/proc/{where}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
         raise _Opened
 
     helper = SysProcAttr(cloneflags=NEWUSER, uid_mappings=sys_attr.uid_mappings,
