@@ -3,6 +3,10 @@
 Read from /proc; the values that only exist inside a namespace (the hostname of a UTS namespace, the
 links of a network namespace) are read by a thread of this process that joined it alone
 (``in_namespace_thread``), or through a socket made inside it so (``socket_in``).
+
+A ``pid`` here is the number /proc gives the process, which is not its pid in the caller's PID
+namespace where /proc is an ancestor namespace's (a container that kept the host's /proc): a caller
+with a pid of its own (a child's, os.getpid()) gives ``pyforkexec.proc_pid.proc_pid(pid)``.
 """
 
 from __future__ import annotations
