@@ -23,7 +23,7 @@ import re
 
 from ansible.module_utils.common.text.formatters import human_to_bytes
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, pidfds
 
 # namespaces option value -> clone flag name (and the /proc/PID/ns file, see pyforkexec.nsinfo.NS_FILES)
 NAMESPACE_FLAGS = {
@@ -473,20 +473,23 @@ def _join_entries(option, join, on_host):
         pinned = _inode(f"{option}.path", join["path"]) if _PROC_PID.match(join["path"]) else None
         return [(join["path"], nstype, pinned)]
     pid = join["pid"]
-    if pid <= 0 or not nsinfo.pid_exists(pid):
+    # Its files by the number /proc gives it: ``pid`` is this PID namespace's (as kill takes it), which
+    # /proc may number otherwise (a container that kept the host's /proc: pidfds.in_proc).
+    where = pidfds.in_proc(pid) if pid > 0 else None
+    if where is None or not nsinfo.pid_exists(where):
         _fail(f"{option}.pid", f"no process {pid}")
     if not kinds:
         try:
-            kinds = [k for k in nsinfo.differing(pid) if k != "pid"]
+            kinds = [k for k in nsinfo.differing(where) if k != "pid"]
         except OSError as e:
             _fail(f"{option}.pid", f"cannot read the namespaces of process {pid}: {e.strerror}")
         # A process that exited but is not reaped yet has a /proc entry, its user namespace and none of
         # the others: refuse it rather than join nothing (the command would run in this host's).
-        namespace_type(f"{option}.pid", nsinfo.ns_path(pid, "mount"))
+        namespace_type(f"{option}.pid", nsinfo.ns_path(where, "mount"))
         if not kinds:  # the command would run in this host's namespaces, as if no join had been asked
             _fail(f"{option}.pid", f"process {pid} is in this host's namespaces: nothing to join")
     named = f"{option}.namespaces" if join["namespaces"] else f"{option}.pid"
-    paths = [nsinfo.ns_path(pid, kind) for kind in kinds]
+    paths = [nsinfo.ns_path(where, kind) for kind in kinds]
     entries = [(path, namespace_type(named, path), _inode(named, path)) for path in paths]
     for path, nstype, _inode_now in entries:
         refuse_own(named, path, nstype)

@@ -481,3 +481,31 @@ if st is not None:
             limits[names[i]] = data.draw(st.sampled_from(["lots", -7, [1, 2, 3]]))
             options, option = dict(rlimits=limits), f"rlimits.{names[i]}"
         assert refused(**options).startswith(option + ": ")
+
+
+# As PID 1 of a PID namespace that kept the host's /proc (as a container may): a join of a child's
+# namespaces, the child given by its pid there.
+_JOIN_WITH_THE_HOST_S_PROC = r"""
+import json, os, subprocess
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import isolation as iso
+proc = subprocess.Popen(["unshare", "--uts", "--ipc", "sh", "-c",
+                         "readlink /proc/self/ns/uts && exec sleep 60"], stdout=subprocess.PIPE, text=True)
+uts = proc.stdout.readline().strip()
+try:
+    entries = iso._join_entries("join[0]", dict(pid=proc.pid, path=None, namespaces=None), True)
+    answer = {"joined": sorted(f"{os.path.basename(path)}:[{inode}]" for path, _type, inode in entries)}
+except iso.IsolationError as e:
+    answer = {"error": str(e)}
+proc.kill()
+proc.wait()
+print(json.dumps(dict(answer, pid=os.getpid(), self=os.readlink("/proc/self"), uts=uts)))
+"""
+
+
+def test_a_join_of_a_pid_joins_its_namespaces_where_proc_is_another_pid_namespace_s(in_pid_namespace):
+    """join: [{pid}] read the namespaces in /proc/PID, the host's, where the pid (this namespace's)
+    numbers another process: that one's (the host's) were taken for the ones to join."""
+    answer = in_pid_namespace(_JOIN_WITH_THE_HOST_S_PROC, mount_proc=False)
+    assert answer["pid"] == 1 and answer["self"] != "1"  # the case: /proc is not the namespace's
+    assert answer.get("error") is None
+    assert len(answer["joined"]) == 2 and answer["uts"] in answer["joined"]  # ipc and uts: its own
