@@ -75,17 +75,36 @@ def _alone(leader):
     in use, so a signal 0 to the group always finds it."""
     if not _exited(leader):
         return False
+    group = _in_proc(leader)  # the group's id as /proc numbers it, as it gives each process's group
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == leader:
+        if not entry.isdigit() or int(entry) == group:
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
                 pgrp = int(f.read().rsplit(")", 1)[1].split()[2])
         except (OSError, IndexError, ValueError):  # gone meanwhile
             continue
-        if pgrp == leader:
+        if pgrp == group:
             return False
     return True
+
+
+def _in_proc(child):
+    """The number /proc gives ``child`` (ours, unreaped: its pid stays its own): its pid where /proc is
+    this PID namespace's; else its pidfd's fdinfo Pid, /proc's number for it. (/proc may be an ancestor
+    namespace's: a container that kept the host's, where this pid is another process's number. The
+    same as the collection's pidfds.proc_number, which this program, run alone, cannot import.)"""
+    try:
+        if os.readlink("/proc/self") == str(os.getpid()):
+            return child
+        fd = os.pidfd_open(child)
+    except OSError:  # no pidfds (Linux < 5.3): the pid as it is
+        return child
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+            return int(next((x for x in info if x.startswith(b"Pid:")), b"Pid: -1").split()[1])
+    finally:
+        os.close(fd)
 
 
 def _end_group(child):
