@@ -140,9 +140,13 @@ def _wedged(holders):
 
 
 def _age(pid):
-    """Seconds since process ``pid`` (of this PID namespace: pidfds.in_proc) started, None if it is gone."""
+    """Seconds since process ``pid`` (of this PID namespace: pidfds.in_proc) started, None if it is gone
+    (or None: a holder of another PID namespace, which host_lock names no pid)."""
     try:
-        with open(f"/proc/{pidfds.in_proc(pid)}/stat") as f:
+        where = pidfds.in_proc(pid) if pid is not None else None
+        if where is None:
+            return None
+        with open(f"/proc/{where}/stat") as f:
             started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
         with open("/proc/uptime") as f:
             return float(f.read().split()[0]) - started
