@@ -451,7 +451,10 @@ def test_killing_a_command_s_tree_never_reaches_a_process_that_reused_a_listed_p
     that exited and was reaped between the listing and the signal had left its number to any process,
     which was stopped and killed in its place. Each goes through a pidfd confirmed to be its listed
     parent's child now."""
-    answer = in_pid_namespace(_TREE_PID_REUSED)
+    for _attempt in range(5):  # (the next fork took the freed number in 3 runs of 4, not always: its premise)
+        answer = in_pid_namespace(_TREE_PID_REUSED)
+        if answer["reused"]:
+            break
     assert answer == {"root_killed": True, "reused": True, "bystander_alive": True}
 
 
