@@ -269,7 +269,7 @@ class _Spawn:
         cls = Process if cgroup is None else CgroupProcess
         proc = self.handed = cls.__new__(cls)
         if cgroup is None:
-            Process.__init__(proc, self.pid, pidfd)
+            proc._own(self.pid, pidfd)  # its own child's pid and pidfd: nothing to check
         else:
             CgroupProcess.__init__(proc, self.pid, pidfd, cgroup)  # type: ignore[arg-type]
         return proc

@@ -30,6 +30,17 @@ def of_pidfd(fd: int) -> int:
     return int(line.split()[1])
 
 
+def pidfd_pid(fd: int) -> Optional[int]:
+    """The number /proc gives the process of ``fd`` if it is a pidfd (of_pidfd), None when it is no
+    pidfd or not open (or /proc cannot be read)."""
+    try:
+        if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:[pidfd]":
+            return None
+        return of_pidfd(fd)
+    except OSError:
+        return None
+
+
 def proc_pid(pid: int) -> int:
     """The number of process ``pid`` (a number of this process's PID namespace) in /proc: ``pid`` itself
     when /proc is this namespace's. OSError (ESRCH) naming the reason when /proc cannot show it, or it

@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 from . import pidfd_group
 from ._signals import SEIZE_TRIES, Hold, held, seize
-from .checks import MAX_FD, check_int, check_pid, check_real
+from .checks import MAX_FD, check_int, check_pid, check_real, fail
+from .proc_pid import own_proc, pidfd_pid
 
 _EXITS = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)
 # Processes collected while still running (Process.__del__), reaped at the next Process made, as
@@ -54,14 +55,29 @@ def check_timeout(timeout: object) -> float:
     return check_real("timeout", timeout, 0, threading.TIMEOUT_MAX)
 
 
+def _check_pidfd_of(pidfd: int, pid: int) -> None:
+    """A pidfd given with a pid must be a pidfd, of that process: every signal and wait goes through the
+    pidfd (send_signal, kill, _waitid), so another process's would be killed or reaped in its stead."""
+    named = pidfd_pid(pidfd)
+    if named is None and os.path.isdir("/proc/self/fdinfo"):  # (no /proc, as in a chroot: cannot tell)
+        fail("pidfd", f"fd {pidfd} is not an open pidfd (os.pidfd_open, SysProcAttr.pidfd)")
+    # -1: its process has ended (nothing to signal through it); 0: in a PID namespace this /proc cannot
+    # see; or a /proc of another PID namespace than ours (unshare --pid without a /proc of its own),
+    # whose numbers are not pid's kind: none can be compared, and the pidfd is taken as given.
+    if named is not None and named > 0 and named != pid and own_proc():
+        fail("pidfd", f"fd {pidfd} is a pidfd of process {named}, not of pid {pid}: signals and waits go "
+             "through the pidfd, to the process it names")
+
+
 class Process:
     """A child started by start_process. ``returncode`` is None while it runs, then its exit status,
     or the negated signal number that killed it (as in subprocess)."""
 
-    # Whether this object acts on its pid (its finalizer reaps or queues it): set by __init__ as its last
-    # step, when the object is whole; cleared by the undo of a spawn that made it (_undone), which reaped
-    # the child itself. An object whose __init__ raised (a signal's exception in it) never owns the pid:
-    # its maker still does, or the spawn's undo has reaped it, and the number may be another's by now.
+    # Whether this object acts on its pid (its finalizer reaps or queues it): set by _own (__init__'s)
+    # as its last step, when the object is whole; cleared by the undo of a spawn that made it (_undone),
+    # which reaped the child itself. An object whose __init__ raised (a signal's exception in it) never
+    # owns the pid: its maker still does, or the spawn's undo has reaped it, and the number may be
+    # another's by now.
     _owned = False
     # Whether a wait found the pid no longer our child (reaped by another caller: a waitpid of it or of
     # -1, a SIGCHLD handler that reaps, SIGCHLD ignored): its status is lost and returncode stays None,
@@ -71,8 +87,17 @@ class Process:
 
     def __init__(self, pid: int, pidfd: Optional[int] = None):
         # A pid of 0 or -1 is a process group or every process to kill(2): a Process is one process.
-        self.pid = check_pid("pid", pid)
-        self.pidfd = None if pidfd is None else check_int("pidfd", pidfd, 0, MAX_FD)
+        pid = check_pid("pid", pid)
+        if pidfd is not None:
+            pidfd = check_int("pidfd", pidfd, 0, MAX_FD)
+            _check_pidfd_of(pidfd, pid)
+        self._own(pid, pidfd)
+
+    def _own(self, pid: int, pidfd: Optional[int]) -> None:
+        """Become the owner of ``pid`` (and ``pidfd``), checked: __init__'s, and a spawn's (forkexec.py,
+        CgroupProcess), whose pidfd is its own child's by construction, without reading /proc for it
+        (which a chroot may lack)."""
+        self.pid, self.pidfd = pid, pidfd
         self.returncode: Optional[int] = None
         self._lock = threading.Lock()
         if _active:

@@ -842,3 +842,49 @@ def test_a_fork_of_another_thread_does_not_hold_up_a_spawn() -> None:
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+def test_a_pidfd_given_with_a_pid_must_be_that_process_s() -> None:
+    """Process(pid, pidfd) took any fd: signals and waits go through the pidfd, so a pidfd of another
+    process had kill() kill that one (and a wait reap it), and a file's fd was adopted and closed as
+    a pidfd. Now a pidfd of another process, or an fd that is no pidfd, is refused before anything
+    is sent; the pidfd of the pid itself is taken (and closed by the Process)."""
+    target = subprocess.Popen(["sleep", "60"])
+    other = subprocess.Popen(["sleep", "60"])
+    other_fd = os.pidfd_open(other.pid)
+    passwd = os.open("/etc/passwd", os.O_RDONLY)
+    try:
+        with pytest.raises(ValueError, match=rf"^pidfd: fd {other_fd} is a pidfd of process {other.pid}, "
+                           rf"not of pid {target.pid}: "):
+            Process(target.pid, other_fd).kill()
+        assert other.poll() is None, "the other process was killed through its pidfd"
+        with pytest.raises(ValueError, match=rf"^pidfd: fd {passwd} is not an open pidfd "):
+            Process(target.pid, passwd)
+        os.fstat(passwd)  # still open: not adopted
+        own = Process(target.pid, os.pidfd_open(target.pid))
+        own.kill()
+        assert own.wait() == -signal.SIGKILL and own.pidfd is None
+    finally:
+        for proc in (target, other):
+            proc.kill()
+            proc.wait()
+        os.close(other_fd)
+        os.close(passwd)
+
+
+
+def test_a_pidfd_is_taken_as_given_where_there_is_no_proc() -> None:
+    """Where /proc is missing (a chroot without it), what a pidfd names cannot be read: Process(pid,
+    pidfd) takes it as given, rather than refusing a pidfd it cannot tell from another fd."""
+    from pyforkexec import CLONE_NEWNS, clone, wait_clone
+
+    def without_proc() -> int:
+        subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "h130-noproc", "/proc"], check=True)
+        assert not os.path.isdir("/proc/self")
+        sleeper = subprocess.Popen(["sleep", "60"])
+        proc = Process(sleeper.pid, os.pidfd_open(sleeper.pid))
+        proc.kill()
+        return 0 if proc.wait() == -signal.SIGKILL else 1
+
+    assert wait_clone(clone(without_proc, CLONE_NEWNS | signal.SIGCHLD)) == 0

@@ -37,7 +37,7 @@ from .._record import Value
 from ..attrs import SetNS, SysProcAttr
 from ..checks import NS_OPEN, fail
 from ..errors import ChildError, ErrorLocation
-from ..proc_pid import of_pidfd
+from ..proc_pid import pidfd_pid
 from ..validate import check_join_kind
 from . import _child
 
@@ -74,22 +74,10 @@ def kind_of(fd: int, nstype: int = 0) -> int:
         return 0  # not a namespace fd: the child's setns reports the error
 
 
-def _pidfd_pid(fd: int) -> Optional[int]:
-    """The pid of the process pidfd ``fd`` refers to, as this process's /proc sees it (fdinfo): None
-    when ``fd`` is no pidfd, -1 when its process has ended, 0 when it is in a PID namespace this one
-    cannot see."""
-    try:
-        if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:[pidfd]":
-            return None
-        return of_pidfd(fd)
-    except OSError:
-        return None  # not an open fd: the child's setns reports it
-
-
 def own_types(fd: int, kind: int, index: int = 0) -> int:
     """The types among ``kind`` in which the target of ``fd`` (a namespace file, or a pidfd) is the
     calling thread's own namespace (for PID: the one its children are born in)."""
-    pid = _pidfd_pid(fd)
+    pid = pidfd_pid(fd)
     if pid == -1:
         return 0  # an ended process: the child's setns fails (ESRCH)
     if pid == 0:
@@ -165,7 +153,7 @@ def _pinned(fd: int, kind: int, index: int, path: str, opened: list[int]) \
     namespaces the checks see and the child joins: nothing can swap them in between. They are read
     while the process is alive (its pidfd not yet readable after the last open), so they are its own,
     not those of a process that took its pid; one that ended is the ESRCH the child's setns would get."""
-    pid = _pidfd_pid(fd)
+    pid = pidfd_pid(fd)
     if pid is None or pid == 0:
         return None  # not a pidfd; or one own_types refuses (a process this /proc cannot see)
     if pid == -1:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import _record
 from .._signals import held
-from ..checks import check_bool, check_int, check_list, fail, to_bytes
+from ..checks import check_bool, check_int, check_list, check_pid, fail, to_bytes
 from ..process import Process
 
 if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
@@ -671,7 +671,9 @@ class CgroupProcess(Process):
         self.cgroup_path = cgroup.path
         self._cgroup: Optional[CgroupHandle] = cgroup
         self._removing = threading.Lock()  # held while the cgroup is removed: other waiters wait on it
-        super().__init__(pid, pidfd)  # last: it makes the object the pid's owner (Process._owned)
+        # last: it makes the object the pid's owner (Process._owned). Made by a spawn (its child's pid
+        # and pidfd) or from a handover record (no pidfd): Process.__init__'s pidfd check is not needed
+        self._own(check_pid("pid", pid), pidfd)
         _unreaped.add(self)
 
     def _reap(self, options: int) -> Optional[int]:
