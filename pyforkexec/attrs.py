@@ -67,7 +67,8 @@ class SetNS:
     clone instead (the child, privileged only in its new user namespace, could not): see child/joins.py.
     ``inode``, when given, is the namespace's inode number (``stat -L``, ``lsns``): the join fails
     (ChildError at setns, ESTALE) when the target is another namespace by then, as a saved
-    ``/proc/PID/ns/*`` path becomes once that PID is reused.
+    ``/proc/PID/ns/*`` path becomes once that PID is reused. For a pidfd it is that of the process's
+    namespace of the one type ``nstype`` names (several types: ValueError).
 
     A PID namespace is one a process is born into: setns(2) of one only moves the caller's future
     children. So the parent's thread joins it around clone, and the program itself is in it (as

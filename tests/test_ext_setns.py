@@ -54,6 +54,31 @@ def test_pidfd_with_a_namespace_mask() -> None:
     assert theirs["net"] != ours["net"]
 
 
+
+def test_a_pidfd_s_inode_is_that_of_the_namespace_it_joins(no_child: None) -> None:
+    """SetNS.inode was compared with the pidfd's own inode, which is no namespace's: every join by
+    pidfd with an inode failed (ESTALE, "not the namespace meant"), its own namespace's inode too. It
+    is that of the one namespace the pidfd's mask names; with several types it could name only one of
+    them, a ValueError naming the field before any process exists."""
+    sleeper = start_process("/bin/sleep", ["sleep", "60"],
+                            ProcAttr(sys=SysProcAttr(cloneflags=CLONE_NEWNET | CLONE_NEWUTS, pidfd=True)))
+    try:
+        assert sleeper.pidfd is not None
+        net = os.stat(f"/proc/{sleeper.pid}/ns/net").st_ino
+        got = ns_links(SysProcAttr(setns=[SetNS(sleeper.pidfd, CLONE_NEWNET, inode=net)]))
+        assert got["net"] == f"net:[{net}]" == links_of(sleeper.pid)["net"]
+        uts = os.stat(f"/proc/{sleeper.pid}/ns/uts").st_ino
+        with pytest.raises(ChildError) as stale:  # another namespace's: not the one meant
+            start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(
+                setns=[SetNS(sleeper.pidfd, CLONE_NEWNET, inode=uts)])))
+        assert stale.value.errno == errno.ESTALE and stale.value.location == ErrorLocation.SETNS
+        with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]\.inode: names one namespace, "):
+            start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(
+                setns=[SetNS(sleeper.pidfd, CLONE_NEWNET | CLONE_NEWUTS, inode=net)])))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
 # A process that switches its network namespace with setns: its own, and now and then the host's, as
 # a daemon opening a socket in the host's does. A pidfd of it names the process, not a namespace.
 SWITCHER = """if 1:

@@ -121,12 +121,13 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
         except OSError as e:  # a closed fd, a path that cannot be opened: what the child's setns would meet
             raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
         opened.append(fd)
-        if entry.inode is not None and os.fstat(fd).st_ino != entry.inode:
-            raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # not the namespace meant
         kind = kind_of(fd, entry.nstype)
         check_join_kind(f"SysProcAttr.setns[{index}]", entry, kind, cloneflags, unshareflags, sys_attr)
         # (a pidfd: one join per type, of the namespace files _pinned opened; any other fd: itself)
-        for ns_fd, types, nstype in _pinned(fd, kind, index, path, opened) or ((fd, kind, entry.nstype),):
+        targets = _pinned(fd, kind, index, path, opened) or [(fd, kind, entry.nstype)]
+        if entry.inode is not None:
+            _check_inode(targets, entry.inode, index, path)
+        for ns_fd, types, nstype in targets:
             own = own_types(ns_fd, types, index)
             if own:
                 fail(f"SysProcAttr.setns[{index}]", f"names the caller's own namespace "
@@ -142,6 +143,16 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
             by_parent = bool(cloneflags & NEWUSER) and types in PER_THREAD and types != NEWPID
             joins.append(Join(ns_fd, nstype, types, index, by_parent))
     return tuple(sorted(joins, key=lambda j: not j.kind & NEWUSER))
+
+
+def _check_inode(targets: list[tuple[int, int, int]], inode: int, index: int, path: str) -> None:
+    """``inode`` is one namespace's: that of the file joined, or of a pidfd's one namespace (the file
+    _pinned opened; the pidfd's own inode is no namespace's, which every join by pidfd failed on)."""
+    if len(targets) > 1:
+        fail(f"SysProcAttr.setns[{index}].inode", "names one namespace, and a pidfd with several types in "
+             "nstype joins several: give one type per entry")
+    if os.fstat(targets[0][0]).st_ino != inode:
+        raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # not the namespace meant
 
 
 def _pinned(fd: int, kind: int, index: int, path: str, opened: list[int]) \
