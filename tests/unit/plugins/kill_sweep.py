@@ -1,6 +1,17 @@
 """A module run killed (SIGKILL) at one of its mutating system calls: a run traced whole gives the
 mutating calls it makes, in order, and a run killed at the N-th of them stops there, before that call
-does anything (a fatal signal pending at a ptrace syscall-entry stop skips the call). Shared by the
+does anything (a fatal signal pending at a ptrace syscall-entry stop skips the call).
+
+Or interrupted there, by another signal (``signum``): SIGINT, a user's Ctrl-C, sent to the module's
+process group as a terminal sends it (what the module started and did not detach gets it too); SIGTERM,
+to the module's process. Unlike SIGKILL, the call at which it arrives still runs: one that completes
+(most) does all it does, and the signal comes on its return; one that blocks (a wait, a read of a pipe)
+returns EINTR, and Python, which retries a call interrupted so (PEP 475), first runs the signal's
+handler. SIGINT's (Python's default) raises KeyboardInterrupt in the main thread at its next bytecode
+(its call is then not retried): the module's ``except``/``finally`` blocks, context managers and
+rollbacks run, from wherever that thread was; a module that does not catch it ends by SIGINT (as
+Python ends on an uncaught KeyboardInterrupt). SIGTERM's (the default action: no handler) ends the
+process once that call returns, running no Python, as SIGKILL but one call later. Shared by the
 collection's kill-anywhere tests; plain Python (no Ansible), as name_holder is; run as a script, it is
 the tracer (ptrace: it waits for any child, so it is a process of its own, never the test's).
 
@@ -24,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from typing import NamedTuple
 
 # What changes the host: files, directories, cgroups (file writes), signals, processes, netlink (links,
 # addresses, routes), sysctls (/proc/sys writes), mounts. A kill before any other call (a read, a
@@ -70,15 +82,17 @@ def _tgid(tid):
         return None
 
 
-def trace(argv, kill_at):
-    """Run ``argv``, counting its threads' mutating calls; SIGKILL it at the ``kill_at``-th (0: never).
-    The calls counted (their names, the one it was killed at last) and its wait status."""
+def trace(argv, kill_at, signum=signal.SIGKILL):
+    """Run ``argv``, counting its threads' mutating calls; send it ``signum`` at the ``kill_at``-th (0:
+    never; SIGINT to its process group, which it leads). The calls counted (their names, up to the one
+    the signal came at: the last), its wait status and its pid (its process group's id)."""
     libc = _libc()
     pid = os.fork()
     if pid == 0:  # (the child: traced from its execve on)
         try:
             if libc.ptrace(PTRACE_TRACEME, 0, None, None) != 0:
                 os._exit(126)  # (a seccomp policy, a container: not stopped, or nobody would see it)
+            os.setpgid(0, 0)  # (a group of its own, as a shell makes for a command: SIGINT goes to it)
             os.kill(os.getpid(), signal.SIGSTOP)
             os.execvp(argv[0], argv)
         finally:
@@ -96,7 +110,7 @@ def trace(argv, kill_at):
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             in_call.pop(tid, None)
             if tid == pid:
-                return calls, status
+                return calls, status, pid
             continue
         sig, deliver = os.WSTOPSIG(status), 0
         if tid not in known:  # a new tracee (TRACECLONE), at its first stop
@@ -111,8 +125,11 @@ def trace(argv, kill_at):
                 flags = _OPEN_FLAGS.get(number)
                 if number in MUTATING and (flags is None or regs[flags] & os.O_CREAT):
                     calls.append(MUTATING[number])
-                    if len(calls) == kill_at:
-                        os.kill(pid, signal.SIGKILL)  # the thread group; this call is skipped
+                    if len(calls) == kill_at:  # (SIGKILL: this call is skipped; another: it runs)
+                        if signum == signal.SIGINT:
+                            os.killpg(pid, signum)
+                        else:
+                            os.kill(pid, signum)  # the thread group
                         killed = True
         elif sig != signal.SIGTRAP and status >> 16 == 0:  # a signal for the tracee (not a ptrace event)
             deliver = sig
@@ -120,40 +137,65 @@ def trace(argv, kill_at):
 
 
 def _main():
-    report, kill_at, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    calls, status = trace(argv, kill_at)
+    report, kill_at, signum, argv = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+    calls, status, pid = trace(argv, kill_at, signum)
     with open(report, "w") as f:
-        json.dump(dict(calls=calls, signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None), f)
+        json.dump(dict(pid=pid, calls=calls, signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                       code=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None), f)
     sys.exit(0)
 
 
-def run(module, args, pythonpath, kill_at=0, timeout=300):
+class Run(NamedTuple):
+    result: dict | None  # what it printed; None when nothing and it ended by the signal sent
+    calls: list  # the names of the mutating calls it made, up to the one the signal came at
+    killed: bool  # whether it ended by the signal sent
+    left: list  # the pids of the processes left in its process group once it ended (not detached)
+
+
+def run(module, args, pythonpath, kill_at=0, timeout=300, signum=signal.SIGKILL):
     """``module`` run with ``args`` as Ansible runs it (its arguments on stdin, ``pythonpath`` its
-    PYTHONPATH), traced, killed at its ``kill_at``-th mutating call (0: never): its result (None when
-    killed), the names of the mutating calls it made (up to the one it was killed at), and whether it
-    was killed."""
+    PYTHONPATH), traced, sent ``signum`` at its ``kill_at``-th mutating call (0: never). A run that
+    does not end within ``timeout`` seconds is killed, and its result is a failure saying so (``hung``
+    true)."""
     # No .pyc written (their writes would be kill points of the interpreter, not of the module), and one
     # hash seed (the order of sets), so that two runs make their calls in the same order.
     env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
     fd, report = tempfile.mkstemp(prefix="kill-sweep-")
     os.close(fd)
     try:
-        tracer = [sys.executable, os.path.abspath(__file__), report, str(kill_at)]
+        tracer = [sys.executable, os.path.abspath(__file__), report, str(kill_at), str(int(signum))]
         given = json.dumps({"ANSIBLE_MODULE_ARGS": args})
-        done = subprocess.run([*tracer, sys.executable, "-m", module], input=given, capture_output=True,
-                              text=True, env=env, cwd="/", timeout=timeout, check=False)
+        try:
+            done = subprocess.run([*tracer, sys.executable, "-m", module], input=given, capture_output=True,
+                                  text=True, env=env, cwd="/", timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:  # (the tracer killed: PTRACE_O_EXITKILL kills the module)
+            return Run(dict(failed=True, hung=True, msg=f"did not end within {timeout} s"), [], False, [])
         with open(report) as f:
             traced = json.load(f)
     finally:
         os.unlink(report)
-    killed = traced["signal"] == signal.SIGKILL
-    if killed:
-        return None, traced["calls"], True
+    killed, left = traced["signal"] == signum, group_members(traced["pid"])
     try:
         result = json.loads(done.stdout)
     except ValueError:
-        result = dict(failed=True, msg=f"no result: {done.stdout!r} {done.stderr!r}")
-    return result, traced["calls"], False
+        if killed:
+            return Run(None, traced["calls"], True, left)
+        result = dict(failed=True, msg=f"no result ({traced}): {done.stdout!r} {done.stderr!r}")
+    return Run(result, traced["calls"], killed, left)
+
+
+def group_members(pgid):
+    """The pids of the live processes in process group ``pgid``."""
+    found = []
+    for entry in (e for e in os.listdir("/proc") if e.isdigit()):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
 
 
 def sample(count, budget):

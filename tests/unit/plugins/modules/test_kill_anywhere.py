@@ -10,6 +10,7 @@ calls, evenly strided, keep each test within a minute or two)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import json
@@ -31,6 +32,10 @@ from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_swe
 # ansible_collections, which no child inherits, and the pyforkexec this run imports).
 _PATH = os.pathsep.join(p for p in sys.path if p)
 _BUDGET = 40  # kill points per test, unless PFE_KILL_SWEEP=all
+_INT_BUDGET = 12  # interrupt points per test (SIGINT), unless PFE_KILL_SWEEP=all
+# Seconds an interrupted run has to end: more than its longest wait that is not a hang (a daemon's start
+# timeout, a stop's grace and margin), less than the next run's own.
+_INT_TIMEOUT = 150
 
 pytestmark = [
     pytest.mark.timeout(900),  # (PFE_KILL_SWEEP=all; a sampled sweep takes a minute or two)
@@ -50,27 +55,111 @@ def _one_sweep_at_a_time():
         yield
 
 
-def _sweep(module, a, b, check, at_a=lambda: None):
-    """Kill the converge of ``module`` from ``a`` to ``b`` at each of its mutating calls (sampled);
-    ``check`` is called with what ``at_a`` read once the host was at A, after each kill, on the host as
-    that run left it, and returns what it found wrong. Fails with every kill point that found something."""
+@pytest.fixture(params=[signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def signum(request):
+    """How each converge is cut short: killed outright (SIGKILL, at each point before the call), or
+    interrupted (SIGINT, a user's Ctrl-C: KeyboardInterrupt after the call, the module's exception paths
+    run; sampled more sparsely)."""
+    return request.param
+
+
+def _sweep(module, a, b, check, at_a=lambda: None, signum=signal.SIGKILL):
+    """Cut the converge of ``module`` from ``a`` to ``b`` short (``signum``) at each of its mutating calls
+    (sampled); ``check`` is called with what ``at_a`` read once the host was at A and with what the run
+    printed (None: nothing), after each, on the host as that run left it, and returns what it found wrong.
+    An interrupted run (not SIGKILL) must also end, and leave nothing half-made (``_half_made``). Fails
+    with every point that found something."""
     assert _ok(_converge(module, a))
-    traced, calls, _killed = kill_sweep.run(module.__name__, b, _PATH)
+    traced, calls, _killed, _left = kill_sweep.run(module.__name__, b, _PATH)
     assert _ok(traced) and calls, traced
-    chosen, stride = kill_sweep.sample(len(calls), _BUDGET)
-    print(f"{len(calls)} kill points, {len(chosen)} swept (stride {stride})")
+    chosen, stride = kill_sweep.sample(len(calls), _BUDGET if signum == signal.SIGKILL else _INT_BUDGET)
+    print(f"{signal.Signals(signum).name}: {len(calls)} points, {len(chosen)} swept (stride {stride})")
     failures = []
     for point in chosen:
         assert _ok(_converge(module, a)), point
         before = at_a()
-        result, made, killed = kill_sweep.run(module.__name__, b, _PATH, kill_at=point)
-        assert killed or _ok(result), (point, result)
-        call = made[-1] if killed else "(not reached)"
-        found = check(before)
-        print(point, call, found)
+        run = kill_sweep.run(module.__name__, b, _PATH, kill_at=point, signum=signum,
+                             timeout=300 if signum == signal.SIGKILL else _INT_TIMEOUT)
+        call = calls[point - 1] if len(run.calls) >= point else "(not reached)"
+        found = []
+        if signum == signal.SIGKILL:
+            assert run.killed or _ok(run.result), (point, run.result)
+        elif run.result is not None and run.result.get("hung"):
+            found.append(f"the interrupted run hung: {run.result['msg']}")
+        else:
+            found += _half_made(run.left)
+        found += check(before, run.result)
+        print(point, call, run.killed, found)
         if found:
             failures.append((point, call, found))
-    assert not failures, f"{len(failures)} of {len(chosen)} kill points:\n" + "\n".join(map(str, failures))
+    assert not failures, f"{len(failures)} of {len(chosen)} points:\n" + "\n".join(map(str, failures))
+
+
+def _half_made(group):
+    """What an interrupted run, its exception paths run, left half-made: the processes ``group`` it
+    started and did not detach (a helper holding an fd), a daemon that did not claim its service's name
+    (that never reported its start), two daemons of a service, the own cgroup of a service with no
+    daemon, a temporary file of an atomic write, a name under /run/netns with no namespace on it."""
+    from pyforkexec import host_lock
+    from pyforkexec.service import singleton
+
+    found = [f"left in its process group: {pid} {_cmdline(pid)}" for pid in group]
+    daemons = {}
+    for pid in (int(e) for e in os.listdir("/proc") if e.isdigit()):
+        argv = direct.running_argv(pid) or []
+        pid_file = argv[argv.index("--pid-file") + 1] if "--pid-file" in argv[:-1] else ""
+        if os.path.basename(pid_file).startswith(_PREFIX):
+            daemons.setdefault(pid_file, []).append(pid)
+    for pid_file, pids in daemons.items():
+        inode = singleton.bound_inode(pid_file)
+        unclaimed = [pid for pid in pids if inode is None or not singleton.holds(pid, inode)]
+        # (a daemon holds its starter's converge lock until it reports its start: service_direct.start)
+        starting = [pid for pid in pids if host_lock.path("services") in _open_files(pid)]
+        if unclaimed or starting or len(pids) > 1:
+            found.append(f"daemons of {pid_file}: {pids}; never claimed its name: {unclaimed}; "
+                         f"never reported its start: {starting}")
+    cgroups = os.path.dirname(direct.default_own_cgroup(_PREFIX) or "/nonexistent/x")
+    for path in glob.glob(os.path.join(cgroups, f"{_PREFIX}*")):
+        if not any(os.path.basename(f) == os.path.basename(path) + ".pid" for f in daemons):
+            found.append(f"a cgroup with no daemon: {path}")
+    temps = _strays() + glob.glob(os.path.join(paths.NETNS_CONFIG_DIR, f"{_PREFIX}*.tmp-*"))
+    if temps:
+        found.append(f"temporary files: {temps}")
+    with open("/proc/self/mountinfo") as f:
+        mounted = {line.split()[4] for line in f}
+    unmounted = [n for n in os.listdir("/run/netns") if n.startswith(_PREFIX)
+                 and os.path.join("/run/netns", n) not in mounted]
+    if unmounted:
+        found.append(f"/run/netns names with no namespace: {unmounted}")
+    return found
+
+
+def _open_files(pid):
+    """What the fds of process ``pid`` are open on (their /proc links)."""
+    found = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                found.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    except OSError:
+        pass
+    return found
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "(gone)"
+
+
+def _said(result, was_at_b):
+    """What an interrupted run printed that is not so: a success with the host not at B (changed=false
+    above all, which tells Ansible that nothing needs doing)."""
+    if result is not None and _ok(result) and not was_at_b:
+        return [f"it said changed={result.get('changed')}, not failed, with the host not at B"]
+    return []
 
 
 def _actions(result):
@@ -205,7 +294,7 @@ def clean_services():
     assert not _workloads() and not any(_daemons(n) for n in names) and not _strays()
 
 
-def test_a_services_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_next(clean_services):
+def test_a_services_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_next(clean_services, signum):
     # B's files, as a run that was not killed writes them; A's, and the kept service's processes
     assert _ok(_converge(services, B))
     b_specs = {name: files_util.read(paths.spec_path(name)) for name in B_RUNS}
@@ -213,7 +302,7 @@ def test_a_services_converge_killed_anywhere_loses_nothing_and_is_finished_by_th
     a_specs = {name: files_util.read(paths.spec_path(name)) for name in (KEEP, CHANGED, GONE)}
     kept = (_daemons(KEEP), _workloads()[(KEEP, 1)])
 
-    def check(_at_a):
+    def check(_at_a, result):
         found = []
         # 1. what A and B both have is there: the kept service runs on, same daemon, same program
         if (_daemons(KEEP), _workloads().get((KEEP, 1))) != kept:
@@ -228,6 +317,7 @@ def test_a_services_converge_killed_anywhere_loses_nothing_and_is_finished_by_th
                 found.append(f"{name}: pid file {pid!r}")
         # 2. the next run reaches B, and says whether it changed something
         was_at_b = _at_b(b_specs)
+        found += _said(result, was_at_b)
         found += _next_runs_reach(services, B, was_at_b, lambda: _at_b(b_specs), lambda: (
             _workloads(), {n: _daemons(n) for n in B_RUNS}, _files(GONE)))
         # 3. nothing left behind
@@ -237,7 +327,7 @@ def test_a_services_converge_killed_anywhere_loses_nothing_and_is_finished_by_th
             found.append(f"left: the removed service's cgroup {direct.default_own_cgroup(GONE)}")
         return found
 
-    _sweep(services, A, B, check)
+    _sweep(services, A, B, check, signum=signum)
 
 
 # ---- a network namespace: an address and a route kept, another of each changed, its options persisted --
@@ -310,13 +400,13 @@ def clean_netns():
     assert not glob.glob(paths.netns_config_path(NETNS) + ".tmp-*")
 
 
-def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_next(clean_netns):
+def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_next(clean_netns, signum):
     assert _ok(_converge(netns_module, NS_B))
     at_b = _kernel()
     assert _ok(_converge(netns_module, NS_A))
     at_a = _kernel()
 
-    def check(_at_a):
+    def check(_at_a, result):
         found = []
         now = _kernel()
         # 1. what A and B both have is there, and the options file is A's or B's, whole
@@ -335,6 +425,7 @@ def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_n
                 found.append(f"options file: {now['options']!r}")
         # 2. the next run reaches B, and says whether it changed something
         was_at_b = now == at_b
+        found += _said(result, was_at_b)
         found += _next_runs_reach(netns_module, NS_B, was_at_b, lambda: _kernel() == at_b, _kernel)
         # 3. nothing left behind
         left = glob.glob(paths.netns_config_path(NETNS) + ".tmp-*") + [str(p) for p in _modules_running()]
@@ -346,7 +437,7 @@ def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_n
             found.append(f"left: namespaces {strays}, host links {links}")
         return found
 
-    _sweep(netns_module, NS_A, NS_B, check)
+    _sweep(netns_module, NS_A, NS_B, check, signum=signum)
 
 
 # ---- a run killed while the daemon it started is starting ----------------------------------------------
@@ -470,7 +561,7 @@ def clean_wired():
     assert not _workloads() and WIRED_NS not in os.listdir("/run/netns")
 
 
-def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_time(clean_wired):
+def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_time(clean_wired, signum):
     """The service whose namespace B rewires is restarted (once it runs in B's namespace, its pid is
     another than A's): a run killed between the rewire and the restart leaves it marked pending, and
     the next run restarts it; the other service runs on, untouched."""
@@ -483,7 +574,7 @@ def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_
         return len(pids) == 1 and pids != a_pid and _wired_addresses() == b_addresses \
             and not os.path.exists(paths.pending_path(WIRED))
 
-    def check(a_pid):
+    def check(a_pid, result):
         found = []
         # 1. what A and B both have is there; a rewired namespace under the old process is marked
         if _workloads().get((WIRED_KEPT, 1)) != kept:
@@ -498,6 +589,7 @@ def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_
             found.append(f"rewired under the running service, not marked for a restart: {addresses}")
         # 2. the next run reaches B (the service restarted), and says whether it changed something
         was_at_b = at_b(a_pid)
+        found += _said(result, was_at_b)
         found += _next_runs_reach(services, W_B, was_at_b, lambda: at_b(a_pid),
                                   lambda: (_workloads(), _wired_addresses()))
         # 3. nothing left behind
@@ -507,7 +599,7 @@ def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_
             found.append(f"left: {left} {links} {_daemons(WIRED)}")
         return found
 
-    _sweep(services, W_A, W_B, check, at_a=lambda: _workloads().get((WIRED, 1)))
+    _sweep(services, W_A, W_B, check, at_a=lambda: _workloads().get((WIRED, 1)), signum=signum)
 
 
 # ---- the service module: one service new, changed (restarted), removed ---------------------------------
@@ -528,7 +620,8 @@ def clean_single():
 
 
 @pytest.mark.parametrize(("a", "b"), [(None, 1), (1, 2), (1, None)], ids=["new", "changed", "removed"])
-def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_next(clean_single, a, b):
+def test_a_service_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_next(clean_single, signum,
+                                                                                    a, b):
     specs = {}
     for version in (b, a):
         assert _ok(_converge(service_module, _single(version)))
@@ -542,7 +635,7 @@ def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the
             and len(_daemons(SINGLE)) == 1 and files_util.read(paths.spec_path(SINGLE)) == specs[b] \
             and not os.path.exists(paths.pending_path(SINGLE))
 
-    def check(_at_a):
+    def check(_at_a, result):
         found = []
         # 1. every file under its final name is A's or B's, whole
         if files_util.read(paths.spec_path(SINGLE)) not in (specs[a], specs[b]):
@@ -552,6 +645,7 @@ def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the
             found.append(f"pid file {pid!r}")
         # 2. the next run reaches B, and says whether it changed something
         was_at_b = at_b()
+        found += _said(result, was_at_b)
         found += _next_runs_reach(service_module, _single(b), was_at_b, at_b,
                                   lambda: (_workloads(), _daemons(SINGLE), _files(SINGLE)))
         # 3. nothing left behind
@@ -563,11 +657,11 @@ def test_a_service_converge_killed_anywhere_loses_nothing_and_is_finished_by_the
             found.append(f"left: {left}")
         return found
 
-    _sweep(service_module, _single(a), _single(b), check)
+    _sweep(service_module, _single(a), _single(b), check, signum=signum)
 
 
 @pytest.mark.parametrize(("a", "b"), [(None, NS_B), (NS_A, None)], ids=["created", "removed"])
-def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_netns, a, b):
+def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_netns, signum, a, b):
     """A namespace made from nothing (or removed whole), the run killed at any of its mutating calls:
     the next run makes (removes) it, whatever the kill left, and nothing else stays."""
     absent = dict(name=NETNS, state="absent")
@@ -584,12 +678,13 @@ def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_n
     at_b = states[id(b or absent)]
     whole = {state[1] for state in states.values()}
 
-    def check(_at_a):
+    def check(_at_a, result):
         found = []
         options = files_util.read(paths.netns_config_path(NETNS))
         if options not in whole:
             found.append(f"options file: {options!r}")
         was_at_b = host() == at_b
+        found += _said(result, was_at_b)
         found += _next_runs_reach(netns_module, b or absent, was_at_b, lambda: host() == at_b, host)
         left = glob.glob(paths.netns_config_path(NETNS) + ".tmp-*") + [str(p) for p in _modules_running()]
         left += [n for n in os.listdir("/run/netns") if n.startswith("h120-ka") and (b is None or n != NETNS)]
@@ -599,10 +694,10 @@ def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_n
             found.append(f"left: {left}")
         return found
 
-    _sweep(netns_module, a or absent, b or absent, check)
+    _sweep(netns_module, a or absent, b or absent, check, signum=signum)
 
 
-def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_run(clean_wired):
+def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_run(clean_wired, signum):
     """A service removed with the namespace this module wired for it (veth, addresses, routes, its
     record): whatever the kill left, the next run removes the rest; the other service runs on."""
     wiring = W_A["services"][0]["wiring"]
@@ -617,11 +712,12 @@ def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_r
             and WIRED_NS not in os.listdir("/run/netns") \
             and not any(link["ifname"] == WIRED_PEER for link in _ip("link", netns=None))
 
-    def check(_at_a):
+    def check(_at_a, result):
         found = []
         if _workloads().get((WIRED_KEPT, 1)) != kept:
             found.append(f"the kept service changed: {_workloads()}")
         was_at_b = at_b()
+        found += _said(result, was_at_b)
         found += _next_runs_reach(services, gone, was_at_b, at_b,
                                   lambda: (_workloads(), _daemons(WIRED), _files(WIRED)))
         left = _strays() + [str(p) for p in _modules_running()]
@@ -633,4 +729,4 @@ def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_r
             found.append(f"left: {left}")
         return found
 
-    _sweep(services, W_A, gone, check)
+    _sweep(services, W_A, gone, check, signum=signum)
