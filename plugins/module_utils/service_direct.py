@@ -106,14 +106,26 @@ def start(name, argv, timeout=paths.START_TIMEOUT):
     # first refused). The next run now waits for the first daemon's start, and finds it.
     lock = paths.converge_lock_fd()
     given = [READY_FD_OPTION, str(w)] + ([] if lock is None else [START_LOCK_FD_OPTION, str(lock)])
+    from pyforkexec._signals import held  # pylint: disable=import-outside-toplevel
+
+    proc = None
     try:
-        with affinity.of_process(1):  # PID 1's CPUs, not those of the (maybe pinned) Ansible worker
+        # A Ctrl-C right after the fork (KeyboardInterrupt at Popen's next bytecode) lost the daemon's
+        # pid: it waits until the daemon is ``proc``, for the except below to stop it.
+        with held(), affinity.of_process(1):  # PID 1's CPUs, not those of the (maybe pinned) Ansible worker
             proc = subprocess.Popen([*argv, *given], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, pass_fds=(w,) if lock is None else (w, lock),
                                     start_new_session=True, env=DAEMON_ENV, cwd="/")
         os.close(w)
         w = -1
         answer = _read_ready(r, timeout)
+    except BaseException:
+        # Interrupted (a Ctrl-C) before the daemon reported: left starting, it went on unseen, its
+        # start's success or failure reported by no one, and the next run waited for it, found the
+        # service running and said changed=false for this run's change. It goes, as a wedged one does.
+        if proc is not None:
+            _kill_starting(proc)
+        raise
     finally:
         os.close(r)
         if w >= 0:
@@ -124,13 +136,8 @@ def start(name, argv, timeout=paths.START_TIMEOUT):
     if answer is None and proc.poll() is None:
         # Wedged (stopped, or blocked in its start): left there, it held this run's converge lock for
         # good (--start-lock-fd, released at a report that never comes), and every later converge
-        # waited for it; a report coming later started a service the task reported failed. It goes, with
-        # what it forked in its session so far (its pgid is its pid: not reused before it is reaped).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.kill()
-        proc.wait()
-        proc.stderr.close()
+        # waited for it; a report coming later started a service the task reported failed.
+        _kill_starting(proc)
         raise ServiceTimeout(f"the daemon of {name} did not report a start within {timeout:g}s: killed")
     # It failed and exits: wait for that, so that nothing of it is left when the failure is reported.
     try:
@@ -141,6 +148,19 @@ def start(name, argv, timeout=paths.START_TIMEOUT):
     said = answer[len("error "):] if answer and answer.startswith("error ") else early
     reason = said or _ended(proc.returncode)
     raise paths.ServiceError(f"service {name} did not start: {reason}")
+
+
+def _kill_starting(proc):
+    """Kill the daemon ``proc`` that did not report its start, with what it forked in its session so far
+    (its pgid is its pid: not reused before it is reaped), and reap it; a second Ctrl-C waits for that."""
+    from pyforkexec._signals import held  # pylint: disable=import-outside-toplevel
+
+    with held():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
 
 
 def _ended(status):
