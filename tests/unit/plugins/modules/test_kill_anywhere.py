@@ -6,7 +6,11 @@ under its final name is whole), runs the converge again (it reaches B, as the ke
 show, and says changed exactly when the host was not at B), a third time (changed=false), and that
 nothing was left behind. Real services under the real pyforkexec daemon, real network namespaces
 (names h120-ka*, subnets 10.120.x). PFE_KILL_SWEEP=all kills at every call (else at most _BUDGET
-calls, evenly strided, keep each test within a minute or two)."""
+calls, evenly strided, keep each test within a minute or two).
+
+Each sweep runs again with SIGINT (a user's Ctrl-C: KeyboardInterrupt after the call, so that the
+module's exception paths run from there) and SIGTERM (death one call later) instead of SIGKILL: the
+run must end, and an interrupted one leave nothing half-made, nor say ok with the host not at B."""
 
 from __future__ import annotations
 
@@ -31,8 +35,9 @@ from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_swe
 # For a module run as a process of its own: this Python's path (where ansible-test put
 # ansible_collections, which no child inherits, and the pyforkexec this run imports).
 _PATH = os.pathsep.join(p for p in sys.path if p)
-_BUDGET = 40  # kill points per test, unless PFE_KILL_SWEEP=all
-_INT_BUDGET = 12  # interrupt points per test (SIGINT), unless PFE_KILL_SWEEP=all
+# Points per test, unless PFE_KILL_SWEEP=all: SIGKILL's, SIGINT's (fewer: the exception paths of the
+# same code), SIGTERM's (a few: SIGKILL's, one call later).
+_BUDGET = {signal.SIGKILL: 40, signal.SIGINT: 12, signal.SIGTERM: 4}
 # Seconds an interrupted run has to end: more than its longest wait that is not a hang (a daemon's start
 # timeout, a stop's grace and margin), less than the next run's own.
 _INT_TIMEOUT = 150
@@ -55,11 +60,11 @@ def _one_sweep_at_a_time():
         yield
 
 
-@pytest.fixture(params=[signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+@pytest.fixture(params=list(_BUDGET), ids=[signal.Signals(s).name for s in _BUDGET])
 def signum(request):
-    """How each converge is cut short: killed outright (SIGKILL, at each point before the call), or
+    """How each converge is cut short: killed outright (SIGKILL, at each point before the call),
     interrupted (SIGINT, a user's Ctrl-C: KeyboardInterrupt after the call, the module's exception paths
-    run; sampled more sparsely)."""
+    run), or terminated (SIGTERM, Python's default: the process ends after the call, running nothing)."""
     return request.param
 
 
@@ -67,12 +72,12 @@ def _sweep(module, a, b, check, at_a=lambda: None, signum=signal.SIGKILL):
     """Cut the converge of ``module`` from ``a`` to ``b`` short (``signum``) at each of its mutating calls
     (sampled); ``check`` is called with what ``at_a`` read once the host was at A and with what the run
     printed (None: nothing), after each, on the host as that run left it, and returns what it found wrong.
-    An interrupted run (not SIGKILL) must also end, and leave nothing half-made (``_half_made``). Fails
-    with every point that found something."""
+    A run sent another signal than SIGKILL must end (bounded); an interrupted one (SIGINT) must leave
+    nothing half-made (``_half_made``). Fails with every point that found something."""
     assert _ok(_converge(module, a))
     traced, calls, _killed, _left = kill_sweep.run(module.__name__, b, _PATH)
     assert _ok(traced) and calls, traced
-    chosen, stride = kill_sweep.sample(len(calls), _BUDGET if signum == signal.SIGKILL else _INT_BUDGET)
+    chosen, stride = kill_sweep.sample(len(calls), _BUDGET[signum])
     print(f"{signal.Signals(signum).name}: {len(calls)} points, {len(chosen)} swept (stride {stride})")
     failures = []
     for point in chosen:
@@ -82,12 +87,12 @@ def _sweep(module, a, b, check, at_a=lambda: None, signum=signal.SIGKILL):
                              timeout=300 if signum == signal.SIGKILL else _INT_TIMEOUT)
         call = calls[point - 1] if len(run.calls) >= point else "(not reached)"
         found = []
-        if signum == signal.SIGKILL:
-            assert run.killed or _ok(run.result), (point, run.result)
-        elif run.result is not None and run.result.get("hung"):
-            found.append(f"the interrupted run hung: {run.result['msg']}")
-        else:
+        if run.result is not None and run.result.get("hung"):
+            found.append(f"the run hung: {run.result['msg']}")
+        elif signum == signal.SIGINT:
             found += _half_made(run.left)
+        else:  # (SIGKILL, SIGTERM: nothing of the module runs; what it left, the next run finishes)
+            assert run.killed or _ok(run.result), (point, run.result)
         found += check(before, run.result)
         print(point, call, run.killed, found)
         if found:
