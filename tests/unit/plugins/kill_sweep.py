@@ -51,6 +51,10 @@ MUTATING = {
     272: "unshare", 285: "fallocate", 296: "pwritev", 307: "sendmmsg", 316: "renameat2", 328: "pwritev2",
     424: "pidfd_send_signal", 435: "clone3",
 }
+# Where a run waits (a daemon's report, a process's end, a lock): SIGINT there interrupts the wait
+# (EINTR), and KeyboardInterrupt comes from inside it, where no mutating call's point reaches.
+WAITING = {7: "poll", 23: "select", 61: "wait4", 73: "flock", 232: "epoll_wait", 247: "waitid",
+           270: "pselect6", 271: "ppoll", 281: "epoll_pwait"}
 # The register of an open's flags: open's 2nd argument (rsi), openat's 3rd (rdx).
 _OPEN_FLAGS = {2: 13, 257: 12}
 _ORIG_RAX = 15  # user_regs_struct: the syscall number at a syscall stop
@@ -82,8 +86,9 @@ def _tgid(tid):
         return None
 
 
-def trace(argv, kill_at, signum=signal.SIGKILL):
-    """Run ``argv``, counting its threads' mutating calls; send it ``signum`` at the ``kill_at``-th (0:
+def trace(argv, kill_at, signum=signal.SIGKILL, counted="mutating"):
+    """Run ``argv``, counting its threads' mutating calls (``counted`` "waiting": its waits, WAITING,
+    instead); send it ``signum`` at the ``kill_at``-th (0:
     never; SIGINT to its process group, which it leads). The calls counted (their names, up to the one
     the signal came at: the last), its wait status and its pid (its process group's id)."""
     libc = _libc()
@@ -103,7 +108,7 @@ def trace(argv, kill_at, signum=signal.SIGKILL):
     options = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL
     libc.ptrace(PTRACE_SETOPTIONS, pid, None, options)
     libc.ptrace(PTRACE_SYSCALL, pid, None, None)
-    regs = (ctypes.c_ulong * 27)()
+    regs, names = (ctypes.c_ulong * 27)(), MUTATING if counted == "mutating" else WAITING
     calls, in_call, known, killed = [], {}, {pid}, False
     while True:
         tid, status = os.waitpid(-1, _WALL)
@@ -123,8 +128,8 @@ def trace(argv, kill_at, signum=signal.SIGKILL):
             if entering and not killed and libc.ptrace(PTRACE_GETREGS, tid, None, regs) == 0:
                 number = regs[_ORIG_RAX]
                 flags = _OPEN_FLAGS.get(number)
-                if number in MUTATING and (flags is None or regs[flags] & os.O_CREAT):
-                    calls.append(MUTATING[number])
+                if number in names and (flags is None or regs[flags] & os.O_CREAT):
+                    calls.append(names[number])
                     if len(calls) == kill_at:  # (SIGKILL: this call is skipped; another: it runs)
                         if signum == signal.SIGINT:
                             os.killpg(pid, signum)
@@ -137,8 +142,9 @@ def trace(argv, kill_at, signum=signal.SIGKILL):
 
 
 def _main():
-    report, kill_at, signum, argv = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
-    calls, status, pid = trace(argv, kill_at, signum)
+    report, kill_at, signum, counted, argv = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], \
+        sys.argv[5:]
+    calls, status, pid = trace(argv, kill_at, signum, counted)
     with open(report, "w") as f:
         json.dump(dict(pid=pid, calls=calls, signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
                        code=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None), f)
@@ -152,9 +158,10 @@ class Run(NamedTuple):
     left: list  # the pids of the processes left in its process group once it ended (not detached)
 
 
-def run(module, args, pythonpath, kill_at=0, timeout=300, signum=signal.SIGKILL):
+def run(module, args, pythonpath, kill_at=0, timeout=300, signum=signal.SIGKILL, counted="mutating"):
     """``module`` run with ``args`` as Ansible runs it (its arguments on stdin, ``pythonpath`` its
-    PYTHONPATH), traced, sent ``signum`` at its ``kill_at``-th mutating call (0: never). A run that
+    PYTHONPATH), traced, sent ``signum`` at its ``kill_at``-th mutating call (0: never; ``counted``
+    "waiting": its ``kill_at``-th wait). A run that
     does not end within ``timeout`` seconds is killed, and its result is a failure saying so (``hung``
     true)."""
     # No .pyc written (their writes would be kill points of the interpreter, not of the module), and one
@@ -163,7 +170,7 @@ def run(module, args, pythonpath, kill_at=0, timeout=300, signum=signal.SIGKILL)
     fd, report = tempfile.mkstemp(prefix="kill-sweep-")
     os.close(fd)
     try:
-        tracer = [sys.executable, os.path.abspath(__file__), report, str(kill_at), str(int(signum))]
+        tracer = [sys.executable, os.path.abspath(__file__), report, str(kill_at), str(int(signum)), counted]
         given = json.dumps({"ANSIBLE_MODULE_ARGS": args})
         try:
             done = subprocess.run([*tracer, sys.executable, "-m", module], input=given, capture_output=True,

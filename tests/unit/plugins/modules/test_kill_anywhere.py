@@ -35,9 +35,11 @@ from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_swe
 # For a module run as a process of its own: this Python's path (where ansible-test put
 # ansible_collections, which no child inherits, and the pyforkexec this run imports).
 _PATH = os.pathsep.join(p for p in sys.path if p)
-# Points per test, unless PFE_KILL_SWEEP=all: SIGKILL's, SIGINT's (fewer: the exception paths of the
-# same code), SIGTERM's (a few: SIGKILL's, one call later).
-_BUDGET = {signal.SIGKILL: 40, signal.SIGINT: 12, signal.SIGTERM: 4}
+# How a run is cut short (the signal, at which calls: kill_sweep), and at how many points per test unless
+# PFE_KILL_SWEEP=all: SIGKILL's, SIGINT's (fewer: the exception paths of the same code), SIGINT's in
+# the waits (a run's are few), SIGTERM's (a few: SIGKILL's, one call later).
+_BUDGET = {(signal.SIGKILL, "mutating"): 40, (signal.SIGINT, "mutating"): 10, (signal.SIGINT, "waiting"): 5,
+           (signal.SIGTERM, "mutating"): 3}
 # Seconds an interrupted run has to end: more than its longest wait that is not a hang (a daemon's start
 # timeout, a stop's grace and margin), less than the next run's own.
 _INT_TIMEOUT = 150
@@ -60,30 +62,34 @@ def _one_sweep_at_a_time():
         yield
 
 
-@pytest.fixture(params=list(_BUDGET), ids=[signal.Signals(s).name for s in _BUDGET])
-def signum(request):
-    """How each converge is cut short: killed outright (SIGKILL, at each point before the call),
-    interrupted (SIGINT, a user's Ctrl-C: KeyboardInterrupt after the call, the module's exception paths
-    run), or terminated (SIGTERM, Python's default: the process ends after the call, running nothing)."""
+@pytest.fixture(params=list(_BUDGET), ids=[f"{signal.Signals(s).name}-{c}" for s, c in _BUDGET])
+def cut(request):
+    """How each converge is cut short, (signal, calls): killed outright (SIGKILL, at each point before
+    the call), interrupted (SIGINT, a user's Ctrl-C: KeyboardInterrupt after the call, or from inside a
+    wait, the module's exception paths run), or terminated (SIGTERM, Python's default: the process ends
+    after the call, running nothing)."""
     return request.param
 
 
-def _sweep(module, a, b, check, at_a=lambda: None, signum=signal.SIGKILL):
-    """Cut the converge of ``module`` from ``a`` to ``b`` short (``signum``) at each of its mutating calls
-    (sampled); ``check`` is called with what ``at_a`` read once the host was at A and with what the run
-    printed (None: nothing), after each, on the host as that run left it, and returns what it found wrong.
+def _sweep(module, a, b, check, at_a=lambda: None, cut=(signal.SIGKILL, "mutating")):
+    """Cut the converge of ``module`` from ``a`` to ``b`` short (``cut``: the signal, and whether at
+    each of its mutating calls or of its waits, sampled); ``check`` is called with what ``at_a`` read
+    once the host was at A and with what the run printed (None: nothing), after each, on the host as
+    that run left it, and returns what it found wrong.
     A run sent another signal than SIGKILL must end (bounded); an interrupted one (SIGINT) must leave
     nothing half-made (``_half_made``). Fails with every point that found something."""
     assert _ok(_converge(module, a))
-    traced, calls, _killed, _left = kill_sweep.run(module.__name__, b, _PATH)
+    signum, counted = cut
+    traced, calls, _killed, _left = kill_sweep.run(module.__name__, b, _PATH, counted=counted)
     assert _ok(traced) and calls, traced
-    chosen, stride = kill_sweep.sample(len(calls), _BUDGET[signum])
-    print(f"{signal.Signals(signum).name}: {len(calls)} points, {len(chosen)} swept (stride {stride})")
+    chosen, stride = kill_sweep.sample(len(calls), _BUDGET[cut])
+    print(f"{signal.Signals(signum).name} {counted}: {len(calls)} points, {len(chosen)} swept "
+          f"(stride {stride})")
     failures = []
     for point in chosen:
         assert _ok(_converge(module, a)), point
         before = at_a()
-        run = kill_sweep.run(module.__name__, b, _PATH, kill_at=point, signum=signum,
+        run = kill_sweep.run(module.__name__, b, _PATH, kill_at=point, signum=signum, counted=counted,
                              timeout=300 if signum == signal.SIGKILL else _INT_TIMEOUT)
         call = calls[point - 1] if len(run.calls) >= point else "(not reached)"
         found = []
@@ -299,7 +305,7 @@ def clean_services():
     assert not _workloads() and not any(_daemons(n) for n in names) and not _strays()
 
 
-def test_a_services_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_next(clean_services, signum):
+def test_a_services_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_next(clean_services, cut):
     # B's files, as a run that was not killed writes them; A's, and the kept service's processes
     assert _ok(_converge(services, B))
     b_specs = {name: files_util.read(paths.spec_path(name)) for name in B_RUNS}
@@ -332,7 +338,7 @@ def test_a_services_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_n
             found.append(f"left: the removed service's cgroup {direct.default_own_cgroup(GONE)}")
         return found
 
-    _sweep(services, A, B, check, signum=signum)
+    _sweep(services, A, B, check, cut=cut)
 
 
 # ---- a network namespace: an address and a route kept, another of each changed, its options persisted --
@@ -405,7 +411,7 @@ def clean_netns():
     assert not glob.glob(paths.netns_config_path(NETNS) + ".tmp-*")
 
 
-def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_next(clean_netns, signum):
+def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_next(clean_netns, cut):
     assert _ok(_converge(netns_module, NS_B))
     at_b = _kernel()
     assert _ok(_converge(netns_module, NS_A))
@@ -442,7 +448,7 @@ def test_a_netns_converge_killed_anywhere_loses_nothing_and_is_finished_by_the_n
             found.append(f"left: namespaces {strays}, host links {links}")
         return found
 
-    _sweep(netns_module, NS_A, NS_B, check, signum=signum)
+    _sweep(netns_module, NS_A, NS_B, check, cut=cut)
 
 
 # ---- a run killed while the daemon it started is starting ----------------------------------------------
@@ -566,7 +572,7 @@ def clean_wired():
     assert not _workloads() and WIRED_NS not in os.listdir("/run/netns")
 
 
-def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_time(clean_wired, signum):
+def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_time(clean_wired, cut):
     """The service whose namespace B rewires is restarted (once it runs in B's namespace, its pid is
     another than A's): a run killed between the rewire and the restart leaves it marked pending, and
     the next run restarts it; the other service runs on, untouched."""
@@ -604,7 +610,7 @@ def test_a_rewiring_services_converge_killed_anywhere_restarts_the_service_next_
             found.append(f"left: {left} {links} {_daemons(WIRED)}")
         return found
 
-    _sweep(services, W_A, W_B, check, at_a=lambda: _workloads().get((WIRED, 1)), signum=signum)
+    _sweep(services, W_A, W_B, check, at_a=lambda: _workloads().get((WIRED, 1)), cut=cut)
 
 
 # ---- the service module: one service new, changed (restarted), removed ---------------------------------
@@ -625,7 +631,7 @@ def clean_single():
 
 
 @pytest.mark.parametrize(("a", "b"), [(None, 1), (1, 2), (1, None)], ids=["new", "changed", "removed"])
-def test_a_service_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_next(clean_single, signum,
+def test_a_service_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_next(clean_single, cut,
                                                                                     a, b):
     specs = {}
     for version in (b, a):
@@ -662,11 +668,11 @@ def test_a_service_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_ne
             found.append(f"left: {left}")
         return found
 
-    _sweep(service_module, _single(a), _single(b), check, signum=signum)
+    _sweep(service_module, _single(a), _single(b), check, cut=cut)
 
 
 @pytest.mark.parametrize(("a", "b"), [(None, NS_B), (NS_A, None)], ids=["created", "removed"])
-def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_netns, signum, a, b):
+def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_netns, cut, a, b):
     """A namespace made from nothing (or removed whole), the run killed at any of its mutating calls:
     the next run makes (removes) it, whatever the kill left, and nothing else stays."""
     absent = dict(name=NETNS, state="absent")
@@ -699,10 +705,10 @@ def test_a_netns_made_or_removed_killed_anywhere_is_finished_by_the_next(clean_n
             found.append(f"left: {left}")
         return found
 
-    _sweep(netns_module, a or absent, b or absent, check, signum=signum)
+    _sweep(netns_module, a or absent, b or absent, check, cut=cut)
 
 
-def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_run(clean_wired, signum):
+def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_run(clean_wired, cut):
     """A service removed with the namespace this module wired for it (veth, addresses, routes, its
     record): whatever the kill left, the next run removes the rest; the other service runs on."""
     wiring = W_A["services"][0]["wiring"]
@@ -734,4 +740,4 @@ def test_a_wired_service_removed_killed_anywhere_leaves_nothing_after_the_next_r
             found.append(f"left: {left}")
         return found
 
-    _sweep(services, W_A, gone, check, signum=signum)
+    _sweep(services, W_A, gone, check, cut=cut)
