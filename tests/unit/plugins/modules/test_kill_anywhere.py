@@ -649,8 +649,8 @@ def clean_single():
 
 
 @pytest.mark.parametrize(("a", "b"), [(None, 1), (1, 2), (1, None)], ids=["new", "changed", "removed"])
-def test_a_service_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_next(clean_single, cut,
-                                                                                    a, b):
+def test_a_service_converge_cut_anywhere_loses_nothing_and_is_finished_by_the_next(
+        clean_single, cut, a, b):
     specs = {}
     for version in (b, a):
         assert _ok(_converge(service_module, _single(version)))

@@ -141,10 +141,11 @@ def test_restart_names_the_services_to_restart(run_module, two):
     first = run_module(services, dict(services=two))
     second = run_module(services, dict(services=two, restart=[two[0]["name"]]), diff=True)
     assert second["services"][two[0]["name"]]["actions"] == ["restart"]
-    # the cause, in no file: the runtime reinstalled under it
+
     def headers(name):  # (each has its namespace's diff too, empty here)
         return [e["before_header"] for e in second["services"][name]["diff"] if e["before"] != e["after"]]
 
+    # the cause, in no file: the runtime reinstalled under it
     assert headers(two[0]["name"]) == ["runtime"] and headers(two[1]["name"]) == []
     assert second["services"][two[1]["name"]]["pid"] == first["services"][two[1]["name"]]["pid"]
 
