@@ -180,7 +180,9 @@ def held_by(pid_file: str, hint: Optional[int] = None) -> Optional[Holder]:
         uid = st.st_uid if st is not None and st.st_ino == inode else None
     if uid is None:
         return None
-    return Holder(hint if pid is not None and pid == seen else None if pid is None else ns_pid(pid), uid)
+    if pid is not None:  # (the hint is a pid of this namespace already; one found in /proc is /proc's number)
+        pid = hint if pid == seen else ns_pid(pid)
+    return Holder(pid, uid)
 
 
 def _in_proc(pid: int) -> Optional[int]:
