@@ -124,7 +124,7 @@ def start(name, argv, timeout=paths.START_TIMEOUT):
         # start's success or failure reported by no one, and the next run waited for it, found the
         # service running and said changed=false for this run's change. It goes, as a wedged one does.
         if proc is not None:
-            _kill_starting(proc)
+            _kill_starting(name, proc)
         raise
     finally:
         os.close(r)
@@ -137,7 +137,7 @@ def start(name, argv, timeout=paths.START_TIMEOUT):
         # Wedged (stopped, or blocked in its start): left there, it held this run's converge lock for
         # good (--start-lock-fd, released at a report that never comes), and every later converge
         # waited for it; a report coming later started a service the task reported failed.
-        _kill_starting(proc)
+        _kill_starting(name, proc)
         raise ServiceTimeout(f"the daemon of {name} did not report a start within {timeout:g}s: killed")
     # It failed and exits: wait for that, so that nothing of it is left when the failure is reported.
     try:
@@ -150,9 +150,10 @@ def start(name, argv, timeout=paths.START_TIMEOUT):
     raise paths.ServiceError(f"service {name} did not start: {reason}")
 
 
-def _kill_starting(proc):
-    """Kill the daemon ``proc`` that did not report its start, with what it forked in its session so far
-    (its pgid is its pid: not reused before it is reaped), and reap it; a second Ctrl-C waits for that."""
+def _kill_starting(name, proc):
+    """Kill the daemon ``proc`` of service ``name`` that did not report its start, with what it forked in
+    its session so far (its pgid is its pid: not reused before it is reaped), reap it, and take away the
+    service's own cgroup; a second Ctrl-C waits for that. Raises ServiceError if that cgroup stays."""
     from pyforkexec._signals import held  # pylint: disable=import-outside-toplevel
 
     with held():
@@ -161,6 +162,13 @@ def _kill_starting(proc):
         proc.kill()
         proc.wait()
         proc.stderr.close()
+        # Killed within its spawn, the daemon left the service's own cgroup it had made (empty, or with
+        # what the service forked before its pdeathsig came), and a failed or interrupted start keeps
+        # nothing. No other daemon of the name runs: this run holds the converge lock, and starts one
+        # only where none runs.
+        path = own_cgroup(name)
+        if path is not None:
+            sweep_cgroup(name, path)
 
 
 def _ended(status):

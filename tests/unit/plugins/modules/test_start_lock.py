@@ -15,6 +15,7 @@ import os
 import signal
 
 import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct as direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import services
 from ansible_collections.pyforkexec.isolation.tests.unit.plugins.modules import test_kill_anywhere as ka
@@ -26,8 +27,9 @@ pytestmark = [
 
 # Names of each test's own: the tests run beside one another (xdist), and each cleans only its own.
 HUNG, WEDGED, OTHER, FDS = "h122-sl-hung", "h122-sl-wedged", "h122-sl-other", "h122-sl-fds"
+CUT = "h122-sl-cut"
 OWN = {"killed_when_its_start_times_out": (HUNG,), "whose_starter_was_killed": (WEDGED, OTHER),
-       "is_free_after_each": (FDS,)}
+       "is_free_after_each": (FDS,), "leaves_no_cgroup": (CUT,)}
 
 
 def _service(name):
@@ -56,6 +58,29 @@ def _stopped_before_its_report(args, ns_pid=None):
     return run, daemon
 
 
+def _interrupted_in_its_spawn(args):
+    """A run of the service module for ``args`` whose daemon was stopped (SIGSTOP) once the service's own
+    cgroup exists, then the run interrupted (SIGINT) as it waited for that daemon's report; (its stdout,
+    stderr, the daemon's pid), None when the report came first (then what the run did is undone)."""
+    cgroup = direct.default_own_cgroup(args["name"])
+    run = ka._module_process(args)
+    daemon = None
+    while daemon is None and run.poll() is None:
+        daemon = next(iter(ka._daemons(args["name"])), None)
+    while daemon is not None and run.poll() is None and not os.path.isdir(cgroup):
+        pass  # (the daemon makes it just before its spawn: a tight loop, to stop it within the spawn)
+    if daemon is not None:
+        os.kill(daemon, signal.SIGSTOP)
+        run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    if "KeyboardInterrupt" in err and "in _read_ready" in err:  # (cut while it waited for the report)
+        return out, err, daemon
+    if daemon is not None:
+        os.kill(daemon, signal.SIGCONT)
+    assert ka._ok(ka._converge(services, dict(services=[dict(name=args["name"], state="absent")])))
+    return None
+
+
 def _lock_free(ns_pid=None):
     from pyforkexec import host_lock
 
@@ -69,6 +94,15 @@ def _lock_free(ns_pid=None):
         return False
     finally:
         os.close(fd)
+
+
+def _dead(pid):
+    """Whether process ``pid`` has ended: gone, or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
 
 
 def _gone(pid):
@@ -179,3 +213,24 @@ def test_h122_the_lock_reaches_no_start_of_the_service_and_is_free_after_each(cl
     check(2)
     assert ka._ok(ka._converge(services, dict(services=[service(2)])))  # the spec changed: restarted
     check(3)
+
+
+def test_h122_a_start_interrupted_within_the_daemons_spawn_leaves_no_cgroup(clean, tmp_path):
+    """A Ctrl-C (SIGINT: KeyboardInterrupt) to a run whose daemon has made the service's own cgroup and
+    not yet reported its start kills that daemon (its service dies with it, by its pdeathsig). Before:
+    the own cgroup stayed behind, empty or holding what the service had forked, until a later converge of
+    the service (1 run in 30 with a random cut); now it goes with the daemon."""
+    forked = tmp_path / "forked"
+    args = dict(_service(CUT), argv=["sh", "-c", f"sleep 1000 & echo $! > {forked}; wait"])
+    cut = None
+    for _attempt in range(10):  # (the report can come before the stop lands: then again)
+        cut = _interrupted_in_its_spawn(args)
+        if cut is not None:
+            break
+    assert cut is not None, "the daemon reported its start before it could be stopped, 10 times"
+    _out, _err, daemon = cut
+    cgroup = direct.default_own_cgroup(CUT)
+    assert _gone(daemon) and not ka._daemons(CUT)
+    assert not os.path.exists(cgroup), os.listdir(cgroup)
+    if forked.exists() and forked.read_text().strip():  # (killed, maybe not reaped yet by its reaper)
+        assert _dead(int(forked.read_text()))
