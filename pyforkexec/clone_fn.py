@@ -24,7 +24,7 @@ from . import _clone, signames
 from ._signals import SEIZE_TRIES, Hold, held, seize
 from .checks import check_bool, check_int, check_pid, fail
 from .flags import CloneFlags
-from .proc_pid import own_proc
+from .proc_pid import of_pidfd
 from .validate import CSIGNAL, INVALID_PAIRS, KNOWN_FLAGS, F, check_flags
 
 __all__ = ["WALL", "clone", "wait_clone"]
@@ -136,7 +136,7 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
         except OSError as e:
             raise OSError(e.errno, f"clone({describe(value)}): {e.strerror}") from None
         if pidfd >= 0:
-            born = _identity(pid, pidfd)
+            born = _identity(pidfd)
         hold.stop()
         with held():  # closed whatever signal comes: its exception is raised after the close
             if pidfd >= 0:
@@ -157,14 +157,16 @@ def clone(fn: Callable[..., Optional[int]], flags: int, *args: Any) -> int:
         raise
 
 
-def _identity(pid: int, pidfd: int) -> Optional[tuple[bytes, bytes]]:
-    """The parent and start time of the process of ``pidfd`` (pid ``pid``) as /proc shows them, the
-    pidfd alive after the read (so the process read was the pidfd's); None when it is gone, or when
-    /proc is not of this process's PID namespace."""
+def _identity(pidfd: int) -> Optional[tuple[bytes, bytes]]:
+    """The parent and start time of the process of ``pidfd`` as /proc shows them, the pidfd alive after
+    the read (so the process read was the pidfd's); None when it is gone, or /proc cannot see it. It is
+    read at the number /proc gives it (of_pidfd), which is its pid only where /proc is of this process's
+    PID namespace: one that kept its parent's /proc would show another process, or none."""
     try:
-        if not own_proc():
+        number = of_pidfd(pidfd)
+        if number <= 0:
             return None
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(f"/proc/{number}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
         signal.pidfd_send_signal(pidfd, 0)
     except (OSError, ValueError):  # ProcessLookupError: gone (reaped)
@@ -179,7 +181,7 @@ def _reopened(pid: int, born: tuple[bytes, bytes]) -> int:
     except OSError:
         return -1
     try:
-        if _identity(pid, fd) == born:
+        if _identity(fd) == born:
             return fd
     except BaseException:
         os.close(fd)

@@ -553,3 +553,63 @@ def test_the_undo_of_a_clone_parent_never_kills_a_process_that_reused_its_pid() 
     undo kills through it."""
     answer = run_in_fork(_sibling_reaped_before_the_undo, pidns=True)
     assert answer == {"reused": True, "interrupted": True, "bystander_ended_by": "SIGTERM"}
+
+
+def _live_sibling_after_the_close(pidns: bool) -> dict[str, Any]:
+    """A forked caller's clone(CLONE_PARENT) makes this process's child, which lives on; a signal whose
+    handler raises is held by clone() until after it closed the child's pidfd, so its undo opens one on
+    the pid again, after checking the process there is still the child it made (its parent and start
+    time). Which signal ended the child says whether the undo reached it: its SIGKILL, or this
+    function's SIGTERM after it. With ``pidns`` (PID 1 of a PID namespace that kept the host's /proc:
+    the check read the host's process of that number, or none) the check gave up, and the child of an
+    interrupted call was left running."""
+    from pyforkexec import clone_fn
+
+    if pidns:
+        sysutil.unshare(CLONE_NEWPID)
+        init = os.fork()  # (PID 1 of the new namespace)
+        if init:
+            os._exit(os.waitstatus_to_exitcode(os.waitpid(init, 0)[1]) & 0xFF)
+    to_parent, from_caller = os.pipe()
+    caller = os.fork()
+    if caller == 0:
+        os.close(to_parent)
+        real_clone, real_held = clone_fn._clone, clone_fn.held
+
+        class Steered:
+            @staticmethod
+            def clone(flags: int, child: Callable[[], int]) -> Any:
+                answer = real_clone.clone(flags, child)
+                os.write(from_caller, b"%d\n" % (answer if isinstance(answer, int) else answer[0]))
+                return answer
+
+        @contextlib.contextmanager
+        def steered_held() -> Iterator[None]:  # (the hold around the pidfd's close)
+            with real_held():
+                os.kill(os.getpid(), signal.SIGUSR1)  # held: its handler raises after the close
+                yield
+
+        clone_fn._clone, clone_fn.held = Steered, steered_held  # type: ignore[assignment]
+        signal.signal(signal.SIGUSR1, _TERM_HANDLER)
+        try:
+            clone(lambda: signal.pause() or 0, pf.CLONE_PARENT | signal.SIGCHLD)
+        except KeyboardInterrupt:
+            os._exit(0)
+        finally:
+            os._exit(1)
+    os.close(from_caller)
+    with os.fdopen(to_parent, "rb") as f:
+        sibling = int(f.readline())
+    caller_status = os.waitpid(caller, 0)[1]
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(sibling, signal.SIGTERM)  # (no effect once a SIGKILL came: the process is already ending)
+    status = os.waitpid(sibling, 0)[1]
+    return {"interrupted": os.waitstatus_to_exitcode(caller_status) == 0,
+            "sibling_ended_by": signal.Signals(os.WTERMSIG(status)).name}
+
+
+@needs_root
+@pytest.mark.parametrize("pidns", [False, True], ids=["own-proc", "pidns-with-the-hosts-proc"])
+def test_the_undo_of_a_clone_parent_after_its_pidfd_closed_kills_the_live_sibling(pidns: bool) -> None:
+    answer = run_in_fork(_live_sibling_after_the_close, pidns)
+    assert answer == {"interrupted": True, "sibling_ended_by": "SIGKILL"}
