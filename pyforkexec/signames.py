@@ -33,6 +33,15 @@ def number(value: str) -> Optional[int]:
     return int(found) if isinstance(found, signal.Signals) else None
 
 
+def parse(value: str) -> Optional[int]:
+    """A signal given by name (number()) or by its number (``2``, as systemd's KillSignal= and podman's
+    --stop-signal take it: one the kernel has), None for no signal."""
+    if re.fullmatch(r"[0-9]+", value):
+        signo = int(value)
+        return signo if signo < signal.NSIG and signo in signal.valid_signals() else None
+    return number(value)
+
+
 def name(signo: int) -> str:
     """``SIGTERM``; a real-time signal as ``SIGRTMIN+N`` (or ``SIGRTMAX-N`` nearer that end); a number
     that is no signal as itself."""

@@ -344,6 +344,7 @@ PLAIN = [
     [*BASE, "--restart", "on-failure", "--restart-sec", "0.5", "--stop-timeout", "3", "--start-limit-burst",
      "7", "--start-limit-interval", "1e1", "--ready-fd", "5", "--foreground", "--no-waiter"],
     [*BASE, "--ready-fd", "5", "--start-lock-fd", "4"],
+    [*BASE, "--stop-signal", "SIGINT"], [*BASE, "--stop-signal", "rtmin+2"], [*BASE, "--stop-signal", "10"],
     [*BASE, "--restart", "always", "--resume", '{"pid": 12, "log_fd": 3}', "--waited", "stop", "--exited-at",
      "123456"],
     ["--log-file", "", "--name", "x y", "--spec", "s", "--pid-file", "p", "--name", "again", "--restart-sec",
@@ -354,6 +355,7 @@ NOT_PLAIN = [
     BASE[:-2],  # a required option missing
     [*BASE, "--restart", "sometimes"],  # not a choice
     [*BASE, "--waited", "later"],
+    [*BASE, "--stop-signal", "NOSUCH"],  # no signal
     [*BASE, "--restart-sec", "soon"],  # not a number
     [*BASE, "--start-limit-burst", "1.5"],
     [*BASE, "--resume", "{not json"],
@@ -564,6 +566,69 @@ def test_a_stop_reaches_a_stopped_service_at_once(tmp_path: Path, waiter: list[s
         d.proc.send_signal(signal.SIGTERM)
     assert d.wait() == 0
     assert d.log_lines()[-2:] == [f"{child} killed by SIGTERM", "stopped"], d.log_lines()
+
+
+# A service that is PID 1 of its own PID namespace and ends on SIGINT only (KeyboardInterrupt, as
+# ``python3 -m http.server`` does): the kernel drops the SIGTERM it does not handle.
+_SIGINT_ONLY = """
+import pathlib, sys, time
+mark = pathlib.Path(sys.argv[1])
+mark.write_text("up")
+try:
+    while True:
+        time.sleep(1)
+except KeyboardInterrupt:
+    mark.write_text("interrupted")
+"""
+_OWN_PID_NAMESPACE = {"cloneflags": ["CLONE_NEWPID", "CLONE_NEWUSER"], "uid_mappings": [[0, os.getuid(), 1]],
+                      "gid_mappings": [[0, os.getgid(), 1]]}
+
+
+@pytest.mark.parametrize("waiter", [[], ["--no-waiter"]], ids=["waiter", "python"])
+@pytest.mark.parametrize(("given", "sent"), [
+    ([], "SIGTERM"), (["--stop-signal", "SIGINT"], "SIGINT"), (["--stop-signal", "int"], "SIGINT"),
+    (["--stop-signal", "2"], "SIGINT")])
+def test_a_stop_sends_the_stop_signal(tmp_path: Path, waiter: list[str], given: list[str], sent: str) -> None:
+    """A PID 1 that handles SIGINT only: by default the stop's SIGTERM is lost and the stop waits out
+    --stop-timeout (then SIGKILL); with --stop-signal SIGINT (by name in any case, or by number) it
+    ends by itself at once."""
+    mark = tmp_path / "mark"
+    d = Daemon(tmp_path, [sys.executable, "-c", _SIGINT_ONLY, str(mark)], "--stop-timeout", "1", *given,
+               *waiter, sys_attr=_OWN_PID_NAMESPACE)
+    assert d.ready.startswith("ok "), d.ready
+    child = int(d.ready.split()[1])
+    try:
+        wait_for(lambda: mark.exists() and mark.read_text() == "up", "the service's handler")
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    ended = ([f"{child} exited with status 0"] if sent == "SIGINT" else
+             [f"{child} still running 1s after SIGTERM: SIGKILL", f"{child} killed by SIGKILL"])
+    assert d.log_lines() == [f"started {child}", f"stopping: {sent} to {child}", *ended, "stopped"]
+    assert mark.read_text() == ("interrupted" if sent == "SIGINT" else "up")
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ("SIGKILL", "--stop-signal: SIGKILL cannot be a stop signal: the stop sends it after --stop-timeout"),
+    ("9", "--stop-signal: SIGKILL cannot be a stop signal"),
+    ("stop", "--stop-signal: SIGSTOP cannot be a stop signal: it ends no process")])
+def test_a_stop_signal_that_cannot_stop_the_service_is_refused_before_anything_starts(
+        tmp_path: Path, value: str, said: str) -> None:
+    d = Daemon(tmp_path, ["sleep", "60"], "--stop-signal", value)
+    assert d.ready.startswith(f"error {said}"), d.ready
+    stderr = d.proc.stderr.read().decode()
+    assert d.wait() == 1
+    assert stderr.splitlines() == [f"python -m pyforkexec.daemon: {d.ready[len('error '):]}"]
+    assert not d.pid_file.exists()
+
+
+@pytest.mark.parametrize("value", ["NOSUCH", "0", "65", "SIGRTMIN+99", ""])
+def test_a_stop_signal_that_is_no_signal_is_refused(tmp_path: Path, value: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        daemon.parse_args([*BASE, "--stop-signal", value])
+    assert e.value.code == 2
+    assert f"argument --stop-signal: invalid stop_signal value: {value!r}" in capsys.readouterr().err
 
 
 # Inside a PID namespace of its own: the daemon's supervise() of a service that leads its process

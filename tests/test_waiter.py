@@ -163,11 +163,30 @@ def test_the_service_s_cgroup_is_removed_after_it_across_the_waiter(tmp_path: Pa
     assert not os.path.exists(os.path.join(root, name))  # the leaf, and the parent the spawn made
 
 
-def test_the_waiter_refuses_bad_arguments() -> None:
-    res = subprocess.run([waiter.WAITER, "x", "10", "--", "/bin/true"], capture_output=True, text=True)
+@pytest.mark.parametrize(("pid", "mode"), [("x", "10"), ("1", "10:"), ("1", "10:0"), ("1", "10:65"),
+                                         ("1", "10:x"), ("1", ":15"), ("1", "10:15:1"), ("1", "-1")])
+def test_the_waiter_refuses_bad_arguments(pid: str, mode: str) -> None:
+    res = subprocess.run([waiter.WAITER, pid, mode, "--", "/bin/true"], capture_output=True, text=True)
     assert res.returncode == 2
-    assert res.stderr.startswith("usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward|forward-exit -- "
-                                 "COMMAND")
+    assert res.stderr.startswith("usage: pyforkexec-waiter PID STOP_TIMEOUT_MS[:STOP_SIGNAL]|forward|"
+                                 "forward-exit -- COMMAND")
+
+
+@pytest.mark.parametrize(("mode", "said"), [("30000", "TERM"), ("30000:15", "TERM"), ("30000:10", "USR1")])
+def test_a_stop_sends_the_stop_signal_given_sigterm_without_one(tmp_path: Path, mode: str, said: str) -> None:
+    """The daemon gives its --stop-signal after the timeout; a daemon from before that option gives the
+    timeout alone (the waiter on disk is the new one at an upgrade): SIGTERM then."""
+    mark = tmp_path / "mark"
+    child = (f"sh -c 'trap \"echo USR1 > {mark}; exit 0\" USR1; trap \"echo TERM > {mark}; exit 0\" TERM; "
+             f"echo up > {mark}; while :; do sleep 0.05; done'")
+    with waiter_of_a_child(child, mode) as proc:
+        proc.stdout.readline()
+        wait_for(lambda: exe(proc.pid) == waiter.WAITER, "the waiter to take over")
+        wait_for(lambda: mark.exists() and mark.read_text() == "up\n", "the service's traps")
+        wait_for(lambda: _blocks(proc.pid, signal.SIGTERM), "the waiter to block the stop signals")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 1  # the way back, /bin/false
+    assert mark.read_text() == f"{said}\n"
 
 
 def test_a_waiter_that_fails_and_cannot_go_back_kills_the_service() -> None:

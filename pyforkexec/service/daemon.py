@@ -23,9 +23,12 @@ systemd would otherwise provide::
   ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
   ``--start-limit-interval`` seconds stop the daemon, as systemd's start limit does (a burst or an
   interval of 0: no start limit, as systemd's StartLimitBurst=0 and StartLimitIntervalSec=0).
-- SIGTERM or SIGINT stop the service: SIGTERM (then SIGCONT, for a stopped one, as systemd does) to its
-  process, SIGKILL to its process group after
-  ``--stop-timeout`` seconds. A daemon killed outright takes its service along (the service's
+- SIGTERM or SIGINT stop the service: ``--stop-signal`` (SIGTERM by default; systemd's KillSignal=,
+  podman's --stop-signal), then SIGCONT (for a stopped one, as systemd does), to its process, SIGKILL
+  to its process group after ``--stop-timeout`` seconds. A service that is PID 1 of its own PID
+  namespace never gets a signal it does not handle (the kernel drops it), so one that ends on SIGINT
+  only (``python3 -m http.server``) needs ``--stop-signal SIGINT`` not to wait out the timeout. A
+  daemon killed outright takes its service along (the service's
   ``pdeathsig`` is SIGKILL unless its spec sets another). SIGHUP, SIGUSR1 and SIGUSR2 are passed on
   to the process. Each start
   puts the process in a process group of its own, so that a stop also reaches what it forked.
@@ -88,6 +91,14 @@ CLEAN_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)
 HANDLED = (*STOP_SIGNALS, *FORWARDED)
 
 
+def stop_signal(value: str) -> int:
+    """--stop-signal's value as a number; ValueError for no signal (argparse says "invalid value")."""
+    signo = signames.parse(value)
+    if signo is None:
+        raise ValueError(f"no signal: {value!r}")
+    return signo
+
+
 # The daemon's options, defined once for both parsers below: (option, type (None: a flag, store_true),
 # default, choices, required, help (None: internal, not shown)).
 OPTIONS: tuple[tuple[str, Optional[Callable[[str], object]], object, Optional[tuple[str, ...]], bool,
@@ -99,6 +110,8 @@ OPTIONS: tuple[tuple[str, Optional[Callable[[str], object]], object, Optional[tu
     ("--restart", str, "no", RESTART_POLICIES, False, ""),
     ("--restart-sec", float, 0.1, None, False, ""),  # systemd's RestartSec default
     ("--stop-timeout", float, 10.0, None, False, ""),
+    ("--stop-signal", stop_signal, int(signal.SIGTERM), None, False,
+     "the signal a stop sends the service: a name (SIGINT, INT, int, RTMIN+2) or a number"),
     ("--start-limit-burst", int, 5, None, False,
      "at most this many starts within --start-limit-interval seconds, then give up (0: no start limit)"),
     ("--start-limit-interval", float, 10.0, None, False, "see --start-limit-burst (0: no start limit)"),
@@ -111,6 +124,16 @@ OPTIONS: tuple[tuple[str, Optional[Callable[[str], object]], object, Optional[tu
     ("--waited", str, None, WAITED, False, None),
     ("--exited-at", int, None, None, False, None),  # CLOCK_MONOTONIC ms
 )
+
+
+# Signals refused as --stop-signal, and why (systemd takes them, to no use).
+NOT_STOP_SIGNALS = {
+    signal.SIGKILL: "the stop sends it after --stop-timeout; one that cannot be handled leaves no grace, and "
+                    "sent to the service's process alone it leaves what that forked until the timeout "
+                    "(give --stop-timeout 0 for no grace)",
+    signal.SIGSTOP: "it ends no process, and the SIGCONT that follows a stop signal resumes it: every stop "
+                    "would wait out --stop-timeout",
+}
 
 
 # Options for the first start only, dropped from the command line the daemon comes back with.
@@ -186,11 +209,15 @@ RANGES = (("--restart-sec", 0, 10**6), ("--stop-timeout", 0, 10**6), ("--start-l
 
 
 def out_of_range(args: SimpleNamespace) -> Optional[str]:
-    """The first numeric option outside its range (module RANGES), as a message naming it, or None."""
+    """The first numeric option outside its range (module RANGES), or a --stop-signal refused
+    (NOT_STOP_SIGNALS), as a message naming it, or None."""
     for option, least, most in RANGES:
         value = getattr(args, dest(option))
         if not least <= value <= most:  # NaN compares false both ways
             return f"{option}: must be from {least} to {most}, got {value}"
+    if args.stop_signal in NOT_STOP_SIGNALS:
+        return (f"--stop-signal: {signames.name(args.stop_signal)} cannot be a stop signal: "
+                f"{NOT_STOP_SIGNALS[args.stop_signal]}")
     return None
 
 
@@ -361,16 +388,16 @@ class Daemon:
                 for signo in self.pause(timeout, [pidfd]):
                     if signo in STOP_SIGNALS and not self.stopping:
                         self.stopping = True
-                        self.log(f"stopping: SIGTERM to {proc.pid}")
+                        self.log(f"stopping: {self.stop_signal_name} to {proc.pid}")
                         deadline = time.monotonic() + self.args.stop_timeout
-                        self._kill(proc, signal.SIGTERM, group=False)
+                        self._kill(proc, self.args.stop_signal, group=False)
                         # A stopped service (SIGSTOP) acts on it now, not SIGKILLed at the
                         # timeout: systemd follows its stop signal with SIGCONT too.
                         self._kill(proc, signal.SIGCONT, group=False)
                     elif signo in FORWARDED:
                         self._kill(proc, signo, group=False)
                 if deadline is not None and time.monotonic() >= deadline and not exited(proc):
-                    self.log(f"{proc.pid} still running {self.args.stop_timeout:g}s after SIGTERM: SIGKILL")
+                    self.log(self.still_running(proc))
                     self._kill(proc, signal.SIGKILL, group=True)
                     deadline = None
         finally:
@@ -379,6 +406,14 @@ class Daemon:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # what the process left behind in its group
         return proc.wait()
+
+    @property
+    def stop_signal_name(self) -> str:
+        return signames.name(self.args.stop_signal)
+
+    def still_running(self, proc: Process) -> str:
+        """The log line of a stop's SIGKILL."""
+        return f"{proc.pid} still running {self.args.stop_timeout:g}s after {self.stop_signal_name}: SIGKILL"
 
     @staticmethod
     def _kill(proc: Process, signo: int, group: bool) -> None:
@@ -499,8 +534,8 @@ class Daemon:
                  "starts": list(self.starts), "cgroup": handover_record(proc)}
         keep = tuple(fd for fd in (self.pid_fd, self.log_fd, self.name_fd) if fd >= 0)
         command = [sys.executable, "-m", "pyforkexec.daemon", *self.argv, "--resume", json.dumps(state)]
-        error = waiter.hand_over(proc.pid, str(round(self.args.stop_timeout * 1000)), command,
-                                 keep=keep)
+        error = waiter.hand_over(proc.pid, f"{round(self.args.stop_timeout * 1000)}:{self.args.stop_signal}",
+                                 command, keep=keep)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
         self.log(f"cannot exec {waiter.WAITER}: {error}; supervising in Python")
 
@@ -520,9 +555,9 @@ class Daemon:
         waited = self.args.waited
         if waited in ("stop", "kill"):
             self.stopping = True
-            self.log(f"stopping: SIGTERM to {proc.pid}")
+            self.log(f"stopping: {self.stop_signal_name} to {proc.pid}")
         if waited == "kill":
-            self.log(f"{proc.pid} still running {self.args.stop_timeout:g}s after SIGTERM: SIGKILL")
+            self.log(self.still_running(proc))
         if waited == "error":
             self.log("the waiter failed: supervising in Python")
         return proc

@@ -1,7 +1,7 @@
 /*
  * pyforkexec-waiter: what stays in memory while a pyforkexec daemon's service runs.
  *
- *   pyforkexec-waiter PID STOP_TIMEOUT_MS -- COMMAND [ARGS...]     the daemon's
+ *   pyforkexec-waiter PID STOP_TIMEOUT_MS[:STOP_SIGNAL] -- COMMAND [ARGS...]     the daemon's
  *   pyforkexec-waiter PID forward -- COMMAND [ARGS...]             a launcher's
  *   pyforkexec-waiter PID forward-exit -- COMMAND [ARGS...]        a launcher's, nothing to clean up
  *
@@ -9,8 +9,9 @@
  * program: the same process (its pid file lock, its log fds, its session), so the service stays its
  * only child, but a few hundred KiB instead of an interpreter. Until the service ends it
  *   - passes SIGHUP, SIGUSR1 and SIGUSR2 on to PID;
- *   - on SIGTERM or SIGINT sends SIGTERM then SIGCONT to PID, and STOP_TIMEOUT_MS later SIGKILL to PID's
- *     process group and to PID;
+ *   - on SIGTERM or SIGINT sends STOP_SIGNAL (a number; SIGTERM when not given, as a daemon from before
+ *     --stop-signal gives it) then SIGCONT to PID, and STOP_TIMEOUT_MS later SIGKILL to PID's process
+ *     group and to PID;
  * or, for a launcher without a terminal (``pyforkexec exec --spec`` as a systemd unit's main
  * process: service/supervise.py), passes every signal a launcher forwards (SIGHUP, SIGINT, SIGQUIT,
  * SIGTERM, SIGUSR1, SIGUSR2) on to PID, the service manager keeping its own stop timeout;
@@ -95,6 +96,24 @@ static int parse_positive(const char *s, long long *out)
     return 0;
 }
 
+/* STOP_TIMEOUT_MS[:STOP_SIGNAL] */
+static int parse_stop(const char *s, long long *timeout_ms, int *stop_signal)
+{
+    char ms[32];
+    const char *colon = strchr(s, ':');
+    size_t length = colon ? (size_t)(colon - s) : strlen(s);
+    if (length >= sizeof(ms))
+        return -1;
+    memcpy(ms, s, length);
+    ms[length] = '\0';
+    long long signo = SIGTERM;
+    if (parse_positive(ms, timeout_ms) < 0 || (colon && parse_positive(colon + 1, &signo) < 0)
+        || signo < 1 || signo >= NSIG)
+        return -1;
+    *stop_signal = (int)signo;
+    return 0;
+}
+
 /* COMMAND ARGS... --waited STATE --exited-at MS, exec'd in place of this program. */
 static void resume(char **command, int count, const char *state, pid_t pid)
 {
@@ -117,11 +136,13 @@ static void resume(char **command, int count, const char *state, pid_t pid)
 int main(int argc, char **argv)
 {
     long long pid_value, timeout_ms = -1;
+    int stop_signal = SIGTERM;
     int exit_here = argc >= 3 && strcmp(argv[2], "forward-exit") == 0;
     int forward = exit_here || (argc >= 3 && strcmp(argv[2], "forward") == 0);
     if (argc < 5 || strcmp(argv[3], "--") != 0 || parse_positive(argv[1], &pid_value) < 0
-        || pid_value < 1 || (!forward && parse_positive(argv[2], &timeout_ms) < 0)) {
-        fprintf(stderr, "usage: pyforkexec-waiter PID STOP_TIMEOUT_MS|forward|forward-exit -- COMMAND [ARGS...]\n");
+        || pid_value < 1 || (!forward && parse_stop(argv[2], &timeout_ms, &stop_signal) < 0)) {
+        fprintf(stderr, "usage: pyforkexec-waiter PID STOP_TIMEOUT_MS[:STOP_SIGNAL]|forward|forward-exit -- "
+                "COMMAND [ARGS...]\n");
         return 2;
     }
     pid_t pid = (pid_t)pid_value;
@@ -158,7 +179,7 @@ int main(int argc, char **argv)
         resume(command, count, "error", pid);
 
     const char *state = "run";
-    long long deadline = -1;  /* of a stop: when SIGKILL follows the SIGTERM */
+    long long deadline = -1;  /* of a stop: when SIGKILL follows the stop signal */
     for (;;) {
         struct pollfd fds[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
         int timeout = -1;
@@ -187,7 +208,7 @@ int main(int argc, char **argv)
             if (signo != SIGCHLD)
                 kill(pid, signo);
         } else if ((signo == SIGTERM || signo == SIGINT) && strcmp(state, "run") == 0) {
-            kill(pid, SIGTERM);
+            kill(pid, stop_signal);
             kill(pid, SIGCONT);  /* a stopped service acts on it now (systemd's kill_and_sigcont) */
             state = "stop";
             deadline = now_ms() + timeout_ms;

@@ -25,7 +25,8 @@ def available() -> bool:
 
 
 def hand_over(pid: int, mode: str, command: Sequence[str], keep: Sequence[int] = ()) -> Optional[OSError]:
-    """Exec the waiter for ``pid``: ``mode`` is the daemon's stop timeout in ms, ``forward`` (every
+    """Exec the waiter for ``pid``: ``mode`` is the daemon's stop timeout in ms and its stop signal's
+    number (``10000:15``; the timeout alone: SIGTERM), ``forward`` (every
     signal passed on) or ``forward-exit`` (the same, and the waiter then reaps ``pid`` and exits as
     it did); ``command`` the way back (with ``forward-exit``, only should the waiter fail); ``keep``
     the fds it must keep open. Returns only if the exec failed: its error, with ``keep`` close-on-exec
