@@ -111,6 +111,8 @@ CORPUS: dict[str, tuple[str, Mutation, str]] = {
                     "[{svc}]: mounts[1].idmap: expected true, false or the absolute path"),
     "stop-timeout": (MODULES, _set("service.stop_timeout", -5),
                      "[{svc}]: stop_timeout: must be 0 to 1000000"),
+    "stop-signal": (MODULES, _set("service.stop_signal", "KILL"),
+                    "[{svc}]: stop_signal: must be one of SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1"),
     "tmpfs-size": (MODULES, _set("service.mounts", [PROC, dict(type="tmpfs", target="/tmp", size="lots")]),
                    "[{svc}]: mounts[1]: size=lots: not a size tmpfs takes"),
     "address-on-the-bridge": (MODULES, _address_of_the_bridge, "[{svc}]: 10.213."),

@@ -34,23 +34,32 @@ VENV = "/opt/pyforkexec-bench"
 PHASES = ("converge", "rerun", "removal")
 
 
-def services(count: int) -> list[dict]:
+def services(count: int, stop_signal: bool = True) -> list[dict]:
+    """``stop_signal``: stop them with SIGINT, which ``http.server`` ends on (as PID 1 of its PID
+    namespace it never sees a SIGTERM, and each stop waited out its stop_timeout)."""
     return [dict(name=f"{PREFIX}-{i}", user=f"{PREFIX}-{i}",
                  argv=["/usr/bin/python3", "-m", "http.server", "8080", "--bind", f"{SUBNET}.{10 + i}",
                        "--directory", "/usr/share/doc"],
                  readonly_root=True, capabilities=dict(keep=[]), restart="always", stop_timeout=5,
+                 **(dict(stop_signal="SIGINT") if stop_signal else {}),
                  network=dict(bridge=BRIDGE, addresses=[f"{SUBNET}.{10 + i}/24"],
                               gateway=[f"{SUBNET}.1"]))
             for i in range(1, count + 1)]
 
 
-def playbook(count: int) -> list[dict]:
+def knows_stop_signal(checkout: Path) -> bool:
+    """Whether the role of ``checkout`` takes stop_signal (an older one refuses it)."""
+    spec = checkout / "roles" / "isolated_service" / "meta" / "argument_specs.yml"
+    return "stop_signal:" in spec.read_text()
+
+
+def playbook(count: int, stop_signal: bool = True) -> list[dict]:
     return [dict(name=f"{count} isolated HTTP services", hosts="all", gather_facts=False,
                  vars=dict(ansible_python_interpreter="/usr/bin/python3",
                            isolated_service_venv=VENV, isolated_service_remove_runtime=False,
                            isolated_service_cgroup_required=False,
                            isolated_service_networks=[dict(name=BRIDGE, addresses=[f"{SUBNET}.1/24"])],
-                           isolated_service_services=services(count)),
+                           isolated_service_services=services(count, stop_signal)),
                  roles=[dict(role="pyforkexec.isolation.isolated_service")])]
 
 
@@ -88,6 +97,11 @@ def main() -> None:
         parser.error("--counts: at most 200 services (one /24)")
     others = dict(c.split("=", 1) for c in args.checkout)
     contenders = {"this": ROOT} | {name: Path(path).resolve() for name, path in others.items()}
+    # The same stop for every contender: SIGINT only when each one's role takes it.
+    stop_signal = all(knows_stop_signal(checkout) for checkout in contenders.values())
+    if not stop_signal:
+        print("a --checkout without stop_signal: every contender's stop sends SIGTERM, which http.server "
+              "as PID 1 never sees (each removal waits out stop_timeout 5)", flush=True)
     times: dict = {name: {n: {p: [] for p in PHASES} for n in args.counts} for name in contenders}
     loads = []
     with tempfile.TemporaryDirectory(prefix="pfe-converge-bench-") as tmp:
@@ -96,7 +110,7 @@ def main() -> None:
         for r in range(args.rounds):
             for n in args.counts:
                 play = scratch / f"play{n}.yml"
-                play.write_text(json.dumps(playbook(n)))
+                play.write_text(json.dumps(playbook(n, stop_signal)))
                 order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
                 for name in order:
                     loads.append(os.getloadavg()[0])

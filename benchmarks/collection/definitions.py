@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 PORT = 8080
 ROLE_VENV = "/opt/pfb-venv"  # the role's runtime, its own: removing it touches no other user's
 # http.server's own HTTPServer asks DNS for its address's name before it listens, which in a network
-# namespace that reaches no resolver takes seconds: a TCPServer answers GET without that. SIGTERM ends
-# it: as PID 1 of its PID namespace it would otherwise ignore it.
+# namespace that reaches no resolver takes seconds: a TCPServer answers GET without that. SIGTERM and
+# SIGINT end it: as PID 1 of its PID namespace it would otherwise ignore SIGTERM (SIGINT would end it
+# with a KeyboardInterrupt's traceback). Both contenders stop it with STOP_SIGNAL, the same signal.
 SERVER = """
 import http.server, signal, socketserver, sys
 class Hello(http.server.BaseHTTPRequestHandler):
@@ -25,10 +26,16 @@ class Hello(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
 socketserver.TCPServer.allow_reuse_address = True
 socketserver.TCPServer((sys.argv[1], int(sys.argv[2])), Hello).serve_forever()
 """
 PROGRAM = ["/usr/bin/python3", "-c", SERVER]
+# The signal each contender's stop sends (the role's stop_signal, podman's --stop-signal): the same, so
+# that a removal compares the same stop. SIGINT, as a stock ``python3 -m http.server`` (converge_role.py)
+# needs: it handles SIGINT, not SIGTERM.
+STOP_SIGNAL = "SIGINT"
+STOP_SIGNAL_NUMBER = 2  # containers.podman's podman_container takes stop_signal as an int
 
 
 class Contender(NamedTuple):
@@ -83,6 +90,7 @@ def role_vars(n: int, state: str, c: Contender = ROLE) -> dict[str, Any]:
                            {"type": "tmpfs", "target": "/tmp", "size": "1m"}],
                 "capabilities": {"keep": []},
                 "restart": "always",
+                "stop_signal": STOP_SIGNAL,
                 "network": {"bridge": bridge(c), "addresses": [f"{address(c, i)}/24"],
                             "gateway": [f"{c.subnet}.1"]},
             }
@@ -100,7 +108,8 @@ def podman_vars(n: int, state: str, image: str) -> dict[str, Any]:
         "bench_containers": [
             {"name": service_name(PODMAN, i), "ip": address(PODMAN, i),
              "command": [*PROGRAM, address(PODMAN, i), str(PORT)],
-             "uidmap": [f"0:{PODMAN.uid_base + i}:1"], "gidmap": [f"0:{PODMAN.uid_base + i}:1"]}
+             "uidmap": [f"0:{PODMAN.uid_base + i}:1"], "gidmap": [f"0:{PODMAN.uid_base + i}:1"],
+             "stop_signal": STOP_SIGNAL_NUMBER}
             for i in range(1, n + 1)
         ],
         "bench_image": image,

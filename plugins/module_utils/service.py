@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 
@@ -43,6 +44,7 @@ ARGSPEC = dict(
     chdir=dict(type="path"),
     restart=dict(type="str", default="on-failure", choices=["always", "on-failure", "no"]),
     stop_timeout=dict(type="int"),  # DEFAULT_STOP_TIMEOUT, or for a stop the one in force (Service.grace)
+    stop_signal=dict(type="str"),  # DEFAULT_STOP_SIGNAL, or for a stop the one in force (check_stop)
     restart_sec=dict(type="float", default=0.1),
     start_check=dict(type="float", default=0.5),
     description=dict(type="str"),
@@ -55,6 +57,7 @@ ARGSPEC = dict(
 
 MAX_START_CHECK = 3600  # the task waits that long
 DEFAULT_STOP_TIMEOUT = 10
+DEFAULT_STOP_SIGNAL = "SIGTERM"
 MUTUALLY_EXCLUSIVE = [("user", "credential"), ("group", "credential"), *ISOLATION_MUTUALLY_EXCLUSIVE]
 REQUIRED_IF = [("state", "started", ["argv"]), ("state", "restarted", ["argv"])]
 
@@ -72,6 +75,7 @@ def check_options(params):
     # the daemon's range (systemd takes any)
     if params["stop_timeout"] is not None and not 0 <= params["stop_timeout"] <= most:
         raise paths.ServiceError(f"stop_timeout: must be 0 to {most} seconds, got {params['stop_timeout']}")
+    stop_signal(params)
     argv = params.get("argv")
     if argv is None and params["state"] in ("started", "restarted"):
         # Ansible's required_if counts an option given as null (a variable that came out null) as given:
@@ -95,6 +99,30 @@ def stop_timeout(params):
     return DEFAULT_STOP_TIMEOUT if params["stop_timeout"] is None else params["stop_timeout"]
 
 
+def stop_signal(params):
+    """The stop signal the service is set up with, by its name (``SIGINT``: its daemon's --stop-signal,
+    its unit's KillSignal=), from a name in any case, with or without SIG (``int``), or a number (``2``),
+    as systemd and podman take it. Raises ServiceError naming the option for a value that is no signal,
+    or one of the signals that the launcher of a manager=systemd service does not pass on to it (the
+    unit's KillSignal= goes to that launcher, its main process, with KillMode=mixed): the same values
+    under either manager, so that moving a service from one to the other never refuses its task."""
+    given = params["stop_signal"]
+    if given is None:
+        return DEFAULT_STOP_SIGNAL
+    from pyforkexec import signames  # pylint: disable=import-outside-toplevel
+    from pyforkexec.service.supervise import FORWARDED  # pylint: disable=import-outside-toplevel
+
+    signo = signames.parse(given)
+    allowed = [signames.name(s) for s in FORWARDED]
+    if signo is None or signo not in FORWARDED:
+        what = repr(given) if signo is None else signames.name(signo)
+        why = " (SIGKILL is what follows it after stop_timeout)" if signo == signal.SIGKILL else ""
+        raise paths.ServiceError(
+            f"stop_signal: must be one of {', '.join(allowed)} (by name, with or without SIG, in any case, "
+            f"or by number: the signals a service's launcher passes on to it), got {what}{why}")
+    return signames.name(signo)
+
+
 def _daemon_most(option):
     """The largest value the pyforkexec daemon takes for ``option`` (its RANGES)."""
     from pyforkexec.service.daemon import RANGES  # pylint: disable=import-outside-toplevel
@@ -109,7 +137,7 @@ def unit_text(jinja2, params, name, python):
     return systemd.render_unit(jinja2, name, systemd.launcher_argv(python, name), params["restart"],
                                stop_timeout(params), systemd.resource_directives(limits),
                                params["description"], netns=params["netns"],
-                               restart_sec=params["restart_sec"])
+                               restart_sec=params["restart_sec"], stop_signal=stop_signal(params))
 
 
 def launch_attr(params, name, manager, on_host=True, netns_made=False):
@@ -273,7 +301,8 @@ class Service:
 
     def daemon_argv(self):
         return service_direct.daemon_argv(self.name, sys.executable, self.params["restart"],
-                                          stop_timeout(self.params), self.params["restart_sec"])
+                                          stop_timeout(self.params), self.params["restart_sec"],
+                                          stop_signal(self.params))
 
     def do(self, verb):
         self.actions.append(verb)
@@ -523,22 +552,38 @@ class Service:
     def check_stop(self):
         """state stopped or absent: refuse, before anything changes, a stop_timeout the stop of what runs
         cannot give (grace(); under systemd, a value other than the loaded unit's TimeoutStopSec, which
-        the stop uses, unless this run rewrites the unit with it)."""
+        the stop uses, unless this run rewrites the unit with it), or a stop_signal other than the one
+        the stop sends (its daemon's --stop-signal; the loaded unit's KillSignal, unless rewritten)."""
         main = paths.daemon_pid(self.name)
+        given_signal = None if self.params["stop_signal"] is None else stop_signal(self.params)
         if main is not None:  # a pyforkexec daemon (manager direct; absent stops one under either)
             self.grace(main)
+            in_force = service_direct.running_stop_signal(main)
+            if given_signal is not None and in_force is not None and in_force != given_signal:
+                raise paths.ServiceError(
+                    f"stop_signal: service {self.name} runs with stop_signal {in_force} (its daemon sends it "
+                    f"at a stop): a stop cannot send {given_signal}; restart it with stop_signal "
+                    f"{given_signal} first, or leave stop_signal out to stop it with its own")
         given = self.params["stop_timeout"]
         rewritten = self.params["state"] == "stopped" and self.params["argv"] is not None
-        if self.manager == "direct" or given is None or rewritten or not paths.systemd_booted():
+        if self.manager == "direct" or (given is None and given_signal is None) or rewritten \
+                or not paths.systemd_booted():
             return
         if not self.systemctl.is_active(self.name):
             return
-        in_force = self.systemctl.stop_timeout(self.name)
+        unit = paths.unit_name(self.name)
+        in_force = self.systemctl.stop_timeout(self.name) if given is not None else None
         if in_force is not None and abs(in_force - given) > 1e-6:
             raise paths.ServiceError(
-                f"stop_timeout: unit {paths.unit_name(self.name)} is loaded with "
+                f"stop_timeout: unit {unit} is loaded with "
                 f"TimeoutStopSec={in_force:g}, which systemctl stop uses: a stop cannot give it {given}; "
                 f"give its argv (state=stopped rewrites the unit with it), or leave stop_timeout out")
+        in_force = self.systemctl.stop_signal(self.name) if given_signal is not None else None
+        if in_force is not None and in_force != given_signal:
+            raise paths.ServiceError(
+                f"stop_signal: unit {unit} is loaded with KillSignal={in_force}, which systemctl stop "
+                f"sends: a stop cannot send {given_signal}; give its argv (state=stopped rewrites the unit "
+                f"with it), or leave stop_signal out")
 
     def remove(self, stopped=None):
         """state=absent: stop it under either manager, then remove every file written for it.

@@ -24,10 +24,13 @@ READY_FD_OPTION, START_LOCK_FD_OPTION = "--ready-fd", paths.START_LOCK_FD_OPTION
 WAITER, RESUME_OPTION = "pyforkexec-waiter", "--resume"
 
 
-def daemon_argv(name, python, restart, stop_timeout, restart_sec):
+def daemon_argv(name, python, restart, stop_timeout, restart_sec, stop_signal="SIGTERM"):
+    # --stop-signal only when not the daemon's default: the daemons started before the option keep a
+    # command line that is still the wanted one, not restarted by the first converge after an upgrade.
+    chosen = [] if stop_signal == "SIGTERM" else ["--stop-signal", stop_signal]
     return [python, "-m", "pyforkexec.daemon", "--name", name, "--spec", paths.spec_path(name),
             "--pid-file", paths.pid_file(name), "--log-file", paths.log_file(name), "--restart", restart,
-            "--restart-sec", f"{restart_sec:g}", "--stop-timeout", str(stop_timeout)]
+            "--restart-sec", f"{restart_sec:g}", "--stop-timeout", str(stop_timeout), *chosen]
 
 
 def running_argv(pid):
@@ -219,6 +222,20 @@ def running_stop_timeout(pid):
         with contextlib.suppress(ValueError):
             return float(argv[argv.index("--stop-timeout") + 1])
     return None
+
+
+def running_stop_signal(pid):
+    """The --stop-signal a running daemon was started with, by name (SIGTERM without one), or None if it
+    is gone."""
+    argv = running_argv(pid)
+    if argv is None:
+        return None
+    if "--stop-signal" in argv[:-1]:
+        from pyforkexec import signames  # pylint: disable=import-outside-toplevel
+
+        signo = signames.parse(argv[argv.index("--stop-signal") + 1])
+        return signames.name(signo) if signo is not None else None
+    return "SIGTERM"
 
 
 def _kill_service(pid, fd):

@@ -39,6 +39,9 @@ Restart={{ restart }}
 RestartSec={{ '%g' % restart_sec }}
 KillMode=mixed
 TimeoutStopSec={{ stop_timeout }}
+{% if stop_signal != 'SIGTERM' %}
+KillSignal={{ stop_signal }}
+{% endif %}
 {% for key, value in resources %}
 {{ key }}={{ value }}
 {% endfor %}
@@ -131,9 +134,12 @@ def check_host_limits(limits):
 
 
 def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, description=None, netns=None,
-                restart_sec=0.1):
+                restart_sec=0.1, stop_signal="SIGTERM"):
     """The unit file text. ``jinja2`` is the module (the caller checked it can be imported); ``netns``:
-    the named network namespace the service joins, whose boot-time unit it then wants and follows."""
+    the named network namespace the service joins, whose boot-time unit it then wants and follows;
+    ``stop_signal`` its KillSignal=, written only when not systemd's default (SIGTERM): the units
+    written before the option stay as they are, their services not restarted for a line that changes
+    nothing."""
     description = description or f"pyforkexec service {name}"
     if "\n" in description:
         raise UnitError("description: must be one line")
@@ -142,7 +148,7 @@ def render_unit(jinja2, name, exec_start, restart, stop_timeout, resources, desc
     env.filters["systemd_quote"] = systemd_quote
     return env.from_string(UNIT_TEMPLATE).render(
         description=description, exec_start=exec_start, restart=restart, restart_sec=restart_sec,
-        stop_timeout=stop_timeout,
+        stop_timeout=stop_timeout, stop_signal=stop_signal,
         resources=resources, netns_unit=paths.netns_unit_name(netns) if netns else None)
 
 
@@ -222,6 +228,15 @@ class Systemctl:
     def stop_timeout(self, name):
         """The TimeoutStopSec in force for the loaded unit (what a stop now gives it), or None."""
         return parse_timespan(self.show(name, "TimeoutStopUSec").get("TimeoutStopUSec", ""))
+
+    def stop_signal(self, name):
+        """The KillSignal in force for the loaded unit (what a stop now sends), by name, or None."""
+        shown = self.show(name, "KillSignal").get("KillSignal", "")
+        if not shown.strip().isdigit():
+            return None
+        from pyforkexec import signames  # pylint: disable=import-outside-toplevel
+
+        return signames.name(int(shown))
 
     def daemon_reload(self):
         self._ok("daemon-reload")

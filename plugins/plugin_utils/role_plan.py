@@ -142,6 +142,7 @@ def entry(item: dict, networks: list[dict], passwd: dict[str, list], host: dict)
         chdir=item.get("chdir"),
         restart=item.get("restart", "on-failure"),
         stop_timeout=item.get("stop_timeout"),
+        stop_signal=item.get("stop_signal"),
         restart_sec=item.get("restart_sec"),
         start_check=item.get("start_check"),
         description=item.get("description"),

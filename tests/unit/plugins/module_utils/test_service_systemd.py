@@ -209,6 +209,24 @@ def test_restart_sec_is_the_units_restart_delay():
     assert parser["Service"]["RestartSec"] == "2.5"
 
 
+def test_the_stop_signal_is_the_units_kill_signal():
+    """KillSignal= (to the launcher, the unit's main process with KillMode=mixed, which passes it on);
+    none for SIGTERM, systemd's default: a unit written before stop_signal reads the same, and its
+    service is not restarted for a line that changes nothing."""
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.read_string(render(stop_signal="SIGINT"))
+    assert parser["Service"]["KillSignal"] == "SIGINT"
+    assert parser["Service"]["KillMode"] == "mixed"
+    assert render(stop_signal="SIGTERM") == render()
+    assert "KillSignal" not in render()
+
+
+@pytest.mark.parametrize(("shown", "name"), [("15", "SIGTERM"), ("2", "SIGINT"), ("", None), ("x", None)])
+def test_the_stop_signal_in_force_is_read_as_systemctl_shows_it(shown, name):
+    systemctl = unit.Systemctl(lambda argv: (0, f"KillSignal={shown}\n", ""))
+    assert systemctl.stop_signal("web") == name
+
+
 def test_a_description_is_one_line():
     with pytest.raises(unit.UnitError, match="description: must be one line"):
         render(description="two\nlines")

@@ -16,6 +16,11 @@ from ansible_collections.pyforkexec.isolation.plugins.modules import service
     (dict(user="nobody", group="pfe-ut-nogroup"), "group"),
     (dict(credential=dict(uid=-5)), "credential.uid"),
     (dict(stop_timeout=-1), "stop_timeout"),
+    (dict(stop_signal="SIGKILL"), "stop_signal"),
+    (dict(stop_signal="STOP"), "stop_signal"),
+    (dict(stop_signal="NOSUCH"), "stop_signal"),
+    (dict(stop_signal="0"), "stop_signal"),
+    (dict(stop_signal="WINCH"), "stop_signal"),  # a signal the launcher under systemd does not pass on
     (dict(env={"A=B": "1"}), "env.A=B"),
     (dict(env={"A": "x\0y"}), "env.A"),
     (dict(namespaces=["mount"], mounts=[dict(type="dev", target="/dev"), dict(type="tmpfs", target="t")]),
@@ -27,6 +32,15 @@ def test_a_refusal_names_the_option_and_writes_nothing(run_module, unique_name, 
     result = run_module(service, dict(dict(name=name, argv=["sleep", "60"], manager="direct"), **args))
     assert result["failed"] is True and result["msg"].startswith(option + ": ")
     assert not os.path.exists(paths.spec_path(name))
+
+
+@pytest.mark.parametrize("given", ["SIGINT", "INT", "int", "SigInt", "2"])
+def test_a_stop_signal_is_taken_by_name_or_number_and_named_one_way(validate_args, given):
+    """As systemd's KillSignal= and podman's --stop-signal take it; one spelling on the host (the daemon's
+    arguments, the unit), so that another spelling of the same signal changes nothing."""
+    params = validate_args(svc.ARGSPEC, dict(name="x", argv=["true"], stop_signal=given))
+    assert svc.stop_signal(params) == "SIGINT"
+    assert svc.stop_signal(validate_args(svc.ARGSPEC, dict(name="x", argv=["true"]))) == "SIGTERM"
 
 
 @pytest.mark.parametrize("state", ["started", "restarted"])
