@@ -52,3 +52,16 @@ def test_a_field_the_role_does_not_know_is_refused():
     variables = copy.deepcopy(_definitions().role_vars(1, "present"))
     variables["isolated_service_services"][0]["read_only"] = True  # podman's name, not the role's
     assert any("read_only" in message for message in _errors(variables))
+
+
+def test_the_role_and_podman_stop_their_services_with_the_same_signal():
+    """A removal compares the same stop: SIGINT for both (the role's stop_signal, podman's stop_signal,
+    which containers.podman takes as a number), and the program ends on it."""
+    import signal
+
+    d = _definitions()
+    role = d.role_vars(3, "present")["isolated_service_services"]
+    podman = d.podman_vars(3, "present", "img")["bench_containers"]
+    assert {s["stop_signal"] for s in role} == {d.STOP_SIGNAL} == {"SIGINT"}
+    assert {c["stop_signal"] for c in podman} == {int(getattr(signal, d.STOP_SIGNAL))}
+    assert "signal.signal(signal.SIGINT," in d.SERVER

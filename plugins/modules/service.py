@@ -108,13 +108,13 @@ options:
         does not handle: the kernel drops it. One that ends on C(SIGINT) only (C(python3 -m http.server),
         which stops on its C(KeyboardInterrupt)) waits out the whole O(stop_timeout) at each stop, removal
         and restart with the default C(SIGTERM); give it V(SIGINT)."
-      - One of C(SIGTERM) (the default), C(SIGINT), C(SIGQUIT), C(SIGHUP), C(SIGUSR1) and C(SIGUSR2), the
+      - "One of C(SIGTERM) (the default), C(SIGINT), C(SIGQUIT), C(SIGHUP), C(SIGUSR1) and C(SIGUSR2), the
         signals a service's launcher under systemd passes on to it (C(KillSignal=) goes to the unit's main
         process, the launcher), under either manager alike; by name, with or without C(SIG), in any case
         (V(SIGINT), V(INT), V(int)), or by number (V(2)). Any other value fails the task before anything
-        changes. C(SIGKILL) is refused: it is what follows the stop signal (give a short O(stop_timeout)).
-      - Changing it restarts a running service, as O(stop_timeout) does (its daemon's arguments, its unit
-        file; the C(daemon) entry of C(--diff) shows the change with O(manager=direct)).
+        changes. C(SIGKILL) is refused: it is what follows the stop signal (give a short O(stop_timeout))."
+      - "Changing it restarts a running service, as O(stop_timeout) does (its daemon's arguments, its unit
+        file; the C(daemon) entry of C(--diff) shows the change with O(manager=direct))."
       - "With O(state=stopped) or O(state=absent), a value other than the one the service runs with (its
         daemon's, the loaded unit's) is refused before anything stops: the stop sends that one. Under systemd
         O(state=stopped) with O(argv) rewrites the unit with it first."
