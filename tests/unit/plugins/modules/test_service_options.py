@@ -130,3 +130,42 @@ def test_a_description_under_the_daemon_is_said_to_be_ignored(run_module, unique
     finally:
         gone = run_module(service, dict(name=name, state="absent"))
         assert gone.get("failed") is not True, gone
+
+
+@pytest.mark.parametrize(("given", "argv", "refused"), [
+    ("INT", None, True), ("TERM", None, False), (None, None, False), ("INT", ["sleep", "60"], False)])
+def test_under_systemd_a_stop_with_another_stop_signal_than_the_loaded_unit_s_is_refused(
+        validate_args, monkeypatch, given, argv, refused):
+    """systemctl stop sends the loaded unit's KillSignal (here SIGTERM, as systemctl shows it: 15): a stop
+    asked with another is refused before anything stops, unless state=stopped rewrites the unit with it
+    (argv given). (PID 1 is not systemd here: systemctl answers as it would for an active unit.)"""
+    params = validate_args(svc.ARGSPEC, dict(name="h131-sd", state="stopped", manager="systemd", argv=argv,
+                                             stop_signal=given))
+    asked = []
+
+    def run(argv, **_kwargs):
+        asked.append(argv)
+        if argv[1] == "show":
+            return 0, "KillSignal=15\n", ""
+        return 0, "", ""  # is-active: active
+
+    class Module:
+        check_mode = True
+
+        def __init__(self):
+            self.params, self.run_command = params, run
+
+        def warn(self, message):
+            raise AssertionError(message)
+
+    monkeypatch.setattr(paths, "systemd_booted", lambda: True)
+    if refused:
+        with pytest.raises(paths.ServiceError) as e:
+            svc.Service(Module())
+        assert str(e.value) == ("stop_signal: unit pyforkexec-h131-sd.service is loaded with "
+                                "KillSignal=SIGTERM, which systemctl stop sends: a stop cannot send SIGINT; "
+                                "give its argv (state=stopped rewrites the unit with it), or leave "
+                                "stop_signal out")
+    else:
+        svc.Service(Module())
+    assert all(a[1] in ("is-active", "show") for a in asked), asked  # nothing stopped or changed
