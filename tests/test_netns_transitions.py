@@ -949,6 +949,84 @@ def test_a_bridge_another_namespace_declares_stays_until_the_last_one_goes(env: 
         netns.converge(second, None)
 
 
+def test_a_namespace_never_takes_off_a_shared_bridge_what_another_declares(env: dict) -> None:
+    """Two namespaces that declare one bridge with different addresses each removed the other's at
+    every converge: the second's IPv6 gateway was gone from the host from the first one's (unchanged)
+    converge until the second's next one, and neither was ever a no-op. What each declares is recorded
+    (netns.declared): the bridge keeps the addresses of every namespace declaring it, an address goes
+    once none declares it, and what cannot hold for both (two MTUs, an IPv6 address with two prefix
+    lengths) is refused before anything changes."""
+    bridge = env["bridges"][0]
+    first, second = env["netns"], f"{env['netns']}-2"
+    v4, v6 = "10.213.77.1/24", "fd13:2:77::1/64"
+
+    def doc(peer: int, bridge_addresses: list, addresses: list, **more: Any) -> dict:
+        return dict(bridges=[dict(name=bridge, addresses=bridge_addresses, mtu=more.pop("mtu", None))],
+                    veths=[dict(name="eth0", peer=env["peers"][peer], bridge=bridge, addresses=addresses)],
+                    **more)
+
+    def bridge_addresses() -> set:
+        return set(_links()[bridge]["addresses"])
+
+    one = doc(0, [v4], ["10.213.77.2/24"])
+    two = doc(1, [v4, v6], ["10.213.77.3/24", "fd13:2:77::3/64"], gateway=["fd13:2:77::1"])
+    try:
+        netns.converge(first, options(dict(env, netns=first), one))
+        netns.converge(second, options(dict(env, netns=second), two))
+        monitor = Monitor(second)
+        try:
+            for _ in range(2):
+                assert netns.converge(first, options(dict(env, netns=first), one)).actions == []
+                assert netns.converge(second, options(dict(env, netns=second), two)).actions == []
+            events = monitor.events()
+        finally:
+            monitor.close()
+        assert [e for e in events if e[1] == "RTM_DELADDR"] == []
+        assert bridge_addresses() == {v4, v6}
+        # the second no longer declares v6: it goes, though the first never declared it
+        done = netns.converge(second, options(dict(env, netns=second), doc(1, [v4], ["10.213.77.3/24"])))
+        assert f"del_addr host {bridge} {v6}" in done.actions and bridge_addresses() == {v4}
+        shared = doc(1, [v4, v6], ["10.213.77.3/24"], mtu=1500)
+        mine = ["10.213.77.2/24"]
+        for refused, error in ((doc(0, [v4], mine, mtu=9000), "mtu 9000 here, 1500 as netns"),
+                               (doc(0, [v4, "fd13:2:77::1/80"], mine), "an IPv6 address has one")):
+            netns.converge(second, options(dict(env, netns=second), shared))
+            before = kernel(env)
+            with pytest.raises(netns.ModelError, match=rf"^bridges: {bridge}: .*{error}"):
+                netns.converge(first, options(dict(env, netns=first), refused))
+            assert kernel(env) == before
+    finally:
+        netns.converge(second, None)
+
+
+def test_a_shared_bridges_new_addresses_rolled_out_in_a_batch_as_check_mode_plans(env: dict) -> None:
+    """The services module's run: every namespace on a bridge declares its new addresses, in one batch.
+    The first converge keeps the address the others still declare, the last one removes it; check mode
+    plans that too (it sees the records as the batch's earlier converges leave them)."""
+    bridge = env["bridges"][0]
+    names = [env["netns"], f"{env['netns']}-2"]
+
+    def doc(i: int, addresses: list) -> dict:
+        return options(dict(env, netns=names[i]), dict(
+            bridges=[dict(name=bridge, addresses=addresses)],
+            veths=[dict(name="eth0", peer=env["peers"][i], bridge=bridge,
+                        addresses=[f"10.213.78.{i + 2}/24"])]))
+
+    old, new = ["10.213.78.1/24", "fd13:2:78::1/64"], ["10.213.78.1/24", "fd13:2:79::1/64"]
+    try:
+        for i, name in enumerate(names):
+            netns.converge(name, doc(i, old))
+        with netns.batch([bridge]):
+            planned = [netns.converge(name, doc(i, new), check=True).actions for i, name in enumerate(names)]
+        with netns.batch([bridge]):
+            done = [netns.converge(name, doc(i, new)).actions for i, name in enumerate(names)]
+        assert done == planned == [[f"add_addr host {bridge} fd13:2:79::1/64"],
+                                   [f"del_addr host {bridge} fd13:2:78::1/64"]]
+        assert set(_links()[bridge]["addresses"]) == set(new)
+    finally:
+        netns.converge(names[1], None)
+
+
 def test_a_renamed_host_end_keeps_the_inside_link_its_addresses_and_routes(env: dict) -> None:
     """Only the host end's name changes: it was deleted and made again, and the inside link with it,
     its addresses and routes (in A and in B) gone for a moment. Renamed in place instead; one whose

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Optional
 
 from .. import host_lock, nsinfo
 from .._signals import ending_blocked, held
-from . import kernel, model
+from . import declared, kernel, model
 from .kernel import NETNS_DIR, ApplyError, netns_path
 from .model import ModelError
 from .options import OptionsError, dump, load, read
@@ -105,8 +105,10 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
         actions = model.plan_absent(observed, name, host.keep)
     else:
         actions = model.plan_present(observed, wanted, host.keep)
+    record = {} if wanted is None else declared.of_bridges(wanted)
     if check:
         actions = host.foresee(actions, name)  # as after the batch's earlier converges (its HostLinks)
+        host.foresee_record(name, record)
     lines = [model.describe(a) for a in actions]
     if actions and not check:
         # A Ctrl-C (or a SIGTERM: the ending signals) during a failing apply still lets the undo run,
@@ -131,10 +133,23 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
         final = model.simulate(observed, wanted, actions) if actions else observed
     else:
         final = dict(observed, exists=False)
+    if not check:
+        _record(name, record, lines)
     path = netns_path(name)
     info = dict(name=name, path=path, inode=nsinfo.inode(path) if final["exists"] else None)
     rewired = any(map(model.changes_inside, actions))
     return Converged(lines, model.view(observed), model.view(final), info, rewired)
+
+
+def _record(name: str, record: dict, lines: list[str]) -> None:
+    """Record what netns ``name`` now declares of its bridges (declared.py); an ApplyError when that
+    cannot be written (the converge is done: only the record is missing)."""
+    try:
+        declared.write(name, record)
+    except OSError as e:
+        error = ApplyError(f"recording what the namespace declares of its bridges in {declared.DIR}: {e}")
+        error.actions, error.done = lines, len(lines)
+        raise error from None
 
 
 def _undo(name: str, host: kernel.HostLinks, made: Collection[str] = ()) -> bool:

@@ -24,6 +24,7 @@ from .. import nsinfo
 from .._signals import ending_blocked, held
 from .._text import OneLineError
 from ..flags import CLONE_NEWNET
+from . import declared as bridge_records
 from .model import (
     BRIDGE_ALIAS,
     NETNS_ALIAS,
@@ -151,6 +152,7 @@ class HostLinks:
         self._gone = set()  # the host links they delete
         self._readdressed = {}  # {(link, address): added} of the host-side addresses they change
         self._declarers = {}  # {bridge: the namespaces declaring it} after them
+        self._records = {}  # {netns: what it declares of its bridges} after them (netns.declared)
 
     def read(self, pyroute2, foreseen=False):
         """The host's links; ``foreseen``: as check mode sees them after the batch's earlier check-mode
@@ -195,6 +197,15 @@ class HostLinks:
                                  if a[0] in ("add_addr", "del_addr") and a[1] == "host")
         return kept
 
+    def records(self, foreseen=False):
+        """The records of what namespaces declare of their bridges as the batch's earlier check-mode
+        plans leave them ({netns: record}, the others read from their files); None: all from the files."""
+        return self._records if foreseen else None
+
+    def foresee_record(self, name, record):
+        """The record netns ``name`` writes once a check-mode plan of the batch is carried out."""
+        self._records[name] = record
+
     def addresses(self, links, foreseen=False):
         """{link: addresses} of the host's ``links`` (``read``); ``foreseen``: with the changes the
         batch's earlier check-mode plans make to them, on links they make too."""
@@ -211,7 +222,7 @@ class HostLinks:
     def forget(self):
         self._links = None
         # what check mode foresaw describes nothing now
-        self._foreseen, self._gone, self._readdressed = set(), set(), {}
+        self._foreseen, self._gone, self._readdressed, self._records = set(), set(), {}, {}
 
 
 def links(ipr):
@@ -565,6 +576,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
             declared_by=None if link["alias"] == BRIDGE_ALIAS else declarers,
             mtu=link["mtu"], up=link["up"],
             addresses=link["addresses"], mac_pinned=_mac_pinned(bname, link),
+            others=bridge_records.others(name, bname, declarers, host.records(foreseen)),
             ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
 

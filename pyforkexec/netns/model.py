@@ -337,6 +337,39 @@ def desired(params):
                 routes=sorted(routes, key=route_text), sysctls=sysctls)
 
 
+def bridge_addresses(bname, want, have):
+    """The addresses bridge ``bname`` is to have: those ``want`` declares, and those that the other
+    namespaces declaring it recorded (``have["others"]``: netns.declared), so that the converge of
+    one namespace never takes off the bridge what another one declares (its gateway); an address
+    goes once no namespace on the bridge declares it. None for a bridge only named by a veth
+    (``want["addresses"]`` None), whose addresses stay as they are. What cannot hold for both, an
+    IPv6 address with two prefix lengths or two MTUs, is refused before anything changes."""
+    if want["addresses"] is None:
+        return None
+    out = {a: None for a in want["addresses"]}  # address -> the namespace declaring it (None: this one)
+    for other, entry in (have or {}).get("others", ()):
+        theirs = entry.get("mtu")
+        if want["mtu"] is not None and theirs is not None and theirs != want["mtu"]:
+            raise ModelError(f"bridges: {bname}: mtu {want['mtu']} here, {theirs} as netns {other} declares "
+                             "it: declare a bridge alike in every namespace on it")
+        for text in entry.get("addresses") or ():
+            try:
+                out.setdefault(interface(f"bridges: {bname}", text), other)
+            except (ModelError, AttributeError):  # (a record damaged by hand: it constrains nothing)
+                continue
+    seen = {}
+    for a, who in sorted(out.items()):
+        iface = ipaddress.ip_interface(a)
+        if iface.version == 6 and iface.ip in seen and seen[iface.ip][1] != who:
+            (first, one), (second, two) = seen[iface.ip], (a, who)
+            where = [f"{x} {'here' if w is None else f'as netns {w} declares it'}" for x, w in ((first, one),
+                                                                                               (second, two))]
+            raise ModelError(f"bridges: {bname}: {' and '.join(where)}: an IPv6 address has one prefix "
+                             "length on a link; declare a bridge alike in every namespace on it")
+        seen[iface.ip] = (a, who)
+    return sorted(out)
+
+
 def _check_sysctls_with_links(sysctls, veths, routes):
     """Refuse, before anything changes, sysctls the kernel cannot take along with the links declared:
     two spellings of one switch set apart (``ip_forward`` is ``conf.all.forwarding``); IPv6 turned off
@@ -494,7 +527,8 @@ def _check_kept_mtus(observed, wanted, mtus):
     for bname, want in sorted(wanted["bridges"].items()):
         final = mtus[bname][2]
         have = observed["bridges"].get(bname) or {}
-        addresses = want["addresses"] if want["addresses"] is not None else have.get("addresses", [])
+        addresses = bridge_addresses(bname, want, have)
+        addresses = addresses if addresses is not None else have.get("addresses", [])
         if want["mtu"] is None and has_ipv6(addresses) and final < IPV6_MIN_MTU:
             raise ModelError(f"bridges: {bname}: mtu unset, the bridge keeps or follows its ports to "
                              f"{final}, below {IPV6_MIN_MTU}, the least IPv6 works with, and it has (or is "
@@ -1117,8 +1151,9 @@ def plan_present(observed, wanted, keep=()):
             out.append(("declare_bridge", bname, name))
         if mtus[bname][0]:
             out.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
-        if want["addresses"] is not None:  # None: named by a veth only, its addresses left as they are
-            addresses = _addresses("host", bname, want["addresses"], have["addresses"] if have else [])
+        target = bridge_addresses(bname, want, have)
+        if target is not None:  # None: named by a veth only, its addresses left as they are
+            addresses = _addresses("host", bname, target, have["addresses"] if have else [])
             if have is not None and (have["mtu"] or DEFAULT_MTU) < IPV6_MIN_MTU and not mtus[bname][0]:
                 # Below 1280 (following a small port) the bridge has no IPv6 and takes none (EINVAL):
                 # its IPv6 addresses go on once its ports' changes have raised its MTU (_bridge_mtus:
@@ -1528,7 +1563,8 @@ def simulate(observed, wanted, actions):
     for bname, want in wanted["bridges"].items():
         new = dict(kind="bridge", ours=True, mtu=None, up=True, addresses=[], ports={}, mac_pinned=True)
         have = observed["bridges"].get(bname) or new  # wanted has the veths' bridges too (desired)
-        addresses = want["addresses"] if want["addresses"] is not None else have["addresses"]
+        addresses = bridge_addresses(bname, want, have)
+        addresses = addresses if addresses is not None else have["addresses"]
         after["bridges"][bname] = dict(have, mtu=mtus[bname][2], up=True, addresses=addresses)
         if have["ours"]:
             after["bridges"][bname]["mac_pinned"] = True  # made with one, or pinned (_unpinned_bridges)
