@@ -999,6 +999,39 @@ def test_a_namespace_never_takes_off_a_shared_bridge_what_another_declares(env: 
         netns.converge(second, None)
 
 
+@pytest.mark.parametrize("leaves", ["unlisted", "named_by_its_veth", "absent"])
+def test_a_namespace_that_gives_up_a_shared_bridge_takes_off_what_only_it_declared(env: dict,
+                                                                                   leaves: str) -> None:
+    """A namespace that no longer declares a bridge another one still declares (not listed any more,
+    only named by its veth, or removed) left its addresses on the bridge for good: the other one
+    keeps every address it does not know to be nobody's. They go with it; the shared one stays."""
+    bridge = env["bridges"][0]
+    first, second = env["netns"], f"{env['netns']}-2"
+    shared, only = "10.213.79.1/24", "fd13:2:79::1/64"
+
+    def veth(peer: int) -> dict:
+        return dict(name="eth0", peer=env["peers"][peer], bridge=bridge,
+                    addresses=[f"10.213.79.{peer + 2}/24"])
+
+    theirs = dict(bridges=[dict(name=bridge, addresses=[shared])], veths=[veth(1)])
+    try:
+        netns.converge(first, options(dict(env, netns=first), dict(theirs, bridges=[
+            dict(name=bridge, addresses=[shared, only])], veths=[veth(0)])))
+        netns.converge(second, options(dict(env, netns=second), theirs))
+        assert set(_links()[bridge]["addresses"]) == {shared, only}
+        after = dict(unlisted={}, named_by_its_veth=dict(veths=[veth(0)]), absent=None)[leaves]
+        planned = netns.converge(first, None if after is None else options(dict(env, netns=first), after),
+                                 check=True)
+        done = netns.converge(first, None if after is None else options(dict(env, netns=first), after))
+        assert done.actions == planned.actions
+        assert f"del_addr host {bridge} {only}" in done.actions
+        assert set(_links()[bridge]["addresses"]) == {shared}
+        assert netns.converge(second, options(dict(env, netns=second), theirs)).actions == []
+    finally:
+        netns.converge(first, None)
+        netns.converge(second, None)
+
+
 def test_a_shared_bridges_new_addresses_rolled_out_in_a_batch_as_check_mode_plans(env: dict) -> None:
     """The services module's run: every namespace on a bridge declares its new addresses, in one batch.
     The first converge keeps the address the others still declare, the last one removes it; check mode

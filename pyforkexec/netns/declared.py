@@ -59,6 +59,14 @@ def others(name: str, bridge: str, declarers: Optional[Collection[str]],
     return out
 
 
+def own(name: str, bridge: str, records: Optional[Mapping[str, Mapping]] = None) -> list[str]:
+    """The addresses netns ``name`` recorded for ``bridge`` (``records``: as others reads them)."""
+    record = records[name] if records is not None and name in records else read(name)
+    entry = record.get(bridge)
+    addresses = entry.get("addresses") if isinstance(entry, dict) else None
+    return [a for a in addresses if isinstance(a, str)] if isinstance(addresses, list) else []
+
+
 def write(name: str, record: Mapping[str, Any]) -> None:
     """Record what netns ``name`` declares (an empty record removes the file), atomically: a reader
     sees the old record or the new one."""

@@ -577,6 +577,7 @@ def observe(name, wanted=None, host=None, foreseen=False):
             mtu=link["mtu"], up=link["up"],
             addresses=link["addresses"], mac_pinned=_mac_pinned(bname, link),
             others=bridge_records.others(name, bname, declarers, host.records(foreseen)),
+            mine=bridge_records.own(name, bname, host.records(foreseen)),
             ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
 

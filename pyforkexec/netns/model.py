@@ -370,6 +370,17 @@ def bridge_addresses(bname, want, have):
     return sorted(out)
 
 
+def _given_up(bname, have, wanted=None):
+    """The del_addr actions of the addresses that this namespace declared on bridge ``bname`` (observed
+    ``have["mine"]``: netns.declared) and no longer does (``wanted``: what it declares now; None:
+    nothing), that no other namespace declaring the bridge does, and that the bridge has: as a
+    bridge's address goes once no namespace on it declares it, not left behind on a bridge that stays."""
+    theirs = {a for _, entry in have.get("others", ()) for a in entry.get("addresses") or ()}
+    keep = set(wanted or ()) | theirs
+    return [("del_addr", "host", bname, a) for a in have["addresses"]
+            if a in set(have.get("mine") or ()) and a not in keep]
+
+
 def _check_sysctls_with_links(sysctls, veths, routes):
     """Refuse, before anything changes, sysctls the kernel cannot take along with the links declared:
     two spellings of one switch set apart (``ip_forward`` is ``conf.all.forwarding``); IPv6 turned off
@@ -1152,6 +1163,8 @@ def plan_present(observed, wanted, keep=()):
         if mtus[bname][0]:
             out.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
         target = bridge_addresses(bname, want, have)
+        if target is None and have is not None:  # named by a veth only: what it declared before goes
+            out += _given_up(bname, have)
         if target is not None:  # None: named by a veth only, its addresses left as they are
             addresses = _addresses("host", bname, target, have["addresses"] if have else [])
             if have is not None and (have["mtu"] or DEFAULT_MTU) < IPV6_MIN_MTU and not mtus[bname][0]:
@@ -1230,8 +1243,9 @@ def plan_present(observed, wanted, keep=()):
     actions += later
     emptied = _left_empty(observed, wanted, deleted, keep)
     actions += [("del_bridge", b) for b in emptied if b not in kinds["veth"]]
-    actions += [("undeclare_bridge", b, name) for b, have in sorted(observed["bridges"].items())
-                if _declares(have, name) and b not in wanted["bridges"] and b not in emptied]
+    for b, have in sorted(observed["bridges"].items()):
+        if _declares(have, name) and b not in wanted["bridges"] and b not in emptied:
+            actions += [*_given_up(b, have), ("undeclare_bridge", b, name)]
     actions[:] = _deletions_first(_moved_inside_added_first(actions))
     _check_host_subnets(observed, set(wanted["bridges"]), actions, deleted | set(emptied))
     actions[:] = _before_drops(actions, routes, observed, wanted)
@@ -1482,8 +1496,9 @@ def plan_absent(observed, name, keep=(), made=()):
     actions = [("pin_bridge_mac", b) for b in _unpinned_bridges(observed, emptied)]
     actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
     actions += [("del_bridge", bname) for bname in emptied]
-    actions += [("undeclare_bridge", bname, name) for bname, b in sorted(observed["bridges"].items())
-                if _declares(b, name) and bname not in emptied]
+    for bname, b in sorted(observed["bridges"].items()):
+        if _declares(b, name) and bname not in emptied:
+            actions += [*_given_up(bname, b), ("undeclare_bridge", bname, name)]
     # A namespace that holds links of others (made by hand, or by another tool, in a namespace of that
     # name) is theirs too: it stays, with them, once ours are gone; so does one that pyforkexec did not
     # make (its lo is not marked: ``ip netns add``, then wired by a converge), whatever it holds.
@@ -1564,7 +1579,8 @@ def simulate(observed, wanted, actions):
         new = dict(kind="bridge", ours=True, mtu=None, up=True, addresses=[], ports={}, mac_pinned=True)
         have = observed["bridges"].get(bname) or new  # wanted has the veths' bridges too (desired)
         addresses = bridge_addresses(bname, want, have)
-        addresses = addresses if addresses is not None else have["addresses"]
+        if addresses is None:  # (less those it declared before: _given_up)
+            addresses = [a for a in have["addresses"] if ("del_addr", "host", bname, a) not in actions]
         after["bridges"][bname] = dict(have, mtu=mtus[bname][2], up=True, addresses=addresses)
         if have["ours"]:
             after["bridges"][bname]["mac_pinned"] = True  # made with one, or pinned (_unpinned_bridges)
