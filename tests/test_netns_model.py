@@ -91,6 +91,12 @@ ETH0 = dict(name="eth0", peer="v0", addresses=["10.0.0.2/24"])  # desired() copi
      "veths[0].peer_addresses: ::/64 is the unspecified address"),
     (dict(bridges=[dict(name="br0", addresses=["224.0.0.5/24"])]),
      "bridges[0].addresses: 224.0.0.5/24 is a multicast group"),
+    (dict(veths=[dict(name="eth0", peer="v0", addresses=["::1"])]),
+     "veths[0].addresses: ::1/128 is the IPv6 loopback address, which the kernel gives lo alone"),
+    (dict(veths=[dict(name="eth0", peer="v0", peer_addresses=["::1/64"])]),
+     "veths[0].peer_addresses: ::1/64 is the IPv6 loopback address"),
+    (dict(bridges=[dict(name="br0", addresses=["0::1/128"])]),
+     "bridges[0].addresses: ::1/128 is the IPv6 loopback address"),
     (dict(veths=[dict(name="eth0", peer="v0", mac="01:00:00:00:00:01")]),
      "veths[0].mac: 01:00:00:00:00:01 is a multicast MAC"),
     (dict(veths=[dict(name="eth0", peer="v0", peer_mac="00-00-00-00-00-00")]), "veths[0].peer_mac: "

@@ -608,6 +608,22 @@ def test_a_new_namespace_the_kernel_refuses_halfway_is_removed_again(env: dict, 
     assert not env["host_names"] & {line.split()[0].split("@")[0] for line in links.splitlines()}
 
 
+@pytest.mark.parametrize("key", ["addresses", "peer_addresses"])
+def test_the_ipv6_loopback_address_on_a_link_is_refused_before_anything_changes(env: dict, key: str) -> None:
+    """``::1`` on a veth (either end) passed the model, and the kernel refused it (EADDRNOTAVAIL: it
+    takes it on lo alone) halfway through: the changes planned before it (here an MTU) stayed, A
+    gone and B not reached. Refused before anything changes, as the unspecified address is."""
+    a = dict(veths=[dict(name="eth0", peer=env["peers"][0], addresses=["10.213.80.2/24"]),
+                    dict(name="eth1", peer=env["peers"][1], addresses=["10.213.81.2/24"])])
+    b = dict(veths=[dict(a["veths"][0], mtu=1400),
+                    dict(a["veths"][1], **{key: ["10.213.81.3/24", "::1/128"]})])
+    netns.converge(env["netns"], options(env, a))
+    before = kernel(env)
+    with pytest.raises(netns.ModelError, match=rf"^veths\[1\]\.{key}: ::1/128 is the IPv6 loopback address"):
+        netns.converge(env["netns"], options(env, b))
+    assert kernel(env) == before
+
+
 def test_a_gateway_reached_through_a_route_without_gateway(env: dict) -> None:
     """A gateway in no address's subnet, but in a route's that has a dev and no gateway: that route is
     made with scope link (as ``ip route add ... dev X``), through which the kernel reaches a gateway;

@@ -115,7 +115,8 @@ def _ifname(option, name):
 def interface(option, text):
     """An address with its prefix length (the full length if none, as ``ip address add`` takes it),
     normalized: '10.0.0.1/24'. One the kernel would not keep as a link's own (0.0.0.0, ::, a multicast
-    group) is refused here, before anything changes, rather than by the kernel halfway through."""
+    group, and ::1, which it takes on lo alone: EADDRNOTAVAIL) is refused here, before anything
+    changes, rather than by the kernel halfway through."""
     try:
         iface = ipaddress.ip_interface(text.strip())
     except ValueError as e:
@@ -123,6 +124,8 @@ def interface(option, text):
     if iface.ip.is_unspecified or iface.ip.is_multicast:
         what = "the unspecified address" if iface.ip.is_unspecified else "a multicast group"
         raise ModelError(f"{option}: {iface} is {what}, not an address of a link")
+    if iface.version == 6 and iface.ip.is_loopback:
+        raise ModelError(f"{option}: {iface} is the IPv6 loopback address, which the kernel gives lo alone")
     net = iface.network
     if iface.version == 4 and net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
         what = "network" if iface.ip == net.network_address else "broadcast"
