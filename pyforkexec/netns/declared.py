@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Optional
 
 DIR = "/run/pyforkexec-netns"
@@ -43,15 +43,16 @@ def of_bridges(wanted: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             for b, w in sorted(wanted["bridges"].items()) if w["addresses"] is not None}
 
 
-def others(name: str, bridge: str, declarers: Optional[Collection[str]],
+def others(name: str, bridge: str, declarers: Optional[Collection[str]], alive: Callable[[str], bool],
            records: Optional[Mapping[str, Mapping]] = None) -> list[tuple[str, dict[str, Any]]]:
     """(netns, what it declares) of ``bridge`` for each namespace but ``name`` among its ``declarers``
-    that exists and recorded it; ``records``: records to read instead of the files (check mode's, as
-    the earlier converges of a batch leave them: HostLinks)."""
+    that is ``alive`` (one removed without a converge declares nothing any more) and recorded it;
+    ``records``: records to read instead of the files (check mode's, as the earlier converges of a
+    batch leave them: HostLinks)."""
     out = []
     for other in sorted(set(declarers or ()) - {name, "*"}):
-        if not os.path.lexists(os.path.join("/run/netns", other)):
-            continue  # removed without a converge: it declares nothing any more
+        if not alive(other):
+            continue
         record = records[other] if records is not None and other in records else read(other)
         entry = record.get(bridge)
         if isinstance(entry, dict):
@@ -78,7 +79,7 @@ def write(name: str, record: Mapping[str, Any]) -> None:
     if read(name) == record:
         return
     os.makedirs(DIR, mode=0o755, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.tmp"  # (one writer at a time, under the host lock: one a SIGKILL left is written over)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         with os.fdopen(fd, "w") as f:

@@ -576,10 +576,15 @@ def observe(name, wanted=None, host=None, foreseen=False):
             declared_by=None if link["alias"] == BRIDGE_ALIAS else declarers,
             mtu=link["mtu"], up=link["up"],
             addresses=link["addresses"], mac_pinned=_mac_pinned(bname, link),
-            others=bridge_records.others(name, bname, declarers, host.records(foreseen)),
+            others=bridge_records.others(name, bname, declarers, _named, host.records(foreseen)),
             mine=bridge_records.own(name, bname, host.records(foreseen)),
             ports={k: v["mtu"] for k, v in sorted(host_links.items()) if v["master"] == bname})
     return state
+
+
+def _named(name):
+    """Whether /run/netns has ``name``."""
+    return os.path.lexists(netns_path(name))
 
 
 def _leftover_mount_point(path):
