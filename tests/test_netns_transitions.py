@@ -49,6 +49,7 @@ from helpers.netns_oracle import (
 )
 
 from pyforkexec import netns
+from pyforkexec.netns import declared
 from pyforkexec.netns import options as netns_options
 
 pytestmark = needs_root
@@ -1043,6 +1044,9 @@ def test_a_namespace_that_gives_up_a_shared_bridge_takes_off_what_only_it_declar
         assert f"del_addr host {bridge} {only}" in done.actions
         assert set(_links()[bridge]["addresses"]) == {shared}
         assert netns.converge(second, options(dict(env, netns=second), theirs)).actions == []
+        # its record goes with its last declaration (netns.declared), the other's stays
+        records = {n: os.path.exists(os.path.join(declared.DIR, f"{n}.json")) for n in (first, second)}
+        assert records == {first: False, second: True}
     finally:
         netns.converge(first, None)
         netns.converge(second, None)

@@ -69,12 +69,15 @@ def own(name: str, bridge: str, records: Optional[Mapping[str, Mapping]] = None)
 
 
 def write(name: str, record: Mapping[str, Any]) -> None:
-    """Record what netns ``name`` declares (an empty record removes the file), atomically: a reader
-    sees the old record or the new one."""
+    """Record what netns ``name`` declares (an empty record removes the file, and the directory with
+    the last one: no trace is left once no namespace declares a bridge), atomically: a reader sees
+    the old record or the new one."""
     path = _path(name)
     if not record:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+        with contextlib.suppress(OSError):  # (others there, or none: ENOTEMPTY, ENOENT)
+            os.rmdir(DIR)
         return
     if read(name) == record:
         return
