@@ -105,8 +105,11 @@ class Process:
         self._owned = True  # last: a subclass sets its own attributes before it calls this
 
     def __del__(self, _warn: Any = warnings.warn, _dropped: list[Process] = _active) -> None:
-        """A Process dropped before it was waited for: its pidfd is closed, and a child still running
-        is reaped later (_active), with a ResourceWarning, as subprocess.Popen does. (The defaults keep
+        """A Process dropped before it was waited for: a child still running is reaped later
+        (_active), with a ResourceWarning, as subprocess.Popen does. Its pidfd stays open until then:
+        that reap goes through it, as every wait does (see _reap), and a caller that reaps the child
+        meanwhile (a waitpid(-1), a SIGCHLD handler) leaves its number to any process, another child of
+        ours even, whose exit a wait by number would take and reap from its owner. (The defaults keep
         what it needs at interpreter shutdown, when module globals may be gone.) One that does not own
         its pid (half-built, or its spawn undone) does nothing."""
         if not self._owned or self.returncode is not None:
@@ -118,8 +121,6 @@ class Process:
             if self.pidfd is None:
                 return
         _warn(f"pyforkexec: process {self.pid} is still running", ResourceWarning, source=self)
-        with self._lock:
-            self._close_pidfd()  # the pid stays ours (unreaped): _active reaps it by pid
         _dropped.append(self)
 
     def __repr__(self) -> str:
