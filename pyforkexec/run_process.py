@@ -34,6 +34,7 @@ PIPE, STDOUT, DEVNULL = subprocess.PIPE, subprocess.STDOUT, subprocess.DEVNULL
 Stream = Union[None, int, IO[Any]]
 StrOrBytes = Union[str, bytes, os.PathLike[str]]  # no string: see attrs.FileLike
 _MAX_WAIT = 3600.0
+_PIDFD_ONLY = SysProcAttr(pidfd=True)  # run()'s sys when the caller gives none (never handed out)
 _STREAM_RULE = "must be None, PIPE, DEVNULL, an fd or an object with fileno()"
 
 
@@ -278,7 +279,11 @@ def _kill_and_reap(proc: Process, group: bool) -> None:
                 proc.send_group_signal(signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-        proc.wait()
+        # Reaped by another caller (SIGCHLD ignored, a handler's waitpid(-1)) once the pidfd's kill
+        # reached it, or before: gone either way. The exception that brought us here (a Ctrl-C, the
+        # timeout) is the one to raise, not this lost status.
+        with contextlib.suppress(ChildProcessError):
+            proc.wait()
 
 
 def _communicate_or_kill(proc: Process, parent: list[int], a: Any, timeout: Optional[float],
@@ -351,9 +356,12 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
         (stdout, "stdout"), (stderr, "stderr")))
     a = _check(argv, sys, env, cwd, input, capture_output, timeout, check, stdin, stdout, stderr, text,
                kill_group)
-    if a.kill_group and sys.pidfd is False:  # (a SysProcAttr; a pidfd not bool is named later)
-        # Waited for and its group killed through a pidfd of its own: a SIGCHLD handler or another
-        # thread's waitpid(-1) may reap the child, and its number, the group's id, be another's since.
+    # Waited for and killed (its group too, with kill_group) through a pidfd of its own: a SIGCHLD
+    # handler, SIGCHLD ignored (the kernel reaps) or another thread's waitpid(-1) may reap the child
+    # before an exception here kills it, and its number, the group's id, be another process's since.
+    if sys is None:
+        sys = _PIDFD_ONLY
+    elif sys.pidfd is False:  # (a pidfd not bool is named later)
         sys = dataclasses.replace(sys, pidfd=True)
     parent: list[int] = []  # our ends of the pipes, by stream (-1: none, or closed)
     child: list[int] = []  # the child's ends and /dev/null: closed once it has its copies

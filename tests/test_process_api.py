@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
@@ -400,6 +401,86 @@ def test_run_with_kill_group_never_reaches_a_group_that_took_the_pid_of_a_child_
     assert answer == {"reused": True, "raised": "ChildProcessError", "bystander_ended_by": "SIGTERM"}
 
 
+def _run_interrupted_after_its_child_was_reaped_elsewhere(how: str) -> dict[str, Any]:
+    """As PID 1 of a PID namespace of its own, with SIGCHLD ignored (the kernel reaps) or a handler that
+    reaps every child: run() of a child that exits at once, interrupted (KeyboardInterrupt, raised by
+    a tracer) as it starts to wait for it, once the child is gone and its pid is a bystander's, which
+    leads a session of its own. What run() raised, and what ended the bystander (a SIGTERM sent after
+    run() returned, unless run() had SIGKILLed it)."""
+    from pyforkexec import run_process
+
+    if how == "ignored":
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    else:
+        def reap_all(signum: int, frame: object) -> None:
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+        signal.signal(signal.SIGCHLD, reap_all)
+    seen: dict[str, int] = {}
+
+    def tracer(frame: Any, event: str, arg: object) -> Any:
+        if event == "call" and frame.f_code is run_process._wait.__code__ and not seen:
+            pid = frame.f_locals["proc"].pid
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # until the kernel, or the handler, reaped it
+                try:
+                    os.kill(pid, 0)  # (this /proc is another PID namespace's: not read)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.001)
+            seen["pid"], seen["bystander"] = pid, pid_reuse.bystander_on(pid, session=True)
+            seen["pidfd"] = os.pidfd_open(seen["bystander"])
+            raise KeyboardInterrupt
+        return None
+
+    sys.settrace(tracer)
+    try:
+        run(["/bin/true"])
+        raised = None
+    except BaseException as e:
+        raised = type(e).__name__
+    finally:
+        sys.settrace(None)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(seen["pidfd"], signal.SIGTERM)  # (a SIGKILL sent before wins)
+        status = os.waitpid(seen["bystander"], 0)[1]
+        ended = signal.Signals(os.WTERMSIG(status)).name
+    except ChildProcessError:  # killed, and reaped by the kernel or the handler
+        ended = "reaped before the SIGTERM"
+    finally:
+        os.close(seen["pidfd"])
+    return {"reused": seen["bystander"] == seen["pid"], "raised": raised, "bystander_ended_by": ended}
+
+
+@pytest.mark.parametrize("how", ["ignored", "handler"])
+def test_run_interrupted_never_kills_the_pid_of_a_child_reaped_elsewhere(how: str) -> None:
+    """run() killed its child by number when interrupted (a Ctrl-C): once SIGCHLD ignored or a caller's
+    handler had reaped the child, the SIGKILL reached the process given that number since (3 of 3
+    runs of each); with SIGCHLD ignored, the ChildProcessError of the reap that followed replaced the
+    KeyboardInterrupt too. run() waits and kills through a pidfd of its own, and raises what
+    interrupted it."""
+    answer = run_in_fork(_run_interrupted_after_its_child_was_reaped_elsewhere, how, pidns=True)
+    assert answer == {"reused": True, "raised": "KeyboardInterrupt", "bystander_ended_by": "SIGTERM"}
+
+
+def _run_timeout_with_sigchld_ignored(pidfd: bool) -> str:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        run(["/bin/sleep", "60"], timeout=0.1, sys=SysProcAttr(pidfd=pidfd))
+    except BaseException as e:
+        return type(e).__name__
+    return "returned"
+
+
+def test_run_timeout_with_sigchld_ignored_is_a_timeout(pidfd: bool) -> None:
+    """With SIGCHLD ignored the kernel reaps the child run() killed at its timeout, and run() raised the
+    ChildProcessError of its own reap instead of subprocess.TimeoutExpired."""
+    assert run_in_fork(_run_timeout_with_sigchld_ignored, pidfd) == "TimeoutExpired"
+
+
 def _state(pid: int) -> str | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -792,6 +873,44 @@ def test_a_dropped_process_warns_and_is_reaped_at_the_next_one(pidfd: bool) -> N
         time.sleep(0.01)
     sh("exit 0").wait()  # a new Process reaps the dropped ones that have exited
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def _dropped_process_reaped_elsewhere_then_our_other_child_took_its_pid() -> dict[str, Any]:
+    """As PID 1 of a PID namespace of its own: a Process with a pidfd is dropped while its child runs
+    (queued for a later reap), the child is killed and reaped by a waitpid of its pid (a waitpid(-1)
+    elsewhere, a SIGCHLD handler), the next fork of this process gets its pid (a bystander: our child
+    too) and ends by a SIGTERM, then a new Process is made (which reaps the dropped ones). Who reaps
+    the bystander."""
+    import gc
+    import warnings
+
+    proc = start_process("/bin/sleep", ["sleep", "600"], ProcAttr(sys=SysProcAttr(pidfd=True)))
+    pid = proc.pid
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del proc
+        gc.collect()
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    bystander = pid_reuse.bystander_on(pid)
+    os.kill(bystander, signal.SIGTERM)
+    os.waitid(os.P_PID, bystander, os.WEXITED | os.WNOWAIT)  # it has exited, unreaped
+    sh("exit 0").wait()
+    try:
+        status = os.waitpid(bystander, 0)[1]
+        bystander_reaped = f"by its parent, ended by {signal.Signals(os.WTERMSIG(status)).name}"
+    except ChildProcessError:
+        bystander_reaped = "by the dropped Process"
+    return {"reused": bystander == pid, "bystander_reaped": bystander_reaped}
+
+
+def test_a_dropped_process_is_never_reaped_by_a_number_another_child_took() -> None:
+    """A dropped Process closed its pidfd and was reaped later by its pid (waitid P_PID): once another
+    caller had reaped its child, the number could be another child of ours, whose exit the next
+    Process made reaped from under its owner (3 of 3 runs). The dropped one keeps its pidfd, and its
+    later reap goes through it."""
+    answer = run_in_fork(_dropped_process_reaped_elsewhere_then_our_other_child_took_its_pid, pidns=True)
+    assert answer == {"reused": True, "bystander_reaped": "by its parent, ended by SIGTERM"}
 
 
 def test_a_fork_of_another_thread_does_not_hold_up_a_spawn() -> None:
