@@ -175,6 +175,29 @@ def test_a_relative_mount_proc_from_a_relative_wd(tmp_path: Path) -> None:
     assert theirs.stdout == ours.stdout
 
 
+def _in_a_removed_directory(where: Path, *argv: str) -> subprocess.CompletedProcess:
+    """``argv`` run from the directory ``where``, made for it and removed before it starts."""
+    where.mkdir()
+    return run(["sh", "-c", 'cd "$1" && rmdir "$1" && shift && exec "$@"', "sh", str(where), *argv])
+
+
+@pytest.mark.parametrize("proc", ["", "=/proc"])
+def test_mount_proc_from_a_removed_directory(tmp_path: Path, proc: str) -> None:
+    """Started in a directory that was removed: util-linux mounts the absolute /proc and runs, where
+    ours read the current directory for it and failed with a bare 'No such file or directory'. A
+    relative DIR is taken from there: both fail, ours naming the option."""
+    args = ("--fork", "--pid", f"--mount-proc{proc}", "cat", "/proc/1/comm")
+    ours = _in_a_removed_directory(tmp_path / "gone", PYFORKEXEC, "unshare", *args)
+    theirs = _in_a_removed_directory(tmp_path / "gone", util_linux("unshare"), *args)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (0, "cat\n", "")
+    assert theirs.returncode == 0 and theirs.stdout == ours.stdout, theirs.stderr
+    ours = _in_a_removed_directory(tmp_path / "gone", PYFORKEXEC, "unshare", "-pf", "--mount-proc=proc",
+                                   "true")
+    assert ours.returncode == 125
+    assert ours.stderr.startswith("pyforkexec: --mount-proc=proc: ") and ours.stderr.count("\n") == 1, \
+        ours.stderr
+
+
 def _propagation(mode: str) -> tuple[set[str], set[str]]:
     make_root_shared()
     argv = ["unshare", "--mount", f"--propagation={mode}", "cat", "/proc/self/mountinfo"]

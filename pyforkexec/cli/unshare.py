@@ -337,14 +337,27 @@ def proc_mounts(r: Request, wd: Optional[str]) -> list[Mount]:
     ignores EINVAL (no mount there), which here is a look at DIR before the spawn."""
     if r.proc is None:
         return []
-    here = wd or os.getcwd()
-    if not os.path.isabs(here):  # a relative --wd: from the new root's /, else from where we are
-        here = os.path.join("/" if r.root else os.getcwd(), here)
-    target = os.path.normpath(os.path.join(here, r.proc))
+    target = r.proc
+    if not os.path.isabs(target):  # only then is where we are read: it may be gone (a removed directory)
+        here = wd or _cwd_for(r.proc)
+        if not os.path.isabs(here):  # a relative --wd: from the new root's /, else from where we are
+            here = os.path.join("/" if r.root else _cwd_for(r.proc), here)
+        target = os.path.join(here, target)
+    target = os.path.normpath(target)
     mounts = []
     if not r.root and r.propagation != "private" and os.path.ismount(target):
         mounts.append(Mount(None, target, None, "rprivate"))
     return [*mounts, Mount.proc(target, mkdir=False)]
+
+
+def _cwd_for(proc: str) -> str:
+    """The current directory, which a relative --mount-proc DIR is taken from; a SetupError naming the
+    option when there is none (removed: util-linux's mount of DIR fails then too)."""
+    try:
+        return os.getcwd()
+    except OSError as e:
+        raise SetupError(f"--mount-proc={proc}: the current directory, which it is relative to, is "
+                         f"unreachable: {e.strerror}") from None
 
 
 def write_time_offsets(pid: int, offsets: dict[str, int], given: Sequence[str] = ()) -> None:
