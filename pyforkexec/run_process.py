@@ -345,6 +345,11 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     The child must lead that group: ``sys.setpgid`` or ``sys.foreground`` with ``pgid`` 0, or
     ``sys.setsid``; otherwise a ValueError before anything starts.
 
+    The child is waited for and killed through a pidfd that run() takes (``sys.pidfd`` or not): a
+    SIGCHLD handler, SIGCHLD ignored or another thread's ``waitpid(-1)`` may reap it first, and a kill
+    by its number would reach the process given that number since. Reaped so, its status is lost: a
+    ChildProcessError, unless a timeout or an exception ended run() first (then that is raised).
+
     The child's ends of the pipes exist only under FORK_LOCK, which every fork's at-fork hooks wait
     for: no child another thread forks (clone(fn), os.fork) keeps a copy. Ours stay: such a child
     forked while ``input`` is fed keeps the stdin pipe open, and the child sees its EOF when that one
