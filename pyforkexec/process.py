@@ -111,8 +111,11 @@ class Process:
         meanwhile (a waitpid(-1), a SIGCHLD handler) leaves its number to any process, another child of
         ours even, whose exit a wait by number would take and reap from its owner. (The defaults keep
         what it needs at interpreter shutdown, when module globals may be gone.) One that does not own
-        its pid (half-built, or its spawn undone) does nothing."""
-        if not self._owned or self.returncode is not None:
+        its pid (half-built, or its spawn undone) does nothing, nor does one found reaped by another
+        caller (_lost): no pid, no pidfd is its own any more, and a reap attempt would only hold the
+        signals that come meanwhile and run their handlers here, where Python drops their exception
+        (a Ctrl-C lost)."""
+        if not self._owned or self.returncode is not None or self._lost:
             return
         try:
             if self._reap(os.WNOHANG) is not None:

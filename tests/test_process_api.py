@@ -913,6 +913,63 @@ def test_a_dropped_process_is_never_reaped_by_a_number_another_child_took() -> N
     assert answer == {"reused": True, "bystander_reaped": "by its parent, ended by SIGTERM"}
 
 
+def _collect_a_lost_process_with_sigint_at(at: int) -> tuple[list[type], int]:
+    """A Process found reaped by another caller, collected with SIGINT sent at line ``at`` of what its
+    finalizer calls: the exceptions Python dropped (sys.unraisablehook), and the lines seen."""
+    import gc
+
+    code = Process.__del__.__code__
+    proc = sh("exit 0", True)
+    os.waitpid(proc.pid, 0)  # as a waitpid(-1) elsewhere in the program would
+    with pytest.raises(ChildProcessError):
+        proc.wait()
+    unraisable: list[Any] = []
+    seen = 0
+
+    def local(frame: Any, event: str, arg: object) -> Any:
+        nonlocal seen
+        if event == "line":
+            seen += 1
+            if seen == at:
+                os.kill(os.getpid(), signal.SIGINT)
+        return local
+
+    def on_call(frame: Any, event: str, arg: object) -> Any:
+        caller = frame.f_back
+        while caller is not None and caller.f_code is not code:
+            caller = caller.f_back
+        return local if caller is not None else None  # called, at any depth, by the finalizer
+
+    old_hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        sys.settrace(on_call)
+        try:
+            del proc
+            gc.collect()
+        finally:
+            sys.settrace(None)
+        len(())  # a handler still pending runs here
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.unraisablehook = old_hook
+    return [u.exc_type for u in unraisable], seen
+
+
+def test_collecting_a_process_found_reaped_elsewhere_drops_no_ctrl_c() -> None:
+    """A Process whose wait found it reaped by another caller (run() with SIGCHLD ignored leaves one)
+    tried to reap it again when collected (under a signal hold, for nothing: the pid is not its own):
+    a Ctrl-C that came meanwhile ran its handler inside __del__, where Python drops the exception
+    (printed as 'Exception ignored', the KeyboardInterrupt lost; at line 1 of those calls, 3 of 3
+    runs). A tracer sends SIGINT at each line that the finalizer's calls run (one at a line of
+    __del__ itself is Python's to drop, for any finalizer)."""
+    for at in range(1, 200):
+        dropped, seen = _collect_a_lost_process_with_sigint_at(at)
+        assert dropped == [], f"SIGINT at line {at} of the finalizer's calls"
+        if seen < at:  # past the last line: every point was tried
+            break
+
+
 def test_a_fork_of_another_thread_does_not_hold_up_a_spawn() -> None:
     """A child that another thread forks while a spawn has its error pipe open, and that does not exec
     (a multiprocessing worker), kept a copy of the pipe's write end: the spawn, which learns that its
