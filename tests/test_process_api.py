@@ -462,7 +462,11 @@ def test_run_interrupted_never_kills_the_pid_of_a_child_reaped_elsewhere(how: st
     runs of each); with SIGCHLD ignored, the ChildProcessError of the reap that followed replaced the
     KeyboardInterrupt too. run() waits and kills through a pidfd of its own, and raises what
     interrupted it."""
-    answer = run_in_fork(_run_interrupted_after_its_child_was_reaped_elsewhere, how, pidns=True)
+    for _attempt in range(5):  # (a fork or thread of this process between the steer and the bystander's
+        # fork takes the number first, 1 run in 12 under load: then again)
+        answer = run_in_fork(_run_interrupted_after_its_child_was_reaped_elsewhere, how, pidns=True)
+        if answer["reused"]:
+            break
     assert answer == {"reused": True, "raised": "KeyboardInterrupt", "bystander_ended_by": "SIGTERM"}
 
 
