@@ -55,6 +55,30 @@ def test_pidfd_with_a_namespace_mask() -> None:
 
 
 
+def test_two_joins_of_one_type_must_name_one_namespace(no_child: None) -> None:
+    """Two entries joining different namespaces of one type: the child joined both, in order, so the
+    program ran in the last one alone and the first entry's join did not hold. A ValueError naming the
+    later entry now, before any process exists; one namespace named twice (a path and a pidfd) still
+    runs there."""
+    attr = ProcAttr(sys=SysProcAttr(cloneflags=CLONE_NEWNET | CLONE_NEWUTS, pidfd=True))
+    a, b = (start_process("/bin/sleep", ["sleep", "60"], attr) for _ in range(2))
+    try:
+        assert a.pidfd is not None
+        other = r"^SysProcAttr\.setns\[1\]: joins another (net|uts) namespace than SysProcAttr\.setns\[0\]"
+        both = CLONE_NEWNET | CLONE_NEWUTS
+        for setns in ([SetNS(f"/proc/{a.pid}/ns/net"), SetNS(f"/proc/{b.pid}/ns/net")],
+                      [SetNS(a.pidfd, both), SetNS(f"/proc/{b.pid}/ns/uts", CLONE_NEWUTS)],
+                      [SetNS(f"/proc/{a.pid}/ns/uts"), SetNS(f"/proc/{b.pid}/ns/uts", CLONE_NEWUTS)]):
+            with pytest.raises(ValueError, match=other):
+                start_process("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(setns=setns)))
+        got = ns_links(SysProcAttr(setns=[SetNS(f"/proc/{a.pid}/ns/net"), SetNS(a.pidfd, CLONE_NEWNET)]))
+        assert got["net"] == links_of(a.pid)["net"] != links_of(b.pid)["net"]
+    finally:
+        for sleeper in (a, b):
+            sleeper.kill()
+            sleeper.wait()
+
+
 def test_a_pidfd_s_inode_is_that_of_the_namespace_it_joins(no_child: None) -> None:
     """SetNS.inode was compared with the pidfd's own inode, which is no namespace's: every join by
     pidfd with an inode failed (ESTALE, "not the namespace meant"), its own namespace's inode too. It

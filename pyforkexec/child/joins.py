@@ -110,6 +110,7 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
     exists.
     """
     joins = []
+    first_of_type: dict[tuple[int, bool], tuple[int, tuple[int, int]]] = {}
     for index, entry in enumerate(entries):
         try:
             # A caller's fd is copied before it is checked: the checks and the join then see one file,
@@ -128,6 +129,7 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
         if entry.inode is not None:
             _check_inode(targets, entry.inode, index, path)
         for ns_fd, types, nstype in targets:
+            _one_of_type(first_of_type, ns_fd, types, index, entry.for_children)
             own = own_types(ns_fd, types, index)
             if own:
                 fail(f"SysProcAttr.setns[{index}]", f"names the caller's own namespace "
@@ -143,6 +145,22 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
             by_parent = bool(cloneflags & NEWUSER) and types in PER_THREAD and types != NEWPID
             joins.append(Join(ns_fd, nstype, types, index, by_parent))
     return tuple(sorted(joins, key=lambda j: not j.kind & NEWUSER))
+
+
+def _one_of_type(first_of_type: dict[tuple[int, bool], tuple[int, tuple[int, int]]], fd: int, kind: int,
+                 index: int, for_children: bool) -> None:
+    """Refuse a join of another namespace of a type an earlier entry joins (``first_of_type``: the
+    first entry and namespace of each type): setns to the second leaves the first, so the program would
+    run in the last one joined alone, and the earlier entry's isolation would not hold. The same
+    namespace twice is one join."""
+    if kind not in NS_FILE:
+        return  # not a namespace (the child's setns reports it), or a pidfd's types: _pinned splits them
+    st = os.fstat(fd)
+    first, namespace = first_of_type.setdefault((kind, for_children), (index, (st.st_dev, st.st_ino)))
+    if namespace != (st.st_dev, st.st_ino):
+        fail(f"SysProcAttr.setns[{index}]", f"joins another {NS_FILE[kind]} namespace than "
+             f"SysProcAttr.setns[{first}]: the child would leave that one for this one, and setns[{first}]'s "
+             "join would not hold; join one namespace of each type")
 
 
 def _check_inode(targets: list[tuple[int, int, int]], inode: int, index: int, path: str) -> None:

@@ -432,6 +432,43 @@ def test_a_join_that_lands_in_the_hosts_own_namespace_is_refused(run, tmp_path, 
         sleeper.wait()
 
 
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_two_joins_of_one_type_that_name_different_namespaces_are_refused(run, tmp_path, check_mode):
+    """Two entries (netns or join) that join different namespaces of one type: the command ran in the
+    last one joined alone (setns to it left the first), the earlier entry's join not holding, and check
+    mode said "would run". Refused now naming the later entry, before anything runs; the same namespace
+    named twice still runs."""
+    if os.geteuid() != 0:
+        pytest.skip("joining another process's namespaces needs root")
+    import subprocess
+
+    marker = tmp_path / "ran"
+    holders = [subprocess.Popen(["unshare", "--net", "--uts", "sleep", "60"]) for _ in range(2)]
+    try:
+        a, b = (holder.pid for holder in holders)
+        for pid in (a, b):  # (unshare execs sleep once its namespaces are made)
+            while os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+                time.sleep(0.01)
+        cases = [(dict(join=[dict(path=f"/proc/{a}/ns/net"), dict(path=f"/proc/{b}/ns/net")]),
+                  f"join[1]: joins another net namespace (/proc/{b}/ns/net) than join[0] does"),
+                 (dict(join=[dict(pid=a), dict(path=f"/proc/{b}/ns/uts")]),
+                  f"join[1]: joins another uts namespace (/proc/{b}/ns/uts) than join[0] does"),
+                 (dict(join=[dict(pid=a), dict(pid=b)]), "join[1]: joins another net namespace")]
+        for options, message in cases:
+            result = run(check_mode=check_mode, argv=["touch", str(marker)], **options)
+            assert result.get("failed") is True and result["msg"].startswith(message), (options, result)
+            assert not marker.exists()
+        same = run(check_mode=check_mode, argv=["touch", str(marker)],
+                   join=[dict(pid=a), dict(path=f"/proc/{a}/ns/net")])
+        assert not same.get("failed"), same
+        assert marker.exists() is not check_mode
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+
 def _root_controllers():
     from pyforkexec.sandbox import cgroup
 
