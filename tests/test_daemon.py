@@ -126,6 +126,24 @@ def test_a_failed_start_names_the_field_and_its_target(tmp_path: Path) -> None:
     assert f"start failed: {expected}" in d.log_lines()
 
 
+@needs_root  # joining a namespace file
+def test_a_start_pyforkexec_refuses_is_a_failed_start_not_a_traceback(tmp_path: Path) -> None:
+    """A start that pyforkexec refuses when it opens the spec's joins (a ValueError: a namespace file
+    that names the daemon's own namespace by then, as a /run/netns name bound again to the host's
+    after a first start): the daemon ended with a traceback in its log, no ready message and no start
+    counted, where another failed start is a "start failed" line and its restart policy. The refusal is
+    that line now (the ready message for a first start), and the daemon stops as for any failed start."""
+    d = Daemon(tmp_path, ["/bin/true"], "--restart", "always",
+               sys_attr={"setns": [{"target": "/proc/self/ns/net"}]})
+    expected = ("SysProcAttr.setns[0]: names the caller's own namespace (CLONE_NEWNET): the program would "
+                "run in it as if no join had been asked; leave the entry out to run there")
+    assert d.ready == f"error {expected}"
+    assert d.wait() == 1
+    assert d.log_lines() == [f"start failed: {expected}", "stopped"]
+    assert "Traceback" not in d.log.read_text()
+    assert not d.pid_file.exists()
+
+
 def test_a_name_or_an_error_with_a_newline_is_one_log_line_and_one_ready_line(tmp_path: Path) -> None:
     """A --name and a program path (quoted by the start's error) holding a newline and an escape: each
     log line, and the ready message, is one line with them escaped, where a line of the input's own

@@ -464,7 +464,9 @@ class Daemon:
                 self.starts.append(time.monotonic())
                 try:
                     proc = self.spawn()
-                except (specmod.SpecError, ChildError, OSError) as e:
+                # (ValueError and TypeError: pyforkexec's refusals at the start itself, such as a join
+                # target that names the daemon's own namespace by now; SpecError is a ValueError)
+                except (ChildError, OSError, ValueError, TypeError) as e:
                     self.log(f"start failed: {self.blamed(e)}")
                     if first:  # whoever started the daemon reports it; restarts are for a service that ran
                         self.ready(f"error {self.blamed(e)}")
