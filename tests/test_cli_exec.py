@@ -134,6 +134,30 @@ def test_check_refuses_what_the_start_refuses(tmp_path: Path) -> None:
     assert (res.returncode, res.stdout) == (0, "OK\n"), res
 
 
+@pytest.mark.parametrize(("credential", "field", "kind"), [
+    ({"uid": 1, "gid": 0}, "sys.credential.uid: 1", "uid"),
+    ({"uid": 0, "gid": 7}, "sys.credential.gid: 7", "gid"),
+    ({"uid": 0, "gid": 0, "groups": [0, 9]}, "sys.credential.groups[1]: 9", "gid")])
+def test_check_refuses_a_credential_its_new_user_namespace_does_not_map(tmp_path: Path, credential: dict,
+                                                                       field: str, kind: str) -> None:
+    """A credential id the new user namespace's maps do not map: the kernel refuses it at the child's
+    setuid, setgid or setgroups (EINVAL), so the start could never succeed, and --check printed OK (a
+    service module's check mode said it would start, and its run stopped the running service first).
+    Both refuse it now, naming the field, before any process exists."""
+    one = [[0, 65534, 1]]
+    d = {**doc(["true"], cloneflags=["CLONE_NEWUSER"], uid_mappings=one, gid_mappings=one,
+               gid_mappings_enable_setgroups=True, credential=credential)}
+    path = write(tmp_path, d)
+    checked, started = pfe("exec", "--spec", path, "--check"), pfe("exec", "--spec", path)
+    for res in (checked, started):
+        assert (res.returncode, res.stdout) == (1, ""), res
+        assert res.stderr == (f"pyforkexec: spec: {field} is not an id of the child's new user namespace "
+                              f"(CLONE_NEWUSER): its {kind} map does not map it, and the kernel refuses an "
+                              "unmapped id (EINVAL); map it, or give an id the maps map\n"), res.stderr
+    mapped = write(tmp_path, {**d, "sys": {**d["sys"], "credential": {"uid": 0, "gid": 0, "groups": [0]}}})
+    assert pfe("exec", "--spec", mapped).returncode == 0
+
+
 def test_missing_version_and_duplicate_keys(tmp_path: Path) -> None:
     res = pfe("exec", "--spec", "-", "--check", input='{"argv": ["true"]}')
     assert "spec: version: missing" in res.stderr

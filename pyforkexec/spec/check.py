@@ -56,6 +56,7 @@ def check(spec: Spec) -> None:
     except (ValueError, TypeError) as e:
         field, sep, rule = _spec_path(str(e)).partition(": ")
         raise SpecError(field if sep else "", rule if sep else field) from None
+    _check_credential_mapped(args.sys, args.cloneflags | args.unshareflags)
     attr = spec.attr.sys
     if not spec.wait and attr is not None and attr.pdeathsig:
         # The launcher exits once the program has started: the signal would kill it at once.
@@ -79,6 +80,27 @@ def check(spec: Spec) -> None:
     if refused is not None:
         field, rule, _, remedy = refused
         raise SpecError(_spec_path(field), f"{rule}: {remedy}")
+
+
+def _check_credential_mapped(attr: SysProcAttr, flags: int) -> None:
+    """The credential's ids, which the child sets in its new user namespace, must be ids that the
+    namespace's maps (given) map: the kernel refuses an unmapped one (setuid, setgid, setgroups:
+    EINVAL), after the child exists. A spec that could never start is refused by its check, before a
+    service running now is stopped for it, and check mode says so rather than that it would run. (The
+    library's own start keeps Go's behaviour: the ChildError of the step.)"""
+    cred = attr.credential
+    if cred is None or not flags & CLONE_NEWUSER:
+        return
+    wanted = [("sys.credential.uid", "uid", cred.uid, attr.uid_mappings),
+              ("sys.credential.gid", "gid", cred.gid, attr.gid_mappings)]
+    if not cred.no_setgroups:
+        wanted += [(f"sys.credential.groups[{i}]", "gid", group, attr.gid_mappings)
+                   for i, group in enumerate(cred.groups)]
+    for field, kind, number, maps in wanted:
+        if maps is not None and not any(m.container_id <= number < m.container_id + m.size for m in maps):
+            raise SpecError(field, f"{number} is not an id of the child's new user namespace "
+                            f"(CLONE_NEWUSER): its {kind} map does not map it, and the kernel refuses an "
+                            "unmapped id (EINVAL); map it, or give an id the maps map")
 
 
 def check_on_host(spec: Spec, launcher: bool = True) -> None:
