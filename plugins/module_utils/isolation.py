@@ -470,7 +470,7 @@ def _join_entries(option, join, on_host):
         refuse_own(f"{option}.path", join["path"], nstype)
         # A name (/run/netns/NAME) means whatever it names when the command starts; a /proc/PID path
         # means that process's namespace, and nothing else once the PID is reused.
-        pinned = _inode(f"{option}.path", join["path"]) if _PROC_PID.match(join["path"]) else None
+        pinned = _inode(f"{option}.path", join["path"]) if _names_a_process(join["path"]) else None
         return [(join["path"], nstype, pinned)]
     pid = join["pid"]
     # Its files by the number /proc gives it: ``pid`` is this PID namespace's (as kill takes it), which
@@ -496,7 +496,25 @@ def _join_entries(option, join, on_host):
     return entries
 
 
-_PROC_PID = re.compile(r"/proc/[0-9]+/")
+# What readlink(2) says of a process's namespace file (/proc/PID/ns/net: "net:[4026531840]").
+_NS_LINK = re.compile(r"^[a-z_]+:\[[0-9]+\]$")
+
+
+def _names_a_process(path):
+    """Whether the namespace file ``path`` is a process's /proc/PID/ns link, however it is spelled
+    (//proc/PID, /proc/./PID, /proc/../proc/PID, a symlink to it or to /proc/PID, another mount of
+    proc), rather than a namespace bound on a file (/run/netns/NAME). Told by the link itself, not by
+    the spelling: a spelling other than /proc/PID/ went unpinned, and a service's later start joined
+    whatever process had that PID by then."""
+    for _ in range(40):  # (the kernel's own bound on the symlinks one lookup follows)
+        try:
+            target = os.readlink(path)
+        except OSError:  # not a symlink: a namespace bound on a file (what is not there: namespace_type)
+            return False
+        if _NS_LINK.match(target):
+            return True
+        path = os.path.join(os.path.dirname(path), target)
+    return False
 
 
 def _inode(option, path):

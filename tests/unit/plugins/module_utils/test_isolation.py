@@ -131,6 +131,41 @@ def test_join_a_process_joins_the_namespaces_it_does_not_share(attr):
     assert list(chosen.setns) == [fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes["uts"])]
 
 
+
+def test_a_join_path_to_a_process_is_pinned_however_it_is_spelled(attr, tmp_path):
+    """A join path that leads to a process's /proc/PID/ns file by another spelling than /proc/PID/
+    (//proc/PID, /proc/./PID, a symlink to it) was not pinned by inode: a service's later start joined
+    whatever process had that PID by then (here: the symlink pointed at another process's namespace,
+    as the PID would be another process's). Pinned now, that start fails; a /run/netns-like name (a
+    namespace bound on a file) still means what it names at the start."""
+    flags = fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWNET))
+    with fe.start_process("/bin/sleep", ["sleep", "60"], flags) as a, \
+            fe.start_process("/bin/sleep", ["sleep", "60"], flags) as b:
+        try:
+            inode = os.stat(f"/proc/{a.pid}/ns/net").st_ino
+            link = tmp_path / "net"
+            link.symlink_to(f"/proc/{a.pid}/ns/net")
+            for path in (f"//proc/{a.pid}/ns/net", f"/proc/./{a.pid}/ns/net", f"/proc/../proc/{a.pid}/ns/net",
+                         str(link)):
+                assert [entry.inode for entry in attr(join=[dict(path=path)]).sys.setns] == [inode], path
+            pinned = attr(join=[dict(path=str(link))]).sys
+            link.unlink()
+            link.symlink_to(f"/proc/{b.pid}/ns/net")  # the path leads to another namespace now
+            with pytest.raises(fe.ChildError) as stale:
+                fe.start_process("/bin/true", ["true"], fe.ProcAttr(sys=pinned)).wait()
+            assert stale.value.location == fe.ErrorLocation.SETNS
+            bound = tmp_path / "bound"
+            bound.touch()
+            assert os.system(f"mount --bind /proc/{a.pid}/ns/net {bound}") == 0
+            try:
+                assert [entry.inode for entry in attr(join=[dict(path=str(bound))]).sys.setns] == [None]
+            finally:
+                os.system(f"umount {bound}")
+        finally:
+            a.kill()
+            b.kill()
+
+
 def test_join_a_path_takes_one_type_at_most(attr, refused, elsewhere):
     assert list(attr(join=[dict(path=elsewhere("uts"), namespaces=["uts"])]).sys.setns) == [
         fe.SetNS(elsewhere("uts"), int(fe.CLONE_NEWUTS), os.stat(elsewhere("uts")).st_ino)]
