@@ -526,19 +526,25 @@ def _inode(option, path):
         _fail(option, f"no namespace to join at {path}: {e.strerror}")
 
 
-def _one_of_each_type(entries):
+def _one_of_each_type(entries, made=None):
     """Fail naming the entry that joins another namespace of a type an earlier one joins (``netns`` and
-    ``join``, (option, path, nstype, inode) each, all there now): setns to the second leaves the first,
-    so the command would run in the last one alone and the earlier join would not hold. pyforkexec
-    refuses it at the start too; found here, check mode reports it."""
+    ``join``, (option, path, nstype, inode) each, there now but ``made``): setns to the second leaves
+    the first, so the command would run in the last one alone and the earlier join would not hold.
+    pyforkexec refuses it at the start too; found here, check mode reports it, and the services module
+    before it changes anything. ``made``: the path of the network namespace this run makes (_setns's
+    ``netns_made``), another namespace than any there now but itself by its own path."""
     first = {}
     for option, path, nstype, _inode_then in entries:
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            _fail(option, f"no namespace to join at {path}: {e.strerror}")
-        earlier, namespace = first.setdefault(nstype, (option, (st.st_dev, st.st_ino)))
-        if namespace != (st.st_dev, st.st_ino):
+        if path == made:
+            identity = path
+        else:
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                _fail(option, f"no namespace to join at {path}: {e.strerror}")
+            identity = (st.st_dev, st.st_ino)
+        earlier, namespace = first.setdefault(nstype, (option, identity))
+        if namespace != identity:
             _fail(option, f"joins another {_kind_of_type(nstype)} namespace ({path}) than {earlier} does: "
                   f"the command would run in the last one joined alone, and {earlier}'s join would not "
                   "hold; join one namespace of each type")
@@ -572,7 +578,7 @@ def _setns(params, cloneflags, origins, on_host, netns_made=False):
         option = f"join[{i}]"
         entries += [(option, *entry) for entry in _join_entries(option, join, on_host)]
     if on_host:
-        _one_of_each_type(entries if not netns_made else [e for e in entries if e[0] != "netns"])
+        _one_of_each_type(entries, made=os.path.join(NETNS_DIR, name) if name and netns_made else None)
     entries.sort(key=lambda e: not e[2] & fe.CLONE_NEWUSER)
     for n, entry in enumerate(entries):
         origins.add(f"sys.setns[{n}]", entry[0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
@@ -166,6 +167,32 @@ def test_a_refused_entry_fails_the_task_before_anything_changes(run_module, two)
     twice = run_module(services, dict(services=[two[0], two[0]], restart=["nobody-here"]))
     assert f"services: {two[0]['name']} is given more than once" in twice["msg"]
     assert "restart: not among the services: nobody-here" in twice["msg"]
+
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_join_of_another_network_namespace_than_the_wired_one_is_refused_before_anything_changes(
+        run_module, two, check_mode):
+    """An entry wired into its own netns that also joins another network namespace (a process's): the
+    run made and wired the netns, then started the service in the other namespace, the last joined
+    (or, with pyforkexec's own refusal, failed its start after changing the host). Refused now naming
+    the join, before anything changes; a join of another type still goes with the wiring."""
+    holder = subprocess.Popen(["unshare", "--net", "--uts", "sleep", "60"])
+    try:
+        while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            time.sleep(0.01)  # (unshare execs sleep once its namespaces are made)
+        for join in ([dict(pid=holder.pid)], [dict(path=f"/proc/{holder.pid}/ns/net")]):
+            result = run_module(services, dict(services=[dict(two[0], join=join)]), check_mode=check_mode)
+            assert result.get("failed") is True, result
+            assert result["msg"].startswith(f"services[{two[0]['name']}]: join[0]: joins another net "
+                                            f"namespace (/proc/{holder.pid}/ns/net) than netns does"), result
+            _nothing_made(two)
+        other_type = dict(two[0], join=[dict(pid=holder.pid, namespaces=["uts"])])
+        uts = run_module(services, dict(services=[other_type]), check_mode=True)
+        assert uts.get("failed") is not True, uts
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def _nothing_made(entries):
