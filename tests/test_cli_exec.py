@@ -515,6 +515,37 @@ def test_check_refuses_a_cgroup_this_host_cannot_give(tmp_path: Path) -> None:
             f"pyforkexec: spec: sys.cgroup: the {missing[0]} controller is not available in {root}"), res
 
 
+
+def test_check_refuses_maps_this_process_may_not_write() -> None:
+    """Without CAP_SETUID/CAP_SETGID (here: as uid 65534) the kernel lets the maps of a new user
+    namespace map only the writer's own euid and egid, one line of size 1, the gid map with setgroups
+    denied; --check printed OK for any other, whose start then failed (EPERM). Refused now naming the
+    field; the maps it may write still pass."""
+    shared = Path(tempfile.mkdtemp(prefix="pfe-map-check-"))
+    try:
+        shared.chmod(0o755)
+        own = [[0, 65534, 1]]
+        cases = [({"uid_mappings": [[0, 65534, 2]], "gid_mappings": own},
+                  "sys.uid_mappings: maps other ids than this process's own euid (65534, one line of "
+                  "size 1), which needs CAP_SETUID"),
+                 ({"uid_mappings": own, "gid_mappings": [[0, 100000, 1]]},
+                  "sys.gid_mappings: maps other ids than this process's own egid (65534, one line of "
+                  "size 1), which needs CAP_SETGID"),
+                 ({"uid_mappings": own, "gid_mappings": own, "gid_mappings_enable_setgroups": True},
+                  "sys.gid_mappings_enable_setgroups: a gid map written without CAP_SETGID"),
+                 ({"uid_mappings": own, "gid_mappings": own}, None)]
+        for i, (maps, refusal) in enumerate(cases):
+            spec = write(shared, doc(["true"], cloneflags=["CLONE_NEWUSER"], **maps), f"s{i}.json")
+            os.chmod(spec, 0o644)
+            res = counted([PYFORKEXEC, "exec", "--check", "--spec", spec], uid=65534)
+            if refusal is None:
+                assert (res.returncode, res.stdout) == (0, "OK\n"), res
+            else:
+                assert res.returncode == 1 and res.stderr.startswith(f"pyforkexec: spec: {refusal}"), res
+    finally:
+        shutil.rmtree(shared)
+
+
 def test_a_spec_without_files_runs_with_the_launchers_closed_stdin(tmp_path: Path) -> None:
     """No proc.files: the default is the launcher's standard streams, and one it does not have is
     closed in the program too (as unshare and util-linux run it), not a refusal naming

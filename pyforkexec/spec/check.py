@@ -144,6 +144,7 @@ def check_on_host(spec: Spec, launcher: bool = True) -> None:
         _check_bind_sources(spec.attr.sys)
         _check_rlimits(spec.attr.sys)
         _check_capabilities_needed(spec.attr.sys)
+        _check_maps_writable(spec.attr.sys)
         from ..forkexec import refuse_kept_groups  # (imported by the start that follows anyway)
 
         try:
@@ -324,6 +325,31 @@ def _check_capabilities_needed(attr: SysProcAttr) -> None:
     if cred.uid != os.geteuid() and not _has_cap(CAP_SETUID):
         raise SpecError("sys.credential.uid", "needs CAP_SETUID, which this process lacks (and no new user "
                         "namespace gives the child)")
+
+
+def _check_maps_writable(attr: SysProcAttr) -> None:
+    """The maps of a new user namespace (CLONE_NEWUSER in cloneflags), which this process writes:
+    without CAP_SETUID (CAP_SETGID) the kernel lets it write one line mapping its own euid (egid), of
+    size 1, and a gid map only with setgroups denied (user_namespaces(7)); any other is EPERM once the
+    child exists. (With CLONE_NEWUSER in unshareflags the child writes them: validate's rule.)"""
+    if not attr.cloneflags & CLONE_NEWUSER:
+        return
+    wanted = (("uid", attr.uid_mappings, os.geteuid(), CAP_SETUID),
+              ("gid", attr.gid_mappings, os.getegid(), CAP_SETGID))
+    for name, maps, mine, cap in wanted:
+        if maps is None or _has_cap(cap):
+            continue
+        if not (len(maps) == 1 and maps[0].size == 1 and maps[0].host_id == mine):
+            raise SpecError(f"sys.{name}_mappings", f"maps other ids than this process's own e{name} "
+                            f"({mine}, one line of size 1), which needs {_CAP_NAMES[cap]}, which this "
+                            "process lacks (the kernel refuses the map: EPERM)")
+        if name == "gid" and attr.gid_mappings_enable_setgroups:
+            raise SpecError("sys.gid_mappings_enable_setgroups", "a gid map written without CAP_SETGID, "
+                            "which this process lacks, needs setgroups denied (the kernel refuses the map: "
+                            "EPERM)")
+
+
+_CAP_NAMES = {CAP_SETUID: "CAP_SETUID", CAP_SETGID: "CAP_SETGID"}
 
 
 def _need_sys_admin(field: str, flags: int, new_user: int, where: str) -> None:
