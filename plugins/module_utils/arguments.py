@@ -11,6 +11,11 @@ traceback. An int option converts through ``decimal.Decimal`` (validation.check_
 (``.inf``, ``"inf"``) is an OverflowError, and ``"1e10000000"`` an integer of ten million digits,
 built for minutes. A list of dicts holding null or a boolean is reported, as a type of list it "must
 be" (``Value 'None' in the sub parameter field ... must be a list``): said here as what it is.
+
+A boolean is no number either, but ansible-core takes one for an int option as it is (``True`` is an
+int to Python) and for a float option as 1.0 or 0.0: ``stop_timeout: true`` passed every check and
+was written as ``--stop-timeout True`` into the daemon's command line, which refused it only after the
+running service was stopped for the restart. It is refused here, naming the option.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ def _kind(value):
 
 
 def _int_refusal(value):
-    """Why check_type_int would raise on ``value`` or build a huge integer (None: it converts it or
-    reports it itself)."""
+    """Why check_type_int would raise on ``value``, build a huge integer or take a boolean for a number
+    (None: it converts it or reports it itself)."""
+    if isinstance(value, bool):
+        return "is a boolean, not an integer"
     if not isinstance(value, (str, float)):  # an int is taken as it is, anything else reported
         return None
     try:
@@ -83,6 +90,8 @@ def _value_refusal(spec, value, path):
     if kind == "int":
         why = _int_refusal(value)
         return None if why is None else f"{path}: {why}"
+    if kind == "float" and isinstance(value, bool):  # (check_type_float makes it 1.0 or 0.0)
+        return f"{path}: is a boolean, not a number"
     if kind == "dict" and options:
         if value is None or isinstance(value, (bool, int, float, list, tuple)):
             return f"{path}: expected a dictionary, got {_kind(value)}"
@@ -91,6 +100,8 @@ def _value_refusal(spec, value, path):
         for i, item in enumerate(value):
             if elements == "int" and _int_refusal(item) is not None:
                 return f"{path}[{i}]: {_int_refusal(item)}"
+            if elements == "float" and isinstance(item, bool):
+                return f"{path}[{i}]: is a boolean, not a number"
             if elements == "dict" and options:
                 if item is None or isinstance(item, (bool, int, float)):
                     return f"{path}[{i}]: expected a dictionary, got {_kind(item)}"

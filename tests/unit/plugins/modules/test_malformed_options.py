@@ -1,6 +1,7 @@
 """Malformed option values that ansible-core's own argument validation raises on (a traceback before any
-module code) or builds for minutes, for every module and every option of the kind, at any depth: each
-fails the module cleanly, its message naming the option (module_utils/arguments.py).
+module code), builds for minutes, or takes for a number (a boolean), for every module and every option
+of the kind, at any depth: each fails the module cleanly, its message naming the option
+(module_utils/arguments.py).
 
 The options are read from each module's argument spec, not listed here: a dict or list-of-dicts option
 with sub-options, or an int option, that a module gains is covered without a change here."""
@@ -35,17 +36,20 @@ DICT_VALUES = [([None], "expected a dictionary, got a list"), ([True], "expected
 LIST_OF_DICT_VALUES = [([None], "[0]: expected a dictionary, got null"),
                        ([{}, True], "[1]: expected a dictionary, got a boolean")]
 INT_VALUES = [(float("inf"), "is infinite"), ("-Infinity", "is infinite"), (" inf", "is infinite"),
-              ("1e10000000", "is out of range")]  # (that one check_type_int builds for minutes)
+              ("1e10000000", "is out of range"),  # (that one check_type_int builds for minutes)
+              # (check_type_int takes a boolean as it is: stop_timeout true became "--stop-timeout True")
+              (True, "is a boolean, not an integer"), (False, "is a boolean, not an integer")]
+FLOAT_VALUES = [(True, "is a boolean, not a number"), (False, "is a boolean, not a number")]
 
 
 def _options(spec, steps=(), path=""):
-    """(where the option is, its path as messages name it, its kind) for every dict, list-of-dict or
-    int option of ``spec``, sub-options included; where: the keys to it, None for a list's one item."""
+    """(where the option is, its path as messages name it, its kind) for every dict, list-of-dict, int
+    or float option of ``spec``, sub-options included; where: the keys to it, None for a list's one item."""
     for name, opt in spec.items():
         where = f"{path}.{name}" if path else name
         kind, elements, sub = opt.get("type", "str"), opt.get("elements"), opt.get("options")
-        if kind == "int":
-            yield (*steps, name), where, "int"
+        if kind in ("int", "float"):
+            yield (*steps, name), where, kind
         elif kind == "dict" and sub:
             yield (*steps, name), where, "dict"
             yield from _options(sub, (*steps, name), where)
@@ -61,7 +65,7 @@ def _place(steps, value):
     return value
 
 
-VALUES = {"int": INT_VALUES, "dict": DICT_VALUES, "list": LIST_OF_DICT_VALUES}
+VALUES = {"int": INT_VALUES, "float": FLOAT_VALUES, "dict": DICT_VALUES, "list": LIST_OF_DICT_VALUES}
 
 
 def _said(path, said):
@@ -94,5 +98,5 @@ def test_a_value_ansible_core_raises_on_fails_the_module_naming_the_option(run_m
 def test_every_kind_is_there_to_be_checked():
     # the cases above come from the argument specs: an empty walk would pass by checking nothing
     kinds = {found[2] for spec, given in MODULES.values() for found in _options(spec)}
-    assert kinds == {"int", "dict", "list"}
+    assert kinds == {"int", "float", "dict", "list"}
     assert any(found[1] == "wiring" for found in _options(services_utils.ENTRY_ARGSPEC))

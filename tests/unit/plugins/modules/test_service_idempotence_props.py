@@ -439,6 +439,30 @@ def test_a_restart_for_the_daemon_arguments_alone_shows_in_the_diff(run_module):
     assert not leftovers(name)
 
 
+@pytest.mark.parametrize("option", ["stop_timeout", "restart_sec", "start_check"])
+def test_a_boolean_for_a_number_fails_before_the_running_service_is_touched(run_module, option):
+    """``stop_timeout: true`` passed every check (ansible-core takes a boolean for an int as it is), so
+    the run stopped the running service to restart it with ``--stop-timeout True``, which its new
+    daemon refused: the service was left down. A boolean for any number is refused before anything
+    changes, in check mode too, naming the option."""
+    name = _names(1)[0]
+    base = dict(name=name, manager="direct", argv=LOOP, start_check=0)
+    try:
+        started = _ok(run_module(services, dict(services=[base])))["services"][name]
+        at_a = host([name])
+        for check_mode in (True, False):
+            given = dict(services=[dict(base, **{option: True})])
+            result = run_module(services, given, check_mode=check_mode)
+            assert result.get("failed") is True, result
+            assert result["msg"] == f"services[{name}]: {option}: is a boolean, not " + \
+                ("an integer" if option == "stop_timeout" else "a number"), result["msg"]
+            assert host([name]) == at_a
+        assert (at_a[name]["main"], at_a[name]["pid"]) == (started["main_pid"], started["pid"])
+    finally:
+        _ok(run_module(service, dict(name=name, manager="direct", state="absent")))
+    assert not leftovers(name)
+
+
 def test_a_spec_removed_while_the_specs_are_listed_is_no_service(monkeypatch):
     """Another service's spec removed by hand between the listing of the specs and its stat (the
     property test met it, beside a test that removes one) ended the run with a FileNotFoundError
