@@ -243,6 +243,9 @@ class Service:
         self.cgroup_checked = False  # check_own_cgroup made already (the services module's plan, batch-wide)
         self.new = False  # declared by this run: no spec before (converge)
         self.pending = False  # its files were rewritten since it last started (paths.pending_path)
+        # An earlier run's mark, read before this run writes one of its own (the services module marks
+        # a running service before it rewires its namespace): only that one is a cause no diff shows.
+        self.cut_off = os.path.exists(paths.pending_path(self.name))
         self.landlock = None  # what this kernel enforces of the landlock option (landlock_report)
         self.changed_under = []  # why it must restart though its files did not change (COMPARISONS)
         self.netns_made = False  # its netns is made by this run before it starts (the services module)
@@ -440,7 +443,7 @@ class Service:
             running = service_direct.running_argv(main) or []
             unseen.append(dict(before_header="daemon", before=shlex.join(running) + "\n",
                                after_header="daemon", after=shlex.join(self.daemon_argv()) + "\n"))
-        if "files" in outdated and not files_changed:
+        if "files" in outdated and not files_changed and self.cut_off:
             unseen.append(dict(before_header="started from", after_header="started from",
                                before="older files than the host's (a run rewrote them and was cut off "
                                       "before it restarted the service)\n",

@@ -85,6 +85,23 @@ def test_a_rewired_namespace_restarts_its_service_only(run_module, two):
     assert rewired["pid"] != first["services"][two[1]["name"]]["pid"]
 
 
+def test_a_rewire_shows_the_same_diff_entries_in_check_mode_and_in_the_run(run_module, two):
+    """The run marks a running service pending before it rewires its namespace (so that a run cut
+    there restarts it next time); the service read that mark back as an earlier run's, cut off, and
+    the run's diff gained a "started from" entry (older files than the host's) that check mode did not
+    show and that was not the cause: the rewire's own netns entry is."""
+    first = run_module(services, dict(services=two))
+    assert first.get("failed") is not True, first
+    changed = [two[0], dict(two[1], wiring=dict(two[1]["wiring"], gateway=[f"{NET}.1"]))]
+    planned = run_module(services, dict(services=changed), check_mode=True, diff=True)
+    done = run_module(services, dict(services=changed), diff=True)
+    assert done.get("failed") is not True, done
+    assert done["services"][two[1]["name"]]["actions"] == ["restart"], done["services"]
+    headers = [[d["before_header"] for d in result["diff"] if d["before"] != d["after"]]
+               for result in (planned, done)]
+    assert headers[0] == headers[1] == [f"{two[1]['name']}: netns {two[1]['name']}"], headers
+
+
 def test_a_change_of_the_shared_bridge_alone_restarts_no_service(run_module, two):
     """A new address on the bridge both services share is a host-side action of the first one's
     wiring: it changes neither namespace, and neither service is restarted (both were, or the first,
