@@ -331,7 +331,11 @@ def _converge_netns(module, entry, present):
     netns = deps.pyforkexec.netns
     params = entry.wiring
     done = entry.rehearsed if entry.reuse else None
-    if done is None or done.actions:  # the rehearsal found nothing to do: its reading is this one's
+    # The rehearsal found nothing to do: its reading is this one's. In check mode it planned the entry
+    # in this very batch, as check mode plans it: its plan is this one. Planned again, the batch takes
+    # the host-side actions the rehearsal foresaw for the entry (a bridge's new address, the bridge
+    # itself) for an earlier converge's, and leaves them out: check mode said nothing would change.
+    if done is None or (done.actions and not module.check_mode):
         done = netns.converge(params["name"], params if present else None, check=module.check_mode)
     entry.netns = dict(actions=done.actions, netns=done.netns, topology=done.after)
     header = f"netns {params['name']}"

@@ -102,6 +102,23 @@ def test_a_rewire_shows_the_same_diff_entries_in_check_mode_and_in_the_run(run_m
     assert headers[0] == headers[1] == [f"{two[1]['name']}: netns {two[1]['name']}"], headers
 
 
+def test_check_mode_plans_the_host_side_actions_the_run_makes(run_module, two):
+    """Check mode planned an entry twice in one batch (its rehearsal, then its plan): the second plan
+    took the host-side actions the first foresaw for an earlier entry's and left them out. A bridge
+    named by a veth only was "declared" rather than made, and an address the bridge gains when the
+    entry then describes it was not planned at all: check mode said nothing would change."""
+    entry = two[0]
+    name, bridge = entry["name"], entry["wiring"]["bridges"][0]["name"]
+    bare = dict(entry, wiring=dict(entry["wiring"], bridges=[]))  # the bridge named by its veth only
+    for args in (bare, entry):  # made; then described, with its address
+        planned = run_module(services, dict(services=[args]), check_mode=True)
+        done = run_module(services, dict(services=[args]))
+        assert done.get("failed") is not True, done
+        assert planned["services"][name]["netns"]["actions"] == done["services"][name]["netns"]["actions"]
+        assert planned["changed"] is done["changed"] is True
+    assert done["services"][name]["netns"]["actions"] == [f"add_addr host {bridge} {NET}.1/24"]
+
+
 def test_a_change_of_the_shared_bridge_alone_restarts_no_service(run_module, two):
     """A new address on the bridge both services share is a host-side action of the first one's
     wiring: it changes neither namespace, and neither service is restarted (both were, or the first,
