@@ -63,18 +63,20 @@ def log_file(name):
 
 
 def wired_netns_path(name):
-    """Names the namespace the services module wired for service ``name`` (its ``wiring``): the one it
-    may remove once the service leaves it (a namespace the service merely joins is another's)."""
+    """Names the namespaces the services module wired for service ``name`` (its ``wiring``), one a
+    line: those it may remove once the service leaves them (a namespace the service merely joins is
+    another's)."""
     return os.path.join(SPEC_DIR, f"{name}.netns")
 
 
 def wired_netns(name):
-    """The namespace the services module wired for service ``name``, None if none is recorded."""
+    """The namespaces the services module wired for service ``name`` and has not removed: the one it
+    is wired into first, if any, then those it left while another service joined them ([] if none)."""
     try:
         with open(wired_netns_path(name)) as f:
-            return f.read().strip() or None
+            return [line.strip() for line in f if line.strip()]
     except FileNotFoundError:
-        return None
+        return []
 
 
 def pending_path(name):

@@ -81,6 +81,7 @@ class Entry:
     error: str | None = None
     details: dict = dataclasses.field(default_factory=dict)  # besides ``error``: svc.failure_details
     left: dict | None = None  # the namespaces its service left, removed (_remove_left_behind)
+    recorded: list = dataclasses.field(default_factory=list)  # paths.wired_netns before the run
 
     @property
     def name(self):
@@ -407,10 +408,11 @@ def _left_behind(entries):
     in_use = set(_joiners(entries))
     out = {}
     for entry in entries:
-        wired = paths.wired_netns(entry.name)
-        still = entry.wiring is not None and entry.wiring["name"] == wired  # its own converge handles it
-        if wired is not None and not still and wired not in in_use:
-            out[entry.name] = [wired]
+        entry.recorded = paths.wired_netns(entry.name)  # (read before the service's removal drops it)
+        own = entry.wiring["name"] if entry.wiring is not None else None  # its own converge handles it
+        gone = [name for name in entry.recorded if name != own and name not in in_use]
+        if gone:
+            out[entry.name] = gone
     return out
 
 
@@ -420,9 +422,17 @@ def _record_wired(module, entry):
     if module.check_mode:
         return
     path = paths.wired_netns_path(entry.name)
-    if entry.state != "absent" and entry.wiring is not None:
-        if paths.wired_netns(entry.name) != entry.wiring["name"]:
-            write_file(path, entry.wiring["name"] + "\n", 0o644)
+    own = entry.wiring["name"] if entry.wiring is not None else None
+    # Those it left that another service joined stay on the host, and so does their record, even
+    # with the service removed: the run after the last one leaves them removes them (_left_behind).
+    # Forgotten, they would stay for good, with their veths and addresses.
+    kept = [name for name in entry.recorded
+            if name != own and os.path.lexists(os.path.join(NETNS_DIR, name))]
+    wanted = ([own] if entry.state != "absent" and own is not None else []) + kept
+    if wanted == paths.wired_netns(entry.name):
+        return
+    if wanted:
+        write_file(path, "".join(f"{name}\n" for name in wanted), 0o644)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

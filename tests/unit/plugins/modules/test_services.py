@@ -119,6 +119,32 @@ def test_check_mode_plans_the_host_side_actions_the_run_makes(run_module, two):
     assert done["services"][name]["netns"]["actions"] == [f"add_addr host {bridge} {NET}.1/24"]
 
 
+def test_a_namespace_left_while_another_service_joins_it_goes_once_that_one_leaves(run_module, two,
+                                                                                  unique_name):
+    """A service's wiring dropped while another service joins its namespace keeps the namespace (the
+    other runs in it), but the run forgot that the module had wired it: once the joiner left, no run
+    removed it, nor its veth, even with both services absent. It is remembered until it goes."""
+    wired, joiner = two[0], dict(name=unique_name(), argv=PROGRAM, manager="direct", netns=two[0]["netns"])
+    namespace = wired["netns"]
+    unwired = dict(wired, netns=None, wiring=None)
+    try:
+        for step in ([wired], [wired, joiner], [unwired, joiner]):
+            result = run_module(services, dict(services=step))
+            assert result.get("failed") is not True, result
+        assert os.path.exists(f"/run/netns/{namespace}")  # joined: kept
+        leaving = [unwired, dict(joiner, state="absent")]
+        planned = run_module(services, dict(services=leaving), check_mode=True)
+        done = run_module(services, dict(services=leaving))
+        assert done.get("failed") is not True, done
+        left = done["services"][wired["name"]].get("netns_left")
+        assert left == planned["services"][wired["name"]].get("netns_left"), (left, planned["services"])
+        assert f"netns {namespace}: delete_netns {namespace}" in (left or []), done["services"]
+        assert not os.path.exists(f"/run/netns/{namespace}")
+        assert not os.path.exists(paths.wired_netns_path(wired["name"]))
+    finally:
+        run_module(services, dict(services=[dict(joiner, state="absent")]))
+
+
 def test_a_change_of_the_shared_bridge_alone_restarts_no_service(run_module, two):
     """A new address on the bridge both services share is a host-side action of the first one's
     wiring: it changes neither namespace, and neither service is restarted (both were, or the first,
