@@ -54,8 +54,11 @@ options:
       - A namespace this module wired for a service (recorded in C(/etc/pyforkexec/NAME.netns)) that
         the service will not be wired into after the run (its C(netns) renamed, its C(wiring) dropped,
         or the entry removed without one) is removed first, with its veths and persistence, when no
-        other service on the host joins it or is wired into it (RV(services.netns_left)). A namespace
-        a service only joins (C(netns) without C(wiring), another task's) is never removed here.
+        other service on the host joins it or is wired into it (RV(services.netns_left)). One that
+        another service still joins stays, and stays recorded (the file lists each such namespace,
+        even once the service is removed), and a later run with the entry removes it once nothing joins
+        it. A namespace a service only joins (C(netns) without C(wiring), another task's) is never
+        removed here.
       - Names are unique, and so are the namespaces that entries wire.
     type: list
     elements: dict
