@@ -494,10 +494,13 @@ DECLARE_THREADS = 8
 
 
 def _bridges(entries):
-    """The bridges the wirings of ``entries`` want."""
+    """The bridges the wirings of ``entries`` want, each with the addresses they declare on it:
+    {bridge: [address]} (pyforkexec.netns.batch's keep_bridges)."""
     wirings = [entry.wiring for entry in entries if entry.wiring is not None]
-    return ({b["name"] for w in wirings for b in w.get("bridges") or []}
-            | {v["bridge"] for w in wirings for v in w.get("veths") or [] if v.get("bridge")})
+    out = {v["bridge"]: [] for w in wirings for v in w.get("veths") or [] if v.get("bridge")}
+    for bridge in (b for w in wirings for b in w.get("bridges") or []):
+        out.setdefault(bridge["name"], []).extend(bridge.get("addresses") or [])
+    return out
 
 
 def _apply(module, entries, restart, stopped, left, rehearse=False):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Collection, Iterator, Mapping
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
 from .. import host_lock, nsinfo
 from .._signals import ending_blocked, held
@@ -69,7 +69,7 @@ def converge(name: str, options: Optional[Mapping[str, Any]], check: bool = Fals
 
 
 @contextlib.contextmanager
-def batch(keep_bridges: Collection[str] = ()) -> Iterator[None]:
+def batch(keep_bridges: Union[Collection[str], Mapping[str, Collection[str]]] = ()) -> Iterator[None]:
     """Converges run inside (in this thread) share one hold of the host lock and one read of the
     host's links, read again only after one of them changed something: N namespaces of one host
     converged without N dumps of every host link. What another process changes meanwhile waits for
@@ -77,7 +77,9 @@ def batch(keep_bridges: Collection[str] = ()) -> Iterator[None]:
 
     ``keep_bridges``: the bridges that namespaces of the run want. No converge of the batch removes
     one of them for having no port left: another would make it again a moment later (a service moved
-    onto the bridge of one removed, in one run).
+    onto the bridge of one removed, in one run). Given as {bridge: addresses}, no converge of the batch
+    takes off a bridge an address that one of them declares on it either (the gateway a removed
+    service's bridge keeps for the service that takes its place).
 
     Hold nothing inside that waits for another converge of this host, such as a ``netns up`` that a
     systemd unit runs: that one waits for the lock the batch holds."""

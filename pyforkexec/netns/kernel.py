@@ -19,6 +19,7 @@ import os
 import socket
 import stat
 import time
+from collections.abc import Mapping
 
 from .. import nsinfo
 from .._signals import ending_blocked, held
@@ -146,7 +147,9 @@ class HostLinks:
     when an action may have changed them; ``foresee`` the plans of check mode, which change nothing."""
 
     def __init__(self, keep=()):
-        self.keep = frozenset(keep)  # the bridges the batch's namespaces want: none of them removes one
+        # The bridges the batch's namespaces want: none of them removes one; nor, given as a mapping
+        # {bridge: addresses}, an address that one of them declares on it (model.kept_addresses).
+        self.keep = {b: tuple(a) for b, a in keep.items()} if isinstance(keep, Mapping) else frozenset(keep)
         self._links = None
         self._foreseen = set()  # the host-side actions earlier check-mode plans of the batch hold
         self._gone = set()  # the host links they delete

@@ -10,10 +10,12 @@ ones are theirs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
 import zlib
+from collections.abc import Mapping
 
 from .._text import OneLineError, printable
 
@@ -340,16 +342,29 @@ def desired(params):
                 routes=sorted(routes, key=route_text), sysctls=sysctls)
 
 
-def bridge_addresses(bname, want, have):
+def kept_addresses(keep, bname):
+    """The addresses of bridge ``bname`` that the batch's other namespaces declare (``keep``: the
+    bridges they want, a mapping {bridge: addresses} where a batch gives them), normalized."""
+    out = []
+    for text in keep.get(bname, ()) if isinstance(keep, Mapping) else ():
+        with contextlib.suppress(ValueError):
+            out.append(str(ipaddress.ip_interface(text)))
+    return out
+
+
+def bridge_addresses(bname, want, have, kept=()):
     """The addresses bridge ``bname`` is to have: those ``want`` declares, and those that the other
-    namespaces declaring it recorded (``have["others"]``: netns.declared), so that the converge of
-    one namespace never takes off the bridge what another one declares (its gateway); an address
-    goes once no namespace on the bridge declares it. None for a bridge only named by a veth
-    (``want["addresses"]`` None), whose addresses stay as they are. What cannot hold for both, an
+    namespaces declaring it recorded (``have["others"]``: netns.declared) or that a later converge of
+    the batch declares (``kept``: kept_addresses), so that the converge of one namespace never takes
+    off the bridge what another one declares (its gateway), not even until that one's converge puts it
+    back; an address goes once no namespace on the bridge declares it. None for a bridge only named by
+    a veth (``want["addresses"]`` None), whose addresses stay as they are. What cannot hold for both, an
     IPv6 address with two prefix lengths or two MTUs, is refused before anything changes."""
     if want["addresses"] is None:
         return None
     out = {a: None for a in want["addresses"]}  # address -> the namespace declaring it (None: this one)
+    for a in kept:
+        out.setdefault(a, "of this run")
     for other, entry in (have or {}).get("others", ()):
         theirs = entry.get("mtu")
         if want["mtu"] is not None and theirs is not None and theirs != want["mtu"]:
@@ -373,13 +388,14 @@ def bridge_addresses(bname, want, have):
     return sorted(out)
 
 
-def _given_up(bname, have, wanted=None):
+def _given_up(bname, have, wanted=None, kept=()):
     """The del_addr actions of the addresses that this namespace declared on bridge ``bname`` (observed
     ``have["mine"]``: netns.declared) and no longer does (``wanted``: what it declares now; None:
-    nothing), that no other namespace declaring the bridge does, and that the bridge has: as a
-    bridge's address goes once no namespace on it declares it, not left behind on a bridge that stays."""
+    nothing), that no other namespace declaring the bridge does nor a later converge of the batch
+    (``kept``), and that the bridge has: as a bridge's address goes once no namespace on it declares
+    it, not left behind on a bridge that stays."""
     theirs = {a for _, entry in have.get("others", ()) for a in entry.get("addresses") or ()}
-    keep = set(wanted or ()) | theirs
+    keep = set(wanted or ()) | theirs | set(kept)
     return [("del_addr", "host", bname, a) for a in have["addresses"]
             if a in set(have.get("mine") or ()) and a not in keep]
 
@@ -1165,9 +1181,9 @@ def plan_present(observed, wanted, keep=()):
             out.append(("declare_bridge", bname, name))
         if mtus[bname][0]:
             out.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
-        target = bridge_addresses(bname, want, have)
+        target = bridge_addresses(bname, want, have, kept_addresses(keep, bname))
         if target is None and have is not None:  # named by a veth only: what it declared before goes
-            out += _given_up(bname, have)
+            out += _given_up(bname, have, kept=kept_addresses(keep, bname))
         if target is not None:  # None: named by a veth only, its addresses left as they are
             addresses = _addresses("host", bname, target, have["addresses"] if have else [])
             if have is not None and (have["mtu"] or DEFAULT_MTU) < IPV6_MIN_MTU and not mtus[bname][0]:
@@ -1248,7 +1264,7 @@ def plan_present(observed, wanted, keep=()):
     actions += [("del_bridge", b) for b in emptied if b not in kinds["veth"]]
     for b, have in sorted(observed["bridges"].items()):
         if _declares(have, name) and b not in wanted["bridges"] and b not in emptied:
-            actions += [*_given_up(b, have), ("undeclare_bridge", b, name)]
+            actions += [*_given_up(b, have, kept=kept_addresses(keep, b)), ("undeclare_bridge", b, name)]
     actions[:] = _deletions_first(_moved_inside_added_first(actions))
     _check_host_subnets(observed, set(wanted["bridges"]), actions, deleted | set(emptied))
     actions[:] = _before_drops(actions, routes, observed, wanted)
@@ -1501,7 +1517,8 @@ def plan_absent(observed, name, keep=(), made=()):
     actions += [("del_bridge", bname) for bname in emptied]
     for bname, b in sorted(observed["bridges"].items()):
         if _declares(b, name) and bname not in emptied:
-            actions += [*_given_up(bname, b), ("undeclare_bridge", bname, name)]
+            kept = kept_addresses(keep, bname)
+            actions += [*_given_up(bname, b, kept=kept), ("undeclare_bridge", bname, name)]
     # A namespace that holds links of others (made by hand, or by another tool, in a namespace of that
     # name) is theirs too: it stays, with them, once ours are gone; so does one that pyforkexec did not
     # make (its lo is not marked: ``ip netns add``, then wired by a converge), whatever it holds.

@@ -526,7 +526,9 @@ def test_a_namespace_another_service_joins_is_not_removed_under_it(run_module, t
 def test_check_mode_sees_the_removals_before_each_entry_as_the_run_does(run_module, two, unique_name):
     """Each removed entry was planned in check mode in a batch of its own: two entries leaving one
     bridge were both said to undeclare it (the run removed it), and a new entry taking a removed one's
-    host end was refused ("not made by pyforkexec"), which the run then made."""
+    host end was refused ("not made by pyforkexec"), which the run then made. And the removed entry,
+    the last to declare the bridge's address, took it off, for the new one to put it back a moment
+    later (check mode foresaw neither)."""
     assert run_module(services, dict(services=two)).get("failed") is not True
     gone = [dict(e, state="absent") for e in two]
     planned = run_module(services, dict(services=gone), check_mode=True)
@@ -546,6 +548,11 @@ def test_check_mode_sees_the_removals_before_each_entry_as_the_run_does(run_modu
         assert done.get("failed") is not True, done
         assert planned["services"][taker["name"]]["netns"]["actions"] == \
             done["services"][taker["name"]]["netns"]["actions"]
+        # The bridge's gateway, which the taker declares too, stays on it throughout: the removal did
+        # not take it off for the taker's converge to put it back (the run's A and B both have it).
+        gateway = f"{taker['wiring']['veths'][0]['bridge']} {NET}.1/24"
+        assert not [a for entry in swap for a in done["services"][entry["name"]]["netns"]["actions"]
+                    if a in (f"del_addr host {gateway}", f"add_addr host {gateway}")]
     finally:
         run_module(services, dict(services=[dict(taker, state="absent")]))
 
