@@ -340,14 +340,24 @@ class Connection(ConnectionBase):
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     @staticmethod
-    def _communicate(p, in_data=None):
+    def _communicate(p, in_data=None, gently=False):
         """p.communicate(); on an exception here (a task's timeout) nsenter and what it started in the
-        target (its descendants) are killed and reaped before the exception goes on."""
+        target (its descendants) are killed and reaped before the exception goes on.
+
+        ``gently``: first stopped as on a Ctrl-C (the guard's SIGTERM to the command's group, its SIGKILL
+        a few seconds later), and waited for, so that a put's shell runs its trap, which removes the new
+        file: a SIGKILL alone leaves it beside the destination."""
         try:
             return p.communicate(in_data)
         except BaseException:
-            _kill_tree(p.pid)
-            p.communicate()
+            try:
+                if gently:
+                    p.send_signal(signal.SIGTERM)  # the guard's; it stops the command's group and exits
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        p.wait(2 * nsenter_guard.GRACE + 1)
+            finally:
+                _kill_tree(p.pid)  # what is still there (below it, out of its group); none once reaped
+                p.communicate()
             raise
 
     def exec_command(self, cmd, in_data=None, sudoable=False):
@@ -393,7 +403,7 @@ class Connection(ConnectionBase):
                                 f"|| {{ made=; exit 1; }}; "
                                 f"dd of={part} bs={BUFSIZE}{count} conv=notrunc oflag=nofollow "
                                 f"&& mv -f {part} {out} || {{ rm -f {part}; exit 1; }}", stdin=src)
-                stdout, stderr = self._communicate(p)
+                stdout, stderr = self._communicate(p, gently=True)
         except OSError as e:
             raise AnsibleError(f"failed to transfer {in_path} to {out_path}: {to_native(e)}") from e
         if p.returncode != 0:

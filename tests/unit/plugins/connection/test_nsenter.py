@@ -343,6 +343,48 @@ def test_an_interrupted_put_leaves_no_part_file_and_touches_nothing_else(dirs_ta
         conn.close()
 
 
+def test_a_put_interrupted_by_a_timeout_leaves_no_part_file(dirs_target, tmp_path):
+    """A task's timeout raises in the middle of put_file's communicate(), the worker going on: the
+    transfer is stopped, and the new file beside the destination removed, as on a Ctrl-C. Every such
+    put left its part file (each process of the transfer was sent SIGKILL alone: the shell's trap,
+    which removes it, never ran), in the target's directory, out of Ansible's temporary one."""
+    pid, top = dirs_target
+    src = tmp_path / "src"
+    os.mkfifo(src)  # the source: a FIFO that this process holds open and never writes, so dd blocks
+    part = f"{top}/d/.nsenter-put-"
+
+    def filling():  # the dd that writes the new file (made already, by the one before it)
+        return any(p in holding("conv=notrunc") for p in holding(f"of={part}")) and runs(f"of={part}", "dd")
+
+    def interrupt():
+        deadline = time.monotonic() + 10
+        while not filling() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGALRM)
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted()
+
+    held = os.open(src, os.O_RDWR | os.O_CLOEXEC)
+    conn = connect(pid)
+    old = signal.signal(signal.SIGALRM, raise_interrupted)
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    try:
+        with pytest.raises(Interrupted):
+            conn.put_file(str(src), f"{top}/d/f")
+    finally:
+        thread.join()
+        signal.signal(signal.SIGALRM, old)
+        os.close(held)
+    try:
+        assert until_none_hold(part) == [], "the transfer left running"
+        assert listing(conn, top) == DIRS  # no part file left, nothing removed
+        assert conn.exec_command(f"cat {top}/a")[1] == b"kept\n"
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("planted", ["../a", "../made-through-the-link"])
 def test_a_link_planted_at_the_new_file_s_name_is_never_written_through(dirs_target, tmp_path, monkeypatch,
                                                                         planted):
