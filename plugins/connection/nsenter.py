@@ -296,9 +296,17 @@ class Connection(ConnectionBase):
         if os.geteuid() != 0:
             raise AnsibleConnectionFailure("the nsenter connection needs root where Ansible runs")
         exe = self.get_option("nsenter_exe")
-        self.nsenter = exe if os.path.isabs(exe) else shutil.which(exe)
+        # A path as it is (absolute, or with a "/": from the working directory), a name from PATH:
+        # either way an executable file here, or the task fails naming the option before anything runs
+        # (else the guard's exec failure would surface as Ansible's "Failed to create temporary directory").
+        self.nsenter = shutil.which(exe) if exe else None
         if not self.nsenter:
-            raise AnsibleConnectionFailure(f"{exe} not found: install util-linux")
+            raise AnsibleConnectionFailure(f"nsenter: nsenter_exe: {exe!r} is not an executable file here "
+                                           "(a path, or a name found in PATH): install util-linux, or name "
+                                           "its nsenter")
+        if not self.get_option("executable"):
+            raise AnsibleConnectionFailure("nsenter: executable: empty: it names the shell commands run "
+                                           "with, inside the target (/bin/sh by default)")
         target, manager = self.get_option("remote_addr"), self.get_option("manager")
         kinds = self.get_option("namespaces")
         if kinds is not None and not kinds:

@@ -269,6 +269,20 @@ def test_a_target_in_the_hosts_namespaces_is_unreachable():
         host.wait()
 
 
+@pytest.mark.parametrize("exe", ["/nonexistent/nsenter", "", "/etc/passwd", "/usr/bin", "no/such/nsenter"])
+def test_an_nsenter_exe_that_is_no_executable_file_is_refused_naming_it(target, exe):
+    """An absolute path was taken as it was, unchecked: the connection connected, and each command's
+    exec failed in the guard, which Ansible reported as "Failed to create temporary directory"; an
+    empty one read " not found". Refused on connect now, naming the option and what it must be."""
+    with pytest.raises(AnsibleConnectionFailure, match=r"nsenter_exe: .* is not an executable file"):
+        connect(target.pid, nsenter_exe=exe)
+
+
+def test_an_empty_executable_is_refused_naming_it(target):
+    with pytest.raises(AnsibleConnectionFailure, match="executable: empty"):
+        connect(target.pid, executable="")
+
+
 def test_an_empty_namespaces_list_is_refused(target):
     with pytest.raises(AnsibleConnectionFailure, match="namespaces: an empty list enters nothing"):
         connect(target.pid, namespaces=[])
