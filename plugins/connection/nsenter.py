@@ -358,15 +358,20 @@ class Connection(ConnectionBase):
         try:
             return p.communicate(in_data)
         except BaseException:
-            try:
-                if gently:
-                    p.send_signal(signal.SIGTERM)  # the guard's; it stops the command's group and exits
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        p.wait(2 * nsenter_guard.GRACE + 1)
-            finally:
-                _kill_tree(p.pid)  # what is still there (below it, out of its group); none once reaped
-                p.communicate()
+            Connection._stop(p, gently)
             raise
+
+    @staticmethod
+    def _stop(p, gently=False):
+        """Kill nsenter and what it started in the target (``gently``: see _communicate), and reap it."""
+        try:
+            if gently:
+                p.send_signal(signal.SIGTERM)  # the guard's; it stops the command's group and exits
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(2 * nsenter_guard.GRACE + 1)
+        finally:
+            _kill_tree(p.pid)  # what is still there (below it, out of its group); none once reaped
+            p.communicate()  # what is left in the pipes: nothing writes to them any more
 
     def exec_command(self, cmd, in_data=None, sudoable=False):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
@@ -432,8 +437,13 @@ class Connection(ConnectionBase):
                 p = self._popen(f"dd if={shlex.quote(in_path)} bs={BUFSIZE}")
                 try:
                     shutil.copyfileobj(p.stdout, dst, BUFSIZE)
-                finally:
-                    stdout, stderr = self._communicate(p)
+                except BaseException:
+                    # Stopped here (a task's timeout, a write error), not waited for: communicate() would
+                    # read the rest into memory, as long as the source gives (a FIFO, a growing log), and
+                    # the timeout would not end the transfer.
+                    self._stop(p)
+                    raise
+                stdout, stderr = self._communicate(p)
             if p.returncode != 0:
                 raise AnsibleError(f"failed to transfer {in_path} to {out_path}:\n{to_native(stdout)}\n"
                                    f"{to_native(stderr)}")

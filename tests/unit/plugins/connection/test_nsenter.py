@@ -223,6 +223,52 @@ def test_an_interrupted_command_is_killed_with_what_it_started(target):
     assert until_none_hold(f"sleep 30.{os.getpid()}") == until_none_hold(f"sleep 31.{os.getpid()}") == []
 
 
+def test_a_fetch_interrupted_by_a_timeout_stops_the_transfer(target, tmp_path):
+    """A task's timeout raises in the middle of fetch_file's copy: the transfer is stopped there, dd
+    killed, the destination left as it was. It was waited for instead (communicate() in a finally),
+    reading the rest of the source into memory: a source that never ends (here a FIFO this test holds
+    open; /dev/zero, a growing log) kept the task running, its memory growing, past its timeout."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "kept").write_text("precious\n")
+    fifo = tmp_path / f"fifo-{os.getpid()}"
+    os.mkfifo(fifo)
+    feed = os.open(fifo, os.O_RDWR)  # held: dd keeps reading until this test closes it
+    os.write(feed, b"x" * 4096)
+    conn = connect(target.pid)
+    done, released = threading.Event(), []
+
+    def interrupt():
+        deadline = time.monotonic() + 10
+        while not runs(f"if={fifo}", "dd") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGALRM)
+        if not done.wait(30):  # still transferring: end the source, so that the test ends
+            released.append(True)
+            os.close(feed)
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted()
+
+    old = signal.signal(signal.SIGALRM, raise_interrupted)
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    try:
+        with pytest.raises(Interrupted):
+            conn.fetch_file(str(fifo), str(dest / "kept"))
+    finally:
+        done.set()
+        thread.join()
+        signal.signal(signal.SIGALRM, old)
+        if not released:
+            os.close(feed)
+        conn.close()
+    assert not released, "the fetch went on after the timeout, until its source ended"
+    assert until_none_hold(f"if={fifo}") == [], "dd left running"
+    assert sorted(p.name for p in dest.iterdir()) == ["kept"]
+    assert (dest / "kept").read_text() == "precious\n"
+
+
 def test_a_file_that_does_not_fit_is_not_left_in_part(target, tmp_path):
     big = tmp_path / "big"
     big.write_bytes(os.urandom(256 * 1024))
