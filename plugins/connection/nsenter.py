@@ -27,8 +27,9 @@ description:
   - None of those files stays open in a command; a command interrupted (the task's C(timeout),
     a Ctrl-C) is killed with what it started (not what left for a session or process group of its
     own), even one that ignores SIGINT. Each command runs in a process group of its own, which a
-    small guard process (Python's standard library alone) sends SIGTERM, then SIGKILL a few seconds
-    later, once Ansible's worker is gone. A file put or fetched replaces the destination only once it
+    small guard process (Python's standard library alone) sends SIGINT (as Ansible's worker does to its
+    own, a module then cleans up), then SIGTERM, then SIGKILL, a few seconds apart while some of it
+    runs, once Ansible's worker is gone. A file put or fetched replaces the destination only once it
     came whole, and an interrupted transfer leaves no part of it behind.
   - Ansible's remote temporary directory defaults to the target's own C(/tmp) (inside its mount namespace)
     instead of C(~/.ansible/tmp), which root mapped into a user namespace, or a read-only root, cannot
@@ -352,8 +353,8 @@ class Connection(ConnectionBase):
         """p.communicate(); on an exception here (a task's timeout) nsenter and what it started in the
         target (its descendants) are killed and reaped before the exception goes on.
 
-        ``gently``: first stopped as on a Ctrl-C (the guard's SIGTERM to the command's group, its SIGKILL
-        a few seconds later), and waited for, so that a put's shell runs its trap, which removes the new
+        ``gently``: first stopped as on a Ctrl-C (the guard's END_SIGNALS to the command's group, a few
+        seconds apart), and waited for, so that a put's shell runs its trap, which removes the new
         file: a SIGKILL alone leaves it beside the destination."""
         try:
             return p.communicate(in_data)
@@ -368,7 +369,7 @@ class Connection(ConnectionBase):
             if gently:
                 p.send_signal(signal.SIGTERM)  # the guard's; it stops the command's group and exits
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(2 * nsenter_guard.GRACE + 1)
+                    p.wait(len(nsenter_guard.END_SIGNALS) * nsenter_guard.GRACE + 1)
         finally:
             _kill_tree(p.pid)  # what is still there (below it, out of its group); none once reaped
             p.communicate()  # what is left in the pipes: nothing writes to them any more
@@ -390,7 +391,7 @@ class Connection(ConnectionBase):
         display.vvv(f"PUT {in_path} TO {out_path}", host=self.get_option("remote_addr"))
         out = shlex.quote(out_path)
         # Into a new file beside the destination, which takes its place once it came whole: a transfer
-        # that fails, or is stopped (the guard's SIGTERM, nsenter_guard.py), leaves the destination as it
+        # that fails, or is stopped (the guard's SIGINT, nsenter_guard.py), leaves the destination as it
         # was and removes that new file; only a SIGKILL before the trap runs leaves it. SIGPIPE is ignored:
         # stopped because the worker is gone, with its end of the shell's stderr, the shell would die of
         # it writing its report of dd's death ("Terminated"), before its trap runs.

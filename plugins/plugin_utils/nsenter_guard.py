@@ -17,11 +17,13 @@ interpreter with the standard library alone, nothing of Ansible's) instead of ns
 - runs NSENTER ARGS... as the leader of a new process group, which what the command starts in the
   target inherits (nsenter's child in the target's PID namespace included);
 - exits as NSENTER did (its status, or the signal that killed it);
-- once the worker is gone (or this program is told to stop: SIGHUP, SIGINT, SIGTERM), sends SIGTERM to
-  that group (a put_file's shell removes its part file then), and SIGKILL to it once it emptied, or
-  GRACE seconds later. What left the group (its own session, or group) is no longer reached. NSENTER
-  is reaped last, after these: until its reap its pid, the group's id, stays its own even once it
-  exited, where a group kill after the reap could reach a group a process given the number made since.
+- once the worker is gone (or this program is told to stop: SIGHUP, SIGINT, SIGTERM), sends SIGINT to
+  that group (as the worker does to its own: a module cleans up then, a put_file's shell removes its
+  part file), SIGTERM to what is left of it GRACE seconds later, and SIGKILL once it emptied, or
+  GRACE seconds after that (END_SIGNALS). What left the group (its own session, or group) is no
+  longer reached. NSENTER is reaped last, after these: until its reap its pid, the group's id, stays
+  its own even once it exited, where a group kill after the reap could reach a group a process given
+  the number made since.
 
 If the worker is gone before NSENTER was started, nothing is started.
 """
@@ -35,7 +37,14 @@ import signal
 import sys
 import time
 
-GRACE = 3.0  # seconds between the SIGTERM and the SIGKILL of the command's group
+GRACE = 3.0  # seconds given the command's group after each signal of END_SIGNALS but the last
+# What the command's group is sent, in turn, each once the one before left some of it running GRACE
+# seconds: first the SIGINT that Ansible's worker passes on to its own group on a Ctrl-C (which a
+# command on the host, the local connection's, gets): a Python module (AnsiballZ) then runs its
+# finally blocks, removing its payload directory and the temporary file of a move it was making,
+# which SIGTERM, killing Python at once, left in the target. Then SIGTERM, for what ignores SIGINT
+# (what a shell starts in the background does), then SIGKILL.
+END_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 POLL = 0.05  # seconds between looks, where there is no pidfd to wait on
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
 
@@ -108,14 +117,15 @@ def _in_proc(child):
 
 
 def _end_group(child):
-    """SIGTERM to the process group ``child`` (our child) leads, SIGKILL once nothing but the exited
-    ``child`` is left in it, or GRACE seconds later. ``child`` is not reaped here (the caller reaps it
+    """END_SIGNALS to the process group ``child`` (our child) leads, each but the first once what
+    came before left more than the exited ``child`` in it GRACE seconds; SIGKILL as soon as nothing
+    else is left. ``child`` is not reaped here (the caller reaps it
     once this returned): until then its pid, the group's id, cannot be another's, even once it exited;
     a kill of the group by that number after the reap could reach a group that a process given the
     number made meanwhile."""
     global _stopping
     _stopping = True  # a second stop signal changes nothing
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in END_SIGNALS:
         try:
             os.killpg(child, sig)
         except ProcessLookupError:  # the child left the group it made, which emptied

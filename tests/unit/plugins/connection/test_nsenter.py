@@ -148,6 +148,25 @@ def test_a_command_that_traps_sigint_dies_with_the_worker(kind, request):
     assert until_none_hold(f"sleep {tag}") == [], "left running"
 
 
+def test_a_python_command_runs_its_finally_blocks_on_a_ctrl_c(target, tmp_path):
+    """A Ctrl-C (the worker exits): the command is sent SIGINT first, as Ansible's worker sends its own
+    group (a module run by the local connection gets it), so that Python raises KeyboardInterrupt and
+    runs its finally blocks: an AnsiballZ module removes its payload directory, a move its temporary
+    file. The guard sent SIGTERM, which kills Python at once: every such module left those in the
+    target."""
+    marker = tmp_path / f"running-{os.getpid()}"
+    program = (f"import os, time\nopen({str(marker)!r}, 'w').close()\n"
+               f"try:\n    time.sleep(60)\nfinally:\n    os.remove({str(marker)!r})\n")
+
+    def run():
+        connect(target.pid).exec_command(f"exec {shlex.quote(sys.executable)} -c {shlex.quote(program)}")
+
+    status = as_a_worker(run, marker.exists)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT
+    assert until_none_hold(str(marker)) == [], "the command left running"
+    assert not marker.exists(), "the command was killed before its finally block ran"
+
+
 def test_an_interrupted_fetch_leaves_nothing_in_the_destination(target, tmp_path):
     """A Ctrl-C while a file is fetched (the worker exits, no exception runs): the destination
     directory is as it was, no part file in it, and dd is not left reading in the target."""

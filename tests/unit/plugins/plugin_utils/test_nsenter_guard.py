@@ -8,9 +8,9 @@ import os
 import pytest
 
 # Inside a PID namespace of its own (PID 1 there, the guard's worker): the guard runs a command that
-# leaves on SIGTERM, and is told to stop. Its reap of the command is the real one (os.waitpid); right
-# after it, the next fork gets the command's pid (ns_last_pid, in this namespace only) and makes a
-# session of its own: a bystander whose group has the id the command's group had.
+# leaves on SIGINT or SIGTERM, and is told to stop. Its reap of the command is the real one
+# (os.waitpid); right after it, the next fork gets the command's pid (ns_last_pid, in this namespace
+# only) and makes a session of its own: a bystander whose group has the id the command's group had.
 _GROUP_AFTER_REAP = r"""
 import json, os, signal
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import nsenter_guard as guard
@@ -33,7 +33,7 @@ if guarding == 0:
     os.waitpid = steered
     os.dup2(ready_w, 1)
     guard.main(["nsenter_guard", "1", "/bin/sh", "-c",
-                "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done"])
+                "trap 'exit 0' INT TERM; echo ready; while :; do sleep 0.05; done"])
     os._exit(99)
 os.close(report_w)
 os.close(ready_w)
