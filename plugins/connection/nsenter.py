@@ -29,7 +29,8 @@ description:
     own), even one that ignores SIGINT. Each command runs in a process group of its own, which a
     small guard process (Python's standard library alone) sends SIGINT (as Ansible's worker does to its
     own, a module then cleans up), then SIGTERM, then SIGKILL, a few seconds apart while some of it
-    runs, once Ansible's worker is gone. A file put or fetched replaces the destination only once it
+    runs, once Ansible's worker is gone (or the task's timeout came, which then also kills what is left
+    below the command, out of its group). A file put or fetched replaces the destination only once it
     came whole, and an interrupted transfer leaves no part of it behind.
   - Ansible's remote temporary directory defaults to the target's own C(/tmp) (inside its mount namespace)
     instead of C(~/.ansible/tmp), which root mapped into a user namespace, or a read-only root, cannot
@@ -355,7 +356,8 @@ class Connection(ConnectionBase):
 
         ``gently``: first stopped as on a Ctrl-C (the guard's END_SIGNALS to the command's group, a few
         seconds apart), and waited for, so that a put's shell runs its trap, which removes the new
-        file: a SIGKILL alone leaves it beside the destination."""
+        file, and a module its finally blocks, which remove its payload directory and temporary files:
+        a SIGKILL alone leaves them in the target."""
         try:
             return p.communicate(in_data)
         except BaseException:
@@ -377,7 +379,7 @@ class Connection(ConnectionBase):
     def exec_command(self, cmd, in_data=None, sudoable=False):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         p = self._popen(cmd)
-        stdout, stderr = self._communicate(p, in_data)
+        stdout, stderr = self._communicate(p, in_data, gently=True)  # a module cleans up on SIGINT
         return p.returncode, stdout, stderr
 
     @staticmethod

@@ -288,6 +288,39 @@ def test_a_fetch_interrupted_by_a_timeout_stops_the_transfer(target, tmp_path):
     assert (dest / "kept").read_text() == "precious\n"
 
 
+def test_a_python_command_runs_its_finally_blocks_on_a_timeout(target, tmp_path):
+    """A task's timeout raises in the middle of exec_command(): the command is stopped as on a Ctrl-C,
+    SIGINT first, so that a module runs its finally blocks (its payload directory, a move's temporary
+    file removed). Each process below nsenter was sent SIGKILL alone: every such module left those
+    in the target."""
+    marker = tmp_path / f"running-{os.getpid()}"
+    program = (f"import os, time\nopen({str(marker)!r}, 'w').close()\n"
+               f"try:\n    time.sleep(60)\nfinally:\n    os.remove({str(marker)!r})\n")
+    conn = connect(target.pid)
+
+    def interrupt():
+        deadline = time.monotonic() + 10
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGALRM)
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted()
+
+    old = signal.signal(signal.SIGALRM, raise_interrupted)
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    try:
+        with pytest.raises(Interrupted):
+            conn.exec_command(f"exec {shlex.quote(sys.executable)} -c {shlex.quote(program)}")
+    finally:
+        thread.join()
+        signal.signal(signal.SIGALRM, old)
+        conn.close()
+    assert until_none_hold(str(marker)) == [], "the command left running"
+    assert not marker.exists(), "the command was killed before its finally block ran"
+
+
 def test_a_file_that_does_not_fit_is_not_left_in_part(target, tmp_path):
     big = tmp_path / "big"
     big.write_bytes(os.urandom(256 * 1024))
