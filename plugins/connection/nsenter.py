@@ -153,22 +153,23 @@ display = Display()
 TARGET_REMOTE_TMP = "/tmp"
 
 
-def _kill_tree(pid):
-    """SIGKILL ``pid`` (our child) and every process below it. They are stopped first, round by round
-    until a round finds none it had not (a stopped process forks no more, and keeps what it forked
-    below it: one killed right after a fork would hand its new child to the target's init, out of
-    reach), then killed. One that left for a session of its own and was handed to an init is no longer
-    below it. Each through a pidfd confirmed to be its parent's child (pidfds.child_pidfd): a process
-    found in /proc may exit and be reaped (by a parent not stopped yet, or one that ignores SIGCHLD)
-    before it is signalled, and its number be another's by then."""
+def _tree(pid, stop):
+    """pidfds of ``pid`` (our child) and of every process below it, parents before their children
+    ({} once it was reaped: its number may be another's). Each through a pidfd confirmed to be its
+    parent's child (pidfds.child_pidfd): a process found in /proc may exit and be reaped (by a parent
+    not stopped yet, or one that ignores SIGCHLD) before it is signalled, and its number be another's
+    by then. ``stop``: each is stopped (SIGSTOP) as it is found, round by round until a round finds
+    none it had not (a stopped process forks no more, and keeps what it forked below it: one killed
+    right after a fork would hand its new child to the target's init, out of reach); else one look."""
     root = pidfds.child_pidfd(pid, os.getpid())
-    if root is None:  # reaped already (its number may be another's): nothing of it is ours to find
-        return
-    tree = {pid: root}  # parents before their children
+    if root is None:
+        return {}
+    tree = {pid: root}
     try:
-        with contextlib.suppress(ProcessLookupError):
-            signal.pidfd_send_signal(root, signal.SIGSTOP)
-        for _round in range(100):
+        if stop:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(root, signal.SIGSTOP)
+        for _round in range(100 if stop else 1):
             found, parents = False, list(tree)
             while parents:  # a child found is stopped, then looked into in the same round
                 parent = parents.pop(0)
@@ -178,16 +179,36 @@ def _kill_tree(pid):
                         continue
                     tree[child], found = fd, True
                     parents.append(child)
-                    with contextlib.suppress(ProcessLookupError):
-                        signal.pidfd_send_signal(fd, signal.SIGSTOP)
+                    if stop:
+                        with contextlib.suppress(ProcessLookupError):
+                            signal.pidfd_send_signal(fd, signal.SIGSTOP)
             if not found:
                 break
+    except BaseException:
+        _release(tree)
+        raise
+    return tree
+
+
+def _kill(tree):
+    """SIGKILL to each process of ``tree`` (_tree) still there, children first; the pidfds closed."""
+    try:
         for fd in reversed(tree.values()):
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(fd, signal.SIGKILL)
     finally:
-        for fd in tree.values():
-            os.close(fd)
+        _release(tree)
+
+
+def _release(tree):
+    for fd in tree.values():
+        os.close(fd)
+
+
+def _kill_tree(pid):
+    """SIGKILL ``pid`` (our child) and every process below it, all stopped first (_tree). One that left
+    for a session of its own and was handed to an init is no longer below it."""
+    _kill(_tree(pid, stop=True))
 
 
 def _part_name():
@@ -367,11 +388,17 @@ class Connection(ConnectionBase):
     @staticmethod
     def _stop(p, gently=False):
         """Kill nsenter and what it started in the target (``gently``: see _communicate), and reap it."""
+        # What is below it now, held: a process that left the command's group (setsid) gets none of the
+        # guard's signals, and once its parent has ended it is an init's, out of _kill_tree's reach.
+        below = _tree(p.pid, stop=False) if gently else {}
         try:
-            if gently:
-                p.send_signal(signal.SIGTERM)  # the guard's; it stops the command's group and exits
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(len(nsenter_guard.END_SIGNALS) * nsenter_guard.GRACE + 1)
+            try:
+                if gently:
+                    p.send_signal(signal.SIGTERM)  # the guard's; it stops the command's group and exits
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        p.wait(len(nsenter_guard.END_SIGNALS) * nsenter_guard.GRACE + 1)
+            finally:
+                _kill(below)
         finally:
             _kill_tree(p.pid)  # what is still there (below it, out of its group); none once reaped
             p.communicate()  # what is left in the pipes: nothing writes to them any more

@@ -321,6 +321,36 @@ def test_a_python_command_runs_its_finally_blocks_on_a_timeout(target, tmp_path)
     assert not marker.exists(), "the command was killed before its finally block ran"
 
 
+def test_a_timeout_kills_what_left_the_command_s_group_below_it(target):
+    """A task's timeout: what the command started in a session of its own (out of the group the guard
+    signals) is killed too, as it was below the command when the timeout came. Stopped gently first,
+    the command ended, its setsid'd child went to the target's init, out of reach, and ran on."""
+    conn = connect(target.pid)
+    mark = f"{os.getpid()}{threading.get_ident() % 1000}"
+
+    def interrupt():
+        deadline = time.monotonic() + 10
+        while not runs(f"300.{mark}", "sleep") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGALRM)
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted()
+
+    old = signal.signal(signal.SIGALRM, raise_interrupted)
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    try:
+        with pytest.raises(Interrupted):
+            conn.exec_command(f"exec >/dev/null 2>&1; setsid sleep 300.{mark} & sleep 301.{mark}")
+    finally:
+        thread.join()
+        signal.signal(signal.SIGALRM, old)
+        conn.close()
+    assert until_none_hold(f"300.{mark}") == [], "the setsid'd process left running"
+    assert until_none_hold(f"301.{mark}") == []
+
+
 def test_a_file_that_does_not_fit_is_not_left_in_part(target, tmp_path):
     big = tmp_path / "big"
     big.write_bytes(os.urandom(256 * 1024))
