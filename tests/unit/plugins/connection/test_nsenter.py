@@ -3,6 +3,7 @@ connect, exec_command, put_file, fetch_file), on real processes in their own nam
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -202,6 +203,35 @@ class Interrupted(Exception):
     """What the test's signal handler raises in the middle of communicate() (a task's timeout does)."""
 
 
+@contextlib.contextmanager
+def a_timeout_once(ready, after=lambda stopped: None):
+    """The body must raise Interrupted: SIGALRM, whose handler raises it (as a task's timeout does),
+    comes once ``ready()`` holds (or 10 s passed), from a thread that then runs ``after(stopped)``;
+    ``stopped`` is set once the body has ended."""
+    stopped = threading.Event()
+
+    def interrupt():
+        deadline = time.monotonic() + 10
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGALRM)
+        after(stopped)
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted()
+
+    old = signal.signal(signal.SIGALRM, raise_interrupted)
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    try:
+        with pytest.raises(Interrupted):
+            yield
+    finally:
+        stopped.set()
+        thread.join()
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_an_interrupted_command_is_killed_with_what_it_started(target):
     """A task's timeout raises in the middle of communicate(): nsenter and what it started in the
     target are killed and reaped, not left running there."""
@@ -213,27 +243,12 @@ def test_an_interrupted_command_is_killed_with_what_it_started(target):
         found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
         return found.stdout.split()
 
-    def interrupt():
-        deadline = time.monotonic() + 10
-        while not started and time.monotonic() < deadline:  # until the command runs in the target
-            started.extend(running())
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGALRM)
-
-    def raise_interrupted(signum, frame):
-        raise Interrupted()
-
-    old = signal.signal(signal.SIGALRM, raise_interrupted)
-    thread = threading.Thread(target=interrupt)
-    thread.start()
     try:
-        with pytest.raises(Interrupted):
+        with a_timeout_once(lambda: started.extend(running()) or started):  # once it runs in the target
             pid = os.getpid()
             # the pipes to nsenter closed first: nothing but nsenter keeps communicate() waiting
             conn.exec_command(f"exec >/dev/null 2>&1; sh -c 'sleep 30.{pid}; : {marker}' & sleep 31.{pid}")
     finally:
-        thread.join()
-        signal.signal(signal.SIGALRM, old)
         conn.close()
     assert started, "the command never ran"
     # SIGKILL was sent to each before exec_command returned, but a process is gone only once it was
@@ -255,30 +270,17 @@ def test_a_fetch_interrupted_by_a_timeout_stops_the_transfer(target, tmp_path):
     feed = os.open(fifo, os.O_RDWR)  # held: dd keeps reading until this test closes it
     os.write(feed, b"x" * 4096)
     conn = connect(target.pid)
-    done, released = threading.Event(), []
+    released = []
 
-    def interrupt():
-        deadline = time.monotonic() + 10
-        while not runs(f"if={fifo}", "dd") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGALRM)
-        if not done.wait(30):  # still transferring: end the source, so that the test ends
+    def release(stopped):
+        if not stopped.wait(30):  # still transferring: end the source, so that the test ends
             released.append(True)
             os.close(feed)
 
-    def raise_interrupted(signum, frame):
-        raise Interrupted()
-
-    old = signal.signal(signal.SIGALRM, raise_interrupted)
-    thread = threading.Thread(target=interrupt)
-    thread.start()
     try:
-        with pytest.raises(Interrupted):
+        with a_timeout_once(lambda: runs(f"if={fifo}", "dd"), after=release):
             conn.fetch_file(str(fifo), str(dest / "kept"))
     finally:
-        done.set()
-        thread.join()
-        signal.signal(signal.SIGALRM, old)
         if not released:
             os.close(feed)
         conn.close()
@@ -297,25 +299,10 @@ def test_a_python_command_runs_its_finally_blocks_on_a_timeout(target, tmp_path)
     program = (f"import os, time\nopen({str(marker)!r}, 'w').close()\n"
                f"try:\n    time.sleep(60)\nfinally:\n    os.remove({str(marker)!r})\n")
     conn = connect(target.pid)
-
-    def interrupt():
-        deadline = time.monotonic() + 10
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGALRM)
-
-    def raise_interrupted(signum, frame):
-        raise Interrupted()
-
-    old = signal.signal(signal.SIGALRM, raise_interrupted)
-    thread = threading.Thread(target=interrupt)
-    thread.start()
     try:
-        with pytest.raises(Interrupted):
+        with a_timeout_once(marker.exists):
             conn.exec_command(f"exec {shlex.quote(sys.executable)} -c {shlex.quote(program)}")
     finally:
-        thread.join()
-        signal.signal(signal.SIGALRM, old)
         conn.close()
     assert until_none_hold(str(marker)) == [], "the command left running"
     assert not marker.exists(), "the command was killed before its finally block ran"
@@ -328,24 +315,10 @@ def test_a_timeout_kills_what_left_the_command_s_group_below_it(target):
     conn = connect(target.pid)
     mark = f"{os.getpid()}{threading.get_ident() % 1000}"
 
-    def interrupt():
-        deadline = time.monotonic() + 10
-        while not runs(f"300.{mark}", "sleep") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGALRM)
-
-    def raise_interrupted(signum, frame):
-        raise Interrupted()
-
-    old = signal.signal(signal.SIGALRM, raise_interrupted)
-    thread = threading.Thread(target=interrupt)
-    thread.start()
     try:
-        with pytest.raises(Interrupted):
+        with a_timeout_once(lambda: runs(f"300.{mark}", "sleep")):
             conn.exec_command(f"exec >/dev/null 2>&1; setsid sleep 300.{mark} & sleep 301.{mark}")
     finally:
-        thread.join()
-        signal.signal(signal.SIGALRM, old)
         conn.close()
     assert until_none_hold(f"300.{mark}") == [], "the setsid'd process left running"
     assert until_none_hold(f"301.{mark}") == []
@@ -498,26 +471,12 @@ def test_a_put_interrupted_by_a_timeout_leaves_no_part_file(dirs_target, tmp_pat
     def filling():  # the dd that writes the new file (made already, by the one before it)
         return any(p in holding("conv=notrunc") for p in holding(f"of={part}")) and runs(f"of={part}", "dd")
 
-    def interrupt():
-        deadline = time.monotonic() + 10
-        while not filling() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGALRM)
-
-    def raise_interrupted(signum, frame):
-        raise Interrupted()
-
     held = os.open(src, os.O_RDWR | os.O_CLOEXEC)
     conn = connect(pid)
-    old = signal.signal(signal.SIGALRM, raise_interrupted)
-    thread = threading.Thread(target=interrupt)
-    thread.start()
     try:
-        with pytest.raises(Interrupted):
+        with a_timeout_once(filling):
             conn.put_file(str(src), f"{top}/d/f")
     finally:
-        thread.join()
-        signal.signal(signal.SIGALRM, old)
         os.close(held)
     try:
         assert until_none_hold(part) == [], "the transfer left running"
