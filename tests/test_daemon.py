@@ -18,7 +18,7 @@ import pytest
 from helpers.cli import wait_for
 from helpers.daemon import Daemon
 from helpers.marks import needs_root
-from unit.plugins import name_holder, pid_reuse
+from unit.plugins import name_holder, pid_reuse, sigint_only
 
 from pyforkexec.service import daemon, singleton
 
@@ -586,18 +586,7 @@ def test_a_stop_reaches_a_stopped_service_at_once(tmp_path: Path, waiter: list[s
     assert d.log_lines()[-2:] == [f"{child} killed by SIGTERM", "stopped"], d.log_lines()
 
 
-# A service that is PID 1 of its own PID namespace and ends on SIGINT only (KeyboardInterrupt, as
-# ``python3 -m http.server`` does): the kernel drops the SIGTERM it does not handle.
-_SIGINT_ONLY = """
-import pathlib, sys, time
-mark = pathlib.Path(sys.argv[1])
-mark.write_text("up")
-try:
-    while True:
-        time.sleep(1)
-except KeyboardInterrupt:
-    mark.write_text("interrupted")
-"""
+_SIGINT_ONLY = sigint_only.PROGRAM  # (PID 1 of its own PID namespace, it ends on SIGINT only)
 _OWN_PID_NAMESPACE = {"cloneflags": ["CLONE_NEWPID", "CLONE_NEWUSER"], "uid_mappings": [[0, os.getuid(), 1]],
                       "gid_mappings": [[0, os.getgid(), 1]]}
 

@@ -14,18 +14,9 @@ import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
+from ansible_collections.pyforkexec.isolation.tests.unit.plugins import sigint_only
 
-# Ends on SIGINT (KeyboardInterrupt) only, and says so in its mark file.
-SIGINT_ONLY = """
-import pathlib, sys, time
-mark = pathlib.Path(sys.argv[1])
-mark.write_text("up")
-try:
-    while True:
-        time.sleep(1)
-except KeyboardInterrupt:
-    mark.write_text("interrupted")
-"""
+SIGINT_ONLY = sigint_only.PROGRAM
 
 
 @pytest.fixture
