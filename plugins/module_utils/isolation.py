@@ -506,7 +506,7 @@ def _names_a_process(path):
     proc), rather than a namespace bound on a file (/run/netns/NAME). Told by the link itself, not by
     the spelling: a spelling other than /proc/PID/ went unpinned, and a service's later start joined
     whatever process had that PID by then."""
-    for _ in range(40):  # (the kernel's own bound on the symlinks one lookup follows)
+    for _hop in range(40):  # (the kernel's own bound on the symlinks one lookup follows)
         try:
             target = os.readlink(path)
         except OSError:  # not a symlink: a namespace bound on a file (what is not there: namespace_type)

@@ -96,7 +96,7 @@ options:
         description:
           - Its addresses with prefix length (V(10.0.0.1/24), V(fd00::1/64); without one the full length, as
             C(ip address add) takes it); others are removed, but those that another namespace declaring
-            the bridge lists (each run records what its namespace declares, under C(/run/pyforkexec-netns)):
+            the bridge lists (each run records what its namespace declares, under C(/run/pyforkexec-netns));
             an address goes once no namespace on the bridge declares it. An O(bridges[].mtu) other than
             the one another namespace declares, or an IPv6 address it lists with another prefix length,
             fails the task before anything changes.

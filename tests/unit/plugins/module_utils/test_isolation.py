@@ -131,7 +131,6 @@ def test_join_a_process_joins_the_namespaces_it_does_not_share(attr):
     assert list(chosen.setns) == [fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes["uts"])]
 
 
-
 def test_a_join_path_to_a_process_is_pinned_however_it_is_spelled(attr, tmp_path):
     """A join path that leads to a process's /proc/PID/ns file by another spelling than /proc/PID/
     (//proc/PID, /proc/./PID, a symlink to it) was not pinned by inode: a service's later start joined

@@ -432,7 +432,6 @@ def test_a_join_that_lands_in_the_hosts_own_namespace_is_refused(run, tmp_path, 
         sleeper.wait()
 
 
-
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
 def test_two_joins_of_one_type_that_name_different_namespaces_are_refused(run, tmp_path, check_mode):
     """Two entries (netns or join) that join different namespaces of one type: the command ran in the
@@ -444,7 +443,7 @@ def test_two_joins_of_one_type_that_name_different_namespaces_are_refused(run, t
     import subprocess
 
     marker = tmp_path / "ran"
-    holders = [subprocess.Popen(["unshare", "--net", "--uts", "sleep", "60"]) for _ in range(2)]
+    holders = [subprocess.Popen(["unshare", "--net", "--uts", "sleep", "60"]) for _holder in range(2)]
     try:
         a, b = (holder.pid for holder in holders)
         for pid in (a, b):  # (unshare execs sleep once its namespaces are made)
@@ -467,7 +466,6 @@ def test_two_joins_of_one_type_that_name_different_namespaces_are_refused(run, t
         for holder in holders:
             holder.kill()
             holder.wait()
-
 
 
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])

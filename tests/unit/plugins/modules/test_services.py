@@ -119,8 +119,8 @@ def test_check_mode_plans_the_host_side_actions_the_run_makes(run_module, two):
     assert done["services"][name]["netns"]["actions"] == [f"add_addr host {bridge} {NET}.1/24"]
 
 
-def test_a_namespace_left_while_another_service_joins_it_goes_once_that_one_leaves(run_module, two,
-                                                                                  unique_name):
+def test_a_namespace_left_while_another_service_joins_it_goes_once_that_one_leaves(
+        run_module, two, unique_name):
     """A service's wiring dropped while another service joins its namespace keeps the namespace (the
     other runs in it), but the run forgot that the module had wired it: once the joiner left, no run
     removed it, nor its veth, even with both services absent. It is remembered until it goes."""
@@ -227,7 +227,6 @@ def test_a_refused_entry_fails_the_task_before_anything_changes(run_module, two)
     twice = run_module(services, dict(services=[two[0], two[0]], restart=["nobody-here"]))
     assert f"services: {two[0]['name']} is given more than once" in twice["msg"]
     assert "restart: not among the services: nobody-here" in twice["msg"]
-
 
 
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
