@@ -215,27 +215,32 @@ def _reaped(pidfds, deadline):
 STOP_MARGIN = 5  # seconds a daemon has to end once its service is gone, before it is killed too
 
 
+def _running_option(pid, option):
+    """The value of ``option`` in the command line of the running daemon ``pid``: its text, "" when the
+    daemon runs without it, None when it is gone."""
+    argv = running_argv(pid)
+    if argv is None:
+        return None
+    return argv[argv.index(option) + 1] if option in argv[:-1] else ""
+
+
 def running_stop_timeout(pid):
     """The --stop-timeout a running daemon was started with (its own grace for its service), or None."""
-    argv = running_argv(pid) or []
-    if "--stop-timeout" in argv[:-1]:
-        with contextlib.suppress(ValueError):
-            return float(argv[argv.index("--stop-timeout") + 1])
+    with contextlib.suppress(TypeError, ValueError):  # (gone: None; started without it: "")
+        return float(_running_option(pid, "--stop-timeout"))
     return None
 
 
 def running_stop_signal(pid):
     """The --stop-signal a running daemon was started with, by name (SIGTERM without one), or None if it
     is gone."""
-    argv = running_argv(pid)
-    if argv is None:
-        return None
-    if "--stop-signal" in argv[:-1]:
-        from pyforkexec import signames  # pylint: disable=import-outside-toplevel
+    given = _running_option(pid, "--stop-signal")
+    if not given:
+        return None if given is None else "SIGTERM"
+    from pyforkexec import signames  # pylint: disable=import-outside-toplevel
 
-        signo = signames.parse(argv[argv.index("--stop-signal") + 1])
-        return signames.name(signo) if signo is not None else None
-    return "SIGTERM"
+    signo = signames.parse(given)
+    return signames.name(signo) if signo is not None else None
 
 
 def _kill_service(pid, fd):
