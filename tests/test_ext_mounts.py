@@ -7,7 +7,9 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 from pathlib import Path
+from sys import executable as PYTHON
 from typing import Any, Callable
 
 import pytest
@@ -255,6 +257,98 @@ def test_a_mount_field_the_kernel_ignores_is_refused(mount: Mount, message: str)
     with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.{message}")):
         capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[mount]))
     assert children() == before
+
+
+
+WRITE = "import sys\nfor p in sys.argv[1:]:\n    try:\n        open(p, 'w').close(); print(p, 'written')\n" \
+    "    except OSError as e:\n        print(p, e.errno)\n"
+
+
+def test_a_recursive_remount_is_refused_as_the_kernel_remounts_one_mount(tmp_path: Path) -> None:
+    """mount(2) ignores MS_REC with MS_REMOUNT: "remount,bind,rec,ro" made the bind's top read-only and
+    left its submounts writable (fail-open). Refused, naming the flags; the bind's own flags cover them."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "pfe-h139-sub", str(src / "sub")], check=True)
+    try:
+        files = [str(dst / "f"), str(dst / "sub" / "f")]
+        asked = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[
+            Mount.bind(str(src), str(dst)), Mount(None, str(dst), flags="remount,bind,rec,ro")])
+        before = children()
+        refusal = "SysProcAttr.mounts[1].flags: MS_REC with MS_REMOUNT"
+        with pytest.raises(ValueError, match=re.escape(refusal)):
+            capture([PYTHON, "-c", WRITE, *files], asked)
+        assert children() == before
+        bound = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[Mount.bind(str(src), str(dst), readonly=True)])
+        assert output([PYTHON, "-c", WRITE, *files], bound) == "".join(
+            f"{f} {errno.EROFS}\n" for f in files)
+    finally:
+        subprocess.run(["umount", str(src / "sub")], check=True)
+
+
+def test_a_remount_of_a_filesystem_the_host_sees_is_refused(tmp_path: Path) -> None:
+    """A remount without MS_BIND changes the superblock, which the host's mount shares: "remount,ro" of
+    a host tmpfs made it read-only on the host, and it stayed so after the program. Only a tmpfs or
+    ramfs the list itself mounted at that target (nothing mounted over it since) may be remounted."""
+    host = tmp_path / "host"
+    host.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "pfe-h139-host", str(host)], check=True)
+    try:
+        for mounts in ([Mount(None, str(host), flags="remount,ro")],
+                       [Mount(None, str(host), flags="remount", data="size=2m")],
+                       [Mount.tmpfs(str(host)), Mount.bind("/usr", str(host), recursive=False),
+                        Mount(None, str(host), flags="remount,ro")],
+                       [Mount.tmpfs(str(host / "a")), Mount.bind(str(tmp_path), str(tmp_path)),
+                        Mount(None, str(host / "a"), flags="remount,ro")],
+                       [Mount("/usr", str(host), flags="bind"), Mount(None, str(host), flags="remount,ro")]):
+            before = children()
+            with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.mounts[{len(mounts) - 1}].flags: "
+                                                           "MS_REMOUNT without MS_BIND changes")):
+                capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts))
+            assert children() == before
+            (host / "still-writable").write_text("yes\n")  # (EROFS on the host without the check)
+        # the list's own tmpfs, remounted with a mount of another target in between
+        own = [Mount.tmpfs(str(host)), Mount.tmpfs(str(tmp_path / "other")),
+               Mount(None, str(host), flags="remount,ro")]
+        code = f"import os; print(os.statvfs({str(host)!r}).f_flag & os.ST_RDONLY)"
+        flags = output([PYTHON, "-c", code], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=own))
+        assert flags == f"{os.ST_RDONLY}\n"
+        (host / "still-writable").write_text("yes\n")
+    finally:
+        subprocess.run(["umount", str(host)], check=True)
+
+
+@pytest.mark.parametrize(("mount", "message"), [
+    (Mount.tmpfs("/t", size=0), "size=0: tmpfs reads 0 as no limit"),
+    (Mount.tmpfs("/t", size="0k"), "size=0k: tmpfs reads 0 as no limit"),
+    (Mount.tmpfs("/t", size="0%"), "size=0%: tmpfs reads 0 as no limit"),
+    (Mount("tmpfs", "/t", "tmpfs", 0, "size=1m,size=0"), "size=0: tmpfs reads 0 as no limit"),
+    (Mount("tmpfs", "/t", "tmpfs", 0, "nr_inodes=0"), "nr_inodes=0: tmpfs reads 0 as no limit"),
+    (Mount("tmpfs", "/t", "tmpfs", 0, "nr_blocks=0"), "nr_blocks=0: tmpfs reads 0 as no limit"),
+    (Mount.tmpfs("/t", size=2**64 - 1), f"size={2**64 - 1}: beyond what the kernel counts"),
+    (Mount.tmpfs("/t", size="16e"), "size=16e: beyond what the kernel counts"),
+    (Mount.tmpfs("/t", size=f"{2**60}%"), f"size={2**60}%: beyond what the kernel counts"),
+    (Mount("ramfs", "/t", "ramfs", 0, "size=1m"), "size=: ramfs takes mode= only and ignores the rest"),
+    (Mount("ramfs", "/t", "ramfs", 0, "mode=700,nr_inodes=5"), "nr_inodes=: ramfs takes mode= only"),
+])
+def test_a_size_the_kernel_reads_as_no_limit_is_refused(mount: Mount, message: str) -> None:
+    """tmpfs reads a size, nr_blocks or nr_inodes of 0 as no limit at all, and wraps one beyond 64 bits
+    (size=16e and 2**64-1 bytes were no limit); ramfs ignores every option but mode= (size=1m: none).
+    The program ran with no limit where one was asked (statfs: 0 blocks): refused, naming the data."""
+    before = children()
+    with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.mounts[0].data: {message}")):
+        capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[mount]))
+    assert children() == before
+
+
+def test_a_small_tmpfs_size_holds() -> None:
+    """The smallest sizes still taken are applied (statfs from inside: 1 block of 4 KiB, 3 inodes)."""
+    t = "/tmp"
+    small = Mount("tmpfs", t, "tmpfs", 0, "size=1,nr_inodes=3")
+    sys_attr = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=[small])
+    got = output([PYTHON, "-c", f"import os; s = os.statvfs({t!r}); print(s.f_blocks, s.f_files)"],
+                 sys_attr)
+    assert got == "1 3\n"
 
 
 # ---- propagation ------------------------------------------------------------------------------------

@@ -15,7 +15,13 @@ bubblewrap does; propagation flags given with a mount are applied to it afterwar
 propagation type only (with MS_REC or not) and no fstype change the propagation of the mount at the
 target; with an fstype they are a new mount, then given that propagation. A field the kind of call
 does not use (a bind's or a move's fstype or data, a remount's source, a propagation change's source or
-data, a remount with MS_BIND's fstype and data too) is refused: mount(2) would ignore it.
+data, a remount with MS_BIND's fstype and data too) is refused: mount(2) would ignore it. So is
+MS_REC with MS_REMOUNT (a remount changes one mount; a recursive read-only bind is a bind with MS_REC
+and MS_RDONLY), and a ramfs option other than mode= (ramfs ignores a size). A remount without MS_BIND
+changes the filesystem itself, as every mount namespace (the host's too) sees it, and keeps it after
+the program: only a tmpfs or ramfs the list mounted at that very target may be remounted so. A tmpfs
+size, nr_blocks or nr_inodes the kernel reads as 0 (no limit at all) or wraps (beyond 64 bits) is
+refused.
 
 A bind mount may be idmapped (``idmap``, see idmap.py): ``True`` to the child's own user namespace
 (CLONE_NEWUSER with uid/gid maps), or to the user namespace at a path (``/proc/PID/ns/user``) or of an
@@ -252,6 +258,8 @@ def check_mount(field: str, m: object, root: bytes, index: int = 0,
             fail(f"{field}.data", f"at most {MAX_DATA} bytes, got {len(data)}")
     if fstype == b"tmpfs" and data is not None:
         _check_tmpfs_options(f"{field}.data", data)
+    if fstype == b"ramfs" and data is not None:
+        _check_ramfs_options(f"{field}.data", data)
     bind = flags & MS_BIND and not flags & MS_REMOUNT
     if bind and not source:  # ("" the kernel refuses with EINVAL, in the child)
         fail(f"{field}.source", "a bind mount needs a source")
@@ -298,6 +306,11 @@ def _check_kind(field: str, source: Optional[bytes], fstype: Optional[bytes], fl
     MS_REMOUNT, MS_BIND, a propagation change, MS_MOVE, a new mount) uses: the kernel ignores the
     fields it does not use, so a field given to one that does not use it is refused."""
     hint = ""
+    if flags & MS_REMOUNT and flags & MS_REC:
+        fail(f"{field}.flags", "MS_REC with MS_REMOUNT: a remount changes the one mount at its target (the "
+             "kernel ignores MS_REC there), so the mounts below it would keep their flags; for a recursive "
+             "read-only (nosuid, nodev, noexec) bind give those flags to the bind itself (MS_BIND|MS_REC|"
+             "MS_RDONLY: Mount.bind(readonly=True)), and a recursive propagation change its own entry")
     if flags & MS_REMOUNT and flags & MS_BIND:
         kind, unused = "a remount with MS_BIND (a change of the mount's flags)", ("source", "fstype", "data")
     elif flags & MS_REMOUNT:
@@ -323,20 +336,43 @@ def _check_kind(field: str, source: Optional[bytes], fstype: Optional[bytes], fl
             fail(f"{field}.{name}", f"{kind} takes no {name}: the kernel would ignore it{hint}")
 
 
+_SIZE_SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
+
+
 def _check_tmpfs_options(field: str, data: bytes) -> None:
     """tmpfs's ``size=`` (bytes with an optional k, m, g, t, p or e suffix, or a percentage of RAM) and
-    ``mode=`` (octal, at most 07777): the kernel refuses another (EINVAL at the mount step)."""
+    ``mode=`` (octal, at most 07777): the kernel refuses another (EINVAL at the mount step). A size,
+    ``nr_blocks`` or ``nr_inodes`` the kernel reads as 0 is no limit at all (tmpfs(5)), more than the
+    default half of RAM: refused, as is one beyond 64 bits, which the kernel wraps (to 0 among others)."""
     for option in data.split(b","):
         key, _, value = option.partition(b"=")
         text = value.decode(errors="replace")
         if key in (b"size", b"nr_blocks", b"nr_inodes"):
-            number = text[:-1] if text[-1:].lower() in ("k", "m", "g", "t", "p", "e", "%") else text
+            number = text[:-1] if text[-1:].lower() in (*_SIZE_SUFFIXES, "%") else text
             if not (number.isascii() and number.isdigit()) or (text.endswith("%") and key != b"size"):
                 fail(field, f"{key.decode()}={text}: not a size tmpfs takes (a number of bytes, with k, "
                      "m, g, t, p or e, or a percentage such as 50%)")
+            amount = int(number) * _SIZE_SUFFIXES.get(text[-1:].lower(), 1)
+            if text.endswith("%"):  # the kernel's bytes: the percentage of RAM's pages, times a page
+                amount = amount * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            if amount == 0:
+                fail(field, f"{key.decode()}={text}: tmpfs reads 0 as no limit at all (its "
+                     f"default is one); give a limit, or leave {key.decode()}= out for the default")
+            if amount >= 1 << 63:
+                fail(field, f"{key.decode()}={text}: beyond what the kernel counts (64 bits: it would "
+                     "wrap, to no limit for some); give a limit below 8e")
         elif key == b"mode" and not (text.isascii() and text and set(text) <= set("01234567")
                                      and int(text, 8) <= 0o7777):
             fail(field, f"mode={text}: not a mode tmpfs takes (octal, at most 7777)")
+
+
+def _check_ramfs_options(field: str, data: bytes) -> None:
+    """ramfs takes ``mode=`` alone and ignores any other option, a size too (it has no limit)."""
+    for option in data.split(b","):
+        key = option.partition(b"=")[0]
+        if option and key != b"mode":
+            fail(field, f"{key.decode(errors='replace')}=: ramfs takes mode= only and ignores the rest "
+                 "(it has no size limit): use a tmpfs for a size")
 
 
 def _is_this_root(root: bytes) -> bool:
@@ -413,8 +449,26 @@ def check_mounts(field: str, mounts: object, root: bytes, joined: bool = False) 
                      "follow them; make it not optional")
             _check_optional_not_under(f"{field}[{i}].optional", normalize("target", m.target), out)
         if resolved is not None:
+            if resolved.flags & MS_REMOUNT and not resolved.flags & MS_BIND:
+                _check_remount_of_own(f"{field}[{i}]", resolved.path, out)
             out.append(resolved)
     return tuple(out)
+
+
+def _check_remount_of_own(field: str, path: bytes, earlier: list[ResolvedMount]) -> None:
+    """A remount without MS_BIND changes the filesystem (its superblock) at its target, which every
+    mount namespace that has it sees, this host's too, and keeps it so after the program: allowed only
+    for a tmpfs or ramfs the list made at that very target (a new filesystem of the child's alone),
+    with no later mount of the list at the target or above it (the path would lead elsewhere)."""
+    on = next((m for m in reversed(earlier) if _makes_a_mount(m)
+               and (m.path in (b"/", path) or path.startswith(m.path + b"/"))), None)
+    if on is not None and on.path == path and on.fstype in _EMPTY_FILESYSTEMS \
+            and not on.flags & (MS_BIND | MS_MOVE):
+        return
+    fail(f"{field}.flags", "MS_REMOUNT without MS_BIND changes the filesystem at the target, as every mount "
+         "namespace sees it (this host's too, and after the program ends); only a tmpfs or ramfs that the "
+         "list mounts at this very target can be remounted so: give the options to that mount, or use "
+         "MS_REMOUNT|MS_BIND to change this mount's flags alone")
 
 
 _EMPTY_FILESYSTEMS = (b"tmpfs", b"ramfs")
