@@ -121,6 +121,12 @@ OPTIONS_ONLY = "filesystem options apply to a tmpfs, a proc or a mount only, not
     (dict(type="mount", source="/etc", flags=["remount", "bind", "ro"]),
      "mounts[0].source: a remount with MS_BIND"),
     (dict(type="mount", source="x"), "mounts[0].fstype: a new mount needs a filesystem type"),
+    (dict(type="mount", flags=["remount", "bind", "rec", "ro"]), "mounts[0].flags: MS_REC with MS_REMOUNT"),
+    (dict(type="mount", flags=["remount", "ro"]), "mounts[0].flags: MS_REMOUNT without MS_BIND changes"),
+    (dict(type="tmpfs", size="0"), "mounts[0]: size=0: tmpfs reads 0 as no limit"),
+    (dict(type="tmpfs", options="nr_inodes=0"), "mounts[0]: nr_inodes=0: tmpfs reads 0 as no limit"),
+    (dict(type="mount", source="ramfs", fstype="ramfs", options="size=1m"),
+     "mounts[0].options: size=: ramfs takes mode= only"),
 ])
 @pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
 def test_a_sub_option_that_would_not_hold_is_refused_before_anything_runs(
