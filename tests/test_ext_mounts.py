@@ -318,6 +318,44 @@ def test_a_remount_of_a_filesystem_the_host_sees_is_refused(tmp_path: Path) -> N
         subprocess.run(["umount", str(host)], check=True)
 
 
+
+def test_a_new_root_that_is_no_mount_point_is_refused_before_any_process(tmp_path: Path) -> None:
+    """pivot_root(2) (EBUSY) and a read-only chroot (mount_setattr: EINVAL) need a mount point: on a
+    plain directory the spawn failed in the child, after ``exec --check`` had said OK. Refused first,
+    naming the field; the same directory bound onto itself (a first mount at /) or a mount point runs."""
+    root = tmp_path / "root"
+    root.mkdir()
+    host = [d for d in ("usr", "lib", "lib64", "bin") if os.path.isdir(f"/{d}")]
+    binds = [Mount.bind(f"/{d}", f"/{d}", readonly=True) for d in host if not os.path.islink(f"/{d}")]
+
+    def populate() -> None:  # merged /usr: /lib64 -> usr/lib64 (links), else bind targets (mkdir)
+        for d in host:
+            if os.path.islink(f"/{d}"):
+                (root / d).symlink_to(os.readlink(f"/{d}"))
+
+    populate()
+    code = "import os; print(os.statvfs('/').f_flag & os.ST_RDONLY)"
+    for field, kw in (("pivot_root", dict(pivot_root=str(root))),
+                      ("readonly_root", dict(chroot=str(root), readonly_root=True))):
+        before = children()
+        with pytest.raises(ValueError, match=re.escape(f"SysProcAttr.{field}: {root} is a directory, not a "
+                                                       f"mount point, and {field} needs one")):
+            capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, mounts=binds, **kw))
+        assert children() == before
+        on_itself = [Mount.bind(str(root), "/", recursive=False), *binds]
+        ro = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=on_itself, **dict(kw, readonly_root=True))
+        got = output(["/usr/bin/python3", "-c", code], ro, dir="/")
+        assert got == f"{os.ST_RDONLY}\n"
+    subprocess.run(["mount", "-t", "tmpfs", "pfe-h139-root", str(root)], check=True)
+    try:
+        populate()
+        mounted = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=binds, chroot=str(root), readonly_root=True)
+        got = output(["/usr/bin/python3", "-c", code], mounted, dir="/")
+        assert got == f"{os.ST_RDONLY}\n"
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
+
+
 @pytest.mark.parametrize(("mount", "message"), [
     (Mount.tmpfs("/t", size=0), "size=0: tmpfs reads 0 as no limit"),
     (Mount.tmpfs("/t", size="0k"), "size=0k: tmpfs reads 0 as no limit"),

@@ -30,7 +30,7 @@ from ..checks import (
 from .caps import CapsPlan, check_capabilities
 from .cgroup import CgroupSpec, check_cgroup
 from .landlock import ResolvedLandlock, check_landlock
-from .mounts import MS_REC, PROPAGATION_FLAGS, Mount, ResolvedMount, check_mounts
+from .mounts import MS_REC, PROPAGATION_FLAGS, Mount, ResolvedMount, check_mounts, check_root_is_a_mount
 from .rlimits import check_rlimits
 from .seccomp import check_seccomp
 
@@ -176,6 +176,9 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
     if pivot is not None and propagation & PROPAGATION_FLAGS["shared"]:
         fail("SysProcAttr.mount_propagation", "pivot_root refuses a shared mount tree: use 'private' or "
              "'slave'")
+    if (pivot is not None or (readonly and chroot)) and not attr.setns:  # (a joined one has its own mounts)
+        check_root_is_a_mount("SysProcAttr.pivot_root" if pivot is not None else "SysProcAttr.readonly_root",
+                              root, mounts)
     if attr.cgroup is not None and attr.use_cgroup_fd:
         fail("SysProcAttr.cgroup", "cannot be combined with use_cgroup_fd: the child starts in one cgroup")
     caps = None

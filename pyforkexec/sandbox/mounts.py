@@ -387,6 +387,43 @@ def _is_this_root(root: bytes) -> bool:
     return (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino)
 
 
+def is_mount_root(path: bytes) -> Optional[bool]:
+    """Whether the directory ``path`` is the root of the mount it names, as pivot_root(2) and
+    mount_setattr(2) need (EINVAL or EBUSY otherwise): its parent is in another mount (their fds'
+    mnt_id), or it is this process's /. None when that cannot be told (no /proc, no such directory)."""
+    from .. import _signals
+
+    ids = []
+    with _signals.held():  # no handler between an open and its close
+        for where in (path, os.path.join(path, b"..")):
+            try:
+                fd = os.open(where, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                return None
+            try:
+                if where == path and os.path.samestat(os.fstat(fd), os.stat(b"/")):
+                    return True
+                with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+                    ids.append(next(int(line.split()[1]) for line in info if line.startswith(b"mnt_id:")))
+            except (OSError, StopIteration, ValueError):
+                return None
+            finally:
+                os.close(fd)
+    return ids[0] != ids[1]
+
+
+def check_root_is_a_mount(field: str, root: bytes, mounts: tuple[ResolvedMount, ...]) -> None:
+    """pivot_root(2) and a read-only root (mount_setattr) need the new root to be a mount point: a
+    directory that is none, with no mount of the list at / to make it one, fails in the child (EBUSY,
+    EINVAL), after ``exec --check`` said OK: refused here."""
+    if any(m.path == b"/" and _makes_a_mount(m) for m in mounts) or is_mount_root(root) is not False:
+        return
+    name = field.rsplit(".", 1)[-1]
+    fail(field, f"{os.fsdecode(root)} is a directory, not a mount point, and {name} needs "
+         "one (the kernel refuses it in the child): mount the new root there first, e.g. bind it onto "
+         "itself (a first mount Mount.bind(root, \"/\"))")
+
+
 def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, int, None]:
     if value is None or value is False:
         return None
