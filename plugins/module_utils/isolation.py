@@ -714,7 +714,7 @@ def _mount(option, m):
 _MOUNT_KEYS = ("source", "target", "fstype", "flags", "mkdir", "idmap", "optional")
 
 
-def _mounts(params, origins, on_host):
+def _mounts(params, origins, on_host, extra=()):
     made = [(f"mounts[{j}]", x) for j, m in enumerate(params["mounts"]) for x in _mount(f"mounts[{j}]", m)]
     rootfs = params["rootfs"]
     if rootfs and on_host and not os.path.isdir(rootfs):
@@ -722,9 +722,10 @@ def _mounts(params, origins, on_host):
     if rootfs and not any(m.target.rstrip("/") == "" for option, m in made):
         # pivot_root needs a mount point: the directory bound onto itself (target "/" is the new root)
         made.insert(0, ("rootfs", deps.pyforkexec.Mount.bind(rootfs, "/")))
+    made += list(extra)  # (last: over what the options mount, in the new root when there is one)
     kinds = {f"mounts[{j}]": m["type"] for j, m in enumerate(params["mounts"])}
     for k, entry in enumerate(made):
-        origins.add(f"sys.mounts[{k}]", entry[0], () if entry[0] == "rootfs" else _MOUNT_KEYS)
+        origins.add(f"sys.mounts[{k}]", entry[0], _MOUNT_KEYS if entry[0].startswith("mounts[") else ())
         if kinds.get(entry[0]) == "mount":  # its options are the Mount's data
             origins.add(f"sys.mounts[{k}].data", f"{entry[0]}.options")
     return [mount for option, mount in made]
@@ -868,7 +869,7 @@ def _require_fields(params):
 
 
 def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, on_host=True,
-                      netns_made=False):
+                      netns_made=False, extra_mounts=()):
     """A SysProcAttr from the isolation options in ``params`` (module parameters after argument-spec
     validation; the service module's ``user``/``group`` too). ``cgroup_path`` is the default cgroup
     path. Records in ``origins`` the option of each field. Raises IsolationError.
@@ -876,7 +877,8 @@ def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, 
     ``on_host`` false checks the options away from the host they are for (the role
     isolated_service, on its controller, before it changes anything): what only that host knows is
     left out (the ids of names, whether netns, join targets and rootfs exist there). ``netns_made``:
-    see _setns."""
+    see _setns. ``extra_mounts``: [(option, Mount)] after the mounts of the options (a service's own
+    /etc/hosts and /etc/resolv.conf, module_utils/name_files.py), each named by its option."""
     fe = deps.pyforkexec
     origins = origins if origins is not None else Origins()
     refuse_empty_strings(params, [option.name for option in ISOLATION_OPTIONS] + ["user", "group"])
@@ -907,7 +909,7 @@ def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, 
         hostname=params["hostname"],
         domainname=params["domainname"],
         mount_propagation=params["mount_propagation"],
-        mounts=_mounts(params, origins, on_host),
+        mounts=_mounts(params, origins, on_host, extra_mounts),
         pivot_root=params["rootfs"],
         readonly_root=params["readonly_root"],
         rlimits=_rlimits(params["rlimits"], origins),
@@ -936,13 +938,18 @@ def check_process(argv, attr, origins=None):
         raise IsolationError(explain(str(e), origins)) from None
 
 
-def check_on_host(argv, attr, origins=None, inherited_path=None):
+def check_on_host(argv, attr, origins=None, inherited_path=None, extra_mounts=0):
     """What only this host can tell before anything starts, as ``pyforkexec exec --check`` tells it
     (a working directory, a bind source, a program that is not there or not executable; rlimits the
     child may not set; a join that is no namespace of its type): a run that would stop a running
     service and then fail to start it is refused first. The cgroup is build_and_check's.
-    ``inherited_path``: see check_program. Raises IsolationError."""
+    ``inherited_path``: see check_program. ``extra_mounts``: how many of the last mounts are the
+    service's own name resolution files (build_sysprocattr's ``extra_mounts``): left out, their sources
+    are written by the run before the start, and they bring no program. Raises IsolationError."""
     spec = deps.pyforkexec.spec
+    if extra_mounts and attr.sys is not None:
+        kept_mounts = list(attr.sys.mounts)[:len(attr.sys.mounts) - extra_mounts]
+        attr = dataclasses.replace(attr, sys=dataclasses.replace(attr.sys, mounts=kept_mounts))
     sys_attr, given = attr.sys, origins
     if sys_attr is not None:
         # The netns option's join is checked by _setns (the services module makes it first); every
@@ -1036,7 +1043,7 @@ def canonical_attr(attr):
 
 def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_cgroup=True,
                     argv_option="argv", on_host=True, netns_made=False, cgroup_on_host=False,
-                    host_checks=False, inherited_path=None):
+                    host_checks=False, inherited_path=None, extra_mounts=()):
     """The ProcAttr (its ``sys`` built from the isolation options of ``params``) for argv with an
     environment (a list of "K=V", None for the launcher's) and a working directory, validated by
     pyforkexec, with the option of each of its fields (a ``Built``). Raises IsolationError naming the
@@ -1044,12 +1051,14 @@ def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_c
     ``netns_made``: see build_sysprocattr. ``cgroup_on_host``: also check that this host's cgroup2
     offers the controllers the cgroup limits need (what the start would find first, check mode too);
     ``host_checks``: and what else only this host can tell (check_on_host: the service modules, whose
-    failed start would leave a running service stopped; ``inherited_path``: see check_program)."""
+    failed start would leave a running service stopped; ``inherited_path``: see check_program).
+    ``extra_mounts``: see build_sysprocattr."""
     origins = Origins(argv_option)
     if chdir == "":
         _fail("chdir", "is empty: give a value, or leave the option out")
     try:
-        sys_attr = build_sysprocattr(params, cgroup_path, with_cgroup, origins, on_host, netns_made)
+        sys_attr = build_sysprocattr(params, cgroup_path, with_cgroup, origins, on_host, netns_made,
+                                     extra_mounts)
     except IsolationError:
         raise
     except (TypeError, ValueError) as e:  # a pyforkexec constructor refusing a value outright
@@ -1057,7 +1066,7 @@ def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_c
     attr = deps.pyforkexec.ProcAttr(dir=chdir or None, env=env, sys=sys_attr)
     check_process(argv, attr, origins)
     if on_host and host_checks:
-        check_on_host(argv, attr, origins, inherited_path)
+        check_on_host(argv, attr, origins, inherited_path, len(extra_mounts))
     if cgroup_on_host and params.get("cgroup") is not None:
         cgroup = _cgroup(params["cgroup"], cgroup_path or "pyforkexec/check")
         try:

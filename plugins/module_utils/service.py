@@ -17,7 +17,12 @@ import signal
 import sys
 import time
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, pidfds, service_direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import (
+    deps,
+    name_files,
+    pidfds,
+    service_direct,
+)
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check as start_check
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_systemd as systemd
@@ -51,6 +56,7 @@ ARGSPEC = dict(
     state=dict(type="str", default="started", choices=["started", "stopped", "restarted", "absent"]),
     enabled=dict(type="bool"),
     manager=dict(type="str", default="auto", choices=["auto", "systemd", "direct"]),
+    **name_files.ARGSPEC,
     **ISOLATION_ARGSPEC,
 )
 
@@ -76,6 +82,7 @@ def check_options(params):
     if params["stop_timeout"] is not None and not 0 <= params["stop_timeout"] <= most:
         raise paths.ServiceError(f"stop_timeout: must be 0 to {most} seconds, got {params['stop_timeout']}")
     stop_signal(params)
+    name_files.check(params)
     argv = params.get("argv")
     if argv is None and params["state"] in ("started", "restarted"):
         # Ansible's required_if counts an option given as null (a variable that came out null) as given:
@@ -140,12 +147,14 @@ def unit_text(jinja2, params, name, python):
                                restart_sec=params["restart_sec"], stop_signal=stop_signal(params))
 
 
-def launch_attr(params, name, manager, on_host=True, netns_made=False):
+def launch_attr(params, name, manager, on_host=True, netns_made=False, names=None):
     """The service's ProcAttr, validated by pyforkexec (an isolation.Built); ``on_host`` false checks
     the arguments away from their host, leaving out what only it knows (the role isolated_service, on
     its controller, before it changes anything); ``netns_made``: its netns is made by this run (the
-    services module), not looked for. Raises IsolationError (UnitError: a limit systemd would not
-    enforce on this host) naming the option."""
+    services module), not looked for; ``names``: its name resolution files (a name_files.Plan, bind-
+    mounted after its mounts), by default those its options ask for. Raises IsolationError (UnitError:
+    a limit systemd would not enforce on this host; NameFileError) naming the option."""
+    names = name_files.plan(params, name, on_host=on_host) if names is None else names
     env = None if params["env"] is None else environment_entries(params["env"])
     if manager != "direct" and params["cgroup"] and params["cgroup"]["path"]:
         raise IsolationError("cgroup.path: with manager=systemd the service's cgroup is its unit's")
@@ -154,7 +163,7 @@ def launch_attr(params, name, manager, on_host=True, netns_made=False):
     built = build_and_check(params, params["argv"], env=env, chdir=params["chdir"],
                             cgroup_path=f"pyforkexec/{name}", on_host=on_host, netns_made=netns_made,
                             cgroup_on_host=on_host and manager == "direct", host_checks=on_host,
-                            inherited_path=service_direct.DAEMON_ENV["PATH"])
+                            inherited_path=service_direct.DAEMON_ENV["PATH"], extra_mounts=names.mounts())
     if manager != "direct":
         built.attr.sys.cgroup = None
         if on_host and params["cgroup"]:  # systemd's own cgroup, whose limits it may silently skip
@@ -249,6 +258,10 @@ class Service:
         self.landlock = None  # what this kernel enforces of the landlock option (landlock_report)
         self.changed_under = []  # why it must restart though its files did not change (COMPARISONS)
         self.netns_made = False  # its netns is made by this run before it starts (the services module)
+        # Its own addresses when it is wired into its own network namespace (the services module's
+        # wiring: then it gets a generated /etc/hosts by default, name_files.plan), else None.
+        self.wired = None
+        self.names = None  # its name resolution files (name_files.Plan), once spec_text decided them
         self.watch = None  # a start of this run within its start check (service_start_check.Watch)
         self.stop_grace = None  # the grace (s) this run's stop of the running service gave it, reported
         if self.params["state"] in ("stopped", "absent"):
@@ -266,7 +279,8 @@ class Service:
 
     def spec_text(self):
         p = self.params
-        attr = launch_attr(p, self.name, self.manager, netns_made=self.netns_made).attr
+        self.names = name_files.plan(p, self.name, self.wired)
+        attr = launch_attr(p, self.name, self.manager, netns_made=self.netns_made, names=self.names).attr
         self.landlock = landlock_report(attr.sys.landlock)
         return _same_as_written(paths.spec_path(self.name), _spec_text(p["argv"], canonical_attr(attr)))
 
@@ -284,7 +298,7 @@ class Service:
     def wanted_files(self):
         if self.params["argv"] is None:
             return {}
-        files = {paths.spec_path(self.name): (self.spec_text(), 0o600)}
+        files = {paths.spec_path(self.name): (self.spec_text(), 0o600), **self.names.wanted()}
         if self.manager == "systemd":
             files[paths.unit_path(self.name)] = (self.unit_text(), 0o644)
         elif self.params["description"] is not None:  # as enabled: said, not silently dropped
@@ -293,9 +307,16 @@ class Service:
         return files
 
     def sync_files(self, files):
-        """Write the files that differ; whether any did."""
+        """Write the files that differ, and remove the name resolution files a spec written now no
+        longer mounts; whether any did."""
         written = [self.files.sync(path, text, mode) for path, (text, mode) in files.items()]
+        if paths.spec_path(self.name) in files:
+            written += [self.files.remove(path) for path in self.name_file_paths() if path not in files]
         return any(written)
+
+    def name_file_paths(self):
+        """The service's own /etc/hosts and /etc/resolv.conf on this host (name_files)."""
+        return [paths.hosts_path(self.name), paths.resolv_path(self.name)]
 
     # ---- the process ----------------------------------------------------------------------------
 
@@ -379,7 +400,8 @@ class Service:
             with contextlib.suppress(OSError, paths.ServiceError, systemd.UnitError):
                 # (a daemon killed outright leaves its pid file: stale, no daemon holds it now)
                 pid_file = paths.pid_file(self.name) if self.manager == "direct" else None
-                for path in (paths.spec_path(self.name), paths.unit_path(self.name), pid_file):
+                for path in (paths.spec_path(self.name), *self.name_file_paths(), paths.unit_path(self.name),
+                             pid_file):
                     if path is not None:
                         self.files.remove(path, with_diff=path != pid_file)
                 if self.manager == "systemd":
@@ -609,7 +631,7 @@ class Service:
             self.do("disable")
         # A daemon removes its own pid file as it stops: check mode, which stops none, does not list it.
         pid_file = None if daemon is not None and self.module.check_mode else paths.pid_file(self.name)
-        for path in (paths.spec_path(self.name), unit, pid_file):
+        for path in (paths.spec_path(self.name), *self.name_file_paths(), unit, pid_file):
             if path is not None:
                 self.files.remove(path)
         if not self.module.check_mode:

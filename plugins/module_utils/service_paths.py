@@ -62,6 +62,16 @@ def log_file(name):
     return os.path.join(LOG_DIR, f"{name}.log")
 
 
+def hosts_path(name):
+    """The service's own /etc/hosts (module_utils/name_files.py), bind-mounted over the one it reads."""
+    return os.path.join(SPEC_DIR, f"{name}.hosts")
+
+
+def resolv_path(name):
+    """The service's own /etc/resolv.conf (module_utils/name_files.py), bind-mounted likewise."""
+    return os.path.join(SPEC_DIR, f"{name}.resolv.conf")
+
+
 def wired_netns_path(name):
     """Names the namespaces the services module wired for service ``name`` (its ``wiring``), one a
     line: those it may remove once the service leaves them (a namespace the service merely joins is

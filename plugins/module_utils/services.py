@@ -29,7 +29,7 @@ import ipaddress
 import os
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, service_direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, name_files, service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service as svc
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import refusal
@@ -111,6 +111,7 @@ def _plan_entry(module, params):
         # A namespace this run wires is made before the service starts: not looked for yet.
         made = wiring is not None and not os.path.exists(os.path.join(NETNS_DIR, wiring["name"]))
         service.netns_made = made
+        service.wired = None if wiring is None else name_files.wired_addresses(topology)
         files = service.wanted_files()
     return Entry(service, files, wiring, topology=topology)
 

@@ -154,7 +154,8 @@ options:
   state:
     description:
       - V(started) and V(stopped) are idempotent; V(restarted) always restarts it.
-      - V(absent) stops the service and removes its spec, unit, pid file and log.
+      - V(absent) stops the service and removes its spec, unit, pid file and log, and its own C(/etc/hosts)
+        and C(/etc/resolv.conf) (O(etc_hosts), O(dns)).
     type: str
     choices: [started, stopped, restarted, absent]
     default: started
@@ -169,12 +170,73 @@ options:
     type: str
     choices: [auto, systemd, direct]
     default: auto
+  etc_hosts:
+    description:
+      - "The service's own C(/etc/hosts), with these entries besides its generated lines (podman's
+        C(--add-host), C(podman_container)'s C(etc_hosts)): a dict of host names to an address or a list
+        of addresses (V({db.internal: 10.0.0.5, cache: [10.0.0.6, fd00::6]})). V({}) asks for the generated
+        file alone."
+      - "The generated file has C(localhost) on C(127.0.0.1) and C(::1), then the service's hostname
+        (O(hostname), else the host's) on its own addresses, those of its C(wiring) in the
+        M(pyforkexec.isolation.services) module, else on C(127.0.1.1); then the entries, by name. Looking up
+        its own name never asks a resolver its network namespace may not reach (Python's
+        C(socket.getfqdn()), which C(http.server) calls at its bind, waited out the resolver's timeouts)."
+      - "The module writes it to C(/etc/pyforkexec/NAME.hosts), atomically, and the spec bind-mounts it
+        read-only over C(/etc/hosts) (inside O(rootfs) with one) after the service's O(mounts), in its own
+        mount namespace: it needs one (V(mount) in O(namespaces), or C(CLONE_NEWNS) in O(cloneflags) or
+        O(unshareflags)), and C(/etc/hosts) must be a file where the service sees it (its symlinks followed
+        inside its root). A change of it is a change of the service (its diff, a restart); it is removed
+        with the service, or once no option asks for it. O(mounts) may not mount C(/etc/hosts) too."
+      - "A service that the M(pyforkexec.isolation.services) module wires into its own network namespace
+        (C(wiring)), with a mount namespace of its own, gets the generated file without this option (as
+        podman gives each container one); O(no_hosts) leaves it out. A mount of C(/etc/hosts) in O(mounts),
+        or a root without the file, leaves it out too."
+      - Names are dot-separated labels of letters, digits, V(-) and V(_) (not starting with V(-)), 63
+        characters each and 253 in all; addresses are IPv4 or IPv6, without a zone. Any other value fails
+        the task before anything changes, naming the entry.
+    type: dict
+  no_hosts:
+    description:
+      - No generated C(/etc/hosts) (podman's C(--no-hosts)): the service reads the one of its root (the host's
+        without O(rootfs)), even when it is wired into its own network namespace. Refused with O(etc_hosts).
+    type: bool
+    default: false
+  dns:
+    description:
+      - "The name servers of the service's own C(/etc/resolv.conf) (its C(nameserver) lines; podman's
+        C(--dns)), at most 3 (the resolver reads no more), IPv4 or IPv6 addresses (an IPv6 one may have a
+        zone). V([]) gives none: the resolver then asks C(127.0.0.1) of the service's own network namespace,
+        which fails at once where nothing listens."
+      - "With O(dns), O(dns_search) or O(dns_options), the module writes the service's
+        C(/etc/resolv.conf) to C(/etc/pyforkexec/NAME.resolv.conf) and the spec bind-mounts it read-only
+        over the file the service reads as C(/etc/resolv.conf), its symlinks followed inside its root
+        (C(/run/systemd/resolve/stub-resolv.conf) where it is systemd-resolved's link), after its
+        O(mounts), as O(etc_hosts) is; it needs a mount namespace of the service's own likewise. A kind of
+        line none of the three options gives is the host's, as this run reads the host's
+        C(/etc/resolv.conf): its change there rewrites the file, and restarts the service, at the next run."
+    type: list
+    elements: str
+  dns_search:
+    description:
+      - The search domains of the service's own C(/etc/resolv.conf) (its C(search) line; podman's
+        C(--dns-search)); V([.]) or V([]) for none. See O(dns).
+    type: list
+    elements: str
+  dns_options:
+    description:
+      - "The resolver options of the service's own C(/etc/resolv.conf) (its C(options) line; podman's
+        C(--dns-option), C(podman_container)'s C(dns_option)): words of C(resolv.conf(5)), each once
+        (V(rotate), V(edns0), V(single-request), V(use-vc), V(trust-ad)...), V(ndots:N) (0 to 15),
+        V(timeout:N) (1 to 30), V(attempts:N) (1 to 5); V([]) for none. See O(dns)."
+    type: list
+    elements: str
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
-    details: The diff shows the spec and unit files, and the service's state.
+    details: The diff shows the spec and unit files, its own C(/etc/hosts) and C(/etc/resolv.conf), and the
+      service's state.
   platform:
     platforms: linux
 notes:
@@ -215,6 +277,19 @@ EXAMPLES = r"""
         - {path: /srv/www, access: [read]}
       ports: [{port: 8080, access: [bind]}]
   register: web
+
+- name: A worker with its own /etc/hosts and /etc/resolv.conf, bind-mounted in its mount namespace
+  pyforkexec.isolation.service:
+    name: worker
+    argv: [/usr/local/bin/worker]
+    netns: web
+    namespaces: [pid, mount, uts]
+    hostname: worker
+    mounts: [{type: proc, target: /proc}]
+    etc_hosts: {db.internal: 10.77.0.5, cache.internal: [10.77.0.6, "fd77::6"]}
+    dns: [10.77.0.1]
+    dns_search: [internal]
+    dns_options: [ndots:1, timeout:1, attempts:2]
 
 - name: Say what this host's kernel could not enforce (best effort)
   ansible.builtin.debug:

@@ -51,9 +51,12 @@ def test_check_mode_plans_every_service_and_touches_nothing(run_module, two):
         name = entry["name"]
         out = result["services"][name]
         assert out["state"] == "started" and out["pid"] is None
-        assert out["actions"] == [f"write /etc/pyforkexec/{name}.json", "start"]
+        # (wired, with a mount namespace: its own /etc/hosts by default, module_utils/name_files.py)
+        assert out["actions"] == [f"write /etc/pyforkexec/{name}.json", f"write /etc/pyforkexec/{name}.hosts",
+                                  "start"]
         assert out["netns"]["actions"][0] == f"create_netns {name}"
         assert not os.path.exists(f"/run/netns/{name}") and not os.path.exists(paths.spec_path(name))
+        assert not os.path.exists(paths.hosts_path(name))
     headers = [d["before_header"] for d in result["diff"]]
     assert f"{two[0]['name']}: netns {two[0]['name']}" in headers
     assert f"{two[1]['name']}: state" in headers

@@ -1,0 +1,350 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""A service's own name resolution files: the /etc/hosts and /etc/resolv.conf it sees, as podman writes
+a container's (``--add-host``, ``--no-hosts``, ``--dns``, ``--dns-search``, ``--dns-option``).
+
+The service and services modules write them beside the service's spec (service_paths.hosts_path and
+resolv_path), atomically, and the spec bind-mounts each read-only over the file the service would
+read, in its own mount namespace, after its other mounts (``Plan.mounts``). A service wired into its
+own network namespace (the services module's ``wiring``) with a mount namespace of its own gets a
+generated /etc/hosts by default: its namespace usually reaches no resolver, and every lookup the host's
+files do not answer (its own hostname: Python's ``socket.getfqdn()``, ``http.server``'s bind) waited
+out the resolver's timeouts.
+
+``check`` refuses a malformed value naming the option and the rule; ``plan`` decides which files the
+service gets, their text and where each is bind-mounted, and refuses what cannot hold (no mount
+namespace of its own, a target that is no file where the service sees it, a mount of the same file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import socket
+
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+
+ARGSPEC = dict(
+    etc_hosts=dict(type="dict"),
+    no_hosts=dict(type="bool", default=False),
+    dns=dict(type="list", elements="str"),
+    dns_search=dict(type="list", elements="str"),
+    dns_options=dict(type="list", elements="str"),
+)
+HOSTS, RESOLV_CONF = "/etc/hosts", "/etc/resolv.conf"
+MAXNS = 3  # glibc's resolver reads the first 3 nameserver lines and ignores the others
+# resolv.conf(5)'s options: those without a value, and those with one, with the largest value glibc
+# takes (a larger one is silently taken as that) and the smallest.
+OPTION_WORDS = ("debug", "rotate", "no-check-names", "inet6", "ip6-bytestring", "ip6-dotint", "no-ip6-dotint",
+                "edns0", "single-request", "single-request-reopen", "no-tld-query", "use-vc", "no-reload",
+                "trust-ad", "no-aaaa")
+OPTION_NUMBERS = {"ndots": (0, 15), "timeout": (1, 30), "attempts": (1, 5)}
+# A host name or domain: dot-separated labels of letters, digits, '-' and '_' (not starting with '-'),
+# 1 to 63 characters each, 253 in all, an optional trailing dot. No whitespace or '#': either would
+# make another line of the file than the one given.
+_LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
+_NAME = re.compile(rf"(?=[^\n]{{1,253}}\.?\Z){_LABEL}(?:\.{_LABEL})*\.?")
+_HEADER = "# Written by pyforkexec for service {name}: its {path} (options {option}); edits are lost.\n"
+
+
+class NameFileError(paths.ServiceError):
+    """A name resolution option that is malformed or cannot hold; the message starts with it."""
+
+
+def _fail(option, message):
+    raise NameFileError(f"{option}: {message}")
+
+
+def _name(option, value, what):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        _fail(option, f"{value!r} is not a {what} (dot-separated labels of letters, digits, '-' and '_', "
+              "1 to 63 characters each and 253 in all; no spaces)")
+    return value
+
+
+def _address(option, value, scoped=False):
+    """An IP address as text (``ipaddress``'s spelling, so that 010.0.0.1 is refused, not read as
+    octal by one reader and decimal by another)."""
+    if not isinstance(value, str):
+        _fail(option, f"expected an IPv4 or IPv6 address, got {type(value).__name__} {value!r}")
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        _fail(option, f"{value!r} is not an IPv4 or IPv6 address")
+    if getattr(address, "scope_id", None) and not scoped:
+        _fail(option, f"{value!r} has a zone (%{address.scope_id}), which a hosts file does not take")
+    return str(address)
+
+
+def _hosts_entries(given):
+    """[(name, [address])] of ``etc_hosts`` ({name: address or [addresses]}), by name."""
+    out = []
+    for name, value in given.items():
+        option = f"etc_hosts.{name}"
+        _name(option, name, "host name")
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            _fail(option, "is an empty list: give an address, or leave the name out")
+        addresses = [_address(option if len(values) == 1 else f"{option}[{i}]", v)
+                     for i, v in enumerate(values)]
+        twice = next((a for a in addresses if addresses.count(a) > 1), None)
+        if twice:
+            _fail(option, f"{twice} is given twice")
+        out.append((name, addresses))
+    return sorted(out)
+
+
+def _options(given):
+    out, seen = [], {}
+    for i, word in enumerate(given):
+        option = f"dns_options[{i}]"
+        if not isinstance(word, str):
+            _fail(option, f"expected a resolv.conf option word, got {type(word).__name__}")
+        key, colon, value = word.partition(":")
+        if key in OPTION_NUMBERS and colon:
+            least, most = OPTION_NUMBERS[key]
+            if not (value.isascii() and value.isdigit() and least <= int(value) <= most):
+                _fail(option, f"{key} takes a whole number from {least} to {most} ({key}:N; glibc takes a "
+                      f"larger one as {most}), got {word!r}")
+            word = f"{key}:{int(value)}"
+        elif key not in OPTION_WORDS or colon:
+            _fail(option, f"{word!r} is not a resolv.conf option: one of {', '.join(OPTION_WORDS)}, or "
+                  f"{', '.join(f'{k}:N' for k in OPTION_NUMBERS)}")
+        if key in seen:
+            _fail(option, f"{key} is given by dns_options[{seen[key]}] too: give it once")
+        seen[key] = i
+        out.append(word)
+    return out
+
+
+def check(params):
+    """The name resolution options, checked: raises NameFileError naming the option and the rule (for
+    the service module's check_options, before anything changes, in check mode too)."""
+    hosts, search = params.get("etc_hosts"), params.get("dns_search")
+    if hosts is not None:
+        _hosts_entries(hosts)
+        if params.get("no_hosts"):
+            _fail("no_hosts", "true contradicts etc_hosts, whose entries go in the generated /etc/hosts: "
+                  "give one of them")
+    servers = params.get("dns")
+    if servers is not None:
+        if len(servers) > MAXNS:
+            _fail("dns", f"{len(servers)} servers given: the resolver reads the first {MAXNS} "
+                  "(glibc's MAXNS) and ignores the others")
+        for i, server in enumerate(servers):
+            _address(f"dns[{i}]", server, scoped=True)
+        twice = next((s for s in servers if servers.count(s) > 1), None)
+        if twice:
+            _fail("dns", f"{twice} is given twice")
+    if search is not None:
+        if "." in search and len(search) > 1:
+            _fail("dns_search", "'.' (no search domains) cannot be given with domains")
+        for i, domain in enumerate(search):
+            if domain != ".":
+                _name(f"dns_search[{i}]", domain, "domain")
+    if params.get("dns_options") is not None:
+        _options(params["dns_options"])
+
+
+def given(params):
+    """The name resolution options given (their names), in ARGSPEC's order."""
+    return [key for key in ARGSPEC if key != "no_hosts" and params.get(key) is not None]
+
+
+@dataclasses.dataclass(frozen=True)
+class NameFile:
+    """One file of the service's: the option that asks for it (messages name it), where the service
+    reads it (``target``, in its root), the host file that holds it (``source``) and its text."""
+
+    option: str
+    target: str
+    source: str
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The name resolution files a service gets (none, hosts, resolv.conf or both)."""
+
+    files: tuple = ()
+
+    def mounts(self):
+        """[(option, Mount)]: each file bind-mounted read-only over its target, which must be there
+        (no mkdir: one made would be made in the service's root, on the host's disk)."""
+        bind = deps.pyforkexec.Mount.bind
+        return [(f.option, bind(f.source, f.target, readonly=True, recursive=False, mkdir=False))
+                for f in self.files]
+
+    def wanted(self):
+        """{host path: (text, mode)} of the files, as Service.wanted_files gives them."""
+        return {f.source: (f.text, 0o644) for f in self.files}
+
+
+def own_mount_namespace(params):
+    """Whether the service gets a mount namespace of its own (``mount`` in namespaces, CLONE_NEWNS in
+    cloneflags or unshareflags): its binds are its own there. None when the flags do not parse (the
+    isolation options' check names them)."""
+    if "mount" in (params.get("namespaces") or []):
+        return True
+    fe = deps.pyforkexec
+    for key in ("cloneflags", "unshareflags"):
+        names = params.get(key) or []
+        try:
+            if names and int(fe.CloneFlags.parse(",".join(names))) & int(fe.CLONE_NEWNS):
+                return True
+        except ValueError:
+            return None
+    return False
+
+
+def _in_root(root, path):
+    """Where ``path`` leads as the service sees it: its symlinks followed inside ``root`` (the new root's
+    directory on this host, "" for none), as pyforkexec finds a mount's target (RESOLVE_IN_ROOT). The
+    path in the service's root, or None where a link loops."""
+    parts, at, hops = [p for p in path.split("/") if p], "/", 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            at = os.path.dirname(at)
+            continue
+        here = os.path.join(at, part)
+        host = (root.rstrip("/") + here) if root else here
+        if os.path.islink(host):
+            hops += 1
+            if hops > 40:
+                return None
+            link = os.readlink(host)
+            if link.startswith("/"):
+                at = "/"
+            parts = [p for p in link.split("/") if p] + parts
+            continue
+        at = here
+    return at
+
+
+def _target(option, path, params, on_host, explicit):
+    """Where the service's ``path`` is to be bind-mounted: the file it reads there (its symlinks
+    followed, as /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf is). None (the default
+    /etc/hosts only, ``explicit`` false) where it cannot be; a refusal naming ``option`` otherwise."""
+    root = params.get("rootfs") or ""
+    for i, mount in enumerate(params.get("mounts") or []):
+        if os.path.normpath("/" + (mount.get("target") or "").lstrip("/")) == path:
+            if not explicit:
+                return None  # the service's own mount of it stands
+            _fail(option, f"mounts[{i}] mounts {path} already, which {option} generates: give one of them")
+    if not on_host:  # (the role's check on its controller: the host tells the rest)
+        return path
+    where = " in its root " + root if root else ""
+    found = _in_root(root, path)
+    if found is None:
+        if not explicit:
+            return None
+        _fail(option, f"{path} is a symlink loop{where}: no file to bind-mount the generated one over")
+    host = (root.rstrip("/") + found) if root else found
+    if not os.path.isfile(host):
+        if not explicit:
+            return None
+        led = "" if found == path else f" (it leads to {found})"
+        what = "a directory" if os.path.isdir(host) else "not there"
+        _fail(option, f"{path}{led} is {what}{where}: the generated file is bind-mounted over the file the "
+              "service reads, which must exist (give the root one, or leave the option out)")
+    return found
+
+
+def _hosts_text(name, params, addresses, entries):
+    hostname = params.get("hostname") or socket.gethostname()
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    if hostname != "localhost":
+        lines += [f"{address}\t{hostname}" for address in addresses or ["127.0.1.1"]]
+    lines += [f"{address}\t{host}" for host, each in entries for address in each]
+    options = "etc_hosts, no_hosts"
+    return _HEADER.format(name=name, path=HOSTS, option=options) + "\n".join(lines) + "\n"
+
+
+def _host_resolv(path=RESOLV_CONF):
+    """{kind: [values]} of the host's resolv.conf (nameserver, search, options, sortlist); its domain
+    line is a search of one domain, as the resolver takes it (the last of the two wins)."""
+    out = dict(nameserver=[], search=None, options=[], sortlist=[])
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        words = line.split("#", 1)[0].split(";", 1)[0].split()
+        if not words:
+            continue
+        kind, values = words[0], words[1:]
+        if kind == "nameserver" and values:
+            out["nameserver"].append(values[0])
+        elif kind in ("search", "domain"):
+            out["search"] = values if kind == "search" else values[:1]
+        elif kind in ("options", "sortlist"):
+            out[kind] += values
+    return out
+
+
+def _resolv_text(name, params, on_host):
+    host = _host_resolv() if on_host else dict(nameserver=[], search=None, options=[], sortlist=[])
+    servers = params["dns"] if params.get("dns") is not None else host["nameserver"]
+    search = params["dns_search"] if params.get("dns_search") is not None else host["search"]
+    options = _options(params["dns_options"]) if params.get("dns_options") is not None else host["options"]
+    lines = [f"nameserver {server}" for server in servers]
+    if search and search != ["."]:
+        lines.append("search " + " ".join(search))
+    if host["sortlist"]:
+        lines.append("sortlist " + " ".join(host["sortlist"]))
+    if options:
+        lines.append("options " + " ".join(options))
+    header = _HEADER.format(name=name, path=RESOLV_CONF, option="dns, dns_search, dns_options")
+    return header + "".join(f"{line}\n" for line in lines)
+
+
+def plan(params, name, wired=None, on_host=True):
+    """The name resolution files of service ``name`` (its module parameters, checked by ``check``).
+    ``wired``: its own addresses where it is wired into its own network namespace (the services module's
+    ``wiring``: a list, maybe empty), else None. Raises NameFileError for what cannot hold."""
+    asked = given(params)
+    hosts_asked = params.get("etc_hosts") is not None
+    resolv_asked = any(key in asked for key in ("dns", "dns_search", "dns_options"))
+    default_hosts = wired is not None and not params.get("no_hosts") and not hosts_asked
+    if not asked and not default_hosts:
+        return Plan()
+    own = own_mount_namespace(params)
+    if own is None:
+        return Plan()  # (the isolation options' check refuses the flags)
+    if not own:
+        if asked:
+            _fail(asked[0], "needs a mount namespace of the service's own ('mount' in namespaces) for its "
+                  "generated file to be bind-mounted over the one it would read: without one it could only "
+                  "be written over the host's")
+        return Plan()  # the default follows the service's own mount namespace
+    files = []
+    if hosts_asked or default_hosts:
+        target = _target("etc_hosts" if hosts_asked else "no_hosts", HOSTS, params, on_host, hosts_asked)
+        if target is not None:
+            entries = _hosts_entries(params["etc_hosts"] or {}) if hosts_asked else []
+            files.append(NameFile("etc_hosts", target, paths.hosts_path(name),
+                                  _hosts_text(name, params, wired, entries)))
+    if resolv_asked:
+        option = next(key for key in asked if key.startswith("dns"))
+        target = _target(option, RESOLV_CONF, params, on_host, True)
+        files.append(NameFile(option, target, paths.resolv_path(name), _resolv_text(name, params, on_host)))
+    return Plan(tuple(files))
+
+
+def wired_addresses(topology):
+    """The addresses (without prefix) of the links a wiring's namespace has (the netns model's
+    ``desired``), in order."""
+    out = []
+    for veth in (topology or {}).get("veths", {}).values():
+        for address in veth.get("addresses") or []:
+            text = str(ipaddress.ip_interface(address).ip)
+            if text not in out:
+                out.append(text)
+    return out

@@ -1,0 +1,307 @@
+"""A service's own /etc/hosts and /etc/resolv.conf (module_utils/name_files.py; podman's --add-host,
+--no-hosts, --dns, --dns-search, --dns-option): real services, which report what they read from
+inside their own namespaces (the two files, their hostname looked up with getaddrinfo, getent hosts
+of the extra names); the files' check mode, diff, idempotence and removal; malformed values and what
+cannot hold refused before anything changes, naming the option."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
+
+# Reports, as JSON in the file argv[1], what it reads and resolves from inside its namespaces, then
+# waits for its stop (as PID 1 of its PID namespace, SIGTERM ends it through its handler).
+REPORT = r"""
+import json, os, signal, socket, subprocess, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+out = {}
+for path in ("/etc/hosts", "/etc/resolv.conf"):
+    with open(path) as f:
+        out[path] = f.read()
+out["hostname"] = name = socket.gethostname()
+began = time.monotonic()
+try:
+    out["own"] = sorted({found[4][0] for found in socket.getaddrinfo(name, None)})
+except OSError as e:
+    out["own"] = str(e)
+out["own_seconds"] = time.monotonic() - began
+out["getent"] = {n: subprocess.run(["getent", "hosts", n], capture_output=True, text=True).stdout.split()
+                 for n in sys.argv[2:]}
+with open(sys.argv[1] + ".part", "w") as f:
+    json.dump(out, f)
+os.rename(sys.argv[1] + ".part", sys.argv[1])
+while True:
+    time.sleep(60)
+"""
+TAG = os.getpid() % 1000
+NET = f"10.97.{TAG % 250}"
+
+
+@pytest.fixture
+def name(run_module):
+    """New service names (h137-...), each removed after the test with whatever it was wired into."""
+    counter = iter(range(100))
+    made = []
+
+    def new():
+        made.append(f"h137-{os.getpid() % 100000}-{next(counter)}")
+        return made[-1]
+
+    yield new
+    for each in made:
+        gone = run_module(services, dict(services=[dict(name=each, state="absent", stop_timeout=0)]))
+        assert gone.get("failed") is not True, gone
+        if os.path.exists(f"/run/netns/{each}"):  # (wired: its entry removes its namespace)
+            wired = dict(name=each, state="absent", netns=each, wiring=dict(), stop_timeout=0)
+            gone = run_module(services, dict(services=[wired]))
+            assert gone.get("failed") is not True, gone
+
+
+def _report(path, *names, wait=60.0):
+    deadline = time.monotonic() + wait
+    while not path.exists():
+        assert time.monotonic() < deadline, "the service never reported"
+        time.sleep(0.02)
+    report = json.loads(path.read_text())
+    path.unlink()
+    return report
+
+
+def _wired(made, report, n, **extra):
+    """A services entry wired into its own namespace (a veth with address NET.n, no bridge), in new
+    pid, mount and uts namespaces, with hostname web-N."""
+    wiring = dict(veths=[dict(name="eth0", peer=f"h137p{TAG}x{n}", addresses=[f"{NET}.{n}/24"])])
+    return dict(dict(name=made, argv=["python3", "-c", REPORT, str(report), *extra.pop("lookup", [])],
+                     manager="direct", namespaces=["pid", "mount", "uts"], hostname=f"web-{n}",
+                     mounts=[dict(type="proc", target="/proc")], netns=made, wiring=wiring, start_check=0),
+                **extra)
+
+
+def _lines(text):
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_a_wired_service_gets_its_own_hosts_file_and_finds_its_name_without_dns(run_module, name, tmp_path):
+    made, report = name(), tmp_path / "report"
+    entry = _wired(made, report, 2)
+    planned = run_module(services, dict(services=[entry]), check_mode=True, diff=True)
+    assert planned["services"][made]["actions"] == [f"write {paths.spec_path(made)}",
+                                                    f"write {paths.hosts_path(made)}", "start"], planned
+    assert not os.path.exists(paths.hosts_path(made))
+    done = run_module(services, dict(services=[entry]), diff=True)
+    assert done.get("failed") is not True, done
+    assert done["services"][made]["actions"] == planned["services"][made]["actions"]
+    seen = _report(report)
+    assert _lines(seen["/etc/hosts"]) == ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                                          f"{NET}.2\tweb-2"], seen
+    assert seen["own"] == [f"{NET}.2"] and seen["own_seconds"] < 1.0, seen
+    with open("/etc/resolv.conf") as f:
+        assert seen["/etc/resolv.conf"] == f.read()  # no dns option: the host's, as it is
+    with open(paths.hosts_path(made)) as f:
+        assert f.read() == seen["/etc/hosts"]
+    assert os.stat(paths.hosts_path(made)).st_mode & 0o777 == 0o644
+    diff = {d["before_header"]: d for d in done["diff"]}
+    assert diff[f"{made}: {paths.hosts_path(made)}"]["after"] == seen["/etc/hosts"], done["diff"]
+    again = run_module(services, dict(services=[entry]))
+    assert again["changed"] is False, again
+    assert again["services"][made]["pid"] == done["services"][made]["pid"]
+
+
+def test_no_hosts_leaves_the_default_out_and_the_change_restarts_once(run_module, name, tmp_path):
+    """An existing wired service (here: one with no_hosts) gets the generated file at its next run:
+    its spec changes (one mount more), so it restarts once, shown in the diff; then nothing changes."""
+    made, report = name(), tmp_path / "report"
+    first = run_module(services, dict(services=[_wired(made, report, 3, no_hosts=True)]))
+    assert first.get("failed") is not True, first
+    seen = _report(report)
+    with open("/etc/hosts") as f:
+        assert seen["/etc/hosts"] == f.read()
+    assert not os.path.exists(paths.hosts_path(made))
+    entry = _wired(made, report, 3)
+    planned = run_module(services, dict(services=[entry]), check_mode=True, diff=True)
+    done = run_module(services, dict(services=[entry]), diff=True)
+    for result in (planned, done):
+        assert result["services"][made]["actions"] == [f"write {paths.spec_path(made)}",
+                                                       f"write {paths.hosts_path(made)}", "restart"], result
+    assert [d["before_header"] for d in planned["diff"]] == [d["before_header"] for d in done["diff"]]
+    assert f"{NET}.3\tweb-3" in _lines(_report(report)["/etc/hosts"])
+    assert run_module(services, dict(services=[entry]))["changed"] is False
+    # and back: the file goes with the mount, the service restarts once more
+    back = run_module(services, dict(services=[_wired(made, report, 3, no_hosts=True)]))
+    assert back["services"][made]["actions"] == [f"write {paths.spec_path(made)}",
+                                                 f"remove {paths.hosts_path(made)}", "restart"], back
+    assert not os.path.exists(paths.hosts_path(made))
+
+
+def test_extra_hosts_and_dns_options_are_what_the_service_reads(run_module, name, tmp_path):
+    made, report = name(), tmp_path / "report"
+    args = dict(name=made, argv=["python3", "-c", REPORT, str(report), "db.h137", "cache"], manager="direct",
+                namespaces=["mount", "uts"], hostname="h137-host", start_check=0,
+                etc_hosts={"db.h137": "10.1.2.3", "cache": ["10.1.2.4", "fd00::4"]},
+                dns=["192.0.2.53", "2001:db8::53"], dns_search=["example.test", "h137.test"],
+                dns_options=["ndots:2", "timeout:1", "attempts:1", "rotate"])
+    planned = run_module(service, args, check_mode=True, diff=True)
+    files = [paths.spec_path(made), paths.hosts_path(made), paths.resolv_path(made)]
+    assert planned["actions"] == [*(f"write {f}" for f in files), "start"], planned
+    assert not any(os.path.exists(f) for f in files)
+    done = run_module(service, args, diff=True)
+    assert done.get("failed") is not True and done["actions"] == planned["actions"], done
+    assert [d["after"] for d in done["diff"][1:3]] == [d["after"] for d in planned["diff"][1:3]]
+    seen = _report(report)
+    assert _lines(seen["/etc/hosts"]) == [
+        "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "127.0.1.1\th137-host",
+        "10.1.2.4\tcache", "fd00::4\tcache", "10.1.2.3\tdb.h137"], seen
+    assert _lines(seen["/etc/resolv.conf"]) == [
+        "nameserver 192.0.2.53", "nameserver 2001:db8::53", "search example.test h137.test",
+        "options ndots:2 timeout:1 attempts:1 rotate"], seen
+    assert seen["own"] == ["127.0.1.1"] and seen["getent"]["db.h137"] == ["10.1.2.3", "db.h137"], seen
+    assert seen["getent"]["cache"][1] == "cache", seen
+    with open("/etc/hosts") as f:  # the host's are untouched
+        assert "db.h137" not in f.read()
+    assert run_module(service, args)["changed"] is False
+    # a changed entry: the file is rewritten and the service restarted, shown in the diff
+    changed = dict(args, etc_hosts=dict(args["etc_hosts"], **{"db.h137": "10.1.2.9"}))
+    planned = run_module(service, changed, check_mode=True, diff=True)
+    assert planned["actions"] == [f"write {paths.hosts_path(made)}", "restart"], planned
+    done = run_module(service, changed, diff=True)
+    assert done["actions"] == planned["actions"] and done["main_pid"] != None, done  # noqa: E711
+    assert done["diff"][0]["before_header"] == paths.hosts_path(made)
+    assert "10.1.2.3\tdb.h137" in done["diff"][0]["before"]
+    assert "10.1.2.9\tdb.h137" in done["diff"][0]["after"]
+    assert _report(report)["getent"]["db.h137"] == ["10.1.2.9", "db.h137"]
+    # dropped: both files go with their mounts
+    plain = {k: v for k, v in changed.items() if not k.startswith(("etc_hosts", "dns"))}
+    done = run_module(service, plain)
+    assert done["actions"] == [f"write {files[0]}", *(f"remove {f}" for f in files[1:]), "restart"], done
+    assert not os.path.exists(files[1]) and not os.path.exists(files[2])
+    with open("/etc/hosts") as f:
+        assert _report(report)["/etc/hosts"] == f.read()
+    # removal: no file is left
+    run_module(service, dict(args, state="absent"))  # (with them again: then the service is removed)
+    assert not any(os.path.exists(f) for f in files)
+
+
+def test_removal_takes_the_files_away(run_module, name, tmp_path):
+    made = name()
+    args = dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=["mount"], start_check=0,
+                etc_hosts={}, dns=[], stop_timeout=0)
+    done = run_module(service, args)
+    assert done.get("failed") is not True, done
+    files = [paths.hosts_path(made), paths.resolv_path(made)]
+    assert all(os.path.exists(f) for f in files)
+    with open(files[1]) as f:
+        assert _lines(f.read()) == _lines_of_host_resolv_but_servers()
+    planned = run_module(service, dict(name=made, state="absent"), check_mode=True, diff=True)
+    assert all(f"remove {f}" in planned["actions"] for f in files), planned
+    assert all(os.path.exists(f) for f in files)
+    gone = run_module(service, dict(name=made, state="absent"))
+    assert all(f"remove {f}" in gone["actions"] for f in files), gone
+    assert not any(os.path.exists(f) for f in files)
+
+
+def _lines_of_host_resolv_but_servers():
+    with open("/etc/resolv.conf") as f:
+        return [line for line in _lines(f.read()) if not line.startswith("nameserver")]
+
+
+# option values -> the start of the message (after "services[NAME]: " for the services module)
+REFUSED = [
+    (dict(etc_hosts={"bad name": "10.0.0.1"}), "etc_hosts.bad name: 'bad name' is not a host name"),
+    (dict(etc_hosts={"db": "10.0.0.300"}), "etc_hosts.db: '10.0.0.300' is not an IPv4 or IPv6 address"),
+    (dict(etc_hosts={"db": "010.0.0.1"}), "etc_hosts.db: '010.0.0.1' is not an IPv4 or IPv6 address"),
+    (dict(etc_hosts={"db": ["10.0.0.1", "nope"]}), "etc_hosts.db[1]: 'nope' is not an IPv4 or IPv6 address"),
+    (dict(etc_hosts={"db": []}), "etc_hosts.db: is an empty list"),
+    (dict(etc_hosts={"db": None}), "etc_hosts.db: expected an IPv4 or IPv6 address, got NoneType"),
+    (dict(etc_hosts={"db": "fe80::1%eth0"}), "etc_hosts.db: 'fe80::1%eth0' has a zone"),
+    (dict(etc_hosts={"db#x": "10.0.0.1"}), "etc_hosts.db#x: 'db#x' is not a host name"),
+    (dict(etc_hosts={"-db": "10.0.0.1"}), "etc_hosts.-db: '-db' is not a host name"),
+    (dict(etc_hosts={"a" * 64: "10.0.0.1"}), f"etc_hosts.{'a' * 64}: '{'a' * 64}' is not a host name"),
+    (dict(etc_hosts={"db": "10.0.0.1"}, no_hosts=True), "no_hosts: true contradicts etc_hosts"),
+    (dict(dns=["192.0.2.1"] * 2), "dns: 192.0.2.1 is given twice"),
+    (dict(dns=["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]), "dns: 4 servers given"),
+    (dict(dns=["dns.example"]), "dns[0]: 'dns.example' is not an IPv4 or IPv6 address"),
+    (dict(dns=["192.0.2.1 192.0.2.2"]), "dns[0]: '192.0.2.1 192.0.2.2' is not an IPv4 or IPv6 address"),
+    (dict(dns_search=["bad domain"]), "dns_search[0]: 'bad domain' is not a domain"),
+    (dict(dns_search=["ok.test", "x\nnameserver 1.2.3.4"]), "dns_search[1]: "),
+    (dict(dns_search=[".", "ok.test"]), "dns_search: '.' (no search domains) cannot be given with domains"),
+    (dict(dns_options=["ndots:16"]), "dns_options[0]: ndots takes a whole number from 0 to 15"),
+    (dict(dns_options=["timeout:0"]), "dns_options[0]: timeout takes a whole number from 1 to 30"),
+    (dict(dns_options=["attempts:x"]), "dns_options[0]: attempts takes a whole number from 1 to 5"),
+    (dict(dns_options=["rotate:1"]), "dns_options[0]: 'rotate:1' is not a resolv.conf option"),
+    (dict(dns_options=["frobnicate"]), "dns_options[0]: 'frobnicate' is not a resolv.conf option"),
+    (dict(dns_options=["ndots:1", "ndots:2"]), "dns_options[1]: ndots is given by dns_options[0] too"),
+    (dict(namespaces=[], etc_hosts={}), "etc_hosts: needs a mount namespace of the service's own"),
+    (dict(namespaces=["uts"], dns=["192.0.2.1"]), "dns: needs a mount namespace of the service's own"),
+    (dict(namespaces=["pid"], dns_options=["rotate"]), "dns_options: needs a mount namespace"),
+    (dict(mounts=[dict(type="bind", source="/etc/hosts", target="/etc/hosts/")], etc_hosts={}),
+     "etc_hosts: mounts[0] mounts /etc/hosts already, which etc_hosts generates"),
+]
+
+
+@pytest.mark.parametrize(("options", "said"), REFUSED, ids=[s.split(":")[0] + f"-{i}" for i, (o, s) in
+                                                             enumerate(REFUSED)])
+@pytest.mark.parametrize("module", [service, services])
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_bad_values_are_refused_naming_the_option_before_anything_changes(run_module, name, options, said,
+                                                                           module, check_mode):
+    made = name()
+    args = dict(dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=["mount"], start_check=0),
+                **options)
+    result = run_module(module, args if module is service else dict(services=[args]), check_mode=check_mode)
+    assert result["failed"] is True, result
+    start = said if module is service else f"services[{made}]: {said}"
+    assert result["msg"].startswith(start), result["msg"]
+    assert not any(os.path.exists(f) for f in (paths.spec_path(made), paths.hosts_path(made),
+                                                paths.resolv_path(made)))
+
+
+def _rootfs(tmp_path, hosts=None, resolv=None):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "run" / "resolve").mkdir(parents=True)
+    for path, what in (("etc/hosts", hosts), ("etc/resolv.conf", resolv)):
+        if what == "file":
+            (root / path).write_text("")
+        elif what is not None:
+            os.symlink(what, root / path)
+    return root
+
+
+@pytest.mark.parametrize(("resolv", "said"), [
+    (None, "dns: /etc/resolv.conf is not there in its root "),
+    ("/run/resolve/stub.conf", "dns: /etc/resolv.conf (it leads to /run/resolve/stub.conf) is not there in "
+                               "its root "),
+    ("resolv.conf", "dns: /etc/resolv.conf is a symlink loop in its root "),
+    ("../run/resolve", "dns: /etc/resolv.conf (it leads to /run/resolve) is a directory in its root "),
+])
+def test_a_target_the_service_does_not_have_as_a_file_is_refused(run_module, name, tmp_path, resolv, said):
+    made = name()
+    root = _rootfs(tmp_path, hosts="file", resolv=resolv)
+    args = dict(name=made, argv=["/bin/sh"], manager="direct", namespaces=["mount"], rootfs=str(root),
+                dns=["192.0.2.1"])
+    result = run_module(service, args, check_mode=True)
+    assert result["failed"] is True and result["msg"].startswith(said), result
+
+
+def test_a_symlinked_resolv_conf_is_bound_where_it_leads_in_the_root(run_module, name, tmp_path):
+    """/etc/resolv.conf -> /run/resolve/stub.conf (systemd-resolved's layout) inside the new root: the
+    bind goes on the file it leads to there, found inside the root (an absolute link is the root's)."""
+    made = name()
+    root = _rootfs(tmp_path, hosts="file", resolv="/run/resolve/stub.conf")
+    (root / "run" / "resolve" / "stub.conf").write_text("nameserver 127.0.0.53\n")
+    args = dict(name=made, argv=["/bin/sh"], manager="direct", namespaces=["mount"], rootfs=str(root),
+                dns=["192.0.2.1"], state="stopped")
+    run_module(service, args)
+    try:
+        with open(paths.spec_path(made)) as f:
+            mounts = json.load(f)["sys"]["mounts"]
+        binds = {m["target"]: m["source"] for m in mounts}
+        assert binds["/run/resolve/stub.conf"] == paths.resolv_path(made), mounts
+        assert binds["/etc/hosts"] == paths.hosts_path(made) if "/etc/hosts" in binds else True
+    finally:
+        run_module(service, dict(name=made, state="absent"))
