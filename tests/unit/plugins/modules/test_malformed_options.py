@@ -95,6 +95,43 @@ def test_a_value_ansible_core_raises_on_fails_the_module_naming_the_option(run_m
     assert result["msg"].startswith(start) or (module is services and start in result["msg"]), result["msg"]
 
 
+# The name resolution options (module_utils/name_files.py), as ansible-core hands them over: a null in a
+# list of strings comes as "", a boolean as "True", a list as its text; a dict's values as given. Each
+# must be refused naming the entry, never written into the service's /etc/hosts or /etc/resolv.conf
+# (a "search True" line, an address "None").
+NAME_FILE_VALUES = [
+    (dict(dns=[None]), "dns[0]: '' is not an IPv4 or IPv6 address"),
+    (dict(dns=[True]), "dns[0]: 'True' is not an IPv4 or IPv6 address"),
+    (dict(dns=[["192.0.2.1"]]), "dns[0]: \"['192.0.2.1']\" is not an IPv4 or IPv6 address"),
+    (dict(dns_search=[None]), "dns_search[0]: '' is not a domain"),
+    (dict(dns_search=[{"a": 1}]), "dns_search[0]: \"{'a': 1}\" is not a domain"),
+    (dict(dns_search=["a.test\nnameserver 192.0.2.9"]), "dns_search[0]: "),
+    (dict(dns_options=[None]), "dns_options[0]: '' is not a resolv.conf option"),
+    (dict(dns_options=[False]), "dns_options[0]: 'False' is not a resolv.conf option"),
+    (dict(dns_options=["ndots:1\nnameserver 192.0.2.9"]), "dns_options[0]: ndots takes a whole number"),
+    (dict(dns_options=["ndots:1e3"]), "dns_options[0]: ndots takes a whole number"),
+    (dict(dns_options=["ndots:\u0661"]), "dns_options[0]: ndots takes a whole number"),
+    (dict(etc_hosts={"db": None}), "etc_hosts.db: expected an IPv4 or IPv6 address, got NoneType"),
+    (dict(etc_hosts={"db": True}), "etc_hosts.db: expected an IPv4 or IPv6 address, got bool"),
+    (dict(etc_hosts={"db": {"a": 1}}), "etc_hosts.db: expected an IPv4 or IPv6 address, got dict"),
+    (dict(etc_hosts={"db": [None]}), "etc_hosts.db: expected an IPv4 or IPv6 address, got NoneType"),
+    (dict(etc_hosts={"db": "10.0.0.1 evil"}), "etc_hosts.db: '10.0.0.1 evil' is not an IPv4 or IPv6 address"),
+    (dict(etc_hosts={"db\n10.0.0.9 x": "10.0.0.1"}), "etc_hosts.db\n10.0.0.9 x: "),
+    (dict(etc_hosts={"": "10.0.0.1"}), "etc_hosts.: '' is not a host name"),
+    (dict(etc_hosts="db=10.0.0"), "etc_hosts.db: '10.0.0' is not an IPv4 or IPv6 address"),
+]
+
+
+@pytest.mark.parametrize(("options", "start"), NAME_FILE_VALUES, ids=[repr(o) for o, s in NAME_FILE_VALUES])
+@pytest.mark.parametrize("module", [service, services])
+def test_a_malformed_name_resolution_value_fails_the_module_naming_it(run_module, module, options, start):
+    args = dict(name="h137-never-made", argv=["/bin/true"], namespaces=["mount"], **options)
+    result = run_module(module, args if module is service else {"services": [args]}, check_mode=True)
+    assert result["failed"] is True, result
+    said = start if module is service else f"services[h137-never-made]: {start}"
+    assert result["msg"].startswith(said), result["msg"]
+
+
 def test_every_kind_is_there_to_be_checked():
     # the cases above come from the argument specs: an empty walk would pass by checking nothing
     kinds = {found[2] for spec, given in MODULES.values() for found in _options(spec)}

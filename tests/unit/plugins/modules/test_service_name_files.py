@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
@@ -110,6 +113,28 @@ def test_a_wired_service_gets_its_own_hosts_file_and_finds_its_name_without_dns(
     again = run_module(services, dict(services=[entry]))
     assert again["changed"] is False, again
     assert again["services"][made]["pid"] == done["services"][made]["pid"]
+
+
+def test_a_wired_service_in_its_own_user_namespace_gets_it_too(run_module, name):
+    """As the role runs services: a user namespace whose root is an unprivileged host account, without
+    capabilities. Its child makes the read-only bind of a root-owned file in a mount namespace its user
+    namespace owns, and the service reads it there."""
+    made, out = name(), tempfile.mkdtemp(prefix="h137-")
+    try:
+        os.chmod(out, 0o777)
+        report = Path(out) / "report"
+        entry = _wired(made, report, 4, namespaces=["user", "pid", "mount", "uts", "ipc"],
+                       uid_map=[dict(container_id=0, host_id=65534)], gid_map=[dict(container_id=0, host_id=65534)],
+                       credential=dict(uid=0, gid=0), capabilities=dict(keep=[]), no_new_privs=True)
+        entry["argv"][0] = "/usr/bin/python3"
+        done = run_module(services, dict(services=[entry]))
+        assert done.get("failed") is not True, done
+        assert done["services"][made]["namespaces"]["user"]["same_as_host"] is False
+        seen = _report(report)
+        assert f"{NET}.4\tweb-4" in _lines(seen["/etc/hosts"]), seen
+        assert seen["own"] == [f"{NET}.4"] and seen["own_seconds"] < 1.0, seen
+    finally:
+        shutil.rmtree(out)
 
 
 def test_no_hosts_leaves_the_default_out_and_the_change_restarts_once(run_module, name, tmp_path):
