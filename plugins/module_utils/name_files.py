@@ -233,10 +233,15 @@ def _target(option, path, params, on_host, explicit):
     /etc/hosts only, ``explicit`` false) where it cannot be; a refusal naming ``option`` otherwise."""
     root = params.get("rootfs") or ""
     for i, mount in enumerate(params.get("mounts") or []):
-        if os.path.normpath("/" + (mount.get("target") or "").lstrip("/")) == path:
+        target = os.path.normpath("/" + (mount.get("target") or "").lstrip("/"))
+        if target == path:
             if not explicit:
                 return None  # the service's own mount of it stands
             _fail(option, f"mounts[{i}] mounts {path} already, which {option} generates: give one of them")
+        if not explicit and (target == "/" or path.startswith(target + "/")):
+            # What the service then has at the path is that mount's, which this host cannot tell: the
+            # default is left out rather than fail its start (a given option's start tells, naming it).
+            return None
     if not on_host:  # (the role's check on its controller: the host tells the rest)
         return path
     where = " in its root " + root if root else ""

@@ -190,7 +190,7 @@ options:
       - "A service that the M(pyforkexec.isolation.services) module wires into its own network namespace
         (C(wiring)), with a mount namespace of its own, gets the generated file without this option (as
         podman gives each container one); O(no_hosts) leaves it out. A mount of C(/etc/hosts) in O(mounts),
-        or a root without the file, leaves it out too."
+        or of a directory above it (C(/etc)), or a root without the file, leaves it out too."
       - Names are dot-separated labels of letters, digits, V(-) and V(_) (not starting with V(-)), 63
         characters each and 253 in all; addresses are IPv4 or IPv6, without a zone. Any other value fails
         the task before anything changes, naming the entry.

@@ -211,6 +211,28 @@ def test_extra_hosts_and_dns_options_are_what_the_service_reads(run_module, name
     assert not any(os.path.exists(f) for f in files)
 
 
+def test_a_mount_over_etc_leaves_the_default_out(run_module, name, tmp_path):
+    """What the service has under a mount of /etc (or /) is that mount's: the default bind is left out
+    rather than fail its start where the mount has no hosts file."""
+    made = name()
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    entry = _wired(made, tmp_path / "report", 5, mounts=[dict(type="proc", target="/proc"),
+                                                         dict(type="bind", source=str(etc), target="/etc")])
+    planned = run_module(services, dict(services=[entry]), check_mode=True)
+    assert planned["services"][made]["actions"] == [f"write {paths.spec_path(made)}", "start"], planned
+
+
+def test_a_failed_first_start_leaves_no_file(run_module, name):
+    made = name()
+    args = dict(name=made, argv=["sh", "-c", "exit 3"], manager="direct", namespaces=["mount"], start_check=5,
+                etc_hosts={"db": "10.0.0.1"}, dns=["192.0.2.1"])
+    failed = run_module(service, args)
+    assert failed["failed"] is True, failed
+    assert not any(os.path.exists(f) for f in (paths.spec_path(made), paths.hosts_path(made),
+                                                paths.resolv_path(made)))
+
+
 def test_removal_takes_the_files_away(run_module, name, tmp_path):
     made = name()
     args = dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=["mount"], start_check=0,
