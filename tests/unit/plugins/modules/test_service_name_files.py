@@ -124,7 +124,8 @@ def test_a_wired_service_in_its_own_user_namespace_gets_it_too(run_module, name)
         os.chmod(out, 0o777)
         report = Path(out) / "report"
         entry = _wired(made, report, 4, namespaces=["user", "pid", "mount", "uts", "ipc"],
-                       uid_map=[dict(container_id=0, host_id=65534)], gid_map=[dict(container_id=0, host_id=65534)],
+                       uid_map=[dict(container_id=0, host_id=65534)],
+                       gid_map=[dict(container_id=0, host_id=65534)],
                        credential=dict(uid=0, gid=0), capabilities=dict(keep=[]), no_new_privs=True)
         entry["argv"][0] = "/usr/bin/python3"
         done = run_module(services, dict(services=[entry]))
