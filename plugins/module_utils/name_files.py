@@ -263,6 +263,9 @@ def _target(option, path, params, on_host, explicit):
 
 def _hosts_text(name, params, addresses, entries):
     hostname = params.get("hostname") or socket.gethostname()
+    if not _NAME.fullmatch(hostname):  # (whitespace or a newline would make other lines of the file)
+        _fail("hostname", f"{hostname!r} cannot be written in the service's generated /etc/hosts "
+              "(dot-separated labels of letters, digits, '-' and '_'): give another, or no_hosts: true")
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     if hostname != "localhost":
         lines += [f"{address}\t{hostname}" for address in addresses or ["127.0.1.1"]]

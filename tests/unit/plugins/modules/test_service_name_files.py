@@ -283,6 +283,8 @@ REFUSED = [
     (dict(dns_options=["rotate:1"]), "dns_options[0]: 'rotate:1' is not a resolv.conf option"),
     (dict(dns_options=["frobnicate"]), "dns_options[0]: 'frobnicate' is not a resolv.conf option"),
     (dict(dns_options=["ndots:1", "ndots:2"]), "dns_options[1]: ndots is given by dns_options[0] too"),
+    (dict(namespaces=["mount", "uts"], hostname="web\n10.0.0.9 db", etc_hosts={}),
+     "hostname: 'web\\n10.0.0.9 db' cannot be written in the service's generated /etc/hosts"),
     (dict(namespaces=[], etc_hosts={}), "etc_hosts: needs a mount namespace of the service's own"),
     (dict(namespaces=["uts"], dns=["192.0.2.1"]), "dns: needs a mount namespace of the service's own"),
     (dict(namespaces=["pid"], dns_options=["rotate"]), "dns_options: needs a mount namespace"),
