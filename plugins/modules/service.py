@@ -197,8 +197,9 @@ options:
     type: dict
   no_hosts:
     description:
-      - No generated C(/etc/hosts) (podman's C(--no-hosts)): the service reads the one of its root (the host's
-        without O(rootfs)), even when it is wired into its own network namespace. Refused with O(etc_hosts).
+      - "No generated C(/etc/hosts) (podman's C(--no-hosts)): the service reads the one of its root (the
+        host's without O(rootfs)), even when it is wired into its own network namespace. Refused with
+        O(etc_hosts)."
     type: bool
     default: false
   dns:

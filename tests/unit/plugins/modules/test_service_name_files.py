@@ -85,6 +85,11 @@ def _wired(made, report, n, **extra):
                 **extra)
 
 
+def _files(made):
+    """The service's spec and its name resolution files."""
+    return [paths.spec_path(made), paths.hosts_path(made), paths.resolv_path(made)]
+
+
 def _lines(text):
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
@@ -172,7 +177,7 @@ def test_extra_hosts_and_dns_options_are_what_the_service_reads(run_module, name
                 dns=["192.0.2.53", "2001:db8::53"], dns_search=["example.test", "h137.test"],
                 dns_options=["ndots:2", "timeout:1", "attempts:1", "rotate"])
     planned = run_module(service, args, check_mode=True, diff=True)
-    files = [paths.spec_path(made), paths.hosts_path(made), paths.resolv_path(made)]
+    files = _files(made)
     assert planned["actions"] == [*(f"write {f}" for f in files), "start"], planned
     assert not any(os.path.exists(f) for f in files)
     done = run_module(service, args, diff=True)
@@ -195,7 +200,7 @@ def test_extra_hosts_and_dns_options_are_what_the_service_reads(run_module, name
     planned = run_module(service, changed, check_mode=True, diff=True)
     assert planned["actions"] == [f"write {paths.hosts_path(made)}", "restart"], planned
     done = run_module(service, changed, diff=True)
-    assert done["actions"] == planned["actions"] and done["main_pid"] != None, done  # noqa: E711
+    assert done["actions"] == planned["actions"] and done["main_pid"] is not None, done
     assert done["diff"][0]["before_header"] == paths.hosts_path(made)
     assert "10.1.2.3\tdb.h137" in done["diff"][0]["before"]
     assert "10.1.2.9\tdb.h137" in done["diff"][0]["after"]
@@ -230,8 +235,7 @@ def test_a_failed_first_start_leaves_no_file(run_module, name):
                 etc_hosts={"db": "10.0.0.1"}, dns=["192.0.2.1"])
     failed = run_module(service, args)
     assert failed["failed"] is True, failed
-    assert not any(os.path.exists(f) for f in (paths.spec_path(made), paths.hosts_path(made),
-                                                paths.resolv_path(made)))
+    assert not any(os.path.exists(f) for f in _files(made))
 
 
 def test_removal_takes_the_files_away(run_module, name, tmp_path):
@@ -293,12 +297,14 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("options", "said"), REFUSED, ids=[s.split(":")[0] + f"-{i}" for i, (o, s) in
-                                                             enumerate(REFUSED)])
+REFUSED_IDS = [f"{said.split(':')[0]}-{i}" for i, (_options, said) in enumerate(REFUSED)]
+
+
+@pytest.mark.parametrize(("options", "said"), REFUSED, ids=REFUSED_IDS)
 @pytest.mark.parametrize("module", [service, services])
 @pytest.mark.parametrize("check_mode", [True, False])
-def test_bad_values_are_refused_naming_the_option_before_anything_changes(run_module, name, options, said,
-                                                                           module, check_mode):
+def test_bad_values_are_refused_naming_the_option_before_anything_changes(
+        run_module, name, options, said, module, check_mode):
     made = name()
     args = dict(dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=["mount"], start_check=0),
                 **options)
@@ -306,8 +312,7 @@ def test_bad_values_are_refused_naming_the_option_before_anything_changes(run_mo
     assert result["failed"] is True, result
     start = said if module is service else f"services[{made}]: {said}"
     assert result["msg"].startswith(start), result["msg"]
-    assert not any(os.path.exists(f) for f in (paths.spec_path(made), paths.hosts_path(made),
-                                                paths.resolv_path(made)))
+    assert not any(os.path.exists(f) for f in _files(made))
 
 
 def _rootfs(tmp_path, hosts=None, resolv=None):
