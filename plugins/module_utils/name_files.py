@@ -35,6 +35,8 @@ ARGSPEC = dict(
     dns_options=dict(type="list", elements="str"),
 )
 HOSTS, RESOLV_CONF = "/etc/hosts", "/etc/resolv.conf"
+# iproute2's convention: ``ip netns exec NAME`` bind-mounts each /etc/netns/NAME/X over /etc/X.
+NETNS_ETC = "/etc/netns"
 MAXNS = 3  # glibc's resolver reads the first 3 nameserver lines and ignores the others
 # resolv.conf(5)'s options: those without a value, and those with one, with the largest value glibc
 # takes (a larger one is silently taken as that) and the smallest.
@@ -167,16 +169,22 @@ class NameFile:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """The name resolution files a service gets (none, hosts, resolv.conf or both)."""
+    """The name resolution files a service gets (none, hosts, resolv.conf or both), and the files of
+    its network namespace's /etc/netns/NAME/ (iproute2's, (source, target) each)."""
 
     files: tuple = ()
+    netns_etc: tuple = ()
 
     def mounts(self):
-        """[(option, Mount)]: each file bind-mounted read-only over its target, which must be there
-        (no mkdir: one made would be made in the service's root, on the host's disk)."""
+        """[(option, Mount)]: the files of /etc/netns/NAME/ bound over their targets as ``ip netns exec``
+        binds them (read-write, not recursive), then each generated file bind-mounted read-only over its
+        target (over those: an option given wins); every target must be there (no mkdir: one made would
+        be made in the service's root, on the host's disk)."""
         bind = deps.pyforkexec.Mount.bind
-        return [(f.option, bind(f.source, f.target, readonly=True, recursive=False, mkdir=False))
-                for f in self.files]
+        etc = [("netns", bind(source, target, recursive=False, mkdir=False))
+               for source, target in self.netns_etc]
+        return etc + [(f.option, bind(f.source, f.target, readonly=True, recursive=False, mkdir=False))
+                      for f in self.files]
 
     def wanted(self):
         """{host path: (text, mode)} of the files, as Service.wanted_files gives them."""
@@ -227,17 +235,21 @@ def _in_root(root, path):
     return at
 
 
-def _target(option, path, params, on_host, explicit):
+def _target(option, path, params, on_host, explicit, source=None):
     """Where the service's ``path`` is to be bind-mounted: the file it reads there (its symlinks
     followed, as /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf is). None (the default
-    /etc/hosts only, ``explicit`` false) where it cannot be; a refusal naming ``option`` otherwise."""
+    /etc/hosts only, ``explicit`` false) where it cannot be; a refusal naming ``option`` otherwise.
+    ``source``: the host file bound there when it is not a file this module generates (a directory of
+    /etc/netns/NAME/ is bound over a directory)."""
     root = params.get("rootfs") or ""
+    what = f"{source} is bound over (iproute2's {NETNS_ETC} convention)" if source else f"{option} generates"
+    want_dir = bool(source) and os.path.isdir(source)
     for i, mount in enumerate(params.get("mounts") or []):
         target = os.path.normpath("/" + (mount.get("target") or "").lstrip("/"))
         if target == path:
             if not explicit:
                 return None  # the service's own mount of it stands
-            _fail(option, f"mounts[{i}] mounts {path} already, which {option} generates: give one of them")
+            _fail(option, f"mounts[{i}] mounts {path} already, which {what}: give one of them")
         if not explicit and (target == "/" or path.startswith(target + "/")):
             # What the service then has at the path is that mount's, which this host cannot tell: the
             # default is left out rather than fail its start (a given option's start tells, naming it).
@@ -249,16 +261,40 @@ def _target(option, path, params, on_host, explicit):
     if found is None:
         if not explicit:
             return None
-        _fail(option, f"{path} is a symlink loop{where}: no file to bind-mount the generated one over")
+        _fail(option, f"{path} is a symlink loop{where}: nothing to bind-mount "
+              f"{source or 'the generated one'} over")
     host = (root.rstrip("/") + found) if root else found
-    if not os.path.isfile(host):
+    if not (os.path.isdir(host) if want_dir else os.path.isfile(host)):
         if not explicit:
             return None
         led = "" if found == path else f" (it leads to {found})"
-        what = "a directory" if os.path.isdir(host) else "not there"
-        _fail(option, f"{path}{led} is {what}{where}: the generated file is bind-mounted over the file the "
+        kind = ("not a directory" if want_dir and os.path.exists(host)
+                else "a directory" if os.path.isdir(host) else "not there")
+        if source:
+            _fail(option, f"{path}{led} is {kind}{where}: {source} is bound over it as ip netns exec "
+                  "binds it, which needs one there (ip netns exec warns and goes on; a service fails "
+                  f"closed): remove {source}, or give the service the file")
+        _fail(option, f"{path}{led} is {kind}{where}: the generated file is bind-mounted over the file the "
               "service reads, which must exist (give the root one, or leave the option out)")
     return found
+
+
+def _netns_etc(params, on_host):
+    """[(source, target)]: what ``ip netns exec NAME`` binds for the namespace the service joins by name
+    (``netns``): each entry of /etc/netns/NAME/ over /etc/ENTRY, in name order."""
+    name = params.get("netns")
+    if not name or not on_host or "/" in name or name in (".", ".."):  # (the netns option's check refuses it)
+        return []
+    directory = os.path.join(NETNS_ETC, name)
+    try:
+        entries = sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as e:
+        _fail("netns", f"cannot read {directory} (iproute2's files of the namespace): {e.strerror}")
+    return [(os.path.join(directory, entry),
+             _target("netns", f"/etc/{entry}", params, on_host, True, os.path.join(directory, entry)))
+            for entry in entries]
 
 
 def _hosts_text(name, params, addresses, entries):
@@ -321,7 +357,7 @@ def plan(params, name, wired=None, on_host=True):
     hosts_asked = params.get("etc_hosts") is not None
     resolv_asked = any(key in asked for key in ("dns", "dns_search", "dns_options"))
     default_hosts = wired is not None and not params.get("no_hosts") and not hosts_asked
-    if not asked and not default_hosts:
+    if not asked and not default_hosts and not params.get("netns"):
         return Plan()
     own = own_mount_namespace(params)
     if own is None:
@@ -331,7 +367,10 @@ def plan(params, name, wired=None, on_host=True):
             _fail(asked[0], "needs a mount namespace of the service's own ('mount' in namespaces) for its "
                   "generated file to be bind-mounted over the one it would read: without one it could only "
                   "be written over the host's")
-        return Plan()  # the default follows the service's own mount namespace
+        return Plan()  # the default and /etc/netns/NAME/ follow the service's own mount namespace
+    netns_etc = _netns_etc(params, on_host)
+    if any(os.path.basename(source) == "hosts" for source, _target_path in netns_etc):
+        default_hosts = False  # the namespace's own /etc/hosts stands
     files = []
     if hosts_asked or default_hosts:
         target = _target("etc_hosts" if hosts_asked else "no_hosts", HOSTS, params, on_host, hosts_asked)
@@ -343,7 +382,7 @@ def plan(params, name, wired=None, on_host=True):
         option = next(key for key in asked if key.startswith("dns"))
         target = _target(option, RESOLV_CONF, params, on_host, True)
         files.append(NameFile(option, target, paths.resolv_path(name), _resolv_text(name, params, on_host)))
-    return Plan(tuple(files))
+    return Plan(tuple(files), tuple(netns_etc))
 
 
 def wired_addresses(topology):

@@ -246,6 +246,13 @@ notes:
   - The launcher and the daemon run with the Python that runs this module (C(ansible_python_interpreter)).
   - A service must stay in the foreground (a program that forks into the background and exits ends its
     start check); set O(start_check=0) for one meant to exit within the window.
+  - "A service that joins a named network namespace (O(netns)) with a mount namespace of its own sees the
+    files of iproute2's C(/etc/netns/NETNS/) as C(ip netns exec NETNS) shows them: each entry bound over
+    C(/etc/ENTRY) (read-write, as it binds them), before the service's own C(/etc/hosts) and
+    C(/etc/resolv.conf) (O(etc_hosts), O(dns)), which win over them; a C(hosts) there stands in place of the
+    generated default. An entry the service has no C(/etc/ENTRY) for (a file, or a directory for a
+    directory) fails the task before anything changes, where C(ip netns exec) warns and goes on. The
+    entries are listed at each run: one added or removed changes the spec, and restarts the service."
 seealso:
   - module: pyforkexec.isolation.forkexec
   - module: pyforkexec.isolation.netns

@@ -6,6 +6,7 @@ cannot hold refused before anything changes, naming the option."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -360,3 +361,46 @@ def test_a_symlinked_resolv_conf_is_bound_where_it_leads_in_the_root(run_module,
         assert binds["/etc/hosts"] == paths.hosts_path(made) if "/etc/hosts" in binds else True
     finally:
         run_module(service, dict(name=made, state="absent"))
+
+
+@pytest.fixture
+def netns_etc(name):
+    """A service name, and its /etc/netns/NAME/ (iproute2's files of that namespace), removed after."""
+    made = name()
+    directory = Path("/etc/netns") / made
+    directory.mkdir(parents=True)
+    yield made, directory
+    shutil.rmtree(directory)
+    with contextlib.suppress(OSError):
+        os.rmdir("/etc/netns")  # (if the test made it, and no one else has a file there)
+
+
+def test_the_namespace_s_etc_netns_files_are_bound_as_ip_netns_exec_binds_them(run_module, netns_etc,
+                                                                                tmp_path):
+    """ip netns exec NAME binds each /etc/netns/NAME/X over /etc/X: a service joining NAME sees them too.
+    Its hosts file stands in place of the generated default; an option given wins over its file."""
+    made, directory = netns_etc
+    (directory / "hosts").write_text("127.0.0.1\tlocalhost\n10.9.9.9\tfrom-netns web-6\n")
+    (directory / "resolv.conf").write_text("nameserver 192.0.2.77\n")
+    report = tmp_path / "report"
+    entry = _wired(made, report, 6, lookup=["from-netns"])
+    done = run_module(services, dict(services=[entry]))
+    assert done.get("failed") is not True, done
+    assert done["services"][made]["actions"] == [f"write {paths.spec_path(made)}", "start"], done
+    seen = _report(report)
+    assert seen["/etc/hosts"] == (directory / "hosts").read_text(), seen
+    assert seen["/etc/resolv.conf"] == "nameserver 192.0.2.77\n", seen
+    assert seen["getent"]["from-netns"] == ["10.9.9.9", "from-netns", "web-6"], seen
+    assert run_module(services, dict(services=[entry]))["changed"] is False
+    given = dict(entry, dns=["192.0.2.88"])  # over the namespace's resolv.conf
+    done = run_module(services, dict(services=[given]))
+    assert done["services"][made]["actions"] == [f"write {paths.spec_path(made)}",
+                                                 f"write {paths.resolv_path(made)}", "restart"], done
+    assert _lines(_report(report)["/etc/resolv.conf"]) == ["nameserver 192.0.2.88"]
+    # an entry the service has no file for: refused before anything changes (ip netns exec warns only)
+    (directory / "h137-nothing").write_text("")
+    refused = run_module(services, dict(services=[given]), check_mode=True)
+    assert refused["failed"] is True, refused
+    said = (f"services[{made}]: netns: /etc/h137-nothing is not there: {directory}/h137-nothing is bound "
+            "over it as ip netns exec binds it")
+    assert refused["msg"].startswith(said), refused
