@@ -404,3 +404,31 @@ def test_the_namespace_s_etc_netns_files_are_bound_as_ip_netns_exec_binds_them(r
     said = (f"services[{made}]: netns: /etc/h137-nothing is not there: {directory}/h137-nothing is bound "
             "over it as ip netns exec binds it")
     assert refused["msg"].startswith(said), refused
+
+
+def test_under_a_read_only_new_root_the_files_are_bound_where_its_links_lead(run_module, name, tmp_path):
+    """A new root (pivot_root) made read-only after its mounts: /etc/hosts is the root's file, and its
+    /etc/resolv.conf a link to ../run/resolve/stub.conf (systemd-resolved's layout), followed inside the
+    root; the binds stay (their own read-only mounts) and the service reads both from its root."""
+    made = name()
+    root = _rootfs(tmp_path, hosts="file", resolv="../run/resolve/stub.conf")
+    (root / "run" / "resolve" / "stub.conf").write_text("nameserver 127.0.0.53\n")
+    for link in ("bin", "lib", "lib64", "sbin"):
+        os.symlink(f"usr/{link}", root / link)
+    for directory in ("usr", "out", "tmp"):
+        (root / directory).mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    args = dict(name=made, argv=["/usr/bin/python3", "-c", REPORT, "/out/report", "db"], manager="direct",
+                namespaces=["mount", "uts"], hostname="rooted", rootfs=str(root), readonly_root=True,
+                mounts=[dict(type="bind", source="/usr", target="/usr", readonly=True),
+                        dict(type="bind", source=str(out), target="/out")],
+                etc_hosts={"db": "10.1.2.3"}, dns=["192.0.2.1"], start_check=0, stop_timeout=1)
+    done = run_module(service, args)
+    assert done.get("failed") is not True, done
+    seen = _report(out / "report")
+    assert seen["getent"]["db"] == ["10.1.2.3", "db"] and seen["own"] == ["127.0.1.1"], seen
+    assert _lines(seen["/etc/resolv.conf"]) == ["nameserver 192.0.2.1"], seen
+    assert (root / "etc" / "hosts").read_text() == ""  # the root's own files are untouched
+    assert (root / "run" / "resolve" / "stub.conf").read_text() == "nameserver 127.0.0.53\n"
+    assert run_module(service, args)["changed"] is False
