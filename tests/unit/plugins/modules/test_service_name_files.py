@@ -375,8 +375,8 @@ def netns_etc(name):
         os.rmdir("/etc/netns")  # (if the test made it, and no one else has a file there)
 
 
-def test_the_namespace_s_etc_netns_files_are_bound_as_ip_netns_exec_binds_them(run_module, netns_etc,
-                                                                                tmp_path):
+def test_the_etc_netns_files_of_its_namespace_are_bound_as_ip_netns_exec_binds_them(
+        run_module, netns_etc, tmp_path):
     """ip netns exec NAME binds each /etc/netns/NAME/X over /etc/X: a service joining NAME sees them too.
     Its hosts file stands in place of the generated default; an option given wins over its file."""
     made, directory = netns_etc
