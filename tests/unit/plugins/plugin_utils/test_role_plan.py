@@ -244,3 +244,14 @@ def test_an_account_a_service_outside_the_run_runs_as_stays_when_the_one_in_the_
     assert role_plan.gone_accounts(services, host) == ["older", "newer"]
     # a spec that cannot be read: only the first kind, and never one a spec that can be read runs as
     assert role_plan.gone_accounts(services, dict(host, spec_unreadable=["x"])) == ["older"]
+
+
+def test_its_own_hosts_and_resolv_conf_are_the_modules_options():
+    names = dict(etc_hosts={"db": "10.1.0.5"}, dns=["10.1.0.1"], dns_search=["internal"],
+                 dns_options=["ndots:1"])
+    (given,) = _plan(dict(name="web", user="web", argv=["/bin/true"], **names))
+    (none,) = _plan(dict(name="web", user="web", argv=["/bin/true"], no_hosts=True))
+    (unset,) = _plan(dict(name="web", user="web", argv=["/bin/true"]))
+    assert {k: given["entry"][k] for k in names} == names
+    assert none["entry"]["no_hosts"] is True
+    assert not {*names, "no_hosts"} & unset["service"].keys()  # (the module's defaults)
