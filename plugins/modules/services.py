@@ -59,6 +59,10 @@ options:
         even once the service is removed), and a later run with the entry removes it once nothing joins
         it. A namespace a service only joins (C(netns) without C(wiring), another task's) is never
         removed here.
+      - An entry with C(wiring) and a mount namespace of its own gets a generated C(/etc/hosts) by default
+        (C(localhost), and its hostname on the addresses of its wiring's veths), bind-mounted over the one it
+        reads, as podman gives each container one; C(no_hosts) leaves it out, C(etc_hosts) adds entries (see
+        M(pyforkexec.isolation.service)'s O(pyforkexec.isolation.service#module:etc_hosts)).
       - Names are unique, and so are the namespaces that entries wire.
     type: list
     elements: dict
