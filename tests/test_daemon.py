@@ -453,6 +453,33 @@ def test_a_file_the_daemon_cannot_open_is_one_line_and_an_error_on_the_ready_fd(
     assert stderr.splitlines() == [f"python -m pyforkexec.daemon: {d.ready[len('error '):]}"]
 
 
+def test_a_log_file_that_is_a_fifo_without_a_reader_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO at the log's path (made by hand) blocked the daemon's open until a reader came: its start
+    said nothing, and the collection's module waited out its start timeout (30 s) before it killed it.
+    Refused at once now, naming the file."""
+    log, spec = tmp_path / "d.log", tmp_path / "s.json"
+    os.mkfifo(log)
+    spec.write_text(json.dumps({"version": 1, "argv": ["sleep", "60"]}))
+    r, w = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "pyforkexec.daemon", "--name", "t", "--spec", str(spec),
+                             "--pid-file", str(tmp_path / "d.pid"), "--log-file", str(log), "--ready-fd", str(w),
+                             "--foreground"], pass_fds=(w,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(w)
+    try:
+        ready = None
+        if select.select([r], [], [], 10)[0]:
+            ready = os.read(r, 4096).decode().strip()
+    finally:
+        os.close(r)
+        if ready is None:  # (blocked: never reports)
+            proc.kill()
+        stderr = proc.communicate(timeout=60)[1].decode()
+    assert ready == f"error --log-file {log}: No such device or address", "the daemon blocked on the FIFO"
+    assert proc.returncode == 1
+    assert stderr.splitlines() == [f"python -m pyforkexec.daemon: {ready[len('error '):]}"]
+    assert not (tmp_path / "d.pid").exists()
+
+
 def test_a_daemon_that_locked_a_pid_file_another_one_unlinked_takes_the_file_there(tmp_path: Path) -> None:
     """A stopping daemon unlinks its pid file while it holds it: a daemon that opened that file just
     before locks a file no longer at the path. It must go to the file at the path (and find it locked

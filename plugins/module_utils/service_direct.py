@@ -74,11 +74,7 @@ def daemon_argv_of(argv):
 
 
 def log_tail(name, lines=20):
-    try:
-        with open(paths.log_file(name), errors="replace") as f:
-            return f.read().splitlines()[-lines:]
-    except FileNotFoundError:
-        return []
+    return paths.log_lines(name, 0, lines)
 
 
 def _read_ready(fd, timeout):

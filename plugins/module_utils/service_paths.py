@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import re
+import stat
 import subprocess
 import time
 
@@ -70,6 +71,34 @@ def hosts_path(name):
 def resolv_path(name):
     """The service's own /etc/resolv.conf (module_utils/name_files.py), bind-mounted likewise."""
     return os.path.join(SPEC_DIR, f"{name}.resolv.conf")
+
+
+LOG_TAIL_BYTES = 64 * 1024  # the most a failure reads of a log: its end (the daemon never rotates it)
+
+
+def log_lines(name, offset=0, lines=20):
+    """The last ``lines`` whole lines of service ``name``'s log (manager=direct) from byte ``offset`` on,
+    read from its last LOG_TAIL_BYTES at most (a log of years is not read whole for a failure's last
+    words); [] when there is none, or what is at its path cannot be read as a log (a directory; a FIFO
+    or a device, opened without waiting for a writer and never read)."""
+    try:
+        fd = os.open(log_file(name), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return []
+        start = max(offset, st.st_size - LOG_TAIL_BYTES)
+        data = os.pread(fd, LOG_TAIL_BYTES, start)
+        # Started within a line (the tail of a longer log): that line is not whole.
+        cut = start > offset and os.pread(fd, 1, start - 1) != b"\n"
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    found = data.decode(errors="replace").splitlines()
+    return found[1 if cut else 0:][-lines:]
 
 
 def wired_netns_path(name):

@@ -135,12 +135,7 @@ def _within(watch):
 
 def log_since(name, offset, lines=10):
     """The daemon's log lines written since ``offset`` (its size before the start), the last ``lines``."""
-    try:
-        with open(paths.log_file(name), "rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace").splitlines()[-lines:]
-    except FileNotFoundError:
-        return []
+    return paths.log_lines(name, offset, lines)
 
 
 def _eventually(find, seconds=WORD_WAIT):

@@ -635,7 +635,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         try:
             os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
-            log_fd = os.open(args.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            # Not waiting for a reader: a FIFO at the path with none is refused (ENXIO) at once, not a
+            # start blocked until its starter gives up on it (the collection's start timeout).
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+            log_fd = os.open(args.log_file, flags, 0o640)
+            os.set_blocking(log_fd, True)  # (the service's stdout and stderr: it writes as it would anywhere)
         except OSError as e:
             _refuse(args, f"--log-file {args.log_file}: {os.strerror(e.errno)}")
         daemon = Daemon(args, log_fd, argv)
