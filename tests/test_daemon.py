@@ -461,9 +461,9 @@ def test_a_log_file_that_is_a_fifo_without_a_reader_is_refused_at_once(tmp_path:
     os.mkfifo(log)
     spec.write_text(json.dumps({"version": 1, "argv": ["sleep", "60"]}))
     r, w = os.pipe()
-    proc = subprocess.Popen([sys.executable, "-m", "pyforkexec.daemon", "--name", "t", "--spec", str(spec),
-                             "--pid-file", str(tmp_path / "d.pid"), "--log-file", str(log), "--ready-fd", str(w),
-                             "--foreground"], pass_fds=(w,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv = [sys.executable, "-m", "pyforkexec.daemon", "--name", "t", "--spec", str(spec), "--pid-file",
+            str(tmp_path / "d.pid"), "--log-file", str(log), "--ready-fd", str(w), "--foreground"]
+    proc = subprocess.Popen(argv, pass_fds=(w,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     os.close(w)
     try:
         ready = None

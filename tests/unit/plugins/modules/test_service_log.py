@@ -6,15 +6,15 @@ real daemons (names h138-log*)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 
 import pytest
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct, service_start_check
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check
 from ansible_collections.pyforkexec.isolation.plugins.modules import service
 
 pytestmark = [
@@ -78,16 +78,14 @@ def test_a_long_log_is_read_from_its_end(name, child_env):
         f.seek(0, os.SEEK_END)
         f.write(b"".join(b"line %d\n" % i for i in range(5000)))
     size = os.path.getsize(path)
+    utils = "ansible_collections.pyforkexec.isolation.plugins.module_utils"
     script = ("import json, resource, sys\n"
-              "from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct\n"
-              "from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check\n"
+              f"from {utils} import service_direct, service_start_check\n"
               "tail = service_direct.log_tail(sys.argv[1])\n"
               "since = service_start_check.log_since(sys.argv[1], int(sys.argv[2]))\n"
               "print(json.dumps([tail, since, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n")
     done = subprocess.run([sys.executable, "-c", script, name, str(size - len(b"line 4998\nline 4999\n"))],
                           capture_output=True, text=True, env=child_env, timeout=100, check=True)
-    import json
-
     tail, since, maxrss_kib = json.loads(done.stdout)
     assert tail == [f"line {i}" for i in range(4980, 5000)]
     assert since == ["line 4998", "line 4999"]
