@@ -29,8 +29,12 @@ systemd would otherwise provide::
   namespace never gets a signal it does not handle (the kernel drops it), so one that ends on SIGINT
   only (``python3 -m http.server``) needs ``--stop-signal SIGINT`` not to wait out the timeout. A
   daemon killed outright takes its service along (the service's
-  ``pdeathsig`` is SIGKILL unless its spec sets another). SIGHUP, SIGUSR1 and SIGUSR2 are passed on
-  to the process. Each start
+  ``pdeathsig`` is SIGKILL unless its spec sets another), but not what the service forked, nor a
+  service that changed its own credentials since its start (a setuid() or setgid() of its own, as a
+  server started as root that drops to its user does, or the exec of a set-user-ID program or one
+  with file capabilities by a service that is not root: the kernel clears its pdeathsig then). Those
+  run on unsupervised until the service's next start, which kills what is left in its own cgroup
+  first. SIGHUP, SIGUSR1 and SIGUSR2 are passed on to the process. Each start
   puts the process in a process group of its own, so that a stop also reaches what it forked.
 - ``--ready-fd N``: once the first start succeeded or failed, ``ok PID`` or ``error MESSAGE`` is written
   to fd N and the fd is closed, so that whoever started the daemon knows the outcome without polling.
