@@ -51,11 +51,16 @@
 #define SYS_pidfd_open 434
 #endif
 
-static long long now_ms(void)
+static long long now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static long long now_ms(void)
+{
+    return now_ns() / 1000000;
 }
 
 /* End as PID ended (reaping it): forward-exit mode. Returns only if PID could not be reaped. */
@@ -107,8 +112,8 @@ static int parse_stop(const char *s, long long *timeout_ms, int *stop_signal)
     memcpy(ms, s, length);
     ms[length] = '\0';
     long long signo = SIGTERM;
-    if (parse_positive(ms, timeout_ms) < 0 || (colon && parse_positive(colon + 1, &signo) < 0)
-        || signo < 1 || signo >= NSIG)
+    if (parse_positive(ms, timeout_ms) < 0 || *timeout_ms > 1000000000 /* the daemon's most: 10**6 s */
+        || (colon && parse_positive(colon + 1, &signo) < 0) || signo < 1 || signo >= NSIG)
         return -1;
     *stop_signal = (int)signo;
     return 0;
@@ -179,20 +184,22 @@ int main(int argc, char **argv)
         resume(command, count, "error", pid);
 
     const char *state = "run";
-    long long deadline = -1;  /* of a stop: when SIGKILL follows the stop signal */
+    /* Of a stop: when SIGKILL follows the stop signal, in ns. In ms, truncated, it came up to 1 ms
+     * before the stop timeout had passed, whenever the poll woke during the stop (a signal passed on). */
+    long long deadline = -1;
     for (;;) {
         struct pollfd fds[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
         int timeout = -1;
         if (deadline >= 0) {
-            long long left = deadline - now_ms();
-            timeout = left > 0 ? (int)left : 0;
+            long long left = deadline - now_ns();
+            timeout = left > 0 ? (int)((left + 999999) / 1000000) : 0;  /* (rounded up: poll takes ms) */
         }
         int n = poll(fds, 2, timeout);
         if (n < 0 && errno != EINTR)
             resume(command, count, "error", pid);
         if (n > 0 && fds[0].revents)
             break;  /* exited: the daemon reaps it */
-        if (deadline >= 0 && now_ms() >= deadline) {
+        if (deadline >= 0 && now_ns() >= deadline) {
             kill(-pid, SIGKILL);  /* its group: what it forked goes too */
             kill(pid, SIGKILL);
             state = "kill";
@@ -211,7 +218,7 @@ int main(int argc, char **argv)
             kill(pid, stop_signal);
             kill(pid, SIGCONT);  /* a stopped service acts on it now (systemd's kill_and_sigcont) */
             state = "stop";
-            deadline = now_ms() + timeout_ms;
+            deadline = now_ns() + timeout_ms * 1000000;
         } else if (signo == SIGHUP || signo == SIGUSR1 || signo == SIGUSR2) {
             kill(pid, signo);
         }
