@@ -72,6 +72,7 @@ def check_options(params):
     """The service's name, and the options besides the isolation ones that only their use would
     refuse (a daemon or unit that never starts); raises ServiceError naming the option."""
     name = paths.check_name(params["name"])
+    paths.check_files(name)
     if not 0 <= params["restart_sec"] <= 86400:
         raise paths.ServiceError(f"restart_sec: must be 0 to 86400 seconds, got {params['restart_sec']:g}")
     if not 0 <= params["start_check"] <= MAX_START_CHECK:

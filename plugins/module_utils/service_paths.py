@@ -108,6 +108,18 @@ def wired_netns_path(name):
     return os.path.join(SPEC_DIR, f"{name}.netns")
 
 
+def check_files(name):
+    """Refuses (ServiceError, naming it) a directory where one of service ``name``'s files goes (made
+    there by hand): a run reads, writes or removes each of them as a file, and met it with a traceback,
+    halfway through a removal. Checked before anything changes."""
+    for what, path in (("spec", spec_path(name)), ("unit", unit_path(name)), ("pid file", pid_file(name)),
+                       ("log", log_file(name)), ("restart mark", pending_path(name)),
+                       ("wiring record", wired_netns_path(name))):
+        if os.path.isdir(path):
+            raise ServiceError(f"{path}: is a directory, where service {name}'s {what} goes: not one this "
+                               "module made; remove it by hand")
+
+
 def wired_netns(name):
     """The namespaces the services module wired for service ``name`` and has not removed: the one it
     is wired into first, if any, then those it left while another service joined them ([] if none)."""

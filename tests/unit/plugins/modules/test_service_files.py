@@ -1,7 +1,7 @@
-"""What a failure reads of a manager=direct service's log (its last lines, in the result's ``log``): a
-path that holds no log (a directory, a FIFO made there by hand) is no log, never a traceback or a module
-that waits forever for a writer; a long log is read from its end, not whole. Real module runs and
-real daemons (names h138-log*)."""
+"""A manager=direct service's own files where something else is (made there by hand): a directory
+where its spec, pid file or log goes is refused, naming it, before anything changes (a traceback, or
+an errno halfway through a removal, before); a FIFO or a long log is read from its end for a failure's
+last lines, never waited on or read whole. Real module runs and real daemons (names h138-log*)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct, service_start_check
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
-from ansible_collections.pyforkexec.isolation.plugins.modules import service
+from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -34,13 +34,35 @@ def name(run_module):
     assert gone.get("failed") is not True, gone
 
 
-def test_a_directory_at_the_log_s_path_fails_the_start_with_the_daemon_s_words(run_module, name):
-    """The failure's log was read with open(): IsADirectoryError, a traceback instead of the failure."""
-    os.makedirs(paths.log_file(name))
-    result = run_module(service, dict(name=name, argv=["sleep", "60"], manager="direct"))
-    assert result.get("failed") is True
-    assert result["msg"] == f"service {name} did not start: --log-file {paths.log_file(name)}: Is a directory"
-    assert result["log"] == []
+@pytest.mark.parametrize("state", ["started", "stopped", "absent"])
+@pytest.mark.parametrize(("what", "path_of"), [("spec", paths.spec_path), ("pid file", paths.pid_file),
+                                               ("log", paths.log_file)])
+def test_a_directory_where_a_file_of_the_service_goes_is_refused_before_anything_changes(
+        run_module, name, state, what, path_of):
+    """A directory at the spec's or pid file's path was a traceback (open, unlink) in 5 of 6 runs; at
+    the log's, a removal's traceback after it had stopped the service and removed its spec."""
+    started = run_module(service, dict(name=name, argv=["sleep", "60"], manager="direct", start_check=0))
+    assert started.get("failed") is not True, started
+    path = path_of(name)
+    if os.path.lexists(path):
+        os.rename(path, f"{path}.h138-aside")
+    os.makedirs(path)
+    try:
+        args = dict(name=name, state=state, manager="direct") if state != "started" else \
+            dict(name=name, argv=["sleep", "61"], manager="direct", start_check=0)
+        result = run_module(service, args)
+        assert result.get("failed") is True
+        assert result["msg"] == (f"{path}: is a directory, where service {name}'s {what} goes: not one this "
+                                 "module made; remove it by hand")
+        assert os.path.isdir(path)
+        assert paths.daemon_pid(name) == started["main_pid"]  # still running, unchanged
+        assert os.path.exists(paths.spec_path(name)) or what == "spec"
+        listed = run_module(services, dict(services=[dict(args, name=name)]))
+        assert listed.get("failed") is True and listed["msg"] == f"services[{name}]: {result['msg']}", listed
+    finally:
+        os.rmdir(path)
+        if os.path.lexists(f"{path}.h138-aside"):
+            os.rename(f"{path}.h138-aside", path)
 
 
 @contextlib.contextmanager
