@@ -753,3 +753,30 @@ def test_the_way_back_from_the_waiter_drops_what_the_first_start_alone_uses():
     command line the daemon comes back from its waiter with has neither (nor a stale fd number)."""
     assert daemon.wanted_argv([*BASE, "--ready-fd", "5", "--start-lock-fd", "4", "--restart", "always",
                                "--resume", "{}", "--waited", "run"]) == [*BASE, "--restart", "always"]
+
+
+def _ignored(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/status") as f:
+        mask = int(next(line for line in f if line.startswith("SigIgn:")).split()[1], 16)
+    return {signo for signo in range(1, 65) if mask & 1 << (signo - 1)}
+
+
+def test_signals_its_starter_ignored_are_not_ignored_by_the_service(tmp_path: Path) -> None:
+    """Started by a process that ignores SIGQUIT and SIGALRM (a non-interactive shell's background job
+    ignores SIGINT and SIGQUIT), the daemon passed those SIG_IGN on to its service, across its execve:
+    a stop with --stop-signal SIGQUIT waited out the whole --stop-timeout, and systemd starts every
+    service with no signal ignored."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGQUIT, signal.SIGALRM, signal.SIGINT)}
+    try:
+        d = Daemon(tmp_path, ["sleep", "60"], "--stop-signal", "SIGQUIT", "--stop-timeout", "30")
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    try:
+        assert d.ready.startswith("ok "), d.ready
+        service = int(d.ready.split()[1])
+        assert _ignored(service) == set()
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+    assert d.wait() == 0
+    assert d.log_lines()[-2:] == [f"{service} killed by SIGQUIT", "stopped"]

@@ -579,6 +579,26 @@ class Daemon:
                 return False
 
 
+# Ignored by Python itself (its start-up), not by the daemon's starter: the spawn restores them in the
+# service, as CPython's subprocess does.
+PYTHON_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def unignore_signals() -> None:
+    """Every signal the daemon's starter ignored goes back to its default action, for the daemon and so
+    for its service, which would inherit the SIG_IGN across its execve: systemd starts every service
+    with none ignored. A non-interactive shell's background job (``ansible-playbook site.yml &`` on a
+    CI runner) ignores SIGINT and SIGQUIT, and the service then never got a SIGQUIT: a stop with
+    --stop-signal SIGQUIT waited out --stop-timeout, every time. (Those the daemon handles get its
+    handlers in run(), which no execve passes on: until then they stay as they were, ignored or not.)"""
+    for signo in signal.valid_signals():
+        if signo in (*PYTHON_IGNORES, *HANDLED, signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            if signal.getsignal(signo) == signal.SIG_IGN:
+                signal.signal(signo, signal.SIG_DFL)
+
+
 def lock_pid_file(path: str) -> int:
     """Open and lock the pid file; exits if another daemon holds it.
 
@@ -637,6 +657,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         daemon.name_said = "name_fd" in resume
         daemon.take_name()
     else:
+        unignore_signals()  # (once: the daemon coming back from the waiter has them as it left them)
         try:
             os.makedirs(os.path.dirname(args.log_file) or ".", exist_ok=True)
             # Not waiting for a reader: a FIFO at the path with none is refused (ENXIO) at once, not a
