@@ -114,7 +114,8 @@ def check_files(name):
     halfway through a removal. Checked before anything changes."""
     for what, path in (("spec", spec_path(name)), ("unit", unit_path(name)), ("pid file", pid_file(name)),
                        ("log", log_file(name)), ("restart mark", pending_path(name)),
-                       ("wiring record", wired_netns_path(name))):
+                       ("wiring record", wired_netns_path(name)), ("hosts file", hosts_path(name)),
+                       ("resolv.conf", resolv_path(name))):
         if os.path.isdir(path):
             raise ServiceError(f"{path}: is a directory, where service {name}'s {what} goes: not one this "
                                "module made; remove it by hand")

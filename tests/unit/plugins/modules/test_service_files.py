@@ -36,7 +36,8 @@ def name(run_module):
 
 @pytest.mark.parametrize("state", ["started", "stopped", "absent"])
 @pytest.mark.parametrize(("what", "path_of"), [("spec", paths.spec_path), ("pid file", paths.pid_file),
-                                               ("log", paths.log_file)])
+                                               ("log", paths.log_file), ("hosts file", paths.hosts_path),
+                                               ("resolv.conf", paths.resolv_path)])
 def test_a_directory_where_a_file_of_the_service_goes_is_refused_before_anything_changes(
         run_module, name, state, what, path_of):
     """A directory at the spec's or pid file's path was a traceback (open, unlink) in 5 of 6 runs; at
