@@ -69,7 +69,9 @@ class ActionModule(role_action.RoleAction):
             ) from None
 
     def act(self, result, args):
-        services, networks = args["services"], args["networks"]
+        # (a null field is one left out, as argument_specs reads it; the required ones are named)
+        services = role_problems.unset_nulls(args["services"])
+        networks = role_problems.unset_nulls(args["networks"])
         known = _known_variables(args["argument_specs"])
         problems = role_problems.unknown_variables(args["variables"], known)
         problems += role_problems.variable_problems(

@@ -43,6 +43,34 @@ def unknown_variables(defined: list[str], known: list[str]) -> list[str]:
     return problems
 
 
+# The fields that have no default: a null there is refused as missing, where a null elsewhere is the
+# field left out (unset_nulls).
+_REQUIRED_FIELDS = ("name",)
+_REQUIRED_NETWORK_FIELDS = ("bridge",)
+
+
+def unset_nulls(entries: list) -> list:
+    """``entries`` (isolated_service_services or isolated_service_networks) with their fields, and their
+    network's, that are null left out, as ansible-core's check of argument_specs takes them: not given.
+    YAML makes a field written with no value (``capabilities:``, ``mounts:``, a list whose items were
+    commented out) null; read as given, the role passed nothing for it and the modules' own defaults
+    held instead of the role's: every capability kept, the host's /proc in a pid namespace of its own
+    (refused when mounts lists no proc), the netns module's name for a null netns. The required
+    fields stay, for type_problems to name."""
+    def kept(entry: Any, required: tuple[str, ...]) -> Any:
+        if not isinstance(entry, dict):
+            return entry
+        return {k: v for k, v in entry.items() if v is not None or k in required}
+
+    out = []
+    for entry in entries:
+        entry = kept(entry, _REQUIRED_FIELDS)
+        if isinstance(entry, dict) and isinstance(entry.get("network"), dict):
+            entry = dict(entry, network=kept(entry["network"], _REQUIRED_NETWORK_FIELDS))
+        out.append(entry)
+    return out
+
+
 # The fields the role reads as strings (argument_specs says so, but an action gets the variables as
 # written: YAML makes ``user: 1000`` an integer).
 _STRING_FIELDS = ("name", "user", "group", "rootfs", "state")
@@ -54,8 +82,10 @@ def type_problems(networks: list[dict], services: list[dict]) -> list[str]:
     other fields are checked by the modules' own code)."""
     problems = []
 
-    def expect(where: str, value: Any) -> None:
-        if value is not None and not isinstance(value, str):
+    def expect(where: str, value: Any, required: bool = False) -> None:
+        if value is None and required:
+            problems.append(f"{where}: required, got null (give a string)")
+        elif value is not None and not isinstance(value, str):
             problems.append(f"{where}: expected a string, got {type(value).__name__} {value!r} (quote it in "
                             "YAML)")
 
@@ -72,7 +102,7 @@ def type_problems(networks: list[dict], services: list[dict]) -> list[str]:
         if not isinstance(net, dict):
             problems.append(f"isolated_service_networks[{i}]: expected a dict, got {type(net).__name__}")
             continue
-        expect(f"isolated_service_networks[{i}].name", net.get("name"))
+        expect(f"isolated_service_networks[{i}].name", net.get("name"), required=True)
         expect_int(f"isolated_service_networks[{i}].mtu", net.get("mtu"))
         expect_list(f"isolated_service_networks[{i}].addresses", net.get("addresses"))
     for i, svc in enumerate(services):
@@ -80,14 +110,15 @@ def type_problems(networks: list[dict], services: list[dict]) -> list[str]:
             problems.append(f"isolated_service_services[{i}]: expected a dict, got {type(svc).__name__}")
             continue
         for key in _STRING_FIELDS:
-            expect(f"isolated_service_services[{i}].{key}", svc.get(key))
+            expect(f"isolated_service_services[{i}].{key}", svc.get(key), required=key in _REQUIRED_FIELDS)
         network = svc.get("network")
         if network is not None and not isinstance(network, dict):
             problems.append(f"isolated_service_services[{i}].network: expected a dict, got "
                             f"{type(network).__name__}")
         elif network is not None:
             for key in _STRING_NETWORK_FIELDS:
-                expect(f"isolated_service_services[{i}].network.{key}", network.get(key))
+                expect(f"isolated_service_services[{i}].network.{key}", network.get(key),
+                       required=key in _REQUIRED_NETWORK_FIELDS)
             expect_int(f"isolated_service_services[{i}].network.mtu", network.get("mtu"))
             expect_list(f"isolated_service_services[{i}].network.addresses", network.get("addresses"))
     return problems
