@@ -50,10 +50,12 @@ def _probe_source() -> str:
 class ActionModule(role_action.RoleAction):
     ARGSPEC = ARGSPEC
 
-    def _probe(self, base_python: str, venv: str, accounts: list[str], roots: list[str]) -> dict:
+    def _probe(self, base_python: str, venv: str, accounts: list[str], roots: list[str],
+               links: list[str]) -> dict:
         command = " ".join(
             shlex.quote(word)
-            for word in (base_python, "-c", _probe_source(), venv, json.dumps(accounts), json.dumps(roots))
+            for word in (base_python, "-c", _probe_source(), venv, json.dumps(accounts), json.dumps(roots),
+                         json.dumps(links))
         )
         done = self._low_level_execute_command(command, sudoable=True)
         if done["rc"] != 0:
@@ -85,7 +87,8 @@ class ActionModule(role_action.RoleAction):
         accounts = list(dict.fromkeys(svc["user"] for svc in every if "user" in svc))
         roots = list(dict.fromkeys(svc["rootfs"] for svc in kept if svc.get("rootfs") is not None))
         if args["host"] is None:
-            host = self._probe(args["base_python"], args["venv"], accounts, roots)
+            links = role_problems.host_link_names(kept)
+            host = self._probe(args["base_python"], args["venv"], accounts, roots, links)
         else:  # planned again: the host as it was looked at, with the accounts created since
             host = dict(
                 args["host"], passwd=dict(args["host"]["passwd"], **role_plan.created_passwd(args["created"]))

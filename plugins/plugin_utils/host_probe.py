@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 """The role isolated_service's look at a host, sent as the source of ``BASE_PYTHON -c`` in one command
 (the action plugin isolated_service_plan: no module round trip) and run with the host's own Python:
-    BASE_PYTHON -c SOURCE VENV ACCOUNTS_JSON ROOTFS_JSON
+    BASE_PYTHON -c SOURCE VENV ACCOUNTS_JSON ROOTFS_JSON [LINKS_JSON]
 It prints one JSON object: the base Python's version, machine and pip, whether the virtualenv has what
 the modules import and which wheels it was installed from, whether PID 1 is systemd, the controllers of
 the cgroup v2 tree (the pyforkexec daemon applies cgroup limits there), the passwd entries of the
 services' accounts that exist (as ansible.builtin.getent has them) and whether each new root is a
-directory, and the accounts the services' specs on the host run as. It reads, and changes nothing. No
+directory, the accounts the services' specs on the host run as, and the host links of the names
+the services' veths and bridges take that exist (their alias, and whether each is a bridge). It reads,
+and changes nothing. No
 f-strings or annotations: an older Python (3.7 on) must still say its version, for the role to refuse
 it by name."""
 
@@ -111,7 +113,23 @@ def spec_accounts(spec_dir=SPEC_DIR):
     return out, unreadable
 
 
-def probe(venv, accounts, roots):
+def host_links(names):
+    """{name: {alias, bridge}} of the host links of ``names`` that exist (read in /sys/class/net)."""
+    found = {}
+    for name in names:
+        path = os.path.join("/sys/class/net", name)
+        if "/" in name or name in ("", ".", "..") or not os.path.exists(path):
+            continue
+        try:
+            with open(os.path.join(path, "ifalias")) as f:
+                alias = f.read().strip()
+        except OSError:
+            alias = ""
+        found[name] = dict(alias=alias, bridge=os.path.isdir(os.path.join(path, "bridge")))
+    return found
+
+
+def probe(venv, accounts, roots, links=()):
     has_python = os.path.exists(os.path.join(venv, "bin", "python"))
     # the virtualenv is made from this Python: its site-packages are of this version
     site = os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")  # noqa: UP031
@@ -161,11 +179,13 @@ def probe(venv, accounts, roots):
         rootfs=dict((root, os.path.isdir(root)) for root in roots),
         spec_accounts=specs,
         spec_unreadable=unreadable,
+        links=host_links(links),
     )
 
 
 def main():
-    print(json.dumps(probe(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]))))
+    links = json.loads(sys.argv[4]) if len(sys.argv) > 4 else []
+    print(json.dumps(probe(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), links)))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils.accounts impo
 # or vt-: systemd-networkd's default configuration (80-container-ve.network...) takes such links over,
 # detaching them from their bridge.
 PEER_PREFIX = "pfe-"
+# The alias pyforkexec gives the host end of a veth it made (pyforkexec/netns/model.py's veth_alias):
+# a host link of a peer's name without it is someone else's, which the netns module refuses to take.
+VETH_ALIAS_PREFIX = "pyforkexec.isolation netns="
 NETWORKD_PREFIXES = ("ve-", "vz-", "vt-")
 IFNAMSIZ = 15  # an interface name's characters
 
@@ -247,10 +250,35 @@ def _overlapping_bridges(networks: list[dict]) -> list[str]:
     return problems
 
 
+def _peer(svc: dict) -> str:
+    return svc["network"].get("peer", PEER_PREFIX + svc["name"])
+
+
+def host_link_names(kept: list[dict]) -> list[str]:
+    """The host links the services to be kept take: their veths' host ends and their bridges."""
+    names = [_peer(svc) for svc in kept if isinstance(svc.get("network"), dict)]
+    names += [svc["network"]["bridge"] for svc in kept if isinstance(svc.get("network"), dict)]
+    return list(dict.fromkeys(name for name in names if isinstance(name, str)))
+
+
 def host_problems(kept: list[dict], host: dict) -> list[str]:
     """What the host's probe (``host``) shows the services to be kept cannot have: systemd where PID 1 is
-    not, a new root that is not a directory, an account that does not exist and is not to be created."""
+    not, a new root that is not a directory, an account that does not exist and is not to be created, a
+    veth's host end whose name a link not made by pyforkexec has (the host's eth0, lo, a bridge of its
+    own), a bridge whose name a link of another kind has. The netns module refuses those too, but only
+    once the role has made the accounts and the virtualenv."""
     problems = []
+    links = host.get("links") or {}
+    for svc in kept:
+        if not isinstance(svc.get("network"), dict):
+            continue
+        where = f"isolated_service_services[{svc['name']}]"
+        peer, bridge = _peer(svc), svc["network"]["bridge"]
+        if peer in links and not links[peer]["alias"].startswith(VETH_ALIAS_PREFIX):
+            problems.append(f"{where}: network.peer: host link {peer} exists and is not the host end of a "
+                            "veth pyforkexec made: choose another network.peer")
+        if bridge in links and not links[bridge]["bridge"]:
+            problems.append(f"{where}: network.bridge: host link {bridge} exists and is not a bridge")
     for svc in kept:
         if svc["manager"] == "systemd" and not host["systemd"]:
             problems.append(

@@ -14,11 +14,12 @@ import sys
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import host_probe
 
 
-def _probe(venv, accounts=(), roots=()):
+def _probe(venv, accounts=(), roots=(), links=()):
     with open(host_probe.__file__) as f:
         source = f.read()
     done = subprocess.run(
-        [sys.executable, "-c", source, str(venv), json.dumps(list(accounts)), json.dumps(list(roots))],
+        [sys.executable, "-c", source, str(venv), json.dumps(list(accounts)), json.dumps(list(roots)),
+         json.dumps(list(links))],
         capture_output=True,
         text=True,
         check=True,
@@ -112,3 +113,10 @@ def test_it_names_the_accounts_each_spec_runs_as(tmp_path):
     assert specs == {"cred": {root.pw_name: root.pw_gecos}, "mapped": {nobody.pw_name: nobody.pw_gecos},
                      "plain": {}}
     assert unreadable == ["broken", "odd"]
+
+
+def test_it_reads_the_host_links_the_services_would_take(tmp_path):
+    """The host links of the names the services' veths and bridges take, that exist: their alias and
+    whether each is a bridge (plugin_utils/role_problems.host_problems refuses someone else's)."""
+    found = _probe(tmp_path / "venv", links=["lo", "pfe-no-such-link", "../lo"])
+    assert list(found["links"]) == ["lo"] and found["links"]["lo"]["bridge"] is False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils.role_problems import (
+    host_link_names,
     host_problems,
     unknown_variables,
     variable_problems,
@@ -137,6 +138,31 @@ def test_what_the_host_lacks_names_the_service_and_field():
         "false",
     ]
     assert host_problems(kept[:1], dict(HOST, systemd=True)) == []
+
+
+def test_a_host_link_of_someone_else_in_the_way_of_a_veth_or_bridge_is_refused_before_anything_changes():
+    """A peer named as a link of the host's own (eth0, lo, a bridge it has), or a bridge named as a link
+    of another kind: the netns module refused it, but only after the role had made the account and the
+    virtualenv. What pyforkexec made (its alias) is taken."""
+    links = {"eth0": dict(alias="", bridge=False), "br-own": dict(alias="", bridge=True),
+             "pfe-c": dict(alias="pyforkexec.isolation netns=c link=eth0", bridge=False),
+             "dummy0": dict(alias="", bridge=False),
+             "br-a": dict(alias="pyforkexec.isolation bridge", bridge=True)}
+    kept = [
+        dict(name="a", manager="direct", create_user=True, network=dict(bridge="br-a", peer="eth0")),
+        dict(name="b", manager="direct", create_user=True, network=dict(bridge="br-a", peer="br-own")),
+        dict(name="c", manager="direct", create_user=True, network=dict(bridge="br-a")),
+        dict(name="d", manager="direct", create_user=True, network=dict(bridge="dummy0")),
+        dict(name="e", manager="direct", create_user=True, network=dict(bridge="br-own", peer="pfe-new")),
+    ]
+    assert host_problems(kept, dict(HOST, links=links)) == [
+        "isolated_service_services[a]: network.peer: host link eth0 exists and is not the host end of a veth "
+        "pyforkexec made: choose another network.peer",
+        "isolated_service_services[b]: network.peer: host link br-own exists and is not the host end of a "
+        "veth pyforkexec made: choose another network.peer",
+        "isolated_service_services[d]: network.bridge: host link dummy0 exists and is not a bridge",
+    ]
+    assert host_link_names(kept) == ["eth0", "br-own", "pfe-c", "pfe-d", "pfe-new", "br-a", "dummy0"]
 
 
 def test_mounts_without_proc_in_a_pid_namespace_and_an_empty_argv_are_refused():
