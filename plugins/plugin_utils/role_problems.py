@@ -76,8 +76,21 @@ def unset_nulls(entries: list) -> list:
 
 # The fields the role reads as strings (argument_specs says so, but an action gets the variables as
 # written: YAML makes ``user: 1000`` an integer).
-_STRING_FIELDS = ("name", "user", "group", "rootfs", "state")
+# hostname, domainname, chdir and description too: ansible-core makes text of anything given for a
+# string option, so that "hostname: yes" became the hostname True and "domainname: [a]" the domain
+# name ['a'], accepted by every later check.
+_STRING_FIELDS = ("name", "user", "group", "rootfs", "state", "hostname", "domainname", "chdir",
+                  "description")
 _STRING_NETWORK_FIELDS = ("bridge", "peer", "netns", "interface")
+
+
+def _type_name(value: Any) -> str:
+    """The YAML type of ``value`` by its Python base type: ansible-core hands variables over as its own
+    subclasses (``_AnsibleTaggedInt``), whose names mean nothing to whoever wrote the YAML."""
+    if value is None:
+        return "null"
+    return next((t.__name__ for t in (bool, int, float, str, list, dict) if isinstance(value, t)),
+                type(value).__name__)
 
 
 def type_problems(networks: list[dict], services: list[dict]) -> list[str]:
@@ -89,35 +102,35 @@ def type_problems(networks: list[dict], services: list[dict]) -> list[str]:
         if value is None and required:
             problems.append(f"{where}: required, got null (give a string)")
         elif value is not None and not isinstance(value, str):
-            problems.append(f"{where}: expected a string, got {type(value).__name__} {value!r} (quote it in "
+            problems.append(f"{where}: expected a string, got {_type_name(value)} {value!r} (quote it in "
                             "YAML)")
 
     def expect_int(where: str, value: Any) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            problems.append(f"{where}: expected an integer, got {type(value).__name__} {value!r} (a quoted "
+            problems.append(f"{where}: expected an integer, got {_type_name(value)} {value!r} (a quoted "
                             "or templated number is a string: use | int)")
 
     def expect_list(where: str, value: Any) -> None:
         if value is not None and not isinstance(value, list):
-            problems.append(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+            problems.append(f"{where}: expected a list, got {_type_name(value)} {value!r}")
 
     for i, net in enumerate(networks):
         if not isinstance(net, dict):
-            problems.append(f"isolated_service_networks[{i}]: expected a dict, got {type(net).__name__}")
+            problems.append(f"isolated_service_networks[{i}]: expected a dict, got {_type_name(net)}")
             continue
         expect(f"isolated_service_networks[{i}].name", net.get("name"), required=True)
         expect_int(f"isolated_service_networks[{i}].mtu", net.get("mtu"))
         expect_list(f"isolated_service_networks[{i}].addresses", net.get("addresses"))
     for i, svc in enumerate(services):
         if not isinstance(svc, dict):
-            problems.append(f"isolated_service_services[{i}]: expected a dict, got {type(svc).__name__}")
+            problems.append(f"isolated_service_services[{i}]: expected a dict, got {_type_name(svc)}")
             continue
         for key in _STRING_FIELDS:
             expect(f"isolated_service_services[{i}].{key}", svc.get(key), required=key in _REQUIRED_FIELDS)
         network = svc.get("network")
         if network is not None and not isinstance(network, dict):
             problems.append(f"isolated_service_services[{i}].network: expected a dict, got "
-                            f"{type(network).__name__}")
+                            f"{_type_name(network)}")
         elif network is not None:
             for key in _STRING_NETWORK_FIELDS:
                 expect(f"isolated_service_services[{i}].network.{key}", network.get(key),
@@ -223,9 +236,16 @@ def variable_problems(
             except AccountError as e:
                 problems.append(f"{where}: user: {str(e).split(': ', 1)[1]}")
         argv = svc.get("argv")
-        if not removed and (isinstance(argv, str) or (isinstance(argv, list) and not argv)):
-            problems.append(f"{where}: argv: give the command as a non-empty list of words, not "
-                            f"{'a string' if isinstance(argv, str) else 'an empty list'}")
+        if not removed and argv is not None and (not isinstance(argv, list) or not argv):
+            what = ("a string" if isinstance(argv, str) else "an empty list" if isinstance(argv, list)
+                    else f"{_type_name(argv)} {argv!r}")
+            problems.append(f"{where}: argv: give the command as a non-empty list of words, not {what}")
+        elif not removed and argv is not None:
+            # ansible-core makes text of any item: null became "", yes "True", a list its repr
+            problems += [f"{where}: argv[{i}]: expected a word (a string or a number), got "
+                         f"{'null' if word is None else type(word).__name__} {word!r} (quote it in YAML)"
+                         for i, word in enumerate(argv)
+                         if word is None or isinstance(word, (bool, list, dict))]
     return problems
 
 

@@ -165,6 +165,35 @@ def test_a_host_link_of_someone_else_in_the_way_of_a_veth_or_bridge_is_refused_b
     assert host_link_names(kept) == ["eth0", "br-own", "pfe-c", "pfe-d", "pfe-new", "br-a", "dummy0"]
 
 
+class _TaggedInt(int):
+    """As ansible-core hands a number over (its _AnsibleTaggedInt): named by the type YAML wrote."""
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    (dict(hostname=_TaggedInt(5)), "hostname: expected a string, got int 5"),
+    (dict(argv=5), "argv: give the command as a non-empty list of words, not int 5"),
+    (dict(argv=True), "argv: give the command as a non-empty list of words, not bool True"),
+    (dict(argv=["/bin/echo", None]), "argv[1]: expected a word (a string or a number), got null None"),
+    (dict(argv=["/bin/echo", True]), "argv[1]: expected a word (a string or a number), got bool True"),
+    (dict(argv=[["/bin/echo"]]), "argv[0]: expected a word (a string or a number), got list"),
+    (dict(argv=[{"a": 1}]), "argv[0]: expected a word (a string or a number), got dict"),
+    (dict(hostname=True), "hostname: expected a string, got bool True"),
+    (dict(domainname=["a"]), "domainname: expected a string, got list ['a']"),
+    (dict(chdir={"a": 1}), "chdir: expected a string, got dict"),
+    (dict(description=5), "description: expected a string, got int 5"),
+])
+def test_what_ansible_core_would_make_text_of_is_refused_where_any_text_passes(fields, expected):
+    """ansible-core makes text of any value given for a string, and of any item of a list of strings:
+    ``argv: [/bin/prog, ~]`` ran ``/bin/prog ''``, ``[/bin/prog, on]`` ``/bin/prog True``, ``argv: 5``
+    the program 5, ``hostname: yes`` set the hostname True, ``domainname: [a]`` the domain ['a']: none
+    of them refused before the role had made the account and the virtualenv (or at all)."""
+    problems = _problems([_service(**fields)])
+    assert len(problems) == 1 and expected in problems[0], problems
+    assert problems[0].startswith(("isolated_service_services[web]: ", "isolated_service_services[0].")), \
+        problems
+    assert _problems([_service(argv=["/bin/sleep", 100], hostname="web1")]) == []
+
+
 def test_mounts_without_proc_in_a_pid_namespace_and_an_empty_argv_are_refused():
     """Given mounts replace the role's default, which has the private /proc: without one, a service in
     its own pid namespace would read every process of the host in the host's /proc."""
