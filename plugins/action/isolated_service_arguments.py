@@ -4,8 +4,10 @@
 isolated_service's variables checked, before ansible-core's own check of its argument_specs, for the
 values that check raises on instead of reporting, or spends minutes on (module_utils/arguments.py: a
 list holding null where a dict is expected, a number where a dict of sub-options is, an infinite or huge
-int). Run by the role isolated_service_arguments, isolated_service's dependency: a role's dependencies
-run before its first task, which is ansible-core's validate_argument_spec (playbook/role/__init__.py,
+int), and the errors that check reports in an entry of a list, said with the entry's path
+(``isolated_service_services[1].network``) where it names none. Run by the role
+isolated_service_arguments, isolated_service's dependency: a role's dependencies run before its first
+task, which is ansible-core's validate_argument_spec (playbook/role/__init__.py,
 ``_prepend_validation_task``), and nothing of the role itself can run before that. The values are read
 as validate_argument_spec reads them: each variable of the argument spec that is defined, templated."""
 
@@ -30,6 +32,10 @@ class ActionModule(role_action.RoleAction):
         found = arguments.refusal(options, values)
         if found is not None:
             return dict(result, failed=True, msg=found)
+        # what ansible-core's check would report without naming the entry (which service?), named
+        located = argument_specs.located_errors(options, values)
+        if located:
+            return dict(result, failed=True, msg="\n".join(located))
         return dict(result, changed=False, msg="no value ansible-core's argument check would raise on")
 
     def run(self, tmp=None, task_vars=None):

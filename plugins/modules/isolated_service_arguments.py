@@ -20,6 +20,10 @@ description:
     (a list holding null or a boolean where a dictionary is expected, a number or a list where a
     dictionary of sub-options is) or would spend minutes on (an infinite integer, or one of more than 20
     digits).
+  - Fails too, with one line per entry, for what ansible-core's check reports in an entry of a list
+    without naming it (an unknown or misspelled field, a value of the wrong type or outside its choices,
+    a missing required field), each line naming the entry's path (C(isolated_service_services[1].network))
+    before ansible-core's message.
   - Every other value is left to ansible-core's check.
 author:
   - pyforkexec developers (@pyforkexec)
