@@ -131,6 +131,13 @@ CORPUS: dict[str, tuple[str, Mutation, str]] = {
     "userns-without-user": (TEMPLATE, _without_user, "[{svc}]: a user namespace needs user"),
     "mounts-without-proc": (TEMPLATE, _set("service.mounts", [dict(type="tmpfs", target="/tmp")]),
                             "[{svc}]: mounts has no proc mount, and the service has its own pid namespace"),
+    # a null is the field left out (as argument_specs reads it), and what ansible-core would make text of
+    "user-null": (TEMPLATE, _set("service.user", None), "[{svc}]: a user namespace needs user"),
+    "argv-null-item": (TEMPLATE, _set("service.argv", ["/bin/sleep", None]),
+                       "[{svc}]: argv[1]: expected a word (a string or a number), got null"),
+    # a veth's host end named as a link of the host's own: refused by the netns module, after the account
+    "peer-host-link": (ROOTFS, _set("network.peer", "lo"),
+                       "[{svc}]: network.peer: host link lo exists and is not the host end of a veth"),
     "argument-spec": (SPEC, _set("service.state", "bogus"), "state must be one of: started, stopped, absent"),
     "landlock-mode": (SPEC, _set("service.landlock", dict(mode="lax")),
                       "mode must be one of: best_effort, strict"),
