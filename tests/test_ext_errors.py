@@ -12,20 +12,21 @@ format, no zombie, no leaked fd. Extension locations that cannot be reached from
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import resource
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from helpers import sysutil
 from helpers.ext import SANDBOX_NS, kernel_has_mount_setattr, new_root
 from helpers.forked import run_in_fork
 from helpers.marks import needs_root
+from helpers.procs import namespace_holder
 from test_child_errors import (
     SECBIT_NO_CAP_AMBIENT_RAISE,
-    Failure,
     expect,
     provoke,
     unused_fd,
@@ -66,19 +67,26 @@ def test_mkdir_erofs_under_a_read_only_mount(tmp_path: Path) -> None:
     expect(provoke(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts)), errno.EROFS, L.MKDIR, 1)
 
 
-def pivot_into_a_plain_dir(mount: str) -> Failure:
-    """In a forked child: ``mount`` is a tmpfs, and the new root a plain directory in it (were it on
-    the same mount as /, pivot_root would say EBUSY instead)."""
-    sysutil.unshare(CLONE_NEWNS)
-    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
-    sysutil.mount("tmpfs", mount, "tmpfs", 0)
-    os.mkdir(os.path.join(mount, "plain"))
-    return provoke(SysProcAttr(cloneflags=CLONE_NEWNS, pivot_root=os.path.join(mount, "plain")))
+@contextlib.contextmanager
+def a_plain_dir_elsewhere(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A mount namespace held by a sleeping process, with a tmpfs at tmp_path/t and in it the plain
+    directory tmp_path/t/plain (a directory, no mount point); yields (that namespace's file, the
+    directory). Joined, it is a new root the parent cannot look at before the join (validate's
+    mount-point check is not made then), so the child's own step meets it: the way to reach the
+    kernel's refusals of a new root that is no mount point, which are refused before any process
+    otherwise (test_ext_mounts)."""
+    where = tmp_path / "t"
+    mounts = [Mount.tmpfs(str(where)), Mount.tmpfs(str(where / "plain" / "below"), mkdir=True)]
+    with namespace_holder(SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts)) as path:
+        yield path("mnt"), str(where / "plain")
 
 
 def test_pivot_root_einval_not_a_mount_point(tmp_path: Path) -> None:
-    # index 1: the pivot_root call itself (index 0 is the chdir into the new root)
-    expect(run_in_fork(pivot_into_a_plain_dir, str(tmp_path)), errno.EINVAL, L.PIVOT_ROOT, 1)
+    with a_plain_dir_elsewhere(tmp_path) as (mnt, plain):
+        # index 1: the pivot_root call itself (index 0 is the chdir into the new root)
+        # (unshareflags: a new mount namespace inside the joined one, a copy this test may pivot in)
+        sys = SysProcAttr(unshareflags=CLONE_NEWNS, setns=[SetNS(mnt)], pivot_root=plain)
+        expect(provoke(sys), errno.EINVAL, L.PIVOT_ROOT, 1)
 
 
 def test_pivot_root_enoent_missing_directory(tmp_path: Path) -> None:
@@ -87,8 +95,9 @@ def test_pivot_root_enoent_missing_directory(tmp_path: Path) -> None:
 
 
 def test_remount_ro_einval_chroot_not_a_mount_point(tmp_path: Path) -> None:
-    sys = SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(tmp_path), readonly_root=True)
-    expect(provoke(sys), errno.EINVAL, L.REMOUNT_RO)
+    with a_plain_dir_elsewhere(tmp_path) as (mnt, plain):
+        sys = SysProcAttr(unshareflags=CLONE_NEWNS, setns=[SetNS(mnt)], chroot=plain, readonly_root=True)
+        expect(provoke(sys), errno.EINVAL, L.REMOUNT_RO)
 
 
 def test_prlimit_eperm_raising_a_hard_limit_unprivileged(unprivileged: Callable[..., Any]) -> None:
