@@ -373,6 +373,52 @@ def test_a_value_ansible_core_s_argument_check_raises_on_is_refused_naming_the_v
     assert not (tmp_path / "venv").exists()
 
 
+def test_an_interpreter_that_overrides_the_role_s_is_refused_before_anything_changes(
+        tmp_path: Path, wheels: Path, collections: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extra vars take precedence over a task's vars: ``-e ansible_python_interpreter=...`` (the
+    inventory's Python here, as scripts/demo passed it) ran the services module, whose Python runs the
+    services, with that Python instead of the role's virtualenv's. The role refuses it, naming the
+    variable, before anything changes (not in check mode: a role that went on would install and start
+    the service), the virtualenv's own Python too; ANSIBLE_PYTHON_INTERPRETER, which task vars override,
+    passes."""
+    i = 90
+    host = _host(tmp_path / "venv", wheels)
+    service, bridge = _service(i)
+    host.update(isolated_service_services=[service], isolated_service_networks=[bridge])
+    inventory = dict(all=dict(hosts=dict(h=host)))
+    playbook = [dict(hosts="all", gather_facts=False, roles=["pyforkexec.isolation.isolated_service"])]
+    try:
+        for n, interpreter in enumerate((sys.executable, f"{tmp_path / 'venv'}/bin/python")):
+            scratch = tmp_path / f"run{n}"
+            scratch.mkdir()
+            results = run_playbook(scratch, collections, inventory, playbook,
+                                   ("-e", f"ansible_python_interpreter={interpreter}"))
+            log = (scratch / "ansible.log").read_text()
+            assert traces(i) == [] and list(tmp_path.glob("venv*")) == [], log[-3000:]
+            said = results["h"].get("msg", "")
+            assert said.startswith(f"ansible_python_interpreter: is {interpreter}, set where it overrides a "
+                                   "task's vars"), log[-3000:]
+            assert f"(isolated_service_venv, {tmp_path / 'venv'})" in said
+            assert said.endswith("or with ANSIBLE_PYTHON_INTERPRETER instead")
+        own = tmp_path / "own"
+        own.mkdir()
+        validate = [dict(hosts="all", gather_facts=False, tasks=[
+            dict(name="validate", **{"ansible.builtin.include_role": dict(
+                name="pyforkexec.isolation.isolated_service", tasks_from="validate")}),
+            dict(name="passed", **{"ansible.builtin.debug": dict(msg="validated")})])]
+        monkeypatch.setenv("ANSIBLE_PYTHON_INTERPRETER", sys.executable)
+        unset = {k: v for k, v in host.items() if k != "ansible_python_interpreter"}
+        results = run_playbook(own, collections, dict(all=dict(hosts=dict(h=unset))), validate)
+        assert results["h"].get("msg") == "validated", (own / "ansible.log").read_text()[-3000:]
+    finally:
+        if traces(i) or list(tmp_path.glob("venv*")):  # a role that went on: its service, stopped
+            gone = tmp_path / "gone"
+            gone.mkdir(exist_ok=True)
+            absent = dict(host, isolated_service_state="absent")
+            run_playbook(gone, collections, dict(all=dict(hosts=dict(h=absent))), playbook)
+        _cleanup(i)
+
+
 def test_the_role_names_its_task_files_from_role_path() -> None:
     """A bare task file name in a file that was included dynamically is looked up beside the playbook
     first: a playbook with its own tasks/services.yml ran that instead of the role's. Every include

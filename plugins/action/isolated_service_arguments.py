@@ -14,10 +14,17 @@ as validate_argument_spec reads them: each variable of the argument spec that is
 from __future__ import annotations
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import arguments
-from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import argument_specs, role_action
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import (
+    argument_specs,
+    role_action,
+    role_problems,
+)
 
 ARGSPEC = dict(
     argument_specs=dict(type="path", required=True),  # the role's meta/argument_specs.yml
+    # the ansible_python_interpreter this task gets; where the task sets one in its vars, another value
+    # is one that overrides a task's vars
+    interpreter=dict(type="raw"),
 )
 
 
@@ -29,6 +36,12 @@ class ActionModule(role_action.RoleAction):
         options = argument_specs.options(args["argument_specs"])
         task_vars = self._task_vars
         values = self._templar.template({name: task_vars[name] for name in options if name in task_vars})
+        set_here = self._task.vars.get("ansible_python_interpreter")
+        if set_here is not None:
+            problems = role_problems.interpreter_problems(
+                str(args["interpreter"]), set_here, values.get("isolated_service_venv"))
+            if problems:
+                return dict(result, failed=True, msg="\n".join(problems))
         found = arguments.refusal(options, values)
         if found is not None:
             return dict(result, failed=True, msg=found)

@@ -25,6 +25,11 @@ description:
     a missing required field), each line naming the entry's path (C(isolated_service_services[1].network))
     before ansible-core's message.
   - Every other value is left to ansible-core's check.
+  - Fails first, naming C(ansible_python_interpreter) and what to set instead, where the task sets
+    C(ansible_python_interpreter) in its own vars and O(interpreter) is another value: one of higher
+    precedence than a task's vars (extra vars, C(set_fact), role or include parameters) sets it, which
+    would override the role's own task vars too, and run its M(pyforkexec.isolation.services) module,
+    and so the services, with that Python instead of the virtualenv's.
 author:
   - pyforkexec developers (@pyforkexec)
 extends_documentation_fragment:
@@ -34,6 +39,11 @@ options:
     description: The role's C(meta/argument_specs.yml); the options of its C(main) entry point are checked.
     type: path
     required: true
+  interpreter:
+    description:
+      - The C(ansible_python_interpreter) the task gets, templated; checked
+        only where the task sets one in its own vars.
+    type: raw
 attributes:
   check_mode:
     support: full

@@ -140,6 +140,26 @@ def type_problems(networks: list[dict], services: list[dict]) -> list[str]:
     return problems
 
 
+def interpreter_problems(interpreter: str, set_here: str, venv: str | None) -> list[str]:
+    """The role runs its services module, and so its services (whose daemon commands and units name the
+    Python that ran it), with its virtualenv's Python by setting ansible_python_interpreter in that
+    task's vars. ``interpreter`` is what a task that sets it to ``set_here`` gets: another value is one
+    of higher precedence (extra vars, set_fact, role or include parameters), which would override the
+    role's too. Refused whatever it is, the virtualenv's own Python too: the role's other tasks make,
+    upgrade and switch that virtualenv, with the play's interpreter. ``venv``: isolated_service_venv,
+    None where it is left to its default."""
+    if interpreter == set_here:
+        return []
+    where = f"isolated_service_venv, {venv}" if venv is not None else "isolated_service_venv"
+    return [
+        f"ansible_python_interpreter: is {interpreter}, set where it overrides a task's vars (extra vars -e, "
+        "set_fact, role or include parameters), but the role sets it in its own tasks' vars: it runs its "
+        f"services module, and the services, with its virtualenv's Python ({where}), and its other tasks "
+        "with the play's interpreter. Set that in the inventory (a host or group variable) or with "
+        "ANSIBLE_PYTHON_INTERPRETER instead"
+    ]
+
+
 def variable_problems(
     venv: str, base_python: str, networks: list[dict], services: list[dict], namespaces: list[str],
     state: str = "present",

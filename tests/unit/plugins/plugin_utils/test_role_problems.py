@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils.role_problems import (
     host_link_names,
     host_problems,
+    interpreter_problems,
     unknown_variables,
     variable_problems,
 )
@@ -261,3 +262,22 @@ def test_a_number_or_list_given_as_a_string_is_named(networks, services, expecte
     addresses string was read character by character, and the overlap check skipped."""
     problems = variable_problems("/opt/v", "/usr/bin/python3", networks, services or [_service()], NAMESPACES)
     assert problems and problems[0].startswith(expected), problems
+
+
+SET_HERE = "/the/task/s/own"
+
+
+def test_the_interpreter_the_task_sets_passes():
+    assert interpreter_problems(SET_HERE, SET_HERE, "/opt/v") == []
+
+
+@pytest.mark.parametrize("interpreter", ["/usr/bin/python3", "python3", "/opt/v/bin/python",
+                                         "/opt/v/bin/python3"])
+@pytest.mark.parametrize("venv", ["/opt/v", None])
+def test_an_interpreter_that_overrides_the_task_s_is_refused_naming_it_and_what_to_set(interpreter, venv):
+    """A value of higher precedence than the task's vars (extra vars) would run the services module, and
+    the services, with another Python than the virtualenv's: refused, even the virtualenv's own."""
+    (problem,) = interpreter_problems(interpreter, SET_HERE, venv)
+    assert problem.startswith(f"ansible_python_interpreter: is {interpreter}, set where it overrides a")
+    assert ("(isolated_service_venv, /opt/v)" if venv else "(isolated_service_venv)") in problem
+    assert problem.endswith("(a host or group variable) or with ANSIBLE_PYTHON_INTERPRETER instead")
