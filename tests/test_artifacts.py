@@ -95,6 +95,17 @@ def test_wheel_imports_from_the_virtualenv_only(installed: dict[str, Path]) -> N
     assert version == VERSION
 
 
+def supervisor_command(name: str) -> list[str]:
+    """The command that supervises service ``name``: its systemd unit's ExecStart where it has one, else
+    its pyforkexec daemon's (pid file)."""
+    unit = Path(f"/etc/systemd/system/pyforkexec-{name}.service")
+    if unit.exists():
+        return [word for line in unit.read_text().splitlines() if line.startswith("ExecStart=")
+                for word in line.removeprefix("ExecStart=").split()]
+    daemon = Path(f"/run/pyforkexec/{name}.pid").read_text().split()[0]
+    return Path(f"/proc/{daemon}/cmdline").read_text().split("\0")
+
+
 def test_installed_collection_runs_the_example_playbook(installed: dict[str, Path]) -> None:
     collection = installed["collections"] / "ansible_collections/pyforkexec/isolation"
     manifest = json.loads((collection / "MANIFEST.json").read_text())["collection_info"]
@@ -103,17 +114,19 @@ def test_installed_collection_runs_the_example_playbook(installed: dict[str, Pat
     tag = uuid.uuid4().hex[:4]
     prefix, subnet, venv = f"a{tag}", f"10.79.{int(tag, 16) % 250 + 1}", f"/opt/pyforkexec-{tag}"
     argv = [installed["venv"] / "bin/ansible-playbook", "-i", "localhost,", "-c", "local",
-            "-e", f"ansible_python_interpreter={installed['venv'] / 'bin/python'}",
             "-e", f"isolated_http_prefix={prefix}", "-e", f"isolated_http_subnet={subnet}",
             "-e", f"isolated_service_venv={venv}",
             "-e", f"isolated_service_wheel_cache={installed['where'] / 'wheel-cache'}",
             collection / "playbooks/isolated_http.yml"]
-    env = clean_env(installed)
+    # The play's tasks run with the installed virtualenv's Python, the role's with its own (venv), where
+    # the services run: an extra var (-e ansible_python_interpreter) would override the role's.
+    env = dict(clean_env(installed), ANSIBLE_PYTHON_INTERPRETER=str(installed["venv"] / "bin/python"))
     try:
         out = run(argv, cwd=installed["where"], env=env).stdout
         for web, last in (("web1", 11), ("web2", 12)):
             assert f"hello from {prefix}-{web}: pid 1, uid 0" in out
             assert f"at {subnet}.{last}" in out
+            assert f"{venv}/bin/python" in supervisor_command(f"{prefix}-{web}")
         # The wheel the role built came from the installed collection's own sources.
         built = list((installed["where"] / "wheel-cache").glob(f"*/pyforkexec-{VERSION}-cp39-abi3-*.whl"))
         assert built, "the role built no wheel from the installed collection"
