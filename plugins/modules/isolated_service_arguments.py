@@ -26,10 +26,10 @@ description:
     before ansible-core's message.
   - Every other value is left to ansible-core's check.
   - Fails first, naming C(ansible_python_interpreter) and what to set instead, where the task sets
-    C(ansible_python_interpreter) in its own vars and O(interpreter) is another value: one of higher
-    precedence than a task's vars (extra vars, C(set_fact), role or include parameters) sets it, which
-    would override the role's own task vars too, and run its M(pyforkexec.isolation.services) module,
-    and so the services, with that Python instead of the virtualenv's.
+    C(ansible_python_interpreter) in its own vars and O(interpreter) is another value, set where it
+    overrides a task's vars (extra vars, C(set_fact), role or include parameters). It would override the
+    role's own task vars too, and run its M(pyforkexec.isolation.services) module, and so the services,
+    with that Python instead of the virtualenv's.
 author:
   - pyforkexec developers (@pyforkexec)
 extends_documentation_fragment:

@@ -7,6 +7,7 @@ each error prefixed with the path of its entry."""
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.action.isolated_service_arguments import ActionModule
@@ -23,10 +24,12 @@ class _AsGiven:
         return value
 
 
-def _act(**variables):
-    action = ActionModule.__new__(ActionModule)  # act() alone: the variables given
+def _act(task_vars=None, interpreter=None, **variables):
+    """act() alone: the variables given; ``task_vars``, the task's own vars."""
+    action = ActionModule.__new__(ActionModule)
     action._task_vars, action._templar = variables, _AsGiven()
-    return action.act({}, dict(argument_specs=ROLE_SPECS))
+    action._task = SimpleNamespace(vars=task_vars or {})
+    return action.act({}, dict(argument_specs=ROLE_SPECS, interpreter=interpreter))
 
 
 def _service(name, **fields):
@@ -58,3 +61,21 @@ def test_valid_variables_and_errors_of_a_variable_itself_are_left_to_ansible_cor
     assert not _act(isolated_service_services=[_service("a", network=dict(bridge="br"))],
                     isolated_service_networks=[dict(name="br", mtu=1500)]).get("failed")
     assert not _act(isolated_service_state="gone").get("failed")  # ansible-core names it
+
+
+SET_HERE = dict(ansible_python_interpreter="/the/task/s/own")
+
+
+def test_an_interpreter_that_overrides_the_task_s_vars_is_refused_first():
+    """The task sets ansible_python_interpreter in its vars: another value it gets is one of higher
+    precedence (extra vars...), which would override the role's task vars too."""
+    result = _act(SET_HERE, "/usr/bin/python3", isolated_service_venv="/opt/v",
+                  isolated_service_services=[_service("a", state="gone")])
+    assert result.get("failed") and result["msg"].startswith(
+        "ansible_python_interpreter: is /usr/bin/python3, set where it overrides a task's vars"), result
+    assert "(isolated_service_venv, /opt/v)" in result["msg"] and "\n" not in result["msg"]
+
+
+def test_the_task_s_own_interpreter_or_a_task_without_one_passes():
+    assert not _act(SET_HERE, "/the/task/s/own").get("failed")
+    assert not _act({}, "/usr/bin/python3").get("failed")  # nothing to compare it with
