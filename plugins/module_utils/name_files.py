@@ -96,6 +96,14 @@ def _hosts_entries(given):
         if twice:
             _fail(option, f"{twice} is given twice")
         out.append((name, addresses))
+    # The resolver reads a hosts file's names without case and its first line of a name: DB and db
+    # are one name, and the first of their lines by name would hide the other's addresses.
+    seen = {}
+    for name, _addresses in sorted(out):
+        if name.lower() in seen:
+            _fail(f"etc_hosts.{name}", f"is the name etc_hosts.{seen[name.lower()]} gives (the resolver "
+                  "reads host names without case): give its addresses under one of them")
+        seen[name.lower()] = name
     return sorted(out)
 
 
@@ -136,17 +144,26 @@ def check(params):
         if len(servers) > MAXNS:
             _fail("dns", f"{len(servers)} servers given: the resolver reads the first {MAXNS} "
                   "(glibc's MAXNS) and ignores the others")
-        for i, server in enumerate(servers):
-            _address(f"dns[{i}]", server, scoped=True)
-        twice = next((s for s in servers if servers.count(s) > 1), None)
-        if twice:
-            _fail("dns", f"{twice} is given twice")
+        # (by the address: ::1 and 0::1, FE80::1%eth0 and fe80::1%eth0 are one server)
+        addresses = [_address(f"dns[{i}]", server, scoped=True) for i, server in enumerate(servers)]
+        twice = next((i for i, a in enumerate(addresses) if addresses.index(a) < i), None)
+        if twice is not None:
+            first = servers[addresses.index(addresses[twice])]
+            _fail("dns", f"{servers[twice]} is given twice" if servers[twice] == first
+                  else f"{servers[twice]} is given twice (as {first} too)")
     if search is not None:
         if "." in search and len(search) > 1:
             _fail("dns_search", "'.' (no search domains) cannot be given with domains")
+        seen = {}
         for i, domain in enumerate(search):
             if domain != ".":
                 _name(f"dns_search[{i}]", domain, "domain")
+                # (the resolver reads domains without case, and a final dot as none)
+                key = domain.lower().rstrip(".")
+                if key in seen:
+                    _fail(f"dns_search[{i}]", f"{domain!r} is the domain dns_search[{seen[key]}] gives: "
+                          "give each once")
+                seen[key] = i
     if params.get("dns_options") is not None:
         _options(params["dns_options"])
 
@@ -208,10 +225,11 @@ def own_mount_namespace(params):
     return False
 
 
-def _in_root(root, path):
+def _in_root(root, path, links=None):
     """Where ``path`` leads as the service sees it: its symlinks followed inside ``root`` (the new root's
     directory on this host, "" for none), as pyforkexec finds a mount's target (RESOLVE_IN_ROOT). The
-    path in the service's root, or None where a link loops."""
+    path in the service's root, or None where a link loops. ``links``: a list given gets the path of
+    each link followed."""
     parts, at, hops = [p for p in path.split("/") if p], "/", 0
     while parts:
         part = parts.pop(0)
@@ -226,6 +244,8 @@ def _in_root(root, path):
             hops += 1
             if hops > 40:
                 return None
+            if links is not None:
+                links.append(here)
             link = os.readlink(host)
             if link.startswith("/"):
                 at = "/"
@@ -233,6 +253,31 @@ def _in_root(root, path):
             continue
         at = here
     return at
+
+
+def _outside_mounts(option, path, found, params, explicit, what, root=None):
+    """Whether ``found`` (``path``, or a link on the way from it, or where it leads) is outside every
+    mount of ``mounts``, made before the binds: what the service has under one (a tmpfs on /run where
+    /etc/resolv.conf leads, a bind of /etc) is that mount's, which this host cannot tell from its root.
+    ``root``: the new root's directory on this host ("" for none), where each mount's target is found
+    as pyforkexec finds it (its links followed), None to take the targets as given (away from the host).
+    False leaves the default out (rather than fail its start); a given option is refused naming the
+    mount, before anything changes (its bind failed the start, after the running service was stopped)."""
+    led = "" if found == path else f" (on the way from {path})"
+    for i, mount in enumerate(params.get("mounts") or []):
+        target = os.path.normpath("/" + (mount.get("target") or "").lstrip("/"))
+        target = (_in_root(root, target) or target) if root is not None else target
+        if target == found:
+            if explicit:
+                _fail(option, f"mounts[{i}] mounts {found}{led} already, which {what}: give one of them")
+            return False  # the service's own mount of it stands
+        if target == "/" or found.startswith(target + "/"):
+            if explicit:
+                _fail(option, f"mounts[{i}] mounts {target}, over {found}{led}: what the service has there "
+                      "is that mount's, which this host cannot tell is a file to bind-mount over; put "
+                      f"the file in the mount's source, or give {path} outside it")
+            return False
+    return True
 
 
 def _target(option, path, params, on_host, explicit, source=None):
@@ -244,20 +289,16 @@ def _target(option, path, params, on_host, explicit, source=None):
     root = params.get("rootfs") or ""
     what = f"{source} is bound over (iproute2's {NETNS_ETC} convention)" if source else f"{option} generates"
     want_dir = bool(source) and os.path.isdir(source)
-    for i, mount in enumerate(params.get("mounts") or []):
-        target = os.path.normpath("/" + (mount.get("target") or "").lstrip("/"))
-        if target == path:
-            if not explicit:
-                return None  # the service's own mount of it stands
-            _fail(option, f"mounts[{i}] mounts {path} already, which {what}: give one of them")
-        if not explicit and (target == "/" or path.startswith(target + "/")):
-            # What the service then has at the path is that mount's, which this host cannot tell: the
-            # default is left out rather than fail its start (a given option's start tells, naming it).
-            return None
+    if not _outside_mounts(option, path, path, params, explicit, what):
+        return None
     if not on_host:  # (the role's check on its controller: the host tells the rest)
         return path
     where = " in its root " + root if root else ""
-    found = _in_root(root, path)
+    links = []
+    found = _in_root(root, path, links)
+    for each in dict.fromkeys(p for p in (path, *links, found) if p is not None):
+        if not _outside_mounts(option, path, each, params, explicit, what, root):
+            return None
     if found is None:
         if not explicit:
             return None
@@ -292,9 +333,15 @@ def _netns_etc(params, on_host):
         return []
     except OSError as e:
         _fail("netns", f"cannot read {directory} (iproute2's files of the namespace): {e.strerror}")
-    return [(os.path.join(directory, entry),
-             _target("netns", f"/etc/{entry}", params, on_host, True, os.path.join(directory, entry)))
-            for entry in entries]
+    out = []
+    for entry in entries:
+        source = os.path.join(directory, entry)
+        if not os.path.exists(source):  # (its bind failed the start, after the running service stopped)
+            _fail("netns", f"{source} is a dangling symlink: nothing to bind over /etc/{entry} as ip netns "
+                  "exec binds it (ip netns exec warns and goes on; a service fails closed): remove it, or "
+                  "make it lead to a file")
+        out.append((source, _target("netns", f"/etc/{entry}", params, on_host, True, source)))
+    return out
 
 
 def _hosts_text(name, params, addresses, entries):
@@ -302,9 +349,17 @@ def _hosts_text(name, params, addresses, entries):
     if not _NAME.fullmatch(hostname):  # (whitespace or a newline would make other lines of the file)
         _fail("hostname", f"{hostname!r} cannot be written in the service's generated /etc/hosts "
               "(dot-separated labels of letters, digits, '-' and '_'): give another, or no_hosts: true")
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    # An entry of etc_hosts stands in place of the generated line of its name (localhost, the hostname):
+    # the resolver answers a name from its first line, which would be the generated one.
+    given = {host.lower() for host, _each in entries}
+    generated = [("127.0.0.1", ["localhost"]), ("::1", ["localhost", "ip6-localhost", "ip6-loopback"])]
     if hostname != "localhost":
-        lines += [f"{address}\t{hostname}" for address in addresses or ["127.0.1.1"]]
+        generated += [(address, [hostname]) for address in addresses or ["127.0.1.1"]]
+    lines = []
+    for address, names in generated:
+        names = [n for n in names if n.lower() not in given]
+        if names:
+            lines.append(f"{address}\t{' '.join(names)}")
     lines += [f"{address}\t{host}" for host, each in entries for address in each]
     options = "etc_hosts, no_hosts"
     return _HEADER.format(name=name, path=HOSTS, option=options) + "\n".join(lines) + "\n"

@@ -178,22 +178,28 @@ options:
         file alone."
       - "The generated file has C(localhost) on C(127.0.0.1) and C(::1), then the service's hostname
         (O(hostname), else the host's) on its own addresses, those of its C(wiring) in the
-        M(pyforkexec.isolation.services) module, else on C(127.0.1.1); then the entries, by name. Looking up
-        its own name never asks a resolver its network namespace may not reach (Python's
-        C(socket.getfqdn()), which C(http.server) calls at its bind, waited out the resolver's timeouts)."
+        M(pyforkexec.isolation.services) module, else on C(127.0.1.1); then the entries, by name. An entry
+        of C(localhost) or of the hostname stands in place of its generated line (the resolver answers a
+        name from its first line). Looking up its own name never asks a resolver its network namespace may
+        not reach (Python's C(socket.getfqdn()), which C(http.server) calls at its bind, waited out the
+        resolver's timeouts)."
       - "The module writes it to C(/etc/pyforkexec/NAME.hosts), atomically, and the spec bind-mounts it
         read-only over C(/etc/hosts) (inside O(rootfs) with one) after the service's O(mounts), in its own
         mount namespace: it needs one (V(mount) in O(namespaces), or C(CLONE_NEWNS) in O(cloneflags) or
         O(unshareflags)), and C(/etc/hosts) must be a file where the service sees it (its symlinks followed
         inside its root). A change of it is a change of the service (its diff, a restart); it is removed
-        with the service, or once no option asks for it. O(mounts) may not mount C(/etc/hosts) too."
+        with the service, or once no option asks for it. O(mounts) may not mount C(/etc/hosts) too, nor a
+        directory above it or above where its links lead (C(/etc); a tmpfs on C(/run) where it is a link
+        into C(/run)): what the service has there is that mount's, which the host cannot tell."
       - "A service that the M(pyforkexec.isolation.services) module wires into its own network namespace
         (C(wiring)), with a mount namespace of its own, gets the generated file without this option (as
         podman gives each container one); O(no_hosts) leaves it out. A mount of C(/etc/hosts) in O(mounts),
-        or of a directory above it (C(/etc)), or a root without the file, leaves it out too."
+        or of a directory above it or above where its links lead (C(/etc)), or a root without the file,
+        leaves it out too."
       - Names are dot-separated labels of letters, digits, V(-) and V(_) (not starting with V(-)), 63
-        characters each and 253 in all; addresses are IPv4 or IPv6, without a zone. Any other value fails
-        the task before anything changes, naming the entry.
+        characters each and 253 in all, each once whatever its case (the resolver reads them without
+        case); addresses are IPv4 or IPv6, without a zone. Any other value fails the task before anything
+        changes, naming the entry.
     type: dict
   no_hosts:
     description:
@@ -206,7 +212,7 @@ options:
     description:
       - "The name servers of the service's own C(/etc/resolv.conf) (its C(nameserver) lines; podman's
         C(--dns)), at most 3 (the resolver reads no more), IPv4 or IPv6 addresses (an IPv6 one may have a
-        zone). V([]) gives none: the resolver then asks C(127.0.0.1) of the service's own network namespace,
+        zone), each once (V(::1) and V(0::1) are one). V([]) gives none: the resolver then asks C(127.0.0.1) of the service's own network namespace,
         which fails at once where nothing listens."
       - "With O(dns), O(dns_search) or O(dns_options), the module writes the service's
         C(/etc/resolv.conf) to C(/etc/pyforkexec/NAME.resolv.conf) and the spec bind-mounts it read-only
@@ -220,7 +226,7 @@ options:
   dns_search:
     description:
       - The search domains of the service's own C(/etc/resolv.conf) (its C(search) line; podman's
-        C(--dns-search)); V([.]) or V([]) for none. See O(dns).
+        C(--dns-search)), each once whatever its case; V([.]) or V([]) for none. See O(dns).
     type: list
     elements: str
   dns_options:
@@ -251,7 +257,8 @@ notes:
     C(/etc/ENTRY) (read-write, as it binds them), before the service's own C(/etc/hosts) and
     C(/etc/resolv.conf) (O(etc_hosts), O(dns)), which win over them; a C(hosts) there stands in place of the
     generated default. An entry the service has no C(/etc/ENTRY) for (a file, or a directory for a
-    directory) fails the task before anything changes, where C(ip netns exec) warns and goes on. The
+    directory), or a dangling symlink, fails the task before anything changes, where C(ip netns exec)
+    warns and goes on. The
     entries are listed at each run: one added or removed changes the spec, and restarts the service."
 seealso:
   - module: pyforkexec.isolation.forkexec

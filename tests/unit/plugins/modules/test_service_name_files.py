@@ -218,6 +218,23 @@ def test_extra_hosts_and_dns_options_are_what_the_service_reads(run_module, name
     assert not any(os.path.exists(f) for f in files)
 
 
+def test_an_entry_of_localhost_or_of_its_hostname_is_what_the_service_resolves(run_module, name, tmp_path):
+    """An etc_hosts entry stands in place of the generated line of its name: the resolver answers a
+    name from its first line, and the generated one (127.0.1.1, 127.0.0.1) came first and hid it."""
+    made, report = name(), tmp_path / "report"
+    args = dict(name=made, argv=["python3", "-c", REPORT, str(report), "localhost", "h140-host"],
+                manager="direct", namespaces=["mount", "uts"], hostname="h140-host", start_check=0,
+                etc_hosts={"LocalHost": "10.1.2.5", "h140-host": ["10.1.2.6", "fd00::6"]}, stop_timeout=0)
+    done = run_module(service, args)
+    assert done.get("failed") is not True, done
+    seen = _report(report)
+    assert _lines(seen["/etc/hosts"]) == ["::1\tip6-localhost ip6-loopback", "10.1.2.5\tLocalHost",
+                                          "10.1.2.6\th140-host", "fd00::6\th140-host"], seen
+    assert seen["getent"]["localhost"] == ["10.1.2.5", "LocalHost"], seen
+    assert seen["getent"]["h140-host"][1:] == ["h140-host"], seen
+    assert seen["own"] == ["10.1.2.6", "fd00::6"], seen
+
+
 def test_a_mount_over_etc_leaves_the_default_out(run_module, name, tmp_path):
     """What the service has under a mount of /etc (or /) is that mount's: the default bind is left out
     rather than fail its start where the mount has no hosts file."""
@@ -275,7 +292,11 @@ REFUSED = [
     (dict(etc_hosts={"-db": "10.0.0.1"}), "etc_hosts.-db: '-db' is not a host name"),
     (dict(etc_hosts={"a" * 64: "10.0.0.1"}), f"etc_hosts.{'a' * 64}: '{'a' * 64}' is not a host name"),
     (dict(etc_hosts={"db": "10.0.0.1"}, no_hosts=True), "no_hosts: true contradicts etc_hosts"),
+    (dict(etc_hosts={"db": "10.0.0.1", "DB": "10.0.0.2"}), "etc_hosts.db: is the name etc_hosts.DB gives"),
     (dict(dns=["192.0.2.1"] * 2), "dns: 192.0.2.1 is given twice"),
+    (dict(dns=["::1", "0::1"]), "dns: 0::1 is given twice (as ::1 too)"),
+    (dict(dns=["FE80::1%eth0", "fe80::1%eth0"]), "dns: fe80::1%eth0 is given twice (as FE80::1%eth0 too)"),
+    (dict(dns_search=["a.test", "A.test."]), "dns_search[1]: 'A.test.' is the domain dns_search[0] gives"),
     (dict(dns=["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]), "dns: 4 servers given"),
     (dict(dns=["dns.example"]), "dns[0]: 'dns.example' is not an IPv4 or IPv6 address"),
     (dict(dns=["192.0.2.1 192.0.2.2"]), "dns[0]: '192.0.2.1 192.0.2.2' is not an IPv4 or IPv6 address"),
@@ -432,3 +453,46 @@ def test_under_a_read_only_new_root_the_files_are_bound_where_its_links_lead(run
     assert (root / "etc" / "hosts").read_text() == ""  # the root's own files are untouched
     assert (root / "run" / "resolve" / "stub.conf").read_text() == "nameserver 127.0.0.53\n"
     assert run_module(service, args)["changed"] is False
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_file_under_one_of_its_mounts_is_refused_for_an_option_and_left_out_by_default(
+        run_module, name, tmp_path, check_mode):
+    """/etc/resolv.conf -> /run/resolve/stub.conf in the root, and a tmpfs on /run in mounts: the file
+    the service reads is the tmpfs's (none), which the host's root cannot tell. The run failed at the
+    start, naming a field of the spec, after it had written the files (and stopped a running service);
+    now the option is refused before anything changes, naming the mount, and the default left out."""
+    made = name()
+    root = _rootfs(tmp_path, hosts="/run/resolve/hosts", resolv="/run/resolve/stub.conf")
+    for each in ("stub.conf", "hosts"):
+        (root / "run" / "resolve" / each).write_text("")
+    (root / "var").mkdir()
+    os.symlink("../run", root / "var" / "run")
+    mounts = [dict(type="tmpfs", target="/var/run")]  # (its target is /run in the root)
+    args = dict(name=made, argv=["/bin/sh"], manager="direct", namespaces=["mount"], rootfs=str(root),
+                mounts=mounts, start_check=0)
+    for option, value in (("dns", ["192.0.2.1"]), ("dns_options", ["rotate"]), ("etc_hosts", {})):
+        refused = run_module(service, dict(args, **{option: value}), check_mode=check_mode)
+        assert refused["failed"] is True, refused
+        target = "/etc/hosts" if option == "etc_hosts" else "/etc/resolv.conf"
+        file = "hosts" if option == "etc_hosts" else "stub.conf"
+        said = f"{option}: mounts[0] mounts /run, over /run/resolve/{file} (on the way from {target}): "
+        assert refused["msg"].startswith(said), refused
+        assert not any(os.path.exists(f) for f in _files(made))
+    entry = dict(_wired(made, tmp_path / "report", 7), rootfs=str(root), mounts=mounts)
+    planned = run_module(services, dict(services=[entry]), check_mode=True)
+    assert planned["services"][made]["actions"] == [f"write {paths.spec_path(made)}", "start"], planned
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_dangling_link_in_etc_netns_is_refused_before_anything_changes(run_module, netns_etc, check_mode):
+    """ip netns exec warns about an entry of /etc/netns/NAME/ it cannot bind and goes on: the run planned
+    the service as if it had none, then failed its start (naming sys.mounts[0]) after writing its spec."""
+    made, directory = netns_etc
+    os.symlink("/nonexistent-h140", directory / "hosts")
+    entry = _wired(made, Path("/nonexistent-h140"), 8)
+    refused = run_module(services, dict(services=[entry]), check_mode=check_mode)
+    assert refused["failed"] is True, refused
+    said = f"services[{made}]: netns: {directory}/hosts is a dangling symlink: nothing to bind over"
+    assert refused["msg"].startswith(said), refused
+    assert not any(os.path.exists(f) for f in _files(made))
