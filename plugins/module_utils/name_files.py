@@ -49,6 +49,9 @@ OPTION_NUMBERS = {"ndots": (0, 15), "timeout": (1, 30), "attempts": (1, 5)}
 # make another line of the file than the one given.
 _LABEL = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}"
 _NAME = re.compile(rf"(?=[^\n]{{1,253}}\.?\Z){_LABEL}(?:\.{_LABEL})*\.?")
+# A zone of an IPv6 address: a Linux interface name (IFNAMSIZ - 1 characters, no '/', ':' or whitespace;
+# those in use) or its index.
+_ZONE = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
 _HEADER = "# Written by pyforkexec for service {name}: its {path} (options {option}); edits are lost.\n"
 
 
@@ -76,8 +79,13 @@ def _address(option, value, scoped=False):
         address = ipaddress.ip_address(value)
     except ValueError:
         _fail(option, f"{value!r} is not an IPv4 or IPv6 address")
-    if getattr(address, "scope_id", None) and not scoped:
-        _fail(option, f"{value!r} has a zone (%{address.scope_id}), which a hosts file does not take")
+    zone = getattr(address, "scope_id", None)
+    if zone and not scoped:
+        _fail(option, f"{value!r} has a zone (%{zone}), which a hosts file does not take")
+    if zone and not (_ZONE.fullmatch(zone) and zone not in (".", "..")):
+        # (ipaddress takes any text after the %: a newline in it wrote another line of the file)
+        _fail(option, f"{value!r} has a zone that is no interface name or index (%{zone!r}: 1 to 15 letters, "
+              "digits, '_', '.', '@' or '-')")
     return str(address)
 
 

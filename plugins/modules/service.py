@@ -212,8 +212,9 @@ options:
     description:
       - "The name servers of the service's own C(/etc/resolv.conf) (its C(nameserver) lines; podman's
         C(--dns)), at most 3 (the resolver reads no more), IPv4 or IPv6 addresses (an IPv6 one may have a
-        zone), each once (V(::1) and V(0::1) are one). V([]) gives none: the resolver then asks C(127.0.0.1) of the service's own network namespace,
-        which fails at once where nothing listens."
+        zone: an interface name or index), each once (V(::1) and V(0::1) are one). V([]) gives none: the
+        resolver then asks C(127.0.0.1) of the service's own network namespace, which fails at once where
+        nothing listens."
       - "With O(dns), O(dns_search) or O(dns_options), the module writes the service's
         C(/etc/resolv.conf) to C(/etc/pyforkexec/NAME.resolv.conf) and the spec bind-mounts it read-only
         over the file the service reads as C(/etc/resolv.conf), its symlinks followed inside its root

@@ -299,6 +299,10 @@ REFUSED = [
     (dict(dns_search=["a.test", "A.test."]), "dns_search[1]: 'A.test.' is the domain dns_search[0] gives"),
     (dict(dns=["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]), "dns: 4 servers given"),
     (dict(dns=["dns.example"]), "dns[0]: 'dns.example' is not an IPv4 or IPv6 address"),
+    (dict(dns=["fe80::1%eth0\nnameserver 192.0.2.9"]), "dns[0]: 'fe80::1%eth0\\nnameserver 192.0.2.9' has a "
+                                                       "zone that is no interface name or index"),
+    (dict(dns=["fe80::1%eth0 x"]), "dns[0]: 'fe80::1%eth0 x' has a zone that is no interface name or index"),
+    (dict(dns=["fe80::1%" + "e" * 16]), f"dns[0]: 'fe80::1%{'e' * 16}' has a zone that is no interface name"),
     (dict(dns=["192.0.2.1 192.0.2.2"]), "dns[0]: '192.0.2.1 192.0.2.2' is not an IPv4 or IPv6 address"),
     (dict(dns_search=["bad domain"]), "dns_search[0]: 'bad domain' is not a domain"),
     (dict(dns_search=["ok.test", "x\nnameserver 1.2.3.4"]), "dns_search[1]: "),
