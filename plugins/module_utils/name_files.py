@@ -24,7 +24,7 @@ import os
 import re
 import socket
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, pidfds
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 
 ARGSPEC = dict(
@@ -233,6 +233,30 @@ def own_mount_namespace(params):
     return False
 
 
+def _joined_mount(params, on_host):
+    """``join[i]``, the first join of a mount namespace (unshareflags' CLONE_NEWNS then copies that one's
+    tree), or None. Away from the host only a join naming ``mount`` is known; a join the isolation
+    options' check refuses (no such process or file) is none here."""
+    nsinfo = deps.pyforkexec.nsinfo
+    for i, join in enumerate(params.get("join") or []):
+        kinds = join.get("namespaces")
+        try:
+            if kinds:
+                joined = "mount" in kinds
+            elif not on_host:
+                joined = False
+            elif join.get("path"):
+                joined = nsinfo.nstype(join["path"]) == int(deps.pyforkexec.CLONE_NEWNS)
+            else:
+                where = pidfds.in_proc(join["pid"]) if (join.get("pid") or 0) > 0 else None
+                joined = where is not None and "mount" in nsinfo.differing(where)
+        except OSError:
+            joined = False
+        if joined:
+            return f"join[{i}]"
+    return None
+
+
 def _in_root(root, path, links=None):
     """Where ``path`` leads as the service sees it: its symlinks followed inside ``root`` (the new root's
     directory on this host, "" for none), as pyforkexec finds a mount's target (RESOLVE_IN_ROOT). The
@@ -328,9 +352,10 @@ def _target(option, path, params, on_host, explicit, source=None):
     return found
 
 
-def _netns_etc(params, on_host):
+def _netns_etc(params, on_host, look=True):
     """[(source, target)]: what ``ip netns exec NAME`` binds for the namespace the service joins by name
-    (``netns``): each entry of /etc/netns/NAME/ over /etc/ENTRY, in name order."""
+    (``netns``): each entry of /etc/netns/NAME/ over /etc/ENTRY, in name order (``look`` false: the
+    target as given, not looked for)."""
     name = params.get("netns")
     if not name or not on_host or "/" in name or name in (".", ".."):  # (the netns option's check refuses it)
         return []
@@ -348,7 +373,8 @@ def _netns_etc(params, on_host):
             _fail("netns", f"{source} is a dangling symlink: nothing to bind over /etc/{entry} as ip netns "
                   "exec binds it (ip netns exec warns and goes on; a service fails closed): remove it, or "
                   "make it lead to a file")
-        out.append((source, _target("netns", f"/etc/{entry}", params, on_host, True, source)))
+        target = _target("netns", f"/etc/{entry}", params, on_host, True, source) if look else f"/etc/{entry}"
+        out.append((source, target))
     return out
 
 
@@ -431,6 +457,19 @@ def plan(params, name, wired=None, on_host=True):
                   "generated file to be bind-mounted over the one it would read: without one it could only "
                   "be written over the host's")
         return Plan()  # the default and /etc/netns/NAME/ follow the service's own mount namespace
+    joined = _joined_mount(params, on_host)
+    if joined:
+        # What it has at /etc/hosts, /etc/resolv.conf and /etc/ENTRY is the joined namespace's, which
+        # this host's files do not tell: a bind found nothing there at the start, after the run had
+        # written the files and stopped a running service.
+        etc = _netns_etc(params, on_host, look=False)
+        if asked or etc:
+            option = asked[0] if asked else "netns"
+            what = "its generated file" if asked else f"the files of {os.path.dirname(etc[0][0])}"
+            _fail(option, f"{joined} joins a mount namespace: the files the service reads, which {what} "
+                  "would be bound over, are that namespace's, which this run does not look into; leave "
+                  f"{option} out, or give the service a mount namespace of its own without {joined}")
+        return Plan()  # (the default: left out)
     netns_etc = _netns_etc(params, on_host)
     if any(os.path.basename(source) == "hosts" for source, _target_path in netns_etc):
         default_hosts = False  # the namespace's own /etc/hosts stands

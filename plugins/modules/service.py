@@ -186,8 +186,10 @@ options:
       - "The module writes it to C(/etc/pyforkexec/NAME.hosts), atomically, and the spec bind-mounts it
         read-only over C(/etc/hosts) (inside O(rootfs) with one) after the service's O(mounts), in its own
         mount namespace: it needs one (V(mount) in O(namespaces), or C(CLONE_NEWNS) in O(cloneflags) or
-        O(unshareflags)), and C(/etc/hosts) must be a file where the service sees it (its symlinks followed
-        inside its root). A change of it is a change of the service (its diff, a restart); it is removed
+        O(unshareflags)), not one copied from a mount namespace of O(join) (what the service reads there is
+        that namespace's, which the run does not look into: refused, and the default left out), and
+        C(/etc/hosts) must be a file where the service sees it (its symlinks followed inside its root).
+        A change of it is a change of the service (its diff, a restart); it is removed
         with the service, or once no option asks for it. O(mounts) may not mount C(/etc/hosts) too, nor a
         directory above it or above where its links lead (C(/etc); a tmpfs on C(/run) where it is a link
         into C(/run)): what the service has there is that mount's, which the host cannot tell."

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -500,3 +501,43 @@ def test_a_dangling_link_in_etc_netns_is_refused_before_anything_changes(run_mod
     said = f"services[{made}]: netns: {directory}/hosts is a dangling symlink: nothing to bind over"
     assert refused["msg"].startswith(said), refused
     assert not any(os.path.exists(f) for f in _files(made))
+
+
+@pytest.fixture
+def other_mount_namespace():
+    """A process in a mount namespace of its own whose /etc is an empty tmpfs (no hosts, no
+    resolv.conf), stopped after the test."""
+    held = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             "mount -t tmpfs h140 /etc && exec sleep 600"])
+    try:
+        deadline = time.monotonic() + 10
+        while os.stat(f"/proc/{held.pid}/ns/mnt").st_ino == os.stat("/proc/self/ns/mnt").st_ino \
+                or os.path.exists(f"/proc/{held.pid}/root/etc/hosts"):
+            assert time.monotonic() < deadline and held.poll() is None, "its mount namespace never came"
+            time.sleep(0.02)
+        yield held.pid
+    finally:
+        held.kill()
+        held.wait()
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_joined_mount_namespace_is_not_looked_into_so_the_files_are_refused(
+        run_module, name, tmp_path, other_mount_namespace, check_mode):
+    """join of another mount namespace, then unshareflags CLONE_NEWNS (a copy of it): the files the
+    service reads are that namespace's. The run looked at this host's /etc/hosts, planned the bind,
+    wrote the files and failed the start (sys.mounts[0]: no file there); now the options are refused
+    before anything changes, naming the join, and the default left out."""
+    made = name()
+    join = [dict(pid=other_mount_namespace, namespaces=["mount"])]
+    args = dict(name=made, argv=["/bin/sleep", "600"], manager="direct", join=join,
+                unshareflags=["CLONE_NEWNS"], start_check=0, stop_timeout=0)
+    for option, value in (("etc_hosts", {}), ("dns", ["192.0.2.1"])):
+        refused = run_module(service, dict(args, **{option: value}), check_mode=check_mode)
+        assert refused["failed"] is True, refused
+        assert refused["msg"].startswith(f"{option}: join[0] joins a mount namespace: "), refused
+        assert not any(os.path.exists(f) for f in _files(made))
+    entry = dict(_wired(made, tmp_path / "report", 9), join=join, namespaces=["pid", "uts"],
+                 unshareflags=["CLONE_NEWNS"])
+    planned = run_module(services, dict(services=[entry]), check_mode=True)
+    assert planned["services"][made]["actions"] == [f"write {paths.spec_path(made)}", "start"], planned
