@@ -257,6 +257,42 @@ def _joined_mount(params, on_host):
     return None
 
 
+def _on_shared_mount(path):
+    """Whether the mount that holds ``path`` in this process's mount namespace (the deepest mount point
+    above it, the last mounted there) is shared (``shared:N`` in /proc/self/mountinfo)."""
+    path, best, shared = os.path.realpath(path), -1, False
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        fields = line.split()
+        if "-" not in fields[6:]:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= best:
+            best = len(point)
+            shared = any(o.startswith("shared:") for o in fields[6:fields.index("-", 6)])
+    return shared
+
+
+def _reaches_host(params, on_host, target):
+    """Why the service's bind over ``target`` (in its root) would be made in this host's mount namespace
+    too, or None: mount_propagation shared or unchanged keeps the copy of a mount that is shared here a
+    peer of it (systemd makes / shared), and a mount made on a peer is made on each (the host's
+    /etc/hosts became the service's file, and stayed, deleted, after the service was removed)."""
+    kind = params.get("mount_propagation") or "private"
+    if kind not in ("shared", "unchanged") or not on_host:
+        return None
+    host = (params.get("rootfs") or "").rstrip("/") + target
+    if not _on_shared_mount(host):
+        return None
+    return (f"mount_propagation {kind} keeps the service's mounts peers of this host's, and {host} is on a "
+            "shared mount here: the bind over it would be made on the host's too, and stay after the "
+            "service; give mount_propagation private (the default) or slave")
+
+
 def _in_root(root, path, links=None):
     """Where ``path`` leads as the service sees it: its symlinks followed inside ``root`` (the new root's
     directory on this host, "" for none), as pyforkexec finds a mount's target (RESOLVE_IN_ROOT). The
@@ -484,6 +520,16 @@ def plan(params, name, wired=None, on_host=True):
         option = next(key for key in asked if key.startswith("dns"))
         target = _target(option, RESOLV_CONF, params, on_host, True)
         files.append(NameFile(option, target, paths.resolv_path(name), _resolv_text(name, params, on_host)))
+    for source, target in netns_etc:
+        why = _reaches_host(params, on_host, target)
+        if why:
+            _fail("netns", f"{source} is bound over {target} as ip netns exec binds it, but {why}")
+    for file in list(files):
+        why = _reaches_host(params, on_host, file.target)
+        if why and file.option == "etc_hosts" and not hosts_asked:
+            files.remove(file)  # (the default: left out, as under a mount it cannot tell)
+        elif why:
+            _fail(file.option, f"its generated file is bound over {file.target}, but {why}")
     return Plan(tuple(files), tuple(netns_etc))
 
 

@@ -189,6 +189,8 @@ options:
         O(unshareflags)), not one copied from a mount namespace of O(join) (what the service reads there is
         that namespace's, which the run does not look into: refused, and the default left out), and
         C(/etc/hosts) must be a file where the service sees it (its symlinks followed inside its root).
+        With O(mount_propagation) V(shared) or V(unchanged), where this host's mount of it is shared (as
+        systemd makes C(/)), the bind would be made on the host's too: refused, and the default left out.
         A change of it is a change of the service (its diff, a restart); it is removed
         with the service, or once no option asks for it. O(mounts) may not mount C(/etc/hosts) too, nor a
         directory above it or above where its links lead (C(/etc); a tmpfs on C(/run) where it is a link

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -541,3 +542,55 @@ def test_a_joined_mount_namespace_is_not_looked_into_so_the_files_are_refused(
                  unshareflags=["CLONE_NEWNS"])
     planned = run_module(services, dict(services=[entry]), check_mode=True)
     assert planned["services"][made]["actions"] == [f"write {paths.spec_path(made)}", "start"], planned
+
+
+# Run inside a mount namespace of its own whose mounts are shared (as systemd makes a host's): the
+# module's runs (argv[1]: their arguments, JSON), each followed by the mounts at /etc/hosts and
+# /etc/resolv.conf there, then the service removed; the results as JSON on stdout.
+IN_SHARED_NAMESPACE = r"""
+import json, subprocess, sys
+module = "ansible_collections.pyforkexec.isolation.plugins.modules.service"
+out = []
+for args in json.loads(sys.argv[1]) + [dict(name=json.loads(sys.argv[1])[0]["name"], state="absent")]:
+    with open(sys.argv[2], "w") as f:
+        json.dump(dict(ANSIBLE_MODULE_ARGS=args), f)
+    ran = subprocess.run([sys.executable, "-m", module, sys.argv[2]], capture_output=True, text=True)
+    with open("/proc/self/mountinfo") as f:
+        binds = [line.split()[4] for line in f if line.split()[4] in ("/etc/hosts", "/etc/resolv.conf")]
+    out.append(dict(result=json.loads(ran.stdout), binds=binds))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("propagation", ["shared", "unchanged"])
+def test_a_bind_that_would_reach_the_host_is_refused_and_the_default_left_out(
+        run_module, name, tmp_path, child_env, propagation):
+    """mount_propagation shared or unchanged, where the host's mount is shared: the service's mounts are
+    peers of the host's, and its bind over /etc/hosts was made on the host's /etc/hosts too (which read
+    the service's entries, and stayed mounted, deleted, once the service was removed). Now refused
+    before anything changes, in check mode too, and the default left out. Run in a mount namespace of
+    its own (shared inside), not to touch this host's."""
+    made = name()
+    runs = [dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=["mount"], start_check=0,
+                 stop_timeout=0, mount_propagation=propagation, **extra)
+            for extra in (dict(etc_hosts={"db": "10.0.0.1"}, _ansible_check_mode=True),
+                          dict(etc_hosts={"db": "10.0.0.1"}), dict(dns=["192.0.2.1"]))]
+    ran = subprocess.run(["unshare", "--mount", "--propagation", "shared", sys.executable, "-c",
+                          IN_SHARED_NAMESPACE, json.dumps(runs), str(tmp_path / "args.json")],
+                         capture_output=True, text=True, env=child_env, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads(ran.stdout)
+    for run, option in zip(seen[:3], ("etc_hosts", "etc_hosts", "dns")):
+        assert run["result"].get("failed") is True, run
+        target = "/etc/hosts" if option == "etc_hosts" else "/etc/resolv.conf"
+        said = f"{option}: its generated file is bound over {target}"
+        assert run["result"]["msg"].startswith(said) and f"mount_propagation {propagation} keeps" in \
+            run["result"]["msg"], run
+        assert run["binds"] == [], run
+    assert not any(os.path.exists(f) for f in _files(made))
+    script = ("from ansible_collections.pyforkexec.isolation.plugins.module_utils import name_files\n"
+              f"print(name_files.plan(dict(namespaces=['mount'], mount_propagation='{propagation}'), "
+              "'h140', wired=['10.0.0.2']))")
+    plan = subprocess.run(["unshare", "--mount", "--propagation", "shared", sys.executable, "-c", script],
+                          capture_output=True, text=True, env=child_env, check=False)
+    assert plan.stdout.strip() == "Plan(files=(), netns_etc=())", plan
