@@ -70,6 +70,14 @@ def _name(option, value, what):
     return value
 
 
+def _inet_aton(text):
+    try:
+        socket.inet_aton(text)
+    except OSError:
+        return False
+    return True
+
+
 def _address(option, value, scoped=False):
     """An IP address as text (``ipaddress``'s spelling, so that 010.0.0.1 is refused, not read as
     octal by one reader and decimal by another)."""
@@ -95,6 +103,11 @@ def _hosts_entries(given):
     for name, value in given.items():
         option = f"etc_hosts.{name}"
         _name(option, name, "host name")
+        if name.rstrip(".").rpartition(".")[2].isdigit() or _inet_aton(name):
+            # getaddrinfo takes it for an address (5 is 0.0.0.5, 0x10 0.0.0.16) and gethostbyname finds
+            # no name of digits and dots: the entry was never read (RFC 1123: its last label is no number)
+            _fail(option, f"{name!r} reads as an IPv4 address, not a host name (its last label all digits, "
+                  "or a number inet_aton takes): the resolver never looks it up in /etc/hosts")
         values = value if isinstance(value, list) else [value]
         if not values:
             _fail(option, "is an empty list: give an address, or leave the name out")

@@ -202,7 +202,8 @@ options:
         leaves it out too."
       - Names are dot-separated labels of letters, digits, V(-) and V(_) (not starting with V(-)), 63
         characters each and 253 in all, each once whatever its case (the resolver reads them without
-        case); addresses are IPv4 or IPv6, without a zone. Any other value fails the task before anything
+        case), the last label no number (V(5) or V(1.2.3.4) read as addresses and are never looked up);
+        addresses are IPv4 or IPv6, without a zone. Any other value fails the task before anything
         changes, naming the entry.
     type: dict
   no_hosts:
