@@ -299,7 +299,10 @@ class Service:
     def wanted_files(self):
         if self.params["argv"] is None:
             return {}
-        files = {paths.spec_path(self.name): (self.spec_text(), 0o600), **self.names.wanted()}
+        spec = self.spec_text()  # (decides self.names)
+        # The name files before the spec that binds them: its daemon reads the spec again at each start
+        # of the service (its restart policy), and a run cut between the two left one it could not start.
+        files = {**self.names.wanted(), paths.spec_path(self.name): (spec, 0o600)}
         if self.manager == "systemd":
             files[paths.unit_path(self.name)] = (self.unit_text(), 0o644)
         elif self.params["description"] is not None:  # as enabled: said, not silently dropped

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import files as files_util
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
 
@@ -101,8 +103,8 @@ def test_a_wired_service_gets_its_own_hosts_file_and_finds_its_name_without_dns(
     made, report = name(), tmp_path / "report"
     entry = _wired(made, report, 2)
     planned = run_module(services, dict(services=[entry]), check_mode=True, diff=True)
-    assert planned["services"][made]["actions"] == [f"write {paths.spec_path(made)}",
-                                                    f"write {paths.hosts_path(made)}", "start"], planned
+    assert planned["services"][made]["actions"] == [f"write {paths.hosts_path(made)}",
+                                                    f"write {paths.spec_path(made)}", "start"], planned
     assert not os.path.exists(paths.hosts_path(made))
     done = run_module(services, dict(services=[entry]), diff=True)
     assert done.get("failed") is not True, done
@@ -160,8 +162,8 @@ def test_no_hosts_leaves_the_default_out_and_the_change_restarts_once(run_module
     planned = run_module(services, dict(services=[entry]), check_mode=True, diff=True)
     done = run_module(services, dict(services=[entry]), diff=True)
     for result in (planned, done):
-        assert result["services"][made]["actions"] == [f"write {paths.spec_path(made)}",
-                                                       f"write {paths.hosts_path(made)}", "restart"], result
+        assert result["services"][made]["actions"] == [f"write {paths.hosts_path(made)}",
+                                                       f"write {paths.spec_path(made)}", "restart"], result
     assert [d["before_header"] for d in planned["diff"]] == [d["before_header"] for d in done["diff"]]
     assert f"{NET}.3\tweb-3" in _lines(_report(report)["/etc/hosts"])
     assert run_module(services, dict(services=[entry]))["changed"] is False
@@ -181,11 +183,11 @@ def test_extra_hosts_and_dns_options_are_what_the_service_reads(run_module, name
                 dns_options=["ndots:2", "timeout:1", "attempts:1", "rotate"])
     planned = run_module(service, args, check_mode=True, diff=True)
     files = _files(made)
-    assert planned["actions"] == [*(f"write {f}" for f in files), "start"], planned
+    assert planned["actions"] == [*(f"write {f}" for f in files[1:]), f"write {files[0]}", "start"], planned
     assert not any(os.path.exists(f) for f in files)
     done = run_module(service, args, diff=True)
     assert done.get("failed") is not True and done["actions"] == planned["actions"], done
-    assert [d["after"] for d in done["diff"][1:3]] == [d["after"] for d in planned["diff"][1:3]]
+    assert [d["after"] for d in done["diff"][0:2]] == [d["after"] for d in planned["diff"][0:2]]
     seen = _report(report)
     assert _lines(seen["/etc/hosts"]) == [
         "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "127.0.1.1\th137-host",
@@ -425,8 +427,8 @@ def test_the_etc_netns_files_of_its_namespace_are_bound_as_ip_netns_exec_binds_t
     assert run_module(services, dict(services=[entry]))["changed"] is False
     given = dict(entry, dns=["192.0.2.88"])  # over the namespace's resolv.conf
     done = run_module(services, dict(services=[given]))
-    assert done["services"][made]["actions"] == [f"write {paths.spec_path(made)}",
-                                                 f"write {paths.resolv_path(made)}", "restart"], done
+    assert done["services"][made]["actions"] == [f"write {paths.resolv_path(made)}",
+                                                 f"write {paths.spec_path(made)}", "restart"], done
     assert _lines(_report(report)["/etc/resolv.conf"]) == ["nameserver 192.0.2.88"]
     # an entry the service has no file for: refused before anything changes (ip netns exec warns only)
     (directory / "h137-nothing").write_text("")
@@ -598,3 +600,33 @@ def test_a_bind_that_would_reach_the_host_is_refused_and_the_default_left_out(
     plan = subprocess.run(["unshare", "--mount", "--propagation", "shared", sys.executable, "-c", script],
                           capture_output=True, text=True, env=child_env, check=False)
     assert plan.stdout.strip() == "Plan(files=(), netns_etc=())", plan
+
+
+def test_a_run_cut_after_its_first_file_leaves_a_spec_whose_binds_are_there(run_module, name, monkeypatch):
+    """The daemon reads the spec again at each start of the service (its restart policy): a run cut
+    (a Ctrl-C between two files, a kill) after it wrote a spec that binds the new /etc/hosts and before
+    it wrote the file left a spec the service could not start from, and the next crash of the running
+    service left it down. The name files are written before the spec that binds them."""
+    made = name()
+    args = dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=["mount"], start_check=0,
+                stop_timeout=0, restart="always", restart_sec=0.1)
+    first = run_module(service, args)
+    assert first.get("failed") is not True, first
+    real = files_util.write
+
+    def cut(path, text, mode):
+        real(path, text, mode)
+        raise KeyboardInterrupt  # the run ends here, after its first file
+
+    monkeypatch.setattr(files_util, "write", cut)
+    with pytest.raises(KeyboardInterrupt):
+        run_module(service, dict(args, etc_hosts={"db": "10.0.0.1"}))
+    monkeypatch.undo()
+    os.kill(first["pid"], signal.SIGKILL)  # the service dies; its daemon starts it again from the spec
+    deadline, again = time.monotonic() + 10, None
+    while again in (None, first["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        again = paths.workload_pid(paths.main_pid(made, "direct")[1])
+    assert again not in (None, first["pid"]), "the service did not start again from the spec on disk"
+    done = run_module(service, dict(args, etc_hosts={"db": "10.0.0.1"}))  # the next run finishes it
+    assert done.get("failed") is not True and "restart" in done["actions"], done
