@@ -427,11 +427,17 @@ def _netns_etc(params, on_host, look=True):
     return out
 
 
-def _hosts_text(name, params, addresses, entries):
+def _hosts_hostname(params):
+    """The hostname the generated /etc/hosts names: refused as input is, before the host is looked at
+    (whether the file can be bound there), so that one value gets one answer on every host."""
     hostname = params.get("hostname") or socket.gethostname()
     if not _NAME.fullmatch(hostname):  # (whitespace or a newline would make other lines of the file)
         _fail("hostname", f"{hostname!r} cannot be written in the service's generated /etc/hosts "
               "(dot-separated labels of letters, digits, '-' and '_'): give another, or no_hosts: true")
+    return hostname
+
+
+def _hosts_text(name, hostname, addresses, entries):
     # An entry of etc_hosts stands in place of the generated line of its name (localhost, the hostname):
     # the resolver answers a name from its first line, which would be the generated one.
     given = {host.lower() for host, _each in entries}
@@ -524,11 +530,12 @@ def plan(params, name, wired=None, on_host=True):
         default_hosts = False  # the namespace's own /etc/hosts stands
     files = []
     if hosts_asked or default_hosts:
+        hostname = _hosts_hostname(params)
         target = _target("etc_hosts" if hosts_asked else "no_hosts", HOSTS, params, on_host, hosts_asked)
         if target is not None:
             entries = _hosts_entries(params["etc_hosts"] or {}) if hosts_asked else []
             files.append(NameFile("etc_hosts", target, paths.hosts_path(name),
-                                  _hosts_text(name, params, wired, entries)))
+                                  _hosts_text(name, hostname, wired, entries)))
     if resolv_asked:
         option = next(key for key in asked if key.startswith("dns"))
         target = _target(option, RESOLV_CONF, params, on_host, True)

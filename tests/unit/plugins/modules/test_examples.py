@@ -15,7 +15,7 @@ MODULES = ("forkexec", "service", "services", "netns", "namespace_info", "accoun
 PREFIX = "pyforkexec.isolation."
 # What an example may meet on a host that lacks what it names (and only that).
 HOST_LACKS = re.compile(r"does not exist here|No such file or directory|no network namespace /run/netns/"
-                        r"|is not running|controllers are not available")
+                        r"|is not running|controllers are not available|/etc/hosts is not there")
 
 
 def _module(name):
