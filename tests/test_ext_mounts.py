@@ -8,6 +8,7 @@ import re
 import shutil
 import stat
 import subprocess
+from collections import Counter
 from pathlib import Path
 from sys import executable as PYTHON
 from typing import Any, Callable
@@ -392,12 +393,19 @@ def test_a_small_tmpfs_size_holds() -> None:
 # ---- propagation ------------------------------------------------------------------------------------
 
 
-def root_tags(propagation: str, mounts: list[Mount]) -> frozenset[str]:
-    # a / that is shared, as systemd leaves it, but only with this forked process's own namespace:
-    # cut off from the host first, so that a child's mounts cannot propagate out to it
+def shared_root() -> None:
+    """A / that is shared, as systemd leaves it, but only in this forked process's own mount namespace:
+    cut off from the host first, so that a child's mounts cannot propagate out to it."""
     sysutil.unshare(CLONE_NEWNS)
     sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
     sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_SHARED)
+
+
+def root_tags(propagation: str, mounts: list[Mount], private: str = "") -> frozenset[str]:
+    shared_root()
+    if private:  # a mount of the caller's that is not shared: a copy of it cannot carry a mount back
+        sysutil.mount("tmpfs", private, "tmpfs", 0)
+        sysutil.mount(None, private, None, sysutil.MS_PRIVATE)
     sys = SysProcAttr(cloneflags=CLONE_NEWNS, mounts=mounts, mount_propagation=propagation)
     return mountinfo(sys)["/"].tags
 
@@ -406,7 +414,64 @@ def root_tags(propagation: str, mounts: list[Mount]) -> frozenset[str]:
                                                    ("shared", {"shared"}), ("unchanged", {"shared"})])
 def test_mount_propagation_of_a_new_mount_namespace(tmp_path: Path, propagation: str, tags: set[str]) -> None:
     # the caller's / is shared (as systemd leaves it); the child's / is what mount_propagation says
-    assert run_in_fork(root_tags, propagation, [Mount.tmpfs(str(tmp_path))]) == tags
+    # (the list's tmpfs is on a private mount of the caller's: shared could not carry it back)
+    assert run_in_fork(root_tags, propagation, [Mount.tmpfs(str(tmp_path))], str(tmp_path)) == tags
+
+
+def spawn_seen_from_caller(propagation: str, mounts: list[Mount], cloneflags: int = CLONE_NEWNS,
+                           target_mount: str = "", **kw: Any) -> tuple[str, list[str]]:
+    """In a forked process whose / is shared (and, with ``target_mount``, a shared tmpfs mounted there):
+    spawn ``sh -c true`` with ``mounts`` and say what came of it, and which mounts the caller had more
+    once it ended."""
+    shared_root()
+    if target_mount:
+        sysutil.mount("tmpfs", target_mount, "tmpfs", 0)
+    before = _mount_points()
+    try:
+        fe.run([SH, "-c", "true"], sys=SysProcAttr(cloneflags=cloneflags, mounts=mounts,
+                                                 mount_propagation=propagation, **kw))
+        outcome = "ran"
+    except ValueError as e:
+        outcome = f"ValueError: {e}"
+    return outcome, sorted((_mount_points() - before).elements())
+
+
+def _mount_points() -> Counter[str]:
+    return Counter(m.target for m in parse_mountinfo(Path("/proc/self/mountinfo").read_text()))
+
+
+@pytest.mark.parametrize("propagation", ["shared", "unchanged"])
+def test_a_mount_reaching_the_callers_shared_mount_is_refused(tmp_path: Path, propagation: str) -> None:
+    # shared or unchanged keeps the new namespace's / a peer of the caller's shared /: the list's tmpfs
+    # would be made on the caller's too and stay after the program (util-linux's unshare does that)
+    mounts = [Mount.bind("/etc", "/etc", readonly=True), Mount.tmpfs(str(tmp_path))]
+    outcome, left = run_in_fork(spawn_seen_from_caller, propagation, mounts)
+    assert outcome == (f"ValueError: SysProcAttr.mount_propagation: '{propagation}' keeps the new mount "
+                       "namespace's mounts peers of this process's shared ones, so mounts[0] would be made "
+                       "at /etc on this host too, and stay after the program: give 'slave' (the program "
+                       "still sees this host's new mounts) or 'private', or cut that mount off first in the "
+                       "list (a propagation change Mount(None, TARGET, None, \"rprivate\"))")
+    assert left == []
+
+
+@pytest.mark.parametrize(("propagation", "first"), [("slave", None), ("private", None),
+                                                    ("shared", "rprivate"), ("unchanged", "private")])
+def test_mounts_that_cannot_reach_the_caller_run(tmp_path: Path, propagation: str, first: str | None) -> None:
+    # slave and private cut the copies off; a propagation change of the list at the caller's mount
+    # first (as util-linux does for --mount-proc) cuts that one off; and the caller keeps nothing
+    cut = [] if first is None else [Mount(None, str(tmp_path), None, first)]
+    assert run_in_fork(spawn_seen_from_caller, propagation, [*cut, Mount.tmpfs(str(tmp_path))],
+                       target_mount=str(tmp_path)) == ("ran", [])
+
+
+def test_a_new_user_namespace_makes_the_copies_slaves(tmp_path: Path) -> None:
+    # a mount namespace owned by a new user namespace is less privileged: the kernel makes its copies of
+    # shared mounts slaves, whatever mount_propagation says afterwards
+    maps = [fe.SysProcIDMap(0, 0, 1)]
+    assert run_in_fork(spawn_seen_from_caller, "shared", [Mount.tmpfs(str(tmp_path))],
+                       cloneflags=CLONE_NEWNS | fe.CLONE_NEWUSER, uid_mappings=maps, gid_mappings=maps,
+                       capabilities=NO_CAPS) \
+        == ("ran", [])
 
 
 @pytest.mark.parametrize(("propagation", "tags"), [("private", set()), ("unchanged", {"shared"})])

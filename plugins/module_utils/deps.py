@@ -37,7 +37,8 @@ def _load(*names):
 # The submodules the modules use become attributes of the package: deps.pyforkexec.netns.converge.
 pyforkexec, PYFORKEXEC_IMPORT_ERROR = _load("pyforkexec", "pyforkexec.spec", "pyforkexec.netns",
                                             "pyforkexec.nsinfo", "pyforkexec.sandbox.cgroup",
-                                            "pyforkexec.sandbox.caps", "pyforkexec.sandbox.rlimits")
+                                            "pyforkexec.sandbox.caps", "pyforkexec.sandbox.rlimits",
+                                            "pyforkexec.sandbox.mount_table")
 
 # library -> (pip requirement, where it is documented)
 _LIBRARIES = {

@@ -30,6 +30,7 @@ from ..checks import (
 from .caps import CapsPlan, check_capabilities
 from .cgroup import CgroupSpec, check_cgroup
 from .landlock import ResolvedLandlock, check_landlock
+from .mount_table import mount_reaching_caller, read_mount_table
 from .mounts import MS_REC, PROPAGATION_FLAGS, Mount, ResolvedMount, check_mounts, check_root_is_a_mount
 from .rlimits import check_rlimits
 from .seccomp import check_seccomp
@@ -105,13 +106,18 @@ def _propagation(attr: SysProcAttr, clone: int, unshare: int) -> int:
 
 def _may_join_mounts(attr: SysProcAttr, mounts: Sequence[object]) -> bool:
     """Whether a sys.setns entry may join a mount namespace (an optional bind's root is then seen
-    there): its nstype says so, or it is 0 and its target is a mount namespace, or cannot be looked at
-    (its join fails then). Looked at only for a spawn with an optional bind."""
+    there). Looked at only for a spawn with an optional bind."""
+    if not isinstance(mounts, (list, tuple)) or not any(isinstance(m, Mount) and m.optional for m in mounts):
+        return False  # (a list of another type is refused by its own check, naming it)
+    return _may_join(attr, NEWNS)
+
+
+def _may_join(attr: SysProcAttr, kinds: int) -> bool:
+    """Whether a sys.setns entry may join a namespace of one of ``kinds``: its nstype says so, or it is
+    0 and its target is one, or cannot be looked at (its join fails then)."""
     joins = attr.setns
-    if not isinstance(mounts, (list, tuple)) or not isinstance(joins, (list, tuple)):
-        return False  # refused by their own checks, naming them
-    if not any(isinstance(m, Mount) and m.optional for m in mounts):
-        return False
+    if not isinstance(joins, (list, tuple)):
+        return False  # refused by check_setns, naming it
     from .. import nsinfo  # (its child.joins imports this module's callers)
 
     for entry in joins:
@@ -119,7 +125,7 @@ def _may_join_mounts(attr: SysProcAttr, mounts: Sequence[object]) -> bool:
             continue  # refused by check_setns, naming it
         nstype = entry.nstype if isinstance(entry.nstype, int) else 0
         if nstype:
-            if nstype & NEWNS:
+            if nstype & kinds:
                 return True
             continue
         try:
@@ -133,9 +139,38 @@ def _may_join_mounts(attr: SysProcAttr, mounts: Sequence[object]) -> bool:
         finally:
             if fd is not None:
                 os.close(fd)
-        if kind in (0, NEWNS):
+        if kind == 0 or kind & kinds:
             return True
     return False
+
+
+def _check_mounts_stay_inside(attr: SysProcAttr, mounts: Sequence[ResolvedMount], clone: int,
+                              unshare: int) -> None:
+    """mount_propagation shared or unchanged keeps the new mount namespace's copies of the caller's
+    shared mounts (systemd makes / shared) peers of them: a mount of the list made on one is made on
+    the caller's too, and stays there after the program (util-linux's unshare does that; its
+    --mount-proc alone is cut off first). Refused, naming the first such mount, unless the copy is the
+    kernel's to make less privileged (a new user namespace owns it: its copies are slaves) or is copied
+    from a namespace joined (not this process's table, not looked into)."""
+    kind = attr.mount_propagation
+    if kind not in ("shared", "unchanged") or not mounts or not (clone | unshare) & NEWNS:
+        return
+    if clone & NEWUSER or (unshare & NEWUSER and unshare & NEWNS):
+        return
+    if _may_join(attr, NEWNS | NEWUSER):
+        return
+    table = read_mount_table()
+    if table is None:
+        fail("SysProcAttr.mount_propagation", f"'{kind}' with mounts needs this process's mount table to "
+             "tell that no mount reaches this host's (/proc/self/mountinfo is unreadable): give 'slave' or "
+             "'private'")
+    m = mount_reaching_caller(mounts, table)
+    if m is not None:
+        fail("SysProcAttr.mount_propagation", f"'{kind}' keeps the new mount namespace's mounts peers of "
+             f"this process's shared ones, so mounts[{m.index}] would be made at {os.fsdecode(m.target)} on "
+             "this host too, and stay after the program: give 'slave' (the program still sees this host's "
+             "new mounts) or 'private', or cut that mount off first in the list (a propagation change "
+             "Mount(None, TARGET, None, \"rprivate\"))")
 
 
 def _needs_newns(field: str, namespaces: int) -> None:
@@ -173,6 +208,7 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
         fail(f"SysProcAttr.mounts[{optional}].optional", "cannot be left out with mount_propagation "
              "'shared': a shared tree carries mounts where the check cannot follow them; make it not "
              "optional")
+    _check_mounts_stay_inside(attr, mounts, clone, unshare)
     if pivot is not None and propagation & PROPAGATION_FLAGS["shared"]:
         fail("SysProcAttr.mount_propagation", "pivot_root refuses a shared mount tree: use 'private' or "
              "'slave'")

@@ -416,7 +416,7 @@ def check_root_is_a_mount(field: str, root: bytes, mounts: tuple[ResolvedMount, 
     """pivot_root(2) and a read-only root (mount_setattr) need the new root to be a mount point: a
     directory that is none, with no mount of the list at / to make it one, fails in the child (EBUSY,
     EINVAL), after ``exec --check`` said OK: refused here."""
-    if any(m.path == b"/" and _makes_a_mount(m) for m in mounts) or is_mount_root(root) is not False:
+    if any(m.path == b"/" and makes_a_mount(m) for m in mounts) or is_mount_root(root) is not False:
         return
     name = field.rsplit(".", 1)[-1]
     fail(field, f"{os.fsdecode(root)} is a directory, not a mount point, and {name} needs "
@@ -497,7 +497,7 @@ def _check_remount_of_own(field: str, path: bytes, earlier: list[ResolvedMount])
     mount namespace that has it sees, this host's too, and keeps it so after the program: allowed only
     for a tmpfs or ramfs the list made at that very target (a new filesystem of the child's alone),
     with no later mount of the list at the target or above it (the path would lead elsewhere)."""
-    on = next((m for m in reversed(earlier) if _makes_a_mount(m)
+    on = next((m for m in reversed(earlier) if makes_a_mount(m)
                and (m.path in (b"/", path) or path.startswith(m.path + b"/"))), None)
     if on is not None and on.path == path and on.fstype in _EMPTY_FILESYSTEMS \
             and not on.flags & (MS_BIND | MS_MOVE):
@@ -519,7 +519,7 @@ def _flags_or_zero(flags: object) -> int:
         return 0
 
 
-def _makes_a_mount(m: ResolvedMount) -> bool:
+def makes_a_mount(m: ResolvedMount) -> bool:
     """Whether ``m`` puts a mount at its target (not a remount, nor a propagation change alone:
     is_propagation_change)."""
     return not m.flags & MS_REMOUNT and not is_propagation_change(m.flags, m.fstype) \
@@ -540,7 +540,7 @@ def _check_optional_not_under(field: str, path: bytes, earlier: list[ResolvedMou
         on = None
         for k in range(upto - 1, -1, -1):  # the mount the child finds at ``target`` (its place, if above)
             m = earlier[k]
-            if _makes_a_mount(m) and (m.path == b"/" or target.startswith(m.path + b"/")
+            if makes_a_mount(m) and (m.path == b"/" or target.startswith(m.path + b"/")
                                       or (above is None and target == m.path)):
                 on, upto = m, k
                 break
