@@ -35,6 +35,7 @@ ARGSPEC = dict(
     dns_options=dict(type="list", elements="str"),
 )
 HOSTS, RESOLV_CONF = "/etc/hosts", "/etc/resolv.conf"
+HOST_RESOLV_CONF = RESOLV_CONF  # this host's, which a service's copies what its options leave out from
 # iproute2's convention: ``ip netns exec NAME`` bind-mounts each /etc/netns/NAME/X over /etc/X.
 NETNS_ETC = "/etc/netns"
 MAXNS = 3  # glibc's resolver reads the first 3 nameserver lines and ignores the others
@@ -233,17 +234,34 @@ def own_mount_namespace(params):
     """Whether the service gets a mount namespace of its own (``mount`` in namespaces, CLONE_NEWNS in
     cloneflags or unshareflags): its binds are its own there. None when the flags do not parse (the
     isolation options' check names them)."""
-    if "mount" in (params.get("namespaces") or []):
+    return _own_namespace(params, "mount", deps.pyforkexec.CLONE_NEWNS)
+
+
+def _own_namespace(params, word, flag):
+    if word in (params.get("namespaces") or []):
         return True
-    fe = deps.pyforkexec
     for key in ("cloneflags", "unshareflags"):
         names = params.get(key) or []
         try:
-            if names and int(fe.CloneFlags.parse(",".join(names))) & int(fe.CLONE_NEWNS):
+            if names and int(deps.pyforkexec.CloneFlags.parse(",".join(names))) & int(flag):
                 return True
         except ValueError:
             return None
     return False
+
+
+def _other_network(params, wired):
+    """Whether the service runs in a network namespace other than this host's: wired into its own, a
+    new one (``net``, CLONE_NEWNET), or a named one joined (``netns``)."""
+    return wired is not None or bool(params.get("netns")) \
+        or bool(_own_namespace(params, "net", deps.pyforkexec.CLONE_NEWNET))
+
+
+def _is_loopback(server):
+    try:
+        return ipaddress.ip_address(server.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _joined_mount(params, on_host):
@@ -273,21 +291,10 @@ def _joined_mount(params, on_host):
 def _on_shared_mount(path):
     """Whether the mount that holds ``path`` in this process's mount namespace (the deepest mount point
     above it, the last mounted there) is shared (``shared:N`` in /proc/self/mountinfo)."""
-    path, best, shared = os.path.realpath(path), -1, False
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return False
-    for line in lines:
-        fields = line.split()
-        if "-" not in fields[6:]:
-            continue
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= best:
-            best = len(point)
-            shared = any(o.startswith("shared:") for o in fields[6:fields.index("-", 6)])
-    return shared
+    mount_table = deps.pyforkexec.sandbox.mount_table
+    table = mount_table.read_mount_table()
+    holder = None if table is None else mount_table.holding_mount(table, os.fsencode(os.path.realpath(path)))
+    return holder is not None and holder.shared
 
 
 def _reaches_host(params, on_host, target):
@@ -454,12 +461,12 @@ def _hosts_text(name, hostname, addresses, entries):
     return _HEADER.format(name=name, path=HOSTS, option=options) + "\n".join(lines) + "\n"
 
 
-def _host_resolv(path=RESOLV_CONF):
+def _host_resolv():
     """{kind: [values]} of the host's resolv.conf (nameserver, search, options, sortlist); its domain
     line is a search of one domain, as the resolver takes it (the last of the two wins)."""
     out = dict(nameserver=[], search=None, options=[], sortlist=[])
     try:
-        with open(path) as f:
+        with open(HOST_RESOLV_CONF) as f:
             lines = f.read().splitlines()
     except OSError:
         return out
@@ -477,14 +484,24 @@ def _host_resolv(path=RESOLV_CONF):
     return out
 
 
-def _resolv_text(name, params, on_host):
+def _resolv_text(name, params, on_host, other_network=False):
+    """The service's resolv.conf: its options, the host's for those it leaves out. The host's loopback
+    nameservers (systemd-resolved's 127.0.0.53, a local dnsmasq) are left out in another network
+    namespace, whose loopback has no such server (podman drops them too); with none left, refused."""
     host = _host_resolv() if on_host else dict(nameserver=[], search=None, options=[], sortlist=[])
     servers = params["dns"] if params.get("dns") is not None else host["nameserver"]
+    if params.get("dns") is None and other_network:
+        servers = [server for server in servers if not _is_loopback(server)]
+        if host["nameserver"] and not servers:
+            option = next(key for key in ("dns_search", "dns_options") if params.get(key) is not None)
+            _fail(option, f"copies this host's nameservers into the service's resolv.conf, but they are on "
+                  f"this host's loopback ({', '.join(host['nameserver'])}), which the service's network "
+                  "namespace cannot reach: give dns")
     search = params["dns_search"] if params.get("dns_search") is not None else host["search"]
     options = _options(params["dns_options"]) if params.get("dns_options") is not None else host["options"]
     lines = [f"nameserver {server}" for server in servers]
-    if search and search != ["."]:
-        lines.append("search " + " ".join(search))
+    if search is not None:  # "search ." for none: without a search line glibc searches the hostname's domain
+        lines.append("search " + (" ".join(search) if search else "."))
     if host["sortlist"]:
         lines.append("sortlist " + " ".join(host["sortlist"]))
     if options:
@@ -539,7 +556,8 @@ def plan(params, name, wired=None, on_host=True):
     if resolv_asked:
         option = next(key for key in asked if key.startswith("dns"))
         target = _target(option, RESOLV_CONF, params, on_host, True)
-        files.append(NameFile(option, target, paths.resolv_path(name), _resolv_text(name, params, on_host)))
+        text = _resolv_text(name, params, on_host, _other_network(params, wired))
+        files.append(NameFile(option, target, paths.resolv_path(name), text))
     for source, target in netns_etc:
         why = _reaches_host(params, on_host, target)
         if why:

@@ -226,13 +226,18 @@ options:
         (C(/run/systemd/resolve/stub-resolv.conf) where it is systemd-resolved's link), after its
         O(mounts), as O(etc_hosts) is; it needs a mount namespace of the service's own likewise. A kind of
         line none of the three options gives is the host's, as this run reads the host's
-        C(/etc/resolv.conf): its change there rewrites the file, and restarts the service, at the next run."
+        C(/etc/resolv.conf): its change there rewrites the file, and restarts the service, at the next run.
+        In a network namespace other than the host's (V(net) in O(namespaces), C(CLONE_NEWNET), O(netns)),
+        the host's loopback name servers (systemd-resolved's C(127.0.0.53)) are left out, as podman does:
+        that namespace's loopback has no such server; with only those, O(dns) must be given."
     type: list
     elements: str
   dns_search:
     description:
       - The search domains of the service's own C(/etc/resolv.conf) (its C(search) line; podman's
-        C(--dns-search)), each once whatever its case; V([.]) or V([]) for none. See O(dns).
+        C(--dns-search)), each once whatever its case; V([.]) or V([]) for none (written C(search .), as
+        systemd-resolved writes it: with no C(search) line glibc would search the hostname's domain). See
+        O(dns).
     type: list
     elements: str
   dns_options:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import files as files_util
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import name_files
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
 
@@ -286,6 +287,48 @@ def test_removal_takes_the_files_away(run_module, name, tmp_path):
     gone = run_module(service, dict(name=made, state="absent"))
     assert all(f"remove {f}" in gone["actions"] for f in files), gone
     assert not any(os.path.exists(f) for f in files)
+
+
+@pytest.mark.parametrize("namespaces", [["mount", "net"], ["mount"]])
+def test_the_hosts_loopback_nameservers_are_left_out_in_another_network_namespace(
+        run_module, name, tmp_path, monkeypatch, namespaces):
+    """systemd-resolved's 127.0.0.53 (or a local dnsmasq on ::1) is on the host's loopback: a service in
+    a network namespace of its own, whose loopback has no such server, gets the host's other ones; with
+    none left, the option that copies them is refused before anything changes. In the host's network
+    namespace they are kept."""
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 127.0.0.53\nnameserver ::1\nnameserver 10.0.0.1\nsearch host.test\n")
+    monkeypatch.setattr(name_files, "HOST_RESOLV_CONF", str(host))
+    made = name()
+    args = dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=namespaces, start_check=0,
+                dns_options=["ndots:2"], stop_timeout=0)
+    planned = run_module(service, args, check_mode=True, diff=True)
+    after = next(d["after"] for d in planned["diff"] if d.get("after_header") == paths.resolv_path(made))
+    servers = ["10.0.0.1"] if "net" in namespaces else ["127.0.0.53", "::1", "10.0.0.1"]
+    assert _lines(after) == [*(f"nameserver {s}" for s in servers), "search host.test", "options ndots:2"]
+    host.write_text("nameserver 127.0.0.53\n")
+    refused = run_module(service, args, check_mode=True)
+    if "net" in namespaces:
+        assert refused["failed"] is True and refused["msg"] == (
+            "dns_options: copies this host's nameservers into the service's resolv.conf, but they are on "
+            "this host's loopback (127.0.0.53), which the service's network namespace cannot reach: give "
+            "dns"), refused
+    else:
+        assert refused.get("failed") is not True, refused
+    assert not any(os.path.exists(f) for f in _files(made))
+
+
+@pytest.mark.parametrize("search", [[], ["."]])
+def test_no_search_domains_is_written_so_that_glibc_searches_none(run_module, name, search):
+    """Without a search line glibc searches the domain of the hostname: "no search domains" is
+    ``search .``, as systemd-resolved writes it, which glibc takes as the root (the name as it is)."""
+    made = name()
+    args = dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=["mount", "uts"],
+                hostname="web.h137.test", start_check=0, dns=["192.0.2.53"], dns_search=search)
+    planned = run_module(service, args, check_mode=True, diff=True)
+    after = next(d["after"] for d in planned["diff"] if d.get("after_header") == paths.resolv_path(made))
+    assert [line for line in _lines(after) if not line.startswith("options")] == [
+        "nameserver 192.0.2.53", "search ."], planned
 
 
 def _lines_of_host_resolv_but_servers():
