@@ -381,11 +381,11 @@ options:
   mount_propagation:
     description:
       - Propagation of every mount of the new mount namespace, set before O(mounts).
-      - V(shared) and V(unchanged) keep the namespace's copies of this host's shared mounts (systemd makes
+      - "V(shared) and V(unchanged) keep the namespace's copies of this host's shared mounts (systemd makes
         C(/) shared) peers of them, so a mount of O(mounts) made on one would be made on the host's too, and
         stay after the service: refused, naming the mount, unless a new user namespace owns the mount
         namespace (the kernel then makes the copies slaves) or a propagation change of O(mounts) cuts that
-        mount off first (V(rprivate) at its target).
+        mount off first (V(rprivate) at its target)."
     type: str
     choices: [private, slave, shared, unchanged]
     default: private

@@ -234,10 +234,10 @@ options:
     elements: str
   dns_search:
     description:
-      - The search domains of the service's own C(/etc/resolv.conf) (its C(search) line; podman's
+      - "The search domains of the service's own C(/etc/resolv.conf) (its C(search) line; podman's
         C(--dns-search)), each once whatever its case; V([.]) or V([]) for none (written C(search .), as
         systemd-resolved writes it: with no C(search) line glibc would search the hostname's domain). See
-        O(dns).
+        O(dns)."
     type: list
     elements: str
   dns_options:
