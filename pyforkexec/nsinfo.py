@@ -82,6 +82,32 @@ def fd_nstype(fd):
     return joins.kind_of(fd)
 
 
+def may_join(entries, kinds):
+    """Whether a SysProcAttr.setns entry may join a namespace of one of ``kinds`` (CLONE_NEW* bits): its
+    nstype says so, or it is 0 and its target is one of them or no namespace, or cannot be looked at
+    (its join fails then). ``entries`` that are no list, and items that are no SetNS, are their own
+    checks' to refuse: not counted."""
+    from .attrs import SetNS
+
+    if not isinstance(entries, (list, tuple)):
+        return False
+    for entry in entries:
+        if not isinstance(entry, SetNS):
+            continue
+        given = entry.nstype if isinstance(entry.nstype, int) else 0
+        if given:
+            if given & kinds:
+                return True
+            continue
+        try:
+            kind = fd_nstype(entry.target) if isinstance(entry.target, int) else nstype(entry.target)
+        except (OSError, TypeError, ValueError):
+            return True
+        if kind == 0 or kind & kinds:
+            return True
+    return False
+
+
 def fd_is_callers(fd, kind):
     """Whether the namespace open at ``fd`` (of type ``kind``) is the calling thread's own."""
     return bool(joins.own_types(fd, kind))

@@ -14,7 +14,7 @@ from typing import Optional
 from . import flags as _flags
 from ._record import Value
 from .attrs import Credential, ProcAttr, SetNS, SysProcAttr, SysProcIDMap
-from .checks import MAX_FD, MAX_ID, NS_OPEN, check_bool, check_fileno, check_int, check_list, fail, to_bytes
+from .checks import MAX_FD, MAX_ID, check_bool, check_fileno, check_int, check_list, fail, to_bytes
 from .plain import plain
 from .sandbox.caps import CAP_NUMBERS, cap_last_cap
 from .sandbox.extensions import Sandbox, check_extensions
@@ -379,7 +379,9 @@ def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: 
 
     def joins(kind: int) -> bool:
         if join_kinds is None:
-            return _joins(sys_attr.setns, kind)
+            from . import nsinfo  # (nsinfo loads the child, whose plan imports this module)
+
+            return nsinfo.may_join(sys_attr.setns, kind)
         return any(k & kind for k in join_kinds)
 
     joined = not clone & F.CLONE_NEWUSER and joins(F.CLONE_NEWUSER)
@@ -431,33 +433,6 @@ def _uid_in_new_userns(sys_attr: SysProcAttr, namespaces: int, joined: bool) -> 
         if m.host_id <= euid < m.host_id + m.size:
             return m.container_id + euid - m.host_id
     return 65534
-
-
-def _joins(entries: object, kind: int) -> bool:
-    """Whether a setns entry joins a namespace of ``kind``: its nstype says so, or is 0 and its target
-    is one (or cannot be looked at: its join would fail)."""
-    if not isinstance(entries, (list, tuple)) or not entries:
-        return False
-    from . import nsinfo  # (nsinfo loads the child, whose plan imports this module)
-
-    for e in entries:  # (check_setns has checked them)
-        if e.nstype:
-            if e.nstype & kind:
-                return True
-            continue
-        try:
-            fd = e.target if isinstance(e.target, int) else os.open(e.target, NS_OPEN)
-        except OSError:
-            return True
-        try:
-            if nsinfo.fd_nstype(fd) in (0, kind):
-                return True
-        except (OSError, TypeError):
-            return True
-        finally:
-            if not isinstance(e.target, int):
-                os.close(fd)
-    return False
 
 
 def copy_with(sys_attr: SysProcAttr, checked: dict[str, object]) -> SysProcAttr:

@@ -421,6 +421,23 @@ def test_landlock_ruleset_and_idmapped_mount(tmp_path: Path) -> None:
     assert counts["raised"] > 0
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="an idmapped mount needs CAP_SYS_ADMIN over the filesystem")
+def test_a_mount_idmapped_to_a_user_namespace_by_path(tmp_path: Path) -> None:
+    """The check of an idmap given as a user namespace's path opens it to tell its type: no fd of it is
+    left, whatever the point (the spawn opens it again for the child)."""
+    maps = dict(uid_mappings=[fe.SysProcIDMap(0, 100000, 1)], gid_mappings=[fe.SysProcIDMap(0, 100000, 1)])
+    holder = fe.start_process("/bin/sleep", ["sleep", "300"], fe.ProcAttr(
+        files=[0, 1, 2], sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWUSER, **maps)))
+    try:
+        attr = fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, mounts=[
+            fe.Mount.bind(str(tmp_path), "/mnt", mkdir=False, idmap=f"/proc/{holder.pid}/ns/user")]))
+        counts = _sweep(lambda: fe.start_process(TRUE, ["true"], attr), _wait, SIGNAL_SETS["two at once"])
+        assert counts["raised"] > 0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.fixture
 def uts_holder() -> Iterator[int]:
     """A process in a UTS and network namespace of its own, to join."""
@@ -441,6 +458,18 @@ def test_parent_joins_namespaces_and_returns(uts_holder: int, signals: tuple[int
         cloneflags=fe.CLONE_NEWUSER, setns=joins,
         uid_mappings=[fe.SysProcIDMap(0, 0, 1)], gid_mappings=[fe.SysProcIDMap(0, 0, 1)]))
     counts = _sweep(lambda: fe.start_process(TRUE, ["true"], attr), _wait, signals)
+    assert counts["raised"] > 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the child joins a namespace only root may enter")
+def test_a_shared_propagation_with_a_join_looked_at(uts_holder: int, tmp_path: Path) -> None:
+    """mount_propagation shared with mounts: the check opens each join's target to tell whether the
+    new mount namespace is copied from a joined one, and reads the caller's mount table; no fd of
+    either is left, whatever the point."""
+    attr = fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(
+        cloneflags=fe.CLONE_NEWNS, setns=[fe.SetNS(f"/proc/{uts_holder}/ns/net")],
+        mounts=[fe.Mount.tmpfs(str(tmp_path))], mount_propagation="shared"))
+    counts = _sweep(lambda: fe.start_process(TRUE, ["true"], attr), _wait, SIGNAL_SETS["two at once"])
     assert counts["raised"] > 0
 
 

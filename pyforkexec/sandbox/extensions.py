@@ -14,10 +14,9 @@ from typing import Callable, Optional
 
 from .. import flags as _flags
 from .._record import Value
-from ..attrs import SetNS, SysProcAttr
+from ..attrs import SysProcAttr
 from ..checks import (
     MAX_FD,
-    NS_OPEN,
     check_bool,
     check_choice,
     check_int,
@@ -113,35 +112,9 @@ def _may_join_mounts(attr: SysProcAttr, mounts: Sequence[object]) -> bool:
 
 
 def _may_join(attr: SysProcAttr, kinds: int) -> bool:
-    """Whether a sys.setns entry may join a namespace of one of ``kinds``: its nstype says so, or it is
-    0 and its target is one, or cannot be looked at (its join fails then)."""
-    joins = attr.setns
-    if not isinstance(joins, (list, tuple)):
-        return False  # refused by check_setns, naming it
     from .. import nsinfo  # (its child.joins imports this module's callers)
 
-    for entry in joins:
-        if not isinstance(entry, SetNS):
-            continue  # refused by check_setns, naming it
-        nstype = entry.nstype if isinstance(entry.nstype, int) else 0
-        if nstype:
-            if nstype & kinds:
-                return True
-            continue
-        try:
-            fd = os.open(entry.target, NS_OPEN) if isinstance(entry.target, str) else None
-        except OSError:
-            return True
-        try:
-            kind = nsinfo.fd_nstype(fd if fd is not None else entry.target)
-        except (OSError, TypeError):
-            return True
-        finally:
-            if fd is not None:
-                os.close(fd)
-        if kind == 0 or kind & kinds:
-            return True
-    return False
+    return nsinfo.may_join(attr.setns, kinds)
 
 
 def _check_mounts_stay_inside(attr: SysProcAttr, mounts: Sequence[ResolvedMount], clone: int,

@@ -26,8 +26,10 @@ class HostMount(NamedTuple):
 def read_mount_table() -> Optional[list[HostMount]]:
     """The caller's mounts in mountinfo's order (a later one at the same point is on top), or None
     when /proc/self/mountinfo cannot be read."""
+    from .. import _signals
+
     try:
-        with open("/proc/self/mountinfo", "rb") as f:
+        with _signals.held(), open("/proc/self/mountinfo", "rb") as f:  # no handler before its close
             lines = f.read().splitlines()
     except OSError:
         return None

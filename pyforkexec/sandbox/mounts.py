@@ -437,14 +437,17 @@ def _check_idmap(field: str, value: object, bind: bool) -> Union[bool, bytes, in
         return fd
     if isinstance(value, str):
         path = to_abspath(field, value)
-        try:
-            fd = os.open(path, NS_OPEN)
-        except OSError as e:
-            fail(field, f"{value}: {os.strerror(e.errno)} (a user namespace file, /proc/PID/ns/user)")
-        try:
-            _check_userns(field, fd, value)
-        finally:
-            os.close(fd)
+        from .. import _signals
+
+        with _signals.held():  # no handler between the open and its close
+            try:
+                fd = os.open(path, NS_OPEN)
+            except OSError as e:
+                fail(field, f"{value}: {os.strerror(e.errno)} (a user namespace file, /proc/PID/ns/user)")
+            try:
+                _check_userns(field, fd, value)
+            finally:
+                os.close(fd)
         return path
     fail(field, f"must be True, a user namespace path or fd, or None, not {type(value).__name__}", TypeError)
 
