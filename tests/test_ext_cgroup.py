@@ -258,6 +258,60 @@ def test_missing_controller_is_refused_with_the_reason(name: str) -> None:
     assert not os.path.exists(os.path.join(root(), name))
 
 
+NUMBERED = ("memory_max", "memory_swap_max", "pids_max", "cpu_max")
+
+
+@pytest.mark.parametrize("field", NUMBERED)
+@pytest.mark.parametrize("value", ["\u0661\u0662", "\uff11\uff12", "1\u0660", "9223372036854775808",
+                                   "18446744073709555712", "9" * 30])
+def test_a_number_the_kernel_would_refuse_or_wrap_is_refused_before_anything_is_made(field: str,
+                                                                                     value: str) -> None:
+    """A limit in a string was checked with \\d (any script's digits: U+0661 was taken, and refused by
+    the kernel only once the directory was made), and unbounded where the same int is refused past
+    2^63 - 1: the kernel parses such a number by wrapping it around 2^64 (memory.max of 2^64 + 4096
+    became 4096 bytes), a limit other than the one asked, with no error."""
+    with pytest.raises(ValueError, match=rf"^SysProcAttr\.cgroup\.{field}: must be "):
+        check_cgroup("SysProcAttr.cgroup", Cgroup("x", **{field: value}))
+    if field == "cpu_max":
+        with pytest.raises(ValueError, match=r"^SysProcAttr\.cgroup\.cpu_max: must be "):
+            check_cgroup("SysProcAttr.cgroup", Cgroup("x", cpu_max=f"50000 {value}"))
+
+
+@pytest.mark.parametrize("value", [18446744073710552, "18446744073710552 100000", "max 18446744073710552",
+                                   2**63 - 1])
+def test_a_cpu_max_the_kernel_would_wrap_into_a_smaller_quota_is_refused(value: object) -> None:
+    """cpu.max is in microseconds, which the kernel (before 6.17) multiplies by 1000 in 64 bits
+    unchecked: a quota of 18446744073710552 us, below the 2^63 - 1 every limit was checked against,
+    became 1 ms per 100 ms (1% of a CPU) where it asked for no limit at all."""
+    refused = r"^SysProcAttr\.cgroup\.cpu_max: must be at most 18446744073709551 "
+    with pytest.raises(ValueError, match=refused):
+        check_cgroup("SysProcAttr.cgroup", Cgroup("x", cpu_max=value))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("line", ["\u0668:0 rbps=1", "8:0 wbps=18446744073709551617", "8:0 riops=1\u0660"])
+def test_an_io_max_number_the_kernel_would_refuse_or_wrap_is_refused(line: str) -> None:
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.cgroup\.io_max\[0\]: must be "):
+        check_cgroup("SysProcAttr.cgroup", Cgroup("x", io_max=[line]))
+
+
+def test_a_limit_string_is_written_as_its_text_whatever_its_class_says() -> None:
+    """A str subclass was written through its own encode(): checked as "100", written as anything."""
+
+    class Sly(str):
+        def encode(self, *args: object, **kwargs: object) -> bytes:  # type: ignore[override]
+            return b"max"
+
+    spec = check_cgroup("SysProcAttr.cgroup", Cgroup("x", pids_max=Sly("100"), io_max=[Sly("8:0 rbps=1")]))
+    assert all(type(line) is str for _, lines in spec.writes for line in lines), spec.writes
+
+
+@pytest.mark.parametrize("value", [0, 1, "0", "max", str(2**63 - 1), 2**63 - 1])
+def test_the_bounds_themselves_are_taken(value: object) -> None:
+    spec = check_cgroup("SysProcAttr.cgroup", Cgroup("x", memory_max=value, pids_max=value))  # type: ignore[arg-type]
+    assert spec.writes == (("memory.max", (str(value),)), ("pids.max", (str(value),)))
+    assert check_cgroup("SysProcAttr.cgroup", Cgroup("x", cpu_max="18446744073709551 1000000")).writes
+
+
 def test_limits_are_written(name: str) -> None:
     needs_controllers("memory", "pids", "cpu")
     cg = Cgroup(name, memory_max=64 << 20, memory_swap_max=0, pids_max=16, cpu_max="50000 100000",

@@ -6,7 +6,10 @@ parents) under the cgroup v2 mount, enables the controllers the limits need in e
 the limits. ``path`` is relative to the cgroup v2 root; an absolute path is used as is when it lies
 under the cgroup v2 mount and is otherwise read as a cgroup path (as /proc/PID/cgroup shows them).
 Values are written as the cgroup files take them: an int or "max", "50000 100000" for cpu.max, one
-"MAJ:MIN rbps=..." line per device for io.max. An existing directory is reused and left in place.
+"MAJ:MIN rbps=..." line per device for io.max; their numbers in ASCII digits and at most 2^63 - 1
+(cpu.max's microseconds: what the kernel turns into nanoseconds without wrapping around), since the
+kernel parses a larger one into another limit without an error. An existing directory is reused
+and left in place.
 
 Removal: with ``remove`` (the default), directories pyforkexec created are removed once they are
 empty, by the Process of start_process/run when it reaps the child, or right away when the spawn
@@ -71,8 +74,15 @@ LIMITS = {
     "io_max": ("io.max", "io"),
 }
 # Patterns, compiled (and cached by re) when a limit is checked, not at every start-up (issue 15).
-_CPU_MAX = r"(max|\d+)( \d+)?"
-_IO_MAX = r"\d+:\d+( (rbps|wbps|riops|wiops)=(\d+|max))+"
+# ASCII digits: \d takes other scripts' digits too (U+0661), which the kernel refuses only once the
+# directory is made.
+_CPU_MAX = r"(max|[0-9]+)( [0-9]+)?"
+_IO_MAX = r"[0-9]+:[0-9]+( (rbps|wbps|riops|wiops)=([0-9]+|max))+"
+_VALUE_MAX = 2**63 - 1
+# cpu.max is in microseconds, which kernels before 6.17 multiply by 1000 in 64 bits unchecked: a
+# larger number wraps around to a far smaller quota (or period) than the one asked. (The kernel
+# refuses a quota above about 2^44 us itself.)
+_CPU_US_MAX = (2**64 - 1) // 1000
 
 
 class CgroupError(OSError):
@@ -140,19 +150,37 @@ def _check_value(field: str, name: str, value: object) -> list[str]:
     if name == "io_max":
         lines = [value] if isinstance(value, str) else list(check_list(field, value, "io.max lines"))
         for i, line in enumerate(lines):
+            where = f"{field}[{i}]" if not isinstance(value, str) else field
             if not isinstance(line, str) or not re.fullmatch(_IO_MAX, line):
-                fail(f"{field}[{i}]" if not isinstance(value, str) else field,
-                     f"must be 'MAJ:MIN rbps=N wbps=N riops=N wiops=N' (any of the keys), got {line!r}")
+                fail(where, f"must be 'MAJ:MIN rbps=N wbps=N riops=N wiops=N' (any of the keys, ASCII "
+                     f"digits), got {line!r}")
+            lines[i] = str.__str__(line)
+            for number in re.findall(r"=([0-9]+)", line):
+                _check_bound(where, int(number), _VALUE_MAX)
         return lines
     if name == "cpu_weight":
         return [str(check_int(field, value, 1, 10000))]
+    # The kernel parses numbers past 64 bits by wrapping them around (memory.max, io.max, cpu.max):
+    # a number in a string is bounded as an int is.
+    top = _CPU_US_MAX if name == "cpu_max" else _VALUE_MAX
     if isinstance(value, str):
-        pattern = _CPU_MAX if name == "cpu_max" else r"max|\d+"
+        value = str.__str__(value)  # its text: a subclass's own methods (encode) are never asked
+        pattern = _CPU_MAX if name == "cpu_max" else r"max|[0-9]+"
         if not re.fullmatch(pattern, value):
             form = "'max' or 'QUOTA [PERIOD]'" if name == "cpu_max" else "'max'"
-            fail(field, f"must be an int or {form}, got {value!r}")
+            fail(field, f"must be an int or {form} (ASCII digits), got {value!r}")
+        for number in re.findall(r"[0-9]+", value):
+            _check_bound(field, int(number), top)
         return [value]
-    return [str(check_int(field, value, 0, 2**63 - 1))]
+    return [str(_check_bound(field, check_int(field, value, 0, _VALUE_MAX), top))]
+
+
+def _check_bound(field: str, number: int, top: int) -> int:
+    if number > top:
+        unit = " microseconds (the kernel counts them in nanoseconds, in 64 bits)" \
+            if top == _CPU_US_MAX else ""
+        fail(field, f"must be at most {top}{unit}, got {number}")
+    return number
 
 
 class CgroupSpec(_record.Value):
