@@ -320,6 +320,30 @@ def test_an_fd_number_in_a_document_is_refused_at_load(sys_doc: dict, field: str
     assert "is an fd number, which a document cannot give" in str(raised.value)
 
 
+FD_FLAGS = [  # (sys as a document, the path named): a flag whose fd field a document leaves out
+    ({"use_cgroup_fd": True}, "sys.use_cgroup_fd"),
+    ({"use_landlock": True, "no_new_privs": True}, "sys.use_landlock"),
+]
+
+
+@pytest.mark.parametrize(("sys_doc", "field"), FD_FLAGS, ids=[f for _, f in FD_FLAGS])
+def test_a_flag_whose_fd_a_document_cannot_give_is_refused_at_load_and_dump(sys_doc: dict,
+                                                                            field: str) -> None:
+    """``use_cgroup_fd: true`` alone loaded, passed --check, and started the program in the cgroup of
+    fd 0, the launcher's stdin: whatever cgroup directory the launcher was started with, or EBADF at
+    clone (exit 125) for a terminal; dump wrote such a document for SysProcAttr(use_cgroup_fd=True)."""
+    with pytest.raises(spec.SpecError) as raised:
+        spec.load_spec({"version": 1, "argv": ["/bin/true"], "sys": sys_doc})
+    assert raised.value.path == field
+    assert "which is left out: it would be fd 0 of the process reading the document" in str(raised.value)
+    with pytest.raises(spec.SpecError) as raised:
+        spec.dump(None, ["true"], ProcAttr(sys=SysProcAttr(**sys_doc)))
+    assert raised.value.path == field
+    unset = {name: False for name in sys_doc}
+    loaded = spec.load_spec({"version": 1, "argv": ["/bin/true"], "sys": unset})
+    assert not loaded.attr.sys.use_cgroup_fd and not loaded.attr.sys.use_landlock
+
+
 def test_a_path_where_an_fd_could_be_loads_and_dump_refuses_an_fd() -> None:
     loaded = spec.load_spec({"version": 1, "argv": ["/bin/true"],
                              "sys": {"setns": [{"target": "/proc/1/ns/net"}], "landlock_fd": -1}})

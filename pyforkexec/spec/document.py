@@ -23,7 +23,7 @@ from dataclasses import MISSING
 from typing import Any, Optional, Union
 
 from .._text import printable
-from .fds import fd_refusal
+from .fds import fd_refusal, flag_refusal
 from .named import ItemError, named_of
 
 MAX_BYTES = 1 << 20  # a spec is a few hundred bytes; /dev/zero is not one
@@ -222,7 +222,7 @@ def load_dataclass(cls: type, value: object, path: str, skip: Sequence[str] = ()
         if raw == "" and f.default in ("", None) and not getattr(cls, "null_is_unset", False):
             # "" is Go's "none" for chroot and dir: a template that came out empty would drop the root
             raise SpecError(sub, "is empty: leave the key out for none")
-        refused = fd_refusal(cls, f, raw)
+        refused = fd_refusal(cls, f, raw) or flag_refusal(cls, f, raw, value)
         if refused is not None:
             raise SpecError(sub, refused)
         named = named_of(cls, f)

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from ..attrs import ProcAttr
 from .document import SpecError, join_path
-from .fds import fd_refusal
+from .fds import fd_refusal, flag_refusal
 from .load import VERSION
 from .named import named_of
 
@@ -42,14 +42,12 @@ def _default(f: dataclasses.Field) -> Any:
 def _dump_dataclass(obj: Any, path: str, skip: Sequence[str] = ()) -> dict:
     out = {}
     cls = type(obj)
-    for f in dataclasses.fields(obj):
-        if not f.init or f.name in skip:
-            continue
+    written = [f for f in dataclasses.fields(obj) if f.init and f.name not in skip
+               and (_default(f) is MISSING or not _same(getattr(obj, f.name), _default(f)))]
+    given = {f.name for f in written}
+    for f in written:
         value = getattr(obj, f.name)
-        default = _default(f)
-        if default is not MISSING and _same(value, default):
-            continue
-        refused = fd_refusal(cls, f, value)
+        refused = fd_refusal(cls, f, value) or flag_refusal(cls, f, value, given)
         if refused is not None:  # load would refuse it: no document stands for this attr
             raise SpecError(join_path(path, f.name), f"cannot be written to a spec: {refused}")
         named = named_of(cls, f)

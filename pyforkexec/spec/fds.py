@@ -9,6 +9,7 @@ daemon's fd 3, if it is a namespace at all. So the loader refuses an fd number i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from typing import Optional
 
 from ..attrs import SetNS, SysProcAttr
@@ -37,3 +38,22 @@ def fd_refusal(cls: type, f: dataclasses.Field, value: object) -> Optional[str]:
         return None
     return (f"{value} is an fd number, which a document cannot give (it would be an fd of the process "
             f"reading the document, not one its author opened): {instead}")
+
+
+# (dataclass, flag) -> the fd field the flag makes the child use. A document that sets the flag without
+# that field (which it can give only as -1, no fd) leaves it at its default, 0: the stdin of the process
+# reading the document, whatever that is (a cgroup directory it was started with would be joined).
+_FD_FLAGS: dict[tuple[type, str], str] = {
+    (SysProcAttr, "use_cgroup_fd"): "cgroup_fd",
+    (SysProcAttr, "use_landlock"): "landlock_fd",
+}
+
+
+def flag_refusal(cls: type, f: dataclasses.Field, value: object, given: Collection[str]) -> Optional[str]:
+    """Why ``value`` cannot be the flag field's in a document whose object gives the fields ``given``
+    (None: it can): the flag set, and its fd field left at fd 0."""
+    fd_field = _FD_FLAGS.get((cls, f.name))
+    if fd_field is None or value is not True or fd_field in given:
+        return None
+    return (f"uses {fd_field}, which is left out: it would be fd 0 of the process reading the document "
+            f"(a document cannot give an fd): {_FD_FIELDS[(cls, fd_field)]}")
