@@ -117,3 +117,13 @@ def test_nofile_raises_its_hard_limit_early_only_when_asked_above_the_parents() 
     # raised before the credential change (its privileges), the parent's soft limit kept for the set-up
     assert nofile_blobs((1024, 4096), 2048, 8192) == [(1024, 8192), (2048, 8192)]
     assert nofile_blobs((1024, 4096), 1, 1) == [(1, 1)]
+
+
+@pytest.mark.parametrize("name", ["no\ufb01le", "nof\u0131le", "\u017ftack", "RLIMIT_NOF\u0131LE",
+                                  "loc\u212as"])
+def test_a_resource_name_is_its_ascii_spelling_only(name: str) -> None:
+    """str.upper() turned other strings into a resource's name ("no\ufb01le", with the ligature fi, into
+    NOFILE; a dotless i into I): a name no man page spells was set as that limit."""
+    with pytest.raises(ValueError, match=r"^SysProcAttr\.rlimits\[0\]\.resource: unknown resource "):
+        check_rlimits("SysProcAttr.rlimits", [Rlimit(name, 1, 1)])
+    assert check_rlimits("SysProcAttr.rlimits", [Rlimit("NoFile", 1, 1)]) == ((7, 1, 1),)

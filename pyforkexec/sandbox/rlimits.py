@@ -42,7 +42,8 @@ class Rlimit:
 
 def resource_number(field: str, value: object) -> int:
     if isinstance(value, str):
-        name = value.upper()
+        # ASCII only: str.upper() makes a name of other strings (U+FB01, the ligature fi, in "no\ufb01le")
+        name = value.upper() if value.isascii() else value
         name = name if name.startswith("RLIMIT_") else f"RLIMIT_{name}"
         if name not in RESOURCES:
             fail(field, f"unknown resource {value!r} (one of {', '.join(RESOURCES)})")
