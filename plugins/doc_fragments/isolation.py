@@ -405,7 +405,9 @@ options:
         description: C(memory.swap.max), as O(cgroup.memory_max).
         type: raw
       cpu_max:
-        description: C(cpu.max), V(max), V(QUOTA PERIOD) in microseconds, or a percentage of one CPU (V(50%)).
+        description:
+          - C(cpu.max), V(max), V(QUOTA PERIOD) in microseconds, or a percentage of one CPU (V(50%), at
+            least V(1%)).
         type: str
       cpu_weight:
         description: C(cpu.weight), 1 to 10000.

@@ -16,6 +16,7 @@ validation message, an ``OSError`` of the spawn or a ``ChildError`` of the child
 from __future__ import annotations
 
 import dataclasses
+import fractions
 import grp
 import os
 import pwd
@@ -745,14 +746,20 @@ def _size(option, value):
 
 
 def cpu_max(value):
-    """cpu.max from "max", "QUOTA [PERIOD]" or a percentage of one CPU ("50%")."""
+    """cpu.max from "max", "QUOTA [PERIOD]" or a percentage of one CPU ("50%", "12.5%") per 100 ms.
+    A percentage below 1% is refused: the kernel's smallest quota is 1 ms a period, and a larger one
+    than asked would lift the limit (a quota and a longer period can say less, "1000 1000000")."""
     if value is None or not value.endswith("%"):
         return value
-    try:
-        percent = float(value[:-1])
-    except ValueError:
-        _fail("cgroup.cpu_max", f"expected 'max', 'QUOTA [PERIOD]' or a percentage, got {value!r}")
-    return f"{max(1000, round(percent * 1000))} 100000"
+    number = value[:-1].strip()  # ASCII digits: float() takes "nan", "inf", "1_0" and any script's digits
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", number):
+        _fail("cgroup.cpu_max", f"expected 'max', 'QUOTA [PERIOD]' or a percentage such as 50%, "
+              f"got {value!r}")
+    quota = round(fractions.Fraction(number) * 1000)  # exact: a float of 1e23 is off by millions
+    if quota < 1000:
+        _fail("cgroup.cpu_max", f"{value} is below 1%, the kernel's smallest quota (1 ms per 100 ms); "
+              "give a quota and a longer period, e.g. '1000 1000000' (0.1%)")
+    return f"{quota} 100000"
 
 
 def cgroup_limits(params):

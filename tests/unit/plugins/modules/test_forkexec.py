@@ -509,6 +509,23 @@ def test_a_cgroup_limit_this_host_cannot_enforce_fails_before_anything_runs(run,
     assert not marker.exists()
 
 
+@pytest.mark.parametrize(("value", "says"), [
+    ("0.5%", "0.5% is below 1%"), ("0%", "0% is below 1%"), ("-5%", "expected 'max'"),
+    ("nan%", "expected 'max'"), ("inf%", "expected 'max'"), ("1e400%", "expected 'max'"),
+    ("\u0661\u0660%", "expected 'max'"), ("1_0%", "expected 'max'"),
+])
+def test_a_cpu_percentage_is_refused_unless_the_kernel_sets_it_as_written(run, tmp_path, value, says):
+    """A percentage below 1% was raised to 1% (0.5% ran with twice the CPU asked), a negative one too,
+    "nan%" and "inf%" ended the module with a Python error, and float() took "1_0" and Arabic-Indic
+    digits: each now fails the module naming cgroup.cpu_max, before anything runs."""
+    marker = tmp_path / "ran"
+    for check_mode in (True, False):
+        result = run(check_mode=check_mode, argv=["touch", str(marker)], cgroup=dict(cpu_max=value))
+        assert result.get("failed") is True, result
+        assert result["msg"].startswith(f"cgroup.cpu_max: {says}"), result["msg"]
+        assert not marker.exists()
+
+
 @pytest.mark.parametrize(("args", "option"), [
     (dict(argv=["/nonexistent/pfe-prog"]), "argv"),
     (dict(argv=["true"], chdir="/nonexistent/pfe-dir"), "chdir"),
