@@ -585,12 +585,15 @@ def check_host(cg: Cgroup) -> None:
         if _is_file(existing):  # mkdir there or below would fail (EEXIST, ENOTDIR) after its parents
             raise _not_a_cgroup(existing)
         existing = os.path.dirname(existing)
-    # A cgroup this call makes has the core interface files (cgroup.*) of ``existing``, its parent or
-    # an ancestor (the root has none a cgroup below lacks): a name of the path below the first one
-    # to make that is one of them cannot be made, and checking it here fails before anything is made.
+    # A cgroup this call makes has the interface files every cgroup has, which ``existing`` (its parent
+    # or an ancestor) has too: the core ones (cgroup.*) and those of no controller (cpu.stat, the
+    # pressure files *.pressure). A name of the path below the first one to make that is a file of
+    # ``existing`` cannot be made, and checking it here fails before anything is made. (A name of a
+    # controller's file there, memory.max, is refused too though it might be made: it is no name for
+    # a cgroup, whose parent could then not enable that controller.)
     made = existing
     for name in os.path.relpath(path, existing).split("/") if existing != path else ():
-        if made != existing and name.startswith("cgroup.") and _is_file(os.path.join(existing, name)):
+        if made != existing and _is_file(os.path.join(existing, name)):
             raise _not_a_cgroup(os.path.join(made, name))
         made = os.path.join(made, name)
     if not os.access(existing, os.W_OK):  # the leaf to make in it, or (made) to move the child into
