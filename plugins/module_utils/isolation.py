@@ -733,16 +733,24 @@ def _mounts(params, origins, on_host, extra=()):
 
 
 def _size(option, value):
-    """An int, "max", or a human size such as 256M or 1G (bytes)."""
+    """An int, "max", or a human size such as 256M or 1G (bytes). A size that is no whole number (1.5,
+    "2.5" pids, "1.7K") is refused: human_to_bytes rounds it, up as often as not, to a limit above the
+    one asked."""
     if value is None or isinstance(value, int):
         return value
+    if isinstance(value, float):
+        _fail(option, f"expected bytes as an integer, 'max' or a size such as 256M, got the float {value!r}")
     text = str(value).strip()
     if text == "max" or _decimal(text):
         return int(text) if _decimal(text) else text
     try:
-        return human_to_bytes(text)
+        size = human_to_bytes(text)
     except ValueError as e:
         _fail(option, f"expected bytes, 'max' or a size such as 256M: {e}")
+    number = re.match(r"[0-9]*(\.[0-9]*)?", text)[0]
+    if "." in number and fractions.Fraction(number) * human_to_bytes("1" + text[len(number):]) != size:
+        _fail(option, f"{text} is not a whole number of bytes (nor of pids): write it in a smaller unit")
+    return size
 
 
 def cpu_max(value):

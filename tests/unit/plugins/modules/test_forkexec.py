@@ -526,6 +526,22 @@ def test_a_cpu_percentage_is_refused_unless_the_kernel_sets_it_as_written(run, t
         assert not marker.exists()
 
 
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("pids_max", 1.5, "expected bytes as an integer"), ("pids_max", "2.5", "2.5 is not a whole number"),
+    ("memory_max", "1.7K", "1.7K is not a whole number"),
+    ("memory_swap_max", 0.5, "expected bytes as an integer"),
+])
+def test_a_size_that_is_no_whole_number_is_refused_not_rounded(run, tmp_path, option, value, says):
+    """human_to_bytes rounded a fraction: pids_max 1.5 (or "2.5") ran with 2 (3) processes allowed, more
+    than asked; "1.7K" became 1741 bytes. Refused now, naming the option, before anything runs."""
+    marker = tmp_path / "ran"
+    for check_mode in (True, False):
+        result = run(check_mode=check_mode, argv=["touch", str(marker)], cgroup={option: value})
+        assert result.get("failed") is True, result
+        assert result["msg"].startswith(f"cgroup.{option}: {says}"), result["msg"]
+        assert not marker.exists()
+
+
 @pytest.mark.parametrize(("args", "option"), [
     (dict(argv=["/nonexistent/pfe-prog"]), "argv"),
     (dict(argv=["true"], chdir="/nonexistent/pfe-dir"), "chdir"),
