@@ -27,6 +27,8 @@ from helpers.cli import wait_for
 from helpers.forked import run_in_fork
 from helpers.marks import needs_root
 from helpers.procs import fd_count, wait_code
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from unit.plugins import pid_reuse
 
 from pyforkexec import (
@@ -320,6 +322,29 @@ def test_a_limit_string_is_written_as_its_text_whatever_its_class_says() -> None
 
     spec = check_cgroup("SysProcAttr.cgroup", Cgroup("x", pids_max=Sly("100"), io_max=[Sly("8:0 rbps=1")]))
     assert all(type(line) is str for _, lines in spec.writes for line in lines), spec.writes
+
+
+_DIGITS = st.characters(categories=["Nd", "No"]) | st.sampled_from("0123456789 m")
+_NUMBER_TEXT = st.one_of(st.text(alphabet=_DIGITS, max_size=25),
+                         st.integers(0, 2**70).map(str))
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(field=st.sampled_from(NUMBERED), text=_NUMBER_TEXT)
+def test_any_limit_text_is_refused_naming_the_field_or_written_as_the_kernel_reads_it(field: str,
+                                                                                      text: str) -> None:
+    """Generated: what the check takes is 'max' or ASCII numbers the kernel reads as written (no
+    wrap past 64 bits, cpu.max's microseconds times 1000 included); the rest is a ValueError naming
+    the field."""
+    try:
+        spec = check_cgroup("SysProcAttr.cgroup", Cgroup("x", **{field: text}))
+    except ValueError as e:
+        assert str(e).startswith(f"SysProcAttr.cgroup.{field}: "), e
+        return
+    (written,) = spec.writes[0][1]
+    top = (2**64 - 1) // 1000 if field == "cpu_max" else 2**63 - 1
+    for word in written.split(" "):
+        assert word == "max" or (word.isascii() and word.isdigit() and int(word) <= top), written
 
 
 @pytest.mark.parametrize("value", [0, 1, "0", "max", str(2**63 - 1), 2**63 - 1])
