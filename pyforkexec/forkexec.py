@@ -54,6 +54,9 @@ CLONE_NEWPID, CLONE_PARENT = int(CloneFlags.CLONE_NEWPID), int(CloneFlags.CLONE_
 StrOrBytes = Union[str, bytes, os.PathLike[str]]  # no string: see attrs.FileLike
 
 
+_PF_FORKNOEXEC = 0x40  # linux/sched.h: a task that forked and has not exec'd since
+
+
 def _pipe(opened: list[int]) -> tuple[int, int]:
     """A CLOEXEC pipe whose ends are above 2, so they never collide with the child's stdio slots;
     both ends are appended to ``opened``."""
@@ -216,6 +219,23 @@ class _Spawn:
         if code == errno.EPERM and plan.flags & NAMESPACE_MASK:
             return 0
         return 2 if self.cgroup is not None else 1
+
+    def killed_unexeced(self, plan: Plan) -> Optional[tuple[int, int, int]]:
+        """After the child's end without an error record, for a child clone3 put into a cgroup: the
+        CLONE failure (naming the cgroup field) if it ended without an execve, killed before it ran:
+        Linux (6.18 still) kills a child cloned into a cgroup that ``cgroup.kill`` was ever written
+        to, at birth. (PF_FORKNOEXEC, set at fork, is cleared by execve before it closes the error
+        pipe; the child is not reaped yet, so its pid is still its own.)"""
+        if plan.cgroup_fd < 0:
+            return None
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                flags = int(f.read().rsplit(b")", 1)[1].split()[6])
+        except (OSError, IndexError, ValueError):
+            return None  # reaped already (SIGCHLD ignored), or no /proc: as before, its exit tells
+        if not flags & _PF_FORKNOEXEC:
+            return None
+        return (errno.ESRCH, ErrorLocation.CLONE, self._clone_blame(plan, errno.ESRCH))
 
     def close(self, fd: int) -> None:
         self.fds.remove(fd)
@@ -407,6 +427,7 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
     if failure is None and spawn.vanished is not None:
         location, index = spawn.vanished  # gone without a word before a handshake: it never exec'd
         failure = (errno.ESRCH, location, index)
+    failure = failure or spawn.killed_unexeced(plan)
     if failure is not None:
         raise spawn.fail(failure)
 
@@ -485,7 +506,7 @@ def _run_alone(spawn: _Spawn, plan: Plan, files: tuple[int, ...]) -> None:
     spawn.clone(plan, files, -1)
     if spawn.after_clone is not None:
         spawn.after_clone()
-    failure = spawn.finish()
+    failure = spawn.finish() or spawn.killed_unexeced(plan)
     if failure is not None:
         raise spawn.fail(failure)
 

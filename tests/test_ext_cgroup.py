@@ -239,6 +239,38 @@ def test_existing_directory_is_reused_and_kept(cgroup_dir: tuple[str, str]) -> N
     assert os.path.isdir(path)
 
 
+@pytest.mark.parametrize("how", ["Cgroup", "use_cgroup_fd", "fork_exec"])
+def test_a_cgroup_that_was_killed_once_runs_the_program_or_fails_at_clone(name: str, how: str) -> None:
+    """Linux (6.18 still) kills a child that clone3 puts into a cgroup that cgroup.kill was ever
+    written to, before it runs: the spawn returned a process that had died of SIGKILL (run: returncode
+    -9, no output), as if the program had started and been killed. Now it is a ChildError at clone
+    naming the cgroup's field; a kernel without the bug runs the program."""
+    path = os.path.join(root(), name)
+    os.mkdir(path)
+    with open(os.path.join(path, "cgroup.kill"), "w") as f:
+        f.write("1")
+    before = fd_count()
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    sys_attr = SysProcAttr(cgroup=Cgroup(name)) if how == "Cgroup" else SysProcAttr(use_cgroup_fd=True,
+                                                                                     cgroup_fd=fd)
+    try:
+        if how == "fork_exec":
+            pid = fork_exec("/bin/true", ["true"], ProcAttr(sys=sys_attr))
+            assert wait_code(pid) == 0
+        else:
+            res = run(["/bin/echo", "ran"], sys=sys_attr, capture_output=True, text=True)
+            assert (res.returncode, res.stdout) == (0, "ran\n")
+    except ChildError as e:
+        field = "sys.cgroup" if how == "Cgroup" else "sys.cgroup_fd"
+        assert (e.location, e.field) == (ErrorLocation.CLONE, field)
+    finally:
+        os.close(fd)
+    assert fd_count() == before
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+    assert os.path.isdir(path)  # an existing directory: left in place
+
+
 def test_fork_exec_leaves_it_to_the_caller(name: str) -> None:
     cg = Cgroup(f"/{name}")  # a cgroup path, as /proc/PID/cgroup shows them
     pid = fork_exec("/bin/true", ["true"], ProcAttr(sys=SysProcAttr(cgroup=cg)))

@@ -9,7 +9,8 @@ Values are written as the cgroup files take them: an int or "max", "50000 100000
 "MAJ:MIN rbps=..." line per device for io.max; their numbers in ASCII digits and at most 2^63 - 1
 (cpu.max's microseconds: what the kernel turns into nanoseconds without wrapping around), since the
 kernel parses a larger one into another limit without an error. An existing directory is reused
-and left in place.
+and left in place; one that ``cgroup.kill`` was ever written to kills every child cloned into it
+before it runs, on some kernels (6.18 still): the spawn then fails at clone, naming the field.
 
 Removal: with ``remove`` (the default), directories pyforkexec created are removed once they are
 empty, by the Process of start_process/run when it reaps the child, or right away when the spawn
