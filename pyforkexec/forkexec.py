@@ -225,11 +225,12 @@ class _Spawn:
         CLONE failure (naming the cgroup field) if it ended without an execve, killed before it ran:
         Linux (6.18 still) kills a child cloned into a cgroup that ``cgroup.kill`` was ever written
         to, at birth. (PF_FORKNOEXEC, set at fork, is cleared by execve before it closes the error
-        pipe; the child is not reaped yet, so its pid is still its own.)"""
+        pipe; the child is not reaped yet, so its pid is still its own. /proc numbers it as its PID
+        namespace does: proc_pid.)"""
         if plan.cgroup_fd < 0:
             return None
         try:
-            with open(f"/proc/{self.pid}/stat", "rb") as f:
+            with open(f"/proc/{proc_pid(self.pid)}/stat", "rb") as f:
                 flags = int(f.read().rsplit(b")", 1)[1].split()[6])
         except (OSError, IndexError, ValueError):
             return None  # reaped already (SIGCHLD ignored), or no /proc: as before, its exit tells
