@@ -22,6 +22,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import (
     name_files,
     pidfds,
     service_direct,
+    service_joins,
 )
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check as start_check
@@ -212,6 +213,8 @@ COMPARISONS = {
     # what it runs in or with changed under it: its network namespace rewired, its runtime reinstalled
     # (the services module sets ``changed_under``; the service module never does)
     "changed_under": lambda service, main, files_changed: main is not None and bool(service.changed_under),
+    # a namespace it joins by path (its netns) made again since it started: it runs in the old one
+    "joins": lambda service, main, files_changed: bool(service.moved_joins),
 }
 
 
@@ -265,6 +268,7 @@ class Service:
         self.names = None  # its name resolution files (name_files.Plan), once spec_text decided them
         self.watch = None  # a start of this run within its start check (service_start_check.Watch)
         self.stop_grace = None  # the grace (s) this run's stop of the running service gave it, reported
+        self.moved_joins = []  # the namespaces it joins made again since it started (service_joins.moved)
         if self.params["state"] in ("stopped", "absent"):
             self.check_stop()
 
@@ -445,6 +449,7 @@ class Service:
             self.actions.append("daemon-reload")
             if not self.module.check_mode:
                 self.systemctl.daemon_reload()
+        self.moved_joins = self.joins_moved(main, files)
         outdated = [name for name, differs in COMPARISONS.items() if differs(self, main, files_changed)]
         verb = TRANSITIONS[state]["running" if main is not None else "stopped"]
         if verb == RESTART_IF_OUTDATED:
@@ -460,6 +465,15 @@ class Service:
         self.sync_enabled()
         return state != "stopped"
 
+    def joins_moved(self, main, files):
+        """The namespaces that the spec in ``files`` joins by path and the running service (main pid
+        ``main``) is not in (service_joins.moved): made again since it started."""
+        spec = files.get(paths.spec_path(self.name))
+        if main is None or spec is None:
+            return []
+        attr = deps.pyforkexec.spec.loads(spec[0].encode()).attr
+        return service_joins.moved(paths.workload_pid(main), attr.sys)
+
     def unseen_causes(self, main, outdated, files_changed):
         """Diff entries for the causes of a restart that no file's diff shows: the daemon's arguments
         (in no file), files an earlier run rewrote and was cut off before restarting it (pending), the
@@ -474,6 +488,12 @@ class Service:
                                before="older files than the host's (a run rewrote them and was cut off "
                                       "before it restarted the service)\n",
                                after="the host's files\n"))
+        if "joins" in outdated:
+            moved = self.moved_joins
+            unseen.append(dict(before_header="joined namespaces", after_header="joined namespaces",
+                               before="".join(f"{path}: [{running or '?'}] (made again since the service "
+                                              "started)\n" for path, running, _now in moved),
+                               after="".join(f"{path}: [{now}]\n" for path, _running, now in moved)))
         if "runtime" in self.changed_under:
             unseen.append(dict(before_header="runtime", after_header="runtime",
                                before="the runtime before this run reinstalled it\n",

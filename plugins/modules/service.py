@@ -38,6 +38,10 @@ description:
     without one the stop ends the service's process group only.
   - A second run with the same arguments changes nothing; a changed argument rewrites the spec (and unit)
     and restarts the service.
+  - A running service whose joined namespace, O(netns) or a O(join) by path, was made again under its path
+    since the service started (C(ip netns del) and C(add), the M(pyforkexec.isolation.netns) module's
+    V(absent) then V(present)) runs in the old one, which no path names any more; the run restarts it into
+    the one the path names now (the C(joined namespaces) entry of C(--diff)), in check mode says it would.
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:

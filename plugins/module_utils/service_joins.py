@@ -1,0 +1,85 @@
+# Copyright: (c) 2025, pyforkexec developers
+# SPDX-License-Identifier: MIT
+"""Whether a running service is still in the namespaces its spec joins by path: a named network
+namespace (``netns``) or a namespace file of ``join``. One made again under the same path since the
+service started (``ip netns del`` and ``add``, the netns module's ``absent`` then ``present``) leaves the
+service in the old one, which no path names any more: the spec is unchanged, and a converge that kept
+the service would report it declared while it runs elsewhere (its addresses, routes and peers gone)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, pidfds
+
+NS_GET_NSTYPE = 0xB703  # ioctl: the CLONE_NEW* type of a namespace file
+
+
+def _nstype(path):
+    """The CLONE_NEW* type of the namespace file ``path``, None when it is none (or gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _running_namespaces(where):
+    """{(device, inode)} of every namespace file of the process /proc numbers ``where`` (those its children
+    are born in too: a PID or time namespace joined shows there), None once it has ended."""
+    try:
+        names = os.listdir(f"/proc/{where}/ns")
+    except OSError:
+        return None
+    found = set()
+    for name in names:
+        try:
+            st = os.stat(f"/proc/{where}/ns/{name}")
+        except OSError:
+            continue
+        found.add((st.st_dev, st.st_ino))
+    return found
+
+
+def _running_inode(where, kind):
+    """The inode of the process's namespace of type ``kind`` (a single CLONE_NEW* flag), or None."""
+    name = {int(flag): file for flag, file in deps.pyforkexec.flags.NAMESPACE_PROC_FILES.items()}.get(kind)
+    try:
+        return os.stat(f"/proc/{where}/ns/{name}").st_ino if name else None
+    except OSError:
+        return None
+
+
+def moved(pid, sys_attr):
+    """The joins by path of ``sys_attr`` (the SysProcAttr of the service's spec) whose namespace file now
+    names a namespace that the running service ``pid`` is not in, each as (path, the inode the service
+    is in, of that type, or None; the file's inode now); [] when none, or when the process has ended.
+    A type the spec also creates (cloneflags, unshareflags: a mount namespace copied from the one
+    joined) is not looked at: the service is in a namespace of its own there."""
+    if pid is None or sys_attr is None or not sys_attr.setns:
+        return []
+    where = pidfds.in_proc(pid)
+    running = _running_namespaces(where) if where is not None else None
+    if running is None:
+        return []
+    created = (sys_attr.cloneflags or 0) | (sys_attr.unshareflags or 0)
+    out = []
+    for entry in sys_attr.setns:
+        if not isinstance(entry.target, str) or entry.inode is not None:
+            continue  # a pid's namespaces, or pinned by the spec (its inode): the start checks that one
+        kind = entry.nstype or _nstype(entry.target)
+        if kind is None or kind & created:
+            continue
+        try:
+            st = os.stat(entry.target)
+        except OSError:
+            continue  # gone: the start that would follow fails naming it
+        if (st.st_dev, st.st_ino) not in running:
+            out.append((entry.target, _running_inode(where, kind), st.st_ino))
+    return out
