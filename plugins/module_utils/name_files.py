@@ -489,7 +489,10 @@ def _resolv_text(name, params, on_host, other_network=False):
     nameservers (systemd-resolved's 127.0.0.53, a local dnsmasq) are left out in another network
     namespace, whose loopback has no such server (podman drops them too); with none left, refused."""
     host = _host_resolv() if on_host else dict(nameserver=[], search=None, options=[], sortlist=[])
-    servers = params["dns"] if params.get("dns") is not None else host["nameserver"]
+    # (by the address, as check() tells them apart: 2001:DB8:0::53 is 2001:db8::53, whose respelling is
+    # no change of the file nor a restart)
+    servers = [_address(f"dns[{i}]", server, scoped=True) for i, server in enumerate(params["dns"])] \
+        if params.get("dns") is not None else host["nameserver"]
     if params.get("dns") is None and other_network:
         servers = [server for server in servers if not _is_loopback(server)]
         if host["nameserver"] and not servers:

@@ -231,6 +231,25 @@ def test_extra_hosts_and_dns_options_are_what_the_service_reads(run_module, name
     assert not any(os.path.exists(f) for f in files)
 
 
+
+def test_a_name_server_respelled_is_no_change(run_module, name):
+    """dns names each server by its address (check refuses ::1 and 0::1 together as one server), but the
+    file was written as spelled: 2001:DB8:0::53 for 2001:db8::53 rewrote it and restarted the service
+    (etc_hosts and dns_options were written in one spelling already). Now each is written as ipaddress
+    spells it, the zone kept."""
+    made = name()
+    args = dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=["mount"], start_check=0,
+                stop_timeout=0, dns=["2001:db8::53", "fe80::1%lo", "192.0.2.53"])
+    started = run_module(service, args)
+    assert started.get("failed") is not True, started
+    with open(paths.resolv_path(made)) as f:
+        assert [line for line in _lines(f.read()) if line.startswith("nameserver")] == [
+            "nameserver 2001:db8::53", "nameserver fe80::1%lo", "nameserver 192.0.2.53"]
+    respelled = dict(args, dns=["2001:DB8:0::53", "FE80:0::1%lo", "192.0.2.53"])
+    assert run_module(service, respelled, check_mode=True)["actions"] == []
+    again = run_module(service, respelled)
+    assert again["changed"] is False and again["pid"] == started["pid"], again
+
 @needs_etc_hosts
 def test_an_entry_of_localhost_or_of_its_hostname_is_what_the_service_resolves(run_module, name, tmp_path):
     """An etc_hosts entry stands in place of the generated line of its name: the resolver answers a
