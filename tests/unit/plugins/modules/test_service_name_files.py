@@ -231,7 +231,6 @@ def test_extra_hosts_and_dns_options_are_what_the_service_reads(run_module, name
     assert not any(os.path.exists(f) for f in files)
 
 
-
 def test_a_name_server_respelled_is_no_change(run_module, name):
     """dns names each server by its address (check refuses ::1 and 0::1 together as one server), but the
     file was written as spelled: 2001:DB8:0::53 for 2001:db8::53 rewrote it and restarted the service
@@ -249,6 +248,7 @@ def test_a_name_server_respelled_is_no_change(run_module, name):
     assert run_module(service, respelled, check_mode=True)["actions"] == []
     again = run_module(service, respelled)
     assert again["changed"] is False and again["pid"] == started["pid"], again
+
 
 @needs_etc_hosts
 def test_an_entry_of_localhost_or_of_its_hostname_is_what_the_service_resolves(run_module, name, tmp_path):
