@@ -22,7 +22,7 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import (
     name_files,
     pidfds,
     service_direct,
-    service_joins,
+    service_stale,
 )
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_start_check as start_check
@@ -215,6 +215,8 @@ COMPARISONS = {
     "changed_under": lambda service, main, files_changed: main is not None and bool(service.changed_under),
     # a namespace it joins by path (its netns) made again since it started: it runs in the old one
     "joins": lambda service, main, files_changed: bool(service.moved_joins),
+    # a file bound into it at its start that it no longer sees there (service_stale.binds)
+    "binds": lambda service, main, files_changed: bool(service.replaced_binds),
 }
 
 
@@ -268,7 +270,8 @@ class Service:
         self.names = None  # its name resolution files (name_files.Plan), once spec_text decided them
         self.watch = None  # a start of this run within its start check (service_start_check.Watch)
         self.stop_grace = None  # the grace (s) this run's stop of the running service gave it, reported
-        self.moved_joins = []  # the namespaces it joins made again since it started (service_joins.moved)
+        self.moved_joins = []  # the namespaces it joins made again since it started (service_stale.joins)
+        self.replaced_binds = []  # the files bound into it replaced since it started (service_stale.binds)
         if self.params["state"] in ("stopped", "absent"):
             self.check_stop()
 
@@ -449,7 +452,13 @@ class Service:
             self.actions.append("daemon-reload")
             if not self.module.check_mode:
                 self.systemctl.daemon_reload()
-        self.moved_joins = self.joins_moved(main, files)
+        # What it was started with, by paths its files still name: only files it was started from tell
+        # (with files rewritten, or pending, it restarts from them anyway).
+        started_from_files = main is not None and not files_changed and not self.pending
+        self.moved_joins = self.joins_moved(main, files) if started_from_files else []
+        self.replaced_binds = service_stale.binds(
+            paths.workload_pid(main), [(m.source, m.target) for _option, m in self.names.mounts()]) \
+            if started_from_files and self.names is not None else []
         outdated = [name for name, differs in COMPARISONS.items() if differs(self, main, files_changed)]
         verb = TRANSITIONS[state]["running" if main is not None else "stopped"]
         if verb == RESTART_IF_OUTDATED:
@@ -467,12 +476,12 @@ class Service:
 
     def joins_moved(self, main, files):
         """The namespaces that the spec in ``files`` joins by path and the running service (main pid
-        ``main``) is not in (service_joins.moved): made again since it started."""
+        ``main``) is not in (service_stale.joins): made again since it started."""
         spec = files.get(paths.spec_path(self.name))
         if main is None or spec is None:
             return []
         attr = deps.pyforkexec.spec.loads(spec[0].encode()).attr
-        return service_joins.moved(paths.workload_pid(main), attr.sys)
+        return service_stale.joins(paths.workload_pid(main), attr.sys)
 
     def unseen_causes(self, main, outdated, files_changed):
         """Diff entries for the causes of a restart that no file's diff shows: the daemon's arguments
@@ -494,6 +503,14 @@ class Service:
                                before="".join(f"{path}: [{running or '?'}] (made again since the service "
                                               "started)\n" for path, running, _now in moved),
                                after="".join(f"{path}: [{now}]\n" for path, _running, now in moved)))
+        if "binds" in outdated:
+            replaced = self.replaced_binds
+            unseen.append(dict(before_header="bound files", after_header="bound files",
+                               before="".join(f"{target}: [{seen}] (not the file bound there at its start: "
+                                              "it, or the file it was bound over, was replaced since)\n"
+                                              for target, seen, _source, _now in replaced),
+                               after="".join(f"{target}: {source} [{now}]\n"
+                                             for target, _seen, source, now in replaced)))
         if "runtime" in self.changed_under:
             unseen.append(dict(before_header="runtime", after_header="runtime",
                                before="the runtime before this run reinstalled it\n",

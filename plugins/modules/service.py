@@ -42,6 +42,12 @@ description:
     since the service started (C(ip netns del) and C(add), the M(pyforkexec.isolation.netns) module's
     V(absent) then V(present)) runs in the old one, which no path names any more; the run restarts it into
     the one the path names now (the C(joined namespaces) entry of C(--diff)), in check mode says it would.
+  - "A bind holds the file it was made from, and the kernel takes a bind away once the file it is mounted
+    on is removed. So a file bound into the service at its start (its own C(/etc/hosts) and
+    C(/etc/resolv.conf), the files of C(/etc/netns/NETNS/)) replaced on the host by a rename (an editor,
+    M(ansible.builtin.copy), a DHCP client rewriting C(/etc/resolv.conf)) leaves the service reading the old
+    text, or the host's file in place of its own. The next run finds what the service sees there other than
+    the file bound, and restarts it (the C(bound files) entry of C(--diff)); until then it reads that."
 author:
   - pyforkexec developers (@pyforkexec)
 requirements:

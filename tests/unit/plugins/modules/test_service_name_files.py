@@ -705,3 +705,50 @@ def test_a_run_cut_after_its_first_file_leaves_a_spec_whose_binds_are_there(run_
     assert again not in (None, first["pid"]), "the service did not start again from the spec on disk"
     done = run_module(service, dict(args, etc_hosts={"db": "10.0.0.1"}))  # the next run finishes it
     assert done.get("failed") is not True and "restart" in done["actions"], done
+
+
+def _replace(path, text):
+    """``path`` replaced as editors and Ansible's copy replace a file: a new one renamed over it."""
+    new = path.with_name(path.name + ".h145-new")
+    new.write_text(text)
+    os.rename(new, path)
+
+
+@needs_etc_hosts
+@pytest.mark.parametrize("own", [False, True], ids=["its-file", "own-file-over-it"])
+def test_a_bound_file_replaced_on_the_host_restarts_the_service_onto_what_is_asked(
+        run_module, netns_etc, own):
+    """A bind holds the file it was made from: /etc/netns/NAME/hosts replaced by a rename left the service
+    reading the old text, and with etc_hosts given (its own file bound over that one) the kernel took the
+    own file's mount away with the file it was mounted on, so the service read the namespace's file
+    instead of the entries asked. Each run reported the service unchanged (its files were). Now the run
+    compares what the service sees with what is bound, and restarts it (check mode says so)."""
+    made, directory = netns_etc
+    subprocess.run(["ip", "netns", "add", made], check=True)
+    try:
+        (directory / "hosts").write_text("127.0.0.1\tlocalhost\n10.9.9.1\tfirst.h145\n")
+        extra = dict(etc_hosts={"own.h145": "10.9.9.3"}) if own else {}
+        args = dict(name=made, argv=["sleep", "600"], manager="direct", namespaces=["mount"], netns=made,
+                    start_check=0, stop_timeout=0, **extra)
+        started = run_module(service, args)
+        assert started.get("failed") is not True, started
+
+        def seen(pid):
+            with open(f"/proc/{pid}/root/etc/hosts") as f:
+                return f.read()
+
+        assert ("10.9.9.3\town.h145" in seen(started["pid"])) is own
+        _replace(directory / "hosts", "127.0.0.1\tlocalhost\n10.9.9.2\tsecond.h145\n")
+        planned = run_module(service, args, check_mode=True, diff=True)
+        assert planned["actions"] == ["restart"], planned
+        bound = [d for d in planned["diff"] if d["after_header"] == "bound files"]
+        source = paths.hosts_path(made) if own else str(directory / "hosts")
+        assert len(bound) == 1 and bound[0]["after"].startswith(f"/etc/hosts: {source} ["), planned["diff"]
+        done = run_module(service, args)
+        assert done["actions"] == ["restart"] and done["pid"] != started["pid"], done
+        text = seen(done["pid"])
+        assert ("10.9.9.3\town.h145" in text) is own and ("second.h145" in text) is not own, text
+        assert run_module(service, args)["changed"] is False
+    finally:
+        run_module(service, dict(name=made, state="absent", stop_timeout=0))
+        subprocess.run(["ip", "netns", "del", made], check=False)

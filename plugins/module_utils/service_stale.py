@@ -1,15 +1,26 @@
 # Copyright: (c) 2025, pyforkexec developers
 # SPDX-License-Identifier: MIT
-"""Whether a running service is still in the namespaces its spec joins by path: a named network
-namespace (``netns``) or a namespace file of ``join``. One made again under the same path since the
-service started (``ip netns del`` and ``add``, the netns module's ``absent`` then ``present``) leaves the
-service in the old one, which no path names any more: the spec is unchanged, and a converge that kept
-the service would report it declared while it runs elsewhere (its addresses, routes and peers gone)."""
+"""What a running service got by a path at its start and that path now names otherwise, though its spec
+is unchanged: a converge that kept the service would report it declared while it runs with the old.
+
+- ``joins``: the namespaces its spec joins by path, a named network namespace (``netns``) or a namespace
+  file of ``join``, made again under the same path since it started (``ip netns del`` and ``add``, the
+  netns module's ``absent`` then ``present``): the service is in the old one, which no path names any
+  more (its addresses, routes and peers gone).
+- ``binds``: the files bind-mounted into its mount namespace at its start (its own /etc/hosts and
+  /etc/resolv.conf, iproute2's /etc/netns/NETNS/ files) that it no longer sees where they were bound. A
+  bind holds the file it was made from: one replaced since by a rename (an editor, Ansible's ``copy``,
+  which write a new file and rename it) is read by the service in its old text, where an edit in place
+  would have reached it. And the kernel takes a mount away in every mount namespace once the file it
+  is mounted on is removed: the host's /etc/resolv.conf replaced by a rename (a DHCP client, resolvconf,
+  NetworkManager) takes the service's own resolv.conf off, and the service reads the host's.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, pidfds
 
@@ -56,7 +67,7 @@ def _running_inode(where, kind):
         return None
 
 
-def moved(pid, sys_attr):
+def joins(pid, sys_attr):
     """The joins by path of ``sys_attr`` (the SysProcAttr of the service's spec) whose namespace file now
     names a namespace that the running service ``pid`` is not in, each as (path, the inode the service
     is in, of that type, or None; the file's inode now); [] when none, or when the process has ended.
@@ -82,4 +93,27 @@ def moved(pid, sys_attr):
             continue  # gone: the start that would follow fails naming it
         if (st.st_dev, st.st_ino) not in running:
             out.append((entry.target, _running_inode(where, kind), st.st_ino))
+    return out
+
+
+def binds(pid, mounts):
+    """The file binds of ``mounts`` ((source, target in the service's root) in the order they are made:
+    a later one over the same target hides the earlier) whose host source now is another file than the
+    running service ``pid`` sees at the target, each as (target, the inode it sees there, source, the
+    source's inode now); [] when none, or when the process has ended."""
+    where = pidfds.in_proc(pid) if pid is not None else None
+    if where is None:
+        return []
+    last = {}
+    for source, target in mounts:
+        last[target] = source
+    out = []
+    for target, source in last.items():
+        try:
+            now = os.stat(source)
+            seen = os.stat(f"/proc/{where}/root{target}")
+        except OSError:
+            continue  # gone (the plan refuses a missing source), or the process ended
+        if stat.S_ISREG(now.st_mode) and (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+            out.append((target, seen.st_ino, source, now.st_ino))
     return out
