@@ -25,18 +25,13 @@ def _ip_netns(*args):
 
 
 @pytest.fixture
-def netns(unique_name):
-    made = unique_name()
-    _ip_netns("add", made)
-    yield made
-    subprocess.run(["ip", "netns", "del", made], capture_output=True, check=False)
-
-
-@pytest.fixture
-def name(run_module, unique_name):
-    made = unique_name()
-    yield made
-    gone = run_module(service, dict(name=made, state="absent"))
+def joined(run_module, unique_name):
+    """(service name, network namespace made for it): the service removed after, then the namespace."""
+    made, netns = unique_name(), unique_name()
+    _ip_netns("add", netns)
+    yield made, netns
+    gone = run_module(service, dict(name=made, state="absent", stop_timeout=0))
+    subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
     assert gone.get("failed") is not True, gone
 
 
@@ -60,9 +55,10 @@ def _converge(run_module, module, entry, check_mode=False):
 
 @pytest.mark.parametrize("module", [service, services], ids=["service", "services"])
 @pytest.mark.parametrize("how", ["netns", "join"])
-def test_a_joined_namespace_made_again_restarts_the_service_into_it(run_module, name, netns, how, module):
+def test_a_joined_namespace_made_again_restarts_the_service_into_it(run_module, joined, how, module):
     """Both runs reported the service unchanged (changed false, no action), and it went on running in the
     namespace that had been deleted, with none of the new one's links, addresses or routes."""
+    name, netns = joined
     entry = _entry(name, netns, how)
     started = _converge(run_module, module, entry)
     assert started.get("failed") is not True, started
