@@ -18,27 +18,18 @@ is unchanged: a converge that kept the service would report it declared while it
 
 from __future__ import annotations
 
-import fcntl
 import os
 import stat
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, pidfds
 
-NS_GET_NSTYPE = 0xB703  # ioctl: the CLONE_NEW* type of a namespace file
-
 
 def _nstype(path):
     """The CLONE_NEW* type of the namespace file ``path``, None when it is none (or gone)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return deps.pyforkexec.nsinfo.nstype(path) or None
     except OSError:
         return None
-    try:
-        return fcntl.ioctl(fd, NS_GET_NSTYPE)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _running_namespaces(where):
