@@ -24,6 +24,10 @@ from .sandbox.mounts import MS_BIND, MS_RDONLY, MS_REMOUNT, is_propagation_chang
 # Plain ints: IntFlag arithmetic costs microseconds on the spawn path.
 F = type("F", (), {f.name: int(f) for f in _flags.CloneFlags})
 MAX_MAP_LINES = 340  # the kernel's limit since 4.15
+# The kernel takes a uid_map/gid_map in one write shorter than a page (EINVAL otherwise); a line is at most
+# "4294967294 4294967294 4294967295\n", so up to this many lines always fit.
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_MAP_LINE_MAX = 33
 NGROUPS_MAX = 65536
 
 # Flags that would make the child share what it must not share with a Python parent, and the reason.
@@ -140,6 +144,12 @@ def check_id_maps(field: str, maps: object) -> Sequence[SysProcIDMap]:
                 fail(f"{field}[{i}]", f"{side} + size must not exceed {MAX_ID + 1}")
         plain = False
         out.append(SysProcIDMap(c, h, n))
+    if len(out) * _MAP_LINE_MAX >= PAGE_SIZE:
+        size = sum(len(f"{m.container_id} {m.host_id} {m.size}\n") for m in out)
+        if size >= PAGE_SIZE:
+            fail(field, f"the {len(out)} mappings make {size} bytes of map lines, and the kernel takes a map "
+                 f"only in one write shorter than a page ({PAGE_SIZE} bytes; EINVAL): give fewer mappings, "
+                 "or merge adjacent ones")
     if len(out) > 1:
         for side in ("container_id", "host_id"):
             ranges = sorted((getattr(m, side), getattr(m, side) + m.size, i) for i, m in enumerate(out))

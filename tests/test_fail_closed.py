@@ -699,3 +699,40 @@ def test_a_remount_or_propagation_change_of_the_programs_root_acts_on_it() -> No
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(probe)
+
+
+# --- a uid/gid map longer than a page (h144) -----------------------------------------------------------
+# The kernel takes a map in one write shorter than a page (EINVAL otherwise). Maps of up to 340 lines
+# whose lines made a page or more passed the checks and failed in the child (ChildError at the map
+# write): a refusal the arguments decide, now made before any process exists. Around the boundary,
+# each verdict agrees with the kernel's, and a map taken is the map the child has.
+
+def _map_of_length(total: int) -> list[fe.SysProcIDMap]:
+    """Lines "c c 1\n" with 10-digit ids (24 bytes each), and for a total not a multiple of 24 a last one
+    of 14 to 17 bytes after 4080 (170 lines): ``total`` bytes in all."""
+    lines, rest = divmod(total, 24) if total % 24 == 0 else (170, total - 4080)
+    maps = [fe.SysProcIDMap(4_000_000_000 + 10 * i, 4_000_000_000 + 10 * i, 1) for i in range(lines)]
+    if rest:  # 2d + 4 bytes for d-digit ids and size 1, 2d + 5 for size 10
+        digits, size = (rest - 4) // 2, 1 if rest % 2 == 0 else 10
+        maps.append(fe.SysProcIDMap(10 ** (digits - 1), 10 ** (digits - 1), size))
+    return maps
+
+
+@needs_root
+@pytest.mark.parametrize("total", [4008, 4094, 4095, 4096, 4097, 4200])
+def test_a_map_of_a_page_or_more_is_refused_before_the_child(total: int) -> None:
+    from pyforkexec.child.plan import format_id_maps
+
+    maps = _map_of_length(total)
+    assert len(format_id_maps(maps)) == total
+    attrs = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUSER, uid_mappings=maps)
+    if total >= 4096:
+        with _no_new_child_here(), pytest.raises(ValueError, match=r"^SysProcAttr\.uid_mappings: .*page"):
+            fe.start_process("/bin/cat", ["cat"], fe.ProcAttr(sys=attrs))
+        return
+    got = capture(["/bin/cat", "/proc/self/uid_map"], attrs).out
+    assert sorted(tuple(map(int, ln.split())) for ln in got.splitlines()) == \
+        sorted((m.container_id, m.host_id, m.size) for m in maps)  # (the kernel sorts a long map)
+
+
+_no_new_child_here = contextlib.contextmanager(_no_new_child)

@@ -113,6 +113,9 @@ CASES = [
          S(**USERNS, gid_mappings=maps((0, 0, 10), (20, 9, 1))), rule="overlap"),
     Case("map-too-many", "SysProcAttr.uid_mappings",
          S(**USERNS, uid_mappings=maps(*((i, i, 1) for i in range(341)))), rule="340"),
+    Case("map-longer-than-a-page", "SysProcAttr.gid_mappings",  # 200 lines of 24 bytes: EINVAL (h144)
+         S(**USERNS, gid_mappings=maps(*((4_000_000_000 + i, 4_000_000_000 + i, 1) for i in range(200)))),
+         rule="page"),
     Case("map-type", "SysProcAttr.uid_mappings[0]", S(**USERNS, uid_mappings=[(0, 0, 1)]), kind=TypeError),
     Case("map-empty-list", "SysProcAttr.uid_mappings", S(**USERNS, uid_mappings=[])),
     # files
