@@ -20,6 +20,7 @@ from typing import Callable, Optional, TypeVar, Union
 
 from ._forklock import FORK_LOCK  # Go's syscall.ForkLock: see _forklock.py
 from ._signals import SEIZE_TRIES, Hold, held, released, seize
+from ._terminal import ForegroundTerminal
 from .attrs import ProcAttr, SysProcAttr
 from .checked import CheckedSpawns
 from .checks import fail
@@ -194,6 +195,8 @@ class _Spawn:
         self.handed: Optional[Process] = None  # the result made (process()), undone with the spawn
         # Called once the child has its copies of the fds: start_process_then's, under FORK_LOCK
         self.after_clone: Optional[Callable[[], None]] = None
+        # SysProcAttr.foreground's terminal, given back when the spawn fails or is undone
+        self.terminal: Optional[ForegroundTerminal] = None
 
     @property
     def path(self) -> str:
@@ -256,11 +259,13 @@ class _Spawn:
     def reap(self) -> None:
         """After a failure: reap the child, close the pidfd, remove the cgroup (with kill_remaining,
         killing what the child may have started there first: a spawn undone after its execve)."""
-        started = self.pid > 0
+        started, pid = self.pid > 0, self.pid
         if self.pid > 0:
             with contextlib.suppress(ChildProcessError):  # CLONE_PARENT: the child is our parent's
                 os.waitpid(self.pid, 0)
             self.pid = -1
+        if self.terminal is not None:  # its group, which took the terminal's foreground, is gone
+            self.terminal.give_back(pid)
         if self.handed is not None:  # made, then undone: it owns nothing (its finalizer closes nothing)
             self.handed._undone()
         if self.pidfd >= 0:
@@ -530,6 +535,8 @@ def _spawn_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[Pla
     if alone is not None and not alone.flags & CLONE_PIDFD:
         spawn = _Spawn(args.path, args.argv, envp, None)
         spawn.after_clone = after_clone
+        if args.sys.foreground:
+            spawn.terminal = ForegroundTerminal(args.sys.ctty, args.sys.pgid)
         hold = Hold()  # only for the undo: made here, as the except clause may call nothing before it
         try:
             _run_alone(spawn, alone, args.files)
@@ -540,6 +547,8 @@ def _spawn_checked(args: SpawnArgs, envp: tuple[bytes, ...], alone: Optional[Pla
             raise
     spawn = new_spawn(args, envp) if alone is None else _Spawn(args.path, args.argv, envp, None)
     spawn.after_clone = after_clone
+    if args.sys.foreground:
+        spawn.terminal = ForegroundTerminal(args.sys.ctty, args.sys.pgid)
     hold = Hold()  # from before the first fd to the result in this frame: see _signals.py
     try:
         hold.start()

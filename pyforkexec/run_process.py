@@ -23,6 +23,7 @@ from typing import IO, Any, Optional, Union
 
 from ._forklock import FORK_LOCK
 from ._signals import SEIZE_TRIES, Hold, held, seize
+from ._terminal import ForegroundTerminal
 from .attrs import ProcAttr, SysProcAttr
 from .checks import check_bool, check_fileno, check_int, check_list, check_open_fd, fail, to_bytes
 from .forkexec import start_process_then
@@ -338,6 +339,10 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     seconds, or None): a negative, NaN or infinite one is a ValueError before the program starts,
     where subprocess.run starts the program and then times out at once on a negative one.
 
+    ``sys.foreground``: once the child is reaped (it exited, or run() killed it), the terminal on
+    ``sys.ctty`` gets back the foreground process group it had before, as a shell gives it back after
+    a job, if the child's group still holds it.
+
     ``kill_group``: whenever run() kills the child (a timeout, an exception), it first SIGKILLs the
     process group the child leads, what the child started in it included, while the child is still
     unreaped: its pid, the group's id, cannot be another's then. (A ``os.killpg`` of the child's pid
@@ -377,6 +382,9 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     # came meanwhile is raised after it.
     hold = Hold()
     ends = _ChildEnds(child)
+    # foreground: the terminal given back once the child is reaped, as a shell does after a job
+    terminal = ForegroundTerminal(sys.ctty, sys.pgid) if sys.foreground is True and type(sys.ctty) is int \
+        and type(sys.pgid) is int else None
     try:
         hold.start()
         try:
@@ -409,6 +417,8 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
                 selector.pop().close()
             for n in range(len(parent)):
                 _close(parent, n)
+            if terminal is not None and proc is not None and proc.returncode is not None:
+                terminal.give_back(proc.pid)
         finally:
             hold.end()
     result_out: Any = (out.decode() if text else out) if a.streams[1] == PIPE else None

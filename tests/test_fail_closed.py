@@ -701,6 +701,88 @@ def test_a_remount_or_propagation_change_of_the_programs_root_acts_on_it() -> No
             os.unlink(probe)
 
 
+# --- the caller's terminal after a spawn with foreground (h144) ---------------------------------------
+# The child makes its group the terminal's foreground one before its other steps. A later step that
+# failed, a spawn undone (an exception, a KeyboardInterrupt) or run() done used to leave the terminal's
+# foreground to a group of no live process: the caller, now in the background of its own terminal,
+# is stopped by SIGTTIN at its next read. Run in a session of its own on a pty, whose foreground
+# process group the script prints before and after.
+
+_FOREGROUND_SCRIPT = r'''
+import os, signal, sys
+import pyforkexec as fe
+mode = sys.argv[1]
+fd = os.open(os.ttyname(0), os.O_RDWR)
+before, error = os.tcgetpgrp(fd), ""
+sys_attr = fe.SysProcAttr(foreground=True, ctty=fd)
+attr = fe.ProcAttr(files=[0, 1, 2], sys=sys_attr)
+def interrupt(*_):
+    raise KeyboardInterrupt
+try:
+    if mode == "child_error":
+        fe.fork_exec("/nonexistent", ["x"], attr)
+    elif mode == "child_error_pidfd":
+        sys_attr.pidfd = True
+        fe.start_process("/nonexistent", ["x"], attr)
+    elif mode == "sync_raises":
+        sys_attr.sync = lambda pid: 1 / 0
+        fe.start_process("/bin/true", ["true"], attr)
+    elif mode == "sync_interrupted":
+        sys_attr.sync = lambda pid: interrupt()
+        fe.start_process("/bin/true", ["true"], attr)
+    elif mode == "joined_group":
+        leader = fe.start_process("/bin/sleep", ["sleep", "30"],
+                                  fe.ProcAttr(sys=fe.SysProcAttr(setpgid=True)))
+        try:
+            sys_attr.pgid = leader.pid
+            fe.fork_exec("/nonexistent", ["x"], attr)
+        finally:
+            leader.kill()
+            leader.wait()
+    elif mode == "run":
+        fe.run(["/bin/true"], sys=sys_attr)
+    elif mode == "run_timeout":
+        fe.run(["/bin/sleep", "30"], sys=sys_attr, timeout=0.2)
+    elif mode == "run_interrupted":
+        signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        fe.run(["/bin/sleep", "30"], sys=sys_attr)
+except BaseException as e:
+    error = type(e).__name__
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])
+print("RESULT", before, os.tcgetpgrp(fd), os.getpgrp(), error, flush=True)
+'''
+
+
+@pytest.mark.parametrize(("mode", "error"), [
+    ("child_error", "ChildError"), ("child_error_pidfd", "ChildError"), ("sync_raises", "ChildError"),
+    ("sync_interrupted", "KeyboardInterrupt"), ("joined_group", "ChildError"), ("run", ""),
+    ("run_timeout", "TimeoutExpired"), ("run_interrupted", "KeyboardInterrupt")])
+def test_foreground_terminal_given_back(mode: str, error: str) -> None:
+    import pty
+    import sys
+
+    pid, master = pty.fork()
+    if pid == 0:  # a session leader whose controlling terminal is the pty
+        try:
+            os.execve(sys.executable, [sys.executable, "-c", _FOREGROUND_SCRIPT, mode],
+                      {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fe.__file__))})
+        finally:
+            os._exit(127)
+    out = b""
+    with contextlib.suppress(OSError):  # EIO once the session's last holder of the pty is gone
+        while chunk := os.read(master, 4096):
+            out += chunk
+    os.close(master)
+    assert os.waitpid(pid, 0)[1] == 0, out
+    line = [ln for ln in out.decode().splitlines() if ln.startswith("RESULT")]
+    assert line, out
+    fields = line[0].split()
+    before, after, own = map(int, fields[1:4])
+    assert (fields[4] if len(fields) > 4 else "") == error, out
+    assert before == own and after == own, f"the terminal's foreground is {after}, not the caller's {own}"
+
+
 # --- a uid/gid map longer than a page (h144) -----------------------------------------------------------
 # The kernel takes a map in one write shorter than a page (EINVAL otherwise). Maps of up to 340 lines
 # whose lines made a page or more passed the checks and failed in the child (ChildError at the map
