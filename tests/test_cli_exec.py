@@ -158,6 +158,26 @@ def test_check_refuses_a_credential_its_new_user_namespace_does_not_map(tmp_path
     assert pfe("exec", "--spec", mapped).returncode == 0
 
 
+@pytest.mark.parametrize(("flags", "maps", "field", "kind"), [
+    ({"cloneflags": ["CLONE_NEWUSER"]}, {}, "sys.credential.uid: 0", "uid"),
+    ({"cloneflags": ["CLONE_NEWUSER"]}, {"uid_mappings": [[0, 65534, 1]]}, "sys.credential.gid: 0", "gid"),
+    ({"unshareflags": ["CLONE_NEWUSER"]}, {"gid_mappings": [[0, os.getegid(), 1]]}, "sys.credential.uid: 0",
+     "uid")])
+def test_check_refuses_a_credential_in_a_new_user_namespace_without_its_map(
+        tmp_path: Path, flags: dict, maps: dict, field: str, kind: str) -> None:
+    """(h144) A new user namespace whose uid or gid map is not given maps no id: the child's setuid or
+    setgid of any credential fails (EINVAL; its setgroups first, EPERM, until a gid map is written),
+    and --check printed OK for a spec that could never start. Both refuse it now, naming the field."""
+    path = write(tmp_path, doc(["true"], **flags, **maps, credential={"uid": 0, "gid": 0}))
+    checked, started = pfe("exec", "--spec", path, "--check"), pfe("exec", "--spec", path)
+    for res in (checked, started):
+        assert (res.returncode, res.stdout) == (1, ""), res
+        assert res.stderr == (f"pyforkexec: spec: {field} is not an id of the child's new user namespace "
+                              f"(CLONE_NEWUSER): no {kind} map is given, and a namespace without one maps no "
+                              f"id; the kernel refuses an unmapped one (EINVAL); give a {kind} map that maps "
+                              "it\n"), res.stderr
+
+
 def test_missing_version_and_duplicate_keys(tmp_path: Path) -> None:
     res = pfe("exec", "--spec", "-", "--check", input='{"argv": ["true"]}')
     assert "spec: version: missing" in res.stderr

@@ -84,10 +84,10 @@ def check(spec: Spec) -> None:
 
 def _check_credential_mapped(attr: SysProcAttr, flags: int) -> None:
     """The credential's ids, which the child sets in its new user namespace, must be ids that the
-    namespace's maps (given) map: the kernel refuses an unmapped one (setuid, setgid, setgroups:
-    EINVAL), after the child exists. A spec that could never start is refused by its check, before a
-    service running now is stopped for it, and check mode says so rather than that it would run. (The
-    library's own start keeps Go's behaviour: the ChildError of the step.)"""
+    namespace's maps map (a map not given maps none): the kernel refuses an unmapped one (setuid,
+    setgid, setgroups: EINVAL), after the child exists. A spec that could never start is refused by its
+    check, before a service running now is stopped for it, and check mode says so rather than that it
+    would run. (The library's own start keeps Go's behaviour: the ChildError of the step.)"""
     cred = attr.credential
     if cred is None or not flags & CLONE_NEWUSER:
         return
@@ -97,7 +97,12 @@ def _check_credential_mapped(attr: SysProcAttr, flags: int) -> None:
         wanted += [(f"sys.credential.groups[{i}]", "gid", group, attr.gid_mappings)
                    for i, group in enumerate(cred.groups)]
     for field, kind, number, maps in wanted:
-        if maps is not None and not any(m.container_id <= number < m.container_id + m.size for m in maps):
+        if maps is None:  # a user namespace without a map maps no id (setgroups: EPERM until a gid map)
+            raise SpecError(field, f"{number} is not an id of the child's new user namespace "
+                            f"(CLONE_NEWUSER): no {kind} map is given, and a namespace without one maps no "
+                            f"id; the kernel refuses an unmapped one (EINVAL); give a {kind} map that maps "
+                            "it")
+        if not any(m.container_id <= number < m.container_id + m.size for m in maps):
             raise SpecError(field, f"{number} is not an id of the child's new user namespace "
                             f"(CLONE_NEWUSER): its {kind} map does not map it, and the kernel refuses an "
                             "unmapped id (EINVAL); map it, or give an id the maps map")
