@@ -1,4 +1,4 @@
-"""The caller's terminal around a spawn with ``SysProcAttr.foreground``.
+"""The caller's terminal around a spawn with ``SysProcAttr.foreground`` or ``setctty``.
 
 The child makes its process group the foreground one of the terminal on ``ctty`` (Go's
 ``ioctl(TIOCSPGRP)``) early, before its other steps. When a later step fails (a ChildError), or the
@@ -8,6 +8,12 @@ process, and this process, now in the background of its own terminal, would be s
 at its next read (SIGTTOU at a tcsetattr). A shell gives the terminal back after a foreground job;
 ForegroundTerminal does so for the spawn: it remembers the foreground group before the spawn and sets
 it again, only while the terminal's foreground is still the group the child made it.
+
+``setctty`` makes the terminal on the child's fd ``ctty`` the controlling terminal of the child's new
+session with Go's ``ioctl(TIOCSCTTY, 1)``, which, given CAP_SYS_ADMIN, takes a terminal that is
+another session's controlling terminal away from that session. When it is this process's own, this
+process's session would be left with none, for good (EPERM without the capability, after the clone):
+refused before any process (refuse_own_terminal).
 """
 
 from __future__ import annotations
@@ -15,7 +21,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
+from collections.abc import Sequence
 from typing import Optional
+
+from .attrs import SysProcAttr
+from .checks import fail
 
 
 class ForegroundTerminal:
@@ -61,3 +72,21 @@ def _empty(group: int) -> bool:
     except OSError:  # (EPERM: a process is there)
         return False
     return False
+
+
+def refuse_own_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> None:
+    """setctty's terminal (``files[ctty]``, checked already) must not be this process's controlling
+    terminal (this process's state: checked at each spawn)."""
+    fd = files[sys_attr.ctty]
+    try:
+        st = os.fstat(fd)
+        with open("/proc/self/stat", "rb") as f:
+            own = int(f.read().rsplit(b")", 1)[1].split()[4])  # tty_nr: 0 when there is none
+    except (OSError, ValueError, IndexError):
+        return  # (a closed fd fails at the child's fd pass, named there)
+    if own and stat.S_ISCHR(st.st_mode) and st.st_rdev == own:
+        fail("SysProcAttr.ctty", f"with setctty, ProcAttr.files[{sys_attr.ctty}] (fd {fd}) is this process's "
+             "own controlling terminal, which the child's TIOCSCTTY would take away from this process's "
+             "session for good (it steals it with CAP_SYS_ADMIN; EPERM without): give the child a terminal "
+             "of its own (a new pty), or leave setsid and setctty out and use foreground to run it in this "
+             "session")

@@ -20,7 +20,7 @@ from typing import Callable, Optional, TypeVar, Union
 
 from ._forklock import FORK_LOCK  # Go's syscall.ForkLock: see _forklock.py
 from ._signals import SEIZE_TRIES, Hold, held, released, seize
-from ._terminal import ForegroundTerminal
+from ._terminal import ForegroundTerminal, refuse_own_terminal
 from .attrs import ProcAttr, SysProcAttr
 from .checked import CheckedSpawns
 from .checks import fail
@@ -654,6 +654,8 @@ def entry_refusal(args: SpawnArgs, process: bool) -> Optional[tuple[str, str, st
 
 def _refuse_at_entry(args: SpawnArgs, process: bool) -> None:
     refuse_kept_groups(args.sys)
+    if args.sys.setctty:
+        refuse_own_terminal(args.sys, args.files)
     refused = entry_refusal(args, process)
     if refused is not None:
         field, rule, remedy, _ = refused

@@ -783,6 +783,64 @@ def test_foreground_terminal_given_back(mode: str, error: str) -> None:
     assert before == own and after == own, f"the terminal's foreground is {after}, not the caller's {own}"
 
 
+# --- setctty on the caller's own controlling terminal (h144) -------------------------------------------
+# Go's TIOCSCTTY passes 1: with CAP_SYS_ADMIN the child's new session takes the terminal from the
+# session whose controlling terminal it is. Given the caller's own, the caller's session was left with
+# no controlling terminal for good (as root; unprivileged, a ChildError at IOCTL after the clone). Now
+# refused before any process, naming ctty; a terminal of the child's own (a new pty) still becomes its
+# controlling terminal.
+
+_SETCTTY_SCRIPT = r'''
+import os, pty, sys
+import pyforkexec as fe
+fd = os.open(os.ttyname(0), os.O_RDWR)
+def has_ctty():
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR))
+        return True
+    except OSError:
+        return False
+before, error = has_ctty(), ""
+attr = fe.SysProcAttr(setsid=True, setctty=True, ctty=0)
+try:
+    fe.start_process("/bin/true", ["true"], fe.ProcAttr(files=[fd, 1, 2], sys=attr)).wait()
+except ValueError as e:
+    error = str(e).split(":")[0]
+master, slave = pty.openpty()  # a terminal of the child's own: its controlling terminal
+r, w = os.pipe()
+p = fe.start_process("/bin/sh", ["sh", "-c", "tty <&0 >&3 && (: </dev/tty) && echo ok >&3"],
+                     fe.ProcAttr(files=[slave, 1, 2, w], sys=attr))
+os.close(w)
+own = b""
+while chunk := os.read(r, 100):
+    own += chunk
+own = own.decode().split()
+print("RESULT", before, has_ctty(), error or "-", p.wait(), own[-1] if own else "-", flush=True)
+'''
+
+
+def test_setctty_does_not_take_the_caller_s_controlling_terminal() -> None:
+    import pty
+    import sys
+
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(sys.executable, [sys.executable, "-c", _SETCTTY_SCRIPT],
+                      {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fe.__file__))})
+        finally:
+            os._exit(127)
+    out = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(master, 4096):
+            out += chunk
+    os.close(master)
+    assert os.waitpid(pid, 0)[1] == 0, out
+    line = [ln for ln in out.decode().splitlines() if ln.startswith("RESULT")]
+    assert line, out
+    assert line[0].split()[1:] == ["True", "True", "SysProcAttr.ctty", "0", "ok"], out
+
+
 # --- a uid/gid map longer than a page (h144) -----------------------------------------------------------
 # The kernel takes a map in one write shorter than a page (EINVAL otherwise). Maps of up to 340 lines
 # whose lines made a page or more passed the checks and failed in the child (ChildError at the map
