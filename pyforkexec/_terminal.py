@@ -44,8 +44,8 @@ class ForegroundTerminal:
 
     def give_back(self, pid: int) -> None:
         """The foreground back to the group it had before the spawn of child ``pid`` (-1: reaped
-        already, its number unknown), when it is the child's group now: ``pgid``, else the child's own,
-        which is ``pid`` or, ``pid`` unknown, a group with no process left. SIGTTOU is blocked meanwhile:
+        already, its number unknown), when it is the child's group now: ``pgid``, the child's own
+        (``pid``), or a group with no process left (the child's, reaped). SIGTTOU is blocked meanwhile:
         this process may be in the background then, where tcsetpgrp would stop it."""
         if self.before is None:
             return
@@ -53,7 +53,8 @@ class ForegroundTerminal:
             now = os.tcgetpgrp(self.ctty)
         except OSError:
             return
-        if now == self.before or not (now == self.pgid if self.pgid else now == pid or _empty(now)):
+        # (pgid as this process numbers it: in a new PID namespace 1 is the child's own group)
+        if now == self.before or not (now == pid or (self.pgid and now == self.pgid) or _empty(now)):
             return
         old = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTTOU,))
         try:

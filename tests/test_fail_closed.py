@@ -739,6 +739,9 @@ try:
         finally:
             leader.kill()
             leader.wait()
+    elif mode == "new_pid_namespace":  # pgid 1: the child's own group there
+        sys_attr.cloneflags, sys_attr.pgid = fe.CLONE_NEWUSER | fe.CLONE_NEWPID, 1
+        fe.start_process("/nonexistent", ["x"], attr)
     elif mode == "run":
         fe.run(["/bin/true"], sys=sys_attr)
     elif mode == "run_timeout":
@@ -756,7 +759,8 @@ print("RESULT", before, os.tcgetpgrp(fd), os.getpgrp(), error, flush=True)
 
 @pytest.mark.parametrize(("mode", "error"), [
     ("child_error", "ChildError"), ("child_error_pidfd", "ChildError"), ("sync_raises", "ChildError"),
-    ("sync_interrupted", "KeyboardInterrupt"), ("joined_group", "ChildError"), ("run", ""),
+    ("sync_interrupted", "KeyboardInterrupt"), ("joined_group", "ChildError"),
+    ("new_pid_namespace", "ChildError"), ("run", ""),
     ("run_timeout", "TimeoutExpired"), ("run_interrupted", "KeyboardInterrupt")])
 def test_foreground_terminal_given_back(mode: str, error: str) -> None:
     import pty
