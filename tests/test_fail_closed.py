@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import resource
 import signal
 import tempfile
@@ -880,3 +881,173 @@ def test_a_map_of_a_page_or_more_is_refused_before_the_child(total: int) -> None
 
 
 _no_new_child_here = contextlib.contextmanager(_no_new_child)
+
+
+# --- credentials, maps and capabilities, generated (h144) ----------------------------------------------
+# Random SysProcAttrs of credential, uid/gid maps (cloneflags or unshareflags CLONE_NEWUSER, or none),
+# setgroups, ambient_caps or capabilities, and no_new_privs. Each spawn is refused (ValueError or
+# TypeError, no child), fails (ChildError, its child reaped), or runs a program whose /proc/self/status
+# and maps are exactly those asked for: ids, supplementary groups, the five capability sets,
+# no_new_privs, uid_map, gid_map and setgroups. No fd stays behind either way.
+
+_STATUS_SCRIPT = ("cat /proc/self/status; echo ==; cat /proc/self/uid_map; echo ==; cat /proc/self/gid_map; "
+                  "echo ==; cat /proc/self/setgroups")
+
+
+def _generated_attr(rng: random.Random, euid: int, egid: int) -> dict:
+    from pyforkexec.sandbox.caps import Capabilities, cap_last_cap
+
+    caps = [0, 5, 10, 12, 13, 21, 38, cap_last_cap()]
+    kw: dict = {}
+    mode = rng.choice(["none", "clone", "clone", "unshare"])
+    uidm = gidm = None
+    if mode != "none":
+        if mode == "clone" and euid == 0 and rng.random() < 0.7:  # ranges only a privileged writer may map
+            def extents() -> list[fe.SysProcIDMap]:
+                out, inner, outer = [], 0, rng.choice([0, 100000, 4000000000])
+                for _ in range(rng.randint(1, 3)):
+                    size = rng.choice([1, 10, 1000, 65536])
+                    out.append(fe.SysProcIDMap(inner, outer, size))
+                    inner, outer = inner + size + rng.choice([0, 5]), outer + size + rng.choice([0, 7])
+                return out
+            uidm, gidm = extents(), extents()
+        else:  # one id, the caller's own
+            inner = rng.choice([0, 0, 1000, 65534])
+            uidm = [fe.SysProcIDMap(inner, euid, 1)] if rng.random() < 0.9 else None
+            gidm = [fe.SysProcIDMap(rng.choice([0, inner]), egid, 1)] if rng.random() < 0.9 else None
+        kw.update(uid_mappings=uidm, gid_mappings=gidm)
+        if gidm is not None and rng.random() < 0.3:
+            kw["gid_mappings_enable_setgroups"] = True
+        kw["cloneflags" if mode == "clone" else "unshareflags"] = fe.CLONE_NEWUSER
+
+    def some_id(maps: list[fe.SysProcIDMap] | None) -> int:
+        if maps and rng.random() < 0.8:
+            m = rng.choice(maps)
+            return m.container_id + rng.randrange(m.size)
+        return rng.choice([0, 1, 1000, 65534])
+
+    if rng.random() < 0.7:
+        groups = [] if rng.random() < 0.4 else sorted({some_id(gidm) for _ in range(rng.randint(1, 4))})
+        kw["credential"] = fe.Credential(some_id(uidm), some_id(gidm), groups,
+                                         not groups and rng.random() < 0.2)
+    r = rng.random()
+    if r < 0.3:
+        kw["ambient_caps"] = sorted(rng.sample(caps, rng.randint(1, 3)))
+    elif r < 0.45:
+        kw["capabilities"] = Capabilities(drop_all_others=False, drop=rng.sample(caps, rng.randint(1, 3)))
+    elif r < 0.6:
+        keep = rng.sample(caps, rng.randint(0, 4))
+        kw["capabilities"] = Capabilities(keep=keep, ambient=[c for c in keep if rng.random() < 0.5])
+    if rng.random() < 0.4:
+        kw["no_new_privs"] = True
+    return kw
+
+
+def _expected_status(kw: dict, own: dict[str, str]) -> dict:
+    """What /proc/self/status shows for the spawn of ``kw`` by this process (its status ``own``)."""
+    from pyforkexec.sandbox.caps import cap_last_cap, check_capabilities
+
+    def mapped(maps: list[fe.SysProcIDMap] | None, host: int) -> int:
+        for m in maps or ():
+            if m.host_id <= host < m.host_id + m.size:
+                return m.container_id + host - m.host_id
+        return 65534  # the overflow id
+
+    newns = bool((kw.get("cloneflags", 0) | kw.get("unshareflags", 0)) & fe.CLONE_NEWUSER)
+    cred, uidm, gidm = kw.get("credential"), kw.get("uid_mappings"), kw.get("gid_mappings")
+    uid, gid = ((cred.uid, cred.gid) if cred else (mapped(uidm, os.geteuid()), mapped(gidm, os.getegid()))
+                if newns else (os.geteuid(), os.getegid()))
+    kept = cred is None or cred.no_setgroups or (
+        gidm is not None and not kw.get("gid_mappings_enable_setgroups") and not cred.groups)
+    own_groups = {int(g) for g in own["Groups"].split()}
+    groups = ({mapped(gidm, g) for g in own_groups} if newns else own_groups) if kept else set(cred.groups)
+    ambient = sum(1 << c for c in kw.get("ambient_caps", ()))
+    # a new user namespace starts with a full bounding set
+    bounding = (1 << (cap_last_cap() + 1)) - 1 if newns else int(own["CapBnd"], 16)
+    if kw.get("capabilities") is not None:
+        plan = check_capabilities("capabilities", kw["capabilities"])
+        bounding &= plan.keep
+        ambient |= sum(1 << c for c in plan.ambient)
+    setgroups = None
+    if newns and gidm is not None:
+        setgroups = "allow" if kw.get("gid_mappings_enable_setgroups") and kw.get("cloneflags") else "deny"
+    return {"uid": uid, "gid": gid, "groups": groups, "ambient": ambient, "bounding": bounding,
+            "nnp": int(bool(kw.get("no_new_privs"))), "newns": newns, "setgroups": setgroups}
+
+
+def _differences(kw: dict, out: str, own: dict[str, str]) -> list[str]:
+    parts = out.split("==\n")
+    st = {k: v.strip() for k, _, v in (ln.partition(":") for ln in parts[0].splitlines()) if v}
+    want = _expected_status(kw, own)
+    bad = []
+    for name in ("Uid", "Gid"):
+        if st[name].split() != [str(want[name.lower()])] * 4:
+            bad.append(f"{name} {st[name]}")
+    if {int(g) for g in st["Groups"].split()} != want["groups"]:
+        bad.append(f"Groups {st['Groups']} != {sorted(want['groups'])}")
+    inh, prm, eff, bnd, amb = (int(st[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"))
+    if (amb, bnd) != (want["ambient"], want["bounding"]):
+        bad.append(f"CapAmb {amb:x} CapBnd {bnd:x}")
+    # root's execve: the bounding set, inheritable and ambient; anyone else's: the ambient set only
+    permitted = (want["bounding"] | inh | amb) if want["uid"] == 0 else want["ambient"]
+    if prm != permitted or (want["uid"] != 0 and eff != permitted):
+        bad.append(f"CapPrm {prm:x} CapEff {eff:x}")
+    if int(st["NoNewPrivs"]) != want["nnp"]:
+        bad.append(f"NoNewPrivs {st['NoNewPrivs']}")
+    if want["newns"]:
+        for text, key in ((parts[1], "uid_mappings"), (parts[2], "gid_mappings")):
+            maps = kw.get(key)
+            if maps is not None and sorted(tuple(map(int, ln.split())) for ln in text.splitlines()) != \
+                    sorted((m.container_id, m.host_id, m.size) for m in maps):
+                bad.append(f"{key} {text!r}")
+        if want["setgroups"] is not None and parts[3].strip() != want["setgroups"]:
+            bad.append(f"setgroups {parts[3].strip()}")
+    return bad
+
+
+def _generated_spawns(first: int, count: int) -> tuple[dict[str, int], list[str]]:
+    """Outcomes by kind, and each case that broke a rule."""
+    from helpers.procs import children
+
+    with open("/proc/self/status") as f:
+        own = {k: v.strip() for k, _, v in (ln.partition(":") for ln in f.read().splitlines()) if v}
+    kinds: dict[str, int] = {}
+    broken = []
+    for seed in range(first, first + count):
+        kw = _generated_attr(random.Random(seed), os.geteuid(), os.getegid())
+        fds, kids = open_fds(), children()
+        r, w = os.pipe()
+        try:
+            attr = fe.ProcAttr(env=["PATH=/bin:/usr/bin"], files=[0, w, 2], sys=fe.SysProcAttr(**kw))
+            proc = fe.start_process("/bin/sh", ["sh", "-c", _STATUS_SCRIPT], attr)
+        except (ValueError, TypeError, fe.ChildError) as e:
+            kind, bad = type(e).__name__, []
+        else:
+            os.close(w)
+            w = -1
+            with os.fdopen(os.dup(r), "rb") as f:
+                out = f.read().decode()
+            kind = "ran"
+            code = proc.wait()
+            bad = _differences(kw, out, own) + ([f"exit {code}"] if code else [])
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+        if kind != "ran" and children() != kids:
+            bad.append("a child left")
+        if open_fds() != fds:
+            bad.append("an fd left")
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if bad:
+            broken.append(f"seed {seed}: {kw}: {'; '.join(bad)}")
+    return kinds, broken
+
+
+@pytest.mark.parametrize("who", ["caller", "unprivileged"])
+def test_generated_credentials_maps_and_capabilities_hold_exactly(who: str, unprivileged: Callable) -> None:
+    count = 150
+    kinds, broken = (_generated_spawns(0, count) if who == "caller"
+                     else unprivileged(_generated_spawns, 1000, count))
+    assert not broken, "\n".join(broken[:10])
+    assert sum(kinds.values()) == count and kinds.get("ran", 0) >= count // 5, kinds
