@@ -758,19 +758,16 @@ print("RESULT", before, os.tcgetpgrp(fd), os.getpgrp(), error, flush=True)
 '''
 
 
-@pytest.mark.parametrize(("mode", "error"), [
-    ("child_error", "ChildError"), ("child_error_pidfd", "ChildError"), ("sync_raises", "ChildError"),
-    ("sync_interrupted", "KeyboardInterrupt"), ("joined_group", "ChildError"),
-    ("new_pid_namespace", "ChildError"), ("run", ""),
-    ("run_timeout", "TimeoutExpired"), ("run_interrupted", "KeyboardInterrupt")])
-def test_foreground_terminal_given_back(mode: str, error: str) -> None:
+def _in_a_terminal(script: str, *args: str) -> list[str]:
+    """The fields of the line ``RESULT ...`` that ``script`` prints, run by this Python as the session
+    leader of a new session whose controlling terminal is a new pty (on its fds 0, 1, 2)."""
     import pty
     import sys
 
     pid, master = pty.fork()
-    if pid == 0:  # a session leader whose controlling terminal is the pty
+    if pid == 0:
         try:
-            os.execve(sys.executable, [sys.executable, "-c", _FOREGROUND_SCRIPT, mode],
+            os.execve(sys.executable, [sys.executable, "-c", script, *args],
                       {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fe.__file__))})
         finally:
             os._exit(127)
@@ -782,9 +779,18 @@ def test_foreground_terminal_given_back(mode: str, error: str) -> None:
     assert os.waitpid(pid, 0)[1] == 0, out
     line = [ln for ln in out.decode().splitlines() if ln.startswith("RESULT")]
     assert line, out
-    fields = line[0].split()
-    before, after, own = map(int, fields[1:4])
-    assert (fields[4] if len(fields) > 4 else "") == error, out
+    return line[0].split()[1:]
+
+
+@pytest.mark.parametrize(("mode", "error"), [
+    ("child_error", "ChildError"), ("child_error_pidfd", "ChildError"), ("sync_raises", "ChildError"),
+    ("sync_interrupted", "KeyboardInterrupt"), ("joined_group", "ChildError"),
+    ("new_pid_namespace", "ChildError"), ("run", ""),
+    ("run_timeout", "TimeoutExpired"), ("run_interrupted", "KeyboardInterrupt")])
+def test_foreground_terminal_given_back(mode: str, error: str) -> None:
+    fields = _in_a_terminal(_FOREGROUND_SCRIPT, mode)
+    before, after, own = map(int, fields[:3])
+    assert (fields[3] if len(fields) > 3 else "") == error, fields
     assert before == own and after == own, f"the terminal's foreground is {after}, not the caller's {own}"
 
 
@@ -825,25 +831,7 @@ print("RESULT", before, has_ctty(), error or "-", p.wait(), own[-1] if own else 
 
 
 def test_setctty_does_not_take_the_caller_s_controlling_terminal() -> None:
-    import pty
-    import sys
-
-    pid, master = pty.fork()
-    if pid == 0:
-        try:
-            os.execve(sys.executable, [sys.executable, "-c", _SETCTTY_SCRIPT],
-                      {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fe.__file__))})
-        finally:
-            os._exit(127)
-    out = b""
-    with contextlib.suppress(OSError):
-        while chunk := os.read(master, 4096):
-            out += chunk
-    os.close(master)
-    assert os.waitpid(pid, 0)[1] == 0, out
-    line = [ln for ln in out.decode().splitlines() if ln.startswith("RESULT")]
-    assert line, out
-    assert line[0].split()[1:] == ["True", "True", "SysProcAttr.ctty", "0", "ok"], out
+    assert _in_a_terminal(_SETCTTY_SCRIPT) == ["True", "True", "SysProcAttr.ctty", "0", "ok"]
 
 
 # --- a uid/gid map longer than a page (h144) -----------------------------------------------------------
