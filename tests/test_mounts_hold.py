@@ -285,7 +285,7 @@ def test_a_join_path_that_names_a_user_namespace_by_the_spawn_is_refused_then(
 
     from helpers.cli import util_linux
 
-    from pyforkexec import SetNS, fork_exec, validate
+    from pyforkexec import SetNS, fork_exec, nsinfo
 
     holder = subprocess.Popen([util_linux("unshare"), "--user", "--map-root-user", "--net", "sleep", "60"])
     try:
@@ -294,7 +294,7 @@ def test_a_join_path_that_names_a_user_namespace_by_the_spawn_is_refused_then(
             time.sleep(0.01)
         link = tmp_path / "ns"
         link.symlink_to(f"/proc/{holder.pid}/ns/net")
-        real = validate._joins
+        real = nsinfo.may_join
 
         def looked(entries: object, kind: int) -> bool:
             found = real(entries, kind)
@@ -302,7 +302,7 @@ def test_a_join_path_that_names_a_user_namespace_by_the_spawn_is_refused_then(
             link.symlink_to(f"/proc/{holder.pid}/ns/user")  # swapped once the rule has looked
             return found
 
-        monkeypatch.setattr(validate, "_joins", looked)
+        monkeypatch.setattr(nsinfo, "may_join", looked)
         sys_attr = SysProcAttr(setns=[SetNS(str(link))], unshareflags=CLONE_NEWNS,
                                mounts=[Mount.bind(target, target, readonly=True)])
         before = children()
