@@ -65,6 +65,17 @@ def test_json() -> None:
     assert len(every["flags"]) == len(CloneFlags)
 
 
+@pytest.mark.parametrize("args", [["CLONE_NEWNS,newpid", "--json"], ["newns", "-j", "newpid"],
+                                  ["newns", "--", "newpid"]], ids=" ".join)
+def test_options_may_follow_the_values(args: list[str]) -> None:
+    """No program follows the values (README: ``flags CLONE_NEWNS,newpid --json``): an option after
+    them is read as GNU getopt reads it, not as one more value; ``--`` still ends the options."""
+    res = pfe("flags", *args)
+    assert res.returncode == 0, res.stderr
+    json_asked = "--" not in args
+    assert res.stdout == pfe("flags", *(["--json"] if json_asked else []), "0x20020000").stdout
+
+
 @pytest.mark.parametrize("value", ["newfoo", "0xzz", "CLONE_NEWNS,,newpid"])
 def test_bad_values_exit_1(value: str) -> None:
     res = pfe("flags", value)

@@ -21,6 +21,7 @@ CMD = Command(
     summary="Decode or encode clone(2) flags: numbers (0x20020000) and names (CLONE_NEWNS, newpid),\n"
             "separated by ',' or '|' or given as several arguments, are OR'ed together.",
     options=(Opt("json", "j", NONE, "", "print JSON"), HELP, VERSION),
+    permute=True,  # no program follows the values: `flags CLONE_NEWNS,newpid --json`
 )
 
 HEADINGS = {

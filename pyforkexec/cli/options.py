@@ -91,18 +91,20 @@ class Parsed:
 class Command:
     """A subcommand's options and help text."""
 
-    __slots__ = ("options", "prog", "sections", "summary", "usage")
+    __slots__ = ("options", "permute", "prog", "sections", "summary", "usage")
 
     def __init__(self, prog: str, usage: str, summary: str, options: tuple[Opt, ...],
-                 sections: tuple[tuple[str, tuple[str, ...]], ...] = ()):
+                 sections: tuple[tuple[str, tuple[str, ...]], ...] = (), permute: bool = False):
         self.prog = prog  # "pyforkexec unshare"
         self.usage = usage  # after the prog: "[options] [<program> [<argument>...]]"
         self.summary = summary
         self.options = options
         self.sections = sections  # (title, long names) for --help grouping
+        # Options after the operands too (GNU getopt's default), for a command that runs no program.
+        self.permute = permute
 
     def parse(self, argv: Sequence[str]) -> Parsed:
-        return parse(self.options, argv)
+        return parse(self.options, argv, self.permute)
 
     def help_text(self) -> str:
         by_long = {o.long: o for o in self.options}
@@ -136,19 +138,25 @@ def _match_long(options: Sequence[Opt], name: str) -> Opt:
     raise UsageError(f"option '--{name}' is ambiguous; possibilities: {names}")
 
 
-def parse(options: Sequence[Opt], argv: Sequence[str]) -> Parsed:
+def parse(options: Sequence[Opt], argv: Sequence[str], permute: bool = False) -> Parsed:
     """getopt_long(argc, argv, "+...", ...) over ``options``; raises UsageError. It stops at --help or
     --version (ANSWERS, then the last one given), as util-linux's getopt loop exits there: what comes
-    after, a bad option too, is never read."""
+    after, a bad option too, is never read. With ``permute`` (getopt_long without "+"), an operand
+    does not end the options: the operands are collected, in order, until ``--``."""
     shorts = {o.short: o for o in options if o.short}
     given: list[tuple[Opt, Optional[str]]] = []
+    operands: list[str] = []
     i, args = 0, list(argv)
     while i < len(args):
         tok = args[i]
         if tok == "--":
-            return Parsed(given, args[i + 1:])
+            return Parsed(given, operands + args[i + 1:])
         if not tok.startswith("-") or tok == "-":
-            break
+            if not permute:
+                break
+            operands.append(tok)
+            i += 1
+            continue
         i += 1
         if tok.startswith("--"):
             name, eq, value = tok[2:].partition("=")
@@ -185,7 +193,7 @@ def parse(options: Sequence[Opt], argv: Sequence[str]) -> Parsed:
             else:
                 given.append((opt, None))
             break
-    return Parsed(given, args[i:])
+    return Parsed(given, operands + args[i:])
 
 
 HELP = Opt("help", "h", help="display this help")
