@@ -226,3 +226,43 @@ def test_the_role_readme_has_a_row_for_each_field_of_a_service() -> None:
             assert yaml.safe_load(value) == fields[name]["default"], name
         else:  # applied by the role's plan: the description says it
             assert f"V({value})" in str(fields[name]["description"]), name
+
+
+def _service_examples() -> list:
+    """The services the docs show running ``python3 -m http.server``, with the namespaces each gets: the
+    service and services modules' EXAMPLES, and the role README's (the role's default namespaces)."""
+    import ast
+
+    import yaml
+
+    found = []
+    for module in ("service", "services"):
+        tree = ast.parse((ROOT / "plugins" / "modules" / f"{module}.py").read_text())
+        examples = next(node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                        and getattr(node.targets[0], "id", "") == "EXAMPLES")
+        for task in yaml.safe_load(examples):
+            args = task.get(f"pyforkexec.isolation.{module}") or {}
+            for item in args.get("services", [args]):
+                name = f"{module} {item.get('name')}"
+                found.append(pytest.param(item, item.get("namespaces", []), id=name))
+    defaults = _role_variables()["isolated_service_namespaces"]["default"]
+    for _, block in _blocks(ROLE / "README.md", "yaml"):
+        for play in yaml.safe_load(block) or []:
+            for role in play.get("roles", []):
+                for item in role.get("vars", {}).get("isolated_service_services", []):
+                    name = f"role {item['name']}"
+                    found.append(pytest.param(item, item.get("namespaces", defaults), id=name))
+    return [p for p in found if "http.server" in (p.values[0].get("argv") or [])]
+
+
+@pytest.mark.parametrize(("service", "namespaces"), _service_examples())
+def test_an_http_server_the_docs_show_stops_and_answers_at_once(service: dict, namespaces: list) -> None:
+    """PID 1 of its own PID namespace, ``http.server`` ends on SIGINT only: without ``stop_signal: SIGINT``
+    each stop waits out ``stop_timeout`` (10 s) and kills it (the docs' own rule). In a joined network
+    namespace with a mount namespace of its own (no generated /etc/hosts unless asked), its bind's
+    ``getfqdn`` waits out the resolver's timeouts (10 s) before it answers, unless ``etc_hosts`` is set."""
+    if "pid" in namespaces:
+        assert str(service.get("stop_signal", "SIGTERM")).upper().removeprefix("SIG") in ("INT", "2")
+    generated = "wiring" in service or "network" in service  # wired by services/the role: a generated one
+    if service.get("netns") and "mount" in namespaces and not generated:
+        assert "etc_hosts" in service

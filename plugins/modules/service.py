@@ -305,6 +305,8 @@ EXAMPLES = r"""
     capabilities: {keep: []}
     no_new_privs: true
     restart: always
+    stop_signal: SIGINT  # as PID 1 of its namespace, http.server ignores SIGTERM: each stop would wait 10 s
+    etc_hosts: {}  # its own /etc/hosts with its hostname: http.server's bind looks it up (else ~10 s)
     enabled: true
     landlock:  # it may read the system and /srv/www, bind 8080, and nothing else
       paths:

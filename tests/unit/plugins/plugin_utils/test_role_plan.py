@@ -255,3 +255,19 @@ def test_its_own_hosts_and_resolv_conf_are_the_modules_options():
     assert {k: given["entry"][k] for k in names} == names
     assert none["entry"]["no_hosts"] is True
     assert not {*names, "no_hosts"} & unset["service"].keys()  # (the module's defaults)
+
+
+def test_each_field_the_role_readme_defaults_to_the_name_gets_it():
+    """roles/isolated_service/README.md's service table: a field whose default it gives as `name` (with
+    uts) is planned with the service's name (it said so of `domainname` too, which the plan leaves unset:
+    the host's, copied into the new UTS namespace)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[4] / "roles" / "isolated_service" / "README.md").read_text()
+    table = readme[readme.index("### A service"):]
+    rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \| `name` \(with uts\) \|", table, re.M)
+    fields = [field for row in rows for field in re.findall(r"`(\w+)`", row)]
+    assert fields  # the table still says so of some field
+    (entry,) = _plan(dict(name="web", user="web", argv=["/bin/true"]))
+    assert {field: entry["service"].get(field) for field in fields} == {field: "web" for field in fields}
