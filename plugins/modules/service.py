@@ -347,8 +347,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 stop_timeout:
-  description: The grace, in seconds from SIGTERM to SIGKILL, that this run's stop of the running service
-    gave it (or, in check mode, would give).
+  description: The grace, in seconds from the stop signal (O(stop_signal)) to SIGKILL, that this run's stop of
+    the running service gave it (or, in check mode, would give).
   returned: when the task stopped or restarted a running service
   type: float
   sample: 10

@@ -162,7 +162,7 @@ services:
       description: The daemon's log file, with manager direct.
       type: str
     stop_timeout:
-      description: The grace, in seconds from SIGTERM to SIGKILL, that this run's stop of the running
+      description: The grace, in seconds from the stop signal to SIGKILL, that this run's stop of the running
         service gave it (or, in check mode, would give).
       type: float
       returned: when the task stopped or restarted the running service
