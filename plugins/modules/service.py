@@ -97,8 +97,9 @@ options:
     default: on-failure
   stop_timeout:
     description:
-      - Seconds between SIGTERM and SIGKILL when the service stops (its daemon's C(--stop-timeout), its
-        unit's C(TimeoutStopSec=)); V(10) when the service is started without it.
+      - Seconds between the stop signal (O(stop_signal), SIGTERM by default) and SIGKILL when the service
+        stops (its daemon's C(--stop-timeout), its unit's C(TimeoutStopSec=)); V(10) when the service is
+        started without it.
       - "With O(state=stopped) or O(state=absent) it is the grace this stop gives (RV(stop_timeout)):
         without it, the one the service runs with, as C(systemctl stop) uses the unit's in force. With
         O(manager=direct) the module kills the service (SIGKILL, with its process group) when a shorter
