@@ -1010,12 +1010,108 @@ def _set_of(values):
     return sorted(set(values), key=lambda value: (not isinstance(value, str), str(value)))
 
 
+def canonical_path(path, directory):
+    """One spelling of an absolute path as the kernel walks it: a run of slashes is one, and a ``.``
+    component is none (``//tmp/./x`` is ``/tmp/x``); a final slash (or ``/.``), which only asks for a
+    directory, is dropped where the path is one anyway (``directory``). ``..`` stays: through a
+    symlink it is not the parent of the path as spelled. A relative path is left as it is."""
+    text = os.fsdecode(path)
+    if not text.startswith("/"):
+        return path
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    trailing = text.endswith("/") or text.endswith("/.")
+    out = "/" + "/".join(parts) + ("/" if trailing and parts and not directory else "")
+    return out if isinstance(path, str) else os.fsencode(out)
+
+
+# tmpfs options whose values are sizes or counts as the kernel's memparse() reads them.
+_TMPFS_SIZES = ("size", "nr_blocks", "nr_inodes")
+_SUFFIXES = "kmgtpe"
+
+
+def _tmpfs_number(value):
+    """A tmpfs size or count (``1024k``, ``1M``, ``1048576``) in one spelling: the largest suffix that
+    writes it whole (``1m``). A value with a leading 0 (memparse reads it as octal or hex), a
+    percentage or anything else is left as it is."""
+    match = re.fullmatch(r"([1-9][0-9]*)([kKmMgGtTpPeE]?)", value)
+    if not match:
+        return value
+    scale = _SUFFIXES.index(match[2].lower()) + 1 if match[2] else 0
+    number = int(match[1]) << (10 * scale)
+    scale = 0
+    while scale < len(_SUFFIXES) and number % 1024 == 0:
+        number, scale = number // 1024, scale + 1
+    return f"{number}{_SUFFIXES[scale - 1] if scale else ''}"
+
+
+def _tmpfs_sizes(data):
+    """A tmpfs's options with each size and count in one spelling, and its octal mode (0755 is 755);
+    their order kept."""
+    if not isinstance(data, str):
+        return data
+    items = []
+    for item in data.split(","):
+        key, eq, value = item.partition("=")
+        if eq and key in _TMPFS_SIZES:
+            item = f"{key}={_tmpfs_number(value)}"
+        elif eq and key == "mode" and re.fullmatch(r"[0-7]+", value):
+            item = f"mode={int(value, 8):o}"
+        items.append(item)
+    return ",".join(items)
+
+
+def _canonical_mount(mount):
+    """A mount in one spelling: its flags as MS_* bits (``nodev,nosuid`` and ``MS_NOSUID,MS_NODEV`` are
+    one), its paths (canonical_path: the target of a new filesystem is a directory, so is a bind's
+    where its source is one), a tmpfs's sizes (_tmpfs_sizes)."""
+    mounts = deps.pyforkexec.sandbox.mounts
+    flags = mounts.parse_mount_flags(mount.flags)
+    moved = flags & (mounts.MS_BIND | mounts.MS_MOVE)
+    source_dir = bool(mount.source) and os.path.isabs(mount.source) and os.path.isdir(mount.source)
+    directory = source_dir if moved else bool(mount.fstype) and not flags & mounts.MS_REMOUNT
+    source = canonical_path(mount.source, source_dir) if moved and mount.source else mount.source
+    data = _tmpfs_sizes(mount.data) if mount.fstype == "tmpfs" else mount.data
+    return dataclasses.replace(mount, flags=flags, source=source, data=data,
+                               target=canonical_path(mount.target, directory))
+
+
+def _canonical_access(access):
+    """Landlock file rights in one spelling: each group whose rights are all given by its name (read
+    for read_file and read_dir), the other rights each once, sorted."""
+    groups = deps.pyforkexec.sandbox.landlock.FS_GROUPS
+    names = set()
+    for name in access:
+        names.update(groups.get(name, (name,)))
+    whole = [group for group, members in groups.items() if names >= set(members)]
+    return _set_of(whole + [name for name in names if not any(name in groups[g] for g in whole)])
+
+
+def _canonical_landlock(policy):
+    """A Landlock policy in one spelling: the rules of one path (canonical_path) as one rule with the
+    rights of all (the kernel adds them up), rights in one spelling, rules and scopes sorted."""
+    by_path = {}
+    for rule in policy.paths:
+        path = canonical_path(rule.path, os.path.isdir(os.fsdecode(rule.path)))
+        by_path.setdefault(path, []).extend(rule.access)
+    rule = deps.pyforkexec.LandlockPath
+    paths = [rule(path, _canonical_access(access)) for path, access in by_path.items()]
+    ports = [dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.ports]
+    return dataclasses.replace(
+        policy, scopes=_set_of(policy.scopes),
+        paths=sorted(paths, key=lambda rule: (os.fsdecode(rule.path), [str(a) for a in rule.access])),
+        ports=sorted(ports, key=lambda rule: (rule.port, [str(a) for a in rule.access])))
+
+
 def canonical_attr(attr):
     """``attr`` (validated) with each value the options spell several ways in one spelling: the
     environment sorted by name (a dict's order is no part of it), capabilities by their CAP_ names in
     the kernel's order, rlimits by their RLIMIT_ names in the kernel's order with "unlimited" for no
     limit, the sets given as lists (seccomp's allow and deny, landlock's access rights and scopes)
-    sorted, and so are landlock's rules. (A tmpfs's mode is a number from the start: _mount.) What a
+    sorted, and so are landlock's rules (one per path, its rights in one spelling: _canonical_landlock);
+    paths as the kernel walks them (canonical_path: the working directory, the new root, mounts'
+    sources and targets, landlock's rule paths), mount flags as bits and tmpfs sizes in one spelling
+    (_canonical_mount), the supplementary groups sorted, cpu.max's numbers in decimal. (A tmpfs's mode
+    is a number from the start: _mount.) What a
     service's spec says is compared as text with what the host has: without this, the same service in
     another spelling ("kill" for CAP_KILL, -1 for unlimited, env keys in another order) rewrote its spec
     and restarted it, and check mode planned that restart."""
@@ -1045,15 +1141,21 @@ def canonical_attr(attr):
             sys_attr = dataclasses.replace(sys_attr, seccomp=dataclasses.replace(
                 f, allow=_set_of(f.allow), deny=_set_of(f.deny)))
         if sys_attr.landlock is not None:  # (its rules allow together: their order is no part of it)
-            policy = sys_attr.landlock
-            paths = [dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.paths]
-            ports = [dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.ports]
-            sys_attr = dataclasses.replace(sys_attr, landlock=dataclasses.replace(
-                policy, scopes=_set_of(policy.scopes),
-                paths=sorted(paths, key=lambda rule: (os.fsdecode(rule.path), [str(a) for a in rule.access])),
-                ports=sorted(ports, key=lambda rule: (rule.port, [str(a) for a in rule.access]))))
+            sys_attr = dataclasses.replace(sys_attr, landlock=_canonical_landlock(sys_attr.landlock))
+        if sys_attr.mounts:
+            sys_attr = dataclasses.replace(sys_attr, mounts=[_canonical_mount(m) for m in sys_attr.mounts])
+        if sys_attr.cgroup is not None and isinstance(sys_attr.cgroup.cpu_max, str):  # (050000 is 50000)
+            words = sys_attr.cgroup.cpu_max.split(" ")
+            cpu = " ".join(str(int(word)) if word.isdigit() else word for word in words)
+            sys_attr = dataclasses.replace(sys_attr, cgroup=dataclasses.replace(sys_attr.cgroup, cpu_max=cpu))
+        if sys_attr.pivot_root:
+            sys_attr = dataclasses.replace(sys_attr, pivot_root=canonical_path(sys_attr.pivot_root, True))
+        if sys_attr.credential is not None:  # (the kernel sorts the supplementary groups: setgroups(2))
+            sys_attr = dataclasses.replace(sys_attr, credential=dataclasses.replace(
+                sys_attr.credential, groups=sorted(sys_attr.credential.groups)))
     env = None if attr.env is None else sorted(attr.env, key=lambda entry: entry.partition("=")[0])
-    return dataclasses.replace(attr, env=env, sys=sys_attr)
+    work_dir = canonical_path(attr.dir, True) if attr.dir else attr.dir
+    return dataclasses.replace(attr, env=env, sys=sys_attr, dir=work_dir)
 
 
 def build_and_check(params, argv, env=None, chdir=None, cgroup_path=None, with_cgroup=True,

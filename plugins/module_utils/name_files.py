@@ -500,7 +500,10 @@ def _resolv_text(name, params, on_host, other_network=False):
             _fail(option, f"copies this host's nameservers into the service's resolv.conf, but they are on "
                   f"this host's loopback ({', '.join(host['nameserver'])}), which the service's network "
                   "namespace cannot reach: give dns")
-    search = params["dns_search"] if params.get("dns_search") is not None else host["search"]
+    # (each domain as check() tells them apart, without case and final dot: EXAMPLE.com. is example.com,
+    # whose respelling is no change of the file nor a restart)
+    search = [domain if domain == "." else domain.lower().rstrip(".") for domain in params["dns_search"]] \
+        if params.get("dns_search") is not None else host["search"]
     options = _options(params["dns_options"]) if params.get("dns_options") is not None else host["options"]
     lines = [f"nameserver {server}" for server in servers]
     if search is not None:  # "search ." for none: without a search line glibc searches the hostname's domain

@@ -19,7 +19,7 @@ import os
 import random
 
 import pytest
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_direct
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import isolation, service_direct
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.modules import service, services
 
@@ -359,6 +359,14 @@ if st is not None:
 _RX_ROOT, _W_TMP = dict(path="/", access=["read", "execute"]), dict(path="/tmp", access=["write"])
 
 
+_TMPFS = dict(type="tmpfs", target="/mnt")
+_MOUNT = dict(type="mount", source="tmpfs", fstype="tmpfs", target="/mnt")
+
+
+def _mounts(*entries):
+    return dict(namespaces=["mount"], mounts=list(entries))
+
+
 @pytest.mark.parametrize(("first", "again"), [
     (dict(capabilities=dict(keep=["CAP_KILL", "CAP_CHOWN"])),
      dict(capabilities=dict(keep=["chown", "kill"]))),
@@ -370,40 +378,140 @@ _RX_ROOT, _W_TMP = dict(path="/", access=["read", "execute"]), dict(path="/tmp",
     (dict(landlock=dict(paths=[_RX_ROOT, _W_TMP])), dict(landlock=dict(paths=[_W_TMP, _RX_ROOT]))),
     (dict(namespaces=["mount"], mounts=[dict(type="tmpfs", target="/mnt", mode="1777")]),
      dict(namespaces=["mount"], mounts=[dict(type="tmpfs", target="/mnt", mode="01777")])),
+    # (h147) paths as the kernel walks them, sizes as tmpfs reads them, flags as bits, groups as the
+    # kernel sorts them, domains as the resolver reads them
+    (_mounts(dict(_TMPFS, size="1m")), _mounts(dict(_TMPFS, size="1024k"))),
+    (_mounts(dict(type="tmpfs", target="/mnt", size="64m", options="nr_inodes=1024,mode=755")),
+     _mounts(dict(type="tmpfs", target="/mnt", size="67108864", options="nr_inodes=1k,mode=0755"))),
+    (_mounts(dict(type="tmpfs", target="/mnt")), _mounts(dict(type="tmpfs", target="//mnt/./"))),
+    (_mounts(dict(type="bind", source="/usr", target="/mnt", readonly=True)),
+     _mounts(dict(type="bind", source="/usr/", target="/mnt/", readonly=True))),
+    (_mounts(dict(type="bind", source="/etc/hostname", target="/etc/hostname", readonly=True)),
+     _mounts(dict(type="bind", source="//etc/hostname", target="/etc/./hostname", readonly=True))),
+    (_mounts(dict(_MOUNT, flags=["nosuid", "nodev"])), _mounts(dict(_MOUNT, flags=["MS_NODEV", "nosuid"]))),
+    (dict(landlock=dict(paths=[_RX_ROOT])), dict(landlock=dict(paths=[dict(_RX_ROOT, path="//")]))),
+    (dict(landlock=dict(paths=[_RX_ROOT, _W_TMP])),
+     dict(landlock=dict(paths=[dict(path="/", access=["read_dir", "execute", "read_file"]),
+                               dict(path="/tmp/", access=["make_dir"]), dict(_W_TMP, path="/tmp/.")]))),
+    (dict(chdir="/tmp"), dict(chdir="//tmp/")),
+    (dict(credential=dict(uid=0, groups=[3, 1, 2])), dict(credential=dict(uid=0, groups=[1, 2, 3]))),
+    (dict(namespaces=["mount"], dns=["192.0.2.53"], dns_search=["example.com", "b.example"]),
+     dict(namespaces=["mount"], dns=["192.0.2.53"], dns_search=["EXAMPLE.com.", "B.Example"])),
 ], ids=["capability-names", "rlimit-names", "env-order", "seccomp-order", "landlock-access-order",
-        "landlock-rule-order", "tmpfs-mode-octal"])
+        "landlock-rule-order", "tmpfs-mode-octal", "tmpfs-size", "tmpfs-counts", "tmpfs-target",
+        "bind-dir-paths", "bind-file-paths", "mount-flags", "landlock-root", "landlock-groups-and-paths",
+        "chdir", "groups-order", "dns-search"])
 def test_the_same_service_in_another_spelling_is_not_restarted(run_module, first, again):
     """A service given again with the same options in another spelling the documentation allows (a
     capability's short name, an rlimit's RLIMIT_ name and -1 for unlimited, env keys, system calls or
     access rights in another order)
     is unchanged: its spec was the text of the spelling, rewritten, and the service restarted."""
+    started, planned, rerun = _first_then_again(run_module, first, again)
+    changed = (planned["changed"], rerun["changed"])
+    assert changed == (False, False), (planned["actions"], rerun["actions"])
+    assert (rerun["main_pid"], rerun["pid"]) == (started["main_pid"], started["pid"])
+
+
+def _first_then_again(run_module, first, again):
+    """A service started with ``first``, then run to ``again`` in check mode and for real, and removed:
+    the three results."""
     name = _names(1)[0]
     base = dict(name=name, manager="direct", argv=LOOP, start_check=0)
     try:
         started = _ok(run_module(service, dict(base, **first)))
         planned = _ok(run_module(service, dict(base, **again), check_mode=True, diff=True))
         rerun = _ok(run_module(service, dict(base, **again)))
-        changed = (planned["changed"], rerun["changed"])
-        assert changed == (False, False), (planned["actions"], rerun["actions"])
-        assert (rerun["main_pid"], rerun["pid"]) == (started["main_pid"], started["pid"])
     finally:
         _ok(run_module(service, dict(name=name, manager="direct", state="absent")))
     assert not leftovers(name)
+    return started, planned, rerun
 
 
-def test_a_spec_written_in_another_spelling_before_is_kept_and_nothing_restarts(run_module):
+@pytest.mark.parametrize(("first", "again"), [
+    (dict(namespaces=["uts"], hostname="Web"), dict(namespaces=["uts"], hostname="web")),
+    (_mounts(dict(_TMPFS, size="10m")), _mounts(dict(_TMPFS, size="010m"))),
+    (dict(landlock=dict(paths=[_RX_ROOT])),
+     dict(landlock=dict(paths=[dict(_RX_ROOT, access=["read_file", "execute"])]))),
+    (dict(landlock=dict(paths=[_RX_ROOT, _W_TMP])),
+     dict(landlock=dict(paths=[_RX_ROOT, dict(path="/var/tmp", access=["write"])]))),
+    (_mounts(dict(_MOUNT, flags=["nosuid"])), _mounts(dict(_MOUNT, flags=["nodev"]))),
+    (dict(chdir="/tmp"), dict(chdir="/var/tmp")),
+    (dict(credential=dict(uid=0, groups=[1, 2])), dict(credential=dict(uid=0, groups=[1, 3]))),
+    (dict(namespaces=["mount"], dns=["192.0.2.53"], dns_search=["a.example", "b.example"]),
+     dict(namespaces=["mount"], dns=["192.0.2.53"], dns_search=["b.example", "a.example"])),
+], ids=["hostname-case", "tmpfs-size-octal", "landlock-right", "landlock-path", "mount-flags", "chdir",
+        "groups", "dns-search-order"])
+def test_a_change_in_effect_restarts_the_service(run_module, first, again):
+    """What one spelling of a value (test_the_same_service_in_another_spelling_is_not_restarted) must
+    not hide: a value the program or the kernel tells apart (a hostname's case, memparse's octal 010m,
+    one landlock right of a group, the order of search domains) is a change, planned and made."""
+    started, planned, rerun = _first_then_again(run_module, first, again)
+    assert (planned["changed"], rerun["changed"]) == (True, True), (planned["actions"], rerun["actions"])
+    assert planned["actions"] == rerun["actions"] and rerun["actions"][-1] == "restart", rerun["actions"]
+    assert rerun["pid"] != started["pid"]
+
+
+@pytest.mark.parametrize(("given", "one"), [
+    ("//tmp/./x/", "/tmp/x"), ("/", "/"), ("//", "/"), ("/.", "/"), ("/a/../b", "/a/../b"),
+    ("rel/x", "rel/x")])
+def test_a_directory_path_in_one_spelling(given, one):
+    assert isolation.canonical_path(given, True) == one
+    assert isolation.canonical_path(given.encode(), True) == one.encode()
+
+
+def test_a_file_path_keeps_its_final_slash():
+    """``/etc/hostname/`` asks for a directory (ENOTDIR at the mount or the landlock rule): not one
+    spelling of ``/etc/hostname``."""
+    assert isolation.canonical_path("//etc/./hostname/.", False) == "/etc/hostname/"
+    assert isolation.canonical_path("//etc/./hostname", False) == "/etc/hostname"
+
+
+@pytest.mark.parametrize(("given", "one"), [
+    ("size=1048576,nr_inodes=1024,mode=01777", "size=1m,nr_inodes=1k,mode=1777"),
+    ("size=1024K,nr_blocks=2048k", "size=1m,nr_blocks=2m"),
+    ("size=10%,huge=never", "size=10%,huge=never"),
+    # memparse reads a leading 0 as octal (010m is 8m) and 0x as hex: left as given
+    ("size=010m,nr_inodes=0x400", "size=010m,nr_inodes=0x400"),
+    ("size=1000", "size=1000"), ("size=1e", "size=1e"), ("size=1024e", "size=1024e"),
+    ("mode=0o755", "mode=0o755")])
+def test_tmpfs_sizes_in_one_spelling(given, one):
+    assert isolation._tmpfs_sizes(given) == one
+
+
+def _as_earlier_caps_env(doc):
+    doc["sys"]["capabilities"]["keep"] = ["kill", "chown"]
+    doc["proc"]["env"] = list(reversed(doc["proc"]["env"]))
+
+
+def _as_earlier_paths_sizes_flags(doc):
+    # (h147: paths, tmpfs sizes, mount flags and landlock rights as given)
+    assert (doc["proc"]["dir"], doc["sys"]["mounts"][0]["target"]) == ("/tmp", "/mnt"), doc
+    doc["proc"]["dir"] = "//tmp/"
+    doc["sys"]["mounts"][0].update(target="/mnt/", data="size=1024k", flags="MS_NODEV,nosuid")
+    doc["sys"]["landlock"]["paths"][0].update(path="//", access=["execute", "read_dir", "read_file"])
+
+
+@pytest.mark.parametrize(("options", "as_earlier", "other"), [
+    (dict(capabilities=dict(keep=["CAP_KILL", "CAP_CHOWN"]), env=dict(A="1", B="2")), _as_earlier_caps_env,
+     dict(capabilities=dict(keep=["CAP_KILL"]))),
+    (dict(chdir="//tmp/", landlock=dict(paths=[dict(path="//", access=["read_dir", "execute", "read_file"])]),
+          **_mounts(dict(_MOUNT, target="/mnt/", options="size=1024k", flags=["MS_NODEV", "nosuid"]))),
+     _as_earlier_paths_sizes_flags, dict(chdir="/var/tmp")),
+], ids=["capabilities-env", "paths-sizes-flags"])
+def test_a_spec_written_in_another_spelling_before_is_kept_and_nothing_restarts(run_module, options,
+                                                                                 as_earlier, other):
     """A spec written before specs held one spelling (a capability by its short name, env keys in the
     order given) is the same service: rewritten in the one spelling, its service restarted once, in
-    the first run after an upgrade of the collection. It is kept as it is, and nothing restarts."""
+    the first run after an upgrade of the collection. It is kept as it is, and nothing restarts.
+    (paths-sizes-flags: chdir //tmp/, a target /mnt/, size=1024k, flags "MS_NODEV,nosuid", landlock's
+    read_dir and read_file, as the release before h147's fix wrote them.)"""
     name = _names(1)[0]
-    args = dict(name=name, manager="direct", argv=LOOP, start_check=0,
-                capabilities=dict(keep=["CAP_KILL", "CAP_CHOWN"]), env=dict(A="1", B="2"))
+    args = dict(name=name, manager="direct", argv=LOOP, start_check=0, **options)
     try:
         started = _ok(run_module(service, args))
         with open(paths.spec_path(name)) as f:
             doc = json.load(f)
-        doc["sys"]["capabilities"]["keep"] = ["kill", "chown"]  # as an earlier release wrote it
-        doc["proc"]["env"] = list(reversed(doc["proc"]["env"]))
+        as_earlier(doc)
         earlier = json.dumps(doc, indent=2, sort_keys=True) + "\n"
         with open(paths.spec_path(name), "w") as f:
             f.write(earlier)
@@ -415,7 +523,7 @@ def test_a_spec_written_in_another_spelling_before_is_kept_and_nothing_restarts(
         with open(paths.spec_path(name)) as f:
             assert f.read() == earlier
         # another service in fact: written anew, and restarted
-        changed = _ok(run_module(service, dict(args, capabilities=dict(keep=["CAP_KILL"]))))
+        changed = _ok(run_module(service, dict(args, **other)))
         assert changed["changed"] and changed["actions"][-1] == "restart", changed
     finally:
         _ok(run_module(service, dict(name=name, manager="direct", state="absent")))
