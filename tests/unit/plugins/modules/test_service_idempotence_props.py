@@ -229,7 +229,7 @@ def _read(path):
     try:
         with open(path, "rb") as f:
             return f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # (a /proc/PID file of one that ended since open)
         return None
 
 
