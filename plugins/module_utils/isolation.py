@@ -1109,9 +1109,9 @@ def canonical_attr(attr):
     limit, the sets given as lists (seccomp's allow and deny, landlock's access rights and scopes)
     sorted, and so are landlock's rules (one per path, its rights in one spelling: _canonical_landlock);
     paths as the kernel walks them (canonical_path: the working directory, the new root, mounts'
-    sources and targets, landlock's rule paths), mount flags as bits and tmpfs sizes in one spelling
-    (_canonical_mount), the supplementary groups sorted, cpu.max's numbers in decimal. (A tmpfs's mode
-    is a number from the start: _mount.) What a
+    sources and targets, landlock's rule paths, the namespace files joined), mount flags as bits and
+    tmpfs sizes in one spelling (_canonical_mount), the supplementary groups sorted, cpu.max's numbers
+    in decimal. (A tmpfs's mode is a number from the start: _mount.) What a
     service's spec says is compared as text with what the host has: without this, the same service in
     another spelling ("kill" for CAP_KILL, -1 for unlimited, env keys in another order) rewrote its spec
     and restarted it, and check mode planned that restart."""
@@ -1148,6 +1148,10 @@ def canonical_attr(attr):
             words = sys_attr.cgroup.cpu_max.split(" ")
             cpu = " ".join(str(int(word)) if word.isdigit() else word for word in words)
             sys_attr = dataclasses.replace(sys_attr, cgroup=dataclasses.replace(sys_attr.cgroup, cpu_max=cpu))
+        if sys_attr.setns:  # (a namespace file: its final slash stays, and fails as it did)
+            sys_attr = dataclasses.replace(sys_attr, setns=[
+                dataclasses.replace(entry, target=canonical_path(entry.target, False))
+                if isinstance(entry.target, str) else entry for entry in sys_attr.setns])
         if sys_attr.pivot_root:
             sys_attr = dataclasses.replace(sys_attr, pivot_root=canonical_path(sys_attr.pivot_root, True))
         if sys_attr.credential is not None:  # (the kernel sorts the supplementary groups: setgroups(2))

@@ -82,3 +82,18 @@ def test_a_joined_namespace_made_again_restarts_the_service_into_it(run_module, 
     again = _converge(run_module, module, entry)
     assert again["changed"] is False and again["pid"] == done["pid"], again
     assert not os.path.exists(paths.pending_path(name))
+
+
+@pytest.mark.parametrize("module", [service, services], ids=["service", "services"])
+def test_a_joined_namespace_file_respelled_is_no_change(run_module, joined, module):
+    """(h147) A join's path written another way (//run/netns/./NAME for /run/netns/NAME) is the same
+    namespace file: its spec was rewritten as spelled and the running service restarted."""
+    name, netns = joined
+    entry = _entry(name, netns, "join")
+    started = _converge(run_module, module, entry)
+    assert started.get("failed") is not True, started
+    respelled = dict(entry, join=[dict(path=f"//run/netns/./{netns}")])
+    planned = _converge(run_module, module, respelled, check_mode=True)
+    again = _converge(run_module, module, respelled)
+    assert (planned["changed"], again["changed"]) == (False, False), (planned, again)
+    assert (again["pid"], again["main_pid"]) == (started["pid"], started["main_pid"])
