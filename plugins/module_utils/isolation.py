@@ -1060,14 +1060,21 @@ def _tmpfs_sizes(data):
     return ",".join(items)
 
 
+def _no_file(path):
+    """Whether a final slash on ``path`` (absolute, on this host) says nothing: it names a directory, or
+    nothing yet (a missing bind source fails the start or, optional, leaves the mount out either way;
+    one that appears later as a file is a change, and restarts)."""
+    return not os.path.exists(path) or os.path.isdir(path)
+
+
 def _canonical_mount(mount):
     """A mount in one spelling: its flags as MS_* bits (``nodev,nosuid`` and ``MS_NOSUID,MS_NODEV`` are
     one), its paths (canonical_path: the target of a new filesystem is a directory, so is a bind's
-    where its source is one), a tmpfs's sizes (_tmpfs_sizes)."""
+    where its source is no file, _no_file), a tmpfs's sizes (_tmpfs_sizes)."""
     mounts = deps.pyforkexec.sandbox.mounts
     flags = mounts.parse_mount_flags(mount.flags)
     moved = flags & (mounts.MS_BIND | mounts.MS_MOVE)
-    source_dir = bool(mount.source) and os.path.isabs(mount.source) and os.path.isdir(mount.source)
+    source_dir = bool(mount.source) and os.path.isabs(mount.source) and _no_file(mount.source)
     directory = source_dir if moved else bool(mount.fstype) and not flags & mounts.MS_REMOUNT
     source = canonical_path(mount.source, source_dir) if moved and mount.source else mount.source
     data = _tmpfs_sizes(mount.data) if mount.fstype == "tmpfs" else mount.data
@@ -1091,7 +1098,7 @@ def _canonical_landlock(policy):
     rights of all (the kernel adds them up), rights in one spelling, rules and scopes sorted."""
     by_path = {}
     for rule in policy.paths:
-        path = canonical_path(rule.path, os.path.isdir(os.fsdecode(rule.path)))
+        path = canonical_path(rule.path, _no_file(os.fsdecode(rule.path)))
         by_path.setdefault(path, []).extend(rule.access)
     rule = deps.pyforkexec.LandlockPath
     paths = [rule(path, _canonical_access(access)) for path, access in by_path.items()]
