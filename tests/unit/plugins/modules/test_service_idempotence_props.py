@@ -498,8 +498,8 @@ def _as_earlier_paths_sizes_flags(doc):
           **_mounts(dict(_MOUNT, target="/mnt/", options="size=1024k", flags=["MS_NODEV", "nosuid"]))),
      _as_earlier_paths_sizes_flags, dict(chdir="/var/tmp")),
 ], ids=["capabilities-env", "paths-sizes-flags"])
-def test_a_spec_written_in_another_spelling_before_is_kept_and_nothing_restarts(run_module, options,
-                                                                                 as_earlier, other):
+def test_a_spec_written_in_another_spelling_before_is_kept_and_nothing_restarts(
+        run_module, options, as_earlier, other):
     """A spec written before specs held one spelling (a capability by its short name, env keys in the
     order given) is the same service: rewritten in the one spelling, its service restarted once, in
     the first run after an upgrade of the collection. It is kept as it is, and nothing restarts.
