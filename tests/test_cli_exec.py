@@ -894,3 +894,50 @@ def test_wait_false_with_stdout_closed_says_where_the_pid_went(tmp_path: Path) -
     for pid in started:
         os.kill(pid, signal.SIGKILL)
     assert res.returncode == 1 and res.stderr.endswith(f"the program runs, pid {started[0]}\n"), res
+
+
+def _on_terminal(argv: list[str], controlling: bool) -> subprocess.CompletedProcess:
+    """``argv`` with a new pty's slave as its stdin, in a session of its own whose controlling terminal
+    that pty is (``controlling``) or which has none."""
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    try:
+        def session() -> None:
+            if controlling:
+                import fcntl
+
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        return run(argv, stdin=slave, start_new_session=True, preexec_fn=session)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+@pytest.mark.parametrize("sys_doc", [{"noctty": True}, {"foreground": True},
+                                     {"setsid": True, "setctty": True}],
+                         ids=["noctty", "foreground", "setctty"])
+def test_check_foresees_a_terminal_ioctl_on_what_is_no_terminal(tmp_path: Path, sys_doc: dict) -> None:
+    """noctty (TIOCNOTTY on the child's fd 0), foreground (TIOCSPGRP on ctty) and setctty (TIOCSCTTY)
+    passed --check on a launcher whose stdin is no terminal, or a terminal that is not its controlling
+    one, and the start failed in the child (ENOTTY at ioctl, status 125). Both refuse it now alike,
+    naming the field; on the launcher's controlling terminal both run."""
+    path = write(tmp_path, doc(["true"], **sys_doc))
+    cases = [("no terminal", None), ("another terminal", False), ("its terminal", True)]
+    for name, controlling in cases:
+        if controlling is None:
+            checked = pfe("exec", "--spec", path, "--check", stdin=subprocess.DEVNULL, start_new_session=True)
+            started = pfe("exec", "--spec", path, stdin=subprocess.DEVNULL, start_new_session=True)
+        else:
+            checked = _on_terminal([PYFORKEXEC, "exec", "--spec", path, "--check"], controlling)
+            started = _on_terminal([PYFORKEXEC, "exec", "--spec", path], controlling)
+        if controlling or ("setctty" in sys_doc and controlling is not None):
+            assert (checked.returncode, started.returncode) == (0, 0), (name, checked, started)
+            continue
+        field = next(f for f in ("noctty", "foreground", "setctty") if f in sys_doc)
+        assert (checked.returncode, started.returncode) == (1, 1), (name, checked, started)
+        assert checked.stderr == started.stderr, (name, checked.stderr, started.stderr)
+        assert checked.stderr.startswith(f"pyforkexec: spec: sys.{field}: "), checked.stderr
+        assert "ENOTTY" in checked.stderr and len(checked.stderr.splitlines()) == 1

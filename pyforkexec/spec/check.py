@@ -150,6 +150,8 @@ def check_on_host(spec: Spec, launcher: bool = True) -> None:
         _check_rlimits(spec.attr.sys)
         _check_capabilities_needed(spec.attr.sys)
         _check_maps_writable(spec.attr.sys)
+        if launcher:  # the terminal is this process's (a module's own is not the daemon's)
+            _check_terminal(spec.attr.sys, spec.attr.files)
         from ..forkexec import refuse_kept_groups  # (imported by the start that follows anyway)
 
         try:
@@ -259,6 +261,47 @@ def _check_bind_sources(attr: SysProcAttr) -> None:
                 raise SpecError(f"sys.mounts[{i}].source", f"{os.fsdecode(mount.source)} does not exist here "
                                 "(an optional bind would be left out)")
         earlier.append(target)
+
+
+def _controlling_tty() -> int:
+    """This process's controlling terminal as a device number (tty_nr of /proc/self/stat), 0 for none."""
+    with open("/proc/self/stat", "rb") as f:
+        stat = f.read()
+    return int(stat[stat.rindex(b")") + 2:].split()[4])
+
+
+def _check_terminal(attr: SysProcAttr, files: object) -> None:
+    """The terminal ioctls' fds, as the child's kernel answers them: TIOCNOTTY (noctty, on the child's
+    fd 0) and TIOCSPGRP (foreground, on this process's fd ``ctty``) fail with ENOTTY unless the fd is
+    the controlling terminal of the child's session, which is this process's (neither goes with
+    setsid); TIOCSCTTY (setctty, on the child's fd ``ctty``) with ENOTTY unless it is a terminal."""
+    import stat as _stat
+
+    def terminal(fd: int) -> Optional[int]:  # its device number, or None for no terminal
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            return None
+        return st.st_rdev if _stat.S_ISCHR(st.st_mode) and os.isatty(fd) else None
+
+    slots = list(files) if isinstance(files, (list, tuple)) else [0, 1, 2]
+    fields = []
+    if attr.noctty and slots and isinstance(slots[0], int) and slots[0] >= 0:
+        fields.append(("sys.noctty", slots[0], "the child's fd 0 (proc.files[0]) is fd", "TIOCNOTTY", True))
+    if attr.foreground:
+        fields.append(("sys.foreground", attr.ctty, "sys.ctty is fd", "TIOCSPGRP", True))
+    slot = slots[attr.ctty] if attr.setctty and attr.ctty < len(slots) else None
+    if isinstance(slot, int) and slot >= 0:
+        fields.append(("sys.setctty", slot, f"the child's fd {attr.ctty} (proc.files[{attr.ctty}]) is fd",
+                       "TIOCSCTTY", False))
+    for field, fd, which, ioctl, controlling in fields:
+        device = terminal(fd)
+        if device is None:
+            raise SpecError(field, f"{which} {fd} here, which is not a terminal ({ioctl} would fail with "
+                            "ENOTTY)")
+        if controlling and device != _controlling_tty():
+            raise SpecError(field, f"{which} {fd} here, a terminal that is not this process's controlling "
+                            f"terminal, which the child's session has ({ioctl} would fail with ENOTTY)")
 
 
 def _check_rlimits(attr: SysProcAttr) -> None:
