@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 from .. import validate as _validate
 from ..flags import CLONE_NEWNS, CLONE_NEWUSER
 from ..lookpath import find_program as _lookpath
-from ..sandbox.mounts import MS_BIND, MS_REMOUNT, normalize, parse_mount_flags, under_root
+from ..sandbox.mounts import MS_BIND, MS_MOVE, MS_REMOUNT, normalize, parse_mount_flags, under_root
 from .document import SpecError
 from .load import Spec
 
@@ -244,22 +244,43 @@ def _joins(attr: SysProcAttr, kind: int) -> bool:
 
 
 def _check_bind_sources(attr: SysProcAttr) -> None:
-    """A bind's source is a path as this process sees it (mounts.py), looked up when the child mounts
-    it: one missing here, not under an earlier mount of the list (which may make it), fails the start
-    at the mount step. An optional bind is left out instead (mounts.check_mount)."""
+    """A bind's source, and each mount's target, is a path as this process sees it (mounts.py), looked
+    up when the child mounts it: a source missing here, not under an earlier mount of the list (which
+    may make it), fails the start at the mount step (an optional bind is left out instead:
+    mounts.check_mount); so does a target missing here without ``mkdir``, and one whose type (a file or
+    a directory) is not that of what is mounted on it (ENOTDIR: a bind's source, or a new filesystem's
+    root, a directory)."""
     if _joins(attr, CLONE_NEWNS):
         return  # the child looks sources up in the joined namespace
     root = os.fsencode(attr.chroot or attr.pivot_root or "")
     earlier: list[bytes] = []
+
+    def made(path: bytes) -> bool:
+        return any(path == t or path.startswith(t.rstrip(b"/") + b"/") for t in earlier)
+
     for i, mount in enumerate(attr.mounts):
         flags = parse_mount_flags(mount.flags)  # checked by check(): valid
         target = under_root(root, normalize("target", mount.target))
-        if flags & MS_BIND and not flags & MS_REMOUNT and not mount.optional and mount.source is not None:
+        source_dir: Optional[bool] = None  # what is mounted on the target: a directory, a file, or unknown
+        if flags & MS_BIND and not flags & MS_REMOUNT and mount.source is not None:
             source = os.path.abspath(os.fsencode(mount.source))  # the child's cwd at its mounts: this one
-            made = any(source == t or source.startswith(t.rstrip(b"/") + b"/") for t in earlier)
-            if not made and not os.path.exists(source):  # followed, as mount(2) follows it
+            if not made(source) and not os.path.exists(source):  # followed, as mount(2) follows it
+                if mount.optional:
+                    continue  # left out
                 raise SpecError(f"sys.mounts[{i}].source", f"{os.fsdecode(mount.source)} does not exist here "
                                 "(an optional bind would be left out)")
+            source_dir = None if made(source) else os.path.isdir(source)
+        elif mount.fstype is not None and not flags & (MS_REMOUNT | MS_MOVE):
+            source_dir = True  # a new filesystem's root
+        if not made(target):
+            if not os.path.exists(target):
+                if not mount.mkdir:
+                    raise SpecError(f"sys.mounts[{i}].target", f"{os.fsdecode(target)} does not exist here, "
+                                    "and no earlier mount of the list makes it (set mkdir to create it)")
+            elif source_dir is not None and os.path.isdir(target) != source_dir:
+                what = ("a directory", "a file") if source_dir else ("a file", "a directory")
+                raise SpecError(f"sys.mounts[{i}].target", f"{os.fsdecode(target)} is {what[1]} here, where "
+                                f"{what[0]} is mounted (the mount fails with ENOTDIR)")
         earlier.append(target)
 
 
