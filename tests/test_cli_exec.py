@@ -522,6 +522,7 @@ def test_a_landlock_policy_from_a_spec(tmp_path: Path) -> None:
     "setsid-and-setpgid.json", "files-closed-fd.json", "cgroup-path-newline.json", "setns-own-namespace.json",
     "chroot-missing.json", "dir-missing.json", "bind-source-missing.json", "nofile-above-nr-open.json",
     "mount-target-missing.json", "mount-file-on-directory.json", "mount-filesystem-on-file.json",
+    "mount-proc-pid-namespace-not-owned.json", "mount-sysfs-network-namespace-not-owned.json",
     "setns-not-a-namespace.json", "setns-wrong-type.json", "setns-wrong-inode.json",
     # best effort without Landlock (before Linux 5.13) makes no ruleset: its rules are read by no one
     pytest.param("landlock-rule-on-nsfs.json", marks=pytest.mark.skipif(
@@ -943,3 +944,30 @@ def test_check_foresees_a_terminal_ioctl_on_what_is_no_terminal(tmp_path: Path, 
         assert checked.stderr == started.stderr, (name, checked.stderr, started.stderr)
         assert checked.stderr.startswith(f"pyforkexec: spec: sys.{field}: "), checked.stderr
         assert "ENOTTY" in checked.stderr and len(checked.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("fstype,kind", [("proc", "newpid"), ("sysfs", "newnet"), ("mqueue", "newipc"),
+                                         ("cgroup2", "newcgroup")])
+def test_check_foresees_a_namespaced_filesystem_its_new_user_namespace_does_not_own(
+        tmp_path: Path, fstype: str, kind: str) -> None:
+    """proc, sysfs, mqueue and cgroup2 show a namespace of the mounting child; in a new user namespace
+    the kernel mounts one only if that user namespace owns it (proc: a PID namespace made by clone).
+    Without it, --check said OK and the start failed in the child (EPERM at mount, status 125). Now
+    both refuse it alike; with the namespace made along, both run."""
+    mapped = {"uid_mappings": [[0, os.getuid(), 1]], "gid_mappings": [[0, os.getgid(), 1]],
+              "capabilities": {"keep": []}}  # (else refused: the program could undo the mounts)
+    mount = {"source": fstype, "target": "/mnt", "fstype": fstype}
+    lacking = doc(["true"], cloneflags=["newuser", "newns"], mounts=[mount], **mapped)
+    late = doc(["true"], cloneflags=["newuser", "newns"], unshareflags=[kind], mounts=[mount], **mapped)
+    early = doc(["true"], cloneflags=[kind], unshareflags=["newuser", "newns"], mounts=[mount], **mapped)
+    owning = doc(["true"], cloneflags=["newuser", "newns", kind], mounts=[mount], **mapped)
+    for name, d, runs in (("lacking", lacking, False), ("unshared after", late, kind != "newpid"),
+                          ("cloned before", early, False), ("owning", owning, True)):
+        path = write(tmp_path, d)
+        checked, started = pfe("exec", "--spec", path, "--check"), pfe("exec", "--spec", path)
+        if runs:
+            assert (checked.returncode, started.returncode) == (0, 0), (name, checked, started)
+            continue
+        assert (checked.returncode, started.returncode) == (1, 1), (name, checked, started)
+        assert checked.stderr == started.stderr, (name, checked.stderr, started.stderr)
+        assert checked.stderr.startswith("pyforkexec: spec: sys.mounts[0].fstype: "), checked.stderr

@@ -9,7 +9,15 @@ import os
 from typing import TYPE_CHECKING, Optional
 
 from .. import validate as _validate
-from ..flags import CLONE_NEWNS, CLONE_NEWUSER
+from ..flags import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CloneFlags,
+)
 from ..lookpath import find_program as _lookpath
 from ..sandbox.mounts import MS_BIND, MS_MOVE, MS_REMOUNT, normalize, parse_mount_flags, under_root
 from .document import SpecError
@@ -57,6 +65,8 @@ def check(spec: Spec) -> None:
         field, sep, rule = _spec_path(str(e)).partition(": ")
         raise SpecError(field if sep else "", rule if sep else field) from None
     _check_credential_mapped(args.sys, args.cloneflags | args.unshareflags)
+    if spec.attr.sys is not None:
+        _check_mounts_of_namespaces(spec.attr.sys, args.cloneflags, args.unshareflags)
     attr = spec.attr.sys
     if not spec.wait and attr is not None and attr.pdeathsig:
         # The launcher exits once the program has started: the signal would kill it at once.
@@ -80,6 +90,40 @@ def check(spec: Spec) -> None:
     if refused is not None:
         field, rule, _, remedy = refused
         raise SpecError(_spec_path(field), f"{rule}: {remedy}")
+
+
+# The filesystems that show a namespace of the mounting process: the kernel mounts one in a user
+# namespace only when that namespace owns it (else EPERM), and proc the PID namespace the process is
+# in, which only CLONE_NEWPID in cloneflags makes (unshare's new PID namespace is its children's).
+_NAMESPACED_FILESYSTEMS = {"proc": ("PID", CLONE_NEWPID), "sysfs": ("network", CLONE_NEWNET),
+                           "mqueue": ("IPC", CLONE_NEWIPC), "cgroup2": ("cgroup", CLONE_NEWCGROUP)}
+
+
+def _check_mounts_of_namespaces(attr: SysProcAttr, cloneflags: int, unshareflags: int) -> None:
+    """A proc, sysfs, mqueue or cgroup2 mount by a child in a new user namespace needs the namespace
+    it shows to be owned by that user namespace: made with it (both in cloneflags, or both in
+    unshareflags) or after it (the user namespace in cloneflags, the other in unshareflags); proc's
+    PID namespace in cloneflags. Any other fails the start at the mount step (EPERM), after the child
+    exists. A joined user namespace, or a joined namespace of the kind, is not judged."""
+    if not (cloneflags | unshareflags) & CLONE_NEWUSER or _joins(attr, CLONE_NEWUSER):
+        return
+    for i, mount in enumerate(attr.mounts):
+        fstype = os.fsdecode(mount.fstype) if isinstance(mount.fstype, (str, bytes)) else None
+        name, kind = _NAMESPACED_FILESYSTEMS.get(fstype or "", ("", 0))
+        if not kind or parse_mount_flags(mount.flags) & (MS_BIND | MS_REMOUNT | MS_MOVE):
+            continue
+        if kind == CLONE_NEWPID:
+            owned = bool(cloneflags & CLONE_NEWUSER and cloneflags & CLONE_NEWPID)
+        else:
+            owned = bool(unshareflags & kind or (cloneflags & CLONE_NEWUSER and cloneflags & kind))
+            if _joins(attr, kind):
+                continue
+        if not owned:
+            where = "in cloneflags with it" if kind == CLONE_NEWPID else \
+                "in unshareflags, or in cloneflags with it"
+            raise SpecError(f"sys.mounts[{i}].fstype", f"{fstype} shows the child's {name} namespace, "
+                            "which its new user namespace (CLONE_NEWUSER) does not own, and the kernel "
+                            f"refuses the mount (EPERM): add {CloneFlags(kind).name} {where}")
 
 
 def _check_credential_mapped(attr: SysProcAttr, flags: int) -> None:
