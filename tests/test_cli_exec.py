@@ -971,3 +971,25 @@ def test_check_foresees_a_namespaced_filesystem_its_new_user_namespace_does_not_
         assert (checked.returncode, started.returncode) == (1, 1), (name, checked, started)
         assert checked.stderr == started.stderr, (name, checked.stderr, started.stderr)
         assert checked.stderr.startswith("pyforkexec: spec: sys.mounts[0].fstype: "), checked.stderr
+
+
+@pytest.mark.parametrize("flags", ["remount|bind|ro", "private", "rslave"])
+def test_check_foresees_a_remount_or_propagation_change_of_no_mount_point(tmp_path: Path, flags: str) -> None:
+    """A remount or a change of propagation changes the mount at its target; a directory that is no
+    mount point has none of its own, and the kernel refuses it (EINVAL) in the child, after --check
+    said OK. Both refuse it now alike, naming the target; over a mount of the list there, both run."""
+    target = tmp_path / "dir"
+    target.mkdir()
+    change = {"source": None, "target": str(target), "flags": flags}
+    bare = doc(["true"], cloneflags=["newns"], mounts=[change])
+    mounted = doc(["true"], cloneflags=["newns"],
+                  mounts=[{"source": "tmpfs", "target": str(target), "fstype": "tmpfs"}, change])
+    path = write(tmp_path, bare)
+    checked, started = pfe("exec", "--spec", path, "--check"), pfe("exec", "--spec", path)
+    assert (checked.returncode, started.returncode) == (1, 1), (checked, started)
+    assert checked.stderr == started.stderr, (checked.stderr, started.stderr)
+    assert checked.stderr.startswith(f"pyforkexec: spec: sys.mounts[0].target: {target} is a directory here, "
+                                     "not a mount point"), checked.stderr
+    path = write(tmp_path, mounted)
+    checked, started = pfe("exec", "--spec", path, "--check"), pfe("exec", "--spec", path)
+    assert (checked.returncode, started.returncode) == (0, 0), (checked, started)

@@ -19,7 +19,16 @@ from ..flags import (
     CloneFlags,
 )
 from ..lookpath import find_program as _lookpath
-from ..sandbox.mounts import MS_BIND, MS_MOVE, MS_REMOUNT, normalize, parse_mount_flags, under_root
+from ..sandbox.mounts import (
+    MS_BIND,
+    MS_MOVE,
+    MS_REMOUNT,
+    is_mount_root,
+    is_propagation_change,
+    normalize,
+    parse_mount_flags,
+    under_root,
+)
 from .document import SpecError
 from .load import Spec
 
@@ -291,9 +300,10 @@ def _check_bind_sources(attr: SysProcAttr) -> None:
     """A bind's source, and each mount's target, is a path as this process sees it (mounts.py), looked
     up when the child mounts it: a source missing here, not under an earlier mount of the list (which
     may make it), fails the start at the mount step (an optional bind is left out instead:
-    mounts.check_mount); so does a target missing here without ``mkdir``, and one whose type (a file or
+    mounts.check_mount); so does a target missing here without ``mkdir``, one whose type (a file or
     a directory) is not that of what is mounted on it (ENOTDIR: a bind's source, or a new filesystem's
-    root, a directory)."""
+    root, a directory), and the target of a remount or of a propagation change that is a directory but
+    no mount point (EINVAL)."""
     if _joins(attr, CLONE_NEWNS):
         return  # the child looks sources up in the joined namespace
     root = os.fsencode(attr.chroot or attr.pivot_root or "")
@@ -321,6 +331,12 @@ def _check_bind_sources(attr: SysProcAttr) -> None:
                 if not mount.mkdir:
                     raise SpecError(f"sys.mounts[{i}].target", f"{os.fsdecode(target)} does not exist here, "
                                     "and no earlier mount of the list makes it (set mkdir to create it)")
+            elif (flags & MS_REMOUNT or is_propagation_change(flags, mount.fstype)) \
+                    and is_mount_root(target) is False:
+                what = "a remount (MS_REMOUNT)" if flags & MS_REMOUNT else "a change of propagation"
+                raise SpecError(f"sys.mounts[{i}].target", f"{os.fsdecode(target)} is a directory here, "
+                                f"not a mount point, and {what} changes the mount at its target (the "
+                                "kernel refuses it: EINVAL); mount something there first")
             elif source_dir is not None and os.path.isdir(target) != source_dir:
                 what = ("a directory", "a file") if source_dir else ("a file", "a directory")
                 raise SpecError(f"sys.mounts[{i}].target", f"{os.fsdecode(target)} is {what[1]} here, where "
