@@ -75,14 +75,19 @@ def _empty(group: int) -> bool:
     return False
 
 
+def controlling_terminal() -> int:
+    """This process's controlling terminal as a device number (tty_nr of /proc/self/stat), 0 for none."""
+    with open("/proc/self/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[4])
+
+
 def refuse_own_terminal(sys_attr: SysProcAttr, files: Sequence[int]) -> None:
     """setctty's terminal (``files[ctty]``, checked already) must not be this process's controlling
     terminal (this process's state: checked at each spawn)."""
     fd = files[sys_attr.ctty]
     try:
         st = os.fstat(fd)
-        with open("/proc/self/stat", "rb") as f:
-            own = int(f.read().rsplit(b")", 1)[1].split()[4])  # tty_nr: 0 when there is none
+        own = controlling_terminal()
     except (OSError, ValueError, IndexError):
         return  # (a closed fd fails at the child's fd pass, named there)
     if own and stat.S_ISCHR(st.st_mode) and st.st_rdev == own:

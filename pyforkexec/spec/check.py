@@ -344,19 +344,15 @@ def _check_bind_sources(attr: SysProcAttr) -> None:
         earlier.append(target)
 
 
-def _controlling_tty() -> int:
-    """This process's controlling terminal as a device number (tty_nr of /proc/self/stat), 0 for none."""
-    with open("/proc/self/stat", "rb") as f:
-        stat = f.read()
-    return int(stat[stat.rindex(b")") + 2:].split()[4])
-
-
 def _check_terminal(attr: SysProcAttr, files: object) -> None:
     """The terminal ioctls' fds, as the child's kernel answers them: TIOCNOTTY (noctty, on the child's
     fd 0) and TIOCSPGRP (foreground, on this process's fd ``ctty``) fail with ENOTTY unless the fd is
     the controlling terminal of the child's session, which is this process's (neither goes with
-    setsid); TIOCSCTTY (setctty, on the child's fd ``ctty``) with ENOTTY unless it is a terminal."""
+    setsid); TIOCSCTTY (setctty, on the child's fd ``ctty``) with ENOTTY unless it is a terminal, and
+    the start refuses this process's own controlling terminal there (refuse_own_terminal)."""
     import stat as _stat
+
+    from .._terminal import controlling_terminal, refuse_own_terminal
 
     def terminal(fd: int) -> Optional[int]:  # its device number, or None for no terminal
         try:
@@ -380,9 +376,15 @@ def _check_terminal(attr: SysProcAttr, files: object) -> None:
         if device is None:
             raise SpecError(field, f"{which} {fd} here, which is not a terminal ({ioctl} would fail with "
                             "ENOTTY)")
-        if controlling and device != _controlling_tty():
+        if controlling and device != controlling_terminal():
             raise SpecError(field, f"{which} {fd} here, a terminal that is not this process's controlling "
                             f"terminal, which the child's session has ({ioctl} would fail with ENOTTY)")
+    if isinstance(slot, int) and slot >= 0:  # setctty: the start's own refusal, foreseen
+        try:
+            refuse_own_terminal(attr, slots)
+        except ValueError as e:
+            field, _, rule = _spec_path(str(e)).partition(": ")
+            raise SpecError(field, rule) from None
 
 
 def _check_rlimits(attr: SysProcAttr) -> None:
