@@ -308,6 +308,20 @@ def _rich_attr() -> ProcAttr:
         ambient_caps=(10, 12), setsid=True, chroot="/srv"))
 
 
+@pytest.mark.parametrize("signo", [-1, 65, 1 << 40, int(signal.SIGRTMIN) + 2, int(signal.SIGKILL)])
+def test_a_pdeathsig_that_is_no_signal_dumps_as_the_number_it_loaded_as(signo: int) -> None:
+    """The loader takes any integer for pdeathsig (the checks refuse one that is no signal); dump wrote
+    such a number as its digits in a string ("-1"), which the loader refuses as an unknown signal
+    name: spec.load(spec.dump(x)) failed for what spec.load had given (found by a load/dump round trip
+    of 3000 generated documents, 40 failed, all of this kind). A number that is no signal is dumped
+    as the number now; a signal still by its name."""
+    doc_ = {"version": 1, "argv": ["true"], "sys": {"pdeathsig": signo}}
+    loaded = spec.load(doc_)
+    dumped = spec.dump(*loaded)
+    assert spec.load(json.loads(json.dumps(dumped))) == loaded
+    assert isinstance(dumped["sys"]["pdeathsig"], str) == (signo in (int(signal.SIGRTMIN) + 2, 9))
+
+
 def test_dump_and_load_round_trip() -> None:
     attr = _rich_attr()
     d = spec.dump("/bin/sh", ["sh", "-c", "true"], attr)

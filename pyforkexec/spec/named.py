@@ -46,6 +46,13 @@ def _parse_signal(value: object) -> int:
     return found
 
 
+def _dump_signal(value: int) -> object:
+    """A signal's name; a number that is none (which the loader takes, and the checks refuse) as the
+    number, which loads back (its name would be the digits, which name no signal)."""
+    name = signames.name(value) if value else None
+    return name if name is not None and signames.number(name) == value else value
+
+
 def _dump_flags(value: int) -> object:
     if CloneFlags.unknown_bits(value) or not value:
         return value
@@ -61,7 +68,7 @@ _NAMED: dict[tuple[type, str], Named] = {
     (SysProcAttr, "cloneflags"): (parse_flags, _dump_flags),
     (SysProcAttr, "unshareflags"): (parse_flags, _dump_flags),
     (SetNS, "nstype"): (parse_flags, _dump_flags),
-    (SysProcAttr, "pdeathsig"): (_parse_signal, lambda v: signames.name(v) if v else v),
+    (SysProcAttr, "pdeathsig"): (_parse_signal, _dump_signal),
 }
 
 
