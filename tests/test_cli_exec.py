@@ -1011,3 +1011,29 @@ def test_check_foresees_a_remount_or_propagation_change_of_no_mount_point(tmp_pa
     path = write(tmp_path, mounted)
     checked, started = pfe("exec", "--spec", path, "--check"), pfe("exec", "--spec", path)
     assert (checked.returncode, started.returncode) == (0, 0), (checked, started)
+
+
+def test_check_foresees_a_working_directory_missing_in_a_chroot(tmp_path: Path) -> None:
+    """proc.dir with sys.chroot alone (no mounts, no joined mount namespace): the child enters an
+    absolute one in the chroot and a relative one from the launcher's working directory, which the
+    chroot leaves it in. --check looked at neither (a new root might make it), and the start failed
+    in the child (ENOENT at chdir, status 125). Both refuse it alike now; a directory there runs."""
+    root = tmp_path / "root"
+    (root / "there").mkdir(parents=True)
+    (tmp_path / "here").mkdir()
+    true = shutil.which("true")
+    assert true is not None
+    shutil.copy(true, root / "true")  # (a static program is not needed: it is never executed when refused)
+    for wd, runs in (("/there", None), ("/missing", False), ("here", None), ("missing", False)):
+        d = {"version": 1, "argv": ["/true"], "proc": {"dir": wd}, "sys": {"chroot": str(root)}}
+        path = write(tmp_path, d)
+        checked = pfe("exec", "--spec", path, "--check", cwd=tmp_path)
+        started = pfe("exec", "--spec", path, cwd=tmp_path)
+        if runs is None:  # (whether /true runs in the bare root depends on its libraries: not the point)
+            assert checked.returncode == 0, (wd, checked)
+            assert "(at chdir)" not in started.stderr, (wd, started)
+            continue
+        assert (checked.returncode, started.returncode) == (1, 1), (wd, checked, started)
+        assert checked.stderr == started.stderr, (wd, checked.stderr, started.stderr)
+        assert checked.stderr.startswith(f"pyforkexec: spec: proc.dir: {wd} is not a directory "), \
+            checked.stderr

@@ -217,6 +217,31 @@ def check_on_host(spec: Spec, launcher: bool = True) -> None:
     if wd and sees_as_here(spec.attr.sys) and not os.path.isdir(wd):
         raise SpecError("proc.dir", f"{os.fsdecode(wd)} is not a directory here, and no new root, mount or "
                         "joined mount namespace could make it one")
+    if wd and _dir_missing_in_chroot_alone(os.fsdecode(wd), spec.attr.sys):
+        where = f"in sys.chroot {os.fsdecode(spec.attr.sys.chroot)}" if os.path.isabs(wd) else \
+            "from this working directory, which sys.chroot leaves the child in"
+        raise SpecError("proc.dir", f"{os.fsdecode(wd)} is not a directory {where} (the child enters it "
+                        "after the chroot), and no mount or joined mount namespace could make it one")
+
+
+def _dir_missing_in_chroot_alone(wd: str, sys_attr: Optional[SysProcAttr]) -> bool:
+    """Whether ``wd`` is surely missing where the child enters it after a chroot that is all that
+    changes its view: an absolute one in the chroot, a relative one from this process's working
+    directory, which the chroot leaves. Not judged with '..' (the chroot's root has none above it) or
+    a symbolic link on the way (which the child resolves in the chroot, not here)."""
+    if sys_attr is None or not sys_attr.chroot or not sees_as_here(dataclasses.replace(sys_attr, chroot="")):
+        return False
+    parts = [p for p in wd.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        return False
+    path = os.fsdecode(sys_attr.chroot) if os.path.isabs(wd) else os.getcwd()
+    for part in parts:
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            return False
+        if not os.path.isdir(path):
+            return True
+    return False
 
 
 class ProgramError(SpecError):
