@@ -23,7 +23,7 @@ SYSTEMD = pytest.mark.skipif(not paths.systemd_booted(), reason="PID 1 is not sy
                              "units are checked where it is: the molecule vm guests)")
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(autouse=True)  # (ansible-test forks each test: a wider scope is never torn down)
 def unrunnable():
     with open(UNRUNNABLE_PATH, "wb") as f:
         f.write(b"\x00not a program\n")
