@@ -20,6 +20,8 @@ from helpers.marks import needs_root
 pytestmark = needs_root
 ENV = ["PATH=/usr/bin:/bin"]
 NO_DIR = {"target": "/no/such/dir", "fstype": "tmpfs", "source": "t", "mkdir": False}
+# missing under the list's own tmpfs: the spec's checks cannot look there, the child's mount fails
+NO_DIR_INSIDE = {"target": "/mnt/no/such/dir", "fstype": "tmpfs", "source": "t", "mkdir": False}
 TMPFS = {"target": "/mnt", "fstype": "tmpfs", "source": "t"}
 
 
@@ -89,8 +91,10 @@ def test_ready_comes_with_a_detached_process_too(tmp_path: Path, manager: Manage
     (["/nonexistent/program"], {"sys": {"cloneflags": ["newns"], "mounts": [TMPFS]}}, 127,
      "no such file or directory (at execve)"),  # mounts could bring it: the start tells
     (["no-such-program-anywhere"], {}, 127, 'exec: "no-such-program-anywhere": executable file not found'),
-    (["true"], {"sys": {"cloneflags": ["newns"], "mounts": [NO_DIR]}}, 125,
-     "spec: sys.mounts[0] (/no/such/dir): fork/exec"),
+    (["true"], {"sys": {"cloneflags": ["newns"], "mounts": [NO_DIR]}}, 1,
+     "spec: sys.mounts[0].target: /no/such/dir does not exist here"),  # refused before the start
+    (["true"], {"sys": {"cloneflags": ["newns"], "mounts": [TMPFS, NO_DIR_INSIDE]}}, 125,
+     "spec: sys.mounts[1] (/mnt/no/such/dir): fork/exec"),
 ])
 def test_no_ready_for_a_process_that_did_not_start(tmp_path: Path, manager: Manager, argv: list[str],
                                                    extra: dict, status: int, cause: str) -> None:
