@@ -33,6 +33,7 @@ from helpers.procs import capture, children, output
 import pyforkexec as fe
 from pyforkexec import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, ChildError, ErrorLocation, SysProcAttr
 from pyforkexec.sandbox.caps import Capabilities
+from pyforkexec.sandbox.mount_table import found_in_root
 from pyforkexec.sandbox.mounts import (
     DEV_NODES,
     MS_BIND,
@@ -474,6 +475,52 @@ def test_a_new_user_namespace_makes_the_copies_slaves(tmp_path: Path) -> None:
         == ("ran", [])
 
 
+def spawn_in_chroot_seen_from_caller(root: str, private: str, target: str) -> tuple[str, list[str]]:
+    """In a forked process whose / is shared, with a private tmpfs at ``private``: spawn with chroot
+    ``root`` and a tmpfs at ``target`` (mount_propagation shared) and say what came of it (the program
+    is not in the root: a start fails at its execve), and which mounts the caller had more after."""
+    shared_root()
+    sysutil.mount("tmpfs", private, "tmpfs", 0)
+    sysutil.mount(None, private, None, sysutil.MS_PRIVATE)
+    before = _mount_points()
+    try:
+        fe.run([SH, "-c", "true"], sys=SysProcAttr(cloneflags=CLONE_NEWNS, chroot=root,
+                                                 mount_propagation="shared", mounts=[Mount.tmpfs(target)]))
+        outcome = "ran"
+    except (ValueError, ChildError) as e:
+        outcome = f"{type(e).__name__}: {e}"
+    return outcome, sorted((_mount_points() - before).elements())
+
+
+def test_a_mount_through_a_link_of_the_new_root_is_looked_at_where_the_child_makes_it(tmp_path: Path) -> None:
+    # The child finds a target inside the new root (RESOLVE_IN_ROOT): /data, a link in the root to
+    # PRIVATE (absolute), is ROOT/PRIVATE for it, on the caller's shared /, not this host's PRIVATE (a
+    # private tmpfs). Looked at on this host's tree, the tmpfs was let through and made on the
+    # caller's / too (left there after the failed start).
+    root, private = tmp_path / "root", tmp_path / "private"
+    private.mkdir()
+    (root / str(private).lstrip("/")).mkdir(parents=True)
+    (root / "data").symlink_to(private)
+    outcome, left = run_in_fork(spawn_in_chroot_seen_from_caller, str(root), str(private), "/data")
+    assert outcome.startswith("ValueError: SysProcAttr.mount_propagation: 'shared' keeps the new mount "
+                              "namespace's mounts peers of this process's shared ones, so mounts[0] would "
+                              f"be made at {root}/data on this host too"), outcome
+    assert left == []
+
+
+def test_a_link_of_the_new_root_to_its_own_private_mount_is_let_through(tmp_path: Path) -> None:
+    # The other way round: /data links to /inner, which this host has on its shared / but the root has
+    # on the private tmpfs: no refusal (the start fails only for want of the program in the root),
+    # and nothing reaches the caller. A '..' above the root stops at it, as in the child.
+    root = tmp_path / "root"
+    inner = root / "inner"
+    inner.mkdir(parents=True)
+    (root / "data").symlink_to("../../../../../../../inner")
+    outcome, left = run_in_fork(spawn_in_chroot_seen_from_caller, str(root), str(inner), "/data")
+    assert outcome.startswith("ChildError: "), outcome
+    assert left == []
+
+
 @pytest.mark.parametrize(("propagation", "tags"), [("private", set()), ("unchanged", {"shared"})])
 def test_cloneflags_newns_without_mounts(propagation: str, tags: set[str]) -> None:
     # Go leaves / shared for cloneflags CLONE_NEWNS ("unchanged"); the default, "private", applies to a
@@ -852,3 +899,51 @@ def test_an_optional_bind_on_a_tmpfs_reached_through_a_symlink_is_refused(tmp_pa
     message = "mounts[4].optional: its target is in the tmpfs of mounts[2] (/l/t), which is in the bind mount"
     with pytest.raises(ValueError, match=re.escape(message)):
         capture(["/bin/true"], SysProcAttr(cloneflags=CLONE_NEWNS, chroot=str(root), mounts=in_bind))
+
+
+def _realpath_in_chroot(root: str, entries: dict[str, str | None], path: str) -> tuple[str, bool]:
+    """Makes ``entries`` (a directory for None, else a link to that text) in ``root`` as a process
+    chrooted there, so that no link of the tree leads a part of it outside the root, then says what
+    that process finds at ``path`` (the kernel follows each link there), and whether its lookup ends
+    in a loop of links."""
+    os.chroot(root)
+    for name, target in sorted(entries.items()):
+        where = Path("/", name)
+        try:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            if target is None:
+                where.mkdir(exist_ok=True)
+            else:
+                where.symlink_to(target)
+        except OSError:  # a parent that is a link or exists as another kind: not made
+            continue
+    try:
+        os.stat(path)
+    except OSError as e:
+        looped = e.errno == errno.ELOOP
+    else:
+        looped = False
+    return os.path.realpath(path), looped
+
+
+def test_found_in_root_agrees_with_a_chrooted_lookup(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Trees of directories and links (absolute, relative, '..' above the root, dangling), and paths
+    through them: found_in_root gives what a process chrooted there finds (loops aside)."""
+    hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed (dev extras)")
+    st = hypothesis.strategies
+    part = st.sampled_from(["a", "b", "c", "..", "."])
+    rel = st.lists(part, min_size=1, max_size=4).map("/".join)
+    link = st.one_of(rel, rel.map(lambda p: "/" + p))
+    name = st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3).map("/".join)
+    entries = st.dictionaries(name, st.one_of(st.none(), link), max_size=6)
+
+    @hypothesis.settings(max_examples=60, deadline=None, database=None, derandomize=True,
+                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(entries=entries, path=link.map(lambda p: p if p.startswith("/") else "/" + p))
+    def check(entries: dict[str, str | None], path: str) -> None:
+        root = tmp_path_factory.mktemp("in-root")
+        seen, looped = run_in_fork(_realpath_in_chroot, str(root), entries, path)
+        hypothesis.assume(not looped)
+        assert found_in_root(bytes(root), path.encode()) == os.path.normpath(seen).encode()
+
+    check()

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple, Optional
 
-from .mounts import MS_REC, MS_SHARED, ResolvedMount, is_propagation_change, makes_a_mount
+from .mounts import MS_REC, MS_SHARED, ResolvedMount, is_propagation_change, makes_a_mount, under_root
 
 _ESCAPE = re.compile(rb"\\([0-7]{3})")
 
@@ -65,7 +65,7 @@ def mount_reaching_caller(mounts: Sequence[ResolvedMount],
     made: list[bytes] = []
     cut: list[tuple[bytes, bool]] = []
     for m in mounts:
-        target = os.path.realpath(m.target)
+        target = _where_made(m)
         if is_propagation_change(m.flags, m.fstype):
             if not m.flags & MS_SHARED:
                 cut.append((target, bool(m.flags & MS_REC)))
@@ -83,6 +83,44 @@ def mount_reaching_caller(mounts: Sequence[ResolvedMount],
             continue
         return m
     return None
+
+
+def _where_made(m: ResolvedMount) -> bytes:
+    """The path, as this process sees it, where the child makes ``m``: under a new root the child finds
+    the target from inside it (RESOLVE_IN_ROOT, see mounts.py), so a symlink of the root's tree is
+    followed there, not on this host's tree."""
+    if not m.root:
+        return os.path.realpath(m.target)
+    root = os.path.realpath(m.root)  # chroot(2) and pivot_root(2) follow this host's links to it
+    return under_root(root, found_in_root(root, m.path))
+
+
+def found_in_root(root: bytes, path: bytes) -> bytes:
+    """``path`` (absolute) as a process whose root is ``root`` finds it, symlinks resolved in that root
+    (an absolute link starts again at it, '..' stops at it), as openat2 RESOLVE_IN_ROOT does. As
+    os.path.realpath: a part that is not there, or a loop of links, ends the resolution and the rest
+    is kept as written."""
+    done: list[bytes] = []
+    todo = [part for part in reversed(path.split(b"/")) if part not in (b"", b".")]
+    links = 0
+    while todo:
+        part = todo.pop()
+        if part == b"..":
+            if done:
+                done.pop()
+            continue
+        try:
+            link = os.readlink(under_root(root, b"/" + b"/".join([*done, part])))
+        except OSError:  # not a link, or not there
+            link = None
+        links += link is not None
+        if link is None or links > 40:  # the kernel's limit of links in one lookup (ELOOP)
+            done.append(part)
+            continue
+        if link.startswith(b"/"):
+            done = []
+        todo.extend(p for p in reversed(link.split(b"/")) if p not in (b"", b"."))
+    return b"/" + b"/".join(done)
 
 
 def _at_or_under(path: bytes, point: bytes) -> bool:
