@@ -309,9 +309,11 @@ def credential(r: Request, uids: Optional[list[SysProcIDMap]],
     userns = bool(r.flags & F.CLONE_NEWUSER)
     uid = r.uid if r.uid is not None else inner_id(uids, os.geteuid(), userns)
     gid = r.gid if r.gid is not None else inner_id(gids, os.getegid(), userns)
-    if uid is None or gid is None:
-        missing = "--setuid" if uid is None else "--setgid"
-        CMD.fail(f"{missing}: needed as well: the current id has no mapping in the new user namespace")
+    if uid is None or gid is None:  # (the one given is not: both unmapped would need neither given)
+        given, missing, kind = ("--setgid", "--setuid", "uid") if uid is None else \
+            ("--setuid", "--setgid", "gid")
+        CMD.fail(f"{given}: needs {missing} as well: the current {kind} has no mapping in the new user "
+                 f"namespace, where {given} keeps it (util-linux runs with the overflow id)")
     # util-linux drops the supplementary groups only with --setgid; the core skips setgroups where
     # the namespace denies it (util-linux fails there).
     return Credential(uid=uid, gid=gid, groups=(), no_setgroups=r.gid is None)
