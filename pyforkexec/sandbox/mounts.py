@@ -3,7 +3,11 @@
 A ``Mount`` is one mount(2) call: ``Mount(source, target, fstype, flags, data, mkdir)``. Its target is
 a path inside the new root (``SysProcAttr.pivot_root`` or ``chroot``) when one is set, else in the
 child's mount namespace; ``mkdir=True`` creates the missing target (a directory, or an empty file
-when a bind mount's source is not a directory) and its parents first. Under a new root, the child
+when a bind mount's source is not a directory) and its parents first (the default of the ``bind``,
+``tmpfs``, ``proc`` and ``sysfs`` constructors). What it makes is made on the filesystem the target
+lies on, which a mount namespace shares with this host: outside a tmpfs of the list it stays there
+after the program, as systemd's mount points do (the mount itself goes with the namespace); give
+``mkdir=False`` for a target that must already exist. Under a new root, the child
 finds each target (and each directory it makes) as the program will find it, from inside the root
 (openat2 RESOLVE_IN_ROOT, Linux 5.6): a symlink of the root's tree (an image's /var/run -> /run, or
 one pointing anywhere) never leads a mount, or a directory made for it, outside the root; a link
