@@ -126,7 +126,8 @@ class SysProcAttr:
     # mount namespace. Go changes it (to private) only for unshareflags CLONE_NEWNS: "unchanged" is Go's
     # way for cloneflags, where a shared / hands every mount the program makes to the host.
     # "shared" and "unchanged" refuse a mount of `mounts` that would be made on a shared mount of the
-    # caller's too (and stay there), unless a new user namespace owns the mount namespace.
+    # caller's too (and stay there), or of the mount namespace `setns` joins (its table read from a
+    # process in it; refused when none can be read), unless a new user namespace owns the mount namespace.
     mount_propagation: str = "private"
     # Mounts in a new mount namespace, in order; targets are inside pivot_root/chroot when set.
     mounts: Sequence[Mount] = ()

@@ -437,8 +437,8 @@ def spawn_seen_from_caller(propagation: str, mounts: list[Mount], cloneflags: in
     return outcome, sorted((_mount_points() - before).elements())
 
 
-def _mount_points() -> Counter[str]:
-    return Counter(m.target for m in parse_mountinfo(Path("/proc/self/mountinfo").read_text()))
+def _mount_points(pid: object = "self") -> Counter[str]:
+    return Counter(m.target for m in parse_mountinfo(Path(f"/proc/{pid}/mountinfo").read_text()))
 
 
 @pytest.mark.parametrize("propagation", ["shared", "unchanged"])
@@ -519,6 +519,83 @@ def test_a_link_of_the_new_root_to_its_own_private_mount_is_let_through(tmp_path
     outcome, left = run_in_fork(spawn_in_chroot_seen_from_caller, str(root), str(inner), "/data")
     assert outcome.startswith("ChildError: "), outcome
     assert left == []
+
+
+def spawn_in_joined_namespace(how: str, propagation: str, target: str,
+                              private: str = "") -> tuple[str, list, list]:
+    """In a forked process whose / is shared: a process in a mount namespace of its own whose mounts
+    stay peers of this one's (unshare --propagation unchanged; with ``private``, a private tmpfs
+    mounted there first); a spawn joins that namespace (``how``: by its /proc path, a pidfd, or an fd
+    of its namespace file open when no process is left in the namespace), makes a new one with a
+    tmpfs at ``target`` and ``propagation``. What came of it, and which mounts the caller and the
+    joined namespace had more after."""
+    shared_root()
+    script = f"mount -t tmpfs none {private} && mount --make-private {private}; " if private else ""
+    holder = subprocess.Popen(["unshare", "-m", "--propagation", "unchanged", "sh", "-c",
+                               f"{script}echo ready; exec sleep 60"], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"ready\n"
+        ns_file = f"/proc/{holder.pid}/ns/mnt"
+        before, joined_before = _mount_points(), _mount_points(holder.pid)
+        fd = None
+        if how == "pidfd":
+            fd = os.pidfd_open(holder.pid)
+            entry = fe.SetNS(fd, CLONE_NEWNS)
+        elif how == "fd":  # the namespace kept by an fd alone: its process gone, its table unreadable
+            fd = os.open(ns_file, os.O_RDONLY)
+            holder.kill()
+            holder.wait()
+            entry = fe.SetNS(fd, CLONE_NEWNS)
+        else:
+            entry = fe.SetNS(ns_file, CLONE_NEWNS)
+        try:
+            sys = SysProcAttr(setns=[entry], unshareflags=CLONE_NEWNS, mount_propagation=propagation,
+                              mounts=[Mount.tmpfs(target)])
+            fe.run([SH, "-c", "true"], sys=sys)
+            outcome = "ran"
+        except (ValueError, ChildError) as e:
+            outcome = f"{type(e).__name__}: {e}"
+        finally:
+            if fd is not None:
+                os.close(fd)
+        gained = sorted((_mount_points() - before).elements())
+        joined_gained = [] if how == "fd" else sorted((_mount_points(holder.pid) - joined_before).elements())
+        return outcome, gained, joined_gained
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("how", ["path", "pidfd"])
+def test_a_mount_reaching_a_joined_namespace_s_shared_mount_is_refused(tmp_path: Path, how: str) -> None:
+    # The new mount namespace is a copy of the joined one, whose / here is a peer of the caller's: the
+    # tmpfs was made in both and stayed there after the program.
+    outcome, gained, joined_gained = run_in_fork(spawn_in_joined_namespace, how, "shared", str(tmp_path))
+    assert outcome == (f"ValueError: SysProcAttr.mount_propagation: 'shared' keeps the new mount namespace's "
+                       "mounts peers of the joined namespace's shared ones, so mounts[0] would be made at "
+                       f"{tmp_path} on the joined mount namespace too, and stay after the program: give "
+                       "'slave' (the program still sees the joined mount namespace's new mounts) or "
+                       "'private', or cut that mount off first in the list (a propagation change "
+                       "Mount(None, TARGET, None, \"rprivate\"))")
+    assert (gained, joined_gained) == ([], [])
+
+
+@pytest.mark.parametrize(("propagation", "private"), [("slave", False), ("shared", True)])
+def test_a_mount_that_cannot_reach_the_joined_namespace_runs(tmp_path: Path, propagation: str,
+                                                             private: bool) -> None:
+    # slave cuts the copies off; and a target on a private mount of the joined namespace (one the
+    # caller has as a plain directory on its shared /) cannot carry the mount back: the joined
+    # namespace's own table is looked at, not the caller's
+    got = run_in_fork(spawn_in_joined_namespace, "path", propagation, str(tmp_path),
+                      str(tmp_path) if private else "")
+    assert got == ("ran", [], [])
+
+
+def test_a_joined_mount_namespace_whose_table_cannot_be_read_is_refused_with_shared(tmp_path: Path) -> None:
+    outcome, gained, _ = run_in_fork(spawn_in_joined_namespace, "fd", "shared", str(tmp_path))
+    assert outcome.startswith("ValueError: SysProcAttr.mount_propagation: 'shared' with mounts and a joined "
+                              "mount namespace needs that namespace's mount table"), outcome
+    assert gained == []
 
 
 @pytest.mark.parametrize(("propagation", "tags"), [("private", set()), ("unchanged", {"shared"})])

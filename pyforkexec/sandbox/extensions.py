@@ -29,7 +29,7 @@ from ..checks import (
 from .caps import CapsPlan, check_capabilities
 from .cgroup import CgroupSpec, check_cgroup
 from .landlock import ResolvedLandlock, check_landlock
-from .mount_table import mount_reaching_caller, read_mount_table
+from .mount_table import joined_mount_table, mount_reaching_caller, read_mount_table
 from .mounts import MS_REC, PROPAGATION_FLAGS, Mount, ResolvedMount, check_mounts, check_root_is_a_mount
 from .rlimits import check_rlimits
 from .seccomp import check_seccomp
@@ -122,28 +122,43 @@ def _check_mounts_stay_inside(attr: SysProcAttr, mounts: Sequence[ResolvedMount]
     """mount_propagation shared or unchanged keeps the new mount namespace's copies of the caller's
     shared mounts (systemd makes / shared) peers of them: a mount of the list made on one is made on
     the caller's too, and stays there after the program (util-linux's unshare does that; its
-    --mount-proc alone is cut off first). Refused, naming the first such mount, unless the copy is the
-    kernel's to make less privileged (a new user namespace owns it: its copies are slaves) or is copied
-    from a namespace joined (not this process's table, not looked into)."""
+    --mount-proc alone is cut off first). So with a mount namespace joined first: the copies are that
+    namespace's, and a mount would stay there (and wherever its mounts propagate: this host's, for one
+    made with unshare --propagation unchanged). Refused, naming the first such mount, unless the copy
+    is the kernel's to make less privileged (a new user namespace owns it, or one joined without a
+    mount namespace: its copies are slaves); a joined namespace whose table cannot be read (no process
+    of this /proc in it) is refused too."""
     kind = attr.mount_propagation
     if kind not in ("shared", "unchanged") or not mounts or not (clone | unshare) & NEWNS:
         return
     if clone & NEWUSER or (unshare & NEWUSER and unshare & NEWNS):
         return
-    if _may_join(attr, NEWNS | NEWUSER):
+    top, where = b"/", "this host"
+    if _may_join(attr, NEWNS):
+        joined = joined_mount_table(attr.setns)
+        if joined is None:
+            fail("SysProcAttr.mount_propagation", f"'{kind}' with mounts and a joined mount namespace needs "
+                 "that namespace's mount table to tell that no mount reaches its mounts, read from a "
+                 "process in it, and no process of this /proc is in it (or its table cannot be read): "
+                 "give 'slave' or 'private'")
+        table, top = joined
+        where = "the joined mount namespace"
+    elif _may_join(attr, NEWUSER):
         return
-    table = read_mount_table()
-    if table is None:
-        fail("SysProcAttr.mount_propagation", f"'{kind}' with mounts needs this process's mount table to "
-             "tell that no mount reaches this host's (/proc/self/mountinfo is unreadable): give 'slave' or "
-             "'private'")
-    m = mount_reaching_caller(mounts, table)
+    else:
+        table = read_mount_table()
+        if table is None:
+            fail("SysProcAttr.mount_propagation", f"'{kind}' with mounts needs this process's mount table "
+                 "to tell that no mount reaches this host's (/proc/self/mountinfo is unreadable): give "
+                 "'slave' or 'private'")
+    m = mount_reaching_caller(mounts, table, top)
     if m is not None:
         fail("SysProcAttr.mount_propagation", f"'{kind}' keeps the new mount namespace's mounts peers of "
-             f"this process's shared ones, so mounts[{m.index}] would be made at {os.fsdecode(m.target)} on "
-             "this host too, and stay after the program: give 'slave' (the program still sees this host's "
-             "new mounts) or 'private', or cut that mount off first in the list (a propagation change "
-             "Mount(None, TARGET, None, \"rprivate\"))")
+             f"{'this process' if top == b'/' else 'the joined namespace'}'s shared ones, so "
+             f"mounts[{m.index}] would be made at {os.fsdecode(m.target)} on {where} too, and stay after "
+             f"the program: give 'slave' (the program still sees {where}'s new mounts) or 'private', or "
+             "cut that mount off first in the list (a propagation change Mount(None, TARGET, None, "
+             "\"rprivate\"))")
 
 
 def _needs_newns(field: str, namespaces: int) -> None:

@@ -1,11 +1,12 @@
-"""The caller's mount table (/proc/self/mountinfo), read for one question: on which of the caller's
-mounts a path lies, and whether that mount is shared.
+"""The caller's mount table (/proc/self/mountinfo), or that of a mount namespace the child joins, read
+for one question: on which of its mounts a path lies, and whether that mount is shared.
 
-A new mount namespace is a copy of the caller's, and the copy of a shared mount stays a peer of the
-original unless the copy is made less privileged (owned by a new user namespace: the kernel turns it
-into a slave) or its propagation is changed to private or slave: a mount made on such a copy is made
-on the caller's mount too, and stays there after the program. ``mount_reaching_caller`` tells which
-mount of a list would.
+A new mount namespace is a copy of the caller's (or of the one the child joined first), and the copy
+of a shared mount stays a peer of the original unless the copy is made less privileged (owned by a new
+user namespace: the kernel turns it into a slave) or its propagation is changed to private or slave: a
+mount made on such a copy is made on the original too, and stays there after the program.
+``mount_reaching_caller`` tells which mount of a list would. A joined namespace's table is read from a
+process in it (``joined_mount_table``), its paths resolved through that process's /proc/PID/root.
 """
 
 import os
@@ -23,13 +24,13 @@ class HostMount(NamedTuple):
     shared: bool  # "shared:N" among its optional fields: a member of a peer group
 
 
-def read_mount_table() -> Optional[list[HostMount]]:
-    """The caller's mounts in mountinfo's order (a later one at the same point is on top), or None
-    when /proc/self/mountinfo cannot be read."""
+def read_mount_table(pid: str = "self") -> Optional[list[HostMount]]:
+    """The mounts of process ``pid`` (a number of this /proc; the caller by default) in mountinfo's order
+    (a later one at the same point is on top), or None when its mountinfo cannot be read."""
     from .. import _signals
 
     try:
-        with _signals.held(), open("/proc/self/mountinfo", "rb") as f:  # no handler before its close
+        with _signals.held(), open(f"/proc/{pid}/mountinfo", "rb") as f:  # no handler before its close
             lines = f.read().splitlines()
     except OSError:
         return None
@@ -54,18 +55,72 @@ def holding_mount(table: Sequence[HostMount], path: bytes) -> Optional[HostMount
     return best
 
 
-def mount_reaching_caller(mounts: Sequence[ResolvedMount],
-                          table: Sequence[HostMount]) -> Optional[ResolvedMount]:
-    """The first of ``mounts`` (done in order in a new mount namespace copied from the caller's and left
-    peers of it: mount_propagation shared or unchanged) that would be made on a shared mount of the
-    caller's too, or None. A mount on one the list made itself follows that one (the first to reach
-    the caller is named); a propagation change of the list to private, slave or unbindable at a
-    caller's mount (recursive: at or above it) cuts that mount off first, as util-linux does for
-    --mount-proc."""
+def joined_mount_table(entries: Sequence[object]) -> Optional[tuple[list[HostMount], bytes]]:
+    """The table of the mount namespace that a SysProcAttr.setns entry of ``entries`` joins, and the path
+    through which this process reaches that namespace's root (``/proc/PID/root``), read from a process
+    of this /proc in it, the one the entry names first (a /proc/PID path, a pidfd), else any; None when
+    no entry is known to join one and one may (its target cannot be looked at), or when no process in
+    it can be found or read (a namespace kept by a bind mount or an fd alone). Checked to be that
+    namespace's still once read."""
+    from .. import nsinfo
+    from ..attrs import SetNS
+    from ..flags import CLONE_NEWNS
+    from ..proc_pid import pidfd_pid
+
+    for entry in entries:
+        if not isinstance(entry, SetNS) or (entry.nstype and not entry.nstype & CLONE_NEWNS):
+            continue
+        target = entry.target
+        named = pidfd_pid(target) if isinstance(target, int) else None
+        try:
+            if named is not None:  # a pidfd: its process's namespace (-1: ended, 0: not in this /proc)
+                if named <= 0:
+                    return None
+                ns = os.stat(f"/proc/{named}/ns/mnt")
+            elif isinstance(target, int):
+                if nsinfo.fd_nstype(target) != CLONE_NEWNS:
+                    continue
+                ns = os.fstat(target)
+            else:
+                if nsinfo.nstype(target) != CLONE_NEWNS:
+                    continue
+                ns = os.stat(target)
+                found = _PROC_NS.fullmatch(os.fsencode(target))
+                named = int(found.group(1)) if found else None
+        except (OSError, TypeError, ValueError):
+            return None  # its join fails then, or the namespace cannot be told
+        for pid in ([named] if named else []) + [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+            try:
+                if not _same(os.stat(f"/proc/{pid}/ns/mnt"), ns):
+                    continue
+                table = read_mount_table(str(pid))
+                if table is not None and _same(os.stat(f"/proc/{pid}/ns/mnt"), ns):
+                    return table, f"/proc/{pid}/root".encode()
+            except OSError:  # ended, or not ours to look at
+                continue
+        return None
+    return None
+
+
+_PROC_NS = re.compile(rb"/proc/(\d+)/(?:task/\d+/)?ns/mnt")
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def mount_reaching_caller(mounts: Sequence[ResolvedMount], table: Sequence[HostMount],
+                          top: bytes = b"/") -> Optional[ResolvedMount]:
+    """The first of ``mounts`` (done in order in a new mount namespace copied from the caller's, or the
+    joined one whose ``table`` and root ``top`` joined_mount_table gave, and left peers of it:
+    mount_propagation shared or unchanged) that would be made on a shared mount of that table too, or
+    None. A mount on one the list made itself follows that one (the first to reach the original is
+    named); a propagation change of the list to private, slave or unbindable at a mount of the table
+    (recursive: at or above it) cuts that mount off first, as util-linux does for --mount-proc."""
     made: list[bytes] = []
     cut: list[tuple[bytes, bool]] = []
     for m in mounts:
-        target = _where_made(m)
+        target = _where_made(m, top)
         if is_propagation_change(m.flags, m.fstype):
             if not m.flags & MS_SHARED:
                 cut.append((target, bool(m.flags & MS_REC)))
@@ -85,14 +140,12 @@ def mount_reaching_caller(mounts: Sequence[ResolvedMount],
     return None
 
 
-def _where_made(m: ResolvedMount) -> bytes:
-    """The path, as this process sees it, where the child makes ``m``: under a new root the child finds
-    the target from inside it (RESOLVE_IN_ROOT, see mounts.py), so a symlink of the root's tree is
-    followed there, not on this host's tree."""
-    if not m.root:
-        return os.path.realpath(m.target)
-    root = os.path.realpath(m.root)  # chroot(2) and pivot_root(2) follow this host's links to it
-    return under_root(root, found_in_root(root, m.path))
+def _where_made(m: ResolvedMount, top: bytes) -> bytes:
+    """The path, in the mount namespace whose root this process reaches at ``top``, where the child
+    makes ``m``: symlinks resolved from that root, and under a new root (chroot, pivot_root, which
+    follow links on the way to it) from inside that one (RESOLVE_IN_ROOT, see mounts.py)."""
+    root = found_in_root(top, m.root) if m.root else b"/"
+    return under_root(root, found_in_root(under_root(top, root), m.path))
 
 
 def found_in_root(root: bytes, path: bytes) -> bytes:
