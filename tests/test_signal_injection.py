@@ -473,6 +473,27 @@ def test_a_shared_propagation_with_a_join_looked_at(uts_holder: int, tmp_path: P
     assert counts["raised"] > 0
 
 
+@pytest.fixture
+def mnt_holder() -> Iterator[int]:
+    """A process in a mount namespace of its own (private: a join of it may mount with shared)."""
+    proc = fe.start_process("/bin/sleep", ["sleep", "300"], fe.ProcAttr(
+        files=[0, 1, 2], sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS)))
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the child joins a namespace only root may enter")
+def test_a_shared_propagation_with_a_joined_mount_namespace(mnt_holder: int, tmp_path: Path) -> None:
+    """mount_propagation shared with mounts after a join of a mount namespace: the check finds a process
+    in it and reads that one's mount table; no fd is left, whatever the point."""
+    attr = fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(
+        unshareflags=fe.CLONE_NEWNS, setns=[fe.SetNS(f"/proc/{mnt_holder}/ns/mnt", fe.CLONE_NEWNS)],
+        mounts=[fe.Mount.tmpfs(str(tmp_path))], mount_propagation="shared"))
+    counts = _sweep(lambda: fe.start_process(TRUE, ["true"], attr), _wait, SIGNAL_SETS["two at once"])
+    assert counts["raised"] > 0
+
+
 def test_cgroup_created_and_removed(cgroup_dir: tuple[str, str], signals: tuple[int, ...]) -> None:
     """A cgroup made for the child is removed whenever the spawn is undone."""
     path, _ = cgroup_dir
