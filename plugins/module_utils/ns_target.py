@@ -65,6 +65,30 @@ def not_exec_yet(pid):
     return not mine or mine == theirs
 
 
+# Said of a process whose first thread has ended (pthread_exit) while others run on: the kernel shows
+# it as a zombie in /proc/PID/stat, with no /proc/PID/ns/* (but user and pid), root or cwd.
+MAIN_THREAD_GONE = ("its main thread has exited (its other threads run on), and the kernel shows its "
+                    "namespaces no more")
+
+
+def main_thread_gone(where, pidfd):
+    """Whether the process /proc numbers ``where``, pinned by ``pidfd`` (None: not pinned, False),
+    runs on though its main thread has exited (MAIN_THREAD_GONE), rather than having ended."""
+    if pidfd is None or select.select([pidfd], [], [], 0)[0]:  # readable: the whole process has ended
+        return False
+    try:
+        return stat_field(where, 0) == b"Z"
+    except TargetGone:
+        return False
+
+
+def thread_said(pid):
+    """What is wrong with ``pid``, the id of a thread (pidfds.thread_of), as a target."""
+    leader = pidfds.thread_of(pid)
+    of = f" of process {leader}" if leader else ""
+    return f"{pid} is the id of a thread{of}, not of a process: give the process's pid"
+
+
 class Captured:
     """The namespaces ``kinds`` (None: all the target has, as ``nsenter --all`` enters them) of process
     ``pid``, its root and working directory, open. Raises TargetGone when it is not running.
@@ -124,6 +148,8 @@ class Captured:
         except ProcessLookupError:
             raise TargetGone(f"no process {self.pid}") from None
         except OSError as e:
+            if e.errno in (errno.ENOENT, errno.EINVAL) and pidfds.thread_of(self.pid) is not None:
+                raise TargetGone(thread_said(self.pid)) from None
             if e.errno != errno.ENOSYS:
                 raise
             if pidfds.own_proc_number() != os.getpid():
@@ -152,6 +178,8 @@ class Captured:
         try:
             return os.open(f"/proc/{self._proc}/{name}", flags | os.O_CLOEXEC)
         except (FileNotFoundError, ProcessLookupError):
+            if main_thread_gone(self._proc, self._pidfd):
+                raise TargetGone(f"process {self.pid}: {MAIN_THREAD_GONE}: nothing to enter") from None
             raise TargetGone(f"process {self.pid} has ended") from None
 
     def check(self):

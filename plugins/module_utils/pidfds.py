@@ -72,6 +72,21 @@ def from_proc(number):
     return pids[depth] if pids is not None and len(pids) > depth else None
 
 
+def thread_of(pid):
+    """Where pidfd_open refused ``pid`` (a pid of this PID namespace) as no process's (ENOENT since
+    Linux 6.9, EINVAL before): the process whose thread ``pid`` is (its Tgid), that process's pid here,
+    or 0 when it cannot be told (/proc of another PID namespace, or the thread gone); None when ``pid``
+    is no thread's either."""
+    if not _own_proc():
+        return 0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            tgid = next((int(line.split()[1]) for line in f if line.startswith("Tgid:")), 0)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return None if tgid == pid else tgid
+
+
 def _nspid(where):
     try:
         with open(f"/proc/{where}/status") as f:

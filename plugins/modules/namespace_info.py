@@ -185,7 +185,9 @@ net:
     routes: [{dst: default, gateway: 10.42.0.1, dev: eth0, metric: null}]
 """
 
+import errno
 import os
+import select
 import time
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import (
@@ -250,6 +252,65 @@ def wait_for_its_program(pid, option):
         raise paths.ServiceError(f"{option}: {e}") from None
 
 
+def pin(pid, option):
+    """A pidfd of process ``pid`` (of this PID namespace), or None on a kernel without pidfds (Linux
+    < 5.3). A thread's id is refused: /proc describes the thread's own namespaces then (one thread may
+    join a network or UTS namespace alone), and pidfd_open will not pin it."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise paths.ServiceError(f"{option}: no process {pid}") from None
+    except OSError as e:
+        if e.errno == errno.ENOSYS:
+            return None
+        if e.errno in (errno.ENOENT, errno.EINVAL) and pidfds.thread_of(pid) is not None:
+            raise paths.ServiceError(f"{option}: {ns_target.thread_said(pid)}") from None
+        raise
+
+
+def ended(fd, where, started):
+    """Whether the process pinned by ``fd`` (None: not pinned), /proc's ``where``, started at
+    ``started`` (its /proc stat start time) has ended, or its number is another process's now."""
+    if fd is not None and select.select([fd], [], [], 0)[0]:  # a pidfd reads ready once its process ends
+        return True
+    try:
+        return ns_target.stat_field(where, 19) != started
+    except ns_target.TargetGone:
+        return True
+
+
+def describe_process(pid, option, service, with_net):
+    """The facts of process ``pid`` (given as ``option``), read from /proc one after the other: it is
+    pinned meanwhile (its pidfd, and its start time), and if it ended before the last read, what was
+    read may be partly another process's, given its number since: ServiceError, naming it."""
+    fd = pin(pid, option)
+    try:
+        # Read in /proc by the number it gives the process: a pid (a service's daemon's, or given) is
+        # this PID namespace's, which /proc may number otherwise (a container's host's /proc).
+        where = pidfds.in_proc(pid, fd)
+        if where is None or not deps.pyforkexec.nsinfo.pid_exists(where):
+            raise paths.ServiceError(f"{option}: no process {pid}")
+        if option == "service":
+            wait_for_its_program(where, option)
+        try:
+            started = ns_target.stat_field(where, 19)
+            facts = dict(deps.pyforkexec.nsinfo.describe(where, with_net), pid=pid)
+            facts["landlock"] = landlock_status.status(where, service)
+        except (FileNotFoundError, ns_target.TargetGone) as e:  # ended (a zombie's namespaces are gone)
+            if ns_target.main_thread_gone(where, fd):
+                raise paths.ServiceError(f"{option}: process {pid}: {ns_target.MAIN_THREAD_GONE}") from None
+            said = f"{e.filename}: {e.strerror}" if isinstance(e, FileNotFoundError) else str(e)
+            raise paths.ServiceError(f"{option}: process {pid} has ended, its namespaces are gone "
+                                     f"({said})") from None
+        if ended(fd, where, started):
+            raise paths.ServiceError(f"{option}: process {pid} ended while it was described: what was "
+                                     "read may be partly another process's, given its number since")
+        return facts
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def main():
     quick_exit.skip_final_collection()
     module = AnsibleModule(
@@ -262,7 +323,6 @@ def main():
     deps.require(module, "pyforkexec", reason="to join namespaces")
     if params["net"]:
         deps.require(module, "pyroute2", reason="to read links, addresses and routes (or set net: false)")
-    nsinfo = deps.pyforkexec.nsinfo
     with_net = deps.pyforkexec.netns.kernel.net_view_of if params["net"] else None
     try:
         if all(params[option] is None for option in ("pid", "service", "netns")):
@@ -282,19 +342,7 @@ def main():
             if option == "service":  # (a name of digits alone would be taken for a pid)
                 paths.check_name(params["service"], "service")
             pid = paths.resolve_pid(params[option], params["manager"], module.run_command)
-            # Read in /proc by the number it gives the process: a pid (a service's daemon's, or given) is
-            # this PID namespace's, which /proc may number otherwise (a container's host's /proc).
-            where = pidfds.in_proc(pid)
-            if where is None or not nsinfo.pid_exists(where):
-                raise paths.ServiceError(f"{option}: no process {pid}")
-            if option == "service":
-                wait_for_its_program(where, option)
-            try:
-                facts = dict(nsinfo.describe(where, with_net), pid=pid)
-            except FileNotFoundError as e:  # ended (or a zombie, whose namespaces are gone) meanwhile
-                raise paths.ServiceError(f"{option}: process {pid} has ended, its namespaces are gone "
-                                         f"({e.filename}: {e.strerror})") from None
-            facts["landlock"] = landlock_status.status(where, params["service"])
+            facts = describe_process(pid, option, params["service"], with_net)
     except (paths.ServiceError, IsolationError, OSError, RuntimeError, ValueError) as e:
         module.fail_json(msg=str(e))
     module.exit_json(changed=False, **facts)

@@ -219,3 +219,136 @@ def test_a_process_is_described_by_its_pid_where_proc_is_another_pid_namespace_s
     assert answer["pid"] == 1 and answer["self"] != "1"  # the case: /proc is not the namespace's
     assert answer["result"] == {"msg": None, "pid": answer["child"], "hostname": "h128-info"}
     assert answer["uts_own"]
+
+
+# As PID 1 of a PID namespace of its own (its /proc): namespace_info of a child in UTS and network
+# namespaces of its own, which ends right after its hostname was read, its pid going to a sleeper in
+# the host's namespaces (pid_reuse.bystander_on) before the rest (cgroup, network view) is read.
+_INFO_OF_A_PID_REUSED_MID_CALL = r"""
+import contextlib, io, json, subprocess
+import pyforkexec.nsinfo as nsinfo
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.pyforkexec.isolation.plugins.modules import namespace_info
+from pid_reuse import bystander_on
+
+proc = subprocess.Popen(["unshare", "--uts", "--net", "sh", "-c",
+                         "hostname h151-info && echo ready && exec sleep 60"], stdout=subprocess.PIPE)
+proc.stdout.readline()
+read_hostname, seen = nsinfo.hostname, {}
+
+def then_reused(pid):
+    name = read_hostname(pid)
+    if not seen:
+        proc.kill()
+        proc.wait()
+        seen["bystander"] = bystander_on(proc.pid)
+    return name
+
+nsinfo.hostname = then_reused
+out = io.StringIO()
+with patch_module_args(dict(pid=proc.pid, net=True)), contextlib.redirect_stdout(out):
+    with contextlib.suppress(SystemExit):
+        namespace_info.main()
+result = json.loads(out.getvalue())
+print(json.dumps({"reused": seen["bystander"] == proc.pid, "pid": proc.pid,
+                  "failed": result.get("failed", False), "msg": result.get("msg")}))
+"""
+
+
+def test_a_process_that_ends_mid_call_and_whose_pid_is_reused_is_not_described(in_pid_namespace):
+    """The facts were read from /proc by number, one after the other: a process that ended between
+    two reads, its pid given to another process, was described as a mix of both (its own hostname and
+    UTS namespace, the newcomer's network, the host's links). The process is pinned by a pidfd while it
+    is described; if it ended meanwhile the task fails, naming it."""
+    for _attempt in range(5):  # (the next fork takes the freed number almost always: the premise)
+        answer = in_pid_namespace(_INFO_OF_A_PID_REUSED_MID_CALL)
+        if answer["reused"]:
+            break
+    assert answer["reused"]
+    assert answer["failed"] is True, answer
+    said = f"pid: process {answer['pid']} ended while it was described"
+    assert answer["msg"].startswith(said), answer["msg"]
+
+
+def test_a_process_that_ends_before_its_landlock_status_is_read_is_named(run_module, monkeypatch):
+    """Ended after its network view was read, before its NoNewPrivs was: the message was a bare
+    "[Errno 2] No such file or directory: '/proc/N/status'", naming no option."""
+    import subprocess
+
+    from ansible_collections.pyforkexec.isolation.plugins.module_utils import landlock_status
+
+    proc = subprocess.Popen(["unshare", "--uts", "sh", "-c", "echo ready && exec sleep 60"],
+                            stdout=subprocess.PIPE)
+    proc.stdout.readline()
+    status = landlock_status.status
+
+    def after_its_end(*args):
+        proc.kill()
+        proc.wait()
+        return status(*args)
+
+    monkeypatch.setattr(landlock_status, "status", after_its_end)
+    try:
+        result = run_module(namespace_info, dict(pid=proc.pid, net=False))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"pid: process {proc.pid} "), result["msg"]
+
+
+def test_a_thread_s_id_is_refused_naming_its_process(run_module):
+    """A thread's id was described as a process (its own namespaces, which may differ from its
+    process's: a thread may join a network namespace alone); now refused, naming the process."""
+    import threading
+
+    said, done = {}, threading.Event()
+    thread = threading.Thread(target=lambda: (said.setdefault("tid", threading.get_native_id()),
+                                              done.wait(30)))
+    thread.start()
+    try:
+        while "tid" not in said:
+            pass
+        result = run_module(namespace_info, dict(pid=said["tid"], net=False))
+    finally:
+        done.set()
+        thread.join()
+    assert result["failed"] is True
+    assert result["msg"] == (f"pid: {said['tid']} is the id of a thread of process {os.getpid()}, not of a "
+                             "process: give the process's pid")
+
+
+# A process whose main thread ends (pthread_exit) while another runs on: /proc shows it as a zombie.
+MAIN_THREAD_EXITS = r"""
+import ctypes, threading, time
+threading.Thread(target=time.sleep, args=(60,)).start()
+print("ready", flush=True)
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+def main_thread_gone():
+    """A process in a UTS namespace of its own whose main thread has exited (MAIN_THREAD_EXITS): its
+    Popen, once /proc shows it as a zombie."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(["unshare", "--uts", sys.executable, "-c", MAIN_THREAD_EXITS],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    while _state(proc.pid) != "Z":
+        pass
+    return proc
+
+
+def test_a_process_whose_main_thread_exited_is_not_said_to_have_ended(run_module):
+    proc = main_thread_gone()
+    try:
+        result = run_module(namespace_info, dict(pid=proc.pid, net=False))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert result["failed"] is True
+    assert result["msg"] == (f"pid: process {proc.pid}: its main thread has exited (its other threads run "
+                             "on), and the kernel shows its namespaces no more")
