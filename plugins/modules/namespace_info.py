@@ -201,7 +201,6 @@ from ansible_collections.pyforkexec.isolation.plugins.module_utils import servic
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import AnsibleModule
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.isolation import (
     IsolationError,
-    namespace_type,
 )
 
 ARGSPEC = dict(
@@ -221,15 +220,28 @@ def describe_netns(name, with_net):
         raise paths.ServiceError(f"netns: {name!r} is not the name of an entry of /run/netns (it has a "
                                  "'/', or is '.' or '..')")
     path = netns_kernel.netns_path(name)
-    if not os.path.exists(path):
-        raise paths.ServiceError(f"netns: no network namespace {path}")
-    if namespace_type("netns", path) != deps.pyforkexec.CLONE_NEWNET:  # a file whose mount went away...
-        raise paths.ServiceError(f"netns: {path} is not a network namespace")
-    ino = nsinfo.inode(path)
-    net = dict(inode=ino, path=path, same_as_host=ino == nsinfo.host_inode("net"))
-    facts = dict(pid=None, namespaces=dict(net=net))
-    if with_net:
-        facts["net"] = netns_kernel.net_view_of(path)
+    # Opened once, and read through that open file: a name removed and made again (ip netns delete,
+    # add) between two reads by path gave one namespace's inode and another's links and routes.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise paths.ServiceError(f"netns: no network namespace {path}") from None
+    except OSError as e:
+        raise paths.ServiceError(f"netns: {path}: {e.strerror}") from None
+    try:
+        kind = nsinfo.fd_nstype(fd)
+        if not kind:  # a file whose mount went away, or made in another mount namespace
+            raise paths.ServiceError(f"netns: {path} is not a namespace (a /proc/PID/ns/* file, or a bind "
+                                     "mount of one)")
+        if kind != deps.pyforkexec.CLONE_NEWNET:
+            raise paths.ServiceError(f"netns: {path} is not a network namespace")
+        ino = os.fstat(fd).st_ino
+        net = dict(inode=ino, path=path, same_as_host=ino == nsinfo.host_inode("net"))
+        facts = dict(pid=None, namespaces=dict(net=net))
+        if with_net:
+            facts["net"] = netns_kernel.net_view_of(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
     return facts
 
 

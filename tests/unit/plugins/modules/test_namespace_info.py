@@ -352,3 +352,34 @@ def test_a_process_whose_main_thread_exited_is_not_said_to_have_ended(run_module
     assert result["failed"] is True
     assert result["msg"] == (f"pid: process {proc.pid}: its main thread has exited (its other threads run "
                              "on), and the kernel shows its namespaces no more")
+
+
+def test_a_netns_name_made_again_while_it_is_described_is_described_as_one_namespace(run_module, monkeypatch,
+                                                                                      unique_name):
+    """The name was read three times (its type, its inode, then its links): removed and made again
+    between the inode and the links (ip netns delete, add), it gave one namespace's inode and the
+    other's links. It is opened once and read through that."""
+    import subprocess
+
+    from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps
+
+    name = unique_name()
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    kernel = deps.pyforkexec.netns.kernel
+    view = kernel.net_view_of
+
+    def made_again(path):
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        subprocess.run(["ip", "-n", name, "link", "add", "h151a", "type", "veth", "peer", "name", "h151b"],
+                       check=True)
+        return view(path)
+
+    monkeypatch.setattr(kernel, "net_view_of", made_again)
+    try:
+        first = os.stat(f"/run/netns/{name}").st_ino
+        result = run_module(namespace_info, dict(netns=name))
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+    assert result["namespaces"]["net"]["inode"] == first
+    assert sorted(result["net"]["links"]) == ["lo"], result["net"]["links"]
