@@ -395,6 +395,22 @@ def test_desired_refuses_a_bad_link_name(name):
         m.desired(netns_options.load(dict(name="web", veths=[dict(name=name, peer="v0")])))
 
 
+
+@pytest.mark.parametrize("name", ["all", "default"])
+@pytest.mark.parametrize("where, options", [
+    ("veths[0].name", lambda n: dict(veths=[dict(name=n, peer="v0")])),
+    ("veths[0].peer", lambda n: dict(veths=[dict(name="eth0", peer=n)])),
+    ("veths[0].bridge", lambda n: dict(veths=[dict(name="eth0", peer="v0", bridge=n)])),
+    ("bridges[0].name", lambda n: dict(bridges=[dict(name=n)])),
+])
+def test_a_link_named_as_the_kernel_s_sysctl_directories_is_refused(name, where, options):
+    """The kernel refuses to make a link named "all" or "default" (EINVAL: net.ipv4.conf.all and
+    .default are its sysctls'): check mode planned it, and the run failed after making the namespace
+    with "create_veth all v0: (22, 'Invalid argument')", naming no option."""
+    with pytest.raises(m.ModelError, match=rf"^{re.escape(where)}: '{name}' is a name no link can have"):
+        m.desired(netns_options.load(dict(name="web", **options(name))))
+
+
 def lines(actions):
     return [m.describe(a) for a in actions]
 

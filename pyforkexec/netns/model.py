@@ -102,15 +102,23 @@ def _declares(bridge, name):
 _KERNEL_SPACE = frozenset(b"\x00\t\n\v\f\r \xa0")
 
 
+# The names of /proc/sys/net/ipv4/conf/* and ipv6/conf/* that are no link's: the kernel refuses a new
+# link named so (EINVAL), once the namespace and what came before were made.
+_SYSCTL_NAMES = ("all", "default")
+
+
 def _ifname(option, name):
     """A name the kernel takes as it is (dev_valid_name): 1 to IFNAMSIZ bytes, not "." or "..", no
     '/', ':' or whitespace, and no '%', which makes a new link's name a pattern the kernel numbers
-    ("web%d" gives web0, web1...: each run would make another)."""
+    ("web%d" gives web0, web1...: each run would make another); not "all" or "default" (_SYSCTL_NAMES)."""
     data = (name or "").encode(errors="surrogateescape")
     if (not _IFNAME.fullmatch(name or "") or len(data) > IFNAMSIZ or name in (".", "..") or "%" in name
             or _KERNEL_SPACE.intersection(data)):
         raise ModelError(f"{option}: {name!r} is not a valid interface name (1-{IFNAMSIZ} bytes, not '.' "
                          "or '..', no '/', ':', '%', NUL or whitespace, as the kernel reads the bytes)")
+    if name in _SYSCTL_NAMES:
+        raise ModelError(f"{option}: {name!r} is a name no link can have: the kernel keeps it for its "
+                         f"sysctls (net.ipv4.conf.{name}) and refuses to make a link so named")
     return name
 
 
