@@ -482,6 +482,11 @@ class Connection(ConnectionBase):
             except OSError as e:  # a directory there, a full disk: a transfer that failed, as the above
                 raise AnsibleError(f"failed to transfer {in_path} to {out_path}: {to_native(e)}") from e
 
+    def reset(self):
+        """What is pinned is let go (meta: reset_connection): the next command looks the target up and
+        pins it again, as a new task does. (ConnectionBase's only warns that reset is not implemented.)"""
+        self.close()
+
     def close(self):
         super().close()
         if self.target is not None:

@@ -701,3 +701,29 @@ def test_a_process_whose_main_thread_exited_is_not_said_to_have_ended():
     assert str(failed.value) == (f"nsenter: process {proc.pid}: its main thread has exited (its other "
                                  "threads run on), and the kernel shows its namespaces no more: nothing to "
                                  "enter")
+
+
+def test_reset_lets_the_target_go_and_the_next_command_pins_it_again(target, monkeypatch):
+    """meta: reset_connection warned "Reset is not implemented for this connection" and kept the
+    target's namespaces open; now they are closed, and the next command pins the target again."""
+    from ansible.utils.display import Display
+
+    warned = []
+    monkeypatch.setattr(Display, "warning", lambda self, msg, *args, **kwargs: warned.append(msg))
+    theirs = os.readlink(f"/proc/{target.pid}/ns/net")
+
+    def held():
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                found.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return theirs in found
+
+    conn = connect(target.pid)
+    assert held()
+    conn.reset()
+    assert warned == [] and not held()
+    rc, out, _err = conn.exec_command("cat /proc/sys/kernel/hostname")
+    conn.close()
+    assert rc == 0 and out.strip() == subprocess.run(["nsenter", "-t", str(target.pid), "-u", "hostname"],
+                                                     capture_output=True, check=True).stdout.strip()
