@@ -291,12 +291,18 @@ def ended(fd, where, started):
         return True
 
 
-def describe_process(pid, option, service, with_net):
+def describe_process(pid, option, service, with_net, confirm=None):
     """The facts of process ``pid`` (given as ``option``), read from /proc one after the other: it is
     pinned meanwhile (its pidfd, and its start time), and if it ended before the last read, what was
-    read may be partly another process's, given its number since: ServiceError, naming it."""
+    read may be partly another process's, given its number since: ServiceError, naming it.
+
+    ``confirm``: for a pid looked up (a service's), a function that looks it up again once it is
+    pinned: the pid may have gone to another process between the look-up and the pin."""
     fd = pin(pid, option)
     try:
+        if confirm is not None and confirm() != pid:
+            raise paths.ServiceError(f"{option}: process {pid} ended while it was looked up (the service "
+                                     "restarted?): its number may be another process's")
         # Read in /proc by the number it gives the process: a pid (a service's daemon's, or given) is
         # this PID namespace's, which /proc may number otherwise (a container's host's /proc).
         where = pidfds.in_proc(pid, fd)
@@ -354,7 +360,9 @@ def main():
             if option == "service":  # (a name of digits alone would be taken for a pid)
                 paths.check_name(params["service"], "service")
             pid = paths.resolve_pid(params[option], params["manager"], module.run_command)
-            facts = describe_process(pid, option, params["service"], with_net)
+            confirm = None if option == "pid" else (
+                lambda: paths.resolve_pid(params[option], params["manager"], module.run_command))
+            facts = describe_process(pid, option, params["service"], with_net, confirm)
     except (paths.ServiceError, IsolationError, OSError, RuntimeError, ValueError) as e:
         module.fail_json(msg=str(e))
     module.exit_json(changed=False, **facts)

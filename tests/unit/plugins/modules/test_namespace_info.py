@@ -383,3 +383,55 @@ def test_a_netns_name_made_again_while_it_is_described_is_described_as_one_names
         subprocess.run(["ip", "netns", "delete", name], check=False)
     assert result["namespaces"]["net"]["inode"] == first
     assert sorted(result["net"]["links"]) == ["lo"], result["net"]["links"]
+
+
+# As PID 1 of a PID namespace of its own: namespace_info of a service whose process (a child in a UTS
+# namespace of its own) ends right after it was looked up, its pid going to a program of the host's
+# namespaces (started with ns_last_pid steered), and the service's new process found by a second look-up.
+_INFO_OF_A_SERVICE_WHOSE_PID_IS_REUSED = r"""
+import contextlib, io, json, subprocess
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths
+from ansible_collections.pyforkexec.isolation.plugins.modules import namespace_info
+
+def uts_child():
+    proc = subprocess.Popen(["unshare", "--uts", "sh", "-c",
+                             "hostname h151-svc && echo ready && exec sleep 60"], stdout=subprocess.PIPE)
+    proc.stdout.readline()
+    return proc
+
+old, new, seen = uts_child(), uts_child(), {}
+
+def looked_up(target, manager="auto", run=None):
+    if seen:
+        return new.pid
+    old.kill()
+    old.wait()
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(old.pid - 1))
+    seen["bystander"] = subprocess.Popen(["sleep", "60"]).pid
+    return old.pid
+
+service_paths.resolve_pid = looked_up
+out = io.StringIO()
+with patch_module_args(dict(service="h151-svc", net=False)), contextlib.redirect_stdout(out):
+    with contextlib.suppress(SystemExit):
+        namespace_info.main()
+result = json.loads(out.getvalue())
+print(json.dumps({"reused": seen["bystander"] == old.pid, "pid": old.pid,
+                  "failed": result.get("failed", False), "msg": result.get("msg"),
+                  "hostname": result.get("hostname")}))
+"""
+
+
+def test_a_service_whose_pid_goes_to_another_process_before_it_is_pinned_is_not_described(in_pid_namespace):
+    """A service's process was looked up, then pinned: one that ended between the two, its number
+    given to another program, was described as the service (the host's hostname). It is looked up
+    again once pinned, as the nsenter connection does."""
+    for _attempt in range(5):
+        answer = in_pid_namespace(_INFO_OF_A_SERVICE_WHOSE_PID_IS_REUSED)
+        if answer["reused"]:
+            break
+    assert answer["reused"]
+    assert answer["failed"] is True, answer
+    assert answer["msg"].startswith(f"service: process {answer['pid']} ended while it was looked up")
