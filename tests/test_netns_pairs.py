@@ -82,9 +82,10 @@ def _bridges(doc: Optional[dict]) -> set[str]:
 def _for(env: dict, *docs: Optional[dict]) -> dict:
     """``env`` as the oracle takes it for a converge between ``docs``: the names of the pool that are no
     bridge of theirs are the host ends it checks are gone unless the doc declares them (_leftovers
-    checks the rest)."""
+    checks the rest); their bridges are those whose MAC it watches (survivors), not the pool's other
+    names, host ends whose peer_mac B may change."""
     bridges = set().union(*map(_bridges, docs))
-    return dict(env, peers=[h for h in env["host"] if h not in bridges])
+    return dict(env, peers=[h for h in env["host"] if h not in bridges], bridges=sorted(bridges))
 
 
 def _cleanup(env: dict) -> None:
@@ -554,4 +555,20 @@ def test_a_bridge_s_name_becomes_a_host_end_in_one_run(pair_env: dict) -> None:
     assert done.actions.index(f"del_bridge {x}") < done.actions.index(f"rename_veth {y} {x}"), done.actions
     assert after["ns"]["eth0"]["index"] == before["ns"]["eth0"]["index"]
     assert _leftovers(pair_env, b) == []
+    netns.converge(pair_env["netns"], None)
+
+
+def test_a_host_end_given_a_mac_is_no_bridge_that_changed_its_mac(pair_env: dict) -> None:
+    """The oracle watched the MAC of every name of the pool that both sides have, as a bridge's (the
+    pool's names are bridges or host ends): B giving the host end of a veth kept from A a peer_mac
+    failed the property test as "removed on the way though in A and B: [('host', 'RTM_NEWLINK',
+    (index, mac, flags))]" (once in 60 draws, and not again on replay: A, reached from the failing B,
+    kept that MAC). Only the bridges of A or B are watched so."""
+    x = pair_env["host"][0]
+    netns.converge(pair_env["netns"], None)
+    a = _doc([], [_wired(pair_env, x)])
+    b = _doc([], [dict(_wired(pair_env, x), peer_mac="02:14:00:00:00:01")])
+    done, before, after, _ = transition(_for(pair_env, a, b), a, b)
+    assert done.actions == [f"set_link host {x} address=02:14:00:00:00:01"]
+    assert after["host"][x]["index"] == before["host"][x]["index"]
     netns.converge(pair_env["netns"], None)
