@@ -4,6 +4,7 @@ and plan_absent choose for observed topologies (plain data, as netns.kernel.obse
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 
 import pytest
@@ -409,6 +410,24 @@ def test_a_link_named_as_the_kernel_s_sysctl_directories_is_refused(name, where,
     with "create_veth all v0: (22, 'Invalid argument')", naming no option."""
     with pytest.raises(m.ModelError, match=rf"^{re.escape(where)}: '{name}' is a name no link can have"):
         m.desired(netns_options.load(dict(name="web", **options(name))))
+
+
+
+@pytest.mark.parametrize("address", ["10.0.0.2/0", "10.0.0.2/1", "10.0.0.2/4"])
+def test_a_gateway_in_a_subnet_that_starts_at_0_0_0_0_is_not_reached(address):
+    """The kernel makes no route to an IPv4 subnet starting at 0.0.0.0 (fib_add_ifaddr skips a zero
+    prefix): check mode planned a default route via 10.0.0.1 for an address 10.0.0.2/1, and the run
+    failed after making the namespace, "add_route default via 10.0.0.1: (101, 'Network is
+    unreachable')". Refused now, before anything changes; a route of the subnet's own makes it reached,
+    and is no route the kernel makes itself."""
+    veths = [dict(name="eth0", peer="v0", addresses=[address])]
+    with pytest.raises(m.ModelError, match=r"^routes: default via 10\.0\.0\.1: the gateway 10\.0\.0\.1 is in "
+                                           r"no subnet of a link"):
+        m.desired(netns_options.load(dict(name="web", veths=veths, gateway=["10.0.0.1"])))
+    net = str(ipaddress.ip_interface(address).network)
+    if net != "0.0.0.0/0":  # (a route of its own would be a second default route)
+        m.desired(netns_options.load(dict(name="web", veths=veths, gateway=["10.0.0.1"],
+                                          routes=[dict(dst=net, dev="eth0")])))
 
 
 def lines(actions):

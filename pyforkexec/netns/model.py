@@ -452,7 +452,8 @@ def _check_not_the_kernels(route, veths):
     for inside, veth in sorted(veths.items()):
         for a in veth.get("addresses", []):
             iface = ipaddress.ip_interface(a)
-            if iface.network == dst and route["metric"] in kernels[iface.version]:
+            if (iface.network == dst and route["metric"] in kernels[iface.version]
+                    and _routes_its_subnet(iface)):
                 mine = route["dev"] == inside and route["gateway"] is None
                 raise ModelError(f"routes: {route_text(route)}: the kernel makes this route itself for the "
                                  f"address {a}{'' if mine else f' on {inside}'}: leave it out (or give it "
@@ -661,10 +662,18 @@ def _addresses(side, link, want, have):
     return actions
 
 
+def _routes_its_subnet(iface):
+    """Whether the kernel makes a route to the subnet of address ``iface`` (an ip_interface) when it is
+    added: not for an IPv4 subnet that starts at 0.0.0.0 (10.0.0.2/0 to /4: fib_add_ifaddr skips a
+    zero prefix), which the link then does not reach without a route of its own."""
+    return iface.version == 6 or iface.network.network_address != ipaddress.IPv4Address(0)
+
+
 def _connected(veths, routes):
-    """(subnet, link) of each subnet the namespace's links reach directly: their addresses', and the
-    routes' without gateway."""
-    nets = [(ipaddress.ip_interface(a).network, link) for link, v in veths.items() for a in v["addresses"]]
+    """(subnet, link) of each subnet the namespace's links reach directly: their addresses' (those the
+    kernel routes, _routes_its_subnet), and the routes' without gateway."""
+    ifaces = [(ipaddress.ip_interface(a), link) for link, v in veths.items() for a in v["addresses"]]
+    nets = [(iface.network, link) for iface, link in ifaces if _routes_its_subnet(iface)]
     return nets + [(_route_network(r), r["dev"]) for r in routes if r["dev"] and not r["gateway"]]
 
 
