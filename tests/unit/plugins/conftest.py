@@ -145,3 +145,51 @@ def elsewhere():
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.fixture
+def thread_id():
+    """The id of a thread of this process (not its pid), which runs until the test ends."""
+    import threading
+
+    said, done = {}, threading.Event()
+    thread = threading.Thread(target=lambda: (said.setdefault("tid", threading.get_native_id()),
+                                              done.wait(60)))
+    thread.start()
+    try:
+        while "tid" not in said:
+            pass
+        yield said["tid"]
+    finally:
+        done.set()
+        thread.join()
+
+
+# A process whose main thread ends (pthread_exit) while another runs on: /proc shows it as a zombie.
+_MAIN_THREAD_EXITS = r"""
+import ctypes, threading, time
+threading.Thread(target=time.sleep, args=(60,)).start()
+print("ready", flush=True)
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+@pytest.fixture
+def main_thread_gone():
+    """The pid of a process in UTS and network namespaces of its own whose main thread has exited
+    while another thread runs on (its state in /proc is Z by then); killed when the test ends."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(["unshare", "--uts", "--net", sys.executable, "-c", _MAIN_THREAD_EXITS],
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        while True:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()

@@ -656,51 +656,21 @@ def test_killing_a_command_s_tree_where_proc_is_another_pid_namespace_s(in_pid_n
     assert answer["killed"] == [True, True]
 
 
-def test_a_thread_s_id_is_refused_naming_its_process():
+def test_a_thread_s_id_is_refused_naming_its_process(thread_id):
     """A thread's id failed the connection as "[Errno 2] No such file or directory" (pidfd_open's)."""
-    said, done = {}, threading.Event()
-    thread = threading.Thread(target=lambda: (said.setdefault("tid", threading.get_native_id()),
-                                              done.wait(30)))
-    thread.start()
-    try:
-        while "tid" not in said:
-            pass
-        with pytest.raises(AnsibleConnectionFailure) as failed:
-            connect(said["tid"])
-    finally:
-        done.set()
-        thread.join()
-    assert str(failed.value) == (f"nsenter: {said['tid']} is the id of a thread of process {os.getpid()}, "
+    with pytest.raises(AnsibleConnectionFailure) as failed:
+        connect(thread_id)
+    assert str(failed.value) == (f"nsenter: {thread_id} is the id of a thread of process {os.getpid()}, "
                                  "not of a process: give the process's pid")
 
 
-# A process whose main thread ends (pthread_exit) while another runs on: /proc shows it as a zombie.
-_MAIN_THREAD_EXITS = r"""
-import ctypes, threading, time
-threading.Thread(target=time.sleep, args=(60,)).start()
-print("ready", flush=True)
-ctypes.CDLL(None).pthread_exit(None)
-"""
-
-
-def test_a_process_whose_main_thread_exited_is_not_said_to_have_ended():
+def test_a_process_whose_main_thread_exited_is_not_said_to_have_ended(main_thread_gone):
     """It was "process N has ended", of a process running on in its other threads."""
-    proc = subprocess.Popen(["unshare", "--uts", "--net", sys.executable, "-c", _MAIN_THREAD_EXITS],
-                            stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout.readline() == b"ready\n"
-        while True:
-            with open(f"/proc/{proc.pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    break
-        with pytest.raises(AnsibleConnectionFailure) as failed:
-            connect(proc.pid)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert str(failed.value) == (f"nsenter: process {proc.pid}: its main thread has exited (its other "
-                                 "threads run on), and the kernel shows its namespaces no more: nothing to "
-                                 "enter")
+    with pytest.raises(AnsibleConnectionFailure) as failed:
+        connect(main_thread_gone)
+    assert str(failed.value) == (f"nsenter: process {main_thread_gone}: its main thread has exited (its "
+                                 "other threads run on), and the kernel shows its namespaces no more: "
+                                 "nothing to enter")
 
 
 def test_reset_lets_the_target_go_and_the_next_command_pins_it_again(target, monkeypatch):

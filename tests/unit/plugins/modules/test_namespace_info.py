@@ -298,64 +298,24 @@ def test_a_process_that_ends_before_its_landlock_status_is_read_is_named(run_mod
     assert result["msg"].startswith(f"pid: process {proc.pid} "), result["msg"]
 
 
-def test_a_thread_s_id_is_refused_naming_its_process(run_module):
+def test_a_thread_s_id_is_refused_naming_its_process(run_module, thread_id):
     """A thread's id was described as a process (its own namespaces, which may differ from its
     process's: a thread may join a network namespace alone); now refused, naming the process."""
-    import threading
-
-    said, done = {}, threading.Event()
-    thread = threading.Thread(target=lambda: (said.setdefault("tid", threading.get_native_id()),
-                                              done.wait(30)))
-    thread.start()
-    try:
-        while "tid" not in said:
-            pass
-        result = run_module(namespace_info, dict(pid=said["tid"], net=False))
-    finally:
-        done.set()
-        thread.join()
+    result = run_module(namespace_info, dict(pid=thread_id, net=False))
     assert result["failed"] is True
-    assert result["msg"] == (f"pid: {said['tid']} is the id of a thread of process {os.getpid()}, not of a "
+    assert result["msg"] == (f"pid: {thread_id} is the id of a thread of process {os.getpid()}, not of a "
                              "process: give the process's pid")
 
 
-# A process whose main thread ends (pthread_exit) while another runs on: /proc shows it as a zombie.
-MAIN_THREAD_EXITS = r"""
-import ctypes, threading, time
-threading.Thread(target=time.sleep, args=(60,)).start()
-print("ready", flush=True)
-ctypes.CDLL(None).pthread_exit(None)
-"""
-
-
-def main_thread_gone():
-    """A process in a UTS namespace of its own whose main thread has exited (MAIN_THREAD_EXITS): its
-    Popen, once /proc shows it as a zombie."""
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen(["unshare", "--uts", sys.executable, "-c", MAIN_THREAD_EXITS],
-                            stdout=subprocess.PIPE)
-    assert proc.stdout.readline() == b"ready\n"
-    while _state(proc.pid) != "Z":
-        pass
-    return proc
-
-
-def test_a_process_whose_main_thread_exited_is_not_said_to_have_ended(run_module):
-    proc = main_thread_gone()
-    try:
-        result = run_module(namespace_info, dict(pid=proc.pid, net=False))
-    finally:
-        proc.kill()
-        proc.wait()
+def test_a_process_whose_main_thread_exited_is_not_said_to_have_ended(run_module, main_thread_gone):
+    result = run_module(namespace_info, dict(pid=main_thread_gone, net=False))
     assert result["failed"] is True
-    assert result["msg"] == (f"pid: process {proc.pid}: its main thread has exited (its other threads run "
-                             "on), and the kernel shows its namespaces no more")
+    assert result["msg"] == (f"pid: process {main_thread_gone}: its main thread has exited (its other "
+                             "threads run on), and the kernel shows its namespaces no more")
 
 
-def test_a_netns_name_made_again_while_it_is_described_is_described_as_one_namespace(run_module, monkeypatch,
-                                                                                      unique_name):
+def test_a_netns_name_made_again_while_it_is_described_is_described_as_one_namespace(
+        run_module, monkeypatch, unique_name):
     """The name was read three times (its type, its inode, then its links): removed and made again
     between the inode and the links (ip netns delete, add), it gave one namespace's inode and the
     other's links. It is opened once and read through that."""
