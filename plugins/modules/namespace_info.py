@@ -33,7 +33,9 @@ extends_documentation_fragment:
 options:
   pid:
     description:
-      - A process id.
+      - A process id; a thread's id (not its process's) is refused, naming the process.
+      - A process that ends while it is described fails the task (what was read may be partly that of
+        another process, given its number since).
     type: int
   service:
     description:
