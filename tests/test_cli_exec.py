@@ -532,6 +532,26 @@ def test_a_landlock_policy_from_a_spec(tmp_path: Path) -> None:
     assert pfe("exec", "--check", "--spec", path).returncode == 0
 
 
+@pytest.mark.skipif(landlock_abi() < 1, reason="Landlock is not enabled on this kernel")
+@pytest.mark.parametrize("program", ["true", "/usr/bin/true"])
+def test_check_refuses_a_landlock_policy_that_denies_running_the_program(tmp_path: Path,
+                                                                        program: str) -> None:
+    """A policy with no rule letting execve read and execute the program (nor its dynamic loader read
+    its libraries) was OK to --check and failed the start at execve (126); both refuse it now, as
+    execve would (126), naming sys.landlock, before any process. With the rights, both run it."""
+    lib = {"path": "/usr/lib", "access": ["read", "execute"]}
+    for paths, status in (([{"path": "/etc", "access": ["read"]}, lib], 126),
+                          ([{"path": "/usr/bin", "access": ["execute"]}, lib], 126),
+                          ([{"path": "/usr/bin", "access": ["read", "execute"]}, lib], 0)):
+        path = write(tmp_path, doc([program], landlock={"paths": paths}))
+        checked, started = pfe("exec", "--check", "--spec", path), pfe("exec", "--spec", path)
+        assert checked.returncode == started.returncode == status, (paths, checked, started)
+        if status:
+            assert checked.stderr == started.stderr and checked.stderr.startswith(
+                f'pyforkexec: exec: "{program}": permission denied: sys.landlock denies executing the '
+                "program /usr/bin/true: no rule allows "), checked.stderr
+
+
 @pytest.mark.parametrize("name", [
     "setsid-and-setpgid.json", "files-closed-fd.json", "cgroup-path-newline.json", "setns-own-namespace.json",
     "chroot-missing.json", "dir-missing.json", "bind-source-missing.json", "nofile-above-nr-open.json",

@@ -398,3 +398,62 @@ def test_a_policy_that_restricts_nothing_is_refused() -> None:
     for policy in (Landlock(), Landlock(mode="strict")):
         with pytest.raises(ValueError, match=r"^SysProcAttr\.landlock: restricts nothing"):
             act("pass", [], policy)
+
+
+LOADER = os.path.realpath("/lib64/ld-linux-x86-64.so.2" if os.path.exists("/lib64/ld-linux-x86-64.so.2")
+                          else "/lib/ld-linux-aarch64.so.1")
+# What a policy leaves the program in a scratch directory ("prog", a copy of /bin/true; "script",
+# run by /bin/sh): each keeps one file execve or the dynamic loader opens from it, or a right on it.
+RUN_POLICIES = {
+    "everything": (lambda d: [*SYSTEM, LandlockPath(d, ["read_file", "execute"])], None),
+    "program not executable": (lambda d: [*SYSTEM, LandlockPath(d, ["read_file"])], "executing the program"),
+    "program not readable": (lambda d: [*SYSTEM, LandlockPath(d, ["execute"])], "executing the program"),
+    "no dynamic loader": (lambda d: [LandlockPath(d, ["read_file", "execute"])],
+                          "executing the dynamic loader"),
+    "loader, no library": (lambda d: [LandlockPath(d, ["read_file", "execute"]),
+                                      LandlockPath(LOADER, ["read_file", "execute"])],
+                           "reading the shared library"),
+    "loader executable only": (lambda d: [LandlockPath(d, ["read", "execute"]),
+                                          LandlockPath(os.path.dirname(LOADER), ["read_dir"]),
+                                          LandlockPath(LOADER, ["execute"])], "executing the dynamic loader"),
+    "loader's rights from two rules": (lambda d: [LandlockPath(d, ["read", "execute"]),
+                                                  LandlockPath(os.path.dirname(LOADER), ["read"]),
+                                                  LandlockPath(LOADER, ["execute"])], None),
+}
+
+
+@pytest.mark.parametrize("program", ["prog", "script"])
+@pytest.mark.parametrize("case", RUN_POLICIES)
+def test_check_refuses_a_policy_that_keeps_its_program_from_starting(case: str, program: str,
+                                                                     scratch: str) -> None:
+    """find_program (exec --check, the start's launcher, the modules' check mode) refuses, naming
+    sys.landlock, exactly the policies under which the program cannot start: execve opens the program,
+    a script's interpreter and the dynamic loader to read and execute them, and the loader reads each
+    library. Each start is the kernel's answer (a ChildError at execve, or the loader's 127)."""
+    from pyforkexec import ProcAttr
+    from pyforkexec.spec import ProgramError, Spec, find_program
+
+    _program(scratch)
+    with open(os.path.join(scratch, "script"), "w") as f:
+        f.write("#!/bin/sh\nexit 0\n")
+    os.chmod(os.path.join(scratch, "script"), 0o755)
+    rules, reason = RUN_POLICIES[case]
+    if program == "script" and not case.startswith(("everything", "program")):
+        reason = "executing its interpreter"  # /bin/sh: the system's paths are not in the policy
+    policy = Landlock(paths=rules(scratch))
+    path = os.path.join(scratch, program)
+    try:
+        res = capture([path], SysProcAttr(landlock=policy))
+        started = res.returncode == 0
+    except ChildError as e:
+        assert e.errno == errno.EACCES and e.location == ErrorLocation.EXECVE, e
+        started = False
+    spec = Spec(argv=[path], attr=ProcAttr(sys=SysProcAttr(landlock=policy)))
+    if reason is None:
+        assert started and find_program(spec, None) == path
+        return
+    assert not started
+    with pytest.raises(ProgramError, match=rf"^spec: sys\.landlock: \"{path}\": permission denied: "
+                                           rf"sys\.landlock denies {reason} .*: no rule allows") as info:
+        find_program(spec, None)
+    assert info.value.errno == errno.EACCES

@@ -270,6 +270,7 @@ def find_program(spec: Spec, inherited_path: Optional[str]) -> str:
                 raise ProgramError(field, found, "no such file or directory", errno.ENOENT)
             if os.path.isdir(here) or not os.stat(here).st_mode & 0o111:  # executable by nobody
                 raise ProgramError(field, found, "permission denied", errno.EACCES)
+            _check_landlock_runs(spec, found, here)
         elif _in_chroot_alone(found, sys_attr) is False:  # a chroot alone: found inside it, as PATH is
             root = os.fsdecode(sys_attr.chroot)  # type: ignore[union-attr]
             raise ProgramError(field, found, f"no such file or directory (in the chroot {root})",
@@ -281,7 +282,30 @@ def find_program(spec: Spec, inherited_path: Optional[str]) -> str:
     found = _lookpath(spec.argv[0], path, sys_attr.chroot if sys_attr is not None else "")
     if found is None:
         raise ProgramError(field, spec.argv[0], "executable file not found in $PATH", errno.ENOENT)
+    if sees_as_here(sys_attr):
+        _check_landlock_runs(spec, spec.argv[0], os.path.join(os.fsdecode(spec.attr.dir or ""), found))
     return found
+
+
+def _check_landlock_runs(spec: Spec, program: str, here: str) -> None:
+    """A Landlock policy that keeps the program ``here`` from starting (execute denied on it, its
+    interpreter or its dynamic loader; read_file on its script or a shared library it needs) is a
+    ProgramError naming sys.landlock: the start would fail at execve (EACCES), or the loader before
+    main. A policy this kernel or host refuses is left to check_on_host and the start."""
+    from ..sandbox.landlock import check_landlock, landlock_abi
+    from ..sandbox.landlock_exec import denied_to_run
+
+    policy = spec.attr.sys.landlock if spec.attr.sys is not None else None
+    if policy is None or landlock_abi() < 1:
+        return
+    try:
+        resolved = check_landlock("sys.landlock", policy)
+    except (ValueError, OSError):
+        return
+    env = None if spec.attr.env is None else [os.fsdecode(e) for e in spec.attr.env]
+    reason = denied_to_run(resolved, here, env)
+    if reason is not None:
+        raise ProgramError("sys.landlock", program, f"permission denied: sys.landlock {reason}", errno.EACCES)
 
 
 def _in_chroot_alone(found: str, sys_attr: Optional[SysProcAttr]) -> Optional[bool]:

@@ -353,6 +353,22 @@ def test_a_read_outside_every_rule_is_refused_with_eacces(run, tmp_path):
     assert result["stdout"] == "13\n"  # EACCES
 
 
+@pytest.mark.skipif(_landlock_abi() < 1, reason="Landlock is not enabled on this kernel")
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_landlock_policy_that_denies_running_its_command_is_refused(run, tmp_path, check_mode):
+    """A policy with no rule letting execve read and execute the command (here: /usr/bin holds no
+    rule) passed check mode and failed at execve; refused now, check mode too, naming the option,
+    before anything runs."""
+    marker = tmp_path / "ran"
+    policy = dict(paths=[dict(path="/usr/lib", access=["read", "execute"]),
+                         dict(path=str(tmp_path), access=["read", "write"])])
+    result = run(check_mode=check_mode, argv=["/usr/bin/touch", str(marker)], landlock=policy)
+    assert result.get("failed") and result["msg"].startswith(
+        'landlock: "/usr/bin/touch": permission denied: sys.landlock denies executing the program '
+        "/usr/bin/touch: no rule allows execute and read_file on it"), result
+    assert not marker.exists()
+
+
 def test_best_effort_on_an_older_kernel_reports_and_warns(run, monkeypatch):
     from pyforkexec.sandbox.landlock import ABI_ENV
 
