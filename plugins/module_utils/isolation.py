@@ -1082,27 +1082,35 @@ def _canonical_mount(mount):
                                target=canonical_path(mount.target, directory))
 
 
-def _canonical_access(access):
+def _canonical_access(access, on_file=False):
     """Landlock file rights in one spelling: each group whose rights are all given by its name (read
-    for read_file and read_dir), the other rights each once, sorted."""
-    groups = deps.pyforkexec.sandbox.landlock.FS_GROUPS
+    for read_file and read_dir), the other rights each once, sorted; ``on_file``: the rights that apply
+    to a file alone (pyforkexec keeps those of a group named on one)."""
+    landlock = deps.pyforkexec.sandbox.landlock
+    groups = landlock.FS_GROUPS
     names = set()
     for name in access:
         names.update(groups.get(name, (name,)))
+    if on_file:
+        return _set_of(names & set(landlock.FILE_RIGHTS))
     whole = [group for group, members in groups.items() if names >= set(members)]
     return _set_of(whole + [name for name in names if not any(name in groups[g] for g in whole)])
 
 
 def _canonical_landlock(policy):
-    """A Landlock policy in one spelling: the rules of one path (canonical_path) as one rule with the
-    rights of all (the kernel adds them up), rights in one spelling, rules and scopes sorted."""
-    by_path = {}
+    """A Landlock policy in one spelling: the rules of one path (canonical_path), or of one port, as one
+    rule with the rights of all (the kernel adds them up), rights in one spelling (on a file, the file
+    rights its groups name: pyforkexec keeps those alone), rules and scopes sorted."""
+    by_path, by_port = {}, {}
     for rule in policy.paths:
         path = canonical_path(rule.path, _no_file(os.fsdecode(rule.path)))
         by_path.setdefault(path, []).extend(rule.access)
+    for rule in policy.ports:
+        by_port.setdefault(rule.port, []).extend(rule.access)
     rule = deps.pyforkexec.LandlockPath
-    paths = [rule(path, _canonical_access(access)) for path, access in by_path.items()]
-    ports = [dataclasses.replace(rule, access=_set_of(rule.access)) for rule in policy.ports]
+    paths = [rule(path, _canonical_access(access, not _no_file(os.fsdecode(path))))
+             for path, access in by_path.items()]
+    ports = [deps.pyforkexec.LandlockPort(port, _set_of(access)) for port, access in by_port.items()]
     return dataclasses.replace(
         policy, scopes=_set_of(policy.scopes),
         paths=sorted(paths, key=lambda rule: (os.fsdecode(rule.path), [str(a) for a in rule.access])),

@@ -397,10 +397,17 @@ def _mounts(*entries):
     (dict(credential=dict(uid=0, groups=[3, 1, 2])), dict(credential=dict(uid=0, groups=[1, 2, 3]))),
     (dict(namespaces=["mount"], dns=["192.0.2.53"], dns_search=["example.com", "b.example"]),
      dict(namespaces=["mount"], dns=["192.0.2.53"], dns_search=["EXAMPLE.com.", "B.Example"])),
+    # (h150) the rules of one port as one (the kernel adds them up), a group on a file as its file rights
+    (dict(landlock=dict(ports=[dict(port=8080, access=["bind", "connect"])])),
+     dict(landlock=dict(ports=[dict(port=8080, access=["connect"]), dict(port=8080, access=["bind"]),
+                               dict(port=8080, access=["connect"])]))),
+    (dict(landlock=dict(paths=[_RX_ROOT, dict(path="/etc/hostname", access=["read", "write"])])),
+     dict(landlock=dict(paths=[_RX_ROOT, dict(path="/etc/hostname",
+                                              access=["truncate", "read_file", "write_file"])]))),
 ], ids=["capability-names", "rlimit-names", "env-order", "seccomp-order", "landlock-access-order",
         "landlock-rule-order", "tmpfs-mode-octal", "tmpfs-size", "tmpfs-counts", "tmpfs-target",
         "bind-dir-paths", "bind-file-paths", "mount-flags", "landlock-root", "landlock-groups-and-paths",
-        "chdir", "groups-order", "dns-search"])
+        "chdir", "groups-order", "dns-search", "landlock-port-rules", "landlock-file-groups"])
 def test_the_same_service_in_another_spelling_is_not_restarted(run_module, first, again):
     """A service given again with the same options in another spelling the documentation allows (a
     capability's short name, an rlimit's RLIMIT_ name and -1 for unlimited, env keys, system calls or
@@ -439,8 +446,12 @@ def _first_then_again(run_module, first, again):
     (dict(credential=dict(uid=0, groups=[1, 2])), dict(credential=dict(uid=0, groups=[1, 3]))),
     (dict(namespaces=["mount"], dns=["192.0.2.53"], dns_search=["a.example", "b.example"]),
      dict(namespaces=["mount"], dns=["192.0.2.53"], dns_search=["b.example", "a.example"])),
+    (dict(landlock=dict(ports=[dict(port=8080, access=["bind"])])),
+     dict(landlock=dict(ports=[dict(port=8080, access=["bind"]), dict(port=8081, access=["bind"])]))),
+    (dict(landlock=dict(paths=[_RX_ROOT, dict(path="/etc/hostname", access=["read"])])),
+     dict(landlock=dict(paths=[_RX_ROOT, dict(path="/etc/hostname", access=["read_file", "write_file"])]))),
 ], ids=["hostname-case", "tmpfs-size-octal", "landlock-right", "landlock-path", "mount-flags", "chdir",
-        "groups", "dns-search-order"])
+        "groups", "dns-search-order", "landlock-port", "landlock-file-right"])
 def test_a_change_in_effect_restarts_the_service(run_module, first, again):
     """What one spelling of a value (test_the_same_service_in_another_spelling_is_not_restarted) must
     not hide: a value the program or the kernel tells apart (a hostname's case, memparse's octal 010m,
