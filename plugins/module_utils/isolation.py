@@ -1122,7 +1122,8 @@ def canonical_attr(attr):
     environment sorted by name (a dict's order is no part of it), capabilities by their CAP_ names in
     the kernel's order, rlimits by their RLIMIT_ names in the kernel's order with "unlimited" for no
     limit, the sets given as lists (seccomp's allow and deny, landlock's access rights and scopes)
-    sorted, and so are landlock's rules (one per path, its rights in one spelling: _canonical_landlock);
+    sorted (seccomp's deny_action, with no call to deny, the default), and so are landlock's rules
+    (one per path or port, its rights in one spelling: _canonical_landlock);
     paths as the kernel walks them (canonical_path: the working directory, the new root, mounts'
     sources and targets, landlock's rule paths, the namespace files joined), mount flags as bits and
     tmpfs sizes in one spelling (_canonical_mount), the supplementary groups sorted, cpu.max's numbers
@@ -1154,7 +1155,8 @@ def canonical_attr(attr):
         if sys_attr.seccomp is not None:
             f = sys_attr.seccomp
             sys_attr = dataclasses.replace(sys_attr, seccomp=dataclasses.replace(
-                f, allow=_set_of(f.allow), deny=_set_of(f.deny)))
+                f, allow=_set_of(f.allow), deny=_set_of(f.deny),  # (no call denied: its action none)
+                deny_action=f.deny_action if f.deny else "errno"))
         if sys_attr.landlock is not None:  # (its rules allow together: their order is no part of it)
             sys_attr = dataclasses.replace(sys_attr, landlock=_canonical_landlock(sys_attr.landlock))
         if sys_attr.mounts:

@@ -404,10 +404,13 @@ def _mounts(*entries):
     (dict(landlock=dict(paths=[_RX_ROOT, dict(path="/etc/hostname", access=["read", "write"])])),
      dict(landlock=dict(paths=[_RX_ROOT, dict(path="/etc/hostname",
                                               access=["truncate", "read_file", "write_file"])]))),
+    (dict(seccomp=dict(default_action="log", allow=["execve"])),
+     dict(seccomp=dict(default_action="log", allow=["execve"], deny_action="kill_process"))),
 ], ids=["capability-names", "rlimit-names", "env-order", "seccomp-order", "landlock-access-order",
         "landlock-rule-order", "tmpfs-mode-octal", "tmpfs-size", "tmpfs-counts", "tmpfs-target",
         "bind-dir-paths", "bind-file-paths", "mount-flags", "landlock-root", "landlock-groups-and-paths",
-        "chdir", "groups-order", "dns-search", "landlock-port-rules", "landlock-file-groups"])
+        "chdir", "groups-order", "dns-search", "landlock-port-rules", "landlock-file-groups",
+        "seccomp-unused-deny-action"])
 def test_the_same_service_in_another_spelling_is_not_restarted(run_module, first, again):
     """A service given again with the same options in another spelling the documentation allows (a
     capability's short name, an rlimit's RLIMIT_ name and -1 for unlimited, env keys, system calls or
