@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -189,3 +191,51 @@ def test_a_filter_left_with_nothing_on_this_architecture_or_an_unused_errno_is_r
             deny=["mount"], errno=22, deny_action="kill_process"))))
     check_seccomp("f", SeccompFilter(deny=["mount"], errno=22))  # the deny action's errno
     check_seccomp("f", SeccompFilter(default_action="errno", allow=["execve", "exit_group"], errno=38))
+
+
+# A missing program under a filter that fails or kills what the child does after execve fails: its
+# report on the error pipe (write) and its exit (exit_group, exit). Run in a session of its own, so
+# that a child left spinning is killed with it.
+AFTER_EXECVE = r"""
+import sys
+from pyforkexec import CLONE_NEWUSER, ChildError, ProcAttr, SeccompFilter, SysProcAttr, SysProcIDMap
+from pyforkexec import fork_exec
+f = SeccompFilter(**eval(sys.argv[1]))
+kw = {"vfork": {}, "sync": dict(sync=lambda pid: None),
+      "maps": dict(cloneflags=CLONE_NEWUSER, uid_mappings=[SysProcIDMap(0, 0, 1)],
+                   gid_mappings=[SysProcIDMap(0, 0, 1)])}[sys.argv[2]]
+try:
+    pid = fork_exec("/nonexistent/h150", ["x"], ProcAttr(sys=SysProcAttr(seccomp=f, **kw)))
+except ChildError as e:
+    print(e)
+else:
+    print("started", pid)
+"""
+
+
+@pytest.mark.parametrize("mode", ["vfork", "sync", "maps"])
+@pytest.mark.parametrize("spec", [
+    dict(deny=["exit_group", "exit"]),
+    dict(deny=["write", "exit_group", "exit"]),
+    dict(default_action="errno", allow=["execve"]),
+    dict(deny=["write"], deny_action="kill_process"),
+    dict(default_action="trap", allow=["execve"])],
+    ids=["exit-errno", "write-exit-errno", "allow-execve-only", "write-killed", "trap"])
+def test_a_failed_execve_is_reported_whatever_the_filter_does_to_the_child_after_it(spec: dict,
+                                                                                    mode: str) -> None:
+    """The child installs the filter right before execve; when execve fails, it reports on the error
+    pipe and exits. A filter failing exit_group with an errno made it retry for ever (100% CPU, and the
+    vfork parent hung with it); one failing or killing the write (the pipe of sync or id maps) made
+    fork_exec return the pid of a child that never ran the program. Each is the execve's error now."""
+    proc = subprocess.Popen([sys.executable, "-c", AFTER_EXECVE, repr(spec), mode], stdout=subprocess.PIPE,
+                            text=True, start_new_session=True, cwd=Path(__file__).parents[1])
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the spawn did not return")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert out == "fork/exec /nonexistent/h150: no such file or directory (at execve)\n", out

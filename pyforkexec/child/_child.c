@@ -568,14 +568,19 @@ static int child_main(void *arg)
         if (r < 0)
             break;
     }
-    if (c->errfd < 0) {
-        c->err = (int32_t)-r;  /* shared memory: the vfork parent reads it once we exit */
-    } else {
+    /* Shared memory: the vfork parent reads it once we exit; with a pipe, finish() reads it when the
+     * pipe says nothing (a seccomp filter installed before a failed execve failed or killed the write). */
+    c->err = (int32_t)-r;
+    if (c->errfd >= 0) {
         int32_t msg[4] = {(int32_t)-r, c->loc, c->index, 0};
         sys3(SYS_write, c->errfd, msg, sizeof(msg));
     }
-    for (;;)
-        sys1(SYS_exit_group, EXIT_SETUP_FAILED);
+    /* A seccomp filter installed just before a failed execve may fail exit_group (and exit) with an
+     * errno: retrying would spin for ever, and the vfork parent with it. A fault then ends the
+     * child as glibc's _exit does (the kernel forces SIGILL's default action, blocked or not). */
+    sys1(SYS_exit_group, EXIT_SETUP_FAILED);
+    sys1(SYS_exit, EXIT_SETUP_FAILED);
+    __builtin_trap();
     return 0;
 }
 
@@ -900,6 +905,10 @@ static PyObject *finish(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     if (n < 0)
         return PyErr_SetFromErrno(PyExc_OSError);  /* keep c: the child's state is unknown */
+    if (got == 0 && c->err) {  /* it failed, and a seccomp filter failed or killed its write */
+        msg[0] = c->err, msg[1] = c->loc, msg[2] = c->index;
+        got = sizeof(msg);
+    }
     ctx_free(c);
     PyCapsule_SetPointer(handle, &finished_marker);
     if (got == 0)
