@@ -2,12 +2,12 @@
 
 The child makes its process group the foreground one of the terminal on ``ctty`` (Go's
 ``ioctl(TIOCSPGRP)``) early, before its other steps. When a later step fails (a ChildError), or the
-spawn is undone (an exception, a KeyboardInterrupt), or run() has reaped it, that group is gone or
-was never the program's: the terminal would be left with no foreground process group of a live
-process, and this process, now in the background of its own terminal, would be stopped by SIGTTIN
-at its next read (SIGTTOU at a tcsetattr). A shell gives the terminal back after a foreground job;
-ForegroundTerminal does so for the spawn: it remembers the foreground group before the spawn and sets
-it again, only while the terminal's foreground is still the group the child made it.
+spawn is undone (an exception, a KeyboardInterrupt), or its Process (start_process, run) has reaped
+it, that group is gone or was never the program's: the terminal would be left with no foreground
+process group of a live process, and this process, now in the background of its own terminal, would
+be stopped by SIGTTIN at its next read (SIGTTOU at a tcsetattr). A shell gives the terminal back after
+a foreground job; ForegroundTerminal does so for the spawn: it remembers the foreground group before
+the spawn and sets it again, only while the terminal's foreground is still the group the child made it.
 
 ``setctty`` makes the terminal on the child's fd ``ctty`` the controlling terminal of the child's new
 session with Go's ``ioctl(TIOCSCTTY, 1)``, which, given CAP_SYS_ADMIN, takes a terminal that is

@@ -294,6 +294,7 @@ class _Spawn:
         cgroup = self.cgroup
         cls = Process if cgroup is None else CgroupProcess
         proc = self.handed = cls.__new__(cls)
+        proc._terminal = self.terminal  # given back by the Process at its reap from now on (_undone: not)
         if cgroup is None:
             proc._own(self.pid, pidfd)  # its own child's pid and pidfd: nothing to check
         else:

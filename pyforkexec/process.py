@@ -11,12 +11,15 @@ import signal
 import threading
 import time
 import warnings
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import pidfd_group
 from ._signals import SEIZE_TRIES, Hold, held, seize
 from .checks import MAX_FD, check_int, check_pid, check_real, fail
 from .proc_pid import own_proc, pidfd_pid
+
+if TYPE_CHECKING:
+    from ._terminal import ForegroundTerminal
 
 _EXITS = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)
 # Processes collected while still running (Process.__del__), reaped at the next Process made, as
@@ -84,6 +87,11 @@ class Process:
     # but its number may be another process's since, another child of ours even. Nothing is sent or
     # waited for by number from then on (the pidfd is closed then: no fd is kept for a process gone).
     _lost = False
+    # SysProcAttr.foreground's terminal (set by the spawn that made this object): its foreground process
+    # group given back to the one before the spawn once the child is reaped (or found reaped by another
+    # caller), as a shell does after a foreground job, so that this process is not left in the
+    # background of its own terminal (SIGTTIN at its next read). Once: cleared as it is given back.
+    _terminal: Optional[ForegroundTerminal] = None
 
     def __init__(self, pid: int, pidfd: Optional[int] = None):
         # A pid of 0 or -1 is a process group or every process to kill(2): a Process is one process.
@@ -148,13 +156,21 @@ class Process:
                 except ChildProcessError:  # reaped by someone else (a waitpid(-1)): its status is lost
                     self._lost = True
                     self._close_pidfd()
+                    self._give_terminal_back(-1)
                     raise
                 if info is not None and info.si_pid == self.pid and info.si_code in _EXITS:
                     self._waitid(os.WEXITED)
                     killed = info.si_code != os.CLD_EXITED
                     self.returncode = -info.si_status if killed else info.si_status
                     self._close_pidfd()
+                    self._give_terminal_back(self.pid)
         return self.returncode
+
+    def _give_terminal_back(self, pid: int) -> None:
+        """After the reap (``pid`` -1: by another caller, see ForegroundTerminal.give_back)."""
+        terminal, self._terminal = self._terminal, None
+        if terminal is not None:
+            terminal.give_back(pid)
 
     def _waitid(self, options: int) -> Optional[os.waitid_result]:
         """waitid of this process: by its pidfd where there is one (see _reap), else by its pid."""
@@ -174,6 +190,7 @@ class Process:
         half-built object too (its __init__ interrupted): whatever it set, it owns nothing."""
         self._owned = False
         self.pidfd, self.returncode = None, -signal.SIGKILL
+        self._terminal = None  # the undo gives it back (_Spawn.reap)
 
     def _close_pidfd(self) -> None:
         if self.pidfd is not None:

@@ -23,7 +23,6 @@ from typing import IO, Any, Optional, Union
 
 from ._forklock import FORK_LOCK
 from ._signals import SEIZE_TRIES, Hold, held, seize
-from ._terminal import ForegroundTerminal
 from .attrs import ProcAttr, SysProcAttr
 from .checks import check_bool, check_fileno, check_int, check_list, check_open_fd, fail, to_bytes
 from .forkexec import start_process_then
@@ -341,7 +340,7 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
 
     ``sys.foreground``: once the child is reaped (it exited, or run() killed it), the terminal on
     ``sys.ctty`` gets back the foreground process group it had before, as a shell gives it back after
-    a job, if the child's group still holds it.
+    a job, if the child's group still holds it (its Process does, as start_process's does).
 
     ``kill_group``: whenever run() kills the child (a timeout, an exception), it first SIGKILLs the
     process group the child leads, what the child started in it included, while the child is still
@@ -382,9 +381,6 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
     # came meanwhile is raised after it.
     hold = Hold()
     ends = _ChildEnds(child)
-    # foreground: the terminal given back once the child is reaped, as a shell does after a job
-    terminal = ForegroundTerminal(sys.ctty, sys.pgid) if sys.foreground is True and type(sys.ctty) is int \
-        and type(sys.pgid) is int else None
     try:
         hold.start()
         try:
@@ -417,8 +413,6 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
                 selector.pop().close()
             for n in range(len(parent)):
                 _close(parent, n)
-            if terminal is not None and proc is not None and proc.returncode is not None:
-                terminal.give_back(proc.pid)
         finally:
             hold.end()
     result_out: Any = (out.decode() if text else out) if a.streams[1] == PIPE else None

@@ -745,6 +745,44 @@ try:
         fe.start_process("/nonexistent", ["x"], attr)
     elif mode == "run":
         fe.run(["/bin/true"], sys=sys_attr)
+    elif mode == "start_wait":
+        fe.start_process("/bin/true", ["true"], attr).wait()
+    elif mode == "start_pidfd_wait":
+        sys_attr.pidfd = True
+        fe.start_process("/bin/true", ["true"], attr).wait()
+    elif mode == "start_kill_wait":
+        proc = fe.start_process("/bin/sleep", ["sleep", "30"], attr)
+        proc.kill()
+        proc.wait()
+    elif mode == "start_poll":
+        proc = fe.start_process("/bin/true", ["true"], attr)
+        while proc.poll() is None:
+            pass
+    elif mode == "start_with":
+        with fe.start_process("/bin/true", ["true"], attr):
+            pass
+    elif mode == "start_with_raises":
+        with fe.start_process("/bin/sleep", ["sleep", "30"], attr) as proc:
+            signal.signal(signal.SIGALRM, interrupt)
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            proc.wait()
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    elif mode == "prepared_start_wait":
+        fe.prepare("/bin/true", ["true"], attr).start().wait()
+    elif mode == "start_wait_timeout":
+        proc = fe.start_process("/bin/sleep", ["sleep", "0.3"], attr)
+        try:
+            proc.wait(0.01)
+        except fe.TimeoutExpired:
+            pass
+        proc.wait()
+    elif mode == "start_reaped_by_another":
+        proc = fe.start_process("/bin/true", ["true"], attr)
+        os.waitpid(-1, 0)
+        try:
+            proc.wait()
+        except ChildProcessError:
+            pass
     elif mode == "run_timeout":
         fe.run(["/bin/sleep", "30"], sys=sys_attr, timeout=0.2)
     elif mode == "run_interrupted":
@@ -786,7 +824,11 @@ def _in_a_terminal(script: str, *args: str) -> list[str]:
     ("child_error", "ChildError"), ("child_error_pidfd", "ChildError"), ("sync_raises", "ChildError"),
     ("sync_interrupted", "KeyboardInterrupt"), ("joined_group", "ChildError"),
     ("new_pid_namespace", "ChildError"), ("run", ""),
-    ("run_timeout", "TimeoutExpired"), ("run_interrupted", "KeyboardInterrupt")])
+    ("run_timeout", "TimeoutExpired"), ("run_interrupted", "KeyboardInterrupt"),
+    # start_process's Process gives the terminal back at its reap, as run() does (h149)
+    ("start_wait", ""), ("start_pidfd_wait", ""), ("start_kill_wait", ""), ("start_poll", ""),
+    ("start_with", ""), ("start_with_raises", "KeyboardInterrupt"), ("prepared_start_wait", ""),
+    ("start_wait_timeout", ""), ("start_reaped_by_another", "")])
 def test_foreground_terminal_given_back(mode: str, error: str) -> None:
     fields = _in_a_terminal(_FOREGROUND_SCRIPT, mode)
     before, after, own = map(int, fields[:3])
