@@ -107,6 +107,9 @@ class Process:
         (which a chroot may lack)."""
         self.pid, self.pidfd = pid, pidfd
         self.returncode: Optional[int] = None
+        # The process whose child pid is: a copy of this object in a forked child of it (os.fork,
+        # multiprocessing) finds the pid not its own child (ChildProcessError), and is not its reaper.
+        self._owner = os.getpid()
         self._lock = threading.Lock()
         if _active:
             _reap_dropped()

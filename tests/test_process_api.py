@@ -1068,3 +1068,48 @@ def test_a_pidfd_is_taken_as_given_where_there_is_no_proc() -> None:
         return 0 if proc.wait() == -signal.SIGKILL else 1
 
     assert wait_clone(clone(without_proc, CLONE_NEWNS | signal.SIGCHLD)) == 0
+
+
+@pytest.mark.parametrize("how", ["collected", "polled", "exits"])
+def test_a_forked_copy_of_the_caller_leaves_a_cgroup_process_alone(
+        cgroup_dir: tuple[str, str], pidfd: bool, how: str) -> None:
+    """A child forked by the caller (os.fork, multiprocessing) holds a copy of each CgroupProcess, whose
+    child is not its own: its poll() finds it reaped by another (ChildProcessError), as does its
+    collection (Process.__del__) and its exit (cgroup._reap_at_exit, which polls every one). That was
+    taken for the child's end: the copy removed the cgroup, and with kill_remaining killed the
+    owner's running child in it first (cgroup.kill). Now only the owner removes it (h149)."""
+    import gc
+
+    from pyforkexec import Cgroup
+    from pyforkexec.sandbox import cgroup as cgroup_module
+
+    path, cg_path = cgroup_dir
+    leaf = os.path.join(cg_path, "leaf")
+    proc = start_process("/bin/sleep", ["sleep", "60"], ProcAttr(sys=SysProcAttr(
+        pidfd=pidfd, cgroup=Cgroup(leaf, kill_remaining=True))))
+    try:
+        copy = os.fork()
+        if copy == 0:
+            code = 0
+            try:
+                if how == "collected":
+                    del proc
+                    gc.collect()
+                elif how == "polled":
+                    try:
+                        proc.poll()
+                        code = 3
+                    except ChildProcessError:
+                        pass
+                else:
+                    cgroup_module._reap_at_exit()
+            except BaseException:
+                code = 2
+            os._exit(code)
+        assert os.waitpid(copy, 0)[1] == 0
+        assert proc.poll() is None, "the forked copy killed the owner's child"
+        assert os.path.isdir(os.path.join(path, "leaf")), "the forked copy removed the owner's cgroup"
+    finally:
+        proc.kill()
+        assert proc.wait() == -signal.SIGKILL
+    assert not os.path.exists(os.path.join(path, "leaf"))

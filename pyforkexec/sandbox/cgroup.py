@@ -713,7 +713,11 @@ class CgroupProcess(Process):
             try:
                 code = super()._reap(options)
             except ChildProcessError:  # reaped by someone else: gone all the same
-                self._remove_cgroup()
+                # ...unless this is a copy in a forked child of the owner (os.fork, multiprocessing),
+                # whose wait, poll, collection or exit (_reap_at_exit) finds the child not its own while
+                # it runs on: the cgroup, and what runs in it, are the owner's (kill_remaining killed them).
+                if self._owner == os.getpid():
+                    self._remove_cgroup()
                 raise
             if code is not None:
                 self._remove_cgroup()
