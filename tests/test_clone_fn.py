@@ -440,6 +440,50 @@ def test_buffered_output_is_neither_lost_nor_doubled() -> None:
     assert done.stdout == "parent before clone\nchild\n"
 
 
+PRINTED_MEANWHILE_SCRIPT = """
+import os, signal, sys, pyforkexec
+stream = getattr(sys, sys.argv[1])
+# Run as the clone starts (PyOS_BeforeFork), after clone() flushed the streams: what another thread of
+# the caller may print at that moment, deterministically
+os.register_at_fork(before=lambda: stream.write("printed meanwhile"))
+pid = pyforkexec.clone(lambda: 0, signal.SIGCHLD)
+assert pyforkexec.wait_clone(pid) == 0
+"""
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_output_buffered_after_the_flush_is_not_written_by_the_child(stream: str) -> None:
+    """clone() flushes the standard streams before the clone, but another thread may print between
+    that flush and the clone: the child then held those bytes in its copy of the buffer and wrote them
+    at its exit, and the caller wrote them too (20 lines of 1,355 twice in 500 clones with a thread
+    printing meanwhile). The child now drops what its buffers held at its birth (h149)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", PRINTED_MEANWHILE_SCRIPT, stream], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    out = done.stderr if stream == "stderr" else done.stdout
+    assert out == "printed meanwhile", (done.stdout, done.stderr)
+
+
+REPLACED_STDOUT_SCRIPT = """
+import io, signal, sys, pyforkexec
+sys.stdout = io.StringIO()
+sys.__stdout__.write("parent before clone\\n")
+pid = pyforkexec.clone(lambda: sys.__stdout__.write("child\\n") and 0, signal.SIGCHLD)
+assert pyforkexec.wait_clone(pid) == 0
+"""
+
+
+def test_the_original_stdout_is_flushed_too_when_sys_stdout_is_replaced() -> None:
+    """With sys.stdout replaced (contextlib.redirect_stdout, a capture), what fn wrote to the original
+    (sys.__stdout__) was never flushed by the child, which _exits: lost (h149)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", REPLACED_STDOUT_SCRIPT], capture_output=True, text=True,
+                          env=env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "parent before clone\nchild\n"
+
+
 def _signal_handlers() -> int:
     """In a clone child: 0 when its SIGTERM handler is still the one the caller installed."""
     return 0 if signal.getsignal(signal.SIGTERM) is _TERM_HANDLER else 1
