@@ -625,6 +625,98 @@ def test_with_a_process_with_a_pidfd(signals: tuple[int, ...]) -> None:
     assert counts["raised"] > 0
 
 
+@pytest.mark.parametrize("attr", [fe.ProcAttr(files=[0, 1, 2]), PIDFD], ids=["by-pid", "pidfd"])
+def test_a_wait_that_times_out_then_kill_and_wait(signals: tuple[int, ...], attr: fe.ProcAttr) -> None:
+    """wait(timeout) that expires, kill(), wait() and poll() on one Process, as Popen's callers do: at
+    every line, the Process stays whole (its release kills and reaps it) and returns the signal's
+    status once reaped (h149: 4,800 points, nothing found)."""
+    def call() -> None:
+        proc = fe.start_process("/bin/sleep", ["sleep", "30"], attr)
+        with contextlib.suppress(fe.TimeoutExpired):
+            proc.wait(0.001)
+        proc.kill()
+        assert proc.wait() == -signal.SIGKILL
+        assert proc.poll() == -signal.SIGKILL
+
+    counts = _sweep(call, _kill_and_wait, signals)
+    assert counts["raised"] > 0
+
+
+def _wait_clone(pid: int) -> None:
+    fe.wait_clone(pid)
+
+
+def test_clone_fn_with_namespaces(signals: tuple[int, ...]) -> None:
+    """clone(fn) into a new user and UTS namespace: the child is returned, or killed and reaped, and
+    nothing else is left (h149: 696 points, nothing found)."""
+    flags = fe.CLONE_NEWUSER | fe.CLONE_NEWUTS | signal.SIGCHLD
+    counts = _sweep(lambda: fe.clone(int, flags), _wait_clone, signals)
+    assert counts["raised"] > 0
+
+
+_FOREGROUND_SWEEP = r"""
+import contextlib, os, signal, sys
+sys.path.insert(0, {tests!r})
+import test_signal_injection as t
+import pyforkexec as fe
+signal.signal(signal.SIGTERM, t._raise_injected)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTTOU])  # (our own tcsetpgrp below, after a failure)
+fd = os.open(os.ttyname(0), os.O_RDWR)
+own, pidfd, kill = os.getpgrp(), sys.argv[1] == "pidfd", sys.argv[2] == "kill"
+attr = fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(foreground=True, ctty=fd, pidfd=pidfd))
+
+def call():
+    argv = ["sleep", "30"] if kill else ["true"]
+    proc = fe.start_process("/bin/" + argv[0], argv, attr)
+    if kill:
+        proc.kill()
+    proc.wait()
+
+total = min(t._traced(call, 0, (), False, []) for _ in range(t.MEASURES))
+bad, fired = [], []
+for at in range(1, total + 1, t.STRIDE):
+    returned = []
+    with contextlib.suppress(KeyboardInterrupt, t.Injected):
+        with contextlib.suppress(KeyboardInterrupt, t.Injected):
+            t._traced(call, at, (signal.SIGINT, signal.SIGTERM), False, returned, fired)
+        len(())  # the second handler, still pending
+    for proc in returned:
+        proc.kill()
+        proc.wait()
+    if os.tcgetpgrp(fd) != own:
+        bad.append(at)
+        os.tcsetpgrp(fd, own)
+print("RESULT", total, len(fired), bad[:10], flush=True)
+"""
+
+
+@pytest.mark.parametrize("kill", ["exits", "kill"])
+@pytest.mark.parametrize("pidfd", ["by-pid", "pidfd"])
+def test_a_foreground_process_gives_the_terminal_back_whatever_the_point(pidfd: str, kill: str) -> None:
+    """start_process with SysProcAttr.foreground, then wait() (after kill()), in a session of its own on
+    a new pty: SIGINT and SIGTERM (raising) at every line, the spawn undone or the Process reaped by
+    the release, and the terminal's foreground is the caller's group after each (h149)."""
+    import pty
+
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            os.execv(sys.executable, [sys.executable, "-c", _FOREGROUND_SWEEP.format(
+                tests=str(Path(__file__).parent)), pidfd, kill])
+        finally:
+            os._exit(127)
+    out = b""
+    with contextlib.suppress(OSError):  # EIO once the session's last holder of the pty is gone
+        while chunk := os.read(master, 4096):
+            out += chunk
+    os.close(master)
+    assert os.waitpid(pid, 0)[1] == 0, out[-3000:]
+    line = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("RESULT")]
+    assert line, out[-3000:]
+    total, fired, bad = line[0].split(" ", 3)[1:]
+    assert int(fired) > 100 and int(fired) * STRIDE >= 0.9 * int(total) and bad == "[]", line[0]
+
+
 def test_run_with_a_pidfd_and_a_timeout_that_expires(signals: tuple[int, ...]) -> None:
     """run() with SysProcAttr(pidfd=True) whose timeout expires: the kill's wait goes through the copy."""
     def call() -> None:
