@@ -224,8 +224,8 @@ def wait_clone(pid: int, *, nohang: bool = False) -> Optional[int]:
 
 def _child_main(fn: Callable[..., Any], args: tuple) -> int:
     """In the child: fn's exit status, after flushing; _clone exits with it."""
-    _drop_inherited_output()
     try:
+        _drop_inherited_output()  # (inside: a Ctrl-C that comes meanwhile ends the child as one in fn)
         status = _exit_status(fn(*args))
     except SystemExit as e:
         status = _exit_status(e.code)

@@ -484,6 +484,25 @@ def test_the_original_stdout_is_flushed_too_when_sys_stdout_is_replaced() -> Non
     assert done.stdout == "parent before clone\nchild\n"
 
 
+INTERRUPTED_AT_BIRTH_SCRIPT = """
+import signal, sys, pyforkexec
+class Interrupted:  # a Ctrl-C as the child starts, before fn: raised where the child looks at its streams
+    def write(self, text): return len(text)
+    def flush(self): pass
+    def fileno(self): raise KeyboardInterrupt
+sys.stdout = Interrupted()
+print(pyforkexec.wait_clone(pyforkexec.clone(lambda: 0, signal.SIGCHLD)), file=sys.__stdout__)
+"""
+
+
+def test_a_ctrl_c_before_fn_runs_ends_the_child_as_one_in_fn() -> None:
+    """The child's first step (dropping the output it inherited) is inside the clause that reads fn's
+    end: a KeyboardInterrupt there ends the child by SIGINT, as one in fn does, not by status 1 with
+    an "Exception ignored" (h149)."""
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_AT_BIRTH_SCRIPT], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, f"{-signal.SIGINT}\n"), done.stderr
+
+
 def _signal_handlers() -> int:
     """In a clone child: 0 when its SIGTERM handler is still the one the caller installed."""
     return 0 if signal.getsignal(signal.SIGTERM) is _TERM_HANDLER else 1
