@@ -21,6 +21,7 @@ from helpers.forked import run_in_fork
 from helpers.leaks import open_fds
 from helpers.marks import needs_root
 from helpers.procs import capture, namespace_holder
+from helpers.terminal import in_a_terminal
 
 import pyforkexec as fe
 
@@ -796,30 +797,6 @@ print("RESULT", before, os.tcgetpgrp(fd), os.getpgrp(), error, flush=True)
 '''
 
 
-def _in_a_terminal(script: str, *args: str) -> list[str]:
-    """The fields of the line ``RESULT ...`` that ``script`` prints, run by this Python as the session
-    leader of a new session whose controlling terminal is a new pty (on its fds 0, 1, 2)."""
-    import pty
-    import sys
-
-    pid, master = pty.fork()
-    if pid == 0:
-        try:
-            os.execve(sys.executable, [sys.executable, "-c", script, *args],
-                      {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fe.__file__))})
-        finally:
-            os._exit(127)
-    out = b""
-    with contextlib.suppress(OSError):  # EIO once the session's last holder of the pty is gone
-        while chunk := os.read(master, 4096):
-            out += chunk
-    os.close(master)
-    assert os.waitpid(pid, 0)[1] == 0, out
-    line = [ln for ln in out.decode().splitlines() if ln.startswith("RESULT")]
-    assert line, out
-    return line[0].split()[1:]
-
-
 @pytest.mark.parametrize(("mode", "error"), [
     ("child_error", "ChildError"), ("child_error_pidfd", "ChildError"), ("sync_raises", "ChildError"),
     ("sync_interrupted", "KeyboardInterrupt"), ("joined_group", "ChildError"),
@@ -830,7 +807,7 @@ def _in_a_terminal(script: str, *args: str) -> list[str]:
     ("start_with", ""), ("start_with_raises", "KeyboardInterrupt"), ("prepared_start_wait", ""),
     ("start_wait_timeout", ""), ("start_reaped_by_another", "")])
 def test_foreground_terminal_given_back(mode: str, error: str) -> None:
-    fields = _in_a_terminal(_FOREGROUND_SCRIPT, mode)
+    fields = in_a_terminal(_FOREGROUND_SCRIPT, mode)
     before, after, own = map(int, fields[:3])
     assert (fields[3] if len(fields) > 3 else "") == error, fields
     assert before == own and after == own, f"the terminal's foreground is {after}, not the caller's {own}"
@@ -873,7 +850,7 @@ print("RESULT", before, has_ctty(), error or "-", p.wait(), own[-1] if own else 
 
 
 def test_setctty_does_not_take_the_caller_s_controlling_terminal() -> None:
-    assert _in_a_terminal(_SETCTTY_SCRIPT) == ["True", "True", "SysProcAttr.ctty", "0", "ok"]
+    assert in_a_terminal(_SETCTTY_SCRIPT) == ["True", "True", "SysProcAttr.ctty", "0", "ok"]
 
 
 # --- a uid/gid map longer than a page (h144) -----------------------------------------------------------
