@@ -38,6 +38,25 @@ def _reap_dropped() -> None:
                 _active.remove(proc)
 
 
+# Forks this process descends from (os.fork, clone(fn), multiprocessing: at-fork hooks). With the pid,
+# what tells a Process's owner from a forked copy of it (Process._owner), even where the copy has the
+# owner's pid number (1, both of them, in PID namespaces of their own).
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def here() -> tuple[int, int]:
+    """This process, as Process._owner records its owner."""
+    return os.getpid(), _forks
+
+
 # Whether waits go through a pidfd (P_PIDFD, Linux 5.4): cleared at the first EINVAL, a kernel with
 # pidfds that lacks it (5.3).
 _by_pidfd = hasattr(os, "P_PIDFD")
@@ -109,7 +128,7 @@ class Process:
         self.returncode: Optional[int] = None
         # The process whose child pid is: a copy of this object in a forked child of it (os.fork,
         # multiprocessing) finds the pid not its own child (ChildProcessError), and is not its reaper.
-        self._owner = os.getpid()
+        self._owner = here()
         self._lock = threading.Lock()
         if _active:
             _reap_dropped()

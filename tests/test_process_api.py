@@ -1113,3 +1113,36 @@ def test_a_forked_copy_of_the_caller_leaves_a_cgroup_process_alone(
         proc.kill()
         assert proc.wait() == -signal.SIGKILL
     assert not os.path.exists(os.path.join(path, "leaf"))
+
+
+def _cgroup_process_and_a_copy_as_pid_1(leaf: str, path: str) -> tuple[bool, bool]:
+    """As pid 1 of a PID namespace: a CgroupProcess, then a clone(fn) copy of this process as pid 1 of
+    a PID namespace of its own, which exits as the interpreter would (_reap_at_exit)."""
+    from pyforkexec import CLONE_NEWPID, Cgroup, clone, wait_clone
+    from pyforkexec.sandbox import cgroup as cgroup_module
+
+    assert os.getpid() == 1
+    proc = start_process("/bin/sleep", ["sleep", "60"], ProcAttr(sys=SysProcAttr(
+        pidfd=True, cgroup=Cgroup(leaf, kill_remaining=True))))
+    try:
+        def copy() -> int:
+            assert os.getpid() == 1
+            cgroup_module._reap_at_exit()
+            return 0
+
+        assert wait_clone(clone(copy, CLONE_NEWPID | signal.SIGCHLD)) == 0
+        return proc.poll() is None, os.path.isdir(path)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_copy_with_the_owners_pid_number_leaves_a_cgroup_process_alone(cgroup_dir: tuple[str, str]) -> None:
+    """The owner of a CgroupProcess as pid 1 of a PID namespace (a launcher), and a copy of it forked
+    into a PID namespace of its own, pid 1 there too: the pid alone did not tell them apart, and the
+    copy's exit killed the owner's child (kill_remaining) and removed its cgroup (h149)."""
+    path, cg_path = cgroup_dir
+    alive, kept = run_in_fork(_cgroup_process_and_a_copy_as_pid_1, os.path.join(cg_path, "leaf"),
+                              os.path.join(path, "leaf"), pidns=True)
+    assert (alive, kept) == (True, True)
+    assert not os.path.exists(os.path.join(path, "leaf"))

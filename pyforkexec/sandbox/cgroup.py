@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .. import _record
 from .._signals import held
 from ..checks import check_bool, check_int, check_list, check_pid, fail, to_bytes
-from ..process import Process
+from ..process import Process, here
 
 if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
     from dataclasses import dataclass
@@ -716,7 +716,7 @@ class CgroupProcess(Process):
                 # ...unless this is a copy in a forked child of the owner (os.fork, multiprocessing),
                 # whose wait, poll, collection or exit (_reap_at_exit) finds the child not its own while
                 # it runs on: the cgroup, and what runs in it, are the owner's (kill_remaining killed them).
-                if self._owner == os.getpid():
+                if self._owner == here():
                     self._remove_cgroup()
                 raise
             if code is not None:
