@@ -777,6 +777,18 @@ try:
         except fe.TimeoutExpired:
             pass
         proc.wait()
+    elif mode == "joined_group_reaped_first":  # a pipeline's second process ends before its leader
+        sys_attr.pidfd = True
+        leader = fe.start_process("/bin/sleep", ["sleep", "30"], attr)
+        try:
+            joined = fe.ProcAttr(files=[0, 1, 2],
+                                 sys=fe.SysProcAttr(foreground=True, ctty=fd, pgid=leader.pid))
+            fe.start_process("/bin/true", ["true"], joined).wait()
+            if os.tcgetpgrp(fd) != leader.pid:
+                error = "given_back_while_the_leader_runs"
+        finally:
+            leader.kill()
+            leader.wait()
     elif mode == "start_reaped_by_another":
         proc = fe.start_process("/bin/true", ["true"], attr)
         os.waitpid(-1, 0)
@@ -805,7 +817,7 @@ print("RESULT", before, os.tcgetpgrp(fd), os.getpgrp(), error, flush=True)
     # start_process's Process gives the terminal back at its reap, as run() does (h149)
     ("start_wait", ""), ("start_pidfd_wait", ""), ("start_kill_wait", ""), ("start_poll", ""),
     ("start_with", ""), ("start_with_raises", "KeyboardInterrupt"), ("prepared_start_wait", ""),
-    ("start_wait_timeout", ""), ("start_reaped_by_another", "")])
+    ("start_wait_timeout", ""), ("start_reaped_by_another", ""), ("joined_group_reaped_first", "")])
 def test_foreground_terminal_given_back(mode: str, error: str) -> None:
     fields = in_a_terminal(_FOREGROUND_SCRIPT, mode)
     before, after, own = map(int, fields[:3])
