@@ -7,7 +7,8 @@ documents in netns/ with theirs in netns.txt, command lines in options.txt) runs
 console script, as root and, where privileges matter, as uid 65534, each command in a PID namespace
 of its own that counts the processes it made. The properties below feed random documents and command
 lines to the loaders and the option parsers in process (faster): each either succeeds or fails with a
-clean error naming a field or an option.
+clean error naming a field or an option; nsenter's command lines run through the console script
+against a live target, ran or refused naming an option.
 ``PYFORKEXEC_FUZZ_EXAMPLES`` raises their example count (default 150).
 """
 
@@ -20,17 +21,18 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import pytest
-from helpers.cli import PYFORKEXEC, Counted, counted
+from helpers.cli import PYFORKEXEC, Background, Counted, counted, pfe, util_linux
 from helpers.forked import NOBODY
 from helpers.marks import needs_root
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pyforkexec import cli, netns, spec, validate
@@ -483,12 +485,16 @@ def words(options: Sequence[Any]) -> st.SearchStrategy:
 
 
 def assert_names_an_option(err: Exception, argv: Sequence[str], options: Sequence[Any]) -> None:
-    """One line that names an option of ``argv`` (as written, or its long form), unless it is about
-    what the whole lacks."""
+    """A usage or failure status, and one line that names an option of ``argv``."""
     message, status, _ = explain(err)
-    assert "internal error" not in message, message
     assert status in (1, 125, 127), message
-    shown = one_line(message)
+    assert_line_names_an_option(one_line(message), argv, options)
+
+
+def assert_line_names_an_option(shown: str, argv: Sequence[str], options: Sequence[Any]) -> None:
+    """The line of a failure names an option of ``argv`` (as written, or its long form), unless it is
+    about what the whole lacks."""
+    assert "internal error" not in shown, shown
     assert "\n" not in shown
     shorts = {o.short: o for o in options if o.short}
     names = set()
@@ -502,7 +508,7 @@ def assert_names_an_option(err: Exception, argv: Sequence[str], options: Sequenc
                 if char in shorts:
                     names.add(f"--{shorts[char].long}")
     named = [n for n in names if one_line(n) in shown]
-    assert named or any(m in shown for m in NO_OPTION), f"{message!r} names no option of {argv!r}"
+    assert named or any(m in shown for m in NO_OPTION), f"{shown!r} names no option of {argv!r}"
 
 
 @FUZZ
@@ -536,6 +542,81 @@ def test_nsenter_options_parse_or_name_the_option(argv: list[str]) -> None:
         assert_names_an_option(e, argv, cli_nsenter.OPTIONS)
     except SystemExit as e:  # --help or --version answered, where the options were read up to
         assert (e.code, parsed.given[-1][0].long in ANSWERS) == (0, True), argv
+
+
+# ---- nsenter command lines, through the console script ------------------------------------------
+
+NSENTER_EXAMPLES = max(1, EXAMPLES // 5)  # about 0.2 s each: a console script that starts a program
+
+
+@pytest.fixture(scope="module")
+def nsenter_target() -> Iterator[int]:
+    """A process in new user (root mapped), mount, uts, ipc, net, pid, cgroup and time namespaces."""
+    argv = [util_linux("unshare"), "--map-root-user", "--mount", "--uts", "--ipc", "--net", "--pid",
+            "--cgroup", "--time", "--fork", "--kill-child", "--mount-proc", "sh", "-c",
+            "echo ready; exec sleep 600"]
+    with Background(argv) as bg:
+        assert bg.readline() == "ready"
+        yield bg.child()
+
+
+def _in_pid_namespace(link: str) -> set[int]:
+    """The processes of the PID namespace ``link`` names, as this one sees them."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{entry}/ns/pid") == link:
+                    pids.add(int(entry))
+    return pids
+
+
+def nsenter_words(target: int) -> st.SearchStrategy:
+    """Command lines of nsenter's options with values that mean something here: the target, another
+    process, namespace files of both (and of another kind), ids, directories; and some of VALUES."""
+    spellings = [f"--{o.long}" for o in cli_nsenter.OPTIONS if o.long not in ANSWERS] + \
+        [f"-{o.short}" for o in cli_nsenter.OPTIONS if o.short and o.long not in ANSWERS]
+    ns_files = [f"/proc/{pid}/ns/{name}" for pid in (target, os.getpid())
+                for name in ("net", "uts", "ipc", "mnt", "pid", "user", "cgroup", "time")]
+    values = [str(target)] * 4 + [str(os.getpid()), "1", "0", "65534", "follow", "/", "/tmp", "/proc",
+                                  "/nonexistent", "rel"] + ns_files + VALUES[:12]
+    attached = st.tuples(st.sampled_from(spellings), st.sampled_from(values)).map(
+        lambda t: f"{t[0]}={t[1]}" if t[0].startswith("--") else t[0] + t[1])
+    given_target = st.sampled_from([["-t", str(target)]] * 3 + [[f"--target={target}"], []])
+    separate = st.tuples(st.sampled_from(spellings), st.sampled_from(values)).map(list)
+    alone = st.sampled_from(spellings).map(lambda w: [w])  # (a FILE or DIR left out: the target's)
+    word = alone | alone | alone | attached.map(lambda w: [w]) | separate
+    some_namespace = st.sampled_from([["-u"], ["--net"], ["-a"], ["-U", "-m"], []])
+    return st.tuples(given_target, some_namespace, st.lists(word, max_size=4)).map(
+        lambda t: [*t[0], *t[1], *(w for words in t[2] for w in words)])
+
+
+@needs_root
+def test_nsenter_command_lines_run_or_name_the_option(nsenter_target: int) -> None:
+    """``pyforkexec nsenter OPTIONS true`` against a live target: the program ran (status 0, nothing on
+    stderr), or one line naming an option of the command line, with a documented status; never a
+    traceback, and no process left behind in the target's PID namespace."""
+    link = os.readlink(f"/proc/{nsenter_target}/ns/pid")
+    before = _in_pid_namespace(link)
+
+    @settings(FUZZ, max_examples=NSENTER_EXAMPLES)
+    @given(argv=nsenter_words(nsenter_target))
+    def prop(argv: list[str]) -> None:
+        res = pfe("nsenter", *argv, "true", stdin=subprocess.DEVNULL)
+        assert "Traceback" not in res.stderr, res.stderr
+        assert res.stdout == "", (argv, res.stdout)
+        event(f"status {res.returncode}")
+        if res.returncode == 0:
+            assert res.stderr == "", (argv, res.stderr)
+        else:
+            assert res.returncode in (1, 125, 126, 127), (argv, res.returncode, res.stderr)
+            lines = res.stderr.splitlines()
+            assert len(lines) == 1 and re.match(r"pyforkexec( nsenter)?: ", lines[0]), (argv, res.stderr)
+            if not re.fullmatch(r"pyforkexec: fork/exec \S+: .* \(at execve\)", lines[0]):  # (the program's)
+                assert_line_names_an_option(lines[0], argv, cli_nsenter.OPTIONS)
+        assert _in_pid_namespace(link) == before, argv
+
+    prop()
 
 
 @FUZZ
