@@ -250,17 +250,16 @@ def _kill_service(pid, fd):
 
 
 def stop_all(daemons):
-    """Stop the daemons ``[(name, main_pid, grace)]`` together, so that their graces run at once:
-    SIGTERM to each (it passes it to its service); a service still running ``grace`` seconds later is
-    killed (SIGKILL, with its process group) by this function, whatever stop timeout its daemon was
-    started with, and its daemon, which then ends, is killed too if still there STOP_MARGIN seconds
-    after that (its pid file removed). The caller sees that the grace asked is no longer than the
-    daemon's own (running_stop_timeout): the daemon would kill the service earlier. What a daemon that
-    did not end by its own stop left in its service's own cgroup is killed and the cgroup removed
-    (sweep_cgroup). A ``main_pid`` whose process is no longer the service's daemon (paths.is_daemon: it
-    holds the daemon's name), after its pidfd is opened, is a daemon gone (its number may be another
-    process's). Raises ServiceError
-    naming one that survived."""
+    """Stop the daemons ``[(name, main_pid, grace)]`` together, so that their graces run at once: SIGTERM
+    then SIGCONT to each (it passes its stop to its service); a service still running ``grace`` seconds
+    later is killed (SIGKILL, with its process group) by this function, whatever stop timeout its daemon
+    was started with, and its daemon, which then ends, is killed too if still there STOP_MARGIN seconds
+    after that (its pid file removed). The caller sees that the grace asked is no longer than the daemon's
+    own (running_stop_timeout): the daemon would kill the service earlier. What a daemon that did not end
+    by its own stop left in its service's own cgroup is killed and the cgroup removed (sweep_cgroup). A
+    ``main_pid`` whose process is no longer the service's daemon (paths.is_daemon: it holds the daemon's
+    name), after its pidfd is opened, is a daemon gone (its number may be another process's). Raises
+    ServiceError naming one that survived."""
     # One entry a name (the first): every table below is keyed by the name, and a second entry's pidfds
     # took the first's place in them, which nothing closed then.
     daemons = list({daemon[0]: daemon for daemon in reversed(list(daemons))}.values())[::-1]
@@ -285,8 +284,11 @@ def stop_all(daemons):
                 if service is not None:
                     services[name] = service
             deadlines[name], phase[name] = time.monotonic() + grace, 0
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(fds[name], signal.SIGTERM)
+            # SIGCONT after it, as systemd follows KillSignal= with it: a daemon stopped (SIGSTOP)
+            # left the SIGTERM pending, its service never got its stop signal, and both were killed.
+            for signo in (signal.SIGTERM, signal.SIGCONT):
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fds[name], signo)
         while fds:
             _gone(fds, min(deadlines[name] for name in fds))
             now = time.monotonic()

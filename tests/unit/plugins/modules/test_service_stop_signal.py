@@ -8,6 +8,7 @@ same signal, or SIGTERM given, changes nothing."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
@@ -122,3 +123,24 @@ def test_a_stop_with_another_stop_signal_than_the_service_runs_with_is_refused(r
     stopped = run_module(service, dict(name=made, state="stopped", stop_signal="INT"))
     assert stopped.get("failed") is not True and stopped["state"] == "stopped", stopped
     assert _said(made)[-2:] == [f"{started['pid']} killed by SIGINT", "stopped"], _said(made)
+
+
+@pytest.mark.parametrize("module", [service, services])
+def test_a_stopped_daemon_is_stopped_as_a_running_one(run_module, name, module):
+    """A daemon stopped by SIGSTOP (by hand, a debugger gone, a cgroup freezer thawed badly) left the
+    module's SIGTERM pending: its service never got its stop signal, the stop waited out the whole grace
+    and its margin, and ended both by SIGKILL. SIGCONT follows the SIGTERM, as systemd follows its
+    KillSignal= with SIGCONT (kill_and_sigcont), so the daemon stops its service as it would have."""
+    made = name()
+    started = run_module(service, dict(name=made, argv=["sleep", "600"], manager="direct", start_check=0,
+                                       stop_timeout=30))
+    assert started.get("failed") is not True and started["state"] == "started", started
+    os.kill(started["main_pid"], signal.SIGSTOP)
+    begun = time.monotonic()
+    args = dict(name=made, state="stopped")
+    stopped = run_module(module, args if module is service else dict(services=[args]))
+    took = time.monotonic() - begun
+    assert stopped.get("failed") is not True, stopped
+    pid, said = started["pid"], _said(made)
+    assert said[-3:] == [f"stopping: SIGTERM to {pid}", f"{pid} killed by SIGTERM", "stopped"], said
+    assert took < 15, took
