@@ -780,3 +780,38 @@ def test_signals_its_starter_ignored_are_not_ignored_by_the_service(tmp_path: Pa
         d.proc.send_signal(signal.SIGTERM)
     assert d.wait() == 0
     assert d.log_lines()[-2:] == [f"{service} killed by SIGQUIT", "stopped"]
+
+
+@pytest.mark.parametrize(("starts", "then", "allowed"), [
+    # (the starts so far, the next one and whether it may come: burst 2, interval 10 s)
+    ([0, 9.8, 10.1], 10.3, True),  # 10.1 began a window (the first after 0's): 10.3 is its second
+    ([0, 6, 10.5], 11, True),  # 10.5 began one too
+    ([0, 9.8, 10.1, 10.3], 10.5, False),  # a third in 10.1's window
+    ([0, 5], 9, False),  # a third within 10 s of the first
+    ([0, 5], 10.5, True),
+    ([0, 10.5, 15], 20.4, False),  # within the window 10.5 began
+])
+def test_the_start_limit_counts_as_systemd_counts_it(monkeypatch: pytest.MonkeyPatch, starts: list[float],
+                                                      then: float, allowed: bool) -> None:
+    """systemd's start limit (ratelimit_below) counts the starts of a window that begins at a start
+    and lasts the interval; the first start after it begins the next. The daemon counted the starts
+    within the interval before each start: it gave up a service that ran most of an interval before
+    a few quick crashes (starts 0, 9.8, 10.1, then 10.3: two within the 10 s before it), where systemd
+    goes on."""
+    args = daemon.parse_args(["--name", "t", "--spec", "s.json", "--pid-file", "d.pid", "--log-file",
+                              "d.log", "--restart", "always", "--start-limit-burst", "2",
+                              "--start-limit-interval", "10"])
+    r, w = os.pipe()
+    clock = [0.0]
+    monkeypatch.setattr(daemon.time, "monotonic", lambda: clock[0])
+    try:
+        d = daemon.Daemon(args, w)
+        for i, t in enumerate(starts):
+            clock[0] = t
+            assert i == 0 or d.should_restart(3), (t, list(d.starts))
+            d.starts.append(t)  # (as run() does at the start)
+        clock[0] = then
+        assert d.should_restart(3) is allowed and d.gave_up is not allowed, list(d.starts)
+    finally:
+        os.close(r)
+        os.close(w)

@@ -21,8 +21,9 @@ systemd would otherwise provide::
 - ``--restart``: ``no``, ``on-failure`` (an exit status other than 0, or death by a signal other than
   SIGHUP, SIGINT, SIGTERM and SIGPIPE, which systemd counts as clean too) or
   ``always``, after ``--restart-sec`` seconds; more than ``--start-limit-burst`` starts within
-  ``--start-limit-interval`` seconds stop the daemon, as systemd's start limit does (a burst or an
-  interval of 0: no start limit, as systemd's StartLimitBurst=0 and StartLimitIntervalSec=0).
+  ``--start-limit-interval`` seconds of the first of them stop the daemon, as systemd's start limit
+  does (the first start after that interval begins the next one; a burst or an interval of 0: no
+  start limit, as systemd's StartLimitBurst=0 and StartLimitIntervalSec=0).
 - SIGTERM or SIGINT stop the service: ``--stop-signal`` (SIGTERM by default; systemd's KillSignal=,
   podman's --stop-signal), then SIGCONT (for a stopped one, as systemd does), to its process, SIGKILL
   to its process group after ``--stop-timeout`` seconds. A service that is PID 1 of its own PID
@@ -440,9 +441,13 @@ class Daemon:
             return False
         if self.args.restart == "on-failure" and (code == 0 or -code in CLEAN_SIGNALS):
             return False
+        # systemd's start limit counts in windows: one begins at a start and takes the starts within
+        # the interval of it; the first start after it begins the next (its ratelimit_below). Counted
+        # within the interval before each start instead, a service that had run most of an interval
+        # before a few quick crashes was given up where systemd goes on.
         now = time.monotonic() + delay  # when the next start would come
-        while self.starts and now - self.starts[0] > self.args.start_limit_interval:
-            self.starts.popleft()
+        if self.starts and now - self.starts[0] > self.args.start_limit_interval:
+            self.starts.clear()  # (self.starts: those of the window the last start is in)
         burst = self.args.start_limit_burst
         if burst == 0:  # no start limit (systemd's StartLimitBurst=0): nothing to count, and the
             self.starts.clear()  # starts the waiter carries (its command line) do not grow without end
