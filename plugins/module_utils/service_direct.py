@@ -278,7 +278,7 @@ def stop_all(daemons):
                 continue
             # The service's pid is read from /proc, and may be another process's by the open (the
             # service exited, the daemon reaped it): its pidfd is kept only if it is the daemon's child.
-            workloads[name] = (paths.workload_pid(main), main)
+            workloads[name] = (paths.workload_pid(main, exited=True), main)
             if workloads[name][0] is not None:
                 service = pidfds.child_pidfd(workloads[name][0], main, fds[name])
                 if service is not None:
@@ -368,7 +368,7 @@ def running_own_cgroup(name):
 def _cgroups(name, main, main_fd):
     """(the service's cgroup path, its daemon ``main``'s) read from /proc, None unless both processes
     were those read (pidfds confirmed after the reads: a pid may be another process's by then)."""
-    service = paths.workload_pid(main)
+    service = paths.workload_pid(main, exited=True)  # (a zombie is still in its cgroup)
     fd = pidfds.child_pidfd(service, main, main_fd) if service is not None else None
     if fd is None:
         return None

@@ -21,7 +21,7 @@ import stat
 import subprocess
 import time
 
-from ansible_collections.pyforkexec.isolation.plugins.module_utils import pidfds
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import ns_target, pidfds
 
 SPEC_DIR = "/etc/pyforkexec"
 RUN_DIR = "/run/pyforkexec"
@@ -436,17 +436,30 @@ def children(pid):
     return [child for child in out if child is not None]
 
 
-def workload_pid(main_pid, wait=0.0):
+def workload_pid(main_pid, wait=0.0, exited=False):
     """The service's own process: the main process's child (None between restarts). ``wait``: how
-    long to give a main process that was just started to spawn it (systemd's start returns first)."""
+    long to give a main process that was just started to spawn it (systemd's start returns first).
+    A child that has exited is none: until its reap (the pyforkexec daemon's, on its way back from
+    pyforkexec-waiter at each end of its service) it is a zombie, which was reported as the running
+    service, with the namespaces of a process that has none left (user and pid alone). ``exited``:
+    one is taken all the same (for a stop, which kills its process group)."""
     if main_pid is None:
         return None
     deadline = time.monotonic() + wait
     while True:
-        kids = children(main_pid)
+        kids = [kid for kid in children(main_pid) if exited or not _ended(kid)]
         if kids or time.monotonic() >= deadline or pidfds.in_proc(main_pid) is None:
             return kids[0] if kids else None
         time.sleep(0.05)
+
+
+def _ended(pid):
+    """Whether process ``pid`` (of this PID namespace) has exited: gone, or a zombie."""
+    where = pidfds.in_proc(pid)
+    try:
+        return where is None or ns_target.stat_field(where, 0) in (b"Z", b"X")
+    except ns_target.TargetGone:
+        return True
 
 
 def resolve_manager(wanted, booted=None):

@@ -144,3 +144,35 @@ def test_a_stopped_daemon_is_stopped_as_a_running_one(run_module, name, module):
     pid, said = started["pid"], _said(made)
     assert said[-3:] == [f"stopping: SIGTERM to {pid}", f"{pid} killed by SIGTERM", "stopped"], said
     assert took < 15, took
+
+
+def _state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_converge_while_the_service_ended_unreaped_reports_no_pid(run_module, name, tmp_path):
+    """Between its service's exit and its reap, the daemon is on its way back from pyforkexec-waiter
+    (an interpreter's start, 0.1-0.2 s at each restart): the service is its child still, a zombie. A
+    converge then reported that pid as the running service, with the namespaces of a process that has
+    none left (user and pid alone: the kernel drops the others at its exit), and judged the service's
+    joins by them. Held here in between: the daemon stopped before its service ends."""
+    made, go = name(), tmp_path / "go"
+    args = dict(name=made, argv=["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; exit 3"],
+                manager="direct", start_check=0, restart="always", namespaces=["net"])
+    started = run_module(service, args)
+    assert started.get("failed") is not True and started["state"] == "started", started
+    assert "net" in started["namespaces"], started
+    main, pid = started["main_pid"], started["pid"]
+    os.kill(main, signal.SIGSTOP)
+    try:
+        go.touch()
+        deadline = time.monotonic() + 30
+        while _state(pid) != "Z":
+            assert time.monotonic() < deadline, "the service never ended"
+            time.sleep(0.02)
+        again = run_module(service, args)
+    finally:
+        os.kill(main, signal.SIGCONT)
+    assert again.get("failed") is not True and again["changed"] is False, again
+    assert again["main_pid"] == main and again["pid"] is None and again["namespaces"] == {}, again
