@@ -705,6 +705,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return daemon.run()
     finally:
+        # Nothing is left to stop: a stop signal from here on stays pending (a stop sent twice, a
+        # second kill). Handled, it came after the interpreter's exit had put its default action
+        # back, and the daemon that had stopped its service ended killed by it (status -15, not 0).
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(args.pid_file)  # still locked: nobody can take it for a live daemon's meanwhile
         os.close(pid_fd)
