@@ -249,8 +249,8 @@ if main == 0:
 os.read(r, 1)
 listed, seen = direct.paths.workload_pid, {}
 
-def steered(pid, wait=0.0):
-    found = listed(pid, wait)
+def steered(pid, wait=0.0, exited=False):
+    found = listed(pid, wait, exited)
     if found is not None and not seen:
         seen["listed"] = found
         os.kill(found, signal.SIGKILL)
