@@ -89,6 +89,32 @@ def thread_said(pid):
     return f"{pid} is the id of a thread{of}, not of a process: give the process's pid"
 
 
+def open_pidfd(pid):
+    """A pidfd pinning process ``pid`` (a number of this PID namespace), or None on a kernel without
+    pidfds (Linux < 5.3). TargetGone when no process has that number, or it is a thread's id."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise TargetGone(f"no process {pid}") from None
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.EINVAL) and pidfds.thread_of(pid) is not None:
+            raise TargetGone(thread_said(pid)) from None
+        if e.errno == errno.ENOSYS:
+            return None
+        raise
+
+
+def has_ended(pidfd, where, started):
+    """Whether the process pinned by ``pidfd`` has ended; without one (None), whether the process /proc
+    numbers ``where``, started at ``started`` (its stat start time), has, or its number is another's."""
+    if pidfd is not None:
+        return bool(select.select([pidfd], [], [], 0)[0])  # a pidfd reads ready once its process ends
+    try:
+        return stat_field(where, 19) != started
+    except TargetGone:
+        return True
+
+
 class Captured:
     """The namespaces ``kinds`` (None: all the target has, as ``nsenter --all`` enters them) of process
     ``pid``, its root and working directory, open. Raises TargetGone when it is not running.
@@ -143,18 +169,11 @@ class Captured:
     def _identify(self):
         """Pin the target (its pidfd) and find its number in /proc: ``pid`` is a number of this PID
         namespace, as pidfd_open and kill take it; /proc, read by number, may be an ancestor's."""
-        try:
-            self._pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            raise TargetGone(f"no process {self.pid}") from None
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.EINVAL) and pidfds.thread_of(self.pid) is not None:
-                raise TargetGone(thread_said(self.pid)) from None
-            if e.errno != errno.ENOSYS:
-                raise
+        self._pidfd = open_pidfd(self.pid)
+        if self._pidfd is None:
             if pidfds.own_proc_number() != os.getpid():
                 raise TargetGone(f"process {self.pid} cannot be found in /proc, which is of another PID "
-                                 "namespace than this process's, without a pidfd (Linux 5.3)") from None
+                                 "namespace than this process's, without a pidfd (Linux 5.3)")
             self._started = self._start_time()
             return
         self._proc = pidfds.proc_number(self._pidfd)
@@ -184,10 +203,7 @@ class Captured:
 
     def check(self):
         """Raise TargetGone unless the target is still the process these files were opened from."""
-        if self._pidfd is not None:
-            if select.select([self._pidfd], [], [], 0)[0]:  # a pidfd reads ready once its process ends
-                raise TargetGone(f"process {self.pid} has ended")
-        elif self._start_time() != self._started:
+        if has_ended(self._pidfd, self._proc, self._started):
             raise TargetGone(f"process {self.pid} has ended")
 
     def options(self):

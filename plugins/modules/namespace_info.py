@@ -187,9 +187,7 @@ net:
     routes: [{dst: default, gateway: 10.42.0.1, dev: eth0, metric: null}]
 """
 
-import errno
 import os
-import select
 import time
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import (
@@ -266,33 +264,6 @@ def wait_for_its_program(pid, option):
         raise paths.ServiceError(f"{option}: {e}") from None
 
 
-def pin(pid, option):
-    """A pidfd of process ``pid`` (of this PID namespace), or None on a kernel without pidfds (Linux
-    < 5.3). A thread's id is refused: /proc describes the thread's own namespaces then (one thread may
-    join a network or UTS namespace alone), and pidfd_open will not pin it."""
-    try:
-        return os.pidfd_open(pid)
-    except ProcessLookupError:
-        raise paths.ServiceError(f"{option}: no process {pid}") from None
-    except OSError as e:
-        if e.errno == errno.ENOSYS:
-            return None
-        if e.errno in (errno.ENOENT, errno.EINVAL) and pidfds.thread_of(pid) is not None:
-            raise paths.ServiceError(f"{option}: {ns_target.thread_said(pid)}") from None
-        raise
-
-
-def ended(fd, where, started):
-    """Whether the process pinned by ``fd`` (None: not pinned), /proc's ``where``, started at
-    ``started`` (its /proc stat start time) has ended, or its number is another process's now."""
-    if fd is not None and select.select([fd], [], [], 0)[0]:  # a pidfd reads ready once its process ends
-        return True
-    try:
-        return ns_target.stat_field(where, 19) != started
-    except ns_target.TargetGone:
-        return True
-
-
 def describe_process(pid, option, service, with_net, confirm=None):
     """The facts of process ``pid`` (given as ``option``), read from /proc one after the other: it is
     pinned meanwhile (its pidfd, and its start time), and if it ended before the last read, what was
@@ -300,7 +271,10 @@ def describe_process(pid, option, service, with_net, confirm=None):
 
     ``confirm``: for a pid looked up (a service's), a function that looks it up again once it is
     pinned: the pid may have gone to another process between the look-up and the pin."""
-    fd = pin(pid, option)
+    try:  # (None on a kernel without pidfds: its start time alone, below)
+        fd = ns_target.open_pidfd(pid)
+    except ns_target.TargetGone as e:  # no such process, or a thread's id
+        raise paths.ServiceError(f"{option}: {e}") from None
     try:
         if confirm is not None and confirm() != pid:
             raise paths.ServiceError(f"{option}: process {pid} ended while it was looked up (the service "
@@ -322,7 +296,7 @@ def describe_process(pid, option, service, with_net, confirm=None):
             said = f"{e.filename}: {e.strerror}" if isinstance(e, FileNotFoundError) else str(e)
             raise paths.ServiceError(f"{option}: process {pid} has ended, its namespaces are gone "
                                      f"({said})") from None
-        if ended(fd, where, started):
+        if ns_target.has_ended(fd, where, started):
             raise paths.ServiceError(f"{option}: process {pid} ended while it was described: what was "
                                      "read may be partly another process's, given its number since")
         return facts
