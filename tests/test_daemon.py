@@ -363,8 +363,8 @@ PLAIN = [
      "7", "--start-limit-interval", "1e1", "--ready-fd", "5", "--foreground", "--no-waiter"],
     [*BASE, "--ready-fd", "5", "--start-lock-fd", "4"],
     [*BASE, "--stop-signal", "SIGINT"], [*BASE, "--stop-signal", "rtmin+2"], [*BASE, "--stop-signal", "10"],
-    [*BASE, "--restart", "always", "--resume", '{"pid": 12, "log_fd": 3}', "--waited", "stop", "--exited-at",
-     "123456"],
+    [*BASE, "--restart", "always", "--resume", '{"pid": 12, "pid_fd": 4, "log_fd": 3, "starts": [1.5]}',
+     "--waited", "stop", "--exited-at", "123456"],
     ["--log-file", "", "--name", "x y", "--spec", "s", "--pid-file", "p", "--name", "again", "--restart-sec",
      "inf", "--foreground", "--foreground"],  # empty values, a repeated option: the last one wins
 ]
@@ -377,6 +377,7 @@ NOT_PLAIN = [
     [*BASE, "--restart-sec", "soon"],  # not a number
     [*BASE, "--start-limit-burst", "1.5"],
     [*BASE, "--resume", "{not json"],
+    [*BASE, "--resume", '{"pid": 12, "log_fd": 3}'],  # a state without its pid file's fd
     [*BASE, "--ready-fd", "-1"],  # a value starting with -: argparse's rules
     [*BASE, "--ready-fd"],  # no value
     [*BASE, "--restart=always"],  # the = form
@@ -407,6 +408,60 @@ def test_any_other_command_line_is_argparse_s(argv: list[str], capsys: pytest.Ca
         assert capsys.readouterr() == said
     else:
         assert vars(daemon.parse_args(argv)) == expected
+
+
+# --resume states the daemon cannot go on from, and the key its refusal names. Only the waiter writes
+# --resume; these gave a traceback (KeyError, TypeError) once the daemon was already taking over.
+STATE = {"pid": 12, "pid_fd": 4, "log_fd": 3, "name_fd": 5, "starts": [1.5, 2],
+         "cgroup": {"path": "/sys/fs/cgroup/x", "created": {"/sys/fs/cgroup/x": 7}, "remove": True, "root": "",
+                    "kill": False}}
+BAD_STATES = [
+    ("not JSON", "{"), ("a JSON object", "[1]"), ("a JSON object", "null"), ("pid", "{}"),
+    *((key, json.dumps({k: v for k, v in STATE.items() if k != key})) for key in ("pid", "pid_fd", "log_fd",
+                                                                                  "starts")),
+    *((key, json.dumps({**STATE, key: value})) for key, value in (
+        ("pid", 0), ("pid", True), ("pid", "12"), ("pid", 1.0), ("pid_fd", -1), ("log_fd", None),
+        ("name_fd", -2), ("name_fd", False), ("starts", {}), ("starts", ["1"]), ("starts", [True]),
+        ("cgroup", []), ("cgroup", {"path": "/x"}), ("cgroup", {**STATE["cgroup"], "created": {"/x": -1}}),
+        ("cgroup", {**STATE["cgroup"], "remove": 1}), ("cgroup", {**STATE["cgroup"], "root": None}))),
+    ("starts", '{"pid": 12, "pid_fd": 4, "log_fd": 3, "starts": [NaN]}'),
+]
+
+
+@pytest.mark.parametrize(("key", "state"), BAD_STATES)
+def test_a_resume_state_the_daemon_cannot_go_on_from_is_refused_naming_its_key(
+        key: str, state: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as got:
+        daemon.parse_args([*BASE, "--resume", state, "--waited", "run"])
+    assert got.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("python -m pyforkexec.daemon: error: argument --resume: ") and key in last, last
+
+
+def test_the_daemon_s_own_resume_state_is_taken() -> None:
+    assert daemon.resume_state(json.dumps(STATE)) == STATE
+    assert daemon.resume_state(json.dumps({**STATE, "cgroup": None})) == {**STATE, "cgroup": None}
+    old = {k: v for k, v in STATE.items() if k != "name_fd"}  # a daemon from before the name's fd
+    assert daemon.resume_state(json.dumps(old)) == old
+
+
+@pytest.mark.parametrize(("state", "said"), [
+    ({"pid": 1, "pid_fd": 1, "log_fd": 2, "starts": []}, "--resume: pid 1: not a child of this process"),
+    ({"pid": 1, "pid_fd": 1, "log_fd": 987, "starts": []}, "--resume: log_fd 987: Bad file descriptor"),
+    ({"pid": 1, "pid_fd": 986, "log_fd": 2, "starts": []}, "--resume: pid_fd 986: Bad file descriptor"),
+    ({"pid": 1, "pid_fd": 1, "log_fd": 2, "name_fd": 985, "starts": []},
+     "--resume: name_fd 985: Bad file descriptor"),
+], ids=["not-a-child", "log-fd", "pid-fd", "name-fd"])
+def test_a_resume_state_naming_what_this_process_has_not_is_refused(tmp_path: Path, state: dict[str, object],
+                                                                     said: str) -> None:
+    """A well-formed state whose fds are not open or whose pid is no child of the daemon's process: one
+    line naming it, status 1, nothing taken over (was a traceback: EBADF, ECHILD)."""
+    argv = ["--name", "t", "--spec", str(tmp_path / "s.json"), "--pid-file", str(tmp_path / "d.pid"),
+            "--log-file", str(tmp_path / "d.log"), "--foreground", "--resume", json.dumps(state), "--waited", "run"]
+    got = subprocess.run([sys.executable, "-m", "pyforkexec.daemon", *argv], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=60)
+    assert (got.returncode, got.stderr) == (1, f"python -m pyforkexec.daemon: {said}\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("waiter", [[], ["--no-waiter"]], ids=["waiter", "python"])

@@ -63,6 +63,7 @@ import collections
 import contextlib
 import fcntl
 import json
+import math
 import os
 import select
 import signal
@@ -70,7 +71,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Callable, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 
 from .. import signames
 from .. import spec as specmod
@@ -94,6 +95,44 @@ FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 # service was asked to end (a stop, a hang-up, a closed pipe), it did not fail.
 CLEAN_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)
 HANDLED = (*STOP_SIGNALS, *FORWARDED)
+
+
+class BadValue(ValueError):
+    """An option's value that breaks a rule this module names (argparse shows the message)."""
+
+
+def _is_int(value: object, least: int) -> bool:
+    return type(value) is int and value >= least  # (not a bool, which JSON's true is)
+
+
+def resume_state(value: str) -> dict[str, Any]:
+    """--resume's value: the JSON the daemon gave its waiter (Daemon.hand_over). Only the waiter writes
+    it, but it is checked whole here, so that a state the daemon cannot go on from is refused by name
+    before the daemon takes over anything (was a traceback, the service left unsupervised)."""
+    try:
+        state = json.loads(value)
+    except ValueError:
+        raise BadValue("not JSON") from None
+    if not isinstance(state, dict):
+        raise BadValue("must be a JSON object")
+    rules = (("pid", 1), ("pid_fd", 0), ("log_fd", 0))
+    for key, least in rules:
+        if not _is_int(state.get(key), least):
+            raise BadValue(f"{key}: must be an integer from {least}")
+    if "name_fd" in state and not _is_int(state["name_fd"], -1):  # (absent: a daemon from before the name)
+        raise BadValue("name_fd: must be an integer from -1")
+    starts = state.get("starts")
+    if not isinstance(starts, list) or not all(type(t) in (int, float) and math.isfinite(t) for t in starts):
+        raise BadValue("starts: must be a list of times")
+    record = state.get("cgroup")
+    if record is not None and not (isinstance(record, dict) and isinstance(record.get("path"), str)
+                                   and isinstance(record.get("root"), str)
+                                   and isinstance(record.get("remove"), bool)
+                                   and isinstance(record.get("kill", False), bool)
+                                   and isinstance(record.get("created"), dict)
+                                   and all(_is_int(inode, 0) for inode in record["created"].values())):
+        raise BadValue("cgroup: must be null or the cgroup's record (path, created, remove, root, kill)")
+    return state
 
 
 def stop_signal(value: str) -> int:
@@ -125,7 +164,7 @@ OPTIONS: tuple[tuple[str, Optional[Callable[[str], object]], object, Optional[tu
     ("--foreground", None, False, None, False, "do not detach (for tests and debugging)"),
     ("--no-waiter", None, False, None, False, "supervise in Python, never exec the waiter"),
     # Internal: the daemon coming back from pyforkexec-waiter (module docstring).
-    ("--resume", json.loads, None, None, False, None),
+    ("--resume", resume_state, None, None, False, None),
     ("--waited", str, None, WAITED, False, None),
     ("--exited-at", int, None, None, False, None),  # CLOCK_MONOTONIC ms
 )
@@ -160,9 +199,22 @@ def argument_parser() -> argparse.ArgumentParser:
         elif required:
             p.add_argument(option, required=True, help=shown)
         else:
-            p.add_argument(option, type=None if kind is str else kind, choices=choices, default=default,
+            p.add_argument(option, type=None if kind is str else _said(kind), choices=choices, default=default,
                            help=shown)
     return p
+
+
+def _said(kind: Callable[[str], object]) -> Callable[[str], object]:
+    """``kind`` for argparse, which shows a BadValue's rule (argparse's own "invalid value" else)."""
+    import argparse
+
+    def convert(value: str) -> object:
+        try:
+            return kind(value)
+        except BadValue as e:
+            raise argparse.ArgumentTypeError(f"{printable(value)}: {e}") from None
+    convert.__name__ = kind.__name__  # (argparse's "invalid <name> value")
+    return convert
 
 
 def _parse_plain(argv: Sequence[str]) -> Optional[SimpleNamespace]:
@@ -562,7 +614,7 @@ class Daemon:
         # The waiter's signals were blocked across both execs: now that ours are installed, take them.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {*STOP_SIGNALS, *FORWARDED, signal.SIGCHLD})
         self.starts.extend(state["starts"])
-        proc = process_from_record(state["pid"], state["cgroup"])
+        proc = process_from_record(state["pid"], state.get("cgroup"))
         waited = self.args.waited
         if waited in ("stop", "kill"):
             self.stopping = True
@@ -656,6 +708,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     resume = args.resume
     if resume is not None:  # back from the waiter: the same process, its log, name and locked pid file open
         log_fd, pid_fd = resume["log_fd"], resume["pid_fd"]
+        for key in ("log_fd", "pid_fd", "name_fd"):
+            if resume.get(key, -1) >= 0:
+                try:
+                    os.fstat(resume[key])
+                except OSError as e:
+                    _refuse(args, f"--resume: {key} {resume[key]}: {os.strerror(e.errno)}")
+        try:  # (the service the waiter waited for: this process's child, a zombie or running)
+            os.waitid(os.P_PID, resume["pid"], os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            _refuse(args, f"--resume: pid {resume['pid']}: not a child of this process")
         daemon = Daemon(args, log_fd, argv, pid_fd, resume.get("name_fd", -1))
         # A daemon that passes no name_fd is of a pyforkexec before the name: held from now on. One
         # that passes -1 started beside a squatter, and said so then.
