@@ -413,8 +413,8 @@ def test_any_other_command_line_is_argparse_s(argv: list[str], capsys: pytest.Ca
 # --resume states the daemon cannot go on from, and the key its refusal names. Only the waiter writes
 # --resume; these gave a traceback (KeyError, TypeError) once the daemon was already taking over.
 STATE = {"pid": 12, "pid_fd": 4, "log_fd": 3, "name_fd": 5, "starts": [1.5, 2],
-         "cgroup": {"path": "/sys/fs/cgroup/x", "created": {"/sys/fs/cgroup/x": 7}, "remove": True, "root": "",
-                    "kill": False}}
+         "cgroup": {"path": "/sys/fs/cgroup/x", "created": {"/sys/fs/cgroup/x": 7}, "remove": True,
+                    "root": "", "kill": False}}
 BAD_STATES = [
     ("not JSON", "{"), ("a JSON object", "[1]"), ("a JSON object", "null"), ("pid", "{}"),
     *((key, json.dumps({k: v for k, v in STATE.items() if k != key})) for key in ("pid", "pid_fd", "log_fd",
@@ -457,7 +457,8 @@ def test_a_resume_state_naming_what_this_process_has_not_is_refused(tmp_path: Pa
     """A well-formed state whose fds are not open or whose pid is no child of the daemon's process: one
     line naming it, status 1, nothing taken over (was a traceback: EBADF, ECHILD)."""
     argv = ["--name", "t", "--spec", str(tmp_path / "s.json"), "--pid-file", str(tmp_path / "d.pid"),
-            "--log-file", str(tmp_path / "d.log"), "--foreground", "--resume", json.dumps(state), "--waited", "run"]
+            "--log-file", str(tmp_path / "d.log"), "--foreground", "--resume", json.dumps(state),
+            "--waited", "run"]
     got = subprocess.run([sys.executable, "-m", "pyforkexec.daemon", *argv], capture_output=True, text=True,
                          stdin=subprocess.DEVNULL, timeout=60)
     assert (got.returncode, got.stderr) == (1, f"python -m pyforkexec.daemon: {said}\n")

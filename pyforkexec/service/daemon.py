@@ -199,8 +199,8 @@ def argument_parser() -> argparse.ArgumentParser:
         elif required:
             p.add_argument(option, required=True, help=shown)
         else:
-            p.add_argument(option, type=None if kind is str else _said(kind), choices=choices, default=default,
-                           help=shown)
+            p.add_argument(option, type=None if kind is str else _said(kind), choices=choices,
+                           default=default, help=shown)
     return p
 
 
