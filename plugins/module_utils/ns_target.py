@@ -47,12 +47,15 @@ def stat_field(pid, n):
         raise TargetGone(f"process {pid} has ended") from None
 
 
-def not_exec_yet(pid):
+def not_exec_yet(pid, pidfd=None):
     """Whether process ``pid`` still runs its parent's program image: a launcher's child before its
     execve shares (or copied) the parent's memory, so it shows the parent's command line (or none yet,
     just made), and may not be in all its namespaces yet, nor have its hostname. One that has exited
-    (a zombie: its command line is empty too, until its parent reaps it) has ended: TargetGone."""
+    (a zombie: its command line is empty too, until its parent reaps it) has ended: TargetGone, which
+    says so of one whose main thread alone exited, if ``pidfd`` pins it (main_thread_gone)."""
     if stat_field(pid, 0) == b"Z":
+        if main_thread_gone(pid, pidfd):
+            raise TargetGone(f"process {pid}: {MAIN_THREAD_GONE}")
         raise TargetGone(f"process {pid} has ended")
     ppid = int(stat_field(pid, 1))
     try:
@@ -139,7 +142,7 @@ class Captured:
             if confirm is not None:
                 if confirm() != pid:
                     raise TargetGone(f"process {pid} ended while it was looked up")
-                if not_exec_yet(self._proc):
+                if not_exec_yet(self._proc, self._pidfd):
                     raise TargetGone(f"process {pid} is still being set up by its launcher (it has not "
                                      "started its program yet)")
             for kind in kinds or self._all_kinds():

@@ -248,13 +248,14 @@ def describe_netns(name, with_net):
 SETTING_UP_WAIT = 5.0  # seconds a service's process is given to execute its program (a restart's)
 
 
-def wait_for_its_program(pid, option):
-    """Until process ``pid``, a service's, has executed its program: before that it is its launcher's
-    copy being set up, maybe not yet in all its namespaces, without its hostname (read then, a restarted
-    service showed the host's). ServiceError when it ends, or stays so for SETTING_UP_WAIT seconds."""
+def wait_for_its_program(pid, option, pidfd=None):
+    """Until process ``pid``, a service's (pinned by ``pidfd``, or None), has executed its program:
+    before that it is its launcher's copy being set up, maybe not yet in all its namespaces, without its
+    hostname (read then, a restarted service showed the host's). ServiceError when it ends, or stays so
+    for SETTING_UP_WAIT seconds."""
     deadline = time.monotonic() + SETTING_UP_WAIT
     try:
-        while ns_target.not_exec_yet(pid):
+        while ns_target.not_exec_yet(pid, pidfd):
             if time.monotonic() > deadline:
                 raise paths.ServiceError(f"{option}: process {pid} has not started the service's program "
                                          f"{SETTING_UP_WAIT:g}s after it was found: its launcher is still "
@@ -285,7 +286,7 @@ def describe_process(pid, option, service, with_net, confirm=None):
         if where is None or not deps.pyforkexec.nsinfo.pid_exists(where):
             raise paths.ServiceError(f"{option}: no process {pid}")
         if option == "service":
-            wait_for_its_program(where, option)
+            wait_for_its_program(where, option, fd)
         try:
             started = ns_target.stat_field(where, 19)
             facts = dict(deps.pyforkexec.nsinfo.describe(where, with_net), pid=pid)

@@ -177,6 +177,16 @@ print(json.dumps(answer))
 """
 
 
+def test_a_looked_up_pid_whose_main_thread_exited_is_not_said_to_have_ended(main_thread_gone):
+    """A service's process whose main thread exited while others run on (/proc shows it as a zombie):
+    the look-up's "has it started its program" step said it had ended; as for a pid given, it is
+    refused saying what became of it."""
+    with pytest.raises(TargetGone) as failed:
+        Captured(main_thread_gone, confirm=lambda: main_thread_gone)
+    assert str(failed.value) == (f"process {main_thread_gone}: its main thread has exited (its other "
+                                 "threads run on), and the kernel shows its namespaces no more")
+
+
 def test_the_target_s_files_are_its_own_where_proc_is_another_pid_namespace_s(in_pid_namespace):
     """Captured opened /proc/PID/ns/* of the target's pid, and gave nsenter /proc/OWN/fd/N by
     os.getpid(): numbers of the caller's PID namespace, which /proc (the host's) gives to other

@@ -314,6 +314,16 @@ def test_a_process_whose_main_thread_exited_is_not_said_to_have_ended(run_module
                              "threads run on), and the kernel shows its namespaces no more")
 
 
+def test_a_service_s_process_whose_main_thread_exited_is_not_said_to_have_ended(main_thread_gone):
+    """The same for a service's process (looked up, then checked to have started its program): its
+    zombie state in /proc was read as its end."""
+    with pytest.raises(namespace_info.paths.ServiceError) as failed:
+        namespace_info.describe_process(main_thread_gone, "service", "web", False,
+                                        confirm=lambda: main_thread_gone)
+    assert str(failed.value) == (f"service: process {main_thread_gone}: its main thread has exited (its "
+                                 "other threads run on), and the kernel shows its namespaces no more")
+
+
 def test_a_netns_name_made_again_while_it_is_described_is_described_as_one_namespace(
         run_module, monkeypatch, unique_name):
     """The name was read three times (its type, its inode, then its links): removed and made again
