@@ -152,13 +152,26 @@ def _leads_a_group(sys: object) -> bool:
     return setsid or ((setpgid or foreground) and not pgid)
 
 
+def _is_open(fd: int) -> bool:
+    try:
+        os.get_inheritable(fd)
+    except OSError:
+        return False
+    return True
+
+
 def _open_streams(streams: Sequence[Optional[int]], parent: list[int], child: list[int]) -> list[int]:
     """The child's fds 0, 1, 2; our pipe ends go to ``parent`` (else -1), the child's copies to ``child``.
-    Each fd is recorded in the statement that creates it (run() holds signal handlers back here)."""
+    Each fd is recorded in the statement that creates it (run() holds signal handlers back here).
+
+    A stream inherited (None) whose fd this process has closed stays closed in the child (-1), as
+    with subprocess: which fds are open is read before any is made here, or a pipe made at that
+    number would be given to the child as the stream (its own stdout's read end as its stdin)."""
+    inherited = [n if spec is None and _is_open(n) else -1 for n, spec in enumerate(streams)]
     files: list[int] = []
     for n, spec in enumerate(streams):
         if spec is None:
-            files.append(n)
+            files.append(inherited[n])
             parent.append(-1)
         elif spec == PIPE:
             fds = os.pipe2(os.O_CLOEXEC)

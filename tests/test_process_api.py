@@ -562,6 +562,67 @@ def test_run_stdin_from_a_file(tmp_path: Path) -> None:
         assert run(["cat"], stdin=f, capture_output=True).stdout == b"from file\n"
 
 
+# A caller with some of fds 0-2 closed (a daemon, `cmd <&-`) runs a child that writes, to the file
+# argv[2], what its fds 0-2 are; argv[1]: the closed fds, then each stream's spec (- None, p PIPE, o
+# STDOUT). Writes there the child's fds, as "closed", "pipe" or the caller's fd it has ("=N"), and the
+# output.
+_WITH_FDS_CLOSED = r"""
+import os, subprocess, sys
+from pyforkexec import run
+closed, specs = sys.argv[1].split(":")
+report = sys.argv[2]
+links = {n: os.readlink(f"/proc/self/fd/{n}") for n in range(3)}
+for n in closed:
+    os.close(int(n))
+kinds = {"-": None, "p": subprocess.PIPE, "o": subprocess.STDOUT}
+stdin, stdout, stderr = (kinds[c] for c in specs)
+child = ("import os, sys\n"
+         "def link(n):\n"
+         "    try:\n"
+         "        return os.readlink(f'/proc/self/fd/{n}')\n"
+         "    except FileNotFoundError:\n"
+         "        return 'closed'\n"
+         "seen = ' '.join(link(n) for n in range(3))\n"
+         "open(sys.argv[1], 'w').write(seen)\n"
+         "for fd, text in ((1, b'out'), (2, b'err')):\n"
+         "    try:\n"
+         "        os.write(fd, text)\n"
+         "    except OSError:\n"
+         "        pass\n"
+         "os._exit(0)\n")
+got = run([sys.executable, "-c", child, report], stdin=stdin, stdout=stdout, stderr=stderr)
+seen = []
+for line in open(report).read().split():
+    same = [m for m in range(3) if links[m] == line and str(m) not in closed]
+    seen.append(f"={same[0]}" if same else "closed" if line == "closed" else "pipe" if line.startswith("pipe:")
+                else line)
+fd = os.open(report, os.O_WRONLY | os.O_TRUNC)
+os.write(fd, repr((seen, got.returncode, got.stdout, got.stderr)).encode())
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("closed", ["0", "1", "2", "01", "02", "12", "012"])
+@pytest.mark.parametrize("specs", ["---", "-pp", "p--", "pp-", "-po", "--p", "p-o"])
+def test_run_leaves_closed_in_the_child_the_inherited_streams_the_caller_has_closed(
+        tmp_path: Path, closed: str, specs: str) -> None:
+    """A stream inherited from a caller that had closed its fd was given the pipe run() made at that
+    number: `cat` with stdin closed and its output captured read its own stdout pipe (and never
+    ended), its stdout the write end of its stdin. It stays closed in the child, as with subprocess."""
+    report = tmp_path / "fds"
+    fds_of = {"-": lambda n: "closed" if str(n) in closed else f"={n}", "p": lambda n: "pipe",
+              "o": lambda n: "pipe" if specs[1] == "p" else fds_of[specs[1]](1)}
+    expected = [fds_of[c](n) for n, c in enumerate(specs)]
+    # The pipes are created with the streams inherited as the caller's own standard fds (its test's).
+    got = subprocess.run([sys.executable, "-c", _WITH_FDS_CLOSED, f"{closed}:{specs}", str(report)],
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    seen, code, out, err = eval(report.read_text())  # noqa: S307 - our own repr
+    assert (seen, code) == (expected, 0)
+    assert out == (b"outerr" if specs == "-po" else b"out" if specs[1] == "p" else None)
+    assert err == (b"err" if specs[2] == "p" else None)
+
+
 # ---- run(): its own arguments, checked before anything starts (issue 11) -------------------------
 
 CLOSED_FILE = open(os.devnull, "rb")  # noqa: SIM115 - closed right away: a closed file object
