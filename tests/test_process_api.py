@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import errno
 import os
@@ -594,8 +595,8 @@ got = run([sys.executable, "-c", child, report], stdin=stdin, stdout=stdout, std
 seen = []
 for line in open(report).read().split():
     same = [m for m in range(3) if links[m] == line and str(m) not in closed]
-    seen.append(f"={same[0]}" if same else "closed" if line == "closed" else "pipe" if line.startswith("pipe:")
-                else line)
+    seen.append(f"={same[0]}" if same else "closed" if line == "closed"
+                else "pipe" if line.startswith("pipe:") else line)
 fd = os.open(report, os.O_WRONLY | os.O_TRUNC)
 os.write(fd, repr((seen, got.returncode, got.stdout, got.stderr)).encode())
 os._exit(0)
@@ -617,7 +618,7 @@ def test_run_leaves_closed_in_the_child_the_inherited_streams_the_caller_has_clo
     got = subprocess.run([sys.executable, "-c", _WITH_FDS_CLOSED, f"{closed}:{specs}", str(report)],
                          capture_output=True, text=True, timeout=60)
     assert got.returncode == 0, got.stderr
-    seen, code, out, err = eval(report.read_text())  # noqa: S307 - our own repr
+    seen, code, out, err = ast.literal_eval(report.read_text())
     assert (seen, code) == (expected, 0)
     assert out == (b"outerr" if specs == "-po" else b"out" if specs[1] == "p" else None)
     assert err == (b"err" if specs[2] == "p" else None)
