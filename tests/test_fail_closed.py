@@ -1070,3 +1070,64 @@ def test_generated_credentials_maps_and_capabilities_hold_exactly(who: str, unpr
                      else unprivileged(_generated_spawns, 1000, count))
     assert not broken, "\n".join(broken[:10])
     assert sum(kinds.values()) == count and kinds.get("ran", 0) >= count // 5, kinds
+
+
+# --- without /proc (a chroot, `umount /proc`): what cannot be checked is refused ------------------------
+
+def _spawns_without_proc(other_user: str, other_net: str) -> list[str]:
+    """In a mount namespace of its own whose /proc is detached: each spawn's error, or "ran". The
+    namespace files are opened while /proc is still there."""
+    from helpers.sysutil import MS_PRIVATE, MS_REC, mount
+    from helpers.sysutil import unshare as unshare_now
+
+    own_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    other = os.open(other_net, os.O_RDONLY | os.O_CLOEXEC)
+    other_userns = os.open(other_user, os.O_RDONLY | os.O_CLOEXEC)
+    own_userns = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    pidfd = os.pidfd_open(os.getpid())
+    unshare_now(fe.CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    import ctypes
+
+    assert ctypes.CDLL(None, use_errno=True).umount2(b"/proc", 2) == 0  # MNT_DETACH
+    assert not os.path.exists("/proc/self")
+    bind = {"cloneflags": fe.CLONE_NEWNS | fe.CLONE_NEWUSER, "uid_mappings": [fe.SysProcIDMap(0, 0, 1)],
+            "gid_mappings": [fe.SysProcIDMap(0, 0, 1)]}
+    attrs = [fe.SysProcAttr(setns=[fe.SetNS(own_net)]), fe.SysProcAttr(setns=[fe.SetNS(other)]),
+             fe.SysProcAttr(setns=[fe.SetNS(pidfd, fe.CLONE_NEWNET)]),
+             fe.SysProcAttr(setns=[fe.SetNS(other, fe.CLONE_NEWNET)]),
+             fe.SysProcAttr(**bind, mounts=[fe.Mount.bind("/tmp", "/mnt", idmap=own_userns)]),
+             fe.SysProcAttr(**bind, mounts=[fe.Mount.bind("/tmp", "/mnt", idmap=other_userns)])]
+    from pyforkexec.sandbox import caps
+
+    caps.CAP_NAMES = caps.CAP_NAMES[:30]  # a table older than the kernel: must not be what counts
+    said = [f"cap_last_cap {caps.cap_last_cap.__wrapped__()}"]
+    for sys in attrs:
+        try:
+            said.append(f"ran {_spawn(sys)}")
+        except Exception as e:  # reported whole
+            said.append(f"{type(e).__name__}: {e}")
+        with contextlib.suppress(ChildProcessError):  # (raised: no child was made)
+            said[-1] += f" (a child {os.waitpid(-1, os.WNOHANG)})"
+    return said
+
+
+@needs_root  # a mount namespace whose /proc is detached
+def test_a_join_or_idmap_whose_rule_needs_proc_is_refused_without_it(
+        elsewhere: Callable[[str], str], in_userns: Callable[[str], str]) -> None:
+    """Whether a join names the caller's own namespace is read from /proc/thread-self/ns: without
+    /proc the check passed (its stat failed, taken for a type the kernel lacks), and a join of the
+    caller's own network namespace ran the program in it as though joined elsewhere. Now refused,
+    naming the entry, before any process; the same for an idmap's "not the own user namespace" rule
+    (an OSError naming no field before). The last capability, which drop_all_others drops up to, was
+    the last of the names pyforkexec knows: a newer kernel's would have been kept."""
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    said = run_in_fork(_spawns_without_proc, in_userns("user"), elsewhere("net"))
+    assert said.pop(0) == f"cap_last_cap {last}"  # (asked of the kernel: PR_CAPBSET_READ)
+    joins = "cannot be told without /proc (/proc/thread-self/ns/net: No such file or directory)"
+    idmap = ("is this process's own user namespace cannot be told without /proc (/proc/thread-self/ns/user: "
+             "No such file or directory)")
+    assert [s.split(": ", 2)[:2] for s in said] == [["ValueError", "SysProcAttr.setns[0]"]] * 4 + \
+        [["ValueError", "SysProcAttr.mounts[0].idmap"]] * 2, said
+    assert all(joins in s for s in said[:4]) and all(idmap in s for s in said[4:]), said

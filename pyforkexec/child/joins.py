@@ -88,11 +88,21 @@ def own_types(fd: int, kind: int, index: int = 0) -> int:
     for flag, name in NS_FILE.items():
         if not kind & flag:
             continue
+        own_file = f"/proc/thread-self/ns/{'pid_for_children' if flag == NEWPID else name}"
         try:
-            mine = os.stat(f"/proc/thread-self/ns/{'pid_for_children' if flag == NEWPID else name}")
+            mine = os.stat(own_file)
+        except OSError as e:
+            if os.path.isdir("/proc/thread-self/ns"):
+                continue  # a type this kernel lacks: the child's setns reports it
+            # No /proc of this process's PID namespace (a chroot, `umount /proc`): the check cannot be
+            # made, and a join of the caller's own namespace would run the program in it unnoticed.
+            fail(f"SysProcAttr.setns[{index}]", f"whether it names the caller's own namespace cannot be told "
+                 f"without /proc ({own_file}: {os.strerror(e.errno or 0)}): mount /proc (of this process's "
+                 "PID namespace)")
+        try:
             theirs = os.stat(f"/proc/{pid}/ns/{name}") if pid else os.fstat(fd)
         except OSError:
-            continue  # a type this kernel lacks, or a target gone meanwhile: the child's setns reports it
+            continue  # a target gone meanwhile: the child's setns reports it
         if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
             own |= flag
     if pid and select.select([fd], [], [], 0)[0]:

@@ -37,14 +37,26 @@ CAP_SETPCAP = CAP_NUMBERS["CAP_SETPCAP"]
 CapName = Union[str, int]
 
 
+PR_CAPBSET_READ = 23
+
+
 @lru_cache(maxsize=1)
 def cap_last_cap() -> int:
-    """The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap)."""
+    """The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap). Without /proc (a
+    chroot), the kernel is asked capability by capability: PR_CAPBSET_READ fails (EINVAL) past the
+    last. Not the names this module knows: a newer kernel's capabilities beyond them would be left out
+    of "everything" (drop_all_others), kept by the program."""
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
             return int(f.read())
     except OSError:
-        return len(CAP_NAMES) - 1
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        last = 0
+        while last < 63 and prctl(PR_CAPBSET_READ, ctypes.c_ulong(last + 1), 0, 0, 0) >= 0:
+            last += 1
+        return last
 
 
 def cap_number(field: str, value: object) -> int:

@@ -464,7 +464,12 @@ def _check_userns(field: str, fd: int, what: str) -> None:
 
     if nsinfo.fd_nstype(fd) != CLONE_NEWUSER:
         fail(field, f"{what} is not a user namespace")
-    here = os.stat("/proc/thread-self/ns/user")
+    try:
+        here = os.stat("/proc/thread-self/ns/user")
+    except OSError as e:  # no /proc of this process's PID namespace: the rule below cannot be checked
+        fail(field, f"whether {what} is this process's own user namespace cannot be told without /proc "
+             f"(/proc/thread-self/ns/user: {os.strerror(e.errno or 0)}): mount /proc (of this process's PID "
+             "namespace)")
     st = os.fstat(fd)
     if (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):
         fail(field, f"{what} is this process's own user namespace: an idmapped mount maps the ids to "
