@@ -25,7 +25,7 @@ def own_proc() -> bool:
 def of_pidfd(fd: int) -> int:
     """The number /proc gives the process of pidfd ``fd`` (its fdinfo's Pid): -1 when it has ended, 0
     when /proc is of a PID namespace that cannot see it. OSError when /proc cannot be read."""
-    with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+    with open(f"/proc/thread-self/fdinfo/{fd}", "rb") as info:
         line = next((x for x in info if x.startswith(b"Pid:")), b"Pid: -1")
     return int(line.split()[1])
 
@@ -34,7 +34,7 @@ def pidfd_pid(fd: int) -> Optional[int]:
     """The number /proc gives the process of ``fd`` if it is a pidfd (of_pidfd), None when it is no
     pidfd or not open (or /proc cannot be read)."""
     try:
-        if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:[pidfd]":
+        if os.readlink(f"/proc/thread-self/fd/{fd}") != "anon_inode:[pidfd]":
             return None
         return of_pidfd(fd)
     except OSError:

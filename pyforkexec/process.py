@@ -81,7 +81,7 @@ def _check_pidfd_of(pidfd: int, pid: int) -> None:
     """A pidfd given with a pid must be a pidfd, of that process: every signal and wait goes through the
     pidfd (send_signal, kill, _waitid), so another process's would be killed or reaped in its stead."""
     named = pidfd_pid(pidfd)
-    if named is None and os.path.isdir("/proc/self/fdinfo"):  # (no /proc, as in a chroot: cannot tell)
+    if named is None and os.path.isdir("/proc/thread-self/fdinfo"):  # (no /proc, as in a chroot: cannot tell)
         fail("pidfd", f"fd {pidfd} is not an open pidfd (os.pidfd_open, SysProcAttr.pidfd)")
     # -1: its process has ended (nothing to signal through it); 0: in a PID namespace this /proc cannot
     # see; or a /proc of another PID namespace than ours (unshare --pid without a /proc of its own),

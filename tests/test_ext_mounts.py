@@ -1024,3 +1024,53 @@ def test_found_in_root_agrees_with_a_chrooted_lookup(tmp_path_factory: pytest.Te
         assert found_in_root(bytes(root), path.encode()) == os.path.normpath(seen).encode()
 
     check()
+
+
+def _spawn_from_a_thread_in_another_mount_namespace(where: str, propagation: str) -> tuple[str, bool]:
+    """The process in a mount namespace with / private (B); a thread of it in another (A: unshare(CLONE_FS),
+    setns) where ``where`` is a shared tmpfs. The thread spawns a tmpfs at ``where``/sub with
+    ``propagation``: the outcome, and whether A gained the mount."""
+    import threading
+
+    libc = sysutil._libc
+    sysutil.unshare(CLONE_NEWNS)  # A
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
+    sysutil.mount("tmpfs", where, "tmpfs", 0)
+    sysutil.mount(None, where, None, sysutil.MS_SHARED)
+    os.mkdir(f"{where}/sub")
+    a = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    sysutil.unshare(CLONE_NEWNS)  # B: its copy of the tmpfs is A's peer until made private
+    sysutil.mount(None, "/", None, sysutil.MS_REC | sysutil.MS_PRIVATE)
+    said: dict[str, Any] = {}
+
+    def thread() -> None:
+        sysutil.unshare(0x200)  # CLONE_FS: a thread sharing its fs with others cannot change mount namespace
+        assert libc.setns(a, CLONE_NEWNS) == 0
+        try:
+            sys = SysProcAttr(cloneflags=CLONE_NEWNS, mount_propagation=propagation,
+                              mounts=[Mount.tmpfs(f"{where}/sub")])
+            said["outcome"] = f"ran {fe.run([SH, '-c', 'true'], sys=sys).returncode}"
+        except (ValueError, ChildError) as e:
+            said["outcome"] = f"{type(e).__name__}: {e}"
+        with open("/proc/thread-self/mountinfo") as f:
+            said["gained"] = f" {where}/sub " in f.read()
+
+    t = threading.Thread(target=thread)
+    t.start()
+    t.join()
+    return said["outcome"], said["gained"]
+
+
+@needs_root  # mount namespaces the test makes and a thread joins
+@pytest.mark.parametrize("propagation", ["shared", "unchanged"])
+def test_a_thread_in_another_mount_namespace_than_its_process_s_is_checked_against_its_own(
+        tmp_path: Path, propagation: str) -> None:
+    """The caller's mount table was read from /proc/self, its main thread's: a thread in another mount
+    namespace (where the target was on a shared mount) spawned with 'shared'/'unchanged', the check
+    looked at the main thread's private table, and the tmpfs was made in the thread's namespace too,
+    left there after the program. The calling thread's table is read now (/proc/thread-self)."""
+    outcome, gained = run_in_fork(_spawn_from_a_thread_in_another_mount_namespace, str(tmp_path), propagation)
+    assert outcome.startswith(f"ValueError: SysProcAttr.mount_propagation: '{propagation}' keeps the new "
+                              "mount namespace's mounts peers of this process's shared ones, so mounts[0] "
+                              f"would be made at {tmp_path}/sub on this host too"), outcome
+    assert not gained

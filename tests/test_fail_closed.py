@@ -1131,3 +1131,40 @@ def test_a_join_or_idmap_whose_rule_needs_proc_is_refused_without_it(
     assert [s.split(": ", 2)[:2] for s in said] == [["ValueError", "SysProcAttr.setns[0]"]] * 4 + \
         [["ValueError", "SysProcAttr.mounts[0].idmap"]] * 2, said
     assert all(joins in s for s in said[:4]) and all(idmap in s for s in said[4:]), said
+
+
+# --- a calling thread with an fd table of its own (unshare(CLONE_FILES)) ------------------------------
+
+def _join_from_a_thread_with_its_own_fd_table(other_net: str) -> str:
+    """fd 77 is another network namespace's file in the main thread's table, and a pidfd of this process
+    (in the caller's own network namespace) in the calling thread's own table: the join's outcome."""
+    import ctypes
+    import threading
+
+    os.dup2(os.open(other_net, os.O_RDONLY | os.O_CLOEXEC), 77)
+    said = []
+
+    def thread() -> None:
+        assert ctypes.CDLL(None, use_errno=True).unshare(0x400) == 0  # CLONE_FILES
+        os.dup2(os.pidfd_open(os.getpid()), 77)
+        try:
+            said.append(f"ran {_spawn(fe.SysProcAttr(setns=[fe.SetNS(77, fe.CLONE_NEWNET)]))}")
+        except (ValueError, fe.ChildError) as e:
+            said.append(f"{type(e).__name__}: {e}")
+
+    t = threading.Thread(target=thread)
+    t.start()
+    t.join()
+    return said[0]
+
+
+@needs_root  # a join of a network namespace not owned by the caller's user namespace
+def test_a_join_fd_of_a_thread_with_its_own_fd_table_is_checked_as_that_thread_has_it(
+        elsewhere: Callable[[str], str]) -> None:
+    """Whether a join's fd is a pidfd was read in /proc/self/fd, the main thread's table: the calling
+    thread's own fd (a pidfd of a process in the caller's namespaces) was taken for the namespace file
+    the main thread has at that number, its pinning and own-namespace checks skipped, and the child
+    joined the caller's own network namespace. The calling thread's table is read now."""
+    assert run_in_fork(_join_from_a_thread_with_its_own_fd_table, elsewhere("net")) == (
+        "ValueError: SysProcAttr.setns[0]: names the caller's own namespace (CLONE_NEWNET): the program "
+        "would run in it as if no join had been asked; leave the entry out to run there")

@@ -31,7 +31,7 @@ or ``trusted.pyforkexec`` before Linux 5.7) is removed by whichever spawn leaves
 shared parent does not stay behind when its creator finishes first. A directory that is in use, or
 that pyforkexec did not create, is never removed.
 
-The v2 hierarchy is found in /proc/self/mountinfo wherever it is mounted: /sys/fs/cgroup (unified),
+The v2 hierarchy is found in /proc/thread-self/mountinfo wherever it is mounted: /sys/fs/cgroup (unified),
 /sys/fs/cgroup/unified (systemd's hybrid layout), or elsewhere. On a hybrid layout most controllers
 stay bound to cgroup v1, and a limit that needs one is refused with the reason.
 """
@@ -113,8 +113,9 @@ def _unescape(text: str) -> str:  # mountinfo writes space, tab, newline and bac
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), text)
 
 
-def find_cgroup2(mountinfo: str = "/proc/self/mountinfo") -> str:
-    """The mount point of the cgroup v2 hierarchy; CgroupError if there is none."""
+def find_cgroup2(mountinfo: str = "/proc/thread-self/mountinfo") -> str:
+    """The mount point of the cgroup v2 hierarchy (in the calling thread's mount namespace, where the
+    path is opened); CgroupError if there is none."""
     found = []
     try:
         with open(mountinfo) as f:

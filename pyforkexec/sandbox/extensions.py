@@ -149,8 +149,8 @@ def _check_mounts_stay_inside(attr: SysProcAttr, mounts: Sequence[ResolvedMount]
         table = read_mount_table()
         if table is None:
             fail("SysProcAttr.mount_propagation", f"'{kind}' with mounts needs this process's mount table "
-                 "to tell that no mount reaches this host's (/proc/self/mountinfo is unreadable): give "
-                 "'slave' or 'private'")
+                 "to tell that no mount reaches this host's (/proc/thread-self/mountinfo is unreadable): "
+                 "give 'slave' or 'private'")
     m = mount_reaching_caller(mounts, table, top)
     if m is not None:
         fail("SysProcAttr.mount_propagation", f"'{kind}' keeps the new mount namespace's mounts peers of "

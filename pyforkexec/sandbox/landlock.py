@@ -325,6 +325,6 @@ def build_ruleset(field: str, policy: ResolvedLandlock, opened: list[int]) -> in
 def is_ruleset_fd(fd: int) -> bool:
     """Whether ``fd`` is open here and is a Landlock ruleset."""
     try:
-        return os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[landlock-ruleset]"
+        return os.readlink(f"/proc/thread-self/fd/{fd}") == "anon_inode:[landlock-ruleset]"
     except OSError:
         return False

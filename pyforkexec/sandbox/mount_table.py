@@ -24,9 +24,11 @@ class HostMount(NamedTuple):
     shared: bool  # "shared:N" among its optional fields: a member of a peer group
 
 
-def read_mount_table(pid: str = "self") -> Optional[list[HostMount]]:
-    """The mounts of process ``pid`` (a number of this /proc; the caller by default) in mountinfo's order
-    (a later one at the same point is on top), or None when its mountinfo cannot be read."""
+def read_mount_table(pid: str = "thread-self") -> Optional[list[HostMount]]:
+    """The mounts of process ``pid`` (a number of this /proc) in mountinfo's order (a later one at the
+    same point is on top), or None when its mountinfo cannot be read. By default the calling thread's,
+    which the child's mount namespace is copied from: /proc/self is the main thread's, whose mount
+    namespace another thread may have left (unshare(CLONE_FS), then setns)."""
     from .. import _signals
 
     try:

@@ -407,7 +407,7 @@ def is_mount_root(path: bytes) -> Optional[bool]:
             try:
                 if where == path and os.path.samestat(os.fstat(fd), os.stat(b"/")):
                     return True
-                with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+                with open(f"/proc/thread-self/fdinfo/{fd}", "rb") as info:
                     ids.append(next(int(line.split()[1]) for line in info if line.startswith(b"mnt_id:")))
             except (OSError, StopIteration, ValueError):
                 return None

@@ -548,7 +548,7 @@ def _shown(limit: int) -> str:
 
 
 def _has_cap(cap: int, kind: str = "CapEff") -> bool:
-    with open("/proc/self/status") as f:
+    with open("/proc/thread-self/status") as f:  # (capabilities are each thread's)
         for line in f:
             if line.startswith(kind + ":"):
                 return bool(int(line.split()[1], 16) >> cap & 1)
@@ -633,7 +633,7 @@ def _check_join_fd(field: str, entry: SetNS, cloneflags: int) -> None:
     fd = entry.target
     try:
         inode = os.fstat(fd).st_ino
-        pidfd = os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[pidfd]"
+        pidfd = os.readlink(f"/proc/thread-self/fd/{fd}") == "anon_inode:[pidfd]"
     except OSError:
         raise SpecError(field, f"fd {fd} is not open in this process") from None
     if not pidfd:
