@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -494,17 +495,49 @@ static long step_fds(struct ctx *c, const struct step *s)
     return 0;
 }
 
+/* Each fd >= first listed in /proc/self/fd marked close-on-exec; -errno when the list cannot be read. */
+static long cloexec_listed(long first)
+{
+    /* struct linux_dirent64: d_ino, d_off (8 bytes each), d_reclen (2), d_type (1), d_name */
+    char buf[1024] __attribute__((aligned(8)));
+    long n, off, fd, dir = sys4(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+
+    if (dir < 0)
+        return dir;
+    while ((n = sys3(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
+        for (off = 0; off < n; off += *(unsigned short *)(buf + off + 16)) {
+            const char *name = buf + off + 19;
+            for (fd = 0; *name >= '0' && *name <= '9'; name++)
+                fd = fd * 10 + (*name - '0');
+            if (*name == '\0' && name != buf + off + 19 && fd >= first && fd != dir)
+                sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+        }
+    }
+    sys1(SYS_close, dir);
+    return n;
+}
+
 static long step_cloexec_from(const struct step *s)
 {
     struct rlimit rl;
-    long fd, r = sys3(SYS_close_range, ARG(s, CLOEXEC_FROM, first_fd), ~0U, CLOSE_RANGE_CLOEXEC);
+    long fd, last, first = ARG(s, CLOEXEC_FROM, first_fd);
+    long r = sys3(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC);
 
-    if (r != -ENOSYS && r != -EINVAL)
+    /* Before 5.11 (EINVAL: no CLOSE_RANGE_CLOEXEC; ENOSYS before 5.9), or a seccomp filter that
+     * refuses close_range (a container's EPERM): the fds open, from /proc/self/fd, as CPython's
+     * _posixsubprocess finds them. An fd may be open above the soft limit (one lowered after it was
+     * opened), so without that list (no /proc in a new root, Landlock, a uid that may not read it)
+     * every fd up to the hard limit, the most the table could have grown to. */
+    if (r != -ENOSYS && r != -EINVAL && r != -EPERM)
         return r;
-    /* Kernels before 5.11: every fd up to the soft limit. */
+    if (cloexec_listed(first) == 0)
+        return 0;
     if ((r = sys4(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl)) < 0)
         return r;
-    for (fd = ARG(s, CLOEXEC_FROM, first_fd); fd < (long)rl.rlim_cur; fd++)
+    last = (long)(rl.rlim_max > rl.rlim_cur ? rl.rlim_max : rl.rlim_cur);
+    if (last > INT_MAX || last < 0)
+        last = INT_MAX;
+    for (fd = first; fd < last; fd++)
         sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
     return 0;
 }
