@@ -7,10 +7,13 @@ one module run instead of one module run per account."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import grp
 import os
 import pwd
 import re
+from collections.abc import Iterator
 from typing import Callable, Optional
 
 # What useradd accepts on Debian (NAME_REGEX's default, less the trailing $ of machine accounts).
@@ -21,6 +24,26 @@ Runner = Callable[[list], tuple]  # AnsibleModule.run_command: argv -> (rc, stdo
 
 class AccountError(Exception):
     """A name refused, or a command that failed; the message names the account."""
+
+
+# useradd looks whether the name is taken before it takes the account database's lock (shadow-utils
+# 4.13): two useradd of one name at once both succeed, the second one replacing the first's entries
+# with other ids (uid 999 became 995 under a run that had said 999, which the role then mapped). Runs
+# of this module take a lock of their own around their look and their commands: flock(2) on the file
+# of lckpwdf(3)'s lock, root's alone; flock and the fcntl lock useradd takes there do not interact on
+# Linux, so useradd still takes its own. A killed run's lock goes with it.
+DATABASE_LOCK = "/etc/.pwd.lock"
+
+
+@contextlib.contextmanager
+def database_lock(path: str = DATABASE_LOCK) -> Iterator[None]:
+    """Held while a run looks at the accounts and changes them (waiting for another run's end)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def check_names(names: list) -> list:
@@ -89,8 +112,25 @@ def _run(run: Runner, argv: list, name: str) -> None:
         raise AccountError(f"{name}: {argv[0]} failed ({rc}): {(err or out).strip()}")
 
 
-def create(run: Runner, name: str, shell: str, home: str, system: bool) -> None:
-    """useradd, with a group of the account's name when one does not exist (else that group)."""
+class _Meanwhile(Exception):
+    """Another run (a second play, a task delegated to the same host) made or removed the account
+    between this run's look and its command: the command failed, the account is as asked."""
+
+
+def _converge(run: Runner, argv: list, name: str, present: bool) -> None:
+    """``_run``, but a failure that leaves the account as asked (``present``: there) is _Meanwhile."""
+    try:
+        _run(run, argv, name)
+    except AccountError:
+        if (entry(name) is not None) == present:
+            raise _Meanwhile(name) from None
+        raise
+
+
+def create(run: Runner, name: str, shell: str, home: str, system: bool) -> bool:
+    """useradd, with a group of the account's name when one does not exist (else that group). False
+    when it was not this run that made it: another run at the same time did (useradd: "user already
+    exists"); it is used as it is, as one there before."""
     argv = ["useradd", "--shell", shell, "--home-dir", home, "--no-create-home"]
     if system:
         argv.append("--system")
@@ -99,7 +139,11 @@ def create(run: Runner, name: str, shell: str, home: str, system: bool) -> None:
         argv += ["--gid", name, "--comment", MARK_IN_GROUP]
     except KeyError:
         argv += ["--user-group", "--comment", MARK]
-    _run(run, [*argv, name], name)
+    try:
+        _converge(run, [*argv, name], name, present=True)
+    except _Meanwhile:
+        return False
+    return True
 
 
 def check_unused(names: list[str], supervised_stop: bool = False) -> None:
@@ -141,20 +185,28 @@ def _supervised(pid: int) -> bool:
     return False
 
 
-def remove(run: Runner, name: str) -> None:
+def remove(run: Runner, name: str) -> bool:
     """userdel; the group of its name goes with it (userdel's way, when no other account has it as
     primary group) only if this module made it with the account: a group that was there before is
-    first made no longer the account's primary one, which userdel then leaves."""
-    account = pwd.getpwnam(name)
-    if account.pw_gecos != MARK_IN_GROUP:
-        _run(run, ["userdel", name], name)
-        return
-    _run(run, ["usermod", "--gid", str(OVERFLOW_GID), name], name)
+    first made no longer the account's primary one, which userdel then leaves. False when it was not
+    this run that removed it: another run at the same time did."""
     try:
-        _run(run, ["userdel", name], name)
-    except AccountError:  # (a process of it still runs): the account stays as it was
-        run(["usermod", "--gid", str(account.pw_gid), name])
-        raise
+        account = pwd.getpwnam(name)
+    except KeyError:
+        return False
+    try:
+        if account.pw_gecos != MARK_IN_GROUP:
+            _converge(run, ["userdel", name], name, present=False)
+            return True
+        _converge(run, ["usermod", "--gid", str(OVERFLOW_GID), name], name, present=False)
+        try:
+            _converge(run, ["userdel", name], name, present=False)
+        except AccountError:  # (a process of it still runs): the account stays as it was
+            run(["usermod", "--gid", str(account.pw_gid), name])
+            raise
+    except _Meanwhile:
+        return False
+    return True
 
 
 OVERFLOW_GID = 65534  # nogroup: the account's primary group for the moment before userdel

@@ -95,6 +95,8 @@ results:
     - {name: svc-web1, uid: 998, group: 996, home: /nonexistent, shell: /usr/sbin/nologin, changed: true}
 """
 
+import contextlib
+
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import accounts, quick_exit
 from ansible_collections.pyforkexec.isolation.plugins.module_utils.arguments import AnsibleModule
 
@@ -111,30 +113,43 @@ def main():
     quick_exit.skip_final_collection()
     module = AnsibleModule(argument_spec=ARGSPEC, supports_check_mode=True)
     p = module.params
-    done: list[str] = []
+    present = p["state"] == "present"
     try:
         names = accounts.check_names(p["names"])
-        if p["state"] == "present":
+        if present:
             accounts.check_paths(shell=p["shell"], home=p["home"])
+    except accounts.AccountError as e:
+        module.fail_json(msg=str(e))
+    # (check mode changes nothing: no other run's look is to be kept from seeing it halfway)
+    with contextlib.nullcontext() if module.check_mode else accounts.database_lock():
+        changing, before, results = _converge(module, names, present)
+    after = [n for n in names if (n in before or n in changing) and not (n in changing and not present)]
+    module.exit_json(changed=bool(changing), changed_names=changing, results=results,
+                     diff=dict(before={"accounts": before}, after={"accounts": after}))
+
+
+def _converge(module, names: list[str], present: bool) -> tuple[list, list, list]:
+    """What changes, the names there before, the results (the accounts as they are after)."""
+    p = module.params
+    done: list[str] = []
+    meanwhile: list[str] = []  # made (removed) by another tool at the same time: as though before this run
+    try:
         changing = accounts.plan(names, p["state"])
         before = [n for n in names if accounts.entry(n) is not None]  # of the names: those there now
         if p["state"] == "absent":
             accounts.check_unused(changing, supervised_stop=module.check_mode)
+        for name in [] if module.check_mode else changing:
+            converged = (accounts.create(module.run_command, name, p["shell"], p["home"], p["system"])
+                         if present else accounts.remove(module.run_command, name))
+            (done if converged else meanwhile).append(name)
         if not module.check_mode:
-            for name in changing:
-                if p["state"] == "present":
-                    accounts.create(module.run_command, name, p["shell"], p["home"], p["system"])
-                else:
-                    accounts.remove(module.run_command, name)
-                done.append(name)
+            changing = done
+        before = [n for n in names if (n in before) != (n in meanwhile)]
     except accounts.AccountError as e:  # (what was changed before it is said: the run changed the host)
         module.fail_json(msg=str(e), changed=bool(done), changed_names=done)
-    present = p["state"] == "present"
     results = [dict({k: v for k, v in (accounts.entry(n) or {"name": n}).items() if k != "ours"},
                     changed=n in changing) for n in names if present]
-    after = [n for n in names if (n in before or n in changing) and not (n in changing and not present)]
-    module.exit_json(changed=bool(changing), changed_names=changing, results=results,
-                     diff=dict(before={"accounts": before}, after={"accounts": after}))
+    return changing, before, results
 
 
 if __name__ == "__main__":

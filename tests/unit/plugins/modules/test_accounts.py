@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import json
 import os
 import pwd
 import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import accounts as accounts_util
 from ansible_collections.pyforkexec.isolation.plugins.modules import accounts
+
+# For a module run as a process of its own: this Python's path (where ansible-test put
+# ansible_collections, which no child inherits).
+_PATH = os.pathsep.join(p for p in sys.path if p)
 
 
 def _gone(*names):
@@ -216,3 +224,59 @@ def test_check_mode_does_not_count_what_a_pyforkexec_daemon_supervises(run_modul
 def _children(pid):
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         return f.read().split()
+
+
+def _run_apart(args):
+    """The module run as a process of its own, as Ansible runs it (several at once: two plays, tasks
+    delegated to the same host)."""
+    done = subprocess.run([sys.executable, "-m", accounts.__name__], capture_output=True, text=True,
+                          input=json.dumps({"ANSIBLE_MODULE_ARGS": args}),
+                          env=dict(os.environ, PYTHONPATH=_PATH), cwd="/", timeout=120, check=False)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return dict(failed=True, msg=f"no result ({done.returncode}): {done.stdout!r} {done.stderr!r}")
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_runs_at_once_on_the_same_accounts_all_reach_the_state(names, state):
+    """Two runs at once on the same names (two plays, or tasks delegated to one host): each looked and
+    found an account missing; useradd looks before it locks, so several of them succeeded, each
+    replacing the account with other ids (uid 999 became 995 after a run had said 999, which the role
+    maps), or one failed ("user ... already exists", "userdel: user ... does not exist") with the
+    account as asked. Now the runs take turns: each succeeds, each account is said changed by the one
+    run that made (removed) it, and the ids each run says are the account's."""
+    if state == "absent":
+        assert not _run_apart(dict(names=names)).get("failed")
+    for _ in range(2):
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(_run_apart, [dict(names=names, state=state)] * 4))
+        assert [r.get("msg") for r in results if r.get("failed")] == []
+        said = sorted(n for r in results for n in r["changed_names"])
+        assert said == sorted(names), results
+        for r in results:  # each run's diff: what it changed, the others' change as there before
+            there = [n for n in names if (n in r["changed_names"]) != (state == "present")]
+            assert r["diff"] == {"before": {"accounts": there},
+                                 "after": {"accounts": names if state == "present" else []}}
+            assert [(a["name"], a["uid"], a["group"]) for a in r["results"]] == [  # the ids now
+                (n, pwd.getpwnam(n).pw_uid, pwd.getpwnam(n).pw_gid) for n in names if state == "present"]
+        assert all((accounts_util.entry(n) is not None) == (state == "present") for n in names)
+        back = _run_apart(dict(names=names, state="absent" if state == "present" else "present"))
+        assert back["changed_names"] == names  # (again, from the other state)
+
+
+def _run_command(argv):
+    """AnsibleModule.run_command's result, without a module."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_an_account_another_run_made_meanwhile_is_used_as_it_is(names):
+    """The race above, at its point: the run looked (missing), another run made the account, then
+    this one's useradd failed. It is taken as one there before: not an error, not made here."""
+    subprocess.run(["useradd", "--system", "--no-create-home", "--user-group", names[0]], check=True)
+    assert accounts_util.create(_run_command, names[0], "/usr/sbin/nologin", "/nonexistent", True) is False
+    with pytest.raises(accounts_util.AccountError, match=f"^{names[1]}: useradd failed"):
+        accounts_util.create(_run_command, names[1], "relative", "/nonexistent", True)  # a failure as it was
+    subprocess.run(["userdel", names[0]], check=True)
+    assert accounts_util.remove(_run_command, names[0]) is False  # removed meanwhile
