@@ -92,13 +92,53 @@ def check_paths(**paths: str) -> None:
                                "(useradd refuses it)")
 
 
+def _group_name(gid: int) -> Optional[str]:
+    """The name of the group ``gid``, None when there is none."""
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
+
+
+def half_made(account: Optional[dict]) -> bool:
+    """Whether ``account`` is one this module made that lacks its group: useradd writes /etc/passwd
+    first and /etc/group after it, and one interrupted between (a Ctrl-C reaches the module's process
+    group) left the account with a gid no group had, the one the next groupadd or useradd takes (its
+    group then the other account's: the two services would share their files)."""
+    return account is not None and account["ours"] and _group_name(account["group"]) is None
+
+
+def _group_refusal(account: dict) -> Optional[str]:
+    """Why an account this module made cannot be used (present) as it is: its primary group is not the
+    group of its name, or is missing with that name taken by another group; None when it can."""
+    name, gid = account["name"], account["group"]
+    group = _group_name(gid)
+    if group is None:
+        try:
+            other = grp.getgrnam(name).gr_gid
+        except KeyError:
+            return None  # made again with its gid
+        return (f"{name} lacks its group {gid} (made halfway: an interrupted useradd) and the group {name} "
+                f"is another's ({other}): remove the account (userdel {name}) and run again")
+    if group != name:
+        return (f"{name}'s primary group {gid} is the group {group}, not its own (made halfway by an "
+                f"interrupted useradd, its gid since taken): services of the two would share their "
+                f"files; remove the account (userdel {name}) and run again")
+    return None
+
+
 def plan(names: list, state: str) -> list:
-    """The names whose account changes: missing ones for present; for absent, existing ones this
-    module created (MARK), an account made otherwise being left as it is. The superuser's account
-    (uid 0) is never removed: refused naming the entry."""
+    """The names whose account changes: for present, missing ones and half made ones (``half_made``);
+    for absent, existing ones this module created (MARK), an account made otherwise being left as it
+    is. The superuser's account (uid 0) is never removed, and an account made here whose primary
+    group is not its own is not used: refused naming the entry."""
     found = [entry(n) for n in names]
     if state == "present":
-        return [n for n, account in zip(names, found) if account is None]
+        for i, account in enumerate(found):
+            why = _group_refusal(account) if account is not None and account["ours"] else None
+            if why is not None:
+                raise AccountError(f"names[{i}]: {why}")
+        return [n for n, account in zip(names, found) if account is None or half_made(account)]
     for i, account in enumerate(found):
         if account is not None and account["uid"] == 0:
             raise AccountError(f"names[{i}]: {account['name']} has uid 0, the superuser's: it is not "
@@ -130,7 +170,12 @@ def _converge(run: Runner, argv: list, name: str, present: bool) -> None:
 def create(run: Runner, name: str, shell: str, home: str, system: bool) -> bool:
     """useradd, with a group of the account's name when one does not exist (else that group). False
     when it was not this run that made it: another run at the same time did (useradd: "user already
-    exists"); it is used as it is, as one there before."""
+    exists"); it is used as it is, as one there before. A half made one (``half_made``) gets its group
+    (groupadd with its gid)."""
+    account = entry(name)
+    if half_made(account):
+        _run(run, ["groupadd", "--gid", str(account["group"]), name], name)
+        return True
     argv = ["useradd", "--shell", shell, "--home-dir", home, "--no-create-home"]
     if system:
         argv.append("--system")

@@ -280,3 +280,69 @@ def test_an_account_another_run_made_meanwhile_is_used_as_it_is(names):
         accounts_util.create(_run_command, names[1], "relative", "/nonexistent", True)  # a failure as it was
     subprocess.run(["userdel", names[0]], check=True)
     assert accounts_util.remove(_run_command, names[0]) is False  # removed meanwhile
+
+
+def _useradd_cut_before_the_group(name):
+    """useradd as the module runs it, killed (SIGKILL) at its rename of /etc/group+ to /etc/group: the
+    account is in /etc/passwd (and /etc/shadow), its group nowhere. Its mutating calls counted first on
+    a whole run (of the same name, removed again): each file is written whole, in this order."""
+    from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_sweep
+
+    if kill_sweep.supported() is not None:
+        pytest.skip(str(kill_sweep.supported()))
+    argv = ["useradd", "--shell", "/usr/sbin/nologin", "--home-dir", "/nonexistent", "--no-create-home",
+            "--system", "--user-group", "--comment", accounts_util.MARK, name]
+
+    def traced(kill_at):
+        report = f"/tmp/pfe-ut-useradd-{os.getpid()}.json"
+        subprocess.run([sys.executable, kill_sweep.__file__, report, str(kill_at), "9", "mutating", *argv],
+                       check=True, env=dict(os.environ, PYTHONPATH=_PATH))
+        with open(report) as f:
+            calls = json.load(f)["calls"]
+        os.unlink(report)
+        return calls
+
+    calls = traced(0)
+    subprocess.run(["userdel", name], check=True)
+    renames = [i + 1 for i, call in enumerate(calls) if call == "rename"]  # passwd, shadow, group, gshadow
+    assert len(renames) == 4, calls
+    traced(renames[2])
+    account = accounts_util.entry(name)
+    assert account is not None and _lacks_group(name)
+    return account
+
+
+def _lacks_group(name):
+    try:
+        grp.getgrgid(pwd.getpwnam(name).pw_gid)
+    except KeyError:
+        return True
+    return False
+
+
+def test_an_account_useradd_left_half_made_gets_its_group(run_module, names):
+    """An interrupted useradd (a Ctrl-C reaches the module's process group) left the account without
+    its group; the next run used it as it was (ok, changed=false), with a gid no group had, which the
+    next useradd gave to another account's group: two services sharing their files. Now the next run
+    makes its group with its gid (check mode says so first)."""
+    account = _useradd_cut_before_the_group(names[0])
+    checked = run_module(accounts, dict(names=names[:1]), check_mode=True, diff=True)
+    assert checked["changed_names"] == names[:1] and _lacks_group(names[0])
+    made = run_module(accounts, dict(names=names[:1]))
+    assert made["changed_names"] == names[:1]
+    assert grp.getgrgid(account["group"]).gr_name == names[0]
+    assert made["results"][0]["uid"] == account["uid"] and made["results"][0]["group"] == account["group"]
+    assert not run_module(accounts, dict(names=names[:1]))["changed"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_half_made_account_whose_gid_another_group_took_is_refused(run_module, names, check_mode):
+    """The same, when another tool's groupadd took the gid first: the account was used in that
+    group. Now refused, naming the account and the group, before anything changes."""
+    account = _useradd_cut_before_the_group(names[0])
+    subprocess.run(["groupadd", "--gid", str(account["group"]), names[1]], check=True)
+    refused = run_module(accounts, dict(names=names), check_mode=check_mode)
+    said = f"names[0]: {names[0]}'s primary group {account['group']} is the group {names[1]}, not its own"
+    assert refused["failed"] and refused["msg"].startswith(said), refused
+    with pytest.raises(KeyError):
+        pwd.getpwnam(names[1])  # nothing made
