@@ -89,9 +89,13 @@ class ActionModule(role_action.RoleAction):
         if args["host"] is None:
             links = role_problems.host_link_names(kept)
             host = self._probe(args["base_python"], args["venv"], accounts, roots, links)
-        else:  # planned again: the host as it was looked at, with the accounts created since
+        else:  # planned again: the host as it was looked at, with the accounts created since (each in
+            # its group: the accounts module made it whole or refused it)
+            created = role_plan.created_passwd(args["created"])
             host = dict(
-                args["host"], passwd=dict(args["host"]["passwd"], **role_plan.created_passwd(args["created"]))
+                args["host"],
+                passwd=dict(args["host"]["passwd"], **created),
+                primary_groups=dict(args["host"].get("primary_groups") or {}, **{n: n for n in created}),
             )
         result["host"] = host
         if tuple(int(n) for n in host["version"].split(".")) < (3, 9):
@@ -110,7 +114,8 @@ class ActionModule(role_action.RoleAction):
             problems = role_problems.host_problems(kept, host)
             if problems:  # the plan needs what they refuse (a manager, an account)
                 return dict(result, failed=True, msg="\n".join(problems))
-            passwd, new_accounts = role_plan.passwd_with_placeholders(host["passwd"], kept)
+            passwd, new_accounts = role_plan.passwd_with_placeholders(host["passwd"], kept,
+                                                                      host.get("primary_groups"))
         planned = role_plan.plan(every, networks, passwd, host)
         if args["state"] == "present":
             problems += role_plan.plan_problems(planned, new_accounts, host, args["cgroup_required"])

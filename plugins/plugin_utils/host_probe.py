@@ -6,14 +6,15 @@
 It prints one JSON object: the base Python's version, machine and pip, whether the virtualenv has what
 the modules import and which wheels it was installed from, whether PID 1 is systemd, the controllers of
 the cgroup v2 tree (the pyforkexec daemon applies cgroup limits there), the passwd entries of the
-services' accounts that exist (as ansible.builtin.getent has them) and whether each new root is a
-directory, the accounts the services' specs on the host run as, and the host links of the names
-the services' veths and bridges take that exist (their alias, and whether each is a bridge). It reads,
-and changes nothing. No
+services' accounts that exist (as ansible.builtin.getent has them) and the group of each one's gid,
+whether each new root is a directory, the accounts the services' specs on the host run as, and the
+host links of the names the services' veths and bridges take that exist (their alias, and whether
+each is a bridge). It reads, and changes nothing. No
 f-strings or annotations: an older Python (3.7 on) must still say its version, for the role to refuse
 it by name."""
 
 import glob
+import grp
 import importlib.util
 import json
 import os
@@ -41,6 +42,14 @@ def passwd(name):
         entry.pw_dir,
         entry.pw_shell,
     ]
+
+
+def primary_group(entry):
+    """The name of the group of a passwd entry's (``passwd``) gid, None when no group has it."""
+    try:
+        return grp.getgrgid(int(entry[2])).gr_name
+    except KeyError:
+        return None
 
 
 def _dist_versions(site):
@@ -176,6 +185,9 @@ def probe(venv, accounts, roots, links=()):
         systemd=os.path.isdir("/run/systemd/system"),
         wheels=wheels,
         passwd=dict((name, entry) for name, entry in entries.items() if entry is not None),
+        primary_groups=dict(
+            (name, primary_group(entry)) for name, entry in entries.items() if entry is not None
+        ),
         rootfs=dict((root, os.path.isdir(root)) for root in roots),
         spec_accounts=specs,
         spec_unreadable=unreadable,

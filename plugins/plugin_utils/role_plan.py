@@ -36,12 +36,22 @@ def with_defaults(services: list[dict], defaults: dict) -> list[dict]:
     return [dict(defaults, **svc) for svc in services]
 
 
-def passwd_with_placeholders(passwd: dict[str, list], kept: list[dict]) -> tuple[dict[str, list], list[str]]:
+def passwd_with_placeholders(
+    passwd: dict[str, list], kept: list[dict], primary_groups: Optional[dict[str, Optional[str]]] = None
+) -> tuple[dict[str, list], list[str]]:
     """The host's passwd entries (as ansible.builtin.getent has them) and the accounts the role will
-    create, standing for nobody's ids until it has; and the names of those accounts."""
+    create, standing for nobody's ids until it has; and the names of those accounts. Among them, an
+    account the accounts module made whose gid is not the group of its name (``primary_groups``, the
+    look's: an interrupted useradd left it without its group), which that module makes whole or
+    refuses."""
+    groups = primary_groups or {}
+
+    def to_make(name: str) -> bool:
+        return name not in passwd or (made_here(passwd[name][3]) and groups.get(name, name) != name)
+
     new = list(
         dict.fromkeys(
-            svc["user"] for svc in kept if "user" in svc and svc["create_user"] and svc["user"] not in passwd
+            svc["user"] for svc in kept if "user" in svc and svc["create_user"] and to_make(svc["user"])
         )
     )
     return dict(passwd, **{name: list(PLACEHOLDER) for name in new}), new

@@ -3,6 +3,7 @@ as ``python -c`` with the host's Python, here this machine's."""
 
 from __future__ import annotations
 
+import grp
 import importlib.util
 import json
 import os
@@ -120,3 +121,11 @@ def test_it_reads_the_host_links_the_services_would_take(tmp_path):
     whether each is a bridge (plugin_utils/role_problems.host_problems refuses someone else's)."""
     found = _probe(tmp_path / "venv", links=["lo", "pfe-no-such-link", "../lo"])
     assert list(found["links"]) == ["lo"] and found["links"]["lo"]["bridge"] is False
+
+
+def test_it_names_the_group_of_each_accounts_gid():
+    root, nobody = pwd.getpwuid(0), pwd.getpwnam("nobody")
+    found = _probe("/nonexistent", ["root", "nobody", "pfe-no-such-account"])
+    assert found["primary_groups"] == {"root": grp.getgrgid(root.pw_gid).gr_name,
+                                       "nobody": grp.getgrgid(nobody.pw_gid).gr_name}
+    assert host_probe.primary_group(["x", "0", "4294967294"]) is None  # (a gid no group has)

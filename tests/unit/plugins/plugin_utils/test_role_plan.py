@@ -271,3 +271,21 @@ def test_each_field_the_role_readme_defaults_to_the_name_gets_it():
     assert fields  # the table still says so of some field
     (entry,) = _plan(dict(name="web", user="web", argv=["/bin/true"]))
     assert {field: entry["service"].get(field) for field in fields} == {field: "web" for field in fields}
+
+
+def test_an_account_made_half_by_the_accounts_module_is_made_again():
+    """An interrupted useradd left the account the accounts module made without its group (its gid no
+    group's, or since another's): the role took it as there and planned the service with that gid,
+    never running the accounts module again, which makes it whole (or refuses it). Now it is one to
+    create, as is one the look cannot tell (an earlier look's result without primary_groups: as before)."""
+    ours = ["x", "990", "985", accounts_utils.MARK, "/nonexistent", "/usr/sbin/nologin"]
+    passwd = dict(PASSWD, new=ours, other=list(ours))
+    services = role_plan.with_defaults(
+        [dict(name=n, user=n, argv=["/bin/true"]) for n in ("web", "new", "other")], DEFAULTS
+    )
+    groups = dict(web="nogroup", new=None, other="someone")  # web: made by hand, in a group of another name
+    planned, new = role_plan.passwd_with_placeholders(passwd, services, groups)
+    assert new == ["new", "other"] and planned["new"] == role_plan.PLACEHOLDER
+    whole = dict(groups, new="new", other="other")
+    assert role_plan.passwd_with_placeholders(passwd, services, whole)[1] == []
+    assert role_plan.passwd_with_placeholders(passwd, services)[1] == []
