@@ -8,6 +8,7 @@ cannot cross-build pyforkexec for."""
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 import shutil
@@ -38,6 +39,16 @@ def cross_compiler_problems(machines: list[str], controller: str) -> list[str]:
     ]
 
 
+def wheel_dir_problem(wheel_dir: str) -> str | None:
+    """Why the given wheels cannot be used, naming the variable: the checks and the hosts would fail on
+    it later without naming it (``Task failed: [Errno 2] No such file or directory``)."""
+    if not os.path.isdir(wheel_dir):
+        return f"isolated_service_wheel_dir: {wheel_dir!r} is not a directory of the controller"
+    if not glob.glob(os.path.join(glob.escape(wheel_dir), "pyforkexec-*.whl")):
+        return f"isolated_service_wheel_dir: {wheel_dir} holds no pyforkexec wheel (pyforkexec-*.whl)"
+    return None
+
+
 class ActionModule(role_action.RoleAction):
     ARGSPEC = ARGSPEC
 
@@ -45,6 +56,9 @@ class ActionModule(role_action.RoleAction):
         controller = platform.machine()
         result.update(changed=False, controller_machine=controller)
         if args["wheel_dir"]:
+            problem = wheel_dir_problem(args["wheel_dir"])
+            if problem is not None:
+                return dict(result, failed=True, msg=problem)
             return dict(result, path=args["wheel_dir"], name=os.path.basename(args["wheel_dir"]), paths=[],
                         complete=True)
         problems = cross_compiler_problems(args["machines"], controller)

@@ -16,10 +16,26 @@ import yaml
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class SpecsError(ValueError):
+    """The file is not a role's argument_specs (unreadable, not YAML, without the entry point's
+    options); the message names the option that gave it (``argument_specs``) and the file."""
+
+
 def options(path: str, entry_point: str = "main") -> dict[str, Any]:
-    """The ``options`` of ``entry_point`` in the argument_specs file at ``path``."""
-    with open(path, "rb") as f:
-        return yaml.load(f, Loader=_LOADER)["argument_specs"][entry_point]["options"]
+    """The ``options`` of ``entry_point`` in the argument_specs file at ``path``: a dict of dicts, else
+    SpecsError (it was the KeyError, TypeError or OSError of the reading, alone: ``Task failed:
+    'main'``)."""
+    try:
+        with open(path, "rb") as f:
+            found = yaml.load(f, Loader=_LOADER)["argument_specs"][entry_point]["options"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, IndexError) as e:
+        why = e.strerror if isinstance(e, OSError) else f"{type(e).__name__}: {' '.join(str(e).split())}"
+        raise SpecsError(f"argument_specs: {path!r} is not a role's meta/argument_specs.yml with the options "
+                         f"of its {entry_point} entry point ({why})") from None
+    if not isinstance(found, dict) or not all(isinstance(o, dict) for o in found.values()):
+        raise SpecsError(f"argument_specs: {path!r}: the options of {entry_point} are not a dictionary of "
+                         "dictionaries")
+    return found
 
 
 # The checks across a list-of-dicts or dict option's sub-options (argument_specs' required_if...).

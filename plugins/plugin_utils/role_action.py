@@ -11,6 +11,7 @@ from typing import Any
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils.argument_specs import SpecsError
 
 
 class RoleAction(ActionBase):
@@ -24,7 +25,10 @@ class RoleAction(ActionBase):
         validation = ArgumentSpecValidator(self.ARGSPEC).validate(self._task.args)
         if validation.error_messages:
             raise AnsibleActionFail("; ".join(validation.error_messages))
-        return self.act(result, validation.validated_parameters)
+        try:
+            return self.act(result, validation.validated_parameters)
+        except SpecsError as e:  # (an option that names a file: the message names it)
+            raise AnsibleActionFail(str(e)) from None
 
     def act(self, result: dict, args: dict) -> dict:
         raise NotImplementedError

@@ -1,0 +1,23 @@
+"""The role's isolated_service_wheel_dir, checked where the action isolated_service_wheels takes it: a
+path that is no directory, or a directory without pyforkexec's wheel, failed two tasks later in the
+check of the services (``Task failed: [Errno 2] No such file or directory: '/x'``, or the check
+script's ``no pyforkexec-*.whl in ...``), naming no variable."""
+
+from __future__ import annotations
+
+from ansible_collections.pyforkexec.isolation.plugins.action.isolated_service_wheels import wheel_dir_problem
+
+
+def test_a_wheel_dir_that_is_no_directory_is_refused_naming_the_variable(tmp_path):
+    assert wheel_dir_problem(str(tmp_path / "nope")) == (
+        f"isolated_service_wheel_dir: {str(tmp_path / 'nope')!r} is not a directory of the controller")
+    (tmp_path / "file").write_text("")
+    assert wheel_dir_problem(str(tmp_path / "file")).startswith("isolated_service_wheel_dir: ")
+
+
+def test_a_wheel_dir_without_pyforkexecs_wheel_is_refused(tmp_path):
+    (tmp_path / "pyroute2-0.7.0-py3-none-any.whl").write_text("")
+    assert wheel_dir_problem(str(tmp_path)) == (
+        f"isolated_service_wheel_dir: {tmp_path} holds no pyforkexec wheel (pyforkexec-*.whl)")
+    (tmp_path / "pyforkexec-1.0-cp39-abi3-linux_x86_64.whl").write_text("")
+    assert wheel_dir_problem(str(tmp_path)) is None
