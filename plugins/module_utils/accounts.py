@@ -193,7 +193,9 @@ def create(run: Runner, name: str, shell: str, home: str, system: bool) -> bool:
 
 def check_unused(names: list[str], supervised_stop: bool = False) -> None:
     """AccountError naming an account of ``names`` that a process still runs as: userdel refuses it,
-    and the accounts removed before it would be a change made halfway (checked before any is).
+    and the accounts removed before it would be a change made halfway (checked before any is). A
+    process that ended and is not reaped yet (a zombie) runs as nothing: userdel goes on, and no one
+    could "stop it first".
     ``supervised_stop`` (check mode): not the processes a pyforkexec daemon supervises, which the run
     stops first when it removes their services (the role does)."""
     uids = {pwd.getpwnam(name).pw_uid: name for name in names}
@@ -205,7 +207,10 @@ def check_unused(names: list[str], supervised_stop: bool = False) -> None:
                 status = f.read()
         except OSError:  # gone meanwhile
             continue
-        ids = next((line.split()[1:] for line in status.splitlines() if line.startswith("Uid:")), [])
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("State", "").split()[:1] in (["Z"], ["X"]):  # ended, not reaped yet: runs nothing
+            continue
+        ids = fields.get("Uid", "").split()
         used = next((uids[int(uid)] for uid in ids if int(uid) in uids), None)
         if used is not None:
             raise AccountError(f"{used}: process {entry.name} runs as it: stop it first (no account was "

@@ -5,6 +5,7 @@ refused before anything changes, and removed again."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import grp
 import json
 import os
@@ -29,6 +30,18 @@ def _gone(*names):
             subprocess.run(["userdel", name], check=True, capture_output=True)
         with contextlib.suppress(subprocess.CalledProcessError):
             subprocess.run(["groupdel", name], check=True, capture_output=True)
+
+
+@pytest.fixture(autouse=True)
+def _one_test_at_a_time():
+    """This file's tests one at a time (ansible-test runs a file's tests in several workers): one's
+    process running as its account, or its account without a group, met another's runs (a uid freed
+    and taken again while a killed process of it was not yet reaped: "process N runs as it"; a gid
+    left without a group taken by the other's useradd). Autouse, so that it is taken before the
+    test's own fixtures make anything and given back after they cleaned up."""
+    with open("/run/pfe-test-accounts.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture
@@ -93,7 +106,10 @@ def test_a_group_of_the_name_is_taken_as_the_primary_group_and_kept_on_removal(r
         subprocess.run(["groupdel", names[0]], check=False)
 
 
-@pytest.mark.parametrize("bad", ["Upper", "1digit", "-dash", "a" * 33, "sp ace", "", "svc\n"])
+@pytest.mark.parametrize("bad", ["Upper", "1digit", "-dash", "a" * 33, "sp ace", "", "svc\n",
+                                 # what passwd, group and subuid lines cannot hold, paths, and ansible-core's
+                                 # conversions of a list of strings' null, boolean and number
+                                 "svc:x", "svc/x", "..", "svc\0x", "sv\u00e9", "svc\t", None, True, 5])
 def test_a_name_useradd_refuses_is_refused_first(run_module, names, bad):
     result = run_module(accounts, dict(names=[names[0], bad]))
     assert result["failed"] and result["msg"].startswith("names[1]: ")
@@ -262,7 +278,7 @@ def test_runs_at_once_on_the_same_accounts_all_reach_the_state(names, state):
                 (n, pwd.getpwnam(n).pw_uid, pwd.getpwnam(n).pw_gid) for n in names if state == "present"]
         assert all((accounts_util.entry(n) is not None) == (state == "present") for n in names)
         back = _run_apart(dict(names=names, state="absent" if state == "present" else "present"))
-        assert back["changed_names"] == names  # (again, from the other state)
+        assert back["changed_names"] == names, back  # (again, from the other state)
 
 
 def _run_command(argv):
@@ -282,31 +298,18 @@ def test_an_account_another_run_made_meanwhile_is_used_as_it_is(names):
     assert accounts_util.remove(_run_command, names[0]) is False  # removed meanwhile
 
 
-def _useradd_cut_before_the_group(name):
-    """useradd as the module runs it, killed (SIGKILL) at its rename of /etc/group+ to /etc/group: the
-    account is in /etc/passwd (and /etc/shadow), its group nowhere. Its mutating calls counted first on
-    a whole run (of the same name, removed again): each file is written whole, in this order."""
-    from ansible_collections.pyforkexec.isolation.tests.unit.plugins import kill_sweep
-
-    if kill_sweep.supported() is not None:
-        pytest.skip(str(kill_sweep.supported()))
-    argv = ["useradd", "--shell", "/usr/sbin/nologin", "--home-dir", "/nonexistent", "--no-create-home",
-            "--system", "--user-group", "--comment", accounts_util.MARK, name]
-
-    def traced(kill_at):
-        report = f"/tmp/pfe-ut-useradd-{os.getpid()}.json"
-        subprocess.run([sys.executable, kill_sweep.__file__, report, str(kill_at), "9", "mutating", *argv],
-                       check=True, env=dict(os.environ, PYTHONPATH=_PATH))
-        with open(report) as f:
-            calls = json.load(f)["calls"]
-        os.unlink(report)
-        return calls
-
-    calls = traced(0)
-    subprocess.run(["userdel", name], check=True)
-    renames = [i + 1 for i, call in enumerate(calls) if call == "rename"]  # passwd, shadow, group, gshadow
-    assert len(renames) == 4, calls
-    traced(renames[2])
+def _half_made(name):
+    """An account as a useradd of the module's interrupted between its writes of /etc/passwd and
+    /etc/group leaves it (a SIGKILL or SIGINT at its rename of /etc/group+: in /etc/passwd and
+    /etc/shadow, its group nowhere), made here as useradd then groupdel --force (a kill at a counted
+    call was not the same call with other useradd running beside the test). Its ids from a range of
+    their own: the gid left without a group is one the useradd of the tests beside this one never
+    takes, which would make the account's group another's before the run."""
+    ids = [f"-K{key}_{value}" for key in ("SYS_UID", "SYS_GID") for value in ("MIN=59000", "MAX=59999")]
+    subprocess.run(["useradd", *ids, "--shell", "/usr/sbin/nologin", "--home-dir", "/nonexistent",
+                    "--no-create-home", "--system", "--user-group", "--comment", accounts_util.MARK, name],
+                   check=True)
+    subprocess.run(["groupdel", "--force", name], check=True)
     account = accounts_util.entry(name)
     assert account is not None and _lacks_group(name)
     return account
@@ -325,7 +328,7 @@ def test_an_account_useradd_left_half_made_gets_its_group(run_module, names):
     its group; the next run used it as it was (ok, changed=false), with a gid no group had, which the
     next useradd gave to another account's group: two services sharing their files. Now the next run
     makes its group with its gid (check mode says so first)."""
-    account = _useradd_cut_before_the_group(names[0])
+    account = _half_made(names[0])
     checked = run_module(accounts, dict(names=names[:1]), check_mode=True, diff=True)
     assert checked["changed_names"] == names[:1] and _lacks_group(names[0])
     made = run_module(accounts, dict(names=names[:1]))
@@ -339,10 +342,34 @@ def test_an_account_useradd_left_half_made_gets_its_group(run_module, names):
 def test_a_half_made_account_whose_gid_another_group_took_is_refused(run_module, names, check_mode):
     """The same, when another tool's groupadd took the gid first: the account was used in that
     group. Now refused, naming the account and the group, before anything changes."""
-    account = _useradd_cut_before_the_group(names[0])
+    account = _half_made(names[0])
     subprocess.run(["groupadd", "--gid", str(account["group"]), names[1]], check=True)
     refused = run_module(accounts, dict(names=names), check_mode=check_mode)
     said = f"names[0]: {names[0]}'s primary group {account['group']} is the group {names[1]}, not its own"
     assert refused["failed"] and refused["msg"].startswith(said), refused
     with pytest.raises(KeyError):
         pwd.getpwnam(names[1])  # nothing made
+
+
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
+def test_a_process_that_ended_and_is_not_reaped_does_not_keep_the_account(run_module, names, check_mode):
+    """A process of the account that had ended but was not reaped yet (a zombie: its parent, or the
+    subreaper that adopted it, had not waited for it) refused the removal ("process N runs as it: stop
+    it first"), which nobody could do, and which userdel does not refuse: a test's killed process
+    refused the next test's removal of an account that had taken its freed uid."""
+    assert not run_module(accounts, dict(names=names[:1])).get("failed")
+    uid, gid = pwd.getpwnam(names[0]).pw_uid, pwd.getpwnam(names[0]).pw_gid
+    ended = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "true"])
+    try:
+        while "State:\tZ" not in _status(ended.pid):
+            time.sleep(0.001)  # (ended, not reaped: Popen waits only when asked)
+        assert os.stat(f"/proc/{ended.pid}").st_uid == uid
+        gone = run_module(accounts, dict(names=names[:1], state="absent"), check_mode=check_mode)
+        assert not gone.get("failed") and gone["changed_names"] == names[:1], gone
+    finally:
+        ended.wait()
+
+
+def _status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return f.read()
