@@ -7,6 +7,7 @@ test_role_validation.py does."""
 
 from __future__ import annotations
 
+import grp
 import importlib.metadata
 import os
 import pwd
@@ -113,3 +114,20 @@ def test_check_mode_before_the_runtime_exists_says_what_a_run_would_do(converge,
     assert (f"check mode: {tmp_path / 'venv'} does not exist yet, so the services module cannot run in it; "
             f"a run would install it, then wire and declare (or remove) {SERVICE}") in log
     assert not (tmp_path / "venv").exists() and not _exists(NEW)
+
+
+def test_an_account_left_half_made_gets_its_group_before_its_service_runs(converge) -> None:
+    """An interrupted useradd of the role's accounts task left NEW in /etc/passwd without its group (a
+    gid no group had: the next useradd's group would take it). The next converge took NEW as there,
+    never ran the accounts task, and started the service mapped to that gid. Now the look names each
+    account's primary group, and the accounts task makes NEW's group with its gid before the service.
+    (Made here as useradd then groupdel --force, in ids no other useradd takes meanwhile.)"""
+    ids = [f"-K{key}_{value}" for key in ("SYS_UID", "SYS_GID") for value in ("MIN=59000", "MAX=59999")]
+    subprocess.run(["useradd", *ids, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    "--home-dir", "/nonexistent", "--user-group", "--comment", "pyforkexec service account",
+                    NEW], check=True)
+    subprocess.run(["groupdel", "--force", NEW], check=True)
+    gid = pwd.getpwnam(NEW).pw_gid
+    converge(NEW)
+    assert grp.getgrgid(gid).gr_name == NEW and pwd.getpwnam(NEW).pw_gid == gid
+    assert _runs_as(SERVICE) == NEW

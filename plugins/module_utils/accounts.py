@@ -37,13 +37,26 @@ DATABASE_LOCK = "/etc/.pwd.lock"
 
 @contextlib.contextmanager
 def database_lock(path: str = DATABASE_LOCK) -> Iterator[None]:
-    """Held while a run looks at the accounts and changes them (waiting for another run's end)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """Held while a run looks at the accounts and changes them (waiting for another run's end). Not
+    taken where it cannot be opened (not root), where no account can change either (``check_root``)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except PermissionError:
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def check_root(changing: list, present: bool) -> None:
+    """AccountError when accounts are to change and this is not root: useradd and userdel would refuse
+    (check mode said changed where the run failed)."""
+    if changing and os.geteuid() != 0:
+        raise AccountError(f"{changing[0]}: {'creating' if present else 'removing'} an account needs root "
+                           "(become: true)")
 
 
 def check_names(names: list) -> list:

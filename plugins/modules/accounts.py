@@ -135,6 +135,7 @@ def _converge(module, names: list[str], present: bool) -> tuple[list, list, list
     meanwhile: list[str] = []  # made (removed) by another tool at the same time: as though before this run
     try:
         changing = accounts.plan(names, p["state"])
+        accounts.check_root(changing, present)
         before = [n for n in names if accounts.entry(n) is not None]  # of the names: those there now
         if p["state"] == "absent":
             accounts.check_unused(changing, supervised_stop=module.check_mode)

@@ -373,3 +373,22 @@ def test_a_process_that_ended_and_is_not_reaped_does_not_keep_the_account(run_mo
 def _status(pid):
     with open(f"/proc/{pid}/status") as f:
         return f.read()
+
+
+def test_a_change_is_refused_without_root_in_check_mode_as_in_the_run():
+    """Without root, check mode said the accounts would be made where the run failed (useradd:
+    Permission denied). Both now refuse, naming the account; a run with nothing to change passes."""
+    pid = os.fork()
+    if pid == 0:  # (as nobody: the check reads this process's euid)
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            accounts_util.check_root([], True)
+            try:
+                accounts_util.check_root(["svc-a"], True)
+            except accounts_util.AccountError as e:
+                code = 0 if str(e) == "svc-a: creating an account needs root (become: true)" else 2
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
