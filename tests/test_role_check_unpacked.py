@@ -88,3 +88,19 @@ def test_without_a_writable_cache_a_temporary_directory_is_used_and_removed(tmp_
         assert (Path(directory) / "fakepkg/__init__.py").read_text() == "VALUE = 3\n"
         assert not Path(directory).is_relative_to(tmp_path)
     assert not os.path.exists(directory)
+
+
+def test_the_scratch_of_a_killed_check_is_removed_by_the_next(tmp_path):
+    """A check killed (SIGKILL: the controller's Ctrl-C twice, an OOM kill) while it unpacked left its
+    scratch directory, a whole unpacked wheel, in the cache for good: no later check removed it. Now
+    the next check that unpacks removes those of checks that ended, and not a running one's."""
+    cache = tmp_path / "unpacked"
+    cache.mkdir()
+    child = multiprocessing.get_context("fork").Process(target=os._exit, args=(0,))
+    child.start()
+    child.join()
+    (cache / f".unpacking-{child.pid}-abc123" / "fakepkg").mkdir(parents=True)  # (its pid ended)
+    running = cache / f".unpacking-{os.getpid()}-def456"
+    running.mkdir()
+    with check_services.unpacked(str(_wheel(tmp_path, 1)), str(cache)):
+        assert _scratch_left(cache) == [running.name]

@@ -153,6 +153,28 @@ def _unpack(path, directory):
         wheel.extractall(directory)
 
 
+SCRATCH = ".unpacking-"  # then the pid of the check that unpacks there, "-" and mkdtemp's letters
+
+
+def _ended(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # (another user's: running)
+        return False
+    return False
+
+
+def _sweep(cache):
+    """The scratch directories of checks that ended before their rename (killed: no ``finally`` ran),
+    each a whole unpacked wheel left in the cache for good; not those of checks still running."""
+    for name in os.listdir(cache):
+        pid = name[len(SCRATCH):].split("-", 1)[0]
+        if name.startswith(SCRATCH) and pid.isdigit() and _ended(int(pid)):
+            shutil.rmtree(os.path.join(cache, name), ignore_errors=True)
+
+
 def _sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -171,7 +193,8 @@ def unpacked(path, cache=None):
             final = os.path.join(cache, f"{name}-{_sha256(path)[:16]}")
             if not os.path.isdir(final):
                 os.makedirs(cache, exist_ok=True)
-                scratch = tempfile.mkdtemp(prefix=".unpacking-", dir=cache)
+                _sweep(cache)
+                scratch = tempfile.mkdtemp(prefix=f"{SCRATCH}{os.getpid()}-", dir=cache)
                 try:
                     _unpack(path, scratch)
                     compileall.compile_dir(scratch, quiet=2, workers=1)

@@ -264,7 +264,7 @@ def test_runs_at_once_on_the_same_accounts_all_reach_the_state(names, state):
     run that made (removed) it, and the ids each run says are the account's."""
     if state == "absent":
         assert not _run_apart(dict(names=names)).get("failed")
-    for _ in range(2):
+    for _round in range(2):
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(_run_apart, [dict(names=names, state=state)] * 4))
         assert [r.get("msg") for r in results if r.get("failed")] == []
