@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import platform
+import re
 import shutil
 
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import role_action, wheel_sources
@@ -39,6 +40,25 @@ def cross_compiler_problems(machines: list[str], controller: str) -> list[str]:
     ]
 
 
+# What the hosts' look reports (platform.machine(), "X.Y"): the build writes under directories named
+# after them (the scratch's copy for each architecture, pip-X.Y/), which a "/" or ".." would leave.
+MACHINE = re.compile(r"[A-Za-z0-9_]+")
+PYTHON = re.compile(r"[0-9]+\.[0-9]+")
+
+
+def host_problems(machines: list[str], pythons: list[str]) -> list[str]:
+    """The hosts' architectures and Python versions that are none, each named."""
+    return [
+        f"{option}[{i}]: {value!r} is not {what}"
+        for option, values, pattern, what in (
+            ("machines", machines, MACHINE, "an architecture (uname -m: letters, digits and '_')"),
+            ("pythons", pythons, PYTHON, "a Python version (X.Y)"),
+        )
+        for i, value in enumerate(values)
+        if not pattern.fullmatch(value)
+    ]
+
+
 def wheel_dir_problem(wheel_dir: str) -> str | None:
     """Why the given wheels cannot be used, naming the variable: the checks and the hosts would fail on
     it later without naming it (``Task failed: [Errno 2] No such file or directory``)."""
@@ -61,7 +81,8 @@ class ActionModule(role_action.RoleAction):
                 return dict(result, failed=True, msg=problem)
             return dict(result, path=args["wheel_dir"], name=os.path.basename(args["wheel_dir"]), paths=[],
                         complete=True)
-        problems = cross_compiler_problems(args["machines"], controller)
+        problems = host_problems(args["machines"], args["pythons"]) or cross_compiler_problems(
+            args["machines"], controller)
         if problems:
             return dict(result, failed=True, msg="\n".join(problems))
         path, paths = wheel_sources.directory(

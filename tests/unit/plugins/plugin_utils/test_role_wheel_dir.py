@@ -1,11 +1,15 @@
-"""The role's isolated_service_wheel_dir, checked where the action isolated_service_wheels takes it: a
-path that is no directory, or a directory without pyforkexec's wheel, failed two tasks later in the
-check of the services (``Task failed: [Errno 2] No such file or directory: '/x'``, or the check
-script's ``no pyforkexec-*.whl in ...``), naming no variable."""
+"""The hosts' architectures and Pythons, and the role's isolated_service_wheel_dir, checked where the
+action isolated_service_wheels takes them. A wheel_dir that is no directory, or a directory without
+pyforkexec's wheel, failed two tasks later in the check of the services (``Task failed: [Errno 2] No
+such file or directory: '/x'``, or the check script's ``no pyforkexec-*.whl in ...``), naming no
+variable."""
 
 from __future__ import annotations
 
-from ansible_collections.pyforkexec.isolation.plugins.action.isolated_service_wheels import wheel_dir_problem
+from ansible_collections.pyforkexec.isolation.plugins.action.isolated_service_wheels import (
+    host_problems,
+    wheel_dir_problem,
+)
 
 
 def test_a_wheel_dir_that_is_no_directory_is_refused_naming_the_variable(tmp_path):
@@ -21,3 +25,16 @@ def test_a_wheel_dir_without_pyforkexecs_wheel_is_refused(tmp_path):
         f"isolated_service_wheel_dir: {tmp_path} holds no pyforkexec wheel (pyforkexec-*.whl)")
     (tmp_path / "pyforkexec-1.0-cp39-abi3-linux_x86_64.whl").write_text("")
     assert wheel_dir_problem(str(tmp_path)) is None
+
+
+def test_a_hosts_architecture_or_python_that_would_name_another_directory_is_refused():
+    """The build copies the sources to SCRATCH/MACHINE and fetches pip into WHEELS/pip-PYTHON: a
+    machine of "../x" (what a host's look reported, unchecked) wrote outside them."""
+    assert host_problems(["x86_64", "aarch64", "armv7l"], ["3.9", "3.11"]) == []
+    assert host_problems(["../x", "x86_64\n", ""], ["3.11/..", "3"]) == [
+        "machines[0]: '../x' is not an architecture (uname -m: letters, digits and '_')",
+        "machines[1]: 'x86_64\\n' is not an architecture (uname -m: letters, digits and '_')",
+        "machines[2]: '' is not an architecture (uname -m: letters, digits and '_')",
+        "pythons[0]: '3.11/..' is not a Python version (X.Y)",
+        "pythons[1]: '3' is not a Python version (X.Y)",
+    ]
