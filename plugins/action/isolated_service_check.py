@@ -30,6 +30,7 @@ UNPACKED = "unpacked"  # check_services.py --unpacked: a directory of the cache,
 
 class ActionModule(role_action.RoleAction):
     ARGSPEC = ARGSPEC
+    EXISTING = dict(script="file", wheels="directory")
 
     def act(self, result, args):
         request = dict(wheels=args["wheels"], networks=args["networks"], services=args["services"])
@@ -37,13 +38,16 @@ class ActionModule(role_action.RoleAction):
         result.update(changed=False, problems=[], cached=check_cache.passed(args["cache"], check_key))
         if result["cached"]:
             return result
-        done = subprocess.run(  # the wheel unpacked and compiled once, beside the recorded passes
-            [args["python"], args["script"], "--unpacked", os.path.join(args["cache"], UNPACKED)],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            done = subprocess.run(  # the wheel unpacked and compiled once, beside the recorded passes
+                [args["python"], args["script"], "--unpacked", os.path.join(args["cache"], UNPACKED)],
+                input=json.dumps(request),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except OSError as e:
+            raise AnsibleActionFail(f"python: {args['python']!r} cannot be run ({e.strerror})") from None
         if done.returncode == ONLY_ON_THE_HOST:
             result["warnings"] = [done.stderr.strip()]
             return result

@@ -49,6 +49,10 @@ def _probe_source() -> str:
 
 class ActionModule(role_action.RoleAction):
     ARGSPEC = ARGSPEC
+    KEYS = dict(
+        defaults=("state", "create_user", "namespaces", "manager"),  # (vars/main.yml's, every service's)
+        host=("version", "passwd", "systemd", "cgroup2", "controllers", "rootfs"),  # (the look's)
+    )
 
     def _probe(self, base_python: str, venv: str, accounts: list[str], roots: list[str],
                links: list[str]) -> dict:

@@ -71,6 +71,7 @@ def wheel_dir_problem(wheel_dir: str) -> str | None:
 
 class ActionModule(role_action.RoleAction):
     ARGSPEC = ARGSPEC
+    EXISTING = dict(root="directory")
 
     def act(self, result, args):
         controller = platform.machine()
