@@ -16,6 +16,11 @@ description:
   - An account that exists is used as it is (O(shell), O(home) and O(system) apply to the ones it creates).
     A new account gets a group of its own name, or that group when it already exists; O(state=absent)
     removes such a group only if it made it with the account.
+  - An account it made that an interrupted C(useradd) left without its group (a gid no group has) gets
+    that group, with that gid; one it made whose primary group is another's is refused, naming it.
+  - Runs of it on one host take turns, with a lock of their own on C(/etc/.pwd.lock) beside C(useradd)'s.
+    C(useradd) looks whether a name is taken before it locks the account files, and two of one name at
+    once both succeeded, the second replacing the first's ids.
   - The role M(pyforkexec.isolation.isolated_service) uses it for its services' accounts, where a loop of
     M(ansible.builtin.user) would be one module run per service.
 author:
