@@ -26,8 +26,14 @@ def _dump_value(value: Any, path: str) -> Any:
         return value
     if isinstance(value, int):
         return int(value)
-    if hasattr(value, "fileno"):
-        return value.fileno()
+    if hasattr(value, "fileno"):  # an fd of proc.files given as a file object: its number
+        try:
+            fd = value.fileno()
+        except (OSError, ValueError) as e:  # closed: "I/O operation on closed file"
+            raise SpecError(path, f"cannot be written to a spec: {type(value).__name__}.fileno() failed: "
+                            f"{e}") from None
+        if isinstance(fd, int) and not isinstance(fd, bool):
+            return fd
     raise SpecError(path, f"cannot be written to a spec ({type(value).__name__})")
 
 

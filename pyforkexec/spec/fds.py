@@ -34,7 +34,14 @@ def takes_fd(cls: type, name: str) -> bool:
 def fd_refusal(cls: type, f: dataclasses.Field, value: object) -> Optional[str]:
     """Why ``value`` cannot be the field's in a document (None: it can): an fd number there."""
     instead = _FD_FIELDS.get((cls, f.name))
-    if instead is None or isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if instead is None or isinstance(value, bool):
+        return None
+    if not isinstance(value, int):  # dump's input: a file object there is an fd too, written as its number
+        if not callable(getattr(value, "fileno", None)):
+            return None
+        return (f"a {type(value).__name__} is an open file of this process, which a document cannot give "
+                f"(its fd would be one of the process reading the document): {instead}")
+    if value < 0:
         return None
     return (f"{value} is an fd number, which a document cannot give (it would be an fd of the process "
             f"reading the document, not one its author opened): {instead}")
