@@ -164,8 +164,9 @@ def _check_credential_mapped(attr: SysProcAttr, flags: int) -> None:
 def check_on_host(spec: Spec, launcher: bool = True) -> None:
     """What only this host can tell of a checked spec, read without starting anything (``pyforkexec
     exec --check``, and before its start): each ``proc.files`` fd open here, ``sys.cgroup`` possible
-    here (its controllers, a place this process can write), ``sys.chroot`` a directory, each
-    ``sys.setns`` target (a file) a namespace that is not this process's own, each bind's source there
+    here (its controllers, a place this process can write), ``sys.chroot`` a directory (and
+    ``sys.pivot_root``, unless a mount at / makes it), each ``sys.setns`` target (a file) a namespace
+    that is not this process's own, each bind's source there
     (or under an earlier mount), each ``sys.rlimits`` hard limit one the child may set, the
     capabilities a child outside a new user namespace needs from this process, and
     ``proc.dir`` a directory when nothing could make it one. Raises SpecError naming the field.
@@ -196,6 +197,11 @@ def check_on_host(spec: Spec, launcher: bool = True) -> None:
     if isinstance(root, (str, bytes)) and root and not _joins(spec.attr.sys, CLONE_NEWNS) \
             and not os.path.isdir(root):
         raise SpecError("sys.chroot", f"{os.fsdecode(root)} is not a directory here")
+    pivot = spec.attr.sys.pivot_root if spec.attr.sys is not None else None
+    if isinstance(pivot, (str, bytes)) and pivot and not _joins(spec.attr.sys, CLONE_NEWNS) \
+            and not _mounts_at_root(spec.attr.sys) and not os.path.isdir(pivot):
+        raise SpecError("sys.pivot_root", f"{os.fsdecode(pivot)} is not a directory here, and no mount of "
+                        "sys.mounts at / makes it one (pivot_root would fail: ENOENT, ENOTDIR)")
     if spec.attr.sys is not None and spec.attr.sys.landlock is not None:
         _check_landlock_rules(spec.attr.sys.landlock)
     if spec.attr.sys is not None:
@@ -222,6 +228,11 @@ def check_on_host(spec: Spec, launcher: bool = True) -> None:
             "from this working directory, which sys.chroot leaves the child in"
         raise SpecError("proc.dir", f"{os.fsdecode(wd)} is not a directory {where} (the child enters it "
                         "after the chroot), and no mount or joined mount namespace could make it one")
+
+
+def _mounts_at_root(attr: SysProcAttr) -> bool:
+    """Whether a mount of the list has / (the new root) as its target: it may make the root (mkdir)."""
+    return any(normalize("target", m.target) == b"/" for m in attr.mounts)
 
 
 def _dir_missing_in_chroot_alone(wd: str, sys_attr: Optional[SysProcAttr]) -> bool:
