@@ -698,6 +698,46 @@ def test_check_refuses_a_program_that_is_not_there(tmp_path: Path) -> None:
             assert (res.returncode, res.stderr) == (status, f'pyforkexec: exec: "{program}": {why}\n'), res
 
 
+@pytest.fixture
+def noexec_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory of this test's on a tmpfs of its own mounted noexec (the host's mounts untouched)."""
+    where = tmp_path / "noexec"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=4m", "pfe-noexec", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def test_check_refuses_a_program_execve_cannot_open(tmp_path: Path, noexec_dir: Path) -> None:
+    """A program that is there and executable, whose "#!" interpreter is not there, or that (or whose
+    interpreter) is on a noexec mount: --check said OK, and the start failed at execve (127 "no such
+    file or directory" of a file that is there, 126 "permission denied"); found by comparing --check
+    with the start over 45 hand-drawn documents (2 of them). Both refuse it now, before any process, as
+    execve would, saying why."""
+    shutil.copy("/bin/true", noexec_dir / "true")
+    script, via = tmp_path / "script", tmp_path / "via"
+    script.write_text("#!/nonexistent/pfe-interp\n")
+    via.write_text(f"#!{noexec_dir / 'true'}\n")
+    script.chmod(0o755)
+    via.chmod(0o755)
+    on_noexec = f"{noexec_dir / 'true'} is on a noexec mount"
+    missing = "no such file or directory: its interpreter /nonexistent/pfe-interp is not there"
+    cases = ((str(script), 127, missing),
+             (str(noexec_dir / "true"), 126, "permission denied: it is on a noexec mount"),
+             (str(via), 126, f"permission denied: its interpreter {on_noexec}"))
+    for program, status, why in cases:
+        spec = write(tmp_path, doc([program]))
+        for args in (["--check"], []):
+            res = pfe("exec", *args, "--spec", spec)
+            assert (res.returncode, res.stderr) == (status, f'pyforkexec: exec: "{program}": {why}\n'), res
+    # found in PATH: a file there on a noexec mount is no executable for the lookup (access(X_OK))
+    d = doc(["true"])
+    d["proc"]["env"] = [f"PATH={noexec_dir}:/bin:/usr/bin"]
+    assert pfe("exec", "--check", "--spec", write(tmp_path, d)).stdout == "OK\n"
+
+
 def test_check_foresees_a_hard_limit_the_child_cannot_raise(tmp_path: Path) -> None:
     """prlimit64 raises a hard limit only with CAP_SYS_RESOURCE in the initial user namespace: --check
     said OK to a raise as uid 65534, or from a child in a new user namespace, and the start failed

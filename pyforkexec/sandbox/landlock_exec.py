@@ -71,23 +71,33 @@ def denied_to_run(policy: ResolvedLandlock, program: str,
     if not policy.fs:
         return None
     rules = Rules(policy)
-    path = program
-    for _ in range(MAX_INTERPRETERS + 1):  # execve opens each to read and execute it
+    chain, elf = execve_files(program)
+    for path in chain:  # execve opens each to read and execute it
         what = "the program" if path == program else "its interpreter"
         denied = rules.missing(path, EXECUTE | READ_FILE)
         if denied:
             return _reason(f"executing {what} {path}", denied)
-        interpreter = _shebang(path)
-        if interpreter is None or not os.path.isabs(interpreter):
-            break
-        path = interpreter
-    elf = _read_elf(path)
     if elf is None or elf.interp is None:  # static, or not ELF (binfmt_misc): nothing more is loaded
         return None
+    path = chain[-1]
     denied = rules.missing(elf.interp, EXECUTE | READ_FILE)
     if denied:
         return _reason(f"executing the dynamic loader {elf.interp} of {path}", denied)
     return _denied_library(rules, path, elf, _environ(env).get("LD_LIBRARY_PATH", ""))
+
+
+def execve_files(program: str) -> tuple[list[str], Optional[Elf]]:
+    """What execve opens to start ``program`` (a path as this process sees it): the program, then each
+    script's interpreter its "#!" line names (an absolute one: a relative one is the child's working
+    directory's), up to the kernel's depth; and the ELF headers of the last of them (None: not ELF, or
+    not there), whose dynamic loader (``interp``) execve opens too."""
+    chain = [program]
+    for _ in range(MAX_INTERPRETERS):
+        interpreter = _shebang(chain[-1])
+        if interpreter is None or not os.path.isabs(interpreter):
+            break
+        chain.append(interpreter)
+    return chain, _read_elf(chain[-1])
 
 
 def _reason(what: str, denied: list[str]) -> str:

@@ -281,6 +281,7 @@ def find_program(spec: Spec, inherited_path: Optional[str]) -> str:
                 raise ProgramError(field, found, "no such file or directory", errno.ENOENT)
             if os.path.isdir(here) or not os.stat(here).st_mode & 0o111:  # executable by nobody
                 raise ProgramError(field, found, "permission denied", errno.EACCES)
+            _check_execve_opens(field, found, here)
             _check_landlock_runs(spec, found, here)
         elif _in_chroot_alone(found, sys_attr) is False:  # a chroot alone: found inside it, as PATH is
             root = os.fsdecode(sys_attr.chroot)  # type: ignore[union-attr]
@@ -294,8 +295,30 @@ def find_program(spec: Spec, inherited_path: Optional[str]) -> str:
     if found is None:
         raise ProgramError(field, spec.argv[0], "executable file not found in $PATH", errno.ENOENT)
     if sees_as_here(sys_attr):
-        _check_landlock_runs(spec, spec.argv[0], os.path.join(os.fsdecode(spec.attr.dir or ""), found))
+        here = os.path.join(os.fsdecode(spec.attr.dir or ""), found)
+        _check_execve_opens(field, spec.argv[0], here)
+        _check_landlock_runs(spec, spec.argv[0], here)
     return found
+
+
+def _check_execve_opens(field: str, program: str, here: str) -> None:
+    """What execve refuses of a program that is there and executable by someone, as this process sees
+    it (``here``): a "#!" interpreter or an ELF dynamic loader that is not there (ENOENT: execve says
+    "no such file or directory" of a program that is), and a file of these on a noexec mount (EACCES)."""
+    from ..sandbox.landlock_exec import execve_files
+
+    chain, elf = execve_files(here)
+    loader = [elf.interp] if elf is not None and elf.interp is not None else []
+    for path in chain + loader:
+        what = "it" if path == here else f"its interpreter {path}"
+        try:
+            noexec = os.statvfs(path).f_flag & os.ST_NOEXEC
+        except OSError:
+            raise ProgramError(field, program, f"no such file or directory: {what} is not there",
+                               errno.ENOENT) from None
+        if noexec:
+            raise ProgramError(field, program, f"permission denied: {what} is on a noexec mount",
+                               errno.EACCES)
 
 
 def _check_landlock_runs(spec: Spec, program: str, here: str) -> None:
