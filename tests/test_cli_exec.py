@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import PYFORKEXEC, Background, counted, ns_link, pfe, run, util_linux, wait_for
+from helpers.forked import NOBODY
 from helpers.marks import needs_root
 
 from pyforkexec import (
@@ -942,6 +943,31 @@ def test_a_spec_from_a_non_blocking_pipe_is_read_to_its_end() -> None:
         later.join()
         os.close(r)
     assert (res.returncode, res.stdout) == (0, "pfe-nonblocking\n"), res
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink loop", "dangling symlink", "unreadable"])
+def test_a_spec_path_that_is_no_readable_file_starts_nothing(tmp_path: Path, kind: str) -> None:
+    # What --spec names may be no document at all: a directory, a link that leads nowhere, a file this
+    # uid cannot read. One line naming the file and the reason, status 1, no process (h155's probe).
+    path = tmp_path / "spec.json"
+    uid = None
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "symlink loop":
+        path.symlink_to(path.name)
+    elif kind == "dangling symlink":
+        path.symlink_to(tmp_path / "pfe-nonexistent.json")
+    else:
+        path.write_text(json.dumps(doc(["/bin/true"])))
+        path.chmod(0o600)
+        tmp_path.chmod(0o755)
+        uid = NOBODY
+    why = {"directory": "Is a directory", "symlink loop": "Too many levels of symbolic links",
+           "dangling symlink": "No such file or directory", "unreadable": "Permission denied"}[kind]
+    for args in (["--check"], []):
+        res = counted((PYFORKEXEC, "exec", *args, "--spec", str(path)), uid)
+        assert (res.returncode, res.stdout, res.processes) == (1, "", 1), res
+        assert res.stderr == f"pyforkexec: spec: cannot read {path}: {why}\n", res.stderr
 
 
 def test_a_fifo_without_a_writer_as_the_spec_is_refused_not_waited_on(tmp_path: Path) -> None:
