@@ -86,18 +86,22 @@ def denied_to_run(policy: ResolvedLandlock, program: str,
     return _denied_library(rules, path, elf, _environ(env).get("LD_LIBRARY_PATH", ""))
 
 
-def execve_files(program: str) -> tuple[list[str], Optional[Elf]]:
-    """What execve opens to start ``program`` (a path as this process sees it): the program, then each
-    script's interpreter its "#!" line names (an absolute one: a relative one is the child's working
-    directory's), up to the kernel's depth; and the ELF headers of the last of them (None: not ELF, or
-    not there), whose dynamic loader (``interp``) execve opens too."""
+def execve_files(program: str, root: str = "") -> tuple[list[str], Optional[Elf]]:
+    """What execve opens to start ``program`` (a path as this process sees it, or in the directory
+    ``root``, a chroot, when given): the program, then each script's interpreter its "#!" line names
+    (an absolute one: a relative one is the child's working directory's), up to the kernel's depth;
+    and the ELF headers of the last of them (None: not ELF, or not there), whose dynamic loader
+    (``interp``) execve opens too. The paths are as the files name them (in ``root``)."""
+    def here(path: str) -> str:
+        return os.path.join(root, path.lstrip("/")) if root else path
+
     chain = [program]
     for _ in range(MAX_INTERPRETERS):
-        interpreter = _shebang(chain[-1])
+        interpreter = _shebang(here(chain[-1]))
         if interpreter is None or not os.path.isabs(interpreter):
             break
         chain.append(interpreter)
-    return chain, _read_elf(chain[-1])
+    return chain, _read_elf(here(chain[-1]))
 
 
 def _reason(what: str, denied: list[str]) -> str:

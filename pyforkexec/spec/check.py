@@ -287,6 +287,8 @@ def find_program(spec: Spec, inherited_path: Optional[str]) -> str:
             root = os.fsdecode(sys_attr.chroot)  # type: ignore[union-attr]
             raise ProgramError(field, found, f"no such file or directory (in the chroot {root})",
                                errno.ENOENT)
+        elif _in_chroot_alone(found, sys_attr):
+            _check_interpreters_in_chroot(field, found, found, os.fsdecode(sys_attr.chroot))  # type: ignore[union-attr]
         return found
     env = spec.attr.env
     path = inherited_path if env is None else next(
@@ -298,7 +300,46 @@ def find_program(spec: Spec, inherited_path: Optional[str]) -> str:
         here = os.path.join(os.fsdecode(spec.attr.dir or ""), found)
         _check_execve_opens(field, spec.argv[0], here)
         _check_landlock_runs(spec, spec.argv[0], here)
+    elif _in_chroot_alone(found, sys_attr):
+        _check_interpreters_in_chroot(field, spec.argv[0], found, os.fsdecode(sys_attr.chroot))  # type: ignore[union-attr]
     return found
+
+
+def _check_interpreters_in_chroot(field: str, program: str, found: str, root: str) -> None:
+    """A chroot alone: the "#!" interpreters and the ELF dynamic loader of the program ``found`` (a path
+    in the chroot ``root``, there), which execve looks up in the chroot too: one not there is ENOENT,
+    "no such file or directory" of a program that is (a chroot without /lib64/ld-linux-x86-64.so.2).
+    Judged along paths without a symbolic link (which the child resolves in the chroot, not here)."""
+    from ..sandbox.landlock_exec import execve_files
+
+    chain, elf = execve_files(found, root)
+    loader = [elf.interp] if elf is not None and elf.interp is not None else []
+    for path in chain + loader:
+        there = _plainly_in(root, path)
+        if there is None:
+            return  # a symbolic link on the way: what follows was read through it, maybe not the child's
+        if not there:
+            what = f"its {_kind_of(path, chain)} {path} is not in the chroot {root}"
+            raise ProgramError(field, program, f"no such file or directory: {what}", errno.ENOENT)
+
+
+def _kind_of(path: str, chain: list[str]) -> str:
+    return "interpreter" if path in chain else "dynamic loader"
+
+
+def _plainly_in(root: str, path: str) -> Optional[bool]:
+    """Whether the absolute ``path`` is in the directory ``root``; None when a symbolic link is on the
+    way (resolved here, it would lead out of the chroot)."""
+    where = root
+    for part in (p for p in path.split("/") if p not in ("", ".")):
+        if part == "..":
+            return None
+        where = os.path.join(where, part)
+        if os.path.islink(where):
+            return None
+        if not os.path.lexists(where):
+            return False
+    return True
 
 
 def _check_execve_opens(field: str, program: str, here: str) -> None:
@@ -310,7 +351,7 @@ def _check_execve_opens(field: str, program: str, here: str) -> None:
     chain, elf = execve_files(here)
     loader = [elf.interp] if elf is not None and elf.interp is not None else []
     for path in chain + loader:
-        what = "it" if path == here else f"its interpreter {path}"
+        what = "it" if path == here else f"its {_kind_of(path, chain)} {path}"
         try:
             noexec = os.statvfs(path).f_flag & os.ST_NOEXEC
         except OSError:
