@@ -242,17 +242,8 @@ def _dir_missing_in_chroot_alone(wd: str, sys_attr: Optional[SysProcAttr]) -> bo
     a symbolic link on the way (which the child resolves in the chroot, not here)."""
     if sys_attr is None or not sys_attr.chroot or not sees_as_here(dataclasses.replace(sys_attr, chroot="")):
         return False
-    parts = [p for p in wd.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        return False
-    path = os.fsdecode(sys_attr.chroot) if os.path.isabs(wd) else os.getcwd()
-    for part in parts:
-        path = os.path.join(path, part)
-        if os.path.islink(path):
-            return False
-        if not os.path.isdir(path):
-            return True
-    return False
+    base = os.fsdecode(sys_attr.chroot) if os.path.isabs(wd) else os.getcwd()
+    return _plainly_in(base, wd, directory=True) is False
 
 
 class ProgramError(SpecError):
@@ -327,17 +318,18 @@ def _kind_of(path: str, chain: list[str]) -> str:
     return "interpreter" if path in chain else "dynamic loader"
 
 
-def _plainly_in(root: str, path: str) -> Optional[bool]:
-    """Whether the absolute ``path`` is in the directory ``root``; None when a symbolic link is on the
-    way (resolved here, it would lead out of the chroot)."""
-    where = root
-    for part in (p for p in path.split("/") if p not in ("", ".")):
-        if part == "..":
-            return None
+def _plainly_in(base: str, path: str, directory: bool = False) -> Optional[bool]:
+    """Whether ``path`` is there below the directory ``base`` (a chroot; a directory, if ``directory``);
+    None when '..' or a symbolic link is on the way (which the child resolves in the chroot, not here)."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        return None
+    where = base
+    for part in parts:
         where = os.path.join(where, part)
         if os.path.islink(where):
             return None
-        if not os.path.lexists(where):
+        if not (os.path.isdir(where) if directory else os.path.lexists(where)):
             return False
     return True
 
