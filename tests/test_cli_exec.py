@@ -739,6 +739,25 @@ def test_check_refuses_a_program_execve_cannot_open(tmp_path: Path, noexec_dir: 
     assert pfe("exec", "--check", "--spec", write(tmp_path, d)).stdout == "OK\n"
 
 
+def test_check_refuses_a_string_longer_than_execve_takes(tmp_path: Path) -> None:
+    """An argument or environment string of MAX_ARG_STRLEN bytes (32 pages, with its NUL) or more,
+    which a document of MAX_BYTES holds: --check said OK, and the start failed at execve with E2BIG
+    (126) once the child existed (found by comparing --check with the start). Both refuse it now,
+    naming the string; one byte shorter runs."""
+    most = 32 * os.sysconf("SC_PAGE_SIZE")  # with the NUL
+    for field, d in (("argv[1]", doc(["/bin/true", "x" * most])),
+                     ("proc.env[1]", doc(["/bin/true"]))):
+        if field.startswith("proc.env"):
+            d["proc"]["env"] = [*ENV[:1], "A=" + "x" * (most - 2)]
+        spec_path = write(tmp_path, d)
+        for args in (["--check"], []):
+            res = pfe("exec", *args, "--spec", spec_path)
+            said = f"pyforkexec: spec: {field}: is {most} bytes long, and execve takes at most"
+            assert res.returncode == 1 and res.stderr.startswith(said), res
+    fits = write(tmp_path, doc(["/bin/true", "x" * (most - 1)]))
+    assert pfe("exec", "--spec", fits).returncode == 0
+
+
 def test_check_foresees_a_hard_limit_the_child_cannot_raise(tmp_path: Path) -> None:
     """prlimit64 raises a hard limit only with CAP_SYS_RESOURCE in the initial user namespace: --check
     said OK to a raise as uid 65534, or from a child in a new user namespace, and the start failed

@@ -6,6 +6,7 @@ import dataclasses
 import errno
 import json
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 from .. import validate as _validate
@@ -73,6 +74,7 @@ def check(spec: Spec) -> None:
     except (ValueError, TypeError) as e:
         field, sep, rule = _spec_path(str(e)).partition(": ")
         raise SpecError(field if sep else "", rule if sep else field) from None
+    _check_string_lengths(args.argv, args.env)
     _check_credential_mapped(args.sys, args.cloneflags | args.unshareflags)
     if spec.attr.sys is not None:
         _check_mounts_of_namespaces(spec.attr.sys, args.cloneflags, args.unshareflags)
@@ -99,6 +101,17 @@ def check(spec: Spec) -> None:
     if refused is not None:
         field, rule, _, remedy = refused
         raise SpecError(_spec_path(field), f"{rule}: {remedy}")
+
+
+def _check_string_lengths(argv: Sequence[bytes], env: Optional[Sequence[bytes]]) -> None:
+    """execve refuses (E2BIG, after the child exists) an argument or an environment string longer than
+    MAX_ARG_STRLEN, 32 pages with its NUL, whatever the rest: one a document of MAX_BYTES can hold."""
+    most = 32 * os.sysconf("SC_PAGE_SIZE")
+    for field, strings in (("argv", argv), ("proc.env", env or ())):
+        for i, value in enumerate(strings):
+            if len(value) >= most:
+                raise SpecError(f"{field}[{i}]", f"is {len(value)} bytes long, and execve takes at most "
+                                f"{most - 1} in one string (MAX_ARG_STRLEN: it would fail with E2BIG)")
 
 
 # The filesystems that show a namespace of the mounting process: the kernel mounts one in a user
