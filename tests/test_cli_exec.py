@@ -249,6 +249,53 @@ def test_wait_false_prints_the_pid(tmp_path: Path) -> None:
     wait_for(lambda: not _alive(pid), "the detached child to die")
 
 
+# The launcher in a Python of its own, with a stop signal sent to it once fork_exec has started the
+# program and before the pid is printed: where systemd's stop or a Ctrl-C may come.
+STOPPED_AFTER_START = r"""
+import os, sys
+sys.argv[0] = "/x/pyforkexec/__main__.py"  # the command itself (cli/__init__.py: _THE_COMMAND)
+from pyforkexec.cli import exec as cli_exec, main
+started = cli_exec.fork_exec
+
+def fork_exec(*args, **kwargs):
+    pid = started(*args, **kwargs)
+    os.kill(os.getpid(), int(sys.argv[1]))
+    return pid
+
+cli_exec.fork_exec = fork_exec
+sys.exit(main(["exec", "--spec", sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_wait_false_stopped_once_the_program_started_still_prints_its_pid(tmp_path: Path, signo: int) -> None:
+    """A launcher with "wait": false ended by a stop signal between the start of its program and the
+    print of its pid (2 of 120 SIGTERMs at random points of a start, h155's sweep): the program ran on,
+    detached, and nobody was told its pid (status -15, nothing on stdout). The signal is held until
+    the pid is out, then ends the launcher as it would have."""
+    d = doc(["sleep", "60"])
+    d["wait"] = False
+    mark = f"PFE_STOPPED_AFTER_START={uuid.uuid4()}".encode()
+    d["proc"].update(files=[0, None, None], env=[*ENV, mark.decode()])
+    res = run([sys.executable, "-c", STOPPED_AFTER_START, str(int(signo)), write(tmp_path, d)])
+    running = [int(p) for p in os.listdir("/proc") if p.isdigit() and _environ_has(p, mark)]
+    try:
+        assert "Traceback" not in res.stderr, res.stderr
+        assert (res.returncode, res.stdout.split()) == (-signo, [str(pid) for pid in running]), res
+    finally:
+        for pid in running:
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: not _alive(pid), "the detached child to die")  # noqa: B023
+
+
+def _environ_has(pid: str, entry: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return entry in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 @pytest.mark.parametrize("stdout", ["full", "closed pipe"])
 def test_wait_false_a_pid_it_cannot_print_is_no_failed_start(tmp_path: Path, stdout: str) -> None:
     """The pid written to a full device, or to a pipe nobody reads: the process runs all the same, so

@@ -30,7 +30,9 @@ from .. import spec as specmod
 from ..errors import ChildError
 from ..forkexec import drop_own_groups_for, fork_exec
 from ..sandbox.landlock import landlock_abi
+from ..service.exit import exit_like
 from ..service.notify import Notifier
+from ..service.supervise import Supervisor
 from .failure import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, Failure, WriteError, die, exit_status
 from .launch import environ_list, inherited_files, spawn_and_wait
 from .options import HELP, NONE, REQUIRED, VERSION, Command, Opt, parse_or_fail
@@ -107,17 +109,25 @@ def main(argv: Sequence[str]) -> NoReturn:
         spawn_and_wait(argv0, spec.argv, attr, blame=lambda e: blame_field(spec, e), started=notifier.ready)
     # Detached: the process outlives the launcher, and so does a cgroup made for it. A ChildError or
     # an OSError (CgroupError, a setns path that does not exist) ends in run_command (125/126/127).
-    try:
-        pid = fork_exec(argv0, spec.argv, attr)
-    except ChildError as e:
-        raise blame_field(spec, e) or e from None
-    notifier.ready(pid)
-    try:
-        if sys.stdout is None:  # closed when Python started: print() would say nothing, and exit 0
-            raise WriteError(OSError(errno.EBADF, os.strerror(errno.EBADF)))
-        print(pid, flush=True)
-    except WriteError as e:  # not 125: the program runs, and a supervisor must not start a second one
-        die(f"{e}; the program runs, pid {pid}", e.status)
-    except BrokenPipeError as e:  # nor ended by SIGPIPE, saying nothing of the program it started
-        die(f"write error: {e.strerror}; the program runs, pid {pid}", WriteError(e).status)
+    # A signal that ended the launcher once the program had started and before its pid was out (a
+    # service manager's stop, a Ctrl-C) left a program running that nobody was told of: the signals a
+    # launcher forwards are held (caught, as a waiting launcher catches them) until the pid is printed,
+    # and then end it as they would have.
+    held = Supervisor()
+    with held.handlers():
+        try:
+            pid = fork_exec(argv0, spec.argv, attr)
+        except ChildError as e:
+            raise blame_field(spec, e) or e from None
+        notifier.ready(pid)
+        try:
+            if sys.stdout is None:  # closed when Python started: print() would say nothing, and exit 0
+                raise WriteError(OSError(errno.EBADF, os.strerror(errno.EBADF)))
+            print(pid, flush=True)
+        except WriteError as e:  # not 125: the program runs, and a supervisor must not start a second one
+            die(f"{e}; the program runs, pid {pid}", e.status)
+        except BrokenPipeError as e:  # nor ended by SIGPIPE, saying nothing of the program it started
+            die(f"write error: {e.strerror}; the program runs, pid {pid}", WriteError(e).status)
+    if held.early:
+        exit_like(-held.early[0])
     raise SystemExit(0)

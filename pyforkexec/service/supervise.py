@@ -60,6 +60,11 @@ class Supervisor:
     def pid(self) -> Optional[int]:
         return None if self.proc is None else self.proc.pid
 
+    @property
+    def early(self) -> tuple[int, ...]:
+        """The signals caught while no process was set (during the spawn), in order."""
+        return tuple(self._early)
+
     def _on_signal(self, signo: int, _frame: object) -> None:
         if self.pid is None:
             self._early.append(signo)  # arrived during the spawn: forwarded once the pid exists
