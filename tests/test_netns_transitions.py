@@ -1268,3 +1268,39 @@ def test_an_ipv6_mtu_above_the_mtu_a_kept_link_keeps_is_refused_before_anything_
     assert kernel(env) == before
     transition(env, a, dict(b, veths=[dict(b["veths"][0], mtu=1400)]))
     netns.converge(env["netns"], None)
+
+
+@pytest.mark.parametrize("then", ["removed", "mtu raised", "moved off", "named only"])
+def test_a_bridge_mtu_another_namespace_declares_holds_when_a_port_that_set_it_goes(env: dict,
+                                                                                    then: str) -> None:
+    """A bridge that followed a small port to 1400 was declared 1400 by another namespace: no set (the
+    MTU it had), so it went on following its ports; the small port's namespace then left it (removed,
+    its MTU raised, moved off the bridge) and the bridge followed the ports left to 1500: the declarer's
+    MTU was lost, a converge that ended ok left the host not as declared and the declarer's next run
+    changed it back. Found by the services module's A->B probe (h156): a run then a rerun that set it."""
+    other = f"{env['netns']}b"
+    bridge = env["bridges"][0]
+    small = dict(name="eth0", peer=env["peers"][2], bridge=bridge, mtu=1400, addresses=["10.213.1.11/24"])
+    declarer = dict(bridges=[dict(name=bridge, mtu=1400, addresses=["10.213.1.1/24"])],
+                    veths=[dict(name="eth0", peer=env["peers"][0], bridge=bridge,
+                                addresses=["10.213.1.10/24"])])
+    later = {"mtu raised": dict(small, mtu=1500), "moved off": dict(small, bridge=None),
+             "named only": dict(small, mtu=1500)}
+    try:
+        netns.converge(other, netns_options.load(dict(name=other, veths=[small])))
+        assert _links()[bridge]["mtu"] == 1400
+        netns.converge(env["netns"], options(env, declarer))
+        if then == "removed":
+            netns.converge(other, None)
+        else:
+            doc = dict(name=other, veths=[later[then]])
+            if then == "named only":  # the bridge described by the leaver too, without an MTU
+                doc["bridges"] = [dict(name=bridge, addresses=["10.213.1.1/24"])]
+            planned = netns.converge(other, netns_options.load(doc), check=True)
+            done = netns.converge(other, netns_options.load(doc))
+            assert planned.actions == done.actions
+        assert _links()[bridge]["mtu"] == 1400
+        assert netns.converge(env["netns"], options(env, declarer), check=True).actions == []
+    finally:
+        netns.converge(other, None)
+        netns.converge(env["netns"], None)

@@ -1095,14 +1095,44 @@ def _auto_mtu(ports):
     return min(ports.values()) if ports else DEFAULT_MTU
 
 
+def declared_mtu(want, have):
+    """The MTU a bridge is declared with: ``want``'s (this namespace's), else the one another namespace
+    declaring it recorded (``have["others"]``: netns.declared), else None (it follows its ports)."""
+    if want is not None and want["mtu"] is not None:
+        return want["mtu"]
+    for _other, entry in (have or {}).get("others", ()):
+        mtu = entry.get("mtu")
+        if isinstance(mtu, int) and not isinstance(mtu, bool):
+            return mtu
+    return None
+
+
+def _held_mtus(observed, bridges, leaving):
+    """The set_link actions that keep at the MTU another namespace declares each bridge of ``bridges``
+    (observed bridges this converge neither lists nor removes) that the ports in ``leaving`` (host
+    ends of this namespace's that leave it) let go: a bridge at the declared MTU only because it follows
+    a port (setting the MTU it has is no set, _bridge_mtus) would otherwise follow the ports left, and
+    the declarer's MTU would be lost until its own next converge."""
+    out = []
+    for bname in sorted(bridges):
+        have = observed["bridges"][bname]
+        held = declared_mtu(None, have)
+        ports = {p: m for p, m in have["ports"].items() if p not in leaving}
+        if held is not None and have["mtu"] == held and _auto_mtu(have["ports"]) == held \
+                and len(ports) < len(have["ports"]) and _auto_mtu(ports) != held:
+            out.append(("set_link", "host", bname, dict(mtu=held)))
+    return out
+
+
 def _bridge_mtus(observed, wanted):
     """{bridge: (set_first, set_last, final MTU)}: whether the plan sets the bridge's MTU before its
     ports change (it then stays as set: the kernel stops following the ports) or only after them (a
-    bridge whose MTU is already the wanted one cannot be told so, and follows its ports meanwhile)."""
+    bridge whose MTU is already the wanted one cannot be told so, and follows its ports meanwhile).
+    The MTU is the one declared here, else one another namespace declares (declared_mtu)."""
     out = {}
     for bname, want in wanted["bridges"].items():
         have = observed["bridges"].get(bname)
-        declared = want["mtu"]
+        declared = declared_mtu(want, have)
         ports = dict(have["ports"]) if have else {}
         current = have["mtu"] if have else DEFAULT_MTU
         following = _auto_mtu(ports) == current  # an MTU somebody set looks the same by chance: harmless
@@ -1197,7 +1227,7 @@ def plan_present(observed, wanted, keep=()):
                 and "*" not in have["declared_by"]:
             out.append(("declare_bridge", bname, name))
         if mtus[bname][0]:
-            out.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
+            out.append(("set_link", "host", bname, dict(mtu=mtus[bname][2])))
         target = bridge_addresses(bname, want, have, kept_addresses(keep, bname))
         if target is None and have is not None:  # named by a veth only: what it declared before goes
             out += _given_up(bname, have, kept=kept_addresses(keep, bname))
@@ -1273,12 +1303,14 @@ def plan_present(observed, wanted, keep=()):
             actions.append(("link_up", "host", want["peer"]))
         if have is None or not have["up"]:
             actions.append(("link_up", "ns", inside))
-    for bname, want in sorted(wanted["bridges"].items()):
+    for bname in sorted(wanted["bridges"]):
         if mtus[bname][1]:
-            actions.append(("set_link", "host", bname, dict(mtu=want["mtu"])))
+            actions.append(("set_link", "host", bname, dict(mtu=mtus[bname][2])))
     actions += later
     emptied = _left_empty(observed, wanted, deleted, keep)
     actions += [("del_bridge", b) for b in emptied if b not in kinds["veth"]]
+    actions += _held_mtus(observed, set(observed["bridges"]) - set(wanted["bridges"]) - set(emptied),
+                          {v["peer"] for v in observed["veths"].values()})
     for b, have in sorted(observed["bridges"].items()):
         if _declares(have, name) and b not in wanted["bridges"] and b not in emptied:
             actions += [*_given_up(b, have, kept=kept_addresses(keep, b)), ("undeclare_bridge", b, name)]
@@ -1532,6 +1564,7 @@ def plan_absent(observed, name, keep=(), made=()):
     actions = [("pin_bridge_mac", b) for b in _unpinned_bridges(observed, emptied)]
     actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
     actions += [("del_bridge", bname) for bname in emptied]
+    actions += _held_mtus(observed, set(observed["bridges"]) - set(emptied), gone)
     for bname, b in sorted(observed["bridges"].items()):
         if _declares(b, name) and bname not in emptied:
             kept = kept_addresses(keep, bname)
