@@ -306,7 +306,7 @@ def _rehearse(module, entries, left, reuse):
     ``left``: _left_behind's. Raises PlanError."""
     netns = deps.pyforkexec.netns
     problems = []
-    with netns.batch(keep_bridges=_bridges([e for e in entries if e.state != "absent"])):
+    with netns.batch(**_bridges([e for e in entries if e.state != "absent"])):
         for name in (n for names in left.values() for n in names):  # removed first (_apply)
             netns.converge(name, None, check=True)
         for entry in entries:
@@ -382,7 +382,7 @@ def _remove(module, entry, stopped, keep):
     and the bridges it leaves empty, but those in ``keep`` (the kept services want them)."""
     entry.result = svc.apply(entry.service, None, stopped.get(entry.name))
     if entry.wiring is not None:
-        with deps.pyforkexec.netns.batch(keep_bridges=keep):
+        with deps.pyforkexec.netns.batch(**keep):
             _converge_netns(module, entry, False)
         _persist(module, entry, False)
 
@@ -446,7 +446,7 @@ def _remove_left_behind(module, entry, names, keep):
     netns = deps.pyforkexec.netns
     entry.left = entry.left or dict(actions=[], diff=[])
     for name in names:
-        with netns.batch(keep_bridges=keep):
+        with netns.batch(**keep):
             done = netns.converge(name, None, check=module.check_mode)
         files = Files(module)
         persistence(files, dict(name=name, persist=None), False, module.run_command)
@@ -495,13 +495,18 @@ DECLARE_THREADS = 8
 
 
 def _bridges(entries):
-    """The bridges the wirings of ``entries`` want, each with the addresses they declare on it:
-    {bridge: [address]} (pyforkexec.netns.batch's keep_bridges)."""
+    """What the wirings of ``entries`` want of the host's bridges, as pyforkexec.netns.batch takes it:
+    ``keep_bridges``, the bridges with the addresses they declare on each ({bridge: [address]}), and
+    ``keep_mtus``, the MTUs they declare ({bridge: MTU}: a bridge one entry declares is not let follow
+    its ports to another MTU by an entry's converge before that one's)."""
     wirings = [entry.wiring for entry in entries if entry.wiring is not None]
     out = {v["bridge"]: [] for w in wirings for v in w.get("veths") or [] if v.get("bridge")}
+    mtus = {}
     for bridge in (b for w in wirings for b in w.get("bridges") or []):
         out.setdefault(bridge["name"], []).extend(bridge.get("addresses") or [])
-    return out
+        if bridge.get("mtu") is not None:
+            mtus[bridge["name"]] = bridge["mtu"]
+    return dict(keep_bridges=out, keep_mtus=mtus)
 
 
 def _apply(module, entries, restart, stopped, left, rehearse=False):
@@ -521,7 +526,7 @@ def _apply(module, entries, restart, stopped, left, rehearse=False):
         declaring, later = [], []
         # The namespaces wired in one batch (one hold of the host lock, the host's links read once
         # until something changes them).
-        with deps.pyforkexec.netns.batch(keep_bridges=keep):
+        with deps.pyforkexec.netns.batch(**keep):
             if rehearse:
                 _rehearse(module, entries, left, reuse=True)
             for entry in kept:  # before the new wirings: an address moves, never on a bridge twice
@@ -563,7 +568,7 @@ def _unwire_failed(module, kept):
     for entry in failed:
         errors = (*svc.ERRORS, netns.ModelError, netns.ApplyError, netns.OptionsError, OSError)
         with contextlib.suppress(*errors):
-            with netns.batch(keep_bridges=keep):
+            with netns.batch(**keep):
                 done = netns.converge(entry.wiring["name"], None)
             entry.netns = entry.netns or dict(actions=[], diff=[])
             entry.netns["actions"] = entry.netns["actions"] + done.actions
@@ -627,7 +632,7 @@ def _run(module):
         return dict(changed=True, services={}), f"stopping the services to remove: {e}"
     if module.check_mode:  # one batch, as the real run's rehearsal: each entry sees the removals before it
         keep = _bridges([entry for entry in entries if entry.state != "absent"])
-        with deps.pyforkexec.netns.batch(keep_bridges=keep):
+        with deps.pyforkexec.netns.batch(**keep):
             _apply(module, entries, restart, stopped, left, rehearse=not removing)
     else:
         _apply(module, entries, restart, stopped, left, rehearse=not removing)

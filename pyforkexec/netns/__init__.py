@@ -69,7 +69,8 @@ def converge(name: str, options: Optional[Mapping[str, Any]], check: bool = Fals
 
 
 @contextlib.contextmanager
-def batch(keep_bridges: Union[Collection[str], Mapping[str, Collection[str]]] = ()) -> Iterator[None]:
+def batch(keep_bridges: Union[Collection[str], Mapping[str, Collection[str]]] = (),
+          keep_mtus: Optional[Mapping[str, int]] = None) -> Iterator[None]:
     """Converges run inside (in this thread) share one hold of the host lock and one read of the
     host's links, read again only after one of them changed something: N namespaces of one host
     converged without N dumps of every host link. What another process changes meanwhile waits for
@@ -80,6 +81,8 @@ def batch(keep_bridges: Union[Collection[str], Mapping[str, Collection[str]]] = 
     onto the bridge of one removed, in one run). Given as {bridge: addresses}, no converge of the batch
     takes off a bridge an address that one of them declares on it either (the gateway a removed
     service's bridge keeps for the service that takes its place).
+    ``keep_mtus``: {bridge: MTU} that namespaces of the run declare: no converge of the batch lets one
+    of them follow its ports to another MTU (a port that set it leaving before its declarer's converge).
 
     Hold nothing inside that waits for another converge of this host, such as a ``netns up`` that a
     systemd unit runs: that one waits for the lock the batch holds."""
@@ -87,7 +90,7 @@ def batch(keep_bridges: Union[Collection[str], Mapping[str, Collection[str]]] = 
         yield
         return
     with host_lock.host_lock("netns"):
-        token = _BATCH.set(kernel.HostLinks(keep_bridges))
+        token = _BATCH.set(kernel.HostLinks(keep_bridges, keep_mtus))
         try:
             yield
         finally:
@@ -104,9 +107,9 @@ _BATCH: contextvars.ContextVar[Optional[kernel.HostLinks]] = contextvars.Context
 def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kernel.HostLinks) -> Converged:
     observed = kernel.observe(name, wanted, host, foreseen=check)
     if wanted is None:
-        actions = model.plan_absent(observed, name, host.keep)
+        actions = model.plan_absent(observed, name, host.keep, mtus=host.mtus)
     else:
-        actions = model.plan_present(observed, wanted, host.keep)
+        actions = model.plan_present(observed, wanted, host.keep, host.mtus)
     record = {} if wanted is None else declared.of_bridges(wanted)
     if check:
         actions = host.foresee(actions, name)  # as after the batch's earlier converges (its HostLinks)
@@ -132,7 +135,7 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
                 e.undone = _undo(name, host, {a[1] for a in actions if a[0] == "create_bridge"})
                 raise e from None
     elif wanted is not None:
-        final = model.simulate(observed, wanted, actions) if actions else observed
+        final = model.simulate(observed, wanted, actions, host.mtus) if actions else observed
     else:
         final = dict(observed, exists=False)
     if not check:
@@ -160,7 +163,7 @@ def _undo(name: str, host: kernel.HostLinks, made: Collection[str] = ()) -> bool
     state absent): whether that went through."""
     try:
         observed = kernel.observe(name, {"bridges": dict.fromkeys(made)}, host)
-        _apply(name, model.plan_absent(observed, name, host.keep, made), [], host)
+        _apply(name, model.plan_absent(observed, name, host.keep, made, host.mtus), [], host)
         # plan_absent leaves what is not ours (a link it cannot tell for its own): not undone then
         return not kernel.observe(name, None, host)["exists"]
     except (ApplyError, ModelError, OSError):
@@ -183,14 +186,14 @@ def _settle(name: str, wanted: dict, final: dict, actions: list, lines: list[str
     dropped something, it is done once more (and added to ``actions`` and ``lines``), and a
     topology that then still differs is an ApplyError rather than a success that the next run would
     undo."""
-    rest = model.plan_present(final, wanted, host.keep)
+    rest = model.plan_present(final, wanted, host.keep, host.mtus)
     if not rest:
         return final
     actions += rest
     lines += [model.describe(a) for a in rest]
     _apply(name, rest, lines, host)
     final = kernel.observe(name, wanted, host)
-    left = [model.describe(a) for a in model.plan_present(final, wanted, host.keep)]
+    left = [model.describe(a) for a in model.plan_present(final, wanted, host.keep, host.mtus)]
     if left:
         error = ApplyError(f"the kernel does not keep the topology: still to do after a second pass: "
                            f"{', '.join(left)}")

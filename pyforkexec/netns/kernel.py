@@ -146,10 +146,11 @@ class HostLinks:
     ``pyforkexec.netns.batch`` shares between the converges it holds the host lock for. ``forget``
     when an action may have changed them; ``foresee`` the plans of check mode, which change nothing."""
 
-    def __init__(self, keep=()):
+    def __init__(self, keep=(), mtus=None):
         # The bridges the batch's namespaces want: none of them removes one; nor, given as a mapping
         # {bridge: addresses}, an address that one of them declares on it (model.kept_addresses).
         self.keep = {b: tuple(a) for b, a in keep.items()} if isinstance(keep, Mapping) else frozenset(keep)
+        self.mtus = dict(mtus or {})  # {bridge: the MTU one of them declares} (model.declared_mtu)
         self._links = None
         self._foreseen = set()  # the host-side actions earlier check-mode plans of the batch hold
         self._gone = set()  # the host links they delete

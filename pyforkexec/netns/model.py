@@ -1095,11 +1095,14 @@ def _auto_mtu(ports):
     return min(ports.values()) if ports else DEFAULT_MTU
 
 
-def declared_mtu(want, have):
+def declared_mtu(want, have, mtus=None, bname=None):
     """The MTU a bridge is declared with: ``want``'s (this namespace's), else the one another namespace
-    declaring it recorded (``have["others"]``: netns.declared), else None (it follows its ports)."""
+    declaring it recorded (``have["others"]``: netns.declared) or a later converge of the batch declares
+    (``mtus``: {bridge: MTU}, pyforkexec.netns.batch's keep_mtus), else None (it follows its ports)."""
     if want is not None and want["mtu"] is not None:
         return want["mtu"]
+    if mtus and mtus.get(bname) is not None:
+        return mtus[bname]
     for _other, entry in (have or {}).get("others", ()):
         mtu = entry.get("mtu")
         if isinstance(mtu, int) and not isinstance(mtu, bool):
@@ -1107,7 +1110,7 @@ def declared_mtu(want, have):
     return None
 
 
-def _held_mtus(observed, bridges, leaving):
+def _held_mtus(observed, bridges, leaving, mtus=None):
     """The set_link actions that keep at the MTU another namespace declares each bridge of ``bridges``
     (observed bridges this converge neither lists nor removes) that the ports in ``leaving`` (host
     ends of this namespace's that leave it) let go: a bridge at the declared MTU only because it follows
@@ -1116,7 +1119,7 @@ def _held_mtus(observed, bridges, leaving):
     out = []
     for bname in sorted(bridges):
         have = observed["bridges"][bname]
-        held = declared_mtu(None, have)
+        held = declared_mtu(None, have, mtus, bname)
         ports = {p: m for p, m in have["ports"].items() if p not in leaving}
         if held is not None and have["mtu"] == held and _auto_mtu(have["ports"]) == held \
                 and len(ports) < len(have["ports"]) and _auto_mtu(ports) != held:
@@ -1124,7 +1127,7 @@ def _held_mtus(observed, bridges, leaving):
     return out
 
 
-def _bridge_mtus(observed, wanted):
+def _bridge_mtus(observed, wanted, mtus=None):
     """{bridge: (set_first, set_last, final MTU)}: whether the plan sets the bridge's MTU before its
     ports change (it then stays as set: the kernel stops following the ports) or only after them (a
     bridge whose MTU is already the wanted one cannot be told so, and follows its ports meanwhile).
@@ -1132,7 +1135,7 @@ def _bridge_mtus(observed, wanted):
     out = {}
     for bname, want in wanted["bridges"].items():
         have = observed["bridges"].get(bname)
-        declared = declared_mtu(want, have)
+        declared = declared_mtu(want, have, mtus, bname)
         ports = dict(have["ports"]) if have else {}
         current = have["mtu"] if have else DEFAULT_MTU
         following = _auto_mtu(ports) == current  # an MTU somebody set looks the same by chance: harmless
@@ -1171,7 +1174,7 @@ def _kinds_changed(observed, wanted, emptied):
     return planned, dict(bridge=to_bridge, veth=to_veth)
 
 
-def plan_present(observed, wanted, keep=()):
+def plan_present(observed, wanted, keep=(), mtus=None):
     """The ordered actions that turn ``observed`` into ``wanted`` (state present); a bridge of ours that
     the namespace's veths leave with no port goes too, unless it is in ``keep`` (the bridges the other
     namespaces of a batch want: it would be made again, a moment later).
@@ -1211,7 +1214,8 @@ def plan_present(observed, wanted, keep=()):
     actions += [("pin_bridge_mac", b) for b in _unpinned_bridges(observed)]
     routes = _plan_routes(observed, wanted)
     actions += [("del_route", r) for r in routes["first"]]
-    mtus = _bridge_mtus(observed, wanted)
+    held = mtus
+    mtus = _bridge_mtus(observed, wanted, held)
     _check_kept_mtus(observed, wanted, mtus)
     deferred = []  # the actions of the bridges of kinds["bridge"]
     later = []  # the IPv6 addresses of a bridge whose MTU is below 1280 until its ports change
@@ -1310,7 +1314,7 @@ def plan_present(observed, wanted, keep=()):
     emptied = _left_empty(observed, wanted, deleted, keep)
     actions += [("del_bridge", b) for b in emptied if b not in kinds["veth"]]
     actions += _held_mtus(observed, set(observed["bridges"]) - set(wanted["bridges"]) - set(emptied),
-                          {v["peer"] for v in observed["veths"].values()})
+                          {v["peer"] for v in observed["veths"].values()}, held)
     for b, have in sorted(observed["bridges"].items()):
         if _declares(have, name) and b not in wanted["bridges"] and b not in emptied:
             actions += [*_given_up(b, have, kept=kept_addresses(keep, b)), ("undeclare_bridge", b, name)]
@@ -1552,7 +1556,7 @@ KERNELS_OWN = frozenset({"lo", "tunl0", "sit0", "ip6tnl0", "gre0", "gretap0", "e
                          "ip6gretap0", "ip6erspan0", "ip_vti0", "ip6_vti0"})
 
 
-def plan_absent(observed, name, keep=(), made=()):
+def plan_absent(observed, name, keep=(), made=(), mtus=None):
     """Remove the veths made for ``name``, the bridges of ours they leave empty and those ``name`` made that
     no other port uses (but those in ``keep``, as plan_present), then the netns unless it holds links that are
     not ours; a bridge that stays keeps its MAC (_unpinned_bridges). ``made``: bridges a converge that failed
@@ -1564,7 +1568,7 @@ def plan_absent(observed, name, keep=(), made=()):
     actions = [("pin_bridge_mac", b) for b in _unpinned_bridges(observed, emptied)]
     actions += [("del_veth", observed["veths"][inside]["peer"]) for inside in sorted(observed["veths"])]
     actions += [("del_bridge", bname) for bname in emptied]
-    actions += _held_mtus(observed, set(observed["bridges"]) - set(emptied), gone)
+    actions += _held_mtus(observed, set(observed["bridges"]) - set(emptied), gone, mtus)
     for bname, b in sorted(observed["bridges"].items()):
         if _declares(b, name) and bname not in emptied:
             kept = kept_addresses(keep, bname)
@@ -1635,7 +1639,7 @@ def view(observed):
     )
 
 
-def simulate(observed, wanted, actions):
+def simulate(observed, wanted, actions, held=None):
     """What ``observed`` becomes after ``actions`` (for --diff in check mode and the after view): the
     kernel's own choices where it makes them (a new link's MTU, a bridge's MTU that follows its
     ports, the link a gateway route goes out of, an IPv6 route's metric); None where it draws them
@@ -1644,7 +1648,7 @@ def simulate(observed, wanted, actions):
     after = dict(observed, name=wanted["name"], exists=True, bridges={}, sysctls=dict(observed["sysctls"]))
     if wanted["loopback"]:
         after["loopback_up"] = True
-    mtus = _bridge_mtus(observed, wanted)
+    mtus = _bridge_mtus(observed, wanted, held)
     for bname, want in wanted["bridges"].items():
         new = dict(kind="bridge", ours=True, mtu=None, up=True, addresses=[], ports={}, mac_pinned=True)
         have = observed["bridges"].get(bname) or new  # wanted has the veths' bridges too (desired)

@@ -4,6 +4,7 @@ what changed under a service, and failures that name the service."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
 import time
@@ -636,3 +637,57 @@ def test_a_join_through_any_path_counts_as_one(run_module, two, unique_name, tmp
             helper.kill()
             helper.wait()
         run_module(service_module, dict(name=joiner["name"], state="absent", manager="direct"))
+
+
+def test_a_bridge_mtu_an_entry_declares_holds_while_an_entry_before_it_moves_its_small_port_off(
+        run_module, unique_name):
+    """A bridge at 1400 because it followed one service's small port (veth mtu 1400); B moves that
+    service off the bridge and has another, later in the list, declare the bridge's 1400: the bridge
+    followed the ports left to 1500 when the first one's namespace was wired, until the second one's
+    set it back (0.6 s in h156's A->B probe). The run's declared MTUs hold it: at most for the moment
+    between the port's leaving and the set that follows it (the kernel takes no set of the MTU a bridge
+    has, and only a set stops it following its ports)."""
+    tag = os.getpid() % 10000
+    bridge = f"pfsbr{tag}m"
+    small, declarer = unique_name(), unique_name()
+    monitor = None
+
+    def entries(small_on_bridge, mtu):
+        on = dict(name="eth0", peer=f"pfs{tag}m", mtu=1400, addresses=[f"{NET}.2/24"])
+        on = dict(on, bridge=bridge) if small_on_bridge else on
+        port = dict(name="eth0", peer=f"pfs{tag}n", bridge=bridge, addresses=[f"{NET}.3/24"])
+        described = dict(name=bridge, addresses=[f"{NET}.1/24"], **({"mtu": mtu} if mtu else {}))
+        return [dict(name=small, argv=PROGRAM, manager="direct", netns=small, wiring=dict(veths=[on])),
+                dict(name=declarer, argv=PROGRAM, manager="direct", netns=declarer,
+                     wiring=dict(veths=[port], bridges=[described]))]
+
+    try:
+        first = run_module(services, dict(services=entries(True, None)))
+        assert first.get("failed") is not True, first
+        with open(f"/sys/class/net/{bridge}/mtu") as f:
+            assert f.read().strip() == "1400"
+        monitor = subprocess.Popen(["ip", "-ts", "-o", "monitor", "link"], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.2)
+        second = run_module(services, dict(services=entries(False, 1400)))
+        assert second.get("failed") is not True, second
+        time.sleep(0.2)
+        monitor.terminate()
+        seen = [line for line in monitor.communicate()[0].splitlines() if f" {bridge}: " in line]
+        since, windows = None, []  # (seconds at another MTU)
+        for line in seen:
+            at = datetime.datetime.fromisoformat(line[1:line.index("]")]).timestamp()
+            if " mtu 1400 " not in line and since is None:
+                since = at
+            elif " mtu 1400 " in line and since is not None:
+                windows.append(at - since)
+                since = None
+        assert since is None and all(w < 0.05 for w in windows), (windows, seen)
+        again = run_module(services, dict(services=entries(False, 1400)))
+        assert again["changed"] is False, again
+    finally:
+        if monitor is not None and monitor.poll() is None:
+            monitor.kill()
+            monitor.wait()
+        gone = run_module(services, dict(services=[dict(e, state="absent") for e in entries(False, None)]))
+        assert gone.get("failed") is not True, gone
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
