@@ -14,8 +14,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 
 from ansible import __version__ as ansible_version
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import writers
 
 # plugins/: the module code the check imports (module_utils/, modules/)
 _PLUGINS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,10 +49,18 @@ def passed(cache: str, check_key: str) -> bool:
     return os.path.exists(os.path.join(cache, check_key))
 
 
+# A record being written: KEY.PID, PID the writer's (the worker of the controller that runs the action).
+WRITING = re.compile(r"[0-9a-f]{64}\.(?P<pid>[0-9]{1,7})")
+
+
 def record_pass(cache: str, check_key: str) -> None:
     """Records the pass (atomically: a concurrent run reads the file whole or not at all; an
-    interrupted one leaves no temporary file behind)."""
+    interrupted one leaves no temporary file behind, and the one of a writer killed before its rename
+    is removed here)."""
     os.makedirs(cache, exist_ok=True)
+    for name in writers.of_ended(cache, WRITING):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(cache, name))
     path = os.path.join(cache, check_key)
     tmp = f"{path}.{os.getpid()}"
     try:

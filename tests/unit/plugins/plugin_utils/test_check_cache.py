@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import check_cache
@@ -55,3 +57,45 @@ def test_a_record_interrupted_before_its_rename_leaves_no_file(tmp_path):
         sys.setprofile(None)
     assert os.listdir(cache) == []
     assert not check_cache.passed(str(cache), "k")
+
+
+def _writer_stopped_at_its_rename(cache, check_key, kill):
+    """A process that records ``check_key`` and stops at the rename, its KEY.PID written: killed there
+    (SIGKILL: no ``except`` runs) with ``kill``, else left waiting; its pid."""
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        def stop(frame, event, arg):
+            if event == "c_call" and arg is os.replace:
+                os.write(ready_w, b"x")
+                if kill:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                time.sleep(60)
+        sys.setprofile(stop)
+        try:
+            check_cache.record_pass(cache, check_key)
+        finally:
+            os._exit(1)
+    os.close(ready_w)
+    assert os.read(ready_r, 1) == b"x"
+    os.close(ready_r)
+    if kill:
+        assert os.waitpid(pid, 0)[1] & 0x7F == signal.SIGKILL
+    return pid
+
+
+def test_the_record_of_a_killed_writer_is_removed_and_not_that_of_a_running_one(tmp_path):
+    """A controller killed between the write of KEY.PID and its rename left KEY.PID in the cache for
+    good: the next record removes those of writers that ended, never one being written."""
+    cache = str(tmp_path / "checked")
+    running = _writer_stopped_at_its_rename(cache, "b" * 64, kill=False)
+    try:
+        killed = _writer_stopped_at_its_rename(cache, "a" * 64, kill=True)
+        assert sorted(os.listdir(cache)) == ["a" * 64 + f".{killed}", "b" * 64 + f".{running}"]
+        check_cache.record_pass(cache, "c" * 64)
+        assert sorted(os.listdir(cache)) == ["b" * 64 + f".{running}", "c" * 64]
+    finally:
+        os.kill(running, signal.SIGKILL)
+        os.waitpid(running, 0)
+    check_cache.record_pass(cache, "d" * 64)
+    assert sorted(os.listdir(cache)) == ["c" * 64, "d" * 64]
