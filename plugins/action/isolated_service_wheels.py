@@ -4,7 +4,8 @@
 controller, in one task and no process, which wheels the role isolated_service's hosts get: the
 directory named after their sources (plugin_utils/wheel_sources.py) and whether its build is finished,
 or the given isolated_service_wheel_dir; and the refusal of hosts of an architecture the controller
-cannot cross-build pyforkexec for."""
+cannot cross-build pyforkexec for. An unfinished build gets a scratch directory to build in, which the
+action with ``finish`` renames into place (plugin_utils/wheel_build.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ import platform
 import re
 import shutil
 
-from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import role_action, wheel_sources
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import (
+    role_action,
+    wheel_build,
+    wheel_sources,
+)
 
 ARGSPEC = dict(
     root=dict(type="path", required=True),
@@ -25,6 +30,7 @@ ARGSPEC = dict(
     requirements=dict(type="list", elements="str", required=True),
     platforms=dict(type="list", elements="str", required=True),
     pip_args=dict(type="list", elements="str", default=[]),
+    finish=dict(type="str", default=""),
 )
 
 
@@ -95,5 +101,11 @@ class ActionModule(role_action.RoleAction):
             args["platforms"],
             args["pip_args"],
         )
-        return dict(result, path=path, name=os.path.basename(path), paths=paths,
-                    complete=wheel_sources.finished(path))
+        result.update(path=path, name=os.path.basename(path), paths=paths)
+        if args["finish"]:
+            return dict(result, changed=wheel_build.finish(args["finish"], path), complete=True)
+        if wheel_sources.finished(path):
+            return dict(result, complete=True)
+        # The scratch is named after the controller (ansible-playbook, whose worker runs this): a later
+        # build removes it once that process has ended.
+        return dict(result, complete=False, scratch=wheel_build.begin(args["cache"], os.getppid()))

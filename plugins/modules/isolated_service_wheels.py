@@ -16,6 +16,10 @@ description:
     Names the directory of O(cache) where the wheels of pyforkexec and its dependencies for the hosts are
     built, after everything they are built from (pyforkexec's sources in O(root), O(requirements),
     O(pythons), O(machines), O(platforms), O(pip_args)), and says whether a finished build is there.
+  - When none is, makes a scratch directory beside it to build in (RV(scratch)), after removing those of
+    builds whose controller process has ended (killed before their own removal). With O(finish), renames
+    that build into place whole, so that the cache only ever holds finished builds; of two builds at
+    once, the first to finish is kept.
   - With O(wheel_dir), that directory is used as it is and nothing is built.
   - Fails, naming the architecture, when the controller lacks the cross compiler for hosts of another
     architecture than its own.
@@ -61,10 +65,16 @@ options:
     type: list
     elements: str
     default: []
+  finish:
+    description:
+      - A RV(scratch) this action returned, whose C(wheels/) holds a finished build (its C(.complete)
+        written), to rename to RV(path) unless another build finished first. Empty to name the wheels.
+    type: str
+    default: ""
 attributes:
   check_mode:
     support: full
-    details: It reads the controller's files and changes nothing.
+    details: It changes the controller's cache only, also in check mode (the role needs the wheels).
   diff_mode:
     support: none
   platform:
@@ -104,9 +114,16 @@ paths:
   type: list
   elements: str
 complete:
-  description: Whether a finished build is in RV(path) (always true with O(wheel_dir)).
+  description: Whether a finished build is in RV(path) (always true with O(wheel_dir) or O(finish)).
   returned: success
   type: bool
+scratch:
+  description:
+    - Where to build, when no finished build is there (RV(complete) false, no O(finish)), a new
+      directory of O(cache), C(.building-PID-*) with PID the controller's. The build writes the wheels
+      in its C(wheels/), then gives it to O(finish), and removes it in any case.
+  returned: when RV(complete) is false
+  type: str
 controller_machine:
   description: The controller's architecture (C(uname -m)).
   returned: always
