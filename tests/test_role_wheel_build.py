@@ -7,7 +7,8 @@ directory beside it, named after the controller's process, renamed into place on
 build removes the scratch of a killed one.
 
 Real ansible-playbook runs of the role's controller part (``tasks_from: controller``) on this machine,
-one killed (SIGKILL of its process group: no ``always`` runs) once its build has written a wheel. Needs
+one killed (Ctrl-C or SIGKILL of its process group: no ``always`` runs) once its build has written a
+wheel. Needs
 pip to fetch pyroute2 and pip (the index configured for this venv's pip)."""
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ def _wheels_written(cache: Path) -> bool:
     return cache.is_dir() and any(cache.rglob("*.whl"))
 
 
-def test_a_killed_build_leaves_no_wheels_and_its_scratch_is_removed_by_the_next(tmp_path, collections):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+def test_a_killed_build_leaves_no_wheels_and_its_scratch_is_removed_by_the_next(tmp_path, collections, sig):
+    """Ctrl-C (SIGINT to the group: "User interrupted execution", the ``always`` does not run) or a
+    SIGKILL of it."""
     cache = tmp_path / "cache"
     killed = _start(tmp_path / "killed", collections, cache)
     try:
@@ -80,8 +84,8 @@ def test_a_killed_build_leaves_no_wheels_and_its_scratch_is_removed_by_the_next(
         assert killed.poll() is None, (tmp_path / "killed/ansible.log").read_text()[-3000:]
         assert _wheels_written(cache), "no wheel written in 300 s"
     finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait()
+        os.killpg(killed.pid, sig)
+        killed.wait(timeout=60)
     time.sleep(0.5)  # (its processes' ends)
     left = sorted(os.listdir(cache))
     # no directory of wheels: only the killed build's scratch, named after its controller
