@@ -1175,10 +1175,11 @@ def test_a_join_fd_of_a_thread_with_its_own_fd_table_is_checked_as_that_thread_h
 # Run under a seccomp filter that fails close_range with argv[1]'s errno: fd 900 is inheritable, above
 # the soft RLIMIT_NOFILE (lowered to 100 after it was opened), and each way of starting the program
 # reports whether the program has it: as the caller's uid (the fds listed in /proc/self/fd), as uid
-# 65534 (which may not read /proc/self/fd after the uid change: every fd up to the hard limit) and
-# under a Landlock policy without /proc (the same).
+# 65534 (which may not read /proc/self/fd after the uid change: every fd up to the hard limit), with
+# a plain directory bound at /proc whose self/fd lists nothing (the same: only procfs's list counts)
+# and under a Landlock policy without /proc (the same).
 _FD_ABOVE_THE_LIMIT = r"""
-import os, resource, sys
+import os, resource, shutil, sys, tempfile
 import pyforkexec as fe
 from pyforkexec.sandbox.landlock import landlock_abi
 os.dup2(os.open("/etc/hostname", os.O_RDONLY), 900, inheritable=True)
@@ -1186,11 +1187,15 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (100, 4096))
 R = ["read_file", "execute", "read_dir"]
 tree = [p for p in ("/usr", "/lib", "/lib64", "/bin", "/etc") if os.path.exists(p)]
 ways = {"listed": fe.SysProcAttr(), "as 65534": fe.SysProcAttr(credential=fe.Credential(65534, 65534))}
+fake = tempfile.mkdtemp(prefix="pfe-fake-proc-")  # (an empty self/fd: a rootfs's /proc, a plain directory)
+os.makedirs(fake + "/self/fd")
+ways["fake /proc"] = fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS, mounts=[fe.Mount.bind(fake, "/proc")])
 if landlock_abi() >= 1:
     ways["landlock"] = fe.SysProcAttr(landlock=fe.Landlock(paths=[fe.LandlockPath(p, R) for p in tree]))
 probe = "import os, sys\ntry:\n    os.fstat(900)\nexcept OSError:\n    sys.exit(0)\nsys.exit(9)"
 for name, attr in ways.items():  # (the system's python3: uid 65534 may not reach a virtualenv's)
     print(name, fe.run(["/usr/bin/python3", "-I", "-c", probe], sys=attr).returncode)
+shutil.rmtree(fake)
 """
 
 
@@ -1209,5 +1214,5 @@ def test_without_close_range_no_fd_above_the_files_reaches_the_program(refusal: 
     got = fe.run([sys.executable, "-c", _FD_ABOVE_THE_LIMIT], sys=fe.SysProcAttr(seccomp=deny),
                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert got.returncode == 0, got.stderr
-    assert got.stdout.splitlines()[:2] == ["listed 0", "as 65534 0"], got.stdout
-    assert set(got.stdout.splitlines()[2:]) <= {"landlock 0"}, got.stdout
+    assert got.stdout.splitlines()[:3] == ["listed 0", "as 65534 0", "fake /proc 0"], got.stdout
+    assert set(got.stdout.splitlines()[3:]) <= {"landlock 0"}, got.stdout

@@ -88,6 +88,9 @@
 #define MS_NOSYMFOLLOW 256
 #endif
 /* statfs f_flags (linux/statfs.h); the first six equal their MS_* counterparts */
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
 #define ST_KEEP_AS_MS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME)
 #define ST_RELATIME_FLAG 0x1000
 #define ST_NOSYMFOLLOW_FLAG 0x2000
@@ -495,26 +498,40 @@ static long step_fds(struct ctx *c, const struct step *s)
     return 0;
 }
 
-/* Each fd >= first listed in /proc/self/fd marked close-on-exec; -errno when the list cannot be read. */
+/* Each fd >= first listed in /proc/self/fd marked close-on-exec; -errno when the list cannot be read
+ * or is not this process's fd table. The path is looked up in the child's root, which may be a
+ * caller's chroot, pivot_root or mounts: a directory there that is not procfs's (an empty one at
+ * /proc/self/fd, a tmpfs at /proc) would list no fd at all, so the list counts only from a proc
+ * filesystem and only if it names the fd it was read through. */
 static long cloexec_listed(long first)
 {
     /* struct linux_dirent64: d_ino, d_off (8 bytes each), d_reclen (2), d_type (1), d_name */
     char buf[1024] __attribute__((aligned(8)));
+    struct statfs st;
+    int seen_dir = 0;
     long n, off, fd, dir = sys4(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 
     if (dir < 0)
         return dir;
+    if ((n = sys2(SYS_fstatfs, dir, &st)) < 0 || st.f_type != PROC_SUPER_MAGIC) {
+        sys1(SYS_close, dir);
+        return n < 0 ? n : -EXDEV;
+    }
     while ((n = sys3(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
         for (off = 0; off < n; off += *(unsigned short *)(buf + off + 16)) {
             const char *name = buf + off + 19;
             for (fd = 0; *name >= '0' && *name <= '9'; name++)
                 fd = fd * 10 + (*name - '0');
-            if (*name == '\0' && name != buf + off + 19 && fd >= first && fd != dir)
+            if (*name != '\0' || name == buf + off + 19)
+                continue;
+            if (fd == dir)
+                seen_dir = 1;
+            else if (fd >= first)
                 sys3(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
         }
     }
     sys1(SYS_close, dir);
-    return n;
+    return n < 0 ? n : seen_dir ? 0 : -ESRCH;
 }
 
 static long step_cloexec_from(const struct step *s)
