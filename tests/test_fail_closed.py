@@ -1216,3 +1216,45 @@ def test_without_close_range_no_fd_above_the_files_reaches_the_program(refusal: 
     assert got.returncode == 0, got.stderr
     assert got.stdout.splitlines()[:3] == ["listed 0", "as 65534 0", "fake /proc 0"], got.stdout
     assert set(got.stdout.splitlines()[3:]) <= {"landlock 0"}, got.stdout
+
+
+# --- a seccomp filter of the caller refusing landlock_create_ruleset -----------------------------------
+
+_LANDLOCK_POLICY = r"""
+import os, sys
+import pyforkexec as fe
+R = ["read_file", "execute", "read_dir"]
+tree = [p for p in ("/usr", "/lib", "/lib64", "/bin") if os.path.exists(p)]
+policy = fe.Landlock(paths=[fe.LandlockPath(p, R) for p in tree])
+try:
+    got = fe.run(["/usr/bin/cat", "/etc/hostname"], sys=fe.SysProcAttr(landlock=policy), capture_output=True)
+    print("ran", got.returncode)
+except ValueError as e:
+    print(str(e).split(": ")[0], "refused")
+"""
+
+
+@pytest.mark.skipif(fe.landlock_abi() < 1, reason="this kernel has no Landlock")
+@pytest.mark.parametrize("refusal", [errno.EPERM, errno.EINVAL], ids=["EPERM", "EINVAL"])
+def test_a_landlock_abi_the_kernel_will_not_tell_is_no_abi_0(refusal: int) -> None:
+    """Any refusal of landlock_create_ruleset(VERSION) was taken for a kernel without Landlock (ABI 0),
+    whose best-effort plan restricts nothing: under a seccomp filter failing it with EPERM or EINVAL
+    (not what a kernel without Landlock says: ENOSYS, EOPNOTSUPP) the program read every file the
+    policy denies. Refused now, naming the field; the same for exec --spec and --check."""
+    import sys
+
+    deny = fe.SeccompFilter(default_action="allow", deny=["landlock_create_ruleset"], errno=refusal)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    got = fe.run([sys.executable, "-c", _LANDLOCK_POLICY], sys=fe.SysProcAttr(seccomp=deny),
+                 capture_output=True, text=True, env=env)
+    assert (got.returncode, got.stdout, got.stderr) == (0, "SysProcAttr.landlock refused\n", "")
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as spec:
+        spec.write('{"version": 1, "argv": ["/usr/bin/cat", "/etc/hostname"], "sys": {"landlock": {"paths": '
+                   '[{"path": "/usr", "access": ["read_file", "execute", "read_dir"]}]}}}')
+        spec.flush()
+        for check in ([], ["--check"]):
+            got = fe.run([sys.executable, "-m", "pyforkexec", "exec", "--spec", spec.name, *check],
+                         sys=fe.SysProcAttr(seccomp=deny), capture_output=True, text=True, env=env)
+            assert (got.returncode, got.stdout) == (1, ""), (check, got)
+            assert got.stderr.startswith("pyforkexec: spec: sys.landlock: Landlock's ABI version cannot be "
+                                         "read") and got.stderr.count("\n") == 1, (check, got.stderr)

@@ -11,6 +11,7 @@ fd at once (the spawn's fd list) so that any later failure closes it.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from typing import Any, Optional
@@ -46,14 +47,19 @@ def _syscall(number: int, *args: object) -> int:
 
 
 def landlock_abi_version() -> int:
-    """The kernel's Landlock ABI version; 0 when Landlock is not built in or not enabled at boot."""
+    """The kernel's Landlock ABI version; 0 when Landlock is not built in or not enabled at boot. Any
+    other refusal (a seccomp filter's EPERM or EINVAL) says nothing of what the kernel enforces: an
+    OSError, not a version 0 that would make a best-effort policy restrict nothing."""
     import ctypes
 
     try:
         return _syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
                         ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
-    except OSError:  # ENOSYS: not built; EOPNOTSUPP: not enabled (lsm= at boot)
-        return 0
+    except OSError as e:
+        if e.errno in (errno.ENOSYS, errno.EOPNOTSUPP):  # not built; not enabled (lsm= at boot)
+            return 0
+        raise OSError(e.errno, "Landlock's ABI version cannot be read (landlock_create_ruleset: "
+                      f"{e.strerror}; a seccomp filter of this process?)") from None
 
 
 def landlock_create_ruleset(fs: int, net: int, scoped: int) -> int:

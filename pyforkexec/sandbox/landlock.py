@@ -75,7 +75,8 @@ _kernel_abi: Optional[int] = None
 
 def landlock_abi() -> int:
     """The Landlock ABI version this process plans with: the kernel's (0 when Landlock is missing or
-    disabled), lowered to ``$PYFORKEXEC_LANDLOCK_ABI`` when that is set to a smaller number."""
+    disabled), lowered to ``$PYFORKEXEC_LANDLOCK_ABI`` when that is set to a smaller number. OSError
+    when the kernel refuses to say otherwise (a seccomp filter's EPERM or EINVAL)."""
     global _kernel_abi
     if _kernel_abi is None:
         _kernel_abi = kernel_fds.landlock_abi_version()
@@ -273,7 +274,10 @@ def check_landlock(field: str, value: object) -> ResolvedLandlock:
     if not (rules or ports or scopes):  # an empty YAML mapping, a policy not written yet
         fail(field, "restricts nothing: give paths, ports or scopes (or leave the policy out)")
     paths = tuple(_check_path_rule(f"{field}.paths[{i}]", r) for i, r in enumerate(rules))
-    abi = landlock_abi()
+    try:
+        abi = landlock_abi()
+    except OSError as e:  # not "no Landlock": a best-effort plan of ABI 0 would restrict nothing
+        fail(field, f"{e.strerror}: what this kernel enforces cannot be told")
     policy = Landlock(paths, tuple(ports), tuple(scopes), mode)
     (effective, dropped), path_indices, port_indices = policy._plan(abi)
     if mode == "strict" and dropped:

@@ -376,9 +376,9 @@ def _check_landlock_runs(spec: Spec, program: str, here: str) -> None:
     from ..sandbox.landlock_exec import denied_to_run
 
     policy = spec.attr.sys.landlock if spec.attr.sys is not None else None
-    if policy is None or landlock_abi() < 1:
-        return
     try:
+        if policy is None or landlock_abi() < 1:
+            return
         resolved = check_landlock("sys.landlock", policy)
     except (ValueError, OSError):
         return
@@ -691,11 +691,12 @@ def _check_landlock_rules(policy: object) -> None:
     without Landlock (best effort runs without it; strict is refused by check())."""
     from ..sandbox.landlock import build_ruleset, check_landlock, landlock_abi
 
-    if landlock_abi() < 1:
-        return
     opened: list[int] = []
     try:
-        build_ruleset("sys.landlock", check_landlock("sys.landlock", policy), opened)
+        resolved = check_landlock("sys.landlock", policy)  # (a kernel that will not say its ABI: refused)
+        if landlock_abi() < 1:
+            return
+        build_ruleset("sys.landlock", resolved, opened)
     except (ValueError, OSError) as e:
         message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         field, sep, rule = message.partition(": ")
