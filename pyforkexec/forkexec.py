@@ -157,7 +157,9 @@ def _check_fd_room(files: tuple[int, ...], sandbox: Sandbox) -> None:
     extra += 1 if any(m.root for m in sandbox.mounts) else 0
     if not extra:
         return
-    floor, soft = fd_floor(files), resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    floor, soft = fd_floor(files), _nofile("SysProcAttr.sync" if sandbox.sync is not None else
+                                           "SysProcAttr.exec_fd" if sandbox.exec_fd is not None else
+                                           "SysProcAttr.mounts")[0]
     if floor + extra > soft:
         which = "sync" if sandbox.sync is not None else "exec_fd" if sandbox.exec_fd is not None else "mounts"
         rule = (f"with SysProcAttr.{which}, the parent's {extra} extra fd(s) go from fd {floor} up, above "
@@ -575,12 +577,22 @@ def new_spawn(args: SpawnArgs, envp: tuple[bytes, ...]) -> _Spawn:
     return _Spawn(args.path, args.argv, envp, inputs)
 
 
+def _nofile(field: str) -> tuple[int, int]:
+    """This process's RLIMIT_NOFILE, which ``field`` needs; an OSError naming it when the kernel will
+    not say (a seccomp filter refusing prlimit64, which getrlimit calls)."""
+    try:
+        return resource.getrlimit(resource.RLIMIT_NOFILE)
+    except OSError as e:
+        raise OSError(e.errno, f"{field}: this process's RLIMIT_NOFILE cannot be read (prlimit64: "
+                      f"{e.strerror})") from None
+
+
 def parent_nofile(sandbox: Optional[Sandbox]) -> tuple[int, int]:
     """This process's RLIMIT_NOFILE, which the child starts with: a plan setting it needs it
     (compile_plan raises the hard limit early only when asked above it)."""
     if sandbox is None or not sandbox.rlimits:
         return (RLIM_INFINITY, RLIM_INFINITY)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = _nofile("SysProcAttr.rlimits")
     return (RLIM_INFINITY if soft == resource.RLIM_INFINITY else soft,
             RLIM_INFINITY if hard == resource.RLIM_INFINITY else hard)
 

@@ -1258,3 +1258,34 @@ def test_a_landlock_abi_the_kernel_will_not_tell_is_no_abi_0(refusal: int) -> No
             assert (got.returncode, got.stdout) == (1, ""), (check, got)
             assert got.stderr.startswith("pyforkexec: spec: sys.landlock: Landlock's ABI version cannot be "
                                          "read") and got.stderr.count("\n") == 1, (check, got.stderr)
+
+
+# --- a seccomp filter of the caller refusing prlimit64 (which getrlimit calls) -------------------------
+
+_WITHOUT_PRLIMIT = r"""
+import sys, tempfile
+sys.path.insert(0, "tests")
+import pyforkexec as fe
+from helpers.ext import new_root
+with tempfile.TemporaryDirectory() as root:
+    for attr in (fe.SysProcAttr(rlimits=[fe.Rlimit("CORE", 0, 0)]),
+                 fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS | fe.CLONE_NEWPID, mounts=new_root(),
+                                pivot_root=root)):
+        try:
+            print("ran", fe.run(["/bin/true"], sys=attr).returncode)
+        except OSError as e:
+            print(e.strerror.split(": ")[0])
+"""
+
+
+@needs_root  # a new root
+def test_a_rlimit_nofile_the_kernel_will_not_tell_names_the_field() -> None:
+    """Under a seccomp filter refusing prlimit64, a spawn whose plan needs this process's RLIMIT_NOFILE
+    (rlimits, mounts under a new root) failed before any process with a bare OSError (ENOSYS) naming
+    nothing; it names the field now."""
+    import sys
+
+    deny = fe.SeccompFilter(default_action="allow", deny=["prlimit64"], errno=errno.ENOSYS)
+    got = fe.run([sys.executable, "-c", _WITHOUT_PRLIMIT], sys=fe.SysProcAttr(seccomp=deny),
+                 capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert (got.returncode, got.stdout, got.stderr) == (0, "SysProcAttr.rlimits\nSysProcAttr.mounts\n", "")
