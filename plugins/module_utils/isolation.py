@@ -857,7 +857,10 @@ def landlock_report(policy):
     has 2``). In best-effort mode those rights are not restricted; in strict mode the check refused."""
     if policy is None:
         return None
-    abi = deps.pyforkexec.landlock_abi()
+    try:
+        abi = deps.pyforkexec.landlock_abi()
+    except OSError as e:  # a seccomp filter on this module's process (a container's): not ABI 0
+        _fail("landlock", f"{e.strerror}: what this host's kernel enforces of the policy cannot be told")
     effective, dropped = policy.plan(abi)
     enforced = bool(effective.paths or effective.ports or effective.scopes)
     return dict(abi=abi, mode=policy.mode, enforced=enforced,

@@ -61,8 +61,11 @@ def policy_document(policy):
 
 def status(pid, service=None):
     """namespace_info's ``landlock`` of ``pid`` (the process of ``service``, when given)."""
-    out = dict(observable=False, abi=deps.pyforkexec.landlock_abi(), no_new_privs=no_new_privs(pid),
-               policy=None)
+    try:
+        abi = deps.pyforkexec.landlock_abi()
+    except OSError:  # refused to this module's process (a seccomp filter): unknown, not 0
+        abi = None
+    out = dict(observable=False, abi=abi, no_new_privs=no_new_privs(pid), policy=None)
     if service is None:
         return out
     policy, written = service_policy(service)

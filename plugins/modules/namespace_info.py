@@ -137,7 +137,10 @@ landlock:
       type: bool
       sample: false
     abi:
-      description: This kernel's Landlock ABI version (0 - no Landlock).
+      description:
+        - This kernel's Landlock ABI version (0 - no Landlock).
+        - V(null) when the kernel would not tell this module's process (a seccomp filter refusing
+          C(landlock_create_ruleset), as a container's may).
       type: int
       sample: 7
     no_new_privs:

@@ -405,3 +405,46 @@ def test_a_service_whose_pid_goes_to_another_process_before_it_is_pinned_is_not_
     assert answer["reused"]
     assert answer["failed"] is True, answer
     assert answer["msg"].startswith(f"service: process {answer['pid']} ended while it was looked up")
+
+
+# Under a seccomp filter refusing landlock_create_ruleset with EPERM (a container's): namespace_info of
+# this process, and the Landlock report of a policy, as JSON.
+_LANDLOCK_REFUSED = r"""
+import contextlib, io, json, os
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import isolation
+from ansible_collections.pyforkexec.isolation.plugins.modules import namespace_info
+import pyforkexec as fe
+out = io.StringIO()
+with patch_module_args(dict(pid=os.getpid(), net=False)), contextlib.redirect_stdout(out):
+    with contextlib.suppress(SystemExit):
+        namespace_info.main()
+result = json.loads(out.getvalue())
+try:
+    report = isolation.landlock_report(fe.Landlock(paths=[fe.LandlockPath("/usr", ["read_file"])]))
+except isolation.IsolationError as e:
+    report = f"IsolationError: {e}"
+print(json.dumps({"msg": result.get("msg"), "abi": result.get("landlock", {}).get("abi", "absent"),
+                  "report": report}))
+"""
+
+
+def test_a_landlock_abi_this_process_may_not_read_is_unknown_not_0(child_env):
+    """Under a seccomp filter that refuses landlock_create_ruleset (EPERM: not "no Landlock"), the
+    library raises rather than say ABI 0 (a best-effort policy would restrict nothing): namespace_info
+    said nothing then (a traceback) of any process; it says abi null now, and a policy's report names
+    the option."""
+    import errno
+    import json
+    import sys
+
+    import pyforkexec as fe
+
+    deny = fe.SeccompFilter(default_action="allow", deny=["landlock_create_ruleset"], errno=errno.EPERM)
+    got = fe.run([sys.executable, "-c", _LANDLOCK_REFUSED], sys=fe.SysProcAttr(seccomp=deny), env=child_env,
+                 capture_output=True, text=True)
+    assert got.returncode == 0, got.stderr
+    answer = json.loads(got.stdout)
+    assert answer["msg"] is None and answer["abi"] is None
+    assert answer["report"].startswith("IsolationError: landlock: Landlock's ABI version cannot be read "
+                                       "(landlock_create_ruleset: Operation not permitted"), answer["report"]
