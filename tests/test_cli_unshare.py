@@ -817,3 +817,21 @@ def test_a_persist_file_a_later_one_replaces_is_not_looked_at(tmp_path: Path) ->
         finally:
             subprocess.run(["umount", str(target)], check=False, capture_output=True)
         assert (res.returncode, bound) == (0, True), (argv, res.stderr)
+
+
+@pytest.mark.parametrize("proc", ["none", "tmpfs", "empty dir"])
+def test_without_proc_the_command_runs_with_the_fds_it_was_given_as_util_linux(proc: str) -> None:
+    """A chroot or a mount namespace with /proc unmounted (or something else at /proc): util-linux's
+    command runs and inherits what it was given; ours listed the fds in /proc/self/fd and failed (125)."""
+    hide = {"none": "umount -l /proc",
+            "tmpfs": "umount -l /proc && mount -t tmpfs pfe-noproc /proc",
+            "empty dir": "umount -l /proc && mount -t tmpfs pfe-noproc /proc && mkdir -p /proc/self/fd"}[proc]
+    command = "cat <&3; cat <&7; readlink /proc/1/ns/uts || echo no-proc"
+    said = {}
+    for name, unshare_cmd in (("ours", [PYFORKEXEC, "unshare"]), ("util-linux", [util_linux("unshare")])):
+        script = f"{hide} && exec \"$@\" 3</etc/hostname 7</etc/os-release"
+        said[name] = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                          *unshare_cmd, "--uts", "--net", "sh", "-c", command])
+    ours, theirs = said["ours"], said["util-linux"]
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout) == (
+        0, Path("/etc/hostname").read_text() + Path("/etc/os-release").read_text() + "no-proc\n"), said

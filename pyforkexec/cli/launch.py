@@ -22,16 +22,35 @@ from .failure import EXIT_NOT_FOUND, EXIT_SETUP, die
 def inherited_files() -> list[Optional[int]]:
     """The fds this process was given without close-on-exec, as ProcAttr.files: util-linux's command
     inherits them too (socket activation, ``3>file``). Call before opening anything."""
-    fds = []
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        try:
-            if os.get_inheritable(fd):
-                fds.append(fd)
-        except OSError:  # the fd of the listdir itself, closed by now
-            continue
+    fds = [fd for fd in _open_fds() if _inheritable(fd)]
     top = max([2, *fds])
     return [fd if fd in fds else None for fd in range(top + 1)]
+
+
+def _open_fds() -> list[int]:
+    """The fds open here: listed in /proc/self/fd, or, without /proc (a chroot, a mount namespace that
+    unmounted it) or where the listing misses a standard fd that is open (not a procfs there), every
+    number below the hard RLIMIT_NOFILE asked in turn, as util-linux's command gets them all."""
+    try:
+        listed = [int(name) for name in os.listdir("/proc/self/fd")]
+    except (OSError, ValueError):
+        listed = None
+    if listed is not None and all(fd in listed for fd in range(3) if _inheritable(fd) is not None):
+        return listed
+    import resource
+
+    top = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if top == resource.RLIM_INFINITY:
+        top = 1 << 20  # fs.nr_open's ceiling: no fd can be numbered above it
+    return [fd for fd in range(top) if _inheritable(fd) is not None]
+
+
+def _inheritable(fd: int) -> Optional[bool]:
+    """Whether ``fd`` lacks close-on-exec; None when it is not open (the listdir's own fd by now)."""
+    try:
+        return os.get_inheritable(fd)
+    except OSError:
+        return None
 
 
 def environ_list() -> list[bytes]:
