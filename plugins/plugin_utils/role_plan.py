@@ -95,6 +95,32 @@ def _netns(item: dict, networks: list[dict]) -> Optional[dict]:
     )
 
 
+# A private POSIX shared memory (shm_open, sem_open, multiprocessing's locks) for a service with IPC and
+# mount namespaces of its own, as a container engine's: an IPC namespace parts System V IPC and message
+# queues only, and the host's /dev/shm (mode 1777, on no read-only root) would stay one directory shared
+# with the host and every other service, writable by each (files, links and FIFOs planted there, host
+# memory taken).
+PRIVATE_SHM = dict(type="tmpfs", target="/dev/shm", mode="1777", flags=["nosuid", "nodev"])
+
+
+def _own_view_of(target: str, path: str) -> bool:
+    """Whether a mount on ``target`` covers ``path`` or something in it (a /dev, a bind on /dev/shm)."""
+    target = "/" + "/".join(part for part in target.split("/") if part not in ("", "."))
+    return target == path or path.startswith(target.rstrip("/") + "/") or target.startswith(path + "/")
+
+
+def _mounts(item: dict, ns: list[str]) -> list[dict]:
+    """A service's mounts: its own, or a proc on /proc with pid and mount namespaces; then, with IPC and
+    mount namespaces and no new root, a private /dev/shm (PRIVATE_SHM) unless one of them is about it."""
+    given = item.get("mounts")
+    mounts = list(given) if given is not None else (
+        [dict(type="proc", target="/proc")] if "pid" in ns and "mount" in ns else [])
+    if "ipc" in ns and "mount" in ns and not item.get("rootfs") \
+            and not any(_own_view_of(str(m.get("target", "")), "/dev/shm") for m in mounts):
+        mounts.append(dict(PRIVATE_SHM))
+    return mounts
+
+
 def entry(item: dict, networks: list[dict], passwd: dict[str, list], host: dict) -> dict:
     """One service's plan entry: name, state, account, cgroup_missing, cgroup, service (the service
     module's arguments), netns (the netns module's, with a network) and entry (the services module's)."""
@@ -143,9 +169,7 @@ def entry(item: dict, networks: list[dict], passwd: dict[str, list], host: dict)
         netns=network.get("netns", item["name"]) if network is not None else None,
         rootfs=item.get("rootfs"),
         readonly_root=item.get("readonly_root", False),
-        mounts=item.get(
-            "mounts", [dict(type="proc", target="/proc")] if "pid" in ns and "mount" in ns else []
-        ),
+        mounts=_mounts(item, ns),
         mount_propagation=item.get("mount_propagation"),
         cgroup=cgroup if not cgroup_missing else None,
         capabilities=item.get("capabilities", dict(keep=[])),

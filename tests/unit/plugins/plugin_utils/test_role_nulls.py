@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.pyforkexec.isolation.plugins.action.isolated_service_plan import ActionModule
+from ansible_collections.pyforkexec.isolation.plugins.plugin_utils import role_plan
 
 DEFAULTS = dict(state="started", create_user=True, namespaces=["user", "pid", "mount", "uts", "ipc"],
                 manager="direct", start_check=0.5)
@@ -36,7 +37,7 @@ def test_a_null_field_holds_the_roles_default():
     assert not result.get("failed"), result
     service = result["plan"][0]["service"]
     assert service["capabilities"] == dict(keep=[])
-    assert service["mounts"] == [dict(type="proc", target="/proc")]
+    assert service["mounts"] == [dict(type="proc", target="/proc"), role_plan.PRIVATE_SHM]
     assert service["no_new_privs"] is True
     assert service["hostname"] == "web"
 

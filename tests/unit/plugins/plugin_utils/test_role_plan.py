@@ -35,7 +35,7 @@ def test_an_account_in_a_user_namespace_is_root_inside():
         gid_map=[dict(container_id=0, host_id=1002, size=1)],
         hostname="web",
         readonly_root=False,
-        mounts=[dict(type="proc", target="/proc")],
+        mounts=[dict(type="proc", target="/proc"), role_plan.PRIVATE_SHM],
         capabilities=dict(keep=[]),
         no_new_privs=True,
         rlimits={},
@@ -49,6 +49,34 @@ def test_an_account_in_a_user_namespace_is_root_inside():
         [],
     )
     assert "netns" not in entry
+
+
+def test_ipc_and_mount_namespaces_give_a_private_dev_shm():
+    """An IPC namespace parts System V IPC and message queues only: the host's /dev/shm (1777, no read-only
+    root covers it) stayed one directory the service shared with the host and every other service, where
+    it could write, plant links and FIFOs, and take the host's memory. With IPC and mount namespaces and no
+    new root, the service gets a tmpfs of its own there, after its own mounts, unless one of them is about
+    /dev/shm (a dev on /dev, a bind of it, something over the whole view)."""
+    tmp = dict(type="tmpfs", target="/tmp")
+    shm = dict(type="tmpfs", target="/dev/shm", mode="1777", flags=["nosuid", "nodev"])
+    (default,) = _plan(dict(name="web", user="web", argv=["/bin/true"]))
+    assert default["service"]["mounts"] == [dict(type="proc", target="/proc"), shm]
+    (given,) = _plan(dict(name="web", user="web", argv=["/bin/true"], readonly_root=True, mounts=[tmp]))
+    assert given["service"]["mounts"] == [tmp, shm]
+    assert given["entry"]["mounts"] == [tmp, shm]
+    for own in (dict(type="dev", target="/dev"), dict(source="/srv/shm", target="/dev/shm"),
+                dict(source="/srv/shm", target="//dev/./shm/"), dict(type="tmpfs", target="/dev/shm/app"),
+                dict(source="/srv/root", target="/")):
+        (entry,) = _plan(dict(name="web", user="web", argv=["/bin/true"], mounts=[own]))
+        assert entry["service"]["mounts"] == [own], own
+    for ns in (["user", "pid", "mount"], ["user", "ipc"]):  # no IPC namespace, or no mount namespace
+        (entry,) = _plan(dict(name="web", user="web", argv=["/bin/true"], namespaces=ns, mounts=[]))
+        assert entry["service"]["mounts"] == [], ns
+    (rooted,) = _plan(dict(name="web", user="web", argv=["/bin/true"], rootfs="/srv/root", mounts=[]))
+    assert rooted["service"]["mounts"] == []  # the new root's own /dev/shm: the host's is not in view
+    (elsewhere,) = _plan(dict(name="web", user="web", argv=["/bin/true"],
+                              mounts=[dict(type="tmpfs", target="/dev/shmem")]))
+    assert elsewhere["service"]["mounts"][-1] == shm
 
 
 def test_the_start_check_is_the_services_own_or_the_roles_default():
