@@ -364,6 +364,9 @@ options:
             maps): a file stored with uid N appears as the id the maps give host id N, so with a map
             0 -> 100000 host root's files appear as the command's root, and what its root creates is stored
             as uid 0."
+          - "So a program its root makes set-user-ID there is a set-user-ID root program on the host (no
+            V(nosuid) of this mount keeps that off the host): give an idmapped source only where no host
+            user can reach it, or on a filesystem the host mounts C(nosuid)."
           - The absolute path of a user namespace file (C(/proc/PID/ns/user)) idmaps it to that namespace.
           - The filesystem must support idmapped mounts (ext4, xfs, btrfs, tmpfs from Linux 6.3...);
             otherwise the command fails to start, naming the mount.
