@@ -280,8 +280,11 @@ def in_own_thread(fn, name, undo=None):
 
 
 def _read_hostname():
-    with open("/proc/sys/kernel/hostname") as f:
-        return f.read().strip()
+    """The hostname as text: its bytes are the namespace's root's to choose (sethostname takes any),
+    and one that is no UTF-8 shows each such byte as \\xNN rather than failing the read (a service
+    could otherwise keep every namespace_info of itself from answering)."""
+    with open("/proc/sys/kernel/hostname", "rb") as f:
+        return f.read().strip().decode("utf-8", "backslashreplace")
 
 
 def hostname(pid):

@@ -122,3 +122,33 @@ def test_in_own_thread_never_takes_a_signal_that_ends_the_process() -> None:
     mask = nsinfo.in_own_thread(blocked, "pfe-test")
     assert all(mask & 1 << (s - 1) for s in ENDING), hex(mask)
     assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & set(ENDING)  # the caller's is its own
+
+
+@needs_root  # namespaces only root may create or join here
+def test_names_a_namespace_holds_that_are_no_utf8_are_reported_as_text() -> None:
+    """A service's root chooses its hostname and the names of its links (sethostname and the kernel take
+    any bytes; with no capability left it still can, in a user namespace it makes with new UTS and network
+    namespaces, which its /proc/PID/ns then names). Bytes that are no UTF-8 failed every describe of it
+    (UnicodeDecodeError: namespace_info for the service failed, h161 found it so) or left bytes no JSON
+    takes; each such byte shows as \\xNN now."""
+    import json
+    import shutil
+    import subprocess
+
+    from pyforkexec.netns import kernel
+
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2's ip to name a link")
+    sys_ = fe.SysProcAttr(cloneflags=fe.CLONE_NEWUTS | fe.CLONE_NEWNET)
+    with fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(sys=sys_)) as proc:
+        try:
+            nsinfo.in_namespace_thread(nsinfo.ns_path(proc.pid, "uts"), "uts",
+                                       lambda: socket.sethostname(b"\xffpfe-\xc3"), "pfe-test-uts")
+            subprocess.run([b"nsenter", f"--net=/proc/{proc.pid}/ns/net".encode(), b"ip", b"link", b"add",
+                            b"\xfepfe", b"type", b"veth", b"peer", b"name", b"pfe-peer"], check=True)
+            facts = nsinfo.describe(proc.pid, with_net=kernel.net_view_of)
+        finally:
+            proc.kill()
+    assert facts["hostname"] == "\\xffpfe-\\xc3"
+    assert sorted(facts["net"]["links"]) == ["\\xfepfe", "lo", "pfe-peer"]
+    json.dumps(facts)

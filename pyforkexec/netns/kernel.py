@@ -483,16 +483,29 @@ def _swap_file(path, value):
     return old
 
 
+def _shown(value):
+    """``value`` with each bytes in it as text: pyroute2 gives a name the kernel holds that is no UTF-8
+    (a link's, which whoever may administer the namespace chooses) as bytes, which no JSON takes; each
+    such byte shows as \\xNN."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {_shown(k): _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
 def net_view(ipr):
-    """The links and routes of one namespace, as namespace_info returns them."""
+    """The links and routes of one namespace, as namespace_info returns them (all text)."""
     found = links(ipr)
     names = {v["index"]: k for k, v in found.items()}
-    return dict(
+    return _shown(dict(
         links={k: {x: v[x] for x in ("kind", "up", "mtu", "mac", "master", "addresses")}
                for k, v in found.items()},
         addresses=sorted(a for v in found.values() for a in v["addresses"]),
         routes=routes(ipr, names),
-    )
+    ))
 
 
 def net_view_of(path):
