@@ -45,9 +45,43 @@ def fsync_dir(path):
         os.close(fd)
 
 
+# A runtime.lock is root's alone (LOCK_MODE): flock takes any open file, a read-only one too, and a process
+# of any account that could open it (a service's, whatever its namespaces: the runtime is in its view of the
+# host's files) could hold it exclusively, and then every Python of the runtime in use (the modules, each
+# daemon back from its waiter, each systemd launcher) would wait for it in runtime_pin.py for ever. A Python
+# of another account cannot open it and runs unpinned (runtime_pin.py); only root's run the services.
+LOCK_MODE = 0o600
+
+
 def make_lock(runtime):
-    """The lock a runtime's Pythons take (runtime_pin.py); every runtime switched to has one."""
-    os.close(os.open(os.path.join(runtime, "runtime.lock"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    """The lock a runtime's Pythons take (runtime_pin.py); every runtime switched to has one, root's alone
+    (one made before with a wider mode too)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(os.path.join(runtime, "runtime.lock"), flags, LOCK_MODE)
+    try:
+        os.fchmod(fd, LOCK_MODE)
+    finally:
+        os.close(fd)
+
+
+def tighten_locks(venv):
+    """Each runtime.lock of VENV.runtimes/ made by a role before LOCK_MODE (0644), root's alone now."""
+    runtimes = venv + ".runtimes"
+    try:
+        names = os.listdir(runtimes)
+    except OSError:
+        return
+    for name in names:
+        try:
+            path = os.path.join(runtimes, name, "runtime.lock")
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue  # none (never switched to), or not a runtime's
+        try:
+            if os.fstat(fd).st_mode & 0o777 != LOCK_MODE:
+                os.fchmod(fd, LOCK_MODE)
+        finally:
+            os.close(fd)
 
 
 def switch(venv, runtime):
@@ -127,6 +161,7 @@ def prune(venv):
 
 def main():
     venv = sys.argv[1].rstrip("/")
+    tighten_locks(venv)
     changed = switch(venv, sys.argv[2].rstrip("/")) if len(sys.argv) > 2 else False
     removed, kept = prune(venv)
     print(json.dumps(dict(changed=changed or bool(removed), switched=changed, removed=removed, kept=kept)))
