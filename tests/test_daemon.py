@@ -200,6 +200,56 @@ def test_a_second_daemon_on_the_same_pid_file_refuses_to_start(tmp_path: Path) -
         first.wait()
 
 
+@needs_root  # a process of another user
+def test_no_other_account_can_hold_the_pid_file_s_lock(tmp_path: Path) -> None:
+    """The pid file was 0644, and flock takes a read-only file: a process of any account (a service's,
+    whatever its isolation: /run is in its view) held the lock of one its daemon left when killed outright,
+    and the next daemon was refused as "already running" (so was the collection's converge of it), for as
+    long as that process lived. It is its owner's alone, one left by an earlier daemon (0644) too."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "d.pid").write_text("1\n")  # an earlier pyforkexec's daemon's, killed outright
+    (tmp_path / "run" / "d.pid").chmod(0o644)
+    first = Daemon(tmp_path, ["sleep", "60"])
+    assert first.ready.startswith("ok "), first.ready
+    first.proc.kill()  # outright: its pid file stays
+    first.wait()
+    assert first.pid_file.exists()
+    assert oct(first.pid_file.stat().st_mode & 0o777) == oct(daemon.PID_FILE_MODE)
+    run = os.open(tmp_path / "run", os.O_RDONLY | os.O_DIRECTORY)  # (from it: tmp_path is root's alone)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                fcntl.flock(os.open("d.pid", os.O_RDONLY, dir_fd=run), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.write(w, b"held")
+            except OSError as e:
+                os.write(w, os.strerror(e.errno).encode())
+                os._exit(0)
+            signal.pause()
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.close(run)
+    try:
+        said = os.read(r, 64).decode()
+        second = Daemon(tmp_path, ["sleep", "60"])
+        try:
+            assert (said, second.ready.split()[0]) == (os.strerror(13), "ok"), (said, second.ready)
+        finally:
+            if second.proc.poll() is None:
+                second.proc.send_signal(signal.SIGTERM)
+            second.wait()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(r)
+
+
 def _name(d: Daemon) -> str:
     return singleton.name(str(d.pid_file))
 

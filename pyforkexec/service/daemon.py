@@ -656,6 +656,13 @@ def unignore_signals() -> None:
                 signal.signal(signo, signal.SIG_DFL)
 
 
+# The pid file is its owner's alone: flock takes any open file, a read-only one too, and a process of any
+# account that could open it (a service's, of this daemon or another) held its lock once its daemon was
+# killed outright, or between a starting daemon's open and its lock: the next daemon was refused as
+# "already running", the modules' converge of the service failed ("locked ... but does not name it").
+PID_FILE_MODE = 0o600
+
+
 def lock_pid_file(path: str) -> int:
     """Open and lock the pid file; exits if another daemon holds it.
 
@@ -666,7 +673,7 @@ def lock_pid_file(path: str) -> int:
     the whole line."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PID_FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -681,6 +688,7 @@ def lock_pid_file(path: str) -> int:
         if still is not None and (still.st_dev, still.st_ino) == (held_file.st_dev, held_file.st_ino):
             break
         os.close(fd)  # unlinked (or replaced) by the daemon that held it: try the file there now
+    os.fchmod(fd, PID_FILE_MODE)  # (one a daemon of an earlier pyforkexec left: 0644)
     os.ftruncate(fd, 0)  # no stale pid of a daemon killed outright is read as ours; readers wait for a line
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
