@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import resource
 import shutil
@@ -839,3 +840,66 @@ def test_a_member_in_another_pid_namespace_is_left_and_nothing_else_is_killed() 
         wait_for(lambda: not _procs(path), "the cgroup to empty")
         os.rmdir(path)
     assert (answer, running) == ({"listed": ["0"], "empty": False}, True)
+
+
+def _hold_as_nobody(paths: list[str]) -> tuple[int, list[str]]:
+    """A process of uid 65534 that opens each of ``paths`` (a directory or a file) and takes its flock
+    exclusively, keeping what it got: (its pid, the outcome of each)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            said = []
+            for path in paths:
+                try:
+                    fcntl.flock(os.open(path, os.O_RDONLY), fcntl.LOCK_EX)
+                    said.append("held")
+                except OSError as e:
+                    said.append(errno.errorcode[e.errno])
+            os.write(w, " ".join(said).encode())
+            os.close(w)
+            signal.pause()
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        return pid, f.read().split()
+
+
+def test_another_account_cannot_hold_a_cgroups_locks(name: str) -> None:
+    """A spawn into a directory and a removal of it take flocks on the directory and on its cgroup.procs,
+    waiting for them, and the kernel makes those 0755 and 0644: a process of any account (a service's)
+    held them, and each stop, restart and removal of the cgroups below that directory (every service's,
+    under the shared parent pyforkexec/) hung for as long as it lived. The directories a spawn makes keep
+    them to their owner: 0711 (their files still reached by name), cgroup.procs 0600; one an earlier
+    pyforkexec made (marked, 0755) is tightened when a spawn meets it."""
+    parent, leaf = os.path.join(root(), name), os.path.join(root(), name, "b")
+    os.mkdir(parent, 0o755)
+    cgroup_mod._mark(parent)
+    proc = start_process("/bin/sleep", ["sleep", "60"], ProcAttr(sys=SysProcAttr(cgroup=Cgroup(f"{name}/b"))))
+    holder = -1
+    try:
+        assert [oct(os.stat(p).st_mode & 0o777) for p in (parent, leaf)] == [oct(0o711)] * 2
+        assert oct(os.stat(os.path.join(leaf, "cgroup.procs")).st_mode & 0o777) == oct(0o600)
+        with open(os.path.join(leaf, "cgroup.events")) as f:  # (a file others may still read)
+            assert "populated 1" in f.read()
+        holder, said = _hold_as_nobody([leaf, os.path.join(leaf, "cgroup.procs"),
+                                        os.path.join(parent, "cgroup.procs")])
+        assert said == ["EACCES"] * 3
+        proc.kill()
+        waited = threading.Thread(target=proc.wait, daemon=True)
+        waited.start()
+        waited.join(10)  # (held, the removal waits for the holder: until it is killed below)
+        assert not waited.is_alive(), "the removal waits for another account's lock"
+        assert not os.path.exists(parent)
+    finally:
+        if holder > 0:
+            os.kill(holder, signal.SIGKILL)
+            os.waitpid(holder, 0)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -244,7 +244,15 @@ def _write(path: str, text: str) -> None:
 # - a MARK on a directory says pyforkexec created it to be removed: whoever leaves it empty removes
 #   it, so a parent its creator had to leave (another spawn used it) does not stay behind. A directory
 #   without one is removed only by the call that created it (same inode), never one a user made.
+# - both locks are its creator's alone: flock takes any file its caller may open, a read-only one too, and
+#   the kernel makes a cgroup's directory 0755 and its cgroup.procs 0644, so any process of the host (a
+#   service's, in the cgroup or not) could hold them and keep every spawn into the directory, and every
+#   removal of it or of a cgroup below, waiting for as long as it liked (a stop of every service under a
+#   shared parent hung). A directory made here is made 0700, its cgroup.procs made 0600 and then the
+#   directory 0711 (OWN_MODES): others may still reach its files by name (a service reads its memory.max)
+#   but open neither lock. One made so by an earlier pyforkexec (marked) is tightened when met.
 MARKS = ("user.pyforkexec", "trusted.pyforkexec")  # user.* on cgroup2 since 5.7; trusted.*: root
+OWN_MODES = (0o700, 0o600, 0o711)  # the directory as made, its cgroup.procs, the directory then
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # not O_PATH: flock needs a real open file
 _ATTEMPTS = 1000  # starts over: each one means another spawn removed a directory meanwhile
 
@@ -262,6 +270,30 @@ def _marked(fd: int) -> bool:
             os.getxattr(fd, name)
             return True
     return False
+
+
+def _keep_locks(path: str) -> None:
+    """The locks of directory ``path`` (its own and its cgroup.procs) out of others' reach (OWN_MODES)."""
+    os.chmod(os.path.join(path, "cgroup.procs"), OWN_MODES[1])
+    os.chmod(path, OWN_MODES[2])
+
+
+def _tighten(path: str) -> None:
+    """_keep_locks for a directory an earlier pyforkexec made (marked, this caller's) readable by others."""
+    try:
+        st = os.stat(path)
+        if st.st_mode & 0o044 and st.st_uid == os.geteuid() and any(_has_xattr(path, n) for n in MARKS):
+            _keep_locks(path)
+    except OSError:  # gone meanwhile, or not ours to change: as it was
+        pass
+
+
+def _has_xattr(path: str, name: str) -> bool:
+    try:
+        os.getxattr(path, name)
+    except OSError:
+        return False
+    return True
 
 
 def _same(fd: int, path: str) -> bool:
@@ -629,12 +661,13 @@ def _create(handle: CgroupHandle, parts: Sequence[str]) -> None:
         for part in parts:
             current = os.path.join(current, part)
             try:
-                os.mkdir(current)
+                os.mkdir(current, OWN_MODES[0])
             except FileExistsError:
                 # An interface file of the cgroup made just before (a directory another spawn removed
                 # meanwhile is no file: the next mkdir starts over).
                 if _is_file(current):
                     raise _not_a_cgroup(current) from None
+                _tighten(current)
                 continue
             except FileNotFoundError:
                 break  # a parent was removed by a spawn that had finished with it: start over
@@ -642,6 +675,10 @@ def _create(handle: CgroupHandle, parts: Sequence[str]) -> None:
             handle.created[current] = os.stat(current).st_ino
             if handle.remove:
                 _mark(current)
+            try:
+                _keep_locks(current)
+            except FileNotFoundError:
+                continue  # removed by a spawn that found it marked and empty: the next level starts over
         else:
             try:
                 handle.fd = os.open(handle.path, _DIR)
