@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from helpers.cli import wait_for
 from helpers.daemon import Daemon
+from helpers.lock_holder import hold_as_nobody, release
 from helpers.marks import needs_root
 from unit.plugins import name_holder, pid_reuse, sigint_only
 
@@ -216,39 +217,20 @@ def test_no_other_account_can_hold_the_pid_file_s_lock(tmp_path: Path) -> None:
     assert first.pid_file.exists()
     assert oct(first.pid_file.stat().st_mode & 0o777) == oct(daemon.PID_FILE_MODE)
     run = os.open(tmp_path / "run", os.O_RDONLY | os.O_DIRECTORY)  # (from it: tmp_path is root's alone)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            try:
-                fcntl.flock(os.open("d.pid", os.O_RDONLY, dir_fd=run), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os.write(w, b"held")
-            except OSError as e:
-                os.write(w, os.strerror(e.errno).encode())
-                os._exit(0)
-            signal.pause()
-        finally:
-            os._exit(0)
-    os.close(w)
-    os.close(run)
     try:
-        said = os.read(r, 64).decode()
+        pid, said = hold_as_nobody(["d.pid"], dir_fd=run)
+    finally:
+        os.close(run)
+    try:
         second = Daemon(tmp_path, ["sleep", "60"])
         try:
-            assert (said, second.ready.split()[0]) == (os.strerror(13), "ok"), (said, second.ready)
+            assert (said, second.ready.split()[0]) == (["EACCES"], "ok"), (said, second.ready)
         finally:
             if second.proc.poll() is None:
                 second.proc.send_signal(signal.SIGTERM)
             second.wait()
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        os.close(r)
-
+        release(pid)
 
 def _name(d: Daemon) -> str:
     return singleton.name(str(d.pid_file))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import resource
 import shutil
@@ -26,6 +25,7 @@ from typing import Callable, Optional
 import pytest
 from helpers.cli import wait_for
 from helpers.forked import run_in_fork
+from helpers.lock_holder import hold_as_nobody, release
 from helpers.marks import needs_root
 from helpers.procs import fd_count, wait_code
 from hypothesis import given, settings
@@ -842,34 +842,6 @@ def test_a_member_in_another_pid_namespace_is_left_and_nothing_else_is_killed() 
     assert (answer, running) == ({"listed": ["0"], "empty": False}, True)
 
 
-def _hold_as_nobody(paths: list[str]) -> tuple[int, list[str]]:
-    """A process of uid 65534 that opens each of ``paths`` (a directory or a file) and takes its flock
-    exclusively, keeping what it got: (its pid, the outcome of each)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            said = []
-            for path in paths:
-                try:
-                    fcntl.flock(os.open(path, os.O_RDONLY), fcntl.LOCK_EX)
-                    said.append("held")
-                except OSError as e:
-                    said.append(errno.errorcode[e.errno])
-            os.write(w, " ".join(said).encode())
-            os.close(w)
-            signal.pause()
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        return pid, f.read().split()
-
-
 def test_another_account_cannot_hold_a_cgroups_locks(name: str) -> None:
     """A spawn into a directory and a removal of it take flocks on the directory and on its cgroup.procs,
     waiting for them, and the kernel makes those 0755 and 0644: a process of any account (a service's)
@@ -887,7 +859,7 @@ def test_another_account_cannot_hold_a_cgroups_locks(name: str) -> None:
         assert oct(os.stat(os.path.join(leaf, "cgroup.procs")).st_mode & 0o777) == oct(0o600)
         with open(os.path.join(leaf, "cgroup.events")) as f:  # (a file others may still read)
             assert "populated 1" in f.read()
-        holder, said = _hold_as_nobody([leaf, os.path.join(leaf, "cgroup.procs"),
+        holder, said = hold_as_nobody([leaf, os.path.join(leaf, "cgroup.procs"),
                                         os.path.join(parent, "cgroup.procs")])
         assert said == ["EACCES"] * 3
         proc.kill()
@@ -898,8 +870,7 @@ def test_another_account_cannot_hold_a_cgroups_locks(name: str) -> None:
         assert not os.path.exists(parent)
     finally:
         if holder > 0:
-            os.kill(holder, signal.SIGKILL)
-            os.waitpid(holder, 0)
+            release(holder)
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.lock_holder import hold_as_nobody, release
 from helpers.marks import needs_root
 
 FILES = Path(__file__).resolve().parent.parent / "roles" / "isolated_service" / "files"
-NOBODY = 65534
 
 pytestmark = needs_root
 
@@ -43,31 +43,6 @@ def _switch(venv: Path, runtime: Path) -> dict:
     return json.loads(out)
 
 
-def _hold_as_nobody(lock: Path) -> tuple[int, int]:
-    """A process of uid 65534 that takes ``lock`` exclusively if it can and keeps it: (its pid, the read
-    end that says 'held' or the errno's name)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            try:
-                fd = os.open(lock, os.O_RDONLY)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                os.write(w, b"held")
-            except OSError as e:
-                os.write(w, os.strerror(e.errno).encode())
-                os._exit(0)
-            time.sleep(60)
-        finally:
-            os._exit(0)
-    os.close(w)
-    return pid, r
-
-
 def test_no_other_account_can_hold_the_runtime_lock(host_dir: Path) -> None:
     venv = host_dir / "venv"
     runtimes = host_dir / "venv.runtimes"
@@ -86,9 +61,8 @@ def test_no_other_account_can_hold_the_runtime_lock(host_dir: Path) -> None:
         os.close(held)
     assert oct((new / "runtime.lock").stat().st_mode & 0o777) == oct(0o600)
     assert oct((old / "runtime.lock").stat().st_mode & 0o777) == oct(0o600)  # made before: tightened
-    pid, r = _hold_as_nobody(new / "runtime.lock")
+    pid, said = hold_as_nobody([str(new / "runtime.lock")])
     try:
-        said = os.read(r, 64).decode()
         # A Python of the runtime pins itself to it (its .pth): it must not wait on another account's lock.
         pin = FILES / "runtime_pin.py"
         script = f"import sys; sys.prefix = {str(venv)!r}; exec(open({str(pin)!r}).read())"
@@ -96,8 +70,6 @@ def test_no_other_account_can_hold_the_runtime_lock(host_dir: Path) -> None:
         pinned = subprocess.run(["/usr/bin/python3", "-c", script], timeout=10, check=False)  # (hung: raises)
         took = time.monotonic() - started
     finally:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        os.close(r)
-    assert said == os.strerror(13), said  # EACCES: not "held"
+        release(pid)
+    assert said == ["EACCES"], said  # not "held"
     assert pinned.returncode == 0 and took < 5, took
