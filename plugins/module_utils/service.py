@@ -455,10 +455,7 @@ class Service:
         # What it was started with, by paths its files still name: only files it was started from tell
         # (with files rewritten, or pending, it restarts from them anyway).
         started_from_files = main is not None and not files_changed and not self.pending
-        self.moved_joins = self.joins_moved(main, files) if started_from_files else []
-        self.replaced_binds = service_stale.binds(
-            paths.workload_pid(main), [(m.source, m.target) for _option, m in self.names.mounts()]) \
-            if started_from_files and self.names is not None else []
+        self.moved_joins, self.replaced_binds = self.stale(main, files) if started_from_files else ([], [])
         outdated = [name for name, differs in COMPARISONS.items() if differs(self, main, files_changed)]
         verb = TRANSITIONS[state]["running" if main is not None else "stopped"]
         if verb == RESTART_IF_OUTDATED:
@@ -474,14 +471,14 @@ class Service:
         self.sync_enabled()
         return state != "stopped"
 
-    def joins_moved(self, main, files):
-        """The namespaces that the spec in ``files`` joins by path and the running service (main pid
-        ``main``) is not in (service_stale.joins): made again since it started."""
+    def stale(self, main, files):
+        """(joins, binds) of the running service (main pid ``main``) that its paths now name otherwise
+        (service_stale.of_running): the namespaces the spec in ``files`` joins by path, made again since
+        it started; the files bound into it, replaced since."""
         spec = files.get(paths.spec_path(self.name))
-        if main is None or spec is None:
-            return []
-        attr = deps.pyforkexec.spec.loads(spec[0].encode()).attr
-        return service_stale.joins(paths.workload_pid(main), attr.sys)
+        sys_attr = deps.pyforkexec.spec.loads(spec[0].encode()).attr.sys if spec is not None else None
+        mounts = [] if self.names is None else [(m.source, m.target) for _option, m in self.names.mounts()]
+        return service_stale.of_running(self.main_pid, main, sys_attr, mounts)
 
     def unseen_causes(self, main, outdated, files_changed):
         """Diff entries for the causes of a restart that no file's diff shows: the daemon's arguments
@@ -687,14 +684,15 @@ class Service:
                 self.systemctl.daemon_reload()
 
     def result(self, running_wanted):
-        main = self.main_pid()
+        # The service's process and its namespaces read while it is pinned: a number found may be
+        # another process's by the read (paths.read_workload).
+        main, pid, namespaces = paths.read_workload(self.main_pid, _namespaces_of,
+                                                    wait=5.0 if self.manager == "systemd" else 0.0)
         if self.module.check_mode:  # what would run: nothing was started or stopped
             state = "started" if running_wanted else "stopped"
         else:
             state = "started" if main is not None else "stopped"
-        pid = paths.workload_pid(main, wait=5.0 if self.manager == "systemd" else 0.0)
-        where = pidfds.in_proc(pid) if pid is not None else None  # /proc's number for it (pidfds)
-        namespaces = deps.pyforkexec.nsinfo.namespaces(where) if where is not None else {}
+        namespaces = namespaces or {}
         out = dict(
             changed=bool(self.actions), actions=self.actions, state=state, manager=self.manager,
             main_pid=main, pid=pid, namespaces=namespaces,
@@ -709,6 +707,12 @@ class Service:
         else:
             out.update(pid_file=paths.pid_file(self.name), log_file=paths.log_file(self.name))
         return out
+
+
+def _namespaces_of(pid):
+    """The namespaces of the service's process ``pid`` (read in /proc by its number there: pidfds)."""
+    where = pidfds.in_proc(pid)
+    return deps.pyforkexec.nsinfo.namespaces(where) if where is not None else {}
 
 
 def daemon_log(params):

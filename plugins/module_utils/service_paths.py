@@ -453,6 +453,49 @@ def workload_pid(main_pid, wait=0.0, exited=False):
         time.sleep(0.05)
 
 
+PINNED_TRIES = 3  # looks read_workload takes at a service whose process changed under it (a restart)
+
+
+def read_workload(find_main, read, wait=0.0):
+    """(main pid, the service's own pid, ``read(pid)``), each read while its process is pinned: (main,
+    None, None) when no service process runs (``main`` None: none at all). ``find_main()`` gives the
+    main process's pid (or None); ``read`` reads the service's process by its pid (of this PID
+    namespace). Between the look-ups and the reads a process may end and its number go to another
+    process (the main one's to anything, the service's at its restart): /proc then shows that one,
+    whose namespaces, root or command line were reported and compared as the service's. So the main
+    process is pinned (its pidfd) and found again after, the service's process pinned as its child
+    (pidfds.child_pidfd), and ``read`` counts only if that one has not ended after it; else looked
+    again (PINNED_TRIES), then taken for none. ``wait``: as workload_pid's."""
+    for _attempt in range(PINNED_TRIES):
+        main = find_main()
+        if main is None:
+            return None, None, None
+        try:
+            main_fd = os.pidfd_open(main)
+        except ProcessLookupError:
+            continue  # ended since it was found
+        try:
+            if find_main() != main:
+                continue  # it ended before the pin: the pidfd is another process's
+            pid = workload_pid(main, wait)
+            if pid is None:
+                if pidfds.alive(main_fd):
+                    return main, None, None  # (between two runs of its service)
+                continue
+            fd = pidfds.child_pidfd(pid, main, main_fd)
+            if fd is None:
+                continue
+            try:
+                value = read(pid)
+                if not ns_target.has_ended(fd, None, None):
+                    return main, pid, value
+            finally:
+                os.close(fd)
+        finally:
+            os.close(main_fd)
+    return find_main(), None, None
+
+
 def _ended(pid):
     """Whether process ``pid`` (of this PID namespace) has exited: gone, or a zombie."""
     where = pidfds.in_proc(pid)

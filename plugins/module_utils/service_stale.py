@@ -22,6 +22,18 @@ import os
 import stat
 
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import deps, pidfds
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+
+
+def of_running(find_main, main, sys_attr, mounts):
+    """(joins(pid, sys_attr), binds(pid, mounts)) of the service's own process while it runs under the
+    main process ``main`` (``find_main()`` finds that one now), read while that process is pinned
+    (service_paths.read_workload): a main process or a service that ended since it was found, its
+    number given to another process, had that one's namespaces and root compared with the paths, and
+    the service restarted for a stranger's (its inodes in the diff). ([], []) when it no longer runs
+    under ``main``: nothing it was started with can be told."""
+    now, _pid, found = paths.read_workload(find_main, lambda pid: (joins(pid, sys_attr), binds(pid, mounts)))
+    return found if now == main and found is not None else ([], [])
 
 
 def _nstype(path):

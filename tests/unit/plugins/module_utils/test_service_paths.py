@@ -221,3 +221,103 @@ def test_pids_are_the_caller_s_where_proc_is_another_pid_namespace_s(in_pid_name
     assert answer["pid"] == 1 and answer["self"] != "1"  # the case: /proc is not the namespace's
     assert answer["locked"] == 1
     assert answer["found"] == answer["child"]
+
+
+# Inside a PID namespace of its own (PID 1 there): a stand-in daemon (its name and pid file held, as
+# pyforkexec.service.daemon holds them) whose child is its service. read_workload looks the daemon up,
+# then its service, then reads the service; the process found ends between a look-up and the read,
+# and the next fork gets its number (ns_last_pid, in this namespace only): a bystander, this process's
+# child, which has a child of its own (a main process's child is what is taken for the service).
+# "service": the service is killed (and reaped by its daemon) right after it is listed; "daemon": the
+# daemon is killed (its service too) right after it is found.
+_READ_WORKLOAD_REUSED = r"""
+import json, os, signal, sys, time
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+from pid_reuse import sleeper
+from pyforkexec.service import singleton
+from pyforkexec.service.daemon import lock_pid_file
+
+which, name = sys.argv[1], sys.argv[2]
+paths.RUN_DIR = sys.argv[3]
+r, w = os.pipe()
+main = os.fork()
+if main == 0:
+    os.close(r)
+    held = [singleton.claim(paths.pid_file(name)), lock_pid_file(paths.pid_file(name))]
+    service = sleeper(close=held)
+    os.write(w, b"%d\n" % service)
+    os.waitpid(service, 0)
+    while True:
+        time.sleep(600)
+os.close(w)
+service = int(os.fdopen(r).readline())
+
+def with_a_child_on(pid):
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(pid - 1))
+    r, w = os.pipe()
+    bystander = os.fork()
+    if bystander == 0:
+        sleeper()
+        os.write(w, b".")
+        time.sleep(600)
+        os._exit(0)
+    os.read(r, 1)
+    return bystander
+
+seen = {"read": []}
+listed, found = paths.workload_pid, lambda: paths.daemon_pid(name, wait=0.0)
+
+def steered_listing(pid, wait=0.0, exited=False):
+    kid = listed(pid, wait, exited)
+    if kid is not None and "bystander" not in seen:
+        os.kill(kid, signal.SIGKILL)
+        while os.path.exists(f"/proc/{kid}"):  # until its daemon reaped it
+            time.sleep(0.001)
+        seen.update(gone=kid, bystander=with_a_child_on(kid))
+    return kid
+
+def steered_find():
+    pid = found()
+    if pid is not None and "bystander" not in seen:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.kill(service, signal.SIGKILL)  # (this process's child now: its daemon has ended)
+        os.waitpid(service, 0)
+        seen.update(gone=pid, bystander=with_a_child_on(pid))
+    return pid
+
+if which == "service":
+    paths.workload_pid = steered_listing
+
+def read(pid):
+    seen["read"].append(pid)
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])  # its parent
+
+answer = paths.read_workload(steered_find if which == "daemon" else found, read)
+strangers = [seen["bystander"], *map(int, open(f"/proc/{seen['bystander']}/task/{seen['bystander']}/children")
+                                                .read().split())]
+print(json.dumps({"reused": seen["gone"] == seen["bystander"], "answer": answer,
+                  "read_a_stranger": [p for p in seen["read"] if p in strangers],
+                  "main": main if which == "service" else None}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
+@pytest.mark.parametrize("which", ["service", "daemon"])
+def test_a_service_s_process_is_never_read_in_a_process_that_reused_a_pid_found(in_pid_namespace, tmp_path,
+                                                                                  which):
+    """The service module's result (its ``pid`` and ``namespaces``) read the main process's child by
+    numbers found one after the other: a service that ended between its listing and the read (its
+    restart), its number reused, reported the newcomer's pid and namespaces; a daemon that ended
+    after it was found, its number given to a process with a child, reported that child as the
+    service. Each is read while pinned now (read_workload), and a process that was not the one found
+    is looked up again: here, none runs."""
+    for _attempt in range(5):  # (the next fork takes the freed number almost always: the premise)
+        answer = in_pid_namespace(_READ_WORKLOAD_REUSED, which, f"h160-{which}-{os.getpid()}", str(tmp_path))
+        if answer["reused"]:
+            break
+    assert answer["reused"]
+    assert answer["read_a_stranger"] == []
+    assert answer["answer"] == [answer["main"], None, None]
