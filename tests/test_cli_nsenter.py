@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from helpers.cli import PYFORKEXEC, Background, both, ns_link, pfe, run, run_as, util_linux, wait_for
 from helpers.forked import NOBODY, run_in_fork
 from helpers.marks import needs_root
+from unit.plugins import pid_reuse
 
 pytestmark = needs_root
 NS = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
@@ -508,3 +510,80 @@ def test_a_target_of_0_given_before_another_is_replaced(container: int) -> None:
     ours, theirs = both("nsenter", "-t", "0", "-t", str(container), "-u", "hostname")
     assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
     assert ours.stdout == theirs.stdout == "target\n"
+
+
+# As PID 1 of a PID namespace of its own: a launcher (a forked ``pyforkexec nsenter``, in this process)
+# whose target, its child, is killed and reaped once the launcher has read what it reads of it by number
+# (its --wd, --root, --env: right after they are read, as its credential is worked out), and the next
+# fork gets the freed number (ns_last_pid, in this namespace only): a stranger, in another directory,
+# with another environment. The command prints where it runs and what it was given.
+_TARGET_REUSED_MID_COMMAND = r"""
+import json, os, signal, sys
+from pyforkexec.cli import nsenter
+from pyforkexec.cli.failure import run_command
+
+base, options = sys.argv[1], sys.argv[2:]
+
+def sleeper_in(where, mark):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(where)
+        os.environ["MARK"] = mark
+        os.set_inheritable(w, True)
+        os.execv("/bin/sh", ["sh", "-c", f"echo >&{w}; exec sleep 600 >/dev/null 2>&1"])
+    os.close(w)
+    os.read(r, 1)
+    os.close(r)
+    return pid
+
+for name in ("target", "stranger"):
+    os.makedirs(os.path.join(base, name), exist_ok=True)
+out_r, out_w = os.pipe()
+launcher = os.fork()
+if launcher == 0:
+    os.dup2(out_w, 1)
+    os.dup2(out_w, 2)
+    target = sleeper_in(os.path.join(base, "target"), "target")
+    seen, credential = {}, nsenter.credential
+
+    def then_reused(r):
+        given = credential(r)
+        if not seen:
+            os.kill(target, signal.SIGKILL)
+            os.waitpid(target, 0)
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(target - 1))
+            seen["stranger"] = sleeper_in(os.path.join(base, "stranger"), "stranger")
+            print("reused" if seen["stranger"] == target else "missed", flush=True)
+        return given
+
+    nsenter.credential = then_reused
+    os._exit(run_command(nsenter.main, [f"--target={target}", "--net=/proc/self/ns/net", *options, "--",
+                                        "/bin/sh", "-c", "echo ran in $(pwd) with MARK=$MARK"]))
+os.close(out_w)
+with os.fdopen(out_r) as f:
+    said = f.read().splitlines()
+_, status = os.waitpid(launcher, 0)
+print(json.dumps({"said": said, "status": os.waitstatus_to_exitcode(status)}))
+"""
+
+
+@pytest.mark.parametrize("options", [["--wd"], ["--env"], ["--root", "--wd"]], ids=" ".join)
+def test_a_target_whose_number_is_reused_mid_command_is_never_read_as_it(tmp_path: Path,
+                                                                          options: list[str]) -> None:
+    """What the launcher took of the target by its number (/proc/PID/environ read; /proc/PID/cwd and
+    root given as paths, which the child or the launcher resolved at the spawn) was the stranger's when
+    the target ended and its number went to another process meanwhile: the command ran in the stranger's
+    directory, with its environment. The target is pinned (a pidfd) once checked, its root and cwd held
+    open, and what was read of it by number counts only if it still holds the number after the reads."""
+    for _attempt in range(5):  # (the next fork takes the freed number almost always: the premise)
+        answer = pid_reuse.run(_TARGET_REUSED_MID_COMMAND, str(tmp_path), *options)
+        if answer["said"][:1] == ["reused"]:
+            break
+    said = answer["said"]
+    assert said[0] == "reused", answer
+    assert not any("stranger" in line for line in said[1:]), answer
+    assert answer["status"] == 125 and len(said) == 2, answer
+    assert re.fullmatch(r"pyforkexec: --target=(\d+): process \1 has ended \(its number may be another "
+                        r"process's by now\): nothing runs in its place", said[1]), answer

@@ -19,6 +19,7 @@ import dataclasses
 import errno
 import os
 import re
+import signal
 from collections.abc import Sequence
 from typing import NoReturn, Optional, Union
 
@@ -93,8 +94,8 @@ class Request:
     """What the options ask for (``request`` fills it in). A plain class, not a dataclass: the
     command's start-up compiles nothing (issue 15)."""
 
-    __slots__ = ("env", "fork", "gid", "join_cgroup", "keep_caps", "namespaces", "preserve", "proc", "root",
-                 "target", "target_given", "uid", "wd", "wdns")
+    __slots__ = ("env", "fork", "gid", "held", "join_cgroup", "keep_caps", "namespaces", "pidfd", "preserve",
+                 "proc", "root", "started", "target", "target_given", "uid", "wd", "wdns")
 
     def __init__(self) -> None:
         self.target = 0
@@ -102,6 +103,13 @@ class Request:
         # The target's number in /proc (_check_target): PID is a pid of this PID namespace, as the pidfd
         # joined takes it, which /proc may number otherwise (one of an ancestor namespace: proc_pid).
         self.proc = 0
+        # The target pinned once it is checked (_check_target): its pidfd (-1 without one: Linux < 5.3,
+        # or a thread's id, which the join refuses), and its start time (/proc/PID/stat field 22). What
+        # is read of it by number later counts only while it has not ended (still_target): else its
+        # number may be another process's, whose environment, cgroup or ids were read.
+        self.pidfd = -1
+        self.started: Optional[bytes] = None
+        self.held: list[int] = []  # its root and cwd open (target_dir), for as long as the launcher runs
         self.namespaces: dict[int, Optional[str]] = {}  # flag -> file, None: the target's
         self.uid: Union[int, str, None] = None  # a number or "follow"
         self.gid: Union[int, str, None] = None
@@ -194,13 +202,48 @@ def about_target(r: Request, message: str) -> str:
 
 def _check_target(r: Request) -> None:
     """The target process exists, before anything is opened or started (a zombie's namespaces are gone:
-    the step that needs them tells, naming --target too)."""
+    the step that needs them tells, naming --target too). It is pinned from here on (Request.pidfd,
+    Request.started)."""
+    try:
+        r.pidfd = os.pidfd_open(r.target)
+    except OSError:
+        r.pidfd = -1  # (no pidfds, or a thread's id: the join that needs one says so; none: just below)
     try:
         r.proc = proc_pid(r.target)
-        os.stat(f"/proc/{r.proc}")
+        r.started = _start_time(r.proc)
     except OSError as e:
         why = os.strerror(errno.ESRCH) if e.errno == errno.ENOENT else e.strerror
         die(about_target(r, f"no process {r.target}: {why}"))
+    still_target(r)  # (the number read by was the pidfd's)
+
+
+def _start_time(where: int) -> bytes:
+    """Field 22 of /proc/WHERE/stat (counted after the command's name, which may hold spaces)."""
+    with open(f"/proc/{where}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[19]
+
+
+def still_target(r: Request) -> None:
+    """Exit (a set-up failure naming --target) unless the target pinned by _check_target still holds its
+    number (running, or a zombie not yet reaped): a process reaped leaves its number to any other, and
+    what was read by that number since (its environment, cgroup, ids, root) may be the other's. Asked
+    after every read, just before the spawn."""
+    if r.pidfd >= 0:
+        try:  # (a zombie holds its number until it is reaped: what was read was still its own)
+            signal.pidfd_send_signal(r.pidfd, 0)
+            ended = False
+        except ProcessLookupError:
+            ended = True
+        except PermissionError:  # another user's: there all the same
+            ended = False
+    else:
+        try:
+            ended = _start_time(r.proc) != r.started
+        except OSError:
+            ended = True
+    if ended:
+        die(about_target(r, f"process {r.target} has ended (its number may be another process's by now): "
+                            "nothing runs in its place"))
 
 
 def _usable(r: Request, flag: int, name: str) -> bool:
@@ -255,11 +298,14 @@ class Joins:
             in_launcher.add(USER)  # its capabilities are what allow joining the others
         pidfd = -1
         if None in wanted.values() and _pidfd_setns_supported():
-            try:
-                pidfd = os.pidfd_open(r.target)
-            except OSError as e:
-                why = f"failed to open a pidfd for process {r.target}: {e.strerror}"
-                raise SetupError(about_target(r, why)) from None
+            pidfd = r.pidfd  # the target pinned by its check: the process whose files were read
+            if pidfd < 0:
+                try:
+                    os.close(os.pidfd_open(r.target))
+                except OSError as e:
+                    why = f"failed to open a pidfd for process {r.target}: {e.strerror}"
+                    raise SetupError(about_target(r, why)) from None
+                raise SetupError(about_target(r, f"process {r.target} has ended"))
         for joins, group in ((self.launcher, in_launcher), (self.child, set(wanted) - in_launcher)):
             mask = 0
             for flag in sorted(group, key=lambda f: (f != USER, f)):  # user namespace first
@@ -389,14 +435,22 @@ def _drop_own_groups() -> bool:
 
 
 def directories(r: Request) -> tuple[str, Optional[str]]:
-    """(chroot, dir). The target's root or cwd: through /proc/PID/ when its mount namespace is not
-    joined, else as the path the target sees (the child resolves it after joining)."""
+    """(chroot, dir). The target's root or cwd: opened here through /proc/PID/ when its mount namespace
+    is not joined, and given as a file open in the launcher, which the child inherits, by its own
+    /proc/self/fd/N (its /proc/LAUNCHER/fd/N it may not read once in the target's user namespace): a
+    path /proc/PID/root, which the child resolved at its chroot, led to whatever process had the number
+    by then (the target may have ended). Else as the path the target sees (the child resolves it after
+    joining the mount namespace, which it joins through the target's pidfd)."""
     joined_mnt = MNT in r.namespaces
 
     def target_dir(kind: str) -> str:
         link = f"/proc/{r.proc}/{kind}"
         if not joined_mnt:
-            return link
+            try:
+                r.held.append(os.open(link, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+                return f"/proc/self/fd/{r.held[-1]}"
+            except OSError as e:
+                raise SetupError(about_target(r, f"cannot open {link}: {e.strerror}")) from None
         try:
             return os.readlink(link)
         except OSError as e:
@@ -499,6 +553,8 @@ def main(argv: Sequence[str]) -> NoReturn:
             joins.join_in_launcher()
             move_to(here)
     argv0, args = lookup(r, root, parsed.rest)
+    if r.proc:  # (checked: its files are read)
+        still_target(r)  # what was read of it by its number was its own
     caps = kept_caps(r.keep_caps, USER in r.namespaces, cred.uid if cred is not None else None)
     sys_attr = SysProcAttr(setns=setns, chroot=root, credential=cred, ambient_caps=caps,
                            use_cgroup_fd=cgroup_fd >= 0, cgroup_fd=max(cgroup_fd, 0))
