@@ -209,7 +209,7 @@ COMPARISONS = {
     # a daemon started with other arguments (restart policy, stop timeout, another venv's Python)
     "daemon_argv": lambda service, main, files_changed: (
         main is not None and service.manager == "direct"
-        and service_direct.running_argv(main) != service.daemon_argv()),
+        and service_direct.daemon_running_argv(service.name, main) != service.daemon_argv()),
     # what it runs in or with changed under it: its network namespace rewired, its runtime reinstalled
     # (the services module sets ``changed_under``; the service module never does)
     "changed_under": lambda service, main, files_changed: main is not None and bool(service.changed_under),
@@ -486,7 +486,7 @@ class Service:
         runtime reinstalled under it. (A rewired namespace has its own diff, from the services module.)"""
         unseen = []
         if "daemon_argv" in outdated:
-            running = service_direct.running_argv(main) or []
+            running = service_direct.daemon_running_argv(self.name, main) or []
             unseen.append(dict(before_header="daemon", before=shlex.join(running) + "\n",
                                after_header="daemon", after=shlex.join(self.daemon_argv()) + "\n"))
         if "files" in outdated and not files_changed and self.cut_off:
@@ -600,7 +600,7 @@ class Service:
         (service_direct.stop_all); a longer one than the daemon's own cannot be given (the daemon kills
         it first): refused (ServiceError), but for a restart, which starts the daemon with the new one
         and gives the old one its own (reported)."""
-        given, in_force = self.params["stop_timeout"], service_direct.running_stop_timeout(main)
+        given, in_force = self.params["stop_timeout"], service_direct.running_stop_timeout(self.name, main)
         if given is None:
             return in_force if in_force is not None else DEFAULT_STOP_TIMEOUT
         if in_force is None or given <= in_force:
@@ -621,7 +621,7 @@ class Service:
         given_signal = None if self.params["stop_signal"] is None else stop_signal(self.params)
         if main is not None:  # a pyforkexec daemon (manager direct; absent stops one under either)
             self.grace(main)
-            in_force = service_direct.running_stop_signal(main)
+            in_force = service_direct.running_stop_signal(self.name, main)
             if given_signal is not None and in_force is not None and in_force != given_signal:
                 raise paths.ServiceError(
                     f"stop_signal: service {self.name} runs with stop_signal {in_force} (its daemon sends it "

@@ -58,6 +58,24 @@ def running_argv(pid):
     return []
 
 
+def daemon_running_argv(name, pid):
+    """running_argv(pid) if ``pid`` is service ``name``'s daemon while it is read, else None: a pid found
+    before (its daemon found, then the files rewritten) may be another process's by the read (the daemon
+    ended, and its number went to another, another service's daemon even), whose command line was
+    compared with the wanted one, shown in the diff as the service's, and its --stop-timeout and
+    --stop-signal taken for those in force. The process is pinned (its pidfd) before the read, and
+    asked after it whether it holds the daemon's name (paths.is_daemon) and its pid still."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone (ESRCH), or a thread's id: no daemon
+        return None
+    try:
+        argv = running_argv(pid)
+        return argv if paths.is_daemon(pid, name) and pidfds.alive(fd) else None
+    finally:
+        os.close(fd)
+
+
 def daemon_argv_of(argv):
     """The daemon's arguments in a /proc cmdline, without its --ready-fd. While its service runs the
     daemon is pyforkexec-waiter, whose command line ends with the daemon's, followed by what the daemon
@@ -211,26 +229,27 @@ def _reaped(pidfds, deadline):
 STOP_MARGIN = 5  # seconds a daemon has to end once its service is gone, before it is killed too
 
 
-def _running_option(pid, option):
-    """The value of ``option`` in the command line of the running daemon ``pid``: its text, "" when the
-    daemon runs without it, None when it is gone."""
-    argv = running_argv(pid)
+def _running_option(name, pid, option):
+    """The value of ``option`` in the command line of service ``name``'s running daemon ``pid``: its text,
+    "" when the daemon runs without it, None when it is gone (daemon_running_argv)."""
+    argv = daemon_running_argv(name, pid)
     if argv is None:
         return None
     return argv[argv.index(option) + 1] if option in argv[:-1] else ""
 
 
-def running_stop_timeout(pid):
-    """The --stop-timeout a running daemon was started with (its own grace for its service), or None."""
+def running_stop_timeout(name, pid):
+    """The --stop-timeout service ``name``'s running daemon ``pid`` was started with (its own grace for its
+    service), or None."""
     with contextlib.suppress(TypeError, ValueError):  # (gone: None; started without it: "")
-        return float(_running_option(pid, "--stop-timeout"))
+        return float(_running_option(name, pid, "--stop-timeout"))
     return None
 
 
-def running_stop_signal(pid):
-    """The --stop-signal a running daemon was started with, by name (SIGTERM without one), or None if it
-    is gone."""
-    given = _running_option(pid, "--stop-signal")
+def running_stop_signal(name, pid):
+    """The --stop-signal service ``name``'s running daemon ``pid`` was started with, by name (SIGTERM
+    without one), or None if it is gone."""
+    given = _running_option(name, pid, "--stop-signal")
     if not given:
         return None if given is None else "SIGTERM"
     from pyforkexec import signames  # pylint: disable=import-outside-toplevel

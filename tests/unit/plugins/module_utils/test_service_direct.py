@@ -345,3 +345,59 @@ def test_a_daemon_given_twice_to_a_stop_leaves_no_pidfd_open(in_pid_namespace, t
     on the daemon, which took the first's place, and the first was never closed. Each name is stopped
     once."""
     assert _in_pid_namespace(in_pid_namespace, _TWICE, "h116-twice", tmp_path) == {"left": []}
+
+
+# Inside a PID namespace of its own (PID 1 there): service A's daemon, found by its name as a converge
+# finds it, ends (killed, reaped by this process) before its command line is read, and the next fork
+# gets its number (ns_last_pid, in this namespace only): another service's daemon (B's: its name held,
+# its pid file locked), started with its own --stop-timeout and --stop-signal.
+_ANOTHER_DAEMON_ON_THE_PID = r"""
+import subprocess
+
+def daemon(name, argv=()):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        held = as_daemon(name)
+        for fd in held:
+            os.set_inheritable(fd, True)
+        os.set_inheritable(w, True)
+        code = f"import os, time; os.write({w}, b'.'); time.sleep(600)"
+        os.execv(sys.executable, [sys.executable, "-c", code, "-m", "pyforkexec.daemon", "--name", name,
+                                  *argv])
+    os.close(w)
+    os.read(r, 1)
+    os.close(r)
+    return pid
+
+a, b = sys.argv[1], sys.argv[1] + "-b"
+main = daemon(a)
+found = direct.paths.daemon_pid(a)
+os.kill(main, signal.SIGKILL)
+os.waitpid(main, 0)
+with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+    f.write(str(main - 1))
+other = daemon(b, ["--stop-timeout", "77", "--stop-signal", "SIGINT"])
+print(json.dumps({"found": found == main, "reused": other == main,
+                  "argv": direct.daemon_running_argv(a, found),
+                  "stop_timeout": direct.running_stop_timeout(a, found),
+                  "stop_signal": direct.running_stop_signal(a, found),
+                  "its_own": direct.running_stop_timeout(b, other)}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
+def test_a_daemon_s_command_line_is_never_read_in_a_process_that_reused_its_pid(in_pid_namespace, tmp_path):
+    """A converge found the daemon, then read its command line by that number (to compare it with the
+    wanted one, for the diff, for the --stop-timeout and --stop-signal in force): a daemon that ended
+    in between, its number given to another service's daemon, had that one's arguments shown as its own
+    and its stop timeout taken. The command line counts only if the process still holds the daemon's
+    name after the read."""
+    for _attempt in range(5):  # (the next fork takes the freed number almost always: the premise)
+        answer = _in_pid_namespace(in_pid_namespace, _ANOTHER_DAEMON_ON_THE_PID, "h160-argv", tmp_path)
+        if answer["reused"]:
+            break
+    assert answer["found"] and answer["reused"]
+    assert answer["its_own"] == 77.0  # (the stranger's, read as its own daemon's)
+    assert (answer["argv"], answer["stop_timeout"], answer["stop_signal"]) == (None, None, None), answer
