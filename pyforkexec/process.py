@@ -304,8 +304,18 @@ class Process:
                 os.killpg(self.pid, sig)
 
     def _check_not_lost(self) -> None:
-        """Before a signal by number: ProcessLookupError once a wait found the process reaped by
-        another caller (_lost), whose number, so whose group's id, may be another's by now."""
+        """Before a signal by number: ProcessLookupError once the process was reaped by another caller
+        (_lost), whose number, so whose group's id, may be another's by now. Asked of the kernel here
+        too (a waitid that reaps nothing), not only found by an earlier wait: a caller that reaped it
+        (a SIGCHLD handler's waitpid(-1)) and then kill() with no poll() between sent the signal to
+        whatever process had its number by then."""
+        if not self._lost:
+            try:
+                os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # not our child any more: reaped, its number free or another's
+                self._lost = True
+                self._close_pidfd()
+                self._give_terminal_back(-1)
         if self._lost:
             raise ProcessLookupError(errno.ESRCH, f"process {self.pid} was reaped by another caller: "
                                      "its pid may be another process's now")

@@ -329,6 +329,53 @@ def test_a_signal_after_a_wait_found_the_process_reaped_elsewhere_never_goes_by_
     assert answer == {"reused": True, "raised": "ProcessLookupError", "bystander_ended_by": "SIGTERM"}
 
 
+def _signal_with_no_wait_after_it_was_reaped_elsewhere(how: str) -> dict[str, Any]:
+    """As PID 1 of a PID namespace of its own: a Process without a pidfd, leading a group of its own, is
+    killed and reaped by a waitpid of its pid (another caller's reap, and no poll() or wait() of the
+    Process after it); a helper forked before it then forks the next process, given the freed pid
+    (ns_last_pid, in this namespace only): a bystander leading a session and a group of its own, the
+    helper's child, not this process's. The Process's signal (``how``: its group's, or its own) must
+    miss it: the helper says whether its child still runs after it."""
+    ask_r, ask_w = os.pipe()
+    said_r, said_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        try:
+            bystander = pid_reuse.bystander_on(int(os.read(ask_r, 32)), session=True)
+            os.write(said_w, b"%d" % bystander)
+            os.read(ask_r, 1)  # (the signal was sent)
+            time.sleep(0.2)  # (a SIGKILL sent is acted on by then)
+            exited = os.waitid(os.P_PID, bystander, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+            os.write(said_w, b"0" if exited else b"1")
+        finally:
+            os._exit(0)
+    proc = start_process("/bin/sleep", ["sleep", "600"], ProcAttr(sys=SysProcAttr(setpgid=True)))
+    assert proc.pidfd is None
+    os.kill(proc.pid, signal.SIGKILL)
+    os.waitpid(proc.pid, 0)
+    os.write(ask_w, b"%d" % proc.pid)
+    bystander = int(os.read(said_r, 32))
+    try:
+        proc.send_group_signal(signal.SIGKILL) if how == "group" else proc.kill()
+        raised = None
+    except ProcessLookupError:
+        raised = "ProcessLookupError"
+    os.write(ask_w, b".")
+    runs = os.read(said_r, 1) == b"1"
+    os.waitpid(helper, 0)  # (its bystander, orphaned, is killed with this namespace)
+    return {"reused": bystander == proc.pid, "raised": raised, "bystander_runs": runs}
+
+
+@pytest.mark.parametrize("how", ["group", "kill"])
+def test_a_signal_with_no_wait_after_the_process_was_reaped_elsewhere_never_goes_by_number(how: str) -> None:
+    """A Process without a pidfd reaped by another caller (a SIGCHLD handler's waitpid(-1)) and signalled
+    before any poll() or wait() found it so went by number (kill, killpg) and reached the process given
+    that number since, another program's. The signal by number is sent only while the kernel still
+    has the pid as this process's child."""
+    answer = run_in_fork(_signal_with_no_wait_after_it_was_reaped_elsewhere, how, pidns=True)
+    assert answer == {"reused": True, "raised": "ProcessLookupError", "bystander_runs": True}
+
+
 def _wait_after_our_other_child_took_its_pid() -> dict[str, Any]:
     """As PID 1 of a PID namespace of its own: a Process with a pidfd is killed and reaped by a waitpid
     of its pid; the next fork of this process gets its pid (a bystander: our child too), and ends by a
