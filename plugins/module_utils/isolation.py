@@ -474,9 +474,38 @@ def _join_entries(option, join, on_host):
         pinned = _inode(f"{option}.path", join["path"]) if _names_a_process(join["path"]) else None
         return [(join["path"], nstype, pinned)]
     pid = join["pid"]
+    # Pinned while its namespaces are read (its pidfd): one that ended meanwhile left its number to any
+    # process, whose namespaces' inodes were read and pinned in the spec, which the service then joined
+    # at every start.
+    pin = _pin(f"{option}.pid", pid)
+    try:
+        entries = _pid_join_entries(option, join, kinds, pid, pin)
+        if pin is not None and not pidfds.alive(pin):
+            _fail(f"{option}.pid", f"process {pid} ended while its namespaces were read: its number may be "
+                  "another process's by now")
+    finally:
+        if pin is not None:
+            os.close(pin)
+    return entries
+
+
+def _pin(option, pid):
+    """A pidfd of process ``pid`` (None where the kernel has none, or ``pid`` is a thread's id); fails
+    naming ``option`` when no process has that number."""
+    try:
+        return os.pidfd_open(pid) if pid > 0 else None
+    except ProcessLookupError:
+        _fail(option, f"no process {pid}")
+    except OSError:  # (ENOSYS: Linux < 5.3; a thread's id: read by its number, as before)
+        return None
+
+
+def _pid_join_entries(option, join, kinds, pid, pin):
+    """The entries of a ``join`` by pid (of the process pinned by ``pin``), as _join_entries."""
+    nsinfo = deps.pyforkexec.nsinfo
     # Its files by the number /proc gives it: ``pid`` is this PID namespace's (as kill takes it), which
     # /proc may number otherwise (a container that kept the host's /proc: pidfds.in_proc).
-    where = pidfds.in_proc(pid) if pid > 0 else None
+    where = pidfds.in_proc(pid, pin) if pid > 0 else None
     if where is None or not nsinfo.pid_exists(where):
         _fail(f"{option}.pid", f"no process {pid}")
     if not kinds:

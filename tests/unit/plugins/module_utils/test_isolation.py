@@ -543,3 +543,68 @@ def test_a_join_of_a_pid_joins_its_namespaces_where_proc_is_another_pid_namespac
     assert answer["pid"] == 1 and answer["self"] != "1"  # the case: /proc is not the namespace's
     assert answer.get("error") is None
     assert len(answer["joined"]) == 2 and answer["uts"] in answer["joined"]  # ipc and uts: its own
+
+
+# As PID 1 of a PID namespace of its own: a process in UTS and IPC namespaces of its own, joined by its
+# pid. Right after the kinds it does not share are read, it is killed (and reaped), and the next fork
+# gets its number (ns_last_pid, in this namespace only): another process, in UTS and IPC namespaces of
+# its own too (other ones: the target's are held open meanwhile). Which inodes the join pins, or the
+# refusal.
+_JOIN_OF_A_PID_REUSED_MID_READ = r"""
+import json, os, signal, subprocess, time
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import isolation as iso
+import pyforkexec.nsinfo as nsinfo
+
+def in_own_namespaces():
+    proc = subprocess.Popen(["unshare", "--uts", "--ipc", "sleep", "600"])
+    while os.stat(f"/proc/{proc.pid}/ns/uts").st_ino == os.stat("/proc/self/ns/uts").st_ino:
+        time.sleep(0.001)  # (until unshare has made them)
+    return proc
+
+def inodes(pid):
+    return [os.stat(f"/proc/{pid}/ns/{kind}").st_ino for kind in ("uts", "ipc")]
+
+target = in_own_namespaces()
+theirs, seen, differing = inodes(target.pid), {}, nsinfo.differing
+# Held open here: a namespace freed gives its inode number to the next one made (the stranger's)
+held = [os.open(f"/proc/{target.pid}/ns/{kind}", os.O_RDONLY) for kind in ("uts", "ipc")]
+
+def then_reused(where, *args):
+    kinds = differing(where, *args)
+    if not seen:
+        target.kill()
+        target.wait()
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(target.pid - 1))
+        seen["stranger"] = in_own_namespaces()
+    return kinds
+
+nsinfo.differing = then_reused
+params = ArgumentSpecValidator(iso.ISOLATION_ARGSPEC, mutually_exclusive=iso.ISOLATION_MUTUALLY_EXCLUSIVE
+                               ).validate({"join": [{"pid": target.pid}]}).validated_parameters
+try:
+    pinned, msg = [e.inode for e in iso.build_and_check(params, ["true"]).attr.sys.setns], None
+except iso.IsolationError as e:
+    pinned, msg = None, str(e)
+stranger = seen["stranger"]
+print(json.dumps({"reused": stranger.pid == target.pid, "target": theirs, "stranger": inodes(stranger.pid),
+                  "pinned": pinned, "msg": msg}))
+stranger.kill()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
+def test_a_join_by_pid_never_pins_the_namespaces_of_a_process_that_reused_the_pid(in_pid_namespace):
+    """join: [{pid: N}] read the process's namespaces by its number, one after the other: a process that
+    ended between the reads, its number given to another, had that one's namespaces' inodes pinned in
+    the spec, and the service joined them at every start. The process is pinned (its pidfd) while they
+    are read, and the option fails if it ended meanwhile."""
+    for _attempt in range(5):  # (the next fork takes the freed number almost always: the premise)
+        answer = in_pid_namespace(_JOIN_OF_A_PID_REUSED_MID_READ)
+        if answer["reused"]:
+            break
+    assert answer["reused"] and answer["stranger"] != answer["target"]
+    assert answer["pinned"] is None, answer
+    assert answer["msg"].startswith("join[0].pid: process ") and "ended while its namespaces were read" in \
+        answer["msg"], answer
