@@ -306,8 +306,8 @@ print(json.dumps({"reused": seen["gone"] == seen["bystander"], "answer": answer,
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
 @pytest.mark.parametrize("which", ["service", "daemon"])
-def test_a_service_s_process_is_never_read_in_a_process_that_reused_a_pid_found(in_pid_namespace, tmp_path,
-                                                                                  which):
+def test_a_service_s_process_is_never_read_in_a_process_that_reused_a_pid_found(
+        in_pid_namespace, tmp_path, which):
     """The service module's result (its ``pid`` and ``namespaces``) read the main process's child by
     numbers found one after the other: a service that ended between its listing and the read (its
     restart), its number reused, reported the newcomer's pid and namespaces; a daemon that ended
