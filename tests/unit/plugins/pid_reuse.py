@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,6 +56,27 @@ def sleeper(session: bool = False, close: Iterable[int] = ()) -> int:
     os.read(r, 1)
     os.close(r)
     return pid
+
+
+def stand_in(hold: Callable[[], list[int]]) -> tuple[int, int]:
+    """A stand-in daemon: a child that holds the fds ``hold()`` opens in it (a daemon's name and locked
+    pid file, as pyforkexec.service.daemon holds them) and forks its service, a sleeper that closes
+    them, which it reaps once it ends; (the daemon's pid, the service's), once both run."""
+    r, w = os.pipe()
+    daemon = os.fork()
+    if daemon == 0:
+        try:
+            os.close(r)
+            held = hold()
+            os.write(w, b"%d\n" % sleeper(close=held))
+            os.wait()
+            time.sleep(600)
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        service = int(f.readline())
+    return daemon, service
 
 
 def bystander_on(pid: int, session: bool = False, close: Iterable[int] = ()) -> int:

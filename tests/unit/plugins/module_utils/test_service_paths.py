@@ -233,24 +233,13 @@ def test_pids_are_the_caller_s_where_proc_is_another_pid_namespace_s(in_pid_name
 _READ_WORKLOAD_REUSED = r"""
 import json, os, signal, sys, time
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
-from pid_reuse import sleeper
+from pid_reuse import sleeper, stand_in
 from pyforkexec.service import singleton
 from pyforkexec.service.daemon import lock_pid_file
 
 which, name = sys.argv[1], sys.argv[2]
 paths.RUN_DIR = sys.argv[3]
-r, w = os.pipe()
-main = os.fork()
-if main == 0:
-    os.close(r)
-    held = [singleton.claim(paths.pid_file(name)), lock_pid_file(paths.pid_file(name))]
-    service = sleeper(close=held)
-    os.write(w, b"%d\n" % service)
-    os.waitpid(service, 0)
-    while True:
-        time.sleep(600)
-os.close(w)
-service = int(os.fdopen(r).readline())
+main, service = stand_in(lambda: [singleton.claim(paths.pid_file(name)), lock_pid_file(paths.pid_file(name))])
 
 def with_a_child_on(pid):
     with open("/proc/sys/kernel/ns_last_pid", "w") as f:

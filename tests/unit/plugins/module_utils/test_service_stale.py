@@ -16,7 +16,7 @@ _STALE_OF_A_REUSED_PID = r"""
 import json, os, signal, sys, time
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_stale
-from pid_reuse import sleeper
+from pid_reuse import stand_in
 from pyforkexec.service import singleton
 from pyforkexec.service.daemon import lock_pid_file
 
@@ -29,18 +29,8 @@ elsewhere = os.path.join(tmp, "root")
 os.makedirs(elsewhere + os.path.dirname(bound))
 with open(elsewhere + bound, "w") as f:
     f.write("a stranger's\n")
-r, w = os.pipe()
-main = os.fork()
-if main == 0:
-    os.close(r)
-    held = [singleton.claim(paths.pid_file(name)), lock_pid_file(paths.pid_file(name))]
-    service = sleeper(close=held)
-    os.write(w, b".")
-    os.waitpid(service, 0)
-    while True:
-        time.sleep(600)
-os.close(w)
-os.read(r, 1)
+pid_file = paths.pid_file(name)
+main, _service = stand_in(lambda: [singleton.claim(pid_file), lock_pid_file(pid_file)])
 seen = {}
 listed = paths.workload_pid
 
