@@ -6,14 +6,13 @@ import contextlib
 import errno
 import fcntl
 import os
-import select
 import signal
 import threading
 import time
 import warnings
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import pidfd_group
+from . import fd_ready, pidfd_group
 from ._signals import SEIZE_TRIES, Hold, held, seize
 from .checks import MAX_FD, check_int, check_pid, check_real, fail
 from .proc_pid import own_proc, pidfd_pid
@@ -60,6 +59,19 @@ def here() -> tuple[int, int]:
 # Whether waits go through a pidfd (P_PIDFD, Linux 5.4): cleared at the first EINVAL, a kernel with
 # pidfds that lacks it (5.3).
 _by_pidfd = hasattr(os, "P_PIDFD")
+
+
+def _copy(pidfd: int) -> int:
+    """A copy of ``pidfd`` to wait on, or -1 when no fd is to be had (EMFILE, ENFILE, ENOMEM): the
+    wait then looks every few milliseconds instead. A wait needs no fd of its own: out of them it
+    raised, and so did the kill and reap of a run() undoing itself, which left its child unreaped,
+    its pidfd and its cgroup behind."""
+    try:
+        return fcntl.fcntl(pidfd, fcntl.F_DUPFD_CLOEXEC, 0)
+    except OSError as e:
+        if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            raise
+        return -1
 
 
 class TimeoutExpired(Exception):
@@ -247,13 +259,14 @@ class Process:
     def _sleep(self, left: Optional[float]) -> None:
         """Until the process may have exited, or ``left`` seconds; outside the lock, so that other
         threads can still signal it."""
-        fd = -1
+        fd, watched = -1, False
         try:
             with self._lock, held():  # a copy: another waiter may close the pidfd, and its number be reused
                 if self.pidfd is not None:
-                    fd = fcntl.fcntl(self.pidfd, fcntl.F_DUPFD_CLOEXEC, 0)
+                    watched = True
+                    fd = _copy(self.pidfd)
             if fd >= 0:  # readable once the process exits (not at a stop); not held: a Ctrl-C ends it
-                select.select([fd], [], [], left)
+                fd_ready.readable([fd], left)
                 # Closed here, inside the try: the finally's copy for a return runs outside it, and a
                 # handler's exception at its first line, before the close, left the copy open.
                 with held():
@@ -263,7 +276,7 @@ class Process:
         finally:
             if fd >= 0:  # an exception from the try (the close is the first call: no handler before it)
                 os.close(fd)
-        if left is None:
+        if left is None and not watched:  # (a pidfd's process: never by its number, see _reap)
             with contextlib.suppress(ChildProcessError):  # another waiter reaped it
                 info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
                 if info is None or info.si_code in _EXITS:

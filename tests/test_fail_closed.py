@@ -1289,3 +1289,91 @@ def test_a_rlimit_nofile_the_kernel_will_not_tell_names_the_field() -> None:
     got = fe.run([sys.executable, "-c", _WITHOUT_PRLIMIT], sys=fe.SysProcAttr(seccomp=deny),
                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert (got.returncode, got.stdout, got.stderr) == (0, "SysProcAttr.rlimits\nSysProcAttr.mounts\n", "")
+
+
+# --- a wait out of fds, or with fds numbered past FD_SETSIZE ------------------------------------------
+
+def _children() -> list[str]:
+    from helpers.leaks import children
+
+    return sorted(children().values())
+
+
+def _run_out_of_fds(free: int, cgroup: str) -> str:
+    """In a forked copy: all fds up to the top taken, ``free`` left under RLIMIT_NOFILE, run() with a
+    pidfd (and a cgroup when one is named); the outcome and what it left behind."""
+    sys = fe.SysProcAttr(pidfd=True, cgroup=fe.Cgroup(cgroup) if cgroup else None)
+    fe.run(["/bin/true"], sys=sys)  # imports and caches made while fds are still to be had
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(open_fds()) + 1
+    while os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) < top:
+        pass
+    before = open_fds()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1 + free, hard))
+    try:
+        fe.run(["/bin/sleep", "0.05"], sys=sys, timeout=10)  # still running at the first wait
+        outcome = "ran"
+    except OSError as e:  # ChildError included
+        outcome = f"{type(e).__name__} {errno.errorcode.get(e.errno or 0)}"
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    fds = sorted(open_fds().items() - before.items())
+    left = cgroup and os.path.isdir(fe.Cgroup(cgroup).fs_path())
+    return f"{outcome}; fds {fds}; children {_children()}; cgroup left {left}"
+
+
+@pytest.mark.parametrize("with_cgroup", [False, True], ids=["pidfd", "pidfd+cgroup"])
+def test_run_out_of_fds_for_its_wait_still_reaps_its_child(with_cgroup: bool) -> None:
+    """The wait of a process with a pidfd took a copy of the pidfd (F_DUPFD) and raised EMFILE without
+    one: run()'s undo then failed in its own kill and reap, leaving the child unreaped (a zombie), its
+    pidfd open and its cgroup behind. A wait needs no fd: out of them it looks every few milliseconds."""
+    cgroup = f"pfe-wait-{os.getpid()}" if with_cgroup else ""
+    if with_cgroup:
+        if os.geteuid() != 0:
+            pytest.skip("creating a cgroup at the root of the hierarchy needs root")
+        try:
+            fe.sandbox.cgroup.find_cgroup2()
+        except OSError as e:
+            pytest.skip(f"no cgroup v2: {e}")
+    outcomes = [run_in_fork(_run_out_of_fds, free, cgroup) for free in range(6)]
+    for outcome in outcomes:
+        kind = outcome.partition(";")[0]
+        assert kind in ("ran", "OSError EMFILE", "ChildError EMFILE", "CgroupError EMFILE"), outcomes
+        assert outcome.endswith(f"; fds []; children []; cgroup left {cgroup and False}"), outcomes
+    assert outcomes[-1].startswith("ran;"), outcomes
+
+
+def _past_fd_setsize() -> list[str]:
+    """In a forked copy: more than FD_SETSIZE (1024) fds open, so that every new one is numbered past
+    it; a wait, a run() and a join of a pidfd's namespace."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard < 2048:
+        return ["skip: the hard RLIMIT_NOFILE is below 2048"]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+    while os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) < 1100:
+        pass
+    out = []
+    proc = fe.start_process("/bin/sleep", ["sleep", "0.1"], fe.ProcAttr(
+        files=[0, 1, 2], sys=fe.SysProcAttr(pidfd=True, cloneflags=fe.CLONE_NEWUTS, hostname="pfe-h159")))
+    pidfd = os.pidfd_open(proc.pid)
+    for what, call in [
+        ("setns", lambda: fe.run(["/bin/hostname"], capture_output=True, sys=fe.SysProcAttr(
+            setns=[fe.SetNS(pidfd, fe.CLONE_NEWUTS)])).stdout.decode().strip()),
+        ("wait", lambda: proc.wait(10)),
+        ("run", lambda: fe.run(["/bin/true"], sys=fe.SysProcAttr(pidfd=True), timeout=10).returncode),
+    ]:
+        try:
+            out.append(f"{what}: {call()}")
+        except Exception as e:
+            out.append(f"{what}: {type(e).__name__}: {e}")
+    return out
+
+
+def test_fds_numbered_past_fd_setsize_are_waited_on() -> None:
+    """select.select takes no fd numbered 1024 or more (ValueError): with that many files open, the
+    wait of a process with a pidfd raised and could never be made, run() with a pidfd failed, so did
+    a join of a pidfd's namespaces (SetNS), naming nothing. poll(2) takes any fd."""
+    outcome = run_in_fork(_past_fd_setsize)
+    if outcome[0].startswith("skip"):
+        pytest.skip(outcome[0])
+    assert outcome == ["setns: pfe-h159", "wait: 0", "run: 0"]

@@ -920,7 +920,7 @@ def test_a_waiter_whose_pidfd_another_thread_closed_and_the_number_was_reused_re
     paused, go = threading.Event(), threading.Event()
 
     def pause_at_select(frame: object, event: str, arg: object) -> None:
-        if event == "c_call" and getattr(arg, "__name__", "") == "select":
+        if event == "c_call" and getattr(arg, "__name__", "") in ("select", "poll"):  # poll: fd_ready.py
             paused.set()
             go.wait(60)
 

@@ -28,10 +28,10 @@ import contextlib
 import errno
 import fcntl
 import os
-import select
 from collections.abc import Iterator, Sequence
 from typing import Optional
 
+from .. import fd_ready
 from .. import flags as F
 from .._record import Value
 from ..attrs import SetNS, SysProcAttr
@@ -105,7 +105,7 @@ def own_types(fd: int, kind: int, index: int = 0) -> int:
             continue  # a target gone meanwhile: the child's setns reports it
         if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
             own |= flag
-    if pid and select.select([fd], [], [], 0)[0]:
+    if pid and fd_ready.readable([fd], 0):
         return 0  # it ended while its files were read: they may have been another process's
     return own
 
@@ -206,7 +206,7 @@ def _pinned(fd: int, kind: int, index: int, path: str, opened: list[int]) \
                 raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None
             opened.append(ns)
             pinned.append((ns, flag, flag))
-    if select.select([fd], [], [], 0)[0]:  # it ended meanwhile: the files may be a successor's
+    if fd_ready.readable([fd], 0):  # it ended meanwhile: the files may be a successor's
         raise ChildError(errno.ESRCH, ErrorLocation.SETNS, index, path)
     return pinned
 

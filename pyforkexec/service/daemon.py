@@ -65,7 +65,6 @@ import fcntl
 import json
 import math
 import os
-import select
 import signal
 import sys
 import time
@@ -73,7 +72,7 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 
-from .. import signames
+from .. import fd_ready, signames
 from .. import spec as specmod
 from .._text import printable
 from ..attrs import SysProcAttr
@@ -363,7 +362,7 @@ class Daemon:
     def pause(self, seconds: Optional[float], fds: Sequence[int] = ()) -> list[int]:
         """Wait until a signal, an fd is readable, or ``seconds`` pass; the signals that arrived."""
         if not self.signals:
-            select.select([self.wake_r, *fds], [], [], seconds)
+            fd_ready.readable([self.wake_r, *fds], seconds)
         return self._take_signals()
 
     # ---- one run of the service -----------------------------------------------------------------

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import re
-import select
 import stat
 import sys
 import typing
@@ -22,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING
 from typing import Any, Optional, Union
 
+from .. import fd_ready
 from .._text import printable
 from .fds import fd_refusal, flag_refusal
 from .named import ItemError, named_of
@@ -532,7 +532,7 @@ def _read_to_end(fd: int, limit: int) -> bytes:
         try:
             chunk = os.read(fd, limit - size)
         except BlockingIOError:
-            select.select([fd], [], [])
+            fd_ready.readable([fd])
             continue
         if not chunk:
             break
