@@ -58,10 +58,13 @@ StrOrBytes = Union[str, bytes, os.PathLike[str]]  # no string: see attrs.FileLik
 _PF_FORKNOEXEC = 0x40  # linux/sched.h: a task that forked and has not exec'd since
 
 
-def _pipe(opened: list[int]) -> tuple[int, int]:
+def _pipe(what: str, opened: list[int]) -> tuple[int, int]:
     """A CLOEXEC pipe whose ends are above 2, so they never collide with the child's stdio slots;
-    both ends are appended to ``opened``."""
-    r, w = os.pipe2(os.O_CLOEXEC)
+    both ends are appended to ``opened``. An OSError (out of fds) names ``what`` the pipe is for."""
+    try:
+        r, w = os.pipe2(os.O_CLOEXEC)
+    except OSError as e:
+        raise OSError(e.errno, f"{what}: {e.strerror}") from None
     opened += (r, w)
     return _above_stdio(r, opened), _above_stdio(w, opened)
 
@@ -407,13 +410,15 @@ def start_spawn(spawn: _Spawn, compile: Compiler) -> None:
             inputs.maps_by_child = _maps_by_child(sys_attr, inputs.cloneflags, inputs.unshareflags,
                                                   inputs.joins)
             if not inputs.maps_by_child:
-                inputs.map_fds = _pipe(spawn.fds)
+                field = "uid_mappings" if sys_attr.uid_mappings is not None else "gid_mappings"
+                inputs.map_fds = _pipe(f"SysProcAttr.{field}: the pipe that releases the child once its "
+                                       "maps are written", spawn.fds)
         if sandbox is not None:
             _prepare_sandbox(sandbox, inputs, spawn)
         plan = compile(inputs)
         err_w = -1
         if not plan.flags & CLONE_VFORK:  # a vfork child leaves its failure in shared memory instead
-            spawn.err_r, err_w = _pipe(spawn.fds)
+            spawn.err_r, err_w = _pipe(f"fork/exec {spawn.path}: the pipe of the child's error", spawn.fds)
         _check_files_not_ours(inputs.files, spawn)
         with joined(inputs.joins, spawn.path) if inputs.joins else contextlib.nullcontext():
             spawn.clone(plan, inputs.files, err_w)

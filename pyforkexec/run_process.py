@@ -160,6 +160,9 @@ def _is_open(fd: int) -> bool:
     return True
 
 
+_STREAMS = ("stdin", "stdout", "stderr")  # run()'s arguments for the child's fds 0, 1, 2
+
+
 def _open_streams(streams: Sequence[Optional[int]], parent: list[int], child: list[int]) -> list[int]:
     """The child's fds 0, 1, 2; our pipe ends go to ``parent`` (else -1), the child's copies to ``child``.
     Each fd is recorded in the statement that creates it (run() holds signal handlers back here).
@@ -174,13 +177,19 @@ def _open_streams(streams: Sequence[Optional[int]], parent: list[int], child: li
             files.append(inherited[n])
             parent.append(-1)
         elif spec == PIPE:
-            fds = os.pipe2(os.O_CLOEXEC)
+            try:
+                fds = os.pipe2(os.O_CLOEXEC)
+            except OSError as e:  # out of fds: which stream could not have its pipe
+                raise OSError(e.errno, f"{_STREAMS[n]}: {e.strerror}") from None
             ours, theirs = (fds[1], fds[0]) if n == 0 else fds
             parent.append(ours)
             child.append(theirs)
             files.append(theirs)
         elif spec == DEVNULL:
-            child.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
+            try:
+                child.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
+            except OSError as e:
+                raise OSError(e.errno, f"{_STREAMS[n]}: {os.devnull}: {e.strerror}") from None
             files.append(child[-1])
             parent.append(-1)
         elif spec == STDOUT:

@@ -12,6 +12,7 @@ import os
 import random
 import resource
 import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from typing import Callable
@@ -1377,3 +1378,49 @@ def test_fds_numbered_past_fd_setsize_are_waited_on() -> None:
     if outcome[0].startswith("skip"):
         pytest.skip(outcome[0])
     assert outcome == ["setns: pfe-h159", "wait: 0", "run: 0"]
+
+
+_NAMED_SPAWNS = {
+    "run(stdin, stdout, stderr)": lambda: fe.run(["/bin/cat"], input=b"x", stdout=subprocess.PIPE,
+                                                          stderr=subprocess.PIPE),
+    "run(DEVNULL)": lambda: fe.run(["/bin/true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL),
+    # maps of more than the caller's own id: the parent writes them (root), the map pipe releases the child
+    "uid_mappings": lambda: fe.start_process(TRUE, ["true"], fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(
+        cloneflags=fe.CLONE_NEWUSER, uid_mappings=[fe.SysProcIDMap(0, 0, 1000)],
+        gid_mappings=[fe.SysProcIDMap(0, 0, 1000)]))).wait(),
+}
+
+
+def _named_out_of_fds(spawn: str, free: int) -> str:
+    """In a forked copy: all fds up to the top taken, ``free`` left; the spawn's outcome."""
+    call = _NAMED_SPAWNS[spawn]
+    call()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(open_fds()) + 1
+    while os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) < top:
+        pass
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1 + free, hard))
+    try:
+        call()
+        return "ran"
+    except OSError as e:
+        return f"{type(e).__name__} {errno.errorcode.get(e.errno or 0)}: {e.strerror}"
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("spawn", sorted(_NAMED_SPAWNS))
+def test_out_of_fds_names_what_could_not_be_opened(spawn: str) -> None:
+    """Out of fds, the pipes of a spawn (the child's error pipe, the uid/gid map pipe) and run()'s
+    stream pipes and /dev/null failed with a bare EMFILE, "Too many open files" and nothing else (the
+    CLI printed "pyforkexec: Too many open files"); each names what it was for now."""
+    if spawn == "uid_mappings" and os.geteuid() != 0:
+        pytest.skip("maps of more than one's own id need root")
+    outcomes = [run_in_fork(_named_out_of_fds, spawn, free) for free in range(10)]
+    bare = os.strerror(errno.EMFILE)
+    assert outcomes[-1] == "ran", outcomes
+    for outcome in outcomes:
+        assert outcome.partition(": ")[2] != bare, outcomes  # (a ChildError's own says "(at clone)")
+        assert outcome.startswith(("ran", "OSError EMFILE: ", "ChildError EMFILE: ")), outcomes
+    assert any(o.startswith("OSError") for o in outcomes), outcomes
