@@ -926,3 +926,29 @@ sys.exit(code)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "d.log").read_text().rstrip().endswith("stopped")
+
+
+def _nofile(n: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
+def test_a_daemon_out_of_fds_refuses_in_one_line_and_leaves_no_pid_file(tmp_path: Path) -> None:
+    """With few fds allowed (RLIMIT_NOFILE 5 to 12), the daemon's wake-up pipe and the /dev/null of its
+    detach failed with a traceback; the detach's, once its pid file was written, left that file behind.
+    Each way out is one line now, and the file goes with the daemon that wrote it."""
+    (tmp_path / "s.json").write_text(json.dumps({"version": 1, "argv": ["/bin/true"]}))
+    pid_file, outcomes = tmp_path / "d.pid", []
+    for n in range(5, 13):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pyforkexec.daemon", "--name", "t", "--spec", str(tmp_path / "s.json"),
+             "--pid-file", str(pid_file), "--log-file", str(tmp_path / "d.log"), "--restart", "no"],
+            preexec_fn=lambda n=n: _nofile(n), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=60)
+        outcomes.append((n, proc.returncode, proc.stderr))
+        assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) <= 1, outcomes
+        assert not pid_file.exists(), outcomes
+    assert outcomes[-1][1] == 0, outcomes  # enough fds at last: it ran
+    assert any("wake-up pipe" in err for _, _, err in outcomes), outcomes
+    assert any("detach" in err for _, _, err in outcomes), outcomes

@@ -694,9 +694,9 @@ def lock_pid_file(path: str) -> int:
 
 
 def detach(log_fd: int) -> None:
+    null = os.open(os.devnull, os.O_RDONLY)  # first: out of fds, nothing has changed yet
     with contextlib.suppress(PermissionError):  # already a session leader
         os.setsid()
-    null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
     os.dup2(log_fd, 1)
@@ -725,7 +725,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             os.waitid(os.P_PID, resume["pid"], os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
             _refuse(args, f"--resume: pid {resume['pid']}: not a child of this process")
-        daemon = Daemon(args, log_fd, argv, pid_fd, resume.get("name_fd", -1))
+        daemon = _daemon(args, log_fd, argv, pid_fd, resume.get("name_fd", -1))
         # A daemon that passes no name_fd is of a pyforkexec before the name: held from now on. One
         # that passes -1 started beside a squatter, and said so then.
         daemon.name_said = "name_fd" in resume
@@ -741,7 +741,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             os.set_blocking(log_fd, True)  # (the service's stdout and stderr: it writes as it would anywhere)
         except OSError as e:
             _refuse(args, f"--log-file {args.log_file}: {os.strerror(e.errno)}")
-        daemon = Daemon(args, log_fd, argv)
+        daemon = _daemon(args, log_fd, argv)
         # From the pid file on, a stop is the daemon's to handle (its handlers, from run() on): until
         # then their default action would end it with the file left behind.
         signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
@@ -770,7 +770,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             daemon.ready(f"error {str(e.code).split(': ', 1)[-1]}")
             raise
         if not args.foreground:
-            detach(log_fd)
+            try:
+                detach(log_fd)
+            except OSError as e:  # out of fds for /dev/null: the pid file is this process's to take back
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(args.pid_file)
+                os.close(pid_fd)
+                problem = f"cannot detach: {os.devnull}: {os.strerror(e.errno or 0)}"
+                daemon.log(problem)
+                _refuse(args, problem)
     try:
         return daemon.run()
     finally:
@@ -784,6 +792,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         daemon.log("stopped")
         if daemon.name_fd >= 0:  # last: until here a second daemon would find this one's pid file
             os.close(daemon.name_fd)
+
+
+def _daemon(args: SimpleNamespace, log_fd: int, argv: Sequence[str], pid_fd: int = -1,
+            name_fd: int = -1) -> Daemon:
+    """The Daemon, or a refusal (one line) when it cannot have its wake-up pipe (out of fds)."""
+    try:
+        return Daemon(args, log_fd, argv, pid_fd, name_fd)
+    except OSError as e:
+        _refuse(args, f"cannot make the daemon's wake-up pipe: {os.strerror(e.errno or 0)}")
 
 
 def _refuse(args: SimpleNamespace, problem: str) -> NoReturn:
