@@ -249,14 +249,25 @@ def _left(deadline: Optional[float]) -> Optional[float]:
     return None if deadline is None else min(max(0.0, deadline - time.monotonic()), _MAX_WAIT)
 
 
+def _selector(streams: Sequence[Optional[int]]) -> selectors.BaseSelector:
+    """The selector (an epoll fd) that run() feeds and drains the pipes of ``streams`` with; an OSError
+    (out of fds) names them."""
+    try:
+        return selectors.DefaultSelector()
+    except OSError as e:
+        piped = ", ".join(_STREAMS[n] for n, spec in enumerate(streams) if spec == PIPE)
+        raise OSError(e.errno, f"{piped}: the selector of their pipes: {e.strerror}") from None
+
+
 def _communicate(proc: Process, fds: list[int], data: bytes, timeout: Optional[float],
                  selector: list[selectors.BaseSelector], out: dict[int, list[bytes]]) -> tuple[bytes, bytes]:
     """Feed stdin and drain stdout/stderr until EOF (their chunks go to ``out[1]``, ``out[2]``), then
     wait. Closes what it is done with (and marks it -1 in ``fds``); raises TimeoutExpired when
-    ``timeout`` runs out. The selector goes into ``selector`` as it is made, for run() to close."""
+    ``timeout`` runs out. ``selector``: the one run() made with the pipes (empty without them)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    with held():  # its epoll fd, created and recorded as one step
-        selector.append(selectors.DefaultSelector())
+    if not selector:  # no pipe to feed or drain (run() made the selector with them)
+        _wait(proc, deadline)
+        return b"", b""
     sel = selector[0]
     if fds[0] >= 0:
         if data:
@@ -409,6 +420,8 @@ def run(argv: Sequence[StrOrBytes], *, sys: Optional[SysProcAttr] = None,
             FORK_LOCK.acquire()  # until the child's ends are closed (_forklock.py)
             ends.locked = True
             files = _open_streams(a.streams, parent, child)
+            if any(fd >= 0 for fd in parent):  # made before the child, as the pipes are: out of fds, the
+                selector.append(_selector(a.streams))  # call fails before the program runs
             attr = ProcAttr(dir=a.cwd, env=a.env, files=files, sys=sys)  # type: ignore[arg-type]
             try:
                 proc = start_process_then(a.program, a.argv, attr, ends)

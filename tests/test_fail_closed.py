@@ -11,10 +11,12 @@ import errno
 import os
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -1380,6 +1382,20 @@ def test_fds_numbered_past_fd_setsize_are_waited_on() -> None:
     assert outcome == ["setns: pfe-h159", "wait: 0", "run: 0"]
 
 
+_NET_TARGET: list[int] = []  # (of the forked copy that runs the spawns: the first call opens it)
+
+
+def _join_by_the_parent() -> None:
+    """A net namespace joined with CLONE_NEWUSER: the parent's thread joins it around clone (joins.py)."""
+    if not _NET_TARGET:
+        with namespace_holder(fe.SysProcAttr(cloneflags=fe.CLONE_NEWNET)) as ns:
+            _NET_TARGET.append(os.open(ns("net"), os.O_RDONLY | os.O_CLOEXEC))
+    target = _NET_TARGET[0]
+    fe.start_process(TRUE, ["true"], fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(
+        cloneflags=fe.CLONE_NEWUSER, uid_mappings=[fe.SysProcIDMap(0, 0, 1000)],
+        gid_mappings=[fe.SysProcIDMap(0, 0, 1000)], setns=[fe.SetNS(target, fe.CLONE_NEWNET)]))).wait()
+
+
 _NAMED_SPAWNS = {
     "run(stdin, stdout, stderr)": lambda: fe.run(["/bin/cat"], input=b"x", stdout=subprocess.PIPE,
                                                           stderr=subprocess.PIPE),
@@ -1389,6 +1405,7 @@ _NAMED_SPAWNS = {
     "uid_mappings": lambda: fe.start_process(TRUE, ["true"], fe.ProcAttr(files=[0, 1, 2], sys=fe.SysProcAttr(
         cloneflags=fe.CLONE_NEWUSER, uid_mappings=[fe.SysProcIDMap(0, 0, 1000)],
         gid_mappings=[fe.SysProcIDMap(0, 0, 1000)]))).wait(),
+    "setns by the parent": _join_by_the_parent,
 }
 
 
@@ -1415,7 +1432,7 @@ def test_out_of_fds_names_what_could_not_be_opened(spawn: str) -> None:
     """Out of fds, the pipes of a spawn (the child's error pipe, the uid/gid map pipe) and run()'s
     stream pipes and /dev/null failed with a bare EMFILE, "Too many open files" and nothing else (the
     CLI printed "pyforkexec: Too many open files"); each names what it was for now."""
-    if spawn == "uid_mappings" and os.geteuid() != 0:
+    if spawn in ("uid_mappings", "setns by the parent") and os.geteuid() != 0:
         pytest.skip("maps of more than one's own id need root")
     outcomes = [run_in_fork(_named_out_of_fds, spawn, free) for free in range(10)]
     bare = os.strerror(errno.EMFILE)
@@ -1424,3 +1441,54 @@ def test_out_of_fds_names_what_could_not_be_opened(spawn: str) -> None:
         assert outcome.partition(": ")[2] != bare, outcomes  # (a ChildError's own says "(at clone)")
         assert outcome.startswith(("ran", "OSError EMFILE: ", "ChildError EMFILE: ")), outcomes
     assert any(o.startswith("OSError") for o in outcomes), outcomes
+
+
+def _inotify_opens(path: str) -> int:
+    """An inotify fd that reads an event at each open of ``path``, an execve's included."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+    if fd < 0 or libc.inotify_add_watch(fd, os.fsencode(path), 0x20) < 0:  # IN_OPEN
+        raise OSError(ctypes.get_errno(), "inotify")
+    return fd
+
+
+def _run_execs(free: int, program: str, newns: bool) -> str:
+    """In a forked copy: all fds up to the top taken, ``free`` left; run() of ``program``: the
+    outcome, and whether it was exec'd (opened: inotify)."""
+    sys = fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS) if newns else None
+    fe.run([program], sys=sys)  # imports and caches made while fds are still to be had
+    watch = _inotify_opens(program)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(open_fds()) + 1
+    while os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) < top:
+        pass
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1 + free, hard))
+    try:
+        fe.run([program], sys=sys, timeout=10)
+        outcome = "ran"
+    except OSError as e:
+        outcome = f"{type(e).__name__} {errno.errorcode.get(e.errno or 0)}: {e.strerror}"
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        execed = bool(os.read(watch, 4096))
+    except BlockingIOError:
+        execed = False
+    return f"{outcome}; exec'd: {execed}"
+
+
+@pytest.mark.parametrize("newns", [False, True], ids=["plain", "CLONE_NEWNS"])
+def test_run_out_of_fds_fails_before_the_program_or_not_at_all(tmp_path: Path, newns: bool) -> None:
+    """run() made the selector of its pipes (an epoll fd, made even without a pipe) once the child had
+    exec'd: out of fds it raised EMFILE after the program started (then killed it), which the caller
+    took for a program that never ran. It is made before the child now, and only for pipes."""
+    if newns and os.geteuid() != 0:
+        pytest.skip("a mount namespace of its own needs root")
+    program = str(tmp_path / "true")
+    shutil.copy(TRUE, program)
+    outcomes = [run_in_fork(_run_execs, free, program, newns) for free in range(8)]
+    for outcome in outcomes:
+        assert outcome == "ran; exec'd: True" or outcome.endswith("; exec'd: False"), outcomes
+    assert outcomes[-1] == "ran; exec'd: True", outcomes

@@ -223,7 +223,12 @@ def joined(joins: Sequence[Join], path: str) -> Iterator[None]:
         for join in joins:
             if not join.by_parent:
                 continue
-            own = os.open(f"/proc/thread-self/ns/{PER_THREAD[join.kind]}", os.O_RDONLY | os.O_CLOEXEC)
+            mine = f"/proc/thread-self/ns/{PER_THREAD[join.kind]}"
+            try:
+                own = os.open(mine, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:  # out of fds: the way back is not to be had, so no join either
+                raise OSError(e.errno, f"SysProcAttr.setns[{join.index}]: {mine} (this thread's own, to "
+                              f"come back to): {e.strerror}") from None
             try:
                 _child.setns(join.fd, join.kind)
             except OSError as e:
