@@ -1302,11 +1302,9 @@ def _children() -> list[str]:
     return sorted(children().values())
 
 
-def _run_out_of_fds(free: int, cgroup: str) -> str:
-    """In a forked copy: all fds up to the top taken, ``free`` left under RLIMIT_NOFILE, run() with a
-    pidfd (and a cgroup when one is named); the outcome and what it left behind."""
-    sys = fe.SysProcAttr(pidfd=True, cgroup=fe.Cgroup(cgroup) if cgroup else None)
-    fe.run(["/bin/true"], sys=sys)  # imports and caches made while fds are still to be had
+def _with_free_fds(free: int, call: Callable[[], object]) -> str:
+    """In a forked copy: every fd up to the top taken, ``free`` left under RLIMIT_NOFILE, ``call()``:
+    "ran" or its OSError ("<type> <errno>: <strerror>"), then "; fds [...]": the fds it left open."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     top = max(open_fds()) + 1
     while os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) < top:
@@ -1314,15 +1312,23 @@ def _run_out_of_fds(free: int, cgroup: str) -> str:
     before = open_fds()
     resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1 + free, hard))
     try:
-        fe.run(["/bin/sleep", "0.05"], sys=sys, timeout=10)  # still running at the first wait
+        call()
         outcome = "ran"
     except OSError as e:  # ChildError included
-        outcome = f"{type(e).__name__} {errno.errorcode.get(e.errno or 0)}"
+        outcome = f"{type(e).__name__} {errno.errorcode.get(e.errno or 0)}: {e.strerror}"
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    fds = sorted(open_fds().items() - before.items())
+    return f"{outcome}; fds {sorted(open_fds().items() - before.items())}"
+
+
+def _run_out_of_fds(free: int, cgroup: str) -> str:
+    """run() with a pidfd (and a cgroup when one is named) out of fds: the outcome and what it left."""
+    sys = fe.SysProcAttr(pidfd=True, cgroup=fe.Cgroup(cgroup) if cgroup else None)
+    fe.run(["/bin/true"], sys=sys)  # imports and caches made while fds are still to be had
+    # (still running at the first wait)
+    outcome = _with_free_fds(free, lambda: fe.run(["/bin/sleep", "0.3"], sys=sys, timeout=10))
     left = cgroup and os.path.isdir(fe.Cgroup(cgroup).fs_path())
-    return f"{outcome}; fds {fds}; children {_children()}; cgroup left {left}"
+    return f"{outcome}; children {_children()}; cgroup left {left}"
 
 
 @pytest.mark.parametrize("with_cgroup", [False, True], ids=["pidfd", "pidfd+cgroup"])
@@ -1340,7 +1346,7 @@ def test_run_out_of_fds_for_its_wait_still_reaps_its_child(with_cgroup: bool) ->
             pytest.skip(f"no cgroup v2: {e}")
     outcomes = [run_in_fork(_run_out_of_fds, free, cgroup) for free in range(6)]
     for outcome in outcomes:
-        kind = outcome.partition(";")[0]
+        kind = outcome.partition(";")[0].partition(":")[0]
         assert kind in ("ran", "OSError EMFILE", "ChildError EMFILE", "CgroupError EMFILE"), outcomes
         assert outcome.endswith(f"; fds []; children []; cgroup left {cgroup and False}"), outcomes
     assert outcomes[-1].startswith("ran;"), outcomes
@@ -1356,14 +1362,14 @@ def _past_fd_setsize() -> list[str]:
     while os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) < 1100:
         pass
     out = []
-    proc = fe.start_process("/bin/sleep", ["sleep", "0.1"], fe.ProcAttr(
+    proc = fe.start_process("/bin/sleep", ["sleep", "0.5"], fe.ProcAttr(  # running at the wait
         files=[0, 1, 2], sys=fe.SysProcAttr(pidfd=True, cloneflags=fe.CLONE_NEWUTS, hostname="pfe-h159")))
     pidfd = os.pidfd_open(proc.pid)
     for what, call in [
         ("setns", lambda: fe.run(["/bin/hostname"], capture_output=True, sys=fe.SysProcAttr(
             setns=[fe.SetNS(pidfd, fe.CLONE_NEWUTS)])).stdout.decode().strip()),
         ("wait", lambda: proc.wait(10)),
-        ("run", lambda: fe.run(["/bin/true"], sys=fe.SysProcAttr(pidfd=True), timeout=10).returncode),
+        ("run", lambda: fe.run(["/bin/sleep", "0.2"], sys=fe.SysProcAttr(pidfd=True), timeout=10).returncode),
     ]:
         try:
             out.append(f"{what}: {call()}")
@@ -1410,21 +1416,9 @@ _NAMED_SPAWNS = {
 
 
 def _named_out_of_fds(spawn: str, free: int) -> str:
-    """In a forked copy: all fds up to the top taken, ``free`` left; the spawn's outcome."""
     call = _NAMED_SPAWNS[spawn]
-    call()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    top = max(open_fds()) + 1
-    while os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) < top:
-        pass
-    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1 + free, hard))
-    try:
-        call()
-        return "ran"
-    except OSError as e:
-        return f"{type(e).__name__} {errno.errorcode.get(e.errno or 0)}: {e.strerror}"
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    call()  # imports and caches made while fds are still to be had
+    return _with_free_fds(free, call)
 
 
 @pytest.mark.parametrize("spawn", sorted(_NAMED_SPAWNS))
@@ -1436,9 +1430,10 @@ def test_out_of_fds_names_what_could_not_be_opened(spawn: str) -> None:
         pytest.skip("maps of more than one's own id need root")
     outcomes = [run_in_fork(_named_out_of_fds, spawn, free) for free in range(10)]
     bare = os.strerror(errno.EMFILE)
-    assert outcomes[-1] == "ran", outcomes
+    assert outcomes[-1] == "ran; fds []", outcomes
     for outcome in outcomes:
-        assert outcome.partition(": ")[2] != bare, outcomes  # (a ChildError's own says "(at clone)")
+        assert outcome.endswith("; fds []"), outcomes
+        assert outcome.partition(": ")[2] != f"{bare}; fds []", outcomes  # (a ChildError says "(at clone)")
         assert outcome.startswith(("ran", "OSError EMFILE: ", "ChildError EMFILE: ")), outcomes
     assert any(o.startswith("OSError") for o in outcomes), outcomes
 
@@ -1455,28 +1450,16 @@ def _inotify_opens(path: str) -> int:
 
 
 def _run_execs(free: int, program: str, newns: bool) -> str:
-    """In a forked copy: all fds up to the top taken, ``free`` left; run() of ``program``: the
-    outcome, and whether it was exec'd (opened: inotify)."""
+    """run() of ``program`` out of fds: the outcome, and whether it was exec'd (opened: inotify)."""
     sys = fe.SysProcAttr(cloneflags=fe.CLONE_NEWNS) if newns else None
     fe.run([program], sys=sys)  # imports and caches made while fds are still to be had
     watch = _inotify_opens(program)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    top = max(open_fds()) + 1
-    while os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) < top:
-        pass
-    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1 + free, hard))
-    try:
-        fe.run([program], sys=sys, timeout=10)
-        outcome = "ran"
-    except OSError as e:
-        outcome = f"{type(e).__name__} {errno.errorcode.get(e.errno or 0)}: {e.strerror}"
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    outcome = _with_free_fds(free, lambda: fe.run([program], sys=sys, timeout=10))
     try:
         execed = bool(os.read(watch, 4096))
     except BlockingIOError:
         execed = False
-    return f"{outcome}; exec'd: {execed}"
+    return f"{outcome.partition('; fds')[0]}; exec'd: {execed}"
 
 
 @pytest.mark.parametrize("newns", [False, True], ids=["plain", "CLONE_NEWNS"])
