@@ -146,6 +146,11 @@ class SysProcAttr:
     landlock: Optional[Landlock] = None
     # Installed right before execve; sets no_new_privs itself when the child lacks CAP_SYS_ADMIN.
     seccomp: Optional[SeccompFilter] = None
+    # A seccomp filter failing with EPERM every call that would make a file set-user-ID or
+    # set-group-ID (chmod, open with O_CREAT...; systemd's RestrictSUIDSGID=, see sandbox/seccomp.py),
+    # installed before `seccomp`, with no_new_privs as it sets it. None: on whenever a mount is idmapped
+    # (what the program's root creates there is the host's root's, set-id bits included); False: off.
+    restrict_suid_sgid: Optional[bool] = None
     # Called in the parent with the child's pid once the child is set up, just before seccomp and
     # execve; the child waits until it returns. If it raises, the child is killed and a ChildError
     # at SYNC_READ is raised from the exception.

@@ -356,9 +356,55 @@ def check_ids(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: Optional
                  "root); map more with CLONE_NEWUSER in cloneflags, where the parent writes the maps")
     if sandbox is not None and (sandbox.mounts or sandbox.readonly_root is not None):
         check_mounts_hold(sys_attr, clone, unshare, sandbox)
+    if sandbox is not None and sandbox.set_id_filter is not None:
+        check_no_file_caps(sys_attr, clone, unshare, sandbox)
 
 
-CAP_SYS_ADMIN = CAP_NUMBERS["CAP_SYS_ADMIN"]
+CAP_SYS_ADMIN, CAP_SETFCAP = CAP_NUMBERS["CAP_SYS_ADMIN"], CAP_NUMBERS["CAP_SETFCAP"]
+
+
+def _may_hold(cap: int, sys_attr: SysProcAttr, sandbox: Sandbox, uid: Optional[int]) -> bool:
+    """Whether the program may hold ``cap`` in its user namespace: unless (a) ``capabilities`` leaves
+    it out of the bounding set, or (b) it runs with a uid other than 0 there under no_new_privs and
+    without ``cap`` ambient (without no_new_privs a set-user-ID program owned by the namespace's root
+    gives it back)."""
+    caps = sandbox.caps
+    if caps is not None and not caps.keep >> cap & 1:
+        return False  # (a): not in the bounding set (nor, so, ambient)
+    ambient = caps.ambient if caps is not None else tuple(sys_attr.ambient_caps)
+    # (the child sets no_new_privs for SysProcAttr.landlock too, enforced or not: plan.py)
+    nnp = sys_attr.no_new_privs or sys_attr.landlock is not None
+    return not (uid != 0 and nnp and cap not in ambient)  # (b)
+
+
+def check_no_file_caps(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: Sandbox) -> None:
+    """Refuses an idmapped mount under restrict_suid_sgid to a program that may hold CAP_SETFCAP in a
+    user namespace of its own (new or joined): it could write a file capability there (a
+    security.capability xattr, which no seccomp filter can tell from another xattr), stored with the
+    root id of its namespace as the idmap maps it back to the disk: host root's with the role's maps,
+    capabilities that a host user executing the file gets. In the caller's own user namespace its
+    CAP_SETFCAP is the caller's, which the idmap gives nothing more."""
+    idmapped = next((m for m in sandbox.mounts if m.idmap is not None), None)
+    if idmapped is None:
+        return
+    joined = not clone & F.CLONE_NEWUSER and _joins(sys_attr, F.CLONE_NEWUSER)
+    namespaces = clone | unshare
+    if not (namespaces & F.CLONE_NEWUSER or joined):
+        return
+    if not _may_hold(CAP_SETFCAP, sys_attr, sandbox, _uid_in_new_userns(sys_attr, namespaces, joined)):
+        return
+    fail(f"SysProcAttr.mounts[{idmapped.index}].idmap", "with SysProcAttr.capabilities keeping CAP_SETFCAP "
+         "(or none given, the program root in its user namespace) the program could write a file "
+         "capability on the idmapped mount that is stored as the host's root's (the set-id "
+         "restriction, restrict_suid_sgid, cannot filter it): drop CAP_SETFCAP (capabilities, keeping "
+         "what it needs but CAP_SETFCAP), or run the program with a credential uid other than 0 there "
+         "and no_new_privs, or set restrict_suid_sgid False to allow both")
+
+
+def _joins(sys_attr: SysProcAttr, kind: int) -> bool:
+    from . import nsinfo  # (nsinfo loads the child, whose plan imports this module)
+
+    return nsinfo.may_join(sys_attr.setns, kind)
 
 
 def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: Sandbox,
@@ -389,9 +435,7 @@ def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: 
 
     def joins(kind: int) -> bool:
         if join_kinds is None:
-            from . import nsinfo  # (nsinfo loads the child, whose plan imports this module)
-
-            return nsinfo.may_join(sys_attr.setns, kind)
+            return _joins(sys_attr, kind)
         return any(k & kind for k in join_kinds)
 
     joined = not clone & F.CLONE_NEWUSER and joins(F.CLONE_NEWUSER)
@@ -403,15 +447,8 @@ def check_mounts_hold(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox: 
             if not is_propagation_change(m.flags, m.fstype) and not _is_proc_view(m.fstype, m.flags)]
     if not made and sandbox.readonly_root is None:
         return
-    caps = sandbox.caps
-    ambient = caps.ambient if caps is not None else tuple(sys_attr.ambient_caps)
-    if caps is not None and not caps.keep >> CAP_SYS_ADMIN & 1:
-        return  # (a): not in the bounding set (nor, so, ambient)
-    uid = _uid_in_new_userns(sys_attr, namespaces, joined)
-    # (the child sets no_new_privs for SysProcAttr.landlock too, enforced or not: plan.py)
-    nnp = sys_attr.no_new_privs or sys_attr.landlock is not None
-    if uid != 0 and nnp and CAP_SYS_ADMIN not in ambient:
-        return  # (b)
+    if not _may_hold(CAP_SYS_ADMIN, sys_attr, sandbox, _uid_in_new_userns(sys_attr, namespaces, joined)):
+        return  # (a), (b)
     if sandbox.landlock is not None and sandbox.landlock.fs:
         return  # (c)
     field = f"SysProcAttr.mounts[{made[0].index}]" if made else "SysProcAttr.readonly_root"

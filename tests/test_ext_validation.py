@@ -148,6 +148,7 @@ CASES = [
     MC("[0].idmap", "only a bind mount", Mount("tmpfs", "/mnt", "tmpfs", idmap=True)),
     MC("[0].idmap", "not open", Mount.bind("/usr", "/mnt", idmap=CLOSED_FD)),
     MC("[0].idmap", "must be True", Mount.bind("/usr", "/mnt", idmap=1.5), kind=TypeError),
+    T("restrict_suid_sgid", "must be True or False", TypeError, restrict_suid_sgid=1),
     # sync, exec_fd
     T("sync", "callable", TypeError, sync="print"),
     T("exec_fd", "between", exec_fd=-1),
@@ -176,7 +177,7 @@ EXAMPLES = {  # a non-default value of each extension field
     "hostname": "h", "domainname": "d", "mount_propagation": "slave", "mounts": [Mount.tmpfs("/x")],
     "pivot_root": "/r", "readonly_root": True, "rlimits": [Rlimit("core", 0, 0)], "cgroup": Cgroup("x"),
     "capabilities": Capabilities(), "landlock": Landlock(), "seccomp": SeccompFilter(), "sync": print,
-    "exec_fd": 3,
+    "exec_fd": 3, "restrict_suid_sgid": False,
 }
 
 

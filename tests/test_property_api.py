@@ -327,6 +327,7 @@ def sys_fields() -> dict[str, st.SearchStrategy[Any]]:
         "capabilities": pick(st.none(), st.builds(Capabilities, lists(names(caps)), lists(names(caps)),
                                                        b, lists(names(caps))), hostile()),
         "no_new_privs": b, "seccomp": pick(st.none(), seccomp(), hostile()), "sync": sync_callables(),
+        "restrict_suid_sgid": pick(b, hostile()),
         "use_landlock": b, "landlock_flags": maybe(st.sampled_from([0, 1, 2, 4, 8, 1 << 31])),
         "landlock_fd": pick(fd_values(), st.sampled_from(["ruleset"]).map(POOL.fds.get), st.just(-1)),
         "landlock": landlock_policies(),

@@ -33,7 +33,8 @@ ErrorLocation of each step in brackets; README.md has the same table):
   RLIMIT_NOFILE, where Go restores its own: a low limit limits the program, not the set-up [PRLIMIT]
   sync: tell the parent, wait for its callable to return [SYNC_READ]
   Go: ptrace(PTRACE_TRACEME) [PTRACE_ME]
-  seccomp, the last step before exec [SECCOMP]
+  seccomp: restrict_suid_sgid's filter [SECCOMP index 1], then the caller's, the last step before
+      exec [SECCOMP]
   execve, or execveat(exec_fd, "", AT_EMPTY_PATH) [EXECVE, EXECVEAT]
 
 compile_plan below is the one place that emits steps: one straight sequence in this order. The concept
@@ -369,6 +370,8 @@ def compile_plan(inputs: PlanInputs) -> Plan:
         steps.sync(L.SYNC_READ, socket=inputs.sync_fds[0], close_fd=inputs.sync_fds[1])
     if attr.ptrace:  # Go: immediately before exec
         steps.ptrace_traceme(L.PTRACE_ME)
+    if sandbox is not None and sandbox.set_id_filter is not None:  # extension: restrict_suid_sgid,
+        steps.seccomp(L.SECCOMP, sandbox.set_id_filter, index=1)  # first: the caller's may deny seccomp
     if sandbox is not None and sandbox.seccomp is not None:  # extension: the last step before exec
         steps.seccomp(L.SECCOMP, sandbox.seccomp)
     steps.execve(L.EXECVE if inputs.exec_fd < 0 else L.EXECVEAT, exec_fd=inputs.exec_fd)

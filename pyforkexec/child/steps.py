@@ -147,8 +147,9 @@ class Builder(Record):
     def sync(self, loc: ErrorLocation, *, socket: int, close_fd: int) -> None:
         self._op("SYNC", loc, socket=socket, close_fd=close_fd)
 
-    def seccomp(self, loc: ErrorLocation, program: bytes) -> None:
-        self._op("SECCOMP", loc, filter=Blob(program), count=len(program) // CONST["SOCK_FILTER_SIZE"])
+    def seccomp(self, loc: ErrorLocation, program: bytes, index: int = 0) -> None:
+        self._op("SECCOMP", loc, index, filter=Blob(program),
+                 count=len(program) // CONST["SOCK_FILTER_SIZE"])
 
     # ---- system calls (OP_SYSCALL), arguments in the kernel's order ----
 

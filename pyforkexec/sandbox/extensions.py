@@ -32,7 +32,7 @@ from .landlock import ResolvedLandlock, check_landlock
 from .mount_table import joined_mount_table, mount_reaching_caller, read_mount_table
 from .mounts import MS_REC, PROPAGATION_FLAGS, Mount, ResolvedMount, check_mounts, check_root_is_a_mount
 from .rlimits import check_rlimits
-from .seccomp import check_seccomp
+from .seccomp import check_seccomp, restrict_set_id
 
 NEWNS, NEWUTS, NEWUSER = int(_flags.CLONE_NEWNS), int(_flags.CLONE_NEWUTS), int(_flags.CLONE_NEWUSER)
 HOST_NAME_MAX = 64  # sethostname/setdomainname (__NEW_UTS_LEN)
@@ -43,14 +43,15 @@ class Sandbox(Value):
     """The extension fields of one spawn, checked and encoded."""
 
     __slots__ = ("caps", "cgroup", "domainname", "exec_fd", "hostname", "landlock", "mounts", "pivot_root",
-                 "propagation", "readonly_root", "rlimits", "seccomp", "sync")
+                 "propagation", "readonly_root", "rlimits", "seccomp", "set_id_filter", "sync")
 
     def __init__(self, hostname: Optional[bytes], domainname: Optional[bytes], propagation: int,
                  mounts: tuple[ResolvedMount, ...], pivot_root: Optional[bytes],
                  readonly_root: Optional[bytes],
                  rlimits: tuple[tuple[int, int, int], ...], cgroup: Optional[CgroupSpec],
                  caps: Optional[CapsPlan], landlock: Optional[ResolvedLandlock], seccomp: Optional[bytes],
-                 sync: Optional[Callable[[int], None]], exec_fd: Optional[int]):
+                 sync: Optional[Callable[[int], None]], exec_fd: Optional[int],
+                 set_id_filter: Optional[bytes] = None):
         self.hostname = hostname
         self.domainname = domainname
         # MS_REC|MS_<type> for / once the new mount namespace exists; 0: leave it
@@ -65,6 +66,7 @@ class Sandbox(Value):
         self.seccomp = seccomp  # the BPF program
         self.sync = sync
         self.exec_fd = exec_fd
+        self.set_id_filter = set_id_filter  # restrict_suid_sgid's BPF program, installed before seccomp
 
 
 def has_extensions(attr: SysProcAttr) -> bool:
@@ -73,7 +75,8 @@ def has_extensions(attr: SysProcAttr) -> bool:
             or attr.mounts != () or attr.pivot_root is not None or attr.readonly_root is not False
             or attr.rlimits != () or attr.cgroup is not None or attr.capabilities is not None
             or attr.landlock is not None
-            or attr.seccomp is not None or attr.sync is not None or attr.exec_fd is not None)
+            or attr.seccomp is not None or attr.sync is not None or attr.exec_fd is not None
+            or attr.restrict_suid_sgid is not None)
 
 
 def _uts_name(field: str, value: object, namespaces: int) -> Optional[bytes]:
@@ -222,6 +225,7 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
     if attr.seccomp is not None:
         last_step = "execve" if exec_fd is None else "execveat"
         seccomp = check_seccomp("SysProcAttr.seccomp", attr.seccomp, last_step)
+    set_id_filter = _set_id_filter(attr, mounts)
     return Sandbox(
         hostname=_uts_name("SysProcAttr.hostname", attr.hostname, namespaces),
         domainname=_uts_name("SysProcAttr.domainname", attr.domainname, namespaces),
@@ -236,4 +240,26 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
         seccomp=seccomp,
         sync=sync,
         exec_fd=exec_fd,
+        set_id_filter=set_id_filter,
     )
+
+
+def restricts_set_id(attr: SysProcAttr, mounts: Sequence[ResolvedMount]) -> bool:
+    """Whether restrict_suid_sgid's filter is installed: asked (True), or by default (None) with an
+    idmapped mount, where what the program's root creates is stored as the host's root's (with the
+    role's maps), its set-id bits included, and no nosuid of the program's mount keeps them off the
+    host, which reaches the files through its own mounts."""
+    value = attr.restrict_suid_sgid
+    if value is not None:
+        return check_bool("SysProcAttr.restrict_suid_sgid", value)
+    return any(m.idmap is not None for m in mounts)
+
+
+def _set_id_filter(attr: SysProcAttr, mounts: Sequence[ResolvedMount]) -> Optional[bytes]:
+    if not restricts_set_id(attr, mounts):
+        return None
+    try:
+        return restrict_set_id()
+    except ValueError as e:  # another architecture: fail closed, naming the field
+        fail("SysProcAttr.restrict_suid_sgid", f"{e} (an idmapped mount turns it on: set it False to run "
+             "without it)")

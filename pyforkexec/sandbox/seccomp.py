@@ -11,11 +11,23 @@ EPERM that no action returns (a ``kill_process`` deny with ``errno``: the errno 
 The program checks the architecture first: a system call of another ABI (i386 or x32 on x86_64,
 arm32 on aarch64) would bypass the lists, so it kills the process. The child installs the filter as
 its last step, right before execve, so the filter must allow execve (execveat with exec_fd).
+
+``restrict_set_id(arch)`` is the filter of SysProcAttr.restrict_suid_sgid (systemd's
+RestrictSUIDSGID=): every call that would give a file a set-user-ID or set-group-ID mode fails with
+EPERM: chmod, fchmod, fchmodat, fchmodat2 with such a mode; open, openat (with O_CREAT or O_TMPFILE)
+and creat, mknod, mknodat creating with one. mkdir and mkdirat need no rule: the kernel keeps only
+the permission and sticky bits of their mode (a directory is set-group-ID only by inheritance, which
+gives files their directory's group, never the set-group-ID bit, and no privilege). openat2 carries
+its mode in a struct a filter cannot read, so it fails with ENOSYS (a C library falls back to
+openat); so does io_uring_setup: an io_uring opens files (IORING_OP_OPENAT, OPENAT2) without a
+system call a filter sees. The child installs it before the caller's filter, as a filter of its own:
+the kernel takes the strictest answer of the two, so the caller's cannot allow what it denies.
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
+import stat
 import struct
 from collections.abc import Sequence
 from functools import lru_cache
@@ -40,9 +52,22 @@ ACTIONS = {
 }
 MAX_ERRNO = 4095
 BPF_MAXINSNS = 4096  # linux/bpf_common.h (tests/unit/test_step_layout.py checks it against _child)
-# classic BPF (linux/filter.h): ld [k], jeq #k, jge #k, ret #k
-BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x06
-OFFSET_NR, OFFSET_ARCH = 0, 4  # struct seccomp_data
+# classic BPF (linux/filter.h): ld [k], jeq #k, jge #k, jset #k, ret #k
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_JSET_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+OFFSET_NR, OFFSET_ARCH, OFFSET_ARGS = 0, 4, 16  # struct seccomp_data: nr, arch, then u64 args[6]
+# The low 32 bits of args[i] (a mode or open flags: int or umode_t, whose high bits the kernel drops)
+# are the word at args[i]'s own offset on a little-endian architecture: every one of AUDIT_ARCH is.
+LITTLE_ENDIAN = frozenset(("x86_64", "aarch64"))
+SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
+# open flags that create a file (the same on x86_64 and aarch64): O_CREAT, and __O_TMPFILE, the bit
+# O_TMPFILE adds to O_DIRECTORY.
+CREATE_FLAGS = 0o100 | 0o20000000
+# (call, its open-flags argument or None when every call creates or changes the mode, its mode argument).
+# The calls of one architecture only (chmod, open, creat, mknod: x86_64) are skipped on another.
+SET_ID_CALLS = (("chmod", None, 1), ("fchmod", None, 1), ("fchmodat", None, 2), ("fchmodat2", None, 2),
+                ("creat", None, 1), ("open", 1, 2), ("openat", 2, 3), ("mknod", None, 1),
+                ("mknodat", None, 2))
+UNFILTERABLE_CALLS = ("openat2", "io_uring_setup")  # fail with ENOSYS: see the module documentation
 SyscallName = Union[str, int]
 
 
@@ -128,12 +153,49 @@ def check_seccomp(field: str, f: object, exec_call: str = "execve", arch: Option
 @lru_cache(maxsize=64)
 def compile_rules(arch: str, rules: tuple[tuple[int, int], ...], default: int) -> bytes:
     """The program: check the architecture (and x32), then one comparison per (number, action)."""
+    prog = _prologue(arch)
+    for nr, action in rules:
+        prog += [insn(BPF_JEQ_K, nr, jf=1), insn(BPF_RET_K, action)]
+    prog.append(insn(BPF_RET_K, default))
+    return b"".join(prog)
+
+
+def _prologue(arch: str) -> list[bytes]:
+    """Kill a call of another ABI (i386 or x32 on x86_64, arm32 on aarch64), which would bypass the
+    numbers below; leave the call's number loaded."""
     kill = ACTIONS["kill_process"]
     prog = [insn(BPF_LD_W_ABS, OFFSET_ARCH), insn(BPF_JEQ_K, syscalls.AUDIT_ARCH[arch], jt=1),
             insn(BPF_RET_K, kill), insn(BPF_LD_W_ABS, OFFSET_NR)]
     if arch == "x86_64":
         prog += [insn(BPF_JGE_K, syscalls.X32_SYSCALL_BIT, jf=1), insn(BPF_RET_K, kill)]
-    for nr, action in rules:
-        prog += [insn(BPF_JEQ_K, nr, jf=1), insn(BPF_RET_K, action)]
-    prog.append(insn(BPF_RET_K, default))
+    return prog
+
+
+def _low_word(arg: int) -> int:
+    return OFFSET_ARGS + 8 * arg
+
+
+@lru_cache(maxsize=4)
+def restrict_set_id(arch: Optional[str] = None) -> bytes:
+    """The program of SysProcAttr.restrict_suid_sgid for ``arch`` (this machine by default): EPERM for
+    a call giving a file a set-user-ID or set-group-ID mode, ENOSYS for openat2 and io_uring_setup,
+    every other call allowed (see the module documentation)."""
+    arch = arch or syscalls.machine()
+    if arch not in LITTLE_ENDIAN:
+        raise ValueError(f"no set-id restriction for {arch}: its arguments' low words are not known")
+    nrs, eperm = syscalls.table(arch), ACTIONS["errno"] | errno_mod.EPERM
+    prog = _prologue(arch)
+    for name, flags_arg, mode_arg in SET_ID_CALLS:
+        if name not in nrs:
+            continue
+        # nr == this call? then (when it has open flags: creating?) mode & (S_ISUID|S_ISGID)? EPERM.
+        # Every way out but EPERM reloads the number for the next call's comparison.
+        checks = [] if flags_arg is None else [insn(BPF_LD_W_ABS, _low_word(flags_arg)),
+                                               insn(BPF_JSET_K, CREATE_FLAGS, jf=3)]
+        checks += [insn(BPF_LD_W_ABS, _low_word(mode_arg)), insn(BPF_JSET_K, SET_ID_BITS, jf=1),
+                   insn(BPF_RET_K, eperm), insn(BPF_LD_W_ABS, OFFSET_NR)]
+        prog += [insn(BPF_JEQ_K, nrs[name], jf=len(checks)), *checks]
+    for name in UNFILTERABLE_CALLS:
+        prog += [insn(BPF_JEQ_K, nrs[name], jf=1), insn(BPF_RET_K, ACTIONS["errno"] | errno_mod.ENOSYS)]
+    prog.append(insn(BPF_RET_K, ACTIONS["allow"]))
     return b"".join(prog)
