@@ -393,7 +393,7 @@ def check_no_file_caps(sys_attr: SysProcAttr, clone: int, unshare: int, sandbox:
         return
     if not _may_hold(CAP_SETFCAP, sys_attr, sandbox, _uid_in_new_userns(sys_attr, namespaces, joined)):
         return
-    fail(f"SysProcAttr.mounts[{idmapped.index}].idmap", "with SysProcAttr.capabilities keeping CAP_SETFCAP "
+    fail(f"SysProcAttr.mounts[{idmapped.index}].idmap", "with capabilities keeping CAP_SETFCAP "
          "(or none given, the program root in its user namespace) the program could write a file "
          "capability on the idmapped mount that is stored as the host's root's (the set-id "
          "restriction, restrict_suid_sgid, cannot filter it): drop CAP_SETFCAP (capabilities, keeping "
