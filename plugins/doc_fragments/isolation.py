@@ -205,6 +205,19 @@ options:
         description: The error of the V(errno) action, a name or number.
         type: raw
         default: EPERM
+  restrict_suid_sgid:
+    description:
+      - A seccomp filter (systemd's C(RestrictSUIDSGID=)) under which every system call that would make a
+        file set-user-ID or set-group-ID fails with C(EPERM) (C(chmod), C(fchmod), C(fchmodat),
+        C(fchmodat2); C(open), C(openat), C(creat), C(mknod), C(mknodat) creating with such a mode);
+        C(openat2) and C(io_uring_setup), whose modes no filter can read, fail with C(ENOSYS), and system
+        calls of another ABI (i386, x32) kill the command. Installed before O(seccomp), which cannot
+        lift it; without C(CAP_SYS_ADMIN) it sets C(no_new_privs), as O(seccomp) does.
+      - Unset, it is on whenever a O(mounts[].idmap) is given (what the command's root creates there is
+        stored as host root's, set-id bits included); V(true) turns it on without one, V(false) off.
+      - Keeping C(CAP_SETFCAP) in O(capabilities) with an idmapped mount in a user namespace of the
+        command's own is refused unless it is V(false) (a file capability would be stored for host root).
+    type: bool
   landlock:
     description:
       - A Landlock policy (C(landlock(7))), enforced by the kernel on the command and all its descendants
@@ -364,9 +377,10 @@ options:
             maps): a file stored with uid N appears as the id the maps give host id N, so with a map
             0 -> 100000 host root's files appear as the command's root, and what its root creates is stored
             as uid 0."
-          - "So a program its root makes set-user-ID there is a set-user-ID root program on the host (no
-            V(nosuid) of this mount keeps that off the host): give an idmapped source only where no host
-            user can reach it, or on a filesystem the host mounts C(nosuid)."
+          - "Set-user-ID and set-group-ID bits included, which no V(nosuid) of this mount keeps off the
+            host: an idmapped mount turns on O(restrict_suid_sgid), so that the command cannot make a file
+            set-user-ID or set-group-ID there (a set-user-ID root program for any host user who reaches
+            it)."
           - The absolute path of a user namespace file (C(/proc/PID/ns/user)) idmaps it to that namespace.
           - The filesystem must support idmapped mounts (ext4, xfs, btrfs, tmpfs from Linux 6.3...);
             otherwise the command fails to start, naming the mount.

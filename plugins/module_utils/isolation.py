@@ -147,6 +147,7 @@ ISOLATION_OPTIONS = (
     Option("capabilities", dict(type="dict", options=_CAPABILITIES), ("capabilities",)),
     Option("no_new_privs", dict(type="bool", default=False), ("no_new_privs",)),
     Option("seccomp", dict(type="dict", options=_SECCOMP), ("seccomp",)),
+    Option("restrict_suid_sgid", dict(type="bool"), ("restrict_suid_sgid",)),
     Option("landlock", dict(type="dict", options=_LANDLOCK), ("landlock",)),
     Option("rootfs", dict(type="path"), ("pivot_root",), ("mounts",)),
     Option("readonly_root", dict(type="bool", default=False), ("readonly_root",)),
@@ -968,6 +969,8 @@ def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, 
     if caps:
         kwargs["capabilities"] = fe.Capabilities(keep=caps["keep"], ambient=caps["ambient"],
                                                  drop=caps["drop"], drop_all_others=caps["drop_all_others"])
+    if params["restrict_suid_sgid"] is not None:  # (unset: the library's default, on with an idmap)
+        kwargs["restrict_suid_sgid"] = params["restrict_suid_sgid"]
     sec = params["seccomp"]
     if sec:
         kwargs["seccomp"] = fe.SeccompFilter(default_action=sec["default_action"], allow=sec["allow"],

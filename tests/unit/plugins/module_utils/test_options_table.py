@@ -120,6 +120,7 @@ EXAMPLES = {
     "capabilities": {"keep": ["CAP_NET_BIND_SERVICE"]},
     "no_new_privs": True,
     "seccomp": {"deny": ["ptrace"]},
+    "restrict_suid_sgid": False,
     "landlock": {"paths": [{"path": "/usr", "access": ["read", "execute"]}],
                  "ports": [{"port": 8080, "access": ["bind"]}]},
     "rootfs": "/srv/web/root",
