@@ -85,6 +85,36 @@ os.mkdir(p("dir"), 0o6755)  # mkdir needs no rule: the kernel keeps no set-id bi
 out["mkdir 06755 mode"] = oct(stat.S_IMODE(os.stat(p("dir")).st_mode) & 0o6000)
 print(json.dumps(out))
 """
+# An io_uring opens files by IORING_OP_OPENAT without a system call a filter sees (io_uring_enter
+# only): this creates argv[1] with mode 04755 that way (raw rings, by mmap), or says why not.
+URING = r"""
+import ctypes, mmap, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+params = ctypes.create_string_buffer(120)
+fd = libc.syscall(425, 4, params)
+if fd < 0:
+    print("io_uring_setup", os.strerror(ctypes.get_errno())); sys.exit(0)
+sq_entries, cq_entries = struct.unpack_from("II", params, 0)
+sq_off = struct.unpack_from("IIIIIIII", params, 40)
+cq_off = struct.unpack_from("IIIIIIII", params, 80)
+size = max(sq_off[6] + sq_entries * 4, cq_off[5] + cq_entries * 16)
+ring = mmap.mmap(fd, size, offset=0)
+sqes = mmap.mmap(fd, sq_entries * 64, offset=0x10000000)
+path = ctypes.create_string_buffer(sys.argv[1].encode())
+sqe = bytearray(64)
+flags = os.O_CREAT | os.O_WRONLY  # opcode 18, IORING_OP_OPENAT: fd, addr (path), len (mode), open_flags
+struct.pack_into("BBHiQQII", sqe, 0, 18, 0, 0, -100, 0, ctypes.addressof(path), 0o4755, flags)
+struct.pack_into("Q", sqe, 32, 7)
+sqes[0:64] = bytes(sqe)
+tail = struct.unpack_from("I", ring, sq_off[1])[0]
+mask = struct.unpack_from("I", ring, sq_off[2])[0]
+struct.pack_into("I", ring, sq_off[6] + 4 * (tail & mask), 0)
+struct.pack_into("I", ring, sq_off[1], tail + 1)
+r = libc.syscall(426, fd, 1, 1, 1, None, 0)
+ud, res = struct.unpack_from("Qi", ring, cq_off[5])
+print("enter", r, "cqe", ud, res, oct(os.stat(sys.argv[1]).st_mode) if res >= 0 else os.strerror(-res))
+"""
 SET_ID_CASES = [f"{call} {bits}" for bits in ("suid", "sgid") for call in (
     "chmod", "fchmod", "fchmodat", "fchmodat2", "open O_CREAT", "openat O_CREAT", "openat O_TMPFILE", "creat",
     "mknod", "mknodat")]
@@ -165,6 +195,20 @@ def test_install_m_4755_fails_and_leaves_no_set_id_file(shared: str) -> None:
     assert "plain-ok" in result.out
     assert result.out.count("Operation not permitted") >= 3, result.out
     assert set_id_files(shared) == []
+
+
+@pytest.mark.parametrize("restrict", [None, False])
+def test_an_io_uring_cannot_create_a_set_id_file(shared: str, restrict: Optional[bool]) -> None:
+    """io_uring_setup fails with ENOSYS under the restriction: a ring's IORING_OP_OPENAT honours a set-id
+    mode (without the restriction it leaves a set-user-ID root file) and no filter sees it."""
+    sys_attr = idmapped(shared, restrict_suid_sgid=restrict)
+    result = capture(["/usr/bin/python3", "-c", URING, "/mnt/ring"], sys_attr)
+    if restrict is None:
+        assert result.out.strip() == "io_uring_setup Function not implemented", result.out
+        assert set_id_files(shared) == []
+    else:
+        assert result.out.split()[-1] == "0o104755", result.out
+        assert set_id_files(shared) == ["ring uid 0"]
 
 
 def test_keeping_cap_setfcap_with_an_idmapped_bind_is_refused(shared: str) -> None:
