@@ -1,0 +1,3 @@
+module go_forkexec
+
+go 1.23
