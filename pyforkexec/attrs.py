@@ -65,9 +65,17 @@ class SetNS:
     fd; a pidfd needs the mask of namespaces to join). User namespaces are joined first. With
     CLONE_NEWUSER in cloneflags, net, uts and ipc namespaces are joined by the parent's thread around
     clone instead (the child, privileged only in its new user namespace, could not): see child/joins.py.
-    ``inode``, when given, is the namespace's inode number (``stat -L``, ``lsns``): the join fails
-    (ChildError at setns, ESTALE) when the target is another namespace by then, as a saved
-    ``/proc/PID/ns/*`` path becomes once that PID is reused. For a pidfd it is that of the process's
+    Pins, each checked on the namespace opened for the join (any that does not hold: ChildError at
+    setns, ESTALE), for a target that may name another namespace by then, as a saved
+    ``/proc/PID/ns/*`` path does once that PID is reused:
+    ``inode``, the namespace's inode number (``stat -L``, ``lsns``); the kernel gives a freed
+    namespace's number to the next one made, so alone it does not tell a stranger's namespace made
+    after the target's ended. ``ns_id``, the kernel's 64-bit id of the namespace
+    (``pyforkexec.ns_pins.ns_id``; Linux 6.18), never given again; refused (ValueError) on a kernel
+    that has none. ``process_start``, for a ``/proc/PID/...`` path or a pidfd: the start time of the
+    process meant (``pyforkexec.ns_pins.process_start``: /proc/PID/stat field 22), which a process that
+    took PID later does not have; the path is opened through that process's /proc directory, so the
+    check and the open see one process. For a pidfd ``inode`` and ``ns_id`` are those of the process's
     namespace of the one type ``nstype`` names (several types: ValueError).
 
     A PID namespace is one a process is born into: setns(2) of one only moves the caller's future
@@ -81,6 +89,8 @@ class SetNS:
     nstype: int = 0
     inode: Optional[int] = None
     for_children: bool = False
+    ns_id: Optional[int] = None
+    process_start: Optional[int] = None
 
 
 @dataclass

@@ -249,12 +249,26 @@ def check_setns(entries: object) -> Sequence[SetNS]:
             fail(f"{field}.nstype", "must be 0 or CLONE_NEW* namespace flags")
         inode = None if e.inode is None else check_int(f"{field}.inode", e.inode, 1, 2**64 - 1)
         for_children = check_bool(f"{field}.for_children", e.for_children)
-        if type(e) is SetNS and target is e.target and nstype is e.nstype and inode is e.inode:
+        ns_id = None if e.ns_id is None else check_int(f"{field}.ns_id", e.ns_id, 1, 2**64 - 1)
+        started = None if e.process_start is None else check_int(f"{field}.process_start", e.process_start,
+                                                                 0, 2**64 - 1)
+        if started is not None and not isinstance(target, int) and not _proc_path(target):
+            fail(f"{field}.process_start", "pins a process: the target must be a /proc/PID/ path or a pidfd")
+        if (type(e) is SetNS and target is e.target and nstype is e.nstype and inode is e.inode
+                and for_children is e.for_children and ns_id is e.ns_id and started is e.process_start):
             out.append(e)
         else:
             plain = False
-            out.append(SetNS(target, nstype, inode=inode, for_children=for_children))
+            out.append(SetNS(target, nstype, inode=inode, for_children=for_children, ns_id=ns_id,
+                             process_start=started))
     return entries if plain else tuple(out)
+
+
+def _proc_path(target: str | bytes) -> bool:
+    """Whether ``target`` is a path through one process's /proc directory (what process_start pins)."""
+    from .ns_pins import PROC_PATH  # (only for a pin by process: a launcher imports what it uses)
+
+    return PROC_PATH.match(os.fsdecode(target)) is not None
 
 
 # Go's bool fields (the extension ones are checked in extensions.py).

@@ -106,9 +106,11 @@ options:
         description:
           - Join the namespaces of this process; by default every one that differs from the module's own,
             except its PID namespace.
-          - "The namespaces are pinned by inode at converge time (as is a C(path) under C(/proc/PID/)): a
-            later start (a C(service) restarting) fails rather than join another process that got the
-            same PID."
+          - "The namespaces are pinned at converge time (as is a C(path) under C(/proc/PID/), however it is
+            spelled, which the spec then names as C(/proc/PID/ns/TYPE)): by the process's start time, the
+            kernel's namespace id where it has one (Linux 6.18) and the inode. A later start (a C(service)
+            restarting) fails rather than join another process that got the same PID, even one whose new
+            namespace got the freed inode number."
         type: int
       path:
         description:

@@ -38,7 +38,7 @@ def _load(*names):
 pyforkexec, PYFORKEXEC_IMPORT_ERROR = _load("pyforkexec", "pyforkexec.spec", "pyforkexec.netns",
                                             "pyforkexec.nsinfo", "pyforkexec.sandbox.cgroup",
                                             "pyforkexec.sandbox.caps", "pyforkexec.sandbox.rlimits",
-                                            "pyforkexec.sandbox.mount_table")
+                                            "pyforkexec.sandbox.mount_table", "pyforkexec.ns_pins")
 
 # library -> (pip requirement, where it is documented)
 _LIBRARIES = {

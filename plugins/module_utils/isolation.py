@@ -452,7 +452,8 @@ def refuse_own(option, path, kind):
 
 
 def _join_entries(option, join, on_host):
-    """[(path, nstype, inode or None)] of one ``join`` entry; each one is a namespace that exists now.
+    """[(path, nstype, pins)] of one ``join`` entry (pins: SetNS's pin fields, _pins); each one is a
+    namespace that exists now.
     Away from the host, the namespaces it names (none for a pid without ``namespaces``: they are
     found there)."""
     kinds = join["namespaces"]
@@ -462,8 +463,8 @@ def _join_entries(option, join, on_host):
     nsinfo = deps.pyforkexec.nsinfo
     if not on_host:
         if join["path"]:
-            return [(join["path"], flags[0] if flags else 0, None)]
-        return [(nsinfo.ns_path(join["pid"], k), f, None) for k, f in zip(kinds or [], flags)]
+            return [(join["path"], flags[0] if flags else 0, {})]
+        return [(nsinfo.ns_path(join["pid"], k), f, {}) for k, f in zip(kinds or [], flags)]
     if join["path"]:
         nstype = namespace_type(f"{option}.path", join["path"])
         if kinds and nstype != flags[0]:
@@ -472,8 +473,12 @@ def _join_entries(option, join, on_host):
         refuse_own(f"{option}.path", join["path"], nstype)
         # A name (/run/netns/NAME) means whatever it names when the command starts; a /proc/PID path
         # means that process's namespace, and nothing else once the PID is reused.
-        pinned = _inode(f"{option}.path", join["path"]) if _names_a_process(join["path"]) else None
-        return [(join["path"], nstype, pinned)]
+        link = _process_link(join["path"])
+        if link is None:
+            return [(join["path"], nstype, {})]
+        where, directory = _proc_number(link)
+        path = os.path.join(directory, os.path.basename(link)) if where else join["path"]
+        return [(path, nstype, _pins(f"{option}.path", path, where))]
     pid = join["pid"]
     # Pinned while its namespaces are read (its pidfd): one that ended meanwhile left its number to any
     # process, whose namespaces' inodes were read and pinned in the spec, which the service then joined
@@ -521,8 +526,8 @@ def _pid_join_entries(option, join, kinds, pid, pin):
             _fail(f"{option}.pid", f"process {pid} is in this host's namespaces: nothing to join")
     named = f"{option}.namespaces" if join["namespaces"] else f"{option}.pid"
     paths = [nsinfo.ns_path(where, kind) for kind in kinds]
-    entries = [(path, namespace_type(named, path), _inode(named, path)) for path in paths]
-    for path, nstype, _inode_now in entries:
+    entries = [(path, namespace_type(named, path), _pins(named, path, where)) for path in paths]
+    for path, nstype, _pins_now in entries:
         refuse_own(named, path, nstype)
     return entries
 
@@ -531,41 +536,61 @@ def _pid_join_entries(option, join, kinds, pid, pin):
 _NS_LINK = re.compile(r"^[a-z_]+:\[[0-9]+\]$")
 
 
-def _names_a_process(path):
-    """Whether the namespace file ``path`` is a process's /proc/PID/ns link, however it is spelled
-    (//proc/PID, /proc/./PID, /proc/../proc/PID, a symlink to it or to /proc/PID, another mount of
-    proc), rather than a namespace bound on a file (/run/netns/NAME). Told by the link itself, not by
-    the spelling: a spelling other than /proc/PID/ went unpinned, and a service's later start joined
+def _process_link(path):
+    """The /proc/PID/ns link the namespace file ``path`` is, however it is spelled (//proc/PID,
+    /proc/./PID, /proc/../proc/PID, a symlink to it or to /proc/PID, another mount of proc), or None
+    when it is a namespace bound on a file (/run/netns/NAME). Told by the link itself, not by the
+    spelling: a spelling other than /proc/PID/ went unpinned, and a service's later start joined
     whatever process had that PID by then."""
     for _hop in range(40):  # (the kernel's own bound on the symlinks one lookup follows)
         try:
             target = os.readlink(path)
         except OSError:  # not a symlink: a namespace bound on a file (what is not there: namespace_type)
-            return False
+            return None
         if _NS_LINK.match(target):
-            return True
+            return path
         path = os.path.join(os.path.dirname(path), target)
-    return False
+    return None
 
 
-def _inode(option, path):
-    """The namespace's inode now: a /proc/PID/ns path is only good while that PID is the process
-    meant, and a service restarts later; pyforkexec refuses the join once it names another one."""
+def _proc_number(link):
+    """(the number of the process whose /proc/PID/ns (or /proc/PID/task/TID/ns) directory holds
+    ``link``, that directory's own path), where it is this /proc's; (None, None) elsewhere (another
+    mount of proc)."""
+    directory = os.path.realpath(os.path.dirname(link))
+    found = re.match(r"^/proc/([1-9][0-9]*)(/task/[1-9][0-9]*)?/ns$", directory)
+    return (int(found[1]), directory) if found else (None, None)
+
+
+def _pins(option, path, where):
+    """SetNS's pins of the namespace file ``path`` now, of process ``where`` (its number in /proc, or
+    None): a /proc/PID path is only good while that PID is the process meant, and a service restarts
+    later; pyforkexec refuses the join once it names another one. The inode (its number is given to
+    the next namespace made once this one is freed), the kernel's namespace id where it has one (never
+    given again), and the process's start time (a process that takes the PID later has another),
+    read twice around the others: one that ended meanwhile left its number to any process."""
+    ns_pins = deps.pyforkexec.ns_pins
     try:
-        return os.stat(path).st_ino
+        started = ns_pins.process_start(str(where)) if where else None
+        pins = {"inode": os.stat(path).st_ino, "ns_id": ns_pins.ns_id_of(path)}
+        if started is not None and ns_pins.process_start(str(where)) != started:
+            raise ProcessLookupError(0, "it ended while its namespaces were read")
     except OSError as e:
         _fail(option, f"no namespace to join at {path}: {e.strerror}")
+    if started is not None:
+        pins["process_start"] = started
+    return {name: pin for name, pin in pins.items() if pin is not None}
 
 
 def _one_of_each_type(entries, made=None):
     """Fail naming the entry that joins another namespace of a type an earlier one joins (``netns`` and
-    ``join``, (option, path, nstype, inode) each, there now but ``made``): setns to the second leaves
+    ``join``, (option, path, nstype, pins) each, there now but ``made``): setns to the second leaves
     the first, so the command would run in the last one alone and the earlier join would not hold.
     pyforkexec refuses it at the start too; found here, check mode reports it, and the services module
     before it changes anything. ``made``: the path of the network namespace this run makes (_setns's
     ``netns_made``), another namespace than any there now but itself by its own path."""
     first = {}
-    for option, path, nstype, _inode_then in entries:
+    for option, path, nstype, _pins_then in entries:
         if path == made:
             identity = path
         else:
@@ -586,7 +611,7 @@ def _setns(params, cloneflags, origins, on_host, netns_made=False):
     them in, so that an index in its messages is the index here). ``netns_made``: the namespace
     ``netns`` names is made by this run before the service starts (not looked for on the host)."""
     fe = deps.pyforkexec
-    entries = []  # (option, path, nstype, inode)
+    entries = []  # (option, path, nstype, pins)
     name = params["netns"]
     if name:
         if cloneflags & fe.CLONE_NEWNET:
@@ -604,7 +629,7 @@ def _setns(params, cloneflags, origins, on_host, netns_made=False):
             _fail("netns", f"{path} is a {_kind_of_type(nstype)} namespace, not a network namespace")
         if look:
             refuse_own("netns", path, nstype)
-        entries.append(("netns", path, nstype, None))
+        entries.append(("netns", path, nstype, {}))
     for i, join in enumerate(params["join"]):
         option = f"join[{i}]"
         entries += [(option, *entry) for entry in _join_entries(option, join, on_host)]
@@ -613,7 +638,7 @@ def _setns(params, cloneflags, origins, on_host, netns_made=False):
     entries.sort(key=lambda e: not e[2] & fe.CLONE_NEWUSER)
     for n, entry in enumerate(entries):
         origins.add(f"sys.setns[{n}]", entry[0])
-    return [fe.SetNS(path, int(nstype), inode) for option, path, nstype, inode in entries]
+    return [fe.SetNS(path, int(nstype), **pins) for option, path, nstype, pins in entries]
 
 
 def _idmap(option, value):

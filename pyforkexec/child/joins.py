@@ -31,7 +31,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Optional
 
-from .. import fd_ready
+from .. import fd_ready, ns_pins
 from .. import flags as F
 from .._record import Value
 from ..attrs import SetNS, SysProcAttr
@@ -127,6 +127,8 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
             # which another thread of the caller cannot swap for another namespace (dup2) in between.
             if isinstance(entry.target, int):
                 fd = fcntl.fcntl(entry.target, fcntl.F_DUPFD_CLOEXEC, 3)
+            elif entry.process_start is not None:  # (a /proc/PID path: validate.py; its process's, or none)
+                fd = ns_pins.open_of_process(os.fsdecode(entry.target), entry.process_start)
             else:
                 fd = os.open(entry.target, NS_OPEN)
         except OSError as e:  # a closed fd, a path that cannot be opened: what the child's setns would meet
@@ -135,9 +137,12 @@ def open_joins(entries: Sequence[SetNS], cloneflags: int, opened: list[int], pat
         kind = kind_of(fd, entry.nstype)
         check_join_kind(f"SysProcAttr.setns[{index}]", entry, kind, cloneflags, unshareflags, sys_attr)
         # (a pidfd: one join per type, of the namespace files _pinned opened; any other fd: itself)
-        targets = _pinned(fd, kind, index, path, opened) or [(fd, kind, entry.nstype)]
-        if entry.inode is not None:
-            _check_inode(targets, entry.inode, index, path)
+        if entry.process_start is not None and isinstance(entry.target, int) and pidfd_pid(fd) is None:
+            fail(f"SysProcAttr.setns[{index}].process_start", f"pins a process: fd {entry.target} is no "
+                 "pidfd (pin a namespace fd by inode or ns_id)")
+        targets = _pinned(fd, kind, index, path, opened, entry.process_start) or [(fd, kind, entry.nstype)]
+        if entry.inode is not None or entry.ns_id is not None:
+            _check_pins(targets, entry, index, path)
         for ns_fd, types, nstype in targets:
             _one_of_type(first_of_type, ns_fd, types, index, entry.for_children)
             own = own_types(ns_fd, types, index)
@@ -173,17 +178,24 @@ def _one_of_type(first_of_type: dict[tuple[int, bool], tuple[int, tuple[int, int
              "join would not hold; join one namespace of each type")
 
 
-def _check_inode(targets: list[tuple[int, int, int]], inode: int, index: int, path: str) -> None:
-    """``inode`` is one namespace's: that of the file joined, or of a pidfd's one namespace (the file
-    _pinned opened; the pidfd's own inode is no namespace's, which every join by pidfd failed on)."""
+def _check_pins(targets: list[tuple[int, int, int]], entry: SetNS, index: int, path: str) -> None:
+    """``entry``'s inode and ns_id are one namespace's: that of the file joined, or of a pidfd's one
+    namespace (the file _pinned opened; the pidfd's own inode is no namespace's, which every join by
+    pidfd failed on)."""
+    pin = "inode" if entry.inode is not None else "ns_id"
     if len(targets) > 1:
-        fail(f"SysProcAttr.setns[{index}].inode", "names one namespace, and a pidfd with several types in "
+        fail(f"SysProcAttr.setns[{index}].{pin}", "names one namespace, and a pidfd with several types in "
              "nstype joins several: give one type per entry")
-    if os.fstat(targets[0][0]).st_ino != inode:
-        raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # not the namespace meant
+    try:
+        ns_pins.check(targets[0][0], entry.inode, entry.ns_id)
+    except OSError as e:
+        if e.errno == errno.ENOTTY:
+            fail(f"SysProcAttr.setns[{index}].ns_id", "this kernel has no namespace ids (NS_GET_ID, Linux "
+                 "6.18) to check the pin by: pin by inode and process_start")
+        raise ChildError(e.errno or 0, ErrorLocation.SETNS, index, path) from None  # not the namespace meant
 
 
-def _pinned(fd: int, kind: int, index: int, path: str, opened: list[int]) \
+def _pinned(fd: int, kind: int, index: int, path: str, opened: list[int], started: Optional[int] = None) \
         -> Optional[list[tuple[int, int, int]]]:
     """For a pidfd ``fd``: its process's namespaces of each type in ``kind``, opened now, as (fd, type,
     type) joins; None for any other fd. A pidfd names a process, not its namespaces: setns(pidfd) joins
@@ -197,6 +209,11 @@ def _pinned(fd: int, kind: int, index: int, path: str, opened: list[int]) \
         return None  # not a pidfd; or one own_types refuses (a process this /proc cannot see)
     if pid == -1:
         raise ChildError(errno.ESRCH, ErrorLocation.SETNS, index, path)  # it ended: no namespaces to join
+    try:
+        if started is not None and ns_pins.process_start(str(pid)) != started:
+            raise ChildError(errno.ESTALE, ErrorLocation.SETNS, index, path)  # (a pidfd of another process)
+    except (FileNotFoundError, ProcessLookupError):
+        raise ChildError(errno.ESRCH, ErrorLocation.SETNS, index, path) from None
     pinned = []
     for flag, name in NS_FILE.items():
         if kind & flag:

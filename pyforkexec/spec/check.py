@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 from .. import validate as _validate
+from ..checks import NS_OPEN
 from ..flags import (
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,
@@ -645,30 +646,48 @@ def _read_int(path: str) -> Optional[int]:
 
 def _check_join_target(field: str, entry: SetNS, cloneflags: int) -> None:
     """What the child's setns would refuse of a join by path: a file that is no namespace (EINVAL), one
-    of another type than ``nstype`` (EINVAL), another namespace than ``inode`` (ESTALE), one of a type
-    cloneflags makes, and this process's own namespace (a join that would change nothing)."""
-    from .. import nsinfo  # only for a spec that joins: a launcher imports what it uses (issue 15)
+    of another type than ``nstype`` (EINVAL), another namespace or process than its pins name (ESTALE),
+    one of a type cloneflags makes, and this process's own namespace (a join that would change nothing).
+    The file is opened as the start opens it (a pin by process: through its /proc directory)."""
+    from .. import ns_pins, nsinfo  # only for a spec that joins: a launcher imports what it uses (issue 15)
 
     try:
-        kind = nsinfo.nstype(entry.target)
-        own = bool(kind) and nsinfo.is_callers(entry.target)
-        inode = os.stat(entry.target).st_ino
+        if entry.process_start is not None:
+            fd = ns_pins.open_of_process(os.fsdecode(entry.target), entry.process_start)
+        else:
+            fd = os.open(entry.target, NS_OPEN)
     except OSError as e:
-        raise SpecError(field, f"{entry.target}: {e.strerror}") from None
-    _judge_join(field, entry, cloneflags, str(entry.target), kind, inode, lambda: own)
+        raise SpecError(f"{field}.process_start" if e.errno in (errno.ESTALE, errno.ESRCH) else field,
+                        f"{entry.target}: {e.strerror}") from None
+    try:
+        kind = nsinfo.fd_nstype(fd)
+        _judge_join(field, entry, cloneflags, str(entry.target), kind, fd,
+                    lambda: bool(kind) and nsinfo.fd_is_callers(fd, kind))
+    finally:
+        os.close(fd)
 
 
-def _judge_join(field: str, entry: SetNS, cloneflags: int, what: str, kind: int, inode: int,
+def _judge_join(field: str, entry: SetNS, cloneflags: int, what: str, kind: int, fd: int,
                 own: Callable[[], bool]) -> None:
-    """The rules of a join of the namespace ``what`` (a path, or "fd N") of type ``kind`` (0: none)."""
+    """The rules of a join of the namespace ``what`` (a path, or "fd N") open at ``fd``, of type
+    ``kind`` (0: none)."""
+    from .. import ns_pins
+
     if not kind:
         raise SpecError(field, f"{what} is not a namespace file (a /proc/PID/ns/* link, or a bind mount of "
                         "one such as /run/netns/NAME)")
     if entry.nstype and entry.nstype != kind:
         raise SpecError(f"{field}.nstype", f"{what} is a {_kind_name(kind)} namespace, not "
                         f"{_kind_name(entry.nstype)}")
-    if entry.inode is not None and entry.inode != inode:
-        raise SpecError(f"{field}.inode", f"{what} is namespace {inode} by now, not {entry.inode}")
+    try:
+        ns_pins.check(fd, entry.inode, None)
+    except OSError as e:
+        raise SpecError(f"{field}.inode", f"{what} is {e.strerror}") from None
+    try:
+        ns_pins.check(fd, None, entry.ns_id)
+    except OSError as e:
+        raise SpecError(f"{field}.ns_id", f"{what} is {e.strerror}" if e.errno == errno.ESTALE else
+                        f"{e.strerror}: pin by inode and process_start") from None
     try:
         _validate.check_join_kind(field, entry, entry.nstype or kind, cloneflags)
     except ValueError as e:
@@ -713,10 +732,12 @@ def _check_join_fd(field: str, entry: SetNS, cloneflags: int) -> None:
 
     fd = entry.target
     try:
-        inode = os.fstat(fd).st_ino
         pidfd = os.readlink(f"/proc/thread-self/fd/{fd}") == "anon_inode:[pidfd]"
     except OSError:
         raise SpecError(field, f"fd {fd} is not open in this process") from None
     if not pidfd:
+        if entry.process_start is not None:
+            raise SpecError(f"{field}.process_start", f"pins a process: fd {fd} is no pidfd (pin a namespace "
+                            "fd by inode or ns_id)")
         kind = nsinfo.fd_nstype(fd)
-        _judge_join(field, entry, cloneflags, f"fd {fd}", kind, inode, lambda: nsinfo.fd_is_callers(fd, kind))
+        _judge_join(field, entry, cloneflags, f"fd {fd}", kind, fd, lambda: nsinfo.fd_is_callers(fd, kind))

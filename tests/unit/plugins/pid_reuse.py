@@ -87,6 +87,14 @@ def bystander_on(pid: int, session: bool = False, close: Iterable[int] = ()) -> 
     return sleeper(session, close)
 
 
+def in_own_uts_and_ipc() -> subprocess.Popen:
+    """A sleeper in UTS and IPC namespaces of its own (made by util-linux unshare), once it is in them."""
+    proc = subprocess.Popen(["unshare", "--uts", "--ipc", "sleep", "600"])
+    while os.stat(f"/proc/{proc.pid}/ns/uts").st_ino == os.stat("/proc/self/ns/uts").st_ino:
+        time.sleep(0.001)  # (until unshare has made them)
+    return proc
+
+
 def run(script: str, *args: str, env: dict[str, str] | None = None, mount_proc: bool = True) -> Any:
     """``script`` run by this Python as PID 1 of a PID namespace of its own, with ``args`` as its argv
     and ``env`` (this process's by default) with this file's directory ahead on PYTHONPATH: its JSON

@@ -11,6 +11,7 @@ import pytest
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import isolation as iso
 
 import pyforkexec as fe
+from pyforkexec import ns_pins
 
 try:
     from hypothesis import HealthCheck, given, settings
@@ -118,41 +119,50 @@ def test_join_a_process_joins_the_namespaces_it_does_not_share(attr):
     with fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(
             sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWUTS | fe.CLONE_NEWIPC))) as proc:
         try:
-            inodes = {kind: os.stat(f"/proc/{proc.pid}/ns/{kind}").st_ino for kind in ("uts", "ipc")}
+            pins = {kind: _pins_of(proc.pid, kind) for kind in ("uts", "ipc")}
             sys = attr(join=[dict(pid=proc.pid)]).sys
             chosen = attr(join=[dict(pid=proc.pid, namespaces=["uts"])]).sys
         finally:
             proc.kill()
-    # Each with the namespace's inode: a service restarting after that pid is reused fails closed
-    # rather than join whatever process has the pid by then.
+    # Each pinned to the namespace and the process: a service restarting after that pid is reused fails
+    # closed rather than join whatever process has the pid by then.
     uts, ipc = (f"/proc/{proc.pid}/ns/{kind}" for kind in ("uts", "ipc"))
-    assert list(sys.setns) == [fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes["uts"]),
-                               fe.SetNS(ipc, int(fe.CLONE_NEWIPC), inodes["ipc"])]
-    assert list(chosen.setns) == [fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes["uts"])]
+    assert list(sys.setns) == [fe.SetNS(uts, int(fe.CLONE_NEWUTS), **pins["uts"]),
+                               fe.SetNS(ipc, int(fe.CLONE_NEWIPC), **pins["ipc"])]
+    assert list(chosen.setns) == [fe.SetNS(uts, int(fe.CLONE_NEWUTS), **pins["uts"])]
+
+
+def _pins_of(pid, kind):
+    """What the collection pins a join of process ``pid``'s namespace of ``kind`` by: its inode, the
+    kernel's id of it where the kernel has ids, and the process's start time."""
+    path = f"/proc/{pid}/ns/{kind}"
+    pins = {"inode": os.stat(path).st_ino, "process_start": ns_pins.process_start(str(pid))}
+    if ns_pins.ns_id_of(path) is not None:
+        pins["ns_id"] = ns_pins.ns_id_of(path)
+    return pins
 
 
 def test_a_join_path_to_a_process_is_pinned_however_it_is_spelled(attr, tmp_path):
     """A join path that leads to a process's /proc/PID/ns file by another spelling than /proc/PID/
     (//proc/PID, /proc/./PID, a symlink to it) was not pinned by inode: a service's later start joined
-    whatever process had that PID by then (here: the symlink pointed at another process's namespace,
-    as the PID would be another process's). Pinned now, that start fails; a /run/netns-like name (a
-    namespace bound on a file) still means what it names at the start."""
+    whatever process had that PID by then. Each is that process's /proc/PID/ns file now, pinned to it
+    and its namespace: a start after it ended fails; a /run/netns-like name (a namespace bound on a
+    file) still means what it names at the start."""
     flags = fe.ProcAttr(sys=fe.SysProcAttr(cloneflags=fe.CLONE_NEWNET))
     with fe.start_process("/bin/sleep", ["sleep", "60"], flags) as a, \
             fe.start_process("/bin/sleep", ["sleep", "60"], flags) as b:
         try:
-            inode = os.stat(f"/proc/{a.pid}/ns/net").st_ino
+            meant = fe.SetNS(f"/proc/{a.pid}/ns/net", int(fe.CLONE_NEWNET), **_pins_of(a.pid, "net"))
             link = tmp_path / "net"
             link.symlink_to(f"/proc/{a.pid}/ns/net")
             for path in (f"//proc/{a.pid}/ns/net", f"/proc/./{a.pid}/ns/net", f"/proc/../proc/{a.pid}/ns/net",
                          str(link)):
-                assert [entry.inode for entry in attr(join=[dict(path=path)]).sys.setns] == [inode], path
+                assert list(attr(join=[dict(path=path)]).sys.setns) == [meant], path
             pinned = attr(join=[dict(path=str(link))]).sys
             link.unlink()
             link.symlink_to(f"/proc/{b.pid}/ns/net")  # the path leads to another namespace now
-            with pytest.raises(fe.ChildError) as stale:
-                fe.start_process("/bin/true", ["true"], fe.ProcAttr(sys=pinned)).wait()
-            assert stale.value.location == fe.ErrorLocation.SETNS
+            joined = fe.run(["readlink", "/proc/self/ns/net"], sys=pinned, capture_output=True, text=True)
+            assert joined.stdout.strip() == os.readlink(f"/proc/{a.pid}/ns/net")  # the one meant
             bound = tmp_path / "bound"
             bound.touch()
             assert os.system(f"mount --bind /proc/{a.pid}/ns/net {bound}") == 0
@@ -160,6 +170,11 @@ def test_a_join_path_to_a_process_is_pinned_however_it_is_spelled(attr, tmp_path
                 assert [entry.inode for entry in attr(join=[dict(path=str(bound))]).sys.setns] == [None]
             finally:
                 os.system(f"umount {bound}")
+            a.kill()
+            a.wait()
+            with pytest.raises(fe.ChildError) as stale:
+                fe.start_process("/bin/true", ["true"], fe.ProcAttr(sys=pinned)).wait()
+            assert stale.value.location == fe.ErrorLocation.SETNS
         finally:
             a.kill()
             b.kill()
@@ -167,7 +182,7 @@ def test_a_join_path_to_a_process_is_pinned_however_it_is_spelled(attr, tmp_path
 
 def test_join_a_path_takes_one_type_at_most(attr, refused, elsewhere):
     assert list(attr(join=[dict(path=elsewhere("uts"), namespaces=["uts"])]).sys.setns) == [
-        fe.SetNS(elsewhere("uts"), int(fe.CLONE_NEWUTS), os.stat(elsewhere("uts")).st_ino)]
+        fe.SetNS(elsewhere("uts"), int(fe.CLONE_NEWUTS), **_pins_of(elsewhere.pid, "uts"))]
     assert refused(join=[dict(path=elsewhere("uts"), namespaces=["uts", "net"])]).startswith(
         "join[0].namespaces: a namespace file is of one type")
 
@@ -370,14 +385,14 @@ def test_a_join_by_path_records_its_type_and_user_namespaces_come_first(attr, el
             gid_mappings=[fe.SysProcIDMap(0, 0, 1)]))) as proc:
         user, uts = (f"/proc/{proc.pid}/ns/{kind}" for kind in ("user", "uts"))
         try:
-            inodes = {path: os.stat(path).st_ino for path in (user, uts)}
+            pins = {kind: _pins_of(proc.pid, kind) for kind in ("user", "uts")}
             sys = attr(join=[dict(path=elsewhere("ipc")), dict(pid=proc.pid)]).sys
         finally:
             proc.kill()
     ipc = elsewhere("ipc")
-    assert list(sys.setns) == [fe.SetNS(user, int(fe.CLONE_NEWUSER), inodes[user]),
-                               fe.SetNS(ipc, int(fe.CLONE_NEWIPC), os.stat(ipc).st_ino),
-                               fe.SetNS(uts, int(fe.CLONE_NEWUTS), inodes[uts])]
+    assert list(sys.setns) == [fe.SetNS(user, int(fe.CLONE_NEWUSER), **pins["user"]),
+                               fe.SetNS(ipc, int(fe.CLONE_NEWIPC), **_pins_of(elsewhere.pid, "ipc")),
+                               fe.SetNS(uts, int(fe.CLONE_NEWUTS), **pins["uts"])]
 
 
 def test_pyforkexec_names_of_setns_entries_become_the_join_entry(validate_args, elsewhere):
@@ -527,7 +542,7 @@ proc = subprocess.Popen(["unshare", "--uts", "--ipc", "sh", "-c",
 uts = proc.stdout.readline().strip()
 try:
     entries = iso._join_entries("join[0]", dict(pid=proc.pid, path=None, namespaces=None), True)
-    answer = {"joined": sorted(f"{os.path.basename(path)}:[{inode}]" for path, _type, inode in entries)}
+    answer = {"joined": sorted(f"{os.path.basename(path)}:[{pin['inode']}]" for path, _type, pin in entries)}
 except iso.IsolationError as e:
     answer = {"error": str(e)}
 proc.kill()
@@ -555,12 +570,7 @@ import json, os, signal, subprocess, time
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.pyforkexec.isolation.plugins.module_utils import isolation as iso
 import pyforkexec.nsinfo as nsinfo
-
-def in_own_namespaces():
-    proc = subprocess.Popen(["unshare", "--uts", "--ipc", "sleep", "600"])
-    while os.stat(f"/proc/{proc.pid}/ns/uts").st_ino == os.stat("/proc/self/ns/uts").st_ino:
-        time.sleep(0.001)  # (until unshare has made them)
-    return proc
+from pid_reuse import in_own_uts_and_ipc as in_own_namespaces
 
 def inodes(pid):
     return [os.stat(f"/proc/{pid}/ns/{kind}").st_ino for kind in ("uts", "ipc")]
@@ -608,3 +618,60 @@ def test_a_join_by_pid_never_pins_the_namespaces_of_a_process_that_reused_the_pi
     assert answer["pinned"] is None, answer
     assert answer["msg"].startswith("join[0].pid: process ") and "ended while its namespaces were read" in \
         answer["msg"], answer
+
+
+# As PID 1 of a PID namespace of its own: a process in UTS and IPC namespaces of its own is joined by its
+# pid (its UTS namespace), then killed; the next fork gets its number (ns_last_pid) and makes UTS and IPC
+# namespaces of its own, until its UTS namespace has the target's inode number too (the kernel gives a
+# freed one to the next namespace made). What the start of the pinned spec does then.
+_JOIN_OF_A_PID_AND_INODE_REUSED = r"""
+import json, os
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import isolation as iso
+import pyforkexec as fe
+from pid_reuse import in_own_uts_and_ipc as in_own_namespaces
+
+target = in_own_namespaces()
+meant = os.readlink(f"/proc/{target.pid}/ns/uts")
+params = ArgumentSpecValidator(iso.ISOLATION_ARGSPEC, mutually_exclusive=iso.ISOLATION_MUTUALLY_EXCLUSIVE
+                               ).validate({"join": [{"pid": target.pid, "namespaces": ["uts"]}]}
+                                          ).validated_parameters
+sys_attr = iso.build_and_check(params, ["true"]).attr.sys
+target.kill()
+target.wait()
+for _try in range(500):
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(target.pid - 1))
+    stranger = in_own_namespaces()
+    if stranger.pid == target.pid and os.readlink(f"/proc/{stranger.pid}/ns/uts") == meant:
+        break
+    stranger.kill()
+    stranger.wait()
+else:
+    print(json.dumps({"reused": False}))
+    raise SystemExit(0)
+try:
+    done = fe.run(["readlink", "/proc/self/ns/uts"], sys=sys_attr, capture_output=True, text=True)
+    outcome = "ran in " + done.stdout.strip()
+except fe.ChildError as e:
+    outcome = f"{e.errno_name} at {e.field}"
+stranger.kill()
+pins = [k for k in ("inode", "ns_id", "process_start") if getattr(sys_attr.setns[0], k) is not None]
+print(json.dumps({"reused": True, "meant": meant, "outcome": outcome, "pins": pins}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
+def test_a_join_by_pid_is_not_fooled_by_a_stranger_with_the_pid_and_the_inode_number(in_pid_namespace):
+    """join: [{pid: N}] was pinned by the namespace's inode alone, which the kernel gives to the next
+    namespace made once it is freed: a stranger that took the pid and made a namespace was joined by
+    the service's next start (the pin held). Pinned by the process's start time too, and by the
+    kernel's namespace id where it has one: that start fails at setns (ESTALE)."""
+    for _attempt in range(5):  # (other tests beside this one make namespaces too, taking the number)
+        answer = in_pid_namespace(_JOIN_OF_A_PID_AND_INODE_REUSED)
+        if answer["reused"]:
+            break
+    else:
+        pytest.skip("the kernel did not give the freed pid and inode number to the stranger in 500 tries")
+    assert answer["outcome"] == "ESTALE at sys.setns[0]", answer
+    assert "process_start" in answer["pins"], answer
