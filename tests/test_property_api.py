@@ -61,6 +61,7 @@ from pyforkexec import (
     SetNS,
     SysProcAttr,
     SysProcIDMap,
+    ns_pins,
 )
 from pyforkexec._signals import Hold
 from pyforkexec.child.plan import compile_plan
@@ -307,6 +308,9 @@ def sys_fields() -> dict[str, st.SearchStrategy[Any]]:
                              st.builds(lambda: POOL.closed_fd), hostile())
     setns_inode = pick(*[st.none()] * 3, st.builds(lambda: os.stat("/proc/self/ns/uts").st_ino), ids())
     setns_type = maybe(st.sampled_from([0, *NS_FLAGS, int(pf.CLONE_VM)]))
+    setns_id = pick(*[st.none()] * 3, st.builds(lambda: ns_pins.ns_id_of("/proc/self/ns/uts")), ids())
+    setns_started = pick(*[st.none()] * 3, st.builds(lambda: ns_pins.process_start("1")), ids())
+    setns_target = pick(setns_target, st.sampled_from(["/proc/1/ns/uts", "/proc/1/ns/net", "/proc/1/stat"]))
     return {
         "chroot": maybe(pick(st.just(""), paths())),
         "credential": pick(st.none(), st.builds(Credential, ids(), ids(), lists(ids()), b), hostile()),
@@ -316,7 +320,8 @@ def sys_fields() -> dict[str, st.SearchStrategy[Any]]:
         "uid_mappings": id_maps(), "gid_mappings": id_maps(), "gid_mappings_enable_setgroups": b,
         "ambient_caps": lists(maybe(st.integers(-1, 70))), "use_cgroup_fd": b,
         "cgroup_fd": pick(fd_values(), st.sampled_from(["dir", "opath"]).map(POOL.fds.get)), "pidfd": b,
-        "setns": lists(st.builds(SetNS, setns_target, setns_type, setns_inode, maybe(st.booleans()))),
+        "setns": lists(st.builds(SetNS, setns_target, setns_type, setns_inode, maybe(st.booleans()), setns_id,
+                                 setns_started)),
         "hostname": pick(st.none(), weird_text(70)), "domainname": pick(st.none(), weird_text(70)),
         "mount_propagation": maybe(st.sampled_from(["private", "slave", "shared", "unchanged", "rshared"])),
         "mounts": mounts(), "pivot_root": pick(st.none(), paths()), "readonly_root": b,
