@@ -161,6 +161,12 @@ class SysProcAttr:
     # installed before `seccomp`, with no_new_privs as it sets it. None: on whenever a mount is idmapped
     # (what the program's root creates there is the host's root's, set-id bits included); False: off.
     restrict_suid_sgid: Optional[bool] = None
+    # The CLONE_NEW* types of namespace the program may still create or join (systemd's
+    # RestrictNamespaces=, see sandbox/seccomp.py): a seccomp filter of its own, installed with
+    # restrict_suid_sgid's, fails unshare, clone and setns with EPERM for any other type, setns of any
+    # type (nstype 0) and clone3 (ENOSYS: its flags are in a struct; a C library falls back to clone).
+    # None: no restriction (Go's behaviour); 0: none; every type: no filter.
+    restrict_namespaces: Optional[int] = None
     # Called in the parent with the child's pid once the child is set up, just before seccomp and
     # execve; the child waits until it returns. If it raises, the child is killed and a ChildError
     # at SYNC_READ is raised from the exception.

@@ -48,7 +48,7 @@ class ErrorLocation(enum.IntEnum):
     NO_NEW_PRIVS = 41
     SYNC_READ = 42  # waiting for the parent's sync callable (ECANCELED: it raised, or the parent left)
     PTRACE_ME = 50
-    SECCOMP = 51  # index 0: SysProcAttr.seccomp, 1: restrict_suid_sgid's filter
+    SECCOMP = 51  # index 0: SysProcAttr.seccomp, 1: restrict_suid_sgid's filter, 2: restrict_namespaces's
     EXECVE = 60
     EXECVEAT = 61  # exec_fd
     LANDLOCK_RESTRICT_SELF = 43  # Go 1.28's use_landlock: landlock_restrict_self(landlock_fd, landlock_flags)
@@ -80,8 +80,8 @@ FIELD_OF_STEP = {
     "SETGROUPS": ("sys.credential.groups", "sys.credential"),  # 1: none given (Go clears them)
     "SETGID": "sys.credential.gid", "SETUID": "sys.credential.uid",
     "CAPBSET_DROP": "sys.capabilities", "CAPSET": "sys.capabilities", "CAP_AMBIENT": "sys.capabilities",
-    "NO_NEW_PRIVS": "sys.no_new_privs", "SECCOMP": ("sys.seccomp", "sys.restrict_suid_sgid"),
-    "CHDIR": "proc.dir",
+    "NO_NEW_PRIVS": "sys.no_new_privs", "CHDIR": "proc.dir",
+    "SECCOMP": ("sys.seccomp", "sys.restrict_suid_sgid", "sys.restrict_namespaces"),
     "LANDLOCK_RESTRICT_SELF": "sys.landlock_fd", "LANDLOCK": "sys.landlock", "MOVE_MOUNT": "sys.mounts[]",
     "IDMAP": "sys.mounts[]", "CHROOT": "sys.chroot", "SETSID": "sys.setsid", "SETPGID": "sys.setpgid",
     "PDEATHSIG": "sys.pdeathsig", "PTRACE_ME": "sys.ptrace", "DUP3": "proc.files", "FCNTL": "proc.files",

@@ -178,6 +178,9 @@ NAMESPACE_FLAGS: Mapping[str, CloneFlags] = types.MappingProxyType(
     }
 )
 
+#: Every namespace type's CLONE_NEW* flag, as one mask.
+NAMESPACE_MASK: int = sum({int(f) for f in NAMESPACE_FLAGS.values()})
+
 #: Each namespace flag -> its file in /proc/PID/ns/.
 NAMESPACE_PROC_FILES: Mapping[CloneFlags, str] = types.MappingProxyType(
     {m: info.ns_file for m, info in _INFO.items() if info.ns_file}

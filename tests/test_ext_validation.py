@@ -149,6 +149,8 @@ CASES = [
     MC("[0].idmap", "not open", Mount.bind("/usr", "/mnt", idmap=CLOSED_FD)),
     MC("[0].idmap", "must be True", Mount.bind("/usr", "/mnt", idmap=1.5), kind=TypeError),
     T("restrict_suid_sgid", "must be True or False", TypeError, restrict_suid_sgid=1),
+    T("restrict_namespaces", "must be a mask of CLONE_NEW", TypeError, restrict_namespaces=False),
+    T("restrict_namespaces", "no namespace type", restrict_namespaces=0x11),
     # sync, exec_fd
     T("sync", "callable", TypeError, sync="print"),
     T("exec_fd", "between", exec_fd=-1),
@@ -177,7 +179,7 @@ EXAMPLES = {  # a non-default value of each extension field
     "hostname": "h", "domainname": "d", "mount_propagation": "slave", "mounts": [Mount.tmpfs("/x")],
     "pivot_root": "/r", "readonly_root": True, "rlimits": [Rlimit("core", 0, 0)], "cgroup": Cgroup("x"),
     "capabilities": Capabilities(), "landlock": Landlock(), "seccomp": SeccompFilter(), "sync": print,
-    "exec_fd": 3, "restrict_suid_sgid": False,
+    "exec_fd": 3, "restrict_suid_sgid": False, "restrict_namespaces": 0,
 }
 
 

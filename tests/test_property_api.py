@@ -333,6 +333,7 @@ def sys_fields() -> dict[str, st.SearchStrategy[Any]]:
                                                        b, lists(names(caps))), hostile()),
         "no_new_privs": b, "seccomp": pick(st.none(), seccomp(), hostile()), "sync": sync_callables(),
         "restrict_suid_sgid": pick(b, hostile()),
+        "restrict_namespaces": pick(st.none(), st.integers(0, 1 << 32), hostile()),
         "use_landlock": b, "landlock_flags": maybe(st.sampled_from([0, 1, 2, 4, 8, 1 << 31])),
         "landlock_fd": pick(fd_values(), st.sampled_from(["ruleset"]).map(POOL.fds.get), st.just(-1)),
         "landlock": landlock_policies(),

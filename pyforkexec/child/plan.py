@@ -33,8 +33,8 @@ ErrorLocation of each step in brackets; README.md has the same table):
   RLIMIT_NOFILE, where Go restores its own: a low limit limits the program, not the set-up [PRLIMIT]
   sync: tell the parent, wait for its callable to return [SYNC_READ]
   Go: ptrace(PTRACE_TRACEME) [PTRACE_ME]
-  seccomp: restrict_suid_sgid's filter [SECCOMP index 1], then the caller's, the last step before
-      exec [SECCOMP]
+  seccomp: restrict_suid_sgid's filter [SECCOMP index 1], restrict_namespaces's [SECCOMP index 2],
+      then the caller's, the last step before exec [SECCOMP]
   execve, or execveat(exec_fd, "", AT_EMPTY_PATH) [EXECVE, EXECVEAT]
 
 compile_plan below is the one place that emits steps: one straight sequence in this order. The concept
@@ -372,6 +372,8 @@ def compile_plan(inputs: PlanInputs) -> Plan:
         steps.ptrace_traceme(L.PTRACE_ME)
     if sandbox is not None and sandbox.set_id_filter is not None:  # extension: restrict_suid_sgid,
         steps.seccomp(L.SECCOMP, sandbox.set_id_filter, index=1)  # first: the caller's may deny seccomp
+    if sandbox is not None and sandbox.namespace_filter is not None:  # extension: restrict_namespaces,
+        steps.seccomp(L.SECCOMP, sandbox.namespace_filter, index=2)  # (after it, no step makes or joins one)
     if sandbox is not None and sandbox.seccomp is not None:  # extension: the last step before exec
         steps.seccomp(L.SECCOMP, sandbox.seccomp)
     steps.execve(L.EXECVE if inputs.exec_fd < 0 else L.EXECVEAT, exec_fd=inputs.exec_fd)

@@ -32,9 +32,10 @@ from .landlock import ResolvedLandlock, check_landlock
 from .mount_table import joined_mount_table, mount_reaching_caller, read_mount_table
 from .mounts import MS_REC, PROPAGATION_FLAGS, Mount, ResolvedMount, check_mounts, check_root_is_a_mount
 from .rlimits import check_rlimits
-from .seccomp import check_seccomp, restrict_set_id
+from .seccomp import check_seccomp, restrict_namespaces, restrict_set_id
 
 NEWNS, NEWUTS, NEWUSER = int(_flags.CLONE_NEWNS), int(_flags.CLONE_NEWUTS), int(_flags.CLONE_NEWUSER)
+NAMESPACE_MASK = _flags.NAMESPACE_MASK
 HOST_NAME_MAX = 64  # sethostname/setdomainname (__NEW_UTS_LEN)
 PROPAGATIONS = ("private", "slave", "shared", "unchanged")
 
@@ -42,8 +43,9 @@ PROPAGATIONS = ("private", "slave", "shared", "unchanged")
 class Sandbox(Value):
     """The extension fields of one spawn, checked and encoded."""
 
-    __slots__ = ("caps", "cgroup", "domainname", "exec_fd", "hostname", "landlock", "mounts", "pivot_root",
-                 "propagation", "readonly_root", "rlimits", "seccomp", "set_id_filter", "sync")
+    __slots__ = ("caps", "cgroup", "domainname", "exec_fd", "hostname", "landlock", "mounts",
+                 "namespace_filter", "pivot_root", "propagation", "readonly_root", "rlimits", "seccomp",
+                 "set_id_filter", "sync")
 
     def __init__(self, hostname: Optional[bytes], domainname: Optional[bytes], propagation: int,
                  mounts: tuple[ResolvedMount, ...], pivot_root: Optional[bytes],
@@ -51,7 +53,7 @@ class Sandbox(Value):
                  rlimits: tuple[tuple[int, int, int], ...], cgroup: Optional[CgroupSpec],
                  caps: Optional[CapsPlan], landlock: Optional[ResolvedLandlock], seccomp: Optional[bytes],
                  sync: Optional[Callable[[int], None]], exec_fd: Optional[int],
-                 set_id_filter: Optional[bytes] = None):
+                 set_id_filter: Optional[bytes] = None, namespace_filter: Optional[bytes] = None):
         self.hostname = hostname
         self.domainname = domainname
         # MS_REC|MS_<type> for / once the new mount namespace exists; 0: leave it
@@ -67,6 +69,7 @@ class Sandbox(Value):
         self.sync = sync
         self.exec_fd = exec_fd
         self.set_id_filter = set_id_filter  # restrict_suid_sgid's BPF program, installed before seccomp
+        self.namespace_filter = namespace_filter  # restrict_namespaces's, installed before seccomp
 
 
 def has_extensions(attr: SysProcAttr) -> bool:
@@ -76,7 +79,7 @@ def has_extensions(attr: SysProcAttr) -> bool:
             or attr.rlimits != () or attr.cgroup is not None or attr.capabilities is not None
             or attr.landlock is not None
             or attr.seccomp is not None or attr.sync is not None or attr.exec_fd is not None
-            or attr.restrict_suid_sgid is not None)
+            or attr.restrict_suid_sgid is not None or attr.restrict_namespaces is not None)
 
 
 def _uts_name(field: str, value: object, namespaces: int) -> Optional[bytes]:
@@ -241,6 +244,7 @@ def check_extensions(attr: SysProcAttr, clone: int, unshare: int) -> Optional[Sa
         sync=sync,
         exec_fd=exec_fd,
         set_id_filter=set_id_filter,
+        namespace_filter=_namespace_filter(attr.restrict_namespaces),
     )
 
 
@@ -263,3 +267,22 @@ def _set_id_filter(attr: SysProcAttr, mounts: Sequence[ResolvedMount]) -> Option
     except ValueError as e:  # another architecture: fail closed, naming the field
         fail("SysProcAttr.restrict_suid_sgid", f"{e} (an idmapped mount turns it on: set it False to run "
              "without it)")
+
+
+def _namespace_filter(value: object) -> Optional[bytes]:
+    """restrict_namespaces's BPF program: None when unset or when it allows every type."""
+    field = "SysProcAttr.restrict_namespaces"
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(field, f"must be a mask of CLONE_NEW* flags (an int; 0 allows no namespace), not "
+             f"{type(value).__name__}", TypeError)
+    if value < 0 or value & ~NAMESPACE_MASK:
+        fail(field, f"{value:#x} holds bits that are no namespace type ({value & ~NAMESPACE_MASK:#x}): give "
+             "only CLONE_NEW* flags, the types the program may still create or join")
+    if value == NAMESPACE_MASK:
+        return None  # every type allowed: nothing to refuse
+    try:
+        return restrict_namespaces(int(value))
+    except ValueError as e:  # another architecture: fail closed, naming the field
+        fail(field, f"{e}: leave it unset to run without it")

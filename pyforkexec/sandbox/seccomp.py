@@ -22,6 +22,17 @@ its mode in a struct a filter cannot read, so it fails with ENOSYS (a C library 
 openat); so does io_uring_setup: an io_uring opens files (IORING_OP_OPENAT, OPENAT2) without a
 system call a filter sees. The child installs it before the caller's filter, as a filter of its own:
 the kernel takes the strictest answer of the two, so the caller's cannot allow what it denies.
+
+``restrict_namespaces(allowed, arch)`` is the filter of SysProcAttr.restrict_namespaces (systemd's
+RestrictNamespaces=): ``allowed`` is the mask of CLONE_NEW* types the program may still create or
+join. unshare(flags) with another type's bit, clone(flags, ...) with another type's bit among those
+clone takes (CLONE_NEWTIME, 0x80, is in clone's CSIGNAL byte, the exit signal: only clone3 and
+unshare make a time namespace), and setns(fd, nstype) with another type's bit or nstype 0 (whatever
+the fd is) fail with EPERM. clone3 fails with ENOSYS: its flags are in a struct a filter cannot read
+(glibc's posix_spawn and pthread_create then fall back to clone). Only the low 32 bits of each
+argument are read: clone and setns take only those (the kernel drops the high word: clone's
+lower_32_bits, setns's int), and unshare fails with EINVAL on any high bit. With every type allowed
+there is nothing to restrict and no filter.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Optional, Union
 
 from ..checks import check_choice, check_int, check_list, fail
+from ..flags import CLONE_NEWTIME, NAMESPACE_MASK
 from . import syscalls
 
 if TYPE_CHECKING:  # checkers see the standard decorator; see _dataclass.py
@@ -198,4 +210,32 @@ def restrict_set_id(arch: Optional[str] = None) -> bytes:
     for name in UNFILTERABLE_CALLS:
         prog += [insn(BPF_JEQ_K, nrs[name], jf=1), insn(BPF_RET_K, ACTIONS["errno"] | errno_mod.ENOSYS)]
     prog.append(insn(BPF_RET_K, ACTIONS["allow"]))
+    return b"".join(prog)
+
+
+@lru_cache(maxsize=16)
+def restrict_namespaces(allowed: int, arch: Optional[str] = None) -> bytes:
+    """The program of SysProcAttr.restrict_namespaces for ``arch`` (this machine by default): EPERM for
+    unshare, clone or setns of a namespace type outside ``allowed`` (a mask of CLONE_NEW* flags) and
+    for setns with nstype 0, ENOSYS for clone3, every other call allowed (see the module
+    documentation). ``allowed`` must leave a type out: with every type there is nothing to refuse."""
+    arch = arch or syscalls.machine()
+    if arch not in LITTLE_ENDIAN:
+        raise ValueError(f"no namespace restriction for {arch}: its arguments' low words are not known")
+    denied = NAMESPACE_MASK & ~allowed
+    if not denied:
+        raise ValueError("every namespace type is allowed: there is nothing to restrict")
+    nrs, eperm, allow = syscalls.table(arch), ACTIONS["errno"] | errno_mod.EPERM, ACTIONS["allow"]
+    prog = _prologue(arch)
+    # nr == call? then load its flags: a denied bit? EPERM, else allow.
+    for name, arg, bits in (("unshare", 0, denied), ("clone", 0, denied & ~int(CLONE_NEWTIME))):
+        if bits:
+            prog += [insn(BPF_JEQ_K, nrs[name], jf=4), insn(BPF_LD_W_ABS, _low_word(arg)),
+                     insn(BPF_JSET_K, bits, jf=1), insn(BPF_RET_K, eperm), insn(BPF_RET_K, allow)]
+    # setns: nstype 0 (any type: the fd's own) or a denied bit (a pidfd takes several)? EPERM.
+    prog += [insn(BPF_JEQ_K, nrs["setns"], jf=5), insn(BPF_LD_W_ABS, _low_word(1)),
+             insn(BPF_JEQ_K, 0, jt=1), insn(BPF_JSET_K, denied, jf=1), insn(BPF_RET_K, eperm),
+             insn(BPF_RET_K, allow)]
+    prog += [insn(BPF_JEQ_K, nrs["clone3"], jf=1), insn(BPF_RET_K, ACTIONS["errno"] | errno_mod.ENOSYS)]
+    prog.append(insn(BPF_RET_K, allow))
     return b"".join(prog)
