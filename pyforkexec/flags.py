@@ -296,6 +296,7 @@ __all__ = [
     "CLONE_VFORK",
     "CLONE_VM",
     "NAMESPACE_FLAGS",
+    "NAMESPACE_MASK",
     "NAMESPACE_PROC_FILES",
     "CloneFlags",
     "FlagGroup",

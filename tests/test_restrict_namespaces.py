@@ -11,7 +11,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import json
+import subprocess
 import sys
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -22,11 +24,14 @@ from helpers.procs import capture
 
 from pyforkexec import (
     CLONE_NEWNET,
+    CLONE_NEWNS,
     CLONE_NEWTIME,
     CLONE_NEWUSER,
     ChildError,
     ErrorLocation,
+    ProcAttr,
     SysProcAttr,
+    spec,
 )
 from pyforkexec.flags import NAMESPACE_FLAGS, NAMESPACE_MASK
 from pyforkexec.sandbox import syscalls
@@ -237,6 +242,35 @@ def test_only_clone_new_bits_are_taken(value: object, kind: type, rule: str) -> 
     with pytest.raises(kind, match=r"^SysProcAttr\.restrict_namespaces: .*" + rule):
         capture(["/bin/true"], SysProcAttr(restrict_namespaces=value))  # type: ignore[arg-type]
     assert_unchanged(before)
+
+
+def test_a_spec_names_the_types_and_dumps_them_back() -> None:
+    got = spec.loads(json.dumps({"version": 1, "argv": ["/bin/true"],
+                                 "sys": {"restrict_namespaces": ["net", "mount", "newuser"]}}).encode())
+    assert got.attr.sys is not None
+    assert got.attr.sys.restrict_namespaces == int(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWUSER)
+    assert spec.dump(None, ["/bin/true"], got.attr)["sys"] == {"restrict_namespaces": ["mnt", "user", "net"]}
+    none = spec.dump(None, ["/bin/true"], ProcAttr(sys=SysProcAttr(restrict_namespaces=0)))
+    assert none["sys"] == {"restrict_namespaces": []}
+    assert spec.load_spec(none).attr.sys.restrict_namespaces == 0  # type: ignore[union-attr]
+
+
+def test_exec_spec_runs_the_program_restricted(tmp_path: Path) -> None:
+    """The command line: a spec's restriction reaches the program (util-linux's unshare refused)."""
+    doc = {"version": 1, "argv": ["/usr/bin/unshare", "-U", "true"], "sys": {"restrict_namespaces": []}}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(doc))
+    here = str(Path(__file__).resolve().parents[1])  # this checkout's package, first on sys.path
+    check = subprocess.run([sys.executable, "-m", "pyforkexec", "exec", "--check", "--spec", str(path)],
+                           cwd=here, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    ran = subprocess.run([sys.executable, "-m", "pyforkexec", "exec", "--spec", str(path)], cwd=here,
+                         capture_output=True, text=True)
+    assert (ran.returncode, "Operation not permitted" in ran.stderr) == (1, True), ran.stderr
+    doc["sys"] = {"restrict_namespaces": ["user"]}
+    path.write_text(json.dumps(doc))
+    assert subprocess.run([sys.executable, "-m", "pyforkexec", "exec", "--spec", str(path)], cwd=here,
+                          capture_output=True, text=True).returncode == 0
 
 
 if __name__ == "__main__":

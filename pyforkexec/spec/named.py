@@ -1,5 +1,6 @@
-"""Int fields that also take names: clone flags (``["CLONE_NEWUTS", "newpid"]``) and signals
-(``"SIGTERM"``), read from and written to documents. A field opts in by its ``dataclasses.field``
+"""Int fields that also take names: clone flags (``["CLONE_NEWUTS", "newpid"]``), namespace types
+(``restrict_namespaces: ["net", "user"]``) and signals (``"SIGTERM"``), read from and written to
+documents. A field opts in by its ``dataclasses.field``
 metadata (``parse``/``dump``) or by a row of ``_NAMED``."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Callable, Optional
 
 from .. import signames
 from ..attrs import SetNS, SysProcAttr
-from ..flags import CloneFlags
+from ..flags import NAMESPACE_FLAGS, NAMESPACE_MASK, NAMESPACE_PROC_FILES, CloneFlags
 
 
 class ItemError(ValueError):
@@ -35,6 +36,45 @@ def parse_flags(value: object) -> int:
     if not isinstance(value, str):
         raise TypeError("expected an integer, a flag name string or a list of flag names")
     return int(CloneFlags.parse(value))
+
+
+def parse_namespaces(value: object) -> int:
+    """Namespace types as util-linux and systemd name them (``["net", "user"]``, ``"net,user"``; ``[]``:
+    none), or as clone flags (``newnet``, ``CLONE_NEWNET``, a number)."""
+    if isinstance(value, bool):
+        raise TypeError("expected a list of namespace types (cgroup, ipc, mnt, net, pid, time, user, uts; "
+                        "[] for none), not a boolean")
+    text = isinstance(value, str)
+    if text:
+        value = [v.strip() for v in value.replace("|", ",").split(",")] if value.strip() else value
+    if isinstance(value, (list, tuple)):
+        items: list[object] = []
+        for i, v in enumerate(value):
+            if isinstance(v, str) and v.lower() in NAMESPACE_FLAGS:
+                items.append(int(NAMESPACE_FLAGS[v.lower()]))
+            elif isinstance(v, str) and v.strip() and not _is_clone_flag(v):
+                rule = "unknown namespace type (cgroup, ipc, mnt, net, pid, time, user, uts)"
+                if text:
+                    raise ValueError(f"{rule}: {v!r}")
+                raise ItemError(i, rule, v)
+            else:
+                items.append(v)
+        value = items
+    return parse_flags(value)
+
+
+def _is_clone_flag(name: str) -> bool:
+    try:
+        CloneFlags.parse(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _dump_namespaces(value: int) -> object:
+    if value & ~NAMESPACE_MASK:
+        return value
+    return [NAMESPACE_PROC_FILES[f] for f in CloneFlags.split(value)]
 
 
 def _parse_signal(value: object) -> int:
@@ -68,8 +108,13 @@ _NAMED: dict[tuple[type, str], Named] = {
     (SysProcAttr, "cloneflags"): (parse_flags, _dump_flags),
     (SysProcAttr, "unshareflags"): (parse_flags, _dump_flags),
     (SetNS, "nstype"): (parse_flags, _dump_flags),
+    (SysProcAttr, "restrict_namespaces"): (parse_namespaces, _dump_namespaces),
     (SysProcAttr, "pdeathsig"): (_parse_signal, _dump_signal),
 }
+
+
+# The parsers that take a list of names (the schema offers an array for their fields).
+LIST_PARSERS = (parse_flags, parse_namespaces)
 
 
 def named_of(cls: type, f: dataclasses.Field) -> Optional[Named]:

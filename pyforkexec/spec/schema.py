@@ -12,7 +12,7 @@ from ..attrs import ProcAttr, SysProcAttr
 from .document import NoneType, hints_of, is_mapping, is_sequence
 from .fds import takes_fd
 from .load import VERSION
-from .named import named_of, parse_flags
+from .named import LIST_PARSERS, named_of
 
 
 def schema_of(hint: Any, defs: Optional[dict[str, Any]]) -> Optional[dict]:
@@ -85,7 +85,7 @@ def _dataclass_schema(cls: type, defs: dict[str, Any], skip: Sequence[str] = ())
         named = named_of(cls, f)
         if named is not None:
             alternatives = [prop, {"type": "string"}]
-            if named[0] is parse_flags:
+            if named[0] in LIST_PARSERS:
                 alternatives.append({"type": "array", "items": {"type": ["string", "integer"]}})
             prop = {"anyOf": alternatives}
         entry["properties"][f.name] = prop
