@@ -220,6 +220,22 @@ options:
       - Keeping C(CAP_SETFCAP) in O(capabilities) with an idmapped mount in a user namespace of the
         command's own is refused unless it is V(false) (a file capability would be stored for host root).
     type: bool
+  restrict_namespaces:
+    description:
+      - The types of namespace the command may still create or join (systemd's C(RestrictNamespaces=), what
+        docker's and podman's default seccomp profiles do to a container without C(CAP_SYS_ADMIN)); V([])
+        - none. Unset, no restriction. Without it, a command with no capability and O(no_new_privs) still
+        makes a user namespace, and in it every other type, as their root.
+      - A seccomp filter installed before O(seccomp), which cannot lift it, under which C(unshare) and
+        C(clone) with another type, and C(setns) into another type or of any type (nstype 0, as
+        C(nsenter) joins a file) fail with C(EPERM), and C(clone3), whose flags no filter can read, with
+        C(ENOSYS) (glibc's C(posix_spawn) and threads then use C(clone), so C(fork), threads and
+        subprocesses are unaffected). Without C(CAP_SYS_ADMIN) it sets C(no_new_privs), as O(seccomp)
+        does. The namespaces of O(namespaces) and O(join) are made before it. Listing every type
+        restricts nothing.
+    type: list
+    elements: str
+    choices: [user, pid, net, mount, uts, ipc, cgroup, time]
   landlock:
     description:
       - A Landlock policy (C(landlock(7))), enforced by the kernel on the command and all its descendants

@@ -148,6 +148,8 @@ ISOLATION_OPTIONS = (
     Option("no_new_privs", dict(type="bool", default=False), ("no_new_privs",)),
     Option("seccomp", dict(type="dict", options=_SECCOMP), ("seccomp",)),
     Option("restrict_suid_sgid", dict(type="bool"), ("restrict_suid_sgid",)),
+    Option("restrict_namespaces", dict(type="list", elements="str", choices=NAMESPACE_NAMES),
+           ("restrict_namespaces",)),
     Option("landlock", dict(type="dict", options=_LANDLOCK), ("landlock",)),
     Option("rootfs", dict(type="path"), ("pivot_root",), ("mounts",)),
     Option("readonly_root", dict(type="bool", default=False), ("readonly_root",)),
@@ -996,6 +998,9 @@ def build_sysprocattr(params, cgroup_path=None, with_cgroup=True, origins=None, 
                                                  drop=caps["drop"], drop_all_others=caps["drop_all_others"])
     if params["restrict_suid_sgid"] is not None:  # (unset: the library's default, on with an idmap)
         kwargs["restrict_suid_sgid"] = params["restrict_suid_sgid"]
+    if params["restrict_namespaces"] is not None:  # (unset: no restriction; []: no namespace)
+        kwargs["restrict_namespaces"] = _flags("restrict_namespaces",
+                                               [NAMESPACE_FLAGS[n] for n in params["restrict_namespaces"]])
     sec = params["seccomp"]
     if sec:
         kwargs["seccomp"] = fe.SeccompFilter(default_action=sec["default_action"], allow=sec["allow"],

@@ -176,6 +176,7 @@ def entry(item: dict, networks: list[dict], passwd: dict[str, list], host: dict)
         no_new_privs=item.get("no_new_privs", True),
         seccomp=item.get("seccomp"),
         restrict_suid_sgid=item.get("restrict_suid_sgid"),
+        restrict_namespaces=item.get("restrict_namespaces", []),
         landlock=item.get("landlock"),
         rlimits=item.get("rlimits", {}),
         env=item.get("env"),

@@ -121,6 +121,7 @@ EXAMPLES = {
     "no_new_privs": True,
     "seccomp": {"deny": ["ptrace"]},
     "restrict_suid_sgid": False,
+    "restrict_namespaces": ["net"],
     "landlock": {"paths": [{"path": "/usr", "access": ["read", "execute"]}],
                  "ports": [{"port": 8080, "access": ["bind"]}]},
     "rootfs": "/srv/web/root",

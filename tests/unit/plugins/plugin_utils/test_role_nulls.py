@@ -33,12 +33,14 @@ def _service(**fields):
 
 
 def test_a_null_field_holds_the_roles_default():
-    result = _act([_service(capabilities=None, mounts=None, no_new_privs=None, hostname=None)])
+    result = _act([_service(capabilities=None, mounts=None, no_new_privs=None, hostname=None,
+                            restrict_namespaces=None)])
     assert not result.get("failed"), result
     service = result["plan"][0]["service"]
     assert service["capabilities"] == dict(keep=[])
     assert service["mounts"] == [dict(type="proc", target="/proc"), role_plan.PRIVATE_SHM]
     assert service["no_new_privs"] is True
+    assert service["restrict_namespaces"] == []  # (null read as given: every namespace allowed)
     assert service["hostname"] == "web"
 
 

@@ -38,6 +38,7 @@ def test_an_account_in_a_user_namespace_is_root_inside():
         mounts=[dict(type="proc", target="/proc"), role_plan.PRIVATE_SHM],
         capabilities=dict(keep=[]),
         no_new_privs=True,
+        restrict_namespaces=[],
         rlimits={},
         restart="on-failure",
     )
@@ -317,3 +318,13 @@ def test_an_account_made_half_by_the_accounts_module_is_made_again():
     whole = dict(groups, new="new", other="other")
     assert role_plan.passwd_with_placeholders(passwd, services, whole)[1] == []
     assert role_plan.passwd_with_placeholders(passwd, services)[1] == []
+
+
+def test_a_service_makes_no_namespace_of_its_own_unless_it_lists_the_types():
+    """As docker's and podman's default profiles treat a container without CAP_SYS_ADMIN: the role's
+    services are made their namespaces and may make none (a nested user namespace, and in it every
+    other type, is the kernel surface those profiles close); a service lists what it makes itself."""
+    (default,) = _plan(dict(name="web", user="web", argv=["/bin/true"]))
+    assert default["service"]["restrict_namespaces"] == []
+    (listed,) = _plan(dict(name="web", user="web", argv=["/bin/true"], restrict_namespaces=["net", "user"]))
+    assert listed["service"]["restrict_namespaces"] == ["net", "user"]
