@@ -8,7 +8,6 @@ SECCOMP index 2 naming the field; a mask with another bit is refused naming the 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import subprocess
@@ -21,13 +20,13 @@ from helpers.forked import NOBODY, run_in_fork
 from helpers.leaks import assert_unchanged, snapshot
 from helpers.marks import needs_root
 from helpers.procs import capture
+from helpers.seccomp_denied import spawn_with_seccomp_denied
 
 from pyforkexec import (
     CLONE_NEWNET,
     CLONE_NEWNS,
     CLONE_NEWTIME,
     CLONE_NEWUSER,
-    ChildError,
     ErrorLocation,
     ProcAttr,
     SysProcAttr,
@@ -35,7 +34,7 @@ from pyforkexec import (
 )
 from pyforkexec.flags import NAMESPACE_FLAGS, NAMESPACE_MASK
 from pyforkexec.sandbox import syscalls
-from pyforkexec.sandbox.seccomp import SeccompFilter, compile_rules
+from pyforkexec.sandbox.seccomp import SeccompFilter
 
 pytestmark = needs_root
 TYPES = ("user", "net", "mnt", "uts", "ipc", "pid", "cgroup", "time")
@@ -206,29 +205,8 @@ def test_as_uid_65534(restrict: Optional[int]) -> None:
     assert got[PLAIN] == "ok"
 
 
-def _seccomp_denied_then_spawn() -> tuple[int, int, int, Optional[str]]:
-    """In this process, a filter failing seccomp(2) with EPERM: the child's namespace filter cannot be
-    installed, which must fail the spawn at SECCOMP, naming the field, not run without it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    arch = syscalls.machine()
-    prog = compile_rules(arch, ((syscalls.table(arch)["seccomp"], 0x00050000 | errno.EPERM),), 0x7FFF0000)
-    buf = ctypes.create_string_buffer(prog, len(prog))
-
-    class Fprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    fprog = Fprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
-    assert libc.syscall(syscalls.table(arch)["seccomp"], 1, 0, ctypes.byref(fprog)) == 0
-    try:
-        capture(["/bin/true"], SysProcAttr(restrict_namespaces=0))
-    except ChildError as e:
-        return e.errno, int(e.location), e.index, e.field
-    return 0, 0, 0, None
-
-
 def test_a_filter_that_cannot_be_installed_fails_the_spawn_naming_the_field() -> None:
-    got = run_in_fork(_seccomp_denied_then_spawn)
+    got = run_in_fork(spawn_with_seccomp_denied, SysProcAttr(restrict_namespaces=0))
     assert got == (errno.EPERM, ErrorLocation.SECCOMP, 2, "sys.restrict_namespaces")
 
 

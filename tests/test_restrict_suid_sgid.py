@@ -7,7 +7,6 @@ one), restrict_suid_sgid=True stops the owner of a file from making it set-user-
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
@@ -23,11 +22,11 @@ from helpers.forked import NOBODY, run_in_fork
 from helpers.leaks import assert_unchanged, snapshot
 from helpers.marks import needs_root
 from helpers.procs import capture
+from helpers.seccomp_denied import spawn_with_seccomp_denied
 
 from pyforkexec import (
     CLONE_NEWNS,
     CLONE_NEWUSER,
-    ChildError,
     Credential,
     ErrorLocation,
     Mount,
@@ -36,7 +35,7 @@ from pyforkexec import (
 )
 from pyforkexec.sandbox import syscalls
 from pyforkexec.sandbox.caps import Capabilities
-from pyforkexec.sandbox.seccomp import SeccompFilter, compile_rules
+from pyforkexec.sandbox.seccomp import SeccompFilter
 
 pytestmark = needs_root
 BASE = 100000
@@ -256,29 +255,8 @@ def test_as_uid_65534_restrict_suid_sgid_true_stops_an_owner(restrict: Optional[
         shutil.rmtree(d)
 
 
-def _seccomp_denied_then_spawn() -> tuple[int, int, int, Optional[str]]:
-    """In this process, a filter failing seccomp(2) with EACCES... EPERM: the child's set-id filter
-    cannot be installed, which must fail the spawn at SECCOMP, naming the field, not run without it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    arch = syscalls.machine()
-    prog = compile_rules(arch, ((syscalls.table(arch)["seccomp"], 0x00050000 | errno.EPERM),), 0x7FFF0000)
-    buf = ctypes.create_string_buffer(prog, len(prog))
-
-    class Fprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    fprog = Fprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
-    assert libc.syscall(syscalls.table(arch)["seccomp"], 1, 0, ctypes.byref(fprog)) == 0
-    try:
-        capture(["/bin/true"], SysProcAttr(restrict_suid_sgid=True))
-    except ChildError as e:
-        return e.errno, int(e.location), e.index, e.field
-    return 0, 0, 0, None
-
-
 def test_a_filter_that_cannot_be_installed_fails_the_spawn_naming_the_field() -> None:
-    got = run_in_fork(_seccomp_denied_then_spawn)
+    got = run_in_fork(spawn_with_seccomp_denied, SysProcAttr(restrict_suid_sgid=True))
     assert got == (errno.EPERM, ErrorLocation.SECCOMP, 1, "sys.restrict_suid_sgid")
 
 

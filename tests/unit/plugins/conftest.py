@@ -116,6 +116,27 @@ def unique_name():
 
 
 @pytest.fixture
+def service_names(run_module):
+    """service_names(prefix) -> a new service name PREFIX-PID-N; each one that left a pid file or a spec
+    is removed (state absent, no grace) after the test."""
+    from ansible_collections.pyforkexec.isolation.plugins.module_utils import service_paths as paths
+    from ansible_collections.pyforkexec.isolation.plugins.modules import service
+
+    counter = iter(range(100))
+    made = []
+
+    def new(prefix):
+        made.append(f"{prefix}-{os.getpid() % 100000}-{next(counter)}")
+        return made[-1]
+
+    yield new
+    for each in made:
+        if os.path.exists(paths.pid_file(each)) or os.path.exists(paths.spec_path(each)):
+            gone = run_module(service, dict(name=each, state="absent", stop_timeout=0))
+            assert gone.get("failed") is not True, gone
+
+
+@pytest.fixture
 def dead_pid():
     """The pid of a process that has exited and been reaped."""
     pid = os.fork()

@@ -34,24 +34,9 @@ def test_the_forkexec_module_s_command_is_restricted(run_module, restrict, argv,
         assert "Operation not permitted" in result["stderr"], result
 
 
-@pytest.fixture
-def name(run_module):
-    made = []
-
-    def new():
-        made.append(f"h164-{os.getpid() % 100000}-{len(made)}")
-        return made[-1]
-
-    yield new
-    for each in made:
-        if os.path.exists(paths.pid_file(each)) or os.path.exists(paths.spec_path(each)):
-            gone = run_module(service, dict(name=each, state="absent", stop_timeout=0))
-            assert gone.get("failed") is not True, gone
-
-
 @pytest.mark.parametrize(("restrict", "said"), [([], "1"), (["user"], "0")])
-def test_a_service_s_restriction_reaches_the_service(run_module, name, tmp_path, restrict, said):
-    made, mark = name(), tmp_path / "mark"
+def test_a_service_s_restriction_reaches_the_service(run_module, service_names, tmp_path, restrict, said):
+    made, mark = service_names("h164"), tmp_path / "mark"
     os.chmod(tmp_path, 0o755)
     script = f"unshare -U true; echo $? > {mark}.new; mv {mark}.new {mark}; exec sleep 60"
     args = dict(name=made, argv=["/bin/sh", "-c", script], manager="direct", namespaces=["pid", "mount"],

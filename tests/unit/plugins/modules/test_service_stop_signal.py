@@ -21,19 +21,8 @@ SIGINT_ONLY = sigint_only.PROGRAM
 
 
 @pytest.fixture
-def name(run_module):
-    counter = iter(range(100))
-    made = []
-
-    def new():
-        made.append(f"h131-{os.getpid() % 100000}-{next(counter)}")
-        return made[-1]
-
-    yield new
-    for each in made:
-        if os.path.exists(paths.pid_file(each)) or os.path.exists(paths.spec_path(each)):
-            gone = run_module(service, dict(name=each, state="absent", stop_timeout=0))
-            assert gone.get("failed") is not True, gone
+def name(service_names):
+    return lambda: service_names("h131")
 
 
 def _start_pid_1(run_module, name, mark, **options):
