@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
@@ -23,17 +25,25 @@ from helpers.procs import capture
 from helpers.seccomp_denied import spawn_with_seccomp_denied
 
 from pyforkexec import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
     CLONE_NEWNET,
     CLONE_NEWNS,
+    CLONE_NEWPID,
     CLONE_NEWTIME,
     CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    Credential,
     ErrorLocation,
     ProcAttr,
+    SetNS,
     SysProcAttr,
+    SysProcIDMap,
     spec,
 )
 from pyforkexec.flags import NAMESPACE_FLAGS, NAMESPACE_MASK
 from pyforkexec.sandbox import syscalls
+from pyforkexec.sandbox.caps import Capabilities
 from pyforkexec.sandbox.seccomp import SeccompFilter
 
 pytestmark = needs_root
@@ -175,6 +185,40 @@ def test_every_type_but_time_allowed_keeps_time_and_clone3_refused() -> None:
 def test_every_type_allowed_installs_nothing() -> None:
     got = probe(SysProcAttr(restrict_namespaces=NAMESPACE_MASK))
     assert (got["clone3 user"], got["setns net as 0"], makes(got, "time")) == ("ok", "ok", ["ok"] * 2)
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"h164-rn-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield f"/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def _as_a_role_service(netns: str) -> SysProcAttr:
+    """A role's service: its own user (0 -> 65534), pid, mount, uts and ipc namespaces, cgroup and time
+    ones unshared, a network namespace joined by path, no capability, no_new_privs."""
+    return SysProcAttr(
+        cloneflags=CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC,
+        unshareflags=CLONE_NEWCGROUP | CLONE_NEWTIME, setns=[SetNS(netns, int(CLONE_NEWNET))],
+        uid_mappings=[SysProcIDMap(0, NOBODY, 1)], gid_mappings=[SysProcIDMap(0, NOBODY, 1)],
+        credential=Credential(0, 0), hostname="h164", capabilities=Capabilities(), no_new_privs=True,
+        restrict_namespaces=0)
+
+
+def test_the_program_s_own_namespaces_and_joins_are_made_before_the_filter(netns: str) -> None:
+    """Every step of the child that makes or joins a namespace runs before the filter: the spawn of a
+    role's service starts, and the program then makes none (as root of its user namespace, where
+    unrestricted it makes every type)."""
+    got = probe(_as_a_role_service(netns))
+    assert {name: makes(got, name) for name in TYPES} == {name: ["EPERM"] * len(makes(got, name))
+                                                         for name in TYPES}
+    assert got["clone3 user"] == "ENOSYS" and got[PLAIN] == "ok"
+    unrestricted = _as_a_role_service(netns)
+    unrestricted.restrict_namespaces = None
+    assert makes(probe(unrestricted), "user") == ["ok"] * 3
 
 
 def test_util_linux_unshare_is_refused() -> None:
