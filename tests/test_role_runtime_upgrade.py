@@ -20,7 +20,17 @@ from pathlib import Path
 import pytest
 from helpers.marks import needs_root
 from test_role_accounts import wheel_dir
-from test_role_validation import PID, PLAYBOOK, _host, collections, run_role, wheels
+from test_role_validation import (
+    PID,
+    PLAYBOOK,
+    _cleanup,
+    _host,
+    _service,
+    collections,
+    run_role,
+    traces,
+    wheels,
+)
 
 pytestmark = [needs_root, pytest.mark.timeout(600),
               pytest.mark.skipif(not os.path.exists(PLAYBOOK), reason="no ansible-core in this venv")]
@@ -139,3 +149,27 @@ def test_a_converge_killed_while_installing_leaves_the_runtime_in_use(tmp_path: 
     assert [p.name for p in runtimes.iterdir()] == [venv.resolve().name]
     converge(isolated_service_state="absent", isolated_service_remove_runtime=True)
     assert not os.path.lexists(venv) and not runtimes.exists()
+
+
+def test_absent_and_check_mode_over_the_runtime_of_the_release_before(tmp_path: Path, converge) -> None:
+    """The modules import this release's library: over the runtime of the release before (which lacked
+    pyforkexec.ns_pins), ``isolated_service_state: absent`` and a ``--check`` of the upgrade ran the
+    services module in it, failed ("Failed to import the required Python library (pyforkexec)") and
+    removed nothing. Check mode now says what a run would do; absent installs this release first, then
+    removes everything. The release before's runtime is this one with what it lacked taken out and
+    another wheels.source (what the role compares)."""
+    service, bridge = _service(250)
+    services = dict(isolated_service_services=[service], isolated_service_networks=[bridge])
+    try:
+        converge(**services)
+        runtime = (tmp_path / "venv").resolve()
+        (runtime / "wheels.source").write_text("pyforkexec-of-the-release-before\n")
+        for lacked in runtime.glob("lib/python*/site-packages/pyforkexec/ns_pins.py"):
+            lacked.unlink()
+        log = converge(check=True, **services)
+        assert "is a runtime of another release, so the services module cannot run in it" in log, log[-3000:]
+        assert (tmp_path / "venv").resolve() == runtime, "check mode changed the runtime"
+        converge(isolated_service_state="absent", isolated_service_remove_runtime=True, **services)
+        assert traces(250) == [] and not os.path.lexists(tmp_path / "venv")
+    finally:
+        _cleanup(250)
