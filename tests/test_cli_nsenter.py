@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -531,7 +534,8 @@ def sleeper_in(where, mark):
         os.chdir(where)
         os.environ["MARK"] = mark
         os.set_inheritable(w, True)
-        os.execv("/bin/sh", ["sh", "-c", f"echo >&{w}; exec sleep 600 >/dev/null 2>&1"])
+        os.dup2(w, 9)  # (sh takes fds up to 9 only, and the launcher holds more open by now)
+        os.execv("/bin/sh", ["sh", "-c", "echo >&9; exec sleep 600 >/dev/null 2>&1"])
     os.close(w)
     os.read(r, 1)
     os.close(r)
@@ -587,3 +591,72 @@ def test_a_target_whose_number_is_reused_mid_command_is_never_read_as_it(tmp_pat
     assert answer["status"] == 125 and len(said) == 2, answer
     assert re.fullmatch(r"pyforkexec: --target=(\d+): process \1 has ended \(its number may be another "
                         r"process's by now\): nothing runs in its place", said[1]), answer
+
+
+_REUSE = str(Path(__file__).parent / "helpers" / "nsenter_reuse.py")
+
+
+@pytest.mark.parametrize("uid", [None, NOBODY], ids=["root", "nobody"])
+@pytest.mark.parametrize("mode", ["file", "mount"])
+def test_a_namespace_is_the_one_named_when_checked_not_a_stranger_s_at_the_start(mode: str, uid) -> None:
+    """The target ends after the launcher's last check of it and its PID goes to a stranger in a
+    namespace of its own (helpers/nsenter_reuse.py). ``--net=/proc/T/ns/net`` was opened again by path
+    at the start, and ``--target=T --mount`` (T in the launcher's mount namespace, which the launcher
+    joins itself) too: the command ran in the stranger's namespace. Each is open from the option's read
+    (as nsenter(1) holds its FILE) or the target's check on, and that is what is joined."""
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, _REUSE, mode]
+    if uid is not None:
+        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "unshare", "--user",
+                "--map-root-user", *argv[1:]]
+    for _attempt in range(3):  # (a test beside this one that forks may take the number)
+        done, = run_as(NOBODY, [argv], timeout=60)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout.splitlines()[-1])
+        if report["reused"]:
+            break
+    else:
+        pytest.skip("the stranger did not get the target's PID in 3 tries")
+    assert report["stranger"] != report["meant"], report
+    assert report["said"] == [report["meant"]] and report["status"] == 0, report
+
+
+def test_a_file_option_joins_what_the_file_named_when_read(tmp_path: Path) -> None:
+    """``--net=FILE`` where FILE is a namespace bound on a file, bound anew (another namespace) after
+    the option was read and before the start: nsenter(1) joins the one it opened at the option; the
+    launcher opened FILE again at the start and joined the other."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    file = tmp_path / "h165ns"
+    file.touch()
+    made = [Background(["unshare", "--net", "sh", "-c", "echo ready; exec sleep 60"]) for _ in range(2)]
+    try:
+        first, second = (f"/proc/{bg.proc.pid}/ns/net" for bg in made)
+        for bg in made:
+            assert bg.readline() == "ready"
+
+        def bind(source: str) -> None:
+            assert libc.mount(source.encode(), str(file).encode(), None, 4096, None) == 0, ctypes.get_errno()
+
+        bind(first)
+        meant = os.readlink(first)
+        script = (f"import os, sys\nsys.path.insert(0, {os.getcwd()!r})\nfrom pyforkexec.cli import nsenter\n"
+                  "from pyforkexec.cli.failure import run_command\nreal = nsenter.spawn_and_wait\n"
+                  "def rebound(*a, **k):\n    print('read', flush=True)\n    sys.stdin.readline()\n"
+                  "    return real(*a, **k)\nnsenter.spawn_and_wait = rebound\n"
+                  f"os._exit(run_command(nsenter.main, ['--net={file}', 'readlink', '/proc/self/ns/net']))\n")
+        proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline() == "read\n"
+            libc.umount2(str(file).encode(), 2)
+            bind(second)
+            out, err = proc.communicate("go\n", timeout=30)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert (out, err, proc.returncode) == (meant + "\n", "", 0)
+    finally:
+        libc.umount2(str(file).encode(), 2)
+        for bg in made:
+            bg.stop()

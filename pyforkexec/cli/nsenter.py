@@ -2,8 +2,9 @@
 
 The child joins the namespaces before any other step (``SysProcAttr.setns``, user namespace first):
 through one pidfd of the target and a namespace mask when the kernel offers it (5.8+; the joins are
-then atomic and immune to pid reuse), else through /proc/PID/ns/* files, and through the files
-given as ``--net=/run/netns/NAME``.
+then atomic and immune to pid reuse), else through /proc/PID/ns/* files opened before the target's
+last check, and through the files given as ``--net=/run/netns/NAME``, open since their option was read
+(as nsenter holds them), never opened again by name at the start.
 
 Two namespaces cannot be joined by the child: setns(CLONE_NEWPID) only moves the caller's future
 children, and setns(CLONE_NEWTIME) refuses a process that shares its memory (the core's child runs
@@ -94,8 +95,8 @@ class Request:
     """What the options ask for (``request`` fills it in). A plain class, not a dataclass: the
     command's start-up compiles nothing (issue 15)."""
 
-    __slots__ = ("env", "fork", "gid", "held", "join_cgroup", "keep_caps", "namespaces", "pidfd", "preserve",
-                 "proc", "root", "started", "target", "target_given", "uid", "wd", "wdns")
+    __slots__ = ("env", "files", "fork", "gid", "held", "join_cgroup", "keep_caps", "namespaces", "pidfd",
+                 "preserve", "proc", "root", "started", "target", "target_given", "uid", "wd", "wdns")
 
     def __init__(self) -> None:
         self.target = 0
@@ -111,6 +112,10 @@ class Request:
         self.started: Optional[bytes] = None
         self.held: list[int] = []  # its root and cwd open (target_dir), for as long as the launcher runs
         self.namespaces: dict[int, Optional[str]] = {}  # flag -> file, None: the target's
+        # flag -> the FILE of its option, open since the option was read (as nsenter holds it): the
+        # namespace joined is the one the file named then. Opened again at the start, a /run/netns
+        # name made again or a /proc/PID/ns file whose PID went to another process was joined instead.
+        self.files: dict[int, int] = {}
         self.uid: Union[int, str, None] = None  # a number or "follow"
         self.gid: Union[int, str, None] = None
         self.preserve = False
@@ -140,7 +145,14 @@ def request(p: Parsed) -> Request:
         elif name in by_long:
             file = nonempty(CMD, f"--{name}", value, "file name")
             if file is not None:  # opened now, as nsenter does, though a later option may replace it
-                _check_opens(f"--{name}={file}", file)
+                opened = _opened(f"--{name}={file}", file)
+                if r.namespaces.get(by_long[name], "") is not None:
+                    old = r.files.pop(by_long[name], None)
+                    if old is not None:
+                        os.close(old)
+                    r.files[by_long[name]] = opened
+                else:
+                    os.close(opened)  # (the target's wins: see below)
             # nsenter opens the target's for every type given bare, after all the options: the
             # target's wins over a FILE of the same type, whatever their order
             if r.namespaces.get(by_long[name], "") is not None:
@@ -186,11 +198,12 @@ def request(p: Parsed) -> Request:
     return r
 
 
-def _check_opens(given: str, file: str) -> None:
-    """nsenter opens each FILE as it reads its option: one that cannot be opened fails the command
-    (set-up, 125, as the join of it would) even where a later option of its type replaces it."""
+def _opened(given: str, file: str) -> int:
+    """nsenter opens each FILE as it reads its option, and joins that open file: one that cannot be
+    opened fails the command (set-up, 125, as the join of it would) even where a later option of its
+    type replaces it."""
     try:
-        os.close(_open(file))
+        return _open(file)
     except SetupError as e:
         die(f"{given}: {e}")
 
@@ -284,13 +297,19 @@ def _pidfd_setns_supported() -> bool:
 
 
 class Joins:
-    """The namespaces to join, split between the launcher and the child, as (fd or path, nstype)."""
+    """The namespaces to join, split between the launcher and the child, as (fd, nstype): each one
+    open before the target's last check (still_target, just before the spawn) or since its FILE option
+    was read. Joined by path later, a file whose PID went to another process meanwhile, or a name made
+    again, was joined instead of the namespace meant (the target's own mount namespace, which the
+    launcher joins, or every namespace of the target on a kernel without pidfd joins)."""
 
     def __init__(self, r: Request):
-        self.launcher: list[tuple[object, int]] = []
-        self.child: list[tuple[object, int]] = []
-        paths = {f: file if file is not None else f"/proc/{r.proc}/ns/{NS_FILE[f]}"
+        self.launcher: list[tuple[int, int]] = []
+        self.child: list[tuple[int, int]] = []
+        self.named: dict[int, str] = {}  # fd -> what a failure to join it names
+        paths = {f: f"/proc/self/fd/{r.files[f]}" if file is not None else f"/proc/{r.proc}/ns/{NS_FILE[f]}"
                  for f, file in r.namespaces.items()}
+        self.named.update({r.files[f]: file for f, file in r.namespaces.items() if file is not None})
         ours = {f for f, path in paths.items() if _same_as_ours(path, f)}
         wanted = {f: file for f, file in r.namespaces.items() if f not in ours}
         in_launcher = {f for f in wanted if f == TIME or (f == PID and r.fork)}
@@ -313,30 +332,32 @@ class Joins:
                 if file is None and pidfd >= 0:
                     mask |= flag
                 else:
-                    joins.append((file if file is not None else f"/proc/{r.proc}/ns/{NS_FILE[flag]}", flag))
+                    joins.append((self._open_now(r, flag, paths[flag]), flag))
             if mask:  # one atomic setns for everything the target gives, user namespace included
                 joins.insert(0 if mask & USER else len(joins), (pidfd, mask))
         if MNT in ours:
             # Joining our own mount namespace still moves root and working directory to its root, as
             # nsenter's setns does (a chroot left, ``pwd`` is /): the launcher joins it, first, while
             # it has the privileges it has over its own namespace.
-            self.launcher.insert(0, (paths[MNT], MNT))
+            self.launcher.insert(0, (self._open_now(r, MNT, paths[MNT]), MNT))
+
+    def _open_now(self, r: Request, flag: int, path: str) -> int:
+        """The namespace of ``flag`` to join, open: a FILE's since its option was read; the target's
+        opened now, which still_target then confirms was the target's (it had not ended)."""
+        if r.namespaces[flag] is not None:
+            return r.files[flag]
+        fd = _open(path)
+        self.named[fd] = path
+        return fd
 
     def join_in_launcher(self) -> None:
         """The launcher's joins; a failure is the child's step ``setns`` (its blamer names the options)."""
-        for target, nstype in self.launcher:
-            try:
-                fd = target if isinstance(target, int) else _open(str(target))
-            except SetupError as e:
-                raise SetupError(str(e), "setns") from None
+        for fd, nstype in self.launcher:
             try:
                 _child.setns(fd, nstype)
             except OSError as e:
-                what = target if isinstance(target, str) else f"the target's {F.CloneFlags.describe(nstype)}"
+                what = self.named.get(fd) or f"the target's {F.CloneFlags.describe(nstype)}"
                 raise SetupError(f"setns {what}: {e.strerror}", "setns") from None
-            finally:
-                if not isinstance(target, int):
-                    os.close(fd)
 
     def child_setns(self) -> list[SetNS]:
         # --no-fork: the pid namespace is the child's own setns, for what the command starts (util-linux)
