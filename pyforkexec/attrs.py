@@ -74,8 +74,10 @@ class SetNS:
     (``pyforkexec.ns_pins.ns_id``; Linux 6.18), never given again; refused (ValueError) on a kernel
     that has none. ``process_start``, for a ``/proc/PID/...`` path or a pidfd: the start time of the
     process meant (``pyforkexec.ns_pins.process_start``: /proc/PID/stat field 22), which a process that
-    took PID later does not have; the path is opened through that process's /proc directory, so the
-    check and the open see one process. For a pidfd ``inode`` and ``ns_id`` are those of the process's
+    took PID later does not have; for a ``/proc/PID/task/TID/...`` path, that of thread TID (its
+    /proc/PID/task/TID/stat), whose TID the next thread made, of the same process too, takes once it
+    ends; the path is opened through that process's (thread's) /proc directory, so the check and the
+    open see one process. For a pidfd ``inode`` and ``ns_id`` are those of the process's
     namespace of the one type ``nstype`` names (several types: ValueError).
 
     A PID namespace is one a process is born into: setns(2) of one only moves the caller's future

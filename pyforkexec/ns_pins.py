@@ -9,10 +9,13 @@ with ``ns_last_pid``). Two identities are never given again:
 - ``ns_id``: the kernel's 64-bit id of the namespace (ioctl NS_GET_ID; Linux 6.18), from a counter
   that only grows. Where the kernel has no such ioctl a pin by it cannot be checked, and is refused.
 - ``process_start``: the start time of the process a ``/proc/PID/...`` path or a pidfd names
-  (``/proc/PID/stat`` field 22, clock ticks after boot). A path's files are opened through one open
-  ``/proc/PID`` directory, which the kernel ties to the process it was opened for: once that process
-  ends nothing opens through it, even when PID is reused. So the start time read through it and the
-  namespace opened through it are one process's.
+  (``/proc/PID/stat`` field 22, clock ticks after boot); for a ``/proc/PID/task/TID/...`` path, that
+  of thread TID (``/proc/PID/task/TID/stat``): a thread that ended leaves its TID to the next thread
+  made, in its process too, which may be in other namespaces, while the process's start stays. A
+  path's files are opened through one open ``/proc/PID`` (or ``/proc/PID/task/TID``) directory, which
+  the kernel ties to the process (thread) it was opened for: once that one ends nothing opens through
+  it, even when its number is reused. So the start time read through it and the namespace opened
+  through it are one process's (thread's).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from .checks import NS_OPEN
 NS_GET_ID = 0x8008B70D  # _IOR(0xb7, 13, __u64): the namespace's id, never another's
 # A path through one process's /proc directory: /proc/PID/ns/net, /proc/PID/task/TID/ns/uts.
 PROC_PATH = re.compile(r"^/proc/([1-9][0-9]*)/(.+)$")
+# One thread's directory, which process_start pins for such a path: /proc/PID/task/TID, then the rest.
+TASK_PATH = re.compile(r"^(/proc/[1-9][0-9]*/task/[1-9][0-9]*)/(.+)$")
 
 
 def ns_id(fd: int) -> Optional[int]:
@@ -63,23 +68,34 @@ def process_start(where: str = "self", dir_fd: Optional[int] = None) -> int:
     return int(data.rsplit(b")", 1)[1].split()[19])  # (the name, in parentheses, may hold anything)
 
 
-def open_of_process(path: str, started: int) -> int:
-    """Open the ``/proc/PID/...`` file ``path`` of process PID only if it is the one that started at
-    ``started``, read and opened through one /proc/PID directory fd (see above). OSError: ESTALE when
-    PID is another process by now, ESRCH when it has ended, or what the open met."""
-    match = PROC_PATH.match(path)
+def pinned_directory(path: str) -> tuple[str, str]:
+    """(the /proc directory of the process or thread whose start time process_start pins for the
+    ``/proc/PID/...`` path ``path``: /proc/PID/task/TID for a thread's path, else /proc/PID; the rest
+    of ``path`` under it)."""
+    match = TASK_PATH.match(path) or PROC_PATH.match(path)
     if match is None:
         raise ValueError(f"{path} is not a path under /proc/PID/")
-    directory = os.open(f"/proc/{match[1]}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if match.re is PROC_PATH:
+        return f"/proc/{match[1]}", match[2]
+    return match[1], match[2]
+
+
+def open_of_process(path: str, started: int) -> int:
+    """Open the ``/proc/PID/...`` file ``path`` of process PID (thread TID for /proc/PID/task/TID/...)
+    only if it is the one that started at ``started``, read and opened through one directory fd of it
+    (see above). OSError: ESTALE when the number is another process's (thread's) by now, ESRCH when it
+    has ended, or what the open met."""
+    where, rest = pinned_directory(path)
+    directory = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
             now = process_start(dir_fd=directory)
             if now != started:
-                raise OSError(errno.ESTALE, f"process {match[1]} is another one by now (started at {now}, "
+                raise OSError(errno.ESTALE, f"{where} is another one by now (started at {now}, "
                               f"not {started})")
-            return os.open(match[2], NS_OPEN, dir_fd=directory)
+            return os.open(rest, NS_OPEN, dir_fd=directory)
         except (FileNotFoundError, ProcessLookupError):  # nothing opens through an ended one's directory
-            raise OSError(errno.ESRCH, f"process {match[1]} has ended") from None
+            raise OSError(errno.ESRCH, f"{where} has ended") from None
     finally:
         os.close(directory)
 

@@ -150,3 +150,25 @@ def test_an_id_pin_on_a_kernel_without_ids_is_refused(target, monkeypatch):
     monkeypatch.setattr(ns_pins, "NS_GET_ID", 0x8008B7FF)
     with pytest.raises(ValueError, match=r"^SysProcAttr\.setns\[0\]\.ns_id: this kernel has no namespace"):
         fe.run(["true"], sys=fe.SysProcAttr(setns=[fe.SetNS(path, NEWNET, ns_id=1)]))
+
+
+@pytest.mark.parametrize("uid", [None, NOBODY], ids=["root", "nobody"])
+def test_a_thread_s_path_is_pinned_by_the_thread_s_start(uid):
+    """``/proc/PID/task/TID/ns/net`` with ``process_start``: the thread ends and its TID goes to the next
+    thread of the same process, in a network namespace of its own (helpers/task_pin_reuse.py). Pinned by
+    the start of process PID, which did not change, the join went into the new thread's namespace; the
+    pin of such a path is the thread's start, read and opened through its own /proc directory."""
+    script = str(Path(__file__).parent / "helpers" / "task_pin_reuse.py")
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, script]
+    if uid is not None:
+        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "unshare", "--user",
+                "--map-root-user", *argv[1:]]
+    done, = run_as(NOBODY, [argv], timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    if not report["reused"]:
+        pytest.skip("the kernel did not give the freed TID to the next thread in 200 tries")
+    assert report["before"] == report["meant"], report
+    assert report["stranger"] != report["meant"], report
+    assert report["after"] == "ESTALE at sys.setns[0]", report
+    assert report["after_process"] == "ESTALE at sys.setns[0]", report

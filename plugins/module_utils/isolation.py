@@ -556,21 +556,23 @@ def _process_link(path):
 
 
 def _proc_number(link):
-    """(the number of the process whose /proc/PID/ns (or /proc/PID/task/TID/ns) directory holds
-    ``link``, that directory's own path), where it is this /proc's; (None, None) elsewhere (another
-    mount of proc)."""
+    """(where /proc shows the process whose /proc/PID/ns directory holds ``link``: "PID", or the thread
+    "PID/task/TID" of a /proc/PID/task/TID/ns one, whose start pyforkexec pins for such a path (a TID
+    goes to the next thread made, of the same process too); that directory's own path), where it is
+    this /proc's; (None, None) elsewhere (another mount of proc)."""
     directory = os.path.realpath(os.path.dirname(link))
-    found = re.match(r"^/proc/([1-9][0-9]*)(/task/[1-9][0-9]*)?/ns$", directory)
-    return (int(found[1]), directory) if found else (None, None)
+    found = re.match(r"^/proc/([1-9][0-9]*(/task/[1-9][0-9]*)?)/ns$", directory)
+    return (found[1], directory) if found else (None, None)
 
 
 def _pins(option, path, where):
     """SetNS's pins of the namespace file ``path`` now, of process ``where`` (its number in /proc, or
-    None): a /proc/PID path is only good while that PID is the process meant, and a service restarts
-    later; pyforkexec refuses the join once it names another one. The inode (its number is given to
-    the next namespace made once this one is freed), the kernel's namespace id where it has one (never
-    given again), and the process's start time (a process that takes the PID later has another),
-    read twice around the others: one that ended meanwhile left its number to any process."""
+    "PID/task/TID" for a thread's path, or None): a /proc/PID path is only good while that PID is
+    the process meant, and a service restarts later; pyforkexec refuses the join once it names
+    another one. The inode (its number is given to the next namespace made once this one is freed),
+    the kernel's namespace id where it has one (never given again), and the process's (thread's)
+    start time (a process that takes the PID later has another), read twice around the others: one
+    that ended meanwhile left its number to any process."""
     ns_pins = deps.pyforkexec.ns_pins
     try:
         started = ns_pins.process_start(str(where)) if where else None

@@ -142,6 +142,38 @@ def _pins_of(pid, kind):
     return pins
 
 
+def test_a_join_path_to_a_thread_is_pinned_by_the_thread_s_start(attr):
+    """A join path under /proc/PID/task/TID/ names one thread's namespace: its TID goes to the next
+    thread made once it ends, of the same process too, whose namespaces may be others while the
+    process's start stays. It was pinned by the start of process PID; it is pinned by the thread's,
+    which pyforkexec reads through the thread's own /proc directory."""
+    import ctypes
+    import threading
+
+    release, ready, box = threading.Event(), threading.Event(), {}
+
+    def in_own_netns():
+        box["made"] = ctypes.CDLL(None, use_errno=True).unshare(int(fe.CLONE_NEWNET)) == 0
+        box["tid"] = threading.get_native_id()
+        ready.set()
+        release.wait()
+
+    thread = threading.Thread(target=in_own_netns)
+    thread.start()
+    try:
+        ready.wait()
+        assert box["made"]
+        thread_dir = f"{os.getpid()}/task/{box['tid']}"
+        path = f"/proc/{thread_dir}/ns/net"
+        entry, = attr(join=[dict(path=path)]).sys.setns
+        assert entry.target == path
+        assert entry.process_start == ns_pins.process_start(thread_dir)
+        assert entry.process_start != ns_pins.process_start(str(os.getpid()))
+    finally:
+        release.set()
+        thread.join()
+
+
 def test_a_join_path_to_a_process_is_pinned_however_it_is_spelled(attr, tmp_path):
     """A join path that leads to a process's /proc/PID/ns file by another spelling than /proc/PID/
     (//proc/PID, /proc/./PID, a symlink to it) was not pinned by inode: a service's later start joined
