@@ -384,10 +384,11 @@ def _target_ids(r: Request) -> tuple[int, int]:
         return st.st_uid, st.st_gid
     theirs = f"/proc/{r.proc}/ns/user"
     joined = r.namespaces[USER] or theirs
+    held = f"/proc/self/fd/{r.files[USER]}" if r.namespaces[USER] else theirs  # (the FILE open: joined)
     try:
-        if _identity(joined) == _identity("/proc/self/ns/user"):
+        if _identity(held) == _identity("/proc/self/ns/user"):
             return st.st_uid, st.st_gid  # our own: its setns fails, as nsenter's, and tells
-        same = _identity(joined) == _identity(theirs)
+        same = _identity(held) == _identity(theirs)
     except OSError as e:
         raise SetupError(about_target(r, f"stat of {e.filename} failed: {e.strerror}")) from None
     follows = [o for o, kind in (("--setuid=follow", r.uid), ("--setgid=follow", r.gid)) if kind == "follow"]
