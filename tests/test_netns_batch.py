@@ -178,7 +178,7 @@ def test_create_makes_a_namespace_in_a_thread_and_leaves_the_caller_where_it_was
         raise AssertionError("netns creation forked")
 
     monkeypatch.setattr(os, "fork", no_fork)
-    kernel.create(*kernel._pyroute2(), name)
+    os.close(kernel.create(*kernel._pyroute2(), name))  # (an fd of what it made: netns._Pin)
     monkeypatch.undo()
     made = os.stat(netns.netns_path(name)).st_ino
     assert made not in (mine, nsinfo.host_inode("net"))
@@ -234,9 +234,11 @@ def test_create_interrupted_goes_on_once_the_namespace_is_made(names: dict) -> N
             real.attach(netns, pid, libc=libc)
 
     assert threading.current_thread() is threading.main_thread()
+    fds = sorted(os.listdir("/proc/self/fd"))
     with pytest.raises(KeyboardInterrupt):
         kernel.create(kernel._pyroute2()[0], InterruptedMeanwhile(), name)
     assert os.path.ismount(netns.netns_path(name))
+    assert sorted(os.listdir("/proc/self/fd")) == fds  # (the fd of what it made, closed by the undo)
     assert not [t for t in threading.enumerate() if t.name == "pyforkexec-netns-create"]
     assert os.stat("/proc/thread-self/ns/net").st_ino == mine
 
@@ -264,7 +266,7 @@ def test_a_namespace_has_its_mark_before_its_name(names: dict) -> None:
                 seen.append(ns.get_links(ns.link_lookup(ifname="lo")[0])[0].get_attr("IFLA_IFALIAS"))
             real.attach(netns, pid, libc=libc)
 
-    kernel.create(pyroute2, LookingAtAttach(), name)
+    os.close(kernel.create(pyroute2, LookingAtAttach(), name))
     assert seen == [NETNS_ALIAS]
     assert f"alias {NETNS_ALIAS}" in run(["ip", "-n", name, "link", "show", "lo"]).stdout
 

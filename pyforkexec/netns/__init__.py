@@ -120,8 +120,8 @@ def _converge_locked(name: str, wanted: Optional[dict], check: bool, host: kerne
         # then is raised (or ends the process).
         with held(), ending_blocked():
             try:
-                _apply(name, actions, lines, host)
-                final = kernel.observe(name, wanted, host)
+                acted_on = _apply(name, actions, lines, host, observed.get("identity"))
+                final = _observe_again(name, wanted, host, acted_on, lines)
                 if wanted is not None:
                     final = _settle(name, wanted, final, actions, lines, host)
             except (ApplyError, ModelError, OSError) as e:
@@ -163,20 +163,37 @@ def _undo(name: str, host: kernel.HostLinks, made: Collection[str] = ()) -> bool
     state absent): whether that went through."""
     try:
         observed = kernel.observe(name, {"bridges": dict.fromkeys(made)}, host)
-        _apply(name, model.plan_absent(observed, name, host.keep, made, host.mtus), [], host)
+        _apply(name, model.plan_absent(observed, name, host.keep, made, host.mtus), [], host,
+               observed.get("identity"))
         # plan_absent leaves what is not ours (a link it cannot tell for its own): not undone then
         return not kernel.observe(name, None, host)["exists"]
     except (ApplyError, ModelError, OSError):
         return False
 
 
-def _apply(name: str, actions: list, lines: list[str], host: kernel.HostLinks) -> None:
+def _apply(name: str, actions: list, lines: list[str], host: kernel.HostLinks,
+           expected: Optional[tuple] = None) -> Optional[tuple]:
+    """kernel.apply: the identity of the namespace acted on (None: none, or removed)."""
     host.forget()  # also when an action fails halfway
     try:
-        kernel.apply(name, actions)
+        return kernel.apply(name, actions, expected)
     except ApplyError as e:
         e.actions = lines
         raise
+
+
+def _observe_again(name: str, wanted: Optional[dict], host: kernel.HostLinks, acted_on: Optional[tuple],
+                   lines: list[str]) -> dict:
+    """kernel.observe once the plan is carried out, of the namespace it acted on (``acted_on``, its
+    identity): another one under the name by then (made again meanwhile) is an ApplyError, not a
+    topology read back from a stranger's namespace as this converge's."""
+    final = kernel.observe(name, wanted, host)
+    if acted_on is not None and final.get("identity") != acted_on:
+        error = ApplyError(f"{netns_path(name)} is another namespace than the one this converge acted on "
+                           "(made again under the name meanwhile)")
+        error.actions, error.done = lines, len(lines)
+        raise error
+    return final
 
 
 def _settle(name: str, wanted: dict, final: dict, actions: list, lines: list[str],
@@ -191,8 +208,8 @@ def _settle(name: str, wanted: dict, final: dict, actions: list, lines: list[str
         return final
     actions += rest
     lines += [model.describe(a) for a in rest]
-    _apply(name, rest, lines, host)
-    final = kernel.observe(name, wanted, host)
+    acted_on = _apply(name, rest, lines, host, final.get("identity"))
+    final = _observe_again(name, wanted, host, acted_on, lines)
     left = [model.describe(a) for a in model.plan_present(final, wanted, host.keep, host.mtus)]
     if left:
         error = ApplyError(f"the kernel does not keep the topology: still to do after a second pass: "

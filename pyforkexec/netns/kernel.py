@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from .. import nsinfo
 from .._signals import ending_blocked, held
 from .._text import OneLineError
+from ..checks import NS_OPEN
 from ..flags import CLONE_NEWNET
 from . import declared as bridge_records
 from .model import (
@@ -71,15 +72,10 @@ def netns_path(name):
 NETLINK_ROUTE = 0
 
 
-def _ns_route(pyroute2, name):
-    """An IPRoute of netns ``name``, its socket made inside it by a thread (nsinfo.socket_in) where
-    pyroute2's NetNS would fork a helper for it. A missing namespace raises FileNotFoundError (nothing
-    is created)."""
-    return _route_in(pyroute2, netns_path(name), others_only=True)
-
-
 def _route_in(pyroute2, path, others_only=False):
-    """An IPRoute of the network namespace at ``path``, its socket made inside it by a thread."""
+    """An IPRoute of the network namespace at ``path``, its socket made inside it by a thread
+    (nsinfo.socket_in) where pyroute2's NetNS would fork a helper for it. A missing namespace raises
+    FileNotFoundError (nothing is created)."""
     sock = nsinfo.socket_in(path, "net", socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE,
                             others_only=others_only)
     fd = sock.detach()
@@ -92,10 +88,10 @@ def _route_in(pyroute2, path, others_only=False):
 
 def create(pyroute2, netns, name):
     """Create the named network namespace ``name`` (/run/netns/NAME), the way ``ip netns add`` does,
-    already marked ours (NETNS_ALIAS on its ``lo``): the alias is set before the namespace gets its
-    name, so that no kill (SIGKILL between the two) can leave a namespace under that name which
-    plan_absent would take for one made by hand; killed before the attach, the namespace dies with
-    the thread.
+    already marked ours (NETNS_ALIAS on its ``lo``); returns an fd of it (_Pin). The alias is set
+    before the namespace gets its name, so that no kill (SIGKILL between the two) can leave a
+    namespace under that name which plan_absent would take for one made by hand; killed before the
+    attach, the namespace dies with the thread.
 
     A thread of this process unshares its network namespace alone and pyroute2's ``netns.attach``
     bind-mounts that thread's namespace there; the thread then ends, so that no other thread, the
@@ -120,17 +116,20 @@ def create(pyroute2, netns, name):
         _announcing("all", ())  # a declared all.* sysctl is written later
         with pyroute2.IPRoute() as ns:  # this thread's socket: the new namespace's
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], ifalias=NETNS_ALIAS)
+        made = os.open("/proc/thread-self/ns/net", NS_OPEN)  # (what the rest of a plan acts on: _Pin)
         there_before = os.path.lexists(path)
         try:
             netns.attach(name, "thread-self", libc=_libc())
         except BaseException:
+            os.close(made)
             if not there_before and not os.path.ismount(path):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)  # the empty mount point attach made before its mount failed
             raise
+        return made
 
     # A KeyboardInterrupt meanwhile goes on once the namespace is made, or not.
-    nsinfo.in_own_thread(unshare_and_attach, "pyforkexec-netns-create")
+    return nsinfo.in_own_thread(unshare_and_attach, "pyforkexec-netns-create", undo=os.close)
 
 
 @functools.cache
@@ -374,7 +373,7 @@ def _sysctl_mode_of_kind(key):
         return None
 
 
-def _ipv6_off(name, wanted, ns_links):
+def _ipv6_off(name, wanted, ns_links, path=None):
     """{link: the key that takes IPv6 off it} for the wanted links with IPv6 addresses or routes whose
     IPv6 an undeclared sysctl left by an earlier converge (or by hand) turns off: the link's own
     ``disable_ipv6`` (a link that exists), else ``default``'s (one the plan makes). model refuses it:
@@ -391,7 +390,7 @@ def _ipv6_off(name, wanted, ns_links):
         key = own if inside in ns_links else "net.ipv6.conf.default.disable_ipv6"
         if own not in declared and key not in declared:  # (model._check_sysctls_with_links: declared)
             keys[inside] = key
-    values = sysctls(name, reads=sorted(set(keys.values()))) if keys else {}  # one visit of the namespace
+    values = sysctls(name, reads=sorted(set(keys.values())), path=path) if keys else {}  # one visit
     return {inside: key for inside, key in keys.items() if values.get(key) == "1"}
 
 
@@ -462,15 +461,85 @@ def _trial_writes(trial):
     return None
 
 
-def sysctls(name, reads=(), writes=None):
-    """Write then read net.* sysctls inside netns ``name``."""
-    return _in_netns(name, functools.partial(_sysctl_io, list(reads), dict(writes or {})))
+def sysctls(name, reads=(), writes=None, path=None):
+    """Write then read net.* sysctls inside netns ``name`` (or the namespace file ``path``: one held
+    open, _Pin)."""
+    return _in_netns(name, functools.partial(_sysctl_io, list(reads), dict(writes or {})), path)
 
 
-def _in_netns(name, fn):
-    """``fn()`` in a thread that joined netns ``name`` (its /proc/sys/net is the namespace's)."""
-    return nsinfo.in_namespace_thread(netns_path(name), "net", fn, "pyforkexec-netns-sysctl",
+def _in_netns(name, fn, path=None):
+    """``fn()`` in a thread that joined netns ``name`` (or the namespace file ``path``: one held open,
+    _Pin) (its /proc/sys/net is the namespace's)."""
+    return nsinfo.in_namespace_thread(path or netns_path(name), "net", fn, "pyforkexec-netns-sysctl",
                                       others_only=True)
+
+
+class _Pin:
+    """Netns ``name`` held open (``fd``) for one read or one apply, so that every step of it acts on one
+    namespace: each step opened /run/netns/NAME again, and a namespace made again under the name
+    meanwhile (``ip netns del`` and ``add`` by another caller) got the rest of the plan, a veth, its
+    addresses, sysctls, and the converge said it was done. ``identity`` is the namespace's, and
+    ``expected`` the one the plan was made from (observe's ``identity``): another under the name fails
+    the apply before anything is done there (ESTALE)."""
+
+    def __init__(self, name, expected=None):
+        self.name = name
+        self.expected = expected
+        self.fd = None
+
+    def path(self):
+        """The namespace's file as held: /proc/self/fd/N (also in a thread of this process)."""
+        return f"/proc/self/fd/{self.open()}"
+
+    def open(self):
+        if self.fd is None:
+            fd = os.open(netns_path(self.name), NS_OPEN)
+            try:
+                if self.expected is not None and identity(fd) != tuple(self.expected):
+                    raise OSError(errno.ESTALE, f"{netns_path(self.name)} is another namespace than the one "
+                                  "read when the plan was made (made again under the name meanwhile)")
+            except BaseException:
+                os.close(fd)
+                raise
+            self.fd = fd
+        return self.fd
+
+    def made(self, fd):
+        """The namespace ``fd`` (which create made) is the one the rest of the plan acts on."""
+        self.close()
+        self.fd, self.expected = fd, None
+
+    def check_named(self):
+        """OSError (ESTALE) unless the name names the namespace held (or, none held, the one expected)."""
+        if self.fd is None and self.expected is None:
+            return
+        meant = identity(self.fd) if self.fd is not None else tuple(self.expected)
+        try:
+            fd = os.open(netns_path(self.name), NS_OPEN)
+        except FileNotFoundError:
+            now = None
+        else:
+            try:
+                now = identity(fd)
+            finally:
+                os.close(fd)
+        if now != meant:
+            raise OSError(errno.ESTALE, f"{netns_path(self.name)} is another namespace than the one this "
+                          "converge acted on (made again under the name meanwhile)")
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def identity(fd):
+    """(device, inode, the kernel's id or None) of the namespace open at ``fd``: the id is never given
+    again, the inode number is once the namespace is freed."""
+    from .. import ns_pins
+
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino, ns_pins.ns_id(fd))
 
 
 def _swap_file(path, value):
@@ -536,14 +605,19 @@ def observe(name, wanted=None, host=None, foreseen=False):
         state["leftover"] = True
     if exists:
         _check_netns_file(name)
-        with held(), _ns_route(pyroute2, name) as ns:  # (its sockets closed, whatever signal comes)
-            ns_links = links(ns)
-            state["foreign_routes"] = []
-            by_index = {v["index"]: k for k, v in ns_links.items()}
-            state["routes"] = routes(ns, by_index, state["foreign_routes"])
-        keys = sorted((wanted or {}).get("sysctls", {}))
-        state["sysctls"] = sysctls(name, reads=keys) if keys else {}
-        state["ipv6_off"] = _ipv6_off(name, wanted, ns_links)
+        pin = _Pin(name)  # (every read of one namespace, the one the plan is then pinned to)
+        try:
+            state["identity"] = identity(pin.open())
+            with held(), _route_in(pyroute2, pin.path(), others_only=True) as ns:  # (closed, whatever comes)
+                ns_links = links(ns)
+                state["foreign_routes"] = []
+                by_index = {v["index"]: k for k, v in ns_links.items()}
+                state["routes"] = routes(ns, by_index, state["foreign_routes"])
+            keys = sorted((wanted or {}).get("sysctls", {}))
+            state["sysctls"] = sysctls(name, reads=keys, path=pin.path()) if keys else {}
+            state["ipv6_off"] = _ipv6_off(name, wanted, ns_links, pin.path())
+        finally:
+            pin.close()
     state["host_ipv6_off"] = _host_ipv6_off(wanted, host_links)
     state["loopback_up"] = ns_links.get("lo", {}).get("up", False)
     state["ours"] = ns_links.get("lo", {}).get("alias") == NETNS_ALIAS
@@ -645,10 +719,11 @@ def _check_netns_file(name):
 class _Handles:
     """IPRoute sockets for the host and the namespace, opened on first use."""
 
-    def __init__(self, name):
+    def __init__(self, name, expected=None):
         self.name = name
         self.pyroute2, self.netns = _pyroute2()
         self._host = self._ns = None
+        self.pin = _Pin(name, expected)
 
     def side(self, side):
         if side == "host":
@@ -656,7 +731,7 @@ class _Handles:
                 self._host = self.pyroute2.IPRoute()
             return self._host
         if self._ns is None:
-            self._ns = _ns_route(self.pyroute2, self.name)
+            self._ns = _route_in(self.pyroute2, self.pin.path(), others_only=True)
         return self._ns
 
     def index(self, side, ifname):
@@ -669,12 +744,13 @@ class _Handles:
         """Write a /proc/sys file of the host or the namespace (_in_netns); what it held before."""
         if side == "host":
             return _swap_file(path, value)
-        return _in_netns(self.name, functools.partial(_swap_file, path, value))
+        return _in_netns(self.name, functools.partial(_swap_file, path, value), self.pin.path())
 
     def close(self):
         for h in (self._host, self._ns):
             if h is not None:
                 h.close()
+        self.pin.close()
 
 
 def _address(text):
@@ -824,7 +900,7 @@ class ApplyError(OneLineError, RuntimeError):
     undone = False
 
 
-def apply(name, actions):
+def apply(name, actions, expected=None):
     """Carry out model's actions, in order, then have the links with a new MAC or a new address
     announce themselves (_announce). Raises ApplyError at the first refused one.
 
@@ -834,13 +910,17 @@ def apply(name, actions):
     made but not yet ours would stop the next converge ("not made by pyforkexec"), a veth deleted
     before its emptied bridge would leave the bridge for good. The signals that would end the process
     (SIGTERM from systemd's stop of a boot unit, timeout(1)) are blocked for the same span: one that
-    arrives ends it once the plan is carried out, not between two actions."""
+    arrives ends it once the plan is carried out, not between two actions.
+
+    ``expected``: the identity of the namespace the plan was made from (observe's); every action acts
+    on that one (_Pin), and the name must still name it once they are done (ApplyError otherwise).
+    Returns the identity of the namespace acted on (None: none, or it was removed)."""
     with held(), ending_blocked():
-        _apply_held(name, actions)
+        return _apply_held(name, actions, expected)
 
 
-def _apply_held(name, actions):
-    h = _Handles(name)
+def _apply_held(name, actions, expected=None):
+    h = _Handles(name, expected)
     moved = {a[3] for a in actions if a[0] == "del_addr" and a[1] == "host"}  # host addresses, maybe moved
     run = []  # (index, action) of the sysctl actions not written yet: written at once, before the next
     try:
@@ -848,7 +928,7 @@ def _apply_held(name, actions):
             if action[0] == "sysctl":
                 run.append((done, action))
                 continue
-            _write_sysctls(name, run)
+            _write_sysctls(h, run)
             try:
                 _apply_one(h, name, action)
                 if action[0] == "add_addr" and (action[1] == "ns" or action[3] in moved):
@@ -865,12 +945,21 @@ def _apply_held(name, actions):
             error = ApplyError(f"announcing the new links' addresses: {e}")
             error.done = len(actions) - len(run)
             raise error from e
+        _write_sysctls(h, run)
+        deleted = any(a[0] == "delete_netns" for a in actions)
+        try:
+            if not deleted:
+                h.pin.check_named()
+        except OSError as e:
+            error = ApplyError(str(e.strerror))
+            error.done = len(actions)
+            raise error from None
+        return None if deleted or h.pin.fd is None else identity(h.pin.fd)
     finally:
         h.close()
-    _write_sysctls(name, run)
 
 
-def _write_sysctls(name, run):
+def _write_sysctls(h, run):
     """Write the sysctls of ``run`` (emptied) in one visit of the namespace; an ApplyError whose
     ``done`` is the index of the first."""
     if not run:
@@ -879,7 +968,7 @@ def _write_sysctls(name, run):
     first = run[0][0]
     run.clear()
     try:
-        sysctls(name, writes=writes)
+        sysctls(h.name, writes=writes, path=h.pin.path())
     except (OSError, RuntimeError) as e:
         error = ApplyError(e.strerror if isinstance(e, OSError) and e.strerror else f"sysctls: {e}")
         error.done = first
@@ -912,7 +1001,7 @@ def _announce(h, name, actions):
     declared = {a[1] for a in actions if a[0] == "sysctl"}
     for inside in sorted(links):
         if inside in made:
-            _in_netns(name, functools.partial(_announcing, inside, declared))
+            _in_netns(name, functools.partial(_announcing, inside, declared), h.pin.path())
             _wait_forwarding(made[inside])
         _set_own_mac(h.side("ns"), h.index("ns", inside))
 
@@ -986,8 +1075,9 @@ def _apply_one(h, name, action):
         if _leftover_mount_point(path):
             os.unlink(path)
     elif op == "create_netns":  # made and marked ours (plan_absent removes only a namespace it made)
-        create(h.pyroute2, h.netns, name)
+        h.pin.made(create(h.pyroute2, h.netns, name))
     elif op == "delete_netns":
+        h.pin.check_named()  # (a namespace made again under the name meanwhile is not the one to remove)
         h.netns.remove(name, libc=_libc())
     elif op == "link_up":
         side, ifname = args
@@ -1018,7 +1108,8 @@ def _apply_one(h, name, action):
         h.side("host").link("set", index=index, ifalias=bridge_alias(declarers))
     elif op == "create_veth":
         inside, peer = args
-        h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside, "net_ns_fd": name})
+        h.side("host").link("add", ifname=peer, kind="veth", peer={"ifname": inside,
+                                                                    "net_ns_fd": h.pin.open()})
         h.side("host").link("set", index=h.index("host", peer), ifalias=veth_alias(name, inside))
     elif op == "pin_bridge_mtu":
         # A bridge follows its ports' MTU until its own is set, and setting the MTU it has is no set to
