@@ -115,6 +115,10 @@ options:
       path:
         description:
           - A namespace file to join (C(/proc/PID/ns/net), C(/run/netns/NAME)).
+          - "A name (C(/run/netns/NAME)) means the namespace it names when the command starts. A path through
+            a process's C(/proc/PID/) directory (C(/proc/PID/ns/net), C(/proc/PID/task/TID/ns/net),
+            C(/proc/PID/root/run/netns/NAME), C(/proc/PID/fd/N)) is pinned as O(join[].pid) is, to that
+            process (that thread, for C(/proc/PID/task/TID/)) and its namespace."
         type: path
       namespaces:
         description:

@@ -475,11 +475,16 @@ def _join_entries(option, join, on_host):
         refuse_own(f"{option}.path", join["path"], nstype)
         # A name (/run/netns/NAME) means whatever it names when the command starts; a /proc/PID path
         # means that process's namespace, and nothing else once the PID is reused.
-        link = _process_link(join["path"])
-        if link is None:
+        # A path through a process's /proc directory (/proc/PID/ns/net, and /proc/PID/root/run/netns/NAME
+        # or /proc/PID/fd/N: that process's name or fd) is pinned to the process too.
+        where, path = _through_process(join["path"])
+        link = _process_link(join["path"]) if where is None else None
+        if link is not None:  # (a symlink to a process's namespace file)
+            where, directory = _proc_number(link)
+            if where:
+                path = os.path.join(directory, os.path.basename(link))
+        elif where is None:
             return [(join["path"], nstype, {})]
-        where, directory = _proc_number(link)
-        path = os.path.join(directory, os.path.basename(link)) if where else join["path"]
         return [(path, nstype, _pins(f"{option}.path", path, where))]
     pid = join["pid"]
     # Pinned while its namespaces are read (its pidfd): one that ended meanwhile left its number to any
@@ -563,6 +568,27 @@ def _proc_number(link):
     directory = os.path.realpath(os.path.dirname(link))
     found = re.match(r"^/proc/([1-9][0-9]*(/task/[1-9][0-9]*)?)/ns$", directory)
     return (found[1], directory) if found else (None, None)
+
+
+def _through_process(path):
+    """(where, the path as /proc/WHERE/REST) of a ``path`` that goes through a process's (or thread's)
+    /proc directory, WHERE its number in this /proc ("PID", or "PID/task/TID"), however the part up
+    to it is spelled (a symlink to /proc/PID, //proc/PID); (None, ``path``) for one that does not
+    (/run/netns/NAME, /proc/self/...: the process that opens it). Found by a directory that is such a
+    /proc directory, from the root down: what follows it (``root``, ``cwd``, ``fd``) is taken as
+    written, the process's own view, which only it resolves."""
+    parts = [part for part in os.path.abspath(path).split("/") if part]
+    for n in range(1, len(parts)):
+        if parts[n - 1:n] == ["proc"] and parts[n] in ("self", "thread-self"):
+            return None, path
+        found = re.match(r"^/proc/([1-9][0-9]*)$", os.path.realpath("/" + "/".join(parts[:n + 1])))
+        if found is None:
+            continue
+        where, rest = found[1], parts[n + 1:]
+        if rest[:1] == ["task"] and len(rest) > 1 and re.match(r"^[1-9][0-9]*$", rest[1]):
+            where, rest = f"{where}/task/{rest[1]}", rest[2:]
+        return (where, "/".join(["/proc", where, *rest])) if rest else (None, path)
+    return None, path
 
 
 def _pins(option, path, where):

@@ -158,6 +158,7 @@ def test_a_join_path_to_a_thread_is_pinned_by_the_thread_s_start(attr):
         ready.set()
         release.wait()
 
+    time.sleep(0.05)  # (some clock ticks after the process started: a test runs in a fork of its own)
     thread = threading.Thread(target=in_own_netns)
     thread.start()
     try:
@@ -707,3 +708,76 @@ def test_a_join_by_pid_is_not_fooled_by_a_stranger_with_the_pid_and_the_inode_nu
         pytest.skip("the kernel did not give the freed pid and inode number to the stranger in 500 tries")
     assert answer["outcome"] == "ESTALE at sys.setns[0]", answer
     assert "process_start" in answer["pins"], answer
+
+
+# As PID 1 of a PID namespace (and mount namespace) of its own: a process in a mount namespace of its
+# own, where a directory holds a namespace file bound to one network namespace, is joined by a path
+# through its /proc directory (/proc/PID/root/DIR/x); then killed, and the next fork gets its number
+# (ns_last_pid): a stranger in a mount namespace of its own where DIR/x is bound to another one. What
+# the start of the spec then does, and the pins the join has.
+_JOIN_THROUGH_A_PROCESS_S_ROOT = r"""
+import json, os, subprocess, tempfile, time
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.pyforkexec.isolation.plugins.module_utils import isolation as iso
+import pyforkexec as fe
+
+where = tempfile.mkdtemp(prefix="h165root")
+
+def holder():
+    proc = subprocess.Popen(["unshare", "--net", "sleep", "600"])
+    while os.stat(f"/proc/{proc.pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino:
+        time.sleep(0.001)
+    return proc
+
+def boxed(net):
+    script = (f"mount -t tmpfs none {where} && touch {where}/x && mount --bind /proc/{net.pid}/ns/net "
+              f"{where}/x && echo ready && exec sleep 600")
+    proc = subprocess.Popen(["unshare", "--mount", "sh", "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    return proc
+
+meant, other = holder(), holder()
+target = boxed(meant)
+path = f"/proc/{target.pid}/root{where}/x"
+params = ArgumentSpecValidator(iso.ISOLATION_ARGSPEC, mutually_exclusive=iso.ISOLATION_MUTUALLY_EXCLUSIVE
+                               ).validate({"join": [{"path": path}]}).validated_parameters
+sys_attr = iso.build_and_check(params, ["true"]).attr.sys
+target.kill()
+target.wait()
+for _try in range(50):
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(target.pid - 1))
+    stranger = boxed(other)
+    if stranger.pid == target.pid:
+        break
+    stranger.kill()
+    stranger.wait()
+try:
+    done = fe.run(["readlink", "/proc/self/ns/net"], sys=sys_attr, capture_output=True, text=True)
+    outcome = "ran in " + done.stdout.strip()
+except fe.ChildError as e:
+    outcome = f"{e.errno_name} at {e.field}"
+entry = sys_attr.setns[0]
+print(json.dumps({"reused": stranger.pid == target.pid, "meant": os.readlink(f"/proc/{meant.pid}/ns/net"),
+                  "other": os.readlink(f"/proc/{other.pid}/ns/net"), "outcome": outcome,
+                  "pins": [k for k in ("inode", "ns_id", "process_start") if getattr(entry, k) is not None]}))
+for proc in (stranger, meant, other):
+    proc.kill()
+os.rmdir(where)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a PID namespace whose next pid it steers")
+def test_a_join_path_through_a_process_s_root_is_pinned_to_the_process(in_pid_namespace):
+    """join: [{path: /proc/PID/root/...}] names a namespace file as process PID sees it (a container's
+    /run/netns/NAME): the path went unpinned, as a name, and a service's later start, after PID went to
+    a stranger, joined the namespace bound there in the stranger's view. Pinned to the process (its
+    start time) and the namespace: that start fails at setns (ESTALE)."""
+    for _attempt in range(3):
+        answer = in_pid_namespace(_JOIN_THROUGH_A_PROCESS_S_ROOT)
+        if answer["reused"]:
+            break
+    else:
+        pytest.skip("the stranger did not get the target's pid in 50 tries")
+    assert answer["outcome"] == "ESTALE at sys.setns[0]", answer
+    assert {"inode", "process_start"} <= set(answer["pins"]), answer
