@@ -67,3 +67,20 @@ def test_a_namespace_made_again_meanwhile_gets_nothing_of_the_plan(named, monkey
     with pytest.raises(ApplyError, match="made again under the name meanwhile"):
         netns.converge(named, wanted)
     assert _links(named) == {"lo": []}  # the stranger's: nothing of the plan there
+
+
+def test_a_namespace_made_again_meanwhile_is_not_removed_by_absent(named, monkeypatch):
+    """state absent removes a namespace it made (its mark on lo, read at the observe): one made again
+    under the name meanwhile by another caller, unmarked, was removed in its place."""
+    real = kernel._apply_one
+
+    def made_again_first(h, name, action):
+        if action[0] == "delete_netns":
+            assert _ip("netns", "del", named).returncode == 0
+            assert _ip("netns", "add", named).returncode == 0
+        return real(h, name, action)
+
+    monkeypatch.setattr(kernel, "_apply_one", made_again_first)
+    with pytest.raises(ApplyError, match="made again under the name meanwhile"):
+        netns.converge(named, None)
+    assert _links(named) == {"lo": []}  # the stranger's, still there
