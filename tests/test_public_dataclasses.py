@@ -115,8 +115,8 @@ def test_a_standard_dataclass_can_extend_a_public_type() -> None:
 
     tagged = Tagged("/run/netns/web", 0, None, False, None, None, "t")
     assert repr(tagged) == "test_a_standard_dataclass_can_extend_a_public_type.<locals>.Tagged(" \
-        "target='/run/netns/web', nstype=0, inode=None, for_children=False, ns_id=None, process_start=None, " \
-        "tag='t')"
+        "target='/run/netns/web', nstype=0, inode=None, for_children=False, ns_id=None, " \
+        "process_start=None, tag='t')"
     assert tagged != SetNS("/run/netns/web") and list(inspect.signature(Tagged).parameters)[-1] == "tag"
     with pytest.raises(dataclasses.FrozenInstanceError):
         tagged.tag = "u"  # type: ignore[misc]
