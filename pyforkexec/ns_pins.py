@@ -91,8 +91,8 @@ def open_of_process(path: str, started: int) -> int:
         try:
             now = process_start(dir_fd=directory)
             if now != started:
-                raise OSError(errno.ESTALE, f"{where} is another one by now (started at {now}, "
-                              f"not {started})")
+                raise OSError(errno.ESTALE, f"the process at {where} is another one by now (started at "
+                              f"{now}, not {started})")
             return os.open(rest, NS_OPEN, dir_fd=directory)
         except (FileNotFoundError, ProcessLookupError):  # nothing opens through an ended one's directory
             raise OSError(errno.ESRCH, f"{where} has ended") from None
