@@ -135,14 +135,22 @@ def host_inode(kind):
 
 
 def namespaces(pid):
-    """{kind: {inode, path, same_as_host}} for each namespace kind the kernel has."""
+    """{kind: {inode, id, path, same_as_host}} for each namespace kind the kernel has; ``id`` is the
+    kernel's id of the namespace (ns_pins.ns_id: never another's), None where the kernel has none."""
+    from .ns_pins import ns_id
+
     out = {}
     for kind in NS_FILES:
         path = ns_path(pid, kind)
-        ino = inode(path)
-        if ino is None:
+        try:
+            fd = os.open(path, NS_OPEN)
+        except FileNotFoundError:
             continue  # a kernel without this namespace type
-        out[kind] = dict(inode=ino, path=path, same_as_host=ino == host_inode(kind))
+        try:
+            ino = os.fstat(fd).st_ino
+            out[kind] = dict(inode=ino, id=ns_id(fd), path=path, same_as_host=ino == host_inode(kind))
+        finally:
+            os.close(fd)
     return out
 
 

@@ -98,12 +98,23 @@ pid:
   sample: 4242
 namespaces:
   description:
-    - Each namespace by type (only V(net) for O(netns)), with its inode, path and whether it is the host's.
+    - Each namespace by type (only V(net) for O(netns)), with its inode, the kernel's id of it (C(id), never
+      given to another namespace, unlike the inode number; null on a kernel without namespace ids, before
+      Linux 6.18), path and whether it is the host's.
+    - A later join of one can be pinned by C(id) and RV(process_start) (pyforkexec's C(SetNS.ns_id) and
+      C(SetNS.process_start)); the collection's own O(pyforkexec.isolation.service#module:join) pins itself.
   returned: always
   type: dict
   sample:
-    net: {inode: 4026532297, path: /proc/4242/ns/net, same_as_host: false}
-    uts: {inode: 4026531838, path: /proc/4242/ns/uts, same_as_host: true}
+    net: {inode: 4026532297, id: 1610930, path: /proc/4242/ns/net, same_as_host: false}
+    uts: {inode: 4026531838, id: 1, path: /proc/4242/ns/uts, same_as_host: true}
+process_start:
+  description:
+    - The described process's start time (C(/proc/PID/stat) field 22, clock ticks after boot), which a process
+      that takes its pid later does not have; null for O(netns).
+  returned: always
+  type: int
+  sample: 5798571
 uid_map:
   description: The process's uid map (C(/proc/PID/uid_map)).
   returned: when describing a process
@@ -239,8 +250,9 @@ def describe_netns(name, with_net):
         if kind != deps.pyforkexec.CLONE_NEWNET:
             raise paths.ServiceError(f"netns: {path} is not a network namespace")
         ino = os.fstat(fd).st_ino
-        net = dict(inode=ino, path=path, same_as_host=ino == nsinfo.host_inode("net"))
-        facts = dict(pid=None, namespaces=dict(net=net))
+        net = dict(inode=ino, id=deps.pyforkexec.ns_pins.ns_id(fd), path=path,
+                   same_as_host=ino == nsinfo.host_inode("net"))
+        facts = dict(pid=None, process_start=None, namespaces=dict(net=net))
         if with_net:
             facts["net"] = netns_kernel.net_view_of(f"/proc/self/fd/{fd}")
     finally:
@@ -292,7 +304,8 @@ def describe_process(pid, option, service, with_net, confirm=None):
             wait_for_its_program(where, option, fd)
         try:
             started = ns_target.stat_field(where, 19)
-            facts = dict(deps.pyforkexec.nsinfo.describe(where, with_net), pid=pid)
+            facts = dict(deps.pyforkexec.nsinfo.describe(where, with_net), pid=pid,
+                         process_start=int(started))
             facts["landlock"] = landlock_status.status(where, service)
         except (FileNotFoundError, ns_target.TargetGone) as e:  # ended (a zombie's namespaces are gone)
             if ns_target.main_thread_gone(where, fd):

@@ -448,3 +448,34 @@ def test_a_landlock_abi_this_process_may_not_read_is_unknown_not_0(child_env):
     assert answer["msg"] is None and answer["abi"] is None
     assert answer["report"].startswith("IsolationError: landlock: Landlock's ABI version cannot be read "
                                        "(landlock_create_ruleset: Operation not permitted"), answer["report"]
+
+
+def test_each_namespace_is_told_by_the_kernel_s_id_and_the_process_by_its_start(run_module, unique_name):
+    """The inode number of a namespace is given to the next one made once it is freed: a caller that
+    pins a later join by what namespace_info said needs what is never given again, the kernel's id of
+    the namespace and the process's start time (SetNS.ns_id and .process_start)."""
+    import subprocess
+
+    import pyforkexec as fe
+    from pyforkexec import ns_pins
+
+    proc = fe.start_process("/bin/sleep", ["sleep", "60"], fe.ProcAttr(sys=fe.SysProcAttr(
+        cloneflags=fe.CLONE_NEWUTS | fe.CLONE_NEWNET)))
+    name = unique_name()
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        seen = run_module(namespace_info, dict(pid=proc.pid, net=False))
+        named = run_module(namespace_info, dict(netns=name, net=False))
+        ids = {kind: ns_pins.ns_id_of(f"/proc/{proc.pid}/ns/{kind}") for kind in ("uts", "net", "mnt")}
+        named_id = ns_pins.ns_id_of(f"/run/netns/{name}")
+        started = ns_pins.process_start(str(proc.pid))
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+        proc.kill()
+        proc.wait()
+    assert {kind: seen["namespaces"][kind]["id"] for kind in ("uts", "net", "mount")} == \
+        {"uts": ids["uts"], "net": ids["net"], "mount": ids["mnt"]}
+    assert seen["process_start"] == started
+    assert named["namespaces"]["net"]["id"] == named_id and named["process_start"] is None
+    if named_id is not None:  # (a kernel with namespace ids: Linux 6.18)
+        assert len({ids["uts"], ids["net"], named_id}) == 3
