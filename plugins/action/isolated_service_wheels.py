@@ -86,8 +86,8 @@ class ActionModule(role_action.RoleAction):
             problem = wheel_dir_problem(args["wheel_dir"])
             if problem is not None:
                 return dict(result, failed=True, msg=problem)
-            return dict(result, path=args["wheel_dir"], name=os.path.basename(args["wheel_dir"]), paths=[],
-                        complete=True)
+            return dict(result, path=args["wheel_dir"], name=wheel_sources.given_name(args["wheel_dir"]),
+                        paths=[], complete=True)
         problems = host_problems(args["machines"], args["pythons"]) or cross_compiler_problems(
             args["machines"], controller)
         if problems:

@@ -64,6 +64,17 @@ def directory(
     return os.path.join(cache, hashlib.sha256(key.encode()).hexdigest()[:16]), paths
 
 
+def given_name(wheel_dir: str) -> str:
+    """The name of the ready wheels of ``wheel_dir`` (isolated_service_wheel_dir), which a host's runtime
+    records as the wheels it was installed from: the directory's name and its files' checksums. By its
+    name alone, a directory refilled with another release's wheels named the runtime of the release
+    before as this one's (an absent, a check mode ran this release's modules in it)."""
+    files = sorted(os.path.relpath(os.path.join(top, n), wheel_dir)
+                   for top, _dirs, names in os.walk(wheel_dir) for n in names if not n.startswith("."))
+    key = json.dumps([files, [_sha1(os.path.join(wheel_dir, f)) for f in files]])
+    return f"{os.path.basename(os.path.normpath(wheel_dir))}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
 def finished(wheels: str) -> bool:
     return os.path.exists(os.path.join(wheels, COMPLETE))
 

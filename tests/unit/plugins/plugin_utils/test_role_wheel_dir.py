@@ -38,3 +38,21 @@ def test_a_hosts_architecture_or_python_that_would_name_another_directory_is_ref
         "pythons[0]: '3.11/..' is not a Python version (X.Y)",
         "pythons[1]: '3' is not a Python version (X.Y)",
     ]
+
+
+def test_a_wheel_dir_refilled_with_other_wheels_is_named_otherwise(tmp_path):
+    """A host's runtime records the name of the wheels it was installed from, and the role takes a
+    runtime of the same name for this release's (absent and check mode run this release's modules in
+    it). By the directory's name alone, the same directory refilled with the next release's wheels
+    named the release before's runtime as this one's."""
+    from ansible_collections.pyforkexec.isolation.plugins.plugin_utils.wheel_sources import given_name
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "pyforkexec-1.0-cp39-abi3-linux_x86_64.whl").write_bytes(b"release 1")
+    first = given_name(str(wheels))
+    assert first.startswith("wheels-") and given_name(str(wheels) + "/") == first
+    (wheels / "pyforkexec-1.0-cp39-abi3-linux_x86_64.whl").write_bytes(b"release 1, rebuilt")
+    rebuilt = given_name(str(wheels))
+    (wheels / "pyforkexec-1.0-cp39-abi3-linux_x86_64.whl").rename(wheels / "pyforkexec-1.1-cp39-abi3.whl")
+    assert len({first, rebuilt, given_name(str(wheels))}) == 3
