@@ -24,10 +24,10 @@ NEWNET = int(fe.CLONE_NEWNET)
 HAS_IDS = ns_pins.ns_id_of("/proc/self/ns/net") is not None
 
 
-def _in_own_pid_namespace(uid):
-    """helpers/pin_reuse.py as PID 1 of a PID namespace of its own (root, or ``uid`` in a user namespace
-    of its own, where it is root), and what it reports."""
-    argv = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, SCRIPT]
+def _in_own_pid_namespace(uid, script=SCRIPT):
+    """``script`` (helpers/pin_reuse.py by default) as PID 1 of a PID namespace of its own (root, or
+    ``uid`` in a user namespace of its own, where it is root), and what it reports."""
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, script]
     if uid is not None:
         argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "unshare", "--user",
                 "--map-root-user", *argv[1:]]
@@ -158,14 +158,7 @@ def test_a_thread_s_path_is_pinned_by_the_thread_s_start(uid):
     thread of the same process, in a network namespace of its own (helpers/task_pin_reuse.py). Pinned by
     the start of process PID, which did not change, the join went into the new thread's namespace; the
     pin of such a path is the thread's start, read and opened through its own /proc directory."""
-    script = str(Path(__file__).parent / "helpers" / "task_pin_reuse.py")
-    argv = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, script]
-    if uid is not None:
-        argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "unshare", "--user",
-                "--map-root-user", *argv[1:]]
-    done, = run_as(NOBODY, [argv], timeout=120)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
+    report = _in_own_pid_namespace(uid, str(Path(__file__).parent / "helpers" / "task_pin_reuse.py"))
     if not report["reused"]:
         pytest.skip("the kernel did not give the freed TID to the next thread in 200 tries")
     assert report["before"] == report["meant"], report
